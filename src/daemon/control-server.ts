@@ -1,0 +1,125 @@
+import { createServer, createConnection, type Server, type Socket } from 'node:net';
+import { chmodSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { LineSplitter, parseRequest, type ControlReply, type ControlRequest } from '../util/ndjson.js';
+import { KeepaliveError, errorMessage, isKeepaliveError } from '../util/errors.js';
+
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+/** What the daemon answers on the control socket. Each handler may throw a KeepaliveError. */
+export type ControlHandlers = Record<string, (args: Record<string, unknown>) => unknown | Promise<unknown>>;
+
+export interface ControlServerOptions {
+  path: string;
+  handlers: ControlHandlers;
+  /** A client that sends no complete request for this long is disconnected (half-open clients). */
+  idleTimeoutMs?: number;
+  maxClients?: number;
+  onError?: (err: Error) => void;
+}
+
+/** Is something already answering on this unix socket path? */
+function probe(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * The control socket: a unix socket, mode 0600, newline-delimited JSON requests and replies.
+ * Hostile clients (garbage, oversized lines, never-finished lines, floods of connections) get an
+ * error reply or a closed connection; none of them can crash or stall the daemon.
+ */
+export class ControlServer {
+  private server: Server | null = null;
+  private readonly clients = new Set<Socket>();
+  private closed = false;
+
+  constructor(private readonly opts: ControlServerOptions) {}
+
+  async listen(): Promise<void> {
+    const { path } = this.opts;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    if (existsSync(path)) {
+      if (await probe(path)) throw new KeepaliveError('E_CONTROL_UNAVAILABLE', `control socket ${path} is in use by another running daemon`);
+      unlinkSync(path);
+    }
+    const server = createServer((sock) => this.accept(sock));
+    server.maxConnections = this.opts.maxClients ?? 64;
+    // The socket file must never exist with a wider mode than 0600, not even for a moment.
+    const old = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(path, () => { server.off('error', reject); resolve(); });
+      });
+    } finally {
+      process.umask(old);
+    }
+    chmodSync(path, 0o600);
+    server.on('error', (err) => this.opts.onError?.(err));
+    this.server = server;
+  }
+
+  private accept(sock: Socket): void {
+    this.clients.add(sock);
+    sock.setEncoding('utf8');
+    sock.setTimeout(this.opts.idleTimeoutMs ?? 10_000, () => sock.destroy());
+    sock.on('close', () => this.clients.delete(sock));
+    sock.on('error', () => sock.destroy());
+    const splitter = new LineSplitter(MAX_REQUEST_BYTES);
+    // Requests on one connection are answered in order.
+    let chain = Promise.resolve();
+    sock.on('data', (chunk: string) => {
+      for (const ev of splitter.push(chunk)) {
+        if (ev.kind === 'overflow') {
+          this.reply(sock, { ok: false, error: { code: 'E_CONTROL_PROTOCOL', message: `request line exceeds ${MAX_REQUEST_BYTES} bytes` } });
+          sock.end();
+          return;
+        }
+        chain = chain.then(() => this.handle(sock, ev.line));
+      }
+    });
+  }
+
+  private async handle(sock: Socket, line: string): Promise<void> {
+    const parsed = parseRequest(line);
+    if (!parsed.ok) {
+      this.reply(sock, { ok: false, error: { code: 'E_CONTROL_PROTOCOL', message: parsed.message } });
+      return;
+    }
+    this.reply(sock, await this.dispatch(parsed.req));
+  }
+
+  private async dispatch(req: ControlRequest): Promise<ControlReply> {
+    const handler = Object.hasOwn(this.opts.handlers, req.cmd) ? this.opts.handlers[req.cmd] : undefined;
+    if (!handler) {
+      const known = Object.keys(this.opts.handlers).join(', ');
+      return { id: req.id, ok: false, error: { code: 'E_CONTROL_PROTOCOL', message: `unknown command "${req.cmd}" (known: ${known})` } };
+    }
+    try {
+      return { id: req.id, ok: true, result: await handler(req.args ?? {}) };
+    } catch (err) {
+      const code = isKeepaliveError(err) ? err.code : 'E_INTERNAL';
+      const details = (err as { issues?: unknown }).issues;
+      return { id: req.id, ok: false, error: { code, message: errorMessage(err), ...(details ? { details } : {}) } };
+    }
+  }
+
+  private reply(sock: Socket, reply: ControlReply): void {
+    if (!sock.destroyed && sock.writable) sock.write(`${JSON.stringify(reply)}\n`);
+  }
+
+  /** Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.clients) c.destroy();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    try { unlinkSync(this.opts.path); } catch { /* already gone */ }
+  }
+}

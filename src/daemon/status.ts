@@ -1,0 +1,53 @@
+/** The shape `status` returns over the control socket (and `status --json` prints). */
+export interface VrrpInstanceStatus {
+  name: string;
+  interface: string;
+  vrid: number;
+  version: number;
+  family: 4 | 6;
+  state: string;
+  priority: number;
+  effective_priority: number;
+  master: string | null;
+  vips: string[];
+  owned_vips: string[];
+  transitions: number;
+  adverts_sent: number;
+  adverts_received: number;
+  drops: Record<string, number>;
+}
+
+export interface RealServerStatus {
+  address: string;
+  port: number;
+  weight: number;
+  up: boolean;
+  active_conns: number;
+  inact_conns: number;
+  conns: number;
+  in_bytes: number;
+  out_bytes: number;
+}
+
+export interface VirtualServerStatus {
+  address: string;
+  port: number;
+  protocol: string;
+  lb_algo: string;
+  serving: boolean;
+  sorry: boolean;
+  conns: number;
+  in_bytes: number;
+  out_bytes: number;
+  real_servers: RealServerStatus[];
+}
+
+export interface StatusReport {
+  router_id: string;
+  pid: number;
+  version: string;
+  config_file: string;
+  uptime_s: number;
+  vrrp: VrrpInstanceStatus[];
+  virtual_servers: VirtualServerStatus[];
+}

@@ -1,0 +1,31 @@
+/**
+ * Coded errors (undici style): every error the daemon raises on purpose carries a stable `code`
+ * so callers and tests match on the code, never on message text.
+ */
+export type ErrorCode =
+  | 'E_CONFIG_INVALID'
+  | 'E_CONFIG_READ'
+  | 'E_PRIVILEGE'
+  | 'E_CONTROL_PROTOCOL'
+  | 'E_CONTROL_UNAVAILABLE'
+  | 'E_NETLINK'
+  | 'E_SOCKET'
+  | 'E_CLOSED'
+  | 'E_NATIVE';
+
+export class KeepaliveError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'KeepaliveError';
+  }
+}
+
+export function isKeepaliveError(err: unknown, code?: ErrorCode): err is KeepaliveError {
+  return err instanceof KeepaliveError && (code === undefined || err.code === code);
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
