@@ -1,0 +1,209 @@
+/**
+ * Typed wrappers over the keepalive_native N-API addon (native/keepalive_native.c): a send-only
+ * AF_PACKET socket for GARP/NA frames and a raw IPv6 socket that reports the hop limit, which the
+ * `raw-socket` package cannot do (Linux raw IPv6 sockets never expose the IPv6 header).
+ *
+ * The addon is loaded lazily so that pure modules importing this file (and unit tests) work on a
+ * machine where it has not been built; the first real use then fails with a clear E_NATIVE error.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { KeepaliveError, errorMessage } from '../util/errors.js';
+import { macToBuffer } from './frames.js';
+
+/** Opaque handle returned by the addon for a raw IPv6 socket. */
+type Raw6Handle = { readonly __raw6: unique symbol };
+
+type Raw6NativeCallback = (
+  err: (Error & { code?: string }) | null,
+  payload?: Buffer,
+  src?: string,
+  hopLimit?: number,
+  ifindex?: number,
+  dst?: string,
+) => void;
+
+interface NativeBinding {
+  packetOpen(ifindex: number): number;
+  packetSend(fd: number, ifindex: number, frame: Buffer, dstMac: Buffer): number;
+  close(fd: number): void;
+  raw6Open(
+    ifindex: number,
+    protocol: number,
+    group: string | null,
+    bindToDevice: boolean,
+    callback: Raw6NativeCallback,
+  ): Raw6Handle;
+  raw6Send(handle: Raw6Handle, payload: Buffer, dst: string, ifindex: number, src: string | null): number;
+  raw6Close(handle: Raw6Handle): void;
+}
+
+// dist/src/net/native.js -> repo root is three levels up; the addon lives in build/Release there.
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const addonPath = path.join(repoRoot, 'build', 'Release', 'keepalive_native.node');
+
+let binding: NativeBinding | undefined;
+
+function native(): NativeBinding {
+  if (binding) return binding;
+  try {
+    const require = createRequire(path.join(repoRoot, 'package.json'));
+    binding = require(addonPath) as NativeBinding;
+    return binding;
+  } catch (err) {
+    throw new KeepaliveError(
+      'E_NATIVE',
+      `cannot load native addon ${addonPath} (run npm run build): ${errorMessage(err)}`,
+      { cause: err },
+    );
+  }
+}
+
+/** The errno name (e.g. 'EPERM', 'EAGAIN') behind a socket error raised by this module, if any. */
+export function errnoCode(err: unknown): string | undefined {
+  const cause = err instanceof KeepaliveError ? err.cause : err;
+  const code = (cause as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function socketError(what: string, err: unknown): Error {
+  // Bad arguments (TypeError/RangeError from the addon's checks) are caller bugs, not socket
+  // failures: let them through unchanged.
+  if (err instanceof KeepaliveError || err instanceof TypeError || err instanceof RangeError) return err;
+  return new KeepaliveError('E_SOCKET', `${what}: ${errorMessage(err)}`, { cause: err });
+}
+
+/** Send-only AF_PACKET socket bound to one interface (protocol 0: never receives). */
+export class PacketSocket {
+  readonly ifindex: number;
+  #fd: number;
+
+  private constructor(fd: number, ifindex: number) {
+    this.#fd = fd;
+    this.ifindex = ifindex;
+  }
+
+  static open(ifindex: number): PacketSocket {
+    const n = native();
+    try {
+      return new PacketSocket(n.packetOpen(ifindex), ifindex);
+    } catch (err) {
+      throw socketError(`AF_PACKET socket on ifindex ${ifindex}`, err);
+    }
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** Sends a complete Ethernet frame; dstMac defaults to the frame's own destination. */
+  send(frame: Buffer, dstMac?: string | Buffer): number {
+    if (this.#fd < 0) throw new KeepaliveError('E_CLOSED', 'packet socket is closed');
+    const mac = dstMac === undefined ? frame.subarray(0, 6) : typeof dstMac === 'string' ? macToBuffer(dstMac) : dstMac;
+    try {
+      return native().packetSend(this.#fd, this.ifindex, frame, Buffer.from(mac));
+    } catch (err) {
+      throw socketError(`send on ifindex ${this.ifindex}`, err);
+    }
+  }
+
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    // Mark closed first: even if close(2) reports an error the fd number must never be reused.
+    this.#fd = -1;
+    native().close(fd);
+  }
+}
+
+export interface Raw6Message {
+  payload: Buffer;
+  /** Source address, without a zone suffix (the arrival interface is `ifindex`). */
+  src: string;
+  /** Destination address the datagram was sent to (IPV6_PKTINFO): the group, or a unicast address. */
+  dst: string;
+  /** IPv6 hop limit the datagram arrived with (-1 if the kernel did not report it). */
+  hopLimit: number;
+  ifindex: number;
+}
+
+export interface Raw6Options {
+  ifindex: number;
+  /** IP protocol number; VRRP is 112. */
+  protocol?: number;
+  /** Multicast group to join on `ifindex`; null joins none (unicast peers). Default ff02::12. */
+  group?: string | null;
+  /** SO_BINDTODEVICE to `ifindex` so only datagrams arriving there are delivered. */
+  bindToDevice?: boolean;
+}
+
+export const VRRP_PROTOCOL = 112;
+export const VRRP_GROUP_V6 = 'ff02::12';
+
+/**
+ * Raw IPv6 socket with hop limit 255 on send, multicast loop off, kernel checksumming off, and a
+ * receive path that reports hop limit and arrival interface per datagram. Keeps the process
+ * alive while open, like a bound dgram socket.
+ */
+export class Raw6Socket {
+  readonly ifindex: number;
+  #handle: Raw6Handle | undefined;
+
+  private constructor(handle: Raw6Handle, ifindex: number) {
+    this.#handle = handle;
+    this.ifindex = ifindex;
+  }
+
+  static open(
+    opts: Raw6Options,
+    onMessage: (msg: Raw6Message) => void,
+    onError: (err: KeepaliveError) => void = (err) => {
+      throw err;
+    },
+  ): Raw6Socket {
+    const n = native();
+    const group = opts.group === undefined ? VRRP_GROUP_V6 : opts.group;
+    const callback: Raw6NativeCallback = (err, payload, src, hopLimit, ifindex, dst) => {
+      if (err) onError(new KeepaliveError('E_SOCKET', `raw6 receive: ${err.message}`, { cause: err }));
+      else onMessage({ payload: payload!, src: src!, dst: dst!, hopLimit: hopLimit!, ifindex: ifindex! });
+    };
+    try {
+      const handle = n.raw6Open(opts.ifindex, opts.protocol ?? VRRP_PROTOCOL, group, opts.bindToDevice ?? false, callback);
+      return new Raw6Socket(handle, opts.ifindex);
+    } catch (err) {
+      throw socketError(`raw IPv6 socket on ifindex ${opts.ifindex}`, err);
+    }
+  }
+
+  get closed(): boolean {
+    return this.#handle === undefined;
+  }
+
+  /** Sends `payload` (no IPv6 header) to `dst` out of this socket's interface, from `src` if given. */
+  send(payload: Buffer, dst: string, src?: string): number {
+    if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'raw IPv6 socket is closed');
+    try {
+      return native().raw6Send(this.#handle, payload, dst, this.ifindex, src ?? null);
+    } catch (err) {
+      throw socketError(`raw6 send to ${dst}`, err);
+    }
+  }
+
+  close(): void {
+    if (!this.#handle) return;
+    const handle = this.#handle;
+    this.#handle = undefined;
+    native().raw6Close(handle);
+  }
+}
+
+/** True when the addon can be loaded (for diagnostics; operations throw E_NATIVE otherwise). */
+export function nativeAvailable(): boolean {
+  try {
+    native();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Owns the virtual IP addresses of one VRRP instance on one interface. While acquired (MASTER),
+ * it listens for address notifications and puts back a VIP that something else removed — an
+ * operator's `ip addr del`, NetworkManager, or the kernel flushing IPv6 addresses on link down —
+ * counting each restoration.
+ */
+import { parseCidr, type AddAddressOptions, type AddressEvent, type Rtnl, type RtnlWatcher } from './rtnl.js';
+
+/** The part of Rtnl a VipManager needs (lets unit tests substitute an in-memory kernel). */
+export type VipRtnl = Pick<Rtnl, 'listAddresses' | 'addAddress' | 'deleteAddress' | 'watch'>;
+
+export interface VipManagerOptions {
+  /** IPv4 label for the VIPs (keepalived's `label`). */
+  label?: string;
+  onRestored?: (vip: string) => void;
+  /** Errors raised in the background (restoring a VIP); acquire/release reject instead. */
+  onError?: (err: unknown) => void;
+}
+
+interface Vip {
+  cidr: string;
+  key: string;
+}
+
+export class VipManager {
+  readonly #rtnl: VipRtnl;
+  readonly #ifindex: number;
+  readonly #vips: Vip[];
+  readonly #opts: VipManagerOptions;
+  #acquired = false;
+  #watcher: RtnlWatcher | undefined;
+  #restored = 0;
+  // Every state change runs on this chain, so acquire/release/restore never interleave.
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(rtnl: VipRtnl, ifindex: number, vips: readonly string[], opts: VipManagerOptions = {}) {
+    this.#rtnl = rtnl;
+    this.#ifindex = ifindex;
+    this.#opts = opts;
+    this.#vips = vips.map((v) => {
+      const { address, prefix } = parseCidr(v);
+      return { cidr: `${address}/${prefix}`, key: `${address}/${prefix}` };
+    });
+  }
+
+  get acquired(): boolean {
+    return this.#acquired;
+  }
+
+  /** VIPs put back after someone else removed them while acquired. */
+  get restored(): number {
+    return this.#restored;
+  }
+
+  #run(step: () => Promise<void>): Promise<void> {
+    const next = this.#chain.then(step);
+    this.#chain = next.catch(() => undefined);
+    return next;
+  }
+
+  #background(step: () => Promise<void>): void {
+    this.#run(step).catch((err: unknown) => this.#opts.onError?.(err));
+  }
+
+  /** Adds the VIPs that are missing and starts guarding them. Idempotent. */
+  acquire(): Promise<void> {
+    return this.#run(async () => {
+      if (this.#acquired) return;
+      // Subscribe before listing, so a removal racing with the initial sync is not missed.
+      const watcher = this.#rtnl.watch();
+      watcher.on('address', (ev) => this.#onAddress(ev));
+      watcher.on('error', () => this.#background(() => this.#sync(true)));
+      this.#watcher = watcher;
+      this.#acquired = true;
+      try {
+        await this.#sync(false);
+      } catch (err) {
+        this.#acquired = false;
+        this.#watcher = undefined;
+        watcher.close();
+        throw err;
+      }
+    });
+  }
+
+  /** Stops guarding and removes every VIP (missing ones are fine). Idempotent. */
+  release(): Promise<void> {
+    return this.#run(async () => {
+      this.#acquired = false;
+      const watcher = this.#watcher;
+      this.#watcher = undefined;
+      watcher?.close();
+      for (const vip of this.#vips) await this.#rtnl.deleteAddress(this.#ifindex, vip.cidr);
+    });
+  }
+
+  #addOptions(): AddAddressOptions {
+    return this.#opts.label === undefined ? {} : { label: this.#opts.label };
+  }
+
+  async #sync(countAsRestored: boolean): Promise<void> {
+    if (!this.#acquired) return;
+    const present = new Set((await this.#rtnl.listAddresses(this.#ifindex)).map((a) => `${a.address}/${a.prefix}`));
+    for (const vip of this.#vips) {
+      if (present.has(vip.key)) continue;
+      await this.#rtnl.addAddress(this.#ifindex, vip.cidr, this.#addOptions());
+      if (countAsRestored) this.#noteRestored(vip);
+    }
+  }
+
+  #onAddress(ev: AddressEvent): void {
+    if (!ev.removed || ev.index !== this.#ifindex || !this.#acquired) return;
+    const key = `${ev.address}/${ev.prefix}`;
+    const vip = this.#vips.find((v) => v.key === key);
+    if (!vip) return;
+    this.#background(async () => {
+      if (!this.#acquired) return;
+      await this.#rtnl.addAddress(this.#ifindex, vip.cidr, this.#addOptions());
+      this.#noteRestored(vip);
+    });
+  }
+
+  #noteRestored(vip: Vip): void {
+    this.#restored++;
+    this.#opts.onRestored?.(vip.cidr);
+  }
+}
