@@ -15,6 +15,8 @@ export interface VrrpInstanceStatus {
   adverts_sent: number;
   adverts_received: number;
   drops: Record<string, number>;
+  /** VIPs put back after someone else deleted them while MASTER. */
+  vips_restored: number;
 }
 
 export interface RealServerStatus {
@@ -49,5 +51,7 @@ export interface StatusReport {
   config_file: string;
   uptime_s: number;
   vrrp: VrrpInstanceStatus[];
+  /** Drops no instance could be blamed for (undecodable, unknown VRID), per socket "eth0/v4". */
+  vrrp_socket_drops: Record<string, Record<string, number>>;
   virtual_servers: VirtualServerStatus[];
 }

@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'E_NETLINK'
   | 'E_SOCKET'
   | 'E_CLOSED'
-  | 'E_NATIVE';
+  | 'E_NATIVE'
+  | 'E_RELOAD_UNSUPPORTED';
 
 export class KeepaliveError extends Error {
   readonly code: ErrorCode;

@@ -1,0 +1,143 @@
+/**
+ * Composition root: builds the engines from a loaded config and the real system dependencies, and
+ * exposes what the control socket and signals need (status, reload, stop). Wiring only.
+ */
+import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { loadConfigFile, type Config } from '../config/index.js';
+import { KeepaliveError } from '../util/errors.js';
+import { Announcer } from '../net/announcer.js';
+import { PacketSocket } from '../net/native.js';
+import { Rtnl } from '../net/rtnl.js';
+import { VipManager } from '../net/vips.js';
+import { VrrpManager } from '../vrrp/manager.js';
+import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
+import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
+import { ControlServer } from './control-server.js';
+import type { StatusReport } from './status.js';
+
+const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
+
+export interface DaemonOptions {
+  configPath: string;
+  controlSocket?: string;
+  pidFile?: string;
+  log: Logger;
+}
+
+export class Daemon {
+  #config: Config;
+  #vrrp: VrrpManager | undefined;
+  #control: ControlServer | undefined;
+  #rtnl: Rtnl | undefined;
+  readonly #packetSockets = new Map<number, PacketSocket>();
+  readonly #startedAt = Date.now();
+  #stopping: Promise<void> | undefined;
+
+  private constructor(private readonly opts: DaemonOptions, config: Config) {
+    this.#config = config;
+  }
+
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const config = await loadConfigFile(opts.configPath);
+    const d = new Daemon(opts, config);
+    try {
+      await d.#start();
+    } catch (err) {
+      await d.stop();
+      throw err;
+    }
+    return d;
+  }
+
+  get pidFile(): string {
+    return this.opts.pidFile ?? this.#config.global.pid_file;
+  }
+
+  get controlPath(): string {
+    return this.opts.controlSocket ?? this.#config.global.control_socket;
+  }
+
+  #packetSocket(ifindex: number): PacketSocket {
+    let s = this.#packetSockets.get(ifindex);
+    if (!s) { s = PacketSocket.open(ifindex); this.#packetSockets.set(ifindex, s); }
+    return s;
+  }
+
+  async #start(): Promise<void> {
+    const { log } = this.opts;
+    const g = this.#config.global;
+    this.#rtnl = Rtnl.open();
+    const rtnl = this.#rtnl;
+    this.#vrrp = await VrrpManager.create(this.#config, {
+      rtnl,
+      log,
+      transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
+      vipManager: (ifindex, vips, onRestored) => new VipManager(rtnl, ifindex, vips, { onRestored, onError: (err) => log.error({ err: String(err) }, 'VIP manager error') }),
+      announcer: (link, vips, cfg) => new Announcer({
+        mac: link.mac,
+        vips,
+        send: (frame) => { this.#packetSocket(link.index).send(frame); },
+        timing: {
+          garpMasterRepeat: cfg.garp_master_repeat,
+          garpMasterDelay: cfg.garp_master_delay,
+          garpMasterRefresh: cfg.garp_master_refresh,
+          garpMasterRefreshRepeat: cfg.garp_master_refresh_repeat,
+          garpInterval: g.vrrp_garp_interval,
+          gnaInterval: g.vrrp_gna_interval,
+        },
+        onError: (err, vip) => log.warn({ err: String(err), vip }, 'gratuitous ARP/NA send failed'),
+      }),
+    });
+    this.#control = new ControlServer({
+      path: this.controlPath,
+      handlers: { status: () => this.status(), reload: () => this.reload() },
+      onError: (err) => log.warn({ err: err.message }, 'control socket error'),
+    });
+    await this.#control.listen();
+    if (this.pidFile) writeFileSync(this.pidFile, `${process.pid}\n`);
+    await this.#vrrp.start();
+    log.info({ config: this.opts.configPath, control_socket: this.controlPath, instances: this.#config.vrrp_instance.length }, 'keepalive-ts started');
+  }
+
+  status(): StatusReport {
+    return {
+      router_id: this.#config.global.router_id,
+      pid: process.pid,
+      version: VERSION,
+      config_file: this.opts.configPath,
+      uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+      vrrp: this.#vrrp?.status() ?? [],
+      vrrp_socket_drops: this.#vrrp?.socketDrops() ?? {},
+      virtual_servers: [],
+    };
+  }
+
+  /**
+   * Loads and validates the file again. An invalid file is rejected with every problem listed and
+   * the running config stays as it is. Applying a changed config in place (keeping VRRP state, VIPs
+   * and connections) is the reload plan's job; until it exists a changed file is refused, not
+   * half-applied.
+   */
+  async reload(): Promise<{ summary: string[] }> {
+    const next = await loadConfigFile(this.opts.configPath);
+    const strip = (c: Config) => JSON.stringify({ ...c, file: '' });
+    if (strip(next) === strip(this.#config)) return { summary: [] };
+    throw new KeepaliveError('E_RELOAD_UNSUPPORTED', 'the new config is valid but differs from the running one; applying changes in place is not supported yet, restart to apply them (the running config is unchanged)');
+  }
+
+  /** Graceful stop. Idempotent; concurrent callers share one stop. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      await this.#vrrp?.stop();
+      await this.#control?.close();
+      for (const s of this.#packetSockets.values()) s.close();
+      this.#rtnl?.close();
+      if (this.pidFile) { try { unlinkSync(this.pidFile); } catch { /* not written */ } }
+      this.opts.log.info('keepalive-ts stopped');
+    })();
+    return this.#stopping;
+  }
+}

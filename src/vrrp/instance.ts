@@ -1,0 +1,156 @@
+/**
+ * The thin shell around the pure state machine: feeds it events with the current time, executes the
+ * actions it returns (advert out, VIPs, announcements, the one timer, notifications) and keeps the
+ * counters that status and metrics report. No VRRP decisions are made here.
+ */
+import { checkAdvert, type AdvertExpectation } from './packet.js';
+import type { DropReason } from './drop.js';
+import { initialState, step, type VrrpAction, type VrrpEvent, type VrrpParams, type VrrpState, type VrrpStateName, type TransitionReason } from './state.js';
+import type { ReceivedAdvert } from './types.js';
+
+export interface Clock {
+  /** Monotonic milliseconds. */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+/** What the instance asks of the world. VIP operations may be slow; the shell serialises them. */
+export interface InstanceEffects {
+  sendAdvert(priority: number): void;
+  addVips(): Promise<void>;
+  removeVips(): Promise<void>;
+  /** Start the gratuitous ARP / unsolicited NA bursts (after the VIPs are in place). */
+  announce(): void;
+  /** Cancel pending bursts (on leaving MASTER). */
+  stopAnnounce(): void;
+  notify(state: VrrpStateName, priority: number): void;
+  onTransition(from: VrrpStateName, to: VrrpStateName, reason: TransitionReason): void;
+  onError(err: unknown, what: string): void;
+}
+
+export interface InstanceCounters {
+  advertsSent: number;
+  advertsReceived: number;
+  transitions: number;
+  drops: Partial<Record<DropReason, number>>;
+}
+
+export class VrrpInstance {
+  #state: VrrpState;
+  #timer: unknown = undefined;
+  #vipChain: Promise<void> = Promise.resolve();
+  #vipsOwned = false;
+  readonly counters: InstanceCounters = { advertsSent: 0, advertsReceived: 0, transitions: 0, drops: {} };
+  /** Listeners for every step (sync groups reconcile here). */
+  readonly #observers: ((before: VrrpState, after: VrrpState) => void)[] = [];
+
+  constructor(
+    readonly name: string,
+    params: VrrpParams,
+    private readonly expect: AdvertExpectation,
+    private readonly effects: InstanceEffects,
+    private readonly clock: Clock = realClock,
+  ) {
+    this.#state = initialState(params);
+  }
+
+  get state(): VrrpState { return this.#state; }
+  get vipsOwned(): boolean { return this.#vipsOwned; }
+  /** Resolves when every queued VIP add/remove has been applied. */
+  get settled(): Promise<void> { return this.#vipChain; }
+
+  observe(fn: (before: VrrpState, after: VrrpState) => void): void { this.#observers.push(fn); }
+
+  countDrop(reason: DropReason): void {
+    this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
+  }
+
+  /** An advert for our VRID that decoded cleanly: apply the per-instance checks, then the machine. */
+  receive(advert: ReceivedAdvert): void {
+    const reason = checkAdvert(advert, this.expect, advert.source);
+    if (reason) {
+      this.countDrop(reason);
+      return;
+    }
+    this.counters.advertsReceived++;
+    this.dispatch({ type: 'advert', advert });
+  }
+
+  dispatch(event: VrrpEvent): void {
+    const before = this.#state;
+    const { state, actions } = step(before, event, this.clock.now());
+    this.#state = state;
+    for (const a of actions) this.#execute(a);
+    for (const o of this.#observers) o(before, state);
+  }
+
+  #execute(a: VrrpAction): void {
+    switch (a.type) {
+      case 'send_advert':
+        this.counters.advertsSent++;
+        this.effects.sendAdvert(a.priority);
+        return;
+      case 'add_vips':
+        this.#vipsOwned = true;
+        this.#queueVips(() => this.effects.addVips(), 'add VIPs');
+        return;
+      case 'announce':
+        // Only once the addresses exist: a GARP for an address we do not answer for is a lie.
+        this.#vipChain = this.#vipChain.then(() => { if (this.#vipsOwned) this.effects.announce(); });
+        return;
+      case 'remove_vips':
+        this.#vipsOwned = false;
+        this.effects.stopAnnounce();
+        this.#queueVips(() => this.effects.removeVips(), 'remove VIPs');
+        return;
+      case 'set_timer':
+        this.#arm(a.at);
+        return;
+      case 'cancel_timer':
+        this.#disarm();
+        return;
+      case 'notify':
+        this.effects.notify(a.state, this.#state.effectivePriority);
+        return;
+      case 'transition':
+        this.counters.transitions++;
+        this.effects.onTransition(a.from, a.to, a.reason);
+        return;
+    }
+  }
+
+  #queueVips(op: () => Promise<void>, what: string): void {
+    this.#vipChain = this.#vipChain.then(op).catch((err: unknown) => this.effects.onError(err, what));
+  }
+
+  #arm(at: number): void {
+    this.#disarm();
+    const delay = Math.max(0, at - this.clock.now());
+    this.#timer = this.clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.dispatch({ type: 'timer' });
+    }, delay);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  start(): void { this.dispatch({ type: 'start' }); }
+
+  /** Priority-0 advert if MASTER, VIPs removed, timer cancelled. Resolves once the VIPs are gone. */
+  async shutdown(): Promise<void> {
+    if (this.#state.name !== 'STOP' && this.#state.name !== 'INIT') this.dispatch({ type: 'shutdown' });
+    this.#disarm();
+    this.effects.stopAnnounce();
+    await this.#vipChain;
+  }
+}

@@ -1,0 +1,27 @@
+import type { IpFamily } from './types.js';
+import type { DropReason } from './drop.js';
+
+/** One VRRP packet as a transport hands it up: IP-level facts plus the VRRP payload. */
+export interface VrrpPacketIn {
+  family: IpFamily;
+  src: string;
+  dst: string;
+  ttl: number;
+  ifindex: number;
+  payload: Buffer;
+}
+
+/**
+ * A VRRP socket bound to one interface and address family. Several instances share one transport
+ * (demultiplexed by VRID above it). `send` never throws: failures are reported through onError so a
+ * transient ENOBUFS cannot take an instance down.
+ */
+export interface VrrpTransport {
+  readonly family: IpFamily;
+  readonly ifindex: number;
+  send(payload: Buffer, src: string, dst: string): void;
+  /** `onMalformed` gets packets the transport could not even split into IP facts and payload. */
+  onPacket(cb: (pkt: VrrpPacketIn) => void, onMalformed: (reason: DropReason) => void): void;
+  onError(cb: (err: Error) => void): void;
+  close(): void;
+}

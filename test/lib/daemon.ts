@@ -1,0 +1,99 @@
+// Runs keepalive-ts itself inside lab hosts and talks to it over its control socket.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { controlRequest } from '../../src/cli/control-client.js';
+import type { StatusReport, VrrpInstanceStatus } from '../../src/daemon/status.js';
+import type { Lab, LabHost, LabProcess } from './netns.js';
+import { waitFor } from './procs.js';
+
+/** dist/src/cli/main.js, resolved from this compiled file (dist/test/lib/daemon.js). */
+export const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+export interface Director {
+  host: LabHost;
+  proc: LabProcess;
+  configPath: string;
+  socket: string;
+  status(): Promise<StatusReport>;
+  instance(name?: string): Promise<VrrpInstanceStatus>;
+}
+
+/** Writes `toml` and starts `keepalive-ts run` in `host`; resolves once its control socket answers. */
+export async function startDirector(lab: Lab, host: LabHost, toml: string, opts: { args?: string[]; env?: Record<string, string> } = {}): Promise<Director> {
+  const dir = join(lab.tmpDir, `kt-${host.name}`);
+  await mkdir(dir, { recursive: true });
+  const configPath = join(dir, 'keepalive.toml');
+  const socket = join(dir, 'ctl.sock');
+  await writeFile(configPath, toml);
+  const proc = host.spawn(['node', CLI, 'run', '--config', configPath, '--control-socket', socket, '--log-format', 'pretty', '--log-level', 'debug', ...(opts.args ?? [])], { env: opts.env });
+  const status = async () => {
+    const r = await controlRequest(socket, 'status', {}, 5_000);
+    if (!r.ok) throw new Error(r.error.message);
+    return r.result as StatusReport;
+  };
+  let dead = false;
+  void proc.exited.then(() => (dead = true));
+  await waitFor(async () => {
+    if (dead) throw new Error(`keepalive-ts on ${host.name} exited:\n${proc.output()}`);
+    return status().then(() => true, () => false);
+  }, 15_000, `keepalive-ts control socket on ${host.name}`, 50);
+  return {
+    host, proc, configPath, socket, status,
+    instance: async (name = 'VI_1') => {
+      const s = (await status()).vrrp.find((v) => v.name === name);
+      if (!s) throw new Error(`no instance ${name} on ${host.name}`);
+      return s;
+    },
+  };
+}
+
+/** A keepalive-ts config with one VRRP instance (the common case of the VRRP tests). */
+export function directorToml(o: {
+  routerId: string;
+  vrid?: number;
+  priority: number;
+  vips: string[];
+  version?: 2 | 3;
+  advertInt?: number;
+  password?: string;
+  nopreempt?: boolean;
+  preemptDelay?: number;
+  garpDelay?: number;
+  garpRepeat?: number;
+  extraInstance?: string;
+  extra?: string;
+}): string {
+  const lines = [
+    '[global]',
+    `router_id = "${o.routerId}"`,
+    'metrics_listen = ""',
+    '',
+    '[[vrrp_instance]]',
+    'name = "VI_1"',
+    'interface = "eth0"',
+    `virtual_router_id = ${o.vrid ?? 51}`,
+    `priority = ${o.priority}`,
+    `advert_int = ${o.advertInt ?? 1}`,
+    `version = ${o.version ?? 3}`,
+    `virtual_ipaddress = [${o.vips.map((v) => `"${v}"`).join(', ')}]`,
+    `garp_master_delay = ${o.garpDelay ?? 1}`,
+    `garp_master_repeat = ${o.garpRepeat ?? 5}`,
+  ];
+  if (o.password !== undefined) lines.push(`authentication = { type = "PASS", password = "${o.password}" }`);
+  if (o.nopreempt) lines.push('nopreempt = true');
+  if (o.preemptDelay !== undefined) lines.push(`preempt_delay = ${o.preemptDelay}`);
+  if (o.extraInstance) lines.push(o.extraInstance);
+  if (o.extra) lines.push('', o.extra);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Addresses on the host's eth0 (bare, both families). */
+export async function addressesOf(host: LabHost): Promise<string[]> {
+  const r = await host.exec(['ip', '-o', 'addr', 'show', 'dev', 'eth0']);
+  return [...r.stdout.matchAll(/inet6? ([0-9a-f.:]+)\//g)].map((m) => m[1]!);
+}
+
+export async function hasVip(host: LabHost, vip: string): Promise<boolean> {
+  return (await addressesOf(host)).includes(vip.split('/')[0]!);
+}
