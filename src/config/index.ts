@@ -1,0 +1,7 @@
+export { parseConfig, loadConfigFile } from './load.js';
+export { ConfigError, formatIssue, formatPath, type ConfigIssue, type KeyPath } from './issues.js';
+export { describeConfig, schemaRows, type SchemaRow } from './docs.js';
+export * as schema from './schema.js';
+export { describeSpec, type FieldSpec, type Fields, type ValueSpec, type StringFormat, type DefaultScope } from './schema-types.js';
+export { parseCidr, parseIp, parseListen, type AddressFamily, type ParsedAddress, type ParsedCidr, type ListenAddress } from './net.js';
+export type * from './types.js';

@@ -1,0 +1,346 @@
+import { hostname } from 'node:os';
+import type { FieldSpec, Fields, ValueSpec } from './schema-types.js';
+
+/*
+ * The one list of every config key: type, default, constraint, doc line and keepalived spelling.
+ * The validator, the generated docs (schemaRows) and the example-config test all read it, so they
+ * cannot drift apart. Cross-key rules (VRID uniqueness, references, version-dependent ranges) live
+ * in semantic.ts.
+ */
+
+const str = (extra: Omit<Extract<ValueSpec, { kind: 'string' }>, 'kind'> = {}): ValueSpec => ({ kind: 'string', ...extra });
+const int = (min?: number, max?: number): ValueSpec => ({ kind: 'integer', min, max });
+const num = (min?: number, max?: number): ValueSpec => ({ kind: 'number', min, max });
+const BOOL: ValueSpec = { kind: 'boolean' };
+const NAME = str({ minLength: 1 });
+const PORT = int(1, 65535);
+const IP = str({ format: 'ip' });
+const SECONDS = num(0);
+const POSITIVE_SECONDS = num(0.001);
+const TRACK_WEIGHT = int(-253, 253);
+const arrayOf = (of: ValueSpec, minItems?: number): ValueSpec => ({ kind: 'array', of, minItems });
+const tables = (fields: Fields, scope?: 'virtual_server' | 'real_server'): ValueSpec => ({
+  kind: 'array',
+  of: { kind: 'table', fields, scope },
+});
+
+export const LB_ALGOS = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'sh', 'dh', 'mh', 'lblc', 'lblcr', 'fo', 'ovf'] as const;
+export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK'] as const;
+export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA'] as const;
+
+function field(type: ValueSpec, doc: string, keepalived: string | null, extra: Omit<FieldSpec, 'type' | 'doc' | 'keepalived'> = {}): FieldSpec {
+  return { type, doc, keepalived, ...extra };
+}
+
+const NOTIFY_DOC = (what: string): string => `script or command run when ${what}`;
+
+/** `track_script = ["chk", { name = "chk2", weight = -20 }]`; likewise track_interface. */
+const trackList = (what: string): ValueSpec =>
+  arrayOf({
+    kind: 'oneOf',
+    options: [
+      NAME,
+      {
+        kind: 'table',
+        fields: {
+          name: field(NAME, `${what} name`, null, { required: true }),
+          weight: field(TRACK_WEIGHT, 'priority change while failing (0 = go to FAULT)', 'weight'),
+        },
+      },
+    ],
+  });
+
+export const GLOBAL_FIELDS = {
+  router_id: field(NAME, 'identifies this director in logs and notifications', 'router_id', {
+    defaultFn: () => hostname(),
+    defaultText: 'the hostname',
+  }),
+  control_socket: field(NAME, 'Unix socket for the keepalive-ts CLI (status, reload)', null, { default: '/run/keepalive-ts.sock' }),
+  metrics_listen: field(str({ format: 'listen' }), 'Prometheus /metrics listen address; "" disables the endpoint', null, {
+    default: '127.0.0.1:9650',
+  }),
+  pid_file: field(NAME, 'pid file written at startup', 'pid_file', { default: '/run/keepalive-ts.pid' }),
+  vrrp_mcast_group4: field(str({ format: 'multicast4' }), 'IPv4 multicast group for VRRP adverts', 'vrrp_mcast_group4', {
+    default: '224.0.0.18',
+  }),
+  vrrp_mcast_group6: field(str({ format: 'multicast6' }), 'IPv6 multicast group for VRRP adverts', 'vrrp_mcast_group6', {
+    default: 'ff02::12',
+  }),
+  vrrp_version: field(int(2, 3), 'default VRRP version of instances', 'vrrp_version', { default: 2 }),
+  vrrp_garp_master_delay: field(int(0), 'seconds after becoming MASTER before the second burst of gratuitous ARPs/NAs', 'vrrp_garp_master_delay', { default: 5 }),
+  vrrp_garp_master_repeat: field(int(1), 'gratuitous ARPs/NAs sent per burst on becoming MASTER', 'vrrp_garp_master_repeat', { default: 5 }),
+  vrrp_garp_master_refresh: field(int(0), 'seconds between periodic gratuitous ARP refreshes while MASTER (0 = off)', 'vrrp_garp_master_refresh', { default: 0 }),
+  vrrp_garp_master_refresh_repeat: field(int(1), 'gratuitous ARPs per refresh', 'vrrp_garp_master_refresh_repeat', { default: 1 }),
+  vrrp_garp_interval: field(SECONDS, 'seconds between gratuitous ARPs on one interface (0 = back to back)', 'vrrp_garp_interval', { default: 0 }),
+  vrrp_gna_interval: field(SECONDS, 'seconds between unsolicited neighbour adverts on one interface (0 = back to back)', 'vrrp_gna_interval', { default: 0 }),
+  vrrp_startup_delay: field(SECONDS, 'seconds to wait after startup before VRRP instances start', 'vrrp_startup_delay', { default: 0 }),
+  v3_checksum_as_v2: field(BOOL, 'compute VRRPv3 IPv4 checksums without the pseudo-header (old keepalived peers)', 'vrrp_v3_checksum_as_v2', { default: false }),
+  drain_timeout: field(SECONDS, 'seconds existing connections may finish on stop or demotion before they are closed', null, { default: 30 }),
+  enable_script_security: field(BOOL, 'refuse to run scripts that a non-root user could modify', 'enable_script_security', { default: false }),
+  script_user: field(NAME, 'user (and optional ":group") scripts run as when not set per script', 'script_user', {
+    defaultText: 'the user keepalive-ts runs as',
+  }),
+} satisfies Fields;
+
+const NOTIFY_FIELDS = {
+  notify_master: field(NAME, NOTIFY_DOC('entering MASTER'), 'notify_master'),
+  notify_backup: field(NAME, NOTIFY_DOC('entering BACKUP'), 'notify_backup'),
+  notify_fault: field(NAME, NOTIFY_DOC('entering FAULT'), 'notify_fault'),
+  notify_stop: field(NAME, NOTIFY_DOC('stopping'), 'notify_stop'),
+  notify: field(NAME, 'script run on every state change with "INSTANCE|GROUP name state priority" arguments', 'notify'),
+} satisfies Fields;
+
+export const VRRP_INSTANCE_FIELDS = {
+  name: field(NAME, 'unique instance name', 'vrrp_instance <NAME>', { required: true }),
+  state: field(str({ enum: ['MASTER', 'BACKUP'] }), 'initial state hint; the election decides the real state', 'state', { default: 'BACKUP' }),
+  interface: field(NAME, 'interface adverts are sent on and VIPs are added to', 'interface', { required: true }),
+  virtual_router_id: field(int(1, 255), 'VRID shared by both directors, unique per interface and family', 'virtual_router_id', { required: true }),
+  priority: field(int(1, 255), 'election priority, higher wins (255 = address owner)', 'priority', { default: 100 }),
+  advert_int: field(num(0.01, 255), 'advert interval in seconds: whole 1..255 for v2, 0.01..40.95 for v3', 'advert_int', { default: 1 }),
+  version: field(int(2, 3), 'VRRP version 2 (RFC 3768, IPv4) or 3 (RFC 5798)', 'version', {
+    defaultFrom: { scope: 'global', key: 'vrrp_version' },
+    defaultText: 'global.vrrp_version',
+  }),
+  virtual_ipaddress: field(arrayOf(str({ format: 'cidr' }), 1), 'VIPs as "addr[/prefix]" (default /32 or /128), all of one family', 'virtual_ipaddress', { required: true }),
+  virtual_ipaddress_excluded: field(arrayOf(str({ format: 'cidr' })), 'addresses moved with the VIPs but not carried in adverts', 'virtual_ipaddress_excluded', { default: [] }),
+  authentication: field(
+    {
+      kind: 'table',
+      fields: {
+        type: field(str({ enum: ['PASS'] }), 'authentication type (only simple password)', 'auth_type', { required: true }),
+        password: field(str({ minLength: 1, maxLength: 8 }), 'password carried in clear in every advert', 'auth_pass', { required: true }),
+      },
+    },
+    'VRRPv2 simple password authentication (not allowed with version 3)',
+    'authentication { auth_type auth_pass }',
+  ),
+  nopreempt: field(BOOL, 'do not take over from a lower priority MASTER', 'nopreempt', { default: false }),
+  preempt_delay: field(num(0, 1000), 'seconds after startup before this instance preempts', 'preempt_delay', { default: 0 }),
+  unicast_src_ip: field(IP, 'source address for unicast adverts', 'unicast_src_ip', { defaultText: 'the interface primary address' }),
+  unicast_peer: field(arrayOf(IP), 'send adverts by unicast to these peers instead of multicast', 'unicast_peer', { default: [] }),
+  mcast_src_ip: field(IP, 'source address for multicast adverts', 'mcast_src_ip', { defaultText: 'the interface primary address' }),
+  track_interface: field(trackList('interface'), 'interfaces whose link state lowers priority or forces FAULT', 'track_interface', { default: [] }),
+  track_script: field(trackList('vrrp_script'), 'vrrp_scripts whose result lowers priority or forces FAULT', 'track_script', { default: [] }),
+  garp_master_delay: field(int(0), 'see global.vrrp_garp_master_delay', 'garp_master_delay', {
+    defaultFrom: { scope: 'global', key: 'vrrp_garp_master_delay' },
+    defaultText: 'global.vrrp_garp_master_delay',
+  }),
+  garp_master_repeat: field(int(1), 'see global.vrrp_garp_master_repeat', 'garp_master_repeat', {
+    defaultFrom: { scope: 'global', key: 'vrrp_garp_master_repeat' },
+    defaultText: 'global.vrrp_garp_master_repeat',
+  }),
+  garp_master_refresh: field(int(0), 'see global.vrrp_garp_master_refresh', 'garp_master_refresh', {
+    defaultFrom: { scope: 'global', key: 'vrrp_garp_master_refresh' },
+    defaultText: 'global.vrrp_garp_master_refresh',
+  }),
+  garp_master_refresh_repeat: field(int(1), 'see global.vrrp_garp_master_refresh_repeat', 'garp_master_refresh_repeat', {
+    defaultFrom: { scope: 'global', key: 'vrrp_garp_master_refresh_repeat' },
+    defaultText: 'global.vrrp_garp_master_refresh_repeat',
+  }),
+  lower_prio_no_advert: field(BOOL, 'do not answer a lower priority advert while MASTER', 'lower_prio_no_advert', { default: false }),
+  higher_prio_send_advert: field(BOOL, 'send an advert before yielding to a higher priority one', 'higher_prio_send_advert', { default: false }),
+  accept: field(BOOL, 'v3 accept mode: accept packets to the VIPs while MASTER (keepalived enables it unless vrrp_strict)', 'accept', { default: true }),
+  skip_check_adv_addr: field(BOOL, 'skip checking advert addresses when the sender is the current MASTER', 'skip_check_adv_addr', { default: false }),
+  v3_checksum_as_v2: field(BOOL, 'see global.v3_checksum_as_v2', 'vrrp_v3_checksum_as_v2', {
+    defaultFrom: { scope: 'global', key: 'v3_checksum_as_v2' },
+    defaultText: 'global.v3_checksum_as_v2',
+  }),
+  dont_track_primary: field(BOOL, 'ignore link faults of the instance interface itself', 'dont_track_primary', { default: false }),
+  ...NOTIFY_FIELDS,
+} satisfies Fields;
+
+export const VRRP_SYNC_GROUP_FIELDS = {
+  name: field(NAME, 'unique group name', 'vrrp_sync_group <NAME>', { required: true }),
+  group: field(arrayOf(NAME, 1), 'vrrp_instance names that change state together', 'group', { required: true }),
+  ...NOTIFY_FIELDS,
+  track_script: field(trackList('vrrp_script'), 'vrrp_scripts tracked by every member', 'track_script', { default: [] }),
+} satisfies Fields;
+
+export const VRRP_SCRIPT_FIELDS = {
+  name: field(NAME, 'unique script name, referenced by track_script', 'vrrp_script <NAME>', { required: true }),
+  script: field(NAME, 'command run every interval; exit 0 = OK', 'script', { required: true }),
+  interval: field(POSITIVE_SECONDS, 'seconds between runs', 'interval', { default: 1 }),
+  timeout: field(POSITIVE_SECONDS, 'seconds before a run counts as failed', 'timeout', {
+    defaultFrom: { scope: 'self', key: 'interval' },
+    defaultText: 'interval',
+  }),
+  weight: field(TRACK_WEIGHT, 'priority change while failing (0 = FAULT), overridable per track_script', 'weight', { default: 0 }),
+  rise: field(int(1), 'successes needed to become OK', 'rise', { default: 1 }),
+  fall: field(int(1), 'failures needed to become failed', 'fall', { default: 1 }),
+  user: field(NAME, 'user[:group] the script runs as', 'user', { defaultText: 'global.script_user' }),
+  init_fail: field(BOOL, 'start in the failed state until the first success', 'init_fail', { default: false }),
+} satisfies Fields;
+
+const HTTP_FIELDS = {
+  path: field(str({ minLength: 1 }), 'URL path requested', 'url { path }', { default: '/' }),
+  status_code: field({ kind: 'array', of: int(100, 599), single: true }, 'accepted HTTP status code(s)', 'url { status_code }', { default: [200] }),
+  digest: field(str({ format: 'md5' }), 'MD5 of the expected body', 'url { digest }'),
+  regex: field(str({ format: 'regex' }), 'regular expression the body must match', 'url { regex }'),
+  virtualhost: field(NAME, 'Host header', 'virtualhost', {
+    defaultFrom: { scope: 'virtual_server', key: 'virtualhost' },
+    defaultText: 'virtual_server.virtualhost',
+  }),
+} satisfies Fields;
+
+export const CHECK_COMMON_FIELDS = {
+  connect_timeout: field(POSITIVE_SECONDS, 'seconds to connect / get an answer', 'connect_timeout', {
+    defaultFrom: { scope: 'virtual_server', key: 'connect_timeout' },
+    defaultText: 'virtual_server.connect_timeout',
+  }),
+  retry: field(int(0), 'failed checks retried before the server is marked down', 'retry', {
+    defaultFrom: { scope: 'virtual_server', key: 'retry' },
+    defaultText: 'virtual_server.retry',
+  }),
+  delay_before_retry: field(SECONDS, 'seconds between retries', 'delay_before_retry', {
+    defaultFrom: { scope: 'virtual_server', key: 'delay_before_retry' },
+    defaultText: 'virtual_server.delay_before_retry',
+  }),
+  delay_loop: field(POSITIVE_SECONDS, 'seconds between checks', 'delay_loop', {
+    defaultFrom: { scope: 'virtual_server', key: 'delay_loop' },
+    defaultText: 'virtual_server.delay_loop',
+  }),
+  warmup: field(SECONDS, 'maximum random delay before the first check', 'warmup', {
+    defaultFrom: { scope: 'virtual_server', key: 'warmup' },
+    defaultText: 'virtual_server.warmup',
+  }),
+  connect_ip: field(IP, 'address checked', 'connect_ip', {
+    defaultFrom: { scope: 'real_server', key: 'address' },
+    defaultText: 'real_server.address',
+  }),
+  connect_port: field(PORT, 'port checked', 'connect_port', {
+    defaultFrom: { scope: 'real_server', key: 'port' },
+    defaultText: 'real_server.port',
+  }),
+  bind_to: field(IP, 'source address of the check', 'bindto'),
+} satisfies Fields;
+
+export const CHECK_VARIANT_FIELDS = {
+  TCP_CHECK: {},
+  HTTP_GET: HTTP_FIELDS,
+  SSL_GET: {
+    ...HTTP_FIELDS,
+    sni: field(NAME, 'TLS server name', 'enable_sni'),
+    verify: field(BOOL, 'verify the server certificate', null, { default: false }),
+  },
+  MISC_CHECK: {
+    misc_path: field(NAME, 'command whose exit status is the result', 'misc_path', { required: true }),
+    misc_timeout: field(POSITIVE_SECONDS, 'seconds before the command is killed', 'misc_timeout', {
+      defaultFrom: { scope: 'self', key: 'delay_loop' },
+      defaultText: 'delay_loop',
+    }),
+    misc_dynamic: field(BOOL, 'exit status 2..255 sets the weight to status-2', 'misc_dynamic', { default: false }),
+    user: field(NAME, 'user[:group] the command runs as', 'user', { defaultText: 'global.script_user' }),
+  },
+  UDP_CHECK: {
+    payload: field(str(), 'datagram sent', 'payload', { default: '' }),
+    require_reply: field(BOOL, 'a reply is required (otherwise only ICMP errors fail)', 'require_reply', { default: false }),
+  },
+  DNS_CHECK: {
+    query_type: field(str({ enum: DNS_QUERY_TYPES }), 'record type queried', 'type', { default: 'A' }),
+    name: field(NAME, 'name queried', 'name', { required: true }),
+  },
+  FILE_CHECK: {
+    file: field(NAME, 'file whose first number is the status (0 = OK)', 'track_file', { required: true }),
+    weight: field(int(-254, 254), 'multiplier of the file value (0 = non-zero means down)', 'weight', { default: 0 }),
+  },
+} satisfies Readonly<Record<(typeof CHECK_TYPES)[number], Fields>>;
+
+export const REAL_SERVER_FIELDS = {
+  address: field(IP, 'real server address', 'real_server <IPADDR>', { required: true }),
+  port: field(PORT, 'real server port', 'real_server <IPADDR> <PORT>', {
+    defaultFrom: { scope: 'virtual_server', key: 'port' },
+    defaultText: 'virtual_server.port',
+  }),
+  weight: field(int(0), 'scheduling weight (0 = no new connections)', 'weight', { default: 1 }),
+  inhibit_on_failure: field(BOOL, 'keep a failed server with weight 0 instead of removing it', 'inhibit_on_failure', {
+    defaultFrom: { scope: 'virtual_server', key: 'inhibit_on_failure' },
+    defaultText: 'virtual_server.inhibit_on_failure',
+  }),
+  notify_up: field(NAME, NOTIFY_DOC('the server comes up'), 'notify_up'),
+  notify_down: field(NAME, NOTIFY_DOC('the server goes down'), 'notify_down'),
+  uthreshold: field(int(0), 'maximum connections (0 = unlimited)', 'uthreshold', { default: 0 }),
+  lthreshold: field(int(0), 'connections below which an overloaded server is used again', 'lthreshold', { default: 0 }),
+  check: field(
+    {
+      kind: 'array',
+      single: true,
+      of: { kind: 'tagged', tag: 'type', common: CHECK_COMMON_FIELDS, variants: CHECK_VARIANT_FIELDS },
+    },
+    'health check(s): one table or an array, each with type = ' + CHECK_TYPES.join(' | '),
+    'TCP_CHECK / HTTP_GET / ... { }',
+    { default: [] },
+  ),
+} satisfies Fields;
+
+export const VIRTUAL_SERVER_FIELDS = {
+  address: field(IP, 'virtual address (normally a VIP)', 'virtual_server <IPADDR>', { required: true }),
+  port: field(PORT, 'virtual port', 'virtual_server <IPADDR> <PORT>', { required: true }),
+  protocol: field(str({ enum: ['TCP', 'UDP'] }), 'transport protocol', 'protocol', { default: 'TCP' }),
+  lb_algo: field(str({ enum: LB_ALGOS }), 'scheduler', 'lb_algo', { default: 'wlc' }),
+  lb_kind: field(str({ enum: ['NAT'] }), 'forwarding method', 'lb_kind', {
+    default: 'NAT',
+    hint: 'DR and TUN need kernel IPVS; keepalive-ts proxies in user space, which is NAT',
+  }),
+  persistence_timeout: field(int(0), 'seconds a client sticks to its real server (0 = off)', 'persistence_timeout', { default: 0 }),
+  persistence_granularity: field(NAME, 'client netmask for persistence (IPv4 dotted mask, IPv6 prefix length)', 'persistence_granularity', {
+    defaultText: '"255.255.255.255" (IPv4) or "128" (IPv6)',
+  }),
+  delay_loop: field(POSITIVE_SECONDS, 'default seconds between checks', 'delay_loop', { default: 60 }),
+  quorum: field(int(1), 'minimum total weight of live servers for the service to be up', 'quorum', { default: 1 }),
+  hysteresis: field(int(0), 'weight margin around quorum before changing state', 'hysteresis', { default: 0 }),
+  quorum_up: field(NAME, NOTIFY_DOC('quorum is gained'), 'quorum_up'),
+  quorum_down: field(NAME, NOTIFY_DOC('quorum is lost'), 'quorum_down'),
+  alpha: field(BOOL, 'start real servers as down until their first check passes', 'alpha', { default: false }),
+  omega: field(BOOL, 'run notify_down scripts when the virtual server is removed', 'omega', { default: false }),
+  inhibit_on_failure: field(BOOL, 'default for real_server.inhibit_on_failure', 'inhibit_on_failure', { default: false }),
+  sorry_server: field(
+    {
+      kind: 'table',
+      fields: {
+        address: field(IP, 'sorry server address', 'sorry_server <IPADDR>', { required: true }),
+        port: field(PORT, 'sorry server port', 'sorry_server <IPADDR> <PORT>', {
+          defaultFrom: { scope: 'virtual_server', key: 'port' },
+          defaultText: 'virtual_server.port',
+        }),
+      },
+    },
+    'server used while no real server is up',
+    'sorry_server',
+  ),
+  sorry_server_inhibit: field(BOOL, 'keep the sorry server with weight 0 while real servers are up', 'sorry_server_inhibit', { default: false }),
+  virtualhost: field(NAME, 'default Host header for HTTP_GET / SSL_GET checks', 'virtualhost'),
+  ha_suspend: field(BOOL, 'suspend checks while the VIP is not on this director', 'ha_suspend', { default: false }),
+  ops: field(BOOL, 'one-packet scheduling (UDP only): schedule every datagram separately', 'ops', { default: false }),
+  retry: field(int(0), 'default check retry count', 'retry', { default: 1 }),
+  delay_before_retry: field(SECONDS, 'default seconds between check retries', 'delay_before_retry', { default: 1 }),
+  connect_timeout: field(POSITIVE_SECONDS, 'default check connect timeout in seconds', 'connect_timeout', { default: 5 }),
+  warmup: field(SECONDS, 'default maximum random delay before a first check', 'warmup', { default: 0 }),
+  depool_threshold: field(num(0, 1), 'fraction of real servers kept pooled even when failing (PyBal; 0 = off)', null, { default: 0 }),
+  proxy_protocol: field(str({ enum: ['', 'v1', 'v2'] }), 'send a PROXY protocol header to real servers ("" = off)', null, { default: '' }),
+  drain_timeout: field(SECONDS, 'seconds connections to a removed real server may drain', null, {
+    defaultFrom: { scope: 'global', key: 'drain_timeout' },
+    defaultText: 'global.drain_timeout',
+  }),
+  real_server: field(tables(REAL_SERVER_FIELDS, 'real_server'), 'real servers ([[virtual_server.real_server]])', 'real_server', { default: [] }),
+} satisfies Fields;
+
+export const SYNC_FIELDS = {
+  interface: field(NAME, 'interface sync messages are sent on', 'lvs_sync_daemon <INTERFACE>', { required: true }),
+  instance: field(NAME, 'vrrp_instance whose MASTER sends and BACKUP receives', 'lvs_sync_daemon <INTERFACE> <VRRP_INSTANCE>', { required: true }),
+  group: field(str({ format: 'multicast' }), 'multicast group', 'lvs_sync_daemon ... group', { default: '224.0.0.81' }),
+  port: field(PORT, 'UDP port', 'lvs_sync_daemon ... port', { default: 8848 }),
+  ttl: field(int(1, 255), 'multicast TTL', 'lvs_sync_daemon ... ttl', { default: 1 }),
+  sync_id: field(int(0, 255), 'sync id; both directors must agree', 'lvs_sync_daemon ... id', { defaultText: 'virtual_router_id of sync.instance' }),
+  auth_key: field(NAME, 'shared key authenticating sync messages (prefer auth_key_file)', null),
+  auth_key_file: field(NAME, 'file holding the shared sync key', null),
+  unicast_peer: field(arrayOf(IP), 'send sync messages by unicast to these peers instead of the group', null, { default: [] }),
+} satisfies Fields;
+
+export const CONFIG_FIELDS = {
+  global: field({ kind: 'table', fields: GLOBAL_FIELDS, scope: 'global' }, 'daemon-wide settings and defaults', 'global_defs', { default: {} }),
+  vrrp_script: field(tables(VRRP_SCRIPT_FIELDS), 'tracking scripts ([[vrrp_script]])', 'vrrp_script', { default: [] }),
+  vrrp_instance: field(tables(VRRP_INSTANCE_FIELDS), 'VRRP instances ([[vrrp_instance]])', 'vrrp_instance', { default: [] }),
+  vrrp_sync_group: field(tables(VRRP_SYNC_GROUP_FIELDS), 'instances that fail over together ([[vrrp_sync_group]])', 'vrrp_sync_group', { default: [] }),
+  virtual_server: field(tables(VIRTUAL_SERVER_FIELDS, 'virtual_server'), 'L4 virtual servers ([[virtual_server]])', 'virtual_server', { default: [] }),
+  sync: field({ kind: 'table', fields: SYNC_FIELDS }, 'connection synchronisation between the directors', 'lvs_sync_daemon'),
+} satisfies Fields;

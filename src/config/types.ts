@@ -1,0 +1,275 @@
+import type { AddressFamily, ListenAddress, ParsedCidr } from './net.js';
+import type {
+  CHECK_COMMON_FIELDS,
+  CHECK_VARIANT_FIELDS,
+  CHECK_TYPES,
+  CONFIG_FIELDS,
+  DNS_QUERY_TYPES,
+  GLOBAL_FIELDS,
+  LB_ALGOS,
+  REAL_SERVER_FIELDS,
+  SYNC_FIELDS,
+  VIRTUAL_SERVER_FIELDS,
+  VRRP_INSTANCE_FIELDS,
+  VRRP_SCRIPT_FIELDS,
+  VRRP_SYNC_GROUP_FIELDS,
+} from './schema.js';
+
+/*
+ * The loaded configuration: TOML key names, every default filled in (inherited ones included),
+ * plus a few parsed forms (marked "parsed") so engines never re-parse text.
+ * Optional properties are the keys without a default.
+ */
+
+export type LbAlgo = (typeof LB_ALGOS)[number];
+export type CheckType = (typeof CHECK_TYPES)[number];
+export type DnsQueryType = (typeof DNS_QUERY_TYPES)[number];
+
+export interface GlobalConfig {
+  router_id: string;
+  control_socket: string;
+  metrics_listen: string;
+  pid_file: string;
+  vrrp_mcast_group4: string;
+  vrrp_mcast_group6: string;
+  vrrp_version: 2 | 3;
+  vrrp_garp_master_delay: number;
+  vrrp_garp_master_repeat: number;
+  vrrp_garp_master_refresh: number;
+  vrrp_garp_master_refresh_repeat: number;
+  vrrp_garp_interval: number;
+  vrrp_gna_interval: number;
+  vrrp_startup_delay: number;
+  v3_checksum_as_v2: boolean;
+  drain_timeout: number;
+  enable_script_security: boolean;
+  script_user?: string;
+  /** parsed metrics_listen; null when "" (disabled). */
+  metrics: ListenAddress | null;
+}
+
+/** A track_interface / track_script entry; a bare name is normalized to this form. */
+export interface TrackRef {
+  name: string;
+  /** For track_script, defaults to the vrrp_script's weight; for track_interface, to 0 (FAULT). */
+  weight: number;
+}
+
+export interface NotifyConfig {
+  notify_master?: string;
+  notify_backup?: string;
+  notify_fault?: string;
+  notify_stop?: string;
+  notify?: string;
+}
+
+export interface VrrpInstanceConfig extends NotifyConfig {
+  name: string;
+  state: 'MASTER' | 'BACKUP';
+  interface: string;
+  virtual_router_id: number;
+  priority: number;
+  /** Seconds (fractional for version 3). */
+  advert_int: number;
+  version: 2 | 3;
+  virtual_ipaddress: string[];
+  virtual_ipaddress_excluded: string[];
+  authentication?: { type: 'PASS'; password: string };
+  nopreempt: boolean;
+  preempt_delay: number;
+  unicast_src_ip?: string;
+  unicast_peer: string[];
+  mcast_src_ip?: string;
+  track_interface: TrackRef[];
+  track_script: TrackRef[];
+  garp_master_delay: number;
+  garp_master_repeat: number;
+  garp_master_refresh: number;
+  garp_master_refresh_repeat: number;
+  lower_prio_no_advert: boolean;
+  higher_prio_send_advert: boolean;
+  accept: boolean;
+  skip_check_adv_addr: boolean;
+  v3_checksum_as_v2: boolean;
+  dont_track_primary: boolean;
+  /** parsed: address family of the VIPs. */
+  family: AddressFamily;
+  /** parsed virtual_ipaddress. */
+  virtual_ipaddress_parsed: ParsedCidr[];
+  /** parsed virtual_ipaddress_excluded. */
+  virtual_ipaddress_excluded_parsed: ParsedCidr[];
+  /** parsed: advert_int in centiseconds, the unit VRRPv3 carries on the wire. */
+  advert_int_cs: number;
+}
+
+export interface VrrpSyncGroupConfig extends NotifyConfig {
+  name: string;
+  group: string[];
+  track_script: TrackRef[];
+}
+
+export interface VrrpScriptConfig {
+  name: string;
+  script: string;
+  interval: number;
+  timeout: number;
+  weight: number;
+  rise: number;
+  fall: number;
+  user?: string;
+  init_fail: boolean;
+}
+
+export interface CheckCommon {
+  connect_timeout: number;
+  retry: number;
+  delay_before_retry: number;
+  delay_loop: number;
+  warmup: number;
+  connect_ip: string;
+  connect_port: number;
+  bind_to?: string;
+}
+
+export interface HttpCheckFields {
+  path: string;
+  status_code: number[];
+  digest?: string;
+  regex?: string;
+  virtualhost?: string;
+}
+
+export interface TcpCheck extends CheckCommon {
+  type: 'TCP_CHECK';
+}
+export interface HttpGetCheck extends CheckCommon, HttpCheckFields {
+  type: 'HTTP_GET';
+}
+export interface SslGetCheck extends CheckCommon, HttpCheckFields {
+  type: 'SSL_GET';
+  sni?: string;
+  verify: boolean;
+}
+export interface MiscCheck extends CheckCommon {
+  type: 'MISC_CHECK';
+  misc_path: string;
+  misc_timeout: number;
+  misc_dynamic: boolean;
+  user?: string;
+}
+export interface UdpCheck extends CheckCommon {
+  type: 'UDP_CHECK';
+  payload: string;
+  require_reply: boolean;
+}
+export interface DnsCheck extends CheckCommon {
+  type: 'DNS_CHECK';
+  query_type: DnsQueryType;
+  name: string;
+}
+export interface FileCheck extends CheckCommon {
+  type: 'FILE_CHECK';
+  file: string;
+  weight: number;
+}
+
+export type CheckConfig = TcpCheck | HttpGetCheck | SslGetCheck | MiscCheck | UdpCheck | DnsCheck | FileCheck;
+
+export interface RealServerConfig {
+  address: string;
+  port: number;
+  weight: number;
+  inhibit_on_failure: boolean;
+  notify_up?: string;
+  notify_down?: string;
+  uthreshold: number;
+  lthreshold: number;
+  /** Always an array, even when the file has a single inline table. */
+  check: CheckConfig[];
+}
+
+export interface VirtualServerConfig {
+  address: string;
+  port: number;
+  protocol: 'TCP' | 'UDP';
+  lb_algo: LbAlgo;
+  lb_kind: 'NAT';
+  persistence_timeout: number;
+  persistence_granularity: string;
+  delay_loop: number;
+  quorum: number;
+  hysteresis: number;
+  quorum_up?: string;
+  quorum_down?: string;
+  alpha: boolean;
+  omega: boolean;
+  inhibit_on_failure: boolean;
+  sorry_server?: { address: string; port: number };
+  sorry_server_inhibit: boolean;
+  virtualhost?: string;
+  ha_suspend: boolean;
+  ops: boolean;
+  retry: number;
+  delay_before_retry: number;
+  connect_timeout: number;
+  warmup: number;
+  depool_threshold: number;
+  proxy_protocol: '' | 'v1' | 'v2';
+  drain_timeout: number;
+  real_server: RealServerConfig[];
+  /** parsed: address family of `address`. */
+  family: AddressFamily;
+  /** parsed persistence_granularity as a prefix length. */
+  persistence_prefix: number;
+}
+
+export interface SyncConfig {
+  interface: string;
+  instance: string;
+  group: string;
+  port: number;
+  ttl: number;
+  sync_id: number;
+  auth_key?: string;
+  auth_key_file?: string;
+  unicast_peer: string[];
+}
+
+export interface Config {
+  /** The file name the config was parsed from (as given to parseConfig). */
+  file: string;
+  global: GlobalConfig;
+  vrrp_script: VrrpScriptConfig[];
+  vrrp_instance: VrrpInstanceConfig[];
+  vrrp_sync_group: VrrpSyncGroupConfig[];
+  virtual_server: VirtualServerConfig[];
+  sync?: SyncConfig;
+}
+
+/*
+ * Compile-time guard against drift: each interface must have exactly the schema's keys, apart
+ * from the listed parsed additions. A key added on one side only fails the build here.
+ */
+type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+type KeysMatch<I, F, Extra extends string = never> = Exact<Exclude<keyof I, Extra>, keyof F>;
+type Variant<C extends CheckCommon> = Omit<C, keyof CheckCommon | 'type'>;
+
+export type SchemaTypeGuards = [
+  Assert<KeysMatch<Config, typeof CONFIG_FIELDS, 'file'>>,
+  Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics'>>,
+  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs'>>,
+  Assert<KeysMatch<VrrpSyncGroupConfig, typeof VRRP_SYNC_GROUP_FIELDS>>,
+  Assert<KeysMatch<VrrpScriptConfig, typeof VRRP_SCRIPT_FIELDS>>,
+  Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix'>>,
+  Assert<KeysMatch<RealServerConfig, typeof REAL_SERVER_FIELDS>>,
+  Assert<KeysMatch<SyncConfig, typeof SYNC_FIELDS>>,
+  Assert<KeysMatch<CheckCommon, typeof CHECK_COMMON_FIELDS>>,
+  Assert<KeysMatch<Variant<TcpCheck>, (typeof CHECK_VARIANT_FIELDS)['TCP_CHECK']>>,
+  Assert<KeysMatch<Variant<HttpGetCheck>, (typeof CHECK_VARIANT_FIELDS)['HTTP_GET']>>,
+  Assert<KeysMatch<Variant<SslGetCheck>, (typeof CHECK_VARIANT_FIELDS)['SSL_GET']>>,
+  Assert<KeysMatch<Variant<MiscCheck>, (typeof CHECK_VARIANT_FIELDS)['MISC_CHECK']>>,
+  Assert<KeysMatch<Variant<UdpCheck>, (typeof CHECK_VARIANT_FIELDS)['UDP_CHECK']>>,
+  Assert<KeysMatch<Variant<DnsCheck>, (typeof CHECK_VARIANT_FIELDS)['DNS_CHECK']>>,
+  Assert<KeysMatch<Variant<FileCheck>, (typeof CHECK_VARIANT_FIELDS)['FILE_CHECK']>>,
+];

@@ -1,0 +1,195 @@
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { describeConfig, formatIssue, loadConfigFile, parseConfig, schemaRows } from '../../src/config/index.js';
+import { isKeepaliveError } from '../../src/util/errors.js';
+import { instance } from '../fixtures/config/helpers.js';
+
+// Tests run from dist/test/unit; conf/ stays at the repo root.
+const confPath = (name: string): string => fileURLToPath(new URL(`../../../conf/${name}`, import.meta.url));
+
+test('conf/keepalive.toml loads cleanly', async (t) => {
+  const cfg = await loadConfigFile(confPath('keepalive.toml'));
+  t.is(cfg.vrrp_instance[0]!.name, 'VI_1');
+  t.is(cfg.virtual_server[0]!.real_server.length, 2);
+  t.is(cfg.sync?.auth_key_file, '/etc/keepalive-ts/sync.key');
+});
+
+test('the director pair loads and differs only where a pair must', async (t) => {
+  const a = await loadConfigFile(confPath('director-a.toml'));
+  const b = await loadConfigFile(confPath('director-b.toml'));
+  t.is(a.vrrp_instance[0]!.priority, 150);
+  t.is(b.vrrp_instance[0]!.priority, 100);
+  for (const cfg of [a, b]) {
+    const vi = cfg.vrrp_instance[0]!;
+    t.is(vi.interface, 'eth0');
+    t.is(vi.virtual_router_id, 51);
+    t.is(vi.version, 3);
+    t.is(vi.advert_int_cs, 100);
+    t.deepEqual(vi.virtual_ipaddress_parsed, [{ address: '10.77.0.50', prefix: 24, family: 4 }]);
+    const vs = cfg.virtual_server[0]!;
+    t.like(vs, { address: '10.77.0.50', port: 80, protocol: 'TCP', lb_algo: 'wlc', persistence_timeout: 300 });
+    t.deepEqual(vs.sorry_server, { address: '10.77.0.30', port: 8080 });
+    t.deepEqual(vs.real_server.map((rs) => `${rs.address}:${rs.port}`), ['10.77.0.21:80', '10.77.0.22:80']);
+    for (const rs of vs.real_server) t.like(rs.check[0], { type: 'HTTP_GET', delay_loop: 2, connect_timeout: 1, status_code: [200] });
+    t.like(cfg.sync, { interface: 'eth0', instance: 'VI_1', group: '224.0.0.81', port: 8848 });
+  }
+  t.is(a.global.control_socket, '/run/keepalive-ts/director-a.sock');
+  t.is(b.global.control_socket, '/run/keepalive-ts/director-b.sock');
+  t.deepEqual(a.global.metrics, { host: '10.77.0.11', port: 9650 });
+  t.deepEqual(b.global.metrics, { host: '10.77.0.12', port: 9650 });
+  t.is(a.sync?.auth_key, b.sync?.auth_key);
+});
+
+test('defaults follow keepalived and are filled everywhere', (t) => {
+  const cfg = parseConfig(
+    `${instance()}
+[[virtual_server]]
+address = "10.0.0.50"
+port = 443
+[[virtual_server.real_server]]
+address = "10.0.0.21"
+check = { type = "TCP_CHECK" }
+[sync]
+interface = "eth0"
+instance = "VI_1"
+auth_key = "k"
+`,
+    'd.toml',
+  );
+  t.like(cfg.global, {
+    router_id: hostname(),
+    control_socket: '/run/keepalive-ts.sock',
+    metrics_listen: '127.0.0.1:9650',
+    vrrp_mcast_group4: '224.0.0.18',
+    vrrp_mcast_group6: 'ff02::12',
+    vrrp_version: 2,
+    vrrp_garp_master_delay: 5,
+    vrrp_garp_master_repeat: 5,
+    vrrp_garp_master_refresh: 0,
+    vrrp_garp_master_refresh_repeat: 1,
+    drain_timeout: 30,
+  });
+  t.like(cfg.vrrp_instance[0], {
+    state: 'BACKUP',
+    priority: 100,
+    advert_int: 1,
+    version: 2,
+    nopreempt: false,
+    preempt_delay: 0,
+    garp_master_delay: 5,
+    garp_master_repeat: 5,
+    accept: true,
+    family: 4,
+  });
+  const vs = cfg.virtual_server[0]!;
+  t.like(vs, { protocol: 'TCP', lb_algo: 'wlc', lb_kind: 'NAT', delay_loop: 60, quorum: 1, persistence_granularity: '255.255.255.255', persistence_prefix: 32, drain_timeout: 30, depool_threshold: 0, proxy_protocol: '' });
+  t.like(vs.real_server[0], { port: 443, weight: 1, inhibit_on_failure: false });
+  t.deepEqual(vs.real_server[0]!.check, [
+    { type: 'TCP_CHECK', connect_timeout: 5, retry: 1, delay_before_retry: 1, delay_loop: 60, warmup: 0, connect_ip: '10.0.0.21', connect_port: 443 },
+  ]);
+  t.like(cfg.sync, { group: '224.0.0.81', port: 8848, ttl: 1, sync_id: 51 });
+});
+
+test('inherited defaults come from global and the enclosing servers', (t) => {
+  const cfg = parseConfig(
+    `[global]
+vrrp_version = 3
+vrrp_garp_master_delay = 2
+drain_timeout = 5
+${instance()}
+[[vrrp_script]]
+name = "chk"
+script = "true"
+interval = 3
+weight = -20
+[[virtual_server]]
+address = "fd00::50"
+port = 80
+delay_loop = 7
+connect_timeout = 2
+virtualhost = "example.org"
+inhibit_on_failure = true
+[[virtual_server.real_server]]
+address = "fd00::21"
+port = 8080
+check = [{ type = "HTTP_GET" }, { type = "MISC_CHECK", misc_path = "/bin/true" }]
+`,
+    'i.toml',
+  );
+  t.like(cfg.vrrp_instance[0], { version: 3, garp_master_delay: 2 });
+  t.is(cfg.vrrp_script[0]!.timeout, 3);
+  const vs = cfg.virtual_server[0]!;
+  t.like(vs, { family: 6, persistence_granularity: '128', persistence_prefix: 128, drain_timeout: 5 });
+  const rs = vs.real_server[0]!;
+  t.true(rs.inhibit_on_failure);
+  t.like(rs.check[0], { type: 'HTTP_GET', delay_loop: 7, connect_timeout: 2, virtualhost: 'example.org', path: '/', status_code: [200], connect_ip: 'fd00::21', connect_port: 8080 });
+  t.like(rs.check[1], { type: 'MISC_CHECK', misc_timeout: 7, misc_dynamic: false });
+});
+
+test('track entries are normalized and take the script weight unless overridden', (t) => {
+  const cfg = parseConfig(
+    `[[vrrp_script]]
+name = "a"
+script = "true"
+weight = -10
+[[vrrp_script]]
+name = "b"
+script = "true"
+${instance('track_script = ["a", { name = "b", weight = 7 }]\ntrack_interface = ["eth1", { name = "eth2", weight = -5 }]')}`,
+    't.toml',
+  );
+  const vi = cfg.vrrp_instance[0]!;
+  t.deepEqual(vi.track_script, [{ name: 'a', weight: -10 }, { name: 'b', weight: 7 }]);
+  t.deepEqual(vi.track_interface, [{ name: 'eth1', weight: 0 }, { name: 'eth2', weight: -5 }]);
+});
+
+test('VIPs parse to canonical forms with host-route default prefixes; v3 allows centisecond adverts', (t) => {
+  const cfg = parseConfig(instance().replace('["10.0.0.50/24"]', '["FD00:0:0::50", "fd00::51/64"]') + 'version = 3\nadvert_int = 0.25\n', 'v.toml');
+  const vi = cfg.vrrp_instance[0]!;
+  t.deepEqual(vi.virtual_ipaddress_parsed, [
+    { address: 'fd00::50', prefix: 128, family: 6 },
+    { address: 'fd00::51', prefix: 64, family: 6 },
+  ]);
+  t.is(vi.family, 6);
+  t.is(vi.advert_int_cs, 25);
+});
+
+test('metrics_listen "" disables metrics', (t) => {
+  t.is(parseConfig('[global]\nmetrics_listen = ""\n', 'm.toml').global.metrics, null);
+});
+
+test('describeConfig summarizes a config on one line', async (t) => {
+  const cfg = await loadConfigFile(confPath('director-a.toml'));
+  t.is(describeConfig(cfg), 'router_id director-a, 1 vrrp_instance, 0 vrrp_sync_groups, 0 vrrp_scripts, 1 virtual_server, 2 real_servers, sync on eth0');
+});
+
+test('an unreadable file is E_CONFIG_READ', async (t) => {
+  const err = await t.throwsAsync(loadConfigFile('/nonexistent/keepalive.toml'));
+  t.true(isKeepaliveError(err, 'E_CONFIG_READ'));
+});
+
+test('formatIssue matches the documented form', (t) => {
+  t.is(formatIssue({ file: 'director-a.toml', line: 14, path: 'vrrp_instance[0].priority', message: 'must be 1..255, got 300' }), 'director-a.toml:14 vrrp_instance[0].priority: must be 1..255, got 300');
+  t.is(formatIssue({ file: 'x.toml', line: 2, path: '', message: 'syntax error: boom' }), 'x.toml:2: syntax error: boom');
+  t.is(formatIssue({ file: 'x.toml', path: 'sync', message: 'm' }), 'x.toml sync: m');
+});
+
+test('every schema key is documented in conf/keepalive.toml', (t) => {
+  const example = readFileSync(confPath('keepalive.toml'), 'utf8');
+  const rows = schemaRows();
+  t.true(rows.length > 100);
+  const missing = rows
+    .map((r) => r.path.split('.').pop()!.replace(/\[\]$/, ''))
+    .filter((key) => !new RegExp(`(^|[\\s{,#.\\[])${key}\\s*[=\\]]|\\b${key}\\b \\(`, 'm').test(example));
+  t.deepEqual(missing, []);
+});
+
+test('schema rows carry type, default and keepalived spelling', (t) => {
+  const rows = new Map(schemaRows().map((r) => [r.path, r]));
+  t.like(rows.get('vrrp_instance[].priority'), { type: 'an integer 1..255', default: '100', required: false, keepalived: 'priority' });
+  t.like(rows.get('vrrp_instance[].version'), { default: 'global.vrrp_version' });
+  t.like(rows.get('virtual_server[].real_server[].check[].path'), { checkTypes: ['HTTP_GET', 'SSL_GET'], default: '"/"' });
+  t.like(rows.get('sync.auth_key_file'), { keepalived: null });
+});
