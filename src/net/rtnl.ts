@@ -199,6 +199,10 @@ class Watcher extends EventEmitter implements RtnlWatcher {
 export class Rtnl {
   #sock: RtNetlinkSocket | undefined;
   #watchers = new Set<Watcher>();
+  // The netlink package matches replies by sequence number but interleaves multipart dumps of
+  // concurrent requests on one socket ("Multipart message not terminated properly", EBUSY), so
+  // requests go out one at a time.
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(sock: RtNetlinkSocket) {
     this.#sock = sock;
@@ -217,7 +221,13 @@ export class Rtnl {
     return this.#sock;
   }
 
-  async #wrap<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  #wrap<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(() => this.#attempt(what, fn));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #attempt<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
