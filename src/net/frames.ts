@@ -9,6 +9,8 @@
  * Parsers never throw: they return null for anything that is not a well-formed frame of their kind.
  */
 
+import { formatIp, internetChecksum, parseIp } from '../util/inet.js';
+
 export const ETH_BROADCAST = 'ff:ff:ff:ff:ff:ff';
 export const ETH_ALL_NODES = '33:33:00:00:00:01';
 export const IPV6_ALL_NODES = 'ff02::1';
@@ -44,100 +46,33 @@ export function macToString(buf: Uint8Array): string {
   return Array.from(buf.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
+function parseOrThrow(ip: string, family: 4 | 6): Buffer {
+  const b = parseIp(ip, family);
+  if (!b) throw new TypeError(`invalid IPv${family} address: ${ip}`);
+  return b;
+}
+
 export function ipv4ToBuffer(ip: string): Buffer {
-  const parts = ip.split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)) {
-    throw new TypeError(`invalid IPv4 address: ${ip}`);
-  }
-  return Buffer.from(parts.map(Number));
+  return parseOrThrow(ip, 4);
 }
 
 export function ipv4ToString(buf: Uint8Array): string {
-  return Array.from(buf.subarray(0, 4)).join('.');
+  return formatIp(buf.subarray(0, 4));
 }
 
 /** Parses any RFC 4291 textual IPv6 address (with "::" and an optional dotted-quad tail). */
 export function ipv6ToBuffer(ip: string): Buffer {
-  const bad = (): never => {
-    throw new TypeError(`invalid IPv6 address: ${ip}`);
-  };
-  let text = ip;
-  // A trailing dotted quad stands for the last two 16-bit groups: rewrite it as hex groups.
-  const lastColon = text.lastIndexOf(':');
-  if (lastColon >= 0 && text.includes('.', lastColon)) {
-    let v4: Buffer;
-    try {
-      v4 = ipv4ToBuffer(text.slice(lastColon + 1));
-    } catch {
-      return bad();
-    }
-    text = `${text.slice(0, lastColon + 1)}${v4.readUInt16BE(0).toString(16)}:${v4.readUInt16BE(2).toString(16)}`;
-  }
-  const words: number[] = [];
-  const halves = text.split('::');
-  if (halves.length > 2) bad();
-  const parseGroups = (s: string): number[] => {
-    if (s === '') return [];
-    return s.split(':').map((g) => (/^[0-9a-f]{1,4}$/i.test(g) ? parseInt(g, 16) : bad()));
-  };
-  const head = parseGroups(halves[0]!);
-  const rest = halves.length === 2 ? parseGroups(halves[1]!) : [];
-  const total = head.length + rest.length;
-  if (halves.length === 2) {
-    if (total > 7) bad();
-    words.push(...head, ...new Array<number>(8 - total).fill(0), ...rest);
-  } else {
-    if (total !== 8) bad();
-    words.push(...head);
-  }
-  const out = Buffer.alloc(16);
-  words.forEach((w, i) => out.writeUInt16BE(w, i * 2));
-  return out;
+  return parseOrThrow(ip, 6);
 }
 
 /** RFC 5952 canonical text: lowercase, longest run (>= 2) of zero groups compressed. */
 export function ipv6ToString(buf: Uint8Array): string {
-  const words: number[] = [];
-  for (let i = 0; i < 8; i++) words.push((buf[i * 2]! << 8) | buf[i * 2 + 1]!);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]): string => ws.map((w) => w.toString(16)).join(':');
-  if (bestLen < 2) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+  return formatIp(buf.subarray(0, 16));
 }
 
 // ---------------------------------------------------------------- checksums
 
-/** RFC 1071 Internet checksum over the concatenation of `parts` (odd lengths handled). */
-export function internetChecksum(...parts: Uint8Array[]): number {
-  let sum = 0;
-  let odd: number | undefined; // dangling high byte carried across part boundaries
-  for (const p of parts) {
-    for (let i = 0; i < p.length; i++) {
-      if (odd === undefined) odd = p[i]!;
-      else {
-        sum += (odd << 8) | p[i]!;
-        odd = undefined;
-      }
-    }
-  }
-  if (odd !== undefined) sum += odd << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
+export { internetChecksum };
 
 /** Checksum of an upper-layer payload with the IPv6 pseudo-header (RFC 8200 8.1). */
 export function ipv6PseudoChecksum(src: Uint8Array, dst: Uint8Array, nextHeader: number, payload: Uint8Array): number {

@@ -7,24 +7,12 @@
  *   - IPv4 v2: never (RFC 3768 §5.3.8).
  */
 import type { IpFamily } from './types.js';
+import { internetChecksum } from '../util/inet.js';
+
+export { internetChecksum };
 
 /** IANA protocol number of VRRP (IPv4 protocol / IPv6 next header). */
 export const IPPROTO_VRRP = 112;
-
-/**
- * One's complement of the one's complement sum of `data` taken as big-endian 16-bit words, an
- * odd trailing byte padded with zero. Over a message whose checksum field holds a correct
- * checksum the result is 0, which is how receivers verify.
- */
-export function internetChecksum(data: Uint8Array): number {
-  let sum = 0;
-  const even = data.length & ~1;
-  for (let i = 0; i < even; i += 2) sum += (data[i]! << 8) | data[i + 1]!;
-  if (even !== data.length) sum += data[even]! << 8;
-  // At most 2^16 words of 2^16-1 each fit in a double exactly; fold the carries back in.
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
-  return ~sum & 0xffff;
-}
 
 /**
  * The pseudo-header for an upper-layer message of `length` bytes between `src` and `dst`

@@ -30,7 +30,7 @@
 import { KeepaliveError } from '../util/errors.js';
 import { checksumWith, internetChecksum, IPPROTO_VRRP, pseudoHeader } from './checksum.js';
 import type { DropReason } from './drop.js';
-import { addressLength, canonicalIp, formatIp, parseIp } from './ip.js';
+import { addressLength, canonicalIp, formatIp, parseIp } from '../util/inet.js';
 import type { Advert, IpFamily, VrrpVersion } from './types.js';
 
 /** RFC 3768 §5.2.3 / RFC 5798 §5.1.1.3: senders use, receivers require, TTL / hop limit 255. */

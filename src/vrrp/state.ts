@@ -29,6 +29,7 @@
  *    configuration error and drops its own priority to 254.
  */
 import { isIP } from 'node:net';
+import { parseIp } from '../util/inet.js';
 import { KeepaliveError } from '../util/errors.js';
 import type { ReceivedAdvert, VrrpVersion } from './types.js';
 import {
@@ -215,37 +216,12 @@ function stripZone(addr: string): string {
   return i === -1 ? addr : addr.slice(0, i);
 }
 
-function ipv4Bytes(addr: string): number[] {
-  return addr.split('.').map((part) => Number(part));
-}
-
-function ipv6Bytes(addr: string): number[] {
-  let text = addr;
-  const tail: number[] = [];
-  // An embedded IPv4 tail (::ffff:1.2.3.4) supplies the last 4 bytes.
-  const lastColon = text.lastIndexOf(':');
-  if (text.indexOf('.', lastColon) !== -1) {
-    tail.push(...ipv4Bytes(text.slice(lastColon + 1)));
-    // The dotted quad stands for two 16-bit groups: placeholder zeros, overwritten below.
-    text = text.slice(0, lastColon + 1) + '0:0';
-  }
-  const [head, rest] = text.includes('::') ? text.split('::') : [text, undefined];
-  const groups = (s: string | undefined): number[] => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
-  const hi = groups(head);
-  const lo = groups(rest);
-  const words = rest === undefined ? hi : [...hi, ...new Array<number>(8 - hi.length - lo.length).fill(0), ...lo];
-  const bytes = words.flatMap((w) => [w >> 8, w & 0xff]);
-  if (tail.length === 4) bytes.splice(12, 4, ...tail);
-  return bytes;
-}
-
 /** The address as network-order bytes, or null if it is not an IP address. */
 export function addressBytes(addr: string): number[] | null {
   const plain = stripZone(addr);
   const family = isIP(plain);
-  if (family === 4) return ipv4Bytes(plain);
-  if (family === 6) return ipv6Bytes(plain);
-  return null;
+  const bytes = family === 4 || family === 6 ? parseIp(plain, family) : null;
+  return bytes ? [...bytes] : null;
 }
 
 /**

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatIp } from '../../src/vrrp/ip.js';
+import { formatIp } from '../../src/util/inet.js';
 import {
   checkAdvert,
   decodeAdvert,

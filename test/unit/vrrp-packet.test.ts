@@ -2,7 +2,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { checksumWith, internetChecksum, pseudoHeader } from '../../src/vrrp/checksum.js';
 import { DROP_REASONS, isDropReason, type DropReason } from '../../src/vrrp/drop.js';
-import { canonicalIp, formatIp, parseIp } from '../../src/vrrp/ip.js';
+import { canonicalIp, formatIp, parseIp } from '../../src/util/inet.js';
 import {
   checkAdvert,
   decodeAdvert,

@@ -4,7 +4,7 @@
  * parsing/folding and the hash functions used by the hashing schedulers.
  */
 
-import { isIP } from 'node:net';
+import { formatIp, parseIp } from '../../util/inet.js';
 import type { IpFamily, RealServerRef } from '../types.js';
 
 /**
@@ -94,65 +94,18 @@ export class DestChangeDetector {
   }
 }
 
-/** Parse an IPv4/IPv6 literal into network-order bytes (4 or 16). Throws on anything else. */
+/**
+ * Parse an IPv4/IPv6 literal into network-order bytes (4 or 16). Throws on anything else. An IPv6
+ * zone (fe80::1%eth0) is ignored: it names an interface, not part of the address.
+ */
 export function parseAddress(address: string, family: IpFamily): Uint8Array {
-  const bare = family === 6 ? address.replace(/%.*$/, '') : address;
-  if (isIP(bare) !== family) throw new TypeError(`not an IPv${family} address: ${address}`);
-  if (family === 4) return Uint8Array.from(bare.split('.').map(Number));
-  let text = bare;
-  const tail: number[] = [];
-  // An embedded dotted quad (::ffff:10.0.0.1) supplies the last two 16-bit groups.
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (dotted) {
-    const v4 = dotted[1]!.split('.').map(Number);
-    tail.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-    text = text.slice(0, -dotted[1]!.length);
-    if (text.endsWith(':') && !text.endsWith('::')) text = text.slice(0, -1);
-  }
-  const groupsOf = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
-  let groups: number[];
-  const gap = text.indexOf('::');
-  if (gap >= 0) {
-    const head = groupsOf(text.slice(0, gap));
-    const rest = groupsOf(text.slice(gap + 2));
-    const zeros = 8 - head.length - rest.length - tail.length;
-    groups = [...head, ...new Array<number>(zeros).fill(0), ...rest, ...tail];
-  } else {
-    groups = [...groupsOf(text), ...tail];
-  }
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[i * 2] = g >> 8;
-    out[i * 2 + 1] = g & 0xff;
-  });
-  return out;
+  const bytes = parseIp(family === 6 ? address.replace(/%.*$/, '') : address, family);
+  if (!bytes) throw new TypeError(`not an IPv${family} address: ${address}`);
+  return bytes;
 }
 
 /** Canonical text for 4 or 16 address bytes (IPv6: RFC 5952 compressed, lower case). */
-export function formatAddress(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  // Longest run (>= 2) of zero groups becomes "::"; the first one wins a tie.
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
-}
+export const formatAddress = formatIp;
 
 /**
  * The kernel's 32-bit address fold used by sh/dh/mh/lblc/lblcr: the IPv4 address in host

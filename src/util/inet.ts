@@ -1,9 +1,9 @@
 /**
- * IPv4/IPv6 address text <-> bytes, pure. The codec keeps addresses as canonical text (the form
- * the rest of the daemon compares and logs), and converts at the wire boundary only.
+ * IPv4/IPv6 address text <-> bytes and the Internet checksum, pure. Addresses are kept as canonical
+ * text everywhere (the form the daemon compares and logs) and converted at the wire boundary only.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import type { IpFamily } from './types.js';
+export type IpFamily = 4 | 6;
 
 /** Address length in bytes for a family. */
 export function addressLength(family: IpFamily): 4 | 16 {
@@ -82,4 +82,25 @@ export function formatIp(bytes: Uint8Array): string {
 export function canonicalIp(text: string, family: IpFamily): string | null {
   const bytes = parseIp(text, family);
   return bytes ? formatIp(bytes) : null;
+}
+
+/**
+ * RFC 1071 Internet checksum over the concatenation of `parts` (an odd-length part carries its
+ * dangling byte into the next). Over a message whose checksum field is correct the result is 0.
+ */
+export function internetChecksum(...parts: Uint8Array[]): number {
+  let sum = 0;
+  let odd: number | undefined;
+  for (const p of parts) {
+    for (let i = 0; i < p.length; i++) {
+      if (odd === undefined) odd = p[i]!;
+      else {
+        sum += (odd << 8) | p[i]!;
+        odd = undefined;
+      }
+    }
+  }
+  if (odd !== undefined) sum += odd << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
 }
