@@ -379,6 +379,68 @@ static int set_int_opt(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof value);
 }
 
+/* raw4Open(ifindex) -> fd. A send-only raw IPv4 socket: IPPROTO_RAW implies IP_HDRINCL (the caller
+ * writes the IPv4 header, so source address and TTL are exactly its own) and receives nothing.
+ * Unlike the raw-socket package, which queues every send until libuv reports the socket writable
+ * (a loop turn later), sendto() here runs at once: VRRP adverts leave the moment the state machine
+ * asks. Multicast leaves through ifindex and is not looped back to this host. */
+static napi_value raw4_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t ifindex;
+  if (!get_args(env, info, 1, argv) || !arg_int(env, argv[0], 1, INT32_MAX, "ifindex", &ifindex))
+    return NULL;
+  char name[IF_NAMESIZE];
+  if (if_indextoname((unsigned)ifindex, name) == NULL) return throw_errno(env, "if_indextoname", errno);
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  struct ip_mreqn mr;
+  memset(&mr, 0, sizeof mr);
+  mr.imr_ifindex = ifindex;
+  const char *failed = NULL;
+  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) < 0) failed = "setsockopt(SO_BINDTODEVICE)";
+  else if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr) < 0) failed = "setsockopt(IP_MULTICAST_IF)";
+  else if (set_int_opt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, 0) < 0) failed = "setsockopt(IP_MULTICAST_LOOP)";
+  if (failed) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, failed, err);
+  }
+  napi_value out;
+  CALL(env, napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/* raw4Send(fd, packet, dst) -> bytes sent. `packet` starts with its IPv4 header. */
+static napi_value raw4_send(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  void *pkt;
+  size_t len;
+  char dst[INET_ADDRSTRLEN + 1];
+  size_t dst_len;
+  if (!get_args(env, info, 3, argv) || !arg_int(env, argv[0], 0, INT32_MAX, "fd", &fd) ||
+      !arg_buffer(env, argv[1], "packet must be a Buffer", &pkt, &len))
+    return NULL;
+  if (len < 20 || len > 65535) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "packet length out of range");
+    return NULL;
+  }
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  if (napi_get_value_string_utf8(env, argv[2], dst, sizeof dst, &dst_len) != napi_ok ||
+      inet_pton(AF_INET, dst, &sin.sin_addr) != 1)
+    return throw_type(env, "dst must be an IPv4 address");
+  ssize_t n;
+  do {
+    n = sendto(fd, pkt, len, 0, (struct sockaddr *)&sin, sizeof sin);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "sendto", errno);
+  napi_value out;
+  CALL(env, napi_create_int32(env, (int32_t)n, &out));
+  return out;
+}
+
 /* raw6Open(ifindex, protocol, group|null, bindToDevice, callback) -> handle (external). */
 static napi_value raw6_open(napi_env env, napi_callback_info info) {
   napi_value argv[5];
@@ -562,6 +624,8 @@ NAPI_MODULE_INIT() {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetSend", NULL, packet_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"raw4Open", NULL, raw4_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"raw4Send", NULL, raw4_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Open", NULL, raw6_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Send", NULL, raw6_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Close", NULL, raw6_close, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -27,6 +27,8 @@ type Raw6NativeCallback = (
 interface NativeBinding {
   packetOpen(ifindex: number): number;
   packetSend(fd: number, ifindex: number, frame: Buffer, dstMac: Buffer): number;
+  raw4Open(ifindex: number): number;
+  raw4Send(fd: number, packet: Buffer, dst: string): number;
   close(fd: number): void;
   raw6Open(
     ifindex: number,
@@ -112,6 +114,46 @@ export class PacketSocket {
     if (this.#fd < 0) return;
     const fd = this.#fd;
     // Mark closed first: even if close(2) reports an error the fd number must never be reused.
+    this.#fd = -1;
+    native().close(fd);
+  }
+}
+
+/**
+ * Send-only raw IPv4 socket (IPPROTO_RAW: the caller supplies the IPv4 header) bound to one
+ * interface; sends synchronously, multicast not looped back.
+ */
+export class Raw4SendSocket {
+  readonly ifindex: number;
+  #fd: number;
+
+  private constructor(fd: number, ifindex: number) {
+    this.#fd = fd;
+    this.ifindex = ifindex;
+  }
+
+  static open(ifindex: number): Raw4SendSocket {
+    const n = native();
+    try {
+      return new Raw4SendSocket(n.raw4Open(ifindex), ifindex);
+    } catch (err) {
+      throw socketError(`raw IPv4 socket on ifindex ${ifindex}`, err);
+    }
+  }
+
+  /** Sends one IPv4 packet (header included) to `dst`. */
+  send(packet: Buffer, dst: string): number {
+    if (this.#fd < 0) throw new KeepaliveError('E_CLOSED', 'raw IPv4 socket is closed');
+    try {
+      return native().raw4Send(this.#fd, packet, dst);
+    } catch (err) {
+      throw socketError(`raw4 send to ${dst}`, err);
+    }
+  }
+
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
     this.#fd = -1;
     native().close(fd);
   }

@@ -73,7 +73,9 @@ export class VipManager {
       this.#watcher = watcher;
       this.#acquired = true;
       try {
-        await this.#sync(false);
+        // On takeover every millisecond counts: add straight away (an address that is already there
+        // is not an error) instead of dumping the interface's addresses first.
+        for (const vip of this.#vips) await this.#rtnl.addAddress(this.#ifindex, vip.cidr, this.#addOptions());
       } catch (err) {
         this.#acquired = false;
         this.#watcher = undefined;

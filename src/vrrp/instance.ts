@@ -15,10 +15,34 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
 }
 
+/**
+ * Node arms timers from the event loop's cached, whole-millisecond time, so a timer can fire up to
+ * a millisecond or more *early*; re-arming then costs at least another full millisecond (Node's
+ * minimum delay). The last stretch before a deadline is therefore covered with setImmediate turns,
+ * which keeps the master-down timer within a fraction of a millisecond of its deadline.
+ */
+const SPIN_MS = 1.5;
+
 export const realClock: Clock = {
   now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  setTimeout: (fn, ms) => {
+    const at = performance.now() + ms;
+    const handle: { t?: NodeJS.Timeout; i?: NodeJS.Immediate } = {};
+    const check = (): void => {
+      const rem = at - performance.now();
+      if (rem <= 0) fn();
+      else if (rem > SPIN_MS) handle.t = setTimeout(check, rem - SPIN_MS / 2);
+      else handle.i = setImmediate(check);
+    };
+    if (ms > SPIN_MS) handle.t = setTimeout(check, ms - SPIN_MS / 2);
+    else handle.i = setImmediate(check);
+    return handle;
+  },
+  clearTimeout: (h) => {
+    const handle = h as { t?: NodeJS.Timeout; i?: NodeJS.Immediate };
+    if (handle.t) clearTimeout(handle.t);
+    if (handle.i) clearImmediate(handle.i);
+  },
 };
 
 /** What the instance asks of the world. VIP operations may be slow; the shell serialises them. */

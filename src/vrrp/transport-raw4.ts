@@ -5,6 +5,7 @@ import { KeepaliveError } from '../util/errors.js';
 import type { VrrpPacketIn, VrrpTransport } from './transport.js';
 import { parseIpv4Packet } from './packet.js';
 import type { DropReason } from './drop.js';
+import { Raw4SendSocket } from '../net/native.js';
 
 const require = createRequire(import.meta.url);
 
@@ -12,11 +13,6 @@ export const VRRP_PROTO = 112;
 const SOL_SOCKET = 1;
 const SO_BINDTODEVICE = 25;
 const IPPROTO_IP = 0;
-const IP_TTL = 2;
-const IP_HDRINCL = 3;
-const IP_MULTICAST_IF = 32;
-const IP_MULTICAST_TTL = 33;
-const IP_MULTICAST_LOOP = 34;
 const IP_ADD_MEMBERSHIP = 35;
 /** keepalived sends VRRP with IPTOS_PREC_INTERNETCONTROL. */
 const TOS_INTERNETCONTROL = 0xc0;
@@ -53,16 +49,21 @@ export function buildIpv4Header(src: string, dst: string, payloadLength: number)
 
 interface RawSocket {
   setOption(level: number, option: number, value: number | Buffer, length?: number): void;
-  send(buf: Buffer, offset: number, length: number, address: string, after: (err: Error | null) => void): void;
   on(ev: 'message', cb: (buf: Buffer, source: string) => void): void;
   on(ev: 'error' | 'close', cb: (err?: Error) => void): void;
   close(): void;
 }
 
-/** IPv4 VRRP over a raw socket (package raw-socket), bound to one interface, joined to the group. */
+/**
+ * IPv4 VRRP on one interface: received through a raw socket of the raw-socket package (joined to
+ * the group, IP header included so TTL is visible), sent through the addon's send-only raw socket,
+ * whose sendto() runs immediately instead of waiting a loop turn for raw-socket's send queue (that
+ * wait showed up as ~2 ms of extra takeover latency).
+ */
 export class RawIpv4Transport implements VrrpTransport {
   readonly family = 4 as const;
   private readonly sock: RawSocket;
+  private readonly out: Raw4SendSocket;
   private packetCb: (pkt: VrrpPacketIn) => void = () => undefined;
   private malformedCb: (reason: DropReason) => void = () => undefined;
   private errorCb: (err: Error) => void = () => undefined;
@@ -78,12 +79,6 @@ export class RawIpv4Transport implements VrrpTransport {
     try {
       this.sock = raw.createSocket({ addressFamily: 1, protocol: VRRP_PROTO, bufferSize: 65535 });
       this.sock.setOption(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`), ifname.length + 1);
-      this.sock.setOption(IPPROTO_IP, IP_HDRINCL, 1);
-      this.sock.setOption(IPPROTO_IP, IP_TTL, 255);
-      this.sock.setOption(IPPROTO_IP, IP_MULTICAST_TTL, 255);
-      this.sock.setOption(IPPROTO_IP, IP_MULTICAST_LOOP, 0);
-      const mreq = ipMreqn('0.0.0.0', ifindex);
-      this.sock.setOption(IPPROTO_IP, IP_MULTICAST_IF, mreq, mreq.length);
       for (const g of groups) {
         const m = ipMreqn(g, ifindex);
         this.sock.setOption(IPPROTO_IP, IP_ADD_MEMBERSHIP, m, m.length);
@@ -91,6 +86,7 @@ export class RawIpv4Transport implements VrrpTransport {
     } catch (err) {
       throw new KeepaliveError('E_SOCKET', `cannot open VRRP IPv4 socket on ${ifname}: ${(err as Error).message}`, { cause: err });
     }
+    this.out = Raw4SendSocket.open(ifindex);
     this.sock.on('message', (buf) => {
       // raw-socket reuses its receive buffer: copy the payload before it escapes this callback.
       const ip = parseIpv4Packet(buf);
@@ -103,8 +99,7 @@ export class RawIpv4Transport implements VrrpTransport {
   send(payload: Buffer, src: string, dst: string): void {
     if (this.closed) return;
     try {
-      const pkt = Buffer.concat([buildIpv4Header(src, dst, payload.length), payload]);
-      this.sock.send(pkt, 0, pkt.length, dst, (err) => { if (err) this.errorCb(err); });
+      this.out.send(Buffer.concat([buildIpv4Header(src, dst, payload.length), payload]), dst);
     } catch (err) {
       this.errorCb(err as Error);
     }
@@ -120,5 +115,6 @@ export class RawIpv4Transport implements VrrpTransport {
     if (this.closed) return;
     this.closed = true;
     try { this.sock.close(); } catch { /* already closed */ }
+    this.out.close();
   }
 }
