@@ -5,3 +5,4 @@ export * as schema from './schema.js';
 export { describeSpec, type FieldSpec, type Fields, type ValueSpec, type StringFormat, type DefaultScope } from './schema-types.js';
 export { parseCidr, parseIp, parseListen, type AddressFamily, type ParsedAddress, type ParsedCidr, type ListenAddress } from './net.js';
 export type * from './types.js';
+export { planReload, isEmpty as isReloadPlanEmpty, type ReloadPlan, type VrrpChange, type KeptVrrpInstance, type VirtualServerChange, type KeptVirtualServer, type RealServerPlan, type KeptRealServer } from './diff.js';
