@@ -12,6 +12,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { formatIp, parseIp } from '../../src/util/inet.js';
 import { join } from 'node:path';
 import {
   type ExecOptions,
@@ -188,7 +189,7 @@ function parseSubnet(cidr: string, family: 4 | 6): Subnet {
   const prefix = Number(len);
   const bits = family === 4 ? 32 : 128;
   if (!addr || !Number.isInteger(prefix) || prefix < 0 || prefix > bits) throw new Error(`bad IPv${family} subnet ${cidr}`);
-  const value = family === 4 ? ipv4ToBig(addr) : ipv6ToBig(addr);
+  const value = ipToBig(addr, family);
   const mask = ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - prefix)) - 1n);
   return { family, base: value & mask, prefix };
 }
@@ -198,55 +199,19 @@ function subnetAddr(s: Subnet, n: number): string {
   const size = 1n << BigInt(bits - s.prefix);
   if (n <= 0 || BigInt(n) >= size - (s.family === 4 ? 1n : 0n)) throw new Error(`host number ${n} outside /${s.prefix}`);
   const v = s.base + BigInt(n);
-  return s.family === 4 ? bigToIpv4(v) : bigToIpv6(v);
+  return bigToIp(v, s.family);
 }
 
-function ipv4ToBig(a: string): bigint {
-  const parts = a.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`bad IPv4 address ${a}`);
-  return parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n);
+function ipToBig(a: string, family: 4 | 6): bigint {
+  const bytes = parseIp(a, family);
+  if (!bytes) throw new Error(`bad IPv${family} address ${a}`);
+  return bytes.reduce((acc, byte) => (acc << 8n) | BigInt(byte), 0n);
 }
 
-function bigToIpv4(v: bigint): string {
-  return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.');
-}
-
-function ipv6ToBig(a: string): bigint {
-  const halves = a.split('::');
-  if (halves.length > 2) throw new Error(`bad IPv6 address ${a}`);
-  const head = halves[0] ? halves[0].split(':') : [];
-  const tailParts = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-  const missing = 8 - head.length - tailParts.length;
-  if (missing < 0 || (halves.length === 1 && missing !== 0)) throw new Error(`bad IPv6 address ${a}`);
-  const groups = [...head, ...Array<string>(missing).fill('0'), ...tailParts];
-  return groups.reduce((acc, g) => {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw new Error(`bad IPv6 address ${a}`);
-    return (acc << 16n) | BigInt(parseInt(g, 16));
-  }, 0n);
-}
-
-function bigToIpv6(v: bigint): string {
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((v >> BigInt(i * 16)) & 0xffffn));
-  // Compress the longest run of zero groups, as `ip` prints it.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+function bigToIp(v: bigint, family: 4 | 6): string {
+  const bytes = new Uint8Array(family === 4 ? 4 : 16);
+  for (let i = bytes.length - 1; i >= 0; i--, v >>= 8n) bytes[i] = Number(v & 255n);
+  return formatIp(bytes);
 }
 
 function splitCidr(cidr: string, family: 4 | 6): { addr: string; prefix: number } {
