@@ -66,8 +66,12 @@ export class ControlServer {
   private accept(sock: Socket): void {
     this.clients.add(sock);
     sock.setEncoding('utf8');
-    sock.setTimeout(this.opts.idleTimeoutMs ?? 10_000, () => sock.destroy());
-    sock.on('close', () => this.clients.delete(sock));
+    // A deadline that only a complete request line pushes back: socket.setTimeout would be reset
+    // by every byte, so a client trickling one byte at a time could hold a slot for ever.
+    const idleMs = this.opts.idleTimeoutMs ?? 10_000;
+    let deadline = setTimeout(() => sock.destroy(), idleMs);
+    const extend = () => { clearTimeout(deadline); deadline = setTimeout(() => sock.destroy(), idleMs); };
+    sock.on('close', () => { clearTimeout(deadline); this.clients.delete(sock); });
     sock.on('error', () => sock.destroy());
     const splitter = new LineSplitter(MAX_REQUEST_BYTES);
     // Requests on one connection are answered in order.
@@ -79,6 +83,7 @@ export class ControlServer {
           sock.end();
           return;
         }
+        extend();
         chain = chain.then(() => this.handle(sock, ev.line));
       }
     });

@@ -108,3 +108,15 @@ test('LineSplitter reassembles lines split at every position', (t) => {
   t.deepEqual(s.push('12345'), [{ kind: 'overflow' }]);
   t.deepEqual(s.push('\nok\n'), []);
 });
+
+test('a client trickling bytes without ever finishing a line is disconnected (slowloris)', async (t) => {
+  const { path } = await withServer(t, 400);
+  let timer: NodeJS.Timeout | undefined;
+  const started = Date.now();
+  const { closed } = await rawExchange(path, (s) => {
+    timer = setInterval(() => { if (!s.destroyed) s.write('x'); }, 100);
+  });
+  clearInterval(timer);
+  t.true(closed);
+  t.true(Date.now() - started < 5_000, 'closed by the deadline, not by the test timeout');
+});
