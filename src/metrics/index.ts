@@ -1,0 +1,20 @@
+export {
+  DROPPED_DEFAULT_METRICS,
+  INSTANCE_LABEL,
+  METRIC_DEFS,
+  METRIC_PREFIX,
+  VRRP_STATES,
+  createMetricsRegistry,
+  realServerId,
+  virtualServerId,
+  type CheckExtras,
+  type MetricDef,
+  type MetricsExtras,
+  type MetricsRegistryOptions,
+  type MetricsSnapshot,
+  type MetricsSource,
+  type ReloadExtras,
+  type SyncExtras,
+  type VrrpInstanceExtras,
+} from './registry.js';
+export { METRICS_PATH, formatListen, startMetricsServer, type MetricsServer, type MetricsServerOptions } from './server.js';

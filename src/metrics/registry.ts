@@ -1,0 +1,483 @@
+/**
+ * The Prometheus exposition: a private prom-client Registry whose metrics are computed from a
+ * snapshot of the daemon's state at scrape time.
+ *
+ * Nothing here keeps state of its own: every scrape takes one snapshot from the MetricsSource
+ * (shared by all metrics of that scrape, so the exposition is a consistent view) and rebuilds every
+ * series from it. Counters are exported from the engines' own monotonic counters (absolute
+ * values), so they stay of type counter; a label set missing from the snapshot (an instance or
+ * virtual server removed on reload) is missing from the exposition.
+ *
+ * The metric list, with types and labels, is in docs/metrics.md.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics, type CounterConfiguration, type GaugeConfiguration, type LabelValues } from 'prom-client';
+import type { StatusReport, VirtualServerStatus, RealServerStatus } from '../daemon/status.js';
+import { DROP_REASONS } from '../vrrp/drop.js';
+import type { VrrpStateName } from '../vrrp/state.js';
+
+export const METRIC_PREFIX = 'keepalive_ts_';
+
+/**
+ * Name of the label carrying the VRRP instance name. Not `instance`: Prometheus attaches its own
+ * `instance` target label to every scraped series, and a clashing exposed label is renamed to
+ * `exported_instance` (honor_labels: false, the default), which breaks every query written
+ * against it.
+ */
+export const INSTANCE_LABEL = 'vrrp_instance';
+
+/** All VRRP states, exported one-hot by keepalive_ts_vrrp_state. */
+export const VRRP_STATES = ['INIT', 'BACKUP', 'MASTER', 'FAULT', 'STOP'] as const satisfies readonly VrrpStateName[];
+// Compile-time check that VRRP_STATES lists every VrrpStateName.
+const allStatesListed: Exclude<VrrpStateName, (typeof VRRP_STATES)[number]> extends never ? true : never = true;
+void allStatesListed;
+
+// ---------------------------------------------------------------------------------------------
+// The snapshot
+
+/** Per VRRP instance counters kept outside the status report (the announcer's). */
+export interface VrrpInstanceExtras {
+  /** Gratuitous ARP frames sent (IPv4 VIPs). */
+  garp_sent?: number;
+  /** Unsolicited neighbour advertisements sent (IPv6 VIPs). */
+  na_sent?: number;
+}
+
+/** One health check of one real server. */
+export interface CheckExtras {
+  /** Virtual server id as virtualServerId() builds it, e.g. "TCP/10.0.0.50:80". */
+  virtual_server: string;
+  /** Real server id as realServerId() builds it, e.g. "10.0.0.21:80". */
+  real_server: string;
+  /** Check type as configured: "TCP_CHECK", "HTTP_GET", "MISC_CHECK"... */
+  type: string;
+  /** Duration of the last completed check, seconds; absent until one completed. */
+  last_duration_seconds?: number;
+  /** Failed checks since the checker started (monotonic). */
+  failures?: number;
+}
+
+export interface SyncExtras {
+  messages_sent?: number;
+  messages_received?: number;
+  /** Received messages refused, by reason (stable strings, like DROP_REASONS). */
+  rejected?: Record<string, number>;
+  /** Connection entries currently held in the sync table. */
+  entries?: number;
+}
+
+export interface ReloadExtras {
+  /** Reloads applied (or found nothing to change). */
+  ok?: number;
+  /** Reloads refused (invalid config, unsupported change, apply failure). */
+  error?: number;
+}
+
+/**
+ * Counters not in the StatusReport. Every field is optional: the daemon fills what its engines
+ * provide; a missing field means "no such engine", and its metrics are simply absent.
+ */
+export interface MetricsExtras {
+  /** Keyed by VRRP instance name; entries for instances not in the status are ignored. */
+  vrrp?: Record<string, VrrpInstanceExtras>;
+  checks?: CheckExtras[];
+  sync?: SyncExtras;
+  reload?: ReloadExtras;
+}
+
+export interface MetricsSnapshot {
+  status: StatusReport;
+  extras?: MetricsExtras;
+}
+
+/**
+ * What the daemon implements: returns the current snapshot. Called once per scrape (all metrics
+ * of a scrape share the result); it must be cheap and must not block. If it throws, the scrape
+ * fails (the HTTP server answers 500) and the next one tries again.
+ */
+export type MetricsSource = () => MetricsSnapshot;
+
+// ---------------------------------------------------------------------------------------------
+// Label values
+
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** "TCP/10.0.0.50:80", "UDP/[2001:db8::50]:53": the `virtual_server` label value. */
+export function virtualServerId(vs: Pick<VirtualServerStatus, 'protocol' | 'address' | 'port'>): string {
+  return `${vs.protocol.toUpperCase()}/${hostPort(vs.address, vs.port)}`;
+}
+
+/** "10.0.0.21:80", "[2001:db8::21]:80": the `real_server` label value. */
+export function realServerId(rs: Pick<RealServerStatus, 'address' | 'port'>): string {
+  return hostPort(rs.address, rs.port);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metric definitions
+
+export interface Sample<L extends string> {
+  labels: Partial<Record<L, string>>;
+  value: number;
+}
+
+export interface MetricDef<L extends string> {
+  /** Without the prefix. */
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge';
+  labelNames: readonly L[];
+  samples(snap: MetricsSnapshot): Iterable<Sample<L>>;
+}
+
+function def<L extends string>(d: MetricDef<L>): MetricDef<L> {
+  return d;
+}
+
+function isCounterValue(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+}
+
+function isGaugeValue(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+const VRRP_LABELS = [INSTANCE_LABEL, 'interface', 'vrid'] as const;
+type VrrpLabel = (typeof VRRP_LABELS)[number];
+
+function vrrpLabels(i: StatusReport['vrrp'][number]): Record<VrrpLabel, string> {
+  return { [INSTANCE_LABEL]: i.name, interface: i.interface, vrid: String(i.vrid) };
+}
+
+function perInstance(name: string, help: string, type: 'counter' | 'gauge', pick: (i: StatusReport['vrrp'][number]) => number): MetricDef<VrrpLabel> {
+  return def({
+    name,
+    help,
+    type,
+    labelNames: VRRP_LABELS,
+    *samples(snap) {
+      for (const i of snap.status.vrrp) yield { labels: vrrpLabels(i), value: pick(i) };
+    },
+  });
+}
+
+function perVirtualServer(name: string, help: string, type: 'counter' | 'gauge', pick: (vs: VirtualServerStatus) => number): MetricDef<'virtual_server'> {
+  return def({
+    name,
+    help,
+    type,
+    labelNames: ['virtual_server'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) yield { labels: { virtual_server: virtualServerId(vs) }, value: pick(vs) };
+    },
+  });
+}
+
+function perRealServer(name: string, help: string, type: 'counter' | 'gauge', pick: (rs: RealServerStatus) => number): MetricDef<'virtual_server' | 'real_server'> {
+  return def({
+    name,
+    help,
+    type,
+    labelNames: ['virtual_server', 'real_server'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) {
+        const v = virtualServerId(vs);
+        for (const rs of vs.real_servers) yield { labels: { virtual_server: v, real_server: realServerId(rs) }, value: pick(rs) };
+      }
+    },
+  });
+}
+
+function* inOut(v: string, inBytes: number, outBytes: number, extra: Record<string, string> = {}): Iterable<Sample<'virtual_server' | 'real_server' | 'direction'>> {
+  yield { labels: { virtual_server: v, ...extra, direction: 'in' }, value: inBytes };
+  yield { labels: { virtual_server: v, ...extra, direction: 'out' }, value: outBytes };
+}
+
+/** Every metric this module exports besides prom-client's default process metrics. */
+export const METRIC_DEFS: readonly MetricDef<string>[] = [
+  def({
+    name: 'info',
+    help: 'Always 1; labels carry the daemon version and router_id.',
+    type: 'gauge',
+    labelNames: ['version', 'router_id'],
+    *samples(snap) {
+      yield { labels: { version: snap.status.version, router_id: snap.status.router_id }, value: 1 };
+    },
+  }),
+
+  // --- VRRP ---
+  def({
+    name: 'vrrp_state',
+    help: 'VRRP instance state, one-hot: 1 for the current state, 0 for the others.',
+    type: 'gauge',
+    labelNames: [...VRRP_LABELS, 'state'],
+    *samples(snap) {
+      for (const i of snap.status.vrrp) {
+        const base = vrrpLabels(i);
+        for (const s of VRRP_STATES) yield { labels: { ...base, state: s }, value: i.state === s ? 1 : 0 };
+        // A state name this module does not know yet still shows up, rather than no state at all.
+        if (!(VRRP_STATES as readonly string[]).includes(i.state)) yield { labels: { ...base, state: i.state }, value: 1 };
+      }
+    },
+  }),
+  perInstance('vrrp_transitions_total', 'VRRP state transitions of the instance.', 'counter', (i) => i.transitions),
+  perInstance('vrrp_adverts_sent_total', 'VRRP advertisements sent by the instance.', 'counter', (i) => i.adverts_sent),
+  perInstance('vrrp_adverts_received_total', 'VRRP advertisements received and accepted by the instance.', 'counter', (i) => i.adverts_received),
+  def({
+    name: 'vrrp_packets_dropped_total',
+    help: 'Received VRRP packets dropped, by reason; vrrp_instance="" for drops no instance could be blamed for (counted per socket).',
+    type: 'counter',
+    labelNames: [INSTANCE_LABEL, 'socket', 'reason'],
+    *samples(snap) {
+      const rows: Array<[string, string, Record<string, number>]> = [
+        ...snap.status.vrrp.map((i): [string, string, Record<string, number>] => [i.name, `${i.interface}/v${i.family}`, i.drops]),
+        ...Object.entries(snap.status.vrrp_socket_drops).map(([sock, drops]): [string, string, Record<string, number>] => ['', sock, drops]),
+      ];
+      for (const [inst, socket, drops] of rows) {
+        // Every known reason is exported (0 until the first drop) so rate() sees the first one.
+        const reasons = new Set<string>([...DROP_REASONS, ...Object.keys(drops)]);
+        for (const reason of reasons) yield { labels: { [INSTANCE_LABEL]: inst, socket, reason }, value: drops[reason] ?? 0 };
+      }
+    },
+  }),
+  perInstance('vrrp_priority', 'Configured VRRP priority of the instance.', 'gauge', (i) => i.priority),
+  perInstance('vrrp_effective_priority', 'VRRP priority the instance advertises now (configured priority adjusted by tracked scripts and interfaces).', 'gauge', (i) => i.effective_priority),
+  perInstance('vrrp_vips_restored_total', 'Virtual IPs put back by the instance after something else removed them while it was MASTER.', 'counter', (i) => i.vips_restored),
+  def({
+    name: 'vrrp_garp_sent_total',
+    help: 'Gratuitous ARP (kind="garp", IPv4) and unsolicited neighbour advertisement (kind="na", IPv6) frames sent for the instance VIPs.',
+    type: 'counter',
+    labelNames: [...VRRP_LABELS, 'kind'],
+    *samples(snap) {
+      const extras = snap.extras?.vrrp;
+      if (!extras) return;
+      for (const i of snap.status.vrrp) {
+        const e = Object.hasOwn(extras, i.name) ? extras[i.name] : undefined;
+        if (!e) continue;
+        const base = vrrpLabels(i);
+        if (e.garp_sent !== undefined) yield { labels: { ...base, kind: 'garp' }, value: e.garp_sent };
+        if (e.na_sent !== undefined) yield { labels: { ...base, kind: 'na' }, value: e.na_sent };
+      }
+    },
+  }),
+
+  // --- virtual servers ---
+  perVirtualServer('virtual_server_connections_total', 'Connections scheduled by the virtual server.', 'counter', (vs) => vs.conns),
+  perVirtualServer('virtual_server_active_connections', 'Active (established) connections of the virtual server: the sum over its real servers.', 'gauge', (vs) =>
+    vs.real_servers.reduce((n, rs) => n + rs.active_conns, 0),
+  ),
+  def({
+    name: 'virtual_server_bytes_total',
+    help: 'Bytes through the virtual server; direction="in" from clients, "out" to clients.',
+    type: 'counter',
+    labelNames: ['virtual_server', 'direction'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) yield* inOut(virtualServerId(vs), vs.in_bytes, vs.out_bytes);
+    },
+  }),
+
+  // --- real servers ---
+  perRealServer('real_server_up', '1 when the real server passes its health checks (in the pool), else 0.', 'gauge', (rs) => (rs.up ? 1 : 0)),
+  perRealServer('real_server_weight', 'Current scheduling weight of the real server.', 'gauge', (rs) => rs.weight),
+  perRealServer('real_server_active_connections', 'Active (established) connections of the real server.', 'gauge', (rs) => rs.active_conns),
+  perRealServer('real_server_inactive_connections', 'Inactive connections (closing, SYN_RECV, UDP) of the real server.', 'gauge', (rs) => rs.inact_conns),
+  perRealServer('real_server_connections_total', 'Connections scheduled to the real server.', 'counter', (rs) => rs.conns),
+  def({
+    name: 'real_server_bytes_total',
+    help: 'Bytes through the real server; direction="in" from clients, "out" to clients.',
+    type: 'counter',
+    labelNames: ['virtual_server', 'real_server', 'direction'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) {
+        const v = virtualServerId(vs);
+        for (const rs of vs.real_servers) yield* inOut(v, rs.in_bytes, rs.out_bytes, { real_server: realServerId(rs) });
+      }
+    },
+  }),
+
+  // --- health checks ---
+  def({
+    name: 'check_duration_seconds',
+    help: 'Duration of the last completed health check of the real server.',
+    type: 'gauge',
+    labelNames: ['virtual_server', 'real_server', 'check'],
+    *samples(snap) {
+      for (const c of snap.extras?.checks ?? []) {
+        if (c.last_duration_seconds !== undefined) yield { labels: { virtual_server: c.virtual_server, real_server: c.real_server, check: c.type }, value: c.last_duration_seconds };
+      }
+    },
+  }),
+  def({
+    name: 'check_failures_total',
+    help: 'Failed health checks of the real server.',
+    type: 'counter',
+    labelNames: ['virtual_server', 'real_server', 'check'],
+    *samples(snap) {
+      for (const c of snap.extras?.checks ?? []) {
+        if (c.failures !== undefined) yield { labels: { virtual_server: c.virtual_server, real_server: c.real_server, check: c.type }, value: c.failures };
+      }
+    },
+  }),
+
+  // --- connection sync ---
+  def({
+    name: 'sync_messages_total',
+    help: 'Connection-sync messages, direction="sent" or "received".',
+    type: 'counter',
+    labelNames: ['direction'],
+    *samples(snap) {
+      const s = snap.extras?.sync;
+      if (s?.messages_sent !== undefined) yield { labels: { direction: 'sent' }, value: s.messages_sent };
+      if (s?.messages_received !== undefined) yield { labels: { direction: 'received' }, value: s.messages_received };
+    },
+  }),
+  def({
+    name: 'sync_rejected_total',
+    help: 'Received connection-sync messages refused, by reason.',
+    type: 'counter',
+    labelNames: ['reason'],
+    *samples(snap) {
+      for (const [reason, n] of Object.entries(snap.extras?.sync?.rejected ?? {})) yield { labels: { reason }, value: n };
+    },
+  }),
+  def({
+    name: 'sync_entries',
+    help: 'Connection entries currently held in the sync table.',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const n = snap.extras?.sync?.entries;
+      if (n !== undefined) yield { labels: {}, value: n };
+    },
+  }),
+
+  // --- reload ---
+  def({
+    name: 'reload_total',
+    help: 'Configuration reloads, result="ok" (applied or unchanged) or "error" (refused, running config kept).',
+    type: 'counter',
+    labelNames: ['result'],
+    *samples(snap) {
+      const r = snap.extras?.reload;
+      if (!r) return;
+      yield { labels: { result: 'ok' }, value: r.ok ?? 0 };
+      yield { labels: { result: 'error' }, value: r.error ?? 0 };
+    },
+  }),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+
+/** prom-client default metrics removed from the registry (see createMetricsRegistry). */
+export const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const;
+
+export interface MetricsRegistryOptions {
+  /** Register prom-client's default process/Node.js metrics (prefixed) too. Default true. */
+  defaultMetrics?: boolean;
+}
+
+/**
+ * Builds the registry. `source` is called once per scrape. The returned Registry is private (not
+ * prom-client's global one): serve it with startMetricsServer, or call `registry.metrics()`.
+ */
+export function createMetricsRegistry(source: MetricsSource, opts: MetricsRegistryOptions = {}): Registry {
+  const registry = new Registry();
+
+  // One snapshot per scrape: Registry.metrics() calls every metric's get() (hence collect())
+  // synchronously before awaiting anything, so a snapshot cached until the next microtask is
+  // shared by exactly the metrics of one scrape.
+  let cached: MetricsSnapshot | undefined;
+  const snapshot = (): MetricsSnapshot => {
+    if (cached === undefined) {
+      cached = source();
+      queueMicrotask(() => (cached = undefined));
+    }
+    return cached;
+  };
+
+  for (const d of METRIC_DEFS) registerDef(registry, d, snapshot);
+
+  if (opts.defaultMetrics ?? true) {
+    collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+    // prom-client exports these three as gauges named *_total, which `promtool check metrics`
+    // rejects ("non-counter metrics should not have _total suffix"). Nothing is lost: they are the
+    // sums of the per-type gauges nodejs_active_handles / _requests / _resources.
+    for (const n of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(`${METRIC_PREFIX}${n}`);
+  }
+  return registry;
+}
+
+function registerDef(registry: Registry, d: MetricDef<string>, snapshot: () => MetricsSnapshot): void {
+  const name = `${METRIC_PREFIX}${d.name}`;
+  const labelNames = [...d.labelNames];
+  const valid = d.type === 'counter' ? isCounterValue : isGaugeValue;
+  let present = false;
+  const fill = (apply: (labels: LabelValues<string>, value: number) => void, reset: () => void): void => {
+    reset();
+    present = false;
+    // Two samples with the same label set (e.g. two HTTP_GET checks on one real server): counters
+    // add up, gauges keep the largest value (the slowest check).
+    const merged = new Map<string, Sample<string>>();
+    for (const s of d.samples(snapshot())) {
+      // A bad value from one engine (negative counter, NaN) drops that series, not the scrape.
+      if (!valid(s.value)) continue;
+      const key = JSON.stringify(labelNames.map((l) => s.labels[l] ?? ''));
+      const prev = merged.get(key);
+      if (!prev) merged.set(key, { labels: s.labels, value: s.value });
+      else prev.value = d.type === 'counter' ? prev.value + s.value : Math.max(prev.value, s.value);
+    }
+    for (const s of merged.values()) apply(s.labels as LabelValues<string>, s.value);
+    present = merged.size > 0;
+  };
+  if (d.type === 'counter') {
+    const config: CounterConfiguration<string> = {
+      name,
+      help: d.help,
+      labelNames,
+      registers: [registry],
+      collect(this: Counter<string>) {
+        fill((l, v) => this.inc(l, v), () => this.reset());
+      },
+    };
+    new LabelLessAwareCounter(config, () => present, labelNames.length === 0);
+  } else {
+    const config: GaugeConfiguration<string> = {
+      name,
+      help: d.help,
+      labelNames,
+      registers: [registry],
+      collect(this: Gauge<string>) {
+        fill((l, v) => this.set(l, v), () => this.reset());
+      },
+    };
+    new LabelLessAwareGauge(config, () => present, labelNames.length === 0);
+  }
+}
+
+/*
+ * prom-client always exports a label-less metric (as 0 after reset()). A label-less metric with no
+ * sample in the snapshot (sync_entries without a sync engine) must be absent instead, like a
+ * labelled one with no label sets: these subclasses drop the value in that case.
+ */
+class LabelLessAwareCounter extends Counter<string> {
+  constructor(config: CounterConfiguration<string>, private readonly present: () => boolean, private readonly labelLess: boolean) {
+    super(config);
+  }
+
+  override async get(): ReturnType<Counter<string>['get']> {
+    const m = await super.get();
+    return this.labelLess && !this.present() ? { ...m, values: [] } : m;
+  }
+}
+
+class LabelLessAwareGauge extends Gauge<string> {
+  constructor(config: GaugeConfiguration<string>, private readonly present: () => boolean, private readonly labelLess: boolean) {
+    super(config);
+  }
+
+  override async get(): ReturnType<Gauge<string>['get']> {
+    const m = await super.get();
+    return this.labelLess && !this.present() ? { ...m, values: [] } : m;
+  }
+}

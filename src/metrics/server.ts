@@ -1,0 +1,139 @@
+/**
+ * The scrape endpoint: a minimal node:http server answering GET /metrics from a Registry.
+ *
+ * Only GET and HEAD of /metrics are served (the query string is ignored); any other path is 404,
+ * any other method on /metrics is 405. Request bodies are never read (Node discards them), and
+ * every connection is bounded in time (header, request and keep-alive timeouts) and number.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { ListenAddress } from '../config/net.js';
+import { KeepaliveError, errorMessage } from '../util/errors.js';
+
+export const METRICS_PATH = '/metrics';
+
+export interface MetricsServerOptions {
+  /** GlobalConfig.metrics (parsed metrics_listen). Port 0 picks a free port (tests). */
+  listen: ListenAddress;
+  registry: Registry;
+  /** Called when a scrape fails (the source threw) or the server errors after listening. */
+  onError?: (err: Error) => void;
+  /** Whole-request limit, ms (default 5000). Headers must arrive within min(this, 3000). */
+  requestTimeoutMs?: number;
+  /** Concurrent connections (default 32). */
+  maxConnections?: number;
+}
+
+export interface MetricsServer {
+  /** Where it actually listens (the chosen port when listen.port was 0). */
+  readonly address: ListenAddress;
+  /** Stops listening and drops open connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts serving; rejects with E_SOCKET if the address cannot be bound. */
+export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
+  const requestTimeout = opts.requestTimeoutMs ?? 5000;
+  const headersTimeout = Math.min(requestTimeout, 3000);
+  const server = createServer(
+    {
+      // Prometheus sends a handful of short headers.
+      maxHeaderSize: 8192,
+      requestTimeout,
+      headersTimeout,
+      // Node enforces the two timeouts above only when it sweeps connections, every 30 s by
+      // default; sweep often enough that they mean what they say.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 2))),
+      keepAliveTimeout: 5000,
+    },
+    (req, res) => void handle(req, res, opts),
+  );
+  server.maxConnections = opts.maxConnections ?? 32;
+  server.maxHeadersCount = 64;
+  // Idle sockets (no request in progress) are closed after this long.
+  server.setTimeout(requestTimeout * 2);
+
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Malformed request, oversized headers, timeout: answer if still possible, then drop.
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    if (socket.writable && err.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      reject(new KeepaliveError('E_SOCKET', `cannot listen for metrics on ${formatListen(opts.listen)}: ${err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen({ host: opts.listen.host, port: opts.listen.port }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (err) => opts.onError?.(err));
+
+  const addr = server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  return {
+    address: { host: addr.address, port: addr.port },
+    close() {
+      closing ??= closeServer(server, sockets);
+      return closing;
+    },
+  };
+}
+
+function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    for (const s of sockets) s.destroy();
+  });
+}
+
+export function formatListen(l: ListenAddress): string {
+  return l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`;
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, opts: MetricsServerOptions): Promise<void> {
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  // A request with a body we will not read: do not keep the connection for another request.
+  const length = req.headers['content-length'];
+  const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+  if (hasBody) res.shouldKeepAlive = false;
+
+  if (path !== METRICS_PATH) return reply(res, 404, 'not found; metrics are at /metrics\n');
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    res.shouldKeepAlive = false;
+    return reply(res, 405, 'method not allowed\n');
+  }
+  let body: string;
+  try {
+    body = await opts.registry.metrics();
+  } catch (err) {
+    opts.onError?.(err instanceof Error ? err : new Error(errorMessage(err)));
+    return reply(res, 500, `collecting metrics failed: ${errorMessage(err)}\n`);
+  }
+  if (res.destroyed) return;
+  res.statusCode = 200;
+  res.setHeader('Content-Type', opts.registry.contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+function reply(res: ServerResponse, status: number, text: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
+}

@@ -1,0 +1,185 @@
+import test, { type ExecutionContext } from 'ava';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { createConnection } from 'node:net';
+import type { StatusReport } from '../../src/daemon/status.js';
+import { createMetricsRegistry, startMetricsServer, type MetricsServer, type MetricsSnapshot } from '../../src/metrics/index.js';
+import { isKeepaliveError } from '../../src/util/errors.js';
+
+function status(state: string): StatusReport {
+  return {
+    router_id: 'lb1',
+    pid: 1,
+    version: '0.1.0',
+    config_file: '/etc/keepalive-ts/keepalive.toml',
+    uptime_s: 1,
+    vrrp: [
+      {
+        name: 'VI_1', interface: 'eth0', vrid: 51, version: 3, family: 4, state, priority: 100, effective_priority: 100, master: null,
+        vips: ['10.0.0.50/24'], owned_vips: [], transitions: 1, adverts_sent: 5, adverts_received: 0, drops: {}, vips_restored: 0,
+      },
+    ],
+    vrrp_socket_drops: {},
+    virtual_servers: [],
+  };
+}
+
+interface Served {
+  server: MetricsServer;
+  port: number;
+  snap: { current: MetricsSnapshot | Error };
+  errors: Error[];
+}
+
+async function serve(t: ExecutionContext, opts: { requestTimeoutMs?: number } = {}): Promise<Served> {
+  const snap: { current: MetricsSnapshot | Error } = { current: { status: status('MASTER') } };
+  const errors: Error[] = [];
+  const registry = createMetricsRegistry(() => {
+    if (snap.current instanceof Error) throw snap.current;
+    return snap.current;
+  });
+  const server = await startMetricsServer({ listen: { host: '127.0.0.1', port: 0 }, registry, onError: (e) => errors.push(e), ...opts });
+  t.teardown(() => server.close());
+  t.is(server.address.host, '127.0.0.1');
+  t.true(server.address.port > 0);
+  return { server, port: server.address.port, snap, errors };
+}
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+function http(port: number, method: string, path: string, body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Raw TCP exchange: sends `data`, collects what comes back until the server closes (or timeout). */
+function raw(port: number, data: string, timeoutMs = 10_000): Promise<{ text: string; closedAfterMs: number }> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const s = createConnection({ host: '127.0.0.1', port });
+    let text = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`server did not close within ${timeoutMs} ms; got: ${text}`));
+    }, timeoutMs);
+    s.setEncoding('utf8');
+    s.on('connect', () => s.write(data));
+    s.on('data', (d: string) => (text += d));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, closedAfterMs: Date.now() - started });
+    });
+  });
+}
+
+test('GET /metrics answers the exposition with the registry content type', async (t) => {
+  const { port, snap } = await serve(t);
+  const r = await http(port, 'GET', '/metrics');
+  t.is(r.status, 200);
+  t.is(r.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
+  t.is(Number(r.headers['content-length']), Buffer.byteLength(r.body));
+  t.regex(r.body, /^keepalive_ts_vrrp_state\{vrrp_instance="VI_1",interface="eth0",vrid="51",state="MASTER"\} 1$/m);
+  t.regex(r.body, /^keepalive_ts_vrrp_adverts_sent_total\{vrrp_instance="VI_1",interface="eth0",vrid="51"\} 5$/m);
+  t.regex(r.body, /^keepalive_ts_process_cpu_seconds_total /m);
+
+  // Scrape-time values: the next scrape sees the new state.
+  snap.current = { status: status('BACKUP') };
+  const r2 = await http(port, 'GET', '/metrics?debug=1');
+  t.is(r2.status, 200);
+  t.regex(r2.body, /^keepalive_ts_vrrp_state\{vrrp_instance="VI_1",interface="eth0",vrid="51",state="BACKUP"\} 1$/m);
+  t.regex(r2.body, /^keepalive_ts_vrrp_state\{vrrp_instance="VI_1",interface="eth0",vrid="51",state="MASTER"\} 0$/m);
+});
+
+test('HEAD /metrics: headers, no body', async (t) => {
+  const { port } = await serve(t);
+  const r = await http(port, 'HEAD', '/metrics');
+  t.is(r.status, 200);
+  t.is(r.body, '');
+  t.true(Number(r.headers['content-length']) > 0);
+});
+
+test('other paths are 404, other methods 405 with Allow', async (t) => {
+  const { port } = await serve(t);
+  for (const path of ['/', '/metricsx', '/metrics/', '/favicon.ico', '/../metrics']) {
+    t.is((await http(port, 'GET', path)).status, 404, path);
+  }
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+    const r = await http(port, method, '/metrics', method === 'POST' ? 'x=1' : undefined);
+    t.is(r.status, 405, method);
+    t.is(r.headers.allow, 'GET, HEAD');
+  }
+});
+
+test('a failing source answers 500 and reports the error; the next scrape works', async (t) => {
+  const { port, snap, errors } = await serve(t);
+  snap.current = new Error('status unavailable');
+  const r = await http(port, 'GET', '/metrics');
+  t.is(r.status, 500);
+  t.regex(r.body, /status unavailable/);
+  t.is(errors.length, 1);
+  t.is(errors[0]?.message, 'status unavailable');
+  snap.current = { status: status('FAULT') };
+  const ok = await http(port, 'GET', '/metrics');
+  t.is(ok.status, 200);
+  t.regex(ok.body, /state="FAULT"\} 1$/m);
+});
+
+test('request bodies are not waited for: a POST announcing a large body gets 405 at once and the connection closes', async (t) => {
+  const { port } = await serve(t);
+  const r = await raw(port, 'POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\npartial');
+  t.regex(r.text, /^HTTP\/1\.1 405 /);
+  t.regex(r.text, /connection: close/i);
+  t.true(r.closedAfterMs < 3000, `closed after ${r.closedAfterMs} ms`);
+});
+
+test('a client that never finishes its headers is cut off by the header timeout', async (t) => {
+  const { port } = await serve(t, { requestTimeoutMs: 300 });
+  const r = await raw(port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n', 10_000);
+  t.regex(r.text, /^(HTTP\/1\.1 408 |$)/);
+  t.true(r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
+});
+
+test('oversized headers are refused with 431, garbage with 400', async (t) => {
+  const { port } = await serve(t);
+  const big = await raw(port, `GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  t.regex(big.text, /^HTTP\/1\.1 431 /);
+  const garbage = await raw(port, 'NOT HTTP AT ALL\r\n\r\n');
+  t.regex(garbage.text, /^HTTP\/1\.1 400 /);
+});
+
+test('close() is idempotent and drops keep-alive connections', async (t) => {
+  const { server, port } = await serve(t);
+  // A keep-alive connection left open by the client must not hold close() up.
+  const open = createConnection({ host: '127.0.0.1', port });
+  open.on('error', () => undefined);
+  await new Promise<void>((resolve) => {
+    open.once('data', () => resolve());
+    open.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+  });
+  const closed = new Promise<void>((resolve) => open.once('close', () => resolve()));
+  await Promise.all([server.close(), server.close()]);
+  await server.close();
+  await closed;
+  await t.throwsAsync(http(port, 'GET', '/metrics'), { code: 'ECONNREFUSED' });
+});
+
+test('an address in use is reported as E_SOCKET', async (t) => {
+  const { port } = await serve(t);
+  const registry = createMetricsRegistry(() => ({ status: status('MASTER') }), { defaultMetrics: false });
+  const err = await t.throwsAsync(startMetricsServer({ listen: { host: '127.0.0.1', port }, registry }));
+  t.true(isKeepaliveError(err, 'E_SOCKET'), String(err));
+  t.regex(err?.message ?? '', new RegExp(`127\\.0\\.0\\.1:${port}`));
+});
