@@ -16,6 +16,7 @@ import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
+import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { StatusReport } from './status.js';
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
@@ -32,6 +33,8 @@ export class Daemon {
   #vrrp: VrrpManager | undefined;
   #control: ControlServer | undefined;
   #rtnl: Rtnl | undefined;
+  #metrics: MetricsServer | undefined;
+  readonly #reloads = { ok: 0, error: 0 };
   readonly #packetSockets = new Map<number, PacketSocket>();
   readonly #startedAt = Date.now();
   #stopping: Promise<void> | undefined;
@@ -97,6 +100,13 @@ export class Daemon {
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
+    if (g.metrics) {
+      const registry = createMetricsRegistry(() => ({
+        status: this.status(),
+        extras: { vrrp: this.#vrrp?.announcements(), reload: { ...this.#reloads } },
+      }));
+      this.#metrics = await startMetricsServer({ listen: g.metrics, registry, onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed') });
+    }
     if (this.pidFile) writeFileSync(this.pidFile, `${process.pid}\n`);
     await this.#vrrp.start();
     log.info({ config: this.opts.configPath, control_socket: this.controlPath, instances: this.#config.vrrp_instance.length }, 'keepalive-ts started');
@@ -122,6 +132,17 @@ export class Daemon {
    * half-applied.
    */
   async reload(): Promise<{ summary: string[] }> {
+    try {
+      const result = await this.#reload();
+      this.#reloads.ok++;
+      return result;
+    } catch (err) {
+      this.#reloads.error++;
+      throw err;
+    }
+  }
+
+  async #reload(): Promise<{ summary: string[] }> {
     const next = await loadConfigFile(this.opts.configPath);
     const strip = (c: Config) => JSON.stringify({ ...c, file: '' });
     if (strip(next) === strip(this.#config)) return { summary: [] };
@@ -133,6 +154,7 @@ export class Daemon {
     this.#stopping ??= (async () => {
       await this.#vrrp?.stop();
       await this.#control?.close();
+      await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();
       this.#rtnl?.close();
       if (this.pidFile) { try { unlinkSync(this.pidFile); } catch { /* not written */ } }

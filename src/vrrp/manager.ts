@@ -272,6 +272,12 @@ export class VrrpManager {
     });
   }
 
+  /** Gratuitous ARP / unsolicited NA frames sent per instance (metrics). */
+  announcements(): Record<string, { garp_sent?: number; na_sent?: number }> {
+    return Object.fromEntries([...this.#runtimes.values()].map(({ cfg, announcer }) =>
+      [cfg.name, cfg.family === 4 ? { garp_sent: announcer.sent } : { na_sent: announcer.sent }]));
+  }
+
   socketDrops(): Record<string, Record<string, number>> {
     return this.#hub.socketDrops() as Record<string, Record<string, number>>;
   }
