@@ -1,0 +1,211 @@
+/**
+ * Per-service connection table and scheduling state, shared by the TCP and UDP proxies
+ * (worker side only).
+ *
+ * `Dest` is the scheduler's live view of a real server (a RealServerRef whose counters the
+ * proxies maintain, like IPVS struct ip_vs_dest) plus its traffic counters. Counters follow
+ * IPVS: a TCP connection counts as inactive while the real-server connect is in progress,
+ * active once established, inactive again once either side has sent FIN, and disappears when
+ * both sockets are closed (a proxy has no TIME_WAIT entry to keep). UDP flows always count as
+ * inactive, as ipvsadm shows them (the kernel never marks a UDP connection active).
+ *
+ * A destination removed from the pool stays in `all` (not in `pool`): its open connections
+ * continue and keep being counted; it only stops getting new ones.
+ */
+
+import { isIP } from 'node:net';
+import { maskAddress, PersistenceTable } from '../persistence.js';
+import { formatAddress, parseAddress } from '../sched/common.js';
+import { createScheduler } from '../sched/index.js';
+import type { IpFamily, RealServerRef, ScheduleContext, Scheduler } from '../types.js';
+import type { DataPlaneEvent, DestinationSpec, RealServerStats, ServiceSpec, SorrySpec } from './protocol.js';
+
+export class Dest implements RealServerRef {
+  weight = 0;
+  activeConns = 0;
+  inactConns = 0;
+  overloaded = false;
+  /** Total connections (TCP: established to this server; UDP: flows, or datagrams with ops). */
+  conns = 0;
+  /** Bytes of closed connections (live ones are added at stats time). */
+  inBytes = 0;
+  outBytes = 0;
+  connectErrors = 0;
+  inPool = false;
+  /** Canonical "addr|port" key, to recognise UDP replies. */
+  readonly key: string;
+  readonly family: IpFamily;
+
+  constructor(
+    readonly id: string,
+    readonly address: string,
+    readonly port: number,
+    readonly sorry: boolean,
+  ) {
+    this.family = isIP(address) === 6 ? 6 : 4;
+    this.key = endpointKey(address, port);
+  }
+
+  get live(): number {
+    return this.activeConns + this.inactConns;
+  }
+}
+
+export function canonicalAddress(address: string): string {
+  const f = isIP(address);
+  if (f !== 4 && f !== 6) return address;
+  return formatAddress(parseAddress(address, f));
+}
+
+export function endpointKey(address: string, port: number): string {
+  return `${canonicalAddress(address)}|${port}`;
+}
+
+export type EventSink = (ev: DataPlaneEvent) => void;
+
+/** Scheduling state of one virtual service. */
+export class ServiceCore {
+  spec: ServiceSpec;
+  scheduler!: Scheduler;
+  persistence: PersistenceTable | null = null;
+  /** The pool in configuration order: what the scheduler sees. */
+  pool: Dest[] = [];
+  /** Every destination with counters: pool members, removed ones, the sorry server. */
+  readonly all = new Map<string, Dest>();
+  sorryDest: Dest | null = null;
+  conns = 0;
+  dropped = 0;
+  /** Service byte totals of finished connections (UDP: of every datagram). */
+  inBytes = 0;
+  outBytes = 0;
+  readonly family: IpFamily;
+  private readonly now = () => Date.now();
+
+  constructor(
+    spec: ServiceSpec,
+    readonly emit: EventSink,
+  ) {
+    this.spec = spec;
+    this.family = isIP(spec.address) === 6 ? 6 : 4;
+    this.applySpec(spec, true);
+  }
+
+  /** Take a new spec for the same id: scheduler/persistence are rebuilt only if they changed. */
+  applySpec(spec: ServiceSpec, initial = false): void {
+    const old = this.spec;
+    this.spec = spec;
+    if (initial || old.lbAlgo !== spec.lbAlgo || JSON.stringify(old.schedulerOptions) !== JSON.stringify(spec.schedulerOptions)) {
+      this.scheduler = createScheduler(spec.lbAlgo, {
+        ...(spec.schedulerOptions ?? {}),
+        virtualAddress: spec.address,
+        now: this.now,
+      });
+    }
+    if (initial || JSON.stringify(old.persistence ?? null) !== JSON.stringify(spec.persistence ?? null)) {
+      const p = spec.persistence;
+      this.persistence = p
+        ? new PersistenceTable({ timeoutMs: p.timeoutMs, netmaskV4: p.prefix4 ?? 32, prefixV6: p.prefix6 ?? 128, now: this.now })
+        : null;
+    }
+  }
+
+  setPool(dests: readonly DestinationSpec[], sorry: SorrySpec | null): void {
+    for (const d of this.all.values()) d.inPool = false;
+    const pool: Dest[] = [];
+    for (const s of dests) {
+      let d = this.all.get(s.id);
+      if (!d || d.sorry || d.key !== endpointKey(s.address, s.port)) {
+        d = new Dest(s.id, s.address, s.port, false);
+        this.all.set(s.id, d);
+      }
+      d.weight = s.weight;
+      d.inPool = true;
+      pool.push(d);
+    }
+    this.pool = pool;
+    if (sorry) {
+      const id = `sorry:${sorry.address.includes(':') ? `[${sorry.address}]` : sorry.address}:${sorry.port}`;
+      let d = this.all.get(id);
+      if (!d) {
+        d = new Dest(id, sorry.address, sorry.port, true);
+        d.weight = 1;
+        this.all.set(id, d);
+      }
+      d.inPool = true;
+      this.sorryDest = d;
+    } else {
+      this.sorryDest = null;
+    }
+    this.scheduler.update?.(pool);
+    this.gc();
+  }
+
+  /** Forget removed destinations that no longer carry connections. */
+  gc(): void {
+    for (const [id, d] of this.all) if (!d.inPool && d.live === 0) this.all.delete(id);
+  }
+
+  /** True when no pool member can take a new connection. */
+  get noRealServer(): boolean {
+    return !this.pool.some((d) => d.weight > 0 && !d.overloaded);
+  }
+
+  /**
+   * A destination for a new connection from `ctx`, via persistence when configured, else
+   * the scheduler; `exclude` = servers whose connect just failed. Null when none is left.
+   */
+  pick(ctx: ScheduleContext, exclude: Set<Dest> | null): Dest | null {
+    const list = exclude ? this.pool.filter((d) => !exclude.has(d)) : this.pool;
+    if (list.length === 0) return null;
+    if (this.persistence === null) return this.scheduler.pick(list, ctx);
+    const d = this.persistence.pick(this.spec.id, list, ctx, this.scheduler);
+    if (d) this.emitTemplate(ctx.clientAddress, ctx.family, d.id);
+    return d;
+  }
+
+  emitTemplate(clientAddress: string, family: IpFamily, destId: string): void {
+    const p = this.spec.persistence;
+    if (!p) return;
+    const client = maskAddress(clientAddress, family, family === 4 ? (p.prefix4 ?? 32) : (p.prefix6 ?? 128));
+    this.emit({ type: 'template', vs: this.spec.id, client, family, destId, expiresInMs: p.timeoutMs });
+  }
+
+  private lastTouchAt = 0;
+
+  /**
+   * Whether live connections should refresh their templates now: every third of the
+   * persistence timeout (at least 1 s apart), so templates never expire under live
+   * connections and template events stay rare.
+   */
+  touchDue(): boolean {
+    const p = this.spec.persistence;
+    if (!p || !this.persistence) return false;
+    const now = this.now();
+    if (now - this.lastTouchAt < Math.max(1000, p.timeoutMs / 3)) return false;
+    this.lastTouchAt = now;
+    return true;
+  }
+
+  /** Restart the template of a client whose connection is still alive. */
+  touch(clientAddress: string, family: IpFamily, destId: string): void {
+    if (this.persistence?.touch(this.spec.id, clientAddress, family)) this.emitTemplate(clientAddress, family, destId);
+  }
+
+  destStats(d: Dest, liveIn: number, liveOut: number): RealServerStats {
+    return {
+      id: d.id,
+      address: d.address,
+      port: d.port,
+      weight: d.weight,
+      up: d.inPool && d.weight > 0,
+      in_pool: d.inPool,
+      sorry: d.sorry,
+      active_conns: d.activeConns,
+      inact_conns: d.inactConns,
+      conns: d.conns,
+      in_bytes: d.inBytes + liveIn,
+      out_bytes: d.outBytes + liveOut,
+      connect_errors: d.connectErrors,
+    };
+  }
+}

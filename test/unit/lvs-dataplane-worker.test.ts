@@ -1,0 +1,202 @@
+/**
+ * The facade/worker boundary: message validation, malformed messages never crash the worker,
+ * a dead worker is reported and restarted with its services, close() leaves no handle behind.
+ */
+
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import http from 'node:http';
+import net from 'node:net';
+import { Worker } from 'node:worker_threads';
+import { DataPlane, WORKER_URL } from '../../src/lvs/dataplane/index.js';
+import { parseRequest, type WorkerMessage } from '../../src/lvs/dataplane/protocol.js';
+
+const spec = { id: 'tcp/127.0.3.1:8080', protocol: 'tcp', address: '127.0.3.1', port: 8080, lbAlgo: 'rr' };
+
+test('parseRequest accepts well-formed requests and rejects malformed ones', (t) => {
+  t.truthy(parseRequest({ t: 'configure', seq: 1, services: [spec] }));
+  t.truthy(parseRequest({ t: 'setPool', seq: 2, id: spec.id, dests: [{ id: 'a', address: '127.0.0.2', port: 80, weight: 0 }], sorry: null }));
+  t.truthy(parseRequest({ t: 'unserve', seq: 3, id: spec.id, drainMs: 0 }));
+  t.truthy(parseRequest({ t: 'stats', seq: 4 }));
+  const bad: unknown[] = [
+    null,
+    42,
+    'stats',
+    [],
+    { t: 'stats' },
+    { t: 'stats', seq: -1 },
+    { t: 'nope', seq: 1 },
+    { t: 'configure', seq: 1, services: [{ ...spec, lbAlgo: 'random' }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, port: 70000 }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, address: 'vip.example' }] },
+    { t: 'configure', seq: 1, services: [spec, spec] },
+    { t: 'configure', seq: 1, services: [{ ...spec, persistence: { timeoutMs: 0 } }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, proxyProtocol: 'v3' }] },
+    { t: 'setPool', seq: 1, id: spec.id, dests: [{ id: 'a', address: '127.0.0.2', port: 80, weight: -1 }], sorry: null },
+    { t: 'setPool', seq: 1, id: spec.id, dests: [], sorry: { address: 'x', port: 1 } },
+    { t: 'setPool', seq: 1, id: spec.id, dests: {}, sorry: null },
+    { t: 'unserve', seq: 1, id: spec.id, drainMs: 1.5 },
+    { t: 'restore', seq: 1, entries: [{ type: 'template', vs: 'x', client: 'nope', family: 4, destId: 'a', expiresInMs: 1 }] },
+    { t: 'events', seq: 1, enabled: 'yes' },
+  ];
+  for (const b of bad) t.is(parseRequest(b), null, JSON.stringify(b));
+  // a getter that throws is caught too
+  t.is(parseRequest(Object.defineProperty({ seq: 1 }, 't', { get: () => { throw new Error('x'); } })), null);
+});
+
+test('the worker ignores and counts malformed messages and keeps serving', async (t) => {
+  const w = new Worker(WORKER_URL);
+  t.teardown(() => w.terminate());
+  const replies = new Map<number, WorkerMessage>();
+  const waiters = new Map<number, (m: WorkerMessage) => void>();
+  w.on('message', (m: WorkerMessage) => {
+    if (m.t !== 'reply') return;
+    replies.set(m.seq, m);
+    waiters.get(m.seq)?.(m);
+  });
+  const ask = (msg: Record<string, unknown>) =>
+    new Promise<WorkerMessage>((resolve) => {
+      waiters.set(msg.seq as number, resolve);
+      w.postMessage(msg);
+    });
+  const junk: unknown[] = [
+    undefined,
+    null,
+    'hello',
+    123,
+    new Uint8Array([1, 2, 3]),
+    { t: 'configure', seq: 100, services: 'all' },
+    { t: 'setPool', seq: 101, id: 5 },
+    { t: 'serve' },
+    { t: 'shutdown', seq: 'now' },
+    { t: 'configure', seq: 102, services: [{ ...spec, port: 0 }] },
+    { seq: 103 },
+    [{ t: 'stats', seq: 104 }],
+    { t: 'restore', seq: 105, entries: [{ type: 'udp_flow' }] },
+  ];
+  for (const j of junk) w.postMessage(j);
+  const r = await ask({ t: 'stats', seq: 1 });
+  t.true(r.t === 'reply' && r.ok);
+  t.is((r as { result: { malformed: number } }).result.malformed, junk.length);
+  for (const s of [100, 101, 102, 103, 104, 105]) t.false(replies.has(s));
+  // well-formed requests still work, and request errors are replies, not crashes
+  const c = await ask({ t: 'configure', seq: 2, services: [spec] });
+  t.true(c.t === 'reply' && c.ok);
+  const e = await ask({ t: 'setPool', seq: 3, id: 'tcp/127.9.9.9:1', dests: [], sorry: null });
+  t.like(e, { t: 'reply', ok: false, error: { code: 'E_CONFIG_INVALID' } });
+  const st = await ask({ t: 'stats', seq: 4 });
+  t.is((st as { result: { services: unknown[] } }).result.services.length, 1);
+  await ask({ t: 'shutdown', seq: 5 });
+});
+
+function httpRs(address: string): Promise<{ port: number; close: () => void }> {
+  return new Promise((resolve) => {
+    const s = http.createServer((_q, res) => res.end(address));
+    s.listen(0, address, () =>
+      resolve({
+        port: (s.address() as net.AddressInfo).port,
+        close: () => {
+          s.closeAllConnections();
+          s.close();
+        },
+      }),
+    );
+  });
+}
+
+function httpGet(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host, port, agent: false }, (res) => {
+        let b = '';
+        res.on('data', (d) => (b += d));
+        res.on('end', () => resolve(b));
+      })
+      .on('error', reject);
+  });
+}
+
+test('a dead worker is reported and restarted with its services re-applied', async (t) => {
+  const rs = await httpRs('127.0.0.2');
+  t.teardown(() => rs.close());
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.3.2', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const id = `tcp/127.0.3.2:${port}`;
+  const dp = new DataPlane();
+  t.teardown(() => dp.close());
+  await dp.configure([{ id, protocol: 'tcp', address: '127.0.3.2', port, lbAlgo: 'rr' }]);
+  await dp.setPool(id, [{ id: 'a', address: '127.0.0.2', port: rs.port, weight: 1 }], null);
+  await dp.serve(id);
+  t.is(await httpGet('127.0.3.2', port), '127.0.0.2');
+  const errored = new Promise<Error>((r) => dp.once('error', r));
+  const restarted = new Promise<void>((r) => dp.once('restart', () => r()));
+  const pendingStats = dp.stats();
+  await dp.workerThread!.terminate();
+  t.true((await errored) instanceof Error);
+  // a request in flight when the worker died is rejected (E_CLOSED), never left hanging
+  const lost = await pendingStats.then(
+    () => 'answered',
+    (e: { code?: string }) => e.code,
+  );
+  t.true(lost === 'E_CLOSED' || lost === 'answered', String(lost));
+  await restarted;
+  t.is(await httpGet('127.0.3.2', port), '127.0.0.2');
+  const s = await dp.stats();
+  t.is(s.services.length, 1);
+  t.true(s.services[0]!.serving);
+  t.is(s.services[0]!.conns, 1); // counters start over with the new worker
+});
+
+test('close() ends listeners, connections and the worker: the process exits on its own', async (t) => {
+  const script = `
+    import net from 'node:net';
+    import { DataPlane } from ${JSON.stringify(new URL('../../src/lvs/dataplane/index.js', import.meta.url).href)};
+    const rs = net.createServer((c) => c.on('data', (d) => c.write(d)));
+    await new Promise((r) => rs.listen(0, '127.0.0.2', r));
+    const vipPort = await new Promise((r) => { const s = net.createServer().listen(0, '127.0.3.3', () => { const p = s.address().port; s.close(() => r(p)); }); });
+    const dp = new DataPlane();
+    const id = 'tcp/127.0.3.3:' + vipPort;
+    await dp.configure([{ id, protocol: 'tcp', address: '127.0.3.3', port: vipPort, lbAlgo: 'rr' },
+                        { id: 'udp/127.0.3.3:' + vipPort, protocol: 'udp', address: '127.0.3.3', port: vipPort, lbAlgo: 'rr' }]);
+    await dp.setPool(id, [{ id: 'a', address: '127.0.0.2', port: rs.address().port, weight: 1 }], null);
+    await dp.serve(id);
+    await dp.serve('udp/127.0.3.3:' + vipPort);
+    dp.onEvent(() => {});
+    const c = net.connect(vipPort, '127.0.3.3');
+    c.on('error', () => {});
+    await new Promise((r) => c.once('data', r).write('ping'));
+    const closedByProxy = new Promise((r) => c.once('close', r));
+    rs.close();
+    await dp.close();
+    await closedByProxy;
+    console.log('closed');
+  `;
+  const dir = mkdtempSync(join(tmpdir(), 'dp-close-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'close.mjs');
+  writeFileSync(file, script);
+  const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const code = await new Promise<number | string>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve('hung');
+    }, 15_000);
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c ?? 'signal');
+    });
+  });
+  t.is(code, 0, err);
+  t.is(out.trim(), 'closed');
+});
