@@ -1,0 +1,118 @@
+/**
+ * The health-checker interface, one implementation per file (keepalived check/check_*.c style).
+ *
+ * A Checker performs ONE attempt of its check. Scheduling (delay_loop, warmup), retries
+ * (retry, delay_before_retry) and the up/down state live in src/lvs/health.ts, so a checker
+ * is a pure "go and look once" function with its own deadline.
+ *
+ * Contract of `run(signal)`:
+ * - honours connect_timeout itself (every network checker bounds its whole attempt by it);
+ * - never rejects: every failure, including an abort, is `{ ok: false, detail }`;
+ * - releases every socket / timer / child it created before the promise settles, except a
+ *   MISC_CHECK child still running at abort (see misc.ts).
+ */
+import type { CheckConfig, CheckType } from '../../config/types.js';
+
+export type { CheckConfig, CheckType };
+
+/** Where a checker connects: connect_ip / connect_port, already resolved by the config loader. */
+export interface CheckTarget {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  /** Why, for logs ("connected", "status 503 not in [200]", "exit 1", ...). */
+  detail: string;
+  /**
+   * MISC_CHECK with misc_dynamic only: the absolute weight asked for (exit status - 2).
+   * Absent when the weight is to stay unchanged (exit 0, keepalived semantics).
+   */
+  weight?: number;
+  /**
+   * FILE_CHECK with a non-zero weight only: file value x weight, added to the real server's
+   * configured weight while the checker is up (keepalived track_file for real servers).
+   */
+  weightOffset?: number;
+}
+
+export interface Checker {
+  readonly type: CheckType;
+  /** One attempt. Honours connect_timeout, never rejects. */
+  run(signal: AbortSignal): Promise<CheckResult>;
+}
+
+/** Options for tests and embedding; all optional. */
+export interface CheckerOptions {
+  /** SSL_GET with verify = true: trusted CA certificate(s) instead of Node's bundled roots. */
+  tlsCa?: string | Buffer | Array<string | Buffer>;
+  /** HTTP_GET / SSL_GET: most body bytes read for digest / regex (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** DNS_CHECK query ids: uniform [0, 1). Default Math.random. */
+  random?: () => number;
+}
+
+export type CheckerFactory = (cfg: CheckConfig, target: CheckTarget, opts?: CheckerOptions) => Checker;
+
+/** A result for an attempt that was aborted before it finished. */
+export const ABORTED: CheckResult = Object.freeze({ ok: false, detail: 'aborted' });
+
+/** connect_timeout (seconds, may be fractional) as milliseconds, at least 1. */
+export function timeoutMs(seconds: number): number {
+  return Math.max(1, Math.round(seconds * 1000));
+}
+
+/** "addr:port" / "[v6addr]:port" for details. */
+export function formatTarget(t: CheckTarget): string {
+  return t.family === 6 ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`;
+}
+
+/**
+ * Runs `body` with an AbortSignal that fires on the caller's abort or after `ms`, and maps
+ * whatever happens to a CheckResult: the caller's abort always gives ABORTED, a failure
+ * (rejection or not-ok result) after the deadline gives "timeout after N ms". `body` must
+ * settle once its signal fires (rejecting is fine).
+ */
+export async function withDeadline(
+  outer: AbortSignal,
+  ms: number,
+  body: (signal: AbortSignal) => Promise<CheckResult>,
+): Promise<CheckResult> {
+  if (outer.aborted) return ABORTED;
+  const ctl = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => { timedOut = true; ctl.abort(); }, ms);
+  const onAbort = (): void => ctl.abort();
+  outer.addEventListener('abort', onAbort, { once: true });
+  let result: CheckResult;
+  try {
+    result = await body(ctl.signal);
+  } catch (err) {
+    result = { ok: false, detail: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+    outer.removeEventListener('abort', onAbort);
+  }
+  if (outer.aborted) return ABORTED;
+  if (timedOut && !result.ok) return { ok: false, detail: `timeout after ${ms} ms` };
+  return result;
+}
+
+/**
+ * Resolves with `work`'s value, or with `onAbort` as soon as `signal` fires (whichever is
+ * first). The abort listener is removed when `work` settles, so a long-lived signal does
+ * not collect listeners.
+ */
+export function raceAbort<T>(work: Promise<T>, signal: AbortSignal, onAbort: T): Promise<T> {
+  if (signal.aborted) return Promise.resolve(onAbort);
+  return new Promise<T>((resolve, reject) => {
+    const listener = (): void => resolve(onAbort);
+    signal.addEventListener('abort', listener, { once: true });
+    work.then(
+      (v) => { signal.removeEventListener('abort', listener); resolve(v); },
+      (e: unknown) => { signal.removeEventListener('abort', listener); reject(e); },
+    );
+  });
+}
