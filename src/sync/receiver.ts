@@ -1,0 +1,279 @@
+/**
+ * Connection-sync receiver (the BACKUP side, though every director runs one): binds the sync
+ * port (SO_REUSEADDR), joins the multicast group on the sync interface (unless unicast),
+ * authenticates, checks for replays, decodes, and hands entries to a callback. Rejected
+ * datagrams are counted by reason (drop.ts). Snapshot requests from the peer are passed to
+ * `onSnapshotRequest` (wire it to SyncSender.handleSnapshotRequest); `requestSnapshot()`
+ * asks the peer for its full table.
+ */
+
+import type { RemoteInfo } from 'node:dgram';
+import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
+import type { SyncConfig } from '../config/types.js';
+import { KeepaliveError, errorMessage } from '../util/errors.js';
+import { ReplayGuard, type ReplayGuardOptions, type SyncAuth } from './auth.js';
+import {
+  BOOT_ID_LEN,
+  type DecodedMessage,
+  type MessageKind,
+  type SnapshotTotals,
+  decodeBody,
+  decodeHeader,
+  encodeControl,
+} from './codec.js';
+import { type SyncDropReason, emptyDropCounters } from './drop.js';
+import {
+  type NormalizedEntry,
+  type SyncFamily,
+  type SyncTarget,
+  familyOf,
+  multicastInterfaceAddress,
+  targetsFromConfig,
+} from './types.js';
+
+export interface AcceptContext {
+  readonly syncId: number;
+  readonly auth: SyncAuth;
+  readonly replay: ReplayGuard;
+}
+
+export type AcceptResult = ({ ok: true } & DecodedMessage) | { ok: false; reason: SyncDropReason; detail: string };
+
+function readU64(buf: Uint8Array, off: number): bigint {
+  return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).readBigUInt64BE(off);
+}
+
+/**
+ * The whole receive-side check of one datagram, without I/O. Order: header (too_short,
+ * bad_version, foreign_sync_id, malformed size/kind) -> bad_hmac -> own_message -> replayed
+ * -> body (malformed). The HMAC is checked before the body is parsed and before the replay
+ * state is touched, so unauthenticated input can neither reach the entry parser nor advance
+ * the sequence window. Never throws.
+ */
+export function acceptDatagram(buf: Uint8Array, fromAddress: string, ctx: AcceptContext): AcceptResult {
+  const h = decodeHeader(buf, ctx.syncId);
+  if (!h.ok) return h;
+  if (!ctx.auth.verify(buf)) return { ok: false, reason: 'bad_hmac', detail: 'HMAC does not verify' };
+  const t = h.header.size;
+  const bootId = readU64(buf, t);
+  const seq = readU64(buf, t + BOOT_ID_LEN);
+  if (bootId === ctx.auth.bootId) return { ok: false, reason: 'own_message', detail: 'our own boot id' };
+  if (!ctx.replay.accept(fromAddress, bootId, seq)) {
+    return { ok: false, reason: 'replayed', detail: `boot ${bootId} seq ${seq} from ${fromAddress}` };
+  }
+  return decodeBody(buf, h.header);
+}
+
+export interface MessageInfo {
+  readonly kind: MessageKind;
+  readonly from: SyncTarget;
+  readonly bootId: bigint;
+  readonly seq: bigint;
+}
+
+export interface SnapshotRequest {
+  /** Where the requester listens (its receiver socket): the snapshot answer goes there. */
+  readonly from: SyncTarget;
+  readonly bootId: bigint;
+}
+
+export interface SyncReceiverOptions {
+  readonly syncId: number;
+  readonly auth: SyncAuth;
+  /** The sync port to bind (IPVS default 8848). 0 = ephemeral (tests). */
+  readonly port: number;
+  /** Default: the multicast group's family, else 4. */
+  readonly family?: SyncFamily;
+  /** Default 0.0.0.0 / :: (needed to receive multicast). */
+  readonly bindAddress?: string;
+  /** Join `group` on the interface with address `interfaceAddress` (multicastInterfaceAddress()). */
+  readonly multicast?: { readonly group: string; readonly interfaceAddress: string; readonly ttl?: number };
+  /** Where requestSnapshot() sends: default the group at `port` when multicast, else none. */
+  readonly requestTargets?: readonly SyncTarget[];
+  readonly onEntries: (entries: NormalizedEntry[], info: MessageInfo) => void;
+  readonly onSnapshotRequest?: (req: SnapshotRequest) => void;
+  readonly onSnapshotEnd?: (totals: SnapshotTotals, info: MessageInfo) => void;
+  readonly replay?: ReplayGuard | ReplayGuardOptions;
+  /** SO_RCVBUF; default 4 MiB (the kernel caps it at net.core.rmem_max). */
+  readonly recvBufferSize?: number;
+  /** Errors thrown by callbacks and socket errors; they never stop the receiver. */
+  readonly onError?: (err: unknown) => void;
+  /** Called for every rejected datagram (logging, metrics). */
+  readonly onDrop?: (reason: SyncDropReason, detail: string, from: SyncTarget) => void;
+}
+
+export interface SyncReceiverCounters {
+  /** Datagrams accepted (any kind). */
+  messages: number;
+  /** Entries delivered to onEntries. */
+  entries: number;
+  /** Bytes of all received datagrams, accepted or not. */
+  bytes: number;
+  dropped: Record<SyncDropReason, number>;
+  snapshotRequestsReceived: number;
+  snapshotRequestsSent: number;
+  callbackErrors: number;
+  sendErrors: number;
+}
+
+/** Receiver options for a parsed `sync` config section (multicast unless unicast_peer is set). */
+export function receiverOptionsFromConfig(
+  cfg: SyncConfig,
+  auth: SyncAuth,
+  handlers: Pick<SyncReceiverOptions, 'onEntries' | 'onSnapshotRequest' | 'onSnapshotEnd' | 'onError' | 'onDrop'>,
+): SyncReceiverOptions {
+  const targets = targetsFromConfig(cfg);
+  const unicast = cfg.unicast_peer.length > 0;
+  const family = familyOf(targets[0]!.address);
+  return {
+    syncId: cfg.sync_id,
+    auth,
+    port: cfg.port,
+    family,
+    ...(unicast
+      ? {}
+      : { multicast: { group: cfg.group, interfaceAddress: multicastInterfaceAddress(cfg.interface, family), ttl: cfg.ttl } }),
+    requestTargets: targets,
+    ...handlers,
+  };
+}
+
+export class SyncReceiver {
+  readonly counters: SyncReceiverCounters = {
+    messages: 0,
+    entries: 0,
+    bytes: 0,
+    dropped: emptyDropCounters(),
+    snapshotRequestsReceived: 0,
+    snapshotRequestsSent: 0,
+    callbackErrors: 0,
+    sendErrors: 0,
+  };
+  readonly #opts: SyncReceiverOptions;
+  readonly #sock: SocketAsPromised;
+  readonly #ctx: AcceptContext;
+  readonly #targets: readonly SyncTarget[];
+  #closing: Promise<void> | undefined;
+
+  private constructor(opts: SyncReceiverOptions, sock: SocketAsPromised) {
+    this.#opts = opts;
+    this.#sock = sock;
+    const replay = opts.replay instanceof ReplayGuard ? opts.replay : new ReplayGuard(opts.replay);
+    this.#ctx = { syncId: opts.syncId, auth: opts.auth, replay };
+    this.#targets =
+      opts.requestTargets ?? (opts.multicast ? [{ address: opts.multicast.group, port: opts.port }] : []);
+  }
+
+  /** Binds, joins the group, and starts delivering. Throws KeepaliveError E_SOCKET on failure. */
+  static async open(opts: SyncReceiverOptions): Promise<SyncReceiver> {
+    const family = opts.family ?? (opts.multicast ? familyOf(opts.multicast.group) : 4);
+    const sock = DgramAsPromised.createSocket({ type: family === 6 ? 'udp6' : 'udp4', reuseAddr: true });
+    const r = new SyncReceiver(opts, sock);
+    sock.socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => r.#onMessage(msg, rinfo));
+    sock.socket.on('error', (err: Error) => r.#report(err));
+    try {
+      await sock.bind({ port: opts.port, address: opts.bindAddress ?? (family === 6 ? '::' : '0.0.0.0') });
+      try {
+        sock.setRecvBufferSize(opts.recvBufferSize ?? 4 * 1024 * 1024);
+      } catch {
+        // best effort: capped or refused by the kernel
+      }
+      if (opts.multicast) {
+        sock.addMembership(opts.multicast.group, opts.multicast.interfaceAddress);
+        sock.setMulticastInterface(opts.multicast.interfaceAddress);
+        sock.setMulticastTTL(opts.multicast.ttl ?? 1);
+      }
+    } catch (err) {
+      await r.close();
+      throw new KeepaliveError('E_SOCKET', `sync receiver: cannot bind/join on port ${opts.port}: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    return r;
+  }
+
+  /** The bound local address (port is useful when `port` was 0). */
+  address(): SyncTarget {
+    const a = this.#sock.address();
+    return { address: a.address, port: a.port };
+  }
+
+  /**
+   * Asks the peer(s) for a full table (sent to requestTargets, authenticated like any
+   * message). The answer arrives as 'snapshot' messages followed by a snapshot-end.
+   * Resolves when handed to the socket; throws KeepaliveError E_CLOSED after close().
+   */
+  async requestSnapshot(): Promise<void> {
+    if (this.#closing) throw new KeepaliveError('E_CLOSED', 'sync receiver is closed');
+    if (this.#targets.length === 0) throw new KeepaliveError('E_SOCKET', 'sync receiver: no requestTargets to ask');
+    for (const t of this.#targets) {
+      const buf = this.#ctx.auth.seal(encodeControl('snapshot-request', this.#opts.syncId));
+      try {
+        await this.#sock.send(buf, t.port, t.address);
+        this.counters.snapshotRequestsSent++;
+      } catch (err) {
+        this.counters.sendErrors++;
+        this.#report(err);
+      }
+    }
+  }
+
+  /** Stops receiving and closes the socket. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#sock.socket.removeAllListeners('message');
+      try {
+        await this.#sock.close();
+      } catch {
+        // not bound or already closed
+      }
+    })();
+    return this.#closing;
+  }
+
+  #report(err: unknown): void {
+    try {
+      this.#opts.onError?.(err);
+    } catch {
+      // an error handler that throws has nowhere else to go
+    }
+  }
+
+  #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.#closing) return;
+    this.counters.bytes += msg.length;
+    const from: SyncTarget = { address: rinfo.address, port: rinfo.port };
+    const r = acceptDatagram(msg, rinfo.address, this.#ctx);
+    if (!r.ok) {
+      this.counters.dropped[r.reason]++;
+      try {
+        this.#opts.onDrop?.(r.reason, r.detail, from);
+      } catch (err) {
+        this.counters.callbackErrors++;
+        this.#report(err);
+      }
+      return;
+    }
+    this.counters.messages++;
+    const info: MessageInfo = { kind: r.kind, from, bootId: r.bootId, seq: r.seq };
+    try {
+      switch (r.kind) {
+        case 'update':
+        case 'snapshot':
+          this.counters.entries += r.entries.length;
+          this.#opts.onEntries(r.entries, info);
+          break;
+        case 'snapshot-request':
+          this.counters.snapshotRequestsReceived++;
+          this.#opts.onSnapshotRequest?.({ from, bootId: r.bootId });
+          break;
+        case 'snapshot-end':
+          this.#opts.onSnapshotEnd?.(r.totals!, info);
+          break;
+      }
+    } catch (err) {
+      this.counters.callbackErrors++;
+      this.#report(err);
+    }
+  }
+}
