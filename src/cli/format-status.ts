@@ -28,7 +28,7 @@ export function formatStatus(s: StatusReport): string {
     const flags = [vs.lb_algo, vs.serving ? '' : 'not-serving', vs.sorry ? 'sorry-server' : ''].filter(Boolean).join(' ');
     out.push(`${vs.protocol.padEnd(4)} ${hostPort(vs.address, vs.port).padEnd(28)} ${String(vs.conns).padStart(6)} ${String(vs.in_bytes).padStart(9)} ${String(vs.out_bytes).padStart(9)}  ${flags}`);
     for (const rs of vs.real_servers) {
-      out.push(`  -> ${hostPort(rs.address, rs.port).padEnd(22)} ${String(rs.weight).padStart(6)} ${String(rs.active_conns).padStart(11)} ${String(rs.inact_conns).padStart(9)} ${String(rs.conns).padStart(6)} ${String(rs.in_bytes).padStart(9)} ${String(rs.out_bytes).padStart(9)}${rs.up ? '' : '  DOWN'}`);
+      out.push(`  -> ${hostPort(rs.address, rs.port).padEnd(22)} ${String(rs.weight).padStart(6)} ${String(rs.active_conns).padStart(11)} ${String(rs.inact_conns).padStart(9)} ${String(rs.conns).padStart(6)} ${String(rs.in_bytes).padStart(9)} ${String(rs.out_bytes).padStart(9)}${rs.sorry ? '  SORRY' : rs.up ? '' : '  DOWN'}`);
     }
   }
   return `${out.join('\n')}\n`;

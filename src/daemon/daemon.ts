@@ -16,6 +16,8 @@ import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
+import { DataPlane } from '../lvs/dataplane/index.js';
+import { VirtualServerManager } from '../lvs/manager.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { StatusReport } from './status.js';
 
@@ -31,6 +33,9 @@ export interface DaemonOptions {
 export class Daemon {
   #config: Config;
   #vrrp: VrrpManager | undefined;
+  #lvs: VirtualServerManager | undefined;
+  /** VRRP instances whose VIPs are in place. */
+  readonly #owning = new Set<string>();
   #control: ControlServer | undefined;
   #rtnl: Rtnl | undefined;
   #metrics: MetricsServer | undefined;
@@ -74,9 +79,16 @@ export class Daemon {
     const g = this.#config.global;
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
+    this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: new DataPlane(), log: log.child({ component: 'lvs' }) });
+    await this.#lvs.start();
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
       log,
+      onOwnership: (instance, owned) => {
+        if (owned) this.#owning.add(instance);
+        else this.#owning.delete(instance);
+        this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
+      },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
       vipManager: (ifindex, vips, onRestored) => new VipManager(rtnl, ifindex, vips, { onRestored, onError: (err) => log.error({ err: String(err) }, 'VIP manager error') }),
       announcer: (link, vips, cfg) => new Announcer({
@@ -96,20 +108,38 @@ export class Daemon {
     });
     this.#control = new ControlServer({
       path: this.controlPath,
-      handlers: { status: () => this.status(), reload: () => this.reload() },
+      handlers: { status: () => this.freshStatus(), reload: () => this.reload() },
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
     if (g.metrics) {
       const registry = createMetricsRegistry(() => ({
         status: this.status(),
-        extras: { vrrp: this.#vrrp?.announcements(), reload: { ...this.#reloads } },
+        extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads } },
       }));
       this.#metrics = await startMetricsServer({ listen: g.metrics, registry, onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed') });
     }
     if (this.pidFile) writeFileSync(this.pidFile, `${process.pid}\n`);
+    // Services on addresses no VRRP instance manages are served from the start.
+    this.#lvs.setOwnership((address) => this.#ownsAddress(address));
     await this.#vrrp.start();
     log.info({ config: this.opts.configPath, control_socket: this.controlPath, instances: this.#config.vrrp_instance.length }, 'keepalive-ts started');
+  }
+
+  /**
+   * Whether this director should serve `address`: true while the VRRP instance carrying it as a VIP
+   * is MASTER with its VIPs in place, and always for addresses no instance manages.
+   */
+  #ownsAddress(address: string): boolean {
+    const carriers = this.#config.vrrp_instance.filter((i) =>
+      [...i.virtual_ipaddress_parsed, ...i.virtual_ipaddress_excluded_parsed].some((v) => v.address === address));
+    return carriers.length === 0 || carriers.some((i) => this.#owning.has(i.name));
+  }
+
+  /** Status with fresh data-plane counters (the control socket's `status`). */
+  async freshStatus(): Promise<StatusReport> {
+    await this.#lvs?.refresh().catch(() => undefined);
+    return this.status();
   }
 
   status(): StatusReport {
@@ -121,7 +151,7 @@ export class Daemon {
       uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
       vrrp: this.#vrrp?.status() ?? [],
       vrrp_socket_drops: this.#vrrp?.socketDrops() ?? {},
-      virtual_servers: [],
+      virtual_servers: this.#lvs?.status() ?? [],
     };
   }
 
@@ -152,7 +182,8 @@ export class Daemon {
   /** Graceful stop. Idempotent; concurrent callers share one stop. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      await this.#vrrp?.stop();
+      // Priority-0 adverts and VIP removal run alongside the services' drain (drain_timeout).
+      await Promise.all([this.#vrrp?.stop(), this.#lvs?.stop()]);
       await this.#control?.close();
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();

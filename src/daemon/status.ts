@@ -29,6 +29,8 @@ export interface RealServerStatus {
   conns: number;
   in_bytes: number;
   out_bytes: number;
+  /** The sorry server's row (listed after the real servers when one is configured). */
+  sorry?: boolean;
 }
 
 export interface VirtualServerStatus {

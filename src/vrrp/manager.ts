@@ -27,6 +27,8 @@ export interface VrrpDeps {
   clock?: Clock;
   /** Runs notify scripts and vrrp_scripts; replaceable in tests. */
   run?: typeof runCommand;
+  /** An instance's VIPs are now in place (MASTER) or about to go (leaving MASTER). */
+  onOwnership?: (instance: string, owned: boolean) => void;
 }
 
 interface Runtime {
@@ -125,8 +127,14 @@ export class VrrpManager {
           ...(cfg.version === 2 ? { authType: password === undefined ? AUTH_NONE : AUTH_PASS, authData: password === undefined ? Buffer.alloc(8) : passwordAuthData(password) } : {}),
         }),
         addVips: () => rt.vips!.acquire(),
-        removeVips: () => rt.vips!.release(),
-        announce: () => rt.announcer!.start(),
+        removeVips: () => {
+          deps.onOwnership?.(cfg.name, false);
+          return rt.vips!.release();
+        },
+        announce: () => {
+          rt.announcer!.start();
+          deps.onOwnership?.(cfg.name, true);
+        },
         stopAnnounce: () => rt.announcer!.stop(),
         notify: (state, priority) => this.#notify(cfg, 'INSTANCE', cfg.name, state, priority),
         onTransition: (from, to, reason) => log.info({ from, to, reason }, `VRRP ${cfg.name} ${from} -> ${to}`),

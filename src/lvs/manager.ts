@@ -1,0 +1,287 @@
+/**
+ * The virtual-server manager on the main thread: one HealthRunner per real server, the pure pool
+ * logic turning health into the destination list, and the data plane (a worker thread) that serves
+ * each virtual service while the VRRP instance owning its address is MASTER. No packet or
+ * connection is touched here.
+ */
+import type { Logger } from 'pino';
+import type { VirtualServerConfig } from '../config/index.js';
+import type { RealServerStatus as RealServerReport, VirtualServerStatus } from '../daemon/status.js';
+import { errorMessage } from '../util/errors.js';
+import { runCommand } from '../util/exec.js';
+import { HealthRunner, type HealthStats } from './health.js';
+import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolState, type RealServerStatus } from './pool.js';
+import { serviceId, type DataPlane, type DataPlaneStats, type ServiceSpec } from './dataplane/index.js';
+
+export interface LvsDeps {
+  dataPlane: Pick<DataPlane, 'configure' | 'setPool' | 'serve' | 'unserve' | 'stats' | 'close'>;
+  log: Logger;
+  run?: typeof runCommand;
+  /** Builds a health runner; tests substitute scripted checks. */
+  healthRunner?: (opts: ConstructorParameters<typeof HealthRunner>[0]) => Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
+}
+
+export interface CheckMetric {
+  virtual_server: string;
+  real_server: string;
+  type: string;
+  last_duration_seconds?: number;
+  failures?: number;
+}
+
+interface Real {
+  id: string;
+  cfg: VirtualServerConfig['real_server'][number];
+  health: RealServerStatus['health'];
+  dynamicWeight: number | undefined;
+  runner: Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
+}
+
+interface Service {
+  id: string;
+  cfg: VirtualServerConfig;
+  reals: Real[];
+  pool: PoolState | null;
+  last: PoolResult | null;
+  /** Serving wanted (the owning VRRP instance holds the address). */
+  wanted: boolean;
+  serving: boolean;
+  retry: NodeJS.Timeout | undefined;
+}
+
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+export function serviceSpec(cfg: VirtualServerConfig): ServiceSpec {
+  return {
+    id: serviceId(cfg.protocol === 'TCP' ? 'tcp' : 'udp', cfg.address, cfg.port),
+    protocol: cfg.protocol === 'TCP' ? 'tcp' : 'udp',
+    address: cfg.address,
+    port: cfg.port,
+    lbAlgo: cfg.lb_algo,
+    persistence: cfg.persistence_timeout > 0
+      ? { timeoutMs: cfg.persistence_timeout * 1000, ...(cfg.family === 4 ? { prefix4: cfg.persistence_prefix } : { prefix6: cfg.persistence_prefix }) }
+      : null,
+    proxyProtocol: cfg.proxy_protocol,
+    connectTimeoutMs: cfg.connect_timeout * 1000,
+    ops: cfg.ops,
+    drainMs: cfg.drain_timeout * 1000,
+  };
+}
+
+function poolParams(cfg: VirtualServerConfig): PoolParams {
+  return {
+    quorum: cfg.quorum,
+    hysteresis: cfg.hysteresis,
+    alpha: cfg.alpha,
+    omega: cfg.omega,
+    sorryServer: cfg.sorry_server ? { id: `sorry:${hostPort(cfg.sorry_server.address, cfg.sorry_server.port)}`, ...cfg.sorry_server } : undefined,
+    sorryServerInhibit: cfg.sorry_server_inhibit,
+    depoolThreshold: cfg.depool_threshold,
+  };
+}
+
+export class VirtualServerManager {
+  readonly #services: Service[];
+  readonly #run: typeof runCommand;
+  #stats: DataPlaneStats | null = null;
+  #poll: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(configs: readonly VirtualServerConfig[], private readonly deps: LvsDeps) {
+    this.#run = deps.run ?? runCommand;
+    this.#services = configs.map((cfg) => {
+      const svc: Service = { id: serviceSpec(cfg).id, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined };
+      svc.reals = cfg.real_server.map((rs) => {
+        const real: Real = { id: hostPort(rs.address, rs.port), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined! };
+        const opts = {
+          checks: rs.check,
+          weight: rs.weight,
+          onChange: (health: RealServerStatus['health'], dynamicWeight: number | undefined, detail: string) => {
+            real.health = health;
+            real.dynamicWeight = dynamicWeight;
+            deps.log.info({ virtual_server: svc.id, real_server: real.id, health, detail }, `real server ${real.id} is ${health}`);
+            void this.#apply(svc);
+          },
+        };
+        real.runner = deps.healthRunner ? deps.healthRunner(opts) : new HealthRunner(opts);
+        return real;
+      });
+      return svc;
+    });
+  }
+
+  /** Configures the data plane, computes the first pools and starts the health checks. */
+  async start(): Promise<void> {
+    await this.deps.dataPlane.configure(this.#services.map((s) => serviceSpec(s.cfg)));
+    for (const s of this.#services) await this.#apply(s);
+    for (const s of this.#services) for (const r of s.reals) r.runner.start();
+    this.#poll = setInterval(() => void this.refresh().catch(() => undefined), 1000);
+    this.#poll.unref();
+  }
+
+  async #apply(svc: Service): Promise<void> {
+    if (this.#stopped) return;
+    const servers: RealServerStatus[] = svc.reals.map((r) => ({
+      id: r.id, address: r.cfg.address, port: r.cfg.port, weight: r.cfg.weight, dynamicWeight: r.dynamicWeight,
+      health: r.health, inhibitOnFailure: r.cfg.inhibit_on_failure || svc.cfg.inhibit_on_failure,
+    }));
+    const result = evaluatePool(poolParams(svc.cfg), servers, svc.pool);
+    svc.pool = result.state;
+    svc.last = result;
+    this.#events(svc, result.events);
+    const dests = result.destinations.filter((d) => d.kind === 'real').map(({ id, address, port, weight }) => ({ id, address, port, weight }));
+    const sorry = svc.cfg.sorry_server ?? null;
+    try {
+      await this.deps.dataPlane.setPool(svc.id, dests, sorry);
+    } catch (err) {
+      this.deps.log.error({ virtual_server: svc.id, err: errorMessage(err) }, 'cannot update the data plane pool');
+    }
+  }
+
+  #events(svc: Service, events: PoolResult['events']): void {
+    const log = this.deps.log;
+    for (const ev of events) {
+      switch (ev.type) {
+        case 'quorum_up':
+        case 'quorum_down': {
+          log.info({ virtual_server: svc.id, weight_sum: ev.weightSum, threshold: ev.threshold }, `${svc.id}: ${ev.type.replace('_', ' ')}`);
+          const script = ev.type === 'quorum_up' ? svc.cfg.quorum_up : svc.cfg.quorum_down;
+          if (script) this.#notify(script);
+          break;
+        }
+        case 'rs_up':
+        case 'rs_down': {
+          const real = svc.reals.find((r) => r.id === ev.id);
+          const script = ev.type === 'rs_up' ? real?.cfg.notify_up : real?.cfg.notify_down;
+          if (script) this.#notify(script);
+          break;
+        }
+        case 'kept_despite_failing':
+          log.warn({ virtual_server: svc.id, real_server: ev.id }, `${ev.id} fails its checks but stays pooled (depool_threshold)`);
+          break;
+        case 'kept_released':
+          log.info({ virtual_server: svc.id, real_server: ev.id }, `${ev.id} released from the depool_threshold hold`);
+          break;
+      }
+    }
+  }
+
+  #notify(cmd: string): void {
+    void this.#run(cmd, [], 30_000).then((r) => {
+      if (r.error || r.code !== 0) this.deps.log.warn({ cmd, code: r.code, error: r.error }, 'virtual server notify script failed');
+    });
+  }
+
+  /**
+   * Called when VRRP ownership of addresses changes. A service is served while `owns(address)` is
+   * true; on losing it the service stops accepting and drains (drain_timeout).
+   */
+  setOwnership(owns: (address: string) => boolean): void {
+    for (const svc of this.#services) {
+      const want = owns(svc.cfg.address);
+      if (want === svc.wanted) continue;
+      svc.wanted = want;
+      if (want) this.#serve(svc, 0);
+      else void this.#unserve(svc);
+    }
+  }
+
+  #serve(svc: Service, attempt: number): void {
+    clearTimeout(svc.retry);
+    if (!svc.wanted || this.#stopped) return;
+    this.deps.dataPlane.serve(svc.id).then(
+      () => {
+        svc.serving = true;
+        this.deps.log.info({ virtual_server: svc.id }, `serving ${svc.id}`);
+        // Ownership may have gone while the worker was binding.
+        if (!svc.wanted) void this.#unserve(svc);
+      },
+      (err: unknown) => {
+        // The VIP can lag the MASTER transition by a moment; keep trying while we still own it.
+        const delay = Math.min(1000, 20 * 2 ** Math.min(attempt, 6));
+        if (attempt % 10 === 0) this.deps.log.warn({ virtual_server: svc.id, err: errorMessage(err), attempt }, `cannot serve ${svc.id} yet; retrying`);
+        svc.retry = setTimeout(() => this.#serve(svc, attempt + 1), delay);
+      },
+    );
+  }
+
+  async #unserve(svc: Service): Promise<void> {
+    clearTimeout(svc.retry);
+    if (!svc.serving) return;
+    svc.serving = false;
+    this.deps.log.info({ virtual_server: svc.id, drain_s: svc.cfg.drain_timeout }, `stopped serving ${svc.id}; draining`);
+    await this.deps.dataPlane.unserve(svc.id, svc.cfg.drain_timeout * 1000).catch((err: unknown) =>
+      this.deps.log.warn({ virtual_server: svc.id, err: errorMessage(err) }, 'unserve failed'));
+  }
+
+  /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */
+  async refresh(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stats = await this.deps.dataPlane.stats();
+  }
+
+  status(): VirtualServerStatus[] {
+    return this.#services.map((svc) => {
+      const st = this.#stats?.services.find((s) => s.id === svc.id);
+      const reals: RealServerReport[] = svc.reals.map((r) => {
+        const rst = st?.real_servers.find((x) => x.id === r.id || (x.address === r.cfg.address && x.port === r.cfg.port));
+        const dest = svc.last?.destinations.find((d) => d.id === r.id);
+        return {
+          address: r.cfg.address,
+          port: r.cfg.port,
+          weight: dest?.weight ?? 0,
+          up: r.health === 'up',
+          active_conns: rst?.active_conns ?? 0,
+          inact_conns: rst?.inact_conns ?? 0,
+          conns: rst?.conns ?? 0,
+          in_bytes: rst?.in_bytes ?? 0,
+          out_bytes: rst?.out_bytes ?? 0,
+        };
+      });
+      const sorry = st?.real_servers.find((x) => x.sorry);
+      if (sorry) reals.push({ address: sorry.address, port: sorry.port, weight: sorry.weight, up: true, active_conns: sorry.active_conns, inact_conns: sorry.inact_conns, conns: sorry.conns, in_bytes: sorry.in_bytes, out_bytes: sorry.out_bytes, sorry: true });
+      return {
+        address: svc.cfg.address,
+        port: svc.cfg.port,
+        protocol: svc.cfg.protocol,
+        lb_algo: svc.cfg.lb_algo,
+        serving: st?.serving ?? false,
+        sorry: svc.last?.sorryActive ?? false,
+        conns: st?.conns ?? 0,
+        in_bytes: st?.in_bytes ?? 0,
+        out_bytes: st?.out_bytes ?? 0,
+        real_servers: reals,
+      };
+    });
+  }
+
+  /** Per-check figures for metrics (check_duration_seconds, check_failures_total). */
+  checkMetrics(): CheckMetric[] {
+    return this.#services.flatMap((svc) => svc.reals.flatMap((r) => {
+      const stats: HealthStats = r.runner.stats();
+      return stats.checkers.map((c) => ({
+        virtual_server: `${svc.cfg.protocol}/${hostPort(svc.cfg.address, svc.cfg.port)}`,
+        real_server: r.id,
+        type: c.type,
+        ...(c.lastDurationMs === null ? {} : { last_duration_seconds: c.lastDurationMs / 1000 }),
+        failures: c.failures,
+      }));
+    }));
+  }
+
+  /** Stops accepting everywhere, drains, stops checks, closes the data plane. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    clearInterval(this.#poll);
+    for (const svc of this.#services) { svc.wanted = false; clearTimeout(svc.retry); }
+    await Promise.all(this.#services.map((s) => this.#unserve(s)));
+    this.#stopped = true;
+    for (const svc of this.#services) {
+      for (const r of svc.reals) r.runner.stop();
+      if (svc.pool) this.#events(svc, stopPool(poolParams(svc.cfg), svc.reals.map((r) => ({ id: r.id, address: r.cfg.address, port: r.cfg.port, weight: r.cfg.weight, health: r.health })), svc.pool));
+    }
+    await this.deps.dataPlane.close();
+  }
+}
