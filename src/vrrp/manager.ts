@@ -245,6 +245,10 @@ export class VrrpManager {
     watcher.on('error', (err) => this.deps.log.warn({ err: errorMessage(err) }, 'rtnetlink watch error'));
     this.#watcher = watcher;
     this.#wireSyncGroups();
+    // VIPs left on the interfaces by a previous run that died (kill -9) must go: we start as
+    // BACKUP and only a MASTER may hold them (keepalived clears them at start-up too).
+    await Promise.all([...this.#runtimes.values()].map((rt) => rt.vips.release().catch((err: unknown) =>
+      this.deps.log.warn({ instance: rt.cfg.name, err: errorMessage(err) }, 'cannot remove stale VIPs'))));
     for (const rt of this.#runtimes.values()) this.#retrack(rt);
     this.#startScripts();
     const delay = this.config.global.vrrp_startup_delay * 1000;

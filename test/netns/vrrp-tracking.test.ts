@@ -110,3 +110,23 @@ netnsTest('a VIP deleted by someone else while MASTER is put back and counted', 
   t.is((await da.instance()).vips_restored, 1);
   t.is((await da.instance()).state, 'MASTER');
 });
+
+netnsTest('restart after kill -9: stale VIPs of the dead process are removed at start', async (t) => {
+  const lab = await createLab(t);
+  const a = await lab.addHost('da');
+  const b = await lab.addHost('db');
+  const vip = '10.77.0.50';
+  const da = await startDirector(lab, a, directorToml({ routerId: 'a', priority: 150, vips: [`${vip}/24`] }));
+  const db = await startDirector(lab, b, directorToml({ routerId: 'b', priority: 100, vips: [`${vip}/24`] }));
+  await waitState(da, 'MASTER', 8_000);
+  await da.proc.kill('SIGKILL');
+  t.true(await hasVip(a, vip), 'kill -9 leaves the VIP behind');
+  await waitState(db, 'MASTER', 6_000);
+  // Come back with a lower priority: the returning director must clear the stale VIP and stay BACKUP.
+  const da2 = await startDirector(lab, a, directorToml({ routerId: 'a', priority: 50, vips: [`${vip}/24`] }));
+  await waitFor(async () => !(await hasVip(a, vip)), 2_000, 'stale VIP removed at start');
+  await sleep(4_000);
+  t.is((await da2.instance()).state, 'BACKUP');
+  t.is((await db.instance()).state, 'MASTER');
+  t.false(await hasVip(a, vip));
+});
