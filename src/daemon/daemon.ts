@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadConfigFile, type Config } from '../config/index.js';
+import { loadConfigFile, planReload, isReloadPlanEmpty, type Config } from '../config/index.js';
 import { KeepaliveError } from '../util/errors.js';
 import { Announcer } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
@@ -39,6 +39,7 @@ export class Daemon {
   #control: ControlServer | undefined;
   #rtnl: Rtnl | undefined;
   #metrics: MetricsServer | undefined;
+  #metricsRegistry: ReturnType<typeof createMetricsRegistry> | undefined;
   readonly #reloads = { ok: 0, error: 0 };
   readonly #packetSockets = new Map<number, PacketSocket>();
   readonly #startedAt = Date.now();
@@ -112,18 +113,23 @@ export class Daemon {
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
-    if (g.metrics) {
-      const registry = createMetricsRegistry(() => ({
-        status: this.status(),
-        extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads } },
-      }));
-      this.#metrics = await startMetricsServer({ listen: g.metrics, registry, onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed') });
-    }
+    await this.#startMetrics();
     if (this.pidFile) writeFileSync(this.pidFile, `${process.pid}\n`);
     // Services on addresses no VRRP instance manages are served from the start.
     this.#lvs.setOwnership((address) => this.#ownsAddress(address));
     await this.#vrrp.start();
     log.info({ config: this.opts.configPath, control_socket: this.controlPath, instances: this.#config.vrrp_instance.length }, 'keepalive-ts started');
+  }
+
+  async #startMetrics(): Promise<void> {
+    const listen = this.#config.global.metrics;
+    if (!listen) return;
+    const log = this.opts.log;
+    this.#metricsRegistry ??= createMetricsRegistry(() => ({
+      status: this.status(),
+      extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads } },
+    }));
+    this.#metrics = await startMetricsServer({ listen, registry: this.#metricsRegistry, onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed') });
   }
 
   /**
@@ -157,9 +163,10 @@ export class Daemon {
 
   /**
    * Loads and validates the file again. An invalid file is rejected with every problem listed and
-   * the running config stays as it is. Applying a changed config in place (keeping VRRP state, VIPs
-   * and connections) is the reload plan's job; until it exists a changed file is refused, not
-   * half-applied.
+   * the running config stays exactly as it is. A valid one is applied in place from the reload plan
+   * (src/config/diff.ts): kept VRRP instances keep state and timers and only added/removed VIPs
+   * change; kept services keep their sockets, connections and health. Changes that cannot be applied
+   * live are refused as a whole before anything is touched.
    */
   async reload(): Promise<{ summary: string[] }> {
     try {
@@ -174,9 +181,25 @@ export class Daemon {
 
   async #reload(): Promise<{ summary: string[] }> {
     const next = await loadConfigFile(this.opts.configPath);
-    const strip = (c: Config) => JSON.stringify({ ...c, file: '' });
-    if (strip(next) === strip(this.#config)) return { summary: [] };
-    throw new KeepaliveError('E_RELOAD_UNSUPPORTED', 'the new config is valid but differs from the running one; applying changes in place is not supported yet, restart to apply them (the running config is unchanged)');
+    const plan = planReload(this.#config, next);
+    if (isReloadPlanEmpty(plan)) return { summary: [] };
+    const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : [])];
+    if (blocked.length > 0) {
+      throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
+    }
+    const log = this.opts.log;
+    await this.#vrrp?.applyReload(plan, next);
+    await this.#lvs?.applyReload(plan);
+    const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
+    this.#config = next;
+    if (metricsMoved) {
+      await this.#metrics?.close();
+      this.#metrics = undefined;
+      await this.#startMetrics();
+    }
+    this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
+    log.info({ changes: plan.summary }, 'config reloaded');
+    return { summary: plan.summary };
   }
 
   /** Graceful stop. Idempotent; concurrent callers share one stop. */

@@ -5,7 +5,7 @@
  * connection is touched here.
  */
 import type { Logger } from 'pino';
-import type { VirtualServerConfig } from '../config/index.js';
+import type { ReloadPlan, VirtualServerConfig } from '../config/index.js';
 import type { RealServerStatus as RealServerReport, VirtualServerStatus } from '../daemon/status.js';
 import { errorMessage } from '../util/errors.js';
 import { runCommand } from '../util/exec.js';
@@ -89,27 +89,96 @@ export class VirtualServerManager {
   #poll: NodeJS.Timeout | undefined;
   #stopped = false;
 
+  #owns: (address: string) => boolean = () => false;
+
   constructor(configs: readonly VirtualServerConfig[], private readonly deps: LvsDeps) {
     this.#run = deps.run ?? runCommand;
-    this.#services = configs.map((cfg) => {
-      const svc: Service = { id: serviceSpec(cfg).id, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined };
-      svc.reals = cfg.real_server.map((rs) => {
-        const real: Real = { id: hostPort(rs.address, rs.port), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined! };
-        const opts = {
-          checks: rs.check,
-          weight: rs.weight,
-          onChange: (health: RealServerStatus['health'], dynamicWeight: number | undefined, detail: string) => {
-            real.health = health;
-            real.dynamicWeight = dynamicWeight;
-            deps.log.info({ virtual_server: svc.id, real_server: real.id, health, detail }, `real server ${real.id} is ${health}`);
-            void this.#apply(svc);
-          },
-        };
-        real.runner = deps.healthRunner ? deps.healthRunner(opts) : new HealthRunner(opts);
-        return real;
-      });
-      return svc;
-    });
+    this.#services = configs.map((cfg) => this.#makeService(cfg));
+  }
+
+  #makeService(cfg: VirtualServerConfig): Service {
+    const svc: Service = { id: serviceSpec(cfg).id, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined };
+    svc.reals = cfg.real_server.map((rs) => this.#makeReal(svc, rs));
+    return svc;
+  }
+
+  #makeReal(svc: Service, rs: VirtualServerConfig['real_server'][number]): Real {
+    const real: Real = { id: hostPort(rs.address, rs.port), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined! };
+    real.runner = this.#makeRunner(svc, real);
+    return real;
+  }
+
+  #makeRunner(svc: Service, real: Real): Real['runner'] {
+    const opts = {
+      checks: real.cfg.check,
+      weight: real.cfg.weight,
+      onChange: (health: RealServerStatus['health'], dynamicWeight: number | undefined, detail: string) => {
+        real.health = health;
+        real.dynamicWeight = dynamicWeight;
+        this.deps.log.info({ virtual_server: svc.id, real_server: real.id, health, detail }, `real server ${real.id} is ${health}`);
+        void this.#apply(svc);
+      },
+    };
+    return this.deps.healthRunner ? this.deps.healthRunner(opts) : new HealthRunner(opts);
+  }
+
+  #find(cfg: Pick<VirtualServerConfig, 'protocol' | 'address' | 'port'>): Service | undefined {
+    return this.#services.find((s) => s.cfg.protocol === cfg.protocol && s.cfg.address === cfg.address && s.cfg.port === cfg.port);
+  }
+
+  /**
+   * Applies the virtual-server part of a reload plan in place: kept services keep their listening
+   * socket, connections, templates and the health of kept real servers; removed real servers leave
+   * the pool (their open connections continue: drain); changed checks restart only that server's
+   * checker; removed services stop accepting and drain.
+   */
+  async applyReload(plan: ReloadPlan): Promise<void> {
+    const fresh: Real[] = [];
+    for (const cfg of plan.virtualServers.removed) {
+      const svc = this.#find(cfg);
+      if (!svc) continue;
+      svc.wanted = false;
+      clearTimeout(svc.retry);
+      for (const r of svc.reals) r.runner.stop();
+      this.#services.splice(this.#services.indexOf(svc), 1);
+    }
+    for (const k of plan.virtualServers.kept) {
+      const svc = this.#find(k.current);
+      if (!svc) continue;
+      svc.cfg = k.next;
+      const rsPlan = k.changes.realServers;
+      const same = (a: { address: string; port: number }, b: { address: string; port: number }) => a.address === b.address && a.port === b.port;
+      for (const rs of rsPlan.removed) {
+        const real = svc.reals.find((r) => same(r.cfg, rs));
+        real?.runner.stop();
+        svc.reals = svc.reals.filter((r) => r !== real);
+      }
+      for (const kr of rsPlan.kept) {
+        const real = svc.reals.find((r) => same(r.cfg, kr.current));
+        if (!real) continue;
+        real.cfg = kr.next;
+        if (kr.checksChanged) {
+          real.runner.stop();
+          real.runner = this.#makeRunner(svc, real);
+          fresh.push(real);
+        }
+      }
+      for (const rs of rsPlan.added) {
+        const real = this.#makeReal(svc, rs);
+        svc.reals.push(real);
+        fresh.push(real);
+      }
+    }
+    for (const cfg of plan.virtualServers.added) {
+      const svc = this.#makeService(cfg);
+      this.#services.push(svc);
+      fresh.push(...svc.reals);
+    }
+    // The full desired set: unchanged services keep their sockets, removed ones drain in the worker.
+    await this.deps.dataPlane.configure(this.#services.map((x) => serviceSpec(x.cfg)));
+    for (const svc of this.#services) await this.#apply(svc);
+    for (const r of fresh) r.runner.start();
+    this.setOwnership(this.#owns);
   }
 
   /** Configures the data plane, computes the first pools and starts the health checks. */
@@ -179,6 +248,7 @@ export class VirtualServerManager {
    * true; on losing it the service stops accepting and drains (drain_timeout).
    */
   setOwnership(owns: (address: string) => boolean): void {
+    this.#owns = owns;
     for (const svc of this.#services) {
       const want = owns(svc.cfg.address);
       if (want === svc.wanted) continue;

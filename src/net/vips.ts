@@ -22,10 +22,17 @@ interface Vip {
   key: string;
 }
 
+function toVips(vips: readonly string[]): Vip[] {
+  return vips.map((v) => {
+    const { address, prefix } = parseCidr(v);
+    return { cidr: `${address}/${prefix}`, key: `${address}/${prefix}` };
+  });
+}
+
 export class VipManager {
   readonly #rtnl: VipRtnl;
   readonly #ifindex: number;
-  readonly #vips: Vip[];
+  #vips: Vip[];
   readonly #opts: VipManagerOptions;
   #acquired = false;
   #watcher: RtnlWatcher | undefined;
@@ -37,9 +44,23 @@ export class VipManager {
     this.#rtnl = rtnl;
     this.#ifindex = ifindex;
     this.#opts = opts;
-    this.#vips = vips.map((v) => {
-      const { address, prefix } = parseCidr(v);
-      return { cidr: `${address}/${prefix}`, key: `${address}/${prefix}` };
+    this.#vips = toVips(vips);
+  }
+
+  /**
+   * Changes the VIP set (reload). While acquired, only the difference is applied: new VIPs are
+   * added, dropped ones removed, and the ones in both sets are never touched.
+   */
+  update(vips: readonly string[]): Promise<void> {
+    const next = toVips(vips);
+    return this.#run(async () => {
+      const before = new Set(this.#vips.map((v) => v.key));
+      const after = new Set(next.map((v) => v.key));
+      const removed = this.#vips.filter((v) => !after.has(v.key));
+      this.#vips = next;
+      if (!this.#acquired) return;
+      for (const v of next) if (!before.has(v.key)) await this.#rtnl.addAddress(this.#ifindex, v.cidr, this.#addOptions());
+      for (const v of removed) await this.#rtnl.deleteAddress(this.#ifindex, v.cidr);
     });
   }
 

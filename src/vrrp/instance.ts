@@ -5,7 +5,7 @@
  */
 import { checkAdvert, type AdvertExpectation } from './packet.js';
 import type { DropReason } from './drop.js';
-import { initialState, step, type VrrpAction, type VrrpEvent, type VrrpParams, type VrrpState, type VrrpStateName, type TransitionReason } from './state.js';
+import { initialState, reconfigure, step, type VrrpAction, type VrrpEvent, type VrrpParams, type VrrpState, type VrrpStateName, type TransitionReason } from './state.js';
 import type { ReceivedAdvert } from './types.js';
 
 export interface Clock {
@@ -78,7 +78,7 @@ export class VrrpInstance {
   constructor(
     readonly name: string,
     params: VrrpParams,
-    private readonly expect: AdvertExpectation,
+    private expect: AdvertExpectation,
     private readonly effects: InstanceEffects,
     private readonly clock: Clock = realClock,
   ) {
@@ -89,6 +89,12 @@ export class VrrpInstance {
   get vipsOwned(): boolean { return this.#vipsOwned; }
   /** Resolves when every queued VIP add/remove has been applied. */
   get settled(): Promise<void> { return this.#vipChain; }
+
+  /** Reload: new parameters and advert expectations; state and timers are kept. */
+  reconfigure(params: VrrpParams, expect: AdvertExpectation): void {
+    this.#state = reconfigure(this.#state, params);
+    this.expect = expect;
+  }
 
   observe(fn: (before: VrrpState, after: VrrpState) => void): void { this.#observers.push(fn); }
 

@@ -4,7 +4,7 @@
  * tracking, sync groups and notify scripts. Everything that touches the system comes in as deps.
  */
 import type { Logger } from 'pino';
-import type { Config, VrrpInstanceConfig, VrrpScriptConfig } from '../config/index.js';
+import type { Config, ReloadPlan, VrrpInstanceConfig, VrrpScriptConfig } from '../config/index.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { runCommand } from '../util/exec.js';
 import type { Announcer } from '../net/announcer.js';
@@ -13,8 +13,8 @@ import type { VipManager } from '../net/vips.js';
 import type { VrrpInstanceStatus } from '../daemon/status.js';
 import { VrrpHub, type HubMember, type TransportFactory } from './hub.js';
 import { VrrpInstance, realClock, type Clock } from './instance.js';
-import { AUTH_NONE, AUTH_PASS, passwordAuthData } from './packet.js';
-import type { VrrpStateName } from './state.js';
+import { AUTH_NONE, AUTH_PASS, passwordAuthData, type AdvertExpectation } from './packet.js';
+import type { VrrpParams, VrrpStateName } from './state.js';
 import { groupState, reconcileSyncGroup, syncMember } from './sync-group.js';
 import { computeTracking, initialScriptState, scriptStep, trackingEvents, type ScriptState, type TrackedObject, type TrackingResult } from './tracking.js';
 
@@ -33,6 +33,8 @@ export interface VrrpDeps {
 
 interface Runtime {
   cfg: VrrpInstanceConfig;
+  link: LinkInfo;
+  src: string;
   instance: VrrpInstance;
   member: HubMember;
   vips: VipManager;
@@ -50,6 +52,41 @@ interface ScriptRuntime {
   running: boolean;
 }
 
+const cidrs = (list: VrrpInstanceConfig['virtual_ipaddress_parsed']) => list.map((v) => `${v.address}/${v.prefix}`);
+/** Every address the instance owns while MASTER (advertised and excluded VIPs). */
+const ownedCidrs = (cfg: VrrpInstanceConfig) => [...cidrs(cfg.virtual_ipaddress_parsed), ...cidrs(cfg.virtual_ipaddress_excluded_parsed)];
+const advertAddrs = (cfg: VrrpInstanceConfig) => cfg.virtual_ipaddress_parsed.map((v) => v.address);
+
+function vrrpParams(cfg: VrrpInstanceConfig, src: string): VrrpParams {
+  return {
+    vrid: cfg.virtual_router_id,
+    version: cfg.version,
+    priority: cfg.priority,
+    advertIntCs: cfg.advert_int_cs,
+    preempt: !cfg.nopreempt,
+    preemptDelayMs: cfg.preempt_delay * 1000,
+    primaryAddress: src,
+    initialState: cfg.state,
+    lowerPrioNoAdvert: cfg.lower_prio_no_advert,
+    higherPrioSendAdvert: cfg.higher_prio_send_advert,
+    accept: cfg.accept,
+  };
+}
+
+function expectation(cfg: VrrpInstanceConfig, src: string): AdvertExpectation {
+  const password = cfg.authentication?.password;
+  return {
+    version: cfg.version,
+    vrid: cfg.virtual_router_id,
+    advertIntCs: cfg.advert_int_cs,
+    addresses: advertAddrs(cfg),
+    authType: password === undefined ? AUTH_NONE : AUTH_PASS,
+    password,
+    skipCheckAdvAddr: cfg.skip_check_adv_addr,
+    ownAddresses: [src],
+  };
+}
+
 export class VrrpManager {
   readonly #hub: VrrpHub;
   readonly #runtimes = new Map<string, Runtime>();
@@ -59,7 +96,7 @@ export class VrrpManager {
   #watcher: RtnlWatcher | undefined;
   #stopped = false;
 
-  private constructor(private readonly config: Config, private readonly deps: VrrpDeps) {
+  private constructor(private config: Config, private readonly deps: VrrpDeps) {
     this.#clock = deps.clock ?? realClock;
     this.#run = deps.run ?? runCommand;
     this.#hub = new VrrpHub(deps.transports, (err, where) => deps.log.warn({ err: errorMessage(err), socket: where }, 'VRRP socket error'));
@@ -77,87 +114,76 @@ export class VrrpManager {
     return m;
   }
 
-  async #build(cfg: VrrpInstanceConfig): Promise<void> {
+  async #build(cfg: VrrpInstanceConfig): Promise<Runtime> {
     const { deps } = this;
     const link = await deps.rtnl.getLink(cfg.interface).catch((err: unknown) => {
       throw new KeepaliveError('E_NETLINK', `vrrp_instance ${cfg.name}: interface ${cfg.interface}: ${errorMessage(err)}`, { cause: err });
     });
     const family = cfg.family;
-    const vipCidrs = cfg.virtual_ipaddress_parsed.map((v) => `${v.address}/${v.prefix}`);
-    const vipAddrs = cfg.virtual_ipaddress_parsed.map((v) => v.address);
-    const src = cfg.unicast_src_ip ?? cfg.mcast_src_ip ?? (await deps.rtnl.primaryAddress(link.index, family, vipAddrs));
+    const src = cfg.unicast_src_ip ?? cfg.mcast_src_ip ?? (await deps.rtnl.primaryAddress(link.index, family, advertAddrs(cfg)));
     if (!src) throw new KeepaliveError('E_NETLINK', `vrrp_instance ${cfg.name}: interface ${cfg.interface} has no IPv${family} address to send adverts from`);
     const group = family === 4 ? this.config.global.vrrp_mcast_group4 : this.config.global.vrrp_mcast_group6;
-    const rt: Partial<Runtime> & { cfg: VrrpInstanceConfig } = { cfg, tracking: null, restored: 0 };
-    const log = deps.log.child({ instance: cfg.name });
-    rt.vips = deps.vipManager(link.index, [...vipCidrs, ...cfg.virtual_ipaddress_excluded_parsed.map((v) => `${v.address}/${v.prefix}`)], (vip) => {
+    const rt: Partial<Runtime> & { cfg: VrrpInstanceConfig } = { cfg, link, src, tracking: null, restored: 0 };
+    // Effects read rt.cfg at call time, so a reload that keeps the instance changes what they do.
+    const log = () => deps.log.child({ instance: rt.cfg.name });
+    rt.vips = deps.vipManager(link.index, ownedCidrs(cfg), (vip) => {
       rt.restored!++;
-      log.warn({ vip }, 'VIP was removed by someone else while MASTER; restored it');
+      log().warn({ vip }, 'VIP was removed by someone else while MASTER; restored it');
     });
-    rt.announcer = deps.announcer(link, [...vipCidrs, ...cfg.virtual_ipaddress_excluded_parsed.map((v) => `${v.address}/${v.prefix}`)], cfg);
-    const password = cfg.authentication?.password;
+    rt.announcer = deps.announcer(link, ownedCidrs(cfg), cfg);
     const instance = new VrrpInstance(
       cfg.name,
+      vrrpParams(cfg, src),
+      expectation(cfg, src),
       {
-        vrid: cfg.virtual_router_id,
-        version: cfg.version,
-        priority: cfg.priority,
-        advertIntCs: cfg.advert_int_cs,
-        preempt: !cfg.nopreempt,
-        preemptDelayMs: cfg.preempt_delay * 1000,
-        primaryAddress: src,
-        initialState: cfg.state,
-        lowerPrioNoAdvert: cfg.lower_prio_no_advert,
-        higherPrioSendAdvert: cfg.higher_prio_send_advert,
-        accept: cfg.accept,
-      },
-      {
-        version: cfg.version,
-        vrid: cfg.virtual_router_id,
-        advertIntCs: cfg.advert_int_cs,
-        addresses: vipAddrs,
-        authType: password === undefined ? AUTH_NONE : AUTH_PASS,
-        password,
-        skipCheckAdvAddr: cfg.skip_check_adv_addr,
-        ownAddresses: [src],
-      },
-      {
-        sendAdvert: (priority) => this.#hub.send(rt.member!, {
-          version: cfg.version, vrid: cfg.virtual_router_id, priority, advertIntCs: cfg.advert_int_cs, addresses: vipAddrs,
-          ...(cfg.version === 2 ? { authType: password === undefined ? AUTH_NONE : AUTH_PASS, authData: password === undefined ? Buffer.alloc(8) : passwordAuthData(password) } : {}),
-        }),
+        sendAdvert: (priority) => {
+          const c = rt.cfg;
+          const password = c.authentication?.password;
+          this.#hub.send(rt.member!, {
+            version: c.version, vrid: c.virtual_router_id, priority, advertIntCs: c.advert_int_cs, addresses: advertAddrs(c),
+            ...(c.version === 2 ? { authType: password === undefined ? AUTH_NONE : AUTH_PASS, authData: password === undefined ? Buffer.alloc(8) : passwordAuthData(password) } : {}),
+          });
+        },
         addVips: () => rt.vips!.acquire(),
         removeVips: () => {
-          deps.onOwnership?.(cfg.name, false);
+          deps.onOwnership?.(rt.cfg.name, false);
           return rt.vips!.release();
         },
         announce: () => {
           rt.announcer!.start();
-          deps.onOwnership?.(cfg.name, true);
+          deps.onOwnership?.(rt.cfg.name, true);
         },
         stopAnnounce: () => rt.announcer!.stop(),
-        notify: (state, priority) => this.#notify(cfg, 'INSTANCE', cfg.name, state, priority),
-        onTransition: (from, to, reason) => log.info({ from, to, reason }, `VRRP ${cfg.name} ${from} -> ${to}`),
-        onError: (err, what) => log.error({ err: errorMessage(err) }, `VRRP ${cfg.name}: ${what} failed`),
+        notify: (state, priority) => this.#notify(rt.cfg, 'INSTANCE', rt.cfg.name, state, priority),
+        onTransition: (from, to, reason) => log().info({ from, to, reason }, `VRRP ${rt.cfg.name} ${from} -> ${to}`),
+        onError: (err, what) => log().error({ err: errorMessage(err) }, `VRRP ${rt.cfg.name}: ${what} failed`),
       },
       this.#clock,
     );
     rt.instance = instance;
+    instance.observe((before, after) => this.#reconcileGroups(rt as Runtime, before.name, after.name));
     rt.member = {
       instance, vrid: cfg.virtual_router_id, family, ifname: cfg.interface, ifindex: link.index, src,
       destinations: cfg.unicast_peer.length > 0 ? cfg.unicast_peer : [group], v3ChecksumAsV2: cfg.v3_checksum_as_v2, unicast: cfg.unicast_peer.length > 0,
     };
-    // keepalived tracks the instance's own interface unless dont_track_primary: link down -> FAULT.
-    const tracked: TrackedObject[] = [];
-    if (!cfg.dont_track_primary) tracked.push({ name: `interface:${cfg.interface}`, weight: 0, ok: link.up });
-    for (const t of cfg.track_interface) {
-      const l = await deps.rtnl.getLink(t.name).catch(() => null);
-      tracked.push({ name: `interface:${t.name}`, weight: t.weight, ok: l ? l.up : false });
-    }
-    for (const t of cfg.track_script) tracked.push({ name: `script:${t.name}`, weight: t.weight, ok: null });
-    rt.tracked = tracked;
+    rt.tracked = await this.#trackedObjects(cfg, link);
     this.#hub.add(rt.member, cfg.unicast_peer.length > 0 ? [] : [group]);
     this.#runtimes.set(cfg.name, rt as Runtime);
+    return rt as Runtime;
+  }
+
+  /** keepalived tracks the instance's own interface unless dont_track_primary: link down -> FAULT. */
+  async #trackedObjects(cfg: VrrpInstanceConfig, link: LinkInfo, previous: readonly TrackedObject[] = []): Promise<TrackedObject[]> {
+    const known = (name: string) => previous.find((o) => o.name === name)?.ok;
+    const tracked: TrackedObject[] = [];
+    if (!cfg.dont_track_primary) tracked.push({ name: `interface:${cfg.interface}`, weight: 0, ok: known(`interface:${cfg.interface}`) ?? link.up });
+    for (const t of cfg.track_interface) {
+      const prev = known(`interface:${t.name}`);
+      const up = prev ?? (await this.deps.rtnl.getLink(t.name).then((l) => l.up, () => false));
+      tracked.push({ name: `interface:${t.name}`, weight: t.weight, ok: up });
+    }
+    for (const t of cfg.track_script) tracked.push({ name: `script:${t.name}`, weight: t.weight, ok: known(`script:${t.name}`) ?? this.#scripts.get(t.name)?.ok ?? null });
+    return tracked;
   }
 
   #retrack(rt: Runtime): void {
@@ -180,21 +206,20 @@ export class VrrpManager {
     }
   }
 
-  #wireSyncGroups(): void {
-    for (const g of this.config.vrrp_sync_group) {
-      const members = g.group.map((n) => this.#runtimes.get(n)!).filter(Boolean);
-      let lastGroupState: string | null = null;
-      const reconcile = (id: string, from: VrrpStateName, to: VrrpStateName) => {
-        const snapshot = members.map((r) => syncMember(r.cfg.name, r.instance.state));
-        const injections = reconcileSyncGroup(g.name, snapshot, from === to ? undefined : { id, from, to });
-        for (const inj of injections) this.#runtimes.get(inj.id)!.instance.dispatch(inj.event);
-        const gs = groupState(members.map((r) => syncMember(r.cfg.name, r.instance.state)));
-        if (gs && gs !== lastGroupState) {
-          lastGroupState = gs;
-          this.#notify(g, 'GROUP', g.name, gs, 0);
-        }
-      };
-      for (const r of members) r.instance.observe((before, after) => reconcile(r.cfg.name, before.name, after.name));
+  readonly #groupStates = new Map<string, string>();
+
+  /** Sync groups are looked up in the current config on every step, so reloads need no rewiring. */
+  #reconcileGroups(rt: Runtime, from: VrrpStateName, to: VrrpStateName): void {
+    for (const g of this.config.vrrp_sync_group.filter((x) => x.group.includes(rt.cfg.name))) {
+      const members = g.group.map((n) => this.#runtimes.get(n)).filter((r): r is Runtime => r !== undefined);
+      const snapshot = members.map((r) => syncMember(r.cfg.name, r.instance.state));
+      const injections = reconcileSyncGroup(g.name, snapshot, from === to ? undefined : { id: rt.cfg.name, from, to });
+      for (const inj of injections) this.#runtimes.get(inj.id)?.instance.dispatch(inj.event);
+      const gs = groupState(members.map((r) => syncMember(r.cfg.name, r.instance.state)));
+      if (gs && gs !== this.#groupStates.get(g.name)) {
+        this.#groupStates.set(g.name, gs);
+        this.#notify(g, 'GROUP', g.name, gs, 0);
+      }
     }
   }
 
@@ -212,30 +237,37 @@ export class VrrpManager {
 
   #startScripts(): void {
     const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
-    for (const cfg of this.config.vrrp_script.filter((s) => used.has(s.name))) {
-      const sr: ScriptRuntime = { cfg, state: initialScriptState({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }), ok: null, timer: undefined, running: false };
-      this.#scripts.set(cfg.name, sr);
-      const tick = () => {
-        if (this.#stopped || sr.running) return;
-        sr.running = true;
-        void this.#run(cfg.script, [], cfg.timeout * 1000).then((r) => {
-          sr.running = false;
-          if (this.#stopped) return;
-          const res = scriptStep({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }, sr.state, r.code === 0 && !r.timedOut);
-          sr.state = res.state;
-          if (res.changed) {
-            sr.ok = res.ok;
-            this.deps.log.info({ script: cfg.name, ok: res.ok }, `vrrp_script ${cfg.name} now ${res.ok ? 'succeeds' : 'fails'}`);
-            for (const rt of this.#runtimes.values()) {
-              const obj = rt.tracked.find((o) => o.name === `script:${cfg.name}`);
-              if (obj) { obj.ok = res.ok; this.#retrack(rt); }
-            }
-          }
-        });
-      };
-      tick();
-      sr.timer = setInterval(tick, cfg.interval * 1000);
-    }
+    for (const cfg of this.config.vrrp_script.filter((x) => used.has(x.name))) this.#startScript(cfg);
+  }
+
+  #startScript(cfg: VrrpScriptConfig): void {
+    const sr: ScriptRuntime = { cfg, state: initialScriptState({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }), ok: null, timer: undefined, running: false };
+    this.#scripts.set(cfg.name, sr);
+    const tick = () => {
+      if (this.#stopped || sr.running || this.#scripts.get(cfg.name) !== sr) return;
+      sr.running = true;
+      void this.#run(cfg.script, [], cfg.timeout * 1000).then((r) => {
+        sr.running = false;
+        if (this.#stopped || this.#scripts.get(cfg.name) !== sr) return;
+        const res = scriptStep({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }, sr.state, r.code === 0 && !r.timedOut);
+        sr.state = res.state;
+        if (!res.changed) return;
+        sr.ok = res.ok;
+        this.deps.log.info({ script: cfg.name, ok: res.ok }, `vrrp_script ${cfg.name} now ${res.ok ? 'succeeds' : 'fails'}`);
+        for (const rt of this.#runtimes.values()) {
+          const obj = rt.tracked.find((o) => o.name === `script:${cfg.name}`);
+          if (obj) { obj.ok = res.ok; this.#retrack(rt); }
+        }
+      });
+    };
+    tick();
+    sr.timer = setInterval(tick, cfg.interval * 1000);
+  }
+
+  #stopScript(name: string): void {
+    const sr = this.#scripts.get(name);
+    if (sr) clearInterval(sr.timer);
+    this.#scripts.delete(name);
   }
 
   /** Starts every instance (after vrrp_startup_delay, as keepalived does). */
@@ -244,7 +276,6 @@ export class VrrpManager {
     watcher.on('link', (ev) => this.#onLink(ev));
     watcher.on('error', (err) => this.deps.log.warn({ err: errorMessage(err) }, 'rtnetlink watch error'));
     this.#watcher = watcher;
-    this.#wireSyncGroups();
     // VIPs left on the interfaces by a previous run that died (kill -9) must go: we start as
     // BACKUP and only a MASTER may hold them (keepalived clears them at start-up too).
     await Promise.all([...this.#runtimes.values()].map((rt) => rt.vips.release().catch((err: unknown) =>
@@ -254,6 +285,63 @@ export class VrrpManager {
     const delay = this.config.global.vrrp_startup_delay * 1000;
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     for (const rt of this.#runtimes.values()) if (!this.#stopped) rt.instance.start();
+  }
+
+  /**
+   * Applies the VRRP part of a reload plan in place. Kept instances keep their state and timers;
+   * only added or removed VIPs change on the interface; removed instances stop as on shutdown
+   * (priority 0 if MASTER); added ones start as at boot.
+   */
+  async applyReload(plan: ReloadPlan, next: Config): Promise<void> {
+    this.config = next;
+    for (const name of plan.vrrpScripts.removed.map((x) => x.name)) this.#stopScript(name);
+    for (const c of plan.vrrpScripts.changed) this.#stopScript(c.current.name);
+    const restart = plan.vrrp.kept.filter((k) => k.changes.restartInstance || (k.current.priority === 255) !== (k.next.priority === 255));
+    for (const cfg of [...plan.vrrp.removed, ...restart.map((k) => k.current)]) await this.#remove(cfg.name);
+    for (const k of plan.vrrp.kept.filter((x) => !restart.includes(x))) await this.#update(k.current, k.next);
+    const added: Runtime[] = [];
+    for (const cfg of [...plan.vrrp.added, ...restart.map((k) => k.next)]) added.push(await this.#build(cfg));
+    // Scripts now used by some instance but not running (added, changed, or newly tracked).
+    const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
+    for (const cfg of next.vrrp_script) if (used.has(cfg.name) && !this.#scripts.has(cfg.name)) this.#startScript(cfg);
+    for (const [name] of this.#scripts) if (!used.has(name)) this.#stopScript(name);
+    for (const rt of added) {
+      await rt.vips.release().catch(() => undefined);
+      rt.tracked = await this.#trackedObjects(rt.cfg, rt.link);
+      this.#retrack(rt);
+      rt.instance.start();
+    }
+  }
+
+  async #remove(name: string): Promise<void> {
+    const rt = this.#runtimes.get(name);
+    if (!rt) return;
+    await rt.instance.shutdown();
+    rt.announcer.stop();
+    this.#hub.remove(rt.member);
+    this.#runtimes.delete(name);
+  }
+
+  async #update(current: VrrpInstanceConfig, next: VrrpInstanceConfig): Promise<void> {
+    const rt = this.#runtimes.get(current.name);
+    if (!rt) return;
+    rt.cfg = next;
+    if (next.name !== current.name) {
+      this.#runtimes.delete(current.name);
+      this.#runtimes.set(next.name, rt);
+    }
+    const group = next.family === 4 ? this.config.global.vrrp_mcast_group4 : this.config.global.vrrp_mcast_group6;
+    rt.member.destinations = next.unicast_peer.length > 0 ? next.unicast_peer : [group];
+    rt.member.v3ChecksumAsV2 = next.v3_checksum_as_v2;
+    rt.instance.reconfigure(vrrpParams(next, rt.src), expectation(next, rt.src));
+    await rt.vips.update(ownedCidrs(next));
+    // New frames for the new VIP list / GARP settings; a MASTER announces its (new) VIPs at once.
+    const wasActive = rt.announcer.active;
+    rt.announcer.stop();
+    rt.announcer = this.deps.announcer(rt.link, ownedCidrs(next), next);
+    if (wasActive) rt.announcer.start();
+    rt.tracked = await this.#trackedObjects(next, rt.link, rt.tracked);
+    this.#retrack(rt);
   }
 
   get(name: string): VrrpInstance | undefined {

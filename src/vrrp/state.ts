@@ -191,6 +191,21 @@ export function resolveParams(p: VrrpParams): ResolvedVrrpParams {
   };
 }
 
+/**
+ * The same instance with new parameters (a reload that keeps the instance): state, timers, faults
+ * and the learned master interval stay; a MASTER advertises its new interval from its next advert.
+ * Effective priority follows through the usual `priority` event from tracking.
+ */
+export function reconfigure(state: VrrpState, params: VrrpParams): VrrpState {
+  const resolved = resolveParams(params);
+  return {
+    ...state,
+    params: resolved,
+    basePriority: resolved.priority,
+    masterAdverIntCs: state.name === 'MASTER' || state.masterAddress === null ? resolved.advertIntCs : state.masterAdverIntCs,
+  };
+}
+
 /** A fresh instance in INIT. Tracking results may be fed (priority/fault events) before `start`. */
 export function initialState(params: VrrpParams): VrrpState {
   const resolved = resolveParams(params);
