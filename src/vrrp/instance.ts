@@ -71,6 +71,7 @@ export class VrrpInstance {
   #timer: unknown = undefined;
   #vipChain: Promise<void> = Promise.resolve();
   #vipsOwned = false;
+  readonly #peerWaiters = new Set<() => void>();
   readonly counters: InstanceCounters = { advertsSent: 0, advertsReceived: 0, transitions: 0, drops: {} };
   /** Listeners for every step (sync groups reconcile here). */
   readonly #observers: ((before: VrrpState, after: VrrpState) => void)[] = [];
@@ -110,6 +111,10 @@ export class VrrpInstance {
       return;
     }
     this.counters.advertsReceived++;
+    if (advert.priority > 0 && this.#peerWaiters.size > 0) {
+      for (const w of this.#peerWaiters) w();
+      this.#peerWaiters.clear();
+    }
     this.dispatch({ type: 'advert', advert });
   }
 
@@ -177,10 +182,25 @@ export class VrrpInstance {
   start(): void { this.dispatch({ type: 'start' }); }
 
   /** Priority-0 advert if MASTER, VIPs removed, timer cancelled. Resolves once the VIPs are gone. */
-  async shutdown(): Promise<void> {
+  /**
+   * Priority-0 advert if MASTER, VIPs removed, timer cancelled. Resolves once the VIPs are gone.
+   * `holdVips`: the VIPs stay until it settles (graceful stop: connections on them drain first; the
+   * priority-0 advert still goes out at once so the peer takes over after Skew_Time).
+   */
+  async shutdown(holdVips?: Promise<unknown>): Promise<void> {
+    if (holdVips) this.#vipChain = this.#vipChain.then(() => holdVips.then(() => undefined, () => undefined));
     if (this.#state.name !== 'STOP' && this.#state.name !== 'INIT') this.dispatch({ type: 'shutdown' });
     this.#disarm();
     this.effects.stopAnnounce();
     await this.#vipChain;
+  }
+
+  /** Resolves when another router advertises a non-zero priority for our VRID (it has taken over). */
+  peerAdvert(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimeout(() => { this.#peerWaiters.delete(done); resolve(false); }, timeoutMs);
+      const done = () => { this.clock.clearTimeout(timer); resolve(true); };
+      this.#peerWaiters.add(done);
+    });
   }
 }

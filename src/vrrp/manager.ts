@@ -382,14 +382,32 @@ export class VrrpManager {
     return this.#hub.socketDrops() as Record<string, Record<string, number>>;
   }
 
-  /** Graceful stop: priority-0 adverts from masters, VIPs removed, sockets closed. Idempotent. */
-  async stop(): Promise<void> {
+  /**
+   * Graceful stop: priority-0 adverts from masters at once (the peer takes over after Skew_Time),
+   * VIPs removed once `holdVips` settles (connections on them drain meanwhile), sockets closed.
+   * Idempotent.
+   */
+  async stop(holdVips?: Promise<unknown>): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const s of this.#scripts.values()) clearInterval(s.timer);
     this.#watcher?.close();
-    await Promise.all([...this.#runtimes.values()].map((rt) => rt.instance.shutdown()));
+    await Promise.all([...this.#runtimes.values()].map((rt) => rt.instance.shutdown(holdVips)));
     for (const rt of this.#runtimes.values()) { rt.announcer.stop(); this.#hub.remove(rt.member); }
     this.#hub.close();
   }
+
+  /**
+   * After a graceful stop has begun: resolves once every instance that was MASTER has heard a peer
+   * take over (or after timeoutMs). Until then this director keeps serving its VIPs.
+   */
+  async peersTookOver(wereMaster: readonly string[], timeoutMs: number): Promise<void> {
+    await Promise.all(wereMaster.map((n) => this.#runtimes.get(n)?.instance.peerAdvert(timeoutMs)));
+  }
+
+  /** Names of the instances currently MASTER. */
+  masters(): string[] {
+    return [...this.#runtimes.values()].filter((rt) => rt.instance.state.name === 'MASTER').map((rt) => rt.cfg.name);
+  }
+
 }

@@ -1,0 +1,43 @@
+import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
+import { startDirector, directorToml, hasVip } from '../lib/daemon.js';
+import { startNginx } from '../lib/servers.js';
+import { httpBatch } from '../lib/clients.js';
+import { skewTimeMs } from '../../src/vrrp/timing.js';
+
+const VIP = '10.77.0.50';
+
+netnsTest('SIGTERM under load: no failed request, the backup owns the VIP within Skew_Time, exit 0', async (t) => {
+  const lab = await createLab(t);
+  const [client, r1, r2] = await Promise.all([
+    lab.addHost('cl', { ipv4: '10.77.0.100/24' }), lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('r2', { ipv4: '10.77.0.22/24' }),
+  ]);
+  await startNginx(r1, { port: 80, body: 'r1', tmpDir: lab.tmpDir });
+  await startNginx(r2, { port: 80, body: 'r2', tmpDir: lab.tmpDir });
+  const svc = `[[virtual_server]]\naddress = "${VIP}"\nport = 80\nprotocol = "TCP"\nlb_algo = "rr"\ndelay_loop = 1\ndrain_timeout = 3\n` +
+    ['10.77.0.21', '10.77.0.22'].map((a) => `[[virtual_server.real_server]]\naddress = "${a}"\nport = 80\ncheck = { type = "TCP_CHECK", connect_timeout = 1 }\n`).join('');
+  const hb = await lab.addHost('db', { ipv4: '10.77.0.12/24' });
+  const ha = await lab.addHost('da', { ipv4: '10.77.0.11/24' });
+  const db = await startDirector(lab, hb, directorToml({ routerId: 'b', priority: 100, vips: [`${VIP}/24`], extra: svc }));
+  const da = await startDirector(lab, ha, directorToml({ routerId: 'a', priority: 150, vips: [`${VIP}/24`], extra: svc }));
+  await waitFor(async () => (await da.status()).virtual_servers[0]?.serving === true, 8_000, 'a serving');
+  await waitFor(async () => (await db.instance()).state === 'BACKUP', 3_000, 'b BACKUP');
+
+  const mon = hb.spawn(['ip', '-ts', 'monitor', 'address']);
+  const load = httpBatch(client, VIP, 80, 400, { pauseMs: 5 });
+  await sleep(1_000);
+  const stoppedAt = Date.now();
+  process.kill(da.proc.pid, 'SIGTERM');
+  const result = await load;
+  const exit = await da.proc.exited;
+  t.is(exit.code, 0);
+  t.deepEqual(result.errors, {}, `failed requests during the graceful stop: ${JSON.stringify(result.errors)}`);
+  t.is(Object.values(result.bodies).reduce((x, y) => x + y, 0), 400);
+  t.false(await hasVip(ha, VIP), 'the stopped director removed its VIP');
+  t.true(await hasVip(hb, VIP));
+  const line = mon.output().split('\n').find((l) => l.includes(`inet ${VIP}/`) && !l.includes('Deleted'));
+  const m = line ? /^\[([0-9T:.-]+)\]/.exec(line) : null;
+  t.truthy(m, mon.output());
+  const took = Date.parse(`${m![1]}Z`) - stoppedAt;
+  t.log(`backup owned the VIP ${took} ms after SIGTERM (Skew_Time ${skewTimeMs(3, 100, 100)} ms)`);
+  t.true(took <= skewTimeMs(3, 100, 100) + 50);
+});
