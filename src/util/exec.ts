@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /**
  * Splits a script line into argv the way keepalived does (no shell): whitespace separates words,
@@ -34,6 +35,39 @@ export function splitCommand(line: string): string[] {
   return out;
 }
 
+export interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Resolves keepalived's `user[:group]` (names or numbers) from /etc/passwd and /etc/group. Throws
+ * with a clear message for an unknown user or group. Node has no getpwnam, and the files are what
+ * getpwnam reads on a plain Linux host.
+ */
+export function resolveUser(spec: string, files: { passwd?: string; group?: string } = {}): RunAs {
+  const [userName, groupName] = spec.split(':') as [string, string | undefined];
+  const passwd = files.passwd ?? readFileSync('/etc/passwd', 'utf8');
+  const entry = passwd.split('\n').map((l) => l.split(':')).find((f) => f[0] === userName || (/^\d+$/.test(userName) && f[2] === userName));
+  const uid = entry ? Number(entry[2]) : /^\d+$/.test(userName) ? Number(userName) : NaN;
+  if (!Number.isInteger(uid)) throw new Error(`unknown user "${userName}"`);
+  let gid = entry ? Number(entry[3]) : uid;
+  if (groupName !== undefined) {
+    const groups = files.group ?? readFileSync('/etc/group', 'utf8');
+    const g = groups.split('\n').map((l) => l.split(':')).find((f) => f[0] === groupName || (/^\d+$/.test(groupName) && f[2] === groupName));
+    gid = g ? Number(g[2]) : /^\d+$/.test(groupName) ? Number(groupName) : NaN;
+    if (!Number.isInteger(gid)) throw new Error(`unknown group "${groupName}"`);
+  }
+  return { uid, gid };
+}
+
+export interface RunOptions {
+  /** Run as this user (keepalived's script_user / per-script `user`). */
+  runAs?: RunAs;
+  /** Abort: the command's process group is killed at once. */
+  signal?: AbortSignal;
+}
+
 export interface CommandResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -42,16 +76,46 @@ export interface CommandResult {
   error?: string;
 }
 
-/** Runs a script line plus extra arguments; kills it (SIGKILL) after timeoutMs. Never rejects. */
-export function runCommand(line: string, extraArgs: string[] = [], timeoutMs = 0): Promise<CommandResult> {
+/**
+ * Runs a script line plus extra arguments in its own process group. On timeout or abort the group
+ * gets SIGTERM, then SIGKILL one second later if anything is left (as keepalived does), so a
+ * script's children cannot outlive it. Never rejects.
+ */
+export function runCommand(line: string, extraArgs: string[] = [], timeoutMs = 0, opts: RunOptions = {}): Promise<CommandResult> {
   const argv = [...splitCommand(line), ...extraArgs];
   return new Promise((resolve) => {
     if (argv.length === 0) return resolve({ code: null, signal: null, timedOut: false, error: 'empty command' });
+    if (opts.signal?.aborted) return resolve({ code: null, signal: null, timedOut: false, error: 'aborted' });
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore', detached: false });
-    child.once('error', (err) => { if (timer) clearTimeout(timer); resolve({ code: null, signal: null, timedOut: false, error: err.message }); });
-    child.once('exit', (code, signal) => { if (timer) clearTimeout(timer); resolve({ code, signal, timedOut }); });
-    if (timeoutMs > 0) timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    let killTimer: NodeJS.Timeout | undefined;
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(argv[0]!, argv.slice(1), {
+        stdio: 'ignore',
+        detached: true,
+        ...(opts.runAs ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {}),
+      });
+    } catch (err) {
+      return resolve({ code: null, signal: null, timedOut: false, error: (err as Error).message });
+    }
+    const killGroup = (sig: NodeJS.Signals) => {
+      try { if (child.pid) process.kill(-child.pid, sig); } catch { /* already gone */ }
+    };
+    const stop = () => {
+      killGroup('SIGTERM');
+      killTimer = setTimeout(() => killGroup('SIGKILL'), 1000);
+      killTimer.unref();
+    };
+    const onAbort = () => stop();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const finish = (r: CommandResult) => {
+      if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve(r);
+    };
+    child.once('error', (err) => finish({ code: null, signal: null, timedOut: false, error: err.message }));
+    child.once('exit', (code, signal) => finish({ code, signal, timedOut }));
+    if (timeoutMs > 0) timer = setTimeout(() => { timedOut = true; stop(); }, timeoutMs);
   });
 }

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config, ReloadPlan, VrrpInstanceConfig, VrrpScriptConfig } from '../config/index.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
-import { runCommand } from '../util/exec.js';
+import { resolveUser, runCommand, type RunAs } from '../util/exec.js';
 import type { Announcer } from '../net/announcer.js';
 import type { LinkEvent, LinkInfo, Rtnl, RtnlWatcher } from '../net/rtnl.js';
 import type { VipManager } from '../net/vips.js';
@@ -200,7 +200,7 @@ export class VrrpManager {
     if (specific) runs.push([specific, []]);
     if (cfg.notify) runs.push([cfg.notify, [type, name, state, String(priority)]]);
     for (const [cmd, args] of runs) {
-      void this.#run(cmd, args, 30_000).then((r) => {
+      void this.#run(cmd, args, 30_000, { runAs: this.#runAs(undefined) }).then((r) => {
         if (r.error || r.code !== 0) this.deps.log.warn({ cmd, args, code: r.code, signal: r.signal, error: r.error }, 'notify script failed');
       });
     }
@@ -235,6 +235,19 @@ export class VrrpManager {
     }
   }
 
+  /** keepalived's per-script `user`, else global script_user, else the daemon's own user. */
+  #runAs(user: string | undefined): RunAs | undefined {
+    const spec = user ?? this.config.global.script_user;
+    if (!spec) return undefined;
+    try {
+      return resolveUser(spec);
+    } catch (err) {
+      // Never fall back to running as root: the script fails instead, and says why.
+      this.deps.log.error({ user: spec, err: errorMessage(err) }, 'cannot run script as the configured user');
+      return { uid: -1, gid: -1 };
+    }
+  }
+
   #startScripts(): void {
     const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
     for (const cfg of this.config.vrrp_script.filter((x) => used.has(x.name))) this.#startScript(cfg);
@@ -246,7 +259,7 @@ export class VrrpManager {
     const tick = () => {
       if (this.#stopped || sr.running || this.#scripts.get(cfg.name) !== sr) return;
       sr.running = true;
-      void this.#run(cfg.script, [], cfg.timeout * 1000).then((r) => {
+      void this.#run(cfg.script, [], cfg.timeout * 1000, { runAs: this.#runAs(cfg.user) }).then((r) => {
         sr.running = false;
         if (this.#stopped || this.#scripts.get(cfg.name) !== sr) return;
         const res = scriptStep({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }, sr.state, r.code === 0 && !r.timedOut);

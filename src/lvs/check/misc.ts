@@ -19,7 +19,7 @@
  * runs on until it exits or misc_timeout kills it.
  */
 import type { MiscCheck } from '../../config/types.js';
-import { runCommand, type CommandResult } from '../../util/exec.js';
+import { runCommand, type CommandResult, resolveUser, type RunAs } from '../../util/exec.js';
 import { ABORTED, raceAbort, timeoutMs, type CheckResult, type Checker } from './types.js';
 
 /** Maps a finished command to a result (exported for tests of the mapping itself). */
@@ -34,11 +34,20 @@ export function miscResult(r: CommandResult, dynamic: boolean, timeoutSeconds: n
 
 export function createMiscChecker(cfg: MiscCheck): Checker {
   const ms = timeoutMs(cfg.misc_timeout);
+  // Resolved once: an unknown user is a configuration problem reported by every attempt.
+  let runAs: RunAs | undefined;
+  let userError: string | undefined;
+  try {
+    runAs = cfg.user ? resolveUser(cfg.user) : undefined;
+  } catch (err) {
+    userError = (err as Error).message;
+  }
   return {
     type: 'MISC_CHECK',
     async run(signal) {
       if (signal.aborted) return ABORTED;
-      const r = await raceAbort<CommandResult | null>(runCommand(cfg.misc_path, [], ms), signal, null);
+      if (userError) return { ok: false, detail: `MISC_CHECK user: ${userError}` };
+      const r = await raceAbort<CommandResult | null>(runCommand(cfg.misc_path, [], ms, { runAs, signal }), signal, null);
       return r === null ? ABORTED : miscResult(r, cfg.misc_dynamic, cfg.misc_timeout);
     },
   };
