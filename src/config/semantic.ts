@@ -219,7 +219,17 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
   uniqueBy(reals, (rs) => (rs.address === undefined ? undefined : `${parseIp(rs.address)?.address}|${rs.port}`), (i, first) =>
     sink.add([...path, 'real_server', i], `duplicate real server ${reals[i]!.address}:${reals[i]!.port} (also real_server[${first}])`),
   );
-  return { ...vs, persistence_granularity: granularity, family, persistence_prefix: prefix };
+  // Canonical spellings, so the service matches its VIP and duplicates are found however written.
+  const canonical = (a: string) => parseIp(a)?.address ?? a;
+  return {
+    ...vs,
+    address: canonical(vs.address),
+    real_server: vs.real_server.map((rs) => ({ ...rs, address: canonical(rs.address) })),
+    ...(vs.sorry_server ? { sorry_server: { ...vs.sorry_server, address: canonical(vs.sorry_server.address) } } : {}),
+    persistence_granularity: granularity,
+    family,
+    persistence_prefix: prefix,
+  };
 }
 
 function normalizeSync(raw: Raw<SyncConfig>, instances: readonly VrrpInstanceConfig[], sink: IssueSink): SyncConfig {

@@ -193,3 +193,25 @@ test('schema rows carry type, default and keepalived spelling', (t) => {
   t.like(rows.get('virtual_server[].real_server[].check[].path'), { checkTypes: ['HTTP_GET', 'SSL_GET'], default: '"/"' });
   t.like(rows.get('sync.auth_key_file'), { keepalived: null });
 });
+
+test('virtual and real server addresses are canonical, so a service matches its VIP however it is spelled', (t) => {
+  const base = `
+[[vrrp_instance]]
+name = "VI_6"
+interface = "eth0"
+virtual_router_id = 60
+version = 3
+virtual_ipaddress = ["2001:db8::50/64"]
+[[virtual_server]]
+address = "2001:DB8:0::50"
+port = 80
+[[virtual_server.real_server]]
+address = "2001:DB8::0021"
+port = 80
+`;
+  const vs = parseConfig(base, 'v6.toml').virtual_server[0]!;
+  t.is(vs.address, '2001:db8::50');
+  t.is(vs.real_server[0]!.address, '2001:db8::21');
+  const err = t.throws(() => parseConfig(`${base}[[virtual_server]]\naddress = "2001:db8::50"\nport = 80\n`, 'v6.toml'));
+  t.regex(err!.message, /v6\.toml:\d+ virtual_server\[1\]: duplicate virtual server/);
+});
