@@ -54,6 +54,8 @@ export interface InstanceEffects {
   announce(): void;
   /** Cancel pending bursts (on leaving MASTER). */
   stopAnnounce(): void;
+  /** One extra burst while MASTER (a lower-priority master was heard); the effect rate-limits it. */
+  reannounce(): void;
   notify(state: VrrpStateName, priority: number): void;
   onTransition(from: VrrpStateName, to: VrrpStateName, reason: TransitionReason): void;
   onError(err: unknown, what: string): void;
@@ -139,6 +141,9 @@ export class VrrpInstance {
       case 'announce':
         // Only once the addresses exist: a GARP for an address we do not answer for is a lie.
         this.#vipChain = this.#vipChain.then(() => { if (this.#vipsOwned) this.effects.announce(); });
+        return;
+      case 'reannounce':
+        if (this.#vipsOwned) this.#vipChain = this.#vipChain.then(() => { if (this.#vipsOwned) this.effects.reannounce(); });
         return;
       case 'remove_vips':
         this.#vipsOwned = false;

@@ -42,6 +42,7 @@ interface Runtime {
   tracked: TrackedObject[];
   tracking: TrackingResult | null;
   restored: number;
+  lastReannounce?: number;
 }
 
 interface ScriptRuntime {
@@ -154,6 +155,15 @@ export class VrrpManager {
           deps.onOwnership?.(rt.cfg.name, true);
         },
         stopAnnounce: () => rt.announcer!.stop(),
+        reannounce: () => {
+          // keepalived rate-limits these bursts with garp_lower_prio_delay (default garp_master_delay).
+          const now = this.#clock.now();
+          const gap = Math.max(1, rt.cfg.garp_master_delay) * 1000;
+          if (rt.lastReannounce !== undefined && now - rt.lastReannounce < gap) return;
+          rt.lastReannounce = now;
+          rt.announcer!.burst(rt.cfg.garp_master_repeat);
+          log().info({}, `VRRP ${rt.cfg.name}: lower-priority master heard; re-announcing the VIPs`);
+        },
         notify: (state, priority) => this.#notify(rt.cfg, 'INSTANCE', rt.cfg.name, state, priority),
         onTransition: (from, to, reason) => log().info({ from, to, reason }, `VRRP ${rt.cfg.name} ${from} -> ${to}`),
         onError: (err, what) => log().error({ err: errorMessage(err) }, `VRRP ${rt.cfg.name}: ${what} failed`),

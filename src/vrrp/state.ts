@@ -135,6 +135,8 @@ export type VrrpAction =
   | { type: 'add_vips' }
   | { type: 'remove_vips' }
   | { type: 'announce' }
+  /** One burst of gratuitous ARP/NA while staying MASTER (after a split brain: garp_lower_prio_repeat). */
+  | { type: 'reannounce' }
   | { type: 'set_timer'; at: number }
   | { type: 'cancel_timer' }
   | { type: 'notify'; state: VrrpStateName }
@@ -399,8 +401,11 @@ function onAdvertMaster(s0: VrrpState, adv: AdvertInput, now: number): StepResul
   }
 
   if (adv.priority < s.effectivePriority || (adv.priority === s.effectivePriority && cmp < 0)) {
-    // A lower-priority router thinks it is master: answer so it sees us and yields.
+    // A lower-priority router thinks it is master: answer so it sees us and yields, and re-announce
+    // the VIPs (keepalived garp_lower_prio_repeat): while both were master, hosts may have learnt
+    // the other router's MAC for them, and only a gratuitous ARP/NA moves them back.
     if (!s.params.lowerPrioNoAdvert) actions.push({ type: 'send_advert', priority: s.effectivePriority });
+    actions.push({ type: 'reannounce' });
     return { state: s, actions };
   }
 

@@ -50,7 +50,7 @@ function receiver(addr: string) {
     { version: 2, vrid: 51, advertIntCs: 100, addresses: [VIP], authType: 1, password: 'secret', ownAddresses: [addr] },
     {
       sendAdvert: () => undefined, addVips: async () => undefined, removeVips: async () => undefined,
-      announce: () => undefined, stopAnnounce: () => undefined, notify: () => undefined,
+      announce: () => undefined, stopAnnounce: () => undefined, reannounce: () => undefined, notify: () => undefined,
       onTransition: () => undefined, onError: (err) => { throw err; },
     },
     stillClock,

@@ -21,6 +21,7 @@ function node(seg: MemorySegment, clock: FakeClock, name: string, src: string, p
     removeVips: async () => { log.push('remove_vips'); },
     announce: () => log.push('announce'),
     stopAnnounce: () => log.push('stop_announce'),
+    reannounce: () => log.push('reannounce'),
     notify: (state, prio) => log.push(`notify ${state} ${prio}`),
     onTransition: (from, to) => log.push(`${from}->${to}`),
     onError: (err, what) => log.push(`error ${what} ${String(err)}`),

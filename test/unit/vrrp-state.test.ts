@@ -192,7 +192,7 @@ test('master: equal priority is decided by the higher primary address', (t) => {
   t.is(step(m, advert(100, HIGHER), 9000).state.name, 'BACKUP');
   const lower = step(m, advert(100, LOWER), 9000);
   t.is(lower.state.name, 'MASTER');
-  t.deepEqual(lower.actions, [{ type: 'send_advert', priority: 100 }], 'answers the lower address so it yields');
+  t.deepEqual(lower.actions, [{ type: 'send_advert', priority: 100 }, { type: 'reannounce' }], 'answers the lower address so it yields');
   t.deepEqual(step(m, advert(100, ME), 9000).actions, [], 'our own address: only logged by keepalived');
 });
 
@@ -202,9 +202,10 @@ test('master: equal priority tie-break with IPv6 addresses', (t) => {
   t.is(step(m, advert(100, 'fe80::1'), 9000).state.name, 'MASTER');
 });
 
-test('master: a lower-priority advert is answered at once unless lower_prio_no_advert', (t) => {
-  t.deepEqual(step(master(), advert(50), 9000).actions, [{ type: 'send_advert', priority: 100 }]);
-  t.deepEqual(step(master({ lowerPrioNoAdvert: true }), advert(50), 9000).actions, []);
+test('master: a lower-priority advert is answered at once unless lower_prio_no_advert, and the VIPs are re-announced', (t) => {
+  t.deepEqual(step(master(), advert(50), 9000).actions, [{ type: 'send_advert', priority: 100 }, { type: 'reannounce' }]);
+  // After a split brain, hosts may have learnt the loser's MAC: re-announce even without answering.
+  t.deepEqual(step(master({ lowerPrioNoAdvert: true }), advert(50), 9000).actions, [{ type: 'reannounce' }]);
 });
 
 test('master: a priority 0 advert from another router is answered at once, we stay MASTER', (t) => {
