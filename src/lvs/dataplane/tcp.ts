@@ -36,6 +36,12 @@ class TcpConn {
     readonly clientPort: number,
     readonly family: IpFamily,
   ) {}
+
+  /** Abort both sockets. */
+  destroy(): void {
+    this.client.destroy();
+    this.upstream.destroy();
+  }
 }
 
 export class TcpService {
@@ -91,10 +97,7 @@ export class TcpService {
     if (this.conns.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        for (const c of [...this.conns]) {
-          c.client.destroy();
-          c.upstream.destroy();
-        }
+        for (const c of [...this.conns]) c.destroy();
         done();
       }, drainMs);
       const done = () => {
@@ -113,10 +116,7 @@ export class TcpService {
       this.server = null;
     }
     for (const c of this.pending) c.destroy();
-    for (const c of [...this.conns]) {
-      c.client.destroy();
-      c.upstream.destroy();
-    }
+    for (const c of [...this.conns]) c.destroy();
   }
 
   private accept(client: net.Socket): void {
@@ -229,12 +229,12 @@ export class TcpService {
     upstream.once('end', onEnd);
     // An error aborts both directions; a clean close leaves the other side to finish its
     // half (it closes by itself once its FIN went out and the peer's came in).
-    const onClose = (other: net.Socket) => (hadError: boolean) => {
-      if (hadError) other.destroy();
+    const onClose = (hadError: boolean) => {
+      if (hadError) conn.destroy();
       if (++conn.closes === 2) this.finished(conn);
     };
-    client.once('close', onClose(upstream));
-    upstream.once('close', onClose(client));
+    client.once('close', onClose);
+    upstream.once('close', onClose);
     client.setNoDelay(true);
     client.pipe(upstream);
     upstream.pipe(client);
