@@ -11,6 +11,12 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { installSignalCleanup, labUnavailableReason, machineInfo, median, type MachineInfo } from './lab.js';
 import { failover } from './failover.js';
+import { jitter } from './jitter.js';
+import { scale } from './scale.js';
+import { health } from './health.js';
+import { soak } from './soak.js';
+import { dataplane } from './dataplane.js';
+import { sync } from './sync.js';
 
 // ---------------------------------------------------------------------------------------------
 // The contract between run.ts and a benchmark
@@ -59,7 +65,7 @@ export interface Benchmark {
 }
 
 /** Every benchmark, in the order `npm run bench` runs them and RESULTS.md lists them. */
-export const BENCHMARKS: Benchmark[] = [failover];
+export const BENCHMARKS: Benchmark[] = [failover, dataplane, sync, jitter, scale, health, soak];
 
 // ---------------------------------------------------------------------------------------------
 // Command line

@@ -18,6 +18,7 @@ import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
 import { DataPlane } from '../lvs/dataplane/index.js';
 import { VirtualServerManager } from '../lvs/manager.js';
+import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { StatusReport } from './status.js';
 
@@ -34,6 +35,8 @@ export class Daemon {
   #config: Config;
   #vrrp: VrrpManager | undefined;
   #lvs: VirtualServerManager | undefined;
+  #dataPlane: DataPlane | undefined;
+  #sync: SyncService | undefined;
   /** VRRP instances whose VIPs are in place. */
   readonly #owning = new Set<string>();
   #control: ControlServer | undefined;
@@ -80,14 +83,21 @@ export class Daemon {
     const g = this.#config.global;
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
-    this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: new DataPlane(), log: log.child({ component: 'lvs' }) });
+    const sync = this.#config.sync;
+    this.#dataPlane = new DataPlane(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {});
+    this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }) });
     await this.#lvs.start();
+    if (sync) {
+      this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
+    }
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
       log,
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
+        // Posts the synced templates/flows to the data plane before setOwnership posts serve().
+        if (instance === sync?.instance) void this.#sync?.setMaster(owned);
         this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
       },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
@@ -158,6 +168,7 @@ export class Daemon {
       vrrp: this.#vrrp?.status() ?? [],
       vrrp_socket_drops: this.#vrrp?.socketDrops() ?? {},
       virtual_servers: this.#lvs?.status() ?? [],
+      ...(this.#sync ? { sync: this.#sync.status() } : {}),
     };
   }
 
@@ -205,8 +216,19 @@ export class Daemon {
   /** Graceful stop. Idempotent; concurrent callers share one stop. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      // Priority-0 adverts and VIP removal run alongside the services' drain (drain_timeout).
-      await Promise.all([this.#vrrp?.stop(), this.#lvs?.stop()]);
+      // Priority-0 adverts go out at once, so the peer takes over after Skew_Time. Until it has
+      // (its GARPs redirect the clients) this director keeps its VIPs and keeps serving; then it
+      // stops accepting, drains open connections (drain_timeout) and only then drops the VIPs.
+      const masters = this.#vrrp?.masters() ?? [];
+      let releaseVips = (): void => undefined;
+      const hold = new Promise<void>((resolve) => { releaseVips = resolve; });
+      const vrrpStopped = this.#vrrp?.stop(hold);
+      const advertS = Math.max(1, ...this.#config.vrrp_instance.map((i) => i.advert_int));
+      await this.#vrrp?.peersTookOver(masters, (3 * advertS + 1) * 1000);
+      if (masters.length > 0) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
+      await this.#lvs?.stop();
+      releaseVips();
+      await Promise.all([vrrpStopped, this.#sync?.close()]);
       await this.#control?.close();
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();

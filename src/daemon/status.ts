@@ -46,6 +46,29 @@ export interface VirtualServerStatus {
   real_servers: RealServerStatus[];
 }
 
+/** Connection sync (present when the config has a [sync] section). */
+export interface SyncStatusReport {
+  /** Follows the VRRP state of `instance`: the master sends, the backup keeps the table. */
+  role: 'master' | 'backup';
+  instance: string;
+  /** The synced table kept as backup (what a promotion restores). */
+  table: { templates: number; udp_flows: number; conns: number };
+  sent: { messages: number; entries: number; bytes: number; send_errors: number; queue_drops: number; snapshots: number; snapshot_requests: number };
+  /** `dropped` by reason: forged (bad_hmac), replayed, malformed... (src/sync/drop.ts). */
+  received: { messages: number; entries: number; bytes: number; dropped: Record<string, number>; snapshot_requests_sent: number };
+  snapshots_received: number;
+  snapshots_incomplete: number;
+  /** From asking for a snapshot to its complete end, last time. */
+  last_snapshot_ms: number | null;
+  promotions: number;
+  demotions: number;
+  /** Entries (templates + UDP flows) handed to the data plane on promotions. */
+  restored: number;
+  /** Entries received while MASTER (another director also MASTER), ignored. */
+  ignored_as_master: number;
+  errors: number;
+}
+
 export interface StatusReport {
   router_id: string;
   pid: number;
@@ -56,4 +79,5 @@ export interface StatusReport {
   /** Drops no instance could be blamed for (undecodable, unknown VRID), per socket "eth0/v4". */
   vrrp_socket_drops: Record<string, Record<string, number>>;
   virtual_servers: VirtualServerStatus[];
+  sync?: SyncStatusReport;
 }

@@ -164,6 +164,12 @@ export class ReplayGuard {
   readonly #forgetAfterMs: number;
   readonly #now: () => number;
   readonly #senders = new Map<string, SenderState>();
+  /**
+   * Boot id -> the address whose state holds its window. The source address is not
+   * authenticated, the boot id is: a captured message re-sent from another address is
+   * checked against the window of the address that first used its boot id.
+   */
+  readonly #bootOwner = new Map<bigint, string>();
 
   constructor(options: ReplayGuardOptions = {}) {
     const w = options.window ?? 64;
@@ -183,6 +189,15 @@ export class ReplayGuard {
   /** True (and recorded) if (address, bootId, seq) is new; false if it is a replay. */
   accept(address: string, bootId: bigint, seq: bigint): boolean {
     const now = this.#now();
+    const owner = this.#bootOwner.get(bootId);
+    if (owner !== undefined && owner !== address && this.#senders.get(owner)?.boots.has(bootId)) address = owner;
+    else if (owner !== address) {
+      this.#bootOwner.delete(bootId);
+      this.#bootOwner.set(bootId, address);
+      while (this.#bootOwner.size > this.#maxSenders * this.#bootsPerSender) {
+        this.#bootOwner.delete(this.#bootOwner.keys().next().value as bigint);
+      }
+    }
     let s = this.#senders.get(address);
     if (s && now - s.lastAccept > this.#forgetAfterMs) {
       this.#senders.delete(address);

@@ -97,7 +97,9 @@ test('replay guard: bounded state and forgetting silent senders', (t) => {
   t.true(g.accept('a', 2n, 1n));
   t.true(g.accept('a', 3n, 1n)); // boot 1 evicted
   t.false(g.accept('a', 1n, 2n), 'evicted boot is older than the newest: rejected');
-  for (const s of ['b', 'c', 'd']) t.true(g.accept(s, 1n, 1n));
+  // Distinct boot ids: a boot id names one run of one sender (a known boot id seen from another
+  // address is checked against its first address's window).
+  for (const [s, boot] of [['b', 11n], ['c', 12n], ['d', 13n]] as const) t.true(g.accept(s, boot, 1n));
   t.is(g.senders, 3);
   now = 5000;
   // 'b' is silent for longer than forgetAfterMs: its (older) boot is accepted again.

@@ -4,7 +4,7 @@
  * no worker_threads dependency: worker.ts wires it to the parent port.
  */
 
-import type { DataPlaneEvent, DataPlaneStats, Request, RestoreEntry, ServiceSpec, WireError, WorkerMessage } from './protocol.js';
+import type { ConnEntry, DataPlaneEvent, DataPlaneSnapshot, DataPlaneStats, Request, RestoreEntry, ServiceSpec, WireError, WorkerMessage } from './protocol.js';
 import { parseRequest } from './protocol.js';
 import { TcpService } from './tcp.js';
 import { UdpService } from './udp.js';
@@ -41,6 +41,8 @@ export class Engine {
   malformed = 0;
   eventsDropped = 0;
   private eventsEnabled = false;
+  /** Event batching interval ('events' request batchMs; default EVENT_BATCH_MS). */
+  private batchMs = EVENT_BATCH_MS;
   private queue: DataPlaneEvent[] = [];
   private readonly templates = new Map<string, DataPlaneEvent>();
   private flushTimer: NodeJS.Timeout | null = null;
@@ -92,12 +94,15 @@ export class Engine {
         return undefined;
       case 'events':
         this.eventsEnabled = req.enabled;
+        if (req.batchMs !== undefined) this.batchMs = req.batchMs;
         for (const s of this.services.values()) if (s instanceof TcpService) s.setEventsEnabled(req.enabled);
         if (!req.enabled) {
           this.queue = [];
           this.templates.clear();
         }
         return undefined;
+      case 'snapshot':
+        return this.snapshot();
       case 'shutdown':
         this.shutdown();
         return undefined;
@@ -161,6 +166,29 @@ export class Engine {
     }
   }
 
+  /** The live table: persistence templates, UDP flows (remaining idle time), TCP connections. */
+  private snapshot(): DataPlaneSnapshot {
+    const out: DataPlaneSnapshot = { templates: [], udpFlows: [], conns: [] };
+    const now = Date.now();
+    for (const svc of this.services.values()) {
+      for (const p of svc.core.persistence?.entries() ?? []) out.templates.push({ type: 'template', ...p });
+      if (svc instanceof UdpService) {
+        const timeout = svc.timeoutMs;
+        for (const f of svc.flows.values()) {
+          if (!f.dest) continue;
+          const left = timeout - (now - f.lastSeen);
+          if (left > 0) out.udpFlows.push({ type: 'udp_flow', service: svc.core.spec.id, client: f.clientAddress, clientPort: f.clientPort, destId: f.dest.id, expiresInMs: left });
+        }
+      } else {
+        for (const c of svc.conns) {
+          const e: ConnEntry = { type: 'conn', protocol: 'tcp', service: svc.core.spec.id, client: c.clientAddress, clientPort: c.clientPort, destId: c.dest.id };
+          out.conns.push(e);
+        }
+      }
+    }
+    return out;
+  }
+
   private stats(): DataPlaneStats {
     return {
       services: [...this.services.values()].map((s) => s.stats()),
@@ -179,7 +207,7 @@ export class Engine {
     } else {
       this.eventsDropped++;
     }
-    if (this.flushTimer === null) this.flushTimer = setTimeout(() => this.flush(), EVENT_BATCH_MS);
+    if (this.flushTimer === null) this.flushTimer = setTimeout(() => this.flush(), this.batchMs);
   }
 
   private flush(): void {

@@ -22,6 +22,7 @@ import { Worker } from 'node:worker_threads';
 import { KeepaliveError, type ErrorCode } from '../../util/errors.js';
 import type {
   DataPlaneEvent,
+  DataPlaneSnapshot,
   DataPlaneStats,
   DestinationSpec,
   Request,
@@ -33,7 +34,9 @@ import type {
 } from './protocol.js';
 
 export type {
+  ConnEntry,
   DataPlaneEvent,
+  DataPlaneSnapshot,
   DataPlaneStats,
   DestinationSpec,
   RealServerStats,
@@ -54,6 +57,8 @@ export interface DataPlaneOptions {
   readonly autoRestart?: boolean;
   /** At most this many restarts per minute; beyond, the data plane stays down. Default 5. */
   readonly maxRestartsPerMinute?: number;
+  /** How often the worker posts a batch of connection events (onEvent), ms. Default 100. */
+  readonly eventBatchMs?: number;
 }
 
 const KNOWN_CODES: readonly ErrorCode[] = [
@@ -85,6 +90,7 @@ export class DataPlane extends EventEmitter {
   private readonly listeners_: Array<(events: readonly DataPlaneEvent[]) => void> = [];
   private readonly autoRestart: boolean;
   private readonly maxRestarts: number;
+  private readonly eventBatchMs: number | undefined;
   private restarts: number[] = [];
   // Desired state, re-applied after a worker restart.
   private services: readonly ServiceSpec[] = [];
@@ -95,6 +101,7 @@ export class DataPlane extends EventEmitter {
     super();
     this.autoRestart = options.autoRestart ?? true;
     this.maxRestarts = options.maxRestartsPerMinute ?? 5;
+    this.eventBatchMs = options.eventBatchMs;
     this.spawn();
   }
 
@@ -136,13 +143,22 @@ export class DataPlane extends EventEmitter {
     await this.request({ t: 'restore', entries });
   }
 
+  /** The live connection table (templates, UDP flows, TCP connections), e.g. for a peer's full sync. */
+  async snapshot(): Promise<DataPlaneSnapshot> {
+    return (await this.request({ t: 'snapshot' })) as DataPlaneSnapshot;
+  }
+
+  private eventsOn(): RequestBody {
+    return this.eventBatchMs === undefined ? { t: 'events', enabled: true } : { t: 'events', enabled: true, batchMs: this.eventBatchMs };
+  }
+
   /**
    * Subscribe to batched connection events (at most one batch per 100 ms). The worker only
    * produces events while at least one subscriber exists. Returns an unsubscribe function.
    */
   onEvent(cb: (events: readonly DataPlaneEvent[]) => void): () => void {
     this.listeners_.push(cb);
-    if (this.listeners_.length === 1) void this.request({ t: 'events', enabled: true }).catch(() => {});
+    if (this.listeners_.length === 1) void this.request(this.eventsOn()).catch(() => {});
     return () => {
       const i = this.listeners_.indexOf(cb);
       if (i < 0) return;
@@ -199,14 +215,16 @@ export class DataPlane extends EventEmitter {
   async restart(): Promise<void> {
     if (this.closing) throw new KeepaliveError('E_CLOSED', 'data plane closed');
     if (this.worker) {
+      // Shut down first so sockets close cleanly before the thread is terminated.
+      await Promise.race([this.request({ t: 'shutdown' }).catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
       const old = this.worker;
       this.worker = null;
-      await old.terminate();
+      if (old) await old.terminate();
     }
     this.spawn();
     const enable = this.listeners_.length > 0;
     try {
-      if (enable) await this.request({ t: 'events', enabled: true });
+      if (enable) await this.request(this.eventsOn());
       await this.request({ t: 'configure', services: this.services });
       for (const [id, p] of this.pools) await this.request({ t: 'setPool', id, dests: p.dests, sorry: p.sorry });
     } catch (err) {

@@ -6,7 +6,7 @@
  * the worker receives is validated first (`parseRequest`): a malformed one is ignored and
  * counted (reported as `malformed` in stats), it never throws inside the worker.
  *
- * main → worker: configure | setPool | serve | unserve | stats | restore | events | shutdown
+ * main → worker: configure | setPool | serve | unserve | stats | restore | events | snapshot | shutdown
  * worker → main: reply | events
  */
 
@@ -79,6 +79,24 @@ export interface UdpFlowEntry {
 }
 
 export type RestoreEntry = TemplateEntry | UdpFlowEntry;
+
+/** A live proxied TCP connection, as listed by the `snapshot` request. */
+export interface ConnEntry {
+  readonly type: 'conn';
+  readonly protocol: 'tcp';
+  readonly service: string;
+  readonly client: string;
+  readonly clientPort: number;
+  readonly destId: string;
+}
+
+/** The whole connection table (answer to `snapshot`): what a joining peer director needs. */
+export interface DataPlaneSnapshot {
+  readonly templates: TemplateEntry[];
+  /** Live UDP flows; expiresInMs = idle timeout minus the time since the flow's last datagram. */
+  readonly udpFlows: UdpFlowEntry[];
+  readonly conns: ConnEntry[];
+}
 
 export type DataPlaneEvent =
   | {
@@ -176,7 +194,8 @@ export type Request =
   | { readonly t: 'unserve'; readonly seq: number; readonly id: string; readonly drainMs: number }
   | { readonly t: 'stats'; readonly seq: number }
   | { readonly t: 'restore'; readonly seq: number; readonly entries: readonly RestoreEntry[] }
-  | { readonly t: 'events'; readonly seq: number; readonly enabled: boolean }
+  | { readonly t: 'events'; readonly seq: number; readonly enabled: boolean; readonly batchMs?: number }
+  | { readonly t: 'snapshot'; readonly seq: number }
   | { readonly t: 'shutdown'; readonly seq: number };
 
 export interface WireError {
@@ -291,8 +310,9 @@ export function parseRequest(v: unknown): Request | null {
           ? (v as unknown as Request)
           : null;
       case 'events':
-        return isBool(v.enabled) ? (v as unknown as Request) : null;
+        return isBool(v.enabled) && optional(v.batchMs, (x) => isNonNegInt(x, 10_000)) ? (v as unknown as Request) : null;
       case 'stats':
+      case 'snapshot':
       case 'shutdown':
         return v as unknown as Request;
       default:

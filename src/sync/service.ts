@@ -1,0 +1,512 @@
+/**
+ * SyncService: connection sync tied to the VRRP role of `sync.instance` and to the data plane.
+ *
+ * Both directors run one sender socket and one receiver socket (bound to `sync.port`, group
+ * joined on `sync.interface`) for their whole life, sharing one SyncAuth (boot id, sequence).
+ * What they do depends on the role:
+ *
+ *  - MASTER: data-plane events (onEvent batches) become sync entries and are sent at once
+ *    (the data plane already batched them; the sender packs MTU-sized messages). Snapshot
+ *    requests from the peer are answered with the full table (DataPlane.snapshot(), plus the
+ *    synced entries it was promoted with and has not used yet). Every `refreshMs` the live
+ *    UDP flows and connections are sent again, so the backup's expiries follow the real ones.
+ *    Entries received from another "master" (split brain) are ignored and counted.
+ *  - BACKUP: received entries go into a SyncTable (absolute expiries, ended entries removed,
+ *    swept every second). On start and on demotion it requests a snapshot, retried (1 s, doubling
+ *    to 10 s) until a snapshot-end arrives.
+ *
+ * Promotion (`setMaster(true)`): the table's templates and UDP flows are handed to the data
+ * plane (DataPlane.restore) synchronously, before setMaster returns its promise, so a serve()
+ * posted to the worker after it (VirtualServerManager.setOwnership) is processed after the
+ * restore (the worker handles messages in order): no client is scheduled before its template
+ * is back. TCP connections cannot move (the user-space proxy terminates TCP; a client's
+ * connection dies with the director), so they are kept for counts/status only.
+ */
+
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import type { SyncConfig, VirtualServerConfig } from '../config/types.js';
+import type { SyncStatusReport } from '../daemon/status.js';
+import type { DataPlane, DataPlaneEvent, DataPlaneSnapshot, RestoreEntry } from '../lvs/dataplane/index.js';
+import { serviceId } from '../lvs/dataplane/index.js';
+import { canonicalAddress } from '../lvs/dataplane/conntable.js';
+import { errorMessage } from '../util/errors.js';
+import { SyncAuth } from './auth.js';
+import type { SnapshotTotals } from './codec.js';
+import { type MessageInfo, type SnapshotRequest, type SyncReceiverOptions, SyncReceiver, receiverOptionsFromConfig } from './receiver.js';
+import { type SyncSenderOptions, SyncSender, senderOptionsFromConfig } from './sender.js';
+import { type LiveEntry, SyncTable, entryKey } from './table.js';
+import { type NormalizedEntry, type SyncEntry, type SyncFamily, formatHostPort } from './types.js';
+
+/** IPVS tcp ESTABLISHED timeout: what a synced connection lives on the backup without refresh. */
+export const CONN_TIMEOUT_SEC = 900;
+/** Data-plane event batching the daemon asks for when sync is on (replication lag budget). */
+export const SYNC_EVENT_BATCH_MS = 10;
+
+export type SyncLog = Pick<Logger, 'info' | 'warn' | 'debug'>;
+
+export interface SyncServiceOptions {
+  readonly config: SyncConfig;
+  readonly dataPlane: Pick<DataPlane, 'onEvent' | 'restore' | 'snapshot'>;
+  /** To give restored entries the data plane's own ids (config spelling of addresses). */
+  readonly virtualServers?: readonly Pick<VirtualServerConfig, 'protocol' | 'address' | 'port' | 'real_server'>[];
+  readonly log?: SyncLog;
+  /** Milliseconds for table expiries. Default performance-free Date.now. */
+  readonly now?: () => number;
+  /** Shared signing identity. Default SyncAuth.fromConfig(config). */
+  readonly auth?: SyncAuth;
+  /** Overrides of the config-derived socket options (tests: loopback ports and targets). */
+  readonly sender?: Partial<SyncSenderOptions>;
+  readonly receiver?: Partial<SyncReceiverOptions>;
+  /** Master: resend live UDP flows and connections this often. Default 60 s; 0 = never. */
+  readonly refreshMs?: number;
+  /** Backup: first snapshot-request retry delay (doubles up to 10 s). Default 1000. */
+  readonly snapshotRetryMs?: number;
+  /** Backup: called after received entries were applied (benchmarks measure lag here). */
+  readonly onApplied?: (entries: readonly NormalizedEntry[], info: MessageInfo) => void;
+  /** Backup: called after a snapshot-end was processed. */
+  readonly onSnapshotEnd?: (r: { complete: boolean; swept: number; totals: SnapshotTotals }) => void;
+}
+
+interface Ep {
+  address: string;
+  port: number;
+}
+
+type ParsedService = { protocol: 'tcp' | 'udp'; address: string; port: number } | null;
+/** Few distinct ids (services, real servers): parse each once (snapshots convert 100k entries). */
+const serviceIds = new Map<string, ParsedService>();
+const destIds = new Map<string, Ep | null>();
+
+function parseServiceId(id: string): ParsedService {
+  let r = serviceIds.get(id);
+  if (r === undefined) {
+    r = parseServiceIdUncached(id);
+    if (serviceIds.size > 4096) serviceIds.clear();
+    serviceIds.set(id, r);
+  }
+  return r;
+}
+
+function parseDestId(id: string): Ep | null {
+  let r = destIds.get(id);
+  if (r === undefined) {
+    r = parseDestIdUncached(id);
+    if (destIds.size > 65536) destIds.clear();
+    destIds.set(id, r);
+  }
+  return r;
+}
+
+/** "tcp/10.0.0.1:80", "udp/2001:db8::1:53" (serviceId) -> parts. */
+function parseServiceIdUncached(id: string): ParsedService {
+  const m = /^(tcp|udp)\/\[?(.+?)\]?:(\d{1,5})$/.exec(id);
+  if (!m || isIP(m[2]!) === 0) return null;
+  return { protocol: m[1] as 'tcp' | 'udp', address: m[2]!, port: Number(m[3]) };
+}
+
+/** "10.0.0.1:80" / "[2001:db8::1]:80" -> parts; null for the sorry server ("sorry:...") and junk. */
+function parseDestIdUncached(id: string): Ep | null {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(id) ?? /^([^:[\]]+):(\d{1,5})$/.exec(id);
+  if (!m || isIP(m[1]!) === 0) return null;
+  return { address: m[1]!, port: Number(m[2]) };
+}
+
+function familyOfAddr(a: string): SyncFamily {
+  return isIP(a) === 6 ? 6 : 4;
+}
+
+const secs = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
+
+/** One data-plane event as a sync entry (null: not syncable, e.g. the sorry server). */
+export function entryFromEvent(ev: DataPlaneEvent): SyncEntry | null {
+  if (ev.type === 'template') {
+    const vs = parseServiceId(ev.vs);
+    const real = parseDestId(ev.destId);
+    if (!vs || !real) return null;
+    return {
+      kind: 'template',
+      family: ev.family,
+      protocol: vs.protocol,
+      client: { address: ev.client, port: 0 },
+      virtual: { address: vs.address, port: vs.port },
+      real,
+      timeoutSec: secs(ev.expiresInMs),
+    };
+  }
+  const vs = parseServiceId(ev.service);
+  const real = parseDestId(ev.destId);
+  if (!vs || !real) return null;
+  const family = familyOfAddr(vs.address);
+  const client = { address: ev.client, port: ev.clientPort };
+  const virtual = { address: vs.address, port: vs.port };
+  switch (ev.type) {
+    case 'conn_new':
+      return { kind: 'conn', family, protocol: 'tcp', state: 'ESTABLISHED', client, virtual, real, timeoutSec: CONN_TIMEOUT_SEC };
+    case 'conn_end':
+      return { kind: 'conn', family, protocol: 'tcp', state: 'CLOSE', client, virtual, real, timeoutSec: 0, ended: true };
+    case 'udp_flow_new':
+      return { kind: 'udp-flow', family, client, virtual, real, timeoutSec: secs(ev.timeoutMs) };
+    case 'udp_flow_expired':
+      return { kind: 'udp-flow', family, client, virtual, real, timeoutSec: 0, ended: true };
+  }
+}
+
+/** A data-plane snapshot as sync entries. */
+export function entriesFromSnapshot(s: DataPlaneSnapshot): SyncEntry[] {
+  const out: SyncEntry[] = [];
+  for (const t of s.templates) {
+    const e = entryFromEvent(t);
+    if (e) out.push(e);
+  }
+  for (const f of s.udpFlows) {
+    const e = entryFromEvent({ type: 'udp_flow_new', service: f.service, client: f.client, clientPort: f.clientPort, destId: f.destId, timeoutMs: f.expiresInMs });
+    if (e) out.push(e);
+  }
+  for (const c of s.conns) {
+    const e = entryFromEvent({ type: 'conn_new', protocol: 'tcp', service: c.service, client: c.client, clientPort: c.clientPort, destId: c.destId });
+    if (e) out.push(e);
+  }
+  return out;
+}
+
+/** Maps synced (canonical) endpoints back to the data plane's ids, spelled as in the config. */
+export class IdResolver {
+  readonly #services = new Map<string, string>();
+  readonly #reals = new Map<string, string>();
+
+  constructor(virtualServers: SyncServiceOptions['virtualServers'] = []) {
+    for (const vs of virtualServers) {
+      const proto = vs.protocol === 'TCP' ? 'tcp' : 'udp';
+      this.#services.set(`${proto}|${canonicalAddress(vs.address)}|${vs.port}`, serviceId(proto, vs.address, vs.port));
+      for (const rs of vs.real_server) this.#reals.set(`${canonicalAddress(rs.address)}|${rs.port}`, formatHostPort(rs.address, rs.port));
+    }
+  }
+
+  service(protocol: 'tcp' | 'udp', address: string, port: number): string {
+    return this.#services.get(`${protocol}|${address}|${port}`) ?? serviceId(protocol, address, port);
+  }
+
+  dest(address: string, port: number): string {
+    return this.#reals.get(`${address}|${port}`) ?? formatHostPort(address, port);
+  }
+
+  /** A live synced entry as the data plane restores it (null: connections, fwmark templates). */
+  restoreEntry({ entry: e, remainingMs }: LiveEntry): RestoreEntry | null {
+    if (e.kind === 'template') {
+      if (e.protocol === 'any') return null;
+      return {
+        type: 'template',
+        vs: this.service(e.protocol, e.virtual.address, e.virtual.port),
+        client: e.client.address,
+        family: e.family,
+        destId: this.dest(e.real.address, e.real.port),
+        expiresInMs: remainingMs,
+      };
+    }
+    if (e.kind === 'udp-flow') {
+      return {
+        type: 'udp_flow',
+        service: this.service('udp', e.virtual.address, e.virtual.port),
+        client: e.client.address,
+        clientPort: e.client.port,
+        destId: this.dest(e.real.address, e.real.port),
+        expiresInMs: remainingMs,
+      };
+    }
+    return null;
+  }
+}
+
+export class SyncService {
+  readonly table: SyncTable;
+  readonly #opts: SyncServiceOptions;
+  readonly #log: SyncLog | undefined;
+  readonly #ids: IdResolver;
+  readonly #now: () => number;
+  #sender!: SyncSender;
+  #receiver!: SyncReceiver;
+  #master = false;
+  #closed = false;
+  #unsubscribe: (() => void) | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryDelay: number;
+  #snapshotAskedAt: number | undefined;
+  readonly #counters = {
+    promotions: 0,
+    demotions: 0,
+    restored: 0,
+    eventsSent: 0,
+    eventsUnsyncable: 0,
+    ignoredAsMaster: 0,
+    snapshotsReceived: 0,
+    snapshotsIncomplete: 0,
+    snapshotRequestsIgnoredAsBackup: 0,
+    errors: 0,
+  };
+  #lastSnapshotMs: number | null = null;
+  readonly #dropLogged = new Map<string, number>();
+
+  private constructor(opts: SyncServiceOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+    this.#now = opts.now ?? Date.now;
+    this.#ids = new IdResolver(opts.virtualServers);
+    this.table = new SyncTable({ now: this.#now });
+    this.#retryDelay = opts.snapshotRetryMs ?? 1000;
+  }
+
+  /** Opens both sockets, subscribes to the data plane and starts as BACKUP (asks for a snapshot). */
+  static async open(opts: SyncServiceOptions): Promise<SyncService> {
+    const s = new SyncService(opts);
+    const auth = opts.auth ?? SyncAuth.fromConfig(opts.config);
+    const onError = (err: unknown): void => s.#error(err);
+    s.#sender = await SyncSender.open({
+      ...senderOptionsFromConfig(opts.config, auth, { onError, onSnapshotRequest: () => s.#snapshotEntries() }),
+      flushIntervalMs: 5,
+      ...opts.sender,
+    });
+    try {
+      s.#receiver = await SyncReceiver.open({
+        ...receiverOptionsFromConfig(opts.config, auth, {
+          onEntries: (entries, info) => s.#onEntries(entries, info),
+          onSnapshotRequest: (req) => s.#onSnapshotRequest(req),
+          onSnapshotEnd: (totals) => s.#onSnapshotEnd(totals),
+          onError,
+          onDrop: (reason, detail, from) => s.#onDrop(reason, detail, from.address),
+        }),
+        ...opts.receiver,
+      });
+    } catch (err) {
+      await s.#sender.close();
+      throw err;
+    }
+    s.#unsubscribe = opts.dataPlane.onEvent((events) => s.#onEvents(events));
+    s.#sweepTimer = setInterval(() => s.table.sweep(), 1000);
+    s.#sweepTimer.unref();
+    s.#askSnapshot();
+    return s;
+  }
+
+  get role(): 'master' | 'backup' {
+    return this.#master ? 'master' : 'backup';
+  }
+
+  /** The receiver's bound address (tests use port 0). */
+  receiverAddress(): { address: string; port: number } {
+    return this.#receiver.address();
+  }
+
+  /**
+   * Follows the VRRP state of `sync.instance`. On promotion the synced templates and UDP
+   * flows are posted to the data plane before this returns (the promise resolves when the
+   * worker applied them); call it before letting the virtual-server manager serve.
+   */
+  setMaster(master: boolean): Promise<void> {
+    if (this.#closed || master === this.#master) return Promise.resolve();
+    this.#master = master;
+    if (master) {
+      this.#counters.promotions++;
+      this.#stopRetry();
+      this.table.sweep();
+      const restore: RestoreEntry[] = [];
+      for (const le of this.table.live()) {
+        const r = this.#ids.restoreEntry(le);
+        if (r) restore.push(r);
+      }
+      this.#counters.restored += restore.length;
+      const done = restore.length > 0 ? this.#opts.dataPlane.restore(restore) : Promise.resolve();
+      this.#log?.info({ templates: restore.filter((r) => r.type === 'template').length, udp_flows: restore.filter((r) => r.type === 'udp_flow').length }, 'sync: MASTER, restored the synced table into the data plane');
+      const refresh = this.#opts.refreshMs ?? 60_000;
+      if (refresh > 0) {
+        this.#refreshTimer = setInterval(() => void this.#refresh(), refresh);
+        this.#refreshTimer.unref();
+      }
+      return done.catch((err: unknown) => this.#error(err));
+    }
+    this.#counters.demotions++;
+    clearInterval(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    this.#log?.info({}, 'sync: BACKUP, asking the master for its table');
+    this.#retryDelay = this.#opts.snapshotRetryMs ?? 1000;
+    const flushed = this.#sender.flush().catch((err: unknown) => this.#error(err));
+    this.#askSnapshot();
+    return flushed;
+  }
+
+  status(): SyncStatusReport {
+    const s = this.#sender.counters;
+    const r = this.#receiver.counters;
+    const sizes = this.table.sizes();
+    return {
+      role: this.role,
+      instance: this.#opts.config.instance,
+      table: { templates: sizes.templates, udp_flows: sizes.udpFlows, conns: sizes.conns },
+      sent: {
+        messages: s.messages,
+        entries: s.entries,
+        bytes: s.bytes,
+        send_errors: s.sendErrors,
+        queue_drops: s.queueDrops,
+        snapshots: s.snapshots,
+        snapshot_requests: s.snapshotRequests,
+      },
+      received: {
+        messages: r.messages,
+        entries: r.entries,
+        bytes: r.bytes,
+        dropped: { ...r.dropped },
+        snapshot_requests_sent: r.snapshotRequestsSent,
+      },
+      snapshots_received: this.#counters.snapshotsReceived,
+      snapshots_incomplete: this.#counters.snapshotsIncomplete,
+      last_snapshot_ms: this.#lastSnapshotMs,
+      promotions: this.#counters.promotions,
+      demotions: this.#counters.demotions,
+      restored: this.#counters.restored,
+      ignored_as_master: this.#counters.ignoredAsMaster,
+      errors: this.#counters.errors,
+    };
+  }
+
+  /** Stops everything; pending updates are sent first. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe?.();
+    clearInterval(this.#sweepTimer);
+    clearInterval(this.#refreshTimer);
+    this.#stopRetry();
+    await Promise.all([this.#sender.close(), this.#receiver.close()]);
+  }
+
+  // ------------------------------------------------------------------ master side
+
+  #onEvents(events: readonly DataPlaneEvent[]): void {
+    if (!this.#master || this.#closed) return;
+    const out: SyncEntry[] = [];
+    for (const ev of events) {
+      const e = entryFromEvent(ev);
+      if (e) out.push(e);
+      else this.#counters.eventsUnsyncable++;
+    }
+    if (out.length === 0) return;
+    this.#counters.eventsSent += out.length;
+    try {
+      this.#sender.enqueue(out);
+    } catch (err) {
+      this.#error(err);
+      return;
+    }
+    // The data plane already batched these: send now rather than after flushIntervalMs.
+    void this.#sender.flush().catch((err: unknown) => this.#error(err));
+  }
+
+  /** The master's full table: the data plane's, plus synced entries restored but not used yet. */
+  async #snapshotEntries(): Promise<SyncEntry[] | undefined> {
+    if (!this.#master || this.#closed) return undefined;
+    const entries = entriesFromSnapshot(await this.#opts.dataPlane.snapshot());
+    if (this.table.size > 0) {
+      const have = new Set(entries.map(entryKey));
+      for (const { entry, remainingMs } of this.table.live()) {
+        if (entry.kind === 'conn' || have.has(entryKey(entry))) continue;
+        entries.push({ ...entry, timeoutSec: secs(remainingMs) });
+      }
+    }
+    return entries;
+  }
+
+  async #refresh(): Promise<void> {
+    if (!this.#master || this.#closed) return;
+    try {
+      const s = await this.#opts.dataPlane.snapshot();
+      if (!this.#master || this.#closed) return;
+      const entries = entriesFromSnapshot({ templates: [], udpFlows: s.udpFlows, conns: s.conns });
+      if (entries.length > 0) this.#sender.enqueue(entries);
+    } catch (err) {
+      this.#error(err);
+    }
+  }
+
+  #onSnapshotRequest(req: SnapshotRequest): void {
+    if (!this.#master) {
+      this.#counters.snapshotRequestsIgnoredAsBackup++;
+      return;
+    }
+    void this.#sender.handleSnapshotRequest(req).then((r) => {
+      if (r) this.#log?.info({ to: req.from.address, entries: r.entries, messages: r.messages, ms: Math.round(r.ms) }, 'sync: snapshot sent');
+    });
+  }
+
+  // ------------------------------------------------------------------ backup side
+
+  #onEntries(entries: NormalizedEntry[], info: MessageInfo): void {
+    if (this.#master) {
+      this.#counters.ignoredAsMaster += entries.length;
+      return;
+    }
+    this.table.apply(entries, info.kind === 'snapshot');
+    this.#opts.onApplied?.(entries, info);
+  }
+
+  #onSnapshotEnd(totals: SnapshotTotals): void {
+    if (this.#master) return;
+    const r = this.table.endSnapshot(totals);
+    if (r.complete) {
+      this.#counters.snapshotsReceived++;
+      if (this.#snapshotAskedAt !== undefined) this.#lastSnapshotMs = this.#now() - this.#snapshotAskedAt;
+      this.#snapshotAskedAt = undefined;
+      this.#stopRetry();
+      this.#log?.info({ entries: totals.entries, swept: r.swept, ms: this.#lastSnapshotMs }, 'sync: snapshot received');
+    } else {
+      this.#counters.snapshotsIncomplete++;
+      this.#log?.warn({ expected: totals.entries }, 'sync: incomplete snapshot (datagrams lost); asking again');
+      this.#askSnapshot();
+    }
+    this.#opts.onSnapshotEnd?.({ ...r, totals });
+  }
+
+  #askSnapshot(): void {
+    if (this.#closed || this.#master) return;
+    this.#stopRetry();
+    this.#snapshotAskedAt ??= this.#now();
+    this.#receiver.requestSnapshot().catch((err: unknown) => this.#error(err));
+    const delay = this.#retryDelay;
+    this.#retryDelay = Math.min(10_000, this.#retryDelay * 2);
+    this.#armRetry(delay, -1);
+  }
+
+  #armRetry(delay: number, seen: number): void {
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#closed || this.#master) return;
+      // A snapshot still arriving gets more time; a stalled one is dropped and asked again.
+      const got = this.table.snapshotReceived;
+      if (this.table.snapshotInProgress && got > seen) return this.#armRetry(delay, got);
+      this.table.abortSnapshot();
+      this.#askSnapshot();
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
+  #stopRetry(): void {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+
+  /** Logs rejected datagrams, at most one line per reason per 10 s (counters have them all). */
+  #onDrop(reason: string, detail: string, from: string): void {
+    if (reason === 'own_message' || reason === 'foreign_sync_id') return;
+    const now = Date.now();
+    if ((this.#dropLogged.get(reason) ?? -Infinity) > now - 10_000) return;
+    this.#dropLogged.set(reason, now);
+    this.#log?.warn({ reason, detail, from }, 'sync datagram dropped (further ones of this reason are counted, not logged, for 10 s)');
+  }
+
+  #error(err: unknown): void {
+    this.#counters.errors++;
+    this.#log?.warn({ err: errorMessage(err) }, 'sync error');
+  }
+}

@@ -1,0 +1,172 @@
+// Connection sync across a failover, end to end: two keepalive-ts directors with [sync], nginx and
+// UDP echo real servers, clients in their own namespace. The master is crashed (SIGKILL + cable
+// pulled); the backup takes over with the synced persistence templates and UDP flows.
+import type { ExecutionContext } from 'ava';
+import { createLab, netnsTest, waitFor, sleep, type Lab, type LabHost } from '../lib/netns.js';
+import { startDirector, directorToml, type Director } from '../lib/daemon.js';
+import { startNginx } from '../lib/servers.js';
+import { httpBatch } from '../lib/clients.js';
+import type { LabProcess } from '../lib/procs.js';
+
+const VIP = '10.77.0.50';
+const UDP_PORT = 9000;
+const KEY = 'sync-failover-test-key';
+
+const UDP_ECHO = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m, r) => s.send(process.argv[1], r.port, r.address));
+s.bind(${UDP_PORT}, () => console.log('udp-echo ready'));`;
+
+/** Sends a datagram every 10 ms from one socket for argv[2] ms; prints "<ms since start> <reply>" per reply, then "done". */
+const UDP_CLIENT = `
+const s = require('node:dgram').createSocket('udp4');
+const t0 = Date.now(); let sent = 0;
+s.on('message', (m) => process.stdout.write('R ' + (Date.now() - t0) + ' ' + m + '\\n'));
+s.bind(0, () => {
+  const iv = setInterval(() => { sent++; s.send('x', ${UDP_PORT}, process.argv[1]); }, 10);
+  setTimeout(() => { clearInterval(iv); setTimeout(() => { console.log('done sent=' + sent); process.exit(0); }, 200); }, Number(process.argv[2]));
+});`;
+
+function services(): string {
+  const rs = (addr: string, port: number) => `
+[[virtual_server.real_server]]
+address = "${addr}"
+port = ${port}
+weight = 1
+`;
+  return `[[virtual_server]]
+address = "${VIP}"
+port = 80
+protocol = "TCP"
+lb_algo = "rr"
+persistence_timeout = 300
+drain_timeout = 0
+${rs('10.77.0.21', 80)}${rs('10.77.0.22', 80)}
+[[virtual_server]]
+address = "${VIP}"
+port = ${UDP_PORT}
+protocol = "UDP"
+lb_algo = "rr"
+drain_timeout = 0
+${rs('10.77.0.21', UDP_PORT)}${rs('10.77.0.22', UDP_PORT)}
+[sync]
+interface = "eth0"
+instance = "VI_1"
+auth_key = "${KEY}"
+`;
+}
+
+interface Farm { lab: Lab; client: LabHost; a: LabHost; b: LabHost }
+
+async function farm(t: ExecutionContext): Promise<Farm> {
+  const lab = await createLab(t);
+  const [client, r1, r2, a, b] = await Promise.all([
+    lab.addHost('cl', { ipv4: '10.77.0.100/24' }), lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('r2', { ipv4: '10.77.0.22/24' }),
+    lab.addHost('da', { ipv4: '10.77.0.11/24' }), lab.addHost('db', { ipv4: '10.77.0.12/24' }),
+  ]);
+  await startNginx(r1, { port: 80, body: 'r1', tmpDir: lab.tmpDir });
+  await startNginx(r2, { port: 80, body: 'r2', tmpDir: lab.tmpDir });
+  for (const [h, name] of [[r1, 'r1'], [r2, 'r2']] as const) {
+    const p = h.spawn([process.execPath, '-e', UDP_ECHO, name]);
+    await p.waitForOutput(/udp-echo ready/, 5_000);
+  }
+  return { lab, client, a, b };
+}
+
+const start = (f: Farm, host: LabHost, priority: number) =>
+  startDirector(f.lab, host, directorToml({ routerId: host.name, priority, vips: [`${VIP}/24`], garpDelay: 0, extra: services() }));
+
+async function master(d: Director): Promise<void> {
+  await waitFor(async () => (await d.instance()).state === 'MASTER', 10_000, `${d.host.name} MASTER`);
+  await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.serving), 5_000, `${d.host.name} serving`);
+}
+
+const CLIENTS = Array.from({ length: 10 }, (_, i) => `10.77.0.${120 + i}`);
+
+async function serverOf(f: Farm, src: string): Promise<string> {
+  const r = await httpBatch(f.client, VIP, 80, 1, { localAddress: src });
+  if (Object.keys(r.errors).length > 0) throw new Error(`${src}: ${JSON.stringify(r.errors)}`);
+  return Object.keys(r.bodies)[0]!;
+}
+
+function udpReplies(p: LabProcess): Array<{ t: number; body: string }> {
+  return [...p.output().matchAll(/^R (\d+) (\S+)$/gm)].map((m) => ({ t: Number(m[1]), body: m[2]! }));
+}
+
+netnsTest('persistent clients and a UDP flow keep their real server when the master crashes; failback too', async (t) => {
+  const f = await farm(t);
+  for (const src of CLIENTS) await f.client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
+  const da = await start(f, f.a, 150);
+  await master(da);
+  const db = await start(f, f.b, 100);
+  await waitFor(async () => (await db.instance()).state === 'BACKUP', 8_000, 'db BACKUP');
+  await waitFor(async () => (await db.status()).sync?.snapshots_received === 1, 3_000, 'db got the initial snapshot');
+
+  const before = new Map<string, string>();
+  for (const src of CLIENTS) before.set(src, await serverOf(f, src));
+  t.deepEqual(new Set(before.values()), new Set(['r1', 'r2']), 'rr spread the clients over both servers');
+
+  const udp = f.client.spawn([process.execPath, '-e', UDP_CLIENT, VIP, '12000']);
+  await waitFor(async () => udpReplies(udp).length > 20, 3_000, 'UDP replies flowing');
+  const udpServer = udpReplies(udp)[0]!.body;
+  await waitFor(async () => {
+    const s = (await db.status()).sync!;
+    return s.table.templates === 10 && s.table.udp_flows === 1;
+  }, 2_000, 'db has the 10 templates and the UDP flow');
+  const synced = (await db.status()).sync!;
+  t.is(synced.role, 'backup');
+  t.is(synced.table.conns, 0, 'the HTTP connections ended: conn_end synced');
+
+  // Crash the master: SIGKILL and the cable pulled at the same instant.
+  const crashAt = udpReplies(udp).at(-1)!.t;
+  await Promise.all([da.proc.kill('SIGKILL'), f.a.linkDown()]);
+  await master(db);
+  const st = (await db.status()).sync!;
+  t.is(st.role, 'master');
+  t.is(st.promotions, 1);
+  t.true(st.restored >= 11, `restored ${st.restored}`);
+
+  // Persistent clients, queried in reverse order (rr alone would now hand out servers afresh).
+  for (const src of [...CLIENTS].reverse()) t.is(await serverOf(f, src), before.get(src)!, `${src} keeps its server`);
+
+  await udp.exited;
+  const replies = udpReplies(udp);
+  const servers = new Set(replies.map((r) => r.body));
+  t.deepEqual([...servers], [udpServer], 'every UDP reply, before and after the failover, from one real server');
+  const after = replies.filter((r) => r.t > crashAt);
+  t.true(after.length > 50, `UDP flow continued after takeover (${after.length} replies)`);
+  let gap = 0;
+  for (let i = 1; i < replies.length; i++) gap = Math.max(gap, replies[i]!.t - replies[i - 1]!.t);
+  const sent = Number(/done sent=(\d+)/.exec(udp.output())?.[1]);
+  t.log(`UDP: ${replies.length}/${sent} replies, longest gap ${gap} ms (the failover window), all from ${udpServer}`);
+  t.true(gap < 6_000);
+  t.true(sent - replies.length <= Math.ceil(gap / 10) + 20, 'lost only the failover window');
+
+  // Failback: da restarts (empty table), asks db for a snapshot, then preempts with the table.
+  await f.a.linkUp();
+  const da2 = await start(f, f.a, 150);
+  await master(da2);
+  await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db back to BACKUP');
+  const daSync = (await da2.status()).sync!;
+  t.true(daSync.restored >= 10, `da restored ${daSync.restored} on failback`);
+  await waitFor(async () => (await db.status()).sync?.demotions === 1 && (await db.status()).sync!.snapshots_received >= 2, 5_000, 'demoted db became a receiver and got a snapshot');
+  for (const src of CLIENTS) t.is(await serverOf(f, src), before.get(src)!, `${src} keeps its server after failback`);
+});
+
+netnsTest('a restarted backup gets the full table within a second', async (t) => {
+  const f = await farm(t);
+  for (const src of CLIENTS) await f.client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
+  const da = await start(f, f.a, 150);
+  await master(da);
+  for (const src of CLIENTS) await serverOf(f, src);
+  let db = await start(f, f.b, 100);
+  await waitFor(async () => (await db.status()).sync?.table.templates === 10, 3_000, 'db has 10 templates');
+  await db.proc.kill('SIGKILL');
+  const t0 = Date.now();
+  db = await start(f, f.b, 100);
+  await waitFor(async () => (await db.status()).sync?.table.templates === 10, 3_000, 'restarted db has 10 templates', 20);
+  const s = (await db.status()).sync!;
+  t.log(`restarted backup complete: snapshot ${s.last_snapshot_ms} ms after asking; ${Date.now() - t0} ms after spawn (incl. node start-up)`);
+  t.true(s.last_snapshot_ms !== null && s.last_snapshot_ms < 1_000);
+  t.is(s.role, 'backup');
+});
