@@ -131,13 +131,24 @@ export class Daemon {
     log.info({ config: this.opts.configPath, control_socket: this.controlPath, instances: this.#config.vrrp_instance.length }, 'keepalive-ts started');
   }
 
+  #syncMetrics() {
+    const st = this.#sync?.status();
+    if (!st) return undefined;
+    return {
+      messages_sent: st.sent.messages,
+      messages_received: st.received.messages,
+      rejected: st.received.dropped,
+      entries: st.table.templates + st.table.udp_flows + st.table.conns,
+    };
+  }
+
   async #startMetrics(): Promise<void> {
     const listen = this.#config.global.metrics;
     if (!listen) return;
     const log = this.opts.log;
     this.#metricsRegistry ??= createMetricsRegistry(() => ({
       status: this.status(),
-      extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads } },
+      extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads }, sync: this.#syncMetrics() },
     }));
     this.#metrics = await startMetricsServer({ listen, registry: this.#metricsRegistry, onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed') });
   }
