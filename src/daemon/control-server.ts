@@ -46,7 +46,9 @@ export class ControlServer {
       if (await probe(path)) throw new KeepaliveError('E_CONTROL_UNAVAILABLE', `control socket ${path} is in use by another running daemon`);
       unlinkSync(path);
     }
-    const server = createServer((sock) => this.accept(sock));
+    // allowHalfOpen: a client may send its requests and close its side at once; the replies (some
+    // computed asynchronously) still go out before we close ours.
+    const server = createServer({ allowHalfOpen: true }, (sock) => this.accept(sock));
     server.maxConnections = this.opts.maxClients ?? 64;
     // The socket file must never exist with a wider mode than 0600, not even for a moment.
     const old = process.umask(0o177);
@@ -76,6 +78,7 @@ export class ControlServer {
     const splitter = new LineSplitter(MAX_REQUEST_BYTES);
     // Requests on one connection are answered in order.
     let chain = Promise.resolve();
+    sock.on('end', () => { void chain.then(() => sock.end()); });
     sock.on('data', (chunk: string) => {
       for (const ev of splitter.push(chunk)) {
         if (ev.kind === 'overflow') {

@@ -120,3 +120,11 @@ test('a client trickling bytes without ever finishing a line is disconnected (sl
   t.true(closed);
   t.true(Date.now() - started < 5_000, 'closed by the deadline, not by the test timeout');
 });
+
+test('a client that half-closes right after its requests still gets every reply, in order', async (t) => {
+  const { path } = await withServer(t);
+  const { text, closed } = await rawExchange(path, (s) => s.end('{"cmd":"slow","id":1}\n{"cmd":"status","id":2}\n'));
+  t.true(closed, 'the server closes its side once the replies are out');
+  t.deepEqual(text.trim().split('\n').map((l) => JSON.parse(l).id), [1, 2]);
+  t.is(JSON.parse(text.split('\n')[0]!).result, 'late');
+});
