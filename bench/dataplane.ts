@@ -19,7 +19,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { directorToml, startDirector } from '../test/lib/daemon.js';
-import { waitUntilListening } from '../test/lib/servers.js';
+import { nginxConfig, waitUntilListening } from '../test/lib/servers.js';
 import { median, sleep, waitFor, withLab, type Lab, type LabHost, type LabProcess } from './lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
 
@@ -108,30 +108,12 @@ async function startRealServer(lab: Lab, host: LabHost, body: string): Promise<L
   const dir = join(lab.tmpDir, `nginx-${host.name}`);
   await mkdir(join(dir, 'www'), { recursive: true });
   await writeFile(join(dir, 'www', 'big'), Buffer.alloc(BIG_BYTES, 'x'));
-  const conf = `
-daemon off;
-master_process on;
-worker_processes 1;
-user root root;
-pid ${dir}/nginx.pid;
-lock_file ${dir}/nginx.lock;
-error_log stderr notice;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 80 backlog=4096;
-    location = /big { root ${dir}/www; default_type application/octet-stream; }
-    location / { default_type text/plain; return 200 "${body}"; }
-  }
-}
-`;
+  const conf = nginxConfig(dir, {
+    listen: ['listen 80 backlog=4096;'],
+    workerConnections: 4096,
+    http: 'sendfile on;',
+    locations: `location = /big { root ${dir}/www; default_type application/octet-stream; }\n    location / { default_type text/plain; return 200 "${body}"; }`,
+  });
   const confPath = join(dir, 'nginx.conf');
   await writeFile(confPath, conf);
   const proc = host.spawn(['nginx', '-e', 'stderr', '-p', dir, '-c', confPath]);

@@ -14,7 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { controlRequest } from '../src/cli/control-client.js';
 import { directorToml, startDirector } from '../test/lib/daemon.js';
-import { waitUntilListening } from '../test/lib/servers.js';
+import { nginxConfig, waitUntilListening } from '../test/lib/servers.js';
 import { PROD_LOG_ARGS, cpuSeconds, rssKiB, virtualServerToml } from '../test/lib/reliability.js';
 import { median, sleep, waitFor, withLab, type Lab, type LabHost, type LabProcess } from './lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult } from './run.js';
@@ -27,28 +27,12 @@ const VS_BASE = 20_000;
 async function startManyPortNginx(lab: Lab, host: LabHost, ports: number[]): Promise<LabProcess> {
   const dir = join(lab.tmpDir, `nginx-many-${host.name}`);
   await mkdir(dir, { recursive: true });
-  const conf = `daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile 16384;
-user root root;
-pid ${dir}/nginx.pid;
-lock_file ${dir}/nginx.lock;
-error_log stderr notice;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-${ports.map((p) => `    listen ${p};`).join('\n')}
-    location / { default_type text/plain; return 200 "ok"; }
-  }
-}
-`;
+  const conf = nginxConfig(dir, {
+    listen: ports.map((p) => `listen ${p};`),
+    workerConnections: 8192,
+    main: 'worker_rlimit_nofile 16384;',
+    locations: 'location / { default_type text/plain; return 200 "ok"; }',
+  });
   const confPath = join(dir, 'nginx.conf');
   await writeFile(confPath, conf);
   const proc = host.spawn(['nginx', '-e', 'stderr', '-p', dir, '-c', confPath]);

@@ -21,17 +21,13 @@ export interface NginxOptions {
   timeoutMs?: number;
 }
 
-/** Starts nginx (one worker, foreground) answering `200 <body>`; resolves once it listens. */
-export async function startNginx(host: LabHost, opts: NginxOptions): Promise<LabProcess> {
-  if (/["\\$\x00-\x1f]/.test(opts.body)) throw new Error(`nginx body must not contain quotes, backslashes, '$' or control characters: ${JSON.stringify(opts.body)}`);
-  const dir = join(opts.tmpDir, `nginx-${host.name}-${opts.port}`);
-  await mkdir(dir, { recursive: true });
-  const listen = [`listen ${opts.port};`];
-  if (opts.ipv6 ?? true) listen.push(`listen [::]:${opts.port} ipv6only=on;`);
-  // Every path nginx would otherwise take from its compiled-in defaults (/run, /var/lib/nginx,
-  // /var/log/nginx, /var/lock) is pointed into `dir`. Workers run as root because the lab
-  // tmpDir is 0700.
-  const conf = `
+/**
+ * An nginx.conf for a lab host: one worker, foreground, and every path nginx would otherwise take
+ * from its compiled-in defaults (/run, /var/lib/nginx, /var/log/nginx, /var/lock) inside `dir`.
+ * Workers run as root because the lab tmpDir is 0700.
+ */
+export function nginxConfig(dir: string, o: { listen: string[]; locations: string; workerConnections?: number; main?: string; http?: string }): string {
+  return `
 daemon off;
 master_process on;
 worker_processes 1;
@@ -39,7 +35,8 @@ user root root;
 pid ${dir}/nginx.pid;
 lock_file ${dir}/nginx.lock;
 error_log stderr notice;
-events { worker_connections 1024; }
+${o.main ?? ''}
+events { worker_connections ${o.workerConnections ?? 1024}; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body;
@@ -47,15 +44,23 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
+  ${o.http ?? ''}
   server {
-    ${listen.join('\n    ')}
-    location / {
-      default_type text/plain;
-      return 200 "${opts.body}";
-    }
+    ${o.listen.join('\n    ')}
+    ${o.locations}
   }
 }
 `;
+}
+
+/** Starts nginx (one worker, foreground) answering `200 <body>`; resolves once it listens. */
+export async function startNginx(host: LabHost, opts: NginxOptions): Promise<LabProcess> {
+  if (/["\\$\x00-\x1f]/.test(opts.body)) throw new Error(`nginx body must not contain quotes, backslashes, '$' or control characters: ${JSON.stringify(opts.body)}`);
+  const dir = join(opts.tmpDir, `nginx-${host.name}-${opts.port}`);
+  await mkdir(dir, { recursive: true });
+  const listen = [`listen ${opts.port};`];
+  if (opts.ipv6 ?? true) listen.push(`listen [::]:${opts.port} ipv6only=on;`);
+  const conf = nginxConfig(dir, { listen, locations: `location / {\n      default_type text/plain;\n      return 200 "${opts.body}";\n    }` });
   const confPath = join(dir, 'nginx.conf');
   await writeFile(confPath, conf);
   // -e: nginx opens its error log before reading the config; keep it off /var/log/nginx.
