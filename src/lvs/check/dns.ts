@@ -11,7 +11,7 @@
  */
 import { createSocket } from 'node:dgram';
 import type { DnsCheck, DnsQueryType } from '../../config/types.js';
-import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
+import { formatTarget, sendConnected, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
 
 export const DNS_TYPE_CODES: Readonly<Record<DnsQueryType, number>> = {
   A: 1, NS: 2, CNAME: 5, SOA: 6, MX: 15, TXT: 16, AAAA: 28,
@@ -80,17 +80,7 @@ export function createDnsChecker(cfg: DnsCheck, target: CheckTarget, opts: Check
           ? { ok: true, detail: `${cfg.query_type} ${cfg.name}: NOERROR, ${answers} answer(s) from ${where}` }
           : { ok: false, detail: `${cfg.query_type} ${cfg.name}: ${name} from ${where}` });
       });
-      const go = (): void => {
-        if (settled) return;
-        sock.connect(target.port, target.address, () => {
-          if (settled) return;
-          sock.send(query, (err) => {
-            if (err) done({ ok: false, detail: `send to ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}` });
-          });
-        });
-      };
-      if (cfg.bind_to) sock.bind({ port: 0, address: cfg.bind_to }, go);
-      else go();
+      sendConnected(sock, target, cfg.bind_to, query, () => settled, (detail) => done({ ok: false, detail }));
     })),
   };
 }

@@ -11,6 +11,7 @@
  * - releases every socket / timer / child it created before the promise settles, except a
  *   MISC_CHECK child still running at abort (see misc.ts).
  */
+import type { Socket as DgramSocket } from 'node:dgram';
 import type { CheckConfig, CheckType } from '../../config/types.js';
 
 export type { CheckConfig, CheckType };
@@ -115,4 +116,31 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignal, onAbort: T):
       (e: unknown) => { signal.removeEventListener('abort', listener); reject(e); },
     );
   });
+}
+
+/**
+ * The UDP-based checkers' exchange start: bind to `bindTo` if set, connect the socket to the
+ * target (so ICMP errors surface as socket errors) and send one datagram. `settled` stops it when
+ * the attempt already ended; `fail` gets a send error's text.
+ */
+export function sendConnected(
+  sock: DgramSocket,
+  target: CheckTarget,
+  bindTo: string | undefined,
+  datagram: Buffer,
+  settled: () => boolean,
+  fail: (detail: string) => void,
+): void {
+  const where = formatTarget(target);
+  const go = (): void => {
+    if (settled()) return;
+    sock.connect(target.port, target.address, () => {
+      if (settled()) return;
+      sock.send(datagram, (err) => {
+        if (err) fail(`send to ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+      });
+    });
+  };
+  if (bindTo) sock.bind({ port: 0, address: bindTo }, go);
+  else go();
 }

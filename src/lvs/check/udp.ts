@@ -15,7 +15,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import type { UdpCheck } from '../../config/types.js';
-import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
+import { formatTarget, sendConnected, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
 
 export function createUdpChecker(cfg: UdpCheck, target: CheckTarget): Checker {
   const ms = timeoutMs(cfg.connect_timeout);
@@ -40,17 +40,7 @@ export function createUdpChecker(cfg: UdpCheck, target: CheckTarget): Checker {
       sig.addEventListener('abort', onDeadline, { once: true });
       sock.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: `${where}: ${err.code ?? err.message}` }));
       sock.on('message', (msg) => done({ ok: true, detail: `reply of ${msg.length} bytes from ${where}` }));
-      const go = (): void => {
-        if (settled) return;
-        sock.connect(target.port, target.address, () => {
-          if (settled) return;
-          sock.send(payload, (err) => {
-            if (err) done({ ok: false, detail: `send to ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}` });
-          });
-        });
-      };
-      if (cfg.bind_to) sock.bind({ port: 0, address: cfg.bind_to }, go);
-      else go();
+      sendConnected(sock, target, cfg.bind_to, payload, () => settled, (detail) => done({ ok: false, detail }));
     })),
   };
 }
