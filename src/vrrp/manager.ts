@@ -367,10 +367,6 @@ export class VrrpManager {
     this.#retrack(rt);
   }
 
-  get(name: string): VrrpInstance | undefined {
-    return this.#runtimes.get(name)?.instance;
-  }
-
   status(): VrrpInstanceStatus[] {
     return [...this.#runtimes.values()].map(({ cfg, instance, vips, restored }) => {
       const s = instance.state;
