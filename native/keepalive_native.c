@@ -9,10 +9,15 @@
  *    IPv6 sockets never hand the IPv6 header to user space, so IPV6_RECVHOPLIMIT + recvmsg() is
  *    the only way to see it. Receive is driven by a libuv poll handle on Node's own loop.
  *
+ *  - libnftables, loaded at run time with dlopen("libnftables.so.1") (no build-time dependency on
+ *    its headers or library): each nftables command buffer runs as napi async work on the libuv
+ *    thread pool, so the event loop never waits for the kernel to commit a transaction.
+ *
  * Only node_api.h is used. Every error thrown carries `code` = errno name (EPERM, ENODEV...),
  * `errno` and `syscall`, so the TypeScript layer can map it to a coded KeepaliveError.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -23,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -619,6 +625,292 @@ static napi_value raw6_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------------------------------- libnftables ---------------------------------- */
+
+/* The few libnftables entry points we use, declared here so that neither its headers nor the
+ * library are needed to build: the library is opened with dlopen() on first use. Prototypes as in
+ * libnftables(3) (Debian package libnftables1). */
+struct nft_ctx;
+typedef struct nft_ctx *(*nft_ctx_new_fn)(uint32_t flags);
+typedef void (*nft_ctx_free_fn)(struct nft_ctx *ctx);
+typedef int (*nft_ctx_buffer_fn)(struct nft_ctx *ctx);
+typedef const char *(*nft_ctx_get_buffer_fn)(struct nft_ctx *ctx);
+typedef void (*nft_ctx_output_set_flags_fn)(struct nft_ctx *ctx, unsigned int flags);
+typedef int (*nft_run_cmd_from_buffer_fn)(struct nft_ctx *nft, const char *buf);
+
+#define NFT_LIBRARY "libnftables.so.1"
+#define NFT_CTX_DEFAULT 0
+/* Output flags this addon accepts from JavaScript: NFT_CTX_OUTPUT_HANDLE (1 << 3),
+ * NFT_CTX_OUTPUT_JSON (1 << 4), NFT_CTX_OUTPUT_ECHO (1 << 5), NFT_CTX_OUTPUT_TERSE (1 << 11). */
+#define NFT_OUTPUT_FLAGS_ALLOWED ((1u << 3) | (1u << 4) | (1u << 5) | (1u << 11))
+
+static struct {
+  bool tried;
+  char error[512];
+  nft_ctx_new_fn ctx_new;
+  nft_ctx_free_fn ctx_free;
+  nft_ctx_buffer_fn buffer_output, buffer_error;
+  nft_ctx_get_buffer_fn get_output, get_error;
+  nft_ctx_output_set_flags_fn set_flags;
+  nft_run_cmd_from_buffer_fn run;
+} nftlib;
+
+/* Opens the library once per process; returns NULL on success or a message. Main thread only. */
+static const char *nftlib_load(void) {
+  if (nftlib.tried) return nftlib.error[0] ? nftlib.error : NULL;
+  nftlib.tried = true;
+  void *dl = dlopen(NFT_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  if (!dl) {
+    const char *e = dlerror();
+    snprintf(nftlib.error, sizeof nftlib.error, "%s", e ? e : "dlopen failed");
+    return nftlib.error;
+  }
+  struct {
+    const char *name;
+    void **slot;
+  } syms[] = {
+      {"nft_ctx_new", (void **)&nftlib.ctx_new},
+      {"nft_ctx_free", (void **)&nftlib.ctx_free},
+      {"nft_ctx_buffer_output", (void **)&nftlib.buffer_output},
+      {"nft_ctx_buffer_error", (void **)&nftlib.buffer_error},
+      {"nft_ctx_get_output_buffer", (void **)&nftlib.get_output},
+      {"nft_ctx_get_error_buffer", (void **)&nftlib.get_error},
+      {"nft_ctx_output_set_flags", (void **)&nftlib.set_flags},
+      {"nft_run_cmd_from_buffer", (void **)&nftlib.run},
+  };
+  for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+    *syms[i].slot = dlsym(dl, syms[i].name);
+    if (!*syms[i].slot) {
+      snprintf(nftlib.error, sizeof nftlib.error, "%s: symbol %s not found", NFT_LIBRARY, syms[i].name);
+      dlclose(dl);
+      return nftlib.error;
+    }
+  }
+  return NULL; /* the library stays loaded for the life of the process */
+}
+
+typedef struct {
+  struct nft_ctx *ctx;
+  uv_mutex_t lock;   /* one command buffer at a time per context (libnftables is not reentrant) */
+  int pending;       /* queued or running jobs */
+  bool closed;       /* nftClose() was called: free once pending drops to 0 */
+  bool finalized;    /* the JS external was collected */
+} nft_handle_t;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  nft_handle_t *h;
+  char *cmd;
+  unsigned int flags;
+  int rc;
+  char *out;
+  char *err;
+  double ms;
+} nft_job_t;
+
+static void nft_handle_maybe_free(nft_handle_t *h) {
+  if (h->pending > 0 || !h->finalized) return;
+  if (h->ctx) nftlib.ctx_free(h->ctx);
+  h->ctx = NULL;
+  uv_mutex_destroy(&h->lock);
+  free(h);
+}
+
+static void nft_handle_release_ctx(nft_handle_t *h) {
+  if (h->pending > 0 || !h->closed || !h->ctx) return;
+  nftlib.ctx_free(h->ctx);
+  h->ctx = NULL;
+}
+
+static void nft_handle_finalize(napi_env env, void *data, void *hint) {
+  nft_handle_t *h = (nft_handle_t *)data;
+  h->finalized = true;
+  h->closed = true;
+  nft_handle_release_ctx(h);
+  nft_handle_maybe_free(h);
+}
+
+static double monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static char *dup_or_empty(const char *s) {
+  char *d = strdup(s ? s : "");
+  return d;
+}
+
+/* Thread pool: runs the command buffer. No N-API calls here. */
+static void nft_job_execute(napi_env env, void *data) {
+  nft_job_t *j = (nft_job_t *)data;
+  uv_mutex_lock(&j->h->lock);
+  double t0 = monotonic_ms();
+  nftlib.set_flags(j->h->ctx, j->flags);
+  j->rc = nftlib.run(j->h->ctx, j->cmd);
+  /* get_*_buffer returns what was printed since the previous call and rewinds the buffer. */
+  j->out = dup_or_empty(nftlib.get_output(j->h->ctx));
+  j->err = dup_or_empty(nftlib.get_error(j->h->ctx));
+  j->ms = monotonic_ms() - t0;
+  uv_mutex_unlock(&j->h->lock);
+}
+
+static void nft_job_complete(napi_env env, napi_status status, void *data) {
+  nft_job_t *j = (nft_job_t *)data;
+  napi_value result = NULL, v;
+  bool ok = status == napi_ok && j->out && j->err;
+  if (ok) {
+    ok = napi_create_object(env, &result) == napi_ok &&
+         napi_create_int32(env, j->rc, &v) == napi_ok &&
+         napi_set_named_property(env, result, "rc", v) == napi_ok &&
+         napi_create_string_utf8(env, j->out, NAPI_AUTO_LENGTH, &v) == napi_ok &&
+         napi_set_named_property(env, result, "output", v) == napi_ok &&
+         napi_create_string_utf8(env, j->err, NAPI_AUTO_LENGTH, &v) == napi_ok &&
+         napi_set_named_property(env, result, "error", v) == napi_ok &&
+         napi_create_double(env, j->ms, &v) == napi_ok &&
+         napi_set_named_property(env, result, "ms", v) == napi_ok;
+  }
+  if (ok) {
+    napi_resolve_deferred(env, j->deferred, result);
+  } else {
+    napi_value e = make_errno_error(env, "nft_run_cmd_from_buffer", status == napi_cancelled ? ECANCELED : ENOMEM);
+    if (!e) napi_get_undefined(env, &e);
+    napi_reject_deferred(env, j->deferred, e);
+  }
+  napi_delete_async_work(env, j->work);
+  nft_handle_t *h = j->h;
+  h->pending--;
+  free(j->cmd);
+  free(j->out);
+  free(j->err);
+  free(j);
+  nft_handle_release_ctx(h);
+  nft_handle_maybe_free(h);
+}
+
+/* nftLoad() -> null, or a message saying why libnftables cannot be used. */
+static napi_value nft_load(napi_env env, napi_callback_info info) {
+  const char *err = nftlib_load();
+  napi_value out;
+  if (err) CALL(env, napi_create_string_utf8(env, err, NAPI_AUTO_LENGTH, &out));
+  else CALL(env, napi_get_null(env, &out));
+  return out;
+}
+
+/* nftOpen() -> handle (external). Throws E... when the library cannot be loaded. */
+static napi_value nft_open(napi_env env, napi_callback_info info) {
+  const char *err = nftlib_load();
+  if (err) {
+    napi_throw_error(env, "ENOENT", err);
+    return NULL;
+  }
+  struct nft_ctx *ctx = nftlib.ctx_new(NFT_CTX_DEFAULT);
+  if (!ctx) return throw_errno(env, "nft_ctx_new", ENOMEM);
+  if (nftlib.buffer_output(ctx) != 0 || nftlib.buffer_error(ctx) != 0) {
+    nftlib.ctx_free(ctx);
+    return throw_errno(env, "nft_ctx_buffer_output", ENOMEM);
+  }
+  nft_handle_t *h = calloc(1, sizeof *h);
+  if (!h) {
+    nftlib.ctx_free(ctx);
+    return throw_errno(env, "malloc", ENOMEM);
+  }
+  h->ctx = ctx;
+  if (uv_mutex_init(&h->lock) != 0) {
+    nftlib.ctx_free(ctx);
+    free(h);
+    return throw_errno(env, "uv_mutex_init", ENOMEM);
+  }
+  napi_value external;
+  if (napi_create_external(env, h, nft_handle_finalize, NULL, &external) != napi_ok) {
+    nftlib.ctx_free(ctx);
+    uv_mutex_destroy(&h->lock);
+    free(h);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  return external;
+}
+
+static bool arg_nft(napi_env env, napi_value v, nft_handle_t **out) {
+  napi_valuetype t;
+  void *data = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(env, v, &data) != napi_ok || !data) {
+    throw_type(env, "handle must be an nftables handle");
+    return false;
+  }
+  *out = (nft_handle_t *)data;
+  return true;
+}
+
+/* nftRun(handle, commands, outputFlags) -> Promise<{ rc, output, error, ms }>. The buffer runs on
+ * the libuv thread pool; `ms` is the time libnftables took (parse + netlink transaction). */
+static napi_value nft_run(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  nft_handle_t *h;
+  int32_t flags;
+  if (!get_args(env, info, 3, argv) || !arg_nft(env, argv[0], &h) ||
+      !arg_int(env, argv[2], 0, INT32_MAX, "flags", &flags))
+    return NULL;
+  if ((unsigned)flags & ~NFT_OUTPUT_FLAGS_ALLOWED) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "unsupported nftables output flags");
+    return NULL;
+  }
+  if (h->closed) return throw_errno(env, "nft_run_cmd_from_buffer", EBADF);
+  size_t len = 0;
+  napi_valuetype t;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_string ||
+      napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok)
+    return throw_type(env, "commands must be a string");
+  nft_job_t *j = calloc(1, sizeof *j);
+  char *cmd = malloc(len + 1);
+  if (!j || !cmd) {
+    free(j);
+    free(cmd);
+    return throw_errno(env, "malloc", ENOMEM);
+  }
+  size_t copied = 0;
+  if (napi_get_value_string_utf8(env, argv[1], cmd, len + 1, &copied) != napi_ok) {
+    free(j);
+    free(cmd);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  j->h = h;
+  j->cmd = cmd;
+  j->flags = (unsigned)flags;
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "keepalive:nft", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, nft_job_execute, nft_job_complete, j, &j->work) != napi_ok) {
+    free(j->cmd);
+    free(j);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    free(j->cmd);
+    free(j);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  h->pending++;
+  return promise;
+}
+
+/* nftClose(handle). Idempotent; queued commands still run, then the context is freed. */
+static napi_value nft_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  nft_handle_t *h;
+  if (!get_args(env, info, 1, argv) || !arg_nft(env, argv[0], &h)) return NULL;
+  h->closed = true;
+  nft_handle_release_ctx(h);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -629,6 +921,10 @@ NAPI_MODULE_INIT() {
       {"raw6Open", NULL, raw6_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Send", NULL, raw6_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Close", NULL, raw6_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftLoad", NULL, nft_load, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftOpen", NULL, nft_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftRun", NULL, nft_run, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftClose", NULL, nft_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -39,6 +39,22 @@ interface NativeBinding {
   ): Raw6Handle;
   raw6Send(handle: Raw6Handle, payload: Buffer, dst: string, ifindex: number, src: string | null): number;
   raw6Close(handle: Raw6Handle): void;
+  nftLoad(): string | null;
+  nftOpen(): NftHandle;
+  nftRun(handle: NftHandle, commands: string, outputFlags: number): Promise<NftRunResult>;
+  nftClose(handle: NftHandle): void;
+}
+
+/** Opaque handle of a libnftables context (native/keepalive_native.c). */
+export type NftHandle = { readonly __nft: unique symbol };
+
+/** What one libnftables command buffer gave: exit code, printed output and errors, time it took. */
+export interface NftRunResult {
+  rc: number;
+  output: string;
+  error: string;
+  /** Milliseconds libnftables spent (parse + netlink transaction), measured on the worker thread. */
+  ms: number;
 }
 
 // dist/src/net/native.js -> repo root is three levels up; the addon lives in build/Release there.
@@ -239,6 +255,34 @@ export class Raw6Socket {
     native().raw6Close(handle);
   }
 }
+
+/** libnftables output flags (libnftables(3)): NFT_CTX_OUTPUT_JSON. */
+export const NFT_OUTPUT_JSON = 1 << 4;
+
+/**
+ * libnftables through the addon (dlopen of libnftables.so.1 at run time). Each run() is one
+ * command buffer executed on the libuv thread pool; a context runs one buffer at a time.
+ */
+export const libnftables = {
+  /** Null when libnftables can be used, else why not (dlopen's message). Loads the addon. */
+  problem(): string | null {
+    return native().nftLoad();
+  },
+  open(): NftHandle {
+    try {
+      return native().nftOpen();
+    } catch (err) {
+      if (err instanceof KeepaliveError) throw err;
+      throw new KeepaliveError('E_NATIVE', `libnftables: ${errorMessage(err)}`, { cause: err });
+    }
+  },
+  run(handle: NftHandle, commands: string, outputFlags = 0): Promise<NftRunResult> {
+    return native().nftRun(handle, commands, outputFlags);
+  },
+  close(handle: NftHandle): void {
+    native().nftClose(handle);
+  },
+};
 
 /** True when the addon can be loaded (for diagnostics; operations throw E_NATIVE otherwise). */
 export function nativeAvailable(): boolean {

@@ -1,0 +1,75 @@
+// A Dataplane whose implementation (NftablesDataplane) runs in another network namespace: the
+// test process cannot enter a namespace, so it drives test/netns/fixtures/nft-driver.ts over a
+// Unix socket in the lab's tmpDir.
+import { connect } from 'node:net';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Dataplane, DataplaneStats, LbKind, PoolSpec, ServiceSpec } from '../../src/lvs/dataplane/contract.js';
+import type { ServiceKey } from '../../src/util/endpoint.js';
+import { KeepaliveError } from '../../src/util/errors.js';
+import type { Lab, LabHost, LabProcess } from './lab-core.js';
+
+const DRIVER = join(dirname(fileURLToPath(import.meta.url)), '../netns/fixtures/nft-driver.js');
+
+export interface RemoteOptions {
+  transport?: 'libnftables' | 'nft';
+  limits?: Record<string, number>;
+  ingress?: string[];
+}
+
+export class RemoteNftDataplane implements Dataplane {
+  readonly name = 'nftables';
+  readonly kinds: readonly LbKind[] = ['DR', 'NAT', 'FULLNAT'];
+  /** Milliseconds the last call took inside the driver. */
+  lastMs = 0;
+
+  constructor(readonly proc: LabProcess, private readonly socket: string) {}
+
+  call<T>(op: string, ...args: unknown[]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const c = connect(this.socket);
+      let buf = '';
+      c.setEncoding('utf8');
+      c.on('connect', () => c.write(`${JSON.stringify({ op, args })}\n`));
+      c.on('data', (d: string) => (buf += d));
+      c.on('error', reject);
+      c.on('end', () => {
+        try {
+          const r = JSON.parse(buf) as { ok: boolean; result?: T; ms?: number; error?: { code: string; message: string } };
+          this.lastMs = r.ms ?? 0;
+          if (r.ok) resolve(r.result as T);
+          else reject(new KeepaliveError(r.error!.code as never, r.error!.message));
+        } catch (err) {
+          reject(new Error(`nft driver: bad reply ${JSON.stringify(buf)} (${String(err)})\n${this.proc.output().slice(-2000)}`));
+        }
+      });
+    });
+  }
+
+  configure(services: readonly ServiceSpec[]): Promise<void> {
+    return this.call('configure', services);
+  }
+  setPool(key: ServiceKey, pool: PoolSpec): Promise<void> {
+    return this.call('setPool', key, pool);
+  }
+  serve(key: ServiceKey): Promise<void> {
+    return this.call('serve', key);
+  }
+  unserve(key: ServiceKey, drainMs: number): Promise<void> {
+    return this.call('unserve', key, drainMs);
+  }
+  stats(): Promise<DataplaneStats> {
+    return this.call('stats');
+  }
+  close(): Promise<void> {
+    return this.call('close');
+  }
+}
+
+/** Starts the driver in `host` (the director) and returns the remote data plane. */
+export async function startNftDriver(lab: Lab, host: LabHost, opts: RemoteOptions = {}): Promise<RemoteNftDataplane> {
+  const socket = join(lab.tmpDir, `nft-driver-${host.name}-${Date.now()}.sock`);
+  const proc = host.spawn([process.execPath, DRIVER, JSON.stringify({ socket, ...opts })]);
+  await proc.waitForOutput(/ready/, 10_000);
+  return new RemoteNftDataplane(proc, socket);
+}
