@@ -5,7 +5,7 @@
  *   rr     numgen inc mod N over the servers with weight > 0
  *   wrr    numgen inc over IPVS's interleaved weighted sequence (weights / gcd)
  *   sh/dh  jhash of the source/destination address (sh-port: and source port) with the
- *          service's explicit seed, into 256 buckets filled as ip_vs_sh fills them
+ *          service's explicit seed, modulo the weight sum, into one interval per server
  *   mh     jhash with the service's seed into a Maglev table (a `mark : mark` map of table_size slots)
  *   fo     the server with the highest weight
  * Approximated (documented; `inEffect` says exactly what runs):
@@ -53,8 +53,6 @@ export interface SchedPlan {
   readonly inEffect: string;
 }
 
-/** Buckets of the sh/dh table (IP_VS_SH_TAB_SIZE / IP_VS_DH_TAB_SIZE). */
-export const HASH_BUCKETS = 256;
 /** Longest interleaved wrr sequence rendered element by element; beyond, weight blocks. */
 const WRR_SEQUENCE_MAX = 4096;
 
@@ -98,20 +96,17 @@ export function wrrSequence(dests: readonly SchedDest[]): number[] {
   return seq;
 }
 
-/** The 256-bucket table of ip_vs_sh / ip_vs_dh: buckets go round the servers, `weight` consecutive buckets each. */
-export function hashBuckets(dests: readonly SchedDest[]): number[] {
-  const out: number[] = [];
-  let i = 0;
-  let used = 0;
-  for (let b = 0; b < HASH_BUCKETS; b++) {
-    const d = dests[i]!;
-    out.push(d.id);
-    if (++used >= d.weight) {
-      used = 0;
-      i = (i + 1) % dests.length;
-    }
+/** `{ 0-2 : a, 3 : b }`: one interval per server, as long as its weight (divided by the gcd); and the modulus. */
+function weightBlocks(dests: readonly SchedDest[]): { mod: number; map: string } {
+  const g = gcdOf(dests.map((d) => d.weight));
+  const parts: string[] = [];
+  let at = 0;
+  for (const d of dests) {
+    const n = d.weight / g;
+    parts.push(`${n === 1 ? at : `${at}-${at + n - 1}`} : ${hex(d.id)}`);
+    at += n;
   }
-  return out;
+  return { mod: at, map: `{ ${parts.join(', ')} }` };
 }
 
 function weightedNumgen(dests: readonly SchedDest[]): string {
@@ -123,19 +118,14 @@ function weightedNumgen(dests: readonly SchedDest[]): string {
     return `numgen inc mod ${seq.length} map ${sequenceMap(seq)}`;
   }
   // Very large weight sums: one block per server (same proportions, less interleaving).
-  const parts: string[] = [];
-  let at = 0;
-  for (const d of dests) {
-    const n = d.weight / g;
-    parts.push(`${n === 1 ? at : `${at}-${at + n - 1}`} : ${hex(d.id)}`);
-    at += n;
-  }
-  return `numgen inc mod ${at} map { ${parts.join(', ')} }`;
+  const b = weightBlocks(dests);
+  return `numgen inc mod ${b.mod} map ${b.map}`;
 }
 
 function hashExpr(fields: string, dests: readonly SchedDest[], seed: number): string {
   if (dests.length === 1) return hex(dests[0]!.id);
-  return `jhash ${fields} mod ${HASH_BUCKETS} seed ${hex(seed)} map ${sequenceMap(hashBuckets(dests))}`;
+  const b = weightBlocks(dests);
+  return `jhash ${fields} mod ${b.mod} seed ${hex(seed)} map ${b.map}`;
 }
 
 /** Fields a source hash covers (sh / mh, with the -port flag the source port too). */
@@ -171,13 +161,13 @@ export function schedule(input: SchedInput, maglev: (dests: readonly SchedDest[]
       return {
         expr: { kind: 'expr', expr: hashExpr(sourceHashFields(family, input.hashPort), dests, seed) },
         flowStable: true,
-        inEffect: `sh (jhash of the source ${input.hashPort ? 'address and port' : 'address'}, ${HASH_BUCKETS} buckets, seed ${seedText})`,
+        inEffect: `sh (jhash of the source ${input.hashPort ? 'address and port' : 'address'}, seed ${seedText})`,
       };
     case 'dh':
       return {
         expr: { kind: 'expr', expr: hashExpr(daddr(family), dests, seed) },
         flowStable: true,
-        inEffect: `dh (jhash of the destination address, ${HASH_BUCKETS} buckets, seed ${seedText})`,
+        inEffect: `dh (jhash of the destination address, seed ${seedText})`,
       };
     case 'lblc':
     case 'lblcr':
