@@ -31,6 +31,12 @@ export interface RealServerStatus {
   out_bytes: number;
   /** The sorry server's row (listed after the real servers when one is configured). */
   sorry?: boolean;
+  /** Health from the checks ('unknown' before the first result); absent on the sorry server's row. */
+  health?: 'up' | 'down' | 'unknown';
+  /** When the health last changed (ISO 8601); absent before the first check result. */
+  last_change?: string;
+  /** The checker's message at that change, e.g. "HTTP_GET[0]: status 503" (why it went down or up). */
+  reason?: string;
 }
 
 export interface VirtualServerStatus {
