@@ -46,6 +46,8 @@ export interface VirtualServerStatus {
   lb_algo: string;
   serving: boolean;
   sorry: boolean;
+  /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state). */
+  quorum_up?: boolean;
   conns: number;
   in_bytes: number;
   out_bytes: number;

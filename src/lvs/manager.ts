@@ -327,6 +327,7 @@ export class VirtualServerManager {
         lb_algo: svc.cfg.lb_algo,
         serving: st?.serving ?? false,
         sorry: svc.last?.sorryActive ?? false,
+        quorum_up: svc.last?.quorumUp ?? false,
         conns: st?.conns ?? 0,
         in_bytes: st?.in_bytes ?? 0,
         out_bytes: st?.out_bytes ?? 0,
