@@ -107,8 +107,16 @@ export class Chromium {
     const { sessionId } = await this.send<{ sessionId: string }>('Target.attachToTarget', { targetId, flatten: true });
     const page = new Page(this, sessionId);
     await this.send('Emulation.setDeviceMetricsOverride', { ...viewport, deviceScaleFactor: 1, mobile: false }, sessionId);
-    await this.send('Page.navigate', { url }, sessionId, 30_000);
-    return page;
+    const nav = await this.send<{ errorText?: string }>('Page.navigate', { url }, sessionId, 30_000);
+    if (nav.errorText) throw new Error(`cannot load ${url}: ${nav.errorText}`);
+    // Page.navigate returns once the response starts; wait for the document itself.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const ready = await page.evaluate<boolean>(`location.href !== 'about:blank' && document.readyState === 'complete' && document.body !== null`).catch(() => false);
+      if (ready) return page;
+      if (Date.now() > deadline) throw new Error(`${url} did not finish loading within 30 s`);
+      await sleep(50);
+    }
   }
 
   /** Closes the browser; kills its process group if it does not exit. Idempotent. */

@@ -21,7 +21,7 @@ interface Row { rs: string; health: string; weight: string; conns: string; when:
 
 /** The real-server rows of the page as drawn now, and how many reports it has drawn. */
 async function pageState(page: Page): Promise<{ refreshes: number; error: string | null; instance: string | null; rows: Row[] }> {
-  return page.evaluate(`(() => ({
+  return page.evaluate(`(() => !document.body ? { refreshes: 0, error: 'no body yet', instance: null, rows: [] } : ({
     refreshes: Number(document.body.dataset.refreshes || 0),
     error: document.body.dataset.error || null,
     instance: (document.querySelector('tr[data-instance="VI_1"]') || { dataset: {} }).dataset.state || null,
