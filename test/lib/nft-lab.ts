@@ -25,7 +25,7 @@ export async function startRealServer(lab: Lab, host: LabHost, name: string, por
   await mkdir(join(dir, 'www'), { recursive: true });
   await writeFile(join(dir, 'www', 'big'), Buffer.alloc(2 * 1024 * 1024, 'x'));
   const conf = nginxConfig(dir, {
-    listen: ports.map((p) => `listen ${p};`),
+    listen: ports.flatMap((p) => [`listen ${p};`, `listen [::]:${p} ipv6only=on;`]),
     http: 'sendfile on;',
     locations: [
       `location = /who { default_type text/plain; return 200 "$remote_addr"; }`,
@@ -39,10 +39,17 @@ export async function startRealServer(lab: Lab, host: LabHost, name: string, por
   return proc;
 }
 
-/** A real server for DR: the VIP on lo, and the two ARP sysctls so it never answers ARP for it. */
+export const VIP6 = 'fd77::50';
+
+/**
+ * A real server for DR: the VIP on lo, and the two ARP sysctls so it never answers ARP for it
+ * (IPv6 needs no sysctl: Linux answers neighbour solicitations only for addresses of the
+ * receiving interface).
+ */
 export async function prepareDrRealServer(host: LabHost, vip = VIP): Promise<void> {
   await host.exec(['sh', '-ec', [
     `ip addr add ${vip}/32 dev lo`,
+    `ip addr add ${VIP6}/128 dev lo`,
     'sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2',
     'sysctl -qw net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2',
   ].join('\n')]);
@@ -61,17 +68,17 @@ export interface DrFarm {
 
 export async function drFarm(lab: Lab, opts: { sorry?: boolean; ports?: number[]; vipOnDirector?: boolean } = {}): Promise<DrFarm> {
   const [client, director, r1, r2] = await Promise.all([
-    lab.addHost('cl', { ipv4: `${CLIENT}/24` }),
-    lab.addHost('da', { ipv4: '10.77.0.11/24' }),
-    lab.addHost('r1', { ipv4: '10.77.0.21/24' }),
-    lab.addHost('r2', { ipv4: '10.77.0.22/24' }),
+    lab.addHost('cl', { ipv4: `${CLIENT}/24`, ipv6: 'fd77::100/64' }),
+    lab.addHost('da', { ipv4: '10.77.0.11/24', ipv6: 'fd77::11/64' }),
+    lab.addHost('r1', { ipv4: '10.77.0.21/24', ipv6: 'fd77::21/64' }),
+    lab.addHost('r2', { ipv4: '10.77.0.22/24', ipv6: 'fd77::22/64' }),
   ]);
-  if (opts.vipOnDirector ?? true) await director.exec(['ip', 'addr', 'add', `${VIP}/24`, 'dev', 'eth0']);
+  if (opts.vipOnDirector ?? true) await director.exec(['sh', '-ec', `ip addr add ${VIP}/24 dev eth0\nip addr add ${VIP6}/64 dev eth0 nodad`]);
   await Promise.all([prepareDrRealServer(r1), prepareDrRealServer(r2)]);
   const [n1, n2] = await Promise.all([startRealServer(lab, r1, 'r1', opts.ports), startRealServer(lab, r2, 'r2', opts.ports)]);
   let sorry: LabHost | undefined;
   if (opts.sorry) {
-    sorry = await lab.addHost('so', { ipv4: '10.77.0.30/24' });
+    sorry = await lab.addHost('so', { ipv4: '10.77.0.30/24', ipv6: 'fd77::30/64' });
     await prepareDrRealServer(sorry);
     await startRealServer(lab, sorry, 'sorry', opts.ports);
   }
@@ -116,6 +123,7 @@ export async function natFarm(lab: Lab, opts: { sorry?: boolean; ports?: number[
 }
 
 export interface SpecOptions {
+  family?: 4 | 6;
   kind: LbKind;
   scheduler?: SchedulerName;
   protocol?: 'tcp' | 'udp';
@@ -132,8 +140,8 @@ export interface SpecOptions {
 
 export function svcSpec(o: SpecOptions): ServiceSpec {
   const match: ServiceMatch = o.fwmark !== undefined
-    ? { kind: 'fwmark', mark: o.fwmark, family: 4 }
-    : { kind: 'addr', protocol: o.protocol ?? 'tcp', address: o.address ?? VIP, family: 4, ports: (o.ports ?? [[80, 80]]).map(([from, to]) => ({ from, to })) };
+    ? { kind: 'fwmark', mark: o.fwmark, family: o.family ?? 4 }
+    : { kind: 'addr', protocol: o.protocol ?? 'tcp', address: o.address ?? (o.family === 6 ? VIP6 : VIP), family: o.family ?? 4, ports: (o.ports ?? [[80, 80]]).map(([from, to]) => ({ from, to })) };
   return {
     key: serviceKey(match),
     match,

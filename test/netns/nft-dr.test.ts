@@ -6,7 +6,7 @@ import { createLab, netnsTest, sleep, waitFor } from '../lib/netns.js';
 import { httpBatch } from '../lib/clients.js';
 import { httpGet, startTcpdump } from '../lib/servers.js';
 import { startNftDriver, type RemoteNftDataplane } from '../lib/nft-remote.js';
-import { drFarm, pool, startKeepAlive, startTransfer, svcSpec, transferResult, VIP, CLIENT, type DrFarm } from '../lib/nft-lab.js';
+import { drFarm, pool, startKeepAlive, startTransfer, svcSpec, transferResult, VIP, VIP6, CLIENT, type DrFarm } from '../lib/nft-lab.js';
 
 const NFT = '/usr/sbin/nft';
 
@@ -213,4 +213,86 @@ netnsTest('DR port-set service with persistence: an FTP-style client keeps its s
   t.deepEqual((await httpBatch(f.client, VIP, 80, 4)).bodies, { r1: 2, r2: 2 }, 'fwmark 7 on port 80');
   const fwStats = (await dp.stats()).services.find((s) => s.key === fw.key)!;
   t.is(fwStats.conns, 4);
+});
+
+/** UDP servers on the real servers, bound to the VIP (DR: replies must come from it), answering their name. */
+async function startUdpNames(f: DrFarm, port: number): Promise<void> {
+  for (const [h, name] of [[f.r1, 'r1'], [f.r2, 'r2']] as const) {
+    const p = h.spawn([process.execPath, '-e', `const s = require('node:dgram').createSocket('udp4'); s.on('message', (m, r) => s.send('${name}', r.port, r.address)); s.bind(${port}, '${VIP}', () => console.log('bound'));`]);
+    await p.waitForOutput(/bound/, 5_000);
+  }
+}
+
+/** From the client: `flows` UDP sockets (distinct source ports), `per` datagrams each; the answers per flow. */
+async function udpFlows(f: DrFarm, port: number, flows: number, per: number): Promise<string[][]> {
+  const script = `
+const dgram = require('node:dgram');
+const [host, port, flows, per] = process.argv.slice(1).map((x, i) => (i ? Number(x) : x));
+(async () => {
+  const out = [];
+  for (let i = 0; i < flows; i++) {
+    const s = dgram.createSocket('udp4');
+    const got = [];
+    await new Promise((res) => s.bind(0, res));
+    s.on('message', (m) => got.push(m.toString()));
+    for (let j = 0; j < per; j++) { s.send('x', port, host); await new Promise((r) => setTimeout(r, 30)); }
+    await new Promise((r) => setTimeout(r, 200));
+    s.close();
+    out.push(got);
+  }
+  process.stdout.write(JSON.stringify(out));
+})();`;
+  return JSON.parse((await f.client.exec([process.execPath, '-e', script, VIP, String(port), String(flows), String(per)])).stdout) as string[][];
+}
+
+netnsTest('DR UDP flows stay on their server, rr across flows; IPv6 DR', async (t) => {
+  const { f, dp } = await setup(t);
+  await startUdpNames(f, 5353);
+  const udp = svcSpec({ kind: 'DR', scheduler: 'rr', protocol: 'udp', ports: [[5353, 5353]] });
+  const v6 = svcSpec({ kind: 'DR', scheduler: 'rr', family: 6 });
+  await dp.configure([udp, v6]);
+  await dp.setPool(udp.key, pool([['10.77.0.21', 5353, 1], ['10.77.0.22', 5353, 1]]));
+  await dp.serve(udp.key);
+  const flows = await udpFlows(f, 5353, 6, 4);
+  for (const got of flows) {
+    t.is(got.length, 4, JSON.stringify(flows));
+    t.is(new Set(got).size, 1, `one flow, one server: ${got.join(',')}`);
+  }
+  t.deepEqual(flows.map((g) => g[0]), ['r1', 'r2', 'r1', 'r2', 'r1', 'r2']);
+  const st = (await dp.stats()).services.find((s) => s.key === udp.key)!;
+  t.is(st.conns, 6, 'Conns = first datagram of each flow');
+  t.is(st.in_pkts, 24);
+
+  await dp.setPool(v6.key, pool([['fd77::21', 80, 1], ['fd77::22', 80, 1]]));
+  await dp.serve(v6.key);
+  t.is((await httpGet(f.client, 'fd77::21', 80, '/')).body, 'r1', 'IPv6 to the real server directly');
+  const r = await httpBatch(f.client, VIP6, 80, 10);
+  t.deepEqual(r.errors, {});
+  t.deepEqual(r.bodies, { r1: 5, r2: 5 });
+  t.is((await httpGet(f.client, VIP6, 80, '/who')).body, f.client.ipv6!);
+  // The IPv6 connection table (low 96 address bits + port) holds the flows.
+  await waitFor(async () => ((await dp.stats()).extra.conn_table_entries ?? 0) >= 11, 5_000, 'IPv6 flows in the table', 100);
+});
+
+netnsTest('DR connection table full (issue 10): new flows are still forwarded and stay on one server, counted as conn_table_full_total', async (t) => {
+  const lab = await createLab(t);
+  const f = await drFarm(lab);
+  const dp = await startNftDriver(lab, f.director, { limits: { connMax: 4 } });
+  const spec = svcSpec({ kind: 'DR', scheduler: 'rr' });
+  await dp.configure([spec]);
+  await dp.setPool(spec.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
+  await dp.serve(spec.key);
+  const r = await httpBatch(f.client, VIP, 80, 20);
+  t.deepEqual(r.errors, {}, 'no request fails when the table is full');
+  t.is((r.bodies.r1 ?? 0) + (r.bodies.r2 ?? 0), 20);
+  const ka = startKeepAlive(f.client, VIP, 80, 20);
+  await waitFor(async () => ka.output().split('\n').filter((l) => /^r\d$/.test(l)).length >= 20, 10_000, '20 keep-alive answers', 50);
+  await ka.kill('SIGTERM');
+  const answers = new Set(ka.output().split('\n').filter((l) => /^r\d$/.test(l)));
+  t.is(answers.size, 1, 'an unpinned keep-alive connection stays on one server (flow hash)');
+  t.false(/error|reconnected/.test(ka.output()));
+  const st = await dp.stats();
+  t.true(st.extra.conn_table_full_total! > 0, JSON.stringify(st.extra));
+  t.true(st.extra.conn_table_entries! <= 4);
+  t.log(`with a 4-entry table: ${st.extra.conn_table_full_total} packets forwarded without an entry`);
 });
