@@ -45,21 +45,28 @@ const chainRules = (services: NftServiceInput[], name: string): string[] => {
 test('DR: established flows are looked up first, new flows scheduled over weight > 0 only, forwarded with fwd ip to … device', (t) => {
   const svc = SCENARIOS['dr-portset-persist-wrr']![0]!;
   const rules = chainRules([svc], 's00000002_svc');
-  t.regex(rules[0]!, /@s00000002_closing_\w+ meta mark set .* map @s00000002_conn_\w+ update/);
+  t.regex(rules[0]!, /@s00000002_closing_\w+ meta mark set .* map @s00000002_conn_\w+ update .* meta mark @s00000002_ids goto s00000002_fwd$/);
   t.regex(rules[1]!, /^tcp flags & \(fin \| rst\) != 0 /);
   t.regex(rules[2]!, /timeout 900s/);
   t.regex(rules[3]!, /^meta mark set ip saddr and 255\.255\.255\.0 map @s00000002_persist_\w+ meta mark @s00000002_known goto s00000002_commit$/);
+  t.is(rules[4], 'goto s00000002_pick');
   // wrr 1:3 interleaved as IPVS does (the weight-0 server 0x23 takes nothing new).
-  t.is(rules[4], 'meta mark set numgen inc mod 4 map { 0-1 : 0x00000022, 2 : 0x00000021, 3 : 0x00000022 } goto s00000002_commit');
+  t.deepEqual(chainRules([svc], 's00000002_pick'), ['meta mark set numgen inc mod 4 map { 0-1 : 0x00000022, 2 : 0x00000021, 3 : 0x00000022 } goto s00000002_commit']);
   const model = build([svc]).model;
-  const fwd = [...model.values()].find((o) => o.name === 's00000002_fwd');
-  t.true(fwd?.type === 'map' && fwd.elements instanceof Map && fwd.elements.has('0x00000023'), 'the quiescent server keeps its established flows');
-  t.deepEqual(chainRules([svc], 's00000002_r00000021'), ['counter name s00000002_i00000021 fwd ip to 10.77.0.21 device "eth0"']);
+  const ids = [...model.values()].find((o) => o.name === 's00000002_ids');
+  t.true(ids?.type === 'set' && ids.elements instanceof Map && ids.elements.has('0x00000023'), 'the quiescent server keeps its established flows');
+  t.deepEqual(chainRules([svc], 's00000002_fwd'), ['counter name meta mark map @s00000002_cin fwd ip to meta mark map @s00000002_addr device "eth0"']);
+  // Destinations behind two interfaces: one rule per interface, selected by an id set.
+  const two = SCENARIOS['dr-ipv6-mh']![0]!;
+  t.deepEqual(chainRules([two], 's00000005_fwd'), [
+    'meta mark @s00000005_dev0 counter name meta mark map @s00000005_cin fwd ip6 to meta mark map @s00000005_addr device "eth0"',
+    'meta mark @s00000005_dev1 counter name meta mark map @s00000005_cin fwd ip6 to meta mark map @s00000005_addr device "eth1"',
+  ]);
 });
 
 test('DR: draining keeps only the established-flow rules; idle services leave the ingress chain; nothing served -> no ingress chain', (t) => {
   const draining = { ...base, phase: 'draining' as const };
-  t.is(chainRules([draining], 's00000001_svc').length, 3);
+  t.is(chainRules([draining], 's00000001_svc').length, 3, 'no goto pick');
   t.true(chainRules([draining], 's00000001_svc').every((r) => r.includes('map @s00000001_conn_')));
   const idle = { ...base, phase: 'idle' as const };
   t.false([...build([idle]).model.values()].some((o) => o.name.startsWith('g_in_')));
@@ -71,19 +78,25 @@ test('no destination: the sorry server takes new connections; neither: counted a
   const b = build([withSorry]);
   t.true(b.services.get('s00000003')!.sorryActive);
   t.is(b.services.get('s00000003')!.inEffect, 'sorry server');
-  t.true(chainRules([withSorry], 's00000003_svc').includes('meta mark set 0x0000003f goto s00000003_commit'));
+  t.deepEqual(chainRules([withSorry], 's00000003_pick'), ['meta mark set 0x0000003f goto s00000003_commit']);
   const none = { ...base, dests: [] };
-  t.is(chainRules([none], 's00000001_svc').at(-1), 'counter name s00000001_drop');
+  t.deepEqual(chainRules([none], 's00000001_pick'), ['counter name s00000001_drop']);
 });
 
 test('DR connection table: full -> a flow hash keeps unpinned flows put (rr), SYNs still count', (t) => {
   const commit = chainRules([base], 's00000001_commit');
-  t.regex(commit[0]!, /^update @s00000001_conn_\w+ \{ ip saddr \. th sport timeout 60s : meta mark \} meta mark vmap @s00000001_new$/);
-  t.is(commit[1], 'counter name s00000001_full meta mark set jhash ip saddr . th sport mod 2 seed 0x00c0ffee map { 0 : 0x00000011, 1 : 0x00000012 }');
-  t.is(commit[2], 'tcp flags & (syn | ack) == syn meta mark vmap @s00000001_new');
+  t.deepEqual(commit, [
+    'update @s00000001_conn_77ed { ip saddr . th sport timeout 60s : meta mark } counter name meta mark map @s00000001_cnew goto s00000001_fwd',
+    'goto s00000001_full',
+  ]);
+  t.deepEqual(chainRules([base], 's00000001_full'), [
+    'counter name s00000001_nofit meta mark set jhash ip saddr . th sport mod 2 seed 0x00c0ffee map { 0 : 0x00000011, 1 : 0x00000012 }',
+    'tcp flags & (syn | ack) == syn counter name meta mark map @s00000001_cnew',
+    'goto s00000001_fwd',
+  ]);
   // A hash scheduler is already a function of the flow: no replacement.
   const sh = { ...base, spec: { ...base.spec, scheduler: 'sh' as const } };
-  t.is(chainRules([sh], 's00000001_commit')[1], 'counter name s00000001_full');
+  t.is(chainRules([sh], 's00000001_full')[0], 'counter name s00000001_nofit');
 });
 
 test('connection-table keys fit nft 1.0.6 (at most 16 bytes): IPv6 uses the low address bits', (t) => {
@@ -98,13 +111,16 @@ test('NAT: ct mark set only for new connections, DNAT/masquerade by mark, per-di
   const chain = (n: string) => objs.find((o) => o.name === n) as Extract<NftObj, { type: 'chain' }>;
   t.deepEqual(chain('g_pre').rules, ['ct state new ip daddr . meta l4proto . th dport vmap { 10.77.0.50 . tcp . 80 : goto s00000006_svc, 10.77.0.50 . udp . 53 : goto s00000007_svc }']);
   t.regex(chain('g_pre').base, /hook prerouting priority -140/);
-  t.deepEqual(chain('s00000006_t00000061').rules, ['ct direction original counter name s00000006_i00000061 return', 'counter name s00000006_o00000061']);
+  t.deepEqual(chain('g_forward').rules, ['ct direction original counter name ct mark map @g_cin', 'ct direction reply counter name ct mark map @g_cout']);
+  const cin = objs.find((o) => o.name === 'g_cin');
+  t.is(cin?.type === 'map' && cin.elements instanceof Map ? cin.elements.get('0x00000061') : '', '"s00000006_i00000061"');
+  t.deepEqual(chain('s00000006_commit').rules, ['counter name ct mark map @s00000006_cnew']);
   const dnat = objs.find((o) => o.name === 'g_dnat4p');
   t.true(dnat?.type === 'map' && dnat.elements instanceof Map && dnat.elements.get('0x00000061') === '10.78.0.21 . 8080');
   const full = objs.find((o) => o.name === 'g_fullnat');
   t.deepEqual(full?.type === 'set' && full.elements instanceof Map ? [...full.elements.keys()] : [], ['0x00000071', '0x00000072', '0x0000007f']);
   // The control loop's weights, not the pool's, drive wlc.
-  t.regex(chain('s00000006_svc').rules[0]!, /^ct mark set numgen inc mod 4 map \{ 0-1 : 0x00000062, 2 : 0x00000061, 3 : 0x00000062 \}/);
+  t.regex(chain('s00000006_pick').rules[0]!, /^ct mark set numgen inc mod 4 map \{ 0-1 : 0x00000062, 2 : 0x00000061, 3 : 0x00000062 \}/);
 });
 
 test('helpers: masks, times, eligible destinations', (t) => {
@@ -123,22 +139,22 @@ test('helpers: masks, times, eligible destinations', (t) => {
 // ------------------------------------------------------------------------------------------------
 // The planner
 
-test('planner: no change -> empty script; a pool change flushes one chain and edits map elements only', (t) => {
+test('planner: no change -> empty script; a pool change rewrites the pick chain and edits map elements only', (t) => {
   const m1 = build([base]).model;
   t.is(planTransaction(m1, build([base]).model).script, '');
   const changed = { ...base, dests: [...base.dests, { id: 0x13, endpoint: { address: '10.77.0.23', family: 4 as const, port: 80 }, weight: 1, device: 'eth0' }], counterIds: [0x11, 0x12, 0x13] };
   const plan = planTransaction(m1, build([changed]).model);
   const lines = plan.script.trim().split('\n');
   t.false(lines.some((l) => /conn_|closing_/.test(l) && /^(add|delete|flush) (map|set)/.test(l)), 'dynamic tables untouched');
-  t.true(lines.includes('flush chain netdev keepalive_ts s00000001_svc'));
-  t.true(lines.includes('add element netdev keepalive_ts s00000001_fwd { 0x00000013 : goto s00000001_r00000013 }'));
-  t.true(lines.indexOf('add chain netdev keepalive_ts s00000001_r00000013') < lines.indexOf('add element netdev keepalive_ts s00000001_fwd { 0x00000013 : goto s00000001_r00000013 }'));
-  // And back: removal deletes the element before the chain it names.
-  const back = planTransaction(build([changed]).model, build([base]).model).script.trim().split('\n');
-  const delEl = back.indexOf('delete element netdev keepalive_ts s00000001_fwd { 0x00000013 }');
-  const delChain = back.indexOf('delete chain netdev keepalive_ts s00000001_r00000013');
-  t.true(delEl >= 0 && delChain > delEl, back.join('\n'));
-  t.true(back.indexOf('flush chain netdev keepalive_ts s00000001_n00000013') < delChain);
+  t.deepEqual(lines.filter((l) => l.startsWith('flush')).sort(), ['flush chain netdev keepalive_ts s00000001_full', 'flush chain netdev keepalive_ts s00000001_pick']);
+  t.true(lines.includes('add element netdev keepalive_ts s00000001_addr { 0x00000013 : 10.77.0.23 }'));
+  t.true(lines.indexOf('add counter netdev keepalive_ts s00000001_c00000013') < lines.indexOf('add element netdev keepalive_ts s00000001_cnew { 0x00000013 : "s00000001_c00000013" }'));
+  t.is(lines.length, 12, plan.script);
+  // And back: counters of a server that left stay (monotonic totals) unless the ids say otherwise.
+  const back = planTransaction(build([changed]).model, build([{ ...base, counterIds: [0x11, 0x12] }]).model).script.trim().split('\n');
+  const delEl = back.indexOf('delete element netdev keepalive_ts s00000001_cnew { 0x00000013 }');
+  const delCounter = back.indexOf('delete counter netdev keepalive_ts s00000001_c00000013');
+  t.true(delEl >= 0 && delCounter > delEl, back.join('\n'));
 });
 
 test('planner: a family that goes away is one delete table; resetTables removes stale tables first', (t) => {

@@ -314,7 +314,7 @@ export class NftablesDataplane implements Dataplane {
           tot.out_bytes += get(n.outC(id)).bytes;
         }
       }
-      if (s.spec.kind === 'DR') full += get(n.full).packets;
+      if (s.spec.kind === 'DR') full += get(n.fullCounter).packets;
       const sum = (k: 'active_conns' | 'inact_conns') => (known ? dests.reduce((a, d) => a + (d[k] ?? 0), 0) : null);
       services.push({
         key: s.spec.key,

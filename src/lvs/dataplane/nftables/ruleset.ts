@@ -18,19 +18,23 @@
  * the endpoint, identical on every director). DR carries it in the packet mark inside the ingress
  * chain; NAT in the conntrack mark of the connection.
  *
- * Per service S (object names start with S's name, e.g. s1a2b3c4d):
+ * Per service S (object names start with S's name, e.g. s1a2b3c4d; the number of chains does not
+ * grow with the pool, so libnftables' per-transaction cache stays small):
  *   S_svc      dispatch target; DR: established flows first (connection table), then new flows
- *   S_commit   records the choice (persistence template, connection entry) and counts it
- *   S_n<id>    counts a new connection for a destination (Conns)
- *   S_r<id>    DR: counts the packet (InPkts/InBytes) and forwards it
- *   S_t<id>    NAT: counts forwarded packets by conntrack direction (InPkts/InBytes, OutPkts/OutBytes)
- *   S_conn_*   DR: flow -> id, dynamic, bounded; new entries live `tcpNewS` until the handshake
- *              completes, then `tcpTimeoutS` idle; after FIN/RST `tcpClosingS`
+ *   S_pick     the scheduler's choice for a new flow (the only rule a weight change rewrites)
+ *   S_commit   records the choice (persistence template, connection entry) and counts it (Conns)
+ *   S_full     DR: reached only when the connection table is full
+ *   S_fwd      DR: counts the packet (InPkts/InBytes) and forwards it: `fwd ip to <id→address map>`
+ *   S_conn_*   DR: flow -> id, dynamic, bounded; new entries live `tcpNewS` until the next packet
+ *              of the flow, then `tcpTimeoutS` idle; after FIN/RST `tcpClosingS`
  *   S_closing_* DR: flows that have seen FIN/RST (their entries are no longer extended)
  *   S_persist_* client network -> id, dynamic, timeout = persistence_timeout
  *   S_known    ids a persistence template may still point at (in the pool, any weight)
- *   S_fwd/S_new verdict maps id -> S_r<id> / S_n<id>
+ *   S_ids/S_addr DR: forwardable ids, id -> real-server address
+ *   S_cnew/S_cin id -> named counter (objref maps)
  *   S_mh_*     mh: Maglev slot -> id
+ * NAT counts forwarded packets in one forward-hook chain by conntrack direction through the
+ * global id -> counter maps g_cin / g_cout (InPkts/InBytes, OutPkts/OutBytes).
  */
 import type { Endpoint, IpFamily, L4Protocol } from '../../../util/endpoint.js';
 import type { LbKind, ServiceSpec } from '../contract.js';
@@ -261,15 +265,18 @@ function idText(id: number): string {
 export function names(svcName: string) {
   return {
     svc: `${svcName}_svc`,
+    pick: `${svcName}_pick`,
     commit: `${svcName}_commit`,
+    full: `${svcName}_full`,
     fwd: `${svcName}_fwd`,
-    newMap: `${svcName}_new`,
+    ids: `${svcName}_ids`,
+    addr: `${svcName}_addr`,
+    dev: (i: number) => `${svcName}_dev${i}`,
+    cnew: `${svcName}_cnew`,
+    cin: `${svcName}_cin`,
     known: `${svcName}_known`,
     drop: `${svcName}_drop`,
-    full: `${svcName}_full`,
-    n: (id: number) => `${svcName}_n${idText(id)}`,
-    r: (id: number) => `${svcName}_r${idText(id)}`,
-    t: (id: number) => `${svcName}_t${idText(id)}`,
+    fullCounter: `${svcName}_nofit`,
     conns: (id: number) => `${svcName}_c${idText(id)}`,
     inC: (id: number) => `${svcName}_i${idText(id)}`,
     outC: (id: number) => `${svcName}_o${idText(id)}`,
@@ -308,6 +315,25 @@ function schedStatements(mark: string, plan: SchedPlan, svcName: string, objects
   return `${mark} set ${plan.expr.hash} ${mark} set ${mark} map @${mh}`;
 }
 
+const objrefMap = (family: 'netdev' | 'inet', name: string, entries: Array<[number, string]>): MapObj =>
+  map(family, name, 'type mark : counter;', new Map(entries.map(([id, c]) => [hex(id), `"${c}"`])));
+const idSet = (family: 'netdev' | 'inet', name: string, ids: Iterable<number>): MapObj => map(family, name, 'type mark;', new Map([...ids].map((id) => [hex(id), ''])), 'set');
+
+/** Counters (kept for every id ever seen) and the service's new-connection counter map. */
+function counters(F: 'netdev' | 'inet', svc: NftServiceInput, n: ReturnType<typeof names>, out: boolean): NftObj[] {
+  const objs: NftObj[] = [];
+  for (const id of svc.counterIds) {
+    objs.push(counter(F, n.conns(id)), counter(F, n.inC(id)));
+    if (out) objs.push(counter(F, n.outC(id)));
+  }
+  return objs;
+}
+
+/** Rules of the pick chain: the scheduler's choice for a new flow, or the drop counter. */
+function pickRules(mark: string, plan: SchedPlan | null, svc: NftServiceInput, n: ReturnType<typeof names>, objects: NftObj[], F: 'netdev' | 'inet'): string[] {
+  return plan ? [`${schedStatements(mark, plan, svc.name, objects, F)} goto ${n.commit}`] : [`counter name ${n.drop}`];
+}
+
 function buildDr(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): ServiceBuild {
   const F = 'netdev';
   const spec = svc.spec;
@@ -316,73 +342,89 @@ function buildDr(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Servi
   const M = 'meta mark';
   const K = connKey(spec).expr;
   const P = persistKey(spec);
-  const objects: NftObj[] = [];
+  const objects: NftObj[] = counters(F, svc, n, false);
   const protos = protocolsOf(spec);
   const pfx = (p: L4Protocol) => (spec.match.kind === 'fwmark' ? `meta l4proto ${p} ` : '');
   const udpConn = !svc.ops;
-
-  // Counters: every id ever seen, so totals never go down.
-  for (const id of svc.counterIds) objects.push(counter(F, n.conns(id)), counter(F, n.inC(id)));
-  objects.push(counter(F, n.drop), counter(F, n.full));
+  objects.push(counter(F, n.drop), counter(F, n.fullCounter));
 
   // Tables the kernel fills.
   objects.push(map(F, dyn.conn, dyn.connDecl));
   if (protos.includes('tcp')) objects.push(map(F, dyn.closing, dyn.closingDecl, undefined, 'set'));
   if (dyn.persist && dyn.persistDecl) objects.push(map(F, dyn.persist, dyn.persistDecl));
 
-  // Destinations: forwarding chains for the pool, the sorry server and the retired (draining) ones.
+  // Destinations: the pool and the sorry server take new flows; the retired (draining) ones keep theirs.
   const current = uniqueById(destsWithSorry(svc));
   const forwardable = uniqueById([...current, ...svc.retired]);
-  for (const d of forwardable) {
-    if (!d.device) throw new RangeError(`DR destination ${d.endpoint.address} has no device`);
-    objects.push(chain(F, n.r(d.id), [`counter name ${n.inC(d.id)} fwd ${ipKw(d.endpoint.family)} to ${d.endpoint.address} device "${d.device}"`]));
-  }
-  for (const d of current) objects.push(chain(F, n.n(d.id), [`counter name ${n.conns(d.id)} goto ${n.r(d.id)}`]));
-  objects.push(map(F, n.fwd, 'type mark : verdict;', new Map(forwardable.map((d) => [hex(d.id), `goto ${n.r(d.id)}`]))));
-  objects.push(map(F, n.newMap, 'type mark : verdict;', new Map(current.map((d) => [hex(d.id), `goto ${n.n(d.id)}`]))));
+  for (const d of forwardable) if (!d.device) throw new RangeError(`DR destination ${d.endpoint.address} has no device`);
+  objects.push(
+    idSet(F, n.ids, forwardable.map((d) => d.id)),
+    map(F, n.addr, `type mark : ${addrType(spec.match.family)};`, new Map(forwardable.map((d) => [hex(d.id), d.endpoint.address]))),
+    objrefMap(F, n.cin, forwardable.map((d) => [d.id, n.inC(d.id)])),
+    objrefMap(F, n.cnew, current.map((d) => [d.id, n.conns(d.id)])),
+  );
+  // One forwarding rule per egress device (nearly always one).
+  const devices = [...new Set(forwardable.map((d) => d.device!))].sort();
+  const ip = ipKw(spec.match.family);
+  const fwd = (dev: string) => `counter name ${M} map @${n.cin} fwd ${ip} to ${M} map @${n.addr} device "${dev}"`;
+  const fwdRules = devices.length <= 1
+    ? devices.map(fwd)
+    : devices.map((dev, i) => {
+        objects.push(idSet(F, n.dev(i), forwardable.filter((d) => d.device === dev).map((d) => d.id)));
+        return `${M} @${n.dev(i)} ${fwd(dev)}`;
+      });
+  objects.push(chain(F, n.fwd, fwdRules));
+
   const { plan, sorry } = scheduleOf(svc, limits, maglev);
   if (P) {
     // A template stays valid while its server is in the pool, at any weight (IPVS), or is the sorry server in use.
     const known = sorry && svc.sorry ? [...svc.dests, svc.sorry] : svc.dests;
-    objects.push(map(F, n.known, 'type mark;', new Map(known.map((d) => [hex(d.id), ''])), 'set'));
+    objects.push(idSet(F, n.known, known.map((d) => d.id)));
   }
 
   const refresh = P && dyn.persist ? ` update @${dyn.persist} { ${P} : ${M} }` : '';
   const svcRules: string[] = [];
-  // Established flows: the connection table decides, whatever the pool says now.
+  // Established flows: the connection table decides, whatever the pool says now (an id that is no
+  // longer forwardable falls through to a new decision).
   if (protos.includes('tcp')) {
     const t = pfx('tcp');
     svcRules.push(
-      `${t}${K} @${dyn.closing} ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} }${refresh} ${M} vmap @${n.fwd}`,
-      `${t}tcp flags & (fin | rst) != 0 ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} }${refresh} ${M} vmap @${n.fwd}`,
-      `${t}${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpTimeoutS}s : ${M} }${refresh} ${M} vmap @${n.fwd}`,
+      `${t}${K} @${dyn.closing} ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} }${refresh} ${M} @${n.ids} goto ${n.fwd}`,
+      `${t}tcp flags & (fin | rst) != 0 ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} }${refresh} ${M} @${n.ids} goto ${n.fwd}`,
+      `${t}${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpTimeoutS}s : ${M} }${refresh} ${M} @${n.ids} goto ${n.fwd}`,
     );
   }
   if (protos.includes('udp') && udpConn) {
-    svcRules.push(`${pfx('udp')}${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.udpTimeoutS}s : ${M} }${refresh} ${M} vmap @${n.fwd}`);
+    svcRules.push(`${pfx('udp')}${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.udpTimeoutS}s : ${M} }${refresh} ${M} @${n.ids} goto ${n.fwd}`);
   }
   let inEffect = plan?.inEffect ?? 'none (no destination)';
   if (svc.phase === 'serving') {
     if (P && dyn.persist) svcRules.push(`${M} set ${P} map @${dyn.persist} ${M} @${n.known} goto ${n.commit}`);
-    if (plan) svcRules.push(`${schedStatements(M, plan, svc.name, objects, F)} goto ${n.commit}`);
-    else svcRules.push(`counter name ${n.drop}`);
+    svcRules.push(`goto ${n.pick}`);
   } else {
     inEffect = `${inEffect}; not serving new connections`;
   }
-  objects.push(chain(F, n.svc, svcRules));
+  objects.push(chain(F, n.svc, svcRules), chain(F, n.pick, pickRules(M, plan, svc, n, objects, F)));
 
   const commit: string[] = [];
   if (P && dyn.persist) commit.push(`update @${dyn.persist} { ${P} : ${M} }`);
-  if (protos.includes('tcp')) commit.push(`${pfx('tcp')}update @${dyn.conn} { ${K} timeout ${limits.tcpNewS}s : ${M} } ${M} vmap @${n.newMap}`);
-  if (protos.includes('udp')) commit.push(udpConn ? `${pfx('udp')}update @${dyn.conn} { ${K} timeout ${limits.udpTimeoutS}s : ${M} } ${M} vmap @${n.newMap}` : `${pfx('udp')}${M} vmap @${n.newMap}`);
-  // Only reached when the connection table is full (the update above failed): forward without
-  // an entry. A scheduler that is not a function of the flow is replaced by a flow hash so the
-  // flow's later packets (which find no entry either) land on the same server.
-  const fallback = plan && !plan.flowStable && !P ? ` ${M} set ${flowHashExpr(spec.match.family, eligible(svc), spec.hash.seed)}` : '';
-  commit.push(`counter name ${n.full}${fallback}`);
-  if (protos.includes('tcp')) commit.push(`${pfx('tcp')}tcp flags & (syn | ack) == syn ${M} vmap @${n.newMap}`);
-  commit.push(`${M} vmap @${n.fwd}`);
+  if (protos.includes('tcp')) commit.push(`${pfx('tcp')}update @${dyn.conn} { ${K} timeout ${limits.tcpNewS}s : ${M} } counter name ${M} map @${n.cnew} goto ${n.fwd}`);
+  if (protos.includes('udp')) {
+    commit.push(udpConn
+      ? `${pfx('udp')}update @${dyn.conn} { ${K} timeout ${limits.udpTimeoutS}s : ${M} } counter name ${M} map @${n.cnew} goto ${n.fwd}`
+      : `${pfx('udp')}counter name ${M} map @${n.cnew} goto ${n.fwd}`);
+  }
+  commit.push(`goto ${n.full}`);
   objects.push(chain(F, n.commit, commit));
+  // Only reached when the connection table is full (the update above failed): forward without an
+  // entry. A scheduler that is not a function of the flow is replaced by a flow hash so the
+  // flow's later packets (which find no entry either) land on the same server.
+  const full: string[] = [];
+  const fallback = plan && !plan.flowStable && !P ? ` ${M} set ${flowHashExpr(spec.match.family, eligible(svc), spec.hash.seed)}` : '';
+  full.push(`counter name ${n.fullCounter}${fallback}`);
+  if (protos.includes('tcp')) full.push(`${pfx('tcp')}tcp flags & (syn | ack) == syn counter name ${M} map @${n.cnew}`);
+  full.push(`goto ${n.fwd}`);
+  objects.push(chain(F, n.full, full));
   return { objects, inEffect, sorryActive: sorry };
 }
 
@@ -393,28 +435,23 @@ function buildNat(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Serv
   const dyn = dynamicNames(svc.spec, svc.name, limits);
   const M = 'ct mark';
   const P = persistKey(spec);
-  const objects: NftObj[] = [];
-  for (const id of svc.counterIds) objects.push(counter(F, n.conns(id)), counter(F, n.inC(id)), counter(F, n.outC(id)));
+  const objects: NftObj[] = counters(F, svc, n, true);
   objects.push(counter(F, n.drop));
   if (dyn.persist && dyn.persistDecl) objects.push(map(F, dyn.persist, dyn.persistDecl));
-  // Traffic counting by conntrack direction, for every id that has counters (draining ones too).
-  for (const id of svc.counterIds) objects.push(chain(F, n.t(id), [`ct direction original counter name ${n.inC(id)} return`, `counter name ${n.outC(id)}`]));
   const current = uniqueById(destsWithSorry(svc));
-  for (const d of current) objects.push(chain(F, n.n(d.id), [`counter name ${n.conns(d.id)}`]));
-  objects.push(map(F, n.newMap, 'type mark : verdict;', new Map(current.map((d) => [hex(d.id), `goto ${n.n(d.id)}`]))));
+  objects.push(objrefMap(F, n.cnew, current.map((d) => [d.id, n.conns(d.id)])));
   const { plan, sorry } = scheduleOf(svc, limits, maglev);
   if (P) {
     const known = sorry && svc.sorry ? [...svc.dests, svc.sorry] : svc.dests;
-    objects.push(map(F, n.known, 'type mark;', new Map(known.map((d) => [hex(d.id), ''])), 'set'));
+    objects.push(idSet(F, n.known, known.map((d) => d.id)));
   }
   const svcRules: string[] = [];
   if (P && dyn.persist) svcRules.push(`${M} set ${P} map @${dyn.persist} ${M} @${n.known} goto ${n.commit}`);
-  if (plan) svcRules.push(`${schedStatements(M, plan, svc.name, objects, F)} goto ${n.commit}`);
-  else svcRules.push(`counter name ${n.drop}`);
-  objects.push(chain(F, n.svc, svcRules));
+  svcRules.push(`goto ${n.pick}`);
+  objects.push(chain(F, n.svc, svcRules), chain(F, n.pick, pickRules(M, plan, svc, n, objects, F)));
   const commit: string[] = [];
   if (P && dyn.persist) commit.push(`update @${dyn.persist} { ${P} : ${M} }`);
-  commit.push(`${M} vmap @${n.newMap}`);
+  commit.push(`counter name ${M} map @${n.cnew}`);
   objects.push(chain(F, n.commit, commit));
   let inEffect = plan?.inEffect ?? 'none (no destination)';
   if (svc.phase !== 'serving') inEffect = `${inEffect}; not serving new connections`;
@@ -472,14 +509,18 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
     objects.push(chain('inet', 'g_pre', dispatchRules(served, 'ct state new ', true), `type filter hook prerouting priority ${PRIO_NAT_MARK}; policy accept;`));
     const dnat = { p4: new Map<string, string>(), a4: new Map<string, string>(), p6: new Map<string, string>(), a6: new Map<string, string>() };
     const fullnat = new Map<string, string>();
-    const count = new Map<string, string>();
+    const cin = new Map<string, string>();
+    const cout = new Map<string, string>();
     for (const s of nat) {
       for (const d of uniqueById(destsWithSorry(s))) {
         const slot = d.endpoint.family === 4 ? (d.endpoint.port ? dnat.p4 : dnat.a4) : d.endpoint.port ? dnat.p6 : dnat.a6;
         slot.set(hex(d.id), endpointText(d.endpoint, d.endpoint.port !== 0));
         if (s.spec.kind === 'FULLNAT') fullnat.set(hex(d.id), '');
       }
-      for (const id of s.counterIds) count.set(hex(id), `goto ${names(s.name).t(id)}`);
+      for (const id of s.counterIds) {
+        cin.set(hex(id), `"${names(s.name).inC(id)}"`);
+        cout.set(hex(id), `"${names(s.name).outC(id)}"`);
+      }
     }
     objects.push(
       map('inet', 'g_dnat4p', 'type mark : ipv4_addr . inet_service;', dnat.p4),
@@ -487,7 +528,8 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
       map('inet', 'g_dnat6p', 'type mark : ipv6_addr . inet_service;', dnat.p6),
       map('inet', 'g_dnat6a', 'type mark : ipv6_addr;', dnat.a6),
       map('inet', 'g_fullnat', 'type mark;', fullnat, 'set'),
-      map('inet', 'g_count', 'type mark : verdict;', count),
+      map('inet', 'g_cin', 'type mark : counter;', cin),
+      map('inet', 'g_cout', 'type mark : counter;', cout),
       chain('inet', 'g_natpre', [
         'meta nfproto ipv4 meta l4proto { tcp, udp } dnat ip addr . port to ct mark map @g_dnat4p',
         'meta nfproto ipv4 dnat ip to ct mark map @g_dnat4a',
@@ -495,7 +537,7 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
         'meta nfproto ipv6 dnat ip6 to ct mark map @g_dnat6a',
       ], 'type nat hook prerouting priority -100; policy accept;'),
       chain('inet', 'g_natpost', ['ct mark @g_fullnat masquerade'], 'type nat hook postrouting priority 100; policy accept;'),
-      chain('inet', 'g_forward', ['ct mark vmap @g_count'], `type filter hook forward priority ${PRIO_NAT_FORWARD}; policy accept;`),
+      chain('inet', 'g_forward', ['ct direction original counter name ct mark map @g_cin', 'ct direction reply counter name ct mark map @g_cout'], `type filter hook forward priority ${PRIO_NAT_FORWARD}; policy accept;`),
     );
   }
   return objects;

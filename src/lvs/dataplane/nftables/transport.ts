@@ -129,11 +129,11 @@ export class NftCliTransport implements NftTransport {
           const t0 = performance.now();
           // `nft -j -f -` prints nothing for list commands given as text; pass those as arguments.
           const args = opts.json ? ['-j', commands] : ['-f', '-'];
-          const child = spawn(this.nftPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+          const child = spawn(this.nftPath, args, { stdio: [opts.json ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
           const out: Buffer[] = [];
           const err: Buffer[] = [];
-          child.stdout.on('data', (d: Buffer) => out.push(d));
-          child.stderr.on('data', (d: Buffer) => err.push(d));
+          child.stdout!.on('data', (d: Buffer) => out.push(d));
+          child.stderr!.on('data', (d: Buffer) => err.push(d));
           child.on('error', (e) => reject(new KeepaliveError('E_DATAPLANE_UNAVAILABLE', `cannot run ${this.nftPath}: ${e.message}; ${NFT_PACKAGE_HINT}`, { cause: e })));
           child.on('close', (code) => {
             if (code !== 0) {
@@ -142,7 +142,10 @@ export class NftCliTransport implements NftTransport {
             }
             resolve({ output: Buffer.concat(out).toString(), ms: performance.now() - t0 });
           });
-          child.stdin.end(opts.json ? '' : commands);
+          if (child.stdin) {
+            child.stdin.on('error', () => undefined); // nft may exit (on a syntax error) before reading all of it
+            child.stdin.end(commands);
+          }
         }),
     );
   }
