@@ -9,6 +9,8 @@
  *    IPv6 sockets never hand the IPv6 header to user space, so IPV6_RECVHOPLIMIT + recvmsg() is
  *    the only way to see it. Receive is driven by a libuv poll handle on Node's own loop.
  *
+ *  - the named counters of one nf_tables table, dumped with one raw nfnetlink request (libnftables
+ *    would dump the whole ruleset, connection tables included, for any list command).
  *  - libnftables, loaded at run time with dlopen("libnftables.so.1") (no build-time dependency on
  *    its headers or library): each nftables command buffer runs as napi async work on the libuv
  *    thread pool, so the event loop never waits for the kernel to commit a transaction.
@@ -20,6 +22,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/if_packet.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -911,6 +916,217 @@ static napi_value nft_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ----------------------- nf_tables named counters (raw nfnetlink) ----------------------- */
+
+/* libnftables 1.0.6 answers any `list counter(s)` by first caching the whole ruleset, every set's
+ * elements included, so reading the counters would also dump every connection-table entry. This
+ * asks the kernel for the counter objects of one table only (NFT_MSG_GETOBJ dump filtered by
+ * table and type), on the libuv thread pool. */
+
+typedef struct {
+  char name[NFT_OBJ_MAXNAMELEN];
+  uint64_t packets;
+  uint64_t bytes;
+} ctr_entry_t;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int family;
+  char table[NFT_TABLE_MAXNAMELEN];
+  ctr_entry_t *entries;
+  size_t count, cap;
+  int err;           /* errno, 0 on success */
+  const char *where; /* syscall that failed */
+} ctr_job_t;
+
+static uint64_t be64_read(const void *p) {
+  const uint8_t *b = (const uint8_t *)p;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | b[i];
+  return v;
+}
+
+static void ctr_add_attr(struct nlmsghdr *nlh, uint16_t type, const void *data, uint16_t len) {
+  struct nlattr *a = (struct nlattr *)((char *)nlh + NLMSG_ALIGN(nlh->nlmsg_len));
+  a->nla_type = type;
+  a->nla_len = (uint16_t)(NLA_HDRLEN + len);
+  memcpy((char *)a + NLA_HDRLEN, data, len);
+  nlh->nlmsg_len = NLMSG_ALIGN(nlh->nlmsg_len) + NLA_ALIGN(a->nla_len);
+}
+
+static bool ctr_push(ctr_job_t *j, const char *name, uint64_t packets, uint64_t bytes) {
+  if (j->count == j->cap) {
+    size_t cap = j->cap ? j->cap * 2 : 256;
+    ctr_entry_t *n = realloc(j->entries, cap * sizeof *n);
+    if (!n) return false;
+    j->entries = n;
+    j->cap = cap;
+  }
+  ctr_entry_t *e = &j->entries[j->count++];
+  snprintf(e->name, sizeof e->name, "%s", name);
+  e->packets = packets;
+  e->bytes = bytes;
+  return true;
+}
+
+/* Parses one NFT_MSG_NEWOBJ message of the dump. */
+static void ctr_parse_obj(ctr_job_t *j, const struct nlmsghdr *nlh) {
+  const char *name = NULL;
+  uint64_t packets = 0, bytes = 0;
+  size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+  while (off + NLA_HDRLEN <= nlh->nlmsg_len) {
+    const struct nlattr *a = (const struct nlattr *)((const char *)nlh + off);
+    if (a->nla_len < NLA_HDRLEN || off + a->nla_len > nlh->nlmsg_len) break;
+    const char *payload = (const char *)a + NLA_HDRLEN;
+    size_t plen = a->nla_len - NLA_HDRLEN;
+    int type = a->nla_type & NLA_TYPE_MASK;
+    if (type == NFTA_OBJ_NAME && plen > 0 && memchr(payload, '\0', plen)) {
+      name = payload;
+    } else if (type == NFTA_OBJ_DATA) {
+      size_t o = 0;
+      while (o + NLA_HDRLEN <= plen) {
+        const struct nlattr *b = (const struct nlattr *)(payload + o);
+        if (b->nla_len < NLA_HDRLEN || o + b->nla_len > plen) break;
+        int bt = b->nla_type & NLA_TYPE_MASK;
+        if (b->nla_len >= NLA_HDRLEN + 8) {
+          if (bt == NFTA_COUNTER_PACKETS) packets = be64_read((const char *)b + NLA_HDRLEN);
+          else if (bt == NFTA_COUNTER_BYTES) bytes = be64_read((const char *)b + NLA_HDRLEN);
+        }
+        o += NLA_ALIGN(b->nla_len);
+      }
+    }
+    off += NLA_ALIGN(a->nla_len);
+  }
+  if (name && !ctr_push(j, name, packets, bytes)) {
+    j->err = ENOMEM;
+    j->where = "malloc";
+  }
+}
+
+static void ctr_job_execute(napi_env env, void *data) {
+  ctr_job_t *j = (ctr_job_t *)data;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) {
+    j->err = errno;
+    j->where = "socket(NETLINK_NETFILTER)";
+    return;
+  }
+  union {
+    struct nlmsghdr nlh;
+    char buf[512];
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+  req.nlh.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nlh.nlmsg_seq = 1;
+  struct nfgenmsg *nfg = (struct nfgenmsg *)NLMSG_DATA(&req.nlh);
+  nfg->nfgen_family = (uint8_t)j->family;
+  nfg->version = NFNETLINK_V0;
+  ctr_add_attr(&req.nlh, NFTA_OBJ_TABLE, j->table, (uint16_t)(strlen(j->table) + 1));
+  uint32_t type = htonl(NFT_OBJECT_COUNTER);
+  ctr_add_attr(&req.nlh, NFTA_OBJ_TYPE, &type, sizeof type);
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    j->err = errno;
+    j->where = "sendto";
+    close(fd);
+    return;
+  }
+  size_t bufsize = 1 << 16;
+  char *buf = malloc(bufsize);
+  if (!buf) {
+    j->err = ENOMEM;
+    j->where = "malloc";
+    close(fd);
+    return;
+  }
+  bool done = false;
+  while (!done && !j->err) {
+    ssize_t n = recv(fd, buf, bufsize, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      j->err = errno;
+      j->where = "recv";
+      break;
+    }
+    if (n == 0) break;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
+        if (e->error != 0) {
+          j->err = -e->error;
+          j->where = "NFT_MSG_GETOBJ";
+        }
+        done = true;
+        break;
+      }
+      if ((h->nlmsg_type & 0xff) == NFT_MSG_NEWOBJ) ctr_parse_obj(j, h);
+    }
+  }
+  free(buf);
+  close(fd);
+}
+
+static void ctr_job_complete(napi_env env, napi_status status, void *data) {
+  ctr_job_t *j = (ctr_job_t *)data;
+  napi_value result = NULL;
+  bool ok = status == napi_ok && j->err == 0 && napi_create_object(env, &result) == napi_ok;
+  for (size_t i = 0; ok && i < j->count; i++) {
+    napi_value pair, v;
+    ok = napi_create_array_with_length(env, 2, &pair) == napi_ok &&
+         napi_create_double(env, (double)j->entries[i].packets, &v) == napi_ok &&
+         napi_set_element(env, pair, 0, v) == napi_ok &&
+         napi_create_double(env, (double)j->entries[i].bytes, &v) == napi_ok &&
+         napi_set_element(env, pair, 1, v) == napi_ok &&
+         napi_set_named_property(env, result, j->entries[i].name, pair) == napi_ok;
+  }
+  if (ok) {
+    napi_resolve_deferred(env, j->deferred, result);
+  } else {
+    napi_value e = make_errno_error(env, j->where ? j->where : "nft counters", j->err ? j->err : ENOMEM);
+    if (!e) napi_get_undefined(env, &e);
+    napi_reject_deferred(env, j->deferred, e);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j->entries);
+  free(j);
+}
+
+/* nftCounters(family, table) -> Promise<{ [name]: [packets, bytes] }>; family: 1 inet, 2 ip,
+ * 5 netdev, 10 ip6 (NFPROTO_*). A missing table rejects with ENOENT. */
+static napi_value nft_counters(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t family;
+  char table[NFT_TABLE_MAXNAMELEN];
+  size_t len = 0;
+  napi_valuetype t;
+  if (!get_args(env, info, 2, argv) || !arg_int(env, argv[0], 0, 255, "family", &family)) return NULL;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_string ||
+      napi_get_value_string_utf8(env, argv[1], table, sizeof table, &len) != napi_ok || len == 0 ||
+      len >= sizeof table - 1)
+    return throw_type(env, "table must be a table name");
+  ctr_job_t *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, "malloc", ENOMEM);
+  j->family = family;
+  memcpy(j->table, table, len + 1);
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "keepalive:nft-counters", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, ctr_job_execute, ctr_job_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    free(j);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  return promise;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -925,6 +1141,7 @@ NAPI_MODULE_INIT() {
       {"nftOpen", NULL, nft_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftRun", NULL, nft_run, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftClose", NULL, nft_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftCounters", NULL, nft_counters, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -43,6 +43,7 @@ interface NativeBinding {
   nftOpen(): NftHandle;
   nftRun(handle: NftHandle, commands: string, outputFlags: number): Promise<NftRunResult>;
   nftClose(handle: NftHandle): void;
+  nftCounters(family: number, table: string): Promise<Record<string, [number, number]>>;
 }
 
 /** Opaque handle of a libnftables context (native/keepalive_native.c). */
@@ -281,6 +282,13 @@ export const libnftables = {
   },
   close(handle: NftHandle): void {
     native().nftClose(handle);
+  },
+  /**
+   * Named counters of one table (family: NFPROTO_INET 1, NFPROTO_NETDEV 5) from one raw
+   * nfnetlink dump on the thread pool: name -> [packets, bytes].
+   */
+  counters(family: number, table: string): Promise<Record<string, [number, number]>> {
+    return native().nftCounters(family, table);
   },
 };
 

@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
 import type { DataplaneStats, Dataplane, DestStats, LbKind, PoolSpec, ServiceSpec, ServiceStats } from '../contract.js';
-import { countConntrack, countFlows, parseCounters, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
+import { countConntrack, countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
 import { systemFacts, type DirectorFacts } from './facts.js';
 import { IdRegistry } from './ids.js';
 import { planTransaction, TABLE, type Model, type NftFamily } from './model.js';
@@ -500,9 +500,9 @@ export class NftablesDataplane implements Dataplane {
   // Reading back
 
   async #readCounters(): Promise<Map<string, PacketBytes>> {
-    const docs: unknown[] = [];
-    for (const f of this.#families()) docs.push(...(await this.#list(`list counters table ${f} ${TABLE}`)));
-    return parseCounters(docs);
+    const out = new Map<string, PacketBytes>();
+    for (const f of this.#families()) for (const [k, v] of await this.#transport.counters(f)) out.set(k, v);
+    return out;
   }
 
   /**

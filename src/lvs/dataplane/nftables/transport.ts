@@ -13,6 +13,8 @@
 import { spawn } from 'node:child_process';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
 import { libnftables, NFT_OUTPUT_JSON, type NftHandle } from '../../../net/native.js';
+import { parseCounters, type PacketBytes } from './counters.js';
+import { TABLE, type NftFamily } from './model.js';
 
 export interface NftOutput {
   /** Printed output (JSON documents for json runs). */
@@ -25,8 +27,12 @@ export interface NftTransport {
   readonly name: string;
   /** Runs one command buffer; rejects with KeepaliveError E_NETLINK (the kernel or nft refused it). */
   run(commands: string, opts?: { json?: boolean }): Promise<NftOutput>;
+  /** The named counters of our table of `family`: "family name" -> figures. */
+  counters(family: NftFamily): Promise<Map<string, PacketBytes>>;
   close(): void;
 }
+
+const NFPROTO: Record<NftFamily, number> = { inet: 1, netdev: 5 };
 
 /** Debian packages that provide libnftables.so.1 / nft. */
 export const NFT_PACKAGE_HINT = 'install the Debian package libnftables1 (pulled in by nftables): apt-get install nftables';
@@ -96,6 +102,20 @@ export class LibnftablesTransport implements NftTransport {
     });
   }
 
+  /** One raw nfnetlink dump of the table's counter objects (not `list counters`: see native/). */
+  async counters(family: NftFamily): Promise<Map<string, PacketBytes>> {
+    if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
+    let raw: Record<string, [number, number]>;
+    try {
+      raw = await libnftables.counters(NFPROTO[family], TABLE);
+    } catch (err) {
+      throw new KeepaliveError('E_NETLINK', `reading the counters of table ${family} ${TABLE}: ${errorMessage(err)}`, { cause: err });
+    }
+    const out = new Map<string, PacketBytes>();
+    for (const [name, [packets, bytes]] of Object.entries(raw)) out.set(`${family} ${name}`, { packets, bytes });
+    return out;
+  }
+
   close(): void {
     const h = this.#handle;
     this.#handle = undefined;
@@ -148,6 +168,10 @@ export class NftCliTransport implements NftTransport {
           }
         }),
     );
+  }
+
+  async counters(family: NftFamily): Promise<Map<string, PacketBytes>> {
+    return parseCounters(parseJsonDocuments((await this.run(`list counters table ${family} ${TABLE}`, { json: true })).output));
   }
 
   close(): void {
