@@ -87,7 +87,10 @@ interface Pending {
 /** Latency figures of the last transactions (ms from the change request to the kernel commit). */
 class LatencyWindow {
   readonly #values: number[] = [];
+  /** Change requests committed (each counted once, however many shared a transaction). */
   count = 0;
+  /** Transactions sent to the kernel. */
+  transactions = 0;
   failures = 0;
   max = 0;
   last = 0;
@@ -333,7 +336,8 @@ export class NftablesDataplane implements Dataplane {
     return {
       services,
       extra: {
-        nft_transactions: this.#latency.count,
+        nft_transactions: this.#latency.transactions,
+        nft_changes: this.#latency.count,
         nft_transaction_failures: this.#latency.failures,
         nft_transaction_last_ms: round3(this.#latency.last),
         nft_transaction_p50_ms: round3(this.#latency.quantile(0.5)),
@@ -441,7 +445,10 @@ export class NftablesDataplane implements Dataplane {
     const built = buildModel({ services: inputs, limits: this.#limits, maglev: this.#maglev }, this.#cache);
     const first = !this.#started;
     const plan = planTransaction(this.#model, built.model, first ? { resetTables: ['netdev', 'inet'] } : {});
-    if (plan.script) await this.#transport.run(plan.script);
+    if (plan.script) {
+      await this.#transport.run(plan.script);
+      this.#latency.transactions++;
+    }
     this.#started = true;
     this.#model = built.model;
     this.#builds = built.services;
