@@ -11,6 +11,9 @@ import type {
   VrrpSyncGroupConfig,
 } from './types.js';
 import { suggestion, type IssueSink, type Table } from './validate.js';
+import { CHECK_TYPE_DEFAULTS } from './schema.js';
+import { parseStatusRange } from './schema-types.js';
+import type { CheckConfig, RealServerConfig } from './types.js';
 
 /*
  * Rules that span keys or sections, run on the schema-validated tree. Required keys that failed
@@ -224,12 +227,46 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
   return {
     ...vs,
     address: canonical(vs.address),
-    real_server: vs.real_server.map((rs) => ({ ...rs, address: canonical(rs.address) })),
+    real_server: vs.real_server.map((rs, i) => ({ ...rs, address: canonical(rs.address), check: normalizeChecks(rs, [...path, 'real_server', i], sink) })),
     ...(vs.sorry_server ? { sorry_server: { ...vs.sorry_server, address: canonical(vs.sorry_server.address) } } : {}),
     persistence_granularity: granularity,
     family,
     persistence_prefix: prefix,
   };
+}
+
+/**
+ * Fills the per-type keepalived defaults the schema cannot express (retry, delay_before_retry,
+ * warmup when the virtual_server leaves them unset) and expands status_code ranges.
+ */
+function normalizeChecks(rs: RealServerConfig, path: KeyPath, sink: IssueSink): CheckConfig[] {
+  const raw = (rs.check ?? []) as (CheckConfig & Table)[];
+  return raw.map((check, i) => {
+    const defaults = CHECK_TYPE_DEFAULTS[check.type];
+    if (!defaults) return check;
+    const out = { ...check } as CheckConfig & Table;
+    out.retry ??= defaults.retry;
+    out.delay_before_retry ??= defaults.delay_before_retry === 'delay_loop' ? out.delay_loop : defaults.delay_before_retry;
+    out.warmup ??= out.delay_loop;
+    if (Array.isArray(out.status_code)) out.status_code = expandStatusCodes(out.status_code as unknown[]);
+    if (out.type === 'PING_CHECK' && Object.hasOwn(check, 'connect_port') && check.connect_port !== rs.port) {
+      sink.add([...path, 'check', i, 'connect_port'], 'has no meaning for PING_CHECK (ICMP echo has no port)');
+    }
+    return out;
+  });
+}
+
+/** [200, "300-302"] -> [200, 300, 301, 302], sorted, without duplicates. */
+export function expandStatusCodes(list: readonly unknown[]): number[] {
+  const codes = new Set<number>();
+  for (const item of list) {
+    if (typeof item === 'number') codes.add(item);
+    else if (typeof item === 'string') {
+      const r = parseStatusRange(item);
+      if (r) for (let c = r[0]; c <= r[1]; c++) codes.add(c);
+    }
+  }
+  return [...codes].sort((a, b) => a - b);
 }
 
 function normalizeSync(raw: Raw<SyncConfig>, instances: readonly VrrpInstanceConfig[], sink: IssueSink): SyncConfig {
