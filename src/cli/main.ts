@@ -67,4 +67,28 @@ program.command('status')
     process.stdout.write(opts.json ? `${JSON.stringify(reply.result, null, 2)}\n` : formatStatus(reply.result as never));
   });
 
+program.command('genhash')
+  .description("print the MD5 digest of a page's body, the value an HTTP_GET / SSL_GET check's digest expects (keepalived's genhash)")
+  .option('-u, --url <url>', 'path (/index.html) or whole URL (http[s]://host[:port]/path)')
+  .option('-s, --server <addr[:port]>', 'IP address to connect to (default: the URL host)')
+  .option('-p, --port <port>', 'port (default: the URL port, or 80 / 443)')
+  .option('-S, --use-ssl', 'use TLS, as SSL_GET')
+  .option('-V, --virtualhost <host>', 'Host header, as the check key virtualhost (default: address:port)')
+  .addOption(new Option('--use-virtualhost <host>', "keepalived's spelling of --virtualhost").hideHelp())
+  .option('-I, --use-sni', 'send the virtualhost as TLS SNI, as SSL_GET sni')
+  .option('-t, --timeout <seconds>', 'give up after this many seconds', '5')
+  .option('-v, --verbose', 'print the status line, headers and body size on stderr')
+  .action(async (opts: { url?: string; server?: string; port?: string; useSsl?: boolean; virtualhost?: string; useVirtualhost?: string; useSni?: boolean; timeout?: string; verbose?: boolean }) => {
+    const { planGenhash, runGenhash } = await import('./genhash.js');
+    try {
+      const plan = planGenhash({ ...opts, virtualhost: opts.virtualhost ?? opts.useVirtualhost });
+      const out = await runGenhash(plan);
+      if (opts.verbose) process.stderr.write(`${out.report.join('\n')}\n`);
+      for (const w of out.warnings) process.stderr.write(`keepalive-ts genhash: ${w}\n`);
+      process.stdout.write(`${out.digest}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
 await program.parseAsync(process.argv);
