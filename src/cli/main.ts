@@ -67,6 +67,34 @@ program.command('status')
     process.stdout.write(opts.json ? `${JSON.stringify(reply.result, null, 2)}\n` : formatStatus(reply.result as never));
   });
 
+program.command('import')
+  .description('convert a keepalived.conf or ldirectord.cf to keepalive-ts TOML on stdout; every construct dropped or changed is listed on stderr as file:line; exit 0 when the result passes check, 1 otherwise')
+  .argument('<file>', 'keepalived.conf or ldirectord.cf')
+  .addOption(new Option('--from <format>', 'input syntax (default: detected)').choices(['keepalived', 'ldirectord']))
+  .option('--config-id <id>', "keepalived's -i: which @ID conditional lines count (default: this host's name up to the first dot)")
+  .action(async (file: string, opts: { from?: 'keepalived' | 'ldirectord'; configId?: string }) => {
+    const { importConfig } = await import('../import/index.js');
+    const { diskFs } = await import('../import/fs.js');
+    const { formatMessage } = await import('../import/types.js');
+    const { hostname } = await import('node:os');
+    const { resolve, dirname, join } = await import('node:path');
+    const abs = resolve(file);
+    const r = importConfig(abs, diskFs(abs), {
+      ...(opts.from ? { from: opts.from } : {}),
+      ...(opts.configId !== undefined ? { configId: opts.configId } : {}),
+      defaultConfigId: hostname().split('.')[0] ?? '',
+      env: process.env,
+    });
+    process.stdout.write(r.toml);
+    // Messages name files relative to the input's directory; print them as the user named it.
+    const dir = dirname(file);
+    for (const m of r.messages) {
+      const shown = m.loc.file.startsWith('/') || dir === '.' ? m.loc.file : join(dir, m.loc.file);
+      process.stderr.write(`${formatMessage({ ...m, loc: { ...m.loc, file: shown } })}\n`);
+    }
+    process.exitCode = r.ok ? 0 : 1;
+  });
+
 program.command('genhash')
   .description("print the MD5 digest of a page's body, the value an HTTP_GET / SSL_GET check's digest expects (keepalived's genhash)")
   .option('-u, --url <url>', 'path (/index.html) or whole URL (http[s]://host[:port]/path)')
