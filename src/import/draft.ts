@@ -5,6 +5,7 @@
 import type { Fields } from '../config/schema-types.js';
 import { didYouMean } from '../config/suggest.js';
 import { canonicalAddress } from '../util/endpoint.js';
+import { splitQuotedEscaped } from './keepalived-reader.js';
 import { firstAccepted } from './schema-fit.js';
 import type { TomlEntry, TomlValue } from './toml-writer.js';
 import type { ImportMessage, KNode, Loc, MessageKind } from './types.js';
@@ -230,16 +231,37 @@ export function commandLine(line: string, n: KNode, m: Messages): string {
   return wrapped;
 }
 
-/** A command keyword (script, misc_path): all arguments joined, shell syntax wrapped. */
-export const command: Conv = (n, m) => (need(n, m) ? commandLine(n.args.join(' '), n, m) : undefined);
+/**
+ * The arguments as keepalived reads them for scripts and regexes: the statement's line again,
+ * with "..." and '...' quoting and backslash escapes (alloc_strvec_quoted_escaped).
+ */
+export function escapedArgs(n: KNode): string[] {
+  const w = splitQuotedEscaped(n.raw);
+  return w !== undefined && w[0] === n.keyword ? w.slice(1) : n.args;
+}
+
+/** A word for splitCommand: single-quoted when it holds blanks, quotes or backslashes. */
+function quoteWord(w: string): string {
+  return /[\s'"\\]/.test(w) || w === '' ? `'${w.replace(/'/g, "'\\''")}'` : w;
+}
+
+/** A command keyword (script, misc_path): every argument is part of the command; shell syntax wrapped. */
+export const command: Conv = (n, m) => {
+  if (!need(n, m)) return undefined;
+  const words = escapedArgs(n);
+  // One quoted argument is the whole command line; several are its words.
+  const line = words.length === 1 ? words[0]! : words.map(quoteWord).join(' ');
+  return commandLine(line, n, m);
+};
 
 /** A script keyword (`notify_master SCRIPT [user [group]]`): the script; a user is reported. */
 export function script<D extends Draft>(key: string): Rule<D> {
   return (n, d, m) => {
     if (!need(n, m)) return;
-    d.set(key, commandLine(n.args[0]!, n, m), n.loc);
-    if (n.args.length > 1) {
-      m.add(n.loc, 'changed', `${n.keyword}: runs as the daemon's script user, not as ${n.args.slice(1).join(' ')} (keepalive-ts has no per-notify user; quote a script that takes arguments)`);
+    const words = escapedArgs(n);
+    d.set(key, commandLine(words[0]!, n, m), n.loc);
+    if (words.length > 1) {
+      m.add(n.loc, 'changed', `${n.keyword}: runs as the daemon's script user, not as ${words.slice(1).join(' ')} (keepalive-ts has no per-notify user; quote a script that takes arguments)`);
     }
   };
 }

@@ -74,7 +74,14 @@ export function importConfig(mainPath: string, fs: ImportFs, opts: ImportOptions
       const [fb, lb] = order(b.m);
       return fa - fb || la - lb || a.i - b.i;
     }).map((x) => x.m);
-  messages = sortMessages(messages);
+  // The same note for several real servers of one virtual section is said once.
+  const seen = new Set<string>();
+  messages = sortMessages(messages).filter((m) => {
+    const k = formatMessage(m);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
 
   const header = [
     `keepalive-ts configuration imported from ${display} (${format} syntax) by \`keepalive-ts import\`.`,

@@ -23,7 +23,7 @@ import { parseCidr } from '../config/net.js';
 import { canonicalAddress, endpointText } from '../util/endpoint.js';
 import { formatIp, parseIp } from '../util/inet.js';
 import {
-  applyRules, bool, command, Draft, ignored, int, ip, many, Messages, noop, oneOf, pending, pendingConv, script, seconds, text, to, unsupported, userSpec, word,
+  applyRules, bool, command, Draft, escapedArgs, ignored, int, ip, many, Messages, noop, oneOf, pending, pendingConv, script, seconds, text, to, unsupported, userSpec, word,
   type Rule,
 } from './draft.js';
 import { accepts, checkFieldsOf, hasKey } from './schema-fit.js';
@@ -536,7 +536,12 @@ function urlKeys(n: KNode, m: Messages): Map<string, { value: TomlValue; loc: Lo
         if (c.args[0] !== undefined) out.set('virtualhost', { value: c.args[0], loc: c.loc });
         break;
       case 'regex': {
-        const re = c.args.join(' ');
+        const words = escapedArgs(c);
+        if (words.length !== 1) {
+          m.add(c.loc, 'error', 'regex: expected one (quoted) pattern; not imported');
+          break;
+        }
+        const re = words[0]!;
         try {
           new RegExp(re);
           out.set('regex', { value: re, loc: c.loc });

@@ -39,6 +39,7 @@ export interface KeepalivedReadResult {
 
 interface Segment {
   words: string[];
+  raw: string;
   /** The segment is a lone `{` or `}`. */
   brace?: '{' | '}';
   loc: Loc;
@@ -109,6 +110,63 @@ export function splitWords(text: string): ({ word: string } | { brace: '{' | '}'
     while (j < text.length && !' \t"{}'.includes(text[j]!)) j++;
     out.push({ word: text.slice(i, j) });
     i = j;
+  }
+  return out;
+}
+
+/**
+ * keepalived's alloc_strvec_quoted_escaped: blank-separated words, "..." and '...' group (the
+ * quotes are removed), and backslash escapes \a \b \E \f \n \r \t \v \NNN (octal) \xXX \cC;
+ * any other escaped character stands for itself. Undefined when a quote is not closed.
+ */
+export function splitQuotedEscaped(text: string): string[] | undefined {
+  const out: string[] = [];
+  let i = 0;
+  const simple: Record<string, string> = { a: '\x07', b: '\b', E: '\x1b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+  while (i < text.length) {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t')) i++;
+    if (i >= text.length) break;
+    let word = '';
+    let quote: string | null = null;
+    while (i < text.length) {
+      const c = text[i]!;
+      if (c === '\\') {
+        const n = text[i + 1];
+        if (n === undefined) return undefined;
+        if (n === 'x' && /[0-9a-fA-F]/.test(text[i + 2] ?? '')) {
+          const hex = /^[0-9a-fA-F]{1,2}/.exec(text.slice(i + 2))![0];
+          word += String.fromCharCode(parseInt(hex, 16));
+          i += 2 + hex.length;
+        } else if (n === 'c' && text[i + 2] !== undefined) {
+          word += String.fromCharCode(text.charCodeAt(i + 2) & 0x1f);
+          i += 3;
+        } else if (/[0-7]/.test(n)) {
+          const oct = /^[0-7]{1,3}/.exec(text.slice(i + 1))![0];
+          word += String.fromCharCode(parseInt(oct, 8) & 0xff);
+          i += 1 + oct.length;
+        } else {
+          word += simple[n] ?? n;
+          i += 2;
+        }
+        continue;
+      }
+      if (quote) {
+        if (c === quote) quote = null;
+        else word += c;
+        i++;
+        continue;
+      }
+      if (c === '"' || c === "'") {
+        quote = c;
+        i++;
+        continue;
+      }
+      if (c === ' ' || c === '\t') break;
+      word += c;
+      i++;
+    }
+    if (quote) return undefined;
+    out.push(word);
   }
   return out;
 }
@@ -302,19 +360,19 @@ class Reader {
       this.include(inc[2]!.replace(/^"(.*)"$/, '$1'), loc, path, depth, stack);
       return;
     }
-    this.addSegments(splitWords(text), loc);
+    this.addSegments(splitWords(text), loc, text);
   }
 
-  private addSegments(words: ReturnType<typeof splitWords>, loc: Loc): void {
+  private addSegments(words: ReturnType<typeof splitWords>, loc: Loc, raw: string): void {
     let current: string[] = [];
     for (const w of words) {
       if ('brace' in w) {
-        if (current.length > 0) this.segments.push({ words: current, loc });
+        if (current.length > 0) this.segments.push({ words: current, loc, raw });
         current = [];
-        this.segments.push({ words: [w.brace], brace: w.brace, loc });
+        this.segments.push({ words: [w.brace], brace: w.brace, loc, raw });
       } else current.push(w.word);
     }
-    if (current.length > 0) this.segments.push({ words: current, loc });
+    if (current.length > 0) this.segments.push({ words: current, loc, raw });
   }
 
   private include(pattern: string, loc: Loc, path: string, depth: number, stack: string[]): void {
@@ -423,7 +481,7 @@ function buildTree(segments: readonly Segment[], messages: ImportMessage[]): KNo
         block(seg.loc);
         continue;
       }
-      const node: KNode = { keyword: seg.words[0]!, args: seg.words.slice(1), loc: seg.loc };
+      const node: KNode = { keyword: seg.words[0]!, args: seg.words.slice(1), loc: seg.loc, raw: seg.raw };
       if (segments[i]?.brace === '{') {
         const open = segments[i]!.loc;
         i++;

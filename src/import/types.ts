@@ -48,4 +48,9 @@ export interface KNode {
   /** Present when the statement opened a { } block (possibly empty). */
   block?: KNode[];
   loc: Loc;
+  /**
+   * The whole line the statement was on, after comments, conditionals and substitutions: keepalived
+   * re-reads it with quotes and escapes for scripts and regexes (alloc_strvec_quoted_escaped).
+   */
+  raw: string;
 }
