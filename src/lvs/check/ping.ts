@@ -13,14 +13,19 @@
  *   once (keepalived: any non-reply ICMP on its socket fails the attempt);
  * - nothing within connect_timeout = failure.
  *
+ * IPv4 uses the raw-socket package; IPv6 uses the addon's raw IPv6 socket (src/net/native.ts),
+ * whose per-packet IPV6_PKTINFO can set the source address (Linux raw sockets ignore a sticky
+ * IPV6_PKTINFO, and raw-socket cannot bind).
+ *
  * bind_to sets the source address: for IPv4 the request is sent with its own IPv4 header
- * (IP_HDRINCL; the kernel fills id, length and checksum), for IPv6 through the sticky
- * IPV6_PKTINFO socket option. connect_port has no meaning (the config loader refuses one that
- * differs from the real server's port).
+ * (IP_HDRINCL; the kernel fills id, length and checksum), for IPv6 in the packet's
+ * IPV6_PKTINFO. connect_port has no meaning (the config loader refuses one that differs from
+ * the real server's port).
  */
 import { createRequire } from 'node:module';
 import { isIPv4 } from 'node:net';
 import type { PingCheck } from '../../config/types.js';
+import { Raw6Socket } from '../../net/native.js';
 import { canonicalIp, formatIp, internetChecksum, parseIp } from '../../util/inet.js';
 import { timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
 
@@ -37,8 +42,9 @@ const ICMP6_ECHO_REPLY = 129;
 
 const IPPROTO_IP = 0;
 const IP_HDRINCL = 3;
-const IPPROTO_IPV6 = 41;
-const IPV6_PKTINFO = 50;
+const IPPROTO_ICMPV6 = 58;
+/** The addon's raw IPv6 socket wants an interface for multicast; the loopback one is harmless here. */
+const LOOPBACK_IFINDEX = 1;
 
 /** Bytes of payload after the 8-byte echo header. */
 export const PING_PAYLOAD_BYTES = 56;
@@ -143,29 +149,17 @@ export function createPingChecker(cfg: PingCheck, target: CheckTarget, opts: Che
       seq = (seq + 1) & 0xffff;
       const mySeq = seq;
       let settled = false;
-      let sock: RawSocket | undefined;
+      let close = (): void => undefined;
       const done = (r: CheckResult): void => {
         if (settled) return;
         settled = true;
         sig.removeEventListener('abort', onAbort);
-        if (sock) {
-          openSockets.delete(sock);
-          try { sock.close(); } catch { /* already closed */ }
-        }
+        close();
         resolve(r);
       };
       const onAbort = (): void => done({ ok: false, detail: `no echo reply from ${dst}` });
       sig.addEventListener('abort', onAbort, { once: true });
-      try {
-        const raw = require('raw-socket') as RawModule;
-        sock = raw.createSocket({ addressFamily: family === 4 ? 1 : 2, protocol: family === 4 ? 1 : 58, bufferSize: 2048 });
-        openSockets.add(sock);
-      } catch (err) {
-        done({ ok: false, detail: `cannot open a raw ICMP socket: ${err instanceof Error ? err.message : String(err)}` });
-        return;
-      }
-      sock.on('error', (err) => done({ ok: false, detail: `ICMP socket: ${err?.message ?? 'error'}` }));
-      sock.on('message', (buf: Buffer, source: string) => {
+      const onMessage = (buf: Buffer, source: string): void => {
         const msg = parseIcmp(family, buf);
         if (msg.kind === 'other' || msg.id !== id || msg.seq !== mySeq) return;
         if (msg.kind === 'reply') {
@@ -173,26 +167,41 @@ export function createPingChecker(cfg: PingCheck, target: CheckTarget, opts: Che
           return;
         }
         if (msg.to === dst) done({ ok: false, detail: `${names[msg.type] ?? `ICMP type ${msg.type}`} (code ${msg.code}) from ${source} for ${dst}` });
-      });
-      let packet = encodeEchoRequest(family, id, mySeq);
+      };
+      const request = encodeEchoRequest(family, id, mySeq);
       try {
-        if (cfg.bind_to !== undefined && family === 4 && isIPv4(cfg.bind_to)) {
-          sock.setOption(IPPROTO_IP, IP_HDRINCL, 1);
-          packet = Buffer.concat([ipv4Header(cfg.bind_to, dst, packet.length), packet]);
-        } else if (cfg.bind_to !== undefined && family === 6) {
-          const pktinfo = Buffer.alloc(20); // struct in6_pktinfo { in6_addr; int ifindex = 0 }
-          const src = parseIp(cfg.bind_to, 6);
-          if (!src) throw new Error('not an IPv6 address');
-          src.copy(pktinfo, 0);
-          sock.setOption(IPPROTO_IPV6, IPV6_PKTINFO, pktinfo, pktinfo.length);
+        if (family === 6) {
+          const sock = Raw6Socket.open(
+            { ifindex: LOOPBACK_IFINDEX, protocol: IPPROTO_ICMPV6, group: null, bindToDevice: false },
+            (m) => onMessage(m.payload, m.src),
+            (err) => done({ ok: false, detail: `ICMPv6 socket: ${err.message}` }),
+          );
+          close = () => sock.close();
+          if (cfg.bind_to !== undefined && canonicalIp(cfg.bind_to, 6) === null) throw new Error(`bind_to ${cfg.bind_to} is not an IPv6 address`);
+          sock.send(request, dst, cfg.bind_to, 0);
+          return;
         }
+        const raw = require('raw-socket') as RawModule;
+        const sock = raw.createSocket({ addressFamily: 1, protocol: 1, bufferSize: 2048 });
+        openSockets.add(sock);
+        close = () => {
+          openSockets.delete(sock);
+          try { sock.close(); } catch { /* already closed */ }
+        };
+        sock.on('error', (err) => done({ ok: false, detail: `ICMP socket: ${err?.message ?? 'error'}` }));
+        sock.on('message', onMessage);
+        let packet = request;
+        if (cfg.bind_to !== undefined) {
+          if (!isIPv4(cfg.bind_to)) throw new Error(`bind_to ${cfg.bind_to} is not an IPv4 address`);
+          sock.setOption(IPPROTO_IP, IP_HDRINCL, 1);
+          packet = Buffer.concat([ipv4Header(cfg.bind_to, dst, request.length), request]);
+        }
+        sock.send(packet, 0, packet.length, dst, (err) => {
+          if (err) done({ ok: false, detail: `send to ${dst}: ${(err as NodeJS.ErrnoException).code ?? err.message}` });
+        });
       } catch (err) {
-        done({ ok: false, detail: `bind_to ${cfg.bind_to}: ${err instanceof Error ? err.message : String(err)}` });
-        return;
+        done({ ok: false, detail: `ICMP${family === 6 ? 'v6' : ''} to ${dst}: ${err instanceof Error ? err.message : String(err)}` });
       }
-      sock.send(packet, 0, packet.length, dst, (err) => {
-        if (err) done({ ok: false, detail: `send to ${dst}: ${(err as NodeJS.ErrnoException).code ?? err.message}` });
-      });
     })),
   };
 }
