@@ -117,12 +117,9 @@ netnsTest('PING_CHECK over IPv4 and IPv6: a dropped echo (nft in the host) and a
     lab.addHost('r2', { ipv4: '10.77.0.22/24', ipv6: 'fd77::22/64' }),
   ]);
   // Services on the director's own addresses: only the checks matter here.
-  const cfg = `[global]
-router_id = "da"
-metrics_listen = ""
-
+  const vs = (address: string, reals: string[]) => `
 [[virtual_server]]
-address = "10.77.0.11"
+address = "${address}"
 port = 514
 protocol = "UDP"
 delay_loop = 0.5
@@ -130,29 +127,8 @@ warmup = 0
 retry = 1
 delay_before_retry = 0.3
 alpha = true
-[[virtual_server.real_server]]
-address = "10.77.0.21"
-check = { type = "PING_CHECK", connect_timeout = 1 }
-[[virtual_server.real_server]]
-address = "10.77.0.22"
-check = { type = "PING_CHECK", connect_timeout = 1 }
-
-[[virtual_server]]
-address = "fd77::11"
-port = 514
-protocol = "UDP"
-delay_loop = 0.5
-warmup = 0
-retry = 1
-delay_before_retry = 0.3
-alpha = true
-[[virtual_server.real_server]]
-address = "fd77::21"
-check = { type = "PING_CHECK", connect_timeout = 1 }
-[[virtual_server.real_server]]
-address = "fd77::22"
-check = { type = "PING_CHECK", connect_timeout = 1, bind_to = "fd77::11" }
-`;
+${reals.map((r) => `[[virtual_server.real_server]]\naddress = "${r.split(' ')[0]}"\ncheck = { type = "PING_CHECK", connect_timeout = 1${r.includes(' ') ? `, bind_to = "${r.split(' ')[1]}"` : ''} }\n`).join('')}`;
+  const cfg = `[global]\nrouter_id = "da"\nmetrics_listen = ""\n${vs('10.77.0.11', ['10.77.0.21', '10.77.0.22'])}${vs('fd77::11', ['fd77::21', 'fd77::22 fd77::11'])}`;
   const d = await startDirector(lab, da, cfg);
   await waitStates(d, { '10.77.0.21': true, '10.77.0.22': true }, 10_000, 'IPv4 servers up', 0);
   await waitStates(d, { 'fd77::21': true, 'fd77::22': true }, 10_000, 'IPv6 servers up', 1);

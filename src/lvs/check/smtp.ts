@@ -19,9 +19,8 @@
  * here: `keepalive-ts import` turns each into its own SMTP_CHECK, which is what keepalived does
  * internally.
  */
-import { connect } from 'node:net';
 import type { SmtpCheck } from '../../config/types.js';
-import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
+import { connectTarget, formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
 
 /** Longest reply line accepted (RFC 5321 4.5.3.1.5: 512 octets); longer = failure. */
 const MAX_LINE = 4096;
@@ -114,12 +113,7 @@ export function createSmtpChecker(cfg: SmtpCheck, target: CheckTarget): Checker 
     run: (signal) => withDeadline(signal, ms, (sig) => new Promise<CheckResult>((resolve) => {
       const dialogue = new SmtpDialogue(cfg.helo_name);
       let settled = false;
-      const sock = connect({
-        host: target.address,
-        port: target.port,
-        family: target.family,
-        ...(cfg.bind_to ? { localAddress: cfg.bind_to } : {}),
-      });
+      const sock = connectTarget(target, cfg.bind_to);
       const done = (r: CheckResult): void => {
         if (settled) return;
         settled = true;
