@@ -128,7 +128,9 @@ export const bool: Conv = (n, m) => {
 
 export const ip: Conv = (n, m) => {
   if (!need(n, m)) return undefined;
-  const a = canonicalAddress(n.args[0]!);
+  const [addr, prefix] = n.args[0]!.split('/') as [string, string | undefined];
+  const a = canonicalAddress(prefix === undefined ? n.args[0]! : addr);
+  if (a && prefix !== undefined) m.add(n.loc, 'changed', `${n.keyword} ${n.args[0]}: an address is expected; the prefix /${prefix} is dropped`);
   if (!a) {
     m.add(n.loc, 'error', `${n.keyword}: "${n.args[0]}" is not an IP address; not imported`);
     return undefined;

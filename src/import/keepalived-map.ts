@@ -323,11 +323,12 @@ function instanceRules(ctx: Ctx): Record<string, Rule<Draft>> {
     unicast_peer: (n, d, m) => {
       const peers: string[] = [];
       for (const c of n.block ?? []) {
-        const a = canonicalAddress(c.keyword);
+        const a = canonicalAddress(c.keyword.replace(/\/\d+$/, ''));
         if (!a) {
           m.add(c.loc, 'error', `unicast_peer: "${c.keyword}" is not an IP address; not imported`);
           continue;
         }
+        if (c.keyword.includes('/')) m.add(c.loc, 'changed', `unicast_peer ${c.keyword}: an address is expected; the prefix is dropped`);
         if (c.args.length > 0) m.add(c.loc, 'unsupported', `unicast_peer ${c.keyword} ${c.args.join(' ')}: TTL limits per peer are not supported; the peer is imported without them`);
         peers.push(a.address);
       }

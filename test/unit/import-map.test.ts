@@ -148,3 +148,10 @@ test('ldirectord: unknown directives and unresolvable names are reported; nothin
   t.deepEqual(r.messages.map((m) => `${m.loc.line} ${m.kind}`), ['1 unsupported', '3 error']);
   t.regex(r.messages[1]!.text, /did you mean "checktimeout"/);
 });
+
+test('keepalived: an address written with a prefix where an address is expected loses the prefix, with a note', (t) => {
+  const r = run('vrrp_instance V {\n  interface eth0\n  virtual_router_id 9\n  unicast_src_ip 10.0.0.11/24\n  unicast_peer {\n    10.0.0.12/24\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n');
+  t.true(r.ok);
+  t.regex(r.toml, /unicast_src_ip = "10\.0\.0\.11"\nunicast_peer = \["10\.0\.0\.12"\]/);
+  t.deepEqual(r.messages.map((m) => `${m.loc.line} ${m.kind}`), ['4 changed', '6 changed']);
+});
