@@ -53,12 +53,20 @@ export function vmacSysctls(vmac: string, family: Family): SysctlSetting[] {
   ];
 }
 
-/** What keepalived sets on the base interface of an IPv4 VMAC (restored when the last VMAC goes). */
+/**
+ * What the base interface of an IPv4 VMAC needs (restored when the last VMAC goes): keepalived's
+ * arp_ignore=1 and arp_filter=1 (only the VMAC answers ARP for the VIPs), plus arp_announce=2, which
+ * keepalived does not set: replies from a VIP leave through the base interface (its connected route
+ * comes first), and without it the ARP request the kernel sends there for the client says "VIP is at
+ * <base MAC>", moving the client's neighbour entry off the virtual MAC. With 2 such requests carry
+ * the base interface's own address instead.
+ */
 export function baseSysctls(base: string, family: Family): SysctlSetting[] {
   if (family === 6) return [];
   return [
     { path: `net/ipv4/conf/${base}/arp_ignore`, value: 1 },
     { path: `net/ipv4/conf/${base}/arp_filter`, value: 1 },
+    { path: `net/ipv4/conf/${base}/arp_announce`, value: 2 },
   ];
 }
 
