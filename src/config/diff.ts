@@ -126,8 +126,10 @@ export type VrrpScriptSettingKey = (typeof SCRIPT_SETTINGS)[number];
 export type SyncGroupSettingKey = (typeof GROUP_SETTINGS)[number];
 export type SyncSettingKey = (typeof SYNC_SETTINGS)[number];
 export type TrackProcessSettingKey = (typeof PROCESS_SETTINGS)[number];
-/** Global keys, without the parsed `metrics` / `smtp` (compared through metrics_listen / smtp_server). */
-export type GlobalKey = Exclude<keyof GlobalConfig, 'metrics' | 'smtp'>;
+/** Global static_* lists: diffed entry by entry into plan.statics, not as settings. */
+const GLOBAL_STATIC = ['static_ipaddress', 'static_routes', 'static_rules', 'static_ipaddress_parsed', 'static_routes_parsed', 'static_rules_parsed'] as const;
+/** Global keys, without the parsed `metrics` / `smtp` (compared through metrics_listen / smtp_server) and the static_* lists. */
+export type GlobalKey = Exclude<keyof GlobalConfig, 'metrics' | 'smtp' | (typeof GLOBAL_STATIC)[number]>;
 
 type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
@@ -522,7 +524,7 @@ const fullRouteKey = (r: RouteSpec): string => `${routeKey(r)}#${stable({ ...r, 
 const fullRuleKey = (r: RuleSpec): string => `${ruleKey(r)}#${stable({ ...r, text: undefined })}`;
 const fullAddressKey = (a: AddressSpec): string => `${addressKey(a)}#${stable({ ...a, text: undefined })}`;
 
-function diffStatics(a: Config, b: Config): StaticChange {
+function diffStatics(a: GlobalConfig, b: GlobalConfig): StaticChange {
   const addresses = multisetDiff(a.static_ipaddress_parsed, b.static_ipaddress_parsed, fullAddressKey);
   const routes = multisetDiff(a.static_routes_parsed, b.static_routes_parsed, fullRouteKey);
   const rules = multisetDiff(a.static_rules_parsed, b.static_rules_parsed, fullRuleKey);
@@ -659,7 +661,7 @@ export function planReload(current: Config, next: Config): ReloadPlan {
     vrrp,
     vrrpScripts,
     trackProcesses,
-    statics: diffStatics(current, next),
+    statics: diffStatics(current.global, next.global),
     syncGroups,
     virtualServers,
     sync: diffSync(current.sync, next.sync),

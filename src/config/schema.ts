@@ -108,6 +108,10 @@ export const GLOBAL_FIELDS = {
     defaultText: 'the user keepalive-ts runs as',
   }),
   ...SMTP_GLOBAL_FIELDS,
+  // keepalived's top-level static_ipaddress / static_routes / static_rules blocks.
+  static_ipaddress: field(arrayOf(str({ minLength: 1 })), 'addresses added at start and removed at stop, "ADDR[/PREFIX] dev NAME [scope S] [label L] [brd B]"', 'static_ipaddress', { default: [] }),
+  static_routes: field(arrayOf(str({ minLength: 1 })), 'routes added at start and removed at stop; `ip route` syntax as keepalived (see Routes and rules)', 'static_routes', { default: [] }),
+  static_rules: field(arrayOf(str({ minLength: 1 })), 'policy rules added at start and removed at stop; `ip rule` syntax as keepalived (see Routes and rules)', 'static_rules', { default: [] }),
 } satisfies Fields;
 
 const NOTIFY_FIELDS = {
@@ -420,7 +424,4 @@ export const CONFIG_FIELDS = {
   vrrp_sync_group: field(tables(VRRP_SYNC_GROUP_FIELDS), 'instances that fail over together ([[vrrp_sync_group]])', 'vrrp_sync_group', { default: [] }),
   virtual_server: field(tables(VIRTUAL_SERVER_FIELDS, 'virtual_server'), 'L4 virtual servers ([[virtual_server]])', 'virtual_server', { default: [] }),
   sync: field({ kind: 'table', fields: SYNC_FIELDS }, 'connection synchronisation between the directors', 'lvs_sync_daemon'),
-  static_ipaddress: field(arrayOf(str({ minLength: 1 })), 'addresses added at start and removed at stop, "ADDR[/PREFIX] dev NAME [scope S] [label L] [brd B]"', 'static_ipaddress', { default: [] }),
-  static_routes: field(arrayOf(str({ minLength: 1 })), 'routes added at start and removed at stop; `ip route` syntax as keepalived (see Routes and rules)', 'static_routes', { default: [] }),
-  static_rules: field(arrayOf(str({ minLength: 1 })), 'policy rules added at start and removed at stop; `ip rule` syntax as keepalived (see Routes and rules)', 'static_rules', { default: [] }),
 } satisfies Fields;

@@ -24,7 +24,7 @@ type Raw<T> = { [K in keyof T]?: unknown } & Table;
 const familyName = (f: AddressFamily): string => (f === 4 ? 'IPv4' : 'IPv6');
 
 export function checkSemantics(tree: Table, file: string, sink: IssueSink): Config {
-  const global = normalizeGlobal(tree.global as Raw<GlobalConfig>);
+  const global = normalizeGlobal(tree.global as Raw<GlobalConfig>, sink);
   const scripts = tree.vrrp_script as VrrpScriptConfig[];
   uniqueNames('vrrp_script', scripts, sink);
   const scriptByName = new Map(scripts.filter((s) => typeof s.name === 'string').map((s) => [s.name, s]));
@@ -53,14 +53,6 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
   );
 
   const sync = tree.sync === undefined ? undefined : normalizeSync(tree.sync as Raw<SyncConfig>, instances, sink);
-  const statics = {
-    static_ipaddress: tree.static_ipaddress as string[],
-    static_routes: tree.static_routes as string[],
-    static_rules: tree.static_rules as string[],
-    static_ipaddress_parsed: parseLines(tree.static_ipaddress, ['static_ipaddress'], parseAddressSpec, sink),
-    static_routes_parsed: parseLines(tree.static_routes, ['static_routes'], parseRouteSpec, sink),
-    static_rules_parsed: parseLines(tree.static_rules, ['static_rules'], parseRuleSpec, sink),
-  };
   return {
     file,
     global,
@@ -70,14 +62,20 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
     virtual_server: servers,
     ...(sync ? { sync } : {}),
     vrrp_track_process: processes,
-    ...statics,
   };
 }
 
-function normalizeGlobal(raw: Raw<GlobalConfig>): GlobalConfig {
+function normalizeGlobal(raw: Raw<GlobalConfig>, sink: IssueSink): GlobalConfig {
   const listen = typeof raw.metrics_listen === 'string' ? parseListen(raw.metrics_listen) : undefined;
   const smtp = typeof raw.smtp_server === 'string' ? parseHostPort(raw.smtp_server, 25) : undefined;
-  return { ...(raw as unknown as GlobalConfig), metrics: listen ?? null, smtp: smtp ?? null };
+  return {
+    ...(raw as unknown as GlobalConfig),
+    metrics: listen ?? null,
+    smtp: smtp ?? null,
+    static_ipaddress_parsed: parseLines(raw.static_ipaddress, ['global', 'static_ipaddress'], parseAddressSpec, sink),
+    static_routes_parsed: parseLines(raw.static_routes, ['global', 'static_routes'], parseRouteSpec, sink),
+    static_rules_parsed: parseLines(raw.static_rules, ['global', 'static_rules'], parseRuleSpec, sink),
+  };
 }
 
 /** keepalived: an instance's / group's smtp_alert defaults to smtp_alert_vrrp, then smtp_alert, then off. */

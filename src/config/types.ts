@@ -57,6 +57,13 @@ export interface GlobalConfig {
   smtp_alert_vrrp?: boolean;
   smtp_alert_checker?: boolean;
   no_email_faults: boolean;
+  static_ipaddress: string[];
+  static_routes: string[];
+  static_rules: string[];
+  /** parsed static_ipaddress / static_routes / static_rules. */
+  static_ipaddress_parsed: AddressSpec[];
+  static_routes_parsed: RouteSpec[];
+  static_rules_parsed: RuleSpec[];
   /** parsed metrics_listen; null when "" (disabled). */
   metrics: ListenAddress | null;
   /** parsed smtp_server (port 25 unless given); null when unset. */
@@ -297,13 +304,6 @@ export interface Config {
   virtual_server: VirtualServerConfig[];
   sync?: SyncConfig;
   vrrp_track_process: VrrpTrackProcessConfig[];
-  static_ipaddress: string[];
-  static_routes: string[];
-  static_rules: string[];
-  /** parsed static_ipaddress / static_routes / static_rules. */
-  static_ipaddress_parsed: AddressSpec[];
-  static_routes_parsed: RouteSpec[];
-  static_rules_parsed: RuleSpec[];
 }
 
 /*
@@ -316,8 +316,8 @@ type KeysMatch<I, F, Extra extends string = never> = Exact<Exclude<keyof I, Extr
 type Variant<C extends CheckCommon> = Omit<C, keyof CheckCommon | 'type'>;
 
 export type SchemaTypeGuards = [
-  Assert<KeysMatch<Config, typeof CONFIG_FIELDS, 'file' | 'static_ipaddress_parsed' | 'static_routes_parsed' | 'static_rules_parsed'>>,
-  Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics' | 'smtp'>>,
+  Assert<KeysMatch<Config, typeof CONFIG_FIELDS, 'file'>>,
+  Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics' | 'smtp' | 'static_ipaddress_parsed' | 'static_routes_parsed' | 'static_rules_parsed'>>,
   Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs' | 'vmac_ifname' | 'virtual_routes_parsed' | 'virtual_rules_parsed'>>,
   Assert<KeysMatch<VrrpTrackProcessConfig, typeof VRRP_TRACK_PROCESS_FIELDS>>,
   Assert<KeysMatch<VrrpSyncGroupConfig, typeof VRRP_SYNC_GROUP_FIELDS>>,

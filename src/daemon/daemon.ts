@@ -12,7 +12,7 @@ import { Announcer } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
 import { Rtnl } from '../net/rtnl.js';
 import { VipManager } from '../net/vips.js';
-import { RouteSet } from '../net/route-set.js';
+import { RouteSet, type RouteSetEntries } from '../net/route-set.js';
 import { VmacManager } from '../net/vmac.js';
 import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertText } from '../alert/mailer.js';
 import { VrrpManager } from '../vrrp/manager.js';
@@ -300,6 +300,6 @@ export class Daemon {
   }
 }
 
-function staticEntries(c: Config): { addresses: Config['static_ipaddress_parsed']; routes: Config['static_routes_parsed']; rules: Config['static_rules_parsed'] } {
-  return { addresses: c.static_ipaddress_parsed, routes: c.static_routes_parsed, rules: c.static_rules_parsed };
+function staticEntries(c: Config): RouteSetEntries {
+  return { addresses: c.global.static_ipaddress_parsed, routes: c.global.static_routes_parsed, rules: c.global.static_rules_parsed };
 }
