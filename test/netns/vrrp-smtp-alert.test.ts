@@ -6,6 +6,7 @@ import { startDirector, directorToml, type Director } from '../lib/daemon.js';
 import { startSmtpSink, type ReceivedMail, type SmtpSink } from '../lib/smtp-server.js';
 import { startAddrMonitor, vipAddedAt } from '../lib/interop.js';
 import { skewTimeMs } from '../../src/vrrp/timing.js';
+import { startNginx } from '../lib/servers.js';
 
 const VIP = '10.77.0.50';
 
@@ -105,4 +106,50 @@ netnsTest('smtp_alert: an SMTP server that never answers delays no VRRP transiti
 
   await waitFor(async () => /result="failed"\} [1-9]/.test(await metric(hb, 'keepalive_ts_alert_mails_total')), 10_000, 'failed mails counted', 100);
   t.regex(b.proc.output(), /alert mail failed.*no reply to greeting within 2000 ms/);
+});
+
+netnsTest('smtp_alert on real and virtual servers: DOWN / UP mails as checks fail and pass; smtp_alert = false silences one real server', async (t) => {
+  const lab = await createLab(t);
+  const mail = await lab.addHost('mail');
+  const sink = await startSmtpSink(lab, mail);
+  const r1 = await lab.addHost('r1', { ipv4: '10.77.0.21/24' });
+  const r2 = await lab.addHost('r2', { ipv4: '10.77.0.22/24' });
+  let n1 = await startNginx(r1, { port: 80, body: 'r1', tmpDir: lab.tmpDir });
+  const n2 = await startNginx(r2, { port: 80, body: 'r2', tmpDir: lab.tmpDir });
+  const da = await lab.addHost('da');
+  const service = `[[virtual_server]]
+address = "${VIP}"
+port = 80
+delay_loop = 0.5
+quorum = 2
+smtp_alert = true
+[[virtual_server.real_server]]
+address = "10.77.0.21"
+check = { type = "TCP_CHECK", connect_timeout = 0.5, retry = 0 }
+[[virtual_server.real_server]]
+address = "10.77.0.22"
+smtp_alert = false
+check = { type = "TCP_CHECK", connect_timeout = 0.5, retry = 0 }
+`;
+  const text = directorToml({ routerId: 'dir-lvs', priority: 150, vips: [`${VIP}/24`], extra: service })
+    .replace('metrics_listen = ""', `metrics_listen = ""\nnotification_email = ["ops@example.com"]\nsmtp_server = "${sink.address}:${sink.port}"`);
+  const d = await startDirector(lab, da, text);
+  await waitFor(async () => (await d.status()).virtual_servers[0]!.real_servers.filter((r) => r.up).length === 2, 10_000, 'both real servers up');
+
+  await n1.kill('SIGTERM');
+  const down = await waitMail(t, sink, '[dir-lvs] Realserver 10.77.0.21:80 of virtual server tcp/10.77.0.50:80 - DOWN');
+  t.regex(down.body, /^=> .+ <=/);
+  t.log(`DOWN mail body: ${down.body.trim()}`);
+  const vsDown = await waitMail(t, sink, '[dir-lvs] Virtualserver tcp/10.77.0.50:80 - DOWN');
+  t.regex(vsDown.body, /Lost quorum 2\+0 <= 1 <=/);
+  n1 = await startNginx(r1, { port: 80, body: 'r1', tmpDir: lab.tmpDir });
+  await waitMail(t, sink, '[dir-lvs] Realserver 10.77.0.21:80 of virtual server tcp/10.77.0.50:80 - UP');
+  await waitMail(t, sink, '[dir-lvs] Virtualserver tcp/10.77.0.50:80 - UP');
+
+  // r2 has smtp_alert = false: its failure is logged, not mailed.
+  await n2.kill('SIGTERM');
+  await waitFor(async () => (await d.status()).virtual_servers[0]!.real_servers.find((r) => r.address === '10.77.0.22')?.up === false, 5_000, 'r2 down');
+  const vsDownSubject = '[dir-lvs] Virtualserver tcp/10.77.0.50:80 - DOWN';
+  await waitFor(async () => (await sink.mails()).filter((m) => m.headers.subject === vsDownSubject).length === 2, 10_000, 'second quorum DOWN mail', 50);
+  t.false((await sink.mails()).some((m) => (m.headers.subject ?? '').includes('Realserver 10.77.0.22')), 'no mail for the real server with smtp_alert = false');
 });
