@@ -148,12 +148,12 @@ async function vmacScenario(t: ExecutionContext, lab: Lab, peerHost: LabHost, pe
   await d.proc.kill('SIGTERM');
 }
 
-function keepalivedPeer(lab: Lab, host: LabHost, extra = ''): Peer {
+function keepalivedPeer(lab: Lab, host: LabHost, extra = '', vip = `${VIP}/24`): Peer {
   let proc: LabProcess | undefined;
   return {
     vmacName: 'vrrp.51',
     async start() {
-      proc = await startKeepalived(host, keepalivedVrrpConfig({ routerId: 'ka-vmac', vrid: VRID, priority: 150, version: 3, advertInt: 1, vips: [`${VIP}/24`], extra: `  use_vmac\n${extra}` }), lab);
+      proc = await startKeepalived(host, keepalivedVrrpConfig({ routerId: 'ka-vmac', vrid: VRID, priority: 150, version: 3, advertInt: 1, vips: [vip], extra: `  use_vmac\n${extra}` }), lab);
     },
     async stop() {
       await proc!.kill('SIGTERM');
@@ -199,3 +199,40 @@ netnsTest("use_vmac interoperates with FRR's vrrpd: one master, the VIP moves be
     log: () => frr?.vrrpd.output() ?? '',
   });
 });
+
+netnsTest('use_vmac IPv6 (VRRPv3) interoperates with keepalived: the VIP moves to the VMAC 00:00:5e:00:02:VRID, the client reaches it there', async (t) => {
+  const lab = await createLab(t);
+  const ka = await lab.addHost('ka');
+  const kt = await lab.addHost('kt');
+  const client = await lab.addHost('client');
+  const vip6 = 'fd77::50';
+  const vmac6 = '00:00:5e:00:02:33';
+  const peer = keepalivedPeer(lab, ka, '', `${vip6}/64`);
+  await peer.start();
+  await waitFor(async () => peer.isMaster(), 10_000, 'keepalived MASTER', 50);
+  const d = await startDirector(lab, kt, directorToml({ routerId: 'kt-vmac6', vrid: VRID, priority: 100, vips: [`${vip6}/64`], version: 3, advertInt: 1, garpDelay: 1, garpRepeat: 3, extraInstance: 'use_vmac = true' }));
+  await waitFor(async () => (await ktState(d)) === 'BACKUP', 10_000, 'keepalive-ts BACKUP', 50);
+  const link = JSON.parse((await kt.exec(['ip', '-d', '-j', 'addr', 'show', 'dev', 'vrrp6.51'])).stdout)[0] as { address: string; addr_info: Array<{ local: string }> };
+  t.is(link.address, vmac6);
+  const baseLl = (await kt.addresses()).find((a) => a.startsWith('fe80:'));
+  t.deepEqual(link.addr_info.map((a) => a.local), [baseLl], "the VMAC carries the base interface's link-local address only (no EUI-64 one of its own)");
+  await sleep(1_500);
+  t.is(await ktState(d), 'BACKUP');
+  t.true((await d.instance()).adverts_received >= 1, 'keepalive-ts hears keepalived on its IPv6 VMAC');
+  await assertNoDrops(t, d, 'keepalived MASTER');
+
+  await peer.stop();
+  await waitFor(async () => (await holders(kt, vip6)).includes('vrrp6.51'), 10_000, 'keepalive-ts takes the IPv6 VIP on vrrp6.51', 10);
+  t.is(await ktState(d), 'MASTER');
+  await waitFor(async () => (await client.exec(['ping', '-6', '-c', '1', '-W', '1', vip6], { allowFail: true })).code === 0, 10_000, 'client pings the IPv6 VIP', 100);
+  const out = (await client.exec(['ip', '-6', '-j', 'neigh', 'show', 'to', vip6, 'dev', 'eth0'])).stdout.trim();
+  const n = (JSON.parse(out || '[]') as Array<{ lladdr?: string }>)[0];
+  t.is(n?.lladdr, vmac6, `client's neighbour entry for the IPv6 VIP: ${out}`);
+
+  await peer.start();
+  await waitFor(async () => peer.isMaster(), 15_000, 'keepalived MASTER again', 50);
+  await waitFor(async () => (await ktState(d)) === 'BACKUP', 5_000, 'keepalive-ts BACKUP again', 50);
+  await waitFor(async () => (await holders(kt, vip6)).length === 0, 3_000, 'keepalive-ts released the IPv6 VIP', 20);
+  await assertNoDrops(t, d, 'keepalived MASTER again');
+});
+
