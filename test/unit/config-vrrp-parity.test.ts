@@ -2,8 +2,8 @@
 // mails: defaults and normalized forms, every invalid case reported at its file:line, reload plans.
 import test from 'ava';
 import { hostname, userInfo } from 'node:os';
-import { formatIssue, parseConfig, planReload } from '../../src/config/index.js';
-import { instance, issuesOf, markedLine } from '../fixtures/config/helpers.js';
+import { parseConfig, planReload } from '../../src/config/index.js';
+import { assertInvalidAt, instance, type InvalidCase } from '../fixtures/config/helpers.js';
 
 const VS = `[[virtual_server]]
 address = "10.0.0.50"
@@ -109,14 +109,8 @@ ${instance('track_process = ["haproxy", { name = "worker", weight = 10 }, "nothi
   t.deepEqual(cfg.vrrp_instance[0]!.track_process, [{ name: 'haproxy', weight: -30 }, { name: 'worker', weight: 10 }, { name: 'nothing', weight: 0 }]);
 });
 
-interface Case {
-  name: string;
-  text: string;
-  path: string;
-  message: RegExp;
-}
 
-const cases: Case[] = [
+const cases: InvalidCase[] = [
   { name: 'vmac_xmit_base without use_vmac', text: instance('vmac_xmit_base = true # <--'), path: 'vrrp_instance[0].vmac_xmit_base', message: /needs use_vmac/ },
   { name: 'VMAC name too long', text: instance('use_vmac = "a-very-long-vmac-name" # <--'), path: 'vrrp_instance[0].use_vmac', message: /1\.\.15 characters/ },
   { name: 'VMAC name with a slash', text: instance('use_vmac = "vm/1" # <--'), path: 'vrrp_instance[0].use_vmac', message: /must be true or an interface name/ },
@@ -156,15 +150,7 @@ const cases: Case[] = [
   { name: 'smtp_alert not a boolean', text: instance('smtp_alert = "yes" # <--'), path: 'vrrp_instance[0].smtp_alert', message: /must be a boolean, got string/ },
 ];
 
-for (const c of cases) {
-  test(`invalid: ${c.name}`, (t) => {
-    const issues = issuesOf(c.text, 'case.toml');
-    const hit = issues.find((i) => i.path === c.path && c.message.test(i.message));
-    t.truthy(hit, `expected ${c.path} ${c.message}; got:\n${issues.map(formatIssue).join('\n')}`);
-    t.is(hit?.line, markedLine(c.text));
-    t.is(hit?.file, 'case.toml');
-  });
-}
+for (const c of cases) test(`invalid: ${c.name}`, (t) => assertInvalidAt(t, c));
 
 test('reload plan: routes, rules, tracked processes and statics are diffed entry by entry; use_vmac restarts the instance', (t) => {
   const base = `[global]\nstatic_routes = ["10.9.0.0/16 via 10.0.0.1"]\n${PROCESS()}${instance('virtual_routes = ["10.1.0.0/16 via 10.0.0.1", "blackhole 10.2.0.0/16"]\ntrack_process = ["haproxy"]')}`;
