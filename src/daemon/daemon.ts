@@ -195,7 +195,13 @@ export class Daemon {
         route_failures: this.#routeSets.reduce((n, r) => n + r.failures, 0),
       },
     }));
-    this.#metrics = await startMetricsServer({ listen, registry: this.#metricsRegistry, onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed') });
+    this.#metrics = await startMetricsServer({
+      listen,
+      registry: this.#metricsRegistry,
+      // The status page (GET /) and /status.json: the same report as `status --json`.
+      status: () => this.freshStatus(),
+      onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed'),
+    });
   }
 
   /**
