@@ -33,6 +33,12 @@ export function vrrpAlertText(routerId: string, kind: 'INSTANCE' | 'GROUP', name
   return { subject: `[${routerId}] ${what} - ${t[0]}`, body: kind === 'INSTANCE' ? t[1] : t[2] };
 }
 
+/** The mail for a VRRP state change under the global settings: none for FAULT with no_email_faults. */
+export function vrrpAlertFor(g: Pick<GlobalConfig, 'router_id' | 'no_email_faults'>, kind: 'INSTANCE' | 'GROUP', name: string, state: string): AlertText | null {
+  if (state === 'FAULT' && g.no_email_faults) return null;
+  return vrrpAlertText(g.router_id, kind, name, state);
+}
+
 /** keepalived's real-server alert: "[router] Realserver RS of virtual server VS - UP". */
 export function realServerAlertText(routerId: string, virtualServer: string, realServer: string, up: boolean, detail: string): AlertText {
   return {

@@ -14,7 +14,7 @@ import { Rtnl } from '../net/rtnl.js';
 import { VipManager } from '../net/vips.js';
 import { RouteSet, type RouteSetEntries } from '../net/route-set.js';
 import { VmacManager } from '../net/vmac.js';
-import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertText } from '../alert/mailer.js';
+import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertFor } from '../alert/mailer.js';
 import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
@@ -126,9 +126,7 @@ export class Daemon {
       vmac: new VmacManager(rtnl, log.child({ component: 'vmac' })),
       routeSet,
       alert: (a) => {
-        const g = this.#config.global;
-        if (a.state === 'FAULT' && g.no_email_faults) return;
-        const text = vrrpAlertText(g.router_id, a.kind, a.name, a.state);
+        const text = vrrpAlertFor(this.#config.global, a.kind, a.name, a.state);
         if (text) mailer.enqueue(text);
       },
       onOwnership: (instance, owned) => {

@@ -44,7 +44,8 @@ export async function startSmtpSink(lab: Lab, host: LabHost, port = 2525): Promi
   const dir = join(lab.tmpDir, `maildir-${host.name}-${port}`);
   // A complete Maildir: mailbox.Maildir only creates one when the directory does not exist at all.
   for (const sub of ['tmp', 'new', 'cur']) await mkdir(join(dir, sub), { recursive: true });
-  const proc = host.spawn(['/usr/bin/python3', '-m', 'aiosmtpd', '-n', '-l', `${host.ipv4}:${port}`, '-c', 'aiosmtpd.handlers.Mailbox', dir]);
+  // -d logs each command received (">> b'HELO ...'") to stderr, i.e. proc.output().
+  const proc = host.spawn(['/usr/bin/python3', '-m', 'aiosmtpd', '-n', '-d', '-l', `${host.ipv4}:${port}`, '-c', 'aiosmtpd.handlers.Mailbox', dir]);
   await waitUntilListening(host, port, proc, 10_000, `aiosmtpd on ${host.name}:${port}`);
   return {
     proc,

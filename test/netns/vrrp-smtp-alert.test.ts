@@ -19,7 +19,10 @@ function toml(routerId: string, priority: number, smtp: string, extraGlobal = ''
     'smtp_connect_timeout = 2',
     extraGlobal,
   ].join('\n');
-  return directorToml({ routerId, priority, vips: [`${VIP}/24`], version: 3, advertInt: 1, extraInstance: 'smtp_alert = true' })
+  return directorToml({
+    routerId, priority, vips: [`${VIP}/24`], version: 3, advertInt: 1, extraInstance: 'smtp_alert = true',
+    extra: '[[vrrp_sync_group]]\nname = "G1"\ngroup = ["VI_1"]\nsmtp_alert = true',
+  })
     .replace('metrics_listen = ""', `metrics_listen = "127.0.0.1:9650"\n${global}`);
 }
 
@@ -62,6 +65,9 @@ netnsTest('smtp_alert: mails with keepalived subjects reach a real SMTP server o
   // aiosmtpd records the envelope: both recipients, the bare From address.
   t.is(m1.headers['x-rcptto'], 'ops@example.com, noc@example.com');
   t.is(m1.headers['x-mailfrom'], 'kt@example.com');
+  t.regex(sink.proc.output(), />> b'HELO director\.example\.com'/, 'smtp_helo_name is what HELO says');
+  const g1 = await waitMail(t, sink, '[dir-a] VRRP Group G1 - Entering MASTER state');
+  t.is(g1.body.trim(), '=> All VRRP group instances are now in MASTER state <=');
 
   const b = await startDirector(lab, hb, toml('dir-b', 100, server));
   await waitFor(async () => (await state(b)) === 'BACKUP', 10_000, 'b BACKUP', 50);

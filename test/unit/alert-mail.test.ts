@@ -1,6 +1,6 @@
 import test from 'ava';
 import { bareAddress, formatMessage, rfc5322Date } from '../../src/alert/smtp.js';
-import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertText } from '../../src/alert/mailer.js';
+import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertFor, vrrpAlertText } from '../../src/alert/mailer.js';
 import { parseConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/util/log.js';
 
@@ -82,4 +82,12 @@ test('Mailer: nothing is queued without recipients or server; a full queue drops
   const started = Date.now();
   await stuck.flush(100);
   t.true(Date.now() - started < 1_000);
+});
+
+test('no_email_faults: no mail for FAULT, the other states still mail', (t) => {
+  const g = { router_id: 'lb1', no_email_faults: true };
+  t.is(vrrpAlertFor(g, 'INSTANCE', 'VI_1', 'FAULT'), null);
+  t.is(vrrpAlertFor(g, 'GROUP', 'G', 'FAULT'), null);
+  t.is(vrrpAlertFor(g, 'INSTANCE', 'VI_1', 'MASTER')?.subject, '[lb1] VRRP Instance VI_1 - Entering MASTER state');
+  t.is(vrrpAlertFor({ ...g, no_email_faults: false }, 'INSTANCE', 'VI_1', 'FAULT')?.subject, '[lb1] VRRP Instance VI_1 - Entering FAULT state');
 });
