@@ -95,3 +95,29 @@ netnsTest('track_process follows processes through the kernel process events con
   t.is(mon.scans, scans, 'no /proc rescan was needed: events only');
   await sleep(50);
 });
+
+netnsTest('track_process fork_delay holds a gained quorum back, terminate_delay a lost one (connector, initial namespace)', async (t) => {
+  const arg = tag(4);
+  const cfg: VrrpTrackProcessConfig = {
+    name: 'marker', process: ['sleep', arg], weight: -10, reverse: false, quorum: 1, delay: 0, fork_delay: 0.4, terminate_delay: 0.6, full_command: false,
+  };
+  const mon = new ProcessMonitor([cfg], { log: createLogger({ level: 'silent' }), onChange: () => undefined });
+  t.teardown(() => mon.stop());
+  await mon.start();
+  t.is(mon.status('marker'), false);
+  const child = spawn('sleep', [arg], { stdio: 'ignore' });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  await waitFor(async () => mon.count('marker') === 1, 3_000, 'process counted', 5);
+  const counted = Date.now();
+  t.is(mon.status('marker'), false, 'the gain is held back by fork_delay');
+  await waitFor(async () => mon.status('marker') === true, 3_000, 'gain reported', 5);
+  const gained = Date.now() - counted;
+  child.kill('SIGKILL');
+  await waitFor(async () => mon.count('marker') === 0, 3_000, 'exit counted', 5);
+  const gone = Date.now();
+  t.is(mon.status('marker'), true, 'the loss is held back by terminate_delay');
+  await waitFor(async () => mon.status('marker') === false, 3_000, 'loss reported', 5);
+  const lost = Date.now() - gone;
+  t.log(`fork_delay 400 ms: reported after ${gained} ms; terminate_delay 600 ms: reported after ${lost} ms`);
+  t.true(gained >= 300 && lost >= 500, `delays respected (${gained}, ${lost})`);
+});

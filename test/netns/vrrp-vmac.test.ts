@@ -121,6 +121,10 @@ async function vmacScenario(t: ExecutionContext, lab: Lab, peerHost: LabHost, pe
     const before = Date.now();
     await assertClientSeesVmac(t, client, arp, 'keepalive-ts MASTER', true);
     t.log(`client reached the VIP through keepalive-ts ${Date.now() - before} ms after the VIP was added`);
+    // Adverts leave from the virtual MAC, or from eth0's own MAC with vmac_xmit_base.
+    const cap = await client.exec(['timeout', '5', 'tcpdump', '-c', '1', '-eni', 'eth0', `ip proto 112 and src host ${kt.ipv4}`], { allowFail: true });
+    const srcMac = /^\S+ ([0-9a-f:]{17}) >/m.exec(cap.stdout)?.[1];
+    t.is(srcMac, ktExtra.includes('vmac_xmit_base') ? kt.mac : VMAC, `keepalive-ts adverts leave from ${srcMac}:\n${cap.stdout}${cap.stderr}`);
   }
 
   // 3. The peer returns at the higher priority and preempts.
