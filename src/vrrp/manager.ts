@@ -148,6 +148,8 @@ export class VrrpManager {
       for (const cfg of config.vrrp_instance) await m.#build(cfg);
     } catch (err) {
       m.#hub.close();
+      // VMACs made for the instances built so far go too (remove ignores names it did not make).
+      for (const vi of config.vrrp_instance) if (vi.vmac_ifname !== null) await deps.vmac?.remove(vi.vmac_ifname).catch(() => undefined);
       throw err;
     }
     return m;
