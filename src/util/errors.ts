@@ -13,6 +13,12 @@ export type ErrorCode =
   | 'E_CLOSED'
   | 'E_NATIVE'
   | 'E_RELOAD_UNSUPPORTED'
+  /** A CLI command was called with bad options. */
+  | 'E_USAGE'
+  /** genhash could not fetch the page. */
+  | 'E_GENHASH'
+  /** An alert mail could not be sent. */
+  | 'E_SMTP'
   | 'E_DATAPLANE_UNAVAILABLE';
 
 export class KeepaliveError extends Error {
