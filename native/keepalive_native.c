@@ -9,6 +9,7 @@
  *    IPv6 sockets never hand the IPv6 header to user space, so IPV6_RECVHOPLIMIT + recvmsg() is
  *    the only way to see it. Receive is driven by a libuv poll handle on Node's own loop.
  *
+ *  - conntrack entries counted by connection mark (one ctnetlink dump, counted in C).
  *  - the named counters of one nf_tables table, dumped with one raw nfnetlink request (libnftables
  *    would dump the whole ruleset, connection tables included, for any list command).
  *  - libnftables, loaded at run time with dlopen("libnftables.so.1") (no build-time dependency on
@@ -24,6 +25,8 @@
 #include <linux/if_packet.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netlink.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -1127,6 +1130,221 @@ static napi_value nft_counters(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* ------------------------ conntrack counts by mark (raw ctnetlink) ------------------------ */
+
+/* ActiveConn/InActConn of NAT services: one ctnetlink dump of the conntrack table, counted in C
+ * by connection mark for the marks asked about (TCP ESTABLISHED = active, anything else =
+ * inactive, as IPVS counts). At 100k entries this is a few tens of ms on the thread pool, where
+ * `conntrack -L` plus parsing its text took about a second. */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  uint32_t *marks; /* sorted */
+  uint32_t *active, *inactive;
+  size_t n;
+  uint64_t total; /* entries seen */
+  int err;
+  const char *where;
+} ct_job_t;
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static const struct nlattr *nla_find(const char *p, size_t len, int type) {
+  size_t o = 0;
+  while (o + NLA_HDRLEN <= len) {
+    const struct nlattr *a = (const struct nlattr *)(p + o);
+    if (a->nla_len < NLA_HDRLEN || o + a->nla_len > len) return NULL;
+    if ((a->nla_type & NLA_TYPE_MASK) == type) return a;
+    o += NLA_ALIGN(a->nla_len);
+  }
+  return NULL;
+}
+
+#define NLA_PAYLOAD_PTR(a) ((const char *)(a) + NLA_HDRLEN)
+#define NLA_PAYLOAD_LEN(a) ((size_t)(a)->nla_len - NLA_HDRLEN)
+
+static void ct_count_one(ct_job_t *j, const struct nlmsghdr *h) {
+  size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+  if (h->nlmsg_len < off) return;
+  const char *attrs = (const char *)h + off;
+  size_t len = h->nlmsg_len - off;
+  j->total++;
+  const struct nlattr *mark = nla_find(attrs, len, CTA_MARK);
+  if (!mark || NLA_PAYLOAD_LEN(mark) < 4) return;
+  uint32_t m;
+  memcpy(&m, NLA_PAYLOAD_PTR(mark), 4);
+  m = ntohl(m);
+  uint32_t *hit = bsearch(&m, j->marks, j->n, sizeof *j->marks, cmp_u32);
+  if (!hit) return;
+  size_t idx = (size_t)(hit - j->marks);
+  bool established = false;
+  const struct nlattr *orig = nla_find(attrs, len, CTA_TUPLE_ORIG);
+  const struct nlattr *proto = orig ? nla_find(NLA_PAYLOAD_PTR(orig), NLA_PAYLOAD_LEN(orig), CTA_TUPLE_PROTO) : NULL;
+  const struct nlattr *num = proto ? nla_find(NLA_PAYLOAD_PTR(proto), NLA_PAYLOAD_LEN(proto), CTA_PROTO_NUM) : NULL;
+  if (num && NLA_PAYLOAD_LEN(num) >= 1 && *(const uint8_t *)NLA_PAYLOAD_PTR(num) == IPPROTO_TCP) {
+    const struct nlattr *pi = nla_find(attrs, len, CTA_PROTOINFO);
+    const struct nlattr *tcp = pi ? nla_find(NLA_PAYLOAD_PTR(pi), NLA_PAYLOAD_LEN(pi), CTA_PROTOINFO_TCP) : NULL;
+    const struct nlattr *st = tcp ? nla_find(NLA_PAYLOAD_PTR(tcp), NLA_PAYLOAD_LEN(tcp), CTA_PROTOINFO_TCP_STATE) : NULL;
+    established = st && NLA_PAYLOAD_LEN(st) >= 1 && *(const uint8_t *)NLA_PAYLOAD_PTR(st) == TCP_CONNTRACK_ESTABLISHED;
+  }
+  if (established) j->active[idx]++;
+  else j->inactive[idx]++;
+}
+
+static void ct_job_execute(napi_env env, void *data) {
+  ct_job_t *j = (ct_job_t *)data;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) {
+    j->err = errno;
+    j->where = "socket(NETLINK_NETFILTER)";
+    return;
+  }
+  int rcvbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  struct {
+    struct nlmsghdr nlh;
+    struct nfgenmsg nfg;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+  req.nlh.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nlh.nlmsg_seq = 1;
+  req.nfg.nfgen_family = AF_UNSPEC; /* both families */
+  req.nfg.version = NFNETLINK_V0;
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    j->err = errno;
+    j->where = "sendto";
+    close(fd);
+    return;
+  }
+  size_t bufsize = 1 << 16;
+  char *buf = malloc(bufsize);
+  if (!buf) {
+    j->err = ENOMEM;
+    j->where = "malloc";
+    close(fd);
+    return;
+  }
+  bool done = false;
+  while (!done && !j->err) {
+    ssize_t n = recv(fd, buf, bufsize, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      j->err = errno;
+      j->where = "recv";
+      break;
+    }
+    if (n == 0) break;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
+        if (e->error != 0) {
+          j->err = -e->error;
+          j->where = "IPCTNL_MSG_CT_GET";
+        }
+        done = true;
+        break;
+      }
+      ct_count_one(j, h);
+    }
+  }
+  free(buf);
+  close(fd);
+}
+
+static void ct_job_complete(napi_env env, napi_status status, void *data) {
+  ct_job_t *j = (ct_job_t *)data;
+  napi_value result = NULL, counts = NULL, v;
+  bool ok = status == napi_ok && j->err == 0 && napi_create_object(env, &result) == napi_ok &&
+            napi_create_object(env, &counts) == napi_ok;
+  for (size_t i = 0; ok && i < j->n; i++) {
+    if (j->active[i] == 0 && j->inactive[i] == 0) continue;
+    char key[16];
+    snprintf(key, sizeof key, "%u", j->marks[i]);
+    napi_value pair;
+    ok = napi_create_array_with_length(env, 2, &pair) == napi_ok &&
+         napi_create_uint32(env, j->active[i], &v) == napi_ok && napi_set_element(env, pair, 0, v) == napi_ok &&
+         napi_create_uint32(env, j->inactive[i], &v) == napi_ok && napi_set_element(env, pair, 1, v) == napi_ok &&
+         napi_set_named_property(env, counts, key, pair) == napi_ok;
+  }
+  ok = ok && napi_set_named_property(env, result, "counts", counts) == napi_ok &&
+       napi_create_double(env, (double)j->total, &v) == napi_ok &&
+       napi_set_named_property(env, result, "entries", v) == napi_ok;
+  if (ok) {
+    napi_resolve_deferred(env, j->deferred, result);
+  } else {
+    napi_value e = make_errno_error(env, j->where ? j->where : "conntrack dump", j->err ? j->err : ENOMEM);
+    if (!e) napi_get_undefined(env, &e);
+    napi_reject_deferred(env, j->deferred, e);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j->marks);
+  free(j->active);
+  free(j->inactive);
+  free(j);
+}
+
+/* conntrackCountByMark(marks: number[]) -> Promise<{ counts: { [mark]: [active, inactive] }, entries }> */
+static napi_value ct_count_by_mark(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  bool is_array = false;
+  uint32_t n = 0;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &n) != napi_ok)
+    return throw_type(env, "marks must be an array of numbers");
+  ct_job_t *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, "malloc", ENOMEM);
+  j->n = n;
+  j->marks = calloc(n ? n : 1, sizeof *j->marks);
+  j->active = calloc(n ? n : 1, sizeof *j->active);
+  j->inactive = calloc(n ? n : 1, sizeof *j->inactive);
+  if (!j->marks || !j->active || !j->inactive) {
+    free(j->marks);
+    free(j->active);
+    free(j->inactive);
+    free(j);
+    return throw_errno(env, "malloc", ENOMEM);
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    double d;
+    if (napi_get_element(env, argv[0], i, &el) != napi_ok || napi_get_value_double(env, el, &d) != napi_ok ||
+        d < 0 || d > 4294967295.0) {
+      free(j->marks);
+      free(j->active);
+      free(j->inactive);
+      free(j);
+      return throw_type(env, "marks must be an array of u32 numbers");
+    }
+    j->marks[i] = (uint32_t)d;
+  }
+  qsort(j->marks, j->n, sizeof *j->marks, cmp_u32);
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "keepalive:conntrack", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, ct_job_execute, ct_job_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    free(j->marks);
+    free(j->active);
+    free(j->inactive);
+    free(j);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  return promise;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1142,6 +1360,7 @@ NAPI_MODULE_INIT() {
       {"nftRun", NULL, nft_run, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftClose", NULL, nft_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftCounters", NULL, nft_counters, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"conntrackCountByMark", NULL, ct_count_by_mark, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -44,6 +44,7 @@ interface NativeBinding {
   nftRun(handle: NftHandle, commands: string, outputFlags: number): Promise<NftRunResult>;
   nftClose(handle: NftHandle): void;
   nftCounters(family: number, table: string): Promise<Record<string, [number, number]>>;
+  conntrackCountByMark(marks: number[]): Promise<{ counts: Record<string, [number, number]>; entries: number }>;
 }
 
 /** Opaque handle of a libnftables context (native/keepalive_native.c). */
@@ -294,6 +295,16 @@ export const libnftables = {
     return native().nftCounters(family, table);
   },
 };
+
+/**
+ * Conntrack entries by connection mark, from one ctnetlink dump on the thread pool: for each of
+ * `marks` that has entries, [TCP ESTABLISHED, everything else]; `entries`: the table's size.
+ */
+export function conntrackCountByMark(marks: readonly number[]): Promise<{ counts: Map<number, { active: number; inactive: number }>; entries: number }> {
+  return native()
+    .conntrackCountByMark([...marks])
+    .then((r) => ({ counts: new Map(Object.entries(r.counts).map(([k, [a, i]]) => [Number(k), { active: a, inactive: i }])), entries: r.entries }));
+}
 
 /** True when the addon can be loaded (for diagnostics; operations throw E_NATIVE otherwise). */
 export function nativeAvailable(): boolean {

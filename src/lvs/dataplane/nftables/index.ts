@@ -9,11 +9,12 @@
  * changes nothing in the kernel (nftables batches are atomic) and nothing here: the calls that
  * asked for it reject, the previous state stays.
  */
-import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
+import { conntrackCountByMark } from '../../../net/native.js';
 import type { DataplaneStats, Dataplane, DestStats, LbKind, PoolSpec, ServiceSpec, ServiceStats } from '../contract.js';
-import { countConntrack, countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
+import { countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
 import { systemFacts, type DirectorFacts } from './facts.js';
 import { IdRegistry } from './ids.js';
 import { planTransaction, TABLE, type Model, type NftFamily } from './model.js';
@@ -50,8 +51,8 @@ export interface NftablesOptions {
   ingress?: readonly string[];
   /** How long a destination that left a DR pool keeps its pinned flows (default: the service's drainMs). */
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
-  /** `conntrack` binary (NAT ActiveConn/InActConn). */
-  conntrackPath?: string;
+  /** Conntrack counts by mark (NAT ActiveConn/InActConn); default: one ctnetlink dump through the addon. */
+  conntrack?: (marks: readonly number[]) => Promise<{ counts: Map<number, ActiveCounts>; entries: number }>;
   now?: () => number;
 }
 
@@ -122,7 +123,7 @@ export class NftablesDataplane implements Dataplane {
   readonly #maglev: Maglev;
   readonly #ingressDefault: readonly string[] | undefined;
   readonly #log: NonNullable<NftablesOptions['log']>;
-  readonly #conntrack: string;
+  readonly #conntrack: NonNullable<NftablesOptions['conntrack']>;
   readonly #now: () => number;
   readonly #ids = new IdRegistry();
   readonly #cache = new WeakMap<NftServiceInput, ServiceBuild>();
@@ -148,6 +149,8 @@ export class NftablesDataplane implements Dataplane {
   #lastConns = new Map<string, number>();
   #connEntries = 0;
   #persistEntries = 0;
+  #conntrackEntries: number | null = null;
+  #conntrackMax: number | null = null;
   #conntrackProblem: string | undefined;
 
   constructor(opts: NftablesOptions = {}) {
@@ -157,7 +160,7 @@ export class NftablesDataplane implements Dataplane {
     this.#maglev = opts.maglev ?? defaultMaglev;
     this.#ingressDefault = opts.ingress;
     this.#log = opts.log ?? (() => undefined);
-    this.#conntrack = opts.conntrackPath ?? 'conntrack';
+    this.#conntrack = opts.conntrack ?? conntrackCountByMark;
     this.#now = opts.now ?? Date.now;
   }
 
@@ -346,6 +349,8 @@ export class NftablesDataplane implements Dataplane {
         conn_table_entries: this.#connEntries,
         conn_table_full_total: full,
         persistence_entries: this.#persistEntries,
+        ...(this.#conntrackEntries !== null ? { conntrack_entries: this.#conntrackEntries } : {}),
+        ...(this.#conntrackMax !== null && Number.isFinite(this.#conntrackMax) ? { conntrack_max: this.#conntrackMax } : {}),
       },
     };
   }
@@ -571,10 +576,17 @@ export class NftablesDataplane implements Dataplane {
       if (nat.length) {
         const ours = new Set<number>();
         for (const s of nat) for (const id of s.counterIds) ours.add(id);
-        const text = await this.#conntrackDump();
-        if (text !== null) {
-          for (const [id, c] of countConntrack(text, ours)) active.set(id, c);
+        try {
+          const ct = await this.#conntrack([...ours]);
+          for (const [id, c] of ct.counts) active.set(id, c);
           for (const s of nat) known.add(s.name);
+          this.#conntrackEntries = ct.entries;
+          this.#conntrackMax = Number((await readFile('/proc/sys/net/netfilter/nf_conntrack_max', 'utf8').catch(() => 'NaN')).trim());
+          this.#conntrackProblem = undefined;
+        } catch (err) {
+          const msg = `reading conntrack failed (${errorMessage(err)}): ActiveConn/InActConn of NAT services unknown`;
+          if (this.#conntrackProblem !== msg) this.#log('warn', msg);
+          this.#conntrackProblem = msg;
         }
       }
       this.#active = active;
@@ -587,22 +599,6 @@ export class NftablesDataplane implements Dataplane {
     } finally {
       this.#lastPollMs = performance.now() - t0;
     }
-  }
-
-  #conntrackDump(): Promise<string | null> {
-    return new Promise((resolve) => {
-      execFile(this.#conntrack, ['-L'], { maxBuffer: 512 << 20, timeout: 30_000 }, (err, stdout) => {
-        if (err) {
-          const msg = `conntrack -L failed (${err.message.split('\n')[0]}): ActiveConn/InActConn of NAT services unknown; install the Debian package conntrack`;
-          if (this.#conntrackProblem !== msg) this.#log('warn', msg);
-          this.#conntrackProblem = msg;
-          resolve(null);
-        } else {
-          this.#conntrackProblem = undefined;
-          resolve(stdout);
-        }
-      });
-    });
   }
 
   /** lc, wlc, sed, nq, ovf: recompute the wrr weights from the counts just read. */

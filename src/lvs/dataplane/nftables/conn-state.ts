@@ -1,0 +1,106 @@
+/**
+ * Connection state of the kernel data plane as the contract's ConnectionState sees it. Pure:
+ * nft map entries (as counters.ts parses them) to persistence templates and flows, and synced
+ * entries back to `add element` commands with their remaining lifetime.
+ *
+ *  - Persistence templates: every service's persistence map (client network -> server id).
+ *  - DR flows: the connection table (flow key -> server id). TCP flows are listed as connections,
+ *    UDP flows as UDP flows with their remaining idle time. IPv6 flow keys hold only the low bits
+ *    of the client address (ruleset.ts connKey), so IPv6 flows are not listed.
+ *  - NAT flows live in conntrack, not in our tables (conntrackd syncs them; issue 12).
+ */
+import { endpoint, type Endpoint, type IpFamily, type ServiceKey } from '../../../util/endpoint.js';
+import type { ServiceSpec } from '../contract.js';
+import type { MapEntry } from './counters.js';
+import { hex } from './sched.js';
+
+export interface TemplateLike {
+  readonly type: 'template';
+  readonly service: ServiceKey;
+  readonly family: IpFamily;
+  readonly client: string;
+  readonly dest: Endpoint;
+  readonly expiresInMs: number;
+}
+
+export interface FlowLike {
+  readonly service: ServiceKey;
+  readonly protocol: 'tcp' | 'udp';
+  readonly client: Endpoint;
+  readonly virtual: Endpoint;
+  readonly dest: Endpoint;
+  readonly expiresInMs: number;
+}
+
+/** Persistence map entries -> templates (entries whose id is no destination any more are left out). */
+export function templatesOf(spec: ServiceSpec, entries: readonly MapEntry[], destOf: (id: number) => Endpoint | undefined): TemplateLike[] {
+  const out: TemplateLike[] = [];
+  for (const e of entries) {
+    if (typeof e.key !== 'string' || e.value === null) continue;
+    const dest = destOf(e.value);
+    if (!dest) continue;
+    out.push({ type: 'template', service: spec.key, family: spec.match.family, client: e.key, dest, expiresInMs: (e.expiresS ?? 0) * 1000 });
+  }
+  return out;
+}
+
+/**
+ * DR connection-table entries -> flows. The key's layout follows connKey(): IPv4 [saddr, sport]
+ * (single port), [saddr, sport, dport] (port set), [saddr, sport, daddr, dport] (fwmark).
+ * fwmark flows carry no protocol in their key: they are reported as TCP when the closing set
+ * (TCP only) knows them or the service is TCP-only, else as UDP.
+ */
+export function flowsOf(spec: ServiceSpec, entries: readonly MapEntry[], destOf: (id: number) => Endpoint | undefined): FlowLike[] {
+  if (spec.match.family !== 4) return [];
+  const m = spec.match;
+  const out: FlowLike[] = [];
+  for (const e of entries) {
+    const parts = (e.key as { concat?: unknown[] } | null)?.concat;
+    if (!Array.isArray(parts) || e.value === null) continue;
+    const dest = destOf(e.value);
+    if (!dest) continue;
+    const [saddr, sport] = parts as [string, number];
+    let daddr: string;
+    let dport: number;
+    if (m.kind === 'fwmark') [daddr, dport] = [parts[2] as string, parts[3] as number];
+    else if (parts.length === 3) [daddr, dport] = [m.address, parts[2] as number];
+    else [daddr, dport] = [m.address, m.ports[0]!.from];
+    try {
+      out.push({
+        service: spec.key,
+        protocol: m.kind === 'addr' ? m.protocol : 'tcp',
+        client: endpoint(saddr, sport),
+        virtual: endpoint(daddr, dport),
+        dest,
+        expiresInMs: (e.expiresS ?? 0) * 1000,
+      });
+    } catch {
+      // A key the kernel printed in a form we do not know: skip it.
+    }
+  }
+  return out;
+}
+
+function ms(v: number): string {
+  return `${Math.max(1, Math.round(v))}ms`;
+}
+
+/** `add element` lines putting templates back into a persistence map (remaining lifetime as expiry). */
+export function restoreTemplates(family: 'netdev' | 'inet', table: string, map: string, timeoutMs: number, items: ReadonlyArray<{ client: string; id: number; expiresInMs: number }>): string[] {
+  if (items.length === 0) return [];
+  const els = items.map((i) => `${i.client} timeout ${ms(timeoutMs)} expires ${ms(Math.min(i.expiresInMs, timeoutMs))} : ${hex(i.id)}`);
+  return [`add element ${family} ${table} ${map} { ${els.join(', ')} }`];
+}
+
+/** `add element` lines putting DR flows back into a connection table. */
+export function restoreFlows(table: string, map: string, spec: ServiceSpec, timeoutMs: number, items: ReadonlyArray<{ client: Endpoint; virtual: Endpoint; id: number; expiresInMs: number }>): string[] {
+  if (items.length === 0 || spec.match.family !== 4) return [];
+  const m = spec.match;
+  const key = (i: { client: Endpoint; virtual: Endpoint }) => {
+    if (m.kind === 'fwmark') return `${i.client.address} . ${i.client.port} . ${i.virtual.address} . ${i.virtual.port}`;
+    if (m.ports.length === 1 && m.ports[0]!.from === m.ports[0]!.to) return `${i.client.address} . ${i.client.port}`;
+    return `${i.client.address} . ${i.client.port} . ${i.virtual.port}`;
+  };
+  const els = items.map((i) => `${key(i)} timeout ${ms(timeoutMs)} expires ${ms(Math.min(i.expiresInMs, timeoutMs))} : ${hex(i.id)}`);
+  return [`add element netdev ${table} ${map} { ${els.join(', ')} }`];
+}
