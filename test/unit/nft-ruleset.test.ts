@@ -3,7 +3,7 @@
 import test from 'ava';
 import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { elementDiff, modelOf, planTransaction, type NftObj } from '../../src/lvs/dataplane/nftables/model.js';
+import { allObjects, elementDiff, modelOf, planTransaction, type NftObj } from '../../src/lvs/dataplane/nftables/model.js';
 import { buildModel, connKey, DEFAULT_LIMITS, eligible, nftTime, prefixMask, type NftServiceInput } from '../../src/lvs/dataplane/nftables/ruleset.js';
 import { schedule, sequenceMap, wrrSequence } from '../../src/lvs/dataplane/nftables/sched.js';
 import { reweight } from '../../src/lvs/dataplane/nftables/reweight.js';
@@ -37,7 +37,7 @@ test('every golden file has a scenario', (t) => {
 const base = SCENARIOS['dr-rr']![0]!;
 const build = (services: NftServiceInput[]) => buildModel({ services, limits: DEFAULT_LIMITS, maglev: roundMaglev });
 const chainRules = (services: NftServiceInput[], name: string): string[] => {
-  const o = [...build(services).model.values()].find((x) => x.name === name);
+  const o = allObjects(build(services).model).find((x) => x.name === name);
   if (!o || o.type !== 'chain') throw new Error(`no chain ${name}`);
   return [...o.rules];
 };
@@ -53,7 +53,7 @@ test('DR: established flows are looked up first, new flows scheduled over weight
   // wrr 1:3 interleaved as IPVS does (the weight-0 server 0x23 takes nothing new).
   t.deepEqual(chainRules([svc], 's00000002_pick'), ['meta mark set numgen inc mod 4 map { 0-1 : 0x00000022, 2 : 0x00000021, 3 : 0x00000022 } goto s00000002_commit']);
   const model = build([svc]).model;
-  const ids = [...model.values()].find((o) => o.name === 's00000002_ids');
+  const ids = allObjects(model).find((o) => o.name === 's00000002_ids');
   t.true(ids?.type === 'set' && ids.elements instanceof Map && ids.elements.has('0x00000023'), 'the quiescent server keeps its established flows');
   t.deepEqual(chainRules([svc], 's00000002_fwd'), ['counter name meta mark map @s00000002_cin fwd ip to meta mark map @s00000002_addr device "eth0"']);
   // Destinations behind two interfaces: one rule per interface, selected by an id set.
@@ -69,7 +69,7 @@ test('DR: draining keeps only the established-flow rules; idle services leave th
   t.is(chainRules([draining], 's00000001_svc').length, 3, 'no goto pick');
   t.true(chainRules([draining], 's00000001_svc').every((r) => r.includes('map @s00000001_conn_')));
   const idle = { ...base, phase: 'idle' as const };
-  t.false([...build([idle]).model.values()].some((o) => o.name.startsWith('g_in_')));
+  t.false(allObjects(build([idle]).model).some((o) => o.name.startsWith('g_in_')));
   t.regex(build([draining]).services.get('s00000001')!.inEffect, /not serving new connections/);
 });
 
@@ -107,7 +107,7 @@ test('connection-table keys fit nft 1.0.6 (at most 16 bytes): IPv6 uses the low 
 
 test('NAT: ct mark set only for new connections, DNAT/masquerade by mark, per-direction counters', (t) => {
   const services = SCENARIOS['nat-fullnat']!;
-  const objs = [...build(services).model.values()];
+  const objs = allObjects(build(services).model);
   const chain = (n: string) => objs.find((o) => o.name === n) as Extract<NftObj, { type: 'chain' }>;
   t.deepEqual(chain('g_pre').rules, ['ct state new ip daddr . meta l4proto . th dport vmap { 10.77.0.50 . tcp . 80 : goto s00000006_svc, 10.77.0.50 . udp . 53 : goto s00000007_svc }']);
   t.regex(chain('g_pre').base, /hook prerouting priority -140/);

@@ -17,7 +17,7 @@ import type { DataplaneStats, Dataplane, DestStats, LbKind, PoolSpec, ServiceSpe
 import { countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
 import { systemFacts, type DirectorFacts } from './facts.js';
 import { IdRegistry } from './ids.js';
-import { planTransaction, TABLE, type Model, type NftFamily } from './model.js';
+import { allObjects, planTransaction, TABLE, type Model, type NftFamily } from './model.js';
 import { reweight } from './reweight.js';
 import {
   buildModel,
@@ -528,7 +528,7 @@ export class NftablesDataplane implements Dataplane {
   #families(): NftFamily[] {
     const m = this.#model;
     if (!m) return [];
-    return [...new Set([...m.values()].map((o) => o.family))];
+    return [...new Set(allObjects(m).map((o) => o.family))];
   }
 
   #ensurePoll(): void {

@@ -38,7 +38,7 @@
  */
 import type { Endpoint, IpFamily, L4Protocol } from '../../../util/endpoint.js';
 import type { LbKind, ServiceSpec } from '../contract.js';
-import { type ChainObj, type CounterObj, type MapObj, type NftObj, modelOf, type Model } from './model.js';
+import { type ChainObj, type CounterObj, type MapObj, type NftObj, type Model } from './model.js';
 import { flowHashExpr, hex, isControlLoopScheduler, schedule, type SchedDest, type SchedPlan } from './sched.js';
 import { hash32 } from './util.js';
 
@@ -554,7 +554,7 @@ export interface BuildResult {
  */
 export function buildModel(input: BuildInput, cache?: WeakMap<NftServiceInput, ServiceBuild>): BuildResult {
   const services = [...input.services].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const objs: NftObj[] = [];
+  const groups = new Map<string, readonly NftObj[]>();
   const per = new Map<string, ServiceBuild>();
   for (const s of services) {
     let b = cache?.get(s);
@@ -563,10 +563,10 @@ export function buildModel(input: BuildInput, cache?: WeakMap<NftServiceInput, S
       cache?.set(s, b);
     }
     per.set(s.name, b);
-    objs.push(...b.objects);
+    groups.set(s.name, b.objects);
   }
-  objs.push(...buildShared(services));
-  return { model: modelOf(objs), services: per };
+  groups.set('', buildShared(services));
+  return { model: groups, services: per };
 }
 
 export { isControlLoopScheduler };
