@@ -45,6 +45,7 @@ interface NativeBinding {
   nftClose(handle: NftHandle): void;
   nftCounters(family: number, table: string): Promise<Record<string, [number, number]>>;
   conntrackCountByMark(marks: number[]): Promise<{ counts: Record<string, [number, number]>; entries: number }>;
+  nftSetElements(family: number, table: string, set: string): Promise<Array<[string, number | null, number, number]>>;
 }
 
 /** Opaque handle of a libnftables context (native/keepalive_native.c). */
@@ -293,6 +294,13 @@ export const libnftables = {
    */
   counters(family: number, table: string): Promise<Record<string, [number, number]>> {
     return native().nftCounters(family, table);
+  },
+  /**
+   * Elements of one set or map from one raw nfnetlink dump on the thread pool: [key bytes as hex,
+   * data as a host-order u32 (marks) or null, ms until expiry, timeout ms] (0 = none).
+   */
+  setElements(family: number, table: string, set: string): Promise<Array<[string, number | null, number, number]>> {
+    return native().nftSetElements(family, table, set);
   },
 };
 

@@ -5,7 +5,7 @@ import test from 'ava';
 import { NftablesDataplane } from '../../src/lvs/dataplane/nftables/index.js';
 import type { NftTransport, NftOutput } from '../../src/lvs/dataplane/nftables/transport.js';
 import type { DirectorFacts } from '../../src/lvs/dataplane/nftables/facts.js';
-import type { PacketBytes } from '../../src/lvs/dataplane/nftables/counters.js';
+import type { MapEntry, PacketBytes } from '../../src/lvs/dataplane/nftables/counters.js';
 import { KeepaliveError } from '../../src/util/errors.js';
 import { pool, svcSpec } from '../lib/nft-lab.js';
 import { roundMaglev } from '../lib/nft-scenarios.js';
@@ -25,6 +25,9 @@ class FakeTransport implements NftTransport {
   }
   async counters(): Promise<Map<string, PacketBytes>> {
     return this.counterValues;
+  }
+  async elements(): Promise<MapEntry[]> {
+    return [];
   }
   close(): void {}
 }

@@ -10,6 +10,7 @@
  *  - NAT flows live in conntrack, not in our tables (conntrackd syncs them; issue 12).
  */
 import { endpoint, type Endpoint, type IpFamily, type ServiceKey } from '../../../util/endpoint.js';
+import { formatIp } from '../../../util/inet.js';
 import type { ServiceSpec } from '../contract.js';
 import type { MapEntry } from './counters.js';
 import { hex } from './sched.js';
@@ -32,14 +33,38 @@ export interface FlowLike {
   readonly expiresInMs: number;
 }
 
+/**
+ * The fields of a key read raw from the kernel (hex of its bytes): an address of the family, then
+ * 16-bit ports, every field padded to 4 bytes (nftables registers).
+ */
+function rawFields(hex: string, family: IpFamily, layout: ReadonlyArray<'addr' | 'port'>): Array<string | number> | null {
+  const b = Buffer.from(hex, 'hex');
+  const out: Array<string | number> = [];
+  let at = 0;
+  for (const f of layout) {
+    if (f === 'addr') {
+      const n = family === 4 ? 4 : 16;
+      if (at + n > b.length) return null;
+      out.push(formatIp(b.subarray(at, at + n)));
+      at += n;
+    } else {
+      if (at + 2 > b.length) return null;
+      out.push(b.readUInt16BE(at));
+      at += 4;
+    }
+  }
+  return out;
+}
+
 /** Persistence map entries -> templates (entries whose id is no destination any more are left out). */
 export function templatesOf(spec: ServiceSpec, entries: readonly MapEntry[], destOf: (id: number) => Endpoint | undefined): TemplateLike[] {
   const out: TemplateLike[] = [];
   for (const e of entries) {
-    if (typeof e.key !== 'string' || e.value === null) continue;
+    const client = e.raw ? rawFields(String(e.key), spec.match.family, ['addr'])?.[0] : e.key;
+    if (typeof client !== 'string' || e.value === null) continue;
     const dest = destOf(e.value);
     if (!dest) continue;
-    out.push({ type: 'template', service: spec.key, family: spec.match.family, client: e.key, dest, expiresInMs: (e.expiresS ?? 0) * 1000 });
+    out.push({ type: 'template', service: spec.key, family: spec.match.family, client, dest, expiresInMs: Math.round((e.expiresS ?? 0) * 1000) });
   }
   return out;
 }
@@ -54,8 +79,9 @@ export function flowsOf(spec: ServiceSpec, entries: readonly MapEntry[], destOf:
   if (spec.match.family !== 4) return [];
   const m = spec.match;
   const out: FlowLike[] = [];
+  const layout: Array<'addr' | 'port'> = m.kind === 'fwmark' ? ['addr', 'port', 'addr', 'port'] : m.ports.length === 1 && m.ports[0]!.from === m.ports[0]!.to ? ['addr', 'port'] : ['addr', 'port', 'port'];
   for (const e of entries) {
-    const parts = (e.key as { concat?: unknown[] } | null)?.concat;
+    const parts = e.raw ? rawFields(String(e.key), 4, layout) : (e.key as { concat?: unknown[] } | null)?.concat;
     if (!Array.isArray(parts) || e.value === null) continue;
     const dest = destOf(e.value);
     if (!dest) continue;
@@ -72,7 +98,7 @@ export function flowsOf(spec: ServiceSpec, entries: readonly MapEntry[], destOf:
         client: endpoint(saddr, sport),
         virtual: endpoint(daddr, dport),
         dest,
-        expiresInMs: (e.expiresS ?? 0) * 1000,
+        expiresInMs: Math.round((e.expiresS ?? 0) * 1000),
       });
     } catch {
       // A key the kernel printed in a form we do not know: skip it.

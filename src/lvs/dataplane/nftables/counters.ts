@@ -32,8 +32,12 @@ export function parseCounters(docs: readonly unknown[]): Map<string, PacketBytes
 }
 
 export interface MapEntry {
-  /** The key as nft prints it in JSON (a string, a number, or a `concat` list). */
+  /**
+   * The key: as nft prints it in JSON (a string, a number, or a `concat` list), or, read through
+   * the addon, its bytes as a hex string (`raw`).
+   */
   readonly key: unknown;
+  readonly raw?: boolean;
   /** Canonical text of the key (for matching entries of two maps). */
   readonly keyText: string;
   /** The value (maps only): a mark as a number. */
@@ -68,6 +72,11 @@ export function parseMapEntries(docs: readonly unknown[]): MapEntry[] {
 export interface ActiveCounts {
   active: number;
   inactive: number;
+}
+
+/** Entries from the addon's raw set dump ([key hex, data, expires ms, timeout ms]). */
+export function rawEntries(rows: ReadonlyArray<readonly [string, number | null, number, number]>): MapEntry[] {
+  return rows.map(([key, data, expires]) => ({ key, raw: true, keyText: key, value: data === null ? null : data >>> 0, expiresS: expires / 1000 }));
 }
 
 /**

@@ -558,19 +558,19 @@ export class NftablesDataplane implements Dataplane {
         if (!this.#model) break;
         const dyn = dynamicNames(s.spec, s.name, this.#limits);
         const F = s.spec.kind === 'DR' ? 'netdev' : 'inet';
-        // A service removed meanwhile makes its list fail: skip it (its counts stay unknown).
-        const list = (cmd: string) => this.#list(cmd).then(parseMapEntries, () => null);
+        // A service removed meanwhile makes its read fail: skip it (its counts stay unknown).
+        const list = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name).catch(() => null);
         if (s.spec.kind === 'DR') {
-          const conn = await list(`list map ${F} ${TABLE} ${dyn.conn}`);
+          const conn = await list('map', dyn.conn);
           const tcp = s.spec.match.kind === 'fwmark' || s.spec.match.protocol === 'tcp';
-          const closing = tcp ? await list(`list set ${F} ${TABLE} ${dyn.closing}`) : [];
+          const closing = tcp ? await list('set', dyn.closing) : [];
           if (conn && closing) {
             connEntries += conn.length;
             for (const [id, c] of countFlows(conn, closing)) active.set(id, c);
             known.add(s.name);
           }
         }
-        if (dyn.persist) persistEntries += (await list(`list map ${F} ${TABLE} ${dyn.persist}`))?.length ?? 0;
+        if (dyn.persist) persistEntries += (await list('map', dyn.persist))?.length ?? 0;
       }
       const nat = [...this.#state.values()].filter((s) => s.spec.kind !== 'DR');
       if (nat.length) {
