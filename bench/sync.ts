@@ -14,7 +14,7 @@ import { createSocket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Benchmark, BenchContext, BenchmarkResult } from './run.js';
-import { DataPlane } from '../src/lvs/dataplane/index.js';
+import { DataPlane } from '../src/lvs/dataplane/proxy/index.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../src/sync/service.js';
 import type { SyncConfig } from '../src/config/types.js';
 

@@ -16,7 +16,7 @@ import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
-import { DataPlane } from '../lvs/dataplane/index.js';
+import { DataPlane } from '../lvs/dataplane/proxy/index.js';
 import { VirtualServerManager } from '../lvs/manager.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';

@@ -11,7 +11,7 @@ import { errorMessage } from '../util/errors.js';
 import { runCommand } from '../util/exec.js';
 import { HealthRunner, type HealthStats } from './health.js';
 import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolState, type RealServerStatus } from './pool.js';
-import { serviceId, type DataPlane, type DataPlaneStats, type ServiceSpec } from './dataplane/index.js';
+import { serviceId, type DataPlane, type DataPlaneStats, type ServiceSpec } from './dataplane/proxy/index.js';
 
 export interface LvsDeps {
   dataPlane: Pick<DataPlane, 'configure' | 'setPool' | 'serve' | 'unserve' | 'stats' | 'close'>;

@@ -14,7 +14,7 @@
  */
 
 import { isIPv4 } from 'node:net';
-import { formatAddress, parseAddress } from '../lvs/sched/common.js';
+import { formatAddress, parseAddress } from '../lvs/dataplane/proxy/sched/common.js';
 import type { SyncDropReason } from './drop.js';
 import {
   FWD_METHODS,

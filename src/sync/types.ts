@@ -14,7 +14,7 @@
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { SyncConfig } from '../config/types.js';
-import type { PersistenceEntry } from '../lvs/persistence.js';
+import type { PersistenceEntry } from '../lvs/dataplane/proxy/persistence.js';
 import { KeepaliveError } from '../util/errors.js';
 
 export type SyncFamily = 4 | 6;

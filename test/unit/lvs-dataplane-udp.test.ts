@@ -6,7 +6,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import dgram from 'node:dgram';
-import { DataPlane, type DataPlaneEvent, type ServiceSpec, type ServiceStats } from '../../src/lvs/dataplane/index.js';
+import { DataPlane, type DataPlaneEvent, type ServiceSpec, type ServiceStats } from '../../src/lvs/dataplane/proxy/index.js';
 
 interface Rs {
   address: string;

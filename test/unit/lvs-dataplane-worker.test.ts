@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
-import { DataPlane, WORKER_URL } from '../../src/lvs/dataplane/index.js';
-import { parseRequest, type WorkerMessage } from '../../src/lvs/dataplane/protocol.js';
+import { DataPlane, WORKER_URL } from '../../src/lvs/dataplane/proxy/index.js';
+import { parseRequest, type WorkerMessage } from '../../src/lvs/dataplane/proxy/protocol.js';
 
 const spec = { id: 'tcp/127.0.3.1:8080', protocol: 'tcp', address: '127.0.3.1', port: 8080, lbAlgo: 'rr' };
 
@@ -157,7 +157,7 @@ test('a dead worker is reported and restarted with its services re-applied', asy
 test('close() ends listeners, connections and the worker: the process exits on its own', async (t) => {
   const script = `
     import net from 'node:net';
-    import { DataPlane } from ${JSON.stringify(new URL('../../src/lvs/dataplane/index.js', import.meta.url).href)};
+    import { DataPlane } from ${JSON.stringify(new URL('../../src/lvs/dataplane/proxy/index.js', import.meta.url).href)};
     const rs = net.createServer((c) => c.on('data', (d) => c.write(d)));
     await new Promise((r) => rs.listen(0, '127.0.0.2', r));
     const vipPort = await new Promise((r) => { const s = net.createServer().listen(0, '127.0.3.3', () => { const p = s.address().port; s.close(() => r(p)); }); });

@@ -9,7 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import http from 'node:http';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { DataPlane, type DataPlaneEvent, type ServiceSpec, type ServiceStats } from '../../src/lvs/dataplane/index.js';
+import { DataPlane, type DataPlaneEvent, type ServiceSpec, type ServiceStats } from '../../src/lvs/dataplane/proxy/index.js';
 
 interface Rs {
   address: string;

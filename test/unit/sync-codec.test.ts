@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { formatAddress } from '../../src/lvs/sched/common.js';
+import { formatAddress } from '../../src/lvs/dataplane/proxy/sched/common.js';
 import { ReplayGuard, SyncAuth } from '../../src/sync/auth.js';
 import {
   DEFAULT_MAX_PAYLOAD,

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { createSocket } from 'node:dgram';
 import type { SyncConfig } from '../../src/config/types.js';
-import type { DataPlaneEvent, DataPlaneSnapshot, RestoreEntry } from '../../src/lvs/dataplane/index.js';
+import type { DataPlaneEvent, DataPlaneSnapshot, RestoreEntry } from '../../src/lvs/dataplane/proxy/index.js';
 import { ReplayGuard, SyncAuth } from '../../src/sync/auth.js';
 import { encode } from '../../src/sync/codec.js';
 import { SyncService, entryFromEvent } from '../../src/sync/service.js';

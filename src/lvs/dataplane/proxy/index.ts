@@ -19,7 +19,7 @@
 
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { KeepaliveError, type ErrorCode } from '../../util/errors.js';
+import { KeepaliveError, type ErrorCode } from '../../../util/errors.js';
 import type {
   DataPlaneEvent,
   DataPlaneSnapshot,

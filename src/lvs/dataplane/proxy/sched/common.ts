@@ -4,7 +4,7 @@
  * parsing/folding and the hash functions used by the hashing schedulers.
  */
 
-import { formatIp, parseIp } from '../../util/inet.js';
+import { formatIp, parseIp } from '../../../../util/inet.js';
 import type { IpFamily, RealServerRef } from '../types.js';
 
 /**

@@ -11,8 +11,8 @@
  */
 
 import { isIP } from 'node:net';
-import { isSchedulerName, type SchedulerName } from '../sched/index.js';
-import type { IpFamily } from '../types.js';
+import { isSchedulerName, type SchedulerName } from './sched/index.js';
+import type { IpFamily } from './types.js';
 
 export type L4Protocol = 'tcp' | 'udp';
 

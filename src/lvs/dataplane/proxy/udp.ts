@@ -19,7 +19,7 @@
 
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
-import type { IpFamily, ScheduleContext } from '../types.js';
+import type { IpFamily, ScheduleContext } from './types.js';
 import { Dest, endpointKey, ServiceCore, type EventSink } from './conntable.js';
 import type { ServiceSpec, ServiceStats } from './protocol.js';
 

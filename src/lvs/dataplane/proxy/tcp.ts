@@ -14,7 +14,7 @@
 
 import net from 'node:net';
 import { isIP } from 'node:net';
-import type { IpFamily, ScheduleContext } from '../types.js';
+import type { IpFamily, ScheduleContext } from './types.js';
 import { Dest, ServiceCore, type EventSink } from './conntable.js';
 import type { ServiceSpec, ServiceStats } from './protocol.js';
 import { encodeProxyHeader } from './proxy-protocol.js';

@@ -14,10 +14,10 @@
  */
 
 import { isIP } from 'node:net';
-import { maskAddress, PersistenceTable } from '../persistence.js';
-import { formatAddress, parseAddress } from '../sched/common.js';
-import { createScheduler } from '../sched/index.js';
-import type { IpFamily, RealServerRef, ScheduleContext, Scheduler } from '../types.js';
+import { maskAddress, PersistenceTable } from './persistence.js';
+import { formatAddress, parseAddress } from './sched/common.js';
+import { createScheduler } from './sched/index.js';
+import type { IpFamily, RealServerRef, ScheduleContext, Scheduler } from './types.js';
 import type { DataPlaneEvent, DestinationSpec, RealServerStats, ServiceSpec, SorrySpec } from './protocol.js';
 
 export class Dest implements RealServerRef {
