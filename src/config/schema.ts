@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { SCHEDULER_NAMES } from '../lvs/scheduler-names.js';
 import type { FieldSpec, Fields, ValueSpec } from './schema-types.js';
 
 /*
@@ -24,7 +25,7 @@ const tables = (fields: Fields, scope?: 'virtual_server' | 'real_server'): Value
   of: { kind: 'table', fields, scope },
 });
 
-export const LB_ALGOS = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'sh', 'dh', 'mh', 'lblc', 'lblcr', 'fo', 'ovf'] as const;
+export const LB_ALGOS = SCHEDULER_NAMES;
 export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK'] as const;
 export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA'] as const;
 

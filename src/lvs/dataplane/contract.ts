@@ -21,7 +21,7 @@
  * Errors are KeepaliveError with a code (E_DATAPLANE_*, E_SOCKET, E_CLOSED...).
  */
 import type { Endpoint, ServiceKey, ServiceMatch } from '../../util/endpoint.js';
-import type { SchedulerName } from './proxy/sched/index.js';
+import type { SchedulerName } from '../scheduler-names.js';
 
 /** keepalived's lb_kind, plus FULLNAT and our user-space PROXY. */
 export type LbKind = 'DR' | 'NAT' | 'FULLNAT' | 'PROXY';
