@@ -12,7 +12,8 @@ export type ErrorCode =
   | 'E_SOCKET'
   | 'E_CLOSED'
   | 'E_NATIVE'
-  | 'E_RELOAD_UNSUPPORTED';
+  | 'E_RELOAD_UNSUPPORTED'
+  | 'E_DATAPLANE_UNAVAILABLE';
 
 export class KeepaliveError extends Error {
   readonly code: ErrorCode;

@@ -13,12 +13,11 @@
  * continue and keep being counted; it only stops getting new ones.
  */
 
-import { isIP } from 'node:net';
+import { endpointText, singlePort, type Endpoint, type IpFamily, type L4Protocol } from '../../../util/endpoint.js';
+import type { ConnectionEvent, DestStats, PoolSpec, ServiceSpec, TemplateEntry } from '../contract.js';
 import { maskAddress, PersistenceTable } from './persistence.js';
-import { formatAddress, parseAddress } from './sched/common.js';
 import { createScheduler } from './sched/index.js';
-import type { IpFamily, RealServerRef, ScheduleContext, Scheduler } from './types.js';
-import type { DataPlaneEvent, DestinationSpec, RealServerStats, ServiceSpec, SorrySpec } from './protocol.js';
+import type { RealServerRef, ScheduleContext, Scheduler } from './types.js';
 
 export class Dest implements RealServerRef {
   weight = 0;
@@ -30,20 +29,27 @@ export class Dest implements RealServerRef {
   /** Bytes of closed connections (live ones are added at stats time). */
   inBytes = 0;
   outBytes = 0;
+  /** UDP datagrams (TCP services count no packets). */
+  inPkts = 0;
+  outPkts = 0;
   connectErrors = 0;
   inPool = false;
-  /** Canonical "addr|port" key, to recognise UDP replies. */
-  readonly key: string;
+  readonly address: string;
+  readonly port: number;
   readonly family: IpFamily;
+  /** endpointText(endpoint), to recognise UDP replies. */
+  readonly text: string;
 
   constructor(
+    /** The Destination key (the sorry server: "sorry:" + its endpoint text). */
     readonly id: string,
-    readonly address: string,
-    readonly port: number,
+    readonly endpoint: Endpoint,
     readonly sorry: boolean,
   ) {
-    this.family = isIP(address) === 6 ? 6 : 4;
-    this.key = endpointKey(address, port);
+    this.address = endpoint.address;
+    this.port = endpoint.port;
+    this.family = endpoint.family;
+    this.text = endpointText(endpoint);
   }
 
   get live(): number {
@@ -51,17 +57,14 @@ export class Dest implements RealServerRef {
   }
 }
 
-export function canonicalAddress(address: string): string {
-  const f = isIP(address);
-  if (f !== 4 && f !== 6) return address;
-  return formatAddress(parseAddress(address, f));
-}
+export type EventSink = (ev: ConnectionEvent) => void;
 
-export function endpointKey(address: string, port: number): string {
-  return `${canonicalAddress(address)}|${port}`;
+/** ipvsadm-style scheduler text with the flags in effect, e.g. "mh (mh-port)". */
+function schedulerText(spec: ServiceSpec): string {
+  if (spec.scheduler !== 'sh' && spec.scheduler !== 'mh') return spec.scheduler;
+  const flags = [spec.hash.port ? `${spec.scheduler}-port` : '', spec.hash.fallback ? `${spec.scheduler}-fallback` : ''].filter(Boolean);
+  return flags.length > 0 ? `${spec.scheduler} (${flags.join(', ')})` : spec.scheduler;
 }
-
-export type EventSink = (ev: DataPlaneEvent) => void;
 
 /** Scheduling state of one virtual service. */
 export class ServiceCore {
@@ -73,61 +76,95 @@ export class ServiceCore {
   /** Every destination with counters: pool members, removed ones, the sorry server. */
   readonly all = new Map<string, Dest>();
   sorryDest: Dest | null = null;
+  /** Endpoints of every destination key seen (pool or synced template), for template export. */
+  private readonly endpoints = new Map<string, Endpoint>();
   conns = 0;
   dropped = 0;
   /** Service byte totals of finished connections (UDP: of every datagram). */
   inBytes = 0;
   outBytes = 0;
+  inPkts = 0;
+  outPkts = 0;
+  readonly protocol: L4Protocol;
+  readonly address: string;
+  readonly port: number;
   readonly family: IpFamily;
+  /** The service's own address:port (the `virtual` of its connections). */
+  readonly virtual: Endpoint;
   private readonly now = () => Date.now();
 
   constructor(
     spec: ServiceSpec,
     readonly emit: EventSink,
   ) {
+    const m = spec.match;
+    const port = singlePort(m);
+    if (m.kind !== 'addr' || port === undefined) throw new TypeError(`the proxy serves one address and one port, not ${spec.key}`);
     this.spec = spec;
-    this.family = isIP(spec.address) === 6 ? 6 : 4;
+    this.protocol = m.protocol;
+    this.address = m.address;
+    this.port = port;
+    this.family = m.family;
+    this.virtual = { address: m.address, family: m.family, port };
     this.applySpec(spec, true);
   }
 
-  /** Take a new spec for the same id: scheduler/persistence are rebuilt only if they changed. */
+  get key(): ServiceSpec['key'] {
+    return this.spec.key;
+  }
+
+  get schedulerInEffect(): string {
+    return schedulerText(this.spec);
+  }
+
+  /** Take a new spec for the same key: scheduler/persistence are rebuilt only if they changed. */
   applySpec(spec: ServiceSpec, initial = false): void {
     const old = this.spec;
     this.spec = spec;
-    if (initial || old.lbAlgo !== spec.lbAlgo || JSON.stringify(old.schedulerOptions) !== JSON.stringify(spec.schedulerOptions)) {
-      this.scheduler = createScheduler(spec.lbAlgo, {
-        ...(spec.schedulerOptions ?? {}),
-        virtualAddress: spec.address,
+    if (initial || old.scheduler !== spec.scheduler || JSON.stringify(old.hash) !== JSON.stringify(spec.hash)) {
+      this.scheduler = createScheduler(spec.scheduler, {
+        fallback: spec.hash.fallback,
+        port: spec.hash.port,
+        tableSize: spec.hash.tableSize,
+        seed: spec.hash.seed,
+        virtualAddress: this.address,
         now: this.now,
       });
+      this.scheduler.update?.(this.pool);
     }
-    if (initial || JSON.stringify(old.persistence ?? null) !== JSON.stringify(spec.persistence ?? null)) {
+    if (initial || JSON.stringify(old.persistence) !== JSON.stringify(spec.persistence)) {
       const p = spec.persistence;
       this.persistence = p
-        ? new PersistenceTable({ timeoutMs: p.timeoutMs, netmaskV4: p.prefix4 ?? 32, prefixV6: p.prefix6 ?? 128, now: this.now })
+        ? new PersistenceTable({
+            timeoutMs: p.timeoutMs,
+            netmaskV4: this.family === 4 ? p.prefix : 32,
+            prefixV6: this.family === 6 ? p.prefix : 128,
+            now: this.now,
+          })
         : null;
     }
   }
 
-  setPool(dests: readonly DestinationSpec[], sorry: SorrySpec | null): void {
+  setPool(pool: PoolSpec): void {
     for (const d of this.all.values()) d.inPool = false;
-    const pool: Dest[] = [];
-    for (const s of dests) {
-      let d = this.all.get(s.id);
-      if (!d || d.sorry || d.key !== endpointKey(s.address, s.port)) {
-        d = new Dest(s.id, s.address, s.port, false);
-        this.all.set(s.id, d);
+    const members: Dest[] = [];
+    for (const s of pool.dests) {
+      let d = this.all.get(s.key);
+      if (!d || d.sorry || d.text !== endpointText(s.endpoint)) {
+        d = new Dest(s.key, s.endpoint, false);
+        this.all.set(s.key, d);
       }
+      this.endpoints.set(s.key, s.endpoint);
       d.weight = s.weight;
       d.inPool = true;
-      pool.push(d);
+      members.push(d);
     }
-    this.pool = pool;
-    if (sorry) {
-      const id = `sorry:${sorry.address.includes(':') ? `[${sorry.address}]` : sorry.address}:${sorry.port}`;
+    this.pool = members;
+    if (pool.sorry) {
+      const id = `sorry:${endpointText(pool.sorry)}`;
       let d = this.all.get(id);
       if (!d) {
-        d = new Dest(id, sorry.address, sorry.port, true);
+        d = new Dest(id, pool.sorry, true);
         d.weight = 1;
         this.all.set(id, d);
       }
@@ -136,7 +173,7 @@ export class ServiceCore {
     } else {
       this.sorryDest = null;
     }
-    this.scheduler.update?.(pool);
+    this.scheduler.update?.(members);
     this.gc();
   }
 
@@ -158,16 +195,33 @@ export class ServiceCore {
     const list = exclude ? this.pool.filter((d) => !exclude.has(d)) : this.pool;
     if (list.length === 0) return null;
     if (this.persistence === null) return this.scheduler.pick(list, ctx);
-    const d = this.persistence.pick(this.spec.id, list, ctx, this.scheduler);
-    if (d) this.emitTemplate(ctx.clientAddress, ctx.family, d.id);
+    const d = this.persistence.pick(this.key, list, ctx, this.scheduler);
+    if (d) this.emitTemplate(ctx.clientAddress, ctx.family, d);
     return d;
   }
 
-  emitTemplate(clientAddress: string, family: IpFamily, destId: string): void {
+  emitTemplate(clientAddress: string, family: IpFamily, dest: Dest): void {
     const p = this.spec.persistence;
     if (!p) return;
-    const client = maskAddress(clientAddress, family, family === 4 ? (p.prefix4 ?? 32) : (p.prefix6 ?? 128));
-    this.emit({ type: 'template', vs: this.spec.id, client, family, destId, expiresInMs: p.timeoutMs });
+    const client = maskAddress(clientAddress, family, p.prefix);
+    this.emit({ type: 'template', service: this.key, client, family, dest: dest.endpoint, expiresInMs: p.timeoutMs });
+  }
+
+  /** A live template as the contract lists it (null when its destination is unknown here). */
+  templateEntry(e: { client: string; family: IpFamily; destId: string; expiresInMs: number }): TemplateEntry | null {
+    const dest = this.endpoints.get(e.destId);
+    if (!dest) return null;
+    return { type: 'template', service: this.key, client: e.client, family: e.family, dest, expiresInMs: e.expiresInMs };
+  }
+
+  /** Install a synced template (its destination may not be in the pool yet: checked on use). */
+  restoreTemplate(t: TemplateEntry): void {
+    if (t.family !== this.family || t.dest.family !== this.family) return;
+    if (!this.persistence) return;
+    const destId = endpointText(t.dest);
+    // Synced destinations are the config's real servers; a hostile table cannot grow this map.
+    if (this.endpoints.size < 65536) this.endpoints.set(destId, t.dest);
+    this.persistence.restore({ vs: this.key, client: t.client, family: t.family, destId, expiresInMs: t.expiresInMs });
   }
 
   private lastTouchAt = 0;
@@ -187,24 +241,24 @@ export class ServiceCore {
   }
 
   /** Restart the template of a client whose connection is still alive. */
-  touch(clientAddress: string, family: IpFamily, destId: string): void {
-    if (this.persistence?.touch(this.spec.id, clientAddress, family)) this.emitTemplate(clientAddress, family, destId);
+  touch(clientAddress: string, family: IpFamily, dest: Dest): void {
+    if (this.persistence?.touch(this.key, clientAddress, family)) this.emitTemplate(clientAddress, family, dest);
   }
 
-  destStats(d: Dest, liveIn: number, liveOut: number): RealServerStats {
+  destStats(d: Dest, liveIn: number, liveOut: number): DestStats {
+    const udp = this.protocol === 'udp';
     return {
-      id: d.id,
-      address: d.address,
-      port: d.port,
-      weight: d.weight,
-      up: d.inPool && d.weight > 0,
-      in_pool: d.inPool,
+      key: d.sorry ? d.text : d.id,
+      endpoint: d.endpoint,
+      weight: d.inPool ? d.weight : 0,
       sorry: d.sorry,
-      active_conns: d.activeConns,
-      inact_conns: d.inactConns,
       conns: d.conns,
+      in_pkts: udp ? d.inPkts : null,
+      out_pkts: udp ? d.outPkts : null,
       in_bytes: d.inBytes + liveIn,
       out_bytes: d.outBytes + liveOut,
+      active_conns: d.activeConns,
+      inact_conns: d.inactConns,
       connect_errors: d.connectErrors,
     };
   }

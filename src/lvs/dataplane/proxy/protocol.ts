@@ -1,179 +1,23 @@
 /**
- * Messages between the DataPlane facade (main thread) and its worker thread.
+ * Messages between the proxy facade (main thread, index.ts) and its worker thread.
  *
- * Versionless: both ends are always built from the same tree. Requests carry a `seq`; the
- * worker answers each valid request with exactly one `reply` of the same seq. Every message
- * the worker receives is validated first (`parseRequest`): a malformed one is ignored and
- * counted (reported as `malformed` in stats), it never throws inside the worker.
+ * Versionless: both ends are always built from the same tree. The payloads are the contract's own
+ * types (ServiceSpec, PoolSpec, RestoreEntry, ServiceStats, ConnectionEvent), so nothing is
+ * translated on the way. Requests carry a `seq`; the worker answers each valid request with
+ * exactly one `reply` of the same seq. Every message the worker receives is validated first
+ * (`parseRequest`): a malformed one is ignored and counted (reported as `malformed` in stats), it
+ * never throws inside the worker.
  *
  * main → worker: configure | setPool | serve | unserve | stats | restore | events | snapshot | shutdown
  * worker → main: reply | events
  */
 
-import { isIP } from 'node:net';
-import { isSchedulerName, type SchedulerName } from './sched/index.js';
-import type { IpFamily } from './types.js';
+import { canonicalAddress, singlePort, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
+import { isSchedulerName } from '../../scheduler-names.js';
+import type { ConnectionEvent, ConnectionSnapshot, Destination, PoolSpec, RestoreEntry, ServiceSpec, ServiceStats } from '../contract.js';
 
-export type L4Protocol = 'tcp' | 'udp';
-
-/** One virtual service as the data plane needs it. `id` is `${protocol}/${address}:${port}`. */
-export interface ServiceSpec {
-  readonly id: string;
-  readonly protocol: L4Protocol;
-  readonly address: string;
-  readonly port: number;
-  readonly lbAlgo: SchedulerName;
-  /** sh/mh flags (sh-fallback, sh-port, mh-fallback, mh-port) and the mh table size. */
-  readonly schedulerOptions?: { readonly fallback?: boolean; readonly port?: boolean; readonly tableSize?: number };
-  /** Persistent service (persistence_timeout > 0); null/absent = not persistent. */
-  readonly persistence?: { readonly timeoutMs: number; readonly prefix4?: number; readonly prefix6?: number } | null;
-  /** PROXY protocol header sent to real servers (TCP only). */
-  readonly proxyProtocol?: '' | 'v1' | 'v2';
-  /** Real-server connect timeout; after it the next real server is tried. Default 3000. */
-  readonly connectTimeoutMs?: number;
-  /** UDP flow idle timeout. Default 300000 (IPVS udp timeout). */
-  readonly udpFlowTimeoutMs?: number;
-  /** UDP one-packet scheduling: every datagram is scheduled on its own; no flow is counted. */
-  readonly ops?: boolean;
-  /**
-   * UDP: a flow whose real server was removed from the pool is re-scheduled on its next
-   * datagram (net.ipv4.vs.expire_nodest_conn-like). Default true. A weight-0 (quiescent)
-   * server keeps its flows either way. False: such flows keep going to the removed server
-   * until idle.
-   */
-  readonly expireNodestConn?: boolean;
-  /** How long open connections may continue when the service is removed by configure(). Default 0. */
-  readonly drainMs?: number;
-}
-
-export interface DestinationSpec {
-  readonly id: string;
-  readonly address: string;
-  readonly port: number;
-  readonly weight: number;
-}
-
-export interface SorrySpec {
-  readonly address: string;
-  readonly port: number;
-}
-
-/** A persistence template, as PersistenceTable.entries() exports it. */
-export interface TemplateEntry {
-  readonly type: 'template';
-  readonly vs: string;
-  readonly client: string;
-  readonly family: IpFamily;
-  readonly destId: string;
-  readonly expiresInMs: number;
-}
-
-/** A UDP flow learned from the peer: the client address:port keeps its real server. */
-export interface UdpFlowEntry {
-  readonly type: 'udp_flow';
-  readonly service: string;
-  readonly client: string;
-  readonly clientPort: number;
-  readonly destId: string;
-  readonly expiresInMs: number;
-}
-
-export type RestoreEntry = TemplateEntry | UdpFlowEntry;
-
-/** A live proxied TCP connection, as listed by the `snapshot` request. */
-export interface ConnEntry {
-  readonly type: 'conn';
-  readonly protocol: 'tcp';
-  readonly service: string;
-  readonly client: string;
-  readonly clientPort: number;
-  readonly destId: string;
-}
-
-/** The whole connection table (answer to `snapshot`): what a joining peer director needs. */
-export interface DataPlaneSnapshot {
-  readonly templates: TemplateEntry[];
-  /** Live UDP flows; expiresInMs = idle timeout minus the time since the flow's last datagram. */
-  readonly udpFlows: UdpFlowEntry[];
-  readonly conns: ConnEntry[];
-}
-
-export type DataPlaneEvent =
-  | {
-      readonly type: 'conn_new';
-      readonly protocol: 'tcp';
-      readonly service: string;
-      readonly client: string;
-      readonly clientPort: number;
-      readonly destId: string;
-    }
-  | {
-      readonly type: 'conn_end';
-      readonly protocol: 'tcp';
-      readonly service: string;
-      readonly client: string;
-      readonly clientPort: number;
-      readonly destId: string;
-      readonly inBytes: number;
-      readonly outBytes: number;
-    }
-  | TemplateEntry
-  | {
-      readonly type: 'udp_flow_new';
-      readonly service: string;
-      readonly client: string;
-      readonly clientPort: number;
-      readonly destId: string;
-      readonly timeoutMs: number;
-    }
-  | {
-      readonly type: 'udp_flow_expired';
-      readonly service: string;
-      readonly client: string;
-      readonly clientPort: number;
-      readonly destId: string;
-    };
-
-export interface RealServerStats {
-  id: string;
-  address: string;
-  port: number;
-  weight: number;
-  /** In the current pool with weight > 0. */
-  up: boolean;
-  /** In the current pool (at any weight). */
-  in_pool: boolean;
-  sorry: boolean;
-  active_conns: number;
-  inact_conns: number;
-  conns: number;
-  in_bytes: number;
-  out_bytes: number;
-  /** Failed connect attempts (refused / timeout) that were retried on another server. */
-  connect_errors: number;
-}
-
-export interface ServiceStats {
-  id: string;
-  address: string;
-  port: number;
-  protocol: string;
-  lb_algo: string;
-  serving: boolean;
-  draining: boolean;
-  /** No real server can take a new connection and a sorry server is configured. */
-  sorry: boolean;
-  conns: number;
-  active_conns: number;
-  inact_conns: number;
-  in_bytes: number;
-  out_bytes: number;
-  /** Clients closed because no real server (nor sorry server) could be reached. */
-  dropped: number;
-  real_servers: RealServerStats[];
-}
-
-export interface DataPlaneStats {
+/** The worker's answer to `stats`. */
+export interface ProxyStats {
   services: ServiceStats[];
   /** Malformed messages the worker ignored. */
   malformed: number;
@@ -183,20 +27,16 @@ export interface DataPlaneStats {
 
 export type Request =
   | { readonly t: 'configure'; readonly seq: number; readonly services: readonly ServiceSpec[] }
-  | {
-      readonly t: 'setPool';
-      readonly seq: number;
-      readonly id: string;
-      readonly dests: readonly DestinationSpec[];
-      readonly sorry: SorrySpec | null;
-    }
-  | { readonly t: 'serve'; readonly seq: number; readonly id: string }
-  | { readonly t: 'unserve'; readonly seq: number; readonly id: string; readonly drainMs: number }
+  | { readonly t: 'setPool'; readonly seq: number; readonly key: ServiceKey; readonly pool: PoolSpec }
+  | { readonly t: 'serve'; readonly seq: number; readonly key: ServiceKey }
+  | { readonly t: 'unserve'; readonly seq: number; readonly key: ServiceKey; readonly drainMs: number }
   | { readonly t: 'stats'; readonly seq: number }
   | { readonly t: 'restore'; readonly seq: number; readonly entries: readonly RestoreEntry[] }
   | { readonly t: 'events'; readonly seq: number; readonly enabled: boolean; readonly batchMs?: number }
   | { readonly t: 'snapshot'; readonly seq: number }
   | { readonly t: 'shutdown'; readonly seq: number };
+
+export type { ConnectionSnapshot };
 
 export interface WireError {
   readonly code: string;
@@ -208,7 +48,7 @@ export interface WireError {
 export type WorkerMessage =
   | { readonly t: 'reply'; readonly seq: number; readonly ok: true; readonly result?: unknown }
   | { readonly t: 'reply'; readonly seq: number; readonly ok: false; readonly error: WireError }
-  | { readonly t: 'events'; readonly events: readonly DataPlaneEvent[] };
+  | { readonly t: 'events'; readonly events: readonly ConnectionEvent[] };
 
 // ---------------------------------------------------------------- validation
 
@@ -216,70 +56,65 @@ type Obj = Record<string, unknown>;
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
-const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
-const isAddr = (v: unknown): v is string => typeof v === 'string' && isIP(v) !== 0;
 const isNonNegInt = (v: unknown, max = 2 ** 31 - 1): v is number =>
   Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
 const optional = (v: unknown, check: (v: unknown) => boolean): boolean => v === undefined || check(v);
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 
-/** The canonical service id. */
-export function serviceId(protocol: L4Protocol, address: string, port: number): string {
-  return `${protocol}/${address}:${port}`;
+/** An endpoint with a canonical address of the stated family; `minPort` 0 allows "no port". */
+export function isEndpoint(v: unknown, minPort = 1): v is Endpoint {
+  if (!isObj(v) || typeof v.address !== 'string' || !isNonNegInt(v.port, 65535) || (v.port as number) < minPort) return false;
+  const a = canonicalAddress(v.address);
+  return a !== null && a.address === v.address && a.family === v.family;
 }
 
+/** A service spec the proxy can serve: kind PROXY on one address and one port. */
 export function isServiceSpec(v: unknown): v is ServiceSpec {
-  if (!isObj(v)) return false;
-  if (v.protocol !== 'tcp' && v.protocol !== 'udp') return false;
-  if (!isAddr(v.address) || !isPort(v.port) || !isStr(v.id)) return false;
-  if (!isStr(v.lbAlgo, 16) || !isSchedulerName(v.lbAlgo)) return false;
-  const so = v.schedulerOptions;
-  if (
-    so !== undefined &&
-    !(
-      isObj(so) &&
-      optional(so.fallback, isBool) &&
-      optional(so.port, isBool) &&
-      optional(so.tableSize, (x) => isNonNegInt(x, 1 << 20))
-    )
-  )
-    return false;
+  if (!isObj(v) || !isStr(v.key) || v.kind !== 'PROXY') return false;
+  const m = v.match;
+  if (!isObj(m) || m.kind !== 'addr' || (m.protocol !== 'tcp' && m.protocol !== 'udp') || !Array.isArray(m.ports)) return false;
+  const ports = m.ports as unknown[];
+  if (ports.length !== 1 || !isObj(ports[0]) || !isNonNegInt(ports[0].from, 65535) || ports[0].from === 0 || ports[0].to !== ports[0].from) return false;
+  if (!isEndpoint({ address: m.address, family: m.family, port: ports[0].from })) return false;
+  if (!isStr(v.scheduler, 16) || !isSchedulerName(v.scheduler)) return false;
+  const h = v.hash;
+  if (!isObj(h) || !isNonNegInt(h.seed, 0xffffffff) || !isNonNegInt(h.tableSize, 1 << 20) || !isBool(h.port) || !isBool(h.fallback)) return false;
   const p = v.persistence;
+  if (p !== null && !(isObj(p) && isNonNegInt(p.timeoutMs) && (p.timeoutMs as number) > 0 && isNonNegInt(p.prefix, m.family === 6 ? 128 : 32))) return false;
+  if (!isNonNegInt(v.drainMs) || !isBool(v.ops)) return false;
+  const x = v.proxy;
   if (
-    p !== undefined &&
-    p !== null &&
+    x !== undefined &&
     !(
-      isObj(p) &&
-      isNonNegInt(p.timeoutMs) &&
-      (p.timeoutMs as number) > 0 &&
-      optional(p.prefix4, (x) => isNonNegInt(x, 32)) &&
-      optional(p.prefix6, (x) => isNonNegInt(x, 128))
+      isObj(x) &&
+      (x.proxyProtocol === '' || x.proxyProtocol === 'v1' || x.proxyProtocol === 'v2') &&
+      isNonNegInt(x.connectTimeoutMs) &&
+      (x.connectTimeoutMs as number) > 0 &&
+      optional(x.udpFlowTimeoutMs, (t) => isNonNegInt(t) && (t as number) > 0) &&
+      optional(x.expireNodestConn, isBool)
     )
   )
     return false;
-  if (!optional(v.proxyProtocol, (x) => x === '' || x === 'v1' || x === 'v2')) return false;
-  if (!optional(v.connectTimeoutMs, (x) => isNonNegInt(x) && (x as number) > 0)) return false;
-  if (!optional(v.udpFlowTimeoutMs, (x) => isNonNegInt(x) && (x as number) > 0)) return false;
-  if (!optional(v.ops, isBool) || !optional(v.expireNodestConn, isBool)) return false;
-  if (!optional(v.drainMs, (x) => isNonNegInt(x))) return false;
-  return true;
+  return singlePort(m as unknown as ServiceSpec['match']) !== undefined;
 }
 
-function isDest(v: unknown): v is DestinationSpec {
-  return isObj(v) && isStr(v.id) && isAddr(v.address) && isPort(v.port) && isNonNegInt(v.weight);
+function isDest(v: unknown): v is Destination {
+  return isObj(v) && isStr(v.key) && isEndpoint(v.endpoint) && isNonNegInt(v.weight);
 }
 
-function isSorry(v: unknown): v is SorrySpec | null {
-  return v === null || (isObj(v) && isAddr(v.address) && isPort(v.port));
+function isPool(v: unknown): v is PoolSpec {
+  if (!isObj(v) || !Array.isArray(v.dests) || v.dests.length > MAX_LIST || !v.dests.every(isDest)) return false;
+  if (new Set(v.dests.map((d: Destination) => d.key)).size !== v.dests.length) return false;
+  return v.sorry === null || isEndpoint(v.sorry);
 }
 
-function isRestoreEntry(v: unknown): v is RestoreEntry {
-  if (!isObj(v) || !(typeof v.expiresInMs === 'number' && Number.isFinite(v.expiresInMs))) return false;
+export function isRestoreEntry(v: unknown): v is RestoreEntry {
+  if (!isObj(v) || !(typeof v.expiresInMs === 'number' && Number.isFinite(v.expiresInMs)) || !isStr(v.service)) return false;
   if (v.type === 'template') {
-    return isStr(v.vs) && isAddr(v.client) && (v.family === 4 || v.family === 6) && isStr(v.destId);
+    return typeof v.client === 'string' && canonicalAddress(v.client)?.family === v.family && isEndpoint(v.dest, 0);
   }
   if (v.type === 'udp_flow') {
-    return isStr(v.service) && isAddr(v.client) && isPort(v.clientPort) && isStr(v.destId);
+    return v.protocol === 'udp' && isEndpoint(v.client) && isEndpoint(v.virtual, 0) && isEndpoint(v.dest, 0);
   }
   return false;
 }
@@ -294,17 +129,15 @@ export function parseRequest(v: unknown): Request | null {
       case 'configure': {
         const s = v.services;
         if (!Array.isArray(s) || s.length > MAX_LIST || !s.every(isServiceSpec)) return null;
-        if (new Set(s.map((x: ServiceSpec) => x.id)).size !== s.length) return null;
+        if (new Set(s.map((x: ServiceSpec) => x.key)).size !== s.length) return null;
         return v as unknown as Request;
       }
       case 'setPool':
-        if (!isStr(v.id) || !Array.isArray(v.dests) || v.dests.length > MAX_LIST || !v.dests.every(isDest)) return null;
-        if (new Set(v.dests.map((d: DestinationSpec) => d.id)).size !== v.dests.length) return null;
-        return isSorry(v.sorry) ? (v as unknown as Request) : null;
+        return isStr(v.key) && isPool(v.pool) ? (v as unknown as Request) : null;
       case 'serve':
-        return isStr(v.id) ? (v as unknown as Request) : null;
+        return isStr(v.key) ? (v as unknown as Request) : null;
       case 'unserve':
-        return isStr(v.id) && isNonNegInt(v.drainMs) ? (v as unknown as Request) : null;
+        return isStr(v.key) && isNonNegInt(v.drainMs) ? (v as unknown as Request) : null;
       case 'restore':
         return Array.isArray(v.entries) && v.entries.length <= MAX_LIST && v.entries.every(isRestoreEntry)
           ? (v as unknown as Request)
