@@ -1,5 +1,6 @@
 import test from 'ava';
 import { defaultHashSeed } from '../../src/lvs/hash.js';
+import { MaglevHashingScheduler } from '../../src/lvs/dataplane/proxy/sched/mh.js';
 import { MAGLEV_EMPTY, maglevSizeProblem, maglevTable } from '../../src/lvs/maglev.js';
 
 const dests = (n: number, weight = 1) => Array.from({ length: n }, (_, i) => ({ key: `10.0.0.${i + 1}:80`, weight }));
@@ -48,4 +49,17 @@ test('the default hash seed is a u32 derived from the service key only', (t) => 
   t.is(s, defaultHashSeed('tcp/10.0.0.50:80'));
   t.not(s, defaultHashSeed('tcp/10.0.0.50:81'));
   t.true(Number.isInteger(s) && s >= 0 && s <= 0xffffffff);
+});
+
+test('the proxy\'s mh scheduler uses the service seed and table size (hash_seed / mh_table_size are not ignored)', (t) => {
+  const dests = [1, 2, 3, 4].map((i) => ({ id: `10.0.0.${i}:80`, address: `10.0.0.${i}`, port: 80, weight: 1, activeConns: 0, inactConns: 0 }));
+  const picks = (opts: { seed?: number; tableSize?: number }) => {
+    const s = new MaglevHashingScheduler(opts);
+    return Array.from({ length: 64 }, (_, i) => s.pick(dests, { clientAddress: `192.0.2.${i}`, family: 4 })!.id);
+  };
+  const base = picks({ seed: 1 });
+  t.deepEqual(picks({ seed: 1 }), base, 'same seed, same answers');
+  t.notDeepEqual(picks({ seed: 2 }), base, 'another seed moves clients');
+  t.notDeepEqual(picks({ seed: 1, tableSize: 251 }), base, 'another table size too');
+  t.throws(() => new MaglevHashingScheduler({ tableSize: 250 }), { instanceOf: RangeError });
 });
