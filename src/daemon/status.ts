@@ -35,10 +35,16 @@ export interface RealServerStatus {
   out_pkts: number | null;
   in_bytes: number;
   out_bytes: number;
+  /** Health from the checks ('unknown' before the first result). */
+  health?: 'up' | 'down' | 'unknown';
+  /** When the health last changed (ISO 8601); absent before the first check result. */
+  last_change?: string;
+  /** The checker's message at that change, e.g. "HTTP_GET[0]: status 503" (why it went down or up). */
+  reason?: string;
 }
 
 /** The sorry server: not a member of the pool, listed apart with its own counters. */
-export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up'> {
+export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up' | 'health' | 'last_change' | 'reason'> {
   /** No real server can take a connection, so new ones go here. */
   in_use: boolean;
 }
@@ -65,6 +71,8 @@ export interface VirtualServerStatus {
   serving: boolean;
   /** The pool is down and the sorry server (if any) takes new connections. */
   sorry: boolean;
+  /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state). */
+  quorum_up?: boolean;
   conns: number;
   in_pkts: number | null;
   out_pkts: number | null;

@@ -38,6 +38,8 @@ interface Real {
   health: RealServerStatus['health'];
   dynamicWeight: number | undefined;
   runner: Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
+  /** When the health last changed (epoch ms) and the checker's message then; null before the first result. */
+  lastChange: { at: number; reason: string } | null;
 }
 
 interface Service {
@@ -137,7 +139,7 @@ export class VirtualServerManager {
   }
 
   #makeReal(svc: Service, rs: RealServerConfig): Real {
-    const real: Real = { id: endpointText(rs.endpoint), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined! };
+    const real: Real = { id: endpointText(rs.endpoint), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined!, lastChange: null };
     real.runner = this.#makeRunner(svc, real);
     return real;
   }
@@ -147,9 +149,13 @@ export class VirtualServerManager {
       checks: real.cfg.check,
       weight: real.cfg.weight,
       onChange: (health: RealServerStatus['health'], dynamicWeight: number | undefined, detail: string) => {
+        const was = real.health;
         real.health = health;
         real.dynamicWeight = dynamicWeight;
-        this.deps.log.info({ virtual_server: svc.key, real_server: real.id, health, detail }, `real server ${real.id} is ${health}`);
+        if (health !== was) real.lastChange = { at: Date.now(), reason: detail };
+        // Going down, and coming back after being down, is what an operator must see: warn.
+        const level = health !== was && (health === 'down' || was === 'down') ? 'warn' : 'info';
+        this.deps.log[level]({ virtual_server: svc.key, real_server: real.id, health, was, reason: detail }, `real server ${real.id} of ${svc.key} is ${health}: ${detail}`);
         void this.#apply(svc);
       },
     };
@@ -339,6 +345,8 @@ export class VirtualServerManager {
           weight: dest?.weight ?? 0,
           up: r.health === 'up',
           ...counters(st?.dests.find((x) => !x.sorry && x.key === r.id)),
+          health: r.health,
+          ...(r.lastChange ? { last_change: new Date(r.lastChange.at).toISOString(), reason: r.lastChange.reason } : {}),
         };
       });
       const sorryStats = st?.dests.find((x) => x.sorry);
@@ -359,6 +367,7 @@ export class VirtualServerManager {
         scheduler_in_effect: st?.scheduler_in_effect ?? cfg.lb_algo,
         serving: st?.serving ?? false,
         sorry: svc.last?.sorryActive ?? false,
+        quorum_up: svc.last?.quorumUp ?? false,
         conns: st?.conns ?? 0,
         in_pkts: st ? st.in_pkts : 0,
         out_pkts: st ? st.out_pkts : 0,

@@ -305,6 +305,9 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
       for (const vs of snap.status.virtual_servers) yield { labels: { virtual_server: virtualServerId(vs), kind: vs.kind, scheduler: vs.scheduler_in_effect }, value: 1 };
     },
   }),
+  perVirtualServer('virtual_server_quorum_up', '1 while the weight of the real servers up reaches the virtual server quorum, 0 while below it (quorum_down; the sorry server serves if configured).', 'gauge', (vs) =>
+    vs.quorum_up === undefined ? null : vs.quorum_up ? 1 : 0,
+  ),
   perVirtualServer('virtual_server_connections_total', 'Connections scheduled by the virtual server (to real servers and the sorry server).', 'counter', (vs) => vs.conns),
   perVirtualServer('virtual_server_active_connections', 'Active (established) connections of the virtual server: the sum over its real servers.', 'gauge', (vs) =>
     vs.real_servers.some((rs) => rs.active_conns === null) ? null : vs.real_servers.reduce((n, rs) => n + (rs.active_conns ?? 0), 0),
