@@ -31,8 +31,27 @@ export const LB_ALGOS = SCHEDULER_NAMES;
 export const LB_KINDS = ['DR', 'NAT', 'FULLNAT', 'PROXY'] as const;
 /** keepalived's scheduler flags (ipvsadm -b): flag-1 is *-fallback, flag-2 is *-port for sh and mh. */
 export const SCHED_FLAGS = ['sh-port', 'sh-fallback', 'mh-port', 'mh-fallback', 'flag-1', 'flag-2'] as const;
-export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK'] as const;
-export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA'] as const;
+export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK', 'SMTP_CHECK', 'PING_CHECK'] as const;
+export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY'] as const;
+
+/**
+ * keepalived's per-check-type defaults (check_http.c, check_dns.c, check_misc.c), used when neither
+ * the check nor its virtual_server sets the key; semantic.ts applies them.
+ */
+export const CHECK_TYPE_DEFAULTS: Readonly<Record<(typeof CHECK_TYPES)[number], { retry: number; delay_before_retry: number | 'delay_loop' }>> = {
+  TCP_CHECK: { retry: 1, delay_before_retry: 1 },
+  HTTP_GET: { retry: 1, delay_before_retry: 3 },
+  SSL_GET: { retry: 1, delay_before_retry: 3 },
+  MISC_CHECK: { retry: 0, delay_before_retry: 1 },
+  UDP_CHECK: { retry: 1, delay_before_retry: 1 },
+  DNS_CHECK: { retry: 3, delay_before_retry: 'delay_loop' },
+  FILE_CHECK: { retry: 1, delay_before_retry: 1 },
+  SMTP_CHECK: { retry: 1, delay_before_retry: 1 },
+  PING_CHECK: { retry: 1, delay_before_retry: 1 },
+};
+
+/** keepalived's SMTP_DEFAULT_HELO. */
+export const SMTP_DEFAULT_HELO = 'smtpchecker.keepalived.org';
 
 function field(type: ValueSpec, doc: string, keepalived: string | null, extra: Omit<FieldSpec, 'type' | 'doc' | 'keepalived'> = {}): FieldSpec {
   return { type, doc, keepalived, ...extra };
@@ -179,7 +198,12 @@ export const VRRP_SCRIPT_FIELDS = {
 
 const HTTP_FIELDS = {
   path: field(str({ minLength: 1 }), 'URL path requested', 'url { path }', { default: '/' }),
-  status_code: field({ kind: 'array', of: int(100, 599), single: true }, 'accepted HTTP status code(s)', 'url { status_code }', { default: [200] }),
+  status_code: field(
+    { kind: 'array', of: { kind: 'oneOf', options: [int(100, 599), str({ format: 'status_range' })] }, single: true },
+    'accepted HTTP status codes and "NNN-MMM" ranges (keepalived default: any 2xx; keepalive-ts 0.1 accepted only 200)',
+    'url { status_code }',
+    { default: ['200-299'], defaultText: '["200-299"]' },
+  ),
   digest: field(str({ format: 'md5' }), 'MD5 of the expected body', 'url { digest }'),
   regex: field(str({ format: 'regex' }), 'regular expression the body must match', 'url { regex }'),
   virtualhost: field(NAME, 'Host header', 'virtualhost', {
@@ -195,19 +219,19 @@ export const CHECK_COMMON_FIELDS = {
   }),
   retry: field(int(0), 'failed checks retried before the server is marked down', 'retry', {
     defaultFrom: { scope: 'virtual_server', key: 'retry' },
-    defaultText: 'virtual_server.retry',
+    defaultText: 'virtual_server.retry, else as keepalived: 3 for DNS_CHECK, 0 for MISC_CHECK, 1 otherwise',
   }),
   delay_before_retry: field(SECONDS, 'seconds between retries', 'delay_before_retry', {
     defaultFrom: { scope: 'virtual_server', key: 'delay_before_retry' },
-    defaultText: 'virtual_server.delay_before_retry',
+    defaultText: 'virtual_server.delay_before_retry, else as keepalived: 3 for HTTP_GET/SSL_GET, delay_loop for DNS_CHECK, 1 otherwise',
   }),
   delay_loop: field(POSITIVE_SECONDS, 'seconds between checks', 'delay_loop', {
     defaultFrom: { scope: 'virtual_server', key: 'delay_loop' },
     defaultText: 'virtual_server.delay_loop',
   }),
-  warmup: field(SECONDS, 'maximum random delay before the first check', 'warmup', {
+  warmup: field(SECONDS, 'maximum random delay before the first check (0 = check at once)', 'warmup', {
     defaultFrom: { scope: 'virtual_server', key: 'warmup' },
-    defaultText: 'virtual_server.warmup',
+    defaultText: 'virtual_server.warmup, else delay_loop (keepalived; keepalive-ts 0.1 used 0)',
   }),
   connect_ip: field(IP, 'address checked', 'connect_ip', {
     defaultFrom: { scope: 'real_server', key: 'address' },
@@ -242,13 +266,17 @@ export const CHECK_VARIANT_FIELDS = {
     require_reply: field(BOOL, 'a reply is required (otherwise only ICMP errors fail)', 'require_reply', { default: false }),
   },
   DNS_CHECK: {
-    query_type: field(str({ enum: DNS_QUERY_TYPES }), 'record type queried', 'type', { default: 'A' }),
-    name: field(NAME, 'name queried', 'name', { required: true }),
+    query_type: field(str({ enum: DNS_QUERY_TYPES }), 'record type queried (keepalived default SOA; keepalive-ts 0.1 used A)', 'type', { default: 'SOA' }),
+    name: field(NAME, 'name queried ("." = the root zone; keepalived default, keepalive-ts 0.1 required a name)', 'name', { default: '.' }),
   },
   FILE_CHECK: {
     file: field(NAME, 'file whose first number is the status (0 = OK)', 'track_file', { required: true }),
     weight: field(int(-254, 254), 'multiplier of the file value (0 = non-zero means down)', 'weight', { default: 0 }),
   },
+  SMTP_CHECK: {
+    helo_name: field(NAME, 'name sent in HELO after the 220 greeting; the server must answer 250', 'helo_name', { default: SMTP_DEFAULT_HELO }),
+  },
+  PING_CHECK: {},
 } satisfies Readonly<Record<(typeof CHECK_TYPES)[number], Fields>>;
 
 export const REAL_SERVER_FIELDS = {
@@ -345,10 +373,10 @@ export const VIRTUAL_SERVER_FIELDS = {
   virtualhost: field(NAME, 'default Host header for HTTP_GET / SSL_GET checks', 'virtualhost'),
   ha_suspend: field(BOOL, 'suspend checks while the VIP is not on this director', 'ha_suspend', { default: false }),
   ops: field(BOOL, 'one-packet scheduling (UDP only): schedule every datagram separately', 'ops', { default: false }),
-  retry: field(int(0), 'default check retry count', 'retry', { default: 1 }),
-  delay_before_retry: field(SECONDS, 'default seconds between check retries', 'delay_before_retry', { default: 1 }),
+  retry: field(int(0), 'default check retry count', 'retry', { defaultText: 'per check type (see check.retry)' }),
+  delay_before_retry: field(SECONDS, 'default seconds between check retries', 'delay_before_retry', { defaultText: 'per check type (see check.delay_before_retry)' }),
   connect_timeout: field(POSITIVE_SECONDS, 'default check connect timeout in seconds; with lb_kind PROXY also the real-server connect timeout before the next server is tried', 'connect_timeout', { default: 5 }),
-  warmup: field(SECONDS, 'default maximum random delay before a first check', 'warmup', { default: 0 }),
+  warmup: field(SECONDS, 'default maximum random delay before a first check', 'warmup', { defaultText: "each check's delay_loop" }),
   depool_threshold: field(num(0, 1), 'fraction of real servers kept pooled even when failing (PyBal; 0 = off)', null, { default: 0 }),
   proxy_protocol: field(str({ enum: ['', 'v1', 'v2'] }), 'send a PROXY protocol header to real servers ("" = off); lb_kind PROXY only', null, { default: '' }),
   drain_timeout: field(SECONDS, 'seconds connections to a removed real server may drain', null, {

@@ -15,6 +15,9 @@ import type {
   VrrpSyncGroupConfig,
 } from './types.js';
 import { suggestion, type IssueSink, type Table } from './validate.js';
+import { CHECK_TYPE_DEFAULTS } from './schema.js';
+import { parseStatusRange } from './schema-types.js';
+import type { CheckConfig } from './types.js';
 
 /*
  * Rules that span keys or sections, run on the schema-validated tree. Required keys that failed
@@ -201,7 +204,8 @@ function checkGroupMembership(groups: readonly VrrpSyncGroupConfig[], sink: Issu
   });
 }
 
-const PORTLESS_CHECKS: ReadonlySet<string> = new Set(['MISC_CHECK', 'FILE_CHECK']);
+/** Checks that need no port (a command, a file, ICMP echo). */
+const PORTLESS_CHECKS: ReadonlySet<string> = new Set(['MISC_CHECK', 'FILE_CHECK', 'PING_CHECK']);
 
 /** Whether an issue was already reported at exactly this path (a value that failed validation is absent here). */
 function reported(sink: IssueSink, path: KeyPath): boolean {
@@ -326,7 +330,7 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
   const realServers: RealServerConfig[] = reals.map((rs, i) => {
     const where = at('real_server', i);
     const ep = serverEndpoint(rs.address, rs.port, where, 'real server') ?? { address: rs.address ?? '', family, port: rs.port ?? 0 };
-    const checks = (rs.check ?? []).map((c, j) => {
+    const checks = normalizeChecks(rs, where, sink).map((c, j) => {
       if (c.connect_port !== undefined || PORTLESS_CHECKS.has(c.type)) return { ...c, connect_port: c.connect_port ?? 0 };
       if (!reported(sink, [...where, 'check', j, 'connect_port'])) {
         sink.add([...where, 'check', j], `connect_port is required: the real server has no port of its own (fwmark or port-set service)`);
@@ -371,6 +375,41 @@ function checkServiceOverlap(servers: readonly VirtualServerConfig[], sink: Issu
       }
     }
   });
+}
+
+
+/**
+ * Fills the per-type keepalived defaults the schema cannot express (retry, delay_before_retry,
+ * warmup when the virtual_server leaves them unset) and expands status_code ranges.
+ */
+function normalizeChecks(rs: RealServerConfig, path: KeyPath, sink: IssueSink): CheckConfig[] {
+  const raw = (rs.check ?? []) as (CheckConfig & Table)[];
+  return raw.map((check, i) => {
+    const defaults = CHECK_TYPE_DEFAULTS[check.type];
+    if (!defaults) return check;
+    const out = { ...check } as CheckConfig & Table;
+    out.retry ??= defaults.retry;
+    out.delay_before_retry ??= defaults.delay_before_retry === 'delay_loop' ? out.delay_loop : defaults.delay_before_retry;
+    out.warmup ??= out.delay_loop;
+    if (Array.isArray(out.status_code)) out.status_code = expandStatusCodes(out.status_code as unknown[]);
+    if (out.type === 'PING_CHECK' && Object.hasOwn(check, 'connect_port') && check.connect_port !== rs.port) {
+      sink.add([...path, 'check', i, 'connect_port'], 'has no meaning for PING_CHECK (ICMP echo has no port)');
+    }
+    return out;
+  });
+}
+
+/** [200, "300-302"] -> [200, 300, 301, 302], sorted, without duplicates. */
+export function expandStatusCodes(list: readonly unknown[]): number[] {
+  const codes = new Set<number>();
+  for (const item of list) {
+    if (typeof item === 'number') codes.add(item);
+    else if (typeof item === 'string') {
+      const r = parseStatusRange(item);
+      if (r) for (let c = r[0]; c <= r[1]; c++) codes.add(c);
+    }
+  }
+  return [...codes].sort((a, b) => a - b);
 }
 
 function normalizeSync(raw: Raw<SyncConfig>, instances: readonly VrrpInstanceConfig[], sink: IssueSink): SyncConfig {

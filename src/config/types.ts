@@ -138,6 +138,7 @@ export interface CheckCommon {
 
 export interface HttpCheckFields {
   path: string;
+  /** Every accepted code, ranges expanded and sorted (the file may say "200-299"). */
   status_code: number[];
   digest?: string;
   regex?: string;
@@ -177,8 +178,15 @@ export interface FileCheck extends CheckCommon {
   file: string;
   weight: number;
 }
+export interface SmtpCheck extends CheckCommon {
+  type: 'SMTP_CHECK';
+  helo_name: string;
+}
+export interface PingCheck extends CheckCommon {
+  type: 'PING_CHECK';
+}
 
-export type CheckConfig = TcpCheck | HttpGetCheck | SslGetCheck | MiscCheck | UdpCheck | DnsCheck | FileCheck;
+export type CheckConfig = TcpCheck | HttpGetCheck | SslGetCheck | MiscCheck | UdpCheck | DnsCheck | FileCheck | SmtpCheck | PingCheck;
 
 export interface RealServerConfig {
   address: string;
@@ -226,10 +234,12 @@ export interface VirtualServerConfig {
   virtualhost?: string;
   ha_suspend: boolean;
   ops: boolean;
-  retry: number;
-  delay_before_retry: number;
+  /** Unset: each check uses its type's keepalived default. */
+  retry?: number;
+  delay_before_retry?: number;
   connect_timeout: number;
-  warmup: number;
+  /** Unset: each check's warmup is its delay_loop. */
+  warmup?: number;
   depool_threshold: number;
   proxy_protocol: '' | 'v1' | 'v2';
   drain_timeout: number;
@@ -295,4 +305,6 @@ export type SchemaTypeGuards = [
   Assert<KeysMatch<Variant<UdpCheck>, (typeof CHECK_VARIANT_FIELDS)['UDP_CHECK']>>,
   Assert<KeysMatch<Variant<DnsCheck>, (typeof CHECK_VARIANT_FIELDS)['DNS_CHECK']>>,
   Assert<KeysMatch<Variant<FileCheck>, (typeof CHECK_VARIANT_FIELDS)['FILE_CHECK']>>,
+  Assert<KeysMatch<Variant<SmtpCheck>, (typeof CHECK_VARIANT_FIELDS)['SMTP_CHECK']>>,
+  Assert<KeysMatch<Variant<PingCheck>, (typeof CHECK_VARIANT_FIELDS)['PING_CHECK']>>,
 ];
