@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import { MAGLEV_DEFAULT_TABLE_SIZE, MAGLEV_MAX_TABLE_SIZE } from '../lvs/maglev.js';
 import { SCHEDULER_NAMES } from '../lvs/scheduler-names.js';
 import type { FieldSpec, Fields, ValueSpec } from './schema-types.js';
@@ -75,6 +75,33 @@ const trackList = (what: string): ValueSpec =>
     ],
   });
 
+/** E-mail alerts (keepalived global_defs notification_email ... smtp_alert_checker). */
+const SMTP_GLOBAL_FIELDS = {
+  notification_email: field(arrayOf(str({ format: 'email' })), 'recipients of alert mails ("a@b" or "Name <a@b>"); none = no mail', 'notification_email', { default: [] }),
+  notification_email_from: field(str({ format: 'email' }), 'From: address of alert mails', 'notification_email_from', {
+    defaultFn: () => `${safeUser()}@${hostname()}`,
+    defaultText: '"USER@HOSTNAME" (the daemon user)',
+  }),
+  smtp_server: field(str({ format: 'hostport' }), 'SMTP relay alerts are sent through, "host" or "host:port" (port 25 by default); unset = no mail', 'smtp_server <HOST> [<PORT>]'),
+  smtp_helo_name: field(NAME, 'name sent in HELO', 'smtp_helo_name', { defaultFn: () => hostname(), defaultText: 'the hostname' }),
+  smtp_connect_timeout: field(POSITIVE_SECONDS, 'seconds to connect to the SMTP server and for each of its replies', 'smtp_connect_timeout', { default: 30 }),
+  smtp_alert: field(BOOL, 'default of every smtp_alert (instances, sync groups, virtual and real servers)', 'smtp_alert', {
+    defaultText: 'unset: instances, sync groups and virtual servers false, real servers true (as keepalived)',
+  }),
+  smtp_alert_vrrp: field(BOOL, 'default of vrrp_instance / vrrp_sync_group smtp_alert', 'smtp_alert_vrrp', { defaultText: 'global.smtp_alert' }),
+  smtp_alert_checker: field(BOOL, 'default of virtual_server / real_server smtp_alert', 'smtp_alert_checker', { defaultText: 'global.smtp_alert' }),
+  no_email_faults: field(BOOL, 'send no alert mail for FAULT states', 'no_email_faults', { default: false }),
+} satisfies Fields;
+
+/** userInfo() throws for a uid with no passwd entry (containers); fall back to the uid. */
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? 'keepalive-ts');
+  }
+}
+
 export const GLOBAL_FIELDS = {
   router_id: field(NAME, 'identifies this director in logs and notifications', 'router_id', {
     defaultFn: () => hostname(),
@@ -105,6 +132,11 @@ export const GLOBAL_FIELDS = {
   script_user: field(NAME, 'user (and optional ":group") scripts run as when not set per script', 'script_user', {
     defaultText: 'the user keepalive-ts runs as',
   }),
+  ...SMTP_GLOBAL_FIELDS,
+  // keepalived's top-level static_ipaddress / static_routes / static_rules blocks.
+  static_ipaddress: field(arrayOf(str({ minLength: 1 })), 'addresses added at start and removed at stop, "ADDR[/PREFIX] dev NAME [scope S] [label L] [brd B]"', 'static_ipaddress', { default: [] }),
+  static_routes: field(arrayOf(str({ minLength: 1 })), 'routes added at start and removed at stop; `ip route` syntax as keepalived (see Routes and rules)', 'static_routes', { default: [] }),
+  static_rules: field(arrayOf(str({ minLength: 1 })), 'policy rules added at start and removed at stop; `ip rule` syntax as keepalived (see Routes and rules)', 'static_rules', { default: [] }),
 } satisfies Fields;
 
 const NOTIFY_FIELDS = {
@@ -113,6 +145,21 @@ const NOTIFY_FIELDS = {
   notify_fault: field(NAME, NOTIFY_DOC('entering FAULT'), 'notify_fault'),
   notify_stop: field(NAME, NOTIFY_DOC('stopping'), 'notify_stop'),
   notify: field(NAME, 'script run on every state change with "INSTANCE|GROUP name state priority" arguments', 'notify'),
+} satisfies Fields;
+
+/** Instance keys of keepalived's use_vmac, virtual_routes/rules, track_process and smtp_alert. */
+const VRRP_PARITY_FIELDS = {
+  use_vmac: field(
+    { kind: 'oneOf', options: [BOOL, str({ minLength: 1, maxLength: 15 })] },
+    'run on a private-mode macvlan with the virtual MAC 00:00:5e:00:01:VRID (IPv6 00:00:5e:00:02:VRID); true names it vrrp.VRID (vrrp6.VRID), a string names it',
+    'use_vmac [<VMAC_INTERFACE>]',
+    { default: false },
+  ),
+  vmac_xmit_base: field(BOOL, 'with use_vmac: send and receive adverts on the base interface instead of the macvlan', 'vmac_xmit_base', { default: false }),
+  virtual_routes: field(arrayOf(str({ minLength: 1 })), 'routes added while MASTER, removed otherwise; `ip route` syntax as keepalived (see Routes and rules)', 'virtual_routes', { default: [] }),
+  virtual_rules: field(arrayOf(str({ minLength: 1 })), 'policy rules added while MASTER, removed otherwise; `ip rule` syntax as keepalived (see Routes and rules)', 'virtual_rules', { default: [] }),
+  track_process: field(trackList('vrrp_track_process'), 'vrrp_track_process entries whose quorum lowers priority or forces FAULT', 'track_process', { default: [] }),
+  smtp_alert: field(BOOL, 'send an alert mail on every state change', 'smtp_alert', { defaultText: 'global.smtp_alert_vrrp, else global.smtp_alert, else false' }),
 } satisfies Fields;
 
 export const VRRP_INSTANCE_FIELDS = {
@@ -172,6 +219,7 @@ export const VRRP_INSTANCE_FIELDS = {
   }),
   dont_track_primary: field(BOOL, 'ignore link faults of the instance interface itself', 'dont_track_primary', { default: false }),
   ...NOTIFY_FIELDS,
+  ...VRRP_PARITY_FIELDS,
 } satisfies Fields;
 
 export const VRRP_SYNC_GROUP_FIELDS = {
@@ -179,6 +227,7 @@ export const VRRP_SYNC_GROUP_FIELDS = {
   group: field(arrayOf(NAME, 1), 'vrrp_instance names that change state together', 'group', { required: true }),
   ...NOTIFY_FIELDS,
   track_script: field(trackList('vrrp_script'), 'vrrp_scripts tracked by every member', 'track_script', { default: [] }),
+  smtp_alert: field(BOOL, 'send an alert mail when the group changes state', 'smtp_alert', { defaultText: 'global.smtp_alert_vrrp, else global.smtp_alert, else false' }),
 } satisfies Fields;
 
 export const VRRP_SCRIPT_FIELDS = {
@@ -194,6 +243,35 @@ export const VRRP_SCRIPT_FIELDS = {
   fall: field(int(1), 'failures needed to become failed', 'fall', { default: 1 }),
   user: field(NAME, 'user[:group] the script runs as', 'user', { defaultText: 'global.script_user' }),
   init_fail: field(BOOL, 'start in the failed state until the first success', 'init_fail', { default: false }),
+} satisfies Fields;
+
+export const PARAM_MATCH = ['exact', 'partial', 'initial'] as const;
+
+export const VRRP_TRACK_PROCESS_FIELDS = {
+  name: field(NAME, 'unique name, referenced by vrrp_instance.track_process', 'vrrp_track_process <NAME>', { required: true }),
+  process: field(
+    { kind: 'oneOf', options: [NAME, arrayOf(str(), 1)] },
+    'process name (as in /proc/PID/comm, or the full command line with full_command), or [name, param, ...] to match parameters too',
+    'process <NAME> [<PARAM> ...]',
+    { required: true },
+  ),
+  param_match: field(str({ enum: PARAM_MATCH }), 'how parameters match: all exactly, the given ones as a prefix (partial), or the last one as a prefix (initial); set without parameters = the process must have none', 'param_match', {
+    defaultText: '"exact" when parameters are given, else unset (parameters not checked)',
+  }),
+  weight: field(TRACK_WEIGHT, 'priority change while the quorum is not met (0 = FAULT), overridable per track_process', 'weight', { default: 0 }),
+  reverse: field(BOOL, 'invert the weight: it applies while the quorum IS met', 'weight <N> reverse', { default: false }),
+  quorum: field(int(1), 'minimum number of matching processes for success', 'quorum', { default: 1 }),
+  quorum_max: field(int(0), 'maximum number of matching processes for success (0 = fail while any runs; quorum becomes 0)', 'quorum_max', { defaultText: 'unlimited' }),
+  delay: field(SECONDS, 'default of fork_delay and terminate_delay', 'delay', { default: 0 }),
+  fork_delay: field(SECONDS, 'seconds the quorum must hold before it counts as gained', 'fork_delay', {
+    defaultFrom: { scope: 'self', key: 'delay' },
+    defaultText: 'delay',
+  }),
+  terminate_delay: field(SECONDS, 'seconds the quorum must be missing before it counts as lost', 'terminate_delay', {
+    defaultFrom: { scope: 'self', key: 'delay' },
+    defaultText: 'delay',
+  }),
+  full_command: field(BOOL, 'match the whole command line (/proc/PID/cmdline) instead of the process name', 'full_command', { default: false }),
 } satisfies Fields;
 
 const HTTP_FIELDS = {
@@ -292,6 +370,7 @@ export const REAL_SERVER_FIELDS = {
   }),
   notify_up: field(NAME, NOTIFY_DOC('the server comes up'), 'notify_up'),
   notify_down: field(NAME, NOTIFY_DOC('the server goes down'), 'notify_down'),
+  smtp_alert: field(BOOL, 'send an alert mail when the server goes up or down', 'smtp_alert', { defaultText: 'global.smtp_alert_checker, else global.smtp_alert, else true (as keepalived)' }),
   uthreshold: field(int(0), 'maximum connections (0 = unlimited)', 'uthreshold', { default: 0 }),
   lthreshold: field(int(0), 'connections below which an overloaded server is used again', 'lthreshold', { default: 0 }),
   check: field(
@@ -352,6 +431,7 @@ export const VIRTUAL_SERVER_FIELDS = {
   hysteresis: field(int(0), 'weight margin around quorum before changing state', 'hysteresis', { default: 0 }),
   quorum_up: field(NAME, NOTIFY_DOC('quorum is gained'), 'quorum_up'),
   quorum_down: field(NAME, NOTIFY_DOC('quorum is lost'), 'quorum_down'),
+  smtp_alert: field(BOOL, 'send an alert mail when quorum is gained or lost', 'smtp_alert', { defaultText: 'global.smtp_alert_checker, else global.smtp_alert, else false' }),
   alpha: field(BOOL, 'start real servers as down until their first check passes', 'alpha', { default: false }),
   omega: field(BOOL, 'run notify_down scripts when the virtual server is removed', 'omega', { default: false }),
   inhibit_on_failure: field(BOOL, 'default for real_server.inhibit_on_failure', 'inhibit_on_failure', { default: false }),
@@ -401,6 +481,7 @@ export const SYNC_FIELDS = {
 export const CONFIG_FIELDS = {
   global: field({ kind: 'table', fields: GLOBAL_FIELDS, scope: 'global' }, 'daemon-wide settings and defaults', 'global_defs', { default: {} }),
   vrrp_script: field(tables(VRRP_SCRIPT_FIELDS), 'tracking scripts ([[vrrp_script]])', 'vrrp_script', { default: [] }),
+  vrrp_track_process: field(tables(VRRP_TRACK_PROCESS_FIELDS), 'tracked processes ([[vrrp_track_process]])', 'vrrp_track_process', { default: [] }),
   vrrp_instance: field(tables(VRRP_INSTANCE_FIELDS), 'VRRP instances ([[vrrp_instance]])', 'vrrp_instance', { default: [] }),
   vrrp_sync_group: field(tables(VRRP_SYNC_GROUP_FIELDS), 'instances that fail over together ([[vrrp_sync_group]])', 'vrrp_sync_group', { default: [] }),
   virtual_server: field(tables(VIRTUAL_SERVER_FIELDS, 'virtual_server'), 'L4 virtual servers ([[virtual_server]])', 'virtual_server', { default: [] }),

@@ -18,7 +18,9 @@ export type ErrorCode =
   /** A CLI command was called with bad options. */
   | 'E_USAGE'
   /** genhash could not fetch the page. */
-  | 'E_GENHASH';
+  | 'E_GENHASH'
+  /** An alert mail could not be sent. */
+  | 'E_SMTP';
 
 export class KeepaliveError extends Error {
   readonly code: ErrorCode;
