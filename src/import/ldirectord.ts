@@ -39,7 +39,7 @@ const GLOBAL_KEYS = ['checktimeout', 'negotiatetimeout', 'checkinterval', 'check
 const VIRTUAL_KEYS = ['real', 'real6', 'checktype', 'service', 'checkcommand', 'checkport', 'request', 'receive', 'httpmethod', 'virtualhost', 'login', 'passwd',
   'database', 'secret', 'scheduler', 'persistent', 'netmask', 'protocol', 'monitorfile', 'ops', 'servicename', 'comment', 'checktimeout', 'negotiatetimeout',
   'checkinterval', 'checkcount', 'failurecount', 'fallback', 'fallback6', 'fallbackcommand', 'emailalert', 'emailalertfreq', 'emailalertstatus',
-  'quiescent', 'cleanstop'];
+  'smtp', 'quiescent', 'cleanstop'];
 
 interface Directive {
   key: string;
@@ -372,9 +372,9 @@ function mapVirtual(v: VirtualSection, g: ReadonlyMap<string, Directive>, m: Mes
     vs.set('quorum_down', `${cmd} start ${svc} ${protocol}`, fbc.loc);
     vs.set('quorum_up', `${cmd} stop ${svc} ${protocol}`, fbc.loc);
   }
-  for (const k of ['emailalert', 'emailalertfreq', 'emailalertstatus']) {
+  for (const k of ['emailalert', 'emailalertfreq', 'emailalertstatus', 'smtp']) {
     const d = opt.get(k);
-    if (d) m.add(d.loc, 'unsupported', `${k} in a virtual section: per-service alert addresses are not supported; not imported`);
+    if (d) m.add(d.loc, 'unsupported', `${k} in a virtual section: per-service alert settings are not supported (set them globally); not imported`);
   }
   const mf = opt.get('monitorfile');
   if (mf) m.add(mf.loc, 'ignored', 'monitorfile: check results are in `keepalive-ts status` and the keepalive_ts_check_* metrics');

@@ -315,4 +315,7 @@ virtual=10.0.0.1:80
   t.true(relay.ok, notes(relay).join('\n'));
   t.regex(relay.toml, /smtp_server = "mail\.example\.com:587"/);
   t.false(notes(relay).some((x) => /emailalert without smtp/.test(x)));
+  const perService = run('virtual=10.0.0.1:80\n    real=10.0.1.1:80 masq\n    smtp=mail.example.com\n', 'ldirectord');
+  t.true(notes(perService).includes('3 unsupported: smtp in a virtual section: per-service alert settings are not supported (set them globally); not imported'), notes(perService).join('\n'));
+  t.notRegex(perService.toml, /smtp_server/);
 });

@@ -94,6 +94,28 @@ test('conditional_conf imports for each of its config ids (keepalived -i high / 
   }
 });
 
+test('routes and rules samples: the lines keepalive-ts refuses are left out at their line, every other line imports', (t) => {
+  const routes = join(SAMPLES!, 'keepalived.conf.vrrp.routes');
+  const r = importConfig(routes, diskFs(routes), opts);
+  t.true(r.ok, r.messages.map(formatMessage).join('\n'));
+  const c = parseConfig(r.toml, 'routes');
+  t.is(c.global.static_routes.length, 5);
+  t.deepEqual(c.vrrp_instance[0]!.virtual_routes, [
+    'src 192.168.100.1 192.168.109.0/24 via 192.168.200.254 dev eth1', '192.168.110.0/24 via 192.168.200.254 dev eth1', '192.168.111.0/24 dev eth2',
+    '192.168.112.0/24 via 192.168.100.254', 'blackhole 192.168.113.1/32', '0.0.0.0/0 gw 192.168.0.1 table 100',
+  ]);
+  t.true(r.messages.some((m) => m.loc.line === 30 && m.kind === 'unsupported' && /"or" is not supported in routes/.test(m.text)), r.messages.map(formatMessage).join('\n'));
+  // Its rules twin has two lines with a broken address ("192.168.100./24"): keepalived refuses
+  // them too, so they are errors of the input, and the rest imports.
+  const rules = join(SAMPLES!, 'keepalived.conf.vrrp.rules');
+  const q = importConfig(rules, diskFs(rules), opts);
+  t.true(q.ok, q.messages.map(formatMessage).join('\n'));
+  const cq = parseConfig(q.toml, 'rules');
+  t.deepEqual(cq.global.static_rules, ['from 192.168.100.0/24 table 1']);
+  t.deepEqual(cq.vrrp_instance[0]!.virtual_rules, ['from 192.168.200.0/24 table 2']);
+  t.deepEqual(q.messages.filter((m) => m.kind === 'error').map((m) => m.loc.line), [11, 26]);
+});
+
 test('the CLI: TOML on stdout, file:line messages on stderr, exit 0 when check passes and 1 when not', (t) => {
   const ok = spawnSync(process.execPath, [CLI, 'import', join(SAMPLES!, 'keepalived.conf.SSL_GET')], { encoding: 'utf8' });
   t.is(ok.status, 0, ok.stderr);
