@@ -132,8 +132,8 @@ test('helpers: masks, times, eligible destinations', (t) => {
   t.is(nftTime(300_000), '300s');
   t.is(nftTime(1500), '1500ms');
   const wl = SCENARIOS['nat-fullnat']![0]!;
-  t.deepEqual(eligible(wl), [{ id: 0x61, weight: 250 }, { id: 0x62, weight: 750 }]);
-  t.deepEqual(eligible({ ...wl, schedWeights: new Map([[0x61, 0]]) }), [{ id: 0x62, weight: 1 }]);
+  t.deepEqual(eligible(wl), [{ id: 0x61, weight: 250, key: '10.78.0.21:8080' }, { id: 0x62, weight: 750, key: '10.78.0.22:8080' }]);
+  t.deepEqual(eligible({ ...wl, schedWeights: new Map([[0x61, 0]]) }), [{ id: 0x62, weight: 1, key: '10.78.0.22:8080' }]);
 });
 
 // ------------------------------------------------------------------------------------------------

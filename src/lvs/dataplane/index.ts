@@ -29,6 +29,7 @@ import {
   type ServiceSpec,
 } from './contract.js';
 import { ProxyDataplane } from './proxy/index.js';
+import { NFT_KINDS, NftablesDataplane } from './nftables/index.js';
 
 export * from './contract.js';
 
@@ -47,15 +48,19 @@ export interface DataplaneImplementation {
   create(ctx: DataplaneContext): Dataplane & Partial<ConnectionState>;
 }
 
-/**
- * THE registration point: one entry per implementation. The kernel path (nftables: DR, NAT,
- * FULLNAT) adds its entry here.
- */
+/** THE registration point: one entry per implementation. */
 export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
   {
     name: 'proxy',
     kinds: ['PROXY'],
     create: (ctx) => new ProxyDataplane(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
+  },
+  {
+    // The kernel path: one nftables table per family, libnftables on the thread pool. Creating it
+    // fails with E_DATAPLANE_UNAVAILABLE (naming the Debian package) when libnftables is missing.
+    name: 'nftables',
+    kinds: NFT_KINDS,
+    create: (ctx) => new NftablesDataplane({ log: (_level, msg) => ctx.onError?.('nftables', new Error(msg)) }),
   },
 ];
 
@@ -119,7 +124,7 @@ export class DataplaneSet implements Dataplane, ConnectionState {
       if (!slot) {
         throw new KeepaliveError(
           'E_DATAPLANE_UNAVAILABLE',
-          `${spec.key}: lb_kind "${spec.kind}" needs the kernel data plane (nftables), which this build does not have yet; use lb_kind = "PROXY" for the user-space proxy`,
+          `${spec.key}: no data plane forwards lb_kind "${spec.kind}" (have: ${this.kinds.join(', ')})`,
         );
       }
       let list = bySlot.get(slot);

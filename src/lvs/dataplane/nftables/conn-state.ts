@@ -10,7 +10,7 @@
  *  - NAT flows live in conntrack, not in our tables (conntrackd syncs them; issue 12).
  */
 import { endpoint, type Endpoint, type IpFamily, type ServiceKey } from '../../../util/endpoint.js';
-import { formatIp } from '../../../util/inet.js';
+import { formatIp, parseIp } from '../../../util/inet.js';
 import type { ServiceSpec } from '../contract.js';
 import type { MapEntry } from './counters.js';
 import { hex } from './sched.js';
@@ -107,6 +107,36 @@ export function flowsOf(spec: ServiceSpec, entries: readonly MapEntry[], destOf:
   return out;
 }
 
+/** The raw hex of a key as the kernel stores it (see rawFields), for comparing with a raw dump. */
+export function rawKey(family: IpFamily, fields: ReadonlyArray<string | number>): string {
+  const parts: Buffer[] = [];
+  for (const f of fields) {
+    if (typeof f === 'string') {
+      const a = endpoint(f, 0);
+      parts.push(Buffer.from(formatIpBytes(a.address, family)));
+    } else {
+      const b = Buffer.alloc(4);
+      b.writeUInt16BE(f, 0);
+      parts.push(b);
+    }
+  }
+  return Buffer.concat(parts).toString('hex');
+}
+
+function formatIpBytes(address: string, family: IpFamily): Uint8Array {
+  const bytes = parseIp(address, family);
+  if (!bytes) throw new RangeError(`not an IPv${family} address: ${address}`);
+  return bytes;
+}
+
+/** The fields of a DR connection-table key for a flow (connKey()'s layout, IPv4). */
+export function flowKeyFields(spec: ServiceSpec, client: Endpoint, virtual: Endpoint): Array<string | number> {
+  const m = spec.match;
+  if (m.kind === 'fwmark') return [client.address, client.port, virtual.address, virtual.port];
+  if (m.ports.length === 1 && m.ports[0]!.from === m.ports[0]!.to) return [client.address, client.port];
+  return [client.address, client.port, virtual.port];
+}
+
 function ms(v: number): string {
   return `${Math.max(1, Math.round(v))}ms`;
 }
@@ -121,12 +151,7 @@ export function restoreTemplates(family: 'netdev' | 'inet', table: string, map: 
 /** `add element` lines putting DR flows back into a connection table. */
 export function restoreFlows(table: string, map: string, spec: ServiceSpec, timeoutMs: number, items: ReadonlyArray<{ client: Endpoint; virtual: Endpoint; id: number; expiresInMs: number }>): string[] {
   if (items.length === 0 || spec.match.family !== 4) return [];
-  const m = spec.match;
-  const key = (i: { client: Endpoint; virtual: Endpoint }) => {
-    if (m.kind === 'fwmark') return `${i.client.address} . ${i.client.port} . ${i.virtual.address} . ${i.virtual.port}`;
-    if (m.ports.length === 1 && m.ports[0]!.from === m.ports[0]!.to) return `${i.client.address} . ${i.client.port}`;
-    return `${i.client.address} . ${i.client.port} . ${i.virtual.port}`;
-  };
+  const key = (i: { client: Endpoint; virtual: Endpoint }) => flowKeyFields(spec, i.client, i.virtual).join(' . ');
   const els = items.map((i) => `${key(i)} timeout ${ms(timeoutMs)} expires ${ms(Math.min(i.expiresInMs, timeoutMs))} : ${hex(i.id)}`);
   return [`add element netdev ${table} ${map} { ${els.join(', ')} }`];
 }

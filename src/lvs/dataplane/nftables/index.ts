@@ -13,7 +13,24 @@ import { readFile } from 'node:fs/promises';
 import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
 import { conntrackCountByMark } from '../../../net/native.js';
-import type { DataplaneStats, Dataplane, DestStats, LbKind, PoolSpec, ServiceSpec, ServiceStats } from '../contract.js';
+import type {
+  ConnEntry,
+  ConnectionEvent,
+  ConnectionSnapshot,
+  ConnectionState,
+  DataplaneStats,
+  DestStats,
+  LbKind,
+  PoolSpec,
+  RestoreEntry,
+  ServiceSpec,
+  ServiceStats,
+  TemplateEntry,
+  UdpFlowEntry,
+} from '../contract.js';
+import { flowKeyFields, flowsOf, rawKey, restoreFlows, restoreTemplates, templatesOf } from './conn-state.js';
+import { DataplaneLifecycle } from '../lifecycle.js';
+import { maglevTable } from '../../maglev.js';
 import { countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
 import { systemFacts, type DirectorFacts } from './facts.js';
 import { IdRegistry } from './ids.js';
@@ -49,7 +66,7 @@ export interface NftablesOptions {
    * hold the DR services' VIPs.
    */
   ingress?: readonly string[];
-  /** How long a destination that left a DR pool keeps its pinned flows (default: the service's drainMs). */
+  /** Diagnostics that concern no call (a poll that failed, a drain that could not be applied). */
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
   /** Conntrack counts by mark (NAT ActiveConn/InActConn); default: one ctnetlink dump through the addon. */
   conntrack?: (marks: readonly number[]) => Promise<{ counts: Map<number, ActiveCounts>; entries: number }>;
@@ -85,6 +102,9 @@ interface Pending {
   at: number;
 }
 
+/** Lines added to the next transaction after the plan (restored entries), computed against the committed-to-be state. */
+type Extra = (state: ReadonlyMap<ServiceKey, SvcState>) => Promise<string[]>;
+
 /** Latency figures of the last transactions (ms from the change request to the kernel commit). */
 class LatencyWindow {
   readonly #values: number[] = [];
@@ -109,11 +129,10 @@ class LatencyWindow {
   }
 }
 
-function defaultMaglev(): never {
-  throw new KeepaliveError('E_CONFIG_INVALID', 'lb_algo "mh" on the kernel path needs the shared Maglev table module');
-}
+/** The shared Maglev table (src/lvs/maglev.ts) over the destinations' endpoint keys, as the proxy's mh builds it. */
+const sharedMaglev: Maglev = (dests, size, seed) => maglevTable(dests.map((d) => ({ key: d.key ?? String(d.id), weight: d.weight })), size, seed);
 
-export class NftablesDataplane implements Dataplane {
+export class NftablesDataplane extends DataplaneLifecycle implements ConnectionState {
   readonly name = 'nftables';
   readonly kinds = NFT_KINDS;
 
@@ -134,10 +153,12 @@ export class NftablesDataplane implements Dataplane {
   #builds: ReadonlyMap<string, ServiceBuild> = new Map();
   #started = false;
   #closed = false;
-  #closing: Promise<void> | undefined;
 
   /** Mutations waiting for the next transaction. */
-  #pending: Array<{ mutate: (s: Map<ServiceKey, SvcState>) => void; p: Pending }> = [];
+  #pending: Array<{ mutate: (s: Map<ServiceKey, SvcState>) => void; extra?: Extra; p: Pending }> = [];
+  readonly #subscribers = new Set<(events: readonly ConnectionEvent[]) => void>();
+  /** Templates last reported to subscribers: "service client" -> dest key and expiry (ms, absolute). */
+  #reported = new Map<string, { dest: string; expiresAt: number }>();
   #running = false;
   #timers = new Set<NodeJS.Timeout>();
   #poll: NodeJS.Timeout | undefined;
@@ -154,10 +175,11 @@ export class NftablesDataplane implements Dataplane {
   #conntrackProblem: string | undefined;
 
   constructor(opts: NftablesOptions = {}) {
+    super();
     this.#transport = opts.transport ?? new LibnftablesTransport();
     this.#facts = opts.facts ?? systemFacts;
     this.#limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.#maglev = opts.maglev ?? defaultMaglev;
+    this.#maglev = opts.maglev ?? sharedMaglev;
     this.#ingressDefault = opts.ingress;
     this.#log = opts.log ?? (() => undefined);
     this.#conntrack = opts.conntrack ?? conntrackCountByMark;
@@ -167,16 +189,13 @@ export class NftablesDataplane implements Dataplane {
   // ----------------------------------------------------------------------------------------------
   // Contract
 
-  async configure(services: readonly ServiceSpec[]): Promise<void> {
-    this.#checkOpen();
-    const keys = new Set<string>();
-    for (const s of services) {
-      if (!NFT_KINDS.includes(s.kind)) throw new KeepaliveError('E_CONFIG_INVALID', `${s.key}: lb_kind ${s.kind} is not forwarded by nftables (kinds: ${NFT_KINDS.join(', ')})`);
-      if (keys.has(s.key)) throw new KeepaliveError('E_CONFIG_INVALID', `${s.key}: configured twice`);
-      keys.add(s.key);
-      if (s.kind !== 'DR' && opsOf(s)) throw new KeepaliveError('E_CONFIG_INVALID', `${s.key}: one-packet scheduling (ops) is not available with lb_kind ${s.kind} on nftables (conntrack binds every UDP flow); use DR or PROXY`);
-      if (s.scheduler === 'mh' && this.#maglev === defaultMaglev) defaultMaglev();
-    }
+  protected override checkService(spec: ServiceSpec): string | null {
+    if (spec.kind !== 'DR' && spec.ops) return `one-packet scheduling (ops) is not available with lb_kind ${spec.kind} on nftables (conntrack binds every UDP flow); use DR or PROXY`;
+    return null;
+  }
+
+  protected async applyConfigure(services: readonly ServiceSpec[]): Promise<void> {
+    const keys = new Set<string>(services.map((s) => s.key));
     // NAT / FULLNAT forward through this host: IP forwarding must be on (checked, never set: on IPv6
     // turning it on stops the host from accepting router advertisements).
     for (const family of [4, 6] as const) {
@@ -212,19 +231,10 @@ export class NftablesDataplane implements Dataplane {
     });
   }
 
-  async setPool(key: ServiceKey, pool: PoolSpec): Promise<void> {
-    this.#checkOpen();
-    const cur = this.#get(key);
-    const spec = cur.spec;
+  protected async applyPool(spec: ServiceSpec, pool: PoolSpec): Promise<void> {
+    const key = spec.key;
     const dests: NftDest[] = [];
-    const seen = new Set<string>();
-    for (const d of pool.dests) {
-      if (!Number.isInteger(d.weight) || d.weight < 0) throw new KeepaliveError('E_CONFIG_INVALID', `${key}: weight of ${d.key} must be a whole number >= 0`);
-      if (d.endpoint.family !== spec.match.family) throw new KeepaliveError('E_CONFIG_INVALID', `${key}: ${d.key} is IPv${d.endpoint.family}, the service IPv${spec.match.family}`);
-      if (seen.has(d.key)) throw new KeepaliveError('E_CONFIG_INVALID', `${key}: ${d.key} is in the pool twice`);
-      seen.add(d.key);
-      dests.push(await this.#dest(spec, 'rs', d.endpoint, d.weight));
-    }
+    for (const d of pool.dests) dests.push(await this.#dest(spec, 'rs', d.endpoint, d.weight));
     const sorry = pool.sorry ? await this.#dest(spec, 'sorry', pool.sorry, 1) : null;
     const now = this.#now();
     await this.#change((st) => {
@@ -246,8 +256,8 @@ export class NftablesDataplane implements Dataplane {
     });
   }
 
-  async serve(key: ServiceKey): Promise<void> {
-    this.#checkOpen();
+  protected async applyServe(spec: ServiceSpec): Promise<void> {
+    const key = spec.key;
     const cur = this.#get(key);
     let ingress: string[] = [];
     if (cur.spec.kind === 'DR') {
@@ -264,9 +274,8 @@ export class NftablesDataplane implements Dataplane {
     });
   }
 
-  async unserve(key: ServiceKey, drainMs: number): Promise<void> {
-    this.#checkOpen();
-    this.#get(key);
+  protected async applyUnserve(spec: ServiceSpec, drainMs: number): Promise<void> {
+    const key = spec.key;
     const until = this.#now() + Math.max(0, drainMs);
     await this.#change((st) => {
       const s = st.get(key);
@@ -279,8 +288,7 @@ export class NftablesDataplane implements Dataplane {
     });
   }
 
-  async stats(): Promise<DataplaneStats> {
-    this.#checkOpen();
+  protected async collectStats(): Promise<DataplaneStats> {
     const counters = await this.#readCounters();
     const services: ServiceStats[] = [];
     let full = 0;
@@ -355,28 +363,129 @@ export class NftablesDataplane implements Dataplane {
     };
   }
 
-  close(): Promise<void> {
-    this.#closing ??= this.#doClose();
-    return this.#closing;
+  // ----------------------------------------------------------------------------------------------
+  // Connection state (connection sync)
+
+  /** Destination endpoint of a mark in a service (pool and draining ones; not the sorry server). */
+  #destOf(s: SvcState): (id: number) => Endpoint | undefined {
+    const m = new Map<number, Endpoint>();
+    for (const d of s.dests) m.set(d.id, d.endpoint);
+    for (const r of s.retired) if (r.dest.id !== s.sorry?.id) m.set(r.dest.id, r.dest.endpoint);
+    return (id) => m.get(id);
+  }
+
+  /**
+   * Persistence templates of every service and the DR connection tables' IPv4 flows (TCP as
+   * connections, UDP with their idle time left). NAT flows live in conntrack and are not listed.
+   */
+  async snapshot(): Promise<ConnectionSnapshot> {
+    this.assertOpen();
+    const templates: TemplateEntry[] = [];
+    const udpFlows: UdpFlowEntry[] = [];
+    const conns: ConnEntry[] = [];
+    for (const s of this.#state.values()) {
+      if (s.removing !== undefined) continue;
+      const F: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+      const dyn = dynamicNames(s.spec, s.name, this.#limits);
+      const destOf = this.#destOf(s);
+      const read = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name).catch(() => []);
+      if (dyn.persist) templates.push(...templatesOf(s.spec, await read('map', dyn.persist), destOf));
+      if (s.spec.kind === 'DR') {
+        for (const f of flowsOf(s.spec, await read('map', dyn.conn), destOf)) {
+          const { expiresInMs, ...ref } = f;
+          if (f.protocol === 'udp') udpFlows.push({ type: 'udp_flow', ...ref, expiresInMs });
+          else conns.push({ type: 'conn', ...ref });
+        }
+      }
+    }
+    return { templates, udpFlows, conns };
+  }
+
+  /**
+   * Writes synced templates into the persistence tables and UDP flows into the DR connection
+   * tables, in the next transaction (so a serve() called after this forwards with them). Entries
+   * the tables already hold are kept as they are; entries of unknown services, of destinations
+   * this service does not know, and IPv6 flows are skipped.
+   */
+  restore(entries: readonly RestoreEntry[]): Promise<void> {
+    try {
+      this.assertOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const byService = new Map<ServiceKey, RestoreEntry[]>();
+    for (const e of entries) {
+      const list = byService.get(e.service) ?? [];
+      list.push(e);
+      byService.set(e.service, list);
+    }
+    return this.#change(() => undefined, async (state) => {
+      const lines: string[] = [];
+      for (const [key, list] of byService) {
+        const s = state.get(key);
+        if (!s || s.removing !== undefined) continue;
+        const F: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+        const dyn = dynamicNames(s.spec, s.name, this.#limits);
+        const existing = async (name: string) => new Set((await this.#transport.elements(F, 'map', name).catch(() => [])).map((e) => String(e.key)));
+        const id = (dest: Endpoint) => this.#ids.destId(s.spec.key, 'rs', endpointText(dest));
+        const templates = list.filter((e): e is TemplateEntry => e.type === 'template');
+        if (dyn.persist && s.spec.persistence && templates.length) {
+          const have = await existing(dyn.persist);
+          const items = templates.filter((t) => !have.has(rawKey(t.family, [t.client]))).map((t) => ({ client: t.client, id: id(t.dest), expiresInMs: t.expiresInMs }));
+          lines.push(...restoreTemplates(F, TABLE, dyn.persist, s.spec.persistence.timeoutMs, items));
+        }
+        const flows = list.filter((e): e is UdpFlowEntry => e.type === 'udp_flow' && e.client.family === 4);
+        if (s.spec.kind === 'DR' && s.spec.match.family === 4 && !s.spec.ops && flows.length) {
+          const have = await existing(dyn.conn);
+          const items = flows
+            .filter((f) => !have.has(rawKey(4, flowKeyFields(s.spec, f.client, f.virtual))))
+            .map((f) => ({ client: f.client, virtual: f.virtual, id: id(f.dest), expiresInMs: f.expiresInMs }));
+          lines.push(...restoreFlows(TABLE, dyn.conn, s.spec, this.#limits.udpTimeoutS * 1000, items));
+        }
+      }
+      return lines;
+    });
+  }
+
+  /**
+   * Template events for connection sync: the kernel reports nothing per packet, so the poll
+   * (every second, less often when tables are big) reports templates that are new, point at
+   * another server, or were refreshed by more than a tenth of their timeout since last reported.
+   */
+  onEvent(cb: (events: readonly ConnectionEvent[]) => void): () => void {
+    this.#subscribers.add(cb);
+    return () => this.#subscribers.delete(cb);
+  }
+
+  #reportTemplates(s: SvcState, list: readonly TemplateEntry[], now: number, seen: Set<string>): TemplateEntry[] {
+    const out: TemplateEntry[] = [];
+    const timeout = s.spec.persistence?.timeoutMs ?? 0;
+    for (const t of list) {
+      const k = `${t.service} ${t.client}`;
+      seen.add(k);
+      const dest = endpointText(t.dest);
+      const expiresAt = now + t.expiresInMs;
+      const last = this.#reported.get(k);
+      if (last && last.dest === dest && expiresAt - last.expiresAt < timeout / 10) continue;
+      this.#reported.set(k, { dest, expiresAt });
+      out.push(t);
+    }
+    return out;
   }
 
   // ----------------------------------------------------------------------------------------------
   // Desired state -> transactions
 
-  #checkOpen(): void {
-    if (this.#closed || this.#closing) throw new KeepaliveError('E_CLOSED', 'nftables data plane is closed');
-  }
-
   #get(key: ServiceKey): SvcState {
     const s = this.#state.get(key);
-    if (!s || s.removing !== undefined) throw new KeepaliveError('E_CONFIG_INVALID', `unknown virtual service ${key}`);
+    if (!s || s.removing !== undefined) throw new KeepaliveError('E_CONFIG_INVALID', `nftables data plane: unknown virtual service ${key}`);
     return s;
   }
 
   /** Queues a mutation; resolves once a transaction containing it is committed. */
-  #change(mutate: (s: Map<ServiceKey, SvcState>) => void): Promise<void> {
+  #change(mutate: (s: Map<ServiceKey, SvcState>) => void, extra?: Extra): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ mutate, p: { resolve, reject, at: performance.now() } });
+      this.#pending.push({ mutate, ...(extra ? { extra } : {}), p: { resolve, reject, at: performance.now() } });
       void this.#pump();
     });
   }
@@ -399,7 +508,7 @@ export class NftablesDataplane implements Dataplane {
           }
         }
         try {
-          await this.#commit(draft);
+          await this.#commit(draft, ok.flatMap((b) => (b.extra ? [b.extra] : [])));
           const t = performance.now();
           for (const b of ok) {
             this.#latency.add(t - b.p.at);
@@ -416,7 +525,7 @@ export class NftablesDataplane implements Dataplane {
   }
 
   /** Expires drains and retired destinations, then builds and applies `draft`; commits it on success. */
-  async #commit(draft: Map<ServiceKey, SvcState>): Promise<void> {
+  async #commit(draft: Map<ServiceKey, SvcState>, extras: readonly Extra[] = []): Promise<void> {
     const now = this.#now();
     for (const [key, s] of draft) {
       if (s.removing !== undefined && s.removing <= now) {
@@ -443,15 +552,18 @@ export class NftablesDataplane implements Dataplane {
         counterIds: [...s.counterIds],
         ingress: s.ingress,
         ...(s.schedWeights ? { schedWeights: s.schedWeights } : {}),
-        ...(opsOf(s.spec) ? { ops: true } : {}),
+        ...(s.spec.ops ? { ops: true } : {}),
       };
       inputs.push(s.input);
     }
     const built = buildModel({ services: inputs, limits: this.#limits, maglev: this.#maglev }, this.#cache);
     const first = !this.#started;
     const plan = planTransaction(this.#model, built.model, first ? { resetTables: ['netdev', 'inet'] } : {});
-    if (plan.script) {
-      await this.#transport.run(plan.script);
+    const more: string[] = [];
+    for (const x of extras) more.push(...(await x(draft)));
+    const script = more.length ? `${plan.script}${more.join('\n')}\n` : plan.script;
+    if (script) {
+      await this.#transport.run(script);
       this.#latency.transactions++;
     }
     this.#started = true;
@@ -467,8 +579,8 @@ export class NftablesDataplane implements Dataplane {
   #at(when: number): void {
     const t = setTimeout(() => {
       this.#timers.delete(t);
-      if (this.#closed || this.#closing) return;
-      void this.#change(() => undefined).catch((err: unknown) => this.#log('warn', `nftables: expiring drained state failed: ${errorMessage(err)}`));
+      if (this.#closed || this.isClosed) return;
+      void this.#change(() => undefined).catch((err: unknown) => this.reportError(new KeepaliveError('E_NETLINK', `nftables: expiring drained state failed: ${errorMessage(err)}`, { cause: err })));
     }, Math.max(0, when - this.#now()) + 5);
     t.unref();
     this.#timers.add(t);
@@ -538,7 +650,7 @@ export class NftablesDataplane implements Dataplane {
       const delay = Math.max(this.#limits.reweightMs, 20 * this.#lastPollMs);
       this.#poll = setTimeout(() => {
         void this.#pollOnce().finally(() => {
-          if (!this.#closed && !this.#closing) loop();
+          if (!this.#closed && !this.isClosed) loop();
         });
       }, delay);
       this.#poll.unref();
@@ -554,6 +666,8 @@ export class NftablesDataplane implements Dataplane {
       const known = new Set<string>();
       let connEntries = 0;
       let persistEntries = 0;
+      const events: ConnectionEvent[] = [];
+      const seen = new Set<string>();
       for (const s of [...this.#state.values()]) {
         if (!this.#model) break;
         const dyn = dynamicNames(s.spec, s.name, this.#limits);
@@ -570,8 +684,14 @@ export class NftablesDataplane implements Dataplane {
             known.add(s.name);
           }
         }
-        if (dyn.persist) persistEntries += (await list('map', dyn.persist))?.length ?? 0;
+        if (dyn.persist) {
+          const entries = await list('map', dyn.persist);
+          persistEntries += entries?.length ?? 0;
+          if (entries && this.#subscribers.size) events.push(...this.#reportTemplates(s, templatesOf(s.spec, entries, this.#destOf(s)), Date.now(), seen));
+        }
       }
+      for (const k of [...this.#reported.keys()]) if (!seen.has(k)) this.#reported.delete(k);
+      if (events.length) for (const cb of this.#subscribers) cb(events);
       const nat = [...this.#state.values()].filter((s) => s.spec.kind !== 'DR');
       if (nat.length) {
         const ours = new Set<number>();
@@ -595,7 +715,7 @@ export class NftablesDataplane implements Dataplane {
       this.#persistEntries = persistEntries;
       await this.#controlLoop();
     } catch (err) {
-      if (!this.#closed && !this.#closing) this.#log('warn', `nftables: reading connection tables failed: ${errorMessage(err)}`);
+      if (!this.#closed && !this.isClosed) this.#log('warn', `nftables: reading connection tables failed: ${errorMessage(err)}`);
     } finally {
       this.#lastPollMs = performance.now() - t0;
     }
@@ -635,7 +755,7 @@ export class NftablesDataplane implements Dataplane {
 
   // ----------------------------------------------------------------------------------------------
 
-  async #doClose(): Promise<void> {
+  protected async applyClose(): Promise<void> {
     clearTimeout(this.#poll);
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
@@ -660,9 +780,6 @@ function sameWeights(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, numb
   return true;
 }
 
-function opsOf(spec: ServiceSpec): boolean {
-  return (spec as { ops?: boolean }).ops ?? spec.proxy?.ops ?? false;
-}
 
 function round3(v: number): number {
   return Math.round(v * 1000) / 1000;

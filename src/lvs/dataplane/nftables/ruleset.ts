@@ -36,7 +36,7 @@
  * NAT counts forwarded packets in one forward-hook chain by conntrack direction through the
  * global id -> counter maps g_cin / g_cout (InPkts/InBytes, OutPkts/OutBytes).
  */
-import type { Endpoint, IpFamily, L4Protocol } from '../../../util/endpoint.js';
+import { endpointText, type Endpoint, type IpFamily, type L4Protocol } from '../../../util/endpoint.js';
 import type { LbKind, ServiceSpec } from '../contract.js';
 import { type ChainObj, type CounterObj, type MapObj, type NftObj, type Model } from './model.js';
 import { flowHashExpr, hex, isControlLoopScheduler, schedule, type SchedDest, type SchedPlan } from './sched.js';
@@ -172,7 +172,7 @@ export function prefixMask(family: IpFamily, prefix: number): string {
   return `${groups.slice(0, end).join(':')}::`;
 }
 
-function endpointText(e: Endpoint, withPort: boolean): string {
+function nftEndpoint(e: Endpoint, withPort: boolean): string {
   return withPort ? `${e.address} . ${e.port}` : e.address;
 }
 
@@ -215,10 +215,10 @@ export function eligible(svc: NftServiceInput): SchedDest[] {
   for (const d of svc.dests) {
     if (d.weight <= 0) continue;
     const w = svc.schedWeights?.get(d.id) ?? d.weight;
-    if (w > 0) out.push({ id: d.id, weight: w });
+    if (w > 0) out.push({ id: d.id, weight: w, key: endpointText(d.endpoint) });
   }
   // A control loop may zero every weight (all servers overloaded): fall back to the pool's weights.
-  if (out.length === 0 && svc.schedWeights) for (const d of svc.dests) if (d.weight > 0) out.push({ id: d.id, weight: d.weight });
+  if (out.length === 0 && svc.schedWeights) for (const d of svc.dests) if (d.weight > 0) out.push({ id: d.id, weight: d.weight, key: endpointText(d.endpoint) });
   return out;
 }
 
@@ -514,7 +514,7 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
     for (const s of nat) {
       for (const d of uniqueById(destsWithSorry(s))) {
         const slot = d.endpoint.family === 4 ? (d.endpoint.port ? dnat.p4 : dnat.a4) : d.endpoint.port ? dnat.p6 : dnat.a6;
-        slot.set(hex(d.id), endpointText(d.endpoint, d.endpoint.port !== 0));
+        slot.set(hex(d.id), nftEndpoint(d.endpoint, d.endpoint.port !== 0));
         if (s.spec.kind === 'FULLNAT') fullnat.set(hex(d.id), '');
       }
       for (const id of s.counterIds) {
