@@ -10,6 +10,52 @@ import { KeepaliveError } from '../../src/util/errors.js';
 import type { Lab, LabHost, LabProcess } from './lab-core.js';
 
 const DRIVER = join(dirname(fileURLToPath(import.meta.url)), '../netns/fixtures/nft-driver.js');
+const AGENT = join(dirname(fileURLToPath(import.meta.url)), '../netns/fixtures/http-agent.js');
+
+/** One JSON request on a Unix socket, one JSON line back. */
+function ask<T>(socket: string, op: string, args: unknown[]): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const c = connect(socket);
+    let buf = '';
+    c.setEncoding('utf8');
+    c.on('connect', () => c.write(`${JSON.stringify({ op, args })}\n`));
+    c.on('data', (d: string) => (buf += d));
+    c.on('error', reject);
+    c.on('end', () => {
+      try {
+        const r = JSON.parse(buf) as { ok: boolean; result?: T; error?: string };
+        if (r.ok) resolve(r.result as T);
+        else reject(new Error(r.error));
+      } catch (err) {
+        reject(new Error(`bad reply ${JSON.stringify(buf)}: ${String(err)}`));
+      }
+    });
+  });
+}
+
+export interface RemoteHttpStream {
+  get(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** HTTP clients running in a lab host (test/netns/fixtures/http-agent.ts), by source address. */
+export interface RemoteHttp {
+  get(host: string, port: number, local: string): Promise<string>;
+  open(host: string, port: number, local: string): Promise<RemoteHttpStream>;
+}
+
+export async function startHttpAgent(lab: Lab, host: LabHost): Promise<RemoteHttp> {
+  const socket = join(lab.tmpDir, `http-agent-${host.name}-${Date.now()}.sock`);
+  const proc = host.spawn([process.execPath, AGENT, socket]);
+  await proc.waitForOutput(/ready/, 10_000);
+  return {
+    get: (h, p, local) => ask<string>(socket, 'get', [h, p, local]),
+    open: async (h, p, local) => {
+      const id = await ask<number>(socket, 'open', [h, p, local]);
+      return { get: () => ask<string>(socket, 'sget', [id]), close: () => ask<void>(socket, 'sclose', [id]) };
+    },
+  };
+}
 
 export interface RemoteOptions {
   transport?: 'libnftables' | 'nft';
