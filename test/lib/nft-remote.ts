@@ -4,7 +4,7 @@
 import { connect } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Dataplane, DataplaneStats, LbKind, PoolSpec, ServiceSpec } from '../../src/lvs/dataplane/contract.js';
+import type { ConnectionEvent, ConnectionSnapshot, Dataplane, DataplaneStats, LbKind, PoolSpec, RestoreEntry, ServiceSpec } from '../../src/lvs/dataplane/contract.js';
 import type { ServiceKey } from '../../src/util/endpoint.js';
 import { KeepaliveError } from '../../src/util/errors.js';
 import type { Lab, LabHost, LabProcess } from './lab-core.js';
@@ -109,6 +109,16 @@ export class RemoteNftDataplane implements Dataplane {
   }
   close(): Promise<void> {
     return this.call('close');
+  }
+  snapshot(): Promise<ConnectionSnapshot> {
+    return this.call('snapshot');
+  }
+  restore(entries: readonly RestoreEntry[]): Promise<void> {
+    return this.call('restore', entries);
+  }
+  /** The connection events the data plane emits during `ms`. */
+  events(ms: number): Promise<ConnectionEvent[]> {
+    return this.call('events', ms);
   }
 }
 
