@@ -60,6 +60,8 @@ export interface OverrideResult {
   effective_weight: number;
   /** In the data plane now (ramped during slow start). */
   weight: number;
+  /** Slow start is ramping it up. */
+  ramping: boolean;
   up: boolean;
 }
 
@@ -378,6 +380,7 @@ export class VirtualServerManager {
       configured_weight: real.cfg.weight,
       effective_weight: dest?.targetWeight ?? 0,
       weight: dest?.weight ?? 0,
+      ramping: dest?.ramp !== undefined,
       up: real.health === 'up',
     };
   }
