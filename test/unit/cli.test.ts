@@ -4,8 +4,6 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatStatus } from '../../src/cli/format-status.js';
-import type { StatusReport } from '../../src/daemon/status.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
