@@ -39,15 +39,17 @@ export class CounterCarry {
    * the monotonic totals. Packet fields stay null while the data plane reports null (it never
    * sees packets) and no earlier figure exists.
    */
-  observe(key: string, raw: Counters | undefined): Counters {
+  observe(key: string, reported: Counters | undefined): Counters {
     const e = this.#entries.get(key);
-    if (!raw) return e ? { ...e.totals } : { ...ZERO_COUNTERS };
+    if (!reported) return e ? { ...e.totals } : { ...ZERO_COUNTERS };
+    // Only the counters (a DestStats carries more).
+    const raw: Counters = { conns: reported.conns, in_pkts: reported.in_pkts, out_pkts: reported.out_pkts, in_bytes: reported.in_bytes, out_bytes: reported.out_bytes };
     if (!e) {
       const entry: CarryEntry = { raw: { ...raw }, base: { conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0 }, totals: { ...raw } };
       this.#entries.set(key, entry);
       return { ...entry.totals };
     }
-    const totals = { ...e.totals };
+    const totals: Counters = { ...e.totals };
     for (const f of FIELDS) {
       const now = raw[f];
       const last = e.raw[f];

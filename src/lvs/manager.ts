@@ -392,7 +392,8 @@ export class VirtualServerManager {
 
   #target(vsText: string, rsText: string): { svc: Service; real: Real } {
     if (typeof vsText !== 'string' || typeof rsText !== 'string') throw new KeepaliveError('E_USAGE', 'a virtual server and a real server are required');
-    const key = this.#services.some((s) => s.key === vsText) ? vsText : parseServiceArg(vsText);
+    // The canonical key (what the CLI sends, "tcp/10.0.0.50:80") or the CLI's own form.
+    const key = /^(tcp|udp|fwmark6?)\//.test(vsText) ? vsText : parseServiceArg(vsText);
     if (key === null) {
       throw new KeepaliveError('E_USAGE', `not a virtual server: ${JSON.stringify(vsText)} (ADDR:PORT for TCP, udp:ADDR:PORT, fwmark:N; IPv6 in brackets)`);
     }

@@ -22,6 +22,9 @@ test('CounterCarry: totals hold while a destination is not reported and survive 
   t.deepEqual(kept.get('b'), c(9, 300));
   kept.retain(() => false);
   t.is(kept.get('b'), undefined);
+  // only the counters of what the data plane reports are kept (a DestStats carries more)
+  const more = new CounterCarry();
+  t.deepEqual(Object.keys(more.observe('d', { ...c(1, 2), active_conns: 5, weight: 3 } as Counters)).sort(), ['conns', 'in_bytes', 'in_pkts', 'out_bytes', 'out_pkts']);
 });
 
 test('CounterCarry: packet counters stay null where the data plane never sees packets', (t) => {

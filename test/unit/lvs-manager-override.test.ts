@@ -122,6 +122,7 @@ test('unknown or malformed targets: a clear error, nothing changed, nothing coun
   const cases: Array<[Parameters<VirtualServerManager['override']>[0], string, RegExp]> = [
     [{ virtualServer: '10.0.0.99:80', realServer: '10.0.0.21:80', action: 'drain' }, 'E_NOT_FOUND', /no virtual server tcp\/10\.0\.0\.99:80 on this director \(configured: tcp\/10\.0\.0\.50:80, udp\/\[fd00::50\]:53\)/],
     [{ virtualServer: 'udp:10.0.0.50:80', realServer: '10.0.0.21:80', action: 'drain' }, 'E_NOT_FOUND', /no virtual server udp\/10\.0\.0\.50:80/],
+    [{ virtualServer: 'udp/10.0.0.50:80', realServer: '10.0.0.21:80', action: 'drain' }, 'E_NOT_FOUND', /no virtual server udp\/10\.0\.0\.50:80/],
     [{ virtualServer: '10.0.0.50:80', realServer: '10.0.0.29:80', action: 'disable' }, 'E_NOT_FOUND', /tcp\/10\.0\.0\.50:80 has no real server 10\.0\.0\.29:80 \(configured: 10\.0\.0\.21:80, 10\.0\.0\.22:80\)/],
     [{ virtualServer: 'fd00::50:53', realServer: '10.0.0.21:80', action: 'drain' }, 'E_USAGE', /not a virtual server/],
     [{ virtualServer: '10.0.0.50:80', realServer: 'web1', action: 'drain' }, 'E_USAGE', /not a real server/],
