@@ -71,7 +71,7 @@ test('check: every run-time problem with file:line and key; a missing interface 
 });
 
 test('every command shows examples and the exit statuses in --help; run, check and reload default to /etc/keepalive-ts/keepalive.toml', (t) => {
-  for (const cmd of [[], ['run'], ['check'], ['reload'], ['status']]) {
+  for (const cmd of [[], ['run'], ['check'], ['reload'], ['status'], ['weight'], ['drain'], ['disable'], ['enable']]) {
     const r = cli([...cmd, '--help']);
     t.is(r.code, 0);
     t.regex(r.out, /Examples:\n  keepalive-ts /);
@@ -81,16 +81,17 @@ test('every command shows examples and the exit statuses in --help; run, check a
   t.regex(cli(['check', '--help']).out, /--config <file>\s+TOML config file \(default:\s+"\/etc\/keepalive-ts\/keepalive\.toml"\)/);
 });
 
-test('status and reload find the control socket in the --config file', (t) => {
+test('status, reload and the override commands find the control socket in the --config file', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kt-cli-'));
   const f = join(dir, 'lb.toml');
   writeFileSync(f, `[global]\ncontrol_socket = "${dir}/lb1.sock"\n`);
-  for (const cmd of ['status', 'reload']) {
-    const r = cli([cmd, '--config', f]);
+  const target = ['10.0.0.50:80', '10.0.0.21:80'];
+  for (const cmd of [['status'], ['reload'], ['drain', ...target], ['disable', ...target], ['enable', ...target], ['weight', ...target, '2']]) {
+    const r = cli([...cmd, '--config', f]);
     t.is(r.code, 1);
     t.regex(r.err, new RegExp(`cannot reach the daemon at ${dir}/lb1\\.sock`));
     // --control-socket wins over the file.
-    t.regex(cli([cmd, '--config', f, '--control-socket', `${dir}/other.sock`]).err, /other\.sock/);
+    t.regex(cli([...cmd, '--config', f, '--control-socket', `${dir}/other.sock`]).err, /other\.sock/);
   }
   // A file without control_socket means the default socket; a missing file is an error naming it.
   writeFileSync(f, '[global]\n');
@@ -118,6 +119,34 @@ test('run without CAP_NET_RAW/CAP_NET_ADMIN says exactly what is missing', (t) =
   t.is(r.code, 4, r.err);
   t.regex(r.err, /missing CAP_NET_ADMIN and CAP_NET_RAW/);
   t.regex(r.err, /CAP_NET_RAW: needed to send and receive VRRP/);
+});
+
+test('weight / drain / disable / enable check their arguments before asking the daemon: exit 1 with the form expected', (t) => {
+  const sock = ['--control-socket', '/nonexistent/kt.sock'];
+  const cases: Array<[string[], RegExp]> = [
+    [['drain', '10.0.0.50', '10.0.0.21:80'], /not a virtual server: "10\.0\.0\.50" \(ADDR:PORT for TCP, udp:ADDR:PORT, fwmark:N; IPv6 in brackets/],
+    [['drain', 'fd00::50:80', '10.0.0.21:80'], /not a virtual server/],
+    [['disable', 'sctp:10.0.0.50:80', '10.0.0.21:80'], /not a virtual server/],
+    [['enable', '10.0.0.50:80', 'web1:80'], /not a real server: "web1:80"/],
+    [['weight', '10.0.0.50:80', '10.0.0.21:80', '-1'], /weight must be an integer 0\.\.2147483647, got "-1"/],
+    [['weight', '10.0.0.50:80', '10.0.0.21:80', '2147483648'], /weight must be an integer/],
+    [['weight', '10.0.0.50:80', '10.0.0.21:80'], /missing required argument 'n'/],
+  ];
+  for (const [args, re] of cases) {
+    const r = cli([...args, ...sock]);
+    t.is(r.code, 1, args.join(' '));
+    t.regex(r.err, re, args.join(' '));
+  }
+  // well-formed ones (IPv6, UDP, fwmark, a port-less real server) get as far as the socket
+  for (const args of [['drain', 'udp:[fd00::50]:53', '[fd00::21]:53'], ['disable', 'fwmark:1', '10.0.0.21'], ['weight', 'tcp:10.0.0.50:80', '10.0.0.21:80', '0']]) {
+    t.regex(cli([...args, ...sock]).err, /cannot reach the daemon at \/nonexistent\/kt\.sock/, args.join(' '));
+  }
+});
+
+test('status --stats and --rate are exclusive, as in ipvsadm', (t) => {
+  const r = cli(['status', '--stats', '--rate', '--control-socket', '/nonexistent/kt.sock']);
+  t.is(r.code, 1);
+  t.regex(r.err, /--stats and --rate are exclusive/);
 });
 
 test('reload and status report an unreachable daemon clearly', (t) => {
