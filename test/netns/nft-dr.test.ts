@@ -336,3 +336,29 @@ netnsTest('connection state for sync: templates and DR flows in the snapshot, te
   for (const s of sources) t.deepEqual((await httpBatch(f.client, VIP, 80, 2, { localAddress: s })).bodies, { r2: 2 }, `${s} follows its restored template`);
   await waitFor(async () => (await dp2.stats()).extra.persistence_entries === sources.length, 5_000, 'the restored templates in the kernel map', 100);
 });
+
+/** GET / from a fixed source port (the server closes first, so the port is free again at once). */
+async function getFromPort(f: DrFarm, port: number): Promise<string> {
+  const script = `
+const http = require('node:http');
+http.get({ host: process.argv[1], port: 80, path: '/', localPort: Number(process.argv[2]), agent: false, headers: { connection: 'close' } }, (res) => {
+  let b = ''; res.setEncoding('utf8'); res.on('data', (d) => (b += d)); res.on('end', () => process.stdout.write(b));
+}).on('error', (e) => { process.stdout.write('error ' + e.message); });`;
+  return (await f.client.exec([process.execPath, '-e', script, VIP, String(port)])).stdout;
+}
+
+netnsTest('DR: a new connection reusing the source port of a just-closed one gets a new decision (not a quiescent server), and works to its end', async (t) => {
+  const { f, dp } = await setup(t);
+  const spec = svcSpec({ kind: 'DR', scheduler: 'rr' });
+  await dp.configure([spec]);
+  await dp.setPool(spec.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
+  await dp.serve(spec.key);
+  const first = await getFromPort(f, 40001);
+  t.regex(first, /^r[12]$/);
+  const other = first === 'r1' ? 'r2' : 'r1';
+  // The server that answered goes quiescent; the same client port connects again at once.
+  await dp.setPool(spec.key, pool([['10.77.0.21', 80, first === 'r1' ? 0 : 1], ['10.77.0.22', 80, first === 'r2' ? 0 : 1]]));
+  for (let i = 0; i < 3; i++) t.is(await getFromPort(f, 40001), other, `reuse ${i + 1} of the port goes to the server taking new connections`);
+  // And an unrelated port still follows rr over the one eligible server.
+  t.is(await getFromPort(f, 40002), other);
+});

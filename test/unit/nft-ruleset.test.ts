@@ -45,11 +45,18 @@ const chainRules = (services: NftServiceInput[], name: string): string[] => {
 test('DR: established flows are looked up first, new flows scheduled over weight > 0 only, forwarded with fwd ip to … device', (t) => {
   const svc = SCENARIOS['dr-portset-persist-wrr']![0]!;
   const rules = chainRules([svc], 's00000002_svc');
-  t.regex(rules[0]!, /@s00000002_closing_\w+ meta mark set .* map @s00000002_conn_\w+ update .* meta mark @s00000002_ids goto s00000002_fwd$/);
-  t.regex(rules[1]!, /^tcp flags & \(fin \| rst\) != 0 /);
-  t.regex(rules[2]!, /timeout 900s/);
-  t.regex(rules[3]!, /^meta mark set ip saddr and 255\.255\.255\.0 map @s00000002_persist_\w+ meta mark @s00000002_known goto s00000002_commit$/);
-  t.is(rules[4], 'goto s00000002_pick');
+  // A SYN on a closing tuple is a new connection: the old entry expires, the flow is reborn.
+  t.regex(rules[0]!, /^tcp flags & \(syn \| ack\) == syn ip saddr \. th sport \. th dport @s00000002_closing_\w+ delete @s00000002_closing_\w+ \{ [^}]+ \} update @s00000002_conn_\w+ \{ [^}]+ timeout 1ms : meta mark \} update @s00000002_reborn_\w+ \{ [^}]+ timeout 60s \} goto s00000002_rb$/);
+  t.regex(rules[1]!, /@s00000002_reborn_\w+ goto s00000002_rb$/);
+  t.regex(rules[2]!, /@s00000002_closing_\w+ meta mark set .* map @s00000002_conn_\w+ update .* meta mark @s00000002_ids goto s00000002_fwd$/);
+  t.regex(rules[3]!, /^tcp flags & \(fin \| rst\) != 0 /);
+  t.regex(rules[4]!, /timeout 900s/);
+  t.regex(rules[5]!, /^meta mark set ip saddr and 255\.255\.255\.0 map @s00000002_persist_\w+ meta mark @s00000002_known goto s00000002_commit$/);
+  t.is(rules[6], 'goto s00000002_pick');
+  // Reborn flows: template first, then a flow hash over the servers taking new connections (wrr is not a function of the flow).
+  const rb = chainRules([svc], 's00000002_rb');
+  t.regex(rb[2]!, /^meta mark set ip saddr and 255\.255\.255\.0 map @s00000002_persist_\w+ meta mark @s00000002_known goto s00000002_rbs$/);
+  t.is(rb[3], 'meta mark set jhash ip saddr . th sport mod 4 seed 0x00c0ffee map { 0 : 0x00000021, 1-3 : 0x00000022 } goto s00000002_rbs');
   // wrr 1:3 interleaved as IPVS does (the weight-0 server 0x23 takes nothing new).
   t.deepEqual(chainRules([svc], 's00000002_pick'), ['meta mark set numgen inc mod 4 map { 0-1 : 0x00000022, 2 : 0x00000021, 3 : 0x00000022 } goto s00000002_commit']);
   const model = build([svc]).model;
@@ -66,8 +73,10 @@ test('DR: established flows are looked up first, new flows scheduled over weight
 
 test('DR: draining keeps only the established-flow rules; idle services leave the ingress chain; nothing served -> no ingress chain', (t) => {
   const draining = { ...base, phase: 'draining' as const };
-  t.is(chainRules([draining], 's00000001_svc').length, 3, 'no goto pick');
-  t.true(chainRules([draining], 's00000001_svc').every((r) => r.includes('map @s00000001_conn_')));
+  const drainingRules = chainRules([draining], 's00000001_svc');
+  t.is(drainingRules.length, 4, 'no SYN-reuse rule, no goto pick');
+  t.regex(drainingRules[0]!, /@s00000001_reborn_\w+ goto s00000001_rb$/);
+  t.true(drainingRules.slice(1).every((r) => r.includes('map @s00000001_conn_')));
   const idle = { ...base, phase: 'idle' as const };
   t.false(allObjects(build([idle]).model).some((o) => o.name.startsWith('g_in_')));
   t.regex(build([draining]).services.get('s00000001')!.inEffect, /not serving new connections/);
@@ -134,7 +143,8 @@ test('helpers: masks, times, eligible destinations', (t) => {
   t.is(nftTime(1500), '1500ms');
   const wl = SCENARIOS['nat-fullnat']![0]!;
   t.deepEqual(eligible(wl), [{ id: 0x61, weight: 250, key: '10.78.0.21:8080' }, { id: 0x62, weight: 750, key: '10.78.0.22:8080' }]);
-  t.deepEqual(eligible({ ...wl, schedWeights: new Map([[0x61, 0]]) }), [{ id: 0x62, weight: 1, key: '10.78.0.22:8080' }]);
+  t.deepEqual(eligible({ ...wl, schedWeights: new Map([[0x61, 5]]) }), [{ id: 0x61, weight: 5, key: '10.78.0.21:8080' }], 'no share, no new connection');
+  t.deepEqual(eligible({ ...wl, schedWeights: new Map([[0x61, 0]]) }), [{ id: 0x61, weight: 1, key: '10.78.0.21:8080' }, { id: 0x62, weight: 1, key: '10.78.0.22:8080' }], 'all zero: the pool\'s weights');
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -147,10 +157,10 @@ test('planner: no change -> empty script; a pool change rewrites the pick chain 
   const plan = planTransaction(m1, build([changed]).model);
   const lines = plan.script.trim().split('\n');
   t.false(lines.some((l) => /conn_|closing_/.test(l) && /^(add|delete|flush) (map|set)/.test(l)), 'dynamic tables untouched');
-  t.deepEqual(lines.filter((l) => l.startsWith('flush')).sort(), ['flush chain netdev keepalive_ts s00000001_full', 'flush chain netdev keepalive_ts s00000001_pick']);
+  t.deepEqual(lines.filter((l) => l.startsWith('flush')).sort(), ['flush chain netdev keepalive_ts s00000001_full', 'flush chain netdev keepalive_ts s00000001_pick', 'flush chain netdev keepalive_ts s00000001_rb']);
   t.true(lines.includes('add element netdev keepalive_ts s00000001_addr { 0x00000013 : 10.77.0.23 }'));
   t.true(lines.indexOf('add counter netdev keepalive_ts s00000001_c00000013') < lines.indexOf('add element netdev keepalive_ts s00000001_cnew { 0x00000013 : "s00000001_c00000013" }'));
-  t.is(lines.length, 12, plan.script);
+  t.is(lines.length, 16, plan.script);
   // And back: counters of a server that left stay (monotonic totals) unless the ids say otherwise.
   const back = planTransaction(build([changed]).model, build([{ ...base, counterIds: [0x11, 0x12] }]).model).script.trim().split('\n');
   const delEl = back.indexOf('delete element netdev keepalive_ts s00000001_cnew { 0x00000013 }');

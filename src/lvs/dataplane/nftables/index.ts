@@ -176,6 +176,8 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
   #activeKnown = new Set<string>(); // service names whose counts are known
   #lastPollMs = 0;
   #lastConns = new Map<string, number>();
+  /** New connections per control-loop period, last measured, by service name (lc, wlc…). */
+  #lastRate = new Map<string, number>();
   #connEntries = 0;
   #persistEntries = 0;
   #conntrackEntries: number | null = null;
@@ -258,7 +260,13 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       }
       const counterIds = new Set(s.counterIds);
       for (const id of keep) counterIds.add(id);
-      st.set(key, { ...s, input: undefined, dests, sorry, retired, counterIds });
+      // lc, wlc…: a new pool is weighted from the last counts at once (a server that comes back
+      // has none), not with the configured weights until the next control-loop period.
+      const loop = isControlLoopScheduler(spec.scheduler) && this.#activeKnown.has(s.name)
+        ? reweight(spec.scheduler, dests.map((d) => ({ id: d.id, weight: d.weight, active: this.#active.get(d.id)?.active ?? 0, inactive: this.#active.get(d.id)?.inactive ?? 0 })), this.#lastRate.get(s.name) ?? 1)
+        : null;
+      const { schedWeights: _w, ...rest } = s;
+      st.set(key, { ...rest, input: undefined, dests, sorry, retired, counterIds, ...(loop ? { schedWeights: loop } : s.schedWeights ? { schedWeights: s.schedWeights } : {}) });
     });
   }
 
@@ -764,6 +772,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       const last = this.#lastConns.get(s.name);
       this.#lastConns.set(s.name, conns);
       const expected = last === undefined ? 1 : conns - last;
+      this.#lastRate.set(s.name, expected);
       const w = reweight(
         s.spec.scheduler,
         s.dests.map((d) => ({ id: d.id, weight: d.weight, active: this.#active.get(d.id)?.active ?? 0, inactive: this.#active.get(d.id)?.inactive ?? 0 })),

@@ -214,7 +214,8 @@ export function eligible(svc: NftServiceInput): SchedDest[] {
   const out: SchedDest[] = [];
   for (const d of svc.dests) {
     if (d.weight <= 0) continue;
-    const w = svc.schedWeights?.get(d.id) ?? d.weight;
+    // With control-loop weights, a server the loop gave no share takes no new connection.
+    const w = svc.schedWeights ? (svc.schedWeights.get(d.id) ?? 0) : d.weight;
     if (w > 0) out.push({ id: d.id, weight: w, key: endpointText(d.endpoint) });
   }
   // A control loop may zero every weight (all servers overloaded): fall back to the pool's weights.
@@ -269,6 +270,8 @@ export function names(svcName: string) {
     commit: `${svcName}_commit`,
     full: `${svcName}_full`,
     fwd: `${svcName}_fwd`,
+    reborn: `${svcName}_rb`,
+    rebornSend: `${svcName}_rbs`,
     ids: `${svcName}_ids`,
     addr: `${svcName}_addr`,
     dev: (i: number) => `${svcName}_dev${i}`,
@@ -284,20 +287,23 @@ export function names(svcName: string) {
 }
 
 /** Name of a service's dynamic connection table (DR), persistence table and Maglev map. */
-export function dynamicNames(spec: ServiceSpec, svcName: string, limits: NftLimits): { conn: string; closing: string; persist: string | null; connDecl: string; closingDecl: string; persistDecl: string | null } {
+export function dynamicNames(spec: ServiceSpec, svcName: string, limits: NftLimits): { conn: string; closing: string; reborn: string; persist: string | null; connDecl: string; closingDecl: string; rebornDecl: string; persistDecl: string | null } {
   const key = connKey(spec);
   const valueType = key.decl.startsWith('typeof') ? 'meta mark' : 'mark';
   const connDecl = `${key.decl} : ${valueType}; size ${limits.connMax}; flags dynamic,timeout; timeout ${limits.tcpTimeoutS}s;`;
   const closingDecl = `${key.decl}; size ${limits.connMax}; flags dynamic,timeout; timeout ${limits.tcpClosingS}s;`;
+  const rebornDecl = `${key.decl}; size ${limits.connMax}; flags dynamic,timeout; timeout ${limits.tcpTimeoutS}s;`;
   const persistDecl = spec.persistence
     ? `type ${addrType(spec.match.family)} : mark; size ${limits.persistMax}; flags dynamic,timeout; timeout ${nftTime(spec.persistence.timeoutMs)};`
     : null;
   return {
     conn: versioned(`${svcName}_conn`, connDecl),
     closing: versioned(`${svcName}_closing`, closingDecl),
+    reborn: versioned(`${svcName}_reborn`, rebornDecl),
     persist: persistDecl ? versioned(`${svcName}_persist`, persistDecl) : null,
     connDecl,
     closingDecl,
+    rebornDecl,
     persistDecl,
   };
 }
@@ -311,7 +317,7 @@ function schedStatements(mark: string, plan: SchedPlan, svcName: string, objects
   if (plan.expr.kind === 'expr') return `${mark} set ${plan.expr.expr}`;
   const decl = `type mark : mark; size ${plan.expr.table.length};`;
   const mh = versioned(`${svcName}_mh`, decl);
-  objects.push(map(family, mh, decl, plan.expr.table));
+  if (!objects.some((o) => o.name === mh)) objects.push(map(family, mh, decl, plan.expr.table));
   return `${mark} set ${plan.expr.hash} ${mark} set ${mark} map @${mh}`;
 }
 
@@ -350,7 +356,7 @@ function buildDr(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Servi
 
   // Tables the kernel fills.
   objects.push(map(F, dyn.conn, dyn.connDecl));
-  if (protos.includes('tcp')) objects.push(map(F, dyn.closing, dyn.closingDecl, undefined, 'set'));
+  if (protos.includes('tcp')) objects.push(map(F, dyn.closing, dyn.closingDecl, undefined, 'set'), map(F, dyn.reborn, dyn.rebornDecl, undefined, 'set'));
   if (dyn.persist && dyn.persistDecl) objects.push(map(F, dyn.persist, dyn.persistDecl));
 
   // Destinations: the pool and the sorry server take new flows; the retired (draining) ones keep theirs.
@@ -384,10 +390,20 @@ function buildDr(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Servi
 
   const refresh = P && dyn.persist ? ` update @${dyn.persist} { ${P} : ${M} }` : '';
   const svcRules: string[] = [];
-  // Established flows: the connection table decides, whatever the pool says now (an id that is no
-  // longer forwardable falls through to a new decision).
   if (protos.includes('tcp')) {
     const t = pfx('tcp');
+    // A new connection (a SYN) on the address and port of a connection that is closing must get a
+    // new decision, not the old server (which may be quiescent or gone). The packet path cannot
+    // delete or overwrite a map entry, so the old entry is made to expire at once (next tick), the
+    // tuple leaves the closing set, and the flow is "reborn": for its whole life it is routed by a
+    // choice that is a function of the flow (template, hash scheduler, or a flow hash over the
+    // servers taking new connections) instead of by the connection table.
+    if (svc.phase === 'serving') {
+      svcRules.push(`${t}tcp flags & (syn | ack) == syn ${K} @${dyn.closing} delete @${dyn.closing} { ${K} } update @${dyn.conn} { ${K} timeout 1ms : ${M} } update @${dyn.reborn} { ${K} timeout ${limits.tcpNewS}s } goto ${n.reborn}`);
+    }
+    svcRules.push(`${t}${K} @${dyn.reborn} goto ${n.reborn}`);
+    // Established flows: the connection table decides, whatever the pool says now (an id that is no
+    // longer forwardable falls through to a new decision).
     svcRules.push(
       `${t}${K} @${dyn.closing} ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} }${refresh} ${M} @${n.ids} goto ${n.fwd}`,
       `${t}tcp flags & (fin | rst) != 0 ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} }${refresh} ${M} @${n.ids} goto ${n.fwd}`,
@@ -405,6 +421,22 @@ function buildDr(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Servi
     inEffect = `${inEffect}; not serving new connections`;
   }
   objects.push(chain(F, n.svc, svcRules), chain(F, n.pick, pickRules(M, plan, svc, n, objects, F)));
+  if (protos.includes('tcp')) {
+    const t = pfx('tcp');
+    // Reborn flows (see above): their lifetime in the reborn set, their server a function of the flow.
+    const rb = [
+      `${t}tcp flags & (fin | rst) != 0 update @${dyn.reborn} { ${K} timeout ${limits.tcpClosingS}s }`,
+      `${t}tcp flags & (fin | rst | syn) == 0 update @${dyn.reborn} { ${K} timeout ${limits.tcpTimeoutS}s }`,
+    ];
+    if (P && dyn.persist) rb.push(`${M} set ${P} map @${dyn.persist} ${M} @${n.known} goto ${n.rebornSend}`);
+    if (!plan) rb.push(`counter name ${n.drop}`);
+    else if (plan.flowStable) rb.push(`${schedStatements(M, plan, svc.name, objects, F)} goto ${n.rebornSend}`);
+    else rb.push(`${M} set ${flowHashExpr(spec.match.family, eligible(svc), spec.hash.seed)} goto ${n.rebornSend}`);
+    objects.push(
+      chain(F, n.reborn, rb),
+      chain(F, n.rebornSend, [`tcp flags & (syn | ack) == syn counter name ${M} map @${n.cnew}`, `goto ${n.fwd}`]),
+    );
+  }
 
   const commit: string[] = [];
   if (P && dyn.persist) commit.push(`update @${dyn.persist} { ${P} : ${M} }`);
