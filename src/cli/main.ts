@@ -38,10 +38,19 @@ program.command('check')
   .description('validate a config file; exit 0 if valid, 1 with every problem listed if not')
   .requiredOption('--config <file>', 'TOML config file')
   .action(async (opts: { config: string }) => {
-    const { loadConfigFile, describeConfig } = await import('../config/index.js');
+    const { loadConfigFileWithLines, describeConfig } = await import('../config/index.js');
+    const { preflight, formatProblem } = await import('../daemon/preflight.js');
     try {
-      const cfg = await loadConfigFile(opts.config);
-      process.stdout.write(`${opts.config}: OK (${describeConfig(cfg)})\n`);
+      const located = await loadConfigFileWithLines(opts.config);
+      // The same host checks the daemon makes at start (scripts, key files...), with file:line and key.
+      const problems = await preflight(located);
+      for (const p of problems) process.stderr.write(`${formatProblem(p)}\n`);
+      const errors = problems.filter((p) => p.severity === 'error').length;
+      if (errors > 0) {
+        process.stderr.write(`keepalive-ts: ${opts.config}: ${errors} problem(s) the daemon would refuse at run time\n`);
+        process.exit(1);
+      }
+      process.stdout.write(`${opts.config}: OK (${describeConfig(located.config)})${problems.length > 0 ? ` with ${problems.length} warning(s)` : ''}\n`);
     } catch (err) {
       fail(err);
     }

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadConfigFile, planReload, isReloadPlanEmpty, type Config } from '../config/index.js';
+import { loadConfigFileWithLines, planReload, isReloadPlanEmpty, type Config } from '../config/index.js';
 import { KeepaliveError } from '../util/errors.js';
 import { Announcer } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
@@ -21,6 +21,8 @@ import { VirtualServerManager } from '../lvs/manager.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { StatusReport } from './status.js';
+import { ScriptRunner, policyOf } from '../util/script.js';
+import { formatProblem, preflight } from './preflight.js';
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
 
@@ -47,14 +49,26 @@ export class Daemon {
   readonly #packetSockets = new Map<number, PacketSocket>();
   readonly #startedAt = Date.now();
   #stopping: Promise<void> | undefined;
+  /** Every script of the daemon runs through this one runner (user resolution, script security). */
+  readonly #scripts: ScriptRunner;
 
   private constructor(private readonly opts: DaemonOptions, config: Config) {
     this.#config = config;
+    this.#scripts = new ScriptRunner({
+      policy: () => policyOf(this.#config.global),
+      onRefused: (command, reason) => opts.log.error({ command, reason }, `script refused: ${command}: ${reason}`),
+      onWarning: (command, warning) => opts.log.warn({ command, warning }, `insecure script: ${command}: ${warning}`),
+    });
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const config = await loadConfigFile(opts.configPath);
-    const d = new Daemon(opts, config);
+    const located = await loadConfigFileWithLines(opts.configPath);
+    // What `keepalive-ts check` reports about the host (scripts refused or insecure...), logged.
+    for (const p of await preflight(located)) {
+      if (p.severity === 'error') opts.log.error({ key: p.path }, formatProblem(p));
+      else opts.log.warn({ key: p.path }, formatProblem(p));
+    }
+    const d = new Daemon(opts, located.config);
     try {
       await d.#start();
     } catch (err) {
@@ -85,7 +99,7 @@ export class Daemon {
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
     this.#dataPlane = new DataPlane(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {});
-    this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }) });
+    this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }), scripts: this.#scripts });
     await this.#lvs.start();
     if (sync) {
       this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
@@ -93,6 +107,7 @@ export class Daemon {
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
       log,
+      scripts: this.#scripts,
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
@@ -202,7 +217,8 @@ export class Daemon {
   }
 
   async #reload(): Promise<{ summary: string[] }> {
-    const next = await loadConfigFile(this.opts.configPath);
+    const located = await loadConfigFileWithLines(this.opts.configPath);
+    const next = located.config;
     const plan = planReload(this.#config, next);
     if (isReloadPlanEmpty(plan)) return { summary: [] };
     const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : [])];
@@ -210,6 +226,7 @@ export class Daemon {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
     }
     const log = this.opts.log;
+    for (const p of await preflight(located)) (p.severity === 'error' ? log.error.bind(log) : log.warn.bind(log))({ key: p.path }, formatProblem(p));
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { ReloadPlan, VirtualServerConfig } from '../config/index.js';
 import type { RealServerStatus as RealServerReport, VirtualServerStatus } from '../daemon/status.js';
 import { errorMessage } from '../util/errors.js';
-import { runCommand } from '../util/exec.js';
+import { ScriptRunner } from '../util/script.js';
 import { HealthRunner, type HealthStats } from './health.js';
 import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolState, type RealServerStatus } from './pool.js';
 import { serviceId, type DataPlane, type DataPlaneStats, type ServiceSpec } from './dataplane/index.js';
@@ -16,7 +16,11 @@ import { serviceId, type DataPlane, type DataPlaneStats, type ServiceSpec } from
 export interface LvsDeps {
   dataPlane: Pick<DataPlane, 'configure' | 'setPool' | 'serve' | 'unserve' | 'stats' | 'close'>;
   log: Logger;
-  run?: typeof runCommand;
+  /**
+   * Runs quorum_up/down, notify_up/down and MISC_CHECK scripts (user resolution and script
+   * security, shared with the VRRP side). Default: the default policy (no script_user, no security).
+   */
+  scripts?: ScriptRunner;
   /** Builds a health runner; tests substitute scripted checks. */
   healthRunner?: (opts: ConstructorParameters<typeof HealthRunner>[0]) => Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
 }
@@ -84,7 +88,7 @@ function poolParams(cfg: VirtualServerConfig): PoolParams {
 
 export class VirtualServerManager {
   readonly #services: Service[];
-  readonly #run: typeof runCommand;
+  readonly #scripts: ScriptRunner;
   #stats: DataPlaneStats | null = null;
   #poll: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -92,7 +96,10 @@ export class VirtualServerManager {
   #owns: (address: string) => boolean = () => false;
 
   constructor(configs: readonly VirtualServerConfig[], private readonly deps: LvsDeps) {
-    this.#run = deps.run ?? runCommand;
+    this.#scripts = deps.scripts ?? new ScriptRunner({
+      policy: () => ({ enable_script_security: false }),
+      onRefused: (command, reason) => deps.log.error({ command, reason }, 'script refused'),
+    });
     this.#services = configs.map((cfg) => this.#makeService(cfg));
   }
 
@@ -112,6 +119,7 @@ export class VirtualServerManager {
     const opts = {
       checks: real.cfg.check,
       weight: real.cfg.weight,
+      checkerOptions: { scripts: this.#scripts },
       onChange: (health: RealServerStatus['health'], dynamicWeight: number | undefined, detail: string) => {
         real.health = health;
         real.dynamicWeight = dynamicWeight;
@@ -238,7 +246,8 @@ export class VirtualServerManager {
   }
 
   #notify(cmd: string): void {
-    void this.#run(cmd, [], 30_000).then((r) => {
+    void this.#scripts.run(cmd, [], 30_000, undefined).then((r) => {
+      if (r.refused !== undefined) return; // reported by the runner
       if (r.error || r.code !== 0) this.deps.log.warn({ cmd, code: r.code, error: r.error }, 'virtual server notify script failed');
     });
   }

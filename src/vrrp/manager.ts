@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config, ReloadPlan, VrrpInstanceConfig, VrrpScriptConfig } from '../config/index.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
-import { resolveUser, runCommand, type RunAs } from '../util/exec.js';
+import { ScriptRunner, policyOf } from '../util/script.js';
 import type { Announcer } from '../net/announcer.js';
 import type { LinkEvent, LinkInfo, Rtnl, RtnlWatcher } from '../net/rtnl.js';
 import type { VipManager } from '../net/vips.js';
@@ -25,8 +25,8 @@ export interface VrrpDeps {
   announcer(link: LinkInfo, vips: string[], cfg: VrrpInstanceConfig): Announcer;
   log: Logger;
   clock?: Clock;
-  /** Runs notify scripts and vrrp_scripts; replaceable in tests. */
-  run?: typeof runCommand;
+  /** Runs notify scripts and vrrp_scripts (user resolution and script security); shared with the LVS side. */
+  scripts?: ScriptRunner;
   /** An instance's VIPs are now in place (MASTER) or about to go (leaving MASTER). */
   onOwnership?: (instance: string, owned: boolean) => void;
 }
@@ -51,6 +51,8 @@ interface ScriptRuntime {
   ok: boolean | null;
   timer: NodeJS.Timeout | undefined;
   running: boolean;
+  /** Refused by script security (see #startScript). */
+  disabled: boolean;
 }
 
 const cidrs = (list: VrrpInstanceConfig['virtual_ipaddress_parsed']) => list.map((v) => `${v.address}/${v.prefix}`);
@@ -93,13 +95,17 @@ export class VrrpManager {
   readonly #runtimes = new Map<string, Runtime>();
   readonly #scripts = new Map<string, ScriptRuntime>();
   readonly #clock: Clock;
-  readonly #run: typeof runCommand;
+  readonly #scripts_: ScriptRunner;
   #watcher: RtnlWatcher | undefined;
   #stopped = false;
 
   private constructor(private config: Config, private readonly deps: VrrpDeps) {
     this.#clock = deps.clock ?? realClock;
-    this.#run = deps.run ?? runCommand;
+    this.#scripts_ = deps.scripts ?? new ScriptRunner({
+      policy: () => policyOf(this.config.global),
+      onRefused: (command, reason) => deps.log.error({ command, reason }, 'script refused'),
+      onWarning: (command, warning) => deps.log.warn({ command, warning }, 'insecure script'),
+    });
     this.#hub = new VrrpHub(deps.transports, (err, where) => deps.log.warn({ err: errorMessage(err), socket: where }, 'VRRP socket error'));
   }
 
@@ -192,7 +198,10 @@ export class VrrpManager {
       const up = prev ?? (await this.deps.rtnl.getLink(t.name).then((l) => l.up, () => false));
       tracked.push({ name: `interface:${t.name}`, weight: t.weight, ok: up });
     }
-    for (const t of cfg.track_script) tracked.push({ name: `script:${t.name}`, weight: t.weight, ok: known(`script:${t.name}`) ?? this.#scripts.get(t.name)?.ok ?? null });
+    for (const t of cfg.track_script) {
+      const sr = this.#scripts.get(t.name);
+      tracked.push({ name: `script:${t.name}`, weight: t.weight, ok: known(`script:${t.name}`) ?? sr?.ok ?? null, ...(sr?.disabled ? { disabled: true } : {}) });
+    }
     return tracked;
   }
 
@@ -210,7 +219,8 @@ export class VrrpManager {
     if (specific) runs.push([specific, []]);
     if (cfg.notify) runs.push([cfg.notify, [type, name, state, String(priority)]]);
     for (const [cmd, args] of runs) {
-      void this.#run(cmd, args, 30_000, { runAs: this.#runAs(undefined) }).then((r) => {
+      void this.#scripts_.run(cmd, args, 30_000, undefined).then((r) => {
+        if (r.refused !== undefined) return; // reported by the runner
         if (r.error || r.code !== 0) this.deps.log.warn({ cmd, args, code: r.code, signal: r.signal, error: r.error }, 'notify script failed');
       });
     }
@@ -245,33 +255,31 @@ export class VrrpManager {
     }
   }
 
-  /** keepalived's per-script `user`, else global script_user, else the daemon's own user. */
-  #runAs(user: string | undefined): RunAs | undefined {
-    const spec = user ?? this.config.global.script_user;
-    if (!spec) return undefined;
-    try {
-      return resolveUser(spec);
-    } catch (err) {
-      // Never fall back to running as root: the script fails instead, and says why.
-      this.deps.log.error({ user: spec, err: errorMessage(err) }, 'cannot run script as the configured user');
-      return { uid: -1, gid: -1 };
-    }
-  }
-
   #startScripts(): void {
     const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
     for (const cfg of this.config.vrrp_script.filter((x) => used.has(x.name))) this.#startScript(cfg);
   }
 
   #startScript(cfg: VrrpScriptConfig): void {
-    const sr: ScriptRuntime = { cfg, state: initialScriptState({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }), ok: null, timer: undefined, running: false };
+    const sr: ScriptRuntime = { cfg, state: initialScriptState({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }), ok: null, timer: undefined, running: false, disabled: false };
     this.#scripts.set(cfg.name, sr);
     const tick = () => {
       if (this.#stopped || sr.running || this.#scripts.get(cfg.name) !== sr) return;
       sr.running = true;
-      void this.#run(cfg.script, [], cfg.timeout * 1000, { runAs: this.#runAs(cfg.user) }).then((r) => {
+      void this.#scripts_.run(cfg.script, [], cfg.timeout * 1000, cfg.user).then((r) => {
         sr.running = false;
         if (this.#stopped || this.#scripts.get(cfg.name) !== sr) return;
+        // A refused script is disabled, as keepalived removes an insecure track script from its
+        // instances: it neither succeeds nor fails, and a weight-0 one does not hold FAULT.
+        const disabled = r.refused !== undefined;
+        if (disabled !== sr.disabled) {
+          sr.disabled = disabled;
+          for (const rt of this.#runtimes.values()) {
+            const obj = rt.tracked.find((o) => o.name === `script:${cfg.name}`);
+            if (obj) { obj.disabled = disabled; this.#retrack(rt); }
+          }
+        }
+        if (disabled) return;
         const res = scriptStep({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }, sr.state, r.code === 0 && !r.timedOut);
         sr.state = res.state;
         if (!res.changed) return;

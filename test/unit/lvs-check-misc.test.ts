@@ -63,10 +63,11 @@ test('a script running past misc_timeout is killed and fails', async (t) => {
   t.is((await readFile(marker, 'utf8')).trim(), 'started');
 });
 
-test('a program that cannot be started fails', async (t) => {
+test('a program that cannot be started is refused: the result is unknown, not down (keepalived disables the checker)', async (t) => {
   const r = await run(misc(join(dir, 'no-such-program')));
   t.false(r.ok);
-  t.regex(r.detail, /could not run: .*ENOENT/);
+  t.true(r.unknown);
+  t.regex(r.detail, /script refused: .*ENOENT/);
   const empty = await run(misc('   '));
   t.false(empty.ok);
 });

@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto';
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { HttpGetCheck, SslGetCheck } from '../../config/types.js';
-import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
+import { formatTarget, localFailure, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -124,7 +124,7 @@ export function createHttpChecker(cfg: HttpGetCheck | SslGetCheck, target: Check
         done({ ok: false, detail: `${url}: ${err instanceof Error ? err.message : String(err)}` });
         return;
       }
-      req.once('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: `${url}: ${err.code ?? err.message}` }));
+      req.once('error', (err: NodeJS.ErrnoException) => done(localFailure(err.code, `${url}: ${err.code ?? err.message}`)));
       req.end();
     })),
   };
