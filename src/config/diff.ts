@@ -96,6 +96,7 @@ const VS_SETTINGS = [
   'delay_before_retry',
   'connect_timeout',
   'warmup',
+  'maxconn_per_source',
   'depool_threshold',
   'proxy_protocol',
   'drain_timeout',
@@ -166,6 +167,9 @@ export const GLOBAL_APPLY: { readonly [K in GlobalKey]: { readonly live: boolean
   v3_checksum_as_v2: { live: true, how: 'default of vrrp_instance.v3_checksum_as_v2: acted on through the instances' },
   drain_timeout: { live: true, how: 'used by the next stop or demotion; also the default of virtual_server.drain_timeout' },
   enable_script_security: { live: true, how: 'checked before each script run from now on' },
+  maxconn: { live: true, how: 'the connection budget is recomputed and sent to the data plane; connections over a lowered cap stay, new ones wait below it' },
+  reserved_fds: { live: true, how: 'the connection budget is recomputed and sent to the data plane' },
+  lvs_timeouts: { live: true, how: 'new timeouts apply to connections established from now on and to UDP flows at once' },
   script_user: { live: true, how: 'used by the next script runs' },
 };
 

@@ -77,6 +77,21 @@ export const GLOBAL_FIELDS = {
   v3_checksum_as_v2: field(BOOL, 'compute VRRPv3 IPv4 checksums without the pseudo-header (old keepalived peers)', 'vrrp_v3_checksum_as_v2', { default: false }),
   drain_timeout: field(SECONDS, 'seconds existing connections may finish on stop or demotion before they are closed', null, { default: 30 }),
   enable_script_security: field(BOOL, 'refuse scripts that would run as root while a non-root user could modify them (file or any parent directory), and scripts with no user to run as', 'enable_script_security', { default: false }),
+  maxconn: field(int(0), 'most proxied TCP connections and UDP flows at once, all virtual servers together; at the cap listeners pause until below 90 % (0 = computed at start: (descriptor limit - reserved_fds) / 2; a larger value is lowered to that)', null, { default: 0 }),
+  reserved_fds: field(int(32), 'descriptors kept out of the connection budget for the control socket, metrics, health checks, scripts, VRRP and sync', null, { default: 256 }),
+  lvs_timeouts: field(
+    {
+      kind: 'table',
+      fields: {
+        tcp: field(POSITIVE_SECONDS, 'an established TCP connection idle (no byte either way) this long is closed', 'tcp', { default: 900 }),
+        tcpfin: field(POSITIVE_SECONDS, 'a TCP connection idle this long after either side sent FIN is closed', 'tcpfin', { default: 120 }),
+        udp: field(POSITIVE_SECONDS, 'a UDP flow idle this long ends', 'udp', { default: 300 }),
+      },
+    },
+    'idle timeouts of proxied connections, in seconds (IPVS defaults)',
+    'lvs_timeouts tcp <T> tcpfin <T> udp <T>',
+    { default: {} },
+  ),
   script_user: field(NAME, 'user (and optional ":group") every script runs as when not set per script (with its supplementary groups and HOME)', 'script_user', {
     defaultText: 'keepalived_script if that user exists, else the user keepalive-ts runs as (refused with enable_script_security)',
   }),
@@ -315,6 +330,7 @@ export const VIRTUAL_SERVER_FIELDS = {
   delay_before_retry: field(SECONDS, 'default seconds between check retries', 'delay_before_retry', { default: 1 }),
   connect_timeout: field(POSITIVE_SECONDS, 'default check connect timeout in seconds', 'connect_timeout', { default: 5 }),
   warmup: field(SECONDS, 'default maximum random delay before a first check', 'warmup', { default: 0 }),
+  maxconn_per_source: field(int(0), 'most connections (UDP: flows) one client address may hold at once on this service (0 = unlimited)', null, { default: 0 }),
   depool_threshold: field(num(0, 1), 'fraction of real servers kept pooled even when failing (PyBal; 0 = off)', null, { default: 0 }),
   proxy_protocol: field(str({ enum: ['', 'v1', 'v2'] }), 'send a PROXY protocol header to real servers ("" = off)', null, { default: '' }),
   drain_timeout: field(SECONDS, 'seconds connections to a removed real server may drain', null, {

@@ -43,6 +43,10 @@ export interface GlobalConfig {
   v3_checksum_as_v2: boolean;
   drain_timeout: number;
   enable_script_security: boolean;
+  maxconn: number;
+  reserved_fds: number;
+  /** Seconds. */
+  lvs_timeouts: { tcp: number; tcpfin: number; udp: number };
   script_user?: string;
   /** parsed metrics_listen; null when "" (disabled). */
   metrics: ListenAddress | null;
@@ -213,6 +217,7 @@ export interface VirtualServerConfig {
   delay_before_retry: number;
   connect_timeout: number;
   warmup: number;
+  maxconn_per_source: number;
   depool_threshold: number;
   proxy_protocol: '' | 'v1' | 'v2';
   drain_timeout: number;

@@ -22,6 +22,8 @@ import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { StatusReport } from './status.js';
 import { ScriptRunner, policyOf } from '../util/script.js';
+import { connectionBudget, readNofile } from '../util/fdlimit.js';
+import type { ConnectionLimits } from '../lvs/dataplane/index.js';
 import { formatProblem, preflight } from './preflight.js';
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
@@ -98,7 +100,7 @@ export class Daemon {
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
-    this.#dataPlane = new DataPlane(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {});
+    this.#dataPlane = new DataPlane({ ...(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {}), limits: this.#limits() });
     this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }), scripts: this.#scripts });
     await this.#lvs.start();
     if (sync) {
@@ -155,6 +157,21 @@ export class Daemon {
       rejected: st.received.dropped,
       entries: st.table.templates + st.table.udp_flows + st.table.conns,
     };
+  }
+
+  /**
+   * The proxy's connection budget (global.maxconn below the descriptor limit minus reserved_fds)
+   * and idle timeouts (global.lvs_timeouts), logged when they change.
+   */
+  #limits(): ConnectionLimits {
+    const g = this.#config.global;
+    const nofile = readNofile();
+    const b = connectionBudget({ softLimit: nofile?.soft, reservedFds: g.reserved_fds, maxconn: g.maxconn });
+    const fields = { maxconn: b.maxConns, low_water: b.lowWater, descriptor_limit: nofile?.soft, reserved_fds: g.reserved_fds };
+    if (b.lowered) this.opts.log.warn(fields, `global.maxconn ${g.maxconn} needs more descriptors than the limit allows; lowered to ${b.maxConns}`);
+    else this.opts.log.info(fields, `proxy connection budget: ${b.maxConns === 0 ? 'unlimited' : b.maxConns}`);
+    const t = g.lvs_timeouts;
+    return { maxConns: b.maxConns, lowWater: b.lowWater, tcpTimeoutMs: Math.round(t.tcp * 1000), tcpFinTimeoutMs: Math.round(t.tcpfin * 1000), udpTimeoutMs: Math.round(t.udp * 1000) };
   }
 
   async #startMetrics(): Promise<void> {
@@ -230,7 +247,9 @@ export class Daemon {
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
+    const limitsChanged = plan.global.changed.some((k) => k === 'maxconn' || k === 'reserved_fds' || k === 'lvs_timeouts');
     this.#config = next;
+    if (limitsChanged) await this.#dataPlane?.setLimits(this.#limits());
     if (metricsMoved) {
       await this.#metrics?.close();
       this.#metrics = undefined;

@@ -71,6 +71,7 @@ export function serviceSpec(cfg: VirtualServerConfig): ServiceSpec {
     connectTimeoutMs: cfg.connect_timeout * 1000,
     ops: cfg.ops,
     drainMs: cfg.drain_timeout * 1000,
+    maxConnsPerSource: cfg.maxconn_per_source,
   };
 }
 

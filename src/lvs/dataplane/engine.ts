@@ -6,6 +6,8 @@
 
 import type { ConnEntry, DataPlaneEvent, DataPlaneSnapshot, DataPlaneStats, Request, RestoreEntry, ServiceSpec, WireError, WorkerMessage } from './protocol.js';
 import { parseRequest } from './protocol.js';
+import type { ConnectionLimits } from './protocol.js';
+import { Admission } from './conntable.js';
 import { TcpService } from './tcp.js';
 import { UdpService } from './udp.js';
 
@@ -48,6 +50,15 @@ export class Engine {
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly housekeeping: NodeJS.Timeout;
   private closed = false;
+  /** One connection budget for every service: listeners pause together at the cap. */
+  private readonly admission = new Admission((paused) => {
+    for (const s of [...this.services.values(), ...this.retiring]) {
+      if (s instanceof TcpService) {
+        if (paused) s.pause();
+        else s.resume();
+      }
+    }
+  });
 
   constructor(private readonly post: (m: WorkerMessage) => void) {
     this.housekeeping = setInterval(() => {
@@ -103,6 +114,9 @@ export class Engine {
         return undefined;
       case 'snapshot':
         return this.snapshot();
+      case 'limits':
+        this.setLimits(req.limits);
+        return undefined;
       case 'shutdown':
         this.shutdown();
         return undefined;
@@ -136,7 +150,7 @@ export class Engine {
         continue;
       }
       const emit = (ev: DataPlaneEvent) => this.emit(ev);
-      const created = spec.protocol === 'tcp' ? new TcpService(spec, emit) : new UdpService(spec, emit);
+      const created = spec.protocol === 'tcp' ? new TcpService(spec, emit, this.admission) : new UdpService(spec, emit, this.admission);
       if (created instanceof TcpService) created.setEventsEnabled(this.eventsEnabled);
       this.services.set(spec.id, created);
     }
@@ -189,11 +203,22 @@ export class Engine {
     return out;
   }
 
+  private setLimits(l: ConnectionLimits): void {
+    const a = this.admission;
+    a.tcpTimeoutMs = l.tcpTimeoutMs;
+    a.tcpFinTimeoutMs = l.tcpFinTimeoutMs;
+    a.udpTimeoutMs = l.udpTimeoutMs;
+    a.setLimits(l.maxConns, l.lowWater);
+    for (const s of this.services.values()) if (s instanceof UdpService) s.armTimer();
+  }
+
   private stats(): DataPlaneStats {
+    const a = this.admission;
     return {
       services: [...this.services.values()].map((s) => s.stats()),
       malformed: this.malformed,
       events_dropped: this.eventsDropped,
+      limits: { max_conns: a.maxConns, low_water: a.lowWater, in_use: a.inUse, paused: a.paused, pauses: a.pauses, refused: a.refused },
     };
   }
 

@@ -21,6 +21,7 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { KeepaliveError, type ErrorCode } from '../../util/errors.js';
 import type {
+  ConnectionLimits,
   DataPlaneEvent,
   DataPlaneSnapshot,
   DataPlaneStats,
@@ -34,6 +35,7 @@ import type {
 } from './protocol.js';
 
 export type {
+  ConnectionLimits,
   ConnEntry,
   DataPlaneEvent,
   DataPlaneSnapshot,
@@ -59,6 +61,8 @@ export interface DataPlaneOptions {
   readonly maxRestartsPerMinute?: number;
   /** How often the worker posts a batch of connection events (onEvent), ms. Default 100. */
   readonly eventBatchMs?: number;
+  /** The worker's connection budget (maxConns 0 = unlimited); also settable with setLimits(). */
+  readonly limits?: ConnectionLimits;
 }
 
 const KNOWN_CODES: readonly ErrorCode[] = [
@@ -96,6 +100,7 @@ export class DataPlane extends EventEmitter {
   private services: readonly ServiceSpec[] = [];
   private readonly pools = new Map<string, { dests: readonly DestinationSpec[]; sorry: SorrySpec | null }>();
   private readonly served = new Set<string>();
+  private limits: ConnectionLimits | undefined;
 
   constructor(options: DataPlaneOptions = {}) {
     super();
@@ -103,6 +108,13 @@ export class DataPlane extends EventEmitter {
     this.maxRestarts = options.maxRestartsPerMinute ?? 5;
     this.eventBatchMs = options.eventBatchMs;
     this.spawn();
+    if (options.limits) void this.setLimits(options.limits).catch(() => undefined);
+  }
+
+  /** The connection budget shared by every service (re-applied after a worker restart). */
+  async setLimits(limits: ConnectionLimits): Promise<void> {
+    this.limits = { ...limits };
+    await this.request({ t: 'limits', limits: this.limits });
   }
 
   /** The full desired set of virtual services. Services not listed any more drain (their drainMs) and go. */
@@ -225,6 +237,7 @@ export class DataPlane extends EventEmitter {
     const enable = this.listeners_.length > 0;
     try {
       if (enable) await this.request(this.eventsOn());
+      if (this.limits) await this.request({ t: 'limits', limits: this.limits });
       await this.request({ t: 'configure', services: this.services });
       for (const [id, p] of this.pools) await this.request({ t: 'setPool', id, dests: p.dests, sorry: p.sorry });
     } catch (err) {

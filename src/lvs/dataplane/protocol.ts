@@ -6,7 +6,7 @@
  * the worker receives is validated first (`parseRequest`): a malformed one is ignored and
  * counted (reported as `malformed` in stats), it never throws inside the worker.
  *
- * main → worker: configure | setPool | serve | unserve | stats | restore | events | snapshot | shutdown
+ * main → worker: configure | setPool | serve | unserve | stats | restore | events | snapshot | limits | shutdown
  * worker → main: reply | events
  */
 
@@ -44,6 +44,24 @@ export interface ServiceSpec {
   readonly expireNodestConn?: boolean;
   /** How long open connections may continue when the service is removed by configure(). Default 0. */
   readonly drainMs?: number;
+  /** Most live TCP connections / UDP flows per client address (0 or absent = unlimited). */
+  readonly maxConnsPerSource?: number;
+}
+
+/**
+ * Worker-wide settings: the connection budget (see Admission in conntable.ts; maxConns 0 =
+ * unlimited) and the idle timeouts of every service (keepalived's lvs_timeouts).
+ */
+export interface ConnectionLimits {
+  readonly maxConns: number;
+  /** Paused listeners resume once the connections in use fall to this. */
+  readonly lowWater: number;
+  /** TCP: an established connection with no byte either way for this long is closed (IPVS tcp, default 900 s). */
+  readonly tcpTimeoutMs?: number;
+  /** TCP: once either side has sent FIN, closed after this long idle (IPVS tcpfin, default 120 s). */
+  readonly tcpFinTimeoutMs?: number;
+  /** UDP: a flow idle for this long ends, unless its service sets udpFlowTimeoutMs (IPVS udp, default 300 s). */
+  readonly udpTimeoutMs?: number;
 }
 
 export interface DestinationSpec {
@@ -170,6 +188,12 @@ export interface ServiceStats {
   out_bytes: number;
   /** Clients closed because no real server (nor sorry server) could be reached. */
   dropped: number;
+  /** Clients (TCP) or flows (UDP) refused: the global budget was used up, or their address was at maxConnsPerSource. */
+  refused: number;
+  /** Of those, refused by maxConnsPerSource. */
+  refused_per_source: number;
+  /** TCP connections closed by the idle timeouts (tcpTimeoutMs / tcpFinTimeoutMs). */
+  idle_closed: number;
   real_servers: RealServerStats[];
 }
 
@@ -179,6 +203,8 @@ export interface DataPlaneStats {
   malformed: number;
   /** Events dropped because a batch overflowed. */
   events_dropped: number;
+  /** The connection budget and its use. */
+  limits: { max_conns: number; low_water: number; in_use: number; paused: boolean; pauses: number; refused: number };
 }
 
 export type Request =
@@ -196,6 +222,7 @@ export type Request =
   | { readonly t: 'restore'; readonly seq: number; readonly entries: readonly RestoreEntry[] }
   | { readonly t: 'events'; readonly seq: number; readonly enabled: boolean; readonly batchMs?: number }
   | { readonly t: 'snapshot'; readonly seq: number }
+  | { readonly t: 'limits'; readonly seq: number; readonly limits: ConnectionLimits }
   | { readonly t: 'shutdown'; readonly seq: number };
 
 export interface WireError {
@@ -262,6 +289,7 @@ export function isServiceSpec(v: unknown): v is ServiceSpec {
   if (!optional(v.udpFlowTimeoutMs, (x) => isNonNegInt(x) && (x as number) > 0)) return false;
   if (!optional(v.ops, isBool) || !optional(v.expireNodestConn, isBool)) return false;
   if (!optional(v.drainMs, (x) => isNonNegInt(x))) return false;
+  if (!optional(v.maxConnsPerSource, (x) => isNonNegInt(x))) return false;
   return true;
 }
 
@@ -311,6 +339,13 @@ export function parseRequest(v: unknown): Request | null {
           : null;
       case 'events':
         return isBool(v.enabled) && optional(v.batchMs, (x) => isNonNegInt(x, 10_000)) ? (v as unknown as Request) : null;
+      case 'limits': {
+        const l = v.limits;
+        const ms = (x: unknown) => isNonNegInt(x) && (x as number) > 0;
+        return isObj(l) && isNonNegInt(l.maxConns) && isNonNegInt(l.lowWater) && optional(l.tcpTimeoutMs, ms) && optional(l.tcpFinTimeoutMs, ms) && optional(l.udpTimeoutMs, ms)
+          ? (v as unknown as Request)
+          : null;
+      }
       case 'stats':
       case 'snapshot':
       case 'shutdown':

@@ -20,7 +20,7 @@
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import type { IpFamily, ScheduleContext } from '../types.js';
-import { Dest, endpointKey, ServiceCore, type EventSink } from './conntable.js';
+import { Admission, Dest, endpointKey, ServiceCore, SourceCounts, type EventSink } from './conntable.js';
 import type { ServiceSpec, ServiceStats } from './protocol.js';
 
 const DEFAULT_FLOW_TIMEOUT_MS = 300_000;
@@ -53,8 +53,15 @@ export class UdpService {
   private drainDone: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private timerEvery = 0;
+  private readonly sources = new SourceCounts();
+  private refused = 0;
 
-  constructor(spec: ServiceSpec, emit: EventSink) {
+  /**
+   * Every flow holds an upstream socket (one descriptor): it takes a slot of the worker-wide
+   * Admission budget and counts against its address's maxConnsPerSource; a new flow over either
+   * limit is not created (its datagram is dropped and counted as refused).
+   */
+  constructor(spec: ServiceSpec, emit: EventSink, private readonly admission: Admission = new Admission()) {
     this.core = new ServiceCore(spec, emit);
     this.armTimer();
   }
@@ -64,7 +71,7 @@ export class UdpService {
   }
 
   get timeoutMs(): number {
-    return this.core.spec.udpFlowTimeoutMs ?? DEFAULT_FLOW_TIMEOUT_MS;
+    return this.core.spec.udpFlowTimeoutMs ?? this.admission.udpTimeoutMs ?? DEFAULT_FLOW_TIMEOUT_MS;
   }
 
   /** Re-arm the sweep timer when the flow timeout changed (called after applySpec). */
@@ -192,6 +199,15 @@ export class UdpService {
         core.dropped++;
         return;
       }
+      if (!this.sources.tryAcquire(rinfo.address, core.spec.maxConnsPerSource)) {
+        this.refused++;
+        return;
+      }
+      if (!this.admission.tryAcquire()) {
+        this.sources.release(rinfo.address);
+        this.refused++;
+        return;
+      }
       const up = dgram.createSocket({ type: dest.family === 6 ? 'udp6' : 'udp4' });
       up.on('error', noop);
       const f: Flow = { key, clientAddress: rinfo.address, clientPort: rinfo.port, family, dest: null, up, lastSeen: now };
@@ -264,7 +280,10 @@ export class UdpService {
   }
 
   private expire(f: Flow): void {
-    if (this.flows.get(f.key) === f) this.flows.delete(f.key);
+    if (this.flows.get(f.key) !== f) return;
+    this.flows.delete(f.key);
+    this.sources.release(f.clientAddress);
+    this.admission.release();
     this.releaseFlowDest(f, true);
     try {
       f.up.close();
@@ -304,6 +323,9 @@ export class UdpService {
       in_bytes: core.inBytes,
       out_bytes: core.outBytes,
       dropped: core.dropped,
+      refused: this.refused,
+      refused_per_source: this.sources.refused,
+      idle_closed: 0,
       real_servers: rs,
     };
   }

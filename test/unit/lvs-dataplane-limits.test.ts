@@ -1,0 +1,160 @@
+/**
+ * Connection limits of the user-space proxy (descriptor exhaustion, issue 10): the worker-wide
+ * budget (listeners pause at the cap and resume below the low-water mark), the per-source cap, the
+ * idle timeouts (lvs_timeouts tcp / tcpfin / udp), and UDP flows counted against the same budget.
+ * Loopback only; every test has its own DataPlane and virtual address.
+ */
+import test, { type ExecutionContext } from 'ava';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { DataPlane, type ServiceSpec, type DataPlaneStats } from '../../src/lvs/dataplane/index.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function freePort(address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, address, () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function echoServer(t: ExecutionContext, address: string): Promise<number> {
+  const server = net.createServer((c) => {
+    c.on('error', () => undefined);
+    c.on('data', (d) => c.write(d));
+    c.on('end', () => c.end());
+  });
+  await new Promise<void>((r) => server.listen(0, address, () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** Connects; resolves 'open' once a byte made the round trip, else 'refused' / 'closed'. */
+function attempt(host: string, port: number, localAddress?: string): Promise<{ result: 'open' | 'refused' | 'closed'; sock: net.Socket }> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port, ...(localAddress ? { localAddress } : {}) });
+    let done = false;
+    const finish = (result: 'open' | 'refused' | 'closed') => { if (!done) { done = true; resolve({ result, sock }); } };
+    sock.on('error', (e: NodeJS.ErrnoException) => finish(e.code === 'ECONNREFUSED' ? 'refused' : 'closed'));
+    sock.on('close', () => finish('closed'));
+    sock.on('connect', () => sock.write('x'));
+    sock.once('data', () => finish('open'));
+  });
+}
+
+async function setup(t: ExecutionContext, vip: string, extra: Partial<ServiceSpec> = {}, protocol: 'tcp' | 'udp' = 'tcp') {
+  const rsPort = protocol === 'tcp' ? await echoServer(t, '127.0.0.2') : await udpEcho(t, '127.0.0.2');
+  const port = await freePort(vip);
+  const id = `${protocol}/${vip}:${port}`;
+  const dp = new DataPlane({ autoRestart: false });
+  t.teardown(() => dp.close());
+  await dp.configure([{ id, protocol, address: vip, port, lbAlgo: 'rr', ...extra }]);
+  await dp.setPool(id, [{ id: 'rs', address: '127.0.0.2', port: rsPort, weight: 1 }], null);
+  await dp.serve(id);
+  return { dp, id, port };
+}
+
+async function udpEcho(t: ExecutionContext, address: string): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  s.on('message', (m, r) => s.send(m, r.port, r.address));
+  await new Promise<void>((r) => s.bind(0, address, () => r()));
+  t.teardown(() => s.close());
+  return s.address().port;
+}
+
+async function limitsWhen(dp: DataPlane, ok: (l: DataPlaneStats['limits']) => boolean): Promise<DataPlaneStats['limits']> {
+  let l = (await dp.stats()).limits;
+  for (let i = 0; i < 100 && !ok(l); i++) {
+    await sleep(20);
+    l = (await dp.stats()).limits;
+  }
+  return l;
+}
+
+test('at maxConns the listener pauses (new clients refused at once) and resumes below the low-water mark', async (t) => {
+  const vip = '127.0.3.1';
+  const { dp, id, port } = await setup(t, vip);
+  await dp.setLimits({ maxConns: 5, lowWater: 3 });
+  const held: net.Socket[] = [];
+  for (let i = 0; i < 5; i++) {
+    const a = await attempt(vip, port);
+    t.is(a.result, 'open', `connection ${i + 1} of 5`);
+    held.push(a.sock);
+  }
+  const full = await limitsWhen(dp, (l) => l.paused);
+  t.like(full, { max_conns: 5, in_use: 5, paused: true, pauses: 1 });
+  t.true((await dp.stats()).services.find((s) => s.id === id)!.serving, 'still serving while paused');
+  t.is((await attempt(vip, port)).result, 'refused', 'the 6th client is refused by the kernel: no descriptor spent');
+  held.pop()!.destroy();
+  await sleep(200);
+  t.is((await attempt(vip, port)).result, 'refused', 'above the low-water mark the listener stays paused');
+  held.pop()!.destroy();
+  held.pop()!.destroy();
+  t.like(await limitsWhen(dp, (l) => !l.paused), { in_use: 2, paused: false });
+  const again = await attempt(vip, port);
+  t.is(again.result, 'open', 'accepting again below the low-water mark');
+  for (const s of [...held, again.sock]) s.destroy();
+  t.is((await limitsWhen(dp, (l) => l.in_use === 0)).in_use, 0, 'every slot is given back');
+});
+
+test('maxConnsPerSource: one address is capped, another is not', async (t) => {
+  const vip = '127.0.3.2';
+  const { dp, id, port } = await setup(t, vip, { maxConnsPerSource: 2 });
+  const a1 = await attempt(vip, port, '127.0.0.1');
+  const a2 = await attempt(vip, port, '127.0.0.1');
+  const a3 = await attempt(vip, port, '127.0.0.1');
+  const b1 = await attempt(vip, port, '127.0.0.9');
+  t.deepEqual([a1.result, a2.result, a3.result, b1.result], ['open', 'open', 'closed', 'open']);
+  const s = (await dp.stats()).services.find((x) => x.id === id)!;
+  t.is(s.refused_per_source, 1);
+  t.is(s.refused, 1);
+  a1.sock.destroy();
+  await sleep(200);
+  const a4 = await attempt(vip, port, '127.0.0.1');
+  t.is(a4.result, 'open', 'a freed slot of that address can be used again');
+  for (const x of [a2, b1, a4]) x.sock.destroy();
+});
+
+test('lvs_timeouts tcp: an idle connection is closed, a busy one is not', async (t) => {
+  const vip = '127.0.3.3';
+  const { dp, id, port } = await setup(t, vip);
+  await dp.setLimits({ maxConns: 0, lowWater: 0, tcpTimeoutMs: 400, tcpFinTimeoutMs: 400 });
+  const idle = await attempt(vip, port);
+  const busy = await attempt(vip, port);
+  t.is(idle.result, 'open');
+  const timer = setInterval(() => busy.sock.write('y'), 100);
+  t.teardown(() => clearInterval(timer));
+  const idleClosed = new Promise<boolean>((r) => { idle.sock.once('close', () => r(true)); setTimeout(() => r(false), 3000); });
+  t.true(await idleClosed, 'the idle connection was closed');
+  t.false(busy.sock.destroyed, 'the busy connection is still open');
+  const s = (await dp.stats()).services.find((x) => x.id === id)!;
+  t.is(s.idle_closed, 1);
+  clearInterval(timer);
+  busy.sock.destroy();
+});
+
+test('UDP flows take slots of the same budget; a flow over it is dropped and counted', async (t) => {
+  const vip = '127.0.3.4';
+  const { dp, id, port } = await setup(t, vip, {}, 'udp');
+  await dp.setLimits({ maxConns: 2, lowWater: 1 });
+  const replies: number[] = [];
+  const clients: dgram.Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const c = dgram.createSocket('udp4');
+    await new Promise<void>((r) => c.bind(0, '127.0.0.1', () => r()));
+    c.on('message', () => replies.push(i));
+    clients.push(c);
+    t.teardown(() => c.close());
+    c.send(`hello ${i}`, port, vip);
+    await sleep(100);
+  }
+  await sleep(300);
+  t.deepEqual([...new Set(replies)].sort(), [0, 1], 'the first two flows are answered, the third is dropped');
+  const s = (await dp.stats()).services.find((x) => x.id === id)!;
+  t.is(s.refused, 1);
+  t.like((await dp.stats()).limits, { in_use: 2 });
+});
