@@ -75,6 +75,7 @@ export const GLOBAL_FIELDS = {
   vrrp_gna_interval: field(SECONDS, 'seconds between unsolicited neighbour adverts on one interface (0 = back to back)', 'vrrp_gna_interval', { default: 0 }),
   vrrp_startup_delay: field(SECONDS, 'seconds to wait after startup before VRRP instances start', 'vrrp_startup_delay', { default: 0 }),
   v3_checksum_as_v2: field(BOOL, 'compute VRRPv3 IPv4 checksums without the pseudo-header (old keepalived peers)', 'vrrp_v3_checksum_as_v2', { default: false }),
+  vrrp_check_unicast_src: field(BOOL, 'default of vrrp_instance.check_unicast_src (on here; keepalived defaults to off)', 'vrrp_check_unicast_src', { default: true }),
   drain_timeout: field(SECONDS, 'seconds existing connections may finish on stop or demotion before they are closed', null, { default: 30 }),
   enable_script_security: field(BOOL, 'refuse scripts that would run as root while a non-root user could modify them (file or any parent directory), and scripts with no user to run as', 'enable_script_security', { default: false }),
   maxconn: field(int(0), 'most proxied TCP connections and UDP flows at once, all virtual servers together; at the cap listeners pause until below 90 % (0 = computed at start: (descriptor limit - reserved_fds) / 2; a larger value is lowered to that)', null, { default: 0 }),
@@ -132,7 +133,29 @@ export const VRRP_INSTANCE_FIELDS = {
   nopreempt: field(BOOL, 'do not take over from a lower priority MASTER', 'nopreempt', { default: false }),
   preempt_delay: field(num(0, 1000), 'seconds after startup before this instance preempts', 'preempt_delay', { default: 0 }),
   unicast_src_ip: field(IP, 'source address for unicast adverts', 'unicast_src_ip', { defaultText: 'the interface primary address' }),
-  unicast_peer: field(arrayOf(IP), 'send adverts by unicast to these peers instead of multicast', 'unicast_peer', { default: [] }),
+  unicast_peer: field(
+    arrayOf({
+      kind: 'oneOf',
+      options: [
+        IP,
+        {
+          kind: 'table',
+          fields: {
+            address: field(IP, 'peer address', 'unicast_peer { <IPADDR> }', { required: true }),
+            min_ttl: field(int(0, 255), 'lowest TTL / hop limit accepted on adverts from this peer', 'min_ttl', { default: 0 }),
+            max_ttl: field(int(0, 255), 'highest TTL / hop limit accepted on adverts from this peer', 'max_ttl', { default: 255 }),
+          },
+        },
+      ],
+    }),
+    'send adverts by unicast to these peers instead of multicast: addresses or { address, min_ttl, max_ttl }',
+    'unicast_peer',
+    { default: [] },
+  ),
+  check_unicast_src: field(BOOL, 'unicast mode: drop adverts whose source is not a unicast_peer', 'check_unicast_src', {
+    defaultFrom: { scope: 'global', key: 'vrrp_check_unicast_src' },
+    defaultText: 'global.vrrp_check_unicast_src',
+  }),
   mcast_src_ip: field(IP, 'source address for multicast adverts', 'mcast_src_ip', { defaultText: 'the interface primary address' }),
   track_interface: field(trackList('interface'), 'interfaces whose link state lowers priority or forces FAULT', 'track_interface', { default: [] }),
   track_script: field(trackList('vrrp_script'), 'vrrp_scripts whose result lowers priority or forces FAULT', 'track_script', { default: [] }),

@@ -41,6 +41,7 @@ export interface GlobalConfig {
   vrrp_gna_interval: number;
   vrrp_startup_delay: number;
   v3_checksum_as_v2: boolean;
+  vrrp_check_unicast_src: boolean;
   drain_timeout: number;
   enable_script_security: boolean;
   maxconn: number;
@@ -82,7 +83,9 @@ export interface VrrpInstanceConfig extends NotifyConfig {
   nopreempt: boolean;
   preempt_delay: number;
   unicast_src_ip?: string;
+  /** Peer addresses (a `{ address, min_ttl, max_ttl }` entry is normalized to its address). */
   unicast_peer: string[];
+  check_unicast_src: boolean;
   mcast_src_ip?: string;
   track_interface: TrackRef[];
   track_script: TrackRef[];
@@ -104,6 +107,8 @@ export interface VrrpInstanceConfig extends NotifyConfig {
   virtual_ipaddress_excluded_parsed: ParsedCidr[];
   /** parsed: advert_int in centiseconds, the unit VRRPv3 carries on the wire. */
   advert_int_cs: number;
+  /** parsed: each unicast_peer with its TTL bounds (0..255 when not given). */
+  unicast_peer_ttl: { address: string; min_ttl: number; max_ttl: number }[];
 }
 
 export interface VrrpSyncGroupConfig extends NotifyConfig {
@@ -263,7 +268,7 @@ type Variant<C extends CheckCommon> = Omit<C, keyof CheckCommon | 'type'>;
 export type SchemaTypeGuards = [
   Assert<KeysMatch<Config, typeof CONFIG_FIELDS, 'file'>>,
   Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics'>>,
-  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs'>>,
+  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs' | 'unicast_peer_ttl'>>,
   Assert<KeysMatch<VrrpSyncGroupConfig, typeof VRRP_SYNC_GROUP_FIELDS>>,
   Assert<KeysMatch<VrrpScriptConfig, typeof VRRP_SCRIPT_FIELDS>>,
   Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix'>>,

@@ -87,6 +87,9 @@ function expectation(cfg: VrrpInstanceConfig, src: string): AdvertExpectation {
     password,
     skipCheckAdvAddr: cfg.skip_check_adv_addr,
     ownAddresses: [src],
+    ...(cfg.unicast_peer.length > 0 && cfg.check_unicast_src
+      ? { unicastPeers: cfg.unicast_peer_ttl.map((p) => ({ address: p.address, minTtl: p.min_ttl, maxTtl: p.max_ttl })) }
+      : {}),
   };
 }
 
