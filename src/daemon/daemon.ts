@@ -2,7 +2,7 @@
  * Composition root: builds the engines from a loaded config and the real system dependencies, and
  * exposes what the control socket and signals need (status, reload, stop). Wiring only.
  */
-import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -25,6 +25,7 @@ import { ScriptRunner, policyOf } from '../util/script.js';
 import { connectionBudget, readNofile } from '../util/fdlimit.js';
 import type { ConnectionLimits } from '../lvs/dataplane/index.js';
 import { formatProblem, preflight } from './preflight.js';
+import { LockedFile } from './locked-file.js';
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
 
@@ -51,6 +52,9 @@ export class Daemon {
   readonly #packetSockets = new Map<number, PacketSocket>();
   readonly #startedAt = Date.now();
   #stopping: Promise<void> | undefined;
+  /** The lock next to the control socket and the pid file: held from the first moment to the last. */
+  #controlLock: LockedFile | undefined;
+  #pidLock: LockedFile | undefined;
   /** Every script of the daemon runs through this one runner (user resolution, script security). */
   readonly #scripts: ScriptRunner;
 
@@ -97,6 +101,10 @@ export class Daemon {
   async #start(): Promise<void> {
     const { log } = this.opts;
     const g = this.#config.global;
+    // Before anything starts (no check, no script, no socket): a second daemon on the same control
+    // socket or pid file fails here and touches none of the first one's files.
+    this.#controlLock = LockedFile.acquire(`${this.controlPath}.lock`, 'control socket lock');
+    if (this.pidFile) this.#pidLock = LockedFile.acquire(this.pidFile, 'pid file');
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
@@ -141,7 +149,6 @@ export class Daemon {
     });
     await this.#control.listen();
     await this.#startMetrics();
-    if (this.pidFile) writeFileSync(this.pidFile, `${process.pid}\n`);
     // Services on addresses no VRRP instance manages are served from the start.
     this.#lvs.setOwnership((address) => this.#ownsAddress(address));
     await this.#vrrp.start();
@@ -280,7 +287,9 @@ export class Daemon {
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();
       this.#rtnl?.close();
-      if (this.pidFile) { try { unlinkSync(this.pidFile); } catch { /* not written */ } }
+      // Only the files this process created and holds (never a running daemon's).
+      this.#pidLock?.release();
+      this.#controlLock?.release();
       this.opts.log.info('keepalive-ts stopped');
     })();
     return this.#stopping;

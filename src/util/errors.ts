@@ -12,7 +12,10 @@ export type ErrorCode =
   | 'E_SOCKET'
   | 'E_CLOSED'
   | 'E_NATIVE'
-  | 'E_RELOAD_UNSUPPORTED';
+  | 'E_RELOAD_UNSUPPORTED'
+  /** Another daemon holds this control socket or pid file; or a path there is not ours to touch. */
+  | 'E_ALREADY_RUNNING'
+  | 'E_UNSAFE_PATH';
 
 export class KeepaliveError extends Error {
   readonly code: ErrorCode;
