@@ -267,6 +267,29 @@ export class Daemon {
     return { summary: plan.summary };
   }
 
+  #hurried = false;
+  #hurryWaiters: Array<() => void> = [];
+
+  /**
+   * During a graceful stop (a second SIGTERM/SIGINT): stop waiting for the peer to take over and
+   * close the draining connections now. The rest of the stop (VIPs, sockets, files) still runs.
+   */
+  hurry(): void {
+    if (this.#hurried) return;
+    this.#hurried = true;
+    for (const w of this.#hurryWaiters.splice(0)) w();
+    void this.#lvs?.hurry().catch(() => undefined);
+  }
+
+  /** Resolves at once if hurried, else when `p` settles or hurry() is called. */
+  #unlessHurried(p: Promise<unknown> | undefined): Promise<void> {
+    if (this.#hurried || !p) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#hurryWaiters.push(resolve);
+      p.then(() => resolve(), () => resolve());
+    });
+  }
+
   /** Graceful stop. Idempotent; concurrent callers share one stop. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
@@ -278,9 +301,11 @@ export class Daemon {
       const hold = new Promise<void>((resolve) => { releaseVips = resolve; });
       const vrrpStopped = this.#vrrp?.stop(hold);
       const advertS = Math.max(1, ...this.#config.vrrp_instance.map((i) => i.advert_int));
-      await this.#vrrp?.peersTookOver(masters, (3 * advertS + 1) * 1000);
-      if (masters.length > 0) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
-      await this.#lvs?.stop();
+      await this.#unlessHurried(this.#vrrp?.peersTookOver(masters, (3 * advertS + 1) * 1000));
+      if (masters.length > 0 && !this.#hurried) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
+      const lvsStopped = this.#lvs?.stop();
+      if (this.#hurried) void this.#lvs?.hurry().catch(() => undefined);
+      await lvsStopped;
       releaseVips();
       await Promise.all([vrrpStopped, this.#sync?.close()]);
       await this.#control?.close();

@@ -158,3 +158,22 @@ test('UDP flows take slots of the same budget; a flow over it is dropped and cou
   t.is(s.refused, 1);
   t.like((await dp.stats()).limits, { in_use: 2 });
 });
+
+test('a drain in progress is cut short by unserve(id, 0) (second stop signal), TCP and UDP', async (t) => {
+  const tcp = await setup(t, '127.0.3.5');
+  const held = await attempt('127.0.3.5', tcp.port);
+  t.is(held.result, 'open');
+  const udp = await setup(t, '127.0.3.6', {}, 'udp');
+  const c = dgram.createSocket('udp4');
+  t.teardown(() => c.close());
+  const answered = new Promise<void>((r) => c.once('message', () => r()));
+  c.send('flow', udp.port, '127.0.3.6');
+  await answered;
+  const started = Date.now();
+  const slow = [tcp.dp.unserve(tcp.id, 60_000), udp.dp.unserve(udp.id, 60_000)];
+  await sleep(200);
+  await Promise.all([tcp.dp.unserve(tcp.id, 0), udp.dp.unserve(udp.id, 0)]);
+  await Promise.all(slow);
+  t.true(Date.now() - started < 5_000, 'the 60 s drains ended at once');
+  t.true(held.sock.destroyed || (await new Promise<boolean>((r) => { held.sock.once('close', () => r(true)); setTimeout(() => r(false), 2000); })));
+});

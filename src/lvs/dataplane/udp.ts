@@ -110,6 +110,12 @@ export class UdpService {
   /** No new flows from now on; open flows continue for up to drainMs, then everything closes. */
   unserve(drainMs: number): Promise<void> {
     if (!this.sock) return Promise.resolve();
+    if (this.drainDone) {
+      // Already draining: a shorter drain (0 = now, e.g. a second stop signal) ends it at once;
+      // the first caller's promise resolves through drainDone.
+      if (drainMs === 0) this.drainDone();
+      return Promise.resolve();
+    }
     this.draining = true;
     if (this.flows.size === 0 || drainMs === 0) {
       this.closeAll();
