@@ -177,7 +177,7 @@ export const VRRP_INSTANCE_FIELDS = {
   }),
   lower_prio_no_advert: field(BOOL, 'do not answer a lower priority advert while MASTER', 'lower_prio_no_advert', { default: false }),
   higher_prio_send_advert: field(BOOL, 'send an advert before yielding to a higher priority one', 'higher_prio_send_advert', { default: false }),
-  accept: field(BOOL, 'v3 accept mode: accept packets to the VIPs while MASTER (keepalived enables it unless vrrp_strict)', 'accept', { default: true }),
+  accept: field(BOOL, 'accept mode: a MASTER accepts packets addressed to its VIPs; false: a non-owner MASTER drops them (except VRRP, ARP and neighbour discovery) with the nftables table inet keepalive_ts_accept (keepalived: no_accept)', 'accept', { default: true }),
   skip_check_adv_addr: field(BOOL, 'skip checking advert addresses when the sender is the current MASTER', 'skip_check_adv_addr', { default: false }),
   v3_checksum_as_v2: field(BOOL, 'see global.v3_checksum_as_v2', 'vrrp_v3_checksum_as_v2', {
     defaultFrom: { scope: 'global', key: 'v3_checksum_as_v2' },

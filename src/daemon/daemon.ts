@@ -7,12 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadConfigFileWithLines, planReload, isReloadPlanEmpty, type Config } from '../config/index.js';
-import { KeepaliveError } from '../util/errors.js';
+import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { Announcer } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
 import { Rtnl } from '../net/rtnl.js';
 import { VipManager } from '../net/vips.js';
-import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
@@ -26,6 +25,8 @@ import { connectionBudget, readNofile } from '../util/fdlimit.js';
 import type { ConnectionLimits } from '../lvs/dataplane/index.js';
 import { formatProblem, preflight } from './preflight.js';
 import { LockedFile } from './locked-file.js';
+import { AcceptFilter } from '../net/accept-filter.js';
+import { VrrpManager, blocksVips } from '../vrrp/manager.js';
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
 
@@ -55,6 +56,8 @@ export class Daemon {
   /** The lock next to the control socket and the pid file: held from the first moment to the last. */
   #controlLock: LockedFile | undefined;
   #pidLock: LockedFile | undefined;
+  /** accept = false enforcement (an nftables table of our own), created on first use. */
+  readonly #acceptFilter = new AcceptFilter();
   /** Every script of the daemon runs through this one runner (user resolution, script security). */
   readonly #scripts: ScriptRunner;
 
@@ -105,6 +108,12 @@ export class Daemon {
     // socket or pid file fails here and touches none of the first one's files.
     this.#controlLock = LockedFile.acquire(`${this.controlPath}.lock`, 'control socket lock');
     if (this.pidFile) this.#pidLock = LockedFile.acquire(this.pidFile, 'pid file');
+    if (this.#config.vrrp_instance.some(blocksVips)) {
+      // accept = false must be enforced or refused, never silently accepted.
+      await this.#acceptFilter.init().catch((err: unknown) => {
+        throw new KeepaliveError('E_SOCKET', `accept = false needs nftables (table inet keepalive_ts_accept): ${(err as Error).message}`, { cause: err });
+      });
+    }
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
@@ -118,6 +127,7 @@ export class Daemon {
       rtnl,
       log,
       scripts: this.#scripts,
+      acceptFilter: this.#acceptFilter,
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
@@ -308,6 +318,7 @@ export class Daemon {
       await lvsStopped;
       releaseVips();
       await Promise.all([vrrpStopped, this.#sync?.close()]);
+      await this.#acceptFilter.close().catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot remove the accept = false table'));
       await this.#control?.close();
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();

@@ -29,7 +29,15 @@ export interface VrrpDeps {
   scripts?: ScriptRunner;
   /** An instance's VIPs are now in place (MASTER) or about to go (leaving MASTER). */
   onOwnership?: (instance: string, owned: boolean) => void;
+  /**
+   * Enforces accept = false (src/net/accept-filter.ts): the VIPs of a non-owner MASTER with
+   * accept = false go into its drop sets before they are put on the interface, and out after.
+   */
+  acceptFilter?: { add(instance: string, addresses: readonly string[]): Promise<void>; remove(instance: string): Promise<void> };
 }
+
+/** accept = false is enforced for a non-owner (the address owner, priority 255, always accepts). */
+export const blocksVips = (cfg: Pick<VrrpInstanceConfig, 'accept' | 'priority'>): boolean => !cfg.accept && cfg.priority !== 255;
 
 interface Runtime {
   cfg: VrrpInstanceConfig;
@@ -154,10 +162,14 @@ export class VrrpManager {
             ...(c.version === 2 ? { authType: password === undefined ? AUTH_NONE : AUTH_PASS, authData: password === undefined ? Buffer.alloc(8) : passwordAuthData(password) } : {}),
           });
         },
-        addVips: () => rt.vips!.acquire(),
-        removeVips: () => {
+        addVips: async () => {
+          if (blocksVips(rt.cfg)) await this.#filterAdd(rt.cfg);
+          await rt.vips!.acquire();
+        },
+        removeVips: async () => {
           deps.onOwnership?.(rt.cfg.name, false);
-          return rt.vips!.release();
+          await rt.vips!.release();
+          await this.#filterRemove(rt.cfg.name);
         },
         announce: () => {
           rt.announcer!.start();
@@ -189,6 +201,23 @@ export class VrrpManager {
     this.#hub.add(rt.member, cfg.unicast_peer.length > 0 ? [] : [group]);
     this.#runtimes.set(cfg.name, rt as Runtime);
     return rt as Runtime;
+  }
+
+  /** accept = false: drop traffic to the VIPs. A failure is logged; the VIPs still go up (HA first). */
+  async #filterAdd(cfg: VrrpInstanceConfig): Promise<void> {
+    const f = this.deps.acceptFilter;
+    const addresses = [...cfg.virtual_ipaddress_parsed, ...cfg.virtual_ipaddress_excluded_parsed].map((v) => v.address);
+    if (!f) {
+      this.deps.log.error({ instance: cfg.name }, `vrrp_instance ${cfg.name}: accept = false is not enforced (no nftables filter)`);
+      return;
+    }
+    await f.add(cfg.name, addresses).catch((err: unknown) =>
+      this.deps.log.error({ instance: cfg.name, err: errorMessage(err) }, `vrrp_instance ${cfg.name}: accept = false is not enforced`));
+  }
+
+  async #filterRemove(name: string): Promise<void> {
+    await this.deps.acceptFilter?.remove(name).catch((err: unknown) =>
+      this.deps.log.error({ instance: name, err: errorMessage(err) }, `vrrp_instance ${name}: cannot lift the accept = false filter`));
   }
 
   /** keepalived tracks the instance's own interface unless dont_track_primary: link down -> FAULT. */
@@ -368,6 +397,11 @@ export class VrrpManager {
     rt.member.destinations = next.unicast_peer.length > 0 ? next.unicast_peer : [group];
     rt.member.v3ChecksumAsV2 = next.v3_checksum_as_v2;
     rt.instance.reconfigure(vrrpParams(next, rt.src), expectation(next, rt.src));
+    if (rt.instance.vipsOwned) {
+      // The filter follows the new accept setting and VIP list before the VIPs change.
+      await this.#filterRemove(current.name);
+      if (blocksVips(next)) await this.#filterAdd(next);
+    }
     await rt.vips.update(ownedCidrs(next));
     // New frames for the new VIP list / GARP settings; a MASTER announces its (new) VIPs at once.
     const wasActive = rt.announcer.active;
