@@ -24,6 +24,9 @@ const tables = (fields: Fields, scope?: 'virtual_server' | 'real_server'): Value
   of: { kind: 'table', fields, scope },
 });
 
+/** The shortest sync key accepted (HMAC-SHA256 keys shorter than this are guessable offline). */
+export const MIN_SYNC_KEY_BYTES = 16;
+
 export const LB_ALGOS = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'sh', 'dh', 'mh', 'lblc', 'lblcr', 'fo', 'ovf'] as const;
 export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK'] as const;
 export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA'] as const;
@@ -370,8 +373,10 @@ export const SYNC_FIELDS = {
   port: field(PORT, 'UDP port', 'lvs_sync_daemon ... port', { default: 8848 }),
   ttl: field(int(1, 255), 'multicast TTL', 'lvs_sync_daemon ... ttl', { default: 1 }),
   sync_id: field(int(0, 255), 'sync id; both directors must agree', 'lvs_sync_daemon ... id', { defaultText: 'virtual_router_id of sync.instance' }),
-  auth_key: field(NAME, 'shared key authenticating sync messages (prefer auth_key_file)', null),
-  auth_key_file: field(NAME, 'file holding the shared sync key', null),
+  auth_key: field(str({ minLength: MIN_SYNC_KEY_BYTES }), `shared key authenticating sync messages, at least ${MIN_SYNC_KEY_BYTES} bytes (prefer auth_key_file)`, null, {
+    hint: `a sync key needs at least ${MIN_SYNC_KEY_BYTES} bytes; e.g. openssl rand -hex 32`,
+  }),
+  auth_key_file: field(NAME, `file holding the shared sync key (at least ${MIN_SYNC_KEY_BYTES} bytes; owned by root or the daemon's user, no access for others)`, null),
   unicast_peer: field(arrayOf(IP), 'send sync messages by unicast to these peers instead of the group', null, { default: [] }),
 } satisfies Fields;
 
