@@ -51,6 +51,8 @@ interface Service {
   wanted: boolean;
   serving: boolean;
   retry: NodeJS.Timeout | undefined;
+  /** The real servers' checks are running (always, or with ha_suspend only while wanted). */
+  checking: boolean;
 }
 
 function hostPort(address: string, port: number): string {
@@ -75,7 +77,7 @@ export function serviceSpec(cfg: VirtualServerConfig): ServiceSpec {
   };
 }
 
-function poolParams(cfg: VirtualServerConfig): PoolParams {
+export function poolParams(cfg: VirtualServerConfig): PoolParams {
   return {
     quorum: cfg.quorum,
     hysteresis: cfg.hysteresis,
@@ -105,7 +107,7 @@ export class VirtualServerManager {
   }
 
   #makeService(cfg: VirtualServerConfig): Service {
-    const svc: Service = { id: serviceSpec(cfg).id, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined };
+    const svc: Service = { id: serviceSpec(cfg).id, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined, checking: false };
     svc.reals = cfg.real_server.map((rs) => this.#makeReal(svc, rs));
     return svc;
   }
@@ -142,7 +144,7 @@ export class VirtualServerManager {
    * checker; removed services stop accepting and drain.
    */
   async applyReload(plan: ReloadPlan): Promise<void> {
-    const fresh: Real[] = [];
+    const fresh: Array<[Service, Real]> = [];
     for (const cfg of plan.virtualServers.removed) {
       const svc = this.#find(cfg);
       if (!svc) continue;
@@ -169,32 +171,53 @@ export class VirtualServerManager {
         if (kr.checksChanged) {
           real.runner.stop();
           real.runner = this.#makeRunner(svc, real);
-          fresh.push(real);
+          fresh.push([svc, real]);
         }
       }
       for (const rs of rsPlan.added) {
         const real = this.#makeReal(svc, rs);
         svc.reals.push(real);
-        fresh.push(real);
+        fresh.push([svc, real]);
       }
     }
     for (const cfg of plan.virtualServers.added) {
       const svc = this.#makeService(cfg);
       this.#services.push(svc);
-      fresh.push(...svc.reals);
     }
     // The full desired set: unchanged services keep their sockets, removed ones drain in the worker.
     await this.deps.dataPlane.configure(this.#services.map((x) => serviceSpec(x.cfg)));
     for (const svc of this.#services) await this.#apply(svc);
-    for (const r of fresh) r.runner.start();
+    for (const [svc, r] of fresh) if (svc.checking) r.runner.start();
     this.setOwnership(this.#owns);
+    for (const svc of this.#services) this.#syncChecks(svc);
+  }
+
+  /**
+   * keepalived's ha_suspend: the checks of a service run only while this director holds its
+   * address (they are stopped when it goes, and start afresh when it comes back; the servers keep
+   * the health they had). Without ha_suspend they run all the time.
+   */
+  #syncChecks(svc: Service): void {
+    const want = !this.#stopped && (!svc.cfg.ha_suspend || svc.wanted);
+    if (want === svc.checking) return;
+    svc.checking = want;
+    for (const r of svc.reals) {
+      if (want) {
+        r.runner.stop();
+        r.runner = this.#makeRunner(svc, r);
+        r.runner.start();
+      } else {
+        r.runner.stop();
+      }
+    }
+    if (svc.cfg.ha_suspend) this.deps.log.info({ virtual_server: svc.id }, `${svc.id}: health checks ${want ? 'resumed' : 'suspended (ha_suspend: the address is not on this director)'}`);
   }
 
   /** Configures the data plane, computes the first pools and starts the health checks. */
   async start(): Promise<void> {
     await this.deps.dataPlane.configure(this.#services.map((s) => serviceSpec(s.cfg)));
     for (const s of this.#services) await this.#apply(s);
-    for (const s of this.#services) for (const r of s.reals) r.runner.start();
+    for (const s of this.#services) this.#syncChecks(s);
     this.#poll = setInterval(() => void this.refresh().catch(() => undefined), 1000);
     this.#poll.unref();
   }
@@ -209,7 +232,11 @@ export class VirtualServerManager {
     svc.pool = result.state;
     svc.last = result;
     this.#events(svc, result.events);
-    const dests = result.destinations.filter((d) => d.kind === 'real').map(({ id, address, port, weight }) => ({ id, address, port, weight }));
+    const dests = result.destinations.filter((d) => d.kind === 'real').map(({ id, address, port, weight }) => {
+      // uthreshold / lthreshold: the data plane marks the server overloaded (IPVS connection thresholds).
+      const rs = svc.reals.find((r) => r.id === id)?.cfg;
+      return { id, address, port, weight, uthreshold: rs?.uthreshold ?? 0, lthreshold: rs?.lthreshold ?? 0 };
+    });
     const sorry = svc.cfg.sorry_server ?? null;
     try {
       await this.deps.dataPlane.setPool(svc.id, dests, sorry);
@@ -265,6 +292,7 @@ export class VirtualServerManager {
       svc.wanted = want;
       if (want) this.#serve(svc, 0);
       else void this.#unserve(svc);
+      this.#syncChecks(svc);
     }
   }
 

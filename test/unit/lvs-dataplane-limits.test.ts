@@ -177,3 +177,48 @@ test('a drain in progress is cut short by unserve(id, 0) (second stop signal), T
   t.true(Date.now() - started < 5_000, 'the 60 s drains ended at once');
   t.true(held.sock.destroyed || (await new Promise<boolean>((r) => { held.sock.once('close', () => r(true)); setTimeout(() => r(false), 2000); })));
 });
+
+/** A real server that greets every connection with its own address. */
+async function greeter(t: ExecutionContext, address: string): Promise<number> {
+  const server = net.createServer((c) => { c.on('error', () => undefined); c.write(address); });
+  await new Promise<void>((r) => server.listen(0, address, () => r()));
+  t.teardown(() => new Promise<void>((r) => { server.close(() => r()); }));
+  return (server.address() as net.AddressInfo).port;
+}
+
+function greeting(host: string, port: number): Promise<{ from: string; sock: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port });
+    sock.on('error', reject);
+    sock.once('data', (d) => resolve({ from: d.toString(), sock }));
+  });
+}
+
+test('uthreshold / lthreshold: a server at its upper threshold gets no new connections until below the lower one', async (t) => {
+  const vip = '127.0.3.7';
+  const [pa, pb] = [await greeter(t, '127.0.0.2'), await greeter(t, '127.0.0.3')];
+  const port = await freePort(vip);
+  const id = `tcp/${vip}:${port}`;
+  const dp = new DataPlane({ autoRestart: false });
+  t.teardown(() => dp.close());
+  await dp.configure([{ id, protocol: 'tcp', address: vip, port, lbAlgo: 'fo' }]);
+  // fo: always the highest weight (A) while it is usable.
+  await dp.setPool(id, [
+    { id: 'A', address: '127.0.0.2', port: pa, weight: 2, uthreshold: 2, lthreshold: 1 },
+    { id: 'B', address: '127.0.0.3', port: pb, weight: 1 },
+  ], null);
+  await dp.serve(id);
+  const c1 = await greeting(vip, port);
+  const c2 = await greeting(vip, port);
+  const c3 = await greeting(vip, port);
+  t.deepEqual([c1.from, c2.from, c3.from], ['127.0.0.2', '127.0.0.2', '127.0.0.3'], 'A takes 2 (its uthreshold), then B');
+  c1.sock.destroy();
+  await sleep(200);
+  const c4 = await greeting(vip, port);
+  t.is(c4.from, '127.0.0.3', 'A at 1 connection is not below its lthreshold of 1 yet');
+  c2.sock.destroy();
+  await sleep(200);
+  const c5 = await greeting(vip, port);
+  t.is(c5.from, '127.0.0.2', 'A below its lthreshold takes connections again');
+  for (const c of [c3, c4, c5]) c.sock.destroy();
+});

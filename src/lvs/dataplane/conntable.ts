@@ -32,6 +32,9 @@ export class Dest implements RealServerRef {
   outBytes = 0;
   connectErrors = 0;
   inPool = false;
+  /** keepalived uthreshold / lthreshold (IPVS u_threshold / l_threshold); 0 = none. */
+  uthreshold = 0;
+  lthreshold = 0;
   /** Canonical "addr|port" key, to recognise UDP replies. */
   readonly key: string;
   readonly family: IpFamily;
@@ -48,6 +51,18 @@ export class Dest implements RealServerRef {
 
   get live(): number {
     return this.activeConns + this.inactConns;
+  }
+
+  /**
+   * IPVS connection thresholds, after every change of the connection counts: at uthreshold
+   * connections (active + inactive) the server is overloaded (no new connections); it is used
+   * again below lthreshold, or, without one, below 3/4 of uthreshold (ip_vs_bind_dest /
+   * ip_vs_unbind_dest).
+   */
+  checkThresholds(): void {
+    const total = this.activeConns + this.inactConns;
+    if (this.uthreshold > 0 && total >= this.uthreshold) this.overloaded = true;
+    else if (this.overloaded && (this.uthreshold === 0 || (this.lthreshold > 0 ? total < this.lthreshold : total * 4 < this.uthreshold * 3))) this.overloaded = false;
   }
 }
 
@@ -204,6 +219,9 @@ export class ServiceCore {
         this.all.set(s.id, d);
       }
       d.weight = s.weight;
+      d.uthreshold = s.uthreshold ?? 0;
+      d.lthreshold = s.lthreshold ?? 0;
+      d.checkThresholds();
       d.inPool = true;
       pool.push(d);
     }

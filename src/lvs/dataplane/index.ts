@@ -128,7 +128,7 @@ export class DataPlane extends EventEmitter {
 
   /** The pool of a service: weight 0 = quiescent; removed destinations keep their open connections. */
   async setPool(id: string, destinations: readonly DestinationSpec[], sorry: SorrySpec | null): Promise<void> {
-    const dests = destinations.map((d) => ({ id: d.id, address: d.address, port: d.port, weight: d.weight }));
+    const dests = destinations.map((d) => ({ id: d.id, address: d.address, port: d.port, weight: d.weight, ...(d.uthreshold ? { uthreshold: d.uthreshold } : {}), ...(d.lthreshold ? { lthreshold: d.lthreshold } : {}) }));
     const s = sorry ? { address: sorry.address, port: sorry.port } : null;
     await this.request({ t: 'setPool', id, dests, sorry: s });
     this.pools.set(id, { dests, sorry: s });

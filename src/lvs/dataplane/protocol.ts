@@ -69,6 +69,10 @@ export interface DestinationSpec {
   readonly address: string;
   readonly port: number;
   readonly weight: number;
+  /** Connections (active + inactive) at which the server stops getting new ones (0 = no limit). */
+  readonly uthreshold?: number;
+  /** Below this it gets new ones again (0 = 3/4 of uthreshold). */
+  readonly lthreshold?: number;
 }
 
 export interface SorrySpec {
@@ -294,7 +298,8 @@ export function isServiceSpec(v: unknown): v is ServiceSpec {
 }
 
 function isDest(v: unknown): v is DestinationSpec {
-  return isObj(v) && isStr(v.id) && isAddr(v.address) && isPort(v.port) && isNonNegInt(v.weight);
+  return isObj(v) && isStr(v.id) && isAddr(v.address) && isPort(v.port) && isNonNegInt(v.weight) &&
+    optional(v.uthreshold, (x) => isNonNegInt(x)) && optional(v.lthreshold, (x) => isNonNegInt(x));
 }
 
 function isSorry(v: unknown): v is SorrySpec | null {

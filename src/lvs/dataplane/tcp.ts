@@ -231,6 +231,7 @@ export class TcpService {
     }
     const d = dest;
     d.inactConns++;
+    d.checkThresholds();
     const upstream = net.connect({ host: d.address, port: d.port, allowHalfOpen: true, noDelay: true });
     let settled = false;
     const fail = () => {
@@ -240,6 +241,7 @@ export class TcpService {
       client.off('close', onClientClose);
       upstream.destroy();
       d.inactConns--;
+      d.checkThresholds();
       if (client.destroyed) {
         this.pending.delete(client);
         return;
@@ -327,6 +329,7 @@ export class TcpService {
     const d = conn.dest;
     if (conn.state === 'a') d.activeConns--;
     else d.inactConns--;
+    d.checkThresholds();
     const inBytes = conn.client.bytesRead;
     const outBytes = conn.client.bytesWritten;
     d.inBytes += inBytes;

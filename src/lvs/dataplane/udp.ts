@@ -239,6 +239,7 @@ export class UdpService {
   private bindFlowDest(f: Flow, d: Dest): void {
     f.dest = d;
     d.inactConns++;
+    d.checkThresholds();
     d.conns++;
     this.core.conns++;
     this.core.emit({
@@ -256,6 +257,7 @@ export class UdpService {
     if (!d) return;
     f.dest = null;
     d.inactConns--;
+    d.checkThresholds();
     if (emit) {
       this.core.emit({
         type: 'udp_flow_expired',
