@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadConfigFileWithLines, planReload, isReloadPlanEmpty, type Config } from '../config/index.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
-import { Announcer } from '../net/announcer.js';
+import { Announcer, announcerTiming } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
 import { Rtnl } from '../net/rtnl.js';
 import { VipManager } from '../net/vips.js';
@@ -103,7 +103,6 @@ export class Daemon {
 
   async #start(): Promise<void> {
     const { log } = this.opts;
-    const g = this.#config.global;
     // Before anything starts (no check, no script, no socket): a second daemon on the same control
     // socket or pid file fails here and touches none of the first one's files.
     this.#controlLock = LockedFile.acquire(`${this.controlPath}.lock`, 'control socket lock');
@@ -137,18 +136,11 @@ export class Daemon {
       },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
       vipManager: (ifindex, vips, onRestored) => new VipManager(rtnl, ifindex, vips, { onRestored, onError: (err) => log.error({ err: String(err) }, 'VIP manager error') }),
-      announcer: (link, vips, cfg) => new Announcer({
+      announcer: (link, vips, cfg, global) => new Announcer({
         mac: link.mac,
         vips,
         send: (frame) => { this.#packetSocket(link.index).send(frame); },
-        timing: {
-          garpMasterRepeat: cfg.garp_master_repeat,
-          garpMasterDelay: cfg.garp_master_delay,
-          garpMasterRefresh: cfg.garp_master_refresh,
-          garpMasterRefreshRepeat: cfg.garp_master_refresh_repeat,
-          garpInterval: g.vrrp_garp_interval,
-          gnaInterval: g.vrrp_gna_interval,
-        },
+        timing: announcerTiming(cfg, global),
         onError: (err, vip) => log.warn({ err: String(err), vip }, 'gratuitous ARP/NA send failed'),
       }),
     });

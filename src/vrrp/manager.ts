@@ -16,13 +16,14 @@ import { VrrpInstance, realClock, type Clock } from './instance.js';
 import { AUTH_NONE, AUTH_PASS, passwordAuthData, type AdvertExpectation } from './packet.js';
 import type { VrrpParams, VrrpStateName } from './state.js';
 import { groupState, reconcileSyncGroup, syncMember } from './sync-group.js';
-import { computeTracking, initialScriptState, scriptStep, trackingEvents, type ScriptState, type TrackedObject, type TrackingResult } from './tracking.js';
+import { computeTracking, initialScriptState, scriptStatus, scriptStep, trackingEvents, type ScriptState, type TrackedObject, type TrackingResult } from './tracking.js';
 
 export interface VrrpDeps {
   rtnl: Pick<Rtnl, 'getLink' | 'primaryAddress' | 'watch'>;
   transports: TransportFactory;
   vipManager(ifindex: number, vips: string[], onRestored: (vip: string) => void): VipManager;
-  announcer(link: LinkInfo, vips: string[], cfg: VrrpInstanceConfig): Announcer;
+  /** `global` is the [global] of the config the instance belongs to (it changes on reload). */
+  announcer(link: LinkInfo, vips: string[], cfg: VrrpInstanceConfig, global: Config['global']): Announcer;
   log: Logger;
   clock?: Clock;
   /** Runs notify scripts and vrrp_scripts (user resolution and script security); shared with the LVS side. */
@@ -68,7 +69,7 @@ const cidrs = (list: VrrpInstanceConfig['virtual_ipaddress_parsed']) => list.map
 const ownedCidrs = (cfg: VrrpInstanceConfig) => [...cidrs(cfg.virtual_ipaddress_parsed), ...cidrs(cfg.virtual_ipaddress_excluded_parsed)];
 const advertAddrs = (cfg: VrrpInstanceConfig) => cfg.virtual_ipaddress_parsed.map((v) => v.address);
 
-function vrrpParams(cfg: VrrpInstanceConfig, src: string): VrrpParams {
+export function vrrpParams(cfg: VrrpInstanceConfig, src: string): VrrpParams {
   return {
     vrid: cfg.virtual_router_id,
     version: cfg.version,
@@ -84,7 +85,7 @@ function vrrpParams(cfg: VrrpInstanceConfig, src: string): VrrpParams {
   };
 }
 
-function expectation(cfg: VrrpInstanceConfig, src: string): AdvertExpectation {
+export function expectation(cfg: VrrpInstanceConfig, src: string): AdvertExpectation {
   const password = cfg.authentication?.password;
   return {
     version: cfg.version,
@@ -148,7 +149,7 @@ export class VrrpManager {
       rt.restored!++;
       log().warn({ vip }, 'VIP was removed by someone else while MASTER; restored it');
     });
-    rt.announcer = deps.announcer(link, ownedCidrs(cfg), cfg);
+    rt.announcer = deps.announcer(link, ownedCidrs(cfg), cfg, this.config.global);
     const instance = new VrrpInstance(
       cfg.name,
       vrrpParams(cfg, src),
@@ -293,8 +294,17 @@ export class VrrpManager {
   }
 
   #startScript(cfg: VrrpScriptConfig): void {
-    const sr: ScriptRuntime = { cfg, state: initialScriptState({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }), ok: null, timer: undefined, running: false, disabled: false };
+    const scfg = { rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail };
+    const initial = initialScriptState(scfg);
+    // init_fail: the script counts as failed from the start (keepalived), not as "no result yet".
+    const sr: ScriptRuntime = { cfg, state: initial, ok: scriptStatus(scfg, initial), timer: undefined, running: false, disabled: false };
     this.#scripts.set(cfg.name, sr);
+    if (sr.ok !== null) {
+      for (const rt of this.#runtimes.values()) {
+        const obj = rt.tracked.find((o) => o.name === `script:${cfg.name}`);
+        if (obj && obj.ok === null) { obj.ok = sr.ok; this.#retrack(rt); }
+      }
+    }
     const tick = () => {
       if (this.#stopped || sr.running || this.#scripts.get(cfg.name) !== sr) return;
       sr.running = true;
@@ -406,7 +416,7 @@ export class VrrpManager {
     // New frames for the new VIP list / GARP settings; a MASTER announces its (new) VIPs at once.
     const wasActive = rt.announcer.active;
     rt.announcer.stop();
-    rt.announcer = this.deps.announcer(rt.link, ownedCidrs(next), next);
+    rt.announcer = this.deps.announcer(rt.link, ownedCidrs(next), next, this.config.global);
     if (wasActive) rt.announcer.start();
     rt.tracked = await this.#trackedObjects(next, rt.link, rt.tracked);
     this.#retrack(rt);
