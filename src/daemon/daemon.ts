@@ -21,7 +21,7 @@ import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { StatusReport } from './status.js';
 import { ScriptRunner, policyOf } from '../util/script.js';
-import { connectionBudget, readNofile } from '../util/fdlimit.js';
+import { limitsFromConfig, readNofile } from '../util/fdlimit.js';
 import type { ConnectionLimits } from '../lvs/dataplane/index.js';
 import { formatProblem, preflight } from './preflight.js';
 import { LockedFile } from './locked-file.js';
@@ -175,12 +175,11 @@ export class Daemon {
   #limits(): ConnectionLimits {
     const g = this.#config.global;
     const nofile = readNofile();
-    const b = connectionBudget({ softLimit: nofile?.soft, reservedFds: g.reserved_fds, maxconn: g.maxconn });
+    const { budget: b, limits } = limitsFromConfig(g, nofile?.soft);
     const fields = { maxconn: b.maxConns, low_water: b.lowWater, descriptor_limit: nofile?.soft, reserved_fds: g.reserved_fds };
     if (b.lowered) this.opts.log.warn(fields, `global.maxconn ${g.maxconn} needs more descriptors than the limit allows; lowered to ${b.maxConns}`);
     else this.opts.log.info(fields, `proxy connection budget: ${b.maxConns === 0 ? 'unlimited' : b.maxConns}`);
-    const t = g.lvs_timeouts;
-    return { maxConns: b.maxConns, lowWater: b.lowWater, tcpTimeoutMs: Math.round(t.tcp * 1000), tcpFinTimeoutMs: Math.round(t.tcpfin * 1000), udpTimeoutMs: Math.round(t.udp * 1000) };
+    return limits;
   }
 
   async #startMetrics(): Promise<void> {

@@ -53,3 +53,16 @@ export function connectionBudget(o: { softLimit: number | undefined; reservedFds
   const maxConns = Number.isFinite(cap) ? cap : 0;
   return { maxConns, lowWater: Math.floor(maxConns * 0.9), allowed, lowered: o.maxconn > 0 && o.maxconn > allowed };
 }
+
+/** The data plane's worker-wide settings from [global]: budget (maxconn, reserved_fds) and lvs_timeouts. Pure. */
+export function limitsFromConfig(
+  g: { maxconn: number; reserved_fds: number; lvs_timeouts: { tcp: number; tcpfin: number; udp: number } },
+  softLimit: number | undefined,
+): { budget: ConnectionBudget; limits: { maxConns: number; lowWater: number; tcpTimeoutMs: number; tcpFinTimeoutMs: number; udpTimeoutMs: number } } {
+  const budget = connectionBudget({ softLimit, reservedFds: g.reserved_fds, maxconn: g.maxconn });
+  const t = g.lvs_timeouts;
+  return {
+    budget,
+    limits: { maxConns: budget.maxConns, lowWater: budget.lowWater, tcpTimeoutMs: Math.round(t.tcp * 1000), tcpFinTimeoutMs: Math.round(t.tcpfin * 1000), udpTimeoutMs: Math.round(t.udp * 1000) },
+  };
+}

@@ -231,9 +231,17 @@ export class VrrpManager {
       const up = prev ?? (await this.deps.rtnl.getLink(t.name).then((l) => l.up, () => false));
       tracked.push({ name: `interface:${t.name}`, weight: t.weight, ok: up });
     }
-    for (const t of cfg.track_script) {
+    // The instance's own track_script, then those of its sync groups (keepalived: a sync group's
+    // tracking updates every member). Several entries may name one script; all follow it.
+    const groupTracks = this.config.vrrp_sync_group.filter((g) => g.group.includes(cfg.name)).flatMap((g) => g.track_script);
+    const seen = new Map<string, number>();
+    for (const t of [...cfg.track_script, ...groupTracks]) {
       const sr = this.#scripts.get(t.name);
-      tracked.push({ name: `script:${t.name}`, weight: t.weight, ok: known(`script:${t.name}`) ?? sr?.ok ?? null, ...(sr?.disabled ? { disabled: true } : {}) });
+      const base = `script:${t.name}`;
+      const n = seen.get(base) ?? 0;
+      seen.set(base, n + 1);
+      const prev = previous.filter((o) => o.name === base)[n]?.ok;
+      tracked.push({ name: base, weight: t.weight, ok: prev ?? sr?.ok ?? null, ...(sr?.disabled ? { disabled: true } : {}) });
     }
     return tracked;
   }
@@ -288,8 +296,17 @@ export class VrrpManager {
     }
   }
 
+  /** vrrp_scripts tracked by a running instance or by a sync group that has one. */
+  #usedScripts(): Set<string> {
+    const names = new Set([...this.#runtimes.keys()]);
+    return new Set([
+      ...[...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)),
+      ...this.config.vrrp_sync_group.filter((g) => g.group.some((n) => names.has(n))).flatMap((g) => g.track_script.map((t) => t.name)),
+    ]);
+  }
+
   #startScripts(): void {
-    const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
+    const used = this.#usedScripts();
     for (const cfg of this.config.vrrp_script.filter((x) => used.has(x.name))) this.#startScript(cfg);
   }
 
@@ -301,8 +318,9 @@ export class VrrpManager {
     this.#scripts.set(cfg.name, sr);
     if (sr.ok !== null) {
       for (const rt of this.#runtimes.values()) {
-        const obj = rt.tracked.find((o) => o.name === `script:${cfg.name}`);
-        if (obj && obj.ok === null) { obj.ok = sr.ok; this.#retrack(rt); }
+        const objs = rt.tracked.filter((o) => o.name === `script:${cfg.name}` && o.ok === null);
+        for (const obj of objs) obj.ok = sr.ok;
+        if (objs.length > 0) this.#retrack(rt);
       }
     }
     const tick = () => {
@@ -317,8 +335,9 @@ export class VrrpManager {
         if (disabled !== sr.disabled) {
           sr.disabled = disabled;
           for (const rt of this.#runtimes.values()) {
-            const obj = rt.tracked.find((o) => o.name === `script:${cfg.name}`);
-            if (obj) { obj.disabled = disabled; this.#retrack(rt); }
+            const objs = rt.tracked.filter((o) => o.name === `script:${cfg.name}`);
+            for (const obj of objs) obj.disabled = disabled;
+            if (objs.length > 0) this.#retrack(rt);
           }
         }
         if (disabled) return;
@@ -328,8 +347,9 @@ export class VrrpManager {
         sr.ok = res.ok;
         this.deps.log.info({ script: cfg.name, ok: res.ok }, `vrrp_script ${cfg.name} now ${res.ok ? 'succeeds' : 'fails'}`);
         for (const rt of this.#runtimes.values()) {
-          const obj = rt.tracked.find((o) => o.name === `script:${cfg.name}`);
-          if (obj) { obj.ok = res.ok; this.#retrack(rt); }
+          const objs = rt.tracked.filter((o) => o.name === `script:${cfg.name}`);
+          for (const obj of objs) obj.ok = res.ok;
+          if (objs.length > 0) this.#retrack(rt);
         }
       });
     };
@@ -375,7 +395,7 @@ export class VrrpManager {
     const added: Runtime[] = [];
     for (const cfg of [...plan.vrrp.added, ...restart.map((k) => k.next)]) added.push(await this.#build(cfg));
     // Scripts now used by some instance but not running (added, changed, or newly tracked).
-    const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
+    const used = this.#usedScripts();
     for (const cfg of next.vrrp_script) if (used.has(cfg.name) && !this.#scripts.has(cfg.name)) this.#startScript(cfg);
     for (const [name] of this.#scripts) if (!used.has(name)) this.#stopScript(name);
     for (const rt of added) {

@@ -89,3 +89,24 @@ netnsTest('a pid file that is a symlink, or a control socket path that is not a 
   t.is(readFileSync(notSocket, 'utf8'), 'not a socket\n', 'the file at the control socket path was not removed');
   t.false(existsSync(join(dir, 'ok.pid')), 'the failed run removed the pid file it had written');
 });
+
+netnsTest('control_socket and pid_file from the config are used when the command line does not override them', async (t) => {
+  const lab = await createLab(t);
+  const a = await lab.addHost('a');
+  const dir = mkdtempSync(join(tmpdir(), 'kt-cfgpaths-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const sock = join(dir, 'from-config.sock');
+  const pid = join(dir, 'from-config.pid');
+  const toml = join(dir, 'k.toml');
+  writeFileSync(toml, directorToml({ routerId: 'cfg-paths', priority: 150, vips: [`${lab.addr4(100)}/24`] }).replace('[global]', `[global]\ncontrol_socket = "${sock}"\npid_file = "${pid}"`));
+  const proc = a.spawn(['node', CLI, 'run', '--config', toml, '--log-format', 'pretty']);
+  await waitFor(async () => (await controlRequest(sock, 'status', {}, 2_000).then((r) => r.ok, () => false)), 15_000, 'the control socket named in the config', 100);
+  const st = await controlRequest(sock, 'status', {}, 5_000);
+  t.true(st.ok);
+  t.is((st as { result: { router_id: string } }).result.router_id, 'cfg-paths', 'router_id from the config is reported');
+  t.is(readFileSync(pid, 'utf8').trim(), String(proc.pid));
+  process.kill(proc.pid, 'SIGTERM');
+  await Promise.race([proc.exited, sleep(15_000)]);
+  t.false(existsSync(pid));
+  t.false(existsSync(sock));
+});

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { connectionBudget, parseNofile } from '../../src/util/fdlimit.js';
+import { connectionBudget, limitsFromConfig, parseNofile } from '../../src/util/fdlimit.js';
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units
 Max cpu time              unlimited            unlimited            seconds
@@ -21,4 +21,13 @@ test('connectionBudget: maxconn 0 = (limit - reserved_fds) / 2; a larger maxconn
   t.like(connectionBudget({ softLimit: undefined, reservedFds: 256, maxconn: 0 }), { maxConns: 0 }, 'no known limit, no maxconn: unlimited');
   t.like(connectionBudget({ softLimit: Infinity, reservedFds: 256, maxconn: 50 }), { maxConns: 50 });
   t.like(connectionBudget({ softLimit: 200, reservedFds: 256, maxconn: 0 }), { maxConns: 1 }, 'never 0 (which would mean unlimited)');
+});
+
+test('limitsFromConfig: maxconn, reserved_fds and lvs_timeouts reach the data plane settings', async (t) => {
+  const { parseConfig } = await import('../../src/config/index.js');
+  const g = parseConfig('[global]\nmaxconn = 100\nreserved_fds = 64\nlvs_timeouts = { tcp = 60, tcpfin = 10, udp = 30 }\n', 'l.toml').global;
+  t.deepEqual(limitsFromConfig(g, 1024).limits, { maxConns: 100, lowWater: 90, tcpTimeoutMs: 60_000, tcpFinTimeoutMs: 10_000, udpTimeoutMs: 30_000 });
+  t.is(limitsFromConfig({ ...g, maxconn: 0 }, 1024).limits.maxConns, (1024 - 64) / 2, 'reserved_fds');
+  const d = parseConfig('', 'd.toml').global;
+  t.deepEqual(limitsFromConfig(d, 1024).limits, { maxConns: 384, lowWater: 345, tcpTimeoutMs: 900_000, tcpFinTimeoutMs: 120_000, udpTimeoutMs: 300_000 }, 'defaults: IPVS timeouts, 256 reserved');
 });

@@ -294,17 +294,21 @@ track_interface = ["eth1"]
 name = "G"
 group = ["VI_1", "VI_2"]
 notify = "/g"
+notify_master = "/g master"
+notify_backup = "/g backup"
 notify_fault = "/g fault"
+notify_stop = "/g stop"
 `);
   await w.m.start();
   await until(() => w.state('VI_1') === 'MASTER' && w.state('VI_2') === 'MASTER');
   w.link({ name: 'eth1', up: false });
   await until(() => w.state('VI_1') === 'FAULT' && w.state('VI_2') === 'FAULT');
+  w.link({ name: 'eth1', up: true });
+  await until(() => w.state('VI_1') === 'MASTER' && w.state('VI_2') === 'MASTER');
+  await w.m.stop();
   await sleep(50);
   const lines = w.ran.map((r) => `${r.line} ${r.args.join(' ')}`.trim());
-  t.true(lines.includes('/g GROUP G FAULT 0'), JSON.stringify(lines));
-  t.true(lines.includes('/g fault'));
-  await w.m.stop();
+  for (const want of ['/g GROUP G FAULT 0', '/g GROUP G MASTER 0', '/g master', '/g backup', '/g fault', '/g stop']) t.true(lines.includes(want), `${want} in ${JSON.stringify(lines)}`);
 });
 
 test('vrrpParams and expectation carry the election and receive keys', (t) => {
@@ -339,5 +343,47 @@ test('the announcer of a reloaded instance gets the new [global] pacing', async 
   const { planReload } = await import('../../src/config/index.js');
   await w.m.applyReload(planReload(w.config, next), next);
   t.is(w.announcers.at(-1)!.timing.garpInterval, 0.005);
+  await w.m.stop();
+});
+
+test('vrrp_sync_group track_script: the script changes the priority of every member', async (t) => {
+  const w = await world(`${BASE()}
+[[vrrp_instance]]
+name = "VI_2"
+interface = "eth1"
+virtual_router_id = 52
+version = 3
+advert_int = 0.05
+priority = 140
+virtual_ipaddress = ["10.0.1.50/24"]
+
+[[vrrp_script]]
+name = "chk"
+script = "/chk"
+interval = 0.05
+
+[[vrrp_sync_group]]
+name = "G"
+group = ["VI_1", "VI_2"]
+track_script = [{ name = "chk", weight = -60 }]
+`);
+  await w.m.start();
+  await until(() => w.ran.some((r) => r.line === '/chk'));
+  w.exits.set('/chk', 1);
+  const prio = (n: string) => w.m.status().find((s) => s.name === n)!.effective_priority;
+  await until(() => prio('VI_1') === 90 && prio('VI_2') === 80);
+  w.exits.set('/chk', 0);
+  await until(() => prio('VI_1') === 150 && prio('VI_2') === 140);
+  t.pass();
+  await w.m.stop();
+});
+
+test('track_interface with a weight lowers the priority instead of FAULT', async (t) => {
+  const w = await world(BASE('track_interface = [{ name = "eth1", weight = -60 }]'));
+  await w.m.start();
+  await until(() => w.state() === 'MASTER');
+  w.link({ name: 'eth1', up: false });
+  await until(() => w.m.status()[0]!.effective_priority === 90);
+  t.is(w.state(), 'MASTER');
   await w.m.stop();
 });
