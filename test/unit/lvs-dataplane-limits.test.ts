@@ -222,3 +222,41 @@ test('uthreshold / lthreshold: a server at its upper threshold gets no new conne
   t.is(c5.from, '127.0.0.2', 'A below its lthreshold takes connections again');
   for (const c of [c3, c4, c5]) c.sock.destroy();
 });
+
+test('lvs_timeouts tcpfin: a half-closed connection idle that long is closed (the tcp timeout is much longer)', async (t) => {
+  // A real server that keeps its side open after the client's FIN.
+  const held: net.Socket[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (c) => { held.push(c); c.on('error', () => undefined); c.write('hi'); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.2', () => r()));
+  t.teardown(() => new Promise<void>((r) => { for (const h of held) h.destroy(); server.close(() => r()); }));
+  const vip = '127.0.3.8';
+  const port = await freePort(vip);
+  const id = `tcp/${vip}:${port}`;
+  const dp = new DataPlane({ autoRestart: false });
+  t.teardown(() => dp.close());
+  await dp.configure([{ id, protocol: 'tcp', address: vip, port, lbAlgo: 'rr' }]);
+  await dp.setPool(id, [{ id: 'rs', address: '127.0.0.2', port: (server.address() as net.AddressInfo).port, weight: 1 }], null);
+  await dp.serve(id);
+  await dp.setLimits({ maxConns: 0, lowWater: 0, tcpTimeoutMs: 20_000, tcpFinTimeoutMs: 300 });
+  const c = net.connect({ host: vip, port, allowHalfOpen: true });
+  c.on('error', () => undefined);
+  await new Promise((r) => c.once('data', r));
+  const started = Date.now();
+  c.end();
+  await new Promise((r) => c.once('close', r));
+  t.true(Date.now() - started < 5_000, 'closed by tcpfin, not by the 20 s tcp timeout');
+  t.is((await dp.stats()).services[0]!.idle_closed, 1);
+});
+
+test('lvs_timeouts udp: an idle flow ends and gives its slot back', async (t) => {
+  const vip = '127.0.3.9';
+  const { dp, port } = await setup(t, vip, {}, 'udp');
+  await dp.setLimits({ maxConns: 10, lowWater: 9, udpTimeoutMs: 200 });
+  const c = dgram.createSocket('udp4');
+  t.teardown(() => c.close());
+  const answered = new Promise<void>((r) => c.once('message', () => r()));
+  c.send('x', port, vip);
+  await answered;
+  t.is((await dp.stats()).limits.in_use, 1);
+  t.is((await limitsWhen(dp, (l) => l.in_use === 0)).in_use, 0, 'the flow expired after udp timeout');
+});

@@ -135,3 +135,21 @@ sorry_server_inhibit = true`);
   t.like(poolParams(cfg), { quorum: 2, hysteresis: 1, alpha: true, omega: true, depoolThreshold: 0.5, sorryServerInhibit: true });
   t.like(poolParams(cfg).sorryServer, { address: '10.0.0.99', port: 8080 });
 });
+
+test('virtual_server defaults of the checks (delay_loop, retry, delay_before_retry, connect_timeout, warmup, virtualhost) reach every check', (t) => {
+  const cfg = parseConfig(`[[virtual_server]]
+address = "10.0.0.50"
+port = 80
+delay_loop = 6
+retry = 3
+delay_before_retry = 2
+connect_timeout = 4
+warmup = 5
+virtualhost = "example.org"
+
+[[virtual_server.real_server]]
+address = "10.0.0.21"
+check = { type = "HTTP_GET" }
+`, 'w.toml').virtual_server[0]!;
+  t.like(cfg.real_server[0]!.check[0], { delay_loop: 6, retry: 3, delay_before_retry: 2, connect_timeout: 4, warmup: 5, virtualhost: 'example.org' });
+});

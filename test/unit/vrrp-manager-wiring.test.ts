@@ -319,11 +319,11 @@ lower_prio_no_advert = true
 higher_prio_send_advert = true
 accept = false
 skip_check_adv_addr = true
-unicast_peer = [{ address = "10.0.0.12", min_ttl = 250, max_ttl = 255 }]`), 'w.toml').vrrp_instance[0]!;
+unicast_peer = [{ address = "10.0.0.12", min_ttl = 250, max_ttl = 254 }]`), 'w.toml').vrrp_instance[0]!;
   t.like(vrrpParams(cfg, '10.0.0.11'), { vrid: 51, version: 3, priority: 150, advertIntCs: 5, preempt: false, preemptDelayMs: 3000, initialState: 'MASTER', lowerPrioNoAdvert: true, higherPrioSendAdvert: true, accept: false, primaryAddress: '10.0.0.11' });
   const e = expectation(cfg, '10.0.0.11');
   t.like(e, { skipCheckAdvAddr: true, addresses: ['10.0.0.50'] });
-  t.deepEqual(e.unicastPeers, [{ address: '10.0.0.12', minTtl: 250, maxTtl: 255 }]);
+  t.deepEqual(e.unicastPeers, [{ address: '10.0.0.12', minTtl: 250, maxTtl: 254 }]);
   const off = parseConfig(BASE('unicast_peer = ["10.0.0.12"]\ncheck_unicast_src = false'), 'w.toml').vrrp_instance[0]!;
   t.is(expectation(off, '10.0.0.11').unicastPeers, undefined, 'check_unicast_src = false');
   const globalOff = parseConfig(BASE('unicast_peer = ["10.0.0.12"]', 'vrrp_check_unicast_src = false'), 'w.toml').vrrp_instance[0]!;
