@@ -6,16 +6,20 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadConfigFileWithLines, planReload, isReloadPlanEmpty, type Config } from '../config/index.js';
+import { loadConfigSource, planReload, isReloadPlanEmpty, type Config, type ConfigSource } from '../config/index.js';
+import { formatHostIssue, runHostChecks } from '../config/host-checks.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { Announcer, announcerTiming } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
 import { Rtnl } from '../net/rtnl.js';
 import { VipManager } from '../net/vips.js';
+import { RouteSet, type RouteSetEntries } from '../net/route-set.js';
+import { VmacManager } from '../net/vmac.js';
+import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertFor } from '../alert/mailer.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
-import { DataPlane } from '../lvs/dataplane/index.js';
+import { DataplaneSet } from '../lvs/dataplane/index.js';
 import { VirtualServerManager } from '../lvs/manager.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
@@ -23,7 +27,6 @@ import type { StatusReport } from './status.js';
 import { ScriptRunner, policyOf } from '../util/script.js';
 import { limitsFromConfig, readNofile } from '../util/fdlimit.js';
 import type { ConnectionLimits } from '../lvs/dataplane/index.js';
-import { formatProblem, preflight } from './preflight.js';
 import { LockedFile } from './locked-file.js';
 import { AcceptFilter } from '../net/accept-filter.js';
 import { VrrpManager, blocksVips } from '../vrrp/manager.js';
@@ -37,11 +40,22 @@ export interface DaemonOptions {
   log: Logger;
 }
 
+/**
+ * What `keepalive-ts check` reports about this host (scripts refused or insecure, key files,
+ * interfaces...), logged at start and reload with file:line and key: the same problems, found once.
+ */
+function logHostIssues(source: ConfigSource, log: Logger): void {
+  for (const i of runHostChecks(source)) {
+    if (i.severity === 'error') log.error({ key: i.path }, formatHostIssue(i));
+    else log.warn({ key: i.path }, formatHostIssue(i));
+  }
+}
+
 export class Daemon {
   #config: Config;
   #vrrp: VrrpManager | undefined;
   #lvs: VirtualServerManager | undefined;
-  #dataPlane: DataPlane | undefined;
+  #dataPlane: DataplaneSet | undefined;
   #sync: SyncService | undefined;
   /** VRRP instances whose VIPs are in place. */
   readonly #owning = new Set<string>();
@@ -51,6 +65,12 @@ export class Daemon {
   #metricsRegistry: ReturnType<typeof createMetricsRegistry> | undefined;
   readonly #reloads = { ok: 0, error: 0 };
   readonly #packetSockets = new Map<number, PacketSocket>();
+  /** Alert mails (smtp_alert); reads the current config at send time. */
+  #mailer: Mailer | undefined;
+  /** static_ipaddress / static_routes / static_rules, in from start to stop. */
+  #statics: RouteSet | undefined;
+  /** Every RouteSet made (static and per instance), for the failure counter. */
+  readonly #routeSets: RouteSet[] = [];
   readonly #startedAt = Date.now();
   #stopping: Promise<void> | undefined;
   /** The lock next to the control socket and the pid file: held from the first moment to the last. */
@@ -71,12 +91,8 @@ export class Daemon {
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const located = await loadConfigFileWithLines(opts.configPath);
-    // What `keepalive-ts check` reports about the host (scripts refused or insecure...), logged.
-    for (const p of await preflight(located)) {
-      if (p.severity === 'error') opts.log.error({ key: p.path }, formatProblem(p));
-      else opts.log.warn({ key: p.path }, formatProblem(p));
-    }
+    const located = await loadConfigSource(opts.configPath);
+    logHostIssues(located, opts.log);
     const d = new Daemon(opts, located.config);
     try {
       await d.#start();
@@ -116,8 +132,36 @@ export class Daemon {
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
-    this.#dataPlane = new DataPlane({ ...(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {}), limits: this.#limits() });
-    this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }), scripts: this.#scripts });
+    const mailer = new Mailer({ global: () => this.#config.global, log: log.child({ component: 'smtp' }) });
+    this.#mailer = mailer;
+    const routeSet = (owner: string, entries: ConstructorParameters<typeof RouteSet>[3]): RouteSet => {
+      const set = new RouteSet(rtnl, log.child({ component: 'routes' }), owner, entries);
+      this.#routeSets.push(set);
+      return set;
+    };
+    // keepalived adds its static addresses, routes and rules before any instance runs (leftovers of
+    // a previous run are taken out first) and takes them out at stop.
+    this.#statics = routeSet('static', staticEntries(this.#config));
+    await this.#statics.remove();
+    await this.#statics.install();
+    // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
+    this.#dataPlane = new DataplaneSet({
+      ...(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {}),
+      // The proxy's connection budget below the descriptor limit, and its idle timeouts.
+      limits: this.#limits(),
+      onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
+    });
+    this.#lvs = new VirtualServerManager(this.#config.virtual_server, {
+      dataPlane: this.#dataPlane,
+      log: log.child({ component: 'lvs' }),
+      scripts: this.#scripts,
+      alert: (a) => {
+        const id = this.#config.global.router_id;
+        mailer.enqueue(a.kind === 'real_server'
+          ? realServerAlertText(id, a.virtualServer, a.realServer, a.up, a.detail)
+          : virtualServerAlertText(id, a.virtualServer, a.up, a.quorum, a.hysteresis, a.weightSum));
+      },
+    });
     await this.#lvs.start();
     if (sync) {
       this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
@@ -127,6 +171,12 @@ export class Daemon {
       log,
       scripts: this.#scripts,
       acceptFilter: this.#acceptFilter,
+      vmac: new VmacManager(rtnl, log.child({ component: 'vmac' })),
+      routeSet,
+      alert: (a) => {
+        const text = vrrpAlertFor(this.#config.global, a.kind, a.name, a.state);
+        if (text) mailer.enqueue(text);
+      },
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
@@ -188,9 +238,22 @@ export class Daemon {
     const log = this.opts.log;
     this.#metricsRegistry ??= createMetricsRegistry(() => ({
       status: this.status(),
-      extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads }, sync: this.#syncMetrics() },
+      extras: {
+        vrrp: this.#vrrp?.announcements(),
+        checks: this.#lvs?.checkMetrics(),
+        reload: { ...this.#reloads },
+        sync: this.#syncMetrics(),
+        ...(this.#mailer?.enabled || (this.#mailer?.counters.sent ?? 0) + (this.#mailer?.counters.failed ?? 0) > 0 ? { alerts: { ...this.#mailer!.counters } } : {}),
+        route_failures: this.#routeSets.reduce((n, r) => n + r.failures, 0),
+      },
     }));
-    this.#metrics = await startMetricsServer({ listen, registry: this.#metricsRegistry, onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed') });
+    this.#metrics = await startMetricsServer({
+      listen,
+      registry: this.#metricsRegistry,
+      // The status page (GET /) and /status.json: the same report as `status --json`.
+      status: () => this.freshStatus(),
+      onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed'),
+    });
   }
 
   /**
@@ -242,7 +305,7 @@ export class Daemon {
   }
 
   async #reload(): Promise<{ summary: string[] }> {
-    const located = await loadConfigFileWithLines(this.opts.configPath);
+    const located = await loadConfigSource(this.opts.configPath);
     const next = located.config;
     const plan = planReload(this.#config, next);
     if (isReloadPlanEmpty(plan)) return { summary: [] };
@@ -251,9 +314,10 @@ export class Daemon {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
     }
     const log = this.opts.log;
-    for (const p of await preflight(located)) (p.severity === 'error' ? log.error.bind(log) : log.warn.bind(log))({ key: p.path }, formatProblem(p));
+    logHostIssues(located, log);
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
+    await this.#statics?.update(staticEntries(next));
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
     const limitsChanged = plan.global.changed.some((k) => k === 'maxconn' || k === 'reserved_fds' || k === 'lvs_timeouts');
     this.#config = next;
@@ -310,6 +374,9 @@ export class Daemon {
       releaseVips();
       await Promise.all([vrrpStopped, this.#sync?.close()]);
       await this.#acceptFilter.close().catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot remove the accept = false table'));
+      await this.#statics?.remove();
+      // A last alert ("Stopping") gets a short while to go out; stop never waits on a dead relay.
+      await this.#mailer?.flush(2_000);
       await this.#control?.close();
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();
@@ -321,4 +388,8 @@ export class Daemon {
     })();
     return this.#stopping;
   }
+}
+
+function staticEntries(c: Config): RouteSetEntries {
+  return { addresses: c.global.static_ipaddress_parsed, routes: c.global.static_routes_parsed, rules: c.global.static_rules_parsed };
 }

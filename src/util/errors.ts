@@ -15,7 +15,15 @@ export type ErrorCode =
   | 'E_RELOAD_UNSUPPORTED'
   /** Another daemon holds this control socket or pid file; or a path there is not ours to touch. */
   | 'E_ALREADY_RUNNING'
-  | 'E_UNSAFE_PATH';
+  | 'E_UNSAFE_PATH'
+  /** No data-plane implementation forwards a service's lb_kind (lvs/dataplane/index.ts). */
+  | 'E_DATAPLANE_UNAVAILABLE'
+  /** A CLI command was called with bad options. */
+  | 'E_USAGE'
+  /** genhash could not fetch the page. */
+  | 'E_GENHASH'
+  /** An alert mail could not be sent. */
+  | 'E_SMTP';
 
 export class KeepaliveError extends Error {
   readonly code: ErrorCode;

@@ -27,15 +27,14 @@
  * The check runs before every execution (a file can change after start) and, for `keepalive-ts
  * check`, once over the whole config (auditScripts), with file:line and key.
  */
-import { promises as fsp, type Stats } from 'node:fs';
+import { lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
 
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 const S_ISVTX = 0o1000;
 import { isAbsolute, join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import type { Config, GlobalConfig } from '../config/types.js';
-import type { KeyPath } from '../config/issues.js';
+import type { GlobalConfig } from '../config/types.js';
 import { currentIdentity, resolveUser, runCommand, splitCommand, type CommandResult, type RunAs, type UserFiles } from './exec.js';
 
 /** keepalived's default script user, used when it exists and nothing else is configured. */
@@ -72,14 +71,17 @@ export function resolveScriptUser(perScript: string | undefined, policy: ScriptP
   return { ok: true, runAs: self, spec: `the daemon's user (uid ${self.uid})`, source: 'self' };
 }
 
-/** The file-system calls the check needs (injectable for unit tests). */
+/**
+ * The file-system calls the check needs (injectable for unit tests). Synchronous, as keepalived's:
+ * a handful of lstat calls before a script runs, and `check`'s host checks are synchronous.
+ */
 export interface ScriptFs {
-  lstat(path: string): Promise<Pick<Stats, 'mode' | 'uid' | 'gid' | 'isDirectory' | 'isFile' | 'isSymbolicLink'>>;
-  stat(path: string): Promise<Pick<Stats, 'mode' | 'uid' | 'gid' | 'isDirectory' | 'isFile' | 'isSymbolicLink'>>;
-  realpath(path: string): Promise<string>;
+  lstat(path: string): Pick<Stats, 'mode' | 'uid' | 'gid' | 'isDirectory' | 'isFile' | 'isSymbolicLink'>;
+  stat(path: string): Pick<Stats, 'mode' | 'uid' | 'gid' | 'isDirectory' | 'isFile' | 'isSymbolicLink'>;
+  realpath(path: string): string;
 }
 
-export const realScriptFs: ScriptFs = { lstat: (p) => fsp.lstat(p), stat: (p) => fsp.stat(p), realpath: (p) => fsp.realpath(p) };
+export const realScriptFs: ScriptFs = { lstat: (p) => lstatSync(p), stat: (p) => statSync(p), realpath: (p) => realpathSync(p) };
 
 export interface ScriptVerdict {
   /** The program that runs (argv[0] after the PATH search), when found. */
@@ -111,13 +113,13 @@ function prefixes(path: string): string[] {
 }
 
 /** keepalived check_security(): the first unsafe component of `path`, or null. */
-async function unsafeComponent(path: string, fs: ScriptFs): Promise<string | null> {
+function unsafeComponent(path: string, fs: ScriptFs): string | null {
   const all = prefixes(path);
   for (const [i, p] of all.entries()) {
     const last = i === all.length - 1;
     let st;
     try {
-      st = await fs.lstat(p);
+      st = fs.lstat(p);
     } catch (err) {
       return `${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
     }
@@ -134,11 +136,11 @@ async function unsafeComponent(path: string, fs: ScriptFs): Promise<string | nul
 }
 
 /** Finds a bare command name in PATH (keepalived find_path): the first entry executable by `u`. */
-async function searchPath(name: string, u: RunAs, fs: ScriptFs, pathVar: string): Promise<string | undefined> {
+function searchPath(name: string, u: RunAs, fs: ScriptFs, pathVar: string): string | undefined {
   for (const dir of pathVar.split(':').filter((d) => isAbsolute(d))) {
     const candidate = join(dir, name);
     try {
-      const st = await fs.stat(candidate);
+      const st = fs.stat(candidate);
       if (st.isFile() && executableBy(st, u)) return candidate;
     } catch {
       /* not there */
@@ -148,14 +150,14 @@ async function searchPath(name: string, u: RunAs, fs: ScriptFs, pathVar: string)
 }
 
 /** May `command` run as `runAs`? (keepalived check_script_secure). Never throws. */
-export async function vetScript(command: string, runAs: RunAs, security: boolean, fs: ScriptFs = realScriptFs, pathVar = process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'): Promise<ScriptVerdict> {
+export function vetScript(command: string, runAs: RunAs, security: boolean, fs: ScriptFs = realScriptFs, pathVar = process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'): ScriptVerdict {
   const refused: string[] = [];
   const warnings: string[] = [];
   const argv0 = splitCommand(command)[0];
   if (argv0 === undefined || argv0 === '') return { refused: ['empty command'], warnings, privileged: false };
   let program = argv0;
   if (!argv0.includes('/')) {
-    const found = await searchPath(argv0, runAs, fs, pathVar);
+    const found = searchPath(argv0, runAs, fs, pathVar);
     if (!found) return { refused: [`${argv0} not found in PATH (${pathVar})`], warnings, privileged: false, missing: true };
     program = found;
   }
@@ -163,8 +165,8 @@ export async function vetScript(command: string, runAs: RunAs, security: boolean
   let real: string;
   let st;
   try {
-    real = await fs.realpath(program);
-    st = await fs.stat(real);
+    real = fs.realpath(program);
+    st = fs.stat(real);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return { program, refused: [`${program} cannot be accessed: ${code ?? (err as Error).message}`], warnings, privileged: false, missing: code === 'ENOENT' };
@@ -176,7 +178,7 @@ export async function vetScript(command: string, runAs: RunAs, security: boolean
     || (st.gid === 0 && (st.mode & 0o010) !== 0 && (st.mode & S_ISGID) !== 0);
   if (privileged) {
     for (const p of program === real ? [program] : [program, real]) {
-      const bad = await unsafeComponent(p, fs);
+      const bad = unsafeComponent(p, fs);
       if (bad === null) continue;
       const what = `${program} runs with root privileges but ${bad}`;
       if (security) refused.push(`${what} (enable_script_security refuses it)`);
@@ -187,63 +189,23 @@ export async function vetScript(command: string, runAs: RunAs, security: boolean
   return { program, refused, warnings, privileged };
 }
 
-/** A script the config asks for, where it is configured and which `user` key applies to it. */
-export interface ScriptRef {
-  path: KeyPath;
-  command: string;
-  user?: string;
-}
-
-/** Every script of a config, with its key path (for `check` and start-up logs). */
-export function scriptRefs(config: Pick<Config, 'vrrp_script' | 'vrrp_instance' | 'vrrp_sync_group' | 'virtual_server'>): ScriptRef[] {
-  const refs: ScriptRef[] = [];
-  const notifyKeys = ['notify_master', 'notify_backup', 'notify_fault', 'notify_stop', 'notify'] as const;
-  config.vrrp_script.forEach((s, i) => refs.push({ path: ['vrrp_script', i, 'script'], command: s.script, ...(s.user !== undefined ? { user: s.user } : {}) }));
-  for (const section of ['vrrp_instance', 'vrrp_sync_group'] as const) {
-    config[section].forEach((x, i) => {
-      for (const k of notifyKeys) { const c = x[k]; if (c !== undefined) refs.push({ path: [section, i, k], command: c }); }
-    });
-  }
-  config.virtual_server.forEach((vs, i) => {
-    for (const k of ['quorum_up', 'quorum_down'] as const) { const c = vs[k]; if (c !== undefined) refs.push({ path: ['virtual_server', i, k], command: c }); }
-    vs.real_server.forEach((rs, j) => {
-      for (const k of ['notify_up', 'notify_down'] as const) { const c = rs[k]; if (c !== undefined) refs.push({ path: ['virtual_server', i, 'real_server', j, k], command: c }); }
-      rs.check.forEach((c, k) => {
-        if (c.type === 'MISC_CHECK') refs.push({ path: ['virtual_server', i, 'real_server', j, 'check', k, 'misc_path'], command: c.misc_path, ...(c.user !== undefined ? { user: c.user } : {}) });
-      });
-    });
-  });
-  return refs;
-}
-
-export interface ScriptProblem {
-  path: KeyPath;
-  severity: 'error' | 'warning';
-  message: string;
-}
-
 export function readUserFiles(): UserFiles {
   const read = (f: string) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } };
   return { passwd: read('/etc/passwd'), group: read('/etc/group') };
 }
 
-/**
- * What `keepalive-ts check` (and the daemon at start) says about the scripts of a config: every
- * script that would be refused is an error, every insecure one that would still run a warning.
- */
-export async function auditScripts(config: Pick<Config, 'global' | 'vrrp_script' | 'vrrp_instance' | 'vrrp_sync_group' | 'virtual_server'>, files: UserFiles = readUserFiles(), fs: ScriptFs = realScriptFs, self: RunAs = currentIdentity()): Promise<ScriptProblem[]> {
-  const out: ScriptProblem[] = [];
-  const policy = config.global;
-  for (const ref of scriptRefs(config)) {
-    const who = resolveScriptUser(ref.user, policy, files, self);
-    if (!who.ok) { out.push({ path: ref.path, severity: 'error', message: `script refused: ${who.reason}` }); continue; }
-    const v = await vetScript(ref.command, who.runAs, policy.enable_script_security, fs);
-    // A missing script may simply not be deployed on the host running `check`: a warning.
-    if (v.missing) { out.push({ path: ref.path, severity: 'warning', message: `script missing (refused at run time until it exists): ${v.refused.join('; ')}` }); continue; }
-    for (const m of v.refused) out.push({ path: ref.path, severity: 'error', message: `script refused (runs as ${who.spec}): ${m}` });
-    for (const m of v.warnings) out.push({ path: ref.path, severity: 'warning', message: `insecure script (runs as ${who.spec}): ${m}` });
-  }
-  return out;
+/** What `check` says of one script (src/config/host-checks.ts): refusals are errors, insecure-but-run warnings. */
+export function scriptProblems(command: string, user: string | undefined, policy: ScriptPolicy, files: UserFiles = readUserFiles(), fs: ScriptFs = realScriptFs, self: RunAs = currentIdentity()): { errors: string[]; warnings: string[] } {
+  const who = resolveScriptUser(user, policy, files, self);
+  // An unknown user that is named (own `user` or script_user) is the "users" host check's to report.
+  if (!who.ok) return { errors: user !== undefined || policy.script_user !== undefined ? [] : [`script refused: ${who.reason}`], warnings: [] };
+  const v = vetScript(command, who.runAs, policy.enable_script_security, fs);
+  // A missing or non-executable file is the "scripts" host check's to report.
+  if (v.missing) return { errors: [], warnings: [] };
+  return {
+    errors: v.refused.map((m) => `script refused (runs as ${who.spec}): ${m}`),
+    warnings: v.warnings.map((m) => `insecure script (runs as ${who.spec}): ${m}`),
+  };
 }
 
 /** A run that was refused before anything was executed. */
@@ -281,7 +243,7 @@ export class ScriptRunner {
     const files = this.#opts.userFiles?.() ?? readUserFiles();
     const who = resolveScriptUser(user, policy, files);
     if (!who.ok) return this.#refuse(command, who.reason);
-    const v = await vetScript(command, who.runAs, policy.enable_script_security, this.#opts.fs);
+    const v = vetScript(command, who.runAs, policy.enable_script_security, this.#opts.fs);
     if (v.refused.length > 0) return this.#refuse(command, v.refused.join('; '));
     if (v.warnings.length > 0) this.#report(command, `warn:${v.warnings.join('; ')}`, () => this.#opts.onWarning?.(command, v.warnings.join('; ')));
     else this.#reported.delete(command);

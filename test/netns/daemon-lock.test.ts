@@ -36,6 +36,7 @@ metrics_listen = ""
 [[virtual_server]]
 address = "${a.ipv4}"
 port = 8080
+lb_kind = "PROXY"
 quorum_up = "${script} quorum_up"
 delay_loop = 1
 

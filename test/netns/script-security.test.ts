@@ -103,6 +103,7 @@ notify_master = "${tr.notify} notify_master"
 [[virtual_server]]
 address = "${hostAddr}"
 port = 8080
+lb_kind = "PROXY"
 delay_loop = 1
 alpha = true
 quorum = 1

@@ -39,6 +39,15 @@ const VS_DEFAULTS = p(LVS_W, 'virtual_server defaults of the checks');
 const SCRIPTS_NS = p(N('script-security'), 'every script kind runs as script_user');
 const LIMITS = p(U('fdlimit'), 'limitsFromConfig: maxconn, reserved_fds and lvs_timeouts reach the data plane settings');
 const SYNC_W = p(U('sync-wiring'), 'group, port, ttl, sync_id and interface shape the multicast sockets');
+// Keys other helpers added (alerts, routes, VMAC, track_process, the data-plane contract, SMTP_CHECK):
+// the tests those helpers wrote for them.
+const MAIL = p(N('vrrp-smtp-alert'), 'smtp_alert: mails with keepalived subjects reach a real SMTP server on MASTER, BACKUP and stop');
+const MAIL_RS = p(N('vrrp-smtp-alert'), 'smtp_alert on real and virtual servers: DOWN / UP mails');
+const MAIL_RESOLVE = p(U('config-vrrp-parity'), 'smtp_alert resolves as keepalived');
+const ROUTES = p(N('vrrp-routes'), 'virtual_routes / virtual_rules are in while MASTER only; static_* from start to stop');
+const TRACK_PROCESS = p(N('vrrp-track-process'), 'track_process: the tracked process dies, priority drops by its weight');
+const PROCESS_UNIT = (title: string) => p(U('vrrp-track-process'), title);
+const SERVICE_KEYS = p(U('config-valid'), 'service keys, matches and endpoints are made once at load (address, port set, fwmark)');
 
 export const AUDIT: Record<string, Entry> = {
   global: { section: 'its keys below' },
@@ -67,6 +76,31 @@ export const AUDIT: Record<string, Entry> = {
   'global.lvs_timeouts.tcpfin': [LIMITS, p(U('lvs-dataplane-limits'), 'lvs_timeouts tcpfin: a half-closed connection')],
   'global.lvs_timeouts.udp': [LIMITS, p(U('lvs-dataplane-limits'), 'lvs_timeouts udp: an idle flow ends')],
   'global.script_user': SCRIPTS_NS,
+  'global.notification_email': MAIL,
+  'global.notification_email_from': MAIL,
+  'global.smtp_server': MAIL,
+  'global.smtp_helo_name': MAIL,
+  'global.smtp_connect_timeout': p(N('vrrp-smtp-alert'), 'smtp_alert: an SMTP server that never answers delays no VRRP transition'),
+  'global.smtp_alert': [MAIL, MAIL_RESOLVE],
+  'global.smtp_alert_vrrp': MAIL_RESOLVE,
+  'global.smtp_alert_checker': MAIL_RESOLVE,
+  'global.no_email_faults': p(U('alert-mail'), 'no_email_faults: no mail for FAULT'),
+  'global.static_ipaddress': ROUTES,
+  'global.static_routes': ROUTES,
+  'global.static_rules': ROUTES,
+
+  vrrp_track_process: { section: '[[vrrp_track_process]]' },
+  'vrrp_track_process[].name': TRACK_PROCESS,
+  'vrrp_track_process[].process': [TRACK_PROCESS, PROCESS_UNIT('a bare name matches /proc/PID/comm exactly')],
+  'vrrp_track_process[].param_match': PROCESS_UNIT('param_match partial / initial'),
+  'vrrp_track_process[].weight': [TRACK_PROCESS, PROCESS_UNIT('a tracked process feeds the priority like a script')],
+  'vrrp_track_process[].reverse': PROCESS_UNIT('a tracked process feeds the priority like a script: weight on failure, reverse'),
+  'vrrp_track_process[].quorum': PROCESS_UNIT('quorum and quorum_max'),
+  'vrrp_track_process[].quorum_max': PROCESS_UNIT('quorum and quorum_max'),
+  'vrrp_track_process[].delay': PROCESS_UNIT('transitions: first result at once, later ones after fork_delay / terminate_delay'),
+  'vrrp_track_process[].fork_delay': [PROCESS_UNIT('transitions: first result at once, later ones after fork_delay / terminate_delay'), p(N('vrrp-track-process'), 'track_process fork_delay holds a gained quorum back')],
+  'vrrp_track_process[].terminate_delay': [PROCESS_UNIT('transitions: first result at once, later ones after fork_delay / terminate_delay'), p(N('vrrp-track-process'), 'terminate_delay a lost one')],
+  'vrrp_track_process[].full_command': PROCESS_UNIT('full_command compares argv[0]'),
 
   vrrp_script: { section: '[[vrrp_script]]' },
   'vrrp_script[].name': SCRIPT,
@@ -122,6 +156,14 @@ export const AUDIT: Record<string, Entry> = {
   'vrrp_instance[].notify_fault': NOTIFY,
   'vrrp_instance[].notify_stop': NOTIFY,
   'vrrp_instance[].notify': [NOTIFY, p(N('vrrp-tracking'), 'notify scripts get keepalived arguments')],
+  'vrrp_instance[].use_vmac': p(N('vrrp-vmac'), 'use_vmac interoperates with keepalived use_vmac'),
+  'vrrp_instance[].vmac_xmit_base': p(N('vrrp-vmac'), 'use_vmac with vmac_xmit_base interoperates'),
+  'vrrp_instance[].virtual_routes': ROUTES,
+  'vrrp_instance[].virtual_rules': ROUTES,
+  'vrrp_instance[].track_process': TRACK_PROCESS,
+  'vrrp_instance[].track_process[].name': TRACK_PROCESS,
+  'vrrp_instance[].track_process[].weight': TRACK_PROCESS,
+  'vrrp_instance[].smtp_alert': [MAIL, MAIL_RESOLVE],
 
   vrrp_sync_group: { section: '[[vrrp_sync_group]]' },
   'vrrp_sync_group[].name': GROUP,
@@ -134,13 +176,21 @@ export const AUDIT: Record<string, Entry> = {
   'vrrp_sync_group[].track_script': GROUP_TRACK,
   'vrrp_sync_group[].track_script[].name': GROUP_TRACK,
   'vrrp_sync_group[].track_script[].weight': GROUP_TRACK,
+  'vrrp_sync_group[].smtp_alert': MAIL_RESOLVE,
 
   virtual_server: { section: '[[virtual_server]]' },
   'virtual_server[].address': [SPEC, p(N('lvs-service'), 'rr splits evenly through the VIP')],
   'virtual_server[].port': p(N('lvs-service'), 'rr splits evenly through the VIP'),
   'virtual_server[].protocol': [SPEC, p(N('sync-failover'), 'persistent clients and a UDP flow keep their real server')],
   'virtual_server[].lb_algo': [SPEC, p(N('lvs-service'), 'wrr follows weights 1:3')],
-  'virtual_server[].lb_kind': { untestable: 'one allowed value ("NAT", what the user-space proxy does): there is no other behaviour to select; the kernel data plane (branch nft) brings DR/TUN and their tests' },
+  'virtual_server[].lb_kind': [p(U('config-valid'), 'lb_kind defaults to NAT (keepalived); the data-plane spec carries what the config says'), p(U('dataplane-set'), 'the built-in registration: the proxy forwards PROXY; a NAT service makes the manager fail at start')],
+  'virtual_server[].ports': SERVICE_KEYS,
+  'virtual_server[].fwmark': SERVICE_KEYS,
+  'virtual_server[].ip_family': SERVICE_KEYS,
+  'virtual_server[].sched_flags': [p(U('config-valid'), 'lb_kind defaults to NAT (keepalived); the data-plane spec carries what the config says'), p(U('config-diff'), 'lb_kind and scheduler flags are settings of a kept service')],
+  'virtual_server[].mh_table_size': p(U('lvs-maglev'), "the proxy\\'s mh scheduler uses the service seed and table size"),
+  'virtual_server[].hash_seed': p(U('lvs-maglev'), "the proxy\\'s mh scheduler uses the service seed and table size"),
+  'virtual_server[].smtp_alert': MAIL_RS,
   'virtual_server[].persistence_timeout': [SPEC, p(N('sync-failover'), 'persistent clients and a UDP flow keep their real server')],
   'virtual_server[].persistence_granularity': [SPEC, p(U('lvs-persistence'), 'granularity groups a client network onto one server')],
   'virtual_server[].delay_loop': VS_DEFAULTS,
@@ -176,6 +226,8 @@ export const AUDIT: Record<string, Entry> = {
   'virtual_server[].real_server[].uthreshold': [p(LVS_W, 'uthreshold / lthreshold reach the data plane pool'), p(U('lvs-dataplane-limits'), 'uthreshold / lthreshold: a server at its upper threshold')],
   'virtual_server[].real_server[].lthreshold': [p(LVS_W, 'uthreshold / lthreshold reach the data plane pool'), p(U('lvs-dataplane-limits'), 'uthreshold / lthreshold: a server at its upper threshold')],
   'virtual_server[].real_server[].check': p(N('lvs-service'), 'a killed real server leaves the pool'),
+  'virtual_server[].real_server[].smtp_alert': MAIL_RS,
+  'virtual_server[].real_server[].check[].helo_name': p(U('lvs-check-smtp'), 'a well-behaved server passes and sees HELO helo_name then QUIT'),
   'virtual_server[].real_server[].check[].type': p(U('lvs-health'), 'default factory: a real TCP_CHECK brings the server up'),
   'virtual_server[].real_server[].check[].connect_timeout': p(U('lvs-check-tcp'), 'a connect that never completes fails after connect_timeout'),
   'virtual_server[].real_server[].check[].retry': p(U('lvs-health'), 'retry: exactly `retry` retries spaced by delay_before_retry'),

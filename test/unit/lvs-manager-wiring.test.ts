@@ -16,6 +16,7 @@ function vsConfig(extra: string, real = ''): VirtualServerConfig {
   const cfg = parseConfig(`[[virtual_server]]
 address = "10.0.0.50"
 port = 80
+lb_kind = "PROXY"
 ${extra}
 
 [[virtual_server.real_server]]
@@ -33,20 +34,22 @@ check = { type = "TCP_CHECK" }
 interface FakeRunner { started: number; stopped: number; report: HealthChangeHandler }
 
 function harness(cfg: VirtualServerConfig) {
-  const pools: Array<{ id: string; dests: Array<Record<string, unknown>>; sorry: unknown }> = [];
+  const pools: Array<{ id: string; dests: Array<Record<string, unknown> & { endpoint: { address: string } }>; sorry: unknown }> = [];
   const runners: FakeRunner[] = [];
   const ran: string[] = [];
   const dataPlane = {
+    name: 'fake',
+    kinds: ['PROXY'],
     configure: async () => undefined,
-    setPool: async (id: string, dests: readonly Record<string, unknown>[], sorry: unknown) => { pools.push({ id, dests: [...dests], sorry }); },
+    setPool: async (id: string, pool: { dests: readonly (Record<string, unknown> & { endpoint: { address: string } })[]; sorry: unknown }) => { pools.push({ id, dests: [...pool.dests], sorry: pool.sorry }); },
     serve: async () => undefined,
     unserve: async () => undefined,
-    stats: async () => ({ services: [], malformed: 0, events_dropped: 0, limits: { max_conns: 0, low_water: 0, in_use: 0, paused: false, pauses: 0, refused: 0 } }),
+    stats: async () => ({ services: [], extra: {} }),
     close: async () => undefined,
   };
   const scripts = new ScriptRunner({
     policy: () => ({ enable_script_security: false }),
-    fs: { lstat: async () => { throw new Error('unused'); }, stat: async () => ({ mode: 0o100755, uid: 0, gid: 0, isFile: () => true, isDirectory: () => false, isSymbolicLink: () => false }), realpath: async (p) => p },
+    fs: { lstat: () => { throw new Error('unused'); }, stat: () => ({ mode: 0o100755, uid: 0, gid: 0, isFile: () => true, isDirectory: () => false, isSymbolicLink: () => false }), realpath: (p) => p },
     run: async (line) => { ran.push(line); return { code: 0, signal: null, timedOut: false }; },
   });
   const m = new VirtualServerManager([cfg], {
@@ -95,8 +98,9 @@ test('uthreshold / lthreshold reach the data plane pool', async (t) => {
   for (const r of runners) r.report('up', undefined, 'ok');
   await tick();
   const last = pools.at(-1)!;
-  t.like(last.dests.find((d) => d.address === '10.0.0.21'), { uthreshold: 100, lthreshold: 50 });
-  t.like(last.dests.find((d) => d.address === '10.0.0.22'), { uthreshold: 0, lthreshold: 0 });
+  t.like(last.dests.find((d) => d.endpoint.address === '10.0.0.21'), { uthreshold: 100, lthreshold: 50 });
+  const other = last.dests.find((d) => d.endpoint.address === '10.0.0.22')!;
+  t.is(other.uthreshold, undefined, 'no threshold configured: none sent');
   await m.stop();
 });
 
@@ -129,9 +133,10 @@ depool_threshold = 0.5
 sorry_server = { address = "10.0.0.99", port = 8080 }
 sorry_server_inhibit = true`);
   t.like(serviceSpec(cfg), {
-    protocol: 'udp', lbAlgo: 'sh', persistence: { timeoutMs: 30_000, prefix4: 24 }, connectTimeoutMs: 2000, ops: true, drainMs: 7000, maxConnsPerSource: 5, proxyProtocol: '',
+    match: { protocol: 'udp' }, scheduler: 'sh', persistence: { timeoutMs: 30_000, prefix: 24 }, ops: true, drainMs: 7000,
+    proxy: { connectTimeoutMs: 2000, maxConnsPerSource: 5, proxyProtocol: '' },
   });
-  t.is(serviceSpec(vsConfig('proxy_protocol = "v2"')).proxyProtocol, 'v2');
+  t.is(serviceSpec(vsConfig('proxy_protocol = "v2"')).proxy?.proxyProtocol, 'v2');
   t.like(poolParams(cfg), { quorum: 2, hysteresis: 1, alpha: true, omega: true, depoolThreshold: 0.5, sorryServerInhibit: true });
   t.like(poolParams(cfg).sorryServer, { address: '10.0.0.99', port: 8080 });
 });

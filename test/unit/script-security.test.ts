@@ -1,5 +1,6 @@
 import test from 'ava';
-import { auditScripts, resolveScriptUser, scriptRefs, vetScript, ScriptRunner, type ScriptFs } from '../../src/util/script.js';
+import { resolveScriptUser, scriptProblems, vetScript, ScriptRunner, type ScriptFs } from '../../src/util/script.js';
+import { scriptsOf } from '../../src/config/host-checks.js';
 import { commandAs, resolveUser, SETPRIV } from '../../src/util/exec.js';
 import { parseConfig } from '../../src/config/index.js';
 
@@ -70,14 +71,14 @@ function fakeFs(nodes: Record<string, FakeNode>): ScriptFs {
   };
   return {
     // lstat resolves every component but the last, as the kernel does.
-    lstat: async (p) => {
+    lstat: (p) => {
       if (p === '/') return st(get('/'));
       const i = p.lastIndexOf('/');
       const parent = i === 0 ? '/' : real(p.slice(0, i));
       return st(get(`${parent === '/' ? '' : parent}${p.slice(i)}`));
     },
-    stat: async (p) => st(get(real(p))),
-    realpath: async (p) => real(p),
+    stat: (p) => st(get(real(p))),
+    realpath: (p) => real(p),
   };
 }
 
@@ -97,8 +98,8 @@ test('vetScript: keepalived\'s rule for scripts running as root', async (t) => {
   ];
   for (const [what, extra, problem] of cases) {
     const fs = fakeFs({ ...base, ...extra });
-    const secure = await vetScript('/etc/ka/s.sh arg', ROOT, true, fs);
-    const lax = await vetScript('/etc/ka/s.sh arg', ROOT, false, fs);
+    const secure = vetScript('/etc/ka/s.sh arg', ROOT, true, fs);
+    const lax = vetScript('/etc/ka/s.sh arg', ROOT, false, fs);
     if (problem === null) {
       t.deepEqual(secure.refused, [], what);
       t.deepEqual(lax.warnings, [], what);
@@ -109,32 +110,32 @@ test('vetScript: keepalived\'s rule for scripts running as root', async (t) => {
     }
   }
   // A sticky world-writable directory (/tmp) is fine, as in keepalived; the file in it is not if it is someone else's.
-  t.deepEqual((await vetScript('/tmp/s.sh', ROOT, true, fakeFs({ ...base, '/tmp/s.sh': F() }))).refused, []);
-  t.regex((await vetScript('/tmp/s.sh', ROOT, true, fakeFs({ ...base, '/tmp/s.sh': F(0o755, 1000) }))).refused.join(), /owned by uid 1000/);
+  t.deepEqual((vetScript('/tmp/s.sh', ROOT, true, fakeFs({ ...base, '/tmp/s.sh': F() }))).refused, []);
+  t.regex((vetScript('/tmp/s.sh', ROOT, true, fakeFs({ ...base, '/tmp/s.sh': F(0o755, 1000) }))).refused.join(), /owned by uid 1000/);
 });
 
 test('vetScript: the same insecure file run as a non-root user is not refused (it gains nothing)', async (t) => {
   const fs = fakeFs({ ...base, '/tmp/s.sh': F(0o777, 65534, 65534) });
   const nobody = { uid: 65534, gid: 65534, groups: [65534] };
-  const v = await vetScript('/tmp/s.sh', nobody, true, fs);
+  const v = vetScript('/tmp/s.sh', nobody, true, fs);
   t.deepEqual(v.refused, []);
   t.false(v.privileged);
   // ... unless the file is set-uid root.
-  const suid = await vetScript('/tmp/s.sh', nobody, true, fakeFs({ ...base, '/tmp': D(0o777), '/tmp/s.sh': F(0o4755) }));
+  const suid = vetScript('/tmp/s.sh', nobody, true, fakeFs({ ...base, '/tmp': D(0o777), '/tmp/s.sh': F(0o4755) }));
   t.true(suid.privileged);
   t.regex(suid.refused.join(), /\/tmp is writable by everyone/);
 });
 
 test('vetScript: symlinks are followed and both paths walked; PATH search; missing and non-executable scripts are refused', async (t) => {
   const fs = fakeFs({ ...base, '/etc/ka/link': { kind: 'link', mode: 0o777, uid: 0, gid: 0, target: '/tmp/evil' }, '/tmp/evil': F(0o755, 1000) });
-  t.regex((await vetScript('/etc/ka/link', ROOT, true, fs)).refused.join(), /\/tmp\/evil is owned by uid 1000/);
-  const bare = await vetScript('true', ROOT, true, fakeFs(base), '/usr/local/bin:/usr/bin');
+  t.regex((vetScript('/etc/ka/link', ROOT, true, fs)).refused.join(), /\/tmp\/evil is owned by uid 1000/);
+  const bare = vetScript('true', ROOT, true, fakeFs(base), '/usr/local/bin:/usr/bin');
   t.is(bare.program, '/usr/bin/true');
   t.deepEqual(bare.refused, []);
-  t.deepEqual((await vetScript('/bin/true', ROOT, true, fakeFs(base))).refused, [], 'a root-owned symlinked directory (merged /usr) is accepted');
-  t.regex((await vetScript('nosuch', ROOT, true, fakeFs(base), '/usr/bin')).refused.join(), /not found in PATH/);
-  t.regex((await vetScript('/etc/ka/none.sh', ROOT, true, fakeFs(base))).refused.join(), /cannot be accessed: ENOENT/);
-  const noexec = await vetScript('/etc/ka/s.sh', { uid: 1000, gid: 1000, groups: [1000] }, false, fakeFs({ ...base, '/etc/ka/s.sh': F(0o750) }));
+  t.deepEqual((vetScript('/bin/true', ROOT, true, fakeFs(base))).refused, [], 'a root-owned symlinked directory (merged /usr) is accepted');
+  t.regex((vetScript('nosuch', ROOT, true, fakeFs(base), '/usr/bin')).refused.join(), /not found in PATH/);
+  t.regex((vetScript('/etc/ka/none.sh', ROOT, true, fakeFs(base))).refused.join(), /cannot be accessed: ENOENT/);
+  const noexec = vetScript('/etc/ka/s.sh', { uid: 1000, gid: 1000, groups: [1000] }, false, fakeFs({ ...base, '/etc/ka/s.sh': F(0o750) }));
   t.regex(noexec.refused.join(), /not executable by uid 1000/);
 });
 
@@ -162,20 +163,24 @@ notify_down = "/etc/ka/bad.sh down"
 check = { type = "MISC_CHECK", misc_path = "/etc/ka/bad.sh", user = "nobody" }
 `;
 
-test('scriptRefs lists every script kind with its key; auditScripts reports refusals per key', async (t) => {
+test('scriptsOf gives every script kind its user (own, else script_user); scriptProblems refuses per the resolved user', (t) => {
   const cfg = parseConfig(TOML, 'k.toml');
-  t.deepEqual(scriptRefs(cfg).map((r) => r.path.join('.')), [
-    'vrrp_script.0.script',
-    'vrrp_instance.0.notify_master',
-    'virtual_server.0.quorum_up',
-    'virtual_server.0.real_server.0.notify_down',
-    'virtual_server.0.real_server.0.check.0.misc_path',
+  t.deepEqual(scriptsOf(cfg).map((r) => [r.path.join('.'), r.user]), [
+    ['vrrp_script.0.script', 'root'],
+    ['vrrp_instance.0.notify_master', 'root'],
+    ['virtual_server.0.quorum_up', 'root'],
+    ['virtual_server.0.real_server.0.notify_down', 'root'],
+    ['virtual_server.0.real_server.0.check.0.misc_path', 'nobody'],
   ]);
   const fs = fakeFs({ ...base, '/etc/ka/good.sh': F(), '/etc/ka/bad.sh': F(0o777, 65534) });
-  const problems = await auditScripts(cfg, { passwd, group }, fs, ROOT);
-  t.deepEqual(problems.map((p) => [p.path.join('.'), p.severity]), [
-    ['vrrp_script.0.script', 'error'],
-    ['virtual_server.0.real_server.0.notify_down', 'error'],
+  const policy = { enable_script_security: true, script_user: 'root' };
+  const verdicts = scriptsOf(cfg).map((r) => [r.path.join('.'), scriptProblems(r.command, r.user, policy, { passwd, group }, fs, ROOT).errors.length > 0]);
+  t.deepEqual(verdicts, [
+    ['vrrp_script.0.script', true],
+    ['vrrp_instance.0.notify_master', false],
+    ['virtual_server.0.quorum_up', false],
+    ['virtual_server.0.real_server.0.notify_down', true],
+    ['virtual_server.0.real_server.0.check.0.misc_path', false],
   ], 'the MISC_CHECK runs as nobody: not refused');
 });
 

@@ -54,7 +54,7 @@ async function world(toml: string) {
   let deliver: (pkt: VrrpPacketIn) => void = () => undefined;
   const scripts = new ScriptRunner({
     policy: () => policyOf(config.global), // as the daemon builds it
-    fs: { lstat: async () => { throw new Error('unused'); }, stat: async () => ({ mode: 0o100755, uid: 0, gid: 0, isFile: () => true, isDirectory: () => false, isSymbolicLink: () => false }), realpath: async (p) => p },
+    fs: { lstat: () => { throw new Error('unused'); }, stat: () => ({ mode: 0o100755, uid: 0, gid: 0, isFile: () => true, isDirectory: () => false, isSymbolicLink: () => false }), realpath: (p) => p },
     userFiles: () => ({ passwd: 'root:x:0:0::/root:/bin/sh\nsvc:x:1000:1000::/home/svc:/bin/sh\n', group: 'root:x:0:\n' }),
     run: async (line, args = [], timeoutMs = 0, opts) => { ran.push({ line, args, user: opts?.runAs?.name, timeoutMs }); return { code: scriptExit(line), signal: null, timedOut: false }; },
   });
