@@ -12,6 +12,7 @@ import type { ServiceSpec } from '../../src/lvs/dataplane/contract.js';
 import type { LimitStats } from '../../src/lvs/dataplane/proxy/protocol.js';
 import { addrMatch, endpoint, endpointText, serviceKey, type Endpoint } from '../../src/util/endpoint.js';
 import { contractSpec } from '../lib/dataplane-contract.js';
+import { freeTcpPort } from '../lib/http-client.js';
 
 type DataPlane = ProxyDataplane;
 
@@ -34,17 +35,6 @@ async function limitsOf(dp: DataPlane): Promise<LimitStats> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function freePort(address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, address, () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function echoServer(t: ExecutionContext, address: string): Promise<number> {
   const server = net.createServer((c) => {
@@ -72,7 +62,7 @@ function attempt(host: string, port: number, localAddress?: string): Promise<{ r
 
 async function setup(t: ExecutionContext, vip: string, proxy: Partial<NonNullable<ServiceSpec['proxy']>> = {}, protocol: 'tcp' | 'udp' = 'tcp') {
   const rsPort = protocol === 'tcp' ? await echoServer(t, '127.0.0.2') : await udpEcho(t, '127.0.0.2');
-  const port = await freePort(vip);
+  const port = await freeTcpPort(vip);
   const s = spec(protocol, vip, port, proxy);
   const dp = new ProxyDataplane({ autoRestart: false });
   t.teardown(() => dp.close());
@@ -221,7 +211,7 @@ function greeting(host: string, port: number): Promise<{ from: string; sock: net
 test('uthreshold / lthreshold: a server at its upper threshold gets no new connections until below the lower one', async (t) => {
   const vip = '127.0.3.7';
   const [pa, pb] = [await greeter(t, '127.0.0.2'), await greeter(t, '127.0.0.3')];
-  const port = await freePort(vip);
+  const port = await freeTcpPort(vip);
   const s = spec('tcp', vip, port, {}, { scheduler: 'fo' });
   const dp = new ProxyDataplane({ autoRestart: false });
   t.teardown(() => dp.close());
@@ -252,7 +242,7 @@ test('lvs_timeouts tcpfin: a half-closed connection idle that long is closed (th
   await new Promise<void>((r) => server.listen(0, '127.0.0.2', () => r()));
   t.teardown(() => new Promise<void>((r) => { for (const h of held) h.destroy(); server.close(() => r()); }));
   const vip = '127.0.3.8';
-  const port = await freePort(vip);
+  const port = await freeTcpPort(vip);
   const s = spec('tcp', vip, port);
   const dp = new ProxyDataplane({ autoRestart: false });
   t.teardown(() => dp.close());

@@ -278,17 +278,20 @@ rise = 5
   await w.m.stop();
 });
 
-test('vrrp_sync_group: group members follow each other; group notify and track_script', async (t) => {
-  const w = await world(`${BASE()}
-[[vrrp_instance]]
+/** A second instance on eth1 (VRID 52) for the sync-group tests. */
+const SECOND_INSTANCE = (priority: number) => `[[vrrp_instance]]
 name = "VI_2"
 interface = "eth1"
 virtual_router_id = 52
 version = 3
 advert_int = 0.05
-priority = 150
+priority = ${priority}
 virtual_ipaddress = ["10.0.1.50/24"]
-track_interface = ["eth1"]
+`;
+
+test('vrrp_sync_group: group members follow each other; group notify and track_script', async (t) => {
+  const w = await world(`${BASE()}
+${SECOND_INSTANCE(150)}track_interface = ["eth1"]
 
 [[vrrp_sync_group]]
 name = "G"
@@ -348,15 +351,7 @@ test('the announcer of a reloaded instance gets the new [global] pacing', async 
 
 test('vrrp_sync_group track_script: the script changes the priority of every member', async (t) => {
   const w = await world(`${BASE()}
-[[vrrp_instance]]
-name = "VI_2"
-interface = "eth1"
-virtual_router_id = 52
-version = 3
-advert_int = 0.05
-priority = 140
-virtual_ipaddress = ["10.0.1.50/24"]
-
+${SECOND_INSTANCE(140)}
 [[vrrp_script]]
 name = "chk"
 script = "/chk"
