@@ -112,6 +112,7 @@ const VS_SETTINGS = [
   'maxconn_per_source',
   'depool_threshold',
   'proxy_protocol',
+  'slow_start',
   'drain_timeout',
 ] as const;
 const VS_LISTS = ['real_server'] as const;

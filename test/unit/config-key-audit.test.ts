@@ -213,6 +213,7 @@ export const AUDIT: Record<string, Entry> = {
   'virtual_server[].connect_timeout': [VS_DEFAULTS, SPEC],
   'virtual_server[].warmup': VS_DEFAULTS,
   'virtual_server[].maxconn_per_source': [SPEC, p(U('lvs-dataplane-limits'), 'maxConnsPerSource: one address is capped')],
+  'virtual_server[].slow_start': [p(U('lvs-manager-override'), 'slow start: a recovered server ramps on a timer of its own; an un-drained one too; none at start-up'), p(U('lvs-pool'), 'slow start: a recovered server ramps from 1 to its weight over slowStartMs, the others scaled alike')],
   'virtual_server[].depool_threshold': [SPEC, p(U('lvs-pool'), 'depool threshold: failing servers beyond the threshold stay pooled')],
   'virtual_server[].proxy_protocol': [SPEC, p(U('lvs-dataplane'), 'PROXY protocol v1 and v2 headers reach the real server')],
   'virtual_server[].drain_timeout': [SPEC, p(N('graceful-stop'), 'a second SIGTERM during the graceful stop shortens the drain')],
