@@ -183,7 +183,7 @@ export const AUDIT: Record<string, Entry> = {
   'virtual_server[].port': p(N('lvs-service'), 'rr splits evenly through the VIP'),
   'virtual_server[].protocol': [SPEC, p(N('sync-failover'), 'persistent clients and a UDP flow keep their real server')],
   'virtual_server[].lb_algo': [SPEC, p(N('lvs-service'), 'wrr follows weights 1:3')],
-  'virtual_server[].lb_kind': [p(U('config-valid'), 'lb_kind defaults to NAT (keepalived); the data-plane spec carries what the config says'), p(U('dataplane-set'), 'the built-in registration: the proxy forwards PROXY; a NAT service makes the manager fail at start')],
+  'virtual_server[].lb_kind': [p(U('config-valid'), 'lb_kind defaults to NAT (keepalived); the data-plane spec carries what the config says'), p(U('dataplane-set'), 'the built-in registration: the proxy forwards PROXY, nftables DR, NAT and FULLNAT'), p(N('lvs-kernel'), 'daemon, lb_kind DR: MASTER forwards in the kernel'), p(N('lvs-kernel'), 'daemon, lb_kind NAT: the classic LVS-NAT pair')],
   'virtual_server[].ports': SERVICE_KEYS,
   'virtual_server[].fwmark': SERVICE_KEYS,
   'virtual_server[].ip_family': SERVICE_KEYS,
