@@ -1127,6 +1127,247 @@ static napi_value nft_counters(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* ----------------------- nf_tables set elements (raw nfnetlink) ----------------------- */
+
+/* Dumps the elements of one set or map of one table (NFT_MSG_GETSETELEM) on the libuv thread
+ * pool, for connection sync: the DR connection and persistence tables. libnftables would print
+ * them as JSON (about ten times the CPU); this returns them packed in one Buffer, one record per
+ * element: u8 key length, u8 data length, u16 flags (bit 0: the element has a timeout),
+ * be32 timeout ms, be32 expiration ms (time left), key bytes, data bytes. */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int family;
+  char table[NFT_TABLE_MAXNAMELEN];
+  char set[NFT_SET_MAXNAMELEN];
+  uint8_t *out;
+  size_t len, cap;
+  int err;
+  const char *where;
+} sel_job_t;
+
+static bool sel_reserve(sel_job_t *j, size_t more) {
+  if (j->len + more <= j->cap) return true;
+  size_t cap = j->cap ? j->cap : 1 << 16;
+  while (cap < j->len + more) cap *= 2;
+  uint8_t *n = realloc(j->out, cap);
+  if (!n) return false;
+  j->out = n;
+  j->cap = cap;
+  return true;
+}
+
+static void be32_write(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+/* The NFTA_DATA_VALUE inside a nested NFTA_SET_ELEM_KEY / _DATA attribute. */
+static bool sel_value(const char *payload, size_t plen, const uint8_t **val, size_t *vlen) {
+  size_t o = 0;
+  while (o + NLA_HDRLEN <= plen) {
+    const struct nlattr *b = (const struct nlattr *)(payload + o);
+    if (b->nla_len < NLA_HDRLEN || o + b->nla_len > plen) return false;
+    if ((b->nla_type & NLA_TYPE_MASK) == NFTA_DATA_VALUE) {
+      *val = (const uint8_t *)b + NLA_HDRLEN;
+      *vlen = b->nla_len - NLA_HDRLEN;
+      return *vlen <= 255;
+    }
+    o += NLA_ALIGN(b->nla_len);
+  }
+  return false;
+}
+
+static void sel_parse_elem(sel_job_t *j, const char *p, size_t plen) {
+  const uint8_t *key = NULL, *data = NULL;
+  size_t klen = 0, dlen = 0;
+  uint64_t timeout = 0, expiration = 0;
+  bool has_timeout = false;
+  size_t o = 0;
+  while (o + NLA_HDRLEN <= plen) {
+    const struct nlattr *a = (const struct nlattr *)(p + o);
+    if (a->nla_len < NLA_HDRLEN || o + a->nla_len > plen) break;
+    const char *ap = (const char *)a + NLA_HDRLEN;
+    size_t al = a->nla_len - NLA_HDRLEN;
+    switch (a->nla_type & NLA_TYPE_MASK) {
+      case NFTA_SET_ELEM_KEY:
+        if (!sel_value(ap, al, &key, &klen)) key = NULL;
+        break;
+      case NFTA_SET_ELEM_DATA:
+        if (!sel_value(ap, al, &data, &dlen)) data = NULL, dlen = 0;
+        break;
+      case NFTA_SET_ELEM_TIMEOUT:
+        if (al >= 8) timeout = be64_read(ap), has_timeout = true;
+        break;
+      case NFTA_SET_ELEM_EXPIRATION:
+        if (al >= 8) expiration = be64_read(ap);
+        break;
+    }
+    o += NLA_ALIGN(a->nla_len);
+  }
+  if (!key) return;
+  size_t rec = 12 + klen + dlen;
+  if (!sel_reserve(j, rec)) {
+    j->err = ENOMEM;
+    j->where = "malloc";
+    return;
+  }
+  uint8_t *w = j->out + j->len;
+  w[0] = (uint8_t)klen;
+  w[1] = (uint8_t)dlen;
+  w[2] = 0;
+  w[3] = has_timeout ? 1 : 0;
+  be32_write(w + 4, timeout > 0xffffffffu ? 0xffffffffu : (uint32_t)timeout);
+  be32_write(w + 8, expiration > 0xffffffffu ? 0xffffffffu : (uint32_t)expiration);
+  memcpy(w + 12, key, klen);
+  if (dlen) memcpy(w + 12 + klen, data, dlen);
+  j->len += rec;
+}
+
+/* One NFT_MSG_NEWSETELEM message: NFTA_SET_ELEM_LIST_ELEMENTS holds NFTA_LIST_ELEM nests. */
+static void sel_parse_msg(sel_job_t *j, const struct nlmsghdr *nlh) {
+  size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+  while (off + NLA_HDRLEN <= nlh->nlmsg_len && !j->err) {
+    const struct nlattr *a = (const struct nlattr *)((const char *)nlh + off);
+    if (a->nla_len < NLA_HDRLEN || off + a->nla_len > nlh->nlmsg_len) break;
+    if ((a->nla_type & NLA_TYPE_MASK) == NFTA_SET_ELEM_LIST_ELEMENTS) {
+      const char *payload = (const char *)a + NLA_HDRLEN;
+      size_t plen = a->nla_len - NLA_HDRLEN, o = 0;
+      while (o + NLA_HDRLEN <= plen && !j->err) {
+        const struct nlattr *e = (const struct nlattr *)(payload + o);
+        if (e->nla_len < NLA_HDRLEN || o + e->nla_len > plen) break;
+        if ((e->nla_type & NLA_TYPE_MASK) == NFTA_LIST_ELEM) sel_parse_elem(j, (const char *)e + NLA_HDRLEN, e->nla_len - NLA_HDRLEN);
+        o += NLA_ALIGN(e->nla_len);
+      }
+    }
+    off += NLA_ALIGN(a->nla_len);
+  }
+}
+
+static void sel_job_execute(napi_env env, void *data) {
+  sel_job_t *j = (sel_job_t *)data;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) {
+    j->err = errno;
+    j->where = "socket(NETLINK_NETFILTER)";
+    return;
+  }
+  int rcv = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+  union {
+    struct nlmsghdr nlh;
+    char buf[512];
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+  req.nlh.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nlh.nlmsg_seq = 1;
+  struct nfgenmsg *nfg = (struct nfgenmsg *)NLMSG_DATA(&req.nlh);
+  nfg->nfgen_family = (uint8_t)j->family;
+  nfg->version = NFNETLINK_V0;
+  ctr_add_attr(&req.nlh, NFTA_SET_ELEM_LIST_TABLE, j->table, (uint16_t)(strlen(j->table) + 1));
+  ctr_add_attr(&req.nlh, NFTA_SET_ELEM_LIST_SET, j->set, (uint16_t)(strlen(j->set) + 1));
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    j->err = errno;
+    j->where = "sendto";
+    close(fd);
+    return;
+  }
+  size_t bufsize = 1 << 17;
+  char *buf = malloc(bufsize);
+  if (!buf) {
+    j->err = ENOMEM;
+    j->where = "malloc";
+    close(fd);
+    return;
+  }
+  bool done = false;
+  while (!done && !j->err) {
+    ssize_t n = recv(fd, buf, bufsize, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      j->err = errno;
+      j->where = "recv";
+      break;
+    }
+    if (n == 0) break;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
+        if (e->error != 0) {
+          j->err = -e->error;
+          j->where = "NFT_MSG_GETSETELEM";
+        }
+        done = true;
+        break;
+      }
+      if ((h->nlmsg_type & 0xff) == NFT_MSG_NEWSETELEM) sel_parse_msg(j, h);
+    }
+  }
+  free(buf);
+  close(fd);
+}
+
+static void sel_job_complete(napi_env env, napi_status status, void *data) {
+  sel_job_t *j = (sel_job_t *)data;
+  napi_value result = NULL;
+  void *copy = NULL;
+  bool ok = status == napi_ok && j->err == 0 && napi_create_buffer(env, j->len, &copy, &result) == napi_ok;
+  if (ok) {
+    if (j->len) memcpy(copy, j->out, j->len);
+    napi_resolve_deferred(env, j->deferred, result);
+  } else {
+    napi_value e = make_errno_error(env, j->where ? j->where : "nft set elements", j->err ? j->err : ENOMEM);
+    if (!e) napi_get_undefined(env, &e);
+    napi_reject_deferred(env, j->deferred, e);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j->out);
+  free(j);
+}
+
+/* nftSetElements(family, table, set) -> Promise<Buffer> (records as described above). */
+static napi_value nft_set_elements(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t family;
+  char table[NFT_TABLE_MAXNAMELEN], set[NFT_SET_MAXNAMELEN];
+  size_t len = 0, slen = 0;
+  napi_valuetype t;
+  if (!get_args(env, info, 3, argv) || !arg_int(env, argv[0], 0, 255, "family", &family)) return NULL;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_string ||
+      napi_get_value_string_utf8(env, argv[1], table, sizeof table, &len) != napi_ok || len == 0 ||
+      len >= sizeof table - 1)
+    return throw_type(env, "table must be a table name");
+  if (napi_typeof(env, argv[2], &t) != napi_ok || t != napi_string ||
+      napi_get_value_string_utf8(env, argv[2], set, sizeof set, &slen) != napi_ok || slen == 0 ||
+      slen >= sizeof set - 1)
+    return throw_type(env, "set must be a set name");
+  sel_job_t *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, "malloc", ENOMEM);
+  j->family = family;
+  memcpy(j->table, table, len + 1);
+  memcpy(j->set, set, slen + 1);
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "keepalive:nft-set-elements", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, sel_job_execute, sel_job_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    free(j);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  return promise;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1138,6 +1379,7 @@ NAPI_MODULE_INIT() {
       {"raw6Send", NULL, raw6_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Close", NULL, raw6_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftLoad", NULL, nft_load, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftSetElements", NULL, nft_set_elements, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftOpen", NULL, nft_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftRun", NULL, nft_run, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftClose", NULL, nft_close, NULL, NULL, NULL, napi_enumerable, NULL},

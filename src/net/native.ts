@@ -44,6 +44,7 @@ interface NativeBinding {
   nftRun(handle: NftHandle, commands: string, outputFlags: number): Promise<NftRunResult>;
   nftClose(handle: NftHandle): void;
   nftCounters(family: number, table: string): Promise<Record<string, [number, number]>>;
+  nftSetElements(family: number, table: string, set: string): Promise<Buffer>;
 }
 
 /** Opaque handle of a libnftables context (native/keepalive_native.c). */
@@ -289,6 +290,14 @@ export const libnftables = {
    */
   counters(family: number, table: string): Promise<Record<string, [number, number]>> {
     return native().nftCounters(family, table);
+  },
+  /**
+   * The elements of one set or map from one raw nfnetlink dump on the thread pool, packed:
+   * per element u8 key length, u8 data length, u16 flags (bit 0: has a timeout), be32 timeout
+   * ms, be32 time left ms, key bytes, data bytes (nftables/elements.ts decodes them).
+   */
+  setElements(family: number, table: string, set: string): Promise<Buffer> {
+    return native().nftSetElements(family, table, set);
   },
 };
 

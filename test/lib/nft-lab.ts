@@ -11,7 +11,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LbKind, PoolSpec, ServiceSpec } from '../../src/lvs/dataplane/contract.js';
-import type { SchedulerName } from '../../src/lvs/sched/index.js';
+import type { SchedulerName } from '../../src/lvs/scheduler-names.js';
 import { endpoint, endpointText, serviceKey, type ServiceMatch } from '../../src/util/endpoint.js';
 import type { Lab, LabHost, LabProcess } from './lab-core.js';
 import { nginxConfig, waitUntilListening } from './servers.js';
@@ -150,6 +150,7 @@ export function svcSpec(o: SpecOptions): ServiceSpec {
     hash: { seed: o.seed ?? 0xc0ffee, tableSize: o.tableSize ?? 65537, port: o.hashPort ?? false, fallback: false },
     persistence: o.persistence ?? null,
     drainMs: o.drainMs ?? 2000,
+    ops: false,
   };
 }
 

@@ -16,6 +16,7 @@ function spec(match: ServiceMatch, o: Partial<ServiceSpec> & Pick<ServiceSpec, '
     hash: { seed: 0xc0ffee, tableSize: 13, port: false, fallback: false },
     persistence: null,
     drainMs: 2000,
+    ops: false,
     ...o,
   };
 }

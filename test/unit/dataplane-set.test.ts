@@ -140,11 +140,11 @@ test('the lifecycle base checks arguments with codes and records the desired sta
   await t.throwsAsync(fake.serve(natSvc.key), { code: 'E_CLOSED' } as never);
 });
 
-test('the built-in registration: the proxy forwards PROXY; a NAT service makes the manager fail at start with the reason', async (t) => {
-  t.deepEqual(DATAPLANE_IMPLEMENTATIONS.map((i) => [i.name, i.kinds]), [['proxy', ['PROXY']]]);
+test('the built-in registration: the proxy forwards PROXY, nftables DR/NAT/FULLNAT; a kind without implementation makes the manager fail at start with the reason', async (t) => {
+  t.deepEqual(DATAPLANE_IMPLEMENTATIONS.map((i) => [i.name, i.kinds]), [['proxy', ['PROXY']], ['nftables', ['DR', 'NAT', 'FULLNAT']]]);
   const cfg = parseConfig('[[virtual_server]]\naddress = "192.0.2.50"\nport = 80\n[[virtual_server.real_server]]\naddress = "192.0.2.21"\n', 'nat.toml');
   t.is(cfg.virtual_server[0]!.lb_kind, 'NAT', 'valid config: check passes');
-  const set = new DataplaneSet();
+  const set = new DataplaneSet({}, DATAPLANE_IMPLEMENTATIONS.filter((i) => i.name === 'proxy'));
   const lvs = new VirtualServerManager(cfg.virtual_server, { dataPlane: set, log: pino({ level: 'silent' }), healthRunner: () => ({ start() {}, stop() {}, stats: () => ({ checkers: [] }) }) as never });
   const err = await t.throwsAsync(lvs.start());
   t.is((err as { code?: string }).code, 'E_DATAPLANE_UNAVAILABLE');

@@ -29,6 +29,8 @@ import {
   type ServiceSpec,
 } from './contract.js';
 import { ProxyDataplane } from './proxy/index.js';
+import { NFT_KINDS, NftablesDataplane } from './nftables/index.js';
+import { maglevTable } from '../maglev.js';
 
 export * from './contract.js';
 
@@ -38,6 +40,8 @@ export interface DataplaneContext {
   readonly eventBatchMs?: number;
   /** Reports errors that happen outside a call (a worker died, a transaction failed later). */
   readonly onError?: (implementation: string, err: Error) => void;
+  /** Warnings and notes of an implementation (e.g. a failed background transaction). */
+  readonly log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface DataplaneImplementation {
@@ -56,6 +60,17 @@ export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
     name: 'proxy',
     kinds: ['PROXY'],
     create: (ctx) => new ProxyDataplane(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
+  },
+  {
+    name: 'nftables',
+    kinds: NFT_KINDS,
+    create: (ctx) =>
+      new NftablesDataplane({
+        // Destinations are keyed by their id (a hash of service and endpoint, the same on every director).
+        maglev: (dests, size, seed) => maglevTable(dests.map((d) => ({ key: d.id.toString(16), weight: d.weight })), size, seed),
+        ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
+        ...(ctx.log ? { log: ctx.log } : {}),
+      }),
   },
 ];
 
@@ -119,7 +134,7 @@ export class DataplaneSet implements Dataplane, ConnectionState {
       if (!slot) {
         throw new KeepaliveError(
           'E_DATAPLANE_UNAVAILABLE',
-          `${spec.key}: lb_kind "${spec.kind}" needs the kernel data plane (nftables), which this build does not have yet; use lb_kind = "PROXY" for the user-space proxy`,
+          `${spec.key}: lb_kind "${spec.kind}" has no data plane in this build (registered: ${this.kinds.join(", ")}); use lb_kind = "PROXY" for the user-space proxy`,
         );
       }
       let list = bySlot.get(slot);

@@ -12,7 +12,22 @@
 import { execFile } from 'node:child_process';
 import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
-import type { DataplaneStats, Dataplane, DestStats, LbKind, PoolSpec, ServiceSpec, ServiceStats } from '../contract.js';
+import type {
+  ConnectionEvent,
+  ConnectionSnapshot,
+  ConnectionState,
+  ConnRef,
+  DataplaneStats,
+  Dataplane,
+  DestStats,
+  LbKind,
+  PoolSpec,
+  RestoreEntry,
+  ServiceSpec,
+  ServiceStats,
+  TemplateEntry,
+} from '../contract.js';
+import { connElementText, connFieldsOf, decodeElements, diffTables, indexDump, persistClientOf, templateElementText, type TableDump, type TableEntry } from './elements.js';
 import { countConntrack, countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
 import { systemFacts, type DirectorFacts } from './facts.js';
 import { IdRegistry } from './ids.js';
@@ -53,6 +68,14 @@ export interface NftablesOptions {
   /** `conntrack` binary (NAT ActiveConn/InActConn). */
   conntrackPath?: string;
   now?: () => number;
+  /**
+   * Connection sync: how often the connection and persistence tables are dumped and compared
+   * while someone subscribes to onEvent (ms). Default 100; a dump that takes long stretches the
+   * period so reading stays under ~10 % of the time.
+   */
+  syncPollMs?: number;
+  /** Connection-event batching asked for by the daemon (ms): the poll period when syncPollMs is not given. */
+  eventBatchMs?: number;
 }
 
 interface Retired {
@@ -112,7 +135,24 @@ function defaultMaglev(): never {
   throw new KeepaliveError('E_CONFIG_INVALID', 'lb_algo "mh" on the kernel path needs the shared Maglev table module');
 }
 
-export class NftablesDataplane implements Dataplane {
+/** Figures of the table dumps behind connection events (status/metrics `sync` of the data plane). */
+interface SyncPollStats {
+  polls: number;
+  lastMs: number;
+  maxMs: number;
+  totalMs: number;
+  /** Entries seen in the last poll (connections + templates). */
+  entries: number;
+  events: number;
+  /** DR connections that cannot be synced (IPv6 keys hold only the low address bits). */
+  unsyncable: number;
+  restored: number;
+  restoreReplaced: number;
+  restoreSkipped: number;
+  restoreFailures: number;
+}
+
+export class NftablesDataplane implements Dataplane, ConnectionState {
   readonly name = 'nftables';
   readonly kinds = NFT_KINDS;
 
@@ -136,7 +176,7 @@ export class NftablesDataplane implements Dataplane {
   #closing: Promise<void> | undefined;
 
   /** Mutations waiting for the next transaction. */
-  #pending: Array<{ mutate: (s: Map<ServiceKey, SvcState>) => void; p: Pending }> = [];
+  #pending: Array<{ mutate: (s: Map<ServiceKey, SvcState>) => void; p: Pending; extra?: () => Promise<string[]> }> = [];
   #running = false;
   #timers = new Set<NodeJS.Timeout>();
   #poll: NodeJS.Timeout | undefined;
@@ -150,6 +190,15 @@ export class NftablesDataplane implements Dataplane {
   #persistEntries = 0;
   #conntrackProblem: string | undefined;
 
+  // Connection sync (ConnectionState)
+  readonly #syncPollMs: number;
+  readonly #listeners = new Set<(events: readonly ConnectionEvent[]) => void>();
+  #syncTimer: NodeJS.Timeout | undefined;
+  #syncRunning: Promise<void> | undefined;
+  /** Last dump per table ("<service name> <table name>"). */
+  #syncPrev = new Map<string, TableDump>();
+  readonly #syncStats: SyncPollStats = { polls: 0, lastMs: 0, maxMs: 0, totalMs: 0, entries: 0, events: 0, unsyncable: 0, restored: 0, restoreReplaced: 0, restoreSkipped: 0, restoreFailures: 0 };
+
   constructor(opts: NftablesOptions = {}) {
     this.#transport = opts.transport ?? new LibnftablesTransport();
     this.#facts = opts.facts ?? systemFacts;
@@ -159,6 +208,7 @@ export class NftablesDataplane implements Dataplane {
     this.#log = opts.log ?? (() => undefined);
     this.#conntrack = opts.conntrackPath ?? 'conntrack';
     this.#now = opts.now ?? Date.now;
+    this.#syncPollMs = Math.max(10, opts.syncPollMs ?? opts.eventBatchMs ?? 100);
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -346,6 +396,17 @@ export class NftablesDataplane implements Dataplane {
         conn_table_entries: this.#connEntries,
         conn_table_full_total: full,
         persistence_entries: this.#persistEntries,
+        sync_polls: this.#syncStats.polls,
+        sync_poll_last_ms: round3(this.#syncStats.lastMs),
+        sync_poll_max_ms: round3(this.#syncStats.maxMs),
+        sync_poll_ms_total: round3(this.#syncStats.totalMs),
+        sync_table_entries: this.#syncStats.entries,
+        sync_events: this.#syncStats.events,
+        sync_unsyncable: this.#syncStats.unsyncable,
+        sync_restored: this.#syncStats.restored,
+        sync_restore_replaced: this.#syncStats.restoreReplaced,
+        sync_restore_skipped: this.#syncStats.restoreSkipped,
+        sync_restore_failures: this.#syncStats.restoreFailures,
       },
     };
   }
@@ -353,6 +414,264 @@ export class NftablesDataplane implements Dataplane {
   close(): Promise<void> {
     this.#closing ??= this.#doClose();
     return this.#closing;
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // ConnectionState: connection sync of the kernel's dynamic tables
+  //
+  // DR connection tables (flow -> destination id) and persistence tables (client network -> id)
+  // are dumped with one raw netlink request each (the addon) every syncPollMs while someone
+  // listens, and compared with the previous dump: new flows, flows whose destination or timeout
+  // changed (first packet -> established) and new templates become events; flows gone from the
+  // table become conn_end / udp_flow_expired. NAT/FULLNAT connections live in conntrack, which
+  // conntrackd replicates (src/sync/conntrackd.ts); their persistence templates come from here.
+
+  onEvent(cb: (events: readonly ConnectionEvent[]) => void): () => void {
+    this.#listeners.add(cb);
+    this.#scheduleSyncPoll(0);
+    return () => {
+      this.#listeners.delete(cb);
+      if (this.#listeners.size === 0) {
+        clearTimeout(this.#syncTimer);
+        this.#syncTimer = undefined;
+        this.#syncPrev.clear();
+      }
+    };
+  }
+
+  async snapshot(): Promise<ConnectionSnapshot> {
+    this.#checkOpen();
+    const out: { templates: TemplateEntry[]; udpFlows: ConnectionSnapshot['udpFlows']; conns: ConnectionSnapshot['conns'] } = { templates: [], udpFlows: [], conns: [] };
+    const now = this.#now();
+    for (const t of this.#syncTables()) {
+      const dump = await this.#dumpTable(t.family, t.table, now);
+      if (!dump) continue;
+      for (const e of dump.values()) {
+        const ev = this.#eventOf(t, e, now, false);
+        if (!ev) continue;
+        if (ev.type === 'template') out.templates.push(ev);
+        else if (ev.type === 'udp_flow_new') out.udpFlows.push({ ...refOf(ev), type: 'udp_flow', expiresInMs: ev.timeoutMs });
+        else if (ev.type === 'conn_new') out.conns.push({ ...refOf(ev), type: 'conn', ...(ev.expiresInMs === undefined ? {} : { expiresInMs: ev.expiresInMs }) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Writes synced connections (DR) and templates (all kinds) into this director's tables, in a
+   * transaction of its own queued before any serve() that follows the call. An entry whose key
+   * is already in a table with another destination replaces it; entries of unknown services or
+   * destinations not in the pool any more are skipped (counted).
+   */
+  async restore(entries: readonly RestoreEntry[]): Promise<void> {
+    this.#checkOpen();
+    if (entries.length === 0) return;
+    // Current contents first, so keys pinned elsewhere are deleted before they are added.
+    const tables = new Map<string, { family: NftFamily; table: string; lines: Map<string, string>; ids: Map<string, number> }>();
+    let skipped = 0;
+    for (const e of entries) {
+      const s = this.#state.get(e.service);
+      if (!s || s.removing !== undefined) {
+        skipped++;
+        continue;
+      }
+      const dyn = dynamicNames(s.spec, s.name, this.#limits);
+      const family: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+      const id = this.#destIdOf(s, e.dest);
+      if (id === undefined) {
+        skipped++;
+        continue;
+      }
+      let table: string | null = null;
+      let key: string | null = null;
+      let line: string | null = null;
+      if (e.type === 'template') {
+        table = dyn.persist;
+        key = e.client;
+        line = table ? templateElementText(s.spec, e.client, id, s.spec.persistence?.timeoutMs ?? e.expiresInMs, e.expiresInMs) : null;
+      } else if (s.spec.kind === 'DR' && !opsOf(s.spec)) {
+        table = dyn.conn;
+        const f = { client: e.client, virtual: e.virtual };
+        const timeout = (e.protocol === 'udp' ? this.#limits.udpTimeoutS : this.#limits.tcpTimeoutS) * 1000;
+        const expires = e.expiresInMs ?? timeout;
+        line = connElementText(s.spec, f, id, timeout, expires);
+        key = line === null ? null : line.slice(0, line.indexOf(' timeout '));
+      }
+      if (!table || key === null || line === null) {
+        skipped++;
+        continue;
+      }
+      const k = `${family} ${table}`;
+      let t = tables.get(k);
+      if (!t) tables.set(k, (t = { family, table, lines: new Map(), ids: new Map() }));
+      t.lines.set(key, line);
+      t.ids.set(key, id);
+    }
+    this.#syncStats.restoreSkipped += skipped;
+    if (tables.size === 0) return;
+    let replaced = 0;
+    let count = 0;
+    // Queued now (synchronously), so a serve() called after restore() commits with or after it.
+    const cmds = async (): Promise<string[]> => {
+      const out: string[] = [];
+      replaced = 0;
+      count = 0;
+      for (const t of tables.values()) {
+        const have = await this.#dumpKeyTexts(t.family, t.table);
+        const del: string[] = [];
+        for (const [key, id] of t.ids) {
+          const cur = have.get(key);
+          if (cur !== undefined && cur !== id) del.push(key);
+        }
+        replaced += del.length;
+        for (let i = 0; i < del.length; i += 4096) out.push(`delete element ${t.family} ${TABLE} ${t.table} { ${del.slice(i, i + 4096).join(', ')} }`);
+        const lines = [...t.lines.values()];
+        count += lines.length;
+        for (let i = 0; i < lines.length; i += 4096) out.push(`add element ${t.family} ${TABLE} ${t.table} { ${lines.slice(i, i + 4096).join(', ')} }`);
+      }
+      return out;
+    };
+    try {
+      await this.#change(() => undefined, cmds);
+      this.#syncStats.restored += count;
+      this.#syncStats.restoreReplaced += replaced;
+    } catch (err) {
+      this.#syncStats.restoreFailures++;
+      throw err;
+    }
+  }
+
+  /** Tables that connection sync reads: DR connection tables and every persistence table. */
+  #syncTables(): SyncTable[] {
+    const out: SyncTable[] = [];
+    if (!this.#model) return out;
+    for (const s of this.#state.values()) {
+      if (s.removing !== undefined) continue;
+      const dyn = dynamicNames(s.spec, s.name, this.#limits);
+      const family: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+      if (s.spec.kind === 'DR' && !opsOf(s.spec)) out.push({ state: s, family, table: dyn.conn, what: 'conn' });
+      if (dyn.persist) out.push({ state: s, family, table: dyn.persist, what: 'persist' });
+    }
+    return out;
+  }
+
+  async #dumpTable(family: NftFamily, table: string, now: number): Promise<Map<string, TableEntry> | null> {
+    if (!this.#transport.elements) return null;
+    try {
+      return indexDump(decodeElements(await this.#transport.elements(family, table)), now);
+    } catch {
+      return null; // removed meanwhile (a reload): its events stop with it
+    }
+  }
+
+  /** Key text -> id of the elements of a table, in the notation restore() writes. */
+  async #dumpKeyTexts(family: NftFamily, table: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const dump = await this.#dumpTable(family, table, this.#now());
+    if (!dump) return out;
+    const owner = this.#syncTables().find((t) => t.table === table && t.family === family);
+    if (!owner) return out;
+    for (const e of dump.values()) {
+      if (owner.what === 'persist') {
+        const c = persistClientOf(owner.state.spec, e.key);
+        if (c !== null) out.set(c, e.id);
+      } else {
+        const f = connFieldsOf(owner.state.spec, e.key);
+        const line = f ? connElementText(owner.state.spec, f, e.id, 1000, 1) : null;
+        if (line) out.set(line.slice(0, line.indexOf(' timeout ')), e.id);
+      }
+    }
+    return out;
+  }
+
+  #destIdOf(s: SvcState, ep: Endpoint): number | undefined {
+    const text = endpointText(ep);
+    for (const d of [...s.dests, ...s.retired.map((r) => r.dest)]) if (endpointText(d.endpoint) === text) return d.id;
+    return undefined;
+  }
+
+  #destOf(s: SvcState, id: number): NftDest | undefined {
+    return s.dests.find((d) => d.id === id) ?? s.retired.find((r) => r.dest.id === id)?.dest;
+  }
+
+  /** One table entry as a connection event (null: the sorry server, an unknown id, an unreadable key). */
+  #eventOf(t: SyncTable, e: TableEntry, now: number, gone: boolean): ConnectionEvent | null {
+    const s = t.state;
+    const dest = this.#destOf(s, e.id);
+    if (!dest) return null;
+    const left = Math.max(0, e.expiresAt - now);
+    if (t.what === 'persist') {
+      if (gone) return null;
+      const client = persistClientOf(s.spec, e.key);
+      if (client === null) return null;
+      return { type: 'template', service: s.spec.key, family: s.spec.match.family, client, dest: dest.endpoint, expiresInMs: left };
+    }
+    const f = connFieldsOf(s.spec, e.key);
+    if (!f) {
+      if (!gone) this.#syncStats.unsyncable++;
+      return null;
+    }
+    const m = s.spec.match;
+    const protocol = m.kind === 'addr' ? m.protocol : 'tcp';
+    const ref: ConnRef = { service: s.spec.key, protocol, client: f.client, virtual: f.virtual, dest: dest.endpoint };
+    if (protocol === 'udp') return gone ? { ...ref, type: 'udp_flow_expired' } : { ...ref, type: 'udp_flow_new', timeoutMs: left };
+    return gone ? { ...ref, type: 'conn_end', inBytes: 0, outBytes: 0 } : { ...ref, type: 'conn_new', expiresInMs: left };
+  }
+
+  #scheduleSyncPoll(delay: number): void {
+    if (this.#syncTimer || this.#listeners.size === 0 || this.#closed || this.#closing) return;
+    this.#syncTimer = setTimeout(() => {
+      this.#syncTimer = undefined;
+      this.#syncRunning = this.#syncPoll().finally(() => {
+        this.#syncRunning = undefined;
+        // At most ~10 % of the time reading tables.
+        this.#scheduleSyncPoll(Math.max(this.#syncPollMs, 10 * this.#syncStats.lastMs));
+      });
+    }, delay);
+    this.#syncTimer.unref();
+  }
+
+  async #syncPoll(): Promise<void> {
+    if (this.#syncRunning || this.#listeners.size === 0) return;
+    const t0 = performance.now();
+    const events: ConnectionEvent[] = [];
+    const seen = new Set<string>();
+    let entries = 0;
+    for (const t of this.#syncTables()) {
+      const now = this.#now();
+      const next = await this.#dumpTable(t.family, t.table, now);
+      if (!next) continue;
+      const k = `${t.state.name} ${t.table}`;
+      seen.add(k);
+      entries += next.size;
+      const { upserts, gone } = diffTables(this.#syncPrev.get(k) ?? new Map(), next);
+      this.#syncPrev.set(k, next);
+      for (const e of upserts) {
+        const ev = this.#eventOf(t, e, now, false);
+        if (ev) events.push(ev);
+      }
+      for (const e of gone) {
+        const ev = this.#eventOf(t, e, now, true);
+        if (ev) events.push(ev);
+      }
+    }
+    for (const k of [...this.#syncPrev.keys()]) if (!seen.has(k)) this.#syncPrev.delete(k);
+    const ms = performance.now() - t0;
+    const st = this.#syncStats;
+    st.polls++;
+    st.lastMs = ms;
+    st.totalMs += ms;
+    if (ms > st.maxMs) st.maxMs = ms;
+    st.entries = entries;
+    st.events += events.length;
+    if (events.length === 0) return;
+    for (const cb of [...this.#listeners]) {
+      try {
+        cb(events);
+      } catch (err) {
+        this.#log('warn', `nftables: a connection-event listener failed: ${errorMessage(err)}`);
+      }
+    }
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -369,9 +688,9 @@ export class NftablesDataplane implements Dataplane {
   }
 
   /** Queues a mutation; resolves once a transaction containing it is committed. */
-  #change(mutate: (s: Map<ServiceKey, SvcState>) => void): Promise<void> {
+  #change(mutate: (s: Map<ServiceKey, SvcState>) => void, extra?: () => Promise<string[]>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ mutate, p: { resolve, reject, at: performance.now() } });
+      this.#pending.push({ mutate, p: { resolve, reject, at: performance.now() }, ...(extra ? { extra } : {}) });
       void this.#pump();
     });
   }
@@ -393,16 +712,38 @@ export class NftablesDataplane implements Dataplane {
             b.p.reject(err);
           }
         }
+        // Element writes (restore) ride in the same transaction, after the ruleset changes; if
+        // the transaction fails with them, it is tried once more without them so the ruleset
+        // changes (a serve() right after a restore) are not lost with a bad element.
+        let failed: unknown;
+        const extra: string[] = [];
         try {
-          await this.#commit(draft);
+          for (const b of ok) if (b.extra) extra.push(...(await b.extra()));
+          await this.#commit(draft, extra);
+        } catch (err) {
+          failed = err;
+        }
+        if (failed !== undefined && ok.some((b) => b.extra)) {
+          const plain = ok.filter((b) => !b.extra);
+          for (const b of ok) if (b.extra) b.p.reject(failed);
+          ok.length = 0;
+          ok.push(...plain);
+          failed = undefined;
+          try {
+            await this.#commit(draft, []);
+          } catch (err) {
+            failed = err;
+          }
+        }
+        if (failed === undefined) {
           const t = performance.now();
           for (const b of ok) {
             this.#latency.add(t - b.p.at);
             b.p.resolve();
           }
-        } catch (err) {
+        } else {
           this.#latency.failures++;
-          for (const b of ok) b.p.reject(err);
+          for (const b of ok) b.p.reject(failed);
         }
       }
     } finally {
@@ -411,7 +752,7 @@ export class NftablesDataplane implements Dataplane {
   }
 
   /** Expires drains and retired destinations, then builds and applies `draft`; commits it on success. */
-  async #commit(draft: Map<ServiceKey, SvcState>): Promise<void> {
+  async #commit(draft: Map<ServiceKey, SvcState>, extra: readonly string[] = []): Promise<void> {
     const now = this.#now();
     for (const [key, s] of draft) {
       if (s.removing !== undefined && s.removing <= now) {
@@ -445,8 +786,9 @@ export class NftablesDataplane implements Dataplane {
     const built = buildModel({ services: inputs, limits: this.#limits, maglev: this.#maglev }, this.#cache);
     const first = !this.#started;
     const plan = planTransaction(this.#model, built.model, first ? { resetTables: ['netdev', 'inet'] } : {});
-    if (plan.script) {
-      await this.#transport.run(plan.script);
+    const script = extra.length ? `${plan.script}${extra.join('\n')}\n` : plan.script;
+    if (script) {
+      await this.#transport.run(script);
       this.#latency.transactions++;
     }
     this.#started = true;
@@ -641,6 +983,8 @@ export class NftablesDataplane implements Dataplane {
 
   async #doClose(): Promise<void> {
     clearTimeout(this.#poll);
+    clearTimeout(this.#syncTimer);
+    this.#listeners.clear();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     // Let queued changes settle, then remove our tables.
@@ -658,6 +1002,17 @@ export class NftablesDataplane implements Dataplane {
   }
 }
 
+interface SyncTable {
+  readonly state: SvcState;
+  readonly family: NftFamily;
+  readonly table: string;
+  readonly what: 'conn' | 'persist';
+}
+
+function refOf(ev: ConnRef): ConnRef {
+  return { service: ev.service, protocol: ev.protocol, client: ev.client, virtual: ev.virtual, dest: ev.dest };
+}
+
 function sameWeights(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
   if (a.size !== b.size) return false;
   for (const [k, v] of a) if (b.get(k) !== v) return false;
@@ -665,7 +1020,7 @@ function sameWeights(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, numb
 }
 
 function opsOf(spec: ServiceSpec): boolean {
-  return (spec as { ops?: boolean }).ops ?? spec.proxy?.ops ?? false;
+  return spec.ops;
 }
 
 function round3(v: number): number {

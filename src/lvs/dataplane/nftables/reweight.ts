@@ -11,7 +11,7 @@
  * for a burst), and the shares approach the weights when E is large.
  *   ovf: the highest-weight server whose active connections are below its weight (IPVS).
  */
-import type { SchedulerName } from '../../sched/index.js';
+import type { SchedulerName } from '../../scheduler-names.js';
 
 export interface LoadSample {
   readonly id: number;

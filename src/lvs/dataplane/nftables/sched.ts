@@ -14,7 +14,7 @@
  *   lblc, lblcr            dh (jhash of the destination address), without the overload check
  */
 import type { IpFamily } from '../../../util/endpoint.js';
-import type { SchedulerName } from '../../sched/index.js';
+import type { SchedulerName } from '../../scheduler-names.js';
 import { gcdOf } from './util.js';
 
 /** One schedulable destination: its mark value and the weight the scheduler uses. */

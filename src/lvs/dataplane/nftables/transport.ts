@@ -29,6 +29,11 @@ export interface NftTransport {
   run(commands: string, opts?: { json?: boolean }): Promise<NftOutput>;
   /** The named counters of our table of `family`: "family name" -> figures. */
   counters(family: NftFamily): Promise<Map<string, PacketBytes>>;
+  /**
+   * The elements of one set or map of our table of `family`, packed as the addon returns them
+   * (elements.ts decodeElements). Absent: connection sync of the kernel tables is unavailable.
+   */
+  elements?(family: NftFamily, set: string): Promise<Buffer>;
   close(): void;
 }
 
@@ -114,6 +119,16 @@ export class LibnftablesTransport implements NftTransport {
     const out = new Map<string, PacketBytes>();
     for (const [name, [packets, bytes]] of Object.entries(raw)) out.set(`${family} ${name}`, { packets, bytes });
     return out;
+  }
+
+  /** One raw NFT_MSG_GETSETELEM dump on the thread pool (a 100k-entry table: see bench/hitless.ts). */
+  async elements(family: NftFamily, set: string): Promise<Buffer> {
+    if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
+    try {
+      return await libnftables.setElements(NFPROTO[family], TABLE, set);
+    } catch (err) {
+      throw new KeepaliveError('E_NETLINK', `reading the elements of ${family} ${TABLE} ${set}: ${errorMessage(err)}`, { cause: err });
+    }
   }
 
   close(): void {
