@@ -105,7 +105,7 @@ test('a kind no implementation forwards is refused before anything changes', asy
   await set.configure([proxySvc]);
   const err = await t.throwsAsync(set.configure([proxySvc, natSvc]));
   t.is((err as { code?: string }).code, 'E_DATAPLANE_UNAVAILABLE');
-  t.regex((err as Error).message, /tcp\/10\.0\.0\.50:443: lb_kind "NAT" needs the kernel data plane/);
+  t.regex((err as Error).message, /tcp\/10\.0\.0\.50:443: lb_kind "NAT" has no data plane in this build/);
   t.deepEqual(f.byName('user')!.log, [`configure ${proxySvc.key} -`], 'the refused configure reached nobody');
   t.deepEqual((await set.stats()).services.map((s) => s.key), [proxySvc.key]);
 });
