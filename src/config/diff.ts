@@ -116,7 +116,7 @@ const RS_LISTS = ['check'] as const;
 const SCRIPT_SETTINGS = ['script', 'interval', 'timeout', 'weight', 'rise', 'fall', 'user', 'init_fail'] as const;
 const GROUP_SETTINGS = ['notify_master', 'notify_backup', 'notify_fault', 'notify_stop', 'notify'] as const;
 const GROUP_LISTS = ['group', 'track_script'] as const;
-const SYNC_SETTINGS = ['interface', 'instance', 'group', 'port', 'ttl', 'sync_id', 'auth_key', 'auth_key_file', 'unicast_peer'] as const;
+const SYNC_SETTINGS = ['interface', 'instance', 'group', 'port', 'ttl', 'sync_id', 'auth_key', 'auth_key_file', 'unicast_peer', 'conntrackd'] as const;
 
 export type VrrpSettingKey = (typeof VRRP_SETTINGS)[number];
 export type VirtualServerSettingKey = (typeof VS_SETTINGS)[number];

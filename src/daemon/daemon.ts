@@ -19,6 +19,7 @@ import { ControlServer } from './control-server.js';
 import { DataplaneSet } from '../lvs/dataplane/index.js';
 import { VirtualServerManager } from '../lvs/manager.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
+import { Conntrackd } from '../sync/conntrackd.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { StatusReport } from './status.js';
 
@@ -37,6 +38,7 @@ export class Daemon {
   #lvs: VirtualServerManager | undefined;
   #dataPlane: DataplaneSet | undefined;
   #sync: SyncService | undefined;
+  #conntrackd: Conntrackd | undefined;
   /** VRRP instances whose VIPs are in place. */
   readonly #owning = new Set<string>();
   #control: ControlServer | undefined;
@@ -87,12 +89,24 @@ export class Daemon {
     // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
     this.#dataPlane = new DataplaneSet({
       ...(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {}),
+      // conntrackd commits the peer's connections when this director becomes MASTER: until the
+      // commit is in, a mid-stream packet must not be scheduled as a new connection.
+      ...(sync?.conntrackd ? { conntrackSync: true } : {}),
+      log: (level, msg, fields) => log[level](fields ?? {}, msg),
       onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
     });
     this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }) });
     await this.#lvs.start();
     if (sync) {
       this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
+      if (sync.conntrackd) {
+        this.#conntrackd = await Conntrackd.start({
+          config: sync.conntrackd,
+          interface: sync.interface,
+          dir: conntrackdDir(this.controlPath),
+          log: log.child({ component: 'conntrackd' }),
+        });
+      }
     }
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
@@ -101,7 +115,11 @@ export class Daemon {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
         // Posts the synced templates/flows to the data plane before setOwnership posts serve().
-        if (instance === sync?.instance) void this.#sync?.setMaster(owned);
+        if (instance === sync?.instance) {
+          void this.#sync?.setMaster(owned);
+          // Background: commit the peer's conntrack entries (MASTER) or ask for a resync (BACKUP).
+          void this.#conntrackd?.setRole(owned ? 'master' : 'backup');
+        }
         this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
       },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
@@ -138,11 +156,14 @@ export class Daemon {
   #syncMetrics() {
     const st = this.#sync?.status();
     if (!st) return undefined;
+    const ct = this.#conntrackd?.status();
     return {
       messages_sent: st.sent.messages,
       messages_received: st.received.messages,
       rejected: st.received.dropped,
       entries: st.table.templates + st.table.udp_flows + st.table.conns,
+      last_snapshot_ms: st.last_snapshot_ms,
+      ...(ct ? { conntrackd: ct } : {}),
     };
   }
 
@@ -189,7 +210,7 @@ export class Daemon {
       vrrp: this.#vrrp?.status() ?? [],
       vrrp_socket_drops: this.#vrrp?.socketDrops() ?? {},
       virtual_servers: this.#lvs?.status() ?? [],
-      ...(this.#sync ? { sync: this.#sync.status() } : {}),
+      ...(this.#sync ? { sync: { ...this.#sync.status(), ...(this.#conntrackd ? { conntrackd: this.#conntrackd.status() } : {}) } } : {}),
     };
   }
 
@@ -249,7 +270,7 @@ export class Daemon {
       if (masters.length > 0) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
       await this.#lvs?.stop();
       releaseVips();
-      await Promise.all([vrrpStopped, this.#sync?.close()]);
+      await Promise.all([vrrpStopped, this.#sync?.close(), this.#conntrackd?.close()]);
       await this.#control?.close();
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();
@@ -259,4 +280,9 @@ export class Daemon {
     })();
     return this.#stopping;
   }
+}
+
+/** conntrackd's runtime directory beside the control socket: /run/keepalive-ts.sock -> /run/keepalive-ts.conntrackd. */
+export function conntrackdDir(controlPath: string): string {
+  return `${controlPath.replace(/\.sock$/, '')}.conntrackd`;
 }

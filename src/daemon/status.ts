@@ -1,3 +1,4 @@
+import type { ConntrackdStatus } from '../sync/conntrackd.js';
 /** The shape `status` returns over the control socket (and `status --json` prints). */
 export interface VrrpInstanceStatus {
   name: string;
@@ -105,6 +106,8 @@ export interface SyncStatusReport {
   /** Entries received while MASTER (another director also MASTER), ignored. */
   ignored_as_master: number;
   errors: number;
+  /** conntrackd replication of NAT/FULLNAT connections ([sync.conntrackd]). */
+  conntrackd?: ConntrackdStatus;
 }
 
 export interface StatusReport {

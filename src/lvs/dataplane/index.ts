@@ -40,6 +40,11 @@ export interface DataplaneContext {
   readonly eventBatchMs?: number;
   /** Reports errors that happen outside a call (a worker died, a transaction failed later). */
   readonly onError?: (implementation: string, err: Error) => void;
+  /**
+   * NAT/FULLNAT connections are replicated by conntrackd: a TCP packet without SYN that conntrack
+   * does not know is dropped, not scheduled (the client resends it once the commit is in).
+   */
+  readonly conntrackSync?: boolean;
   /** Warnings and notes of an implementation (e.g. a failed background transaction). */
   readonly log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -70,6 +75,7 @@ export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
         maglev: (dests, size, seed) => maglevTable(dests.map((d) => ({ key: d.id.toString(16), weight: d.weight })), size, seed),
         ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
         ...(ctx.log ? { log: ctx.log } : {}),
+        ...(ctx.conntrackSync ? { limits: { natMidstreamDrop: true } } : {}),
       }),
   },
 ];

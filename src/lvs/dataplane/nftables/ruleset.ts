@@ -90,6 +90,13 @@ export interface NftLimits {
   readonly persistMax: number;
   /** Control-loop period of lc/wlc/… (for the scheduler_in_effect text). */
   readonly reweightMs: number;
+  /**
+   * NAT/FULLNAT: drop (and count in S_midstream) a TCP packet without SYN that starts a conntrack
+   * entry, instead of scheduling it. On with conntrackd replication: right after a takeover, the
+   * packets of a connection whose entry is not committed yet would otherwise be sent to a new
+   * real server (which resets it); dropped, they are resent by the client after the commit.
+   */
+  readonly natMidstreamDrop?: boolean;
 }
 
 export const DEFAULT_LIMITS: NftLimits = {
@@ -446,6 +453,10 @@ function buildNat(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Serv
     objects.push(idSet(F, n.known, known.map((d) => d.id)));
   }
   const svcRules: string[] = [];
+  if (limits.natMidstreamDrop && protocolsOf(spec).includes('tcp')) {
+    objects.push(counter(F, `${svc.name}_midstream`));
+    svcRules.push(`meta l4proto tcp tcp flags & syn == 0 counter name ${svc.name}_midstream drop`);
+  }
   if (P && dyn.persist) svcRules.push(`${M} set ${P} map @${dyn.persist} ${M} @${n.known} goto ${n.commit}`);
   svcRules.push(`goto ${n.pick}`);
   objects.push(chain(F, n.svc, svcRules), chain(F, n.pick, pickRules(M, plan, svc, n, objects, F)));
