@@ -1,0 +1,94 @@
+// Long-lived clients and servers for the hitless-failover labs: an nginx real server with a
+// rate-limited 2 MiB file, a line-echo server, a downloading client and an interactive client
+// that both report every stall (gap between two arrivals) with its wall-clock time, so a test can
+// tell which failover event caused which stall.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LabHost, LabProcess } from './netns.js';
+import { nginxConfig, waitUntilListening } from './servers.js';
+
+export const ECHO_PORT = 7000;
+
+/** nginx answering `200 <body>` on / and a 2 MiB file on /big at `rate` (nginx limit_rate, e.g. "200k"). */
+export async function startRateLimitedNginx(host: LabHost, tmpDir: string, body: string, rate = '200k'): Promise<LabProcess> {
+  const dir = join(tmpDir, `nginx-hitless-${host.name}`);
+  await mkdir(join(dir, 'www'), { recursive: true });
+  await writeFile(join(dir, 'www', 'big'), Buffer.alloc(2 << 20, 0x61));
+  const conf = nginxConfig(dir, {
+    listen: ['listen 80;'],
+    locations: `location = / {\n      default_type text/plain;\n      return 200 "${body}";\n    }\n    location /big {\n      root ${dir}/www;\n      limit_rate ${rate};\n      sendfile off;\n    }`,
+  });
+  await writeFile(join(dir, 'nginx.conf'), conf);
+  const proc = host.spawn(['nginx', '-e', 'stderr', '-p', dir, '-c', join(dir, 'nginx.conf')]);
+  await waitUntilListening(host, 80, proc, 10_000, `nginx on ${host.name}`);
+  return proc;
+}
+
+const ECHO_SERVER = `
+const name = process.argv[1];
+require('node:net').createServer((c) => {
+  let buf = '';
+  c.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\\n')) >= 0) { c.write(name + ' ' + buf.slice(0, i) + '\\n'); buf = buf.slice(i + 1); } });
+  c.on('error', () => {});
+}).listen(${ECHO_PORT}, () => console.log('echo ready'));`;
+
+export async function startEchoServer(host: LabHost, name: string): Promise<LabProcess> {
+  const p = host.spawn([process.execPath, '-e', ECHO_SERVER, name]);
+  await p.waitForOutput(/echo ready/, 5_000);
+  return p;
+}
+
+/** Prints "GAP <epoch ms> <gap ms>" for every gap over 150 ms, then one "DL ..." result line. */
+const DOWNLOAD = `
+const [vip, path] = process.argv.slice(1);
+let bytes = 0, last = Date.now(), maxGap = 0; const t0 = Date.now();
+const req = require('node:http').get({ host: vip, port: 80, path, agent: false }, (res) => {
+  res.on('data', (d) => { const now = Date.now(); const g = now - last; if (g > 150) console.log('GAP ' + now + ' ' + g); if (g > maxGap) maxGap = g; last = now; bytes += d.length; });
+  res.on('end', () => { console.log('DL ok status=' + res.statusCode + ' bytes=' + bytes + ' maxgap=' + maxGap + ' ms=' + (Date.now() - t0)); process.exit(0); });
+  res.on('error', (e) => { console.log('DL error ' + e.message + ' bytes=' + bytes); process.exit(1); });
+});
+req.on('error', (e) => { console.log('DL error ' + e.message + ' bytes=' + bytes); process.exit(1); });`;
+
+/** Sends "n" every 100 ms for argv ms; checks every echo comes back in order from one server. */
+const INTERACTIVE = `
+const [vip, port, ms] = process.argv.slice(1);
+const s = require('node:net').connect(Number(port), vip);
+let n = 0, next = 0, buf = '', server = null, last = Date.now(), maxGap = 0, bad = null;
+s.on('connect', () => {
+  const iv = setInterval(() => s.write((n++) + '\\n'), 100);
+  setTimeout(() => { clearInterval(iv); setTimeout(() => { console.log((bad ? 'ECHO bad ' + bad : 'ECHO ok') + ' sent=' + n + ' recv=' + next + ' maxgap=' + maxGap + ' server=' + server); s.end(); process.exit(bad || next !== n ? 1 : 0); }, 3000); }, Number(ms));
+});
+s.on('data', (d) => {
+  buf += d; let i;
+  while ((i = buf.indexOf('\\n')) >= 0) {
+    const [who, num] = buf.slice(0, i).split(' '); buf = buf.slice(i + 1);
+    const now = Date.now(); const g = now - last; if (g > 150) console.log('GAP ' + now + ' ' + g); if (g > maxGap) maxGap = g; last = now;
+    if (server === null) server = who; else if (who !== server && !bad) bad = 'server changed ' + server + ' -> ' + who;
+    if (Number(num) !== next && !bad) bad = 'expected ' + next + ' got ' + num;
+    next++;
+  }
+});
+s.on('error', (e) => { console.log('ECHO error ' + e.message + ' sent=' + n + ' recv=' + next); process.exit(1); });
+s.on('close', () => { if (next !== n) { console.log('ECHO closed sent=' + n + ' recv=' + next); process.exit(1); } });`;
+
+export function startDownload(client: LabHost, vip: string, path = '/big'): LabProcess {
+  return client.spawn([process.execPath, '-e', DOWNLOAD, vip, path]);
+}
+
+export function startInteractive(client: LabHost, vip: string, durationMs: number, port = ECHO_PORT): LabProcess {
+  return client.spawn([process.execPath, '-e', INTERACTIVE, vip, String(port), String(durationMs)]);
+}
+
+export interface Gap {
+  at: number;
+  ms: number;
+}
+
+export function gapsOf(p: LabProcess): Gap[] {
+  return [...p.output().matchAll(/^GAP (\d+) (\d+)$/gm)].map((m) => ({ at: Number(m[1]), ms: Number(m[2]) }));
+}
+
+/** The longest gap that ended within `windowMs` after `eventAt` (the stall the event caused), 0 if none. */
+export function stallAfter(gaps: readonly Gap[], eventAt: number, windowMs = 8_000): number {
+  return Math.max(0, ...gaps.filter((g) => g.at >= eventAt && g.at - g.ms <= eventAt + windowMs).map((g) => g.ms));
+}

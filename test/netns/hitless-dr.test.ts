@@ -1,0 +1,147 @@
+// Hitless failover on the kernel path, LVS-DR: two keepalive-ts directors (nftables netdev
+// ingress), two real servers set up for DR (VIP on lo, arp_ignore=1, arp_announce=2) serving a
+// rate-limited 2 MiB download (nginx limit_rate) and a line echo. Across a master crash (SIGKILL +
+// cable pulled), the old master preempting back, and a graceful stop (SIGTERM, priority 0), a long
+// download and an interactive session keep going with 0 broken connections, and 20 persistent
+// clients keep their real server:
+//   - mh (Maglev, same seed and table on both directors): no state needed, the new master computes
+//     the same real server for every flow;
+//   - rr with [sync]: the master's connection and persistence tables reach the backup over our
+//     authenticated sync, and the new master writes them into its own tables before it serves.
+import type { ExecutionContext } from 'ava';
+import { createLab, netnsTest, waitFor, type Lab, type LabHost } from '../lib/netns.js';
+import { startDirector, directorToml, type Director } from '../lib/daemon.js';
+import { httpBatch } from '../lib/clients.js';
+import { prepareDrRealServer } from '../lib/nft-lab.js';
+import { ECHO_PORT, gapsOf, stallAfter, startDownload, startEchoServer, startInteractive, startRateLimitedNginx } from '../lib/hitless.js';
+import type { LabProcess } from '../lib/procs.js';
+
+const VIP = '10.78.0.50';
+const KEY = 'hitless-dr-test-key';
+const ADVERT = 0.1;
+const CLIENTS = Array.from({ length: 20 }, (_, i) => `10.78.0.${120 + i}`);
+
+function services(algo: 'mh' | 'rr', sync: boolean): string {
+  const rs = (addr: string) => `\n[[virtual_server.real_server]]\naddress = "${addr}"\nweight = 1\n`;
+  const vs = (port: number, persistence: boolean) => `[[virtual_server]]
+address = "${VIP}"
+port = ${port}
+protocol = "TCP"
+lb_kind = "DR"
+lb_algo = "${algo}"
+${persistence ? 'persistence_timeout = 300\n' : ''}drain_timeout = 0
+${rs('10.78.0.21')}${rs('10.78.0.22')}`;
+  return `${vs(80, true)}\n${vs(ECHO_PORT, false)}\n${sync ? `[sync]\ninterface = "eth0"\ninstance = "VI_1"\nauth_key = "${KEY}"\n` : ''}`;
+}
+
+interface Farm { lab: Lab; client: LabHost; a: LabHost; b: LabHost }
+
+async function farm(t: ExecutionContext): Promise<Farm> {
+  const lab = await createLab(t);
+  const [client, r1, r2, a, b] = await Promise.all([
+    lab.addHost('cl', { ipv4: '10.78.0.100/24' }), lab.addHost('r1', { ipv4: '10.78.0.21/24' }), lab.addHost('r2', { ipv4: '10.78.0.22/24' }),
+    lab.addHost('da', { ipv4: '10.78.0.11/24' }), lab.addHost('db', { ipv4: '10.78.0.12/24' }),
+  ]);
+  for (const [h, name] of [[r1, 'r1'], [r2, 'r2']] as const) {
+    await prepareDrRealServer(h, VIP);
+    await startRateLimitedNginx(h, lab.tmpDir, name);
+    await startEchoServer(h, name);
+  }
+  for (const src of CLIENTS) await client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
+  return { lab, client, a, b };
+}
+
+const start = (f: Farm, host: LabHost, priority: number, algo: 'mh' | 'rr', sync: boolean) =>
+  startDirector(f.lab, host, directorToml({ routerId: host.name, priority, advertInt: ADVERT, vips: [`${VIP}/24`], garpDelay: 0, extra: services(algo, sync) }));
+
+async function master(d: Director): Promise<void> {
+  await waitFor(async () => (await d.instance()).state === 'MASTER', 10_000, `${d.host.name} MASTER`);
+  await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.serving), 5_000, `${d.host.name} serving`);
+}
+
+async function serverOf(f: Farm, src: string): Promise<string> {
+  const r = await httpBatch(f.client, VIP, 80, 1, { localAddress: src });
+  if (Object.keys(r.errors).length > 0) throw new Error(`${src}: ${JSON.stringify(r.errors)}`);
+  return Object.keys(r.bodies)[0]!;
+}
+
+/** Starts a download and an interactive session, runs `event` once both are flowing, checks both finish unbroken. */
+async function acrossEvent(t: ExecutionContext, f: Farm, label: string, event: () => Promise<void>, settle: () => Promise<void>): Promise<void> {
+  const dl = startDownload(f.client, VIP);
+  const echo = startInteractive(f.client, VIP, 6_000);
+  await waitFor(async () => /ECHO|GAP|DL/.test(echo.output()) || echo.output().length === 0, 1_000, 'clients started').catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 1_500));
+  const at = Date.now();
+  await event();
+  await settle();
+  const [dlRc, echoRc] = (await Promise.all([dl.exited, echo.exited])).map((r) => r.code);
+  const dlLine = /^DL .*$/m.exec(dl.output())?.[0] ?? `(no result) ${dl.output().slice(-300)}`;
+  const echoLine = /^ECHO .*$/m.exec(echo.output())?.[0] ?? `(no result) ${echo.output().slice(-300)}`;
+  const stallDl = stallAfter(gapsOf(dl), at);
+  const stallEcho = stallAfter(gapsOf(echo), at);
+  t.log(`${label}: download ${dlLine}; stall ${stallDl} ms | interactive ${echoLine}; stall ${stallEcho} ms`);
+  t.is(dlRc, 0, `${label}: download unbroken (${dlLine})`);
+  t.regex(dlLine, /DL ok status=200 bytes=2097152/, `${label}: whole file`);
+  t.is(echoRc, 0, `${label}: interactive session unbroken (${echoLine})`);
+  t.true(stallEcho < 5_000, `${label}: interactive stall ${stallEcho} ms`);
+}
+
+async function persistentClientsKeep(t: ExecutionContext, f: Farm, before: Map<string, string>, label: string): Promise<void> {
+  let moved = 0;
+  for (const src of [...CLIENTS].reverse()) if ((await serverOf(f, src)) !== before.get(src)) moved++;
+  t.is(moved, 0, `${label}: ${moved} of ${CLIENTS.length} persistent clients changed real server`);
+}
+
+async function scenario(t: ExecutionContext, algo: 'mh' | 'rr', sync: boolean): Promise<void> {
+  const f = await farm(t);
+  let da = await start(f, f.a, 150, algo, sync);
+  await master(da);
+  const db = await start(f, f.b, 100, algo, sync);
+  await waitFor(async () => (await db.instance()).state === 'BACKUP', 8_000, 'db BACKUP');
+  const before = new Map<string, string>();
+  for (const src of CLIENTS) before.set(src, await serverOf(f, src));
+  t.deepEqual(new Set(before.values()), new Set(['r1', 'r2']), 'clients spread over both servers');
+
+  // 1. Crash of the master: SIGKILL and the cable pulled at the same instant.
+  await acrossEvent(t, f, `${algo}${sync ? '+sync' : ''} crash`, async () => {
+    if (sync) await waitFor(async () => ((await db.status()).sync?.table.conns ?? 0) >= 2, 3_000, 'db holds the two long connections');
+    await Promise.all([da.proc.kill('SIGKILL'), f.a.linkDown()]);
+  }, () => master(db));
+  await persistentClientsKeep(t, f, before, 'after the crash');
+  if (sync) {
+    const st = (await db.status()).sync!;
+    t.true(st.restored >= 2 + CLIENTS.length, `db restored ${st.restored} entries (connections + templates)`);
+  }
+
+  // 2. The old master comes back and preempts.
+  await f.a.linkUp();
+  await acrossEvent(t, f, `${algo}${sync ? '+sync' : ''} preempt-back`, async () => {
+    da = await start(f, f.a, 150, algo, sync);
+  }, async () => {
+    await master(da);
+    await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db back to BACKUP');
+  });
+  await persistentClientsKeep(t, f, before, 'after preempt-back');
+
+  // 3. Graceful stop of the master (SIGTERM: priority 0, the backup takes over at once).
+  await acrossEvent(t, f, `${algo}${sync ? '+sync' : ''} graceful stop`, async () => {
+    if (sync) await waitFor(async () => ((await db.status()).sync?.table.conns ?? 0) >= 2, 3_000, 'db holds the two long connections');
+    void da.proc.kill('SIGTERM');
+  }, async () => {
+    await master(db);
+    await da.proc.exited;
+  });
+  await persistentClientsKeep(t, f, before, 'after the graceful stop');
+  const final = (await db.status()).virtual_servers;
+  t.log(`scheduler in effect on db: ${final.map((v) => `${v.key}: ${(v as { scheduler_in_effect?: string }).scheduler_in_effect ?? '?'}`).join('; ')}`);
+}
+
+netnsTest('DR mh: established connections and persistent clients survive crash, preempt-back and graceful stop with no state synced', async (t) => {
+  await scenario(t, 'mh', false);
+});
+
+netnsTest('DR rr with [sync]: connection and persistence tables synced; established connections and persistent clients survive all three events', async (t) => {
+  await scenario(t, 'rr', true);
+});
+
+export type { LabProcess };
