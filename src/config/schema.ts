@@ -372,7 +372,7 @@ export const SYNC_FIELDS = {
     {
       kind: 'table',
       fields: {
-        destination_address: field(str({ format: 'ipv4' }), "the peer director's address on sync.interface (conntrackd UDP IPv4_Destination_Address); the only source accepted on port", 'conntrackd.conf Sync { UDP { IPv4_Destination_Address } }', {
+        destination_address: field(str({ format: 'ipv4' }), "the peer director's address on sync.interface (conntrackd UDP IPv4_Destination_Address); the only source the guard table accepts on `port`", 'conntrackd.conf Sync { UDP { IPv4_Destination_Address } }', {
           defaultText: 'the one sync.unicast_peer',
         }),
         address: field(str({ format: 'ipv4' }), "this director's address on sync.interface (conntrackd UDP IPv4_address)", 'conntrackd.conf Sync { UDP { IPv4_address } }', { defaultText: 'the first IPv4 address of sync.interface' }),
