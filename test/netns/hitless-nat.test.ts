@@ -149,6 +149,7 @@ function udpPayloads(pcap: Buffer, port: number): Buffer[] {
 }
 
 netnsTest('NAT with conntrackd: connections and persistent clients survive crash, preempt-back and graceful stop; forged sync traffic from a third host is dropped', async (t) => {
+  t.timeout(300_000);
   const f = await farm(t);
   let da = await start(f, f.a, 'da');
   await master(da);
