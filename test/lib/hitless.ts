@@ -42,6 +42,7 @@ export async function startEchoServer(host: LabHost, name: string): Promise<LabP
 const DOWNLOAD = `
 const [vip, path] = process.argv.slice(1);
 let bytes = 0, last = Date.now(), maxGap = 0; const t0 = Date.now();
+setTimeout(() => { console.log('DL timeout bytes=' + bytes); process.exit(1); }, 45000);
 const req = require('node:http').get({ host: vip, port: 80, path, agent: false }, (res) => {
   res.on('data', (d) => { const now = Date.now(); const g = now - last; if (g > 150) console.log('GAP ' + now + ' ' + g); if (g > maxGap) maxGap = g; last = now; bytes += d.length; });
   res.on('end', () => { console.log('DL ok status=' + res.statusCode + ' bytes=' + bytes + ' maxgap=' + maxGap + ' ms=' + (Date.now() - t0)); process.exit(0); });
@@ -54,6 +55,7 @@ const INTERACTIVE = `
 const [vip, port, ms] = process.argv.slice(1);
 const s = require('node:net').connect(Number(port), vip);
 let n = 0, next = 0, buf = '', server = null, last = Date.now(), maxGap = 0, bad = null;
+setTimeout(() => { console.log('ECHO timeout sent=' + n + ' recv=' + next); process.exit(1); }, Number(ms) + 20000);
 s.on('connect', () => {
   const iv = setInterval(() => s.write((n++) + '\\n'), 100);
   setTimeout(() => { clearInterval(iv); setTimeout(() => { console.log((bad ? 'ECHO bad ' + bad : 'ECHO ok') + ' sent=' + n + ' recv=' + next + ' maxgap=' + maxGap + ' server=' + server); s.end(); process.exit(bad || next !== n ? 1 : 0); }, 3000); }, Number(ms));
