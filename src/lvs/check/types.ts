@@ -13,6 +13,7 @@
  */
 import { endpointText } from '../../util/endpoint.js';
 import type { Socket as DgramSocket } from 'node:dgram';
+import { connect, type Socket } from 'node:net';
 import type { CheckConfig, CheckType } from '../../config/types.js';
 
 export type { CheckConfig, CheckType };
@@ -144,4 +145,14 @@ export function sendConnected(
   };
   if (bindTo) sock.bind({ port: 0, address: bindTo }, go);
   else go();
+}
+
+/** A TCP connection to the target, from `bindTo` when set (TCP_CHECK, SMTP_CHECK). */
+export function connectTarget(target: CheckTarget, bindTo: string | undefined): Socket {
+  return connect({
+    host: target.address,
+    port: target.port,
+    family: target.family,
+    ...(bindTo ? { localAddress: bindTo } : {}),
+  });
 }
