@@ -9,8 +9,9 @@
  *    IPv6 sockets never hand the IPv6 header to user space, so IPV6_RECVHOPLIMIT + recvmsg() is
  *    the only way to see it. Receive is driven by a libuv poll handle on Node's own loop.
  *
- *  - the named counters of one nf_tables table, dumped with one raw nfnetlink request (libnftables
- *    would dump the whole ruleset, connection tables included, for any list command).
+ *  - conntrack entries counted by connection mark (one ctnetlink dump, counted in C).
+ *  - the named counters of one nf_tables table, and the elements of one set, each dumped with one
+ *    raw nfnetlink request (libnftables first fetches the whole ruleset for any list command).
  *  - libnftables, loaded at run time with dlopen("libnftables.so.1") (no build-time dependency on
  *    its headers or library): each nftables command buffer runs as napi async work on the libuv
  *    thread pool, so the event loop never waits for the kernel to commit a transaction.
@@ -24,6 +25,8 @@
 #include <linux/if_packet.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netlink.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -1127,13 +1130,234 @@ static napi_value nft_counters(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* ----------------------- nf_tables set elements (raw nfnetlink) ----------------------- */
+/* ------------------------ conntrack counts by mark (raw ctnetlink) ------------------------ */
 
-/* Dumps the elements of one set or map of one table (NFT_MSG_GETSETELEM) on the libuv thread
- * pool, for connection sync: the DR connection and persistence tables. libnftables would print
- * them as JSON (about ten times the CPU); this returns them packed in one Buffer, one record per
- * element: u8 key length, u8 data length, u16 flags (bit 0: the element has a timeout),
- * be32 timeout ms, be32 expiration ms (time left), key bytes, data bytes. */
+/* ActiveConn/InActConn of NAT services: one ctnetlink dump of the conntrack table, counted in C
+ * by connection mark for the marks asked about (TCP ESTABLISHED = active, anything else =
+ * inactive, as IPVS counts). At 100k entries this is a few tens of ms on the thread pool, where
+ * `conntrack -L` plus parsing its text took about a second. */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  uint32_t *marks; /* sorted */
+  uint32_t *active, *inactive;
+  size_t n;
+  uint64_t total; /* entries seen */
+  int err;
+  const char *where;
+} ct_job_t;
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static const struct nlattr *nla_find(const char *p, size_t len, int type) {
+  size_t o = 0;
+  while (o + NLA_HDRLEN <= len) {
+    const struct nlattr *a = (const struct nlattr *)(p + o);
+    if (a->nla_len < NLA_HDRLEN || o + a->nla_len > len) return NULL;
+    if ((a->nla_type & NLA_TYPE_MASK) == type) return a;
+    o += NLA_ALIGN(a->nla_len);
+  }
+  return NULL;
+}
+
+#define NLA_PAYLOAD_PTR(a) ((const char *)(a) + NLA_HDRLEN)
+#define NLA_PAYLOAD_LEN(a) ((size_t)(a)->nla_len - NLA_HDRLEN)
+
+static void ct_count_one(ct_job_t *j, const struct nlmsghdr *h) {
+  size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+  if (h->nlmsg_len < off) return;
+  const char *attrs = (const char *)h + off;
+  size_t len = h->nlmsg_len - off;
+  j->total++;
+  const struct nlattr *mark = nla_find(attrs, len, CTA_MARK);
+  if (!mark || NLA_PAYLOAD_LEN(mark) < 4) return;
+  uint32_t m;
+  memcpy(&m, NLA_PAYLOAD_PTR(mark), 4);
+  m = ntohl(m);
+  uint32_t *hit = bsearch(&m, j->marks, j->n, sizeof *j->marks, cmp_u32);
+  if (!hit) return;
+  size_t idx = (size_t)(hit - j->marks);
+  bool established = false;
+  const struct nlattr *orig = nla_find(attrs, len, CTA_TUPLE_ORIG);
+  const struct nlattr *proto = orig ? nla_find(NLA_PAYLOAD_PTR(orig), NLA_PAYLOAD_LEN(orig), CTA_TUPLE_PROTO) : NULL;
+  const struct nlattr *num = proto ? nla_find(NLA_PAYLOAD_PTR(proto), NLA_PAYLOAD_LEN(proto), CTA_PROTO_NUM) : NULL;
+  if (num && NLA_PAYLOAD_LEN(num) >= 1 && *(const uint8_t *)NLA_PAYLOAD_PTR(num) == IPPROTO_TCP) {
+    const struct nlattr *pi = nla_find(attrs, len, CTA_PROTOINFO);
+    const struct nlattr *tcp = pi ? nla_find(NLA_PAYLOAD_PTR(pi), NLA_PAYLOAD_LEN(pi), CTA_PROTOINFO_TCP) : NULL;
+    const struct nlattr *st = tcp ? nla_find(NLA_PAYLOAD_PTR(tcp), NLA_PAYLOAD_LEN(tcp), CTA_PROTOINFO_TCP_STATE) : NULL;
+    established = st && NLA_PAYLOAD_LEN(st) >= 1 && *(const uint8_t *)NLA_PAYLOAD_PTR(st) == TCP_CONNTRACK_ESTABLISHED;
+  }
+  if (established) j->active[idx]++;
+  else j->inactive[idx]++;
+}
+
+static void ct_job_execute(napi_env env, void *data) {
+  ct_job_t *j = (ct_job_t *)data;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) {
+    j->err = errno;
+    j->where = "socket(NETLINK_NETFILTER)";
+    return;
+  }
+  int rcvbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  struct {
+    struct nlmsghdr nlh;
+    struct nfgenmsg nfg;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+  req.nlh.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nlh.nlmsg_seq = 1;
+  req.nfg.nfgen_family = AF_UNSPEC; /* both families */
+  req.nfg.version = NFNETLINK_V0;
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    j->err = errno;
+    j->where = "sendto";
+    close(fd);
+    return;
+  }
+  size_t bufsize = 1 << 16;
+  char *buf = malloc(bufsize);
+  if (!buf) {
+    j->err = ENOMEM;
+    j->where = "malloc";
+    close(fd);
+    return;
+  }
+  bool done = false;
+  while (!done && !j->err) {
+    ssize_t n = recv(fd, buf, bufsize, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      j->err = errno;
+      j->where = "recv";
+      break;
+    }
+    if (n == 0) break;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
+        if (e->error != 0) {
+          j->err = -e->error;
+          j->where = "IPCTNL_MSG_CT_GET";
+        }
+        done = true;
+        break;
+      }
+      ct_count_one(j, h);
+    }
+  }
+  free(buf);
+  close(fd);
+}
+
+static void ct_job_complete(napi_env env, napi_status status, void *data) {
+  ct_job_t *j = (ct_job_t *)data;
+  napi_value result = NULL, counts = NULL, v;
+  bool ok = status == napi_ok && j->err == 0 && napi_create_object(env, &result) == napi_ok &&
+            napi_create_object(env, &counts) == napi_ok;
+  for (size_t i = 0; ok && i < j->n; i++) {
+    if (j->active[i] == 0 && j->inactive[i] == 0) continue;
+    char key[16];
+    snprintf(key, sizeof key, "%u", j->marks[i]);
+    napi_value pair;
+    ok = napi_create_array_with_length(env, 2, &pair) == napi_ok &&
+         napi_create_uint32(env, j->active[i], &v) == napi_ok && napi_set_element(env, pair, 0, v) == napi_ok &&
+         napi_create_uint32(env, j->inactive[i], &v) == napi_ok && napi_set_element(env, pair, 1, v) == napi_ok &&
+         napi_set_named_property(env, counts, key, pair) == napi_ok;
+  }
+  ok = ok && napi_set_named_property(env, result, "counts", counts) == napi_ok &&
+       napi_create_double(env, (double)j->total, &v) == napi_ok &&
+       napi_set_named_property(env, result, "entries", v) == napi_ok;
+  if (ok) {
+    napi_resolve_deferred(env, j->deferred, result);
+  } else {
+    napi_value e = make_errno_error(env, j->where ? j->where : "conntrack dump", j->err ? j->err : ENOMEM);
+    if (!e) napi_get_undefined(env, &e);
+    napi_reject_deferred(env, j->deferred, e);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j->marks);
+  free(j->active);
+  free(j->inactive);
+  free(j);
+}
+
+/* conntrackCountByMark(marks: number[]) -> Promise<{ counts: { [mark]: [active, inactive] }, entries }> */
+static napi_value ct_count_by_mark(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  bool is_array = false;
+  uint32_t n = 0;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &n) != napi_ok)
+    return throw_type(env, "marks must be an array of numbers");
+  ct_job_t *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, "malloc", ENOMEM);
+  j->n = n;
+  j->marks = calloc(n ? n : 1, sizeof *j->marks);
+  j->active = calloc(n ? n : 1, sizeof *j->active);
+  j->inactive = calloc(n ? n : 1, sizeof *j->inactive);
+  if (!j->marks || !j->active || !j->inactive) {
+    free(j->marks);
+    free(j->active);
+    free(j->inactive);
+    free(j);
+    return throw_errno(env, "malloc", ENOMEM);
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    double d;
+    if (napi_get_element(env, argv[0], i, &el) != napi_ok || napi_get_value_double(env, el, &d) != napi_ok ||
+        d < 0 || d > 4294967295.0) {
+      free(j->marks);
+      free(j->active);
+      free(j->inactive);
+      free(j);
+      return throw_type(env, "marks must be an array of u32 numbers");
+    }
+    j->marks[i] = (uint32_t)d;
+  }
+  qsort(j->marks, j->n, sizeof *j->marks, cmp_u32);
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "keepalive:conntrack", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, ct_job_execute, ct_job_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    free(j->marks);
+    free(j->active);
+    free(j->inactive);
+    free(j);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  return promise;
+}
+
+/* ------------------------ elements of one nf_tables set (raw nfnetlink) ------------------------ */
+
+/* The entries of one connection or persistence table: one NFT_MSG_GETSETELEM dump of that set
+ * (libnftables would first fetch every table's chains, sets and objects, about 3 ms of CPU per
+ * call with 100 services, for each of the 200 tables a poll reads). */
+
+typedef struct {
+  uint8_t key[64];
+  uint8_t keylen;
+  bool has_data;
+  uint32_t data;
+  uint64_t timeout, expires; /* ms; 0 = none */
+} se_entry_t;
 
 typedef struct {
   napi_async_work work;
@@ -1141,125 +1365,58 @@ typedef struct {
   int family;
   char table[NFT_TABLE_MAXNAMELEN];
   char set[NFT_SET_MAXNAMELEN];
-  uint8_t *out;
-  size_t len, cap;
+  se_entry_t *entries;
+  size_t count, cap;
   int err;
   const char *where;
-} sel_job_t;
+} se_job_t;
 
-static bool sel_reserve(sel_job_t *j, size_t more) {
-  if (j->len + more <= j->cap) return true;
-  size_t cap = j->cap ? j->cap : 1 << 16;
-  while (cap < j->len + more) cap *= 2;
-  uint8_t *n = realloc(j->out, cap);
-  if (!n) return false;
-  j->out = n;
-  j->cap = cap;
-  return true;
-}
-
-static void be32_write(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-/* The NFTA_DATA_VALUE inside a nested NFTA_SET_ELEM_KEY / _DATA attribute. */
-static bool sel_value(const char *payload, size_t plen, const uint8_t **val, size_t *vlen) {
-  size_t o = 0;
-  while (o + NLA_HDRLEN <= plen) {
-    const struct nlattr *b = (const struct nlattr *)(payload + o);
-    if (b->nla_len < NLA_HDRLEN || o + b->nla_len > plen) return false;
-    if ((b->nla_type & NLA_TYPE_MASK) == NFTA_DATA_VALUE) {
-      *val = (const uint8_t *)b + NLA_HDRLEN;
-      *vlen = b->nla_len - NLA_HDRLEN;
-      return *vlen <= 255;
+static void se_parse_elem(se_job_t *j, const char *p, size_t len) {
+  se_entry_t e;
+  memset(&e, 0, sizeof e);
+  const struct nlattr *k = nla_find(p, len, NFTA_SET_ELEM_KEY);
+  const struct nlattr *kv = k ? nla_find(NLA_PAYLOAD_PTR(k), NLA_PAYLOAD_LEN(k), NFTA_DATA_VALUE) : NULL;
+  if (!kv || NLA_PAYLOAD_LEN(kv) > sizeof e.key) return;
+  e.keylen = (uint8_t)NLA_PAYLOAD_LEN(kv);
+  memcpy(e.key, NLA_PAYLOAD_PTR(kv), e.keylen);
+  const struct nlattr *d = nla_find(p, len, NFTA_SET_ELEM_DATA);
+  const struct nlattr *dv = d ? nla_find(NLA_PAYLOAD_PTR(d), NLA_PAYLOAD_LEN(d), NFTA_DATA_VALUE) : NULL;
+  if (dv && NLA_PAYLOAD_LEN(dv) >= 4) {
+    /* A mark is stored in host order (it is loaded from skb->mark / ct->mark as is). */
+    memcpy(&e.data, NLA_PAYLOAD_PTR(dv), 4);
+    e.has_data = true;
+  }
+  const struct nlattr *t = nla_find(p, len, NFTA_SET_ELEM_TIMEOUT);
+  if (t && NLA_PAYLOAD_LEN(t) >= 8) e.timeout = be64_read(NLA_PAYLOAD_PTR(t));
+  const struct nlattr *x = nla_find(p, len, NFTA_SET_ELEM_EXPIRATION);
+  if (x && NLA_PAYLOAD_LEN(x) >= 8) e.expires = be64_read(NLA_PAYLOAD_PTR(x));
+  if (j->count == j->cap) {
+    size_t cap = j->cap ? j->cap * 2 : 1024;
+    se_entry_t *n = realloc(j->entries, cap * sizeof *n);
+    if (!n) {
+      j->err = ENOMEM;
+      j->where = "malloc";
+      return;
     }
-    o += NLA_ALIGN(b->nla_len);
+    j->entries = n;
+    j->cap = cap;
   }
-  return false;
+  j->entries[j->count++] = e;
 }
 
-static void sel_parse_elem(sel_job_t *j, const char *p, size_t plen) {
-  const uint8_t *key = NULL, *data = NULL;
-  size_t klen = 0, dlen = 0;
-  uint64_t timeout = 0, expiration = 0;
-  bool has_timeout = false;
-  size_t o = 0;
-  while (o + NLA_HDRLEN <= plen) {
-    const struct nlattr *a = (const struct nlattr *)(p + o);
-    if (a->nla_len < NLA_HDRLEN || o + a->nla_len > plen) break;
-    const char *ap = (const char *)a + NLA_HDRLEN;
-    size_t al = a->nla_len - NLA_HDRLEN;
-    switch (a->nla_type & NLA_TYPE_MASK) {
-      case NFTA_SET_ELEM_KEY:
-        if (!sel_value(ap, al, &key, &klen)) key = NULL;
-        break;
-      case NFTA_SET_ELEM_DATA:
-        if (!sel_value(ap, al, &data, &dlen)) data = NULL, dlen = 0;
-        break;
-      case NFTA_SET_ELEM_TIMEOUT:
-        if (al >= 8) timeout = be64_read(ap), has_timeout = true;
-        break;
-      case NFTA_SET_ELEM_EXPIRATION:
-        if (al >= 8) expiration = be64_read(ap);
-        break;
-    }
-    o += NLA_ALIGN(a->nla_len);
-  }
-  if (!key) return;
-  size_t rec = 12 + klen + dlen;
-  if (!sel_reserve(j, rec)) {
-    j->err = ENOMEM;
-    j->where = "malloc";
-    return;
-  }
-  uint8_t *w = j->out + j->len;
-  w[0] = (uint8_t)klen;
-  w[1] = (uint8_t)dlen;
-  w[2] = 0;
-  w[3] = has_timeout ? 1 : 0;
-  be32_write(w + 4, timeout > 0xffffffffu ? 0xffffffffu : (uint32_t)timeout);
-  be32_write(w + 8, expiration > 0xffffffffu ? 0xffffffffu : (uint32_t)expiration);
-  memcpy(w + 12, key, klen);
-  if (dlen) memcpy(w + 12 + klen, data, dlen);
-  j->len += rec;
-}
-
-/* One NFT_MSG_NEWSETELEM message: NFTA_SET_ELEM_LIST_ELEMENTS holds NFTA_LIST_ELEM nests. */
-static void sel_parse_msg(sel_job_t *j, const struct nlmsghdr *nlh) {
-  size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
-  while (off + NLA_HDRLEN <= nlh->nlmsg_len && !j->err) {
-    const struct nlattr *a = (const struct nlattr *)((const char *)nlh + off);
-    if (a->nla_len < NLA_HDRLEN || off + a->nla_len > nlh->nlmsg_len) break;
-    if ((a->nla_type & NLA_TYPE_MASK) == NFTA_SET_ELEM_LIST_ELEMENTS) {
-      const char *payload = (const char *)a + NLA_HDRLEN;
-      size_t plen = a->nla_len - NLA_HDRLEN, o = 0;
-      while (o + NLA_HDRLEN <= plen && !j->err) {
-        const struct nlattr *e = (const struct nlattr *)(payload + o);
-        if (e->nla_len < NLA_HDRLEN || o + e->nla_len > plen) break;
-        if ((e->nla_type & NLA_TYPE_MASK) == NFTA_LIST_ELEM) sel_parse_elem(j, (const char *)e + NLA_HDRLEN, e->nla_len - NLA_HDRLEN);
-        o += NLA_ALIGN(e->nla_len);
-      }
-    }
-    off += NLA_ALIGN(a->nla_len);
-  }
-}
-
-static void sel_job_execute(napi_env env, void *data) {
-  sel_job_t *j = (sel_job_t *)data;
+static void se_job_execute(napi_env env, void *data) {
+  se_job_t *j = (se_job_t *)data;
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
   if (fd < 0) {
     j->err = errno;
     j->where = "socket(NETLINK_NETFILTER)";
     return;
   }
-  int rcv = 1 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+  int rcvbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   union {
     struct nlmsghdr nlh;
-    char buf[512];
+    char buf[1024];
   } req;
   memset(&req, 0, sizeof req);
   req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(struct nfgenmsg));
@@ -1278,7 +1435,7 @@ static void sel_job_execute(napi_env env, void *data) {
     close(fd);
     return;
   }
-  size_t bufsize = 1 << 17;
+  size_t bufsize = 1 << 16;
   char *buf = malloc(bufsize);
   if (!buf) {
     j->err = ENOMEM;
@@ -1310,56 +1467,82 @@ static void sel_job_execute(napi_env env, void *data) {
         done = true;
         break;
       }
-      if ((h->nlmsg_type & 0xff) == NFT_MSG_NEWSETELEM) sel_parse_msg(j, h);
+      size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+      if (h->nlmsg_len <= off) continue;
+      const char *attrs = (const char *)h + off;
+      size_t len = h->nlmsg_len - off;
+      const struct nlattr *list = nla_find(attrs, len, NFTA_SET_ELEM_LIST_ELEMENTS);
+      if (!list) continue;
+      const char *lp = NLA_PAYLOAD_PTR(list);
+      size_t ll = NLA_PAYLOAD_LEN(list), o = 0;
+      while (o + NLA_HDRLEN <= ll && !j->err) {
+        const struct nlattr *el = (const struct nlattr *)(lp + o);
+        if (el->nla_len < NLA_HDRLEN || o + el->nla_len > ll) break;
+        if ((el->nla_type & NLA_TYPE_MASK) == NFTA_LIST_ELEM) se_parse_elem(j, NLA_PAYLOAD_PTR(el), NLA_PAYLOAD_LEN(el));
+        o += NLA_ALIGN(el->nla_len);
+      }
     }
   }
   free(buf);
   close(fd);
 }
 
-static void sel_job_complete(napi_env env, napi_status status, void *data) {
-  sel_job_t *j = (sel_job_t *)data;
-  napi_value result = NULL;
-  void *copy = NULL;
-  bool ok = status == napi_ok && j->err == 0 && napi_create_buffer(env, j->len, &copy, &result) == napi_ok;
+static void se_job_complete(napi_env env, napi_status status, void *data) {
+  se_job_t *j = (se_job_t *)data;
+  napi_value result = NULL, v;
+  bool ok = status == napi_ok && j->err == 0 && napi_create_array_with_length(env, j->count, &result) == napi_ok;
+  static const char hexd[] = "0123456789abcdef";
+  for (size_t i = 0; ok && i < j->count; i++) {
+    se_entry_t *e = &j->entries[i];
+    char key[129];
+    for (size_t b = 0; b < e->keylen; b++) {
+      key[2 * b] = hexd[e->key[b] >> 4];
+      key[2 * b + 1] = hexd[e->key[b] & 15];
+    }
+    key[2 * e->keylen] = '\0';
+    napi_value row;
+    ok = napi_create_array_with_length(env, 4, &row) == napi_ok &&
+         napi_create_string_utf8(env, key, NAPI_AUTO_LENGTH, &v) == napi_ok && napi_set_element(env, row, 0, v) == napi_ok &&
+         (e->has_data ? napi_create_uint32(env, e->data, &v) : napi_get_null(env, &v)) == napi_ok && napi_set_element(env, row, 1, v) == napi_ok &&
+         napi_create_double(env, (double)e->expires, &v) == napi_ok && napi_set_element(env, row, 2, v) == napi_ok &&
+         napi_create_double(env, (double)e->timeout, &v) == napi_ok && napi_set_element(env, row, 3, v) == napi_ok &&
+         napi_set_element(env, result, (uint32_t)i, row) == napi_ok;
+  }
   if (ok) {
-    if (j->len) memcpy(copy, j->out, j->len);
     napi_resolve_deferred(env, j->deferred, result);
   } else {
-    napi_value e = make_errno_error(env, j->where ? j->where : "nft set elements", j->err ? j->err : ENOMEM);
+    napi_value e = make_errno_error(env, j->where ? j->where : "set elements", j->err ? j->err : ENOMEM);
     if (!e) napi_get_undefined(env, &e);
     napi_reject_deferred(env, j->deferred, e);
   }
   napi_delete_async_work(env, j->work);
-  free(j->out);
+  free(j->entries);
   free(j);
 }
 
-/* nftSetElements(family, table, set) -> Promise<Buffer> (records as described above). */
+/* nftSetElements(family, table, set) -> Promise<Array<[keyHex, data|null, expiresMs, timeoutMs]>> */
 static napi_value nft_set_elements(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t family;
-  char table[NFT_TABLE_MAXNAMELEN], set[NFT_SET_MAXNAMELEN];
-  size_t len = 0, slen = 0;
-  napi_valuetype t;
-  if (!get_args(env, info, 3, argv) || !arg_int(env, argv[0], 0, 255, "family", &family)) return NULL;
-  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_string ||
-      napi_get_value_string_utf8(env, argv[1], table, sizeof table, &len) != napi_ok || len == 0 ||
-      len >= sizeof table - 1)
-    return throw_type(env, "table must be a table name");
-  if (napi_typeof(env, argv[2], &t) != napi_ok || t != napi_string ||
-      napi_get_value_string_utf8(env, argv[2], set, sizeof set, &slen) != napi_ok || slen == 0 ||
-      slen >= sizeof set - 1)
-    return throw_type(env, "set must be a set name");
-  sel_job_t *j = calloc(1, sizeof *j);
+  size_t tlen = 0, slen = 0;
+  se_job_t *j = calloc(1, sizeof *j);
   if (!j) return throw_errno(env, "malloc", ENOMEM);
+  napi_valuetype t1, t2;
+  if (!get_args(env, info, 3, argv) || !arg_int(env, argv[0], 0, 255, "family", &family)) {
+    free(j);
+    return NULL;
+  }
+  if (napi_typeof(env, argv[1], &t1) != napi_ok || t1 != napi_string || napi_typeof(env, argv[2], &t2) != napi_ok || t2 != napi_string ||
+      napi_get_value_string_utf8(env, argv[1], j->table, sizeof j->table, &tlen) != napi_ok || tlen == 0 || tlen >= sizeof j->table - 1 ||
+      napi_get_value_string_utf8(env, argv[2], j->set, sizeof j->set, &slen) != napi_ok || slen == 0 || slen >= sizeof j->set - 1) {
+    free(j);
+    return throw_type(env, "table and set must be names");
+  }
   j->family = family;
-  memcpy(j->table, table, len + 1);
-  memcpy(j->set, set, slen + 1);
   napi_value promise, name;
   if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "keepalive:nft-set-elements", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, sel_job_execute, sel_job_complete, j, &j->work) != napi_ok ||
+      napi_create_string_utf8(env, "keepalive:nft-setelem", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, se_job_execute, se_job_complete, j, &j->work) != napi_ok ||
       napi_queue_async_work(env, j->work) != napi_ok) {
     free(j);
     throw_last_napi_error(env);
@@ -1379,11 +1562,12 @@ NAPI_MODULE_INIT() {
       {"raw6Send", NULL, raw6_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Close", NULL, raw6_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftLoad", NULL, nft_load, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"nftSetElements", NULL, nft_set_elements, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftOpen", NULL, nft_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftRun", NULL, nft_run, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftClose", NULL, nft_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftCounters", NULL, nft_counters, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"conntrackCountByMark", NULL, ct_count_by_mark, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nftSetElements", NULL, nft_set_elements, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

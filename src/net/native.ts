@@ -44,7 +44,8 @@ interface NativeBinding {
   nftRun(handle: NftHandle, commands: string, outputFlags: number): Promise<NftRunResult>;
   nftClose(handle: NftHandle): void;
   nftCounters(family: number, table: string): Promise<Record<string, [number, number]>>;
-  nftSetElements(family: number, table: string, set: string): Promise<Buffer>;
+  conntrackCountByMark(marks: number[]): Promise<{ counts: Record<string, [number, number]>; entries: number }>;
+  nftSetElements(family: number, table: string, set: string): Promise<Array<[string, number | null, number, number]>>;
 }
 
 /** Opaque handle of a libnftables context (native/keepalive_native.c). */
@@ -295,14 +296,23 @@ export const libnftables = {
     return native().nftCounters(family, table);
   },
   /**
-   * The elements of one set or map from one raw nfnetlink dump on the thread pool, packed:
-   * per element u8 key length, u8 data length, u16 flags (bit 0: has a timeout), be32 timeout
-   * ms, be32 time left ms, key bytes, data bytes (nftables/elements.ts decodes them).
+   * Elements of one set or map from one raw nfnetlink dump on the thread pool: [key bytes as hex,
+   * data as a host-order u32 (marks) or null, ms until expiry, timeout ms] (0 = none).
    */
-  setElements(family: number, table: string, set: string): Promise<Buffer> {
+  setElements(family: number, table: string, set: string): Promise<Array<[string, number | null, number, number]>> {
     return native().nftSetElements(family, table, set);
   },
 };
+
+/**
+ * Conntrack entries by connection mark, from one ctnetlink dump on the thread pool: for each of
+ * `marks` that has entries, [TCP ESTABLISHED, everything else]; `entries`: the table's size.
+ */
+export function conntrackCountByMark(marks: readonly number[]): Promise<{ counts: Map<number, { active: number; inactive: number }>; entries: number }> {
+  return native()
+    .conntrackCountByMark([...marks])
+    .then((r) => ({ counts: new Map(Object.entries(r.counts).map(([k, [a, i]]) => [Number(k), { active: a, inactive: i }])), entries: r.entries }));
+}
 
 /** True when the addon can be loaded (for diagnostics; operations throw E_NATIVE otherwise). */
 export function nativeAvailable(): boolean {

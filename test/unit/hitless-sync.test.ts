@@ -1,89 +1,30 @@
-// Pure parts of hitless failover: the kernel-table view connection sync uses (nftables/elements.ts)
+// Pure parts of hitless failover: change detection of the DR connection tables (nftables/elements.ts)
 // and conntrackd as keepalive-ts runs it (sync/conntrackd-plan.ts).
 import test from 'ava';
-import { connElementText, connFieldsOf, connKeyLayout, decodeElements, diffTables, indexDump, markBytes, markOf, persistClientOf, templateElementText } from '../../src/lvs/dataplane/nftables/elements.js';
+import { diffTables, indexRows } from '../../src/lvs/dataplane/nftables/elements.js';
 import { conntrackdConf, GUARD_TABLE, guardRuleset, parseConntrackdStats, ROLE_COMMANDS } from '../../src/sync/conntrackd-plan.js';
-import type { ServiceSpec } from '../../src/lvs/dataplane/contract.js';
-import { serviceKey, type ServiceMatch } from '../../src/util/endpoint.js';
 import { parseConfig } from '../../src/config/load.js';
 
-function spec(match: ServiceMatch): ServiceSpec {
-  return { key: serviceKey(match), match, kind: 'DR', scheduler: 'rr', hash: { seed: 1, tableSize: 13, port: false, fallback: false }, persistence: null, drainMs: 0, ops: false };
-}
-const single = spec({ kind: 'addr', protocol: 'tcp', address: '10.0.0.50', family: 4, ports: [{ from: 80, to: 80 }] });
-const portset = spec({ kind: 'addr', protocol: 'tcp', address: '10.0.0.50', family: 4, ports: [{ from: 21, to: 21 }, { from: 10000, to: 20000 }] });
-const fwmark = spec({ kind: 'fwmark', mark: 5, family: 4 });
-const v6 = spec({ kind: 'addr', protocol: 'tcp', address: 'fd00::50', family: 6, ports: [{ from: 80, to: 80 }] });
-
-/** One record as the addon packs it. */
-function record(key: Buffer, data: Buffer | null, timeoutMs: number, expiresMs: number): Buffer {
-  const h = Buffer.alloc(12);
-  h[0] = key.length;
-  h[1] = data?.length ?? 0;
-  h[3] = timeoutMs ? 1 : 0;
-  h.writeUInt32BE(timeoutMs, 4);
-  h.writeUInt32BE(expiresMs, 8);
-  return Buffer.concat([h, key, data ?? Buffer.alloc(0)]);
-}
-
-const key4 = (a: number[], sport: number, ...rest: Array<number[] | number>) => {
-  const parts: Buffer[] = [Buffer.from(a), Buffer.from([sport >> 8, sport & 255, 0, 0])];
-  for (const r of rest) parts.push(Array.isArray(r) ? Buffer.from(r) : Buffer.from([r >> 8, r & 255, 0, 0]));
-  return Buffer.concat(parts);
-};
-
-test('element dump: records decode to key, data, timeout and time left; a truncated dump is refused', (t) => {
-  const buf = Buffer.concat([record(key4([192, 0, 2, 10], 40000), markBytes(0x1234), 0, 899_000), record(Buffer.from([10, 0, 0, 0]), markBytes(7), 60_000, 30_000)]);
-  const els = decodeElements(buf);
-  t.is(els.length, 2);
-  t.is(markOf(els[0]!.data), 0x1234);
-  t.is(els[0]!.expiresMs, 899_000);
-  t.is(els[1]!.timeoutMs, 60_000);
-  t.throws(() => decodeElements(buf.subarray(0, buf.length - 1)), { instanceOf: RangeError });
-  t.is(markOf(null), null);
-});
-
-test('connection keys: client and virtual endpoints per layout, and back to element text; IPv6 keys cannot be read back', (t) => {
-  t.is(connKeyLayout(single), 'v4');
-  t.deepEqual(connFieldsOf(single, key4([192, 0, 2, 10], 40000)), { client: { address: '192.0.2.10', family: 4, port: 40000 }, virtual: { address: '10.0.0.50', family: 4, port: 80 } });
-  const ps = connFieldsOf(portset, key4([192, 0, 2, 10], 40001, 10500))!;
-  t.is(ps.virtual.port, 10500);
-  const fm = connFieldsOf(fwmark, key4([192, 0, 2, 10], 40002, [10, 0, 0, 60], 443))!;
-  t.deepEqual(fm.virtual, { address: '10.0.0.60', family: 4, port: 443 });
-  t.is(connFieldsOf(single, Buffer.alloc(7)), null, 'wrong length');
-  t.is(connFieldsOf(v6, Buffer.alloc(16)), null);
-  t.is(connElementText(single, connFieldsOf(single, key4([192, 0, 2, 10], 40000))!, 0x1234, 900_000, 500_000), '192.0.2.10 . 40000 timeout 900000ms expires 500000ms : 0x00001234');
-  t.is(connElementText(portset, ps, 1, 900_000, 2_000_000), '192.0.2.10 . 40001 . 10500 timeout 900000ms expires 900000ms : 0x00000001', 'expires capped by timeout');
-  t.is(connElementText(fwmark, fm, 1, 1000, 0), '192.0.2.10 . 40002 . 10.0.0.60 . 443 timeout 1000ms expires 1ms : 0x00000001');
-  t.is(connElementText(v6, fm, 1, 1000, 10), null);
-});
-
-test('persistence keys and template elements', (t) => {
-  t.is(persistClientOf(single, Buffer.from([10, 1, 2, 0])), '10.1.2.0');
-  t.is(persistClientOf(single, Buffer.alloc(16)), null);
-  const k6 = Buffer.alloc(16);
-  k6[0] = 0xfd;
-  t.is(persistClientOf(v6, k6), 'fd00::');
-  t.is(templateElementText(single, '10.1.2.0', 9, 300_000, 12_345), '10.1.2.0 timeout 300000ms expires 12345ms : 0x00000009');
-  t.is(templateElementText(single, 'fd00::', 9, 300_000, 1), null, 'wrong family');
-});
-
-test('table diff: new keys, changed destination or timeout are upserts; refreshed expiry is not; gone keys reported', (t) => {
-  const a = indexDump(decodeElements(Buffer.concat([
-    record(key4([192, 0, 2, 1], 1), markBytes(1), 60_000, 59_000),
-    record(key4([192, 0, 2, 2], 2), markBytes(2), 0, 800_000),
-    record(key4([192, 0, 2, 3], 3), markBytes(3), 0, 800_000),
-  ])), 1000);
-  const b = indexDump(decodeElements(Buffer.concat([
-    record(key4([192, 0, 2, 1], 1), markBytes(1), 0, 900_000), // first packet -> established (timeout changed)
-    record(key4([192, 0, 2, 2], 2), markBytes(2), 0, 899_000), // traffic refreshed it only
-    record(key4([192, 0, 2, 4], 4), markBytes(4), 60_000, 60_000), // new
-  ])), 2000);
+test('DR connection-table diff: new keys, a changed destination or own timeout are upserts; a refreshed expiry is not; gone keys reported', (t) => {
+  const a = indexRows([
+    ['c0000201', 1, 59_000, 60_000],
+    ['c0000202', 2, 800_000, 0],
+    ['c0000203', 3, 800_000, 0],
+    ['c00002ff', null, 1, 0],
+  ], 1000);
+  t.is(a.size, 3, 'rows without data skipped');
+  const b = indexRows([
+    ['c0000201', 1, 900_000, 0], // first packet -> established (own timeout changed)
+    ['c0000202', 2, 899_000, 0], // traffic refreshed it only
+    ['c0000204', 4, 60_000, 60_000], // new
+  ], 2000);
   const d = diffTables(a, b);
   t.deepEqual(d.upserts.map((e) => e.id).sort(), [1, 4]);
   t.deepEqual(d.gone.map((e) => e.id), [3]);
-  t.is(b.get(key4([192, 0, 2, 4], 4).toString('hex'))!.expiresAt, 62_000);
+  t.is(b.get('c0000204')!.expiresAt, 62_000);
   t.deepEqual(diffTables(b, b), { upserts: [], gone: [] });
+  const moved = indexRows([['c0000202', 7, 899_000, 0]], 2000);
+  t.deepEqual(diffTables(b, moved).upserts.map((e) => e.id), [7], 'pinned to another destination');
 });
 
 test('conntrackd.conf: FTFW over UDP to the one peer, own lock/socket/log in the runtime dir; unsafe names refused', (t) => {

@@ -5,7 +5,7 @@ import test from 'ava';
 import { NftablesDataplane } from '../../src/lvs/dataplane/nftables/index.js';
 import type { NftTransport, NftOutput } from '../../src/lvs/dataplane/nftables/transport.js';
 import type { DirectorFacts } from '../../src/lvs/dataplane/nftables/facts.js';
-import type { PacketBytes } from '../../src/lvs/dataplane/nftables/counters.js';
+import type { MapEntry, PacketBytes } from '../../src/lvs/dataplane/nftables/counters.js';
 import { KeepaliveError } from '../../src/util/errors.js';
 import { pool, svcSpec } from '../lib/nft-lab.js';
 import { roundMaglev } from '../lib/nft-scenarios.js';
@@ -25,6 +25,9 @@ class FakeTransport implements NftTransport {
   }
   async counters(): Promise<Map<string, PacketBytes>> {
     return this.counterValues;
+  }
+  async elements(): Promise<MapEntry[]> {
+    return [];
   }
   close(): void {}
 }
@@ -108,7 +111,7 @@ test('bad input is refused before anything is sent: DR not on-link, DR port chan
   const e2 = await t.throwsAsync(dp.setPool(dr.key, pool([['10.77.0.21', 8080, 1]])));
   t.regex(e2!.message, /DR cannot change the port/);
   await t.throwsAsync(dp.serve('tcp/10.9.9.9:80' as never), { code: 'E_CONFIG_INVALID' });
-  await t.throwsAsync(dp.configure([{ ...dr, kind: 'PROXY' }]), { code: 'E_CONFIG_INVALID', message: /not forwarded by nftables/ });
+  await t.throwsAsync(dp.configure([{ ...dr, kind: 'PROXY' }]), { code: 'E_CONFIG_INVALID', message: /does not forward lb_kind PROXY/ });
   await t.throwsAsync(dp.configure([{ ...nat, ops: true } as never]), { code: 'E_CONFIG_INVALID', message: /one-packet scheduling/ });
   const off = new NftablesDataplane({ transport: tr, facts: facts({ forwarding: async () => false }), maglev: roundMaglev });
   await t.throwsAsync(off.configure([nat]), { code: 'E_DATAPLANE_UNAVAILABLE', message: /net\.ipv4\.ip_forward is 0/ });

@@ -3,11 +3,11 @@
 import test from 'ava';
 import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { elementDiff, modelOf, planTransaction, type NftObj } from '../../src/lvs/dataplane/nftables/model.js';
+import { allObjects, elementDiff, modelOf, planTransaction, type NftObj } from '../../src/lvs/dataplane/nftables/model.js';
 import { buildModel, connKey, DEFAULT_LIMITS, eligible, nftTime, prefixMask, type NftServiceInput } from '../../src/lvs/dataplane/nftables/ruleset.js';
 import { schedule, sequenceMap, wrrSequence } from '../../src/lvs/dataplane/nftables/sched.js';
 import { reweight } from '../../src/lvs/dataplane/nftables/reweight.js';
-import { countConntrack, countFlows, parseCounters, parseMapEntries } from '../../src/lvs/dataplane/nftables/counters.js';
+import { countFlows, parseCounters, parseMapEntries } from '../../src/lvs/dataplane/nftables/counters.js';
 import { parseJsonDocuments } from '../../src/lvs/dataplane/nftables/transport.js';
 import { IdRegistry } from '../../src/lvs/dataplane/nftables/ids.js';
 import { renderScenario, roundMaglev, SCENARIOS } from '../lib/nft-scenarios.js';
@@ -37,7 +37,7 @@ test('every golden file has a scenario', (t) => {
 const base = SCENARIOS['dr-rr']![0]!;
 const build = (services: NftServiceInput[]) => buildModel({ services, limits: DEFAULT_LIMITS, maglev: roundMaglev });
 const chainRules = (services: NftServiceInput[], name: string): string[] => {
-  const o = [...build(services).model.values()].find((x) => x.name === name);
+  const o = allObjects(build(services).model).find((x) => x.name === name);
   if (!o || o.type !== 'chain') throw new Error(`no chain ${name}`);
   return [...o.rules];
 };
@@ -53,7 +53,7 @@ test('DR: established flows are looked up first, new flows scheduled over weight
   // wrr 1:3 interleaved as IPVS does (the weight-0 server 0x23 takes nothing new).
   t.deepEqual(chainRules([svc], 's00000002_pick'), ['meta mark set numgen inc mod 4 map { 0-1 : 0x00000022, 2 : 0x00000021, 3 : 0x00000022 } goto s00000002_commit']);
   const model = build([svc]).model;
-  const ids = [...model.values()].find((o) => o.name === 's00000002_ids');
+  const ids = allObjects(model).find((o) => o.name === 's00000002_ids');
   t.true(ids?.type === 'set' && ids.elements instanceof Map && ids.elements.has('0x00000023'), 'the quiescent server keeps its established flows');
   t.deepEqual(chainRules([svc], 's00000002_fwd'), ['counter name meta mark map @s00000002_cin fwd ip to meta mark map @s00000002_addr device "eth0"']);
   // Destinations behind two interfaces: one rule per interface, selected by an id set.
@@ -69,7 +69,7 @@ test('DR: draining keeps only the established-flow rules; idle services leave th
   t.is(chainRules([draining], 's00000001_svc').length, 3, 'no goto pick');
   t.true(chainRules([draining], 's00000001_svc').every((r) => r.includes('map @s00000001_conn_')));
   const idle = { ...base, phase: 'idle' as const };
-  t.false([...build([idle]).model.values()].some((o) => o.name.startsWith('g_in_')));
+  t.false(allObjects(build([idle]).model).some((o) => o.name.startsWith('g_in_')));
   t.regex(build([draining]).services.get('s00000001')!.inEffect, /not serving new connections/);
 });
 
@@ -107,7 +107,7 @@ test('connection-table keys fit nft 1.0.6 (at most 16 bytes): IPv6 uses the low 
 
 test('NAT: ct mark set only for new connections, DNAT/masquerade by mark, per-direction counters', (t) => {
   const services = SCENARIOS['nat-fullnat']!;
-  const objs = [...build(services).model.values()];
+  const objs = allObjects(build(services).model);
   const chain = (n: string) => objs.find((o) => o.name === n) as Extract<NftObj, { type: 'chain' }>;
   t.deepEqual(chain('g_pre').rules, ['ct state new ip daddr . meta l4proto . th dport vmap { 10.77.0.50 . tcp . 80 : goto s00000006_svc, 10.77.0.50 . udp . 53 : goto s00000007_svc }']);
   t.regex(chain('g_pre').base, /hook prerouting priority -140/);
@@ -132,8 +132,8 @@ test('helpers: masks, times, eligible destinations', (t) => {
   t.is(nftTime(300_000), '300s');
   t.is(nftTime(1500), '1500ms');
   const wl = SCENARIOS['nat-fullnat']![0]!;
-  t.deepEqual(eligible(wl), [{ id: 0x61, weight: 250 }, { id: 0x62, weight: 750 }]);
-  t.deepEqual(eligible({ ...wl, schedWeights: new Map([[0x61, 0]]) }), [{ id: 0x62, weight: 1 }]);
+  t.deepEqual(eligible(wl), [{ id: 0x61, weight: 250, key: '10.78.0.21:8080' }, { id: 0x62, weight: 750, key: '10.78.0.22:8080' }]);
+  t.deepEqual(eligible({ ...wl, schedWeights: new Map([[0x61, 0]]) }), [{ id: 0x62, weight: 1, key: '10.78.0.22:8080' }]);
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ test('control loop: a burst goes to the least loaded; many expected connections 
 // ------------------------------------------------------------------------------------------------
 // Reading the kernel back
 
-test('parsers: counters, map entries with timeouts, flows by state, conntrack by mark', (t) => {
+test('parsers: counters, map entries with timeouts, flows by state', (t) => {
   const counters = parseJsonDocuments(
     '{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"counter": {"family": "netdev", "name": "s1_c00000011", "table": "keepalive_ts", "handle": 9, "packets": 2, "bytes": 120}}]}' +
       '{"nftables": [{"counter": {"family": "inet", "name": "s2_i{x}", "table": "keepalive_ts", "packets": 5, "bytes": 7}}]}',
@@ -228,13 +228,6 @@ test('parsers: counters, map entries with timeouts, flows by state, conntrack by
   t.deepEqual(conn[0], { key: { concat: ['10.88.0.100', 60234] }, keyText: '{"concat":["10.88.0.100",60234]}', value: 0x11111111, expiresS: 8 });
   const closing = parseMapEntries([JSON.parse('{"nftables": [{"set": {"name": "x", "elem": [{"elem": {"val": {"concat": ["10.88.0.100", 60234]}, "expires": 8}}]}}]}')]);
   t.deepEqual([...countFlows(conn, closing)], [[0x11111111, { active: 0, inactive: 1 }], [0x22222222, { active: 1, inactive: 0 }]]);
-  const ct = [
-    'tcp      6 431999 ESTABLISHED src=10.77.0.100 dst=10.77.0.50 sport=1 dport=80 src=10.78.0.21 dst=10.77.0.100 sport=80 dport=1 [ASSURED] mark=17 use=1',
-    'tcp      6 119 TIME_WAIT src=10.77.0.100 dst=10.77.0.50 sport=2 dport=80 src=10.78.0.21 dst=10.77.0.100 sport=80 dport=2 [ASSURED] mark=17 use=1',
-    'udp      17 29 src=10.77.0.100 dst=10.77.0.50 sport=3 dport=53 [UNREPLIED] src=10.78.0.22 dst=10.77.0.100 sport=53 dport=3 mark=18 use=1',
-    'tcp      6 10 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=4 dport=22 src=10.0.0.2 dst=10.0.0.1 sport=22 dport=4 [ASSURED] mark=99 use=1',
-  ].join('\n');
-  t.deepEqual([...countConntrack(ct, new Set([17, 18]))], [[17, { active: 1, inactive: 1 }], [18, { active: 0, inactive: 1 }]]);
 });
 
 test('ids: the same on every director, distinct, never 0; names per service', (t) => {

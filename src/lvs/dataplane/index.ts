@@ -30,7 +30,6 @@ import {
 } from './contract.js';
 import { ProxyDataplane } from './proxy/index.js';
 import { NFT_KINDS, NftablesDataplane } from './nftables/index.js';
-import { maglevTable } from '../maglev.js';
 
 export * from './contract.js';
 
@@ -56,10 +55,7 @@ export interface DataplaneImplementation {
   create(ctx: DataplaneContext): Dataplane & Partial<ConnectionState>;
 }
 
-/**
- * THE registration point: one entry per implementation. The kernel path (nftables: DR, NAT,
- * FULLNAT) adds its entry here.
- */
+/** THE registration point: one entry per implementation. */
 export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
   {
     name: 'proxy',
@@ -67,14 +63,14 @@ export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
     create: (ctx) => new ProxyDataplane(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
   },
   {
+    // The kernel path: one nftables table per family, libnftables on the thread pool. Creating it
+    // fails with E_DATAPLANE_UNAVAILABLE (naming the Debian package) when libnftables is missing.
     name: 'nftables',
     kinds: NFT_KINDS,
     create: (ctx) =>
       new NftablesDataplane({
-        // Destinations are keyed by their id (a hash of service and endpoint, the same on every director).
-        maglev: (dests, size, seed) => maglevTable(dests.map((d) => ({ key: d.id.toString(16), weight: d.weight })), size, seed),
+        log: ctx.log ?? ((_level, msg) => ctx.onError?.('nftables', new Error(msg))),
         ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
-        ...(ctx.log ? { log: ctx.log } : {}),
         ...(ctx.conntrackSync ? { limits: { natMidstreamDrop: true } } : {}),
       }),
   },
@@ -140,7 +136,7 @@ export class DataplaneSet implements Dataplane, ConnectionState {
       if (!slot) {
         throw new KeepaliveError(
           'E_DATAPLANE_UNAVAILABLE',
-          `${spec.key}: lb_kind "${spec.kind}" has no data plane in this build (registered: ${this.kinds.join(", ")}); use lb_kind = "PROXY" for the user-space proxy`,
+          `${spec.key}: no data plane forwards lb_kind "${spec.kind}" (have: ${this.kinds.join(', ')})`,
         );
       }
       let list = bySlot.get(slot);

@@ -1,7 +1,7 @@
 /**
  * Reading the kernel's state back. Pure parsers: `nft -j list counters table …` JSON into
- * packet/byte figures by counter name, `nft -j list map/set …` JSON into map entries, and
- * `conntrack -L` text into per-mark connection counts (NAT's ActiveConn/InActConn).
+ * packet/byte figures by counter name (the CLI transport; libnftables reads counters through the
+ * addon), `nft -j list map/set …` JSON into map entries and per-destination flow counts.
  */
 
 export interface PacketBytes {
@@ -32,8 +32,12 @@ export function parseCounters(docs: readonly unknown[]): Map<string, PacketBytes
 }
 
 export interface MapEntry {
-  /** The key as nft prints it in JSON (a string, a number, or a `concat` list). */
+  /**
+   * The key: as nft prints it in JSON (a string, a number, or a `concat` list), or, read through
+   * the addon, its bytes as a hex string (`raw`).
+   */
   readonly key: unknown;
+  readonly raw?: boolean;
   /** Canonical text of the key (for matching entries of two maps). */
   readonly keyText: string;
   /** The value (maps only): a mark as a number. */
@@ -70,6 +74,11 @@ export interface ActiveCounts {
   inactive: number;
 }
 
+/** Entries from the addon's raw set dump ([key hex, data, expires ms, timeout ms]). */
+export function rawEntries(rows: ReadonlyArray<readonly [string, number | null, number, number]>): MapEntry[] {
+  return rows.map(([key, data, expires]) => ({ key, raw: true, keyText: key, value: data === null ? null : data >>> 0, expiresS: expires / 1000 }));
+}
+
 /**
  * DR: per destination id, flows in the connection table; those also in the closing set (they
  * have seen FIN or RST) are inactive, like IPVS's InActConn.
@@ -87,22 +96,3 @@ export function countFlows(conn: readonly MapEntry[], closing: readonly MapEntry
   return out;
 }
 
-/**
- * NAT: per conntrack mark, TCP connections in ESTABLISHED (active) and every other conntrack
- * entry (inactive: TCP closing states, SYN_SENT, and UDP flows, as IPVS counts them), from
- * `conntrack -L` text. Only marks in `ours` are counted.
- */
-export function countConntrack(text: string, ours: ReadonlySet<number>): Map<number, ActiveCounts> {
-  const out = new Map<number, ActiveCounts>();
-  for (const line of text.split('\n')) {
-    const m = / mark=(\d+)/.exec(line);
-    if (!m) continue;
-    const mark = Number(m[1]) >>> 0;
-    if (!ours.has(mark)) continue;
-    const c = out.get(mark) ?? { active: 0, inactive: 0 };
-    if (/^tcp\s+\d+\s+\d+\s+ESTABLISHED\b/.test(line)) c.active++;
-    else c.inactive++;
-    out.set(mark, c);
-  }
-  return out;
-}

@@ -9,16 +9,16 @@
  * changes nothing in the kernel (nftables batches are atomic) and nothing here: the calls that
  * asked for it reject, the previous state stays.
  */
-import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
+import { conntrackCountByMark } from '../../../net/native.js';
 import type {
+  ConnEntry,
   ConnectionEvent,
   ConnectionSnapshot,
   ConnectionState,
-  ConnRef,
   DataplaneStats,
-  Dataplane,
   DestStats,
   LbKind,
   PoolSpec,
@@ -26,12 +26,16 @@ import type {
   ServiceSpec,
   ServiceStats,
   TemplateEntry,
+  UdpFlowEntry,
 } from '../contract.js';
-import { connElementText, connFieldsOf, decodeElements, diffTables, indexDump, persistClientOf, templateElementText, type TableDump, type TableEntry } from './elements.js';
-import { countConntrack, countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
+import { flowKeyFields, flowsOf, rawKey, restoreFlows, restoreTemplates, templatesOf } from './conn-state.js';
+import { diffTables, indexRows, type ElementRow, type TableDump, type TableEntry } from './elements.js';
+import { DataplaneLifecycle } from '../lifecycle.js';
+import { maglevTable } from '../../maglev.js';
+import { countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
 import { systemFacts, type DirectorFacts } from './facts.js';
 import { IdRegistry } from './ids.js';
-import { planTransaction, TABLE, type Model, type NftFamily } from './model.js';
+import { allObjects, planTransaction, TABLE, type Model, type NftFamily } from './model.js';
 import { reweight } from './reweight.js';
 import {
   buildModel,
@@ -63,19 +67,19 @@ export interface NftablesOptions {
    * hold the DR services' VIPs.
    */
   ingress?: readonly string[];
-  /** How long a destination that left a DR pool keeps its pinned flows (default: the service's drainMs). */
+  /** Diagnostics that concern no call (a poll that failed, a drain that could not be applied). */
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
-  /** `conntrack` binary (NAT ActiveConn/InActConn). */
-  conntrackPath?: string;
-  now?: () => number;
   /**
-   * Connection sync: how often the connection and persistence tables are dumped and compared
-   * while someone subscribes to onEvent (ms). Default 100; a dump that takes long stretches the
-   * period so reading stays under ~10 % of the time.
+   * Connection sync of the DR connection tables: how often they are dumped and compared while
+   * someone subscribes to onEvent (ms). Default 100 (the lag budget of a takeover); a dump that
+   * takes long stretches the period so reading stays under ~10 % of the time.
    */
   syncPollMs?: number;
-  /** Connection-event batching asked for by the daemon (ms): the poll period when syncPollMs is not given. */
+  /** Connection-event batching the daemon asks for (ms): the DR poll period when syncPollMs is not given (at least 50). */
   eventBatchMs?: number;
+  /** Conntrack counts by mark (NAT ActiveConn/InActConn); default: one ctnetlink dump through the addon. */
+  conntrack?: (marks: readonly number[]) => Promise<{ counts: Map<number, ActiveCounts>; entries: number }>;
+  now?: () => number;
 }
 
 interface Retired {
@@ -107,6 +111,9 @@ interface Pending {
   at: number;
 }
 
+/** Lines added to the next transaction after the plan (restored entries), computed against the committed-to-be state. */
+type Extra = (state: ReadonlyMap<ServiceKey, SvcState>) => Promise<string[]>;
+
 /** Latency figures of the last transactions (ms from the change request to the kernel commit). */
 class LatencyWindow {
   readonly #values: number[] = [];
@@ -131,28 +138,23 @@ class LatencyWindow {
   }
 }
 
-function defaultMaglev(): never {
-  throw new KeepaliveError('E_CONFIG_INVALID', 'lb_algo "mh" on the kernel path needs the shared Maglev table module');
-}
+/** The shared Maglev table (src/lvs/maglev.ts) over the destinations' endpoint keys, as the proxy's mh builds it. */
+const sharedMaglev: Maglev = (dests, size, seed) => maglevTable(dests.map((d) => ({ key: d.key ?? String(d.id), weight: d.weight })), size, seed);
 
-/** Figures of the table dumps behind connection events (status/metrics `sync` of the data plane). */
+/** Figures of the DR connection-table dumps behind connection events (stats.extra sync_*). */
 interface SyncPollStats {
   polls: number;
   lastMs: number;
   maxMs: number;
   totalMs: number;
-  /** Entries seen in the last poll (connections + templates). */
   entries: number;
   events: number;
   /** DR connections that cannot be synced (IPv6 keys hold only the low address bits). */
   unsyncable: number;
-  restored: number;
-  restoreReplaced: number;
-  restoreSkipped: number;
-  restoreFailures: number;
+  restoredConns: number;
 }
 
-export class NftablesDataplane implements Dataplane, ConnectionState {
+export class NftablesDataplane extends DataplaneLifecycle implements ConnectionState {
   readonly name = 'nftables';
   readonly kinds = NFT_KINDS;
 
@@ -162,7 +164,7 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
   readonly #maglev: Maglev;
   readonly #ingressDefault: readonly string[] | undefined;
   readonly #log: NonNullable<NftablesOptions['log']>;
-  readonly #conntrack: string;
+  readonly #conntrack: NonNullable<NftablesOptions['conntrack']>;
   readonly #now: () => number;
   readonly #ids = new IdRegistry();
   readonly #cache = new WeakMap<NftServiceInput, ServiceBuild>();
@@ -173,10 +175,18 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
   #builds: ReadonlyMap<string, ServiceBuild> = new Map();
   #started = false;
   #closed = false;
-  #closing: Promise<void> | undefined;
 
   /** Mutations waiting for the next transaction. */
-  #pending: Array<{ mutate: (s: Map<ServiceKey, SvcState>) => void; p: Pending; extra?: () => Promise<string[]> }> = [];
+  #pending: Array<{ mutate: (s: Map<ServiceKey, SvcState>) => void; extra?: Extra; p: Pending }> = [];
+  readonly #subscribers = new Set<(events: readonly ConnectionEvent[]) => void>();
+  /** Templates last reported to subscribers: "service client" -> dest key and expiry (ms, absolute). */
+  #reported = new Map<string, { dest: string; expiresAt: number }>();
+  // DR connection sync: the previous dump per table, the poll timer, figures.
+  readonly #syncPollMs: number;
+  #syncTimer: NodeJS.Timeout | undefined;
+  #syncBusy = false;
+  #syncPrev = new Map<string, TableDump>();
+  readonly #syncStats: SyncPollStats = { polls: 0, lastMs: 0, maxMs: 0, totalMs: 0, entries: 0, events: 0, unsyncable: 0, restoredConns: 0 };
   #running = false;
   #timers = new Set<NodeJS.Timeout>();
   #poll: NodeJS.Timeout | undefined;
@@ -188,42 +198,33 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
   #lastConns = new Map<string, number>();
   #connEntries = 0;
   #persistEntries = 0;
+  #conntrackEntries: number | null = null;
+  #conntrackMax: number | null = null;
   #conntrackProblem: string | undefined;
 
-  // Connection sync (ConnectionState)
-  readonly #syncPollMs: number;
-  readonly #listeners = new Set<(events: readonly ConnectionEvent[]) => void>();
-  #syncTimer: NodeJS.Timeout | undefined;
-  #syncRunning: Promise<void> | undefined;
-  /** Last dump per table ("<service name> <table name>"). */
-  #syncPrev = new Map<string, TableDump>();
-  readonly #syncStats: SyncPollStats = { polls: 0, lastMs: 0, maxMs: 0, totalMs: 0, entries: 0, events: 0, unsyncable: 0, restored: 0, restoreReplaced: 0, restoreSkipped: 0, restoreFailures: 0 };
-
   constructor(opts: NftablesOptions = {}) {
+    super();
     this.#transport = opts.transport ?? new LibnftablesTransport();
     this.#facts = opts.facts ?? systemFacts;
     this.#limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.#maglev = opts.maglev ?? defaultMaglev;
+    this.#maglev = opts.maglev ?? sharedMaglev;
     this.#ingressDefault = opts.ingress;
     this.#log = opts.log ?? (() => undefined);
-    this.#conntrack = opts.conntrackPath ?? 'conntrack';
+    this.#conntrack = opts.conntrack ?? conntrackCountByMark;
     this.#now = opts.now ?? Date.now;
-    this.#syncPollMs = Math.max(10, opts.syncPollMs ?? opts.eventBatchMs ?? 100);
+    this.#syncPollMs = Math.max(10, opts.syncPollMs ?? Math.max(50, opts.eventBatchMs ?? 100));
   }
 
   // ----------------------------------------------------------------------------------------------
   // Contract
 
-  async configure(services: readonly ServiceSpec[]): Promise<void> {
-    this.#checkOpen();
-    const keys = new Set<string>();
-    for (const s of services) {
-      if (!NFT_KINDS.includes(s.kind)) throw new KeepaliveError('E_CONFIG_INVALID', `${s.key}: lb_kind ${s.kind} is not forwarded by nftables (kinds: ${NFT_KINDS.join(', ')})`);
-      if (keys.has(s.key)) throw new KeepaliveError('E_CONFIG_INVALID', `${s.key}: configured twice`);
-      keys.add(s.key);
-      if (s.kind !== 'DR' && opsOf(s)) throw new KeepaliveError('E_CONFIG_INVALID', `${s.key}: one-packet scheduling (ops) is not available with lb_kind ${s.kind} on nftables (conntrack binds every UDP flow); use DR or PROXY`);
-      if (s.scheduler === 'mh' && this.#maglev === defaultMaglev) defaultMaglev();
-    }
+  protected override checkService(spec: ServiceSpec): string | null {
+    if (spec.kind !== 'DR' && spec.ops) return `one-packet scheduling (ops) is not available with lb_kind ${spec.kind} on nftables (conntrack binds every UDP flow); use DR or PROXY`;
+    return null;
+  }
+
+  protected async applyConfigure(services: readonly ServiceSpec[]): Promise<void> {
+    const keys = new Set<string>(services.map((s) => s.key));
     // NAT / FULLNAT forward through this host: IP forwarding must be on (checked, never set: on IPv6
     // turning it on stops the host from accepting router advertisements).
     for (const family of [4, 6] as const) {
@@ -259,19 +260,10 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
     });
   }
 
-  async setPool(key: ServiceKey, pool: PoolSpec): Promise<void> {
-    this.#checkOpen();
-    const cur = this.#get(key);
-    const spec = cur.spec;
+  protected async applyPool(spec: ServiceSpec, pool: PoolSpec): Promise<void> {
+    const key = spec.key;
     const dests: NftDest[] = [];
-    const seen = new Set<string>();
-    for (const d of pool.dests) {
-      if (!Number.isInteger(d.weight) || d.weight < 0) throw new KeepaliveError('E_CONFIG_INVALID', `${key}: weight of ${d.key} must be a whole number >= 0`);
-      if (d.endpoint.family !== spec.match.family) throw new KeepaliveError('E_CONFIG_INVALID', `${key}: ${d.key} is IPv${d.endpoint.family}, the service IPv${spec.match.family}`);
-      if (seen.has(d.key)) throw new KeepaliveError('E_CONFIG_INVALID', `${key}: ${d.key} is in the pool twice`);
-      seen.add(d.key);
-      dests.push(await this.#dest(spec, 'rs', d.endpoint, d.weight));
-    }
+    for (const d of pool.dests) dests.push(await this.#dest(spec, 'rs', d.endpoint, d.weight));
     const sorry = pool.sorry ? await this.#dest(spec, 'sorry', pool.sorry, 1) : null;
     const now = this.#now();
     await this.#change((st) => {
@@ -293,8 +285,8 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
     });
   }
 
-  async serve(key: ServiceKey): Promise<void> {
-    this.#checkOpen();
+  protected async applyServe(spec: ServiceSpec): Promise<void> {
+    const key = spec.key;
     const cur = this.#get(key);
     let ingress: string[] = [];
     if (cur.spec.kind === 'DR') {
@@ -311,9 +303,8 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
     });
   }
 
-  async unserve(key: ServiceKey, drainMs: number): Promise<void> {
-    this.#checkOpen();
-    this.#get(key);
+  protected async applyUnserve(spec: ServiceSpec, drainMs: number): Promise<void> {
+    const key = spec.key;
     const until = this.#now() + Math.max(0, drainMs);
     await this.#change((st) => {
       const s = st.get(key);
@@ -326,8 +317,7 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
     });
   }
 
-  async stats(): Promise<DataplaneStats> {
-    this.#checkOpen();
+  protected async collectStats(): Promise<DataplaneStats> {
     const counters = await this.#readCounters();
     const services: ServiceStats[] = [];
     let full = 0;
@@ -396,42 +386,121 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
         conn_table_entries: this.#connEntries,
         conn_table_full_total: full,
         persistence_entries: this.#persistEntries,
+        ...(this.#conntrackEntries !== null ? { conntrack_entries: this.#conntrackEntries } : {}),
+        ...(this.#conntrackMax !== null && Number.isFinite(this.#conntrackMax) ? { conntrack_max: this.#conntrackMax } : {}),
         sync_polls: this.#syncStats.polls,
         sync_poll_last_ms: round3(this.#syncStats.lastMs),
         sync_poll_max_ms: round3(this.#syncStats.maxMs),
         sync_poll_ms_total: round3(this.#syncStats.totalMs),
-        sync_table_entries: this.#syncStats.entries,
+        sync_conn_table_entries: this.#syncStats.entries,
         sync_events: this.#syncStats.events,
         sync_unsyncable: this.#syncStats.unsyncable,
-        sync_restored: this.#syncStats.restored,
-        sync_restore_replaced: this.#syncStats.restoreReplaced,
-        sync_restore_skipped: this.#syncStats.restoreSkipped,
-        sync_restore_failures: this.#syncStats.restoreFailures,
+        sync_restored_conns: this.#syncStats.restoredConns,
       },
     };
   }
 
-  close(): Promise<void> {
-    this.#closing ??= this.#doClose();
-    return this.#closing;
+  // ----------------------------------------------------------------------------------------------
+  // Connection state (connection sync)
+
+  /** Destination endpoint of a mark in a service (pool and draining ones; not the sorry server). */
+  #destOf(s: SvcState): (id: number) => Endpoint | undefined {
+    const m = new Map<number, Endpoint>();
+    for (const d of s.dests) m.set(d.id, d.endpoint);
+    for (const r of s.retired) if (r.dest.id !== s.sorry?.id) m.set(r.dest.id, r.dest.endpoint);
+    return (id) => m.get(id);
   }
 
-  // ----------------------------------------------------------------------------------------------
-  // ConnectionState: connection sync of the kernel's dynamic tables
-  //
-  // DR connection tables (flow -> destination id) and persistence tables (client network -> id)
-  // are dumped with one raw netlink request each (the addon) every syncPollMs while someone
-  // listens, and compared with the previous dump: new flows, flows whose destination or timeout
-  // changed (first packet -> established) and new templates become events; flows gone from the
-  // table become conn_end / udp_flow_expired. NAT/FULLNAT connections live in conntrack, which
-  // conntrackd replicates (src/sync/conntrackd.ts); their persistence templates come from here.
+  /**
+   * Persistence templates of every service and the DR connection tables' IPv4 flows (TCP as
+   * connections, UDP with their idle time left). NAT flows live in conntrack and are not listed.
+   */
+  async snapshot(): Promise<ConnectionSnapshot> {
+    this.assertOpen();
+    const templates: TemplateEntry[] = [];
+    const udpFlows: UdpFlowEntry[] = [];
+    const conns: ConnEntry[] = [];
+    for (const s of this.#state.values()) {
+      if (s.removing !== undefined) continue;
+      const F: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+      const dyn = dynamicNames(s.spec, s.name, this.#limits);
+      const destOf = this.#destOf(s);
+      const read = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name).catch(() => []);
+      if (dyn.persist) templates.push(...templatesOf(s.spec, await read('map', dyn.persist), destOf));
+      if (s.spec.kind === 'DR') {
+        for (const f of flowsOf(s.spec, await read('map', dyn.conn), destOf)) {
+          const { expiresInMs, ...ref } = f;
+          if (f.protocol === 'udp') udpFlows.push({ type: 'udp_flow', ...ref, expiresInMs });
+          else conns.push({ type: 'conn', ...ref, expiresInMs });
+        }
+      }
+    }
+    return { templates, udpFlows, conns };
+  }
 
+  /**
+   * Writes synced templates into the persistence tables and UDP flows into the DR connection
+   * tables, in the next transaction (so a serve() called after this forwards with them). Entries
+   * the tables already hold are kept as they are; entries of unknown services, of destinations
+   * this service does not know, and IPv6 flows are skipped.
+   */
+  restore(entries: readonly RestoreEntry[]): Promise<void> {
+    try {
+      this.assertOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const byService = new Map<ServiceKey, RestoreEntry[]>();
+    for (const e of entries) {
+      const list = byService.get(e.service) ?? [];
+      list.push(e);
+      byService.set(e.service, list);
+    }
+    return this.#change(() => undefined, async (state) => {
+      const lines: string[] = [];
+      for (const [key, list] of byService) {
+        const s = state.get(key);
+        if (!s || s.removing !== undefined) continue;
+        const F: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+        const dyn = dynamicNames(s.spec, s.name, this.#limits);
+        const existing = async (name: string) => new Set((await this.#transport.elements(F, 'map', name).catch(() => [])).map((e) => String(e.key)));
+        const id = (dest: Endpoint) => this.#ids.destId(s.spec.key, 'rs', endpointText(dest));
+        const templates = list.filter((e): e is TemplateEntry => e.type === 'template');
+        if (dyn.persist && s.spec.persistence && templates.length) {
+          const have = await existing(dyn.persist);
+          const items = templates.filter((t) => !have.has(rawKey(t.family, [t.client]))).map((t) => ({ client: t.client, id: id(t.dest), expiresInMs: t.expiresInMs }));
+          lines.push(...restoreTemplates(F, TABLE, dyn.persist, s.spec.persistence.timeoutMs, items));
+        }
+        // UDP flows, and TCP connections (hitless failover: the new master forwards them to the
+        // server the old master chose, whatever its own scheduler would pick now).
+        const flows = list.filter((e): e is UdpFlowEntry | ConnEntry => (e.type === 'udp_flow' || e.type === 'conn') && e.client.family === 4);
+        if (s.spec.kind === 'DR' && s.spec.match.family === 4 && !s.spec.ops && flows.length) {
+          const have = await existing(dyn.conn);
+          const fresh = flows.filter((f) => !have.has(rawKey(4, flowKeyFields(s.spec, f.client, f.virtual))));
+          for (const [proto, timeoutS] of [['udp', this.#limits.udpTimeoutS], ['tcp', this.#limits.tcpTimeoutS]] as const) {
+            const items = fresh
+              .filter((f) => (f.type === 'udp_flow' ? 'udp' : f.protocol) === proto)
+              .map((f) => ({ client: f.client, virtual: f.virtual, id: id(f.dest), expiresInMs: f.expiresInMs ?? timeoutS * 1000 }));
+            if (proto === 'tcp') this.#syncStats.restoredConns += items.length;
+            lines.push(...restoreFlows(TABLE, dyn.conn, s.spec, timeoutS * 1000, items));
+          }
+        }
+      }
+      return lines;
+    });
+  }
+
+  /**
+   * Template events for connection sync: the kernel reports nothing per packet, so the poll
+   * (every second, less often when tables are big) reports templates that are new, point at
+   * another server, or were refreshed by more than a tenth of their timeout since last reported.
+   */
   onEvent(cb: (events: readonly ConnectionEvent[]) => void): () => void {
-    this.#listeners.add(cb);
+    this.#subscribers.add(cb);
     this.#scheduleSyncPoll(0);
     return () => {
-      this.#listeners.delete(cb);
-      if (this.#listeners.size === 0) {
+      this.#subscribers.delete(cb);
+      if (this.#subscribers.size === 0) {
         clearTimeout(this.#syncTimer);
         this.#syncTimer = undefined;
         this.#syncPrev.clear();
@@ -439,233 +508,72 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
     };
   }
 
-  async snapshot(): Promise<ConnectionSnapshot> {
-    this.#checkOpen();
-    const out: { templates: TemplateEntry[]; udpFlows: ConnectionSnapshot['udpFlows']; conns: ConnectionSnapshot['conns'] } = { templates: [], udpFlows: [], conns: [] };
-    const now = this.#now();
-    for (const t of this.#syncTables()) {
-      const dump = await this.#dumpTable(t.family, t.table, now);
-      if (!dump) continue;
-      for (const e of dump.values()) {
-        const ev = this.#eventOf(t, e, now, false);
-        if (!ev) continue;
-        if (ev.type === 'template') out.templates.push(ev);
-        else if (ev.type === 'udp_flow_new') out.udpFlows.push({ ...refOf(ev), type: 'udp_flow', expiresInMs: ev.timeoutMs });
-        else if (ev.type === 'conn_new') out.conns.push({ ...refOf(ev), type: 'conn', ...(ev.expiresInMs === undefined ? {} : { expiresInMs: ev.expiresInMs }) });
-      }
-    }
-    return out;
-  }
-
   /**
-   * Writes synced connections (DR) and templates (all kinds) into this director's tables, in a
-   * transaction of its own queued before any serve() that follows the call. An entry whose key
-   * is already in a table with another destination replaces it; entries of unknown services or
-   * destinations not in the pool any more are skipped (counted).
+   * DR connection events: every syncPollMs the connection tables are dumped and compared with the
+   * previous dump (elements.ts): new flows and flows whose timeout changed become conn_new /
+   * udp_flow_new with their time left, flows gone become conn_end / udp_flow_expired. Templates
+   * come from the slower poll below (#reportTemplates).
    */
-  async restore(entries: readonly RestoreEntry[]): Promise<void> {
-    this.#checkOpen();
-    if (entries.length === 0) return;
-    // Current contents first, so keys pinned elsewhere are deleted before they are added.
-    const tables = new Map<string, { family: NftFamily; table: string; lines: Map<string, string>; ids: Map<string, number> }>();
-    let skipped = 0;
-    for (const e of entries) {
-      const s = this.#state.get(e.service);
-      if (!s || s.removing !== undefined) {
-        skipped++;
-        continue;
-      }
-      const dyn = dynamicNames(s.spec, s.name, this.#limits);
-      const family: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
-      const id = this.#destIdOf(s, e.dest);
-      if (id === undefined) {
-        skipped++;
-        continue;
-      }
-      let table: string | null = null;
-      let key: string | null = null;
-      let line: string | null = null;
-      if (e.type === 'template') {
-        table = dyn.persist;
-        key = e.client;
-        line = table ? templateElementText(s.spec, e.client, id, s.spec.persistence?.timeoutMs ?? e.expiresInMs, e.expiresInMs) : null;
-      } else if (s.spec.kind === 'DR' && !opsOf(s.spec)) {
-        table = dyn.conn;
-        const f = { client: e.client, virtual: e.virtual };
-        const timeout = (e.protocol === 'udp' ? this.#limits.udpTimeoutS : this.#limits.tcpTimeoutS) * 1000;
-        const expires = e.expiresInMs ?? timeout;
-        line = connElementText(s.spec, f, id, timeout, expires);
-        key = line === null ? null : line.slice(0, line.indexOf(' timeout '));
-      }
-      if (!table || key === null || line === null) {
-        skipped++;
-        continue;
-      }
-      const k = `${family} ${table}`;
-      let t = tables.get(k);
-      if (!t) tables.set(k, (t = { family, table, lines: new Map(), ids: new Map() }));
-      t.lines.set(key, line);
-      t.ids.set(key, id);
-    }
-    this.#syncStats.restoreSkipped += skipped;
-    if (tables.size === 0) return;
-    let replaced = 0;
-    let count = 0;
-    // Queued now (synchronously), so a serve() called after restore() commits with or after it.
-    const cmds = async (): Promise<string[]> => {
-      const out: string[] = [];
-      replaced = 0;
-      count = 0;
-      for (const t of tables.values()) {
-        const have = await this.#dumpKeyTexts(t.family, t.table);
-        const del: string[] = [];
-        for (const [key, id] of t.ids) {
-          const cur = have.get(key);
-          if (cur !== undefined && cur !== id) del.push(key);
-        }
-        replaced += del.length;
-        for (let i = 0; i < del.length; i += 4096) out.push(`delete element ${t.family} ${TABLE} ${t.table} { ${del.slice(i, i + 4096).join(', ')} }`);
-        const lines = [...t.lines.values()];
-        count += lines.length;
-        for (let i = 0; i < lines.length; i += 4096) out.push(`add element ${t.family} ${TABLE} ${t.table} { ${lines.slice(i, i + 4096).join(', ')} }`);
-      }
-      return out;
-    };
-    try {
-      await this.#change(() => undefined, cmds);
-      this.#syncStats.restored += count;
-      this.#syncStats.restoreReplaced += replaced;
-    } catch (err) {
-      this.#syncStats.restoreFailures++;
-      throw err;
-    }
-  }
-
-  /** Tables that connection sync reads: DR connection tables and every persistence table. */
-  #syncTables(): SyncTable[] {
-    const out: SyncTable[] = [];
-    if (!this.#model) return out;
-    for (const s of this.#state.values()) {
-      if (s.removing !== undefined) continue;
-      const dyn = dynamicNames(s.spec, s.name, this.#limits);
-      const family: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
-      if (s.spec.kind === 'DR' && !opsOf(s.spec)) out.push({ state: s, family, table: dyn.conn, what: 'conn' });
-      if (dyn.persist) out.push({ state: s, family, table: dyn.persist, what: 'persist' });
-    }
-    return out;
-  }
-
-  async #dumpTable(family: NftFamily, table: string, now: number): Promise<Map<string, TableEntry> | null> {
-    if (!this.#transport.elements) return null;
-    try {
-      return indexDump(decodeElements(await this.#transport.elements(family, table)), now);
-    } catch {
-      return null; // removed meanwhile (a reload): its events stop with it
-    }
-  }
-
-  /** Key text -> id of the elements of a table, in the notation restore() writes. */
-  async #dumpKeyTexts(family: NftFamily, table: string): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
-    const dump = await this.#dumpTable(family, table, this.#now());
-    if (!dump) return out;
-    const owner = this.#syncTables().find((t) => t.table === table && t.family === family);
-    if (!owner) return out;
-    for (const e of dump.values()) {
-      if (owner.what === 'persist') {
-        const c = persistClientOf(owner.state.spec, e.key);
-        if (c !== null) out.set(c, e.id);
-      } else {
-        const f = connFieldsOf(owner.state.spec, e.key);
-        const line = f ? connElementText(owner.state.spec, f, e.id, 1000, 1) : null;
-        if (line) out.set(line.slice(0, line.indexOf(' timeout ')), e.id);
-      }
-    }
-    return out;
-  }
-
-  #destIdOf(s: SvcState, ep: Endpoint): number | undefined {
-    const text = endpointText(ep);
-    for (const d of [...s.dests, ...s.retired.map((r) => r.dest)]) if (endpointText(d.endpoint) === text) return d.id;
-    return undefined;
-  }
-
-  #destOf(s: SvcState, id: number): NftDest | undefined {
-    return s.dests.find((d) => d.id === id) ?? s.retired.find((r) => r.dest.id === id)?.dest;
-  }
-
-  /** One table entry as a connection event (null: the sorry server, an unknown id, an unreadable key). */
-  #eventOf(t: SyncTable, e: TableEntry, now: number, gone: boolean): ConnectionEvent | null {
-    const s = t.state;
-    const dest = this.#destOf(s, e.id);
-    if (!dest) return null;
-    const left = Math.max(0, e.expiresAt - now);
-    if (t.what === 'persist') {
-      if (gone) return null;
-      const client = persistClientOf(s.spec, e.key);
-      if (client === null) return null;
-      return { type: 'template', service: s.spec.key, family: s.spec.match.family, client, dest: dest.endpoint, expiresInMs: left };
-    }
-    const f = connFieldsOf(s.spec, e.key);
-    if (!f) {
-      if (!gone) this.#syncStats.unsyncable++;
-      return null;
-    }
-    const m = s.spec.match;
-    const protocol = m.kind === 'addr' ? m.protocol : 'tcp';
-    const ref: ConnRef = { service: s.spec.key, protocol, client: f.client, virtual: f.virtual, dest: dest.endpoint };
-    if (protocol === 'udp') return gone ? { ...ref, type: 'udp_flow_expired' } : { ...ref, type: 'udp_flow_new', timeoutMs: left };
-    return gone ? { ...ref, type: 'conn_end', inBytes: 0, outBytes: 0 } : { ...ref, type: 'conn_new', expiresInMs: left };
-  }
-
   #scheduleSyncPoll(delay: number): void {
-    if (this.#syncTimer || this.#listeners.size === 0 || this.#closed || this.#closing) return;
+    if (this.#syncTimer || this.#subscribers.size === 0 || this.#closed || this.isClosed) return;
     this.#syncTimer = setTimeout(() => {
       this.#syncTimer = undefined;
-      this.#syncRunning = this.#syncPoll().finally(() => {
-        this.#syncRunning = undefined;
-        // At most ~10 % of the time reading tables.
-        this.#scheduleSyncPoll(Math.max(this.#syncPollMs, 10 * this.#syncStats.lastMs));
-      });
+      void this.#syncPoll().finally(() => this.#scheduleSyncPoll(Math.max(this.#syncPollMs, 10 * this.#syncStats.lastMs)));
     }, delay);
     this.#syncTimer.unref();
   }
 
   async #syncPoll(): Promise<void> {
-    if (this.#syncRunning || this.#listeners.size === 0) return;
+    const rowsOf = (this.#transport as { elementRows?: (f: NftFamily, n: string) => Promise<ElementRow[]> }).elementRows?.bind(this.#transport);
+    if (!rowsOf || this.#syncBusy || !this.#model) return;
+    this.#syncBusy = true;
     const t0 = performance.now();
     const events: ConnectionEvent[] = [];
     const seen = new Set<string>();
     let entries = 0;
-    for (const t of this.#syncTables()) {
-      const now = this.#now();
-      const next = await this.#dumpTable(t.family, t.table, now);
-      if (!next) continue;
-      const k = `${t.state.name} ${t.table}`;
-      seen.add(k);
-      entries += next.size;
-      const { upserts, gone } = diffTables(this.#syncPrev.get(k) ?? new Map(), next);
-      this.#syncPrev.set(k, next);
-      for (const e of upserts) {
-        const ev = this.#eventOf(t, e, now, false);
-        if (ev) events.push(ev);
+    try {
+      for (const s of [...this.#state.values()]) {
+        if (s.removing !== undefined || s.spec.kind !== 'DR' || s.spec.ops) continue;
+        const dyn = dynamicNames(s.spec, s.name, this.#limits);
+        const now = this.#now();
+        const rows = await rowsOf('netdev', dyn.conn).catch(() => null);
+        if (!rows) continue;
+        const k = `${s.name} ${dyn.conn}`;
+        seen.add(k);
+        entries += rows.length;
+        const next = indexRows(rows, now);
+        const { upserts, gone } = diffTables(this.#syncPrev.get(k) ?? new Map(), next);
+        this.#syncPrev.set(k, next);
+        if (s.spec.match.family !== 4) {
+          this.#syncStats.unsyncable += upserts.length;
+          continue;
+        }
+        const destOf = this.#destOf(s);
+        const asFlows = (list: readonly TableEntry[]) =>
+          flowsOf(s.spec, list.map((e) => ({ key: e.key, raw: true, keyText: e.key, value: e.id, expiresS: Math.max(0, e.expiresAt - now) / 1000 })), destOf);
+        for (const f of asFlows(upserts)) {
+          const { expiresInMs, ...ref } = f;
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_new', timeoutMs: expiresInMs } : { ...ref, type: 'conn_new', expiresInMs });
+        }
+        for (const f of asFlows(gone)) {
+          const { expiresInMs: _e, ...ref } = f;
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_expired' } : { ...ref, type: 'conn_end', inBytes: 0, outBytes: 0 });
+        }
       }
-      for (const e of gone) {
-        const ev = this.#eventOf(t, e, now, true);
-        if (ev) events.push(ev);
-      }
+      for (const k of [...this.#syncPrev.keys()]) if (!seen.has(k)) this.#syncPrev.delete(k);
+    } finally {
+      this.#syncBusy = false;
+      const st = this.#syncStats;
+      const ms = performance.now() - t0;
+      st.polls++;
+      st.lastMs = ms;
+      st.totalMs += ms;
+      if (ms > st.maxMs) st.maxMs = ms;
+      st.entries = entries;
+      st.events += events.length;
     }
-    for (const k of [...this.#syncPrev.keys()]) if (!seen.has(k)) this.#syncPrev.delete(k);
-    const ms = performance.now() - t0;
-    const st = this.#syncStats;
-    st.polls++;
-    st.lastMs = ms;
-    st.totalMs += ms;
-    if (ms > st.maxMs) st.maxMs = ms;
-    st.entries = entries;
-    st.events += events.length;
     if (events.length === 0) return;
-    for (const cb of [...this.#listeners]) {
+    for (const cb of [...this.#subscribers]) {
       try {
         cb(events);
       } catch (err) {
@@ -674,23 +582,35 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
     }
   }
 
+  #reportTemplates(s: SvcState, list: readonly TemplateEntry[], now: number, seen: Set<string>): TemplateEntry[] {
+    const out: TemplateEntry[] = [];
+    const timeout = s.spec.persistence?.timeoutMs ?? 0;
+    for (const t of list) {
+      const k = `${t.service} ${t.client}`;
+      seen.add(k);
+      const dest = endpointText(t.dest);
+      const expiresAt = now + t.expiresInMs;
+      const last = this.#reported.get(k);
+      if (last && last.dest === dest && expiresAt - last.expiresAt < timeout / 10) continue;
+      this.#reported.set(k, { dest, expiresAt });
+      out.push(t);
+    }
+    return out;
+  }
+
   // ----------------------------------------------------------------------------------------------
   // Desired state -> transactions
 
-  #checkOpen(): void {
-    if (this.#closed || this.#closing) throw new KeepaliveError('E_CLOSED', 'nftables data plane is closed');
-  }
-
   #get(key: ServiceKey): SvcState {
     const s = this.#state.get(key);
-    if (!s || s.removing !== undefined) throw new KeepaliveError('E_CONFIG_INVALID', `unknown virtual service ${key}`);
+    if (!s || s.removing !== undefined) throw new KeepaliveError('E_CONFIG_INVALID', `nftables data plane: unknown virtual service ${key}`);
     return s;
   }
 
   /** Queues a mutation; resolves once a transaction containing it is committed. */
-  #change(mutate: (s: Map<ServiceKey, SvcState>) => void, extra?: () => Promise<string[]>): Promise<void> {
+  #change(mutate: (s: Map<ServiceKey, SvcState>) => void, extra?: Extra): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#pending.push({ mutate, p: { resolve, reject, at: performance.now() }, ...(extra ? { extra } : {}) });
+      this.#pending.push({ mutate, ...(extra ? { extra } : {}), p: { resolve, reject, at: performance.now() } });
       void this.#pump();
     });
   }
@@ -712,38 +632,16 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
             b.p.reject(err);
           }
         }
-        // Element writes (restore) ride in the same transaction, after the ruleset changes; if
-        // the transaction fails with them, it is tried once more without them so the ruleset
-        // changes (a serve() right after a restore) are not lost with a bad element.
-        let failed: unknown;
-        const extra: string[] = [];
         try {
-          for (const b of ok) if (b.extra) extra.push(...(await b.extra()));
-          await this.#commit(draft, extra);
-        } catch (err) {
-          failed = err;
-        }
-        if (failed !== undefined && ok.some((b) => b.extra)) {
-          const plain = ok.filter((b) => !b.extra);
-          for (const b of ok) if (b.extra) b.p.reject(failed);
-          ok.length = 0;
-          ok.push(...plain);
-          failed = undefined;
-          try {
-            await this.#commit(draft, []);
-          } catch (err) {
-            failed = err;
-          }
-        }
-        if (failed === undefined) {
+          await this.#commit(draft, ok.flatMap((b) => (b.extra ? [b.extra] : [])));
           const t = performance.now();
           for (const b of ok) {
             this.#latency.add(t - b.p.at);
             b.p.resolve();
           }
-        } else {
+        } catch (err) {
           this.#latency.failures++;
-          for (const b of ok) b.p.reject(failed);
+          for (const b of ok) b.p.reject(err);
         }
       }
     } finally {
@@ -752,7 +650,7 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
   }
 
   /** Expires drains and retired destinations, then builds and applies `draft`; commits it on success. */
-  async #commit(draft: Map<ServiceKey, SvcState>, extra: readonly string[] = []): Promise<void> {
+  async #commit(draft: Map<ServiceKey, SvcState>, extras: readonly Extra[] = []): Promise<void> {
     const now = this.#now();
     for (const [key, s] of draft) {
       if (s.removing !== undefined && s.removing <= now) {
@@ -779,14 +677,16 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
         counterIds: [...s.counterIds],
         ingress: s.ingress,
         ...(s.schedWeights ? { schedWeights: s.schedWeights } : {}),
-        ...(opsOf(s.spec) ? { ops: true } : {}),
+        ...(s.spec.ops ? { ops: true } : {}),
       };
       inputs.push(s.input);
     }
     const built = buildModel({ services: inputs, limits: this.#limits, maglev: this.#maglev }, this.#cache);
     const first = !this.#started;
     const plan = planTransaction(this.#model, built.model, first ? { resetTables: ['netdev', 'inet'] } : {});
-    const script = extra.length ? `${plan.script}${extra.join('\n')}\n` : plan.script;
+    const more: string[] = [];
+    for (const x of extras) more.push(...(await x(draft)));
+    const script = more.length ? `${plan.script}${more.join('\n')}\n` : plan.script;
     if (script) {
       await this.#transport.run(script);
       this.#latency.transactions++;
@@ -804,8 +704,8 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
   #at(when: number): void {
     const t = setTimeout(() => {
       this.#timers.delete(t);
-      if (this.#closed || this.#closing) return;
-      void this.#change(() => undefined).catch((err: unknown) => this.#log('warn', `nftables: expiring drained state failed: ${errorMessage(err)}`));
+      if (this.#closed || this.isClosed) return;
+      void this.#change(() => undefined).catch((err: unknown) => this.reportError(new KeepaliveError('E_NETLINK', `nftables: expiring drained state failed: ${errorMessage(err)}`, { cause: err })));
     }, Math.max(0, when - this.#now()) + 5);
     t.unref();
     this.#timers.add(t);
@@ -865,7 +765,7 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
   #families(): NftFamily[] {
     const m = this.#model;
     if (!m) return [];
-    return [...new Set([...m.values()].map((o) => o.family))];
+    return [...new Set(allObjects(m).map((o) => o.family))];
   }
 
   #ensurePoll(): void {
@@ -875,7 +775,7 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
       const delay = Math.max(this.#limits.reweightMs, 20 * this.#lastPollMs);
       this.#poll = setTimeout(() => {
         void this.#pollOnce().finally(() => {
-          if (!this.#closed && !this.#closing) loop();
+          if (!this.#closed && !this.isClosed) loop();
         });
       }, delay);
       this.#poll.unref();
@@ -891,32 +791,47 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
       const known = new Set<string>();
       let connEntries = 0;
       let persistEntries = 0;
+      const events: ConnectionEvent[] = [];
+      const seen = new Set<string>();
       for (const s of [...this.#state.values()]) {
         if (!this.#model) break;
         const dyn = dynamicNames(s.spec, s.name, this.#limits);
         const F = s.spec.kind === 'DR' ? 'netdev' : 'inet';
-        // A service removed meanwhile makes its list fail: skip it (its counts stay unknown).
-        const list = (cmd: string) => this.#list(cmd).then(parseMapEntries, () => null);
+        // A service removed meanwhile makes its read fail: skip it (its counts stay unknown).
+        const list = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name).catch(() => null);
         if (s.spec.kind === 'DR') {
-          const conn = await list(`list map ${F} ${TABLE} ${dyn.conn}`);
+          const conn = await list('map', dyn.conn);
           const tcp = s.spec.match.kind === 'fwmark' || s.spec.match.protocol === 'tcp';
-          const closing = tcp ? await list(`list set ${F} ${TABLE} ${dyn.closing}`) : [];
+          const closing = tcp ? await list('set', dyn.closing) : [];
           if (conn && closing) {
             connEntries += conn.length;
             for (const [id, c] of countFlows(conn, closing)) active.set(id, c);
             known.add(s.name);
           }
         }
-        if (dyn.persist) persistEntries += (await list(`list map ${F} ${TABLE} ${dyn.persist}`))?.length ?? 0;
+        if (dyn.persist) {
+          const entries = await list('map', dyn.persist);
+          persistEntries += entries?.length ?? 0;
+          if (entries && this.#subscribers.size) events.push(...this.#reportTemplates(s, templatesOf(s.spec, entries, this.#destOf(s)), Date.now(), seen));
+        }
       }
+      for (const k of [...this.#reported.keys()]) if (!seen.has(k)) this.#reported.delete(k);
+      if (events.length) for (const cb of this.#subscribers) cb(events);
       const nat = [...this.#state.values()].filter((s) => s.spec.kind !== 'DR');
       if (nat.length) {
         const ours = new Set<number>();
         for (const s of nat) for (const id of s.counterIds) ours.add(id);
-        const text = await this.#conntrackDump();
-        if (text !== null) {
-          for (const [id, c] of countConntrack(text, ours)) active.set(id, c);
+        try {
+          const ct = await this.#conntrack([...ours]);
+          for (const [id, c] of ct.counts) active.set(id, c);
           for (const s of nat) known.add(s.name);
+          this.#conntrackEntries = ct.entries;
+          this.#conntrackMax = Number((await readFile('/proc/sys/net/netfilter/nf_conntrack_max', 'utf8').catch(() => 'NaN')).trim());
+          this.#conntrackProblem = undefined;
+        } catch (err) {
+          const msg = `reading conntrack failed (${errorMessage(err)}): ActiveConn/InActConn of NAT services unknown`;
+          if (this.#conntrackProblem !== msg) this.#log('warn', msg);
+          this.#conntrackProblem = msg;
         }
       }
       this.#active = active;
@@ -925,26 +840,10 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
       this.#persistEntries = persistEntries;
       await this.#controlLoop();
     } catch (err) {
-      if (!this.#closed && !this.#closing) this.#log('warn', `nftables: reading connection tables failed: ${errorMessage(err)}`);
+      if (!this.#closed && !this.isClosed) this.#log('warn', `nftables: reading connection tables failed: ${errorMessage(err)}`);
     } finally {
       this.#lastPollMs = performance.now() - t0;
     }
-  }
-
-  #conntrackDump(): Promise<string | null> {
-    return new Promise((resolve) => {
-      execFile(this.#conntrack, ['-L'], { maxBuffer: 512 << 20, timeout: 30_000 }, (err, stdout) => {
-        if (err) {
-          const msg = `conntrack -L failed (${err.message.split('\n')[0]}): ActiveConn/InActConn of NAT services unknown; install the Debian package conntrack`;
-          if (this.#conntrackProblem !== msg) this.#log('warn', msg);
-          this.#conntrackProblem = msg;
-          resolve(null);
-        } else {
-          this.#conntrackProblem = undefined;
-          resolve(stdout);
-        }
-      });
-    });
   }
 
   /** lc, wlc, sed, nq, ovf: recompute the wrr weights from the counts just read. */
@@ -981,10 +880,9 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
 
   // ----------------------------------------------------------------------------------------------
 
-  async #doClose(): Promise<void> {
+  protected async applyClose(): Promise<void> {
     clearTimeout(this.#poll);
     clearTimeout(this.#syncTimer);
-    this.#listeners.clear();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     // Let queued changes settle, then remove our tables.
@@ -1002,26 +900,12 @@ export class NftablesDataplane implements Dataplane, ConnectionState {
   }
 }
 
-interface SyncTable {
-  readonly state: SvcState;
-  readonly family: NftFamily;
-  readonly table: string;
-  readonly what: 'conn' | 'persist';
-}
-
-function refOf(ev: ConnRef): ConnRef {
-  return { service: ev.service, protocol: ev.protocol, client: ev.client, virtual: ev.virtual, dest: ev.dest };
-}
-
 function sameWeights(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
   if (a.size !== b.size) return false;
   for (const [k, v] of a) if (b.get(k) !== v) return false;
   return true;
 }
 
-function opsOf(spec: ServiceSpec): boolean {
-  return spec.ops;
-}
 
 function round3(v: number): number {
   return Math.round(v * 1000) / 1000;

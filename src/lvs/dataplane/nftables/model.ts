@@ -54,21 +54,32 @@ export interface CounterObj extends ObjBase {
 
 export type NftObj = ChainObj | MapObj | CounterObj;
 
-/** A desired ruleset: objects by "family name" key. */
-export type Model = ReadonlyMap<string, NftObj>;
+/**
+ * A desired ruleset: its objects in groups (one per service, one for the shared objects). A group
+ * whose array is the very same as in the previous model is unchanged and costs the planner
+ * nothing, so a change to one of many services is planned in time proportional to that service.
+ */
+export type Model = ReadonlyMap<string, readonly NftObj[]>;
 
 export function objKey(o: Pick<NftObj, 'family' | 'name'>): string {
   return `${o.family} ${o.name}`;
 }
 
-export function modelOf(objs: Iterable<NftObj>): Map<string, NftObj> {
-  const m = new Map<string, NftObj>();
-  for (const o of objs) {
+/** A one-group model (tests, tools); throws on a duplicate object. */
+export function modelOf(objs: Iterable<NftObj>): Map<string, readonly NftObj[]> {
+  const list = [...objs];
+  const seen = new Set<string>();
+  for (const o of list) {
     const k = objKey(o);
-    if (m.has(k)) throw new Error(`duplicate nftables object ${k}`);
-    m.set(k, o);
+    if (seen.has(k)) throw new Error(`duplicate nftables object ${k}`);
+    seen.add(k);
   }
-  return m;
+  return new Map([['', list]]);
+}
+
+/** Every object of a model. */
+export function allObjects(m: Model): NftObj[] {
+  return [...m.values()].flat();
 }
 
 /** Elements per `add element` command: keeps each command line moderate for huge maps. */
@@ -140,23 +151,42 @@ export interface Plan {
  * killed with -9) in the same batch: `add table` + `delete table` works whether or not it exists.
  */
 export function planTransaction(prev: Model | null, next: Model, opts: { resetTables?: readonly NftFamily[] } = {}): Plan {
-  const before = prev ?? new Map<string, NftObj>();
+  const before: Model = prev ?? new Map();
   const out: string[] = [];
   const stats = { added: 0, changed: 0, removed: 0, elements: 0 };
-  const familiesOf = (m: Model) => new Set([...m.values()].map((o) => o.family));
+  const familiesOf = (m: Model) => {
+    const f = new Set<NftFamily>();
+    for (const objs of m.values()) for (const o of objs) f.add(o.family);
+    return f;
+  };
   const prevFamilies = familiesOf(before);
   const nextFamilies = familiesOf(next);
-
-  for (const f of opts.resetTables ?? []) out.push(`add table ${tableRef(f)}`, `delete table ${tableRef(f)}`);
   const reset = new Set(opts.resetTables ?? []);
-  const had = (o: NftObj): NftObj | undefined => (reset.has(o.family) ? undefined : before.get(objKey(o)));
-
+  for (const f of opts.resetTables ?? []) out.push(`add table ${tableRef(f)}`, `delete table ${tableRef(f)}`);
   for (const f of nextFamilies) if (!prevFamilies.has(f) || reset.has(f)) out.push(`add table ${tableRef(f)}`);
 
-  const nextObjs = [...next.values()];
+  // Only groups whose object list changed are looked at.
+  const nextObjs: NftObj[] = [];
+  const prevByKey = new Map<string, NftObj>();
+  for (const [g, objs] of next) {
+    const p = before.get(g);
+    if (p === objs && reset.size === 0) continue;
+    nextObjs.push(...objs);
+    if (p) for (const o of p) prevByKey.set(objKey(o), o);
+  }
+  for (const [g, objs] of before) if (!next.has(g)) for (const o of objs) prevByKey.set(objKey(o), o);
+  const nextKeys = new Set<string>();
+  const had = (o: NftObj): NftObj | undefined => {
+    const k = objKey(o);
+    nextKeys.add(k);
+    return reset.has(o.family) ? undefined : prevByKey.get(k);
+  };
+  const prevOf = new Map<NftObj, NftObj | undefined>();
+  for (const o of nextObjs) prevOf.set(o, had(o));
+
   // 1. New counters, maps and sets.
   for (const o of nextObjs) {
-    if (had(o)) continue;
+    if (prevOf.get(o)) continue;
     if (o.type === 'counter') {
       out.push(`add counter ${tableRef(o.family)} ${o.name}`);
       stats.added++;
@@ -167,13 +197,13 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
   }
   // 2. New chains (empty), so that rules and verdict maps may refer to any of them.
   for (const o of nextObjs) {
-    if (o.type !== 'chain' || had(o)) continue;
+    if (o.type !== 'chain' || prevOf.get(o)) continue;
     out.push(o.base ? `add chain ${tableRef(o.family)} ${o.name} { ${o.base} }` : `add chain ${tableRef(o.family)} ${o.name}`);
     stats.added++;
   }
-  // 3. Elements of new static maps (they may name chains added just above).
+  // 3. Elements of new static maps (they may name chains or counters added just above).
   for (const o of nextObjs) {
-    if ((o.type !== 'map' && o.type !== 'set') || had(o) || !o.elements) continue;
+    if ((o.type !== 'map' && o.type !== 'set') || prevOf.get(o) || !o.elements) continue;
     const entries = elementEntries(o.elements);
     stats.elements += entries.length;
     renderElements(o, entries, out);
@@ -181,7 +211,7 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
   // 4. Rules of new chains and of chains whose rules changed.
   for (const o of nextObjs) {
     if (o.type !== 'chain') continue;
-    const p = had(o);
+    const p = prevOf.get(o);
     if (p && p.type === 'chain') {
       if (p === o || sameRules(p, o)) continue;
       if (p.base !== o.base) throw new Error(`base chain ${objKey(o)} changed its hook; give it a new name`);
@@ -193,7 +223,7 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
   // 5. Element changes of kept static maps.
   for (const o of nextObjs) {
     if (o.type !== 'map' && o.type !== 'set') continue;
-    const p = had(o);
+    const p = prevOf.get(o);
     if (!p || p === o || (p.type !== 'map' && p.type !== 'set')) continue;
     if (p.decl !== o.decl) throw new Error(`${objKey(o)} changed its declaration; give it a new name`);
     if (!o.elements || !p.elements) continue;
@@ -214,7 +244,7 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
     }
   }
   // 6. Removals (a family that disappears entirely goes with one `delete table`).
-  const removed = [...before.values()].filter((o) => !next.has(objKey(o)) && nextFamilies.has(o.family) && !reset.has(o.family));
+  const removed = [...prevByKey.entries()].filter(([k, o]) => !nextKeys.has(k) && nextFamilies.has(o.family) && !reset.has(o.family)).map(([, o]) => o);
   for (const o of removed) if (o.type === 'chain') out.push(`flush chain ${tableRef(o.family)} ${o.name}`);
   for (const o of removed) if (o.type === 'map' || o.type === 'set') out.push(`delete ${o.type} ${tableRef(o.family)} ${o.name}`);
   for (const o of removed) if (o.type === 'chain') out.push(`delete chain ${tableRef(o.family)} ${o.name}`);
@@ -223,7 +253,7 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
   for (const f of prevFamilies) {
     if (!nextFamilies.has(f) && !reset.has(f)) {
       out.push(`delete table ${tableRef(f)}`);
-      stats.removed += [...before.values()].filter((o) => o.family === f).length;
+      for (const objs of before.values()) stats.removed += objs.filter((o) => o.family === f).length;
     }
   }
   return { script: out.length ? `${out.join('\n')}\n` : '', stats };

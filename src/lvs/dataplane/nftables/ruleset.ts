@@ -36,9 +36,9 @@
  * NAT counts forwarded packets in one forward-hook chain by conntrack direction through the
  * global id -> counter maps g_cin / g_cout (InPkts/InBytes, OutPkts/OutBytes).
  */
-import type { Endpoint, IpFamily, L4Protocol } from '../../../util/endpoint.js';
+import { endpointText, type Endpoint, type IpFamily, type L4Protocol } from '../../../util/endpoint.js';
 import type { LbKind, ServiceSpec } from '../contract.js';
-import { type ChainObj, type CounterObj, type MapObj, type NftObj, modelOf, type Model } from './model.js';
+import { type ChainObj, type CounterObj, type MapObj, type NftObj, type Model } from './model.js';
 import { flowHashExpr, hex, isControlLoopScheduler, schedule, type SchedDest, type SchedPlan } from './sched.js';
 import { hash32 } from './util.js';
 
@@ -179,7 +179,7 @@ export function prefixMask(family: IpFamily, prefix: number): string {
   return `${groups.slice(0, end).join(':')}::`;
 }
 
-function endpointText(e: Endpoint, withPort: boolean): string {
+function nftEndpoint(e: Endpoint, withPort: boolean): string {
   return withPort ? `${e.address} . ${e.port}` : e.address;
 }
 
@@ -222,10 +222,10 @@ export function eligible(svc: NftServiceInput): SchedDest[] {
   for (const d of svc.dests) {
     if (d.weight <= 0) continue;
     const w = svc.schedWeights?.get(d.id) ?? d.weight;
-    if (w > 0) out.push({ id: d.id, weight: w });
+    if (w > 0) out.push({ id: d.id, weight: w, key: endpointText(d.endpoint) });
   }
   // A control loop may zero every weight (all servers overloaded): fall back to the pool's weights.
-  if (out.length === 0 && svc.schedWeights) for (const d of svc.dests) if (d.weight > 0) out.push({ id: d.id, weight: d.weight });
+  if (out.length === 0 && svc.schedWeights) for (const d of svc.dests) if (d.weight > 0) out.push({ id: d.id, weight: d.weight, key: endpointText(d.endpoint) });
   return out;
 }
 
@@ -541,7 +541,7 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
     for (const s of nat) {
       for (const d of uniqueById(destsWithSorry(s))) {
         const slot = d.endpoint.family === 4 ? (d.endpoint.port ? dnat.p4 : dnat.a4) : d.endpoint.port ? dnat.p6 : dnat.a6;
-        slot.set(hex(d.id), endpointText(d.endpoint, d.endpoint.port !== 0));
+        slot.set(hex(d.id), nftEndpoint(d.endpoint, d.endpoint.port !== 0));
         if (s.spec.kind === 'FULLNAT') fullnat.set(hex(d.id), '');
       }
       for (const id of s.counterIds) {
@@ -581,7 +581,7 @@ export interface BuildResult {
  */
 export function buildModel(input: BuildInput, cache?: WeakMap<NftServiceInput, ServiceBuild>): BuildResult {
   const services = [...input.services].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const objs: NftObj[] = [];
+  const groups = new Map<string, readonly NftObj[]>();
   const per = new Map<string, ServiceBuild>();
   for (const s of services) {
     let b = cache?.get(s);
@@ -590,10 +590,10 @@ export function buildModel(input: BuildInput, cache?: WeakMap<NftServiceInput, S
       cache?.set(s, b);
     }
     per.set(s.name, b);
-    objs.push(...b.objects);
+    groups.set(s.name, b.objects);
   }
-  objs.push(...buildShared(services));
-  return { model: modelOf(objs), services: per };
+  groups.set('', buildShared(services));
+  return { model: groups, services: per };
 }
 
 export { isControlLoopScheduler };

@@ -21,6 +21,8 @@ import { gcdOf } from './util.js';
 export interface SchedDest {
   readonly id: number;
   readonly weight: number;
+  /** The destination's endpoint text: what the Maglev permutation is derived from. */
+  readonly key?: string;
 }
 
 export interface SchedInput {

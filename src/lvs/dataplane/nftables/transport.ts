@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
 import { libnftables, NFT_OUTPUT_JSON, type NftHandle } from '../../../net/native.js';
-import { parseCounters, type PacketBytes } from './counters.js';
+import { parseCounters, parseMapEntries, rawEntries, type MapEntry, type PacketBytes } from './counters.js';
 import { TABLE, type NftFamily } from './model.js';
 
 export interface NftOutput {
@@ -29,11 +29,8 @@ export interface NftTransport {
   run(commands: string, opts?: { json?: boolean }): Promise<NftOutput>;
   /** The named counters of our table of `family`: "family name" -> figures. */
   counters(family: NftFamily): Promise<Map<string, PacketBytes>>;
-  /**
-   * The elements of one set or map of our table of `family`, packed as the addon returns them
-   * (elements.ts decodeElements). Absent: connection sync of the kernel tables is unavailable.
-   */
-  elements?(family: NftFamily, set: string): Promise<Buffer>;
+  /** The elements of one of our sets or maps. */
+  elements(family: NftFamily, kind: 'map' | 'set', name: string): Promise<MapEntry[]>;
   close(): void;
 }
 
@@ -86,22 +83,30 @@ class Queue {
 
 export class LibnftablesTransport implements NftTransport {
   readonly name = 'libnftables';
-  #handle: NftHandle | undefined;
-  readonly #queue = new Queue();
+  /**
+   * Two contexts: transactions never wait behind reads (a poll listing many connection tables),
+   * each context runs one buffer at a time on the thread pool.
+   */
+  #write: NftHandle | undefined;
+  #read: NftHandle | undefined;
+  readonly #writes = new Queue();
+  readonly #reads = new Queue();
 
-  /** Opens a context; throws E_DATAPLANE_UNAVAILABLE naming the package when libnftables is missing. */
+  /** Opens the contexts; throws E_DATAPLANE_UNAVAILABLE naming the package when libnftables is missing. */
   constructor() {
     const problem = libnftablesProblem();
     if (problem) throw new KeepaliveError('E_DATAPLANE_UNAVAILABLE', problem);
-    this.#handle = libnftables.open();
+    this.#write = libnftables.open();
+    this.#read = libnftables.open();
   }
 
   run(commands: string, opts: { json?: boolean } = {}): Promise<NftOutput> {
-    return this.#queue.push(async () => {
-      const h = this.#handle;
+    const read = opts.json === true;
+    return (read ? this.#reads : this.#writes).push(async () => {
+      const h = read ? this.#read : this.#write;
       if (!h) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
       const t0 = performance.now();
-      const r = await libnftables.run(h, commands, opts.json ? NFT_OUTPUT_JSON : 0);
+      const r = await libnftables.run(h, commands, read ? NFT_OUTPUT_JSON : 0);
       if (r.rc !== 0) throw new KeepaliveError('E_NETLINK', `nftables refused the transaction: ${trimNftError(r.error || `exit code ${r.rc}`)}`);
       return { output: r.output, ms: performance.now() - t0 };
     });
@@ -109,7 +114,7 @@ export class LibnftablesTransport implements NftTransport {
 
   /** One raw nfnetlink dump of the table's counter objects (not `list counters`: see native/). */
   async counters(family: NftFamily): Promise<Map<string, PacketBytes>> {
-    if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
+    if (!this.#read) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
     let raw: Record<string, [number, number]>;
     try {
       raw = await libnftables.counters(NFPROTO[family], TABLE);
@@ -121,20 +126,30 @@ export class LibnftablesTransport implements NftTransport {
     return out;
   }
 
-  /** One raw NFT_MSG_GETSETELEM dump on the thread pool (a 100k-entry table: see bench/hitless.ts). */
-  async elements(family: NftFamily, set: string): Promise<Buffer> {
-    if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
+  /** The dump's rows as the addon returns them, own timeouts included (connection sync's change detection). */
+  async elementRows(family: NftFamily, name: string): Promise<Array<[string, number | null, number, number]>> {
+    if (!this.#read) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
     try {
-      return await libnftables.setElements(NFPROTO[family], TABLE, set);
+      return await libnftables.setElements(NFPROTO[family], TABLE, name);
     } catch (err) {
-      throw new KeepaliveError('E_NETLINK', `reading the elements of ${family} ${TABLE} ${set}: ${errorMessage(err)}`, { cause: err });
+      throw new KeepaliveError('E_NETLINK', `reading ${family} ${TABLE} ${name}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  /** One raw nfnetlink dump of one set (libnftables' `list map` would fetch every table's metadata first). */
+  async elements(family: NftFamily, _kind: 'map' | 'set', name: string): Promise<MapEntry[]> {
+    if (!this.#read) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
+    try {
+      return rawEntries(await libnftables.setElements(NFPROTO[family], TABLE, name));
+    } catch (err) {
+      throw new KeepaliveError('E_NETLINK', `reading ${family} ${TABLE} ${name}: ${errorMessage(err)}`, { cause: err });
     }
   }
 
   close(): void {
-    const h = this.#handle;
-    this.#handle = undefined;
-    if (h) libnftables.close(h);
+    for (const h of [this.#write, this.#read]) if (h) libnftables.close(h);
+    this.#write = undefined;
+    this.#read = undefined;
   }
 }
 
@@ -183,6 +198,10 @@ export class NftCliTransport implements NftTransport {
           }
         }),
     );
+  }
+
+  async elements(family: NftFamily, kind: 'map' | 'set', name: string): Promise<MapEntry[]> {
+    return parseMapEntries(parseJsonDocuments((await this.run(`list ${kind} ${family} ${TABLE} ${name}`, { json: true })).output));
   }
 
   async counters(family: NftFamily): Promise<Map<string, PacketBytes>> {
