@@ -148,6 +148,7 @@ async function freshBackupRun(entries: number, log: (m: string) => void): Promis
     const done = await backup.waitForOutput(new RegExp(`^N ${entries} ([\\d.]+)$`, 'm'), 120_000);
     const at = Number(done[1]);
     r = { ms: at - listening, wallMs: at - t0, restoreMs: Number(ready[2]) };
+    log(`hitless: backup snapshot ends: ${(backup.output().match(/^E .*$/gm) ?? []).join(' | ')}`);
     log(`hitless: fresh backup holds ${entries} entries ${r.ms.toFixed(0)} ms after opening (${r.wallMs.toFixed(0)} ms incl. node start-up); master restored them in ${r.restoreMs} ms`);
     await master.kill('SIGTERM');
   }, { subnet4: '10.81.0.0/24' }).catch((err: unknown) => log(`hitless: fresh-backup run failed: ${String(err)}`));
@@ -164,11 +165,12 @@ export const hitless: Benchmark = {
     const runs = Math.max(1, ctx.runs);
     const rate = Number(ctx.params.rate ?? 1000);
     const entries = Number(ctx.params.entries ?? 100_000);
-    const { stalls, mdi } = await stallRuns(Math.max(3, runs), ctx.log);
+    const parts = new Set((ctx.params.parts ?? 'stall,lag,fresh').split(','));
+    const { stalls, mdi } = parts.has('stall') ? await stallRuns(Math.max(3, runs), ctx.log) : { stalls: [], mdi: masterDownIntervalMs(3, 100, 10) };
     const lag = [];
-    for (let i = 0; i < runs; i++) lag.push(await lagRun(rate, 5, ctx.log));
+    if (parts.has('lag')) for (let i = 0; i < runs; i++) lag.push(await lagRun(rate, 5, ctx.log));
     const fresh = [];
-    for (let i = 0; i < runs; i++) fresh.push(await freshBackupRun(entries, ctx.log));
+    if (parts.has('fresh')) for (let i = 0; i < runs; i++) fresh.push(await freshBackupRun(entries, ctx.log));
     const theory = [mdi - 100, mdi].map((x) => x.toFixed(0)).join('–');
     return {
       figures: [
