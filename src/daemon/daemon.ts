@@ -254,6 +254,7 @@ export class Daemon {
       vrrp_socket_drops: this.#vrrp?.socketDrops() ?? {},
       virtual_servers: this.#lvs?.status() ?? [],
       ...(this.#sync ? { sync: { ...this.#sync.status(), ...(this.#conntrackd ? { conntrackd: this.#conntrackd.status() } : {}) } } : {}),
+      ...(this.#lvs ? { dataplane: this.#lvs.dataplaneExtra() } : {}),
     };
   }
 

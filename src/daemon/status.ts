@@ -121,4 +121,6 @@ export interface StatusReport {
   vrrp_socket_drops: Record<string, Record<string, number>>;
   virtual_servers: VirtualServerStatus[];
   sync?: SyncStatusReport;
+  /** The data planes' own figures, e.g. nftables_sync_polls, nftables_conn_table_entries. */
+  dataplane?: Record<string, number>;
 }

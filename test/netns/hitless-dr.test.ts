@@ -117,8 +117,11 @@ async function scenario(t: ExecutionContext, algo: 'mh' | 'rr', sync: boolean): 
   }, () => master(db));
   await persistentClientsKeep(t, f, before, 'after the crash');
   if (sync) {
-    const st = (await db.status()).sync!;
+    const full = await db.status();
+    const st = full.sync!;
     t.true(st.restored >= 2 + CLIENTS.length, `db restored ${st.restored} entries (connections + templates)`);
+    t.true((full.dataplane?.nftables_sync_restored_conns ?? 0) >= 5, `db wrote ${full.dataplane?.nftables_sync_restored_conns} synced TCP connections into its connection tables`);
+    t.log(`db data plane: ${JSON.stringify(Object.fromEntries(Object.entries(full.dataplane ?? {}).filter(([k]) => k.includes('sync'))))}`);
   }
 
   // 2. The old master comes back and preempts.
