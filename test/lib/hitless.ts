@@ -2,10 +2,12 @@
 // rate-limited 2 MiB file, a line-echo server, a downloading client and an interactive client
 // that both report every stall (gap between two arrivals) with its wall-clock time, so a test can
 // tell which failover event caused which stall.
+import type { ExecutionContext } from 'ava';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LabHost, LabProcess } from './netns.js';
 import { nginxConfig, waitUntilListening } from './servers.js';
+import { httpBatch } from './clients.js';
 
 export const ECHO_PORT = 7000;
 
@@ -93,4 +95,59 @@ export function gapsOf(p: LabProcess): Gap[] {
 /** The longest gap that ended within `windowMs` after `eventAt` (the stall the event caused), 0 if none. */
 export function stallAfter(gaps: readonly Gap[], eventAt: number, windowMs = 8_000): number {
   return Math.max(0, ...gaps.filter((g) => g.at >= eventAt && g.at - g.ms <= eventAt + windowMs).map((g) => g.ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario helpers shared by the hitless labs (ava-bound: they assert and log).
+
+
+/** The real server (nginx body) that answers `src` through `vip`:80. */
+export async function serverOf(client: LabHost, vip: string, src: string): Promise<string> {
+  const r = await httpBatch(client, vip, 80, 1, { localAddress: src });
+  if (Object.keys(r.errors).length > 0) throw new Error(`${src}: ${JSON.stringify(r.errors)}`);
+  return Object.keys(r.bodies)[0]!;
+}
+
+/** Every client still gets the real server it had (queried in reverse order, so rr alone would move them). */
+export async function persistentClientsKeep(t: ExecutionContext, client: LabHost, vip: string, before: ReadonlyMap<string, string>, label: string): Promise<void> {
+  let moved = 0;
+  for (const src of [...before.keys()].reverse()) if ((await serverOf(client, vip, src)) !== before.get(src)) moved++;
+  t.is(moved, 0, `${label}: ${moved} of ${before.size} persistent clients changed real server`);
+}
+
+/**
+ * Starts a 2 MiB download and four interactive sessions (rr spreads them over both servers: a new
+ * master that scheduled their packets afresh would move at least one), runs `event` once they
+ * flow, waits for `settle`, then checks every connection finished unbroken and logs the stalls.
+ */
+export async function acrossEvent(
+  t: ExecutionContext,
+  client: LabHost,
+  vip: string,
+  label: string,
+  steps: { before?: () => Promise<void>; event: () => Promise<void>; settle: () => Promise<void> },
+): Promise<void> {
+  const dl = startDownload(client, vip);
+  const echos: LabProcess[] = [];
+  for (let i = 0; i < 4; i++) echos.push(startInteractive(client, vip, 6_000));
+  await new Promise((r) => setTimeout(r, 1_500));
+  await steps.before?.();
+  const at = Date.now();
+  await steps.event();
+  await steps.settle();
+  const dlRc = (await dl.exited).code;
+  const dlLine = /^DL .*$/m.exec(dl.output())?.[0] ?? `(no result) ${dl.output().slice(-300)}`;
+  t.is(dlRc, 0, `${label}: download unbroken (${dlLine})`);
+  t.regex(dlLine, /DL ok status=200 bytes=2097152/, `${label}: whole file`);
+  const lines: string[] = [];
+  let stallEcho = 0;
+  for (const echo of echos) {
+    const rc = (await echo.exited).code;
+    const line = /^ECHO .*$/m.exec(echo.output())?.[0] ?? `(no result) ${echo.output().slice(-300)}`;
+    lines.push(line.replace(/^ECHO /, ''));
+    stallEcho = Math.max(stallEcho, stallAfter(gapsOf(echo), at));
+    t.is(rc, 0, `${label}: interactive session unbroken (${line})`);
+  }
+  t.log(`${label}: download ${dlLine}; stall ${stallAfter(gapsOf(dl), at)} ms | interactive x4 [${lines.join(' | ')}]; longest stall ${stallEcho} ms`);
+  t.true(stallEcho < 5_000, `${label}: interactive stall ${stallEcho} ms`);
 }

@@ -11,10 +11,8 @@
 import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, waitFor, type Lab, type LabHost } from '../lib/netns.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
-import { httpBatch } from '../lib/clients.js';
 import { prepareDrRealServer } from '../lib/nft-lab.js';
-import { ECHO_PORT, gapsOf, stallAfter, startDownload, startEchoServer, startInteractive, startRateLimitedNginx } from '../lib/hitless.js';
-import type { LabProcess } from '../lib/procs.js';
+import { acrossEvent as across, ECHO_PORT, persistentClientsKeep as keep, serverOf, startEchoServer, startRateLimitedNginx } from '../lib/hitless.js';
 
 const VIP = '10.78.0.50';
 const KEY = 'hitless-dr-test-key';
@@ -59,47 +57,6 @@ async function master(d: Director): Promise<void> {
   await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.serving), 5_000, `${d.host.name} serving`);
 }
 
-async function serverOf(f: Farm, src: string): Promise<string> {
-  const r = await httpBatch(f.client, VIP, 80, 1, { localAddress: src });
-  if (Object.keys(r.errors).length > 0) throw new Error(`${src}: ${JSON.stringify(r.errors)}`);
-  return Object.keys(r.bodies)[0]!;
-}
-
-/** Starts a download and an interactive session, runs `event` once both are flowing, checks both finish unbroken. */
-async function acrossEvent(t: ExecutionContext, f: Farm, label: string, event: () => Promise<void>, settle: () => Promise<void>): Promise<void> {
-  const dl = startDownload(f.client, VIP);
-  // Four sessions, so rr spreads them over both servers: a new master that scheduled their
-  // packets afresh (no synced table) would move at least one of them.
-  const echos: LabProcess[] = [];
-  for (let i = 0; i < 4; i++) echos.push(startInteractive(f.client, VIP, 6_000));
-  await new Promise((r) => setTimeout(r, 1_500));
-  const at = Date.now();
-  await event();
-  await settle();
-  const dlRc = (await dl.exited).code;
-  const dlLine = /^DL .*$/m.exec(dl.output())?.[0] ?? `(no result) ${dl.output().slice(-300)}`;
-  const stallDl = stallAfter(gapsOf(dl), at);
-  t.is(dlRc, 0, `${label}: download unbroken (${dlLine})`);
-  t.regex(dlLine, /DL ok status=200 bytes=2097152/, `${label}: whole file`);
-  const lines: string[] = [];
-  let stallEcho = 0;
-  for (const echo of echos) {
-    const rc = (await echo.exited).code;
-    const line = /^ECHO .*$/m.exec(echo.output())?.[0] ?? `(no result) ${echo.output().slice(-300)}`;
-    lines.push(line.replace(/^ECHO /, ''));
-    stallEcho = Math.max(stallEcho, stallAfter(gapsOf(echo), at));
-    t.is(rc, 0, `${label}: interactive session unbroken (${line})`);
-  }
-  t.log(`${label}: download ${dlLine}; stall ${stallDl} ms | interactive x4 [${lines.join(' | ')}]; longest stall ${stallEcho} ms`);
-  t.true(stallEcho < 5_000, `${label}: interactive stall ${stallEcho} ms`);
-}
-
-async function persistentClientsKeep(t: ExecutionContext, f: Farm, before: Map<string, string>, label: string): Promise<void> {
-  let moved = 0;
-  for (const src of [...CLIENTS].reverse()) if ((await serverOf(f, src)) !== before.get(src)) moved++;
-  t.is(moved, 0, `${label}: ${moved} of ${CLIENTS.length} persistent clients changed real server`);
-}
-
 async function scenario(t: ExecutionContext, algo: 'mh' | 'rr', sync: boolean): Promise<void> {
   const f = await farm(t);
   let da = await start(f, f.a, 150, algo, sync);
@@ -107,15 +64,18 @@ async function scenario(t: ExecutionContext, algo: 'mh' | 'rr', sync: boolean): 
   const db = await start(f, f.b, 100, algo, sync);
   await waitFor(async () => (await db.instance()).state === 'BACKUP', 8_000, 'db BACKUP');
   const before = new Map<string, string>();
-  for (const src of CLIENTS) before.set(src, await serverOf(f, src));
+  for (const src of CLIENTS) before.set(src, await serverOf(f.client, VIP, src));
   t.deepEqual(new Set(before.values()), new Set(['r1', 'r2']), 'clients spread over both servers');
 
   // 1. Crash of the master: SIGKILL and the cable pulled at the same instant.
-  await acrossEvent(t, f, `${algo}${sync ? '+sync' : ''} crash`, async () => {
-    if (sync) await waitFor(async () => ((await db.status()).sync?.table.conns ?? 0) >= 2, 3_000, 'db holds the two long connections');
-    await Promise.all([da.proc.kill('SIGKILL'), f.a.linkDown()]);
-  }, () => master(db));
-  await persistentClientsKeep(t, f, before, 'after the crash');
+  await across(t, f.client, VIP, `${algo}${sync ? '+sync' : ''} crash`, {
+    before: async () => {
+      if (sync) await waitFor(async () => ((await db.status()).sync?.table.conns ?? 0) >= 5, 3_000, 'db holds the five long connections');
+    },
+    event: async () => void (await Promise.all([da.proc.kill('SIGKILL'), f.a.linkDown()])),
+    settle: () => master(db),
+  });
+  await keep(t, f.client, VIP, before, 'after the crash');
   if (sync) {
     const full = await db.status();
     const st = full.sync!;
@@ -126,23 +86,29 @@ async function scenario(t: ExecutionContext, algo: 'mh' | 'rr', sync: boolean): 
 
   // 2. The old master comes back and preempts.
   await f.a.linkUp();
-  await acrossEvent(t, f, `${algo}${sync ? '+sync' : ''} preempt-back`, async () => {
-    da = await start(f, f.a, 150, algo, sync);
-  }, async () => {
-    await master(da);
-    await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db back to BACKUP');
+  await across(t, f.client, VIP, `${algo}${sync ? '+sync' : ''} preempt-back`, {
+    event: async () => {
+      da = await start(f, f.a, 150, algo, sync);
+    },
+    settle: async () => {
+      await master(da);
+      await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db back to BACKUP');
+    },
   });
-  await persistentClientsKeep(t, f, before, 'after preempt-back');
+  await keep(t, f.client, VIP, before, 'after preempt-back');
 
   // 3. Graceful stop of the master (SIGTERM: priority 0, the backup takes over at once).
-  await acrossEvent(t, f, `${algo}${sync ? '+sync' : ''} graceful stop`, async () => {
-    if (sync) await waitFor(async () => ((await db.status()).sync?.table.conns ?? 0) >= 2, 3_000, 'db holds the two long connections');
-    void da.proc.kill('SIGTERM');
-  }, async () => {
-    await master(db);
-    await da.proc.exited;
+  await across(t, f.client, VIP, `${algo}${sync ? '+sync' : ''} graceful stop`, {
+    before: async () => {
+      if (sync) await waitFor(async () => ((await db.status()).sync?.table.conns ?? 0) >= 5, 3_000, 'db holds the five long connections');
+    },
+    event: async () => void da.proc.kill('SIGTERM'),
+    settle: async () => {
+      await master(db);
+      await da.proc.exited;
+    },
   });
-  await persistentClientsKeep(t, f, before, 'after the graceful stop');
+  await keep(t, f.client, VIP, before, 'after the graceful stop');
   const final = (await db.status()).virtual_servers;
   t.log(`scheduler in effect on db: ${final.map((v) => `${v.key}: ${(v as { scheduler_in_effect?: string }).scheduler_in_effect ?? '?'}`).join('; ')}`);
 }

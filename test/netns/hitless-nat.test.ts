@@ -9,9 +9,7 @@
 import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, waitFor, type Lab, type LabHost } from '../lib/netns.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
-import { httpBatch } from '../lib/clients.js';
-import { ECHO_PORT, gapsOf, stallAfter, startDownload, startEchoServer, startInteractive, startRateLimitedNginx } from '../lib/hitless.js';
-import type { LabProcess } from '../lib/procs.js';
+import { acrossEvent as across, ECHO_PORT, persistentClientsKeep, serverOf, startEchoServer, startRateLimitedNginx } from '../lib/hitless.js';
 
 const VIP = '10.79.0.50';
 const GW = '10.79.1.1';
@@ -91,44 +89,8 @@ async function master(d: Director): Promise<void> {
   await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.serving), 5_000, `${d.host.name} serving`);
 }
 
-async function serverOf(f: Farm, src: string): Promise<string> {
-  const r = await httpBatch(f.client, VIP, 80, 1, { localAddress: src });
-  if (Object.keys(r.errors).length > 0) throw new Error(`${src}: ${JSON.stringify(r.errors)}`);
-  return Object.keys(r.bodies)[0]!;
-}
-
 async function externalCache(d: Director): Promise<number> {
   return (await d.status()).sync?.conntrackd?.stats?.external?.active ?? -1;
-}
-
-async function acrossEvent(t: ExecutionContext, f: Farm, label: string, before: () => Promise<void>, event: () => Promise<void>, settle: () => Promise<void>): Promise<void> {
-  const dl = startDownload(f.client, VIP);
-  const echos: LabProcess[] = [];
-  for (let i = 0; i < 4; i++) echos.push(startInteractive(f.client, VIP, 6_000));
-  await new Promise((r) => setTimeout(r, 1_500));
-  await before();
-  const at = Date.now();
-  await event();
-  await settle();
-  const dlRc = (await dl.exited).code;
-  const dlLine = /^DL .*$/m.exec(dl.output())?.[0] ?? `(no result) ${dl.output().slice(-300)}`;
-  t.is(dlRc, 0, `${label}: download unbroken (${dlLine})`);
-  const lines: string[] = [];
-  let stallEcho = 0;
-  for (const echo of echos) {
-    const rc = (await echo.exited).code;
-    const line = /^ECHO .*$/m.exec(echo.output())?.[0] ?? `(no result) ${echo.output().slice(-300)}`;
-    lines.push(line.replace(/^ECHO /, ''));
-    stallEcho = Math.max(stallEcho, stallAfter(gapsOf(echo), at));
-    t.is(rc, 0, `${label}: interactive session unbroken (${line})`);
-  }
-  t.log(`${label}: download ${dlLine}; stall ${stallAfter(gapsOf(dl), at)} ms | interactive x4 [${lines.join(' | ')}]; longest stall ${stallEcho} ms`);
-}
-
-async function keep(t: ExecutionContext, f: Farm, before: Map<string, string>, label: string): Promise<void> {
-  let moved = 0;
-  for (const src of [...CLIENTS].reverse()) if ((await serverOf(f, src)) !== before.get(src)) moved++;
-  t.is(moved, 0, `${label}: ${moved} of ${CLIENTS.length} persistent clients changed real server`);
 }
 
 /** UDP payloads to `port` from a pcap file (Ethernet, IPv4). */
@@ -160,43 +122,48 @@ netnsTest('NAT with conntrackd: connections and persistent clients survive crash
   const tcpdump = f.b.spawn(['tcpdump', '-i', 'eth2', '-U', '-w', cap, 'udp', 'port', '3780']);
   await new Promise((r) => setTimeout(r, 500));
   const before = new Map<string, string>();
-  for (const src of CLIENTS) before.set(src, await serverOf(f, src));
+  for (const src of CLIENTS) before.set(src, await serverOf(f.client, VIP, src));
   t.deepEqual(new Set(before.values()), new Set(['r1', 'r2']), 'clients spread over both servers');
   await new Promise((r) => setTimeout(r, 1_000));
   await tcpdump.kill('SIGTERM');
   await forgedPhase(t, f, db, cap);
 
-  await acrossEvent(t, f, 'NAT crash', async () => {
-    await waitFor(async () => (await externalCache(db)) >= 5, 5_000, 'db external cache holds the live connections');
-  }, async () => {
-    // A crashed director's conntrackd dies with it (by its pid: the PID namespace is shared).
-    const pid = (await da.status()).sync?.conntrackd?.pid;
-    await Promise.all([da.proc.kill('SIGKILL'), f.a.linkDown(), f.a.exec(['sh', '-c', `${pid ? `kill -KILL ${pid}; ` : ''}ip link set eth1 down; ip link set eth2 down`])]);
-  }, () => master(db));
+  await across(t, f.client, VIP, 'NAT crash', {
+    before: () => waitFor(async () => (await externalCache(db)) >= 5, 5_000, 'db external cache holds the live connections'),
+    event: async () => {
+      // A crashed director's conntrackd dies with it (by its pid: the PID namespace is shared).
+      const pid = (await da.status()).sync?.conntrackd?.pid;
+      await Promise.all([da.proc.kill('SIGKILL'), f.a.linkDown(), f.a.exec(['sh', '-c', `${pid ? `kill -KILL ${pid}; ` : ''}ip link set eth1 down; ip link set eth2 down`])]);
+    },
+    settle: () => master(db),
+  });
   const ct = (await db.status()).sync!.conntrackd!;
   t.truthy(ct.last_commit, 'db committed the external cache on becoming MASTER');
   t.log(`db conntrackd after takeover: commit sequence ${Math.round(ct.last_commit!.ms)} ms; commands run ${ct.commands_run}, failed ${ct.commands_failed}`);
-  await keep(t, f, before, 'after the crash');
+  await persistentClientsKeep(t, f.client, VIP, before, 'after the crash');
 
   await f.a.linkUp();
   await f.a.exec(['sh', '-c', 'ip link set eth1 up; ip link set eth2 up']);
-  await acrossEvent(t, f, 'NAT preempt-back', async () => undefined, async () => {
-    da = await start(f, f.a, 'da');
-  }, async () => {
-    await master(da);
-    await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db back to BACKUP');
+  await across(t, f.client, VIP, 'NAT preempt-back', {
+    event: async () => {
+      da = await start(f, f.a, 'da');
+    },
+    settle: async () => {
+      await master(da);
+      await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db back to BACKUP');
+    },
   });
-  await keep(t, f, before, 'after preempt-back');
+  await persistentClientsKeep(t, f.client, VIP, before, 'after preempt-back');
 
-  await acrossEvent(t, f, 'NAT graceful stop', async () => {
-    await waitFor(async () => (await externalCache(db)) >= 5, 5_000, 'db external cache holds the live connections');
-  }, async () => {
-    void da.proc.kill('SIGTERM');
-  }, async () => {
-    await master(db);
-    await da.proc.exited;
+  await across(t, f.client, VIP, 'NAT graceful stop', {
+    before: () => waitFor(async () => (await externalCache(db)) >= 5, 5_000, 'db external cache holds the live connections'),
+    event: async () => void da.proc.kill('SIGTERM'),
+    settle: async () => {
+      await master(db);
+      await da.proc.exited;
+    },
   });
-  await keep(t, f, before, 'after the graceful stop');
+  await persistentClientsKeep(t, f.client, VIP, before, 'after the graceful stop');
 
 });
 
