@@ -31,6 +31,16 @@ export interface ConntrackdSettings {
 
 export const GUARD_TABLE = 'keepalive_ts_syncguard';
 
+/** The settings of [sync.conntrackd] (destination_address resolved at load) for this director. */
+export function conntrackdSettings(
+  cfg: { destination_address: string; port: number; protocols: readonly ('tcp' | 'udp')[] },
+  syncInterface: string,
+  address: string,
+  dir: string,
+): ConntrackdSettings {
+  return { address, destination: cfg.destination_address, port: cfg.port, interface: syncInterface, protocols: cfg.protocols, dir };
+}
+
 /** Paths conntrackd uses, all under the runtime directory. */
 export function conntrackdPaths(dir: string): { conf: string; lock: string; socket: string; log: string; pid: string } {
   return { conf: `${dir}/conntrackd.conf`, lock: `${dir}/conntrackd.lock`, socket: `${dir}/conntrackd.ctl`, log: `${dir}/conntrackd.log`, pid: `${dir}/conntrackd.pid` };

@@ -15,7 +15,7 @@
  *  - close(): stops conntrackd and removes the guard table.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { libnftables } from '../net/native.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
@@ -24,6 +24,7 @@ import type { ConntrackdConfig } from '../config/types.js';
 import {
   conntrackdConf,
   conntrackdPaths,
+  conntrackdSettings,
   GUARD_COUNTERS,
   GUARD_TABLE,
   guardRemoval,
@@ -111,6 +112,11 @@ export class Conntrackd {
   }
 
   static async start(opts: ConntrackdOptions): Promise<Conntrackd> {
+    try {
+      accessSync(opts.config.binary, constants.X_OK);
+    } catch {
+      throw new KeepaliveError('E_DATAPLANE_UNAVAILABLE', `sync.conntrackd.binary ${opts.config.binary} is not an executable (install the Debian package conntrackd)`);
+    }
     const address = opts.config.address ?? ipv4Of(opts.interface);
     if (!address) throw new KeepaliveError('E_CONFIG_INVALID', `sync.conntrackd: interface ${opts.interface} has no IPv4 address; set sync.conntrackd.address`);
     const c = new Conntrackd(opts, address);
@@ -126,11 +132,7 @@ export class Conntrackd {
     const o = this.#opts;
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
     this.#killStale();
-    writeFileSync(
-      this.#paths.conf,
-      conntrackdConf({ address: this.#address, destination: o.config.destination_address, port: o.config.port, interface: o.interface, protocols: o.config.protocols, dir: o.dir }),
-      { mode: 0o600 },
-    );
+    writeFileSync(this.#paths.conf, conntrackdConf(conntrackdSettings(o.config, o.interface, this.#address, o.dir)), { mode: 0o600 });
     this.#nft = new LibnftablesTransport();
     await this.#nft.run(guardRuleset({ destination: o.config.destination_address, port: o.config.port, interface: o.interface }));
     this.#spawn();

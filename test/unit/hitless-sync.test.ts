@@ -2,7 +2,11 @@
 // and conntrackd as keepalive-ts runs it (sync/conntrackd-plan.ts).
 import test from 'ava';
 import { diffTables, indexRows } from '../../src/lvs/dataplane/nftables/elements.js';
-import { conntrackdConf, GUARD_TABLE, guardRuleset, parseConntrackdStats, ROLE_COMMANDS } from '../../src/sync/conntrackd-plan.js';
+import { conntrackdConf, conntrackdSettings, GUARD_TABLE, guardRuleset, parseConntrackdStats, ROLE_COMMANDS } from '../../src/sync/conntrackd-plan.js';
+import { Conntrackd } from '../../src/sync/conntrackd.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 
 test('DR connection-table diff: new keys, a changed destination or own timeout are upserts; a refreshed expiry is not; gone keys reported', (t) => {
@@ -112,4 +116,29 @@ test('[sync.conntrackd]: destination defaults to the one unicast peer; required 
   t.regex(same!.message, /must differ/);
   const v6 = t.throws(() => parseConfig(`${SYNC}[sync.conntrackd]\ndestination_address = "fd00::2"\n`, 'e.toml'));
   t.regex(v6!.message, /IPv4 address/);
+});
+
+test('[sync.conntrackd] keys reach conntrackd.conf and the guard: port, protocols, destination, address', (t) => {
+  const cfg = parseConfig(`${SYNC}[sync.conntrackd]\ndestination_address = "10.9.0.2"\naddress = "10.9.0.1"\nport = 3999\nprotocols = ["tcp"]\n`, 'k.toml').sync!;
+  const st = conntrackdSettings(cfg.conntrackd!, cfg.interface, cfg.conntrackd!.address!, '/run/x.conntrackd');
+  const conf = conntrackdConf(st);
+  t.true(conf.includes('Port 3999'));
+  t.true(conf.includes('Interface eth2'));
+  t.true(conf.includes('IPv4_Destination_Address 10.9.0.2'));
+  t.true(conf.includes('IPv4_address 10.9.0.1'));
+  t.true(/Protocol Accept \{\s*TCP\s*\}/.test(conf), 'only TCP replicated');
+  const guard = guardRuleset(st);
+  t.true(guard.includes('udp dport 3999 ip saddr != 10.9.0.2'));
+  t.true(guard.includes('iifname != "eth2"'));
+});
+
+test('[sync.conntrackd] binary: a missing executable is refused before anything is set up', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kt-ctd-'));
+  try {
+    const err = await t.throwsAsync(Conntrackd.start({ config: { destination_address: '10.9.0.2', port: 3780, protocols: ['tcp'], binary: '/nonexistent/conntrackd' }, interface: 'lo', dir: join(dir, 'c') }));
+    t.is((err as { code?: string }).code, 'E_DATAPLANE_UNAVAILABLE');
+    t.regex(err!.message, /\/nonexistent\/conntrackd/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
