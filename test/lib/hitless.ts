@@ -151,3 +151,43 @@ export async function acrossEvent(
   t.log(`${label}: download ${dlLine}; stall ${stallAfter(gapsOf(dl), at)} ms | interactive x4 [${lines.join(' | ')}]; longest stall ${stallEcho} ms`);
   t.true(stallEcho < 5_000, `${label}: interactive stall ${stallEcho} ms`);
 }
+
+// ---------------------------------------------------------------------------------------------
+// UDP: an echo bound to the VIP (DR real servers hold it on lo) and a client sending every 10 ms.
+
+export const UDP_PORT = 9000;
+
+const UDP_ECHO = `
+const [name, vip, port] = process.argv.slice(1);
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m, r) => s.send(name, r.port, r.address));
+s.bind(Number(port), vip, () => console.log('udp-echo ready'));`;
+
+/** Prints "R <ms since start> <body>" per reply, then "done sent=<n>". */
+const UDP_CLIENT = `
+const [vip, port, ms] = process.argv.slice(1);
+const s = require('node:dgram').createSocket('udp4');
+const t0 = Date.now(); let sent = 0;
+s.on('message', (m) => process.stdout.write('R ' + (Date.now() - t0) + ' ' + m + '\\n'));
+s.bind(0, () => {
+  const iv = setInterval(() => { sent++; s.send('x', Number(port), vip); }, 10);
+  setTimeout(() => { clearInterval(iv); setTimeout(() => { console.log('done sent=' + sent); process.exit(0); }, 300); }, Number(ms));
+});`;
+
+export async function startUdpEcho(host: LabHost, name: string, vip: string, port = UDP_PORT): Promise<LabProcess> {
+  const p = host.spawn([process.execPath, '-e', UDP_ECHO, name, vip, String(port)]);
+  await p.waitForOutput(/udp-echo ready/, 5_000);
+  return p;
+}
+
+export function startUdpFlow(client: LabHost, vip: string, durationMs: number, port = UDP_PORT): LabProcess {
+  return client.spawn([process.execPath, '-e', UDP_CLIENT, vip, String(port), String(durationMs)]);
+}
+
+/** The replies of a UDP flow: servers that answered, the longest gap, replies vs datagrams sent. */
+export function udpFlowResult(p: LabProcess): { servers: string[]; replies: number; sent: number; longestGapMs: number } {
+  const replies = [...p.output().matchAll(/^R (\d+) (\S+)$/gm)].map((m) => ({ t: Number(m[1]), body: m[2]! }));
+  let gap = 0;
+  for (let i = 1; i < replies.length; i++) gap = Math.max(gap, replies[i]!.t - replies[i - 1]!.t);
+  return { servers: [...new Set(replies.map((r) => r.body))], replies: replies.length, sent: Number(/done sent=(\d+)/.exec(p.output())?.[1] ?? 0), longestGapMs: gap };
+}

@@ -12,7 +12,7 @@ import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, waitFor, type Lab, type LabHost } from '../lib/netns.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
 import { prepareDrRealServer } from '../lib/nft-lab.js';
-import { acrossEvent as across, ECHO_PORT, persistentClientsKeep as keep, serverOf, startEchoServer, startRateLimitedNginx } from '../lib/hitless.js';
+import { acrossEvent as across, ECHO_PORT, persistentClientsKeep as keep, serverOf, startEchoServer, startRateLimitedNginx, startUdpEcho, startUdpFlow, udpFlowResult, UDP_PORT } from '../lib/hitless.js';
 
 const VIP = '10.78.0.50';
 const KEY = 'hitless-dr-test-key';
@@ -21,15 +21,15 @@ const CLIENTS = Array.from({ length: 20 }, (_, i) => `10.78.0.${120 + i}`);
 
 function services(algo: 'mh' | 'rr', sync: boolean): string {
   const rs = (addr: string) => `\n[[virtual_server.real_server]]\naddress = "${addr}"\nweight = 1\n`;
-  const vs = (port: number, persistence: boolean) => `[[virtual_server]]
+  const vs = (port: number, persistence: boolean, protocol = 'TCP') => `[[virtual_server]]
 address = "${VIP}"
 port = ${port}
-protocol = "TCP"
+protocol = "${protocol}"
 lb_kind = "DR"
 lb_algo = "${algo}"
 ${persistence ? 'persistence_timeout = 300\n' : ''}drain_timeout = 0
 ${rs('10.78.0.21')}${rs('10.78.0.22')}`;
-  return `${vs(80, true)}\n${vs(ECHO_PORT, false)}\n${sync ? `[sync]\ninterface = "eth0"\ninstance = "VI_1"\nauth_key = "${KEY}"\n` : ''}`;
+  return `${vs(80, true)}\n${vs(ECHO_PORT, false)}\n${vs(UDP_PORT, false, 'UDP')}\n${sync ? `[sync]\ninterface = "eth0"\ninstance = "VI_1"\nauth_key = "${KEY}"\n` : ''}`;
 }
 
 interface Farm { lab: Lab; client: LabHost; a: LabHost; b: LabHost }
@@ -44,6 +44,7 @@ async function farm(t: ExecutionContext): Promise<Farm> {
     await prepareDrRealServer(h, VIP);
     await startRateLimitedNginx(h, lab.tmpDir, name);
     await startEchoServer(h, name);
+    await startUdpEcho(h, name, VIP);
   }
   for (const src of CLIENTS) await client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
   return { lab, client, a, b };
@@ -67,7 +68,10 @@ async function scenario(t: ExecutionContext, algo: 'mh' | 'rr', sync: boolean): 
   for (const src of CLIENTS) before.set(src, await serverOf(f.client, VIP, src));
   t.deepEqual(new Set(before.values()), new Set(['r1', 'r2']), 'clients spread over both servers');
 
-  // 1. Crash of the master: SIGKILL and the cable pulled at the same instant.
+  // 1. Crash of the master: SIGKILL and the cable pulled at the same instant. A UDP flow (a
+  //    datagram every 10 ms) runs across it too.
+  const udp = startUdpFlow(f.client, VIP, 10_000);
+  await waitFor(async () => udpFlowResult(udp).replies > 20, 3_000, 'UDP replies flowing');
   await across(t, f.client, VIP, `${algo}${sync ? '+sync' : ''} crash`, {
     before: async () => {
       if (sync) await waitFor(async () => ((await db.status()).sync?.table.conns ?? 0) >= 5, 3_000, 'db holds the five long connections');
@@ -76,6 +80,11 @@ async function scenario(t: ExecutionContext, algo: 'mh' | 'rr', sync: boolean): 
     settle: () => master(db),
   });
   await keep(t, f.client, VIP, before, 'after the crash');
+  await udp.exited;
+  const u = udpFlowResult(udp);
+  t.log(`UDP flow across the crash: ${u.replies}/${u.sent} replies, longest gap ${u.longestGapMs} ms, from ${u.servers.join(', ')}`);
+  t.is(u.servers.length, 1, 'every UDP reply, before and after the crash, from one real server');
+  t.true(u.sent - u.replies <= Math.ceil(u.longestGapMs / 10) + 20, 'lost only the failover window');
   if (sync) {
     const full = await db.status();
     const st = full.sync!;

@@ -152,6 +152,8 @@ interface SyncPollStats {
   /** DR connections that cannot be synced (IPv6 keys hold only the low address bits). */
   unsyncable: number;
   restoredConns: number;
+  /** Smoothed dump time (EWMA, 1/4 weight to the last poll), ms. */
+  avgMs: number;
 }
 
 export class NftablesDataplane extends DataplaneLifecycle implements ConnectionState {
@@ -186,7 +188,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
   #syncTimer: NodeJS.Timeout | undefined;
   #syncBusy = false;
   #syncPrev = new Map<string, TableDump>();
-  readonly #syncStats: SyncPollStats = { polls: 0, lastMs: 0, maxMs: 0, totalMs: 0, entries: 0, events: 0, unsyncable: 0, restoredConns: 0 };
+  readonly #syncStats: SyncPollStats = { polls: 0, lastMs: 0, maxMs: 0, totalMs: 0, entries: 0, events: 0, unsyncable: 0, restoredConns: 0, avgMs: 0 };
   #running = false;
   #timers = new Set<NodeJS.Timeout>();
   #poll: NodeJS.Timeout | undefined;
@@ -518,7 +520,9 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     if (this.#syncTimer || this.#subscribers.size === 0 || this.#closed || this.isClosed) return;
     this.#syncTimer = setTimeout(() => {
       this.#syncTimer = undefined;
-      void this.#syncPoll().finally(() => this.#scheduleSyncPoll(Math.max(this.#syncPollMs, 10 * this.#syncStats.lastMs)));
+      // At most ~20 % of the time reading tables, on the smoothed dump time (one slow dump, e.g.
+      // behind a garbage collection, does not stretch the period and the lag with it).
+      void this.#syncPoll().finally(() => this.#scheduleSyncPoll(Math.max(this.#syncPollMs, 5 * this.#syncStats.avgMs)));
     }, delay);
     this.#syncTimer.unref();
   }
@@ -567,6 +571,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       const ms = performance.now() - t0;
       st.polls++;
       st.lastMs = ms;
+      st.avgMs = st.polls === 1 ? ms : 0.75 * st.avgMs + 0.25 * ms;
       st.totalMs += ms;
       if (ms > st.maxMs) st.maxMs = ms;
       st.entries = entries;
