@@ -29,8 +29,6 @@ import { readFileSync } from 'node:fs';
 import { directorToml, startDirector } from '../test/lib/daemon.js';
 import { nginxConfig, waitUntilListening } from '../test/lib/servers.js';
 import { median, sleep, waitFor, withLab, type Lab, type LabHost, type LabProcess } from './lab.js';
-import { startNftDriver } from '../test/lib/nft-remote.js';
-import { pool, svcSpec } from '../test/lib/nft-lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
 
 const VIP = '10.77.0.50';
@@ -151,21 +149,26 @@ async function prepareRealServer(h: LabHost, br1Address: string): Promise<void> 
 }
 
 function serviceToml(): string {
-  const rs = (addr: string) => `
+  const rs = (addr: string, port: number) => `
 [[virtual_server.real_server]]
 address = "${addr}"
-port = 80
+port = ${port}
 weight = 1
 check = { type = "TCP_CHECK", connect_timeout = 1, retry = 1, delay_before_retry = 0.5 }
 `;
-  return `[[virtual_server]]
+  const vs = (port: number, kind: string, servers: Array<[string, number]>) => `[[virtual_server]]
 address = "${VIP}"
-port = ${PORT_OURS}
-lb_kind = "PROXY"
+port = ${port}
+lb_kind = "${kind}"
 protocol = "TCP"
 lb_algo = "rr"
 delay_loop = 2
-${rs('10.78.0.21')}${rs('10.78.0.22')}`;
+${servers.map(([a, p]) => rs(a, p)).join('')}`;
+  return [
+    vs(PORT_OURS, 'PROXY', [['10.78.0.21', 80], ['10.78.0.22', 80]]),
+    vs(PORT_DR, 'DR', [['10.77.0.21', PORT_DR], ['10.77.0.22', PORT_DR]]),
+    vs(PORT_NAT, 'NAT', [['10.78.0.21', 80], ['10.78.0.22', 80]]),
+  ].join('\n');
 }
 
 function haproxyConfig(dir: string): string {
@@ -268,20 +271,11 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
       args: ['--log-level', 'info', '--log-format', 'json'],
     });
     await waitFor(async () => (await ours.instance()).state === 'MASTER', 10_000, 'keepalive-ts MASTER');
+    // One daemon serves all three: the proxy (VIP:80), DR (VIP:81) and NAT (VIP:82) in the kernel.
     await waitFor(async () => {
-      const vs = (await ours.status()).virtual_servers[0];
-      return vs?.serving === true && vs.real_servers.filter((r) => r.up).length === 2;
-    }, 10_000, 'keepalive-ts serving with both real servers up');
-
-    // The kernel data plane: DR and NAT services on the same VIP.
-    const kernel = await startNftDriver(lab, d);
-    const dr = svcSpec({ kind: 'DR', scheduler: 'rr', ports: [[PORT_DR, PORT_DR]] });
-    const nat = svcSpec({ kind: 'NAT', scheduler: 'rr', ports: [[PORT_NAT, PORT_NAT]] });
-    await kernel.configure([dr, nat]);
-    await kernel.setPool(dr.key, pool([['10.77.0.21', PORT_DR, 1], ['10.77.0.22', PORT_DR, 1]]));
-    await kernel.setPool(nat.key, pool([['10.78.0.21', 80, 1], ['10.78.0.22', 80, 1]]));
-    await kernel.serve(dr.key);
-    await kernel.serve(nat.key);
+      const all = (await ours.status()).virtual_servers;
+      return all.length === 3 && all.every((vs) => vs.serving && vs.real_servers.filter((r) => r.up).length === 2);
+    }, 15_000, 'keepalive-ts serving its three virtual servers with both real servers up');
 
     const hdir = join(lab.tmpDir, 'haproxy');
     await mkdir(hdir, { recursive: true });
@@ -354,9 +348,8 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
         }
       }
     }
-    const kst = await kernel.stats();
-    ctx.log(`kernel data plane after the runs: ${kst.services.map((s) => `${s.key} ${s.kind} conns ${s.conns} in_pkts ${s.in_pkts} out_pkts ${s.out_pkts}`).join('; ')}; ${JSON.stringify(kst.extra)}`);
-    await kernel.close();
+    const kst = await ours.status();
+    ctx.log(`after the runs: ${kst.virtual_servers.map((s) => `${s.key} ${s.kind} (${s.scheduler_in_effect}) conns ${s.conns} in_pkts ${s.in_pkts} out_pkts ${s.out_pkts}`).join('; ')}`);
   });
 
   const vals = (mode: Mode, impl: Impl, key: keyof WrkResult): number[] =>
@@ -392,7 +385,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
       modes.map((m) => `\`${wrkCommandText(m, seconds, conns, threads)}\``).join(', ') + '. ' +
       'Each repetition runs every mode against every implementation, the order rotating per repetition, after a 1 s warm-up of each at the start.',
     'Lab: two segments. Client c 10.77.0.100 and the director d (10.77.0.11, VIP 10.77.0.50) on br0 with the real servers\' first interfaces (r1 10.77.0.21, r2 10.77.0.22: on-link for DR); the real servers\' second interfaces (10.78.0.21/.22) and the director\'s eth1 (10.78.0.1) on br1. ' +
-      'nginx, one worker, `return 200` on / and a 10 MiB static file (sendfile) on /big. keepalive-ts proxy: TCP virtual server VIP:80, rr, TCP_CHECK; HAProxy 2.6 (Debian): `mode tcp`, `nbthread 1`, `balance roundrobin`; both to 10.78.0.2x:80. ' +
+      'nginx, one worker, `return 200` on / and a 10 MiB static file (sendfile) on /big. One keepalive-ts daemon (MASTER) serves three virtual servers, rr with TCP_CHECK: the proxy (`lb_kind PROXY`) on VIP:80 to 10.78.0.2x:80; HAProxy 2.6 (Debian): `mode tcp`, `nbthread 1`, `balance roundrobin` to the same. ' +
       'DR: `lb_kind DR`, rr, to 10.77.0.2x:81 (VIP on the real servers\' lo, arp_ignore=1, arp_announce=2); NAT: `lb_kind NAT`, rr, VIP:82 -> 10.78.0.2x:80, the real servers\' replies routed back through the director by a policy rule. "Directly": wrk against r1\'s nginx, the ceiling (one nginx instead of two).',
     'Everything (wrk, both nginx, the director) shares the same 2 vCPUs. "machine CPU per request" is all busy time of the VM over the run (/proc/stat: user + system + irq + softirq) divided by the requests, so a cheaper data plane shows lower figures whatever the request rate; kernel forwarding runs in softirq context and appears in no process. The client column below shows when wrk itself saturates.',
   ];
@@ -428,7 +421,7 @@ export const dataplane: Benchmark = {
   reference: 'HAProxy',
   description:
     'wrk on client c against the VIP of director d: keep-alive (`wrk -t2 -c64 -d5s`), one connection per request (`-H \'Connection: close\'`) and 10 MiB responses (`-c4`, MiB/s), ' +
-    'through keepalive-ts\'s user-space proxy (VIP:80), its kernel data plane in DR mode (VIP:81) and in NAT mode (VIP:82), HAProxy 2.6 in TCP mode with `nbthread 1` (VIP:8080), and straight to one nginx (the ceiling), same two nginx real servers, the order rotating per repetition; ' +
+    'through one keepalive-ts daemon\'s user-space proxy (VIP:80) and its kernel data plane in DR mode (VIP:81) and in NAT mode (VIP:82), HAProxy 2.6 in TCP mode with `nbthread 1` (VIP:8080), and straight to one nginx (the ceiling), same two nginx real servers, the order rotating per repetition; ' +
     'plus wrk\'s p50/p99 latency, the director process\'s CPU, the client\'s CPU and the whole machine\'s CPU per request. Everything shares the machine\'s 2 vCPUs.',
   run: runDataplane,
 };

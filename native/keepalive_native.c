@@ -9,7 +9,8 @@
  *    IPv6 sockets never hand the IPv6 header to user space, so IPV6_RECVHOPLIMIT + recvmsg() is
  *    the only way to see it. Receive is driven by a libuv poll handle on Node's own loop.
  *
- *  - conntrack entries counted by connection mark (one ctnetlink dump, counted in C).
+ *  - conntrack entries counted by connection mark (one ctnetlink dump, counted in C), and deleted
+ *    by mark (a NAT service's connections when its drain is over).
  *  - the named counters of one nf_tables table, and the elements of one set, each dumped with one
  *    raw nfnetlink request (libnftables first fetches the whole ruleset for any list command).
  *  - libnftables, loaded at run time with dlopen("libnftables.so.1") (no build-time dependency on
@@ -1551,6 +1552,124 @@ static napi_value nft_set_elements(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* conntrackDeleteByMark(marks) -> Promise<void>: deletes the conntrack entries carrying any of
+ * these connection marks (one filtered IPCTNL_MSG_CT_DELETE per mark): how a NAT service's
+ * connections end when its drain is over. */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  uint32_t *marks;
+  size_t n;
+  int err;
+  const char *where;
+} ctdel_job_t;
+
+static void ctdel_job_execute(napi_env env, void *data) {
+  ctdel_job_t *j = (ctdel_job_t *)data;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) {
+    j->err = errno;
+    j->where = "socket(NETLINK_NETFILTER)";
+    return;
+  }
+  char buf[4096];
+  for (size_t i = 0; i < j->n && !j->err; i++) {
+    union {
+      struct nlmsghdr nlh;
+      char b[256];
+    } req;
+    memset(&req, 0, sizeof req);
+    req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+    req.nlh.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+    req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.nlh.nlmsg_seq = (uint32_t)(i + 1);
+    struct nfgenmsg *nfg = (struct nfgenmsg *)NLMSG_DATA(&req.nlh);
+    nfg->nfgen_family = AF_UNSPEC;
+    nfg->version = NFNETLINK_V0;
+    uint32_t mark = htonl(j->marks[i]), mask = htonl(0xffffffffu);
+    ctr_add_attr(&req.nlh, CTA_MARK, &mark, sizeof mark);
+    ctr_add_attr(&req.nlh, CTA_MARK_MASK, &mask, sizeof mask);
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+    if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+      j->err = errno;
+      j->where = "sendto";
+      break;
+    }
+    for (;;) {
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        j->err = errno;
+        j->where = "recv";
+        break;
+      }
+      struct nlmsghdr *h = (struct nlmsghdr *)buf;
+      if (NLMSG_OK(h, (unsigned)n) && h->nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
+        /* ENOENT: nothing carried this mark. */
+        if (e->error != 0 && e->error != -ENOENT) {
+          j->err = -e->error;
+          j->where = "IPCTNL_MSG_CT_DELETE";
+        }
+        break;
+      }
+    }
+  }
+  close(fd);
+}
+
+static void ctdel_job_complete(napi_env env, napi_status status, void *data) {
+  ctdel_job_t *j = (ctdel_job_t *)data;
+  if (status == napi_ok && j->err == 0) {
+    napi_value u;
+    napi_get_undefined(env, &u);
+    napi_resolve_deferred(env, j->deferred, u);
+  } else {
+    napi_value e = make_errno_error(env, j->where ? j->where : "conntrack delete", j->err ? j->err : ENOMEM);
+    if (!e) napi_get_undefined(env, &e);
+    napi_reject_deferred(env, j->deferred, e);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j->marks);
+  free(j);
+}
+
+static napi_value ct_delete_by_mark(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  bool is_array = false;
+  uint32_t n = 0;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[0], &n) != napi_ok)
+    return throw_type(env, "marks must be an array of numbers");
+  ctdel_job_t *j = calloc(1, sizeof *j);
+  if (!j || !(j->marks = calloc(n ? n : 1, sizeof *j->marks))) {
+    free(j);
+    return throw_errno(env, "malloc", ENOMEM);
+  }
+  j->n = n;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    double d;
+    if (napi_get_element(env, argv[0], i, &el) != napi_ok || napi_get_value_double(env, el, &d) != napi_ok || d < 0 || d > 4294967295.0) {
+      free(j->marks);
+      free(j);
+      return throw_type(env, "marks must be an array of u32 numbers");
+    }
+    j->marks[i] = (uint32_t)d;
+  }
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "keepalive:conntrack-delete", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, ctdel_job_execute, ctdel_job_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    free(j->marks);
+    free(j);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  return promise;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1568,6 +1687,7 @@ NAPI_MODULE_INIT() {
       {"nftCounters", NULL, nft_counters, NULL, NULL, NULL, napi_enumerable, NULL},
       {"conntrackCountByMark", NULL, ct_count_by_mark, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nftSetElements", NULL, nft_set_elements, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"conntrackDeleteByMark", NULL, ct_delete_by_mark, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

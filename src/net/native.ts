@@ -46,6 +46,7 @@ interface NativeBinding {
   nftCounters(family: number, table: string): Promise<Record<string, [number, number]>>;
   conntrackCountByMark(marks: number[]): Promise<{ counts: Record<string, [number, number]>; entries: number }>;
   nftSetElements(family: number, table: string, set: string): Promise<Array<[string, number | null, number, number]>>;
+  conntrackDeleteByMark(marks: number[]): Promise<void>;
 }
 
 /** Opaque handle of a libnftables context (native/keepalive_native.c). */
@@ -312,6 +313,11 @@ export function conntrackCountByMark(marks: readonly number[]): Promise<{ counts
   return native()
     .conntrackCountByMark([...marks])
     .then((r) => ({ counts: new Map(Object.entries(r.counts).map(([k, [a, i]]) => [Number(k), { active: a, inactive: i }])), entries: r.entries }));
+}
+
+/** Deletes the conntrack entries carrying any of `marks` (ctnetlink, on the thread pool). */
+export function conntrackDeleteByMark(marks: readonly number[]): Promise<void> {
+  return native().conntrackDeleteByMark([...marks]);
 }
 
 /** True when the addon can be loaded (for diagnostics; operations throw E_NATIVE otherwise). */

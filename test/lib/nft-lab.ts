@@ -209,3 +209,32 @@ tick();
 `;
   return host.spawn([process.execPath, '-e', script, address, String(port), String(everyMs)]);
 }
+
+/**
+ * Hosts for a kernel-kind test with `count` real servers (r1…) and a sorry server (so): DR on one
+ * segment (the VIP on every real server's lo), NAT/FULLNAT with the real servers on br1 routing
+ * back through the director. Returns the real servers' addresses as the data plane sees them.
+ */
+export async function kernelFarm(lab: Lab, kind: LbKind, count: number): Promise<{ client: LabHost; director: LabHost; servers: Array<{ name: string; host: LabHost; address: string }>; sorry: { name: string; host: LabHost; address: string } }> {
+  const dr = kind === 'DR';
+  const rsBridge = dr ? 'br0' : await lab.addBridge();
+  const net = dr ? '10.77.0' : '10.78.0';
+  const client = await lab.addHost('cl', { ipv4: `${CLIENT}/24` });
+  const director = await lab.addHost('da', { ipv4: '10.77.0.11/24' });
+  if (dr) await director.exec(['ip', 'addr', 'add', `${VIP}/24`, 'dev', 'eth0']);
+  else {
+    await lab.addLink(director, rsBridge, { ipv4: '10.78.0.1/24' });
+    await director.exec(['sh', '-ec', `ip addr add ${VIP}/24 dev eth0\nsysctl -qw net.ipv4.ip_forward=1`]);
+  }
+  const make = async (name: string, address: string) => {
+    const host = await lab.addHost(name, { ipv4: `${address}/24`, bridge: rsBridge });
+    if (dr) await prepareDrRealServer(host);
+    else await host.exec(['ip', 'route', 'add', 'default', 'via', '10.78.0.1']);
+    await startRealServer(lab, host, name);
+    return { name, host, address };
+  };
+  const servers = [];
+  for (let i = 0; i < count; i++) servers.push(await make(`r${i + 1}`, `${net}.${21 + i}`));
+  const sorry = await make('so', `${net}.30`);
+  return { client, director, servers, sorry };
+}

@@ -4,12 +4,58 @@
 import { connect } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Dataplane, DataplaneStats, LbKind, PoolSpec, ServiceSpec } from '../../src/lvs/dataplane/contract.js';
+import type { ConnectionEvent, ConnectionSnapshot, Dataplane, DataplaneStats, LbKind, PoolSpec, RestoreEntry, ServiceSpec } from '../../src/lvs/dataplane/contract.js';
 import type { ServiceKey } from '../../src/util/endpoint.js';
 import { KeepaliveError } from '../../src/util/errors.js';
 import type { Lab, LabHost, LabProcess } from './lab-core.js';
 
 const DRIVER = join(dirname(fileURLToPath(import.meta.url)), '../netns/fixtures/nft-driver.js');
+const AGENT = join(dirname(fileURLToPath(import.meta.url)), '../netns/fixtures/http-agent.js');
+
+/** One JSON request on a Unix socket, one JSON line back. */
+function ask<T>(socket: string, op: string, args: unknown[]): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const c = connect(socket);
+    let buf = '';
+    c.setEncoding('utf8');
+    c.on('connect', () => c.write(`${JSON.stringify({ op, args })}\n`));
+    c.on('data', (d: string) => (buf += d));
+    c.on('error', reject);
+    c.on('end', () => {
+      try {
+        const r = JSON.parse(buf) as { ok: boolean; result?: T; error?: string };
+        if (r.ok) resolve(r.result as T);
+        else reject(new Error(r.error));
+      } catch (err) {
+        reject(new Error(`bad reply ${JSON.stringify(buf)}: ${String(err)}`));
+      }
+    });
+  });
+}
+
+export interface RemoteHttpStream {
+  get(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** HTTP clients running in a lab host (test/netns/fixtures/http-agent.ts), by source address. */
+export interface RemoteHttp {
+  get(host: string, port: number, local: string): Promise<string>;
+  open(host: string, port: number, local: string): Promise<RemoteHttpStream>;
+}
+
+export async function startHttpAgent(lab: Lab, host: LabHost): Promise<RemoteHttp> {
+  const socket = join(lab.tmpDir, `http-agent-${host.name}-${Date.now()}.sock`);
+  const proc = host.spawn([process.execPath, AGENT, socket]);
+  await proc.waitForOutput(/ready/, 10_000);
+  return {
+    get: (h, p, local) => ask<string>(socket, 'get', [h, p, local]),
+    open: async (h, p, local) => {
+      const id = await ask<number>(socket, 'open', [h, p, local]);
+      return { get: () => ask<string>(socket, 'sget', [id]), close: () => ask<void>(socket, 'sclose', [id]) };
+    },
+  };
+}
 
 export interface RemoteOptions {
   transport?: 'libnftables' | 'nft';
@@ -63,6 +109,16 @@ export class RemoteNftDataplane implements Dataplane {
   }
   close(): Promise<void> {
     return this.call('close');
+  }
+  snapshot(): Promise<ConnectionSnapshot> {
+    return this.call('snapshot');
+  }
+  restore(entries: readonly RestoreEntry[]): Promise<void> {
+    return this.call('restore', entries);
+  }
+  /** The connection events the data plane emits during `ms`. */
+  events(ms: number): Promise<ConnectionEvent[]> {
+    return this.call('events', ms);
   }
 }
 

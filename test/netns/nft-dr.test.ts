@@ -296,3 +296,43 @@ netnsTest('DR connection table full (issue 10): new flows are still forwarded an
   t.true(st.extra.conn_table_entries! <= 4);
   t.log(`with a 4-entry table: ${st.extra.conn_table_full_total} packets forwarded without an entry`);
 });
+
+netnsTest('connection state for sync: templates and DR flows in the snapshot, template events from the poll, restore into a fresh data plane sends clients to their synced server', async (t) => {
+  const { f, dp } = await setup(t, { ports: [80, 5353] });
+  await startUdpNames(f, 5353);
+  const web = svcSpec({ kind: 'DR', scheduler: 'rr', persistence: { timeoutMs: 300_000, prefix: 32 } });
+  const dns = svcSpec({ kind: 'DR', scheduler: 'rr', protocol: 'udp', ports: [[5353, 5353]] });
+  await dp.configure([web, dns]);
+  await dp.setPool(web.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
+  await dp.setPool(dns.key, pool([['10.77.0.21', 5353, 1], ['10.77.0.22', 5353, 1]]));
+  await dp.serve(web.key);
+  await dp.serve(dns.key);
+  const sources = ['10.77.0.150', '10.77.0.151', '10.77.0.152', '10.77.0.153'];
+  for (const s of sources) await f.client.exec(['ip', 'addr', 'add', `${s}/24`, 'dev', 'eth0']);
+  const events = dp.events(3000);
+  const placed = new Map<string, string>();
+  for (const s of sources) placed.set(s, Object.keys((await httpBatch(f.client, VIP, 80, 2, { localAddress: s })).bodies)[0]!);
+  await udpFlows(f, 5353, 2, 2);
+  const evs = await events;
+  t.deepEqual([...new Set(evs.filter((e) => e.type === 'template').map((e) => (e as { client: string }).client))].sort(), sources, 'a template event per new client');
+  const snap = await dp.snapshot();
+  t.deepEqual(snap.templates.map((x) => x.client).sort(), sources);
+  for (const x of snap.templates) t.is(x.dest.address === '10.77.0.21' ? 'r1' : 'r2', placed.get(x.client)!, `template of ${x.client}`);
+  t.true(snap.templates.every((x) => x.expiresInMs > 290_000 && x.expiresInMs <= 300_000));
+  t.true(snap.conns.some((c) => c.client.address === '10.77.0.150' && c.virtual.port === 80), 'TCP flows listed as connections');
+  t.is(snap.udpFlows.length, 2, 'UDP flows with their idle time');
+  t.true(snap.udpFlows.every((u) => u.expiresInMs > 200_000 && u.virtual.port === 5353));
+
+  // A fresh data plane (the peer after a takeover): templates pointing every client at r2.
+  await dp.close();
+  const dp2 = await startNftDriver(f.lab, f.director);
+  await dp2.configure([web, dns]);
+  await dp2.setPool(web.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
+  await dp2.setPool(dns.key, pool([['10.77.0.21', 5353, 1], ['10.77.0.22', 5353, 1]]));
+  const r2 = snap.templates.find((x) => x.dest.address === '10.77.0.22')?.dest ?? { address: '10.77.0.22', family: 4 as const, port: 80 };
+  await dp2.restore(snap.templates.map((x) => ({ ...x, dest: r2 })));
+  await dp2.restore(snap.templates.map((x) => ({ ...x, dest: r2 }))); // twice: entries already there are kept, not an error
+  await dp2.serve(web.key);
+  for (const s of sources) t.deepEqual((await httpBatch(f.client, VIP, 80, 2, { localAddress: s })).bodies, { r2: 2 }, `${s} follows its restored template`);
+  await waitFor(async () => (await dp2.stats()).extra.persistence_entries === sources.length, 5_000, 'the restored templates in the kernel map', 100);
+});

@@ -32,6 +32,9 @@ class FakeTransport implements NftTransport {
   close(): void {}
 }
 
+/** No host conntrack in unit tests. */
+const quiet = { conntrack: async () => ({ counts: new Map(), entries: 0 }), conntrackDelete: async () => undefined };
+
 function facts(over: Partial<DirectorFacts> = {}): DirectorFacts {
   return {
     devicesWithAddress: async () => ['eth0'],
@@ -46,7 +49,7 @@ const nat = svcSpec({ kind: 'NAT', ports: [[8080, 8080]] });
 
 test('one transaction per call; the first one removes stale tables; close() deletes ours', async (t) => {
   const tr = new FakeTransport();
-  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev });
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });
   await dp.configure([dr]);
   t.is(tr.scripts.length, 1);
   t.true(tr.scripts[0]!.startsWith('add table netdev keepalive_ts\ndelete table netdev keepalive_ts\nadd table inet keepalive_ts\ndelete table inet keepalive_ts\n'));
@@ -63,7 +66,7 @@ test('one transaction per call; the first one removes stale tables; close() dele
 
 test('changes arriving while a transaction runs are coalesced into the next one', async (t) => {
   const tr = new FakeTransport();
-  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev });
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });
   await dp.configure([dr]);
   await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
   let open!: () => void;
@@ -84,7 +87,7 @@ test('changes arriving while a transaction runs are coalesced into the next one'
 
 test('a refused transaction rejects the calls in it and changes nothing', async (t) => {
   const tr = new FakeTransport();
-  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev });
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });
   await dp.configure([dr]);
   await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1]]));
   await dp.serve(dr.key);
@@ -102,7 +105,7 @@ test('a refused transaction rejects the calls in it and changes nothing', async 
 
 test('bad input is refused before anything is sent: DR not on-link, DR port change, unknown service, kinds, ops with NAT, IP forwarding off', async (t) => {
   const tr = new FakeTransport();
-  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev });
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });
   await dp.configure([dr]);
   const n = tr.scripts.length;
   const e1 = await t.throwsAsync(dp.setPool(dr.key, pool([['192.0.2.9', 80, 1]])));
@@ -113,10 +116,10 @@ test('bad input is refused before anything is sent: DR not on-link, DR port chan
   await t.throwsAsync(dp.serve('tcp/10.9.9.9:80' as never), { code: 'E_CONFIG_INVALID' });
   await t.throwsAsync(dp.configure([{ ...dr, kind: 'PROXY' }]), { code: 'E_CONFIG_INVALID', message: /does not forward lb_kind PROXY/ });
   await t.throwsAsync(dp.configure([{ ...nat, ops: true } as never]), { code: 'E_CONFIG_INVALID', message: /one-packet scheduling/ });
-  const off = new NftablesDataplane({ transport: tr, facts: facts({ forwarding: async () => false }), maglev: roundMaglev });
+  const off = new NftablesDataplane({ transport: tr, facts: facts({ forwarding: async () => false }), maglev: roundMaglev, ...quiet });
   await t.throwsAsync(off.configure([nat]), { code: 'E_DATAPLANE_UNAVAILABLE', message: /net\.ipv4\.ip_forward is 0/ });
   t.is(tr.scripts.length, n, 'nothing was sent');
-  const noVip = new NftablesDataplane({ transport: new FakeTransport(), facts: facts({ devicesWithAddress: async () => [] }), maglev: roundMaglev });
+  const noVip = new NftablesDataplane({ transport: new FakeTransport(), facts: facts({ devicesWithAddress: async () => [] }), maglev: roundMaglev, ...quiet });
   await noVip.configure([dr]);
   await t.throwsAsync(noVip.serve(dr.key), { code: 'E_SOCKET', message: /no interface holds 10\.77\.0\.50 yet/ });
 });
@@ -124,7 +127,7 @@ test('bad input is refused before anything is sent: DR not on-link, DR port chan
 test('stats: ipvsadm counters from the named counters, monotonic across pool changes; DR OutPkts 0; service removal drains', async (t) => {
   const tr = new FakeTransport();
   let now = 1_000_000;
-  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, now: () => now });
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, now: () => now, ...quiet });
   await dp.configure([dr]);
   await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
   await dp.serve(dr.key);

@@ -111,9 +111,10 @@ test('NAT: ct mark set only for new connections, DNAT/masquerade by mark, per-di
   const chain = (n: string) => objs.find((o) => o.name === n) as Extract<NftObj, { type: 'chain' }>;
   t.deepEqual(chain('g_pre').rules, ['ct state new ip daddr . meta l4proto . th dport vmap { 10.77.0.50 . tcp . 80 : goto s00000006_svc, 10.77.0.50 . udp . 53 : goto s00000007_svc }']);
   t.regex(chain('g_pre').base, /hook prerouting priority -140/);
-  t.deepEqual(chain('g_forward').rules, ['ct direction original counter name ct mark map @g_cin', 'ct direction reply counter name ct mark map @g_cout']);
-  const cin = objs.find((o) => o.name === 'g_cin');
-  t.is(cin?.type === 'map' && cin.elements instanceof Map ? cin.elements.get('0x00000061') : '', '"s00000006_i00000061"');
+  t.deepEqual(chain('g_forward').rules, ['counter name ct direction . ct mark map @g_ctr']);
+  const ctr = objs.find((o) => o.name === 'g_ctr');
+  t.is(ctr?.type === 'map' && ctr.elements instanceof Map ? ctr.elements.get('original . 0x00000061') : '', '"s00000006_i00000061"');
+  t.is(ctr?.type === 'map' && ctr.elements instanceof Map ? ctr.elements.get('reply . 0x00000061') : '', '"s00000006_o00000061"');
   t.deepEqual(chain('s00000006_commit').rules, ['counter name ct mark map @s00000006_cnew']);
   const dnat = objs.find((o) => o.name === 'g_dnat4p');
   t.true(dnat?.type === 'map' && dnat.elements instanceof Map && dnat.elements.get('0x00000061') === '10.78.0.21 . 8080');

@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises';
 import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
-import { conntrackCountByMark } from '../../../net/native.js';
+import { conntrackCountByMark, conntrackDeleteByMark } from '../../../net/native.js';
 import type {
   ConnEntry,
   ConnectionEvent,
@@ -72,19 +72,26 @@ export interface NftablesOptions {
   /**
    * Connection sync of the DR connection tables: how often they are dumped and compared while
    * someone subscribes to onEvent (ms). Default 100 (the lag budget of a takeover); a dump that
-   * takes long stretches the period so reading stays under ~10 % of the time.
+   * takes long stretches the period so reading stays under ~20 % of the time.
    */
   syncPollMs?: number;
   /** Connection-event batching the daemon asks for (ms): the DR poll period when syncPollMs is not given (at least 50). */
   eventBatchMs?: number;
+  /** Deletes conntrack entries by mark (a NAT service's connections when its drain ends); default: the addon. */
+  conntrackDelete?: (marks: readonly number[]) => Promise<void>;
   /** Conntrack counts by mark (NAT ActiveConn/InActConn); default: one ctnetlink dump through the addon. */
   conntrack?: (marks: readonly number[]) => Promise<{ counts: Map<number, ActiveCounts>; entries: number }>;
   now?: () => number;
 }
 
+/**
+ * A destination that left a DR pool: its established flows keep being forwarded to it (IPVS
+ * forwards a removed destination's connections until they end) until the poll finds none of
+ * them in the connection table any more.
+ */
 interface Retired {
   dest: NftDest;
-  until: number;
+  since: number;
 }
 
 interface SvcState {
@@ -167,6 +174,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
   readonly #ingressDefault: readonly string[] | undefined;
   readonly #log: NonNullable<NftablesOptions['log']>;
   readonly #conntrack: NonNullable<NftablesOptions['conntrack']>;
+  readonly #conntrackDelete: NonNullable<NftablesOptions['conntrackDelete']>;
   readonly #now: () => number;
   readonly #ids = new IdRegistry();
   readonly #cache = new WeakMap<NftServiceInput, ServiceBuild>();
@@ -213,6 +221,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     this.#ingressDefault = opts.ingress;
     this.#log = opts.log ?? (() => undefined);
     this.#conntrack = opts.conntrack ?? conntrackCountByMark;
+    this.#conntrackDelete = opts.conntrackDelete ?? conntrackDeleteByMark;
     this.#now = opts.now ?? Date.now;
     this.#syncPollMs = Math.max(10, opts.syncPollMs ?? Math.max(50, opts.eventBatchMs ?? 100));
   }
@@ -272,13 +281,10 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       const s = st.get(key);
       if (!s) return;
       const keep = new Set([...dests, ...(sorry ? [sorry] : [])].map((d) => d.id));
-      const retired = s.retired.filter((r) => r.until > now && !keep.has(r.dest.id));
-      if (spec.kind === 'DR' && spec.drainMs > 0) {
+      const retired = s.retired.filter((r) => !keep.has(r.dest.id));
+      if (spec.kind === 'DR') {
         for (const d of [...s.dests, ...(s.sorry ? [s.sorry] : [])]) {
-          if (!keep.has(d.id) && !retired.some((r) => r.dest.id === d.id)) {
-            retired.push({ dest: d, until: now + spec.drainMs });
-            this.#at(now + spec.drainMs);
-          }
+          if (!keep.has(d.id) && !retired.some((r) => r.dest.id === d.id)) retired.push({ dest: d, since: now });
         }
       }
       const counterIds = new Set(s.counterIds);
@@ -348,7 +354,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         };
       };
       const dests = s.dests.map((d) => destStats(d, false));
-      if (s.sorry && build?.sorryActive) dests.push(destStats(s.sorry, true));
+      if (s.sorry) dests.push(destStats(s.sorry, true));
       const tot = { conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0 };
       for (const id of s.counterIds) {
         tot.conns += get(n.conns(id)).packets;
@@ -360,7 +366,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         }
       }
       if (s.spec.kind === 'DR') full += get(n.fullCounter).packets;
-      const sum = (k: 'active_conns' | 'inact_conns') => (known ? dests.reduce((a, d) => a + (d[k] ?? 0), 0) : null);
+      const sum = (k: 'active_conns' | 'inact_conns') => (known ? dests.reduce((a, d) => a + (d[k] ?? 0), 0) + s.retired.reduce((a, r) => a + ((k === 'active_conns' ? this.#active.get(r.dest.id)?.active : this.#active.get(r.dest.id)?.inactive) ?? 0), 0) : null);
       services.push({
         key: s.spec.key,
         kind: s.spec.kind,
@@ -667,7 +673,6 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         const { drainUntil: _d, ...rest } = s;
         next = { ...rest, input: undefined, phase: 'idle' };
       }
-      if (next.retired.some((r) => r.until <= now)) next = { ...next, input: undefined, retired: next.retired.filter((r) => r.until > now) };
       if (next !== s) draft.set(key, next);
     }
     const inputs: NftServiceInput[] = [];
@@ -697,6 +702,15 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       this.#latency.transactions++;
     }
     this.#started = true;
+    // NAT / FULLNAT connections of a service that stopped forwarding (drain over, or removed) end
+    // now: conntrack would otherwise keep them going for days.
+    const cut: number[] = [];
+    for (const [key, before] of this.#state) {
+      if (before.spec.kind === 'DR' || before.phase === 'idle') continue;
+      const after = draft.get(key);
+      if (!after || after.phase === 'idle') cut.push(...before.counterIds);
+    }
+    if (cut.length) void this.#conntrackDelete(cut).catch((err: unknown) => this.#log('warn', `nftables: ending drained NAT connections failed: ${errorMessage(err)}`));
     this.#model = built.model;
     this.#builds = built.services;
     // Forget the names and marks of services that are gone.
@@ -798,6 +812,9 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       let persistEntries = 0;
       const events: ConnectionEvent[] = [];
       const seen = new Set<string>();
+      const pollStart = this.#now();
+      /** Retired DR destinations no flow points at any more, by service. */
+      const gone = new Map<ServiceKey, Set<number>>();
       for (const s of [...this.#state.values()]) {
         if (!this.#model) break;
         const dyn = dynamicNames(s.spec, s.name, this.#limits);
@@ -810,8 +827,12 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
           const closing = tcp ? await list('set', dyn.closing) : [];
           if (conn && closing) {
             connEntries += conn.length;
-            for (const [id, c] of countFlows(conn, closing)) active.set(id, c);
+            const flows = countFlows(conn, closing);
+            for (const [id, c] of flows) active.set(id, c);
             known.add(s.name);
+            // Read after it retired (with a margin for flows the kernel was adding meanwhile), and none left.
+            const idle = s.retired.filter((r) => r.since < pollStart - 1000 && !flows.has(r.dest.id)).map((r) => r.dest.id);
+            if (idle.length) gone.set(s.spec.key, new Set(idle));
           }
         }
         if (dyn.persist) {
@@ -822,6 +843,14 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       }
       for (const k of [...this.#reported.keys()]) if (!seen.has(k)) this.#reported.delete(k);
       if (events.length) for (const cb of this.#subscribers) cb(events);
+      if (gone.size) {
+        await this.#change((st) => {
+          for (const [key, ids] of gone) {
+            const cur = st.get(key);
+            if (cur) st.set(key, { ...cur, input: undefined, retired: cur.retired.filter((r) => !ids.has(r.dest.id)) });
+          }
+        });
+      }
       const nat = [...this.#state.values()].filter((s) => s.spec.kind !== 'DR');
       if (nat.length) {
         const ours = new Set<number>();

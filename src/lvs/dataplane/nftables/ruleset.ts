@@ -33,8 +33,8 @@
  *   S_ids/S_addr DR: forwardable ids, id -> real-server address
  *   S_cnew/S_cin id -> named counter (objref maps)
  *   S_mh_*     mh: Maglev slot -> id
- * NAT counts forwarded packets in one forward-hook chain by conntrack direction through the
- * global id -> counter maps g_cin / g_cout (InPkts/InBytes, OutPkts/OutBytes).
+ * NAT counts forwarded packets in one forward-hook rule: `counter name ct direction . ct mark map
+ * @g_ctr` (original -> InPkts/InBytes, reply -> OutPkts/OutBytes of the id's counters).
  */
 import { endpointText, type Endpoint, type IpFamily, type L4Protocol } from '../../../util/endpoint.js';
 import type { LbKind, ServiceSpec } from '../contract.js';
@@ -536,8 +536,7 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
     objects.push(chain('inet', 'g_pre', dispatchRules(served, 'ct state new ', true), `type filter hook prerouting priority ${PRIO_NAT_MARK}; policy accept;`));
     const dnat = { p4: new Map<string, string>(), a4: new Map<string, string>(), p6: new Map<string, string>(), a6: new Map<string, string>() };
     const fullnat = new Map<string, string>();
-    const cin = new Map<string, string>();
-    const cout = new Map<string, string>();
+    const ctr = new Map<string, string>();
     for (const s of nat) {
       for (const d of uniqueById(destsWithSorry(s))) {
         const slot = d.endpoint.family === 4 ? (d.endpoint.port ? dnat.p4 : dnat.a4) : d.endpoint.port ? dnat.p6 : dnat.a6;
@@ -545,8 +544,8 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
         if (s.spec.kind === 'FULLNAT') fullnat.set(hex(d.id), '');
       }
       for (const id of s.counterIds) {
-        cin.set(hex(id), `"${names(s.name).inC(id)}"`);
-        cout.set(hex(id), `"${names(s.name).outC(id)}"`);
+        ctr.set(`original . ${hex(id)}`, `"${names(s.name).inC(id)}"`);
+        ctr.set(`reply . ${hex(id)}`, `"${names(s.name).outC(id)}"`);
       }
     }
     objects.push(
@@ -555,8 +554,7 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
       map('inet', 'g_dnat6p', 'type mark : ipv6_addr . inet_service;', dnat.p6),
       map('inet', 'g_dnat6a', 'type mark : ipv6_addr;', dnat.a6),
       map('inet', 'g_fullnat', 'type mark;', fullnat, 'set'),
-      map('inet', 'g_cin', 'type mark : counter;', cin),
-      map('inet', 'g_cout', 'type mark : counter;', cout),
+      map('inet', 'g_ctr', 'type ct_dir . mark : counter;', ctr),
       chain('inet', 'g_natpre', [
         'meta nfproto ipv4 meta l4proto { tcp, udp } dnat ip addr . port to ct mark map @g_dnat4p',
         'meta nfproto ipv4 dnat ip to ct mark map @g_dnat4a',
@@ -564,7 +562,7 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
         'meta nfproto ipv6 dnat ip6 to ct mark map @g_dnat6a',
       ], 'type nat hook prerouting priority -100; policy accept;'),
       chain('inet', 'g_natpost', ['ct mark @g_fullnat masquerade'], 'type nat hook postrouting priority 100; policy accept;'),
-      chain('inet', 'g_forward', ['ct direction original counter name ct mark map @g_cin', 'ct direction reply counter name ct mark map @g_cout'], `type filter hook forward priority ${PRIO_NAT_FORWARD}; policy accept;`),
+      chain('inet', 'g_forward', ['counter name ct direction . ct mark map @g_ctr'], `type filter hook forward priority ${PRIO_NAT_FORWARD}; policy accept;`),
     );
   }
   return objects;
