@@ -99,6 +99,8 @@ export interface SyncStatusReport {
   snapshots_incomplete: number;
   /** From asking for a snapshot to its complete end, last time. */
   last_snapshot_ms: number | null;
+  /** When the last full resync completed (ms since the epoch); null before the first. */
+  last_snapshot_at: number | null;
   promotions: number;
   demotions: number;
   /** Entries (templates + UDP flows) handed to the data plane on promotions. */

@@ -208,6 +208,7 @@ export class SyncService {
     errors: 0,
   };
   #lastSnapshotMs: number | null = null;
+  #lastSnapshotAt: number | null = null;
   readonly #dropLogged = new Map<string, number>();
 
   private constructor(opts: SyncServiceOptions) {
@@ -324,6 +325,7 @@ export class SyncService {
       snapshots_received: this.#counters.snapshotsReceived,
       snapshots_incomplete: this.#counters.snapshotsIncomplete,
       last_snapshot_ms: this.#lastSnapshotMs,
+      last_snapshot_at: this.#lastSnapshotAt,
       promotions: this.#counters.promotions,
       demotions: this.#counters.demotions,
       restored: this.#counters.restored,
@@ -418,6 +420,7 @@ export class SyncService {
     if (r.complete) {
       this.#counters.snapshotsReceived++;
       if (this.#snapshotAskedAt !== undefined) this.#lastSnapshotMs = this.#now() - this.#snapshotAskedAt;
+      this.#lastSnapshotAt = this.#now();
       this.#snapshotAskedAt = undefined;
       this.#stopRetry();
       this.#log?.info({ entries: totals.entries, swept: r.swept, ms: this.#lastSnapshotMs }, 'sync: snapshot received');

@@ -400,6 +400,8 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         sync_poll_last_ms: round3(this.#syncStats.lastMs),
         sync_poll_max_ms: round3(this.#syncStats.maxMs),
         sync_poll_ms_total: round3(this.#syncStats.totalMs),
+        // The lag budget of DR connection sync: the current poll period (ms) plus one dump.
+        sync_poll_period_ms: round3(Math.max(this.#syncPollMs, 5 * this.#syncStats.avgMs)),
         sync_conn_table_entries: this.#syncStats.entries,
         sync_events: this.#syncStats.events,
         sync_unsyncable: this.#syncStats.unsyncable,
