@@ -108,6 +108,12 @@ interface SvcState {
   readonly removing?: number;
   /** Drain end of an unserve. */
   readonly drainUntil?: number;
+  /**
+   * Until then the service's VIP:port is not guarded on local input: connections still talking
+   * after a drain ended are reset by the local stack (as IPVS does), instead of being held for
+   * the next takeover (ruleset.ts g_vipin).
+   */
+  readonly cutUntil?: number;
   /** The builder input made from this state (identity = build cache key). */
   input?: NftServiceInput;
 }
@@ -117,6 +123,9 @@ interface Pending {
   reject: (err: unknown) => void;
   at: number;
 }
+
+/** How long after a drain ends a service's established connections are reset rather than held (ms). */
+const CUT_WINDOW_MS = 10_000;
 
 /** Lines added to the next transaction after the plan (restored entries), computed against the committed-to-be state. */
 type Extra = (state: ReadonlyMap<ServiceKey, SvcState>) => Promise<string[]>;
@@ -306,7 +315,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     await this.#change((st) => {
       const s = st.get(key);
       if (!s) return;
-      const { drainUntil: _d, ...rest } = s;
+      const { drainUntil: _d, cutUntil: _c, ...rest } = s;
       st.set(key, { ...rest, input: undefined, phase: 'serving', ingress: ingress.length ? ingress : s.ingress });
     });
   }
@@ -317,8 +326,10 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     await this.#change((st) => {
       const s = st.get(key);
       if (!s || s.phase === 'idle') return;
-      if (drainMs <= 0) st.set(key, { ...s, input: undefined, phase: 'idle' });
-      else {
+      if (drainMs <= 0) {
+        st.set(key, { ...s, input: undefined, phase: 'idle', cutUntil: this.#now() + CUT_WINDOW_MS });
+        this.#at(this.#now() + CUT_WINDOW_MS);
+      } else {
         st.set(key, { ...s, input: undefined, phase: 'draining', drainUntil: until });
         this.#at(until);
       }
@@ -673,7 +684,12 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       let next = s;
       if (s.drainUntil !== undefined && s.drainUntil <= now && s.phase === 'draining' && s.removing === undefined) {
         const { drainUntil: _d, ...rest } = s;
-        next = { ...rest, input: undefined, phase: 'idle' };
+        next = { ...rest, input: undefined, phase: 'idle', cutUntil: now + CUT_WINDOW_MS };
+        this.#at(now + CUT_WINDOW_MS);
+      }
+      if (next.cutUntil !== undefined && next.cutUntil <= now) {
+        const { cutUntil: _c, ...rest } = next;
+        next = { ...rest, input: undefined };
       }
       if (next !== s) draft.set(key, next);
     }
@@ -690,6 +706,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         ingress: s.ingress,
         ...(s.schedWeights ? { schedWeights: s.schedWeights } : {}),
         ...(s.spec.ops ? { ops: true } : {}),
+        ...(s.cutUntil !== undefined ? { cut: true } : {}),
       };
       inputs.push(s.input);
     }

@@ -73,6 +73,8 @@ export interface NftServiceInput {
   readonly schedWeights?: ReadonlyMap<number, number>;
   /** UDP one-packet scheduling (DR: no connection entry for UDP). */
   readonly ops?: boolean;
+  /** A drain just ended: its VIP:port is left to the local stack (resets) for a while, not guarded. */
+  readonly cut?: boolean;
 }
 
 export interface NftLimits {
@@ -513,20 +515,22 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
     if (rules.length === 0) continue;
     objects.push(chain('netdev', ingressChainName(dev), rules, `type filter hook ingress device "${dev}" priority ${PRIO_DR_INGRESS}; policy accept;`));
   }
-  // Every address/port service, whatever its phase: a packet for it that reaches this host's own
-  // input (the VIP is up but the service's rules are not, e.g. in the milliseconds between a
-  // takeover adding the VIP and the serve transaction, or while a stopping director still holds
-  // it) is dropped, never answered by the local TCP stack with a reset: the client resends it
-  // and the connection survives the failover. IPVS owns VIP:port on LOCAL_IN the same way.
+  // Every TCP address/port service, whatever its phase: a packet of an established connection
+  // (no SYN) that reaches this host's own input is dropped, never answered by the local TCP stack
+  // with a reset. That happens in the milliseconds between a takeover adding the VIP and the serve
+  // transaction: the client resends the packet and the connection survives the failover. A SYN
+  // still gets the local stack's answer (a refused connection when nothing serves the port). For
+  // 10 s after a drain ends the port is not guarded, so connections still talking are reset (cut)
+  // as IPVS does when a service goes.
   const own: string[] = [];
   for (const f of [4, 6] as const) {
     const entries: string[] = [];
     for (const s of services) {
       const m = s.spec.match;
-      if (m.kind !== 'addr' || m.family !== f) continue;
-      for (const p of portsText(m.ports)) entries.push(`${m.address} . ${m.protocol} . ${p}`);
+      if (m.kind !== 'addr' || m.family !== f || m.protocol !== 'tcp' || s.cut) continue;
+      for (const p of portsText(m.ports)) entries.push(`${m.address} . ${p}`);
     }
-    if (entries.length) own.push(`${ipKw(f)} daddr . meta l4proto . th dport { ${entries.join(', ')} } counter name g_vipin drop`);
+    if (entries.length) own.push(`${ipKw(f)} daddr . tcp dport { ${entries.join(', ')} } tcp flags & syn == 0 counter name g_vipin drop`);
   }
   if (own.length) objects.push(counter('inet', 'g_vipin'), chain('inet', 'g_vipin_chain', own, 'type filter hook input priority 0; policy accept;'));
   // NAT / FULLNAT: the hooks exist while any such service is configured (connections may drain).
