@@ -554,16 +554,21 @@ static napi_value raw6_open(napi_env env, napi_callback_info info) {
   return external;
 }
 
-static bool arg_raw6(napi_env env, napi_value v, raw6_t **out) {
+/* The pointer behind a handle this addon made (an external); a TypeError saying `what` otherwise. */
+static bool arg_external(napi_env env, napi_value v, const char *what, void **out) {
   napi_valuetype t;
   void *data = NULL;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
       napi_get_value_external(env, v, &data) != napi_ok || !data) {
-    throw_type(env, "handle must be a raw6 handle");
+    throw_type(env, what);
     return false;
   }
-  *out = (raw6_t *)data;
+  *out = data;
   return true;
+}
+
+static bool arg_raw6(napi_env env, napi_value v, raw6_t **out) {
+  return arg_external(env, v, "handle must be a raw6 handle", (void **)out);
 }
 
 /* raw6Send(handle, payload, dst, ifindex, src|null) -> bytes sent. With src, IPV6_PKTINFO pins
@@ -843,15 +848,7 @@ static napi_value nft_open(napi_env env, napi_callback_info info) {
 }
 
 static bool arg_nft(napi_env env, napi_value v, nft_handle_t **out) {
-  napi_valuetype t;
-  void *data = NULL;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
-      napi_get_value_external(env, v, &data) != napi_ok || !data) {
-    throw_type(env, "handle must be an nftables handle");
-    return false;
-  }
-  *out = (nft_handle_t *)data;
-  return true;
+  return arg_external(env, v, "handle must be an nftables handle", (void **)out);
 }
 
 /* nftRun(handle, commands, outputFlags) -> Promise<{ rc, output, error, ms }>. The buffer runs on
@@ -918,6 +915,99 @@ static napi_value nft_close(napi_env env, napi_callback_info info) {
   h->closed = true;
   nft_handle_release_ctx(h);
   return NULL;
+}
+
+/* Resolves `d` with `result` when ok, else rejects it with an errno error for `where`. */
+static void settle_deferred(napi_env env, napi_deferred d, bool ok, napi_value result, const char *where, int err) {
+  if (ok) {
+    napi_resolve_deferred(env, d, result);
+    return;
+  }
+  napi_value e = make_errno_error(env, where, err ? err : ENOMEM);
+  if (!e) napi_get_undefined(env, &e);
+  napi_reject_deferred(env, d, e);
+}
+
+/* Queues `data` as async work on the thread pool; returns its promise, or NULL with an exception
+ * pending (the caller still owns `data` then). */
+static napi_value queue_promise_work(napi_env env, const char *name, napi_async_execute_callback execute,
+                                     napi_async_complete_callback complete, void *data, napi_deferred *deferred,
+                                     napi_async_work *work) {
+  napi_value promise, resource;
+  if (napi_create_promise(env, deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource) != napi_ok ||
+      napi_create_async_work(env, NULL, resource, execute, complete, data, work) != napi_ok) {
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  if (napi_queue_async_work(env, *work) != napi_ok) {
+    napi_delete_async_work(env, *work);
+    throw_last_napi_error(env);
+    return NULL;
+  }
+  return promise;
+}
+
+/* One nfnetlink request on a fresh NETLINK_NETFILTER socket (thread pool only): sends `req`,
+ * hands every answer message to `on_msg` (when given) until NLMSG_DONE, an error, or an ack
+ * (`ack_only`), or until *stop is set by the callback. Returns 0 or an errno with *where set; an
+ * ENOENT answer is returned as ENOENT for the caller to judge. */
+typedef void (*nl_msg_fn)(const struct nlmsghdr *h, void *arg);
+
+static int nfnl_request(struct nlmsghdr *req, nl_msg_fn on_msg, void *arg, const int *stop, const char **where) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) {
+    *where = "socket(NETLINK_NETFILTER)";
+    return errno;
+  }
+  int rcvbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (sendto(fd, req, req->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int err = errno;
+    close(fd);
+    *where = "sendto";
+    return err;
+  }
+  size_t bufsize = 1 << 16;
+  char *buf = malloc(bufsize);
+  if (!buf) {
+    close(fd);
+    *where = "malloc";
+    return ENOMEM;
+  }
+  int err = 0;
+  bool done = false;
+  while (!done && !err && !(stop && *stop)) {
+    ssize_t n = recv(fd, buf, bufsize, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      *where = "recv";
+      break;
+    }
+    if (n == 0) break;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
+        if (e->error != 0) {
+          err = -e->error;
+          *where = "netlink answer";
+        }
+        done = true; /* an ack, or the error that ends the request */
+        break;
+      }
+      if (on_msg) on_msg(h, arg);
+      if (stop && *stop) break;
+    }
+  }
+  free(buf);
+  close(fd);
+  return err;
 }
 
 /* ----------------------- nf_tables named counters (raw nfnetlink) ----------------------- */
@@ -1008,14 +1098,12 @@ static void ctr_parse_obj(ctr_job_t *j, const struct nlmsghdr *nlh) {
   }
 }
 
+static void ctr_on_msg(const struct nlmsghdr *h, void *arg) {
+  if ((h->nlmsg_type & 0xff) == NFT_MSG_NEWOBJ) ctr_parse_obj((ctr_job_t *)arg, h);
+}
+
 static void ctr_job_execute(napi_env env, void *data) {
   ctr_job_t *j = (ctr_job_t *)data;
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) {
-    j->err = errno;
-    j->where = "socket(NETLINK_NETFILTER)";
-    return;
-  }
   union {
     struct nlmsghdr nlh;
     char buf[512];
@@ -1031,50 +1119,12 @@ static void ctr_job_execute(napi_env env, void *data) {
   ctr_add_attr(&req.nlh, NFTA_OBJ_TABLE, j->table, (uint16_t)(strlen(j->table) + 1));
   uint32_t type = htonl(NFT_OBJECT_COUNTER);
   ctr_add_attr(&req.nlh, NFTA_OBJ_TYPE, &type, sizeof type);
-  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-  if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    j->err = errno;
-    j->where = "sendto";
-    close(fd);
-    return;
+  const char *where = NULL;
+  int err = nfnl_request(&req.nlh, ctr_on_msg, j, &j->err, &where);
+  if (err && !j->err) {
+    j->err = err;
+    j->where = where;
   }
-  size_t bufsize = 1 << 16;
-  char *buf = malloc(bufsize);
-  if (!buf) {
-    j->err = ENOMEM;
-    j->where = "malloc";
-    close(fd);
-    return;
-  }
-  bool done = false;
-  while (!done && !j->err) {
-    ssize_t n = recv(fd, buf, bufsize, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      j->err = errno;
-      j->where = "recv";
-      break;
-    }
-    if (n == 0) break;
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_DONE) {
-        done = true;
-        break;
-      }
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
-        if (e->error != 0) {
-          j->err = -e->error;
-          j->where = "NFT_MSG_GETOBJ";
-        }
-        done = true;
-        break;
-      }
-      if ((h->nlmsg_type & 0xff) == NFT_MSG_NEWOBJ) ctr_parse_obj(j, h);
-    }
-  }
-  free(buf);
-  close(fd);
 }
 
 static void ctr_job_complete(napi_env env, napi_status status, void *data) {
@@ -1090,13 +1140,7 @@ static void ctr_job_complete(napi_env env, napi_status status, void *data) {
          napi_set_element(env, pair, 1, v) == napi_ok &&
          napi_set_named_property(env, result, j->entries[i].name, pair) == napi_ok;
   }
-  if (ok) {
-    napi_resolve_deferred(env, j->deferred, result);
-  } else {
-    napi_value e = make_errno_error(env, j->where ? j->where : "nft counters", j->err ? j->err : ENOMEM);
-    if (!e) napi_get_undefined(env, &e);
-    napi_reject_deferred(env, j->deferred, e);
-  }
+  settle_deferred(env, j->deferred, ok, result, j->where ? j->where : "nft counters", j->err);
   napi_delete_async_work(env, j->work);
   free(j->entries);
   free(j);
@@ -1119,14 +1163,9 @@ static napi_value nft_counters(napi_env env, napi_callback_info info) {
   if (!j) return throw_errno(env, "malloc", ENOMEM);
   j->family = family;
   memcpy(j->table, table, len + 1);
-  napi_value promise, name;
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "keepalive:nft-counters", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, ctr_job_execute, ctr_job_complete, j, &j->work) != napi_ok ||
-      napi_queue_async_work(env, j->work) != napi_ok) {
+  napi_value promise = queue_promise_work(env, "keepalive:nft-counters", ctr_job_execute, ctr_job_complete, j, &j->deferred, &j->work);
+  if (!promise) {
     free(j);
-    throw_last_napi_error(env);
-    return NULL;
   }
   return promise;
 }
@@ -1196,16 +1235,12 @@ static void ct_count_one(ct_job_t *j, const struct nlmsghdr *h) {
   else j->inactive[idx]++;
 }
 
+static void ct_on_msg(const struct nlmsghdr *h, void *arg) {
+  ct_count_one((ct_job_t *)arg, h);
+}
+
 static void ct_job_execute(napi_env env, void *data) {
   ct_job_t *j = (ct_job_t *)data;
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) {
-    j->err = errno;
-    j->where = "socket(NETLINK_NETFILTER)";
-    return;
-  }
-  int rcvbuf = 1 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   struct {
     struct nlmsghdr nlh;
     struct nfgenmsg nfg;
@@ -1217,50 +1252,12 @@ static void ct_job_execute(napi_env env, void *data) {
   req.nlh.nlmsg_seq = 1;
   req.nfg.nfgen_family = AF_UNSPEC; /* both families */
   req.nfg.version = NFNETLINK_V0;
-  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-  if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    j->err = errno;
-    j->where = "sendto";
-    close(fd);
-    return;
+  const char *where = NULL;
+  int err = nfnl_request(&req.nlh, ct_on_msg, j, NULL, &where);
+  if (err) {
+    j->err = err;
+    j->where = where;
   }
-  size_t bufsize = 1 << 16;
-  char *buf = malloc(bufsize);
-  if (!buf) {
-    j->err = ENOMEM;
-    j->where = "malloc";
-    close(fd);
-    return;
-  }
-  bool done = false;
-  while (!done && !j->err) {
-    ssize_t n = recv(fd, buf, bufsize, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      j->err = errno;
-      j->where = "recv";
-      break;
-    }
-    if (n == 0) break;
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_DONE) {
-        done = true;
-        break;
-      }
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
-        if (e->error != 0) {
-          j->err = -e->error;
-          j->where = "IPCTNL_MSG_CT_GET";
-        }
-        done = true;
-        break;
-      }
-      ct_count_one(j, h);
-    }
-  }
-  free(buf);
-  close(fd);
 }
 
 static void ct_job_complete(napi_env env, napi_status status, void *data) {
@@ -1281,13 +1278,7 @@ static void ct_job_complete(napi_env env, napi_status status, void *data) {
   ok = ok && napi_set_named_property(env, result, "counts", counts) == napi_ok &&
        napi_create_double(env, (double)j->total, &v) == napi_ok &&
        napi_set_named_property(env, result, "entries", v) == napi_ok;
-  if (ok) {
-    napi_resolve_deferred(env, j->deferred, result);
-  } else {
-    napi_value e = make_errno_error(env, j->where ? j->where : "conntrack dump", j->err ? j->err : ENOMEM);
-    if (!e) napi_get_undefined(env, &e);
-    napi_reject_deferred(env, j->deferred, e);
-  }
+  settle_deferred(env, j->deferred, ok, result, j->where ? j->where : "conntrack dump", j->err);
   napi_delete_async_work(env, j->work);
   free(j->marks);
   free(j->active);
@@ -1331,17 +1322,12 @@ static napi_value ct_count_by_mark(napi_env env, napi_callback_info info) {
     j->marks[i] = (uint32_t)d;
   }
   qsort(j->marks, j->n, sizeof *j->marks, cmp_u32);
-  napi_value promise, name;
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "keepalive:conntrack", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, ct_job_execute, ct_job_complete, j, &j->work) != napi_ok ||
-      napi_queue_async_work(env, j->work) != napi_ok) {
+  napi_value promise = queue_promise_work(env, "keepalive:conntrack", ct_job_execute, ct_job_complete, j, &j->deferred, &j->work);
+  if (!promise) {
     free(j->marks);
     free(j->active);
     free(j->inactive);
     free(j);
-    throw_last_napi_error(env);
-    return NULL;
   }
   return promise;
 }
@@ -1405,16 +1391,26 @@ static void se_parse_elem(se_job_t *j, const char *p, size_t len) {
   j->entries[j->count++] = e;
 }
 
+static void se_on_msg(const struct nlmsghdr *h, void *arg) {
+  se_job_t *j = (se_job_t *)arg;
+  size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+  if (h->nlmsg_len <= off) return;
+  const char *attrs = (const char *)h + off;
+  size_t len = h->nlmsg_len - off;
+  const struct nlattr *list = nla_find(attrs, len, NFTA_SET_ELEM_LIST_ELEMENTS);
+  if (!list) return;
+  const char *lp = NLA_PAYLOAD_PTR(list);
+  size_t ll = NLA_PAYLOAD_LEN(list), o = 0;
+  while (o + NLA_HDRLEN <= ll && !j->err) {
+    const struct nlattr *el = (const struct nlattr *)(lp + o);
+    if (el->nla_len < NLA_HDRLEN || o + el->nla_len > ll) break;
+    if ((el->nla_type & NLA_TYPE_MASK) == NFTA_LIST_ELEM) se_parse_elem(j, NLA_PAYLOAD_PTR(el), NLA_PAYLOAD_LEN(el));
+    o += NLA_ALIGN(el->nla_len);
+  }
+}
+
 static void se_job_execute(napi_env env, void *data) {
   se_job_t *j = (se_job_t *)data;
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) {
-    j->err = errno;
-    j->where = "socket(NETLINK_NETFILTER)";
-    return;
-  }
-  int rcvbuf = 1 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   union {
     struct nlmsghdr nlh;
     char buf[1024];
@@ -1429,63 +1425,12 @@ static void se_job_execute(napi_env env, void *data) {
   nfg->version = NFNETLINK_V0;
   ctr_add_attr(&req.nlh, NFTA_SET_ELEM_LIST_TABLE, j->table, (uint16_t)(strlen(j->table) + 1));
   ctr_add_attr(&req.nlh, NFTA_SET_ELEM_LIST_SET, j->set, (uint16_t)(strlen(j->set) + 1));
-  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-  if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    j->err = errno;
-    j->where = "sendto";
-    close(fd);
-    return;
+  const char *where = NULL;
+  int err = nfnl_request(&req.nlh, se_on_msg, j, &j->err, &where);
+  if (err && !j->err) {
+    j->err = err;
+    j->where = where;
   }
-  size_t bufsize = 1 << 16;
-  char *buf = malloc(bufsize);
-  if (!buf) {
-    j->err = ENOMEM;
-    j->where = "malloc";
-    close(fd);
-    return;
-  }
-  bool done = false;
-  while (!done && !j->err) {
-    ssize_t n = recv(fd, buf, bufsize, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      j->err = errno;
-      j->where = "recv";
-      break;
-    }
-    if (n == 0) break;
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_DONE) {
-        done = true;
-        break;
-      }
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
-        if (e->error != 0) {
-          j->err = -e->error;
-          j->where = "NFT_MSG_GETSETELEM";
-        }
-        done = true;
-        break;
-      }
-      size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
-      if (h->nlmsg_len <= off) continue;
-      const char *attrs = (const char *)h + off;
-      size_t len = h->nlmsg_len - off;
-      const struct nlattr *list = nla_find(attrs, len, NFTA_SET_ELEM_LIST_ELEMENTS);
-      if (!list) continue;
-      const char *lp = NLA_PAYLOAD_PTR(list);
-      size_t ll = NLA_PAYLOAD_LEN(list), o = 0;
-      while (o + NLA_HDRLEN <= ll && !j->err) {
-        const struct nlattr *el = (const struct nlattr *)(lp + o);
-        if (el->nla_len < NLA_HDRLEN || o + el->nla_len > ll) break;
-        if ((el->nla_type & NLA_TYPE_MASK) == NFTA_LIST_ELEM) se_parse_elem(j, NLA_PAYLOAD_PTR(el), NLA_PAYLOAD_LEN(el));
-        o += NLA_ALIGN(el->nla_len);
-      }
-    }
-  }
-  free(buf);
-  close(fd);
 }
 
 static void se_job_complete(napi_env env, napi_status status, void *data) {
@@ -1509,13 +1454,7 @@ static void se_job_complete(napi_env env, napi_status status, void *data) {
          napi_create_double(env, (double)e->timeout, &v) == napi_ok && napi_set_element(env, row, 3, v) == napi_ok &&
          napi_set_element(env, result, (uint32_t)i, row) == napi_ok;
   }
-  if (ok) {
-    napi_resolve_deferred(env, j->deferred, result);
-  } else {
-    napi_value e = make_errno_error(env, j->where ? j->where : "set elements", j->err ? j->err : ENOMEM);
-    if (!e) napi_get_undefined(env, &e);
-    napi_reject_deferred(env, j->deferred, e);
-  }
+  settle_deferred(env, j->deferred, ok, result, j->where ? j->where : "set elements", j->err);
   napi_delete_async_work(env, j->work);
   free(j->entries);
   free(j);
@@ -1540,14 +1479,9 @@ static napi_value nft_set_elements(napi_env env, napi_callback_info info) {
     return throw_type(env, "table and set must be names");
   }
   j->family = family;
-  napi_value promise, name;
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "keepalive:nft-setelem", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, se_job_execute, se_job_complete, j, &j->work) != napi_ok ||
-      napi_queue_async_work(env, j->work) != napi_ok) {
+  napi_value promise = queue_promise_work(env, "keepalive:nft-setelem", se_job_execute, se_job_complete, j, &j->deferred, &j->work);
+  if (!promise) {
     free(j);
-    throw_last_napi_error(env);
-    return NULL;
   }
   return promise;
 }
@@ -1566,13 +1500,6 @@ typedef struct {
 
 static void ctdel_job_execute(napi_env env, void *data) {
   ctdel_job_t *j = (ctdel_job_t *)data;
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) {
-    j->err = errno;
-    j->where = "socket(NETLINK_NETFILTER)";
-    return;
-  }
-  char buf[4096];
   for (size_t i = 0; i < j->n && !j->err; i++) {
     union {
       struct nlmsghdr nlh;
@@ -1589,46 +1516,21 @@ static void ctdel_job_execute(napi_env env, void *data) {
     uint32_t mark = htonl(j->marks[i]), mask = htonl(0xffffffffu);
     ctr_add_attr(&req.nlh, CTA_MARK, &mark, sizeof mark);
     ctr_add_attr(&req.nlh, CTA_MARK_MASK, &mask, sizeof mask);
-    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-    if (sendto(fd, &req, req.nlh.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
-      j->err = errno;
-      j->where = "sendto";
-      break;
-    }
-    for (;;) {
-      ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        j->err = errno;
-        j->where = "recv";
-        break;
-      }
-      struct nlmsghdr *h = (struct nlmsghdr *)buf;
-      if (NLMSG_OK(h, (unsigned)n) && h->nlmsg_type == NLMSG_ERROR) {
-        const struct nlmsgerr *e = (const struct nlmsgerr *)NLMSG_DATA(h);
-        /* ENOENT: nothing carried this mark. */
-        if (e->error != 0 && e->error != -ENOENT) {
-          j->err = -e->error;
-          j->where = "IPCTNL_MSG_CT_DELETE";
-        }
-        break;
-      }
+    const char *where = NULL;
+    int err = nfnl_request(&req.nlh, NULL, NULL, NULL, &where);
+    /* ENOENT: nothing carried this mark. */
+    if (err && err != ENOENT) {
+      j->err = err;
+      j->where = where;
     }
   }
-  close(fd);
 }
 
 static void ctdel_job_complete(napi_env env, napi_status status, void *data) {
   ctdel_job_t *j = (ctdel_job_t *)data;
-  if (status == napi_ok && j->err == 0) {
-    napi_value u;
-    napi_get_undefined(env, &u);
-    napi_resolve_deferred(env, j->deferred, u);
-  } else {
-    napi_value e = make_errno_error(env, j->where ? j->where : "conntrack delete", j->err ? j->err : ENOMEM);
-    if (!e) napi_get_undefined(env, &e);
-    napi_reject_deferred(env, j->deferred, e);
-  }
+  napi_value u;
+  napi_get_undefined(env, &u);
+  settle_deferred(env, j->deferred, status == napi_ok && j->err == 0, u, j->where ? j->where : "conntrack delete", j->err);
   napi_delete_async_work(env, j->work);
   free(j->marks);
   free(j);
@@ -1657,15 +1559,10 @@ static napi_value ct_delete_by_mark(napi_env env, napi_callback_info info) {
     }
     j->marks[i] = (uint32_t)d;
   }
-  napi_value promise, name;
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "keepalive:conntrack-delete", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, ctdel_job_execute, ctdel_job_complete, j, &j->work) != napi_ok ||
-      napi_queue_async_work(env, j->work) != napi_ok) {
+  napi_value promise = queue_promise_work(env, "keepalive:conntrack-delete", ctdel_job_execute, ctdel_job_complete, j, &j->deferred, &j->work);
+  if (!promise) {
     free(j->marks);
     free(j);
-    throw_last_napi_error(env);
-    return NULL;
   }
   return promise;
 }

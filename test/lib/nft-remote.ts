@@ -1,37 +1,15 @@
 // A Dataplane whose implementation (NftablesDataplane) runs in another network namespace: the
 // test process cannot enter a namespace, so it drives test/netns/fixtures/nft-driver.ts over a
 // Unix socket in the lab's tmpDir.
-import { connect } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConnectionEvent, ConnectionSnapshot, Dataplane, DataplaneStats, LbKind, PoolSpec, RestoreEntry, ServiceSpec } from '../../src/lvs/dataplane/contract.js';
 import type { ServiceKey } from '../../src/util/endpoint.js';
-import { KeepaliveError } from '../../src/util/errors.js';
+import { askJson } from './json-socket.js';
 import type { Lab, LabHost, LabProcess } from './lab-core.js';
 
 const DRIVER = join(dirname(fileURLToPath(import.meta.url)), '../netns/fixtures/nft-driver.js');
 const AGENT = join(dirname(fileURLToPath(import.meta.url)), '../netns/fixtures/http-agent.js');
-
-/** One JSON request on a Unix socket, one JSON line back. */
-function ask<T>(socket: string, op: string, args: unknown[]): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const c = connect(socket);
-    let buf = '';
-    c.setEncoding('utf8');
-    c.on('connect', () => c.write(`${JSON.stringify({ op, args })}\n`));
-    c.on('data', (d: string) => (buf += d));
-    c.on('error', reject);
-    c.on('end', () => {
-      try {
-        const r = JSON.parse(buf) as { ok: boolean; result?: T; error?: string };
-        if (r.ok) resolve(r.result as T);
-        else reject(new Error(r.error));
-      } catch (err) {
-        reject(new Error(`bad reply ${JSON.stringify(buf)}: ${String(err)}`));
-      }
-    });
-  });
-}
 
 export interface RemoteHttpStream {
   get(): Promise<string>;
@@ -49,10 +27,10 @@ export async function startHttpAgent(lab: Lab, host: LabHost): Promise<RemoteHtt
   const proc = host.spawn([process.execPath, AGENT, socket]);
   await proc.waitForOutput(/ready/, 10_000);
   return {
-    get: (h, p, local) => ask<string>(socket, 'get', [h, p, local]),
+    get: (h, p, local) => askJson<string>(socket, 'get', [h, p, local]),
     open: async (h, p, local) => {
-      const id = await ask<number>(socket, 'open', [h, p, local]);
-      return { get: () => ask<string>(socket, 'sget', [id]), close: () => ask<void>(socket, 'sclose', [id]) };
+      const id = await askJson<number>(socket, 'open', [h, p, local]);
+      return { get: () => askJson<string>(socket, 'sget', [id]), close: () => askJson<void>(socket, 'sclose', [id]) };
     },
   };
 }
@@ -66,30 +44,13 @@ export interface RemoteOptions {
 export class RemoteNftDataplane implements Dataplane {
   readonly name = 'nftables';
   readonly kinds: readonly LbKind[] = ['DR', 'NAT', 'FULLNAT'];
-  /** Milliseconds the last call took inside the driver. */
+  /** Milliseconds the last call took inside the driver (without the round trip). */
   lastMs = 0;
 
   constructor(readonly proc: LabProcess, private readonly socket: string) {}
 
   call<T>(op: string, ...args: unknown[]): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const c = connect(this.socket);
-      let buf = '';
-      c.setEncoding('utf8');
-      c.on('connect', () => c.write(`${JSON.stringify({ op, args })}\n`));
-      c.on('data', (d: string) => (buf += d));
-      c.on('error', reject);
-      c.on('end', () => {
-        try {
-          const r = JSON.parse(buf) as { ok: boolean; result?: T; ms?: number; error?: { code: string; message: string } };
-          this.lastMs = r.ms ?? 0;
-          if (r.ok) resolve(r.result as T);
-          else reject(new KeepaliveError(r.error!.code as never, r.error!.message));
-        } catch (err) {
-          reject(new Error(`nft driver: bad reply ${JSON.stringify(buf)} (${String(err)})\n${this.proc.output().slice(-2000)}`));
-        }
-      });
-    });
+    return askJson<T>(this.socket, op, args, () => this.proc.output().slice(-2000), (ms) => (this.lastMs = ms));
   }
 
   configure(services: readonly ServiceSpec[]): Promise<void> {

@@ -309,7 +309,7 @@ netnsTest('connection state for sync: templates and DR flows in the snapshot, te
   await dp.serve(dns.key);
   const sources = ['10.77.0.150', '10.77.0.151', '10.77.0.152', '10.77.0.153'];
   for (const s of sources) await f.client.exec(['ip', 'addr', 'add', `${s}/24`, 'dev', 'eth0']);
-  const events = dp.events(3000);
+  const events = dp.events(8000); // the poll runs every second (less often under load)
   const placed = new Map<string, string>();
   for (const s of sources) placed.set(s, Object.keys((await httpBatch(f.client, VIP, 80, 2, { localAddress: s })).bodies)[0]!);
   await udpFlows(f, 5353, 2, 2);

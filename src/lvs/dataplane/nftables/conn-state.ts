@@ -9,29 +9,14 @@
  *    of the client address (ruleset.ts connKey), so IPv6 flows are not listed.
  *  - NAT flows live in conntrack, not in our tables (conntrackd syncs them; issue 12).
  */
-import { endpoint, type Endpoint, type IpFamily, type ServiceKey } from '../../../util/endpoint.js';
+import { endpoint, type Endpoint, type IpFamily } from '../../../util/endpoint.js';
 import { formatIp, parseIp } from '../../../util/inet.js';
-import type { ServiceSpec } from '../contract.js';
+import type { ConnRef, ServiceSpec, TemplateEntry } from '../contract.js';
 import type { MapEntry } from './counters.js';
 import { hex } from './sched.js';
 
-export interface TemplateLike {
-  readonly type: 'template';
-  readonly service: ServiceKey;
-  readonly family: IpFamily;
-  readonly client: string;
-  readonly dest: Endpoint;
-  readonly expiresInMs: number;
-}
-
-export interface FlowLike {
-  readonly service: ServiceKey;
-  readonly protocol: 'tcp' | 'udp';
-  readonly client: Endpoint;
-  readonly virtual: Endpoint;
-  readonly dest: Endpoint;
-  readonly expiresInMs: number;
-}
+/** A flow of a DR connection table: a connection reference and its idle time left. */
+export type FlowLike = ConnRef & { readonly expiresInMs: number };
 
 /**
  * The fields of a key read raw from the kernel (hex of its bytes): an address of the family, then
@@ -57,8 +42,8 @@ function rawFields(hex: string, family: IpFamily, layout: ReadonlyArray<'addr' |
 }
 
 /** Persistence map entries -> templates (entries whose id is no destination any more are left out). */
-export function templatesOf(spec: ServiceSpec, entries: readonly MapEntry[], destOf: (id: number) => Endpoint | undefined): TemplateLike[] {
-  const out: TemplateLike[] = [];
+export function templatesOf(spec: ServiceSpec, entries: readonly MapEntry[], destOf: (id: number) => Endpoint | undefined): TemplateEntry[] {
+  const out: TemplateEntry[] = [];
   for (const e of entries) {
     const client = e.raw ? rawFields(String(e.key), spec.match.family, ['addr'])?.[0] : e.key;
     if (typeof client !== 'string' || e.value === null) continue;

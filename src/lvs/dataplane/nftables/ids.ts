@@ -7,7 +7,10 @@
  * (conntrack marks, DR connection-table entries, persistence templates) means the same server on
  * both. A collision (rare: 32 bits) is resolved by rehashing with a counter; 0 is never used.
  */
-import { hash32 } from './util.js';
+import { keyedHashString } from '../../hash.js';
+
+/** A stable 32-bit hash of a string (FNV-1a + fmix32, the shared hash with key 0). */
+export const hash32 = (s: string): number => keyedHashString(s, 0);
 
 export class IdRegistry {
   readonly #ids = new Map<string, number>();

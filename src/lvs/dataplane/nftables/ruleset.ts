@@ -40,7 +40,7 @@ import { endpointText, type Endpoint, type IpFamily, type L4Protocol } from '../
 import type { LbKind, ServiceSpec } from '../contract.js';
 import { type ChainObj, type CounterObj, type MapObj, type NftObj, type Model } from './model.js';
 import { flowHashExpr, hex, isControlLoopScheduler, schedule, type SchedDest, type SchedPlan } from './sched.js';
-import { hash32 } from './util.js';
+import { hash32 } from './ids.js';
 
 export type ServicePhase = 'serving' | 'draining' | 'idle';
 

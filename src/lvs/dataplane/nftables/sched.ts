@@ -15,7 +15,7 @@
  */
 import type { IpFamily } from '../../../util/endpoint.js';
 import type { SchedulerName } from '../../scheduler-names.js';
-import { gcdOf } from './util.js';
+import { gcdOfPositive as gcdOf } from '../../hash.js';
 
 /** One schedulable destination: its mark value and the weight the scheduler uses. */
 export interface SchedDest {
