@@ -72,12 +72,17 @@ export interface ConntrackdStatus {
   last_commit: { at: number; ms: number } | null;
   /** Last completed demotion sequence (-t -n): when (the resync request, ms since epoch). */
   last_resync_request: number | null;
+  /** Commits of entries that reached the external cache after a promotion's commit. */
+  late_commits: number;
   stats: ConntrackdStats | null;
   /** Datagrams to conntrackd's port: accepted from the peer, dropped by reason (packets). */
   guard: GuardCounters | null;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** How long after a promotion late entries of the external cache are still committed (ms). */
+const CATCH_UP_MS = 3000;
 
 /** The first IPv4 address of an interface, or undefined. */
 function ipv4Of(ifname: string): string | undefined {
@@ -100,6 +105,7 @@ export class Conntrackd {
   #lastError: string | null = null;
   #lastCommit: { at: number; ms: number } | null = null;
   #lastResync: number | null = null;
+  #lateCommits = 0;
   #stats: ConntrackdStats | null = null;
   #guard: GuardCounters | null = null;
   #statsTimer: NodeJS.Timeout | undefined;
@@ -232,10 +238,37 @@ export class Conntrackd {
       if (role === 'master') {
         this.#lastCommit = { at: Date.now(), ms: performance.now() - t0 };
         this.#opts.log?.info({ ms: Math.round(this.#lastCommit.ms) }, 'conntrackd: MASTER: external cache committed to the kernel, caches resynchronised, bulk update sent');
+        await this.#catchUp();
       } else {
         this.#lastResync = Date.now();
       }
     }
+  }
+
+  /**
+   * Entries that reach the external cache just after the commit (a director that starts and
+   * preempts at once asked the peer for a resync a moment before; the answer can land after the
+   * promotion) would wait for the next promotion: for a few seconds after becoming MASTER, any
+   * entry in the external cache is committed too.
+   */
+  async #catchUp(): Promise<void> {
+    const until = Date.now() + CATCH_UP_MS;
+    while (Date.now() < until && this.#role === 'master' && !this.#queued && !this.#closing) {
+      await sleep(200);
+      const st = await this.#readStats();
+      if (!st?.external || st.external.active === 0) continue;
+      this.#lateCommits++;
+      this.#opts.log?.info({ entries: st.external.active }, 'conntrackd: MASTER: committing entries that arrived after the promotion');
+      await this.#run('-c');
+      await this.#flushAfterCommit();
+      await this.#run('-R');
+    }
+  }
+
+  #readStats(): Promise<ConntrackdStats | null> {
+    return new Promise((resolve) => {
+      execFile(this.#opts.config.binary, ['-C', this.#paths.conf, '-s'], { timeout: 5000 }, (err, stdout) => resolve(err ? null : parseConntrackdStats(stdout)));
+    });
   }
 
   /** Runs one `conntrackd -C conf <opt>`; failures are counted, never thrown. */
@@ -294,10 +327,7 @@ export class Conntrackd {
 
   /** Reads `conntrackd -s` and the guard counters (background; status() returns the last figures). */
   async refreshStats(): Promise<void> {
-    const text = await new Promise<string | null>((resolve) => {
-      execFile(this.#opts.config.binary, ['-C', this.#paths.conf, '-s'], { timeout: 5000 }, (err, stdout) => resolve(err ? null : stdout));
-    });
-    this.#stats = text === null ? null : parseConntrackdStats(text);
+    this.#stats = await this.#readStats();
     try {
       const raw = await libnftables.counters(1, GUARD_TABLE);
       this.#guard = {
@@ -325,6 +355,7 @@ export class Conntrackd {
       last_error: this.#lastError,
       last_commit: this.#lastCommit,
       last_resync_request: this.#lastResync,
+      late_commits: this.#lateCommits,
       stats: this.#stats,
       guard: this.#guard,
     };

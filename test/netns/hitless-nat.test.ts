@@ -153,6 +153,8 @@ netnsTest('NAT with conntrackd: connections and persistent clients survive crash
       await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db back to BACKUP');
     },
   });
+  const daCt = (await da.status()).sync!.conntrackd!;
+  t.log(`da conntrackd after preempting back: commit sequence ${Math.round(daCt.last_commit?.ms ?? -1)} ms, late commits ${daCt.late_commits}, commands failed ${daCt.commands_failed}`);
   await persistentClientsKeep(t, f.client, VIP, before, 'after preempt-back');
 
   await across(t, f.client, VIP, 'NAT graceful stop', {
