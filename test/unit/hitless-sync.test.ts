@@ -8,6 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
+import { buildModel, DEFAULT_LIMITS } from '../../src/lvs/dataplane/nftables/ruleset.js';
+import { renderModel } from '../../src/lvs/dataplane/nftables/model.js';
+import { roundMaglev, SCENARIOS } from '../lib/nft-scenarios.js';
 
 test('DR connection-table diff: new keys, a changed destination or own timeout are upserts; a refreshed expiry is not; gone keys reported', (t) => {
   const a = indexRows([
@@ -141,4 +144,14 @@ test('[sync.conntrackd] binary: a missing executable is refused before anything 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('NAT with conntrackd replication (natMidstreamDrop): unknown mid-stream TCP is dropped both ways, SYNs are scheduled; the VIP:port input guard drops only non-SYN', (t) => {
+  const plain = renderModel(buildModel({ services: SCENARIOS['nat-fullnat']!, limits: DEFAULT_LIMITS, maglev: roundMaglev }).model);
+  const guarded = renderModel(buildModel({ services: SCENARIOS['nat-fullnat']!, limits: { ...DEFAULT_LIMITS, natMidstreamDrop: true }, maglev: roundMaglev }).model);
+  t.false(plain.includes('_midstream'), 'off by default');
+  t.true(guarded.includes('add rule inet keepalive_ts s00000006_svc meta l4proto tcp tcp flags & syn == 0 counter name s00000006_midstream drop'), 'client side: a TCP service drops unknown mid-stream packets');
+  t.false(guarded.includes('s00000007_midstream'), 'a UDP service has no such rule');
+  t.regex(guarded, /add rule inet keepalive_ts g_pre ct state new ip saddr \{ 10\.78\.0\.21, 10\.78\.0\.22, 10\.78\.0\.30 \} tcp flags & syn == 0 counter name g_rs_midstream drop/, 'real-server side');
+  t.regex(guarded, /g_vipin_chain ip daddr \. tcp dport \{ 10\.77\.0\.50 \. 80, 10\.77\.0\.52 \. 80 \} tcp flags & syn == 0 counter name g_vipin drop/, 'input guard: TCP services, non-SYN only');
 });

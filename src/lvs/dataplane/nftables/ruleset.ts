@@ -505,7 +505,7 @@ function dispatchRules(services: readonly NftServiceInput[], prefix: string, nat
   return rules;
 }
 
-function buildShared(services: readonly NftServiceInput[]): NftObj[] {
+function buildShared(services: readonly NftServiceInput[], limits?: NftLimits): NftObj[] {
   const objects: NftObj[] = [];
   // DR: one ingress base chain per device that has a served or draining service.
   const dr = services.filter((s) => s.spec.kind === 'DR' && s.phase !== 'idle');
@@ -537,7 +537,20 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
   const nat = services.filter((s) => s.spec.kind === 'NAT' || s.spec.kind === 'FULLNAT');
   if (nat.length > 0) {
     const served = nat.filter((s) => s.phase === 'serving');
-    objects.push(chain('inet', 'g_pre', dispatchRules(served, 'ct state new ', true), `type filter hook prerouting priority ${PRIO_NAT_MARK}; policy accept;`));
+    const pre = dispatchRules(served, 'ct state new ', true);
+    if (limits?.natMidstreamDrop) {
+      // conntrackd replication: right after a takeover, a real server's packet of a connection
+      // whose entry is not committed yet would create a fresh, un-NATed entry in the reply
+      // direction (and the commit would then clash with it): such a packet is dropped (counted)
+      // and resent by the real server once the entry is in.
+      objects.push(counter('inet', 'g_rs_midstream'));
+      for (const f of [4, 6] as const) {
+        const addrs = new Set<string>();
+        for (const s of nat) for (const d of uniqueById(destsWithSorry(s))) if (d.endpoint.family === f) addrs.add(d.endpoint.address);
+        if (addrs.size) pre.unshift(`ct state new ${ipKw(f)} saddr { ${[...addrs].sort().join(', ')} } tcp flags & syn == 0 counter name g_rs_midstream drop`);
+      }
+    }
+    objects.push(chain('inet', 'g_pre', pre, `type filter hook prerouting priority ${PRIO_NAT_MARK}; policy accept;`));
     const dnat = { p4: new Map<string, string>(), a4: new Map<string, string>(), p6: new Map<string, string>(), a6: new Map<string, string>() };
     const fullnat = new Map<string, string>();
     const ctr = new Map<string, string>();
@@ -594,7 +607,7 @@ export function buildModel(input: BuildInput, cache?: WeakMap<NftServiceInput, S
     per.set(s.name, b);
     groups.set(s.name, b.objects);
   }
-  groups.set('', buildShared(services));
+  groups.set('', buildShared(services, input.limits));
   return { model: groups, services: per };
 }
 
