@@ -26,6 +26,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { directorToml, startDirector } from '../test/lib/daemon.js';
 import { nginxConfig, waitUntilListening } from '../test/lib/servers.js';
 import { median, sleep, waitFor, withLab, type Lab, type LabHost, type LabProcess } from './lab.js';
@@ -249,6 +250,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
   const modes = ctx.params.modes ? (ctx.params.modes.split(',') as Mode[]) : MODES;
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`dataplane.modes: unknown mode ${m} (have ${MODES.join(', ')})`);
   const records: Record_[] = [];
+  const loadBefore = loadavg()[0]!;
 
   await withLab(async (lab) => {
     const br1 = await lab.addBridge();
@@ -393,6 +395,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
     const nv = (m: Mode, k: keyof WrkResult, dd = 0) => vals(m, 'naive-node', k).map((x) => (Number.isFinite(x) ? x.toFixed(dd) : 'n/a')).join(', ');
     notes.push(`Naive Node 20 \`net\` pipe proxy, same runs: ` + modes.map((m) => `${m}: ${m === 'bulk' ? `${nv(m, 'mbps')} MiB/s` : `${nv(m, 'rps')} req/s`}`).join('; ') + '.');
   }
+  notes.push(`Load average of the VM (1 min) when the benchmark started: ${loadBefore.toFixed(1)}; when it ended: ${loadavg()[0]!.toFixed(1)} (other work shares the 2 vCPUs; ratios from the same run are comparable, absolute figures less so).`);
   const failed = records.filter((r) => r.note);
   if (failed.length) notes.push(`Runs with a remark: ${failed.length} (see the table below).`);
   const f = (v: number | undefined, dd: number) => (v !== undefined && Number.isFinite(v) ? v.toFixed(dd) : 'n/a');

@@ -6,8 +6,8 @@
 // transactions go through libnftables in-process (the N-API addon, on the libuv thread pool). The
 // reference: the same data plane sending the same transactions to an `nft -f -` child process.
 // Sizes: one DR service with 2 real servers; one of 100 DR services with 2 real servers each
-// (the 99 others untouched); a NAT service. The first transaction (creating 100 services) is
-// reported too.
+// (the 99 others untouched); a NAT service; a Maglev (mh) table of 65,537 slots. The first
+// transaction (creating 100 services) is reported too.
 import { startNftDriver, type RemoteNftDataplane } from '../test/lib/nft-remote.js';
 import { pool, svcSpec } from '../test/lib/nft-lab.js';
 import type { ServiceSpec } from '../src/lvs/dataplane/contract.js';
@@ -56,6 +56,19 @@ async function measure(lab: Lab, d: LabHost, impl: Impl, changes: number): Promi
       await dp.setPool(nat.key, pn(1 + (i % 3)));
       natL.push(dp.lastMs);
     }
+    // Maglev: a 65,537-slot table over 5 servers; then one server leaves and comes back.
+    const mh = svcSpec({ kind: 'DR', scheduler: 'mh', address: '10.77.0.50', ports: [[9000, 9000]], tableSize: 65537 });
+    const five = (n: number) => pool(Array.from({ length: n }, (_, i) => [`10.77.0.${21 + i}`, 0, 1] as [string, number, number]));
+    await dp.configure([one, nat, mh]);
+    await dp.setPool(mh.key, five(5));
+    out.mhLoad = dp.lastMs;
+    await dp.serve(mh.key);
+    const mhL: number[] = [];
+    for (let i = 0; i < Math.max(10, changes / 10); i++) {
+      await dp.setPool(mh.key, five(i % 2 === 0 ? 4 : 5));
+      mhL.push(dp.lastMs);
+    }
+    out.mhP50 = quantile(mhL, 0.5);
     out.singleP50 = quantile(single, 0.5);
     out.singleP99 = quantile(single, 0.99);
     out.in100P50 = quantile(in100, 0.5);
@@ -104,6 +117,8 @@ async function runNftApply(ctx: BenchContext): Promise<BenchmarkResult> {
       fig('pool change -> committed, NAT service, p50', 'natP50'),
       fig('pool change -> committed, NAT service, p99', 'natP99'),
       fig('100 DR services created and served (200 transactions)', 'create100'),
+      fig('mh: first load of a 65,537-slot Maglev table (5 servers)', 'mhLoad'),
+      fig('mh: one of 5 servers leaves or comes back (about 1/5 of the slots change), p50', 'mhP50'),
     ],
     notes: [
       `Each repetition: ${changes} weight changes per case, one at a time, each timed inside the data plane's process from the setPool() call to the committed transaction (the data plane coalesces concurrent changes; here there are none). ` +

@@ -5,7 +5,8 @@ import { createLab, netnsTest, sleep, waitFor } from '../lib/netns.js';
 import { httpBatch } from '../lib/clients.js';
 import { httpGet, startTcpdump } from '../lib/servers.js';
 import { startNftDriver, type RemoteNftDataplane } from '../lib/nft-remote.js';
-import { natFarm, pool, startKeepAlive, startTransfer, svcSpec, transferResult, VIP, CLIENT, type NatFarm } from '../lib/nft-lab.js';
+import { natFarm, pool, startKeepAlive, startRealServer, startTransfer, svcSpec, transferResult, VIP, CLIENT, type NatFarm } from '../lib/nft-lab.js';
+import { endpoint, endpointText } from '../../src/util/endpoint.js';
 
 const NFT = '/usr/sbin/nft';
 
@@ -176,4 +177,31 @@ netnsTest('NAT needs IP forwarding: configure() fails with the sysctl to set, an
   t.is((err as { code?: string }).code, 'E_DATAPLANE_UNAVAILABLE');
   t.regex(err!.message, /net\.ipv4\.ip_forward is 0.*sysctl -w net\.ipv4\.ip_forward=1/);
   t.false((await f.director.exec([NFT, 'list', 'ruleset'])).stdout.includes('keepalive_ts'));
+});
+
+netnsTest('NAT over IPv6: DNAT to IPv6 real servers, the client address kept, replies un-NATed', async (t) => {
+  const lab = await createLab(t);
+  const br1 = await lab.addBridge();
+  const client = await lab.addHost('cl', { ipv4: `${CLIENT}/24`, ipv6: 'fd77::100/64' });
+  const director = await lab.addHost('da', { ipv4: '10.77.0.11/24', ipv6: 'fd77::11/64' });
+  await lab.addLink(director, br1, { ipv4: '10.78.0.1/24', ipv6: 'fd78::1/64' });
+  await director.exec(['sh', '-ec', 'ip -6 addr add fd77::50/64 dev eth0 nodad\nsysctl -qw net.ipv6.conf.all.forwarding=1']);
+  const servers = [];
+  for (const [name, n] of [['r1', 21], ['r2', 22]] as const) {
+    const h = await lab.addHost(name, { ipv4: `10.78.0.${n}/24`, ipv6: `fd78::${n}/64`, bridge: br1 });
+    await h.exec(['ip', '-6', 'route', 'add', 'default', 'via', 'fd78::1']);
+    await startRealServer(lab, h, name);
+    servers.push(h);
+  }
+  const dp = await startNftDriver(lab, director);
+  const spec = svcSpec({ kind: 'NAT', scheduler: 'rr', family: 6 });
+  await dp.configure([spec]);
+  await dp.setPool(spec.key, { dests: [endpoint('fd78::21', 80), endpoint('fd78::22', 80)].map((e) => ({ key: endpointText(e), endpoint: e, weight: 1 })), sorry: null });
+  await dp.serve(spec.key);
+  const r = await httpBatch(client, 'fd77::50', 80, 10);
+  t.deepEqual(r.errors, {});
+  t.deepEqual(r.bodies, { r1: 5, r2: 5 });
+  t.is((await httpGet(client, 'fd77::50', 80, '/who')).body, 'fd77::100');
+  const st = (await dp.stats()).services[0]!;
+  t.true(st.out_bytes > 0 && st.conns === 11, JSON.stringify(st));
 });
