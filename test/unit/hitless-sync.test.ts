@@ -106,7 +106,7 @@ virtual_ipaddress = ["10.0.0.50"]
 [sync]
 interface = "eth2"
 instance = "VI_1"
-auth_key = "k"
+auth_key = "hitless-unit-test-key-0123"
 `;
 
 test('[sync.conntrackd]: destination defaults to the one unicast peer; required otherwise; address must differ', (t) => {
