@@ -18,6 +18,7 @@ import { soak } from './soak.js';
 import { dataplane } from './dataplane.js';
 import { sync } from './sync.js';
 import { nftapply } from './nftapply.js';
+import { hitless } from './hitless.js';
 
 // ---------------------------------------------------------------------------------------------
 // The contract between run.ts and a benchmark
@@ -66,7 +67,7 @@ export interface Benchmark {
 }
 
 /** Every benchmark, in the order `npm run bench` runs them and RESULTS.md lists them. */
-export const BENCHMARKS: Benchmark[] = [failover, dataplane, nftapply, sync, jitter, scale, health, soak];
+export const BENCHMARKS: Benchmark[] = [failover, dataplane, nftapply, sync, hitless, jitter, scale, health, soak];
 
 // ---------------------------------------------------------------------------------------------
 // Command line

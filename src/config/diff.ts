@@ -127,7 +127,7 @@ const SCRIPT_SETTINGS = ['script', 'interval', 'timeout', 'weight', 'rise', 'fal
 const GROUP_SETTINGS = ['notify_master', 'notify_backup', 'notify_fault', 'notify_stop', 'notify', 'smtp_alert'] as const;
 const PROCESS_SETTINGS = ['process', 'param_match', 'weight', 'reverse', 'quorum', 'quorum_max', 'delay', 'fork_delay', 'terminate_delay', 'full_command'] as const;
 const GROUP_LISTS = ['group', 'track_script'] as const;
-const SYNC_SETTINGS = ['interface', 'instance', 'group', 'port', 'ttl', 'sync_id', 'auth_key', 'auth_key_file', 'unicast_peer'] as const;
+const SYNC_SETTINGS = ['interface', 'instance', 'group', 'port', 'ttl', 'sync_id', 'auth_key', 'auth_key_file', 'unicast_peer', 'conntrackd'] as const;
 
 export type VrrpSettingKey = (typeof VRRP_SETTINGS)[number];
 export type VirtualServerSettingKey = (typeof VS_SETTINGS)[number];

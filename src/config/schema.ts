@@ -526,6 +526,22 @@ export const SYNC_FIELDS = {
   }),
   auth_key_file: field(NAME, `file holding the shared sync key (at least ${MIN_SYNC_KEY_BYTES} bytes; owned by root or the daemon's user, no access for others)`, null),
   unicast_peer: field(arrayOf(IP), 'send sync messages by unicast to these peers instead of the group', null, { default: [] }),
+  conntrackd: field(
+    {
+      kind: 'table',
+      fields: {
+        destination_address: field(str({ format: 'ipv4' }), "the peer director's address on sync.interface (conntrackd UDP IPv4_Destination_Address); the only source the guard table accepts on `port`", 'conntrackd.conf Sync { UDP { IPv4_Destination_Address } }', {
+          defaultText: 'the one sync.unicast_peer',
+        }),
+        address: field(str({ format: 'ipv4' }), "this director's address on sync.interface (conntrackd UDP IPv4_address)", 'conntrackd.conf Sync { UDP { IPv4_address } }', { defaultText: 'the first IPv4 address of sync.interface' }),
+        port: field(PORT, 'UDP port of the conntrackd FTFW replication (both directors)', 'conntrackd.conf Sync { UDP { Port } }', { default: 3780 }),
+        protocols: field(arrayOf(str({ enum: ['tcp', 'udp'] }), 1), 'layer-4 protocols whose connections are replicated', 'conntrackd.conf General { Filter { Protocol Accept } }', { default: ['tcp', 'udp'] }),
+        binary: field(NAME, 'conntrackd executable (Debian package conntrackd)', null, { default: '/usr/sbin/conntrackd' }),
+      },
+    },
+    'replicate the kernel conntrack table (NAT/FULLNAT connections) with conntrackd in FTFW mode, run and driven by keepalive-ts on a dedicated sync link; see docs/hitless.md',
+    'conntrackd + primary-backup.sh notify script',
+  ),
 } satisfies Fields;
 
 export const CONFIG_FIELDS = {

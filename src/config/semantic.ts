@@ -526,5 +526,17 @@ function normalizeSync(raw: Raw<SyncConfig>, instances: readonly VrrpInstanceCon
   const hasFile = sync.auth_key_file !== undefined;
   if (hasKey && hasFile) sink.add(['sync', 'auth_key_file'], 'auth_key and auth_key_file are mutually exclusive; set exactly one');
   if (!hasKey && !hasFile) sink.add(['sync'], 'one of auth_key or auth_key_file is required');
-  return { ...sync, sync_id: sync.sync_id ?? instance?.virtual_router_id ?? 0 };
+  let conntrackd = sync.conntrackd;
+  if (conntrackd) {
+    // conntrackd's UDP mode talks to one peer: the destination defaults to the one unicast peer.
+    const peers = sync.unicast_peer.filter((a) => !a.includes(':'));
+    const dest = conntrackd.destination_address ?? (peers.length === 1 ? peers[0] : undefined);
+    if (dest === undefined) {
+      sink.add(['sync', 'conntrackd', 'destination_address'], `required: the peer director's IPv4 address on ${sync.interface ?? 'sync.interface'} (conntrackd replicates to one peer over UDP; it defaults to sync.unicast_peer only when that lists exactly one IPv4 address)`);
+    } else {
+      conntrackd = { ...conntrackd, destination_address: dest };
+      if (conntrackd.address === dest) sink.add(['sync', 'conntrackd', 'address'], 'must differ from destination_address (this director vs its peer)');
+    }
+  }
+  return { ...sync, sync_id: sync.sync_id ?? instance?.virtual_router_id ?? 0, ...(conntrackd ? { conntrackd } : {}) };
 }

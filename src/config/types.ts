@@ -337,6 +337,16 @@ export interface SyncConfig {
   auth_key?: string;
   auth_key_file?: string;
   unicast_peer: string[];
+  /** conntrackd replication of NAT/FULLNAT connections ([sync.conntrackd]); absent: off. */
+  conntrackd?: ConntrackdConfig;
+}
+
+export interface ConntrackdConfig {
+  destination_address: string;
+  address?: string;
+  port: number;
+  protocols: Array<'tcp' | 'udp'>;
+  binary: string;
 }
 
 export interface Config {

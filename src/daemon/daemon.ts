@@ -22,6 +22,7 @@ import { ControlServer } from './control-server.js';
 import { DataplaneSet } from '../lvs/dataplane/index.js';
 import { OVERRIDE_COMMANDS, VirtualServerManager, type OverrideAction, type OverrideResult } from '../lvs/manager.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
+import { Conntrackd } from '../sync/conntrackd.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { StatusReport } from './status.js';
 import { ScriptRunner, policyOf } from '../util/script.js';
@@ -57,6 +58,7 @@ export class Daemon {
   #lvs: VirtualServerManager | undefined;
   #dataPlane: DataplaneSet | undefined;
   #sync: SyncService | undefined;
+  #conntrackd: Conntrackd | undefined;
   /** VRRP instances whose VIPs are in place. */
   readonly #owning = new Set<string>();
   #control: ControlServer | undefined;
@@ -147,6 +149,10 @@ export class Daemon {
     // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
     this.#dataPlane = new DataplaneSet({
       ...(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {}),
+      // conntrackd commits the peer's connections when this director becomes MASTER: until the
+      // commit is in, a mid-stream packet must not be scheduled as a new connection.
+      ...(sync?.conntrackd ? { conntrackSync: true } : {}),
+      log: (level, msg, fields) => log[level](fields ?? {}, msg),
       // The proxy's connection budget below the descriptor limit, and its idle timeouts.
       limits: this.#limits(),
       onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
@@ -165,6 +171,14 @@ export class Daemon {
     await this.#lvs.start();
     if (sync) {
       this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
+      if (sync.conntrackd) {
+        this.#conntrackd = await Conntrackd.start({
+          config: sync.conntrackd,
+          interface: sync.interface,
+          dir: conntrackdDir(this.controlPath),
+          log: log.child({ component: 'conntrackd' }),
+        });
+      }
     }
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
@@ -181,7 +195,11 @@ export class Daemon {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
         // Posts the synced templates/flows to the data plane before setOwnership posts serve().
-        if (instance === sync?.instance) void this.#sync?.setMaster(owned);
+        if (instance === sync?.instance) {
+          void this.#sync?.setMaster(owned);
+          // Background: commit the peer's conntrack entries (MASTER) or ask for a resync (BACKUP).
+          void this.#conntrackd?.setRole(owned ? 'master' : 'backup');
+        }
         this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
       },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
@@ -215,11 +233,14 @@ export class Daemon {
   #syncMetrics() {
     const st = this.#sync?.status();
     if (!st) return undefined;
+    const ct = this.#conntrackd?.status();
     return {
       messages_sent: st.sent.messages,
       messages_received: st.received.messages,
       rejected: st.received.dropped,
       entries: st.table.templates + st.table.udp_flows + st.table.conns,
+      last_snapshot_ms: st.last_snapshot_ms,
+      ...(ct ? { conntrackd: ct } : {}),
     };
   }
 
@@ -299,7 +320,8 @@ export class Daemon {
       vrrp: this.#vrrp?.status() ?? [],
       vrrp_socket_drops: this.#vrrp?.socketDrops() ?? {},
       virtual_servers: this.#lvs?.status() ?? [],
-      ...(this.#sync ? { sync: this.#sync.status() } : {}),
+      ...(this.#sync ? { sync: { ...this.#sync.status(), ...(this.#conntrackd ? { conntrackd: this.#conntrackd.status() } : {}) } } : {}),
+      ...(this.#lvs ? { dataplane: this.#lvs.dataplaneExtra() } : {}),
     };
   }
 
@@ -389,7 +411,7 @@ export class Daemon {
       if (this.#hurried) void this.#lvs?.hurry().catch(() => undefined);
       await lvsStopped;
       releaseVips();
-      await Promise.all([vrrpStopped, this.#sync?.close()]);
+      await Promise.all([vrrpStopped, this.#sync?.close(), this.#conntrackd?.close()]);
       await this.#acceptFilter.close().catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot remove the accept = false table'));
       await this.#statics?.remove();
       // A last alert ("Stopping") gets a short while to go out; stop never waits on a dead relay.
@@ -409,4 +431,9 @@ export class Daemon {
 
 function staticEntries(c: Config): RouteSetEntries {
   return { addresses: c.global.static_ipaddress_parsed, routes: c.global.static_routes_parsed, rules: c.global.static_rules_parsed };
+}
+
+/** conntrackd's runtime directory beside the control socket: /run/keepalive-ts.sock -> /run/keepalive-ts.conntrackd. */
+export function conntrackdDir(controlPath: string): string {
+  return `${controlPath.replace(/\.sock$/, '')}.conntrackd`;
 }

@@ -1,3 +1,4 @@
+import type { ConntrackdStatus } from '../sync/conntrackd.js';
 /** The shape `status` returns over the control socket (and `status --json` prints). */
 export interface VrrpInstanceStatus {
   name: string;
@@ -138,6 +139,8 @@ export interface SyncStatusReport {
   snapshots_incomplete: number;
   /** From asking for a snapshot to its complete end, last time. */
   last_snapshot_ms: number | null;
+  /** When the last full resync completed (ms since the epoch); null before the first. */
+  last_snapshot_at: number | null;
   promotions: number;
   demotions: number;
   /** Entries (templates + UDP flows) handed to the data plane on promotions. */
@@ -145,6 +148,8 @@ export interface SyncStatusReport {
   /** Entries received while MASTER (another director also MASTER), ignored. */
   ignored_as_master: number;
   errors: number;
+  /** conntrackd replication of NAT/FULLNAT connections ([sync.conntrackd]). */
+  conntrackd?: ConntrackdStatus;
 }
 
 export interface StatusReport {
@@ -158,4 +163,6 @@ export interface StatusReport {
   vrrp_socket_drops: Record<string, Record<string, number>>;
   virtual_servers: VirtualServerStatus[];
   sync?: SyncStatusReport;
+  /** The data planes' own figures, e.g. nftables_sync_polls, nftables_conn_table_entries. */
+  dataplane?: Record<string, number>;
 }

@@ -572,6 +572,11 @@ export class VirtualServerManager {
     };
   }
 
+  /** The data planes' own figures (nft transactions, table fills, connection-sync dumps…), prefixed by implementation. */
+  dataplaneExtra(): Record<string, number> {
+    return { ...(this.#stats?.extra ?? {}) };
+  }
+
   status(): VirtualServerStatus[] {
     return this.#services.map((svc) => {
       const cfg = svc.cfg;

@@ -25,8 +25,7 @@ export type ErrorCode =
   /** genhash could not fetch the page. */
   | 'E_GENHASH'
   /** An alert mail could not be sent. */
-  | 'E_SMTP'
-  | 'E_DATAPLANE_UNAVAILABLE';
+  | 'E_SMTP';
 
 export class KeepaliveError extends Error {
   readonly code: ErrorCode;

@@ -266,6 +266,12 @@ export const AUDIT: Record<string, Entry> = {
   'sync.auth_key': [p(U('sync-auth'), 'auth_key is used as UTF-8 bytes'), p(U('sync-auth'), 'a key shorter than 16 bytes is refused')],
   'sync.auth_key_file': [p(U('sync-auth'), 'auth_key_file content is trimmed'), p(U('cli'), 'check reports sync key problems')],
   'sync.unicast_peer': p(U('sync-wiring'), 'unicast_peer replaces the group'),
+  'sync.conntrackd': [p(N('hitless-nat'), 'NAT with conntrackd: connections and persistent clients survive crash'), p(U('hitless-sync'), '[sync.conntrackd]: destination defaults to the one unicast peer')],
+  'sync.conntrackd.destination_address': [p(U('hitless-sync'), '[sync.conntrackd]: destination defaults to the one unicast peer'), p(U('hitless-sync'), '[sync.conntrackd] keys reach conntrackd.conf and the guard')],
+  'sync.conntrackd.address': p(U('hitless-sync'), '[sync.conntrackd] keys reach conntrackd.conf and the guard'),
+  'sync.conntrackd.port': p(U('hitless-sync'), '[sync.conntrackd] keys reach conntrackd.conf and the guard'),
+  'sync.conntrackd.protocols': p(U('hitless-sync'), '[sync.conntrackd] keys reach conntrackd.conf and the guard'),
+  'sync.conntrackd.binary': p(U('hitless-sync'), '[sync.conntrackd] binary: a missing executable is refused'),
 };
 
 const proofs = (e: Entry): Proof[] => (Array.isArray(e) ? e : 'file' in e ? [e] : []);

@@ -60,7 +60,7 @@ test('one transaction per call; the first one removes stale tables; close() dele
   await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1]]));
   t.is(tr.scripts.length, 3, 'no change, no transaction');
   await dp.close();
-  t.is(tr.scripts.at(-1), 'delete table netdev keepalive_ts\n');
+  t.is(tr.scripts.at(-1), 'delete table netdev keepalive_ts\ndelete table inet keepalive_ts\n');
   await t.throwsAsync(dp.stats(), { code: 'E_CLOSED' });
 });
 
@@ -152,5 +152,5 @@ test('stats: ipvsadm counters from the named counters, monotonic across pool cha
   now += dr.drainMs + 1;
   await new Promise((r) => setTimeout(r, dr.drainMs + 50));
   await dp.stats();
-  t.is(tr.scripts.at(-1), 'delete table netdev keepalive_ts\n');
+  t.is(tr.scripts.at(-1), 'delete table netdev keepalive_ts\ndelete table inet keepalive_ts\n');
 });

@@ -170,9 +170,10 @@ test('planner: no change -> empty script; a pool change rewrites the pick chain 
 
 test('planner: a family that goes away is one delete table; resetTables removes stale tables first', (t) => {
   const m1 = build([base]).model;
-  t.is(planTransaction(m1, modelOf([])).script, 'delete table netdev keepalive_ts\n');
+  // DR services also own their VIP:port on local input (inet g_vipin_chain), so both families go.
+  t.is(planTransaction(m1, modelOf([])).script, 'delete table netdev keepalive_ts\ndelete table inet keepalive_ts\n');
   const fresh = planTransaction(null, m1, { resetTables: ['netdev', 'inet'] }).script.split('\n');
-  t.deepEqual(fresh.slice(0, 5), ['add table netdev keepalive_ts', 'delete table netdev keepalive_ts', 'add table inet keepalive_ts', 'delete table inet keepalive_ts', 'add table netdev keepalive_ts']);
+  t.deepEqual(fresh.slice(0, 6), ['add table netdev keepalive_ts', 'delete table netdev keepalive_ts', 'add table inet keepalive_ts', 'delete table inet keepalive_ts', 'add table netdev keepalive_ts', 'add table inet keepalive_ts']);
 });
 
 test('planner: a changed declaration is a new name (persistence timeout), the old map goes', (t) => {

@@ -46,6 +46,13 @@ export interface DataplaneContext {
   readonly limits?: ConnectionLimits;
   /** Reports errors that happen outside a call (a worker died, a transaction failed later). */
   readonly onError?: (implementation: string, err: Error) => void;
+  /**
+   * NAT/FULLNAT connections are replicated by conntrackd: a TCP packet without SYN that conntrack
+   * does not know is dropped, not scheduled (the client resends it once the commit is in).
+   */
+  readonly conntrackSync?: boolean;
+  /** Warnings and notes of an implementation (e.g. a failed background transaction). */
+  readonly log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface DataplaneImplementation {
@@ -67,7 +74,12 @@ export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
     // fails with E_DATAPLANE_UNAVAILABLE (naming the Debian package) when libnftables is missing.
     name: 'nftables',
     kinds: NFT_KINDS,
-    create: (ctx) => new NftablesDataplane({ log: (_level, msg) => ctx.onError?.('nftables', new Error(msg)) }),
+    create: (ctx) =>
+      new NftablesDataplane({
+        log: ctx.log ?? ((_level, msg) => ctx.onError?.('nftables', new Error(msg))),
+        ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
+        ...(ctx.conntrackSync ? { limits: { natMidstreamDrop: true } } : {}),
+      }),
   },
 ];
 

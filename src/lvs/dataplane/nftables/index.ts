@@ -29,6 +29,7 @@ import type {
   UdpFlowEntry,
 } from '../contract.js';
 import { flowKeyFields, flowsOf, rawKey, restoreFlows, restoreTemplates, templatesOf } from './conn-state.js';
+import { diffTables, indexRows, type ElementRow, type TableDump, type TableEntry } from './elements.js';
 import { DataplaneLifecycle } from '../lifecycle.js';
 import { maglevTable } from '../../maglev.js';
 import { countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
@@ -68,6 +69,14 @@ export interface NftablesOptions {
   ingress?: readonly string[];
   /** Diagnostics that concern no call (a poll that failed, a drain that could not be applied). */
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Connection sync of the DR connection tables: how often they are dumped and compared while
+   * someone subscribes to onEvent (ms). Default 100 (the lag budget of a takeover); a dump that
+   * takes long stretches the period so reading stays under ~20 % of the time.
+   */
+  syncPollMs?: number;
+  /** Connection-event batching the daemon asks for (ms): the DR poll period when syncPollMs is not given (at least 50). */
+  eventBatchMs?: number;
   /** Deletes conntrack entries by mark (a NAT service's connections when its drain ends); default: the addon. */
   conntrackDelete?: (marks: readonly number[]) => Promise<void>;
   /** Conntrack counts by mark (NAT ActiveConn/InActConn); default: one ctnetlink dump through the addon. */
@@ -99,6 +108,12 @@ interface SvcState {
   readonly removing?: number;
   /** Drain end of an unserve. */
   readonly drainUntil?: number;
+  /**
+   * Until then the service's VIP:port is not guarded on local input: connections still talking
+   * after a drain ended are reset by the local stack (as IPVS does), instead of being held for
+   * the next takeover (ruleset.ts g_vipin).
+   */
+  readonly cutUntil?: number;
   /** The builder input made from this state (identity = build cache key). */
   input?: NftServiceInput;
 }
@@ -108,6 +123,9 @@ interface Pending {
   reject: (err: unknown) => void;
   at: number;
 }
+
+/** How long after a drain ends a service's established connections are reset rather than held (ms). */
+const CUT_WINDOW_MS = 10_000;
 
 /** Lines added to the next transaction after the plan (restored entries), computed against the committed-to-be state. */
 type Extra = (state: ReadonlyMap<ServiceKey, SvcState>) => Promise<string[]>;
@@ -139,6 +157,21 @@ class LatencyWindow {
 /** The shared Maglev table (src/lvs/maglev.ts) over the destinations' endpoint keys, as the proxy's mh builds it. */
 const sharedMaglev: Maglev = (dests, size, seed) => maglevTable(dests.map((d) => ({ key: d.key ?? String(d.id), weight: d.weight })), size, seed);
 
+/** Figures of the DR connection-table dumps behind connection events (stats.extra sync_*). */
+interface SyncPollStats {
+  polls: number;
+  lastMs: number;
+  maxMs: number;
+  totalMs: number;
+  entries: number;
+  events: number;
+  /** DR connections that cannot be synced (IPv6 keys hold only the low address bits). */
+  unsyncable: number;
+  restoredConns: number;
+  /** Smoothed dump time (EWMA, 1/4 weight to the last poll), ms. */
+  avgMs: number;
+}
+
 export class NftablesDataplane extends DataplaneLifecycle implements ConnectionState {
   readonly name = 'nftables';
   readonly kinds = NFT_KINDS;
@@ -167,6 +200,12 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
   readonly #subscribers = new Set<(events: readonly ConnectionEvent[]) => void>();
   /** Templates last reported to subscribers: "service client" -> dest key and expiry (ms, absolute). */
   #reported = new Map<string, { dest: string; expiresAt: number }>();
+  // DR connection sync: the previous dump per table, the poll timer, figures.
+  readonly #syncPollMs: number;
+  #syncTimer: NodeJS.Timeout | undefined;
+  #syncBusy = false;
+  #syncPrev = new Map<string, TableDump>();
+  readonly #syncStats: SyncPollStats = { polls: 0, lastMs: 0, maxMs: 0, totalMs: 0, entries: 0, events: 0, unsyncable: 0, restoredConns: 0, avgMs: 0 };
   #running = false;
   #timers = new Set<NodeJS.Timeout>();
   #poll: NodeJS.Timeout | undefined;
@@ -195,6 +234,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     this.#conntrack = opts.conntrack ?? conntrackCountByMark;
     this.#conntrackDelete = opts.conntrackDelete ?? conntrackDeleteByMark;
     this.#now = opts.now ?? Date.now;
+    this.#syncPollMs = Math.max(10, opts.syncPollMs ?? Math.max(50, opts.eventBatchMs ?? 100));
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -283,7 +323,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     await this.#change((st) => {
       const s = st.get(key);
       if (!s) return;
-      const { drainUntil: _d, ...rest } = s;
+      const { drainUntil: _d, cutUntil: _c, ...rest } = s;
       st.set(key, { ...rest, input: undefined, phase: 'serving', ingress: ingress.length ? ingress : s.ingress });
     });
   }
@@ -294,8 +334,10 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     await this.#change((st) => {
       const s = st.get(key);
       if (!s || s.phase === 'idle') return;
-      if (drainMs <= 0) st.set(key, { ...s, input: undefined, phase: 'idle' });
-      else {
+      if (drainMs <= 0) {
+        st.set(key, { ...s, input: undefined, phase: 'idle', cutUntil: this.#now() + CUT_WINDOW_MS });
+        this.#at(this.#now() + CUT_WINDOW_MS);
+      } else {
         st.set(key, { ...s, input: undefined, phase: 'draining', drainUntil: until });
         this.#at(until);
       }
@@ -373,6 +415,16 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         persistence_entries: this.#persistEntries,
         ...(this.#conntrackEntries !== null ? { conntrack_entries: this.#conntrackEntries } : {}),
         ...(this.#conntrackMax !== null && Number.isFinite(this.#conntrackMax) ? { conntrack_max: this.#conntrackMax } : {}),
+        sync_polls: this.#syncStats.polls,
+        sync_poll_last_ms: round3(this.#syncStats.lastMs),
+        sync_poll_max_ms: round3(this.#syncStats.maxMs),
+        sync_poll_ms_total: round3(this.#syncStats.totalMs),
+        // The lag budget of DR connection sync: the current poll period (ms) plus one dump.
+        sync_poll_period_ms: round3(Math.max(this.#syncPollMs, 5 * this.#syncStats.avgMs)),
+        sync_conn_table_entries: this.#syncStats.entries,
+        sync_events: this.#syncStats.events,
+        sync_unsyncable: this.#syncStats.unsyncable,
+        sync_restored_conns: this.#syncStats.restoredConns,
       },
     };
   }
@@ -408,7 +460,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         for (const f of flowsOf(s.spec, await read('map', dyn.conn), destOf)) {
           const { expiresInMs, ...ref } = f;
           if (f.protocol === 'udp') udpFlows.push({ type: 'udp_flow', ...ref, expiresInMs });
-          else conns.push({ type: 'conn', ...ref });
+          else conns.push({ type: 'conn', ...ref, expiresInMs });
         }
       }
     }
@@ -448,13 +500,19 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
           const items = templates.filter((t) => !have.has(rawKey(t.family, [t.client]))).map((t) => ({ client: t.client, id: id(t.dest), expiresInMs: t.expiresInMs }));
           lines.push(...restoreTemplates(F, TABLE, dyn.persist, s.spec.persistence.timeoutMs, items));
         }
-        const flows = list.filter((e): e is UdpFlowEntry => e.type === 'udp_flow' && e.client.family === 4);
+        // UDP flows, and TCP connections (hitless failover: the new master forwards them to the
+        // server the old master chose, whatever its own scheduler would pick now).
+        const flows = list.filter((e): e is UdpFlowEntry | ConnEntry => (e.type === 'udp_flow' || e.type === 'conn') && e.client.family === 4);
         if (s.spec.kind === 'DR' && s.spec.match.family === 4 && !s.spec.ops && flows.length) {
           const have = await existing(dyn.conn);
-          const items = flows
-            .filter((f) => !have.has(rawKey(4, flowKeyFields(s.spec, f.client, f.virtual))))
-            .map((f) => ({ client: f.client, virtual: f.virtual, id: id(f.dest), expiresInMs: f.expiresInMs }));
-          lines.push(...restoreFlows(TABLE, dyn.conn, s.spec, this.#limits.udpTimeoutS * 1000, items));
+          const fresh = flows.filter((f) => !have.has(rawKey(4, flowKeyFields(s.spec, f.client, f.virtual))));
+          for (const [proto, timeoutS] of [['udp', this.#limits.udpTimeoutS], ['tcp', this.#limits.tcpTimeoutS]] as const) {
+            const items = fresh
+              .filter((f) => (f.type === 'udp_flow' ? 'udp' : f.protocol) === proto)
+              .map((f) => ({ client: f.client, virtual: f.virtual, id: id(f.dest), expiresInMs: f.expiresInMs ?? timeoutS * 1000 }));
+            if (proto === 'tcp') this.#syncStats.restoredConns += items.length;
+            lines.push(...restoreFlows(TABLE, dyn.conn, s.spec, timeoutS * 1000, items));
+          }
         }
       }
       return lines;
@@ -468,7 +526,92 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
    */
   onEvent(cb: (events: readonly ConnectionEvent[]) => void): () => void {
     this.#subscribers.add(cb);
-    return () => this.#subscribers.delete(cb);
+    this.#scheduleSyncPoll(0);
+    return () => {
+      this.#subscribers.delete(cb);
+      if (this.#subscribers.size === 0) {
+        clearTimeout(this.#syncTimer);
+        this.#syncTimer = undefined;
+        this.#syncPrev.clear();
+      }
+    };
+  }
+
+  /**
+   * DR connection events: every syncPollMs the connection tables are dumped and compared with the
+   * previous dump (elements.ts): new flows and flows whose timeout changed become conn_new /
+   * udp_flow_new with their time left, flows gone become conn_end / udp_flow_expired. Templates
+   * come from the slower poll below (#reportTemplates).
+   */
+  #scheduleSyncPoll(delay: number): void {
+    if (this.#syncTimer || this.#subscribers.size === 0 || this.#closed || this.isClosed) return;
+    this.#syncTimer = setTimeout(() => {
+      this.#syncTimer = undefined;
+      // At most ~20 % of the time reading tables, on the smoothed dump time (one slow dump, e.g.
+      // behind a garbage collection, does not stretch the period and the lag with it).
+      void this.#syncPoll().finally(() => this.#scheduleSyncPoll(Math.max(this.#syncPollMs, 5 * this.#syncStats.avgMs)));
+    }, delay);
+    this.#syncTimer.unref();
+  }
+
+  async #syncPoll(): Promise<void> {
+    const rowsOf = (this.#transport as { elementRows?: (f: NftFamily, n: string) => Promise<ElementRow[]> }).elementRows?.bind(this.#transport);
+    if (!rowsOf || this.#syncBusy || !this.#model) return;
+    this.#syncBusy = true;
+    const t0 = performance.now();
+    const events: ConnectionEvent[] = [];
+    const seen = new Set<string>();
+    let entries = 0;
+    try {
+      for (const s of [...this.#state.values()]) {
+        if (s.removing !== undefined || s.spec.kind !== 'DR' || s.spec.ops) continue;
+        const dyn = dynamicNames(s.spec, s.name, this.#limits);
+        const now = this.#now();
+        const rows = await rowsOf('netdev', dyn.conn).catch(() => null);
+        if (!rows) continue;
+        const k = `${s.name} ${dyn.conn}`;
+        seen.add(k);
+        entries += rows.length;
+        const next = indexRows(rows, now);
+        const { upserts, gone } = diffTables(this.#syncPrev.get(k) ?? new Map(), next);
+        this.#syncPrev.set(k, next);
+        if (s.spec.match.family !== 4) {
+          this.#syncStats.unsyncable += upserts.length;
+          continue;
+        }
+        const destOf = this.#destOf(s);
+        const asFlows = (list: readonly TableEntry[]) =>
+          flowsOf(s.spec, list.map((e) => ({ key: e.key, raw: true, keyText: e.key, value: e.id, expiresS: Math.max(0, e.expiresAt - now) / 1000 })), destOf);
+        for (const f of asFlows(upserts)) {
+          const { expiresInMs, ...ref } = f;
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_new', timeoutMs: expiresInMs } : { ...ref, type: 'conn_new', expiresInMs });
+        }
+        for (const f of asFlows(gone)) {
+          const { expiresInMs: _e, ...ref } = f;
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_expired' } : { ...ref, type: 'conn_end', inBytes: 0, outBytes: 0 });
+        }
+      }
+      for (const k of [...this.#syncPrev.keys()]) if (!seen.has(k)) this.#syncPrev.delete(k);
+    } finally {
+      this.#syncBusy = false;
+      const st = this.#syncStats;
+      const ms = performance.now() - t0;
+      st.polls++;
+      st.lastMs = ms;
+      st.avgMs = st.polls === 1 ? ms : 0.75 * st.avgMs + 0.25 * ms;
+      st.totalMs += ms;
+      if (ms > st.maxMs) st.maxMs = ms;
+      st.entries = entries;
+      st.events += events.length;
+    }
+    if (events.length === 0) return;
+    for (const cb of [...this.#subscribers]) {
+      try {
+        cb(events);
+      } catch (err) {
+        this.#log('warn', `nftables: a connection-event listener failed: ${errorMessage(err)}`);
+      }
+    }
   }
 
   #reportTemplates(s: SvcState, list: readonly TemplateEntry[], now: number, seen: Set<string>): TemplateEntry[] {
@@ -549,7 +692,12 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       let next = s;
       if (s.drainUntil !== undefined && s.drainUntil <= now && s.phase === 'draining' && s.removing === undefined) {
         const { drainUntil: _d, ...rest } = s;
-        next = { ...rest, input: undefined, phase: 'idle' };
+        next = { ...rest, input: undefined, phase: 'idle', cutUntil: now + CUT_WINDOW_MS };
+        this.#at(now + CUT_WINDOW_MS);
+      }
+      if (next.cutUntil !== undefined && next.cutUntil <= now) {
+        const { cutUntil: _c, ...rest } = next;
+        next = { ...rest, input: undefined };
       }
       if (next !== s) draft.set(key, next);
     }
@@ -566,6 +714,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         ingress: s.ingress,
         ...(s.schedWeights ? { schedWeights: s.schedWeights } : {}),
         ...(s.spec.ops ? { ops: true } : {}),
+        ...(s.cutUntil !== undefined ? { cut: true } : {}),
       };
       inputs.push(s.input);
     }
@@ -795,6 +944,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
 
   protected async applyClose(): Promise<void> {
     clearTimeout(this.#poll);
+    clearTimeout(this.#syncTimer);
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     // Let queued changes settle, then remove our tables.

@@ -73,6 +73,8 @@ export interface NftServiceInput {
   readonly schedWeights?: ReadonlyMap<number, number>;
   /** UDP one-packet scheduling (DR: no connection entry for UDP). */
   readonly ops?: boolean;
+  /** A drain just ended: its VIP:port is left to the local stack (resets) for a while, not guarded. */
+  readonly cut?: boolean;
 }
 
 export interface NftLimits {
@@ -90,6 +92,13 @@ export interface NftLimits {
   readonly persistMax: number;
   /** Control-loop period of lc/wlc/… (for the scheduler_in_effect text). */
   readonly reweightMs: number;
+  /**
+   * NAT/FULLNAT: drop (and count in S_midstream) a TCP packet without SYN that starts a conntrack
+   * entry, instead of scheduling it. On with conntrackd replication: right after a takeover, the
+   * packets of a connection whose entry is not committed yet would otherwise be sent to a new
+   * real server (which resets it); dropped, they are resent by the client after the commit.
+   */
+  readonly natMidstreamDrop?: boolean;
 }
 
 export const DEFAULT_LIMITS: NftLimits = {
@@ -478,6 +487,10 @@ function buildNat(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Serv
     objects.push(idSet(F, n.known, known.map((d) => d.id)));
   }
   const svcRules: string[] = [];
+  if (limits.natMidstreamDrop && protocolsOf(spec).includes('tcp')) {
+    objects.push(counter(F, `${svc.name}_midstream`));
+    svcRules.push(`meta l4proto tcp tcp flags & syn == 0 counter name ${svc.name}_midstream drop`);
+  }
   if (P && dyn.persist) svcRules.push(`${M} set ${P} map @${dyn.persist} ${M} @${n.known} goto ${n.commit}`);
   svcRules.push(`goto ${n.pick}`);
   objects.push(chain(F, n.svc, svcRules), chain(F, n.pick, pickRules(M, plan, svc, n, objects, F)));
@@ -524,7 +537,7 @@ function dispatchRules(services: readonly NftServiceInput[], prefix: string, nat
   return rules;
 }
 
-function buildShared(services: readonly NftServiceInput[]): NftObj[] {
+function buildShared(services: readonly NftServiceInput[], limits?: NftLimits): NftObj[] {
   const objects: NftObj[] = [];
   // DR: one ingress base chain per device that has a served or draining service.
   const dr = services.filter((s) => s.spec.kind === 'DR' && s.phase !== 'idle');
@@ -534,11 +547,42 @@ function buildShared(services: readonly NftServiceInput[]): NftObj[] {
     if (rules.length === 0) continue;
     objects.push(chain('netdev', ingressChainName(dev), rules, `type filter hook ingress device "${dev}" priority ${PRIO_DR_INGRESS}; policy accept;`));
   }
+  // Every TCP address/port service, whatever its phase: a packet of an established connection
+  // (no SYN) that reaches this host's own input is dropped, never answered by the local TCP stack
+  // with a reset. That happens in the milliseconds between a takeover adding the VIP and the serve
+  // transaction: the client resends the packet and the connection survives the failover. A SYN
+  // still gets the local stack's answer (a refused connection when nothing serves the port). For
+  // 10 s after a drain ends the port is not guarded, so connections still talking are reset (cut)
+  // as IPVS does when a service goes.
+  const own: string[] = [];
+  for (const f of [4, 6] as const) {
+    const entries: string[] = [];
+    for (const s of services) {
+      const m = s.spec.match;
+      if (m.kind !== 'addr' || m.family !== f || m.protocol !== 'tcp' || s.cut) continue;
+      for (const p of portsText(m.ports)) entries.push(`${m.address} . ${p}`);
+    }
+    if (entries.length) own.push(`${ipKw(f)} daddr . tcp dport { ${entries.join(', ')} } tcp flags & syn == 0 counter name g_vipin drop`);
+  }
+  if (own.length) objects.push(counter('inet', 'g_vipin'), chain('inet', 'g_vipin_chain', own, 'type filter hook input priority 0; policy accept;'));
   // NAT / FULLNAT: the hooks exist while any such service is configured (connections may drain).
   const nat = services.filter((s) => s.spec.kind === 'NAT' || s.spec.kind === 'FULLNAT');
   if (nat.length > 0) {
     const served = nat.filter((s) => s.phase === 'serving');
-    objects.push(chain('inet', 'g_pre', dispatchRules(served, 'ct state new ', true), `type filter hook prerouting priority ${PRIO_NAT_MARK}; policy accept;`));
+    const pre = dispatchRules(served, 'ct state new ', true);
+    if (limits?.natMidstreamDrop) {
+      // conntrackd replication: right after a takeover, a real server's packet of a connection
+      // whose entry is not committed yet would create a fresh, un-NATed entry in the reply
+      // direction (and the commit would then clash with it): such a packet is dropped (counted)
+      // and resent by the real server once the entry is in.
+      objects.push(counter('inet', 'g_rs_midstream'));
+      for (const f of [4, 6] as const) {
+        const addrs = new Set<string>();
+        for (const s of nat) for (const d of uniqueById(destsWithSorry(s))) if (d.endpoint.family === f) addrs.add(d.endpoint.address);
+        if (addrs.size) pre.unshift(`ct state new ${ipKw(f)} saddr { ${[...addrs].sort().join(', ')} } tcp flags & syn == 0 counter name g_rs_midstream drop`);
+      }
+    }
+    objects.push(chain('inet', 'g_pre', pre, `type filter hook prerouting priority ${PRIO_NAT_MARK}; policy accept;`));
     const dnat = { p4: new Map<string, string>(), a4: new Map<string, string>(), p6: new Map<string, string>(), a6: new Map<string, string>() };
     const fullnat = new Map<string, string>();
     const ctr = new Map<string, string>();
@@ -595,7 +639,7 @@ export function buildModel(input: BuildInput, cache?: WeakMap<NftServiceInput, S
     per.set(s.name, b);
     groups.set(s.name, b.objects);
   }
-  groups.set('', buildShared(services));
+  groups.set('', buildShared(services, input.limits));
   return { model: groups, services: per };
 }
 

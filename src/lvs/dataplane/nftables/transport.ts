@@ -126,6 +126,16 @@ export class LibnftablesTransport implements NftTransport {
     return out;
   }
 
+  /** The dump's rows as the addon returns them, own timeouts included (connection sync's change detection). */
+  async elementRows(family: NftFamily, name: string): Promise<Array<[string, number | null, number, number]>> {
+    if (!this.#read) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
+    try {
+      return await libnftables.setElements(NFPROTO[family], TABLE, name);
+    } catch (err) {
+      throw new KeepaliveError('E_NETLINK', `reading ${family} ${TABLE} ${name}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
   /** One raw nfnetlink dump of one set (libnftables' `list map` would fetch every table's metadata first). */
   async elements(family: NftFamily, _kind: 'map' | 'set', name: string): Promise<MapEntry[]> {
     if (!this.#read) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
