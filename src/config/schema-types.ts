@@ -3,7 +3,7 @@ import { isMulticast, parseCidr, parseIp, parseListen } from './net.js';
 /** Where an inherited default comes from: [global], an enclosing server table, or a sibling key. */
 export type DefaultScope = 'global' | 'virtual_server' | 'real_server' | 'self';
 
-export type StringFormat = 'ip' | 'cidr' | 'multicast' | 'multicast4' | 'multicast6' | 'listen' | 'md5' | 'regex';
+export type StringFormat = 'ip' | 'ipv4' | 'cidr' | 'multicast' | 'multicast4' | 'multicast6' | 'listen' | 'md5' | 'regex';
 
 export type ValueSpec =
   | { kind: 'string'; enum?: readonly string[]; minLength?: number; maxLength?: number; format?: StringFormat }
@@ -41,6 +41,7 @@ export type Fields = Readonly<Record<string, FieldSpec>>;
 
 export const STRING_FORMATS: Readonly<Record<StringFormat, { text: string; test(s: string): boolean }>> = {
   ip: { text: 'an IPv4 or IPv6 address', test: (s) => parseIp(s) !== undefined },
+  ipv4: { text: 'an IPv4 address', test: (s) => parseIp(s)?.family === 4 },
   cidr: { text: 'an IPv4 or IPv6 address with an optional /prefix', test: (s) => parseCidr(s) !== undefined },
   multicast: {
     text: 'an IPv4 or IPv6 multicast address',

@@ -1,6 +1,9 @@
 import type { KeyPath } from './issues.js';
 import { granularityPrefix, parseCidr, parseIp, parseListen, type AddressFamily, type ParsedCidr } from './net.js';
 import type {
+  AnnounceMode,
+  BgpConfig,
+  BgpPeerConfig,
   Config,
   GlobalConfig,
   SyncConfig,
@@ -47,6 +50,8 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
   );
 
   const sync = tree.sync === undefined ? undefined : normalizeSync(tree.sync as Raw<SyncConfig>, instances, sink);
+  const bgp = tree.bgp === undefined ? undefined : normalizeBgp(tree.bgp as Raw<BgpConfig>, sink);
+  resolveAnnounce(servers, instances, bgp, sink);
   return {
     file,
     global,
@@ -55,6 +60,7 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
     vrrp_sync_group: groups,
     virtual_server: servers,
     ...(sync ? { sync } : {}),
+    ...(bgp ? { bgp } : {}),
   };
 }
 
@@ -243,4 +249,56 @@ function normalizeSync(raw: Raw<SyncConfig>, instances: readonly VrrpInstanceCon
   if (hasKey && hasFile) sink.add(['sync', 'auth_key_file'], 'auth_key and auth_key_file are mutually exclusive; set exactly one');
   if (!hasKey && !hasFile) sink.add(['sync'], 'one of auth_key or auth_key_file is required');
   return { ...sync, sync_id: sync.sync_id ?? instance?.virtual_router_id ?? 0 };
+}
+
+/** Characters BIRD's config lexer cannot carry inside a "string" (it has no escapes). */
+const BIRD_STRING_UNSAFE = /["\\\x00-\x1f\x7f]/;
+
+function normalizeBgp(raw: Raw<BgpConfig>, sink: IssueSink): BgpConfig {
+  const bgp = raw as unknown as BgpConfig;
+  const peers: BgpPeerConfig[] = (Array.isArray(raw.peer) ? (raw.peer as Raw<BgpPeerConfig>[]) : []).map((p, i) => {
+    const ip = typeof p.address === 'string' ? parseIp(p.address) : undefined;
+    if (typeof p.password === 'string' && BIRD_STRING_UNSAFE.test(p.password)) {
+      sink.add(['bgp', 'peer', i, 'password'], 'must not contain double quotes, backslashes or control characters (BIRD strings have no escapes)');
+    }
+    return { ...(p as unknown as BgpPeerConfig), address: ip?.address ?? (p.address as string), family: ip?.family ?? 4 };
+  });
+  uniqueBy(peers, (p) => p.address, (i, first) =>
+    sink.add(['bgp', 'peer', i, 'address'], `duplicate BGP peer ${peers[i]!.address} (also bgp.peer[${first}])`),
+  );
+  if (typeof bgp.kernel_table === 'number' && bgp.kernel_table >= 252 && bgp.kernel_table <= 255) {
+    sink.add(['bgp', 'kernel_table'], `must not be ${bgp.kernel_table}: 252..255 are the kernel's compat, default, main and local tables`);
+  }
+  if (bgp.kernel_protocol === 12) sink.add(['bgp', 'kernel_protocol'], "must not be 12: that is BIRD's own route protocol, which its kernel protocol does not learn");
+  return { ...bgp, peer: peers };
+}
+
+/**
+ * Fills in each virtual server's `announce`: "master" when a vrrp_instance holds its address,
+ * "healthy" otherwise, "never" without [bgp]; and refuses the combinations that cannot work.
+ */
+function resolveAnnounce(servers: VirtualServerConfig[], instances: readonly VrrpInstanceConfig[], bgp: BgpConfig | undefined, sink: IssueSink): void {
+  servers.forEach((vs, i) => {
+    const path: KeyPath = ['virtual_server', i, 'announce'];
+    const explicit = vs.announce as AnnounceMode | undefined;
+    const holders = instances.filter((vi) =>
+      [...vi.virtual_ipaddress_parsed, ...vi.virtual_ipaddress_excluded_parsed].some((v) => v.address === vs.address));
+    let mode: AnnounceMode;
+    if (!bgp) {
+      if (explicit !== undefined && explicit !== 'never') sink.add(path, `"${explicit}" needs a [bgp] section (nothing would announce ${vs.address})`);
+      mode = 'never';
+    } else {
+      mode = explicit ?? (holders.length > 0 ? 'master' : 'healthy');
+      if (mode === 'master' && holders.length === 0) {
+        sink.add(path, `"master" needs a vrrp_instance holding ${vs.address}, and none does (use "healthy" to announce while the service has quorum)`);
+      }
+      if (mode === 'healthy' && holders.length > 0) {
+        sink.add(path, `${vs.address} is held by vrrp_instance ${JSON.stringify(holders[0]!.name)}, so only its MASTER serves it: use "master" (or "never")`);
+      }
+      if (mode !== 'never' && bgp.peer.length > 0 && !bgp.peer.some((p) => p.family === vs.family)) {
+        sink.add(path, `no [[bgp.peer]] carries ${familyName(vs.family)}: add an ${familyName(vs.family)} peer or set announce = "never"`);
+      }
+    }
+    servers[i] = { ...vs, announce: mode };
+  });
 }

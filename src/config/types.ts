@@ -2,6 +2,9 @@ import type { AddressFamily, ListenAddress, ParsedCidr } from './net.js';
 import type {
   CHECK_COMMON_FIELDS,
   CHECK_VARIANT_FIELDS,
+  ANNOUNCE_MODES,
+  BGP_FIELDS,
+  BGP_PEER_FIELDS,
   CHECK_TYPES,
   CONFIG_FIELDS,
   DNS_QUERY_TYPES,
@@ -24,6 +27,7 @@ import type {
 export type LbAlgo = (typeof LB_ALGOS)[number];
 export type CheckType = (typeof CHECK_TYPES)[number];
 export type DnsQueryType = (typeof DNS_QUERY_TYPES)[number];
+export type AnnounceMode = (typeof ANNOUNCE_MODES)[number];
 
 export interface GlobalConfig {
   router_id: string;
@@ -216,6 +220,8 @@ export interface VirtualServerConfig {
   depool_threshold: number;
   proxy_protocol: '' | 'v1' | 'v2';
   drain_timeout: number;
+  /** Resolved: the default ("master" / "healthy" / "never") is filled in by the semantic pass. */
+  announce: AnnounceMode;
   real_server: RealServerConfig[];
   /** parsed: address family of `address`. */
   family: AddressFamily;
@@ -235,6 +241,32 @@ export interface SyncConfig {
   unicast_peer: string[];
 }
 
+export interface BgpPeerConfig {
+  /** Canonical address. */
+  address: string;
+  remote_as: number;
+  bfd: boolean;
+  hold_time: number;
+  password?: string;
+  /** parsed: address family of `address` (the channel the peer carries). */
+  family: AddressFamily;
+}
+
+export interface BgpConfig {
+  local_as: number;
+  router_id?: string;
+  med?: number;
+  as_path_prepend: number;
+  bfd_interval: number;
+  bfd_multiplier: number;
+  /** Absent: the interfaces the peers are reached through. */
+  track_interface?: string[];
+  kernel_table: number;
+  kernel_protocol: number;
+  runtime_dir: string;
+  peer: BgpPeerConfig[];
+}
+
 export interface Config {
   /** The file name the config was parsed from (as given to parseConfig). */
   file: string;
@@ -244,6 +276,7 @@ export interface Config {
   vrrp_sync_group: VrrpSyncGroupConfig[];
   virtual_server: VirtualServerConfig[];
   sync?: SyncConfig;
+  bgp?: BgpConfig;
 }
 
 /*
@@ -264,6 +297,8 @@ export type SchemaTypeGuards = [
   Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix'>>,
   Assert<KeysMatch<RealServerConfig, typeof REAL_SERVER_FIELDS>>,
   Assert<KeysMatch<SyncConfig, typeof SYNC_FIELDS>>,
+  Assert<KeysMatch<BgpConfig, typeof BGP_FIELDS>>,
+  Assert<KeysMatch<BgpPeerConfig, typeof BGP_PEER_FIELDS, 'family'>>,
   Assert<KeysMatch<CheckCommon, typeof CHECK_COMMON_FIELDS>>,
   Assert<KeysMatch<Variant<TcpCheck>, (typeof CHECK_VARIANT_FIELDS)['TCP_CHECK']>>,
   Assert<KeysMatch<Variant<HttpGetCheck>, (typeof CHECK_VARIANT_FIELDS)['HTTP_GET']>>,
