@@ -14,6 +14,9 @@ const AF_INET6 = 10;
 const NLMSG_ERROR = 2;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
+const RT_TABLE_UNSPEC = 0;
+const RTN_UNICAST = 1;
+const RT_SCOPE_LINK = 253;
 
 export type Family = 4 | 6;
 
@@ -55,6 +58,18 @@ export interface AddressEvent {
   address: string;
   prefix: number;
   removed: boolean;
+}
+
+/** A route in one kernel table, as keepalive-ts adds them for BGP: a host route through a device. */
+export interface HostRoute {
+  family: Family;
+  /** "10.99.0.10/32", "fd99::10/128" (canonical address). */
+  dst: string;
+  table: number;
+  /** rtm_protocol, e.g. 200: what BIRD's kernel protocol learns. */
+  protocol: number;
+  /** Output interface (lo for announced VIPs). */
+  ifindex: number;
 }
 
 export interface AddAddressOptions {
@@ -117,6 +132,13 @@ function toAddressInfo(msg: rt.AddressMessage): AddressInfo | null {
   };
   if (msg.attrs.label !== undefined) info.label = msg.attrs.label;
   return info;
+}
+
+/** rtm_protocol as a number, whether the netlink package gave the number or its enum name. */
+function routeProtocolNumber(p: rt.Route['protocol']): number {
+  if (typeof p === 'number') return p;
+  if (typeof p === 'string') return (rt.RouteProtocol as unknown as Record<string, number>)[p] ?? -1;
+  return 0;
 }
 
 function isLinkLocal(address: string): boolean {
@@ -275,9 +297,13 @@ export class Rtnl {
    * The library's own error path only offers a message string, so the ACK is parsed here.
    */
   async #addressRequest(type: number, flags: number, msg: rt.AddressMessage): Promise<string | null> {
-    const sock = this.#socket();
     const stream = new AttrStream();
     rt.formatAddressMessage(msg, stream);
+    return this.#ackRequest(type, flags, stream);
+  }
+
+  async #ackRequest(type: number, flags: number, stream: AttrStream): Promise<string | null> {
+    const sock = this.#socket();
     const [reply] = await sock.socket.request(type, stream.bufs, { flags, checkError: false });
     const ack = reply.find((m) => m.type === NLMSG_ERROR);
     if (!ack) return null;
@@ -322,6 +348,78 @@ export class Rtnl {
     return this.#wrap(`delete ${cidr} on ifindex ${ifindex}`, async () => {
       const err = await this.#addressRequest(rt.MessageType.DELADDR, 0, msg);
       if (err !== null && err !== 'EADDRNOTAVAIL' && err !== 'ESRCH') throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  #routeMessage(r: HostRoute): rt.RouteMessage {
+    const { family, prefix, bytes } = parseCidr(r.dst);
+    if (family !== r.family) throw new KeepaliveError('E_NETLINK', `route ${r.dst} is not IPv${r.family}`);
+    return {
+      kind: 'route',
+      data: {
+        family: family === 4 ? AF_INET : AF_INET6,
+        dstLen: prefix,
+        // Tables above 255 only fit in RTA_TABLE; the header then says UNSPEC, as iproute2 does.
+        table: r.table < 256 ? r.table : RT_TABLE_UNSPEC,
+        protocol: r.protocol,
+        scope: RT_SCOPE_LINK,
+        type: RTN_UNICAST,
+      },
+      attrs: { dst: bytes, oif: r.ifindex, table: r.table },
+    };
+  }
+
+  /** Adds a host route (`ip route add DST dev IF table T proto P`). Adding one that exists is not an error. */
+  addRoute(r: HostRoute): Promise<void> {
+    const msg = this.#routeMessage(r);
+    return this.#wrap(`add route ${r.dst} table ${r.table}`, async () => {
+      const stream = new AttrStream();
+      rt.formatRouteMessage(msg, stream);
+      const err = await this.#ackRequest(rt.MessageType.NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, stream);
+      if (err !== null && err !== 'EEXIST') throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  /** Deletes a host route. Deleting one that is not there is not an error. */
+  deleteRoute(r: HostRoute): Promise<void> {
+    const msg = this.#routeMessage(r);
+    return this.#wrap(`delete route ${r.dst} table ${r.table}`, async () => {
+      const stream = new AttrStream();
+      rt.formatRouteMessage(msg, stream);
+      const err = await this.#ackRequest(rt.MessageType.DELROUTE, 0, stream);
+      if (err !== null && err !== 'ESRCH' && err !== 'ENOENT') throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  /** Routes of one table (and protocol, when given), both families unless `family` is set. */
+  listRoutes(filter: { table: number; protocol?: number; family?: Family }): Promise<HostRoute[]> {
+    const sock = this.#socket();
+    return this.#wrap(`list routes of table ${filter.table}`, async () => {
+      const out: HostRoute[] = [];
+      for (const family of filter.family === undefined ? ([4, 6] as const) : [filter.family]) {
+        for (const msg of await sock.getRoutes({ family: family === 4 ? AF_INET : AF_INET6 })) {
+          const table = msg.attrs.table ?? msg.data.table ?? 0;
+          const protocol = routeProtocolNumber(msg.data.protocol);
+          if (table !== filter.table || (filter.protocol !== undefined && protocol !== filter.protocol)) continue;
+          const dst = msg.attrs.dst ? (family === 4 ? ipv4ToString(msg.attrs.dst) : ipv6ToString(msg.attrs.dst)) : family === 4 ? '0.0.0.0' : '::';
+          out.push({ family, dst: `${dst}/${msg.data.dstLen ?? 0}`, table, protocol, ifindex: msg.attrs.oif ?? 0 });
+        }
+      }
+      return out;
+    });
+  }
+
+  /** The interface the kernel would send a packet to `address` through (`ip route get`), or null. */
+  outputInterface(address: string): Promise<number | null> {
+    const sock = this.#socket();
+    const { family, bytes } = parseCidr(address);
+    return this.#wrap(`route lookup of ${address}`, async () => {
+      try {
+        const [reply] = await sock.getRoute({ family: family === 4 ? AF_INET : AF_INET6, dstLen: family === 4 ? 32 : 128 }, { dst: bytes });
+        return reply?.attrs.oif ?? null;
+      } catch {
+        return null; // unreachable
+      }
     });
   }
 
