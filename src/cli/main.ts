@@ -39,9 +39,11 @@ program.command('check')
   .requiredOption('--config <file>', 'TOML config file')
   .action(async (opts: { config: string }) => {
     const { loadConfigFile, describeConfig } = await import('../config/index.js');
+    const { checkBgp } = await import('../announce/check.js');
     try {
       const cfg = await loadConfigFile(opts.config);
-      process.stdout.write(`${opts.config}: OK (${describeConfig(cfg)})\n`);
+      const bird = await checkBgp(cfg);
+      process.stdout.write(`${opts.config}: OK (${describeConfig(cfg)})\n${bird ? `${bird}\n` : ''}`);
     } catch (err) {
       fail(err);
     }

@@ -20,6 +20,8 @@ import { DataPlane } from '../lvs/dataplane/index.js';
 import { VirtualServerManager } from '../lvs/manager.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
+import { AnnounceController } from '../announce/controller.js';
+import { findBird, type BirdBinaries } from '../announce/bird.js';
 import type { StatusReport } from './status.js';
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
@@ -37,6 +39,7 @@ export class Daemon {
   #lvs: VirtualServerManager | undefined;
   #dataPlane: DataPlane | undefined;
   #sync: SyncService | undefined;
+  #announce: AnnounceController | undefined;
   /** VRRP instances whose VIPs are in place. */
   readonly #owning = new Set<string>();
   #control: ControlServer | undefined;
@@ -81,11 +84,17 @@ export class Daemon {
   async #start(): Promise<void> {
     const { log } = this.opts;
     const g = this.#config.global;
+    // Before anything starts: [bgp] without BIRD 2 installed is a clear error (E_BIRD_MISSING).
+    const bird: BirdBinaries | undefined = this.#config.bgp ? findBird() : undefined;
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
     this.#dataPlane = new DataPlane(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {});
-    this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }) });
+    this.#lvs = new VirtualServerManager(this.#config.virtual_server, {
+      dataPlane: this.#dataPlane,
+      log: log.child({ component: 'lvs' }),
+      onStateChange: () => this.#announce?.update(),
+    });
     await this.#lvs.start();
     if (sync) {
       this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
@@ -99,6 +108,7 @@ export class Daemon {
         // Posts the synced templates/flows to the data plane before setOwnership posts serve().
         if (instance === sync?.instance) void this.#sync?.setMaster(owned);
         this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
+        this.#announce?.update();
       },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
       vipManager: (ifindex, vips, onRestored) => new VipManager(rtnl, ifindex, vips, { onRestored, onError: (err) => log.error({ err: String(err) }, 'VIP manager error') }),
@@ -123,6 +133,15 @@ export class Daemon {
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
+    if (bird) {
+      this.#announce = await AnnounceController.start(this.#config, {
+        rtnl,
+        log: log.child({ component: 'bgp' }),
+        binaries: bird,
+        facts: () => ({ services: this.#lvs?.announceFacts() ?? new Map(), masters: this.#owning }),
+        onServeChange: () => this.#lvs?.setOwnership((address) => this.#ownsAddress(address)),
+      });
+    }
     await this.#startMetrics();
     if (this.pidFile) writeFileSync(this.pidFile, `${process.pid}\n`);
     // Services on addresses no VRRP instance manages are served from the start.
@@ -154,10 +173,14 @@ export class Daemon {
   }
 
   /**
-   * Whether this director should serve `address`: true while the VRRP instance carrying it as a VIP
-   * is MASTER with its VIPs in place, and always for addresses no instance manages.
+   * Whether this director should serve `address`: for an address announced by BGP in "healthy"
+   * mode, the announcement decision (served while the service has quorum); otherwise true while the
+   * VRRP instance carrying it as a VIP is MASTER with its VIPs in place, and always for addresses
+   * no instance manages and nothing announces.
    */
   #ownsAddress(address: string): boolean {
+    const announced = this.#announce?.serves(address);
+    if (announced !== undefined) return announced;
     const carriers = this.#config.vrrp_instance.filter((i) =>
       [...i.virtual_ipaddress_parsed, ...i.virtual_ipaddress_excluded_parsed].some((v) => v.address === address));
     return carriers.length === 0 || carriers.some((i) => this.#owning.has(i.name));
@@ -165,7 +188,7 @@ export class Daemon {
 
   /** Status with fresh data-plane counters (the control socket's `status`). */
   async freshStatus(): Promise<StatusReport> {
-    await this.#lvs?.refresh().catch(() => undefined);
+    await Promise.all([this.#lvs?.refresh().catch(() => undefined), this.#announce?.refresh()]);
     return this.status();
   }
 
@@ -180,6 +203,7 @@ export class Daemon {
       vrrp_socket_drops: this.#vrrp?.socketDrops() ?? {},
       virtual_servers: this.#lvs?.status() ?? [],
       ...(this.#sync ? { sync: this.#sync.status() } : {}),
+      ...(this.#announce ? { bgp: this.#announce.status() } : {}),
     };
   }
 
@@ -205,7 +229,7 @@ export class Daemon {
     const next = await loadConfigFile(this.opts.configPath);
     const plan = planReload(this.#config, next);
     if (isReloadPlanEmpty(plan)) return { summary: [] };
-    const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : [])];
+    const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : []), ...(plan.bgp?.needsRestart ?? [])];
     if (blocked.length > 0) {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
     }
@@ -214,6 +238,7 @@ export class Daemon {
     await this.#lvs?.applyReload(plan);
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
     this.#config = next;
+    await this.#announce?.applyReload(plan, next);
     if (metricsMoved) {
       await this.#metrics?.close();
       this.#metrics = undefined;
@@ -230,6 +255,9 @@ export class Daemon {
       // Priority-0 adverts go out at once, so the peer takes over after Skew_Time. Until it has
       // (its GARPs redirect the clients) this director keeps its VIPs and keeps serving; then it
       // stops accepting, drains open connections (drain_timeout) and only then drops the VIPs.
+      // BGP: withdraw at once (BIRD sends the withdrawals in milliseconds); the drain below waits
+      // for it, so no router sends a new connection to a director that stopped accepting.
+      const withdrawn = this.#announce?.withdrawAll().catch((err: unknown) => this.opts.log.warn({ err: String(err) }, 'BGP withdrawal failed'));
       const masters = this.#vrrp?.masters() ?? [];
       let releaseVips = (): void => undefined;
       const hold = new Promise<void>((resolve) => { releaseVips = resolve; });
@@ -237,9 +265,10 @@ export class Daemon {
       const advertS = Math.max(1, ...this.#config.vrrp_instance.map((i) => i.advert_int));
       await this.#vrrp?.peersTookOver(masters, (3 * advertS + 1) * 1000);
       if (masters.length > 0) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
+      await withdrawn;
       await this.#lvs?.stop();
       releaseVips();
-      await Promise.all([vrrpStopped, this.#sync?.close()]);
+      await Promise.all([vrrpStopped, this.#sync?.close(), this.#announce?.stop()]);
       await this.#control?.close();
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();

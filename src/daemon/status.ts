@@ -39,6 +39,8 @@ export interface VirtualServerStatus {
   protocol: string;
   lb_algo: string;
   serving: boolean;
+  /** The pool has quorum (what announce = "healthy" follows). */
+  quorum?: boolean;
   sorry: boolean;
   conns: number;
   in_bytes: number;
@@ -69,6 +71,52 @@ export interface SyncStatusReport {
   errors: number;
 }
 
+/** One configured BGP neighbour, as this director's BIRD sees it. */
+export interface BgpSessionStatus {
+  peer: string;
+  remote_as: number;
+  /** BIRD protocol name (kt_peer_<address>). */
+  protocol: string;
+  /** BGP state: Established, Idle, Connect, Active, OpenSent, OpenConfirm; Down when disabled or BIRD is not running. */
+  state: string;
+  established: boolean;
+  /** Last state change (ISO 8601), null when unknown. */
+  since: string | null;
+  /** Seconds since the session was established; null when it is not. */
+  uptime_s: number | null;
+  /** BIRD's info column, e.g. "Active Socket: No route to host". */
+  info: string;
+  last_error: string | null;
+  /** BFD session state (Up, Down, Init, AdminDown); null when BFD is off for this peer or has no session yet. */
+  bfd: string | null;
+  /** Prefixes BIRD announces to this peer now; null while the session is down. */
+  exported: number | null;
+}
+
+/** One address this director may announce. */
+export interface BgpPrefixStatus {
+  prefix: string;
+  mode: 'healthy' | 'master';
+  announced: boolean;
+  /** "announced: quorum on tcp/10.99.0.10:80", "withdrawn: no quorum on ...". */
+  reason: string;
+  /** When `announced` last changed (or the daemon started), ISO 8601. */
+  since: string;
+  last_withdrawal: { reason: string; at: string } | null;
+}
+
+export interface BgpStatusReport {
+  local_as: number;
+  router_id: string | null;
+  bird: { running: boolean; pid: number | null; version: string; restarts: number; last_error: string | null; config_file: string; control_socket: string };
+  /** Interfaces whose loss of link withdraws everything. */
+  tracked_interfaces: Array<{ name: string; up: boolean }>;
+  sessions: BgpSessionStatus[];
+  prefixes: BgpPrefixStatus[];
+  /** Withdrawals of an announced prefix since start, by kind (stopping, link, quorum, vrrp, not_serving, removed). */
+  withdrawals: Record<string, number>;
+}
+
 export interface StatusReport {
   router_id: string;
   pid: number;
@@ -80,4 +128,5 @@ export interface StatusReport {
   vrrp_socket_drops: Record<string, Record<string, number>>;
   virtual_servers: VirtualServerStatus[];
   sync?: SyncStatusReport;
+  bgp?: BgpStatusReport;
 }

@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import type { ReloadPlan, VirtualServerConfig } from '../config/index.js';
 import type { RealServerStatus as RealServerReport, VirtualServerStatus } from '../daemon/status.js';
 import { errorMessage } from '../util/errors.js';
+import type { ServiceKey } from '../util/endpoint.js';
+import { vsKey } from '../announce/desired.js';
 import { runCommand } from '../util/exec.js';
 import { HealthRunner, type HealthStats } from './health.js';
 import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolState, type RealServerStatus } from './pool.js';
@@ -17,6 +19,8 @@ export interface LvsDeps {
   dataPlane: Pick<DataPlane, 'configure' | 'setPool' | 'serve' | 'unserve' | 'stats' | 'close'>;
   log: Logger;
   run?: typeof runCommand;
+  /** Called when a service's quorum or serving state changes (BGP announcements follow both). */
+  onStateChange?: () => void;
   /** Builds a health runner; tests substitute scripted checks. */
   healthRunner?: (opts: ConstructorParameters<typeof HealthRunner>[0]) => Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
 }
@@ -197,8 +201,10 @@ export class VirtualServerManager {
       health: r.health, inhibitOnFailure: r.cfg.inhibit_on_failure || svc.cfg.inhibit_on_failure,
     }));
     const result = evaluatePool(poolParams(svc.cfg), servers, svc.pool);
+    const quorumBefore = svc.last?.quorumUp;
     svc.pool = result.state;
     svc.last = result;
+    if (quorumBefore !== result.quorumUp) this.deps.onStateChange?.();
     this.#events(svc, result.events);
     const dests = result.destinations.filter((d) => d.kind === 'real').map(({ id, address, port, weight }) => ({ id, address, port, weight }));
     const sorry = svc.cfg.sorry_server ?? null;
@@ -265,6 +271,7 @@ export class VirtualServerManager {
       () => {
         svc.serving = true;
         this.deps.log.info({ virtual_server: svc.id }, `serving ${svc.id}`);
+        this.deps.onStateChange?.();
         // Ownership may have gone while the worker was binding.
         if (!svc.wanted) void this.#unserve(svc);
       },
@@ -281,9 +288,15 @@ export class VirtualServerManager {
     clearTimeout(svc.retry);
     if (!svc.serving) return;
     svc.serving = false;
+    this.deps.onStateChange?.();
     this.deps.log.info({ virtual_server: svc.id, drain_s: svc.cfg.drain_timeout }, `stopped serving ${svc.id}; draining`);
     await this.deps.dataPlane.unserve(svc.id, svc.cfg.drain_timeout * 1000).catch((err: unknown) =>
       this.deps.log.warn({ virtual_server: svc.id, err: errorMessage(err) }, 'unserve failed'));
+  }
+
+  /** Quorum and serving state per virtual server, keyed like the announcement core (src/announce/desired.ts). */
+  announceFacts(): Map<ServiceKey, { quorum: boolean; serving: boolean }> {
+    return new Map(this.#services.map((svc) => [vsKey(svc.cfg), { quorum: svc.last?.quorumUp ?? false, serving: svc.serving }]));
   }
 
   /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */
@@ -318,6 +331,7 @@ export class VirtualServerManager {
         protocol: svc.cfg.protocol,
         lb_algo: svc.cfg.lb_algo,
         serving: st?.serving ?? false,
+        quorum: svc.last?.quorumUp ?? false,
         sorry: svc.last?.sorryActive ?? false,
         conns: st?.conns ?? 0,
         in_bytes: st?.in_bytes ?? 0,

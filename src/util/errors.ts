@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'E_SOCKET'
   | 'E_CLOSED'
   | 'E_NATIVE'
-  | 'E_RELOAD_UNSUPPORTED';
+  | 'E_RELOAD_UNSUPPORTED'
+  | 'E_BIRD_MISSING'
+  | 'E_BIRD';
 
 export class KeepaliveError extends Error {
   readonly code: ErrorCode;
