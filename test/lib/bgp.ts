@@ -1,0 +1,154 @@
+// The BGP scale-out lab: clients and a router on one segment ("lan", 10.77.0.0/24, fd77::/64),
+// the router, N keepalive-ts directors and the real servers on another ("back", 10.78.0.0/24,
+// fd78::/64). The router runs BIRD 2 with ECMP (`merge paths on`, fib_multipath_hash_policy=1)
+// and BFD, peering with every director; each director runs keepalive-ts, which runs its own BIRD.
+// The service addresses (10.99.0.0/24, fd99::/64) are on no segment: only the router's BGP
+// routes lead to them. Framework-free (tests and bench use it).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Lab, LabHost, LabInterface, LabProcess } from './lab-core.js';
+import { waitFor } from './procs.js';
+
+export const VIP4 = '10.99.0.10';
+export const VIP6 = 'fd99::10';
+export const ROUTER_AS = 65000;
+export const DIRECTOR_AS = 65001;
+
+export interface BgpLab {
+  lab: Lab;
+  router: LabHost;
+  /** The router's interface on the back segment. */
+  routerBack: LabInterface;
+  client: LabHost;
+  directors: LabHost[];
+  reals: LabHost[];
+}
+
+/** Router eth0 10.77.0.1 / eth1 10.78.0.1, client 10.77.0.100, directors 10.78.0.11.., real servers 10.78.0.21.. */
+export async function buildBgpLab(lab: Lab, opts: { directors: number; reals: number }): Promise<BgpLab> {
+  await lab.addSegment('back', { subnet4: '10.78.0.0/24', subnet6: 'fd78::/64' });
+  const router = await lab.addHost('router', { ipv4: '10.77.0.1/24', ipv6: 'fd77::1/64' });
+  const client = await lab.addHost('cl', { ipv4: '10.77.0.100/24', ipv6: 'fd77::100/64' });
+  const routerBack = await lab.attach('router', 'back', { ipv4: '10.78.0.1/24', ipv6: 'fd78::1/64' });
+  const directors: LabHost[] = [];
+  for (let i = 1; i <= opts.directors; i++) {
+    directors.push(await lab.addHost(`d${i}`, { segment: 'back', ipv4: `10.78.0.${10 + i}/24`, ipv6: `fd78::${10 + i}/64` }));
+  }
+  const reals: LabHost[] = [];
+  for (let i = 1; i <= opts.reals; i++) {
+    reals.push(await lab.addHost(`rs${i}`, { segment: 'back', ipv4: `10.78.0.${20 + i}/24`, ipv6: `fd78::${20 + i}/64` }));
+  }
+  await router.exec(['sh', '-ec', [
+    'sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1',
+    // Flows hash on ports too: one client spreads over every next hop.
+    'sysctl -qw net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1',
+    'sysctl -qw net.ipv6.conf.eth0.keep_addr_on_down=1 net.ipv6.conf.eth1.keep_addr_on_down=1',
+  ].join('\n')]);
+  await client.exec(['sh', '-ec', 'ip route add default via 10.77.0.1\nip -6 route add default via fd77::1']);
+  for (const h of [...directors, ...reals]) {
+    await h.exec(['sh', '-ec', [
+      'ip route add default via 10.78.0.1',
+      'ip -6 route add default via fd78::1',
+      // A link set down must not flush the IPv6 addresses (BIRD's session source, BFD).
+      'sysctl -qw net.ipv6.conf.eth0.keep_addr_on_down=1',
+    ].join('\n')]);
+  }
+  for (const d of directors) {
+    // The user-space data plane (PROXY) binds the service address: it is local, as for anycast.
+    await d.exec(['sh', '-ec', `ip addr add ${VIP4}/32 dev lo\nip addr add ${VIP6}/128 dev lo`]);
+  }
+  return { lab, router, routerBack, client, directors, reals };
+}
+
+export interface RouterBird {
+  proc: LabProcess;
+  socket: string;
+  birdc(...cmd: string[]): Promise<string>;
+}
+
+/** The router's bird.conf: ECMP into the kernel, BFD, one session per director and family. */
+export function routerBirdConf(directors: LabHost[], opts: { bfd?: boolean } = {}): string {
+  const bfd = opts.bfd ?? true;
+  const lines = [
+    'router id 10.78.0.1;',
+    'log stderr all;',
+    'timeformat protocol "%s.%3f";',
+    'protocol device { scan time 10; }',
+    'protocol kernel { merge paths on; ipv4 { import none; export all; }; }',
+    'protocol kernel { merge paths on; ipv6 { import none; export all; }; }',
+    bfd ? 'protocol bfd { interface "eth1" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }' : '',
+    `template bgp dir4 { local as ${ROUTER_AS}; hold time 9; ${bfd ? 'bfd on; ' : ''}connect delay time 1; connect retry time 2; error wait time 1,10;`,
+    '  ipv4 { import where net ~ [ 10.99.0.0/24{32,32} ]; export none; }; }',
+    `template bgp dir6 { local as ${ROUTER_AS}; hold time 9; ${bfd ? 'bfd on; ' : ''}connect delay time 1; connect retry time 2; error wait time 1,10;`,
+    '  ipv6 { import where net ~ [ fd99::/64{128,128} ]; export none; }; }',
+  ];
+  directors.forEach((d) => {
+    lines.push(`protocol bgp ${d.name} from dir4 { neighbor ${d.ipv4} as ${DIRECTOR_AS}; }`);
+    lines.push(`protocol bgp ${d.name}v6 from dir6 { neighbor ${d.ipv6} as ${DIRECTOR_AS}; }`);
+  });
+  return `${lines.filter(Boolean).join('\n')}\n`;
+}
+
+export async function startRouterBird(bl: BgpLab, opts: { bfd?: boolean } = {}): Promise<RouterBird> {
+  const dir = join(bl.lab.tmpDir, 'router-bird');
+  await mkdir(dir, { recursive: true });
+  const conf = join(dir, 'bird.conf');
+  const socket = join(dir, 'bird.ctl');
+  await writeFile(conf, routerBirdConf(bl.directors, opts));
+  const proc = bl.router.spawn(['bird', '-f', '-c', conf, '-s', socket, '-P', join(dir, 'bird.pid')]);
+  const birdc = async (...cmd: string[]) => (await bl.router.exec(['birdc', '-s', socket, ...cmd])).stdout;
+  let dead = false;
+  void proc.exited.then(() => (dead = true));
+  await waitFor(async () => {
+    if (dead) throw new Error(`router BIRD exited:\n${proc.output()}`);
+    return birdc('show', 'status').then(() => true, () => false);
+  }, 10_000, 'router BIRD control socket', 50);
+  return { proc, socket, birdc };
+}
+
+/** The next hops the router's kernel has for `vip` (gateway addresses), [] when there is no route. */
+export async function nextHops(router: LabHost, vip: string): Promise<string[]> {
+  const r = await router.exec(['ip', '-j', ...(vip.includes(':') ? ['-6'] : []), 'route', 'show', vip], { allowFail: true });
+  if (r.code !== 0 || r.stdout.trim() === '') return [];
+  const routes = JSON.parse(r.stdout) as Array<{ gateway?: string; nexthops?: Array<{ gateway: string }> }>;
+  return routes.flatMap((x) => (x.nexthops ? x.nexthops.map((n) => n.gateway) : x.gateway ? [x.gateway] : [])).sort();
+}
+
+/** A director's config: [bgp] peering with the router (both families), and the TOML given. */
+export function directorBgpToml(lab: Lab, d: LabHost, o: { extra: string; bgpExtra?: string; peers?: 'both' | 'v4' | 'v6'; peerExtra?: string }): string {
+  const peers = o.peers ?? 'both';
+  const peer = (address: string) => `[[bgp.peer]]\naddress = "${address}"\nremote_as = ${ROUTER_AS}\n${o.peerExtra ?? ''}\n`;
+  return [
+    '[global]',
+    `router_id = "${d.name}"`,
+    'metrics_listen = ""',
+    '',
+    '[bgp]',
+    `local_as = ${DIRECTOR_AS}`,
+    `router_id = "${d.ipv4}"`,
+    `runtime_dir = "${join(lab.tmpDir, `bird-${d.name}`)}"`,
+    o.bgpExtra ?? '',
+    '',
+    peers !== 'v6' ? peer('10.78.0.1') : '',
+    peers !== 'v4' ? peer('fd78::1') : '',
+    o.extra,
+    '',
+  ].join('\n');
+}
+
+/** A virtual server on `vip`:80 with TCP-checked nginx real servers (PROXY data plane). */
+export function webService(vip: string, reals: LabHost[], extra = ''): string {
+  const family = vip.includes(':') ? 'ipv6' : 'ipv4';
+  return [
+    '[[virtual_server]]',
+    `address = "${vip}"`,
+    'port = 80',
+    'protocol = "TCP"',
+    'lb_algo = "rr"',
+    'delay_loop = 0.5',
+    'alpha = true',
+    'drain_timeout = 2',
+    extra,
+    ...reals.map((r) => `[[virtual_server.real_server]]\naddress = "${r[family]}"\nport = 80\ncheck = { type = "TCP_CHECK", connect_timeout = 0.5, retry = 0 }\n`),
+  ].join('\n');
+}
