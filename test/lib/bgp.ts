@@ -6,7 +6,7 @@
 // routes lead to them. Framework-free (tests and bench use it).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Lab, LabHost, LabInterface, LabProcess } from './lab-core.js';
+import type { Lab, LabHost, LabProcess } from './lab-core.js';
 import { waitFor } from './procs.js';
 
 export const VIP4 = '10.99.0.10';
@@ -17,8 +17,8 @@ export const DIRECTOR_AS = 65001;
 export interface BgpLab {
   lab: Lab;
   router: LabHost;
-  /** The router's interface on the back segment. */
-  routerBack: LabInterface;
+  /** The router's interface on the back segment (eth1). */
+  routerBack: string;
   client: LabHost;
   directors: LabHost[];
   reals: LabHost[];
@@ -26,23 +26,23 @@ export interface BgpLab {
 
 /** Router eth0 10.77.0.1 / eth1 10.78.0.1, client 10.77.0.100, directors 10.78.0.11.., real servers 10.78.0.21.. */
 export async function buildBgpLab(lab: Lab, opts: { directors: number; reals: number }): Promise<BgpLab> {
-  await lab.addSegment('back', { subnet4: '10.78.0.0/24', subnet6: 'fd78::/64' });
+  const back = await lab.addBridge();
   const router = await lab.addHost('router', { ipv4: '10.77.0.1/24', ipv6: 'fd77::1/64' });
   const client = await lab.addHost('cl', { ipv4: '10.77.0.100/24', ipv6: 'fd77::100/64' });
-  const routerBack = await lab.attach('router', 'back', { ipv4: '10.78.0.1/24', ipv6: 'fd78::1/64' });
+  const routerBack = await lab.addLink(router, back, { ipv4: '10.78.0.1/24', ipv6: 'fd78::1/64' });
   const directors: LabHost[] = [];
   for (let i = 1; i <= opts.directors; i++) {
-    directors.push(await lab.addHost(`d${i}`, { segment: 'back', ipv4: `10.78.0.${10 + i}/24`, ipv6: `fd78::${10 + i}/64` }));
+    directors.push(await lab.addHost(`d${i}`, { bridge: back, ipv4: `10.78.0.${10 + i}/24`, ipv6: `fd78::${10 + i}/64` }));
   }
   const reals: LabHost[] = [];
   for (let i = 1; i <= opts.reals; i++) {
-    reals.push(await lab.addHost(`rs${i}`, { segment: 'back', ipv4: `10.78.0.${20 + i}/24`, ipv6: `fd78::${20 + i}/64` }));
+    reals.push(await lab.addHost(`rs${i}`, { bridge: back, ipv4: `10.78.0.${20 + i}/24`, ipv6: `fd78::${20 + i}/64` }));
   }
   await router.exec(['sh', '-ec', [
     'sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1',
     // Flows hash on ports too: one client spreads over every next hop.
     'sysctl -qw net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1',
-    'sysctl -qw net.ipv6.conf.eth0.keep_addr_on_down=1 net.ipv6.conf.eth1.keep_addr_on_down=1',
+    `sysctl -qw net.ipv6.conf.eth0.keep_addr_on_down=1 net.ipv6.conf.${routerBack}.keep_addr_on_down=1`,
   ].join('\n')]);
   await client.exec(['sh', '-ec', 'ip route add default via 10.77.0.1\nip -6 route add default via fd77::1']);
   for (const h of [...directors, ...reals]) {
@@ -76,7 +76,7 @@ export function routerBirdConf(directors: LabHost[], opts: { bfd?: boolean } = {
     'protocol device { scan time 10; }',
     'protocol kernel { merge paths on; ipv4 { import none; export all; }; }',
     'protocol kernel { merge paths on; ipv6 { import none; export all; }; }',
-    bfd ? 'protocol bfd { interface "eth1" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }' : '',
+    bfd ? 'protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }' : '',
     `template bgp dir4 { local as ${ROUTER_AS}; hold time 9; ${bfd ? 'bfd on; ' : ''}connect delay time 1; connect retry time 2; error wait time 1,10;`,
     '  ipv4 { import where net ~ [ 10.99.0.0/24{32,32} ]; export none; }; }',
     `template bgp dir6 { local as ${ROUTER_AS}; hold time 9; ${bfd ? 'bfd on; ' : ''}connect delay time 1; connect retry time 2; error wait time 1,10;`,

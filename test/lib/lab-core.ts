@@ -5,10 +5,9 @@
 //
 // A lab is one "switch" namespace holding a Linux bridge (br0) plus one namespace per host.
 // Each host is cabled to the switch with a veth pair: `eth0` inside the host, and a port named
-// after the host inside the switch namespace. More segments (one more bridge each, same switch
-// namespace) can be added with addSegment(); a host is cabled to one with addHost(..., { segment })
-// and a host gets a second interface (eth1, ...) on another segment with attach(), e.g. a router
-// between a client segment and a server segment. Keeping the switch ports in their own namespace
+// after the host inside the switch namespace. More segments (bridges br1, br2…, e.g. the
+// real-server network of an LVS-NAT pair) come from addBridge(); a host gets a further interface
+// on one of them with addLink() (eth1, eth2…; switch port "<host>.<n>"). Keeping the switch ports in their own namespace
 // means interface names never clash with the VM's or another lab's, so any number of labs can
 // exist at once. Every name carries the creating pid ("kt-<pid>-<n>-..."), so a crashed
 // process's leftovers are swept by the next run (of the tests or of the benchmarks).
@@ -56,27 +55,6 @@ export interface LabHost {
   addresses(): Promise<string[]>;
 }
 
-/** One L2 segment (a bridge in the switch namespace) with its own subnets. */
-export interface LabSegment {
-  name: string;
-  bridge: string;
-  prefix4: number;
-  prefix6: number;
-  addr4(n: number): string;
-  addr6(n: number): string;
-}
-
-/** An extra interface of a host (attach()). */
-export interface LabInterface {
-  ifname: string;
-  segment: string;
-  ipv4: string;
-  ipv6: string;
-  /** Sets this interface's switch port down / up. */
-  linkDown(): Promise<void>;
-  linkUp(): Promise<void>;
-}
-
 export interface Lab {
   id: string;
   switchNs: string;
@@ -90,19 +68,19 @@ export interface Lab {
   addr6(n: number): string;
   /**
    * Creates a host cabled to the switch. Addresses default to addr4/addr6(10 + n) for the
-   * n-th host added (a: 10.77.0.11, b: .12, …); pass CIDRs to choose them.
+   * n-th host added (a: 10.77.0.11, b: .12, …); pass CIDRs to choose them. `bridge`: the segment
+   * of its eth0 (default br0; see addBridge).
    */
-  addHost(name: string, opts?: { ipv4?: string; ipv6?: string; segment?: string }): Promise<LabHost>;
-  /**
-   * A new segment (its own bridge) with its own subnets, e.g. { subnet4: '10.78.0.0/24', subnet6:
-   * 'fd78::/64' }. Segment names: 1-12 lowercase letters/digits. The lab's first segment is "lan".
-   */
-  addSegment(name: string, opts: { subnet4: string; subnet6: string }): Promise<LabSegment>;
-  segment(name: string): LabSegment;
-  /** Cables `host` to another segment: eth1, eth2, ... with addresses (default: the host's number on that segment). */
-  attach(host: string, segment: string, opts?: { ipv4?: string; ipv6?: string }): Promise<LabInterface>;
+  addHost(name: string, opts?: { ipv4?: string; ipv6?: string; bridge?: string }): Promise<LabHost>;
   host(name: string): LabHost;
   hosts(): LabHost[];
+  /** A further segment: a new bridge in the switch namespace; returns its name (br1, br2…). */
+  addBridge(): Promise<string>;
+  /**
+   * Cables `host` to `bridge` with a further interface (eth1, eth2… in the host) holding the
+   * given addresses (CIDRs); returns the interface name.
+   */
+  addLink(host: LabHost, bridge: string, opts: { ipv4?: string; ipv6?: string }): Promise<string>;
   /** Writes the (tail of the) output of every process the lab started, e.g. when something failed. */
   logProcesses(log: (msg: string) => void): void;
   /** Kills the lab's processes, deletes its namespaces and tmpDir. Idempotent. */
@@ -116,8 +94,6 @@ const HOST_NAME_RE = /^[a-z][a-z0-9-]{0,14}$/;
 const RESERVED_HOST_NAMES = new Set(['sw', 'br0', 'lo']);
 const DEFAULT_SUBNET4 = '10.77.0.0/24';
 const DEFAULT_SUBNET6 = 'fd77::/64';
-const DEFAULT_SEGMENT = 'lan';
-const SEGMENT_NAME_RE = /^[a-z][a-z0-9]{0,11}$/;
 
 let labCounter = 0;
 const openLabs = new Set<LabImpl>();
@@ -308,11 +284,11 @@ class LabImpl implements Lab {
   readonly prefix4: number;
   readonly prefix6: number;
   private readonly hostMap = new Map<string, LabHost>();
-  private readonly segments = new Map<string, { seg: LabSegment; subnet4: Subnet; subnet6: Subnet }>();
-  private readonly extraIfaces = new Map<string, number>();
   private readonly reserved = new Set<string>();
   private readonly namespaces: string[] = [];
   private readonly procs: ProcRecord[] = [];
+  private readonly links = new Map<string, number>();
+  private bridges = 1;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -324,54 +300,6 @@ class LabImpl implements Lab {
     this.switchNs = `${id}-sw`;
     this.prefix4 = subnet4.prefix;
     this.prefix6 = subnet6.prefix;
-    this.segments.set(DEFAULT_SEGMENT, { seg: this.makeSegment(DEFAULT_SEGMENT, 'br0', subnet4, subnet6), subnet4, subnet6 });
-  }
-
-  private makeSegment(name: string, bridge: string, subnet4: Subnet, subnet6: Subnet): LabSegment {
-    return { name, bridge, prefix4: subnet4.prefix, prefix6: subnet6.prefix, addr4: (n) => subnetAddr(subnet4, n), addr6: (n) => subnetAddr(subnet6, n) };
-  }
-
-  async addSegment(name: string, opts: { subnet4: string; subnet6: string }): Promise<LabSegment> {
-    if (this.closing) throw new Error(`lab ${this.id} is closed`);
-    if (!SEGMENT_NAME_RE.test(name)) throw new Error(`bad segment name "${name}": 1-12 lowercase letters or digits, starting with a letter`);
-    if (this.segments.has(name)) throw new Error(`segment ${name} already exists in lab ${this.id}`);
-    const subnet4 = parseSubnet(opts.subnet4, 4);
-    const subnet6 = parseSubnet(opts.subnet6, 6);
-    const seg = this.makeSegment(name, `br-${name}`, subnet4, subnet6);
-    this.segments.set(name, { seg, subnet4, subnet6 });
-    await ipBatch(this.switchNs, [`link add ${seg.bridge} type bridge mcast_snooping 0 stp_state 0 forward_delay 0`, `link set ${seg.bridge} up`]);
-    return seg;
-  }
-
-  segment(name: string): LabSegment {
-    const s = this.segments.get(name);
-    if (!s) throw new Error(`no segment ${name} in lab ${this.id} (have: ${[...this.segments.keys()].join(', ')})`);
-    return s.seg;
-  }
-
-  async attach(hostName: string, segmentName: string, opts: { ipv4?: string; ipv6?: string } = {}): Promise<LabInterface> {
-    const host = this.host(hostName);
-    const seg = this.segment(segmentName);
-    const index = (this.extraIfaces.get(hostName) ?? 0) + 1;
-    this.extraIfaces.set(hostName, index);
-    const ifname = `eth${index}`;
-    const port = `${hostName.slice(0, 12)}.${index}`;
-    const n = [...this.hostMap.keys()].indexOf(hostName) + 1;
-    const v4 = splitCidr(opts.ipv4 ?? `${seg.addr4(10 + n)}/${seg.prefix4}`, 4);
-    const v6 = splitCidr(opts.ipv6 ?? `${seg.addr6(10 + n)}/${seg.prefix6}`, 6);
-    const sw = this.switchNs;
-    await run(['ip', '-n', sw, 'link', 'add', 'name', port, 'type', 'veth', 'peer', 'name', ifname, 'netns', host.ns]);
-    await run(['ip', '-n', sw, 'link', 'set', 'dev', port, 'master', seg.bridge, 'up']);
-    await nsShell(host.ns, [`echo 0 > /proc/sys/net/ipv6/conf/${ifname}/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/${ifname}/dad_transmits`]);
-    await ipBatch(host.ns, [`addr add ${v4.addr}/${v4.prefix} dev ${ifname}`, `addr add ${v6.addr}/${v6.prefix} dev ${ifname} nodad`, `link set ${ifname} up`]);
-    return {
-      ifname,
-      segment: segmentName,
-      ipv4: v4.addr,
-      ipv6: v6.addr,
-      linkDown: async () => void (await run(['ip', '-n', sw, 'link', 'set', 'dev', port, 'down'])),
-      linkUp: async () => void (await run(['ip', '-n', sw, 'link', 'set', 'dev', port, 'up'])),
-    };
   }
 
   addr4(n: number): string {
@@ -399,25 +327,24 @@ class LabImpl implements Lab {
     await ipBatch(sw, ['link set lo up', 'link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0', 'link set br0 up']);
   }
 
-  async addHost(name: string, opts: { ipv4?: string; ipv6?: string; segment?: string } = {}): Promise<LabHost> {
+  async addHost(name: string, opts: { ipv4?: string; ipv6?: string; bridge?: string } = {}): Promise<LabHost> {
     if (this.closing) throw new Error(`lab ${this.id} is closed`);
     if (!HOST_NAME_RE.test(name) || RESERVED_HOST_NAMES.has(name)) {
       throw new Error(`bad host name "${name}": use 1-15 lowercase letters, digits or '-', starting with a letter, not ${[...RESERVED_HOST_NAMES].join('/')}`);
     }
     // Name and number are reserved before the first await so parallel addHost calls differ.
     if (this.reserved.has(name)) throw new Error(`host ${name} already exists in lab ${this.id}`);
-    const seg = this.segment(opts.segment ?? DEFAULT_SEGMENT);
     this.reserved.add(name);
     const n = this.reserved.size;
-    const v4 = splitCidr(opts.ipv4 ?? `${seg.addr4(10 + n)}/${seg.prefix4}`, 4);
-    const v6 = splitCidr(opts.ipv6 ?? `${seg.addr6(10 + n)}/${seg.prefix6}`, 6);
+    const v4 = splitCidr(opts.ipv4 ?? `${this.addr4(10 + n)}/${this.prefix4}`, 4);
+    const v6 = splitCidr(opts.ipv6 ?? `${this.addr6(10 + n)}/${this.prefix6}`, 6);
     const ns = `${this.id}-${name}`;
     const sw = this.switchNs;
 
     await run(['ip', 'netns', 'add', ns]);
     this.namespaces.push(ns);
     await run(['ip', '-n', sw, 'link', 'add', 'name', name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    await run(['ip', '-n', sw, 'link', 'set', 'dev', name, 'master', seg.bridge, 'up']);
+    await run(['ip', '-n', sw, 'link', 'set', 'dev', name, 'master', opts.bridge ?? 'br0', 'up']);
     // DAD off before the link comes up, so neither the link-local nor the global address sits
     // in "tentative" state (unusable for ~2 s) — tests bind to them immediately.
     await nsShell(ns, [
@@ -455,6 +382,31 @@ class LabImpl implements Lab {
     };
     this.hostMap.set(name, host);
     return host;
+  }
+
+  async addBridge(): Promise<string> {
+    if (this.closing) throw new Error(`lab ${this.id} is closed`);
+    const br = `br${this.bridges++}`;
+    await ipBatch(this.switchNs, [`link add ${br} type bridge mcast_snooping 0 stp_state 0 forward_delay 0`, `link set ${br} up`]);
+    return br;
+  }
+
+  async addLink(host: LabHost, bridge: string, opts: { ipv4?: string; ipv6?: string }): Promise<string> {
+    if (this.closing) throw new Error(`lab ${this.id} is closed`);
+    const n = (this.links.get(host.name) ?? 0) + 1;
+    this.links.set(host.name, n);
+    const ifname = `eth${n}`;
+    // '.' cannot appear in a host name, so "<host>.<n>" never collides with another host's port.
+    const port = `${host.name.slice(0, 12)}.${n}`;
+    await run(['ip', '-n', this.switchNs, 'link', 'add', 'name', port, 'type', 'veth', 'peer', 'name', ifname, 'netns', host.ns]);
+    await run(['ip', '-n', this.switchNs, 'link', 'set', 'dev', port, 'master', bridge, 'up']);
+    await nsShell(host.ns, [`echo 0 > /proc/sys/net/ipv6/conf/${ifname}/accept_dad 2>/dev/null; true`]);
+    const cmds: string[] = [];
+    if (opts.ipv4) cmds.push(`addr add ${opts.ipv4} dev ${ifname}`);
+    if (opts.ipv6) cmds.push(`addr add ${opts.ipv6} dev ${ifname} nodad`);
+    cmds.push(`link set ${ifname} up`);
+    await ipBatch(host.ns, cmds);
+    return ifname;
   }
 
   host(name: string): LabHost {
