@@ -13,8 +13,11 @@
  * Every call is asynchronous and none of them is on the VRRP event loop's path.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BgpConfig } from '../config/types.js';
+import { birdConfig } from './bird-config.js';
 import type { Logger } from 'pino';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { parseBfdSessions, parseShowProtocols, type BfdSession, type BirdProtocol } from './bird-status.js';
@@ -59,6 +62,35 @@ export function findBird(): BirdBinaries {
   if (!m) throw new KeepaliveError('E_BIRD_MISSING', `[bgp] needs BIRD 2, and ${bird} --version did not say which BIRD it is: install the Debian package bird2`);
   if (m[1] !== '2') throw new KeepaliveError('E_BIRD_MISSING', `[bgp] needs BIRD 2, and ${bird} is BIRD ${m[1]}.${m[2]}: install the Debian package bird2`);
   return { bird, birdc, setpriv: which('setpriv'), version: `${m[1]}.${m[2]}` };
+}
+
+/** `bird -p -c file`, synchronously: for `keepalive-ts check`, never for the daemon. */
+export function checkBirdConfigSync(bin: Pick<BirdBinaries, 'bird'>, file: string): string | null {
+  const r = spawnSync(bin.bird, ['-p', '-c', file], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status === 0) return null;
+  return `${r.stderr ?? ''}${r.stdout ?? ''}`.trim() || (r.error?.message ?? `bird -p exited with ${r.status}`);
+}
+
+/**
+ * The host side of [bgp] for `keepalive-ts check`: BIRD 2 installed and accepting the bird.conf
+ * generated from this config. The problem, or undefined.
+ */
+export function birdHostProblem(bgp: BgpConfig, sourceFile: string): string | undefined {
+  let bin: BirdBinaries;
+  try {
+    bin = findBird();
+  } catch (err) {
+    return errorMessage(err);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'keepalive-ts-check-'));
+  try {
+    const file = join(dir, 'bird.conf');
+    writeFileSync(file, birdConfig(bgp, { sourceFile }), { mode: 0o600 });
+    const problem = checkBirdConfigSync(bin, file);
+    return problem === null ? undefined : `BIRD ${bin.version} refuses the bird.conf generated from [bgp]: ${problem}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs `bird -p -c file` (asynchronously): null when BIRD accepts the config, else its complaint. */

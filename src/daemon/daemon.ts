@@ -169,7 +169,13 @@ export class Daemon {
       status: this.status(),
       extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads }, sync: this.#syncMetrics() },
     }));
-    this.#metrics = await startMetricsServer({ listen, registry: this.#metricsRegistry, onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed') });
+    this.#metrics = await startMetricsServer({
+      listen,
+      registry: this.#metricsRegistry,
+      // The status page (GET /) and /status.json: the same report as `status --json`.
+      status: () => this.freshStatus(),
+      onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed'),
+    });
   }
 
   /**

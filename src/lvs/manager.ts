@@ -39,6 +39,8 @@ interface Real {
   health: RealServerStatus['health'];
   dynamicWeight: number | undefined;
   runner: Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
+  /** When the health last changed (epoch ms) and the checker's message then; null before the first result. */
+  lastChange: { at: number; reason: string } | null;
 }
 
 interface Service {
@@ -107,7 +109,7 @@ export class VirtualServerManager {
   }
 
   #makeReal(svc: Service, rs: VirtualServerConfig['real_server'][number]): Real {
-    const real: Real = { id: hostPort(rs.address, rs.port), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined! };
+    const real: Real = { id: hostPort(rs.address, rs.port), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined!, lastChange: null };
     real.runner = this.#makeRunner(svc, real);
     return real;
   }
@@ -117,9 +119,13 @@ export class VirtualServerManager {
       checks: real.cfg.check,
       weight: real.cfg.weight,
       onChange: (health: RealServerStatus['health'], dynamicWeight: number | undefined, detail: string) => {
+        const was = real.health;
         real.health = health;
         real.dynamicWeight = dynamicWeight;
-        this.deps.log.info({ virtual_server: svc.id, real_server: real.id, health, detail }, `real server ${real.id} is ${health}`);
+        if (health !== was) real.lastChange = { at: Date.now(), reason: detail };
+        // Going down, and coming back after being down, is what an operator must see: warn.
+        const level = health !== was && (health === 'down' || was === 'down') ? 'warn' : 'info';
+        this.deps.log[level]({ virtual_server: svc.id, real_server: real.id, health, was, reason: detail }, `real server ${real.id} of ${svc.id} is ${health}: ${detail}`);
         void this.#apply(svc);
       },
     };
@@ -321,6 +327,8 @@ export class VirtualServerManager {
           conns: rst?.conns ?? 0,
           in_bytes: rst?.in_bytes ?? 0,
           out_bytes: rst?.out_bytes ?? 0,
+          health: r.health,
+          ...(r.lastChange ? { last_change: new Date(r.lastChange.at).toISOString(), reason: r.lastChange.reason } : {}),
         };
       });
       const sorry = st?.real_servers.find((x) => x.sorry);
@@ -331,8 +339,8 @@ export class VirtualServerManager {
         protocol: svc.cfg.protocol,
         lb_algo: svc.cfg.lb_algo,
         serving: st?.serving ?? false,
-        quorum: svc.last?.quorumUp ?? false,
         sorry: svc.last?.sorryActive ?? false,
+        quorum_up: svc.last?.quorumUp ?? false,
         conns: st?.conns ?? 0,
         in_bytes: st?.in_bytes ?? 0,
         out_bytes: st?.out_bytes ?? 0,

@@ -267,6 +267,15 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     vs.real_servers.reduce((n, rs) => n + rs.active_conns, 0),
   ),
   def({
+    name: 'virtual_server_quorum_up',
+    help: '1 while the weight of the real servers up reaches the virtual server quorum, 0 while below it (quorum_down; the sorry server serves if configured).',
+    type: 'gauge',
+    labelNames: ['virtual_server'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) if (vs.quorum_up !== undefined) yield { labels: { virtual_server: virtualServerId(vs) }, value: vs.quorum_up ? 1 : 0 };
+    },
+  }),
+  def({
     name: 'virtual_server_bytes_total',
     help: 'Bytes through the virtual server; direction="in" from clients, "out" to clients.',
     type: 'counter',
