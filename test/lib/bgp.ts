@@ -152,3 +152,82 @@ export function webService(vip: string, reals: LabHost[], extra = ''): string {
     ...reals.map((r) => `[[virtual_server.real_server]]\naddress = "${r[family]}"\nport = 80\ncheck = { type = "TCP_CHECK", connect_timeout = 0.5, retry = 0 }\n`),
   ].join('\n');
 }
+
+/**
+ * The FRR equivalent of routerBirdConf (docs/bgp.md shows the same): eBGP from the directors with
+ * multipath, BFD 100 ms x 3, only the service prefixes accepted, nothing sent back. One file per
+ * daemon: zebra, bfdd, bgpd.
+ */
+export function routerFrrConf(directors: LabHost[]): { zebra: string; bfdd: string; bgpd: string } {
+  return {
+    zebra: 'hostname router\nlog stdout informational\n',
+    bfdd: ['bfd', ' profile directors', '  receive-interval 100', '  transmit-interval 100', '  detect-multiplier 3', '', ''].join('\n'),
+    bgpd: [
+      'frr defaults datacenter',
+      'hostname router',
+      'log stdout informational',
+      'ip prefix-list VIPS4 seq 10 permit 10.99.0.0/24 ge 32',
+      'ipv6 prefix-list VIPS6 seq 10 permit fd99::/64 ge 128',
+      'route-map VIPS4-IN permit 10',
+      ' match ip address prefix-list VIPS4',
+      'route-map VIPS6-IN permit 10',
+      ' match ipv6 address prefix-list VIPS6',
+      'route-map NOTHING deny 10',
+      `router bgp ${ROUTER_AS}`,
+      ' bgp router-id 10.78.0.1',
+      ...(['DIRECTORS4', 'DIRECTORS6'].flatMap((g) => [
+        ` neighbor ${g} peer-group`,
+        ` neighbor ${g} remote-as ${DIRECTOR_AS}`,
+        ` neighbor ${g} timers 3 9`,
+        ` neighbor ${g} timers connect 2`,
+        ` neighbor ${g} bfd profile directors`,
+      ])),
+      ...directors.flatMap((d) => [` neighbor ${d.ipv4} peer-group DIRECTORS4`, ` neighbor ${d.ipv6} peer-group DIRECTORS6`]),
+      ' address-family ipv4 unicast',
+      '  maximum-paths 16',
+      '  neighbor DIRECTORS4 route-map VIPS4-IN in',
+      '  neighbor DIRECTORS4 route-map NOTHING out',
+      ' exit-address-family',
+      ' address-family ipv6 unicast',
+      '  maximum-paths 16',
+      '  neighbor DIRECTORS6 activate',
+      '  neighbor DIRECTORS6 route-map VIPS6-IN in',
+      '  neighbor DIRECTORS6 route-map NOTHING out',
+      ' exit-address-family',
+      '',
+    ].join('\n'),
+  };
+}
+
+export interface RouterFrr {
+  vtysh(...cmd: string[]): Promise<string>;
+}
+
+/**
+ * Runs FRR's zebra, bfdd and bgpd in the router namespace, as the frr user (FRR insists on its
+ * frrvty group), with every file in a directory of the lab (the lab directory is made traversable).
+ */
+export async function startRouterFrr(bl: BgpLab): Promise<RouterFrr> {
+  const { chmod, chown } = await import('node:fs/promises');
+  const { lab, router } = bl;
+  const id = async (flag: string) => Number((await router.exec(['id', flag, 'frr'])).stdout.trim());
+  const [uid, gid] = [await id('-u'), await id('-g')];
+  await chmod(lab.tmpDir, 0o711);
+  const dir = join(lab.tmpDir, 'frr');
+  await mkdir(dir, { recursive: true });
+  const conf = routerFrrConf(bl.directors);
+  for (const d of ['zebra', 'bfdd', 'bgpd'] as const) await writeFile(join(dir, `${d}.conf`), conf[d]);
+  for (const f of [dir, ...['zebra', 'bfdd', 'bgpd'].map((d) => join(dir, `${d}.conf`))]) await chown(f, uid, gid);
+  const vtysh = async (...cmd: string[]) => (await router.exec(['vtysh', '--vty_socket', dir, ...cmd.flatMap((c) => ['-c', c])])).stdout;
+  for (const d of ['zebra', 'bfdd', 'bgpd'] as const) {
+    const proc = router.spawn([`/usr/lib/frr/${d}`, '-f', join(dir, `${d}.conf`), '-i', join(dir, `${d}.pid`), '-z', join(dir, 'zserv.api'),
+      '--vty_socket', dir, '-P', '0', ...(d === 'bgpd' ? ['-p', '179'] : []), '--log', 'stdout']);
+    let dead = false;
+    void proc.exited.then(() => (dead = true));
+    await waitFor(async () => {
+      if (dead) throw new Error(`FRR ${d} exited:\n${proc.output()}`);
+      return router.exec(['test', '-S', join(dir, `${d}.vty`)], { allowFail: true }).then((r) => r.code === 0);
+    }, 10_000, `FRR ${d}`, 50);
+  }
+  return { vtysh };
+}
