@@ -19,7 +19,7 @@ import { errorMessage } from '../util/errors.js';
 import type { ServiceKey } from '../util/endpoint.js';
 import { birdConfig, peerProtocolName } from './bird-config.js';
 import { BirdSupervisor, findBird, type BirdBinaries } from './bird.js';
-import { decideAnnouncements, serveDecision, WITHDRAW_KINDS, type PrefixDecision, type ServiceFacts, type WithdrawKind } from './desired.js';
+import { decideAnnouncements, serveDecision, WITHDRAW_KINDS, type PrefixDecision, type ServiceFacts, type StopPhase, type WithdrawKind } from './desired.js';
 import { RouteAnnouncer } from './routes.js';
 
 export interface AnnounceDeps {
@@ -52,7 +52,7 @@ export class AnnounceController {
   #watcher: RtnlWatcher | undefined;
   /** Tracked interface name -> link up. */
   #links = new Map<string, boolean>();
-  #stopping = false;
+  #stopping: StopPhase = 'no';
   #decisions: PrefixDecision[] = [];
   readonly #records = new Map<string, PrefixRecord>();
   readonly #withdrawals = Object.fromEntries(WITHDRAW_KINDS.map((k) => [k, 0])) as Record<WithdrawKind, number>;
@@ -189,14 +189,20 @@ export class AnnounceController {
   }
 
   /**
-   * Graceful stop, first step: withdraws every prefix, waits (up to 2 s) until BIRD has withdrawn
-   * them from every established session, then 100 ms for the routers. Serving is left alone: the
-   * daemon drains afterwards.
+   * Graceful stop: withdraws the "healthy" addresses (phase 'healthy': at once) or every address
+   * (phase 'all': once the VRRP peers have taken over the "master" ones), waits (up to 2 s) until
+   * BIRD has withdrawn them from every established session, then 100 ms for the routers. Serving is
+   * left alone: the daemon drains afterwards.
    */
-  async withdrawAll(): Promise<void> {
-    this.#stopping = true;
+  async withdraw(phase: Exclude<StopPhase, 'no'>): Promise<void> {
+    if (this.#stopping === 'all') return;
+    const announced = (): number => this.#decisions.filter((d) => d.announce).length;
+    await this.#settled();
+    const before = announced();
+    this.#stopping = phase;
     this.update();
-    await this.#running;
+    await this.#settled();
+    if (announced() === before) return; // nothing was withdrawn in this phase
     const t0 = Date.now();
     while (this.#bird.running && Date.now() - t0 < WITHDRAW_CONFIRM_MS) {
       await this.#bird.refresh();
@@ -204,8 +210,13 @@ export class AnnounceController {
       if (peers.every((p) => p.channels.every((c) => (c.exported ?? 0) === 0))) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    this.deps.log.info({ ms: Date.now() - t0 }, 'BGP announcements withdrawn');
+    this.deps.log.info({ ms: Date.now() - t0, phase }, 'BGP announcements withdrawn');
     await new Promise((r) => setTimeout(r, WITHDRAW_SETTLE_MS));
+  }
+
+  /** Resolves once no update is pending or running. */
+  async #settled(): Promise<void> {
+    while (this.#running) await this.#running;
   }
 
   /**
@@ -220,7 +231,7 @@ export class AnnounceController {
       await this.#bird.configure(birdConfig(next.bgp!, { sourceFile: next.file }));
     }
     this.update();
-    await this.#running;
+    await this.#settled();
   }
 
   /** Fresh BIRD status (the control socket's `status`). */
@@ -285,9 +296,9 @@ export class AnnounceController {
   /** Withdraws what is left, stops BIRD (Cease to the peers) and the link watch. Idempotent. */
   async stop(): Promise<void> {
     if (this.#closed) return;
-    this.#stopping = true;
+    this.#stopping = 'all';
     this.update();
-    await this.#running;
+    await this.#settled();
     this.#closed = true;
     this.#watcher?.close();
     await this.#routes.apply([]).catch((err: unknown) => this.deps.log.warn({ err: errorMessage(err) }, 'cannot delete the announcement routes'));

@@ -13,7 +13,8 @@
  *   directors can.
  * - "master": wanted while the vrrp_instance holding the address is MASTER with its VIPs in place.
  * - Never while stopping (graceful stop withdraws first, then drains) or while a tracked interface
- *   has no link.
+ *   has no link. A graceful stop has two phases: "healthy" addresses go at once; "master" ones stay
+ *   until the VRRP peer has taken over (it announces them then), and go before the drain.
  * - `serve` (for "healthy" addresses: nothing else decides who serves an address no VRRP instance
  *   holds) = quorum; "master" addresses are served by VRRP ownership as before. Stopping and link
  *   loss do not unserve: the stop sequence drains after the withdrawal.
@@ -28,6 +29,8 @@ export type WithdrawKind = 'stopping' | 'link' | 'quorum' | 'vrrp' | 'not_servin
 
 export const WITHDRAW_KINDS: readonly WithdrawKind[] = ['stopping', 'link', 'quorum', 'vrrp', 'not_serving', 'removed'];
 
+export type StopPhase = 'no' | 'healthy' | 'all';
+
 export interface ServiceFacts {
   /** The pool has quorum (src/lvs/pool.ts). */
   quorum: boolean;
@@ -40,7 +43,8 @@ export interface AnnounceFacts {
   services: ReadonlyMap<ServiceKey, ServiceFacts>;
   /** VRRP instances that are MASTER with their VIPs in place. */
   masters: ReadonlySet<string>;
-  stopping: boolean;
+  /** Graceful stop: 'healthy' withdraws the "healthy" addresses, 'all' every address. */
+  stopping: StopPhase;
   /** Tracked interfaces without link now. */
   linksDown: readonly string[];
 }
@@ -112,7 +116,7 @@ function decide(g: Group, facts: AnnounceFacts): PrefixDecision {
   const serve = g.mode === 'healthy' && lost.length === 0;
   const withdrawn = (kind: WithdrawKind, why: string): PrefixDecision => ({ ...base, serve, announce: false, withdrawKind: kind, reason: `withdrawn: ${why}` });
 
-  if (facts.stopping) return withdrawn('stopping', 'stopping');
+  if (facts.stopping === 'all' || (facts.stopping === 'healthy' && g.mode === 'healthy')) return withdrawn('stopping', 'stopping');
   if (facts.linksDown.length > 0) return withdrawn('link', `no link on ${facts.linksDown.join(', ')}`);
   if (lost.length > 0) return withdrawn('quorum', `no quorum on ${lost.join(', ')}`);
   const masters = g.holders.filter((h) => facts.masters.has(h));

@@ -261,9 +261,12 @@ export class Daemon {
       // Priority-0 adverts go out at once, so the peer takes over after Skew_Time. Until it has
       // (its GARPs redirect the clients) this director keeps its VIPs and keeps serving; then it
       // stops accepting, drains open connections (drain_timeout) and only then drops the VIPs.
-      // BGP: withdraw at once (BIRD sends the withdrawals in milliseconds); the drain below waits
-      // for it, so no router sends a new connection to a director that stopped accepting.
-      const withdrawn = this.#announce?.withdrawAll().catch((err: unknown) => this.opts.log.warn({ err: String(err) }, 'BGP withdrawal failed'));
+      // BGP: addresses announced while healthy are withdrawn at once (BIRD sends the withdrawals in
+      // milliseconds); those announced by the VRRP MASTER stay until the peer has taken over (it
+      // announces them then). The drain below waits for both, so no router sends a new connection
+      // to a director that stopped accepting.
+      const warn = (err: unknown): void => this.opts.log.warn({ err: String(err) }, 'BGP withdrawal failed');
+      const withdrawn = this.#announce?.withdraw('healthy').catch(warn);
       const masters = this.#vrrp?.masters() ?? [];
       let releaseVips = (): void => undefined;
       const hold = new Promise<void>((resolve) => { releaseVips = resolve; });
@@ -272,6 +275,7 @@ export class Daemon {
       await this.#vrrp?.peersTookOver(masters, (3 * advertS + 1) * 1000);
       if (masters.length > 0) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
       await withdrawn;
+      await this.#announce?.withdraw('all').catch(warn);
       await this.#lvs?.stop();
       releaseVips();
       await Promise.all([vrrpStopped, this.#sync?.close(), this.#announce?.stop()]);

@@ -76,3 +76,42 @@ netnsTest('three directors announce while healthy: three next hops (IPv4 and IPv
   const r3 = await httpBatch(bl.client, VIP4, 80, 30);
   t.deepEqual(r3.errors, {});
 });
+
+netnsTest('announce = "master": only the VRRP MASTER announces; the backup announces once it takes over', async (t) => {
+  const lab = await createLab(t);
+  const bl = await buildBgpLab(lab, { directors: 2, reals: 1 });
+  await startNginx(bl.reals[0]!, { port: 80, body: 'rs1', tmpDir: lab.tmpDir });
+  await startRouterBird(bl);
+  const VIPM = '10.99.0.20';
+  const toml = (d: typeof bl.directors[0], priority: number) => directorBgpToml(lab, d!, {
+    peers: 'v4',
+    extra: [
+      '[[vrrp_instance]]', 'name = "VI_1"', 'interface = "eth0"', 'virtual_router_id = 51', `priority = ${priority}`,
+      'advert_int = 0.1', 'version = 3', `virtual_ipaddress = ["${VIPM}/32"]`, '',
+      webService(VIPM, bl.reals),
+    ].join('\n'),
+  });
+  const [h1, h2] = bl.directors as [typeof bl.directors[0], typeof bl.directors[0]];
+  const d1 = await startDirector(lab, h1!, toml(h1, 150));
+  const d2 = await startDirector(lab, h2!, toml(h2, 100));
+  await waitFor(async () => (await d1.instance()).state === 'MASTER' && (await d2.instance()).state === 'BACKUP', 10_000, 'd1 MASTER, d2 BACKUP');
+  await waitFor(async () => (await nextHops(bl.router, VIPM)).join() === h1!.ipv4, 20_000, 'the MASTER announces');
+  const s2 = (await d2.status()).bgp!;
+  t.deepEqual(s2.prefixes.map((p) => [p.prefix, p.mode, p.announced, p.reason]), [[`${VIPM}/32`, 'master', false, 'withdrawn: vrrp_instance VI_1 is not MASTER']]);
+  await waitFor(async () => (await d2.status()).bgp!.sessions[0]!.established, 20_000, 'the backup keeps its session up, ready');
+  t.deepEqual((await httpBatch(bl.client, VIPM, 80, 10)).errors, {});
+  // The MASTER stops: the backup takes over the VIP and announces it before the old MASTER withdraws,
+  // so the router always has a route.
+  const mon = bl.router.spawn(['ip', 'monitor', 'route']);
+  await sleep(200);
+  process.kill(d1.proc.pid, 'SIGTERM');
+  await waitFor(async () => (await d2.instance()).state === 'MASTER', 5_000, 'd2 MASTER');
+  await waitFor(async () => (await nextHops(bl.router, VIPM)).join() === h2!.ipv4, 10_000, 'the new MASTER announces');
+  t.true((await d2.status()).bgp!.prefixes[0]!.announced);
+  t.is((await d1.proc.exited).code, 0);
+  await sleep(100);
+  const changes = mon.output().split('\n').filter((l) => l.includes(VIPM));
+  t.log(changes.join('\n'));
+  t.false(changes.some((l) => l.startsWith('Deleted')), 'the router never lost the route');
+  t.deepEqual((await httpBatch(bl.client, VIPM, 80, 10)).errors, {});
+});

@@ -51,7 +51,7 @@ const K6 = 'udp/[fd99::10]:80' as ServiceKey;
 function facts(over: Partial<AnnounceFacts> = {}, services: Partial<Record<ServiceKey, Partial<ServiceFacts>>> = {}): AnnounceFacts {
   const all = new Map<ServiceKey, ServiceFacts>();
   for (const vs of CONFIG.virtual_server) all.set(vsKey(vs), { quorum: true, serving: true, ...services[vsKey(vs)] });
-  return { services: all, masters: new Set(['VI_1']), stopping: false, linksDown: [], ...over };
+  return { services: all, masters: new Set(['VI_1']), stopping: 'no', linksDown: [], ...over };
 }
 
 const decide = (f: AnnounceFacts, cfg: Config = CONFIG) => new Map(decideAnnouncements(cfg, f).map((d) => [d.prefix, d]));
@@ -93,9 +93,16 @@ test('master mode follows the VRRP instance and leaves serving to VRRP ownership
 });
 
 test('stopping withdraws everything but keeps serving (drain comes after the withdrawal)', (t) => {
-  const d = decideAnnouncements(CONFIG, facts({ stopping: true }));
+  const d = decideAnnouncements(CONFIG, facts({ stopping: 'all' }));
   t.true(d.every((x) => !x.announce && x.withdrawKind === 'stopping' && x.reason === 'withdrawn: stopping'));
   t.deepEqual(d.map((x) => x.serve), [true, false, true]);
+});
+
+test('the first stop phase withdraws the healthy addresses; master ones wait for the VRRP peer', (t) => {
+  const d = decide(facts({ stopping: 'healthy' }));
+  t.is(d.get('10.99.0.10/32')!.withdrawKind, 'stopping');
+  t.is(d.get('fd99::10/128')!.withdrawKind, 'stopping');
+  t.true(d.get('10.77.0.50/32')!.announce);
 });
 
 test('link loss withdraws everything and names the interfaces', (t) => {
@@ -118,7 +125,7 @@ test('fast-check: announce implies serving, no stop, links up, and quorum (healt
   const keys = CONFIG.virtual_server.map(vsKey);
   fc.assert(fc.property(
     fc.array(fc.record({ quorum: fc.boolean(), serving: fc.boolean() }), { minLength: keys.length, maxLength: keys.length }),
-    fc.boolean(), fc.boolean(), fc.boolean(),
+    fc.boolean(), fc.constantFrom('no' as const, 'healthy' as const, 'all' as const), fc.boolean(),
     (svc, master, stopping, linkDown) => {
       const f: AnnounceFacts = {
         services: new Map(keys.map((k, i) => [k, svc[i]!])),
@@ -129,7 +136,7 @@ test('fast-check: announce implies serving, no stop, links up, and quorum (healt
       for (const d of decideAnnouncements(CONFIG, f)) {
         const voters = d.services.map((k) => f.services.get(k)!);
         if (d.announce) {
-          if (stopping || linkDown) return false;
+          if (stopping === 'all' || (stopping === 'healthy' && d.mode === 'healthy') || linkDown) return false;
           if (!voters.every((v) => v.serving)) return false;
           if (d.mode === 'healthy' && !voters.every((v) => v.quorum)) return false;
           if (d.mode === 'master' && !master) return false;
