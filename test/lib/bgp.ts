@@ -8,6 +8,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab, LabHost, LabProcess } from './lab-core.js';
 import { waitFor } from './procs.js';
+import { startDirector, type Director } from './daemon.js';
+import { startNginx } from './servers.js';
 
 export const VIP4 = '10.99.0.10';
 export const VIP6 = 'fd99::10';
@@ -230,4 +232,22 @@ export async function startRouterFrr(bl: BgpLab): Promise<RouterFrr> {
     }, 10_000, `FRR ${d}`, 50);
   }
   return { vtysh };
+}
+
+/**
+ * The common set-up: the lab, nginx on every real server, the router (BIRD or FRR), keepalive-ts on
+ * every director serving VIP4 and VIP6:80 (announce "healthy"), and every director announced in
+ * both families at the router.
+ */
+export async function startBgpSet(lab: Lab, opts: { directors: number; reals: number; router?: 'bird' | 'frr' }): Promise<{ bl: BgpLab; ds: Director[]; router?: RouterBird; frr?: RouterFrr }> {
+  const bl = await buildBgpLab(lab, opts);
+  await Promise.all(bl.reals.map((r, i) => startNginx(r, { port: 80, body: `rs${i + 1}`, tmpDir: lab.tmpDir })));
+  const routers = opts.router === 'frr' ? { frr: await startRouterFrr(bl) } : { router: await startRouterBird(bl) };
+  const svc = webService(VIP4, bl.reals) + webService(VIP6, bl.reals);
+  const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, directorBgpToml(lab, d, { extra: svc }))));
+  const all4 = bl.directors.map((d) => d.ipv4!).sort().join();
+  await waitFor(async () => (await nextHops(bl.router, VIP4)).join() === all4, 40_000, `${opts.directors} IPv4 next hops at the router`);
+  // (FRR installs IPv6 BGP routes through the directors' link-local addresses: count them.)
+  await waitFor(async () => (await nextHops(bl.router, VIP6)).length === opts.directors, 40_000, `${opts.directors} IPv6 next hops at the router`);
+  return { bl, ds, ...routers };
 }

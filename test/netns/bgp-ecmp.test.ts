@@ -5,7 +5,7 @@ import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
 import { startDirector, type Director } from '../lib/daemon.js';
 import { startNginx } from '../lib/servers.js';
 import { httpBatch } from '../lib/clients.js';
-import { buildBgpLab, directorBgpToml, nextHops, startRouterBird, webService, VIP4, VIP6 } from '../lib/bgp.js';
+import { buildBgpLab, directorBgpToml, nextHops, startBgpSet, startRouterBird, webService, VIP4, VIP6 } from '../lib/bgp.js';
 
 const NFT = '/usr/sbin/nft';
 
@@ -63,7 +63,7 @@ netnsTest('three directors announce while healthy: three next hops (IPv4 and IPv
   const r2 = await httpBatch(bl.client, VIP4, 80, 30);
   t.deepEqual(r2.errors, {});
   // Sessions were not touched by the withdrawal.
-  const sessions = await router.birdc('show', 'protocols');
+  const sessions = await router!.birdc('show', 'protocols');
   t.is((sessions.match(/Established/g) ?? []).length, 6, sessions);
 
   // Recovery: the checks pass again, d1 serves and re-announces.

@@ -2,24 +2,15 @@
 // with the link down) is detected by BFD; a graceful stop withdraws before it drains; a tracked
 // link that goes down withdraws and comes back announced.
 import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
-import { startDirector, type Director } from '../lib/daemon.js';
-import { startNginx } from '../lib/servers.js';
+import type { Director } from '../lib/daemon.js';
 import { httpBatch } from '../lib/clients.js';
 import { killGroup } from '../lib/procs.js';
-import { buildBgpLab, directorBgpToml, nextHops, startRouterBird, webService, VIP4, VIP6, type BgpLab } from '../lib/bgp.js';
+import { nextHops, startBgpSet, VIP4, VIP6, type BgpLab } from '../lib/bgp.js';
 import type { LabHost, LabProcess } from '../lib/netns.js';
 import { join } from 'node:path';
 
 async function setUp(t: Parameters<Parameters<typeof netnsTest>[1]>[0], directors: number): Promise<{ bl: BgpLab; ds: Director[] }> {
-  const lab = await createLab(t);
-  const bl = await buildBgpLab(lab, { directors, reals: 2 });
-  await Promise.all(bl.reals.map((r, i) => startNginx(r, { port: 80, body: `rs${i + 1}`, tmpDir: lab.tmpDir })));
-  await startRouterBird(bl);
-  const svc = webService(VIP4, bl.reals) + webService(VIP6, bl.reals);
-  const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, directorBgpToml(lab, d, { extra: svc }))));
-  const all = bl.directors.map((d) => d.ipv4!).sort().join();
-  await waitFor(async () => (await nextHops(bl.router, VIP4)).join() === all, 30_000, `${directors} IPv4 next hops`);
-  return { bl, ds };
+  return startBgpSet(await createLab(t), { directors, reals: 2 });
 }
 
 /** `ip -ts monitor route` on the router; finds the first line about `vip` after `afterMs` and returns its time. */

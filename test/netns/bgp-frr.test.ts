@@ -2,24 +2,13 @@
 // docs/bgp.md gives for FRR, proven. ECMP over both directors in both families, BFD drops a
 // crashed director within a second, a withdrawal is seen at once.
 import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
-import { startDirector } from '../lib/daemon.js';
-import { startNginx } from '../lib/servers.js';
 import { httpBatch } from '../lib/clients.js';
 import { killGroup } from '../lib/procs.js';
-import { buildBgpLab, directorBgpToml, nextHops, startRouterFrr, webService, VIP4, VIP6 } from '../lib/bgp.js';
+import { nextHops, startBgpSet, VIP4, VIP6 } from '../lib/bgp.js';
 
 netnsTest('FRR router: ECMP over three keepalive-ts directors (IPv4 and IPv6), withdrawal on stop, BFD on crash', async (t) => {
-  const lab = await createLab(t);
-  const bl = await buildBgpLab(lab, { directors: 3, reals: 2 });
-  await Promise.all(bl.reals.map((r, i) => startNginx(r, { port: 80, body: `rs${i + 1}`, tmpDir: lab.tmpDir })));
-  const frr = await startRouterFrr(bl);
-  const svc = webService(VIP4, bl.reals) + webService(VIP6, bl.reals);
-  const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, directorBgpToml(lab, d, { extra: svc }))));
-  const all = bl.directors.map((d) => d.ipv4!).sort().join();
-  await waitFor(async () => (await nextHops(bl.router, VIP4)).join() === all, 40_000, 'three IPv4 next hops from FRR');
-  // FRR installs IPv6 BGP routes through the directors' link-local addresses.
-  await waitFor(async () => (await nextHops(bl.router, VIP6)).length === 3, 40_000, 'three IPv6 next hops from FRR');
-  t.regex(await frr.vtysh('show bfd peers brief'), /10\.78\.0\.11\s+up/);
+  const { bl, ds, frr } = await startBgpSet(await createLab(t), { directors: 3, reals: 2, router: 'frr' });
+  t.regex(await frr!.vtysh('show bfd peers brief'), /10\.78\.0\.11\s+up/);
   const r = await httpBatch(bl.client, VIP4, 80, 30);
   t.deepEqual(r.errors, {});
   const r6 = await httpBatch(bl.client, VIP6, 80, 30);
