@@ -5,8 +5,19 @@
  * back and routes a crashed run left behind go; applies run one at a time, in call order.
  */
 import type { Logger } from 'pino';
-import type { HostRoute, Rtnl } from '../net/rtnl.js';
+import type { Rtnl } from '../net/rtnl.js';
+import type { RouteSpec } from '../net/route-spec.js';
+import { parseCidr } from '../config/net.js';
 import { errorMessage } from '../util/errors.js';
+
+const RT_SCOPE_LINK = 253;
+
+/** The host route as the route-spec vocabulary rtnl's addRoute/deleteRoute speak. */
+function spec(prefix: string, table: number, protocol: number): RouteSpec {
+  const dst = parseCidr(prefix);
+  if (!dst) throw new Error(`bad prefix ${prefix}`);
+  return { text: `${prefix} dev lo table ${table} proto ${protocol}`, family: dst.family, type: 'unicast', dst, dev: 'lo', table, scope: RT_SCOPE_LINK, protocol, onlink: false, mode: 'add' };
+}
 
 export interface RouteTarget {
   /** "10.99.0.10/32", "fd99::10/128". */
@@ -43,7 +54,7 @@ export class RouteAnnouncer {
     for (const r of have) {
       if (want.has(r.dst)) continue;
       try {
-        await this.rtnl.deleteRoute(r);
+        await this.rtnl.deleteRoute(spec(r.dst, this.table, this.protocol), r.ifindex);
         removed.push(r.dst);
       } catch (err) {
         this.log.error({ prefix: r.dst, err: errorMessage(err) }, 'cannot delete the announcement route');
@@ -51,9 +62,8 @@ export class RouteAnnouncer {
     }
     for (const w of wanted) {
       if (haveSet.has(w.prefix)) continue;
-      const route: HostRoute = { family: w.family, dst: w.prefix, table: this.table, protocol: this.protocol, ifindex: lo };
       try {
-        await this.rtnl.addRoute(route);
+        await this.rtnl.addRoute(spec(w.prefix, this.table, this.protocol), lo);
         added.push(w.prefix);
       } catch (err) {
         this.log.error({ prefix: w.prefix, err: errorMessage(err) }, 'cannot add the announcement route');

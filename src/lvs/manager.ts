@@ -23,7 +23,13 @@ export interface LvsDeps {
   onStateChange?: () => void;
   /** Builds a health runner; tests substitute scripted checks. */
   healthRunner?: (opts: ConstructorParameters<typeof HealthRunner>[0]) => Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
+  /** A real server went up / down, or a virtual server gained / lost quorum, with smtp_alert on (the daemon mails it). */
+  alert?: (a: LvsAlert) => void;
 }
+
+export type LvsAlert =
+  | { kind: 'real_server'; virtualServer: string; realServer: string; up: boolean; detail: string }
+  | { kind: 'virtual_server'; virtualServer: string; up: boolean; quorum: number; hysteresis: number; weightSum: number };
 
 export interface CheckMetric {
   virtual_server: string;
@@ -230,6 +236,9 @@ export class VirtualServerManager {
           log.info({ virtual_server: svc.id, weight_sum: ev.weightSum, threshold: ev.threshold }, `${svc.id}: ${ev.type.replace('_', ' ')}`);
           const script = ev.type === 'quorum_up' ? svc.cfg.quorum_up : svc.cfg.quorum_down;
           if (script) this.#notify(script);
+          if (svc.cfg.smtp_alert) {
+            this.deps.alert?.({ kind: 'virtual_server', virtualServer: svc.id, up: ev.type === 'quorum_up', quorum: svc.cfg.quorum, hysteresis: svc.cfg.hysteresis, weightSum: ev.weightSum });
+          }
           break;
         }
         case 'rs_up':
@@ -237,6 +246,9 @@ export class VirtualServerManager {
           const real = svc.reals.find((r) => r.id === ev.id);
           const script = ev.type === 'rs_up' ? real?.cfg.notify_up : real?.cfg.notify_down;
           if (script) this.#notify(script);
+          if (real?.cfg.smtp_alert) {
+            this.deps.alert?.({ kind: 'real_server', virtualServer: svc.id, realServer: real.id, up: ev.type === 'rs_up', detail: real.lastChange?.reason ?? (ev.type === 'rs_up' ? 'up' : 'down') });
+          }
           break;
         }
         case 'kept_despite_failing':

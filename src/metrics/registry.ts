@@ -65,6 +65,16 @@ export interface SyncExtras {
   entries?: number;
 }
 
+/** E-mail alerts (global notification_email / smtp_server). */
+export interface AlertExtras {
+  /** Accepted by the SMTP server. */
+  sent?: number;
+  /** Refused, timed out or unreachable. */
+  failed?: number;
+  /** Dropped because the queue was full. */
+  dropped?: number;
+}
+
 export interface ReloadExtras {
   /** Reloads applied (or found nothing to change). */
   ok?: number;
@@ -82,6 +92,9 @@ export interface MetricsExtras {
   checks?: CheckExtras[];
   sync?: SyncExtras;
   reload?: ReloadExtras;
+  alerts?: AlertExtras;
+  /** Route / rule / static address changes the kernel refused (virtual_routes, static_routes...). */
+  route_failures?: number;
 }
 
 export interface MetricsSnapshot {
@@ -424,6 +437,31 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     *samples(snap) {
       const b = snap.status.bgp?.bird;
       if (b) yield { labels: {}, value: b.restarts };
+    },
+  }),
+
+  // --- alerts and routes ---
+  def({
+    name: 'alert_mails_total',
+    help: 'Alert mails (smtp_alert), result="sent" (accepted by the SMTP server), "failed" (refused, timed out, unreachable) or "dropped" (queue full).',
+    type: 'counter',
+    labelNames: ['result'],
+    *samples(snap) {
+      const a = snap.extras?.alerts;
+      if (!a) return;
+      yield { labels: { result: 'sent' }, value: a.sent ?? 0 };
+      yield { labels: { result: 'failed' }, value: a.failed ?? 0 };
+      yield { labels: { result: 'dropped' }, value: a.dropped ?? 0 };
+    },
+  }),
+  def({
+    name: 'route_failures_total',
+    help: 'virtual_routes / virtual_rules / static_ipaddress / static_routes / static_rules entries the kernel refused to add or remove.',
+    type: 'counter',
+    labelNames: [],
+    *samples(snap) {
+      const n = snap.extras?.route_failures;
+      if (n !== undefined) yield { labels: {}, value: n };
     },
   }),
 

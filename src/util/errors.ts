@@ -13,8 +13,16 @@ export type ErrorCode =
   | 'E_CLOSED'
   | 'E_NATIVE'
   | 'E_RELOAD_UNSUPPORTED'
+  /** [bgp] needs BIRD 2 and it is not installed. */
   | 'E_BIRD_MISSING'
-  | 'E_BIRD';
+  /** BIRD refused its config or did not answer. */
+  | 'E_BIRD'
+  /** A CLI command was called with bad options. */
+  | 'E_USAGE'
+  /** genhash could not fetch the page. */
+  | 'E_GENHASH'
+  /** An alert mail could not be sent. */
+  | 'E_SMTP';
 
 export class KeepaliveError extends Error {
   readonly code: ErrorCode;

@@ -115,6 +115,7 @@ const cases: Case[] = [
   { name: 'password with a quote', text: BGP.replace('remote_as = 65000', 'remote_as = 65000\npassword = \'a"b\' # <--'), path: 'bgp.peer[0].password', message: /must not contain double quotes/ },
   { name: 'main table', text: BGP.replace('local_as = 65001', 'local_as = 65001\nkernel_table = 254 # <--'), path: 'bgp.kernel_table', message: /must not be 254/ },
   { name: 'BIRD protocol number', text: BGP.replace('local_as = 65001', 'local_as = 65001\nkernel_protocol = 12 # <--'), path: 'bgp.kernel_protocol', message: /must not be 12/ },
+  { name: "keepalive-ts's own route protocol", text: BGP.replace('local_as = 65001', 'local_as = 65001\nkernel_protocol = 18 # <--'), path: 'bgp.kernel_protocol', message: /must not be 18/ },
   { name: 'kernel protocol number', text: BGP.replace('local_as = 65001', 'local_as = 65001\nkernel_protocol = 2 # <--'), path: 'bgp.kernel_protocol', message: /must be 5\.\.255, got 2 \(0\.\.4 are the kernel's own/ },
   { name: 'unknown bgp key', text: BGP.replace('local_as = 65001', 'local_as = 65001\nlocal_pref = 200 # <--'), path: 'bgp.local_pref', message: /unknown key "local_pref"/ },
 ];
