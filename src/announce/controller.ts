@@ -214,6 +214,11 @@ export class AnnounceController {
     await new Promise((r) => setTimeout(r, WITHDRAW_SETTLE_MS));
   }
 
+  /** Whether some "master" address is announced now (the graceful stop then waits for the new MASTER). */
+  announcesMasterMode(): boolean {
+    return this.#decisions.some((d) => d.mode === 'master' && d.announce);
+  }
+
   /** Resolves once no update is pending or running. */
   async #settled(): Promise<void> {
     while (this.#running) await this.#running;

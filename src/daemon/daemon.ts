@@ -27,6 +27,9 @@ import { AnnounceController } from '../announce/controller.js';
 import { findBird, type BirdBinaries } from '../announce/bird.js';
 import type { StatusReport } from './status.js';
 
+/** Graceful stop: how long a former MASTER keeps announcing its "master" addresses after the peer took over. */
+const MASTER_HANDOVER_MS = 500;
+
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
 
 export interface DaemonOptions {
@@ -316,6 +319,10 @@ export class Daemon {
       await this.#vrrp?.peersTookOver(masters, (3 * advertS + 1) * 1000);
       if (masters.length > 0) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
       await withdrawn;
+      // The new MASTER announces the "master" addresses once it serves them (VIPs, bind, route,
+      // BIRD, UPDATE: tens of ms, more under load); this director keeps announcing and serving
+      // them a little longer so the router never has a gap.
+      if (masters.length > 0 && this.#announce?.announcesMasterMode()) await new Promise((r) => setTimeout(r, MASTER_HANDOVER_MS));
       await this.#announce?.withdraw('all').catch(warn);
       await this.#lvs?.stop();
       releaseVips();
