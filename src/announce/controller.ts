@@ -43,6 +43,8 @@ interface PrefixRecord {
 const WITHDRAW_CONFIRM_MS = 2000;
 /** Then this long for the router to apply the withdrawal (it takes a few ms; docs/bgp.md). */
 const WITHDRAW_SETTLE_MS = 100;
+/** The kernel table is reconciled at least this often, changes or not. */
+const RECONCILE_MS = 10_000;
 
 export class AnnounceController {
   #config: Config;
@@ -57,6 +59,7 @@ export class AnnounceController {
   readonly #records = new Map<string, PrefixRecord>();
   readonly #withdrawals = Object.fromEntries(WITHDRAW_KINDS.map((k) => [k, 0])) as Record<WithdrawKind, number>;
   #running: Promise<void> | undefined;
+  #reconcile: NodeJS.Timeout | undefined;
   #dirty = false;
   #closed = false;
 
@@ -82,10 +85,17 @@ export class AnnounceController {
     await this.#routes.apply([]);
     this.#watcher = this.deps.rtnl.watch();
     this.#watcher.on('link', (ev: LinkEvent) => this.#onLink(ev));
-    this.#watcher.on('error', (err) => this.deps.log.warn({ err: err.message }, 'link watch error; re-reading tracked links'));
+    this.#watcher.on('error', (err) => {
+      // Notifications were lost (buffer overrun): read the tracked links again.
+      this.deps.log.warn({ err: err.message }, 'link watch error; re-reading tracked links');
+      void this.#resolveTracked().then(() => this.update(), () => undefined);
+    });
     await this.#resolveTracked();
     await this.#bird.start(birdConfig(bgp, { sourceFile: this.#config.file }));
     this.update();
+    // A route someone else deleted (or added) in the table is put right within RECONCILE_MS.
+    this.#reconcile = setInterval(() => this.update(), RECONCILE_MS);
+    this.#reconcile.unref();
   }
 
   /** track_interface, or the interfaces the peers are reached through. */
@@ -305,6 +315,7 @@ export class AnnounceController {
     this.update();
     await this.#settled();
     this.#closed = true;
+    clearInterval(this.#reconcile);
     this.#watcher?.close();
     await this.#routes.apply([]).catch((err: unknown) => this.deps.log.warn({ err: errorMessage(err) }, 'cannot delete the announcement routes'));
     await this.#bird.stop();

@@ -111,6 +111,10 @@ netnsTest('BIRD killed alone is restarted and re-announces; keepalive-ts killed 
   t.is((await d1.exec(['ip', 'route', 'show', 'table', '100'])).stdout.trim().split('\n').length, 1, 'the stray route is gone');
   t.deepEqual(await nextHops(bl.router, '10.99.0.99'), []);
   t.true((await again.status()).bgp!.bird.running);
+  // A route deleted behind keepalive-ts's back is put back by the periodic reconcile (10 s).
+  await d1.exec(['ip', 'route', 'del', `${VIP4}/32`, 'table', '100']);
+  await waitFor(async () => (await nextHops(bl.router, VIP4)).length === 0, 5_000, 'the router lost the route');
+  await waitFor(async () => (await nextHops(bl.router, VIP4)).length === 1, 15_000, 'the route is back within the reconcile period');
 });
 
 netnsTest('MED and AS-path prepend make a backup director; changing them on reload keeps the session', async (t) => {
