@@ -21,8 +21,8 @@
  * - `announce` = wanted AND every announcing virtual server on the address is being served: the
  *   route goes in only after the data plane is ready. The caller deletes routes before it unserves.
  */
-import { addrMatch, serviceKey, type ServiceKey } from '../util/endpoint.js';
-import type { AnnounceMode, Config, VirtualServerConfig } from '../config/types.js';
+import type { ServiceKey } from '../util/endpoint.js';
+import type { AnnounceMode, Config } from '../config/types.js';
 
 /** Why an address is not announced; a stable word for metrics (the text says more). */
 export type WithdrawKind = 'stopping' | 'link' | 'quorum' | 'vrrp' | 'not_serving' | 'removed';
@@ -65,10 +65,6 @@ export interface PrefixDecision {
   reason: string;
 }
 
-export function vsKey(vs: Pick<VirtualServerConfig, 'protocol' | 'address' | 'port'>): ServiceKey {
-  return serviceKey(addrMatch(vs.protocol === 'TCP' ? 'tcp' : 'udp', vs.address, vs.port));
-}
-
 export function hostPrefix(address: string, family: 4 | 6): string {
   return `${address}/${family === 4 ? 32 : 128}`;
 }
@@ -87,16 +83,18 @@ function groups(config: Pick<Config, 'virtual_server' | 'vrrp_instance' | 'bgp'>
   if (!config.bgp) return [];
   const out = new Map<string, Group>();
   for (const vs of config.virtual_server) {
-    if (vs.announce === 'never') continue;
-    let g = out.get(vs.address);
+    // fwmark services have no address and are always "never" (semantic.ts).
+    if (vs.announce === 'never' || vs.match.kind !== 'addr') continue;
+    const address = vs.match.address;
+    let g = out.get(address);
     if (!g) {
       const holders = config.vrrp_instance
-        .filter((vi) => [...vi.virtual_ipaddress_parsed, ...vi.virtual_ipaddress_excluded_parsed].some((v) => v.address === vs.address))
+        .filter((vi) => [...vi.virtual_ipaddress_parsed, ...vi.virtual_ipaddress_excluded_parsed].some((v) => v.address === address))
         .map((vi) => vi.name);
-      g = { address: vs.address, family: vs.family, mode: vs.announce, services: [], holders };
-      out.set(vs.address, g);
+      g = { address, family: vs.match.family, mode: vs.announce, services: [], holders };
+      out.set(address, g);
     }
-    g.services.push(vsKey(vs));
+    g.services.push(vs.key);
   }
   return [...out.values()];
 }

@@ -1299,8 +1299,8 @@ function finishVirtualServer(vs: VsDraft, ctx: Ctx): void {
   const method = vs.method?.value ?? 'NAT';
   if (vs.method) {
     if (accepts(VIRTUAL_SERVER_FIELDS, 'lb_kind', method)) vs.set('lb_kind', method, vs.method.loc);
-    else if (method === 'TUN') m.add(vs.method.loc, 'unsupported', 'lb_kind TUN: IP-in-IP tunnelling is not available (no ipip on this kernel, and keepalive-ts has no TUN data plane); imported with NAT forwarding (a user-space proxy: real servers see the director\'s address as the source)');
-    else m.add(vs.method.loc, 'changed', `lb_kind ${method}: this keepalive-ts forwards with NAT only (a user-space proxy: real servers see the director's address as the source; replies return through the director); imported as NAT`);
+    else if (method === 'TUN') m.add(vs.method.loc, 'unsupported', 'lb_kind TUN: IP-in-IP tunnelling is not available (no ipip on this kernel); imported with the default lb_kind NAT (the real servers must route their replies back through the director; DR is the choice when they share its LAN)');
+    else m.add(vs.method.loc, 'changed', `lb_kind ${method}: not available in this keepalive-ts; imported with the default lb_kind NAT (the real servers must route their replies back through the director)`);
   }
   for (const rs of vs.reals) {
     if (rs.method && rs.method.value !== method) {

@@ -387,8 +387,8 @@ function mapVirtual(v: VirtualSection, g: ReadonlyMap<string, Directive>, m: Mes
   if (methods.length > 1) m.add(v.head.loc, 'unsupported', `real servers mix ${methods.join(' and ')}: one forwarding method per virtual server in keepalive-ts; ${method} is used`);
   if (method !== 'NAT') {
     if (accepts(VIRTUAL_SERVER_FIELDS, 'lb_kind', method)) vs.set('lb_kind', method, reals[0]!.loc);
-    else if (method === 'TUN') m.add(reals[0]!.loc, 'unsupported', 'ipip (LVS-TUN): IP-in-IP tunnelling is not available; imported with NAT forwarding (a user-space proxy: real servers see the director\'s address as the source)');
-    else m.add(reals[0]!.loc, 'changed', 'gate (LVS-DR): this keepalive-ts forwards with NAT only (a user-space proxy: real servers see the director\'s address as the source; replies return through the director, and a real server needs no VIP on lo); imported as NAT');
+    else if (method === 'TUN') m.add(reals[0]!.loc, 'unsupported', 'ipip (LVS-TUN): IP-in-IP tunnelling is not available (no ipip on this kernel); imported with the default lb_kind NAT (the real servers must route their replies back through the director; gate/DR is the choice when they share its LAN)');
+    else m.add(reals[0]!.loc, 'changed', `${method} forwarding is not available in this keepalive-ts; imported with the default lb_kind NAT (the real servers must route their replies back through the director)`);
   }
 
   const tables: TomlTable[] = [{ name: 'virtual_server', array: true, comments: [`from ${file}:${v.head.loc.line} (${v.head.key}=${head})`], loc: v.head.loc, entries: [...vs.entries.values()] }];

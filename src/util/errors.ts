@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'E_BIRD_MISSING'
   /** BIRD refused its config or did not answer. */
   | 'E_BIRD'
+  /** No data-plane implementation forwards a service's lb_kind (lvs/dataplane/index.ts). */
+  | 'E_DATAPLANE_UNAVAILABLE'
   /** A CLI command was called with bad options. */
   | 'E_USAGE'
   /** genhash could not fetch the page. */

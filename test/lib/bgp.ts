@@ -146,6 +146,7 @@ export function webService(vip: string, reals: LabHost[], extra = ''): string {
     `address = "${vip}"`,
     'port = 80',
     'protocol = "TCP"',
+    'lb_kind = "PROXY"',
     'lb_algo = "rr"',
     'delay_loop = 0.5',
     'alpha = true',

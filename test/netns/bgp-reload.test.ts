@@ -43,7 +43,7 @@ netnsTest('reload adds and removes a peer and announcements without resetting th
   // 1. d1 gains the IPv6 peer and the IPv6 service.
   const out1 = await reload(d1, directorBgpToml(lab, d1h, { extra: svc4 + svc6 }));
   t.regex(out1, /\+bgp peer fd78::1 \(AS 65000\)/);
-  t.regex(out1, /\+virtual_server TCP\/\[fd99::10\]:80/);
+  t.regex(out1, /\+virtual_server tcp\/\[fd99::10\]:80/);
   await waitFor(async () => (await nextHops(bl.router, VIP6)).length === 2, 20_000, 'd1 announces IPv6 after the reload');
   t.deepEqual(await routerSession(router, 'd1'), v4Before, 'the IPv4 session was not reset');
   const s1 = (await d1.status()).bgp!;
@@ -64,8 +64,8 @@ netnsTest('reload adds and removes a peer and announcements without resetting th
   const d2v6 = await routerSession(router, 'd2v6');
   await d2h.exec(['ip', 'addr', 'add', `${VIP4B}/32`, 'dev', 'lo']);
   const out3 = await reload(d2, directorBgpToml(lab, d2h, { extra: svc4 + webService(VIP6, bl.reals, 'announce = "never"') + webService(VIP4B, bl.reals) }));
-  t.regex(out3, /virtual_server TCP\/\[fd99::10\]:80: announce healthy -> never/);
-  t.regex(out3, /\+virtual_server TCP\/10\.99\.0\.11:80/);
+  t.regex(out3, /virtual_server tcp\/\[fd99::10\]:80: announce healthy -> never/);
+  t.regex(out3, /\+virtual_server tcp\/10\.99\.0\.11:80/);
   await waitFor(async () => (await nextHops(bl.router, VIP6)).join() === d1h.ipv6, 10_000, 'd2 withdrew the IPv6 address');
   await waitFor(async () => (await nextHops(bl.router, VIP4B)).join() === d2h.ipv4, 20_000, 'd2 announces the new address');
   t.deepEqual(await routerSession(router, 'd2'), d2v4);

@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { decideAnnouncements, serveDecision, vsKey, type AnnounceFacts, type ServiceFacts } from '../../src/announce/desired.js';
+import { decideAnnouncements, serveDecision, type AnnounceFacts, type ServiceFacts } from '../../src/announce/desired.js';
 import { parseConfig, type Config } from '../../src/config/index.js';
 import type { ServiceKey } from '../../src/util/endpoint.js';
 
@@ -50,7 +50,7 @@ const K6 = 'udp/[fd99::10]:80' as ServiceKey;
 
 function facts(over: Partial<AnnounceFacts> = {}, services: Partial<Record<ServiceKey, Partial<ServiceFacts>>> = {}): AnnounceFacts {
   const all = new Map<ServiceKey, ServiceFacts>();
-  for (const vs of CONFIG.virtual_server) all.set(vsKey(vs), { quorum: true, serving: true, ...services[vsKey(vs)] });
+  for (const vs of CONFIG.virtual_server) all.set(vs.key, { quorum: true, serving: true, ...services[vs.key] });
   return { services: all, masters: new Set(['VI_1']), stopping: 'no', linksDown: [], ...over };
 }
 
@@ -122,7 +122,7 @@ test('without [bgp] nothing is announced', (t) => {
 });
 
 test('fast-check: announce implies serving, no stop, links up, and quorum (healthy) or MASTER (master)', (t) => {
-  const keys = CONFIG.virtual_server.map(vsKey);
+  const keys = CONFIG.virtual_server.map((vs) => vs.key);
   fc.assert(fc.property(
     fc.array(fc.record({ quorum: fc.boolean(), serving: fc.boolean() }), { minLength: keys.length, maxLength: keys.length }),
     fc.boolean(), fc.constantFrom('no' as const, 'healthy' as const, 'all' as const), fc.boolean(),

@@ -88,6 +88,7 @@ test('announce defaults: "healthy" for addresses no vrrp_instance holds, "master
   const text = instance() + VS('10.0.0.50') + VS('10.0.0.99') + VS('10.0.0.98', 'announce = "never"');
   t.deepEqual(parse(BGP + text).virtual_server.map((v) => v.announce), ['master', 'healthy', 'never']);
   t.deepEqual(parse(text).virtual_server.map((v) => v.announce), ['never', 'never', 'never']);
+  t.is(parse(BGP + '[[virtual_server]]\nfwmark = 1\n').virtual_server[0]!.announce, 'never', 'a fwmark service has no address');
   // Excluded VIPs hold addresses too.
   const excl = instance('virtual_ipaddress_excluded = ["10.0.0.99"]');
   t.deepEqual(parse(BGP + excl + VS('10.0.0.99')).virtual_server.map((v) => v.announce), ['master']);
@@ -106,6 +107,7 @@ const cases: Case[] = [
   { name: 'healthy on a VRRP address', text: BGP + instance() + VS('10.0.0.50', 'announce = "healthy" # <--'), path: 'virtual_server[0].announce', message: /held by vrrp_instance "VI_1", so only its MASTER serves it/ },
   { name: 'unknown announce mode', text: BGP + VS('10.0.0.99', 'announce = "always" # <--'), path: 'virtual_server[0].announce', message: /must be one of healthy, master, never; got "always"/ },
   { name: 'IPv6 service without an IPv6 peer', text: BGP + VS('fd00::99').replace('[[virtual_server]]', '[[virtual_server]] # <--'), path: 'virtual_server[0].announce', message: /no \[\[bgp.peer\]\] carries IPv6/ },
+  { name: 'fwmark service', text: BGP + '[[virtual_server]]\nfwmark = 1\nannounce = "healthy" # <--\n', path: 'virtual_server[0].announce', message: /a fwmark service has no address to announce/ },
   { name: 'no peer', text: '[bgp] # <--\nlocal_as = 65001\n', path: 'bgp.peer', message: /is required/ },
   { name: 'local_as 0', text: BGP.replace('local_as = 65001', 'local_as = 0 # <--'), path: 'bgp.local_as', message: /must be 1\.\.4294967295, got 0/ },
   { name: 'router_id not IPv4', text: BGP.replace('local_as = 65001', 'local_as = 65001\nrouter_id = "fd00::1" # <--'), path: 'bgp.router_id', message: /must be an IPv4 address/ },
@@ -170,5 +172,5 @@ test('reload: announcements follow the virtual servers (added, removed, announce
   const p = planReload(parse(BASE), parse(BASE.replace('port = 80\n', 'port = 80\nannounce = "never"\n') + VS('10.0.0.98')));
   t.deepEqual(p.virtualServers.added.map((v) => [v.address, v.announce]), [['10.0.0.98', 'healthy']]);
   t.deepEqual(Object.keys(p.virtualServers.kept[0]!.changes.settings), ['announce']);
-  t.deepEqual(p.summary, ['+virtual_server TCP/10.0.0.98:80', 'virtual_server TCP/10.0.0.99:80: announce healthy -> never']);
+  t.deepEqual(p.summary, ['+virtual_server tcp/10.0.0.98:80', 'virtual_server tcp/10.0.0.99:80: announce healthy -> never']);
 });
