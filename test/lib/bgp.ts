@@ -117,13 +117,13 @@ export async function nextHops(router: LabHost, vip: string): Promise<string[]> 
 }
 
 /** A director's config: [bgp] peering with the router (both families), and the TOML given. */
-export function directorBgpToml(lab: Lab, d: LabHost, o: { extra: string; bgpExtra?: string; peers?: 'both' | 'v4' | 'v6'; peerExtra?: string }): string {
+export function directorBgpToml(lab: Lab, d: LabHost, o: { extra: string; bgpExtra?: string; peers?: 'both' | 'v4' | 'v6'; peerExtra?: string; metricsListen?: string }): string {
   const peers = o.peers ?? 'both';
   const peer = (address: string) => `[[bgp.peer]]\naddress = "${address}"\nremote_as = ${ROUTER_AS}\n${o.peerExtra ?? ''}\n`;
   return [
     '[global]',
     `router_id = "${d.name}"`,
-    'metrics_listen = ""',
+    `metrics_listen = "${o.metricsListen ?? ''}"`,
     '',
     '[bgp]',
     `local_as = ${DIRECTOR_AS}`,
@@ -240,12 +240,12 @@ export async function startRouterFrr(bl: BgpLab): Promise<RouterFrr> {
  * every director serving VIP4 and VIP6:80 (announce "healthy"), and every director announced in
  * both families at the router.
  */
-export async function startBgpSet(lab: Lab, opts: { directors: number; reals: number; router?: 'bird' | 'frr' }): Promise<{ bl: BgpLab; ds: Director[]; router?: RouterBird; frr?: RouterFrr }> {
+export async function startBgpSet(lab: Lab, opts: { directors: number; reals: number; router?: 'bird' | 'frr'; metricsListen?: string }): Promise<{ bl: BgpLab; ds: Director[]; router?: RouterBird; frr?: RouterFrr }> {
   const bl = await buildBgpLab(lab, opts);
   await Promise.all(bl.reals.map((r, i) => startNginx(r, { port: 80, body: `rs${i + 1}`, tmpDir: lab.tmpDir })));
   const routers = opts.router === 'frr' ? { frr: await startRouterFrr(bl) } : { router: await startRouterBird(bl) };
   const svc = webService(VIP4, bl.reals) + webService(VIP6, bl.reals);
-  const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, directorBgpToml(lab, d, { extra: svc }))));
+  const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, directorBgpToml(lab, d, { extra: svc, ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}) }))));
   const all4 = bl.directors.map((d) => d.ipv4!).sort().join();
   await waitFor(async () => (await nextHops(bl.router, VIP4)).join() === all4, 40_000, `${opts.directors} IPv4 next hops at the router`);
   // (FRR installs IPv6 BGP routes through the directors' link-local addresses: count them.)

@@ -8,9 +8,18 @@ import { killGroup } from '../lib/procs.js';
 import { nextHops, startBgpSet, VIP4, VIP6, type BgpLab } from '../lib/bgp.js';
 import type { LabHost, LabProcess } from '../lib/netns.js';
 import { join } from 'node:path';
+import { Chromium, type Page } from '../lib/chromium.js';
 
-async function setUp(t: Parameters<Parameters<typeof netnsTest>[1]>[0], directors: number): Promise<{ bl: BgpLab; ds: Director[] }> {
-  return startBgpSet(await createLab(t), { directors, reals: 2 });
+async function setUp(t: Parameters<Parameters<typeof netnsTest>[1]>[0], directors: number, metricsListen?: string): Promise<{ bl: BgpLab; ds: Director[] }> {
+  return startBgpSet(await createLab(t), { directors, reals: 2, ...(metricsListen ? { metricsListen } : {}) });
+}
+
+/** BGP rows of the status page as drawn now. */
+async function bgpPage(page: Page): Promise<{ peers: string[][]; prefixes: string[][] }> {
+  return page.evaluate(`(() => ({
+    peers: [...document.querySelectorAll('tr[data-peer]')].map((tr) => [tr.dataset.peer, tr.dataset.state]),
+    prefixes: [...document.querySelectorAll('tr[data-prefix]')].map((tr) => [tr.dataset.prefix, tr.dataset.announced, tr.querySelector('td.reason').textContent]),
+  }))()`);
 }
 
 /** `ip -ts monitor route` on the router; finds the first line about `vip` after `afterMs` and returns its time. */
@@ -97,9 +106,16 @@ netnsTest('graceful stop: the router has dropped the director before it stops ac
   t.is((await nextHops(bl.router, VIP4)).length, 2);
 });
 
-netnsTest('a tracked link that goes down withdraws (status says why); back up, the director announces again', async (t) => {
-  const { bl, ds } = await setUp(t, 2);
+netnsTest('a tracked link that goes down withdraws (status and status page say why); back up, the director announces again', async (t) => {
+  const { bl, ds } = await setUp(t, 2, '127.0.0.1:9650');
   const d1 = bl.directors[0]!;
+  // The status page, in d1's own namespace (its link is about to go down).
+  const browser = await Chromium.launch({ userDataDir: join(bl.lab.tmpDir, 'chromium'), netns: d1.ns });
+  t.teardown(() => browser.close());
+  const page = await browser.open('http://127.0.0.1:9650/?refresh=1');
+  await waitFor(async () => (await bgpPage(page)).prefixes.length === 2, 20_000, 'the page shows the prefixes', 200);
+  await waitFor(async () => (await bgpPage(page)).peers.every((p) => p[1] === 'Established'), 20_000, 'the page shows the sessions', 200);
+  t.deepEqual((await bgpPage(page)).prefixes.map((p) => p.slice(0, 2)), [[`${VIP4}/32`, 'true'], [`${VIP6}/128`, 'true']]);
   const table = async () => (await d1.exec(['ip', 'route', 'show', 'table', '100'])).stdout.trim();
   t.regex(await table(), /^10\.99\.0\.10 dev lo proto 200 scope link/);
   t.deepEqual((await ds[0]!.status()).bgp!.tracked_interfaces, [{ name: 'eth0', up: true }]);
@@ -109,6 +125,7 @@ netnsTest('a tracked link that goes down withdraws (status says why); back up, t
   t.deepEqual(s.tracked_interfaces, [{ name: 'eth0', up: false }]);
   t.true(s.prefixes.every((p) => !p.announced && p.reason === 'withdrawn: no link on eth0'));
   t.is(s.withdrawals.link, 2);
+  await waitFor(async () => (await bgpPage(page)).prefixes.every((p) => p[1] === 'false' && p[2] === 'no link on eth0'), 10_000, 'the page shows the withdrawal and why', 200);
   // Serving is left alone: connections survive a short link flap.
   t.true((await ds[0]!.status()).virtual_servers.every((v) => v.serving));
   await d1.linkUp();
