@@ -111,6 +111,7 @@ const VS_SETTINGS = [
   'warmup',
   'depool_threshold',
   'proxy_protocol',
+  'slow_start',
   'drain_timeout',
   'announce',
 ] as const;

@@ -305,6 +305,8 @@ export interface VirtualServerConfig {
   warmup?: number;
   depool_threshold: number;
   proxy_protocol: '' | 'v1' | 'v2';
+  /** Seconds of slow start (0 = off). */
+  slow_start: number;
   drain_timeout: number;
   /** Resolved: the default ("master" / "healthy" / "never") is filled in by the semantic pass. */
   announce: AnnounceMode;
