@@ -126,8 +126,8 @@ netnsTest('a tracked link that goes down withdraws (status and status page say w
   t.true(s.prefixes.every((p) => !p.announced && p.reason === 'withdrawn: no link on eth0'));
   t.is(s.withdrawals.link, 2);
   await waitFor(async () => (await bgpPage(page)).prefixes.every((p) => p[1] === 'false' && p[2] === 'no link on eth0'), 10_000, 'the page shows the withdrawal and why', 200);
-  // Serving is left alone: connections survive a short link flap.
-  t.true((await ds[0]!.status()).virtual_servers.every((v) => v.serving));
+  // (Serving is not touched by the link loss itself, unit-tested in announce-desired; here the health
+  // checks cross the same link, so the quorum goes too a moment later. The reason stays the link.)
   await d1.linkUp();
   await waitFor(async () => (await nextHops(bl.router, VIP4)).length === 2, 20_000, 'd1 re-announced after the link came back');
   await waitFor(async () => (await nextHops(bl.router, VIP6)).length === 2, 20_000, 'd1 re-announced IPv6');
