@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -211,6 +212,25 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
   /* On Linux the fd is released even when close() reports EINTR, so never retry. */
   if (close(fd) < 0 && errno != EINTR) return throw_errno(env, "close", errno);
   return NULL;
+}
+
+/* flockExclusive(fd) -> true when this process now holds flock(LOCK_EX) on fd, false when another
+ * process holds it (EWOULDBLOCK). Never blocks. Node has no flock(2); the daemon locks its pid file
+ * and a lock file next to its control socket with it, so a second daemon fails before it starts
+ * anything. The lock goes with the descriptor (on close or process death). */
+static napi_value fd_flock_exclusive(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !arg_int(env, argv[0], 0, INT32_MAX, "fd", &fd))
+    return NULL;
+  int r;
+  do {
+    r = flock(fd, LOCK_EX | LOCK_NB);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0 && errno != EWOULDBLOCK) return throw_errno(env, "flock", errno);
+  napi_value out;
+  CALL(env, napi_get_boolean(env, r == 0, &out));
+  return out;
 }
 
 /* ---------------------------------- raw IPv6 ---------------------------------- */
@@ -624,6 +644,7 @@ NAPI_MODULE_INIT() {
       {"packetOpen", NULL, packet_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"packetSend", NULL, packet_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"flockExclusive", NULL, fd_flock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw4Open", NULL, raw4_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw4Send", NULL, raw4_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Open", NULL, raw6_open, NULL, NULL, NULL, napi_enumerable, NULL},

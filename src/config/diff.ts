@@ -67,6 +67,8 @@ const VRRP_SETTINGS = [
   'skip_check_adv_addr',
   'v3_checksum_as_v2',
   'dont_track_primary',
+  'check_unicast_src',
+  'unicast_peer_ttl',
   'notify_master',
   'notify_backup',
   'notify_fault',
@@ -109,6 +111,7 @@ const VS_SETTINGS = [
   'delay_before_retry',
   'connect_timeout',
   'warmup',
+  'maxconn_per_source',
   'depool_threshold',
   'proxy_protocol',
   'slow_start',
@@ -196,8 +199,12 @@ export const GLOBAL_APPLY: { readonly [K in GlobalKey]: { readonly live: boolean
   vrrp_gna_interval: { live: true, how: 'pacing of unsolicited neighbour adverts: used by the next burst' },
   vrrp_startup_delay: { live: true, how: 'only consulted at startup and for added instances; running instances are not delayed again' },
   v3_checksum_as_v2: { live: true, how: 'default of vrrp_instance.v3_checksum_as_v2: acted on through the instances' },
+  vrrp_check_unicast_src: { live: true, how: 'default of vrrp_instance.check_unicast_src: acted on through the instances' },
   drain_timeout: { live: true, how: 'used by the next stop or demotion; also the default of virtual_server.drain_timeout' },
   enable_script_security: { live: true, how: 'checked before each script run from now on' },
+  maxconn: { live: true, how: 'the connection budget is recomputed and sent to the data plane; connections over a lowered cap stay, new ones wait below it' },
+  reserved_fds: { live: true, how: 'the connection budget is recomputed and sent to the data plane' },
+  lvs_timeouts: { live: true, how: 'new timeouts apply to connections established from now on and to UDP flows at once' },
   script_user: { live: true, how: 'used by the next script runs' },
   notification_email: { live: true, how: 'used by the next alert mail' },
   notification_email_from: { live: true, how: 'used by the next alert mail' },
@@ -487,6 +494,8 @@ const vrrpKey = (vi: VrrpInstanceConfig): string => `${vi.interface}|${vi.family
 
 const VRRP_NORM: Normalizers<VrrpInstanceConfig> = {
   advert_int: (_v, vi) => vi.advert_int_cs,
+  // Peers themselves are diffed entry by entry (unicast_peer); this shows only TTL bounds set.
+  unicast_peer_ttl: (v) => v.filter((p) => p.min_ttl !== 0 || p.max_ttl !== 255).map((p) => `${canonIp(p.address)} ${p.min_ttl}..${p.max_ttl}`).sort(),
   unicast_src_ip: optIp,
   mcast_src_ip: optIp,
 };

@@ -9,15 +9,20 @@
  * warning, because a config may be checked on another machine than the director it is for; `check
  * --strict` turns warnings into errors.
  *
+ * Script security (keepalived's script_user / enable_script_security, src/util/script.ts) and
+ * the exposure of the sync key (a group-readable key file, an inline key in a config file
+ * everyone can read) are checked here too, so `check` and the daemon's start report the same.
+ *
  * The checks are a list (HOST_CHECKS); each one gets the loaded config and a HostProbe, the only
  * way they look at the host. The probe is the shell (systemHostProbe reads the real system); the
  * checks are pure given a probe, so they are unit-tested with a fake one. Add a check by appending
  * to HOST_CHECKS; scriptsOf() lists every script line with its key path for checks about scripts.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readSyncKey } from '../sync/auth.js';
 import { errorMessage } from '../util/errors.js';
 import { resolveCommand, resolveUser, splitCommand, type ResolvedCommand } from '../util/exec.js';
+import { policyOf, scriptProblems } from '../util/script.js';
 import { formatIssue, formatPath, type ConfigIssue, type KeyPath } from './issues.js';
 import type { ConfigSource } from './load.js';
 import { sortIssues } from './load.js';
@@ -40,6 +45,10 @@ export interface HostProbe {
   user(spec: string): string | undefined;
   /** Whether a network interface of this name exists here. */
   interfaceExists(name: string): boolean;
+  /** Script security of one script (user resolution and path checks, as the runner does). */
+  scriptSecurity?(command: string, user: string | undefined, global: Config['global']): { errors: string[]; warnings: string[] };
+  /** Permission bits of a file (undefined when it cannot be read). */
+  fileMode?(path: string): number | undefined;
   /** Problem running BIRD 2 with the bird.conf generated from [bgp] (not installed, refused), or undefined. */
   bird(bgp: BgpConfig, sourceFile: string): string | undefined;
 }
@@ -60,7 +69,11 @@ export interface HostCheck {
 export interface ScriptRef {
   path: KeyPath;
   command: string;
-  /** The user[:group] it runs as (per-script `user`, else global.script_user where the runner uses it). */
+  /**
+   * The user[:group] it runs as: its own `user` (vrrp_script, MISC_CHECK), else global.script_user,
+   * for every script kind (src/util/script.ts resolveScriptUser). Unset: keepalived_script if that
+   * user exists, else the daemon's user.
+   */
   user?: string;
 }
 
@@ -83,19 +96,17 @@ export function scriptsOf(config: Config): ScriptRef[] {
     }
   }
   config.virtual_server.forEach((vs, i) => {
-    // quorum_*, notify_up/down and MISC_CHECK run as the daemon's user unless the check sets `user`
-    // (src/lvs/manager.ts, src/lvs/check/misc.ts).
     for (const key of ['quorum_up', 'quorum_down'] as const) {
       const cmd = vs[key];
-      if (cmd !== undefined) out.push({ path: ['virtual_server', i, key], command: cmd });
+      if (cmd !== undefined) out.push({ path: ['virtual_server', i, key], command: cmd, ...withUser(g) });
     }
     vs.real_server.forEach((rs, j) => {
       for (const key of ['notify_up', 'notify_down'] as const) {
         const cmd = rs[key];
-        if (cmd !== undefined) out.push({ path: ['virtual_server', i, 'real_server', j, key], command: cmd });
+        if (cmd !== undefined) out.push({ path: ['virtual_server', i, 'real_server', j, key], command: cmd, ...withUser(g) });
       }
       rs.check.forEach((c, k) => {
-        if (c.type === 'MISC_CHECK') out.push({ path: ['virtual_server', i, 'real_server', j, 'check', k, 'misc_path'], command: c.misc_path, ...withUser(c.user) });
+        if (c.type === 'MISC_CHECK') out.push({ path: ['virtual_server', i, 'real_server', j, 'check', k, 'misc_path'], command: c.misc_path, ...withUser(c.user ?? g) });
       });
     });
   });
@@ -166,8 +177,41 @@ const bird: HostCheck = {
   },
 };
 
+const scriptSecurity: HostCheck = {
+  name: 'script security',
+  run({ config, probe, report }) {
+    if (!probe.scriptSecurity) return;
+    for (const s of scriptsOf(config)) {
+      const r = probe.scriptSecurity(s.command, s.user, config.global);
+      for (const m of r.errors) report(s.path, m);
+      for (const m of r.warnings) report(s.path, m, 'warning');
+    }
+  },
+};
+
+const syncKeyExposure: HostCheck = {
+  name: 'sync key exposure',
+  run({ config, probe, report }) {
+    const sync = config.sync;
+    if (!sync || !probe.fileMode) return;
+    const octal = (m: number) => m.toString(8).padStart(4, '0');
+    if (sync.auth_key_file !== undefined) {
+      const m = probe.fileMode(sync.auth_key_file);
+      if (m !== undefined && (m & 0o007) === 0 && (m & 0o070) !== 0) {
+        report(['sync', 'auth_key_file'], `key file ${sync.auth_key_file} is accessible by its group (mode ${octal(m)}); 0600 unless that group is only the daemon's`, 'warning');
+      }
+    }
+    if (sync.auth_key !== undefined) {
+      const m = probe.fileMode(config.file);
+      if (m !== undefined && (m & 0o004) !== 0) {
+        report(['sync', 'auth_key'], `the sync key is inline in ${config.file}, which everyone can read (mode ${octal(m)}): use auth_key_file (mode 0600), or chmod 600 the config`, 'warning');
+      }
+    }
+  },
+};
+
 /** Every host check, in the order they report. */
-export const HOST_CHECKS: readonly HostCheck[] = [syncKeyFile, scripts, users, interfaces, bird];
+export const HOST_CHECKS: readonly HostCheck[] = [syncKeyFile, syncKeyExposure, scripts, users, scriptSecurity, interfaces, bird];
 
 export interface HostCheckOptions {
   probe?: HostProbe;
@@ -221,6 +265,14 @@ export function systemHostProbe(env: NodeJS.ProcessEnv = process.env, cwd: strin
       }
     },
     interfaceExists: (name) => !name.includes('/') && name !== '.' && name !== '..' && existsSync(`/sys/class/net/${name}`),
+    scriptSecurity: (command, user, global) => scriptProblems(command, user, policyOf(global)),
+    fileMode(path) {
+      try {
+        return statSync(path).mode & 0o777;
+      } catch {
+        return undefined;
+      }
+    },
     bird: (bgp, sourceFile) => birdHostProblem(bgp, sourceFile),
   };
 }

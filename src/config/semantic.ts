@@ -224,7 +224,12 @@ function normalizeInstance(
   if (raw.authentication !== undefined && version === 3) {
     sink.add([...path, 'authentication'], 'is only valid with version = 2 (VRRPv3 has no authentication)');
   }
-  checkFamily(raw.unicast_peer, family, [...path, 'unicast_peer'], sink);
+  const peers = (Array.isArray(raw.unicast_peer) ? raw.unicast_peer : []).map((p: unknown) =>
+    typeof p === 'string' ? { address: p, min_ttl: 0, max_ttl: 255 } : (p as { address: string; min_ttl: number; max_ttl: number }));
+  peers.forEach((p, i) => {
+    if (p.min_ttl > p.max_ttl) sink.add([...path, 'unicast_peer', i, 'min_ttl'], `must not exceed max_ttl (${p.max_ttl}), got ${p.min_ttl}`);
+  });
+  checkFamily(peers.map((p) => p.address), family, [...path, 'unicast_peer'], sink);
   for (const key of ['unicast_src_ip', 'mcast_src_ip'] as const) {
     const ip = typeof raw[key] === 'string' ? parseIp(raw[key] as string) : undefined;
     if (ip && vips.length > 0 && ip.family !== family) sink.add([...path, key], `must be ${familyName(family)} like the VIPs, got ${JSON.stringify(raw[key])}`);
@@ -248,6 +253,8 @@ function normalizeInstance(
     virtual_ipaddress_parsed: vips,
     virtual_ipaddress_excluded_parsed: parseAll(raw.virtual_ipaddress_excluded),
     advert_int_cs: Math.round(advert * 100),
+    unicast_peer: peers.map((p) => p.address),
+    unicast_peer_ttl: peers,
   };
 }
 

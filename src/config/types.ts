@@ -53,8 +53,13 @@ export interface GlobalConfig {
   vrrp_gna_interval: number;
   vrrp_startup_delay: number;
   v3_checksum_as_v2: boolean;
+  vrrp_check_unicast_src: boolean;
   drain_timeout: number;
   enable_script_security: boolean;
+  maxconn: number;
+  reserved_fds: number;
+  /** Seconds. */
+  lvs_timeouts: { tcp: number; tcpfin: number; udp: number };
   script_user?: string;
   notification_email: string[];
   notification_email_from: string;
@@ -109,7 +114,9 @@ export interface VrrpInstanceConfig extends NotifyConfig {
   nopreempt: boolean;
   preempt_delay: number;
   unicast_src_ip?: string;
+  /** Peer addresses (a `{ address, min_ttl, max_ttl }` entry is normalized to its address). */
   unicast_peer: string[];
+  check_unicast_src: boolean;
   mcast_src_ip?: string;
   track_interface: TrackRef[];
   track_script: TrackRef[];
@@ -144,6 +151,8 @@ export interface VrrpInstanceConfig extends NotifyConfig {
   virtual_ipaddress_excluded_parsed: ParsedCidr[];
   /** parsed: advert_int in centiseconds, the unit VRRPv3 carries on the wire. */
   advert_int_cs: number;
+  /** parsed: each unicast_peer with its TTL bounds (0..255 when not given). */
+  unicast_peer_ttl: { address: string; min_ttl: number; max_ttl: number }[];
 }
 
 export interface VrrpSyncGroupConfig extends NotifyConfig {
@@ -303,6 +312,7 @@ export interface VirtualServerConfig {
   connect_timeout: number;
   /** Unset: each check's warmup is its delay_loop. */
   warmup?: number;
+  maxconn_per_source: number;
   depool_threshold: number;
   proxy_protocol: '' | 'v1' | 'v2';
   /** Seconds of slow start (0 = off). */
@@ -386,7 +396,7 @@ type Variant<C extends CheckCommon> = Omit<C, keyof CheckCommon | 'type'>;
 export type SchemaTypeGuards = [
   Assert<KeysMatch<Config, typeof CONFIG_FIELDS, 'file'>>,
   Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics' | 'smtp' | 'static_ipaddress_parsed' | 'static_routes_parsed' | 'static_rules_parsed'>>,
-  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs' | 'vmac_ifname' | 'virtual_routes_parsed' | 'virtual_rules_parsed'>>,
+  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs' | 'unicast_peer_ttl' | 'vmac_ifname' | 'virtual_routes_parsed' | 'virtual_rules_parsed'>>,
   Assert<KeysMatch<VrrpTrackProcessConfig, typeof VRRP_TRACK_PROCESS_FIELDS>>,
   Assert<KeysMatch<VrrpSyncGroupConfig, typeof VRRP_SYNC_GROUP_FIELDS>>,
   Assert<KeysMatch<VrrpScriptConfig, typeof VRRP_SCRIPT_FIELDS>>,

@@ -30,6 +30,7 @@ interface NativeBinding {
   raw4Open(ifindex: number): number;
   raw4Send(fd: number, packet: Buffer, dst: string): number;
   close(fd: number): void;
+  flockExclusive(fd: number): boolean;
   raw6Open(
     ifindex: number,
     protocol: number,
@@ -250,5 +251,18 @@ export function nativeAvailable(): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * flock(fd, LOCK_EX | LOCK_NB) on a descriptor opened with node:fs: true when this process now
+ * holds the lock, false when another one does. Throws E_NATIVE when the addon is not built.
+ */
+export function flockExclusive(fd: number): boolean {
+  const n = native();
+  try {
+    return n.flockExclusive(fd);
+  } catch (err) {
+    throw new KeepaliveError('E_SOCKET', `flock: ${errorMessage(err)}`, { cause: err });
   }
 }

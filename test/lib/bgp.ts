@@ -240,12 +240,26 @@ export async function startRouterFrr(bl: BgpLab): Promise<RouterFrr> {
  * every director serving VIP4 and VIP6:80 (announce "healthy"), and every director announced in
  * both families at the router.
  */
-export async function startBgpSet(lab: Lab, opts: { directors: number; reals: number; router?: 'bird' | 'frr'; metricsListen?: string }): Promise<{ bl: BgpLab; ds: Director[]; router?: RouterBird; frr?: RouterFrr }> {
+export async function startBgpSet(lab: Lab, opts: {
+  directors: number;
+  reals: number;
+  router?: 'bird' | 'frr';
+  metricsListen?: string;
+  /** Extra [bgp] keys per director. */
+  bgpExtra?: (d: LabHost) => string;
+  /** Runs after the lab is built, before the directors start. */
+  prepare?: (bl: BgpLab) => Promise<void>;
+}): Promise<{ bl: BgpLab; ds: Director[]; router?: RouterBird; frr?: RouterFrr }> {
   const bl = await buildBgpLab(lab, opts);
+  await opts.prepare?.(bl);
   await Promise.all(bl.reals.map((r, i) => startNginx(r, { port: 80, body: `rs${i + 1}`, tmpDir: lab.tmpDir })));
   const routers = opts.router === 'frr' ? { frr: await startRouterFrr(bl) } : { router: await startRouterBird(bl) };
   const svc = webService(VIP4, bl.reals) + webService(VIP6, bl.reals);
-  const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, directorBgpToml(lab, d, { extra: svc, ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}) }))));
+  const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, directorBgpToml(lab, d, {
+    extra: svc,
+    ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
+    ...(opts.bgpExtra ? { bgpExtra: opts.bgpExtra(d) } : {}),
+  }))));
   const all4 = bl.directors.map((d) => d.ipv4!).sort().join();
   await waitFor(async () => (await nextHops(bl.router, VIP4)).join() === all4, 40_000, `${opts.directors} IPv4 next hops at the router`);
   // (FRR installs IPv6 BGP routes through the directors' link-local addresses: count them.)

@@ -118,7 +118,8 @@ netnsTest('BIRD killed alone is restarted and re-announces; keepalive-ts killed 
 });
 
 netnsTest('MED and AS-path prepend make a backup director; changing them on reload keeps the session', async (t) => {
-  const { bl, ds, birdc } = await setUp(t, { directors: 2, extra: (d) => (d.name === 'd1' ? 'med = 0' : 'med = 100') });
+  // d2 also uses its own kernel table and route protocol number: BIRD learns what keepalive-ts puts there.
+  const { bl, ds, birdc } = await setUp(t, { directors: 2, extra: (d) => (d.name === 'd1' ? 'med = 0' : 'med = 100\nkernel_table = 4242\nkernel_protocol = 201') });
   const [d1h, d2h] = bl.directors as [LabHost, LabHost];
   // Both paths reach the router, only the lower MED is installed.
   const routerBirdc = async (...cmd: string[]) => (await bl.router.exec(['birdc', '-s', join(bl.lab.tmpDir, 'router-bird', 'bird.ctl'), ...cmd], { allowFail: true })).stdout;
@@ -127,11 +128,13 @@ netnsTest('MED and AS-path prepend make a backup director; changing them on relo
   t.regex(routes, /BGP\.med: 100/);
   t.regex(routes, /BGP\.med: 0/);
   t.deepEqual(await nextHops(bl.router, VIP4), [d1h.ipv4!], 'the primary (MED 0) carries the traffic');
+  t.regex((await d2h.exec(['ip', 'route', 'show', 'table', '4242'])).stdout, /^10\.99\.0\.10 dev lo proto 201 scope link/);
+  t.is((await d2h.exec(['ip', 'route', 'show', 'table', '100'], { allowFail: true })).stdout.trim(), '', 'nothing in the default table');
   const since = parseShowProtocols(await birdc(bl, d2h, 'show', 'protocols', 'all'))
     .find((p) => p.proto === 'BGP')!.since;
 
   const reload = async (d: Director, h: LabHost, bgpExtra: string) => {
-    await writeFile(d.configPath, directorBgpToml(bl.lab, h, { extra: webService(VIP4, bl.reals), bgpExtra, peers: 'v4' }));
+    await writeFile(d.configPath, directorBgpToml(bl.lab, h, { extra: webService(VIP4, bl.reals), bgpExtra: `${bgpExtra}\nkernel_table = 4242\nkernel_protocol = 201`, peers: 'v4' }));
     return (await run([process.execPath, CLI, 'reload', '--control-socket', d.socket])).stdout;
   };
   // Equal MEDs: ECMP over both.

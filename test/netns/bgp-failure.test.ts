@@ -10,8 +10,8 @@ import type { LabHost, LabProcess } from '../lib/netns.js';
 import { join } from 'node:path';
 import { Chromium, type Page } from '../lib/chromium.js';
 
-async function setUp(t: Parameters<Parameters<typeof netnsTest>[1]>[0], directors: number, metricsListen?: string): Promise<{ bl: BgpLab; ds: Director[] }> {
-  return startBgpSet(await createLab(t), { directors, reals: 2, ...(metricsListen ? { metricsListen } : {}) });
+async function setUp(t: Parameters<Parameters<typeof netnsTest>[1]>[0], directors: number, more: Partial<Parameters<typeof startBgpSet>[1]> = {}): Promise<{ bl: BgpLab; ds: Director[] }> {
+  return startBgpSet(await createLab(t), { directors, reals: 2, ...more });
 }
 
 /** BGP rows of the status page as drawn now. */
@@ -107,7 +107,13 @@ netnsTest('graceful stop: the router has dropped the director before it stops ac
 });
 
 netnsTest('a tracked link that goes down withdraws (status and status page say why); back up, the director announces again', async (t) => {
-  const { bl, ds } = await setUp(t, 2, '127.0.0.1:9650');
+  // d2 tracks an interface of its own (one end of a veth pair inside its namespace: it loses
+  // carrier when the other end goes down) instead of the peer's interface (track_interface).
+  const { bl, ds } = await setUp(t, 2, {
+    metricsListen: '127.0.0.1:9650',
+    bgpExtra: (d) => (d.name === 'd2' ? 'track_interface = ["kt0"]' : ''),
+    prepare: async (b) => void (await b.directors[1]!.exec(['sh', '-ec', 'ip link add kt0 type veth peer name kt1\nip link set kt0 up\nip link set kt1 up'])),
+  });
   const d1 = bl.directors[0]!;
   // The status page, in d1's own namespace (its link is about to go down).
   const browser = await Chromium.launch({ userDataDir: join(bl.lab.tmpDir, 'chromium'), netns: d1.ns });
@@ -132,4 +138,13 @@ netnsTest('a tracked link that goes down withdraws (status and status page say w
   await waitFor(async () => (await nextHops(bl.router, VIP4)).length === 2, 20_000, 'd1 re-announced after the link came back');
   await waitFor(async () => (await nextHops(bl.router, VIP6)).length === 2, 20_000, 'd1 re-announced IPv6');
   t.true((await ds[0]!.status()).bgp!.prefixes.every((p) => p.announced));
+
+  // track_interface = ["kt0"] on d2: its own interface, not eth0, withdraws it.
+  const d2 = bl.directors[1]!;
+  t.deepEqual((await ds[1]!.status()).bgp!.tracked_interfaces, [{ name: 'kt0', up: true }]);
+  await d2.exec(['ip', 'link', 'set', 'kt1', 'down']);
+  await waitFor(async () => (await nextHops(bl.router, VIP4)).join() === d1.ipv4, 10_000, 'the router drops d2');
+  t.true((await ds[1]!.status()).bgp!.prefixes.every((p) => !p.announced && p.reason === 'withdrawn: no link on kt0'));
+  await d2.exec(['ip', 'link', 'set', 'kt1', 'up']);
+  await waitFor(async () => (await nextHops(bl.router, VIP4)).length === 2, 10_000, 'd2 announces again');
 });

@@ -74,10 +74,11 @@ test('scriptsOf lists every script line with its key path and the user it runs a
     ['vrrp_instance.0.notify_master', '/opt/master', 'svc'],
     ['vrrp_instance.0.notify', 'notify-all --site x', 'svc'],
     ['vrrp_sync_group.0.notify_backup', '/opt/group-backup', 'svc'],
-    ['virtual_server.0.quorum_up', '/opt/q-up', '-'],
-    ['virtual_server.0.quorum_down', '/opt/q-down', '-'],
-    ['virtual_server.0.real_server.0.notify_up', '/opt/rs-up', '-'],
-    ['virtual_server.0.real_server.0.notify_down', '/opt/rs-down', '-'],
+    // Every script kind runs as script_user unless it has its own user (issue 10: these ran as root).
+    ['virtual_server.0.quorum_up', '/opt/q-up', 'svc'],
+    ['virtual_server.0.quorum_down', '/opt/q-down', 'svc'],
+    ['virtual_server.0.real_server.0.notify_up', '/opt/rs-up', 'svc'],
+    ['virtual_server.0.real_server.0.notify_down', '/opt/rs-down', 'svc'],
     ['virtual_server.0.real_server.0.check.0.misc_path', '/opt/misc 10.0.0.21', 'misc'],
   ]);
 });
@@ -122,7 +123,7 @@ test('a missing interface is a warning; --strict makes it an error', (t) => {
 });
 
 test('HOST_CHECKS is one list; a check that throws is reported, not fatal', (t) => {
-  t.deepEqual(HOST_CHECKS.map((c) => c.name), ['sync key file', 'scripts', 'users', 'interfaces', 'BIRD']);
+  t.deepEqual(HOST_CHECKS.map((c) => c.name), ['sync key file', 'sync key exposure', 'scripts', 'users', 'script security', 'interfaces', 'BIRD']);
   const boom = { name: 'boom', run: () => { throw new Error('kaput'); } };
   const issues = runHostChecks(source(), { probe: fakeProbe(), checks: [...HOST_CHECKS, boom] });
   t.is(issues.length, 1);
@@ -153,7 +154,7 @@ test('resolveCommand finds files as spawn would: paths, PATH lookup, not executa
 test('the system probe: sync key files, users and interfaces of this host', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kt-host-'));
   const key = join(dir, 'sync.key');
-  writeFileSync(key, 'secret\n');
+  writeFileSync(key, 'secret-0123456789\n');
   chmodSync(key, 0o600);
   const probe = systemHostProbe();
   const sync = { interface: 'lo', instance: 'VI_1', group: '224.0.0.81', port: 8848, ttl: 1, sync_id: 1, unicast_peer: [] };

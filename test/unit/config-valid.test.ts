@@ -56,7 +56,7 @@ check = { type = "TCP_CHECK" }
 [sync]
 interface = "eth0"
 instance = "VI_1"
-auth_key = "k"
+auth_key = "k-0123456789abcdef"
 `,
     'd.toml',
   );

@@ -73,6 +73,8 @@ export interface ProxyOptions {
    * (net.ipv4.vs.expire_nodest_conn-like). Default true.
    */
   readonly expireNodestConn?: boolean;
+  /** Most live TCP connections / UDP flows per client address (0 or absent = unlimited). */
+  readonly maxConnsPerSource?: number;
 }
 
 /** One virtual service, as the data plane needs it; built once from the config. */
@@ -96,6 +98,13 @@ export interface Destination {
   readonly key: string;
   readonly endpoint: Endpoint;
   readonly weight: number;
+  /**
+   * keepalived uthreshold / lthreshold (IPVS u_threshold / l_threshold): at uthreshold connections
+   * the destination gets no new ones until below lthreshold (0 or absent: 3/4 of uthreshold).
+   * Absent or 0 = no limit.
+   */
+  readonly uthreshold?: number;
+  readonly lthreshold?: number;
 }
 
 export interface PoolSpec {

@@ -28,7 +28,9 @@ import {
   type RestoreEntry,
   type ServiceSpec,
 } from './contract.js';
-import { ProxyDataplane } from './proxy/index.js';
+import { ProxyDataplane, type ConnectionLimits } from './proxy/index.js';
+
+export type { ConnectionLimits } from './proxy/index.js';
 
 export * from './contract.js';
 
@@ -36,6 +38,11 @@ export * from './contract.js';
 export interface DataplaneContext {
   /** Connection-event batching (ms) when connection sync is on; implementation default otherwise. */
   readonly eventBatchMs?: number;
+  /**
+   * The proxy's connection budget (global.maxconn below the descriptor limit) and idle timeouts
+   * (global.lvs_timeouts); see ProxyDataplane.setLimits. Kernel paths have their own limits.
+   */
+  readonly limits?: ConnectionLimits;
   /** Reports errors that happen outside a call (a worker died, a transaction failed later). */
   readonly onError?: (implementation: string, err: Error) => void;
 }
@@ -55,7 +62,7 @@ export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
   {
     name: 'proxy',
     kinds: ['PROXY'],
-    create: (ctx) => new ProxyDataplane(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
+    create: (ctx) => new ProxyDataplane({ ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }), ...(ctx.limits ? { limits: ctx.limits } : {}) }),
   },
 ];
 
@@ -69,7 +76,7 @@ interface Slot {
 export class DataplaneSet implements Dataplane, ConnectionState {
   readonly name = 'set';
   readonly kinds: readonly LbKind[];
-  readonly #ctx: DataplaneContext;
+  #ctx: DataplaneContext;
   readonly #slots: Slot[];
   /** Which slot owns each configured service. */
   readonly #owner = new Map<ServiceKey, Slot>();
@@ -80,6 +87,18 @@ export class DataplaneSet implements Dataplane, ConnectionState {
     this.#ctx = ctx;
     this.#slots = implementations.map((impl) => ({ impl, instance: null, unsubscribe: new Map() }));
     this.kinds = implementations.flatMap((i) => i.kinds);
+  }
+
+  /**
+   * New connection limits (reload of maxconn / reserved_fds / lvs_timeouts): for the
+   * implementations created so far and the ones created later.
+   */
+  async setLimits(limits: ConnectionLimits): Promise<void> {
+    this.#ctx = { ...this.#ctx, limits };
+    for (const s of this.#slots) {
+      const inst = s.instance as (Dataplane & { setLimits?: (l: ConnectionLimits) => Promise<void> }) | null;
+      if (inst?.setLimits) await inst.setLimits(limits);
+    }
   }
 
   /** The implementation instances created so far, by name (diagnostics, tests). */
