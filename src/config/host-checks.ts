@@ -3,7 +3,8 @@
  * (the pure validator, validate.ts / semantic.ts, cannot know): an unreadable sync key file, a
  * script that does not exist or is not executable, an unknown user to run scripts as, an interface
  * that does not exist; for kernel lb_kinds (DR, NAT, FULLNAT): libnftables missing, IP forwarding
- * off (NAT, FULLNAT), a DR real server that is not on-link.
+ * off (NAT, FULLNAT), a DR real server that is not on-link; [bgp] without BIRD 2 installed (or a
+ * generated bird.conf BIRD refuses).
  *
  * `check` runs them after the file validated. Each problem names file:line and the key path, like
  * the validator's. Problems are errors except those marked as warnings: a missing interface is a
@@ -29,7 +30,8 @@ import { policyOf, scriptProblems } from '../util/script.js';
 import { formatIssue, formatPath, type ConfigIssue, type KeyPath } from './issues.js';
 import type { ConfigSource } from './load.js';
 import { sortIssues } from './load.js';
-import type { Config, SyncConfig } from './types.js';
+import type { BgpConfig, Config, SyncConfig } from './types.js';
+import { birdHostProblem } from '../announce/bird.js';
 
 export type HostSeverity = 'error' | 'warning';
 
@@ -57,6 +59,8 @@ export interface HostProbe {
   scriptSecurity?(command: string, user: string | undefined, global: Config['global']): { errors: string[]; warnings: string[] };
   /** Permission bits of a file (undefined when it cannot be read). */
   fileMode?(path: string): number | undefined;
+  /** Problem running BIRD 2 with the bird.conf generated from [bgp] (not installed, refused), or undefined. */
+  bird(bgp: BgpConfig, sourceFile: string): string | undefined;
 }
 
 export interface HostCheckContext {
@@ -170,6 +174,16 @@ const interfaces: HostCheck = {
       vi.track_interface.forEach((t, j) => missing(['vrrp_instance', i, 'track_interface', j], t.name));
     });
     if (config.sync) missing(['sync', 'interface'], config.sync.interface);
+    config.bgp?.track_interface?.forEach((name, i) => missing(['bgp', 'track_interface', i], name));
+  },
+};
+
+const bird: HostCheck = {
+  name: 'BIRD',
+  run({ config, probe, report }) {
+    if (!config.bgp) return;
+    const problem = probe.bird(config.bgp, config.file);
+    if (problem !== undefined) report(['bgp'], problem);
   },
 };
 
@@ -235,7 +249,7 @@ const syncKeyExposure: HostCheck = {
 };
 
 /** Every host check, in the order they report. */
-export const HOST_CHECKS: readonly HostCheck[] = [syncKeyFile, syncKeyExposure, scripts, users, scriptSecurity, interfaces, kernelDataplane];
+export const HOST_CHECKS: readonly HostCheck[] = [syncKeyFile, syncKeyExposure, scripts, users, scriptSecurity, interfaces, kernelDataplane, bird];
 
 export interface HostCheckOptions {
   probe?: HostProbe;
@@ -315,5 +329,6 @@ export function systemHostProbe(env: NodeJS.ProcessEnv = process.env, cwd: strin
         return undefined;
       }
     },
+    bird: (bgp, sourceFile) => birdHostProblem(bgp, sourceFile),
   };
 }

@@ -25,6 +25,8 @@ import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolStat
 export interface LvsDeps {
   dataPlane: Dataplane;
   log: Logger;
+  /** Called when a service's quorum or serving state changes (BGP announcements follow both). */
+  onStateChange?: () => void;
   /**
    * Runs quorum_up/down, notify_up/down and MISC_CHECK scripts (user resolution and script
    * security, shared with the VRRP side). Default: the default policy (no script_user, no security).
@@ -347,8 +349,10 @@ export class VirtualServerManager {
     }));
     const now = this.#now();
     const result = evaluatePool(poolParams(svc.cfg), servers, svc.pool, now);
+    const quorumBefore = svc.last?.quorumUp;
     svc.pool = result.state;
     svc.last = result;
+    if (quorumBefore !== result.quorumUp) this.deps.onStateChange?.();
     this.#events(svc, result.events);
     if (result.nextEvaluationAt !== null) {
       // Slow start: the next step of the ramp (never on the VRRP path: a timer of its own).
@@ -519,6 +523,7 @@ export class VirtualServerManager {
       () => {
         svc.serving = true;
         this.deps.log.info({ virtual_server: svc.key, kind: svc.cfg.lb_kind }, `serving ${svc.key} (${svc.cfg.lb_kind})`);
+        this.deps.onStateChange?.();
         // Ownership may have gone while the worker was binding.
         if (!svc.wanted) void this.#unserve(svc);
       },
@@ -535,9 +540,15 @@ export class VirtualServerManager {
     clearTimeout(svc.retry);
     if (!svc.serving) return;
     svc.serving = false;
+    this.deps.onStateChange?.();
     this.deps.log.info({ virtual_server: svc.key, drain_s: svc.cfg.drain_timeout }, `stopped serving ${svc.key}; draining`);
     await this.deps.dataPlane.unserve(svc.key, svc.cfg.drain_timeout * 1000).catch((err: unknown) =>
       this.deps.log.warn({ virtual_server: svc.key, err: errorMessage(err) }, 'unserve failed'));
+  }
+
+  /** Quorum and serving state per virtual server, keyed like the announcement core (src/announce/desired.ts). */
+  announceFacts(): Map<ServiceKey, { quorum: boolean; serving: boolean }> {
+    return new Map(this.#services.map((svc) => [svc.cfg.key, { quorum: svc.last?.quorumUp ?? false, serving: svc.serving }]));
   }
 
   /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */

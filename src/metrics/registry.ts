@@ -499,6 +499,73 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     },
   }),
 
+  // --- BGP ---
+  def({
+    name: 'bgp_session_up',
+    help: '1 while the BGP session with the peer is Established, else 0.',
+    type: 'gauge',
+    labelNames: ['peer'],
+    *samples(snap) {
+      for (const x of snap.status.bgp?.sessions ?? []) yield { labels: { peer: x.peer }, value: x.established ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'bgp_session_uptime_seconds',
+    help: 'Seconds since the BGP session with the peer was established; 0 while it is not.',
+    type: 'gauge',
+    labelNames: ['peer'],
+    *samples(snap) {
+      for (const x of snap.status.bgp?.sessions ?? []) yield { labels: { peer: x.peer }, value: x.uptime_s ?? 0 };
+    },
+  }),
+  def({
+    name: 'bgp_session_prefixes',
+    help: 'Prefixes BIRD announces to the peer now (0 while the session is down).',
+    type: 'gauge',
+    labelNames: ['peer'],
+    *samples(snap) {
+      for (const x of snap.status.bgp?.sessions ?? []) yield { labels: { peer: x.peer }, value: x.exported ?? 0 };
+    },
+  }),
+  def({
+    name: 'bgp_prefix_announced',
+    help: '1 while this director announces the prefix (the host route is in the kernel table BIRD exports), else 0.',
+    type: 'gauge',
+    labelNames: ['prefix'],
+    *samples(snap) {
+      for (const p of snap.status.bgp?.prefixes ?? []) yield { labels: { prefix: p.prefix }, value: p.announced ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'bgp_withdrawals_total',
+    help: 'Withdrawals of an announced prefix, by reason: stopping, link, quorum, vrrp, not_serving, removed.',
+    type: 'counter',
+    labelNames: ['reason'],
+    *samples(snap) {
+      for (const [reason, n] of Object.entries(snap.status.bgp?.withdrawals ?? {})) yield { labels: { reason }, value: n };
+    },
+  }),
+  def({
+    name: 'bird_up',
+    help: '1 while the BIRD keepalive-ts supervises is running, else 0.',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const b = snap.status.bgp?.bird;
+      if (b) yield { labels: {}, value: b.running ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'bird_restarts_total',
+    help: 'Times BIRD died and was restarted by keepalive-ts.',
+    type: 'counter',
+    labelNames: [],
+    *samples(snap) {
+      const b = snap.status.bgp?.bird;
+      if (b) yield { labels: {}, value: b.restarts };
+    },
+  }),
+
   // --- alerts and routes ---
   def({
     name: 'alert_mails_total',

@@ -50,7 +50,7 @@ instance = "VI_1"
 auth_key_file = "/etc/k/sync.key"
 `;
 
-function fakeProbe(over: Partial<{ badCommands: string[]; badUsers: string[]; interfaces: string[]; keyProblem: string; libnftables: string; forwarding: boolean; gateways: Record<string, string> }> = {}): HostProbe & { asked: string[] } {
+function fakeProbe(over: Partial<{ badCommands: string[]; badUsers: string[]; interfaces: string[]; keyProblem: string; libnftables: string; forwarding: boolean; gateways: Record<string, string>; birdProblem: string }> = {}): HostProbe & { asked: string[] } {
   const asked: string[] = [];
   return {
     asked,
@@ -64,6 +64,7 @@ function fakeProbe(over: Partial<{ badCommands: string[]; badUsers: string[]; in
     libnftables: () => over.libnftables,
     forwarding: () => over.forwarding ?? true,
     route: (a) => ({ device: 'eth0', ...(over.gateways?.[a] ? { gateway: over.gateways[a] } : {}) }),
+    bird: () => over.birdProblem,
   };
 }
 
@@ -139,7 +140,7 @@ test('kernel lb_kinds: libnftables missing is an error naming the package; IP fo
 });
 
 test('HOST_CHECKS is one list; a check that throws is reported, not fatal', (t) => {
-  t.deepEqual(HOST_CHECKS.map((c) => c.name), ['sync key file', 'sync key exposure', 'scripts', 'users', 'script security', 'interfaces', 'kernel data plane']);
+  t.deepEqual(HOST_CHECKS.map((c) => c.name), ['sync key file', 'sync key exposure', 'scripts', 'users', 'script security', 'interfaces', 'kernel data plane', 'BIRD']);
   const boom = { name: 'boom', run: () => { throw new Error('kaput'); } };
   const issues = runHostChecks(source(), { probe: fakeProbe(), checks: [...HOST_CHECKS, boom] });
   t.is(issues.length, 1);
@@ -185,4 +186,29 @@ test('the system probe: sync key files, users and interfaces of this host', (t) 
   t.true(probe.interfaceExists('lo'));
   t.false(probe.interfaceExists('kt-nonexistent0'));
   t.false(probe.interfaceExists('../lo'));
+});
+
+test('[bgp]: BIRD missing is an error at the [bgp] line; a missing track_interface a warning', (t) => {
+  const text = `[[virtual_server]]
+address = "10.99.0.10"
+port = 80
+
+[bgp]
+local_as = 65001
+track_interface = ["eth0", "eth9"]
+
+[[bgp.peer]]
+address = "10.78.0.1"
+remote_as = 65000
+`;
+  const src = parseConfigSource(text, 'bgp.toml');
+  const problem = '[bgp] needs BIRD 2, and bird is not installed: install the Debian package bird2 (apt-get install bird2)';
+  const issues = runHostChecks(src, { probe: fakeProbe({ birdProblem: problem }) });
+  t.deepEqual(issues.map(formatHostIssue), [
+    `bgp.toml:5 bgp: ${problem}`,
+    'bgp.toml:7 bgp.track_interface[1]: warning: interface "eth9" does not exist on this host',
+  ]);
+  t.deepEqual(runHostChecks(src, { probe: fakeProbe() }).map((i) => i.severity), ['warning']);
+  // Without [bgp] the probe is never asked about BIRD.
+  t.deepEqual(runHostChecks(parseConfigSource('', 'x.toml'), { probe: { ...fakeProbe(), bird: () => { throw new Error('asked'); } } }), []);
 });

@@ -47,6 +47,9 @@ const MAIL_RESOLVE = p(U('config-vrrp-parity'), 'smtp_alert resolves as keepaliv
 const ROUTES = p(N('vrrp-routes'), 'virtual_routes / virtual_rules are in while MASTER only; static_* from start to stop');
 const TRACK_PROCESS = p(N('vrrp-track-process'), 'track_process: the tracked process dies, priority drops by its weight');
 const PROCESS_UNIT = (title: string) => p(U('vrrp-track-process'), title);
+const BIRD_CONF = p(U('announce-bird-config'), 'defaults: one IPv4 peer with BFD 100 ms x 3');
+const BIRD_CONF_KEYS = p(U('announce-bird-config'), 'every [bgp] key that reaches BIRD changes the text');
+const BGP_ECMP = p(N('bgp-ecmp'), 'three directors announce while healthy');
 const SERVICE_KEYS = p(U('config-valid'), 'service keys, matches and endpoints are made once at load (address, port set, fwmark)');
 
 export const AUDIT: Record<string, Entry> = {
@@ -217,6 +220,12 @@ export const AUDIT: Record<string, Entry> = {
   'virtual_server[].depool_threshold': [SPEC, p(U('lvs-pool'), 'depool threshold: failing servers beyond the threshold stay pooled')],
   'virtual_server[].proxy_protocol': [SPEC, p(U('lvs-dataplane'), 'PROXY protocol v1 and v2 headers reach the real server')],
   'virtual_server[].drain_timeout': [SPEC, p(N('graceful-stop'), 'a second SIGTERM during the graceful stop shortens the drain')],
+  'virtual_server[].announce': [
+    p(N('bgp-ecmp'), 'three directors announce while healthy'),
+    p(N('bgp-ecmp'), 'announce = "master": only the VRRP MASTER announces'),
+    p(N('bgp-reload'), 'reload adds and removes a peer and announcements'),
+    p(U('config-bgp'), 'announce defaults'),
+  ],
   'virtual_server[].real_server': { section: '[[virtual_server.real_server]]' },
   'virtual_server[].real_server[].address': p(N('lvs-service'), 'rr splits evenly through the VIP'),
   'virtual_server[].real_server[].port': p(N('lvs-service'), 'rr splits evenly through the VIP'),
@@ -255,6 +264,24 @@ export const AUDIT: Record<string, Entry> = {
   'virtual_server[].real_server[].check[].name': p(U('lvs-check-dns'), 'NOERROR with an answer is ok; the query is RD, class IN, of the configured type'),
   'virtual_server[].real_server[].check[].file': p(U('lvs-check-file'), 'weight 0: 0 is ok, non-zero fails, a missing file counts as 0'),
   'virtual_server[].real_server[].check[].weight': p(U('lvs-check-file'), 'weight != 0: ok with weightOffset = value x weight'),
+
+  bgp: { section: '[bgp]' },
+  'bgp.local_as': [BIRD_CONF, BGP_ECMP],
+  'bgp.router_id': BIRD_CONF_KEYS,
+  'bgp.med': p(N('bgp-bird'), 'MED and AS-path prepend make a backup director'),
+  'bgp.as_path_prepend': p(N('bgp-bird'), 'MED and AS-path prepend make a backup director'),
+  'bgp.bfd_interval': [BIRD_CONF_KEYS, p(N('bgp-failure'), 'BFD makes the router drop its next hop within 1 s')],
+  'bgp.bfd_multiplier': [BIRD_CONF_KEYS, p(N('bgp-failure'), 'BFD makes the router drop its next hop within 1 s')],
+  'bgp.track_interface': p(N('bgp-failure'), 'a tracked link that goes down withdraws'),
+  'bgp.kernel_table': [BIRD_CONF_KEYS, p(N('bgp-bird'), 'MED and AS-path prepend make a backup director')],
+  'bgp.kernel_protocol': [BIRD_CONF_KEYS, p(N('bgp-bird'), 'MED and AS-path prepend make a backup director')],
+  'bgp.runtime_dir': p(N('bgp-bird'), 'BIRD killed alone is restarted and re-announces'),
+  'bgp.peer': { section: '[[bgp.peer]]' },
+  'bgp.peer[].address': BGP_ECMP,
+  'bgp.peer[].remote_as': [BIRD_CONF, BGP_ECMP],
+  'bgp.peer[].bfd': [p(U('announce-bird-config'), 'per peer: bfd off, hold time, password'), p(N('bgp-failure'), 'BFD makes the router drop its next hop within 1 s')],
+  'bgp.peer[].hold_time': [p(U('announce-bird-config'), 'per peer: bfd off, hold time, password'), p(U('config-bgp'), 'reload: peers added and removed by address')],
+  'bgp.peer[].password': [p(U('announce-bird-config'), 'per peer: bfd off, hold time, password'), p(N('bgp-bird'), 'check runs the generated config through the real bird')],
 
   sync: { section: '[sync]' },
   'sync.interface': SYNC_W,
