@@ -59,6 +59,7 @@ export class AnnounceController {
   readonly #records = new Map<string, PrefixRecord>();
   readonly #withdrawals = Object.fromEntries(WITHDRAW_KINDS.map((k) => [k, 0])) as Record<WithdrawKind, number>;
   #running: Promise<void> | undefined;
+  #peerInterfaces: readonly string[] = [];
   #reconcile: NodeJS.Timeout | undefined;
   #dirty = false;
   #closed = false;
@@ -98,23 +99,29 @@ export class AnnounceController {
     this.#reconcile.unref();
   }
 
+  /**
+   * The interfaces the peers are reached through: where the routers send the announced addresses'
+   * traffic (the kernel data plane takes DR traffic there).
+   */
+  ingressInterfaces(): readonly string[] {
+    return this.#peerInterfaces;
+  }
+
   /** track_interface, or the interfaces the peers are reached through. */
   async #resolveTracked(): Promise<void> {
     const bgp = this.#config.bgp!;
-    let names: string[];
-    if (bgp.track_interface !== undefined) names = [...bgp.track_interface];
-    else {
-      names = [];
-      for (const p of bgp.peer) {
-        const index = await this.deps.rtnl.outputInterface(p.address);
-        if (index === null) {
-          this.deps.log.warn({ peer: p.address }, 'no route to the BGP peer: its interface is not tracked');
-          continue;
-        }
-        const name = (await this.deps.rtnl.getLink(index)).name;
-        if (!names.includes(name)) names.push(name);
+    const peers: string[] = [];
+    for (const p of bgp.peer) {
+      const index = await this.deps.rtnl.outputInterface(p.address);
+      if (index === null) {
+        this.deps.log.warn({ peer: p.address }, bgp.track_interface === undefined ? 'no route to the BGP peer: its interface is not tracked' : 'no route to the BGP peer');
+        continue;
       }
+      const name = (await this.deps.rtnl.getLink(index)).name;
+      if (!peers.includes(name)) peers.push(name);
     }
+    this.#peerInterfaces = peers;
+    const names = bgp.track_interface !== undefined ? [...bgp.track_interface] : peers;
     const links = new Map<string, boolean>();
     for (const name of names) {
       links.set(name, await this.deps.rtnl.getLink(name).then((l) => l.up, () => false));

@@ -162,6 +162,9 @@ export class Daemon {
       // commit is in, a mid-stream packet must not be scheduled as a new connection.
       ...(sync?.conntrackd ? { conntrackSync: true } : {}),
       log: (level, msg, fields) => log[level](fields ?? {}, msg),
+      // A DR address announced by BGP is on no interface here (at most on lo): its client traffic
+      // arrives through the interfaces of the BGP peers.
+      ingress: () => this.#announce?.ingressInterfaces() ?? [],
       // The proxy's connection budget below the descriptor limit, and its idle timeouts.
       limits: this.#limits(),
       onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),

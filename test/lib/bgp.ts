@@ -10,6 +10,12 @@ import type { Lab, LabHost, LabProcess } from './lab-core.js';
 import { waitFor } from './procs.js';
 import { startDirector, type Director } from './daemon.js';
 import { startNginx } from './servers.js';
+import { prepareDrRealServer } from './nft-lab.js';
+import { startEchoServer, startEchoFlows, echoFlowsUp, echoFlowsResult, ECHO_PORT, type EchoFlow } from './hitless.js';
+
+/** PROXY: the user-space proxy, VIP on the directors' lo. DR: the kernel data plane (nftables) in
+ *  direct routing with mh, VIP on the real servers' lo (arp_ignore/arp_announce), none on the directors. */
+export type BgpKind = 'PROXY' | 'DR';
 
 export const VIP4 = '10.99.0.10';
 export const VIP6 = 'fd99::10';
@@ -27,7 +33,7 @@ export interface BgpLab {
 }
 
 /** Router eth0 10.77.0.1 / eth1 10.78.0.1, client 10.77.0.100, directors 10.78.0.11.., real servers 10.78.0.21.. */
-export async function buildBgpLab(lab: Lab, opts: { directors: number; reals: number }): Promise<BgpLab> {
+export async function buildBgpLab(lab: Lab, opts: { directors: number; reals: number; kind?: BgpKind }): Promise<BgpLab> {
   const back = await lab.addBridge();
   const router = await lab.addHost('router', { ipv4: '10.77.0.1/24', ipv6: 'fd77::1/64' });
   const client = await lab.addHost('cl', { ipv4: '10.77.0.100/24', ipv6: 'fd77::100/64' });
@@ -55,9 +61,15 @@ export async function buildBgpLab(lab: Lab, opts: { directors: number; reals: nu
       'sysctl -qw net.ipv6.conf.eth0.keep_addr_on_down=1',
     ].join('\n')]);
   }
-  for (const d of directors) {
-    // The user-space data plane (PROXY) binds the service address: it is local, as for anycast.
-    await d.exec(['sh', '-ec', `ip addr add ${VIP4}/32 dev lo\nip addr add ${VIP6}/128 dev lo`]);
+  if ((opts.kind ?? 'PROXY') === 'PROXY') {
+    for (const d of directors) {
+      // The user-space data plane (PROXY) binds the service address: it is local, as for anycast.
+      await d.exec(['sh', '-ec', `ip addr add ${VIP4}/32 dev lo\nip addr add ${VIP6}/128 dev lo`]);
+    }
+  } else {
+    // DR: the real servers hold the service addresses and answer the client directly (their
+    // default route goes through the router); the directors only rewrite the MAC address.
+    for (const r of reals) await prepareDrRealServer(r, VIP4, VIP6);
   }
   return { lab, router, routerBack, client, directors, reals };
 }
@@ -138,21 +150,32 @@ export function directorBgpToml(lab: Lab, d: LabHost, o: { extra: string; bgpExt
   ].join('\n');
 }
 
-/** A virtual server on `vip`:80 with TCP-checked nginx real servers (PROXY data plane). */
-export function webService(vip: string, reals: LabHost[], extra = ''): string {
+/** Same table size and seed on every director: each computes the same Maglev table. */
+export const MH_TABLE_SIZE = 251;
+export const MH_SEED = 4242;
+
+/**
+ * A virtual server on `vip`:`port` with TCP-checked real servers (checked on `port`). PROXY: the
+ * user-space proxy, rr. DR: the kernel data plane, mh hashing addresses and ports (one client's
+ * connections spread over the real servers), the same table size and seed on every director.
+ */
+export function webService(vip: string, reals: LabHost[], extra = '', opts: { kind?: BgpKind; port?: number } = {}): string {
   const family = vip.includes(':') ? 'ipv6' : 'ipv4';
+  const port = opts.port ?? 80;
+  const dr = (opts.kind ?? 'PROXY') === 'DR';
   return [
     '[[virtual_server]]',
     `address = "${vip}"`,
-    'port = 80',
+    `port = ${port}`,
     'protocol = "TCP"',
-    'lb_kind = "PROXY"',
-    'lb_algo = "rr"',
+    ...(dr
+      ? ['lb_kind = "DR"', 'lb_algo = "mh"', 'sched_flags = ["mh-port"]', `mh_table_size = ${MH_TABLE_SIZE}`, `hash_seed = ${MH_SEED}`]
+      : ['lb_kind = "PROXY"', 'lb_algo = "rr"']),
     'delay_loop = 0.5',
     'alpha = true',
     'drain_timeout = 2',
     extra,
-    ...reals.map((r) => `[[virtual_server.real_server]]\naddress = "${r[family]}"\nport = 80\ncheck = { type = "TCP_CHECK", connect_timeout = 0.5, retry = 0 }\n`),
+    ...reals.map((r) => `[[virtual_server.real_server]]\naddress = "${r[family]}"\nport = ${port}\ncheck = { type = "TCP_CHECK", connect_timeout = 0.5, retry = 0 }\n`),
   ].join('\n');
 }
 
@@ -243,6 +266,9 @@ export async function startRouterFrr(bl: BgpLab): Promise<RouterFrr> {
 export async function startBgpSet(lab: Lab, opts: {
   directors: number;
   reals: number;
+  /** PROXY (default): VIP4 and VIP6 :80 by the user-space proxy. DR: by the kernel data plane with
+   *  mh, :80 (nginx) and :ECHO_PORT (a line echo naming its server) in both families. */
+  kind?: BgpKind;
   router?: 'bird' | 'frr';
   metricsListen?: string;
   /** Extra [bgp] keys per director. */
@@ -253,8 +279,11 @@ export async function startBgpSet(lab: Lab, opts: {
   const bl = await buildBgpLab(lab, opts);
   await opts.prepare?.(bl);
   await Promise.all(bl.reals.map((r, i) => startNginx(r, { port: 80, body: `rs${i + 1}`, tmpDir: lab.tmpDir })));
+  const kind = opts.kind ?? 'PROXY';
+  if (kind === 'DR') await Promise.all(bl.reals.map((r, i) => startEchoServer(r, `rs${i + 1}`)));
   const routers = opts.router === 'frr' ? { frr: await startRouterFrr(bl) } : { router: await startRouterBird(bl) };
-  const svc = webService(VIP4, bl.reals) + webService(VIP6, bl.reals);
+  const svc = [VIP4, VIP6].map((vip) => webService(vip, bl.reals, '', { kind })
+    + (kind === 'DR' ? webService(vip, bl.reals, '', { kind, port: ECHO_PORT }) : '')).join('');
   const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, directorBgpToml(lab, d, {
     extra: svc,
     ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
@@ -265,4 +294,38 @@ export async function startBgpSet(lab: Lab, opts: {
   // (FRR installs IPv6 BGP routes through the directors' link-local addresses: count them.)
   await waitFor(async () => (await nextHops(bl.router, VIP6)).length === opts.directors, 40_000, `${opts.directors} IPv6 next hops at the router`);
   return { bl, ds, ...routers };
+}
+
+
+export interface LongSessions {
+  proc: LabProcess;
+  /** Sessions per director (the echo service's active connections on each) once all were up. */
+  perDirector: number[];
+  /** Waits for the end: every session's result. */
+  result(): Promise<EchoFlow[]>;
+}
+
+/**
+ * `n` long-lived line-echo sessions from the client to VIP4:ECHO_PORT (a DR lab of startBgpSet),
+ * one line per session every 200 ms for `durationMs` after the last one opened. Resolves once every
+ * session has its first echo, with how many each director forwards.
+ */
+export async function startLongSessions(bl: BgpLab, ds: Director[], n: number, durationMs: number): Promise<LongSessions> {
+  const proc = startEchoFlows(bl.client, VIP4, n, durationMs);
+  await waitFor(async () => echoFlowsUp(proc).size === n, 20_000, `${n} echo sessions up`, 100);
+  const key = `tcp/${VIP4}:${ECHO_PORT}`;
+  // (the data plane's counters are read every second: wait until they add up)
+  let perDirector: number[] = [];
+  await waitFor(async () => {
+    perDirector = await Promise.all(ds.map(async (d) => (await d.status()).virtual_servers.find((v) => v.key === key)?.active_conns ?? 0));
+    return perDirector.reduce((a, b) => a + b, 0) === n;
+  }, 10_000, `the directors count ${n} echo sessions`, 200).catch(() => undefined);
+  return {
+    proc,
+    perDirector,
+    async result() {
+      await proc.exited;
+      return echoFlowsResult(proc);
+    },
+  };
 }

@@ -191,3 +191,74 @@ export function udpFlowResult(p: LabProcess): { servers: string[]; replies: numb
   for (let i = 1; i < replies.length; i++) gap = Math.max(gap, replies[i]!.t - replies[i - 1]!.t);
   return { servers: [...new Set(replies.map((r) => r.body))], replies: replies.length, sent: Number(/done sent=(\d+)/.exec(p.output())?.[1] ?? 0), longestGapMs: gap };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Many long-lived line-echo sessions from one process (one process per session does not scale to
+// the 60+ sessions of the BGP labs on two cores).
+
+/**
+ * Opens `n` connections to vip:port one after another, then sends "n\n" on every one every
+ * `intervalMs` for `durationMs`. Prints "UP <i> <local port> <server>" at a session's first echo,
+ * then "END <i> <local port> ok|broken <server> sent=<n> recv=<n> <reason>" per session.
+ */
+const ECHO_FLOWS = `
+const [vip, port, n, ms, every] = process.argv.slice(1).map((x, i) => (i === 0 ? x : Number(x)));
+const net = require('node:net');
+const flows = [];
+function open(i) {
+  const f = { i, s: net.connect(port, vip), sent: 0, recv: 0, server: null, bad: null, buf: '', lport: 0, done: false };
+  f.s.on('connect', () => { f.lport = f.s.localPort; });
+  f.s.on('data', (d) => {
+    f.buf += d; let k;
+    while ((k = f.buf.indexOf('\\n')) >= 0) {
+      const [who, num] = f.buf.slice(0, k).split(' '); f.buf = f.buf.slice(k + 1);
+      if (f.server === null) { f.server = who; console.log('UP ' + i + ' ' + f.lport + ' ' + who); }
+      else if (who !== f.server && !f.bad) f.bad = 'server changed ' + f.server + ' -> ' + who;
+      if (Number(num) !== f.recv && !f.bad) f.bad = 'expected ' + f.recv + ' got ' + num;
+      f.recv++;
+    }
+  });
+  f.s.on('error', (e) => { if (!f.bad) f.bad = 'error ' + e.code; });
+  f.s.on('close', () => { if (!f.done && !f.bad) f.bad = 'closed'; });
+  flows.push(f);
+  return new Promise((r) => { f.s.once('connect', r); f.s.once('error', r); });
+}
+(async () => {
+  for (let i = 0; i < n; i++) { await open(i); const f = flows[i]; if (!f.bad) { f.s.write('0\\n'); f.sent = 1; } }
+  const iv = setInterval(() => { for (const f of flows) if (!f.bad) { f.s.write(f.sent + '\\n'); f.sent++; } }, every);
+  setTimeout(() => {
+    clearInterval(iv);
+    setTimeout(() => {
+      for (const f of flows) {
+        f.done = true;
+        if (!f.bad && f.recv !== f.sent) f.bad = 'lost ' + (f.sent - f.recv) + ' echoes';
+        console.log('END ' + f.i + ' ' + f.lport + ' ' + (f.bad ? 'broken' : 'ok') + ' ' + f.server + ' sent=' + f.sent + ' recv=' + f.recv + ' ' + (f.bad || ''));
+        f.s.destroy();
+      }
+      process.exit(0);
+    }, 3000);
+  }, ms);
+})();`;
+
+export interface EchoFlow {
+  i: number;
+  localPort: number;
+  ok: boolean;
+  server: string;
+  reason: string;
+}
+
+export function startEchoFlows(client: LabHost, vip: string, n: number, durationMs: number, opts: { port?: number; intervalMs?: number } = {}): LabProcess {
+  return client.spawn([process.execPath, '-e', ECHO_FLOWS, vip, String(opts.port ?? ECHO_PORT), String(n), String(durationMs), String(opts.intervalMs ?? 200)]);
+}
+
+/** The sessions that are up so far: local port -> real server. */
+export function echoFlowsUp(p: LabProcess): Map<number, string> {
+  return new Map([...p.output().matchAll(/^UP \d+ (\d+) (\S+)$/gm)].map((m) => [Number(m[1]), m[2]!]));
+}
+
+/** The END lines of a finished startEchoFlows. */
+export function echoFlowsResult(p: LabProcess): EchoFlow[] {
+  return [...p.output().matchAll(/^END (\d+) (\d+) (ok|broken) (\S+) sent=\d+ recv=\d+ ?(.*)$/gm)]
+    .map((m) => ({ i: Number(m[1]), localPort: Number(m[2]), ok: m[3] === 'ok', server: m[4]!, reason: m[5]! }));
+}

@@ -46,10 +46,10 @@ export const VIP6 = 'fd77::50';
  * (IPv6 needs no sysctl: Linux answers neighbour solicitations only for addresses of the
  * receiving interface).
  */
-export async function prepareDrRealServer(host: LabHost, vip = VIP): Promise<void> {
+export async function prepareDrRealServer(host: LabHost, vip = VIP, vip6 = VIP6): Promise<void> {
   await host.exec(['sh', '-ec', [
     `ip addr add ${vip}/32 dev lo`,
-    `ip addr add ${VIP6}/128 dev lo`,
+    `ip addr add ${vip6}/128 dev lo`,
     'sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2',
     'sysctl -qw net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2',
   ].join('\n')]);

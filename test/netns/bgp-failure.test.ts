@@ -1,11 +1,14 @@
 // Director failures seen from the router (issue 13): a crash (kill -9 of keepalive-ts and its BIRD
 // with the link down) is detected by BFD; a graceful stop withdraws before it drains; a tracked
 // link that goes down withdraws and comes back announced.
+// The crash and the graceful stop run twice: with the user-space proxy (PROXY), and with the kernel
+// data plane in DR with mh (same Maglev table size and seed on every director), where 60 long-lived
+// sessions spread over the three directors all keep going, to the same real server, across both.
 import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
 import type { Director } from '../lib/daemon.js';
 import { httpBatch } from '../lib/clients.js';
 import { killGroup } from '../lib/procs.js';
-import { nextHops, startBgpSet, VIP4, VIP6, type BgpLab } from '../lib/bgp.js';
+import { nextHops, startBgpSet, startLongSessions, VIP4, VIP6, type BgpKind, type BgpLab, type LongSessions } from '../lib/bgp.js';
 import type { LabHost, LabProcess } from '../lib/netns.js';
 import { join } from 'node:path';
 import { Chromium, type Page } from '../lib/chromium.js';
@@ -48,9 +51,30 @@ function logTime(output: string, re: RegExp): number | undefined {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]));
 }
 
-netnsTest('kill -9 of a director (keepalive-ts and its BIRD) with its link down: BFD makes the router drop its next hop within 1 s; the others keep serving', async (t) => {
-  const { bl, ds } = await setUp(t, 3);
+const SESSIONS = 60;
+
+/** The long sessions all ended unbroken, each on the real server it started with (the echo names it). */
+async function sessionsKept(t: Parameters<Parameters<typeof netnsTest>[1]>[0], sessions: LongSessions, label: string): Promise<void> {
+  const res = await sessions.result();
+  t.is(res.length, SESSIONS, sessions.proc.output().slice(-2000));
+  const broken = res.filter((f) => !f.ok);
+  t.log(`${label}: ${SESSIONS - broken.length}/${SESSIONS} long sessions unbroken on their real server; per director before: ${sessions.perDirector.join(' / ')}; servers ${JSON.stringify(res.reduce<Record<string, number>>((a, f) => ({ ...a, [f.server]: (a[f.server] ?? 0) + 1 }), {}))}`);
+  t.deepEqual(broken.map((f) => `${f.localPort}: ${f.reason}`), [], `${label}: broken sessions`);
+}
+
+/** DR: SESSIONS long sessions spread over every director (each forwards some), running for `ms`. */
+async function longSessions(t: Parameters<Parameters<typeof netnsTest>[1]>[0], bl: BgpLab, ds: Director[], ms: number): Promise<LongSessions> {
+  const sessions = await startLongSessions(bl, ds, SESSIONS, ms);
+  t.is(sessions.perDirector.reduce((a, b) => a + b, 0), SESSIONS, `sessions counted per director: ${sessions.perDirector.join(' / ')}`);
+  t.true(sessions.perDirector.every((n) => n > 0), `every director forwards sessions: ${sessions.perDirector.join(' / ')}`);
+  return sessions;
+}
+
+for (const kind of ['PROXY', 'DR'] as const satisfies readonly BgpKind[]) {
+netnsTest(`${kind}: kill -9 of a director (keepalive-ts and its BIRD) with its link down: BFD makes the router drop its next hop within 1 s; the others keep serving${kind === 'DR' ? '; with mh, the dead director\'s sessions continue on the others to the same real server (0 broken)' : ''}`, async (t) => {
+  const { bl, ds } = await setUp(t, 3, { kind });
   const [d1] = bl.directors;
+  const sessions = kind === 'DR' ? await longSessions(t, bl, ds, 6_000) : undefined;
   const mon = monitorRoutes(bl.router);
   await sleep(300);
   // Link first, then the kill: no TCP close or BGP Cease can get out, only BFD can tell.
@@ -72,10 +96,12 @@ netnsTest('kill -9 of a director (keepalive-ts and its BIRD) with its link down:
   await waitFor(async () => !(await d1!.exec(['ps', '-eo', 'args'])).stdout.includes(runtime), 2_000, "d1's BIRD gone with it");
   const r = await httpBatch(bl.client, VIP4, 80, 40);
   t.deepEqual(r.errors, {}, 'new connections all land on the living directors');
+  if (sessions) await sessionsKept(t, sessions, 'crash');
 });
 
-netnsTest('graceful stop: the router has dropped the director before it stops accepting; no connection refused', async (t) => {
-  const { bl, ds } = await setUp(t, 3);
+netnsTest(`${kind}: graceful stop: the router has dropped the director before it stops accepting; ${kind === 'DR' ? '0 failed requests, 0 broken sessions' : 'no connection refused'}`, async (t) => {
+  const { bl, ds } = await setUp(t, 3, { kind });
+  const sessions = kind === 'DR' ? await longSessions(t, bl, ds, 5_000) : undefined;
   const mon = monitorRoutes(bl.router);
   await sleep(300);
   const load = httpBatch(bl.client, VIP4, 80, 300, { pauseMs: 5 });
@@ -96,15 +122,23 @@ netnsTest('graceful stop: the router has dropped the director before it stops ac
   t.true(routerAt! < drainAt!, 'the router moved the address away before the director stopped accepting');
   t.true(withdrawnAt! <= drainAt!);
   t.is(Object.values(result.bodies).reduce((a, b) => a + b, 0) + Object.values(result.errors).reduce((a, b) => a + b, 0), 300);
-  // Refused/timed-out connections would mean SYNs reached a director that no longer accepted.
-  // A reset can only hit a connection in flight at the instant the router moved its flow to
-  // another director, which the user-space proxy cannot take over (DR + mh can).
-  const bad = Object.keys(result.errors).filter((e) => e !== 'ECONNRESET');
-  t.deepEqual(bad, [], JSON.stringify(result.errors));
   t.log(`errors: ${JSON.stringify(result.errors)} of 300 requests`);
-  t.true((result.errors.ECONNRESET ?? 0) <= 3, JSON.stringify(result.errors));
+  if (kind === 'DR') {
+    // Every director sends a flow to the same real server: the flows the router moves away from the
+    // stopping director, in flight or not, keep going.
+    t.deepEqual(result.errors, {}, 'no failed request');
+    await sessionsKept(t, sessions!, 'graceful stop');
+  } else {
+    // Refused/timed-out connections would mean SYNs reached a director that no longer accepted.
+    // A reset can only hit a connection in flight at the instant the router moved its flow to
+    // another director, which the user-space proxy cannot take over (DR + mh can).
+    const bad = Object.keys(result.errors).filter((e) => e !== 'ECONNRESET');
+    t.deepEqual(bad, [], JSON.stringify(result.errors));
+    t.true((result.errors.ECONNRESET ?? 0) <= 3, JSON.stringify(result.errors));
+  }
   t.is((await nextHops(bl.router, VIP4)).length, 2);
 });
+}
 
 netnsTest('a tracked link that goes down withdraws (status and status page say why); back up, the director announces again', async (t) => {
   // d2 tracks an interface of its own (one end of a veth pair inside its namespace: it loses

@@ -124,6 +124,24 @@ test('bad input is refused before anything is sent: DR not on-link, DR port chan
   await t.throwsAsync(noVip.serve(dr.key), { code: 'E_SOCKET', message: /no interface holds 10\.77\.0\.50 yet/ });
 });
 
+test('a DR address on no interface (or only on lo: BGP anycast) takes its traffic on the ingress the daemon names when it serves', async (t) => {
+  let peers: string[] = [];
+  for (const held of [[], ['lo']]) {
+    const tr = new FakeTransport();
+    const dp = new NftablesDataplane({ transport: tr, facts: facts({ devicesWithAddress: async () => held }), ingress: () => peers, maglev: roundMaglev, ...quiet });
+    await dp.configure([dr]);
+    await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1]]));
+    peers = [];
+    await t.throwsAsync(dp.serve(dr.key), { code: 'E_SOCKET', message: /no interface holds 10\.77\.0\.50 yet/ });
+    // The function is asked again at the next attempt (the BGP peers' interfaces are known by then).
+    peers = ['eth1'];
+    await dp.serve(dr.key);
+    t.regex(tr.scripts.at(-1)!, /add chain netdev keepalive_ts g_in_eth1_\w+ \{ type filter hook ingress device "eth1" priority 0; policy accept; \}/);
+    t.notRegex(tr.scripts.join('\n'), /device "lo"/);
+    await dp.close();
+  }
+});
+
 test('stats: ipvsadm counters from the named counters, monotonic across pool changes; DR OutPkts 0; service removal drains', async (t) => {
   const tr = new FakeTransport();
   let now = 1_000_000;

@@ -51,6 +51,11 @@ export interface DataplaneContext {
    * does not know is dropped, not scheduled (the client resends it once the commit is in).
    */
   readonly conntrackSync?: boolean;
+  /**
+   * Where client traffic arrives for a DR address that no interface of this director holds (an
+   * address announced by BGP reaches the director through the interfaces of its BGP peers).
+   */
+  readonly ingress?: () => readonly string[];
   /** Warnings and notes of an implementation (e.g. a failed background transaction). */
   readonly log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -79,6 +84,7 @@ export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
         log: ctx.log ?? ((_level, msg) => ctx.onError?.('nftables', new Error(msg))),
         ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
         ...(ctx.conntrackSync ? { limits: { natMidstreamDrop: true } } : {}),
+        ...(ctx.ingress ? { ingress: ctx.ingress } : {}),
       }),
   },
 ];

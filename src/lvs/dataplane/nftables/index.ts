@@ -64,9 +64,10 @@ export interface NftablesOptions {
   /**
    * Interfaces where client traffic arrives for DR services whose VIP is on no interface of this
    * director (BGP-announced addresses) and for DR fwmark services; default: the interfaces that
-   * hold the DR services' VIPs.
+   * hold the DR services' VIPs. A function is asked each time a DR service starts serving (the
+   * daemon's: the interfaces the BGP peers are reached through).
    */
-  ingress?: readonly string[];
+  ingress?: readonly string[] | (() => readonly string[]);
   /** Diagnostics that concern no call (a poll that failed, a drain that could not be applied). */
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
   /**
@@ -180,7 +181,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
   readonly #facts: DirectorFacts;
   readonly #limits: NftLimits;
   readonly #maglev: Maglev;
-  readonly #ingressDefault: readonly string[] | undefined;
+  readonly #ingressOpt: NftablesOptions['ingress'];
   readonly #log: NonNullable<NftablesOptions['log']>;
   readonly #conntrack: NonNullable<NftablesOptions['conntrack']>;
   readonly #conntrackDelete: NonNullable<NftablesOptions['conntrackDelete']>;
@@ -229,7 +230,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     this.#facts = opts.facts ?? systemFacts;
     this.#limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.#maglev = opts.maglev ?? sharedMaglev;
-    this.#ingressDefault = opts.ingress;
+    this.#ingressOpt = opts.ingress;
     this.#log = opts.log ?? (() => undefined);
     this.#conntrack = opts.conntrack ?? conntrackCountByMark;
     this.#conntrackDelete = opts.conntrackDelete ?? conntrackDeleteByMark;
@@ -778,14 +779,21 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     return { id, endpoint: ep, weight, device: r.device };
   }
 
+  /** The configured fallback ingress interfaces (see NftablesOptions.ingress), [] when none. */
+  #ingressDefault(): readonly string[] {
+    const o = this.#ingressOpt;
+    return (typeof o === 'function' ? o() : o) ?? [];
+  }
+
   async #ingressOf(spec: ServiceSpec): Promise<string[]> {
     if (spec.match.kind === 'addr') {
       const devs = await this.#facts.devicesWithAddress(spec.match.address);
       const real = devs.filter((d) => d !== 'lo');
       if (real.length) return real;
-      return [...(this.#ingressDefault ?? [])];
+      return [...this.#ingressDefault()];
     }
-    if (this.#ingressDefault?.length) return [...this.#ingressDefault];
+    const fallback = this.#ingressDefault();
+    if (fallback.length) return [...fallback];
     const devs = new Set<string>();
     for (const s of this.#state.values()) for (const d of s.spec.kind === 'DR' && s.spec.match.kind === 'addr' && s.phase === 'serving' ? s.ingress : []) devs.add(d);
     return [...devs];
