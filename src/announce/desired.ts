@@ -20,6 +20,8 @@
  *   loss do not unserve: the stop sequence drains after the withdrawal.
  * - `announce` = wanted AND every announcing virtual server on the address is being served: the
  *   route goes in only after the data plane is ready. The caller deletes routes before it unserves.
+ *   "healthy" also waits until every real server of those virtual servers has had its first check
+ *   (latched by the caller): a joining director then has the same pool as the others.
  */
 import type { ServiceKey } from '../util/endpoint.js';
 import type { AnnounceMode, Config } from '../config/types.js';
@@ -36,6 +38,11 @@ export interface ServiceFacts {
   quorum: boolean;
   /** The data plane serves it now. */
   serving: boolean;
+  /**
+   * Every real server has had a first check result (latched). false: the pool may still lack
+   * servers that are fine, so this director would map flows unlike the others (mh). Missing: true.
+   */
+  checked?: boolean;
 }
 
 export interface AnnounceFacts {
@@ -121,6 +128,10 @@ function decide(g: Group, facts: AnnounceFacts): PrefixDecision {
   if (g.mode === 'master' && masters.length === 0) return withdrawn('vrrp', `vrrp_instance ${g.holders.join(', ')} is not MASTER`);
   const idle = g.services.filter((k) => !fact(k).serving);
   if (idle.length > 0) return withdrawn('not_serving', `not serving ${idle.join(', ')} yet`);
+  // "healthy": the first announcement waits until every real server has had its first check, so a
+  // director that joins has the same pool, and with mh the same table, as the others.
+  const unchecked = g.mode === 'healthy' ? g.services.filter((k) => fact(k).checked === false) : [];
+  if (unchecked.length > 0) return withdrawn('not_serving', `first checks pending on ${unchecked.join(', ')}`);
   const why = g.mode === 'healthy' ? `quorum on ${g.services.join(', ')}` : `vrrp_instance ${masters.join(', ')} is MASTER`;
   return { ...base, serve, announce: true, reason: `announced: ${why}` };
 }

@@ -112,6 +112,11 @@ interface Service {
   ramp: NodeJS.Timeout | undefined;
   /** The pool last handed to the data plane (JSON), to skip identical updates; null = send the next one. */
   sent: string | null;
+  /**
+   * Every real server had a first check result (latched: servers added later, or a check that
+   * turns 'unknown', do not undo it). Until then the pool may lack servers that are fine.
+   */
+  checked: boolean;
 }
 
 /** The data plane's view of a virtual service, built once from its config (the one place this happens). */
@@ -212,7 +217,7 @@ export class VirtualServerManager {
   }
 
   #makeService(cfg: VirtualServerConfig): Service {
-    const svc: Service = { key: cfg.key, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined, ramp: undefined, sent: null, checking: false };
+    const svc: Service = { key: cfg.key, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined, ramp: undefined, sent: null, checking: false, checked: false };
     svc.reals = cfg.real_server.map((rs) => this.#makeReal(svc, rs));
     return svc;
   }
@@ -352,7 +357,9 @@ export class VirtualServerManager {
     const quorumBefore = svc.last?.quorumUp;
     svc.pool = result.state;
     svc.last = result;
-    if (quorumBefore !== result.quorumUp) this.deps.onStateChange?.();
+    const checkedNow = !svc.checked && svc.reals.every((r) => r.health !== 'unknown');
+    if (checkedNow) svc.checked = true;
+    if (quorumBefore !== result.quorumUp || checkedNow) this.deps.onStateChange?.();
     this.#events(svc, result.events);
     if (result.nextEvaluationAt !== null) {
       // Slow start: the next step of the ramp (never on the VRRP path: a timer of its own).
@@ -547,8 +554,8 @@ export class VirtualServerManager {
   }
 
   /** Quorum and serving state per virtual server, keyed like the announcement core (src/announce/desired.ts). */
-  announceFacts(): Map<ServiceKey, { quorum: boolean; serving: boolean }> {
-    return new Map(this.#services.map((svc) => [svc.cfg.key, { quorum: svc.last?.quorumUp ?? false, serving: svc.serving }]));
+  announceFacts(): Map<ServiceKey, { quorum: boolean; serving: boolean; checked: boolean }> {
+    return new Map(this.#services.map((svc) => [svc.cfg.key, { quorum: svc.last?.quorumUp ?? false, serving: svc.serving, checked: svc.checked }]));
   }
 
   /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */

@@ -159,7 +159,7 @@ export const MH_SEED = 4242;
  * user-space proxy, rr. DR: the kernel data plane, mh hashing addresses and ports (one client's
  * connections spread over the real servers), the same table size and seed on every director.
  */
-export function webService(vip: string, reals: LabHost[], extra = '', opts: { kind?: BgpKind; port?: number } = {}): string {
+export function webService(vip: string, reals: LabHost[], extra = '', opts: { kind?: BgpKind; port?: number; algo?: 'mh' | 'rr' } = {}): string {
   const family = vip.includes(':') ? 'ipv6' : 'ipv4';
   const port = opts.port ?? 80;
   const dr = (opts.kind ?? 'PROXY') === 'DR';
@@ -169,7 +169,9 @@ export function webService(vip: string, reals: LabHost[], extra = '', opts: { ki
     `port = ${port}`,
     'protocol = "TCP"',
     ...(dr
-      ? ['lb_kind = "DR"', 'lb_algo = "mh"', 'sched_flags = ["mh-port"]', `mh_table_size = ${MH_TABLE_SIZE}`, `hash_seed = ${MH_SEED}`]
+      ? (opts.algo ?? 'mh') === 'mh'
+        ? ['lb_kind = "DR"', 'lb_algo = "mh"', 'sched_flags = ["mh-port"]', `mh_table_size = ${MH_TABLE_SIZE}`, `hash_seed = ${MH_SEED}`]
+        : ['lb_kind = "DR"', `lb_algo = "${opts.algo}"`]
       : ['lb_kind = "PROXY"', 'lb_algo = "rr"']),
     'delay_loop = 0.5',
     'alpha = true',
@@ -269,31 +271,35 @@ export async function startBgpSet(lab: Lab, opts: {
   /** PROXY (default): VIP4 and VIP6 :80 by the user-space proxy. DR: by the kernel data plane with
    *  mh, :80 (nginx) and :ECHO_PORT (a line echo naming its server) in both families. */
   kind?: BgpKind;
+  /** DR only: mh (default) or a scheduler without a shared hash (the bench's reference). */
+  algo?: 'mh' | 'rr';
   router?: 'bird' | 'frr';
   metricsListen?: string;
   /** Extra [bgp] keys per director. */
   bgpExtra?: (d: LabHost) => string;
   /** Runs after the lab is built, before the directors start. */
   prepare?: (bl: BgpLab) => Promise<void>;
-}): Promise<{ bl: BgpLab; ds: Director[]; router?: RouterBird; frr?: RouterFrr }> {
+}): Promise<{ bl: BgpLab; ds: Director[]; router?: RouterBird; frr?: RouterFrr; toml: (d: LabHost) => string }> {
   const bl = await buildBgpLab(lab, opts);
   await opts.prepare?.(bl);
   await Promise.all(bl.reals.map((r, i) => startNginx(r, { port: 80, body: `rs${i + 1}`, tmpDir: lab.tmpDir })));
   const kind = opts.kind ?? 'PROXY';
   if (kind === 'DR') await Promise.all(bl.reals.map((r, i) => startEchoServer(r, `rs${i + 1}`)));
   const routers = opts.router === 'frr' ? { frr: await startRouterFrr(bl) } : { router: await startRouterBird(bl) };
-  const svc = [VIP4, VIP6].map((vip) => webService(vip, bl.reals, '', { kind })
-    + (kind === 'DR' ? webService(vip, bl.reals, '', { kind, port: ECHO_PORT }) : '')).join('');
-  const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, directorBgpToml(lab, d, {
+  const algo = opts.algo ? { algo: opts.algo } : {};
+  const svc = [VIP4, VIP6].map((vip) => webService(vip, bl.reals, '', { kind, ...algo })
+    + (kind === 'DR' ? webService(vip, bl.reals, '', { kind, port: ECHO_PORT, ...algo }) : '')).join('');
+  const toml = (d: LabHost) => directorBgpToml(lab, d, {
     extra: svc,
     ...(opts.metricsListen ? { metricsListen: opts.metricsListen } : {}),
     ...(opts.bgpExtra ? { bgpExtra: opts.bgpExtra(d) } : {}),
-  }))));
+  });
+  const ds = await Promise.all(bl.directors.map((d) => startDirector(lab, d, toml(d))));
   const all4 = bl.directors.map((d) => d.ipv4!).sort().join();
   await waitFor(async () => (await nextHops(bl.router, VIP4)).join() === all4, 40_000, `${opts.directors} IPv4 next hops at the router`);
   // (FRR installs IPv6 BGP routes through the directors' link-local addresses: count them.)
   await waitFor(async () => (await nextHops(bl.router, VIP6)).length === opts.directors, 40_000, `${opts.directors} IPv6 next hops at the router`);
-  return { bl, ds, ...routers };
+  return { bl, ds, ...routers, toml };
 }
 
 
@@ -311,6 +317,13 @@ export interface LongSessions {
  * session has its first echo, with how many each director forwards.
  */
 export async function startLongSessions(bl: BgpLab, ds: Director[], n: number, durationMs: number): Promise<LongSessions> {
+  // A director announces once a service has quorum, maybe before every real server passed its
+  // first check: until then its Maglev table lacks a server and maps flows differently from the
+  // others. The sessions start once every director has every real server up (the same table).
+  await waitFor(async () => {
+    for (const d of ds) if (!(await d.status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up))) return false;
+    return true;
+  }, 20_000, 'every real server up on every director', 100);
   const proc = startEchoFlows(bl.client, VIP4, n, durationMs);
   await waitFor(async () => echoFlowsUp(proc).size === n, 20_000, `${n} echo sessions up`, 100);
   const key = `tcp/${VIP4}:${ECHO_PORT}`;

@@ -82,6 +82,13 @@ test('announced only once every voting service is served; serving is asked for a
   t.true(decide(facts({}, { ['tcp/10.99.0.10:8080' as ServiceKey]: { serving: false, quorum: false } })).get('10.99.0.10/32')!.announce);
 });
 
+test('healthy: the first announcement waits for every real server\'s first check (a joining director has the same pool); master mode does not wait', (t) => {
+  const d = decide(facts({}, { [K443]: { checked: false } })).get('10.99.0.10/32')!;
+  t.like(d, { announce: false, serve: true, withdrawKind: 'not_serving', reason: `withdrawn: first checks pending on ${K443}` });
+  t.true(decide(facts({}, { [K443]: { checked: true } })).get('10.99.0.10/32')!.announce);
+  t.true(decide(facts({}, { [KM]: { checked: false } })).get('10.77.0.50/32')!.announce, 'master mode follows VRRP only');
+});
+
 test('master mode follows the VRRP instance and leaves serving to VRRP ownership', (t) => {
   const d = decide(facts({ masters: new Set() })).get('10.77.0.50/32')!;
   t.like(d, { announce: false, serve: false, withdrawKind: 'vrrp', reason: 'withdrawn: vrrp_instance VI_1 is not MASTER' });

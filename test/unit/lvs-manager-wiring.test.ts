@@ -158,3 +158,21 @@ check = { type = "HTTP_GET" }
 `, 'w.toml').virtual_server[0]!;
   t.like(cfg.real_server[0]!.check[0], { delay_loop: 6, retry: 3, delay_before_retry: 2, connect_timeout: 4, warmup: 5, virtualhost: 'example.org' });
 });
+
+test('announceFacts: checked once every real server had a first result, latched (a check turning unknown does not undo it)', async (t) => {
+  const { m, runners } = harness(vsConfig('alpha = true'));
+  await m.start();
+  const checked = () => [...m.announceFacts().values()][0]!.checked;
+  t.false(checked());
+  runners[0]!.report('up', undefined, 'ok');
+  await tick();
+  t.true([...m.announceFacts().values()][0]!.quorum, 'quorum with one server up');
+  t.false(checked(), 'the other server has no result yet');
+  runners[1]!.report('down', undefined, 'refused');
+  await tick();
+  t.true(checked());
+  runners[1]!.report('unknown', undefined, 'no descriptor');
+  await tick();
+  t.true(checked());
+  await m.stop();
+});
