@@ -113,10 +113,13 @@ interface Service {
   /** The pool last handed to the data plane (JSON), to skip identical updates; null = send the next one. */
   sent: string | null;
   /**
-   * Every real server had a first check result (latched: servers added later, or a check that
-   * turns 'unknown', do not undo it). Until then the pool may lack servers that are fine.
+   * Every real server had a first check result and the data plane has the pool made from them
+   * (latched: servers added later, or a check that turns 'unknown', do not undo it). Until then the
+   * pool may lack servers that are fine.
    */
   checked: boolean;
+  /** The last setPool handed to the data plane (settled when it is in place). */
+  sending: Promise<void>;
 }
 
 /** The data plane's view of a virtual service, built once from its config (the one place this happens). */
@@ -217,7 +220,7 @@ export class VirtualServerManager {
   }
 
   #makeService(cfg: VirtualServerConfig): Service {
-    const svc: Service = { key: cfg.key, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined, ramp: undefined, sent: null, checking: false, checked: false };
+    const svc: Service = { key: cfg.key, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined, ramp: undefined, sent: null, checking: false, checked: false, sending: Promise.resolve() };
     svc.reals = cfg.real_server.map((rs) => this.#makeReal(svc, rs));
     return svc;
   }
@@ -358,8 +361,7 @@ export class VirtualServerManager {
     svc.pool = result.state;
     svc.last = result;
     const checkedNow = !svc.checked && svc.reals.every((r) => r.health !== 'unknown');
-    if (checkedNow) svc.checked = true;
-    if (quorumBefore !== result.quorumUp || checkedNow) this.deps.onStateChange?.();
+    if (quorumBefore !== result.quorumUp) this.deps.onStateChange?.();
     this.#events(svc, result.events);
     if (result.nextEvaluationAt !== null) {
       // Slow start: the next step of the ramp (never on the VRRP path: a timer of its own).
@@ -368,13 +370,19 @@ export class VirtualServerManager {
     }
     const pool = poolSpec(svc.cfg, result);
     const text = JSON.stringify(pool);
-    if (text === svc.sent) return;
-    svc.sent = text;
-    try {
-      await this.deps.dataPlane.setPool(svc.key, pool);
-    } catch (err) {
-      svc.sent = null;
-      this.deps.log.error({ virtual_server: svc.key, err: errorMessage(err) }, 'cannot update the data plane pool');
+    if (text !== svc.sent) {
+      svc.sent = text;
+      svc.sending = this.deps.dataPlane.setPool(svc.key, pool).catch((err: unknown) => {
+        svc.sent = null;
+        this.deps.log.error({ virtual_server: svc.key, err: errorMessage(err) }, 'cannot update the data plane pool');
+      });
+    }
+    await svc.sending;
+    // Checked once the data plane has the pool of the first results (the first BGP announcement
+    // waits for it: the tables of a director that joins are then complete).
+    if (checkedNow && !svc.checked && !this.#stopped) {
+      svc.checked = true;
+      this.deps.onStateChange?.();
     }
   }
 

@@ -324,6 +324,8 @@ export async function startLongSessions(bl: BgpLab, ds: Director[], n: number, d
     for (const d of ds) if (!(await d.status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up))) return false;
     return true;
   }, 20_000, 'every real server up on every director', 100);
+  // (status shows a server up at once; the data plane has it a transaction later)
+  await new Promise((r) => setTimeout(r, 500));
   const proc = startEchoFlows(bl.client, VIP4, n, durationMs);
   await waitFor(async () => echoFlowsUp(proc).size === n, 20_000, `${n} echo sessions up`, 100);
   const key = `tcp/${VIP4}:${ECHO_PORT}`;
