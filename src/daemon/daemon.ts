@@ -164,7 +164,7 @@ export class Daemon {
     });
     await this.#lvs.start();
     if (sync) {
-      this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
+      this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server.flatMap((vs) => vs.members), log: log.child({ component: 'sync' }) });
     }
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,

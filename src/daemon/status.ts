@@ -79,10 +79,51 @@ export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up
   in_use: boolean;
 }
 
-export interface VirtualServerStatus {
-  /** The canonical service key: "tcp/10.0.0.50:80", "udp/[fd00::50]:53", "fwmark/1". */
+/** A real server's (or the sorry server's) figures in one member of a group. */
+export interface MemberDestStatus {
+  address: string;
+  port: number;
+  active_conns: number | null;
+  inact_conns: number | null;
+  conns: number;
+  in_pkts: number | null;
+  out_pkts: number | null;
+  in_bytes: number;
+  out_bytes: number;
+  rates?: RateStatus;
+}
+
+/**
+ * One service of a group virtual server, with its own figures (the group's are their sums). Real
+ * servers are listed in the group's order; their weight and health are the group's.
+ */
+export interface MemberStatus {
+  /** Its canonical service key: "tcp/10.0.0.50:80", "fwmark/1". */
   key: string;
   /** ipvsadm's spelling: "TCP  10.0.0.50:80", "FWM  1". */
+  service: string;
+  address?: string;
+  ports?: string;
+  port?: number;
+  fwmark?: number;
+  /** Served here (this director holds its address). */
+  serving: boolean;
+  conns: number;
+  in_pkts: number | null;
+  out_pkts: number | null;
+  in_bytes: number;
+  out_bytes: number;
+  active_conns: number | null;
+  inact_conns: number | null;
+  rates?: RateStatus;
+  real_servers: MemberDestStatus[];
+  sorry_server: (MemberDestStatus & { in_use: boolean }) | null;
+}
+
+export interface VirtualServerStatus {
+  /** The canonical service key: "tcp/10.0.0.50:80", "udp/[fd00::50]:53", "fwmark/1"; "tcp/group:NAME" for a group. */
+  key: string;
+  /** ipvsadm's spelling: "TCP  10.0.0.50:80", "FWM  1"; "TCP  group:NAME" for a group. */
   service: string;
   protocol: string;
   /** Address services: the address, the ports ("80", "21,10000-20000") and, for one port, port. */
@@ -91,6 +132,9 @@ export interface VirtualServerStatus {
   port?: number;
   /** fwmark services. */
   fwmark?: number;
+  /** The virtual_server_group served: its members are listed in `members`, the figures here are their sums. */
+  group?: string;
+  members?: MemberStatus[];
   family: 4 | 6;
   /** lb_kind, and ipvsadm's Forward column for it (Route, Masq, FullNat, Proxy). */
   kind: string;
@@ -107,6 +151,7 @@ export interface VirtualServerStatus {
   ops?: boolean;
   /** slow_start seconds (0 = off). */
   slow_start?: number;
+  /** Served here (a group: some member is). */
   serving: boolean;
   /** The pool is down and the sorry server (if any) takes new connections. */
   sorry: boolean;
