@@ -1,6 +1,8 @@
 import { endpointText, type VirtualService } from '../util/endpoint.js';
 import { parseIp } from './net.js';
 import type {
+  BgpConfig,
+  BgpPeerConfig,
   CheckConfig,
   Config,
   GlobalConfig,
@@ -118,6 +120,7 @@ const VS_SETTINGS = [
   'proxy_protocol',
   'slow_start',
   'drain_timeout',
+  'announce',
 ] as const;
 const VS_LISTS = ['real_server', 'members'] as const;
 const VS_PARSED = ['persistence_prefix', 'key', 'sorry_endpoint'] as const;
@@ -131,7 +134,14 @@ const SCRIPT_SETTINGS = ['script', 'interval', 'timeout', 'weight', 'rise', 'fal
 const GROUP_SETTINGS = ['notify_master', 'notify_backup', 'notify_fault', 'notify_stop', 'notify', 'smtp_alert'] as const;
 const PROCESS_SETTINGS = ['process', 'param_match', 'weight', 'reverse', 'quorum', 'quorum_max', 'delay', 'fork_delay', 'terminate_delay', 'full_command'] as const;
 const GROUP_LISTS = ['group', 'track_script'] as const;
-const SYNC_SETTINGS = ['interface', 'instance', 'group', 'port', 'ttl', 'sync_id', 'auth_key', 'auth_key_file', 'unicast_peer'] as const;
+/** [bgp] keys applied by regenerating bird.conf and `birdc configure` (sessions that did not change stay up). */
+const BGP_LIVE = ['local_as', 'router_id', 'med', 'as_path_prepend', 'bfd_interval', 'bfd_multiplier', 'track_interface'] as const;
+/** [bgp] keys that move state BIRD and the kernel hold (table, protocol number, runtime directory). */
+const BGP_RESTART = ['kernel_table', 'kernel_protocol', 'runtime_dir'] as const;
+const BGP_LISTS = ['peer'] as const;
+const PEER_SETTINGS = ['remote_as', 'bfd', 'hold_time', 'password'] as const;
+const PEER_IDENTITY = ['address', 'family'] as const;
+const SYNC_SETTINGS = ['interface', 'instance', 'group', 'port', 'ttl', 'sync_id', 'auth_key', 'auth_key_file', 'unicast_peer', 'conntrackd'] as const;
 
 export type VrrpSettingKey = (typeof VRRP_SETTINGS)[number];
 export type VirtualServerSettingKey = (typeof VS_SETTINGS)[number];
@@ -139,6 +149,8 @@ export type RealServerSettingKey = (typeof RS_SETTINGS)[number];
 export type VrrpScriptSettingKey = (typeof SCRIPT_SETTINGS)[number];
 export type SyncGroupSettingKey = (typeof GROUP_SETTINGS)[number];
 export type SyncSettingKey = (typeof SYNC_SETTINGS)[number];
+export type BgpSettingKey = (typeof BGP_LIVE)[number] | (typeof BGP_RESTART)[number];
+export type BgpPeerSettingKey = (typeof PEER_SETTINGS)[number];
 export type TrackProcessSettingKey = (typeof PROCESS_SETTINGS)[number];
 /** Global static_* lists: diffed entry by entry into plan.statics, not as settings. */
 const GLOBAL_STATIC = ['static_ipaddress', 'static_routes', 'static_rules', 'static_ipaddress_parsed', 'static_routes_parsed', 'static_rules_parsed'] as const;
@@ -156,6 +168,8 @@ export type DiffCoverageGuards = [
   Assert<Covers<VrrpScriptConfig, [['name'], typeof SCRIPT_SETTINGS]>>,
   Assert<Covers<VrrpSyncGroupConfig, [['name'], typeof GROUP_SETTINGS, typeof GROUP_LISTS]>>,
   Assert<Covers<SyncConfig, [typeof SYNC_SETTINGS]>>,
+  Assert<Covers<BgpConfig, [typeof BGP_LIVE, typeof BGP_RESTART, typeof BGP_LISTS]>>,
+  Assert<Covers<BgpPeerConfig, [typeof PEER_IDENTITY, typeof PEER_SETTINGS]>>,
   Assert<Covers<VrrpTrackProcessConfig, [['name'], typeof PROCESS_SETTINGS]>>,
 ];
 
@@ -314,6 +328,17 @@ export interface SyncChange {
   changed: SyncSettingKey[];
 }
 
+export interface BgpChange {
+  /** undefined when the section is added (before) / removed (after): both need a restart. */
+  before: BgpConfig | undefined;
+  after: BgpConfig | undefined;
+  settings: Settings<BgpConfig, BgpSettingKey>;
+  /** Peers by canonical address. A changed peer's session restarts; the others keep theirs. */
+  peers: NamedChanges<BgpPeerConfig, BgpPeerSettingKey>;
+  /** What cannot be applied live ("[bgp] added", "bgp.kernel_table", ...); the daemon must be restarted. */
+  needsRestart: string[];
+}
+
 /** static_ipaddress / static_routes / static_rules entries to add and to remove on reload. */
 export interface StaticChange {
   addressesAdded: AddressSpec[];
@@ -339,6 +364,7 @@ export interface ReloadPlan {
   syncGroups: NamedChanges<VrrpSyncGroupConfig, SyncGroupSettingKey, SyncGroupExtra>;
   virtualServers: { added: VirtualServerConfig[]; removed: VirtualServerConfig[]; kept: KeptVirtualServer[] };
   sync: SyncChange | null;
+  bgp: BgpChange | null;
   global: GlobalChange;
   /** One human line per change, for the reload reply; empty when nothing changed. Secrets are never printed. */
   summary: string[];
@@ -640,6 +666,25 @@ function diffSync(a: SyncConfig | undefined, b: SyncConfig | undefined): SyncCha
   return changed.length === 0 ? null : { before: a, after: b, changed };
 }
 
+function diffBgp(a: BgpConfig | undefined, b: BgpConfig | undefined): BgpChange | null {
+  if (a === undefined && b === undefined) return null;
+  const noPeers: NamedChanges<BgpPeerConfig, BgpPeerSettingKey> = { added: [], removed: [], changed: [] };
+  if (a === undefined || b === undefined) {
+    return { before: a, after: b, settings: {}, peers: noPeers, needsRestart: [a === undefined ? '[bgp] added' : '[bgp] removed'] };
+  }
+  const settings = diffSettings(a, b, [...BGP_LIVE, ...BGP_RESTART], { track_interface: (v) => (v === undefined ? undefined : nameSet(v)) });
+  const m = matchBy(a.peer, b.peer, (p) => p.address);
+  const changed: NamedChanges<BgpPeerConfig, BgpPeerSettingKey>['changed'] = [];
+  for (const [x, y] of m.pairs) {
+    const ps = diffSettings(x, y, PEER_SETTINGS);
+    if (Object.keys(ps).length > 0) changed.push({ current: x, next: y, settings: ps });
+  }
+  const peers = { added: m.added, removed: m.removed, changed };
+  const needsRestart = BGP_RESTART.filter((k) => settings[k] !== undefined).map((k) => `bgp.${k}`);
+  const empty = Object.keys(settings).length === 0 && peers.added.length === 0 && peers.removed.length === 0 && changed.length === 0;
+  return empty ? null : { before: a, after: b, settings, peers, needsRestart };
+}
+
 const GLOBAL_NORM: Normalizers<GlobalConfig> = {
   metrics_listen: (_v, g) => (g.metrics === null ? null : { host: canonIp(g.metrics.host).toLowerCase(), port: g.metrics.port }),
   vrrp_mcast_group4: canonIp,
@@ -691,6 +736,7 @@ export function planReload(current: Config, next: Config): ReloadPlan {
     syncGroups,
     virtualServers,
     sync: diffSync(current.sync, next.sync),
+    bgp: diffBgp(current.bgp, next.bgp),
     global,
     summary: [],
   };
@@ -718,6 +764,7 @@ export function isEmpty(plan: ReloadPlan): boolean {
     plan.virtualServers.removed.length === 0 &&
     plan.virtualServers.kept.every((k) => isEmptyVirtualServerChange(k.changes)) &&
     plan.sync === null &&
+    plan.bgp === null &&
     plan.global.changed.length === 0
   );
 }
@@ -736,7 +783,7 @@ function show(v: unknown): string {
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
-const SECRET_KEYS = new Set(['authentication', 'auth_key']);
+const SECRET_KEYS = new Set(['authentication', 'auth_key', 'password']);
 
 function settingLines(prefix: string, settings: { [k: string]: FromTo<unknown> | undefined }, suffix: (key: string) => string = () => ''): string[] {
   const lines: string[] = [];
@@ -852,6 +899,18 @@ function summarize(plan: ReloadPlan): string[] {
       const rp = `${p}${rsLabel(k.next)} `;
       out.push(...settingLines(rp, k.settings));
       if (k.checksChanged) out.push(...checkLines(rp, k));
+    }
+  }
+
+  if (plan.bgp) {
+    const { before, after, settings, peers } = plan.bgp;
+    const peerLabel = (p: BgpPeerConfig): string => `bgp peer ${p.address} (AS ${p.remote_as})`;
+    if (before === undefined) out.push(`+bgp (AS ${after!.local_as}, ${after!.peer.length} peer(s)) (needs a daemon restart)`);
+    else if (after === undefined) out.push('-bgp (needs a daemon restart)');
+    else {
+      out.push(...settingLines('bgp: ', settings, (key) => ((BGP_RESTART as readonly string[]).includes(key) ? ' (needs a daemon restart)' : '')));
+      out.push(...peers.removed.map((p) => `-${peerLabel(p)}`), ...peers.added.map((p) => `+${peerLabel(p)}`));
+      for (const c of peers.changed) out.push(...settingLines(`bgp peer ${c.next.address}: `, c.settings, () => ' (session restarts)'));
     }
   }
 

@@ -20,6 +20,7 @@ const IP = str({ format: 'ip' });
 const SECONDS = num(0);
 const POSITIVE_SECONDS = num(0.001);
 const TRACK_WEIGHT = int(-253, 253);
+const AS_NUMBER = int(1, 4294967295);
 const arrayOf = (of: ValueSpec, minItems?: number): ValueSpec => ({ kind: 'array', of, minItems });
 const tables = (fields: Fields, scope?: 'virtual_server' | 'real_server'): ValueSpec => ({
   kind: 'array',
@@ -34,6 +35,7 @@ export const LB_ALGOS = SCHEDULER_NAMES;
 export const LB_KINDS = ['DR', 'NAT', 'FULLNAT', 'PROXY'] as const;
 /** keepalived's scheduler flags (ipvsadm -b): flag-1 is *-fallback, flag-2 is *-port for sh and mh. */
 export const SCHED_FLAGS = ['sh-port', 'sh-fallback', 'mh-port', 'mh-fallback', 'flag-1', 'flag-2'] as const;
+export const ANNOUNCE_MODES = ['healthy', 'master', 'never'] as const;
 export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK', 'SMTP_CHECK', 'PING_CHECK'] as const;
 export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY'] as const;
 
@@ -522,6 +524,9 @@ export const VIRTUAL_SERVER_FIELDS = {
     defaultFrom: { scope: 'global', key: 'drain_timeout' },
     defaultText: 'global.drain_timeout',
   }),
+  announce: field(str({ enum: ANNOUNCE_MODES }), 'BGP announcement of the address ([bgp]): "healthy" while the service has quorum, "master" while the VRRP instance holding the address is MASTER, "never"', null, {
+    defaultText: '"master" if a vrrp_instance holds the address, else "healthy" ("never" without [bgp])',
+  }),
   real_server: field(tables(REAL_SERVER_FIELDS, 'real_server'), 'real servers ([[virtual_server.real_server]])', 'real_server', { default: [] }),
 } satisfies Fields;
 
@@ -537,6 +542,52 @@ export const SYNC_FIELDS = {
   }),
   auth_key_file: field(NAME, `file holding the shared sync key (at least ${MIN_SYNC_KEY_BYTES} bytes; owned by root or the daemon's user, no access for others)`, null),
   unicast_peer: field(arrayOf(IP), 'send sync messages by unicast to these peers instead of the group', null, { default: [] }),
+  conntrackd: field(
+    {
+      kind: 'table',
+      fields: {
+        destination_address: field(str({ format: 'ipv4' }), "the peer director's address on sync.interface (conntrackd UDP IPv4_Destination_Address); the only source the guard table accepts on `port`", 'conntrackd.conf Sync { UDP { IPv4_Destination_Address } }', {
+          defaultText: 'the one sync.unicast_peer',
+        }),
+        address: field(str({ format: 'ipv4' }), "this director's address on sync.interface (conntrackd UDP IPv4_address)", 'conntrackd.conf Sync { UDP { IPv4_address } }', { defaultText: 'the first IPv4 address of sync.interface' }),
+        port: field(PORT, 'UDP port of the conntrackd FTFW replication (both directors)', 'conntrackd.conf Sync { UDP { Port } }', { default: 3780 }),
+        protocols: field(arrayOf(str({ enum: ['tcp', 'udp'] }), 1), 'layer-4 protocols whose connections are replicated', 'conntrackd.conf General { Filter { Protocol Accept } }', { default: ['tcp', 'udp'] }),
+        binary: field(NAME, 'conntrackd executable (Debian package conntrackd)', null, { default: '/usr/sbin/conntrackd' }),
+      },
+    },
+    'replicate the kernel conntrack table (NAT/FULLNAT connections) with conntrackd in FTFW mode, run and driven by keepalive-ts on a dedicated sync link; see docs/hitless.md',
+    'conntrackd + primary-backup.sh notify script',
+  ),
+} satisfies Fields;
+
+export const BGP_PEER_FIELDS = {
+  address: field(IP, 'address of the BGP neighbour (a router on a directly connected network); its family selects the channel (IPv4 or IPv6 VIPs)', null, { required: true }),
+  remote_as: field(AS_NUMBER, 'AS number of the neighbour', null, { required: true }),
+  bfd: field(BOOL, 'run BFD with the neighbour (see bgp.bfd_interval / bfd_multiplier) so a crash is seen in milliseconds, not after hold_time', null, { default: true }),
+  hold_time: field(int(3, 65535), 'BGP hold time in seconds (keepalives every third of it)', null, { default: 9 }),
+  password: field(str({ minLength: 1, maxLength: 80 }), 'TCP MD5 signature key (RFC 2385) shared with the neighbour', null),
+} satisfies Fields;
+
+export const BGP_FIELDS = {
+  local_as: field(AS_NUMBER, 'AS number of this director (every director of a service uses the same one, so the router can multipath them)', null, { required: true }),
+  router_id: field(str({ format: 'ipv4' }), 'BGP router id (an IPv4 address)', null, { defaultText: "BIRD's choice: the lowest IPv4 address of an interface" }),
+  med: field(int(0, 4294967295), 'MULTI_EXIT_DISC sent with every announcement (lower is preferred: 0 on the primary, 100 on a backup, as PyBal does; the router multipaths only equal MEDs)', null, { defaultText: 'none sent' }),
+  as_path_prepend: field(int(0, 8), 'extra copies of local_as prepended to the AS path (a longer path makes a backup director)', null, { default: 0 }),
+  bfd_interval: field(num(0.01, 60), 'seconds between BFD packets, sent and required', null, { default: 0.1 }),
+  bfd_multiplier: field(int(1, 255), 'BFD packets missed before the session is down (detection time = interval x multiplier)', null, { default: 3 }),
+  track_interface: field(arrayOf(NAME), 'interfaces whose loss of link withdraws every announcement', null, {
+    defaultText: 'the interfaces the peers are reached through (looked up at start)',
+  }),
+  kernel_table: field(int(1, 2147483647), 'kernel routing table holding the announced host routes (BIRD learns them from there)', null, {
+    default: 100,
+    hint: 'not 252..255 (compat, default, main, local)',
+  }),
+  kernel_protocol: field(int(5, 255), 'route protocol number of the announced host routes (BIRD learns only this number)', null, {
+    default: 200,
+    hint: '0..4 are the kernel\'s own, 12 is BIRD\'s, 18 keepalive-ts\'s routes',
+  }),
+  runtime_dir: field(NAME, "directory for the generated bird.conf, BIRD's control socket and pid file (never the system bird's)", null, { default: '/run/keepalive-ts/bird' }),
+  peer: field(arrayOf({ kind: 'table', fields: BGP_PEER_FIELDS }, 1), 'BGP neighbours ([[bgp.peer]])', null, { required: true }),
 } satisfies Fields;
 
 export const CONFIG_FIELDS = {
@@ -548,4 +599,5 @@ export const CONFIG_FIELDS = {
   virtual_server_group: field(tables(VIRTUAL_SERVER_GROUP_FIELDS), 'addresses, ports and firewall marks served as one virtual server ([[virtual_server_group]])', 'virtual_server_group', { default: [] }),
   virtual_server: field(tables(VIRTUAL_SERVER_FIELDS, 'virtual_server'), 'L4 virtual servers ([[virtual_server]])', 'virtual_server', { default: [] }),
   sync: field({ kind: 'table', fields: SYNC_FIELDS }, 'connection synchronisation between the directors', 'lvs_sync_daemon'),
+  bgp: field({ kind: 'table', fields: BGP_FIELDS }, 'announce the virtual servers\' addresses by BGP through BIRD (ECMP across directors)', null),
 } satisfies Fields;

@@ -4,6 +4,9 @@ import type { AddressSpec, RouteSpec, RuleSpec } from '../net/route-spec.js';
 import type {
   CHECK_COMMON_FIELDS,
   CHECK_VARIANT_FIELDS,
+  ANNOUNCE_MODES,
+  BGP_FIELDS,
+  BGP_PEER_FIELDS,
   CHECK_TYPES,
   CONFIG_FIELDS,
   DNS_QUERY_TYPES,
@@ -33,6 +36,7 @@ export type LbKind = (typeof LB_KINDS)[number];
 export type SchedFlag = (typeof SCHED_FLAGS)[number];
 export type CheckType = (typeof CHECK_TYPES)[number];
 export type DnsQueryType = (typeof DNS_QUERY_TYPES)[number];
+export type AnnounceMode = (typeof ANNOUNCE_MODES)[number];
 
 export interface GlobalConfig {
   router_id: string;
@@ -326,6 +330,8 @@ export interface VirtualServerConfig {
   /** Seconds of slow start (0 = off). */
   slow_start: number;
   drain_timeout: number;
+  /** Resolved: the default ("master" / "healthy" / "never") is filled in by the semantic pass. */
+  announce: AnnounceMode;
   real_server: RealServerConfig[];
   /** parsed: address family of the service (of `address`, or ip_family / the servers for fwmark). */
   family: AddressFamily;
@@ -352,6 +358,42 @@ export interface SyncConfig {
   auth_key?: string;
   auth_key_file?: string;
   unicast_peer: string[];
+  /** conntrackd replication of NAT/FULLNAT connections ([sync.conntrackd]); absent: off. */
+  conntrackd?: ConntrackdConfig;
+}
+
+export interface ConntrackdConfig {
+  destination_address: string;
+  address?: string;
+  port: number;
+  protocols: Array<'tcp' | 'udp'>;
+  binary: string;
+}
+
+export interface BgpPeerConfig {
+  /** Canonical address. */
+  address: string;
+  remote_as: number;
+  bfd: boolean;
+  hold_time: number;
+  password?: string;
+  /** parsed: address family of `address` (the channel the peer carries). */
+  family: AddressFamily;
+}
+
+export interface BgpConfig {
+  local_as: number;
+  router_id?: string;
+  med?: number;
+  as_path_prepend: number;
+  bfd_interval: number;
+  bfd_multiplier: number;
+  /** Absent: the interfaces the peers are reached through. */
+  track_interface?: string[];
+  kernel_table: number;
+  kernel_protocol: number;
+  runtime_dir: string;
+  peer: BgpPeerConfig[];
 }
 
 export interface Config {
@@ -364,6 +406,7 @@ export interface Config {
   virtual_server_group: VirtualServerGroupConfig[];
   virtual_server: VirtualServerConfig[];
   sync?: SyncConfig;
+  bgp?: BgpConfig;
   vrrp_track_process: VrrpTrackProcessConfig[];
 }
 
@@ -387,6 +430,8 @@ export type SchemaTypeGuards = [
   Assert<KeysMatch<VirtualServerGroupConfig, typeof VIRTUAL_SERVER_GROUP_FIELDS, 'members_parsed' | 'family'>>,
   Assert<KeysMatch<RealServerConfig, typeof REAL_SERVER_FIELDS, 'endpoint'>>,
   Assert<KeysMatch<SyncConfig, typeof SYNC_FIELDS>>,
+  Assert<KeysMatch<BgpConfig, typeof BGP_FIELDS>>,
+  Assert<KeysMatch<BgpPeerConfig, typeof BGP_PEER_FIELDS, 'family'>>,
   Assert<KeysMatch<CheckCommon, typeof CHECK_COMMON_FIELDS>>,
   Assert<KeysMatch<Variant<TcpCheck>, (typeof CHECK_VARIANT_FIELDS)['TCP_CHECK']>>,
   Assert<KeysMatch<Variant<HttpGetCheck>, (typeof CHECK_VARIANT_FIELDS)['HTTP_GET']>>,

@@ -22,7 +22,10 @@ import { ControlServer } from './control-server.js';
 import { DataplaneSet } from '../lvs/dataplane/index.js';
 import { OVERRIDE_COMMANDS, VirtualServerManager, type OverrideAction, type OverrideResult } from '../lvs/manager.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
+import { Conntrackd } from '../sync/conntrackd.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
+import { AnnounceController } from '../announce/controller.js';
+import { findBird, type BirdBinaries } from '../announce/bird.js';
 import type { StatusReport } from './status.js';
 import { ScriptRunner, policyOf } from '../util/script.js';
 import { limitsFromConfig, readNofile } from '../util/fdlimit.js';
@@ -30,6 +33,9 @@ import type { ConnectionLimits } from '../lvs/dataplane/index.js';
 import { LockedFile } from './locked-file.js';
 import { AcceptFilter } from '../net/accept-filter.js';
 import { VrrpManager, blocksVips } from '../vrrp/manager.js';
+
+/** Graceful stop: how long a former MASTER keeps announcing its "master" addresses after the peer took over. */
+const MASTER_HANDOVER_MS = 500;
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
 
@@ -57,6 +63,8 @@ export class Daemon {
   #lvs: VirtualServerManager | undefined;
   #dataPlane: DataplaneSet | undefined;
   #sync: SyncService | undefined;
+  #conntrackd: Conntrackd | undefined;
+  #announce: AnnounceController | undefined;
   /** VRRP instances whose VIPs are in place. */
   readonly #owning = new Set<string>();
   #control: ControlServer | undefined;
@@ -129,6 +137,9 @@ export class Daemon {
         throw new KeepaliveError('E_SOCKET', `accept = false needs nftables (table inet keepalive_ts_accept): ${(err as Error).message}`, { cause: err });
       });
     }
+    const g = this.#config.global;
+    // Before anything starts: [bgp] without BIRD 2 installed is a clear error (E_BIRD_MISSING).
+    const bird: BirdBinaries | undefined = this.#config.bgp ? findBird() : undefined;
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
@@ -147,6 +158,10 @@ export class Daemon {
     // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
     this.#dataPlane = new DataplaneSet({
       ...(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {}),
+      // conntrackd commits the peer's connections when this director becomes MASTER: until the
+      // commit is in, a mid-stream packet must not be scheduled as a new connection.
+      ...(sync?.conntrackd ? { conntrackSync: true } : {}),
+      log: (level, msg, fields) => log[level](fields ?? {}, msg),
       // The proxy's connection budget below the descriptor limit, and its idle timeouts.
       limits: this.#limits(),
       onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
@@ -154,6 +169,7 @@ export class Daemon {
     this.#lvs = new VirtualServerManager(this.#config.virtual_server, {
       dataPlane: this.#dataPlane,
       log: log.child({ component: 'lvs' }),
+      onStateChange: () => this.#announce?.update(),
       scripts: this.#scripts,
       alert: (a) => {
         const id = this.#config.global.router_id;
@@ -165,6 +181,14 @@ export class Daemon {
     await this.#lvs.start();
     if (sync) {
       this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server.flatMap((vs) => vs.members), log: log.child({ component: 'sync' }) });
+      if (sync.conntrackd) {
+        this.#conntrackd = await Conntrackd.start({
+          config: sync.conntrackd,
+          interface: sync.interface,
+          dir: conntrackdDir(this.controlPath),
+          log: log.child({ component: 'conntrackd' }),
+        });
+      }
     }
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
@@ -181,8 +205,13 @@ export class Daemon {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
         // Posts the synced templates/flows to the data plane before setOwnership posts serve().
-        if (instance === sync?.instance) void this.#sync?.setMaster(owned);
+        if (instance === sync?.instance) {
+          void this.#sync?.setMaster(owned);
+          // Background: commit the peer's conntrack entries (MASTER) or ask for a resync (BACKUP).
+          void this.#conntrackd?.setRole(owned ? 'master' : 'backup');
+        }
         this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
+        this.#announce?.update();
       },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
       vipManager: (ifindex, vips, onRestored) => new VipManager(rtnl, ifindex, vips, { onRestored, onError: (err) => log.error({ err: String(err) }, 'VIP manager error') }),
@@ -205,6 +234,15 @@ export class Daemon {
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
+    if (bird) {
+      this.#announce = await AnnounceController.start(this.#config, {
+        rtnl,
+        log: log.child({ component: 'bgp' }),
+        binaries: bird,
+        facts: () => ({ services: this.#lvs?.announceFacts() ?? new Map(), masters: this.#owning }),
+        onServeChange: () => this.#lvs?.setOwnership((address) => this.#ownsAddress(address)),
+      });
+    }
     await this.#startMetrics();
     // Services on addresses no VRRP instance manages are served from the start.
     this.#lvs.setOwnership((address) => this.#ownsAddress(address));
@@ -215,11 +253,14 @@ export class Daemon {
   #syncMetrics() {
     const st = this.#sync?.status();
     if (!st) return undefined;
+    const ct = this.#conntrackd?.status();
     return {
       messages_sent: st.sent.messages,
       messages_received: st.received.messages,
       rejected: st.received.dropped,
       entries: st.table.templates + st.table.udp_flows + st.table.conns,
+      last_snapshot_ms: st.last_snapshot_ms,
+      ...(ct ? { conntrackd: ct } : {}),
     };
   }
 
@@ -263,10 +304,14 @@ export class Daemon {
   }
 
   /**
-   * Whether this director should serve `address`: true while the VRRP instance carrying it as a VIP
-   * is MASTER with its VIPs in place, and always for addresses no instance manages.
+   * Whether this director should serve `address`: for an address announced by BGP in "healthy"
+   * mode, the announcement decision (served while the service has quorum); otherwise true while the
+   * VRRP instance carrying it as a VIP is MASTER with its VIPs in place, and always for addresses
+   * no instance manages and nothing announces.
    */
   #ownsAddress(address: string): boolean {
+    const announced = this.#announce?.serves(address);
+    if (announced !== undefined) return announced;
     const carriers = this.#config.vrrp_instance.filter((i) =>
       [...i.virtual_ipaddress_parsed, ...i.virtual_ipaddress_excluded_parsed].some((v) => v.address === address));
     return carriers.length === 0 || carriers.some((i) => this.#owning.has(i.name));
@@ -285,7 +330,7 @@ export class Daemon {
 
   /** Status with fresh data-plane counters (the control socket's `status`). */
   async freshStatus(): Promise<StatusReport> {
-    await this.#lvs?.refresh().catch(() => undefined);
+    await Promise.all([this.#lvs?.refresh().catch(() => undefined), this.#announce?.refresh()]);
     return this.status();
   }
 
@@ -299,7 +344,9 @@ export class Daemon {
       vrrp: this.#vrrp?.status() ?? [],
       vrrp_socket_drops: this.#vrrp?.socketDrops() ?? {},
       virtual_servers: this.#lvs?.status() ?? [],
-      ...(this.#sync ? { sync: this.#sync.status() } : {}),
+      ...(this.#sync ? { sync: { ...this.#sync.status(), ...(this.#conntrackd ? { conntrackd: this.#conntrackd.status() } : {}) } } : {}),
+      ...(this.#lvs ? { dataplane: this.#lvs.dataplaneExtra() } : {}),
+      ...(this.#announce ? { bgp: this.#announce.status() } : {}),
     };
   }
 
@@ -326,7 +373,7 @@ export class Daemon {
     const next = located.config;
     const plan = planReload(this.#config, next);
     if (isReloadPlanEmpty(plan)) return { summary: [] };
-    const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : [])];
+    const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : []), ...(plan.bgp?.needsRestart ?? [])];
     if (blocked.length > 0) {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
     }
@@ -339,6 +386,7 @@ export class Daemon {
     const limitsChanged = plan.global.changed.some((k) => k === 'maxconn' || k === 'reserved_fds' || k === 'lvs_timeouts');
     this.#config = next;
     if (limitsChanged) await this.#dataPlane?.setLimits(this.#limits());
+    await this.#announce?.applyReload(plan, next);
     if (metricsMoved) {
       await this.#metrics?.close();
       this.#metrics = undefined;
@@ -378,6 +426,12 @@ export class Daemon {
       // Priority-0 adverts go out at once, so the peer takes over after Skew_Time. Until it has
       // (its GARPs redirect the clients) this director keeps its VIPs and keeps serving; then it
       // stops accepting, drains open connections (drain_timeout) and only then drops the VIPs.
+      // BGP: addresses announced while healthy are withdrawn at once (BIRD sends the withdrawals in
+      // milliseconds); those announced by the VRRP MASTER stay until the peer has taken over (it
+      // announces them then). The drain below waits for both, so no router sends a new connection
+      // to a director that stopped accepting.
+      const warn = (err: unknown): void => this.opts.log.warn({ err: String(err) }, 'BGP withdrawal failed');
+      const withdrawn = this.#announce?.withdraw('healthy').catch(warn);
       const masters = this.#vrrp?.masters() ?? [];
       let releaseVips = (): void => undefined;
       const hold = new Promise<void>((resolve) => { releaseVips = resolve; });
@@ -385,11 +439,17 @@ export class Daemon {
       const advertS = Math.max(1, ...this.#config.vrrp_instance.map((i) => i.advert_int));
       await this.#unlessHurried(this.#vrrp?.peersTookOver(masters, (3 * advertS + 1) * 1000));
       if (masters.length > 0 && !this.#hurried) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
+      await this.#unlessHurried(withdrawn);
+      // The new MASTER announces the "master" addresses once it serves them (VIPs, bind, route,
+      // BIRD, UPDATE: tens of ms, more under load); this director keeps announcing and serving
+      // them a little longer so the router never has a gap.
+      if (masters.length > 0 && !this.#hurried && this.#announce?.announcesMasterMode()) await new Promise((r) => setTimeout(r, MASTER_HANDOVER_MS));
+      await this.#unlessHurried(this.#announce?.withdraw('all').catch(warn));
       const lvsStopped = this.#lvs?.stop();
       if (this.#hurried) void this.#lvs?.hurry().catch(() => undefined);
       await lvsStopped;
       releaseVips();
-      await Promise.all([vrrpStopped, this.#sync?.close()]);
+      await Promise.all([vrrpStopped, this.#sync?.close(), this.#conntrackd?.close(), this.#announce?.stop()]);
       await this.#acceptFilter.close().catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot remove the accept = false table'));
       await this.#statics?.remove();
       // A last alert ("Stopping") gets a short while to go out; stop never waits on a dead relay.
@@ -409,4 +469,9 @@ export class Daemon {
 
 function staticEntries(c: Config): RouteSetEntries {
   return { addresses: c.global.static_ipaddress_parsed, routes: c.global.static_routes_parsed, rules: c.global.static_rules_parsed };
+}
+
+/** conntrackd's runtime directory beside the control socket: /run/keepalive-ts.sock -> /run/keepalive-ts.conntrackd. */
+export function conntrackdDir(controlPath: string): string {
+  return `${controlPath.replace(/\.sock$/, '')}.conntrackd`;
 }

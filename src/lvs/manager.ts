@@ -20,7 +20,7 @@
 import type { Logger } from 'pino';
 import type { RealServerConfig, ReloadPlan, VirtualServerConfig } from '../config/index.js';
 import type { MemberStatus, RateStatus, RealServerStatus as RealServerReport, SorryServerStatus, VirtualServerStatus } from '../daemon/status.js';
-import { endpointText, ipvsadmServiceText, parseEndpointText, parseServiceArg, singlePort, type ServiceMatch, type VirtualServerKey, type VirtualService } from '../util/endpoint.js';
+import { endpointText, ipvsadmServiceText, parseEndpointText, parseServiceArg, singlePort, type ServiceKey, type ServiceMatch, type VirtualServerKey, type VirtualService } from '../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { ScriptRunner } from '../util/script.js';
 import { FORWARD_NAMES, type Counters, type Dataplane, type DataplaneStats, type DestStats, type PoolSpec, type ServiceSpec, type ServiceStats } from './dataplane/contract.js';
@@ -31,6 +31,8 @@ import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolStat
 export interface LvsDeps {
   dataPlane: Dataplane;
   log: Logger;
+  /** Called when a service's quorum or serving state changes (BGP announcements follow both). */
+  onStateChange?: () => void;
   /**
    * Runs quorum_up/down, notify_up/down and MISC_CHECK scripts (user resolution and script
    * security, shared with the VRRP side). Default: the default policy (no script_user, no security).
@@ -428,8 +430,10 @@ export class VirtualServerManager {
     }));
     const now = this.#now();
     const result = evaluatePool(poolParams(svc.cfg), servers, svc.pool, now);
+    const quorumBefore = svc.last?.quorumUp;
     svc.pool = result.state;
     svc.last = result;
+    if (quorumBefore !== result.quorumUp) this.deps.onStateChange?.();
     this.#events(svc, result.events);
     if (result.nextEvaluationAt !== null) {
       // Slow start: the next step of the ramp (never on the VRRP path: a timer of its own).
@@ -605,6 +609,7 @@ export class VirtualServerManager {
       () => {
         m.serving = true;
         this.deps.log.info({ virtual_server: svc.key, service: key, kind: svc.cfg.lb_kind }, `serving ${key}${key === svc.key ? '' : ` of ${svc.key}`} (${svc.cfg.lb_kind})`);
+        this.deps.onStateChange?.();
         // Ownership may have gone while the worker was binding.
         if (!m.wanted) void this.#unserve(svc, m);
       },
@@ -621,10 +626,19 @@ export class VirtualServerManager {
     clearTimeout(m.retry);
     if (!m.serving) return;
     m.serving = false;
+    this.deps.onStateChange?.();
     const key = m.svc.key;
     this.deps.log.info({ virtual_server: svc.key, service: key, drain_s: drainMs / 1000 }, `stopped serving ${key}; draining`);
     await this.deps.dataPlane.unserve(key, drainMs).catch((err: unknown) =>
       this.deps.log.warn({ virtual_server: svc.key, service: key, err: errorMessage(err) }, 'unserve failed'));
+  }
+
+  /**
+   * Quorum and serving state per data-plane service, keyed like the announcement core
+   * (src/announce/desired.ts): a group's members each under their own key, with the group's quorum.
+   */
+  announceFacts(): Map<ServiceKey, { quorum: boolean; serving: boolean }> {
+    return new Map(this.#services.flatMap((svc) => svc.members.map((m) => [m.svc.key, { quorum: svc.last?.quorumUp ?? false, serving: m.serving }] as const)));
   }
 
   /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */
@@ -662,6 +676,11 @@ export class VirtualServerManager {
       ...totals,
       rates: this.#rates.rates(key),
     };
+  }
+
+  /** The data planes' own figures (nft transactions, table fills, connection-sync dumps…), prefixed by implementation. */
+  dataplaneExtra(): Record<string, number> {
+    return { ...(this.#stats?.extra ?? {}) };
   }
 
   /** One service's own figures: the virtual server's, or one member's of a group. */

@@ -13,6 +13,10 @@ export type ErrorCode =
   | 'E_CLOSED'
   | 'E_NATIVE'
   | 'E_RELOAD_UNSUPPORTED'
+  /** [bgp] needs BIRD 2 and it is not installed. */
+  | 'E_BIRD_MISSING'
+  /** BIRD refused its config or did not answer. */
+  | 'E_BIRD'
   /** Another daemon holds this control socket or pid file; or a path there is not ours to touch. */
   | 'E_ALREADY_RUNNING'
   | 'E_UNSAFE_PATH'

@@ -15,7 +15,7 @@ function cli(args: string[], wrap: string[] = []) {
 }
 
 test('check accepts the shipped configs (as files for other machines)', (t) => {
-  for (const f of ['conf/keepalive.toml', 'conf/director-a.toml', 'conf/director-b.toml']) {
+  for (const f of ['conf/keepalive.toml', 'conf/director-a.toml', 'conf/director-b.toml', 'conf/lvs-dr.toml', 'conf/lvs-nat.toml']) {
     const r = cli(['check', '--no-host-checks', '--config', join(ROOT, f)]);
     t.is(r.code, 0, r.err);
     t.regex(r.out, /OK \(router_id /);

@@ -47,6 +47,9 @@ const MAIL_RESOLVE = p(U('config-vrrp-parity'), 'smtp_alert resolves as keepaliv
 const ROUTES = p(N('vrrp-routes'), 'virtual_routes / virtual_rules are in while MASTER only; static_* from start to stop');
 const TRACK_PROCESS = p(N('vrrp-track-process'), 'track_process: the tracked process dies, priority drops by its weight');
 const PROCESS_UNIT = (title: string) => p(U('vrrp-track-process'), title);
+const BIRD_CONF = p(U('announce-bird-config'), 'defaults: one IPv4 peer with BFD 100 ms x 3');
+const BIRD_CONF_KEYS = p(U('announce-bird-config'), 'every [bgp] key that reaches BIRD changes the text');
+const BGP_ECMP = p(N('bgp-ecmp'), 'three directors announce while healthy');
 const SERVICE_KEYS = p(U('config-valid'), 'service keys, matches and endpoints are made once at load (address, port set, fwmark)');
 
 export const AUDIT: Record<string, Entry> = {
@@ -183,7 +186,7 @@ export const AUDIT: Record<string, Entry> = {
   'virtual_server[].port': p(N('lvs-service'), 'rr splits evenly through the VIP'),
   'virtual_server[].protocol': [SPEC, p(N('sync-failover'), 'persistent clients and a UDP flow keep their real server')],
   'virtual_server[].lb_algo': [SPEC, p(N('lvs-service'), 'wrr follows weights 1:3')],
-  'virtual_server[].lb_kind': [p(U('config-valid'), 'lb_kind defaults to NAT (keepalived); the data-plane spec carries what the config says'), p(U('dataplane-set'), 'the built-in registration: the proxy forwards PROXY; a NAT service makes the manager fail at start')],
+  'virtual_server[].lb_kind': [p(U('config-valid'), 'lb_kind defaults to NAT (keepalived); the data-plane spec carries what the config says'), p(U('dataplane-set'), 'the built-in registration: the proxy forwards PROXY, nftables DR, NAT and FULLNAT'), p(N('lvs-kernel'), 'daemon, lb_kind DR: MASTER forwards in the kernel'), p(N('lvs-kernel'), 'daemon, lb_kind NAT: the classic LVS-NAT pair')],
   'virtual_server[].ports': SERVICE_KEYS,
   'virtual_server[].fwmark': SERVICE_KEYS,
   'virtual_server[].ip_family': SERVICE_KEYS,
@@ -217,6 +220,12 @@ export const AUDIT: Record<string, Entry> = {
   'virtual_server[].depool_threshold': [SPEC, p(U('lvs-pool'), 'depool threshold: failing servers beyond the threshold stay pooled')],
   'virtual_server[].proxy_protocol': [SPEC, p(U('lvs-dataplane'), 'PROXY protocol v1 and v2 headers reach the real server')],
   'virtual_server[].drain_timeout': [SPEC, p(N('graceful-stop'), 'a second SIGTERM during the graceful stop shortens the drain')],
+  'virtual_server[].announce': [
+    p(N('bgp-ecmp'), 'three directors announce while healthy'),
+    p(N('bgp-ecmp'), 'announce = "master": only the VRRP MASTER announces'),
+    p(N('bgp-reload'), 'reload adds and removes a peer and announcements'),
+    p(U('config-bgp'), 'announce defaults'),
+  ],
   'virtual_server[].real_server': { section: '[[virtual_server.real_server]]' },
   'virtual_server[].real_server[].address': p(N('lvs-service'), 'rr splits evenly through the VIP'),
   'virtual_server[].real_server[].port': p(N('lvs-service'), 'rr splits evenly through the VIP'),
@@ -256,6 +265,24 @@ export const AUDIT: Record<string, Entry> = {
   'virtual_server[].real_server[].check[].file': p(U('lvs-check-file'), 'weight 0: 0 is ok, non-zero fails, a missing file counts as 0'),
   'virtual_server[].real_server[].check[].weight': p(U('lvs-check-file'), 'weight != 0: ok with weightOffset = value x weight'),
 
+  bgp: { section: '[bgp]' },
+  'bgp.local_as': [BIRD_CONF, BGP_ECMP],
+  'bgp.router_id': BIRD_CONF_KEYS,
+  'bgp.med': p(N('bgp-bird'), 'MED and AS-path prepend make a backup director'),
+  'bgp.as_path_prepend': p(N('bgp-bird'), 'MED and AS-path prepend make a backup director'),
+  'bgp.bfd_interval': [BIRD_CONF_KEYS, p(N('bgp-failure'), 'BFD makes the router drop its next hop within 1 s')],
+  'bgp.bfd_multiplier': [BIRD_CONF_KEYS, p(N('bgp-failure'), 'BFD makes the router drop its next hop within 1 s')],
+  'bgp.track_interface': p(N('bgp-failure'), 'a tracked link that goes down withdraws'),
+  'bgp.kernel_table': [BIRD_CONF_KEYS, p(N('bgp-bird'), 'MED and AS-path prepend make a backup director')],
+  'bgp.kernel_protocol': [BIRD_CONF_KEYS, p(N('bgp-bird'), 'MED and AS-path prepend make a backup director')],
+  'bgp.runtime_dir': p(N('bgp-bird'), 'BIRD killed alone is restarted and re-announces'),
+  'bgp.peer': { section: '[[bgp.peer]]' },
+  'bgp.peer[].address': BGP_ECMP,
+  'bgp.peer[].remote_as': [BIRD_CONF, BGP_ECMP],
+  'bgp.peer[].bfd': [p(U('announce-bird-config'), 'per peer: bfd off, hold time, password'), p(N('bgp-failure'), 'BFD makes the router drop its next hop within 1 s')],
+  'bgp.peer[].hold_time': [p(U('announce-bird-config'), 'per peer: bfd off, hold time, password'), p(U('config-bgp'), 'reload: peers added and removed by address')],
+  'bgp.peer[].password': [p(U('announce-bird-config'), 'per peer: bfd off, hold time, password'), p(N('bgp-bird'), 'check runs the generated config through the real bird')],
+
   sync: { section: '[sync]' },
   'sync.interface': SYNC_W,
   'sync.instance': p(N('sync-failover'), 'persistent clients and a UDP flow keep their real server when the master crashes'),
@@ -266,6 +293,12 @@ export const AUDIT: Record<string, Entry> = {
   'sync.auth_key': [p(U('sync-auth'), 'auth_key is used as UTF-8 bytes'), p(U('sync-auth'), 'a key shorter than 16 bytes is refused')],
   'sync.auth_key_file': [p(U('sync-auth'), 'auth_key_file content is trimmed'), p(U('cli'), 'check reports sync key problems')],
   'sync.unicast_peer': p(U('sync-wiring'), 'unicast_peer replaces the group'),
+  'sync.conntrackd': [p(N('hitless-nat'), 'NAT with conntrackd: connections and persistent clients survive crash'), p(U('hitless-sync'), '[sync.conntrackd]: destination defaults to the one unicast peer')],
+  'sync.conntrackd.destination_address': [p(U('hitless-sync'), '[sync.conntrackd]: destination defaults to the one unicast peer'), p(U('hitless-sync'), '[sync.conntrackd] keys reach conntrackd.conf and the guard')],
+  'sync.conntrackd.address': p(U('hitless-sync'), '[sync.conntrackd] keys reach conntrackd.conf and the guard'),
+  'sync.conntrackd.port': p(U('hitless-sync'), '[sync.conntrackd] keys reach conntrackd.conf and the guard'),
+  'sync.conntrackd.protocols': p(U('hitless-sync'), '[sync.conntrackd] keys reach conntrackd.conf and the guard'),
+  'sync.conntrackd.binary': p(U('hitless-sync'), '[sync.conntrackd] binary: a missing executable is refused'),
 };
 
 const proofs = (e: Entry): Proof[] => (Array.isArray(e) ? e : 'file' in e ? [e] : []);

@@ -137,6 +137,7 @@ test('master events reach the backup table; promotion restores templates and flo
     t.deepEqual(p.a.status().table, { templates: 3, udp_flows: 1, conns: 0 });
     t.is(p.b.status().sent.snapshots, 1);
     t.true(p.a.status().last_snapshot_ms! < 1000);
+    t.true(typeof p.a.status().last_snapshot_at === 'number', 'when the last full resync completed');
   } finally {
     await p.close();
   }

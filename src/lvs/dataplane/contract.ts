@@ -214,13 +214,22 @@ export interface UdpFlowEntry extends ConnRef {
   readonly expiresInMs: number;
 }
 
-/** A live TCP connection (listed for the peer's counts; the proxy cannot move TCP connections). */
+/**
+ * A live connection. The proxy lists its TCP connections for the peer's counts (it cannot move
+ * them: it terminates TCP); the kernel path (nftables DR) moves them: the new master writes them
+ * into its connection tables, so established flows keep their real server.
+ */
 export interface ConnEntry extends ConnRef {
   readonly type: 'conn';
+  /** Time left before the entry expires without traffic; absent: the sync default (IPVS 900 s). */
+  readonly expiresInMs?: number;
 }
 
-/** What a newly promoted director adopts from the synced table before it serves. */
-export type RestoreEntry = TemplateEntry | UdpFlowEntry;
+/**
+ * What a newly promoted director adopts from the synced table before it serves. `conn` entries
+ * are only taken by implementations that can pin a connection (nftables DR); others skip them.
+ */
+export type RestoreEntry = TemplateEntry | UdpFlowEntry | ConnEntry;
 
 export interface ConnectionSnapshot {
   readonly templates: TemplateEntry[];
@@ -233,7 +242,7 @@ export interface ConnectionSnapshot {
  * (they are not synced: the sorry server is a fallback, not a member).
  */
 export type ConnectionEvent =
-  | (ConnRef & { readonly type: 'conn_new' })
+  | (ConnRef & { readonly type: 'conn_new'; readonly expiresInMs?: number })
   | (ConnRef & { readonly type: 'conn_end'; readonly inBytes: number; readonly outBytes: number })
   | TemplateEntry
   | (ConnRef & { readonly type: 'udp_flow_new'; readonly timeoutMs: number })

@@ -31,6 +31,7 @@ import {
   type ServiceSpec,
 } from './contract.js';
 import { ProxyDataplane, type ConnectionLimits } from './proxy/index.js';
+import { NFT_KINDS, NftablesDataplane } from './nftables/index.js';
 
 export type { ConnectionLimits } from './proxy/index.js';
 
@@ -47,6 +48,13 @@ export interface DataplaneContext {
   readonly limits?: ConnectionLimits;
   /** Reports errors that happen outside a call (a worker died, a transaction failed later). */
   readonly onError?: (implementation: string, err: Error) => void;
+  /**
+   * NAT/FULLNAT connections are replicated by conntrackd: a TCP packet without SYN that conntrack
+   * does not know is dropped, not scheduled (the client resends it once the commit is in).
+   */
+  readonly conntrackSync?: boolean;
+  /** Warnings and notes of an implementation (e.g. a failed background transaction). */
+  readonly log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface DataplaneImplementation {
@@ -56,15 +64,24 @@ export interface DataplaneImplementation {
   create(ctx: DataplaneContext): Dataplane & Partial<ConnectionState>;
 }
 
-/**
- * THE registration point: one entry per implementation. The kernel path (nftables: DR, NAT,
- * FULLNAT) adds its entry here.
- */
+/** THE registration point: one entry per implementation. */
 export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
   {
     name: 'proxy',
     kinds: ['PROXY'],
     create: (ctx) => new ProxyDataplane({ ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }), ...(ctx.limits ? { limits: ctx.limits } : {}) }),
+  },
+  {
+    // The kernel path: one nftables table per family, libnftables on the thread pool. Creating it
+    // fails with E_DATAPLANE_UNAVAILABLE (naming the Debian package) when libnftables is missing.
+    name: 'nftables',
+    kinds: NFT_KINDS,
+    create: (ctx) =>
+      new NftablesDataplane({
+        log: ctx.log ?? ((_level, msg) => ctx.onError?.('nftables', new Error(msg))),
+        ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
+        ...(ctx.conntrackSync ? { limits: { natMidstreamDrop: true } } : {}),
+      }),
   },
 ];
 
@@ -148,7 +165,7 @@ export class DataplaneSet implements Dataplane, ConnectionState {
       if (!slot) {
         throw new KeepaliveError(
           'E_DATAPLANE_UNAVAILABLE',
-          `${spec.key}: lb_kind "${spec.kind}" needs the kernel data plane (nftables), which this build does not have yet; use lb_kind = "PROXY" for the user-space proxy`,
+          `${spec.key}: no data plane forwards lb_kind "${spec.kind}" (have: ${this.kinds.join(', ')})`,
         );
       }
       let list = bySlot.get(slot);

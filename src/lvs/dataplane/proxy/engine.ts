@@ -176,7 +176,7 @@ export class Engine {
         } catch {
           /* an address the table cannot mask: ignore the entry */
         }
-      } else if (svc instanceof UdpService) {
+      } else if (e.type === 'udp_flow' && svc instanceof UdpService) {
         svc.restoreFlow(e);
       }
     }

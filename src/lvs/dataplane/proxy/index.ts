@@ -166,8 +166,10 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
   /** Load persistence templates / UDP flows synced from the peer director (malformed entries are counted and skipped). */
   async restore(entries: readonly RestoreEntry[]): Promise<void> {
     this.assertOpen();
-    const ok = entries.filter((e) => isRestoreEntry(e));
-    this.restoreDropped += entries.length - ok.length;
+    // TCP connections cannot move into a user-space proxy: skipped, not counted as malformed.
+    const mine = entries.filter((e) => e.type !== 'conn');
+    const ok = mine.filter((e) => isRestoreEntry(e));
+    this.restoreDropped += mine.length - ok.length;
     await this.request({ t: 'restore', entries: ok });
   }
 
