@@ -20,7 +20,6 @@
  *                            -> forwarding on/off for one service: on while this director owns
  *                               the address (VRRP MASTER, or announced by BGP), off otherwise
  *   stats()                  -> monotonic counters, like ipvsadm --stats
- *   drained()                -> (optional) resolves when the services removed have drained
  *   close()                  -> everything off, kernel state removed; idempotent
  * Errors are KeepaliveError with a code: E_CONFIG_INVALID (a spec or pool the implementation
  * cannot take, an unknown service key), E_SOCKET (the system refused, e.g. EADDRNOTAVAIL while the
@@ -173,12 +172,6 @@ export interface Dataplane {
   serve(key: ServiceKey): Promise<void>;
   unserve(key: ServiceKey, drainMs: number): Promise<void>;
   stats(): Promise<DataplaneStats>;
-  /**
-   * Optional: resolves once no service removed by configure() is still draining (at once when
-   * none is). DataplaneSet closes an implementation left without services when this resolves;
-   * without it, after the longest drainMs of the services removed.
-   */
-  drained?(): Promise<void>;
   close(): Promise<void>;
 }
 

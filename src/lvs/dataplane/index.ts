@@ -10,10 +10,8 @@
  * E_DATAPLANE_UNAVAILABLE before anything changes (the daemon then fails to start with that
  * message; `keepalive-ts check` is not concerned: the config itself is valid).
  *
- * An implementation left without services by a reload drains them (configure with the empty
- * set) and is then closed (no idle proxy worker until shutdown): when its drained() resolves, or
- * after the longest drainMs of the services removed if it has no drained(). A service of its kinds
- * configured meanwhile keeps it; one configured after it closed creates a new one.
+ * An implementation stays once created, even when a reload removes its last service: it drains
+ * those connections (configure with the empty set) and is closed with the set.
  */
 import { EventEmitter } from 'node:events';
 import { KeepaliveError } from '../../util/errors.js';
@@ -90,15 +88,7 @@ interface Slot {
   instance: (Dataplane & Partial<ConnectionState>) | null;
   /** Its unsubscribe functions, one per onEvent subscriber of the set. */
   readonly unsubscribe: Map<(events: readonly ConnectionEvent[]) => void, () => void>;
-  /** The services it was last configured with. */
-  specs: readonly ServiceSpec[];
-  /** Bumped by every configure(): a retirement planned before is off. */
-  generation: number;
-  /** An instance being closed because it has no services left (a new one waits for it). */
-  closing: Promise<void> | null;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 export class DataplaneSet implements Dataplane, ConnectionState {
   readonly name = 'set';
@@ -112,7 +102,7 @@ export class DataplaneSet implements Dataplane, ConnectionState {
 
   constructor(ctx: DataplaneContext = {}, implementations: readonly DataplaneImplementation[] = DATAPLANE_IMPLEMENTATIONS) {
     this.#ctx = ctx;
-    this.#slots = implementations.map((impl) => ({ impl, instance: null, unsubscribe: new Map(), specs: [], generation: 0, closing: null }));
+    this.#slots = implementations.map((impl) => ({ impl, instance: null, unsubscribe: new Map() }));
     this.kinds = implementations.flatMap((i) => i.kinds);
   }
 
@@ -173,45 +163,17 @@ export class DataplaneSet implements Dataplane, ConnectionState {
       list.push(spec);
     }
     const jobs: Promise<void>[] = [];
-    const emptied: Array<[Slot, readonly ServiceSpec[]]> = [];
     for (const slot of this.#slots) {
       const mine = bySlot.get(slot) ?? [];
-      slot.generation++;
       if (mine.length === 0 && !slot.instance) continue;
-      // An implementation still closing (its last service left earlier) is replaced once closed.
-      if (!slot.instance && slot.closing) await slot.closing;
-      if (mine.length === 0) emptied.push([slot, slot.specs]);
-      slot.specs = mine;
       jobs.push(this.#instance(slot).configure(mine));
     }
     this.#owner.clear();
     for (const [slot, list] of bySlot) for (const s of list) this.#owner.set(s.key, slot);
     // Every implementation is told its new set even if another one refuses.
     const results = await Promise.allSettled(jobs);
-    for (const [slot, removed] of emptied) this.#retire(slot, removed);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-  }
-
-  /**
-   * Closes an implementation left without services once the ones removed have drained, unless a
-   * configure() gives it services again before that.
-   */
-  #retire(slot: Slot, removed: readonly ServiceSpec[]): void {
-    const inst = slot.instance;
-    if (!inst) return;
-    const generation = slot.generation;
-    const longest = removed.reduce((ms, s) => Math.max(ms, s.drainMs), 0);
-    const drained = inst.drained ? inst.drained() : sleep(longest);
-    void drained.catch(() => undefined).then(() => {
-      if (slot.generation !== generation || slot.instance !== inst || this.#closing) return;
-      for (const unsubscribe of slot.unsubscribe.values()) unsubscribe();
-      slot.unsubscribe.clear();
-      slot.instance = null;
-      slot.closing = inst.close().catch((err: unknown) => this.#ctx.onError?.(slot.impl.name, err as Error)).finally(() => {
-        slot.closing = null;
-      });
-    });
   }
 
   setPool(key: ServiceKey, pool: PoolSpec): Promise<void> {
@@ -299,15 +261,9 @@ export class DataplaneSet implements Dataplane, ConnectionState {
     };
   }
 
-  /** Resolves once every implementation's removed services have drained. */
-  async drained(): Promise<void> {
-    this.#assertOpen();
-    await Promise.all(this.#slots.map((s) => s.instance?.drained?.()));
-  }
-
-  /** Closes every implementation created (and waits for those closing already). Idempotent. */
+  /** Closes every implementation created. Idempotent. */
   close(): Promise<void> {
-    this.#closing ??= Promise.all(this.#slots.map((s) => Promise.all([s.instance?.close(), s.closing]))).then(() => undefined);
+    this.#closing ??= Promise.all(this.#slots.map((s) => s.instance?.close())).then(() => undefined);
     return this.#closing;
   }
 }

@@ -38,8 +38,8 @@ function wireError(err: unknown): WireError {
 
 export class Engine {
   private readonly services = new Map<string, Service>();
-  /** Removed by configure(), still draining; each with the end of its drain. */
-  private readonly retiring = new Map<Service, Promise<void>>();
+  /** Removed by configure(), still draining. */
+  private readonly retiring = new Set<Service>();
   malformed = 0;
   eventsDropped = 0;
   private eventsEnabled = false;
@@ -52,7 +52,7 @@ export class Engine {
   private closed = false;
   /** One connection budget for every service: listeners pause together at the cap. */
   private readonly admission = new Admission((paused) => {
-    for (const s of [...this.services.values(), ...this.retiring.keys()]) {
+    for (const s of [...this.services.values(), ...this.retiring]) {
       if (s instanceof TcpService) {
         if (paused) s.pause();
         else s.resume();
@@ -114,8 +114,6 @@ export class Engine {
         return undefined;
       case 'snapshot':
         return this.snapshot();
-      case 'drained':
-        return this.drained();
       case 'limits':
         this.setLimits(req.limits);
         return undefined;
@@ -154,16 +152,11 @@ export class Engine {
   }
 
   private retire(svc: Service): void {
-    const done = svc.unserve(svc.core.spec.drainMs).then(() => {
+    this.retiring.add(svc);
+    svc.unserve(svc.core.spec.drainMs).then(() => {
       svc.destroyAll();
       this.retiring.delete(svc);
-    }, () => void this.retiring.delete(svc));
-    this.retiring.set(svc, done);
-  }
-
-  /** Resolves once every retiring service has drained (or at once when none is). */
-  private async drained(): Promise<void> {
-    while (this.retiring.size > 0) await Promise.all(this.retiring.values());
+    }, () => this.retiring.delete(svc));
   }
 
   private restore(entries: readonly RestoreEntry[]): void {
@@ -208,7 +201,7 @@ export class Engine {
 
   private stats(): ProxyStats {
     const a = this.admission;
-    const all = [...this.services.values(), ...this.retiring.keys()];
+    const all = [...this.services.values(), ...this.retiring];
     const sum = (f: (s: Service) => number) => all.reduce((n, s) => n + f(s), 0);
     return {
       services: [...this.services.values()].map((s) => s.stats()),
@@ -257,7 +250,7 @@ export class Engine {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flush();
     for (const s of this.services.values()) s.destroyAll();
-    for (const s of this.retiring.keys()) s.destroyAll();
+    for (const s of this.retiring) s.destroyAll();
     this.services.clear();
     this.retiring.clear();
   }

@@ -155,12 +155,6 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
     this.failPending(new KeepaliveError('E_CLOSED', 'proxy data plane closed'));
   }
 
-  /** Resolves once the services removed by configure() have drained (their drain_timeout at most). */
-  async drained(): Promise<void> {
-    this.assertOpen();
-    await this.request({ t: 'drained' });
-  }
-
   // ---------------------------------------------------------------- ConnectionState
 
   /** Load persistence templates / UDP flows synced from the peer director (malformed entries are counted and skipped). */

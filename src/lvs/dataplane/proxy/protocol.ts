@@ -8,7 +8,7 @@
  * (`parseRequest`): a malformed one is ignored and counted (reported as `malformed` in stats), it
  * never throws inside the worker.
  *
- * main → worker: configure | setPool | serve | unserve | stats | restore | events | snapshot | limits | drained | shutdown
+ * main → worker: configure | setPool | serve | unserve | stats | restore | events | snapshot | limits | shutdown
  * worker → main: reply | events
  */
 
@@ -68,8 +68,6 @@ export type Request =
   | { readonly t: 'events'; readonly seq: number; readonly enabled: boolean; readonly batchMs?: number }
   | { readonly t: 'snapshot'; readonly seq: number }
   | { readonly t: 'limits'; readonly seq: number; readonly limits: ConnectionLimits }
-  /** Replied to once no service removed by configure() is still draining. */
-  | { readonly t: 'drained'; readonly seq: number }
   | { readonly t: 'shutdown'; readonly seq: number };
 
 export type { ConnectionSnapshot };
@@ -191,7 +189,6 @@ export function parseRequest(v: unknown): Request | null {
       }
       case 'stats':
       case 'snapshot':
-      case 'drained':
       case 'shutdown':
         return v as unknown as Request;
       default:
