@@ -80,13 +80,14 @@ export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up
   in_use: boolean;
 }
 
-/** A real server's (or the sorry server's) figures in one member of a group. */
-export interface MemberDestStatus {
-  address: string;
-  port: number;
+/** The traffic figures of a service or a destination (ipvsadm's columns, --stats and --rate). */
+export interface TrafficStatus {
+  /** Established connections (IPVS ActiveConn); null where the data plane cannot tell. */
   active_conns: number | null;
+  /** Other connections (IPVS InActConn); null where the data plane cannot tell. */
   inact_conns: number | null;
   conns: number;
+  /** Packets; null where the data plane never sees packets (the proxy's TCP services). */
   in_pkts: number | null;
   out_pkts: number | null;
   in_bytes: number;
@@ -94,11 +95,17 @@ export interface MemberDestStatus {
   rates?: RateStatus;
 }
 
+/** A real server's (or the sorry server's) figures in one member of a group. */
+export interface MemberDestStatus extends TrafficStatus {
+  address: string;
+  port: number;
+}
+
 /**
  * One service of a group virtual server, with its own figures (the group's are their sums). Real
  * servers are listed in the group's order; their weight and health are the group's.
  */
-export interface MemberStatus {
+export interface MemberStatus extends TrafficStatus {
   /** Its canonical service key: "tcp/10.0.0.50:80", "fwmark/1". */
   key: string;
   /** ipvsadm's spelling: "TCP  10.0.0.50:80", "FWM  1". */
@@ -109,19 +116,11 @@ export interface MemberStatus {
   fwmark?: number;
   /** Served here (this director holds its address). */
   serving: boolean;
-  conns: number;
-  in_pkts: number | null;
-  out_pkts: number | null;
-  in_bytes: number;
-  out_bytes: number;
-  active_conns: number | null;
-  inact_conns: number | null;
-  rates?: RateStatus;
   real_servers: MemberDestStatus[];
   sorry_server: (MemberDestStatus & { in_use: boolean }) | null;
 }
 
-export interface VirtualServerStatus {
+export interface VirtualServerStatus extends TrafficStatus {
   /** The canonical service key: "tcp/10.0.0.50:80", "udp/[fd00::50]:53", "fwmark/1"; "tcp/group:NAME" for a group. */
   key: string;
   /** ipvsadm's spelling: "TCP  10.0.0.50:80", "FWM  1"; "TCP  group:NAME" for a group. */
@@ -158,14 +157,6 @@ export interface VirtualServerStatus {
   sorry: boolean;
   /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state; what announce = "healthy" follows). */
   quorum_up?: boolean;
-  conns: number;
-  in_pkts: number | null;
-  out_pkts: number | null;
-  in_bytes: number;
-  out_bytes: number;
-  active_conns: number | null;
-  inact_conns: number | null;
-  rates?: RateStatus;
   real_servers: RealServerStatus[];
   sorry_server: SorryServerStatus | null;
 }
