@@ -39,7 +39,7 @@ export interface OverrideStatus {
   since: string;
 }
 
-export interface RealServerStatus {
+export interface RealServerStatus extends TrafficStatus {
   address: string;
   /** 0 = the packet's own port (fwmark / port-set services). */
   port: number;
@@ -55,23 +55,12 @@ export interface RealServerStatus {
   slow_start?: { since: string; until: string; progress: number } | null;
   /** Passes its health checks. */
   up: boolean;
-  /** Established connections (IPVS ActiveConn); null where the data plane cannot tell. */
-  active_conns: number | null;
-  /** Other connections (IPVS InActConn); null where the data plane cannot tell. */
-  inact_conns: number | null;
-  conns: number;
-  /** Packets; null where the data plane never sees packets (the proxy's TCP services). */
-  in_pkts: number | null;
-  out_pkts: number | null;
-  in_bytes: number;
-  out_bytes: number;
   /** Health from the checks ('unknown' before the first result). */
   health?: 'up' | 'down' | 'unknown';
   /** When the health last changed (ISO 8601); absent before the first check result. */
   last_change?: string;
   /** The checker's message at that change, e.g. "HTTP_GET[0]: status 503" (why it went down or up). */
   reason?: string;
-  rates?: RateStatus;
 }
 
 /** The sorry server: not a member of the pool, listed apart with its own counters. */
