@@ -237,7 +237,7 @@ export function parseAddressRange(text: string, limit = MAX_RANGE_ADDRESSES): Pa
         return fail(`${JSON.stringify(endText)} is not the end of a range (${start.family === 4 ? 'the last byte 0..255' : 'the last group, hex'}, or a whole address)`);
       }
       last = toBig(end);
-      if (last <= first) return fail(`${text}: the end of the range must be after its start`);
+      if (last < first) return fail(`${text}: the end of the range is before its start`);
     }
   }
   const count = last - first + 1n;

@@ -129,7 +129,7 @@ const cases: InvalidCase[] = [
   { name: 'track_script weight out of range', text: `[[vrrp_script]]\nname = "c"\nscript = "true"\nweight = 254 # <--\n`, path: 'vrrp_script[0].weight', message: /must be -253\.\.253, got 254/ },
   // virtual_server_group
   { name: 'group member without a port', text: `${VSG('"10.0.0.50:80",\n  "10.0.0.51", # <--')}`, path: 'virtual_server_group[0].members[1]', message: /"10\.0\.0\.51" needs a port, e\.g\. "10\.0\.0\.51:80" \(a service for all ports is a firewall mark: "fwmark:N"\)/ },
-  { name: 'group range end before its start', text: VSG('"10.0.0.60-50:80", # <--'), path: 'virtual_server_group[0].members[0]', message: /10\.0\.0\.60-50: the end of the range must be after its start/ },
+  { name: 'group range end before its start', text: VSG('"10.0.0.60-50:80", # <--'), path: 'virtual_server_group[0].members[0]', message: /10\.0\.0\.60-50: the end of the range is before its start/ },
   { name: 'group range too large', text: VSG('"10.0.0.0/16:80", # <--'), path: 'virtual_server_group[0].members[0]', message: /10\.0\.0\.0\/16 stands for 65536 addresses; at most 256 per entry/ },
   { name: 'group network with host bits', text: VSG('"10.0.0.9/29:80", # <--'), path: 'virtual_server_group[0].members[0]', message: /10\.0\.0\.9\/29 has host bits set \(the network is 10\.0\.0\.8\/29\)/ },
   { name: 'unbracketed IPv6 group member', text: VSG('"fd00::1-9", # <--'), path: 'virtual_server_group[0].members[0]', message: /put IPv6 addresses in brackets: "\[fd00::1-9\]:PORT"/ },

@@ -32,6 +32,7 @@ test('address ranges of virtual_server_group entries', (t) => {
   t.deepEqual(expandAddressRange('10.1.1.8/30'), ['10.1.1.8', '10.1.1.9', '10.1.1.10', '10.1.1.11']);
   t.is(expandAddressRange('10.0.0.0/16'), undefined);
   t.is(expandAddressRange('10.0.0.9-3'), undefined);
+  t.deepEqual(expandAddressRange('10.0.0.9-9'), ['10.0.0.9'], 'a range of one address');
   t.deepEqual(expandAddressRange('10.1.1.9/30'), ['10.1.1.8', '10.1.1.9', '10.1.1.10', '10.1.1.11'], 'host bits set: its network, as keepalived reads it');
 });
 
