@@ -37,12 +37,10 @@ remote_as = 65010
 [[virtual_server]]
 address = "10.99.0.10"
 port = 80
-lb_kind = "PROXY"  # no host checks of the kernel data plane (IP forwarding) in this test
 [[virtual_server]]
 address = "fd99::10"
 port = 53
 protocol = "UDP"
-lb_kind = "PROXY"
 `;
 
 netnsTest('check and run name the missing BIRD and its Debian package; check runs the generated config through the real bird', async (t) => {
