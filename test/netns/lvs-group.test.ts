@@ -5,6 +5,7 @@
 import type { ExecutionContext } from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { createLab, netnsTest, waitFor, type Lab } from '../lib/netns.js';
+import type { LabHost } from '../lib/lab-core.js';
 import { startDirector, directorToml, CLI, type Director } from '../lib/daemon.js';
 import { run } from '../lib/procs.js';
 import { httpBatch } from '../lib/clients.js';
@@ -89,24 +90,31 @@ netnsTest('group, lb_kind DR: two VIPs of one group forward to the same real ser
   await sharedHealth(t, lab, 'DR', [[VIP, 80], [VIP2, 80]], ['10.77.0.50-51:80']);
 });
 
-netnsTest('group, lb_kind NAT: two ports of one VIP share one pool and its health', async (t) => {
-  const lab = await createLab(t);
-  await sharedHealth(t, lab, 'NAT', [[VIP, 80], [VIP, 8080]], [`${VIP}:80`, `${VIP}:8080`]);
-});
-
-netnsTest('group, lb_kind PROXY: two ports share one pool; a reload adds and removes a member without restarting the checks', async (t) => {
-  const lab = await createLab(t);
-  const { d, client } = await sharedHealth(t, lab, 'PROXY', [[VIP, 80], [VIP, 8080]], [`${VIP}:80`, `${VIP}:8080`]);
+/** Reload: 8080 leaves the group, 8081 joins; the health carries over (r2 stays down, no re-check from unknown). */
+async function reloadMembers(t: ExecutionContext, kind: LbKind, d: Director, client: LabHost, servers: string[]): Promise<void> {
   const before = (await d.status()).virtual_servers[0]!.real_servers.map((r) => r.last_change);
-  // Reload: 8080 leaves, 8081 joins; the real servers' health carries over (r2 stays down, no re-check from unknown).
-  const toml = directorToml({ routerId: 'da', priority: 150, vips: [`${VIP}/24`], extra: groupToml('PROXY', [`${VIP}:80`, `${VIP}:8081`], ['10.78.0.21', '10.78.0.22']) });
-  await writeFile(d.configPath, toml);
+  await writeFile(d.configPath, directorToml({ routerId: 'da', priority: 150, vips: [`${VIP}/24`], extra: groupToml(kind, [`${VIP}:80`, `${VIP}:8081`], servers) }));
   const out = await run([process.execPath, CLI, 'reload', '--control-socket', d.socket]);
-  t.log(out.stdout);
+  t.regex(out.stdout, /-member tcp\/10\.77\.0\.50:8080 \(draining\)[\s\S]*\+member tcp\/10\.77\.0\.50:8081/);
   await waitFor(async () => (await d.status()).virtual_servers[0]!.members?.map((m) => m.key).join() === 'tcp/10.77.0.50:80,tcp/10.77.0.50:8081', 8_000, 'members after the reload');
   await groupUp(d, 2, 1);
   const b = await httpBatch(client, VIP, 8081, 4);
   t.deepEqual(b.errors, {});
   t.deepEqual(b.bodies, { r1: 4 }, 'the new member starts with the known health: r2 stays out');
   t.deepEqual((await d.status()).virtual_servers[0]!.real_servers.map((r) => r.last_change), before, 'no health change: the checks were kept');
+  // The member that left is not forwarded any more once drained (drain_timeout 1 s).
+  await waitFor(async () => Object.keys((await httpBatch(client, VIP, 8080, 1, { timeoutMs: 1000 })).bodies).length === 0, 8_000, '8080 no longer forwarded');
+  t.deepEqual((await httpBatch(client, VIP, 80, 4)).bodies, { r1: 4 }, 'the kept member is untouched');
+}
+
+netnsTest('group, lb_kind NAT: two ports of one VIP share one pool and its health; a reload adds and removes a member', async (t) => {
+  const lab = await createLab(t);
+  const { d, client } = await sharedHealth(t, lab, 'NAT', [[VIP, 80], [VIP, 8080]], [`${VIP}:80`, `${VIP}:8080`]);
+  await reloadMembers(t, 'NAT', d, client, ['10.78.0.21', '10.78.0.22']);
+});
+
+netnsTest('group, lb_kind PROXY: two ports share one pool; a reload adds and removes a member without restarting the checks', async (t) => {
+  const lab = await createLab(t);
+  const { d, client } = await sharedHealth(t, lab, 'PROXY', [[VIP, 80], [VIP, 8080]], [`${VIP}:80`, `${VIP}:8080`]);
+  await reloadMembers(t, 'PROXY', d, client, ['10.78.0.21', '10.78.0.22']);
 });
