@@ -142,6 +142,26 @@ test('a DR address on no interface (or only on lo: BGP anycast) takes its traffi
   }
 });
 
+test('overlapping pools of one service: the last one handed over wins, even when its route look-ups finish first', async (t) => {
+  let calls = 0;
+  const slowFirst = facts({
+    route: async () => {
+      // The first look-up (of the one-server pool handed over first) is the slow one.
+      if (calls++ === 0) await new Promise((r) => setTimeout(r, 50));
+      return { device: 'eth0', onLink: true, local: false };
+    },
+  });
+  const tr = new FakeTransport();
+  const dp = new NftablesDataplane({ transport: tr, facts: slowFirst, maglev: roundMaglev, ...quiet });
+  await dp.configure([dr]);
+  const one = dp.setPool(dr.key, pool([['10.77.0.21', 80, 1]]));
+  const both = dp.setPool(dr.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
+  await Promise.all([one, both]);
+  const st = await dp.stats();
+  t.deepEqual(st.services.find((x) => x.key === dr.key)!.dests.map((d) => d.key).sort(), ['10.77.0.21:80', '10.77.0.22:80']);
+  await dp.close();
+});
+
 test('stats: ipvsadm counters from the named counters, monotonic across pool changes; DR OutPkts 0; service removal drains', async (t) => {
   const tr = new FakeTransport();
   let now = 1_000_000;

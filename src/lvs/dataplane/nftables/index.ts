@@ -189,6 +189,8 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
   readonly #ids = new IdRegistry();
   readonly #cache = new WeakMap<NftServiceInput, ServiceBuild>();
   readonly #routes = new Map<string, { device: string; onLink: boolean; gateway?: string; local: boolean }>();
+  /** applyPool calls per service, in call order: only the newest one's pool is applied. */
+  readonly #poolSeq = new Map<ServiceKey, number>();
 
   #state = new Map<ServiceKey, SvcState>();
   #model: Model | null = null;
@@ -285,13 +287,19 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
 
   protected async applyPool(spec: ServiceSpec, pool: PoolSpec): Promise<void> {
     const key = spec.key;
+    // Pools of one service can overlap (the manager does not wait for one before the next, and the
+    // route look-ups below take their own time): the last one handed over wins, whichever finishes
+    // its look-ups first. (Without this a one-server pool could land after the full one and stay:
+    // with mh, a Maglev table unlike the other directors'.)
+    const seq = (this.#poolSeq.get(key) ?? 0) + 1;
+    this.#poolSeq.set(key, seq);
     const dests: NftDest[] = [];
     for (const d of pool.dests) dests.push(await this.#dest(spec, 'rs', d.endpoint, d.weight));
     const sorry = pool.sorry ? await this.#dest(spec, 'sorry', pool.sorry, 1) : null;
     const now = this.#now();
     await this.#change((st) => {
       const s = st.get(key);
-      if (!s) return;
+      if (!s || this.#poolSeq.get(key) !== seq) return;
       const keep = new Set([...dests, ...(sorry ? [sorry] : [])].map((d) => d.id));
       const retired = s.retired.filter((r) => !keep.has(r.dest.id));
       if (spec.kind === 'DR') {
