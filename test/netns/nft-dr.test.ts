@@ -297,6 +297,40 @@ netnsTest('DR connection table full (issue 10): new flows are still forwarded an
   t.log(`with a 4-entry table: ${st.extra.conn_table_full_total} packets forwarded without an entry`);
 });
 
+netnsTest('DR persistence table full (issue 10): clients with a template keep it, a new client gets none and is scheduled normally, no request fails', async (t) => {
+  const lab = await createLab(t);
+  const f = await drFarm(lab);
+  const dp = await startNftDriver(lab, f.director, { limits: { persistMax: 3 } });
+  const spec = svcSpec({ kind: 'DR', scheduler: 'rr', persistence: { timeoutMs: 300_000, prefix: 32 } });
+  await dp.configure([spec]);
+  await dp.setPool(spec.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
+  await dp.serve(spec.key);
+  const first = ['10.77.0.160', '10.77.0.161', '10.77.0.162'];
+  const later = ['10.77.0.170', '10.77.0.171', '10.77.0.172'];
+  for (const src of [...first, ...later]) await f.client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
+  // The first three clients fill the table (one template each) and stay on one server.
+  const placed = new Map<string, string>();
+  for (const src of first) {
+    const r = await httpBatch(f.client, VIP, 80, 3, { localAddress: src });
+    t.deepEqual(r.errors, {});
+    t.is(Object.keys(r.bodies).length, 1, `${src} pinned: ${JSON.stringify(r.bodies)}`);
+    placed.set(src, Object.keys(r.bodies)[0]!);
+  }
+  await waitFor(async () => (await dp.stats()).extra.persistence_entries === first.length, 5_000, 'the table is full', 100);
+  // Later clients find the table full: every request is answered, scheduled by rr (a client's
+  // consecutive connections alternate, which a template would have prevented).
+  for (const src of later) {
+    const r = await httpBatch(f.client, VIP, 80, 4, { localAddress: src });
+    t.deepEqual(r.errors, {}, `${src}: no request fails when the persistence table is full`);
+    t.deepEqual(r.bodies, { r1: 2, r2: 2 }, `${src} has no template: scheduled normally`);
+  }
+  // The clients that have a template keep it.
+  for (const src of first) t.deepEqual((await httpBatch(f.client, VIP, 80, 3, { localAddress: src })).bodies, { [placed.get(src)!]: 3 }, `${src} keeps its server`);
+  const st = await dp.stats();
+  t.is(st.extra.persistence_entries, first.length, 'never more templates than the table holds');
+  t.log(`persistence table of 3: ${JSON.stringify({ persistence_entries: st.extra.persistence_entries, conn_table_entries: st.extra.conn_table_entries })}`);
+});
+
 netnsTest('connection state for sync: templates and DR flows in the snapshot, template events from the poll, restore into a fresh data plane sends clients to their synced server', async (t) => {
   const { f, dp } = await setup(t, { ports: [80, 5353] });
   await startUdpNames(f, 5353);
