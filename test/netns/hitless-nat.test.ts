@@ -136,6 +136,7 @@ netnsTest('NAT with conntrackd: connections and persistent clients survive crash
       await Promise.all([da.proc.kill('SIGKILL'), f.a.linkDown(), f.a.exec(['sh', '-c', `${pid ? `kill -KILL ${pid}; ` : ''}ip link set eth1 down; ip link set eth2 down`])]);
     },
     settle: () => master(db),
+    diagnose: () => diagnose(f, [da, db]),
   });
   const ct = (await db.status()).sync!.conntrackd!;
   t.truthy(ct.last_commit, 'db committed the external cache on becoming MASTER');
@@ -152,11 +153,14 @@ netnsTest('NAT with conntrackd: connections and persistent clients survive crash
       await master(da);
       await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db back to BACKUP');
     },
+    diagnose: () => diagnose(f, [da, db]),
   });
   const daCt = (await da.status()).sync!.conntrackd!;
   t.log(`da conntrackd after preempting back: commit sequence ${Math.round(daCt.last_commit?.ms ?? -1)} ms, late commits ${daCt.late_commits}, commands failed ${daCt.commands_failed}`);
   await persistentClientsKeep(t, f.client, VIP, before, 'after preempt-back');
 
+  const daConntrackd = (await da.status()).sync?.conntrackd?.pid;
+  t.truthy(daConntrackd, 'da runs conntrackd');
   await across(t, f.client, VIP, 'NAT graceful stop', {
     before: () => waitFor(async () => (await externalCache(db)) >= 5, 5_000, 'db external cache holds the live connections'),
     event: async () => void da.proc.kill('SIGTERM'),
@@ -164,10 +168,28 @@ netnsTest('NAT with conntrackd: connections and persistent clients survive crash
       await master(db);
       await da.proc.exited;
     },
+    diagnose: () => diagnose(f, [db]),
   });
   await persistentClientsKeep(t, f.client, VIP, before, 'after the graceful stop');
-
+  // A clean stop leaves nothing of ours on da: no data-plane table, no guard table, no conntrackd.
+  const left = (await f.a.exec(['/usr/sbin/nft', 'list', 'ruleset'])).stdout;
+  t.false(left.includes('keepalive_ts'), `nft list ruleset on da after a clean stop: ${left}`);
+  t.false((await f.a.exec(['kill', '-0', String(daConntrackd)], { allowFail: true })).code === 0, 'da\'s conntrackd stopped with it');
 });
+
+/** For a failed event: each director's conntrack entries of port 80, midstream drop counters, conntrackd state. */
+async function diagnose(f: Farm, ds: Array<Director | undefined>): Promise<string> {
+  const out: string[] = [];
+  for (const [name, host] of [['da', f.a], ['db', f.b]] as const) {
+    const ct = (await host.exec(['conntrack', '-L', '-p', 'tcp', '--orig-port-dst', '80'], { allowFail: true })).stdout.trim();
+    const counters = (await host.exec(['/usr/sbin/nft', 'list', 'counters', 'table', 'inet', 'keepalive_ts'], { allowFail: true })).stdout;
+    const mid = [...counters.matchAll(/counter (\S*midstream) \{\s*packets (\d+)/g)].map((m) => `${m[1]}=${m[2]}`).join(' ');
+    const d = ds.find((x) => x?.host === host);
+    const st = d ? await d.status().then((s) => JSON.stringify(s.sync?.conntrackd ?? null), (e: Error) => `(status: ${e.message})`) : '(not running)';
+    out.push(`${name}: conntrack port 80:\n${ct}\n${name}: midstream drops: ${mid || '(none)'}\n${name}: conntrackd: ${st}`);
+  }
+  return out.join('\n');
+}
 
 /** The backup's external cache (`conntrackd -e`), timers stripped, sorted. */
 async function externalLines(d: Director): Promise<string[]> {
