@@ -215,6 +215,36 @@ netnsTest('DR port-set service with persistence: an FTP-style client keeps its s
   t.is(fwStats.conns, 4);
 });
 
+netnsTest('DR fwmark FTP case (keepalived virtual_server fwmark + persistence): the operator marks 21 and 10000-20000 alike; each client keeps one server across the marked ports', async (t) => {
+  const { f, dp } = await setup(t, { ports: [21, 10001, 10002, 10003] });
+  await f.director.exec(['sh', '-ec', [
+    `${NFT} add table netdev operator`,
+    `${NFT} 'add chain netdev operator setmark { type filter hook ingress device "eth0" priority -10; }'`,
+    `${NFT} add rule netdev operator setmark ip daddr ${VIP} tcp dport '{ 21, 10000-20000 }' meta mark set 1`,
+  ].join('\n')]);
+  const ftp = svcSpec({ kind: 'DR', scheduler: 'rr', fwmark: 1, persistence: { timeoutMs: 60_000, prefix: 32 } });
+  await dp.configure([ftp]);
+  await dp.setPool(ftp.key, pool([['10.77.0.21', 0, 1], ['10.77.0.22', 0, 1]]));
+  await dp.serve(ftp.key);
+  const sources = Array.from({ length: 6 }, (_, i) => `10.77.0.${180 + i}`);
+  for (const src of sources) await f.client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
+  const used = new Set<string>();
+  for (const src of sources) {
+    const seen = new Set<string>();
+    for (const port of [21, 10001, 10002, 21, 10003]) {
+      const r = await httpBatch(f.client, VIP, port, 1, { localAddress: src });
+      t.deepEqual(r.errors, {}, `${src} -> ${port}`);
+      for (const b of Object.keys(r.bodies)) seen.add(b);
+    }
+    t.is(seen.size, 1, `${src} stays on one server across the marked ports: ${[...seen].join(',')}`);
+    used.add([...seen][0]!);
+  }
+  t.deepEqual([...used].sort(), ['r1', 'r2'], 'rr spreads the clients');
+  const st = (await dp.stats()).services[0]!;
+  t.is(st.conns, sources.length * 5);
+  await waitFor(async () => (await dp.stats()).extra.persistence_entries === sources.length, 5_000, 'one template per client', 100);
+});
+
 /** UDP servers on the real servers, bound to the VIP (DR: replies must come from it), answering their name. */
 async function startUdpNames(f: DrFarm, port: number): Promise<void> {
   for (const [h, name] of [[f.r1, 'r1'], [f.r2, 'r2']] as const) {
