@@ -9,7 +9,7 @@
 import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, waitFor, type Lab, type LabHost } from '../lib/netns.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
-import { acrossEvent as across, ECHO_PORT, persistentClientsKeep, serverOf, startEchoServer, startRateLimitedNginx } from '../lib/hitless.js';
+import { acrossEvent as across, ECHO_PORT, persistentClientsKeep, serverOf, startEchoServer, startRateLimitedNginx, startUdpEcho, startUdpFlow, udpFlowResult, UDP_PORT } from '../lib/hitless.js';
 
 const VIP = '10.79.0.50';
 const GW = '10.79.1.1';
@@ -20,10 +20,10 @@ const SYNC = { da: '10.79.9.1', db: '10.79.9.2', evil: '10.79.9.66' };
 function config(host: 'da' | 'db'): string {
   const peer = host === 'da' ? SYNC.db : SYNC.da;
   const rs = (addr: string) => `\n[[virtual_server.real_server]]\naddress = "${addr}"\nweight = 1\n`;
-  const vs = (port: number, persistence: boolean) => `[[virtual_server]]
+  const vs = (port: number, persistence: boolean, protocol = 'TCP') => `[[virtual_server]]
 address = "${VIP}"
 port = ${port}
-protocol = "TCP"
+protocol = "${protocol}"
 lb_kind = "NAT"
 lb_algo = "rr"
 ${persistence ? 'persistence_timeout = 300\n' : ''}drain_timeout = 0
@@ -44,6 +44,7 @@ group = ["VI_1", "VI_2"]
 
 ${vs(80, true)}
 ${vs(ECHO_PORT, false)}
+${vs(UDP_PORT, false, 'UDP')}
 [sync]
 interface = "eth2"
 instance = "VI_1"
@@ -76,6 +77,7 @@ async function farm(t: ExecutionContext): Promise<Farm> {
     await h.exec(['ip', 'route', 'add', 'default', 'via', GW]);
     await startRateLimitedNginx(h, lab.tmpDir, name);
     await startEchoServer(h, name);
+    await startUdpEcho(h, name, name === 'r1' ? '10.79.1.21' : '10.79.1.22');
   }
   for (const src of CLIENTS) await client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
   return { lab, client, a, b, evil };
@@ -110,7 +112,7 @@ function udpPayloads(pcap: Buffer, port: number): Buffer[] {
   return out;
 }
 
-netnsTest('NAT with conntrackd: connections and persistent clients survive crash, preempt-back and graceful stop; forged sync traffic from a third host is dropped', async (t) => {
+netnsTest('NAT with conntrackd: connections and persistent clients survive crash, preempt-back and graceful stop, a UDP flow survives the crash; forged sync traffic from a third host is dropped', async (t) => {
   t.timeout(300_000);
   const f = await farm(t);
   let da = await start(f, f.a, 'da');
@@ -128,8 +130,16 @@ netnsTest('NAT with conntrackd: connections and persistent clients survive crash
   await tcpdump.kill('SIGTERM');
   await forgedPhase(t, f, db, cap);
 
+  // A UDP flow (a datagram every 10 ms) across the crash: its conntrack entry (NAT binding and
+  // mark) reaches db through conntrackd like the TCP ones.
+  const udp = startUdpFlow(f.client, VIP, 10_000);
+  await waitFor(async () => udpFlowResult(udp).replies > 20, 3_000, 'UDP replies flowing');
   await across(t, f.client, VIP, 'NAT crash', {
-    before: () => waitFor(async () => (await externalCache(db)) >= 5, 5_000, 'db external cache holds the live connections'),
+    before: async () => {
+      await waitFor(async () => (await externalCache(db)) >= 5, 5_000, 'db external cache holds the live connections');
+      // (rr would pick the same server afresh half the time: the flow's entry must really be there.)
+      await waitFor(async () => (await externalLines(db)).some((l) => new RegExp(`\\budp\\b.*dport=${UDP_PORT}\\b`).test(l)), 5_000, 'db external cache holds the UDP flow');
+    },
     event: async () => {
       // A crashed director's conntrackd dies with it (by its pid: the PID namespace is shared).
       const pid = (await da.status()).sync?.conntrackd?.pid;
@@ -142,6 +152,11 @@ netnsTest('NAT with conntrackd: connections and persistent clients survive crash
   t.truthy(ct.last_commit, 'db committed the external cache on becoming MASTER');
   t.log(`db conntrackd after takeover: commit sequence ${Math.round(ct.last_commit!.ms)} ms; commands run ${ct.commands_run}, failed ${ct.commands_failed}`);
   await persistentClientsKeep(t, f.client, VIP, before, 'after the crash');
+  await udp.exited;
+  const u = udpFlowResult(udp);
+  t.log(`UDP flow across the crash: ${u.replies}/${u.sent} replies, longest gap ${u.longestGapMs} ms, from ${u.servers.join(', ')}`);
+  t.is(u.servers.length, 1, 'every UDP reply, before and after the crash, from one real server');
+  t.true(u.sent - u.replies <= Math.ceil(u.longestGapMs / 10) + 20, 'lost only the failover window');
 
   await f.a.linkUp();
   await f.a.exec(['sh', '-c', 'ip link set eth1 up; ip link set eth2 up']);
