@@ -178,34 +178,45 @@ netnsTest('DR unserve drains established flows, then stops; serve again; kill -9
   t.true(left.includes('operator_table'), 'other tables are never touched');
 });
 
-netnsTest('DR port-set service with persistence: an FTP-style client keeps its server across ports; fwmark service marked by the operator', async (t) => {
-  const { f, dp } = await setup(t, { ports: [80, 21, 10001, 10002, 10003] });
-  const ftp = svcSpec({ kind: 'DR', scheduler: 'rr', ports: [[21, 21], [10000, 20000]], persistence: { timeoutMs: 60_000, prefix: 32 } });
-  await dp.configure([ftp]);
-  await dp.setPool(ftp.key, pool([['10.77.0.21', 0, 1], ['10.77.0.22', 0, 1]]));
-  await dp.serve(ftp.key);
-  const sources = Array.from({ length: 6 }, (_, i) => `10.77.0.${140 + i}`);
+/** The operator's own netdev chain (priority -10, before ours) marking VIP:ports with `mark`. */
+async function operatorMark(f: DrFarm, ports: string, mark: number): Promise<void> {
+  await f.director.exec(['sh', '-ec', [
+    `${NFT} add table netdev operator`,
+    `${NFT} 'add chain netdev operator setmark { type filter hook ingress device "eth0" priority -10; }'`,
+    `${NFT} add rule netdev operator setmark ip daddr ${VIP} tcp dport '{ ${ports} }' meta mark set ${mark}`,
+  ].join('\n')]);
+}
+
+/** Six FTP-style clients (10.77.0.<first>..+5): each stays on one server across 21 and data ports; rr uses both. */
+async function ftpClientsStay(t: ExecutionContext, f: DrFarm, first: number): Promise<string[]> {
+  const sources = Array.from({ length: 6 }, (_, i) => `10.77.0.${first + i}`);
   for (const src of sources) await f.client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
   const used = new Set<string>();
   for (const src of sources) {
     const seen = new Set<string>();
     for (const port of [21, 10001, 10002, 21, 10003]) {
       const r = await httpBatch(f.client, VIP, port, 1, { localAddress: src });
-      t.deepEqual(r.errors, {});
+      t.deepEqual(r.errors, {}, `${src} -> ${port}`);
       for (const b of Object.keys(r.bodies)) seen.add(b);
     }
     t.is(seen.size, 1, `${src} stays on one server across ports: ${[...seen].join(',')}`);
     used.add([...seen][0]!);
   }
   t.deepEqual([...used].sort(), ['r1', 'r2'], 'rr spreads the clients');
+  return sources;
+}
+
+netnsTest('DR port-set service with persistence: an FTP-style client keeps its server across ports; fwmark service marked by the operator', async (t) => {
+  const { f, dp } = await setup(t, { ports: [80, 21, 10001, 10002, 10003] });
+  const ftp = svcSpec({ kind: 'DR', scheduler: 'rr', ports: [[21, 21], [10000, 20000]], persistence: { timeoutMs: 60_000, prefix: 32 } });
+  await dp.configure([ftp]);
+  await dp.setPool(ftp.key, pool([['10.77.0.21', 0, 1], ['10.77.0.22', 0, 1]]));
+  await dp.serve(ftp.key);
+  const sources = await ftpClientsStay(t, f, 140);
   await waitFor(async () => (await dp.stats()).extra.persistence_entries === sources.length, 5_000, 'one template per client in the kernel map');
 
-  // fwmark: the operator's own netdev chain (priority -10, before ours) marks VIP:80 and VIP:10001 with 7.
-  await f.director.exec(['sh', '-ec', [
-    `${NFT} add table netdev operator`,
-    `${NFT} 'add chain netdev operator setmark { type filter hook ingress device "eth0" priority -10; }'`,
-    `${NFT} add rule netdev operator setmark ip daddr ${VIP} tcp dport '{ 80, 10001 }' meta mark set 7`,
-  ].join('\n')]);
+  // fwmark: the operator's own netdev chain marks VIP:80 and VIP:10001 with 7.
+  await operatorMark(f, '80, 10001', 7);
   const fw = svcSpec({ kind: 'DR', scheduler: 'rr', fwmark: 7 });
   await dp.configure([ftp, fw]);
   await dp.setPool(fw.key, pool([['10.77.0.21', 0, 1], ['10.77.0.22', 0, 1]]));
@@ -217,29 +228,12 @@ netnsTest('DR port-set service with persistence: an FTP-style client keeps its s
 
 netnsTest('DR fwmark FTP case (keepalived virtual_server fwmark + persistence): the operator marks 21 and 10000-20000 alike; each client keeps one server across the marked ports', async (t) => {
   const { f, dp } = await setup(t, { ports: [21, 10001, 10002, 10003] });
-  await f.director.exec(['sh', '-ec', [
-    `${NFT} add table netdev operator`,
-    `${NFT} 'add chain netdev operator setmark { type filter hook ingress device "eth0" priority -10; }'`,
-    `${NFT} add rule netdev operator setmark ip daddr ${VIP} tcp dport '{ 21, 10000-20000 }' meta mark set 1`,
-  ].join('\n')]);
+  await operatorMark(f, '21, 10000-20000', 1);
   const ftp = svcSpec({ kind: 'DR', scheduler: 'rr', fwmark: 1, persistence: { timeoutMs: 60_000, prefix: 32 } });
   await dp.configure([ftp]);
   await dp.setPool(ftp.key, pool([['10.77.0.21', 0, 1], ['10.77.0.22', 0, 1]]));
   await dp.serve(ftp.key);
-  const sources = Array.from({ length: 6 }, (_, i) => `10.77.0.${180 + i}`);
-  for (const src of sources) await f.client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
-  const used = new Set<string>();
-  for (const src of sources) {
-    const seen = new Set<string>();
-    for (const port of [21, 10001, 10002, 21, 10003]) {
-      const r = await httpBatch(f.client, VIP, port, 1, { localAddress: src });
-      t.deepEqual(r.errors, {}, `${src} -> ${port}`);
-      for (const b of Object.keys(r.bodies)) seen.add(b);
-    }
-    t.is(seen.size, 1, `${src} stays on one server across the marked ports: ${[...seen].join(',')}`);
-    used.add([...seen][0]!);
-  }
-  t.deepEqual([...used].sort(), ['r1', 'r2'], 'rr spreads the clients');
+  const sources = await ftpClientsStay(t, f, 180);
   const st = (await dp.stats()).services[0]!;
   t.is(st.conns, sources.length * 5);
   await waitFor(async () => (await dp.stats()).extra.persistence_entries === sources.length, 5_000, 'one template per client', 100);
