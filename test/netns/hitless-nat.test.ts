@@ -201,7 +201,9 @@ async function diagnose(f: Farm, ds: Array<Director | undefined>): Promise<strin
     const mid = [...counters.matchAll(/counter (\S*midstream) \{\s*packets (\d+)/g)].map((m) => `${m[1]}=${m[2]}`).join(' ');
     const d = ds.find((x) => x?.host === host);
     const st = d ? await d.status().then((s) => JSON.stringify(s.sync?.conntrackd ?? null), (e: Error) => `(status: ${e.message})`) : '(not running)';
-    out.push(`${name}: conntrack port 80:\n${ct}\n${name}: midstream drops: ${mid || '(none)'}\n${name}: conntrackd: ${st}`);
+    // Packets conntrack found out of window (a committed entry without the flow's current sequence numbers) count as invalid.
+    const invalid = [...(await host.exec(['conntrack', '-S'], { allowFail: true })).stdout.matchAll(/invalid=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    out.push(`${name}: conntrack port 80:\n${ct}\n${name}: midstream drops: ${mid || '(none)'}; conntrack invalid packets: ${invalid}\n${name}: conntrackd: ${st}`);
   }
   return out.join('\n');
 }

@@ -9,7 +9,7 @@ import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, waitFor } from '../lib/netns.js';
 import { prepareDrRealServer } from '../lib/nft-lab.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
-import { startNginx } from '../lib/servers.js';
+import { httpGet, startNginx } from '../lib/servers.js';
 import { httpBatch } from '../lib/clients.js';
 
 const VIP = '10.77.0.50';
@@ -78,7 +78,9 @@ async function hostile(t: ExecutionContext, kind: 'PROXY' | 'DR'): Promise<void>
   await startNginx(r2, { port: 80, body: 'r2', tmpDir: lab.tmpDir });
   const clients = Array.from({ length: 10 }, (_, i) => `10.77.0.${120 + i}`);
   for (const src of clients) await client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
-  const start = (h: typeof a, prio: number) => startDirector(lab, h, directorToml({ routerId: h.name, priority: prio, vips: [`${VIP}/24`], garpDelay: 0, extra: SERVICE(kind) }));
+  const metricsAt = (h: typeof a) => `${h.name === 'da' ? '10.77.0.11' : '10.77.0.12'}:9650`;
+  const start = (h: typeof a, prio: number) => startDirector(lab, h, directorToml({ routerId: h.name, priority: prio, vips: [`${VIP}/24`], garpDelay: 0, extra: SERVICE(kind) })
+    .replace('metrics_listen = ""', `metrics_listen = "${metricsAt(h)}"`));
   const master = async (d: Director) => {
     await waitFor(async () => (await d.instance()).state === 'MASTER', 10_000, `${d.host.name} MASTER`);
     await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.serving), 5_000, `${d.host.name} serving`);
@@ -116,6 +118,11 @@ async function hostile(t: ExecutionContext, kind: 'PROXY' | 'DR'): Promise<void>
   t.is((delta.too_short ?? 0) + (delta.bad_version ?? 0) + (delta.malformed ?? 0) + (delta.foreign_sync_id ?? 0), 5, 'random bytes');
   t.deepEqual(s1.table, s0.table, 'table unchanged');
   t.is(s1.received.entries, s0.received.entries, 'no entry accepted from the attack');
+  // /metrics says the same: rejects by reason and entries held.
+  const metrics = (await httpGet(b, metricsAt(b).split(':')[0]!, 9650, '/metrics')).body;
+  const sample = (name: string) => Number(new RegExp(`^keepalive_ts_${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+  for (const [reason, n] of Object.entries(s1.received.dropped)) if (n > 0) t.is(sample(`sync_rejected_total\\{reason="${reason}"\\}`), n, `sync_rejected_total{reason="${reason}"}`);
+  t.is(sample('sync_entries'), s1.table.templates + s1.table.udp_flows + s1.table.conns, 'sync_entries');
   // The master counts them too (it listens on the group as well) and its table is its own.
   t.true(sum((await da.status()).sync!.received.dropped) >= 20);
 
