@@ -198,9 +198,10 @@ async function flowsOnce(algo: Algo, event: FlowEvent, sessions: number): Promis
       const d1 = await startDirector(lab, bl.directors[0]!, toml(bl.directors[0]!));
       await waitFor(async () => (await nextHops(bl.router, VIP4)).join() === all, 20_000, 'router adds d1 again', 20);
       // The sessions the router now hashes to d1 reach it within 200 ms (one echo line each); its
-      // counters are read every second.
+      // counters are read every second, the first time a while after it started serving.
       await sleep(2_500);
-      moved = await activeOn(d1);
+      moved = 0;
+      await waitFor(async () => (moved = await activeOn(d1)) > 0, 6_000, 'the joining director counts its sessions', 250).catch(() => undefined);
     }
     const res = await long.result();
     if (res.length !== sessions) throw new Error(`${res.length} of ${sessions} session results:\n${long.proc.output().slice(-1500)}`);

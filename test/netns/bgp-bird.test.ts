@@ -34,13 +34,16 @@ password = "s3cret with spaces"
 address = "fd78::1"
 remote_as = 65010
 
+# (PROXY: \`check\` runs in the test's own namespace, whose IP forwarding a NAT service would need)
 [[virtual_server]]
 address = "10.99.0.10"
 port = 80
+lb_kind = "PROXY"
 [[virtual_server]]
 address = "fd99::10"
 port = 53
 protocol = "UDP"
+lb_kind = "PROXY"
 `;
 
 netnsTest('check and run name the missing BIRD and its Debian package; check runs the generated config through the real bird', async (t) => {
