@@ -1,7 +1,8 @@
 // The network-namespace lab for ava tests: the framework-free core (lab-core.ts) plus what ties a
 // lab to a test: `netnsTest` registration and a teardown that closes the lab (logging its
 // processes' output when the test failed).
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
+import { gatedTest } from './gated-test.js';
 import { createLab as createCoreLab, netnsAvailable, type Lab } from './lab-core.js';
 
 export * from './lab-core.js';
@@ -11,16 +12,7 @@ export * from './lab-core.js';
  * reason in its title), or fails when KEEPALIVE_TS_REQUIRE_NETNS=1 so CI cannot pass vacuously.
  */
 export function netnsTest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
-  const avail = netnsAvailable();
-  if (avail.ok) {
-    test(title, fn);
-  } else if (process.env.KEEPALIVE_TS_REQUIRE_NETNS === '1') {
-    test(title, (t) => {
-      t.fail(`network namespaces required (KEEPALIVE_TS_REQUIRE_NETNS=1) but unavailable: ${avail.reason}`);
-    });
-  } else {
-    test.skip(`${title} [skipped: ${avail.reason}]`, () => {});
-  }
+  gatedTest(title, netnsAvailable(), 'network namespaces', fn);
 }
 
 /** Creates a lab whose namespaces, processes and temp dir are removed when the test ends. */

@@ -8,7 +8,7 @@
 import test, { type ExecutionContext } from 'ava';
 import http from 'node:http';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
+import { stuckListener } from '../lib/stuck-listener.js';
 import { DataPlane, type DataPlaneEvent, type ServiceSpec, type ServiceStats } from '../../src/lvs/dataplane/index.js';
 
 interface Rs {
@@ -268,23 +268,7 @@ test('a real server whose port is closed costs no client connection (retry next)
 
 test('a real server that does not answer SYNs: connect timeout, then the next one', async (t) => {
   // A listener in a stopped process with a full accept queue: the kernel drops further SYNs.
-  const child = spawn(
-    process.execPath,
-    ['-e', "const s=require('net').createServer();s.listen({host:'127.0.0.2',port:0,backlog:1},()=>console.log(s.address().port))"],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  t.teardown(() => child.kill('SIGKILL'));
-  const hungPort = await new Promise<number>((resolve) => child.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
-  process.kill(child.pid!, 'SIGSTOP');
-  const fillers: net.Socket[] = [];
-  t.teardown(() => fillers.forEach((f) => f.destroy()));
-  for (let i = 0; i < 10; i++) {
-    const f = net.connect({ host: '127.0.0.2', port: hungPort });
-    f.on('error', () => {});
-    fillers.push(f);
-    const ok = await Promise.race([new Promise((r) => f.once('connect', () => r(true))), sleep(300).then(() => false)]);
-    if (!ok) break;
-  }
+  const hungPort = await stuckListener(t, '127.0.0.2');
   const rss = await Promise.all(['127.0.0.3'].map(httpRs));
   t.teardown(() => Promise.all(rss.map((r) => r.close())));
   const vip = '127.0.1.6';
@@ -469,7 +453,9 @@ test('events: new/ended connections and persistence templates, batched', async (
   await dp.serve(id);
   await dp.stats(); // the subscription message is processed before traffic
   for (let i = 0; i < 3; i++) t.is(await httpGet(vip, port, '127.0.0.60'), '127.0.0.2');
-  await sleep(300);
+  // Batches come every 100 ms: wait for the third conn_end (polled; a loaded machine is slower).
+  for (let i = 0; i < 100 && batches.flat().filter((e) => e.type === 'conn_end').length < 3; i++) await sleep(50);
+  await sleep(150); // anything still pending would arrive within one more batch interval
   const evs = batches.flat();
   const news = evs.filter((e) => e.type === 'conn_new');
   const ends = evs.filter((e) => e.type === 'conn_end');
@@ -479,7 +465,9 @@ test('events: new/ended connections and persistence templates, batched', async (
   t.true(news.every((e) => e.type === 'conn_new' && e.client === '127.0.0.60' && e.service === id && e.destId === rss[0]!.id));
   t.true(tpl.length >= 1 && tpl.length <= 3);
   t.like(tpl[0], { vs: id, client: '127.0.0.0', family: 4, destId: rss[0]!.id, expiresInMs: 30_000 });
-  t.true(batches.length < 6, `${batches.length} batches`);
+  // Batched: fewer batches than events (timing decides how the three requests spread over batches).
+  t.log(`${evs.length} events in ${batches.length} batches`);
+  t.true(batches.length < evs.length, `${batches.length} batches for ${evs.length} events`);
 });
 
 test('restore: a synced template sends its client to the template server', async (t) => {
