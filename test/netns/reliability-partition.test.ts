@@ -13,6 +13,7 @@ import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
 import { startDirector, directorToml, hasVip, type Director } from '../lib/daemon.js';
 import { ping, startTcpdump } from '../lib/servers.js';
 import { dropVrrp, healVrrp, neighMac, vipEvents } from '../lib/reliability.js';
+import { assertWithinBound } from '../lib/timing.js';
 
 const VIP = '10.77.0.50';
 const ADVERT_S = 1;
@@ -56,8 +57,8 @@ netnsTest('partition -> two MASTERs; heal -> one MASTER within one advert interv
   const removed = vipEvents(mon.output(), VIP, true)[0];
   t.truthy(removed, `VIP removal seen by ip monitor on db:\n${mon.output()}`);
   const tookMs = removed! - healedAt;
-  t.log(`heal -> db (loser) removed its VIP after ${tookMs} ms (advert_int ${ADVERT_S * 1000} ms)`);
-  t.true(tookMs <= ADVERT_S * 1000 + 300, `one MASTER after ${tookMs} ms > advert_int + 300 ms`);
+  // da's next advert is due within one advert interval; db yields to it on receipt.
+  assertWithinBound(t, tookMs, ADVERT_S * 1000, 'heal -> db (loser) removed its VIP');
   t.is((await da.instance()).state, 'MASTER');
   t.true(await hasVip(a, VIP), 'winner keeps the VIP');
 

@@ -50,6 +50,7 @@ netnsTest('reloads under load: weights 1:1 -> 1:3 and a new VIP apply in place, 
   t.deepEqual(result.errors, {}, 'no failed request across the reloads');
   t.is(Object.values(result.bodies).reduce((x, y) => x + y, 0), 300);
 
+  await monitor.waitForOutput(/inet 10\.77\.0\.51\/24/, 5_000).catch(() => undefined); // asserted below
   await sleep(300);
   const mon = monitor.output();
   t.notRegex(mon, /Deleted .*inet /, `no address removed:\n${mon}`);
@@ -75,6 +76,7 @@ netnsTest('a reload that removes a VIP and lowers priority keeps the instance an
   const r = await run([process.execPath, CLI, 'reload', '--control-socket', d.socket]);
   t.regex(r.stdout, /priority 150 -> 120/);
   t.regex(r.stdout, /-VIP 10\.77\.0\.51\/24/);
+  await monitor.waitForOutput(/Deleted .*10\.77\.0\.51/, 5_000).catch(() => undefined); // asserted below
   await sleep(300);
   const mon = monitor.output();
   t.regex(mon, /Deleted .*10\.77\.0\.51/);

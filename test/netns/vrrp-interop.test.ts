@@ -1,9 +1,11 @@
 // keepalive-ts against keepalived 2.2.7 on one segment: VRRPv2 + PASS, VRRPv3 IPv4 and VRRPv3 IPv6,
 // with either implementation at the higher priority. Each test runs one lab through:
 //   1. election: the priority-150 router is MASTER and the only VIP holder, the other BACKUP;
-//   2. graceful stop (SIGTERM) of the master: the backup takes the VIP within Skew_Time + 50 ms;
+//   2. graceful stop (SIGTERM) of the master: the backup takes the VIP after Skew_Time, sooner than
+//      a takeover by silence could (test/lib/timing.ts);
 //   3. the stopped master returns and preempts back (cross-implementation preemption);
-//   4. crash (SIGKILL + switch port down): the backup takes the VIP within Master_Down_Interval + 50 ms.
+//   4. crash (SIGKILL + switch port down): the backup takes the VIP once Master_Down_Interval of
+//      silence has passed (not sooner, and not later than MDI + the load slack).
 // Throughout, keepalive-ts must count no drops: a drop while talking to keepalived would mean the
 // two disagree about the wire format (checksum, auth, lengths, addresses). keepalived's side of the
 // same question is answered by its log (it complains about every advert it rejects) and by the fact
@@ -12,6 +14,7 @@ import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, sleep, waitFor, type LabHost } from '../lib/netns.js';
 import { hasVip } from '../lib/daemon.js';
 import { masterDownIntervalMs, skewTimeMs } from '../../src/vrrp/timing.js';
+import { assertCrashTakeover, assertGracefulTakeover } from '../lib/timing.js';
 import {
   bareVip,
   makePeer,
@@ -28,8 +31,8 @@ const HIGH = 150;
 const LOW = 100;
 const ADVERT_CS = 100;
 
-// Every test here measures a failover against a timer bound; the machine has two cores shared
-// with other test runs, so at most two labs of this file run at once.
+// Every test here measures failovers; the machine has two cores shared with other test runs, so
+// at most two labs of this file run at once.
 let slots = 2;
 const queue: Array<() => void> = [];
 async function withSlot<T>(fn: () => Promise<T>): Promise<T> {
@@ -113,10 +116,9 @@ async function interop(t: ExecutionContext, f: VrrpFlavour, masterImpl: Impl): P
       await waitFor(() => hasVip(hb, vip), 5_000, `${backupImpl} takes the VIP after SIGTERM`, 10);
       const at = vipAddedAt(mon.output(), vip);
       t.truthy(at, `VIP add seen by ip monitor:\n${mon.output()}`);
-      const took = at! - stoppedAt;
-      const skew = skewTimeMs(f.version, LOW, ADVERT_CS);
-      t.log(`SIGTERM of ${masterImpl}: ${backupImpl} took the VIP after ${took} ms (Skew_Time ${skew} ms, bound ${skew + 50} ms)`);
-      t.true(took <= skew + 50, `graceful takeover took ${took} ms > Skew_Time ${skew} + 50`);
+      assertGracefulTakeover(t, at! - stoppedAt, {
+        skewMs: skewTimeMs(f.version, LOW, ADVERT_CS), mdiMs: masterDownIntervalMs(f.version, LOW, ADVERT_CS), advertMs: ADVERT_CS * 10,
+      }, `SIGTERM of ${masterImpl}: ${backupImpl} took the VIP`);
       await waitPeerState(backup, 'MASTER', 2_000);
       t.false(await hasVip(hm, vip), `stopped ${masterImpl} released the VIP`);
       t.deepEqual(await vipHolders([hm, hb], vip), [hb.name], 'after SIGTERM: exactly one VIP holder');
@@ -141,10 +143,8 @@ async function interop(t: ExecutionContext, f: VrrpFlavour, masterImpl: Impl): P
       await waitFor(() => hasVip(hb, vip), 10_000, `${backupImpl} takes the VIP after a crash`, 10);
       const at = vipAddedAt(mon.output(), vip);
       t.truthy(at, `VIP add seen by ip monitor:\n${mon.output()}`);
-      const took = at! - killedAt;
-      const mdi = masterDownIntervalMs(f.version, LOW, ADVERT_CS);
-      t.log(`crash of ${masterImpl}: ${backupImpl} took the VIP after ${took} ms (Master_Down_Interval ${mdi} ms, bound ${mdi + 50} ms)`);
-      t.true(took <= mdi + 50, `crash takeover took ${took} ms > Master_Down_Interval ${mdi} + 50`);
+      assertCrashTakeover(t, at! - killedAt, { mdiMs: masterDownIntervalMs(f.version, LOW, ADVERT_CS), advertMs: ADVERT_CS * 10 },
+        `crash of ${masterImpl}: ${backupImpl} took the VIP`);
       await waitPeerState(backup, 'MASTER', 2_000);
       // The crashed host keeps its VIP (nobody removed it) but is cut off; on the segment, only
       // the new master holds it.
