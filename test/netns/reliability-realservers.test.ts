@@ -82,7 +82,7 @@ async function misbehave(t: ExecutionContext, mode: 'hold' | 'reset'): Promise<v
   const outcomes = await loop;
   const during = outcomes.filter((o) => o.at >= at && o.at < downAt);
   const after = outcomes.filter((o) => o.at >= downAt + 100);
-  t.log(`${mode}: bound ${BOUND_MS} ms = delay_loop ${DELAY_LOOP} s + connect_timeout ${CONNECT_TIMEOUT} s x (retry ${RETRY} + 1) + delay_before_retry ${DELAY_BEFORE_RETRY} s + 0.5 s)`);
+  t.log(`${mode}: bound ${BOUND_MS} ms = delay_loop ${DELAY_LOOP} s + connect_timeout ${CONNECT_TIMEOUT} s x (retry ${RETRY} + 1) + delay_before_retry ${DELAY_BEFORE_RETRY} s + 0.5 s`);
   t.log(`${mode}: client requests before removal ${JSON.stringify(tally(during))}; after removal ${JSON.stringify(tally(after))}`);
   assertWithinBound(t, took, BOUND_MS, `${mode}: r2 marked down`);
   t.true(after.length >= 20, `client loop kept running after the removal (${after.length} requests)`);
