@@ -161,6 +161,7 @@ fi
 # The runs
 
 run_flags=(
+  --init # an init that reaps orphans, as on a real machine (npm as PID 1 would leave zombies)
   --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_ADMIN
   --security-opt seccomp=unconfined --security-opt systempaths=unconfined
   --tmpfs /tmp:exec,mode=1777

@@ -9,6 +9,7 @@
 // Children never inherit our stdio: a leftover holding the test runner's pipes would keep the
 // runner from ever exiting.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface ExecResult {
   stdout: string;
@@ -158,10 +159,17 @@ export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM means it exists but belongs to someone else: still alive.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  // A zombie has exited and only waits for its parent to reap it; an orphan's zombie stays until
+  // PID 1 reaps it, which a container's PID 1 (npm, a shell) may never do. It is not alive.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: what kill(0) said
   }
 }
 

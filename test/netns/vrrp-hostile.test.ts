@@ -21,6 +21,7 @@ import { controlRequest } from '../../src/cli/control-client.js';
 import type { StatusReport } from '../../src/daemon/status.js';
 import { masterDownIntervalMs } from '../../src/vrrp/timing.js';
 import { assertCrashTakeover } from '../lib/timing.js';
+import { startAddrMonitor, waitVipAdded } from '../lib/interop.js';
 import {
   buildCorpus,
   expectedCounts,
@@ -122,14 +123,6 @@ function watchStates(da: Director, db: Director): { stop(): Promise<{ samples: n
 /** `ip -ts monitor address` lines that mention the VIP. */
 const vipLines = (out: string) => out.split('\n').filter((l) => l.includes(` ${VIP}/`));
 
-function vipAddedAt(monitorOutput: string): number | null {
-  for (const line of monitorOutput.split('\n')) {
-    const m = /^\[([0-9T:.-]+)\]\s+(?!Deleted)\d+:\s+\S+\s+inet\s+([0-9.]+)\//.exec(line);
-    if (m && m[2] === VIP) return Date.parse(`${m[1]}Z`);
-  }
-  return null;
-}
-
 /** Compares measured per-key deltas with the oracle: exact, or bounded when the kernel dropped packets. */
 function checkCounts(t: ExecutionContext, who: string, got: Record<string, number>, want: Record<string, number>, kernelDrops: number): void {
   if (kernelDrops === 0) {
@@ -160,9 +153,9 @@ netnsTest('hostile VRRP traffic moves no state, every drop is counted by reason;
   await waitFor(() => hasVip(a, VIP), 2_000, 'VIP on a');
   await sleep(1_500); // a few adverts: b has heard the master
 
-  const monA = a.spawn(['ip', '-ts', 'monitor', 'address']);
-  const monB = b.spawn(['ip', '-ts', 'monitor', 'address']);
-  await sleep(200);
+  const [monA, monB] = await Promise.all([startAddrMonitor(a), startAddrMonitor(b)]);
+  let monBExit = 'running';
+  void monB.exited.then((e) => (monBExit = `exited ${JSON.stringify(e)}`));
   const before = { a: await da.status(), b: await db.status(), rawA: await rawSocketDrops(a), rawB: await rawSocketDrops(b) };
   const ia0 = before.a.vrrp[0]!;
   const ib0 = before.b.vrrp[0]!;
@@ -280,8 +273,8 @@ netnsTest('hostile VRRP traffic moves no state, every drop is counted by reason;
   const killedAt = Date.now();
   await Promise.all([da.proc.kill('SIGKILL'), a.linkDown()]);
   await waitFor(() => hasVip(b, VIP), 8_000, 'b takes the VIP after a crashes', 20);
-  const at = vipAddedAt(monB.output());
-  t.truthy(at, `VIP add seen by ip monitor on b:\n${monB.output()}`);
+  const at = await waitVipAdded(monB, VIP);
+  t.truthy(at, `VIP add seen by ip monitor on b (monitor ${monBExit}):\n${monB.output()}`);
   assertCrashTakeover(t, at! - killedAt, { mdiMs: masterDownIntervalMs(2, 100, 100), advertMs: 1000 });
   t.is((await db.instance()).state, 'MASTER');
   t.true(bAlive());
