@@ -180,13 +180,18 @@ function ensureNode() {
 function ensureDependenciesAndBuild() {
   const run = (cmd, args) => execFileSync(cmd, args, { cwd: ROOT, stdio: 'inherit' });
   const mtime = (p) => (existsSync(join(ROOT, p)) ? statSync(join(ROOT, p)).mtimeMs : 0);
+  const took = (t0) => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
   if (!existsSync(join(ROOT, 'node_modules/.package-lock.json')) || mtime('package-lock.json') > mtime('node_modules/.package-lock.json')) {
     log('installing dependencies (npm ci)');
+    const t0 = Date.now();
     run('npm', ['ci', '--no-audit', '--no-fund']);
+    log(`npm ci took ${took(t0)}`);
   }
   if (process.env.KEEPALIVE_TS_SKIP_BUILD !== '1') {
     log('building (npm run build)');
+    const t0 = Date.now();
     run('npm', ['run', 'build', '--silent']);
+    log(`build took ${took(t0)}`);
   }
 }
 

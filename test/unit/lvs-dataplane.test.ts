@@ -283,6 +283,24 @@ test('a real server that does not answer SYNs: connect timeout, then the next on
   t.is(s.real_servers.find((r) => r.id === 'hung')!.inact_conns, 0);
 });
 
+test('unserve with drain: a connection still waiting for its real-server connect is drained, not reset', async (t) => {
+  // The graceful-stop race: a client accepted just before unserve whose real-server connect has
+  // not completed yet (long on a loaded machine) is an open connection like any other.
+  const hungPort = await stuckListener(t, '127.0.0.2');
+  const rss = await Promise.all(['127.0.0.3'].map(httpRs));
+  t.teardown(() => Promise.all(rss.map((r) => r.close())));
+  const vip = '127.0.1.14';
+  const { dp, id, port } = await setup(t, vip, { connectTimeoutMs: 500 });
+  await dp.setPool(id, [{ id: 'hung', address: '127.0.0.2', port: hungPort, weight: 1 }, ...pool(rss)], null);
+  await dp.serve(id);
+  const answer = httpGet(vip, port).then((body) => body, (err: NodeJS.ErrnoException) => `error ${err.code ?? err.message}`);
+  await statsWhen(dp, id, () => true); // the worker has seen the request: rr sends it to the hung server first
+  await sleep(100);
+  const draining = dp.unserve(id, 5_000);
+  t.is(await answer, '127.0.0.3', 'after the connect timeout on the hung server, the next one answers');
+  await draining;
+});
+
 test('no real server left: the sorry server answers; without one the client is closed', async (t) => {
   const sorry = await httpRs('127.0.0.9');
   t.teardown(() => sorry.close());
