@@ -1,4 +1,4 @@
-export { parseConfig, loadConfigFile } from './load.js';
+export { parseConfig, loadConfigFile, parseConfigSource, loadConfigSource, type ConfigSource } from './load.js';
 export { ConfigError, formatIssue, formatPath, type ConfigIssue, type KeyPath } from './issues.js';
 export { describeConfig, schemaRows, type SchemaRow } from './docs.js';
 export * as schema from './schema.js';

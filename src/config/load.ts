@@ -1,37 +1,54 @@
 import { readFile } from 'node:fs/promises';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
-import { ConfigError } from './issues.js';
+import { ConfigError, type KeyPath } from './issues.js';
 import { CONFIG_FIELDS } from './schema.js';
 import { checkSemantics } from './semantic.js';
 import { parseToml } from './toml-source.js';
 import type { Config } from './types.js';
 import { IssueSink, validateDocument } from './validate.js';
 
+/** A loaded config and where its keys are in the file (for issues found after loading). */
+export interface ConfigSource {
+  config: Config;
+  /** Line of a key path, or of its closest ancestor that has one. */
+  lineOf(path: KeyPath): number | undefined;
+}
+
 /**
  * Parses and validates a config text. Throws ConfigError (E_CONFIG_INVALID) listing every issue;
  * `fileName` only labels the issues.
  */
 export function parseConfig(text: string, fileName: string): Config {
+  return parseConfigSource(text, fileName).config;
+}
+
+/** parseConfig, keeping the key-path to line lookup (`check` reports host problems with it). */
+export function parseConfigSource(text: string, fileName: string): ConfigSource {
   const source = parseToml(text, fileName);
   const sink = new IssueSink(fileName, source.lineOf);
   const tree = validateDocument(CONFIG_FIELDS, source.data, sink);
   const config = checkSemantics(tree, fileName, sink);
   if (sink.issues.length > 0) throw new ConfigError(sortIssues(sink.issues));
-  return config;
+  return { config, lineOf: source.lineOf };
 }
 
 /** Reads and parses a config file; unreadable files throw E_CONFIG_READ. */
 export async function loadConfigFile(path: string): Promise<Config> {
+  return (await loadConfigSource(path)).config;
+}
+
+/** loadConfigFile, keeping the key-path to line lookup. */
+export async function loadConfigSource(path: string): Promise<ConfigSource> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     throw new KeepaliveError('E_CONFIG_READ', `cannot read config ${path}: ${errorMessage(err)}`, { cause: err });
   }
-  return parseConfig(text, path);
+  return parseConfigSource(text, path);
 }
 
 /** File order reads best; issues without a line (file-level) go last. Stable for equal lines. */
-function sortIssues<T extends { line?: number }>(issues: readonly T[]): T[] {
+export function sortIssues<T extends { line?: number }>(issues: readonly T[]): T[] {
   return [...issues].sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
 }

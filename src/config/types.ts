@@ -1,4 +1,5 @@
 import type { AddressFamily, ListenAddress, ParsedCidr } from './net.js';
+import type { AddressSpec, RouteSpec, RuleSpec } from '../net/route-spec.js';
 import type {
   CHECK_COMMON_FIELDS,
   CHECK_VARIANT_FIELDS,
@@ -13,6 +14,8 @@ import type {
   VRRP_INSTANCE_FIELDS,
   VRRP_SCRIPT_FIELDS,
   VRRP_SYNC_GROUP_FIELDS,
+  VRRP_TRACK_PROCESS_FIELDS,
+  PARAM_MATCH,
 } from './schema.js';
 
 /*
@@ -44,8 +47,27 @@ export interface GlobalConfig {
   drain_timeout: number;
   enable_script_security: boolean;
   script_user?: string;
+  notification_email: string[];
+  notification_email_from: string;
+  smtp_server?: string;
+  smtp_helo_name: string;
+  smtp_connect_timeout: number;
+  /** Unset unless given: the per-section defaults differ (see smtp_alert in the reference). */
+  smtp_alert?: boolean;
+  smtp_alert_vrrp?: boolean;
+  smtp_alert_checker?: boolean;
+  no_email_faults: boolean;
+  static_ipaddress: string[];
+  static_routes: string[];
+  static_rules: string[];
+  /** parsed static_ipaddress / static_routes / static_rules. */
+  static_ipaddress_parsed: AddressSpec[];
+  static_routes_parsed: RouteSpec[];
+  static_rules_parsed: RuleSpec[];
   /** parsed metrics_listen; null when "" (disabled). */
   metrics: ListenAddress | null;
+  /** parsed smtp_server (port 25 unless given); null when unset. */
+  smtp: ListenAddress | null;
 }
 
 /** A track_interface / track_script entry; a bare name is normalized to this form. */
@@ -92,6 +114,19 @@ export interface VrrpInstanceConfig extends NotifyConfig {
   skip_check_adv_addr: boolean;
   v3_checksum_as_v2: boolean;
   dont_track_primary: boolean;
+  /** false, true (default name) or the macvlan's name. */
+  use_vmac: boolean | string;
+  vmac_xmit_base: boolean;
+  virtual_routes: string[];
+  virtual_rules: string[];
+  track_process: TrackRef[];
+  /** Resolved: own value, else global.smtp_alert_vrrp, else global.smtp_alert, else false. */
+  smtp_alert: boolean;
+  /** parsed: the macvlan's name when use_vmac is on, else null. */
+  vmac_ifname: string | null;
+  /** parsed virtual_routes / virtual_rules. */
+  virtual_routes_parsed: RouteSpec[];
+  virtual_rules_parsed: RuleSpec[];
   /** parsed: address family of the VIPs. */
   family: AddressFamily;
   /** parsed virtual_ipaddress. */
@@ -106,6 +141,26 @@ export interface VrrpSyncGroupConfig extends NotifyConfig {
   name: string;
   group: string[];
   track_script: TrackRef[];
+  /** Resolved like vrrp_instance.smtp_alert. */
+  smtp_alert: boolean;
+}
+
+export type ParamMatch = (typeof PARAM_MATCH)[number];
+
+export interface VrrpTrackProcessConfig {
+  name: string;
+  /** A bare name is normalized to a one-element array: [name, ...parameters]. */
+  process: string[];
+  param_match?: ParamMatch;
+  weight: number;
+  reverse: boolean;
+  quorum: number;
+  /** Unlimited when unset. */
+  quorum_max?: number;
+  delay: number;
+  fork_delay: number;
+  terminate_delay: number;
+  full_command: boolean;
 }
 
 export interface VrrpScriptConfig {
@@ -133,6 +188,7 @@ export interface CheckCommon {
 
 export interface HttpCheckFields {
   path: string;
+  /** Every accepted code, ranges expanded and sorted (the file may say "200-299"). */
   status_code: number[];
   digest?: string;
   regex?: string;
@@ -172,8 +228,15 @@ export interface FileCheck extends CheckCommon {
   file: string;
   weight: number;
 }
+export interface SmtpCheck extends CheckCommon {
+  type: 'SMTP_CHECK';
+  helo_name: string;
+}
+export interface PingCheck extends CheckCommon {
+  type: 'PING_CHECK';
+}
 
-export type CheckConfig = TcpCheck | HttpGetCheck | SslGetCheck | MiscCheck | UdpCheck | DnsCheck | FileCheck;
+export type CheckConfig = TcpCheck | HttpGetCheck | SslGetCheck | MiscCheck | UdpCheck | DnsCheck | FileCheck | SmtpCheck | PingCheck;
 
 export interface RealServerConfig {
   address: string;
@@ -182,6 +245,8 @@ export interface RealServerConfig {
   inhibit_on_failure: boolean;
   notify_up?: string;
   notify_down?: string;
+  /** Resolved: own value, else global.smtp_alert_checker, else global.smtp_alert, else true. */
+  smtp_alert: boolean;
   uthreshold: number;
   lthreshold: number;
   /** Always an array, even when the file has a single inline table. */
@@ -201,6 +266,8 @@ export interface VirtualServerConfig {
   hysteresis: number;
   quorum_up?: string;
   quorum_down?: string;
+  /** Resolved: own value, else global.smtp_alert_checker, else global.smtp_alert, else false. */
+  smtp_alert: boolean;
   alpha: boolean;
   omega: boolean;
   inhibit_on_failure: boolean;
@@ -209,10 +276,12 @@ export interface VirtualServerConfig {
   virtualhost?: string;
   ha_suspend: boolean;
   ops: boolean;
-  retry: number;
-  delay_before_retry: number;
+  /** Unset: each check uses its type's keepalived default. */
+  retry?: number;
+  delay_before_retry?: number;
   connect_timeout: number;
-  warmup: number;
+  /** Unset: each check's warmup is its delay_loop. */
+  warmup?: number;
   depool_threshold: number;
   proxy_protocol: '' | 'v1' | 'v2';
   drain_timeout: number;
@@ -244,6 +313,7 @@ export interface Config {
   vrrp_sync_group: VrrpSyncGroupConfig[];
   virtual_server: VirtualServerConfig[];
   sync?: SyncConfig;
+  vrrp_track_process: VrrpTrackProcessConfig[];
 }
 
 /*
@@ -257,8 +327,9 @@ type Variant<C extends CheckCommon> = Omit<C, keyof CheckCommon | 'type'>;
 
 export type SchemaTypeGuards = [
   Assert<KeysMatch<Config, typeof CONFIG_FIELDS, 'file'>>,
-  Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics'>>,
-  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs'>>,
+  Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics' | 'smtp' | 'static_ipaddress_parsed' | 'static_routes_parsed' | 'static_rules_parsed'>>,
+  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs' | 'vmac_ifname' | 'virtual_routes_parsed' | 'virtual_rules_parsed'>>,
+  Assert<KeysMatch<VrrpTrackProcessConfig, typeof VRRP_TRACK_PROCESS_FIELDS>>,
   Assert<KeysMatch<VrrpSyncGroupConfig, typeof VRRP_SYNC_GROUP_FIELDS>>,
   Assert<KeysMatch<VrrpScriptConfig, typeof VRRP_SCRIPT_FIELDS>>,
   Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix'>>,
@@ -272,4 +343,6 @@ export type SchemaTypeGuards = [
   Assert<KeysMatch<Variant<UdpCheck>, (typeof CHECK_VARIANT_FIELDS)['UDP_CHECK']>>,
   Assert<KeysMatch<Variant<DnsCheck>, (typeof CHECK_VARIANT_FIELDS)['DNS_CHECK']>>,
   Assert<KeysMatch<Variant<FileCheck>, (typeof CHECK_VARIANT_FIELDS)['FILE_CHECK']>>,
+  Assert<KeysMatch<Variant<SmtpCheck>, (typeof CHECK_VARIANT_FIELDS)['SMTP_CHECK']>>,
+  Assert<KeysMatch<Variant<PingCheck>, (typeof CHECK_VARIANT_FIELDS)['PING_CHECK']>>,
 ];

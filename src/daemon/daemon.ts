@@ -12,6 +12,9 @@ import { Announcer } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
 import { Rtnl } from '../net/rtnl.js';
 import { VipManager } from '../net/vips.js';
+import { RouteSet, type RouteSetEntries } from '../net/route-set.js';
+import { VmacManager } from '../net/vmac.js';
+import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertFor } from '../alert/mailer.js';
 import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
@@ -45,6 +48,12 @@ export class Daemon {
   #metricsRegistry: ReturnType<typeof createMetricsRegistry> | undefined;
   readonly #reloads = { ok: 0, error: 0 };
   readonly #packetSockets = new Map<number, PacketSocket>();
+  /** Alert mails (smtp_alert); reads the current config at send time. */
+  #mailer: Mailer | undefined;
+  /** static_ipaddress / static_routes / static_rules, in from start to stop. */
+  #statics: RouteSet | undefined;
+  /** Every RouteSet made (static and per instance), for the failure counter. */
+  readonly #routeSets: RouteSet[] = [];
   readonly #startedAt = Date.now();
   #stopping: Promise<void> | undefined;
 
@@ -84,8 +93,29 @@ export class Daemon {
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
+    const mailer = new Mailer({ global: () => this.#config.global, log: log.child({ component: 'smtp' }) });
+    this.#mailer = mailer;
+    const routeSet = (owner: string, entries: ConstructorParameters<typeof RouteSet>[3]): RouteSet => {
+      const set = new RouteSet(rtnl, log.child({ component: 'routes' }), owner, entries);
+      this.#routeSets.push(set);
+      return set;
+    };
+    // keepalived adds its static addresses, routes and rules before any instance runs (leftovers of
+    // a previous run are taken out first) and takes them out at stop.
+    this.#statics = routeSet('static', staticEntries(this.#config));
+    await this.#statics.remove();
+    await this.#statics.install();
     this.#dataPlane = new DataPlane(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {});
-    this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }) });
+    this.#lvs = new VirtualServerManager(this.#config.virtual_server, {
+      dataPlane: this.#dataPlane,
+      log: log.child({ component: 'lvs' }),
+      alert: (a) => {
+        const id = this.#config.global.router_id;
+        mailer.enqueue(a.kind === 'real_server'
+          ? realServerAlertText(id, a.virtualServer, a.realServer, a.up, a.detail)
+          : virtualServerAlertText(id, a.virtualServer, a.up, a.quorum, a.hysteresis, a.weightSum));
+      },
+    });
     await this.#lvs.start();
     if (sync) {
       this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
@@ -93,6 +123,12 @@ export class Daemon {
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
       log,
+      vmac: new VmacManager(rtnl, log.child({ component: 'vmac' })),
+      routeSet,
+      alert: (a) => {
+        const text = vrrpAlertFor(this.#config.global, a.kind, a.name, a.state);
+        if (text) mailer.enqueue(text);
+      },
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
@@ -148,9 +184,22 @@ export class Daemon {
     const log = this.opts.log;
     this.#metricsRegistry ??= createMetricsRegistry(() => ({
       status: this.status(),
-      extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads }, sync: this.#syncMetrics() },
+      extras: {
+        vrrp: this.#vrrp?.announcements(),
+        checks: this.#lvs?.checkMetrics(),
+        reload: { ...this.#reloads },
+        sync: this.#syncMetrics(),
+        ...(this.#mailer?.enabled || (this.#mailer?.counters.sent ?? 0) + (this.#mailer?.counters.failed ?? 0) > 0 ? { alerts: { ...this.#mailer!.counters } } : {}),
+        route_failures: this.#routeSets.reduce((n, r) => n + r.failures, 0),
+      },
     }));
-    this.#metrics = await startMetricsServer({ listen, registry: this.#metricsRegistry, onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed') });
+    this.#metrics = await startMetricsServer({
+      listen,
+      registry: this.#metricsRegistry,
+      // The status page (GET /) and /status.json: the same report as `status --json`.
+      status: () => this.freshStatus(),
+      onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed'),
+    });
   }
 
   /**
@@ -212,6 +261,7 @@ export class Daemon {
     const log = this.opts.log;
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
+    await this.#statics?.update(staticEntries(next));
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
     this.#config = next;
     if (metricsMoved) {
@@ -240,6 +290,9 @@ export class Daemon {
       await this.#lvs?.stop();
       releaseVips();
       await Promise.all([vrrpStopped, this.#sync?.close()]);
+      await this.#statics?.remove();
+      // A last alert ("Stopping") gets a short while to go out; stop never waits on a dead relay.
+      await this.#mailer?.flush(2_000);
       await this.#control?.close();
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();
@@ -249,4 +302,8 @@ export class Daemon {
     })();
     return this.#stopping;
   }
+}
+
+function staticEntries(c: Config): RouteSetEntries {
+  return { addresses: c.global.static_ipaddress_parsed, routes: c.global.static_routes_parsed, rules: c.global.static_rules_parsed };
 }

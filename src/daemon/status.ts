@@ -31,6 +31,12 @@ export interface RealServerStatus {
   out_bytes: number;
   /** The sorry server's row (listed after the real servers when one is configured). */
   sorry?: boolean;
+  /** Health from the checks ('unknown' before the first result); absent on the sorry server's row. */
+  health?: 'up' | 'down' | 'unknown';
+  /** When the health last changed (ISO 8601); absent before the first check result. */
+  last_change?: string;
+  /** The checker's message at that change, e.g. "HTTP_GET[0]: status 503" (why it went down or up). */
+  reason?: string;
 }
 
 export interface VirtualServerStatus {
@@ -40,6 +46,8 @@ export interface VirtualServerStatus {
   lb_algo: string;
   serving: boolean;
   sorry: boolean;
+  /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state). */
+  quorum_up?: boolean;
   conns: number;
   in_bytes: number;
   out_bytes: number;

@@ -19,7 +19,13 @@ export interface LvsDeps {
   run?: typeof runCommand;
   /** Builds a health runner; tests substitute scripted checks. */
   healthRunner?: (opts: ConstructorParameters<typeof HealthRunner>[0]) => Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
+  /** A real server went up / down, or a virtual server gained / lost quorum, with smtp_alert on (the daemon mails it). */
+  alert?: (a: LvsAlert) => void;
 }
+
+export type LvsAlert =
+  | { kind: 'real_server'; virtualServer: string; realServer: string; up: boolean; detail: string }
+  | { kind: 'virtual_server'; virtualServer: string; up: boolean; quorum: number; hysteresis: number; weightSum: number };
 
 export interface CheckMetric {
   virtual_server: string;
@@ -35,6 +41,8 @@ interface Real {
   health: RealServerStatus['health'];
   dynamicWeight: number | undefined;
   runner: Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
+  /** When the health last changed (epoch ms) and the checker's message then; null before the first result. */
+  lastChange: { at: number; reason: string } | null;
 }
 
 interface Service {
@@ -103,7 +111,7 @@ export class VirtualServerManager {
   }
 
   #makeReal(svc: Service, rs: VirtualServerConfig['real_server'][number]): Real {
-    const real: Real = { id: hostPort(rs.address, rs.port), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined! };
+    const real: Real = { id: hostPort(rs.address, rs.port), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined!, lastChange: null };
     real.runner = this.#makeRunner(svc, real);
     return real;
   }
@@ -113,9 +121,13 @@ export class VirtualServerManager {
       checks: real.cfg.check,
       weight: real.cfg.weight,
       onChange: (health: RealServerStatus['health'], dynamicWeight: number | undefined, detail: string) => {
+        const was = real.health;
         real.health = health;
         real.dynamicWeight = dynamicWeight;
-        this.deps.log.info({ virtual_server: svc.id, real_server: real.id, health, detail }, `real server ${real.id} is ${health}`);
+        if (health !== was) real.lastChange = { at: Date.now(), reason: detail };
+        // Going down, and coming back after being down, is what an operator must see: warn.
+        const level = health !== was && (health === 'down' || was === 'down') ? 'warn' : 'info';
+        this.deps.log[level]({ virtual_server: svc.id, real_server: real.id, health, was, reason: detail }, `real server ${real.id} of ${svc.id} is ${health}: ${detail}`);
         void this.#apply(svc);
       },
     };
@@ -218,6 +230,9 @@ export class VirtualServerManager {
           log.info({ virtual_server: svc.id, weight_sum: ev.weightSum, threshold: ev.threshold }, `${svc.id}: ${ev.type.replace('_', ' ')}`);
           const script = ev.type === 'quorum_up' ? svc.cfg.quorum_up : svc.cfg.quorum_down;
           if (script) this.#notify(script);
+          if (svc.cfg.smtp_alert) {
+            this.deps.alert?.({ kind: 'virtual_server', virtualServer: svc.id, up: ev.type === 'quorum_up', quorum: svc.cfg.quorum, hysteresis: svc.cfg.hysteresis, weightSum: ev.weightSum });
+          }
           break;
         }
         case 'rs_up':
@@ -225,6 +240,9 @@ export class VirtualServerManager {
           const real = svc.reals.find((r) => r.id === ev.id);
           const script = ev.type === 'rs_up' ? real?.cfg.notify_up : real?.cfg.notify_down;
           if (script) this.#notify(script);
+          if (real?.cfg.smtp_alert) {
+            this.deps.alert?.({ kind: 'real_server', virtualServer: svc.id, realServer: real.id, up: ev.type === 'rs_up', detail: real.lastChange?.reason ?? (ev.type === 'rs_up' ? 'up' : 'down') });
+          }
           break;
         }
         case 'kept_despite_failing':
@@ -308,6 +326,8 @@ export class VirtualServerManager {
           conns: rst?.conns ?? 0,
           in_bytes: rst?.in_bytes ?? 0,
           out_bytes: rst?.out_bytes ?? 0,
+          health: r.health,
+          ...(r.lastChange ? { last_change: new Date(r.lastChange.at).toISOString(), reason: r.lastChange.reason } : {}),
         };
       });
       const sorry = st?.real_servers.find((x) => x.sorry);
@@ -319,6 +339,7 @@ export class VirtualServerManager {
         lb_algo: svc.cfg.lb_algo,
         serving: st?.serving ?? false,
         sorry: svc.last?.sorryActive ?? false,
+        quorum_up: svc.last?.quorumUp ?? false,
         conns: st?.conns ?? 0,
         in_bytes: st?.in_bytes ?? 0,
         out_bytes: st?.out_bytes ?? 0,

@@ -17,4 +17,5 @@ export {
   type SyncExtras,
   type VrrpInstanceExtras,
 } from './registry.js';
-export { METRICS_PATH, formatListen, startMetricsServer, type MetricsServer, type MetricsServerOptions } from './server.js';
+export { METRICS_PATH, STATUS_JSON_PATH, STATUS_PAGE_PATH, formatListen, startMetricsServer, type MetricsServer, type MetricsServerOptions } from './server.js';
+export { STATUS_PAGE_REFRESH_S, statusPageHtml } from './status-page.js';

@@ -65,6 +65,16 @@ export interface SyncExtras {
   entries?: number;
 }
 
+/** E-mail alerts (global notification_email / smtp_server). */
+export interface AlertExtras {
+  /** Accepted by the SMTP server. */
+  sent?: number;
+  /** Refused, timed out or unreachable. */
+  failed?: number;
+  /** Dropped because the queue was full. */
+  dropped?: number;
+}
+
 export interface ReloadExtras {
   /** Reloads applied (or found nothing to change). */
   ok?: number;
@@ -82,6 +92,9 @@ export interface MetricsExtras {
   checks?: CheckExtras[];
   sync?: SyncExtras;
   reload?: ReloadExtras;
+  alerts?: AlertExtras;
+  /** Route / rule / static address changes the kernel refused (virtual_routes, static_routes...). */
+  route_failures?: number;
 }
 
 export interface MetricsSnapshot {
@@ -267,6 +280,15 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     vs.real_servers.reduce((n, rs) => n + rs.active_conns, 0),
   ),
   def({
+    name: 'virtual_server_quorum_up',
+    help: '1 while the weight of the real servers up reaches the virtual server quorum, 0 while below it (quorum_down; the sorry server serves if configured).',
+    type: 'gauge',
+    labelNames: ['virtual_server'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) if (vs.quorum_up !== undefined) yield { labels: { virtual_server: virtualServerId(vs) }, value: vs.quorum_up ? 1 : 0 };
+    },
+  }),
+  def({
     name: 'virtual_server_bytes_total',
     help: 'Bytes through the virtual server; direction="in" from clients, "out" to clients.',
     type: 'counter',
@@ -347,6 +369,31 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     labelNames: [],
     *samples(snap) {
       const n = snap.extras?.sync?.entries;
+      if (n !== undefined) yield { labels: {}, value: n };
+    },
+  }),
+
+  // --- alerts and routes ---
+  def({
+    name: 'alert_mails_total',
+    help: 'Alert mails (smtp_alert), result="sent" (accepted by the SMTP server), "failed" (refused, timed out, unreachable) or "dropped" (queue full).',
+    type: 'counter',
+    labelNames: ['result'],
+    *samples(snap) {
+      const a = snap.extras?.alerts;
+      if (!a) return;
+      yield { labels: { result: 'sent' }, value: a.sent ?? 0 };
+      yield { labels: { result: 'failed' }, value: a.failed ?? 0 };
+      yield { labels: { result: 'dropped' }, value: a.dropped ?? 0 };
+    },
+  }),
+  def({
+    name: 'route_failures_total',
+    help: 'virtual_routes / virtual_rules / static_ipaddress / static_routes / static_rules entries the kernel refused to add or remove.',
+    type: 'counter',
+    labelNames: [],
+    *samples(snap) {
+      const n = snap.extras?.route_failures;
       if (n !== undefined) yield { labels: {}, value: n };
     },
   }),

@@ -1,22 +1,34 @@
 /**
- * The scrape endpoint: a minimal node:http server answering GET /metrics from a Registry.
+ * The scrape endpoint: a minimal node:http server answering GET /metrics from a Registry, and,
+ * when given a status source, the read-only status page: GET / (src/metrics/status-page.ts) and
+ * GET /status.json (the report `keepalive-ts status --json` prints).
  *
- * Only GET and HEAD of /metrics are served (the query string is ignored); any other path is 404,
- * any other method on /metrics is 405. Request bodies are never read (Node discards them), and
- * every connection is bounded in time (header, request and keep-alive timeouts) and number.
+ * Only GET and HEAD of those paths are served (the query string is ignored); any other path is
+ * 404, any other method 405. Request bodies are never read (Node discards them), and every
+ * connection is bounded in time (header, request and keep-alive timeouts) and number.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ListenAddress } from '../config/net.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
+import { statusPageHtml } from './status-page.js';
 
 export const METRICS_PATH = '/metrics';
+export const STATUS_PAGE_PATH = '/';
+export const STATUS_JSON_PATH = '/status.json';
+
+/** The page only runs its own inline script and fetches from this origin. */
+const PAGE_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export interface MetricsServerOptions {
   /** GlobalConfig.metrics (parsed metrics_listen). Port 0 picks a free port (tests). */
   listen: ListenAddress;
   registry: Registry;
+  /** The status report for / and /status.json; without it only /metrics is served. */
+  status?: () => unknown | Promise<unknown>;
+  /** Refresh interval of the status page without ?refresh=, seconds (default 2). */
+  pageRefreshS?: number;
   /** Called when a scrape fails (the source threw) or the server errors after listening. */
   onError?: (err: Error) => void;
   /** Whole-request limit, ms (default 5000). Headers must arrive within min(this, 3000). */
@@ -110,24 +122,39 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MetricsSe
   const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
   if (hasBody) res.shouldKeepAlive = false;
 
-  if (path !== METRICS_PATH) return reply(res, 404, 'not found; metrics are at /metrics\n');
+  const page = opts.status !== undefined && (path === STATUS_PAGE_PATH || path === STATUS_JSON_PATH);
+  if (path !== METRICS_PATH && !page) {
+    return reply(res, 404, `not found; metrics are at ${METRICS_PATH}${opts.status ? `, the status page at ${STATUS_PAGE_PATH} and ${STATUS_JSON_PATH}` : ''}\n`);
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
     res.shouldKeepAlive = false;
     return reply(res, 405, 'method not allowed\n');
   }
   let body: string;
+  let contentType: string;
   try {
-    body = await opts.registry.metrics();
+    if (path === METRICS_PATH) {
+      body = await opts.registry.metrics();
+      contentType = opts.registry.contentType;
+    } else if (path === STATUS_JSON_PATH) {
+      body = `${JSON.stringify(await opts.status!())}\n`;
+      contentType = 'application/json; charset=utf-8';
+    } else {
+      body = statusPageHtml(opts.pageRefreshS);
+      contentType = 'text/html; charset=utf-8';
+      res.setHeader('Content-Security-Policy', PAGE_CSP);
+    }
   } catch (err) {
     opts.onError?.(err instanceof Error ? err : new Error(errorMessage(err)));
-    return reply(res, 500, `collecting metrics failed: ${errorMessage(err)}\n`);
+    return reply(res, 500, `${path === METRICS_PATH ? 'collecting metrics' : 'building the status report'} failed: ${errorMessage(err)}\n`);
   }
   if (res.destroyed) return;
   res.statusCode = 200;
-  res.setHeader('Content-Type', opts.registry.contentType);
+  res.setHeader('Content-Type', contentType);
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 
 /**
  * Splits a script line into argv the way keepalived does (no shell): whitespace separates words,
@@ -33,6 +34,45 @@ export function splitCommand(line: string): string[] {
   }
   if (inWord) out.push(cur);
   return out;
+}
+
+/** The PATH searched when the environment has none (libuv's execvp fallback). */
+const DEFAULT_PATH = '/usr/local/bin:/bin:/usr/bin';
+
+export type ResolvedCommand = { ok: true; path: string } | { ok: false; error: string };
+
+/**
+ * Finds the file runCommand would execute for `word` (the first word of a script line), the way
+ * spawn does (execvp): a word with a slash is a path (relative to the working directory), any other
+ * is looked up in PATH. A file found but not executable (no x bit, a directory) is an error, as
+ * spawn would fail on it.
+ */
+export function resolveCommand(word: string, env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): ResolvedCommand {
+  if (word === '') return { ok: false, error: 'empty command' };
+  const executable = (file: string): string | undefined => {
+    try {
+      if (!statSync(file).isFile()) return 'is not a regular file';
+      accessSync(file, constants.X_OK);
+      return undefined;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not executable' : (err as Error).message;
+    }
+  };
+  if (word.includes('/')) {
+    const file = isAbsolute(word) ? word : resolve(cwd, word);
+    const problem = executable(file);
+    return problem === undefined ? { ok: true, path: file } : { ok: false, error: `${file} ${problem}` };
+  }
+  const dirs = (env.PATH ?? DEFAULT_PATH).split(delimiter).map((d) => (d === '' ? cwd : d));
+  let found: string | undefined;
+  for (const dir of dirs) {
+    const file = join(dir, word);
+    const problem = executable(file);
+    if (problem === undefined) return { ok: true, path: file };
+    if (problem !== 'does not exist') found ??= `${file} ${problem}`;
+  }
+  return { ok: false, error: found ?? `"${word}" is not in PATH` };
 }
 
 export interface RunAs {

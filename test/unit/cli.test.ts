@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,12 +16,88 @@ function cli(args: string[], wrap: string[] = []) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-test('check accepts the shipped configs', (t) => {
+test('check accepts the shipped configs (as files for other machines)', (t) => {
   for (const f of ['conf/keepalive.toml', 'conf/director-a.toml', 'conf/director-b.toml']) {
-    const r = cli(['check', '--config', join(ROOT, f)]);
+    const r = cli(['check', '--no-host-checks', '--config', join(ROOT, f)]);
     t.is(r.code, 0, r.err);
     t.regex(r.out, /OK \(router_id /);
   }
+});
+
+test('check on this host finds what run would hit in the commented example: its script and key file are not here', (t) => {
+  const r = cli(['check', '--config', join(ROOT, 'conf/keepalive.toml')]);
+  t.is(r.code, 1, r.err);
+  t.regex(r.err, /keepalive\.toml:\d+ vrrp_script\[0\]\.script: cannot run "\/usr\/local\/bin\/check-proxy": \/usr\/local\/bin\/check-proxy does not exist/);
+  t.regex(r.err, /keepalive\.toml:\d+ sync\.auth_key_file: cannot read auth_key_file \/etc\/keepalive-ts\/sync\.key/);
+  t.regex(r.err, /2 problems would stop or break `run` on this host/);
+});
+
+test('check: every run-time problem with file:line and key; a missing interface warns, and fails with --strict', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kt-cli-'));
+  const plain = join(dir, 'notify.sh');
+  writeFileSync(plain, '#!/bin/sh\n');
+  chmodSync(plain, 0o644);
+  const ok = join(dir, 'ok.sh');
+  writeFileSync(ok, '#!/bin/sh\n');
+  chmodSync(ok, 0o755);
+  const instance = (iface: string, extra = '') =>
+    `[[vrrp_instance]]\nname = "VI_1"\ninterface = "${iface}"\nvirtual_router_id = 51\npriority = 100\nvirtual_ipaddress = ["10.0.0.50/24"]\n${extra}`;
+  const bad = join(dir, 'bad.toml');
+  writeFileSync(bad, [
+    '[global]\nscript_user = "kt-nobody-here"\n',
+    `[[vrrp_script]]\nname = "chk"\nscript = "${dir}/missing --x"\n`,
+    instance('lo', `track_script = ["chk"]\nnotify_master = "${plain} master"\n`),
+    '[[virtual_server]]\naddress = "10.0.0.50"\nport = 80\n[[virtual_server.real_server]]\naddress = "10.0.0.21"\nport = 80\n' +
+      'check = { type = "MISC_CHECK", misc_path = "kt-not-in-path-cmd" }\n',
+    `[sync]\ninterface = "lo"\ninstance = "VI_1"\nauth_key_file = "${dir}/sync.key"\n`,
+  ].join('\n'));
+  const r = cli(['check', '--config', bad]);
+  t.is(r.code, 1, r.out);
+  t.regex(r.err, /bad\.toml:2 global\.script_user: unknown user "kt-nobody-here"/);
+  t.regex(r.err, /bad\.toml:6 vrrp_script\[0\]\.script: cannot run .*missing --x.*does not exist/);
+  t.regex(r.err, /bad\.toml:15 vrrp_instance\[0\]\.notify_master: cannot run .*notify\.sh is not executable/);
+  t.regex(r.err, /bad\.toml:23 virtual_server\[0\]\.real_server\[0\]\.check\[0\]\.misc_path: cannot run "kt-not-in-path-cmd": "kt-not-in-path-cmd" is not in PATH/);
+  t.regex(r.err, /bad\.toml:28 sync\.auth_key_file: cannot read auth_key_file .*sync\.key: ENOENT/);
+  t.regex(r.err, /5 problems would stop or break/);
+
+  const iface = join(dir, 'iface.toml');
+  writeFileSync(iface, instance('kt-noif0', `notify = "${ok}"\n`));
+  const warned = cli(['check', '--config', iface]);
+  t.is(warned.code, 0, warned.err);
+  t.regex(warned.err, /iface\.toml:3 vrrp_instance\[0\]\.interface: warning: interface "kt-noif0" does not exist on this host/);
+  t.regex(warned.out, /OK \(router_id .*\), 1 warning/);
+  const strict = cli(['check', '--strict', '--config', iface]);
+  t.is(strict.code, 1);
+  t.regex(strict.err, /iface\.toml:3 vrrp_instance\[0\]\.interface: interface "kt-noif0" does not exist on this host/);
+  t.is(cli(['check', '--config', iface, '--no-host-checks']).err, '');
+});
+
+test('every command shows examples and the exit statuses in --help; run, check and reload default to /etc/keepalive-ts/keepalive.toml', (t) => {
+  for (const cmd of [[], ['run'], ['check'], ['reload'], ['status']]) {
+    const r = cli([...cmd, '--help']);
+    t.is(r.code, 0);
+    t.regex(r.out, /Examples:\n  keepalive-ts /);
+    t.regex(r.out, /Exit status:\n  0  success\n  1  error/);
+  }
+  t.regex(cli(['run', '--help']).out, /--config <file>\s+TOML config file \(default:\s+"\/etc\/keepalive-ts\/keepalive\.toml"\)/);
+  t.regex(cli(['check', '--help']).out, /--config <file>\s+TOML config file \(default:\s+"\/etc\/keepalive-ts\/keepalive\.toml"\)/);
+});
+
+test('status and reload find the control socket in the --config file', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kt-cli-'));
+  const f = join(dir, 'lb.toml');
+  writeFileSync(f, `[global]\ncontrol_socket = "${dir}/lb1.sock"\n`);
+  for (const cmd of ['status', 'reload']) {
+    const r = cli([cmd, '--config', f]);
+    t.is(r.code, 1);
+    t.regex(r.err, new RegExp(`cannot reach the daemon at ${dir}/lb1\\.sock`));
+    // --control-socket wins over the file.
+    t.regex(cli([cmd, '--config', f, '--control-socket', `${dir}/other.sock`]).err, /other\.sock/);
+  }
+  // A file without control_socket means the default socket; a missing file is an error naming it.
+  writeFileSync(f, '[global]\n');
+  t.regex(cli(['status', '--config', f]).err, /cannot reach the daemon at \/run\/keepalive-ts\.sock/);
+  t.regex(cli(['status', '--config', join(dir, 'none.toml')]).err, /cannot read config .*none\.toml \(to find its control_socket\)/);
 });
 
 test('check rejects a bad file with every problem, naming file, line and key', (t) => {

@@ -1,14 +1,7 @@
 import test from 'ava';
 import { formatIssue, parseConfig } from '../../src/config/index.js';
-import { instance, issuesOf, markedLine } from '../fixtures/config/helpers.js';
+import { assertInvalidAt, instance, issuesOf, type InvalidCase } from '../fixtures/config/helpers.js';
 
-interface Case {
-  name: string;
-  /** The `# <--` marker sits on the line the issue must name. */
-  text: string;
-  path: string;
-  message: RegExp;
-}
 
 const VS = `[[virtual_server]]
 address = "10.0.0.50"
@@ -24,7 +17,7 @@ instance = "VI_1"
 ${extra}
 `;
 
-const cases: Case[] = [
+const cases: InvalidCase[] = [
   { name: 'priority out of range', text: instance('priority = 300 # <--'), path: 'vrrp_instance[0].priority', message: /^must be 1\.\.255, got 300$/ },
   { name: 'VRID 0', text: instance().replace('virtual_router_id = 51', 'virtual_router_id = 0 # <--'), path: 'vrrp_instance[0].virtual_router_id', message: /must be 1\.\.255, got 0/ },
   {
@@ -101,15 +94,7 @@ const cases: Case[] = [
   { name: 'track_script weight out of range', text: `[[vrrp_script]]\nname = "c"\nscript = "true"\nweight = 254 # <--\n`, path: 'vrrp_script[0].weight', message: /must be -253\.\.253, got 254/ },
 ];
 
-for (const c of cases) {
-  test(`invalid: ${c.name}`, (t) => {
-    const issues = issuesOf(c.text, 'case.toml');
-    const hit = issues.find((i) => i.path === c.path && c.message.test(i.message));
-    t.truthy(hit, `expected ${c.path} ${c.message}; got:\n${issues.map(formatIssue).join('\n')}`);
-    t.is(hit?.line, markedLine(c.text));
-    t.is(hit?.file, 'case.toml');
-  });
-}
+for (const c of cases) test(`invalid: ${c.name}`, (t) => assertInvalidAt(t, c));
 
 test('the same VRID is fine on another interface or address family', (t) => {
   const v6 = instance('version = 3', 'VI_6').replace('["10.0.0.50/24"]', '["fd00::50"]');

@@ -87,7 +87,7 @@ auth_key = "k"
   t.like(vs, { protocol: 'TCP', lb_algo: 'wlc', lb_kind: 'NAT', delay_loop: 60, quorum: 1, persistence_granularity: '255.255.255.255', persistence_prefix: 32, drain_timeout: 30, depool_threshold: 0, proxy_protocol: '' });
   t.like(vs.real_server[0], { port: 443, weight: 1, inhibit_on_failure: false });
   t.deepEqual(vs.real_server[0]!.check, [
-    { type: 'TCP_CHECK', connect_timeout: 5, retry: 1, delay_before_retry: 1, delay_loop: 60, warmup: 0, connect_ip: '10.0.0.21', connect_port: 443 },
+    { type: 'TCP_CHECK', connect_timeout: 5, retry: 1, delay_before_retry: 1, delay_loop: 60, warmup: 60, connect_ip: '10.0.0.21', connect_port: 443 },
   ]);
   t.like(cfg.sync, { group: '224.0.0.81', port: 8848, ttl: 1, sync_id: 51 });
 });

@@ -111,6 +111,48 @@ test('HEAD /metrics: headers, no body', async (t) => {
   t.true(Number(r.headers['content-length']) > 0);
 });
 
+test('with a status source: GET / is the self-contained status page, /status.json the report', async (t) => {
+  let calls = 0;
+  const registry = createMetricsRegistry(() => ({ status: status('MASTER') }), { defaultMetrics: false });
+  const server = await startMetricsServer({ listen: { host: '127.0.0.1', port: 0 }, registry, status: async () => { calls++; return status('BACKUP'); }, pageRefreshS: 7 });
+  t.teardown(() => server.close());
+  const port = server.address.port;
+  const page = await http(port, 'GET', '/?refresh=1');
+  t.is(page.status, 200);
+  t.is(page.headers['content-type'], 'text/html; charset=utf-8');
+  t.regex(String(page.headers['content-security-policy']), /default-src 'none'; script-src 'unsafe-inline'.*connect-src 'self'/);
+  t.regex(page.body, /^<!doctype html>/);
+  t.regex(page.body, /var DEFAULT_REFRESH_S = 7;/);
+  t.regex(page.body, /fetch\('status\.json'/);
+  // No external assets: nothing loaded from elsewhere.
+  t.notRegex(page.body, /<(script|link|img)[^>]+(src|href)=/i);
+  t.notRegex(page.body, /https?:\/\//);
+  t.is(calls, 0);
+  const json = await http(port, 'GET', '/status.json');
+  t.is(json.status, 200);
+  t.is(json.headers['content-type'], 'application/json; charset=utf-8');
+  t.is(json.headers['cache-control'], 'no-store');
+  t.deepEqual(JSON.parse(json.body), status('BACKUP'));
+  t.is(calls, 1);
+  const head = await http(port, 'HEAD', '/status.json');
+  t.is(head.status, 200);
+  t.is(head.body, '');
+  t.is((await http(port, 'POST', '/', 'x')).status, 405);
+  t.is((await http(port, 'GET', '/index.html')).status, 404);
+  t.is((await http(port, 'GET', '/metrics')).status, 200);
+});
+
+test('a failing status source answers 500 on /status.json and reports the error', async (t) => {
+  const errors: Error[] = [];
+  const registry = createMetricsRegistry(() => ({ status: status('MASTER') }), { defaultMetrics: false });
+  const server = await startMetricsServer({ listen: { host: '127.0.0.1', port: 0 }, registry, status: () => { throw new Error('daemon busy'); }, onError: (e) => errors.push(e) });
+  t.teardown(() => server.close());
+  const r = await http(server.address.port, 'GET', '/status.json');
+  t.is(r.status, 500);
+  t.regex(r.body, /building the status report failed: daemon busy/);
+  t.is(errors[0]?.message, 'daemon busy');
+});
+
 test('other paths are 404, other methods 405 with Allow', async (t) => {
   const { port } = await serve(t);
   for (const path of ['/', '/metricsx', '/metrics/', '/favicon.ico', '/../metrics']) {

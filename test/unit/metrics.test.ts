@@ -104,6 +104,7 @@ function snapshot(): { status: StatusReport; extras: NonNullable<MetricsSnapshot
     lb_algo: 'wlc',
     serving: true,
     sorry: false,
+    quorum_up: true,
     conns: 1000,
     in_bytes: 50_000,
     out_bytes: 900_000,
@@ -119,6 +120,7 @@ function snapshot(): { status: StatusReport; extras: NonNullable<MetricsSnapshot
     lb_algo: 'rr',
     serving: true,
     sorry: false,
+    quorum_up: false,
     conns: 12,
     in_bytes: 1200,
     out_bytes: 4800,
@@ -225,6 +227,8 @@ test('virtual server, real server, check, sync and reload series of a hand-built
   t.is(value(t, e, `${P}virtual_server_bytes_total`, { ...web, direction: 'in' }), 50_000);
   t.is(value(t, e, `${P}virtual_server_bytes_total`, { ...web, direction: 'out' }), 900_000);
   t.is(value(t, e, `${P}virtual_server_bytes_total`, { ...dns, direction: 'out' }), 4800);
+  t.is(value(t, e, `${P}virtual_server_quorum_up`, web), 1);
+  t.is(value(t, e, `${P}virtual_server_quorum_up`, dns), 0);
 
   const rs1 = { ...web, real_server: '10.0.0.21:80' };
   const rs2 = { ...web, real_server: '10.0.0.22:80' };

@@ -1,5 +1,6 @@
 /**
- * HTTP_GET and SSL_GET (keepalived check_http.c / check_ssl.c): GET `path`, then
+ * HTTP_GET and SSL_GET (keepalived check_http.c / check_ssl.c): GET `path` (httpGet, which
+ * `keepalive-ts genhash` sends too, so its digest is the one this check computes), then
  *
  * - the status must be one of `status_code`;
  * - with `digest`: the MD5 (hex, case-insensitive) of the body must match, as keepalived's
@@ -32,100 +33,173 @@ import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, 
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-export function createHttpChecker(cfg: HttpGetCheck | SslGetCheck, target: CheckTarget, opts: CheckerOptions = {}): Checker {
-  const ms = timeoutMs(cfg.connect_timeout);
-  const tls = cfg.type === 'SSL_GET';
-  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const regex = cfg.regex !== undefined ? new RegExp(cfg.regex) : undefined;
-  const digest = cfg.digest?.toLowerCase();
-  const host = cfg.virtualhost ?? formatTarget(target);
-  const url = `${tls ? 'https' : 'http'}://${formatTarget(target)}${cfg.path}`;
+/** One GET as HTTP_GET / SSL_GET sends it (genhash sends exactly the same request). */
+export interface HttpGetSpec {
+  tls: boolean;
+  target: CheckTarget;
+  path: string;
+  /** Host header without a port; default: the target "addr:port" ("[v6]:port"). */
+  virtualhost?: string;
+  bindTo?: string;
+  /** SSL_GET: SNI ('' or undefined = none). */
+  sni?: string;
+  verify?: boolean;
+  tlsCa?: CheckerOptions['tlsCa'];
+  maxBodyBytes?: number;
+}
 
+/** What came back: the status, the headers, and the body when it was read. */
+export interface HttpGetResult {
+  status: number;
+  headers: IncomingMessage['headers'];
+  /** Raw header lines as received (for genhash -v). */
+  rawHeaders: string[];
+  httpVersion: string;
+  /** null when the body was not wanted; de-chunked bytes, at most maxBodyBytes. */
+  body: Buffer | null;
+  /** The body was cut at maxBodyBytes. */
+  truncated: boolean;
+}
+
+export function httpUrl(spec: Pick<HttpGetSpec, 'tls' | 'target' | 'path'>): string {
+  return `${spec.tls ? 'https' : 'http'}://${formatTarget(spec.target)}${spec.path}`;
+}
+
+/**
+ * Sends the GET and reads the answer: the body only when `wantBody(status)` says so. Settles once:
+ * with the result, or with `{ error }` (connection problems, abort by `signal`). Never rejects.
+ */
+export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string }> {
+  const maxBody = spec.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const url = httpUrl(spec);
   const reqOpts: RequestOptions & Record<string, unknown> = {
-    host: target.address,
-    port: target.port,
-    family: target.family,
-    path: cfg.path,
+    host: spec.target.address,
+    port: spec.target.port,
+    family: spec.target.family,
+    path: spec.path,
     method: 'GET',
     agent: false,
     setHost: false,
-    headers: { Host: host, 'User-Agent': 'keepalive-ts', Connection: 'close' },
-    ...(cfg.bind_to ? { localAddress: cfg.bind_to } : {}),
+    headers: { Host: spec.virtualhost ?? formatTarget(spec.target), 'User-Agent': 'keepalive-ts', Connection: 'close' },
+    ...(spec.bindTo ? { localAddress: spec.bindTo } : {}),
   };
-  if (cfg.type === 'SSL_GET') {
+  if (spec.tls) {
     // '' disables SNI (otherwise Node derives it from the Host header).
-    reqOpts.servername = cfg.sni ?? '';
-    reqOpts.rejectUnauthorized = cfg.verify;
-    if (cfg.verify && opts.tlsCa !== undefined) reqOpts.ca = opts.tlsCa;
+    reqOpts.servername = spec.sni ?? '';
+    reqOpts.rejectUnauthorized = spec.verify === true;
+    if (spec.verify && spec.tlsCa !== undefined) reqOpts.ca = spec.tlsCa;
   }
+  return new Promise((resolve) => {
+    let settled = false;
+    let req: ClientRequest | undefined;
+    let res: IncomingMessage | undefined;
+    const done = (r: HttpGetResult | { error: string }): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      res?.destroy();
+      req?.destroy();
+      resolve(r);
+    };
+    const onAbort = (): void => done({ error: `${url}: no complete answer` });
+    if (signal.aborted) { onAbort(); return; }
+    signal.addEventListener('abort', onAbort, { once: true });
+    const result = (response: IncomingMessage, body: Buffer | null, truncated: boolean): HttpGetResult => ({
+      status: response.statusCode ?? 0,
+      headers: response.headers,
+      rawHeaders: response.rawHeaders,
+      httpVersion: response.httpVersion,
+      body,
+      truncated,
+    });
+    try {
+      req = (spec.tls ? httpsRequest : httpRequest)(reqOpts, (response) => {
+        res = response;
+        if (!wantBody(response.statusCode ?? 0)) {
+          done(result(response, null, false));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          if (settled) return;
+          const room = maxBody - size;
+          if (chunk.length > room) {
+            if (room > 0) chunks.push(chunk.subarray(0, room));
+            size = maxBody;
+            done(result(response, Buffer.concat(chunks, size), true));
+            return;
+          }
+          chunks.push(chunk);
+          size += chunk.length;
+        });
+        response.once('end', () => done(result(response, Buffer.concat(chunks, size), false)));
+        response.once('error', (err: NodeJS.ErrnoException) => done({ error: `${url}: ${err.code ?? err.message}` }));
+        response.once('aborted', () => done({ error: `${url}: connection closed mid-body` }));
+      });
+    } catch (err) {
+      done({ error: `${url}: ${err instanceof Error ? err.message : String(err)}` });
+      return;
+    }
+    req.once('error', (err: NodeJS.ErrnoException) => done({ error: `${url}: ${err.code ?? err.message}` }));
+    req.end();
+  });
+}
 
-  function judge(res: IncomingMessage, body: Buffer | null, truncated: boolean): CheckResult {
-    const status = res.statusCode ?? 0;
-    if (!cfg.status_code.includes(status)) {
-      return { ok: false, detail: `${url}: status ${status} not in [${cfg.status_code.join(', ')}]` };
+/** The MD5 (hex) HTTP_GET / SSL_GET `digest` compares with: the body bytes after the headers, de-chunked. */
+export function bodyDigest(body: Buffer): string {
+  return createHash('md5').update(body).digest('hex');
+}
+
+export function createHttpChecker(cfg: HttpGetCheck | SslGetCheck, target: CheckTarget, opts: CheckerOptions = {}): Checker {
+  const ms = timeoutMs(cfg.connect_timeout);
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const regex = cfg.regex !== undefined ? new RegExp(cfg.regex) : undefined;
+  const digest = cfg.digest?.toLowerCase();
+  const spec: HttpGetSpec = {
+    tls: cfg.type === 'SSL_GET',
+    target,
+    path: cfg.path,
+    ...(cfg.virtualhost !== undefined ? { virtualhost: cfg.virtualhost } : {}),
+    ...(cfg.bind_to !== undefined ? { bindTo: cfg.bind_to } : {}),
+    ...(cfg.type === 'SSL_GET' ? { sni: cfg.sni, verify: cfg.verify, tlsCa: opts.tlsCa } : {}),
+    maxBodyBytes: maxBody,
+  };
+  const url = httpUrl(spec);
+  const needBody = digest !== undefined || regex !== undefined;
+
+  function judge(r: HttpGetResult): CheckResult {
+    if (!cfg.status_code.includes(r.status)) {
+      return { ok: false, detail: `${url}: status ${r.status} not in [${statusText(cfg.status_code)}]` };
     }
     if (digest !== undefined) {
-      if (truncated) return { ok: false, detail: `${url}: body larger than ${maxBody} bytes, digest not computed` };
-      const got = createHash('md5').update(body ?? Buffer.alloc(0)).digest('hex');
+      if (r.truncated) return { ok: false, detail: `${url}: body larger than ${maxBody} bytes, digest not computed` };
+      const got = bodyDigest(r.body ?? Buffer.alloc(0));
       if (got !== digest) return { ok: false, detail: `${url}: digest ${got} != ${digest}` };
     }
-    if (regex !== undefined && !regex.test((body ?? Buffer.alloc(0)).toString('utf8'))) {
+    if (regex !== undefined && !regex.test((r.body ?? Buffer.alloc(0)).toString('utf8'))) {
       return { ok: false, detail: `${url}: body does not match /${regex.source}/` };
     }
-    return { ok: true, detail: `${url}: status ${status}` };
+    return { ok: true, detail: `${url}: status ${r.status}` };
   }
-
-  const needBody = digest !== undefined || regex !== undefined;
 
   return {
     type: cfg.type,
-    run: (signal) => withDeadline(signal, ms, (sig) => new Promise<CheckResult>((resolve) => {
-      let settled = false;
-      let req: ClientRequest | undefined;
-      let res: IncomingMessage | undefined;
-      const done = (r: CheckResult): void => {
-        if (settled) return;
-        settled = true;
-        sig.removeEventListener('abort', onAbort);
-        res?.destroy();
-        req?.destroy();
-        resolve(r);
-      };
-      const onAbort = (): void => done({ ok: false, detail: `${url}: no complete answer` });
-      sig.addEventListener('abort', onAbort, { once: true });
-      try {
-        req = (tls ? httpsRequest : httpRequest)(reqOpts, (response) => {
-          res = response;
-          if (!needBody || !cfg.status_code.includes(response.statusCode ?? 0)) {
-            done(judge(response, null, false));
-            return;
-          }
-          const chunks: Buffer[] = [];
-          let size = 0;
-          let truncated = false;
-          response.on('data', (chunk: Buffer) => {
-            if (settled) return;
-            const room = maxBody - size;
-            if (chunk.length > room) {
-              if (room > 0) chunks.push(chunk.subarray(0, room));
-              size = maxBody;
-              truncated = true;
-              done(judge(response, Buffer.concat(chunks, size), true));
-              return;
-            }
-            chunks.push(chunk);
-            size += chunk.length;
-          });
-          response.once('end', () => done(judge(response, Buffer.concat(chunks, size), truncated)));
-          response.once('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: `${url}: ${err.code ?? err.message}` }));
-          response.once('aborted', () => done({ ok: false, detail: `${url}: connection closed mid-body` }));
-        });
-      } catch (err) {
-        done({ ok: false, detail: `${url}: ${err instanceof Error ? err.message : String(err)}` });
-        return;
-      }
-      req.once('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: `${url}: ${err.code ?? err.message}` }));
-      req.end();
-    })),
+    run: (signal) => withDeadline(signal, ms, async (sig) => {
+      const r = await httpGet(spec, sig, (status) => needBody && cfg.status_code.includes(status));
+      return 'error' in r ? { ok: false, detail: r.error } : judge(r);
+    }),
   };
+}
+
+/** [200, 201, ..., 299, 404] -> "200-299, 404" (status lists are long since the 2xx default). */
+export function statusText(codes: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < codes.length; ) {
+    let j = i;
+    while (j + 1 < codes.length && codes[j + 1] === codes[j]! + 1) j++;
+    parts.push(j > i ? `${codes[i]}-${codes[j]}` : `${codes[i]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
 }

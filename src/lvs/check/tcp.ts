@@ -3,9 +3,8 @@
  * connect_timeout (from bind_to when set); the connection is then closed at once. A refused
  * connection fails immediately; a connect that never completes fails at connect_timeout.
  */
-import { connect } from 'node:net';
 import type { TcpCheck } from '../../config/types.js';
-import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
+import { connectTarget, formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
 
 export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   const ms = timeoutMs(cfg.connect_timeout);
@@ -13,12 +12,7 @@ export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   return {
     type: 'TCP_CHECK',
     run: (signal) => withDeadline(signal, ms, (sig) => new Promise<CheckResult>((resolve) => {
-      const sock = connect({
-        host: target.address,
-        port: target.port,
-        family: target.family,
-        ...(cfg.bind_to ? { localAddress: cfg.bind_to } : {}),
-      });
+      const sock = connectTarget(target, cfg.bind_to);
       const done = (r: CheckResult): void => {
         sig.removeEventListener('abort', onAbort);
         sock.destroy();

@@ -12,6 +12,7 @@
  *   MISC_CHECK child still running at abort (see misc.ts).
  */
 import type { Socket as DgramSocket } from 'node:dgram';
+import { connect, type Socket } from 'node:net';
 import type { CheckConfig, CheckType } from '../../config/types.js';
 
 export type { CheckConfig, CheckType };
@@ -143,4 +144,14 @@ export function sendConnected(
   };
   if (bindTo) sock.bind({ port: 0, address: bindTo }, go);
   else go();
+}
+
+/** A TCP connection to the target, from `bindTo` when set (TCP_CHECK, SMTP_CHECK). */
+export function connectTarget(target: CheckTarget, bindTo: string | undefined): Socket {
+  return connect({
+    host: target.address,
+    port: target.port,
+    family: target.family,
+    ...(bindTo ? { localAddress: bindTo } : {}),
+  });
 }
