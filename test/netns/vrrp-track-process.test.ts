@@ -12,6 +12,7 @@ import { ProcessMonitor, PROCESS_POLL_MS } from '../../src/vrrp/process-monitor.
 import { createLogger } from '../../src/util/log.js';
 import { spawn } from 'node:child_process';
 import type { VrrpTrackProcessConfig } from '../../src/config/index.js';
+import { assertWithinBound } from '../lib/timing.js';
 
 const tag = (n: number) => String(700_000 + (process.pid % 100_000) * 10 + n);
 
@@ -54,7 +55,7 @@ netnsTest('track_process: the tracked process dies, priority drops by its weight
     return p === 90;
   }, 5_000, 'a priority 90', 10);
   t.log(`process killed: a's effective priority dropped ${seenAt - killedAt} ms later (polling every ${PROCESS_POLL_MS} ms)`);
-  t.true(seenAt - killedAt <= PROCESS_POLL_MS + 1_500, `detection took ${seenAt - killedAt} ms`);
+  assertWithinBound(t, seenAt - killedAt, PROCESS_POLL_MS, 'process death seen by /proc polling');
   await waitFor(async () => (await inst(b)).state === 'MASTER', 10_000, 'b takes over', 50);
   await waitFor(async () => (await inst(a)).state === 'BACKUP', 5_000, 'a BACKUP', 50);
   t.log(`b became MASTER ${Date.now() - killedAt} ms after the kill`);
@@ -90,8 +91,8 @@ netnsTest('track_process follows processes through the kernel process events con
   child.kill('SIGKILL');
   await waitFor(async () => mon.status('marker') === false, 3_000, 'exit seen', 5);
   const took = changes.at(-1)!.at - killedAt;
-  t.log(`exit seen ${took} ms after SIGKILL (connector)`);
-  t.true(took < PROCESS_POLL_MS, `the connector reports an exit faster than polling would (${took} ms)`);
+  // Events only (no /proc rescan) is the proof; how fast that is belongs to the benchmarks.
+  assertWithinBound(t, took, PROCESS_POLL_MS, 'exit seen by the connector after SIGKILL');
   t.is(mon.scans, scans, 'no /proc rescan was needed: events only');
   await sleep(50);
 });
