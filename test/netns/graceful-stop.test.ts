@@ -1,14 +1,14 @@
 import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
 import { startDirector, directorToml, hasVip } from '../lib/daemon.js';
 import { startNginx } from '../lib/servers.js';
-import { httpBatch } from '../lib/clients.js';
+import { clientLoop, tally } from '../lib/reliability.js';
 import { masterDownIntervalMs, skewTimeMs } from '../../src/vrrp/timing.js';
 import { assertGracefulTakeover } from '../lib/timing.js';
 import { startAddrMonitor, waitVipAdded } from '../lib/interop.js';
 
 const VIP = '10.77.0.50';
 
-netnsTest('SIGTERM under load: no failed request, the backup owns the VIP after Skew_Time (not by silence), exit 0', async (t) => {
+netnsTest('SIGTERM under load: no failed request but the one in flight when the VIP moves, the backup owns the VIP after Skew_Time (not by silence), exit 0', async (t) => {
   const lab = await createLab(t);
   const [client, r1, r2] = await Promise.all([
     lab.addHost('cl', { ipv4: '10.77.0.100/24' }), lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('r2', { ipv4: '10.77.0.22/24' }),
@@ -25,19 +25,29 @@ netnsTest('SIGTERM under load: no failed request, the backup owns the VIP after 
   await waitFor(async () => (await db.instance()).state === 'BACKUP', 3_000, 'b BACKUP');
 
   const mon = await startAddrMonitor(hb);
-  const load = httpBatch(client, VIP, 80, 400, { pauseMs: 5 });
+  const load = clientLoop(client, VIP, 80, { seconds: 60, maxRequests: 400, timeoutMs: 3_000, pauseMs: 5 });
   await sleep(1_000);
   const stoppedAt = Date.now();
   process.kill(da.proc.pid, 'SIGTERM');
-  const result = await load;
+  const outcomes = await load;
   const exit = await da.proc.exited;
   t.is(exit.code, 0);
-  t.deepEqual(result.errors, {}, `failed requests during the graceful stop: ${JSON.stringify(result.errors)}`);
-  t.is(Object.values(result.bodies).reduce((x, y) => x + y, 0), 400);
   t.false(await hasVip(ha, VIP), 'the stopped director removed its VIP');
   t.true(await hasVip(hb, VIP));
   const at = await waitVipAdded(mon, VIP);
   t.truthy(at, mon.output());
+  // Every request is answered, except possibly the one in flight when b's gratuitous ARP moved the
+  // client to b: its next segment reaches b, which knows no such connection and resets it (a's
+  // proxy holds that TCP state; nothing hands it over). Requests are sequential, so at most one;
+  // it must span the move. A loaded machine makes requests slower and this straddle likelier.
+  t.is(outcomes.length, 400);
+  const failed = outcomes.filter((o) => !o.ok);
+  t.log(`${outcomes.length - failed.length} of ${outcomes.length} requests answered; failed: ${JSON.stringify(failed)}; b added the VIP ${at! - stoppedAt} ms after SIGTERM`);
+  t.true(failed.length <= 1, `failed requests during the graceful stop: ${JSON.stringify(tally(failed))}`);
+  for (const f of failed) {
+    t.is(f.what, 'ECONNRESET', 'the only failure allowed is a reset by the new master');
+    t.true(f.at <= at! + 1_000 && f.at + f.ms >= at!, `the failed request (${f.at}..${f.at + f.ms}) was in flight when the VIP moved (${at})`);
+  }
   assertGracefulTakeover(t, at! - stoppedAt, { skewMs: skewTimeMs(3, 100, 100), mdiMs: masterDownIntervalMs(3, 100, 100), advertMs: 1000 },
     'backup owned the VIP after SIGTERM');
 });
