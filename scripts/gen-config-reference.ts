@@ -31,7 +31,9 @@ const SECTIONS: Record<string, { toml: string; note?: string }> = {
   vrrp_sync_group: { toml: '[[vrrp_sync_group]]' },
   virtual_server: {
     toml: '[[virtual_server]] and [[virtual_server.real_server]]',
-    note: 'Served on the VIP while the VRRP instance carrying it is MASTER (addresses no instance carries are served always). ' +
+    note: 'Served on the VIP while the VRRP instance carrying it is MASTER (addresses no instance carries, and fwmark services, are served always). ' +
+      'A service matches `address` + `port`, `address` + `ports` (a port set), or `fwmark`; its canonical key (`tcp/10.0.0.50:80`, `tcp/10.0.0.50:21,10000-20000`, `fwmark/1`) names it in status, metrics and logs. ' +
+      '`lb_kind` "TUN" is refused: this kernel has no IP-in-IP driver. Port sets and fwmark services need a kernel lb_kind; `proxy_protocol` needs "PROXY". ' +
       'A `check` is an inline table (`check = { type = "HTTP_GET", path = "/" }`) or an array of them; keys marked with check types apply to those types only.',
   },
   sync: { toml: '[sync]', note: 'The MASTER of `sync.instance` sends connection and persistence entries; the BACKUP receives them, so clients keep their real server after a takeover.' },

@@ -1,3 +1,4 @@
+import { endpointText } from '../util/endpoint.js';
 import { parseIp } from './net.js';
 import type {
   CheckConfig,
@@ -20,8 +21,8 @@ import { addressKey, routeKey, ruleKey, type AddressSpec, type RouteSpec, type R
  *
  * Identity (what "the same thing" means across a reload):
  *   vrrp_instance   (interface, address family, virtual_router_id); the name may change.
- *   virtual_server  (canonical address, port, protocol): a protocol change is remove + add.
- *   real_server     (canonical address, port) within its virtual server.
+ *   virtual_server  its canonical key (address + ports, or fwmark) and protocol: a change is remove + add.
+ *   real_server     its canonical endpoint (address, port) within its virtual server.
  *   vrrp_script, vrrp_sync_group: by name.
  * Comparison uses the parsed forms: canonical IPs, advert_int_cs, prefix lengths, check tables
  * with inherited defaults filled in. Order never matters: not of sections, VIPs, peers, tracks,
@@ -78,10 +79,14 @@ const VRRP_LISTS = ['virtual_ipaddress', 'virtual_ipaddress_excluded', 'unicast_
 /** Parsed forms of keys above; compared through them. */
 const VRRP_PARSED = ['virtual_ipaddress_parsed', 'virtual_ipaddress_excluded_parsed', 'advert_int_cs', 'vmac_ifname', 'virtual_routes_parsed', 'virtual_rules_parsed'] as const;
 
-const VS_IDENTITY = ['address', 'port', 'protocol', 'family'] as const;
+/** The canonical key (plus the protocol, which a fwmark key leaves out) says which service it is. */
+const VS_IDENTITY = ['address', 'port', 'ports', 'fwmark', 'ip_family', 'protocol', 'family'] as const;
 const VS_SETTINGS = [
   'lb_algo',
   'lb_kind',
+  'sched_flags',
+  'mh_table_size',
+  'hash_seed',
   'persistence_timeout',
   'persistence_granularity',
   'delay_loop',
@@ -107,9 +112,10 @@ const VS_SETTINGS = [
   'drain_timeout',
 ] as const;
 const VS_LISTS = ['real_server'] as const;
-const VS_PARSED = ['persistence_prefix'] as const;
+const VS_PARSED = ['persistence_prefix', 'match', 'key', 'sorry_endpoint'] as const;
 
 const RS_IDENTITY = ['address', 'port'] as const;
+const RS_PARSED = ['endpoint'] as const;
 const RS_SETTINGS = ['weight', 'inhibit_on_failure', 'notify_up', 'notify_down', 'smtp_alert', 'uthreshold', 'lthreshold'] as const;
 const RS_LISTS = ['check'] as const;
 
@@ -138,7 +144,7 @@ type Covers<I, L extends readonly (readonly unknown[])[]> = Exact<L[number][numb
 export type DiffCoverageGuards = [
   Assert<Covers<VrrpInstanceConfig, [typeof VRRP_IDENTITY, typeof VRRP_SETTINGS, typeof VRRP_LISTS, typeof VRRP_PARSED]>>,
   Assert<Covers<VirtualServerConfig, [typeof VS_IDENTITY, typeof VS_SETTINGS, typeof VS_LISTS, typeof VS_PARSED]>>,
-  Assert<Covers<RealServerConfig, [typeof RS_IDENTITY, typeof RS_SETTINGS, typeof RS_LISTS]>>,
+  Assert<Covers<RealServerConfig, [typeof RS_IDENTITY, typeof RS_SETTINGS, typeof RS_LISTS, typeof RS_PARSED]>>,
   Assert<Covers<VrrpScriptConfig, [['name'], typeof SCRIPT_SETTINGS]>>,
   Assert<Covers<VrrpSyncGroupConfig, [['name'], typeof GROUP_SETTINGS, typeof GROUP_LISTS]>>,
   Assert<Covers<SyncConfig, [typeof SYNC_SETTINGS]>>,
@@ -542,8 +548,8 @@ function isEmptyStatics(c: StaticChange): boolean {
   return Object.values(c).every((list: unknown[]) => list.length === 0);
 }
 
-const vsKey = (vs: VirtualServerConfig): string => `${vs.protocol}|${canonIp(vs.address)}|${vs.port}`;
-const rsKey = (rs: RealServerConfig): string => `${canonIp(rs.address)}|${rs.port}`;
+const vsKey = (vs: VirtualServerConfig): string => `${vs.key}|${vs.protocol}`;
+const rsKey = (rs: RealServerConfig): string => endpointText(rs.endpoint);
 
 const VS_NORM: Normalizers<VirtualServerConfig> = {
   persistence_granularity: (_v, vs) => vs.persistence_prefix,
@@ -705,14 +711,9 @@ function show(v: unknown): string {
   if (typeof v === 'string') return /^[\w.:/@[\]-]+$/.test(v) ? v : JSON.stringify(v);
   if (typeof v === 'object' && v !== null && 'address' in v && 'port' in v) {
     const s = v as { address: string; port: number };
-    return hostPort(s.address, s.port);
+    return endpointText({ address: canonIp(s.address), port: s.port });
   }
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
-}
-
-function hostPort(address: string, port: number): string {
-  const a = canonIp(address);
-  return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
 }
 
 const SECRET_KEYS = new Set(['authentication', 'auth_key']);
@@ -749,8 +750,8 @@ function cidrLines(prefix: string, what: string, added: string[], removed: strin
 }
 
 const vrrpLabel = (vi: VrrpInstanceConfig): string => `vrrp_instance ${vi.name} (${vi.interface}, VRID ${vi.virtual_router_id}, ${familyName(vi.family)})`;
-const vsLabel = (vs: VirtualServerConfig): string => `virtual_server ${vs.protocol}/${hostPort(vs.address, vs.port)}`;
-const rsLabel = (rs: RealServerConfig): string => `real_server ${hostPort(rs.address, rs.port)}`;
+const vsLabel = (vs: VirtualServerConfig): string => `virtual_server ${vs.key}`;
+const rsLabel = (rs: RealServerConfig): string => `real_server ${endpointText(rs.endpoint)}`;
 
 function checkLines(prefix: string, k: KeptRealServer): string[] {
   const [r] = k.checksRemoved;

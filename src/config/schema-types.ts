@@ -6,7 +6,8 @@ export type DefaultScope = 'global' | 'virtual_server' | 'real_server' | 'self';
 export type StringFormat = 'ip' | 'cidr' | 'multicast' | 'multicast4' | 'multicast6' | 'listen' | 'md5' | 'regex' | 'status_range' | 'email' | 'hostport';
 
 export type ValueSpec =
-  | { kind: 'string'; enum?: readonly string[]; minLength?: number; maxLength?: number; format?: StringFormat }
+  /** `refused`: values that are known but not supported, each with the reason given in the error. */
+  | { kind: 'string'; enum?: readonly string[]; refused?: Readonly<Record<string, string>>; minLength?: number; maxLength?: number; format?: StringFormat }
   | { kind: 'integer'; min?: number; max?: number }
   /** A (possibly fractional) quantity, seconds unless the doc says otherwise. */
   | { kind: 'number'; min?: number; max?: number }
@@ -35,6 +36,8 @@ export interface FieldSpec {
   defaultText?: string;
   /** Appended to constraint errors, to say why a value is refused. */
   hint?: string;
+  /** Other accepted spellings of the key (keepalived's synonyms, e.g. lvs_sched for lb_algo). */
+  aliases?: readonly string[];
 }
 
 export type Fields = Readonly<Record<string, FieldSpec>>;

@@ -1,4 +1,6 @@
 import { hostname, userInfo } from 'node:os';
+import { MAGLEV_DEFAULT_TABLE_SIZE, MAGLEV_MAX_TABLE_SIZE } from '../lvs/maglev.js';
+import { SCHEDULER_NAMES } from '../lvs/scheduler-names.js';
 import type { FieldSpec, Fields, ValueSpec } from './schema-types.js';
 
 /*
@@ -24,7 +26,11 @@ const tables = (fields: Fields, scope?: 'virtual_server' | 'real_server'): Value
   of: { kind: 'table', fields, scope },
 });
 
-export const LB_ALGOS = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'sh', 'dh', 'mh', 'lblc', 'lblcr', 'fo', 'ovf'] as const;
+export const LB_ALGOS = SCHEDULER_NAMES;
+/** keepalived's lb_kind values we forward (FULLNAT and PROXY are ours); see lvs/dataplane/contract.ts. */
+export const LB_KINDS = ['DR', 'NAT', 'FULLNAT', 'PROXY'] as const;
+/** keepalived's scheduler flags (ipvsadm -b): flag-1 is *-fallback, flag-2 is *-port for sh and mh. */
+export const SCHED_FLAGS = ['sh-port', 'sh-fallback', 'mh-port', 'mh-fallback', 'flag-1', 'flag-2'] as const;
 export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK', 'SMTP_CHECK', 'PING_CHECK'] as const;
 export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY'] as const;
 
@@ -353,9 +359,9 @@ export const CHECK_VARIANT_FIELDS = {
 
 export const REAL_SERVER_FIELDS = {
   address: field(IP, 'real server address', 'real_server <IPADDR>', { required: true }),
-  port: field(PORT, 'real server port', 'real_server <IPADDR> <PORT>', {
+  port: field(PORT, 'real server port; in fwmark / port-set services omit it to keep the packet\'s own port (lb_kind DR: must be the virtual port or omitted)', 'real_server <IPADDR> <PORT>', {
     defaultFrom: { scope: 'virtual_server', key: 'port' },
-    defaultText: 'virtual_server.port',
+    defaultText: 'virtual_server.port (none in fwmark / port-set services)',
   }),
   weight: field(int(0), 'scheduling weight (0 = no new connections)', 'weight', { default: 1 }),
   inhibit_on_failure: field(BOOL, 'keep a failed server with weight 0 instead of removing it', 'inhibit_on_failure', {
@@ -380,13 +386,41 @@ export const REAL_SERVER_FIELDS = {
 } satisfies Fields;
 
 export const VIRTUAL_SERVER_FIELDS = {
-  address: field(IP, 'virtual address (normally a VIP)', 'virtual_server <IPADDR>', { required: true }),
-  port: field(PORT, 'virtual port', 'virtual_server <IPADDR> <PORT>', { required: true }),
+  address: field(IP, 'virtual address (normally a VIP); required unless fwmark is set', 'virtual_server <IPADDR>'),
+  port: field(PORT, 'virtual port; required with address unless ports is set', 'virtual_server <IPADDR> <PORT>'),
+  ports: field(
+    arrayOf({ kind: 'oneOf', options: [PORT, str({ minLength: 1 })] }, 1),
+    'several ports and ranges on one address instead of port, e.g. [21, "10000-20000"] (passive FTP with persistence); kernel lb_kinds only',
+    null,
+  ),
+  fwmark: field(int(1, 0xffffffff), 'match packets by firewall mark (set by your iptables/nft rules) instead of address and port; kernel lb_kinds only', 'virtual_server fwmark <INT>'),
+  ip_family: field(str({ enum: ['inet', 'inet6'] }), 'address family of a fwmark service', 'ip_family', {
+    defaultText: 'the family of address, else of the sorry and real servers (IPv4 when there are none)',
+  }),
   protocol: field(str({ enum: ['TCP', 'UDP'] }), 'transport protocol', 'protocol', { default: 'TCP' }),
-  lb_algo: field(str({ enum: LB_ALGOS }), 'scheduler', 'lb_algo', { default: 'wlc' }),
-  lb_kind: field(str({ enum: ['NAT'] }), 'forwarding method', 'lb_kind', {
-    default: 'NAT',
-    hint: 'DR and TUN need kernel IPVS; keepalive-ts proxies in user space, which is NAT',
+  lb_algo: field(str({ enum: LB_ALGOS }), 'scheduler', 'lb_algo', { default: 'wlc', aliases: ['lvs_sched'] }),
+  lb_kind: field(
+    str({
+      enum: LB_KINDS,
+      refused: {
+        TUN: 'IP-in-IP needs the ipip tunnel driver, which this kernel does not have (CONFIG_NET_IPIP is not set); use "DR" (direct routing: same result when the real servers are on the director\'s LAN)',
+      },
+    }),
+    'forwarding: "DR" (direct routing: MAC rewrite, real servers hold the VIP on lo), "NAT" (DNAT, real servers route replies back through the director), "FULLNAT" (DNAT + SNAT to the director), "PROXY" (the user-space proxy)',
+    'lb_kind',
+    { default: 'NAT', aliases: ['lvs_method'] },
+  ),
+  sched_flags: field(
+    arrayOf(str({ enum: SCHED_FLAGS })),
+    'scheduler flags: sh-port / sh-fallback for lb_algo sh, mh-port / mh-fallback for mh (flag-1 = *-fallback, flag-2 = *-port)',
+    'sh-port / sh-fallback / mh-port / mh-fallback / flag-1 / flag-2',
+    { default: [] },
+  ),
+  mh_table_size: field(int(2, MAGLEV_MAX_TABLE_SIZE), 'Maglev (lb_algo mh) lookup table size, a prime; over 100 slots per real server keep the imbalance near 1 %', null, {
+    default: MAGLEV_DEFAULT_TABLE_SIZE,
+  }),
+  hash_seed: field(int(0, 0xffffffff), 'seed of the sh / dh / mh hashes; both directors must agree so that a client gets the same real server after a failover', null, {
+    defaultText: 'derived from the service itself (the same on every director)',
   }),
   persistence_timeout: field(int(0), 'seconds a client sticks to its real server (0 = off)', 'persistence_timeout', { default: 0 }),
   persistence_granularity: field(NAME, 'client netmask for persistence (IPv4 dotted mask, IPv6 prefix length)', 'persistence_granularity', {
@@ -421,10 +455,10 @@ export const VIRTUAL_SERVER_FIELDS = {
   ops: field(BOOL, 'one-packet scheduling (UDP only): schedule every datagram separately', 'ops', { default: false }),
   retry: field(int(0), 'default check retry count', 'retry', { defaultText: 'per check type (see check.retry)' }),
   delay_before_retry: field(SECONDS, 'default seconds between check retries', 'delay_before_retry', { defaultText: 'per check type (see check.delay_before_retry)' }),
-  connect_timeout: field(POSITIVE_SECONDS, 'default check connect timeout in seconds', 'connect_timeout', { default: 5 }),
+  connect_timeout: field(POSITIVE_SECONDS, 'default check connect timeout in seconds; with lb_kind PROXY also the real-server connect timeout before the next server is tried', 'connect_timeout', { default: 5 }),
   warmup: field(SECONDS, 'default maximum random delay before a first check', 'warmup', { defaultText: "each check's delay_loop" }),
   depool_threshold: field(num(0, 1), 'fraction of real servers kept pooled even when failing (PyBal; 0 = off)', null, { default: 0 }),
-  proxy_protocol: field(str({ enum: ['', 'v1', 'v2'] }), 'send a PROXY protocol header to real servers ("" = off)', null, { default: '' }),
+  proxy_protocol: field(str({ enum: ['', 'v1', 'v2'] }), 'send a PROXY protocol header to real servers ("" = off); lb_kind PROXY only', null, { default: '' }),
   drain_timeout: field(SECONDS, 'seconds connections to a removed real server may drain', null, {
     defaultFrom: { scope: 'global', key: 'drain_timeout' },
     defaultText: 'global.drain_timeout',

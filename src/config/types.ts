@@ -1,3 +1,4 @@
+import type { Endpoint, ServiceKey, ServiceMatch } from '../util/endpoint.js';
 import type { AddressFamily, ListenAddress, ParsedCidr } from './net.js';
 import type { AddressSpec, RouteSpec, RuleSpec } from '../net/route-spec.js';
 import type {
@@ -8,7 +9,9 @@ import type {
   DNS_QUERY_TYPES,
   GLOBAL_FIELDS,
   LB_ALGOS,
+  LB_KINDS,
   REAL_SERVER_FIELDS,
+  SCHED_FLAGS,
   SYNC_FIELDS,
   VIRTUAL_SERVER_FIELDS,
   VRRP_INSTANCE_FIELDS,
@@ -25,6 +28,8 @@ import type {
  */
 
 export type LbAlgo = (typeof LB_ALGOS)[number];
+export type LbKind = (typeof LB_KINDS)[number];
+export type SchedFlag = (typeof SCHED_FLAGS)[number];
 export type CheckType = (typeof CHECK_TYPES)[number];
 export type DnsQueryType = (typeof DNS_QUERY_TYPES)[number];
 
@@ -240,6 +245,7 @@ export type CheckConfig = TcpCheck | HttpGetCheck | SslGetCheck | MiscCheck | Ud
 
 export interface RealServerConfig {
   address: string;
+  /** 0 in fwmark / port-set services when omitted: the packet's own destination port. */
   port: number;
   weight: number;
   inhibit_on_failure: boolean;
@@ -251,14 +257,25 @@ export interface RealServerConfig {
   lthreshold: number;
   /** Always an array, even when the file has a single inline table. */
   check: CheckConfig[];
+  /** parsed: address and port (canonical). */
+  endpoint: Endpoint;
 }
 
 export interface VirtualServerConfig {
-  address: string;
-  port: number;
+  /** Absent for fwmark services. */
+  address?: string;
+  /** Absent for fwmark and port-set services. */
+  port?: number;
+  ports?: (number | string)[];
+  fwmark?: number;
+  ip_family?: 'inet' | 'inet6';
   protocol: 'TCP' | 'UDP';
   lb_algo: LbAlgo;
-  lb_kind: 'NAT';
+  lb_kind: LbKind;
+  sched_flags: SchedFlag[];
+  mh_table_size: number;
+  /** Filled with the derived default when absent. */
+  hash_seed: number;
   persistence_timeout: number;
   persistence_granularity: string;
   delay_loop: number;
@@ -286,10 +303,16 @@ export interface VirtualServerConfig {
   proxy_protocol: '' | 'v1' | 'v2';
   drain_timeout: number;
   real_server: RealServerConfig[];
-  /** parsed: address family of `address`. */
+  /** parsed: address family of the service (of `address`, or ip_family / the servers for fwmark). */
   family: AddressFamily;
   /** parsed persistence_granularity as a prefix length. */
   persistence_prefix: number;
+  /** parsed: what the service matches (address + ports, or the firewall mark). */
+  match: ServiceMatch;
+  /** parsed: the canonical service key, e.g. "tcp/10.0.0.50:80", "fwmark/1". */
+  key: ServiceKey;
+  /** parsed sorry_server. */
+  sorry_endpoint: Endpoint | null;
 }
 
 export interface SyncConfig {
@@ -332,8 +355,8 @@ export type SchemaTypeGuards = [
   Assert<KeysMatch<VrrpTrackProcessConfig, typeof VRRP_TRACK_PROCESS_FIELDS>>,
   Assert<KeysMatch<VrrpSyncGroupConfig, typeof VRRP_SYNC_GROUP_FIELDS>>,
   Assert<KeysMatch<VrrpScriptConfig, typeof VRRP_SCRIPT_FIELDS>>,
-  Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix'>>,
-  Assert<KeysMatch<RealServerConfig, typeof REAL_SERVER_FIELDS>>,
+  Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix' | 'match' | 'key' | 'sorry_endpoint'>>,
+  Assert<KeysMatch<RealServerConfig, typeof REAL_SERVER_FIELDS, 'endpoint'>>,
   Assert<KeysMatch<SyncConfig, typeof SYNC_FIELDS>>,
   Assert<KeysMatch<CheckCommon, typeof CHECK_COMMON_FIELDS>>,
   Assert<KeysMatch<Variant<TcpCheck>, (typeof CHECK_VARIANT_FIELDS)['TCP_CHECK']>>,

@@ -55,8 +55,9 @@ class Validator {
   constructor(private readonly sink: IssueSink) {}
 
   table(fields: Fields, raw: Table, path: KeyPath, scope: DefaultScope | undefined, foreignKey?: (key: string) => string | undefined): Table {
+    const aliases = new Set(Object.values(fields).flatMap((f) => f.aliases ?? []));
     for (const key of Object.keys(raw)) {
-      if (Object.hasOwn(fields, key)) continue;
+      if (Object.hasOwn(fields, key) || aliases.has(key)) continue;
       const foreign = foreignKey?.(key);
       if (foreign !== undefined) {
         this.sink.add([...path, key], foreign);
@@ -68,8 +69,11 @@ class Validator {
     const saved = this.scopes;
     this.scopes = { ...saved, self: out, ...(scope ? { [scope]: out } : {}) };
     for (const [name, field] of Object.entries(fields)) {
-      const present = Object.hasOwn(raw, name);
-      const value = present ? this.value(field.type, raw[name], [...path, name], field.hint) : INVALID;
+      const spellings = [name, ...(field.aliases ?? [])].filter((k) => Object.hasOwn(raw, k));
+      if (spellings.length > 1) this.sink.add([...path, spellings[1]!], `${spellings.map((k) => JSON.stringify(k)).join(' and ')} are the same setting; keep one`);
+      const present = spellings.length > 0;
+      const key = spellings[0] ?? name;
+      const value = present ? this.value(field.type, raw[key], [...path, key], field.hint) : INVALID;
       if (value !== INVALID) {
         out[name] = value;
         continue;
@@ -128,6 +132,8 @@ class Validator {
 
   private string(spec: Extract<ValueSpec, { kind: 'string' }>, v: unknown, path: KeyPath, hint: string | undefined): Result {
     if (typeof v !== 'string') return this.wrongType(spec, v, path);
+    const refusal = spec.refused && Object.hasOwn(spec.refused, v) ? spec.refused[v] : undefined;
+    if (refusal !== undefined) return this.fail(path, `${show(v)} is not supported: ${refusal}`, undefined);
     if (spec.enum && !spec.enum.includes(v)) {
       return this.fail(path, `must be one of ${spec.enum.join(', ')}; got ${show(v)}${suggestion(v, spec.enum)}`, hint);
     }

@@ -19,7 +19,7 @@ import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
-import { DataPlane } from '../lvs/dataplane/index.js';
+import { DataplaneSet } from '../lvs/dataplane/index.js';
 import { VirtualServerManager } from '../lvs/manager.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
@@ -38,7 +38,7 @@ export class Daemon {
   #config: Config;
   #vrrp: VrrpManager | undefined;
   #lvs: VirtualServerManager | undefined;
-  #dataPlane: DataPlane | undefined;
+  #dataPlane: DataplaneSet | undefined;
   #sync: SyncService | undefined;
   /** VRRP instances whose VIPs are in place. */
   readonly #owning = new Set<string>();
@@ -105,7 +105,11 @@ export class Daemon {
     this.#statics = routeSet('static', staticEntries(this.#config));
     await this.#statics.remove();
     await this.#statics.install();
-    this.#dataPlane = new DataPlane(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {});
+    // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
+    this.#dataPlane = new DataplaneSet({
+      ...(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {}),
+      onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
+    });
     this.#lvs = new VirtualServerManager(this.#config.virtual_server, {
       dataPlane: this.#dataPlane,
       log: log.child({ component: 'lvs' }),

@@ -6,7 +6,6 @@ import type { Fields } from '../config/schema-types.js';
 import { didYouMean } from '../config/suggest.js';
 import { canonicalAddress } from '../util/endpoint.js';
 import { splitQuotedEscaped } from './keepalived-reader.js';
-import { firstAccepted } from './schema-fit.js';
 import type { TomlEntry, TomlValue } from './toml-writer.js';
 import type { ImportMessage, KNode, Loc, MessageKind } from './types.js';
 
@@ -15,7 +14,7 @@ export class Draft {
   readonly comments: string[] = [];
 
   constructor(
-    /** The schema fields of the table this becomes (decides which pending keys exist). */
+    /** The schema fields of the table this becomes (which keys it has, what values they take). */
     public fields: Fields,
     readonly loc: Loc,
     /** "vrrp_instance VI_1": how messages name it. */
@@ -55,10 +54,10 @@ export class Messages {
 }
 
 /**
- * A keyword handler of a rule table. `unsupported` / `ignored` / `pending` describe the entry for
+ * A keyword handler of a rule table. `unsupported` / `ignored` describe the entry for
  * docs/import.md (a test checks every unsupported keyword is listed there).
  */
-export type Rule<D> = ((node: KNode, draft: D, m: Messages) => void) & { unsupported?: string; ignored?: string; pending?: { key: string; why: string } };
+export type Rule<D> = ((node: KNode, draft: D, m: Messages) => void) & { unsupported?: string; ignored?: string };
 
 /**
  * Applies `rules` to every statement of a block; an unknown keyword is an error naming the block
@@ -158,31 +157,6 @@ export function to<D extends Draft>(key: string, conv: Conv): Rule<D> {
     const v = conv(n, m);
     if (v !== undefined) d.set(key, v, n.loc);
   };
-}
-
-/**
- * A key this keepalive-ts may not have yet (another branch adds it): emitted only when the
- * draft's schema has `key` and accepts one of the candidate values; otherwise reported as
- * unsupported with `why`.
- */
-export function pending<D extends Draft>(key: string, candidates: (n: KNode, m: Messages) => TomlValue[] | undefined, why: string): Rule<D> {
-  const rule: Rule<D> = (n, d, m) => {
-    const cands = candidates(n, m);
-    if (cands === undefined) return;
-    const v = firstAccepted(d.fields, key, cands);
-    if (v === undefined) m.add(n.loc, 'unsupported', `${n.keyword}: ${why}; not imported`);
-    else d.set(key, v, n.loc);
-  };
-  rule.pending = { key, why };
-  return rule;
-}
-
-/** Same as pending() for a plain converter. */
-export function pendingConv<D extends Draft>(key: string, conv: Conv, why: string): Rule<D> {
-  return pending(key, (n, m) => {
-    const v = conv(n, m);
-    return v === undefined ? undefined : [v];
-  }, why);
 }
 
 export function unsupported<D>(why: string): Rule<D> {

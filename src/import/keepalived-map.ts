@@ -2,28 +2,30 @@
  * keepalived statement tree -> keepalive-ts config tables, pure.
  *
  * Each keepalived keyword is one entry of a rule table below: the keepalive-ts key it becomes
- * (with its converter), `pending(...)` for a key another branch adds (emitted as soon as the
- * schema has it and accepts the value), `unsupported(reason)` or `ignored(reason)`. docs/import.md
- * lists the unsupported ones with their reasons.
+ * (with its converter), `unsupported(reason)` or `ignored(reason)`. docs/import.md lists the
+ * unsupported ones with their reasons. Route, rule and static address lines are checked with the
+ * parser the config loader uses (src/net/route-spec.ts), so a line keepalive-ts refuses is dropped
+ * with a note and the rest still imports.
  */
 import {
-  CONFIG_FIELDS,
   GLOBAL_FIELDS,
   LB_ALGOS,
+  PARAM_MATCH,
   REAL_SERVER_FIELDS,
   SYNC_FIELDS,
   VIRTUAL_SERVER_FIELDS,
   VRRP_INSTANCE_FIELDS,
   VRRP_SCRIPT_FIELDS,
   VRRP_SYNC_GROUP_FIELDS,
+  VRRP_TRACK_PROCESS_FIELDS,
 } from '../config/schema.js';
-import type { Fields } from '../config/schema-types.js';
 import { parseStatusRange } from '../config/schema-types.js';
 import { parseCidr } from '../config/net.js';
+import { parseAddressSpec, parseRouteSpec, parseRuleSpec, type Parsed } from '../net/route-spec.js';
 import { canonicalAddress, endpointText } from '../util/endpoint.js';
 import { formatIp, parseIp } from '../util/inet.js';
 import {
-  applyRules, bool, command, Draft, escapedArgs, ignored, int, ip, many, Messages, noop, oneOf, pending, pendingConv, script, seconds, text, to, unsupported, userSpec, word,
+  applyRules, bool, command, Draft, escapedArgs, ignored, int, ip, many, Messages, noop, oneOf, script, seconds, text, to, unsupported, userSpec, word,
   type Rule,
 } from './draft.js';
 import { accepts, checkFieldsOf, hasKey } from './schema-fit.js';
@@ -39,10 +41,9 @@ const NO_DBUS = 'no D-Bus interface in keepalive-ts (use the control socket: kee
 const NO_FIFO = 'no notify FIFOs in keepalive-ts; use notify scripts';
 const NO_FIREWALL = 'keepalive-ts installs no iptables/nftables rules for VRRP (accept mode is not enforced by a firewall)';
 const NO_KERNEL_IPVS = 'keepalive-ts does not drive kernel IPVS';
-const NO_MAIL = 'no e-mail alerts in this keepalive-ts (the vrrpparity features add them)';
-const NO_VMAC = 'no VRRP virtual MAC (macvlan) in this keepalive-ts (the vrrpparity features add it)';
-const NO_ROUTES = 'no virtual/static routes and rules in this keepalive-ts (the vrrpparity features add them)';
-const NO_TRACK_PROCESS = 'no track_process in this keepalive-ts (the vrrpparity features add it)';
+const NO_VMAC_PREFIX = 'keepalive-ts names a VMAC vrrp.VRID (vrrp6.VRID for IPv6) unless the instance names it (use_vmac NAME)';
+/** keepalived's default_interface when none is given (DFLT_INT). */
+const KEEPALIVED_DEFAULT_INTERFACE = 'eth0';
 const NO_FWMARK = 'no fwmark services in this keepalive-ts (the data-plane contract adds them)';
 
 /** Everything mapping shares: messages and what earlier statements defined. */
@@ -55,6 +56,10 @@ interface Ctx {
   instanceDefaults: Map<string, { value: TomlValue; loc: Loc }>;
   /** vrrp_min_garp seen: garp repeat 1, no second burst, unless set explicitly. */
   minGarp?: Loc;
+  /** global_defs default_interface: where static addresses without dev go. */
+  defaultInterface?: { name: string; loc: Loc; used: boolean };
+  /** vrrp_track_process NAME -> its `weight N reverse` (read before the instances refer to it). */
+  processReverse: Map<string, boolean>;
   sync?: Draft;
   syncHasInstance: boolean;
 }
@@ -87,16 +92,62 @@ function lvsSyncDaemon(n: KNode, _d: G, m: Messages, ctx: Ctx): void {
   ctx.syncHasInstance = s.has('instance');
 }
 
-function smtpServer(n: KNode, m: Messages): TomlValue[] | undefined {
+/** `smtp_server HOST [PORT]` -> "HOST", "HOST:PORT" or "[V6]:PORT". */
+function smtpServer(n: KNode, m: Messages): TomlValue | undefined {
   if (n.args.length === 0) {
     m.add(n.loc, 'error', 'smtp_server: address missing; not imported');
     return undefined;
   }
   const host = n.args[0]!;
-  const port = n.args[1] === undefined ? undefined : Number(n.args[1]);
+  const port = n.args[1];
+  if (port === undefined) return host;
+  if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    m.add(n.loc, 'error', `smtp_server: port "${port}" is not 1..65535; not imported`);
+    return undefined;
+  }
   const a = canonicalAddress(host);
-  const withPort = port === undefined ? host : a ? endpointText({ address: a.address, port }) : `${host}:${port}`;
-  return [withPort, { address: host, port: port ?? 25 }, host];
+  return a ? endpointText({ address: a.address, port: Number(port) }) : `${host}:${port}`;
+}
+
+/**
+ * notification_email { } (every word of the block is one recipient, as keepalived reads it) and
+ * notification_email_from: addresses the schema refuses (keepalived hands anything to the relay,
+ * e.g. a bare local user name) are left out with a note.
+ */
+function emailRules(): Record<string, Rule<G>> {
+  const fullAddress = (key: string, w: string): boolean => accepts(GLOBAL_FIELDS, key, key === 'notification_email' ? [w] : w);
+  return {
+    notification_email: (n, d, m) => {
+      if (n.block === undefined) {
+        m.add(n.loc, 'error', 'notification_email: expected a { } block of addresses; not imported');
+        return;
+      }
+      const list: string[] = [];
+      for (const c of n.block) {
+        for (const w of [c.keyword, ...c.args]) {
+          if (!fullAddress('notification_email', w)) {
+            m.add(c.loc, 'unsupported', `notification_email ${JSON.stringify(w)}: keepalive-ts sends to full addresses only (user@domain or "Name <user@domain>"); address not imported`);
+          } else if (!list.includes(w)) list.push(w);
+        }
+      }
+      if (n.block.length === 0) m.add(n.loc, 'error', 'notification_email: no address in the block; not imported');
+      if (list.length > 0) d.set('notification_email', list, n.loc);
+    },
+    notification_email_from: (n, d, m) => {
+      const v = text(n, m);
+      if (v === undefined) return;
+      if (typeof v === 'string' && fullAddress('notification_email_from', v)) d.set('notification_email_from', v, n.loc);
+      else m.add(n.loc, 'unsupported', `notification_email_from ${JSON.stringify(v)}: not an address user@domain (or "Name <user@domain>"); not imported, mails come from USER@HOSTNAME (keepalived's default too)`);
+    },
+    smtp_server: to('smtp_server', smtpServer),
+    smtp_helo_name: to('smtp_helo_name', word),
+    smtp_connect_timeout: to('smtp_connect_timeout', seconds()),
+    smtp_alert: to('smtp_alert', bool),
+    smtp_alert_vrrp: to('smtp_alert_vrrp', bool),
+    smtp_alert_checker: to('smtp_alert_checker', bool),
+    no_email_faults: to('no_email_faults', bool),
+    no_checker_emails: ignored('keepalive-ts mails when a real server goes up or down, never for one checker of it: what no_checker_emails asks for'),
+  };
 }
 
 function globalRules(ctx: Ctx): Record<string, Rule<G>> {
@@ -132,24 +183,7 @@ function globalRules(ctx: Ctx): Record<string, Rule<G>> {
     vrrp_higher_prio_send_advert: instanceDefault('higher_prio_send_advert'),
     vrrp_strict: unsupported('strict RFC mode is not enforced by keepalive-ts (no authentication/unicast/accept checks); instances keep their own settings'),
     lvs_sync_daemon: (n, d, m) => lvsSyncDaemon(n, d, m, ctx),
-    // e-mail (vrrpparity adds these keys)
-    notification_email: pending('notification_email', (n, m) => {
-      const list = (n.block ?? []).map((c) => [c.keyword, ...c.args].join(' '));
-      if (list.length === 0) {
-        m.add(n.loc, 'error', 'notification_email: no address in the block; not imported');
-        return undefined;
-      }
-      return [list];
-    }, NO_MAIL),
-    notification_email_from: pendingConv('notification_email_from', text, NO_MAIL),
-    smtp_server: pending('smtp_server', smtpServer, NO_MAIL),
-    smtp_helo_name: pendingConv('smtp_helo_name', word, NO_MAIL),
-    smtp_connect_timeout: pendingConv('smtp_connect_timeout', seconds(), NO_MAIL),
-    smtp_alert: pendingConv('smtp_alert', bool, NO_MAIL),
-    smtp_alert_vrrp: pendingConv('smtp_alert_vrrp', bool, NO_MAIL),
-    smtp_alert_checker: pendingConv('smtp_alert_checker', bool, NO_MAIL),
-    no_email_faults: pendingConv('no_email_faults', bool, NO_MAIL),
-    no_checker_emails: pendingConv('no_checker_emails', bool, NO_MAIL),
+    ...emailRules(),
     // runtime knobs with no meaning here
     ...many(['process_names', 'process_name', 'vrrp_process_name', 'checker_process_name', 'bfd_process_name', 'vrrp_priority', 'checker_priority', 'bfd_priority',
       'vrrp_no_swap', 'checker_no_swap', 'bfd_no_swap', 'vrrp_cpu_affinity', 'checker_cpu_affinity', 'bfd_cpu_affinity', 'vrrp_rt_priority', 'checker_rt_priority',
@@ -176,11 +210,14 @@ function globalRules(ctx: Ctx): Record<string, Rule<G>> {
     vrrp_garp_extra_if: unsupported('no periodic gratuitous ARPs on other interfaces in keepalive-ts'),
     vrrp_down_timer_adverts: unsupported('the master down timer is always 3 advert intervals plus skew (RFC) in keepalive-ts'),
     vrrp_check_unicast_src: unsupported('keepalive-ts does not check that unicast adverts come from a configured peer'),
-    default_interface: unsupported('keepalive-ts has no default interface for static addresses'),
+    default_interface: (n, _d, m) => {
+      const v = word(n, m);
+      if (typeof v === 'string') ctx.defaultInterface = { name: v, loc: n.loc, used: false };
+    },
     dynamic_interfaces: unsupported('keepalive-ts needs the configured interfaces to exist at startup'),
     linkbeat_use_polling: ignored('keepalive-ts follows link state through netlink'),
-    vmac_prefix: pendingConv('vmac_prefix', word, NO_VMAC),
-    vmac_addr_prefix: pendingConv('vmac_addr_prefix', word, NO_VMAC),
+    vmac_prefix: unsupported(NO_VMAC_PREFIX),
+    vmac_addr_prefix: unsupported(NO_VMAC_PREFIX),
     net_namespace: unsupported('run keepalive-ts inside the namespace instead (ip netns exec NAME keepalive-ts run ...)'),
     net_namespace_ipvs: unsupported(NO_KERNEL_IPVS),
     namespace_with_ipsets: ignored(NO_FIREWALL),
@@ -220,8 +257,12 @@ function vrrpScriptRules(): Record<string, Rule<Draft>> {
 
 // ============================================================================ tracking lists
 
-/** `name [weight W [reverse|noreverse]]` children -> ["name", { name, weight }]. */
-function trackList(kind: string): (n: KNode, m: Messages) => TomlValue[] | undefined {
+/**
+ * `name [weight W [reverse|noreverse]]` children -> ["name", { name, weight }]. keepalive-ts has no
+ * reversed tracking per entry: `reverse` is refused, except for track_process when the
+ * vrrp_track_process itself is reversed (`reverseOf` tells; keepalive-ts takes it from there).
+ */
+function trackList(kind: string, reverseOf: (name: string) => boolean = () => false): (n: KNode, m: Messages) => TomlValue[] | undefined {
   return (n, m) => {
     const out: TomlValue[] = [];
     for (const c of n.block ?? []) {
@@ -234,8 +275,14 @@ function trackList(kind: string): (n: KNode, m: Messages) => TomlValue[] | undef
         m.add(c.loc, 'error', `${kind} ${c.keyword}: expected "weight N", got "${c.args.join(' ')}"; entry not imported`);
         continue;
       }
-      if (rev === 'reverse') {
-        m.add(c.loc, 'unsupported', `${kind} ${c.keyword} weight ${weight} reverse: keepalive-ts has no reversed tracking; entry not imported`);
+      if (rev !== undefined && rev !== 'reverse' && rev !== 'noreverse') {
+        m.add(c.loc, 'error', `${kind} ${c.keyword}: unknown weight option "${rev}" (reverse or noreverse); entry not imported`);
+        continue;
+      }
+      if (rev !== undefined && (rev === 'reverse') !== reverseOf(c.keyword)) {
+        m.add(c.loc, 'unsupported', kind === 'track_process'
+          ? `${kind} ${c.keyword} weight ${weight} ${rev}: keepalive-ts takes reverse from the vrrp_track_process (weight N reverse there), not per instance; entry not imported`
+          : `${kind} ${c.keyword} weight ${weight} reverse: keepalive-ts has no reversed tracking; entry not imported`);
         continue;
       }
       out.push({ name: c.keyword, weight: Number(weight) });
@@ -248,8 +295,8 @@ function trackList(kind: string): (n: KNode, m: Messages) => TomlValue[] | undef
   };
 }
 
-function trackRule(key: string, kind: string): Rule<Draft> {
-  const conv = trackList(kind);
+function trackRule(key: string, kind: string, reverseOf?: (name: string) => boolean): Rule<Draft> {
+  const conv = trackList(kind, reverseOf);
   return (n, d, m) => {
     const v = conv(n, m);
     if (v !== undefined && (v as TomlValue[]).length > 0) d.set(key, v, n.loc);
@@ -301,8 +348,58 @@ function vipList(inst: Draft, n: KNode, m: Messages, excluded: boolean): string[
   return out;
 }
 
-function stringLines(n: KNode): string[] {
-  return (n.block ?? []).map((c) => [c.keyword, ...c.args].join(' '));
+/**
+ * virtual_routes / virtual_rules / static_routes / static_rules / static_ipaddress: each line is
+ * kept verbatim when the config's own parser takes it; a line it refuses is left out with its
+ * reason ("unsupported" for a word keepalived knows and keepalive-ts does not, "error" for a line
+ * keepalived would refuse too), and the others still import.
+ */
+function specLines(key: string, parse: (text: string) => Parsed<unknown>, ctx: Ctx): Rule<Draft> {
+  return (n, d, m) => {
+    if (n.block === undefined) {
+      m.add(n.loc, 'error', `${n.keyword}: expected a { } block; not imported`);
+      return;
+    }
+    const out: string[] = [];
+    for (const c of n.block) {
+      let line = [c.keyword, ...c.args].join(' ');
+      if (key === 'static_ipaddress' && !c.args.includes('dev')) {
+        // keepalived puts a static address without dev on default_interface (eth0 unless set).
+        const dflt = ctx.defaultInterface;
+        if (dflt) dflt.used = true;
+        const dev = dflt?.name ?? KEEPALIVED_DEFAULT_INTERFACE;
+        line = `${line} dev ${dev}`;
+        m.add(c.loc, 'changed', `static_ipaddress ${c.keyword}: no dev; keepalived puts it on ${dflt ? `default_interface ${dev}` : `its default interface ${dev}`}, so the import writes "dev ${dev}"`);
+      }
+      const r = parse(line);
+      if (r.ok) out.push(line);
+      else m.add(c.loc, r.unsupported ? 'unsupported' : 'error', `${n.keyword} "${line}": ${r.error}; not imported`);
+    }
+    if (out.length > 0) d.set(key, out, n.loc);
+  };
+}
+
+/** keepalived `use_vmac [[name] NAME] [MAC] [netlink_notify_msg] [group G]` -> use_vmac = "NAME" or true. */
+function useVmac(n: KNode, d: Draft, m: Messages): void {
+  let name: string | undefined;
+  for (let i = 0; i < n.args.length; i++) {
+    const a = n.args[i]!;
+    if (a.includes(':')) {
+      m.add(n.loc, 'unsupported', `use_vmac ${a}: a MAC address of your own is not supported; the macvlan gets the RFC virtual MAC 00:00:5e:00:01:VRID (00:00:5e:00:02:VRID for IPv6)`);
+    } else if (a === 'netlink_notify_msg') {
+      m.add(n.loc, 'unsupported', 'use_vmac netlink_notify_msg: no extra netlink notification is sent for the macvlan');
+    } else if (a === 'group') {
+      m.add(n.loc, 'unsupported', `use_vmac group ${n.args[i + 1] ?? ''}: no interface group is set on the macvlan`);
+      i++;
+    } else {
+      if (a === 'name') i++;
+      const v = n.args[i];
+      if (v === undefined) continue;
+      if (name !== undefined) m.add(n.loc, 'error', `use_vmac: interface name given twice ("${name}", "${v}"); the first is used`);
+      else name = v;
+    }
+  }
+  d.set('use_vmac', name ?? true, n.loc);
 }
 
 function instanceRules(ctx: Ctx): Record<string, Rule<Draft>> {
@@ -364,10 +461,7 @@ function instanceRules(ctx: Ctx): Record<string, Rule<Draft>> {
     auth_hmac: unsupported('keepalived\'s HMAC advert authentication is not supported'),
     track_interface: trackRule('track_interface', 'track_interface'),
     track_script: trackRule('track_script', 'track_script'),
-    track_process: pending('track_process', (n, m) => {
-      const v = trackList('track_process')(n, m);
-      return v === undefined ? undefined : [v];
-    }, NO_TRACK_PROCESS),
+    track_process: trackRule('track_process', 'track_process', (name) => ctx.processReverse.get(name) ?? false),
     track_file: unsupported('VRRP track_file is not supported (FILE_CHECK covers real servers); use a vrrp_script that reads the file'),
     track_bfd: unsupported('no BFD in keepalive-ts'),
     garp_master_delay: garp('garp_master_delay', 0),
@@ -393,18 +487,14 @@ function instanceRules(ctx: Ctx): Record<string, Rule<Draft>> {
     notify_master_rx_lower_pri: unsupported('no notify on receiving a lower priority advert in keepalive-ts'),
     notify_deleted: unsupported('no notify for an instance deleted by a reload in keepalive-ts'),
     notify_priority_changes: unsupported(NO_FIFO),
-    smtp_alert: pendingConv('smtp_alert', bool, NO_MAIL),
-    use_vmac: pending('use_vmac', (n) => {
-      const args = n.args[0] === 'name' ? n.args.slice(1) : n.args;
-      const name = args.find((a) => !/^([0-9a-f]{2}:){4,5}[0-9a-f]{2}$/i.test(a) && a !== 'netlink_notify_msg' && a !== 'group');
-      if (args.some((a) => /^([0-9a-f]{2}:){4,5}[0-9a-f]{2}$/i.test(a))) return [];
-      return name === undefined ? [true] : [name, true];
-    }, NO_VMAC + ' (or a MAC address / group option is given)'),
-    vmac_xmit_base: pendingConv('vmac_xmit_base', bool, NO_VMAC),
+    smtp_alert: to('smtp_alert', bool),
+    use_vmac: useVmac,
+    // keepalived takes no value: the keyword alone sets it.
+    vmac_xmit_base: (n, d) => d.set('vmac_xmit_base', true, n.loc),
     use_vmac_addr: unsupported('per-address virtual MACs are not supported'),
     use_ipvlan: unsupported('no ipvlan interfaces in keepalive-ts'),
-    virtual_routes: pending('virtual_routes', (n) => [stringLines(n)], NO_ROUTES),
-    virtual_rules: pending('virtual_rules', (n) => [stringLines(n)], NO_ROUTES),
+    virtual_routes: specLines('virtual_routes', parseRouteSpec, ctx),
+    virtual_rules: specLines('virtual_rules', parseRuleSpec, ctx),
     lvs_sync_daemon_interface: (n, d, m) => {
       const ifname = word(n, m);
       if (ifname === undefined) return;
@@ -453,12 +543,9 @@ function syncGroupRules(): Record<string, Rule<Draft>> {
     track_script: trackRule('track_script', 'track_script'),
     track_interface: unsupported('track_interface on a sync group is not supported; put it on each member instance'),
     track_file: unsupported('track_file is not supported; use a vrrp_script that reads the file'),
-    track_process: pending('track_process', (n, m) => {
-      const v = trackList('track_process')(n, m);
-      return v === undefined ? undefined : [v];
-    }, NO_TRACK_PROCESS),
+    track_process: unsupported('track_process on a sync group is not supported; put it on each member instance'),
     track_bfd: unsupported('no BFD in keepalive-ts'),
-    smtp_alert: pendingConv('smtp_alert', bool, NO_MAIL),
+    smtp_alert: to('smtp_alert', bool),
     global_tracking: ignored('deprecated in keepalived; track on the group instead'),
     sync_group_tracking_weight: unsupported('weighted tracking of sync group members is not supported'),
   };
@@ -718,7 +805,7 @@ function realServerRules(ctx: Ctx): Record<string, Rule<RsDraft>> {
     uthreshold: to('uthreshold', int(0)),
     lthreshold: to('lthreshold', int(0)),
     inhibit_on_failure: to('inhibit_on_failure', bool),
-    smtp_alert: pendingConv('smtp_alert', bool, NO_MAIL),
+    smtp_alert: to('smtp_alert', bool),
     virtualhost: def('virtualhost', word),
     connect_timeout: def('connect_timeout', seconds(0.001)),
     retry: def('retry', int(0)),
@@ -776,7 +863,7 @@ function virtualServerRules(ctx: Ctx): Record<string, Rule<VsDraft>> {
     warmup: to('warmup', seconds()),
     inhibit_on_failure: (n, d) => d.set('inhibit_on_failure', true, n.loc),
     ops: (n, d) => d.set('ops', true, n.loc),
-    smtp_alert: pendingConv('smtp_alert', bool, NO_MAIL),
+    smtp_alert: to('smtp_alert', bool),
     snmp_name: ignored(NO_SNMP),
     ip_family: ignored('the addresses decide the family'),
     ...many(['flag-1', 'flag-2', 'flag-3', 'sh-port', 'sh-fallback', 'mh-port', 'mh-fallback'], unsupported('IPVS scheduler flags are not supported')),
@@ -840,7 +927,7 @@ const TOP_LEVEL_ONLY_REPORTED: Readonly<Record<string, string>> = {
  * mapChecker are listed in the docs by hand).
  */
 export function ruleTables(): Record<string, Readonly<Record<string, Rule<never>>>> {
-  const ctx: Ctx = { m: new Messages(), trackFiles: new Map(), vsGroups: new Map(), instanceDefaults: new Map(), syncHasInstance: false };
+  const ctx: Ctx = { m: new Messages(), trackFiles: new Map(), vsGroups: new Map(), instanceDefaults: new Map(), processReverse: new Map(), syncHasInstance: false };
   const top = Object.fromEntries(Object.entries(TOP_LEVEL_ONLY_REPORTED).map(([k, why]) => [k, unsupported<never>(why)]));
   return {
     'top level': top,
@@ -923,10 +1010,9 @@ export function expandAddressRange(text: string, limit = 256): string[] | undefi
 /** The statements of the whole file -> tables in keepalive-ts order, with messages. */
 export function mapKeepalived(nodes: readonly KNode[]): KeepalivedMapResult {
   const m = new Messages();
-  const ctx: Ctx = { m, trackFiles: new Map(), vsGroups: new Map(), instanceDefaults: new Map(), syncHasInstance: false };
+  const ctx: Ctx = { m, trackFiles: new Map(), vsGroups: new Map(), instanceDefaults: new Map(), processReverse: new Map(), syncHasInstance: false };
   const first = nodes[0]?.loc ?? { file: '-', line: 1 };
   const global = new Draft(GLOBAL_FIELDS, first, 'global_defs');
-  const root = new Draft(CONFIG_FIELDS, first, 'static addresses, routes and rules');
   const scripts: Draft[] = [];
   const instances: Draft[] = [];
   const groups: Draft[] = [];
@@ -950,6 +1036,8 @@ export function mapKeepalived(nodes: readonly KNode[]): KeepalivedMapResult {
       if (n.args[0] !== undefined) ctx.trackFiles.set(n.args[0], tf);
     } else if (n.keyword === 'virtual_server_group') {
       if (n.args[0] !== undefined) ctx.vsGroups.set(n.args[0], n);
+    } else if (n.keyword === 'vrrp_track_process' && n.args[0] !== undefined) {
+      ctx.processReverse.set(n.args[0], (n.block ?? []).some((c) => c.keyword === 'weight' && c.args[1] === 'reverse'));
     }
   }
 
@@ -968,24 +1056,9 @@ export function mapKeepalived(nodes: readonly KNode[]): KeepalivedMapResult {
         break;
       }
       case 'vrrp_track_process': {
-        const fields = (Object.hasOwn(CONFIG_FIELDS, 'vrrp_track_process') ? trackProcessFields() : undefined);
-        if (!fields) {
-          m.add(n.loc, 'unsupported', `vrrp_track_process ${n.args[0] ?? ''}: ${NO_TRACK_PROCESS}; not imported`);
-          break;
-        }
-        const d = new Draft(fields, n.loc, `vrrp_track_process ${n.args[0] ?? ''}`);
+        const d = new Draft(VRRP_TRACK_PROCESS_FIELDS, n.loc, `vrrp_track_process ${n.args[0] ?? ''}`);
         if (n.args[0] !== undefined) d.set('name', n.args[0], n.loc);
-        applyRules(n.block, {
-          process: pending('process', (c) => [c.args.join(' '), c.args], NO_TRACK_PROCESS),
-          param_match: pendingConv('param_match', word, NO_TRACK_PROCESS),
-          weight: pendingConv('weight', int(-254, 254), NO_TRACK_PROCESS),
-          quorum: pendingConv('quorum', int(0), NO_TRACK_PROCESS),
-          quorum_max: pendingConv('quorum_max', int(0), NO_TRACK_PROCESS),
-          fork_delay: pendingConv('fork_delay', seconds(), NO_TRACK_PROCESS),
-          terminate_delay: pendingConv('terminate_delay', seconds(), NO_TRACK_PROCESS),
-          delay: pendingConv('delay', seconds(), NO_TRACK_PROCESS),
-          full_command: pendingConv('full_command', bool, NO_TRACK_PROCESS),
-        }, d, m, 'vrrp_track_process');
+        applyRules(n.block, trackProcessRules(), d, m, 'vrrp_track_process');
         trackProcesses.push(d);
         break;
       }
@@ -1017,8 +1090,10 @@ export function mapKeepalived(nodes: readonly KNode[]): KeepalivedMapResult {
       case 'static_ipaddress':
       case 'static_routes':
       case 'static_rules': {
-        const target = Object.hasOwn(CONFIG_FIELDS, n.keyword) ? root : global;
-        pending(n.keyword, (c) => [stringLines(c)], NO_ROUTES)(n, target, m);
+        // Top-level blocks in keepalived, [global] keys here.
+        const parse = n.keyword === 'static_ipaddress' ? parseAddressSpec : n.keyword === 'static_routes' ? parseRouteSpec : parseRuleSpec;
+        global.comments.push(`from ${n.loc.file}:${n.loc.line} (${n.keyword})`);
+        specLines(n.keyword, parse, ctx)(n, global, m);
         break;
       }
       default: {
@@ -1029,13 +1104,15 @@ export function mapKeepalived(nodes: readonly KNode[]): KeepalivedMapResult {
     }
   }
 
+  if (ctx.defaultInterface && !ctx.defaultInterface.used) {
+    m.add(ctx.defaultInterface.loc, 'ignored', 'default_interface: keepalived uses it for static addresses without dev; there are none');
+  }
   if (ctx.minGarp) {
     if (!global.has('vrrp_garp_master_repeat')) global.set('vrrp_garp_master_repeat', 1, ctx.minGarp);
     if (!global.has('vrrp_garp_master_delay')) global.set('vrrp_garp_master_delay', 0, ctx.minGarp);
   }
 
   const tables: TomlTable[] = [];
-  if (root.entries.size > 0) tables.push(table(undefined, root));
   if (global.entries.size > 0) tables.push({ ...table('global', global, false), comments: global.comments.length > 0 ? global.comments : [origin(global)] });
   for (const s of scripts) tables.push(table('vrrp_script', s, true, ['name', 'script']));
   for (const p of trackProcesses) tables.push(table('vrrp_track_process', p, true, ['name', 'process']));
@@ -1053,13 +1130,53 @@ export function mapKeepalived(nodes: readonly KNode[]): KeepalivedMapResult {
   return { tables, messages: m };
 }
 
-function trackProcessFields(): Fields | undefined {
-  const spec = (CONFIG_FIELDS as Record<string, { type: { kind: string; of?: { kind: string; fields?: Fields } } }>).vrrp_track_process?.type;
-  return spec?.kind === 'array' && spec.of?.kind === 'table' ? spec.of.fields : undefined;
+/** vrrp_track_process { } keywords (keepalived vrrp_tprocess_*_handler). */
+function trackProcessRules(): Record<string, Rule<Draft>> {
+  return {
+    // `process NAME [PARAM ...]`: with parameters keepalived matches the command line, as
+    // keepalive-ts does for ["NAME", "PARAM", ...].
+    process: (n, d, m) => {
+      if (n.args.length === 0) m.add(n.loc, 'error', 'process: name missing; not imported');
+      else d.set('process', n.args.length === 1 ? n.args[0]! : [...n.args], n.loc);
+    },
+    // Without a value keepalived means exact matching.
+    param_match: (n, d, m) => {
+      const v = n.args.length === 0 ? 'exact' : oneOf(PARAM_MATCH)(n, m);
+      if (v !== undefined) d.set('param_match', v, n.loc);
+    },
+    weight: (n, d, m) => {
+      const w = int(-254, 254)(n, m);
+      if (w === undefined) return;
+      const opt = n.args[1];
+      if (opt !== undefined && opt !== 'reverse') {
+        m.add(n.loc, 'error', `weight: unknown option "${opt}" (reverse); not imported`);
+        return;
+      }
+      d.set('weight', w, n.loc);
+      if (opt === 'reverse') d.set('reverse', true, n.loc);
+    },
+    quorum: to('quorum', int(1, 65535)),
+    quorum_max: to('quorum_max', int(0, 65535)),
+    delay: to('delay', seconds()),
+    fork_delay: to('fork_delay', seconds()),
+    terminate_delay: to('terminate_delay', seconds()),
+    full_command: (n, d) => d.set('full_command', true, n.loc),
+  };
 }
 
 function finishInstance(d: Draft, n: KNode, ctx: Ctx): void {
   for (const [k, v] of ctx.instanceDefaults) if (!d.has(k)) d.set(k, v.value, v.loc);
+  const xmitBase = d.entries.get('vmac_xmit_base');
+  if (xmitBase && !d.has('use_vmac')) {
+    ctx.m.add(xmitBase.loc ?? d.loc, 'ignored', 'vmac_xmit_base without use_vmac: no effect (in keepalived either)');
+    d.delete('vmac_xmit_base');
+  }
+  const peers = d.get('unicast_peer');
+  if (d.has('use_vmac') && !d.has('vmac_xmit_base') && Array.isArray(peers) && peers.length > 0) {
+    const at = d.entries.get('use_vmac')?.loc ?? d.loc;
+    d.set('vmac_xmit_base', true, at);
+    ctx.m.add(at, 'changed', 'use_vmac with unicast peers: vmac_xmit_base = true, as keepalived sets it (unicast adverts go out of the base interface)');
+  }
   const vips = d.get('virtual_ipaddress');
   if (!Array.isArray(vips) || vips.length === 0) {
     ctx.m.add(n.loc, 'error', `${d.what}: no virtual_ipaddress (keepalive-ts needs at least one VIP)`);
@@ -1182,8 +1299,8 @@ function finishVirtualServer(vs: VsDraft, ctx: Ctx): void {
   const method = vs.method?.value ?? 'NAT';
   if (vs.method) {
     if (accepts(VIRTUAL_SERVER_FIELDS, 'lb_kind', method)) vs.set('lb_kind', method, vs.method.loc);
-    else if (method === 'TUN') m.add(vs.method.loc, 'unsupported', 'lb_kind TUN: IP-in-IP tunnelling is not available (no ipip on this kernel, and keepalive-ts has no TUN data plane); imported with NAT forwarding (a user-space proxy: real servers see the director\'s address as the source)');
-    else m.add(vs.method.loc, 'changed', `lb_kind ${method}: this keepalive-ts forwards with NAT only (a user-space proxy: real servers see the director's address as the source; replies return through the director); imported as NAT`);
+    else if (method === 'TUN') m.add(vs.method.loc, 'unsupported', 'lb_kind TUN: IP-in-IP tunnelling is not available (no ipip on this kernel); imported with the default lb_kind NAT (the real servers must route their replies back through the director; DR is the choice when they share its LAN)');
+    else m.add(vs.method.loc, 'changed', `lb_kind ${method}: not available in this keepalive-ts; imported with the default lb_kind NAT (the real servers must route their replies back through the director)`);
   }
   for (const rs of vs.reals) {
     if (rs.method && rs.method.value !== method) {

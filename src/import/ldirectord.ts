@@ -16,7 +16,7 @@ import { didYouMean } from '../config/suggest.js';
 import { canonicalAddress } from '../util/endpoint.js';
 import { Draft, Messages } from './draft.js';
 import { expandAddressRange } from './keepalived-map.js';
-import { accepts, checkFieldsOf, firstAccepted } from './schema-fit.js';
+import { accepts, checkFieldsOf } from './schema-fit.js';
 import type { TomlTable, TomlValue } from './toml-writer.js';
 import type { ImportMessage, Loc } from './types.js';
 
@@ -39,7 +39,7 @@ const GLOBAL_KEYS = ['checktimeout', 'negotiatetimeout', 'checkinterval', 'check
 const VIRTUAL_KEYS = ['real', 'real6', 'checktype', 'service', 'checkcommand', 'checkport', 'request', 'receive', 'httpmethod', 'virtualhost', 'login', 'passwd',
   'database', 'secret', 'scheduler', 'persistent', 'netmask', 'protocol', 'monitorfile', 'ops', 'servicename', 'comment', 'checktimeout', 'negotiatetimeout',
   'checkinterval', 'checkcount', 'failurecount', 'fallback', 'fallback6', 'fallbackcommand', 'emailalert', 'emailalertfreq', 'emailalertstatus',
-  'quiescent', 'cleanstop'];
+  'smtp', 'quiescent', 'cleanstop'];
 
 interface Directive {
   key: string;
@@ -216,6 +216,7 @@ export function importLdirectord(text: string, file: string): LdirectordResult {
   const { globals, virtuals } = parseLdirectord(text, file, m);
   const g = new Map<string, Directive>();
   const global = new Draft(GLOBAL_FIELDS, { file, line: 1 }, 'global directives');
+  let emailAlert: Directive | undefined;
   for (const d of globals) {
     g.set(d.key, d);
     switch (d.key) {
@@ -223,24 +224,28 @@ export function importLdirectord(text: string, file: string): LdirectordResult {
       case 'fallback': case 'fallback6': case 'fallbackcommand': case 'checkcount':
         break; // per-virtual defaults, applied below
       case 'emailalert': {
-        const list = unquote(d.value).split(',').map((s) => s.trim()).filter((s) => s !== '');
-        const v = firstAccepted(global.fields, 'notification_email', [list]);
-        if (v === undefined) m.add(d.loc, 'unsupported', 'emailalert: no e-mail alerts in this keepalive-ts (the vrrpparity features add them); not imported');
-        else global.set('notification_email', v, d.loc);
+        // "a@b[, c@d]...": each address the schema takes becomes a recipient.
+        const list: string[] = [];
+        for (const a of unquote(d.value).split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+          if (accepts(GLOBAL_FIELDS, 'notification_email', [a])) list.push(a);
+          else m.add(d.loc, 'unsupported', `emailalert ${JSON.stringify(a)}: keepalive-ts sends to full addresses only (user@domain or "Name <user@domain>"); address not imported`);
+        }
+        if (list.length > 0) {
+          global.set('notification_email', list, d.loc);
+          emailAlert = d;
+        }
         break;
       }
       case 'emailalertfrom': {
-        const v = firstAccepted(global.fields, 'notification_email_from', [unquote(d.value)]);
-        if (v === undefined) m.add(d.loc, 'unsupported', 'emailalertfrom: no e-mail alerts in this keepalive-ts; not imported');
-        else global.set('notification_email_from', v, d.loc);
+        const v = unquote(d.value);
+        if (accepts(GLOBAL_FIELDS, 'notification_email_from', v)) global.set('notification_email_from', v, d.loc);
+        else m.add(d.loc, 'unsupported', `emailalertfrom ${JSON.stringify(v)}: not an address user@domain (or "Name <user@domain>"); not imported, mails come from USER@HOSTNAME (ldirectord's default too)`);
         break;
       }
-      case 'smtp': {
-        const v = firstAccepted(global.fields, 'smtp_server', [unquote(d.value)]);
-        if (v === undefined) m.add(d.loc, 'unsupported', 'smtp: no e-mail alerts in this keepalive-ts; not imported');
-        else global.set('smtp_server', v, d.loc);
+      case 'smtp':
+        // Checked by `check` like any key: an address it refuses is reported against this line.
+        global.set('smtp_server', unquote(d.value), d.loc);
         break;
-      }
       case 'emailalertfreq': case 'emailalertstatus':
         m.add(d.loc, 'unsupported', `${d.key}: alert repetition and per-state filters are not supported; not imported`);
         break;
@@ -266,6 +271,13 @@ export function importLdirectord(text: string, file: string): LdirectordResult {
         m.add(d.loc, 'unsupported', 'execute: import each configuration and run one keepalive-ts per file; not imported');
         break;
     }
+  }
+
+  if (emailAlert && !global.has('smtp_server')) {
+    // Without smtp= ldirectord hands its mails to the local mailer (Mail::Send, i.e. sendmail);
+    // keepalive-ts speaks SMTP, so it goes to the local MTA's port 25.
+    global.set('smtp_server', '127.0.0.1', emailAlert.loc);
+    m.add(emailAlert.loc, 'changed', 'emailalert without smtp=: ldirectord hands alerts to the local mailer (sendmail); keepalive-ts speaks SMTP, so smtp_server = "127.0.0.1" (the local MTA, port 25) is set');
   }
 
   const tables: TomlTable[] = [];
@@ -360,9 +372,9 @@ function mapVirtual(v: VirtualSection, g: ReadonlyMap<string, Directive>, m: Mes
     vs.set('quorum_down', `${cmd} start ${svc} ${protocol}`, fbc.loc);
     vs.set('quorum_up', `${cmd} stop ${svc} ${protocol}`, fbc.loc);
   }
-  for (const k of ['emailalert', 'emailalertfreq', 'emailalertstatus']) {
+  for (const k of ['emailalert', 'emailalertfreq', 'emailalertstatus', 'smtp']) {
     const d = opt.get(k);
-    if (d) m.add(d.loc, 'unsupported', `${k} in a virtual section: per-service alert addresses are not supported; not imported`);
+    if (d) m.add(d.loc, 'unsupported', `${k} in a virtual section: per-service alert settings are not supported (set them globally); not imported`);
   }
   const mf = opt.get('monitorfile');
   if (mf) m.add(mf.loc, 'ignored', 'monitorfile: check results are in `keepalive-ts status` and the keepalive_ts_check_* metrics');
@@ -375,8 +387,8 @@ function mapVirtual(v: VirtualSection, g: ReadonlyMap<string, Directive>, m: Mes
   if (methods.length > 1) m.add(v.head.loc, 'unsupported', `real servers mix ${methods.join(' and ')}: one forwarding method per virtual server in keepalive-ts; ${method} is used`);
   if (method !== 'NAT') {
     if (accepts(VIRTUAL_SERVER_FIELDS, 'lb_kind', method)) vs.set('lb_kind', method, reals[0]!.loc);
-    else if (method === 'TUN') m.add(reals[0]!.loc, 'unsupported', 'ipip (LVS-TUN): IP-in-IP tunnelling is not available; imported with NAT forwarding (a user-space proxy: real servers see the director\'s address as the source)');
-    else m.add(reals[0]!.loc, 'changed', 'gate (LVS-DR): this keepalive-ts forwards with NAT only (a user-space proxy: real servers see the director\'s address as the source; replies return through the director, and a real server needs no VIP on lo); imported as NAT');
+    else if (method === 'TUN') m.add(reals[0]!.loc, 'unsupported', 'ipip (LVS-TUN): IP-in-IP tunnelling is not available (no ipip on this kernel); imported with the default lb_kind NAT (the real servers must route their replies back through the director; gate/DR is the choice when they share its LAN)');
+    else m.add(reals[0]!.loc, 'changed', `${method} forwarding is not available in this keepalive-ts; imported with the default lb_kind NAT (the real servers must route their replies back through the director)`);
   }
 
   const tables: TomlTable[] = [{ name: 'virtual_server', array: true, comments: [`from ${file}:${v.head.loc.line} (${v.head.key}=${head})`], loc: v.head.loc, entries: [...vs.entries.values()] }];

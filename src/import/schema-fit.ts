@@ -1,7 +1,9 @@
 /**
  * Asks the config schema (src/config/schema.ts, the one list of keys) whether a key exists and
  * whether a value would pass it, so the importer emits a keepalived feature exactly when this
- * keepalive-ts accepts it: when a feature lands in the schema, its import lights up by itself.
+ * keepalive-ts accepts it (a fwmark service lights up by itself when the schema gets the key) and
+ * leaves out, with a note, values keepalived takes and keepalive-ts refuses (bare user names as
+ * mail recipients) without a grammar of its own.
  */
 import { CHECK_COMMON_FIELDS, CHECK_VARIANT_FIELDS } from '../config/schema.js';
 import type { FieldSpec, Fields } from '../config/schema-types.js';
@@ -22,11 +24,6 @@ export function accepts(fields: Fields, key: string, value: TomlValue): boolean 
   const sink = new IssueSink('-', () => undefined);
   validateDocument({ [key]: field }, { [key]: value }, sink);
   return sink.issues.length === 0;
-}
-
-/** The first candidate value the schema accepts for fields[key], if any. */
-export function firstAccepted(fields: Fields, key: string, candidates: readonly TomlValue[]): TomlValue | undefined {
-  return candidates.find((c) => accepts(fields, key, c));
 }
 
 /** The keys a check of `type` may have: type, the common keys, the type's own. */

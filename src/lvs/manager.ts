@@ -1,20 +1,22 @@
 /**
  * The virtual-server manager on the main thread: one HealthRunner per real server, the pure pool
- * logic turning health into the destination list, and the data plane (a worker thread) that serves
- * each virtual service while the VRRP instance owning its address is MASTER. No packet or
- * connection is touched here.
+ * logic turning health into the destination list, and the data plane (the Dataplane contract:
+ * in the daemon a DataplaneSet routing each service to the proxy or the kernel path by its
+ * lb_kind) that serves each virtual service while the VRRP instance owning its address is MASTER.
+ * No packet or connection is touched here.
  */
 import type { Logger } from 'pino';
-import type { ReloadPlan, VirtualServerConfig } from '../config/index.js';
-import type { RealServerStatus as RealServerReport, VirtualServerStatus } from '../daemon/status.js';
+import type { RealServerConfig, ReloadPlan, VirtualServerConfig } from '../config/index.js';
+import type { RealServerStatus as RealServerReport, SorryServerStatus, VirtualServerStatus } from '../daemon/status.js';
+import { endpointText, ipvsadmServiceText, type ServiceKey, type ServiceMatch } from '../util/endpoint.js';
 import { errorMessage } from '../util/errors.js';
 import { runCommand } from '../util/exec.js';
+import { FORWARD_NAMES, type Dataplane, type DataplaneStats, type DestStats, type PoolSpec, type ServiceSpec } from './dataplane/contract.js';
 import { HealthRunner, type HealthStats } from './health.js';
 import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolState, type RealServerStatus } from './pool.js';
-import { serviceId, type DataPlane, type DataPlaneStats, type ServiceSpec } from './dataplane/index.js';
 
 export interface LvsDeps {
-  dataPlane: Pick<DataPlane, 'configure' | 'setPool' | 'serve' | 'unserve' | 'stats' | 'close'>;
+  dataPlane: Dataplane;
   log: Logger;
   run?: typeof runCommand;
   /** Builds a health runner; tests substitute scripted checks. */
@@ -36,8 +38,9 @@ export interface CheckMetric {
 }
 
 interface Real {
+  /** endpointText(cfg.endpoint): the pool id and the Destination key. */
   id: string;
-  cfg: VirtualServerConfig['real_server'][number];
+  cfg: RealServerConfig;
   health: RealServerStatus['health'];
   dynamicWeight: number | undefined;
   runner: Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
@@ -46,7 +49,7 @@ interface Real {
 }
 
 interface Service {
-  id: string;
+  key: ServiceKey;
   cfg: VirtualServerConfig;
   reals: Real[];
   pool: PoolState | null;
@@ -57,43 +60,74 @@ interface Service {
   retry: NodeJS.Timeout | undefined;
 }
 
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
+/** The data plane's view of a virtual service, built once from its config (the one place this happens). */
 export function serviceSpec(cfg: VirtualServerConfig): ServiceSpec {
+  const flags = new Set(cfg.sched_flags);
+  const algo = cfg.lb_algo;
   return {
-    id: serviceId(cfg.protocol === 'TCP' ? 'tcp' : 'udp', cfg.address, cfg.port),
-    protocol: cfg.protocol === 'TCP' ? 'tcp' : 'udp',
-    address: cfg.address,
-    port: cfg.port,
-    lbAlgo: cfg.lb_algo,
-    persistence: cfg.persistence_timeout > 0
-      ? { timeoutMs: cfg.persistence_timeout * 1000, ...(cfg.family === 4 ? { prefix4: cfg.persistence_prefix } : { prefix6: cfg.persistence_prefix }) }
-      : null,
-    proxyProtocol: cfg.proxy_protocol,
-    connectTimeoutMs: cfg.connect_timeout * 1000,
-    ops: cfg.ops,
+    key: cfg.key,
+    match: cfg.match,
+    kind: cfg.lb_kind,
+    scheduler: algo,
+    hash: {
+      seed: cfg.hash_seed,
+      tableSize: cfg.mh_table_size,
+      port: flags.has('flag-2') || flags.has(`${algo}-port` as never),
+      fallback: flags.has('flag-1') || flags.has(`${algo}-fallback` as never),
+    },
+    persistence: cfg.persistence_timeout > 0 ? { timeoutMs: cfg.persistence_timeout * 1000, prefix: cfg.persistence_prefix } : null,
     drainMs: cfg.drain_timeout * 1000,
+    ops: cfg.ops,
+    ...(cfg.lb_kind === 'PROXY' ? { proxy: { proxyProtocol: cfg.proxy_protocol, connectTimeoutMs: cfg.connect_timeout * 1000 } } : {}),
   };
 }
 
+/** The pool the data plane gets from a pool evaluation: real destinations only; the sorry server apart. */
+export function poolSpec(cfg: VirtualServerConfig, result: PoolResult): PoolSpec {
+  const byId = new Map(cfg.real_server.map((rs) => [endpointText(rs.endpoint), rs.endpoint]));
+  const dests = result.destinations
+    .filter((d) => d.kind === 'real' && byId.has(d.id))
+    .map((d) => ({ key: d.id, endpoint: byId.get(d.id)!, weight: d.weight }));
+  return { dests, sorry: cfg.sorry_endpoint };
+}
+
 function poolParams(cfg: VirtualServerConfig): PoolParams {
+  const sorry = cfg.sorry_endpoint;
   return {
     quorum: cfg.quorum,
     hysteresis: cfg.hysteresis,
     alpha: cfg.alpha,
     omega: cfg.omega,
-    sorryServer: cfg.sorry_server ? { id: `sorry:${hostPort(cfg.sorry_server.address, cfg.sorry_server.port)}`, ...cfg.sorry_server } : undefined,
+    sorryServer: sorry ? { id: `sorry:${endpointText(sorry)}`, address: sorry.address, port: sorry.port } : undefined,
     sorryServerInhibit: cfg.sorry_server_inhibit,
     depoolThreshold: cfg.depool_threshold,
   };
 }
 
+/**
+ * The address a service is served for: its own, or none for a fwmark service. A fwmark service
+ * has no address of its own, so, as keepalived's IPVS fwmark services, it is configured on every
+ * director from the start; traffic reaches the one whose firewall rules mark it (and that holds
+ * the VIPs).
+ */
+function ownedAddress(match: ServiceMatch): string | null {
+  return match.kind === 'addr' ? match.address : null;
+}
+
+const counters = (x: DestStats | undefined) => ({
+  active_conns: x ? x.active_conns : 0,
+  inact_conns: x ? x.inact_conns : 0,
+  conns: x?.conns ?? 0,
+  in_pkts: x ? x.in_pkts : 0,
+  out_pkts: x ? x.out_pkts : 0,
+  in_bytes: x?.in_bytes ?? 0,
+  out_bytes: x?.out_bytes ?? 0,
+});
+
 export class VirtualServerManager {
   readonly #services: Service[];
   readonly #run: typeof runCommand;
-  #stats: DataPlaneStats | null = null;
+  #stats: DataplaneStats | null = null;
   #poll: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -105,13 +139,13 @@ export class VirtualServerManager {
   }
 
   #makeService(cfg: VirtualServerConfig): Service {
-    const svc: Service = { id: serviceSpec(cfg).id, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined };
+    const svc: Service = { key: cfg.key, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined };
     svc.reals = cfg.real_server.map((rs) => this.#makeReal(svc, rs));
     return svc;
   }
 
-  #makeReal(svc: Service, rs: VirtualServerConfig['real_server'][number]): Real {
-    const real: Real = { id: hostPort(rs.address, rs.port), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined!, lastChange: null };
+  #makeReal(svc: Service, rs: RealServerConfig): Real {
+    const real: Real = { id: endpointText(rs.endpoint), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined!, lastChange: null };
     real.runner = this.#makeRunner(svc, real);
     return real;
   }
@@ -127,15 +161,16 @@ export class VirtualServerManager {
         if (health !== was) real.lastChange = { at: Date.now(), reason: detail };
         // Going down, and coming back after being down, is what an operator must see: warn.
         const level = health !== was && (health === 'down' || was === 'down') ? 'warn' : 'info';
-        this.deps.log[level]({ virtual_server: svc.id, real_server: real.id, health, was, reason: detail }, `real server ${real.id} of ${svc.id} is ${health}: ${detail}`);
+        this.deps.log[level]({ virtual_server: svc.key, real_server: real.id, health, was, reason: detail }, `real server ${real.id} of ${svc.key} is ${health}: ${detail}`);
         void this.#apply(svc);
       },
     };
     return this.deps.healthRunner ? this.deps.healthRunner(opts) : new HealthRunner(opts);
   }
 
-  #find(cfg: Pick<VirtualServerConfig, 'protocol' | 'address' | 'port'>): Service | undefined {
-    return this.#services.find((s) => s.cfg.protocol === cfg.protocol && s.cfg.address === cfg.address && s.cfg.port === cfg.port);
+  /** Keys are unique within a config (semantic.ts refuses duplicates and overlaps). */
+  #find(cfg: Pick<VirtualServerConfig, 'key'>): Service | undefined {
+    return this.#services.find((s) => s.key === cfg.key);
   }
 
   /**
@@ -159,7 +194,7 @@ export class VirtualServerManager {
       if (!svc) continue;
       svc.cfg = k.next;
       const rsPlan = k.changes.realServers;
-      const same = (a: { address: string; port: number }, b: { address: string; port: number }) => a.address === b.address && a.port === b.port;
+      const same = (a: RealServerConfig, b: RealServerConfig) => endpointText(a.endpoint) === endpointText(b.endpoint);
       for (const rs of rsPlan.removed) {
         const real = svc.reals.find((r) => same(r.cfg, rs));
         real?.runner.stop();
@@ -212,12 +247,10 @@ export class VirtualServerManager {
     svc.pool = result.state;
     svc.last = result;
     this.#events(svc, result.events);
-    const dests = result.destinations.filter((d) => d.kind === 'real').map(({ id, address, port, weight }) => ({ id, address, port, weight }));
-    const sorry = svc.cfg.sorry_server ?? null;
     try {
-      await this.deps.dataPlane.setPool(svc.id, dests, sorry);
+      await this.deps.dataPlane.setPool(svc.key, poolSpec(svc.cfg, result));
     } catch (err) {
-      this.deps.log.error({ virtual_server: svc.id, err: errorMessage(err) }, 'cannot update the data plane pool');
+      this.deps.log.error({ virtual_server: svc.key, err: errorMessage(err) }, 'cannot update the data plane pool');
     }
   }
 
@@ -227,11 +260,11 @@ export class VirtualServerManager {
       switch (ev.type) {
         case 'quorum_up':
         case 'quorum_down': {
-          log.info({ virtual_server: svc.id, weight_sum: ev.weightSum, threshold: ev.threshold }, `${svc.id}: ${ev.type.replace('_', ' ')}`);
+          log.info({ virtual_server: svc.key, weight_sum: ev.weightSum, threshold: ev.threshold }, `${svc.key}: ${ev.type.replace('_', ' ')}`);
           const script = ev.type === 'quorum_up' ? svc.cfg.quorum_up : svc.cfg.quorum_down;
           if (script) this.#notify(script);
           if (svc.cfg.smtp_alert) {
-            this.deps.alert?.({ kind: 'virtual_server', virtualServer: svc.id, up: ev.type === 'quorum_up', quorum: svc.cfg.quorum, hysteresis: svc.cfg.hysteresis, weightSum: ev.weightSum });
+            this.deps.alert?.({ kind: 'virtual_server', virtualServer: svc.key, up: ev.type === 'quorum_up', quorum: svc.cfg.quorum, hysteresis: svc.cfg.hysteresis, weightSum: ev.weightSum });
           }
           break;
         }
@@ -241,15 +274,15 @@ export class VirtualServerManager {
           const script = ev.type === 'rs_up' ? real?.cfg.notify_up : real?.cfg.notify_down;
           if (script) this.#notify(script);
           if (real?.cfg.smtp_alert) {
-            this.deps.alert?.({ kind: 'real_server', virtualServer: svc.id, realServer: real.id, up: ev.type === 'rs_up', detail: real.lastChange?.reason ?? (ev.type === 'rs_up' ? 'up' : 'down') });
+            this.deps.alert?.({ kind: 'real_server', virtualServer: svc.key, realServer: real.id, up: ev.type === 'rs_up', detail: real.lastChange?.reason ?? (ev.type === 'rs_up' ? 'up' : 'down') });
           }
           break;
         }
         case 'kept_despite_failing':
-          log.warn({ virtual_server: svc.id, real_server: ev.id }, `${ev.id} fails its checks but stays pooled (depool_threshold)`);
+          log.warn({ virtual_server: svc.key, real_server: ev.id }, `${ev.id} fails its checks but stays pooled (depool_threshold)`);
           break;
         case 'kept_released':
-          log.info({ virtual_server: svc.id, real_server: ev.id }, `${ev.id} released from the depool_threshold hold`);
+          log.info({ virtual_server: svc.key, real_server: ev.id }, `${ev.id} released from the depool_threshold hold`);
           break;
       }
     }
@@ -263,12 +296,14 @@ export class VirtualServerManager {
 
   /**
    * Called when VRRP ownership of addresses changes. A service is served while `owns(address)` is
-   * true; on losing it the service stops accepting and drains (drain_timeout).
+   * true (a fwmark service, having no address, always); on losing it the service stops accepting
+   * and drains (drain_timeout).
    */
   setOwnership(owns: (address: string) => boolean): void {
     this.#owns = owns;
     for (const svc of this.#services) {
-      const want = owns(svc.cfg.address);
+      const address = ownedAddress(svc.cfg.match);
+      const want = address === null || owns(address);
       if (want === svc.wanted) continue;
       svc.wanted = want;
       if (want) this.#serve(svc, 0);
@@ -279,17 +314,17 @@ export class VirtualServerManager {
   #serve(svc: Service, attempt: number): void {
     clearTimeout(svc.retry);
     if (!svc.wanted || this.#stopped) return;
-    this.deps.dataPlane.serve(svc.id).then(
+    this.deps.dataPlane.serve(svc.key).then(
       () => {
         svc.serving = true;
-        this.deps.log.info({ virtual_server: svc.id }, `serving ${svc.id}`);
+        this.deps.log.info({ virtual_server: svc.key, kind: svc.cfg.lb_kind }, `serving ${svc.key} (${svc.cfg.lb_kind})`);
         // Ownership may have gone while the worker was binding.
         if (!svc.wanted) void this.#unserve(svc);
       },
       (err: unknown) => {
         // The VIP can lag the MASTER transition by a moment; keep trying while we still own it.
         const delay = Math.min(1000, 20 * 2 ** Math.min(attempt, 6));
-        if (attempt % 10 === 0) this.deps.log.warn({ virtual_server: svc.id, err: errorMessage(err), attempt }, `cannot serve ${svc.id} yet; retrying`);
+        if (attempt % 10 === 0) this.deps.log.warn({ virtual_server: svc.key, err: errorMessage(err), attempt }, `cannot serve ${svc.key} yet; retrying`);
         svc.retry = setTimeout(() => this.#serve(svc, attempt + 1), delay);
       },
     );
@@ -299,9 +334,9 @@ export class VirtualServerManager {
     clearTimeout(svc.retry);
     if (!svc.serving) return;
     svc.serving = false;
-    this.deps.log.info({ virtual_server: svc.id, drain_s: svc.cfg.drain_timeout }, `stopped serving ${svc.id}; draining`);
-    await this.deps.dataPlane.unserve(svc.id, svc.cfg.drain_timeout * 1000).catch((err: unknown) =>
-      this.deps.log.warn({ virtual_server: svc.id, err: errorMessage(err) }, 'unserve failed'));
+    this.deps.log.info({ virtual_server: svc.key, drain_s: svc.cfg.drain_timeout }, `stopped serving ${svc.key}; draining`);
+    await this.deps.dataPlane.unserve(svc.key, svc.cfg.drain_timeout * 1000).catch((err: unknown) =>
+      this.deps.log.warn({ virtual_server: svc.key, err: errorMessage(err) }, 'unserve failed'));
   }
 
   /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */
@@ -312,38 +347,48 @@ export class VirtualServerManager {
 
   status(): VirtualServerStatus[] {
     return this.#services.map((svc) => {
-      const st = this.#stats?.services.find((s) => s.id === svc.id);
+      const cfg = svc.cfg;
+      const st = this.#stats?.services.find((s) => s.key === svc.key);
       const reals: RealServerReport[] = svc.reals.map((r) => {
-        const rst = st?.real_servers.find((x) => x.id === r.id || (x.address === r.cfg.address && x.port === r.cfg.port));
         const dest = svc.last?.destinations.find((d) => d.id === r.id);
         return {
-          address: r.cfg.address,
-          port: r.cfg.port,
+          address: r.cfg.endpoint.address,
+          port: r.cfg.endpoint.port,
           weight: dest?.weight ?? 0,
           up: r.health === 'up',
-          active_conns: rst?.active_conns ?? 0,
-          inact_conns: rst?.inact_conns ?? 0,
-          conns: rst?.conns ?? 0,
-          in_bytes: rst?.in_bytes ?? 0,
-          out_bytes: rst?.out_bytes ?? 0,
+          ...counters(st?.dests.find((x) => !x.sorry && x.key === r.id)),
           health: r.health,
           ...(r.lastChange ? { last_change: new Date(r.lastChange.at).toISOString(), reason: r.lastChange.reason } : {}),
         };
       });
-      const sorry = st?.real_servers.find((x) => x.sorry);
-      if (sorry) reals.push({ address: sorry.address, port: sorry.port, weight: sorry.weight, up: true, active_conns: sorry.active_conns, inact_conns: sorry.inact_conns, conns: sorry.conns, in_bytes: sorry.in_bytes, out_bytes: sorry.out_bytes, sorry: true });
+      const sorryStats = st?.dests.find((x) => x.sorry);
+      const sorry: SorryServerStatus | null = cfg.sorry_endpoint
+        ? { address: cfg.sorry_endpoint.address, port: cfg.sorry_endpoint.port, in_use: st?.sorry ?? false, ...counters(sorryStats) }
+        : null;
+      const m = cfg.match;
       return {
-        address: svc.cfg.address,
-        port: svc.cfg.port,
-        protocol: svc.cfg.protocol,
-        lb_algo: svc.cfg.lb_algo,
+        key: svc.key,
+        service: ipvsadmServiceText(m),
+        protocol: cfg.protocol,
+        ...(m.kind === 'addr' ? { address: m.address, ports: m.ports.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`)).join(',') } : { fwmark: m.mark }),
+        ...(m.kind === 'addr' && m.ports.length === 1 && m.ports[0]!.from === m.ports[0]!.to ? { port: m.ports[0]!.from } : {}),
+        family: m.family,
+        kind: cfg.lb_kind,
+        forward: FORWARD_NAMES[cfg.lb_kind],
+        lb_algo: cfg.lb_algo,
+        scheduler_in_effect: st?.scheduler_in_effect ?? cfg.lb_algo,
         serving: st?.serving ?? false,
         sorry: svc.last?.sorryActive ?? false,
         quorum_up: svc.last?.quorumUp ?? false,
         conns: st?.conns ?? 0,
+        in_pkts: st ? st.in_pkts : 0,
+        out_pkts: st ? st.out_pkts : 0,
         in_bytes: st?.in_bytes ?? 0,
         out_bytes: st?.out_bytes ?? 0,
+        active_conns: st ? st.active_conns : 0,
+        inact_conns: st ? st.inact_conns : 0,
         real_servers: reals,
+        sorry_server: sorry,
       };
     });
   }
@@ -353,7 +398,7 @@ export class VirtualServerManager {
     return this.#services.flatMap((svc) => svc.reals.flatMap((r) => {
       const stats: HealthStats = r.runner.stats();
       return stats.checkers.map((c) => ({
-        virtual_server: `${svc.cfg.protocol}/${hostPort(svc.cfg.address, svc.cfg.port)}`,
+        virtual_server: svc.key,
         real_server: r.id,
         type: c.type,
         ...(c.lastDurationMs === null ? {} : { last_duration_seconds: c.lastDurationMs / 1000 }),

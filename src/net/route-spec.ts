@@ -96,9 +96,18 @@ export interface AddressSpec {
   noprefixroute: boolean;
 }
 
-export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+/**
+ * A failure says whether the line is wrong (`unsupported` unset) or uses a word keepalived accepts
+ * and keepalive-ts does not (`unsupported` true): `keepalive-ts import` drops such a line with an
+ * "unsupported" note instead of an error.
+ */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string; unsupported?: true };
 
-class ParseError extends Error {}
+class ParseError extends Error {
+  constructor(message: string, readonly unsupported = false) {
+    super(message);
+  }
+}
 
 const fail = (message: string): never => {
   throw new ParseError(message);
@@ -164,13 +173,13 @@ function run<T>(text: string, parse: (w: Words) => T): Parsed<T> {
   try {
     return { ok: true, value: parse(new Words(words(text))) };
   } catch (err) {
-    if (err instanceof ParseError) return { ok: false, error: err.message };
+    if (err instanceof ParseError) return { ok: false, error: err.message, ...(err.unsupported ? { unsupported: true as const } : {}) };
     throw err;
   }
 }
 
 function unsupported(word: string, what: string): never {
-  return fail(`"${word}" is not supported in ${what} by keepalive-ts`);
+  throw new ParseError(`"${word}" is not supported in ${what} by keepalive-ts`, true);
 }
 
 /** Words keepalived accepts that keepalive-ts refuses: named in the error instead of "unknown". */

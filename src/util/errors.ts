@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'E_CLOSED'
   | 'E_NATIVE'
   | 'E_RELOAD_UNSUPPORTED'
+  /** No data-plane implementation forwards a service's lb_kind (lvs/dataplane/index.ts). */
+  | 'E_DATAPLANE_UNAVAILABLE'
   /** A CLI command was called with bad options. */
   | 'E_USAGE'
   /** genhash could not fetch the page. */

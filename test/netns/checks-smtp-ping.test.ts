@@ -20,7 +20,7 @@ function startSmtp(host: LabHost, port = 25): Promise<LabProcess> {
 
 async function upStates(d: Director, vs = 0): Promise<Record<string, boolean>> {
   const st = (await d.status()).virtual_servers[vs]!;
-  return Object.fromEntries(st.real_servers.filter((r) => !r.sorry).map((r) => [r.address, r.up]));
+  return Object.fromEntries(st.real_servers.map((r) => [r.address, r.up]));
 }
 
 async function waitStates(d: Director, want: Record<string, boolean>, ms: number, what: string, vs = 0): Promise<number> {
@@ -54,6 +54,7 @@ version = 3
 virtual_ipaddress = ["10.77.0.50/24"]
 
 [[virtual_server]]
+lb_kind = "PROXY"
 address = "10.77.0.50"
 port = 25
 lb_algo = "rr"
@@ -119,6 +120,7 @@ netnsTest('PING_CHECK over IPv4 and IPv6: a dropped echo (nft in the host) and a
   // Services on the director's own addresses: only the checks matter here.
   const vs = (address: string, reals: string[]) => `
 [[virtual_server]]
+lb_kind = "PROXY"
 address = "${address}"
 port = 514
 protocol = "UDP"
@@ -171,6 +173,7 @@ netnsTest('PING_CHECK bind_to sets the source address of the echo request (IPv4 
   // The same real server checked twice per family: from the bind_to address and from the primary one.
   const vs = (address: string, port: number, rs: string, bind: string) => `
 [[virtual_server]]
+lb_kind = "PROXY"
 address = "${address}"
 port = ${port}
 protocol = "UDP"

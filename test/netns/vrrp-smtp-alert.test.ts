@@ -125,6 +125,7 @@ netnsTest('smtp_alert on real and virtual servers: DOWN / UP mails as checks fai
   const service = `[[virtual_server]]
 address = "${VIP}"
 port = 80
+lb_kind = "PROXY"
 delay_loop = 0.5
 quorum = 2
 smtp_alert = true

@@ -1,8 +1,8 @@
 // The mappers' individual rules, on small in-memory inputs.
 import test from 'ava';
 import { posix } from 'node:path';
-import type { Fields } from '../../src/config/schema-types.js';
-import { commandLine, Draft, Messages, needsShell, pending } from '../../src/import/draft.js';
+import { parseConfig } from '../../src/config/index.js';
+import { commandLine, Messages, needsShell } from '../../src/import/draft.js';
 import { importConfig } from '../../src/import/index.js';
 import { expandAddressRange } from '../../src/import/keepalived-map.js';
 import { splitCommand } from '../../src/util/exec.js';
@@ -13,25 +13,6 @@ function run(text: string, from?: 'keepalived' | 'ldirectord') {
   return importConfig('/x/in.conf', fs, { ...(from ? { from } : {}), defaultConfigId: 'h', env: {} });
 }
 const node = (keyword: string, args: string[], raw = [keyword, ...args].join(' ')): KNode => ({ keyword, args, raw, loc: { file: 'f', line: 7 } });
-
-test('a pending key is emitted once the schema has it and accepts the value, reported otherwise', (t) => {
-  const rule = pending<Draft>('use_vmac', () => ['vrrp.51', true], 'not yet');
-  const without = new Draft({}, { file: 'f', line: 1 }, 'i');
-  const m1 = new Messages();
-  rule(node('use_vmac', ['vrrp.51']), without, m1);
-  t.false(without.has('use_vmac'));
-  t.deepEqual(m1.list.map((m) => `${m.loc.line} ${m.kind}: ${m.text}`), ['7 unsupported: use_vmac: not yet; not imported']);
-  // A schema where use_vmac is a boolean takes the second candidate; one with a string the first.
-  const bool: Fields = { use_vmac: { type: { kind: 'boolean' }, doc: '', keepalived: 'use_vmac' } };
-  const str: Fields = { use_vmac: { type: { kind: 'string', minLength: 1 }, doc: '', keepalived: 'use_vmac' } };
-  for (const [fields, want] of [[bool, true], [str, 'vrrp.51']] as const) {
-    const d = new Draft(fields, { file: 'f', line: 1 }, 'i');
-    const m = new Messages();
-    rule(node('use_vmac', ['vrrp.51']), d, m);
-    t.is(d.get('use_vmac'), want);
-    t.deepEqual(m.list, []);
-  }
-});
 
 test('shell syntax is wrapped in /bin/sh -c so the argv is what the shell would run', (t) => {
   t.false(needsShell('/usr/bin/check --port 80 "a b"'));
@@ -154,4 +135,187 @@ test('keepalived: an address written with a prefix where an address is expected 
   t.true(r.ok);
   t.regex(r.toml, /unicast_src_ip = "10\.0\.0\.11"\nunicast_peer = \["10\.0\.0\.12"\]/);
   t.deepEqual(r.messages.map((m) => `${m.loc.line} ${m.kind}`), ['4 changed', '6 changed']);
+});
+
+const notes = (r: ReturnType<typeof run>) => r.messages.map((m) => `${m.loc.line} ${m.kind}: ${m.text}`);
+
+test('keepalived: e-mail alerts map to the global keys; every word of notification_email is a recipient; bare user names are left out', (t) => {
+  const r = run(`global_defs {
+  notification_email {
+    ops@example.com noc@example.com
+    acassen
+    "Duty Phone <duty@example.com>"
+  }
+  notification_email_from lb1@example.com
+  smtp_server 192.0.2.25 2525
+  smtp_helo_name lb1.example.com
+  smtp_connect_timeout 15
+  smtp_alert
+  smtp_alert_checker off
+  no_email_faults
+  no_checker_emails
+}
+vrrp_instance V {
+  interface eth0
+  virtual_router_id 9
+  smtp_alert off
+  virtual_ipaddress {
+    10.0.0.1
+  }
+}
+virtual_server 10.0.0.1 80 {
+  smtp_alert
+  real_server 10.0.1.1 80 {
+    smtp_alert no
+  }
+}`);
+  t.true(r.ok, notes(r).join('\n'));
+  const c = parseConfig(r.toml, 'x');
+  t.deepEqual(c.global.notification_email, ['ops@example.com', 'noc@example.com', 'Duty Phone <duty@example.com>']);
+  t.like(c.global, { notification_email_from: 'lb1@example.com', smtp_server: '192.0.2.25:2525', smtp_helo_name: 'lb1.example.com', smtp_connect_timeout: 15, smtp_alert: true, smtp_alert_checker: false, no_email_faults: true });
+  t.false(c.vrrp_instance[0]!.smtp_alert);
+  t.true(c.virtual_server[0]!.smtp_alert);
+  t.false(c.virtual_server[0]!.real_server[0]!.smtp_alert);
+  t.deepEqual(notes(r), [
+    '4 unsupported: notification_email "acassen": keepalive-ts sends to full addresses only (user@domain or "Name <user@domain>"); address not imported',
+    '14 ignored: no_checker_emails: keepalive-ts mails when a real server goes up or down, never for one checker of it: what no_checker_emails asks for',
+  ]);
+  t.regex(run('global_defs {\n  smtp_server fd00::25 25\n}\n').toml, /smtp_server = "\[fd00::25\]:25"/);
+  t.regex(run('global_defs {\n  smtp_server mail.example.com\n}\n').toml, /smtp_server = "mail\.example\.com"/);
+});
+
+test('keepalived: use_vmac with or without a name; a MAC of its own is reported; vmac_xmit_base follows keepalived', (t) => {
+  const inst = (name: string, vrid: number, lines: string) => `vrrp_instance ${name} {\n  interface eth0\n  virtual_router_id ${vrid}\n${lines}  virtual_ipaddress {\n    10.0.0.${vrid}\n  }\n}\n`;
+  const r = run(inst('A', 1, '  use_vmac\n') + inst('B', 2, '  use_vmac vmac.b\n') + inst('C', 3, '  use_vmac name vmac.c 02:00:00:00:00:03\n')
+    + inst('D', 4, '  vmac_xmit_base\n') + inst('E', 5, '  use_vmac\n  unicast_peer {\n    10.0.0.99\n  }\n'));
+  t.true(r.ok, notes(r).join('\n'));
+  const c = parseConfig(r.toml, 'x');
+  t.deepEqual(c.vrrp_instance.map((i) => [i.vmac_ifname, i.vmac_xmit_base]), [['vrrp.1', false], ['vmac.b', false], ['vmac.c', false], [null, false], ['vrrp.5', true]]);
+  const n = notes(r);
+  t.true(n.some((x) => /^20 unsupported: use_vmac 02:00:00:00:00:03: a MAC address of your own/.test(x)), n.join('\n'));
+  t.true(n.some((x) => /^28 ignored: vmac_xmit_base without use_vmac/.test(x)), n.join('\n'));
+  t.true(n.some((x) => /^36 changed: use_vmac with unicast peers: vmac_xmit_base = true/.test(x)), n.join('\n'));
+  t.is(n.length, 3, n.join('\n'));
+});
+
+test('keepalived: vrrp_track_process becomes [[vrrp_track_process]]; instance track_process keeps weights; reverse only where keepalive-ts has it', (t) => {
+  const r = run(`vrrp_track_process nginx {
+  process nginx -g "daemon off;"
+  param_match
+  weight -20 reverse
+  quorum 2
+  quorum_max 4
+  delay 0.5
+  terminate_delay 2
+}
+vrrp_track_process haproxy {
+  process haproxy
+  full_command
+  weight 10
+}
+vrrp_instance V {
+  interface eth0
+  virtual_router_id 9
+  track_process {
+    nginx weight -30 reverse
+    haproxy weight 5 reverse
+    haproxy
+  }
+  virtual_ipaddress {
+    10.0.0.1
+  }
+}
+vrrp_sync_group G {
+  group {
+    V
+  }
+  track_process {
+    nginx
+  }
+}`);
+  t.true(r.ok, notes(r).join('\n'));
+  const c = parseConfig(r.toml, 'x');
+  t.like(c.vrrp_track_process[0], { name: 'nginx', process: ['nginx', '-g', 'daemon off;'], param_match: 'exact', weight: -20, reverse: true, quorum: 2, quorum_max: 4, delay: 0.5, terminate_delay: 2, fork_delay: 0.5 });
+  t.like(c.vrrp_track_process[1], { name: 'haproxy', process: ['haproxy'], full_command: true, weight: 10, reverse: false });
+  t.deepEqual(c.vrrp_instance[0]!.track_process, [{ name: 'nginx', weight: -30 }, { name: 'haproxy', weight: 10 }]);
+  t.deepEqual(notes(r), [
+    '20 unsupported: track_process haproxy weight 5 reverse: keepalive-ts takes reverse from the vrrp_track_process (weight N reverse there), not per instance; entry not imported',
+    '31 unsupported: track_process: track_process on a sync group is not supported; put it on each member instance',
+  ]);
+});
+
+test('keepalived: route, rule and static address lines the config parser refuses are left out at their line; the rest imports', (t) => {
+  const r = run(`global_defs {
+  default_interface bond0
+}
+static_ipaddress {
+  192.0.2.10/24 dev eth1 scope link
+  192.0.2.11/24
+  192.0.2.12/24 dev eth1 peer 192.0.2.1
+}
+static_routes {
+  10.99.0.0/16 via 10.0.0.254 dev eth0
+  10.98.0.0/16 via 10.0.0.254 dev eth0 mtu 1400
+}
+static_rules {
+  from 10.0.0.0/24 table 100
+  to 10.1.0./24 table 100
+}
+vrrp_instance V {
+  interface eth0
+  virtual_router_id 9
+  virtual_ipaddress {
+    10.0.0.1/24
+  }
+  virtual_routes {
+    192.168.113.0/24 via 10.0.0.252 or 10.0.0.253
+    blackhole 192.168.114.0/24
+    0.0.0.0/0 gw 10.0.0.1 table 100
+  }
+  virtual_rules {
+    from 10.0.0.0/24 table 100 priority 100
+    from all fwmark 1 table 5 uidrange 1000-2000
+  }
+}`);
+  t.true(r.ok, notes(r).join('\n'));
+  const c = parseConfig(r.toml, 'x');
+  t.deepEqual(c.global.static_ipaddress, ['192.0.2.10/24 dev eth1 scope link', '192.0.2.11/24 dev bond0']);
+  t.deepEqual(c.global.static_routes, ['10.99.0.0/16 via 10.0.0.254 dev eth0']);
+  t.deepEqual(c.global.static_rules, ['from 10.0.0.0/24 table 100']);
+  t.deepEqual(c.vrrp_instance[0]!.virtual_routes, ['blackhole 192.168.114.0/24', '0.0.0.0/0 gw 10.0.0.1 table 100']);
+  t.deepEqual(c.vrrp_instance[0]!.virtual_rules, ['from 10.0.0.0/24 table 100 priority 100']);
+  t.deepEqual(notes(r), [
+    '6 changed: static_ipaddress 192.0.2.11/24: no dev; keepalived puts it on default_interface bond0, so the import writes "dev bond0"',
+    '7 unsupported: static_ipaddress "192.0.2.12/24 dev eth1 peer 192.0.2.1": "peer" is not supported in static_ipaddress by keepalive-ts; not imported',
+    '11 unsupported: static_routes "10.98.0.0/16 via 10.0.0.254 dev eth0 mtu 1400": "mtu" is not supported in routes by keepalive-ts; not imported',
+    '15 error: static_rules "to 10.1.0./24 table 100": to must be an address with an optional /prefix, got "10.1.0./24"; not imported',
+    '24 unsupported: virtual_routes "192.168.113.0/24 via 10.0.0.252 or 10.0.0.253": "or" is not supported in routes by keepalive-ts; not imported',
+    '30 unsupported: virtual_rules "from all fwmark 1 table 5 uidrange 1000-2000": "uidrange" is not supported in rules by keepalive-ts; not imported',
+  ]);
+  // keepalived's own default interface when default_interface is not given.
+  t.regex(run('static_ipaddress {\n  192.0.2.11/24\n}\n').toml, /static_ipaddress = \["192\.0\.2\.11\/24 dev eth0"\]/);
+});
+
+test('ldirectord: emailalert, emailalertfrom and smtp map to the global e-mail keys; without smtp the local MTA is used', (t) => {
+  const r = run(`emailalert="ops@example.com, noc@example.com, root"
+emailalertfrom="LVS <lvs@example.com>"
+virtual=10.0.0.1:80
+    real=10.0.1.1:80 masq
+`, 'ldirectord');
+  t.true(r.ok, notes(r).join('\n'));
+  const c = parseConfig(r.toml, 'x');
+  t.deepEqual(c.global.notification_email, ['ops@example.com', 'noc@example.com']);
+  t.is(c.global.notification_email_from, 'LVS <lvs@example.com>');
+  t.is(c.global.smtp_server, '127.0.0.1');
+  t.true(c.virtual_server[0]!.real_server[0]!.smtp_alert);
+  const n = notes(r);
+  t.true(n.includes('1 unsupported: emailalert "root": keepalive-ts sends to full addresses only (user@domain or "Name <user@domain>"); address not imported'), n.join('\n'));
+  t.true(n.some((x) => /^1 changed: emailalert without smtp=: .* smtp_server = "127\.0\.0\.1"/.test(x)), n.join('\n'));
+  const relay = run('emailalert=ops@example.com\nsmtp=mail.example.com:587\nvirtual=10.0.0.1:80\n    real=10.0.1.1:80 masq\n', 'ldirectord');
+  t.true(relay.ok, notes(relay).join('\n'));
+  t.regex(relay.toml, /smtp_server = "mail\.example\.com:587"/);
+  t.false(notes(relay).some((x) => /emailalert without smtp/.test(x)));
+  const perService = run('virtual=10.0.0.1:80\n    real=10.0.1.1:80 masq\n    smtp=mail.example.com\n', 'ldirectord');
+  t.true(notes(perService).includes('3 unsupported: smtp in a virtual section: per-service alert settings are not supported (set them globally); not imported'), notes(perService).join('\n'));
+  t.notRegex(perService.toml, /smtp_server/);
 });

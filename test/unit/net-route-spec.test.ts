@@ -108,3 +108,16 @@ test('keys tell apart what the kernel tells apart, and ignore spelling', (t) => 
   t.is(ruleKey(rule('from 10.0.0.0/8 table 5 preference 5')), ruleKey(rule('from 10.0.0.0/8 lookup 5 priority 5')));
   t.not(ruleKey(rule('from 10.0.0.0/8 table 5 preference 5')), ruleKey(rule('from 10.0.0.0/8 table 5 preference 6')));
 });
+
+test('a refusal says whether the word is one keepalived accepts (unsupported) or the line is wrong', (t) => {
+  const flag = (r: { ok: boolean; unsupported?: true }) => (r.ok ? 'ok' : r.unsupported === true ? 'unsupported' : 'error');
+  t.is(flag(parseRouteSpec('192.168.113.0/24 via 192.168.100.252 or 192.168.100.253')), 'unsupported');
+  t.is(flag(parseRouteSpec('10.0.0.0/8 dev eth0 mtu 1400')), 'unsupported');
+  t.is(flag(parseRouteSpec('10.0.0.0/8 via 10.1.1.1 track_group G')), 'unsupported');
+  t.is(flag(parseRuleSpec('from 10.0.0.0/8 table 5 uidrange 1-2')), 'unsupported');
+  t.is(flag(parseAddressSpec('10.0.0.1/24 dev eth0 peer 10.0.0.2')), 'unsupported');
+  t.is(flag(parseRuleSpec('to 192.168.100./24 table 1')), 'error');
+  t.is(flag(parseRouteSpec('10.0.0.0/8 frobnicate')), 'error');
+  t.is(flag(parseAddressSpec('10.0.0.1/24')), 'error');
+  t.is(flag(parseRouteSpec('10.0.0.0/8 dev eth0')), 'ok');
+});

@@ -11,6 +11,7 @@
  * - releases every socket / timer / child it created before the promise settles, except a
  *   MISC_CHECK child still running at abort (see misc.ts).
  */
+import { endpointText } from '../../util/endpoint.js';
 import type { Socket as DgramSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import type { CheckConfig, CheckType } from '../../config/types.js';
@@ -68,7 +69,7 @@ export function timeoutMs(seconds: number): number {
 
 /** "addr:port" / "[v6addr]:port" for details. */
 export function formatTarget(t: CheckTarget): string {
-  return t.family === 6 ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`;
+  return endpointText(t);
 }
 
 /**

@@ -18,10 +18,10 @@
  */
 
 import dgram from 'node:dgram';
-import { isIP } from 'node:net';
-import type { IpFamily, ScheduleContext } from '../types.js';
-import { Dest, endpointKey, ServiceCore, type EventSink } from './conntable.js';
-import type { ServiceSpec, ServiceStats } from './protocol.js';
+import { canonicalAddress, endpointText, type Endpoint, type IpFamily } from '../../../util/endpoint.js';
+import type { ConnRef, ServiceSpec, ServiceStats, UdpFlowEntry } from '../contract.js';
+import { Dest, ServiceCore, type EventSink } from './conntable.js';
+import type { ScheduleContext } from './types.js';
 
 const DEFAULT_FLOW_TIMEOUT_MS = 300_000;
 
@@ -29,6 +29,7 @@ function noop(): void {}
 
 interface Flow {
   readonly key: string;
+  readonly client: Endpoint;
   readonly clientAddress: string;
   readonly clientPort: number;
   readonly family: IpFamily;
@@ -39,7 +40,7 @@ interface Flow {
 }
 
 interface RestoredFlow {
-  destId: string;
+  dest: string;
   expiresAt: number;
 }
 
@@ -64,7 +65,7 @@ export class UdpService {
   }
 
   get timeoutMs(): number {
-    return this.core.spec.udpFlowTimeoutMs ?? DEFAULT_FLOW_TIMEOUT_MS;
+    return this.core.spec.proxy?.udpFlowTimeoutMs ?? DEFAULT_FLOW_TIMEOUT_MS;
   }
 
   /** Re-arm the sweep timer when the flow timeout changed (called after applySpec). */
@@ -90,7 +91,7 @@ export class UdpService {
       };
       sock.once('error', onError);
       sock.on('message', (msg, rinfo) => this.fromClient(msg, rinfo));
-      sock.bind({ address: this.core.spec.address, port: this.core.spec.port, exclusive: true }, () => {
+      sock.bind({ address: this.core.address, port: this.core.port, exclusive: true }, () => {
         sock.off('error', onError);
         sock.on('error', noop);
         this.sock = sock;
@@ -140,11 +141,12 @@ export class UdpService {
     this.drainDone = null;
   }
 
-  restoreFlow(client: string, clientPort: number, destId: string, expiresInMs: number): void {
-    if (!(expiresInMs > 0)) return;
-    const key = `${client}|${clientPort}`;
+  /** A flow learned from the peer: the client's next datagram goes to its destination (if still pooled). */
+  restoreFlow(f: UdpFlowEntry): void {
+    if (!(f.expiresInMs > 0) || f.client.family !== this.core.family) return;
+    const key = `${f.client.address}|${f.client.port}`;
     if (this.flows.has(key)) return;
-    this.restored.set(key, { destId, expiresAt: Date.now() + Math.min(expiresInMs, this.timeoutMs) });
+    this.restored.set(key, { dest: endpointText(f.dest), expiresAt: Date.now() + Math.min(f.expiresInMs, this.timeoutMs) });
   }
 
   private pickFor(ctx: ScheduleContext, key: string | null): Dest | null {
@@ -152,7 +154,7 @@ export class UdpService {
       const r = this.restored.get(key);
       if (r) {
         this.restored.delete(key);
-        const d = this.core.all.get(r.destId);
+        const d = this.core.all.get(r.dest);
         if (r.expiresAt > Date.now() && d && d.inPool && !d.sorry) return d;
       }
     }
@@ -164,7 +166,7 @@ export class UdpService {
     const key = `${rinfo.address}|${rinfo.port}`;
     let flow = this.flows.get(key);
     const now = Date.now();
-    const ops = core.spec.ops === true;
+    const ops = core.spec.ops;
     let dest: Dest | null;
     if (flow) {
       flow.lastSeen = now;
@@ -173,7 +175,7 @@ export class UdpService {
         if (dest) dest.conns++, core.conns++;
       } else {
         dest = flow.dest!;
-        if (!dest.inPool && core.spec.expireNodestConn !== false) {
+        if (!dest.inPool && core.spec.proxy?.expireNodestConn !== false) {
           const next = this.pickFor(this.ctx(flow.clientAddress, flow.clientPort, flow.family), null);
           this.releaseFlowDest(flow, true);
           dest = next;
@@ -186,15 +188,17 @@ export class UdpService {
       }
     } else {
       if (this.draining) return;
-      const family: IpFamily = isIP(rinfo.address) === 6 ? 6 : 4;
-      dest = this.pickFor(this.ctx(rinfo.address, rinfo.port, family), key);
+      const a = canonicalAddress(rinfo.address);
+      if (!a) return;
+      dest = this.pickFor(this.ctx(a.address, rinfo.port, a.family), key);
       if (dest === null) {
         core.dropped++;
         return;
       }
       const up = dgram.createSocket({ type: dest.family === 6 ? 'udp6' : 'udp4' });
       up.on('error', noop);
-      const f: Flow = { key, clientAddress: rinfo.address, clientPort: rinfo.port, family, dest: null, up, lastSeen: now };
+      const client: Endpoint = { address: a.address, family: a.family, port: rinfo.port };
+      const f: Flow = { key, client, clientAddress: a.address, clientPort: rinfo.port, family: a.family, dest: null, up, lastSeen: now };
       up.on('message', (reply, r) => this.fromServer(f, reply, r));
       this.flows.set(key, f);
       flow = f;
@@ -207,11 +211,13 @@ export class UdpService {
     }
     dest.inBytes += msg.length;
     core.inBytes += msg.length;
+    dest.inPkts++;
+    core.inPkts++;
     flow.up.send(msg, dest.port, dest.address);
   }
 
   private ctx(clientAddress: string, clientPort: number, family: IpFamily): ScheduleContext {
-    return { clientAddress, clientPort, family, virtualAddress: this.core.spec.address };
+    return { clientAddress, clientPort, family, virtualAddress: this.core.address };
   }
 
   private bindFlowDest(f: Flow, d: Dest): void {
@@ -219,14 +225,7 @@ export class UdpService {
     d.inactConns++;
     d.conns++;
     this.core.conns++;
-    this.core.emit({
-      type: 'udp_flow_new',
-      service: this.core.spec.id,
-      client: f.clientAddress,
-      clientPort: f.clientPort,
-      destId: d.id,
-      timeoutMs: this.timeoutMs,
-    });
+    if (!d.sorry) this.core.emit({ type: 'udp_flow_new', ...this.ref(f, d), timeoutMs: this.timeoutMs });
   }
 
   private releaseFlowDest(f: Flow, emit: boolean): void {
@@ -234,32 +233,28 @@ export class UdpService {
     if (!d) return;
     f.dest = null;
     d.inactConns--;
-    if (emit) {
-      this.core.emit({
-        type: 'udp_flow_expired',
-        service: this.core.spec.id,
-        client: f.clientAddress,
-        clientPort: f.clientPort,
-        destId: d.id,
-      });
-    }
+    if (emit && !d.sorry) this.core.emit({ type: 'udp_flow_expired', ...this.ref(f, d) });
     if (!d.inPool && d.live === 0) this.core.gc();
   }
 
   private fromServer(f: Flow, reply: Buffer, r: dgram.RemoteInfo): void {
-    const rkey = endpointKey(r.address, r.port);
+    const from = canonicalAddress(r.address);
+    if (!from) return;
+    const rkey = endpointText({ address: from.address, port: r.port });
     let d: Dest | undefined;
     if (f.dest) {
-      if (f.dest.key !== rkey) return;
+      if (f.dest.text !== rkey) return;
       d = f.dest;
     } else {
-      for (const x of this.core.all.values()) if (x.key === rkey) d = x;
+      for (const x of this.core.all.values()) if (x.text === rkey) d = x;
       if (!d) return;
     }
     if (!this.sock || this.flows.get(f.key) !== f) return;
     f.lastSeen = Date.now();
     d.outBytes += reply.length;
     this.core.outBytes += reply.length;
+    d.outPkts++;
+    this.core.outPkts++;
     this.sock.send(reply, f.clientPort, f.clientAddress);
   }
 
@@ -280,31 +275,47 @@ export class UdpService {
     this.core.persistence?.sweep();
     for (const f of this.flows.values()) {
       if (now - f.lastSeen >= timeout) this.expire(f);
-      else if (persistent && f.dest) this.core.touch(f.clientAddress, f.family, f.dest.id);
+      else if (persistent && f.dest && !f.dest.sorry) this.core.touch(f.clientAddress, f.family, f.dest);
     }
     for (const [k, r] of this.restored) if (r.expiresAt <= now) this.restored.delete(k);
     if (this.draining && this.flows.size === 0) this.drainDone?.();
   }
 
+  /** A flow as the contract names it. */
+  ref(f: Flow, d: Dest): ConnRef {
+    return { service: this.core.key, protocol: 'udp', client: f.client, virtual: this.core.virtual, dest: d.endpoint };
+  }
+
+  /** Live flows with the idle time they have left. */
+  flowEntries(now: number): UdpFlowEntry[] {
+    const out: UdpFlowEntry[] = [];
+    for (const f of this.flows.values()) {
+      if (!f.dest || f.dest.sorry) continue;
+      const left = this.timeoutMs - (now - f.lastSeen);
+      if (left > 0) out.push({ type: 'udp_flow', ...this.ref(f, f.dest), expiresInMs: left });
+    }
+    return out;
+  }
+
   stats(): ServiceStats {
     const core = this.core;
-    const rs = [...core.all.values()].map((d) => core.destStats(d, 0, 0));
+    const dests = [...core.all.values()].map((d) => core.destStats(d, 0, 0));
     return {
-      id: core.spec.id,
-      address: core.spec.address,
-      port: core.spec.port,
-      protocol: 'UDP',
-      lb_algo: core.spec.lbAlgo,
+      key: core.key,
+      kind: 'PROXY',
       serving: this.serving,
       draining: this.draining && this.flows.size > 0,
       sorry: core.sorryDest !== null && core.noRealServer,
+      scheduler_in_effect: core.schedulerInEffect,
       conns: core.conns,
-      active_conns: 0,
-      inact_conns: rs.reduce((a, r) => a + r.inact_conns, 0),
+      in_pkts: core.inPkts,
+      out_pkts: core.outPkts,
       in_bytes: core.inBytes,
       out_bytes: core.outBytes,
+      active_conns: 0,
+      inact_conns: dests.reduce((a, r) => a + (r.inact_conns ?? 0), 0),
       dropped: core.dropped,
-      real_servers: rs,
+      dests,
     };
   }
 }

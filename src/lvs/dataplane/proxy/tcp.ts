@@ -13,11 +13,11 @@
  */
 
 import net from 'node:net';
-import { isIP } from 'node:net';
-import type { IpFamily, ScheduleContext } from '../types.js';
+import { canonicalAddress, type Endpoint, type IpFamily } from '../../../util/endpoint.js';
+import type { ConnRef, ServiceSpec, ServiceStats } from '../contract.js';
 import { Dest, ServiceCore, type EventSink } from './conntable.js';
-import type { ServiceSpec, ServiceStats } from './protocol.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
+import type { ScheduleContext } from './types.js';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
 
@@ -32,10 +32,16 @@ class TcpConn {
     readonly client: net.Socket,
     readonly upstream: net.Socket,
     readonly dest: Dest,
-    readonly clientAddress: string,
-    readonly clientPort: number,
-    readonly family: IpFamily,
+    readonly clientEndpoint: Endpoint,
   ) {}
+
+  get clientAddress(): string {
+    return this.clientEndpoint.address;
+  }
+
+  get family(): IpFamily {
+    return this.clientEndpoint.family;
+  }
 
   /** Abort both sockets. */
   destroy(): void {
@@ -77,7 +83,7 @@ export class TcpService {
         reject(err);
       };
       server.once('error', onError);
-      server.listen({ host: this.core.spec.address, port: this.core.spec.port, backlog: 4096, exclusive: true }, () => {
+      server.listen({ host: this.core.address, port: this.core.port, backlog: 4096, exclusive: true }, () => {
         server.off('error', onError);
         server.on('error', noop);
         this.server = server;
@@ -134,9 +140,13 @@ export class TcpService {
       client.destroy();
       return;
     }
-    const family: IpFamily = isIP(clientAddress) === 6 ? 6 : 4;
+    const a = canonicalAddress(clientAddress);
+    if (!a) {
+      client.destroy();
+      return;
+    }
     this.pending.add(client);
-    const ctx: ScheduleContext = { clientAddress, clientPort, family, virtualAddress: this.core.spec.address };
+    const ctx: ScheduleContext = { clientAddress: a.address, clientPort, family: a.family, virtualAddress: this.core.address };
     this.attempt(client, ctx, null, false);
   }
 
@@ -180,7 +190,7 @@ export class TcpService {
       this.attempt(client, ctx, f, sorryTried || d.sorry);
     };
     const onClientClose = () => fail();
-    const timer = setTimeout(fail, this.core.spec.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    const timer = setTimeout(fail, this.core.spec.proxy?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     client.once('close', onClientClose);
     upstream.on('error', fail);
     upstream.once('connect', () => {
@@ -197,30 +207,21 @@ export class TcpService {
 
   private established(client: net.Socket, upstream: net.Socket, d: Dest, ctx: ScheduleContext): void {
     const core = this.core;
-    const conn = new TcpConn(client, upstream, d, ctx.clientAddress, ctx.clientPort ?? 0, ctx.family);
+    const conn = new TcpConn(client, upstream, d, { address: ctx.clientAddress, family: ctx.family, port: ctx.clientPort ?? 0 });
     d.activeConns++;
     d.conns++;
     core.conns++;
     this.conns.add(conn);
-    if (this.emitConnEvents) {
-      core.emit({
-        type: 'conn_new',
-        protocol: 'tcp',
-        service: core.spec.id,
-        client: conn.clientAddress,
-        clientPort: conn.clientPort,
-        destId: d.id,
-      });
-    }
+    if (this.emitConnEvents && !d.sorry) core.emit({ type: 'conn_new', ...this.ref(conn) });
     upstream.on('error', noop);
-    const pp = core.spec.proxyProtocol;
+    const pp = core.spec.proxy?.proxyProtocol;
     if (pp === 'v1' || pp === 'v2') {
       upstream.write(
         encodeProxyHeader(pp, {
           srcAddress: conn.clientAddress,
-          srcPort: conn.clientPort,
-          dstAddress: client.localAddress ?? core.spec.address,
-          dstPort: client.localPort ?? core.spec.port,
+          srcPort: conn.clientEndpoint.port,
+          dstAddress: client.localAddress ?? core.address,
+          dstPort: client.localPort ?? core.port,
         }),
       );
     }
@@ -257,18 +258,7 @@ export class TcpService {
     this.core.inBytes += inBytes;
     this.core.outBytes += outBytes;
     this.conns.delete(conn);
-    if (this.emitConnEvents) {
-      this.core.emit({
-        type: 'conn_end',
-        protocol: 'tcp',
-        service: this.core.spec.id,
-        client: conn.clientAddress,
-        clientPort: conn.clientPort,
-        destId: d.id,
-        inBytes,
-        outBytes,
-      });
-    }
+    if (this.emitConnEvents && !d.sorry) this.core.emit({ type: 'conn_end', ...this.ref(conn), inBytes, outBytes });
     if (!d.inPool && d.live === 0) this.core.gc();
     this.drainCheck();
   }
@@ -286,9 +276,14 @@ export class TcpService {
       for (const c of this.conns) {
         if (seen.has(c.clientAddress)) continue;
         seen.add(c.clientAddress);
-        this.core.touch(c.clientAddress, c.family, c.dest.id);
+        if (!c.dest.sorry) this.core.touch(c.clientAddress, c.family, c.dest);
       }
     }
+  }
+
+  /** A connection as the contract names it. */
+  ref(c: TcpConn): ConnRef {
+    return { service: this.core.key, protocol: 'tcp', client: c.clientEndpoint, virtual: this.core.virtual, dest: c.dest.endpoint };
   }
 
   stats(): ServiceStats {
@@ -302,28 +297,28 @@ export class TcpService {
     }
     let liveIn = 0;
     let liveOut = 0;
-    const rs = [...core.all.values()].map((d) => {
+    const dests = [...core.all.values()].map((d) => {
       const l = live.get(d) ?? [0, 0];
       liveIn += l[0];
       liveOut += l[1];
       return core.destStats(d, l[0], l[1]);
     });
     return {
-      id: core.spec.id,
-      address: core.spec.address,
-      port: core.spec.port,
-      protocol: 'TCP',
-      lb_algo: core.spec.lbAlgo,
+      key: core.key,
+      kind: 'PROXY',
       serving: this.serving,
       draining: this.draining && this.conns.size > 0,
       sorry: core.sorryDest !== null && core.noRealServer,
+      scheduler_in_effect: core.schedulerInEffect,
       conns: core.conns,
-      active_conns: rs.reduce((a, r) => a + r.active_conns, 0),
-      inact_conns: rs.reduce((a, r) => a + r.inact_conns, 0),
+      in_pkts: null,
+      out_pkts: null,
       in_bytes: core.inBytes + liveIn,
       out_bytes: core.outBytes + liveOut,
+      active_conns: dests.reduce((a, r) => a + (r.active_conns ?? 0), 0),
+      inact_conns: dests.reduce((a, r) => a + (r.inact_conns ?? 0), 0),
       dropped: core.dropped,
-      real_servers: rs,
+      dests,
     };
   }
 }

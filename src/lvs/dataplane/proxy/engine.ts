@@ -4,7 +4,8 @@
  * no worker_threads dependency: worker.ts wires it to the parent port.
  */
 
-import type { ConnEntry, DataPlaneEvent, DataPlaneSnapshot, DataPlaneStats, Request, RestoreEntry, ServiceSpec, WireError, WorkerMessage } from './protocol.js';
+import type { ConnectionEvent, ConnectionSnapshot, RestoreEntry, ServiceSpec } from '../contract.js';
+import type { ProxyStats, Request, WireError, WorkerMessage } from './protocol.js';
 import { parseRequest } from './protocol.js';
 import { TcpService } from './tcp.js';
 import { UdpService } from './udp.js';
@@ -43,8 +44,8 @@ export class Engine {
   private eventsEnabled = false;
   /** Event batching interval ('events' request batchMs; default EVENT_BATCH_MS). */
   private batchMs = EVENT_BATCH_MS;
-  private queue: DataPlaneEvent[] = [];
-  private readonly templates = new Map<string, DataPlaneEvent>();
+  private queue: ConnectionEvent[] = [];
+  private readonly templates = new Map<string, ConnectionEvent>();
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly housekeeping: NodeJS.Timeout;
   private closed = false;
@@ -81,12 +82,12 @@ export class Engine {
       case 'configure':
         return this.configure(req.services);
       case 'setPool':
-        this.service(req.id).core.setPool(req.dests, req.sorry);
+        this.service(req.key).core.setPool(req.pool);
         return undefined;
       case 'serve':
-        return this.service(req.id).serve();
+        return this.service(req.key).serve();
       case 'unserve':
-        return this.service(req.id).unserve(req.drainMs);
+        return this.service(req.key).unserve(req.drainMs);
       case 'stats':
         return this.stats();
       case 'restore':
@@ -109,42 +110,37 @@ export class Engine {
     }
   }
 
-  private service(id: string): Service {
-    const s = this.services.get(id);
-    if (!s) throw new EngineError('E_CONFIG_INVALID', `unknown virtual service ${id}`);
+  private service(key: string): Service {
+    const s = this.services.get(key);
+    if (!s) throw new EngineError('E_CONFIG_INVALID', `unknown virtual service ${key}`);
     return s;
   }
 
   private configure(specs: readonly ServiceSpec[]): void {
-    const wanted = new Map(specs.map((s) => [s.id, s]));
-    for (const [id, svc] of this.services) {
-      const spec = wanted.get(id);
-      const sameKind =
-        spec &&
-        spec.protocol === svc.core.spec.protocol &&
-        spec.address === svc.core.spec.address &&
-        spec.port === svc.core.spec.port;
-      if (sameKind) continue;
-      this.services.delete(id);
+    // Keys are canonical: the same key is the same protocol, address and port.
+    const wanted = new Map<string, ServiceSpec>(specs.map((s) => [s.key, s]));
+    for (const [key, svc] of this.services) {
+      if (wanted.has(key)) continue;
+      this.services.delete(key);
       this.retire(svc);
     }
     for (const spec of specs) {
-      const svc = this.services.get(spec.id);
+      const svc = this.services.get(spec.key);
       if (svc) {
         svc.core.applySpec(spec);
         if (svc instanceof UdpService) svc.armTimer();
         continue;
       }
-      const emit = (ev: DataPlaneEvent) => this.emit(ev);
-      const created = spec.protocol === 'tcp' ? new TcpService(spec, emit) : new UdpService(spec, emit);
+      const emit = (ev: ConnectionEvent) => this.emit(ev);
+      const created = spec.match.kind === 'addr' && spec.match.protocol === 'tcp' ? new TcpService(spec, emit) : new UdpService(spec, emit);
       if (created instanceof TcpService) created.setEventsEnabled(this.eventsEnabled);
-      this.services.set(spec.id, created);
+      this.services.set(spec.key, created);
     }
   }
 
   private retire(svc: Service): void {
     this.retiring.add(svc);
-    svc.unserve(svc.core.spec.drainMs ?? 0).then(() => {
+    svc.unserve(svc.core.spec.drainMs).then(() => {
       svc.destroyAll();
       this.retiring.delete(svc);
     }, () => this.retiring.delete(svc));
@@ -152,44 +148,36 @@ export class Engine {
 
   private restore(entries: readonly RestoreEntry[]): void {
     for (const e of entries) {
+      const svc = this.services.get(e.service);
+      if (!svc) continue;
       if (e.type === 'template') {
-        const svc = this.services.get(e.vs);
         try {
-          svc?.core.persistence?.restore(e);
+          svc.core.restoreTemplate(e);
         } catch {
-          /* address of the wrong family for this table: ignore the entry */
+          /* an address the table cannot mask: ignore the entry */
         }
-      } else {
-        const svc = this.services.get(e.service);
-        if (svc instanceof UdpService) svc.restoreFlow(e.client, e.clientPort, e.destId, e.expiresInMs);
+      } else if (svc instanceof UdpService) {
+        svc.restoreFlow(e);
       }
     }
   }
 
   /** The live table: persistence templates, UDP flows (remaining idle time), TCP connections. */
-  private snapshot(): DataPlaneSnapshot {
-    const out: DataPlaneSnapshot = { templates: [], udpFlows: [], conns: [] };
+  private snapshot(): ConnectionSnapshot {
+    const out: ConnectionSnapshot = { templates: [], udpFlows: [], conns: [] };
     const now = Date.now();
     for (const svc of this.services.values()) {
-      for (const p of svc.core.persistence?.entries() ?? []) out.templates.push({ type: 'template', ...p });
-      if (svc instanceof UdpService) {
-        const timeout = svc.timeoutMs;
-        for (const f of svc.flows.values()) {
-          if (!f.dest) continue;
-          const left = timeout - (now - f.lastSeen);
-          if (left > 0) out.udpFlows.push({ type: 'udp_flow', service: svc.core.spec.id, client: f.clientAddress, clientPort: f.clientPort, destId: f.dest.id, expiresInMs: left });
-        }
-      } else {
-        for (const c of svc.conns) {
-          const e: ConnEntry = { type: 'conn', protocol: 'tcp', service: svc.core.spec.id, client: c.clientAddress, clientPort: c.clientPort, destId: c.dest.id };
-          out.conns.push(e);
-        }
+      for (const p of svc.core.persistence?.entries() ?? []) {
+        const t = svc.core.templateEntry(p);
+        if (t) out.templates.push(t);
       }
+      if (svc instanceof UdpService) out.udpFlows.push(...svc.flowEntries(now));
+      else for (const c of svc.conns) if (!c.dest.sorry) out.conns.push({ type: 'conn', ...svc.ref(c) });
     }
     return out;
   }
 
-  private stats(): DataPlaneStats {
+  private stats(): ProxyStats {
     return {
       services: [...this.services.values()].map((s) => s.stats()),
       malformed: this.malformed,
@@ -197,11 +185,11 @@ export class Engine {
     };
   }
 
-  private emit(ev: DataPlaneEvent): void {
+  private emit(ev: ConnectionEvent): void {
     if (!this.eventsEnabled) return;
     if (ev.type === 'template') {
       // Only the latest state of a template matters: coalesce within a batch.
-      this.templates.set(`${ev.vs}\u0000${ev.client}`, ev);
+      this.templates.set(`${ev.service}\u0000${ev.client}`, ev);
     } else if (this.queue.length < MAX_BATCH) {
       this.queue.push(ev);
     } else {

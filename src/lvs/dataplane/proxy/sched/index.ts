@@ -20,23 +20,8 @@ import { SourceHashingScheduler, type SourceHashingOptions } from './sh.js';
 import { WeightedLeastConnectionScheduler } from './wlc.js';
 import { WeightedRoundRobinScheduler } from './wrr.js';
 
-export const SCHEDULER_NAMES = [
-  'rr',
-  'wrr',
-  'lc',
-  'wlc',
-  'sed',
-  'nq',
-  'sh',
-  'dh',
-  'mh',
-  'lblc',
-  'lblcr',
-  'fo',
-  'ovf',
-] as const;
-
-export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
+export { SCHEDULER_NAMES, isSchedulerName, type SchedulerName } from '../../../scheduler-names.js';
+import type { SchedulerName } from '../../../scheduler-names.js';
 
 /**
  * Options for every scheduler in one bag (config code need not know which applies):
@@ -48,10 +33,6 @@ export interface SchedulerOptions
     MaglevOptions,
     DestinationHashingOptions,
     Partial<LocalityOptions> {}
-
-export function isSchedulerName(name: string): name is SchedulerName {
-  return (SCHEDULER_NAMES as readonly string[]).includes(name);
-}
 
 export function createScheduler(name: SchedulerName, options: SchedulerOptions = {}): Scheduler {
   switch (name) {

@@ -14,7 +14,7 @@
  */
 
 import { isIP } from 'node:net';
-import { parseAddress } from '../sched/common.js';
+import { parseAddress } from './sched/common.js';
 
 export type ProxyProtocolVersion = 'v1' | 'v2';
 

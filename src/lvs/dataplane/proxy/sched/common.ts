@@ -4,8 +4,11 @@
  * parsing/folding and the hash functions used by the hashing schedulers.
  */
 
-import { formatIp, parseIp } from '../../util/inet.js';
+import { formatIp, parseIp } from '../../../../util/inet.js';
 import type { IpFamily, RealServerRef } from '../types.js';
+
+/** The hash helpers live in src/lvs/hash.ts (shared with the Maglev table and the kernel path). */
+export { gcd, gcdOfPositive, keyedHash32, keyedHashString } from '../../../hash.js';
 
 /**
  * A destination may take new connections: weight > 0 and not overloaded. This is the test
@@ -54,18 +57,6 @@ export function pickWeightedLeast<D extends RealServerRef>(dests: readonly D[], 
     }
   }
   return least;
-}
-
-export function gcd(a: number, b: number): number {
-  while (b !== 0) [a, b] = [b, a % b];
-  return a;
-}
-
-/** GCD of the positive weights; 0 when there is none (callers decide what that means). */
-export function gcdOfPositive(weights: Iterable<number>): number {
-  let g = 0;
-  for (const w of weights) if (w > 0) g = g > 0 ? gcd(w, g) : w;
-  return g;
 }
 
 /**
@@ -123,34 +114,6 @@ export function addressFold(address: string, family: IpFamily): number {
 /** Linux hash_32(): multiplicative hash by GOLDEN_RATIO_32, keeping the top `bits` bits. */
 export function hash32(value: number, bits: number): number {
   return Math.imul(value >>> 0, 0x61c88647) >>> (32 - bits);
-}
-
-/** murmur3 fmix32 finaliser: full avalanche of a 32-bit value. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/**
- * Keyed 32-bit hash of a 32-bit value. Stands in for the kernel's hsiphash in ip_vs_mh.c;
- * the values differ from the kernel's, which is fine since no table is shared with it.
- */
-export function keyedHash32(value: number, key: number): number {
-  return fmix32((fmix32((value ^ key) >>> 0) + key) >>> 0);
-}
-
-/** Keyed 32-bit hash of a string (FNV-1a over UTF-16 code units, then fmix32). */
-export function keyedHashString(s: string, key: number): number {
-  let h = (0x811c9dc5 ^ key) >>> 0;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return fmix32(h >>> 0);
 }
 
 /** Limits of an ExpiringTable. */
