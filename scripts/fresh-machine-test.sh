@@ -14,13 +14,16 @@
 # - node-gyp's header cache (~/.cache/node-gyp/<node version>), filled from the host's
 #   /usr/include/node, since node-gyp cannot download the headers from nodejs.org here.
 # The container gets the capabilities the labs need (NET_ADMIN, NET_RAW, SYS_ADMIN), a writable
-# /proc/sys (systempaths=unconfined: per-namespace sysctls), no seccomp filter (unshare/setns/mount)
-# and IPv6 enabled (Docker disables it in containers by default); --privileged is refused here.
+# /proc/sys (systempaths=unconfined: per-namespace sysctls), no seccomp filter (unshare/setns/mount),
+# an init (--init) and, like a machine, the host's initial network and PID namespaces (IPv6 on, the
+# process events connector available); --privileged is refused here. keepalived's sample configs
+# are placed beside the clone (../shared/keepalived-samples), where the import tests read them.
 #
 # Usage (as root, from the repository): scripts/fresh-machine-test.sh [--rebuild] [--keep] [--no-ipv6] [demo] [test]
 #   --rebuild   debootstrap again (the base image is otherwise reused)
 #   --keep      keep the containers (docker ps -a) for inspection
-#   --no-ipv6   leave IPv6 disabled in the container, as Docker does by default
+#   --no-ipv6   run in Docker's default bridged network namespace with IPv6 disabled, without
+#               KEEPALIVE_TS_REQUIRE_NETNS: shows that ::1 / initial-namespace tests skip, not hang
 #   demo/test   which commands to run (default: both, demo first)
 # Work files, logs and the base image's debootstrap log: $KT_FRESH_WORK (default /var/tmp/kt-fresh).
 # A command still running after $KT_FRESH_TIMEOUT_S seconds (default 2700) is killed and fails.
@@ -167,8 +170,18 @@ run_flags=(
   --tmpfs /tmp:exec,mode=1777
 )
 if [ "$ipv6" -eq 1 ]; then
-  run_flags+=(--sysctl net.ipv6.conf.all.disable_ipv6=0 --sysctl net.ipv6.conf.default.disable_ipv6=0 --sysctl net.ipv6.conf.lo.disable_ipv6=0)
+  # Like a machine: the initial network and PID namespaces (the kernel's process events connector
+  # exists only there), IPv6 on, everything else — filesystem, packages, /run/netns — the container's.
+  run_flags+=(--network host --pid host)
+  require_netns=1
+else
+  # Docker's default: a bridged network namespace of the container's own, IPv6 disabled in it.
+  # Tests that need ::1 or the initial namespace then skip with their reason (they would fail
+  # under KEEPALIVE_TS_REQUIRE_NETNS=1, which is therefore not set): shows they skip, not hang.
+  run_flags+=(--sysctl net.ipv6.conf.all.disable_ipv6=1 --sysctl net.ipv6.conf.default.disable_ipv6=1)
+  require_netns=0
 fi
+samples="$REPO/../shared/keepalived-samples" # tests read keepalived's samples from beside the clone
 
 declare -A result
 for cmd in "${cmds[@]}"; do
@@ -179,12 +192,15 @@ for cmd in "${cmds[@]}"; do
   git clone --quiet "$REPO" "$clone"
   case "$cmd" in
     demo) script='cd /root/keepalive-ts && exec npm run demo' ;;
-    test) script='cd /root/keepalive-ts && KEEPALIVE_TS_REQUIRE_NETNS=1 exec npm test' ;;
+    test) script="cd /root/keepalive-ts && KEEPALIVE_TS_REQUIRE_NETNS=$require_netns exec npm test" ;;
   esac
   name="kt-fresh-$cmd-$$"
   docker rm -f "$name" >/dev/null 2>&1 || true
   docker create --name "$name" "${run_flags[@]}" "$IMAGE" bash -c "$script" >/dev/null
   tar -C "$clone" --transform 's,^\.,keepalive-ts,' -c . | docker cp - "$name:/root" || die "docker cp into $name failed"
+  if [ -d "$samples" ]; then
+    tar -C "$samples" --transform 's,^\.,shared/keepalived-samples,' -c . | docker cp - "$name:/root" || die "docker cp of the samples failed"
+  fi
   rm -rf "$clone"
   say "$cmd: running in $name (log: $log)"
   t0=$(date +%s)
@@ -210,7 +226,7 @@ for cmd in "${cmds[@]}"; do
   if [ "$keep" -eq 0 ]; then docker rm -f "$name" >/dev/null; fi
 done
 
-say "summary ($(git -C "$REPO" rev-parse --short HEAD), image $IMAGE, IPv6 $([ "$ipv6" -eq 1 ] && echo on || echo off)):"
+say "summary ($(git -C "$REPO" rev-parse --short HEAD), image $IMAGE, $([ "$ipv6" -eq 1 ] && echo 'host network and PID namespaces' || echo 'bridged network, IPv6 off')):"
 rc=0
 for cmd in "${cmds[@]}"; do
   say "  npm ${cmd/demo/run demo}: ${result[$cmd]}"
