@@ -181,7 +181,12 @@ else
   run_flags+=(--sysctl net.ipv6.conf.all.disable_ipv6=1 --sysctl net.ipv6.conf.default.disable_ipv6=1)
   require_netns=0
 fi
-samples="$REPO/../shared/keepalived-samples" # tests read keepalived's samples from beside the clone
+# Tests read keepalived's samples from ../shared/keepalived-samples (or ../../shared: a worktree).
+samples=""
+for d in "$REPO/../shared/keepalived-samples" "$REPO/../../shared/keepalived-samples"; do
+  [ -d "$d" ] && { samples="$d"; break; }
+done
+[ -n "$samples" ] || say "warning: no shared/keepalived-samples beside $REPO: the import sample tests will fail"
 
 declare -A result
 for cmd in "${cmds[@]}"; do
@@ -198,7 +203,7 @@ for cmd in "${cmds[@]}"; do
   docker rm -f "$name" >/dev/null 2>&1 || true
   docker create --name "$name" "${run_flags[@]}" "$IMAGE" bash -c "$script" >/dev/null
   tar -C "$clone" --transform 's,^\.,keepalive-ts,' -c . | docker cp - "$name:/root" || die "docker cp into $name failed"
-  if [ -d "$samples" ]; then
+  if [ -n "$samples" ]; then
     tar -C "$samples" --transform 's,^\.,shared/keepalived-samples,' -c . | docker cp - "$name:/root" || die "docker cp of the samples failed"
   fi
   rm -rf "$clone"
