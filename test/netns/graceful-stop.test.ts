@@ -36,16 +36,17 @@ netnsTest('SIGTERM under load: no failed request but the one in flight when the 
   t.true(await hasVip(hb, VIP));
   const at = await waitVipAdded(mon, VIP);
   t.truthy(at, mon.output());
-  // Every request is answered, except possibly the one in flight when b's gratuitous ARP moved the
-  // client to b: its next segment reaches b, which knows no such connection and resets it (a's
-  // proxy holds that TCP state; nothing hands it over). Requests are sequential, so at most one;
-  // it must span the move. A loaded machine makes requests slower and this straddle likelier.
+  // Every request is answered, except possibly the one at the moment b's gratuitous ARP moves the
+  // client to b: either it was in flight and its next segment reaches b, which knows no such
+  // connection and resets it (a's proxy holds that TCP state; nothing hands it over), or it is
+  // sent in the few ms between b adding the VIP and b's proxy listening, and is refused. Requests
+  // are sequential, so at most one; it must span the move. A loaded machine widens both windows.
   t.is(outcomes.length, 400);
   const failed = outcomes.filter((o) => !o.ok);
   t.log(`${outcomes.length - failed.length} of ${outcomes.length} requests answered; failed: ${JSON.stringify(failed)}; b added the VIP ${at! - stoppedAt} ms after SIGTERM`);
   t.true(failed.length <= 1, `failed requests during the graceful stop: ${JSON.stringify(tally(failed))}`);
   for (const f of failed) {
-    t.is(f.what, 'ECONNRESET', 'the only failure allowed is a reset by the new master');
+    t.true(f.what === 'ECONNRESET' || f.what === 'ECONNREFUSED', `the only failure allowed is a reset or refusal by the new master, not ${f.what}`);
     t.true(f.at <= at! + 1_000 && f.at + f.ms >= at!, `the failed request (${f.at}..${f.at + f.ms}) was in flight when the VIP moved (${at})`);
   }
   assertGracefulTakeover(t, at! - stoppedAt, { skewMs: skewTimeMs(3, 100, 100), mdiMs: masterDownIntervalMs(3, 100, 100), advertMs: 1000 },
