@@ -109,6 +109,7 @@ const VS_SETTINGS = [
   'warmup',
   'depool_threshold',
   'proxy_protocol',
+  'slow_start',
   'drain_timeout',
 ] as const;
 const VS_LISTS = ['real_server'] as const;

@@ -459,6 +459,12 @@ export const VIRTUAL_SERVER_FIELDS = {
   warmup: field(SECONDS, 'default maximum random delay before a first check', 'warmup', { defaultText: "each check's delay_loop" }),
   depool_threshold: field(num(0, 1), 'fraction of real servers kept pooled even when failing (PyBal; 0 = off)', null, { default: 0 }),
   proxy_protocol: field(str({ enum: ['', 'v1', 'v2'] }), 'send a PROXY protocol header to real servers ("" = off); lb_kind PROXY only', null, { default: '' }),
+  slow_start: field(
+    SECONDS,
+    'seconds over which a real server that comes (back) into service (recovered, added by a reload, enabled or un-drained) ramps from weight 1 to its weight, so lc-like schedulers do not send it every new connection (HAProxy slowstart); 0 = off; not with the weight-blind lb_algo rr, lc, dh',
+    null,
+    { default: 0 },
+  ),
   drain_timeout: field(SECONDS, 'seconds connections to a removed real server may drain', null, {
     defaultFrom: { scope: 'global', key: 'drain_timeout' },
     defaultText: 'global.drain_timeout',

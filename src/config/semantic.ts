@@ -298,6 +298,8 @@ function checkGroupMembership(groups: readonly VrrpSyncGroupConfig[], sink: Issu
 
 /** Checks that need no port (a command, a file, ICMP echo). */
 const PORTLESS_CHECKS: ReadonlySet<string> = new Set(['MISC_CHECK', 'FILE_CHECK', 'PING_CHECK']);
+/** Schedulers that only tell weight 0 from the rest (IPVS rr, lc, dh): slow start cannot ramp them. */
+const WEIGHT_BLIND: ReadonlySet<string> = new Set(['rr', 'lc', 'dh']);
 
 /** Whether an issue was already reported at exactly this path (a value that failed validation is absent here). */
 function reported(sink: IssueSink, path: KeyPath): boolean {
@@ -391,6 +393,9 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
     sink.add(at('proxy_protocol'), `needs lb_kind = "PROXY": only the proxy terminates the client's TCP connection and can send a header first; with lb_kind "${kind}" the real server gets the client's own packets (and address)`);
   }
   if (vs.ops && vs.protocol !== 'UDP') sink.add(at('ops'), 'one-packet scheduling needs protocol = "UDP"');
+  if (typeof vs.slow_start === 'number' && vs.slow_start > 0 && WEIGHT_BLIND.has(vs.lb_algo)) {
+    sink.add(at('slow_start'), `ramps weights, which lb_algo ${JSON.stringify(vs.lb_algo)} ignores (it only skips weight 0); use wlc, wrr, sed, nq or another weighted scheduler, or slow_start = 0`);
+  }
 
   // --- persistence granularity
   let granularity = vs.persistence_granularity ?? (family === 4 ? '255.255.255.255' : '128');

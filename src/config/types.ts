@@ -301,6 +301,8 @@ export interface VirtualServerConfig {
   warmup?: number;
   depool_threshold: number;
   proxy_protocol: '' | 'v1' | 'v2';
+  /** Seconds of slow start (0 = off). */
+  slow_start: number;
   drain_timeout: number;
   real_server: RealServerConfig[];
   /** parsed: address family of the service (of `address`, or ip_family / the servers for fwmark). */

@@ -20,7 +20,7 @@ import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
 import { DataplaneSet } from '../lvs/dataplane/index.js';
-import { VirtualServerManager } from '../lvs/manager.js';
+import { OVERRIDE_COMMANDS, VirtualServerManager, type OverrideAction, type OverrideResult } from '../lvs/manager.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
 import type { StatusReport } from './status.js';
@@ -159,7 +159,12 @@ export class Daemon {
     });
     this.#control = new ControlServer({
       path: this.controlPath,
-      handlers: { status: () => this.freshStatus(), reload: () => this.reload() },
+      handlers: {
+        status: () => this.freshStatus(),
+        reload: () => this.reload(),
+        // keepalive-ts weight / drain / disable / enable: { virtual_server, real_server[, weight] }
+        ...Object.fromEntries(OVERRIDE_COMMANDS.map((action) => [action, (args: Record<string, unknown>) => this.#override(action, args)])),
+      },
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
@@ -195,6 +200,7 @@ export class Daemon {
         sync: this.#syncMetrics(),
         ...(this.#mailer?.enabled || (this.#mailer?.counters.sent ?? 0) + (this.#mailer?.counters.failed ?? 0) > 0 ? { alerts: { ...this.#mailer!.counters } } : {}),
         route_failures: this.#routeSets.reduce((n, r) => n + r.failures, 0),
+        ...(this.#lvs ? { overrides: this.#lvs.overrideCounts() } : {}),
       },
     }));
     this.#metrics = await startMetricsServer({
@@ -214,6 +220,17 @@ export class Daemon {
     const carriers = this.#config.vrrp_instance.filter((i) =>
       [...i.virtual_ipaddress_parsed, ...i.virtual_ipaddress_excluded_parsed].some((v) => v.address === address));
     return carriers.length === 0 || carriers.some((i) => this.#owning.has(i.name));
+  }
+
+  /** A runtime override from the control socket (arguments unchecked: the manager validates them). */
+  #override(action: OverrideAction, args: Record<string, unknown>): Promise<OverrideResult> {
+    if (!this.#lvs) return Promise.reject(new KeepaliveError('E_NOT_FOUND', 'no virtual servers'));
+    return this.#lvs.override({
+      action,
+      virtualServer: args.virtual_server as string,
+      realServer: args.real_server as string,
+      ...(args.weight !== undefined ? { weight: args.weight as number } : {}),
+    });
   }
 
   /** Status with fresh data-plane counters (the control socket's `status`). */

@@ -19,11 +19,40 @@ export interface VrrpInstanceStatus {
   vips_restored: number;
 }
 
+/** ipvsadm --rate's figures, per second (the kernel estimator's 2 s EWMA, src/lvs/counters.ts). */
+export interface RateStatus {
+  cps: number;
+  /** Null where the data plane never sees packets (the proxy's TCP services). */
+  in_pps: number | null;
+  out_pps: number | null;
+  in_bps: number;
+  out_bps: number;
+}
+
+/** An operator's runtime override (keepalive-ts weight / drain / disable) on this director. */
+export interface OverrideStatus {
+  action: 'weight' | 'drain' | 'disable';
+  /** The weight set by `keepalive-ts weight`. */
+  weight?: number;
+  /** When it was set (ISO 8601). */
+  since: string;
+}
+
 export interface RealServerStatus {
   address: string;
   /** 0 = the packet's own port (fwmark / port-set services). */
   port: number;
+  /** The weight in the data plane now (ipvsadm's Weight column): 0 while down, drained or disabled; ramped during slow start. */
   weight: number;
+  /** `weight` in the config. */
+  configured_weight?: number;
+  /** The weight it settles at: the override's, else MISC_CHECK's dynamic one, else the configured one; 0 while out of service. */
+  effective_weight?: number;
+  /** The runtime override, null without one. */
+  override?: OverrideStatus | null;
+  /** Slow start in progress: since/until (ISO 8601) and how far (0..1); null otherwise. */
+  slow_start?: { since: string; until: string; progress: number } | null;
+  /** Passes its health checks. */
   up: boolean;
   /** Established connections (IPVS ActiveConn); null where the data plane cannot tell. */
   active_conns: number | null;
@@ -41,10 +70,11 @@ export interface RealServerStatus {
   last_change?: string;
   /** The checker's message at that change, e.g. "HTTP_GET[0]: status 503" (why it went down or up). */
   reason?: string;
+  rates?: RateStatus;
 }
 
 /** The sorry server: not a member of the pool, listed apart with its own counters. */
-export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up' | 'health' | 'last_change' | 'reason'> {
+export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up' | 'health' | 'last_change' | 'reason' | 'configured_weight' | 'effective_weight' | 'override' | 'slow_start'> {
   /** No real server can take a connection, so new ones go here. */
   in_use: boolean;
 }
@@ -68,6 +98,15 @@ export interface VirtualServerStatus {
   lb_algo: string;
   /** What actually schedules (flags, approximations). */
   scheduler_in_effect: string;
+  /** sched_flags as configured (ipvsadm shows them after the scheduler). */
+  sched_flags?: string[];
+  /** persistence_timeout in seconds (0 = off) and its granularity as ipvsadm shows it ("255.255.255.0", "64"). */
+  persistence_timeout?: number;
+  persistence_granularity?: string;
+  /** One-packet scheduling. */
+  ops?: boolean;
+  /** slow_start seconds (0 = off). */
+  slow_start?: number;
   serving: boolean;
   /** The pool is down and the sorry server (if any) takes new connections. */
   sorry: boolean;
@@ -80,6 +119,7 @@ export interface VirtualServerStatus {
   out_bytes: number;
   active_conns: number | null;
   inact_conns: number | null;
+  rates?: RateStatus;
   real_servers: RealServerStatus[];
   sorry_server: SorryServerStatus | null;
 }

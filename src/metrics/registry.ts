@@ -96,6 +96,8 @@ export interface MetricsExtras {
   alerts?: AlertExtras;
   /** Route / rule / static address changes the kernel refused (virtual_routes, static_routes...). */
   route_failures?: number;
+  /** Runtime override commands applied (keepalive-ts weight / drain / disable / enable), by action. */
+  overrides?: Record<string, number>;
 }
 
 export interface MetricsSnapshot {
@@ -334,7 +336,19 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
 
   // --- real servers ---
   perRealServer('real_server_up', '1 when the real server passes its health checks (in the pool), else 0.', 'gauge', (rs) => (rs.up ? 1 : 0)),
-  perRealServer('real_server_weight', 'Current scheduling weight of the real server.', 'gauge', (rs) => rs.weight),
+  perRealServer('real_server_weight', 'Scheduling weight of the real server in the data plane now: 0 while down, drained or disabled; ramping up during slow start (all weights of the service scaled alike while a ramp needs finer steps).', 'gauge', (rs) => rs.weight),
+  perRealServer('real_server_configured_weight', 'The weight of the real server in the config.', 'gauge', (rs) => rs.configured_weight ?? null),
+  def({
+    name: 'real_server_override',
+    help: '1 for a real server with a runtime override on this director (keepalive-ts weight / drain / disable; cleared by enable or a restart), action="weight", "drain" or "disable"; no series without one.',
+    type: 'gauge',
+    labelNames: ['virtual_server', 'real_server', 'action'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) {
+        for (const rs of vs.real_servers) if (rs.override) yield { labels: { virtual_server: virtualServerId(vs), real_server: realServerId(rs), action: rs.override.action }, value: 1 };
+      }
+    },
+  }),
   perRealServer('real_server_active_connections', 'Active (established) connections of the real server.', 'gauge', (rs) => rs.active_conns),
   perRealServer('real_server_inactive_connections', 'Inactive connections (closing, SYN_RECV, UDP) of the real server.', 'gauge', (rs) => rs.inact_conns),
   perRealServer('real_server_connections_total', 'Connections scheduled to the real server.', 'counter', (rs) => rs.conns),
@@ -419,6 +433,19 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     *samples(snap) {
       const n = snap.extras?.route_failures;
       if (n !== undefined) yield { labels: {}, value: n };
+    },
+  }),
+
+  // --- runtime overrides ---
+  def({
+    name: 'runtime_overrides_total',
+    help: 'Runtime override commands applied on this director, by action: "weight", "drain", "disable", "enable".',
+    type: 'counter',
+    labelNames: ['action'],
+    *samples(snap) {
+      const o = snap.extras?.overrides;
+      if (!o) return;
+      for (const action of ['weight', 'drain', 'disable', 'enable']) yield { labels: { action }, value: o[action] ?? 0 };
     },
   }),
 

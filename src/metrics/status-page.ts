@@ -139,7 +139,7 @@ const SCRIPT = `
         var bi = rate(key + ' in', rs.in_bytes, now, values);
         var bo = rate(key + ' out', rs.out_bytes, now, values);
         return el('tr', { 'data-vs': vsId, 'data-rs': id, 'data-health': health, 'data-sorry': rs.sorry ? '' : null }, [
-          td(id + (rs.sorry ? ' (sorry server)' : '')), el('td', null, [badge(label, health)]), td(num(rs.weight), 'num'),
+          td(id + (rs.sorry ? ' (sorry server)' : '')), el('td', null, [badge(label, health)]), td(num(rs.weight) + weightNote(rs), 'num'),
           td(num(rs.active_conns), 'num'), td(num(rs.inact_conns), 'num'), td(num(rs.conns), 'num'), td(fmtRate(c), 'num'),
           td(bi === '' ? '' : fmtRate(bi, true) + ' / ' + fmtRate(bo, true), 'num'),
           el('td', { class: 'when', title: rs.last_change || '' }, [rs.last_change ? new Date(rs.last_change).toLocaleTimeString() + ' (' + ago(rs.last_change) + ')' : '']),
@@ -148,6 +148,14 @@ const SCRIPT = `
       });
       sec.appendChild(el('table', { class: 'svc', 'data-vs': vsId }, [el('thead', null, [head, cols]), el('tbody', null, rows)]));
     });
+  }
+
+  /** The operator's override and slow start beside the weight (keepalive-ts drain/disable/weight). */
+  function weightNote(rs) {
+    var o = rs.override, n = '';
+    if (o) n += o.action === 'drain' ? ' · drained' : o.action === 'disable' ? ' · disabled' : ' · set to ' + o.weight;
+    if (rs.slow_start) n += ' · slow start ' + Math.floor(rs.slow_start.progress * 100) + '%';
+    return n;
   }
 
   function renderSync(s) {

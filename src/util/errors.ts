@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'E_DATAPLANE_UNAVAILABLE'
   /** A CLI command was called with bad options. */
   | 'E_USAGE'
+  /** A runtime command names a virtual or real server this director does not have. */
+  | 'E_NOT_FOUND'
   /** genhash could not fetch the page. */
   | 'E_GENHASH'
   /** An alert mail could not be sent. */

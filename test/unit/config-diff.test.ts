@@ -477,6 +477,7 @@ test('each virtual server setting produces exactly its change and summary line',
     { to: 'lb_algo = "wlc"\nproxy_protocol = "v2"', key: 'proxy_protocol', line: 'proxy_protocol "" -> v2' },
     { to: 'lb_algo = "wlc"\ndrain_timeout = 5', key: 'drain_timeout', line: 'drain_timeout 30 -> 5' },
     { to: 'lb_algo = "wlc"\ndepool_threshold = 0.5', key: 'depool_threshold', line: 'depool_threshold 0 -> 0.5' },
+    { to: 'lb_algo = "wlc"\nslow_start = 10', key: 'slow_start', line: 'slow_start 0 -> 10' },
     { to: 'lb_algo = "wlc"\nmh_table_size = 251', key: 'mh_table_size', line: 'mh_table_size 65537 -> 251' },
     { to: 'lb_algo = "wlc"\nhash_seed = 7', key: 'hash_seed', line: `hash_seed ${defaultHashSeed('tcp/10.0.0.50:80')} -> 7` },
   ];

@@ -118,6 +118,8 @@ const cases: InvalidCase[] = [
   { name: 'bad metrics_listen', text: '[global]\nmetrics_listen = "localhost" # <--\n', path: 'global.metrics_listen', message: /host:port/ },
   { name: 'non-multicast VRRP group', text: '[global]\nvrrp_mcast_group4 = "10.0.0.1" # <--\n', path: 'global.vrrp_mcast_group4', message: /IPv4 multicast address/ },
   { name: 'ops needs UDP', text: `${VS}ops = true # <--\n`, path: 'virtual_server[0].ops', message: /needs protocol = "UDP"/ },
+  { name: 'slow_start with a weight-blind scheduler', text: `${VS}lb_algo = "lc"\nslow_start = 10 # <--\n`, path: 'virtual_server[0].slow_start', message: /lb_algo "lc" ignores/ },
+  { name: 'negative slow_start', text: `${VS}slow_start = -1 # <--\n`, path: 'virtual_server[0].slow_start', message: /must be >= 0/ },
   { name: 'track_script weight out of range', text: `[[vrrp_script]]\nname = "c"\nscript = "true"\nweight = 254 # <--\n`, path: 'vrrp_script[0].weight', message: /must be -253\.\.253, got 254/ },
 ];
 

@@ -86,7 +86,7 @@ auth_key = "k"
     family: 4,
   });
   const vs = cfg.virtual_server[0]!;
-  t.like(vs, { protocol: 'TCP', lb_algo: 'wlc', lb_kind: 'NAT', delay_loop: 60, quorum: 1, persistence_granularity: '255.255.255.255', persistence_prefix: 32, drain_timeout: 30, depool_threshold: 0, proxy_protocol: '' });
+  t.like(vs, { protocol: 'TCP', lb_algo: 'wlc', lb_kind: 'NAT', delay_loop: 60, quorum: 1, persistence_granularity: '255.255.255.255', persistence_prefix: 32, drain_timeout: 30, depool_threshold: 0, proxy_protocol: '', slow_start: 0 });
   t.like(vs.real_server[0], { port: 443, weight: 1, inhibit_on_failure: false });
   t.deepEqual(vs.real_server[0]!.check, [
     { type: 'TCP_CHECK', connect_timeout: 5, retry: 1, delay_before_retry: 1, delay_loop: 60, warmup: 60, connect_ip: '10.0.0.21', connect_port: 443 },

@@ -120,8 +120,8 @@ function snapshot(): { status: StatusReport; extras: NonNullable<MetricsSnapshot
     active_conns: 7,
     inact_conns: 3,
     real_servers: [
-      { address: '10.0.0.21', port: 80, weight: 3, up: true, active_conns: 7, inact_conns: 2, conns: 600, ...counters, in_bytes: 30_000, out_bytes: 500_000 },
-      { address: '10.0.0.22', port: 80, weight: 1, up: false, active_conns: 0, inact_conns: 1, conns: 400, ...counters, in_bytes: 20_000, out_bytes: 400_000 },
+      { address: '10.0.0.21', port: 80, weight: 3, configured_weight: 1, override: { action: 'weight', weight: 3, since: '2026-01-01T00:00:00.000Z' }, up: true, active_conns: 7, inact_conns: 2, conns: 600, ...counters, in_bytes: 30_000, out_bytes: 500_000 },
+      { address: '10.0.0.22', port: 80, weight: 1, configured_weight: 1, override: null, up: false, active_conns: 0, inact_conns: 1, conns: 400, ...counters, in_bytes: 20_000, out_bytes: 400_000 },
     ],
     sorry_server: { address: '10.0.0.30', port: 8080, in_use: false, active_conns: 0, inact_conns: 0, conns: 4, ...counters, in_bytes: 40, out_bytes: 400 },
   };
@@ -173,6 +173,7 @@ function snapshot(): { status: StatusReport; extras: NonNullable<MetricsSnapshot
       ],
       sync: { messages_sent: 500, messages_received: 20, rejected: { bad_version: 2, unknown_virtual_server: 1 }, entries: 345 },
       reload: { ok: 3, error: 1 },
+      overrides: { weight: 2, drain: 1, enable: 1 },
     },
   };
 }
@@ -296,6 +297,15 @@ test('virtual server, real server, check, sync and reload series of a hand-built
   t.is(value(t, e, `${P}sync_entries`), 345);
   t.is(value(t, e, `${P}reload_total`, { result: 'ok' }), 3);
   t.is(value(t, e, `${P}reload_total`, { result: 'error' }), 1);
+
+  // runtime overrides: the commands by action (all four, 0 included), the override in place, the configured weight
+  t.is(value(t, e, `${P}runtime_overrides_total`, { action: 'weight' }), 2);
+  t.is(value(t, e, `${P}runtime_overrides_total`, { action: 'disable' }), 0);
+  t.is(find(e, `${P}runtime_overrides_total`).length, 4);
+  t.is(value(t, e, `${P}real_server_override`, { ...rs1, action: 'weight' }), 1);
+  t.is(find(e, `${P}real_server_override`).length, 1);
+  t.is(value(t, e, `${P}real_server_configured_weight`, rs1), 1);
+  t.is(find(e, `${P}real_server_configured_weight`, rs6).length, 0, 'no configured weight in the status: no series');
 });
 
 test('metric types: *_total are counters, the rest gauges, as METRIC_DEFS declares', async (t) => {
@@ -314,6 +324,7 @@ test('metric types: *_total are counters, the rest gauges, as METRIC_DEFS declar
     'real_server_inactive_connections', 'real_server_connections_total', 'real_server_bytes_total', 'check_duration_seconds',
     'virtual_server_info', 'virtual_server_packets_total', 'real_server_packets_total', 'sorry_server_active', 'sorry_server_connections_total',
     'check_failures_total', 'sync_messages_total', 'sync_rejected_total', 'sync_entries', 'reload_total',
+    'runtime_overrides_total', 'real_server_override', 'real_server_configured_weight',
   ];
   for (const n of expected) t.true(find(e, `${P}${n}`).length > 0, `${P}${n} has series`);
 });

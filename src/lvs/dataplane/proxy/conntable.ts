@@ -10,7 +10,10 @@
  * inactive, as ipvsadm shows them (the kernel never marks a UDP connection active).
  *
  * A destination removed from the pool stays in `all` (not in `pool`): its open connections
- * continue and keep being counted; it only stops getting new ones.
+ * continue and keep being counted; it only stops getting new ones. Once its last connection is
+ * gone it is forgotten, but its traffic counters are kept by key and given back if it returns to
+ * the pool: like the nftables data plane's named counters, a real server's totals survive it
+ * going down and coming back.
  */
 
 import { endpointText, singlePort, type Endpoint, type IpFamily, type L4Protocol } from '../../../util/endpoint.js';
@@ -57,6 +60,11 @@ export class Dest implements RealServerRef {
   }
 }
 
+type DestCounters = Pick<Dest, 'conns' | 'inBytes' | 'outBytes' | 'inPkts' | 'outPkts' | 'connectErrors'>;
+const COUNTER_FIELDS = ['conns', 'inBytes', 'outBytes', 'inPkts', 'outPkts', 'connectErrors'] as const;
+/** Forgotten destinations whose counters are kept (the pool's keys come from the config). */
+const MAX_ARCHIVED = 65536;
+
 export type EventSink = (ev: ConnectionEvent) => void;
 
 /** ipvsadm-style scheduler text with the flags in effect, e.g. "mh (mh-port)". */
@@ -78,6 +86,8 @@ export class ServiceCore {
   sorryDest: Dest | null = null;
   /** Endpoints of every destination key seen (pool or synced template), for template export. */
   private readonly endpoints = new Map<string, Endpoint>();
+  /** Counters of destinations gc() forgot, by id: restored when the id returns. */
+  private readonly archived = new Map<string, DestCounters>();
   conns = 0;
   dropped = 0;
   /** Service byte totals of finished connections (UDP: of every datagram). */
@@ -151,7 +161,7 @@ export class ServiceCore {
     for (const s of pool.dests) {
       let d = this.all.get(s.key);
       if (!d || d.sorry || d.text !== endpointText(s.endpoint)) {
-        d = new Dest(s.key, s.endpoint, false);
+        d = this.revive(new Dest(s.key, s.endpoint, false));
         this.all.set(s.key, d);
       }
       this.endpoints.set(s.key, s.endpoint);
@@ -164,7 +174,7 @@ export class ServiceCore {
       const id = `sorry:${endpointText(pool.sorry)}`;
       let d = this.all.get(id);
       if (!d) {
-        d = new Dest(id, pool.sorry, true);
+        d = this.revive(new Dest(id, pool.sorry, true));
         d.weight = 1;
         this.all.set(id, d);
       }
@@ -177,9 +187,27 @@ export class ServiceCore {
     this.gc();
   }
 
-  /** Forget removed destinations that no longer carry connections. */
+  /** Forget removed destinations that no longer carry connections (keeping their counters). */
   gc(): void {
-    for (const [id, d] of this.all) if (!d.inPool && d.live === 0) this.all.delete(id);
+    for (const [id, d] of this.all) {
+      if (d.inPool || d.live > 0) continue;
+      this.all.delete(id);
+      if (this.archived.size < MAX_ARCHIVED || this.archived.has(id)) {
+        const c = {} as Record<(typeof COUNTER_FIELDS)[number], number>;
+        for (const f of COUNTER_FIELDS) c[f] = d[f];
+        this.archived.set(id, c);
+      }
+    }
+  }
+
+  /** A destination coming (back) into the pool gets the counters it had when it was forgotten. */
+  private revive(d: Dest): Dest {
+    const c = this.archived.get(d.id);
+    if (c) {
+      for (const f of COUNTER_FIELDS) d[f] = c[f];
+      this.archived.delete(d.id);
+    }
+    return d;
   }
 
   /** True when no pool member can take a new connection. */
