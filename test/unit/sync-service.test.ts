@@ -43,7 +43,8 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+// Generous: only a failing test waits it out (three timed out at 3 s in a loaded full-suite run).
+async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error('timed out');
