@@ -4,7 +4,8 @@
       "target_name": "keepalive_native",
       "sources": ["native/keepalive_native.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
-      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-ldl"]
     }
   ]
 }

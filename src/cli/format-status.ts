@@ -201,7 +201,7 @@ export function formatStatus(s: StatusReport, opts: StatusOptions = {}): string 
       String(Object.values(v.drops).reduce((a, b) => a + b, 0))]),
   ]).replace(/^/gm, '  '));
   out.push('');
-  return `${out.join('\n')}\n${formatIpvs(s, opts)}`;
+  return `${out.join('\n')}\n${formatIpvs(s, opts)}${s.bgp ? `\n${formatBgp(s.bgp).join('\n')}\n` : ''}`;
 }
 
 /** The reply of keepalive-ts weight / drain / disable / enable as one line. */
@@ -217,4 +217,32 @@ export function formatOverride(r: OverrideResult): string {
   if (r.ramping) extra.push(`slow start: ramping up to weight ${r.effective_weight}`);
   extra.push('this director only; lost on restart');
   return `${who}: ${what}${extra.length ? `; ${extra.join('; ')}` : ''}\n`;
+}
+
+function duration(seconds: number): string {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const sec = seconds % 60;
+  return d > 0 ? `${d}d${h}h` : h > 0 ? `${h}h${m}m` : m > 0 ? `${m}m${sec}s` : `${sec}s`;
+}
+
+/** BGP: BIRD, sessions (like `birdc show protocols`), then the prefixes and why. */
+function formatBgp(b: NonNullable<StatusReport['bgp']>): string[] {
+  const bird = b.bird.running ? `BIRD ${b.bird.version} pid ${b.bird.pid}` : `BIRD ${b.bird.version} NOT RUNNING${b.bird.last_error ? ` (${b.bird.last_error})` : ''}`;
+  const links = b.tracked_interfaces.map((l) => `${l.name}${l.up ? '' : ' DOWN'}`).join(', ') || 'none';
+  const out = [`BGP  AS ${b.local_as}${b.router_id ? `  router id ${b.router_id}` : ''}  ${bird}  restarts ${b.bird.restarts}  tracking ${links}`];
+  out.push(table([
+    ['PEER', 'AS', 'STATE', 'UPTIME', 'BFD', 'PREFIXES', 'INFO'],
+    ...b.sessions.map((x) => [x.peer, String(x.remote_as), x.state, x.uptime_s === null ? '-' : duration(x.uptime_s), x.bfd ?? '-',
+      x.exported === null ? '-' : String(x.exported), x.established ? '' : (x.last_error ?? x.info)]),
+  ]).replace(/^/gm, '  '));
+  if (b.prefixes.length > 0) {
+    out.push(table([
+      ['PREFIX', 'MODE', 'STATE', 'SINCE', 'REASON'],
+      ...b.prefixes.map((p) => [p.prefix, p.mode, p.announced ? 'announced' : 'withdrawn', p.since.replace(/\.\d+Z$/, 'Z'),
+        `${p.reason.replace(/^(announced|withdrawn): /, '')}${p.announced && p.last_withdrawal ? `  (last withdrawn ${p.last_withdrawal.at.replace(/\.\d+Z$/, 'Z')}: ${p.last_withdrawal.reason.replace(/^withdrawn: /, '')})` : ''}`]),
+    ]).replace(/^/gm, '  '));
+  }
+  return out;
 }

@@ -1,3 +1,4 @@
+import type { ConntrackdStatus } from '../sync/conntrackd.js';
 /** The shape `status` returns over the control socket (and `status --json` prints). */
 export interface VrrpInstanceStatus {
   name: string;
@@ -110,7 +111,7 @@ export interface VirtualServerStatus {
   serving: boolean;
   /** The pool is down and the sorry server (if any) takes new connections. */
   sorry: boolean;
-  /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state). */
+  /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state; what announce = "healthy" follows). */
   quorum_up?: boolean;
   conns: number;
   in_pkts: number | null;
@@ -138,6 +139,8 @@ export interface SyncStatusReport {
   snapshots_incomplete: number;
   /** From asking for a snapshot to its complete end, last time. */
   last_snapshot_ms: number | null;
+  /** When the last full resync completed (ms since the epoch); null before the first. */
+  last_snapshot_at: number | null;
   promotions: number;
   demotions: number;
   /** Entries (templates + UDP flows) handed to the data plane on promotions. */
@@ -145,6 +148,54 @@ export interface SyncStatusReport {
   /** Entries received while MASTER (another director also MASTER), ignored. */
   ignored_as_master: number;
   errors: number;
+  /** conntrackd replication of NAT/FULLNAT connections ([sync.conntrackd]). */
+  conntrackd?: ConntrackdStatus;
+}
+
+/** One configured BGP neighbour, as this director's BIRD sees it. */
+export interface BgpSessionStatus {
+  peer: string;
+  remote_as: number;
+  /** BIRD protocol name (kt_peer_<address>). */
+  protocol: string;
+  /** BGP state: Established, Idle, Connect, Active, OpenSent, OpenConfirm; Down when disabled or BIRD is not running. */
+  state: string;
+  established: boolean;
+  /** Last state change (ISO 8601), null when unknown. */
+  since: string | null;
+  /** Seconds since the session was established; null when it is not. */
+  uptime_s: number | null;
+  /** BIRD's info column, e.g. "Active Socket: No route to host". */
+  info: string;
+  last_error: string | null;
+  /** BFD session state (Up, Down, Init, AdminDown); null when BFD is off for this peer or has no session yet. */
+  bfd: string | null;
+  /** Prefixes BIRD announces to this peer now; null while the session is down. */
+  exported: number | null;
+}
+
+/** One address this director may announce. */
+export interface BgpPrefixStatus {
+  prefix: string;
+  mode: 'healthy' | 'master';
+  announced: boolean;
+  /** "announced: quorum on tcp/10.99.0.10:80", "withdrawn: no quorum on ...". */
+  reason: string;
+  /** When `announced` last changed (or the daemon started), ISO 8601. */
+  since: string;
+  last_withdrawal: { reason: string; at: string } | null;
+}
+
+export interface BgpStatusReport {
+  local_as: number;
+  router_id: string | null;
+  bird: { running: boolean; pid: number | null; version: string; restarts: number; last_error: string | null; config_file: string; control_socket: string };
+  /** Interfaces whose loss of link withdraws everything. */
+  tracked_interfaces: Array<{ name: string; up: boolean }>;
+  sessions: BgpSessionStatus[];
+  prefixes: BgpPrefixStatus[];
+  /** Withdrawals of an announced prefix since start, by kind (stopping, link, quorum, vrrp, not_serving, removed). */
+  withdrawals: Record<string, number>;
 }
 
 export interface StatusReport {
@@ -158,4 +209,7 @@ export interface StatusReport {
   vrrp_socket_drops: Record<string, Record<string, number>>;
   virtual_servers: VirtualServerStatus[];
   sync?: SyncStatusReport;
+  /** The data planes' own figures, e.g. nftables_sync_polls, nftables_conn_table_entries. */
+  dataplane?: Record<string, number>;
+  bgp?: BgpStatusReport;
 }

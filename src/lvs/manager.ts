@@ -16,7 +16,7 @@ import type { RealServerConfig, ReloadPlan, VirtualServerConfig } from '../confi
 import type { RealServerStatus as RealServerReport, SorryServerStatus, VirtualServerStatus } from '../daemon/status.js';
 import { endpointText, ipvsadmServiceText, parseEndpointText, parseServiceArg, type ServiceKey, type ServiceMatch } from '../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
-import { runCommand } from '../util/exec.js';
+import { ScriptRunner } from '../util/script.js';
 import { FORWARD_NAMES, type Dataplane, type DataplaneStats, type DestStats, type PoolSpec, type ServiceSpec } from './dataplane/contract.js';
 import { CounterCarry, RateEstimator } from './counters.js';
 import { HealthRunner, type HealthStats } from './health.js';
@@ -25,7 +25,13 @@ import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolStat
 export interface LvsDeps {
   dataPlane: Dataplane;
   log: Logger;
-  run?: typeof runCommand;
+  /** Called when a service's quorum or serving state changes (BGP announcements follow both). */
+  onStateChange?: () => void;
+  /**
+   * Runs quorum_up/down, notify_up/down and MISC_CHECK scripts (user resolution and script
+   * security, shared with the VRRP side). Default: the default policy (no script_user, no security).
+   */
+  scripts?: ScriptRunner;
   /** Builds a health runner; tests substitute scripted checks. */
   healthRunner?: (opts: ConstructorParameters<typeof HealthRunner>[0]) => Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
   /** A real server went up / down, or a virtual server gained / lost quorum, with smtp_alert on (the daemon mails it). */
@@ -100,6 +106,8 @@ interface Service {
   wanted: boolean;
   serving: boolean;
   retry: NodeJS.Timeout | undefined;
+  /** The real servers' checks are running (always, or with ha_suspend only while wanted). */
+  checking: boolean;
   /** Next slow-start step. */
   ramp: NodeJS.Timeout | undefined;
   /** The pool last handed to the data plane (JSON), to skip identical updates; null = send the next one. */
@@ -124,20 +132,24 @@ export function serviceSpec(cfg: VirtualServerConfig): ServiceSpec {
     persistence: cfg.persistence_timeout > 0 ? { timeoutMs: cfg.persistence_timeout * 1000, prefix: cfg.persistence_prefix } : null,
     drainMs: cfg.drain_timeout * 1000,
     ops: cfg.ops,
-    ...(cfg.lb_kind === 'PROXY' ? { proxy: { proxyProtocol: cfg.proxy_protocol, connectTimeoutMs: cfg.connect_timeout * 1000 } } : {}),
+    ...(cfg.lb_kind === 'PROXY'
+      ? { proxy: { proxyProtocol: cfg.proxy_protocol, connectTimeoutMs: cfg.connect_timeout * 1000, ...(cfg.maxconn_per_source > 0 ? { maxConnsPerSource: cfg.maxconn_per_source } : {}) } }
+      : {}),
   };
 }
 
 /** The pool the data plane gets from a pool evaluation: real destinations only; the sorry server apart. */
 export function poolSpec(cfg: VirtualServerConfig, result: PoolResult): PoolSpec {
-  const byId = new Map(cfg.real_server.map((rs) => [endpointText(rs.endpoint), rs.endpoint]));
+  const byId = new Map(cfg.real_server.map((rs) => [endpointText(rs.endpoint), rs]));
+  // uthreshold / lthreshold: the data plane marks the server overloaded (IPVS connection thresholds).
+  const thresholds = (rs: RealServerConfig) => ({ ...(rs.uthreshold > 0 ? { uthreshold: rs.uthreshold } : {}), ...(rs.lthreshold > 0 ? { lthreshold: rs.lthreshold } : {}) });
   const dests = result.destinations
     .filter((d) => d.kind === 'real' && byId.has(d.id))
-    .map((d) => ({ key: d.id, endpoint: byId.get(d.id)!, weight: d.weight }));
+    .map((d) => ({ key: d.id, endpoint: byId.get(d.id)!.endpoint, weight: d.weight, ...thresholds(byId.get(d.id)!) }));
   return { dests, sorry: cfg.sorry_endpoint };
 }
 
-function poolParams(cfg: VirtualServerConfig): PoolParams {
+export function poolParams(cfg: VirtualServerConfig): PoolParams {
   const sorry = cfg.sorry_endpoint;
   return {
     slowStartMs: cfg.slow_start * 1000,
@@ -178,7 +190,7 @@ const MAX_WEIGHT = 2147483647;
 
 export class VirtualServerManager {
   readonly #services: Service[];
-  readonly #run: typeof runCommand;
+  readonly #scripts: ScriptRunner;
   #stats: DataplaneStats | null = null;
   #poll: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -191,13 +203,16 @@ export class VirtualServerManager {
   #owns: (address: string) => boolean = () => false;
 
   constructor(configs: readonly VirtualServerConfig[], private readonly deps: LvsDeps) {
-    this.#run = deps.run ?? runCommand;
+    this.#scripts = deps.scripts ?? new ScriptRunner({
+      policy: () => ({ enable_script_security: false }),
+      onRefused: (command, reason) => deps.log.error({ command, reason }, 'script refused'),
+    });
     this.#now = deps.now ?? Date.now;
     this.#services = configs.map((cfg) => this.#makeService(cfg));
   }
 
   #makeService(cfg: VirtualServerConfig): Service {
-    const svc: Service = { key: cfg.key, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined, ramp: undefined, sent: null };
+    const svc: Service = { key: cfg.key, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined, ramp: undefined, sent: null, checking: false };
     svc.reals = cfg.real_server.map((rs) => this.#makeReal(svc, rs));
     return svc;
   }
@@ -212,6 +227,7 @@ export class VirtualServerManager {
     const opts = {
       checks: real.cfg.check,
       weight: real.cfg.weight,
+      checkerOptions: { scripts: this.#scripts },
       onChange: (health: RealServerStatus['health'], dynamicWeight: number | undefined, detail: string) => {
         const was = real.health;
         real.health = health;
@@ -238,7 +254,7 @@ export class VirtualServerManager {
    * checker; removed services stop accepting and drain.
    */
   async applyReload(plan: ReloadPlan): Promise<void> {
-    const fresh: Real[] = [];
+    const fresh: Array<[Service, Real]> = [];
     for (const cfg of plan.virtualServers.removed) {
       const svc = this.#find(cfg);
       if (!svc) continue;
@@ -268,19 +284,18 @@ export class VirtualServerManager {
         if (kr.checksChanged) {
           real.runner.stop();
           real.runner = this.#makeRunner(svc, real);
-          fresh.push(real);
+          fresh.push([svc, real]);
         }
       }
       for (const rs of rsPlan.added) {
         const real = this.#makeReal(svc, rs);
         svc.reals.push(real);
-        fresh.push(real);
+        fresh.push([svc, real]);
       }
     }
     for (const cfg of plan.virtualServers.added) {
       const svc = this.#makeService(cfg);
       this.#services.push(svc);
-      fresh.push(...svc.reals);
     }
     // The full desired set: unchanged services keep their sockets, removed ones drain in the worker.
     await this.deps.dataPlane.configure(this.#services.map((x) => serviceSpec(x.cfg)));
@@ -290,15 +305,35 @@ export class VirtualServerManager {
     const keys = new Set(this.#services.flatMap((s) => [s.key as string, ...s.reals.map((r) => destKey(s.key, r.id)), ...(s.cfg.sorry_endpoint ? [destKey(s.key, `sorry:${endpointText(s.cfg.sorry_endpoint)}`)] : [])]));
     this.#carry.retain((k) => keys.has(k));
     this.#rates.retain((k) => keys.has(k));
-    for (const r of fresh) r.runner.start();
+    for (const [svc, r] of fresh) if (svc.checking) r.runner.start();
     this.setOwnership(this.#owns);
+    for (const svc of this.#services) this.#syncChecks(svc);
+  }
+
+  /**
+   * keepalived's ha_suspend: the checks of a service run only while this director holds its
+   * address (they are stopped when it goes, and start afresh when it comes back; the servers keep
+   * the health they had). Without ha_suspend they run all the time.
+   */
+  #syncChecks(svc: Service): void {
+    const want = !this.#stopped && (!svc.cfg.ha_suspend || svc.wanted);
+    if (want === svc.checking) return;
+    svc.checking = want;
+    for (const r of svc.reals) {
+      r.runner.stop();
+      if (want) {
+        r.runner = this.#makeRunner(svc, r);
+        r.runner.start();
+      }
+    }
+    if (svc.cfg.ha_suspend) this.deps.log.info({ virtual_server: svc.key }, `${svc.key}: health checks ${want ? 'resumed' : 'suspended (ha_suspend: the address is not on this director)'}`);
   }
 
   /** Configures the data plane, computes the first pools and starts the health checks. */
   async start(): Promise<void> {
     await this.deps.dataPlane.configure(this.#services.map((s) => serviceSpec(s.cfg)));
     for (const s of this.#services) await this.#apply(s);
-    for (const s of this.#services) for (const r of s.reals) r.runner.start();
+    for (const s of this.#services) this.#syncChecks(s);
     this.#poll = setInterval(() => void this.refresh().catch(() => undefined), 1000);
     this.#poll.unref();
   }
@@ -314,8 +349,10 @@ export class VirtualServerManager {
     }));
     const now = this.#now();
     const result = evaluatePool(poolParams(svc.cfg), servers, svc.pool, now);
+    const quorumBefore = svc.last?.quorumUp;
     svc.pool = result.state;
     svc.last = result;
+    if (quorumBefore !== result.quorumUp) this.deps.onStateChange?.();
     this.#events(svc, result.events);
     if (result.nextEvaluationAt !== null) {
       // Slow start: the next step of the ramp (never on the VRRP path: a timer of its own).
@@ -455,7 +492,8 @@ export class VirtualServerManager {
   }
 
   #notify(cmd: string): void {
-    void this.#run(cmd, [], 30_000).then((r) => {
+    void this.#scripts.run(cmd, [], 30_000, undefined).then((r) => {
+      if (r.refused !== undefined) return; // reported by the runner
       if (r.error || r.code !== 0) this.deps.log.warn({ cmd, code: r.code, error: r.error }, 'virtual server notify script failed');
     });
   }
@@ -474,6 +512,7 @@ export class VirtualServerManager {
       svc.wanted = want;
       if (want) this.#serve(svc, 0);
       else void this.#unserve(svc);
+      this.#syncChecks(svc);
     }
   }
 
@@ -484,6 +523,7 @@ export class VirtualServerManager {
       () => {
         svc.serving = true;
         this.deps.log.info({ virtual_server: svc.key, kind: svc.cfg.lb_kind }, `serving ${svc.key} (${svc.cfg.lb_kind})`);
+        this.deps.onStateChange?.();
         // Ownership may have gone while the worker was binding.
         if (!svc.wanted) void this.#unserve(svc);
       },
@@ -500,9 +540,15 @@ export class VirtualServerManager {
     clearTimeout(svc.retry);
     if (!svc.serving) return;
     svc.serving = false;
+    this.deps.onStateChange?.();
     this.deps.log.info({ virtual_server: svc.key, drain_s: svc.cfg.drain_timeout }, `stopped serving ${svc.key}; draining`);
     await this.deps.dataPlane.unserve(svc.key, svc.cfg.drain_timeout * 1000).catch((err: unknown) =>
       this.deps.log.warn({ virtual_server: svc.key, err: errorMessage(err) }, 'unserve failed'));
+  }
+
+  /** Quorum and serving state per virtual server, keyed like the announcement core (src/announce/desired.ts). */
+  announceFacts(): Map<ServiceKey, { quorum: boolean; serving: boolean }> {
+    return new Map(this.#services.map((svc) => [svc.cfg.key, { quorum: svc.last?.quorumUp ?? false, serving: svc.serving }]));
   }
 
   /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */
@@ -535,6 +581,11 @@ export class VirtualServerManager {
       ...totals,
       rates: this.#rates.rates(key),
     };
+  }
+
+  /** The data planes' own figures (nft transactions, table fills, connection-sync dumps…), prefixed by implementation. */
+  dataplaneExtra(): Record<string, number> {
+    return { ...(this.#stats?.extra ?? {}) };
   }
 
   status(): VirtualServerStatus[] {
@@ -616,6 +667,11 @@ export class VirtualServerManager {
         failures: c.failures,
       }));
     }));
+  }
+
+  /** During stop(): cut the drain short (open connections are closed now). */
+  async hurry(): Promise<void> {
+    await Promise.all(this.#services.map((s) => this.deps.dataPlane.unserve(s.key, 0).catch(() => undefined)));
   }
 
   /** Stops accepting everywhere, drains, stops checks, closes the data plane. Idempotent. */

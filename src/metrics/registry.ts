@@ -64,6 +64,16 @@ export interface SyncExtras {
   rejected?: Record<string, number>;
   /** Connection entries currently held in the sync table. */
   entries?: number;
+  /** Last full resync (snapshot asked -> complete), ms; null before the first. */
+  last_snapshot_ms?: number | null;
+  /** conntrackd ([sync.conntrackd]): cache sizes, datagrams, the guard table's counters, commits. */
+  conntrackd?: {
+    running: boolean;
+    commands_failed: number;
+    last_commit: { at: number; ms: number } | null;
+    stats: { internal: { active: number } | null; external: { active: number } | null; packetsRecv: number; packetsSent: number; malformed: number; lost: number } | null;
+    guard: { accepted: number; drop_interface: number; drop_source: number } | null;
+  };
 }
 
 /** E-mail alerts (global notification_email / smtp_server). */
@@ -408,6 +418,151 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     *samples(snap) {
       const n = snap.extras?.sync?.entries;
       if (n !== undefined) yield { labels: {}, value: n };
+    },
+  }),
+  def({
+    name: 'sync_last_snapshot_seconds',
+    help: 'Duration of the last full resync (snapshot asked to snapshot complete).',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const ms = snap.extras?.sync?.last_snapshot_ms;
+      if (typeof ms === 'number') yield { labels: {}, value: ms / 1000 };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_up',
+    help: 'conntrackd run by keepalive-ts ([sync.conntrackd]) is running (1) or not (0).',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const c = snap.extras?.sync?.conntrackd;
+      if (c) yield { labels: {}, value: c.running ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_cache_entries',
+    help: 'conntrackd cache entries (conntrackd -s): cache="internal" (this director\'s connections) or "external" (the peer\'s, committed on takeover).',
+    type: 'gauge',
+    labelNames: ['cache'],
+    *samples(snap) {
+      const st = snap.extras?.sync?.conntrackd?.stats;
+      if (st?.internal) yield { labels: { cache: 'internal' }, value: st.internal.active };
+      if (st?.external) yield { labels: { cache: 'external' }, value: st.external.active };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_messages_total',
+    help: 'conntrackd replication datagrams (conntrackd -s), direction="sent", "received", "malformed" or "lost".',
+    type: 'counter',
+    labelNames: ['direction'],
+    *samples(snap) {
+      const st = snap.extras?.sync?.conntrackd?.stats;
+      if (!st) return;
+      yield { labels: { direction: 'sent' }, value: st.packetsSent };
+      yield { labels: { direction: 'received' }, value: st.packetsRecv };
+      yield { labels: { direction: 'malformed' }, value: st.malformed };
+      yield { labels: { direction: 'lost' }, value: st.lost };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_guard_packets_total',
+    help: 'Datagrams to conntrackd\'s port seen by the guard table: verdict="accepted" (from the peer on the sync interface), "drop_source", "drop_interface".',
+    type: 'counter',
+    labelNames: ['verdict'],
+    *samples(snap) {
+      const g = snap.extras?.sync?.conntrackd?.guard;
+      if (!g) return;
+      yield { labels: { verdict: 'accepted' }, value: g.accepted };
+      yield { labels: { verdict: 'drop_source' }, value: g.drop_source };
+      yield { labels: { verdict: 'drop_interface' }, value: g.drop_interface };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_command_failures_total',
+    help: 'conntrackd commands (-c -f -R -B on MASTER, -t -n on BACKUP) that failed.',
+    type: 'counter',
+    labelNames: [],
+    *samples(snap) {
+      const c = snap.extras?.sync?.conntrackd;
+      if (c) yield { labels: {}, value: c.commands_failed };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_last_commit_seconds',
+    help: 'Duration of the last promotion sequence (commit of the external cache, flush, resync, bulk update).',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const c = snap.extras?.sync?.conntrackd?.last_commit;
+      if (c) yield { labels: {}, value: c.ms / 1000 };
+    },
+  }),
+
+  // --- BGP ---
+  def({
+    name: 'bgp_session_up',
+    help: '1 while the BGP session with the peer is Established, else 0.',
+    type: 'gauge',
+    labelNames: ['peer'],
+    *samples(snap) {
+      for (const x of snap.status.bgp?.sessions ?? []) yield { labels: { peer: x.peer }, value: x.established ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'bgp_session_uptime_seconds',
+    help: 'Seconds since the BGP session with the peer was established; 0 while it is not.',
+    type: 'gauge',
+    labelNames: ['peer'],
+    *samples(snap) {
+      for (const x of snap.status.bgp?.sessions ?? []) yield { labels: { peer: x.peer }, value: x.uptime_s ?? 0 };
+    },
+  }),
+  def({
+    name: 'bgp_session_prefixes',
+    help: 'Prefixes BIRD announces to the peer now (0 while the session is down).',
+    type: 'gauge',
+    labelNames: ['peer'],
+    *samples(snap) {
+      for (const x of snap.status.bgp?.sessions ?? []) yield { labels: { peer: x.peer }, value: x.exported ?? 0 };
+    },
+  }),
+  def({
+    name: 'bgp_prefix_announced',
+    help: '1 while this director announces the prefix (the host route is in the kernel table BIRD exports), else 0.',
+    type: 'gauge',
+    labelNames: ['prefix'],
+    *samples(snap) {
+      for (const p of snap.status.bgp?.prefixes ?? []) yield { labels: { prefix: p.prefix }, value: p.announced ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'bgp_withdrawals_total',
+    help: 'Withdrawals of an announced prefix, by reason: stopping, link, quorum, vrrp, not_serving, removed.',
+    type: 'counter',
+    labelNames: ['reason'],
+    *samples(snap) {
+      for (const [reason, n] of Object.entries(snap.status.bgp?.withdrawals ?? {})) yield { labels: { reason }, value: n };
+    },
+  }),
+  def({
+    name: 'bird_up',
+    help: '1 while the BIRD keepalive-ts supervises is running, else 0.',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const b = snap.status.bgp?.bird;
+      if (b) yield { labels: {}, value: b.running ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'bird_restarts_total',
+    help: 'Times BIRD died and was restarted by keepalive-ts.',
+    type: 'counter',
+    labelNames: [],
+    *samples(snap) {
+      const b = snap.status.bgp?.bird;
+      if (b) yield { labels: {}, value: b.restarts };
     },
   }),
 

@@ -107,7 +107,7 @@ export class VrrpInstance {
 
   /** An advert for our VRID that decoded cleanly: apply the per-instance checks, then the machine. */
   receive(advert: ReceivedAdvert): void {
-    const reason = checkAdvert(advert, this.expect, advert.source);
+    const reason = checkAdvert(advert, this.expect, advert.source, advert.ttl);
     if (reason) {
       this.countDrop(reason);
       return;

@@ -3,10 +3,9 @@
 // status (--stats, --rate, --json) agreeing with the traffic the test sent, counters surviving a
 // real server going down and back, and slow start ramping a recovered server under wlc.
 //
-// Every test runs once per data-plane kind in KINDS. The kernel kinds join once the nftables data
-// plane has landed: "DR" and "FULLNAT" by adding them to KINDS (`farm` prepares their real
-// servers), "NAT" also needs the two-segment lab (real servers routing back through the director:
-// natFarm in test/lib/nft-lab.ts on the nft branch).
+// Every test runs once per data-plane kind in KINDS: the proxy, and the kernel kinds DR and FULLNAT
+// (`farm` prepares their real servers). "NAT" would also need the two-segment lab (real servers
+// routing back through the director: natFarm / kernelFarm in test/lib/nft-lab.ts).
 import type { ExecutionContext } from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { createLab, netnsTest, waitFor, sleep, type Lab, type LabHost, type LabProcess } from '../lib/netns.js';
@@ -19,13 +18,16 @@ import { controlRequest } from '../../src/cli/control-client.js';
 import type { StatusReport, VirtualServerStatus } from '../../src/daemon/status.js';
 import { FORWARD_NAMES, type LbKind } from '../../src/lvs/dataplane/contract.js';
 
-const KINDS: readonly LbKind[] = ['PROXY'];
+const KINDS: readonly LbKind[] = ['PROXY', 'DR', 'FULLNAT'];
 type Kind = LbKind;
 
 const VIP = '10.77.0.50';
 const BIG = 2 * 1024 * 1024;
 /** 2 MiB at 200 KiB/s: a ~10 s transfer. */
 const BIG_RATE = '200k';
+
+/** The sorry server's port: the virtual port for DR (it cannot change ports), 8080 otherwise. */
+const sorryPort = (kind: Kind): number => (kind === 'DR' ? 80 : 8080);
 
 interface Farm { lab: Lab; client: LabHost; r1: LabHost; r2: LabHost; n1: LabProcess; n2: LabProcess; da: LabHost }
 
@@ -55,7 +57,9 @@ async function farm(t: ExecutionContext, kind: Kind, opts: { sorry?: boolean } =
   ]);
   if (opts.sorry) {
     const so = await lab.addHost('so', { ipv4: '10.77.0.30/24' });
-    await startNginx(so, { port: 8080, body: 'sorry', tmpDir: lab.tmpDir });
+    // DR cannot change the port: its sorry server serves the virtual port, with the VIP on lo too.
+    if (kind === 'DR') await so.exec(['sh', '-ec', `ip addr add ${VIP}/32 dev lo\nsysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2`]);
+    await startNginx(so, { port: sorryPort(kind), body: 'sorry', tmpDir: lab.tmpDir });
   }
   return { lab, client, r1, r2, n1, n2, da };
 }
@@ -77,7 +81,7 @@ protocol = "TCP"
 lb_algo = "${o.algo}"
 delay_loop = 1
 drain_timeout = 2
-${o.sorry ? 'sorry_server = { address = "10.77.0.30", port = 8080 }' : ''}
+${o.sorry ? `sorry_server = { address = "10.77.0.30", port = ${sorryPort(kind)} }` : ''}
 ${o.extra ?? ''}
 ${rs('10.77.0.21', w1)}${rs('10.77.0.22', w2)}`;
 }
@@ -296,7 +300,7 @@ const per = {};
     }
     const svcLine = stats1.split('\n').find((l) => l.startsWith(`TCP  ${VIP}:80`))!;
     t.regex(svcLine, new RegExp(`^TCP {2}10\\.77\\.0\\.50:80 +30 +${pkts} +${pkts} +\\d+ +\\d+$`));
-    t.regex(stats1, new RegExp(`-> 10\\.77\\.0\\.30:8080 +0 +${pkts} +${pkts} +0 +0 # sorry server, standby`));
+    t.regex(stats1, new RegExp(`-> 10\\.77\\.0\\.30:${sorryPort(kind)} +0 +${pkts} +${pkts} +0 +0 # sorry server, standby`));
     t.is((await vs0(d)).real_servers.length, 2, 'the sorry server is not a real server');
 
     // r1 goes down: the reason is shown, its counters stay; back up: they continue

@@ -112,3 +112,32 @@ test('override replies in one line: what changed, the configured weight, and the
   t.regex(formatOverride({ ...base, action: 'enable', override: null, effective_weight: 0, weight: 0, up: false }), /it is down \(its checks fail\)/);
   t.regex(formatOverride({ ...base, action: 'disable', override: { action: 'disable' }, effective_weight: 0, weight: 0 }), /disabled: out of the pool/);
 });
+
+test('status text shows BGP sessions and prefixes with the reason of the last withdrawal', (t) => {
+  const s: StatusReport = {
+    router_id: 'director-1', pid: 42, version: '0.1.0', config_file: '/etc/k.toml', uptime_s: 7,
+    vrrp: [], vrrp_socket_drops: {}, virtual_servers: [],
+    bgp: {
+      local_as: 65001, router_id: '10.78.0.11',
+      bird: { running: true, pid: 4242, version: '2.0.12', restarts: 1, last_error: null, config_file: '/run/kt/bird.conf', control_socket: '/run/kt/bird.ctl' },
+      tracked_interfaces: [{ name: 'eth0', up: true }],
+      sessions: [
+        { peer: '10.78.0.1', remote_as: 65000, protocol: 'kt_peer_10_78_0_1', state: 'Established', established: true, since: '2026-01-01T00:00:00.000Z', uptime_s: 3725, info: 'Established', last_error: null, bfd: 'Up', exported: 1 },
+        { peer: 'fd78::1', remote_as: 65000, protocol: 'kt_peer_fd78__1', state: 'Active', established: false, since: null, uptime_s: null, info: 'Active Socket: Connection refused', last_error: 'Socket: Connection refused', bfd: null, exported: null },
+      ],
+      prefixes: [
+        { prefix: '10.99.0.10/32', mode: 'healthy', announced: true, reason: 'announced: quorum on tcp/10.99.0.10:80', since: '2026-01-01T00:01:00.000Z',
+          last_withdrawal: { reason: 'withdrawn: no quorum on tcp/10.99.0.10:80', at: '2026-01-01T00:00:30.000Z' } },
+        { prefix: 'fd99::10/128', mode: 'healthy', announced: false, reason: 'withdrawn: not serving udp/[fd99::10]:53 yet', since: '2026-01-01T00:00:00.000Z', last_withdrawal: null },
+      ],
+      withdrawals: { quorum: 1 },
+    },
+  };
+  const out = formatStatus(s);
+  t.regex(out, /^BGP {2}AS 65001 {2}router id 10\.78\.0\.11 {2}BIRD 2\.0\.12 pid 4242 {2}restarts 1 {2}tracking eth0$/m);
+  t.regex(out, /10\.78\.0\.1\s+65000\s+Established\s+1h2m\s+Up\s+1\s*$/m);
+  t.regex(out, /fd78::1\s+65000\s+Active\s+-\s+-\s+-\s+Socket: Connection refused$/m);
+  t.regex(out, /10\.99\.0\.10\/32\s+healthy\s+announced\s+2026-01-01T00:01:00Z\s+quorum on tcp\/10\.99\.0\.10:80 {2}\(last withdrawn 2026-01-01T00:00:30Z: no quorum on tcp\/10\.99\.0\.10:80\)$/m);
+  t.regex(out, /fd99::10\/128\s+healthy\s+withdrawn\s+\S+\s+not serving udp\/\[fd99::10\]:53 yet$/m);
+  t.notRegex(formatStatus({ ...s, bgp: undefined }), /BGP/);
+});

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ function cli(args: string[], wrap: string[] = []) {
 }
 
 test('check accepts the shipped configs (as files for other machines)', (t) => {
-  for (const f of ['conf/keepalive.toml', 'conf/director-a.toml', 'conf/director-b.toml']) {
+  for (const f of ['conf/keepalive.toml', 'conf/director-a.toml', 'conf/director-b.toml', 'conf/lvs-dr.toml', 'conf/lvs-nat.toml']) {
     const r = cli(['check', '--no-host-checks', '--config', join(ROOT, f)]);
     t.is(r.code, 0, r.err);
     t.regex(r.out, /OK \(router_id /);
@@ -158,3 +158,32 @@ test('reload and status report an unreachable daemon clearly', (t) => {
   t.is(cli(['reload', '--control-socket', '/nonexistent/kt.sock']).code, 1);
 });
 
+test('check reports sync key problems with file:line and key: refused key files are errors, an inline key in a world-readable file a warning', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kt-cli-key-'));
+  const base = '[[vrrp_instance]]\nname = "VI_1"\ninterface = "eth0"\nvirtual_router_id = 51\nvirtual_ipaddress = ["10.0.0.50/24"]\n\n[sync]\ninterface = "eth0"\ninstance = "VI_1"\n';
+  const inline = join(dir, 'inline.toml');
+  writeFileSync(inline, `${base}auth_key = "a-long-enough-sync-key"\n`, { mode: 0o644 });
+  chmodSync(inline, 0o644);
+  const r1 = cli(['check', '--config', inline]);
+  t.is(r1.code, 0, r1.err);
+  t.regex(r1.err, /inline\.toml:10 sync\.auth_key: warning: the sync key is inline in .* which everyone can read/);
+  const keyFile = join(dir, 'sync.key');
+  writeFileSync(keyFile, 'a-long-enough-sync-key\n');
+  chmodSync(keyFile, 0o640);
+  const viaFile = join(dir, 'file.toml');
+  writeFileSync(viaFile, `${base}auth_key_file = "${keyFile}"\n`);
+  const r2 = cli(['check', '--config', viaFile]);
+  t.is(r2.code, 0, r2.err);
+  t.regex(r2.err, /file\.toml:10 sync\.auth_key_file: warning: key file .* is accessible by its group \(mode 0640\)/);
+  if (process.getuid?.() === 0) {
+    chownSync(keyFile, 65534, 65534);
+    const r3 = cli(['check', '--config', viaFile]);
+    t.is(r3.code, 1);
+    t.regex(r3.err, /file\.toml:10 sync\.auth_key_file: auth_key_file .* is owned by uid 65534, not root/);
+  }
+  const short = join(dir, 'short.toml');
+  writeFileSync(short, `${base}auth_key = "short"\n`);
+  const r4 = cli(['check', '--config', short]);
+  t.is(r4.code, 1);
+  t.regex(r4.err, /short\.toml:10 sync\.auth_key: must be >= 16 characters long, got 5 \(a sync key needs at least 16 bytes/);
+});

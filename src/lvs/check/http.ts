@@ -29,7 +29,7 @@ import { createHash } from 'node:crypto';
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { HttpGetCheck, SslGetCheck } from '../../config/types.js';
-import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
+import { formatTarget, localFailure, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -69,7 +69,7 @@ export function httpUrl(spec: Pick<HttpGetSpec, 'tls' | 'target' | 'path'>): str
  * Sends the GET and reads the answer: the body only when `wantBody(status)` says so. Settles once:
  * with the result, or with `{ error }` (connection problems, abort by `signal`). Never rejects.
  */
-export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string }> {
+export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string; code?: string }> {
   const maxBody = spec.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const url = httpUrl(spec);
   const reqOpts: RequestOptions & Record<string, unknown> = {
@@ -93,7 +93,7 @@ export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (statu
     let settled = false;
     let req: ClientRequest | undefined;
     let res: IncomingMessage | undefined;
-    const done = (r: HttpGetResult | { error: string }): void => {
+    const done = (r: HttpGetResult | { error: string; code?: string }): void => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
@@ -141,7 +141,7 @@ export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (statu
       done({ error: `${url}: ${err instanceof Error ? err.message : String(err)}` });
       return;
     }
-    req.once('error', (err: NodeJS.ErrnoException) => done({ error: `${url}: ${err.code ?? err.message}` }));
+    req.once('error', (err: NodeJS.ErrnoException) => done({ error: `${url}: ${err.code ?? err.message}`, ...(err.code ? { code: err.code } : {}) }));
     req.end();
   });
 }
@@ -187,7 +187,8 @@ export function createHttpChecker(cfg: HttpGetCheck | SslGetCheck, target: Check
     type: cfg.type,
     run: (signal) => withDeadline(signal, ms, async (sig) => {
       const r = await httpGet(spec, sig, (status) => needBody && cfg.status_code.includes(status));
-      return 'error' in r ? { ok: false, detail: r.error } : judge(r);
+      // Out of descriptors here is no verdict on the server: unknown (types.ts localFailure).
+      return 'error' in r ? localFailure(r.code, r.error) : judge(r);
     }),
   };
 }

@@ -4,7 +4,7 @@
  * connection fails immediately; a connect that never completes fails at connect_timeout.
  */
 import type { TcpCheck } from '../../config/types.js';
-import { connectTarget, formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
+import { connectTarget, formatTarget, localFailure, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
 
 export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   const ms = timeoutMs(cfg.connect_timeout);
@@ -21,7 +21,7 @@ export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
       const onAbort = (): void => done({ ok: false, detail: `no connection to ${where}` });
       sig.addEventListener('abort', onAbort, { once: true });
       sock.once('connect', () => done({ ok: true, detail: `connected to ${where}` }));
-      sock.once('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: `connect to ${where}: ${err.code ?? err.message}` }));
+      sock.once('error', (err: NodeJS.ErrnoException) => done(localFailure(err.code, `connect to ${where}: ${err.code ?? err.message}`)));
     })),
   };
 }

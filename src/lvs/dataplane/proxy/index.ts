@@ -32,7 +32,9 @@ import type {
   ServiceSpec,
 } from '../contract.js';
 import { DataplaneLifecycle } from '../lifecycle.js';
-import { isRestoreEntry, isServiceSpec, type ProxyStats, type Request, type WireError, type WorkerMessage } from './protocol.js';
+import { isRestoreEntry, isServiceSpec, type ConnectionLimits, type ProxyStats, type Request, type WireError, type WorkerMessage } from './protocol.js';
+
+export type { ConnectionLimits } from './protocol.js';
 
 /** The compiled worker entry, resolved next to this module. */
 export const WORKER_URL = new URL('./worker.js', import.meta.url);
@@ -44,6 +46,8 @@ export interface ProxyDataplaneOptions {
   readonly maxRestartsPerMinute?: number;
   /** How often the worker posts a batch of connection events (onEvent), ms. Default 100. */
   readonly eventBatchMs?: number;
+  /** The worker's connection budget and idle timeouts (maxConns 0 = unlimited); also setLimits(). */
+  readonly limits?: ConnectionLimits;
 }
 
 const KNOWN_CODES: readonly ErrorCode[] = ['E_CONFIG_INVALID', 'E_SOCKET', 'E_CLOSED', 'E_CONTROL_PROTOCOL'];
@@ -75,6 +79,7 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
   private restarts: number[] = [];
   private restartCount = 0;
   private restoreDropped = 0;
+  private limits: ConnectionLimits | undefined;
 
   constructor(options: ProxyDataplaneOptions = {}) {
     super();
@@ -82,6 +87,16 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
     this.maxRestarts = options.maxRestartsPerMinute ?? 5;
     this.eventBatchMs = options.eventBatchMs;
     this.spawn();
+    if (options.limits) void this.setLimits(options.limits).catch(() => undefined);
+  }
+
+  /**
+   * The connection budget shared by every service and the idle timeouts (re-applied after a worker
+   * restart): descriptor exhaustion must never reach the control plane.
+   */
+  async setLimits(limits: ConnectionLimits): Promise<void> {
+    this.limits = { ...limits };
+    await this.request({ t: 'limits', limits: this.limits });
   }
 
   // ---------------------------------------------------------------- DataplaneLifecycle hooks
@@ -116,9 +131,14 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
 
   protected async collectStats(): Promise<DataplaneStats> {
     const s = (await this.request({ t: 'stats' })) as ProxyStats;
+    const l = s.limits;
     return {
       services: s.services,
-      extra: { malformed: s.malformed, events_dropped: s.events_dropped, restarts: this.restartCount, restore_dropped: this.restoreDropped },
+      extra: {
+        malformed: s.malformed, events_dropped: s.events_dropped, restarts: this.restartCount, restore_dropped: this.restoreDropped,
+        conn_limit: l.max_conns, conn_in_use: l.in_use, conn_paused: l.paused ? 1 : 0, conn_pauses: l.pauses,
+        conn_refused: l.refused, conn_refused_per_source: l.refused_per_source, conn_idle_closed: l.idle_closed,
+      },
     };
   }
 
@@ -140,8 +160,10 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
   /** Load persistence templates / UDP flows synced from the peer director (malformed entries are counted and skipped). */
   async restore(entries: readonly RestoreEntry[]): Promise<void> {
     this.assertOpen();
-    const ok = entries.filter((e) => isRestoreEntry(e));
-    this.restoreDropped += entries.length - ok.length;
+    // TCP connections cannot move into a user-space proxy: skipped, not counted as malformed.
+    const mine = entries.filter((e) => e.type !== 'conn');
+    const ok = mine.filter((e) => isRestoreEntry(e));
+    this.restoreDropped += mine.length - ok.length;
     await this.request({ t: 'restore', entries: ok });
   }
 
@@ -212,6 +234,7 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
     this.restartCount++;
     try {
       if (this.listeners_.length > 0) await this.request(this.eventsOn());
+      if (this.limits) await this.request({ t: 'limits', limits: this.limits });
       const services = this.desiredServices;
       await this.request({ t: 'configure', services });
       for (const s of services) {
