@@ -29,7 +29,7 @@ test('the package list parses: one name per line, comments and blank lines ignor
 
 test('scripts/system-packages.txt is valid and lists the build tools and the tools the tests run', (t) => {
   const names = setup.parsePackageList(readFileSync(setup.PACKAGE_LIST, 'utf8'), 'scripts/system-packages.txt');
-  for (const p of ['python3', 'make', 'g++', 'iproute2', 'openssl', 'netbase', 'nginx-light', 'keepalived', 'tcpdump', 'prometheus', 'iputils-ping', 'wrk', 'haproxy', 'nftables']) {
+  for (const p of ['python3', 'make', 'g++', 'iproute2', 'openssl', 'netbase', 'nginx-light', 'keepalived', 'tcpdump', 'prometheus', 'iputils-ping', 'wrk', 'haproxy', 'nftables', 'libnftables1', 'conntrack', 'conntrackd', 'bird2', 'frr', 'chromium', 'python3-aiosmtpd', 'time']) {
     t.true(names.includes(p), `${p} missing from scripts/system-packages.txt`);
   }
 });
