@@ -39,8 +39,12 @@ async function farm(t: ExecutionContext, kind: Kind, opts: { sorry?: boolean } =
   ]);
   switch (kind) {
     case 'PROXY':
-    case 'FULLNAT':
       break; // real servers need nothing: they answer the director
+    case 'FULLNAT':
+      // Real servers need nothing (they answer the director), but the director forwards: set it in
+      // its namespace (a new one copies the machine's ip_forward, 0 on a fresh Debian install).
+      await da.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      break;
     case 'DR':
       // the VIP on lo, never answering ARP for it (the LVS-DR recipe, as test/lib/nft-lab.ts)
       for (const h of [r1, r2]) {
