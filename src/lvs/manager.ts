@@ -674,8 +674,14 @@ export class VirtualServerManager {
     await Promise.all(this.#services.map((s) => this.deps.dataPlane.unserve(s.key, 0).catch(() => undefined)));
   }
 
-  /** Stops accepting everywhere, drains, stops checks, closes the data plane. Idempotent. */
-  async stop(): Promise<void> {
+  /**
+   * Stops accepting everywhere, drains, stops checks, closes the data plane. Idempotent.
+   * `beforeClose` runs after the drain and before the data plane closes: the daemon drops the VIPs
+   * there, so a packet that still reaches this director once its forwarding is gone finds no local
+   * VIP (routed or dropped, and retransmitted to the new master) instead of a reset from the local
+   * TCP stack.
+   */
+  async stop(beforeClose?: () => Promise<void>): Promise<void> {
     if (this.#stopped) return;
     clearInterval(this.#poll);
     for (const svc of this.#services) { svc.wanted = false; clearTimeout(svc.retry); clearTimeout(svc.ramp); }
@@ -685,6 +691,7 @@ export class VirtualServerManager {
       for (const r of svc.reals) r.runner.stop();
       if (svc.pool) this.#events(svc, stopPool(poolParams(svc.cfg), svc.reals.map((r) => ({ id: r.id, address: r.cfg.address, port: r.cfg.port, weight: r.cfg.weight, health: r.health })), svc.pool));
     }
+    await beforeClose?.().catch(() => undefined);
     await this.deps.dataPlane.close();
   }
 }
