@@ -389,7 +389,11 @@ const per = {};
     const windows = [0, 2, 4, 6].map((s) => shareOfR1(ramp.recs, t0 + s * 1000, t0 + (s + 2) * 1000));
     t.log(`slow_start ${SLOW}: r1 share of new connections per 2 s since the ramp started: ${windows.map((w) => `${w.share.toFixed(2)} (${w.n})`).join(', ')}`);
     t.true(windows[0]!.share < 0.6, `first 2 s: ${windows[0]!.share.toFixed(2)}, not the herd`);
-    t.true(windows[3]!.share > windows[0]!.share + 0.15, 'the share grows over the ramp');
+    // The rest of the ramp (2-8 s) as a whole, not its last window: the kernel kinds' wlc is a 1 s
+    // control loop over held connections, so by then r1 can have caught up on connection count and
+    // rightly get none for a second (seen under load: 0.29, 1.00, 0.78, 0.00).
+    const rest = shareOfR1(ramp.recs, t0 + 2000, t0 + 8000);
+    t.true(rest.share > windows[0]!.share + 0.15, `the share grows over the ramp: ${windows[0]!.share.toFixed(2)} in the first 2 s, ${rest.share.toFixed(2)} in the next 6 s`);
     t.true(windows.every((w) => w.n >= 10), 'enough connections per window'); // ~40 at 50 ms; fewer on a loaded machine
   });
 }
