@@ -193,8 +193,9 @@ for cmd in "${cmds[@]}"; do
   stamp="$(date +%Y%m%d-%H%M%S)"
   clone="$WORK/clone-$cmd-$stamp"
   log="$WORK/$cmd-$stamp.log"
-  say "$cmd: git clone $REPO ($(git -C "$REPO" rev-parse --short HEAD), $(git -C "$REPO" rev-parse --abbrev-ref HEAD))"
   git clone --quiet "$REPO" "$clone"
+  commit="$(git -C "$clone" rev-parse --short HEAD)"
+  say "$cmd: git clone $REPO ($commit, $(git -C "$REPO" rev-parse --abbrev-ref HEAD))"
   case "$cmd" in
     demo) script='cd /root/keepalive-ts && exec npm run demo' ;;
     test) script="cd /root/keepalive-ts && KEEPALIVE_TS_REQUIRE_NETNS=$require_netns exec npm test" ;;
@@ -226,12 +227,12 @@ for cmd in "${cmds[@]}"; do
     skipped=$(grep -Eo '[0-9]+ tests? skipped' <<<"$plain" | tail -n 1 | grep -Eo '^[0-9]+' || echo 0)
     counts=", ava: $passed passed, $failed failed, $skipped skipped"
   fi
-  result[$cmd]="exit $status after ${secs} s$counts (log: $log)"
+  result[$cmd]="exit $status after ${secs} s$counts (commit $commit, log: $log)"
   say "$cmd: ${result[$cmd]}"
   if [ "$keep" -eq 0 ]; then docker rm -f "$name" >/dev/null; fi
 done
 
-say "summary ($(git -C "$REPO" rev-parse --short HEAD), image $IMAGE, $([ "$ipv6" -eq 1 ] && echo 'host network and PID namespaces' || echo 'bridged network, IPv6 off')):"
+say "summary (image $IMAGE, $([ "$ipv6" -eq 1 ] && echo 'host network and PID namespaces' || echo 'bridged network, IPv6 off')):"
 rc=0
 for cmd in "${cmds[@]}"; do
   say "  npm ${cmd/demo/run demo}: ${result[$cmd]}"
