@@ -180,7 +180,7 @@ export class Daemon {
     });
     await this.#lvs.start();
     if (sync) {
-      this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
+      this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server.flatMap((vs) => vs.members), log: log.child({ component: 'sync' }) });
       if (sync.conntrackd) {
         this.#conntrackd = await Conntrackd.start({
           config: sync.conntrackd,
