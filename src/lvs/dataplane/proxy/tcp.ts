@@ -146,7 +146,10 @@ export class TcpService {
     });
   }
 
-  /** Stop accepting now; wait up to drainMs for open connections, then destroy the rest. */
+  /**
+   * Stop accepting now; wait up to drainMs for open connections, then destroy the rest. A client
+   * still waiting for its real-server connect is an open connection too: it is drained, not reset.
+   */
   unserve(drainMs: number): Promise<void> {
     this.draining = true;
     this.wanted = false;
@@ -157,10 +160,10 @@ export class TcpService {
       this.server.close();
       this.server = null;
     }
-    for (const c of this.pending) c.destroy();
-    if (this.conns.size === 0) return Promise.resolve();
+    if (this.conns.size === 0 && this.pending.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
+        for (const c of [...this.pending]) c.destroy();
         for (const c of [...this.conns]) c.destroy();
         done();
       }, drainMs);
@@ -228,6 +231,7 @@ export class TcpService {
   private attempt(client: net.Socket, ctx: ScheduleContext, failed: Set<Dest> | null, sorryTried: boolean): void {
     if (client.destroyed) {
       this.pending.delete(client);
+      this.drainCheck();
       return;
     }
     let dest = this.core.pick(ctx, failed);
@@ -239,6 +243,7 @@ export class TcpService {
       this.pending.delete(client);
       this.core.dropped++;
       client.destroy();
+      this.drainCheck();
       return;
     }
     const d = dest;
@@ -256,6 +261,7 @@ export class TcpService {
       d.checkThresholds();
       if (client.destroyed) {
         this.pending.delete(client);
+        this.drainCheck();
         return;
       }
       d.connectErrors++;
@@ -342,7 +348,12 @@ export class TcpService {
     this.conns.delete(conn);
     if (this.emitConnEvents && !d.sorry) this.core.emit({ type: 'conn_end', ...this.ref(conn), inBytes, outBytes });
     if (!d.inPool && d.live === 0) this.core.gc();
-    if (this.conns.size === 0 && this.drainWaiters.length > 0) for (const w of [...this.drainWaiters]) w();
+    this.drainCheck();
+  }
+
+  /** Ends a drain once no connection is open and none is waiting for its real server. */
+  private drainCheck(): void {
+    if (this.conns.size === 0 && this.pending.size === 0 && this.drainWaiters.length > 0) for (const w of [...this.drainWaiters]) w();
   }
 
   /** Keep persistence templates of live connections from expiring. */
