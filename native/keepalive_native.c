@@ -28,6 +28,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "check_engine.h"
+
 /* Big enough for any IPv6 datagram the kernel can hand us (payload only, no IPv6 header), so a
  * datagram is never silently truncated. Allocated once per raw6 socket. */
 #define RAW6_BUF_SIZE 65536
@@ -632,5 +634,5 @@ NAPI_MODULE_INIT() {
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;
-  return exports;
+  return check_engine_init(env, exports);
 }

@@ -2,32 +2,42 @@
  * TCP_CHECK (keepalived check_tcp.c): success = the TCP connection is established within
  * connect_timeout (from bind_to when set); the connection is then closed at once. A refused
  * connection fails immediately; a connect that never completes fails at connect_timeout.
+ * The attempt runs on the native check engine (./engine.ts).
  */
-import { connect } from 'node:net';
 import type { TcpCheck } from '../../config/types.js';
-import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
+import { CHECK_IO, EngineAttempts, addressBytes, errnoName } from './engine.js';
+import { formatTarget, timeoutMs, type CheckResult, type Checker, type CheckTarget } from './types.js';
 
 export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   const ms = timeoutMs(cfg.connect_timeout);
   const where = formatTarget(target);
+  const connected: CheckResult = Object.freeze({ ok: true, detail: `connected to ${where}` });
+  const timedOut: CheckResult = Object.freeze({ ok: false, detail: `timeout after ${ms} ms` });
+  let spec: Parameters<EngineAttempts['run']>[1] | undefined;
+  let badSpec: CheckResult | undefined;
+  try {
+    spec = {
+      addr: addressBytes(target.address, target.family),
+      port: target.port,
+      bindAddr: cfg.bind_to ? addressBytes(cfg.bind_to, target.family) : null,
+      request: null,
+      wantBody: false,
+      wantHead: false,
+      maxBody: 0,
+      timeoutMs: ms,
+      bodyStatuses: null,
+    };
+  } catch (err) {
+    badSpec = Object.freeze({ ok: false, detail: `connect to ${where}: ${(err as Error).message}` });
+  }
+  const attempts = new EngineAttempts();
+  const judge = (code: number): CheckResult => {
+    if (code === 0) return connected;
+    if (code === CHECK_IO.TIMEOUT) return timedOut;
+    return { ok: false, detail: `connect to ${where}: ${code > 0 ? errnoName(code) : `error ${code}`}` };
+  };
   return {
     type: 'TCP_CHECK',
-    run: (signal) => withDeadline(signal, ms, (sig) => new Promise<CheckResult>((resolve) => {
-      const sock = connect({
-        host: target.address,
-        port: target.port,
-        family: target.family,
-        ...(cfg.bind_to ? { localAddress: cfg.bind_to } : {}),
-      });
-      const done = (r: CheckResult): void => {
-        sig.removeEventListener('abort', onAbort);
-        sock.destroy();
-        resolve(r);
-      };
-      const onAbort = (): void => done({ ok: false, detail: `no connection to ${where}` });
-      sig.addEventListener('abort', onAbort, { once: true });
-      sock.once('connect', () => done({ ok: true, detail: `connected to ${where}` }));
-      sock.once('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: `connect to ${where}: ${err.code ?? err.message}` }));
-    })),
+    run: (signal) => (spec ? attempts.run(signal, spec, judge) : Promise.resolve(badSpec!)),
   };
 }
