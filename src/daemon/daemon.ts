@@ -153,6 +153,7 @@ export class Daemon {
     this.#metrics = await startMetricsServer({
       listen,
       registry: this.#metricsRegistry,
+      refresh: () => this.#lvs?.refresh() ?? Promise.resolve(),
       // The status page (GET /) and /status.json: the same report as `status --json`.
       status: () => this.freshStatus(),
       onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed'),

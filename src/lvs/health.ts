@@ -262,10 +262,11 @@ export class HealthRunner {
     }
     this.#schedule(slot, nextMs);
     this.#opts.onAttempt?.({ index: slot.index, type: slot.cfg.type, result, durationMs, state: slot.state, retrying: slot.retryIt });
-    this.#update(`${slot.cfg.type}[${slot.index}]: ${result.detail}`);
+    this.#update(slot, result);
   }
 
-  #update(detail: string): void {
+  /** Folds the checkers' states; reports (and only then builds the detail text) on a change. */
+  #update(slot: Slot, result: CheckResult): void {
     let health: CheckHealth = 'up';
     for (const s of this.#slots) {
       if (s.state === 'down') { health = 'down'; break; }
@@ -282,6 +283,6 @@ export class HealthRunner {
     if (health === this.#health && dynamicWeight === this.#dynamicWeight) return;
     this.#health = health;
     this.#dynamicWeight = dynamicWeight;
-    this.#opts.onChange(health, dynamicWeight, detail);
+    this.#opts.onChange(health, dynamicWeight, `${slot.cfg.type}[${slot.index}]: ${result.detail}`);
   }
 }

@@ -88,7 +88,8 @@ export class VirtualServerManager {
   readonly #services: Service[];
   readonly #run: typeof runCommand;
   #stats: DataPlaneStats | null = null;
-  #poll: NodeJS.Timeout | undefined;
+  /** #stats by service id, and each service's real servers by id and by address:port. */
+  #statsIndex: Map<string, { svc: DataPlaneStats['services'][number]; reals: Map<string, DataPlaneStats['services'][number]['real_servers'][number]> }> = new Map();
   #stopped = false;
 
   #owns: (address: string) => boolean = () => false;
@@ -192,8 +193,6 @@ export class VirtualServerManager {
     await this.deps.dataPlane.configure(this.#services.map((s) => serviceSpec(s.cfg)));
     for (const s of this.#services) await this.#apply(s);
     for (const s of this.#services) for (const r of s.reals) r.runner.start();
-    this.#poll = setInterval(() => void this.refresh().catch(() => undefined), 1000);
-    this.#poll.unref();
   }
 
   async #apply(svc: Service): Promise<void> {
@@ -292,18 +291,33 @@ export class VirtualServerManager {
       this.deps.log.warn({ virtual_server: svc.id, err: errorMessage(err) }, 'unserve failed'));
   }
 
-  /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */
+  /**
+   * Fetches fresh counters from the data plane. `status` and every metrics scrape call this; nothing
+   * polls it (with 1,000 services a snapshot is a large message, not worth taking every second).
+   */
   async refresh(): Promise<void> {
     if (this.#stopped) return;
-    this.#stats = await this.deps.dataPlane.stats();
+    const stats = await this.deps.dataPlane.stats();
+    this.#stats = stats;
+    this.#statsIndex = new Map(stats.services.map((svc) => {
+      const reals = new Map<string, (typeof svc.real_servers)[number]>();
+      for (const x of svc.real_servers) {
+        if (!reals.has(x.id)) reals.set(x.id, x);
+        const at = hostPort(x.address, x.port);
+        if (!reals.has(at)) reals.set(at, x);
+      }
+      return [svc.id, { svc, reals }];
+    }));
   }
 
   status(): VirtualServerStatus[] {
     return this.#services.map((svc) => {
-      const st = this.#stats?.services.find((s) => s.id === svc.id);
+      const indexed = this.#statsIndex.get(svc.id);
+      const st = indexed?.svc;
+      const dests = new Map(svc.last?.destinations.map((d) => [d.id, d]));
       const reals: RealServerReport[] = svc.reals.map((r) => {
-        const rst = st?.real_servers.find((x) => x.id === r.id || (x.address === r.cfg.address && x.port === r.cfg.port));
-        const dest = svc.last?.destinations.find((d) => d.id === r.id);
+        const rst = indexed?.reals.get(r.id) ?? indexed?.reals.get(hostPort(r.cfg.address, r.cfg.port));
+        const dest = dests.get(r.id);
         return {
           address: r.cfg.address,
           port: r.cfg.port,
@@ -353,7 +367,6 @@ export class VirtualServerManager {
   /** Stops accepting everywhere, drains, stops checks, closes the data plane. Idempotent. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
-    clearInterval(this.#poll);
     for (const svc of this.#services) { svc.wanted = false; clearTimeout(svc.retry); }
     await Promise.all(this.#services.map((s) => this.#unserve(s)));
     this.#stopped = true;
