@@ -307,7 +307,8 @@ function stable(v: unknown): string {
 /** Order-insensitive multiset difference by key; both outputs keep their side's order. */
 function multisetDiff<T>(current: readonly T[], next: readonly T[], key: (t: T) => string): { added: T[]; removed: T[] } {
   const left = new Map<string, number>();
-  for (const c of current) left.set(key(c), (left.get(key(c)) ?? 0) + 1);
+  const currentKeys = current.map(key);
+  for (const k of currentKeys) left.set(k, (left.get(k) ?? 0) + 1);
   const added: T[] = [];
   for (const n of next) {
     const k = key(n);
@@ -316,8 +317,9 @@ function multisetDiff<T>(current: readonly T[], next: readonly T[], key: (t: T) 
     else added.push(n);
   }
   const removed: T[] = [];
-  for (const c of current) {
-    const k = key(c);
+  for (let i = 0; i < current.length; i++) {
+    const c = current[i]!;
+    const k = currentKeys[i]!;
     const count = left.get(k) ?? 0;
     if (count > 0) {
       removed.push(c);
@@ -334,9 +336,10 @@ function multisetDiff<T>(current: readonly T[], next: readonly T[], key: (t: T) 
 function matchBy<T>(current: readonly T[], next: readonly T[], key: (t: T) => string): { added: T[]; removed: T[]; pairs: Array<[T, T]> } {
   const queues = new Map<string, T[]>();
   for (const c of current) {
-    const q = queues.get(key(c));
+    const k = key(c);
+    const q = queues.get(k);
     if (q) q.push(c);
-    else queues.set(key(c), [c]);
+    else queues.set(k, [c]);
   }
   const added: T[] = [];
   const pairs: Array<[T, T]> = [];
