@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadConfigFile, planReload, isReloadPlanEmpty, type Config } from '../config/index.js';
+import { configInputs, parseConfig, planReload, isReloadPlanEmpty, readConfigText, type Config } from '../config/index.js';
 import { KeepaliveError } from '../util/errors.js';
 import { Announcer } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
@@ -33,6 +33,8 @@ export interface DaemonOptions {
 
 export class Daemon {
   #config: Config;
+  /** The text and inputs (configInputs()) #config was parsed from: a reload of the same is a no-op. */
+  #loaded: { text: string; inputs: string } | undefined;
   #vrrp: VrrpManager | undefined;
   #lvs: VirtualServerManager | undefined;
   #dataPlane: DataPlane | undefined;
@@ -53,8 +55,11 @@ export class Daemon {
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const config = await loadConfigFile(opts.configPath);
+    const text = await readConfigText(opts.configPath);
+    const inputs = configInputs();
+    const config = parseConfig(text, opts.configPath);
     const d = new Daemon(opts, config);
+    d.#loaded = { text, inputs };
     try {
       await d.#start();
     } catch (err) {
@@ -209,9 +214,16 @@ export class Daemon {
   }
 
   async #reload(): Promise<{ summary: string[] }> {
-    const next = await loadConfigFile(this.opts.configPath);
+    const text = await readConfigText(this.opts.configPath);
+    const inputs = configInputs();
+    // The same text with the same inputs parses to an equal config: nothing to plan.
+    if (this.#loaded && text === this.#loaded.text && inputs === this.#loaded.inputs) return { summary: [] };
+    const next = parseConfig(text, this.opts.configPath);
     const plan = planReload(this.#config, next);
-    if (isReloadPlanEmpty(plan)) return { summary: [] };
+    if (isReloadPlanEmpty(plan)) {
+      this.#loaded = { text, inputs };
+      return { summary: [] };
+    }
     const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : [])];
     if (blocked.length > 0) {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
@@ -221,6 +233,7 @@ export class Daemon {
     await this.#lvs?.applyReload(plan);
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
     this.#config = next;
+    this.#loaded = { text, inputs };
     if (metricsMoved) {
       await this.#metrics?.close();
       this.#metrics = undefined;

@@ -5,7 +5,7 @@
  * connection is touched here.
  */
 import type { Logger } from 'pino';
-import type { ReloadPlan, VirtualServerConfig } from '../config/index.js';
+import { isEmptyVirtualServerChange, type ReloadPlan, type VirtualServerConfig } from '../config/index.js';
 import type { RealServerStatus as RealServerReport, VirtualServerStatus } from '../daemon/status.js';
 import { errorMessage } from '../util/errors.js';
 import { runCommand } from '../util/exec.js';
@@ -85,7 +85,7 @@ function poolParams(cfg: VirtualServerConfig): PoolParams {
 }
 
 export class VirtualServerManager {
-  readonly #services: Service[];
+  #services: Service[];
   readonly #run: typeof runCommand;
   #stats: DataPlaneStats | null = null;
   /** #stats by service id, and each service's real servers by id and by address:port. */
@@ -129,8 +129,9 @@ export class VirtualServerManager {
     return this.deps.healthRunner ? this.deps.healthRunner(opts) : new HealthRunner(opts);
   }
 
-  #find(cfg: Pick<VirtualServerConfig, 'protocol' | 'address' | 'port'>): Service | undefined {
-    return this.#services.find((s) => s.cfg.protocol === cfg.protocol && s.cfg.address === cfg.address && s.cfg.port === cfg.port);
+  /** The services by protocol|address|port, for a reload's lookups (one per kept or removed service). */
+  #byKey(): Map<string, Service> {
+    return new Map(this.#services.map((s) => [`${s.cfg.protocol}|${s.cfg.address}|${s.cfg.port}`, s]));
   }
 
   /**
@@ -141,18 +142,30 @@ export class VirtualServerManager {
    */
   async applyReload(plan: ReloadPlan): Promise<void> {
     const fresh: Real[] = [];
+    /** Services whose pool may differ: only these are re-evaluated and sent to the data plane. */
+    const touched: Service[] = [];
+    const byKey = this.#byKey();
+    const find = (cfg: VirtualServerConfig): Service | undefined => byKey.get(`${cfg.protocol}|${cfg.address}|${cfg.port}`);
+    const removed = new Set<Service>();
     for (const cfg of plan.virtualServers.removed) {
-      const svc = this.#find(cfg);
+      const svc = find(cfg);
       if (!svc) continue;
       svc.wanted = false;
       clearTimeout(svc.retry);
       for (const r of svc.reals) r.runner.stop();
-      this.#services.splice(this.#services.indexOf(svc), 1);
+      removed.add(svc);
     }
+    if (removed.size > 0) this.#services = this.#services.filter((s) => !removed.has(s));
     for (const k of plan.virtualServers.kept) {
-      const svc = this.#find(k.current);
+      const svc = find(k.current);
       if (!svc) continue;
       svc.cfg = k.next;
+      if (isEmptyVirtualServerChange(k.changes)) {
+        // Same settings and servers: the new objects replace the old ones, nothing is re-evaluated.
+        for (const real of svc.reals) real.cfg = k.next.real_server.find((rs) => rs.address === real.cfg.address && rs.port === real.cfg.port) ?? real.cfg;
+        continue;
+      }
+      touched.push(svc);
       const rsPlan = k.changes.realServers;
       const same = (a: { address: string; port: number }, b: { address: string; port: number }) => a.address === b.address && a.port === b.port;
       for (const rs of rsPlan.removed) {
@@ -179,11 +192,12 @@ export class VirtualServerManager {
     for (const cfg of plan.virtualServers.added) {
       const svc = this.#makeService(cfg);
       this.#services.push(svc);
+      touched.push(svc);
       fresh.push(...svc.reals);
     }
     // The full desired set: unchanged services keep their sockets, removed ones drain in the worker.
     await this.deps.dataPlane.configure(this.#services.map((x) => serviceSpec(x.cfg)));
-    for (const svc of this.#services) await this.#apply(svc);
+    await Promise.all(touched.map((svc) => this.#apply(svc)));
     for (const r of fresh) r.runner.start();
     this.setOwnership(this.#owns);
   }
@@ -191,7 +205,8 @@ export class VirtualServerManager {
   /** Configures the data plane, computes the first pools and starts the health checks. */
   async start(): Promise<void> {
     await this.deps.dataPlane.configure(this.#services.map((s) => serviceSpec(s.cfg)));
-    for (const s of this.#services) await this.#apply(s);
+    // One message per service, all in flight at once (the worker answers them in order).
+    await Promise.all(this.#services.map((s) => this.#apply(s)));
     for (const s of this.#services) for (const r of s.reals) r.runner.start();
   }
 
