@@ -424,6 +424,17 @@ class Parser {
 
   #number(tok: string): number | undefined {
     const c0 = tok.charCodeAt(0);
+    // The common case, a short plain decimal (port, weight, delay): no regex, no BigInt.
+    if (tok.length <= 15 && c0 >= 49 && c0 <= 57) {
+      let n = 0;
+      let i = 0;
+      for (; i < tok.length; i++) {
+        const d = tok.charCodeAt(i) - 48;
+        if (d < 0 || d > 9) break;
+        n = n * 10 + d;
+      }
+      if (i === tok.length) return n;
+    }
     if (/^[+-]?(?:0|[1-9](?:_?\d)*)$/.test(tok)) return this.#integer(BigInt(tok.replace(/_/g, '')), tok);
     if (c0 === 48 /* 0 */ && tok.length > 2) {
       const p = tok[1];

@@ -18,8 +18,9 @@ import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
 import { DataPlane } from '../lvs/dataplane/index.js';
 import { VirtualServerManager } from '../lvs/manager.js';
-import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
-import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
+import type { SyncService } from '../sync/service.js';
+import type { MetricsServer } from '../metrics/index.js';
+import type { Registry } from 'prom-client';
 import type { StatusReport } from './status.js';
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
@@ -44,7 +45,7 @@ export class Daemon {
   #control: ControlServer | undefined;
   #rtnl: Rtnl | undefined;
   #metrics: MetricsServer | undefined;
-  #metricsRegistry: ReturnType<typeof createMetricsRegistry> | undefined;
+  #metricsRegistry: Registry | undefined;
   readonly #reloads = { ok: 0, error: 0 };
   readonly #packetSockets = new Map<number, PacketSocket>();
   readonly #startedAt = Date.now();
@@ -83,18 +84,25 @@ export class Daemon {
     return s;
   }
 
+  /**
+   * Start-up order: what the first advert needs comes first. The VRRP instances start as soon as
+   * the control socket answers (as before); the data plane's services and pools, the health checks,
+   * connection sync and their modules (sync and metrics are loaded only when configured) follow
+   * while the instances already run. Ownership changes that happen meanwhile are applied once the
+   * services are in place.
+   */
   async #start(): Promise<void> {
     const { log } = this.opts;
     const g = this.#config.global;
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
-    this.#dataPlane = new DataPlane(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {});
-    this.#lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }) });
-    await this.#lvs.start();
-    if (sync) {
-      this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
-    }
+    // Built now (status lists the services from the start); started after the VRRP instances.
+    const syncModule = sync ? await import('../sync/service.js') : undefined;
+    this.#dataPlane = new DataPlane(syncModule ? { eventBatchMs: syncModule.SYNC_EVENT_BATCH_MS } : {});
+    const lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }) });
+    this.#lvs = lvs;
+    let lvsStarted = false;
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
       log,
@@ -103,7 +111,7 @@ export class Daemon {
         else this.#owning.delete(instance);
         // Posts the synced templates/flows to the data plane before setOwnership posts serve().
         if (instance === sync?.instance) void this.#sync?.setMaster(owned);
-        this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
+        if (lvsStarted) this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
       },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
       vipManager: (ifindex, vips, onRestored) => new VipManager(rtnl, ifindex, vips, { onRestored, onError: (err) => log.error({ err: String(err) }, 'VIP manager error') }),
@@ -128,11 +136,21 @@ export class Daemon {
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
-    await this.#startMetrics();
     if (this.pidFile) writeFileSync(this.pidFile, `${process.pid}\n`);
-    // Services on addresses no VRRP instance manages are served from the start.
-    this.#lvs.setOwnership((address) => this.#ownsAddress(address));
-    await this.#vrrp.start();
+    // The instances start now (vrrp_startup_delay included); the rest is set up meanwhile.
+    const vrrpStarted = this.#vrrp.start().then(() => undefined, (err: unknown) => err ?? new Error('VRRP start failed'));
+    await this.#startMetrics();
+    await lvs.start();
+    if (sync && syncModule) {
+      this.#sync = await syncModule.SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
+      if (this.#owning.has(sync.instance)) await this.#sync.setMaster(true);
+    }
+    lvsStarted = true;
+    // Services on addresses no VRRP instance manages are served from the start; the others while
+    // their instance is MASTER (it may already be).
+    lvs.setOwnership((address) => this.#ownsAddress(address));
+    const vrrpError = await vrrpStarted;
+    if (vrrpError) throw vrrpError;
     log.info({ config: this.opts.configPath, control_socket: this.controlPath, instances: this.#config.vrrp_instance.length }, 'keepalive-ts started');
   }
 
@@ -151,6 +169,8 @@ export class Daemon {
     const listen = this.#config.global.metrics;
     if (!listen) return;
     const log = this.opts.log;
+    // prom-client and the page are loaded only when metrics are on.
+    const { createMetricsRegistry, startMetricsServer } = await import('../metrics/index.js');
     this.#metricsRegistry ??= createMetricsRegistry(() => ({
       status: this.status(),
       extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads }, sync: this.#syncMetrics() },
