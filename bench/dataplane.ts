@@ -132,6 +132,7 @@ check = { type = "TCP_CHECK", connect_timeout = 1, retry = 1, delay_before_retry
   return `[[virtual_server]]
 address = "${VIP}"
 port = ${PORT_OURS}
+lb_kind = "PROXY"
 protocol = "TCP"
 lb_algo = "rr"
 delay_loop = 2

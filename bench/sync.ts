@@ -14,7 +14,10 @@ import { createSocket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Benchmark, BenchContext, BenchmarkResult } from './run.js';
-import { DataPlane } from '../src/lvs/dataplane/index.js';
+import { ProxyDataplane } from '../src/lvs/dataplane/proxy/index.js';
+import type { ConnectionState, ServiceSpec } from '../src/lvs/dataplane/contract.js';
+import { endpoint } from '../src/util/endpoint.js';
+import { contractSpec } from '../test/lib/dataplane-contract.js';
 import { SyncService, SYNC_EVENT_BATCH_MS } from '../src/sync/service.js';
 import type { SyncConfig } from '../src/config/types.js';
 
@@ -77,16 +80,16 @@ const tick = () => {
 tick();
 `;
 
-async function pairOpen(dpA: DataPlane, dpB: Pick<DataPlane, 'onEvent' | 'restore' | 'snapshot'>, onApplied: ConstructorParameters<typeof Object>[0]) {
+async function pairOpen(dpA: ConnectionState, dpB: ConnectionState, onApplied: ConstructorParameters<typeof Object>[0], services: readonly ServiceSpec[]) {
   const [pa, pb] = [await freePort('udp'), await freePort('udp')];
   const a = await SyncService.open({
-    config: CONFIG, dataPlane: dpA,
+    config: CONFIG, dataPlane: dpA, virtualServers: services,
     sender: { targets: [{ address: '127.0.0.1', port: pb }], bindAddress: '127.0.0.1' },
     receiver: { port: pa, bindAddress: '127.0.0.1', requestTargets: [{ address: '127.0.0.1', port: pb }] },
   });
   await a.setMaster(true);
   const b = await SyncService.open({
-    config: CONFIG, dataPlane: dpB, onApplied: onApplied as never,
+    config: CONFIG, dataPlane: dpB, onApplied: onApplied as never, virtualServers: services,
     sender: { targets: [{ address: '127.0.0.1', port: pa }], bindAddress: '127.0.0.1' },
     receiver: { port: pb, bindAddress: '127.0.0.1', requestTargets: [{ address: '127.0.0.1', port: pa }] },
   });
@@ -100,16 +103,17 @@ async function lagRun(rate: number, seconds: number): Promise<{ p50: number; p99
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   const rsPort = (echo.address() as { port: number }).port;
   const vsPort = await freePort('tcp');
-  const dp = new DataPlane({ eventBatchMs: SYNC_EVENT_BATCH_MS });
+  const dp = new ProxyDataplane({ eventBatchMs: SYNC_EVENT_BATCH_MS });
   const arrived = new Map<number, number>();
+  const spec = contractSpec('PROXY', endpoint('127.0.0.1', vsPort));
   const { a, b } = await pairOpen(dp, fakeDataPlane, (entries: readonly { kind: string; ended: boolean; client: { port: number } }[]) => {
     const now = wall();
     for (const e of entries) if (e.kind === 'conn' && !e.ended && !arrived.has(e.client.port)) arrived.set(e.client.port, now);
-  });
+  }, [spec]);
   try {
-    const id = `tcp/127.0.0.1:${vsPort}`;
-    await dp.configure([{ id, protocol: 'tcp', address: '127.0.0.1', port: vsPort, lbAlgo: 'rr' }]);
-    await dp.setPool(id, [{ id: `127.0.0.1:${rsPort}`, address: '127.0.0.1', port: rsPort, weight: 1 }], null);
+    const id = spec.key;
+    await dp.configure([spec]);
+    await dp.setPool(id, { dests: [{ key: `127.0.0.1:${rsPort}`, endpoint: endpoint('127.0.0.1', rsPort), weight: 1 }], sorry: null });
     await dp.serve(id);
     await waitFor(() => b.status().snapshots_received >= 1, 3000);
     const w = new Worker(LOADGEN, { eval: true, workerData: { port: vsPort, rate, seconds } });
@@ -134,16 +138,17 @@ async function lagRun(rate: number, seconds: number): Promise<{ p50: number; p99
 
 async function snapshotRun(entries: number): Promise<{ snapshotMs: number; wallMs: number; got: number }> {
   const vsPort = await freePort('tcp');
-  const dp = new DataPlane();
-  const id = `tcp/127.0.0.1:${vsPort}`;
-  await dp.configure([{ id, protocol: 'tcp', address: '127.0.0.1', port: vsPort, lbAlgo: 'rr', persistence: { timeoutMs: 600_000 } }]);
-  await dp.setPool(id, [{ id: '127.0.0.1:1', address: '127.0.0.1', port: 1, weight: 1 }], null);
+  const dp = new ProxyDataplane();
+  const spec = contractSpec('PROXY', endpoint('127.0.0.1', vsPort), { persistence: { timeoutMs: 600_000, prefix: 32 } });
+  const id = spec.key;
+  await dp.configure([spec]);
+  await dp.setPool(id, { dests: [{ key: '127.0.0.1:1', endpoint: endpoint('127.0.0.1', 1), weight: 1 }], sorry: null });
   const tpl = Array.from({ length: entries }, (_, i) => ({
-    type: 'template' as const, vs: id, client: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, family: 4 as const, destId: '127.0.0.1:1', expiresInMs: 600_000,
+    type: 'template' as const, service: id, client: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, family: 4 as const, dest: endpoint('127.0.0.1', 1), expiresInMs: 600_000,
   }));
   await dp.restore(tpl);
   const t0 = wall();
-  const { a, b } = await pairOpen(dp, fakeDataPlane, () => undefined);
+  const { a, b } = await pairOpen(dp, fakeDataPlane, () => undefined, [spec]);
   try {
     await waitFor(() => b.status().snapshots_received >= 1, 10_000);
     const wallMs = wall() - t0;

@@ -1,13 +1,13 @@
 import type { StatusReport } from '../daemon/status.js';
+import { endpointText } from '../util/endpoint.js';
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
+/** A counter cell: "-" where the data plane cannot tell (null). */
+const n = (v: number | null): string => (v === null ? '-' : String(v));
 
 /** Human status: VRRP instances, then virtual servers laid out like `ipvsadm -L -n --stats`. */
 export function formatStatus(s: StatusReport): string {
@@ -21,15 +21,26 @@ export function formatStatus(s: StatusReport): string {
       v.master ?? '-', v.vips.join(','), String(v.transitions), String(v.adverts_sent), String(v.adverts_received),
       String(Object.values(v.drops).reduce((a, b) => a + b, 0))]),
   ]).replace(/^/gm, '  '));
-  out.push('', 'IP Virtual Server (user space)');
-  out.push('Prot LocalAddress:Port               Conns   InBytes  OutBytes');
-  out.push('  -> RemoteAddress:Port     Weight  ActiveConn InActConn  Conns   InBytes  OutBytes');
-  for (const vs of s.virtual_servers) {
-    const flags = [vs.lb_algo, vs.serving ? '' : 'not-serving', vs.sorry ? 'sorry-server' : ''].filter(Boolean).join(' ');
-    out.push(`${vs.protocol.padEnd(4)} ${hostPort(vs.address, vs.port).padEnd(28)} ${String(vs.conns).padStart(6)} ${String(vs.in_bytes).padStart(9)} ${String(vs.out_bytes).padStart(9)}  ${flags}`);
-    for (const rs of vs.real_servers) {
-      out.push(`  -> ${hostPort(rs.address, rs.port).padEnd(22)} ${String(rs.weight).padStart(6)} ${String(rs.active_conns).padStart(11)} ${String(rs.inact_conns).padStart(9)} ${String(rs.conns).padStart(6)} ${String(rs.in_bytes).padStart(9)} ${String(rs.out_bytes).padStart(9)}${rs.sorry ? '  SORRY' : rs.up ? '' : '  DOWN'}`);
+  out.push('', 'IP Virtual Server');
+  if (s.virtual_servers.length === 0) out.push('  (none)');
+  else {
+    // ipvsadm -L -n --stats with the Forward/Weight/ActiveConn/InActConn columns of ipvsadm -L -n.
+    const rows: string[][] = [
+      ['Prot LocalAddress:Port', 'Scheduler', 'Forward', 'Weight', 'ActiveConn', 'InActConn', 'Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes', ''],
+      ['  -> RemoteAddress:Port'],
+    ];
+    for (const vs of s.virtual_servers) {
+      const flags = [vs.serving ? '' : 'not-serving', vs.sorry ? 'sorry-server' : ''].filter(Boolean).join(' ');
+      rows.push([vs.service, vs.scheduler_in_effect, vs.forward, '', n(vs.active_conns), n(vs.inact_conns), String(vs.conns), n(vs.in_pkts), n(vs.out_pkts), String(vs.in_bytes), String(vs.out_bytes), flags]);
+      for (const rs of vs.real_servers) {
+        rows.push([`  -> ${endpointText(rs)}`, '', vs.forward, String(rs.weight), n(rs.active_conns), n(rs.inact_conns), String(rs.conns), n(rs.in_pkts), n(rs.out_pkts), String(rs.in_bytes), String(rs.out_bytes), rs.up ? '' : 'DOWN']);
+      }
+      const sorry = vs.sorry_server;
+      if (sorry) {
+        rows.push([`  -> ${endpointText(sorry)}`, '', vs.forward, '', n(sorry.active_conns), n(sorry.inact_conns), String(sorry.conns), n(sorry.in_pkts), n(sorry.out_pkts), String(sorry.in_bytes), String(sorry.out_bytes), sorry.in_use ? 'SORRY (in use)' : 'SORRY']);
+      }
     }
+    out.push(table(rows));
   }
   return `${out.join('\n')}\n`;
 }

@@ -156,4 +156,56 @@ program.command('status')
     process.stdout.write(opts.json ? `${JSON.stringify(reply.result, null, 2)}\n` : formatStatus(reply.result as never));
   });
 
+program.command('import')
+  .description('convert a keepalived.conf or ldirectord.cf to keepalive-ts TOML on stdout; every construct dropped or changed is listed on stderr as file:line; exit 0 when the result passes check, 1 otherwise')
+  .argument('<file>', 'keepalived.conf or ldirectord.cf')
+  .addOption(new Option('--from <format>', 'input syntax (default: detected)').choices(['keepalived', 'ldirectord']))
+  .option('--config-id <id>', "keepalived's -i: which @ID conditional lines count (default: this host's name up to the first dot)")
+  .action(async (file: string, opts: { from?: 'keepalived' | 'ldirectord'; configId?: string }) => {
+    const { importConfig } = await import('../import/index.js');
+    const { diskFs } = await import('../import/fs.js');
+    const { formatMessage } = await import('../import/types.js');
+    const { hostname } = await import('node:os');
+    const { resolve, dirname, join } = await import('node:path');
+    const abs = resolve(file);
+    const r = importConfig(abs, diskFs(abs), {
+      ...(opts.from ? { from: opts.from } : {}),
+      ...(opts.configId !== undefined ? { configId: opts.configId } : {}),
+      defaultConfigId: hostname().split('.')[0] ?? '',
+      env: process.env,
+    });
+    process.stdout.write(r.toml);
+    // Messages name files relative to the input's directory; print them as the user named it.
+    const dir = dirname(file);
+    for (const m of r.messages) {
+      const shown = m.loc.file.startsWith('/') || dir === '.' ? m.loc.file : join(dir, m.loc.file);
+      process.stderr.write(`${formatMessage({ ...m, loc: { ...m.loc, file: shown } })}\n`);
+    }
+    process.exitCode = r.ok ? 0 : 1;
+  });
+
+program.command('genhash')
+  .description("print the MD5 digest of a page's body, the value an HTTP_GET / SSL_GET check's digest expects (keepalived's genhash)")
+  .option('-u, --url <url>', 'path (/index.html) or whole URL (http[s]://host[:port]/path)')
+  .option('-s, --server <addr[:port]>', 'IP address to connect to (default: the URL host)')
+  .option('-p, --port <port>', 'port (default: the URL port, or 80 / 443)')
+  .option('-S, --use-ssl', 'use TLS, as SSL_GET')
+  .option('-V, --virtualhost <host>', 'Host header, as the check key virtualhost (default: address:port)')
+  .addOption(new Option('--use-virtualhost <host>', "keepalived's spelling of --virtualhost").hideHelp())
+  .option('-I, --use-sni', 'send the virtualhost as TLS SNI, as SSL_GET sni')
+  .option('-t, --timeout <seconds>', 'give up after this many seconds', '5')
+  .option('-v, --verbose', 'print the status line, headers and body size on stderr')
+  .action(async (opts: { url?: string; server?: string; port?: string; useSsl?: boolean; virtualhost?: string; useVirtualhost?: string; useSni?: boolean; timeout?: string; verbose?: boolean }) => {
+    const { planGenhash, runGenhash } = await import('./genhash.js');
+    try {
+      const plan = planGenhash({ ...opts, virtualhost: opts.virtualhost ?? opts.useVirtualhost });
+      const out = await runGenhash(plan);
+      if (opts.verbose) process.stderr.write(`${out.report.join('\n')}\n`);
+      for (const w of out.warnings) process.stderr.write(`keepalive-ts genhash: ${w}\n`);
+      process.stdout.write(`${out.digest}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
 await program.parseAsync(process.argv);

@@ -1,3 +1,4 @@
+import { endpointText } from '../util/endpoint.js';
 import { parseIp } from './net.js';
 import type {
   CheckConfig,
@@ -10,7 +11,9 @@ import type {
   VrrpInstanceConfig,
   VrrpScriptConfig,
   VrrpSyncGroupConfig,
+  VrrpTrackProcessConfig,
 } from './types.js';
+import { addressKey, routeKey, ruleKey, type AddressSpec, type RouteSpec, type RuleSpec } from '../net/route-spec.js';
 
 /*
  * The reload plan: a pure, semantic diff of two loaded configs, telling the running daemon exactly
@@ -18,8 +21,8 @@ import type {
  *
  * Identity (what "the same thing" means across a reload):
  *   vrrp_instance   (interface, address family, virtual_router_id); the name may change.
- *   virtual_server  (canonical address, port, protocol): a protocol change is remove + add.
- *   real_server     (canonical address, port) within its virtual server.
+ *   virtual_server  its canonical key (address + ports, or fwmark) and protocol: a change is remove + add.
+ *   real_server     its canonical endpoint (address, port) within its virtual server.
  *   vrrp_script, vrrp_sync_group: by name.
  * Comparison uses the parsed forms: canonical IPs, advert_int_cs, prefix lengths, check tables
  * with inherited defaults filled in. Order never matters: not of sections, VIPs, peers, tracks,
@@ -67,16 +70,23 @@ const VRRP_SETTINGS = [
   'notify_fault',
   'notify_stop',
   'notify',
+  'use_vmac',
+  'vmac_xmit_base',
+  'smtp_alert',
 ] as const;
 /** Diffed entry by entry (VrrpChange's lists). */
-const VRRP_LISTS = ['virtual_ipaddress', 'virtual_ipaddress_excluded', 'unicast_peer', 'track_interface', 'track_script'] as const;
+const VRRP_LISTS = ['virtual_ipaddress', 'virtual_ipaddress_excluded', 'unicast_peer', 'track_interface', 'track_script', 'track_process', 'virtual_routes', 'virtual_rules'] as const;
 /** Parsed forms of keys above; compared through them. */
-const VRRP_PARSED = ['virtual_ipaddress_parsed', 'virtual_ipaddress_excluded_parsed', 'advert_int_cs'] as const;
+const VRRP_PARSED = ['virtual_ipaddress_parsed', 'virtual_ipaddress_excluded_parsed', 'advert_int_cs', 'vmac_ifname', 'virtual_routes_parsed', 'virtual_rules_parsed'] as const;
 
-const VS_IDENTITY = ['address', 'port', 'protocol', 'family'] as const;
+/** The canonical key (plus the protocol, which a fwmark key leaves out) says which service it is. */
+const VS_IDENTITY = ['address', 'port', 'ports', 'fwmark', 'ip_family', 'protocol', 'family'] as const;
 const VS_SETTINGS = [
   'lb_algo',
   'lb_kind',
+  'sched_flags',
+  'mh_table_size',
+  'hash_seed',
   'persistence_timeout',
   'persistence_granularity',
   'delay_loop',
@@ -84,6 +94,7 @@ const VS_SETTINGS = [
   'hysteresis',
   'quorum_up',
   'quorum_down',
+  'smtp_alert',
   'alpha',
   'omega',
   'inhibit_on_failure',
@@ -101,14 +112,16 @@ const VS_SETTINGS = [
   'drain_timeout',
 ] as const;
 const VS_LISTS = ['real_server'] as const;
-const VS_PARSED = ['persistence_prefix'] as const;
+const VS_PARSED = ['persistence_prefix', 'match', 'key', 'sorry_endpoint'] as const;
 
 const RS_IDENTITY = ['address', 'port'] as const;
-const RS_SETTINGS = ['weight', 'inhibit_on_failure', 'notify_up', 'notify_down', 'uthreshold', 'lthreshold'] as const;
+const RS_PARSED = ['endpoint'] as const;
+const RS_SETTINGS = ['weight', 'inhibit_on_failure', 'notify_up', 'notify_down', 'smtp_alert', 'uthreshold', 'lthreshold'] as const;
 const RS_LISTS = ['check'] as const;
 
 const SCRIPT_SETTINGS = ['script', 'interval', 'timeout', 'weight', 'rise', 'fall', 'user', 'init_fail'] as const;
-const GROUP_SETTINGS = ['notify_master', 'notify_backup', 'notify_fault', 'notify_stop', 'notify'] as const;
+const GROUP_SETTINGS = ['notify_master', 'notify_backup', 'notify_fault', 'notify_stop', 'notify', 'smtp_alert'] as const;
+const PROCESS_SETTINGS = ['process', 'param_match', 'weight', 'reverse', 'quorum', 'quorum_max', 'delay', 'fork_delay', 'terminate_delay', 'full_command'] as const;
 const GROUP_LISTS = ['group', 'track_script'] as const;
 const SYNC_SETTINGS = ['interface', 'instance', 'group', 'port', 'ttl', 'sync_id', 'auth_key', 'auth_key_file', 'unicast_peer'] as const;
 
@@ -118,8 +131,11 @@ export type RealServerSettingKey = (typeof RS_SETTINGS)[number];
 export type VrrpScriptSettingKey = (typeof SCRIPT_SETTINGS)[number];
 export type SyncGroupSettingKey = (typeof GROUP_SETTINGS)[number];
 export type SyncSettingKey = (typeof SYNC_SETTINGS)[number];
-/** Global keys, without the parsed `metrics` (compared through metrics_listen). */
-export type GlobalKey = Exclude<keyof GlobalConfig, 'metrics'>;
+export type TrackProcessSettingKey = (typeof PROCESS_SETTINGS)[number];
+/** Global static_* lists: diffed entry by entry into plan.statics, not as settings. */
+const GLOBAL_STATIC = ['static_ipaddress', 'static_routes', 'static_rules', 'static_ipaddress_parsed', 'static_routes_parsed', 'static_rules_parsed'] as const;
+/** Global keys, without the parsed `metrics` / `smtp` (compared through metrics_listen / smtp_server) and the static_* lists. */
+export type GlobalKey = Exclude<keyof GlobalConfig, 'metrics' | 'smtp' | (typeof GLOBAL_STATIC)[number]>;
 
 type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
@@ -128,10 +144,11 @@ type Covers<I, L extends readonly (readonly unknown[])[]> = Exact<L[number][numb
 export type DiffCoverageGuards = [
   Assert<Covers<VrrpInstanceConfig, [typeof VRRP_IDENTITY, typeof VRRP_SETTINGS, typeof VRRP_LISTS, typeof VRRP_PARSED]>>,
   Assert<Covers<VirtualServerConfig, [typeof VS_IDENTITY, typeof VS_SETTINGS, typeof VS_LISTS, typeof VS_PARSED]>>,
-  Assert<Covers<RealServerConfig, [typeof RS_IDENTITY, typeof RS_SETTINGS, typeof RS_LISTS]>>,
+  Assert<Covers<RealServerConfig, [typeof RS_IDENTITY, typeof RS_SETTINGS, typeof RS_LISTS, typeof RS_PARSED]>>,
   Assert<Covers<VrrpScriptConfig, [['name'], typeof SCRIPT_SETTINGS]>>,
   Assert<Covers<VrrpSyncGroupConfig, [['name'], typeof GROUP_SETTINGS, typeof GROUP_LISTS]>>,
   Assert<Covers<SyncConfig, [typeof SYNC_SETTINGS]>>,
+  Assert<Covers<VrrpTrackProcessConfig, [['name'], typeof PROCESS_SETTINGS]>>,
 ];
 
 /**
@@ -167,6 +184,15 @@ export const GLOBAL_APPLY: { readonly [K in GlobalKey]: { readonly live: boolean
   drain_timeout: { live: true, how: 'used by the next stop or demotion; also the default of virtual_server.drain_timeout' },
   enable_script_security: { live: true, how: 'checked before each script run from now on' },
   script_user: { live: true, how: 'used by the next script runs' },
+  notification_email: { live: true, how: 'used by the next alert mail' },
+  notification_email_from: { live: true, how: 'used by the next alert mail' },
+  smtp_server: { live: true, how: 'used by the next alert mail (mails already queued go to the new server too)' },
+  smtp_helo_name: { live: true, how: 'used by the next alert mail' },
+  smtp_connect_timeout: { live: true, how: 'used by the next alert mail' },
+  smtp_alert: { live: true, how: 'default of the smtp_alert keys: acted on through the resolved values of instances, groups and servers' },
+  smtp_alert_vrrp: { live: true, how: 'default of vrrp_instance / vrrp_sync_group smtp_alert: acted on through them' },
+  smtp_alert_checker: { live: true, how: 'default of virtual_server / real_server smtp_alert: acted on through them' },
+  no_email_faults: { live: true, how: 'consulted for the next FAULT transition' },
 };
 
 const GLOBAL_KEYS = Object.keys(GLOBAL_APPLY) as GlobalKey[];
@@ -202,6 +228,12 @@ export interface VrrpChange {
   unicastPeersRemoved: string[];
   trackInterface: TrackChange;
   trackScript: TrackChange;
+  trackProcess: TrackChange;
+  /** virtual_routes / virtual_rules only in next / only in current (compared by what the kernel keys on). */
+  routesAdded: RouteSpec[];
+  routesRemoved: RouteSpec[];
+  rulesAdded: RuleSpec[];
+  rulesRemoved: RuleSpec[];
   /** The change cannot be applied in place: treat the instance as removed and re-added. */
   restartInstance: boolean;
   restartReasons: string[];
@@ -267,6 +299,16 @@ export interface SyncChange {
   changed: SyncSettingKey[];
 }
 
+/** static_ipaddress / static_routes / static_rules entries to add and to remove on reload. */
+export interface StaticChange {
+  addressesAdded: AddressSpec[];
+  addressesRemoved: AddressSpec[];
+  routesAdded: RouteSpec[];
+  routesRemoved: RouteSpec[];
+  rulesAdded: RuleSpec[];
+  rulesRemoved: RuleSpec[];
+}
+
 export interface GlobalChange {
   changed: GlobalKey[];
   /** Changed keys that cannot be applied live (see GLOBAL_APPLY); the daemon must be restarted. */
@@ -277,6 +319,8 @@ export interface GlobalChange {
 export interface ReloadPlan {
   vrrp: { added: VrrpInstanceConfig[]; removed: VrrpInstanceConfig[]; kept: KeptVrrpInstance[] };
   vrrpScripts: NamedChanges<VrrpScriptConfig, VrrpScriptSettingKey>;
+  trackProcesses: NamedChanges<VrrpTrackProcessConfig, TrackProcessSettingKey>;
+  statics: StaticChange;
   syncGroups: NamedChanges<VrrpSyncGroupConfig, SyncGroupSettingKey, SyncGroupExtra>;
   virtualServers: { added: VirtualServerConfig[]; removed: VirtualServerConfig[]; kept: KeptVirtualServer[] };
   sync: SyncChange | null;
@@ -464,6 +508,11 @@ function diffVrrp(a: VrrpInstanceConfig, b: VrrpInstanceConfig, global: GlobalCh
   if (global.settings[groupKey] && multicast) {
     restartReasons.push(`global.${groupKey} ${ga[groupKey]} -> ${gb[groupKey]} changes the instance's multicast socket`);
   }
+  if (a.vmac_ifname !== b.vmac_ifname || (a.vmac_ifname !== null && a.vmac_xmit_base !== b.vmac_xmit_base)) {
+    restartReasons.push('use_vmac / vmac_xmit_base change the interface the instance runs on; it cannot be moved in place');
+  }
+  const routes = multisetDiff(a.virtual_routes_parsed, b.virtual_routes_parsed, fullRouteKey);
+  const rules = multisetDiff(a.virtual_rules_parsed, b.virtual_rules_parsed, fullRuleKey);
   return {
     settings,
     vipsAdded: vips.added,
@@ -476,6 +525,11 @@ function diffVrrp(a: VrrpInstanceConfig, b: VrrpInstanceConfig, global: GlobalCh
     unicastPeersRemoved: peers.removed,
     trackInterface: trackDiff(a.track_interface, b.track_interface),
     trackScript: trackDiff(a.track_script, b.track_script),
+    trackProcess: trackDiff(a.track_process, b.track_process),
+    routesAdded: routes.added,
+    routesRemoved: routes.removed,
+    rulesAdded: rules.added,
+    rulesRemoved: rules.removed,
     restartInstance: restartReasons.length > 0,
     restartReasons,
   };
@@ -492,12 +546,40 @@ export function isEmptyVrrpChange(c: VrrpChange): boolean {
     c.unicastPeersRemoved.length === 0 &&
     isEmptyTrack(c.trackInterface) &&
     isEmptyTrack(c.trackScript) &&
+    isEmptyTrack(c.trackProcess) &&
+    c.routesAdded.length === 0 &&
+    c.routesRemoved.length === 0 &&
+    c.rulesAdded.length === 0 &&
+    c.rulesRemoved.length === 0 &&
     !c.restartInstance
   );
 }
 
-const vsKey = (vs: VirtualServerConfig): string => `${vs.protocol}|${canonIp(vs.address)}|${vs.port}`;
-const rsKey = (rs: RealServerConfig): string => `${canonIp(rs.address)}|${rs.port}`;
+/** Every field of a route or rule (the key plus what the kernel does not key on), so any edit is a change. */
+const fullRouteKey = (r: RouteSpec): string => `${routeKey(r)}#${stable({ ...r, text: undefined })}`;
+const fullRuleKey = (r: RuleSpec): string => `${ruleKey(r)}#${stable({ ...r, text: undefined })}`;
+const fullAddressKey = (a: AddressSpec): string => `${addressKey(a)}#${stable({ ...a, text: undefined })}`;
+
+function diffStatics(a: GlobalConfig, b: GlobalConfig): StaticChange {
+  const addresses = multisetDiff(a.static_ipaddress_parsed, b.static_ipaddress_parsed, fullAddressKey);
+  const routes = multisetDiff(a.static_routes_parsed, b.static_routes_parsed, fullRouteKey);
+  const rules = multisetDiff(a.static_rules_parsed, b.static_rules_parsed, fullRuleKey);
+  return {
+    addressesAdded: addresses.added,
+    addressesRemoved: addresses.removed,
+    routesAdded: routes.added,
+    routesRemoved: routes.removed,
+    rulesAdded: rules.added,
+    rulesRemoved: rules.removed,
+  };
+}
+
+function isEmptyStatics(c: StaticChange): boolean {
+  return Object.values(c).every((list: unknown[]) => list.length === 0);
+}
+
+const vsKey = (vs: VirtualServerConfig): string => `${vs.key}|${vs.protocol}`;
+const rsKey = (rs: RealServerConfig): string => endpointText(rs.endpoint);
 
 const VS_NORM: Normalizers<VirtualServerConfig> = {
   persistence_granularity: (_v, vs) => vs.persistence_prefix,
@@ -595,6 +677,7 @@ export function planReload(current: Config, next: Config): ReloadPlan {
   };
 
   const vrrpScripts = diffNamed(current.vrrp_script, next.vrrp_script, SCRIPT_SETTINGS, () => ({ value: {}, empty: true }));
+  const trackProcesses = diffNamed(current.vrrp_track_process, next.vrrp_track_process, PROCESS_SETTINGS, () => ({ value: {}, empty: true }));
   const syncGroups = diffNamed(current.vrrp_sync_group, next.vrrp_sync_group, GROUP_SETTINGS, (a, b): { value: SyncGroupExtra; empty: boolean } => {
     const members = multisetDiff(nameSet(a.group), nameSet(b.group), (n) => n);
     const trackScript = trackDiff(a.track_script, b.track_script);
@@ -614,6 +697,8 @@ export function planReload(current: Config, next: Config): ReloadPlan {
   const plan: ReloadPlan = {
     vrrp,
     vrrpScripts,
+    trackProcesses,
+    statics: diffStatics(current.global, next.global),
     syncGroups,
     virtualServers,
     sync: diffSync(current.sync, next.sync),
@@ -633,6 +718,10 @@ export function isEmpty(plan: ReloadPlan): boolean {
     plan.vrrpScripts.added.length === 0 &&
     plan.vrrpScripts.removed.length === 0 &&
     plan.vrrpScripts.changed.length === 0 &&
+    plan.trackProcesses.added.length === 0 &&
+    plan.trackProcesses.removed.length === 0 &&
+    plan.trackProcesses.changed.length === 0 &&
+    isEmptyStatics(plan.statics) &&
     plan.syncGroups.added.length === 0 &&
     plan.syncGroups.removed.length === 0 &&
     plan.syncGroups.changed.length === 0 &&
@@ -653,14 +742,9 @@ function show(v: unknown): string {
   if (typeof v === 'string') return /^[\w.:/@[\]-]+$/.test(v) ? v : JSON.stringify(v);
   if (typeof v === 'object' && v !== null && 'address' in v && 'port' in v) {
     const s = v as { address: string; port: number };
-    return hostPort(s.address, s.port);
+    return endpointText({ address: canonIp(s.address), port: s.port });
   }
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
-}
-
-function hostPort(address: string, port: number): string {
-  const a = canonIp(address);
-  return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
 }
 
 const SECRET_KEYS = new Set(['authentication', 'auth_key']);
@@ -697,8 +781,8 @@ function cidrLines(prefix: string, what: string, added: string[], removed: strin
 }
 
 const vrrpLabel = (vi: VrrpInstanceConfig): string => `vrrp_instance ${vi.name} (${vi.interface}, VRID ${vi.virtual_router_id}, ${familyName(vi.family)})`;
-const vsLabel = (vs: VirtualServerConfig): string => `virtual_server ${vs.protocol}/${hostPort(vs.address, vs.port)}`;
-const rsLabel = (rs: RealServerConfig): string => `real_server ${hostPort(rs.address, rs.port)}`;
+const vsLabel = (vs: VirtualServerConfig): string => `virtual_server ${vs.key}`;
+const rsLabel = (rs: RealServerConfig): string => `real_server ${endpointText(rs.endpoint)}`;
 
 function checkLines(prefix: string, k: KeptRealServer): string[] {
   const [r] = k.checksRemoved;
@@ -723,6 +807,18 @@ function summarize(plan: ReloadPlan): string[] {
   const s = plan.vrrpScripts;
   out.push(...s.removed.map((x) => `-vrrp_script ${x.name}`), ...s.added.map((x) => `+vrrp_script ${x.name}`));
   for (const c of s.changed) out.push(...settingLines(`vrrp_script ${c.next.name}: `, c.settings));
+  const tp = plan.trackProcesses;
+  out.push(...tp.removed.map((x) => `-vrrp_track_process ${x.name}`), ...tp.added.map((x) => `+vrrp_track_process ${x.name}`));
+  for (const c of tp.changed) out.push(...settingLines(`vrrp_track_process ${c.next.name}: `, c.settings));
+  const st = plan.statics;
+  out.push(
+    ...st.addressesRemoved.map((x) => `-static_ipaddress ${x.text}`),
+    ...st.addressesAdded.map((x) => `+static_ipaddress ${x.text}`),
+    ...st.routesRemoved.map((x) => `-static_routes ${x.text}`),
+    ...st.routesAdded.map((x) => `+static_routes ${x.text}`),
+    ...st.rulesRemoved.map((x) => `-static_rules ${x.text}`),
+    ...st.rulesAdded.map((x) => `+static_rules ${x.text}`),
+  );
 
   out.push(...plan.vrrp.removed.map((vi) => `-${vrrpLabel(vi)}`), ...plan.vrrp.added.map((vi) => `+${vrrpLabel(vi)}`));
   for (const { next, changes: c } of plan.vrrp.kept) {
@@ -735,6 +831,11 @@ function summarize(plan: ReloadPlan): string[] {
       ...c.unicastPeersAdded.map((x) => `${p}+unicast_peer ${x}`),
       ...trackLines(p, 'track_interface', c.trackInterface),
       ...trackLines(p, 'track_script', c.trackScript),
+      ...trackLines(p, 'track_process', c.trackProcess),
+      ...c.routesRemoved.map((x) => `${p}-virtual_routes ${x.text}`),
+      ...c.routesAdded.map((x) => `${p}+virtual_routes ${x.text}`),
+      ...c.rulesRemoved.map((x) => `${p}-virtual_rules ${x.text}`),
+      ...c.rulesAdded.map((x) => `${p}+virtual_rules ${x.text}`),
       ...c.restartReasons.map((r) => `${p}restarts (removed and re-added): ${r}`),
     );
   }

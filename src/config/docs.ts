@@ -46,7 +46,7 @@ function rowsOf(fields: Fields, prefix: string, checkTypes?: string[]): SchemaRo
       type: describeSpec(field.type),
       required: field.required === true,
       ...(defaultText(field) === undefined ? {} : { default: defaultText(field) }),
-      doc: field.doc,
+      doc: field.aliases ? `${field.doc} (also spelled ${field.aliases.join(', ')})` : field.doc,
       keepalived: field.keepalived,
     };
     return [row, ...nestedTables(field.type).flatMap(({ suffix, spec }) => tableRows(spec, `${path}${suffix}`))];

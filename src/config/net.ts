@@ -74,3 +74,20 @@ export function granularityPrefix(text: string, family: AddressFamily): number |
   const firstZero = bits.indexOf('0');
   return firstZero === -1 ? 32 : firstZero;
 }
+
+/**
+ * "host", "host:port", "[ipv6]:port" or a bare IPv6 address (keepalived's `smtp_server HOST [PORT]`);
+ * host is an IP address or a DNS name. `defaultPort` fills in a missing port.
+ */
+export function parseHostPort(text: string, defaultPort: number): ListenAddress | undefined {
+  if (isIP(text) !== 0) return { host: parseIp(text)!.address, port: defaultPort };
+  const withPort = parseListen(text);
+  if (withPort) return isIP(withPort.host) !== 0 || isHostName(withPort.host) ? withPort : undefined;
+  const bracketed = /^\[([^\]]+)\]$/.exec(text);
+  if (bracketed && isIP(bracketed[1]!) === 6) return { host: parseIp(bracketed[1]!)!.address, port: defaultPort };
+  return isHostName(text) ? { host: text, port: defaultPort } : undefined;
+}
+
+function isHostName(text: string): boolean {
+  return text.length <= 253 && /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(text);
+}

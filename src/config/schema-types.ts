@@ -1,12 +1,13 @@
-import { isMulticast, parseCidr, parseIp, parseListen } from './net.js';
+import { isMulticast, parseCidr, parseHostPort, parseIp, parseListen } from './net.js';
 
 /** Where an inherited default comes from: [global], an enclosing server table, or a sibling key. */
 export type DefaultScope = 'global' | 'virtual_server' | 'real_server' | 'self';
 
-export type StringFormat = 'ip' | 'cidr' | 'multicast' | 'multicast4' | 'multicast6' | 'listen' | 'md5' | 'regex';
+export type StringFormat = 'ip' | 'cidr' | 'multicast' | 'multicast4' | 'multicast6' | 'listen' | 'md5' | 'regex' | 'status_range' | 'email' | 'hostport';
 
 export type ValueSpec =
-  | { kind: 'string'; enum?: readonly string[]; minLength?: number; maxLength?: number; format?: StringFormat }
+  /** `refused`: values that are known but not supported, each with the reason given in the error. */
+  | { kind: 'string'; enum?: readonly string[]; refused?: Readonly<Record<string, string>>; minLength?: number; maxLength?: number; format?: StringFormat }
   | { kind: 'integer'; min?: number; max?: number }
   /** A (possibly fractional) quantity, seconds unless the doc says otherwise. */
   | { kind: 'number'; min?: number; max?: number }
@@ -35,9 +36,13 @@ export interface FieldSpec {
   defaultText?: string;
   /** Appended to constraint errors, to say why a value is refused. */
   hint?: string;
+  /** Other accepted spellings of the key (keepalived's synonyms, e.g. lvs_sched for lb_algo). */
+  aliases?: readonly string[];
 }
 
 export type Fields = Readonly<Record<string, FieldSpec>>;
+
+const EMAIL_RE = /^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$/;
 
 export const STRING_FORMATS: Readonly<Record<StringFormat, { text: string; test(s: string): boolean }>> = {
   ip: { text: 'an IPv4 or IPv6 address', test: (s) => parseIp(s) !== undefined },
@@ -65,6 +70,9 @@ export const STRING_FORMATS: Readonly<Record<StringFormat, { text: string; test(
   },
   listen: { text: '"host:port", "[ipv6]:port" or "" (disabled)', test: (s) => s === '' || parseListen(s) !== undefined },
   md5: { text: 'an MD5 digest (32 hex digits)', test: (s) => /^[0-9a-fA-F]{32}$/.test(s) },
+  status_range: { text: 'an HTTP status range "NNN-MMM" (100..599)', test: (s) => parseStatusRange(s) !== undefined },
+  email: { text: 'an e-mail address "user@domain" or "Name <user@domain>"', test: (s) => EMAIL_RE.test(s) },
+  hostport: { text: '"host", "host:port" or "[ipv6]:port"', test: (s) => parseHostPort(s, 1) !== undefined },
   regex: {
     text: 'a valid regular expression',
     test: (s) => {
@@ -77,6 +85,15 @@ export const STRING_FORMATS: Readonly<Record<StringFormat, { text: string; test(
     },
   },
 };
+
+/** "200-299" -> [200, 299]; undefined unless 100 <= from <= to <= 599 (keepalived's status_code range). */
+export function parseStatusRange(s: string): [number, number] | undefined {
+  const m = /^([1-5][0-9][0-9])-([1-5][0-9][0-9])$/.exec(s.trim());
+  if (!m) return undefined;
+  const from = Number(m[1]);
+  const to = Number(m[2]);
+  return from <= to ? [from, to] : undefined;
+}
 
 function range(min: number | undefined, max: number | undefined): string {
   if (min !== undefined && max !== undefined) return `${min}..${max}`;

@@ -1,4 +1,6 @@
-import { hostname } from 'node:os';
+import { hostname, userInfo } from 'node:os';
+import { MAGLEV_DEFAULT_TABLE_SIZE, MAGLEV_MAX_TABLE_SIZE } from '../lvs/maglev.js';
+import { SCHEDULER_NAMES } from '../lvs/scheduler-names.js';
 import type { FieldSpec, Fields, ValueSpec } from './schema-types.js';
 
 /*
@@ -24,9 +26,32 @@ const tables = (fields: Fields, scope?: 'virtual_server' | 'real_server'): Value
   of: { kind: 'table', fields, scope },
 });
 
-export const LB_ALGOS = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'sh', 'dh', 'mh', 'lblc', 'lblcr', 'fo', 'ovf'] as const;
-export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK'] as const;
-export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA'] as const;
+export const LB_ALGOS = SCHEDULER_NAMES;
+/** keepalived's lb_kind values we forward (FULLNAT and PROXY are ours); see lvs/dataplane/contract.ts. */
+export const LB_KINDS = ['DR', 'NAT', 'FULLNAT', 'PROXY'] as const;
+/** keepalived's scheduler flags (ipvsadm -b): flag-1 is *-fallback, flag-2 is *-port for sh and mh. */
+export const SCHED_FLAGS = ['sh-port', 'sh-fallback', 'mh-port', 'mh-fallback', 'flag-1', 'flag-2'] as const;
+export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK', 'SMTP_CHECK', 'PING_CHECK'] as const;
+export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY'] as const;
+
+/**
+ * keepalived's per-check-type defaults (check_http.c, check_dns.c, check_misc.c), used when neither
+ * the check nor its virtual_server sets the key; semantic.ts applies them.
+ */
+export const CHECK_TYPE_DEFAULTS: Readonly<Record<(typeof CHECK_TYPES)[number], { retry: number; delay_before_retry: number | 'delay_loop' }>> = {
+  TCP_CHECK: { retry: 1, delay_before_retry: 1 },
+  HTTP_GET: { retry: 1, delay_before_retry: 3 },
+  SSL_GET: { retry: 1, delay_before_retry: 3 },
+  MISC_CHECK: { retry: 0, delay_before_retry: 1 },
+  UDP_CHECK: { retry: 1, delay_before_retry: 1 },
+  DNS_CHECK: { retry: 3, delay_before_retry: 'delay_loop' },
+  FILE_CHECK: { retry: 1, delay_before_retry: 1 },
+  SMTP_CHECK: { retry: 1, delay_before_retry: 1 },
+  PING_CHECK: { retry: 1, delay_before_retry: 1 },
+};
+
+/** keepalived's SMTP_DEFAULT_HELO. */
+export const SMTP_DEFAULT_HELO = 'smtpchecker.keepalived.org';
 
 function field(type: ValueSpec, doc: string, keepalived: string | null, extra: Omit<FieldSpec, 'type' | 'doc' | 'keepalived'> = {}): FieldSpec {
   return { type, doc, keepalived, ...extra };
@@ -49,6 +74,33 @@ const trackList = (what: string): ValueSpec =>
       },
     ],
   });
+
+/** E-mail alerts (keepalived global_defs notification_email ... smtp_alert_checker). */
+const SMTP_GLOBAL_FIELDS = {
+  notification_email: field(arrayOf(str({ format: 'email' })), 'recipients of alert mails ("a@b" or "Name <a@b>"); none = no mail', 'notification_email', { default: [] }),
+  notification_email_from: field(str({ format: 'email' }), 'From: address of alert mails', 'notification_email_from', {
+    defaultFn: () => `${safeUser()}@${hostname()}`,
+    defaultText: '"USER@HOSTNAME" (the daemon user)',
+  }),
+  smtp_server: field(str({ format: 'hostport' }), 'SMTP relay alerts are sent through, "host" or "host:port" (port 25 by default); unset = no mail', 'smtp_server <HOST> [<PORT>]'),
+  smtp_helo_name: field(NAME, 'name sent in HELO', 'smtp_helo_name', { defaultFn: () => hostname(), defaultText: 'the hostname' }),
+  smtp_connect_timeout: field(POSITIVE_SECONDS, 'seconds to connect to the SMTP server and for each of its replies', 'smtp_connect_timeout', { default: 30 }),
+  smtp_alert: field(BOOL, 'default of every smtp_alert (instances, sync groups, virtual and real servers)', 'smtp_alert', {
+    defaultText: 'unset: instances, sync groups and virtual servers false, real servers true (as keepalived)',
+  }),
+  smtp_alert_vrrp: field(BOOL, 'default of vrrp_instance / vrrp_sync_group smtp_alert', 'smtp_alert_vrrp', { defaultText: 'global.smtp_alert' }),
+  smtp_alert_checker: field(BOOL, 'default of virtual_server / real_server smtp_alert', 'smtp_alert_checker', { defaultText: 'global.smtp_alert' }),
+  no_email_faults: field(BOOL, 'send no alert mail for FAULT states', 'no_email_faults', { default: false }),
+} satisfies Fields;
+
+/** userInfo() throws for a uid with no passwd entry (containers); fall back to the uid. */
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? 'keepalive-ts');
+  }
+}
 
 export const GLOBAL_FIELDS = {
   router_id: field(NAME, 'identifies this director in logs and notifications', 'router_id', {
@@ -80,6 +132,11 @@ export const GLOBAL_FIELDS = {
   script_user: field(NAME, 'user (and optional ":group") scripts run as when not set per script', 'script_user', {
     defaultText: 'the user keepalive-ts runs as',
   }),
+  ...SMTP_GLOBAL_FIELDS,
+  // keepalived's top-level static_ipaddress / static_routes / static_rules blocks.
+  static_ipaddress: field(arrayOf(str({ minLength: 1 })), 'addresses added at start and removed at stop, "ADDR[/PREFIX] dev NAME [scope S] [label L] [brd B]"', 'static_ipaddress', { default: [] }),
+  static_routes: field(arrayOf(str({ minLength: 1 })), 'routes added at start and removed at stop; `ip route` syntax as keepalived (see Routes and rules)', 'static_routes', { default: [] }),
+  static_rules: field(arrayOf(str({ minLength: 1 })), 'policy rules added at start and removed at stop; `ip rule` syntax as keepalived (see Routes and rules)', 'static_rules', { default: [] }),
 } satisfies Fields;
 
 const NOTIFY_FIELDS = {
@@ -88,6 +145,21 @@ const NOTIFY_FIELDS = {
   notify_fault: field(NAME, NOTIFY_DOC('entering FAULT'), 'notify_fault'),
   notify_stop: field(NAME, NOTIFY_DOC('stopping'), 'notify_stop'),
   notify: field(NAME, 'script run on every state change with "INSTANCE|GROUP name state priority" arguments', 'notify'),
+} satisfies Fields;
+
+/** Instance keys of keepalived's use_vmac, virtual_routes/rules, track_process and smtp_alert. */
+const VRRP_PARITY_FIELDS = {
+  use_vmac: field(
+    { kind: 'oneOf', options: [BOOL, str({ minLength: 1, maxLength: 15 })] },
+    'run on a private-mode macvlan with the virtual MAC 00:00:5e:00:01:VRID (IPv6 00:00:5e:00:02:VRID); true names it vrrp.VRID (vrrp6.VRID), a string names it',
+    'use_vmac [<VMAC_INTERFACE>]',
+    { default: false },
+  ),
+  vmac_xmit_base: field(BOOL, 'with use_vmac: send and receive adverts on the base interface instead of the macvlan', 'vmac_xmit_base', { default: false }),
+  virtual_routes: field(arrayOf(str({ minLength: 1 })), 'routes added while MASTER, removed otherwise; `ip route` syntax as keepalived (see Routes and rules)', 'virtual_routes', { default: [] }),
+  virtual_rules: field(arrayOf(str({ minLength: 1 })), 'policy rules added while MASTER, removed otherwise; `ip rule` syntax as keepalived (see Routes and rules)', 'virtual_rules', { default: [] }),
+  track_process: field(trackList('vrrp_track_process'), 'vrrp_track_process entries whose quorum lowers priority or forces FAULT', 'track_process', { default: [] }),
+  smtp_alert: field(BOOL, 'send an alert mail on every state change', 'smtp_alert', { defaultText: 'global.smtp_alert_vrrp, else global.smtp_alert, else false' }),
 } satisfies Fields;
 
 export const VRRP_INSTANCE_FIELDS = {
@@ -147,6 +219,7 @@ export const VRRP_INSTANCE_FIELDS = {
   }),
   dont_track_primary: field(BOOL, 'ignore link faults of the instance interface itself', 'dont_track_primary', { default: false }),
   ...NOTIFY_FIELDS,
+  ...VRRP_PARITY_FIELDS,
 } satisfies Fields;
 
 export const VRRP_SYNC_GROUP_FIELDS = {
@@ -154,6 +227,7 @@ export const VRRP_SYNC_GROUP_FIELDS = {
   group: field(arrayOf(NAME, 1), 'vrrp_instance names that change state together', 'group', { required: true }),
   ...NOTIFY_FIELDS,
   track_script: field(trackList('vrrp_script'), 'vrrp_scripts tracked by every member', 'track_script', { default: [] }),
+  smtp_alert: field(BOOL, 'send an alert mail when the group changes state', 'smtp_alert', { defaultText: 'global.smtp_alert_vrrp, else global.smtp_alert, else false' }),
 } satisfies Fields;
 
 export const VRRP_SCRIPT_FIELDS = {
@@ -171,9 +245,43 @@ export const VRRP_SCRIPT_FIELDS = {
   init_fail: field(BOOL, 'start in the failed state until the first success', 'init_fail', { default: false }),
 } satisfies Fields;
 
+export const PARAM_MATCH = ['exact', 'partial', 'initial'] as const;
+
+export const VRRP_TRACK_PROCESS_FIELDS = {
+  name: field(NAME, 'unique name, referenced by vrrp_instance.track_process', 'vrrp_track_process <NAME>', { required: true }),
+  process: field(
+    { kind: 'oneOf', options: [NAME, arrayOf(str(), 1)] },
+    'process name (as in /proc/PID/comm, or the full command line with full_command), or [name, param, ...] to match parameters too',
+    'process <NAME> [<PARAM> ...]',
+    { required: true },
+  ),
+  param_match: field(str({ enum: PARAM_MATCH }), 'how parameters match: all exactly, the given ones as a prefix (partial), or the last one as a prefix (initial); set without parameters = the process must have none', 'param_match', {
+    defaultText: '"exact" when parameters are given, else unset (parameters not checked)',
+  }),
+  weight: field(TRACK_WEIGHT, 'priority change while the quorum is not met (0 = FAULT), overridable per track_process', 'weight', { default: 0 }),
+  reverse: field(BOOL, 'invert the weight: it applies while the quorum IS met', 'weight <N> reverse', { default: false }),
+  quorum: field(int(1), 'minimum number of matching processes for success', 'quorum', { default: 1 }),
+  quorum_max: field(int(0), 'maximum number of matching processes for success (0 = fail while any runs; quorum becomes 0)', 'quorum_max', { defaultText: 'unlimited' }),
+  delay: field(SECONDS, 'default of fork_delay and terminate_delay', 'delay', { default: 0 }),
+  fork_delay: field(SECONDS, 'seconds the quorum must hold before it counts as gained', 'fork_delay', {
+    defaultFrom: { scope: 'self', key: 'delay' },
+    defaultText: 'delay',
+  }),
+  terminate_delay: field(SECONDS, 'seconds the quorum must be missing before it counts as lost', 'terminate_delay', {
+    defaultFrom: { scope: 'self', key: 'delay' },
+    defaultText: 'delay',
+  }),
+  full_command: field(BOOL, 'match the whole command line (/proc/PID/cmdline) instead of the process name', 'full_command', { default: false }),
+} satisfies Fields;
+
 const HTTP_FIELDS = {
   path: field(str({ minLength: 1 }), 'URL path requested', 'url { path }', { default: '/' }),
-  status_code: field({ kind: 'array', of: int(100, 599), single: true }, 'accepted HTTP status code(s)', 'url { status_code }', { default: [200] }),
+  status_code: field(
+    { kind: 'array', of: { kind: 'oneOf', options: [int(100, 599), str({ format: 'status_range' })] }, single: true },
+    'accepted HTTP status codes and "NNN-MMM" ranges (keepalived default: any 2xx; keepalive-ts 0.1 accepted only 200)',
+    'url { status_code }',
+    { default: ['200-299'], defaultText: '["200-299"]' },
+  ),
   digest: field(str({ format: 'md5' }), 'MD5 of the expected body', 'url { digest }'),
   regex: field(str({ format: 'regex' }), 'regular expression the body must match', 'url { regex }'),
   virtualhost: field(NAME, 'Host header', 'virtualhost', {
@@ -189,19 +297,19 @@ export const CHECK_COMMON_FIELDS = {
   }),
   retry: field(int(0), 'failed checks retried before the server is marked down', 'retry', {
     defaultFrom: { scope: 'virtual_server', key: 'retry' },
-    defaultText: 'virtual_server.retry',
+    defaultText: 'virtual_server.retry, else as keepalived: 3 for DNS_CHECK, 0 for MISC_CHECK, 1 otherwise',
   }),
   delay_before_retry: field(SECONDS, 'seconds between retries', 'delay_before_retry', {
     defaultFrom: { scope: 'virtual_server', key: 'delay_before_retry' },
-    defaultText: 'virtual_server.delay_before_retry',
+    defaultText: 'virtual_server.delay_before_retry, else as keepalived: 3 for HTTP_GET/SSL_GET, delay_loop for DNS_CHECK, 1 otherwise',
   }),
   delay_loop: field(POSITIVE_SECONDS, 'seconds between checks', 'delay_loop', {
     defaultFrom: { scope: 'virtual_server', key: 'delay_loop' },
     defaultText: 'virtual_server.delay_loop',
   }),
-  warmup: field(SECONDS, 'maximum random delay before the first check', 'warmup', {
+  warmup: field(SECONDS, 'maximum random delay before the first check (0 = check at once)', 'warmup', {
     defaultFrom: { scope: 'virtual_server', key: 'warmup' },
-    defaultText: 'virtual_server.warmup',
+    defaultText: 'virtual_server.warmup, else delay_loop (keepalived; keepalive-ts 0.1 used 0)',
   }),
   connect_ip: field(IP, 'address checked', 'connect_ip', {
     defaultFrom: { scope: 'real_server', key: 'address' },
@@ -236,20 +344,24 @@ export const CHECK_VARIANT_FIELDS = {
     require_reply: field(BOOL, 'a reply is required (otherwise only ICMP errors fail)', 'require_reply', { default: false }),
   },
   DNS_CHECK: {
-    query_type: field(str({ enum: DNS_QUERY_TYPES }), 'record type queried', 'type', { default: 'A' }),
-    name: field(NAME, 'name queried', 'name', { required: true }),
+    query_type: field(str({ enum: DNS_QUERY_TYPES }), 'record type queried (keepalived default SOA; keepalive-ts 0.1 used A)', 'type', { default: 'SOA' }),
+    name: field(NAME, 'name queried ("." = the root zone; keepalived default, keepalive-ts 0.1 required a name)', 'name', { default: '.' }),
   },
   FILE_CHECK: {
     file: field(NAME, 'file whose first number is the status (0 = OK)', 'track_file', { required: true }),
     weight: field(int(-254, 254), 'multiplier of the file value (0 = non-zero means down)', 'weight', { default: 0 }),
   },
+  SMTP_CHECK: {
+    helo_name: field(NAME, 'name sent in HELO after the 220 greeting; the server must answer 250', 'helo_name', { default: SMTP_DEFAULT_HELO }),
+  },
+  PING_CHECK: {},
 } satisfies Readonly<Record<(typeof CHECK_TYPES)[number], Fields>>;
 
 export const REAL_SERVER_FIELDS = {
   address: field(IP, 'real server address', 'real_server <IPADDR>', { required: true }),
-  port: field(PORT, 'real server port', 'real_server <IPADDR> <PORT>', {
+  port: field(PORT, 'real server port; in fwmark / port-set services omit it to keep the packet\'s own port (lb_kind DR: must be the virtual port or omitted)', 'real_server <IPADDR> <PORT>', {
     defaultFrom: { scope: 'virtual_server', key: 'port' },
-    defaultText: 'virtual_server.port',
+    defaultText: 'virtual_server.port (none in fwmark / port-set services)',
   }),
   weight: field(int(0), 'scheduling weight (0 = no new connections)', 'weight', { default: 1 }),
   inhibit_on_failure: field(BOOL, 'keep a failed server with weight 0 instead of removing it', 'inhibit_on_failure', {
@@ -258,6 +370,7 @@ export const REAL_SERVER_FIELDS = {
   }),
   notify_up: field(NAME, NOTIFY_DOC('the server comes up'), 'notify_up'),
   notify_down: field(NAME, NOTIFY_DOC('the server goes down'), 'notify_down'),
+  smtp_alert: field(BOOL, 'send an alert mail when the server goes up or down', 'smtp_alert', { defaultText: 'global.smtp_alert_checker, else global.smtp_alert, else true (as keepalived)' }),
   uthreshold: field(int(0), 'maximum connections (0 = unlimited)', 'uthreshold', { default: 0 }),
   lthreshold: field(int(0), 'connections below which an overloaded server is used again', 'lthreshold', { default: 0 }),
   check: field(
@@ -273,13 +386,41 @@ export const REAL_SERVER_FIELDS = {
 } satisfies Fields;
 
 export const VIRTUAL_SERVER_FIELDS = {
-  address: field(IP, 'virtual address (normally a VIP)', 'virtual_server <IPADDR>', { required: true }),
-  port: field(PORT, 'virtual port', 'virtual_server <IPADDR> <PORT>', { required: true }),
+  address: field(IP, 'virtual address (normally a VIP); required unless fwmark is set', 'virtual_server <IPADDR>'),
+  port: field(PORT, 'virtual port; required with address unless ports is set', 'virtual_server <IPADDR> <PORT>'),
+  ports: field(
+    arrayOf({ kind: 'oneOf', options: [PORT, str({ minLength: 1 })] }, 1),
+    'several ports and ranges on one address instead of port, e.g. [21, "10000-20000"] (passive FTP with persistence); kernel lb_kinds only',
+    null,
+  ),
+  fwmark: field(int(1, 0xffffffff), 'match packets by firewall mark (set by your iptables/nft rules) instead of address and port; kernel lb_kinds only', 'virtual_server fwmark <INT>'),
+  ip_family: field(str({ enum: ['inet', 'inet6'] }), 'address family of a fwmark service', 'ip_family', {
+    defaultText: 'the family of address, else of the sorry and real servers (IPv4 when there are none)',
+  }),
   protocol: field(str({ enum: ['TCP', 'UDP'] }), 'transport protocol', 'protocol', { default: 'TCP' }),
-  lb_algo: field(str({ enum: LB_ALGOS }), 'scheduler', 'lb_algo', { default: 'wlc' }),
-  lb_kind: field(str({ enum: ['NAT'] }), 'forwarding method', 'lb_kind', {
-    default: 'NAT',
-    hint: 'DR and TUN need kernel IPVS; keepalive-ts proxies in user space, which is NAT',
+  lb_algo: field(str({ enum: LB_ALGOS }), 'scheduler', 'lb_algo', { default: 'wlc', aliases: ['lvs_sched'] }),
+  lb_kind: field(
+    str({
+      enum: LB_KINDS,
+      refused: {
+        TUN: 'IP-in-IP needs the ipip tunnel driver, which this kernel does not have (CONFIG_NET_IPIP is not set); use "DR" (direct routing: same result when the real servers are on the director\'s LAN)',
+      },
+    }),
+    'forwarding: "DR" (direct routing: MAC rewrite, real servers hold the VIP on lo), "NAT" (DNAT, real servers route replies back through the director), "FULLNAT" (DNAT + SNAT to the director), "PROXY" (the user-space proxy)',
+    'lb_kind',
+    { default: 'NAT', aliases: ['lvs_method'] },
+  ),
+  sched_flags: field(
+    arrayOf(str({ enum: SCHED_FLAGS })),
+    'scheduler flags: sh-port / sh-fallback for lb_algo sh, mh-port / mh-fallback for mh (flag-1 = *-fallback, flag-2 = *-port)',
+    'sh-port / sh-fallback / mh-port / mh-fallback / flag-1 / flag-2',
+    { default: [] },
+  ),
+  mh_table_size: field(int(2, MAGLEV_MAX_TABLE_SIZE), 'Maglev (lb_algo mh) lookup table size, a prime; over 100 slots per real server keep the imbalance near 1 %', null, {
+    default: MAGLEV_DEFAULT_TABLE_SIZE,
+  }),
+  hash_seed: field(int(0, 0xffffffff), 'seed of the sh / dh / mh hashes; both directors must agree so that a client gets the same real server after a failover', null, {
+    defaultText: 'derived from the service itself (the same on every director)',
   }),
   persistence_timeout: field(int(0), 'seconds a client sticks to its real server (0 = off)', 'persistence_timeout', { default: 0 }),
   persistence_granularity: field(NAME, 'client netmask for persistence (IPv4 dotted mask, IPv6 prefix length)', 'persistence_granularity', {
@@ -290,6 +431,7 @@ export const VIRTUAL_SERVER_FIELDS = {
   hysteresis: field(int(0), 'weight margin around quorum before changing state', 'hysteresis', { default: 0 }),
   quorum_up: field(NAME, NOTIFY_DOC('quorum is gained'), 'quorum_up'),
   quorum_down: field(NAME, NOTIFY_DOC('quorum is lost'), 'quorum_down'),
+  smtp_alert: field(BOOL, 'send an alert mail when quorum is gained or lost', 'smtp_alert', { defaultText: 'global.smtp_alert_checker, else global.smtp_alert, else false' }),
   alpha: field(BOOL, 'start real servers as down until their first check passes', 'alpha', { default: false }),
   omega: field(BOOL, 'run notify_down scripts when the virtual server is removed', 'omega', { default: false }),
   inhibit_on_failure: field(BOOL, 'default for real_server.inhibit_on_failure', 'inhibit_on_failure', { default: false }),
@@ -311,12 +453,12 @@ export const VIRTUAL_SERVER_FIELDS = {
   virtualhost: field(NAME, 'default Host header for HTTP_GET / SSL_GET checks', 'virtualhost'),
   ha_suspend: field(BOOL, 'suspend checks while the VIP is not on this director', 'ha_suspend', { default: false }),
   ops: field(BOOL, 'one-packet scheduling (UDP only): schedule every datagram separately', 'ops', { default: false }),
-  retry: field(int(0), 'default check retry count', 'retry', { default: 1 }),
-  delay_before_retry: field(SECONDS, 'default seconds between check retries', 'delay_before_retry', { default: 1 }),
-  connect_timeout: field(POSITIVE_SECONDS, 'default check connect timeout in seconds', 'connect_timeout', { default: 5 }),
-  warmup: field(SECONDS, 'default maximum random delay before a first check', 'warmup', { default: 0 }),
+  retry: field(int(0), 'default check retry count', 'retry', { defaultText: 'per check type (see check.retry)' }),
+  delay_before_retry: field(SECONDS, 'default seconds between check retries', 'delay_before_retry', { defaultText: 'per check type (see check.delay_before_retry)' }),
+  connect_timeout: field(POSITIVE_SECONDS, 'default check connect timeout in seconds; with lb_kind PROXY also the real-server connect timeout before the next server is tried', 'connect_timeout', { default: 5 }),
+  warmup: field(SECONDS, 'default maximum random delay before a first check', 'warmup', { defaultText: "each check's delay_loop" }),
   depool_threshold: field(num(0, 1), 'fraction of real servers kept pooled even when failing (PyBal; 0 = off)', null, { default: 0 }),
-  proxy_protocol: field(str({ enum: ['', 'v1', 'v2'] }), 'send a PROXY protocol header to real servers ("" = off)', null, { default: '' }),
+  proxy_protocol: field(str({ enum: ['', 'v1', 'v2'] }), 'send a PROXY protocol header to real servers ("" = off); lb_kind PROXY only', null, { default: '' }),
   drain_timeout: field(SECONDS, 'seconds connections to a removed real server may drain', null, {
     defaultFrom: { scope: 'global', key: 'drain_timeout' },
     defaultText: 'global.drain_timeout',
@@ -339,6 +481,7 @@ export const SYNC_FIELDS = {
 export const CONFIG_FIELDS = {
   global: field({ kind: 'table', fields: GLOBAL_FIELDS, scope: 'global' }, 'daemon-wide settings and defaults', 'global_defs', { default: {} }),
   vrrp_script: field(tables(VRRP_SCRIPT_FIELDS), 'tracking scripts ([[vrrp_script]])', 'vrrp_script', { default: [] }),
+  vrrp_track_process: field(tables(VRRP_TRACK_PROCESS_FIELDS), 'tracked processes ([[vrrp_track_process]])', 'vrrp_track_process', { default: [] }),
   vrrp_instance: field(tables(VRRP_INSTANCE_FIELDS), 'VRRP instances ([[vrrp_instance]])', 'vrrp_instance', { default: [] }),
   vrrp_sync_group: field(tables(VRRP_SYNC_GROUP_FIELDS), 'instances that fail over together ([[vrrp_sync_group]])', 'vrrp_sync_group', { default: [] }),
   virtual_server: field(tables(VIRTUAL_SERVER_FIELDS, 'virtual_server'), 'L4 virtual servers ([[virtual_server]])', 'virtual_server', { default: [] }),

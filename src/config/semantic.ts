@@ -1,16 +1,25 @@
-import type { KeyPath } from './issues.js';
-import { granularityPrefix, parseCidr, parseIp, parseListen, type AddressFamily, type ParsedCidr } from './net.js';
+import { defaultHashSeed } from '../lvs/hash.js';
+import { maglevSizeProblem } from '../lvs/maglev.js';
+import { endpointText, serviceKey, singlePort, type Endpoint, type L4Protocol, type PortRange, type ServiceMatch } from '../util/endpoint.js';
+import { formatPath, type KeyPath } from './issues.js';
+import { granularityPrefix, parseCidr, parseHostPort, parseIp, parseListen, type AddressFamily, type ParsedCidr } from './net.js';
+import { parseAddressSpec, parseRouteSpec, parseRuleSpec, type Parsed } from '../net/route-spec.js';
 import type {
   Config,
   GlobalConfig,
+  RealServerConfig,
   SyncConfig,
   TrackRef,
   VirtualServerConfig,
   VrrpInstanceConfig,
   VrrpScriptConfig,
   VrrpSyncGroupConfig,
+  VrrpTrackProcessConfig,
 } from './types.js';
 import { suggestion, type IssueSink, type Table } from './validate.js';
+import { CHECK_TYPE_DEFAULTS } from './schema.js';
+import { parseStatusRange } from './schema-types.js';
+import type { CheckConfig } from './types.js';
 
 /*
  * Rules that span keys or sections, run on the schema-validated tree. Required keys that failed
@@ -22,29 +31,31 @@ type Raw<T> = { [K in keyof T]?: unknown } & Table;
 const familyName = (f: AddressFamily): string => (f === 4 ? 'IPv4' : 'IPv6');
 
 export function checkSemantics(tree: Table, file: string, sink: IssueSink): Config {
-  const global = normalizeGlobal(tree.global as Raw<GlobalConfig>);
+  const global = normalizeGlobal(tree.global as Raw<GlobalConfig>, sink);
   const scripts = tree.vrrp_script as VrrpScriptConfig[];
   uniqueNames('vrrp_script', scripts, sink);
   const scriptByName = new Map(scripts.filter((s) => typeof s.name === 'string').map((s) => [s.name, s]));
+  const processes = (tree.vrrp_track_process as Raw<VrrpTrackProcessConfig>[]).map((raw, i) => normalizeTrackProcess(raw, ['vrrp_track_process', i], sink));
+  uniqueNames('vrrp_track_process', processes, sink);
+  const processByName = new Map(processes.filter((p) => typeof p.name === 'string').map((p) => [p.name, p]));
 
   const instances = (tree.vrrp_instance as Raw<VrrpInstanceConfig>[]).map((raw, i) =>
-    normalizeInstance(raw, ['vrrp_instance', i], scriptByName, sink),
+    normalizeInstance(raw, ['vrrp_instance', i], scriptByName, sink, { global, processes: processByName }),
   );
   uniqueNames('vrrp_instance', instances, sink);
   uniqueVrids(instances, sink);
+  uniqueVmacs(instances, sink);
 
   const groups = (tree.vrrp_sync_group as Raw<VrrpSyncGroupConfig>[]).map((raw, i) =>
-    normalizeSyncGroup(raw, ['vrrp_sync_group', i], instances, scriptByName, sink),
+    ({ ...normalizeSyncGroup(raw, ['vrrp_sync_group', i], instances, scriptByName, sink), smtp_alert: vrrpSmtpAlert(raw.smtp_alert, global) }),
   );
   uniqueNames('vrrp_sync_group', groups, sink);
   checkGroupMembership(groups, sink);
 
   const servers = (tree.virtual_server as Raw<VirtualServerConfig>[]).map((raw, i) =>
-    normalizeVirtualServer(raw, ['virtual_server', i], sink),
+    withCheckerSmtpAlert(normalizeVirtualServer(raw, ['virtual_server', i], sink), raw, global),
   );
-  uniqueBy(servers, (vs) => `${vs.address}|${vs.port}|${vs.protocol}`, (i, first) =>
-    sink.add(['virtual_server', i], `duplicate virtual server ${servers[i]!.address}:${servers[i]!.port}/${servers[i]!.protocol} (also virtual_server[${first}])`),
-  );
+  checkServiceOverlap(servers, sink);
 
   const sync = tree.sync === undefined ? undefined : normalizeSync(tree.sync as Raw<SyncConfig>, instances, sink);
   return {
@@ -55,12 +66,82 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
     vrrp_sync_group: groups,
     virtual_server: servers,
     ...(sync ? { sync } : {}),
+    vrrp_track_process: processes,
   };
 }
 
-function normalizeGlobal(raw: Raw<GlobalConfig>): GlobalConfig {
+function normalizeGlobal(raw: Raw<GlobalConfig>, sink: IssueSink): GlobalConfig {
   const listen = typeof raw.metrics_listen === 'string' ? parseListen(raw.metrics_listen) : undefined;
-  return { ...(raw as unknown as GlobalConfig), metrics: listen ?? null };
+  const smtp = typeof raw.smtp_server === 'string' ? parseHostPort(raw.smtp_server, 25) : undefined;
+  return {
+    ...(raw as unknown as GlobalConfig),
+    metrics: listen ?? null,
+    smtp: smtp ?? null,
+    static_ipaddress_parsed: parseLines(raw.static_ipaddress, ['global', 'static_ipaddress'], parseAddressSpec, sink),
+    static_routes_parsed: parseLines(raw.static_routes, ['global', 'static_routes'], parseRouteSpec, sink),
+    static_rules_parsed: parseLines(raw.static_rules, ['global', 'static_rules'], parseRuleSpec, sink),
+  };
+}
+
+/** keepalived: an instance's / group's smtp_alert defaults to smtp_alert_vrrp, then smtp_alert, then off. */
+function vrrpSmtpAlert(own: unknown, g: GlobalConfig): boolean {
+  return (typeof own === 'boolean' ? own : undefined) ?? g.smtp_alert_vrrp ?? g.smtp_alert ?? false;
+}
+
+/**
+ * keepalived: a virtual server's smtp_alert defaults to smtp_alert_checker, then smtp_alert, then
+ * off; a real server's the same but finally ON (kept for backwards compatibility in keepalived).
+ */
+function withCheckerSmtpAlert(vs: VirtualServerConfig, raw: Raw<VirtualServerConfig>, g: GlobalConfig): VirtualServerConfig {
+  const fallback = g.smtp_alert_checker ?? g.smtp_alert;
+  const rawReals = Array.isArray(raw.real_server) ? (raw.real_server as Raw<VirtualServerConfig['real_server'][number]>[]) : [];
+  return {
+    ...vs,
+    smtp_alert: (typeof raw.smtp_alert === 'boolean' ? raw.smtp_alert : undefined) ?? fallback ?? false,
+    real_server: vs.real_server.map((rs, i) => {
+      const own = rawReals[i]?.smtp_alert;
+      return { ...rs, smtp_alert: (typeof own === 'boolean' ? own : undefined) ?? fallback ?? true };
+    }),
+  };
+}
+
+/** Parses each line of a route/rule/address list; a bad line is reported on its own line. */
+function parseLines<T>(list: unknown, path: KeyPath, parse: (text: string) => Parsed<T>, sink: IssueSink): T[] {
+  if (!Array.isArray(list)) return [];
+  const out: T[] = [];
+  list.forEach((text, i) => {
+    if (typeof text !== 'string') return;
+    const r = parse(text);
+    if (r.ok) out.push(r.value);
+    else sink.add([...path, i], `${r.error} (in ${JSON.stringify(text)})`);
+  });
+  return out;
+}
+
+function normalizeTrackProcess(raw: Raw<VrrpTrackProcessConfig>, path: KeyPath, sink: IssueSink): VrrpTrackProcessConfig {
+  const tp = raw as unknown as Omit<VrrpTrackProcessConfig, 'process'> & { process?: string | string[] };
+  const process = typeof tp.process === 'string' ? [tp.process] : Array.isArray(tp.process) ? tp.process : [];
+  if (process.length > 0 && process[0] === '') sink.add([...path, 'process'], 'the process name must not be empty');
+  // keepalived: quorum_max 0 means "fails while any such process runs", so quorum becomes 0.
+  if (tp.quorum_max !== undefined && tp.quorum_max !== 0 && typeof tp.quorum === 'number' && tp.quorum_max < tp.quorum) {
+    sink.add([...path, 'quorum_max'], `must be >= quorum (${tp.quorum}), got ${tp.quorum_max}`);
+  }
+  return { ...tp, process, ...(tp.quorum_max === 0 ? { quorum: 0 } : {}) };
+}
+
+/** keepalived's default VMAC names: vrrp.VRID; IPv6 ones vrrp6.VRID so both families can share a VRID. */
+export function defaultVmacName(vrid: number, family: AddressFamily): string {
+  return family === 4 ? `vrrp.${vrid}` : `vrrp6.${vrid}`;
+}
+
+function uniqueVmacs(instances: readonly VrrpInstanceConfig[], sink: IssueSink): void {
+  uniqueBy(instances, (vi) => vi.vmac_ifname ?? undefined, (i, first) => {
+    sink.add(['vrrp_instance', i, 'use_vmac'], `macvlan ${JSON.stringify(instances[i]!.vmac_ifname)} is already used by vrrp_instance[${first}] ${JSON.stringify(instances[first]!.name)}; name it: use_vmac = "NAME"`);
+  });
+  const names = new Set(instances.map((vi) => vi.interface));
+  instances.forEach((vi, i) => {
+    if (vi.vmac_ifname !== null && names.has(vi.vmac_ifname)) sink.add(['vrrp_instance', i, 'use_vmac'], `${JSON.stringify(vi.vmac_ifname)} is an instance interface; the macvlan needs a name of its own`);
+  });
 }
 
 /** Reports each element whose key equals an earlier one's; `report(index, firstIndex)`. */
@@ -115,7 +196,13 @@ function parseAll(list: unknown): ParsedCidr[] {
   return Array.isArray(list) ? list.map((t) => parseCidr(t as string)).filter((p): p is ParsedCidr => p !== undefined) : [];
 }
 
-function normalizeInstance(raw: Raw<VrrpInstanceConfig>, path: KeyPath, scripts: ReadonlyMap<string, VrrpScriptConfig>, sink: IssueSink): VrrpInstanceConfig {
+function normalizeInstance(
+  raw: Raw<VrrpInstanceConfig>,
+  path: KeyPath,
+  scripts: ReadonlyMap<string, VrrpScriptConfig>,
+  sink: IssueSink,
+  ctx: { global: GlobalConfig; processes: ReadonlyMap<string, VrrpTrackProcessConfig> },
+): VrrpInstanceConfig {
   const vips = parseAll(raw.virtual_ipaddress);
   const family: AddressFamily = vips[0]?.family ?? 4;
   const version = raw.version as 2 | 3 | undefined;
@@ -137,10 +224,20 @@ function normalizeInstance(raw: Raw<VrrpInstanceConfig>, path: KeyPath, scripts:
     if (ip && vips.length > 0 && ip.family !== family) sink.add([...path, key], `must be ${familyName(family)} like the VIPs, got ${JSON.stringify(raw[key])}`);
   }
   const advert = typeof raw.advert_int === 'number' ? raw.advert_int : 1;
+  const vmac = raw.use_vmac;
+  const vrid = typeof raw.virtual_router_id === 'number' ? raw.virtual_router_id : 0;
+  const vmacName = vmac === true ? defaultVmacName(vrid, family) : typeof vmac === 'string' ? vmac : null;
+  if (typeof vmac === 'string' && !/^[A-Za-z0-9_.:-]+$/.test(vmac)) sink.add([...path, 'use_vmac'], `must be true or an interface name (letters, digits, "_.:-", at most 15), got ${JSON.stringify(vmac)}`);
+  if (raw.vmac_xmit_base === true && vmacName === null) sink.add([...path, 'vmac_xmit_base'], 'needs use_vmac');
   return {
     ...(raw as unknown as VrrpInstanceConfig),
     track_interface: normalizeTracks(raw.track_interface, [...path, 'track_interface'], () => 0, undefined, [], sink),
     track_script: scriptTracks(raw.track_script, [...path, 'track_script'], scripts, sink),
+    track_process: normalizeTracks(raw.track_process, [...path, 'track_process'], (n) => ctx.processes.get(n)?.weight, 'vrrp_track_process', ctx.processes.keys(), sink),
+    smtp_alert: vrrpSmtpAlert(raw.smtp_alert, ctx.global),
+    vmac_ifname: vmacName,
+    virtual_routes_parsed: parseLines(raw.virtual_routes, [...path, 'virtual_routes'], parseRouteSpec, sink),
+    virtual_rules_parsed: parseLines(raw.virtual_rules, [...path, 'virtual_rules'], parseRuleSpec, sink),
     family,
     virtual_ipaddress_parsed: vips,
     virtual_ipaddress_excluded_parsed: parseAll(raw.virtual_ipaddress_excluded),
@@ -199,37 +296,212 @@ function checkGroupMembership(groups: readonly VrrpSyncGroupConfig[], sink: Issu
   });
 }
 
+/** Checks that need no port (a command, a file, ICMP echo). */
+const PORTLESS_CHECKS: ReadonlySet<string> = new Set(['MISC_CHECK', 'FILE_CHECK', 'PING_CHECK']);
+
+/** Whether an issue was already reported at exactly this path (a value that failed validation is absent here). */
+function reported(sink: IssueSink, path: KeyPath): boolean {
+  const p = formatPath(path);
+  return sink.issues.some((i) => i.path === p);
+}
+
+/** `ports = [21, "10000-20000"]` as sorted, non-overlapping ranges; overlaps and bad ranges are reported. */
+function parsePorts(list: readonly (number | string)[], path: KeyPath, sink: IssueSink): PortRange[] {
+  const ranges: { range: PortRange; index: number }[] = [];
+  list.forEach((item, index) => {
+    let from: number;
+    let to: number;
+    if (typeof item === 'number') {
+      from = to = item;
+    } else {
+      const m = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(item);
+      from = m ? Number(m[1]) : NaN;
+      to = m ? Number(m[2] ?? m[1]) : NaN;
+      if (!(from >= 1 && to <= 65535 && from <= to)) {
+        sink.add([...path, index], `must be a port 1..65535 or a range "FROM-TO" with FROM <= TO, got ${JSON.stringify(item)}`);
+        return;
+      }
+    }
+    ranges.push({ range: { from, to }, index });
+  });
+  ranges.sort((a, b) => a.range.from - b.range.from);
+  for (let k = 1; k < ranges.length; k++) {
+    const prev = ranges[k - 1]!;
+    const cur = ranges[k]!;
+    if (cur.range.from <= prev.range.to) sink.add([...path, cur.index], `overlaps ports[${prev.index}]`);
+  }
+  return ranges.map((r) => r.range);
+}
+
+const rangesOverlap = (a: readonly PortRange[], b: readonly PortRange[]): boolean =>
+  a.some((x) => b.some((y) => x.from <= y.to && y.from <= x.to));
+
 function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, sink: IssueSink): VirtualServerConfig {
   const vs = raw as unknown as VirtualServerConfig;
-  const family = (typeof vs.address === 'string' ? parseIp(vs.address)?.family : undefined) ?? 4;
+  const at = (...keys: (string | number)[]): KeyPath => [...path, ...keys];
+  const protocol: L4Protocol = vs.protocol === 'UDP' ? 'udp' : 'tcp';
+  const kind = vs.lb_kind;
+  const reals = vs.real_server ?? [];
+  const kernelOnly = (what: string) => `lb_kind "PROXY" cannot serve ${what}: the proxy listens on one address:port; use "DR", "NAT" or "FULLNAT"`;
+
+  // --- what the service matches, and its address family
+  const wantFamily: AddressFamily | undefined = vs.ip_family === 'inet6' ? 6 : vs.ip_family === 'inet' ? 4 : undefined;
+  let match: ServiceMatch;
+  if (vs.fwmark !== undefined) {
+    for (const k of ['address', 'port', 'ports'] as const) {
+      if (raw[k] !== undefined) sink.add(at(k), `a fwmark service matches packets by their mark, not by ${k}; remove ${k} (or fwmark)`);
+    }
+    const servers = [...(vs.sorry_server?.address !== undefined ? [vs.sorry_server.address] : []), ...reals.map((r) => r.address)];
+    const family = wantFamily ?? servers.map((a) => (a === undefined ? undefined : parseIp(a)?.family)).find((f) => f !== undefined) ?? 4;
+    if (kind === 'PROXY') sink.add(at('lb_kind'), kernelOnly('a fwmark service'));
+    match = { kind: 'fwmark', mark: vs.fwmark, family };
+  } else {
+    const ip = typeof vs.address === 'string' ? parseIp(vs.address) : undefined;
+    if (!ip && !reported(sink, at('address'))) sink.add(at('address'), 'is required (or fwmark, for a service matched by firewall mark)');
+    const family = ip?.family ?? 4;
+    if (ip && wantFamily !== undefined && wantFamily !== family) sink.add(at('ip_family'), `contradicts address ${vs.address} (${familyName(family)})`);
+    let ports: PortRange[] = [];
+    if (vs.ports !== undefined) {
+      if (vs.port !== undefined) sink.add(at('ports'), 'port and ports are exclusive; keep one');
+      ports = parsePorts(vs.ports, at('ports'), sink);
+      if (kind === 'PROXY' && !(ports.length === 1 && ports[0]!.from === ports[0]!.to)) sink.add(at('lb_kind'), kernelOnly('a port set'));
+    } else if (vs.port !== undefined) {
+      ports = [{ from: vs.port, to: vs.port }];
+    } else if (!reported(sink, at('port')) && !reported(sink, at('ports'))) {
+      sink.add(at('port'), 'is required (or ports, for several ports and ranges)');
+    }
+    match = { kind: 'addr', protocol, address: ip?.address ?? (family === 4 ? '0.0.0.0' : '::'), family, ports: ports.length > 0 ? ports : [{ from: 0, to: 0 }] };
+  }
+  const family = match.family;
+  const key = serviceKey(match);
+  const servicePort = singlePort(match);
+
+  // --- scheduler settings
+  const flags = vs.sched_flags ?? [];
+  flags.forEach((flag, i) => {
+    const owner = flag.startsWith('sh-') ? ['sh'] : flag.startsWith('mh-') ? ['mh'] : ['sh', 'mh'];
+    if (!owner.includes(vs.lb_algo)) sink.add(at('sched_flags', i), `${JSON.stringify(flag)} applies to lb_algo ${owner.map((o) => JSON.stringify(o)).join(' or ')} only (this service uses ${JSON.stringify(vs.lb_algo)})`);
+  });
+  if (typeof vs.mh_table_size === 'number') {
+    const problem = maglevSizeProblem(vs.mh_table_size);
+    if (problem) sink.add(at('mh_table_size'), `${problem}, got ${vs.mh_table_size} (65537 is a good default)`);
+    else if (vs.lb_algo === 'mh' && reals.length > vs.mh_table_size) sink.add(at('mh_table_size'), `must be at least the number of real servers (${reals.length})`);
+  }
+  if (vs.proxy_protocol && kind !== 'PROXY') {
+    sink.add(at('proxy_protocol'), `needs lb_kind = "PROXY": only the proxy terminates the client's TCP connection and can send a header first; with lb_kind "${kind}" the real server gets the client's own packets (and address)`);
+  }
+  if (vs.ops && vs.protocol !== 'UDP') sink.add(at('ops'), 'one-packet scheduling needs protocol = "UDP"');
+
+  // --- persistence granularity
   let granularity = vs.persistence_granularity ?? (family === 4 ? '255.255.255.255' : '128');
   let prefix = granularityPrefix(granularity, family);
   if (prefix === undefined) {
-    sink.add([...path, 'persistence_granularity'], family === 4
+    sink.add(at('persistence_granularity'), family === 4
       ? `must be a contiguous IPv4 netmask like "255.255.255.0", got ${JSON.stringify(granularity)}`
       : `must be an IPv6 prefix length "1".."128", got ${JSON.stringify(granularity)}`);
     granularity = family === 4 ? '255.255.255.255' : '128';
     prefix = family === 4 ? 32 : 128;
   }
-  if (vs.sorry_server?.address !== undefined && parseIp(vs.sorry_server.address)?.family !== family) {
-    sink.add([...path, 'sorry_server', 'address'], `must be ${familyName(family)} like the virtual server address`);
-  }
-  if (vs.ops && vs.protocol !== 'UDP') sink.add([...path, 'ops'], 'one-packet scheduling needs protocol = "UDP"');
-  const reals = vs.real_server ?? [];
-  uniqueBy(reals, (rs) => (rs.address === undefined ? undefined : `${parseIp(rs.address)?.address}|${rs.port}`), (i, first) =>
-    sink.add([...path, 'real_server', i], `duplicate real server ${reals[i]!.address}:${reals[i]!.port} (also real_server[${first}])`),
+
+  // --- servers: family, port rules of the kind, canonical endpoints
+  const serverEndpoint = (address: string | undefined, port: number | undefined, where: KeyPath, what: string): Endpoint | null => {
+    const sip = typeof address === 'string' ? parseIp(address) : undefined;
+    if (!sip) return null;
+    if (sip.family !== family) {
+      sink.add([...where, 'address'], `must be ${familyName(family)} like the virtual server${match.kind === 'fwmark' ? ' (ip_family, or the first server)' : ''}`);
+    }
+    const p = port ?? 0;
+    if (kind === 'DR' && p !== 0 && p !== servicePort) {
+      sink.add([...where, 'port'], servicePort === undefined
+        ? `lb_kind "DR" keeps the packet's own port (only the MAC address is rewritten); omit port for this ${what}`
+        : `lb_kind "DR" cannot change the port (only the MAC address is rewritten, so the ${what} receives the packet for port ${servicePort} unchanged); set port = ${servicePort} or omit it`);
+    }
+    if (p === 0 && kind === 'PROXY') sink.add([...where, 'port'], 'is required: the proxy connects to a port');
+    return { address: sip.address, family: sip.family, port: p };
+  };
+  const realServers: RealServerConfig[] = reals.map((rs, i) => {
+    const where = at('real_server', i);
+    const ep = serverEndpoint(rs.address, rs.port, where, 'real server') ?? { address: rs.address ?? '', family, port: rs.port ?? 0 };
+    const checks = normalizeChecks(rs, where, sink).map((c, j) => {
+      if (c.connect_port !== undefined || PORTLESS_CHECKS.has(c.type)) return { ...c, connect_port: c.connect_port ?? 0 };
+      if (!reported(sink, [...where, 'check', j, 'connect_port'])) {
+        sink.add([...where, 'check', j], `connect_port is required: the real server has no port of its own (fwmark or port-set service)`);
+      }
+      return { ...c, connect_port: 0 };
+    });
+    return { ...rs, address: ep.address, port: ep.port, check: checks, endpoint: ep };
+  });
+  uniqueBy(realServers, (rs) => (rs.address === '' ? undefined : endpointText(rs.endpoint)), (i, first) =>
+    sink.add(at('real_server', i), `duplicate real server ${endpointText(realServers[i]!.endpoint)} (also real_server[${first}])`),
   );
-  // Canonical spellings, so the service matches its VIP and duplicates are found however written.
-  const canonical = (a: string) => parseIp(a)?.address ?? a;
+  const sorry = vs.sorry_server ? serverEndpoint(vs.sorry_server.address, vs.sorry_server.port, at('sorry_server'), 'sorry server') : null;
+
   return {
     ...vs,
-    address: canonical(vs.address),
-    real_server: vs.real_server.map((rs) => ({ ...rs, address: canonical(rs.address) })),
-    ...(vs.sorry_server ? { sorry_server: { ...vs.sorry_server, address: canonical(vs.sorry_server.address) } } : {}),
+    ...(vs.address !== undefined && match.kind === 'addr' ? { address: match.address } : {}),
+    ...(sorry ? { sorry_server: { address: sorry.address, port: sorry.port } } : {}),
+    real_server: realServers,
     persistence_granularity: granularity,
+    hash_seed: vs.hash_seed ?? defaultHashSeed(key),
     family,
     persistence_prefix: prefix,
+    match,
+    key,
+    sorry_endpoint: sorry,
   };
+}
+
+/** Two services that would take the same packets: same key, or overlapping ports on one address. */
+function checkServiceOverlap(servers: readonly VirtualServerConfig[], sink: IssueSink): void {
+  servers.forEach((b, j) => {
+    for (let i = 0; i < j; i++) {
+      const a = servers[i]!;
+      if (a.key === b.key) {
+        sink.add(['virtual_server', j], `duplicate virtual server ${b.key} (also virtual_server[${i}])`);
+        return;
+      }
+      const [ma, mb] = [a.match, b.match];
+      if (ma.kind === 'addr' && mb.kind === 'addr' && ma.protocol === mb.protocol && ma.address === mb.address && rangesOverlap(ma.ports, mb.ports)) {
+        sink.add(['virtual_server', j], `${b.key} overlaps ${a.key} (virtual_server[${i}]): a packet may match only one service`);
+        return;
+      }
+    }
+  });
+}
+
+
+/**
+ * Fills the per-type keepalived defaults the schema cannot express (retry, delay_before_retry,
+ * warmup when the virtual_server leaves them unset) and expands status_code ranges.
+ */
+function normalizeChecks(rs: RealServerConfig, path: KeyPath, sink: IssueSink): CheckConfig[] {
+  const raw = (rs.check ?? []) as (CheckConfig & Table)[];
+  return raw.map((check, i) => {
+    const defaults = CHECK_TYPE_DEFAULTS[check.type];
+    if (!defaults) return check;
+    const out = { ...check } as CheckConfig & Table;
+    out.retry ??= defaults.retry;
+    out.delay_before_retry ??= defaults.delay_before_retry === 'delay_loop' ? out.delay_loop : defaults.delay_before_retry;
+    out.warmup ??= out.delay_loop;
+    if (Array.isArray(out.status_code)) out.status_code = expandStatusCodes(out.status_code as unknown[]);
+    if (out.type === 'PING_CHECK' && Object.hasOwn(check, 'connect_port') && check.connect_port !== rs.port) {
+      sink.add([...path, 'check', i, 'connect_port'], 'has no meaning for PING_CHECK (ICMP echo has no port)');
+    }
+    return out;
+  });
+}
+
+/** [200, "300-302"] -> [200, 300, 301, 302], sorted, without duplicates. */
+export function expandStatusCodes(list: readonly unknown[]): number[] {
+  const codes = new Set<number>();
+  for (const item of list) {
+    if (typeof item === 'number') codes.add(item);
+    else if (typeof item === 'string') {
+      const r = parseStatusRange(item);
+      if (r) for (let c = r[0]; c <= r[1]; c++) codes.add(c);
+    }
+  }
+  return [...codes].sort((a, b) => a - b);
 }
 
 function normalizeSync(raw: Raw<SyncConfig>, instances: readonly VrrpInstanceConfig[], sink: IssueSink): SyncConfig {

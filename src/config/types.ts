@@ -1,4 +1,6 @@
+import type { Endpoint, ServiceKey, ServiceMatch } from '../util/endpoint.js';
 import type { AddressFamily, ListenAddress, ParsedCidr } from './net.js';
+import type { AddressSpec, RouteSpec, RuleSpec } from '../net/route-spec.js';
 import type {
   CHECK_COMMON_FIELDS,
   CHECK_VARIANT_FIELDS,
@@ -7,12 +9,16 @@ import type {
   DNS_QUERY_TYPES,
   GLOBAL_FIELDS,
   LB_ALGOS,
+  LB_KINDS,
   REAL_SERVER_FIELDS,
+  SCHED_FLAGS,
   SYNC_FIELDS,
   VIRTUAL_SERVER_FIELDS,
   VRRP_INSTANCE_FIELDS,
   VRRP_SCRIPT_FIELDS,
   VRRP_SYNC_GROUP_FIELDS,
+  VRRP_TRACK_PROCESS_FIELDS,
+  PARAM_MATCH,
 } from './schema.js';
 
 /*
@@ -22,6 +28,8 @@ import type {
  */
 
 export type LbAlgo = (typeof LB_ALGOS)[number];
+export type LbKind = (typeof LB_KINDS)[number];
+export type SchedFlag = (typeof SCHED_FLAGS)[number];
 export type CheckType = (typeof CHECK_TYPES)[number];
 export type DnsQueryType = (typeof DNS_QUERY_TYPES)[number];
 
@@ -44,8 +52,27 @@ export interface GlobalConfig {
   drain_timeout: number;
   enable_script_security: boolean;
   script_user?: string;
+  notification_email: string[];
+  notification_email_from: string;
+  smtp_server?: string;
+  smtp_helo_name: string;
+  smtp_connect_timeout: number;
+  /** Unset unless given: the per-section defaults differ (see smtp_alert in the reference). */
+  smtp_alert?: boolean;
+  smtp_alert_vrrp?: boolean;
+  smtp_alert_checker?: boolean;
+  no_email_faults: boolean;
+  static_ipaddress: string[];
+  static_routes: string[];
+  static_rules: string[];
+  /** parsed static_ipaddress / static_routes / static_rules. */
+  static_ipaddress_parsed: AddressSpec[];
+  static_routes_parsed: RouteSpec[];
+  static_rules_parsed: RuleSpec[];
   /** parsed metrics_listen; null when "" (disabled). */
   metrics: ListenAddress | null;
+  /** parsed smtp_server (port 25 unless given); null when unset. */
+  smtp: ListenAddress | null;
 }
 
 /** A track_interface / track_script entry; a bare name is normalized to this form. */
@@ -92,6 +119,19 @@ export interface VrrpInstanceConfig extends NotifyConfig {
   skip_check_adv_addr: boolean;
   v3_checksum_as_v2: boolean;
   dont_track_primary: boolean;
+  /** false, true (default name) or the macvlan's name. */
+  use_vmac: boolean | string;
+  vmac_xmit_base: boolean;
+  virtual_routes: string[];
+  virtual_rules: string[];
+  track_process: TrackRef[];
+  /** Resolved: own value, else global.smtp_alert_vrrp, else global.smtp_alert, else false. */
+  smtp_alert: boolean;
+  /** parsed: the macvlan's name when use_vmac is on, else null. */
+  vmac_ifname: string | null;
+  /** parsed virtual_routes / virtual_rules. */
+  virtual_routes_parsed: RouteSpec[];
+  virtual_rules_parsed: RuleSpec[];
   /** parsed: address family of the VIPs. */
   family: AddressFamily;
   /** parsed virtual_ipaddress. */
@@ -106,6 +146,26 @@ export interface VrrpSyncGroupConfig extends NotifyConfig {
   name: string;
   group: string[];
   track_script: TrackRef[];
+  /** Resolved like vrrp_instance.smtp_alert. */
+  smtp_alert: boolean;
+}
+
+export type ParamMatch = (typeof PARAM_MATCH)[number];
+
+export interface VrrpTrackProcessConfig {
+  name: string;
+  /** A bare name is normalized to a one-element array: [name, ...parameters]. */
+  process: string[];
+  param_match?: ParamMatch;
+  weight: number;
+  reverse: boolean;
+  quorum: number;
+  /** Unlimited when unset. */
+  quorum_max?: number;
+  delay: number;
+  fork_delay: number;
+  terminate_delay: number;
+  full_command: boolean;
 }
 
 export interface VrrpScriptConfig {
@@ -133,6 +193,7 @@ export interface CheckCommon {
 
 export interface HttpCheckFields {
   path: string;
+  /** Every accepted code, ranges expanded and sorted (the file may say "200-299"). */
   status_code: number[];
   digest?: string;
   regex?: string;
@@ -172,28 +233,49 @@ export interface FileCheck extends CheckCommon {
   file: string;
   weight: number;
 }
+export interface SmtpCheck extends CheckCommon {
+  type: 'SMTP_CHECK';
+  helo_name: string;
+}
+export interface PingCheck extends CheckCommon {
+  type: 'PING_CHECK';
+}
 
-export type CheckConfig = TcpCheck | HttpGetCheck | SslGetCheck | MiscCheck | UdpCheck | DnsCheck | FileCheck;
+export type CheckConfig = TcpCheck | HttpGetCheck | SslGetCheck | MiscCheck | UdpCheck | DnsCheck | FileCheck | SmtpCheck | PingCheck;
 
 export interface RealServerConfig {
   address: string;
+  /** 0 in fwmark / port-set services when omitted: the packet's own destination port. */
   port: number;
   weight: number;
   inhibit_on_failure: boolean;
   notify_up?: string;
   notify_down?: string;
+  /** Resolved: own value, else global.smtp_alert_checker, else global.smtp_alert, else true. */
+  smtp_alert: boolean;
   uthreshold: number;
   lthreshold: number;
   /** Always an array, even when the file has a single inline table. */
   check: CheckConfig[];
+  /** parsed: address and port (canonical). */
+  endpoint: Endpoint;
 }
 
 export interface VirtualServerConfig {
-  address: string;
-  port: number;
+  /** Absent for fwmark services. */
+  address?: string;
+  /** Absent for fwmark and port-set services. */
+  port?: number;
+  ports?: (number | string)[];
+  fwmark?: number;
+  ip_family?: 'inet' | 'inet6';
   protocol: 'TCP' | 'UDP';
   lb_algo: LbAlgo;
-  lb_kind: 'NAT';
+  lb_kind: LbKind;
+  sched_flags: SchedFlag[];
+  mh_table_size: number;
+  /** Filled with the derived default when absent. */
+  hash_seed: number;
   persistence_timeout: number;
   persistence_granularity: string;
   delay_loop: number;
@@ -201,6 +283,8 @@ export interface VirtualServerConfig {
   hysteresis: number;
   quorum_up?: string;
   quorum_down?: string;
+  /** Resolved: own value, else global.smtp_alert_checker, else global.smtp_alert, else false. */
+  smtp_alert: boolean;
   alpha: boolean;
   omega: boolean;
   inhibit_on_failure: boolean;
@@ -209,18 +293,26 @@ export interface VirtualServerConfig {
   virtualhost?: string;
   ha_suspend: boolean;
   ops: boolean;
-  retry: number;
-  delay_before_retry: number;
+  /** Unset: each check uses its type's keepalived default. */
+  retry?: number;
+  delay_before_retry?: number;
   connect_timeout: number;
-  warmup: number;
+  /** Unset: each check's warmup is its delay_loop. */
+  warmup?: number;
   depool_threshold: number;
   proxy_protocol: '' | 'v1' | 'v2';
   drain_timeout: number;
   real_server: RealServerConfig[];
-  /** parsed: address family of `address`. */
+  /** parsed: address family of the service (of `address`, or ip_family / the servers for fwmark). */
   family: AddressFamily;
   /** parsed persistence_granularity as a prefix length. */
   persistence_prefix: number;
+  /** parsed: what the service matches (address + ports, or the firewall mark). */
+  match: ServiceMatch;
+  /** parsed: the canonical service key, e.g. "tcp/10.0.0.50:80", "fwmark/1". */
+  key: ServiceKey;
+  /** parsed sorry_server. */
+  sorry_endpoint: Endpoint | null;
 }
 
 export interface SyncConfig {
@@ -244,6 +336,7 @@ export interface Config {
   vrrp_sync_group: VrrpSyncGroupConfig[];
   virtual_server: VirtualServerConfig[];
   sync?: SyncConfig;
+  vrrp_track_process: VrrpTrackProcessConfig[];
 }
 
 /*
@@ -257,12 +350,13 @@ type Variant<C extends CheckCommon> = Omit<C, keyof CheckCommon | 'type'>;
 
 export type SchemaTypeGuards = [
   Assert<KeysMatch<Config, typeof CONFIG_FIELDS, 'file'>>,
-  Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics'>>,
-  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs'>>,
+  Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics' | 'smtp' | 'static_ipaddress_parsed' | 'static_routes_parsed' | 'static_rules_parsed'>>,
+  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs' | 'vmac_ifname' | 'virtual_routes_parsed' | 'virtual_rules_parsed'>>,
+  Assert<KeysMatch<VrrpTrackProcessConfig, typeof VRRP_TRACK_PROCESS_FIELDS>>,
   Assert<KeysMatch<VrrpSyncGroupConfig, typeof VRRP_SYNC_GROUP_FIELDS>>,
   Assert<KeysMatch<VrrpScriptConfig, typeof VRRP_SCRIPT_FIELDS>>,
-  Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix'>>,
-  Assert<KeysMatch<RealServerConfig, typeof REAL_SERVER_FIELDS>>,
+  Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix' | 'match' | 'key' | 'sorry_endpoint'>>,
+  Assert<KeysMatch<RealServerConfig, typeof REAL_SERVER_FIELDS, 'endpoint'>>,
   Assert<KeysMatch<SyncConfig, typeof SYNC_FIELDS>>,
   Assert<KeysMatch<CheckCommon, typeof CHECK_COMMON_FIELDS>>,
   Assert<KeysMatch<Variant<TcpCheck>, (typeof CHECK_VARIANT_FIELDS)['TCP_CHECK']>>,
@@ -272,4 +366,6 @@ export type SchemaTypeGuards = [
   Assert<KeysMatch<Variant<UdpCheck>, (typeof CHECK_VARIANT_FIELDS)['UDP_CHECK']>>,
   Assert<KeysMatch<Variant<DnsCheck>, (typeof CHECK_VARIANT_FIELDS)['DNS_CHECK']>>,
   Assert<KeysMatch<Variant<FileCheck>, (typeof CHECK_VARIANT_FIELDS)['FILE_CHECK']>>,
+  Assert<KeysMatch<Variant<SmtpCheck>, (typeof CHECK_VARIANT_FIELDS)['SMTP_CHECK']>>,
+  Assert<KeysMatch<Variant<PingCheck>, (typeof CHECK_VARIANT_FIELDS)['PING_CHECK']>>,
 ];

@@ -50,12 +50,15 @@ export function validateDocument(fields: Fields, data: Table, sink: IssueSink): 
   return new Validator(sink).table(fields, data, undefined);
 }
 
-/** Object.entries of a schema's fields, computed once per schema table. */
-const FIELD_ENTRIES = new WeakMap<Fields, [string, Fields[string]][]>();
-function fieldEntries(fields: Fields): [string, Fields[string]][] {
-  let e = FIELD_ENTRIES.get(fields);
-  if (!e) FIELD_ENTRIES.set(fields, (e = Object.entries(fields)));
-  return e;
+/** Per schema table, computed once: its fields as entries, and the set of every alias spelling. */
+const FIELD_INFO = new WeakMap<Fields, { entries: [string, Fields[string]][]; aliases: Set<string> }>();
+function fieldInfo(fields: Fields): { entries: [string, Fields[string]][]; aliases: Set<string> } {
+  let info = FIELD_INFO.get(fields);
+  if (!info) {
+    info = { entries: Object.entries(fields), aliases: new Set(Object.values(fields).flatMap((f) => f.aliases ?? [])) };
+    FIELD_INFO.set(fields, info);
+  }
+  return info;
 }
 
 class Validator {
@@ -70,8 +73,9 @@ class Validator {
   }
 
   table(fields: Fields, raw: Table, scope: DefaultScope | undefined, foreignKey?: (key: string) => string | undefined): Table {
+    const { entries, aliases } = fieldInfo(fields);
     for (const key of Object.keys(raw)) {
-      if (Object.hasOwn(fields, key)) continue;
+      if (Object.hasOwn(fields, key) || aliases.has(key)) continue;
       const foreign = foreignKey?.(key);
       if (foreign !== undefined) {
         this.add(foreign, key);
@@ -83,18 +87,29 @@ class Validator {
     const saved = this.scopes;
     this.scopes = { ...saved, self: out, ...(scope ? { [scope]: out } : {}) };
     const path = this.path;
-    for (const [name, field] of fieldEntries(fields)) {
-      const present = Object.hasOwn(raw, name);
-      path.push(name);
-      const value = present ? this.value(field.type, raw[name], field.hint) : INVALID;
-      if (value !== INVALID) {
-        out[name] = value;
-      } else {
-        if (!present && field.required) this.add('is required');
-        const fallback = this.defaultOf(field);
-        if (fallback !== undefined) out[name] = fallback;
+    for (const [name, field] of entries) {
+      let key = name;
+      let present = Object.hasOwn(raw, name);
+      if (field.aliases) {
+        const spellings = [name, ...field.aliases].filter((k) => Object.hasOwn(raw, k));
+        if (spellings.length > 1) this.add(`${spellings.map((k) => JSON.stringify(k)).join(' and ')} are the same setting; keep one`, spellings[1]!);
+        present = spellings.length > 0;
+        key = spellings[0] ?? name;
       }
+      if (present) {
+        path.push(key);
+        const value = this.value(field.type, raw[key], field.hint);
+        path.pop();
+        if (value !== INVALID) {
+          out[name] = value;
+          continue;
+        }
+      }
+      path.push(name);
+      if (!present && field.required) this.add('is required');
+      const fallback = this.defaultOf(field);
       path.pop();
+      if (fallback !== undefined) out[name] = fallback;
     }
     // A scope table stays visible after it is done: [global] is read by every later section.
     this.scopes = scope ? { ...saved, [scope]: out } : saved;
@@ -146,6 +161,8 @@ class Validator {
 
   private string(spec: Extract<ValueSpec, { kind: 'string' }>, v: unknown, hint: string | undefined): Result {
     if (typeof v !== 'string') return this.wrongType(spec, v);
+    const refusal = spec.refused && Object.hasOwn(spec.refused, v) ? spec.refused[v] : undefined;
+    if (refusal !== undefined) return this.fail(`${show(v)} is not supported: ${refusal}`, undefined);
     if (spec.enum && !spec.enum.includes(v)) {
       return this.fail(`must be one of ${spec.enum.join(', ')}; got ${show(v)}${suggestion(v, spec.enum)}`, hint);
     }

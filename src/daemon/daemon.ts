@@ -12,11 +12,14 @@ import { Announcer } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
 import { Rtnl } from '../net/rtnl.js';
 import { VipManager } from '../net/vips.js';
+import { RouteSet, type RouteSetEntries } from '../net/route-set.js';
+import { VmacManager } from '../net/vmac.js';
+import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertFor } from '../alert/mailer.js';
 import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
-import { DataPlane } from '../lvs/dataplane/index.js';
+import { DataplaneSet } from '../lvs/dataplane/index.js';
 import { VirtualServerManager } from '../lvs/manager.js';
 import type { SyncService } from '../sync/service.js';
 import type { MetricsServer } from '../metrics/index.js';
@@ -38,7 +41,7 @@ export class Daemon {
   #loaded: { text: string; inputs: string } | undefined;
   #vrrp: VrrpManager | undefined;
   #lvs: VirtualServerManager | undefined;
-  #dataPlane: DataPlane | undefined;
+  #dataPlane: DataplaneSet | undefined;
   #sync: SyncService | undefined;
   /** VRRP instances whose VIPs are in place. */
   readonly #owning = new Set<string>();
@@ -48,6 +51,12 @@ export class Daemon {
   #metricsRegistry: Registry | undefined;
   readonly #reloads = { ok: 0, error: 0 };
   readonly #packetSockets = new Map<number, PacketSocket>();
+  /** Alert mails (smtp_alert); reads the current config at send time. */
+  #mailer: Mailer | undefined;
+  /** static_ipaddress / static_routes / static_rules, in from start to stop. */
+  #statics: RouteSet | undefined;
+  /** Every RouteSet made (static and per instance), for the failure counter. */
+  readonly #routeSets: RouteSet[] = [];
   readonly #startedAt = Date.now();
   #stopping: Promise<void> | undefined;
 
@@ -97,15 +106,46 @@ export class Daemon {
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
-    // Built now (status lists the services from the start); started after the VRRP instances.
+    const mailer = new Mailer({ global: () => this.#config.global, log: log.child({ component: 'smtp' }) });
+    this.#mailer = mailer;
+    const routeSet = (owner: string, entries: ConstructorParameters<typeof RouteSet>[3]): RouteSet => {
+      const set = new RouteSet(rtnl, log.child({ component: 'routes' }), owner, entries);
+      this.#routeSets.push(set);
+      return set;
+    };
+    // keepalived adds its static addresses, routes and rules before any instance runs (leftovers of
+    // a previous run are taken out first) and takes them out at stop.
+    this.#statics = routeSet('static', staticEntries(this.#config));
+    await this.#statics.remove();
+    await this.#statics.install();
     const syncModule = sync ? await import('../sync/service.js') : undefined;
-    this.#dataPlane = new DataPlane(syncModule ? { eventBatchMs: syncModule.SYNC_EVENT_BATCH_MS } : {});
-    const lvs = new VirtualServerManager(this.#config.virtual_server, { dataPlane: this.#dataPlane, log: log.child({ component: 'lvs' }) });
+    // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
+    this.#dataPlane = new DataplaneSet({
+      ...(syncModule ? { eventBatchMs: syncModule.SYNC_EVENT_BATCH_MS } : {}),
+      onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
+    });
+    // Built now (status lists the services from the start); started after the VRRP instances.
+    const lvs = new VirtualServerManager(this.#config.virtual_server, {
+      dataPlane: this.#dataPlane,
+      log: log.child({ component: 'lvs' }),
+      alert: (a) => {
+        const id = this.#config.global.router_id;
+        mailer.enqueue(a.kind === 'real_server'
+          ? realServerAlertText(id, a.virtualServer, a.realServer, a.up, a.detail)
+          : virtualServerAlertText(id, a.virtualServer, a.up, a.quorum, a.hysteresis, a.weightSum));
+      },
+    });
     this.#lvs = lvs;
     let lvsStarted = false;
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
       log,
+      vmac: new VmacManager(rtnl, log.child({ component: 'vmac' })),
+      routeSet,
+      alert: (a) => {
+        const text = vrrpAlertFor(this.#config.global, a.kind, a.name, a.state);
+        if (text) mailer.enqueue(text);
+      },
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
@@ -173,7 +213,14 @@ export class Daemon {
     const { createMetricsRegistry, startMetricsServer } = await import('../metrics/index.js');
     this.#metricsRegistry ??= createMetricsRegistry(() => ({
       status: this.status(),
-      extras: { vrrp: this.#vrrp?.announcements(), checks: this.#lvs?.checkMetrics(), reload: { ...this.#reloads }, sync: this.#syncMetrics() },
+      extras: {
+        vrrp: this.#vrrp?.announcements(),
+        checks: this.#lvs?.checkMetrics(),
+        reload: { ...this.#reloads },
+        sync: this.#syncMetrics(),
+        ...(this.#mailer?.enabled || (this.#mailer?.counters.sent ?? 0) + (this.#mailer?.counters.failed ?? 0) > 0 ? { alerts: { ...this.#mailer!.counters } } : {}),
+        route_failures: this.#routeSets.reduce((n, r) => n + r.failures, 0),
+      },
     }));
     this.#metrics = await startMetricsServer({
       listen,
@@ -251,6 +298,7 @@ export class Daemon {
     const log = this.opts.log;
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
+    await this.#statics?.update(staticEntries(next));
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
     this.#config = next;
     this.#loaded = { text, inputs };
@@ -280,6 +328,9 @@ export class Daemon {
       await this.#lvs?.stop();
       releaseVips();
       await Promise.all([vrrpStopped, this.#sync?.close()]);
+      await this.#statics?.remove();
+      // A last alert ("Stopping") gets a short while to go out; stop never waits on a dead relay.
+      await this.#mailer?.flush(2_000);
       await this.#control?.close();
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();
@@ -289,4 +340,8 @@ export class Daemon {
     })();
     return this.#stopping;
   }
+}
+
+function staticEntries(c: Config): RouteSetEntries {
+  return { addresses: c.global.static_ipaddress_parsed, routes: c.global.static_routes_parsed, rules: c.global.static_rules_parsed };
 }

@@ -21,17 +21,21 @@ export interface VrrpInstanceStatus {
 
 export interface RealServerStatus {
   address: string;
+  /** 0 = the packet's own port (fwmark / port-set services). */
   port: number;
   weight: number;
   up: boolean;
-  active_conns: number;
-  inact_conns: number;
+  /** Established connections (IPVS ActiveConn); null where the data plane cannot tell. */
+  active_conns: number | null;
+  /** Other connections (IPVS InActConn); null where the data plane cannot tell. */
+  inact_conns: number | null;
   conns: number;
+  /** Packets; null where the data plane never sees packets (the proxy's TCP services). */
+  in_pkts: number | null;
+  out_pkts: number | null;
   in_bytes: number;
   out_bytes: number;
-  /** The sorry server's row (listed after the real servers when one is configured). */
-  sorry?: boolean;
-  /** Health from the checks ('unknown' before the first result); absent on the sorry server's row. */
+  /** Health from the checks ('unknown' before the first result). */
   health?: 'up' | 'down' | 'unknown';
   /** When the health last changed (ISO 8601); absent before the first check result. */
   last_change?: string;
@@ -39,19 +43,45 @@ export interface RealServerStatus {
   reason?: string;
 }
 
+/** The sorry server: not a member of the pool, listed apart with its own counters. */
+export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up' | 'health' | 'last_change' | 'reason'> {
+  /** No real server can take a connection, so new ones go here. */
+  in_use: boolean;
+}
+
 export interface VirtualServerStatus {
-  address: string;
-  port: number;
+  /** The canonical service key: "tcp/10.0.0.50:80", "udp/[fd00::50]:53", "fwmark/1". */
+  key: string;
+  /** ipvsadm's spelling: "TCP  10.0.0.50:80", "FWM  1". */
+  service: string;
   protocol: string;
+  /** Address services: the address, the ports ("80", "21,10000-20000") and, for one port, port. */
+  address?: string;
+  ports?: string;
+  port?: number;
+  /** fwmark services. */
+  fwmark?: number;
+  family: 4 | 6;
+  /** lb_kind, and ipvsadm's Forward column for it (Route, Masq, FullNat, Proxy). */
+  kind: string;
+  forward: string;
   lb_algo: string;
+  /** What actually schedules (flags, approximations). */
+  scheduler_in_effect: string;
   serving: boolean;
+  /** The pool is down and the sorry server (if any) takes new connections. */
   sorry: boolean;
   /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state). */
   quorum_up?: boolean;
   conns: number;
+  in_pkts: number | null;
+  out_pkts: number | null;
   in_bytes: number;
   out_bytes: number;
+  active_conns: number | null;
+  inact_conns: number | null;
   real_servers: RealServerStatus[];
+  sorry_server: SorryServerStatus | null;
 }
 
 /** Connection sync (present when the config has a [sync] section). */

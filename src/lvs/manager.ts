@@ -1,25 +1,33 @@
 /**
  * The virtual-server manager on the main thread: one HealthRunner per real server, the pure pool
- * logic turning health into the destination list, and the data plane (a worker thread) that serves
- * each virtual service while the VRRP instance owning its address is MASTER. No packet or
- * connection is touched here.
+ * logic turning health into the destination list, and the data plane (the Dataplane contract:
+ * in the daemon a DataplaneSet routing each service to the proxy or the kernel path by its
+ * lb_kind) that serves each virtual service while the VRRP instance owning its address is MASTER.
+ * No packet or connection is touched here.
  */
 import type { Logger } from 'pino';
-import { isEmptyVirtualServerChange, type ReloadPlan, type VirtualServerConfig } from '../config/index.js';
-import type { RealServerStatus as RealServerReport, VirtualServerStatus } from '../daemon/status.js';
+import { isEmptyVirtualServerChange, type RealServerConfig, type ReloadPlan, type VirtualServerConfig } from '../config/index.js';
+import type { RealServerStatus as RealServerReport, SorryServerStatus, VirtualServerStatus } from '../daemon/status.js';
+import { endpointText, ipvsadmServiceText, type ServiceKey, type ServiceMatch } from '../util/endpoint.js';
 import { errorMessage } from '../util/errors.js';
 import { runCommand } from '../util/exec.js';
+import { FORWARD_NAMES, type Dataplane, type DataplaneStats, type DestStats, type PoolSpec, type ServiceSpec } from './dataplane/contract.js';
 import { HealthRunner, type HealthStats } from './health.js';
 import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolState, type RealServerStatus } from './pool.js';
-import { serviceId, type DataPlane, type DataPlaneStats, type ServiceSpec } from './dataplane/index.js';
 
 export interface LvsDeps {
-  dataPlane: Pick<DataPlane, 'configure' | 'setPool' | 'serve' | 'unserve' | 'stats' | 'close'>;
+  dataPlane: Dataplane;
   log: Logger;
   run?: typeof runCommand;
   /** Builds a health runner; tests substitute scripted checks. */
   healthRunner?: (opts: ConstructorParameters<typeof HealthRunner>[0]) => Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
+  /** A real server went up / down, or a virtual server gained / lost quorum, with smtp_alert on (the daemon mails it). */
+  alert?: (a: LvsAlert) => void;
 }
+
+export type LvsAlert =
+  | { kind: 'real_server'; virtualServer: string; realServer: string; up: boolean; detail: string }
+  | { kind: 'virtual_server'; virtualServer: string; up: boolean; quorum: number; hysteresis: number; weightSum: number };
 
 export interface CheckMetric {
   virtual_server: string;
@@ -30,8 +38,9 @@ export interface CheckMetric {
 }
 
 interface Real {
+  /** endpointText(cfg.endpoint): the pool id and the Destination key. */
   id: string;
-  cfg: VirtualServerConfig['real_server'][number];
+  cfg: RealServerConfig;
   health: RealServerStatus['health'];
   dynamicWeight: number | undefined;
   runner: Pick<HealthRunner, 'start' | 'stop' | 'stats'>;
@@ -40,7 +49,7 @@ interface Real {
 }
 
 interface Service {
-  id: string;
+  key: ServiceKey;
   cfg: VirtualServerConfig;
   reals: Real[];
   pool: PoolState | null;
@@ -51,45 +60,76 @@ interface Service {
   retry: NodeJS.Timeout | undefined;
 }
 
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
+/** The data plane's view of a virtual service, built once from its config (the one place this happens). */
 export function serviceSpec(cfg: VirtualServerConfig): ServiceSpec {
+  const flags = new Set(cfg.sched_flags);
+  const algo = cfg.lb_algo;
   return {
-    id: serviceId(cfg.protocol === 'TCP' ? 'tcp' : 'udp', cfg.address, cfg.port),
-    protocol: cfg.protocol === 'TCP' ? 'tcp' : 'udp',
-    address: cfg.address,
-    port: cfg.port,
-    lbAlgo: cfg.lb_algo,
-    persistence: cfg.persistence_timeout > 0
-      ? { timeoutMs: cfg.persistence_timeout * 1000, ...(cfg.family === 4 ? { prefix4: cfg.persistence_prefix } : { prefix6: cfg.persistence_prefix }) }
-      : null,
-    proxyProtocol: cfg.proxy_protocol,
-    connectTimeoutMs: cfg.connect_timeout * 1000,
-    ops: cfg.ops,
+    key: cfg.key,
+    match: cfg.match,
+    kind: cfg.lb_kind,
+    scheduler: algo,
+    hash: {
+      seed: cfg.hash_seed,
+      tableSize: cfg.mh_table_size,
+      port: flags.has('flag-2') || flags.has(`${algo}-port` as never),
+      fallback: flags.has('flag-1') || flags.has(`${algo}-fallback` as never),
+    },
+    persistence: cfg.persistence_timeout > 0 ? { timeoutMs: cfg.persistence_timeout * 1000, prefix: cfg.persistence_prefix } : null,
     drainMs: cfg.drain_timeout * 1000,
+    ops: cfg.ops,
+    ...(cfg.lb_kind === 'PROXY' ? { proxy: { proxyProtocol: cfg.proxy_protocol, connectTimeoutMs: cfg.connect_timeout * 1000 } } : {}),
   };
 }
 
+/** The pool the data plane gets from a pool evaluation: real destinations only; the sorry server apart. */
+export function poolSpec(cfg: VirtualServerConfig, result: PoolResult): PoolSpec {
+  const byId = new Map(cfg.real_server.map((rs) => [endpointText(rs.endpoint), rs.endpoint]));
+  const dests = result.destinations
+    .filter((d) => d.kind === 'real' && byId.has(d.id))
+    .map((d) => ({ key: d.id, endpoint: byId.get(d.id)!, weight: d.weight }));
+  return { dests, sorry: cfg.sorry_endpoint };
+}
+
 function poolParams(cfg: VirtualServerConfig): PoolParams {
+  const sorry = cfg.sorry_endpoint;
   return {
     quorum: cfg.quorum,
     hysteresis: cfg.hysteresis,
     alpha: cfg.alpha,
     omega: cfg.omega,
-    sorryServer: cfg.sorry_server ? { id: `sorry:${hostPort(cfg.sorry_server.address, cfg.sorry_server.port)}`, ...cfg.sorry_server } : undefined,
+    sorryServer: sorry ? { id: `sorry:${endpointText(sorry)}`, address: sorry.address, port: sorry.port } : undefined,
     sorryServerInhibit: cfg.sorry_server_inhibit,
     depoolThreshold: cfg.depool_threshold,
   };
 }
 
+/**
+ * The address a service is served for: its own, or none for a fwmark service. A fwmark service
+ * has no address of its own, so, as keepalived's IPVS fwmark services, it is configured on every
+ * director from the start; traffic reaches the one whose firewall rules mark it (and that holds
+ * the VIPs).
+ */
+function ownedAddress(match: ServiceMatch): string | null {
+  return match.kind === 'addr' ? match.address : null;
+}
+
+const counters = (x: DestStats | undefined) => ({
+  active_conns: x ? x.active_conns : 0,
+  inact_conns: x ? x.inact_conns : 0,
+  conns: x?.conns ?? 0,
+  in_pkts: x ? x.in_pkts : 0,
+  out_pkts: x ? x.out_pkts : 0,
+  in_bytes: x?.in_bytes ?? 0,
+  out_bytes: x?.out_bytes ?? 0,
+});
+
 export class VirtualServerManager {
   #services: Service[];
   readonly #run: typeof runCommand;
-  #stats: DataPlaneStats | null = null;
-  /** #stats by service id, and each service's real servers by id and by address:port. */
-  #statsIndex: Map<string, { svc: DataPlaneStats['services'][number]; reals: Map<string, DataPlaneStats['services'][number]['real_servers'][number]> }> = new Map();
+  #stats: DataplaneStats | null = null;
+  /** #stats by service key, each with its real servers' counters by key (built once per refresh). */
+  #statsIndex = new Map<string, { svc: DataplaneStats['services'][number]; dests: Map<string, DestStats>; sorry: DestStats | undefined }>();
   #stopped = false;
 
   #owns: (address: string) => boolean = () => false;
@@ -100,13 +140,13 @@ export class VirtualServerManager {
   }
 
   #makeService(cfg: VirtualServerConfig): Service {
-    const svc: Service = { id: serviceSpec(cfg).id, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined };
+    const svc: Service = { key: cfg.key, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined };
     svc.reals = cfg.real_server.map((rs) => this.#makeReal(svc, rs));
     return svc;
   }
 
-  #makeReal(svc: Service, rs: VirtualServerConfig['real_server'][number]): Real {
-    const real: Real = { id: hostPort(rs.address, rs.port), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined!, lastChange: null };
+  #makeReal(svc: Service, rs: RealServerConfig): Real {
+    const real: Real = { id: endpointText(rs.endpoint), cfg: rs, health: 'unknown', dynamicWeight: undefined, runner: undefined!, lastChange: null };
     real.runner = this.#makeRunner(svc, real);
     return real;
   }
@@ -122,16 +162,16 @@ export class VirtualServerManager {
         if (health !== was) real.lastChange = { at: Date.now(), reason: detail };
         // Going down, and coming back after being down, is what an operator must see: warn.
         const level = health !== was && (health === 'down' || was === 'down') ? 'warn' : 'info';
-        this.deps.log[level]({ virtual_server: svc.id, real_server: real.id, health, was, reason: detail }, `real server ${real.id} of ${svc.id} is ${health}: ${detail}`);
+        this.deps.log[level]({ virtual_server: svc.key, real_server: real.id, health, was, reason: detail }, `real server ${real.id} of ${svc.key} is ${health}: ${detail}`);
         void this.#apply(svc);
       },
     };
     return this.deps.healthRunner ? this.deps.healthRunner(opts) : new HealthRunner(opts);
   }
 
-  /** The services by protocol|address|port, for a reload's lookups (one per kept or removed service). */
+  /** The services by key, for a reload's lookups. Keys are unique within a config (semantic.ts refuses duplicates and overlaps). */
   #byKey(): Map<string, Service> {
-    return new Map(this.#services.map((s) => [`${s.cfg.protocol}|${s.cfg.address}|${s.cfg.port}`, s]));
+    return new Map(this.#services.map((s) => [s.key, s]));
   }
 
   /**
@@ -145,10 +185,9 @@ export class VirtualServerManager {
     /** Services whose pool may differ: only these are re-evaluated and sent to the data plane. */
     const touched: Service[] = [];
     const byKey = this.#byKey();
-    const find = (cfg: VirtualServerConfig): Service | undefined => byKey.get(`${cfg.protocol}|${cfg.address}|${cfg.port}`);
     const removed = new Set<Service>();
     for (const cfg of plan.virtualServers.removed) {
-      const svc = find(cfg);
+      const svc = byKey.get(cfg.key);
       if (!svc) continue;
       svc.wanted = false;
       clearTimeout(svc.retry);
@@ -157,17 +196,18 @@ export class VirtualServerManager {
     }
     if (removed.size > 0) this.#services = this.#services.filter((s) => !removed.has(s));
     for (const k of plan.virtualServers.kept) {
-      const svc = find(k.current);
+      const svc = byKey.get(k.current.key);
       if (!svc) continue;
       svc.cfg = k.next;
       if (isEmptyVirtualServerChange(k.changes)) {
         // Same settings and servers: the new objects replace the old ones, nothing is re-evaluated.
-        for (const real of svc.reals) real.cfg = k.next.real_server.find((rs) => rs.address === real.cfg.address && rs.port === real.cfg.port) ?? real.cfg;
+        const next = new Map(k.next.real_server.map((rs) => [endpointText(rs.endpoint), rs]));
+        for (const real of svc.reals) real.cfg = next.get(real.id) ?? real.cfg;
         continue;
       }
       touched.push(svc);
       const rsPlan = k.changes.realServers;
-      const same = (a: { address: string; port: number }, b: { address: string; port: number }) => a.address === b.address && a.port === b.port;
+      const same = (a: RealServerConfig, b: RealServerConfig) => endpointText(a.endpoint) === endpointText(b.endpoint);
       for (const rs of rsPlan.removed) {
         const real = svc.reals.find((r) => same(r.cfg, rs));
         real?.runner.stop();
@@ -205,7 +245,7 @@ export class VirtualServerManager {
   /** Configures the data plane, computes the first pools and starts the health checks. */
   async start(): Promise<void> {
     await this.deps.dataPlane.configure(this.#services.map((s) => serviceSpec(s.cfg)));
-    // One message per service, all in flight at once (the worker answers them in order).
+    // One message per service, all in flight at once (the data plane answers them in order).
     await Promise.all(this.#services.map((s) => this.#apply(s)));
     for (const s of this.#services) for (const r of s.reals) r.runner.start();
   }
@@ -220,12 +260,10 @@ export class VirtualServerManager {
     svc.pool = result.state;
     svc.last = result;
     this.#events(svc, result.events);
-    const dests = result.destinations.filter((d) => d.kind === 'real').map(({ id, address, port, weight }) => ({ id, address, port, weight }));
-    const sorry = svc.cfg.sorry_server ?? null;
     try {
-      await this.deps.dataPlane.setPool(svc.id, dests, sorry);
+      await this.deps.dataPlane.setPool(svc.key, poolSpec(svc.cfg, result));
     } catch (err) {
-      this.deps.log.error({ virtual_server: svc.id, err: errorMessage(err) }, 'cannot update the data plane pool');
+      this.deps.log.error({ virtual_server: svc.key, err: errorMessage(err) }, 'cannot update the data plane pool');
     }
   }
 
@@ -235,9 +273,12 @@ export class VirtualServerManager {
       switch (ev.type) {
         case 'quorum_up':
         case 'quorum_down': {
-          log.info({ virtual_server: svc.id, weight_sum: ev.weightSum, threshold: ev.threshold }, `${svc.id}: ${ev.type.replace('_', ' ')}`);
+          log.info({ virtual_server: svc.key, weight_sum: ev.weightSum, threshold: ev.threshold }, `${svc.key}: ${ev.type.replace('_', ' ')}`);
           const script = ev.type === 'quorum_up' ? svc.cfg.quorum_up : svc.cfg.quorum_down;
           if (script) this.#notify(script);
+          if (svc.cfg.smtp_alert) {
+            this.deps.alert?.({ kind: 'virtual_server', virtualServer: svc.key, up: ev.type === 'quorum_up', quorum: svc.cfg.quorum, hysteresis: svc.cfg.hysteresis, weightSum: ev.weightSum });
+          }
           break;
         }
         case 'rs_up':
@@ -245,13 +286,16 @@ export class VirtualServerManager {
           const real = svc.reals.find((r) => r.id === ev.id);
           const script = ev.type === 'rs_up' ? real?.cfg.notify_up : real?.cfg.notify_down;
           if (script) this.#notify(script);
+          if (real?.cfg.smtp_alert) {
+            this.deps.alert?.({ kind: 'real_server', virtualServer: svc.key, realServer: real.id, up: ev.type === 'rs_up', detail: real.lastChange?.reason ?? (ev.type === 'rs_up' ? 'up' : 'down') });
+          }
           break;
         }
         case 'kept_despite_failing':
-          log.warn({ virtual_server: svc.id, real_server: ev.id }, `${ev.id} fails its checks but stays pooled (depool_threshold)`);
+          log.warn({ virtual_server: svc.key, real_server: ev.id }, `${ev.id} fails its checks but stays pooled (depool_threshold)`);
           break;
         case 'kept_released':
-          log.info({ virtual_server: svc.id, real_server: ev.id }, `${ev.id} released from the depool_threshold hold`);
+          log.info({ virtual_server: svc.key, real_server: ev.id }, `${ev.id} released from the depool_threshold hold`);
           break;
       }
     }
@@ -265,12 +309,14 @@ export class VirtualServerManager {
 
   /**
    * Called when VRRP ownership of addresses changes. A service is served while `owns(address)` is
-   * true; on losing it the service stops accepting and drains (drain_timeout).
+   * true (a fwmark service, having no address, always); on losing it the service stops accepting
+   * and drains (drain_timeout).
    */
   setOwnership(owns: (address: string) => boolean): void {
     this.#owns = owns;
     for (const svc of this.#services) {
-      const want = owns(svc.cfg.address);
+      const address = ownedAddress(svc.cfg.match);
+      const want = address === null || owns(address);
       if (want === svc.wanted) continue;
       svc.wanted = want;
       if (want) this.#serve(svc, 0);
@@ -281,17 +327,17 @@ export class VirtualServerManager {
   #serve(svc: Service, attempt: number): void {
     clearTimeout(svc.retry);
     if (!svc.wanted || this.#stopped) return;
-    this.deps.dataPlane.serve(svc.id).then(
+    this.deps.dataPlane.serve(svc.key).then(
       () => {
         svc.serving = true;
-        this.deps.log.info({ virtual_server: svc.id }, `serving ${svc.id}`);
+        this.deps.log.info({ virtual_server: svc.key, kind: svc.cfg.lb_kind }, `serving ${svc.key} (${svc.cfg.lb_kind})`);
         // Ownership may have gone while the worker was binding.
         if (!svc.wanted) void this.#unserve(svc);
       },
       (err: unknown) => {
         // The VIP can lag the MASTER transition by a moment; keep trying while we still own it.
         const delay = Math.min(1000, 20 * 2 ** Math.min(attempt, 6));
-        if (attempt % 10 === 0) this.deps.log.warn({ virtual_server: svc.id, err: errorMessage(err), attempt }, `cannot serve ${svc.id} yet; retrying`);
+        if (attempt % 10 === 0) this.deps.log.warn({ virtual_server: svc.key, err: errorMessage(err), attempt }, `cannot serve ${svc.key} yet; retrying`);
         svc.retry = setTimeout(() => this.#serve(svc, attempt + 1), delay);
       },
     );
@@ -301,9 +347,9 @@ export class VirtualServerManager {
     clearTimeout(svc.retry);
     if (!svc.serving) return;
     svc.serving = false;
-    this.deps.log.info({ virtual_server: svc.id, drain_s: svc.cfg.drain_timeout }, `stopped serving ${svc.id}; draining`);
-    await this.deps.dataPlane.unserve(svc.id, svc.cfg.drain_timeout * 1000).catch((err: unknown) =>
-      this.deps.log.warn({ virtual_server: svc.id, err: errorMessage(err) }, 'unserve failed'));
+    this.deps.log.info({ virtual_server: svc.key, drain_s: svc.cfg.drain_timeout }, `stopped serving ${svc.key}; draining`);
+    await this.deps.dataPlane.unserve(svc.key, svc.cfg.drain_timeout * 1000).catch((err: unknown) =>
+      this.deps.log.warn({ virtual_server: svc.key, err: errorMessage(err) }, 'unserve failed'));
   }
 
   /**
@@ -315,52 +361,58 @@ export class VirtualServerManager {
     const stats = await this.deps.dataPlane.stats();
     this.#stats = stats;
     this.#statsIndex = new Map(stats.services.map((svc) => {
-      const reals = new Map<string, (typeof svc.real_servers)[number]>();
-      for (const x of svc.real_servers) {
-        if (!reals.has(x.id)) reals.set(x.id, x);
-        const at = hostPort(x.address, x.port);
-        if (!reals.has(at)) reals.set(at, x);
-      }
-      return [svc.id, { svc, reals }];
+      const dests = new Map<string, DestStats>();
+      for (const x of svc.dests) if (!x.sorry && !dests.has(x.key)) dests.set(x.key, x);
+      return [svc.key, { svc, dests, sorry: svc.dests.find((x) => x.sorry) }];
     }));
   }
 
   status(): VirtualServerStatus[] {
     return this.#services.map((svc) => {
-      const indexed = this.#statsIndex.get(svc.id);
+      const cfg = svc.cfg;
+      const indexed = this.#statsIndex.get(svc.key);
       const st = indexed?.svc;
-      const dests = new Map(svc.last?.destinations.map((d) => [d.id, d]));
+      const destinations = new Map(svc.last?.destinations.map((d) => [d.id, d]));
       const reals: RealServerReport[] = svc.reals.map((r) => {
-        const rst = indexed?.reals.get(r.id) ?? indexed?.reals.get(hostPort(r.cfg.address, r.cfg.port));
-        const dest = dests.get(r.id);
+        const dest = destinations.get(r.id);
         return {
-          address: r.cfg.address,
-          port: r.cfg.port,
+          address: r.cfg.endpoint.address,
+          port: r.cfg.endpoint.port,
           weight: dest?.weight ?? 0,
           up: r.health === 'up',
-          active_conns: rst?.active_conns ?? 0,
-          inact_conns: rst?.inact_conns ?? 0,
-          conns: rst?.conns ?? 0,
-          in_bytes: rst?.in_bytes ?? 0,
-          out_bytes: rst?.out_bytes ?? 0,
+          ...counters(indexed?.dests.get(r.id)),
           health: r.health,
           ...(r.lastChange ? { last_change: new Date(r.lastChange.at).toISOString(), reason: r.lastChange.reason } : {}),
         };
       });
-      const sorry = st?.real_servers.find((x) => x.sorry);
-      if (sorry) reals.push({ address: sorry.address, port: sorry.port, weight: sorry.weight, up: true, active_conns: sorry.active_conns, inact_conns: sorry.inact_conns, conns: sorry.conns, in_bytes: sorry.in_bytes, out_bytes: sorry.out_bytes, sorry: true });
+      const sorryStats = indexed?.sorry;
+      const sorry: SorryServerStatus | null = cfg.sorry_endpoint
+        ? { address: cfg.sorry_endpoint.address, port: cfg.sorry_endpoint.port, in_use: st?.sorry ?? false, ...counters(sorryStats) }
+        : null;
+      const m = cfg.match;
       return {
-        address: svc.cfg.address,
-        port: svc.cfg.port,
-        protocol: svc.cfg.protocol,
-        lb_algo: svc.cfg.lb_algo,
+        key: svc.key,
+        service: ipvsadmServiceText(m),
+        protocol: cfg.protocol,
+        ...(m.kind === 'addr' ? { address: m.address, ports: m.ports.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`)).join(',') } : { fwmark: m.mark }),
+        ...(m.kind === 'addr' && m.ports.length === 1 && m.ports[0]!.from === m.ports[0]!.to ? { port: m.ports[0]!.from } : {}),
+        family: m.family,
+        kind: cfg.lb_kind,
+        forward: FORWARD_NAMES[cfg.lb_kind],
+        lb_algo: cfg.lb_algo,
+        scheduler_in_effect: st?.scheduler_in_effect ?? cfg.lb_algo,
         serving: st?.serving ?? false,
         sorry: svc.last?.sorryActive ?? false,
         quorum_up: svc.last?.quorumUp ?? false,
         conns: st?.conns ?? 0,
+        in_pkts: st ? st.in_pkts : 0,
+        out_pkts: st ? st.out_pkts : 0,
         in_bytes: st?.in_bytes ?? 0,
         out_bytes: st?.out_bytes ?? 0,
+        active_conns: st ? st.active_conns : 0,
+        inact_conns: st ? st.inact_conns : 0,
         real_servers: reals,
+        sorry_server: sorry,
       };
     });
   }
@@ -370,7 +422,7 @@ export class VirtualServerManager {
     return this.#services.flatMap((svc) => svc.reals.flatMap((r) => {
       const stats: HealthStats = r.runner.stats();
       return stats.checkers.map((c) => ({
-        virtual_server: `${svc.cfg.protocol}/${hostPort(svc.cfg.address, svc.cfg.port)}`,
+        virtual_server: svc.key,
         real_server: r.id,
         type: c.type,
         ...(c.lastDurationMs === null ? {} : { last_duration_seconds: c.lastDurationMs / 1000 }),

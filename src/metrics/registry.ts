@@ -12,6 +12,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type CounterConfiguration, type GaugeConfiguration, type LabelValues } from 'prom-client';
 import type { StatusReport, VirtualServerStatus, RealServerStatus } from '../daemon/status.js';
+import { endpointText } from '../util/endpoint.js';
 import { DROP_REASONS } from '../vrrp/drop.js';
 import type { VrrpStateName } from '../vrrp/state.js';
 
@@ -44,7 +45,7 @@ export interface VrrpInstanceExtras {
 
 /** One health check of one real server. */
 export interface CheckExtras {
-  /** Virtual server id as virtualServerId() builds it, e.g. "TCP/10.0.0.50:80". */
+  /** Virtual server id as virtualServerId() builds it, e.g. "tcp/10.0.0.50:80". */
   virtual_server: string;
   /** Real server id as realServerId() builds it, e.g. "10.0.0.21:80". */
   real_server: string;
@@ -65,6 +66,16 @@ export interface SyncExtras {
   entries?: number;
 }
 
+/** E-mail alerts (global notification_email / smtp_server). */
+export interface AlertExtras {
+  /** Accepted by the SMTP server. */
+  sent?: number;
+  /** Refused, timed out or unreachable. */
+  failed?: number;
+  /** Dropped because the queue was full. */
+  dropped?: number;
+}
+
 export interface ReloadExtras {
   /** Reloads applied (or found nothing to change). */
   ok?: number;
@@ -82,6 +93,9 @@ export interface MetricsExtras {
   checks?: CheckExtras[];
   sync?: SyncExtras;
   reload?: ReloadExtras;
+  alerts?: AlertExtras;
+  /** Route / rule / static address changes the kernel refused (virtual_routes, static_routes...). */
+  route_failures?: number;
 }
 
 export interface MetricsSnapshot {
@@ -99,18 +113,14 @@ export type MetricsSource = () => MetricsSnapshot;
 // ---------------------------------------------------------------------------------------------
 // Label values
 
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+/** The canonical service key, e.g. "tcp/10.0.0.50:80", "udp/[2001:db8::50]:53", "fwmark/1": the `virtual_server` label value. */
+export function virtualServerId(vs: Pick<VirtualServerStatus, 'key'>): string {
+  return vs.key;
 }
 
-/** "TCP/10.0.0.50:80", "UDP/[2001:db8::50]:53": the `virtual_server` label value. */
-export function virtualServerId(vs: Pick<VirtualServerStatus, 'protocol' | 'address' | 'port'>): string {
-  return `${vs.protocol.toUpperCase()}/${hostPort(vs.address, vs.port)}`;
-}
-
-/** "10.0.0.21:80", "[2001:db8::21]:80": the `real_server` label value. */
+/** "10.0.0.21:80", "[2001:db8::21]:80" ("10.0.0.21" with no port of its own): the `real_server` label value. */
 export function realServerId(rs: Pick<RealServerStatus, 'address' | 'port'>): string {
-  return hostPort(rs.address, rs.port);
+  return endpointText(rs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,19 +171,23 @@ function perInstance(name: string, help: string, type: 'counter' | 'gauge', pick
   });
 }
 
-function perVirtualServer(name: string, help: string, type: 'counter' | 'gauge', pick: (vs: VirtualServerStatus) => number): MetricDef<'virtual_server'> {
+/** A null value (the data plane cannot tell) has no series. */
+function perVirtualServer(name: string, help: string, type: 'counter' | 'gauge', pick: (vs: VirtualServerStatus) => number | null): MetricDef<'virtual_server'> {
   return def({
     name,
     help,
     type,
     labelNames: ['virtual_server'],
     *samples(snap) {
-      for (const vs of snap.status.virtual_servers) yield { labels: { virtual_server: virtualServerId(vs) }, value: pick(vs) };
+      for (const vs of snap.status.virtual_servers) {
+        const value = pick(vs);
+        if (value !== null) yield { labels: { virtual_server: virtualServerId(vs) }, value };
+      }
     },
   });
 }
 
-function perRealServer(name: string, help: string, type: 'counter' | 'gauge', pick: (rs: RealServerStatus) => number): MetricDef<'virtual_server' | 'real_server'> {
+function perRealServer(name: string, help: string, type: 'counter' | 'gauge', pick: (rs: RealServerStatus) => number | null): MetricDef<'virtual_server' | 'real_server'> {
   return def({
     name,
     help,
@@ -182,15 +196,48 @@ function perRealServer(name: string, help: string, type: 'counter' | 'gauge', pi
     *samples(snap) {
       for (const vs of snap.status.virtual_servers) {
         const v = virtualServerId(vs);
-        for (const rs of vs.real_servers) yield { labels: { virtual_server: v, real_server: realServerId(rs) }, value: pick(rs) };
+        for (const rs of vs.real_servers) {
+          const value = pick(rs);
+          if (value !== null) yield { labels: { virtual_server: v, real_server: realServerId(rs) }, value };
+        }
       }
     },
   });
 }
 
-function* inOut(v: string, inBytes: number, outBytes: number, extra: Record<string, string> = {}): Iterable<Sample<'virtual_server' | 'real_server' | 'direction'>> {
-  yield { labels: { virtual_server: v, ...extra, direction: 'in' }, value: inBytes };
-  yield { labels: { virtual_server: v, ...extra, direction: 'out' }, value: outBytes };
+/** in/out pairs; a null value (packets the data plane never sees) has no series. */
+function* inOut(v: string, inValue: number | null, outValue: number | null, extra: Record<string, string> = {}): Iterable<Sample<'virtual_server' | 'real_server' | 'direction'>> {
+  if (inValue !== null) yield { labels: { virtual_server: v, ...extra, direction: 'in' }, value: inValue };
+  if (outValue !== null) yield { labels: { virtual_server: v, ...extra, direction: 'out' }, value: outValue };
+}
+
+/** An in/out counter per virtual server (`direction` label). */
+function inOutPerVirtualServer(name: string, help: string, pick: (vs: VirtualServerStatus) => [number | null, number | null]): MetricDef<'virtual_server' | 'direction'> {
+  return def({
+    name,
+    help,
+    type: 'counter',
+    labelNames: ['virtual_server', 'direction'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) yield* inOut(virtualServerId(vs), ...pick(vs));
+    },
+  });
+}
+
+/** An in/out counter per real server (`direction` label). */
+function inOutPerRealServer(name: string, help: string, pick: (rs: RealServerStatus) => [number | null, number | null]): MetricDef<'virtual_server' | 'real_server' | 'direction'> {
+  return def({
+    name,
+    help,
+    type: 'counter',
+    labelNames: ['virtual_server', 'real_server', 'direction'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) {
+        const v = virtualServerId(vs);
+        for (const rs of vs.real_servers) yield* inOut(v, ...pick(rs), { real_server: realServerId(rs) });
+      }
+    },
+  });
 }
 
 /** Every metric this module exports besides prom-client's default process metrics. */
@@ -262,28 +309,28 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
   }),
 
   // --- virtual servers ---
-  perVirtualServer('virtual_server_connections_total', 'Connections scheduled by the virtual server.', 'counter', (vs) => vs.conns),
-  perVirtualServer('virtual_server_active_connections', 'Active (established) connections of the virtual server: the sum over its real servers.', 'gauge', (vs) =>
-    vs.real_servers.reduce((n, rs) => n + rs.active_conns, 0),
-  ),
   def({
-    name: 'virtual_server_quorum_up',
-    help: '1 while the weight of the real servers up reaches the virtual server quorum, 0 while below it (quorum_down; the sorry server serves if configured).',
+    name: 'virtual_server_info',
+    help: 'Always 1; labels carry the forwarding kind (lb_kind) and the scheduler in effect.',
     type: 'gauge',
-    labelNames: ['virtual_server'],
+    labelNames: ['virtual_server', 'kind', 'scheduler'],
     *samples(snap) {
-      for (const vs of snap.status.virtual_servers) if (vs.quorum_up !== undefined) yield { labels: { virtual_server: virtualServerId(vs) }, value: vs.quorum_up ? 1 : 0 };
+      for (const vs of snap.status.virtual_servers) yield { labels: { virtual_server: virtualServerId(vs), kind: vs.kind, scheduler: vs.scheduler_in_effect }, value: 1 };
     },
   }),
-  def({
-    name: 'virtual_server_bytes_total',
-    help: 'Bytes through the virtual server; direction="in" from clients, "out" to clients.',
-    type: 'counter',
-    labelNames: ['virtual_server', 'direction'],
-    *samples(snap) {
-      for (const vs of snap.status.virtual_servers) yield* inOut(virtualServerId(vs), vs.in_bytes, vs.out_bytes);
-    },
-  }),
+  perVirtualServer('virtual_server_quorum_up', '1 while the weight of the real servers up reaches the virtual server quorum, 0 while below it (quorum_down; the sorry server serves if configured).', 'gauge', (vs) =>
+    vs.quorum_up === undefined ? null : vs.quorum_up ? 1 : 0,
+  ),
+  perVirtualServer('virtual_server_connections_total', 'Connections scheduled by the virtual server (to real servers and the sorry server).', 'counter', (vs) => vs.conns),
+  perVirtualServer('virtual_server_active_connections', 'Active (established) connections of the virtual server: the sum over its real servers.', 'gauge', (vs) =>
+    vs.real_servers.some((rs) => rs.active_conns === null) ? null : vs.real_servers.reduce((n, rs) => n + (rs.active_conns ?? 0), 0),
+  ),
+  inOutPerVirtualServer('virtual_server_bytes_total', 'Bytes through the virtual server; direction="in" from clients, "out" to clients.', (vs) => [vs.in_bytes, vs.out_bytes]),
+  inOutPerVirtualServer('virtual_server_packets_total', 'Packets through the virtual server; direction="in" from clients, "out" to clients. No series where the data plane never sees packets (the proxy\'s TCP services).', (vs) => [vs.in_pkts, vs.out_pkts]),
+  perVirtualServer('sorry_server_active', '1 while the sorry server takes the new connections of the virtual server, else 0; no series without a sorry server.', 'gauge', (vs) =>
+    vs.sorry_server ? (vs.sorry_server.in_use ? 1 : 0) : null,
+  ),
+  perVirtualServer('sorry_server_connections_total', 'Connections sent to the sorry server; no series without a sorry server.', 'counter', (vs) => vs.sorry_server?.conns ?? null),
 
   // --- real servers ---
   perRealServer('real_server_up', '1 when the real server passes its health checks (in the pool), else 0.', 'gauge', (rs) => (rs.up ? 1 : 0)),
@@ -291,18 +338,8 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
   perRealServer('real_server_active_connections', 'Active (established) connections of the real server.', 'gauge', (rs) => rs.active_conns),
   perRealServer('real_server_inactive_connections', 'Inactive connections (closing, SYN_RECV, UDP) of the real server.', 'gauge', (rs) => rs.inact_conns),
   perRealServer('real_server_connections_total', 'Connections scheduled to the real server.', 'counter', (rs) => rs.conns),
-  def({
-    name: 'real_server_bytes_total',
-    help: 'Bytes through the real server; direction="in" from clients, "out" to clients.',
-    type: 'counter',
-    labelNames: ['virtual_server', 'real_server', 'direction'],
-    *samples(snap) {
-      for (const vs of snap.status.virtual_servers) {
-        const v = virtualServerId(vs);
-        for (const rs of vs.real_servers) yield* inOut(v, rs.in_bytes, rs.out_bytes, { real_server: realServerId(rs) });
-      }
-    },
-  }),
+  inOutPerRealServer('real_server_bytes_total', 'Bytes through the real server; direction="in" from clients, "out" to clients.', (rs) => [rs.in_bytes, rs.out_bytes]),
+  inOutPerRealServer('real_server_packets_total', 'Packets through the real server; direction="in" from clients, "out" to clients. No series where the data plane never sees packets.', (rs) => [rs.in_pkts, rs.out_pkts]),
 
   // --- health checks ---
   def({
@@ -356,6 +393,31 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     labelNames: [],
     *samples(snap) {
       const n = snap.extras?.sync?.entries;
+      if (n !== undefined) yield { labels: {}, value: n };
+    },
+  }),
+
+  // --- alerts and routes ---
+  def({
+    name: 'alert_mails_total',
+    help: 'Alert mails (smtp_alert), result="sent" (accepted by the SMTP server), "failed" (refused, timed out, unreachable) or "dropped" (queue full).',
+    type: 'counter',
+    labelNames: ['result'],
+    *samples(snap) {
+      const a = snap.extras?.alerts;
+      if (!a) return;
+      yield { labels: { result: 'sent' }, value: a.sent ?? 0 };
+      yield { labels: { result: 'failed' }, value: a.failed ?? 0 };
+      yield { labels: { result: 'dropped' }, value: a.dropped ?? 0 };
+    },
+  }),
+  def({
+    name: 'route_failures_total',
+    help: 'virtual_routes / virtual_rules / static_ipaddress / static_routes / static_rules entries the kernel refused to add or remove.',
+    type: 'counter',
+    labelNames: [],
+    *samples(snap) {
+      const n = snap.extras?.route_failures;
       if (n !== undefined) yield { labels: {}, value: n };
     },
   }),

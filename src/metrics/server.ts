@@ -7,6 +7,7 @@
  * 404, any other method 405. Request bodies are never read (Node discards them), and every
  * connection is bounded in time (header, request and keep-alive timeouts) and number.
  */
+import { endpointText } from '../util/endpoint.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -112,7 +113,7 @@ function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
 }
 
 export function formatListen(l: ListenAddress): string {
-  return l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`;
+  return endpointText({ address: l.host, port: l.port });
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, opts: MetricsServerOptions): Promise<void> {

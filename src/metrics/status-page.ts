@@ -8,8 +8,9 @@
  * `?refresh=N` sets the interval in seconds (default STATUS_PAGE_REFRESH_S, 0.5..3600).
  *
  * Hooks for tests and scripts: body[data-refreshes] counts the reports drawn, body[data-error] is
- * set while the last fetch failed, each real server row is tr[data-rs="ADDR:PORT"][data-vs=...]
- * with data-health="up|down|unknown|sorry".
+ * set while the last fetch failed, each real server row is tr[data-rs="ADDR:PORT"][data-vs=KEY]
+ * (KEY the service key, e.g. "tcp/10.0.0.50:80") with data-health="up|down|unknown"; the sorry
+ * server's row, after them, has data-sorry and data-health="sorry".
  *
  * The client script is written without template literals so it can live in this TS string.
  */
@@ -62,7 +63,8 @@ const SCRIPT = `
     return e;
   }
   function badge(text, cls) { return el('span', { class: 'badge ' + cls, text: text }); }
-  function hostPort(a, p) { return a.indexOf(':') >= 0 ? '[' + a + ']:' + p : a + ':' + p; }
+  // src/util/endpoint.ts endpointText(), for the browser: IPv6 in brackets; no port (0) = the bare address.
+  function endpointText(a, p) { return !p ? a : (a.indexOf(':') >= 0 ? '[' + a + ']:' + p : a + ':' + p); }
   function num(n) { return n === null || n === undefined ? '' : Number(n).toLocaleString('en-US'); }
   function bytes(n) {
     if (n === null || n === undefined) return '';
@@ -118,23 +120,25 @@ const SCRIPT = `
     sec.replaceChildren(el('h2', { text: 'Virtual servers' }));
     if (!s.virtual_servers.length) { sec.appendChild(el('p', { class: 'dim', text: 'none configured' })); return; }
     s.virtual_servers.forEach(function (vs) {
-      var vsId = vs.protocol + '/' + hostPort(vs.address, vs.port);
+      var vsId = vs.key;
       var cps = rate(vsId + ' conns', vs.conns, now, values);
       var state = vs.serving ? 'serving' : 'not serving (BACKUP or VIP elsewhere)';
       var head = el('tr', null, [el('th', { class: 'title', colspan: 10 }, [
-        vsId + '  ' + vs.lb_algo + '  · ' + state + (vs.sorry ? '  · sorry server in service' : '') +
+        vs.service + '  ' + vs.scheduler_in_effect + '  · ' + vs.forward + '  · ' + state + (vs.sorry ? '  · sorry server in service' : '') +
         '  · ' + num(vs.conns) + ' connections' + (cps === '' ? '' : ', ' + fmtRate(cps) ) ])]);
       var cols = el('tr', null, [th('Real server'), th('Health'), th('Weight', 'num'), th('Active', 'num'), th('Inactive', 'num'), th('Connections', 'num'),
         th('Conn rate', 'num'), th('In / Out rate', 'num'), th('Last change'), th('Why')]);
-      var rows = vs.real_servers.map(function (rs) {
-        var id = hostPort(rs.address, rs.port);
+      var servers = vs.real_servers.slice();
+      if (vs.sorry_server) servers.push(Object.assign({ sorry: true }, vs.sorry_server));
+      var rows = servers.map(function (rs) {
+        var id = endpointText(rs.address, rs.port);
         var key = vsId + ' ' + id;
         var health = rs.sorry ? 'sorry' : rs.health || (rs.up ? 'up' : 'down');
-        var label = rs.sorry ? 'SORRY' : health.toUpperCase();
+        var label = rs.sorry ? (rs.in_use ? 'SORRY (in use)' : 'SORRY') : health.toUpperCase();
         var c = rate(key + ' conns', rs.conns, now, values);
         var bi = rate(key + ' in', rs.in_bytes, now, values);
         var bo = rate(key + ' out', rs.out_bytes, now, values);
-        return el('tr', { 'data-vs': vsId, 'data-rs': id, 'data-health': health }, [
+        return el('tr', { 'data-vs': vsId, 'data-rs': id, 'data-health': health, 'data-sorry': rs.sorry ? '' : null }, [
           td(id + (rs.sorry ? ' (sorry server)' : '')), el('td', null, [badge(label, health)]), td(num(rs.weight), 'num'),
           td(num(rs.active_conns), 'num'), td(num(rs.inact_conns), 'num'), td(num(rs.conns), 'num'), td(fmtRate(c), 'num'),
           td(bi === '' ? '' : fmtRate(bi, true) + ' / ' + fmtRate(bo, true), 'num'),

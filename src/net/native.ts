@@ -227,11 +227,14 @@ export class Raw6Socket {
     return this.#handle === undefined;
   }
 
-  /** Sends `payload` (no IPv6 header) to `dst` out of this socket's interface, from `src` if given. */
-  send(payload: Buffer, dst: string, src?: string): number {
+  /**
+   * Sends `payload` (no IPv6 header) to `dst` out of this socket's interface, from `src` if given.
+   * `ifindex` 0 lets the routing table choose the interface (PING_CHECK).
+   */
+  send(payload: Buffer, dst: string, src?: string, ifindex: number = this.ifindex): number {
     if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'raw IPv6 socket is closed');
     try {
-      return native().raw6Send(this.#handle, payload, dst, this.ifindex, src ?? null);
+      return native().raw6Send(this.#handle, payload, dst, ifindex, src ?? null);
     } catch (err) {
       throw socketError(`raw6 send to ${dst}`, err);
     }

@@ -6,14 +6,87 @@
 import { EventEmitter } from 'node:events';
 import { getSystemErrorName } from 'node:util';
 import { AttrStream, createRtNetlink, parseError, rt, type RtNetlinkSocket, type NetlinkMessage } from 'netlink';
+import { ROUTE_TYPE_CODE, RULE_ACTION_CODE, type AddressSpec, type RouteSpec, type RuleSpec } from './route-spec.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { ipv4ToBuffer, ipv4ToString, ipv6ToBuffer, ipv6ToString, macToString } from './frames.js';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
 const NLMSG_ERROR = 2;
+const NLM_F_REPLACE = 0x100;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
+const NLM_F_APPEND = 0x800;
+const RTNH_F_ONLINK = 4;
+const FIB_RULE_INVERT = 2;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const IFLA_MACVLAN_MODE = 1;
+const IFLA_INET6_ADDR_GEN_MODE = 8;
+const IN6_ADDR_GEN_MODE_NONE = 1;
+
+/** macvlan modes (linux/if_link.h MACVLAN_MODE_*). */
+export const MACVLAN_MODE = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 } as const;
+export type MacvlanMode = keyof typeof MACVLAN_MODE;
+
+/** What RTM_GETLINK says about a link beyond LinkInfo: its kind and lower device (macvlan, veth...). */
+export interface LinkDetails extends LinkInfo {
+  /** IFLA_INFO_KIND ("macvlan", "veth", "bridge"...); undefined for plain devices. */
+  kind?: string;
+  /** IFLA_LINK: the lower device's ifindex. */
+  parentIndex?: number;
+  /** For macvlans: the mode name. */
+  macvlanMode?: MacvlanMode;
+}
+
+export interface MacvlanOptions {
+  name: string;
+  parentIndex: number;
+  mac: string;
+  mode: MacvlanMode;
+  /** IFLA_GROUP copied from the base interface (keepalived does, so devgroup firewall rules keep matching). */
+  group?: number;
+}
+
+/** One netlink attribute (type, payload), padded to 4 bytes. */
+function nla(type: number, payload: Buffer): Buffer {
+  const len = 4 + payload.length;
+  const out = Buffer.alloc((len + 3) & ~3);
+  out.writeUInt16LE(len, 0);
+  out.writeUInt16LE(type, 2);
+  payload.copy(out, 4);
+  return out;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0, 0);
+  return b;
+}
+
+/** Splits a buffer of netlink attributes into type -> payload (first occurrence wins). */
+function attrs(buf: Buffer): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  let off = 0;
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    const type = buf.readUInt16LE(off + 2) & 0x3fff;
+    if (len < 4 || off + len > buf.length) break;
+    if (!out.has(type)) out.set(type, buf.subarray(off + 4, off + len));
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+function macBytes(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-f]{2}$/i.test(p))) throw new KeepaliveError('E_NETLINK', `invalid MAC address ${mac}`);
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
+function addrBytes(address: string, family: Family): Buffer {
+  return family === 6 ? ipv6ToBuffer(address) : ipv4ToBuffer(address);
+}
 
 export type Family = 4 | 6;
 
@@ -97,6 +170,23 @@ function toLinkInfo(msg: rt.LinkMessage): LinkInfo {
     carrier: msg.attrs.carrier !== undefined ? msg.attrs.carrier !== 0 : flags.lowerUp === true,
     mtu: msg.attrs.mtu ?? 0,
   };
+}
+
+function toLinkDetails(msg: rt.LinkMessage): LinkDetails {
+  const d: LinkDetails = toLinkInfo(msg);
+  const parent = msg.attrs.link;
+  if (parent && parent.length >= 4) d.parentIndex = parent.readUInt32LE(0);
+  const info = msg.attrs.linkinfo ? attrs(msg.attrs.linkinfo) : undefined;
+  const kind = info?.get(IFLA_INFO_KIND);
+  if (kind) d.kind = kind.toString('utf8').replace(/\0+$/, '');
+  const data = info?.get(IFLA_INFO_DATA);
+  const mode = data ? attrs(data).get(IFLA_MACVLAN_MODE) : undefined;
+  if (d.kind === 'macvlan' && mode && mode.length >= 4) {
+    const m = mode.readUInt32LE(0);
+    const name = (Object.keys(MACVLAN_MODE) as MacvlanMode[]).find((k) => MACVLAN_MODE[k] === m);
+    if (name) d.macvlanMode = name;
+  }
+  return d;
 }
 
 function toAddressInfo(msg: rt.AddressMessage): AddressInfo | null {
@@ -275,10 +365,15 @@ export class Rtnl {
    * The library's own error path only offers a message string, so the ACK is parsed here.
    */
   async #addressRequest(type: number, flags: number, msg: rt.AddressMessage): Promise<string | null> {
-    const sock = this.#socket();
     const stream = new AttrStream();
     rt.formatAddressMessage(msg, stream);
-    const [reply] = await sock.socket.request(type, stream.bufs, { flags, checkError: false });
+    return this.#ackRequest(type, flags, stream.bufs);
+  }
+
+  /** Sends one request and returns the errno name it was rejected with (null on ACK). */
+  async #ackRequest(type: number, flags: number, bufs: Uint8Array[]): Promise<string | null> {
+    const sock = this.#socket();
+    const [reply] = await sock.socket.request(type, bufs, { flags, checkError: false });
     const ack = reply.find((m) => m.type === NLMSG_ERROR);
     if (!ack) return null;
     const { errno } = parseError(ack.data, ack.flags);
@@ -337,6 +432,213 @@ export class Rtnl {
         ? addrs.find((a) => !a.secondary && !skip.has(a.address)) ?? addrs.find((a) => !skip.has(a.address))
         : addrs.find((a) => isLinkLocal(a.address) && !a.tentative) ?? addrs.find((a) => isLinkLocal(a.address));
     return pick ? pick.address : null;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Links: macvlans for use_vmac
+
+  /** Looks a link up with its kind, lower device and macvlan mode; null when there is no such link. */
+  linkDetails(nameOrIndex: string | number): Promise<LinkDetails | null> {
+    const sock = this.#socket();
+    return this.#wrap(`get link ${nameOrIndex}`, async () => {
+      let msgs: rt.LinkMessage[];
+      try {
+        msgs = typeof nameOrIndex === 'number' ? await sock.getLink({ index: nameOrIndex }) : await sock.getLink({}, { ifname: nameOrIndex });
+      } catch (err) {
+        if (/ENODEV|No such device/i.test(errorMessage(err))) return null;
+        throw err;
+      }
+      const msg = msgs[0];
+      return msg ? toLinkDetails(msg) : null;
+    });
+  }
+
+  /** Every link with its kind and lower device (stale-macvlan sweeps). */
+  listLinkDetails(): Promise<LinkDetails[]> {
+    const sock = this.#socket();
+    return this.#wrap('list links', async () => (await sock.getLinks()).map(toLinkDetails));
+  }
+
+  /**
+   * Creates a macvlan on `parentIndex` with `mac`, in `mode`, down. IPv6 address generation is
+   * switched off separately (setAddrGenModeNone): the kernel ignores IFLA_AF_SPEC on creation.
+   */
+  createMacvlan(opts: MacvlanOptions): Promise<void> {
+    return this.#wrap(`create macvlan ${opts.name}`, async () => {
+      const info = Buffer.concat([
+        nla(IFLA_INFO_KIND, Buffer.from('macvlan')),
+        nla(IFLA_INFO_DATA, nla(IFLA_MACVLAN_MODE, u32(MACVLAN_MODE[opts.mode]))),
+      ]);
+      const stream = new AttrStream();
+      rt.formatLinkMessage({
+        kind: 'link',
+        data: { family: 0 },
+        attrs: {
+          ifname: opts.name,
+          link: u32(opts.parentIndex),
+          address: macBytes(opts.mac),
+          linkinfo: info,
+          ...(opts.group === undefined ? {} : { group: opts.group }),
+        },
+      }, stream);
+      const err = await this.#ackRequest(rt.MessageType.NEWLINK, NLM_F_CREATE | NLM_F_EXCL, stream.bufs);
+      if (err !== null) throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  /** Deletes a link by index. A link that is already gone is not an error. */
+  deleteLink(index: number): Promise<void> {
+    return this.#wrap(`delete link ${index}`, async () => {
+      const stream = new AttrStream();
+      rt.formatLinkMessage({ kind: 'link', data: { family: 0, index }, attrs: {} }, stream);
+      const err = await this.#ackRequest(rt.MessageType.DELLINK, 0, stream.bufs);
+      if (err !== null && err !== 'ENODEV') throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  /** Sets a link administratively up or down. */
+  setLinkUp(index: number, up: boolean): Promise<void> {
+    return this.#wrap(`set link ${index} ${up ? 'up' : 'down'}`, async () => {
+      const stream = new AttrStream();
+      rt.formatLinkMessage({ kind: 'link', data: { family: 0, index, flags: up ? { up: true } : {}, change: { up: true } }, attrs: {} }, stream);
+      const err = await this.#ackRequest(rt.MessageType.NEWLINK, 0, stream.bufs);
+      if (err !== null) throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  /** No automatic IPv6 link-local address on this link (RFC 5798 7.4: VRRP's own comes from us). */
+  setAddrGenModeNone(index: number): Promise<void> {
+    return this.#wrap(`set addrgenmode none on link ${index}`, async () => {
+      const stream = new AttrStream();
+      const spec = new Map<number, Buffer>([[AF_INET6, nla(IFLA_INET6_ADDR_GEN_MODE, Buffer.from([IN6_ADDR_GEN_MODE_NONE]))]]);
+      rt.formatLinkMessage({ kind: 'link', data: { family: 0, index }, attrs: { afSpec: spec } }, stream);
+      const err = await this.#ackRequest(rt.MessageType.NEWLINK, 0, stream.bufs);
+      if (err !== null) throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Routes and rules (virtual_routes / virtual_rules / static_routes / static_rules)
+
+  #routeMessage(r: RouteSpec, oif: number | undefined): rt.RouteMessage {
+    const big = r.table > 255;
+    const a: rt.RouteAttrs = { dst: addrBytes(r.dst.address, r.family) };
+    if (big) a.table = r.table;
+    if (r.from) a.src = addrBytes(r.from.address, r.family);
+    if (r.src) a.prefsrc = addrBytes(r.src, r.family);
+    if (r.via) a.gateway = addrBytes(r.via, r.family);
+    if (oif !== undefined) a.oif = oif;
+    if (r.metric !== undefined) a.priority = r.metric;
+    return {
+      kind: 'route',
+      data: {
+        family: r.family === 4 ? AF_INET : AF_INET6,
+        dstLen: r.dst.prefix,
+        srcLen: r.from?.prefix ?? 0,
+        tos: r.tos ?? 0,
+        table: big ? 0 : r.table,
+        protocol: r.protocol,
+        scope: r.scope,
+        type: ROUTE_TYPE_CODE[r.type],
+        ...(r.onlink ? { flags: { __unknown: RTNH_F_ONLINK } } : {}),
+      },
+      attrs: a,
+    };
+  }
+
+  /**
+   * Adds a route the way keepalived does (prepend unless the line says add / append). `oif` is the
+   * resolved ifindex of `dev`. A route that is already there is not an error.
+   */
+  addRoute(r: RouteSpec, oif?: number): Promise<void> {
+    const flags = NLM_F_CREATE | (r.mode === 'add' ? NLM_F_EXCL : r.mode === 'append' ? NLM_F_APPEND : 0);
+    return this.#wrap(`add route ${r.text}`, async () => {
+      const stream = new AttrStream();
+      rt.formatRouteMessage(this.#routeMessage(r, oif), stream);
+      const err = await this.#ackRequest(rt.MessageType.NEWROUTE, flags, stream.bufs);
+      if (err !== null && err !== 'EEXIST') throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  /** Deletes a route; one that is not there is not an error. */
+  deleteRoute(r: RouteSpec, oif?: number): Promise<void> {
+    return this.#wrap(`delete route ${r.text}`, async () => {
+      const stream = new AttrStream();
+      const msg = this.#routeMessage(r, oif);
+      // As keepalived: scope NOWHERE matches a route of any scope on delete.
+      msg.data.scope = 255;
+      rt.formatRouteMessage(msg, stream);
+      const err = await this.#ackRequest(rt.MessageType.DELROUTE, 0, stream.bufs);
+      if (err !== null && err !== 'ESRCH' && err !== 'ENOENT') throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  #ruleMessage(r: RuleSpec): rt.RuleMessage {
+    const a: rt.RuleAttrs = { protocol: r.protocol };
+    const big = r.table !== undefined && r.table > 255;
+    if (r.from) a.src = addrBytes(r.from.address, r.family);
+    if (r.to) a.dst = addrBytes(r.to.address, r.family);
+    if (r.table !== undefined && big) a.table = r.table;
+    if (r.goto !== undefined) a.goto = r.goto;
+    if (r.preference !== undefined) a.priority = r.preference;
+    if (r.fwmark !== undefined) a.fwmark = r.fwmark;
+    if (r.fwmask !== undefined) a.fwmask = r.fwmask;
+    if (r.iif !== undefined) a.iifname = r.iif;
+    if (r.oif !== undefined) a.oifname = r.oif;
+    return {
+      kind: 'rule',
+      data: {
+        family: r.family === 4 ? AF_INET : AF_INET6,
+        srcLen: r.from?.prefix ?? 0,
+        dstLen: r.to?.prefix ?? 0,
+        tos: r.tos ?? 0,
+        table: r.table !== undefined && !big ? r.table : 0,
+        action: RULE_ACTION_CODE[r.action],
+        ...(r.invert ? { flags: { __unknown: FIB_RULE_INVERT } } : {}),
+      },
+      attrs: a,
+    };
+  }
+
+  /** Adds a policy rule; one that is already there is not an error. */
+  addRule(r: RuleSpec): Promise<void> {
+    return this.#wrap(`add rule ${r.text}`, async () => {
+      const stream = new AttrStream();
+      rt.formatRuleMessage(this.#ruleMessage(r), stream);
+      const err = await this.#ackRequest(rt.MessageType.NEWRULE, NLM_F_CREATE | NLM_F_EXCL, stream.bufs);
+      if (err !== null && err !== 'EEXIST') throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  /** Deletes a policy rule; one that is not there is not an error. */
+  deleteRule(r: RuleSpec): Promise<void> {
+    return this.#wrap(`delete rule ${r.text}`, async () => {
+      const stream = new AttrStream();
+      rt.formatRuleMessage(this.#ruleMessage(r), stream);
+      const err = await this.#ackRequest(rt.MessageType.DELRULE, 0, stream.bufs);
+      if (err !== null && err !== 'ENOENT' && err !== 'ESRCH') throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  /** Adds a static_ipaddress line's address to `ifindex` (its `dev`); already there is fine. */
+  addStaticAddress(ifindex: number, a: AddressSpec): Promise<void> {
+    return this.#wrap(`add ${a.text}`, async () => {
+      const bytes = addrBytes(a.address, a.family);
+      const flags: rt.AddressFlags = {};
+      if (a.nodad) flags.nodad = true;
+      if (a.noprefixroute) flags.noprefixroute = true;
+      const attrsOut: rt.AddressAttrs = { address: bytes, ...(Object.keys(flags).length > 0 ? { flags } : {}) };
+      if (a.family === 4) attrsOut.local = bytes;
+      if (a.label !== undefined) attrsOut.label = a.label;
+      if (a.broadcast !== undefined) attrsOut.broadcast = ipv4ToBuffer(a.broadcast);
+      const msg: rt.AddressMessage = {
+        kind: 'address',
+        data: { family: a.family === 4 ? AF_INET : AF_INET6, prefixlen: a.prefix, index: ifindex, scope: a.scope },
+        attrs: attrsOut,
+      };
+      const err = await this.#addressRequest(rt.MessageType.NEWADDR, NLM_F_CREATE | NLM_F_EXCL, msg);
+      if (err !== null && err !== 'EEXIST') throw new Error(`rejected: ${err}`);
+    });
   }
 
   /** Subscribes to link and address notifications on a dedicated socket. Close it when done. */

@@ -14,7 +14,7 @@
  */
 
 import { isIPv4 } from 'node:net';
-import { formatAddress, parseAddress } from '../lvs/sched/common.js';
+import { formatIp as formatAddress, parseIp } from '../util/inet.js';
 import type { SyncDropReason } from './drop.js';
 import {
   FWD_METHODS,
@@ -129,12 +129,8 @@ function writeAddress(buf: Buffer, off: number, address: unknown, family: SyncFa
     buf[off + 3] = Number(parts[3]);
     return;
   }
-  let bytes: Uint8Array;
-  try {
-    bytes = parseAddress(address, 6);
-  } catch {
-    throw new RangeError(`${what} address is not IPv6: ${address}`);
-  }
+  const bytes = parseIp(address, 6);
+  if (!bytes) throw new RangeError(`${what} address is not IPv6: ${address}`);
   buf.set(bytes, off);
 }
 

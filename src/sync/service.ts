@@ -21,22 +21,24 @@
  * restore (the worker handles messages in order): no client is scheduled before its template
  * is back. TCP connections cannot move (the user-space proxy terminates TCP; a client's
  * connection dies with the director), so they are kept for counts/status only.
+ *
+ * The data plane names services by their canonical key (ServiceKey) and endpoints as Endpoint
+ * values; ServiceIndex maps them to the wire's protocol / virtual address:port / fwmark and back
+ * through the configured services, never by parsing key text.
  */
 
-import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { SyncConfig, VirtualServerConfig } from '../config/types.js';
 import type { SyncStatusReport } from '../daemon/status.js';
-import type { DataPlane, DataPlaneEvent, DataPlaneSnapshot, RestoreEntry } from '../lvs/dataplane/index.js';
-import { serviceId } from '../lvs/dataplane/index.js';
-import { canonicalAddress } from '../lvs/dataplane/conntable.js';
+import type { ConnectionEvent, ConnectionSnapshot, ConnectionState, ConnRef, RestoreEntry } from '../lvs/dataplane/contract.js';
+import { addrMatch, matchesPort, serviceKey, singlePort, type Endpoint, type ServiceKey, type ServiceMatch } from '../util/endpoint.js';
 import { errorMessage } from '../util/errors.js';
 import { SyncAuth } from './auth.js';
 import type { SnapshotTotals } from './codec.js';
 import { type MessageInfo, type SnapshotRequest, type SyncReceiverOptions, SyncReceiver, receiverOptionsFromConfig } from './receiver.js';
 import { type SyncSenderOptions, SyncSender, senderOptionsFromConfig } from './sender.js';
 import { type LiveEntry, SyncTable, entryKey } from './table.js';
-import { type NormalizedEntry, type SyncEntry, type SyncFamily, formatHostPort } from './types.js';
+import type { NormalizedEntry, SyncEntry } from './types.js';
 
 /** IPVS tcp ESTABLISHED timeout: what a synced connection lives on the backup without refresh. */
 export const CONN_TIMEOUT_SEC = 900;
@@ -47,9 +49,9 @@ export type SyncLog = Pick<Logger, 'info' | 'warn' | 'debug'>;
 
 export interface SyncServiceOptions {
   readonly config: SyncConfig;
-  readonly dataPlane: Pick<DataPlane, 'onEvent' | 'restore' | 'snapshot'>;
-  /** To give restored entries the data plane's own ids (config spelling of addresses). */
-  readonly virtualServers?: readonly Pick<VirtualServerConfig, 'protocol' | 'address' | 'port' | 'real_server'>[];
+  readonly dataPlane: ConnectionState;
+  /** The configured services: what templates name, and what received entries belong to. */
+  readonly virtualServers?: readonly Pick<VirtualServerConfig, 'key' | 'match'>[];
   readonly log?: SyncLog;
   /** Milliseconds for table expiries. Default performance-free Date.now. */
   readonly now?: () => number;
@@ -68,149 +70,97 @@ export interface SyncServiceOptions {
   readonly onSnapshotEnd?: (r: { complete: boolean; swept: number; totals: SnapshotTotals }) => void;
 }
 
-interface Ep {
-  address: string;
-  port: number;
-}
-
-type ParsedService = { protocol: 'tcp' | 'udp'; address: string; port: number } | null;
-/** Few distinct ids (services, real servers): parse each once (snapshots convert 100k entries). */
-const serviceIds = new Map<string, ParsedService>();
-const destIds = new Map<string, Ep | null>();
-
-function parseServiceId(id: string): ParsedService {
-  let r = serviceIds.get(id);
-  if (r === undefined) {
-    r = parseServiceIdUncached(id);
-    if (serviceIds.size > 4096) serviceIds.clear();
-    serviceIds.set(id, r);
-  }
-  return r;
-}
-
-function parseDestId(id: string): Ep | null {
-  let r = destIds.get(id);
-  if (r === undefined) {
-    r = parseDestIdUncached(id);
-    if (destIds.size > 65536) destIds.clear();
-    destIds.set(id, r);
-  }
-  return r;
-}
-
-/** "tcp/10.0.0.1:80", "udp/2001:db8::1:53" (serviceId) -> parts. */
-function parseServiceIdUncached(id: string): ParsedService {
-  const m = /^(tcp|udp)\/\[?(.+?)\]?:(\d{1,5})$/.exec(id);
-  if (!m || isIP(m[2]!) === 0) return null;
-  return { protocol: m[1] as 'tcp' | 'udp', address: m[2]!, port: Number(m[3]) };
-}
-
-/** "10.0.0.1:80" / "[2001:db8::1]:80" -> parts; null for the sorry server ("sorry:...") and junk. */
-function parseDestIdUncached(id: string): Ep | null {
-  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(id) ?? /^([^:[\]]+):(\d{1,5})$/.exec(id);
-  if (!m || isIP(m[1]!) === 0) return null;
-  return { address: m[1]!, port: Number(m[2]) };
-}
-
-function familyOfAddr(a: string): SyncFamily {
-  return isIP(a) === 6 ? 6 : 4;
-}
-
 const secs = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
+const wire = (e: Endpoint) => ({ address: e.address, port: e.port });
 
-/** One data-plane event as a sync entry (null: not syncable, e.g. the sorry server). */
-export function entryFromEvent(ev: DataPlaneEvent): SyncEntry | null {
-  if (ev.type === 'template') {
-    const vs = parseServiceId(ev.vs);
-    const real = parseDestId(ev.destId);
-    if (!vs || !real) return null;
-    return {
-      kind: 'template',
-      family: ev.family,
-      protocol: vs.protocol,
-      client: { address: ev.client, port: 0 },
-      virtual: { address: vs.address, port: vs.port },
-      real,
-      timeoutSec: secs(ev.expiresInMs),
-    };
-  }
-  const vs = parseServiceId(ev.service);
-  const real = parseDestId(ev.destId);
-  if (!vs || !real) return null;
-  const family = familyOfAddr(vs.address);
-  const client = { address: ev.client, port: ev.clientPort };
-  const virtual = { address: vs.address, port: vs.port };
-  switch (ev.type) {
-    case 'conn_new':
-      return { kind: 'conn', family, protocol: 'tcp', state: 'ESTABLISHED', client, virtual, real, timeoutSec: CONN_TIMEOUT_SEC };
-    case 'conn_end':
-      return { kind: 'conn', family, protocol: 'tcp', state: 'CLOSE', client, virtual, real, timeoutSec: 0, ended: true };
-    case 'udp_flow_new':
-      return { kind: 'udp-flow', family, client, virtual, real, timeoutSec: secs(ev.timeoutMs) };
-    case 'udp_flow_expired':
-      return { kind: 'udp-flow', family, client, virtual, real, timeoutSec: 0, ended: true };
-  }
-}
-
-/** A data-plane snapshot as sync entries. */
-export function entriesFromSnapshot(s: DataPlaneSnapshot): SyncEntry[] {
-  const out: SyncEntry[] = [];
-  for (const t of s.templates) {
-    const e = entryFromEvent(t);
-    if (e) out.push(e);
-  }
-  for (const f of s.udpFlows) {
-    const e = entryFromEvent({ type: 'udp_flow_new', service: f.service, client: f.client, clientPort: f.clientPort, destId: f.destId, timeoutMs: f.expiresInMs });
-    if (e) out.push(e);
-  }
-  for (const c of s.conns) {
-    const e = entryFromEvent({ type: 'conn_new', protocol: 'tcp', service: c.service, client: c.client, clientPort: c.clientPort, destId: c.destId });
-    if (e) out.push(e);
-  }
-  return out;
-}
-
-/** Maps synced (canonical) endpoints back to the data plane's ids, spelled as in the config. */
-export class IdResolver {
-  readonly #services = new Map<string, string>();
-  readonly #reals = new Map<string, string>();
+/**
+ * The configured services, both ways: a service key to what the sync wire carries for it
+ * (protocol, virtual address:port, fwmark), and a received entry back to the service key.
+ */
+export class ServiceIndex {
+  readonly #byKey = new Map<ServiceKey, ServiceMatch>();
 
   constructor(virtualServers: SyncServiceOptions['virtualServers'] = []) {
-    for (const vs of virtualServers) {
-      const proto = vs.protocol === 'TCP' ? 'tcp' : 'udp';
-      this.#services.set(`${proto}|${canonicalAddress(vs.address)}|${vs.port}`, serviceId(proto, vs.address, vs.port));
-      for (const rs of vs.real_server) this.#reals.set(`${canonicalAddress(rs.address)}|${rs.port}`, formatHostPort(rs.address, rs.port));
+    for (const vs of virtualServers) this.#byKey.set(vs.key, vs.match);
+  }
+
+  match(key: ServiceKey): ServiceMatch | undefined {
+    return this.#byKey.get(key);
+  }
+
+  /**
+   * The service an entry belongs to: by fwmark, else the configured service of that protocol and
+   * address whose ports hold the port (port 0, a port-set template: the port-set service). An
+   * unconfigured single port maps to its canonical key (the data plane ignores unknown keys).
+   */
+  keyOf(protocol: 'tcp' | 'udp', virtual: { address: string; port: number }, fwmark: number, family: 4 | 6): ServiceKey {
+    if (fwmark > 0) return serviceKey({ kind: 'fwmark', mark: fwmark, family });
+    for (const [key, m] of this.#byKey) {
+      if (m.kind !== 'addr' || m.protocol !== protocol || m.address !== virtual.address) continue;
+      if (virtual.port === 0 ? singlePort(m) === undefined : matchesPort(m, virtual.port)) return key;
+    }
+    return serviceKey(addrMatch(protocol, virtual.address, virtual.port));
+  }
+
+  /** One data-plane event as a sync entry (null: a template of a service not configured here). */
+  entryFromEvent(ev: ConnectionEvent): SyncEntry | null {
+    if (ev.type === 'template') {
+      const m = this.#byKey.get(ev.service);
+      if (!m) return null;
+      const base = { kind: 'template' as const, family: ev.family, client: { address: ev.client, port: 0 }, real: wire(ev.dest), timeoutSec: secs(ev.expiresInMs) };
+      if (m.kind === 'fwmark') return { ...base, protocol: 'any', virtual: { address: m.family === 4 ? '0.0.0.0' : '::', port: 0 }, fwmark: m.mark };
+      // A port-set service's template covers all its ports: virtual port 0, as an IPVS port-0 service.
+      return { ...base, protocol: m.protocol, virtual: { address: m.address, port: singlePort(m) ?? 0 } };
+    }
+    const m = this.#byKey.get(ev.service);
+    const common = { family: ev.client.family, client: wire(ev.client), virtual: wire(ev.virtual), real: wire(ev.dest), ...(m?.kind === 'fwmark' ? { fwmark: m.mark } : {}) };
+    switch (ev.type) {
+      case 'conn_new':
+        return { kind: 'conn', ...common, protocol: ev.protocol, state: ev.protocol === 'tcp' ? 'ESTABLISHED' : 'UDP', timeoutSec: CONN_TIMEOUT_SEC };
+      case 'conn_end':
+        return { kind: 'conn', ...common, protocol: ev.protocol, state: ev.protocol === 'tcp' ? 'CLOSE' : 'UDP', timeoutSec: 0, ended: true };
+      case 'udp_flow_new':
+        return { kind: 'udp-flow', ...common, timeoutSec: secs(ev.timeoutMs) };
+      case 'udp_flow_expired':
+        return { kind: 'udp-flow', ...common, timeoutSec: 0, ended: true };
     }
   }
 
-  service(protocol: 'tcp' | 'udp', address: string, port: number): string {
-    return this.#services.get(`${protocol}|${address}|${port}`) ?? serviceId(protocol, address, port);
+  /** A data-plane snapshot as sync entries. */
+  entriesFromSnapshot(s: ConnectionSnapshot): SyncEntry[] {
+    const out: SyncEntry[] = [];
+    const add = (e: SyncEntry | null) => {
+      if (e) out.push(e);
+    };
+    for (const t of s.templates) add(this.entryFromEvent(t));
+    for (const { type: _t, expiresInMs, ...f } of s.udpFlows) add(this.entryFromEvent({ type: 'udp_flow_new', ...(f as ConnRef), timeoutMs: expiresInMs }));
+    for (const { type: _t, ...c } of s.conns) add(this.entryFromEvent({ type: 'conn_new', ...(c as ConnRef) }));
+    return out;
   }
 
-  dest(address: string, port: number): string {
-    return this.#reals.get(`${address}|${port}`) ?? formatHostPort(address, port);
-  }
-
-  /** A live synced entry as the data plane restores it (null: connections, fwmark templates). */
+  /** A live synced entry as the data plane restores it (null: connections, which cannot move). */
   restoreEntry({ entry: e, remainingMs }: LiveEntry): RestoreEntry | null {
+    const endpointOf = (x: { address: string; port: number }): Endpoint => ({ address: x.address, family: e.family, port: x.port });
     if (e.kind === 'template') {
-      if (e.protocol === 'any') return null;
+      if (e.protocol === 'any' && !(e.fwmark && e.fwmark > 0)) return null;
+      const protocol = e.protocol === 'any' ? 'tcp' : e.protocol;
       return {
         type: 'template',
-        vs: this.service(e.protocol, e.virtual.address, e.virtual.port),
+        service: this.keyOf(protocol, e.virtual, e.fwmark ?? 0, e.family),
         client: e.client.address,
         family: e.family,
-        destId: this.dest(e.real.address, e.real.port),
+        dest: endpointOf(e.real),
         expiresInMs: remainingMs,
       };
     }
     if (e.kind === 'udp-flow') {
       return {
         type: 'udp_flow',
-        service: this.service('udp', e.virtual.address, e.virtual.port),
-        client: e.client.address,
-        clientPort: e.client.port,
-        destId: this.dest(e.real.address, e.real.port),
+        service: this.keyOf('udp', e.virtual, e.fwmark ?? 0, e.family),
+        protocol: 'udp',
+        client: endpointOf(e.client),
+        virtual: endpointOf(e.virtual),
+        dest: endpointOf(e.real),
         expiresInMs: remainingMs,
       };
     }
@@ -222,7 +172,7 @@ export class SyncService {
   readonly table: SyncTable;
   readonly #opts: SyncServiceOptions;
   readonly #log: SyncLog | undefined;
-  readonly #ids: IdResolver;
+  readonly #ids: ServiceIndex;
   readonly #now: () => number;
   #sender!: SyncSender;
   #receiver!: SyncReceiver;
@@ -253,7 +203,7 @@ export class SyncService {
     this.#opts = opts;
     this.#log = opts.log;
     this.#now = opts.now ?? Date.now;
-    this.#ids = new IdResolver(opts.virtualServers);
+    this.#ids = new ServiceIndex(opts.virtualServers);
     this.table = new SyncTable({ now: this.#now });
     this.#retryDelay = opts.snapshotRetryMs ?? 1000;
   }
@@ -384,11 +334,11 @@ export class SyncService {
 
   // ------------------------------------------------------------------ master side
 
-  #onEvents(events: readonly DataPlaneEvent[]): void {
+  #onEvents(events: readonly ConnectionEvent[]): void {
     if (!this.#master || this.#closed) return;
     const out: SyncEntry[] = [];
     for (const ev of events) {
-      const e = entryFromEvent(ev);
+      const e = this.#ids.entryFromEvent(ev);
       if (e) out.push(e);
       else this.#counters.eventsUnsyncable++;
     }
@@ -407,7 +357,7 @@ export class SyncService {
   /** The master's full table: the data plane's, plus synced entries restored but not used yet. */
   async #snapshotEntries(): Promise<SyncEntry[] | undefined> {
     if (!this.#master || this.#closed) return undefined;
-    const entries = entriesFromSnapshot(await this.#opts.dataPlane.snapshot());
+    const entries = this.#ids.entriesFromSnapshot(await this.#opts.dataPlane.snapshot());
     if (this.table.size > 0) {
       const have = new Set(entries.map(entryKey));
       for (const { entry, remainingMs } of this.table.live()) {
@@ -423,7 +373,7 @@ export class SyncService {
     try {
       const s = await this.#opts.dataPlane.snapshot();
       if (!this.#master || this.#closed) return;
-      const entries = entriesFromSnapshot({ templates: [], udpFlows: s.udpFlows, conns: s.conns });
+      const entries = this.#ids.entriesFromSnapshot({ templates: [], udpFlows: s.udpFlows, conns: s.conns });
       if (entries.length > 0) this.#sender.enqueue(entries);
     } catch (err) {
       this.#error(err);

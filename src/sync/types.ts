@@ -14,7 +14,6 @@
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { SyncConfig } from '../config/types.js';
-import type { PersistenceEntry } from '../lvs/persistence.js';
 import { KeepaliveError } from '../util/errors.js';
 
 export type SyncFamily = 4 | 6;
@@ -126,83 +125,6 @@ export interface SyncTarget {
 export function targetsFromConfig(cfg: Pick<SyncConfig, 'group' | 'port' | 'unicast_peer'>): SyncTarget[] {
   if (cfg.unicast_peer.length > 0) return cfg.unicast_peer.map((address) => ({ address, port: cfg.port }));
   return [{ address: cfg.group, port: cfg.port }];
-}
-
-// ---------------------------------------------------------------------------------------
-// PersistenceEntry <-> SyncTemplate. The persistence table's `vs` key is chosen by its
-// caller; these helpers use the format "tcp/192.0.2.1:443", "udp/[2001:db8::1]:53" or
-// "fwm/<mark>" and destId "addr:port" / "[v6addr]:port" (RealServerRef.id).
-// ---------------------------------------------------------------------------------------
-
-export interface VsKey {
-  readonly protocol: 'tcp' | 'udp' | 'any';
-  readonly address: string;
-  readonly port: number;
-  readonly fwmark: number;
-}
-
-function splitHostPort(s: string): { address: string; port: number } | null {
-  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:[\]]+):(\d{1,5})$/.exec(s);
-  if (!m) return null;
-  const port = Number(m[2]);
-  if (port > 65535 || isIP(m[1]!) === 0) return null;
-  return { address: m[1]!, port };
-}
-
-export function formatHostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-/** Parses "tcp/addr:port", "udp/[v6]:port" or "fwm/<mark>"; null if it is none of these. */
-export function parseVsKey(vs: string, family: SyncFamily): VsKey | null {
-  const fwm = /^fwm\/(\d{1,10})$/.exec(vs);
-  if (fwm) {
-    const mark = Number(fwm[1]);
-    if (mark > 0xffffffff) return null;
-    return { protocol: 'any', address: family === 4 ? '0.0.0.0' : '::', port: 0, fwmark: mark };
-  }
-  const m = /^(tcp|udp)\/(.+)$/.exec(vs);
-  if (!m) return null;
-  const hp = splitHostPort(m[2]!);
-  if (!hp || isIP(hp.address) !== family) return null;
-  return { protocol: m[1] as 'tcp' | 'udp', address: hp.address, port: hp.port, fwmark: 0 };
-}
-
-export function formatVsKey(k: Pick<VsKey, 'protocol' | 'address' | 'port' | 'fwmark'>): string {
-  if (k.protocol === 'any') return `fwm/${k.fwmark}`;
-  return `${k.protocol}/${formatHostPort(k.address, k.port)}`;
-}
-
-/**
- * A persistence template as a sync entry. Sub-second lifetimes round up (the wire carries
- * seconds, as IPVS). Throws RangeError if `vs` or `destId` is not in the format above.
- */
-export function templateFromPersistence(p: PersistenceEntry): SyncTemplate {
-  const vs = parseVsKey(p.vs, p.family);
-  if (!vs) throw new RangeError(`persistence vs key not in "proto/addr:port" or "fwm/N" form: ${p.vs}`);
-  const dest = splitHostPort(p.destId);
-  if (!dest || isIP(dest.address) !== p.family) throw new RangeError(`persistence destId not "addr:port": ${p.destId}`);
-  return {
-    kind: 'template',
-    family: p.family,
-    protocol: vs.protocol,
-    client: { address: p.client, port: 0 },
-    virtual: { address: vs.address, port: vs.port },
-    real: dest,
-    timeoutSec: Math.max(0, Math.ceil(p.expiresInMs / 1000)),
-    fwmark: vs.fwmark,
-  };
-}
-
-/** The persistence-table view of a received template (for PersistenceTable.restore). */
-export function persistenceFromTemplate(t: SyncTemplate): PersistenceEntry {
-  return {
-    vs: formatVsKey({ protocol: t.protocol, address: t.virtual.address, port: t.virtual.port, fwmark: t.fwmark ?? 0 }),
-    client: t.client.address,
-    family: t.family,
-    destId: formatHostPort(t.real.address, t.real.port),
-    expiresInMs: t.timeoutSec * 1000,
-  };
 }
 
 /**

@@ -12,7 +12,15 @@ export type ErrorCode =
   | 'E_SOCKET'
   | 'E_CLOSED'
   | 'E_NATIVE'
-  | 'E_RELOAD_UNSUPPORTED';
+  | 'E_RELOAD_UNSUPPORTED'
+  /** No data-plane implementation forwards a service's lb_kind (lvs/dataplane/index.ts). */
+  | 'E_DATAPLANE_UNAVAILABLE'
+  /** A CLI command was called with bad options. */
+  | 'E_USAGE'
+  /** genhash could not fetch the page. */
+  | 'E_GENHASH'
+  /** An alert mail could not be sent. */
+  | 'E_SMTP';
 
 export class KeepaliveError extends Error {
   readonly code: ErrorCode;

@@ -4,7 +4,10 @@
  * tracking, sync groups and notify scripts. Everything that touches the system comes in as deps.
  */
 import type { Logger } from 'pino';
-import type { Config, ReloadPlan, VrrpInstanceConfig, VrrpScriptConfig } from '../config/index.js';
+import type { Config, ReloadPlan, VrrpInstanceConfig, VrrpScriptConfig, VrrpTrackProcessConfig } from '../config/index.js';
+import type { RouteSetEntries } from '../net/route-set.js';
+import type { VmacManager } from '../net/vmac.js';
+import { ProcessMonitor } from './process-monitor.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { resolveUser, runCommand, type RunAs } from '../util/exec.js';
 import type { Announcer } from '../net/announcer.js';
@@ -29,11 +32,39 @@ export interface VrrpDeps {
   run?: typeof runCommand;
   /** An instance's VIPs are now in place (MASTER) or about to go (leaving MASTER). */
   onOwnership?: (instance: string, owned: boolean) => void;
+  /** use_vmac: creates / removes the macvlans. Required when an instance has use_vmac. */
+  vmac?: Pick<VmacManager, 'ensure' | 'remove' | 'sweepStale'>;
+  /** virtual_routes / virtual_rules of one instance (a RouteSet). Required when an instance has any. */
+  routeSet?: (owner: string, entries: RouteSetEntries) => InstanceRoutes;
+  /** Follows the vrrp_track_process entries; default: a ProcessMonitor over /proc. */
+  processMonitor?: (configs: VrrpTrackProcessConfig[], onChange: (name: string, ok: boolean) => void) => ProcessTracker;
+  /** A state change of an instance or sync group whose smtp_alert is on (the daemon mails it). */
+  alert?: (a: { kind: 'INSTANCE' | 'GROUP'; name: string; state: VrrpStateName }) => void;
+}
+
+/** What the manager needs of a RouteSet. */
+export interface InstanceRoutes {
+  install(): Promise<void>;
+  remove(): Promise<void>;
+  update(next: RouteSetEntries): Promise<void>;
+}
+
+/** What the manager needs of a ProcessMonitor. */
+export interface ProcessTracker {
+  start(): Promise<void>;
+  update(configs: readonly VrrpTrackProcessConfig[]): Promise<void>;
+  status(name: string): boolean | null;
+  stop(): void;
 }
 
 interface Runtime {
   cfg: VrrpInstanceConfig;
+  /** Where the VIPs live and GARPs leave: the interface, or its VMAC. */
   link: LinkInfo;
+  /** The configured interface (tracked for link state). */
+  base: LinkInfo;
+  /** virtual_routes / virtual_rules, in while MASTER. */
+  routes: InstanceRoutes | undefined;
   src: string;
   instance: VrrpInstance;
   member: HubMember;
@@ -57,6 +88,8 @@ const cidrs = (list: VrrpInstanceConfig['virtual_ipaddress_parsed']) => list.map
 /** Every address the instance owns while MASTER (advertised and excluded VIPs). */
 const ownedCidrs = (cfg: VrrpInstanceConfig) => [...cidrs(cfg.virtual_ipaddress_parsed), ...cidrs(cfg.virtual_ipaddress_excluded_parsed)];
 const advertAddrs = (cfg: VrrpInstanceConfig) => cfg.virtual_ipaddress_parsed.map((v) => v.address);
+const routeEntries = (cfg: VrrpInstanceConfig): RouteSetEntries => ({ routes: cfg.virtual_routes_parsed, rules: cfg.virtual_rules_parsed });
+const hasRoutes = (cfg: VrrpInstanceConfig): boolean => cfg.virtual_routes_parsed.length + cfg.virtual_rules_parsed.length > 0;
 
 function vrrpParams(cfg: VrrpInstanceConfig, src: string): VrrpParams {
   return {
@@ -92,6 +125,7 @@ export class VrrpManager {
   readonly #hub: VrrpHub;
   readonly #runtimes = new Map<string, Runtime>();
   readonly #scripts = new Map<string, ScriptRuntime>();
+  #processes: ProcessTracker | undefined;
   readonly #clock: Clock;
   readonly #run: typeof runCommand;
   #watcher: RtnlWatcher | undefined;
@@ -107,9 +141,15 @@ export class VrrpManager {
   static async create(config: Config, deps: VrrpDeps): Promise<VrrpManager> {
     const m = new VrrpManager(config, deps);
     try {
+      // VMACs a previous run left behind (killed before it could remove them); configured names are
+      // kept for ensure(), which reuses a correct one and recreates a wrong one.
+      const vmacNames = new Set(config.vrrp_instance.map((vi) => vi.vmac_ifname).filter((n): n is string => n !== null));
+      if (vmacNames.size > 0) await deps.vmac?.sweepStale(vmacNames, vmacNames);
       for (const cfg of config.vrrp_instance) await m.#build(cfg);
     } catch (err) {
       m.#hub.close();
+      // VMACs made for the instances built so far go too (remove ignores names it did not make).
+      for (const vi of config.vrrp_instance) if (vi.vmac_ifname !== null) await deps.vmac?.remove(vi.vmac_ifname).catch(() => undefined);
       throw err;
     }
     return m;
@@ -117,14 +157,26 @@ export class VrrpManager {
 
   async #build(cfg: VrrpInstanceConfig): Promise<Runtime> {
     const { deps } = this;
-    const link = await deps.rtnl.getLink(cfg.interface).catch((err: unknown) => {
+    const base = await deps.rtnl.getLink(cfg.interface).catch((err: unknown) => {
       throw new KeepaliveError('E_NETLINK', `vrrp_instance ${cfg.name}: interface ${cfg.interface}: ${errorMessage(err)}`, { cause: err });
     });
     const family = cfg.family;
-    const src = cfg.unicast_src_ip ?? cfg.mcast_src_ip ?? (await deps.rtnl.primaryAddress(link.index, family, advertAddrs(cfg)));
+    // Adverts come from the interface's own address, also with use_vmac (keepalived and FRR do so).
+    const src = cfg.unicast_src_ip ?? cfg.mcast_src_ip ?? (await deps.rtnl.primaryAddress(base.index, family, advertAddrs(cfg)));
     if (!src) throw new KeepaliveError('E_NETLINK', `vrrp_instance ${cfg.name}: interface ${cfg.interface} has no IPv${family} address to send adverts from`);
+    let link = base;
+    let sockLink = base;
+    if (cfg.vmac_ifname !== null) {
+      if (!deps.vmac) throw new KeepaliveError('E_NETLINK', `vrrp_instance ${cfg.name}: use_vmac needs the VMAC manager`);
+      link = await deps.vmac.ensure({ name: cfg.vmac_ifname, base, vrid: cfg.virtual_router_id, family, xmitBase: cfg.vmac_xmit_base, linkLocal: family === 6 ? src : null });
+      sockLink = cfg.vmac_xmit_base ? base : link;
+    }
+    if (hasRoutes(cfg) && !deps.routeSet) throw new KeepaliveError('E_NETLINK', `vrrp_instance ${cfg.name}: virtual_routes / virtual_rules need the route manager`);
     const group = family === 4 ? this.config.global.vrrp_mcast_group4 : this.config.global.vrrp_mcast_group6;
-    const rt: Partial<Runtime> & { cfg: VrrpInstanceConfig } = { cfg, link, src, tracking: null, restored: 0 };
+    const rt: Partial<Runtime> & { cfg: VrrpInstanceConfig } = {
+      cfg, link, base, src, tracking: null, restored: 0,
+      routes: deps.routeSet?.(`vrrp_instance ${cfg.name}`, routeEntries(cfg)),
+    };
     // Effects read rt.cfg at call time, so a reload that keeps the instance changes what they do.
     const log = () => deps.log.child({ instance: rt.cfg.name });
     rt.vips = deps.vipManager(link.index, ownedCidrs(cfg), (vip) => {
@@ -145,10 +197,15 @@ export class VrrpManager {
             ...(c.version === 2 ? { authType: password === undefined ? AUTH_NONE : AUTH_PASS, authData: password === undefined ? Buffer.alloc(8) : passwordAuthData(password) } : {}),
           });
         },
-        addVips: () => rt.vips!.acquire(),
-        removeVips: () => {
+        // keepalived's order: addresses, then routes and rules (a route may use a VIP as src).
+        addVips: async () => {
+          await rt.vips!.acquire();
+          await rt.routes?.install();
+        },
+        removeVips: async () => {
           deps.onOwnership?.(rt.cfg.name, false);
-          return rt.vips!.release();
+          await rt.routes?.remove();
+          await rt.vips!.release();
         },
         announce: () => {
           rt.announcer!.start();
@@ -173,10 +230,10 @@ export class VrrpManager {
     rt.instance = instance;
     instance.observe((before, after) => this.#reconcileGroups(rt as Runtime, before.name, after.name));
     rt.member = {
-      instance, vrid: cfg.virtual_router_id, family, ifname: cfg.interface, ifindex: link.index, src,
+      instance, vrid: cfg.virtual_router_id, family, ifname: sockLink.name, ifindex: sockLink.index, src,
       destinations: cfg.unicast_peer.length > 0 ? cfg.unicast_peer : [group], v3ChecksumAsV2: cfg.v3_checksum_as_v2, unicast: cfg.unicast_peer.length > 0,
     };
-    rt.tracked = await this.#trackedObjects(cfg, link);
+    rt.tracked = await this.#trackedObjects(cfg, base);
     this.#hub.add(rt.member, cfg.unicast_peer.length > 0 ? [] : [group]);
     this.#runtimes.set(cfg.name, rt as Runtime);
     return rt as Runtime;
@@ -193,6 +250,10 @@ export class VrrpManager {
       tracked.push({ name: `interface:${t.name}`, weight: t.weight, ok: up });
     }
     for (const t of cfg.track_script) tracked.push({ name: `script:${t.name}`, weight: t.weight, ok: known(`script:${t.name}`) ?? this.#scripts.get(t.name)?.ok ?? null });
+    for (const t of cfg.track_process) {
+      const reverse = this.config.vrrp_track_process.find((p) => p.name === t.name)?.reverse ?? false;
+      tracked.push({ name: `process:${t.name}`, weight: t.weight, reverse, ok: this.#processes?.status(t.name) ?? known(`process:${t.name}`) ?? null });
+    }
     return tracked;
   }
 
@@ -203,8 +264,9 @@ export class VrrpManager {
     for (const ev of events) rt.instance.dispatch(ev);
   }
 
-  #notify(cfg: { notify_master?: string; notify_backup?: string; notify_fault?: string; notify_stop?: string; notify?: string },
+  #notify(cfg: { notify_master?: string; notify_backup?: string; notify_fault?: string; notify_stop?: string; notify?: string; smtp_alert?: boolean },
     type: 'INSTANCE' | 'GROUP', name: string, state: VrrpStateName, priority: number): void {
+    if (cfg.smtp_alert) this.deps.alert?.({ kind: type, name, state });
     const specific = { MASTER: cfg.notify_master, BACKUP: cfg.notify_backup, FAULT: cfg.notify_fault, STOP: cfg.notify_stop, INIT: undefined }[state];
     const runs: [string, string[]][] = [];
     if (specific) runs.push([specific, []]);
@@ -258,6 +320,41 @@ export class VrrpManager {
     }
   }
 
+  /** vrrp_track_process entries some instance tracks. */
+  #usedProcesses(): VrrpTrackProcessConfig[] {
+    const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_process.map((t) => t.name)));
+    return this.config.vrrp_track_process.filter((p) => used.has(p.name));
+  }
+
+  #onProcess(name: string, ok: boolean): void {
+    for (const rt of this.#runtimes.values()) {
+      const obj = rt.tracked.find((o) => o.name === `process:${name}`);
+      if (!obj || obj.ok === ok) continue;
+      obj.ok = ok;
+      this.#retrack(rt);
+    }
+  }
+
+  async #startProcesses(): Promise<void> {
+    const used = this.#usedProcesses();
+    if (used.length === 0 && !this.#processes) return;
+    if (!this.#processes) {
+      const onChange = (name: string, ok: boolean) => this.#onProcess(name, ok);
+      this.#processes = this.deps.processMonitor?.(used, onChange) ?? new ProcessMonitor(used, { log: this.deps.log.child({ component: 'track_process' }), onChange });
+      await this.#processes.start();
+    } else await this.#processes.update(used);
+    // The first scan's results reach instances built before it.
+    for (const rt of this.#runtimes.values()) {
+      let changed = false;
+      for (const obj of rt.tracked) {
+        if (!obj.name.startsWith('process:')) continue;
+        const ok = this.#processes.status(obj.name.slice('process:'.length));
+        if (ok !== obj.ok) { obj.ok = ok; changed = true; }
+      }
+      if (changed && rt.tracking !== null) this.#retrack(rt);
+    }
+  }
+
   #startScripts(): void {
     const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
     for (const cfg of this.config.vrrp_script.filter((x) => used.has(x.name))) this.#startScript(cfg);
@@ -303,6 +400,9 @@ export class VrrpManager {
     // BACKUP and only a MASTER may hold them (keepalived clears them at start-up too).
     await Promise.all([...this.#runtimes.values()].map((rt) => rt.vips.release().catch((err: unknown) =>
       this.deps.log.warn({ instance: rt.cfg.name, err: errorMessage(err) }, 'cannot remove stale VIPs'))));
+    // Likewise its virtual routes and rules (RouteSet.remove logs and never throws).
+    await Promise.all([...this.#runtimes.values()].map((rt) => rt.routes?.remove()));
+    await this.#startProcesses();
     for (const rt of this.#runtimes.values()) this.#retrack(rt);
     this.#startScripts();
     const delay = this.config.global.vrrp_startup_delay * 1000;
@@ -328,9 +428,11 @@ export class VrrpManager {
     const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
     for (const cfg of next.vrrp_script) if (used.has(cfg.name) && !this.#scripts.has(cfg.name)) this.#startScript(cfg);
     for (const [name] of this.#scripts) if (!used.has(name)) this.#stopScript(name);
+    await this.#startProcesses();
     for (const rt of added) {
       await rt.vips.release().catch(() => undefined);
-      rt.tracked = await this.#trackedObjects(rt.cfg, rt.link);
+      await rt.routes?.remove();
+      rt.tracked = await this.#trackedObjects(rt.cfg, rt.base);
       this.#retrack(rt);
       rt.instance.start();
     }
@@ -343,6 +445,8 @@ export class VrrpManager {
     rt.announcer.stop();
     this.#hub.remove(rt.member);
     this.#runtimes.delete(name);
+    if (rt.cfg.vmac_ifname !== null) await this.deps.vmac?.remove(rt.cfg.vmac_ifname).catch((err: unknown) =>
+      this.deps.log.warn({ instance: name, err: errorMessage(err) }, 'cannot remove VMAC'));
   }
 
   async #update(current: VrrpInstanceConfig, next: VrrpInstanceConfig): Promise<void> {
@@ -358,12 +462,16 @@ export class VrrpManager {
     rt.member.v3ChecksumAsV2 = next.v3_checksum_as_v2;
     rt.instance.reconfigure(vrrpParams(next, rt.src), expectation(next, rt.src));
     await rt.vips.update(ownedCidrs(next));
+    if (!rt.routes && hasRoutes(next) && this.deps.routeSet) {
+      rt.routes = this.deps.routeSet(`vrrp_instance ${next.name}`, routeEntries(next));
+      if (rt.instance.vipsOwned) await rt.routes.install();
+    } else await rt.routes?.update(routeEntries(next));
     // New frames for the new VIP list / GARP settings; a MASTER announces its (new) VIPs at once.
     const wasActive = rt.announcer.active;
     rt.announcer.stop();
     rt.announcer = this.deps.announcer(rt.link, ownedCidrs(next), next);
     if (wasActive) rt.announcer.start();
-    rt.tracked = await this.#trackedObjects(next, rt.link, rt.tracked);
+    rt.tracked = await this.#trackedObjects(next, rt.base, rt.tracked);
     this.#retrack(rt);
   }
 
@@ -410,10 +518,16 @@ export class VrrpManager {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const s of this.#scripts.values()) clearInterval(s.timer);
+    this.#processes?.stop();
     this.#watcher?.close();
     await Promise.all([...this.#runtimes.values()].map((rt) => rt.instance.shutdown(holdVips)));
     for (const rt of this.#runtimes.values()) { rt.announcer.stop(); this.#hub.remove(rt.member); }
     this.#hub.close();
+    // The VIPs are gone (shutdown waited for them); now their VMACs can go.
+    for (const rt of this.#runtimes.values()) {
+      if (rt.cfg.vmac_ifname !== null) await this.deps.vmac?.remove(rt.cfg.vmac_ifname).catch((err: unknown) =>
+        this.deps.log.warn({ instance: rt.cfg.name, err: errorMessage(err) }, 'cannot remove VMAC'));
+    }
   }
 
   /**

@@ -138,3 +138,66 @@ export function scriptStep(cfg: ScriptConfig, s: ScriptState, success: boolean):
   const ok = scriptStatus(cfg, state) as boolean;
   return { state, ok, changed: before !== ok };
 }
+
+// ---------------------------------------------------------------------------------------------
+// vrrp_track_process: matching a process and its quorum (keepalived track_process.c)
+
+export type ParamMatchMode = 'none' | 'exact' | 'partial' | 'initial';
+
+export interface ProcessMatchSpec {
+  /** Compared with /proc/PID/comm, or with argv[0] when fullCommand. */
+  name: string;
+  /** Parameters after argv[0]; only compared when paramMatch is not 'none'. */
+  params: readonly string[];
+  paramMatch: ParamMatchMode;
+  fullCommand: boolean;
+}
+
+/** One process as /proc shows it. */
+export interface ProcessEntry {
+  pid: number;
+  /** /proc/PID/comm (the name, at most 15 characters). */
+  comm: string;
+  /** /proc/PID/cmdline split at NULs; empty for kernel threads. */
+  argv: readonly string[];
+}
+
+/**
+ * keepalived's rules: parameters imply full_command (argv[0] must equal the name exactly) and exact
+ * parameter matching unless param_match says otherwise; `param_match` without parameters means the
+ * process must have none. Plain names match the comm field exactly (not a regex: like pgrep '^name$').
+ */
+export function processMatchSpec(cfg: { process: readonly string[]; param_match?: 'exact' | 'partial' | 'initial'; full_command: boolean }): ProcessMatchSpec {
+  const [name = '', ...params] = cfg.process;
+  const paramMatch: ParamMatchMode = cfg.param_match ?? (params.length > 0 ? 'exact' : 'none');
+  return { name, params, paramMatch, fullCommand: cfg.full_command || paramMatch !== 'none' };
+}
+
+export function processMatches(spec: ProcessMatchSpec, p: ProcessEntry): boolean {
+  if (spec.fullCommand ? p.argv[0] !== spec.name : p.comm !== spec.name) return false;
+  if (spec.paramMatch === 'none') return true;
+  const have = p.argv.slice(1);
+  const want = spec.params;
+  if (spec.paramMatch === 'exact') return have.length === want.length && want.every((w, i) => have[i] === w);
+  if (have.length < want.length) return false;
+  if (spec.paramMatch === 'partial') return want.every((w, i) => have[i] === w);
+  // initial: the last configured parameter may be a prefix of the process's.
+  return want.every((w, i) => (i === want.length - 1 ? have[i]!.startsWith(w) : have[i] === w));
+}
+
+/** Success while quorum <= matching processes <= quorum_max (unset = unlimited). */
+export function processQuorumMet(count: number, quorum: number, quorumMax?: number): boolean {
+  return count >= quorum && (quorumMax === undefined || count <= quorumMax);
+}
+
+/**
+ * What to do when the quorum result may have changed: `{ ok }` to report now, `{ after, ok }` to
+ * report after a delay if it still holds then (fork_delay when gaining, terminate_delay when
+ * losing), null when nothing changes. The first result (prev null, at start) is reported at once.
+ */
+export function processTransition(prev: boolean | null, met: boolean, delays: { forkDelayMs: number; terminateDelayMs: number }): { ok: boolean; after?: number } | null {
+  if (prev === met) return null;
+  if (prev === null) return { ok: met };
+  const after = met ? delays.forkDelayMs : delays.terminateDelayMs;
+  return after > 0 ? { ok: met, after } : { ok: met };
+}

@@ -240,5 +240,5 @@ export function virtualServerToml(o: {
 }): string {
   const check = `{ type = "HTTP_GET", path = "/", status_code = 200, connect_timeout = ${o.connectTimeout ?? 1}, retry = ${o.retry ?? 1}, delay_before_retry = ${o.delayBeforeRetry ?? 0.5} }`;
   const reals = o.reals.map((r) => `[[virtual_server.real_server]]\naddress = "${r.ip}"\nport = ${r.port}\ncheck = ${check}\n`).join('\n');
-  return `[[virtual_server]]\naddress = "${o.address}"\nport = ${o.port}\nprotocol = "TCP"\nlb_algo = "rr"\ndelay_loop = ${o.delayLoop ?? 1}\ndrain_timeout = 1\n\n${reals}`;
+  return `[[virtual_server]]\naddress = "${o.address}"\nport = ${o.port}\nlb_kind = "PROXY"\nprotocol = "TCP"\nlb_algo = "rr"\ndelay_loop = ${o.delayLoop ?? 1}\ndrain_timeout = 1\n\n${reals}`;
 }

@@ -13,7 +13,7 @@ netnsTest('SIGTERM under load: no failed request, the backup owns the VIP within
   ]);
   await startNginx(r1, { port: 80, body: 'r1', tmpDir: lab.tmpDir });
   await startNginx(r2, { port: 80, body: 'r2', tmpDir: lab.tmpDir });
-  const svc = `[[virtual_server]]\naddress = "${VIP}"\nport = 80\nprotocol = "TCP"\nlb_algo = "rr"\ndelay_loop = 1\ndrain_timeout = 3\n` +
+  const svc = `[[virtual_server]]\naddress = "${VIP}"\nport = 80\nlb_kind = "PROXY"\nprotocol = "TCP"\nlb_algo = "rr"\ndelay_loop = 1\ndrain_timeout = 3\n` +
     ['10.77.0.21', '10.77.0.22'].map((a) => `[[virtual_server.real_server]]\naddress = "${a}"\nport = 80\ncheck = { type = "TCP_CHECK", connect_timeout = 1 }\n`).join('');
   const hb = await lab.addHost('db', { ipv4: '10.77.0.12/24' });
   const ha = await lab.addHost('da', { ipv4: '10.77.0.11/24' });

@@ -31,6 +31,7 @@ check = { type = "HTTP_GET", path = "/", status_code = 200, connect_timeout = ${
   return `[[virtual_server]]
 address = "${VIP}"
 port = 80
+lb_kind = "PROXY"
 protocol = "TCP"
 lb_algo = "rr"
 delay_loop = ${DELAY_LOOP}

@@ -17,7 +17,7 @@ check = { type = "TCP_CHECK", connect_timeout = 1 }
 `;
   return directorToml({
     routerId: 'a', priority, vips,
-    extra: `[[virtual_server]]\naddress = "${VIP}"\nport = 80\nprotocol = "TCP"\nlb_algo = "wrr"\ndelay_loop = 1\n${rs('10.77.0.21', weights[0])}${rs('10.77.0.22', weights[1])}`,
+    extra: `[[virtual_server]]\naddress = "${VIP}"\nport = 80\nlb_kind = "PROXY"\nprotocol = "TCP"\nlb_algo = "wrr"\ndelay_loop = 1\n${rs('10.77.0.21', weights[0])}${rs('10.77.0.22', weights[1])}`,
   });
 }
 

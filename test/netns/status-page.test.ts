@@ -50,7 +50,7 @@ check = { type = "TCP_CHECK", connect_timeout = 1, retry = 0 }
 `;
   const toml = directorToml({
     routerId: 'lb-page', priority: 150, vips: [`${VIP}/24`],
-    extra: `[[virtual_server]]\naddress = "${VIP}"\nport = 80\nprotocol = "TCP"\nlb_algo = "wlc"\ndelay_loop = 1\ndrain_timeout = 1\n${rs('10.77.0.21')}${rs('10.77.0.22')}`,
+    extra: `[[virtual_server]]\naddress = "${VIP}"\nport = 80\nlb_kind = "PROXY"\nprotocol = "TCP"\nlb_algo = "wlc"\ndelay_loop = 1\ndrain_timeout = 1\n${rs('10.77.0.21')}${rs('10.77.0.22')}`,
   }).replace('metrics_listen = ""', 'metrics_listen = "10.77.0.11:9650"');
   const d = await startDirector(lab, dh, toml);
   await waitFor(async () => {

@@ -37,6 +37,7 @@ weight = 1
   return `[[virtual_server]]
 address = "${VIP}"
 port = 80
+lb_kind = "PROXY"
 protocol = "TCP"
 lb_algo = "rr"
 persistence_timeout = 300
@@ -45,6 +46,7 @@ ${rs('10.77.0.21', 80)}${rs('10.77.0.22', 80)}
 [[virtual_server]]
 address = "${VIP}"
 port = ${UDP_PORT}
+lb_kind = "PROXY"
 protocol = "UDP"
 lb_algo = "rr"
 drain_timeout = 0

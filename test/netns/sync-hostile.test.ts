@@ -17,6 +17,7 @@ const DIST_SRC = join(dirname(fileURLToPath(import.meta.url)), '../../src');
 const SERVICE = `[[virtual_server]]
 address = "${VIP}"
 port = 80
+lb_kind = "PROXY"
 protocol = "TCP"
 lb_algo = "rr"
 persistence_timeout = 300

@@ -135,11 +135,23 @@ test('status text lays out instances and ipvsadm-like service rows', (t) => {
     vrrp: [{ name: 'VI_1', interface: 'eth0', vrid: 51, version: 3, family: 4, state: 'MASTER', priority: 150, effective_priority: 90, master: '10.0.0.11',
       vips: ['10.0.0.50/24'], owned_vips: ['10.0.0.50/24'], transitions: 2, adverts_sent: 10, adverts_received: 3, drops: { bad_ttl: 2, auth_failure: 1 }, vips_restored: 0 }],
     vrrp_socket_drops: {},
-    virtual_servers: [{ address: '10.0.0.50', port: 80, protocol: 'TCP', lb_algo: 'wlc', serving: true, sorry: false, conns: 5, in_bytes: 100, out_bytes: 200,
-      real_servers: [{ address: '10.0.0.21', port: 80, weight: 1, up: false, active_conns: 0, inact_conns: 1, conns: 5, in_bytes: 100, out_bytes: 200 }] }],
+    virtual_servers: [
+      { key: 'tcp/10.0.0.50:80', service: 'TCP  10.0.0.50:80', address: '10.0.0.50', port: 80, ports: '80', family: 4, protocol: 'TCP', kind: 'PROXY', forward: 'Proxy',
+        lb_algo: 'wlc', scheduler_in_effect: 'wlc', serving: true, sorry: true, conns: 7, in_pkts: null, out_pkts: null, in_bytes: 100, out_bytes: 200, active_conns: 0, inact_conns: 1,
+        real_servers: [{ address: '10.0.0.21', port: 80, weight: 1, up: false, active_conns: 0, inact_conns: 1, conns: 5, in_pkts: null, out_pkts: null, in_bytes: 100, out_bytes: 200 }],
+        sorry_server: { address: '10.0.0.30', port: 8080, in_use: true, active_conns: 0, inact_conns: 0, conns: 2, in_pkts: null, out_pkts: null, in_bytes: 10, out_bytes: 20 } },
+      { key: 'fwmark/1', service: 'FWM  1', fwmark: 1, family: 4, protocol: 'TCP', kind: 'DR', forward: 'Route',
+        lb_algo: 'mh', scheduler_in_effect: 'mh (mh-port)', serving: false, sorry: false, conns: 3, in_pkts: 30, out_pkts: 0, in_bytes: 3000, out_bytes: 0, active_conns: null, inact_conns: null,
+        real_servers: [{ address: '10.0.0.22', port: 0, weight: 2, up: true, active_conns: null, inact_conns: null, conns: 3, in_pkts: 30, out_pkts: 0, in_bytes: 3000, out_bytes: 0 }],
+        sorry_server: null },
+    ],
   };
   const out = formatStatus(s);
   t.regex(out, /VI_1\s+eth0\s+51\s+v3\s+MASTER\s+90\(150\)\s+10\.0\.0\.11\s+10\.0\.0\.50\/24\s+2\s+10\s+3\s+3/);
-  t.regex(out, /TCP\s+10\.0\.0\.50:80\s+5\s+100\s+200\s+wlc/);
-  t.regex(out, /-> 10\.0\.0\.21:80\s+1\s+0\s+1\s+5\s+100\s+200\s+DOWN/);
+  t.regex(out, /Prot LocalAddress:Port\s+Scheduler\s+Forward\s+Weight\s+ActiveConn\s+InActConn\s+Conns\s+InPkts\s+OutPkts\s+InBytes\s+OutBytes/);
+  t.regex(out, /TCP  10\.0\.0\.50:80\s+wlc\s+Proxy\s+0\s+1\s+7\s+-\s+-\s+100\s+200\s+sorry-server/);
+  t.regex(out, /-> 10\.0\.0\.21:80\s+Proxy\s+1\s+0\s+1\s+5\s+-\s+-\s+100\s+200\s+DOWN/);
+  t.regex(out, /-> 10\.0\.0\.30:8080\s+Proxy\s+0\s+0\s+2\s+-\s+-\s+10\s+20\s+SORRY \(in use\)/);
+  t.regex(out, /FWM  1\s+mh \(mh-port\)\s+Route\s+-\s+-\s+3\s+30\s+0\s+3000\s+0\s+not-serving/);
+  t.regex(out, /-> 10\.0\.0\.22\s+Route\s+2\s+-\s+-\s+3\s+30\s+0\s+3000\s+0\n/);
 });

@@ -1,3 +1,4 @@
+import { defaultHashSeed } from '../../src/lvs/hash.js';
 import test from 'ava';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
@@ -49,6 +50,7 @@ group = ["VI_1", "VI_6"]
 [[virtual_server]]
 address = "10.0.0.50"
 port = 80
+lb_kind = "PROXY"
 lb_algo = "wlc"
 sorry_server = { address = "10.0.0.30", port = 8080 }
 
@@ -154,6 +156,7 @@ virtual_ipaddress = ["2001:DB8:0:0::50/64"]
 [[virtual_server]]
 address = "10.0.0.50"
 port = 80
+lb_kind = "PROXY"
 sorry_server = { address = "10.0.0.30", port = 8080 }
 persistence_granularity = "255.255.255.255"
 [[virtual_server.real_server]]
@@ -422,7 +425,7 @@ test('weights 1:1 -> 1:3 is weightChanged on that real server only', (t) => {
   t.like(rs22, { weightChanged: true, checksChanged: false, otherChanges: [] });
   t.deepEqual(rs22!.settings, { weight: { from: 1, to: 3 } });
   t.true(isEmptyVrrpChange(kept(p, 'VI_1').changes));
-  t.deepEqual(p.summary, ['virtual_server TCP/10.0.0.50:80: real_server 10.0.0.22:80 weight 1 -> 3']);
+  t.deepEqual(p.summary, ['virtual_server tcp/10.0.0.50:80: real_server 10.0.0.22:80 weight 1 -> 3']);
 });
 
 test('real servers: added, removed (draining), other settings, keyed by address and port', (t) => {
@@ -436,10 +439,10 @@ test('real servers: added, removed (draining), other settings, keyed by address 
   t.is(web.kept.length, 1);
   t.like(web.kept[0], { weightChanged: false, checksChanged: false, otherChanges: ['inhibit_on_failure', 'uthreshold'] });
   t.deepEqual(p.summary, [
-    'virtual_server TCP/10.0.0.50:80: -real_server 10.0.0.21:80 (draining)',
-    'virtual_server TCP/10.0.0.50:80: +real_server 10.0.0.23:80',
-    'virtual_server TCP/10.0.0.50:80: real_server 10.0.0.22:80 inhibit_on_failure false -> true',
-    'virtual_server TCP/10.0.0.50:80: real_server 10.0.0.22:80 uthreshold 0 -> 100',
+    'virtual_server tcp/10.0.0.50:80: -real_server 10.0.0.21:80 (draining)',
+    'virtual_server tcp/10.0.0.50:80: +real_server 10.0.0.23:80',
+    'virtual_server tcp/10.0.0.50:80: real_server 10.0.0.22:80 inhibit_on_failure false -> true',
+    'virtual_server tcp/10.0.0.50:80: real_server 10.0.0.22:80 uthreshold 0 -> 100',
   ]);
   // A port change is a different real server.
   const q = plan(['address = "10.0.0.22"', 'address = "10.0.0.22"\nport = 8080']);
@@ -452,9 +455,9 @@ test('check changes are checksChanged only, and described', (t) => {
   const p = plan([from, 'address = "10.0.0.22"\ncheck = [{ type = "HTTP_GET", path = "/ready", status_code = [200, 204] }, { type = "TCP_CHECK" }]']);
   const rs = p.virtualServers.kept.find((k) => k.next.port === 80)!.changes.realServers.kept[1]!;
   t.like(rs, { weightChanged: false, checksChanged: true, otherChanges: [] });
-  t.deepEqual(p.summary, ['virtual_server TCP/10.0.0.50:80: real_server 10.0.0.22:80 check HTTP_GET: path /health -> /ready']);
+  t.deepEqual(p.summary, ['virtual_server tcp/10.0.0.50:80: real_server 10.0.0.22:80 check HTTP_GET: path /health -> /ready']);
   const q = plan([from, 'address = "10.0.0.22"\ncheck = { type = "TCP_CHECK" }']);
-  t.deepEqual(q.summary, ['virtual_server TCP/10.0.0.50:80: real_server 10.0.0.22:80 -check HTTP_GET']);
+  t.deepEqual(q.summary, ['virtual_server tcp/10.0.0.50:80: real_server 10.0.0.22:80 -check HTTP_GET']);
   // An inherited check default changing on the virtual server shows up on every real server's checks.
   const r = plan(['lb_algo = "wlc"', 'lb_algo = "wlc"\nconnect_timeout = 2']);
   const web = r.virtualServers.kept.find((k) => k.next.port === 80)!.changes;
@@ -474,10 +477,12 @@ test('each virtual server setting produces exactly its change and summary line',
     { to: 'lb_algo = "wlc"\nproxy_protocol = "v2"', key: 'proxy_protocol', line: 'proxy_protocol "" -> v2' },
     { to: 'lb_algo = "wlc"\ndrain_timeout = 5', key: 'drain_timeout', line: 'drain_timeout 30 -> 5' },
     { to: 'lb_algo = "wlc"\ndepool_threshold = 0.5', key: 'depool_threshold', line: 'depool_threshold 0 -> 0.5' },
+    { to: 'lb_algo = "wlc"\nmh_table_size = 251', key: 'mh_table_size', line: 'mh_table_size 65537 -> 251' },
+    { to: 'lb_algo = "wlc"\nhash_seed = 7', key: 'hash_seed', line: `hash_seed ${defaultHashSeed('tcp/10.0.0.50:80')} -> 7` },
   ];
   for (const c of cases) {
     const p = plan(['lb_algo = "wlc"', c.to]);
-    t.deepEqual(p.summary, [`virtual_server TCP/10.0.0.50:80: ${c.line}`], c.key);
+    t.deepEqual(p.summary, [`virtual_server tcp/10.0.0.50:80: ${c.line}`], c.key);
     t.deepEqual(p.virtualServers.added, []);
     t.deepEqual(p.virtualServers.removed, []);
     const [web, dns] = p.virtualServers.kept;
@@ -485,6 +490,37 @@ test('each virtual server setting produces exactly its change and summary line',
     t.true(web!.changes.realServers.kept.every((k) => !k.weightChanged && !k.checksChanged && k.otherChanges.length === 0), c.key);
     t.deepEqual(dns!.changes.settings, {});
   }
+});
+
+test('lb_kind and scheduler flags are settings of a kept service (moved between data planes in place)', (t) => {
+  const p = plan(['lb_kind = "PROXY"', 'lb_kind = "NAT"'], ['lb_algo = "wlc"', 'lb_algo = "sh"\nsched_flags = ["sh-port"]']);
+  t.deepEqual(p.summary, [
+    'virtual_server tcp/10.0.0.50:80: lb_algo wlc -> sh',
+    'virtual_server tcp/10.0.0.50:80: lb_kind PROXY -> NAT',
+    'virtual_server tcp/10.0.0.50:80: sched_flags [] -> ["sh-port"]',
+  ]);
+  t.deepEqual(p.virtualServers.added, []);
+  t.deepEqual(p.virtualServers.removed, []);
+});
+
+test('a port-set or fwmark service is identified by its key: changing the ports is remove + add', (t) => {
+  const svc = (match: string, extra = '') => parse(`
+[[virtual_server]]
+${match}
+lb_algo = "rr"
+${extra}
+[[virtual_server.real_server]]
+address = "10.0.0.21"
+check = { type = "TCP_CHECK", connect_port = 80 }
+`);
+  const one = svc('address = "10.0.0.50"\nport = 80');
+  const set = svc('address = "10.0.0.50"\nports = [80, "8000-8080"]');
+  t.deepEqual(planReload(one, set).summary, ['-virtual_server tcp/10.0.0.50:80', '+virtual_server tcp/10.0.0.50:80,8000-8080']);
+  t.deepEqual(planReload(set, svc('address = "10.0.0.50"\nports = ["8000-8080", 80]')).summary, [], 'the same set in another order');
+  const fw = svc('fwmark = 3');
+  t.deepEqual(planReload(fw, svc('fwmark = 3', 'protocol = "TCP"')).summary, []);
+  t.deepEqual(planReload(fw, svc('fwmark = 3', 'hash_seed = 1')).summary, [`virtual_server fwmark/3: hash_seed ${defaultHashSeed('fwmark/3')} -> 1`]);
+  t.deepEqual(planReload(fw, svc('fwmark = 4')).summary, ['-virtual_server fwmark/3', '+virtual_server fwmark/4']);
 });
 
 test('inherited defaults: inhibit_on_failure on the service changes the real servers too', (t) => {
@@ -496,9 +532,9 @@ test('inherited defaults: inhibit_on_failure on the service changes the real ser
 
 test('sorry server changes compare canonically', (t) => {
   const p = plan(['{ address = "10.0.0.30", port = 8080 }', '{ address = "10.0.0.31", port = 8080 }']);
-  t.deepEqual(p.summary, ['virtual_server TCP/10.0.0.50:80: sorry_server 10.0.0.30:8080 -> 10.0.0.31:8080']);
+  t.deepEqual(p.summary, ['virtual_server tcp/10.0.0.50:80: sorry_server 10.0.0.30:8080 -> 10.0.0.31:8080']);
   const q = plan(['sorry_server = { address = "10.0.0.30", port = 8080 }\n', '']);
-  t.deepEqual(q.summary, ['virtual_server TCP/10.0.0.50:80: sorry_server 10.0.0.30:8080 -> (unset)']);
+  t.deepEqual(q.summary, ['virtual_server tcp/10.0.0.50:80: sorry_server 10.0.0.30:8080 -> (unset)']);
 });
 
 test('a service protocol change is remove + add', (t) => {
@@ -506,9 +542,9 @@ test('a service protocol change is remove + add', (t) => {
   t.deepEqual(p.virtualServers.removed.map((v) => `${v.protocol}/${v.port}`), ['UDP/53']);
   t.deepEqual(p.virtualServers.added.map((v) => `${v.protocol}/${v.port}`), ['TCP/53']);
   t.is(p.virtualServers.kept.length, 1);
-  t.deepEqual(p.summary, ['-virtual_server UDP/[2001:db8::50]:53', '+virtual_server TCP/[2001:db8::50]:53']);
+  t.deepEqual(p.summary, ['-virtual_server udp/[2001:db8::50]:53', '+virtual_server tcp/[2001:db8::50]:53']);
   const q = plan(['port = 53', 'port = 5353']);
-  t.deepEqual(q.summary, ['-virtual_server UDP/[2001:db8::50]:53', '+virtual_server UDP/[2001:db8::50]:5353']);
+  t.deepEqual(q.summary, ['-virtual_server udp/[2001:db8::50]:53', '+virtual_server udp/[2001:db8::50]:5353']);
 });
 
 // -------------------------------------------------------------------------------------------

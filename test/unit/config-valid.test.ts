@@ -4,6 +4,8 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describeConfig, formatIssue, loadConfigFile, parseConfig, schemaRows } from '../../src/config/index.js';
 import { isKeepaliveError } from '../../src/util/errors.js';
+import { defaultHashSeed } from '../../src/lvs/hash.js';
+import { serviceSpec } from '../../src/lvs/manager.js';
 import { instance } from '../fixtures/config/helpers.js';
 
 // Tests run from dist/test/unit; conf/ stays at the repo root.
@@ -87,7 +89,7 @@ auth_key = "k"
   t.like(vs, { protocol: 'TCP', lb_algo: 'wlc', lb_kind: 'NAT', delay_loop: 60, quorum: 1, persistence_granularity: '255.255.255.255', persistence_prefix: 32, drain_timeout: 30, depool_threshold: 0, proxy_protocol: '' });
   t.like(vs.real_server[0], { port: 443, weight: 1, inhibit_on_failure: false });
   t.deepEqual(vs.real_server[0]!.check, [
-    { type: 'TCP_CHECK', connect_timeout: 5, retry: 1, delay_before_retry: 1, delay_loop: 60, warmup: 0, connect_ip: '10.0.0.21', connect_port: 443 },
+    { type: 'TCP_CHECK', connect_timeout: 5, retry: 1, delay_before_retry: 1, delay_loop: 60, warmup: 60, connect_ip: '10.0.0.21', connect_port: 443 },
   ]);
   t.like(cfg.sync, { group: '224.0.0.81', port: 8848, ttl: 1, sync_id: 51 });
 });
@@ -214,4 +216,100 @@ port = 80
   t.is(vs.real_server[0]!.address, '2001:db8::21');
   const err = t.throws(() => parseConfig(`${base}[[virtual_server]]\naddress = "2001:db8::50"\nport = 80\n`, 'v6.toml'));
   t.regex(err!.message, /v6\.toml:\d+ virtual_server\[1\]: duplicate virtual server/);
+});
+
+test('service keys, matches and endpoints are made once at load (address, port set, fwmark)', (t) => {
+  const cfg = parseConfig(
+    `
+[[virtual_server]]
+address = "2001:DB8::50"
+port = 80
+lb_kind = "PROXY"
+[[virtual_server.real_server]]
+address = "2001:db8::0021"
+
+[[virtual_server]]
+address = "10.0.0.50"
+ports = ["10000-20000", 21]
+lb_kind = "DR"
+persistence_timeout = 900
+[[virtual_server.real_server]]
+address = "10.0.0.21"
+check = { type = "TCP_CHECK", connect_port = 21 }
+
+[[virtual_server]]
+fwmark = 7
+lvs_method = "FULLNAT"
+lvs_sched = "mh"
+sched_flags = ["mh-port", "flag-1"]
+mh_table_size = 251
+hash_seed = 42
+[[virtual_server.real_server]]
+address = "10.0.0.22"
+port = 8080
+check = { type = "MISC_CHECK", misc_path = "/bin/true" }
+
+[[virtual_server]]
+fwmark = 8
+ip_family = "inet6"
+`,
+    'k.toml',
+  );
+  const [web, ftp, fw, fw6] = cfg.virtual_server;
+  t.is<string, string>(web!.key, 'tcp/[2001:db8::50]:80');
+  t.like(web!.real_server[0], { address: '2001:db8::21', port: 80, endpoint: { address: '2001:db8::21', family: 6, port: 80 } });
+  t.is<string, string>(ftp!.key, 'tcp/10.0.0.50:21,10000-20000');
+  t.deepEqual(ftp!.match, { kind: 'addr', protocol: 'tcp', address: '10.0.0.50', family: 4, ports: [{ from: 21, to: 21 }, { from: 10000, to: 20000 }] });
+  t.like(ftp!.real_server[0], { port: 0, endpoint: { address: '10.0.0.21', family: 4, port: 0 } }, 'no port: the packet\'s own');
+  t.like(fw!, { key: 'fwmark/7', lb_kind: 'FULLNAT', lb_algo: 'mh', sched_flags: ['mh-port', 'flag-1'], mh_table_size: 251, hash_seed: 42, family: 4 });
+  t.like(fw!.real_server[0]!.endpoint, { address: '10.0.0.22', port: 8080 });
+  t.is(fw!.real_server[0]!.check[0]!.connect_port, 8080);
+  t.like(fw6!, { key: 'fwmark6/8', family: 6 });
+  // the default hash seed is derived from the key: both directors agree without configuring it
+  t.is(web!.hash_seed, defaultHashSeed('tcp/[2001:db8::50]:80'));
+  t.is(ftp!.hash_seed, defaultHashSeed(ftp!.key));
+  // a respelled address gives the same key and seed
+  const again = parseConfig('[[virtual_server]]\naddress = "2001:db8:0::50"\nport = 80\n', 'k.toml').virtual_server[0]!;
+  t.is(again.key, web!.key);
+  t.is(again.hash_seed, web!.hash_seed);
+});
+
+test('lb_kind defaults to NAT (keepalived); the data-plane spec carries what the config says', (t) => {
+  const [vs] = parseConfig('[[virtual_server]]\naddress = "10.0.0.50"\nport = 80\nlb_algo = "sh"\nsched_flags = ["sh-fallback"]\n', 'k.toml').virtual_server;
+  t.is(vs!.lb_kind, 'NAT');
+  t.is(vs!.mh_table_size, 65537);
+  t.deepEqual(vs!.sched_flags, ['sh-fallback']);
+  const spec = serviceSpec(vs!);
+  t.like(spec, { key: 'tcp/10.0.0.50:80', kind: 'NAT', scheduler: 'sh', hash: { seed: vs!.hash_seed, tableSize: 65537, port: false, fallback: true }, persistence: null });
+  t.is(spec.proxy, undefined, 'no proxy options on a kernel kind');
+  const [fw] = parseConfig('[[virtual_server]]\nfwmark = 1\nlb_algo = "mh"\nsched_flags = ["flag-2"]\nmh_table_size = 251\nhash_seed = 9\n', 'k.toml').virtual_server;
+  t.like(serviceSpec(fw!), { key: 'fwmark/1', hash: { seed: 9, tableSize: 251, port: true, fallback: false } });
+  const [px] = parseConfig('[[virtual_server]]\naddress = "10.0.0.50"\nport = 80\nlb_kind = "PROXY"\nproxy_protocol = "v2"\nconnect_timeout = 2\n', 'k.toml').virtual_server;
+  t.deepEqual(serviceSpec(px!).proxy, { proxyProtocol: 'v2', connectTimeoutMs: 2000 });
+});
+
+test('keepalived\'s fwmark sample translates: fwmark service, real servers without a port, checks with connect_port', (t) => {
+  const cfg = parseConfig(
+    `
+[[virtual_server]]
+fwmark = 1
+delay_loop = 6
+lb_algo = "rr"
+lb_kind = "NAT"
+persistence_timeout = 900
+protocol = "TCP"
+[[virtual_server.real_server]]
+address = "192.168.201.100"
+weight = 1
+check = { type = "TCP_CHECK", connect_port = 80, connect_timeout = 3 }
+[[virtual_server.real_server]]
+address = "192.168.201.101"
+weight = 1
+check = { type = "TCP_CHECK", connect_port = 80, connect_timeout = 3 }
+`,
+    'fwmark.toml',
+  );
+  const vs = cfg.virtual_server[0]!;
+  t.is<string, string>(vs.key, 'fwmark/1');
+  t.deepEqual(vs.real_server.map((r) => [r.endpoint.address, r.endpoint.port, r.check[0]!.connect_port]), [['192.168.201.100', 0, 80], ['192.168.201.101', 0, 80]]);
 });

@@ -6,7 +6,10 @@
 
 import test, { type ExecutionContext } from 'ava';
 import dgram from 'node:dgram';
-import { DataPlane, type DataPlaneEvent, type ServiceSpec, type ServiceStats } from '../../src/lvs/dataplane/index.js';
+import { ProxyDataplane } from '../../src/lvs/dataplane/proxy/index.js';
+import type { ConnectionEvent, PoolSpec, ServiceSpec, ServiceStats } from '../../src/lvs/dataplane/contract.js';
+import { addrMatch, endpoint, endpointText, serviceKey, type ServiceKey } from '../../src/util/endpoint.js';
+import { contractSpec } from '../lib/dataplane-contract.js';
 
 interface Rs {
   address: string;
@@ -22,7 +25,7 @@ function udpEcho(address: string): Promise<Rs> {
     socket.on('message', (m, r) => socket.send(`${address}:${m.toString()}`, r.port, r.address));
     socket.bind(0, address, () => {
       const port = socket.address().port;
-      resolve({ address, port, id: `${address}:${port}`, socket });
+      resolve({ address, port, id: endpointText({ address, port }), socket });
     });
   });
 }
@@ -68,12 +71,13 @@ async function client(t: ExecutionContext, localAddress: string, vip: string, po
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function setup(t: ExecutionContext, vip: string, extra: Partial<ServiceSpec> = {}) {
+async function setup(t: ExecutionContext, vip: string, extra: Partial<ServiceSpec> = {}, proxy: Partial<NonNullable<ServiceSpec['proxy']>> = {}) {
   const port = await freeUdpPort(vip);
-  const id = `udp/${vip}:${port}`;
-  const dp = new DataPlane({ autoRestart: false });
+  const match = addrMatch('udp', vip, port);
+  const id: ServiceKey = serviceKey(match);
+  const dp = new ProxyDataplane({ autoRestart: false });
   t.teardown(() => dp.close());
-  await dp.configure([{ id, protocol: 'udp', address: vip, port, lbAlgo: 'rr', ...extra }]);
+  await dp.configure([contractSpec('PROXY', endpoint(vip, port), { key: id, match, proxy: { proxyProtocol: '', connectTimeoutMs: 3000, ...proxy }, ...extra })]);
   return { dp, id, port };
 }
 
@@ -83,18 +87,20 @@ async function rsPool(t: ExecutionContext, addrs: string[]) {
   return rss;
 }
 
-const pool = (rss: Rs[], weights: number[] = []) =>
-  rss.map((r, i) => ({ id: r.id, address: r.address, port: r.port, weight: weights[i] ?? 1 }));
+const pool = (rss: Rs[], weights: number[] = [], sorry: Rs | null = null): PoolSpec => ({
+  dests: rss.map((r, i) => ({ key: r.id, endpoint: endpoint(r.address, r.port), weight: weights[i] ?? 1 })),
+  sorry: sorry ? endpoint(sorry.address, sorry.port) : null,
+});
 
-async function svcStats(dp: DataPlane, id: string): Promise<ServiceStats> {
-  return (await dp.stats()).services.find((x) => x.id === id)!;
+async function svcStats(dp: ProxyDataplane, id: ServiceKey): Promise<ServiceStats> {
+  return (await dp.stats()).services.find((x) => x.key === id)!;
 }
 
 test('UDP echo: a flow stays on one server, replies come from the service address, counters', async (t) => {
   const rss = await rsPool(t, ['127.0.0.2', '127.0.0.3']);
   const vip = '127.0.2.1';
   const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, pool(rss), null);
+  await dp.setPool(id, pool(rss));
   await dp.serve(id);
   const a = await client(t, '127.0.0.50', vip, port);
   const b = await client(t, '127.0.0.51', vip, port);
@@ -103,17 +109,19 @@ test('UDP echo: a flow stays on one server, replies come from the service addres
     t.deepEqual(await b.ask(`b${i}`), { text: `127.0.0.3:b${i}`, from: `${vip}:${port}` });
   }
   const s = await svcStats(dp, id);
-  t.is(s.protocol, 'UDP');
+  t.is(s.kind, 'PROXY');
   t.is(s.conns, 2);
   t.is(s.active_conns, 0);
   t.is(s.inact_conns, 2); // ipvsadm shows UDP connections as InActConn
   t.is(s.in_bytes, 20);
   t.is(s.out_bytes, 20 + 10 * '127.0.0.2:'.length);
+  t.is(s.in_pkts, 10); // UDP: datagrams are packets
+  t.is(s.out_pkts, 10);
   t.deepEqual(
-    s.real_servers.map((r) => [r.address, r.conns, r.inact_conns, r.in_bytes]),
+    s.dests.map((r) => [r.endpoint.address, r.conns, r.inact_conns, r.in_bytes, r.in_pkts, r.out_pkts]),
     [
-      ['127.0.0.2', 1, 1, 10],
-      ['127.0.0.3', 1, 1, 10],
+      ['127.0.0.2', 1, 1, 10, 5, 5],
+      ['127.0.0.3', 1, 1, 10, 5, 5],
     ],
   );
 });
@@ -121,9 +129,9 @@ test('UDP echo: a flow stays on one server, replies come from the service addres
 test('UDP flows expire when idle (events), then the client is scheduled anew', async (t) => {
   const rss = await rsPool(t, ['127.0.0.2', '127.0.0.3']);
   const vip = '127.0.2.2';
-  const { dp, id, port } = await setup(t, vip, { udpFlowTimeoutMs: 200 });
-  await dp.setPool(id, pool(rss), null);
-  const events: DataPlaneEvent[] = [];
+  const { dp, id, port } = await setup(t, vip, {}, { udpFlowTimeoutMs: 200 });
+  await dp.setPool(id, pool(rss));
+  const events: ConnectionEvent[] = [];
   dp.onEvent((evs) => events.push(...evs));
   await dp.serve(id);
   const a = await client(t, '127.0.0.50', vip, port);
@@ -135,14 +143,14 @@ test('UDP flows expire when idle (events), then the client is scheduled anew', a
   await sleep(250);
   const kinds = events.map((e) => e.type);
   t.deepEqual(kinds.slice(0, 3), ['udp_flow_new', 'udp_flow_expired', 'udp_flow_new']);
-  t.like(events[0], { service: id, client: '127.0.0.50', destId: rss[0]!.id, timeoutMs: 200 });
+  t.like(events[0], { service: id, protocol: 'udp', client: { address: '127.0.0.50' }, virtual: endpoint(vip, port), dest: endpoint(rss[0]!.address, rss[0]!.port), timeoutMs: 200 });
 });
 
 test('UDP one-packet scheduling: every datagram is scheduled, no flow counted', async (t) => {
   const rss = await rsPool(t, ['127.0.0.2', '127.0.0.3']);
   const vip = '127.0.2.3';
   const { dp, id, port } = await setup(t, vip, { ops: true });
-  await dp.setPool(id, pool(rss), null);
+  await dp.setPool(id, pool(rss));
   await dp.serve(id);
   const a = await client(t, '127.0.0.50', vip, port);
   const got: string[] = [];
@@ -157,17 +165,17 @@ test('UDP: weight 0 keeps the flow; removal from the pool re-schedules it (expir
   const rss = await rsPool(t, ['127.0.0.2', '127.0.0.3']);
   const vip = '127.0.2.4';
   const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, pool(rss), null);
+  await dp.setPool(id, pool(rss));
   await dp.serve(id);
   const a = await client(t, '127.0.0.50', vip, port);
   t.is((await a.ask('1')).text, '127.0.0.2:1');
-  await dp.setPool(id, pool(rss, [0, 1]), null);
+  await dp.setPool(id, pool(rss, [0, 1]));
   t.is((await a.ask('2')).text, '127.0.0.2:2');
-  await dp.setPool(id, pool([rss[1]!]), null);
+  await dp.setPool(id, pool([rss[1]!]));
   t.is((await a.ask('3')).text, '127.0.0.3:3');
   const s = await svcStats(dp, id);
   t.deepEqual(
-    s.real_servers.map((r) => [r.address, r.inact_conns]),
+    s.dests.map((r) => [r.endpoint.address, r.inact_conns]),
     [['127.0.0.3', 1]],
   );
 });
@@ -175,12 +183,12 @@ test('UDP: weight 0 keeps the flow; removal from the pool re-schedules it (expir
 test('UDP: with expireNodestConn false the flow keeps its removed server until idle', async (t) => {
   const rss = await rsPool(t, ['127.0.0.2', '127.0.0.3']);
   const vip = '127.0.2.5';
-  const { dp, id, port } = await setup(t, vip, { expireNodestConn: false });
-  await dp.setPool(id, pool(rss), null);
+  const { dp, id, port } = await setup(t, vip, {}, { expireNodestConn: false });
+  await dp.setPool(id, pool(rss));
   await dp.serve(id);
   const a = await client(t, '127.0.0.50', vip, port);
   t.is((await a.ask('1')).text, '127.0.0.2:1');
-  await dp.setPool(id, pool([rss[1]!]), null);
+  await dp.setPool(id, pool([rss[1]!]));
   t.is((await a.ask('2')).text, '127.0.0.2:2');
 });
 
@@ -188,8 +196,8 @@ test('UDP: persistence across client ports; restored flow; sorry server; drain',
   const rss = await rsPool(t, ['127.0.0.2', '127.0.0.3', '127.0.0.4']);
   const [sorry] = await rsPool(t, ['127.0.0.9']);
   const vip = '127.0.2.6';
-  const { dp, id, port } = await setup(t, vip, { persistence: { timeoutMs: 60_000 } });
-  await dp.setPool(id, pool(rss), { address: sorry!.address, port: sorry!.port });
+  const { dp, id, port } = await setup(t, vip, { persistence: { timeoutMs: 60_000, prefix: 32 } });
+  await dp.setPool(id, pool(rss, [], sorry!));
   await dp.serve(id);
   // two sockets (two flows) from one address: persistence puts both on one server
   const a1 = await client(t, '127.0.0.50', vip, port);
@@ -199,18 +207,18 @@ test('UDP: persistence across client ports; restored flow; sorry server; drain',
   // a template synced from the peer keeps its client network on the template's server
   const c = await client(t, '127.0.0.52', vip, port);
   await dp.restore([
-    { type: 'template', vs: id, client: '127.0.0.53', family: 4, destId: rss[2]!.id, expiresInMs: 10_000 },
+    { type: 'template', service: id, client: '127.0.0.53', family: 4, dest: endpoint(rss[2]!.address, rss[2]!.port), expiresInMs: 10_000 },
   ]);
   const d = await client(t, '127.0.0.53', vip, port);
   t.is((await d.ask('r')).text, '127.0.0.4:r');
   t.is((await c.ask('s')).text, '127.0.0.3:s');
   // no real server: sorry server answers
-  await dp.setPool(id, [], { address: sorry!.address, port: sorry!.port });
+  await dp.setPool(id, pool([], [], sorry!));
   const e = await client(t, '127.0.0.54', vip, port);
   t.is((await e.ask('t')).text, '127.0.0.9:t');
   t.true((await svcStats(dp, id)).sorry);
   // drain: no new flows, the open one continues until the window ends
-  await dp.setPool(id, pool(rss), null);
+  await dp.setPool(id, pool(rss));
   const draining = dp.unserve(id, 1000);
   const f = await client(t, '127.0.0.55', vip, port);
   await t.throwsAsync(f.ask('u', 150));
@@ -226,13 +234,13 @@ test('UDP restore of a synced flow keeps the client port on its server', async (
   const rss = await rsPool(t, ['127.0.0.2', '127.0.0.3']);
   const vip = '127.0.2.7';
   const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, pool(rss), null);
+  await dp.setPool(id, pool(rss));
   await dp.serve(id);
   const s = dgram.createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, '127.0.0.56', () => r()));
   t.teardown(() => s.close());
   const cport = s.address().port;
-  await dp.restore([{ type: 'udp_flow', service: id, client: '127.0.0.56', clientPort: cport, destId: rss[1]!.id, expiresInMs: 5000 }]);
+  await dp.restore([{ type: 'udp_flow', service: id, protocol: 'udp', client: endpoint('127.0.0.56', cport), virtual: endpoint(vip, port), dest: endpoint(rss[1]!.address, rss[1]!.port), expiresInMs: 5000 }]);
   const reply = await new Promise<string>((resolve) => {
     s.once('message', (m) => resolve(m.toString()));
     s.send('z', port, vip);

@@ -11,15 +11,18 @@ import { join } from 'node:path';
 import http from 'node:http';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
-import { DataPlane, WORKER_URL } from '../../src/lvs/dataplane/index.js';
-import { parseRequest, type WorkerMessage } from '../../src/lvs/dataplane/protocol.js';
+import { ProxyDataplane, WORKER_URL } from '../../src/lvs/dataplane/proxy/index.js';
+import { parseRequest, type WorkerMessage } from '../../src/lvs/dataplane/proxy/protocol.js';
+import { endpoint, endpointText } from '../../src/util/endpoint.js';
+import { contractSpec } from '../lib/dataplane-contract.js';
 
-const spec = { id: 'tcp/127.0.3.1:8080', protocol: 'tcp', address: '127.0.3.1', port: 8080, lbAlgo: 'rr' };
+const spec = contractSpec('PROXY', endpoint('127.0.3.1', 8080));
+const dest = (address: string, port: number, weight = 1) => ({ key: endpointText({ address, port }), endpoint: endpoint(address, port), weight });
 
 test('parseRequest accepts well-formed requests and rejects malformed ones', (t) => {
   t.truthy(parseRequest({ t: 'configure', seq: 1, services: [spec] }));
-  t.truthy(parseRequest({ t: 'setPool', seq: 2, id: spec.id, dests: [{ id: 'a', address: '127.0.0.2', port: 80, weight: 0 }], sorry: null }));
-  t.truthy(parseRequest({ t: 'unserve', seq: 3, id: spec.id, drainMs: 0 }));
+  t.truthy(parseRequest({ t: 'setPool', seq: 2, key: spec.key, pool: { dests: [dest('127.0.0.2', 80, 0)], sorry: null } }));
+  t.truthy(parseRequest({ t: 'unserve', seq: 3, key: spec.key, drainMs: 0 }));
   t.truthy(parseRequest({ t: 'stats', seq: 4 }));
   const bad: unknown[] = [
     null,
@@ -29,17 +32,23 @@ test('parseRequest accepts well-formed requests and rejects malformed ones', (t)
     { t: 'stats' },
     { t: 'stats', seq: -1 },
     { t: 'nope', seq: 1 },
-    { t: 'configure', seq: 1, services: [{ ...spec, lbAlgo: 'random' }] },
-    { t: 'configure', seq: 1, services: [{ ...spec, port: 70000 }] },
-    { t: 'configure', seq: 1, services: [{ ...spec, address: 'vip.example' }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, scheduler: 'random' }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, kind: 'DR' }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, match: { ...spec.match, ports: [{ from: 70000, to: 70000 }] } }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, match: { ...spec.match, ports: [{ from: 80, to: 90 }] } }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, match: { ...spec.match, address: 'vip.example' } }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, match: { ...spec.match, address: '::ffff:127.0.3.1' } }] },
+    { t: 'configure', seq: 1, services: [{ kind: 'fwmark', mark: 1, family: 4 }] },
     { t: 'configure', seq: 1, services: [spec, spec] },
-    { t: 'configure', seq: 1, services: [{ ...spec, persistence: { timeoutMs: 0 } }] },
-    { t: 'configure', seq: 1, services: [{ ...spec, proxyProtocol: 'v3' }] },
-    { t: 'setPool', seq: 1, id: spec.id, dests: [{ id: 'a', address: '127.0.0.2', port: 80, weight: -1 }], sorry: null },
-    { t: 'setPool', seq: 1, id: spec.id, dests: [], sorry: { address: 'x', port: 1 } },
-    { t: 'setPool', seq: 1, id: spec.id, dests: {}, sorry: null },
-    { t: 'unserve', seq: 1, id: spec.id, drainMs: 1.5 },
-    { t: 'restore', seq: 1, entries: [{ type: 'template', vs: 'x', client: 'nope', family: 4, destId: 'a', expiresInMs: 1 }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, persistence: { timeoutMs: 0, prefix: 32 } }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, persistence: { timeoutMs: 10, prefix: 33 } }] },
+    { t: 'configure', seq: 1, services: [{ ...spec, proxy: { proxyProtocol: 'v3', connectTimeoutMs: 1 } }] },
+    { t: 'setPool', seq: 1, key: spec.key, pool: { dests: [dest('127.0.0.2', 80, -1)], sorry: null } },
+    { t: 'setPool', seq: 1, key: spec.key, pool: { dests: [dest('127.0.0.2', 80), dest('127.0.0.2', 80)], sorry: null } },
+    { t: 'setPool', seq: 1, key: spec.key, pool: { dests: [], sorry: { address: 'x', family: 4, port: 1 } } },
+    { t: 'setPool', seq: 1, key: spec.key, pool: { dests: {}, sorry: null } },
+    { t: 'unserve', seq: 1, key: spec.key, drainMs: 1.5 },
+    { t: 'restore', seq: 1, entries: [{ type: 'template', service: 'x', client: 'nope', family: 4, dest: endpoint('127.0.0.2', 80), expiresInMs: 1 }] },
     { t: 'events', seq: 1, enabled: 'yes' },
   ];
   for (const b of bad) t.is(parseRequest(b), null, JSON.stringify(b));
@@ -72,7 +81,7 @@ test('the worker ignores and counts malformed messages and keeps serving', async
     { t: 'setPool', seq: 101, id: 5 },
     { t: 'serve' },
     { t: 'shutdown', seq: 'now' },
-    { t: 'configure', seq: 102, services: [{ ...spec, port: 0 }] },
+    { t: 'configure', seq: 102, services: [{ ...spec, match: { ...spec.match, ports: [{ from: 0, to: 0 }] } }] },
     { seq: 103 },
     [{ t: 'stats', seq: 104 }],
     { t: 'restore', seq: 105, entries: [{ type: 'udp_flow' }] },
@@ -85,7 +94,7 @@ test('the worker ignores and counts malformed messages and keeps serving', async
   // well-formed requests still work, and request errors are replies, not crashes
   const c = await ask({ t: 'configure', seq: 2, services: [spec] });
   t.true(c.t === 'reply' && c.ok);
-  const e = await ask({ t: 'setPool', seq: 3, id: 'tcp/127.9.9.9:1', dests: [], sorry: null });
+  const e = await ask({ t: 'setPool', seq: 3, key: 'tcp/127.9.9.9:1', pool: { dests: [], sorry: null } });
   t.like(e, { t: 'reply', ok: false, error: { code: 'E_CONFIG_INVALID' } });
   const st = await ask({ t: 'stats', seq: 4 });
   t.is((st as { result: { services: unknown[] } }).result.services.length, 1);
@@ -128,11 +137,12 @@ test('a dead worker is reported and restarted with its services re-applied', asy
       s.close(() => resolve(p));
     });
   });
-  const id = `tcp/127.0.3.2:${port}`;
-  const dp = new DataPlane();
+  const svc = contractSpec('PROXY', endpoint('127.0.3.2', port));
+  const id = svc.key;
+  const dp = new ProxyDataplane();
   t.teardown(() => dp.close());
-  await dp.configure([{ id, protocol: 'tcp', address: '127.0.3.2', port, lbAlgo: 'rr' }]);
-  await dp.setPool(id, [{ id: 'a', address: '127.0.0.2', port: rs.port, weight: 1 }], null);
+  await dp.configure([svc]);
+  await dp.setPool(id, { dests: [dest('127.0.0.2', rs.port)], sorry: null });
   await dp.serve(id);
   t.is(await httpGet('127.0.3.2', port), '127.0.0.2');
   const errored = new Promise<Error>((r) => dp.once('error', r));
@@ -152,22 +162,26 @@ test('a dead worker is reported and restarted with its services re-applied', asy
   t.is(s.services.length, 1);
   t.true(s.services[0]!.serving);
   t.is(s.services[0]!.conns, 1); // counters start over with the new worker
+  t.is(s.extra.restarts, 1);
 });
 
 test('close() ends listeners, connections and the worker: the process exits on its own', async (t) => {
   const script = `
     import net from 'node:net';
-    import { DataPlane } from ${JSON.stringify(new URL('../../src/lvs/dataplane/index.js', import.meta.url).href)};
+    import { ProxyDataplane } from ${JSON.stringify(new URL('../../src/lvs/dataplane/proxy/index.js', import.meta.url).href)};
+    import { contractSpec } from ${JSON.stringify(new URL('../lib/dataplane-contract.js', import.meta.url).href)};
+    import { addrMatch, endpoint, serviceKey } from ${JSON.stringify(new URL('../../src/util/endpoint.js', import.meta.url).href)};
     const rs = net.createServer((c) => c.on('data', (d) => c.write(d)));
     await new Promise((r) => rs.listen(0, '127.0.0.2', r));
     const vipPort = await new Promise((r) => { const s = net.createServer().listen(0, '127.0.3.3', () => { const p = s.address().port; s.close(() => r(p)); }); });
-    const dp = new DataPlane();
-    const id = 'tcp/127.0.3.3:' + vipPort;
-    await dp.configure([{ id, protocol: 'tcp', address: '127.0.3.3', port: vipPort, lbAlgo: 'rr' },
-                        { id: 'udp/127.0.3.3:' + vipPort, protocol: 'udp', address: '127.0.3.3', port: vipPort, lbAlgo: 'rr' }]);
-    await dp.setPool(id, [{ id: 'a', address: '127.0.0.2', port: rs.address().port, weight: 1 }], null);
-    await dp.serve(id);
-    await dp.serve('udp/127.0.3.3:' + vipPort);
+    const dp = new ProxyDataplane();
+    const tcp = contractSpec('PROXY', endpoint('127.0.3.3', vipPort));
+    const udpMatch = addrMatch('udp', '127.0.3.3', vipPort);
+    const udp = { ...tcp, match: udpMatch, key: serviceKey(udpMatch) };
+    await dp.configure([tcp, udp]);
+    await dp.setPool(tcp.key, { dests: [{ key: '127.0.0.2:' + rs.address().port, endpoint: endpoint('127.0.0.2', rs.address().port), weight: 1 }], sorry: null });
+    await dp.serve(tcp.key);
+    await dp.serve(udp.key);
     dp.onEvent(() => {});
     const c = net.connect(vipPort, '127.0.3.3');
     c.on('error', () => {});

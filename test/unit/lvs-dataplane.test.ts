@@ -1,19 +1,25 @@
 /**
- * Data plane TCP proxy on loopback: scheduling split, persistence, quiescing, retry on a dead
- * real server, sorry server, drain, PROXY protocol seen by a real server, byte counters and
- * events. Real servers are Node servers on distinct 127.x addresses; every test has its own
- * DataPlane (own worker) and its own virtual address.
+ * The proxy's own behaviours (TCP), beyond the contract suite (dataplane-contract-proxy.test.ts):
+ * retry on a dead real server (refused, connect timeout), sorry server after retries, PROXY
+ * protocol seen by a real server, exact byte counters and half-close, connection events and
+ * restore (ConnectionState), EADDRNOTAVAIL. Real servers are Node servers on distinct 127.x
+ * addresses; every test has its own ProxyDataplane (own worker) and its own virtual address.
  */
 
 import test, { type ExecutionContext } from 'ava';
 import http from 'node:http';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { DataPlane, type DataPlaneEvent, type ServiceSpec, type ServiceStats } from '../../src/lvs/dataplane/index.js';
+import { ProxyDataplane } from '../../src/lvs/dataplane/proxy/index.js';
+import type { ConnectionEvent, PoolSpec, ServiceSpec, ServiceStats } from '../../src/lvs/dataplane/contract.js';
+import { endpoint, endpointText, type ServiceKey } from '../../src/util/endpoint.js';
+import { contractSpec } from '../lib/dataplane-contract.js';
+import { freeTcpPort } from '../lib/http-client.js';
 
 interface Rs {
   address: string;
   port: number;
+  /** endpointText: the Destination key. */
   id: string;
   close: () => Promise<void>;
 }
@@ -25,7 +31,7 @@ function listen(server: net.Server, address: string): Promise<Rs> {
       resolve({
         address,
         port,
-        id: `${address}:${port}`,
+        id: endpointText({ address, port }),
         close: () =>
           new Promise<void>((r) => {
             (server as http.Server).closeAllConnections?.();
@@ -49,18 +55,6 @@ function echoRs(address: string): Promise<Rs> {
     c.on('end', () => c.end());
   });
   return listen(s, address);
-}
-
-/** A port that was free on `address` a moment ago. */
-function freePort(address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, address, () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 function httpGet(host: string, port: number, localAddress?: string): Promise<string> {
@@ -115,26 +109,30 @@ async function setup(
   t: ExecutionContext,
   vip: string,
   extra: Partial<ServiceSpec> = {},
-): Promise<{ dp: DataPlane; id: string; port: number }> {
-  const port = await freePort(vip);
-  const id = `tcp/${vip}:${port}`;
-  const dp = new DataPlane({ autoRestart: false });
+): Promise<{ dp: ProxyDataplane; id: ServiceKey; port: number }> {
+  const port = await freeTcpPort(vip);
+  const spec = contractSpec('PROXY', endpoint(vip, port), extra);
+  const dp = new ProxyDataplane({ autoRestart: false });
   t.teardown(() => dp.close());
-  await dp.configure([{ id, protocol: 'tcp', address: vip, port, lbAlgo: 'rr', ...extra }]);
-  return { dp, id, port };
+  await dp.configure([spec]);
+  return { dp, id: spec.key, port };
 }
 
-const pool = (rss: Rs[], weights: number[] = []) =>
-  rss.map((r, i) => ({ id: r.id, address: r.address, port: r.port, weight: weights[i] ?? 1 }));
+const dest = (address: string, port: number, weight = 1) => ({ key: endpointText({ address, port }), endpoint: endpoint(address, port), weight });
 
-async function svcStats(dp: DataPlane, id: string): Promise<ServiceStats> {
-  const s = (await dp.stats()).services.find((x) => x.id === id);
+const pool = (rss: Rs[], weights: number[] = [], sorry: Rs | null = null): PoolSpec => ({
+  dests: rss.map((r, i) => dest(r.address, r.port, weights[i] ?? 1)),
+  sorry: sorry ? endpoint(sorry.address, sorry.port) : null,
+});
+
+async function svcStats(dp: ProxyDataplane, id: ServiceKey): Promise<ServiceStats> {
+  const s = (await dp.stats()).services.find((x) => x.key === id);
   if (!s) throw new Error(`no stats for ${id}`);
   return s;
 }
 
 /** Poll stats until `ok` holds (connection teardown is asynchronous in the worker). */
-async function statsWhen(dp: DataPlane, id: string, ok: (s: ServiceStats) => boolean): Promise<ServiceStats> {
+async function statsWhen(dp: ProxyDataplane, id: ServiceKey, ok: (s: ServiceStats) => boolean): Promise<ServiceStats> {
   let s = await svcStats(dp, id);
   for (let i = 0; i < 100 && !ok(s); i++) {
     await sleep(20);
@@ -143,104 +141,53 @@ async function statsWhen(dp: DataPlane, id: string, ok: (s: ServiceStats) => boo
   return s;
 }
 
+const active = (s: ServiceStats) => (s.active_conns ?? 0) + (s.inact_conns ?? 0);
+
 function count(xs: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const x of xs) out[x] = (out[x] ?? 0) + 1;
   return out;
 }
 
-test('rr splits exactly across three real servers on distinct addresses', async (t) => {
-  const rss = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map(httpRs));
-  t.teardown(() => Promise.all(rss.map((r) => r.close())));
-  const vip = '127.0.1.1';
-  const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, pool(rss), null);
-  await dp.serve(id);
-  const answers: string[] = [];
-  for (let i = 0; i < 30; i++) answers.push(await httpGet(vip, port));
-  t.deepEqual(answers.slice(0, 6), ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.2', '127.0.0.3', '127.0.0.4']);
-  t.deepEqual(count(answers), { '127.0.0.2': 10, '127.0.0.3': 10, '127.0.0.4': 10 });
-  const s = await statsWhen(dp, id, (x) => x.active_conns + x.inact_conns === 0);
-  t.is(s.conns, 30);
-  t.true(s.serving);
-  t.deepEqual(
-    s.real_servers.map((r) => [r.address, r.conns, r.active_conns, r.inact_conns]),
-    [
-      ['127.0.0.2', 10, 0, 0],
-      ['127.0.0.3', 10, 0, 0],
-      ['127.0.0.4', 10, 0, 0],
-    ],
-  );
-});
+const proxyOpts = (o: Partial<NonNullable<ServiceSpec['proxy']>>): Partial<ServiceSpec> => ({ proxy: { proxyProtocol: '', connectTimeoutMs: 3000, ...o } });
+const find = (s: ServiceStats, address: string) => s.dests.find((d) => !d.sorry && d.endpoint.address === address);
 
-test('wrr follows the weights', async (t) => {
-  const rss = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map(httpRs));
-  t.teardown(() => Promise.all(rss.map((r) => r.close())));
-  const vip = '127.0.1.2';
-  const { dp, id, port } = await setup(t, vip, { lbAlgo: 'wrr' });
-  await dp.setPool(id, pool(rss, [3, 2, 1]), null);
-  await dp.serve(id);
-  const answers: string[] = [];
-  for (let i = 0; i < 60; i++) answers.push(await httpGet(vip, port));
-  t.deepEqual(count(answers), { '127.0.0.2': 30, '127.0.0.3': 20, '127.0.0.4': 10 });
-});
-
-test('persistence keeps each client address on one server', async (t) => {
-  const rss = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map(httpRs));
-  t.teardown(() => Promise.all(rss.map((r) => r.close())));
-  const vip = '127.0.1.3';
-  const { dp, id, port } = await setup(t, vip, { persistence: { timeoutMs: 60_000 } });
-  await dp.setPool(id, pool(rss), null);
-  await dp.serve(id);
-  const a: string[] = [];
-  const b: string[] = [];
-  for (let i = 0; i < 6; i++) {
-    a.push(await httpGet(vip, port, '127.0.0.50'));
-    b.push(await httpGet(vip, port, '127.0.0.51'));
-  }
-  t.is(new Set(a).size, 1, `client .50 went to ${a.join(',')}`);
-  t.is(new Set(b).size, 1, `client .51 went to ${b.join(',')}`);
-  t.not(a[0], b[0]); // the second client went through rr: the next server
-});
-
-test('weight 0: no new connections, an existing long-lived one keeps working', async (t) => {
+test('a quiesced and then removed destination keeps its connection counted until it ends, then is forgotten', async (t) => {
   const rss = await Promise.all(['127.0.0.2', '127.0.0.3'].map(echoRs));
   t.teardown(() => Promise.all(rss.map((r) => r.close())));
   const vip = '127.0.1.4';
   const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, pool(rss), null);
+  await dp.setPool(id, pool(rss));
   await dp.serve(id);
   const long = await connect(vip, port);
   t.teardown(() => long.destroy());
   t.is(await exchange(long, 'hello'), '127.0.0.2:hello');
-  await dp.setPool(id, pool(rss, [0, 1]), null);
+  await dp.setPool(id, pool(rss, [0, 1]));
   for (let i = 0; i < 5; i++) {
     const s = await connect(vip, port);
     t.is(await exchange(s, 'x'), '127.0.0.3:x');
     s.end();
     await closed(s);
   }
-  t.is(await exchange(long, 'still'), '127.0.0.2:still');
-  const st = await statsWhen(dp, id, (x) => x.real_servers[1]!.active_conns + x.real_servers[1]!.inact_conns === 0);
+  const st = await statsWhen(dp, id, (x) => (find(x, '127.0.0.3')!.active_conns ?? 0) + (find(x, '127.0.0.3')!.inact_conns ?? 0) === 0);
   t.deepEqual(
-    st.real_servers.map((r) => [r.address, r.weight, r.up, r.active_conns, r.conns]),
+    st.dests.map((r) => [r.endpoint.address, r.weight, r.active_conns, r.conns, r.in_pkts]),
     [
-      ['127.0.0.2', 0, false, 1, 1],
-      ['127.0.0.3', 1, true, 0, 5],
+      ['127.0.0.2', 0, 1, 1, null],
+      ['127.0.0.3', 1, 0, 5, null],
     ],
   );
-  // removed from the pool altogether: the open connection still continues (IPVS semantics)
-  await dp.setPool(id, pool([rss[1]!]), null);
+  // removed from the pool altogether: still listed (weight 0) while its connection lives
+  await dp.setPool(id, pool([rss[1]!]));
   t.is(await exchange(long, 'again'), '127.0.0.2:again');
-  const st2 = await svcStats(dp, id);
-  const gone = st2.real_servers.find((r) => r.address === '127.0.0.2')!;
-  t.false(gone.in_pool);
+  const gone = find(await svcStats(dp, id), '127.0.0.2')!;
+  t.is(gone.weight, 0);
   t.is(gone.active_conns, 1);
   long.end();
   await closed(long);
-  const st3 = await statsWhen(dp, id, (x) => !x.real_servers.some((r) => r.address === '127.0.0.2'));
+  const st3 = await statsWhen(dp, id, (x) => !find(x, '127.0.0.2'));
   t.deepEqual(
-    st3.real_servers.map((r) => r.address),
+    st3.dests.map((r) => r.endpoint.address),
     ['127.0.0.3'],
   );
 });
@@ -248,18 +195,17 @@ test('weight 0: no new connections, an existing long-lived one keeps working', a
 test('a real server whose port is closed costs no client connection (retry next)', async (t) => {
   const rss = await Promise.all(['127.0.0.3', '127.0.0.4'].map(httpRs));
   t.teardown(() => Promise.all(rss.map((r) => r.close())));
-  const deadPort = await freePort('127.0.0.2');
-  const dead = { id: `127.0.0.2:${deadPort}`, address: '127.0.0.2', port: deadPort, weight: 1 };
+  const deadPort = await freeTcpPort('127.0.0.2');
   const vip = '127.0.1.5';
   const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, [dead, ...pool(rss)], null);
+  await dp.setPool(id, { dests: [dest('127.0.0.2', deadPort), ...pool(rss).dests], sorry: null });
   await dp.serve(id);
   const answers: string[] = [];
   for (let i = 0; i < 6; i++) answers.push(await httpGet(vip, port));
   t.false(answers.includes('127.0.0.2'));
   t.is(answers.length, 6);
-  const s = await statsWhen(dp, id, (x) => x.active_conns + x.inact_conns === 0);
-  const d = s.real_servers.find((r) => r.address === '127.0.0.2')!;
+  const s = await statsWhen(dp, id, (x) => active(x) === 0);
+  const d = find(s, '127.0.0.2')!;
   t.is(d.conns, 0);
   t.true(d.connect_errors >= 2, `connect_errors ${d.connect_errors}`);
   t.is(s.conns, 6);
@@ -288,83 +234,42 @@ test('a real server that does not answer SYNs: connect timeout, then the next on
   const rss = await Promise.all(['127.0.0.3'].map(httpRs));
   t.teardown(() => Promise.all(rss.map((r) => r.close())));
   const vip = '127.0.1.6';
-  const { dp, id, port } = await setup(t, vip, { connectTimeoutMs: 300 });
-  await dp.setPool(id, [{ id: 'hung', address: '127.0.0.2', port: hungPort, weight: 1 }, ...pool(rss)], null);
+  const { dp, id, port } = await setup(t, vip, proxyOpts({ connectTimeoutMs: 300 }));
+  await dp.setPool(id, { dests: [dest('127.0.0.2', hungPort), ...pool(rss).dests], sorry: null });
   await dp.serve(id);
   const t0 = Date.now();
   t.is(await httpGet(vip, port), '127.0.0.3');
   t.true(Date.now() - t0 >= 250, 'the first attempt waited for the connect timeout');
   const s = await svcStats(dp, id);
-  t.is(s.real_servers.find((r) => r.id === 'hung')!.connect_errors, 1);
-  t.is(s.real_servers.find((r) => r.id === 'hung')!.inact_conns, 0);
+  t.is(find(s, '127.0.0.2')!.connect_errors, 1);
+  t.is(find(s, '127.0.0.2')!.inact_conns, 0);
 });
 
-test('no real server left: the sorry server answers; without one the client is closed', async (t) => {
+test('no real server answers: the sorry server does, after the retries; without one the client is closed', async (t) => {
   const sorry = await httpRs('127.0.0.9');
   t.teardown(() => sorry.close());
-  const deadPort = await freePort('127.0.0.2');
-  const dead = { id: `127.0.0.2:${deadPort}`, address: '127.0.0.2', port: deadPort, weight: 1 };
+  const deadPort = await freeTcpPort('127.0.0.2');
+  const dead = dest('127.0.0.2', deadPort);
+  const sorryEp = endpoint(sorry.address, sorry.port);
   const vip = '127.0.1.7';
   const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, [dead], { address: sorry.address, port: sorry.port });
+  await dp.setPool(id, { dests: [dead], sorry: sorryEp });
   await dp.serve(id);
   t.is(await httpGet(vip, port), '127.0.0.9');
   // empty pool: sorry server too
-  await dp.setPool(id, [], { address: sorry.address, port: sorry.port });
+  await dp.setPool(id, { dests: [], sorry: sorryEp });
   t.is(await httpGet(vip, port), '127.0.0.9');
   let s = await svcStats(dp, id);
   t.true(s.sorry);
-  t.is(s.real_servers.find((r) => r.sorry)!.conns, 2);
+  t.is(s.dests.find((r) => r.sorry)!.conns, 2);
   // no sorry server: the connection is closed without an answer
-  await dp.setPool(id, [dead], null);
+  await dp.setPool(id, { dests: [dead], sorry: null });
   t.is(await outcome(vip, port), 'closed');
-  await dp.setPool(id, [], null);
+  await dp.setPool(id, { dests: [], sorry: null });
   t.is(await outcome(vip, port), 'closed');
   s = await svcStats(dp, id);
   t.is(s.dropped, 2);
   t.false(s.sorry);
-});
-
-test('unserve with drain: new connections refused at once, open ones may finish', async (t) => {
-  const rss = await Promise.all(['127.0.0.2'].map(echoRs));
-  t.teardown(() => Promise.all(rss.map((r) => r.close())));
-  const vip = '127.0.1.8';
-  const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, pool(rss), null);
-  await dp.serve(id);
-  const open = await connect(vip, port);
-  t.is(await exchange(open, 'a'), '127.0.0.2:a');
-  const started = Date.now();
-  const draining = dp.unserve(id, 5000);
-  await sleep(50);
-  const err = await connect(vip, port).then(
-    (s) => {
-      s.destroy();
-      return null;
-    },
-    (e: NodeJS.ErrnoException) => e.code,
-  );
-  t.is(err, 'ECONNREFUSED');
-  t.false((await svcStats(dp, id)).serving);
-  t.is(await exchange(open, 'b'), '127.0.0.2:b');
-  open.end();
-  await closed(open);
-  await draining;
-  t.true(Date.now() - started < 4000, 'unserve resolved when the last connection ended');
-
-  // serve again; a connection that outlives the drain window is destroyed
-  await dp.serve(id);
-  const stuck = await connect(vip, port);
-  t.is(await exchange(stuck, 'c'), '127.0.0.2:c');
-  const t0 = Date.now();
-  const gone = closed(stuck);
-  await dp.unserve(id, 300);
-  const waited = Date.now() - t0;
-  t.true(waited >= 250, `unserve returned after ${waited} ms`);
-  await gone;
-  t.true(stuck.destroyed);
-  const s = await statsWhen(dp, id, (x) => x.active_conns + x.inact_conns === 0);
-  t.is(s.active_conns + s.inact_conns, 0);
 });
 
 test('PROXY protocol v1 and v2 headers reach the real server before any client byte', async (t) => {
@@ -387,8 +292,8 @@ test('PROXY protocol v1 and v2 headers reach the real server before any client b
     const rsPort = deferred<number>();
     const rp = await rsPort.promise;
     const vip = version === 'v1' ? '127.0.1.9' : '127.0.1.10';
-    const { dp, id, port } = await setup(t, vip, { proxyProtocol: version });
-    await dp.setPool(id, [{ id: 'rs', address: '127.0.0.2', port: rp, weight: 1 }], null);
+    const { dp, id, port } = await setup(t, vip, proxyOpts({ proxyProtocol: version }));
+    await dp.setPool(id, { dests: [dest('127.0.0.2', rp)], sorry: null });
     await dp.serve(id);
     const c = await connect(vip, port, '127.0.0.77');
     const cport = c.localPort!;
@@ -415,7 +320,7 @@ function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
   return { promise, resolve };
 }
 
-test('stats count connections and exact bytes; half-close is forwarded', async (t) => {
+test('stats count connections and exact bytes (no packets: TCP is a byte stream here); half-close is forwarded', async (t) => {
   // Real server: reads until the client's FIN, then answers with the byte count and closes.
   const srv = net.createServer({ allowHalfOpen: true }, (c) => {
     let n = 0;
@@ -426,7 +331,7 @@ test('stats count connections and exact bytes; half-close is forwarded', async (
   t.teardown(() => rs.close());
   const vip = '127.0.1.11';
   const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, pool([rs]), null);
+  await dp.setPool(id, pool([rs]));
   await dp.serve(id);
   const sizes = [1, 1000, 123_456];
   for (const size of sizes) {
@@ -442,12 +347,14 @@ test('stats count connections and exact bytes; half-close is forwarded', async (
     });
     t.is(reply, `got ${String(size).padStart(6, '0')}`);
   }
-  const s = await statsWhen(dp, id, (x) => x.active_conns + x.inact_conns === 0);
+  const s = await statsWhen(dp, id, (x) => active(x) === 0);
   t.is(s.conns, 3);
   t.is(s.in_bytes, 1 + 1000 + 123_456);
   t.is(s.out_bytes, 3 * 10);
-  t.is(s.real_servers[0]!.in_bytes, 124_457);
-  t.is(s.real_servers[0]!.out_bytes, 30);
+  t.is(s.in_pkts, null);
+  t.is(s.out_pkts, null);
+  t.is(s.dests[0]!.in_bytes, 124_457);
+  t.is(s.dests[0]!.out_bytes, 30);
 
   // live connection: counters include its bytes so far
   const live = await connect(vip, port);
@@ -458,76 +365,86 @@ test('stats count connections and exact bytes; half-close is forwarded', async (
   live.destroy();
 });
 
-test('events: new/ended connections and persistence templates, batched', async (t) => {
+test('events: new/ended connections and persistence templates, batched; none for the sorry server', async (t) => {
   const rss = await Promise.all(['127.0.0.2', '127.0.0.3'].map(httpRs));
   t.teardown(() => Promise.all(rss.map((r) => r.close())));
+  const sorry = await httpRs('127.0.0.9');
+  t.teardown(() => sorry.close());
   const vip = '127.0.1.12';
-  const { dp, id, port } = await setup(t, vip, { persistence: { timeoutMs: 30_000, prefix4: 24 } });
-  await dp.setPool(id, pool(rss), null);
-  const batches: (readonly DataPlaneEvent[])[] = [];
+  const { dp, id, port } = await setup(t, vip, { persistence: { timeoutMs: 30_000, prefix: 24 } });
+  await dp.setPool(id, pool(rss, [], sorry));
+  const batches: (readonly ConnectionEvent[])[] = [];
   dp.onEvent((evs) => batches.push(evs));
   await dp.serve(id);
   await dp.stats(); // the subscription message is processed before traffic
   for (let i = 0; i < 3; i++) t.is(await httpGet(vip, port, '127.0.0.60'), '127.0.0.2');
-  await sleep(300);
+  await dp.setPool(id, pool([], [], sorry));
+  t.is(await httpGet(vip, port, '127.0.0.60'), '127.0.0.9');
+  // every connection has ended (and its events are out) once the counters say so; then one more batch interval
+  await statsWhen(dp, id, (x) => active(x) === 0);
+  for (let i = 0; i < 100 && batches.flat().filter((e) => e.type === 'conn_end').length < 3; i++) await sleep(20);
+  await sleep(250);
   const evs = batches.flat();
   const news = evs.filter((e) => e.type === 'conn_new');
   const ends = evs.filter((e) => e.type === 'conn_end');
   const tpl = evs.filter((e) => e.type === 'template');
   t.is(news.length, 3);
   t.is(ends.length, 3);
-  t.true(news.every((e) => e.type === 'conn_new' && e.client === '127.0.0.60' && e.service === id && e.destId === rss[0]!.id));
+  const rs0 = endpoint(rss[0]!.address, rss[0]!.port);
+  for (const e of news) {
+    t.like(e, { type: 'conn_new', service: id, protocol: 'tcp', client: { address: '127.0.0.60', family: 4 }, virtual: endpoint(vip, port), dest: rs0 });
+  }
   t.true(tpl.length >= 1 && tpl.length <= 3);
-  t.like(tpl[0], { vs: id, client: '127.0.0.0', family: 4, destId: rss[0]!.id, expiresInMs: 30_000 });
-  t.true(batches.length < 6, `${batches.length} batches`);
+  t.like(tpl[0], { service: id, client: '127.0.0.0', family: 4, dest: rs0, expiresInMs: 30_000 });
+  t.true(batches.length < evs.length, `${batches.length} batches for ${evs.length} events`);
+  const snap = await dp.snapshot();
+  t.deepEqual(snap.templates.map((x) => [x.service, x.client, x.dest]), [[id, '127.0.0.0', rs0]]);
 });
 
 test('restore: a synced template sends its client to the template server', async (t) => {
   const rss = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map(httpRs));
   t.teardown(() => Promise.all(rss.map((r) => r.close())));
   const vip = '127.0.1.13';
-  const { dp, id, port } = await setup(t, vip, { persistence: { timeoutMs: 60_000 } });
-  await dp.setPool(id, pool(rss), null);
+  const { dp, id, port } = await setup(t, vip, { persistence: { timeoutMs: 60_000, prefix: 32 } });
+  await dp.setPool(id, pool(rss));
   await dp.serve(id);
-  await dp.restore([{ type: 'template', vs: id, client: '127.0.0.61', family: 4, destId: rss[2]!.id, expiresInMs: 30_000 }]);
+  await dp.restore([
+    { type: 'template', service: id, client: '127.0.0.61', family: 4, dest: endpoint(rss[2]!.address, rss[2]!.port), expiresInMs: 30_000 },
+    // malformed: skipped and counted, the rest applies
+    { type: 'template', service: id, client: 'nope', family: 4, dest: endpoint(rss[1]!.address, rss[1]!.port), expiresInMs: 30_000 },
+  ]);
   for (let i = 0; i < 3; i++) t.is(await httpGet(vip, port, '127.0.0.61'), '127.0.0.4');
   // another client is scheduled normally (rr starts at the first server)
   t.is(await httpGet(vip, port, '127.0.0.62'), '127.0.0.2');
+  t.is((await dp.stats()).extra.restore_dropped, 1);
 });
 
-test('serve rejects with E_SOCKET/EADDRNOTAVAIL when the VIP is not local; configure keeps services', async (t) => {
-  const dp = new DataPlane({ autoRestart: false });
+test('serve rejects with E_SOCKET/EADDRNOTAVAIL when the VIP is not local; services the proxy cannot serve are refused', async (t) => {
+  const dp = new ProxyDataplane({ autoRestart: false });
   t.teardown(() => dp.close());
-  const id = 'tcp/192.0.2.1:80';
-  await dp.configure([{ id, protocol: 'tcp', address: '192.0.2.1', port: 80, lbAlgo: 'wlc' }]);
-  const err = await t.throwsAsync(dp.serve(id));
+  const spec = contractSpec('PROXY', endpoint('192.0.2.1', 80), { scheduler: 'wlc' });
+  await dp.configure([spec]);
+  const err = await t.throwsAsync(dp.serve(spec.key));
   t.is((err as { code?: string }).code, 'E_SOCKET');
   t.is(((err as Error).cause as NodeJS.ErrnoException).code, 'EADDRNOTAVAIL');
-  const unknown = await t.throwsAsync(dp.serve('tcp/127.0.0.1:1'));
-  t.is((unknown as { code?: string }).code, 'E_CONFIG_INVALID');
+  t.false((await svcStats(dp, spec.key)).serving);
+  // a port set, and a destination without a port: refused before they reach the worker
+  const set = await t.throwsAsync(dp.configure([{ ...spec, match: { ...spec.match, ports: [{ from: 80, to: 81 }] } as ServiceSpec['match'] }]));
+  t.is((set as { code?: string }).code, 'E_CONFIG_INVALID');
+  const portless = await t.throwsAsync(dp.setPool(spec.key, { dests: [dest('192.0.2.2', 0)], sorry: null }));
+  t.is((portless as { code?: string }).code, 'E_CONFIG_INVALID');
   t.is((await dp.stats()).services.length, 1);
-  await dp.configure([]);
-  t.is((await dp.stats()).services.length, 0);
-  await dp.close();
-  await dp.close();
-  const after = await t.throwsAsync(dp.stats());
-  t.is((after as { code?: string }).code, 'E_CLOSED');
 });
 
-test('configure: an existing service keeps its connections, a removed one drains', async (t) => {
+test('configure: a removed service stops listening at once, its open connection drains', async (t) => {
   const rss = await Promise.all(['127.0.0.2'].map(echoRs));
   t.teardown(() => Promise.all(rss.map((r) => r.close())));
   const vip = '127.0.1.14';
-  const { dp, id, port } = await setup(t, vip);
-  await dp.setPool(id, pool(rss), null);
+  const { dp, id, port } = await setup(t, vip, { drainMs: 2000 });
+  await dp.setPool(id, pool(rss));
   await dp.serve(id);
   const c = await connect(vip, port);
   t.is(await exchange(c, 'a'), '127.0.0.2:a');
-  // same service with another algorithm: untouched
-  await dp.configure([{ id, protocol: 'tcp', address: vip, port, lbAlgo: 'lc', drainMs: 2000 }]);
-  t.is(await exchange(c, 'b'), '127.0.0.2:b');
-  t.is((await svcStats(dp, id)).lb_algo, 'lc');
-  // removed: listener gone at once, the open connection keeps working during the drain
   await dp.configure([]);
   const refused = await connect(vip, port).then(
     (s) => (s.destroy(), null),

@@ -25,8 +25,9 @@ function setup() {
   const changes = new Map<number, HealthChangeHandler>();
   let n = 0;
   const dataPlane = {
+    name: 'none', kinds: ['PROXY' as const],
     configure: async () => undefined, setPool: async () => undefined, serve: async () => undefined, unserve: async () => undefined,
-    stats: async () => ({ services: [], malformed: 0, events_dropped: 0 }), close: async () => undefined,
+    stats: async () => ({ services: [], extra: {} }), close: async () => undefined,
   };
   const mgr = new VirtualServerManager(parseConfig(CONFIG, 't.toml').virtual_server, {
     dataPlane,

@@ -1,7 +1,7 @@
 import test from 'ava';
-import { maskAddress, PersistenceTable } from '../../src/lvs/persistence.js';
-import { RoundRobinScheduler } from '../../src/lvs/sched/rr.js';
-import type { RealServerRef, ScheduleContext } from '../../src/lvs/types.js';
+import { maskAddress, PersistenceTable } from '../../src/lvs/dataplane/proxy/persistence.js';
+import { RoundRobinScheduler } from '../../src/lvs/dataplane/proxy/sched/rr.js';
+import type { RealServerRef, ScheduleContext } from '../../src/lvs/dataplane/proxy/types.js';
 
 function dest(name: string, weight = 1): RealServerRef {
   return { id: `${name}:80`, address: name, port: 80, weight, activeConns: 0, inactConns: 0 };

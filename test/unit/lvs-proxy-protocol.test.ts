@@ -1,5 +1,5 @@
 import test from 'ava';
-import { encodeProxyHeader, encodeProxyV1, encodeProxyV2, PROXY_V2_SIGNATURE, unmapAddress } from '../../src/lvs/dataplane/proxy-protocol.js';
+import { encodeProxyHeader, encodeProxyV1, encodeProxyV2, PROXY_V2_SIGNATURE, unmapAddress } from '../../src/lvs/dataplane/proxy/proxy-protocol.js';
 
 test('v1 TCP4 line, as in the spec example', (t) => {
   const b = encodeProxyV1({ srcAddress: '192.168.0.1', srcPort: 56324, dstAddress: '192.168.0.11', dstPort: 443 });

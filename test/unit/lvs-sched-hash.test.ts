@@ -1,8 +1,8 @@
 import test from 'ava';
-import { DestinationHashingScheduler } from '../../src/lvs/sched/dh.js';
-import { MaglevHashingScheduler } from '../../src/lvs/sched/mh.js';
-import { SourceHashingScheduler } from '../../src/lvs/sched/sh.js';
-import type { RealServerRef, ScheduleContext, Scheduler } from '../../src/lvs/types.js';
+import { DestinationHashingScheduler } from '../../src/lvs/dataplane/proxy/sched/dh.js';
+import { MaglevHashingScheduler } from '../../src/lvs/dataplane/proxy/sched/mh.js';
+import { SourceHashingScheduler } from '../../src/lvs/dataplane/proxy/sched/sh.js';
+import type { RealServerRef, ScheduleContext, Scheduler } from '../../src/lvs/dataplane/proxy/types.js';
 
 function dest(name: string, weight: number, overloaded = false): RealServerRef {
   return { id: `${name}:80`, address: name, port: 80, weight, activeConns: 0, inactConns: 0, overloaded };

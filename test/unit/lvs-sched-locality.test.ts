@@ -1,7 +1,7 @@
 import test from 'ava';
-import { LocalityLeastConnectionScheduler } from '../../src/lvs/sched/lblc.js';
-import { LocalityLeastConnectionReplicationScheduler } from '../../src/lvs/sched/lblcr.js';
-import type { RealServerRef, ScheduleContext } from '../../src/lvs/types.js';
+import { LocalityLeastConnectionScheduler } from '../../src/lvs/dataplane/proxy/sched/lblc.js';
+import { LocalityLeastConnectionReplicationScheduler } from '../../src/lvs/dataplane/proxy/sched/lblcr.js';
+import type { RealServerRef, ScheduleContext } from '../../src/lvs/dataplane/proxy/types.js';
 
 function dest(name: string, weight: number, activeConns = 0, overloaded = false): RealServerRef {
   return { id: `${name}:80`, address: name, port: 80, weight, activeConns, inactConns: 0, overloaded };

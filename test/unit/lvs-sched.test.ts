@@ -1,9 +1,9 @@
 import test from 'ava';
-import { createScheduler, isSchedulerName, SCHEDULER_NAMES } from '../../src/lvs/sched/index.js';
-import { RoundRobinScheduler } from '../../src/lvs/sched/rr.js';
-import { WeightedRoundRobinScheduler } from '../../src/lvs/sched/wrr.js';
-import { compareProducts, formatAddress, parseAddress, addressFold } from '../../src/lvs/sched/common.js';
-import type { RealServerRef, ScheduleContext } from '../../src/lvs/types.js';
+import { createScheduler, isSchedulerName, SCHEDULER_NAMES } from '../../src/lvs/dataplane/proxy/sched/index.js';
+import { RoundRobinScheduler } from '../../src/lvs/dataplane/proxy/sched/rr.js';
+import { WeightedRoundRobinScheduler } from '../../src/lvs/dataplane/proxy/sched/wrr.js';
+import { compareProducts, formatAddress, parseAddress, addressFold } from '../../src/lvs/dataplane/proxy/sched/common.js';
+import type { RealServerRef, ScheduleContext } from '../../src/lvs/dataplane/proxy/types.js';
 
 function dest(name: string, weight: number, activeConns = 0, inactConns = 0, overloaded = false): RealServerRef {
   return { id: `${name}:80`, address: name, port: 80, weight, activeConns, inactConns, overloaded };

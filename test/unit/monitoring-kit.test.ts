@@ -24,15 +24,18 @@ function fullSnapshot(): MetricsSnapshot {
     }],
     vrrp_socket_drops: { 'eth0/v4': { too_short: 1 } },
     virtual_servers: [{
-      address: '10.0.0.50', port: 80, protocol: 'TCP', lb_algo: 'wlc', serving: true, sorry: false, quorum_up: true, conns: 10, in_bytes: 100, out_bytes: 1000,
-      real_servers: [{ address: '10.0.0.21', port: 80, weight: 1, up: true, active_conns: 1, inact_conns: 1, conns: 10, in_bytes: 100, out_bytes: 1000 }],
+      key: 'tcp/10.0.0.50:80', service: 'TCP  10.0.0.50:80', address: '10.0.0.50', port: 80, ports: '80', family: 4, protocol: 'TCP', kind: 'PROXY', forward: 'Proxy',
+      lb_algo: 'wlc', scheduler_in_effect: 'wlc', serving: true, sorry: false, quorum_up: true, conns: 10, in_pkts: null, out_pkts: null, in_bytes: 100, out_bytes: 1000,
+      active_conns: 1, inact_conns: 1,
+      real_servers: [{ address: '10.0.0.21', port: 80, weight: 1, up: true, active_conns: 1, inact_conns: 1, conns: 10, in_pkts: null, out_pkts: null, in_bytes: 100, out_bytes: 1000 }],
+      sorry_server: null,
     }],
   };
   return {
     status,
     extras: {
       vrrp: { VI_1: { garp_sent: 5 } },
-      checks: [{ virtual_server: 'TCP/10.0.0.50:80', real_server: '10.0.0.21:80', type: 'TCP_CHECK', last_duration_seconds: 0.002, failures: 1 }],
+      checks: [{ virtual_server: 'tcp/10.0.0.50:80', real_server: '10.0.0.21:80', type: 'TCP_CHECK', last_duration_seconds: 0.002, failures: 1 }],
       sync: { messages_sent: 5, messages_received: 5, rejected: { bad_hmac: 1, own_message: 3 }, entries: 2 },
       reload: { ok: 1, error: 1 },
     },

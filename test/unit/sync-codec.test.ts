@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { formatAddress } from '../../src/lvs/sched/common.js';
+import { formatIp as formatAddress } from '../../src/util/inet.js';
 import { ReplayGuard, SyncAuth } from '../../src/sync/auth.js';
 import {
   DEFAULT_MAX_PAYLOAD,
@@ -19,8 +19,6 @@ import {
   type SyncEntry,
   TCP_STATES,
   normalizeEntry,
-  persistenceFromTemplate,
-  templateFromPersistence,
 } from '../../src/sync/types.js';
 
 // ---------------------------------------------------------------------------------------
@@ -280,26 +278,6 @@ test('encode rejects invalid entries with RangeError', (t) => {
   t.throws(() => b.add({ ...good, family: 6 } as SyncEntry));
   t.is(b.count, 1);
   t.deepEqual(entriesOf([b.finish()], 1), [normalizeEntry(good)]);
-});
-
-test('persistence entries map to templates and back', (t) => {
-  const p = { vs: 'tcp/192.0.2.1:443', client: '198.51.100.0', family: 4 as const, destId: '10.0.0.2:443', expiresInMs: 299_001 };
-  const tpl = templateFromPersistence(p);
-  t.is(tpl.timeoutSec, 300);
-  const [msg] = encode([tpl], 1);
-  const r = decode(msg!, 1);
-  t.true(r.ok);
-  if (!r.ok) return;
-  t.deepEqual(persistenceFromTemplate(r.entries[0] as never), { ...p, expiresInMs: 300_000 });
-  const p6 = { vs: 'udp/[2001:db8::1]:53', client: '2001:db8:1::', family: 6 as const, destId: '[fd00::2]:53', expiresInMs: 1000 };
-  t.deepEqual(persistenceFromTemplate(templateFromPersistence(p6)), p6);
-  const fw = { vs: 'fwm/42', client: '198.51.100.0', family: 4 as const, destId: '10.0.0.2:0', expiresInMs: 5000 };
-  const tfw = templateFromPersistence(fw);
-  t.is(tfw.protocol, 'any');
-  t.is(tfw.fwmark, 42);
-  t.deepEqual(persistenceFromTemplate(tfw), fw);
-  t.throws(() => templateFromPersistence({ ...p, vs: 'http://x' }), { instanceOf: RangeError });
-  t.throws(() => templateFromPersistence({ ...p, destId: 'server-a' }), { instanceOf: RangeError });
 });
 
 // ---------------------------------------------------------------------------------------

@@ -3,25 +3,36 @@
 import test from 'ava';
 import { createSocket } from 'node:dgram';
 import type { SyncConfig } from '../../src/config/types.js';
-import type { DataPlaneEvent, DataPlaneSnapshot, RestoreEntry } from '../../src/lvs/dataplane/index.js';
+import type { ConnectionEvent, ConnectionSnapshot, RestoreEntry } from '../../src/lvs/dataplane/contract.js';
+import { addrMatch, endpoint, serviceKey, type ServiceMatch } from '../../src/util/endpoint.js';
 import { ReplayGuard, SyncAuth } from '../../src/sync/auth.js';
 import { encode } from '../../src/sync/codec.js';
-import { SyncService, entryFromEvent } from '../../src/sync/service.js';
+import { decode } from '../../src/sync/codec.js';
+import { ServiceIndex, SyncService } from '../../src/sync/service.js';
+import { SyncTable } from '../../src/sync/table.js';
 
 const KEY = 'sync-service-test-key';
 
 class FakeDataPlane {
-  listeners: Array<(ev: readonly DataPlaneEvent[]) => void> = [];
+  listeners: Array<(ev: readonly ConnectionEvent[]) => void> = [];
   restored: RestoreEntry[][] = [];
-  table: DataPlaneSnapshot = { templates: [], udpFlows: [], conns: [] };
-  onEvent(cb: (ev: readonly DataPlaneEvent[]) => void): () => void {
+  table: ConnectionSnapshot = { templates: [], udpFlows: [], conns: [] };
+  onEvent(cb: (ev: readonly ConnectionEvent[]) => void): () => void {
     this.listeners.push(cb);
     return () => { this.listeners = this.listeners.filter((l) => l !== cb); };
   }
   async restore(entries: readonly RestoreEntry[]): Promise<void> { this.restored.push([...entries]); }
-  async snapshot(): Promise<DataPlaneSnapshot> { return this.table; }
-  emit(events: DataPlaneEvent[]): void { for (const l of this.listeners) l(events); }
+  async snapshot(): Promise<ConnectionSnapshot> { return this.table; }
+  emit(events: ConnectionEvent[]): void { for (const l of this.listeners) l(events); }
 }
+
+const svc = (m: ServiceMatch) => ({ key: serviceKey(m), match: m });
+const WEB = svc(addrMatch('tcp', '10.0.0.50', 80));
+const DNS = svc(addrMatch('udp', '10.0.0.50', 53));
+const FTP = svc({ kind: 'addr', protocol: 'tcp', address: '10.0.0.50', family: 4, ports: [{ from: 21, to: 21 }, { from: 10000, to: 20000 }] });
+const FWM = svc({ kind: 'fwmark', mark: 7, family: 4 });
+const WEB6 = svc(addrMatch('tcp', '2001:db8::1', 443));
+const SERVICES = [WEB, DNS, FTP, FWM, WEB6];
 
 async function freePort(): Promise<number> {
   const s = createSocket('udp4');
@@ -47,7 +58,7 @@ async function pair(opts: { keyB?: string } = {}) {
     SyncService.open({
       config: config(key),
       dataPlane: dp,
-      virtualServers: [{ protocol: 'TCP', address: '10.0.0.50', port: 80, real_server: [{ address: '10.0.0.21', port: 80 } as never] }],
+      virtualServers: SERVICES,
       sender: { targets: [{ address: '127.0.0.1', port: peer }], bindAddress: '127.0.0.1' },
       receiver: { port: own, bindAddress: '127.0.0.1', requestTargets: [{ address: '127.0.0.1', port: peer }] },
       snapshotRetryMs: 200,
@@ -59,14 +70,41 @@ async function pair(opts: { keyB?: string } = {}) {
   return { a, b, dpA, dpB, pa, pb, close: () => Promise.all([a.close(), b.close()]) };
 }
 
-const tplEv = (client: string, destId = '10.0.0.21:80'): DataPlaneEvent => ({ type: 'template', vs: 'tcp/10.0.0.50:80', client, family: 4, destId, expiresInMs: 60_000 });
-const flowEv = (port: number, destId = '10.0.0.22:53'): DataPlaneEvent => ({ type: 'udp_flow_new', service: 'udp/10.0.0.50:53', client: '10.0.0.100', clientPort: port, destId, timeoutMs: 300_000 });
+const RS1 = endpoint('10.0.0.21', 80);
+const tplEv = (client: string, dest = RS1): ConnectionEvent => ({ type: 'template', service: WEB.key, client, family: 4, dest, expiresInMs: 60_000 });
+const flowEv = (port: number, dest = endpoint('10.0.0.22', 53)): ConnectionEvent =>
+  ({ type: 'udp_flow_new', service: DNS.key, protocol: 'udp', client: endpoint('10.0.0.100', port), virtual: endpoint('10.0.0.50', 53), dest, timeoutMs: 300_000 });
+const connEv = (type: 'conn_new' | 'conn_end', port = 4000): ConnectionEvent => ({
+  type, service: WEB.key, protocol: 'tcp', client: endpoint('10.1.0.1', port), virtual: endpoint('10.0.0.50', 80), dest: RS1, ...(type === 'conn_end' ? { inBytes: 1, outBytes: 2 } : {}),
+} as ConnectionEvent);
 
-test('event mapping: sorry server and junk ids are not synced', (t) => {
-  t.is(entryFromEvent(tplEv('10.1.0.1', 'sorry:10.0.0.30:8080')), null);
-  t.like(entryFromEvent(tplEv('10.1.0.1')), { kind: 'template', protocol: 'tcp', virtual: { address: '10.0.0.50', port: 80 }, real: { address: '10.0.0.21', port: 80 }, timeoutSec: 60 });
-  t.like(entryFromEvent({ type: 'conn_end', protocol: 'tcp', service: 'tcp/2001:db8::1:443', client: '2001:db8::9', clientPort: 4000, destId: '[2001:db8::21]:443', inBytes: 1, outBytes: 1 }),
+test('service index: events become wire entries from the configured services, and entries find their service again', (t) => {
+  const ix = new ServiceIndex(SERVICES);
+  // a template of an unconfigured service cannot be named on the wire: not synced
+  t.is(ix.entryFromEvent({ ...tplEv('10.1.0.1'), service: serviceKey(addrMatch('tcp', '10.0.0.99', 80)) } as ConnectionEvent), null);
+  const web = ix.entryFromEvent(tplEv('10.1.0.1'));
+  t.like(web, { kind: 'template', protocol: 'tcp', virtual: { address: '10.0.0.50', port: 80 }, real: { address: '10.0.0.21', port: 80 }, timeoutSec: 60 });
+  // port set: the template covers all ports (virtual port 0); fwmark: protocol any + the mark
+  const ftp = ix.entryFromEvent({ type: 'template', service: FTP.key, client: '10.1.0.0', family: 4, dest: endpoint('10.0.0.21', 0), expiresInMs: 900_000 });
+  t.like(ftp, { kind: 'template', protocol: 'tcp', virtual: { address: '10.0.0.50', port: 0 }, real: { address: '10.0.0.21', port: 0 } });
+  const fwm = ix.entryFromEvent({ type: 'template', service: FWM.key, client: '10.1.0.0', family: 4, dest: endpoint('10.0.0.21', 0), expiresInMs: 1000 });
+  t.like(fwm, { kind: 'template', protocol: 'any', virtual: { address: '0.0.0.0', port: 0 }, fwmark: 7 });
+  t.like(ix.entryFromEvent({ type: 'conn_end', service: WEB6.key, protocol: 'tcp', client: endpoint('2001:db8::9', 4000), virtual: endpoint('2001:db8::1', 443), dest: endpoint('2001:db8::21', 443), inBytes: 1, outBytes: 1 }),
     { kind: 'conn', family: 6, ended: true, virtual: { address: '2001:db8::1', port: 443 }, real: { address: '2001:db8::21', port: 443 } });
+  // back: through the codec and the table, each entry names its service again
+  const table = new SyncTable({ now: () => 0 });
+  const flow = ix.entryFromEvent({ type: 'udp_flow_new', service: DNS.key, protocol: 'udp', client: endpoint('10.0.0.100', 5000), virtual: endpoint('10.0.0.50', 53), dest: endpoint('10.0.0.22', 53), timeoutMs: 300_000 });
+  const [msg] = encode([web!, ftp!, fwm!, flow!], 1);
+  const r = decode(msg!, 1);
+  if (!r.ok) return t.fail('decode');
+  table.apply(r.entries, false);
+  const restored = [...table.live()].map((le) => ix.restoreEntry(le));
+  t.deepEqual(restored.map((x) => x?.service).sort(), [DNS.key, FTP.key, FWM.key, WEB.key].sort());
+  t.like(restored.find((x) => x?.service === FTP.key), { type: 'template', client: '10.1.0.0', dest: endpoint('10.0.0.21', 0) });
+  t.like(restored.find((x) => x?.service === DNS.key), { type: 'udp_flow', client: endpoint('10.0.0.100', 5000), virtual: endpoint('10.0.0.50', 53), dest: endpoint('10.0.0.22', 53) });
+  // a connection to one port of the port set belongs to the port-set service
+  t.is(ix.keyOf('tcp', { address: '10.0.0.50', port: 10001 }, 0, 4), FTP.key);
+  t.is(ix.keyOf('tcp', { address: '10.0.0.50', port: 22 }, 0, 4), serviceKey(addrMatch('tcp', '10.0.0.50', 22)));
 });
 
 test('master events reach the backup table; promotion restores templates and flows; demotion asks for a snapshot', async (t) => {
@@ -76,12 +114,11 @@ test('master events reach the backup table; promotion restores templates and flo
     t.is(p.a.role, 'master');
     // B asked for a snapshot when it started (A was not master yet: ignored); the retry gets one.
     await waitFor(() => p.b.status().snapshots_received === 1);
-    p.dpA.emit([tplEv('10.1.0.1'), tplEv('10.1.0.2'), flowEv(5000),
-      { type: 'conn_new', protocol: 'tcp', service: 'tcp/10.0.0.50:80', client: '10.1.0.1', clientPort: 4000, destId: '10.0.0.21:80' }]);
+    p.dpA.emit([tplEv('10.1.0.1'), tplEv('10.1.0.2'), flowEv(5000), connEv('conn_new')]);
     await waitFor(() => p.b.table.size === 4);
     t.deepEqual(p.b.status().table, { templates: 2, udp_flows: 1, conns: 1 });
-    p.dpA.emit([{ type: 'conn_end', protocol: 'tcp', service: 'tcp/10.0.0.50:80', client: '10.1.0.1', clientPort: 4000, destId: '10.0.0.21:80', inBytes: 1, outBytes: 2 },
-      { type: 'udp_flow_expired', service: 'udp/10.0.0.50:53', client: '10.0.0.100', clientPort: 5000, destId: '10.0.0.22:53' }]);
+    p.dpA.emit([connEv('conn_end'),
+      { type: 'udp_flow_expired', service: DNS.key, protocol: 'udp', client: endpoint('10.0.0.100', 5000), virtual: endpoint('10.0.0.50', 53), dest: endpoint('10.0.0.22', 53) }]);
     await waitFor(() => p.b.table.size === 2);
     // B takes over (A "crashed"): its templates go to the data plane, with the data plane's ids.
     const restored = p.b.setMaster(true);
@@ -89,12 +126,12 @@ test('master events reach the backup table; promotion restores templates and flo
     await restored;
     const r = p.dpB.restored[0]!.sort((x, y) => (x.type === 'template' && y.type === 'template' ? x.client.localeCompare(y.client) : 0));
     t.is(r.length, 2);
-    t.like(r[0], { type: 'template', vs: 'tcp/10.0.0.50:80', client: '10.1.0.1', destId: '10.0.0.21:80', family: 4 });
+    t.like(r[0], { type: 'template', service: WEB.key, client: '10.1.0.1', dest: RS1, family: 4 });
     t.true((r[0] as { expiresInMs: number }).expiresInMs > 55_000);
     // A comes back as backup: asks B for a snapshot, B answers from its data plane.
     await p.a.setMaster(false);
-    p.dpB.table = { templates: [{ type: 'template', vs: 'tcp/10.0.0.50:80', client: '10.1.0.7', family: 4, destId: '10.0.0.21:80', expiresInMs: 30_000 }],
-      udpFlows: [{ type: 'udp_flow', service: 'udp/10.0.0.50:53', client: '10.0.0.100', clientPort: 6000, destId: '10.0.0.22:53', expiresInMs: 100_000 }], conns: [] };
+    p.dpB.table = { templates: [{ type: 'template', service: WEB.key, client: '10.1.0.7', family: 4, dest: RS1, expiresInMs: 30_000 }],
+      udpFlows: [{ type: 'udp_flow', service: DNS.key, protocol: 'udp', client: endpoint('10.0.0.100', 6000), virtual: endpoint('10.0.0.50', 53), dest: endpoint('10.0.0.22', 53), expiresInMs: 100_000 }], conns: [] };
     await waitFor(() => p.a.status().snapshots_received >= 1);
     // A's table: B's data plane + the two restored-but-unused templates.
     t.deepEqual(p.a.status().table, { templates: 3, udp_flows: 1, conns: 0 });
@@ -108,8 +145,8 @@ test('master events reach the backup table; promotion restores templates and flo
 test('a fresh backup gets the master table as a snapshot; a backup ignores snapshot requests', async (t) => {
   const [pa, pb] = [await freePort(), await freePort()];
   const dpA = new FakeDataPlane();
-  dpA.table = { templates: Array.from({ length: 500 }, (_, i) => ({ type: 'template' as const, vs: 'tcp/10.0.0.50:80', client: `10.2.${i >> 8}.${i & 255}`, family: 4 as const, destId: '10.0.0.21:80', expiresInMs: 60_000 })), udpFlows: [], conns: [] };
-  const common = { config: config(), snapshotRetryMs: 200 };
+  dpA.table = { templates: Array.from({ length: 500 }, (_, i) => ({ type: 'template' as const, service: WEB.key, client: `10.2.${i >> 8}.${i & 255}`, family: 4 as const, dest: RS1, expiresInMs: 60_000 })), udpFlows: [], conns: [] };
+  const common = { config: config(), snapshotRetryMs: 200, virtualServers: SERVICES };
   const a = await SyncService.open({ ...common, dataPlane: dpA, sender: { targets: [{ address: '127.0.0.1', port: pb }], bindAddress: '127.0.0.1' }, receiver: { port: pa, bindAddress: '127.0.0.1', requestTargets: [{ address: '127.0.0.1', port: pb }] } });
   try {
     await a.setMaster(true);

@@ -5,6 +5,8 @@ import { createDnsChecker } from './dns.js';
 import { createFileChecker } from './file.js';
 import { createHttpChecker } from './http.js';
 import { createMiscChecker } from './misc.js';
+import { createPingChecker } from './ping.js';
+import { createSmtpChecker } from './smtp.js';
 import { createTcpChecker } from './tcp.js';
 import type { Checker, CheckerOptions, CheckTarget } from './types.js';
 import { createUdpChecker } from './udp.js';
@@ -27,5 +29,7 @@ export function createChecker(cfg: CheckConfig, target: CheckTarget = checkTarge
     case 'UDP_CHECK': return createUdpChecker(cfg, target);
     case 'DNS_CHECK': return createDnsChecker(cfg, target, opts);
     case 'FILE_CHECK': return createFileChecker(cfg);
+    case 'SMTP_CHECK': return createSmtpChecker(cfg, target);
+    case 'PING_CHECK': return createPingChecker(cfg, target, opts);
   }
 }

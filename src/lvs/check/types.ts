@@ -11,7 +11,9 @@
  * - releases every socket / timer / child it created before the promise settles, except a
  *   MISC_CHECK child still running at abort (see misc.ts).
  */
+import { endpointText } from '../../util/endpoint.js';
 import type { Socket as DgramSocket } from 'node:dgram';
+import { connect, type Socket } from 'node:net';
 import type { CheckConfig, CheckType } from '../../config/types.js';
 
 export type { CheckConfig, CheckType };
@@ -67,7 +69,7 @@ export function timeoutMs(seconds: number): number {
 
 /** "addr:port" / "[v6addr]:port" for details. */
 export function formatTarget(t: CheckTarget): string {
-  return t.family === 6 ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`;
+  return endpointText(t);
 }
 
 /**
@@ -143,4 +145,14 @@ export function sendConnected(
   };
   if (bindTo) sock.bind({ port: 0, address: bindTo }, go);
   else go();
+}
+
+/** A TCP connection to the target, from `bindTo` when set (TCP_CHECK, SMTP_CHECK). */
+export function connectTarget(target: CheckTarget, bindTo: string | undefined): Socket {
+  return connect({
+    host: target.address,
+    port: target.port,
+    family: target.family,
+    ...(bindTo ? { localAddress: bindTo } : {}),
+  });
 }

@@ -4,7 +4,10 @@
  * Two implementations live beside this file, one folder each:
  *   proxy/     the user-space TCP/UDP proxy in a worker thread (lb_kind "PROXY")
  *   nftables/  kernel forwarding through one nftables table per daemon (lb_kind "DR", "NAT", "FULLNAT")
- * and one contract test suite (test/unit/dataplane-contract.test.ts) runs against both.
+ * and one contract test suite (test/lib/dataplane-contract.ts) runs against both: the proxy on
+ * loopback (test/unit/dataplane-contract-proxy.test.ts), nftables in a namespace lab.
+ * DataplaneSet (index.ts) is what the manager talks to: it routes each service to the
+ * implementation of its kind, creating implementations only when a service needs them.
  *
  * The manager never waits on a data plane from the VRRP event loop's critical path: every call is
  * asynchronous, and an implementation does its slow work (a worker thread, an nft transaction on
@@ -18,10 +21,16 @@
  *                               the address (VRRP MASTER, or announced by BGP), off otherwise
  *   stats()                  -> monotonic counters, like ipvsadm --stats
  *   close()                  -> everything off, kernel state removed; idempotent
- * Errors are KeepaliveError with a code (E_DATAPLANE_*, E_SOCKET, E_CLOSED...).
+ * Errors are KeepaliveError with a code: E_CONFIG_INVALID (a spec or pool the implementation
+ * cannot take, an unknown service key), E_SOCKET (the system refused, e.g. EADDRNOTAVAIL while the
+ * VIP is not yet in place), E_CLOSED (after close()), E_DATAPLANE_UNAVAILABLE (no implementation
+ * for a service's lb_kind). lifecycle.ts does the bookkeeping and these checks once.
+ *
+ * An implementation that keeps a connection table may also provide ConnectionState (below), which
+ * connection sync uses: templates and flows move to the peer director and back on failover.
  */
-import type { Endpoint, ServiceKey, ServiceMatch } from '../../util/endpoint.js';
-import type { SchedulerName } from '../sched/index.js';
+import type { Endpoint, IpFamily, L4Protocol, ServiceKey, ServiceMatch } from '../../util/endpoint.js';
+import type { SchedulerName } from '../scheduler-names.js';
 
 /** keepalived's lb_kind, plus FULLNAT and our user-space PROXY. */
 export type LbKind = 'DR' | 'NAT' | 'FULLNAT' | 'PROXY';
@@ -55,10 +64,15 @@ export interface PersistenceSpec {
 /** Options only the proxy uses. */
 export interface ProxyOptions {
   readonly proxyProtocol: '' | 'v1' | 'v2';
+  /** Real-server connect timeout; after it the next real server is tried. */
   readonly connectTimeoutMs: number;
+  /** UDP flow idle timeout. Default 300000 (the IPVS udp timeout). */
   readonly udpFlowTimeoutMs?: number;
-  /** UDP one-packet scheduling. */
-  readonly ops: boolean;
+  /**
+   * UDP: a flow whose real server left the pool is re-scheduled on its next datagram
+   * (net.ipv4.vs.expire_nodest_conn-like). Default true.
+   */
+  readonly expireNodestConn?: boolean;
 }
 
 /** One virtual service, as the data plane needs it; built once from the config. */
@@ -71,6 +85,8 @@ export interface ServiceSpec {
   readonly persistence: PersistenceSpec | null;
   /** How long open connections may continue when the service is removed by configure(). */
   readonly drainMs: number;
+  /** UDP one-packet scheduling: every datagram is scheduled on its own (ops). */
+  readonly ops: boolean;
   /** PROXY kind only. */
   readonly proxy?: ProxyOptions;
 }
@@ -88,11 +104,15 @@ export interface PoolSpec {
   readonly sorry: Endpoint | null;
 }
 
-/** Monotonic counters, as ipvsadm --stats shows them. */
+/**
+ * Monotonic counters, as ipvsadm --stats shows them. Packets are null where the implementation
+ * never sees packets: the proxy's TCP services (it reads a byte stream from the kernel); its UDP
+ * services count datagrams.
+ */
 export interface Counters {
   conns: number;
-  in_pkts: number;
-  out_pkts: number;
+  in_pkts: number | null;
+  out_pkts: number | null;
   in_bytes: number;
   out_bytes: number;
 }
@@ -144,4 +164,78 @@ export interface Dataplane {
   unserve(key: ServiceKey, drainMs: number): Promise<void>;
   stats(): Promise<DataplaneStats>;
   close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Connection state (optional facet): what connection sync moves between directors.
+
+/** One connection: client -> virtual address:port -> destination. */
+export interface ConnRef {
+  readonly service: ServiceKey;
+  readonly protocol: L4Protocol;
+  readonly client: Endpoint;
+  /** The address:port the client sent to (for fwmark / port-set services, the packet's own). */
+  readonly virtual: Endpoint;
+  readonly dest: Endpoint;
+}
+
+/** A persistence template: the client network keeps its destination until it expires. */
+export interface TemplateEntry {
+  readonly type: 'template';
+  readonly service: ServiceKey;
+  readonly family: IpFamily;
+  /** The client address masked by persistence_granularity, canonical text. */
+  readonly client: string;
+  readonly dest: Endpoint;
+  /** Remaining lifetime (relative: the directors' clocks are not synchronised). */
+  readonly expiresInMs: number;
+}
+
+/** A UDP flow: the client address:port keeps its destination while datagrams flow. */
+export interface UdpFlowEntry extends ConnRef {
+  readonly type: 'udp_flow';
+  /** Idle time left before the flow ends. */
+  readonly expiresInMs: number;
+}
+
+/** A live TCP connection (listed for the peer's counts; the proxy cannot move TCP connections). */
+export interface ConnEntry extends ConnRef {
+  readonly type: 'conn';
+}
+
+/** What a newly promoted director adopts from the synced table before it serves. */
+export type RestoreEntry = TemplateEntry | UdpFlowEntry;
+
+export interface ConnectionSnapshot {
+  readonly templates: TemplateEntry[];
+  readonly udpFlows: UdpFlowEntry[];
+  readonly conns: ConnEntry[];
+}
+
+/**
+ * Changes of the table, delivered in batches. Connections to the sorry server are not reported
+ * (they are not synced: the sorry server is a fallback, not a member).
+ */
+export type ConnectionEvent =
+  | (ConnRef & { readonly type: 'conn_new' })
+  | (ConnRef & { readonly type: 'conn_end'; readonly inBytes: number; readonly outBytes: number })
+  | TemplateEntry
+  | (ConnRef & { readonly type: 'udp_flow_new'; readonly timeoutMs: number })
+  | (ConnRef & { readonly type: 'udp_flow_expired' });
+
+export interface ConnectionState {
+  /**
+   * Adopt synced templates and flows. Called before serve() on promotion; an implementation
+   * must apply them before it forwards anything serve() asks for after this call.
+   */
+  restore(entries: readonly RestoreEntry[]): Promise<void>;
+  /** The whole live table (for a peer's full sync). */
+  snapshot(): Promise<ConnectionSnapshot>;
+  /** Subscribe to batched changes; returns the unsubscribe function. */
+  onEvent(cb: (events: readonly ConnectionEvent[]) => void): () => void;
+}
+
+export function hasConnectionState(d: object): d is ConnectionState {
+  const x = d as Partial<ConnectionState>;
+  return typeof x.restore === 'function' && typeof x.snapshot === 'function' && typeof x.onEvent === 'function';
 }

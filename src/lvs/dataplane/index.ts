@@ -1,279 +1,233 @@
 /**
- * DataPlane: the main-thread facade of the user-space L4 virtual-server data plane.
+ * DataplaneSet: the one data plane the virtual-server manager and connection sync talk to. It
+ * routes every service to the implementation that forwards its lb_kind, creating an
+ * implementation only when the first service of its kinds is configured (no proxy worker thread
+ * without a PROXY service, no nftables table without a DR/NAT/FULLNAT service), merges their
+ * stats and closes them all.
  *
- * It spawns ONE worker thread (worker.js next to this file) that owns every listening socket,
- * every proxied TCP connection and every UDP flow, so no per-packet or per-connection work
- * runs on the VRRP event loop. The facade only posts small control messages (protocol.ts)
- * and awaits the replies.
+ * Implementations are registered in DATAPLANE_IMPLEMENTATIONS below: {name, kinds, create}. A
+ * kind no registered implementation forwards is refused by configure() with
+ * E_DATAPLANE_UNAVAILABLE before anything changes (the daemon then fails to start with that
+ * message; `keepalive-ts check` is not concerned: the config itself is valid).
  *
- * The facade remembers the desired state (services, pools, which services are served); if
- * the worker dies it emits 'error' (only when someone listens: an unhandled 'error' must not
- * take the VRRP daemon down) and, unless autoRestart is false, starts a new worker and
- * re-applies that state ('restart' is emitted once re-applied). Open connections and UDP
- * flows die with the worker; persistence templates restored via restore() do too (the sync
- * layer sends them again).
- *
- * Events: 'error' (Error), 'restart' (), 'serveError' (id, Error) when re-serving after a
- * restart fails.
+ * An implementation stays once created, even when a reload removes its last service: it drains
+ * those connections (configure with the empty set) and is closed with the set.
  */
-
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
-import { KeepaliveError, type ErrorCode } from '../../util/errors.js';
-import type {
-  DataPlaneEvent,
-  DataPlaneSnapshot,
-  DataPlaneStats,
-  DestinationSpec,
-  Request,
-  RestoreEntry,
-  ServiceSpec,
-  SorrySpec,
-  WireError,
-  WorkerMessage,
-} from './protocol.js';
+import { KeepaliveError } from '../../util/errors.js';
+import type { ServiceKey } from '../../util/endpoint.js';
+import {
+  hasConnectionState,
+  type ConnectionEvent,
+  type ConnectionSnapshot,
+  type ConnectionState,
+  type Dataplane,
+  type DataplaneStats,
+  type LbKind,
+  type PoolSpec,
+  type RestoreEntry,
+  type ServiceSpec,
+} from './contract.js';
+import { ProxyDataplane } from './proxy/index.js';
 
-export type {
-  ConnEntry,
-  DataPlaneEvent,
-  DataPlaneSnapshot,
-  DataPlaneStats,
-  DestinationSpec,
-  RealServerStats,
-  RestoreEntry,
-  ServiceSpec,
-  ServiceStats,
-  SorrySpec,
-  TemplateEntry,
-  UdpFlowEntry,
-} from './protocol.js';
-export { serviceId } from './protocol.js';
+export * from './contract.js';
 
-/** The compiled worker entry, resolved next to this module. */
-export const WORKER_URL = new URL('./worker.js', import.meta.url);
-
-export interface DataPlaneOptions {
-  /** Restart the worker when it dies and re-apply services/pools/serving. Default true. */
-  readonly autoRestart?: boolean;
-  /** At most this many restarts per minute; beyond, the data plane stays down. Default 5. */
-  readonly maxRestartsPerMinute?: number;
-  /** How often the worker posts a batch of connection events (onEvent), ms. Default 100. */
+/** What the daemon hands every implementation it creates. */
+export interface DataplaneContext {
+  /** Connection-event batching (ms) when connection sync is on; implementation default otherwise. */
   readonly eventBatchMs?: number;
+  /** Reports errors that happen outside a call (a worker died, a transaction failed later). */
+  readonly onError?: (implementation: string, err: Error) => void;
 }
 
-const KNOWN_CODES: readonly ErrorCode[] = [
-  'E_CONFIG_INVALID',
-  'E_SOCKET',
-  'E_CLOSED',
-  'E_CONTROL_PROTOCOL',
+export interface DataplaneImplementation {
+  readonly name: string;
+  /** The lb_kinds it forwards; no two implementations share a kind. */
+  readonly kinds: readonly LbKind[];
+  create(ctx: DataplaneContext): Dataplane & Partial<ConnectionState>;
+}
+
+/**
+ * THE registration point: one entry per implementation. The kernel path (nftables: DR, NAT,
+ * FULLNAT) adds its entry here.
+ */
+export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
+  {
+    name: 'proxy',
+    kinds: ['PROXY'],
+    create: (ctx) => new ProxyDataplane(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
+  },
 ];
 
-type Body<R> = R extends { seq: number } ? Omit<R, 'seq'> : never;
-type RequestBody = Body<Request>;
-
-interface Pending {
-  resolve: (v: unknown) => void;
-  reject: (e: Error) => void;
+interface Slot {
+  readonly impl: DataplaneImplementation;
+  instance: (Dataplane & Partial<ConnectionState>) | null;
+  /** Its unsubscribe functions, one per onEvent subscriber of the set. */
+  readonly unsubscribe: Map<(events: readonly ConnectionEvent[]) => void, () => void>;
 }
 
-function toError(e: WireError): KeepaliveError {
-  const code = (KNOWN_CODES as readonly string[]).includes(e.code) ? (e.code as ErrorCode) : 'E_SOCKET';
-  const cause = e.errno ? Object.assign(new Error(e.message), { code: e.errno }) : undefined;
-  return new KeepaliveError(code, e.message, cause ? { cause } : undefined);
-}
+export class DataplaneSet implements Dataplane, ConnectionState {
+  readonly name = 'set';
+  readonly kinds: readonly LbKind[];
+  readonly #ctx: DataplaneContext;
+  readonly #slots: Slot[];
+  /** Which slot owns each configured service. */
+  readonly #owner = new Map<ServiceKey, Slot>();
+  readonly #subscribers: Array<(events: readonly ConnectionEvent[]) => void> = [];
+  #closing: Promise<void> | null = null;
 
-export class DataPlane extends EventEmitter {
-  private worker: Worker | null = null;
-  private seq = 0;
-  private readonly pending = new Map<number, Pending>();
-  private closing: Promise<void> | null = null;
-  private readonly listeners_: Array<(events: readonly DataPlaneEvent[]) => void> = [];
-  private readonly autoRestart: boolean;
-  private readonly maxRestarts: number;
-  private readonly eventBatchMs: number | undefined;
-  private restarts: number[] = [];
-  // Desired state, re-applied after a worker restart.
-  private services: readonly ServiceSpec[] = [];
-  private readonly pools = new Map<string, { dests: readonly DestinationSpec[]; sorry: SorrySpec | null }>();
-  private readonly served = new Set<string>();
-
-  constructor(options: DataPlaneOptions = {}) {
-    super();
-    this.autoRestart = options.autoRestart ?? true;
-    this.maxRestarts = options.maxRestartsPerMinute ?? 5;
-    this.eventBatchMs = options.eventBatchMs;
-    this.spawn();
+  constructor(ctx: DataplaneContext = {}, implementations: readonly DataplaneImplementation[] = DATAPLANE_IMPLEMENTATIONS) {
+    this.#ctx = ctx;
+    this.#slots = implementations.map((impl) => ({ impl, instance: null, unsubscribe: new Map() }));
+    this.kinds = implementations.flatMap((i) => i.kinds);
   }
 
-  /** The full desired set of virtual services. Services not listed any more drain (their drainMs) and go. */
+  /** The implementation instances created so far, by name (diagnostics, tests). */
+  get instances(): ReadonlyMap<string, Dataplane> {
+    return new Map(this.#slots.filter((s) => s.instance).map((s) => [s.impl.name, s.instance!]));
+  }
+
+  #slotFor(kind: LbKind): Slot | undefined {
+    return this.#slots.find((s) => s.impl.kinds.includes(kind));
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new KeepaliveError('E_CLOSED', 'data plane closed');
+  }
+
+  #instance(slot: Slot): Dataplane & Partial<ConnectionState> {
+    if (slot.instance) return slot.instance;
+    const inst = slot.impl.create(this.#ctx);
+    slot.instance = inst;
+    if (inst instanceof EventEmitter) inst.on('error', (err: Error) => this.#ctx.onError?.(slot.impl.name, err));
+    if (hasConnectionState(inst)) for (const cb of this.#subscribers) slot.unsubscribe.set(cb, inst.onEvent(cb));
+    return inst;
+  }
+
+  #route(key: ServiceKey): Dataplane & Partial<ConnectionState> {
+    const slot = this.#owner.get(key);
+    if (!slot?.instance) throw new KeepaliveError('E_CONFIG_INVALID', `unknown virtual service ${key}`);
+    return slot.instance;
+  }
+
+  /** Refuses, before anything changes, a service whose kind no implementation forwards. */
   async configure(services: readonly ServiceSpec[]): Promise<void> {
-    const ids = new Set(services.map((s) => s.id));
-    for (const id of [...this.pools.keys()]) if (!ids.has(id)) this.pools.delete(id);
-    for (const id of [...this.served]) if (!ids.has(id)) this.served.delete(id);
-    this.services = services.map((s) => ({ ...s }));
-    await this.request({ t: 'configure', services: this.services });
+    this.#assertOpen();
+    const bySlot = new Map<Slot, ServiceSpec[]>();
+    for (const spec of services) {
+      const slot = this.#slotFor(spec.kind);
+      if (!slot) {
+        throw new KeepaliveError(
+          'E_DATAPLANE_UNAVAILABLE',
+          `${spec.key}: lb_kind "${spec.kind}" needs the kernel data plane (nftables), which this build does not have yet; use lb_kind = "PROXY" for the user-space proxy`,
+        );
+      }
+      let list = bySlot.get(slot);
+      if (!list) bySlot.set(slot, (list = []));
+      list.push(spec);
+    }
+    const jobs: Promise<void>[] = [];
+    for (const slot of this.#slots) {
+      const mine = bySlot.get(slot) ?? [];
+      if (mine.length === 0 && !slot.instance) continue;
+      jobs.push(this.#instance(slot).configure(mine));
+    }
+    this.#owner.clear();
+    for (const [slot, list] of bySlot) for (const s of list) this.#owner.set(s.key, slot);
+    // Every implementation is told its new set even if another one refuses.
+    const results = await Promise.allSettled(jobs);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
-  /** The pool of a service: weight 0 = quiescent; removed destinations keep their open connections. */
-  async setPool(id: string, destinations: readonly DestinationSpec[], sorry: SorrySpec | null): Promise<void> {
-    const dests = destinations.map((d) => ({ id: d.id, address: d.address, port: d.port, weight: d.weight }));
-    const s = sorry ? { address: sorry.address, port: sorry.port } : null;
-    await this.request({ t: 'setPool', id, dests, sorry: s });
-    this.pools.set(id, { dests, sorry: s });
+  setPool(key: ServiceKey, pool: PoolSpec): Promise<void> {
+    try {
+      this.#assertOpen();
+      return this.#route(key).setPool(key, pool);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  /** Listen on the service address; rejects with E_SOCKET (cause.code EADDRNOTAVAIL, EADDRINUSE...). */
-  async serve(id: string): Promise<void> {
-    await this.request({ t: 'serve', id });
-    this.served.add(id);
+  serve(key: ServiceKey): Promise<void> {
+    try {
+      this.#assertOpen();
+      return this.#route(key).serve(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  /** Stop accepting at once; open connections get up to drainMs, then are destroyed. */
-  async unserve(id: string, drainMs: number): Promise<void> {
-    this.served.delete(id);
-    await this.request({ t: 'unserve', id, drainMs: Math.max(0, Math.floor(drainMs)) });
+  unserve(key: ServiceKey, drainMs: number): Promise<void> {
+    try {
+      this.#assertOpen();
+      return this.#route(key).unserve(key, drainMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  async stats(): Promise<DataPlaneStats> {
-    return (await this.request({ t: 'stats' })) as DataPlaneStats;
-  }
-
-  /** Load persistence templates / UDP flows synced from the peer director. */
-  async restore(entries: readonly RestoreEntry[]): Promise<void> {
-    await this.request({ t: 'restore', entries });
-  }
-
-  /** The live connection table (templates, UDP flows, TCP connections), e.g. for a peer's full sync. */
-  async snapshot(): Promise<DataPlaneSnapshot> {
-    return (await this.request({ t: 'snapshot' })) as DataPlaneSnapshot;
-  }
-
-  private eventsOn(): RequestBody {
-    return this.eventBatchMs === undefined ? { t: 'events', enabled: true } : { t: 'events', enabled: true, batchMs: this.eventBatchMs };
+  async stats(): Promise<DataplaneStats> {
+    this.#assertOpen();
+    const live = this.#slots.filter((s) => s.instance);
+    const all = await Promise.all(live.map((s) => s.instance!.stats()));
+    const out: DataplaneStats = { services: [], extra: {} };
+    all.forEach((st, i) => {
+      out.services.push(...st.services);
+      for (const [k, v] of Object.entries(st.extra)) out.extra[`${live[i]!.impl.name}_${k}`] = v;
+    });
+    return out;
   }
 
   /**
-   * Subscribe to batched connection events (at most one batch per 100 ms). The worker only
-   * produces events while at least one subscriber exists. Returns an unsubscribe function.
+   * Hands each entry to the implementation serving its service, synchronously up to the
+   * implementation's own call (so a serve() issued right after is processed after it).
+   * Entries of services no implementation with a connection table owns are skipped.
    */
-  onEvent(cb: (events: readonly DataPlaneEvent[]) => void): () => void {
-    this.listeners_.push(cb);
-    if (this.listeners_.length === 1) void this.request(this.eventsOn()).catch(() => {});
-    return () => {
-      const i = this.listeners_.indexOf(cb);
-      if (i < 0) return;
-      this.listeners_.splice(i, 1);
-      if (this.listeners_.length === 0 && !this.closing) void this.request({ t: 'events', enabled: false }).catch(() => {});
+  restore(entries: readonly RestoreEntry[]): Promise<void> {
+    try {
+      this.#assertOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const bySlot = new Map<Slot, RestoreEntry[]>();
+    for (const e of entries) {
+      const slot = this.#owner.get(e.service);
+      if (!slot?.instance || !hasConnectionState(slot.instance)) continue;
+      let list = bySlot.get(slot);
+      if (!list) bySlot.set(slot, (list = []));
+      list.push(e);
+    }
+    return Promise.all([...bySlot].map(([slot, list]) => (slot.instance as ConnectionState).restore(list))).then(() => undefined);
+  }
+
+  async snapshot(): Promise<ConnectionSnapshot> {
+    this.#assertOpen();
+    const parts = await Promise.all(this.#slots.filter((s) => s.instance && hasConnectionState(s.instance)).map((s) => (s.instance as ConnectionState).snapshot()));
+    return {
+      templates: parts.flatMap((p) => p.templates),
+      udpFlows: parts.flatMap((p) => p.udpFlows),
+      conns: parts.flatMap((p) => p.conns),
     };
   }
 
-  /** The worker thread, for diagnostics (and tests that kill it). */
-  get workerThread(): Worker | null {
-    return this.worker;
+  /** Subscribes to every implementation with a connection table, present and future. */
+  onEvent(cb: (events: readonly ConnectionEvent[]) => void): () => void {
+    this.#subscribers.push(cb);
+    for (const slot of this.#slots) if (slot.instance && hasConnectionState(slot.instance)) slot.unsubscribe.set(cb, slot.instance.onEvent(cb));
+    return () => {
+      const i = this.#subscribers.indexOf(cb);
+      if (i >= 0) this.#subscribers.splice(i, 1);
+      for (const slot of this.#slots) {
+        slot.unsubscribe.get(cb)?.();
+        slot.unsubscribe.delete(cb);
+      }
+    };
   }
 
-  /** Stop everything: all listeners and connections end, the worker exits. Idempotent. */
+  /** Closes every implementation created. Idempotent. */
   close(): Promise<void> {
-    if (this.closing) return this.closing;
-    const w = this.worker;
-    this.closing = (async () => {
-      if (!w) return;
-      try {
-        await Promise.race([this.request({ t: 'shutdown' }, true), new Promise((r) => setTimeout(r, 2000).unref())]);
-      } catch {
-        /* the worker is going away anyway */
-      }
-      this.worker = null;
-      await w.terminate();
-      this.failPending(new KeepaliveError('E_CLOSED', 'data plane closed'));
-    })();
-    return this.closing;
-  }
-
-  private spawn(): void {
-    const w = new Worker(WORKER_URL, { name: 'keepalive-dataplane' });
-    this.worker = w;
-    w.on('message', (m: WorkerMessage) => this.onMessage(m));
-    w.on('error', (err) => this.workerDied(w, err));
-    w.on('exit', (code) => this.workerDied(w, new KeepaliveError('E_SOCKET', `data plane worker exited with code ${code}`)));
-  }
-
-  private workerDied(w: Worker, err: Error): void {
-    if (this.worker !== w) return;
-    this.worker = null;
-    this.failPending(new KeepaliveError('E_CLOSED', `data plane worker died: ${err.message}`, { cause: err }));
-    if (this.closing) return;
-    if (this.listenerCount('error') > 0) this.emit('error', err);
-    const now = Date.now();
-    this.restarts = this.restarts.filter((t) => now - t < 60_000);
-    if (!this.autoRestart || this.restarts.length >= this.maxRestarts) return;
-    this.restarts.push(now);
-    void this.restart();
-  }
-
-  /** Start a new worker and re-apply the desired state. */
-  async restart(): Promise<void> {
-    if (this.closing) throw new KeepaliveError('E_CLOSED', 'data plane closed');
-    if (this.worker) {
-      // Shut down first so sockets close cleanly before the thread is terminated.
-      await Promise.race([this.request({ t: 'shutdown' }).catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
-      const old = this.worker;
-      this.worker = null;
-      if (old) await old.terminate();
-    }
-    this.spawn();
-    const enable = this.listeners_.length > 0;
-    try {
-      if (enable) await this.request(this.eventsOn());
-      await this.request({ t: 'configure', services: this.services });
-      for (const [id, p] of this.pools) await this.request({ t: 'setPool', id, dests: p.dests, sorry: p.sorry });
-    } catch (err) {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-      return;
-    }
-    for (const id of this.served) {
-      try {
-        await this.request({ t: 'serve', id });
-      } catch (err) {
-        this.emit('serveError', id, err);
-      }
-    }
-    this.emit('restart');
-  }
-
-  private onMessage(m: WorkerMessage): void {
-    if (m.t === 'reply') {
-      const p = this.pending.get(m.seq);
-      if (!p) return;
-      this.pending.delete(m.seq);
-      if (m.ok) p.resolve(m.result);
-      else p.reject(toError(m.error));
-    } else if (m.t === 'events') {
-      for (const cb of [...this.listeners_]) {
-        try {
-          cb(m.events);
-        } catch {
-          /* a subscriber's bug must not break the facade */
-        }
-      }
-    }
-  }
-
-  private request(body: RequestBody, duringClose = false): Promise<unknown> {
-    if ((this.closing && !duringClose) || !this.worker) {
-      return Promise.reject(new KeepaliveError('E_CLOSED', this.closing ? 'data plane closed' : 'data plane worker is down'));
-    }
-    const seq = ++this.seq;
-    const w = this.worker;
-    return new Promise((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject });
-      w.postMessage({ ...body, seq });
-    });
-  }
-
-  private failPending(err: Error): void {
-    const all = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of all) p.reject(err);
+    this.#closing ??= Promise.all(this.#slots.map((s) => s.instance?.close())).then(() => undefined);
+    return this.#closing;
   }
 }

@@ -1,0 +1,222 @@
+/**
+ * The worker-side engine: owns every virtual service (listeners, proxied connections, UDP
+ * flows, schedulers, persistence) and answers the facade's requests. It is plain code with
+ * no worker_threads dependency: worker.ts wires it to the parent port.
+ */
+
+import type { ConnectionEvent, ConnectionSnapshot, RestoreEntry, ServiceSpec } from '../contract.js';
+import type { ProxyStats, Request, WireError, WorkerMessage } from './protocol.js';
+import { parseRequest } from './protocol.js';
+import { TcpService } from './tcp.js';
+import { UdpService } from './udp.js';
+
+type Service = TcpService | UdpService;
+
+/** Events are posted at most this often. */
+export const EVENT_BATCH_MS = 100;
+/** A batch holds at most this many events; the rest are dropped and counted. */
+const MAX_BATCH = 100_000;
+
+class EngineError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly errno?: string,
+  ) {
+    super(message);
+  }
+}
+
+function wireError(err: unknown): WireError {
+  if (err instanceof EngineError) return { code: err.code, message: err.message, ...(err.errno ? { errno: err.errno } : {}) };
+  const e = err as NodeJS.ErrnoException;
+  const message = e instanceof Error ? e.message : String(err);
+  if (typeof e?.code === 'string') return { code: 'E_SOCKET', message, errno: e.code };
+  return { code: 'E_SOCKET', message };
+}
+
+export class Engine {
+  private readonly services = new Map<string, Service>();
+  /** Removed by configure(), still draining. */
+  private readonly retiring = new Set<Service>();
+  malformed = 0;
+  eventsDropped = 0;
+  private eventsEnabled = false;
+  /** Event batching interval ('events' request batchMs; default EVENT_BATCH_MS). */
+  private batchMs = EVENT_BATCH_MS;
+  private queue: ConnectionEvent[] = [];
+  private readonly templates = new Map<string, ConnectionEvent>();
+  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly housekeeping: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly post: (m: WorkerMessage) => void) {
+    this.housekeeping = setInterval(() => {
+      for (const s of this.services.values()) if (s instanceof TcpService) s.housekeeping();
+    }, 1000);
+  }
+
+  /** Entry point for every message from the facade. Never throws. */
+  handle(raw: unknown): void {
+    const req = parseRequest(raw);
+    if (req === null) {
+      this.malformed++;
+      return;
+    }
+    let result: unknown;
+    try {
+      result = this.dispatch(req);
+    } catch (err) {
+      this.post({ t: 'reply', seq: req.seq, ok: false, error: wireError(err) });
+      return;
+    }
+    Promise.resolve(result).then(
+      (value) => this.post({ t: 'reply', seq: req.seq, ok: true, ...(value === undefined ? {} : { result: value }) }),
+      (err: unknown) => this.post({ t: 'reply', seq: req.seq, ok: false, error: wireError(err) }),
+    );
+  }
+
+  private dispatch(req: Request): unknown {
+    if (this.closed && req.t !== 'shutdown') throw new EngineError('E_CLOSED', 'data plane is shut down');
+    switch (req.t) {
+      case 'configure':
+        return this.configure(req.services);
+      case 'setPool':
+        this.service(req.key).core.setPool(req.pool);
+        return undefined;
+      case 'serve':
+        return this.service(req.key).serve();
+      case 'unserve':
+        return this.service(req.key).unserve(req.drainMs);
+      case 'stats':
+        return this.stats();
+      case 'restore':
+        this.restore(req.entries);
+        return undefined;
+      case 'events':
+        this.eventsEnabled = req.enabled;
+        if (req.batchMs !== undefined) this.batchMs = req.batchMs;
+        for (const s of this.services.values()) if (s instanceof TcpService) s.setEventsEnabled(req.enabled);
+        if (!req.enabled) {
+          this.queue = [];
+          this.templates.clear();
+        }
+        return undefined;
+      case 'snapshot':
+        return this.snapshot();
+      case 'shutdown':
+        this.shutdown();
+        return undefined;
+    }
+  }
+
+  private service(key: string): Service {
+    const s = this.services.get(key);
+    if (!s) throw new EngineError('E_CONFIG_INVALID', `unknown virtual service ${key}`);
+    return s;
+  }
+
+  private configure(specs: readonly ServiceSpec[]): void {
+    // Keys are canonical: the same key is the same protocol, address and port.
+    const wanted = new Map<string, ServiceSpec>(specs.map((s) => [s.key, s]));
+    for (const [key, svc] of this.services) {
+      if (wanted.has(key)) continue;
+      this.services.delete(key);
+      this.retire(svc);
+    }
+    for (const spec of specs) {
+      const svc = this.services.get(spec.key);
+      if (svc) {
+        svc.core.applySpec(spec);
+        if (svc instanceof UdpService) svc.armTimer();
+        continue;
+      }
+      const emit = (ev: ConnectionEvent) => this.emit(ev);
+      const created = spec.match.kind === 'addr' && spec.match.protocol === 'tcp' ? new TcpService(spec, emit) : new UdpService(spec, emit);
+      if (created instanceof TcpService) created.setEventsEnabled(this.eventsEnabled);
+      this.services.set(spec.key, created);
+    }
+  }
+
+  private retire(svc: Service): void {
+    this.retiring.add(svc);
+    svc.unserve(svc.core.spec.drainMs).then(() => {
+      svc.destroyAll();
+      this.retiring.delete(svc);
+    }, () => this.retiring.delete(svc));
+  }
+
+  private restore(entries: readonly RestoreEntry[]): void {
+    for (const e of entries) {
+      const svc = this.services.get(e.service);
+      if (!svc) continue;
+      if (e.type === 'template') {
+        try {
+          svc.core.restoreTemplate(e);
+        } catch {
+          /* an address the table cannot mask: ignore the entry */
+        }
+      } else if (svc instanceof UdpService) {
+        svc.restoreFlow(e);
+      }
+    }
+  }
+
+  /** The live table: persistence templates, UDP flows (remaining idle time), TCP connections. */
+  private snapshot(): ConnectionSnapshot {
+    const out: ConnectionSnapshot = { templates: [], udpFlows: [], conns: [] };
+    const now = Date.now();
+    for (const svc of this.services.values()) {
+      for (const p of svc.core.persistence?.entries() ?? []) {
+        const t = svc.core.templateEntry(p);
+        if (t) out.templates.push(t);
+      }
+      if (svc instanceof UdpService) out.udpFlows.push(...svc.flowEntries(now));
+      else for (const c of svc.conns) if (!c.dest.sorry) out.conns.push({ type: 'conn', ...svc.ref(c) });
+    }
+    return out;
+  }
+
+  private stats(): ProxyStats {
+    return {
+      services: [...this.services.values()].map((s) => s.stats()),
+      malformed: this.malformed,
+      events_dropped: this.eventsDropped,
+    };
+  }
+
+  private emit(ev: ConnectionEvent): void {
+    if (!this.eventsEnabled) return;
+    if (ev.type === 'template') {
+      // Only the latest state of a template matters: coalesce within a batch.
+      this.templates.set(`${ev.service}\u0000${ev.client}`, ev);
+    } else if (this.queue.length < MAX_BATCH) {
+      this.queue.push(ev);
+    } else {
+      this.eventsDropped++;
+    }
+    if (this.flushTimer === null) this.flushTimer = setTimeout(() => this.flush(), this.batchMs);
+  }
+
+  private flush(): void {
+    this.flushTimer = null;
+    if (this.queue.length === 0 && this.templates.size === 0) return;
+    const events = this.queue;
+    for (const t of this.templates.values()) events.push(t);
+    this.queue = [];
+    this.templates.clear();
+    this.post({ t: 'events', events });
+  }
+
+  shutdown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.housekeeping);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flush();
+    for (const s of this.services.values()) s.destroyAll();
+    for (const s of this.retiring) s.destroyAll();
+    this.services.clear();
+    this.retiring.clear();
+  }
+}

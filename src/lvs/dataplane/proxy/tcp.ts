@@ -1,0 +1,313 @@
+/**
+ * TCP virtual service (worker side): a paused-on-accept listener; each client gets a real
+ * server from persistence or the scheduler, and a connect with a timeout. A failed connect
+ * (refused, unreachable, timeout) tries the next real server, excluding those that already
+ * failed for this client, then the sorry server, and only then closes the client: a real
+ * server that died between two health checks costs no client connection.
+ *
+ * Once connected the optional PROXY header goes first, then the two sockets are piped both
+ * ways; no JavaScript runs per chunk. Both sockets allow half-open: a FIN from one side is
+ * forwarded as end() to the other; an error on either destroys both. Byte counts come from
+ * the client socket's bytesRead (in) / bytesWritten (out) at close, or at stats time for
+ * live connections.
+ */
+
+import net from 'node:net';
+import { canonicalAddress, type Endpoint, type IpFamily } from '../../../util/endpoint.js';
+import type { ConnRef, ServiceSpec, ServiceStats } from '../contract.js';
+import { Dest, ServiceCore, type EventSink } from './conntable.js';
+import { encodeProxyHeader } from './proxy-protocol.js';
+import type { ScheduleContext } from './types.js';
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
+
+function noop(): void {}
+
+class TcpConn {
+  /** 'a' = established (active), 'i' = closing (inactive). */
+  state: 'a' | 'i' = 'a';
+  closes = 0;
+
+  constructor(
+    readonly client: net.Socket,
+    readonly upstream: net.Socket,
+    readonly dest: Dest,
+    readonly clientEndpoint: Endpoint,
+  ) {}
+
+  get clientAddress(): string {
+    return this.clientEndpoint.address;
+  }
+
+  get family(): IpFamily {
+    return this.clientEndpoint.family;
+  }
+
+  /** Abort both sockets. */
+  destroy(): void {
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+}
+
+export class TcpService {
+  readonly core: ServiceCore;
+  private server: net.Server | null = null;
+  /** Live proxied connections. */
+  readonly conns = new Set<TcpConn>();
+  /** Client sockets still waiting for a real-server connect. */
+  private readonly pending = new Set<net.Socket>();
+  private draining = false;
+  private drainWaiters: Array<() => void> = [];
+  private emitConnEvents = false;
+
+  constructor(spec: ServiceSpec, emit: EventSink) {
+    this.core = new ServiceCore(spec, emit);
+  }
+
+  setEventsEnabled(on: boolean): void {
+    this.emitConnEvents = on;
+  }
+
+  get serving(): boolean {
+    return this.server !== null;
+  }
+
+  serve(): Promise<void> {
+    if (this.server) return Promise.resolve();
+    this.draining = false;
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (c) => this.accept(c));
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => {
+        server.close();
+        reject(err);
+      };
+      server.once('error', onError);
+      server.listen({ host: this.core.address, port: this.core.port, backlog: 4096, exclusive: true }, () => {
+        server.off('error', onError);
+        server.on('error', noop);
+        this.server = server;
+        resolve();
+      });
+    });
+  }
+
+  /** Stop accepting now; wait up to drainMs for open connections, then destroy the rest. */
+  unserve(drainMs: number): Promise<void> {
+    this.draining = true;
+    if (this.server) {
+      this.server.close();
+      this.server = null;
+    }
+    for (const c of this.pending) c.destroy();
+    if (this.conns.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        for (const c of [...this.conns]) c.destroy();
+        done();
+      }, drainMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.drainWaiters = this.drainWaiters.filter((w) => w !== done);
+        resolve();
+      };
+      this.drainWaiters.push(done);
+    });
+  }
+
+  destroyAll(): void {
+    this.draining = true;
+    if (this.server) {
+      this.server.close();
+      this.server = null;
+    }
+    for (const c of this.pending) c.destroy();
+    for (const c of [...this.conns]) c.destroy();
+  }
+
+  private accept(client: net.Socket): void {
+    client.on('error', noop);
+    if (this.draining) {
+      client.destroy();
+      return;
+    }
+    const clientAddress = client.remoteAddress;
+    const clientPort = client.remotePort;
+    if (clientAddress === undefined || clientPort === undefined) {
+      client.destroy();
+      return;
+    }
+    const a = canonicalAddress(clientAddress);
+    if (!a) {
+      client.destroy();
+      return;
+    }
+    this.pending.add(client);
+    const ctx: ScheduleContext = { clientAddress: a.address, clientPort, family: a.family, virtualAddress: this.core.address };
+    this.attempt(client, ctx, null, false);
+  }
+
+  private attempt(client: net.Socket, ctx: ScheduleContext, failed: Set<Dest> | null, sorryTried: boolean): void {
+    if (client.destroyed) {
+      this.pending.delete(client);
+      return;
+    }
+    let dest = this.core.pick(ctx, failed);
+    if (dest === null && !sorryTried && this.core.sorryDest) {
+      dest = this.core.sorryDest;
+      sorryTried = true;
+    }
+    if (dest === null) {
+      this.pending.delete(client);
+      this.core.dropped++;
+      client.destroy();
+      return;
+    }
+    const d = dest;
+    d.inactConns++;
+    const upstream = net.connect({ host: d.address, port: d.port, allowHalfOpen: true, noDelay: true });
+    let settled = false;
+    const fail = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.off('close', onClientClose);
+      upstream.destroy();
+      d.inactConns--;
+      if (client.destroyed) {
+        this.pending.delete(client);
+        return;
+      }
+      d.connectErrors++;
+      const f = failed ?? new Set<Dest>();
+      f.add(d);
+      this.attempt(client, ctx, f, sorryTried || d.sorry);
+    };
+    const onClientClose = () => fail();
+    const timer = setTimeout(fail, this.core.spec.proxy?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    client.once('close', onClientClose);
+    upstream.on('error', fail);
+    upstream.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.off('close', onClientClose);
+      upstream.off('error', fail);
+      this.pending.delete(client);
+      d.inactConns--;
+      this.established(client, upstream, d, ctx);
+    });
+  }
+
+  private established(client: net.Socket, upstream: net.Socket, d: Dest, ctx: ScheduleContext): void {
+    const core = this.core;
+    const conn = new TcpConn(client, upstream, d, { address: ctx.clientAddress, family: ctx.family, port: ctx.clientPort ?? 0 });
+    d.activeConns++;
+    d.conns++;
+    core.conns++;
+    this.conns.add(conn);
+    if (this.emitConnEvents && !d.sorry) core.emit({ type: 'conn_new', ...this.ref(conn) });
+    upstream.on('error', noop);
+    const pp = core.spec.proxy?.proxyProtocol;
+    if (pp === 'v1' || pp === 'v2') {
+      upstream.write(
+        encodeProxyHeader(pp, {
+          srcAddress: conn.clientAddress,
+          srcPort: conn.clientEndpoint.port,
+          dstAddress: client.localAddress ?? core.address,
+          dstPort: client.localPort ?? core.port,
+        }),
+      );
+    }
+    const onEnd = () => {
+      if (conn.state === 'a') {
+        conn.state = 'i';
+        d.activeConns--;
+        d.inactConns++;
+      }
+    };
+    client.once('end', onEnd);
+    upstream.once('end', onEnd);
+    // An error aborts both directions; a clean close leaves the other side to finish its
+    // half (it closes by itself once its FIN went out and the peer's came in).
+    const onClose = (hadError: boolean) => {
+      if (hadError) conn.destroy();
+      if (++conn.closes === 2) this.finished(conn);
+    };
+    client.once('close', onClose);
+    upstream.once('close', onClose);
+    client.setNoDelay(true);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  private finished(conn: TcpConn): void {
+    const d = conn.dest;
+    if (conn.state === 'a') d.activeConns--;
+    else d.inactConns--;
+    const inBytes = conn.client.bytesRead;
+    const outBytes = conn.client.bytesWritten;
+    d.inBytes += inBytes;
+    d.outBytes += outBytes;
+    this.core.inBytes += inBytes;
+    this.core.outBytes += outBytes;
+    this.conns.delete(conn);
+    if (this.emitConnEvents && !d.sorry) this.core.emit({ type: 'conn_end', ...this.ref(conn), inBytes, outBytes });
+    if (!d.inPool && d.live === 0) this.core.gc();
+    if (this.conns.size === 0 && this.drainWaiters.length > 0) for (const w of [...this.drainWaiters]) w();
+  }
+
+  /** Keep persistence templates of live connections from expiring. */
+  housekeeping(): void {
+    this.core.persistence?.sweep();
+    if (this.core.touchDue()) {
+      const seen = new Set<string>();
+      for (const c of this.conns) {
+        if (seen.has(c.clientAddress)) continue;
+        seen.add(c.clientAddress);
+        if (!c.dest.sorry) this.core.touch(c.clientAddress, c.family, c.dest);
+      }
+    }
+  }
+
+  /** A connection as the contract names it. */
+  ref(c: TcpConn): ConnRef {
+    return { service: this.core.key, protocol: 'tcp', client: c.clientEndpoint, virtual: this.core.virtual, dest: c.dest.endpoint };
+  }
+
+  stats(): ServiceStats {
+    const core = this.core;
+    const live = new Map<Dest, [number, number]>();
+    for (const c of this.conns) {
+      const acc = live.get(c.dest) ?? [0, 0];
+      acc[0] += c.client.bytesRead;
+      acc[1] += c.client.bytesWritten;
+      live.set(c.dest, acc);
+    }
+    let liveIn = 0;
+    let liveOut = 0;
+    const dests = [...core.all.values()].map((d) => {
+      const l = live.get(d) ?? [0, 0];
+      liveIn += l[0];
+      liveOut += l[1];
+      return core.destStats(d, l[0], l[1]);
+    });
+    return {
+      key: core.key,
+      kind: 'PROXY',
+      serving: this.serving,
+      draining: this.draining && this.conns.size > 0,
+      sorry: core.sorryDest !== null && core.noRealServer,
+      scheduler_in_effect: core.schedulerInEffect,
+      conns: core.conns,
+      in_pkts: null,
+      out_pkts: null,
+      in_bytes: core.inBytes + liveIn,
+      out_bytes: core.outBytes + liveOut,
+      active_conns: dests.reduce((a, r) => a + (r.active_conns ?? 0), 0),
+      inact_conns: dests.reduce((a, r) => a + (r.inact_conns ?? 0), 0),
+      dropped: core.dropped,
+      dests,
+    };
+  }
+}
