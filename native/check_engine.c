@@ -17,10 +17,12 @@
  *   checkEngineCallback(fn)  fn(ints: Int32Array, buffers: (Buffer|undefined)[]) receives batches:
  *                            CE_INTS int32 per finished attempt (see CE_R_*), buffers holds the
  *                            bodies / header blocks that were asked for.
- *   checkStart(token, addr: Buffer(4|16), port, bindAddr: Buffer|null, request: Buffer|null,
- *              flags, maxBody, timeoutMs, bodyStatuses: Buffer|null)
+ *   checkSpec(addr: Buffer(4|16), port, bindAddr: Buffer|null, request: Buffer|null, flags,
+ *             maxBody, timeoutMs, bodyStatuses: Buffer|null) -> spec (an external; immutable,
+ *                            shared by every attempt of a checker, freed when unreachable and idle)
  *                            flags: 1 HTTP (send request, read answer), 2 body, 4 header block;
  *                            bodyStatuses: bit map of the statuses whose body is wanted.
+ *   checkStart(token, spec)  one attempt.
  *   checkAbort(token)        the attempt ends with CE_ABORTED (no-op when it already ended).
  * A finished attempt is always reported exactly once, including socket() errors (EMFILE...).
  *
@@ -33,7 +35,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,25 +83,46 @@
 #define CE_MAX_EVENTS 256
 /* Results handed to JS per callback: bounds the time one callback takes on the event loop. */
 #define CE_MAX_BATCH 128
+/* Finished attempts are handed over at most this long after the first of a batch finished: the
+ * event loop wakes ~100 times a second for 1,000 checks a second instead of once per check. */
+#define CE_DELIVER_NS 10000000ull
 
 enum { S_CONNECTING = 1, S_SENDING, S_READING };
 enum { B_NONE = 0, B_LENGTH, B_CHUNKED, B_CLOSE };
 enum { C_SIZE = 0, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER };
 
-typedef struct ce_attempt {
-  struct ce_attempt *prev, *next; /* deadline-ordered active list, or a queue */
-  uint32_t token;
-  int fd;
-  int state;
+/* What every attempt of one checker does; immutable once made. */
+typedef struct ce_spec {
+  atomic_int refs; /* the JS external + each attempt in flight */
   int flags;
-  int aborted;
-  uint64_t start_ns, deadline_ns;
+  size_t max_body;
+  uint64_t timeout_ns;
   struct sockaddr_storage dst;
   socklen_t dstlen;
   struct sockaddr_storage src;
-  socklen_t srclen;
+  socklen_t srclen; /* 0: no bind */
   char *req;
-  size_t reqlen, reqoff;
+  size_t reqlen;
+  int has_body_statuses;
+  uint8_t body_statuses[128];
+} ce_spec;
+
+static void spec_unref(ce_spec *sp) {
+  if (atomic_fetch_sub(&sp->refs, 1) == 1) {
+    free(sp->req);
+    free(sp);
+  }
+}
+
+typedef struct ce_attempt {
+  struct ce_attempt *prev, *next; /* deadline-ordered active list, or a queue */
+  ce_spec *spec;
+  uint32_t token;
+  int fd;
+  int state;
+  int flags; /* the spec's, minus CE_F_BODY once the status says the body is not needed */
+  uint64_t start_ns, deadline_ns;
+  size_t reqoff;
   /* answer: raw bytes; the header block stays at the front, body bytes are decoded and dropped */
   char *buf;
   size_t len, cap;
@@ -112,8 +137,6 @@ typedef struct ce_attempt {
   char *body;
   size_t body_len, body_cap, max_body;
   int truncated;
-  int has_body_statuses;
-  uint8_t body_statuses[128];
   /* result */
   int code;
   uint32_t elapsed_us;
@@ -130,6 +153,12 @@ typedef struct ce_engine {
   napi_async_context async_ctx;
   uv_async_t async;
   int async_initialized;
+  /* Wakes the engine thread once per loop iteration (before the loop polls), however many
+   * attempts were started or aborted in that iteration. */
+  uv_prepare_t prepare;
+  int prepare_initialized;
+  int wake_pending;
+  int handles_open; /* libuv handles not yet closed; the struct is freed after the last */
   int refed;
   uint32_t pending; /* started on the JS side and not yet delivered (JS thread only) */
   pthread_t thread;
@@ -143,6 +172,7 @@ typedef struct ce_engine {
   ce_list done; /* thread -> JS */
   /* thread-only */
   ce_list active;
+  uint64_t done_since; /* when the oldest undelivered result finished; 0: none */
 } ce_engine;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -191,7 +221,7 @@ static void list_insert_by_deadline(ce_list *l, ce_attempt *a) {
 static void attempt_free(ce_attempt *a) {
   if (a->buf && a->buf != a->inline_buf) free(a->buf);
   free(a->body);
-  free(a->req);
+  spec_unref(a->spec);
   free(a);
 }
 
@@ -200,19 +230,27 @@ static void attempt_free(ce_attempt *a) {
 
 static void finish(ce_engine *e, ce_attempt *a, int code) {
   if (a->fd >= 0) {
-    epoll_ctl(e->epfd, EPOLL_CTL_DEL, a->fd, NULL);
+    /* close() takes the fd out of the epoll set (it is never dup'ed). */
     close(a->fd);
     a->fd = -1;
   }
   list_unlink(&e->active, a);
   a->code = code;
-  uint64_t el = (now_ns() - a->start_ns) / 1000;
+  uint64_t now = now_ns();
+  uint64_t el = (now - a->start_ns) / 1000;
   a->elapsed_us = el > INT32_MAX ? INT32_MAX : (uint32_t)el;
   pthread_mutex_lock(&e->mu);
-  int was_empty = e->done.head == NULL;
   list_push(&e->done, a);
   pthread_mutex_unlock(&e->mu);
-  if (was_empty) uv_async_send(&e->async);
+  if (!e->done_since) e->done_since = now;
+}
+
+/* Hands the finished attempts over once the oldest has waited CE_DELIVER_NS. */
+static void deliver_due(ce_engine *e, uint64_t now) {
+  if (e->done_since && now - e->done_since >= CE_DELIVER_NS) {
+    e->done_since = 0;
+    uv_async_send(&e->async);
+  }
 }
 
 static int body_append(ce_attempt *a, const char *data, size_t n) {
@@ -442,8 +480,8 @@ static int on_answer(ce_attempt *a, int eof, int *code) {
       continue;
     }
   }
-  if ((a->flags & CE_F_BODY) && a->has_body_statuses &&
-      (a->status >= 1000 || !(a->body_statuses[a->status >> 3] & (1u << (a->status & 7)))))
+  if ((a->flags & CE_F_BODY) && a->spec->has_body_statuses &&
+      (a->status >= 1000 || !(a->spec->body_statuses[a->status >> 3] & (1u << (a->status & 7)))))
     a->flags &= ~CE_F_BODY; /* a status the caller fails anyway: no need for the body */
   if (!(a->flags & CE_F_BODY)) {
     *code = 0;
@@ -503,20 +541,23 @@ static void do_read(ce_engine *e, ce_attempt *a) {
   }
 }
 
+/* The socket is registered edge-triggered for both directions from the start, so moving from
+ * sending to reading needs no epoll_ctl: the next EPOLLIN edge is the answer. */
 static void do_send(ce_engine *e, ce_attempt *a) {
-  while (a->reqoff < a->reqlen) {
-    ssize_t n = send(a->fd, a->req + a->reqoff, a->reqlen - a->reqoff, MSG_NOSIGNAL);
+  const ce_spec *sp = a->spec;
+  while (a->reqoff < sp->reqlen) {
+    ssize_t n = send(a->fd, sp->req + a->reqoff, sp->reqlen - a->reqoff, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return; /* EPOLLOUT stays armed */
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return; /* the next EPOLLOUT edge resumes */
       finish(e, a, errno);
       return;
     }
     a->reqoff += (size_t)n;
   }
   a->state = S_READING;
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = a};
-  if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, a->fd, &ev) < 0) finish(e, a, errno);
+  /* The answer may already be queued (its edge came with the connect's): read what is there. */
+  do_read(e, a);
 }
 
 static void on_connected(ce_engine *e, ce_attempt *a) {
@@ -529,19 +570,20 @@ static void on_connected(ce_engine *e, ce_attempt *a) {
 }
 
 static void begin(ce_engine *e, ce_attempt *a) {
+  const ce_spec *sp = a->spec;
   list_insert_by_deadline(&e->active, a);
-  int fd = socket(a->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(sp->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     finish(e, a, errno);
     return;
   }
   a->fd = fd;
-  if (a->srclen) {
+  if (sp->srclen) {
 #ifdef IP_BIND_ADDRESS_NO_PORT
     int one = 1;
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
 #endif
-    if (bind(fd, (struct sockaddr *)&a->src, a->srclen) < 0) {
+    if (bind(fd, (struct sockaddr *)&sp->src, sp->srclen) < 0) {
       finish(e, a, errno);
       return;
     }
@@ -553,14 +595,14 @@ static void begin(ce_engine *e, ce_attempt *a) {
   }
   int r;
   do {
-    r = connect(fd, (struct sockaddr *)&a->dst, a->dstlen);
+    r = connect(fd, (struct sockaddr *)&sp->dst, sp->dstlen);
   } while (r < 0 && errno == EINTR);
   if (r < 0 && errno != EINPROGRESS) {
     finish(e, a, errno);
     return;
   }
   a->state = S_CONNECTING;
-  struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = a};
+  struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = a};
   if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
     finish(e, a, errno);
     return;
@@ -569,30 +611,31 @@ static void begin(ce_engine *e, ce_attempt *a) {
 }
 
 static void on_event(ce_engine *e, ce_attempt *a, uint32_t events) {
-  if (a->state == S_CONNECTING) {
+  if (a->state == S_READING) {
+    /* Data, EOF or an error: recv() returns the queued bytes first, then the error. */
+    do_read(e, a);
+    return;
+  }
+  if (events & EPOLLERR) {
+    /* Refused, unreachable, reset: the socket's pending error says which. */
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-    if (err) {
-      finish(e, a, err);
-      return;
-    }
+    finish(e, a, err ? err : (a->state == S_CONNECTING ? ECONNRESET : EPIPE));
+    return;
+  }
+  if (a->state == S_CONNECTING) {
     if (!(events & EPOLLOUT)) {
-      finish(e, a, (events & EPOLLHUP) ? ECONNRESET : EIO);
+      /* Hung up before the connection was up. */
+      if (events & EPOLLHUP) finish(e, a, ECONNRESET);
       return;
     }
     on_connected(e, a);
     return;
   }
   if (a->state == S_SENDING) {
-    if (events & EPOLLERR) {
-      int err = 0;
-      socklen_t len = sizeof err;
-      getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      finish(e, a, err ? err : EPIPE);
-      return;
-    }
-    do_send(e, a);
+    if (events & EPOLLOUT) do_send(e, a);
+    else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) do_read(e, a); /* answered (or closed) before the request was out */
     return;
   }
   do_read(e, a);
@@ -633,12 +676,16 @@ static void *engine_main(void *arg) {
       }
     }
     if (aborts && aborts != abort_buf) free(aborts);
-    /* Deadlines */
+    /* Deadlines, and results due for delivery */
     uint64_t now = now_ns();
     while (e->active.head && e->active.head->deadline_ns <= now) finish(e, e->active.head, CE_TIMEOUT);
+    deliver_due(e, now);
+    uint64_t wake_at = UINT64_MAX;
+    if (e->active.head) wake_at = e->active.head->deadline_ns;
+    if (e->done_since && e->done_since + CE_DELIVER_NS < wake_at) wake_at = e->done_since + CE_DELIVER_NS;
     int timeout = -1;
-    if (e->active.head) {
-      uint64_t d = e->active.head->deadline_ns - now;
+    if (wake_at != UINT64_MAX) {
+      uint64_t d = wake_at > now ? wake_at - now : 0;
       timeout = (int)((d + 999999) / 1000000);
     }
     int n = epoll_wait(e->epfd, evs, CE_MAX_EVENTS, timeout);
@@ -746,9 +793,30 @@ static void on_async(uv_async_t *h) {
   }
 }
 
-static void on_async_closed(uv_handle_t *h) {
+static void on_handle_closed(uv_handle_t *h) {
   ce_engine *e = h->data;
-  free(e);
+  if (--e->handles_open == 0) free(e);
+}
+
+static void wake_engine(ce_engine *e) {
+  uint64_t one = 1;
+  ssize_t w = write(e->evfd, &one, sizeof one);
+  (void)w;
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  ce_engine *e = h->data;
+  uv_prepare_stop(&e->prepare);
+  e->wake_pending = 0;
+  wake_engine(e);
+}
+
+/* New work for the engine thread: it is woken right before the event loop next polls. */
+static void schedule_wake(ce_engine *e) {
+  if (e->wake_pending) return;
+  e->wake_pending = 1;
+  if (e->prepare_initialized) uv_prepare_start(&e->prepare, on_prepare);
+  else wake_engine(e);
 }
 
 static void engine_cleanup(void *arg) {
@@ -757,9 +825,7 @@ static void engine_cleanup(void *arg) {
     pthread_mutex_lock(&e->mu);
     e->stop = 1;
     pthread_mutex_unlock(&e->mu);
-    uint64_t one = 1;
-    ssize_t w = write(e->evfd, &one, sizeof one);
-    (void)w;
+    wake_engine(e);
     pthread_join(e->thread, NULL);
   }
   while (e->submit.head) {
@@ -778,8 +844,10 @@ static void engine_cleanup(void *arg) {
   if (e->callback) napi_delete_reference(e->env, e->callback);
   if (e->async_ctx) napi_async_destroy(e->env, e->async_ctx);
   pthread_mutex_destroy(&e->mu);
-  if (e->async_initialized) uv_close((uv_handle_t *)&e->async, on_async_closed);
-  else free(e);
+  e->handles_open = e->async_initialized + e->prepare_initialized;
+  if (e->prepare_initialized) uv_close((uv_handle_t *)&e->prepare, on_handle_closed);
+  if (e->async_initialized) uv_close((uv_handle_t *)&e->async, on_handle_closed);
+  if (!e->handles_open) free(e);
 }
 
 static napi_value ce_throw(napi_env env, const char *code, const char *msg) {
@@ -834,6 +902,15 @@ static ce_engine *engine_create(napi_env env) {
       e->async.data = e;
       e->async_initialized = 1;
       uv_unref((uv_handle_t *)&e->async);
+    }
+  }
+  if (!err) {
+    int r = uv_prepare_init(loop, &e->prepare);
+    if (r) err = -r;
+    else {
+      e->prepare.data = e;
+      e->prepare_initialized = 1;
+      uv_unref((uv_handle_t *)&e->prepare);
     }
   }
   if (!err) {
@@ -910,91 +987,111 @@ static napi_value ce_set_callback(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* checkStart(token, addr, port, bindAddr, request, flags, maxBody, timeoutMs, bodyStatuses) */
-static napi_value ce_start(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 9) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "checkStart needs 9 arguments");
+static void spec_finalize(napi_env env, void *data, void *hint) { spec_unref(data); }
+
+/* checkSpec(addr, port, bindAddr, request, flags, maxBody, timeoutMs, bodyStatuses) -> external */
+static napi_value ce_spec_new(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "checkSpec needs 8 arguments");
     return NULL;
   }
-  ce_engine *e = engine_get(env);
-  if (!e || !e->callback) return ce_throw(env, "ERR_INVALID_STATE", "checkEngineCallback() first");
-  int64_t token, port, flags, max_body, timeout_ms;
-  if (!ce_int(env, argv[0], 0, UINT32_MAX, "token", &token) || !ce_int(env, argv[2], 1, 65535, "port", &port) ||
-      !ce_int(env, argv[5], 0, 7, "flags", &flags) || !ce_int(env, argv[6], 0, INT32_MAX, "maxBody", &max_body) ||
-      !ce_int(env, argv[7], 1, INT32_MAX, "timeoutMs", &timeout_ms))
+  int64_t port, flags, max_body, timeout_ms;
+  if (!ce_int(env, argv[1], 1, 65535, "port", &port) || !ce_int(env, argv[4], 0, 7, "flags", &flags) ||
+      !ce_int(env, argv[5], 0, INT32_MAX, "maxBody", &max_body) || !ce_int(env, argv[6], 1, INT32_MAX, "timeoutMs", &timeout_ms))
     return NULL;
-  ce_attempt *a = calloc(1, sizeof *a);
-  if (!a) return ce_throw(env, "ENOMEM", "check engine: out of memory");
-  a->fd = -1;
-  a->token = (uint32_t)token;
-  a->flags = (int)flags;
-  a->max_body = (size_t)max_body;
-  a->buf = a->inline_buf;
-  a->cap = CE_INLINE;
-  if (!ce_addr(env, argv[1], (int)port, &a->dst, &a->dstlen, "addr must be a 4- or 16-byte Buffer")) {
-    free(a);
-    return NULL;
-  }
-  if (!ce_nullish(env, argv[3])) {
-    if (!ce_addr(env, argv[3], 0, &a->src, &a->srclen, "bindAddr must be a 4- or 16-byte Buffer or null")) {
-      free(a);
-      return NULL;
-    }
-    if (a->src.ss_family != a->dst.ss_family) {
-      free(a);
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "bindAddr and addr families differ");
-      return NULL;
+  ce_spec *sp = calloc(1, sizeof *sp);
+  if (!sp) return ce_throw(env, "ENOMEM", "check engine: out of memory");
+  atomic_init(&sp->refs, 1);
+  sp->flags = (int)flags;
+  sp->max_body = (size_t)max_body;
+  sp->timeout_ns = (uint64_t)timeout_ms * 1000000ull;
+  const char *bad = NULL;
+  if (!ce_addr(env, argv[0], (int)port, &sp->dst, &sp->dstlen, "addr must be a 4- or 16-byte Buffer")) goto fail;
+  if (!ce_nullish(env, argv[2])) {
+    if (!ce_addr(env, argv[2], 0, &sp->src, &sp->srclen, "bindAddr must be a 4- or 16-byte Buffer or null")) goto fail;
+    if (sp->src.ss_family != sp->dst.ss_family) {
+      bad = "bindAddr and addr families differ";
+      goto fail;
     }
   }
   if (flags & CE_F_HTTP) {
     bool is_buf = false;
     void *data;
     size_t n;
-    if (napi_is_buffer(env, argv[4], &is_buf) != napi_ok || !is_buf ||
-        napi_get_buffer_info(env, argv[4], &data, &n) != napi_ok || n == 0) {
-      free(a);
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "request must be a non-empty Buffer");
-      return NULL;
+    if (napi_is_buffer(env, argv[3], &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, argv[3], &data, &n) != napi_ok || n == 0) {
+      bad = "request must be a non-empty Buffer";
+      goto fail;
     }
-    a->req = malloc(n);
-    if (!a->req) {
-      free(a);
+    if (!(sp->req = malloc(n))) {
+      spec_unref(sp);
       return ce_throw(env, "ENOMEM", "check engine: out of memory");
     }
-    memcpy(a->req, data, n);
-    a->reqlen = n;
+    memcpy(sp->req, data, n);
+    sp->reqlen = n;
   }
-  if ((flags & CE_F_BODY) && !ce_nullish(env, argv[8])) {
+  if ((flags & CE_F_BODY) && !ce_nullish(env, argv[7])) {
     bool is_buf = false;
     void *data;
     size_t n;
-    if (napi_is_buffer(env, argv[8], &is_buf) != napi_ok || !is_buf ||
-        napi_get_buffer_info(env, argv[8], &data, &n) != napi_ok || n < 125) {
-      free(a->req);
-      free(a);
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "bodyStatuses must be a Buffer of at least 125 bytes or null");
-      return NULL;
+    if (napi_is_buffer(env, argv[7], &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, argv[7], &data, &n) != napi_ok || n < 125) {
+      bad = "bodyStatuses must be a Buffer of at least 125 bytes or null";
+      goto fail;
     }
-    memcpy(a->body_statuses, data, n < sizeof a->body_statuses ? n : sizeof a->body_statuses);
-    a->has_body_statuses = 1;
+    memcpy(sp->body_statuses, data, n < sizeof sp->body_statuses ? n : sizeof sp->body_statuses);
+    sp->has_body_statuses = 1;
   }
+  napi_value ext;
+  if (napi_create_external(env, sp, spec_finalize, NULL, &ext) != napi_ok) {
+    spec_unref(sp);
+    return ce_throw(env, "ERR_NAPI", "external");
+  }
+  return ext;
+fail:
+  spec_unref(sp);
+  if (bad) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", bad);
+  return NULL;
+}
+
+/* checkStart(token, spec) */
+static napi_value ce_start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t token;
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      !ce_int(env, argv[0], 0, UINT32_MAX, "token", &token))
+    return NULL;
+  if (napi_get_value_external(env, argv[1], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spec must come from checkSpec()");
+    return NULL;
+  }
+  ce_engine *e = engine_get(env);
+  if (!e || !e->callback) return ce_throw(env, "ERR_INVALID_STATE", "checkEngineCallback() first");
+  ce_spec *sp = data;
+  ce_attempt *a = malloc(sizeof *a);
+  if (!a) return ce_throw(env, "ENOMEM", "check engine: out of memory");
+  /* Everything but the inline buffer starts zeroed. */
+  memset(a, 0, offsetof(ce_attempt, inline_buf));
+  atomic_fetch_add(&sp->refs, 1);
+  a->spec = sp;
+  a->fd = -1;
+  a->token = (uint32_t)token;
+  a->flags = sp->flags;
+  a->max_body = sp->max_body;
+  a->buf = a->inline_buf;
+  a->cap = CE_INLINE;
   a->start_ns = now_ns();
-  a->deadline_ns = a->start_ns + (uint64_t)timeout_ms * 1000000ull;
+  a->deadline_ns = a->start_ns + sp->timeout_ns;
   if (e->pending++ == 0 && !e->refed) {
     uv_ref((uv_handle_t *)&e->async);
     e->refed = 1;
   }
   pthread_mutex_lock(&e->mu);
-  int wake = e->submit.head == NULL && e->naborts == 0;
   list_push(&e->submit, a);
   pthread_mutex_unlock(&e->mu);
-  if (wake) {
-    uint64_t one = 1;
-    ssize_t w = write(e->evfd, &one, sizeof one);
-    (void)w;
-  }
+  schedule_wake(e);
   return NULL;
 }
 
@@ -1009,7 +1106,6 @@ static napi_value ce_abort(napi_env env, napi_callback_info info) {
   ce_engine *e = engine_get(env);
   if (!e) return NULL;
   pthread_mutex_lock(&e->mu);
-  int wake = e->submit.head == NULL && e->naborts == 0;
   /* Not started yet: it ends here, reported like any other. */
   ce_attempt *queued = NULL;
   for (ce_attempt *a = e->submit.head; a; a = a->next)
@@ -1035,17 +1131,14 @@ static napi_value ce_abort(napi_env env, napi_callback_info info) {
   }
   e->aborts[e->naborts++] = (uint32_t)token;
   pthread_mutex_unlock(&e->mu);
-  if (wake) {
-    uint64_t one = 1;
-    ssize_t w = write(e->evfd, &one, sizeof one);
-    (void)w;
-  }
+  schedule_wake(e);
   return NULL;
 }
 
 napi_value check_engine_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"checkEngineCallback", NULL, ce_set_callback, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"checkSpec", NULL, ce_spec_new, NULL, NULL, NULL, napi_enumerable, NULL},
       {"checkStart", NULL, ce_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"checkAbort", NULL, ce_abort, NULL, NULL, NULL, napi_enumerable, NULL},
   };

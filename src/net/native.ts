@@ -13,6 +13,9 @@ import path from 'node:path';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { macToBuffer } from './frames.js';
 
+/** Opaque handle of an immutable check spec in the addon (shared by every attempt of a checker). */
+export type CheckSpecHandle = { readonly __checkSpec: unique symbol };
+
 /** Opaque handle returned by the addon for a raw IPv6 socket. */
 type Raw6Handle = { readonly __raw6: unique symbol };
 
@@ -41,8 +44,9 @@ interface NativeBinding {
   raw6Send(handle: Raw6Handle, payload: Buffer, dst: string, ifindex: number, src: string | null): number;
   raw6Close(handle: Raw6Handle): void;
   checkEngineCallback(cb: (ints: Int32Array, buffers: (Buffer | undefined)[] | undefined) => void): void;
-  checkStart(token: number, addr: Buffer, port: number, bindAddr: Buffer | null, request: Buffer | null, flags: number,
-    maxBody: number, timeoutMs: number, bodyStatuses: Buffer | null): void;
+  checkSpec(addr: Buffer, port: number, bindAddr: Buffer | null, request: Buffer | null, flags: number,
+    maxBody: number, timeoutMs: number, bodyStatuses: Buffer | null): CheckSpecHandle;
+  checkStart(token: number, spec: CheckSpecHandle): void;
   checkAbort(token: number): void;
 }
 
@@ -317,14 +321,19 @@ export class CheckEngine {
   /** Attempts in flight. */
   get inFlight(): number { return this.#waiting.size; }
 
+  /** The addon's copy of `spec`, to start attempts from (made once per checker). Bad arguments throw. */
+  spec(spec: CheckIoSpec): CheckSpecHandle {
+    const flags = (spec.request ? FLAG_HTTP : 0) | (spec.wantBody ? FLAG_BODY : 0) | (spec.wantHead ? FLAG_HEAD : 0);
+    return native().checkSpec(spec.addr, spec.port, spec.bindAddr, spec.request, flags, spec.maxBody, spec.timeoutMs, spec.bodyStatuses);
+  }
+
   /**
    * Starts one attempt; `done` is called exactly once, on this thread, never synchronously.
-   * Returns the token for abort(). Bad arguments throw (TypeError / RangeError).
+   * Returns the token for abort().
    */
-  start(spec: CheckIoSpec, done: CheckIoDone): number {
+  start(spec: CheckSpecHandle, done: CheckIoDone): number {
     const token = (this.#next = (this.#next + 1) & 0x7fffffff);
-    const flags = (spec.request ? FLAG_HTTP : 0) | (spec.wantBody ? FLAG_BODY : 0) | (spec.wantHead ? FLAG_HEAD : 0);
-    native().checkStart(token, spec.addr, spec.port, spec.bindAddr, spec.request, flags, spec.maxBody, spec.timeoutMs, spec.bodyStatuses);
+    native().checkStart(token, spec);
     this.#waiting.set(token, done);
     return token;
   }

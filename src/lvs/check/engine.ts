@@ -5,7 +5,7 @@
  * attempt on this side: one Promise, and one abort listener per (checker, signal) pair.
  */
 import { constants as osConstants } from 'node:os';
-import { CHECK_IO, CheckEngine, type CheckIoSpec } from '../../net/native.js';
+import { CHECK_IO, CheckEngine, type CheckSpecHandle } from '../../net/native.js';
 import { parseIp } from '../../util/inet.js';
 import { ABORTED, type CheckResult, type CheckTarget } from './types.js';
 
@@ -34,31 +34,31 @@ export function addressBytes(address: string, family: CheckTarget['family']): Bu
  */
 export class EngineAttempts {
   #signal: AbortSignal | undefined;
+  /** #signal has fired (kept here: AbortSignal.aborted is a checked getter, read per attempt). */
+  #aborted = false;
   readonly #inflight = new Set<number>();
   readonly #onAbort = (): void => {
+    this.#aborted = true;
     const engine = CheckEngine.get();
     for (const token of this.#inflight) engine.abort(token);
   };
 
+  constructor(private readonly spec: CheckSpecHandle) {}
+
   /** One attempt: `judge` maps its outcome; an abort by `signal` always gives ABORTED. */
-  run(signal: AbortSignal, spec: CheckIoSpec, judge: Judge): Promise<CheckResult> {
-    if (signal.aborted) return Promise.resolve(ABORTED);
+  run(signal: AbortSignal, judge: Judge): Promise<CheckResult> {
     if (signal !== this.#signal) {
       this.#signal?.removeEventListener('abort', this.#onAbort);
-      signal.addEventListener('abort', this.#onAbort);
       this.#signal = signal;
+      this.#aborted = signal.aborted;
+      signal.addEventListener('abort', this.#onAbort);
     }
+    if (this.#aborted) return Promise.resolve(ABORTED);
     return new Promise<CheckResult>((resolve) => {
-      let token = 0;
-      try {
-        token = CheckEngine.get().start(spec, (code, status, body, head, truncated) => {
-          this.#inflight.delete(token);
-          resolve(code === CHECK_IO.ABORTED || signal.aborted ? ABORTED : judge(code, status, body, head, truncated));
-        });
-      } catch (err) {
-        resolve({ ok: false, detail: err instanceof Error ? err.message : String(err) });
-        return;
-      }
+      const token = CheckEngine.get().start(this.spec, (code, status, body, head, truncated) => {
+        this.#inflight.delete(token);
+        resolve(code === CHECK_IO.ABORTED || (this.#aborted && this.#signal === signal) ? ABORTED : judge(code, status, body, head, truncated));
+      });
       this.#inflight.add(token);
     });
   }

@@ -35,7 +35,7 @@ import { createHash } from 'node:crypto';
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { HttpGetCheck, SslGetCheck } from '../../config/types.js';
-import { CheckEngine, type CheckIoSpec } from '../../net/native.js';
+import { CheckEngine, type CheckIoSpec, type CheckSpecHandle } from '../../net/native.js';
 import { CHECK_IO, EngineAttempts, addressBytes, errnoName } from './engine.js';
 import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
 
@@ -227,19 +227,19 @@ function parseHead(head: Buffer): Pick<HttpGetResult, 'httpVersion' | 'rawHeader
 function engineGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string }> {
   const url = httpUrl(spec);
   if (signal.aborted) return Promise.resolve({ error: `${url}: no complete answer` });
-  let io: CheckIoSpec;
+  const engine = CheckEngine.get();
+  let handle: CheckSpecHandle;
   try {
     // The caller's signal bounds the exchange; the engine's own deadline is only a backstop.
-    io = engineSpec(spec, 0x7fffffff, statusMap(wantBody), true);
+    handle = engine.spec(engineSpec(spec, 0x7fffffff, statusMap(wantBody), true));
   } catch (err) {
     return Promise.resolve({ error: `${url}: ${(err as Error).message}` });
   }
-  const engine = CheckEngine.get();
   return new Promise((resolve) => {
     let token = 0;
     const onAbort = (): void => engine.abort(token);
     signal.addEventListener('abort', onAbort, { once: true });
-    token = engine.start(io, (code, status, body, head, truncated) => {
+    token = engine.start(handle, (code, status, body, head, truncated) => {
       signal.removeEventListener('abort', onAbort);
       if (code !== 0) {
         resolve({ error: `${url}: ${ioFailure(code)}` });
@@ -270,10 +270,10 @@ function createPlainHttpChecker(cfg: HttpGetCheck, target: CheckTarget, opts: Ch
   };
   const url = httpUrl(spec);
   const needBody = digest !== undefined || regex !== undefined;
-  let io: CheckIoSpec | undefined;
+  let attempts: EngineAttempts | undefined;
   let badSpec: CheckResult | undefined;
   try {
-    io = engineSpec(spec, ms, needBody ? statusMap((s) => cfg.status_code.includes(s)) : null, false);
+    attempts = new EngineAttempts(CheckEngine.get().spec(engineSpec(spec, ms, needBody ? statusMap((s) => cfg.status_code.includes(s)) : null, false)));
   } catch (err) {
     badSpec = Object.freeze({ ok: false, detail: `${url}: ${(err as Error).message}` });
   }
@@ -297,10 +297,9 @@ function createPlainHttpChecker(cfg: HttpGetCheck, target: CheckTarget, opts: Ch
     if (!r) passed.set(status, (r = Object.freeze({ ok: true, detail: `${url}: status ${status}` })));
     return r;
   };
-  const attempts = new EngineAttempts();
   return {
     type: cfg.type,
-    run: (signal) => (io ? attempts.run(signal, io, judge) : Promise.resolve(badSpec!)),
+    run: (signal) => (attempts ? attempts.run(signal, judge) : Promise.resolve(badSpec!)),
   };
 }
 

@@ -5,6 +5,7 @@
  * The attempt runs on the native check engine (./engine.ts).
  */
 import type { TcpCheck } from '../../config/types.js';
+import { CheckEngine } from '../../net/native.js';
 import { CHECK_IO, EngineAttempts, addressBytes, errnoName } from './engine.js';
 import { formatTarget, timeoutMs, type CheckResult, type Checker, type CheckTarget } from './types.js';
 
@@ -13,10 +14,10 @@ export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   const where = formatTarget(target);
   const connected: CheckResult = Object.freeze({ ok: true, detail: `connected to ${where}` });
   const timedOut: CheckResult = Object.freeze({ ok: false, detail: `timeout after ${ms} ms` });
-  let spec: Parameters<EngineAttempts['run']>[1] | undefined;
+  let attempts: EngineAttempts | undefined;
   let badSpec: CheckResult | undefined;
   try {
-    spec = {
+    attempts = new EngineAttempts(CheckEngine.get().spec({
       addr: addressBytes(target.address, target.family),
       port: target.port,
       bindAddr: cfg.bind_to ? addressBytes(cfg.bind_to, target.family) : null,
@@ -26,11 +27,10 @@ export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
       maxBody: 0,
       timeoutMs: ms,
       bodyStatuses: null,
-    };
+    }));
   } catch (err) {
     badSpec = Object.freeze({ ok: false, detail: `connect to ${where}: ${(err as Error).message}` });
   }
-  const attempts = new EngineAttempts();
   const judge = (code: number): CheckResult => {
     if (code === 0) return connected;
     if (code === CHECK_IO.TIMEOUT) return timedOut;
@@ -38,6 +38,6 @@ export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   };
   return {
     type: 'TCP_CHECK',
-    run: (signal) => (spec ? attempts.run(signal, spec, judge) : Promise.resolve(badSpec!)),
+    run: (signal) => (attempts ? attempts.run(signal, judge) : Promise.resolve(badSpec!)),
   };
 }
