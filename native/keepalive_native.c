@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "check_engine.h"
+#include "precise_timer.h"
 
 /* Big enough for any IPv6 datagram the kernel can hand us (payload only, no IPv6 header), so a
  * datagram is never silently truncated. Allocated once per raw6 socket. */
@@ -634,5 +635,6 @@ NAPI_MODULE_INIT() {
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;
-  return check_engine_init(env, exports);
+  if (!check_engine_init(env, exports)) return NULL;
+  return precise_timer_init(env, exports);
 }

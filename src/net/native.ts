@@ -48,7 +48,14 @@ interface NativeBinding {
     maxBody: number, timeoutMs: number, bodyStatuses: Buffer | null): CheckSpecHandle;
   checkStart(token: number, spec: CheckSpecHandle): void;
   checkAbort(token: number): void;
+  preciseTimerOpen(callback: () => void): PreciseTimerHandle;
+  preciseTimerArm(handle: PreciseTimerHandle, delayMs: number): void;
+  preciseTimerDisarm(handle: PreciseTimerHandle): void;
+  preciseTimerClose(handle: PreciseTimerHandle): void;
 }
+
+/** Opaque handle of a timerfd timer (native/precise_timer.c). */
+export type PreciseTimerHandle = { readonly __preciseTimer: unique symbol };
 
 // dist/src/net/native.js -> repo root is three levels up; the addon lives in build/Release there.
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -357,6 +364,40 @@ export class CheckEngine {
         queueMicrotask(() => { throw err; });
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Precise timer (native/precise_timer.c)
+
+/**
+ * One timerfd on the event loop: `arm(ms)` fires `callback` once, ms (fractional) from now, to the
+ * microsecond and without busy waiting. Keeps the loop alive while armed.
+ */
+export class PreciseTimer {
+  #handle: PreciseTimerHandle | undefined;
+
+  constructor(callback: () => void) {
+    try {
+      this.#handle = native().preciseTimerOpen(callback);
+    } catch (err) {
+      throw socketError('timerfd', err);
+    }
+  }
+
+  arm(delayMs: number): void {
+    if (this.#handle) native().preciseTimerArm(this.#handle, Math.max(0, delayMs));
+  }
+
+  disarm(): void {
+    if (this.#handle) native().preciseTimerDisarm(this.#handle);
+  }
+
+  close(): void {
+    if (!this.#handle) return;
+    const h = this.#handle;
+    this.#handle = undefined;
+    native().preciseTimerClose(h);
   }
 }
 
