@@ -182,6 +182,7 @@ export const GLOBAL_APPLY: { readonly [K in GlobalKey]: { readonly live: boolean
   vrrp_startup_delay: { live: true, how: 'only consulted at startup and for added instances; running instances are not delayed again' },
   v3_checksum_as_v2: { live: true, how: 'default of vrrp_instance.v3_checksum_as_v2: acted on through the instances' },
   drain_timeout: { live: true, how: 'used by the next stop or demotion; also the default of virtual_server.drain_timeout' },
+  proxy_workers: { live: false, how: 'the proxy starts its worker threads once; a different count needs a restart' },
   enable_script_security: { live: true, how: 'checked before each script run from now on' },
   script_user: { live: true, how: 'used by the next script runs' },
   notification_email: { live: true, how: 'used by the next alert mail' },

@@ -128,6 +128,7 @@ export const GLOBAL_FIELDS = {
   vrrp_startup_delay: field(SECONDS, 'seconds to wait after startup before VRRP instances start', 'vrrp_startup_delay', { default: 0 }),
   v3_checksum_as_v2: field(BOOL, 'compute VRRPv3 IPv4 checksums without the pseudo-header (old keepalived peers)', 'vrrp_v3_checksum_as_v2', { default: false }),
   drain_timeout: field(SECONDS, 'seconds existing connections may finish on stop or demotion before they are closed', null, { default: 30 }),
+  proxy_workers: field(int(0, 256), 'worker threads of the user-space proxy (lb_kind PROXY); 0 = one per CPU', null, { default: 0 }),
   enable_script_security: field(BOOL, 'refuse to run scripts that a non-root user could modify', 'enable_script_security', { default: false }),
   script_user: field(NAME, 'user (and optional ":group") scripts run as when not set per script', 'script_user', {
     defaultText: 'the user keepalive-ts runs as',

@@ -50,6 +50,8 @@ export interface GlobalConfig {
   vrrp_startup_delay: number;
   v3_checksum_as_v2: boolean;
   drain_timeout: number;
+  /** 0 = one per CPU (availableParallelism). */
+  proxy_workers: number;
   enable_script_security: boolean;
   script_user?: string;
   notification_email: string[];

@@ -19,7 +19,7 @@ import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
-import { DataplaneSet } from '../lvs/dataplane/index.js';
+import { DataplaneSet, proxyWorkerCount } from '../lvs/dataplane/index.js';
 import { VirtualServerManager } from '../lvs/manager.js';
 import type { SyncService } from '../sync/service.js';
 import type { MetricsServer } from '../metrics/index.js';
@@ -122,6 +122,7 @@ export class Daemon {
     // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
     this.#dataPlane = new DataplaneSet({
       ...(syncModule ? { eventBatchMs: syncModule.SYNC_EVENT_BATCH_MS } : {}),
+      proxyWorkers: proxyWorkerCount(this.#config.global.proxy_workers),
       onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
     });
     // Built now (status lists the services from the start); started after the VRRP instances.

@@ -43,6 +43,8 @@ interface NativeBinding {
   ): Raw6Handle;
   raw6Send(handle: Raw6Handle, payload: Buffer, dst: string, ifindex: number, src: string | null): number;
   raw6Close(handle: Raw6Handle): void;
+  reusePortListen(address: string, port: number, backlog: number): number;
+  raiseThreadNice(delta: number): number;
   checkEngineCallback(cb: (ints: Int32Array, buffers: (Buffer | undefined)[] | undefined) => void): void;
   checkSpec(addr: Buffer, port: number, bindAddr: Buffer | null, request: Buffer | null, flags: number,
     maxBody: number, timeoutMs: number, bodyStatuses: Buffer | null): CheckSpecHandle;
@@ -398,6 +400,31 @@ export class PreciseTimer {
     const h = this.#handle;
     this.#handle = undefined;
     native().preciseTimerClose(h);
+  }
+}
+
+/**
+ * A listening TCP socket on address:port with SO_REUSEPORT, as an fd for net.Server.listen({ fd }):
+ * several proxy workers each own one and the kernel spreads connections over them. Throws
+ * E_SOCKET with the errno as cause code (EADDRNOTAVAIL while the VIP is not here, EADDRINUSE).
+ */
+export function reusePortListen(address: string, port: number, backlog: number): number {
+  try {
+    return native().reusePortListen(address, port, backlog);
+  } catch (err) {
+    throw socketError(`listen on ${address.includes(':') ? `[${address}]` : address}:${port}`, err);
+  }
+}
+
+/**
+ * Raises the nice value of the calling thread only (Linux keeps one per thread) by `delta`; needs
+ * no privilege. Returns the new value, or undefined when the system refused.
+ */
+export function raiseThreadNice(delta: number): number | undefined {
+  try {
+    return native().raiseThreadNice(delta);
+  } catch {
+    return undefined;
   }
 }
 

@@ -16,6 +16,7 @@ import net from 'node:net';
 import { canonicalAddress, type Endpoint, type IpFamily } from '../../../util/endpoint.js';
 import type { ConnRef, ServiceSpec, ServiceStats } from '../contract.js';
 import { Dest, ServiceCore, type EventSink } from './conntable.js';
+import { reusePortListen } from '../../../net/native.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
 import type { ScheduleContext } from './types.js';
 
@@ -61,8 +62,12 @@ export class TcpService {
   private drainWaiters: Array<() => void> = [];
   private emitConnEvents = false;
 
-  constructor(spec: ServiceSpec, emit: EventSink) {
-    this.core = new ServiceCore(spec, emit);
+  /**
+   * reusePort: this worker is one of several serving the service, each with its own SO_REUSEPORT
+   * socket (the addon makes it; Node 20's net cannot). Otherwise one exclusive listener.
+   */
+  constructor(spec: ServiceSpec, emit: EventSink, private readonly reusePort = false, cursor?: Int32Array) {
+    this.core = new ServiceCore(spec, emit, reusePort ? cursor : undefined);
   }
 
   setEventsEnabled(on: boolean): void {
@@ -83,12 +88,25 @@ export class TcpService {
         reject(err);
       };
       server.once('error', onError);
-      server.listen({ host: this.core.address, port: this.core.port, backlog: 4096, exclusive: true }, () => {
+      let fd: number | undefined;
+      if (this.reusePort) {
+        try {
+          fd = reusePortListen(this.core.address, this.core.port, 4096);
+        } catch (err) {
+          // The cause carries the errno (EADDRNOTAVAIL while the VIP is not here yet): keep it visible.
+          const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+          reject(Object.assign(new Error((err as Error).message), { code: cause?.code }));
+          return;
+        }
+      }
+      const onListening = () => {
         server.off('error', onError);
         server.on('error', noop);
         this.server = server;
         resolve();
-      });
+      };
+      if (fd !== undefined) server.listen({ fd }, onListening);
+      else server.listen({ host: this.core.address, port: this.core.port, backlog: 4096, exclusive: true }, onListening);
     });
   }
 
