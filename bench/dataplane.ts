@@ -1,10 +1,12 @@
 // Data-plane benchmark: requests/s, latency and bulk throughput through the director, keepalive-ts's
-// user-space L4 proxy vs HAProxy 2.6 (TCP mode, one thread) on the same director host.
+// user-space L4 proxy (one worker thread per CPU, `dataplane.threads`) vs HAProxy 2.6 (TCP mode,
+// nbthread = the same count) on the same director host, and wrk straight to one real server (the
+// direct ceiling: no director at all).
 //
 // Lab (one per benchmark run): client c 10.77.0.100, director d 10.77.0.11 holding the VIP
 // 10.77.0.50 (keepalive-ts MASTER), real servers r1 10.77.0.21 and r2 10.77.0.22 running nginx
 // (one worker, `return 200` on /, a 10 MiB static file on /big). keepalive-ts serves VIP:80
-// (TCP virtual server, rr over r1/r2); HAProxy serves VIP:8080 (mode tcp, nbthread 1, roundrobin
+// (TCP virtual server, rr over r1/r2, proxy_workers = threads); HAProxy serves VIP:8080 (mode tcp, nbthread = threads, roundrobin
 // over the same r1/r2). Optionally a naive Node `net` pipe proxy (the anchors' third row) on
 // VIP:8081. Every namespace has net.ipv4.tcp_tw_reuse=1 and ip_local_port_range 10000 65000, as in
 // /work/shared/anchors.md.
@@ -20,8 +22,10 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { directorToml, startDirector } from '../test/lib/daemon.js';
 import { nginxConfig, waitUntilListening } from '../test/lib/servers.js';
+import { availableParallelism } from 'node:os';
 import { median, sleep, waitFor, withLab, type Lab, type LabHost, type LabProcess } from './lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
+import type { Chart } from './chart.js';
 
 const VIP = '10.77.0.50';
 const PORT_OURS = 80;
@@ -30,7 +34,7 @@ const PORT_NAIVE = 8081;
 const BIG_BYTES = 10 * 1024 * 1024;
 const CLK_TCK = 100;
 
-type Impl = 'keepalive-ts' | 'haproxy' | 'naive-node';
+type Impl = 'keepalive-ts' | 'haproxy' | 'naive-node' | 'direct';
 type Mode = 'keepalive' | 'close' | 'bulk';
 
 interface WrkResult {
@@ -139,9 +143,9 @@ delay_loop = 2
 ${rs('10.77.0.21')}${rs('10.77.0.22')}`;
 }
 
-function haproxyConfig(dir: string): string {
+function haproxyConfig(dir: string, threads: number): string {
   return `global
-  nbthread 1
+  nbthread ${threads}
   maxconn 8000
   pidfile ${dir}/haproxy.pid
 
@@ -191,8 +195,8 @@ function cpuTicks(pid: number): number {
 
 const MODES: Mode[] = ['keepalive', 'close', 'bulk'];
 
-function wrkArgs(mode: Mode, port: number, seconds: number, conns: number): string[] {
-  const url = `http://${VIP}:${port}${mode === 'bulk' ? '/big' : '/'}`;
+function wrkArgs(mode: Mode, port: number, seconds: number, conns: number, host = VIP): string[] {
+  const url = `http://${host}:${port}${mode === 'bulk' ? '/big' : '/'}`;
   const base = ['wrk', '-t1', `-c${mode === 'bulk' ? 4 : conns}`, `-d${seconds}s`, '--latency'];
   if (mode === 'close') base.push('-H', 'Connection: close');
   return [...base, url];
@@ -206,6 +210,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
   const seconds = Number(ctx.params.duration ?? 5);
   const conns = Number(ctx.params.conns ?? 50);
   const withNaive = (ctx.params.naive ?? '1') !== '0';
+  const threads = Number(ctx.params.threads ?? availableParallelism());
   const modes = ctx.params.modes ? (ctx.params.modes.split(',') as Mode[]) : MODES;
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`dataplane.modes: unknown mode ${m} (have ${MODES.join(', ')})`);
   const records: Record_[] = [];
@@ -218,9 +223,10 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
       lab.addHost('r2', { ipv4: '10.77.0.22/24' }),
     ]);
     for (const h of [c, d, r1, r2]) await tuneNamespace(h);
-    await Promise.all([startRealServer(lab, r1, 'r1'), startRealServer(lab, r2, 'r2')]);
+    const [r1Nginx] = await Promise.all([startRealServer(lab, r1, 'r1'), startRealServer(lab, r2, 'r2')]);
 
-    const ours = await startDirector(lab, d, directorToml({ routerId: 'd', priority: 150, vips: [`${VIP}/24`], garpDelay: 0, extra: serviceToml() }), {
+    const toml = directorToml({ routerId: 'd', priority: 150, vips: [`${VIP}/24`], garpDelay: 0, extra: serviceToml() }).replace('[global]\n', `[global]\nproxy_workers = ${threads}\n`);
+    const ours = await startDirector(lab, d, toml, {
       args: ['--log-level', 'info', '--log-format', 'json'],
     });
     await waitFor(async () => (await ours.instance()).state === 'MASTER', 10_000, 'keepalive-ts MASTER');
@@ -231,7 +237,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
 
     const hdir = join(lab.tmpDir, 'haproxy');
     await mkdir(hdir, { recursive: true });
-    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir));
+    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir, threads));
     const haproxy = d.spawn(['haproxy', '-db', '-f', join(hdir, 'haproxy.cfg')]);
     await waitUntilListening(d, PORT_HAPROXY, haproxy, 10_000, 'haproxy');
     const hv = await d.exec(['haproxy', '-v']);
@@ -243,16 +249,18 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
       await naive.waitForOutput(/listening/, 10_000);
     }
 
-    const impls: Array<{ impl: Impl; port: number; pid: number }> = [
+    const impls: Array<{ impl: Impl; port: number; pid: number; host?: string }> = [
       { impl: 'keepalive-ts', port: PORT_OURS, pid: ours.proc.pid },
       { impl: 'haproxy', port: PORT_HAPROXY, pid: haproxy.pid },
     ];
     if (naive) impls.push({ impl: 'naive-node', port: PORT_NAIVE, pid: naive.pid });
+    // The ceiling: wrk straight to r1 (no director; its "director CPU" is that nginx's).
+    impls.push({ impl: 'direct', port: 80, pid: r1Nginx.pid, host: '10.77.0.21' });
 
-    const wrk = async (impl: Impl, port: number, pid: number, mode: Mode, secs: number): Promise<WrkResult> => {
+    const wrk = async (impl: Impl, port: number, pid: number, mode: Mode, secs: number, host?: string): Promise<WrkResult> => {
       const t0 = cpuTicks(pid);
       const w0 = Date.now();
-      const res = await c.exec(wrkArgs(mode, port, secs, conns), { timeoutMs: (secs + 30) * 1000 });
+      const res = await c.exec(wrkArgs(mode, port, secs, conns, host), { timeoutMs: (secs + 30) * 1000 });
       const wall = (Date.now() - w0) / 1000;
       const ticks = cpuTicks(pid) - t0;
       const p = parseWrk(res.stdout);
@@ -261,7 +269,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
     };
 
     // Warm-up: JIT, ARP, nginx and HAProxy buffers.
-    for (const i of impls) for (const m of modes) await wrk(i.impl, i.port, i.pid, m, 1).catch(() => undefined);
+    for (const i of impls) for (const m of modes) await wrk(i.impl, i.port, i.pid, m, 1, i.host).catch(() => undefined);
 
     for (let rep = 0; rep < ctx.runs; rep++) {
       const order = rep % 2 === 0 ? impls : [impls[1]!, impls[0]!, ...impls.slice(2)];
@@ -270,7 +278,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
           await sleep(500);
           const rec: Record_ = { rep, mode, impl: i.impl, r: undefined };
           try {
-            rec.r = await wrk(i.impl, i.port, i.pid, mode, seconds);
+            rec.r = await wrk(i.impl, i.port, i.pid, mode, seconds, i.host);
             if (rec.r.errors) rec.note = rec.r.errors;
             if (!Number.isFinite(rec.r.rps)) rec.note = `no wrk result${rec.note ? `; ${rec.note}` : ''}`;
           } catch (err) {
@@ -310,7 +318,8 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
       modes.map((m) => `\`${wrkCommandText(m, seconds, conns)}\``).join(', ') + '. ' +
       'Each repetition runs every mode against every implementation, keepalive-ts first on odd repetitions and HAProxy first on even ones, after a 1 s warm-up of each at the start.',
     'Lab: client c 10.77.0.100, director d 10.77.0.11 with VIP 10.77.0.50 (keepalive-ts MASTER), real servers r1 10.77.0.21 and r2 10.77.0.22: nginx, one worker, `return 200` on / and a 10 MiB static file (sendfile) on /big. ' +
-      'keepalive-ts: TCP virtual server VIP:80, rr, TCP_CHECK health checks; HAProxy 2.6 (Debian): `mode tcp`, `nbthread 1`, `balance roundrobin` over the same servers on VIP:8080. ' +
+      `keepalive-ts: TCP virtual server VIP:80, rr, TCP_CHECK health checks, \`proxy_workers = ${threads}\` (one worker thread per CPU, each with its own SO_REUSEPORT socket); HAProxy 2.6 (Debian): \`mode tcp\`, \`nbthread ${threads}\`, \`balance roundrobin\` over the same servers on VIP:8080. ` +
+      '"direct" is wrk straight to r1\'s nginx (http://10.77.0.21/): the ceiling without any director (its CPU figures are that nginx\'s). ' +
       'Every namespace: net.ipv4.tcp_tw_reuse=1, ip_local_port_range 10000 65000, somaxconn 4096.',
     'Everything (wrk, both nginx, the director\'s proxy) shares the same 2 vCPUs, so a proxy that uses less CPU leaves more for wrk and nginx: the "director CPU" rows (utime + stime of the daemon process — all its threads — or of haproxy, from /proc/PID/stat over the wrk run) show the efficiency independent of the request rate.',
   ];
@@ -340,7 +349,37 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
   ctx.log(
     `medians: ${modes.map((m) => `${m}: ours ${median(vals(m, 'keepalive-ts', m === 'bulk' ? 'mbps' : 'rps')).toFixed(0)} / haproxy ${median(vals(m, 'haproxy', m === 'bulk' ? 'mbps' : 'rps')).toFixed(0)}`).join('; ')}`,
   );
-  return { figures, notes, details };
+  const charts: Chart[] = [
+    {
+      id: 'dataplane-rps',
+      title: `Requests/s through the director (${threads} threads each) and without it`,
+      unit: 'req/s',
+      better: 'higher',
+      groups: modes.filter((m) => m !== 'bulk').map((m) => (m === 'keepalive' ? 'keep-alive' : 'connection per request')),
+      series: [
+        { name: `keepalive-ts PROXY (${threads} workers)`, values: modes.filter((m) => m !== 'bulk').map((m) => vals(m, 'keepalive-ts', 'rps')) },
+        { name: `HAProxy (nbthread ${threads})`, values: modes.filter((m) => m !== 'bulk').map((m) => vals(m, 'haproxy', 'rps')) },
+        { name: 'direct to nginx (ceiling)', values: modes.filter((m) => m !== 'bulk').map((m) => vals(m, 'direct', 'rps')) },
+      ],
+    },
+  ];
+  if (modes.includes('bulk')) {
+    charts.push({
+      id: 'dataplane-bulk',
+      title: 'Bulk throughput, 10 MiB responses',
+      unit: 'MiB/s',
+      better: 'higher',
+      groups: ['bulk'],
+      series: [
+        { name: `keepalive-ts PROXY (${threads} workers)`, values: [vals('bulk', 'keepalive-ts', 'mbps')] },
+        { name: `HAProxy (nbthread ${threads})`, values: [vals('bulk', 'haproxy', 'mbps')] },
+        { name: 'direct to nginx (ceiling)', values: [vals('bulk', 'direct', 'mbps')] },
+      ],
+    });
+  }
+  const dv = (m: Mode, k: keyof WrkResult) => vals(m, 'direct', k).map((x) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a')).join(', ');
+  notes.push(`Direct to r1 (no director), same runs: ${modes.map((m) => `${m}: ${m === 'bulk' ? `${dv(m, 'mbps')} MiB/s` : `${dv(m, 'rps')} req/s`}`).join('; ')}.`);
+  return { figures, notes, details, charts };
 }
 
 export const dataplane: Benchmark = {
@@ -349,7 +388,7 @@ export const dataplane: Benchmark = {
   reference: 'HAProxy',
   description:
     'wrk on client c against the VIP of director d: keep-alive (`wrk -t1 -c50 -d5s`), one connection per request (`-H \'Connection: close\'`) and 10 MiB responses (`-c4`, MiB/s), ' +
-    'through keepalive-ts\'s user-space TCP virtual server (VIP:80, rr) vs HAProxy 2.6 in TCP mode with `nbthread 1` (VIP:8080, roundrobin), same two nginx real servers, alternating per repetition; ' +
+    'through keepalive-ts\'s user-space TCP virtual server (VIP:80, rr, one proxy worker per CPU) vs HAProxy 2.6 in TCP mode with as many threads (`nbthread`, VIP:8080, roundrobin), same two nginx real servers, alternating per repetition, and straight to one nginx (the ceiling); ' +
     'plus wrk\'s p50/p99 latency and the director process\'s CPU time. Everything shares the machine\'s 2 vCPUs.',
   run: runDataplane,
 };
