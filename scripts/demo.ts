@@ -1,7 +1,8 @@
 // `npm run demo`: a director pair running keepalive-ts from conf/director-a.toml and
-// conf/director-b.toml unchanged, two nginx real servers, a sorry server and a client, all in
-// network namespaces of one machine; then a narrated tour: status, traffic through the VIP,
-// persistence, metrics, a crash of the MASTER and the takeover. Everything is torn down at the
+// conf/director-b.toml unchanged (LVS-DR through nftables, with connection sync), two nginx real
+// servers and a sorry server set up for DR, and a client, all in network namespaces of one
+// machine; then a narrated tour: status, traffic through the VIP, persistence, metrics, a crash of
+// the MASTER during a long download and an interactive session, and the takeover. Everything is torn down at the
 // end, on error and on Ctrl-C. Needs root (network namespaces), iproute2 and nginx.
 //
 // Compiled to dist/scripts/demo.js; run as root: `npm run demo`, or
@@ -12,6 +13,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { closeAllLabsSync, createLab, netnsAvailable, sleep, waitFor, type Lab, type LabHost, type LabProcess } from '../test/lib/lab-core.js';
 import { startNginx } from '../test/lib/servers.js';
+import { prepareDrRealServer } from '../test/lib/nft-lab.js';
+import { ECHO_PORT, gapsOf, stallAfter, startDownload, startEchoServer, startInteractive, startRateLimitedNginx } from '../test/lib/hitless.js';
 import { CLI } from '../test/lib/daemon.js';
 import { controlRequest } from '../src/cli/control-client.js';
 import type { StatusReport } from '../src/daemon/status.js';
@@ -202,6 +205,9 @@ interface Summary {
   takeoverMs?: number;
   firstAnswerMs?: number;
   persistent?: { stayed: number; total: number };
+  /** The long download and the interactive session across the crash: unbroken? stall (ms). */
+  download?: { ok: boolean; stallMs: number; line: string };
+  interactive?: { ok: boolean; stallMs: number; line: string };
   syncVisible?: boolean;
   requestsOk: number;
   requestsFailed: number;
@@ -219,20 +225,27 @@ async function tour(lab: Lab, summary: Summary): Promise<void> {
     lab.addHost('client', { ipv4: '10.77.0.100/24' }),
   ]);
   for (const src of CLIENT_SOURCES) await client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
+  // LVS-DR: every real server (and the sorry server) holds the VIP on lo and never answers ARP for it.
+  for (const h of [rs1, rs2, sorry]) await prepareDrRealServer(h, VIP);
   await Promise.all([
-    startNginx(rs1, { port: 80, body: 'rs1', tmpDir: lab.tmpDir, ipv6: false }),
-    startNginx(rs2, { port: 80, body: 'rs2', tmpDir: lab.tmpDir, ipv6: false }),
-    startNginx(sorry, { port: 8080, body: 'sorry-server', tmpDir: lab.tmpDir, ipv6: false }),
+    startRateLimitedNginx(rs1, lab.tmpDir, 'rs1'),
+    startRateLimitedNginx(rs2, lab.tmpDir, 'rs2'),
+    startNginx(sorry, { port: 80, body: 'sorry-server', tmpDir: lab.tmpDir, ipv6: false }),
+    startEchoServer(rs1, 'rs1'),
+    startEchoServer(rs2, 'rs2'),
   ]);
   console.log(indent([
     'director-a  10.77.0.11   keepalive-ts, conf/director-a.toml (priority 150)',
     'director-b  10.77.0.12   keepalive-ts, conf/director-b.toml (priority 100)',
-    'rs1         10.77.0.21   nginx :80, answers "rs1"',
-    'rs2         10.77.0.22   nginx :80, answers "rs2"',
-    'sorry       10.77.0.30   nginx :8080, answers "sorry-server"',
+    'rs1         10.77.0.21   nginx :80, answers "rs1" (and /big: 2 MiB at 200 KiB/s); line echo :7000',
+    'rs2         10.77.0.22   nginx :80, answers "rs2" (and /big); line echo :7000',
+    'sorry       10.77.0.30   nginx :80, answers "sorry-server"',
     `client      10.77.0.100  plus ${CLIENT_SOURCES[0]}-${CLIENT_SOURCES.at(-1)!.split('.')[3]} as six distinct clients`,
-    `VIP         ${VIP}   TCP :80, wlc, persistence_timeout 300, HTTP_GET checks every 2 s`,
+    `VIP         ${VIP}   TCP :80, wlc, persistence_timeout 300, HTTP_GET checks every 2 s; TCP :${ECHO_PORT} wlc`,
   ].join('\n')));
+  say(`lb_kind "DR" (direct routing in the kernel, nftables): the directors only rewrite the destination MAC;`);
+  say(`rs1, rs2 and sorry are set up for DR: ${VIP}/32 on lo, net.ipv4.conf.all.arp_ignore=1, arp_announce=2,`);
+  say('so they accept packets for the VIP, never answer ARP for it, and reply to the clients directly');
 
   heading('Starting both directors from the config files as they are');
   const hosts = { 'director-a': da, 'director-b': db };
@@ -323,6 +336,11 @@ async function tour(lab: Lab, summary: Summary): Promise<void> {
   heading('Crash of the MASTER: SIGKILL director-a and pull its cable');
   say('no priority-0 advert, no VIP removal: director-b must notice the silence, Master_Down_Interval');
   say('= 3 x advert_int + (256 - priority) / 256 = 3.61 s after the last advert it heard');
+  say(`first, two long-lived connections through the VIP: a 2 MiB download (~10 s at nginx limit_rate 200k)`);
+  say(`and an interactive session (a line echoed every 100 ms by a real server, port ${ECHO_PORT})`);
+  const download = startDownload(client, VIP);
+  const session = startInteractive(client, VIP, 9_000);
+  await sleep(2_000);
   const killedAt = Date.now();
   await a.proc.kill('SIGKILL');
   await da.linkDown();
@@ -349,6 +367,21 @@ async function tour(lab: Lab, summary: Summary): Promise<void> {
   console.log(indent(cliStatus(b)));
   const syncAfter = syncOf(await status(b));
   if (syncAfter) say(`director-b's sync after the takeover: role ${syncAfter.role ?? '?'}, ${syncAfter.restored ?? 0} entries handed to its data plane on promotion`);
+
+  heading('Did the established connections survive the crash?');
+  const dlDone = await download.exited;
+  const sessDone = await session.exited;
+  const dlLine = /^DL .*$/m.exec(download.output())?.[0] ?? 'no result';
+  const sessLine = /^ECHO .*$/m.exec(session.output())?.[0] ?? 'no result';
+  summary.download = { ok: dlDone.code === 0, stallMs: stallAfter(gapsOf(download), killedAt, 15_000), line: dlLine };
+  summary.interactive = { ok: sessDone.code === 0, stallMs: stallAfter(gapsOf(session), killedAt, 15_000), line: sessLine };
+  const verdict = (x: { ok: boolean; stallMs: number }) => (x.ok ? green(`unbroken, stalled ${x.stallMs} ms at the crash`) : red('BROKEN'));
+  say(`download:            ${verdict(summary.download)} (${dlLine.replace(/^DL /, '')})`);
+  say(`interactive session: ${verdict(summary.interactive)} (${sessLine.replace(/^ECHO /, '')})`);
+  if (summary.download.ok && summary.interactive.ok) {
+    say('director-b forwarded both connections to the real servers director-a had chosen: their entries reached it');
+    say('through connection sync before the crash, and it wrote them into its kernel connection tables before serving');
+  }
 
   heading('Did the persistent clients keep their real server?');
   // In swapped pairs (102, 101, 104, 103, ...): a director scheduling these clients afresh, in
@@ -431,10 +464,13 @@ async function main(): Promise<number> {
     `takeover                  ${s.takeoverMs !== undefined ? `director-b owned the VIP ${s.takeoverMs} ms after director-a was killed` : 'not reached'}`,
     `client outage             ${s.firstAnswerMs !== undefined ? `${s.firstAnswerMs} ms until the first answer through director-b` : 'not measured'}`,
     `persistence after crash   ${s.persistent ? `${s.persistent.stayed}/${s.persistent.total} clients kept their real server` : 'not reached'}`,
+    `download across crash     ${s.download ? (s.download.ok ? `unbroken, stall ${s.download.stallMs} ms` : 'BROKEN') : 'not reached'}`,
+    `interactive across crash  ${s.interactive ? (s.interactive.ok ? `unbroken, stall ${s.interactive.stallMs} ms` : 'BROKEN') : 'not reached'}`,
     `connection sync           ${s.syncVisible === undefined ? 'not reached' : s.syncVisible ? 'director-b received sync messages from director-a' : 'director-b received no sync messages'}`,
   ].join('\n')));
   console.log(`\n${failed ? red('demo FAILED') : green('demo finished')} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return failed ? 1 : 0;
+  const broken = (s.download && !s.download.ok) || (s.interactive && !s.interactive.ok);
+  return failed || broken ? 1 : 0;
 }
 
 process.exitCode = await main();

@@ -36,6 +36,10 @@ const SECTIONS: Record<string, { toml: string; note?: string }> = {
       '`lb_kind` "TUN" is refused: this kernel has no IP-in-IP driver. Port sets and fwmark services need a kernel lb_kind; `proxy_protocol` needs "PROXY". ' +
       'A `check` is an inline table (`check = { type = "HTTP_GET", path = "/" }`) or an array of them; keys marked with check types apply to those types only.',
   },
+  bgp: {
+    toml: '[bgp] and [[bgp.peer]]',
+    note: 'keepalive-ts runs its own BIRD 2 with a generated config and announces each virtual server\'s address (see `virtual_server.announce`) as a host route; docs/bgp.md explains the topology, the router side and the timings.',
+  },
   sync: { toml: '[sync]', note: 'The MASTER of `sync.instance` sends connection and persistence entries; the BACKUP receives them, so clients keep their real server after a takeover.' },
 };
 

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { controlRequest, DEFAULT_CONTROL_SOCKET } from './control-client.js';
-import { formatStatus } from './format-status.js';
+import { formatOverride, formatStatus } from './format-status.js';
+import { endpointText, parseEndpointText, parseServiceArg } from '../util/endpoint.js';
 import { KeepaliveError, errorMessage, isKeepaliveError } from '../util/errors.js';
 import { LOG_LEVELS } from '../util/log.js';
 
@@ -20,7 +21,7 @@ const EXIT_HELP = `
 Exit status:
   0  success
   1  error: invalid config, host problem found by check, refused reload,
-     daemon unreachable, bad arguments
+     daemon unreachable, bad arguments, unknown virtual or real server
   4  (run) CAP_NET_ADMIN or CAP_NET_RAW missing`;
 
 function fail(err: unknown): never {
@@ -76,6 +77,8 @@ program.name('keepalive-ts').description('VRRP and L4 virtual-server manager for
     'keepalive-ts run --log-format pretty    # run in the foreground',
     'keepalive-ts status                     # VRRP instances and virtual servers',
     'keepalive-ts reload                     # apply the edited config file',
+    'keepalive-ts drain 10.0.0.50:80 10.0.0.21:80   # maintenance: no new connections to web1',
+    'keepalive-ts enable 10.0.0.50:80 10.0.0.21:80  # back to its configured weight',
   ]));
 
 program.command('run')
@@ -141,20 +144,81 @@ program.command('reload')
   });
 
 program.command('status')
-  .description('show VRRP instances and virtual servers of the running daemon')
-  .option('--json', 'print JSON')
+  .description('show VRRP instances and virtual servers of the running daemon (the virtual servers as ipvsadm -L -n lays them out)')
+  .option('--json', 'print JSON (everything, whatever the other options)')
+  .option('--stats', 'counters, as ipvsadm -L -n --stats: Conns InPkts OutPkts InBytes OutBytes')
+  .option('--rate', 'rates, as ipvsadm -L -n --rate: CPS InPPS OutPPS InBPS OutBPS (2 s moving average, like the kernel\'s estimator)')
+  .option('--exact', 'numbers in full, not in K/M/G (ipvsadm --exact)')
   .option('--config <file>', 'the daemon\'s config file: its global.control_socket is the socket to use')
   .option('--control-socket <path>', SOCKET_HELP)
   .addHelpText('after', examples([
     'keepalive-ts status',
+    'keepalive-ts status --stats --exact',
+    'keepalive-ts status --rate',
     'keepalive-ts status --json | jq \'.vrrp[] | {name, state}\'',
     'keepalive-ts status --config /etc/keepalive-ts/lb1.toml',
   ]))
-  .action(async (opts: { json?: boolean; controlSocket?: string; config?: string }) => {
+  .action(async (opts: { json?: boolean; stats?: boolean; rate?: boolean; exact?: boolean; controlSocket?: string; config?: string }) => {
+    if (opts.stats && opts.rate) fail(new KeepaliveError('E_USAGE', '--stats and --rate are exclusive (as in ipvsadm)'));
     const reply = await controlRequest(await controlPath(opts).catch(fail), 'status').catch(fail);
     if (!reply.ok) fail(reply.error.message);
-    process.stdout.write(opts.json ? `${JSON.stringify(reply.result, null, 2)}\n` : formatStatus(reply.result as never));
+    process.stdout.write(opts.json ? `${JSON.stringify(reply.result, null, 2)}\n`
+      : formatStatus(reply.result as never, { format: opts.stats ? 'stats' : opts.rate ? 'rate' : 'list', exact: opts.exact ?? false }));
   });
+
+/**
+ * keepalive-ts weight / drain / disable / enable: arguments are checked here (a clear usage error
+ * before the daemon is asked), the daemon checks them again and answers once the data plane has
+ * the new pool.
+ */
+function overrideCommand(action: 'weight' | 'drain' | 'disable' | 'enable', description: string, lines: string[]): void {
+  const cmd = program.command(action)
+    .description(description)
+    .argument('<vs>', 'virtual server: ADDR:PORT (TCP), udp:ADDR:PORT, fwmark:N (fwmark6:N for IPv6); IPv6 in brackets, [fd00::50]:80')
+    .argument('<rs>', 'real server: ADDR:PORT (ADDR alone for a real server without a port of its own)');
+  if (action === 'weight') cmd.argument('<n>', 'weight, an integer 0..2147483647');
+  cmd.option('--json', 'print the daemon\'s reply as JSON')
+    .option('--config <file>', 'the daemon\'s config file: its global.control_socket is the socket to use')
+    .option('--control-socket <path>', SOCKET_HELP)
+    .addHelpText('after', examples([...lines,
+      'Applied on this director only (run it on each director that may serve), kept across',
+      'reload, lost on restart; status shows the override, `enable` clears it.']))
+    .action(async (...argv: unknown[]) => {
+      const [vsText, rsText] = argv as [string, string];
+      const weightText = action === 'weight' ? (argv[2] as string) : undefined;
+      const opts = argv[action === 'weight' ? 3 : 2] as { json?: boolean; controlSocket?: string; config?: string };
+      const key = parseServiceArg(vsText);
+      if (key === null) fail(new KeepaliveError('E_USAGE', `not a virtual server: ${JSON.stringify(vsText)} (ADDR:PORT for TCP, udp:ADDR:PORT, fwmark:N; IPv6 in brackets, e.g. [fd00::50]:80)`));
+      const rs = parseEndpointText(rsText, true);
+      if (rs === null) fail(new KeepaliveError('E_USAGE', `not a real server: ${JSON.stringify(rsText)} (ADDR:PORT; IPv6 in brackets, e.g. [fd00::21]:80)`));
+      let weight: number | undefined;
+      if (weightText !== undefined) {
+        weight = /^\d{1,10}$/.test(weightText) ? Number(weightText) : NaN;
+        if (!(weight <= 2147483647)) fail(new KeepaliveError('E_USAGE', `weight must be an integer 0..2147483647, got ${JSON.stringify(weightText)}`));
+      }
+      const reply = await controlRequest(await controlPath(opts).catch(fail), action, {
+        virtual_server: key, real_server: endpointText(rs), ...(weight !== undefined ? { weight } : {}),
+      }).catch(fail);
+      if (!reply.ok) fail(reply.error.message);
+      process.stdout.write(opts.json ? `${JSON.stringify(reply.result, null, 2)}\n` : formatOverride(reply.result as never));
+    });
+}
+
+overrideCommand('weight', 'set the weight of a real server at run time (this director only, until enable or restart)', [
+  'keepalive-ts weight 10.0.0.50:80 10.0.0.21:80 5',
+  'keepalive-ts weight udp:[fd00::50]:53 [fd00::21]:53 2',
+]);
+overrideCommand('drain', 'weight 0 at run time: no new connections to the real server, established ones finish (maintenance)', [
+  'keepalive-ts drain 10.0.0.50:80 10.0.0.21:80',
+  'keepalive-ts status --json | jq \'.virtual_servers[].real_servers[] | {address, active_conns}\'   # wait for 0',
+]);
+overrideCommand('disable', 'take a real server out of the pool at once, as if it had failed its checks (PyBal depool, HAProxy maint)', [
+  'keepalive-ts disable 10.0.0.50:80 10.0.0.21:80',
+  'keepalive-ts disable fwmark:1 10.0.0.21',
+]);
+overrideCommand('enable', 'clear the run-time override of a real server: back to its configured weight (with slow start if configured)', [
+  'keepalive-ts enable 10.0.0.50:80 10.0.0.21:80',
+]);
 
 program.command('import')
   .description('convert a keepalived.conf or ldirectord.cf to keepalive-ts TOML on stdout; every construct dropped or changed is listed on stderr as file:line; exit 0 when the result passes check, 1 otherwise')

@@ -1,6 +1,8 @@
 import { endpointText } from '../util/endpoint.js';
 import { parseIp } from './net.js';
 import type {
+  BgpConfig,
+  BgpPeerConfig,
   CheckConfig,
   Config,
   GlobalConfig,
@@ -65,6 +67,8 @@ const VRRP_SETTINGS = [
   'skip_check_adv_addr',
   'v3_checksum_as_v2',
   'dont_track_primary',
+  'check_unicast_src',
+  'unicast_peer_ttl',
   'notify_master',
   'notify_backup',
   'notify_fault',
@@ -107,9 +111,12 @@ const VS_SETTINGS = [
   'delay_before_retry',
   'connect_timeout',
   'warmup',
+  'maxconn_per_source',
   'depool_threshold',
   'proxy_protocol',
+  'slow_start',
   'drain_timeout',
+  'announce',
 ] as const;
 const VS_LISTS = ['real_server'] as const;
 const VS_PARSED = ['persistence_prefix', 'match', 'key', 'sorry_endpoint'] as const;
@@ -123,7 +130,14 @@ const SCRIPT_SETTINGS = ['script', 'interval', 'timeout', 'weight', 'rise', 'fal
 const GROUP_SETTINGS = ['notify_master', 'notify_backup', 'notify_fault', 'notify_stop', 'notify', 'smtp_alert'] as const;
 const PROCESS_SETTINGS = ['process', 'param_match', 'weight', 'reverse', 'quorum', 'quorum_max', 'delay', 'fork_delay', 'terminate_delay', 'full_command'] as const;
 const GROUP_LISTS = ['group', 'track_script'] as const;
-const SYNC_SETTINGS = ['interface', 'instance', 'group', 'port', 'ttl', 'sync_id', 'auth_key', 'auth_key_file', 'unicast_peer'] as const;
+/** [bgp] keys applied by regenerating bird.conf and `birdc configure` (sessions that did not change stay up). */
+const BGP_LIVE = ['local_as', 'router_id', 'med', 'as_path_prepend', 'bfd_interval', 'bfd_multiplier', 'track_interface'] as const;
+/** [bgp] keys that move state BIRD and the kernel hold (table, protocol number, runtime directory). */
+const BGP_RESTART = ['kernel_table', 'kernel_protocol', 'runtime_dir'] as const;
+const BGP_LISTS = ['peer'] as const;
+const PEER_SETTINGS = ['remote_as', 'bfd', 'hold_time', 'password'] as const;
+const PEER_IDENTITY = ['address', 'family'] as const;
+const SYNC_SETTINGS = ['interface', 'instance', 'group', 'port', 'ttl', 'sync_id', 'auth_key', 'auth_key_file', 'unicast_peer', 'conntrackd'] as const;
 
 export type VrrpSettingKey = (typeof VRRP_SETTINGS)[number];
 export type VirtualServerSettingKey = (typeof VS_SETTINGS)[number];
@@ -131,6 +145,8 @@ export type RealServerSettingKey = (typeof RS_SETTINGS)[number];
 export type VrrpScriptSettingKey = (typeof SCRIPT_SETTINGS)[number];
 export type SyncGroupSettingKey = (typeof GROUP_SETTINGS)[number];
 export type SyncSettingKey = (typeof SYNC_SETTINGS)[number];
+export type BgpSettingKey = (typeof BGP_LIVE)[number] | (typeof BGP_RESTART)[number];
+export type BgpPeerSettingKey = (typeof PEER_SETTINGS)[number];
 export type TrackProcessSettingKey = (typeof PROCESS_SETTINGS)[number];
 /** Global static_* lists: diffed entry by entry into plan.statics, not as settings. */
 const GLOBAL_STATIC = ['static_ipaddress', 'static_routes', 'static_rules', 'static_ipaddress_parsed', 'static_routes_parsed', 'static_rules_parsed'] as const;
@@ -148,6 +164,8 @@ export type DiffCoverageGuards = [
   Assert<Covers<VrrpScriptConfig, [['name'], typeof SCRIPT_SETTINGS]>>,
   Assert<Covers<VrrpSyncGroupConfig, [['name'], typeof GROUP_SETTINGS, typeof GROUP_LISTS]>>,
   Assert<Covers<SyncConfig, [typeof SYNC_SETTINGS]>>,
+  Assert<Covers<BgpConfig, [typeof BGP_LIVE, typeof BGP_RESTART, typeof BGP_LISTS]>>,
+  Assert<Covers<BgpPeerConfig, [typeof PEER_IDENTITY, typeof PEER_SETTINGS]>>,
   Assert<Covers<VrrpTrackProcessConfig, [['name'], typeof PROCESS_SETTINGS]>>,
 ];
 
@@ -181,9 +199,13 @@ export const GLOBAL_APPLY: { readonly [K in GlobalKey]: { readonly live: boolean
   vrrp_gna_interval: { live: true, how: 'pacing of unsolicited neighbour adverts: used by the next burst' },
   vrrp_startup_delay: { live: true, how: 'only consulted at startup and for added instances; running instances are not delayed again' },
   v3_checksum_as_v2: { live: true, how: 'default of vrrp_instance.v3_checksum_as_v2: acted on through the instances' },
+  vrrp_check_unicast_src: { live: true, how: 'default of vrrp_instance.check_unicast_src: acted on through the instances' },
   drain_timeout: { live: true, how: 'used by the next stop or demotion; also the default of virtual_server.drain_timeout' },
   proxy_workers: { live: false, how: 'the proxy starts its worker threads once; a different count needs a restart' },
   enable_script_security: { live: true, how: 'checked before each script run from now on' },
+  maxconn: { live: true, how: 'the connection budget is recomputed and sent to the data plane; connections over a lowered cap stay, new ones wait below it' },
+  reserved_fds: { live: true, how: 'the connection budget is recomputed and sent to the data plane' },
+  lvs_timeouts: { live: true, how: 'new timeouts apply to connections established from now on and to UDP flows at once' },
   script_user: { live: true, how: 'used by the next script runs' },
   notification_email: { live: true, how: 'used by the next alert mail' },
   notification_email_from: { live: true, how: 'used by the next alert mail' },
@@ -300,6 +322,17 @@ export interface SyncChange {
   changed: SyncSettingKey[];
 }
 
+export interface BgpChange {
+  /** undefined when the section is added (before) / removed (after): both need a restart. */
+  before: BgpConfig | undefined;
+  after: BgpConfig | undefined;
+  settings: Settings<BgpConfig, BgpSettingKey>;
+  /** Peers by canonical address. A changed peer's session restarts; the others keep theirs. */
+  peers: NamedChanges<BgpPeerConfig, BgpPeerSettingKey>;
+  /** What cannot be applied live ("[bgp] added", "bgp.kernel_table", ...); the daemon must be restarted. */
+  needsRestart: string[];
+}
+
 /** static_ipaddress / static_routes / static_rules entries to add and to remove on reload. */
 export interface StaticChange {
   addressesAdded: AddressSpec[];
@@ -325,6 +358,7 @@ export interface ReloadPlan {
   syncGroups: NamedChanges<VrrpSyncGroupConfig, SyncGroupSettingKey, SyncGroupExtra>;
   virtualServers: { added: VirtualServerConfig[]; removed: VirtualServerConfig[]; kept: KeptVirtualServer[] };
   sync: SyncChange | null;
+  bgp: BgpChange | null;
   global: GlobalChange;
   /** One human line per change, for the reload reply; empty when nothing changed. Secrets are never printed. */
   summary: string[];
@@ -491,6 +525,8 @@ const vrrpKey = (vi: VrrpInstanceConfig): string => `${vi.interface}|${vi.family
 
 const VRRP_NORM: Normalizers<VrrpInstanceConfig> = {
   advert_int: (_v, vi) => vi.advert_int_cs,
+  // Peers themselves are diffed entry by entry (unicast_peer); this shows only TTL bounds set.
+  unicast_peer_ttl: (v) => v.filter((p) => p.min_ttl !== 0 || p.max_ttl !== 255).map((p) => `${canonIp(p.address)} ${p.min_ttl}..${p.max_ttl}`).sort(),
   unicast_src_ip: optIp,
   mcast_src_ip: optIp,
 };
@@ -652,6 +688,25 @@ function diffSync(a: SyncConfig | undefined, b: SyncConfig | undefined): SyncCha
   return changed.length === 0 ? null : { before: a, after: b, changed };
 }
 
+function diffBgp(a: BgpConfig | undefined, b: BgpConfig | undefined): BgpChange | null {
+  if (a === undefined && b === undefined) return null;
+  const noPeers: NamedChanges<BgpPeerConfig, BgpPeerSettingKey> = { added: [], removed: [], changed: [] };
+  if (a === undefined || b === undefined) {
+    return { before: a, after: b, settings: {}, peers: noPeers, needsRestart: [a === undefined ? '[bgp] added' : '[bgp] removed'] };
+  }
+  const settings = diffSettings(a, b, [...BGP_LIVE, ...BGP_RESTART], { track_interface: (v) => (v === undefined ? undefined : nameSet(v)) });
+  const m = matchBy(a.peer, b.peer, (p) => p.address);
+  const changed: NamedChanges<BgpPeerConfig, BgpPeerSettingKey>['changed'] = [];
+  for (const [x, y] of m.pairs) {
+    const ps = diffSettings(x, y, PEER_SETTINGS);
+    if (Object.keys(ps).length > 0) changed.push({ current: x, next: y, settings: ps });
+  }
+  const peers = { added: m.added, removed: m.removed, changed };
+  const needsRestart = BGP_RESTART.filter((k) => settings[k] !== undefined).map((k) => `bgp.${k}`);
+  const empty = Object.keys(settings).length === 0 && peers.added.length === 0 && peers.removed.length === 0 && changed.length === 0;
+  return empty ? null : { before: a, after: b, settings, peers, needsRestart };
+}
+
 const GLOBAL_NORM: Normalizers<GlobalConfig> = {
   metrics_listen: (_v, g) => (g.metrics === null ? null : { host: canonIp(g.metrics.host).toLowerCase(), port: g.metrics.port }),
   vrrp_mcast_group4: canonIp,
@@ -703,6 +758,7 @@ export function planReload(current: Config, next: Config): ReloadPlan {
     syncGroups,
     virtualServers,
     sync: diffSync(current.sync, next.sync),
+    bgp: diffBgp(current.bgp, next.bgp),
     global,
     summary: [],
   };
@@ -730,6 +786,7 @@ export function isEmpty(plan: ReloadPlan): boolean {
     plan.virtualServers.removed.length === 0 &&
     plan.virtualServers.kept.every((k) => isEmptyVirtualServerChange(k.changes)) &&
     plan.sync === null &&
+    plan.bgp === null &&
     plan.global.changed.length === 0
   );
 }
@@ -748,7 +805,7 @@ function show(v: unknown): string {
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
-const SECRET_KEYS = new Set(['authentication', 'auth_key']);
+const SECRET_KEYS = new Set(['authentication', 'auth_key', 'password']);
 
 function settingLines(prefix: string, settings: { [k: string]: FromTo<unknown> | undefined }, suffix: (key: string) => string = () => ''): string[] {
   const lines: string[] = [];
@@ -863,6 +920,18 @@ function summarize(plan: ReloadPlan): string[] {
       const rp = `${p}${rsLabel(k.next)} `;
       out.push(...settingLines(rp, k.settings));
       if (k.checksChanged) out.push(...checkLines(rp, k));
+    }
+  }
+
+  if (plan.bgp) {
+    const { before, after, settings, peers } = plan.bgp;
+    const peerLabel = (p: BgpPeerConfig): string => `bgp peer ${p.address} (AS ${p.remote_as})`;
+    if (before === undefined) out.push(`+bgp (AS ${after!.local_as}, ${after!.peer.length} peer(s)) (needs a daemon restart)`);
+    else if (after === undefined) out.push('-bgp (needs a daemon restart)');
+    else {
+      out.push(...settingLines('bgp: ', settings, (key) => ((BGP_RESTART as readonly string[]).includes(key) ? ' (needs a daemon restart)' : '')));
+      out.push(...peers.removed.map((p) => `-${peerLabel(p)}`), ...peers.added.map((p) => `+${peerLabel(p)}`));
+      for (const c of peers.changed) out.push(...settingLines(`bgp peer ${c.next.address}: `, c.settings, () => ' (session restarts)'));
     }
   }
 

@@ -92,5 +92,6 @@ export function describeConfig(config: Config): string {
     plural(config.virtual_server.length, 'virtual_server'),
     plural(reals, 'real_server'),
     config.sync ? `sync on ${config.sync.interface}` : 'no sync',
+    ...(config.bgp ? [`bgp AS ${config.bgp.local_as} with ${plural(config.bgp.peer.length, 'peer')}`] : []),
   ].join(', ');
 }

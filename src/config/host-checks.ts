@@ -2,26 +2,36 @@
  * Host checks: what `keepalive-ts run` would hit on THIS machine although the file itself is valid
  * (the pure validator, validate.ts / semantic.ts, cannot know): an unreadable sync key file, a
  * script that does not exist or is not executable, an unknown user to run scripts as, an interface
- * that does not exist.
+ * that does not exist; for kernel lb_kinds (DR, NAT, FULLNAT): libnftables missing, IP forwarding
+ * off (NAT, FULLNAT), a DR real server that is not on-link; [bgp] without BIRD 2 installed (or a
+ * generated bird.conf BIRD refuses).
  *
  * `check` runs them after the file validated. Each problem names file:line and the key path, like
  * the validator's. Problems are errors except those marked as warnings: a missing interface is a
  * warning, because a config may be checked on another machine than the director it is for; `check
  * --strict` turns warnings into errors.
  *
+ * Script security (keepalived's script_user / enable_script_security, src/util/script.ts) and
+ * the exposure of the sync key (a group-readable key file, an inline key in a config file
+ * everyone can read) are checked here too, so `check` and the daemon's start report the same.
+ *
  * The checks are a list (HOST_CHECKS); each one gets the loaded config and a HostProbe, the only
  * way they look at the host. The probe is the shell (systemHostProbe reads the real system); the
  * checks are pure given a probe, so they are unit-tested with a fake one. Add a check by appending
  * to HOST_CHECKS; scriptsOf() lists every script line with its key path for checks about scripts.
  */
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { libnftablesProblem } from '../lvs/dataplane/nftables/transport.js';
 import { readSyncKey } from '../sync/auth.js';
 import { errorMessage } from '../util/errors.js';
 import { resolveCommand, resolveUser, splitCommand, type ResolvedCommand } from '../util/exec.js';
+import { policyOf, scriptProblems } from '../util/script.js';
 import { formatIssue, formatPath, type ConfigIssue, type KeyPath } from './issues.js';
 import type { ConfigSource } from './load.js';
 import { sortIssues } from './load.js';
-import type { Config, SyncConfig } from './types.js';
+import type { BgpConfig, Config, SyncConfig } from './types.js';
+import { birdHostProblem } from '../announce/bird.js';
 
 export type HostSeverity = 'error' | 'warning';
 
@@ -39,6 +49,18 @@ export interface HostProbe {
   user(spec: string): string | undefined;
   /** Whether a network interface of this name exists here. */
   interfaceExists(name: string): boolean;
+  /** Why libnftables cannot be used here (naming the package), or undefined. */
+  libnftables?(): string | undefined;
+  /** net.ipv4.ip_forward / net.ipv6.conf.all.forwarding is 1. */
+  forwarding?(family: 4 | 6): boolean;
+  /** How `address` is reached: through a gateway, or on-link; undefined when there is no route. */
+  route?(address: string): { gateway?: string; device: string } | undefined;
+  /** Script security of one script (user resolution and path checks, as the runner does). */
+  scriptSecurity?(command: string, user: string | undefined, global: Config['global']): { errors: string[]; warnings: string[] };
+  /** Permission bits of a file (undefined when it cannot be read). */
+  fileMode?(path: string): number | undefined;
+  /** Problem running BIRD 2 with the bird.conf generated from [bgp] (not installed, refused), or undefined. */
+  bird(bgp: BgpConfig, sourceFile: string): string | undefined;
 }
 
 export interface HostCheckContext {
@@ -57,7 +79,11 @@ export interface HostCheck {
 export interface ScriptRef {
   path: KeyPath;
   command: string;
-  /** The user[:group] it runs as (per-script `user`, else global.script_user where the runner uses it). */
+  /**
+   * The user[:group] it runs as: its own `user` (vrrp_script, MISC_CHECK), else global.script_user,
+   * for every script kind (src/util/script.ts resolveScriptUser). Unset: keepalived_script if that
+   * user exists, else the daemon's user.
+   */
   user?: string;
 }
 
@@ -80,19 +106,17 @@ export function scriptsOf(config: Config): ScriptRef[] {
     }
   }
   config.virtual_server.forEach((vs, i) => {
-    // quorum_*, notify_up/down and MISC_CHECK run as the daemon's user unless the check sets `user`
-    // (src/lvs/manager.ts, src/lvs/check/misc.ts).
     for (const key of ['quorum_up', 'quorum_down'] as const) {
       const cmd = vs[key];
-      if (cmd !== undefined) out.push({ path: ['virtual_server', i, key], command: cmd });
+      if (cmd !== undefined) out.push({ path: ['virtual_server', i, key], command: cmd, ...withUser(g) });
     }
     vs.real_server.forEach((rs, j) => {
       for (const key of ['notify_up', 'notify_down'] as const) {
         const cmd = rs[key];
-        if (cmd !== undefined) out.push({ path: ['virtual_server', i, 'real_server', j, key], command: cmd });
+        if (cmd !== undefined) out.push({ path: ['virtual_server', i, 'real_server', j, key], command: cmd, ...withUser(g) });
       }
       rs.check.forEach((c, k) => {
-        if (c.type === 'MISC_CHECK') out.push({ path: ['virtual_server', i, 'real_server', j, 'check', k, 'misc_path'], command: c.misc_path, ...withUser(c.user) });
+        if (c.type === 'MISC_CHECK') out.push({ path: ['virtual_server', i, 'real_server', j, 'check', k, 'misc_path'], command: c.misc_path, ...withUser(c.user ?? g) });
       });
     });
   });
@@ -150,11 +174,82 @@ const interfaces: HostCheck = {
       vi.track_interface.forEach((t, j) => missing(['vrrp_instance', i, 'track_interface', j], t.name));
     });
     if (config.sync) missing(['sync', 'interface'], config.sync.interface);
+    config.bgp?.track_interface?.forEach((name, i) => missing(['bgp', 'track_interface', i], name));
+  },
+};
+
+const bird: HostCheck = {
+  name: 'BIRD',
+  run({ config, probe, report }) {
+    if (!config.bgp) return;
+    const problem = probe.bird(config.bgp, config.file);
+    if (problem !== undefined) report(['bgp'], problem);
+  },
+};
+
+const KERNEL_KINDS: ReadonlySet<string> = new Set(['DR', 'NAT', 'FULLNAT']);
+
+/** What the kernel data plane (src/lvs/dataplane/nftables) needs at start. */
+const kernelDataplane: HostCheck = {
+  name: 'kernel data plane',
+  run({ config, probe, report }) {
+    const kernel = config.virtual_server.map((vs, i) => [vs, i] as const).filter(([vs]) => KERNEL_KINDS.has(vs.lb_kind));
+    const { libnftables, forwarding, route } = probe;
+    if (kernel.length === 0 || !libnftables || !forwarding || !route) return;
+    const lib = libnftables.call(probe);
+    if (lib !== undefined) report(['virtual_server', kernel[0]![1], 'lb_kind'], `lb_kind ${kernel[0]![0].lb_kind} forwards through nftables: ${lib}`);
+    for (const family of [4, 6] as const) {
+      const nat = kernel.find(([vs]) => vs.lb_kind !== 'DR' && vs.family === family);
+      if (nat && !forwarding.call(probe, family)) {
+        const key = family === 4 ? 'net.ipv4.ip_forward' : 'net.ipv6.conf.all.forwarding';
+        report(['virtual_server', nat[1], 'lb_kind'], `lb_kind ${nat[0].lb_kind} needs IP forwarding, but ${key} is 0 on this host (sysctl -w ${key}=1)`, 'warning');
+      }
+    }
+    for (const [vs, i] of kernel) {
+      if (vs.lb_kind !== 'DR') continue;
+      vs.real_server.forEach((rs, j) => {
+        const r = route.call(probe, rs.address);
+        if (r?.gateway) report(['virtual_server', i, 'real_server', j, 'address'], `lb_kind DR needs real servers on-link, but ${rs.address} is reached via ${r.gateway} on ${r.device} from this host`, 'warning');
+      });
+    }
+  },
+};
+
+const scriptSecurity: HostCheck = {
+  name: 'script security',
+  run({ config, probe, report }) {
+    if (!probe.scriptSecurity) return;
+    for (const s of scriptsOf(config)) {
+      const r = probe.scriptSecurity(s.command, s.user, config.global);
+      for (const m of r.errors) report(s.path, m);
+      for (const m of r.warnings) report(s.path, m, 'warning');
+    }
+  },
+};
+
+const syncKeyExposure: HostCheck = {
+  name: 'sync key exposure',
+  run({ config, probe, report }) {
+    const sync = config.sync;
+    if (!sync || !probe.fileMode) return;
+    const octal = (m: number) => m.toString(8).padStart(4, '0');
+    if (sync.auth_key_file !== undefined) {
+      const m = probe.fileMode(sync.auth_key_file);
+      if (m !== undefined && (m & 0o007) === 0 && (m & 0o070) !== 0) {
+        report(['sync', 'auth_key_file'], `key file ${sync.auth_key_file} is accessible by its group (mode ${octal(m)}); 0600 unless that group is only the daemon's`, 'warning');
+      }
+    }
+    if (sync.auth_key !== undefined) {
+      const m = probe.fileMode(config.file);
+      if (m !== undefined && (m & 0o004) !== 0) {
+        report(['sync', 'auth_key'], `the sync key is inline in ${config.file}, which everyone can read (mode ${octal(m)}): use auth_key_file (mode 0600), or chmod 600 the config`, 'warning');
+      }
+    }
   },
 };
 
 /** Every host check, in the order they report. */
-export const HOST_CHECKS: readonly HostCheck[] = [syncKeyFile, scripts, users, interfaces];
+export const HOST_CHECKS: readonly HostCheck[] = [syncKeyFile, syncKeyExposure, scripts, users, scriptSecurity, interfaces, kernelDataplane, bird];
 
 export interface HostCheckOptions {
   probe?: HostProbe;
@@ -208,5 +303,32 @@ export function systemHostProbe(env: NodeJS.ProcessEnv = process.env, cwd: strin
       }
     },
     interfaceExists: (name) => !name.includes('/') && name !== '.' && name !== '..' && existsSync(`/sys/class/net/${name}`),
+    libnftables: () => libnftablesProblem() ?? undefined,
+    forwarding(family) {
+      try {
+        return readFileSync(family === 4 ? '/proc/sys/net/ipv4/ip_forward' : '/proc/sys/net/ipv6/conf/all/forwarding', 'utf8').trim() === '1';
+      } catch {
+        return false;
+      }
+    },
+    route(address) {
+      const r = spawnSync('ip', ['-j', 'route', 'get', address], { encoding: 'utf8', timeout: 5000 });
+      if (r.status !== 0) return undefined;
+      try {
+        const first = (JSON.parse(r.stdout) as Array<{ dev?: string; gateway?: string }>)[0];
+        return first?.dev ? { device: first.dev, ...(first.gateway ? { gateway: first.gateway } : {}) } : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    scriptSecurity: (command, user, global) => scriptProblems(command, user, policyOf(global)),
+    fileMode(path) {
+      try {
+        return statSync(path).mode & 0o777;
+      } catch {
+        return undefined;
+      }
+    },
+    bird: (bgp, sourceFile) => birdHostProblem(bgp, sourceFile),
   };
 }

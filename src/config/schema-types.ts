@@ -3,7 +3,7 @@ import { isMulticast, parseCidr, parseHostPort, parseIp, parseListen } from './n
 /** Where an inherited default comes from: [global], an enclosing server table, or a sibling key. */
 export type DefaultScope = 'global' | 'virtual_server' | 'real_server' | 'self';
 
-export type StringFormat = 'ip' | 'cidr' | 'multicast' | 'multicast4' | 'multicast6' | 'listen' | 'md5' | 'regex' | 'status_range' | 'email' | 'hostport';
+export type StringFormat = 'ip' | 'ipv4' | 'cidr' | 'multicast' | 'multicast4' | 'multicast6' | 'listen' | 'md5' | 'regex' | 'status_range' | 'email' | 'hostport';
 
 export type ValueSpec =
   /** `refused`: values that are known but not supported, each with the reason given in the error. */
@@ -46,6 +46,7 @@ const EMAIL_RE = /^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$/;
 
 export const STRING_FORMATS: Readonly<Record<StringFormat, { text: string; test(s: string): boolean }>> = {
   ip: { text: 'an IPv4 or IPv6 address', test: (s) => parseIp(s) !== undefined },
+  ipv4: { text: 'an IPv4 address', test: (s) => parseIp(s)?.family === 4 },
   cidr: { text: 'an IPv4 or IPv6 address with an optional /prefix', test: (s) => parseCidr(s) !== undefined },
   multicast: {
     text: 'an IPv4 or IPv6 multicast address',

@@ -20,17 +20,22 @@ const IP = str({ format: 'ip' });
 const SECONDS = num(0);
 const POSITIVE_SECONDS = num(0.001);
 const TRACK_WEIGHT = int(-253, 253);
+const AS_NUMBER = int(1, 4294967295);
 const arrayOf = (of: ValueSpec, minItems?: number): ValueSpec => ({ kind: 'array', of, minItems });
 const tables = (fields: Fields, scope?: 'virtual_server' | 'real_server'): ValueSpec => ({
   kind: 'array',
   of: { kind: 'table', fields, scope },
 });
 
+/** The shortest sync key accepted (HMAC-SHA256 keys shorter than this are guessable offline). */
+export const MIN_SYNC_KEY_BYTES = 16;
+
 export const LB_ALGOS = SCHEDULER_NAMES;
 /** keepalived's lb_kind values we forward (FULLNAT and PROXY are ours); see lvs/dataplane/contract.ts. */
 export const LB_KINDS = ['DR', 'NAT', 'FULLNAT', 'PROXY'] as const;
 /** keepalived's scheduler flags (ipvsadm -b): flag-1 is *-fallback, flag-2 is *-port for sh and mh. */
 export const SCHED_FLAGS = ['sh-port', 'sh-fallback', 'mh-port', 'mh-fallback', 'flag-1', 'flag-2'] as const;
+export const ANNOUNCE_MODES = ['healthy', 'master', 'never'] as const;
 export const CHECK_TYPES = ['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'UDP_CHECK', 'DNS_CHECK', 'FILE_CHECK', 'SMTP_CHECK', 'PING_CHECK'] as const;
 export const DNS_QUERY_TYPES = ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY'] as const;
 
@@ -127,11 +132,27 @@ export const GLOBAL_FIELDS = {
   vrrp_gna_interval: field(SECONDS, 'seconds between unsolicited neighbour adverts on one interface (0 = back to back)', 'vrrp_gna_interval', { default: 0 }),
   vrrp_startup_delay: field(SECONDS, 'seconds to wait after startup before VRRP instances start', 'vrrp_startup_delay', { default: 0 }),
   v3_checksum_as_v2: field(BOOL, 'compute VRRPv3 IPv4 checksums without the pseudo-header (old keepalived peers)', 'vrrp_v3_checksum_as_v2', { default: false }),
+  vrrp_check_unicast_src: field(BOOL, 'default of vrrp_instance.check_unicast_src (on here; keepalived defaults to off)', 'vrrp_check_unicast_src', { default: true }),
   drain_timeout: field(SECONDS, 'seconds existing connections may finish on stop or demotion before they are closed', null, { default: 30 }),
   proxy_workers: field(int(0, 256), 'worker threads of the user-space proxy (lb_kind PROXY); 0 = one per CPU', null, { default: 0 }),
-  enable_script_security: field(BOOL, 'refuse to run scripts that a non-root user could modify', 'enable_script_security', { default: false }),
-  script_user: field(NAME, 'user (and optional ":group") scripts run as when not set per script', 'script_user', {
-    defaultText: 'the user keepalive-ts runs as',
+  enable_script_security: field(BOOL, 'refuse scripts that would run as root while a non-root user could modify them (file or any parent directory), and scripts with no user to run as', 'enable_script_security', { default: false }),
+  maxconn: field(int(0), 'most proxied TCP connections and UDP flows at once, all virtual servers together; at the cap listeners pause until below 90 % (0 = computed at start: (descriptor limit - reserved_fds) / 2; a larger value is lowered to that)', null, { default: 0 }),
+  reserved_fds: field(int(32), 'descriptors kept out of the connection budget for the control socket, metrics, health checks, scripts, VRRP and sync', null, { default: 256 }),
+  lvs_timeouts: field(
+    {
+      kind: 'table',
+      fields: {
+        tcp: field(POSITIVE_SECONDS, 'an established TCP connection idle (no byte either way) this long is closed', 'tcp', { default: 900 }),
+        tcpfin: field(POSITIVE_SECONDS, 'a TCP connection idle this long after either side sent FIN is closed', 'tcpfin', { default: 120 }),
+        udp: field(POSITIVE_SECONDS, 'a UDP flow idle this long ends', 'udp', { default: 300 }),
+      },
+    },
+    'idle timeouts of proxied connections, in seconds (IPVS defaults)',
+    'lvs_timeouts tcp <T> tcpfin <T> udp <T>',
+    { default: {} },
+  ),
+  script_user: field(NAME, 'user (and optional ":group") every script runs as when not set per script (with its supplementary groups and HOME)', 'script_user', {
+    defaultText: 'keepalived_script if that user exists, else the user keepalive-ts runs as (refused with enable_script_security)',
   }),
   ...SMTP_GLOBAL_FIELDS,
   // keepalived's top-level static_ipaddress / static_routes / static_rules blocks.
@@ -190,7 +211,29 @@ export const VRRP_INSTANCE_FIELDS = {
   nopreempt: field(BOOL, 'do not take over from a lower priority MASTER', 'nopreempt', { default: false }),
   preempt_delay: field(num(0, 1000), 'seconds after startup before this instance preempts', 'preempt_delay', { default: 0 }),
   unicast_src_ip: field(IP, 'source address for unicast adverts', 'unicast_src_ip', { defaultText: 'the interface primary address' }),
-  unicast_peer: field(arrayOf(IP), 'send adverts by unicast to these peers instead of multicast', 'unicast_peer', { default: [] }),
+  unicast_peer: field(
+    arrayOf({
+      kind: 'oneOf',
+      options: [
+        IP,
+        {
+          kind: 'table',
+          fields: {
+            address: field(IP, 'peer address', 'unicast_peer { <IPADDR> }', { required: true }),
+            min_ttl: field(int(0, 255), 'lowest TTL / hop limit accepted on adverts from this peer', 'min_ttl', { default: 0 }),
+            max_ttl: field(int(0, 255), 'highest TTL / hop limit accepted on adverts from this peer', 'max_ttl', { default: 255 }),
+          },
+        },
+      ],
+    }),
+    'send adverts by unicast to these peers instead of multicast: addresses or { address, min_ttl, max_ttl }',
+    'unicast_peer',
+    { default: [] },
+  ),
+  check_unicast_src: field(BOOL, 'unicast mode: drop adverts whose source is not a unicast_peer', 'check_unicast_src', {
+    defaultFrom: { scope: 'global', key: 'vrrp_check_unicast_src' },
+    defaultText: 'global.vrrp_check_unicast_src',
+  }),
   mcast_src_ip: field(IP, 'source address for multicast adverts', 'mcast_src_ip', { defaultText: 'the interface primary address' }),
   track_interface: field(trackList('interface'), 'interfaces whose link state lowers priority or forces FAULT', 'track_interface', { default: [] }),
   track_script: field(trackList('vrrp_script'), 'vrrp_scripts whose result lowers priority or forces FAULT', 'track_script', { default: [] }),
@@ -212,7 +255,7 @@ export const VRRP_INSTANCE_FIELDS = {
   }),
   lower_prio_no_advert: field(BOOL, 'do not answer a lower priority advert while MASTER', 'lower_prio_no_advert', { default: false }),
   higher_prio_send_advert: field(BOOL, 'send an advert before yielding to a higher priority one', 'higher_prio_send_advert', { default: false }),
-  accept: field(BOOL, 'v3 accept mode: accept packets to the VIPs while MASTER (keepalived enables it unless vrrp_strict)', 'accept', { default: true }),
+  accept: field(BOOL, 'accept mode: a MASTER accepts packets addressed to its VIPs; false: a non-owner MASTER drops them (except VRRP, ARP and neighbour discovery) with the nftables table inet keepalive_ts_accept (keepalived: no_accept)', 'accept', { default: true }),
   skip_check_adv_addr: field(BOOL, 'skip checking advert addresses when the sender is the current MASTER', 'skip_check_adv_addr', { default: false }),
   v3_checksum_as_v2: field(BOOL, 'see global.v3_checksum_as_v2', 'vrrp_v3_checksum_as_v2', {
     defaultFrom: { scope: 'global', key: 'v3_checksum_as_v2' },
@@ -458,11 +501,21 @@ export const VIRTUAL_SERVER_FIELDS = {
   delay_before_retry: field(SECONDS, 'default seconds between check retries', 'delay_before_retry', { defaultText: 'per check type (see check.delay_before_retry)' }),
   connect_timeout: field(POSITIVE_SECONDS, 'default check connect timeout in seconds; with lb_kind PROXY also the real-server connect timeout before the next server is tried', 'connect_timeout', { default: 5 }),
   warmup: field(SECONDS, 'default maximum random delay before a first check', 'warmup', { defaultText: "each check's delay_loop" }),
+  maxconn_per_source: field(int(0), 'lb_kind PROXY: most connections (UDP: flows) one client address may hold at once on this service (0 = unlimited)', null, { default: 0 }),
   depool_threshold: field(num(0, 1), 'fraction of real servers kept pooled even when failing (PyBal; 0 = off)', null, { default: 0 }),
   proxy_protocol: field(str({ enum: ['', 'v1', 'v2'] }), 'send a PROXY protocol header to real servers ("" = off); lb_kind PROXY only', null, { default: '' }),
+  slow_start: field(
+    SECONDS,
+    'seconds over which a real server that comes (back) into service (recovered, added by a reload, enabled or un-drained) ramps from weight 1 to its weight, so lc-like schedulers do not send it every new connection (HAProxy slowstart); 0 = off; not with the weight-blind lb_algo rr, lc, dh',
+    null,
+    { default: 0 },
+  ),
   drain_timeout: field(SECONDS, 'seconds connections to a removed real server may drain', null, {
     defaultFrom: { scope: 'global', key: 'drain_timeout' },
     defaultText: 'global.drain_timeout',
+  }),
+  announce: field(str({ enum: ANNOUNCE_MODES }), 'BGP announcement of the address ([bgp]): "healthy" while the service has quorum, "master" while the VRRP instance holding the address is MASTER, "never"', null, {
+    defaultText: '"master" if a vrrp_instance holds the address, else "healthy" ("never" without [bgp])',
   }),
   real_server: field(tables(REAL_SERVER_FIELDS, 'real_server'), 'real servers ([[virtual_server.real_server]])', 'real_server', { default: [] }),
 } satisfies Fields;
@@ -474,9 +527,57 @@ export const SYNC_FIELDS = {
   port: field(PORT, 'UDP port', 'lvs_sync_daemon ... port', { default: 8848 }),
   ttl: field(int(1, 255), 'multicast TTL', 'lvs_sync_daemon ... ttl', { default: 1 }),
   sync_id: field(int(0, 255), 'sync id; both directors must agree', 'lvs_sync_daemon ... id', { defaultText: 'virtual_router_id of sync.instance' }),
-  auth_key: field(NAME, 'shared key authenticating sync messages (prefer auth_key_file)', null),
-  auth_key_file: field(NAME, 'file holding the shared sync key', null),
+  auth_key: field(str({ minLength: MIN_SYNC_KEY_BYTES }), `shared key authenticating sync messages, at least ${MIN_SYNC_KEY_BYTES} bytes (prefer auth_key_file)`, null, {
+    hint: `a sync key needs at least ${MIN_SYNC_KEY_BYTES} bytes; e.g. openssl rand -hex 32`,
+  }),
+  auth_key_file: field(NAME, `file holding the shared sync key (at least ${MIN_SYNC_KEY_BYTES} bytes; owned by root or the daemon's user, no access for others)`, null),
   unicast_peer: field(arrayOf(IP), 'send sync messages by unicast to these peers instead of the group', null, { default: [] }),
+  conntrackd: field(
+    {
+      kind: 'table',
+      fields: {
+        destination_address: field(str({ format: 'ipv4' }), "the peer director's address on sync.interface (conntrackd UDP IPv4_Destination_Address); the only source the guard table accepts on `port`", 'conntrackd.conf Sync { UDP { IPv4_Destination_Address } }', {
+          defaultText: 'the one sync.unicast_peer',
+        }),
+        address: field(str({ format: 'ipv4' }), "this director's address on sync.interface (conntrackd UDP IPv4_address)", 'conntrackd.conf Sync { UDP { IPv4_address } }', { defaultText: 'the first IPv4 address of sync.interface' }),
+        port: field(PORT, 'UDP port of the conntrackd FTFW replication (both directors)', 'conntrackd.conf Sync { UDP { Port } }', { default: 3780 }),
+        protocols: field(arrayOf(str({ enum: ['tcp', 'udp'] }), 1), 'layer-4 protocols whose connections are replicated', 'conntrackd.conf General { Filter { Protocol Accept } }', { default: ['tcp', 'udp'] }),
+        binary: field(NAME, 'conntrackd executable (Debian package conntrackd)', null, { default: '/usr/sbin/conntrackd' }),
+      },
+    },
+    'replicate the kernel conntrack table (NAT/FULLNAT connections) with conntrackd in FTFW mode, run and driven by keepalive-ts on a dedicated sync link; see docs/hitless.md',
+    'conntrackd + primary-backup.sh notify script',
+  ),
+} satisfies Fields;
+
+export const BGP_PEER_FIELDS = {
+  address: field(IP, 'address of the BGP neighbour (a router on a directly connected network); its family selects the channel (IPv4 or IPv6 VIPs)', null, { required: true }),
+  remote_as: field(AS_NUMBER, 'AS number of the neighbour', null, { required: true }),
+  bfd: field(BOOL, 'run BFD with the neighbour (see bgp.bfd_interval / bfd_multiplier) so a crash is seen in milliseconds, not after hold_time', null, { default: true }),
+  hold_time: field(int(3, 65535), 'BGP hold time in seconds (keepalives every third of it)', null, { default: 9 }),
+  password: field(str({ minLength: 1, maxLength: 80 }), 'TCP MD5 signature key (RFC 2385) shared with the neighbour', null),
+} satisfies Fields;
+
+export const BGP_FIELDS = {
+  local_as: field(AS_NUMBER, 'AS number of this director (every director of a service uses the same one, so the router can multipath them)', null, { required: true }),
+  router_id: field(str({ format: 'ipv4' }), 'BGP router id (an IPv4 address)', null, { defaultText: "BIRD's choice: the lowest IPv4 address of an interface" }),
+  med: field(int(0, 4294967295), 'MULTI_EXIT_DISC sent with every announcement (lower is preferred: 0 on the primary, 100 on a backup, as PyBal does; the router multipaths only equal MEDs)', null, { defaultText: 'none sent' }),
+  as_path_prepend: field(int(0, 8), 'extra copies of local_as prepended to the AS path (a longer path makes a backup director)', null, { default: 0 }),
+  bfd_interval: field(num(0.01, 60), 'seconds between BFD packets, sent and required', null, { default: 0.1 }),
+  bfd_multiplier: field(int(1, 255), 'BFD packets missed before the session is down (detection time = interval x multiplier)', null, { default: 3 }),
+  track_interface: field(arrayOf(NAME), 'interfaces whose loss of link withdraws every announcement', null, {
+    defaultText: 'the interfaces the peers are reached through (looked up at start)',
+  }),
+  kernel_table: field(int(1, 2147483647), 'kernel routing table holding the announced host routes (BIRD learns them from there)', null, {
+    default: 100,
+    hint: 'not 252..255 (compat, default, main, local)',
+  }),
+  kernel_protocol: field(int(5, 255), 'route protocol number of the announced host routes (BIRD learns only this number)', null, {
+    default: 200,
+    hint: '0..4 are the kernel\'s own, 12 is BIRD\'s, 18 keepalive-ts\'s routes',
+  }),
+  runtime_dir: field(NAME, "directory for the generated bird.conf, BIRD's control socket and pid file (never the system bird's)", null, { default: '/run/keepalive-ts/bird' }),
+  peer: field(arrayOf({ kind: 'table', fields: BGP_PEER_FIELDS }, 1), 'BGP neighbours ([[bgp.peer]])', null, { required: true }),
 } satisfies Fields;
 
 export const CONFIG_FIELDS = {
@@ -487,4 +588,5 @@ export const CONFIG_FIELDS = {
   vrrp_sync_group: field(tables(VRRP_SYNC_GROUP_FIELDS), 'instances that fail over together ([[vrrp_sync_group]])', 'vrrp_sync_group', { default: [] }),
   virtual_server: field(tables(VIRTUAL_SERVER_FIELDS, 'virtual_server'), 'L4 virtual servers ([[virtual_server]])', 'virtual_server', { default: [] }),
   sync: field({ kind: 'table', fields: SYNC_FIELDS }, 'connection synchronisation between the directors', 'lvs_sync_daemon'),
+  bgp: field({ kind: 'table', fields: BGP_FIELDS }, 'announce the virtual servers\' addresses by BGP through BIRD (ECMP across directors)', null),
 } satisfies Fields;

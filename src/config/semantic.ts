@@ -3,8 +3,11 @@ import { maglevSizeProblem } from '../lvs/maglev.js';
 import { endpointText, serviceKey, singlePort, type Endpoint, type L4Protocol, type PortRange, type ServiceMatch } from '../util/endpoint.js';
 import { formatPath, type KeyPath } from './issues.js';
 import { granularityPrefix, parseCidr, parseHostPort, parseIp, parseListen, type AddressFamily, type ParsedCidr } from './net.js';
-import { parseAddressSpec, parseRouteSpec, parseRuleSpec, type Parsed } from '../net/route-spec.js';
+import { parseAddressSpec, parseRouteSpec, parseRuleSpec, RTPROT_KEEPALIVED, type Parsed } from '../net/route-spec.js';
 import type {
+  AnnounceMode,
+  BgpConfig,
+  BgpPeerConfig,
   Config,
   GlobalConfig,
   RealServerConfig,
@@ -58,6 +61,8 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
   checkServiceOverlap(servers, sink);
 
   const sync = tree.sync === undefined ? undefined : normalizeSync(tree.sync as Raw<SyncConfig>, instances, sink);
+  const bgp = tree.bgp === undefined ? undefined : normalizeBgp(tree.bgp as Raw<BgpConfig>, sink);
+  resolveAnnounce(servers, instances, bgp, sink);
   return {
     file,
     global,
@@ -66,6 +71,7 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
     vrrp_sync_group: groups,
     virtual_server: servers,
     ...(sync ? { sync } : {}),
+    ...(bgp ? { bgp } : {}),
     vrrp_track_process: processes,
   };
 }
@@ -218,7 +224,12 @@ function normalizeInstance(
   if (raw.authentication !== undefined && version === 3) {
     sink.add([...path, 'authentication'], 'is only valid with version = 2 (VRRPv3 has no authentication)');
   }
-  checkFamily(raw.unicast_peer, family, [...path, 'unicast_peer'], sink);
+  const peers = (Array.isArray(raw.unicast_peer) ? raw.unicast_peer : []).map((p: unknown) =>
+    typeof p === 'string' ? { address: p, min_ttl: 0, max_ttl: 255 } : (p as { address: string; min_ttl: number; max_ttl: number }));
+  peers.forEach((p, i) => {
+    if (p.min_ttl > p.max_ttl) sink.add([...path, 'unicast_peer', i, 'min_ttl'], `must not exceed max_ttl (${p.max_ttl}), got ${p.min_ttl}`);
+  });
+  checkFamily(peers.map((p) => p.address), family, [...path, 'unicast_peer'], sink);
   for (const key of ['unicast_src_ip', 'mcast_src_ip'] as const) {
     const ip = typeof raw[key] === 'string' ? parseIp(raw[key] as string) : undefined;
     if (ip && vips.length > 0 && ip.family !== family) sink.add([...path, key], `must be ${familyName(family)} like the VIPs, got ${JSON.stringify(raw[key])}`);
@@ -242,6 +253,8 @@ function normalizeInstance(
     virtual_ipaddress_parsed: vips,
     virtual_ipaddress_excluded_parsed: parseAll(raw.virtual_ipaddress_excluded),
     advert_int_cs: Math.round(advert * 100),
+    unicast_peer: peers.map((p) => p.address),
+    unicast_peer_ttl: peers,
   };
 }
 
@@ -298,6 +311,8 @@ function checkGroupMembership(groups: readonly VrrpSyncGroupConfig[], sink: Issu
 
 /** Checks that need no port (a command, a file, ICMP echo). */
 const PORTLESS_CHECKS: ReadonlySet<string> = new Set(['MISC_CHECK', 'FILE_CHECK', 'PING_CHECK']);
+/** Schedulers that only tell weight 0 from the rest (IPVS rr, lc, dh): slow start cannot ramp them. */
+const WEIGHT_BLIND: ReadonlySet<string> = new Set(['rr', 'lc', 'dh']);
 
 /** Whether an issue was already reported at exactly this path (a value that failed validation is absent here). */
 function reported(sink: IssueSink, path: KeyPath): boolean {
@@ -391,6 +406,9 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
     sink.add(at('proxy_protocol'), `needs lb_kind = "PROXY": only the proxy terminates the client's TCP connection and can send a header first; with lb_kind "${kind}" the real server gets the client's own packets (and address)`);
   }
   if (vs.ops && vs.protocol !== 'UDP') sink.add(at('ops'), 'one-packet scheduling needs protocol = "UDP"');
+  if (typeof vs.slow_start === 'number' && vs.slow_start > 0 && WEIGHT_BLIND.has(vs.lb_algo)) {
+    sink.add(at('slow_start'), `ramps weights, which lb_algo ${JSON.stringify(vs.lb_algo)} ignores (it only skips weight 0); use wlc, wrr, sed, nq or another weighted scheduler, or slow_start = 0`);
+  }
 
   // --- persistence granularity
   let granularity = vs.persistence_granularity ?? (family === 4 ? '255.255.255.255' : '128');
@@ -514,5 +532,74 @@ function normalizeSync(raw: Raw<SyncConfig>, instances: readonly VrrpInstanceCon
   const hasFile = sync.auth_key_file !== undefined;
   if (hasKey && hasFile) sink.add(['sync', 'auth_key_file'], 'auth_key and auth_key_file are mutually exclusive; set exactly one');
   if (!hasKey && !hasFile) sink.add(['sync'], 'one of auth_key or auth_key_file is required');
-  return { ...sync, sync_id: sync.sync_id ?? instance?.virtual_router_id ?? 0 };
+  let conntrackd = sync.conntrackd;
+  if (conntrackd) {
+    // conntrackd's UDP mode talks to one peer: the destination defaults to the one unicast peer.
+    const peers = sync.unicast_peer.filter((a) => !a.includes(':'));
+    const dest = conntrackd.destination_address ?? (peers.length === 1 ? peers[0] : undefined);
+    if (dest === undefined) {
+      sink.add(['sync', 'conntrackd', 'destination_address'], `required: the peer director's IPv4 address on ${sync.interface ?? 'sync.interface'} (conntrackd replicates to one peer over UDP; it defaults to sync.unicast_peer only when that lists exactly one IPv4 address)`);
+    } else {
+      conntrackd = { ...conntrackd, destination_address: dest };
+      if (conntrackd.address === dest) sink.add(['sync', 'conntrackd', 'address'], 'must differ from destination_address (this director vs its peer)');
+    }
+  }
+  return { ...sync, sync_id: sync.sync_id ?? instance?.virtual_router_id ?? 0, ...(conntrackd ? { conntrackd } : {}) };
+}
+
+/** Characters BIRD's config lexer cannot carry inside a "string" (it has no escapes). */
+const BIRD_STRING_UNSAFE = /["\\\x00-\x1f\x7f]/;
+
+function normalizeBgp(raw: Raw<BgpConfig>, sink: IssueSink): BgpConfig {
+  const bgp = raw as unknown as BgpConfig;
+  const peers: BgpPeerConfig[] = (Array.isArray(raw.peer) ? (raw.peer as Raw<BgpPeerConfig>[]) : []).map((p, i) => {
+    const ip = typeof p.address === 'string' ? parseIp(p.address) : undefined;
+    if (typeof p.password === 'string' && BIRD_STRING_UNSAFE.test(p.password)) {
+      sink.add(['bgp', 'peer', i, 'password'], 'must not contain double quotes, backslashes or control characters (BIRD strings have no escapes)');
+    }
+    return { ...(p as unknown as BgpPeerConfig), address: ip?.address ?? (p.address as string), family: ip?.family ?? 4 };
+  });
+  uniqueBy(peers, (p) => p.address, (i, first) =>
+    sink.add(['bgp', 'peer', i, 'address'], `duplicate BGP peer ${peers[i]!.address} (also bgp.peer[${first}])`),
+  );
+  if (typeof bgp.kernel_table === 'number' && bgp.kernel_table >= 252 && bgp.kernel_table <= 255) {
+    sink.add(['bgp', 'kernel_table'], `must not be ${bgp.kernel_table}: 252..255 are the kernel's compat, default, main and local tables`);
+  }
+  if (bgp.kernel_protocol === 12) sink.add(['bgp', 'kernel_protocol'], "must not be 12: that is BIRD's own route protocol, which its kernel protocol does not learn");
+  if (bgp.kernel_protocol === RTPROT_KEEPALIVED) sink.add(['bgp', 'kernel_protocol'], `must not be ${RTPROT_KEEPALIVED}: keepalive-ts's virtual_routes / static_routes carry it, and BIRD would announce them`);
+  return { ...bgp, peer: peers };
+}
+
+/**
+ * Fills in each virtual server's `announce`: "master" when a vrrp_instance holds its address,
+ * "healthy" otherwise, "never" without [bgp]; and refuses the combinations that cannot work.
+ */
+function resolveAnnounce(servers: VirtualServerConfig[], instances: readonly VrrpInstanceConfig[], bgp: BgpConfig | undefined, sink: IssueSink): void {
+  servers.forEach((vs, i) => {
+    const path: KeyPath = ['virtual_server', i, 'announce'];
+    const explicit = vs.announce as AnnounceMode | undefined;
+    const holders = instances.filter((vi) =>
+      [...vi.virtual_ipaddress_parsed, ...vi.virtual_ipaddress_excluded_parsed].some((v) => v.address === vs.address));
+    let mode: AnnounceMode;
+    if (vs.address === undefined) {
+      // A fwmark service matches marked packets, not an address: there is nothing of its own to announce.
+      if (explicit !== undefined && explicit !== 'never') sink.add(path, `"${explicit}": a fwmark service has no address to announce (announce the addresses with virtual servers of their own, or set "never")`);
+      mode = 'never';
+    } else if (!bgp) {
+      if (explicit !== undefined && explicit !== 'never') sink.add(path, `"${explicit}" needs a [bgp] section (nothing would announce ${vs.address})`);
+      mode = 'never';
+    } else {
+      mode = explicit ?? (holders.length > 0 ? 'master' : 'healthy');
+      if (mode === 'master' && holders.length === 0) {
+        sink.add(path, `"master" needs a vrrp_instance holding ${vs.address}, and none does (use "healthy" to announce while the service has quorum)`);
+      }
+      if (mode === 'healthy' && holders.length > 0) {
+        sink.add(path, `${vs.address} is held by vrrp_instance ${JSON.stringify(holders[0]!.name)}, so only its MASTER serves it: use "master" (or "never")`);
+      }
+      if (mode !== 'never' && bgp.peer.length > 0 && !bgp.peer.some((p) => p.family === vs.family)) {
+        sink.add(path, `no [[bgp.peer]] carries ${familyName(vs.family)}: add an ${familyName(vs.family)} peer or set announce = "never"`);
+      }
+    }
+    servers[i] = { ...vs, announce: mode };
+  });
 }

@@ -4,6 +4,9 @@ import type { AddressSpec, RouteSpec, RuleSpec } from '../net/route-spec.js';
 import type {
   CHECK_COMMON_FIELDS,
   CHECK_VARIANT_FIELDS,
+  ANNOUNCE_MODES,
+  BGP_FIELDS,
+  BGP_PEER_FIELDS,
   CHECK_TYPES,
   CONFIG_FIELDS,
   DNS_QUERY_TYPES,
@@ -32,6 +35,7 @@ export type LbKind = (typeof LB_KINDS)[number];
 export type SchedFlag = (typeof SCHED_FLAGS)[number];
 export type CheckType = (typeof CHECK_TYPES)[number];
 export type DnsQueryType = (typeof DNS_QUERY_TYPES)[number];
+export type AnnounceMode = (typeof ANNOUNCE_MODES)[number];
 
 export interface GlobalConfig {
   router_id: string;
@@ -49,10 +53,15 @@ export interface GlobalConfig {
   vrrp_gna_interval: number;
   vrrp_startup_delay: number;
   v3_checksum_as_v2: boolean;
+  vrrp_check_unicast_src: boolean;
   drain_timeout: number;
   /** 0 = one per CPU (availableParallelism). */
   proxy_workers: number;
   enable_script_security: boolean;
+  maxconn: number;
+  reserved_fds: number;
+  /** Seconds. */
+  lvs_timeouts: { tcp: number; tcpfin: number; udp: number };
   script_user?: string;
   notification_email: string[];
   notification_email_from: string;
@@ -107,7 +116,9 @@ export interface VrrpInstanceConfig extends NotifyConfig {
   nopreempt: boolean;
   preempt_delay: number;
   unicast_src_ip?: string;
+  /** Peer addresses (a `{ address, min_ttl, max_ttl }` entry is normalized to its address). */
   unicast_peer: string[];
+  check_unicast_src: boolean;
   mcast_src_ip?: string;
   track_interface: TrackRef[];
   track_script: TrackRef[];
@@ -142,6 +153,8 @@ export interface VrrpInstanceConfig extends NotifyConfig {
   virtual_ipaddress_excluded_parsed: ParsedCidr[];
   /** parsed: advert_int in centiseconds, the unit VRRPv3 carries on the wire. */
   advert_int_cs: number;
+  /** parsed: each unicast_peer with its TTL bounds (0..255 when not given). */
+  unicast_peer_ttl: { address: string; min_ttl: number; max_ttl: number }[];
 }
 
 export interface VrrpSyncGroupConfig extends NotifyConfig {
@@ -301,9 +314,14 @@ export interface VirtualServerConfig {
   connect_timeout: number;
   /** Unset: each check's warmup is its delay_loop. */
   warmup?: number;
+  maxconn_per_source: number;
   depool_threshold: number;
   proxy_protocol: '' | 'v1' | 'v2';
+  /** Seconds of slow start (0 = off). */
+  slow_start: number;
   drain_timeout: number;
+  /** Resolved: the default ("master" / "healthy" / "never") is filled in by the semantic pass. */
+  announce: AnnounceMode;
   real_server: RealServerConfig[];
   /** parsed: address family of the service (of `address`, or ip_family / the servers for fwmark). */
   family: AddressFamily;
@@ -327,6 +345,42 @@ export interface SyncConfig {
   auth_key?: string;
   auth_key_file?: string;
   unicast_peer: string[];
+  /** conntrackd replication of NAT/FULLNAT connections ([sync.conntrackd]); absent: off. */
+  conntrackd?: ConntrackdConfig;
+}
+
+export interface ConntrackdConfig {
+  destination_address: string;
+  address?: string;
+  port: number;
+  protocols: Array<'tcp' | 'udp'>;
+  binary: string;
+}
+
+export interface BgpPeerConfig {
+  /** Canonical address. */
+  address: string;
+  remote_as: number;
+  bfd: boolean;
+  hold_time: number;
+  password?: string;
+  /** parsed: address family of `address` (the channel the peer carries). */
+  family: AddressFamily;
+}
+
+export interface BgpConfig {
+  local_as: number;
+  router_id?: string;
+  med?: number;
+  as_path_prepend: number;
+  bfd_interval: number;
+  bfd_multiplier: number;
+  /** Absent: the interfaces the peers are reached through. */
+  track_interface?: string[];
+  kernel_table: number;
+  kernel_protocol: number;
+  runtime_dir: string;
+  peer: BgpPeerConfig[];
 }
 
 export interface Config {
@@ -338,6 +392,7 @@ export interface Config {
   vrrp_sync_group: VrrpSyncGroupConfig[];
   virtual_server: VirtualServerConfig[];
   sync?: SyncConfig;
+  bgp?: BgpConfig;
   vrrp_track_process: VrrpTrackProcessConfig[];
 }
 
@@ -353,13 +408,15 @@ type Variant<C extends CheckCommon> = Omit<C, keyof CheckCommon | 'type'>;
 export type SchemaTypeGuards = [
   Assert<KeysMatch<Config, typeof CONFIG_FIELDS, 'file'>>,
   Assert<KeysMatch<GlobalConfig, typeof GLOBAL_FIELDS, 'metrics' | 'smtp' | 'static_ipaddress_parsed' | 'static_routes_parsed' | 'static_rules_parsed'>>,
-  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs' | 'vmac_ifname' | 'virtual_routes_parsed' | 'virtual_rules_parsed'>>,
+  Assert<KeysMatch<VrrpInstanceConfig, typeof VRRP_INSTANCE_FIELDS, 'family' | 'virtual_ipaddress_parsed' | 'virtual_ipaddress_excluded_parsed' | 'advert_int_cs' | 'unicast_peer_ttl' | 'vmac_ifname' | 'virtual_routes_parsed' | 'virtual_rules_parsed'>>,
   Assert<KeysMatch<VrrpTrackProcessConfig, typeof VRRP_TRACK_PROCESS_FIELDS>>,
   Assert<KeysMatch<VrrpSyncGroupConfig, typeof VRRP_SYNC_GROUP_FIELDS>>,
   Assert<KeysMatch<VrrpScriptConfig, typeof VRRP_SCRIPT_FIELDS>>,
   Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix' | 'match' | 'key' | 'sorry_endpoint'>>,
   Assert<KeysMatch<RealServerConfig, typeof REAL_SERVER_FIELDS, 'endpoint'>>,
   Assert<KeysMatch<SyncConfig, typeof SYNC_FIELDS>>,
+  Assert<KeysMatch<BgpConfig, typeof BGP_FIELDS>>,
+  Assert<KeysMatch<BgpPeerConfig, typeof BGP_PEER_FIELDS, 'family'>>,
   Assert<KeysMatch<CheckCommon, typeof CHECK_COMMON_FIELDS>>,
   Assert<KeysMatch<Variant<TcpCheck>, (typeof CHECK_VARIANT_FIELDS)['TCP_CHECK']>>,
   Assert<KeysMatch<Variant<HttpGetCheck>, (typeof CHECK_VARIANT_FIELDS)['HTTP_GET']>>,

@@ -1,5 +1,5 @@
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
-import { chmodSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
+import { lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { LineSplitter, parseRequest, type ControlReply, type ControlRequest } from '../util/ndjson.js';
 import { KeepaliveError, errorMessage, isKeepaliveError } from '../util/errors.js';
@@ -36,13 +36,19 @@ export class ControlServer {
   private server: Server | null = null;
   private readonly clients = new Set<Socket>();
   private closed = false;
+  /** The socket file this server bound (inode), the only one close() may remove. */
+  private bound: { ino: number; dev: number } | null = null;
 
   constructor(private readonly opts: ControlServerOptions) {}
 
   async listen(): Promise<void> {
     const { path } = this.opts;
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-    if (existsSync(path)) {
+    let existing: Stats | undefined;
+    try { existing = lstatSync(path); } catch { /* nothing there */ }
+    if (existing) {
+      // Only a stale socket (nobody answers on it) is removed; anything else is not ours.
+      if (!existing.isSocket()) throw new KeepaliveError('E_UNSAFE_PATH', `control socket path ${path} exists and is not a socket; refusing to remove it`);
       if (await probe(path)) throw new KeepaliveError('E_CONTROL_UNAVAILABLE', `control socket ${path} is in use by another running daemon`);
       unlinkSync(path);
     }
@@ -60,7 +66,9 @@ export class ControlServer {
     } finally {
       process.umask(old);
     }
-    chmodSync(path, 0o600);
+    // No chmod afterwards: it would follow a symlink swapped in meanwhile. The umask made it 0600.
+    const st = lstatSync(path);
+    this.bound = { ino: st.ino, dev: st.dev };
     server.on('error', (err) => this.opts.onError?.(err));
     this.server = server;
   }
@@ -128,6 +136,15 @@ export class ControlServer {
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    try { unlinkSync(this.opts.path); } catch { /* already gone */ }
+    // Node unlinks the socket file it bound when the server closes; remove it ourselves only if
+    // the path still names the socket we bound (never another daemon's, never a stranger's file).
+    const bound = this.bound;
+    this.bound = null;
+    if (bound) {
+      try {
+        const st = lstatSync(this.opts.path);
+        if (st.isSocket() && st.ino === bound.ino && st.dev === bound.dev) unlinkSync(this.opts.path);
+      } catch { /* already gone */ }
+    }
   }
 }

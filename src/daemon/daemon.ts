@@ -2,29 +2,42 @@
  * Composition root: builds the engines from a loaded config and the real system dependencies, and
  * exposes what the control socket and signals need (status, reload, stop). Wiring only.
  */
-import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { configInputs, parseConfig, planReload, isReloadPlanEmpty, readConfigText, type Config } from '../config/index.js';
-import { KeepaliveError } from '../util/errors.js';
-import { Announcer } from '../net/announcer.js';
+import { configInputs, parseConfigSource, planReload, isReloadPlanEmpty, readConfigText, type Config, type ConfigSource } from '../config/index.js';
+import { formatHostIssue, runHostChecks } from '../config/host-checks.js';
+import { KeepaliveError, errorMessage } from '../util/errors.js';
+import { Announcer, announcerTiming } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
 import { Rtnl } from '../net/rtnl.js';
 import { VipManager } from '../net/vips.js';
 import { RouteSet, type RouteSetEntries } from '../net/route-set.js';
 import { VmacManager } from '../net/vmac.js';
 import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertFor } from '../alert/mailer.js';
-import { VrrpManager } from '../vrrp/manager.js';
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
 import { DataplaneSet, proxyWorkerCount } from '../lvs/dataplane/index.js';
-import { VirtualServerManager } from '../lvs/manager.js';
+import { OVERRIDE_COMMANDS, VirtualServerManager, type OverrideAction, type OverrideResult } from '../lvs/manager.js';
+// Loaded only when configured (start-up time): sync, conntrackd, metrics.
 import type { SyncService } from '../sync/service.js';
+import type { Conntrackd } from '../sync/conntrackd.js';
 import type { MetricsServer } from '../metrics/index.js';
 import type { Registry } from 'prom-client';
+import { AnnounceController } from '../announce/controller.js';
+import { findBird, type BirdBinaries } from '../announce/bird.js';
 import type { StatusReport } from './status.js';
+import { ScriptRunner, policyOf } from '../util/script.js';
+import { limitsFromConfig, readNofile } from '../util/fdlimit.js';
+import type { ConnectionLimits } from '../lvs/dataplane/index.js';
+import { LockedFile } from './locked-file.js';
+import { AcceptFilter } from '../net/accept-filter.js';
+import { VrrpManager, blocksVips } from '../vrrp/manager.js';
+
+/** Graceful stop: how long a former MASTER keeps announcing its "master" addresses after the peer took over. */
+const MASTER_HANDOVER_MS = 500;
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
 
@@ -35,6 +48,17 @@ export interface DaemonOptions {
   log: Logger;
 }
 
+/**
+ * What `keepalive-ts check` reports about this host (scripts refused or insecure, key files,
+ * interfaces...), logged at start and reload with file:line and key: the same problems, found once.
+ */
+function logHostIssues(source: ConfigSource, log: Logger): void {
+  for (const i of runHostChecks(source)) {
+    if (i.severity === 'error') log.error({ key: i.path }, formatHostIssue(i));
+    else log.warn({ key: i.path }, formatHostIssue(i));
+  }
+}
+
 export class Daemon {
   #config: Config;
   /** The text and inputs (configInputs()) #config was parsed from: a reload of the same is a no-op. */
@@ -43,6 +67,8 @@ export class Daemon {
   #lvs: VirtualServerManager | undefined;
   #dataPlane: DataplaneSet | undefined;
   #sync: SyncService | undefined;
+  #conntrackd: Conntrackd | undefined;
+  #announce: AnnounceController | undefined;
   /** VRRP instances whose VIPs are in place. */
   readonly #owning = new Set<string>();
   #control: ControlServer | undefined;
@@ -59,16 +85,29 @@ export class Daemon {
   readonly #routeSets: RouteSet[] = [];
   readonly #startedAt = Date.now();
   #stopping: Promise<void> | undefined;
+  /** The lock next to the control socket and the pid file: held from the first moment to the last. */
+  #controlLock: LockedFile | undefined;
+  #pidLock: LockedFile | undefined;
+  /** accept = false enforcement (an nftables table of our own), created on first use. */
+  readonly #acceptFilter = new AcceptFilter();
+  /** Every script of the daemon runs through this one runner (user resolution, script security). */
+  readonly #scripts: ScriptRunner;
 
   private constructor(private readonly opts: DaemonOptions, config: Config) {
     this.#config = config;
+    this.#scripts = new ScriptRunner({
+      policy: () => policyOf(this.#config.global),
+      onRefused: (command, reason) => opts.log.error({ command, reason }, `script refused: ${command}: ${reason}`),
+      onWarning: (command, warning) => opts.log.warn({ command, warning }, `insecure script: ${command}: ${warning}`),
+    });
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const text = await readConfigText(opts.configPath);
     const inputs = configInputs();
-    const config = parseConfig(text, opts.configPath);
-    const d = new Daemon(opts, config);
+    const located = parseConfigSource(text, opts.configPath);
+    logHostIssues(located, opts.log);
+    const d = new Daemon(opts, located.config);
     d.#loaded = { text, inputs };
     try {
       await d.#start();
@@ -102,7 +141,19 @@ export class Daemon {
    */
   async #start(): Promise<void> {
     const { log } = this.opts;
+    // Before anything starts (no check, no script, no socket): a second daemon on the same control
+    // socket or pid file fails here and touches none of the first one's files.
+    this.#controlLock = LockedFile.acquire(`${this.controlPath}.lock`, 'control socket lock');
+    if (this.pidFile) this.#pidLock = LockedFile.acquire(this.pidFile, 'pid file');
+    if (this.#config.vrrp_instance.some(blocksVips)) {
+      // accept = false must be enforced or refused, never silently accepted.
+      await this.#acceptFilter.init().catch((err: unknown) => {
+        throw new KeepaliveError('E_SOCKET', `accept = false needs nftables (table inet keepalive_ts_accept): ${(err as Error).message}`, { cause: err });
+      });
+    }
     const g = this.#config.global;
+    // Before anything starts: [bgp] without BIRD 2 installed is a clear error (E_BIRD_MISSING).
+    const bird: BirdBinaries | undefined = this.#config.bgp ? findBird() : undefined;
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
@@ -123,12 +174,20 @@ export class Daemon {
     this.#dataPlane = new DataplaneSet({
       ...(syncModule ? { eventBatchMs: syncModule.SYNC_EVENT_BATCH_MS } : {}),
       proxyWorkers: proxyWorkerCount(this.#config.global.proxy_workers),
+      // conntrackd commits the peer's connections when this director becomes MASTER: until the
+      // commit is in, a mid-stream packet must not be scheduled as a new connection.
+      ...(sync?.conntrackd ? { conntrackSync: true } : {}),
+      log: (level, msg, fields) => log[level](fields ?? {}, msg),
+      // The proxy's connection budget below the descriptor limit, and its idle timeouts.
+      limits: this.#limits(),
       onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
     });
     // Built now (status lists the services from the start); started after the VRRP instances.
     const lvs = new VirtualServerManager(this.#config.virtual_server, {
       dataPlane: this.#dataPlane,
       log: log.child({ component: 'lvs' }),
+      onStateChange: () => this.#announce?.update(),
+      scripts: this.#scripts,
       alert: (a) => {
         const id = this.#config.global.router_id;
         mailer.enqueue(a.kind === 'real_server'
@@ -141,6 +200,8 @@ export class Daemon {
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
       log,
+      scripts: this.#scripts,
+      acceptFilter: this.#acceptFilter,
       vmac: new VmacManager(rtnl, log.child({ component: 'vmac' })),
       routeSet,
       alert: (a) => {
@@ -151,42 +212,66 @@ export class Daemon {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
         // Posts the synced templates/flows to the data plane before setOwnership posts serve().
-        if (instance === sync?.instance) void this.#sync?.setMaster(owned);
+        if (instance === sync?.instance) {
+          void this.#sync?.setMaster(owned);
+          // Background: commit the peer's conntrack entries (MASTER) or ask for a resync (BACKUP).
+          void this.#conntrackd?.setRole(owned ? 'master' : 'backup');
+        }
         if (lvsStarted) this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
+        this.#announce?.update();
       },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
       vipManager: (ifindex, vips, onRestored) => new VipManager(rtnl, ifindex, vips, { onRestored, onError: (err) => log.error({ err: String(err) }, 'VIP manager error') }),
-      announcer: (link, vips, cfg) => new Announcer({
+      announcer: (link, vips, cfg, global) => new Announcer({
         mac: link.mac,
         vips,
         send: (frame) => { this.#packetSocket(link.index).send(frame); },
-        timing: {
-          garpMasterRepeat: cfg.garp_master_repeat,
-          garpMasterDelay: cfg.garp_master_delay,
-          garpMasterRefresh: cfg.garp_master_refresh,
-          garpMasterRefreshRepeat: cfg.garp_master_refresh_repeat,
-          garpInterval: g.vrrp_garp_interval,
-          gnaInterval: g.vrrp_gna_interval,
-        },
+        timing: announcerTiming(cfg, global),
         onError: (err, vip) => log.warn({ err: String(err), vip }, 'gratuitous ARP/NA send failed'),
       }),
     });
     this.#control = new ControlServer({
       path: this.controlPath,
-      handlers: { status: () => this.freshStatus(), reload: () => this.reload() },
+      handlers: {
+        status: () => this.freshStatus(),
+        reload: () => this.reload(),
+        // keepalive-ts weight / drain / disable / enable: { virtual_server, real_server[, weight] }
+        ...Object.fromEntries(OVERRIDE_COMMANDS.map((action) => [action, (args: Record<string, unknown>) => this.#override(action, args)])),
+      },
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
-    if (this.pidFile) writeFileSync(this.pidFile, `${process.pid}\n`);
     // The instances start now (vrrp_startup_delay included); the rest is set up meanwhile.
     const vrrpStarted = this.#vrrp.start().then(() => undefined, (err: unknown) => err ?? new Error('VRRP start failed'));
     await this.#startMetrics();
     await lvs.start();
     if (sync && syncModule) {
       this.#sync = await syncModule.SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
-      if (this.#owning.has(sync.instance)) await this.#sync.setMaster(true);
+      if (sync.conntrackd) {
+        const { Conntrackd } = await import('../sync/conntrackd.js');
+        this.#conntrackd = await Conntrackd.start({
+          config: sync.conntrackd,
+          interface: sync.interface,
+          dir: conntrackdDir(this.controlPath),
+          log: log.child({ component: 'conntrackd' }),
+        });
+      }
+      // The instance may have become MASTER meanwhile (onOwnership ran before these existed).
+      if (this.#owning.has(sync.instance)) {
+        await this.#sync.setMaster(true);
+        void this.#conntrackd?.setRole('master');
+      }
     }
     lvsStarted = true;
+    if (bird) {
+      this.#announce = await AnnounceController.start(this.#config, {
+        rtnl,
+        log: log.child({ component: 'bgp' }),
+        binaries: bird,
+        facts: () => ({ services: this.#lvs?.announceFacts() ?? new Map(), masters: this.#owning }),
+        onServeChange: () => this.#lvs?.setOwnership((address) => this.#ownsAddress(address)),
+      });
+    }
     // Services on addresses no VRRP instance manages are served from the start; the others while
     // their instance is MASTER (it may already be).
     lvs.setOwnership((address) => this.#ownsAddress(address));
@@ -198,12 +283,29 @@ export class Daemon {
   #syncMetrics() {
     const st = this.#sync?.status();
     if (!st) return undefined;
+    const ct = this.#conntrackd?.status();
     return {
       messages_sent: st.sent.messages,
       messages_received: st.received.messages,
       rejected: st.received.dropped,
       entries: st.table.templates + st.table.udp_flows + st.table.conns,
+      last_snapshot_ms: st.last_snapshot_ms,
+      ...(ct ? { conntrackd: ct } : {}),
     };
+  }
+
+  /**
+   * The proxy's connection budget (global.maxconn below the descriptor limit minus reserved_fds)
+   * and idle timeouts (global.lvs_timeouts), logged when they change.
+   */
+  #limits(): ConnectionLimits {
+    const g = this.#config.global;
+    const nofile = readNofile();
+    const { budget: b, limits } = limitsFromConfig(g, nofile?.soft);
+    const fields = { maxconn: b.maxConns, low_water: b.lowWater, descriptor_limit: nofile?.soft, reserved_fds: g.reserved_fds };
+    if (b.lowered) this.opts.log.warn(fields, `global.maxconn ${g.maxconn} needs more descriptors than the limit allows; lowered to ${b.maxConns}`);
+    else this.opts.log.info(fields, `proxy connection budget: ${b.maxConns === 0 ? 'unlimited' : b.maxConns}`);
+    return limits;
   }
 
   async #startMetrics(): Promise<void> {
@@ -221,6 +323,7 @@ export class Daemon {
         sync: this.#syncMetrics(),
         ...(this.#mailer?.enabled || (this.#mailer?.counters.sent ?? 0) + (this.#mailer?.counters.failed ?? 0) > 0 ? { alerts: { ...this.#mailer!.counters } } : {}),
         route_failures: this.#routeSets.reduce((n, r) => n + r.failures, 0),
+        ...(this.#lvs ? { overrides: this.#lvs.overrideCounts() } : {}),
       },
     }));
     this.#metrics = await startMetricsServer({
@@ -234,18 +337,33 @@ export class Daemon {
   }
 
   /**
-   * Whether this director should serve `address`: true while the VRRP instance carrying it as a VIP
-   * is MASTER with its VIPs in place, and always for addresses no instance manages.
+   * Whether this director should serve `address`: for an address announced by BGP in "healthy"
+   * mode, the announcement decision (served while the service has quorum); otherwise true while the
+   * VRRP instance carrying it as a VIP is MASTER with its VIPs in place, and always for addresses
+   * no instance manages and nothing announces.
    */
   #ownsAddress(address: string): boolean {
+    const announced = this.#announce?.serves(address);
+    if (announced !== undefined) return announced;
     const carriers = this.#config.vrrp_instance.filter((i) =>
       [...i.virtual_ipaddress_parsed, ...i.virtual_ipaddress_excluded_parsed].some((v) => v.address === address));
     return carriers.length === 0 || carriers.some((i) => this.#owning.has(i.name));
   }
 
+  /** A runtime override from the control socket (arguments unchecked: the manager validates them). */
+  #override(action: OverrideAction, args: Record<string, unknown>): Promise<OverrideResult> {
+    if (!this.#lvs) return Promise.reject(new KeepaliveError('E_NOT_FOUND', 'no virtual servers'));
+    return this.#lvs.override({
+      action,
+      virtualServer: args.virtual_server as string,
+      realServer: args.real_server as string,
+      ...(args.weight !== undefined ? { weight: args.weight as number } : {}),
+    });
+  }
+
   /** Status with fresh data-plane counters (the control socket's `status`). */
   async freshStatus(): Promise<StatusReport> {
-    await this.#lvs?.refresh().catch(() => undefined);
+    await Promise.all([this.#lvs?.refresh().catch(() => undefined), this.#announce?.refresh()]);
     return this.status();
   }
 
@@ -259,7 +377,9 @@ export class Daemon {
       vrrp: this.#vrrp?.status() ?? [],
       vrrp_socket_drops: this.#vrrp?.socketDrops() ?? {},
       virtual_servers: this.#lvs?.status() ?? [],
-      ...(this.#sync ? { sync: this.#sync.status() } : {}),
+      ...(this.#sync ? { sync: { ...this.#sync.status(), ...(this.#conntrackd ? { conntrackd: this.#conntrackd.status() } : {}) } } : {}),
+      ...(this.#lvs ? { dataplane: this.#lvs.dataplaneExtra() } : {}),
+      ...(this.#announce ? { bgp: this.#announce.status() } : {}),
     };
   }
 
@@ -286,23 +406,28 @@ export class Daemon {
     const inputs = configInputs();
     // The same text with the same inputs parses to an equal config: nothing to plan.
     if (this.#loaded && text === this.#loaded.text && inputs === this.#loaded.inputs) return { summary: [] };
-    const next = parseConfig(text, this.opts.configPath);
+    const located = parseConfigSource(text, this.opts.configPath);
+    const next = located.config;
     const plan = planReload(this.#config, next);
     if (isReloadPlanEmpty(plan)) {
       this.#loaded = { text, inputs };
       return { summary: [] };
     }
-    const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : [])];
+    const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : []), ...(plan.bgp?.needsRestart ?? [])];
     if (blocked.length > 0) {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
     }
     const log = this.opts.log;
+    logHostIssues(located, log);
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
     await this.#statics?.update(staticEntries(next));
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
+    const limitsChanged = plan.global.changed.some((k) => k === 'maxconn' || k === 'reserved_fds' || k === 'lvs_timeouts');
     this.#config = next;
     this.#loaded = { text, inputs };
+    if (limitsChanged) await this.#dataPlane?.setLimits(this.#limits());
+    await this.#announce?.applyReload(plan, next);
     if (metricsMoved) {
       await this.#metrics?.close();
       this.#metrics = undefined;
@@ -313,22 +438,60 @@ export class Daemon {
     return { summary: plan.summary };
   }
 
+  #hurried = false;
+  #hurryWaiters: Array<() => void> = [];
+
+  /**
+   * During a graceful stop (a second SIGTERM/SIGINT): stop waiting for the peer to take over and
+   * close the draining connections now. The rest of the stop (VIPs, sockets, files) still runs.
+   */
+  hurry(): void {
+    if (this.#hurried) return;
+    this.#hurried = true;
+    for (const w of this.#hurryWaiters.splice(0)) w();
+    void this.#lvs?.hurry().catch(() => undefined);
+  }
+
+  /** Resolves at once if hurried, else when `p` settles or hurry() is called. */
+  #unlessHurried(p: Promise<unknown> | undefined): Promise<void> {
+    if (this.#hurried || !p) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#hurryWaiters.push(resolve);
+      p.then(() => resolve(), () => resolve());
+    });
+  }
+
   /** Graceful stop. Idempotent; concurrent callers share one stop. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       // Priority-0 adverts go out at once, so the peer takes over after Skew_Time. Until it has
       // (its GARPs redirect the clients) this director keeps its VIPs and keeps serving; then it
       // stops accepting, drains open connections (drain_timeout) and only then drops the VIPs.
+      // BGP: addresses announced while healthy are withdrawn at once (BIRD sends the withdrawals in
+      // milliseconds); those announced by the VRRP MASTER stay until the peer has taken over (it
+      // announces them then). The drain below waits for both, so no router sends a new connection
+      // to a director that stopped accepting.
+      const warn = (err: unknown): void => this.opts.log.warn({ err: String(err) }, 'BGP withdrawal failed');
+      const withdrawn = this.#announce?.withdraw('healthy').catch(warn);
       const masters = this.#vrrp?.masters() ?? [];
       let releaseVips = (): void => undefined;
       const hold = new Promise<void>((resolve) => { releaseVips = resolve; });
       const vrrpStopped = this.#vrrp?.stop(hold);
       const advertS = Math.max(1, ...this.#config.vrrp_instance.map((i) => i.advert_int));
-      await this.#vrrp?.peersTookOver(masters, (3 * advertS + 1) * 1000);
-      if (masters.length > 0) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
-      await this.#lvs?.stop();
+      await this.#unlessHurried(this.#vrrp?.peersTookOver(masters, (3 * advertS + 1) * 1000));
+      if (masters.length > 0 && !this.#hurried) await new Promise((r) => setTimeout(r, 100)); // let the peer's GARPs land
+      await this.#unlessHurried(withdrawn);
+      // The new MASTER announces the "master" addresses once it serves them (VIPs, bind, route,
+      // BIRD, UPDATE: tens of ms, more under load); this director keeps announcing and serving
+      // them a little longer so the router never has a gap.
+      if (masters.length > 0 && !this.#hurried && this.#announce?.announcesMasterMode()) await new Promise((r) => setTimeout(r, MASTER_HANDOVER_MS));
+      await this.#unlessHurried(this.#announce?.withdraw('all').catch(warn));
+      const lvsStopped = this.#lvs?.stop();
+      if (this.#hurried) void this.#lvs?.hurry().catch(() => undefined);
+      await lvsStopped;
       releaseVips();
-      await Promise.all([vrrpStopped, this.#sync?.close()]);
+      await Promise.all([vrrpStopped, this.#sync?.close(), this.#conntrackd?.close(), this.#announce?.stop()]);
+      await this.#acceptFilter.close().catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot remove the accept = false table'));
       await this.#statics?.remove();
       // A last alert ("Stopping") gets a short while to go out; stop never waits on a dead relay.
       await this.#mailer?.flush(2_000);
@@ -336,7 +499,9 @@ export class Daemon {
       await this.#metrics?.close();
       for (const s of this.#packetSockets.values()) s.close();
       this.#rtnl?.close();
-      if (this.pidFile) { try { unlinkSync(this.pidFile); } catch { /* not written */ } }
+      // Only the files this process created and holds (never a running daemon's).
+      this.#pidLock?.release();
+      this.#controlLock?.release();
       this.opts.log.info('keepalive-ts stopped');
     })();
     return this.#stopping;
@@ -345,4 +510,9 @@ export class Daemon {
 
 function staticEntries(c: Config): RouteSetEntries {
   return { addresses: c.global.static_ipaddress_parsed, routes: c.global.static_routes_parsed, rules: c.global.static_rules_parsed };
+}
+
+/** conntrackd's runtime directory beside the control socket: /run/keepalive-ts.sock -> /run/keepalive-ts.conntrackd. */
+export function conntrackdDir(controlPath: string): string {
+  return `${controlPath.replace(/\.sock$/, '')}.conntrackd`;
 }

@@ -19,12 +19,22 @@ export async function runDaemon(opts: RunOptions): Promise<void> {
   const log = createLogger({ level: opts.logLevel as LevelWithSilent, format: opts.logFormat as LogFormat });
   const daemon = await Daemon.start({ configPath: opts.config, controlSocket: opts.controlSocket, pidFile: opts.pidFile, log });
   await new Promise<void>((resolve) => {
+    let stopping = false;
+    // The first SIGTERM/SIGINT starts the graceful stop; any later one shortens it (no more waiting
+    // for a peer, open connections closed now) but never skips the cleanup: VIPs, pid file and
+    // control socket are still removed before the process exits.
     const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second stop signal: cutting the drain short; still removing VIPs and files');
+        daemon.hurry();
+        return;
+      }
+      stopping = true;
       log.info({ signal }, 'stopping');
       void daemon.stop().then(resolve);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       daemon.reload().then(
         (r) => log.info({ changes: r.summary }, 'reloaded on SIGHUP'),

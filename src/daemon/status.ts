@@ -1,3 +1,4 @@
+import type { ConntrackdStatus } from '../sync/conntrackd.js';
 /** The shape `status` returns over the control socket (and `status --json` prints). */
 export interface VrrpInstanceStatus {
   name: string;
@@ -19,11 +20,40 @@ export interface VrrpInstanceStatus {
   vips_restored: number;
 }
 
+/** ipvsadm --rate's figures, per second (the kernel estimator's 2 s EWMA, src/lvs/counters.ts). */
+export interface RateStatus {
+  cps: number;
+  /** Null where the data plane never sees packets (the proxy's TCP services). */
+  in_pps: number | null;
+  out_pps: number | null;
+  in_bps: number;
+  out_bps: number;
+}
+
+/** An operator's runtime override (keepalive-ts weight / drain / disable) on this director. */
+export interface OverrideStatus {
+  action: 'weight' | 'drain' | 'disable';
+  /** The weight set by `keepalive-ts weight`. */
+  weight?: number;
+  /** When it was set (ISO 8601). */
+  since: string;
+}
+
 export interface RealServerStatus {
   address: string;
   /** 0 = the packet's own port (fwmark / port-set services). */
   port: number;
+  /** The weight in the data plane now (ipvsadm's Weight column): 0 while down, drained or disabled; ramped during slow start. */
   weight: number;
+  /** `weight` in the config. */
+  configured_weight?: number;
+  /** The weight it settles at: the override's, else MISC_CHECK's dynamic one, else the configured one; 0 while out of service. */
+  effective_weight?: number;
+  /** The runtime override, null without one. */
+  override?: OverrideStatus | null;
+  /** Slow start in progress: since/until (ISO 8601) and how far (0..1); null otherwise. */
+  slow_start?: { since: string; until: string; progress: number } | null;
+  /** Passes its health checks. */
   up: boolean;
   /** Established connections (IPVS ActiveConn); null where the data plane cannot tell. */
   active_conns: number | null;
@@ -41,10 +71,11 @@ export interface RealServerStatus {
   last_change?: string;
   /** The checker's message at that change, e.g. "HTTP_GET[0]: status 503" (why it went down or up). */
   reason?: string;
+  rates?: RateStatus;
 }
 
 /** The sorry server: not a member of the pool, listed apart with its own counters. */
-export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up' | 'health' | 'last_change' | 'reason'> {
+export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up' | 'health' | 'last_change' | 'reason' | 'configured_weight' | 'effective_weight' | 'override' | 'slow_start'> {
   /** No real server can take a connection, so new ones go here. */
   in_use: boolean;
 }
@@ -68,10 +99,19 @@ export interface VirtualServerStatus {
   lb_algo: string;
   /** What actually schedules (flags, approximations). */
   scheduler_in_effect: string;
+  /** sched_flags as configured (ipvsadm shows them after the scheduler). */
+  sched_flags?: string[];
+  /** persistence_timeout in seconds (0 = off) and its granularity as ipvsadm shows it ("255.255.255.0", "64"). */
+  persistence_timeout?: number;
+  persistence_granularity?: string;
+  /** One-packet scheduling. */
+  ops?: boolean;
+  /** slow_start seconds (0 = off). */
+  slow_start?: number;
   serving: boolean;
   /** The pool is down and the sorry server (if any) takes new connections. */
   sorry: boolean;
-  /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state). */
+  /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state; what announce = "healthy" follows). */
   quorum_up?: boolean;
   conns: number;
   in_pkts: number | null;
@@ -80,6 +120,7 @@ export interface VirtualServerStatus {
   out_bytes: number;
   active_conns: number | null;
   inact_conns: number | null;
+  rates?: RateStatus;
   real_servers: RealServerStatus[];
   sorry_server: SorryServerStatus | null;
 }
@@ -98,6 +139,8 @@ export interface SyncStatusReport {
   snapshots_incomplete: number;
   /** From asking for a snapshot to its complete end, last time. */
   last_snapshot_ms: number | null;
+  /** When the last full resync completed (ms since the epoch); null before the first. */
+  last_snapshot_at: number | null;
   promotions: number;
   demotions: number;
   /** Entries (templates + UDP flows) handed to the data plane on promotions. */
@@ -105,6 +148,54 @@ export interface SyncStatusReport {
   /** Entries received while MASTER (another director also MASTER), ignored. */
   ignored_as_master: number;
   errors: number;
+  /** conntrackd replication of NAT/FULLNAT connections ([sync.conntrackd]). */
+  conntrackd?: ConntrackdStatus;
+}
+
+/** One configured BGP neighbour, as this director's BIRD sees it. */
+export interface BgpSessionStatus {
+  peer: string;
+  remote_as: number;
+  /** BIRD protocol name (kt_peer_<address>). */
+  protocol: string;
+  /** BGP state: Established, Idle, Connect, Active, OpenSent, OpenConfirm; Down when disabled or BIRD is not running. */
+  state: string;
+  established: boolean;
+  /** Last state change (ISO 8601), null when unknown. */
+  since: string | null;
+  /** Seconds since the session was established; null when it is not. */
+  uptime_s: number | null;
+  /** BIRD's info column, e.g. "Active Socket: No route to host". */
+  info: string;
+  last_error: string | null;
+  /** BFD session state (Up, Down, Init, AdminDown); null when BFD is off for this peer or has no session yet. */
+  bfd: string | null;
+  /** Prefixes BIRD announces to this peer now; null while the session is down. */
+  exported: number | null;
+}
+
+/** One address this director may announce. */
+export interface BgpPrefixStatus {
+  prefix: string;
+  mode: 'healthy' | 'master';
+  announced: boolean;
+  /** "announced: quorum on tcp/10.99.0.10:80", "withdrawn: no quorum on ...". */
+  reason: string;
+  /** When `announced` last changed (or the daemon started), ISO 8601. */
+  since: string;
+  last_withdrawal: { reason: string; at: string } | null;
+}
+
+export interface BgpStatusReport {
+  local_as: number;
+  router_id: string | null;
+  bird: { running: boolean; pid: number | null; version: string; restarts: number; last_error: string | null; config_file: string; control_socket: string };
+  /** Interfaces whose loss of link withdraws everything. */
+  tracked_interfaces: Array<{ name: string; up: boolean }>;
+  sessions: BgpSessionStatus[];
+  prefixes: BgpPrefixStatus[];
+  /** Withdrawals of an announced prefix since start, by kind (stopping, link, quorum, vrrp, not_serving, removed). */
+  withdrawals: Record<string, number>;
 }
 
 export interface StatusReport {
@@ -118,4 +209,7 @@ export interface StatusReport {
   vrrp_socket_drops: Record<string, Record<string, number>>;
   virtual_servers: VirtualServerStatus[];
   sync?: SyncStatusReport;
+  /** The data planes' own figures, e.g. nftables_sync_polls, nftables_conn_table_entries. */
+  dataplane?: Record<string, number>;
+  bgp?: BgpStatusReport;
 }

@@ -13,6 +13,9 @@
  * - failure while already down: no retries, next attempt after delay_loop;
  * - FILE_CHECK has no retries (keepalived reacts to the file at once; the value is a state,
  *   not a probe), whatever `retry` says.
+ * - an attempt whose result is `unknown` (this director ran out of descriptors, or the script was
+ *   refused) is no failure: the checker becomes 'unknown' (the pool keeps the server's previous
+ *   state), the retry count is kept, and the next attempt follows after delay_loop.
  *
  * The server's health: 'down' as soon as any checker is down, else 'unknown' while any
  * checker has not reported yet, else 'up' (keepalived: a real server is alive only while all
@@ -128,6 +131,8 @@ export interface CheckerStats {
   state: CheckerState;
   checksRun: number;
   failures: number;
+  /** Attempts that could not be made (result unknown: no descriptor, script refused). */
+  unknowns: number;
   /** Duration of the last finished attempt, ms; null before the first. */
   lastDurationMs: number | null;
   lastDetail: string | null;
@@ -158,6 +163,7 @@ interface Slot {
   fileOffset: number | undefined;
   checksRun: number;
   failures: number;
+  unknowns: number;
   lastDurationMs: number | null;
   lastDetail: string | null;
 }
@@ -194,6 +200,7 @@ export class HealthRunner {
       fileOffset: undefined,
       checksRun: 0,
       failures: 0,
+      unknowns: 0,
       lastDurationMs: null,
       lastDetail: null,
     }));
@@ -243,6 +250,7 @@ export class HealthRunner {
         state: s.state,
         checksRun: s.checksRun,
         failures: s.failures,
+        unknowns: s.unknowns,
         lastDurationMs: s.lastDurationMs,
         lastDetail: s.lastDetail,
         retrying: s.retryIt,
@@ -280,7 +288,11 @@ export class HealthRunner {
 
     const retries = slot.cfg.type === 'FILE_CHECK' ? 0 : slot.cfg.retry;
     let nextMs: number;
-    if (result.ok) {
+    if (result.unknown) {
+      slot.state = 'unknown';
+      slot.unknowns++;
+      nextMs = slot.cfg.delay_loop * 1000;
+    } else if (result.ok) {
       slot.state = 'up';
       slot.retryIt = 0;
       if (result.weight !== undefined) slot.miscWeight = result.weight;

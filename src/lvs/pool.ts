@@ -38,6 +38,26 @@
  * not count towards the quorum and their rs_down notification fires normally, because a
  * configured quorum + sorry server is an explicit operator decision that should win.
  *
+ * Runtime overrides (keepalive-ts weight / drain / disable / enable, the operator's commands on
+ * this director) and slow start are inputs too:
+ * - `weight N` replaces the weight (configured or dynamic) of a server that is up; `drain` is
+ *   weight 0: it stays in the list, takes no new connections, its established ones finish (the
+ *   LVS HOWTO's maintenance recipe, IPVS quiescent server). Both count with that weight towards
+ *   the quorum (a drained server adds nothing).
+ * - `disable` takes the server out of the pool as a failed server would be (removed, or weight 0
+ *   with inhibit_on_failure; PyBal's depool, HAProxy's maint). Its health is still tracked (rs_up
+ *   / rs_down still fire: they report the checks), it does not count towards the quorum and the
+ *   depool threshold ignores it (N counts the servers not disabled).
+ * - Slow start (`slowStartMs` > 0; HAProxy's slowstart): a server that starts taking new
+ *   connections after the first evaluation (it recovered, was added by a reload, was enabled or
+ *   un-drained) has its weight ramped linearly from 1 to its weight over slowStartMs, so that a
+ *   returning server under lc-like schedulers does not get every new connection (the LVS HOWTO's
+ *   "thundering herd"). Weights are integers, so while a server ramps every weight of the pool is
+ *   multiplied by a factor that gives the ramp at least RAMP_STEPS steps (the ratios between
+ *   the other servers are unchanged; IPVS schedulers compare weights only relatively). The
+ *   quorum counts full weights (a ramp is not a capacity loss). Callers evaluate again at
+ *   `nextEvaluationAt` while a ramp lasts.
+ *
  * One evaluation applies all changes at once; keepalived reacts to each checker result
  * separately, so callers should evaluate after every health/weight change to see every
  * intermediate quorum transition. Several servers failing in one evaluation are handled
@@ -59,7 +79,17 @@ export interface RealServerStatus {
   readonly health: CheckHealth;
   /** inhibit_on_failure: on failure set weight 0 instead of removing the server. */
   readonly inhibitOnFailure?: boolean;
+  /** The operator's runtime override on this director, if any. */
+  readonly override?: RuntimeOverride;
 }
+
+/** keepalive-ts weight / drain / disable (enable clears the override). */
+export type RuntimeOverride =
+  | { readonly action: 'weight'; readonly weight: number }
+  | { readonly action: 'drain' }
+  | { readonly action: 'disable' };
+
+export const OVERRIDE_ACTIONS = ['weight', 'drain', 'disable'] as const;
 
 export interface SorryServer {
   readonly id: string;
@@ -82,6 +112,15 @@ export interface PoolParams {
   readonly sorryServerInhibit: boolean;
   /** PyBal depool threshold: fraction (0..1) of servers that must stay up; 0 = off. */
   readonly depoolThreshold: number;
+  /** Slow start: ramp a server that starts taking connections over this many ms; 0 or absent = off. */
+  readonly slowStartMs?: number;
+}
+
+/** A slow-start ramp in progress (times in the caller's clock, ms). */
+export interface Ramp {
+  readonly id: string;
+  readonly since: number;
+  readonly until: number;
 }
 
 /** State carried from one evaluation to the next. Treat as opaque; it is plain data. */
@@ -93,14 +132,23 @@ export interface PoolState {
   readonly alive: readonly string[];
   /** Ids of servers kept in the pool despite failing, oldest first. */
   readonly kept: readonly string[];
+  /** Ids of servers taking new connections (in the pool with a weight > 0), for slow start. */
+  readonly taking?: readonly string[];
+  /** Slow-start ramps in progress. */
+  readonly ramps?: readonly Ramp[];
 }
 
 export interface PoolDestination {
   readonly id: string;
   readonly address: string;
   readonly port: number;
+  /** The weight for the data plane (ramped and scaled during slow start). */
   readonly weight: number;
+  /** The weight it settles at: configured / dynamic / override, 0 when out of service. */
+  readonly targetWeight: number;
   readonly kind: 'real' | 'sorry';
+  /** Present while the server ramps up (slow start). */
+  readonly ramp?: Ramp;
 }
 
 export type PoolEvent =
@@ -128,7 +176,14 @@ export interface PoolResult {
   readonly weightSum: number;
   readonly keptDespiteFailing: readonly string[];
   readonly events: readonly PoolEvent[];
+  /** Evaluate again at this time (caller's clock) to advance a slow-start ramp; null when none runs. */
+  readonly nextEvaluationAt: number | null;
 }
+
+/** A ramp goes through at least this many weight steps (weights are scaled up to allow it). */
+export const RAMP_STEPS = 20;
+/** Re-evaluation period during a ramp: slowStartMs / RAMP_STEPS, at least this. */
+const RAMP_MIN_PERIOD_MS = 100;
 
 /** IPVS weights are ints; keepalived's IPVS_WEIGHT_LIMIT. */
 const WEIGHT_LIMIT = 2147483647;
@@ -139,8 +194,28 @@ export function realWeight(effective: number): number {
   return Math.min(Math.floor(effective), WEIGHT_LIMIT);
 }
 
+/** The weight a server in the pool takes: the override's, else the dynamic one, else the configured one. */
 function effectiveWeight(s: RealServerStatus): number {
+  if (s.override?.action === 'drain') return 0;
+  if (s.override?.action === 'weight') return realWeight(s.override.weight);
   return realWeight(s.dynamicWeight ?? s.weight);
+}
+
+const disabled = (s: RealServerStatus): boolean => s.override?.action === 'disable';
+
+/**
+ * The ramped weight of a server of weight `target` `elapsed` ms into a ramp of `total` ms, on the
+ * scale `scale`: linear from 1 to target x scale. Pure; exported for tests and docs.
+ */
+export function rampWeight(target: number, scale: number, elapsed: number, total: number): number {
+  const full = target * scale;
+  if (total <= 0 || elapsed >= total) return full;
+  return Math.max(1, Math.min(full, Math.ceil((full * Math.max(0, elapsed)) / total)));
+}
+
+/** The factor giving a ramp of a server of weight `minTarget` at least RAMP_STEPS steps. */
+export function rampScale(minTarget: number): number {
+  return minTarget >= RAMP_STEPS ? 1 : Math.ceil(RAMP_STEPS / Math.max(1, minTarget));
 }
 
 /**
@@ -168,6 +243,9 @@ function validate(params: PoolParams, servers: readonly RealServerStatus[]): voi
   if (!(params.depoolThreshold >= 0 && params.depoolThreshold <= 1)) {
     throw new RangeError(`depoolThreshold must be within 0..1, got ${params.depoolThreshold}`);
   }
+  if (params.slowStartMs !== undefined && !(params.slowStartMs >= 0)) {
+    throw new RangeError(`slowStartMs must be >= 0, got ${params.slowStartMs}`);
+  }
   const ids = new Set<string>();
   for (const s of servers) {
     if (ids.has(s.id)) throw new RangeError(`duplicate real server ${s.id}`);
@@ -177,12 +255,14 @@ function validate(params: PoolParams, servers: readonly RealServerStatus[]): voi
 
 /**
  * Evaluate the pool. `prev` is the state returned by the previous evaluation, or null for
- * the first one (start-up: keepalived's init pass).
+ * the first one (start-up: keepalived's init pass). `now` (ms, any monotonic clock) times
+ * slow-start ramps.
  */
 export function evaluatePool(
   params: PoolParams,
   servers: readonly RealServerStatus[],
   prev: PoolState | null,
+  now = 0,
 ): PoolResult {
   validate(params, servers);
   const init = prev === null;
@@ -205,11 +285,13 @@ export function evaluatePool(
 
   // 2. Depool threshold (PyBal). Servers that were pooled and now fail are depooled one by
   //    one while the up count stays >= threshold * N; the others are kept.
-  const need = params.depoolThreshold * servers.length;
-  const present = new Set(servers.map((s) => s.id));
+  //    Disabled servers are the operator's decision: not counted, never kept.
+  const enabled = servers.filter((s) => !disabled(s));
+  const need = params.depoolThreshold * enabled.length;
+  const present = new Set(enabled.map((s) => s.id));
   const kept = (prev?.kept ?? []).filter((id) => present.has(id) && !alive.has(id));
-  const newlyFailing = servers.filter((s) => !alive.has(s.id) && prevAlive.has(s.id) && !prevKept.has(s.id));
-  let upCount = alive.size + newlyFailing.length;
+  const newlyFailing = enabled.filter((s) => !alive.has(s.id) && prevAlive.has(s.id) && !prevKept.has(s.id));
+  let upCount = enabled.filter((s) => alive.has(s.id)).length + newlyFailing.length;
   for (const s of newlyFailing) {
     upCount--;
     if (upCount < need) {
@@ -224,7 +306,7 @@ export function evaluatePool(
 
   // 3. Quorum with hysteresis (update_quorum_state()).
   const { quorum, hysteresis } = effectiveQuorum(params, servers);
-  const weightSum = servers.reduce((sum, s) => sum + (alive.has(s.id) ? effectiveWeight(s) : 0), 0);
+  const weightSum = servers.reduce((sum, s) => sum + (alive.has(s.id) && !disabled(s) ? effectiveWeight(s) : 0), 0);
   let quorumUp = prev?.quorumUp ?? false;
   const threshold = quorum + (quorumUp ? -hysteresis : hysteresis);
   if (!quorumUp && weightSum >= threshold) {
@@ -235,26 +317,46 @@ export function evaluatePool(
     events.push({ type: 'quorum_down', initial: init, stopping: false, weightSum, threshold });
   }
 
-  // 4. Destination list.
+  // 4. Destination list (target weights), and who takes new connections.
   const sorry = params.sorryServer;
   const sorryActive = !quorumUp && sorry !== undefined;
-  const destinations: PoolDestination[] = [];
+  const listed: Array<Omit<PoolDestination, 'weight'>> = [];
   for (const s of servers) {
     if (sorry && s.id === sorry.id && (sorryActive || params.sorryServerInhibit)) continue;
-    const pooled = alive.has(s.id) || keptSet.has(s.id);
+    const pooled = (alive.has(s.id) || keptSet.has(s.id)) && !disabled(s);
     const entry = { id: s.id, address: s.address, port: s.port, kind: 'real' as const };
-    if (!sorryActive && pooled) destinations.push({ ...entry, weight: effectiveWeight(s) });
-    else if (s.inhibitOnFailure) destinations.push({ ...entry, weight: 0 });
+    if (!sorryActive && pooled) listed.push({ ...entry, targetWeight: effectiveWeight(s) });
+    else if (s.inhibitOnFailure) listed.push({ ...entry, targetWeight: 0 });
   }
+  const taking = listed.filter((d) => d.targetWeight > 0).map((d) => d.id);
+
+  // 5. Slow start: a server that starts taking connections after the init pass ramps up.
+  const slowMs = params.slowStartMs ?? 0;
+  const prevTaking = new Set(prev?.taking ?? []);
+  const ramps: Ramp[] = [];
+  if (slowMs > 0) {
+    const prevRamps = new Map((prev?.ramps ?? []).map((r) => [r.id, r]));
+    for (const id of taking) {
+      const was = prevRamps.get(id);
+      if (was && prevTaking.has(id)) {
+        if (now < was.since + slowMs) ramps.push({ id, since: was.since, until: was.since + slowMs });
+      } else if (!init && !prevTaking.has(id)) {
+        ramps.push({ id, since: now, until: now + slowMs });
+      }
+    }
+  }
+  const rampOf = new Map(ramps.map((r) => [r.id, r]));
+  const scale = ramps.length === 0 ? 1 : rampScale(Math.min(...listed.filter((d) => rampOf.has(d.id)).map((d) => d.targetWeight)));
+  const destinations: PoolDestination[] = listed.map((d) => {
+    const ramp = rampOf.get(d.id);
+    const weight = ramp ? rampWeight(d.targetWeight, scale, now - ramp.since, slowMs) : d.targetWeight * scale;
+    return { ...d, weight: Math.min(weight, WEIGHT_LIMIT), ...(ramp ? { ramp } : {}) };
+  });
   if (sorry && (sorryActive || params.sorryServerInhibit)) {
-    destinations.push({
-      id: sorry.id,
-      address: sorry.address,
-      port: sorry.port,
-      weight: sorryActive ? realWeight(sorry.weight ?? 1) : 0,
-      kind: 'sorry',
-    });
+    const w = sorryActive ? realWeight(sorry.weight ?? 1) : 0;
+    destinations.push({ id: sorry.id, address: sorry.address, port: sorry.port, weight: w, targetWeight: w, kind: 'sorry' });
   }
+  const nextEvaluationAt = ramps.length === 0 ? null : Math.min(now + Math.max(RAMP_MIN_PERIOD_MS, slowMs / RAMP_STEPS), ...ramps.map((r) => r.until));
 
   return {
     state: {
@@ -262,6 +364,8 @@ export function evaluatePool(
       known: servers.map((s) => s.id),
       alive: servers.filter((s) => alive.has(s.id)).map((s) => s.id),
       kept,
+      taking,
+      ramps,
     },
     destinations,
     sorryActive,
@@ -269,6 +373,7 @@ export function evaluatePool(
     weightSum,
     keptDespiteFailing: kept,
     events,
+    nextEvaluationAt,
   };
 }
 

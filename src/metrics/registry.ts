@@ -64,6 +64,16 @@ export interface SyncExtras {
   rejected?: Record<string, number>;
   /** Connection entries currently held in the sync table. */
   entries?: number;
+  /** Last full resync (snapshot asked -> complete), ms; null before the first. */
+  last_snapshot_ms?: number | null;
+  /** conntrackd ([sync.conntrackd]): cache sizes, datagrams, the guard table's counters, commits. */
+  conntrackd?: {
+    running: boolean;
+    commands_failed: number;
+    last_commit: { at: number; ms: number } | null;
+    stats: { internal: { active: number } | null; external: { active: number } | null; packetsRecv: number; packetsSent: number; malformed: number; lost: number } | null;
+    guard: { accepted: number; drop_interface: number; drop_source: number } | null;
+  };
 }
 
 /** E-mail alerts (global notification_email / smtp_server). */
@@ -96,6 +106,8 @@ export interface MetricsExtras {
   alerts?: AlertExtras;
   /** Route / rule / static address changes the kernel refused (virtual_routes, static_routes...). */
   route_failures?: number;
+  /** Runtime override commands applied (keepalive-ts weight / drain / disable / enable), by action. */
+  overrides?: Record<string, number>;
 }
 
 export interface MetricsSnapshot {
@@ -334,7 +346,19 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
 
   // --- real servers ---
   perRealServer('real_server_up', '1 when the real server passes its health checks (in the pool), else 0.', 'gauge', (rs) => (rs.up ? 1 : 0)),
-  perRealServer('real_server_weight', 'Current scheduling weight of the real server.', 'gauge', (rs) => rs.weight),
+  perRealServer('real_server_weight', 'Scheduling weight of the real server in the data plane now: 0 while down, drained or disabled; ramping up during slow start (all weights of the service scaled alike while a ramp needs finer steps).', 'gauge', (rs) => rs.weight),
+  perRealServer('real_server_configured_weight', 'The weight of the real server in the config.', 'gauge', (rs) => rs.configured_weight ?? null),
+  def({
+    name: 'real_server_override',
+    help: '1 for a real server with a runtime override on this director (keepalive-ts weight / drain / disable; cleared by enable or a restart), action="weight", "drain" or "disable"; no series without one.',
+    type: 'gauge',
+    labelNames: ['virtual_server', 'real_server', 'action'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) {
+        for (const rs of vs.real_servers) if (rs.override) yield { labels: { virtual_server: virtualServerId(vs), real_server: realServerId(rs), action: rs.override.action }, value: 1 };
+      }
+    },
+  }),
   perRealServer('real_server_active_connections', 'Active (established) connections of the real server.', 'gauge', (rs) => rs.active_conns),
   perRealServer('real_server_inactive_connections', 'Inactive connections (closing, SYN_RECV, UDP) of the real server.', 'gauge', (rs) => rs.inact_conns),
   perRealServer('real_server_connections_total', 'Connections scheduled to the real server.', 'counter', (rs) => rs.conns),
@@ -396,6 +420,151 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
       if (n !== undefined) yield { labels: {}, value: n };
     },
   }),
+  def({
+    name: 'sync_last_snapshot_seconds',
+    help: 'Duration of the last full resync (snapshot asked to snapshot complete).',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const ms = snap.extras?.sync?.last_snapshot_ms;
+      if (typeof ms === 'number') yield { labels: {}, value: ms / 1000 };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_up',
+    help: 'conntrackd run by keepalive-ts ([sync.conntrackd]) is running (1) or not (0).',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const c = snap.extras?.sync?.conntrackd;
+      if (c) yield { labels: {}, value: c.running ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_cache_entries',
+    help: 'conntrackd cache entries (conntrackd -s): cache="internal" (this director\'s connections) or "external" (the peer\'s, committed on takeover).',
+    type: 'gauge',
+    labelNames: ['cache'],
+    *samples(snap) {
+      const st = snap.extras?.sync?.conntrackd?.stats;
+      if (st?.internal) yield { labels: { cache: 'internal' }, value: st.internal.active };
+      if (st?.external) yield { labels: { cache: 'external' }, value: st.external.active };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_messages_total',
+    help: 'conntrackd replication datagrams (conntrackd -s), direction="sent", "received", "malformed" or "lost".',
+    type: 'counter',
+    labelNames: ['direction'],
+    *samples(snap) {
+      const st = snap.extras?.sync?.conntrackd?.stats;
+      if (!st) return;
+      yield { labels: { direction: 'sent' }, value: st.packetsSent };
+      yield { labels: { direction: 'received' }, value: st.packetsRecv };
+      yield { labels: { direction: 'malformed' }, value: st.malformed };
+      yield { labels: { direction: 'lost' }, value: st.lost };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_guard_packets_total',
+    help: 'Datagrams to conntrackd\'s port seen by the guard table: verdict="accepted" (from the peer on the sync interface), "drop_source", "drop_interface".',
+    type: 'counter',
+    labelNames: ['verdict'],
+    *samples(snap) {
+      const g = snap.extras?.sync?.conntrackd?.guard;
+      if (!g) return;
+      yield { labels: { verdict: 'accepted' }, value: g.accepted };
+      yield { labels: { verdict: 'drop_source' }, value: g.drop_source };
+      yield { labels: { verdict: 'drop_interface' }, value: g.drop_interface };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_command_failures_total',
+    help: 'conntrackd commands (-c -f -R -B on MASTER, -t -n on BACKUP) that failed.',
+    type: 'counter',
+    labelNames: [],
+    *samples(snap) {
+      const c = snap.extras?.sync?.conntrackd;
+      if (c) yield { labels: {}, value: c.commands_failed };
+    },
+  }),
+  def({
+    name: 'sync_conntrackd_last_commit_seconds',
+    help: 'Duration of the last promotion sequence (commit of the external cache, flush, resync, bulk update).',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const c = snap.extras?.sync?.conntrackd?.last_commit;
+      if (c) yield { labels: {}, value: c.ms / 1000 };
+    },
+  }),
+
+  // --- BGP ---
+  def({
+    name: 'bgp_session_up',
+    help: '1 while the BGP session with the peer is Established, else 0.',
+    type: 'gauge',
+    labelNames: ['peer'],
+    *samples(snap) {
+      for (const x of snap.status.bgp?.sessions ?? []) yield { labels: { peer: x.peer }, value: x.established ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'bgp_session_uptime_seconds',
+    help: 'Seconds since the BGP session with the peer was established; 0 while it is not.',
+    type: 'gauge',
+    labelNames: ['peer'],
+    *samples(snap) {
+      for (const x of snap.status.bgp?.sessions ?? []) yield { labels: { peer: x.peer }, value: x.uptime_s ?? 0 };
+    },
+  }),
+  def({
+    name: 'bgp_session_prefixes',
+    help: 'Prefixes BIRD announces to the peer now (0 while the session is down).',
+    type: 'gauge',
+    labelNames: ['peer'],
+    *samples(snap) {
+      for (const x of snap.status.bgp?.sessions ?? []) yield { labels: { peer: x.peer }, value: x.exported ?? 0 };
+    },
+  }),
+  def({
+    name: 'bgp_prefix_announced',
+    help: '1 while this director announces the prefix (the host route is in the kernel table BIRD exports), else 0.',
+    type: 'gauge',
+    labelNames: ['prefix'],
+    *samples(snap) {
+      for (const p of snap.status.bgp?.prefixes ?? []) yield { labels: { prefix: p.prefix }, value: p.announced ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'bgp_withdrawals_total',
+    help: 'Withdrawals of an announced prefix, by reason: stopping, link, quorum, vrrp, not_serving, removed.',
+    type: 'counter',
+    labelNames: ['reason'],
+    *samples(snap) {
+      for (const [reason, n] of Object.entries(snap.status.bgp?.withdrawals ?? {})) yield { labels: { reason }, value: n };
+    },
+  }),
+  def({
+    name: 'bird_up',
+    help: '1 while the BIRD keepalive-ts supervises is running, else 0.',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const b = snap.status.bgp?.bird;
+      if (b) yield { labels: {}, value: b.running ? 1 : 0 };
+    },
+  }),
+  def({
+    name: 'bird_restarts_total',
+    help: 'Times BIRD died and was restarted by keepalive-ts.',
+    type: 'counter',
+    labelNames: [],
+    *samples(snap) {
+      const b = snap.status.bgp?.bird;
+      if (b) yield { labels: {}, value: b.restarts };
+    },
+  }),
 
   // --- alerts and routes ---
   def({
@@ -419,6 +588,19 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     *samples(snap) {
       const n = snap.extras?.route_failures;
       if (n !== undefined) yield { labels: {}, value: n };
+    },
+  }),
+
+  // --- runtime overrides ---
+  def({
+    name: 'runtime_overrides_total',
+    help: 'Runtime override commands applied on this director, by action: "weight", "drain", "disable", "enable".',
+    type: 'counter',
+    labelNames: ['action'],
+    *samples(snap) {
+      const o = snap.extras?.overrides;
+      if (!o) return;
+      for (const action of ['weight', 'drain', 'disable', 'enable']) yield { labels: { action }, value: o[action] ?? 0 };
     },
   }),
 

@@ -5,7 +5,9 @@
  *
  * Only GET and HEAD of those paths are served (the query string is ignored); any other path is
  * 404, any other method 405. Request bodies are never read (Node discards them), and every
- * connection is bounded in time (header, request and keep-alive timeouts) and number.
+ * connection is bounded in time (header, request and keep-alive timeouts) and number: 32 at once,
+ * at most 4 from one client address, so a host holding slow connections open cannot take the
+ * slots of the Prometheus servers scraping from elsewhere.
  */
 import { endpointText } from '../util/endpoint.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -38,6 +40,8 @@ export interface MetricsServerOptions {
   requestTimeoutMs?: number;
   /** Concurrent connections (default 32). */
   maxConnections?: number;
+  /** Concurrent connections from one client address (default 4); more are closed at once. */
+  maxConnectionsPerSource?: number;
 }
 
 export interface MetricsServer {
@@ -70,9 +74,23 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   server.setTimeout(requestTimeout * 2);
 
   const sockets = new Set<Socket>();
+  const perSource = new Map<string, number>();
+  const perSourceMax = opts.maxConnectionsPerSource ?? 4;
   server.on('connection', (s: Socket) => {
+    const from = s.remoteAddress ?? '';
+    const n = perSource.get(from) ?? 0;
+    if (n >= perSourceMax) {
+      s.destroy();
+      return;
+    }
+    perSource.set(from, n + 1);
     sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+    s.on('close', () => {
+      sockets.delete(s);
+      const left = (perSource.get(from) ?? 1) - 1;
+      if (left <= 0) perSource.delete(from);
+      else perSource.set(from, left);
+    });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Malformed request, oversized headers, timeout: answer if still possible, then drop.

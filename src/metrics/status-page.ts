@@ -139,7 +139,7 @@ const SCRIPT = `
         var bi = rate(key + ' in', rs.in_bytes, now, values);
         var bo = rate(key + ' out', rs.out_bytes, now, values);
         return el('tr', { 'data-vs': vsId, 'data-rs': id, 'data-health': health, 'data-sorry': rs.sorry ? '' : null }, [
-          td(id + (rs.sorry ? ' (sorry server)' : '')), el('td', null, [badge(label, health)]), td(num(rs.weight), 'num'),
+          td(id + (rs.sorry ? ' (sorry server)' : '')), el('td', null, [badge(label, health)]), td(num(rs.weight) + weightNote(rs), 'num'),
           td(num(rs.active_conns), 'num'), td(num(rs.inact_conns), 'num'), td(num(rs.conns), 'num'), td(fmtRate(c), 'num'),
           td(bi === '' ? '' : fmtRate(bi, true) + ' / ' + fmtRate(bo, true), 'num'),
           el('td', { class: 'when', title: rs.last_change || '' }, [rs.last_change ? new Date(rs.last_change).toLocaleTimeString() + ' (' + ago(rs.last_change) + ')' : '']),
@@ -148,6 +148,14 @@ const SCRIPT = `
       });
       sec.appendChild(el('table', { class: 'svc', 'data-vs': vsId }, [el('thead', null, [head, cols]), el('tbody', null, rows)]));
     });
+  }
+
+  /** The operator's override and slow start beside the weight (keepalive-ts drain/disable/weight). */
+  function weightNote(rs) {
+    var o = rs.override, n = '';
+    if (o) n += o.action === 'drain' ? ' · drained' : o.action === 'disable' ? ' · disabled' : ' · set to ' + o.weight;
+    if (rs.slow_start) n += ' · slow start ' + Math.floor(rs.slow_start.progress * 100) + '%';
+    return n;
   }
 
   function renderSync(s) {
@@ -164,6 +172,35 @@ const SCRIPT = `
     ]));
   }
 
+  function renderBgp(s) {
+    var sec = document.getElementById('bgp');
+    sec.replaceChildren();
+    if (!s.bgp) return;
+    var b = s.bgp;
+    var bird = b.bird.running ? 'BIRD ' + b.bird.version + ' pid ' + b.bird.pid : 'BIRD not running' + (b.bird.last_error ? ' (' + b.bird.last_error + ')' : '');
+    sec.appendChild(el('h2', { text: 'BGP (AS ' + b.local_as + ') · ' + bird + ' · restarts ' + b.bird.restarts }));
+    sec.appendChild(el('table', null, [
+      el('thead', null, [el('tr', null, [th('Peer'), th('AS', 'num'), th('State'), th('Uptime'), th('BFD'), th('Prefixes', 'num'), th('Last error')])]),
+      el('tbody', null, b.sessions.map(function (x) {
+        return el('tr', { 'data-peer': x.peer, 'data-state': x.state }, [td(x.peer), td(String(x.remote_as), 'num'),
+          el('td', null, [badge(x.state, x.established ? 'up' : 'down')]), td(x.uptime_s === null ? '' : duration(x.uptime_s)), td(x.bfd || ''),
+          td(x.exported === null ? '' : num(x.exported), 'num'), td(x.established ? '' : (x.last_error || x.info), 'reason')]);
+      })),
+    ]));
+    if (!b.prefixes.length) return;
+    sec.appendChild(el('table', null, [
+      el('thead', null, [el('tr', null, [th('Prefix'), th('Mode'), th('State'), th('Since'), th('Why'), th('Last withdrawal')])]),
+      el('tbody', null, b.prefixes.map(function (p) {
+        var w = p.last_withdrawal;
+        return el('tr', { 'data-prefix': p.prefix, 'data-announced': String(p.announced) }, [td(p.prefix), td(p.mode),
+          el('td', null, [badge(p.announced ? 'announced' : 'withdrawn', p.announced ? 'up' : 'down')]),
+          el('td', { class: 'when', title: p.since }, [new Date(p.since).toLocaleTimeString() + ' (' + ago(p.since) + ')']),
+          td(p.reason.replace(/^(announced|withdrawn): /, ''), 'reason'),
+          td(w ? new Date(w.at).toLocaleTimeString() + ': ' + w.reason.replace(/^withdrawn: /, '') : '')]);
+      })),
+    ]));
+  }
+
   function render(s) {
     var now = Date.now();
     var values = {};
@@ -173,6 +210,7 @@ const SCRIPT = `
     renderVrrp(s);
     renderServices(s, now, values);
     renderSync(s);
+    renderBgp(s);
     prev = { t: now, values: values };
     refreshes++;
     document.body.dataset.refreshes = String(refreshes);
@@ -211,6 +249,7 @@ export function statusPageHtml(defaultRefreshS: number = STATUS_PAGE_REFRESH_S):
 <section id="vrrp"></section>
 <section id="services"></section>
 <section id="sync"></section>
+<section id="bgp"></section>
 </main>
 <footer>Read-only. Refreshes every <span id="every"></span> s from <a href="status.json">status.json</a> (the report of <code>keepalive-ts status --json</code>); Prometheus metrics at <a href="metrics">metrics</a>.</footer>
 <script>var DEFAULT_REFRESH_S = ${JSON.stringify(defaultRefreshS)};${SCRIPT}</script>

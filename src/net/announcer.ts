@@ -20,6 +20,21 @@ export const realScheduler: Scheduler = {
 };
 
 /** keepalived's names and defaults (seconds). */
+/** An instance's announcement timing from its config and [global] (the pacing keys are global only). */
+export function announcerTiming(
+  cfg: { garp_master_repeat: number; garp_master_delay: number; garp_master_refresh: number; garp_master_refresh_repeat: number },
+  global: { vrrp_garp_interval: number; vrrp_gna_interval: number },
+): AnnouncerTiming {
+  return {
+    garpMasterRepeat: cfg.garp_master_repeat,
+    garpMasterDelay: cfg.garp_master_delay,
+    garpMasterRefresh: cfg.garp_master_refresh,
+    garpMasterRefreshRepeat: cfg.garp_master_refresh_repeat,
+    garpInterval: global.vrrp_garp_interval,
+    gnaInterval: global.vrrp_gna_interval,
+  };
+}
+
 export interface AnnouncerTiming {
   garpMasterRepeat: number;
   garpMasterDelay: number;

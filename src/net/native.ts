@@ -34,6 +34,7 @@ interface NativeBinding {
   raw4Open(ifindex: number): number;
   raw4Send(fd: number, packet: Buffer, dst: string): number;
   close(fd: number): void;
+  flockExclusive(fd: number): boolean;
   raw6Open(
     ifindex: number,
     protocol: number,
@@ -54,6 +55,26 @@ interface NativeBinding {
   preciseTimerArm(handle: PreciseTimerHandle, delayMs: number): void;
   preciseTimerDisarm(handle: PreciseTimerHandle): void;
   preciseTimerClose(handle: PreciseTimerHandle): void;
+  nftLoad(): string | null;
+  nftOpen(): NftHandle;
+  nftRun(handle: NftHandle, commands: string, outputFlags: number): Promise<NftRunResult>;
+  nftClose(handle: NftHandle): void;
+  nftCounters(family: number, table: string): Promise<Record<string, [number, number]>>;
+  conntrackCountByMark(marks: number[]): Promise<{ counts: Record<string, [number, number]>; entries: number }>;
+  nftSetElements(family: number, table: string, set: string): Promise<Array<[string, number | null, number, number]>>;
+  conntrackDeleteByMark(marks: number[]): Promise<void>;
+}
+
+/** Opaque handle of a libnftables context (native/keepalive_native.c). */
+export type NftHandle = { readonly __nft: unique symbol };
+
+/** What one libnftables command buffer gave: exit code, printed output and errors, time it took. */
+export interface NftRunResult {
+  rc: number;
+  output: string;
+  error: string;
+  /** Milliseconds libnftables spent (parse + netlink transaction), measured on the worker thread. */
+  ms: number;
 }
 
 /** Opaque handle of a timerfd timer (native/precise_timer.c). */
@@ -428,6 +449,63 @@ export function raiseThreadNice(delta: number): number | undefined {
   }
 }
 
+/** libnftables output flags (libnftables(3)): NFT_CTX_OUTPUT_JSON. */
+export const NFT_OUTPUT_JSON = 1 << 4;
+
+/**
+ * libnftables through the addon (dlopen of libnftables.so.1 at run time). Each run() is one
+ * command buffer executed on the libuv thread pool; a context runs one buffer at a time.
+ */
+export const libnftables = {
+  /** Null when libnftables can be used, else why not (dlopen's message). Loads the addon. */
+  problem(): string | null {
+    return native().nftLoad();
+  },
+  open(): NftHandle {
+    try {
+      return native().nftOpen();
+    } catch (err) {
+      if (err instanceof KeepaliveError) throw err;
+      throw new KeepaliveError('E_NATIVE', `libnftables: ${errorMessage(err)}`, { cause: err });
+    }
+  },
+  run(handle: NftHandle, commands: string, outputFlags = 0): Promise<NftRunResult> {
+    return native().nftRun(handle, commands, outputFlags);
+  },
+  close(handle: NftHandle): void {
+    native().nftClose(handle);
+  },
+  /**
+   * Named counters of one table (family: NFPROTO_INET 1, NFPROTO_NETDEV 5) from one raw
+   * nfnetlink dump on the thread pool: name -> [packets, bytes].
+   */
+  counters(family: number, table: string): Promise<Record<string, [number, number]>> {
+    return native().nftCounters(family, table);
+  },
+  /**
+   * Elements of one set or map from one raw nfnetlink dump on the thread pool: [key bytes as hex,
+   * data as a host-order u32 (marks) or null, ms until expiry, timeout ms] (0 = none).
+   */
+  setElements(family: number, table: string, set: string): Promise<Array<[string, number | null, number, number]>> {
+    return native().nftSetElements(family, table, set);
+  },
+};
+
+/**
+ * Conntrack entries by connection mark, from one ctnetlink dump on the thread pool: for each of
+ * `marks` that has entries, [TCP ESTABLISHED, everything else]; `entries`: the table's size.
+ */
+export function conntrackCountByMark(marks: readonly number[]): Promise<{ counts: Map<number, { active: number; inactive: number }>; entries: number }> {
+  return native()
+    .conntrackCountByMark([...marks])
+    .then((r) => ({ counts: new Map(Object.entries(r.counts).map(([k, [a, i]]) => [Number(k), { active: a, inactive: i }])), entries: r.entries }));
+}
+
+/** Deletes the conntrack entries carrying any of `marks` (ctnetlink, on the thread pool). */
+export function conntrackDeleteByMark(marks: readonly number[]): Promise<void> {
+  return native().conntrackDeleteByMark([...marks]);
+}
+
 /** True when the addon can be loaded (for diagnostics; operations throw E_NATIVE otherwise). */
 export function nativeAvailable(): boolean {
   try {
@@ -435,5 +513,18 @@ export function nativeAvailable(): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * flock(fd, LOCK_EX | LOCK_NB) on a descriptor opened with node:fs: true when this process now
+ * holds the lock, false when another one does. Throws E_NATIVE when the addon is not built.
+ */
+export function flockExclusive(fd: number): boolean {
+  const n = native();
+  try {
+    return n.flockExclusive(fd);
+  } catch (err) {
+    throw new KeepaliveError('E_SOCKET', `flock: ${errorMessage(err)}`, { cause: err });
   }
 }

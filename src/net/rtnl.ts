@@ -130,6 +130,18 @@ export interface AddressEvent {
   removed: boolean;
 }
 
+/** A route in one kernel table, as keepalive-ts adds them for BGP: a host route through a device. */
+export interface HostRoute {
+  family: Family;
+  /** "10.99.0.10/32", "fd99::10/128" (canonical address). */
+  dst: string;
+  table: number;
+  /** rtm_protocol, e.g. 200: what BIRD's kernel protocol learns. */
+  protocol: number;
+  /** Output interface (lo for announced VIPs). */
+  ifindex: number;
+}
+
 export interface AddAddressOptions {
   /** IPv4 only: interface label (keepalived's `label`), must start with the interface name. */
   label?: string;
@@ -207,6 +219,13 @@ function toAddressInfo(msg: rt.AddressMessage): AddressInfo | null {
   };
   if (msg.attrs.label !== undefined) info.label = msg.attrs.label;
   return info;
+}
+
+/** rtm_protocol as a number, whether the netlink package gave the number or its enum name. */
+function routeProtocolNumber(p: rt.Route['protocol']): number {
+  if (typeof p === 'number') return p;
+  if (typeof p === 'string') return (rt.RouteProtocol as unknown as Record<string, number>)[p] ?? -1;
+  return 0;
 }
 
 function isLinkLocal(address: string): boolean {
@@ -417,6 +436,38 @@ export class Rtnl {
     return this.#wrap(`delete ${cidr} on ifindex ${ifindex}`, async () => {
       const err = await this.#addressRequest(rt.MessageType.DELADDR, 0, msg);
       if (err !== null && err !== 'EADDRNOTAVAIL' && err !== 'ESRCH') throw new Error(`rejected: ${err}`);
+    });
+  }
+
+  /** Routes of one table (and protocol, when given), both families unless `family` is set. */
+  listRoutes(filter: { table: number; protocol?: number; family?: Family }): Promise<HostRoute[]> {
+    const sock = this.#socket();
+    return this.#wrap(`list routes of table ${filter.table}`, async () => {
+      const out: HostRoute[] = [];
+      for (const family of filter.family === undefined ? ([4, 6] as const) : [filter.family]) {
+        for (const msg of await sock.getRoutes({ family: family === 4 ? AF_INET : AF_INET6 })) {
+          const table = msg.attrs.table ?? msg.data.table ?? 0;
+          const protocol = routeProtocolNumber(msg.data.protocol);
+          if (table !== filter.table || (filter.protocol !== undefined && protocol !== filter.protocol)) continue;
+          const dst = msg.attrs.dst ? (family === 4 ? ipv4ToString(msg.attrs.dst) : ipv6ToString(msg.attrs.dst)) : family === 4 ? '0.0.0.0' : '::';
+          out.push({ family, dst: `${dst}/${msg.data.dstLen ?? 0}`, table, protocol, ifindex: msg.attrs.oif ?? 0 });
+        }
+      }
+      return out;
+    });
+  }
+
+  /** The interface the kernel would send a packet to `address` through (`ip route get`), or null. */
+  outputInterface(address: string): Promise<number | null> {
+    const sock = this.#socket();
+    const { family, bytes } = parseCidr(address);
+    return this.#wrap(`route lookup of ${address}`, async () => {
+      try {
+        const [reply] = await sock.getRoute({ family: family === 4 ? AF_INET : AF_INET6, dstLen: family === 4 ? 32 : 128 }, { dst: bytes });
+        return reply?.attrs.oif ?? null;
+      } catch {
+        return null; // unreachable
+      }
     });
   }
 

@@ -58,14 +58,23 @@ const STYPE_F_INET6 = 1;
 const SVER_SHIFT = 12;
 const SVER_MASK = 0x0fff;
 /** Message kinds, carried in the header's `spare` field (0 in IPVS). */
-export const MESSAGE_KINDS = ['update', 'snapshot-request', 'snapshot', 'snapshot-end'] as const;
+export const MESSAGE_KINDS = ['update', 'snapshot-request', 'snapshot', 'snapshot-end', 'snapshot-ack'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 export const MSG_UPDATE = 0;
 export const MSG_SNAPSHOT_REQUEST = 1;
 export const MSG_SNAPSHOT = 2;
 export const MSG_SNAPSHOT_END = 3;
+export const MSG_SNAPSHOT_ACK = 4;
 /** Body of a snapshot-end message: be32 messages, be32 entries sent in the snapshot. */
 const SNAPSHOT_END_BODY = 8;
+/** Body of a snapshot-ack: the boot id and sequence of the snapshot-request it answers (be64 each). */
+const SNAPSHOT_ACK_BODY = 16;
+
+/** What a snapshot-ack echoes: the requester's boot id and the sequence number of its request. */
+export interface RequestEcho {
+  readonly bootId: bigint;
+  readonly seq: bigint;
+}
 
 export interface SnapshotTotals {
   readonly messages: number;
@@ -86,6 +95,8 @@ export interface DecodedMessage extends MessageHeader {
   readonly seq: bigint;
   /** snapshot-end only. */
   readonly totals?: SnapshotTotals;
+  /** snapshot-ack only. */
+  readonly echo?: RequestEcho;
 }
 
 export type HeaderResult = { ok: true; header: MessageHeader } | { ok: false; reason: SyncDropReason; detail: string };
@@ -285,12 +296,24 @@ export function encode(entries: Iterable<SyncEntry>, syncId: number, options: En
   return out;
 }
 
-/** A snapshot-request (no body) or snapshot-end (be32 messages, be32 entries) datagram, unsealed. */
-export function encodeControl(kind: 'snapshot-request' | 'snapshot-end', syncId: number, totals?: SnapshotTotals): Buffer {
+/**
+ * A snapshot-request (no body), snapshot-end (be32 messages, be32 entries) or snapshot-ack (be64
+ * boot id, be64 sequence of the request answered) datagram, unsealed.
+ */
+export function encodeControl(kind: 'snapshot-request' | 'snapshot-end' | 'snapshot-ack', syncId: number, totals?: SnapshotTotals, echo?: RequestEcho): Buffer {
   checkSyncId(syncId);
   if (kind === 'snapshot-request') {
     const out = Buffer.alloc(HEADER_LEN + TRAILER_LEN);
     writeHeader(out, syncId, HEADER_LEN, 0, MSG_SNAPSHOT_REQUEST);
+    return out;
+  }
+  if (kind === 'snapshot-ack') {
+    if (!echo) throw new RangeError('snapshot-ack needs the echo of a request');
+    const size = HEADER_LEN + SNAPSHOT_ACK_BODY;
+    const out = Buffer.alloc(size + TRAILER_LEN);
+    writeHeader(out, syncId, size, 0, MSG_SNAPSHOT_ACK);
+    out.writeBigUInt64BE(echo.bootId, HEADER_LEN);
+    out.writeBigUInt64BE(echo.seq, HEADER_LEN + 8);
     return out;
   }
   const size = HEADER_LEN + SNAPSHOT_END_BODY;
@@ -410,6 +433,12 @@ function readEntry(buf: Uint8Array, p: number, esize: number): NormalizedEntry |
   return `connection protocol ${protocol}`;
 }
 
+/** The echo of a snapshot-ack whose header passed decodeHeader, or null when its body is malformed. */
+export function decodeAckEcho(buf: Uint8Array, header: MessageHeader): RequestEcho | null {
+  if (header.kind !== 'snapshot-ack' || header.nrConns !== 0 || header.size !== HEADER_LEN + SNAPSHOT_ACK_BODY) return null;
+  return { bootId: readU64(buf, HEADER_LEN), seq: readU64(buf, HEADER_LEN + 8) };
+}
+
 /** Decodes the body of a datagram whose header passed decodeHeader. Never throws. */
 export function decodeBody(buf: Uint8Array, header: MessageHeader): DecodeResult {
   const { size, nrConns, kind } = header;
@@ -424,6 +453,11 @@ export function decodeBody(buf: Uint8Array, header: MessageHeader): DecodeResult
   if (kind === 'snapshot-end') {
     if (nrConns !== 0 || size !== HEADER_LEN + SNAPSHOT_END_BODY) return fail('malformed', 'snapshot end body size');
     return done([], { messages: u32(buf, HEADER_LEN), entries: u32(buf, HEADER_LEN + 4) });
+  }
+  if (kind === 'snapshot-ack') {
+    const echo = decodeAckEcho(buf, header);
+    if (!echo) return fail('malformed', 'snapshot ack body size');
+    return { ok: true, ...header, entries: [], bootId, seq, echo };
   }
   const entries: NormalizedEntry[] = new Array(nrConns);
   let p = HEADER_LEN;

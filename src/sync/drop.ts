@@ -18,8 +18,14 @@ export const SYNC_DROP_REASONS = [
   'malformed',
   /** The HMAC-SHA256 does not verify: forged, corrupted, or sent with another key. */
   'bad_hmac',
-  /** Sequence number already seen, too old, or from an older boot of that sender. */
+  /** Sequence number already seen, or too old for a known boot of that sender. */
   'replayed',
+  /**
+   * A boot not proven live yet: no snapshot-ack of it answered one of our snapshot-requests, and it
+   * is not newer than a proven boot of that address. A captured stream replayed into a restarted
+   * receiver lands here; so does a real master's traffic until the handshake (which it triggers).
+   */
+  'unverified',
   /** Our own message (same boot id), e.g. looped back by multicast. Not an error; counted apart. */
   'own_message',
 ] as const;

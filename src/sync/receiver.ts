@@ -8,12 +8,14 @@
  */
 
 import type { RemoteInfo } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import type { SyncConfig } from '../config/types.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { ReplayGuard, type ReplayGuardOptions, type SyncAuth } from './auth.js';
 import {
   BOOT_ID_LEN,
+  decodeAckEcho,
   type DecodedMessage,
   type MessageKind,
   type SnapshotTotals,
@@ -31,10 +33,18 @@ import {
   targetsFromConfig,
 } from './types.js';
 
+/** How many of our own snapshot-request sequence numbers an ack may echo. */
+const REQUESTS_KEPT = 32;
+
 export interface AcceptContext {
   readonly syncId: number;
   readonly auth: SyncAuth;
   readonly replay: ReplayGuard;
+  /**
+   * Sequence numbers of the snapshot-requests this receiver sent in this run (sealed with its own
+   * boot id): a snapshot-ack echoing one of them proves the answering boot live.
+   */
+  readonly requests?: Set<bigint>;
 }
 
 export type AcceptResult = ({ ok: true } & DecodedMessage) | { ok: false; reason: SyncDropReason; detail: string };
@@ -58,8 +68,16 @@ export function acceptDatagram(buf: Uint8Array, fromAddress: string, ctx: Accept
   const bootId = readU64(buf, t);
   const seq = readU64(buf, t + BOOT_ID_LEN);
   if (bootId === ctx.auth.bootId) return { ok: false, reason: 'own_message', detail: 'our own boot id' };
-  if (!ctx.replay.accept(fromAddress, bootId, seq)) {
-    return { ok: false, reason: 'replayed', detail: `boot ${bootId} seq ${seq} from ${fromAddress}` };
+  let proof = false;
+  if (h.header.kind === 'snapshot-ack') {
+    const echo = decodeAckEcho(buf, h.header);
+    if (!echo) return { ok: false, reason: 'malformed', detail: 'snapshot ack body size' };
+    proof = echo.bootId === ctx.auth.bootId && ctx.requests?.has(echo.seq) === true;
+  }
+  const verdict = ctx.replay.check(fromAddress, bootId, seq, { proof, request: h.header.kind === 'snapshot-request' });
+  if (verdict === 'replayed') return { ok: false, reason: 'replayed', detail: `boot ${bootId} seq ${seq} from ${fromAddress}` };
+  if (verdict === 'unverified') {
+    return { ok: false, reason: 'unverified', detail: `boot ${bootId} from ${fromAddress} not proven live yet (waiting for its snapshot-ack)` };
   }
   return decodeBody(buf, h.header);
 }
@@ -75,6 +93,8 @@ export interface SnapshotRequest {
   /** Where the requester listens (its receiver socket): the snapshot answer goes there. */
   readonly from: SyncTarget;
   readonly bootId: bigint;
+  /** The request's sequence number: with bootId, what the snapshot-ack echoes. */
+  readonly seq: bigint;
 }
 
 export interface SyncReceiverOptions {
@@ -159,7 +179,7 @@ export class SyncReceiver {
     this.#opts = opts;
     this.#sock = sock;
     const replay = opts.replay instanceof ReplayGuard ? opts.replay : new ReplayGuard(opts.replay);
-    this.#ctx = { syncId: opts.syncId, auth: opts.auth, replay };
+    this.#ctx = { syncId: opts.syncId, auth: opts.auth, replay, requests: new Set() };
     this.#targets =
       opts.requestTargets ?? (opts.multicast ? [{ address: opts.multicast.group, port: opts.port }] : []);
   }
@@ -208,6 +228,7 @@ export class SyncReceiver {
     if (this.#targets.length === 0) throw new KeepaliveError('E_SOCKET', 'sync receiver: no requestTargets to ask');
     for (const t of this.#targets) {
       const buf = this.#ctx.auth.seal(encodeControl('snapshot-request', this.#opts.syncId));
+      this.#remember(this.#ctx.auth.lastSeq);
       try {
         await this.#sock.send(buf, t.port, t.address);
         this.counters.snapshotRequestsSent++;
@@ -231,6 +252,23 @@ export class SyncReceiver {
     return this.#closing;
   }
 
+  /** The last REQUESTS_KEPT request sequence numbers: what a snapshot-ack may echo. */
+  #remember(seq: bigint): void {
+    const req = this.#ctx.requests!;
+    req.add(seq);
+    if (req.size > REQUESTS_KEPT) req.delete(req.values().next().value as bigint);
+  }
+
+  #lastHandshake = -Infinity;
+
+  /** Messages of a boot not proven live: ask for a snapshot (its ack is the proof), at most once a second. */
+  #handshake(): void {
+    const now = performance.now();
+    if (now - this.#lastHandshake < 1000 || this.#targets.length === 0) return;
+    this.#lastHandshake = now;
+    this.requestSnapshot().catch((err: unknown) => this.#report(err));
+  }
+
   #report(err: unknown): void {
     try {
       this.#opts.onError?.(err);
@@ -246,6 +284,7 @@ export class SyncReceiver {
     const r = acceptDatagram(msg, rinfo.address, this.#ctx);
     if (!r.ok) {
       this.counters.dropped[r.reason]++;
+      if (r.reason === 'unverified') this.#handshake();
       try {
         this.#opts.onDrop?.(r.reason, r.detail, from);
       } catch (err) {
@@ -265,7 +304,10 @@ export class SyncReceiver {
           break;
         case 'snapshot-request':
           this.counters.snapshotRequestsReceived++;
-          this.#opts.onSnapshotRequest?.({ from, bootId: r.bootId });
+          this.#opts.onSnapshotRequest?.({ from, bootId: r.bootId, seq: r.seq });
+          break;
+        case 'snapshot-ack':
+          // The proof of the sender's boot (see acceptDatagram); the snapshot itself follows.
           break;
         case 'snapshot-end':
           this.#opts.onSnapshotEnd?.(r.totals!, info);

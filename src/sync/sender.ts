@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { SyncConfig } from '../config/types.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import type { SyncAuth } from './auth.js';
-import { DEFAULT_MAX_PAYLOAD, MessageBuilder, checkMaxPayload, encodeControl } from './codec.js';
+import { DEFAULT_MAX_PAYLOAD, MessageBuilder, checkMaxPayload, encodeControl, type RequestEcho } from './codec.js';
 import type { SnapshotRequest } from './receiver.js';
 import {
   type SyncEntry,
@@ -237,11 +237,17 @@ export class SyncSender {
    * then a snapshot-end carrying the totals. `to` defaults to the configured targets (the
    * answer to a request goes to the requester only).
    */
-  async snapshot(entries: Iterable<SyncEntry>, to?: SyncTarget): Promise<SnapshotResult> {
+  async snapshot(entries: Iterable<SyncEntry>, to?: SyncTarget, echo?: RequestEcho): Promise<SnapshotResult> {
     if (this.#closing) throw new KeepaliveError('E_CLOSED', 'sync sender is closed');
     const t0 = performance.now();
     const targets = to ? [to] : this.#opts.targets;
     this.#finishBatch();
+    // The answer to a request starts with the ack echoing it: the requester's proof that this
+    // boot is live now (it accepts nothing of an unproven boot, see ReplayGuard).
+    if (echo) {
+      const ack = this.#opts.auth.seal(encodeControl('snapshot-ack', this.#opts.syncId, undefined, echo));
+      this.#push({ buf: ack, entries: 0, to: targets });
+    }
     const b = new MessageBuilder(this.#opts.syncId, 'snapshot', this.#maxPayload);
     let messages = 0;
     let count = 0;
@@ -292,7 +298,7 @@ export class SyncSender {
         this.counters.snapshotRequestsIgnored++;
         return undefined;
       }
-      return await this.snapshot(entries, req.from);
+      return await this.snapshot(entries, req.from, { bootId: req.bootId, seq: req.seq });
     } catch (err) {
       this.#opts.onError?.(err);
       return undefined;

@@ -116,7 +116,7 @@ export class ServiceIndex {
     const common = { family: ev.client.family, client: wire(ev.client), virtual: wire(ev.virtual), real: wire(ev.dest), ...(m?.kind === 'fwmark' ? { fwmark: m.mark } : {}) };
     switch (ev.type) {
       case 'conn_new':
-        return { kind: 'conn', ...common, protocol: ev.protocol, state: ev.protocol === 'tcp' ? 'ESTABLISHED' : 'UDP', timeoutSec: CONN_TIMEOUT_SEC };
+        return { kind: 'conn', ...common, protocol: ev.protocol, state: ev.protocol === 'tcp' ? 'ESTABLISHED' : 'UDP', timeoutSec: ev.expiresInMs === undefined ? CONN_TIMEOUT_SEC : secs(ev.expiresInMs) };
       case 'conn_end':
         return { kind: 'conn', ...common, protocol: ev.protocol, state: ev.protocol === 'tcp' ? 'CLOSE' : 'UDP', timeoutSec: 0, ended: true };
       case 'udp_flow_new':
@@ -134,11 +134,11 @@ export class ServiceIndex {
     };
     for (const t of s.templates) add(this.entryFromEvent(t));
     for (const { type: _t, expiresInMs, ...f } of s.udpFlows) add(this.entryFromEvent({ type: 'udp_flow_new', ...(f as ConnRef), timeoutMs: expiresInMs }));
-    for (const { type: _t, ...c } of s.conns) add(this.entryFromEvent({ type: 'conn_new', ...(c as ConnRef) }));
+    for (const { type: _t, ...c } of s.conns) add(this.entryFromEvent({ type: 'conn_new', ...c }));
     return out;
   }
 
-  /** A live synced entry as the data plane restores it (null: connections, which cannot move). */
+  /** A live synced entry as the data plane restores it (connections only where the data plane can pin them, see RestoreEntry). */
   restoreEntry({ entry: e, remainingMs }: LiveEntry): RestoreEntry | null {
     const endpointOf = (x: { address: string; port: number }): Endpoint => ({ address: x.address, family: e.family, port: x.port });
     if (e.kind === 'template') {
@@ -158,6 +158,17 @@ export class ServiceIndex {
         type: 'udp_flow',
         service: this.keyOf('udp', e.virtual, e.fwmark ?? 0, e.family),
         protocol: 'udp',
+        client: endpointOf(e.client),
+        virtual: endpointOf(e.virtual),
+        dest: endpointOf(e.real),
+        expiresInMs: remainingMs,
+      };
+    }
+    if (e.kind === 'conn' && !e.ended && e.state !== 'CLOSE' && e.state !== 'TIME_WAIT') {
+      return {
+        type: 'conn',
+        service: this.keyOf(e.protocol, e.virtual, e.fwmark ?? 0, e.family),
+        protocol: e.protocol,
         client: endpointOf(e.client),
         virtual: endpointOf(e.virtual),
         dest: endpointOf(e.real),
@@ -197,6 +208,7 @@ export class SyncService {
     errors: 0,
   };
   #lastSnapshotMs: number | null = null;
+  #lastSnapshotAt: number | null = null;
   readonly #dropLogged = new Map<string, number>();
 
   private constructor(opts: SyncServiceOptions) {
@@ -313,6 +325,7 @@ export class SyncService {
       snapshots_received: this.#counters.snapshotsReceived,
       snapshots_incomplete: this.#counters.snapshotsIncomplete,
       last_snapshot_ms: this.#lastSnapshotMs,
+      last_snapshot_at: this.#lastSnapshotAt,
       promotions: this.#counters.promotions,
       demotions: this.#counters.demotions,
       restored: this.#counters.restored,
@@ -407,6 +420,7 @@ export class SyncService {
     if (r.complete) {
       this.#counters.snapshotsReceived++;
       if (this.#snapshotAskedAt !== undefined) this.#lastSnapshotMs = this.#now() - this.#snapshotAskedAt;
+      this.#lastSnapshotAt = this.#now();
       this.#snapshotAskedAt = undefined;
       this.#stopRetry();
       this.#log?.info({ entries: totals.entries, swept: r.swept, ms: this.#lastSnapshotMs }, 'sync: snapshot received');

@@ -13,10 +13,19 @@ export type ErrorCode =
   | 'E_CLOSED'
   | 'E_NATIVE'
   | 'E_RELOAD_UNSUPPORTED'
+  /** [bgp] needs BIRD 2 and it is not installed. */
+  | 'E_BIRD_MISSING'
+  /** BIRD refused its config or did not answer. */
+  | 'E_BIRD'
+  /** Another daemon holds this control socket or pid file; or a path there is not ours to touch. */
+  | 'E_ALREADY_RUNNING'
+  | 'E_UNSAFE_PATH'
   /** No data-plane implementation forwards a service's lb_kind (lvs/dataplane/index.ts). */
   | 'E_DATAPLANE_UNAVAILABLE'
   /** A CLI command was called with bad options. */
   | 'E_USAGE'
+  /** A runtime command names a virtual or real server this director does not have. */
+  | 'E_NOT_FOUND'
   /** genhash could not fetch the page. */
   | 'E_GENHASH'
   /** An alert mail could not be sent. */

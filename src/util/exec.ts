@@ -78,27 +78,90 @@ export function resolveCommand(word: string, env: NodeJS.ProcessEnv = process.en
 export interface RunAs {
   uid: number;
   gid: number;
+  /** Supplementary groups (the user's groups from /etc/group, primary gid first); [] = none. */
+  groups?: number[];
+  /** The user's name and home directory (from /etc/passwd), when it has an entry. */
+  name?: string;
+  home?: string;
 }
 
+/** The text of /etc/passwd and /etc/group (injectable for tests). */
+export interface UserFiles {
+  passwd?: string;
+  group?: string;
+}
+
+const fields = (text: string) => text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+
 /**
- * Resolves keepalived's `user[:group]` (names or numbers) from /etc/passwd and /etc/group. Throws
- * with a clear message for an unknown user or group. Node has no getpwnam, and the files are what
+ * Resolves keepalived's `user[:group]` (names or numbers) from /etc/passwd and /etc/group: uid,
+ * gid (the named group, else the user's primary group), the supplementary groups (every group
+ * listing the user, as initgroups(3) does, plus the primary group), name and home. Throws with a
+ * clear message for an unknown user or group. Node has no getpwnam, and the files are what
  * getpwnam reads on a plain Linux host.
  */
-export function resolveUser(spec: string, files: { passwd?: string; group?: string } = {}): RunAs {
+export function resolveUser(spec: string, files: UserFiles = {}): RunAs {
   const [userName, groupName] = spec.split(':') as [string, string | undefined];
   const passwd = files.passwd ?? readFileSync('/etc/passwd', 'utf8');
-  const entry = passwd.split('\n').map((l) => l.split(':')).find((f) => f[0] === userName || (/^\d+$/.test(userName) && f[2] === userName));
+  const entry = fields(passwd).find((f) => f[0] === userName || (/^\d+$/.test(userName) && f[2] === userName));
   const uid = entry ? Number(entry[2]) : /^\d+$/.test(userName) ? Number(userName) : NaN;
   if (!Number.isInteger(uid)) throw new Error(`unknown user "${userName}"`);
-  let gid = entry ? Number(entry[3]) : uid;
-  if (groupName !== undefined) {
-    const groups = files.group ?? readFileSync('/etc/group', 'utf8');
-    const g = groups.split('\n').map((l) => l.split(':')).find((f) => f[0] === groupName || (/^\d+$/.test(groupName) && f[2] === groupName));
+  const primary = entry ? Number(entry[3]) : uid;
+  let gid = primary;
+  const groups = files.group ?? readFileSync('/etc/group', 'utf8');
+  const groupRows = fields(groups);
+  if (groupName !== undefined && groupName !== '') {
+    const g = groupRows.find((f) => f[0] === groupName || (/^\d+$/.test(groupName) && f[2] === groupName));
     gid = g ? Number(g[2]) : /^\d+$/.test(groupName) ? Number(groupName) : NaN;
     if (!Number.isInteger(gid)) throw new Error(`unknown group "${groupName}"`);
   }
-  return { uid, gid };
+  const supplementary = new Set<number>([primary]);
+  if (entry) {
+    for (const g of groupRows) if ((g[3] ?? '').split(',').includes(entry[0]!) && /^\d+$/.test(g[2] ?? '')) supplementary.add(Number(g[2]));
+  }
+  return {
+    uid,
+    gid,
+    groups: [...supplementary],
+    ...(entry ? { name: entry[0]!, home: entry[5] || '/' } : {}),
+  };
+}
+
+/** The daemon's own uid, gid and supplementary groups. */
+export function currentIdentity(): RunAs {
+  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] };
+}
+
+function sameSet(a: readonly number[], b: readonly number[]): boolean {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  return sa.size === sb.size && [...sa].every((x) => sb.has(x));
+}
+
+/** util-linux setpriv: switches uid, gid and the supplementary groups, then execs the script. */
+export const SETPRIV = '/usr/bin/setpriv';
+
+/** Variables a script must not inherit from the daemon (keepalived drops them too). */
+const UNSAFE_ENV = ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'IFS'];
+
+/**
+ * The argv and environment that run `argv` as `runAs`. Switching to another user goes through
+ * setpriv, because Node's spawn({ uid, gid }) clears the supplementary groups (libuv calls
+ * setgroups(0)) and keeps the daemon's HOME. Pure; exported for tests.
+ */
+export function commandAs(argv: string[], runAs: RunAs | undefined, env: NodeJS.ProcessEnv, self: RunAs = currentIdentity()): { argv: string[]; env: NodeJS.ProcessEnv } {
+  const cleanEnv: NodeJS.ProcessEnv = { ...env };
+  for (const k of UNSAFE_ENV) delete cleanEnv[k];
+  if (!runAs) return { argv, env: cleanEnv };
+  if (runAs.home !== undefined) cleanEnv.HOME = runAs.home;
+  if (runAs.name !== undefined) { cleanEnv.USER = runAs.name; cleanEnv.LOGNAME = runAs.name; }
+  const sameGroups = runAs.groups === undefined || sameSet(runAs.groups, self.groups ?? []);
+  if (runAs.uid === self.uid && runAs.gid === self.gid && sameGroups) return { argv, env: cleanEnv };
+  const groups = runAs.groups ?? [];
+  return {
+    argv: [SETPRIV, `--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, groups.length > 0 ? `--groups=${groups.join(',')}` : '--clear-groups', '--', ...argv],
+    env: cleanEnv,
+  };
 }
 
 export interface RunOptions {
@@ -114,6 +177,8 @@ export interface CommandResult {
   timedOut: boolean;
   /** spawn itself failed (no such file, not executable). */
   error?: string;
+  /** errno code of a spawn failure (ENOENT, EMFILE...). */
+  errno?: string;
 }
 
 /**
@@ -122,22 +187,20 @@ export interface CommandResult {
  * script's children cannot outlive it. Never rejects.
  */
 export function runCommand(line: string, extraArgs: string[] = [], timeoutMs = 0, opts: RunOptions = {}): Promise<CommandResult> {
-  const argv = [...splitCommand(line), ...extraArgs];
+  const words = splitCommand(line);
   return new Promise((resolve) => {
-    if (argv.length === 0) return resolve({ code: null, signal: null, timedOut: false, error: 'empty command' });
+    if (words.length === 0) return resolve({ code: null, signal: null, timedOut: false, error: 'empty command' });
+    const { argv, env } = commandAs([...words, ...extraArgs], opts.runAs, process.env);
     if (opts.signal?.aborted) return resolve({ code: null, signal: null, timedOut: false, error: 'aborted' });
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(argv[0]!, argv.slice(1), {
-        stdio: 'ignore',
-        detached: true,
-        ...(opts.runAs ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {}),
-      });
+      child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore', detached: true, env });
     } catch (err) {
-      return resolve({ code: null, signal: null, timedOut: false, error: (err as Error).message });
+      const e = err as NodeJS.ErrnoException;
+      return resolve({ code: null, signal: null, timedOut: false, error: e.message, ...(e.code ? { errno: e.code } : {}) });
     }
     const killGroup = (sig: NodeJS.Signals) => {
       try { if (child.pid) process.kill(-child.pid, sig); } catch { /* already gone */ }
@@ -154,7 +217,7 @@ export function runCommand(line: string, extraArgs: string[] = [], timeoutMs = 0
       opts.signal?.removeEventListener('abort', onAbort);
       resolve(r);
     };
-    child.once('error', (err) => finish({ code: null, signal: null, timedOut: false, error: err.message }));
+    child.once('error', (err: NodeJS.ErrnoException) => finish({ code: null, signal: null, timedOut: false, error: err.message, ...(err.code ? { errno: err.code } : {}) }));
     child.once('exit', (code, signal) => finish({ code, signal, timedOut }));
     if (timeoutMs > 0) timer = setTimeout(() => { timedOut = true; stop(); }, timeoutMs);
   });

@@ -42,6 +42,12 @@ export const DROP_REASONS = [
   'interval_mismatch',
   /** The packet is our own advert (source is one of our addresses), looped back. */
   'own_address',
+  /** unicast_peer mode with check_unicast_src: the source is not a configured peer (keepalived check_unicast_src). */
+  'unknown_unicast_source',
+  /** unicast_peer mode: the TTL / hop limit is outside the peer's min_ttl..max_ttl. */
+  'ttl_out_of_range',
+  /** v3: the advertisement interval is 0 (a backup would declare the master dead at once). */
+  'zero_interval',
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];

@@ -92,7 +92,14 @@ export class VrrpHub {
   /** Encodes (and lets the transport prepare) `advert` without sending it: the first send is then as quick as the next. */
   prepare(m: HubMember, advert: Advert): void {
     const sock = this.#sockets.get(`${m.ifname}/v${m.family}`);
-    const payloads = this.#payloads(m, advert);
+    let payloads: Map<string, Buffer>;
+    try {
+      payloads = this.#payloads(m, advert);
+    } catch {
+      // Only a head start: an advert that cannot be encoded yet (no source address of its family
+      // so far) is reported by send(), where it matters.
+      return;
+    }
     for (const dst of m.destinations) sock?.transport.prepare?.(payloads.get(dst)!, m.src, dst);
   }
 

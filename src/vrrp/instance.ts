@@ -109,7 +109,7 @@ export class VrrpInstance {
   /** An advert for our VRID that decoded cleanly: apply the per-instance checks, then the machine. */
   /** `receivedAt`: when the packet reached the process (clock time), if known; the step happens at that time. */
   receive(advert: ReceivedAdvert, receivedAt?: number): void {
-    const reason = checkAdvert(advert, this.expect, advert.source);
+    const reason = checkAdvert(advert, this.expect, advert.source, advert.ttl);
     if (reason) {
       this.countDrop(reason);
       return;

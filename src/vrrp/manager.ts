@@ -9,7 +9,7 @@ import type { RouteSetEntries } from '../net/route-set.js';
 import type { VmacManager } from '../net/vmac.js';
 import { ProcessMonitor } from './process-monitor.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
-import { resolveUser, runCommand, type RunAs } from '../util/exec.js';
+import { ScriptRunner, policyOf } from '../util/script.js';
 import type { Announcer } from '../net/announcer.js';
 import type { LinkEvent, LinkInfo, Rtnl, RtnlWatcher } from '../net/rtnl.js';
 import type { VipManager } from '../net/vips.js';
@@ -21,19 +21,25 @@ import { AUTH_NONE, AUTH_PASS, passwordAuthData, type AdvertExpectation } from '
 import type { VrrpParams, VrrpStateName } from './state.js';
 import type { Advert } from './types.js';
 import { groupState, reconcileSyncGroup, syncMember } from './sync-group.js';
-import { computeTracking, initialScriptState, scriptStep, trackingEvents, type ScriptState, type TrackedObject, type TrackingResult } from './tracking.js';
+import { computeTracking, initialScriptState, scriptStatus, scriptStep, trackingEvents, type ScriptState, type TrackedObject, type TrackingResult } from './tracking.js';
 
 export interface VrrpDeps {
   rtnl: Pick<Rtnl, 'getLink' | 'primaryAddress' | 'watch'>;
   transports: TransportFactory;
   vipManager(ifindex: number, vips: string[], onRestored: (vip: string) => void): VipManager;
-  announcer(link: LinkInfo, vips: string[], cfg: VrrpInstanceConfig): Announcer;
+  /** `global` is the [global] of the config the instance belongs to (it changes on reload). */
+  announcer(link: LinkInfo, vips: string[], cfg: VrrpInstanceConfig, global: Config['global']): Announcer;
   log: Logger;
   clock?: Clock;
-  /** Runs notify scripts and vrrp_scripts; replaceable in tests. */
-  run?: typeof runCommand;
+  /** Runs notify scripts and vrrp_scripts (user resolution and script security); shared with the LVS side. */
+  scripts?: ScriptRunner;
   /** An instance's VIPs are now in place (MASTER) or about to go (leaving MASTER). */
   onOwnership?: (instance: string, owned: boolean) => void;
+  /**
+   * Enforces accept = false (src/net/accept-filter.ts): the VIPs of a non-owner MASTER with
+   * accept = false go into its drop sets before they are put on the interface, and out after.
+   */
+  acceptFilter?: { add(instance: string, addresses: readonly string[]): Promise<void>; remove(instance: string): Promise<void> };
   /** use_vmac: creates / removes the macvlans. Required when an instance has use_vmac. */
   vmac?: Pick<VmacManager, 'ensure' | 'remove' | 'sweepStale'>;
   /** virtual_routes / virtual_rules of one instance (a RouteSet). Required when an instance has any. */
@@ -58,6 +64,9 @@ export interface ProcessTracker {
   status(name: string): boolean | null;
   stop(): void;
 }
+
+/** accept = false is enforced for a non-owner (the address owner, priority 255, always accepts). */
+export const blocksVips = (cfg: Pick<VrrpInstanceConfig, 'accept' | 'priority'>): boolean => !cfg.accept && cfg.priority !== 255;
 
 interface Runtime {
   cfg: VrrpInstanceConfig;
@@ -84,6 +93,8 @@ interface ScriptRuntime {
   ok: boolean | null;
   timer: NodeJS.Timeout | undefined;
   running: boolean;
+  /** Refused by script security (see #startScript). */
+  disabled: boolean;
 }
 
 const cidrs = (list: VrrpInstanceConfig['virtual_ipaddress_parsed']) => list.map((v) => `${v.address}/${v.prefix}`);
@@ -93,7 +104,7 @@ const advertAddrs = (cfg: VrrpInstanceConfig) => cfg.virtual_ipaddress_parsed.ma
 const routeEntries = (cfg: VrrpInstanceConfig): RouteSetEntries => ({ routes: cfg.virtual_routes_parsed, rules: cfg.virtual_rules_parsed });
 const hasRoutes = (cfg: VrrpInstanceConfig): boolean => cfg.virtual_routes_parsed.length + cfg.virtual_rules_parsed.length > 0;
 
-function vrrpParams(cfg: VrrpInstanceConfig, src: string): VrrpParams {
+export function vrrpParams(cfg: VrrpInstanceConfig, src: string): VrrpParams {
   return {
     vrid: cfg.virtual_router_id,
     version: cfg.version,
@@ -118,7 +129,7 @@ function advertOf(c: VrrpInstanceConfig, priority: number): Advert {
   };
 }
 
-function expectation(cfg: VrrpInstanceConfig, src: string): AdvertExpectation {
+export function expectation(cfg: VrrpInstanceConfig, src: string): AdvertExpectation {
   const password = cfg.authentication?.password;
   return {
     version: cfg.version,
@@ -129,6 +140,9 @@ function expectation(cfg: VrrpInstanceConfig, src: string): AdvertExpectation {
     password,
     skipCheckAdvAddr: cfg.skip_check_adv_addr,
     ownAddresses: [src],
+    ...(cfg.unicast_peer.length > 0 && cfg.check_unicast_src
+      ? { unicastPeers: cfg.unicast_peer_ttl.map((p) => ({ address: p.address, minTtl: p.min_ttl, maxTtl: p.max_ttl })) }
+      : {}),
   };
 }
 
@@ -138,13 +152,17 @@ export class VrrpManager {
   readonly #scripts = new Map<string, ScriptRuntime>();
   #processes: ProcessTracker | undefined;
   readonly #clock: Clock;
-  readonly #run: typeof runCommand;
+  readonly #scripts_: ScriptRunner;
   #watcher: RtnlWatcher | undefined;
   #stopped = false;
 
   private constructor(private config: Config, private readonly deps: VrrpDeps) {
     this.#clock = deps.clock ?? preciseClock();
-    this.#run = deps.run ?? runCommand;
+    this.#scripts_ = deps.scripts ?? new ScriptRunner({
+      policy: () => policyOf(this.config.global),
+      onRefused: (command, reason) => deps.log.error({ command, reason }, 'script refused'),
+      onWarning: (command, warning) => deps.log.warn({ command, warning }, 'insecure script'),
+    });
     this.#hub = new VrrpHub(deps.transports, (err, where) => deps.log.warn({ err: errorMessage(err), socket: where }, 'VRRP socket error'));
   }
 
@@ -200,7 +218,7 @@ export class VrrpManager {
       rt.restored!++;
       log().warn({ vip }, 'VIP was removed by someone else while MASTER; restored it');
     });
-    rt.announcer = deps.announcer(link, ownedCidrs(cfg), cfg);
+    rt.announcer = deps.announcer(link, ownedCidrs(cfg), cfg, this.config.global);
     const instance = new VrrpInstance(
       cfg.name,
       vrrpParams(cfg, src),
@@ -208,7 +226,9 @@ export class VrrpManager {
       {
         sendAdvert: (priority) => this.#hub.send(rt.member!, advertOf(rt.cfg, priority)),
         // keepalived's order: addresses, then routes and rules (a route may use a VIP as src).
+        // accept = false: the drop filter is in place before the VIPs are, and lifted after.
         addVips: async () => {
+          if (blocksVips(rt.cfg)) await this.#filterAdd(rt.cfg);
           await rt.vips!.acquire();
           await rt.routes?.install();
         },
@@ -216,6 +236,7 @@ export class VrrpManager {
           deps.onOwnership?.(rt.cfg.name, false);
           await rt.routes?.remove();
           await rt.vips!.release();
+          await this.#filterRemove(rt.cfg.name);
         },
         announce: () => {
           rt.announcer!.start();
@@ -254,6 +275,23 @@ export class VrrpManager {
     return rt as Runtime;
   }
 
+  /** accept = false: drop traffic to the VIPs. A failure is logged; the VIPs still go up (HA first). */
+  async #filterAdd(cfg: VrrpInstanceConfig): Promise<void> {
+    const f = this.deps.acceptFilter;
+    const addresses = [...cfg.virtual_ipaddress_parsed, ...cfg.virtual_ipaddress_excluded_parsed].map((v) => v.address);
+    if (!f) {
+      this.deps.log.error({ instance: cfg.name }, `vrrp_instance ${cfg.name}: accept = false is not enforced (no nftables filter)`);
+      return;
+    }
+    await f.add(cfg.name, addresses).catch((err: unknown) =>
+      this.deps.log.error({ instance: cfg.name, err: errorMessage(err) }, `vrrp_instance ${cfg.name}: accept = false is not enforced`));
+  }
+
+  async #filterRemove(name: string): Promise<void> {
+    await this.deps.acceptFilter?.remove(name).catch((err: unknown) =>
+      this.deps.log.error({ instance: name, err: errorMessage(err) }, `vrrp_instance ${name}: cannot lift the accept = false filter`));
+  }
+
   /** keepalived tracks the instance's own interface unless dont_track_primary: link down -> FAULT. */
   async #trackedObjects(cfg: VrrpInstanceConfig, link: LinkInfo, previous: readonly TrackedObject[] = []): Promise<TrackedObject[]> {
     const known = (name: string) => previous.find((o) => o.name === name)?.ok;
@@ -264,7 +302,18 @@ export class VrrpManager {
       const up = prev ?? (await this.deps.rtnl.getLink(t.name).then((l) => l.up, () => false));
       tracked.push({ name: `interface:${t.name}`, weight: t.weight, ok: up });
     }
-    for (const t of cfg.track_script) tracked.push({ name: `script:${t.name}`, weight: t.weight, ok: known(`script:${t.name}`) ?? this.#scripts.get(t.name)?.ok ?? null });
+    // The instance's own track_script, then those of its sync groups (keepalived: a sync group's
+    // tracking updates every member). Several entries may name one script; all follow it.
+    const groupTracks = this.config.vrrp_sync_group.filter((g) => g.group.includes(cfg.name)).flatMap((g) => g.track_script);
+    const seen = new Map<string, number>();
+    for (const t of [...cfg.track_script, ...groupTracks]) {
+      const sr = this.#scripts.get(t.name);
+      const base = `script:${t.name}`;
+      const n = seen.get(base) ?? 0;
+      seen.set(base, n + 1);
+      const prev = previous.filter((o) => o.name === base)[n]?.ok;
+      tracked.push({ name: base, weight: t.weight, ok: prev ?? sr?.ok ?? null, ...(sr?.disabled ? { disabled: true } : {}) });
+    }
     for (const t of cfg.track_process) {
       const reverse = this.config.vrrp_track_process.find((p) => p.name === t.name)?.reverse ?? false;
       tracked.push({ name: `process:${t.name}`, weight: t.weight, reverse, ok: this.#processes?.status(t.name) ?? known(`process:${t.name}`) ?? null });
@@ -287,7 +336,8 @@ export class VrrpManager {
     if (specific) runs.push([specific, []]);
     if (cfg.notify) runs.push([cfg.notify, [type, name, state, String(priority)]]);
     for (const [cmd, args] of runs) {
-      void this.#run(cmd, args, 30_000, { runAs: this.#runAs(undefined) }).then((r) => {
+      void this.#scripts_.run(cmd, args, 30_000, undefined).then((r) => {
+        if (r.refused !== undefined) return; // reported by the runner
         if (r.error || r.code !== 0) this.deps.log.warn({ cmd, args, code: r.code, signal: r.signal, error: r.error }, 'notify script failed');
       });
     }
@@ -322,17 +372,13 @@ export class VrrpManager {
     }
   }
 
-  /** keepalived's per-script `user`, else global script_user, else the daemon's own user. */
-  #runAs(user: string | undefined): RunAs | undefined {
-    const spec = user ?? this.config.global.script_user;
-    if (!spec) return undefined;
-    try {
-      return resolveUser(spec);
-    } catch (err) {
-      // Never fall back to running as root: the script fails instead, and says why.
-      this.deps.log.error({ user: spec, err: errorMessage(err) }, 'cannot run script as the configured user');
-      return { uid: -1, gid: -1 };
-    }
+  /** vrrp_scripts tracked by a running instance or by a sync group that has one. */
+  #usedScripts(): Set<string> {
+    const names = new Set([...this.#runtimes.keys()]);
+    return new Set([
+      ...[...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)),
+      ...this.config.vrrp_sync_group.filter((g) => g.group.some((n) => names.has(n))).flatMap((g) => g.track_script.map((t) => t.name)),
+    ]);
   }
 
   /** vrrp_track_process entries some instance tracks. */
@@ -371,27 +417,50 @@ export class VrrpManager {
   }
 
   #startScripts(): void {
-    const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
+    const used = this.#usedScripts();
     for (const cfg of this.config.vrrp_script.filter((x) => used.has(x.name))) this.#startScript(cfg);
   }
 
   #startScript(cfg: VrrpScriptConfig): void {
-    const sr: ScriptRuntime = { cfg, state: initialScriptState({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }), ok: null, timer: undefined, running: false };
+    const scfg = { rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail };
+    const initial = initialScriptState(scfg);
+    // init_fail: the script counts as failed from the start (keepalived), not as "no result yet".
+    const sr: ScriptRuntime = { cfg, state: initial, ok: scriptStatus(scfg, initial), timer: undefined, running: false, disabled: false };
     this.#scripts.set(cfg.name, sr);
+    if (sr.ok !== null) {
+      for (const rt of this.#runtimes.values()) {
+        const objs = rt.tracked.filter((o) => o.name === `script:${cfg.name}` && o.ok === null);
+        for (const obj of objs) obj.ok = sr.ok;
+        if (objs.length > 0) this.#retrack(rt);
+      }
+    }
     const tick = () => {
       if (this.#stopped || sr.running || this.#scripts.get(cfg.name) !== sr) return;
       sr.running = true;
-      void this.#run(cfg.script, [], cfg.timeout * 1000, { runAs: this.#runAs(cfg.user) }).then((r) => {
+      void this.#scripts_.run(cfg.script, [], cfg.timeout * 1000, cfg.user).then((r) => {
         sr.running = false;
         if (this.#stopped || this.#scripts.get(cfg.name) !== sr) return;
+        // A refused script is disabled, as keepalived removes an insecure track script from its
+        // instances: it neither succeeds nor fails, and a weight-0 one does not hold FAULT.
+        const disabled = r.refused !== undefined;
+        if (disabled !== sr.disabled) {
+          sr.disabled = disabled;
+          for (const rt of this.#runtimes.values()) {
+            const objs = rt.tracked.filter((o) => o.name === `script:${cfg.name}`);
+            for (const obj of objs) obj.disabled = disabled;
+            if (objs.length > 0) this.#retrack(rt);
+          }
+        }
+        if (disabled) return;
         const res = scriptStep({ rise: cfg.rise, fall: cfg.fall, initFail: cfg.init_fail }, sr.state, r.code === 0 && !r.timedOut);
         sr.state = res.state;
         if (!res.changed) return;
         sr.ok = res.ok;
         this.deps.log.info({ script: cfg.name, ok: res.ok }, `vrrp_script ${cfg.name} now ${res.ok ? 'succeeds' : 'fails'}`);
         for (const rt of this.#runtimes.values()) {
-          const obj = rt.tracked.find((o) => o.name === `script:${cfg.name}`);
-          if (obj) { obj.ok = res.ok; this.#retrack(rt); }
+          const objs = rt.tracked.filter((o) => o.name === `script:${cfg.name}`);
+          for (const obj of objs) obj.ok = res.ok;
+          if (objs.length > 0) this.#retrack(rt);
         }
       });
     };
@@ -440,7 +509,7 @@ export class VrrpManager {
     const added: Runtime[] = [];
     for (const cfg of [...plan.vrrp.added, ...restart.map((k) => k.next)]) added.push(await this.#build(cfg));
     // Scripts now used by some instance but not running (added, changed, or newly tracked).
-    const used = new Set([...this.#runtimes.values()].flatMap((r) => r.cfg.track_script.map((t) => t.name)));
+    const used = this.#usedScripts();
     for (const cfg of next.vrrp_script) if (used.has(cfg.name) && !this.#scripts.has(cfg.name)) this.#startScript(cfg);
     for (const [name] of this.#scripts) if (!used.has(name)) this.#stopScript(name);
     await this.#startProcesses();
@@ -476,6 +545,11 @@ export class VrrpManager {
     rt.member.destinations = next.unicast_peer.length > 0 ? next.unicast_peer : [group];
     rt.member.v3ChecksumAsV2 = next.v3_checksum_as_v2;
     rt.instance.reconfigure(vrrpParams(next, rt.src), expectation(next, rt.src));
+    if (rt.instance.vipsOwned) {
+      // The filter follows the new accept setting and VIP list before the VIPs change.
+      await this.#filterRemove(current.name);
+      if (blocksVips(next)) await this.#filterAdd(next);
+    }
     await rt.vips.update(ownedCidrs(next));
     if (!rt.routes && hasRoutes(next) && this.deps.routeSet) {
       rt.routes = this.deps.routeSet(`vrrp_instance ${next.name}`, routeEntries(next));
@@ -484,7 +558,7 @@ export class VrrpManager {
     // New frames for the new VIP list / GARP settings; a MASTER announces its (new) VIPs at once.
     const wasActive = rt.announcer.active;
     rt.announcer.stop();
-    rt.announcer = this.deps.announcer(rt.link, ownedCidrs(next), next);
+    rt.announcer = this.deps.announcer(rt.link, ownedCidrs(next), next, this.config.global);
     if (wasActive) rt.announcer.start();
     rt.tracked = await this.#trackedObjects(next, rt.base, rt.tracked);
     this.#retrack(rt);

@@ -84,6 +84,17 @@ export interface AdvertExpectation {
   skipCheckAdvAddr?: boolean;
   /** Our own addresses on the interface: an advert from one of them is our own, looped back. */
   ownAddresses?: string[];
+  /**
+   * unicast_peer mode with check_unicast_src: the only sources accepted, each with the TTL /
+   * hop-limit range its adverts may arrive with (keepalived unicast_peer { addr min_ttl max_ttl }).
+   */
+  unicastPeers?: readonly UnicastPeer[];
+}
+
+export interface UnicastPeer {
+  address: string;
+  minTtl: number;
+  maxTtl: number;
 }
 
 /** Length of the VRRP message for a version, family and address count. */
@@ -264,6 +275,11 @@ function canonicalAny(text: string): string {
  * manner. Returns null when the instance should process the advert.
  *
  * - own_address first: our own advert looping back is not a peer misconfiguration.
+ * - unicast peers (keepalived check_unicast_src, min_ttl/max_ttl): an advert whose source is not a
+ *   configured peer is unknown_unicast_source, one outside the peer's TTL range ttl_out_of_range,
+ *   before anything else of it is looked at (keepalived checks these last; a stranger's advert is
+ *   dropped whatever it says, so the order only changes which counter a bad one lands in).
+ * - v3 interval 0: zero_interval (keepalived would take it and time the master out at once).
  * - v2: auth type, then PASS password (8 bytes, NUL padded), then interval: keepalived drops
  *   an interval mismatch "to prevent concurrent VRID running => multiple master in 1 VRID".
  *   v3 intervals may differ: a backup learns the master's (state machine's job).
@@ -273,13 +289,20 @@ function canonicalAny(text: string): string {
  *   check off; keepalived's `skip_check_adv_addr` only skips it for adverts from the current
  *   master, so the caller passes it only for those.
  */
-export function checkAdvert(advert: Advert, expect: AdvertExpectation, src: string): DropReason | null {
+export function checkAdvert(advert: Advert, expect: AdvertExpectation, src: string, ttl?: number): DropReason | null {
   if (expect.ownAddresses?.length) {
     const from = canonicalAny(src);
     if (expect.ownAddresses.some((a) => canonicalAny(a) === from)) return 'own_address';
   }
+  if (expect.unicastPeers) {
+    const from = canonicalAny(src);
+    const peer = expect.unicastPeers.find((p) => canonicalAny(p.address) === from);
+    if (!peer) return 'unknown_unicast_source';
+    if (ttl !== undefined && (ttl < peer.minTtl || ttl > peer.maxTtl)) return 'ttl_out_of_range';
+  }
   if (advert.vrid !== expect.vrid) return 'wrong_vrid';
   if (advert.version !== expect.version) return 'version_mismatch';
+  if (advert.version === 3 && advert.advertIntCs === 0) return 'zero_interval';
   if (advert.version === 2) {
     const authType = expect.authType ?? AUTH_NONE;
     if ((advert.authType ?? AUTH_NONE) !== authType) return 'auth_type_mismatch';

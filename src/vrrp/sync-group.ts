@@ -48,7 +48,9 @@ export function syncMember(id: string, s: VrrpState): SyncMember {
 }
 
 /** Group state for group notify scripts: FAULT if any member is, MASTER/BACKUP if all agree, else null. */
-export function groupState(members: readonly SyncMember[]): 'MASTER' | 'BACKUP' | 'FAULT' | null {
+export function groupState(members: readonly SyncMember[]): 'MASTER' | 'BACKUP' | 'FAULT' | 'STOP' | null {
+  // Every member shut down: the group is stopped (its notify_stop runs, as keepalived's does).
+  if (members.length > 0 && members.every((m) => m.state === 'STOP')) return 'STOP';
   if (members.some((m) => m.state === 'FAULT')) return 'FAULT';
   if (members.length > 0 && members.every((m) => m.state === 'MASTER')) return 'MASTER';
   if (members.length > 0 && members.every((m) => m.state === 'BACKUP')) return 'BACKUP';

@@ -27,6 +27,11 @@ export interface TrackedObject {
   reverse?: boolean;
   /** true: up / succeeded; false: down / failed; null: no result yet. */
   ok: boolean | null;
+  /**
+   * The object is not tracked at all: a vrrp_script refused by script security, which keepalived
+   * removes from the instance. It contributes nothing and never holds the instance in FAULT.
+   */
+  disabled?: boolean;
 }
 
 export interface TrackingResult {
@@ -45,7 +50,7 @@ function checkWeight(obj: TrackedObject): void {
 /** What one tracked object adds to the base priority right now. */
 export function trackedContribution(obj: TrackedObject): number {
   checkWeight(obj);
-  if (obj.weight === 0 || obj.ok === null) return 0;
+  if (obj.weight === 0 || obj.ok === null || obj.disabled) return 0;
   const applies = obj.weight > 0 ? obj.ok : !obj.ok;
   if (!applies) return 0;
   return obj.reverse ? -obj.weight : obj.weight;
@@ -53,7 +58,7 @@ export function trackedContribution(obj: TrackedObject): number {
 
 export function computeTracking(basePriority: number, objects: readonly TrackedObject[]): TrackingResult {
   objects.forEach(checkWeight);
-  const faults = objects.filter((o) => o.weight === 0 && o.ok !== true).map((o) => o.name);
+  const faults = objects.filter((o) => o.weight === 0 && o.ok !== true && !o.disabled).map((o) => o.name);
   if (basePriority === VRRP_PRIO_OWNER) return { priority: VRRP_PRIO_OWNER, faults };
   const total = objects.reduce((sum, o) => sum + trackedContribution(o), basePriority);
   // keepalived vrrp_set_effective_priority: below 1 -> 1, 255 and above -> 254 (only the configured

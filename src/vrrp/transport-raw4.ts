@@ -76,17 +76,22 @@ export class RawIpv4Transport implements VrrpTransport {
     } catch (err) {
       throw new KeepaliveError('E_NATIVE', 'raw-socket native module is not built (run npm ci)', { cause: err });
     }
+    // Every socket opened before a failure is closed again: a failed open leaks no descriptor.
+    let sock: RawSocket | undefined;
     try {
-      this.sock = raw.createSocket({ addressFamily: 1, protocol: VRRP_PROTO, bufferSize: 65535 });
-      this.sock.setOption(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`), ifname.length + 1);
+      sock = raw.createSocket({ addressFamily: 1, protocol: VRRP_PROTO, bufferSize: 65535 });
+      sock.setOption(SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`), ifname.length + 1);
       for (const g of groups) {
         const m = ipMreqn(g, ifindex);
-        this.sock.setOption(IPPROTO_IP, IP_ADD_MEMBERSHIP, m, m.length);
+        sock.setOption(IPPROTO_IP, IP_ADD_MEMBERSHIP, m, m.length);
       }
+      this.out = Raw4SendSocket.open(ifindex);
     } catch (err) {
+      try { sock?.close(); } catch { /* not open */ }
+      if (err instanceof KeepaliveError) throw err;
       throw new KeepaliveError('E_SOCKET', `cannot open VRRP IPv4 socket on ${ifname}: ${(err as Error).message}`, { cause: err });
     }
-    this.out = Raw4SendSocket.open(ifindex);
+    this.sock = sock;
     this.sock.on('message', (buf) => {
       const receivedAt = performance.now();
       // raw-socket reuses its receive buffer: copy the payload before it escapes this callback.

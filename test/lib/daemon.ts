@@ -20,13 +20,17 @@ export interface Director {
 }
 
 /** Writes `toml` and starts `keepalive-ts run` in `host`; resolves once its control socket answers. */
-export async function startDirector(lab: Lab, host: LabHost, toml: string, opts: { args?: string[]; env?: Record<string, string> } = {}): Promise<Director> {
+export async function startDirector(lab: Lab, host: LabHost, toml: string, opts: { args?: string[]; env?: Record<string, string>; wrap?: string[] } = {}): Promise<Director> {
   const dir = join(lab.tmpDir, `kt-${host.name}`);
   await mkdir(dir, { recursive: true });
   const configPath = join(dir, 'keepalive.toml');
   const socket = join(dir, 'ctl.sock');
   await writeFile(configPath, toml);
-  const proc = host.spawn(['node', CLI, 'run', '--config', configPath, '--control-socket', socket, '--log-format', 'pretty', '--log-level', 'debug', ...(opts.args ?? [])], { env: opts.env });
+  // Every director has its own pid file: the default /run/keepalive-ts.pid is locked by the first
+  // daemon on this machine, whatever namespace it runs in.
+  const pidArgs = (opts.args ?? []).includes('--pid-file') ? [] : ['--pid-file', join(dir, 'kt.pid')];
+  // `wrap`: a command line the daemon is exec'd from (e.g. prlimit, or unshare for a private mount namespace).
+  const proc = host.spawn([...(opts.wrap ?? []), 'node', CLI, 'run', '--config', configPath, '--control-socket', socket, ...pidArgs, '--log-format', 'pretty', '--log-level', 'debug', ...(opts.args ?? [])], { env: opts.env });
   const status = async () => {
     const r = await controlRequest(socket, 'status', {}, 5_000);
     if (!r.ok) throw new Error(r.error.message);

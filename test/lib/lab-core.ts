@@ -5,7 +5,9 @@
 //
 // A lab is one "switch" namespace holding a Linux bridge (br0) plus one namespace per host.
 // Each host is cabled to the switch with a veth pair: `eth0` inside the host, and a port named
-// after the host inside the switch namespace. Keeping the switch ports in their own namespace
+// after the host inside the switch namespace. More segments (bridges br1, br2…, e.g. the
+// real-server network of an LVS-NAT pair) come from addBridge(); a host gets a further interface
+// on one of them with addLink() (eth1, eth2…; switch port "<host>.<n>"). Keeping the switch ports in their own namespace
 // means interface names never clash with the VM's or another lab's, so any number of labs can
 // exist at once. Every name carries the creating pid ("kt-<pid>-<n>-..."), so a crashed
 // process's leftovers are swept by the next run (of the tests or of the benchmarks).
@@ -66,11 +68,19 @@ export interface Lab {
   addr6(n: number): string;
   /**
    * Creates a host cabled to the switch. Addresses default to addr4/addr6(10 + n) for the
-   * n-th host added (a: 10.77.0.11, b: .12, …); pass CIDRs to choose them.
+   * n-th host added (a: 10.77.0.11, b: .12, …); pass CIDRs to choose them. `bridge`: the segment
+   * of its eth0 (default br0; see addBridge).
    */
-  addHost(name: string, opts?: { ipv4?: string; ipv6?: string }): Promise<LabHost>;
+  addHost(name: string, opts?: { ipv4?: string; ipv6?: string; bridge?: string }): Promise<LabHost>;
   host(name: string): LabHost;
   hosts(): LabHost[];
+  /** A further segment: a new bridge in the switch namespace; returns its name (br1, br2…). */
+  addBridge(): Promise<string>;
+  /**
+   * Cables `host` to `bridge` with a further interface (eth1, eth2… in the host) holding the
+   * given addresses (CIDRs); returns the interface name.
+   */
+  addLink(host: LabHost, bridge: string, opts: { ipv4?: string; ipv6?: string }): Promise<string>;
   /** Writes the (tail of the) output of every process the lab started, e.g. when something failed. */
   logProcesses(log: (msg: string) => void): void;
   /** Kills the lab's processes, deletes its namespaces and tmpDir. Idempotent. */
@@ -277,6 +287,8 @@ class LabImpl implements Lab {
   private readonly reserved = new Set<string>();
   private readonly namespaces: string[] = [];
   private readonly procs: ProcRecord[] = [];
+  private readonly links = new Map<string, number>();
+  private bridges = 1;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -315,7 +327,7 @@ class LabImpl implements Lab {
     await ipBatch(sw, ['link set lo up', 'link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0', 'link set br0 up']);
   }
 
-  async addHost(name: string, opts: { ipv4?: string; ipv6?: string } = {}): Promise<LabHost> {
+  async addHost(name: string, opts: { ipv4?: string; ipv6?: string; bridge?: string } = {}): Promise<LabHost> {
     if (this.closing) throw new Error(`lab ${this.id} is closed`);
     if (!HOST_NAME_RE.test(name) || RESERVED_HOST_NAMES.has(name)) {
       throw new Error(`bad host name "${name}": use 1-15 lowercase letters, digits or '-', starting with a letter, not ${[...RESERVED_HOST_NAMES].join('/')}`);
@@ -332,7 +344,7 @@ class LabImpl implements Lab {
     await run(['ip', 'netns', 'add', ns]);
     this.namespaces.push(ns);
     await run(['ip', '-n', sw, 'link', 'add', 'name', name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    await run(['ip', '-n', sw, 'link', 'set', 'dev', name, 'master', 'br0', 'up']);
+    await run(['ip', '-n', sw, 'link', 'set', 'dev', name, 'master', opts.bridge ?? 'br0', 'up']);
     // DAD off before the link comes up, so neither the link-local nor the global address sits
     // in "tentative" state (unusable for ~2 s) — tests bind to them immediately.
     await nsShell(ns, [
@@ -370,6 +382,31 @@ class LabImpl implements Lab {
     };
     this.hostMap.set(name, host);
     return host;
+  }
+
+  async addBridge(): Promise<string> {
+    if (this.closing) throw new Error(`lab ${this.id} is closed`);
+    const br = `br${this.bridges++}`;
+    await ipBatch(this.switchNs, [`link add ${br} type bridge mcast_snooping 0 stp_state 0 forward_delay 0`, `link set ${br} up`]);
+    return br;
+  }
+
+  async addLink(host: LabHost, bridge: string, opts: { ipv4?: string; ipv6?: string }): Promise<string> {
+    if (this.closing) throw new Error(`lab ${this.id} is closed`);
+    const n = (this.links.get(host.name) ?? 0) + 1;
+    this.links.set(host.name, n);
+    const ifname = `eth${n}`;
+    // '.' cannot appear in a host name, so "<host>.<n>" never collides with another host's port.
+    const port = `${host.name.slice(0, 12)}.${n}`;
+    await run(['ip', '-n', this.switchNs, 'link', 'add', 'name', port, 'type', 'veth', 'peer', 'name', ifname, 'netns', host.ns]);
+    await run(['ip', '-n', this.switchNs, 'link', 'set', 'dev', port, 'master', bridge, 'up']);
+    await nsShell(host.ns, [`echo 0 > /proc/sys/net/ipv6/conf/${ifname}/accept_dad 2>/dev/null; true`]);
+    const cmds: string[] = [];
+    if (opts.ipv4) cmds.push(`addr add ${opts.ipv4} dev ${ifname}`);
+    if (opts.ipv6) cmds.push(`addr add ${opts.ipv6} dev ${ifname} nodad`);
+    cmds.push(`link set ${ifname} up`);
+    await ipBatch(host.ns, cmds);
+    return ifname;
   }
 
   host(name: string): LabHost {

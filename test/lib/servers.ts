@@ -19,6 +19,11 @@ export interface NginxOptions {
   /** Also listen on [::]:port (default true). */
   ipv6?: boolean;
   timeoutMs?: number;
+  /**
+   * Also serve GET /big: `bytes` bytes sent at `rate` (nginx limit_rate, e.g. "200k"), so a
+   * transfer lasts bytes / rate (2 MiB at 200k: ~10 s).
+   */
+  big?: { bytes: number; rate: string };
 }
 
 /**
@@ -60,7 +65,14 @@ export async function startNginx(host: LabHost, opts: NginxOptions): Promise<Lab
   await mkdir(dir, { recursive: true });
   const listen = [`listen ${opts.port};`];
   if (opts.ipv6 ?? true) listen.push(`listen [::]:${opts.port} ipv6only=on;`);
-  const conf = nginxConfig(dir, { listen, locations: `location / {\n      default_type text/plain;\n      return 200 "${opts.body}";\n    }` });
+  let locations = `location / {\n      default_type text/plain;\n      return 200 "${opts.body}";\n    }`;
+  if (opts.big) {
+    if (!/^\d+[km]?$/.test(opts.big.rate)) throw new Error(`nginx limit_rate must look like 200k: ${opts.big.rate}`);
+    await mkdir(join(dir, 'www'), { recursive: true });
+    await writeFile(join(dir, 'www', 'big'), Buffer.alloc(opts.big.bytes, 'x'));
+    locations += `\n    location = /big {\n      root ${dir}/www;\n      default_type application/octet-stream;\n      limit_rate ${opts.big.rate};\n    }`;
+  }
+  const conf = nginxConfig(dir, { listen, locations });
   const confPath = join(dir, 'nginx.conf');
   await writeFile(confPath, conf);
   // -e: nginx opens its error log before reading the config; keep it off /var/log/nginx.

@@ -41,3 +41,34 @@ netnsTest('SIGTERM under load: no failed request, the backup owns the VIP within
   t.log(`backup owned the VIP ${took} ms after SIGTERM (Skew_Time ${skewTimeMs(3, 100, 100)} ms)`);
   t.true(took <= skewTimeMs(3, 100, 100) + 50);
 });
+
+netnsTest('a second SIGTERM during the graceful stop shortens the drain but still removes the VIP, pid file and control socket', async (t) => {
+  const lab = await createLab(t);
+  const [ha, r1, client] = await Promise.all([lab.addHost('da'), lab.addHost('r1'), lab.addHost('cl')]);
+  await startNginx(r1, { port: 80, body: 'r1', tmpDir: lab.tmpDir });
+  // drain_timeout 60: without the second signal the stop would take a minute (a client holds a connection).
+  const svc = `[[virtual_server]]\naddress = "${VIP}"\nport = 80\nlb_kind = "PROXY"\nlb_algo = "rr"\ndelay_loop = 1\ndrain_timeout = 60\n` +
+    `[[virtual_server.real_server]]\naddress = "${r1.ipv4}"\nport = 80\ncheck = { type = "TCP_CHECK", connect_timeout = 1 }\n`;
+  const pidFile = `${lab.tmpDir}/da.pid`;
+  const da = await startDirector(lab, ha, directorToml({ routerId: 'a', priority: 150, vips: [`${VIP}/24`], extra: svc }), { args: ['--pid-file', pidFile] });
+  await waitFor(async () => (await da.status()).virtual_servers[0]?.serving === true, 10_000, 'a serving');
+  const holder = client.spawn([process.execPath, '-e', `const s = require('net').connect(80, '${VIP}', () => console.log('connected')); s.on('error', () => {}); setInterval(() => {}, 1000);`]);
+  await holder.waitForOutput(/connected/, 5_000);
+  await waitFor(async () => ((await da.status()).virtual_servers[0]?.real_servers[0]?.active_conns ?? 0) === 1, 5_000, 'the held connection', 100);
+
+  const t0 = Date.now();
+  process.kill(da.proc.pid, 'SIGTERM');
+  await sleep(1_000);
+  t.true(await hasVip(ha, VIP), 'the first SIGTERM keeps serving while it waits for a peer and drains');
+  process.kill(da.proc.pid, 'SIGTERM');
+  const exit = await Promise.race([da.proc.exited, sleep(20_000).then(() => null)]);
+  const took = Date.now() - t0;
+  t.not(exit, null, 'exited');
+  t.is(exit?.code, 0);
+  t.log(`stopped ${took} ms after the first SIGTERM`);
+  t.true(took < 15_000, 'the second signal cut the 60 s drain short');
+  t.false(await hasVip(ha, VIP), 'the VIP was removed all the same');
+  const { existsSync } = await import('node:fs');
+  t.false(existsSync(pidFile), 'pid file removed');
+  t.false(existsSync(da.socket), 'control socket removed');
+});

@@ -1,11 +1,9 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatStatus } from '../../src/cli/format-status.js';
-import type { StatusReport } from '../../src/daemon/status.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -17,7 +15,7 @@ function cli(args: string[], wrap: string[] = []) {
 }
 
 test('check accepts the shipped configs (as files for other machines)', (t) => {
-  for (const f of ['conf/keepalive.toml', 'conf/director-a.toml', 'conf/director-b.toml']) {
+  for (const f of ['conf/keepalive.toml', 'conf/director-a.toml', 'conf/director-b.toml', 'conf/lvs-dr.toml', 'conf/lvs-nat.toml']) {
     const r = cli(['check', '--no-host-checks', '--config', join(ROOT, f)]);
     t.is(r.code, 0, r.err);
     t.regex(r.out, /OK \(router_id /);
@@ -73,7 +71,7 @@ test('check: every run-time problem with file:line and key; a missing interface 
 });
 
 test('every command shows examples and the exit statuses in --help; run, check and reload default to /etc/keepalive-ts/keepalive.toml', (t) => {
-  for (const cmd of [[], ['run'], ['check'], ['reload'], ['status']]) {
+  for (const cmd of [[], ['run'], ['check'], ['reload'], ['status'], ['weight'], ['drain'], ['disable'], ['enable']]) {
     const r = cli([...cmd, '--help']);
     t.is(r.code, 0);
     t.regex(r.out, /Examples:\n  keepalive-ts /);
@@ -83,16 +81,17 @@ test('every command shows examples and the exit statuses in --help; run, check a
   t.regex(cli(['check', '--help']).out, /--config <file>\s+TOML config file \(default:\s+"\/etc\/keepalive-ts\/keepalive\.toml"\)/);
 });
 
-test('status and reload find the control socket in the --config file', (t) => {
+test('status, reload and the override commands find the control socket in the --config file', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kt-cli-'));
   const f = join(dir, 'lb.toml');
   writeFileSync(f, `[global]\ncontrol_socket = "${dir}/lb1.sock"\n`);
-  for (const cmd of ['status', 'reload']) {
-    const r = cli([cmd, '--config', f]);
+  const target = ['10.0.0.50:80', '10.0.0.21:80'];
+  for (const cmd of [['status'], ['reload'], ['drain', ...target], ['disable', ...target], ['enable', ...target], ['weight', ...target, '2']]) {
+    const r = cli([...cmd, '--config', f]);
     t.is(r.code, 1);
     t.regex(r.err, new RegExp(`cannot reach the daemon at ${dir}/lb1\\.sock`));
     // --control-socket wins over the file.
-    t.regex(cli([cmd, '--config', f, '--control-socket', `${dir}/other.sock`]).err, /other\.sock/);
+    t.regex(cli([...cmd, '--config', f, '--control-socket', `${dir}/other.sock`]).err, /other\.sock/);
   }
   // A file without control_socket means the default socket; a missing file is an error naming it.
   writeFileSync(f, '[global]\n');
@@ -122,6 +121,34 @@ test('run without CAP_NET_RAW/CAP_NET_ADMIN says exactly what is missing', (t) =
   t.regex(r.err, /CAP_NET_RAW: needed to send and receive VRRP/);
 });
 
+test('weight / drain / disable / enable check their arguments before asking the daemon: exit 1 with the form expected', (t) => {
+  const sock = ['--control-socket', '/nonexistent/kt.sock'];
+  const cases: Array<[string[], RegExp]> = [
+    [['drain', '10.0.0.50', '10.0.0.21:80'], /not a virtual server: "10\.0\.0\.50" \(ADDR:PORT for TCP, udp:ADDR:PORT, fwmark:N; IPv6 in brackets/],
+    [['drain', 'fd00::50:80', '10.0.0.21:80'], /not a virtual server/],
+    [['disable', 'sctp:10.0.0.50:80', '10.0.0.21:80'], /not a virtual server/],
+    [['enable', '10.0.0.50:80', 'web1:80'], /not a real server: "web1:80"/],
+    [['weight', '10.0.0.50:80', '10.0.0.21:80', '-1'], /weight must be an integer 0\.\.2147483647, got "-1"/],
+    [['weight', '10.0.0.50:80', '10.0.0.21:80', '2147483648'], /weight must be an integer/],
+    [['weight', '10.0.0.50:80', '10.0.0.21:80'], /missing required argument 'n'/],
+  ];
+  for (const [args, re] of cases) {
+    const r = cli([...args, ...sock]);
+    t.is(r.code, 1, args.join(' '));
+    t.regex(r.err, re, args.join(' '));
+  }
+  // well-formed ones (IPv6, UDP, fwmark, a port-less real server) get as far as the socket
+  for (const args of [['drain', 'udp:[fd00::50]:53', '[fd00::21]:53'], ['disable', 'fwmark:1', '10.0.0.21'], ['weight', 'tcp:10.0.0.50:80', '10.0.0.21:80', '0']]) {
+    t.regex(cli([...args, ...sock]).err, /cannot reach the daemon at \/nonexistent\/kt\.sock/, args.join(' '));
+  }
+});
+
+test('status --stats and --rate are exclusive, as in ipvsadm', (t) => {
+  const r = cli(['status', '--stats', '--rate', '--control-socket', '/nonexistent/kt.sock']);
+  t.is(r.code, 1);
+  t.regex(r.err, /--stats and --rate are exclusive/);
+});
+
 test('reload and status report an unreachable daemon clearly', (t) => {
   const r = cli(['status', '--control-socket', '/nonexistent/kt.sock']);
   t.is(r.code, 1);
@@ -129,29 +156,32 @@ test('reload and status report an unreachable daemon clearly', (t) => {
   t.is(cli(['reload', '--control-socket', '/nonexistent/kt.sock']).code, 1);
 });
 
-test('status text lays out instances and ipvsadm-like service rows', (t) => {
-  const s: StatusReport = {
-    router_id: 'director-a', pid: 42, version: '0.1.0', config_file: '/etc/k.toml', uptime_s: 7,
-    vrrp: [{ name: 'VI_1', interface: 'eth0', vrid: 51, version: 3, family: 4, state: 'MASTER', priority: 150, effective_priority: 90, master: '10.0.0.11',
-      vips: ['10.0.0.50/24'], owned_vips: ['10.0.0.50/24'], transitions: 2, adverts_sent: 10, adverts_received: 3, drops: { bad_ttl: 2, auth_failure: 1 }, vips_restored: 0 }],
-    vrrp_socket_drops: {},
-    virtual_servers: [
-      { key: 'tcp/10.0.0.50:80', service: 'TCP  10.0.0.50:80', address: '10.0.0.50', port: 80, ports: '80', family: 4, protocol: 'TCP', kind: 'PROXY', forward: 'Proxy',
-        lb_algo: 'wlc', scheduler_in_effect: 'wlc', serving: true, sorry: true, conns: 7, in_pkts: null, out_pkts: null, in_bytes: 100, out_bytes: 200, active_conns: 0, inact_conns: 1,
-        real_servers: [{ address: '10.0.0.21', port: 80, weight: 1, up: false, active_conns: 0, inact_conns: 1, conns: 5, in_pkts: null, out_pkts: null, in_bytes: 100, out_bytes: 200 }],
-        sorry_server: { address: '10.0.0.30', port: 8080, in_use: true, active_conns: 0, inact_conns: 0, conns: 2, in_pkts: null, out_pkts: null, in_bytes: 10, out_bytes: 20 } },
-      { key: 'fwmark/1', service: 'FWM  1', fwmark: 1, family: 4, protocol: 'TCP', kind: 'DR', forward: 'Route',
-        lb_algo: 'mh', scheduler_in_effect: 'mh (mh-port)', serving: false, sorry: false, conns: 3, in_pkts: 30, out_pkts: 0, in_bytes: 3000, out_bytes: 0, active_conns: null, inact_conns: null,
-        real_servers: [{ address: '10.0.0.22', port: 0, weight: 2, up: true, active_conns: null, inact_conns: null, conns: 3, in_pkts: 30, out_pkts: 0, in_bytes: 3000, out_bytes: 0 }],
-        sorry_server: null },
-    ],
-  };
-  const out = formatStatus(s);
-  t.regex(out, /VI_1\s+eth0\s+51\s+v3\s+MASTER\s+90\(150\)\s+10\.0\.0\.11\s+10\.0\.0\.50\/24\s+2\s+10\s+3\s+3/);
-  t.regex(out, /Prot LocalAddress:Port\s+Scheduler\s+Forward\s+Weight\s+ActiveConn\s+InActConn\s+Conns\s+InPkts\s+OutPkts\s+InBytes\s+OutBytes/);
-  t.regex(out, /TCP  10\.0\.0\.50:80\s+wlc\s+Proxy\s+0\s+1\s+7\s+-\s+-\s+100\s+200\s+sorry-server/);
-  t.regex(out, /-> 10\.0\.0\.21:80\s+Proxy\s+1\s+0\s+1\s+5\s+-\s+-\s+100\s+200\s+DOWN/);
-  t.regex(out, /-> 10\.0\.0\.30:8080\s+Proxy\s+0\s+0\s+2\s+-\s+-\s+10\s+20\s+SORRY \(in use\)/);
-  t.regex(out, /FWM  1\s+mh \(mh-port\)\s+Route\s+-\s+-\s+3\s+30\s+0\s+3000\s+0\s+not-serving/);
-  t.regex(out, /-> 10\.0\.0\.22\s+Route\s+2\s+-\s+-\s+3\s+30\s+0\s+3000\s+0\n/);
+test('check reports sync key problems with file:line and key: refused key files are errors, an inline key in a world-readable file a warning', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kt-cli-key-'));
+  const base = '[[vrrp_instance]]\nname = "VI_1"\ninterface = "eth0"\nvirtual_router_id = 51\nvirtual_ipaddress = ["10.0.0.50/24"]\n\n[sync]\ninterface = "eth0"\ninstance = "VI_1"\n';
+  const inline = join(dir, 'inline.toml');
+  writeFileSync(inline, `${base}auth_key = "a-long-enough-sync-key"\n`, { mode: 0o644 });
+  chmodSync(inline, 0o644);
+  const r1 = cli(['check', '--config', inline]);
+  t.is(r1.code, 0, r1.err);
+  t.regex(r1.err, /inline\.toml:10 sync\.auth_key: warning: the sync key is inline in .* which everyone can read/);
+  const keyFile = join(dir, 'sync.key');
+  writeFileSync(keyFile, 'a-long-enough-sync-key\n');
+  chmodSync(keyFile, 0o640);
+  const viaFile = join(dir, 'file.toml');
+  writeFileSync(viaFile, `${base}auth_key_file = "${keyFile}"\n`);
+  const r2 = cli(['check', '--config', viaFile]);
+  t.is(r2.code, 0, r2.err);
+  t.regex(r2.err, /file\.toml:10 sync\.auth_key_file: warning: key file .* is accessible by its group \(mode 0640\)/);
+  if (process.getuid?.() === 0) {
+    chownSync(keyFile, 65534, 65534);
+    const r3 = cli(['check', '--config', viaFile]);
+    t.is(r3.code, 1);
+    t.regex(r3.err, /file\.toml:10 sync\.auth_key_file: auth_key_file .* is owned by uid 65534, not root/);
+  }
+  const short = join(dir, 'short.toml');
+  writeFileSync(short, `${base}auth_key = "short"\n`);
+  const r4 = cli(['check', '--config', short]);
+  t.is(r4.code, 1);
+  t.regex(r4.err, /short\.toml:10 sync\.auth_key: must be >= 16 characters long, got 5 \(a sync key needs at least 16 bytes/);
 });

@@ -73,7 +73,7 @@ address = "2001:db8::21"
 [sync]
 interface = "eth0"
 instance = "VI_1"
-auth_key = "secret-sync-key"
+auth_key = "secret-sync-key-0123"
 `;
 
 const parse = (text: string): Config => parseConfig(text, 'test.toml');
@@ -187,7 +187,7 @@ script = "/usr/local/bin/check-proxy"
 weight = -20
 
 [sync]
-auth_key = "secret-sync-key"
+auth_key = "secret-sync-key-0123"
 instance = "VI_1"
 interface = "eth0"
 `;
@@ -477,6 +477,7 @@ test('each virtual server setting produces exactly its change and summary line',
     { to: 'lb_algo = "wlc"\nproxy_protocol = "v2"', key: 'proxy_protocol', line: 'proxy_protocol "" -> v2' },
     { to: 'lb_algo = "wlc"\ndrain_timeout = 5', key: 'drain_timeout', line: 'drain_timeout 30 -> 5' },
     { to: 'lb_algo = "wlc"\ndepool_threshold = 0.5', key: 'depool_threshold', line: 'depool_threshold 0 -> 0.5' },
+    { to: 'lb_algo = "wlc"\nslow_start = 10', key: 'slow_start', line: 'slow_start 0 -> 10' },
     { to: 'lb_algo = "wlc"\nmh_table_size = 251', key: 'mh_table_size', line: 'mh_table_size 65537 -> 251' },
     { to: 'lb_algo = "wlc"\nhash_seed = 7', key: 'hash_seed', line: `hash_seed ${defaultHashSeed('tcp/10.0.0.50:80')} -> 7` },
   ];
@@ -586,7 +587,7 @@ test('sync: null when unchanged, before/after when added, removed or changed; ke
   t.deepEqual(removed.summary, ['-sync']);
   const added = planReload(parse(withoutSync), parse(BASE));
   t.deepEqual(added.summary, ['+sync (eth0, instance VI_1)']);
-  const changed = plan(['auth_key = "secret-sync-key"', 'auth_key = "other-sync-key"\nport = 8849\nunicast_peer = ["10.0.0.12"]']);
+  const changed = plan(['auth_key = "secret-sync-key-0123"', 'auth_key = "other-sync-key-01234"\nport = 8849\nunicast_peer = ["10.0.0.12"]']);
   t.deepEqual(changed.sync?.changed.sort(), ['auth_key', 'port', 'unicast_peer']);
   t.is(changed.sync?.before?.port, 8848);
   t.is(changed.sync?.after?.port, 8849);
@@ -638,7 +639,7 @@ test('isEmpty agrees with the summary', (t) => {
     [['address = "10.0.0.21"\ncheck', 'address = "10.0.0.21"\nweight = 0\ncheck']],
     [['protocol = "UDP"', 'protocol = "TCP"']],
     [['name = "chk_disk"', 'name = "chk_disk2"']],
-    [['auth_key = "secret-sync-key"', 'auth_key = "x"']],
+    [["auth_key = \"secret-sync-key-0123\"", "auth_key = \"x-0123456789abcdef\""]],
   ];
   for (const v of variants) {
     const p = plan(...v);

@@ -50,7 +50,7 @@ instance = "VI_1"
 auth_key_file = "/etc/k/sync.key"
 `;
 
-function fakeProbe(over: Partial<{ badCommands: string[]; badUsers: string[]; interfaces: string[]; keyProblem: string }> = {}): HostProbe & { asked: string[] } {
+function fakeProbe(over: Partial<{ badCommands: string[]; badUsers: string[]; interfaces: string[]; keyProblem: string; libnftables: string; forwarding: boolean; gateways: Record<string, string>; birdProblem: string }> = {}): HostProbe & { asked: string[] } {
   const asked: string[] = [];
   return {
     asked,
@@ -61,6 +61,10 @@ function fakeProbe(over: Partial<{ badCommands: string[]; badUsers: string[]; in
     },
     user: (spec) => (over.badUsers?.includes(spec) ? `unknown user "${spec}"` : undefined),
     interfaceExists: (name) => (over.interfaces ?? ['eth0', 'eth1', 'bond0']).includes(name),
+    libnftables: () => over.libnftables,
+    forwarding: () => over.forwarding ?? true,
+    route: (a) => ({ device: 'eth0', ...(over.gateways?.[a] ? { gateway: over.gateways[a] } : {}) }),
+    bird: () => over.birdProblem,
   };
 }
 
@@ -73,10 +77,11 @@ test('scriptsOf lists every script line with its key path and the user it runs a
     ['vrrp_instance.0.notify_master', '/opt/master', 'svc'],
     ['vrrp_instance.0.notify', 'notify-all --site x', 'svc'],
     ['vrrp_sync_group.0.notify_backup', '/opt/group-backup', 'svc'],
-    ['virtual_server.0.quorum_up', '/opt/q-up', '-'],
-    ['virtual_server.0.quorum_down', '/opt/q-down', '-'],
-    ['virtual_server.0.real_server.0.notify_up', '/opt/rs-up', '-'],
-    ['virtual_server.0.real_server.0.notify_down', '/opt/rs-down', '-'],
+    // Every script kind runs as script_user unless it has its own user (issue 10: these ran as root).
+    ['virtual_server.0.quorum_up', '/opt/q-up', 'svc'],
+    ['virtual_server.0.quorum_down', '/opt/q-down', 'svc'],
+    ['virtual_server.0.real_server.0.notify_up', '/opt/rs-up', 'svc'],
+    ['virtual_server.0.real_server.0.notify_down', '/opt/rs-down', 'svc'],
     ['virtual_server.0.real_server.0.check.0.misc_path', '/opt/misc 10.0.0.21', 'misc'],
   ]);
 });
@@ -120,8 +125,22 @@ test('a missing interface is a warning; --strict makes it an error', (t) => {
   t.deepEqual(strict.map((i) => i.severity), ['error', 'error']);
 });
 
+test('kernel lb_kinds: libnftables missing is an error naming the package; IP forwarding off (NAT) and a routed DR real server are warnings', (t) => {
+  const nat = runHostChecks(source(), { probe: fakeProbe({ libnftables: 'libnftables is not available (libnftables.so.1: cannot open shared object file); install the Debian package libnftables1 (pulled in by nftables): apt-get install nftables', forwarding: false }) });
+  t.deepEqual(nat.map(formatHostIssue), [
+    'lb.toml:25 virtual_server[0].lb_kind: lb_kind NAT forwards through nftables: libnftables is not available (libnftables.so.1: cannot open shared object file); install the Debian package libnftables1 (pulled in by nftables): apt-get install nftables',
+    'lb.toml:25 virtual_server[0].lb_kind: warning: lb_kind NAT needs IP forwarding, but net.ipv4.ip_forward is 0 on this host (sysctl -w net.ipv4.ip_forward=1)',
+  ]);
+  const dr = parseConfigSource(TEXT.replace('port = 80\nquorum_up', 'port = 80\nlb_kind = "DR"\nquorum_up'), 'lb.toml');
+  t.deepEqual(runHostChecks(dr, { probe: fakeProbe({ forwarding: false, gateways: { '10.0.0.21': '10.0.0.1' } }) }).map(formatHostIssue), [
+    'lb.toml:33 virtual_server[0].real_server[0].address: warning: lb_kind DR needs real servers on-link, but 10.0.0.21 is reached via 10.0.0.1 on eth0 from this host',
+  ], 'DR needs no forwarding');
+  const proxy = parseConfigSource(TEXT.replace('port = 80\nquorum_up', 'port = 80\nlb_kind = "PROXY"\nquorum_up'), 'lb.toml');
+  t.deepEqual(runHostChecks(proxy, { probe: fakeProbe({ libnftables: 'missing', forwarding: false }) }), [], 'PROXY needs none of it');
+});
+
 test('HOST_CHECKS is one list; a check that throws is reported, not fatal', (t) => {
-  t.deepEqual(HOST_CHECKS.map((c) => c.name), ['sync key file', 'scripts', 'users', 'interfaces']);
+  t.deepEqual(HOST_CHECKS.map((c) => c.name), ['sync key file', 'sync key exposure', 'scripts', 'users', 'script security', 'interfaces', 'kernel data plane', 'BIRD']);
   const boom = { name: 'boom', run: () => { throw new Error('kaput'); } };
   const issues = runHostChecks(source(), { probe: fakeProbe(), checks: [...HOST_CHECKS, boom] });
   t.is(issues.length, 1);
@@ -152,7 +171,7 @@ test('resolveCommand finds files as spawn would: paths, PATH lookup, not executa
 test('the system probe: sync key files, users and interfaces of this host', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kt-host-'));
   const key = join(dir, 'sync.key');
-  writeFileSync(key, 'secret\n');
+  writeFileSync(key, 'secret-0123456789\n');
   chmodSync(key, 0o600);
   const probe = systemHostProbe();
   const sync = { interface: 'lo', instance: 'VI_1', group: '224.0.0.81', port: 8848, ttl: 1, sync_id: 1, unicast_peer: [] };
@@ -167,4 +186,29 @@ test('the system probe: sync key files, users and interfaces of this host', (t) 
   t.true(probe.interfaceExists('lo'));
   t.false(probe.interfaceExists('kt-nonexistent0'));
   t.false(probe.interfaceExists('../lo'));
+});
+
+test('[bgp]: BIRD missing is an error at the [bgp] line; a missing track_interface a warning', (t) => {
+  const text = `[[virtual_server]]
+address = "10.99.0.10"
+port = 80
+
+[bgp]
+local_as = 65001
+track_interface = ["eth0", "eth9"]
+
+[[bgp.peer]]
+address = "10.78.0.1"
+remote_as = 65000
+`;
+  const src = parseConfigSource(text, 'bgp.toml');
+  const problem = '[bgp] needs BIRD 2, and bird is not installed: install the Debian package bird2 (apt-get install bird2)';
+  const issues = runHostChecks(src, { probe: fakeProbe({ birdProblem: problem }) });
+  t.deepEqual(issues.map(formatHostIssue), [
+    `bgp.toml:5 bgp: ${problem}`,
+    'bgp.toml:7 bgp.track_interface[1]: warning: interface "eth9" does not exist on this host',
+  ]);
+  t.deepEqual(runHostChecks(src, { probe: fakeProbe() }).map((i) => i.severity), ['warning']);
+  // Without [bgp] the probe is never asked about BIRD.
+  t.deepEqual(runHostChecks(parseConfigSource('', 'x.toml'), { probe: { ...fakeProbe(), bird: () => { throw new Error('asked'); } } }), []);
 });

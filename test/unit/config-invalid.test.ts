@@ -75,7 +75,7 @@ const cases: InvalidCase[] = [
     path: 'vrrp_instance[0].track_script[0]',
     message: /unknown vrrp_script "chk_wbe"; did you mean "chk_web"\?/,
   },
-  { name: 'sync.instance unknown', text: instance() + SYNC('auth_key = "k"').replace('instance = "VI_1"', 'instance = "VI_9" # <--'), path: 'sync.instance', message: /unknown vrrp_instance "VI_9"/ },
+  { name: 'sync.instance unknown', text: instance() + SYNC('auth_key = "k-0123456789abcdef"').replace('instance = "VI_1"', 'instance = "VI_9" # <--'), path: 'sync.instance', message: /unknown vrrp_instance "VI_9"/ },
   { name: 'IPv6 VIP with version 2', text: instance('version = 2').replace('["10.0.0.50/24"]', '["fd00::50/64"] # <--'), path: 'vrrp_instance[0].virtual_ipaddress[0]', message: /IPv6 VIPs need version = 3/ },
   { name: 'authentication with version 3', text: instance('version = 3\nauthentication = { type = "PASS", password = "x" } # <--'), path: 'vrrp_instance[0].authentication', message: /only valid with version = 2/ },
   { name: 'password too long', text: instance('authentication = { type = "PASS", password = "123456789" } # <--'), path: 'vrrp_instance[0].authentication.password', message: /must be 1\.\.8 characters long, got 9/ },
@@ -102,7 +102,7 @@ const cases: InvalidCase[] = [
   },
   { name: 'missing required key is reported at its table header', text: instance().replace('[[vrrp_instance]]', '[[vrrp_instance]] # <--').replace('interface = "eth0"\n', ''), path: 'vrrp_instance[0].interface', message: /^is required$/ },
   { name: 'sync without an auth key', text: instance() + SYNC('').replace('[sync]', '[sync] # <--'), path: 'sync', message: /one of auth_key or auth_key_file is required/ },
-  { name: 'sync with both auth_key and auth_key_file', text: instance() + SYNC('auth_key = "k"\nauth_key_file = "/etc/k" # <--'), path: 'sync.auth_key_file', message: /mutually exclusive/ },
+  { name: 'sync with both auth_key and auth_key_file', text: instance() + SYNC('auth_key = "k-0123456789abcdef"\nauth_key_file = "/etc/k" # <--'), path: 'sync.auth_key_file', message: /mutually exclusive/ },
   { name: 'port 0', text: VS.replace('port = 80', 'port = 0 # <--'), path: 'virtual_server[0].port', message: /must be 1\.\.65535, got 0/ },
   { name: 'duplicate virtual server', text: `${VS}${VS.replace('[[virtual_server]]', '[[virtual_server]] # <--')}`, path: 'virtual_server[1]', message: /duplicate virtual server tcp\/10\.0\.0\.50:80 \(also virtual_server\[0\]\)/ },
   { name: 'duplicate real server', text: VS + RS() + RS().replace(']]', ']] # <--'), path: 'virtual_server[0].real_server[1]', message: /duplicate real server 10\.0\.0\.21:80/ },
@@ -118,6 +118,8 @@ const cases: InvalidCase[] = [
   { name: 'bad metrics_listen', text: '[global]\nmetrics_listen = "localhost" # <--\n', path: 'global.metrics_listen', message: /host:port/ },
   { name: 'non-multicast VRRP group', text: '[global]\nvrrp_mcast_group4 = "10.0.0.1" # <--\n', path: 'global.vrrp_mcast_group4', message: /IPv4 multicast address/ },
   { name: 'ops needs UDP', text: `${VS}ops = true # <--\n`, path: 'virtual_server[0].ops', message: /needs protocol = "UDP"/ },
+  { name: 'slow_start with a weight-blind scheduler', text: `${VS}lb_algo = "lc"\nslow_start = 10 # <--\n`, path: 'virtual_server[0].slow_start', message: /lb_algo "lc" ignores/ },
+  { name: 'negative slow_start', text: `${VS}slow_start = -1 # <--\n`, path: 'virtual_server[0].slow_start', message: /must be >= 0/ },
   { name: 'track_script weight out of range', text: `[[vrrp_script]]\nname = "c"\nscript = "true"\nweight = 254 # <--\n`, path: 'vrrp_script[0].weight', message: /must be -253\.\.253, got 254/ },
 ];
 

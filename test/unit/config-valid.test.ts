@@ -31,8 +31,8 @@ test('the director pair loads and differs only where a pair must', async (t) => 
     t.is(vi.advert_int_cs, 100);
     t.deepEqual(vi.virtual_ipaddress_parsed, [{ address: '10.77.0.50', prefix: 24, family: 4 }]);
     const vs = cfg.virtual_server[0]!;
-    t.like(vs, { address: '10.77.0.50', port: 80, protocol: 'TCP', lb_algo: 'wlc', persistence_timeout: 300 });
-    t.deepEqual(vs.sorry_server, { address: '10.77.0.30', port: 8080 });
+    t.like(vs, { address: '10.77.0.50', port: 80, protocol: 'TCP', lb_kind: 'DR', lb_algo: 'wlc', persistence_timeout: 300 });
+    t.deepEqual(vs.sorry_server, { address: '10.77.0.30', port: 80 });
     t.deepEqual(vs.real_server.map((rs) => `${rs.address}:${rs.port}`), ['10.77.0.21:80', '10.77.0.22:80']);
     for (const rs of vs.real_server) t.like(rs.check[0], { type: 'HTTP_GET', delay_loop: 2, connect_timeout: 1, status_code: [200] });
     t.like(cfg.sync, { interface: 'eth0', instance: 'VI_1', group: '224.0.0.81', port: 8848 });
@@ -56,7 +56,7 @@ check = { type = "TCP_CHECK" }
 [sync]
 interface = "eth0"
 instance = "VI_1"
-auth_key = "k"
+auth_key = "k-0123456789abcdef"
 `,
     'd.toml',
   );
@@ -86,7 +86,7 @@ auth_key = "k"
     family: 4,
   });
   const vs = cfg.virtual_server[0]!;
-  t.like(vs, { protocol: 'TCP', lb_algo: 'wlc', lb_kind: 'NAT', delay_loop: 60, quorum: 1, persistence_granularity: '255.255.255.255', persistence_prefix: 32, drain_timeout: 30, depool_threshold: 0, proxy_protocol: '' });
+  t.like(vs, { protocol: 'TCP', lb_algo: 'wlc', lb_kind: 'NAT', delay_loop: 60, quorum: 1, persistence_granularity: '255.255.255.255', persistence_prefix: 32, drain_timeout: 30, depool_threshold: 0, proxy_protocol: '', slow_start: 0 });
   t.like(vs.real_server[0], { port: 443, weight: 1, inhibit_on_failure: false });
   t.deepEqual(vs.real_server[0]!.check, [
     { type: 'TCP_CHECK', connect_timeout: 5, retry: 1, delay_before_retry: 1, delay_loop: 60, warmup: 60, connect_ip: '10.0.0.21', connect_port: 443 },
@@ -164,7 +164,7 @@ test('metrics_listen "" disables metrics', (t) => {
 
 test('describeConfig summarizes a config on one line', async (t) => {
   const cfg = await loadConfigFile(confPath('director-a.toml'));
-  t.is(describeConfig(cfg), 'router_id director-a, 1 vrrp_instance, 0 vrrp_sync_groups, 0 vrrp_scripts, 1 virtual_server, 2 real_servers, sync on eth0');
+  t.is(describeConfig(cfg), 'router_id director-a, 1 vrrp_instance, 0 vrrp_sync_groups, 0 vrrp_scripts, 2 virtual_servers, 4 real_servers, sync on eth0');
 });
 
 test('an unreadable file is E_CONFIG_READ', async (t) => {

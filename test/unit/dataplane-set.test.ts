@@ -105,7 +105,7 @@ test('a kind no implementation forwards is refused before anything changes', asy
   await set.configure([proxySvc]);
   const err = await t.throwsAsync(set.configure([proxySvc, natSvc]));
   t.is((err as { code?: string }).code, 'E_DATAPLANE_UNAVAILABLE');
-  t.regex((err as Error).message, /tcp\/10\.0\.0\.50:443: lb_kind "NAT" needs the kernel data plane/);
+  t.regex((err as Error).message, /tcp\/10\.0\.0\.50:443: no data plane forwards lb_kind "NAT" \(have: PROXY\)/);
   t.deepEqual(f.byName('user')!.log, [`configure ${proxySvc.key} -`], 'the refused configure reached nobody');
   t.deepEqual((await set.stats()).services.map((s) => s.key), [proxySvc.key]);
 });
@@ -140,16 +140,15 @@ test('the lifecycle base checks arguments with codes and records the desired sta
   await t.throwsAsync(fake.serve(natSvc.key), { code: 'E_CLOSED' } as never);
 });
 
-test('the built-in registration: the proxy forwards PROXY; a NAT service makes the manager fail at start with the reason', async (t) => {
-  t.deepEqual(DATAPLANE_IMPLEMENTATIONS.map((i) => [i.name, i.kinds]), [['proxy', ['PROXY']]]);
+test('the built-in registration: the proxy forwards PROXY, nftables DR, NAT and FULLNAT; no implementation is created before a service needs it', async (t) => {
+  t.deepEqual(DATAPLANE_IMPLEMENTATIONS.map((i) => [i.name, i.kinds]), [['proxy', ['PROXY']], ['nftables', ['DR', 'NAT', 'FULLNAT']]]);
   const cfg = parseConfig('[[virtual_server]]\naddress = "192.0.2.50"\nport = 80\n[[virtual_server.real_server]]\naddress = "192.0.2.21"\n', 'nat.toml');
-  t.is(cfg.virtual_server[0]!.lb_kind, 'NAT', 'valid config: check passes');
+  t.is(cfg.virtual_server[0]!.lb_kind, 'NAT', 'NAT is the default kind, as in keepalived');
   const set = new DataplaneSet();
-  const lvs = new VirtualServerManager(cfg.virtual_server, { dataPlane: set, log: pino({ level: 'silent' }), healthRunner: () => ({ start() {}, stop() {}, stats: () => ({ checkers: [] }) }) as never });
-  const err = await t.throwsAsync(lvs.start());
-  t.is((err as { code?: string }).code, 'E_DATAPLANE_UNAVAILABLE');
-  t.is(set.instances.size, 0, 'no proxy worker was started for a config without PROXY services');
-  await lvs.stop();
+  t.deepEqual(set.kinds, ['PROXY', 'DR', 'NAT', 'FULLNAT']);
+  await set.configure([]);
+  t.is(set.instances.size, 0, 'no proxy worker and no nftables table without services');
+  await set.close();
 });
 
 test('the manager speaks only the contract: spec and pool from the config, status with kind, Forward, scheduler in effect, sorry server apart', async (t) => {

@@ -13,9 +13,9 @@ test('splitCommand follows keepalived quoting (no shell)', (t) => {
 test('resolveUser reads passwd and group, by name or number, and rejects unknown ones', (t) => {
   const passwd = 'root:x:0:0::/root:/bin/sh\nkeepalived_script:x:999:998::/:/usr/sbin/nologin\n';
   const group = 'root:x:0:\nlb:x:1234:\n';
-  t.deepEqual(resolveUser('keepalived_script', { passwd, group }), { uid: 999, gid: 998 });
-  t.deepEqual(resolveUser('keepalived_script:lb', { passwd, group }), { uid: 999, gid: 1234 });
-  t.deepEqual(resolveUser('4242', { passwd, group }), { uid: 4242, gid: 4242 });
+  t.deepEqual(resolveUser('keepalived_script', { passwd, group }), { uid: 999, gid: 998, groups: [998], name: 'keepalived_script', home: '/' });
+  t.deepEqual(resolveUser('keepalived_script:lb', { passwd, group }), { uid: 999, gid: 1234, groups: [998], name: 'keepalived_script', home: '/' });
+  t.deepEqual(resolveUser('4242', { passwd, group }), { uid: 4242, gid: 4242, groups: [4242] });
   t.throws(() => resolveUser('nosuch', { passwd, group }), { message: /unknown user "nosuch"/ });
   t.throws(() => resolveUser('root:nogroup', { passwd, group }), { message: /unknown group "nogroup"/ });
 });

@@ -63,10 +63,11 @@ test('a script running past misc_timeout is killed and fails', async (t) => {
   t.is((await readFile(marker, 'utf8')).trim(), 'started');
 });
 
-test('a program that cannot be started fails', async (t) => {
+test('a program that cannot be started is refused: the result is unknown, not down (keepalived disables the checker)', async (t) => {
   const r = await run(misc(join(dir, 'no-such-program')));
   t.false(r.ok);
-  t.regex(r.detail, /could not run: .*ENOENT/);
+  t.true(r.unknown);
+  t.regex(r.detail, /script refused: .*ENOENT/);
   const empty = await run(misc('   '));
   t.false(empty.ok);
 });
@@ -85,4 +86,17 @@ test('miscResult: death by signal fails, even with misc_dynamic', (t) => {
   t.deepEqual(miscResult({ code: 1, signal: null, timedOut: false }, true, 5), { ok: false, detail: 'exit 1' });
   t.deepEqual(miscResult({ code: 3, signal: null, timedOut: false }, false, 5), { ok: false, detail: 'exit 3' });
   t.deepEqual(miscResult({ code: 3, signal: null, timedOut: false }, true, 5), { ok: true, detail: 'exit 3', weight: 1 });
+});
+
+(process.getuid?.() === 0 ? test : test.skip)('user: the command runs as that user', async (t) => {
+  const { mkdtempSync, chmodSync, writeFileSync: wf, readFileSync: rf } = await import('node:fs');
+  const { tmpdir: td } = await import('node:os');
+  const d = mkdtempSync(join(td(), 'kt-misc-user-'));
+  chmodSync(d, 0o777);
+  const out = join(d, 'uid');
+  wf(out, '');
+  chmodSync(out, 0o666);
+  const r = await run(misc(`/bin/sh -c "id -u > ${out}"`, { user: 'nobody' }));
+  t.true(r.ok, r.detail);
+  t.is(rf(out, 'utf8').trim(), '65534');
 });

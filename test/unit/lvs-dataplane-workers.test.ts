@@ -11,8 +11,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseConfig } from '../../src/config/index.js';
 import { DataplaneSet, proxyWorkerCount } from '../../src/lvs/dataplane/index.js';
-import { PROXY_WORKER_NICE } from '../../src/lvs/dataplane/proxy/engine.js';
-import { ProxyDataplane, mergeProxyStats } from '../../src/lvs/dataplane/proxy/index.js';
+import { PROXY_WORKER_NICE, servedByEveryWorker } from '../../src/lvs/dataplane/proxy/engine.js';
+import { ProxyDataplane, mergeProxyStats, workerLimits } from '../../src/lvs/dataplane/proxy/index.js';
 import { endpoint, endpointText, type ServiceKey } from '../../src/util/endpoint.js';
 import { VrrpHub } from '../../src/vrrp/hub.js';
 import { VrrpInstance } from '../../src/vrrp/instance.js';
@@ -43,14 +43,44 @@ test('stats of several workers add up per service and destination', (t) => {
     conns, in_pkts: null, out_pkts: null, in_bytes: conns * 10, out_bytes: conns * 20, active_conns: active, inact_conns: 0, dropped: 0,
     dests: [{ key: '127.0.0.2:80', endpoint: endpoint('127.0.0.2', 80), weight: 1, sorry: false, conns, in_pkts: null, out_pkts: null, in_bytes: conns * 10, out_bytes: conns * 20, active_conns: active, inact_conns: 0, connect_errors: 0 }],
   });
+  const lim = (max: number, low: number, inUse: number, paused: boolean, refused: number) => ({
+    max_conns: max, low_water: low, in_use: inUse, paused, pauses: paused ? 1 : 0, refused, refused_per_source: 1, idle_closed: 2,
+  });
   const m = mergeProxyStats([
-    { services: [svc(3, 1, true)], malformed: 1, events_dropped: 0 },
-    { services: [svc(4, 2, false)], malformed: 0, events_dropped: 2 },
+    { services: [svc(3, 1, true)], malformed: 1, events_dropped: 0, limits: lim(100, 90, 3, false, 0) },
+    { services: [svc(4, 2, false)], malformed: 0, events_dropped: 2, limits: lim(100, 90, 100, true, 5) },
   ]);
   t.is(m.services.length, 1);
   t.like(m.services[0], { conns: 7, in_bytes: 70, out_bytes: 140, active_conns: 3, serving: true, in_pkts: null });
   t.like(m.services[0]!.dests[0], { conns: 7, active_conns: 3, in_pkts: null });
   t.like(m, { malformed: 1, events_dropped: 2 });
+  // The budget is split between the workers (workerLimits): the totals are the sums.
+  t.deepEqual(m.limits, { max_conns: 200, low_water: 180, in_use: 103, paused: true, pauses: 1, refused: 5, refused_per_source: 2, idle_closed: 4 });
+});
+
+test('which services every worker serves: TCP rr without persistence or a per-client limit; the rest only worker 0', (t) => {
+  const vip = endpoint('127.0.3.42', 80);
+  t.true(servedByEveryWorker(contractSpec('PROXY', vip)));
+  t.false(servedByEveryWorker(contractSpec('PROXY', vip, { scheduler: 'wlc' })));
+  t.false(servedByEveryWorker(contractSpec('PROXY', vip, { persistence: { timeoutMs: 1000, prefix: 32 } })));
+  // A per-client limit must count every connection of that client: one worker only.
+  t.false(servedByEveryWorker(contractSpec('PROXY', vip, { proxy: { proxyProtocol: '', connectTimeoutMs: 3000, maxConnsPerSource: 5 } })));
+  t.true(servedByEveryWorker(contractSpec('PROXY', vip, { proxy: { proxyProtocol: '', connectTimeoutMs: 3000, maxConnsPerSource: 0 } })));
+});
+
+test('the connection budget is split between the workers; idle timeouts are the same for each', (t) => {
+  const limits = { maxConns: 1001, lowWater: 900, tcpTimeoutMs: 5000 };
+  const shares = [0, 1, 2].map((i) => workerLimits(limits, 3, i));
+  t.deepEqual(shares.map((l) => l.maxConns), [334, 334, 333]);
+  t.is(shares.reduce((n, l) => n + l.maxConns, 0), 1001);
+  for (const l of shares) {
+    t.true(l.lowWater <= l.maxConns && l.lowWater >= Math.floor(l.maxConns * 0.89));
+    t.is(l.tcpTimeoutMs, 5000);
+  }
+  t.is(workerLimits(limits, 1, 0), limits);
+  t.is(workerLimits({ maxConns: 0, lowWater: 0 }, 4, 2).maxConns, 0);
+  // Fewer connections than workers: every worker still gets one.
+  t.is(workerLimits({ maxConns: 2, lowWater: 1 }, 4, 3).maxConns, 1);
 });
 
 test('a killed worker: the other keeps serving at once, VRRP on the main thread keeps advertising, the worker comes back', async (t) => {

@@ -152,7 +152,7 @@ function count(xs: string[]): Record<string, number> {
 const proxyOpts = (o: Partial<NonNullable<ServiceSpec['proxy']>>): Partial<ServiceSpec> => ({ proxy: { proxyProtocol: '', connectTimeoutMs: 3000, ...o } });
 const find = (s: ServiceStats, address: string) => s.dests.find((d) => !d.sorry && d.endpoint.address === address);
 
-test('a quiesced and then removed destination keeps its connection counted until it ends, then is forgotten', async (t) => {
+test('a quiesced and then removed destination keeps its connection counted until it ends, then is forgotten; its counters come back with it', async (t) => {
   const rss = await Promise.all(['127.0.0.2', '127.0.0.3'].map(echoRs));
   t.teardown(() => Promise.all(rss.map((r) => r.close())));
   const vip = '127.0.1.4';
@@ -190,6 +190,12 @@ test('a quiesced and then removed destination keeps its connection counted until
     st3.dests.map((r) => r.endpoint.address),
     ['127.0.0.3'],
   );
+  // back in the pool: its counters carry on from where they were (like nftables' named counters)
+  const before = st.dests.find((r) => r.endpoint.address === '127.0.0.2')!;
+  await dp.setPool(id, pool(rss));
+  const back = find(await svcStats(dp, id), '127.0.0.2')!;
+  t.is(back.conns, 1);
+  t.true(back.in_bytes >= before.in_bytes + 'again'.length, `in_bytes ${back.in_bytes} kept`);
 });
 
 test('a real server whose port is closed costs no client connection (retry next)', async (t) => {

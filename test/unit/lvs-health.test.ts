@@ -356,3 +356,19 @@ test('default factory: a real TCP_CHECK brings the server up, a closed port brin
   t.regex(events[1]![1], /ECONNREFUSED/);
   t.true(runner.stats().checksRun >= 2);
 });
+
+test('an unknown result (no descriptor left, script refused) is not a failure: the server is never marked down by it', async (t) => {
+  const UNKNOWN: CheckResult = { ok: false, unknown: true, detail: 'connect: EMFILE' };
+  const { clock, changes, runner } = setup([check('TCP_CHECK', { retry: 0, delay_loop: 1 })], [[OK, UNKNOWN, UNKNOWN, UNKNOWN, OK]]);
+  runner.start();
+  await advance(clock, 0);
+  t.is(runner.health, 'up');
+  await advance(clock, 3000);
+  t.is(runner.health, 'unknown', 'three unknown attempts: unknown, not down');
+  t.false(changes.some((c) => c.health === 'down'));
+  t.is(runner.stats().failures, 0);
+  t.is(runner.stats().checkers[0]!.unknowns, 3);
+  await advance(clock, 1000);
+  t.is(runner.health, 'up');
+  runner.stop();
+});

@@ -8,6 +8,9 @@ import {
   type PoolResult,
   type PoolState,
   type RealServerStatus,
+  rampScale,
+  rampWeight,
+  RAMP_STEPS,
   stopPool,
 } from '../../src/lvs/pool.js';
 
@@ -245,6 +248,128 @@ test('depool threshold: off at 0, and servers failing at start-up are never kept
   t.deepEqual(dests(u!), ['10.0.0.1:2', '10.0.0.2:2', '10.0.0.3:2', '10.0.0.4:2']);
 });
 
+// ---- runtime overrides (weight / drain / disable) ----------------------------------------
+
+test('override weight replaces the configured and the dynamic weight while the server is up', (t) => {
+  const [r1, r2] = run(base, [
+    [rs(1, 3, 'up', { override: { action: 'weight', weight: 7 } }), rs(2, 3, 'up', { dynamicWeight: 5, override: { action: 'weight', weight: 2 } })],
+    [rs(1, 3, 'down', { override: { action: 'weight', weight: 7 } }), rs(2, 3, 'up', { override: { action: 'weight', weight: -3 } })],
+  ]);
+  t.deepEqual(dests(r1!), ['10.0.0.1:7', '10.0.0.2:2']);
+  t.is(r1!.weightSum, 9);
+  // a failed server leaves the pool whatever its override; a negative weight is 0
+  t.deepEqual(dests(r2!), ['10.0.0.2:0']);
+  t.is(r2!.destinations[0]!.targetWeight, 0);
+});
+
+test('drain: weight 0 in the list (no new connections, open ones finish), no quorum weight, health still reported', (t) => {
+  const params = { ...base, quorum: 2, sorryServer: sorry };
+  const drained = { override: { action: 'drain' as const } };
+  const [r1, r2, r3] = run(params, [
+    [rs(1, 2, 'up'), rs(2, 2, 'up')],
+    [rs(1, 2, 'up', drained), rs(2, 2, 'up')],
+    [rs(1, 2, 'down', drained), rs(2, 2, 'up', drained)],
+  ]);
+  t.deepEqual(dests(r1!), ['10.0.0.1:2', '10.0.0.2:2']);
+  t.deepEqual(dests(r2!), ['10.0.0.1:0', '10.0.0.2:2']);
+  t.deepEqual(types(r2!), [], 'draining is no health event');
+  t.is(r2!.weightSum, 2);
+  // both drained: no weight left, quorum lost, the sorry server takes over; the failure of the
+  // drained server is still reported
+  t.deepEqual(types(r3!), [`rs_down ${id(1)}`, 'quorum_down']);
+  t.true(r3!.sorryActive);
+  t.deepEqual(dests(r3!), ['10.9.9.9:1']);
+});
+
+test('disable: out of the pool as a failed server (weight 0 with inhibit_on_failure), no quorum weight, no health event', (t) => {
+  const off = { override: { action: 'disable' as const } };
+  const [r1, r2, r3] = run({ ...base, quorum: 3 }, [
+    [rs(1, 2, 'up'), rs(2, 2, 'up'), rs(3, 2, 'up', { inhibitOnFailure: true })],
+    [rs(1, 2, 'up', off), rs(2, 2, 'up'), rs(3, 2, 'up', { inhibitOnFailure: true, ...off })],
+    [rs(1, 2, 'down', off), rs(2, 2, 'up'), rs(3, 2, 'up')],
+  ]);
+  t.deepEqual(dests(r1!), ['10.0.0.1:2', '10.0.0.2:2', '10.0.0.3:2']);
+  t.deepEqual(dests(r2!), ['10.0.0.2:2', '10.0.0.3:0']);
+  t.deepEqual(types(r2!), ['quorum_down'], 'weight 2 of alive, enabled servers < quorum 3');
+  t.is(r2!.weightSum, 2);
+  t.deepEqual(types(r3!), [`rs_down ${id(1)}`, 'quorum_up']);
+  t.deepEqual(dests(r3!), ['10.0.0.2:2', '10.0.0.3:2']);
+});
+
+test('disable and the depool threshold: a disabled server is not counted and never kept', (t) => {
+  const off = { override: { action: 'disable' as const } };
+  const h = (c: string) => (c === 'u' ? 'up' : 'down') as CheckHealth;
+  const servers = (hs: string, dis: number[]) => [...hs].map((c, i) => rs(i + 1, 2, h(c), dis.includes(i + 1) ? off : {}));
+  // threshold 0.5 of 4 = 2. Two disabled: N = 2, need 1 up. Server 3 failing leaves 1 up: depooled.
+  const [, r] = run({ ...base, depoolThreshold: 0.5 }, [servers('uuuu', [1, 2]), servers('uudu', [1, 2])]);
+  t.deepEqual(r!.keptDespiteFailing, []);
+  t.deepEqual(dests(r!), ['10.0.0.4:2']);
+  // a kept server the operator disables is released from the hold and leaves
+  const [, k1, k2] = run({ ...base, depoolThreshold: 1 }, [servers('uuuu', []), servers('uudu', []), servers('uudu', [3])]);
+  t.deepEqual(k1!.keptDespiteFailing, [id(3)]);
+  t.deepEqual(k2!.keptDespiteFailing, []);
+  t.deepEqual(dests(k2!), ['10.0.0.1:2', '10.0.0.2:2', '10.0.0.4:2']);
+});
+
+// ---- slow start --------------------------------------------------------------------------
+
+test('rampWeight: linear from 1 to target x scale; rampScale gives at least RAMP_STEPS steps', (t) => {
+  t.is(rampScale(1), RAMP_STEPS);
+  t.is(rampScale(3), Math.ceil(RAMP_STEPS / 3));
+  t.is(rampScale(RAMP_STEPS), 1);
+  t.is(rampScale(100), 1);
+  t.is(rampWeight(1, 20, 0, 10_000), 1);
+  t.is(rampWeight(1, 20, 5_000, 10_000), 10);
+  t.is(rampWeight(1, 20, 9_999, 10_000), 20);
+  t.is(rampWeight(1, 20, 10_000, 10_000), 20);
+  t.is(rampWeight(100, 1, 2_500, 10_000), 25);
+  t.is(rampWeight(100, 1, -5, 10_000), 1);
+  const steps = new Set(Array.from({ length: 101 }, (_, i) => rampWeight(1, rampScale(1), i * 100, 10_000)));
+  t.true(steps.size >= RAMP_STEPS);
+});
+
+test('slow start: a recovered server ramps from 1 to its weight over slowStartMs, the others scaled alike', (t) => {
+  const params = { ...base, slowStartMs: 10_000 };
+  const step = (h: string, now: number, prev: PoolState | null) => evaluatePool(params, [rs(1, 1, h[0] === 'u' ? 'up' : 'down'), rs(2, 1, h[1] === 'u' ? 'up' : 'down')], prev, now);
+  const start = step('uu', 0, null);
+  t.deepEqual(dests(start), ['10.0.0.1:1', '10.0.0.2:1'], 'no ramp at start-up');
+  t.is(start.nextEvaluationAt, null);
+  const down = step('du', 1_000, start.state);
+  t.deepEqual(dests(down), ['10.0.0.2:1']);
+  const back = step('uu', 2_000, down.state);
+  t.deepEqual(dests(back), ['10.0.0.1:1', `10.0.0.2:${RAMP_STEPS}`]);
+  t.deepEqual(back.destinations[0]!.ramp, { id: id(1), since: 2_000, until: 12_000 });
+  t.is(back.destinations[0]!.targetWeight, 1);
+  t.is(back.nextEvaluationAt, 2_000 + 10_000 / RAMP_STEPS);
+  t.is(back.weightSum, 2, 'the quorum counts full weights');
+  const half = step('uu', 7_000, back.state);
+  t.deepEqual(dests(half), [`10.0.0.1:${RAMP_STEPS / 2}`, `10.0.0.2:${RAMP_STEPS}`]);
+  const late = step('uu', 11_990, half.state);
+  t.is(late.nextEvaluationAt, 12_000, 'the last evaluation lands on the end of the ramp');
+  const done = step('uu', 12_000, late.state);
+  t.deepEqual(dests(done), ['10.0.0.1:1', '10.0.0.2:1'], 'ramp over: unscaled weights');
+  t.is(done.nextEvaluationAt, null);
+  t.is(done.destinations[0]!.ramp, undefined);
+});
+
+test('slow start: a server added later, enabled or un-drained ramps; failing mid-ramp ends the ramp; off by default', (t) => {
+  const params = { ...base, slowStartMs: 4_000 };
+  const a = evaluatePool(params, [rs(1, 50, 'up')], null, 0);
+  const added = evaluatePool(params, [rs(1, 50, 'up'), rs(2, 50, 'up')], a.state, 1_000);
+  t.deepEqual(dests(added), ['10.0.0.1:50', '10.0.0.2:1'], 'weight 50 needs no scaling');
+  const drained = evaluatePool(params, [rs(1, 50, 'up', { override: { action: 'drain' } }), rs(2, 50, 'up')], added.state, 2_000);
+  t.deepEqual(dests(drained), ['10.0.0.1:0', '10.0.0.2:13']);
+  const undrained = evaluatePool(params, [rs(1, 50, 'up'), rs(2, 50, 'up')], drained.state, 3_000);
+  t.deepEqual(dests(undrained), ['10.0.0.1:1', '10.0.0.2:25']);
+  const failed = evaluatePool(params, [rs(1, 50, 'down'), rs(2, 50, 'up')], undrained.state, 3_500);
+  t.deepEqual(dests(failed), ['10.0.0.2:32']);
+  t.deepEqual(failed.state.ramps!.map((r) => r.id), [id(2)]);
+  // without slowStartMs nothing ramps
+  const [, , r] = run(base, [[rs(1, 1, 'up')], [rs(1, 1, 'down')], [rs(1, 1, 'up')]]);
+  t.deepEqual(dests(r!), ['10.0.0.1:1']);
+  t.is(r!.nextEvaluationAt, null);
+});
+
 // ---- omega / shutdown ----------------------------------------------------------------------
 
 test('stopPool: with omega, rs_down for alive servers then quorum_down; without, nothing', (t) => {
@@ -267,6 +392,7 @@ test('invalid parameters are rejected', (t) => {
   t.throws(() => evaluatePool({ ...base, hysteresis: -1 }, [], null), { instanceOf: RangeError });
   t.throws(() => evaluatePool({ ...base, depoolThreshold: 1.5 }, [], null), { instanceOf: RangeError });
   t.throws(() => evaluatePool(base, [rs(1, 1, 'up'), rs(1, 2, 'up')], null), { instanceOf: RangeError });
+  t.throws(() => evaluatePool({ ...base, slowStartMs: -1 }, [], null), { instanceOf: RangeError });
 });
 
 test('property: quorum state, sorry server and destinations obey the rules for any history', (t) => {

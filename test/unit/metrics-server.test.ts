@@ -225,3 +225,43 @@ test('an address in use is reported as E_SOCKET', async (t) => {
   t.true(isKeepaliveError(err, 'E_SOCKET'), String(err));
   t.regex(err?.message ?? '', new RegExp(`127\\.0\\.0\\.1:${port}`));
 });
+
+test('40 slow-trickling connections from one host do not starve scrapes from another (per-source limit, header timeout)', async (t) => {
+  const { port } = await serve(t);
+  // The attacker: 40 connections from 127.0.0.2, one header byte every 200 ms, reopened when cut off.
+  let stop = false;
+  let attackerConns = 0;
+  const line = 'GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200);
+  const trickle = () => {
+    if (stop) return;
+    attackerConns++;
+    const s = createConnection({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+    let i = 0;
+    const timer = setInterval(() => { if (i < line.length && !s.destroyed) s.write(line[i++]!); }, 200);
+    s.on('error', () => undefined);
+    s.on('close', () => { clearInterval(timer); setTimeout(trickle, 20); });
+  };
+  for (let i = 0; i < 40; i++) trickle();
+  t.teardown(() => { stop = true; });
+  await new Promise((r) => setTimeout(r, 1_000));
+  // The scraper: 30 scrapes from 127.0.0.3.
+  let ok = 0;
+  const failures: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    const r = await new Promise<string>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/metrics', agent: false, localAddress: '127.0.0.3', timeout: 2_000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(String(res.statusCode)));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      req.end();
+    });
+    if (r === '200') ok++;
+    else failures.push(r);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  stop = true;
+  t.log(`scrapes ok ${ok}/30; attacker opened ${attackerConns} connections; failures ${JSON.stringify(failures)}`);
+  t.is(ok, 30);
+});

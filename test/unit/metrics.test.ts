@@ -119,8 +119,8 @@ function snapshot(): { status: StatusReport; extras: NonNullable<MetricsSnapshot
     active_conns: 7,
     inact_conns: 3,
     real_servers: [
-      { address: '10.0.0.21', port: 80, weight: 3, up: true, active_conns: 7, inact_conns: 2, conns: 600, ...counters, in_bytes: 30_000, out_bytes: 500_000 },
-      { address: '10.0.0.22', port: 80, weight: 1, up: false, active_conns: 0, inact_conns: 1, conns: 400, ...counters, in_bytes: 20_000, out_bytes: 400_000 },
+      { address: '10.0.0.21', port: 80, weight: 3, configured_weight: 1, override: { action: 'weight', weight: 3, since: '2026-01-01T00:00:00.000Z' }, up: true, active_conns: 7, inact_conns: 2, conns: 600, ...counters, in_bytes: 30_000, out_bytes: 500_000 },
+      { address: '10.0.0.22', port: 80, weight: 1, configured_weight: 1, override: null, up: false, active_conns: 0, inact_conns: 1, conns: 400, ...counters, in_bytes: 20_000, out_bytes: 400_000 },
     ],
     sorry_server: { address: '10.0.0.30', port: 8080, in_use: false, active_conns: 0, inact_conns: 0, conns: 4, ...counters, in_bytes: 40, out_bytes: 400 },
   };
@@ -162,6 +162,21 @@ function snapshot(): { status: StatusReport; extras: NonNullable<MetricsSnapshot
       ],
       vrrp_socket_drops: { 'eth0/v4': { too_short: 2, wrong_vrid: 9 } },
       virtual_servers: [web, dns],
+      bgp: {
+        local_as: 65001,
+        router_id: null,
+        bird: { running: true, pid: 99, version: '2.0.12', restarts: 2, last_error: 'BIRD exited (SIGKILL) after 3.2 s', config_file: '/run/b/bird.conf', control_socket: '/run/b/bird.ctl' },
+        tracked_interfaces: [{ name: 'eth0', up: true }],
+        sessions: [
+          { peer: '10.0.0.1', remote_as: 65000, protocol: 'kt_peer_10_0_0_1', state: 'Established', established: true, since: null, uptime_s: 125, info: 'Established', last_error: null, bfd: 'Up', exported: 1 },
+          { peer: '2001:db8::1', remote_as: 65000, protocol: 'kt_peer_2001_db8__1', state: 'Active', established: false, since: null, uptime_s: null, info: 'Active', last_error: 'Error: BFD session down', bfd: 'Down', exported: null },
+        ],
+        prefixes: [
+          { prefix: '10.0.0.50/32', mode: 'master', announced: true, reason: 'announced: vrrp_instance VI_WEB is MASTER', since: '2026-01-01T00:00:00.000Z', last_withdrawal: null },
+          { prefix: '2001:db8::53/128', mode: 'healthy', announced: false, reason: 'withdrawn: no quorum on udp/[2001:db8::53]:53', since: '2026-01-01T00:00:00.000Z', last_withdrawal: { reason: 'withdrawn: no quorum on udp/[2001:db8::53]:53', at: '2026-01-01T00:00:00.000Z' } },
+        ],
+        withdrawals: { stopping: 0, link: 0, quorum: 3, vrrp: 1, not_serving: 0, removed: 0 },
+      },
     },
     extras: {
       vrrp: { VI_WEB: { garp_sent: 10 }, VI_DNS6: { na_sent: 0 }, VI_GONE: { garp_sent: 99 } },
@@ -172,6 +187,7 @@ function snapshot(): { status: StatusReport; extras: NonNullable<MetricsSnapshot
       ],
       sync: { messages_sent: 500, messages_received: 20, rejected: { bad_version: 2, unknown_virtual_server: 1 }, entries: 345 },
       reload: { ok: 3, error: 1 },
+      overrides: { weight: 2, drain: 1, enable: 1 },
     },
   };
 }
@@ -295,6 +311,34 @@ test('virtual server, real server, check, sync and reload series of a hand-built
   t.is(value(t, e, `${P}sync_entries`), 345);
   t.is(value(t, e, `${P}reload_total`, { result: 'ok' }), 3);
   t.is(value(t, e, `${P}reload_total`, { result: 'error' }), 1);
+
+  // runtime overrides: the commands by action (all four, 0 included), the override in place, the configured weight
+  t.is(value(t, e, `${P}runtime_overrides_total`, { action: 'weight' }), 2);
+  t.is(value(t, e, `${P}runtime_overrides_total`, { action: 'disable' }), 0);
+  t.is(find(e, `${P}runtime_overrides_total`).length, 4);
+  t.is(value(t, e, `${P}real_server_override`, { ...rs1, action: 'weight' }), 1);
+  t.is(find(e, `${P}real_server_override`).length, 1);
+  t.is(value(t, e, `${P}real_server_configured_weight`, rs1), 1);
+  t.is(find(e, `${P}real_server_configured_weight`, rs6).length, 0, 'no configured weight in the status: no series');
+});
+
+test('BGP series of a hand-built snapshot; none without [bgp]', async (t) => {
+  const s = snapshot();
+  const e = await scrape(() => s, { defaultMetrics: false });
+  t.is(value(t, e, `${P}bgp_session_up`, { peer: '10.0.0.1' }), 1);
+  t.is(value(t, e, `${P}bgp_session_up`, { peer: '2001:db8::1' }), 0);
+  t.is(value(t, e, `${P}bgp_session_uptime_seconds`, { peer: '10.0.0.1' }), 125);
+  t.is(value(t, e, `${P}bgp_session_uptime_seconds`, { peer: '2001:db8::1' }), 0);
+  t.is(value(t, e, `${P}bgp_session_prefixes`, { peer: '10.0.0.1' }), 1);
+  t.is(value(t, e, `${P}bgp_session_prefixes`, { peer: '2001:db8::1' }), 0);
+  t.is(value(t, e, `${P}bgp_prefix_announced`, { prefix: '10.0.0.50/32' }), 1);
+  t.is(value(t, e, `${P}bgp_prefix_announced`, { prefix: '2001:db8::53/128' }), 0);
+  t.is(value(t, e, `${P}bgp_withdrawals_total`, { reason: 'quorum' }), 3);
+  t.is(value(t, e, `${P}bgp_withdrawals_total`, { reason: 'stopping' }), 0);
+  t.is(value(t, e, `${P}bird_up`), 1);
+  t.is(value(t, e, `${P}bird_restarts_total`), 2);
+  const none = await scrape(() => ({ status: { ...s.status, bgp: undefined } }), { defaultMetrics: false });
+  t.deepEqual(none.series.filter((x) => /bgp|bird/.test(x.name)), []);
 });
 
 test('metric types: *_total are counters, the rest gauges, as METRIC_DEFS declares', async (t) => {
@@ -313,6 +357,7 @@ test('metric types: *_total are counters, the rest gauges, as METRIC_DEFS declar
     'real_server_inactive_connections', 'real_server_connections_total', 'real_server_bytes_total', 'check_duration_seconds',
     'virtual_server_info', 'virtual_server_packets_total', 'real_server_packets_total', 'sorry_server_active', 'sorry_server_connections_total',
     'check_failures_total', 'sync_messages_total', 'sync_rejected_total', 'sync_entries', 'reload_total',
+    'runtime_overrides_total', 'real_server_override', 'real_server_configured_weight',
   ];
   for (const n of expected) t.true(find(e, `${P}${n}`).length > 0, `${P}${n} has series`);
 });

@@ -30,6 +30,14 @@ function fullSnapshot(): MetricsSnapshot {
       real_servers: [{ address: '10.0.0.21', port: 80, weight: 1, up: true, active_conns: 1, inact_conns: 1, conns: 10, in_pkts: null, out_pkts: null, in_bytes: 100, out_bytes: 1000 }],
       sorry_server: null,
     }],
+    bgp: {
+      local_as: 65001, router_id: null,
+      bird: { running: true, pid: 2, version: '2.0.12', restarts: 0, last_error: null, config_file: '/run/keepalive-ts/bird/bird.conf', control_socket: '/run/keepalive-ts/bird/bird.ctl' },
+      tracked_interfaces: [{ name: 'eth0', up: true }],
+      sessions: [{ peer: '10.0.0.1', remote_as: 65000, protocol: 'kt_peer_10_0_0_1', state: 'Established', established: true, since: null, uptime_s: 5, info: 'Established', last_error: null, bfd: 'Up', exported: 1 }],
+      prefixes: [{ prefix: '10.0.0.60/32', mode: 'healthy', announced: true, reason: 'announced: quorum on tcp/10.0.0.60:80', since: '2026-01-01T00:00:00.000Z', last_withdrawal: null }],
+      withdrawals: { quorum: 0 },
+    },
   };
   return {
     status,
@@ -99,7 +107,8 @@ test('every alert has a unit test in which it fires, and the kit covers what ope
   const tests = readFileSync(RULE_TESTS, 'utf8');
   const alerts = [...rules.matchAll(/^\s+- alert: (\S+)$/gm)].map((m) => m[1]!);
   t.deepEqual(alerts, ['KeepaliveTsDown', 'KeepaliveTsNoMaster', 'KeepaliveTsTwoMasters', 'KeepaliveTsInstanceFault', 'KeepaliveTsVrrpFlapping',
-    'KeepaliveTsQuorumDown', 'KeepaliveTsRealServerFlapping', 'KeepaliveTsSyncRejecting', 'KeepaliveTsReloadFailed']);
+    'KeepaliveTsQuorumDown', 'KeepaliveTsRealServerFlapping', 'KeepaliveTsSyncRejecting', 'KeepaliveTsReloadFailed',
+    'KeepaliveTsBgpSessionDown', 'KeepaliveTsBgpPrefixNotAnnounced']);
   for (const a of alerts) {
     // An alert_rule_test block for it whose exp_alerts is not empty.
     t.regex(tests, new RegExp(`alertname: ${a}\\n\\s+exp_alerts:\\n\\s+- exp_labels:`), `${a} has no test in which it fires`);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReplayGuard, SyncAuth, newBootId, readSyncKey } from '../../src/sync/auth.js';
@@ -17,12 +17,28 @@ function keyFile(name: string, content: string, mode: number): string {
 }
 
 test('auth_key is used as UTF-8 bytes', (t) => {
-  t.deepEqual(readSyncKey({ auth_key: 'sécret' }), Buffer.from('sécret', 'utf8'));
+  t.deepEqual(readSyncKey({ auth_key: 'sécret-0123456789' }), Buffer.from('sécret-0123456789', 'utf8'));
 });
 
 test('auth_key_file content is trimmed; 0600 and 0640 are accepted', (t) => {
-  t.deepEqual(readSyncKey({ auth_key_file: keyFile('k600', '  s3cret-key\n', 0o600) }), Buffer.from('s3cret-key'));
-  t.deepEqual(readSyncKey({ auth_key_file: keyFile('k640', 's3cret-key\n', 0o640) }), Buffer.from('s3cret-key'));
+  t.deepEqual(readSyncKey({ auth_key_file: keyFile('k600', '  s3cret-key-0123456\n', 0o600) }), Buffer.from('s3cret-key-0123456'));
+  t.deepEqual(readSyncKey({ auth_key_file: keyFile('k640', 's3cret-key-0123456\n', 0o640) }), Buffer.from('s3cret-key-0123456'));
+});
+
+test('a key shorter than 16 bytes is refused, inline or in a file', (t) => {
+  for (const err of [t.throws(() => readSyncKey({ auth_key: 'x' })), t.throws(() => readSyncKey({ auth_key: '0123456789abcde' })), t.throws(() => readSyncKey({ auth_key_file: keyFile('short', 'k\n', 0o600) }))]) {
+    t.true(isKeepaliveError(err, 'E_CONFIG_INVALID'));
+    t.regex(err!.message, /at least 16 are needed/);
+  }
+  t.is(readSyncKey({ auth_key: '0123456789abcdef' }).length, 16);
+});
+
+(process.getuid?.() === 0 ? test : test.skip)('a key file owned by another user is refused (it could change the key)', (t) => {
+  const f = keyFile('owned', 'a-long-enough-sync-key\n', 0o600);
+  chownSync(f, 65534, 65534);
+  const err = t.throws(() => readSyncKey({ auth_key_file: f }));
+  t.true(isKeepaliveError(err, 'E_CONFIG_INVALID'));
+  t.regex(err!.message, /owned by uid 65534, not root/);
 });
 
 test('a key file other users can read or write is refused with a chmod hint', (t) => {
@@ -68,7 +84,8 @@ test('boot ids grow with time and carry 16 random bits', (t) => {
 
 test('replay guard: in order, duplicates, reordering window, too old', (t) => {
   const g = new ReplayGuard({ window: 8 });
-  t.true(g.accept('10.0.0.1', 100n, 1n));
+  t.is(g.check('10.0.0.1', 100n, 1n), 'unverified', 'an unproven boot is not accepted');
+  t.true(g.accept('10.0.0.1', 100n, 1n, { proof: true }), 'proven by a snapshot-ack');
   t.false(g.accept('10.0.0.1', 100n, 1n), 'duplicate');
   t.true(g.accept('10.0.0.1', 100n, 5n));
   t.true(g.accept('10.0.0.1', 100n, 3n), 'late but unseen, inside window');
@@ -79,29 +96,36 @@ test('replay guard: in order, duplicates, reordering window, too old', (t) => {
   t.false(g.accept('10.0.0.1', 100n, 20n));
 });
 
-test('replay guard: restarted sender (newer boot) accepted, old boot replays rejected', (t) => {
-  const g = new ReplayGuard();
-  t.true(g.accept('10.0.0.1', 100n, 500n));
-  t.true(g.accept('10.0.0.1', 200n, 1n), 'restart: new boot, sequence starts over');
-  t.true(g.accept('10.0.0.1', 200n, 2n));
-  t.false(g.accept('10.0.0.1', 50n, 9999n), 'unknown older boot = replay of an old run');
-  t.false(g.accept('10.0.0.1', 100n, 500n), 'old boot, already seen');
-  // Other senders are independent.
-  t.true(g.accept('10.0.0.2', 50n, 1n));
+test('replay guard: the window of a proven boot starts at the proof; nothing older is accepted', (t) => {
+  const g = new ReplayGuard({ window: 8 });
+  t.true(g.accept('10.0.0.1', 100n, 50n, { proof: true }));
+  for (const seq of [49n, 45n, 43n, 1n]) t.is(g.check('10.0.0.1', 100n, seq), 'replayed', `seq ${seq}`);
+  t.true(g.accept('10.0.0.1', 100n, 51n));
 });
 
-test('replay guard: bounded state and forgetting silent senders', (t) => {
+test('replay guard: restarted sender (newer boot) accepted, old or unknown boots are not', (t) => {
+  const g = new ReplayGuard();
+  t.true(g.accept('10.0.0.1', 100n, 500n, { proof: true }));
+  t.true(g.accept('10.0.0.1', 200n, 1n), 'restart: new boot, sequence starts over');
+  t.true(g.accept('10.0.0.1', 200n, 2n));
+  t.is(g.check('10.0.0.1', 50n, 9999n), 'unverified', 'unknown older boot: old run replayed, or a clock stepped back (needs a handshake)');
+  t.is(g.check('10.0.0.1', 100n, 500n), 'replayed', 'old boot, already seen');
+  // Other senders are independent: nothing proven there yet.
+  t.is(g.check('10.0.0.2', 300n, 1n), 'unverified');
+  // A snapshot-request passes (it starts the handshake) but proves nothing.
+  t.is(g.check('10.0.0.3', 400n, 1n, { request: true }), 'ok');
+  t.is(g.check('10.0.0.3', 400n, 2n), 'unverified');
+});
+
+test('replay guard: bounded state, and no forgetting by time', (t) => {
   let now = 0;
-  const g = new ReplayGuard({ bootsPerSender: 2, maxSenders: 3, forgetAfterMs: 1000, now: () => now });
-  t.true(g.accept('a', 1n, 1n));
+  const g = new ReplayGuard({ bootsPerSender: 2, maxSenders: 3, now: () => now });
+  t.true(g.accept('a', 1n, 1n, { proof: true }));
   t.true(g.accept('a', 2n, 1n));
   t.true(g.accept('a', 3n, 1n)); // boot 1 evicted
-  t.false(g.accept('a', 1n, 2n), 'evicted boot is older than the newest: rejected');
-  // Distinct boot ids: a boot id names one run of one sender (a known boot id seen from another
-  // address is checked against its first address's window).
-  for (const [s, boot] of [['b', 11n], ['c', 12n], ['d', 13n]] as const) t.true(g.accept(s, boot, 1n));
+  t.false(g.accept('a', 1n, 2n), 'evicted boot is older than the newest: not accepted');
+  for (const [s, boot] of [['b', 11n], ['c', 12n], ['d', 13n]] as const) t.true(g.accept(s, boot, 1n, { proof: true }));
   t.is(g.senders, 3);
-  now = 5000;
-  // 'b' is silent for longer than forgetAfterMs: its (older) boot is accepted again.
-  t.true(g.accept('b', 0n, 1n));
+  now = 3_600_000;
+  t.is(g.check('d', 13n, 1n), 'replayed', 'an hour of silence changes nothing');
 });

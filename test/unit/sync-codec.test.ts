@@ -167,7 +167,12 @@ const entryArb: fc.Arbitrary<SyncEntry> = fc.constantFrom<4 | 6>(4, 6).chain((fa
 
 const KEY = Buffer.from('correct horse battery staple');
 /** A receiving director (boot 0x9999) expecting sync id 7, with fresh replay state. */
-const ctx = () => ({ syncId: 7, auth: new SyncAuth(KEY, { bootId: 0x9999n }), replay: new ReplayGuard() });
+/** A receiving director; the signers' boots are already proven live (the snapshot-ack handshake). */
+const ctx = (...signers: SyncAuth[]) => {
+  const replay = new ReplayGuard();
+  for (const s of signers) replay.accept('192.0.2.9', s.bootId, 0n, { proof: true });
+  return { syncId: 7, auth: new SyncAuth(KEY, { bootId: 0x9999n }), replay, requests: new Set<bigint>() };
+};
 
 function entriesOf(bufs: Buffer[], syncId: number): NormalizedEntry[] {
   const out: NormalizedEntry[] = [];
@@ -349,17 +354,17 @@ test('every truncation and every extension of a sealed message is rejected', (t)
   const signer = new SyncAuth(KEY, { bootId: 0x1234n });
   const sealed = signer.seal(encode(sample, 7)[0]!);
   for (let len = 0; len < sealed.length; len++) {
-    const c = ctx();
+    const c = ctx(signer);
     const r = acceptDatagram(sealed.subarray(0, len), '192.0.2.9', c);
     t.false(r.ok, `prefix ${len}`);
     t.is(decode(sealed.subarray(0, len), 7).ok, false);
   }
   for (const extra of [1, 3, 4, 48]) {
-    const r = acceptDatagram(Buffer.concat([sealed, Buffer.alloc(extra)]), '192.0.2.9', ctx());
+    const r = acceptDatagram(Buffer.concat([sealed, Buffer.alloc(extra)]), '192.0.2.9', ctx(signer));
     t.false(r.ok);
     if (!r.ok) t.is(r.reason, 'malformed');
   }
-  const ok = acceptDatagram(sealed, '192.0.2.9', ctx());
+  const ok = acceptDatagram(sealed, '192.0.2.9', ctx(signer));
   t.true(ok.ok);
 });
 
@@ -374,7 +379,7 @@ test('every single bit flip of a sealed message is detected', (t) => {
     for (let bit = 0; bit < buf.length * 8; bit++) {
       const m = Buffer.from(buf);
       m[bit >> 3] ^= 0x80 >> (bit & 7);
-      const r = acceptDatagram(m, '192.0.2.9', ctx());
+      const r = acceptDatagram(m, '192.0.2.9', ctx(signer));
       if (r.ok) {
         t.fail(`bit ${bit} flip accepted`);
         return;
@@ -382,14 +387,14 @@ test('every single bit flip of a sealed message is detected', (t) => {
       seen.add(r.reason);
     }
     t.true(seen.has('bad_hmac'));
-    t.true(acceptDatagram(buf, '192.0.2.9', ctx()).ok);
+    t.true(acceptDatagram(buf, '192.0.2.9', ctx(signer)).ok);
   }
 });
 
 test('each reject reason is produced', (t) => {
   const signer = new SyncAuth(KEY, { bootId: 0x1234n });
   const good = () => encode(sample, 7)[0]!;
-  const reasonOf = (buf: Buffer, c = ctx(), from = '192.0.2.9') => {
+  const reasonOf = (buf: Buffer, c = ctx(signer), from = '192.0.2.9') => {
     const r = acceptDatagram(buf, from, c);
     return r.ok ? 'ok' : r.reason;
   };
@@ -438,10 +443,10 @@ test('each reject reason is produced', (t) => {
   tampered[40] ^= 1;
   t.is(reasonOf(tampered), 'bad_hmac');
   // own_message: the receiver's own boot id.
-  const own = ctx();
+  const own = ctx(signer);
   t.is(reasonOf(own.auth.seal(good()), own), 'own_message');
   // replayed: the same datagram twice.
-  const c = ctx();
+  const c = ctx(signer);
   const once = signer.seal(good());
   t.is(reasonOf(once, c), 'ok');
   t.is(reasonOf(once, c), 'replayed');
@@ -451,14 +456,14 @@ test('each reject reason is produced', (t) => {
 
 test('control messages round-trip', (t) => {
   const signer = new SyncAuth(KEY, { bootId: 0xabcdefn });
-  const req = acceptDatagram(signer.seal(encodeControl('snapshot-request', 7)), '192.0.2.9', ctx());
+  const req = acceptDatagram(signer.seal(encodeControl('snapshot-request', 7)), '192.0.2.9', ctx(signer));
   t.true(req.ok);
   if (req.ok) {
     t.is(req.kind, 'snapshot-request');
     t.is(req.bootId, 0xabcdefn);
     t.is(req.seq, 1n);
   }
-  const end = acceptDatagram(signer.seal(encodeControl('snapshot-end', 7, { messages: 2564, entries: 100000 })), '192.0.2.9', ctx());
+  const end = acceptDatagram(signer.seal(encodeControl('snapshot-end', 7, { messages: 2564, entries: 100000 })), '192.0.2.9', ctx(signer));
   t.true(end.ok);
   if (end.ok) {
     t.is(end.kind, 'snapshot-end');
@@ -468,4 +473,17 @@ test('control messages round-trip', (t) => {
   const snap = encode(sample, 7, { kind: 'snapshot' })[0]!;
   const r = decode(snap, 7);
   t.true(r.ok && r.kind === 'snapshot');
+  const ack = decode(signer.seal(encodeControl('snapshot-ack', 7, undefined, { bootId: 0x77n, seq: 9n })), 7);
+  t.true(ack.ok);
+  if (ack.ok) {
+    t.is(ack.kind, 'snapshot-ack');
+    t.deepEqual(ack.echo, { bootId: 0x77n, seq: 9n });
+  }
+  const badAck = encodeControl('snapshot-ack', 7, undefined, { bootId: 1n, seq: 1n });
+  badAck.writeUInt16BE(20, 2); // body of 12 bytes instead of 16
+  t.false(decode(badAck.subarray(0, 20 + 48), 7).ok);
+  // unverified: an authentic message of a boot nobody proved.
+  const fresh = new SyncAuth(KEY, { bootId: 0x4242n });
+  const u = acceptDatagram(fresh.seal(encode(sample, 7)[0]!), '192.0.2.9', ctx());
+  t.is(u.ok ? 'ok' : u.reason, 'unverified');
 });

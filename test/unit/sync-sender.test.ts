@@ -50,7 +50,10 @@ function setup(extra: Partial<ConstructorParameters<typeof SyncSender>[0]> = {})
   );
   // Decode everything recorded so far, as a fresh receiving director would.
   const received = () => {
-    const rx = { syncId: 5, auth: new SyncAuth(KEY, { bootId: 2n }), replay: new ReplayGuard() };
+    // ... that has already proven the sender's boot live (the snapshot-ack handshake).
+    const replay = new ReplayGuard();
+    replay.accept('192.0.2.100', 1n, 0n, { proof: true });
+    const rx = { syncId: 5, auth: new SyncAuth(KEY, { bootId: 2n }), replay };
     return transport.sent.map((s) => {
       const r = acceptDatagram(s.buf, '192.0.2.100', rx);
       if (!r.ok) throw new Error(`${r.reason}: ${r.detail}`);
@@ -166,15 +169,16 @@ test('snapshot requests: the hook supplies the table, the answer goes to the req
       return table;
     },
   });
-  const res = await sender.handleSnapshotRequest({ from: { address: '127.0.0.9', port: 9999 }, bootId: 42n });
+  const res = await sender.handleSnapshotRequest({ from: { address: '127.0.0.9', port: 9999 }, bootId: 42n, seq: 5n });
   t.is(res?.entries, 2);
   t.deepEqual(asked, [{ address: '127.0.0.9', port: 9999 }]);
   t.true(transport.sent.every((s) => s.address === '127.0.0.9' && s.port === 9999));
-  t.deepEqual(received().map((m) => m.kind), ['snapshot', 'snapshot-end']);
+  t.deepEqual(received().map((m) => m.kind), ['snapshot-ack', 'snapshot', 'snapshot-end']);
+  t.deepEqual(received()[0]!.echo, { bootId: 42n, seq: 5n }, 'the ack echoes the request: the requester\'s proof of freshness');
   // Concurrent requests from the same requester are coalesced.
   const [a, b] = await Promise.all([
-    sender.handleSnapshotRequest({ from: { address: '127.0.0.9', port: 9999 }, bootId: 42n }),
-    sender.handleSnapshotRequest({ from: { address: '127.0.0.9', port: 9999 }, bootId: 42n }),
+    sender.handleSnapshotRequest({ from: { address: '127.0.0.9', port: 9999 }, bootId: 42n, seq: 5n }),
+    sender.handleSnapshotRequest({ from: { address: '127.0.0.9', port: 9999 }, bootId: 42n, seq: 5n }),
   ]);
   t.truthy(a);
   t.is(b, undefined);
@@ -183,7 +187,7 @@ test('snapshot requests: the hook supplies the table, the answer goes to the req
 
 test('without a hook a snapshot request is ignored and counted', async (t) => {
   const { transport, sender } = setup();
-  t.is(await sender.handleSnapshotRequest({ from: { address: '127.0.0.9', port: 1 }, bootId: 1n }), undefined);
+  t.is(await sender.handleSnapshotRequest({ from: { address: '127.0.0.9', port: 1 }, bootId: 1n, seq: 1n }), undefined);
   t.is(sender.counters.snapshotRequestsIgnored, 1);
   t.is(transport.sent.length, 0);
 });

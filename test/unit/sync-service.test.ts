@@ -137,6 +137,7 @@ test('master events reach the backup table; promotion restores templates and flo
     t.deepEqual(p.a.status().table, { templates: 3, udp_flows: 1, conns: 0 });
     t.is(p.b.status().sent.snapshots, 1);
     t.true(p.a.status().last_snapshot_ms! < 1000);
+    t.true(typeof p.a.status().last_snapshot_at === 'number', 'when the last full resync completed');
   } finally {
     await p.close();
   }
@@ -202,10 +203,10 @@ test('forged, replayed and garbled datagrams change nothing and are counted', as
 
 test('replay guard: a captured message re-sent from another address is still a replay', (t) => {
   const g = new ReplayGuard();
-  t.true(g.accept('10.0.0.11', 1000n, 1n));
+  t.true(g.accept('10.0.0.11', 1000n, 1n, { proof: true }));
   t.true(g.accept('10.0.0.11', 1000n, 2n));
   t.false(g.accept('10.0.0.66', 1000n, 2n), 'same boot id and sequence from the attacker');
   t.false(g.accept('10.0.0.66', 1000n, 1n));
   t.true(g.accept('10.0.0.11', 1000n, 3n));
-  t.true(g.accept('10.0.0.12', 2000n, 1n), 'another director (own boot id) is unaffected');
+  t.true(g.accept('10.0.0.12', 2000n, 1n, { proof: true }), 'another director (own boot id) is unaffected');
 });

@@ -387,6 +387,9 @@ const dropCases: Array<[DropReason, () => DropReason | null]> = [
   ['address_list_mismatch', () => checkAdvert({ ...baseV2, addresses: ['192.0.2.100', '192.0.2.9'] }, expectV2, '192.0.2.1')],
   ['interval_mismatch', () => checkAdvert({ ...baseV2, advertIntCs: 200 }, expectV2, '192.0.2.1')],
   ['own_address', () => checkAdvert(baseV2, expectV2, '192.0.2.2')],
+  ['unknown_unicast_source', () => checkAdvert(baseV2, { ...expectV2, unicastPeers: [{ address: '192.0.2.9', minTtl: 0, maxTtl: 255 }] }, '192.0.2.1', 63)],
+  ['ttl_out_of_range', () => checkAdvert(baseV2, { ...expectV2, unicastPeers: [{ address: '192.0.2.1', minTtl: 250, maxTtl: 255 }] }, '192.0.2.1', 63)],
+  ['zero_interval', () => checkAdvert({ ...baseV3, advertIntCs: 0 }, expectV3, '192.0.2.1')],
 ];
 
 function reasonOf(r: { ok: true } | { ok: false; reason: DropReason }): DropReason | null {
@@ -421,6 +424,11 @@ test('checkAdvert accepts what the instance expects, in keepalived 2.2 manner', 
   t.is(checkAdvert(v6, { ...expectV3, addresses: ['fd00::50'], ownAddresses: ['FE80::1'] }, 'fe80::1'), 'own_address');
   // A changed address list is dropped whatever the priority (keepalived ignores RFC 3768's owner exception).
   t.is(checkAdvert({ ...other, priority: 255 }, expectV2, '192.0.2.1'), 'address_count_mismatch');
+  // Unicast peers: any spelling of a configured peer, with a TTL inside its bounds, is accepted.
+  const peers = { ...expectV3, unicastPeers: [{ address: '192.0.2.1', minTtl: 60, maxTtl: 255 }] };
+  t.is(checkAdvert(baseV3, peers, '192.0.2.1', 63), null);
+  t.is(checkAdvert(baseV3, peers, '192.0.2.1', 59), 'ttl_out_of_range');
+  t.is(checkAdvert(baseV3, { ...expectV3, unicastPeers: [{ address: 'FD00::0001', minTtl: 0, maxTtl: 255 }] }, 'fd00::1', 255), null);
 });
 
 // ---------------------------------------------------------------------------------------------

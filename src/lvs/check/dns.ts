@@ -11,7 +11,7 @@
  */
 import { createSocket } from 'node:dgram';
 import type { DnsCheck, DnsQueryType } from '../../config/types.js';
-import { formatTarget, sendConnected, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
+import { formatTarget, localFailure, sendConnected, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
 
 export const DNS_TYPE_CODES: Readonly<Record<DnsQueryType, number>> = {
   A: 1, NS: 2, CNAME: 5, SOA: 6, MX: 15, TXT: 16, AAAA: 28, RRSIG: 46, DNSKEY: 48,
@@ -67,7 +67,7 @@ export function createDnsChecker(cfg: DnsCheck, target: CheckTarget, opts: Check
       };
       const onDeadline = (): void => done({ ok: false, detail: `no reply from ${where}` });
       sig.addEventListener('abort', onDeadline, { once: true });
-      sock.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: `${where}: ${err.code ?? err.message}` }));
+      sock.on('error', (err: NodeJS.ErrnoException) => done(localFailure(err.code, `${where}: ${err.code ?? err.message}`)));
       sock.on('message', (msg: Buffer) => {
         if (msg.length < 12) return;
         if (msg.readUInt16BE(0) !== id) return;
@@ -80,7 +80,7 @@ export function createDnsChecker(cfg: DnsCheck, target: CheckTarget, opts: Check
           ? { ok: true, detail: `${cfg.query_type} ${cfg.name}: NOERROR, ${answers} answer(s) from ${where}` }
           : { ok: false, detail: `${cfg.query_type} ${cfg.name}: ${name} from ${where}` });
       });
-      sendConnected(sock, target, cfg.bind_to, query, () => settled, (detail) => done({ ok: false, detail }));
+      sendConnected(sock, target, cfg.bind_to, query, () => settled, (detail, code) => done(localFailure(code, detail)));
     })),
   };
 }

@@ -37,7 +37,7 @@ import { request as httpsRequest } from 'node:https';
 import type { HttpGetCheck, SslGetCheck } from '../../config/types.js';
 import { CheckEngine, type CheckIoSpec, type CheckSpecHandle } from '../../net/native.js';
 import { CHECK_IO, EngineAttempts, addressBytes, errnoName } from './engine.js';
-import { formatTarget, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
+import { formatTarget, localFailure, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -77,7 +77,7 @@ export function httpUrl(spec: Pick<HttpGetSpec, 'tls' | 'target' | 'path'>): str
  * Sends the GET and reads the answer: the body only when `wantBody(status)` says so. Settles once:
  * with the result, or with `{ error }` (connection problems, abort by `signal`). Never rejects.
  */
-export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string }> {
+export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string; code?: string }> {
   if (!spec.tls) return engineGet(spec, signal, wantBody);
   const maxBody = spec.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const url = httpUrl(spec);
@@ -102,7 +102,7 @@ export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (statu
     let settled = false;
     let req: ClientRequest | undefined;
     let res: IncomingMessage | undefined;
-    const done = (r: HttpGetResult | { error: string }): void => {
+    const done = (r: HttpGetResult | { error: string; code?: string }): void => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
@@ -150,7 +150,7 @@ export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (statu
       done({ error: `${url}: ${err instanceof Error ? err.message : String(err)}` });
       return;
     }
-    req.once('error', (err: NodeJS.ErrnoException) => done({ error: `${url}: ${err.code ?? err.message}` }));
+    req.once('error', (err: NodeJS.ErrnoException) => done({ error: `${url}: ${err.code ?? err.message}`, ...(err.code ? { code: err.code } : {}) }));
     req.end();
   });
 }
@@ -224,7 +224,7 @@ function parseHead(head: Buffer): Pick<HttpGetResult, 'httpVersion' | 'rawHeader
 }
 
 /** httpGet without TLS, on the check engine. */
-function engineGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string }> {
+function engineGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string; code?: string }> {
   const url = httpUrl(spec);
   if (signal.aborted) return Promise.resolve({ error: `${url}: no complete answer` });
   const engine = CheckEngine.get();
@@ -242,7 +242,7 @@ function engineGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: nu
     token = engine.start(handle, (code, status, body, head, truncated) => {
       signal.removeEventListener('abort', onAbort);
       if (code !== 0) {
-        resolve({ error: `${url}: ${ioFailure(code)}` });
+        resolve({ error: `${url}: ${ioFailure(code)}`, ...(code > 0 ? { code: errnoName(code) } : {}) });
         return;
       }
       resolve({ status, ...parseHead(head ?? Buffer.alloc(0)), body: body ?? null, truncated });
@@ -281,7 +281,8 @@ function createPlainHttpChecker(cfg: HttpGetCheck, target: CheckTarget, opts: Ch
   // Every passing attempt of a checker says the same thing: one frozen result per status.
   const passed = new Map<number, CheckResult>();
   const judge = (code: number, status: number, body: Buffer | undefined, _head: Buffer | undefined, truncated: boolean): CheckResult => {
-    if (code !== 0) return code === CHECK_IO.TIMEOUT ? timedOut : { ok: false, detail: `${url}: ${ioFailure(code)}` };
+    // Out of descriptors here is no verdict on the server: unknown (types.ts localFailure).
+    if (code !== 0) return code === CHECK_IO.TIMEOUT ? timedOut : localFailure(code > 0 ? errnoName(code) : undefined, `${url}: ${ioFailure(code)}`);
     if (!cfg.status_code.includes(status)) {
       return { ok: false, detail: `${url}: status ${status} not in [${statusText(cfg.status_code)}]` };
     }
@@ -340,7 +341,8 @@ function createTlsChecker(cfg: HttpGetCheck | SslGetCheck, target: CheckTarget, 
     type: cfg.type,
     run: (signal) => withDeadline(signal, ms, async (sig) => {
       const r = await httpGet(spec, sig, (status) => needBody && cfg.status_code.includes(status));
-      return 'error' in r ? { ok: false, detail: r.error } : judge(r);
+      // Out of descriptors here is no verdict on the server: unknown (types.ts localFailure).
+      return 'error' in r ? localFailure(r.code, r.error) : judge(r);
     }),
   };
 }

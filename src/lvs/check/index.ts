@@ -25,7 +25,7 @@ export function createChecker(cfg: CheckConfig, target: CheckTarget = checkTarge
     case 'TCP_CHECK': return createTcpChecker(cfg, target);
     case 'HTTP_GET':
     case 'SSL_GET': return createHttpChecker(cfg, target, opts);
-    case 'MISC_CHECK': return createMiscChecker(cfg);
+    case 'MISC_CHECK': return createMiscChecker(cfg, opts);
     case 'UDP_CHECK': return createUdpChecker(cfg, target);
     case 'DNS_CHECK': return createDnsChecker(cfg, target, opts);
     case 'FILE_CHECK': return createFileChecker(cfg);

@@ -14,16 +14,21 @@
  * A timeout (keepalived: SIGTERM then SIGKILL; runCommand: SIGKILL at misc_timeout) or a
  * death by signal is a failure.
  *
- * Limits of src/util/exec.ts runCommand (owned elsewhere): it cannot switch to `user`, and it
- * takes no AbortSignal, so at abort the attempt resolves "aborted" at once while the child
- * runs on until it exits or misc_timeout kills it.
+ * The script runs through the daemon's ScriptRunner (src/util/script.ts): as its `user`, else
+ * global.script_user, else keepalived_script / the daemon's user; a script refused by script
+ * security never runs and the attempt is 'unknown' (keepalived disables such a checker), as is
+ * one that could not start for lack of descriptors (EMFILE/ENFILE).
  */
 import type { MiscCheck } from '../../config/types.js';
-import { runCommand, type CommandResult, resolveUser, type RunAs } from '../../util/exec.js';
-import { ABORTED, raceAbort, timeoutMs, type CheckResult, type Checker } from './types.js';
+import type { CommandResult } from '../../util/exec.js';
+import { ScriptRunner, type ScriptRunResult } from '../../util/script.js';
+import { ABORTED, LOCAL_RESOURCE_ERRORS, raceAbort, timeoutMs, type CheckResult, type Checker, type CheckerOptions } from './types.js';
 
 /** Maps a finished command to a result (exported for tests of the mapping itself). */
 export function miscResult(r: CommandResult, dynamic: boolean, timeoutSeconds: number): CheckResult {
+  if (r.error !== undefined && r.errno !== undefined && LOCAL_RESOURCE_ERRORS.has(r.errno)) {
+    return { ok: false, unknown: true, detail: `could not run: ${r.error} (no descriptor left on this director: result unknown)` };
+  }
   if (r.error !== undefined) return { ok: false, detail: `could not run: ${r.error}` };
   if (r.timedOut) return { ok: false, detail: `timed out after ${timeoutSeconds} s` };
   if (r.code === null) return { ok: false, detail: `killed by ${r.signal ?? 'signal'}` };
@@ -32,23 +37,20 @@ export function miscResult(r: CommandResult, dynamic: boolean, timeoutSeconds: n
   return { ok: false, detail: `exit ${r.code}` };
 }
 
-export function createMiscChecker(cfg: MiscCheck): Checker {
+/** The runner used when the caller passes none: the default policy (no script_user, no security). */
+let defaultRunner: ScriptRunner | undefined;
+
+export function createMiscChecker(cfg: MiscCheck, opts: CheckerOptions = {}): Checker {
   const ms = timeoutMs(cfg.misc_timeout);
-  // Resolved once: an unknown user is a configuration problem reported by every attempt.
-  let runAs: RunAs | undefined;
-  let userError: string | undefined;
-  try {
-    runAs = cfg.user ? resolveUser(cfg.user) : undefined;
-  } catch (err) {
-    userError = (err as Error).message;
-  }
+  const scripts = opts.scripts ?? (defaultRunner ??= new ScriptRunner({ policy: () => ({ enable_script_security: false }) }));
   return {
     type: 'MISC_CHECK',
     async run(signal) {
       if (signal.aborted) return ABORTED;
-      if (userError) return { ok: false, detail: `MISC_CHECK user: ${userError}` };
-      const r = await raceAbort<CommandResult | null>(runCommand(cfg.misc_path, [], ms, { runAs, signal }), signal, null);
-      return r === null ? ABORTED : miscResult(r, cfg.misc_dynamic, cfg.misc_timeout);
+      const r = await raceAbort<ScriptRunResult | null>(scripts.run(cfg.misc_path, [], ms, cfg.user, signal), signal, null);
+      if (r === null) return ABORTED;
+      if (r.refused !== undefined) return { ok: false, unknown: true, detail: `script refused: ${r.refused}` };
+      return miscResult(r as CommandResult, cfg.misc_dynamic, cfg.misc_timeout);
     },
   };
 }

@@ -7,7 +7,7 @@
 import type { TcpCheck } from '../../config/types.js';
 import { CheckEngine } from '../../net/native.js';
 import { CHECK_IO, EngineAttempts, addressBytes, errnoName } from './engine.js';
-import { formatTarget, timeoutMs, type CheckResult, type Checker, type CheckTarget } from './types.js';
+import { formatTarget, localFailure, timeoutMs, type CheckResult, type Checker, type CheckTarget } from './types.js';
 
 export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   const ms = timeoutMs(cfg.connect_timeout);
@@ -34,7 +34,9 @@ export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   const judge = (code: number): CheckResult => {
     if (code === 0) return connected;
     if (code === CHECK_IO.TIMEOUT) return timedOut;
-    return { ok: false, detail: `connect to ${where}: ${code > 0 ? errnoName(code) : `error ${code}`}` };
+    const name = code > 0 ? errnoName(code) : undefined;
+    // Out of descriptors here is no verdict on the server: unknown (types.ts localFailure).
+    return localFailure(name, `connect to ${where}: ${name ?? `error ${code}`}`);
   };
   return {
     type: 'TCP_CHECK',

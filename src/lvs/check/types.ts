@@ -15,6 +15,7 @@ import { endpointText } from '../../util/endpoint.js';
 import type { Socket as DgramSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import type { CheckConfig, CheckType } from '../../config/types.js';
+import type { ScriptRunner } from '../../util/script.js';
 
 export type { CheckConfig, CheckType };
 
@@ -39,6 +40,23 @@ export interface CheckResult {
    * configured weight while the checker is up (keepalived track_file for real servers).
    */
   weightOffset?: number;
+  /**
+   * The attempt could not be made, so it says nothing about the server: this director ran out of
+   * descriptors (EMFILE/ENFILE) or the MISC_CHECK script was refused by script security. `ok` is
+   * false, but the runner neither counts it as a failure nor marks the server down: the checker is
+   * 'unknown' until an attempt gives a real answer (the pool keeps the server's previous state).
+   */
+  unknown?: boolean;
+}
+
+/** errno codes meaning "this director is out of resources", not "the real server failed". */
+export const LOCAL_RESOURCE_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
+
+/** Marks a failed result as unknown when its cause was local descriptor exhaustion. */
+export function localFailure(code: string | undefined, detail: string): CheckResult {
+  return code !== undefined && LOCAL_RESOURCE_ERRORS.has(code)
+    ? { ok: false, unknown: true, detail: `${detail} (no descriptor left on this director: result unknown)` }
+    : { ok: false, detail };
 }
 
 export interface Checker {
@@ -55,6 +73,8 @@ export interface CheckerOptions {
   maxBodyBytes?: number;
   /** DNS_CHECK query ids: uniform [0, 1). Default Math.random. */
   random?: () => number;
+  /** MISC_CHECK: runs the script (user resolution, script security). Default: a runner with the default policy. */
+  scripts?: ScriptRunner;
 }
 
 export type CheckerFactory = (cfg: CheckConfig, target: CheckTarget, opts?: CheckerOptions) => Checker;
@@ -131,7 +151,7 @@ export function sendConnected(
   bindTo: string | undefined,
   datagram: Buffer,
   settled: () => boolean,
-  fail: (detail: string) => void,
+  fail: (detail: string, code?: string) => void,
 ): void {
   const where = formatTarget(target);
   const go = (): void => {
@@ -139,7 +159,7 @@ export function sendConnected(
     sock.connect(target.port, target.address, () => {
       if (settled()) return;
       sock.send(datagram, (err) => {
-        if (err) fail(`send to ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+        if (err) fail(`send to ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, (err as NodeJS.ErrnoException).code);
       });
     });
   };

@@ -15,7 +15,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import type { UdpCheck } from '../../config/types.js';
-import { formatTarget, sendConnected, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
+import { formatTarget, localFailure, sendConnected, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckTarget } from './types.js';
 
 export function createUdpChecker(cfg: UdpCheck, target: CheckTarget): Checker {
   const ms = timeoutMs(cfg.connect_timeout);
@@ -38,9 +38,9 @@ export function createUdpChecker(cfg: UdpCheck, target: CheckTarget): Checker {
         ? { ok: false, detail: `no reply from ${where}` }
         : { ok: true, detail: `no ICMP error from ${where}` });
       sig.addEventListener('abort', onDeadline, { once: true });
-      sock.on('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: `${where}: ${err.code ?? err.message}` }));
+      sock.on('error', (err: NodeJS.ErrnoException) => done(localFailure(err.code, `${where}: ${err.code ?? err.message}`)));
       sock.on('message', (msg) => done({ ok: true, detail: `reply of ${msg.length} bytes from ${where}` }));
-      sendConnected(sock, target, cfg.bind_to, payload, () => settled, (detail) => done({ ok: false, detail }));
+      sendConnected(sock, target, cfg.bind_to, payload, () => settled, (detail, code) => done(localFailure(code, detail)));
     })),
   };
 }

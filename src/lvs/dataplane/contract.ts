@@ -73,6 +73,8 @@ export interface ProxyOptions {
    * (net.ipv4.vs.expire_nodest_conn-like). Default true.
    */
   readonly expireNodestConn?: boolean;
+  /** Most live TCP connections / UDP flows per client address (0 or absent = unlimited). */
+  readonly maxConnsPerSource?: number;
 }
 
 /** One virtual service, as the data plane needs it; built once from the config. */
@@ -96,6 +98,13 @@ export interface Destination {
   readonly key: string;
   readonly endpoint: Endpoint;
   readonly weight: number;
+  /**
+   * keepalived uthreshold / lthreshold (IPVS u_threshold / l_threshold): at uthreshold connections
+   * the destination gets no new ones until below lthreshold (0 or absent: 3/4 of uthreshold).
+   * Absent or 0 = no limit.
+   */
+  readonly uthreshold?: number;
+  readonly lthreshold?: number;
 }
 
 export interface PoolSpec {
@@ -198,13 +207,22 @@ export interface UdpFlowEntry extends ConnRef {
   readonly expiresInMs: number;
 }
 
-/** A live TCP connection (listed for the peer's counts; the proxy cannot move TCP connections). */
+/**
+ * A live connection. The proxy lists its TCP connections for the peer's counts (it cannot move
+ * them: it terminates TCP); the kernel path (nftables DR) moves them: the new master writes them
+ * into its connection tables, so established flows keep their real server.
+ */
 export interface ConnEntry extends ConnRef {
   readonly type: 'conn';
+  /** Time left before the entry expires without traffic; absent: the sync default (IPVS 900 s). */
+  readonly expiresInMs?: number;
 }
 
-/** What a newly promoted director adopts from the synced table before it serves. */
-export type RestoreEntry = TemplateEntry | UdpFlowEntry;
+/**
+ * What a newly promoted director adopts from the synced table before it serves. `conn` entries
+ * are only taken by implementations that can pin a connection (nftables DR); others skip them.
+ */
+export type RestoreEntry = TemplateEntry | UdpFlowEntry | ConnEntry;
 
 export interface ConnectionSnapshot {
   readonly templates: TemplateEntry[];
@@ -217,7 +235,7 @@ export interface ConnectionSnapshot {
  * (they are not synced: the sorry server is a fallback, not a member).
  */
 export type ConnectionEvent =
-  | (ConnRef & { readonly type: 'conn_new' })
+  | (ConnRef & { readonly type: 'conn_new'; readonly expiresInMs?: number })
   | (ConnRef & { readonly type: 'conn_end'; readonly inBytes: number; readonly outBytes: number })
   | TemplateEntry
   | (ConnRef & { readonly type: 'udp_flow_new'; readonly timeoutMs: number })

@@ -29,7 +29,10 @@ import {
   type RestoreEntry,
   type ServiceSpec,
 } from './contract.js';
-import { ProxyDataplane } from './proxy/index.js';
+import { ProxyDataplane, type ConnectionLimits } from './proxy/index.js';
+import { NFT_KINDS, NftablesDataplane } from './nftables/index.js';
+
+export type { ConnectionLimits } from './proxy/index.js';
 
 export * from './contract.js';
 
@@ -44,8 +47,20 @@ export interface DataplaneContext {
   readonly eventBatchMs?: number;
   /** Worker threads of the proxy (global.proxy_workers resolved: >= 1). Default 1. */
   readonly proxyWorkers?: number;
+  /**
+   * The proxy's connection budget (global.maxconn below the descriptor limit) and idle timeouts
+   * (global.lvs_timeouts); see ProxyDataplane.setLimits. Kernel paths have their own limits.
+   */
+  readonly limits?: ConnectionLimits;
   /** Reports errors that happen outside a call (a worker died, a transaction failed later). */
   readonly onError?: (implementation: string, err: Error) => void;
+  /**
+   * NAT/FULLNAT connections are replicated by conntrackd: a TCP packet without SYN that conntrack
+   * does not know is dropped, not scheduled (the client resends it once the commit is in).
+   */
+  readonly conntrackSync?: boolean;
+  /** Warnings and notes of an implementation (e.g. a failed background transaction). */
+  readonly log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface DataplaneImplementation {
@@ -55,10 +70,7 @@ export interface DataplaneImplementation {
   create(ctx: DataplaneContext): Dataplane & Partial<ConnectionState>;
 }
 
-/**
- * THE registration point: one entry per implementation. The kernel path (nftables: DR, NAT,
- * FULLNAT) adds its entry here.
- */
+/** THE registration point: one entry per implementation. */
 export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
   {
     name: 'proxy',
@@ -66,7 +78,20 @@ export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
     create: (ctx) => new ProxyDataplane({
       ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
       ...(ctx.proxyWorkers === undefined ? {} : { workers: ctx.proxyWorkers }),
+      ...(ctx.limits ? { limits: ctx.limits } : {}),
     }),
+  },
+  {
+    // The kernel path: one nftables table per family, libnftables on the thread pool. Creating it
+    // fails with E_DATAPLANE_UNAVAILABLE (naming the Debian package) when libnftables is missing.
+    name: 'nftables',
+    kinds: NFT_KINDS,
+    create: (ctx) =>
+      new NftablesDataplane({
+        log: ctx.log ?? ((_level, msg) => ctx.onError?.('nftables', new Error(msg))),
+        ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
+        ...(ctx.conntrackSync ? { limits: { natMidstreamDrop: true } } : {}),
+      }),
   },
 ];
 
@@ -80,7 +105,7 @@ interface Slot {
 export class DataplaneSet implements Dataplane, ConnectionState {
   readonly name = 'set';
   readonly kinds: readonly LbKind[];
-  readonly #ctx: DataplaneContext;
+  #ctx: DataplaneContext;
   readonly #slots: Slot[];
   /** Which slot owns each configured service. */
   readonly #owner = new Map<ServiceKey, Slot>();
@@ -91,6 +116,18 @@ export class DataplaneSet implements Dataplane, ConnectionState {
     this.#ctx = ctx;
     this.#slots = implementations.map((impl) => ({ impl, instance: null, unsubscribe: new Map() }));
     this.kinds = implementations.flatMap((i) => i.kinds);
+  }
+
+  /**
+   * New connection limits (reload of maxconn / reserved_fds / lvs_timeouts): for the
+   * implementations created so far and the ones created later.
+   */
+  async setLimits(limits: ConnectionLimits): Promise<void> {
+    this.#ctx = { ...this.#ctx, limits };
+    for (const s of this.#slots) {
+      const inst = s.instance as (Dataplane & { setLimits?: (l: ConnectionLimits) => Promise<void> }) | null;
+      if (inst?.setLimits) await inst.setLimits(limits);
+    }
   }
 
   /** The implementation instances created so far, by name (diagnostics, tests). */
@@ -130,7 +167,7 @@ export class DataplaneSet implements Dataplane, ConnectionState {
       if (!slot) {
         throw new KeepaliveError(
           'E_DATAPLANE_UNAVAILABLE',
-          `${spec.key}: lb_kind "${spec.kind}" needs the kernel data plane (nftables), which this build does not have yet; use lb_kind = "PROXY" for the user-space proxy`,
+          `${spec.key}: no data plane forwards lb_kind "${spec.kind}" (have: ${this.kinds.join(', ')})`,
         );
       }
       let list = bySlot.get(slot);

@@ -10,7 +10,10 @@
  * inactive, as ipvsadm shows them (the kernel never marks a UDP connection active).
  *
  * A destination removed from the pool stays in `all` (not in `pool`): its open connections
- * continue and keep being counted; it only stops getting new ones.
+ * continue and keep being counted; it only stops getting new ones. Once its last connection is
+ * gone it is forgotten, but its traffic counters are kept by key and given back if it returns to
+ * the pool: like the nftables data plane's named counters, a real server's totals survive it
+ * going down and coming back.
  */
 
 import { endpointText, singlePort, type Endpoint, type IpFamily, type L4Protocol } from '../../../util/endpoint.js';
@@ -35,6 +38,9 @@ export class Dest implements RealServerRef {
   outPkts = 0;
   connectErrors = 0;
   inPool = false;
+  /** keepalived uthreshold / lthreshold (IPVS u_threshold / l_threshold); 0 = none. */
+  uthreshold = 0;
+  lthreshold = 0;
   readonly address: string;
   readonly port: number;
   readonly family: IpFamily;
@@ -56,9 +62,112 @@ export class Dest implements RealServerRef {
   get live(): number {
     return this.activeConns + this.inactConns;
   }
+
+  /**
+   * IPVS connection thresholds, after every change of the connection counts: at uthreshold
+   * connections (active + inactive) the server is overloaded (no new connections); it is used
+   * again below lthreshold, or, without one, below 3/4 of uthreshold (ip_vs_bind_dest /
+   * ip_vs_unbind_dest).
+   */
+  checkThresholds(): void {
+    const total = this.activeConns + this.inactConns;
+    if (this.uthreshold > 0 && total >= this.uthreshold) this.overloaded = true;
+    else if (this.overloaded && (this.uthreshold === 0 || (this.lthreshold > 0 ? total < this.lthreshold : total * 4 < this.uthreshold * 3))) this.overloaded = false;
+  }
 }
 
+type DestCounters = Pick<Dest, 'conns' | 'inBytes' | 'outBytes' | 'inPkts' | 'outPkts' | 'connectErrors'>;
+const COUNTER_FIELDS = ['conns', 'inBytes', 'outBytes', 'inPkts', 'outPkts', 'connectErrors'] as const;
+/** Forgotten destinations whose counters are kept (the pool's keys come from the config). */
+const MAX_ARCHIVED = 65536;
+
 export type EventSink = (ev: ConnectionEvent) => void;
+
+/**
+ * The worker's connection budget, shared by every service (descriptor exhaustion must never
+ * reach the control plane: the main thread's control socket, metrics, checks and scripts share
+ * the process's descriptor table with this worker). A TCP client holds one slot from accept to
+ * close (two descriptors: client and real-server socket), a UDP flow one slot while it lives.
+ *
+ * At `maxConns` the listeners pause (the kernel refuses new connections to the paused port, so
+ * no descriptor is spent on them); below `lowWater` they resume. A connection accepted in the
+ * same loop turn as the pause finds no slot and is closed at once. maxConns 0 = unlimited.
+ */
+export class Admission {
+  maxConns = 0;
+  lowWater = 0;
+  inUse = 0;
+  /** Connections or flows refused for lack of a slot. */
+  refused = 0;
+  paused = false;
+  /** Times the listeners were paused. */
+  pauses = 0;
+  /** Idle timeouts of every service (ConnectionLimits); undefined = the IPVS defaults. */
+  tcpTimeoutMs: number | undefined;
+  tcpFinTimeoutMs: number | undefined;
+  udpTimeoutMs: number | undefined;
+
+  constructor(private readonly onPause: (paused: boolean) => void = () => undefined) {}
+
+  setLimits(maxConns: number, lowWater: number): void {
+    this.maxConns = maxConns;
+    this.lowWater = Math.min(lowWater, maxConns);
+    this.check();
+  }
+
+  /** Takes a slot; false (counted as refused) when none is left. */
+  tryAcquire(): boolean {
+    if (this.maxConns > 0 && this.inUse >= this.maxConns) {
+      this.refused++;
+      return false;
+    }
+    this.inUse++;
+    this.check();
+    return true;
+  }
+
+  release(): void {
+    if (this.inUse > 0) this.inUse--;
+    this.check();
+  }
+
+  private check(): void {
+    const full = this.maxConns > 0 && this.inUse >= this.maxConns;
+    if (full && !this.paused) {
+      this.paused = true;
+      this.pauses++;
+      this.onPause(true);
+    } else if (this.paused && (this.maxConns === 0 || this.inUse <= this.lowWater)) {
+      this.paused = false;
+      this.onPause(false);
+    }
+  }
+}
+
+/** Live connections (or UDP flows) per client address of one service, for maxConnsPerSource. */
+export class SourceCounts {
+  private readonly counts = new Map<string, number>();
+  /** Refused because the client address was at its limit. */
+  refused = 0;
+
+  /** Counts one more for `address` unless it is at `limit` (0 = unlimited). */
+  tryAcquire(address: string, limit: number | undefined): boolean {
+    const n = this.counts.get(address) ?? 0;
+    if (limit !== undefined && limit > 0 && n >= limit) {
+      this.refused++;
+      return false;
+    }
+    this.counts.set(address, n + 1);
+    return true;
+  }
+
+  release(address: string): void {
+    const n = (this.counts.get(address) ?? 0) - 1;
+    if (n <= 0) this.counts.delete(address);
+    else this.counts.set(address, n);
+  }
+}
+
 
 /** ipvsadm-style scheduler text with the flags in effect, e.g. "mh (mh-port)". */
 function schedulerText(spec: ServiceSpec): string {
@@ -79,6 +188,8 @@ export class ServiceCore {
   sorryDest: Dest | null = null;
   /** Endpoints of every destination key seen (pool or synced template), for template export. */
   private readonly endpoints = new Map<string, Endpoint>();
+  /** Counters of destinations gc() forgot, by id: restored when the id returns. */
+  private readonly archived = new Map<string, DestCounters>();
   conns = 0;
   dropped = 0;
   /** Service byte totals of finished connections (UDP: of every datagram). */
@@ -162,11 +273,14 @@ export class ServiceCore {
     for (const s of pool.dests) {
       let d = this.all.get(s.key);
       if (!d || d.sorry || d.text !== endpointText(s.endpoint)) {
-        d = new Dest(s.key, s.endpoint, false);
+        d = this.revive(new Dest(s.key, s.endpoint, false));
         this.all.set(s.key, d);
       }
       this.endpoints.set(s.key, s.endpoint);
       d.weight = s.weight;
+      d.uthreshold = s.uthreshold ?? 0;
+      d.lthreshold = s.lthreshold ?? 0;
+      d.checkThresholds();
       d.inPool = true;
       members.push(d);
     }
@@ -175,7 +289,7 @@ export class ServiceCore {
       const id = `sorry:${endpointText(pool.sorry)}`;
       let d = this.all.get(id);
       if (!d) {
-        d = new Dest(id, pool.sorry, true);
+        d = this.revive(new Dest(id, pool.sorry, true));
         d.weight = 1;
         this.all.set(id, d);
       }
@@ -188,9 +302,27 @@ export class ServiceCore {
     this.gc();
   }
 
-  /** Forget removed destinations that no longer carry connections. */
+  /** Forget removed destinations that no longer carry connections (keeping their counters). */
   gc(): void {
-    for (const [id, d] of this.all) if (!d.inPool && d.live === 0) this.all.delete(id);
+    for (const [id, d] of this.all) {
+      if (d.inPool || d.live > 0) continue;
+      this.all.delete(id);
+      if (this.archived.size < MAX_ARCHIVED || this.archived.has(id)) {
+        const c = {} as Record<(typeof COUNTER_FIELDS)[number], number>;
+        for (const f of COUNTER_FIELDS) c[f] = d[f];
+        this.archived.set(id, c);
+      }
+    }
+  }
+
+  /** A destination coming (back) into the pool gets the counters it had when it was forgotten. */
+  private revive(d: Dest): Dest {
+    const c = this.archived.get(d.id);
+    if (c) {
+      for (const f of COUNTER_FIELDS) d[f] = c[f];
+      this.archived.delete(d.id);
+    }
+    return d;
   }
 
   /** True when no pool member can take a new connection. */

@@ -5,7 +5,8 @@
  */
 
 import type { ConnectionEvent, ConnectionSnapshot, RestoreEntry, ServiceSpec } from '../contract.js';
-import type { ProxyStats, Request, WireError, WorkerMessage } from './protocol.js';
+import type { ConnectionLimits, ProxyStats, Request, WireError, WorkerMessage } from './protocol.js';
+import { Admission } from './conntable.js';
 import { parseRequest } from './protocol.js';
 import { TcpService } from './tcp.js';
 import { UdpService } from './udp.js';
@@ -58,10 +59,11 @@ const EVERY_WORKER_SCHEDULERS: ReadonlySet<string> = new Set(['rr', 'wrr', 'sh',
  * or fo is served by every worker (each has its own SO_REUSEPORT socket; the kernel spreads the
  * connections; rr and wrr share one cursor). Every other service only by worker 0: UDP (a client's
  * flows in one table), persistence (templates in one table), and the schedulers that count
- * connections (lc, wlc, sed, nq, lblc, lblcr, ovf: their counts must cover every connection).
+ * connections (lc, wlc, sed, nq, lblc, lblcr, ovf: their counts must cover every connection), and
+ * services with maxConnsPerSource (the count per client must cover every connection).
  */
 export function servedByEveryWorker(spec: ServiceSpec): boolean {
-  return spec.match.kind === 'addr' && spec.match.protocol === 'tcp' && spec.persistence === null && EVERY_WORKER_SCHEDULERS.has(spec.scheduler);
+  return spec.match.kind === 'addr' && spec.match.protocol === 'tcp' && spec.persistence === null && !spec.proxy?.maxConnsPerSource && EVERY_WORKER_SCHEDULERS.has(spec.scheduler);
 }
 
 export class Engine {
@@ -78,6 +80,15 @@ export class Engine {
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly housekeeping: NodeJS.Timeout;
   private closed = false;
+  /** One connection budget for every service: listeners pause together at the cap. */
+  private readonly admission = new Admission((paused) => {
+    for (const s of [...this.services.values(), ...this.retiring]) {
+      if (s instanceof TcpService) {
+        if (paused) s.pause();
+        else s.resume();
+      }
+    }
+  });
 
   private readonly index: number;
   private readonly workers: number;
@@ -144,6 +155,9 @@ export class Engine {
         return undefined;
       case 'snapshot':
         return this.snapshot();
+      case 'limits':
+        this.setLimits(req.limits);
+        return undefined;
       case 'shutdown':
         this.shutdown();
         return undefined;
@@ -175,8 +189,8 @@ export class Engine {
       }
       const emit = (ev: ConnectionEvent) => this.emit(ev);
       const created = spec.match.kind === 'addr' && spec.match.protocol === 'tcp'
-        ? new TcpService(spec, emit, this.workers > 1 && servedByEveryWorker(spec), this.cursors)
-        : new UdpService(spec, emit);
+        ? new TcpService(spec, emit, this.admission, this.workers > 1 && servedByEveryWorker(spec), this.cursors)
+        : new UdpService(spec, emit, this.admission);
       if (created instanceof TcpService) created.setEventsEnabled(this.eventsEnabled);
       this.services.set(spec.key, created);
     }
@@ -200,7 +214,7 @@ export class Engine {
         } catch {
           /* an address the table cannot mask: ignore the entry */
         }
-      } else if (svc instanceof UdpService) {
+      } else if (e.type === 'udp_flow' && svc instanceof UdpService) {
         svc.restoreFlow(e);
       }
     }
@@ -221,11 +235,33 @@ export class Engine {
     return out;
   }
 
+  private setLimits(l: ConnectionLimits): void {
+    const a = this.admission;
+    a.tcpTimeoutMs = l.tcpTimeoutMs;
+    a.tcpFinTimeoutMs = l.tcpFinTimeoutMs;
+    a.udpTimeoutMs = l.udpTimeoutMs;
+    a.setLimits(l.maxConns, l.lowWater);
+    for (const s of this.services.values()) if (s instanceof UdpService) s.armTimer();
+  }
+
   private stats(): ProxyStats {
+    const a = this.admission;
+    const all = [...this.services.values(), ...this.retiring];
+    const sum = (f: (s: Service) => number) => all.reduce((n, s) => n + f(s), 0);
     return {
       services: [...this.services.values()].map((s) => s.stats()),
       malformed: this.malformed,
       events_dropped: this.eventsDropped,
+      limits: {
+        max_conns: a.maxConns,
+        low_water: a.lowWater,
+        in_use: a.inUse,
+        paused: a.paused,
+        pauses: a.pauses,
+        refused: sum((s) => s.refused),
+        refused_per_source: sum((s) => s.sources.refused),
+        idle_closed: sum((s) => (s instanceof TcpService ? s.idleClosed : 0)),
+      },
     };
   }
 

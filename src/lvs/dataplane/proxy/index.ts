@@ -35,7 +35,9 @@ import type {
 } from '../contract.js';
 import { DataplaneLifecycle } from '../lifecycle.js';
 import { SHARED_CURSOR_SLOTS } from './sched/shared.js';
-import { isRestoreEntry, isServiceSpec, type ProxyStats, type Request, type WireError, type WorkerMessage } from './protocol.js';
+import { isRestoreEntry, isServiceSpec, type ConnectionLimits, type LimitStats, type ProxyStats, type Request, type WireError, type WorkerMessage } from './protocol.js';
+
+export type { ConnectionLimits } from './protocol.js';
 
 /** The compiled worker entry, resolved next to this module. */
 export const WORKER_URL = new URL('./worker.js', import.meta.url);
@@ -54,6 +56,8 @@ export interface ProxyDataplaneOptions {
    * one table. Each worker schedules its own share of the connections (rr, wrr, lc... per worker).
    */
   readonly workers?: number;
+  /** The worker's connection budget and idle timeouts (maxConns 0 = unlimited); also setLimits(). */
+  readonly limits?: ConnectionLimits;
 }
 
 const KNOWN_CODES: readonly ErrorCode[] = ['E_CONFIG_INVALID', 'E_SOCKET', 'E_CLOSED', 'E_CONTROL_PROTOCOL'];
@@ -121,6 +125,27 @@ function mergeService(list: readonly ServiceStats[]): ServiceStats {
 }
 
 /** The workers' stats as one: services summed by key, in the first worker's order. */
+/**
+ * Worker `index` of `workers`' share of the connection budget: maxConns split as evenly as it goes
+ * (the first workers take the remainder), the low-water mark scaled alike; the idle timeouts are
+ * the same for every worker. maxConns 0 (unlimited) stays 0.
+ */
+export function workerLimits(limits: ConnectionLimits, workers: number, index: number): ConnectionLimits {
+  if (workers <= 1 || limits.maxConns === 0) return limits;
+  const share = Math.floor(limits.maxConns / workers) + (index < limits.maxConns % workers ? 1 : 0);
+  const maxConns = Math.max(1, share);
+  const lowWater = Math.min(maxConns, Math.floor((limits.lowWater * maxConns) / limits.maxConns));
+  return { ...limits, maxConns, lowWater };
+}
+
+function mergeLimits(all: readonly LimitStats[]): LimitStats {
+  const sum = (k: 'max_conns' | 'low_water' | 'in_use' | 'pauses' | 'refused' | 'refused_per_source' | 'idle_closed') => all.reduce((n, l) => n + l[k], 0);
+  return {
+    max_conns: sum('max_conns'), low_water: sum('low_water'), in_use: sum('in_use'), paused: all.some((l) => l.paused),
+    pauses: sum('pauses'), refused: sum('refused'), refused_per_source: sum('refused_per_source'), idle_closed: sum('idle_closed'),
+  };
+}
+
 export function mergeProxyStats(all: readonly ProxyStats[]): ProxyStats {
   if (all.length === 1) return all[0]!;
   const byKey = new Map<string, ServiceStats[]>();
@@ -133,6 +158,7 @@ export function mergeProxyStats(all: readonly ProxyStats[]): ProxyStats {
     services: [...byKey.values()].map(mergeService),
     malformed: all.reduce((n, s) => n + s.malformed, 0),
     events_dropped: all.reduce((n, s) => n + s.events_dropped, 0),
+    limits: mergeLimits(all.map((s) => s.limits)),
   };
 }
 
@@ -148,6 +174,7 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
   private restoreDropped = 0;
   /** rr/wrr cursors every worker shares (sched/shared.ts); a restarted worker gets the same. */
   private readonly cursors: SharedArrayBuffer | undefined;
+  private limits: ConnectionLimits | undefined;
 
   constructor(options: ProxyDataplaneOptions = {}) {
     super();
@@ -158,11 +185,22 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
     this.cursors = n > 1 ? new SharedArrayBuffer(SHARED_CURSOR_SLOTS * 4) : undefined;
     this.slots = Array.from({ length: n }, (_, index) => ({ index, worker: null, seq: 0, pending: new Map(), restarts: [] }));
     for (const slot of this.slots) this.spawn(slot);
+    if (options.limits) void this.setLimits(options.limits).catch(() => undefined);
   }
 
   /** Worker threads this data plane runs. */
   get workerCount(): number {
     return this.slots.length;
+  }
+
+  /**
+   * The connection budget shared by every service and the idle timeouts (re-applied after a worker
+   * restart): descriptor exhaustion must never reach the control plane. With several workers each
+   * gets its share of the budget (workerLimits).
+   */
+  async setLimits(limits: ConnectionLimits): Promise<void> {
+    this.limits = { ...limits };
+    await Promise.all(this.slots.map((slot) => this.request(slot, { t: 'limits', limits: workerLimits(limits, this.slots.length, slot.index) })));
   }
 
   // ---------------------------------------------------------------- DataplaneLifecycle hooks
@@ -205,9 +243,14 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
 
   protected async collectStats(): Promise<DataplaneStats> {
     const s = mergeProxyStats((await this.broadcast({ t: 'stats' })) as ProxyStats[]);
+    const l = s.limits;
     return {
       services: s.services,
-      extra: { malformed: s.malformed, events_dropped: s.events_dropped, restarts: this.restartCount, restore_dropped: this.restoreDropped, workers: this.slots.length },
+      extra: {
+        malformed: s.malformed, events_dropped: s.events_dropped, restarts: this.restartCount, restore_dropped: this.restoreDropped, workers: this.slots.length,
+        conn_limit: l.max_conns, conn_in_use: l.in_use, conn_paused: l.paused ? 1 : 0, conn_pauses: l.pauses,
+        conn_refused: l.refused, conn_refused_per_source: l.refused_per_source, conn_idle_closed: l.idle_closed,
+      },
     };
   }
 
@@ -231,8 +274,10 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
   /** Load persistence templates / UDP flows synced from the peer director (malformed entries are counted and skipped). */
   async restore(entries: readonly RestoreEntry[]): Promise<void> {
     this.assertOpen();
-    const ok = entries.filter((e) => isRestoreEntry(e));
-    this.restoreDropped += entries.length - ok.length;
+    // TCP connections cannot move into a user-space proxy: skipped, not counted as malformed.
+    const mine = entries.filter((e) => e.type !== 'conn');
+    const ok = mine.filter((e) => isRestoreEntry(e));
+    this.restoreDropped += mine.length - ok.length;
     await this.broadcast({ t: 'restore', entries: ok });
   }
 
@@ -326,12 +371,18 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
     }
     this.spawn(slot);
     this.restartCount++;
-    if (this.listeners_.length > 0) await this.request(slot, this.eventsOn());
-    const services = this.desiredServices;
-    await this.request(slot, { t: 'configure', services });
-    for (const s of services) {
-      const pool = this.desiredPool(s.key);
-      if (pool) await this.request(slot, { t: 'setPool', key: s.key, pool });
+    try {
+      if (this.listeners_.length > 0) await this.request(slot, this.eventsOn());
+      if (this.limits) await this.request(slot, { t: 'limits', limits: workerLimits(this.limits, this.slots.length, slot.index) });
+      const services = this.desiredServices;
+      await this.request(slot, { t: 'configure', services });
+      for (const s of services) {
+        const pool = this.desiredPool(s.key);
+        if (pool) await this.request(slot, { t: 'setPool', key: s.key, pool });
+      }
+    } catch (err) {
+      this.reportError(err as Error);
+      return;
     }
     for (const s of this.desiredServices) {
       if (!this.isServed(s.key)) continue;

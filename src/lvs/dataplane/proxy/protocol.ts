@@ -8,13 +8,45 @@
  * (`parseRequest`): a malformed one is ignored and counted (reported as `malformed` in stats), it
  * never throws inside the worker.
  *
- * main → worker: configure | setPool | serve | unserve | stats | restore | events | snapshot | shutdown
+ * main → worker: configure | setPool | serve | unserve | stats | restore | events | snapshot | limits | shutdown
  * worker → main: reply | events
  */
 
 import { canonicalAddress, singlePort, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { isSchedulerName } from '../../scheduler-names.js';
 import type { ConnectionEvent, ConnectionSnapshot, Destination, PoolSpec, RestoreEntry, ServiceSpec, ServiceStats } from '../contract.js';
+
+/**
+ * Worker-wide settings: the connection budget (see Admission in conntable.ts; maxConns 0 =
+ * unlimited) and the idle timeouts of every service (keepalived's lvs_timeouts).
+ */
+export interface ConnectionLimits {
+  readonly maxConns: number;
+  /** Paused listeners resume once the connections in use fall to this. */
+  readonly lowWater: number;
+  /** TCP: an established connection with no byte either way for this long is closed (IPVS tcp, default 900 s). */
+  readonly tcpTimeoutMs?: number;
+  /** TCP: once either side has sent FIN, closed after this long idle (IPVS tcpfin, default 120 s). */
+  readonly tcpFinTimeoutMs?: number;
+  /** UDP: a flow idle for this long ends, unless its service sets udpFlowTimeoutMs (IPVS udp, default 300 s). */
+  readonly udpTimeoutMs?: number;
+}
+
+/** The connection budget and what the limits refused (all services together). */
+export interface LimitStats {
+  max_conns: number;
+  low_water: number;
+  in_use: number;
+  paused: boolean;
+  /** Times the listeners were paused at the cap. */
+  pauses: number;
+  /** Clients (TCP) or flows (UDP) refused: the budget was used up. */
+  refused: number;
+  /** Refused because their address was at maxConnsPerSource. */
+  refused_per_source: number;
+  /** TCP connections closed by the idle timeouts (tcp / tcpfin). */
+  idle_closed: number;
+}
 
 /** The worker's answer to `stats`. */
 export interface ProxyStats {
@@ -23,6 +55,7 @@ export interface ProxyStats {
   malformed: number;
   /** Events dropped because a batch overflowed. */
   events_dropped: number;
+  limits: LimitStats;
 }
 
 export type Request =
@@ -34,6 +67,7 @@ export type Request =
   | { readonly t: 'restore'; readonly seq: number; readonly entries: readonly RestoreEntry[] }
   | { readonly t: 'events'; readonly seq: number; readonly enabled: boolean; readonly batchMs?: number }
   | { readonly t: 'snapshot'; readonly seq: number }
+  | { readonly t: 'limits'; readonly seq: number; readonly limits: ConnectionLimits }
   | { readonly t: 'shutdown'; readonly seq: number };
 
 export type { ConnectionSnapshot };
@@ -91,7 +125,8 @@ export function isServiceSpec(v: unknown): v is ServiceSpec {
       isNonNegInt(x.connectTimeoutMs) &&
       (x.connectTimeoutMs as number) > 0 &&
       optional(x.udpFlowTimeoutMs, (t) => isNonNegInt(t) && (t as number) > 0) &&
-      optional(x.expireNodestConn, isBool)
+      optional(x.expireNodestConn, isBool) &&
+      optional(x.maxConnsPerSource, (n) => isNonNegInt(n))
     )
   )
     return false;
@@ -99,7 +134,8 @@ export function isServiceSpec(v: unknown): v is ServiceSpec {
 }
 
 function isDest(v: unknown): v is Destination {
-  return isObj(v) && isStr(v.key) && isEndpoint(v.endpoint) && isNonNegInt(v.weight);
+  return isObj(v) && isStr(v.key) && isEndpoint(v.endpoint) && isNonNegInt(v.weight) &&
+    optional(v.uthreshold, (x) => isNonNegInt(x)) && optional(v.lthreshold, (x) => isNonNegInt(x));
 }
 
 function isPool(v: unknown): v is PoolSpec {
@@ -144,6 +180,13 @@ export function parseRequest(v: unknown): Request | null {
           : null;
       case 'events':
         return isBool(v.enabled) && optional(v.batchMs, (x) => isNonNegInt(x, 10_000)) ? (v as unknown as Request) : null;
+      case 'limits': {
+        const l = v.limits;
+        const ms = (x: unknown) => isNonNegInt(x) && (x as number) > 0;
+        return isObj(l) && isNonNegInt(l.maxConns) && isNonNegInt(l.lowWater) && optional(l.tcpTimeoutMs, ms) && optional(l.tcpFinTimeoutMs, ms) && optional(l.udpTimeoutMs, ms)
+          ? (v as unknown as Request)
+          : null;
+      }
       case 'stats':
       case 'snapshot':
       case 'shutdown':

@@ -10,17 +10,29 @@
  * forwarded as end() to the other; an error on either destroys both. Byte counts come from
  * the client socket's bytesRead (in) / bytesWritten (out) at close, or at stats time for
  * live connections.
+ *
+ * Limits (descriptor exhaustion must not reach the control plane): every client holds a slot of
+ * the worker-wide Admission budget from accept to close, and counts against its address's
+ * maxConnsPerSource; a client over either limit is closed at once. When the budget is used up
+ * the listener pauses (closed: the kernel refuses new connections without spending a descriptor
+ * here) and is opened again below the low-water mark. An established connection idle for the tcp
+ * timeout (after a FIN: tcpfin; keepalived's lvs_timeouts) is closed, like an IPVS entry expiring.
  */
 
 import net from 'node:net';
 import { canonicalAddress, type Endpoint, type IpFamily } from '../../../util/endpoint.js';
 import type { ConnRef, ServiceSpec, ServiceStats } from '../contract.js';
-import { Dest, ServiceCore, type EventSink } from './conntable.js';
+import { Admission, Dest, ServiceCore, SourceCounts, type EventSink } from './conntable.js';
 import { reusePortListen } from '../../../net/native.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
 import type { ScheduleContext } from './types.js';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
+/** IPVS defaults (ipvsadm --set): established 900 s, after FIN 120 s. */
+const DEFAULT_IDLE_TIMEOUT_MS = 900_000;
+const DEFAULT_FIN_TIMEOUT_MS = 120_000;
+/** A paused listener that cannot be opened again (address gone) retries this often. */
+const RELISTEN_RETRY_MS = 1000;
 
 function noop(): void {}
 
@@ -61,12 +73,22 @@ export class TcpService {
   private draining = false;
   private drainWaiters: Array<() => void> = [];
   private emitConnEvents = false;
+  /** serve() was asked for and no unserve() since: the listener is open, or paused. */
+  private wanted = false;
+  /** The listener is closed because the connection budget is used up. */
+  private paused = false;
+  private relistenTimer: NodeJS.Timeout | null = null;
+  readonly sources = new SourceCounts();
+  /** Clients closed at once: the budget or their address's maxConnsPerSource was used up. */
+  refused = 0;
+  /** Connections closed by the idle timeouts. */
+  idleClosed = 0;
 
   /**
    * reusePort: this worker is one of several serving the service, each with its own SO_REUSEPORT
    * socket (the addon makes it; Node 20's net cannot). Otherwise one exclusive listener.
    */
-  constructor(spec: ServiceSpec, emit: EventSink, private readonly reusePort = false, cursor?: Int32Array) {
+  constructor(spec: ServiceSpec, emit: EventSink, private readonly admission: Admission = new Admission(), private readonly reusePort = false, cursor?: Int32Array) {
     this.core = new ServiceCore(spec, emit, reusePort ? cursor : undefined);
   }
 
@@ -75,12 +97,44 @@ export class TcpService {
   }
 
   get serving(): boolean {
-    return this.server !== null;
+    return this.server !== null || (this.wanted && this.paused);
   }
 
   serve(): Promise<void> {
     if (this.server) return Promise.resolve();
     this.draining = false;
+    if (this.admission.paused) {
+      // At the connection budget: opened by resume() once below the low-water mark.
+      this.wanted = true;
+      this.paused = true;
+      return Promise.resolve();
+    }
+    return this.listen().then(() => { this.wanted = true; });
+  }
+
+  /** The budget is used up: close the listener (kept wanted). */
+  pause(): void {
+    if (!this.server) return;
+    this.paused = true;
+    this.server.close();
+    this.server = null;
+  }
+
+  /** Back below the low-water mark: open the listener again. */
+  resume(): void {
+    if (!this.paused || !this.wanted || this.draining || this.server) return;
+    if (this.relistenTimer) clearTimeout(this.relistenTimer);
+    this.relistenTimer = null;
+    this.listen().then(
+      () => { this.paused = false; },
+      () => {
+        // The address may have gone meanwhile; try again unless unserved or paused again.
+        this.relistenTimer = setTimeout(() => { this.relistenTimer = null; if (!this.admission.paused) this.resume(); }, RELISTEN_RETRY_MS);
+      },
+    );
+  }
+
+  private listen(): Promise<void> {
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (c) => this.accept(c));
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
@@ -113,6 +167,10 @@ export class TcpService {
   /** Stop accepting now; wait up to drainMs for open connections, then destroy the rest. */
   unserve(drainMs: number): Promise<void> {
     this.draining = true;
+    this.wanted = false;
+    this.paused = false;
+    if (this.relistenTimer) clearTimeout(this.relistenTimer);
+    this.relistenTimer = null;
     if (this.server) {
       this.server.close();
       this.server = null;
@@ -135,6 +193,10 @@ export class TcpService {
 
   destroyAll(): void {
     this.draining = true;
+    this.wanted = false;
+    this.paused = false;
+    if (this.relistenTimer) clearTimeout(this.relistenTimer);
+    this.relistenTimer = null;
     if (this.server) {
       this.server.close();
       this.server = null;
@@ -160,6 +222,22 @@ export class TcpService {
       client.destroy();
       return;
     }
+    if (!this.sources.tryAcquire(a.address, this.core.spec.proxy?.maxConnsPerSource)) {
+      this.refused++;
+      client.destroy();
+      return;
+    }
+    if (!this.admission.tryAcquire()) {
+      this.sources.release(a.address);
+      this.refused++;
+      client.destroy();
+      return;
+    }
+    // The slot and the per-source count are held until the client socket is gone.
+    client.once('close', () => {
+      this.sources.release(a.address);
+      this.admission.release();
+    });
     this.pending.add(client);
     const ctx: ScheduleContext = { clientAddress: a.address, clientPort, family: a.family, virtualAddress: this.core.address };
     this.attempt(client, ctx, null, false);
@@ -183,6 +261,7 @@ export class TcpService {
     }
     const d = dest;
     d.inactConns++;
+    d.checkThresholds();
     const upstream = net.connect({ host: d.address, port: d.port, allowHalfOpen: true, noDelay: true });
     let settled = false;
     const fail = () => {
@@ -192,6 +271,7 @@ export class TcpService {
       client.off('close', onClientClose);
       upstream.destroy();
       d.inactConns--;
+      d.checkThresholds();
       if (client.destroyed) {
         this.pending.delete(client);
         return;
@@ -237,11 +317,18 @@ export class TcpService {
         }),
       );
     }
+    // Idle timeouts: the client socket sees every byte of both directions (read or written).
+    client.setTimeout(this.admission.tcpTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+    client.on('timeout', () => {
+      this.idleClosed++;
+      conn.destroy();
+    });
     const onEnd = () => {
       if (conn.state === 'a') {
         conn.state = 'i';
         d.activeConns--;
         d.inactConns++;
+        client.setTimeout(this.admission.tcpFinTimeoutMs ?? DEFAULT_FIN_TIMEOUT_MS);
       }
     };
     client.once('end', onEnd);
@@ -263,6 +350,7 @@ export class TcpService {
     const d = conn.dest;
     if (conn.state === 'a') d.activeConns--;
     else d.inactConns--;
+    d.checkThresholds();
     const inBytes = conn.client.bytesRead;
     const outBytes = conn.client.bytesWritten;
     d.inBytes += inBytes;

@@ -20,7 +20,7 @@
 import dgram from 'node:dgram';
 import { canonicalAddress, endpointText, type Endpoint, type IpFamily } from '../../../util/endpoint.js';
 import type { ConnRef, ServiceSpec, ServiceStats, UdpFlowEntry } from '../contract.js';
-import { Dest, ServiceCore, type EventSink } from './conntable.js';
+import { Admission, Dest, SourceCounts, ServiceCore, type EventSink } from './conntable.js';
 import type { ScheduleContext } from './types.js';
 
 const DEFAULT_FLOW_TIMEOUT_MS = 300_000;
@@ -54,8 +54,16 @@ export class UdpService {
   private drainDone: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private timerEvery = 0;
+  readonly sources = new SourceCounts();
+  /** New flows not created: the budget or their address's maxConnsPerSource was used up. */
+  refused = 0;
 
-  constructor(spec: ServiceSpec, emit: EventSink) {
+  /**
+   * Every flow holds an upstream socket (one descriptor): it takes a slot of the worker-wide
+   * Admission budget and counts against its address's maxConnsPerSource; a new flow over either
+   * limit is not created (its datagram is dropped and counted as refused).
+   */
+  constructor(spec: ServiceSpec, emit: EventSink, private readonly admission: Admission = new Admission()) {
     this.core = new ServiceCore(spec, emit);
     this.armTimer();
   }
@@ -65,7 +73,7 @@ export class UdpService {
   }
 
   get timeoutMs(): number {
-    return this.core.spec.proxy?.udpFlowTimeoutMs ?? DEFAULT_FLOW_TIMEOUT_MS;
+    return this.core.spec.proxy?.udpFlowTimeoutMs ?? this.admission.udpTimeoutMs ?? DEFAULT_FLOW_TIMEOUT_MS;
   }
 
   /** Re-arm the sweep timer when the flow timeout changed (called after applySpec). */
@@ -104,6 +112,12 @@ export class UdpService {
   /** No new flows from now on; open flows continue for up to drainMs, then everything closes. */
   unserve(drainMs: number): Promise<void> {
     if (!this.sock) return Promise.resolve();
+    if (this.drainDone) {
+      // Already draining: a shorter drain (0 = now, e.g. a second stop signal) ends it at once;
+      // the first caller's promise resolves through drainDone.
+      if (drainMs === 0) this.drainDone();
+      return Promise.resolve();
+    }
     this.draining = true;
     if (this.flows.size === 0 || drainMs === 0) {
       this.closeAll();
@@ -195,6 +209,15 @@ export class UdpService {
         core.dropped++;
         return;
       }
+      if (!this.sources.tryAcquire(a.address, core.spec.proxy?.maxConnsPerSource)) {
+        this.refused++;
+        return;
+      }
+      if (!this.admission.tryAcquire()) {
+        this.sources.release(a.address);
+        this.refused++;
+        return;
+      }
       const up = dgram.createSocket({ type: dest.family === 6 ? 'udp6' : 'udp4' });
       up.on('error', noop);
       const client: Endpoint = { address: a.address, family: a.family, port: rinfo.port };
@@ -223,6 +246,7 @@ export class UdpService {
   private bindFlowDest(f: Flow, d: Dest): void {
     f.dest = d;
     d.inactConns++;
+    d.checkThresholds();
     d.conns++;
     this.core.conns++;
     if (!d.sorry) this.core.emit({ type: 'udp_flow_new', ...this.ref(f, d), timeoutMs: this.timeoutMs });
@@ -233,6 +257,7 @@ export class UdpService {
     if (!d) return;
     f.dest = null;
     d.inactConns--;
+    d.checkThresholds();
     if (emit && !d.sorry) this.core.emit({ type: 'udp_flow_expired', ...this.ref(f, d) });
     if (!d.inPool && d.live === 0) this.core.gc();
   }
@@ -259,7 +284,10 @@ export class UdpService {
   }
 
   private expire(f: Flow): void {
-    if (this.flows.get(f.key) === f) this.flows.delete(f.key);
+    if (this.flows.get(f.key) !== f) return;
+    this.flows.delete(f.key);
+    this.sources.release(f.clientAddress);
+    this.admission.release();
     this.releaseFlowDest(f, true);
     try {
       f.up.close();

@@ -1,0 +1,974 @@
+/**
+ * NftablesDataplane: the kernel data plane (lb_kind DR, NAT, FULLNAT) behind the Dataplane
+ * contract. The desired state lives here; ruleset.ts builds the objects, model.ts plans one
+ * transaction per change, the transport (libnftables through the addon, on the libuv thread
+ * pool) applies it, counters.ts reads the kernel's figures back.
+ *
+ * Changes that arrive while a transaction is in flight are coalesced into the next one, so a
+ * burst of pool changes costs one or two transactions, never a queue. A failed transaction
+ * changes nothing in the kernel (nftables batches are atomic) and nothing here: the calls that
+ * asked for it reject, the previous state stays.
+ */
+import { readFile } from 'node:fs/promises';
+import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
+import { KeepaliveError, errorMessage } from '../../../util/errors.js';
+import { conntrackCountByMark, conntrackDeleteByMark } from '../../../net/native.js';
+import type {
+  ConnEntry,
+  ConnectionEvent,
+  ConnectionSnapshot,
+  ConnectionState,
+  DataplaneStats,
+  DestStats,
+  LbKind,
+  PoolSpec,
+  RestoreEntry,
+  ServiceSpec,
+  ServiceStats,
+  TemplateEntry,
+  UdpFlowEntry,
+} from '../contract.js';
+import { flowKeyFields, flowsOf, rawKey, restoreFlows, restoreTemplates, templatesOf } from './conn-state.js';
+import { diffTables, indexRows, type ElementRow, type TableDump, type TableEntry } from './elements.js';
+import { DataplaneLifecycle } from '../lifecycle.js';
+import { maglevTable } from '../../maglev.js';
+import { countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
+import { systemFacts, type DirectorFacts } from './facts.js';
+import { IdRegistry } from './ids.js';
+import { allObjects, planTransaction, TABLE, type Model, type NftFamily } from './model.js';
+import { reweight } from './reweight.js';
+import {
+  buildModel,
+  DEFAULT_LIMITS,
+  dynamicNames,
+  isControlLoopScheduler,
+  names,
+  type Maglev,
+  type NftDest,
+  type NftLimits,
+  type NftServiceInput,
+  type ServiceBuild,
+  type ServicePhase,
+} from './ruleset.js';
+import { LibnftablesTransport, parseJsonDocuments, type NftTransport } from './transport.js';
+
+export const NFT_KINDS: readonly LbKind[] = ['DR', 'NAT', 'FULLNAT'];
+
+export interface NftablesOptions {
+  /** Default: libnftables through the addon. */
+  transport?: NftTransport;
+  facts?: DirectorFacts;
+  limits?: Partial<NftLimits>;
+  /** Maglev table builder for mh (slot -> index into dests). */
+  maglev?: Maglev;
+  /**
+   * Interfaces where client traffic arrives for DR services whose VIP is on no interface of this
+   * director (BGP-announced addresses) and for DR fwmark services; default: the interfaces that
+   * hold the DR services' VIPs.
+   */
+  ingress?: readonly string[];
+  /** Diagnostics that concern no call (a poll that failed, a drain that could not be applied). */
+  log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Connection sync of the DR connection tables: how often they are dumped and compared while
+   * someone subscribes to onEvent (ms). Default 100 (the lag budget of a takeover); a dump that
+   * takes long stretches the period so reading stays under ~20 % of the time.
+   */
+  syncPollMs?: number;
+  /** Connection-event batching the daemon asks for (ms): the DR poll period when syncPollMs is not given (at least 50). */
+  eventBatchMs?: number;
+  /** Deletes conntrack entries by mark (a NAT service's connections when its drain ends); default: the addon. */
+  conntrackDelete?: (marks: readonly number[]) => Promise<void>;
+  /** Conntrack counts by mark (NAT ActiveConn/InActConn); default: one ctnetlink dump through the addon. */
+  conntrack?: (marks: readonly number[]) => Promise<{ counts: Map<number, ActiveCounts>; entries: number }>;
+  now?: () => number;
+}
+
+/**
+ * A destination that left a DR pool: its established flows keep being forwarded to it (IPVS
+ * forwards a removed destination's connections until they end) until the poll finds none of
+ * them in the connection table any more.
+ */
+interface Retired {
+  dest: NftDest;
+  since: number;
+}
+
+interface SvcState {
+  readonly spec: ServiceSpec;
+  readonly name: string;
+  readonly phase: ServicePhase;
+  readonly dests: readonly NftDest[];
+  readonly sorry: NftDest | null;
+  readonly retired: readonly Retired[];
+  readonly counterIds: ReadonlySet<number>;
+  readonly ingress: readonly string[];
+  readonly schedWeights?: ReadonlyMap<number, number>;
+  /** Removed by configure(): goes when the drain ends. */
+  readonly removing?: number;
+  /** Drain end of an unserve. */
+  readonly drainUntil?: number;
+  /**
+   * Until then the service's VIP:port is not guarded on local input: connections still talking
+   * after a drain ended are reset by the local stack (as IPVS does), instead of being held for
+   * the next takeover (ruleset.ts g_vipin).
+   */
+  readonly cutUntil?: number;
+  /** The builder input made from this state (identity = build cache key). */
+  input?: NftServiceInput;
+}
+
+interface Pending {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  at: number;
+}
+
+/** How long after a drain ends a service's established connections are reset rather than held (ms). */
+const CUT_WINDOW_MS = 10_000;
+
+/** Lines added to the next transaction after the plan (restored entries), computed against the committed-to-be state. */
+type Extra = (state: ReadonlyMap<ServiceKey, SvcState>) => Promise<string[]>;
+
+/** Latency figures of the last transactions (ms from the change request to the kernel commit). */
+class LatencyWindow {
+  readonly #values: number[] = [];
+  /** Change requests committed (each counted once, however many shared a transaction). */
+  count = 0;
+  /** Transactions sent to the kernel. */
+  transactions = 0;
+  failures = 0;
+  max = 0;
+  last = 0;
+  add(ms: number): void {
+    this.count++;
+    this.last = ms;
+    if (ms > this.max) this.max = ms;
+    this.#values.push(ms);
+    if (this.#values.length > 512) this.#values.shift();
+  }
+  quantile(q: number): number {
+    if (this.#values.length === 0) return 0;
+    const s = [...this.#values].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  }
+}
+
+/** The shared Maglev table (src/lvs/maglev.ts) over the destinations' endpoint keys, as the proxy's mh builds it. */
+const sharedMaglev: Maglev = (dests, size, seed) => maglevTable(dests.map((d) => ({ key: d.key ?? String(d.id), weight: d.weight })), size, seed);
+
+/** Figures of the DR connection-table dumps behind connection events (stats.extra sync_*). */
+interface SyncPollStats {
+  polls: number;
+  lastMs: number;
+  maxMs: number;
+  totalMs: number;
+  entries: number;
+  events: number;
+  /** DR connections that cannot be synced (IPv6 keys hold only the low address bits). */
+  unsyncable: number;
+  restoredConns: number;
+  /** Smoothed dump time (EWMA, 1/4 weight to the last poll), ms. */
+  avgMs: number;
+}
+
+export class NftablesDataplane extends DataplaneLifecycle implements ConnectionState {
+  readonly name = 'nftables';
+  readonly kinds = NFT_KINDS;
+
+  readonly #transport: NftTransport;
+  readonly #facts: DirectorFacts;
+  readonly #limits: NftLimits;
+  readonly #maglev: Maglev;
+  readonly #ingressDefault: readonly string[] | undefined;
+  readonly #log: NonNullable<NftablesOptions['log']>;
+  readonly #conntrack: NonNullable<NftablesOptions['conntrack']>;
+  readonly #conntrackDelete: NonNullable<NftablesOptions['conntrackDelete']>;
+  readonly #now: () => number;
+  readonly #ids = new IdRegistry();
+  readonly #cache = new WeakMap<NftServiceInput, ServiceBuild>();
+  readonly #routes = new Map<string, { device: string; onLink: boolean; gateway?: string; local: boolean }>();
+
+  #state = new Map<ServiceKey, SvcState>();
+  #model: Model | null = null;
+  #builds: ReadonlyMap<string, ServiceBuild> = new Map();
+  #started = false;
+  #closed = false;
+
+  /** Mutations waiting for the next transaction. */
+  #pending: Array<{ mutate: (s: Map<ServiceKey, SvcState>) => void; extra?: Extra; p: Pending }> = [];
+  readonly #subscribers = new Set<(events: readonly ConnectionEvent[]) => void>();
+  /** Templates last reported to subscribers: "service client" -> dest key and expiry (ms, absolute). */
+  #reported = new Map<string, { dest: string; expiresAt: number }>();
+  // DR connection sync: the previous dump per table, the poll timer, figures.
+  readonly #syncPollMs: number;
+  #syncTimer: NodeJS.Timeout | undefined;
+  #syncBusy = false;
+  #syncPrev = new Map<string, TableDump>();
+  readonly #syncStats: SyncPollStats = { polls: 0, lastMs: 0, maxMs: 0, totalMs: 0, entries: 0, events: 0, unsyncable: 0, restoredConns: 0, avgMs: 0 };
+  #running = false;
+  #timers = new Set<NodeJS.Timeout>();
+  #poll: NodeJS.Timeout | undefined;
+
+  readonly #latency = new LatencyWindow();
+  #active = new Map<number, ActiveCounts>();
+  #activeKnown = new Set<string>(); // service names whose counts are known
+  #lastPollMs = 0;
+  #lastConns = new Map<string, number>();
+  /** New connections per control-loop period, last measured, by service name (lc, wlc…). */
+  #lastRate = new Map<string, number>();
+  #connEntries = 0;
+  #persistEntries = 0;
+  #conntrackEntries: number | null = null;
+  #conntrackMax: number | null = null;
+  #conntrackProblem: string | undefined;
+
+  constructor(opts: NftablesOptions = {}) {
+    super();
+    this.#transport = opts.transport ?? new LibnftablesTransport();
+    this.#facts = opts.facts ?? systemFacts;
+    this.#limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.#maglev = opts.maglev ?? sharedMaglev;
+    this.#ingressDefault = opts.ingress;
+    this.#log = opts.log ?? (() => undefined);
+    this.#conntrack = opts.conntrack ?? conntrackCountByMark;
+    this.#conntrackDelete = opts.conntrackDelete ?? conntrackDeleteByMark;
+    this.#now = opts.now ?? Date.now;
+    this.#syncPollMs = Math.max(10, opts.syncPollMs ?? Math.max(50, opts.eventBatchMs ?? 100));
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Contract
+
+  protected override checkService(spec: ServiceSpec): string | null {
+    if (spec.kind !== 'DR' && spec.ops) return `one-packet scheduling (ops) is not available with lb_kind ${spec.kind} on nftables (conntrack binds every UDP flow); use DR or PROXY`;
+    return null;
+  }
+
+  protected async applyConfigure(services: readonly ServiceSpec[]): Promise<void> {
+    const keys = new Set<string>(services.map((s) => s.key));
+    // NAT / FULLNAT forward through this host: IP forwarding must be on (checked, never set: on IPv6
+    // turning it on stops the host from accepting router advertisements).
+    for (const family of [4, 6] as const) {
+      const need = services.filter((s) => s.kind !== 'DR' && s.match.family === family);
+      if (need.length && !(await this.#facts.forwarding(family))) {
+        const key = family === 4 ? 'net.ipv4.ip_forward' : 'net.ipv6.conf.all.forwarding';
+        throw new KeepaliveError(
+          'E_DATAPLANE_UNAVAILABLE',
+          `${need[0]!.key}: lb_kind ${need[0]!.kind} needs IP forwarding, but ${key} is 0 on this director; set it (sysctl -w ${key}=1, and in /etc/sysctl.d/ to keep it)`,
+        );
+      }
+    }
+    const now = this.#now();
+    await this.#change((st) => {
+      for (const spec of services) {
+        const cur = st.get(spec.key);
+        if (!cur) {
+          st.set(spec.key, { spec, name: this.#ids.serviceName(spec.key), phase: 'idle', dests: [], sorry: null, retired: [], counterIds: new Set(), ingress: [] });
+        } else if (cur.spec !== spec || cur.removing !== undefined) {
+          const { removing: _r, input: _i, ...rest } = cur;
+          st.set(spec.key, { ...rest, spec, ...(cur.removing !== undefined ? { phase: 'idle' as const } : {}) });
+        }
+      }
+      for (const [key, cur] of st) {
+        if (keys.has(key) || cur.removing !== undefined) continue;
+        if (cur.phase === 'idle' || cur.spec.drainMs <= 0) st.delete(key);
+        else {
+          const until = now + cur.spec.drainMs;
+          st.set(key, { ...cur, input: undefined, phase: 'draining', removing: until });
+          this.#at(until);
+        }
+      }
+    });
+  }
+
+  protected async applyPool(spec: ServiceSpec, pool: PoolSpec): Promise<void> {
+    const key = spec.key;
+    const dests: NftDest[] = [];
+    for (const d of pool.dests) dests.push(await this.#dest(spec, 'rs', d.endpoint, d.weight));
+    const sorry = pool.sorry ? await this.#dest(spec, 'sorry', pool.sorry, 1) : null;
+    const now = this.#now();
+    await this.#change((st) => {
+      const s = st.get(key);
+      if (!s) return;
+      const keep = new Set([...dests, ...(sorry ? [sorry] : [])].map((d) => d.id));
+      const retired = s.retired.filter((r) => !keep.has(r.dest.id));
+      if (spec.kind === 'DR') {
+        for (const d of [...s.dests, ...(s.sorry ? [s.sorry] : [])]) {
+          if (!keep.has(d.id) && !retired.some((r) => r.dest.id === d.id)) retired.push({ dest: d, since: now });
+        }
+      }
+      const counterIds = new Set(s.counterIds);
+      for (const id of keep) counterIds.add(id);
+      // lc, wlc…: a new pool is weighted from the last counts at once (a server that comes back
+      // has none), not with the configured weights until the next control-loop period.
+      const loop = isControlLoopScheduler(spec.scheduler) && this.#activeKnown.has(s.name)
+        ? reweight(spec.scheduler, dests.map((d) => ({ id: d.id, weight: d.weight, active: this.#active.get(d.id)?.active ?? 0, inactive: this.#active.get(d.id)?.inactive ?? 0 })), this.#lastRate.get(s.name) ?? 1)
+        : null;
+      const { schedWeights: _w, ...rest } = s;
+      st.set(key, { ...rest, input: undefined, dests, sorry, retired, counterIds, ...(loop ? { schedWeights: loop } : s.schedWeights ? { schedWeights: s.schedWeights } : {}) });
+    });
+  }
+
+  protected async applyServe(spec: ServiceSpec): Promise<void> {
+    const key = spec.key;
+    const cur = this.#get(key);
+    let ingress: string[] = [];
+    if (cur.spec.kind === 'DR') {
+      ingress = await this.#ingressOf(cur.spec);
+      if (ingress.length === 0) {
+        throw new KeepaliveError('E_SOCKET', `${key}: no interface holds ${cur.spec.match.kind === 'addr' ? cur.spec.match.address : 'the VIPs of the DR services'} yet (DR forwards from the interface where client traffic arrives)`);
+      }
+    }
+    await this.#change((st) => {
+      const s = st.get(key);
+      if (!s) return;
+      const { drainUntil: _d, cutUntil: _c, ...rest } = s;
+      st.set(key, { ...rest, input: undefined, phase: 'serving', ingress: ingress.length ? ingress : s.ingress });
+    });
+  }
+
+  protected async applyUnserve(spec: ServiceSpec, drainMs: number): Promise<void> {
+    const key = spec.key;
+    const until = this.#now() + Math.max(0, drainMs);
+    await this.#change((st) => {
+      const s = st.get(key);
+      if (!s || s.phase === 'idle') return;
+      if (drainMs <= 0) {
+        st.set(key, { ...s, input: undefined, phase: 'idle', cutUntil: this.#now() + CUT_WINDOW_MS });
+        this.#at(this.#now() + CUT_WINDOW_MS);
+      } else {
+        st.set(key, { ...s, input: undefined, phase: 'draining', drainUntil: until });
+        this.#at(until);
+      }
+    });
+  }
+
+  protected async collectStats(): Promise<DataplaneStats> {
+    const counters = await this.#readCounters();
+    const services: ServiceStats[] = [];
+    let full = 0;
+    for (const s of this.#state.values()) {
+      if (s.removing !== undefined) continue;
+      const F: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+      const n = names(s.name);
+      const get = (name: string): PacketBytes => counters.get(`${F} ${name}`) ?? { packets: 0, bytes: 0 };
+      const build = this.#builds.get(s.name);
+      const known = this.#activeKnown.has(s.name);
+      const destStats = (d: NftDest, sorry: boolean): DestStats => {
+        const a = this.#active.get(d.id);
+        return {
+          key: endpointText(d.endpoint),
+          endpoint: d.endpoint,
+          weight: d.weight,
+          sorry,
+          conns: get(n.conns(d.id)).packets,
+          in_pkts: get(n.inC(d.id)).packets,
+          in_bytes: get(n.inC(d.id)).bytes,
+          out_pkts: s.spec.kind === 'DR' ? 0 : get(n.outC(d.id)).packets,
+          out_bytes: s.spec.kind === 'DR' ? 0 : get(n.outC(d.id)).bytes,
+          active_conns: known ? (a?.active ?? 0) : null,
+          inact_conns: known ? (a?.inactive ?? 0) : null,
+          connect_errors: 0,
+        };
+      };
+      const dests = s.dests.map((d) => destStats(d, false));
+      if (s.sorry) dests.push(destStats(s.sorry, true));
+      const tot = { conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0 };
+      for (const id of s.counterIds) {
+        tot.conns += get(n.conns(id)).packets;
+        tot.in_pkts += get(n.inC(id)).packets;
+        tot.in_bytes += get(n.inC(id)).bytes;
+        if (s.spec.kind !== 'DR') {
+          tot.out_pkts += get(n.outC(id)).packets;
+          tot.out_bytes += get(n.outC(id)).bytes;
+        }
+      }
+      if (s.spec.kind === 'DR') full += get(n.fullCounter).packets;
+      const sum = (k: 'active_conns' | 'inact_conns') => (known ? dests.reduce((a, d) => a + (d[k] ?? 0), 0) + s.retired.reduce((a, r) => a + ((k === 'active_conns' ? this.#active.get(r.dest.id)?.active : this.#active.get(r.dest.id)?.inactive) ?? 0), 0) : null);
+      services.push({
+        key: s.spec.key,
+        kind: s.spec.kind,
+        serving: s.phase === 'serving',
+        draining: s.phase === 'draining',
+        sorry: build?.sorryActive ?? false,
+        scheduler_in_effect: build?.inEffect ?? s.spec.scheduler,
+        ...tot,
+        active_conns: sum('active_conns'),
+        inact_conns: sum('inact_conns'),
+        dropped: get(n.drop).packets,
+        dests,
+      });
+    }
+    return {
+      services,
+      extra: {
+        nft_transactions: this.#latency.transactions,
+        nft_changes: this.#latency.count,
+        nft_transaction_failures: this.#latency.failures,
+        nft_transaction_last_ms: round3(this.#latency.last),
+        nft_transaction_p50_ms: round3(this.#latency.quantile(0.5)),
+        nft_transaction_p99_ms: round3(this.#latency.quantile(0.99)),
+        nft_transaction_max_ms: round3(this.#latency.max),
+        conn_table_entries: this.#connEntries,
+        conn_table_full_total: full,
+        persistence_entries: this.#persistEntries,
+        ...(this.#conntrackEntries !== null ? { conntrack_entries: this.#conntrackEntries } : {}),
+        ...(this.#conntrackMax !== null && Number.isFinite(this.#conntrackMax) ? { conntrack_max: this.#conntrackMax } : {}),
+        sync_polls: this.#syncStats.polls,
+        sync_poll_last_ms: round3(this.#syncStats.lastMs),
+        sync_poll_max_ms: round3(this.#syncStats.maxMs),
+        sync_poll_ms_total: round3(this.#syncStats.totalMs),
+        // The lag budget of DR connection sync: the current poll period (ms) plus one dump.
+        sync_poll_period_ms: round3(Math.max(this.#syncPollMs, 5 * this.#syncStats.avgMs)),
+        sync_conn_table_entries: this.#syncStats.entries,
+        sync_events: this.#syncStats.events,
+        sync_unsyncable: this.#syncStats.unsyncable,
+        sync_restored_conns: this.#syncStats.restoredConns,
+      },
+    };
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Connection state (connection sync)
+
+  /** Destination endpoint of a mark in a service (pool and draining ones; not the sorry server). */
+  #destOf(s: SvcState): (id: number) => Endpoint | undefined {
+    const m = new Map<number, Endpoint>();
+    for (const d of s.dests) m.set(d.id, d.endpoint);
+    for (const r of s.retired) if (r.dest.id !== s.sorry?.id) m.set(r.dest.id, r.dest.endpoint);
+    return (id) => m.get(id);
+  }
+
+  /**
+   * Persistence templates of every service and the DR connection tables' IPv4 flows (TCP as
+   * connections, UDP with their idle time left). NAT flows live in conntrack and are not listed.
+   */
+  async snapshot(): Promise<ConnectionSnapshot> {
+    this.assertOpen();
+    const templates: TemplateEntry[] = [];
+    const udpFlows: UdpFlowEntry[] = [];
+    const conns: ConnEntry[] = [];
+    for (const s of this.#state.values()) {
+      if (s.removing !== undefined) continue;
+      const F: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+      const dyn = dynamicNames(s.spec, s.name, this.#limits);
+      const destOf = this.#destOf(s);
+      const read = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name).catch(() => []);
+      if (dyn.persist) templates.push(...templatesOf(s.spec, await read('map', dyn.persist), destOf));
+      if (s.spec.kind === 'DR') {
+        for (const f of flowsOf(s.spec, await read('map', dyn.conn), destOf)) {
+          const { expiresInMs, ...ref } = f;
+          if (f.protocol === 'udp') udpFlows.push({ type: 'udp_flow', ...ref, expiresInMs });
+          else conns.push({ type: 'conn', ...ref, expiresInMs });
+        }
+      }
+    }
+    return { templates, udpFlows, conns };
+  }
+
+  /**
+   * Writes synced templates into the persistence tables and UDP flows into the DR connection
+   * tables, in the next transaction (so a serve() called after this forwards with them). Entries
+   * the tables already hold are kept as they are; entries of unknown services, of destinations
+   * this service does not know, and IPv6 flows are skipped.
+   */
+  restore(entries: readonly RestoreEntry[]): Promise<void> {
+    try {
+      this.assertOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const byService = new Map<ServiceKey, RestoreEntry[]>();
+    for (const e of entries) {
+      const list = byService.get(e.service) ?? [];
+      list.push(e);
+      byService.set(e.service, list);
+    }
+    return this.#change(() => undefined, async (state) => {
+      const lines: string[] = [];
+      for (const [key, list] of byService) {
+        const s = state.get(key);
+        if (!s || s.removing !== undefined) continue;
+        const F: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+        const dyn = dynamicNames(s.spec, s.name, this.#limits);
+        const existing = async (name: string) => new Set((await this.#transport.elements(F, 'map', name).catch(() => [])).map((e) => String(e.key)));
+        const id = (dest: Endpoint) => this.#ids.destId(s.spec.key, 'rs', endpointText(dest));
+        const templates = list.filter((e): e is TemplateEntry => e.type === 'template');
+        if (dyn.persist && s.spec.persistence && templates.length) {
+          const have = await existing(dyn.persist);
+          const items = templates.filter((t) => !have.has(rawKey(t.family, [t.client]))).map((t) => ({ client: t.client, id: id(t.dest), expiresInMs: t.expiresInMs }));
+          lines.push(...restoreTemplates(F, TABLE, dyn.persist, s.spec.persistence.timeoutMs, items));
+        }
+        // UDP flows, and TCP connections (hitless failover: the new master forwards them to the
+        // server the old master chose, whatever its own scheduler would pick now).
+        const flows = list.filter((e): e is UdpFlowEntry | ConnEntry => (e.type === 'udp_flow' || e.type === 'conn') && e.client.family === 4);
+        if (s.spec.kind === 'DR' && s.spec.match.family === 4 && !s.spec.ops && flows.length) {
+          const have = await existing(dyn.conn);
+          const fresh = flows.filter((f) => !have.has(rawKey(4, flowKeyFields(s.spec, f.client, f.virtual))));
+          for (const [proto, timeoutS] of [['udp', this.#limits.udpTimeoutS], ['tcp', this.#limits.tcpTimeoutS]] as const) {
+            const items = fresh
+              .filter((f) => (f.type === 'udp_flow' ? 'udp' : f.protocol) === proto)
+              .map((f) => ({ client: f.client, virtual: f.virtual, id: id(f.dest), expiresInMs: f.expiresInMs ?? timeoutS * 1000 }));
+            if (proto === 'tcp') this.#syncStats.restoredConns += items.length;
+            lines.push(...restoreFlows(TABLE, dyn.conn, s.spec, timeoutS * 1000, items));
+          }
+        }
+      }
+      return lines;
+    });
+  }
+
+  /**
+   * Template events for connection sync: the kernel reports nothing per packet, so the poll
+   * (every second, less often when tables are big) reports templates that are new, point at
+   * another server, or were refreshed by more than a tenth of their timeout since last reported.
+   */
+  onEvent(cb: (events: readonly ConnectionEvent[]) => void): () => void {
+    this.#subscribers.add(cb);
+    this.#scheduleSyncPoll(0);
+    return () => {
+      this.#subscribers.delete(cb);
+      if (this.#subscribers.size === 0) {
+        clearTimeout(this.#syncTimer);
+        this.#syncTimer = undefined;
+        this.#syncPrev.clear();
+      }
+    };
+  }
+
+  /**
+   * DR connection events: every syncPollMs the connection tables are dumped and compared with the
+   * previous dump (elements.ts): new flows and flows whose timeout changed become conn_new /
+   * udp_flow_new with their time left, flows gone become conn_end / udp_flow_expired. Templates
+   * come from the slower poll below (#reportTemplates).
+   */
+  #scheduleSyncPoll(delay: number): void {
+    if (this.#syncTimer || this.#subscribers.size === 0 || this.#closed || this.isClosed) return;
+    this.#syncTimer = setTimeout(() => {
+      this.#syncTimer = undefined;
+      // At most ~20 % of the time reading tables, on the smoothed dump time (one slow dump, e.g.
+      // behind a garbage collection, does not stretch the period and the lag with it).
+      void this.#syncPoll().finally(() => this.#scheduleSyncPoll(Math.max(this.#syncPollMs, 5 * this.#syncStats.avgMs)));
+    }, delay);
+    this.#syncTimer.unref();
+  }
+
+  async #syncPoll(): Promise<void> {
+    const rowsOf = (this.#transport as { elementRows?: (f: NftFamily, n: string) => Promise<ElementRow[]> }).elementRows?.bind(this.#transport);
+    if (!rowsOf || this.#syncBusy || !this.#model) return;
+    this.#syncBusy = true;
+    const t0 = performance.now();
+    const events: ConnectionEvent[] = [];
+    const seen = new Set<string>();
+    let entries = 0;
+    try {
+      for (const s of [...this.#state.values()]) {
+        if (s.removing !== undefined || s.spec.kind !== 'DR' || s.spec.ops) continue;
+        const dyn = dynamicNames(s.spec, s.name, this.#limits);
+        const now = this.#now();
+        const rows = await rowsOf('netdev', dyn.conn).catch(() => null);
+        if (!rows) continue;
+        const k = `${s.name} ${dyn.conn}`;
+        seen.add(k);
+        entries += rows.length;
+        const next = indexRows(rows, now);
+        const { upserts, gone } = diffTables(this.#syncPrev.get(k) ?? new Map(), next);
+        this.#syncPrev.set(k, next);
+        if (s.spec.match.family !== 4) {
+          this.#syncStats.unsyncable += upserts.length;
+          continue;
+        }
+        const destOf = this.#destOf(s);
+        const asFlows = (list: readonly TableEntry[]) =>
+          flowsOf(s.spec, list.map((e) => ({ key: e.key, raw: true, keyText: e.key, value: e.id, expiresS: Math.max(0, e.expiresAt - now) / 1000 })), destOf);
+        for (const f of asFlows(upserts)) {
+          const { expiresInMs, ...ref } = f;
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_new', timeoutMs: expiresInMs } : { ...ref, type: 'conn_new', expiresInMs });
+        }
+        for (const f of asFlows(gone)) {
+          const { expiresInMs: _e, ...ref } = f;
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_expired' } : { ...ref, type: 'conn_end', inBytes: 0, outBytes: 0 });
+        }
+      }
+      for (const k of [...this.#syncPrev.keys()]) if (!seen.has(k)) this.#syncPrev.delete(k);
+    } finally {
+      this.#syncBusy = false;
+      const st = this.#syncStats;
+      const ms = performance.now() - t0;
+      st.polls++;
+      st.lastMs = ms;
+      st.avgMs = st.polls === 1 ? ms : 0.75 * st.avgMs + 0.25 * ms;
+      st.totalMs += ms;
+      if (ms > st.maxMs) st.maxMs = ms;
+      st.entries = entries;
+      st.events += events.length;
+    }
+    if (events.length === 0) return;
+    for (const cb of [...this.#subscribers]) {
+      try {
+        cb(events);
+      } catch (err) {
+        this.#log('warn', `nftables: a connection-event listener failed: ${errorMessage(err)}`);
+      }
+    }
+  }
+
+  #reportTemplates(s: SvcState, list: readonly TemplateEntry[], now: number, seen: Set<string>): TemplateEntry[] {
+    const out: TemplateEntry[] = [];
+    const timeout = s.spec.persistence?.timeoutMs ?? 0;
+    for (const t of list) {
+      const k = `${t.service} ${t.client}`;
+      seen.add(k);
+      const dest = endpointText(t.dest);
+      const expiresAt = now + t.expiresInMs;
+      const last = this.#reported.get(k);
+      if (last && last.dest === dest && expiresAt - last.expiresAt < timeout / 10) continue;
+      this.#reported.set(k, { dest, expiresAt });
+      out.push(t);
+    }
+    return out;
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Desired state -> transactions
+
+  #get(key: ServiceKey): SvcState {
+    const s = this.#state.get(key);
+    if (!s || s.removing !== undefined) throw new KeepaliveError('E_CONFIG_INVALID', `nftables data plane: unknown virtual service ${key}`);
+    return s;
+  }
+
+  /** Queues a mutation; resolves once a transaction containing it is committed. */
+  #change(mutate: (s: Map<ServiceKey, SvcState>) => void, extra?: Extra): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ mutate, ...(extra ? { extra } : {}), p: { resolve, reject, at: performance.now() } });
+      void this.#pump();
+    });
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      while (this.#pending.length > 0) {
+        const batch = this.#pending;
+        this.#pending = [];
+        const draft = new Map(this.#state);
+        const ok: typeof batch = [];
+        for (const b of batch) {
+          try {
+            b.mutate(draft);
+            ok.push(b);
+          } catch (err) {
+            b.p.reject(err);
+          }
+        }
+        try {
+          await this.#commit(draft, ok.flatMap((b) => (b.extra ? [b.extra] : [])));
+          const t = performance.now();
+          for (const b of ok) {
+            this.#latency.add(t - b.p.at);
+            b.p.resolve();
+          }
+        } catch (err) {
+          this.#latency.failures++;
+          for (const b of ok) b.p.reject(err);
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** Expires drains and retired destinations, then builds and applies `draft`; commits it on success. */
+  async #commit(draft: Map<ServiceKey, SvcState>, extras: readonly Extra[] = []): Promise<void> {
+    const now = this.#now();
+    for (const [key, s] of draft) {
+      if (s.removing !== undefined && s.removing <= now) {
+        draft.delete(key);
+        continue;
+      }
+      let next = s;
+      if (s.drainUntil !== undefined && s.drainUntil <= now && s.phase === 'draining' && s.removing === undefined) {
+        const { drainUntil: _d, ...rest } = s;
+        next = { ...rest, input: undefined, phase: 'idle', cutUntil: now + CUT_WINDOW_MS };
+        this.#at(now + CUT_WINDOW_MS);
+      }
+      if (next.cutUntil !== undefined && next.cutUntil <= now) {
+        const { cutUntil: _c, ...rest } = next;
+        next = { ...rest, input: undefined };
+      }
+      if (next !== s) draft.set(key, next);
+    }
+    const inputs: NftServiceInput[] = [];
+    for (const s of draft.values()) {
+      s.input ??= {
+        spec: s.spec,
+        name: s.name,
+        phase: s.phase,
+        dests: s.dests,
+        sorry: s.sorry,
+        retired: s.retired.map((r) => r.dest),
+        counterIds: [...s.counterIds],
+        ingress: s.ingress,
+        ...(s.schedWeights ? { schedWeights: s.schedWeights } : {}),
+        ...(s.spec.ops ? { ops: true } : {}),
+        ...(s.cutUntil !== undefined ? { cut: true } : {}),
+      };
+      inputs.push(s.input);
+    }
+    const built = buildModel({ services: inputs, limits: this.#limits, maglev: this.#maglev }, this.#cache);
+    const first = !this.#started;
+    const plan = planTransaction(this.#model, built.model, first ? { resetTables: ['netdev', 'inet'] } : {});
+    const more: string[] = [];
+    for (const x of extras) more.push(...(await x(draft)));
+    const script = more.length ? `${plan.script}${more.join('\n')}\n` : plan.script;
+    if (script) {
+      await this.#transport.run(script);
+      this.#latency.transactions++;
+    }
+    this.#started = true;
+    // NAT / FULLNAT connections of a service that stopped forwarding (drain over, or removed) end
+    // now: conntrack would otherwise keep them going for days.
+    const cut: number[] = [];
+    for (const [key, before] of this.#state) {
+      if (before.spec.kind === 'DR' || before.phase === 'idle') continue;
+      const after = draft.get(key);
+      if (!after || after.phase === 'idle') cut.push(...before.counterIds);
+    }
+    if (cut.length) void this.#conntrackDelete(cut).catch((err: unknown) => this.#log('warn', `nftables: ending drained NAT connections failed: ${errorMessage(err)}`));
+    this.#model = built.model;
+    this.#builds = built.services;
+    // Forget the names and marks of services that are gone.
+    for (const key of this.#state.keys()) if (!draft.has(key)) this.#ids.dropService(key);
+    this.#state = draft;
+    this.#ensurePoll();
+  }
+
+  /** Re-runs the pump at `when` (drain ends, retired destinations expire). */
+  #at(when: number): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      if (this.#closed || this.isClosed) return;
+      void this.#change(() => undefined).catch((err: unknown) => this.reportError(new KeepaliveError('E_NETLINK', `nftables: expiring drained state failed: ${errorMessage(err)}`, { cause: err })));
+    }, Math.max(0, when - this.#now()) + 5);
+    t.unref();
+    this.#timers.add(t);
+  }
+
+  async #dest(spec: ServiceSpec, role: 'rs' | 'sorry', ep: Endpoint, weight: number): Promise<NftDest> {
+    const id = this.#ids.destId(spec.key, role, endpointText(ep));
+    if (spec.kind !== 'DR') return { id, endpoint: ep, weight };
+    const m = spec.match;
+    if (m.kind === 'addr' && m.ports.length === 1 && m.ports[0]!.from === m.ports[0]!.to && ep.port !== 0 && ep.port !== m.ports[0]!.from) {
+      throw new KeepaliveError('E_CONFIG_INVALID', `${spec.key}: DR cannot change the port (real server ${endpointText(ep)}, service port ${m.ports[0]!.from}); use the service's port, or lb_kind NAT`);
+    }
+    let r = this.#routes.get(ep.address);
+    if (!r) {
+      r = await this.#facts.route(ep.address);
+      this.#routes.set(ep.address, r);
+    }
+    if (!r.onLink) {
+      throw new KeepaliveError(
+        'E_CONFIG_INVALID',
+        `${spec.key}: DR real server ${ep.address} is not on-link (${r.local ? 'it is an address of this director' : `reached via ${r.gateway ?? '?'} on ${r.device}`}); DR rewrites only the MAC address, so real servers must be on a network this director is directly connected to`,
+      );
+    }
+    return { id, endpoint: ep, weight, device: r.device };
+  }
+
+  async #ingressOf(spec: ServiceSpec): Promise<string[]> {
+    if (spec.match.kind === 'addr') {
+      const devs = await this.#facts.devicesWithAddress(spec.match.address);
+      const real = devs.filter((d) => d !== 'lo');
+      if (real.length) return real;
+      return [...(this.#ingressDefault ?? [])];
+    }
+    if (this.#ingressDefault?.length) return [...this.#ingressDefault];
+    const devs = new Set<string>();
+    for (const s of this.#state.values()) for (const d of s.spec.kind === 'DR' && s.spec.match.kind === 'addr' && s.phase === 'serving' ? s.ingress : []) devs.add(d);
+    return [...devs];
+  }
+
+  // ----------------------------------------------------------------------------------------------
+  // Reading back
+
+  async #readCounters(): Promise<Map<string, PacketBytes>> {
+    const out = new Map<string, PacketBytes>();
+    for (const f of this.#families()) for (const [k, v] of await this.#transport.counters(f)) out.set(k, v);
+    return out;
+  }
+
+  /**
+   * One list command per libnftables run: with 1.0.6 a second `list` in the same buffer finds
+   * nothing (the first one's cache filter hides it).
+   */
+  async #list(cmd: string): Promise<unknown[]> {
+    return parseJsonDocuments((await this.#transport.run(cmd, { json: true })).output);
+  }
+
+  #families(): NftFamily[] {
+    const m = this.#model;
+    if (!m) return [];
+    return [...new Set(allObjects(m).map((o) => o.family))];
+  }
+
+  #ensurePoll(): void {
+    if (this.#poll || this.#closed) return;
+    const loop = () => {
+      // Adaptive: never spend more than ~5 % of the time reading tables (a 100k-entry dump is slow).
+      const delay = Math.max(this.#limits.reweightMs, 20 * this.#lastPollMs);
+      this.#poll = setTimeout(() => {
+        void this.#pollOnce().finally(() => {
+          if (!this.#closed && !this.isClosed) loop();
+        });
+      }, delay);
+      this.#poll.unref();
+    };
+    loop();
+  }
+
+  /** Connection counts (ActiveConn/InActConn), table fill, and the lc/wlc… control loop. */
+  async #pollOnce(): Promise<void> {
+    const t0 = performance.now();
+    try {
+      const active = new Map<number, ActiveCounts>();
+      const known = new Set<string>();
+      let connEntries = 0;
+      let persistEntries = 0;
+      const events: ConnectionEvent[] = [];
+      const seen = new Set<string>();
+      const pollStart = this.#now();
+      /** Retired DR destinations no flow points at any more, by service. */
+      const gone = new Map<ServiceKey, Set<number>>();
+      for (const s of [...this.#state.values()]) {
+        if (!this.#model) break;
+        const dyn = dynamicNames(s.spec, s.name, this.#limits);
+        const F = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+        // A service removed meanwhile makes its read fail: skip it (its counts stay unknown).
+        const list = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name).catch(() => null);
+        if (s.spec.kind === 'DR') {
+          const conn = await list('map', dyn.conn);
+          const tcp = s.spec.match.kind === 'fwmark' || s.spec.match.protocol === 'tcp';
+          const closing = tcp ? await list('set', dyn.closing) : [];
+          if (conn && closing) {
+            connEntries += conn.length;
+            const flows = countFlows(conn, closing);
+            for (const [id, c] of flows) active.set(id, c);
+            known.add(s.name);
+            // Read after it retired (with a margin for flows the kernel was adding meanwhile), and none left.
+            const idle = s.retired.filter((r) => r.since < pollStart - 1000 && !flows.has(r.dest.id)).map((r) => r.dest.id);
+            if (idle.length) gone.set(s.spec.key, new Set(idle));
+          }
+        }
+        if (dyn.persist) {
+          const entries = await list('map', dyn.persist);
+          persistEntries += entries?.length ?? 0;
+          if (entries && this.#subscribers.size) events.push(...this.#reportTemplates(s, templatesOf(s.spec, entries, this.#destOf(s)), Date.now(), seen));
+        }
+      }
+      for (const k of [...this.#reported.keys()]) if (!seen.has(k)) this.#reported.delete(k);
+      if (events.length) for (const cb of this.#subscribers) cb(events);
+      if (gone.size) {
+        await this.#change((st) => {
+          for (const [key, ids] of gone) {
+            const cur = st.get(key);
+            if (cur) st.set(key, { ...cur, input: undefined, retired: cur.retired.filter((r) => !ids.has(r.dest.id)) });
+          }
+        });
+      }
+      const nat = [...this.#state.values()].filter((s) => s.spec.kind !== 'DR');
+      if (nat.length) {
+        const ours = new Set<number>();
+        for (const s of nat) for (const id of s.counterIds) ours.add(id);
+        try {
+          const ct = await this.#conntrack([...ours]);
+          for (const [id, c] of ct.counts) active.set(id, c);
+          for (const s of nat) known.add(s.name);
+          this.#conntrackEntries = ct.entries;
+          this.#conntrackMax = Number((await readFile('/proc/sys/net/netfilter/nf_conntrack_max', 'utf8').catch(() => 'NaN')).trim());
+          this.#conntrackProblem = undefined;
+        } catch (err) {
+          const msg = `reading conntrack failed (${errorMessage(err)}): ActiveConn/InActConn of NAT services unknown`;
+          if (this.#conntrackProblem !== msg) this.#log('warn', msg);
+          this.#conntrackProblem = msg;
+        }
+      }
+      this.#active = active;
+      this.#activeKnown = known;
+      this.#connEntries = connEntries;
+      this.#persistEntries = persistEntries;
+      await this.#controlLoop();
+    } catch (err) {
+      if (!this.#closed && !this.isClosed) this.#log('warn', `nftables: reading connection tables failed: ${errorMessage(err)}`);
+    } finally {
+      this.#lastPollMs = performance.now() - t0;
+    }
+  }
+
+  /** lc, wlc, sed, nq, ovf: recompute the wrr weights from the counts just read. */
+  async #controlLoop(): Promise<void> {
+    const loops = [...this.#state.values()].filter((s) => isControlLoopScheduler(s.spec.scheduler) && this.#activeKnown.has(s.name) && s.phase === 'serving');
+    if (loops.length === 0) return;
+    const counters = await this.#readCounters();
+    const updates = new Map<ServiceKey, Map<number, number>>();
+    for (const s of loops) {
+      const F = s.spec.kind === 'DR' ? 'netdev' : 'inet';
+      const n = names(s.name);
+      let conns = 0;
+      for (const id of s.counterIds) conns += counters.get(`${F} ${n.conns(id)}`)?.packets ?? 0;
+      const last = this.#lastConns.get(s.name);
+      this.#lastConns.set(s.name, conns);
+      const expected = last === undefined ? 1 : conns - last;
+      this.#lastRate.set(s.name, expected);
+      const w = reweight(
+        s.spec.scheduler,
+        s.dests.map((d) => ({ id: d.id, weight: d.weight, active: this.#active.get(d.id)?.active ?? 0, inactive: this.#active.get(d.id)?.inactive ?? 0 })),
+        expected,
+      );
+      if (!w) continue;
+      if (s.schedWeights && sameWeights(s.schedWeights, w)) continue;
+      updates.set(s.spec.key, w);
+    }
+    if (updates.size === 0) return;
+    await this.#change((st) => {
+      for (const [key, w] of updates) {
+        const s = st.get(key);
+        if (s) st.set(key, { ...s, input: undefined, schedWeights: w });
+      }
+    });
+  }
+
+  // ----------------------------------------------------------------------------------------------
+
+  protected async applyClose(): Promise<void> {
+    clearTimeout(this.#poll);
+    clearTimeout(this.#syncTimer);
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    // Let queued changes settle, then remove our tables.
+    while (this.#running || this.#pending.length) await new Promise((r) => setTimeout(r, 5));
+    this.#closed = true;
+    try {
+      const fams = this.#model ? this.#families() : [];
+      const script = this.#started ? fams.map((f) => `delete table ${f} ${TABLE}`).join('\n') : '';
+      if (script) await this.#transport.run(`${script}\n`);
+    } finally {
+      this.#model = null;
+      this.#state.clear();
+      this.#transport.close();
+    }
+  }
+}
+
+function sameWeights(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}

@@ -1,0 +1,386 @@
+/**
+ * Conntrackd: runs and drives one conntrackd (FTFW over UDP on the dedicated sync link) for
+ * keepalive-ts, as keepalived users do with conntrackd + primary-backup.sh, without the script:
+ *
+ *  - start(): writes conntrackd.conf into keepalive-ts's runtime directory (its own lock file,
+ *    control socket and log), ends a conntrackd a previous keepalive-ts left running (kill -9 of
+ *    the daemon leaves its child), installs the guard table (one nft transaction), spawns
+ *    conntrackd in the foreground and supervises it (restarted with a back-off if it exits);
+ *  - setRole(): queues the commands of keepalived's script for the new role (conntrackd-plan.ts
+ *    ROLE_COMMANDS). Nothing waits for them: the VRRP event loop calls setRole and goes on; a
+ *    newer role replaces commands not started yet;
+ *  - status(): `conntrackd -s` (read every few seconds, off the event loop), the last commit, the
+ *    commands run and failed, and the guard table's counters (peer datagrams accepted, others
+ *    dropped by reason);
+ *  - close(): stops conntrackd and removes the guard table.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { accessSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { libnftables } from '../net/native.js';
+import { KeepaliveError, errorMessage } from '../util/errors.js';
+import { LibnftablesTransport } from '../lvs/dataplane/nftables/transport.js';
+import type { ConntrackdConfig } from '../config/types.js';
+import {
+  conntrackdConf,
+  conntrackdPaths,
+  conntrackdSettings,
+  GUARD_COUNTERS,
+  GUARD_TABLE,
+  guardRemoval,
+  guardRuleset,
+  parseConntrackdStats,
+  ROLE_COMMANDS,
+  type ConntrackdRole,
+  type ConntrackdStats,
+} from './conntrackd-plan.js';
+
+export interface ConntrackdLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface ConntrackdOptions {
+  readonly config: ConntrackdConfig;
+  /** sync.interface: the dedicated link conntrackd talks on. */
+  readonly interface: string;
+  /** Runtime directory for conntrackd's files (created 0700). */
+  readonly dir: string;
+  readonly log?: ConntrackdLog;
+  /** How often `conntrackd -s` is read for status (ms). Default 2000. */
+  readonly statsMs?: number;
+}
+
+export interface GuardCounters {
+  accepted: number;
+  drop_interface: number;
+  drop_source: number;
+}
+
+export interface ConntrackdStatus {
+  running: boolean;
+  pid: number | null;
+  restarts: number;
+  role: ConntrackdRole;
+  address: string;
+  destination_address: string;
+  port: number;
+  commands_run: number;
+  commands_failed: number;
+  last_error: string | null;
+  /** Last promotion: when (ms since epoch), how long the -c … -B sequence took. */
+  last_commit: { at: number; ms: number } | null;
+  /** Last completed demotion sequence (-t -n): when (the resync request, ms since epoch). */
+  last_resync_request: number | null;
+  /** Commits of entries that reached the external cache after a promotion's commit. */
+  late_commits: number;
+  stats: ConntrackdStats | null;
+  /** Datagrams to conntrackd's port: accepted from the peer, dropped by reason (packets). */
+  guard: GuardCounters | null;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** How long after a promotion late entries of the external cache are still committed (ms). */
+const CATCH_UP_MS = 3000;
+
+/** The first IPv4 address of an interface, or undefined. */
+function ipv4Of(ifname: string): string | undefined {
+  return networkInterfaces()[ifname]?.find((a) => a.family === 'IPv4')?.address;
+}
+
+export class Conntrackd {
+  readonly #opts: ConntrackdOptions;
+  readonly #paths: ReturnType<typeof conntrackdPaths>;
+  readonly #address: string;
+  #child: ChildProcess | undefined;
+  #closing = false;
+  #restarts = 0;
+  #role: ConntrackdRole = 'backup';
+  /** Role whose commands run next (null: none queued). */
+  #queued: ConntrackdRole | null = null;
+  #running: Promise<void> | undefined;
+  #commandsRun = 0;
+  #commandsFailed = 0;
+  #lastError: string | null = null;
+  #lastCommit: { at: number; ms: number } | null = null;
+  #lastResync: number | null = null;
+  #lateCommits = 0;
+  #stats: ConntrackdStats | null = null;
+  #guard: GuardCounters | null = null;
+  #statsTimer: NodeJS.Timeout | undefined;
+  #nft: LibnftablesTransport | undefined;
+
+  private constructor(opts: ConntrackdOptions, address: string) {
+    this.#opts = opts;
+    this.#paths = conntrackdPaths(opts.dir);
+    this.#address = address;
+  }
+
+  static async start(opts: ConntrackdOptions): Promise<Conntrackd> {
+    try {
+      accessSync(opts.config.binary, constants.X_OK);
+    } catch {
+      throw new KeepaliveError('E_DATAPLANE_UNAVAILABLE', `sync.conntrackd.binary ${opts.config.binary} is not an executable (install the Debian package conntrackd)`);
+    }
+    const address = opts.config.address ?? ipv4Of(opts.interface);
+    if (!address) throw new KeepaliveError('E_CONFIG_INVALID', `sync.conntrackd: interface ${opts.interface} has no IPv4 address; set sync.conntrackd.address`);
+    const c = new Conntrackd(opts, address);
+    await c.#start();
+    return c;
+  }
+
+  get role(): ConntrackdRole {
+    return this.#role;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#opts;
+    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    this.#killStale();
+    writeFileSync(this.#paths.conf, conntrackdConf(conntrackdSettings(o.config, o.interface, this.#address, o.dir)), { mode: 0o600 });
+    this.#nft = new LibnftablesTransport();
+    await this.#nft.run(guardRuleset({ destination: o.config.destination_address, port: o.config.port, interface: o.interface }));
+    this.#spawn();
+    await this.#waitSocket(5000);
+    this.setRole('backup');
+    const every = o.statsMs ?? 2000;
+    const tick = () => {
+      this.#statsTimer = setTimeout(() => void this.refreshStats().finally(() => !this.#closing && tick()), every);
+      this.#statsTimer.unref();
+    };
+    tick();
+  }
+
+  /** A conntrackd left by a previous run of keepalive-ts with this runtime directory (kill -9). */
+  #killStale(): void {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(this.#paths.pid, 'utf8').trim());
+    } catch {
+      pid = 0;
+    }
+    if (pid > 1) {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        if (cmd.includes('conntrackd') && cmd.includes(this.#paths.conf)) {
+          process.kill(pid, 'SIGKILL');
+          this.#opts.log?.warn({ pid }, 'conntrackd: ended the conntrackd a previous keepalive-ts left running');
+        }
+      } catch {
+        /* not running */
+      }
+    }
+    for (const f of [this.#paths.lock, this.#paths.socket, this.#paths.pid]) rmSync(f, { force: true });
+  }
+
+  #spawn(): void {
+    const child = spawn(this.#opts.config.binary, ['-C', this.#paths.conf], { stdio: 'ignore' });
+    this.#child = child;
+    child.on('error', (err) => {
+      this.#lastError = `cannot run ${this.#opts.config.binary}: ${err.message} (install the Debian package conntrackd)`;
+      this.#opts.log?.warn({ err: err.message }, 'conntrackd: cannot run');
+    });
+    if (child.pid) writeFileSync(this.#paths.pid, `${child.pid}\n`);
+    child.on('exit', (code, signal) => {
+      if (this.#child === child) this.#child = undefined;
+      if (this.#closing) return;
+      this.#restarts++;
+      const delay = Math.min(10_000, 500 * 2 ** Math.min(5, this.#restarts - 1));
+      this.#lastError = `conntrackd exited (${signal ?? `code ${code}`}); restarting in ${delay} ms`;
+      this.#opts.log?.warn({ code, signal, delay }, 'conntrackd exited; restarting');
+      setTimeout(() => {
+        if (this.#closing) return;
+        for (const f of [this.#paths.lock, this.#paths.socket]) rmSync(f, { force: true });
+        this.#spawn();
+        void this.#waitSocket(5000).then(() => this.setRole(this.#role), () => undefined);
+      }, delay).unref();
+    });
+  }
+
+  async #waitSocket(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      try {
+        if (statSync(this.#paths.socket).isSocket()) return;
+      } catch {
+        /* not yet */
+      }
+      if (!this.#child) break;
+      await sleep(20);
+    }
+    throw new KeepaliveError('E_DATAPLANE_UNAVAILABLE', `conntrackd did not open its control socket ${this.#paths.socket} (see ${this.#paths.log})${this.#lastError ? `: ${this.#lastError}` : ''}`);
+  }
+
+  /**
+   * Follows the VRRP role of sync.instance. Returns at once; the commands run in the background
+   * (the promise, for tests, settles when this role's sequence finished).
+   */
+  setRole(role: ConntrackdRole): Promise<void> {
+    this.#role = role;
+    this.#queued = role;
+    this.#running ??= this.#drain().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queued && !this.#closing) {
+      const role = this.#queued;
+      this.#queued = null;
+      const t0 = performance.now();
+      for (const opt of ROLE_COMMANDS[role]) {
+        if (this.#queued && this.#queued !== role) break; // a newer role: its sequence replaces the rest
+        if (opt === '-f') await this.#flushAfterCommit();
+        else await this.#run(opt);
+      }
+      if (role === 'master') {
+        this.#lastCommit = { at: Date.now(), ms: performance.now() - t0 };
+        this.#opts.log?.info({ ms: Math.round(this.#lastCommit.ms) }, 'conntrackd: MASTER: external cache committed to the kernel, caches resynchronised, bulk update sent');
+        await this.#catchUp();
+      } else {
+        this.#lastResync = Date.now();
+      }
+    }
+  }
+
+  /**
+   * Entries that reach the external cache just after the commit (a director that starts and
+   * preempts at once asked the peer for a resync a moment before; the answer can land after the
+   * promotion) would wait for the next promotion: for a few seconds after becoming MASTER, any
+   * entry in the external cache is committed too.
+   */
+  async #catchUp(): Promise<void> {
+    const until = Date.now() + CATCH_UP_MS;
+    while (Date.now() < until && this.#role === 'master' && !this.#queued && !this.#closing) {
+      await sleep(200);
+      const st = await this.#readStats();
+      if (!st?.external || st.external.active === 0) continue;
+      this.#lateCommits++;
+      this.#opts.log?.info({ entries: st.external.active }, 'conntrackd: MASTER: committing entries that arrived after the promotion');
+      await this.#run('-c');
+      await this.#flushAfterCommit();
+      await this.#run('-R');
+    }
+  }
+
+  #readStats(): Promise<ConntrackdStats | null> {
+    return new Promise((resolve) => {
+      execFile(this.#opts.config.binary, ['-C', this.#paths.conf, '-s'], { timeout: 5000 }, (err, stdout) => resolve(err ? null : parseConntrackdStats(stdout)));
+    });
+  }
+
+  /** Runs one `conntrackd -C conf <opt>`; failures are counted, never thrown. */
+  #run(opt: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      execFile(this.#opts.config.binary, ['-C', this.#paths.conf, opt], { timeout: 10_000 }, (err, stdout, stderr) => {
+        this.#commandsRun++;
+        if (err) {
+          this.#commandsFailed++;
+          this.#lastError = `conntrackd ${opt}: ${(stderr || stdout || err.message).trim().split('\n')[0]}`;
+          this.#opts.log?.warn({ opt, err: this.#lastError }, 'conntrackd command failed');
+          resolve(false);
+        } else resolve(true);
+      });
+    });
+  }
+
+  /**
+   * `-f` right after `-c` is refused while the commit is still being acknowledged ("ignoring flush
+   * command, commit still in progress" in the log, exit code 0): retried until it is taken.
+   */
+  async #flushAfterCommit(): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const before = this.#logSize();
+      await this.#run('-f');
+      if (!this.#logSince(before).includes('ignoring flush command')) return;
+      await sleep(20);
+    }
+    this.#lastError = 'conntrackd -f: commit still in progress after 2 s';
+  }
+
+  #logSize(): number {
+    try {
+      return statSync(this.#paths.log).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  #logSince(offset: number): string {
+    try {
+      const fd = openSync(this.#paths.log, 'r');
+      try {
+        const size = statSync(this.#paths.log).size;
+        const len = Math.min(64 * 1024, Math.max(0, size - offset));
+        const buf = Buffer.alloc(len);
+        readSync(fd, buf, 0, len, offset);
+        return buf.toString('utf8');
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return '';
+    }
+  }
+
+  /** Reads `conntrackd -s` and the guard counters (background; status() returns the last figures). */
+  async refreshStats(): Promise<void> {
+    this.#stats = await this.#readStats();
+    try {
+      const raw = await libnftables.counters(1, GUARD_TABLE);
+      this.#guard = {
+        accepted: raw[GUARD_COUNTERS.accepted]?.[0] ?? 0,
+        drop_interface: raw[GUARD_COUNTERS.wrongInterface]?.[0] ?? 0,
+        drop_source: raw[GUARD_COUNTERS.wrongSource]?.[0] ?? 0,
+      };
+    } catch (err) {
+      this.#guard = null;
+      this.#lastError = `reading the guard table: ${errorMessage(err)}`;
+    }
+  }
+
+  status(): ConntrackdStatus {
+    return {
+      running: this.#child !== undefined && this.#child.exitCode === null,
+      pid: this.#child?.pid ?? null,
+      restarts: this.#restarts,
+      role: this.#role,
+      address: this.#address,
+      destination_address: this.#opts.config.destination_address,
+      port: this.#opts.config.port,
+      commands_run: this.#commandsRun,
+      commands_failed: this.#commandsFailed,
+      last_error: this.#lastError,
+      last_commit: this.#lastCommit,
+      last_resync_request: this.#lastResync,
+      late_commits: this.#lateCommits,
+      stats: this.#stats,
+      guard: this.#guard,
+    };
+  }
+
+  /** Stops conntrackd (SIGTERM, then SIGKILL after 2 s) and removes the guard table. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    clearTimeout(this.#statsTimer);
+    const child = this.#child;
+    if (child && child.exitCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(t);
+    }
+    for (const f of [this.#paths.lock, this.#paths.socket, this.#paths.pid]) rmSync(f, { force: true });
+    try {
+      await this.#nft?.run(guardRemoval());
+    } catch (err) {
+      this.#opts.log?.warn({ err: errorMessage(err) }, 'conntrackd: removing the guard table failed');
+    } finally {
+      this.#nft?.close();
+    }
+  }
+}

@@ -1,0 +1,215 @@
+// Hitless failover on the kernel path, LVS-NAT with conntrackd: the classic keepalived NAT pair
+// (client network with the VIP, real-server network whose gateway is a second VIP, both in one
+// vrrp_sync_group) plus a dedicated sync link (eth2) where keepalive-ts runs conntrackd in FTFW
+// mode ([sync.conntrackd]) and our own authenticated sync (persistence templates). Across a master
+// crash (SIGKILL + cables pulled), the old master preempting back and a graceful stop, a 2 MiB
+// rate-limited download and interactive sessions survive, and 20 persistent clients keep their
+// real server. A third host on the sync link sends captured conntrackd datagrams and garbage to
+// the backup: the guard table drops them (counted) and conntrackd never sees them.
+import type { ExecutionContext } from 'ava';
+import { createLab, netnsTest, waitFor, type Lab, type LabHost } from '../lib/netns.js';
+import { startDirector, directorToml, type Director } from '../lib/daemon.js';
+import { acrossEvent as across, ECHO_PORT, persistentClientsKeep, serverOf, startEchoServer, startRateLimitedNginx } from '../lib/hitless.js';
+
+const VIP = '10.79.0.50';
+const GW = '10.79.1.1';
+const KEY = 'hitless-nat-test-key';
+const CLIENTS = Array.from({ length: 20 }, (_, i) => `10.79.0.${120 + i}`);
+const SYNC = { da: '10.79.9.1', db: '10.79.9.2', evil: '10.79.9.66' };
+
+function config(host: 'da' | 'db'): string {
+  const peer = host === 'da' ? SYNC.db : SYNC.da;
+  const rs = (addr: string) => `\n[[virtual_server.real_server]]\naddress = "${addr}"\nweight = 1\n`;
+  const vs = (port: number, persistence: boolean) => `[[virtual_server]]
+address = "${VIP}"
+port = ${port}
+protocol = "TCP"
+lb_kind = "NAT"
+lb_algo = "rr"
+${persistence ? 'persistence_timeout = 300\n' : ''}drain_timeout = 0
+${rs('10.79.1.21')}${rs('10.79.1.22')}`;
+  return `[[vrrp_instance]]
+name = "VI_2"
+interface = "eth1"
+virtual_router_id = 52
+priority = ${host === 'da' ? 150 : 100}
+advert_int = 0.1
+version = 3
+virtual_ipaddress = ["${GW}/24"]
+garp_master_delay = 0
+
+[[vrrp_sync_group]]
+name = "G"
+group = ["VI_1", "VI_2"]
+
+${vs(80, true)}
+${vs(ECHO_PORT, false)}
+[sync]
+interface = "eth2"
+instance = "VI_1"
+auth_key = "${KEY}"
+unicast_peer = ["${peer}"]
+
+[sync.conntrackd]
+port = 3780
+`;
+}
+
+interface Farm { lab: Lab; client: LabHost; a: LabHost; b: LabHost; evil: LabHost }
+
+async function farm(t: ExecutionContext): Promise<Farm> {
+  const lab = await createLab(t);
+  const rsNet = await lab.addBridge();
+  const syncNet = await lab.addBridge();
+  const [client, a, b] = await Promise.all([lab.addHost('cl', { ipv4: '10.79.0.100/24' }), lab.addHost('da', { ipv4: '10.79.0.11/24' }), lab.addHost('db', { ipv4: '10.79.0.12/24' })]);
+  const [r1, r2, evil] = await Promise.all([
+    lab.addHost('r1', { ipv4: '10.79.1.21/24', bridge: rsNet }),
+    lab.addHost('r2', { ipv4: '10.79.1.22/24', bridge: rsNet }),
+    lab.addHost('ev', { ipv4: `${SYNC.evil}/24`, bridge: syncNet }),
+  ]);
+  await lab.addLink(a, rsNet, { ipv4: '10.79.1.11/24' });
+  await lab.addLink(b, rsNet, { ipv4: '10.79.1.12/24' });
+  await lab.addLink(a, syncNet, { ipv4: `${SYNC.da}/24` });
+  await lab.addLink(b, syncNet, { ipv4: `${SYNC.db}/24` });
+  for (const d of [a, b]) await d.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  for (const [h, name] of [[r1, 'r1'], [r2, 'r2']] as const) {
+    await h.exec(['ip', 'route', 'add', 'default', 'via', GW]);
+    await startRateLimitedNginx(h, lab.tmpDir, name);
+    await startEchoServer(h, name);
+  }
+  for (const src of CLIENTS) await client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
+  return { lab, client, a, b, evil };
+}
+
+const start = (f: Farm, host: LabHost, name: 'da' | 'db') =>
+  startDirector(f.lab, host, directorToml({ routerId: name, priority: name === 'da' ? 150 : 100, advertInt: 0.1, vips: [`${VIP}/24`], garpDelay: 0, extra: config(name) }));
+
+async function master(d: Director): Promise<void> {
+  await waitFor(async () => (await d.instance()).state === 'MASTER' && (await d.instance('VI_2')).state === 'MASTER', 10_000, `${d.host.name} MASTER`);
+  await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.serving), 5_000, `${d.host.name} serving`);
+}
+
+async function externalCache(d: Director): Promise<number> {
+  return (await d.status()).sync?.conntrackd?.stats?.external?.active ?? -1;
+}
+
+/** UDP payloads to `port` from a pcap file (Ethernet, IPv4). */
+function udpPayloads(pcap: Buffer, port: number): Buffer[] {
+  const out: Buffer[] = [];
+  let o = 24;
+  while (o + 16 <= pcap.length) {
+    const incl = pcap.readUInt32LE(o + 8);
+    const pkt = pcap.subarray(o + 16, o + 16 + incl);
+    o += 16 + incl;
+    if (pkt.length < 42 || pkt.readUInt16BE(12) !== 0x0800 || pkt[23] !== 17) continue;
+    const ihl = (pkt[14]! & 0x0f) * 4;
+    const udp = 14 + ihl;
+    if (pkt.readUInt16BE(udp + 2) !== port) continue;
+    out.push(Buffer.from(pkt.subarray(udp + 8, 14 + pkt.readUInt16BE(16))));
+  }
+  return out;
+}
+
+netnsTest('NAT with conntrackd: connections and persistent clients survive crash, preempt-back and graceful stop; forged sync traffic from a third host is dropped', async (t) => {
+  t.timeout(300_000);
+  const f = await farm(t);
+  let da = await start(f, f.a, 'da');
+  await master(da);
+  const db = await start(f, f.b, 'db');
+  await waitFor(async () => (await db.instance()).state === 'BACKUP', 8_000, 'db BACKUP');
+  // Capture the real conntrackd datagrams on db's sync link while the persistent clients connect.
+  const cap = `${f.lab.tmpDir}/ftfw.pcap`;
+  const tcpdump = f.b.spawn(['tcpdump', '-i', 'eth2', '-U', '-w', cap, 'udp', 'port', '3780']);
+  await new Promise((r) => setTimeout(r, 500));
+  const before = new Map<string, string>();
+  for (const src of CLIENTS) before.set(src, await serverOf(f.client, VIP, src));
+  t.deepEqual(new Set(before.values()), new Set(['r1', 'r2']), 'clients spread over both servers');
+  await new Promise((r) => setTimeout(r, 1_000));
+  await tcpdump.kill('SIGTERM');
+  await forgedPhase(t, f, db, cap);
+
+  await across(t, f.client, VIP, 'NAT crash', {
+    before: () => waitFor(async () => (await externalCache(db)) >= 5, 5_000, 'db external cache holds the live connections'),
+    event: async () => {
+      // A crashed director's conntrackd dies with it (by its pid: the PID namespace is shared).
+      const pid = (await da.status()).sync?.conntrackd?.pid;
+      await Promise.all([da.proc.kill('SIGKILL'), f.a.linkDown(), f.a.exec(['sh', '-c', `${pid ? `kill -KILL ${pid}; ` : ''}ip link set eth1 down; ip link set eth2 down`])]);
+    },
+    settle: () => master(db),
+  });
+  const ct = (await db.status()).sync!.conntrackd!;
+  t.truthy(ct.last_commit, 'db committed the external cache on becoming MASTER');
+  t.log(`db conntrackd after takeover: commit sequence ${Math.round(ct.last_commit!.ms)} ms; commands run ${ct.commands_run}, failed ${ct.commands_failed}`);
+  await persistentClientsKeep(t, f.client, VIP, before, 'after the crash');
+
+  await f.a.linkUp();
+  await f.a.exec(['sh', '-c', 'ip link set eth1 up; ip link set eth2 up']);
+  await across(t, f.client, VIP, 'NAT preempt-back', {
+    event: async () => {
+      da = await start(f, f.a, 'da');
+    },
+    settle: async () => {
+      await master(da);
+      await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db back to BACKUP');
+    },
+  });
+  const daCt = (await da.status()).sync!.conntrackd!;
+  t.log(`da conntrackd after preempting back: commit sequence ${Math.round(daCt.last_commit?.ms ?? -1)} ms, late commits ${daCt.late_commits}, commands failed ${daCt.commands_failed}`);
+  await persistentClientsKeep(t, f.client, VIP, before, 'after preempt-back');
+
+  await across(t, f.client, VIP, 'NAT graceful stop', {
+    before: () => waitFor(async () => (await externalCache(db)) >= 5, 5_000, 'db external cache holds the live connections'),
+    event: async () => void da.proc.kill('SIGTERM'),
+    settle: async () => {
+      await master(db);
+      await da.proc.exited;
+    },
+  });
+  await persistentClientsKeep(t, f.client, VIP, before, 'after the graceful stop');
+
+});
+
+/** The backup's external cache (`conntrackd -e`), timers stripped, sorted. */
+async function externalLines(d: Director): Promise<string[]> {
+  const conf = `${d.socket.replace(/\.sock$/, '')}.conntrackd/conntrackd.conf`;
+  const out = (await d.host.exec(['conntrackd', '-C', conf, '-e'])).stdout;
+  return out.split('\n').filter(Boolean).map((l) => l.replace(/\[active since \d+s\]/, '').trim()).sort();
+}
+
+async function forgedPhase(t: ExecutionContext, f: Farm, db: Director, cap: string): Promise<void> {
+  // Forged, replayed and garbled conntrackd traffic from a third host on the sync link.
+  const { readFile } = await import('node:fs/promises');
+  const captured = udpPayloads(await readFile(cap), 3780);
+  t.true(captured.length > 0, `captured ${captured.length} conntrackd datagrams`);
+  t.is((await db.instance()).state, 'BACKUP');
+  await waitFor(async () => (await externalCache(db)) >= CLIENTS.length, 5_000, 'db external cache holds the clients\' connections');
+  await new Promise((r) => setTimeout(r, 2_500)); // a stats refresh
+  const s0 = (await db.status()).sync!.conntrackd!;
+  const ext0 = await externalLines(db);
+  const kern0 = (await f.b.exec(['conntrack', '-C'])).stdout.trim();
+  const garbage = Array.from({ length: 20 }, (_, i) => Buffer.alloc(40 + i, i * 7));
+  const sendAll = `
+const s = require('node:dgram').createSocket('udp4');
+const msgs = JSON.parse(process.argv[2]).map((h) => Buffer.from(h, 'hex'));
+let i = 0; const next = () => { if (i >= msgs.length) { s.close(); console.log('sent ' + msgs.length); return; } s.send(msgs[i++], 3780, process.argv[1], next); }; next();`;
+  const payloads = [...captured, ...garbage].map((b) => b.toString('hex'));
+  const sender = f.evil.spawn([process.execPath, '-e', sendAll, SYNC.db, JSON.stringify(payloads)]);
+  await sender.waitForOutput(/sent \d+/, 10_000);
+  await new Promise((r) => setTimeout(r, 2_500));
+  const s1 = (await db.status()).sync!.conntrackd!;
+  const ext1 = await externalLines(db);
+  const kern1 = (await f.b.exec(['conntrack', '-C'])).stdout.trim();
+  const dropped = (s1.guard?.drop_source ?? 0) - (s0.guard?.drop_source ?? 0);
+  t.log(`forged: ${payloads.length} datagrams (${captured.length} replayed captures + ${garbage.length} garbage) from ${SYNC.evil}: guard drop_source +${dropped}; conntrackd received ${s0.stats?.packetsRecv} -> ${s1.stats?.packetsRecv}; external cache ${ext0.length} -> ${ext1.length} entries; kernel table ${kern0} -> ${kern1}`);
+  t.is(dropped, payloads.length, 'every forged datagram dropped by the guard table and counted');
+  // The master's conntrackd keeps talking (alive messages): everything conntrackd received came
+  // through the guard's accept rule, from the peer (the two figures are read a moment apart).
+  const recv = (s1.stats?.packetsRecv ?? 0) - (s0.stats?.packetsRecv ?? 0);
+  const accepted = (s1.guard?.accepted ?? 0) - (s0.guard?.accepted ?? 0);
+  t.log(`meanwhile from the peer: guard accepted +${accepted}, conntrackd received +${recv}`);
+  t.true(recv <= accepted + 2, 'conntrackd received nothing but the peer\'s datagrams');
+  t.is(s1.stats?.malformed, s0.stats?.malformed, 'no malformed message reached conntrackd');
+  t.true(ext0.length >= CLIENTS.length, 'the backup holds the master\'s connections');
+  t.deepEqual(ext1, ext0, 'external cache unchanged');
+  t.is(kern1, kern0, 'kernel conntrack table unchanged');
+}

@@ -1,0 +1,156 @@
+// NftablesDataplane's bookkeeping with a scripted transport and scripted director facts: one
+// transaction per change, coalescing, a refused transaction changes nothing, validation before
+// anything is sent, the first transaction removes stale tables, close() removes ours.
+import test from 'ava';
+import { NftablesDataplane } from '../../src/lvs/dataplane/nftables/index.js';
+import type { NftTransport, NftOutput } from '../../src/lvs/dataplane/nftables/transport.js';
+import type { DirectorFacts } from '../../src/lvs/dataplane/nftables/facts.js';
+import type { MapEntry, PacketBytes } from '../../src/lvs/dataplane/nftables/counters.js';
+import { KeepaliveError } from '../../src/util/errors.js';
+import { pool, svcSpec } from '../lib/nft-lab.js';
+import { roundMaglev } from '../lib/nft-scenarios.js';
+
+class FakeTransport implements NftTransport {
+  readonly name = 'fake';
+  scripts: string[] = [];
+  fail: RegExp | null = null;
+  counterValues = new Map<string, PacketBytes>();
+  gate: Promise<void> | null = null;
+  async run(commands: string, opts: { json?: boolean } = {}): Promise<NftOutput> {
+    if (opts.json) return { output: '{"nftables": []}', ms: 0 };
+    if (this.gate) await this.gate;
+    if (this.fail?.test(commands)) throw new KeepaliveError('E_NETLINK', 'nftables refused the transaction: Error: Could not process rule: No such file or directory');
+    this.scripts.push(commands);
+    return { output: '', ms: 0 };
+  }
+  async counters(): Promise<Map<string, PacketBytes>> {
+    return this.counterValues;
+  }
+  async elements(): Promise<MapEntry[]> {
+    return [];
+  }
+  close(): void {}
+}
+
+/** No host conntrack in unit tests. */
+const quiet = { conntrack: async () => ({ counts: new Map(), entries: 0 }), conntrackDelete: async () => undefined };
+
+function facts(over: Partial<DirectorFacts> = {}): DirectorFacts {
+  return {
+    devicesWithAddress: async () => ['eth0'],
+    route: async (a) => (a.startsWith('10.77.') ? { device: 'eth0', onLink: true, local: false } : { device: 'eth0', onLink: false, gateway: '10.77.0.1', local: false }),
+    forwarding: async () => true,
+    ...over,
+  };
+}
+
+const dr = svcSpec({ kind: 'DR' });
+const nat = svcSpec({ kind: 'NAT', ports: [[8080, 8080]] });
+
+test('one transaction per call; the first one removes stale tables; close() deletes ours', async (t) => {
+  const tr = new FakeTransport();
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });
+  await dp.configure([dr]);
+  t.is(tr.scripts.length, 1);
+  t.true(tr.scripts[0]!.startsWith('add table netdev keepalive_ts\ndelete table netdev keepalive_ts\nadd table inet keepalive_ts\ndelete table inet keepalive_ts\n'));
+  await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1]]));
+  await dp.serve(dr.key);
+  t.is(tr.scripts.length, 3);
+  t.regex(tr.scripts[2]!, /add chain netdev keepalive_ts g_in_eth0_\w+ \{ type filter hook ingress device "eth0" priority 0; policy accept; \}/);
+  await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1]]));
+  t.is(tr.scripts.length, 3, 'no change, no transaction');
+  await dp.close();
+  t.is(tr.scripts.at(-1), 'delete table netdev keepalive_ts\ndelete table inet keepalive_ts\n');
+  await t.throwsAsync(dp.stats(), { code: 'E_CLOSED' });
+});
+
+test('changes arriving while a transaction runs are coalesced into the next one', async (t) => {
+  const tr = new FakeTransport();
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });
+  await dp.configure([dr]);
+  await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
+  let open!: () => void;
+  tr.gate = new Promise((r) => (open = r));
+  const first = dp.setPool(dr.key, pool([['10.77.0.21', 80, 2], ['10.77.0.22', 80, 1]]));
+  await new Promise((r) => setTimeout(r, 10));
+  const burst = [3, 4, 5, 6].map((w) => dp.setPool(dr.key, pool([['10.77.0.21', 80, w], ['10.77.0.22', 80, 1]])));
+  const before = tr.scripts.length;
+  open();
+  tr.gate = null;
+  await Promise.all([first, ...burst]);
+  t.is(tr.scripts.length - before, 2, 'the first change, then one transaction for the four that queued behind it');
+  t.regex(tr.scripts.at(-1)!, /jhash ip saddr . th sport mod 7 seed/, 'the last one wins (weights 6:1 in the flow hash of the full-table path)');
+  const st = await dp.stats();
+  t.is(st.extra.nft_transactions, 4);
+  t.is(st.extra.nft_changes, 7);
+});
+
+test('a refused transaction rejects the calls in it and changes nothing', async (t) => {
+  const tr = new FakeTransport();
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });
+  await dp.configure([dr]);
+  await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1]]));
+  await dp.serve(dr.key);
+  tr.fail = /10\.77\.0\.22/;
+  await t.throwsAsync(dp.setPool(dr.key, pool([['10.77.0.22', 80, 1]])), { code: 'E_NETLINK' });
+  tr.fail = null;
+  const st = await dp.stats();
+  t.deepEqual(st.services[0]!.dests.map((d) => d.endpoint.address), ['10.77.0.21'], 'the previous pool is still the state');
+  t.is(st.extra.nft_transaction_failures, 1);
+  // The next change is planned against what the kernel really has.
+  await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1], ['10.77.0.23', 80, 1]]));
+  t.regex(tr.scripts.at(-1)!, /0x[0-9a-f]+ : 10\.77\.0\.23/);
+  t.notRegex(tr.scripts.at(-1)!, /10\.77\.0\.22/);
+});
+
+test('bad input is refused before anything is sent: DR not on-link, DR port change, unknown service, kinds, ops with NAT, IP forwarding off', async (t) => {
+  const tr = new FakeTransport();
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });
+  await dp.configure([dr]);
+  const n = tr.scripts.length;
+  const e1 = await t.throwsAsync(dp.setPool(dr.key, pool([['192.0.2.9', 80, 1]])));
+  t.is((e1 as KeepaliveError).code, 'E_CONFIG_INVALID');
+  t.regex(e1!.message, /DR real server 192\.0\.2\.9 is not on-link \(reached via 10\.77\.0\.1 on eth0\)/);
+  const e2 = await t.throwsAsync(dp.setPool(dr.key, pool([['10.77.0.21', 8080, 1]])));
+  t.regex(e2!.message, /DR cannot change the port/);
+  await t.throwsAsync(dp.serve('tcp/10.9.9.9:80' as never), { code: 'E_CONFIG_INVALID' });
+  await t.throwsAsync(dp.configure([{ ...dr, kind: 'PROXY' }]), { code: 'E_CONFIG_INVALID', message: /does not forward lb_kind PROXY/ });
+  await t.throwsAsync(dp.configure([{ ...nat, ops: true } as never]), { code: 'E_CONFIG_INVALID', message: /one-packet scheduling/ });
+  const off = new NftablesDataplane({ transport: tr, facts: facts({ forwarding: async () => false }), maglev: roundMaglev, ...quiet });
+  await t.throwsAsync(off.configure([nat]), { code: 'E_DATAPLANE_UNAVAILABLE', message: /net\.ipv4\.ip_forward is 0/ });
+  t.is(tr.scripts.length, n, 'nothing was sent');
+  const noVip = new NftablesDataplane({ transport: new FakeTransport(), facts: facts({ devicesWithAddress: async () => [] }), maglev: roundMaglev, ...quiet });
+  await noVip.configure([dr]);
+  await t.throwsAsync(noVip.serve(dr.key), { code: 'E_SOCKET', message: /no interface holds 10\.77\.0\.50 yet/ });
+});
+
+test('stats: ipvsadm counters from the named counters, monotonic across pool changes; DR OutPkts 0; service removal drains', async (t) => {
+  const tr = new FakeTransport();
+  let now = 1_000_000;
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, now: () => now, ...quiet });
+  await dp.configure([dr]);
+  await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
+  await dp.serve(dr.key);
+  const names = [...tr.scripts.join('\n').matchAll(/add counter netdev keepalive_ts (s\w+_[ci][0-9a-f]{8})/g)].map((m) => m[1]!);
+  for (const [i, name] of names.entries()) tr.counterValues.set(`netdev ${name}`, { packets: 10 * (i + 1), bytes: 1000 * (i + 1) });
+  let s = (await dp.stats()).services[0]!;
+  const total = s.conns;
+  t.true(total > 0);
+  t.is(s.out_pkts, 0);
+  t.is(s.out_bytes, 0);
+  t.is(s.dests.length, 2);
+  t.is(s.active_conns, null, 'unknown until the connection table is read');
+  // r2 leaves: it is no longer listed, but the service totals keep its counts.
+  await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1]]));
+  s = (await dp.stats()).services[0]!;
+  t.is(s.dests.length, 1);
+  t.is(s.conns, total);
+  // Removed from the config while serving: drains for drainMs, then its objects go.
+  await dp.configure([]);
+  t.is((await dp.stats()).services.length, 0);
+  t.false(tr.scripts.at(-1)!.includes('delete table'), 'still draining');
+  now += dr.drainMs + 1;
+  await new Promise((r) => setTimeout(r, dr.drainMs + 50));
+  await dp.stats();
+  t.is(tr.scripts.at(-1), 'delete table netdev keepalive_ts\ndelete table inet keepalive_ts\n');
+});
