@@ -133,11 +133,10 @@ export class Daemon {
   }
 
   /**
-   * Start-up order: what the first advert needs comes first. The VRRP instances start as soon as
-   * the control socket answers (as before); the data plane's services and pools, the health checks,
-   * connection sync and their modules (sync and metrics are loaded only when configured) follow
-   * while the instances already run. Ownership changes that happen meanwhile are applied once the
-   * services are in place.
+   * Start-up order: the data plane's services and pools (sent all at once), the health checks and
+   * connection sync come before the VRRP instances, which may be MASTER within one advert (address
+   * owner, preemption); metrics and BGP are set up while the instances already run. The sync,
+   * conntrackd and metrics modules are loaded only when configured.
    */
   async #start(): Promise<void> {
     const { log } = this.opts;
@@ -241,9 +240,10 @@ export class Daemon {
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
-    // The instances start now (vrrp_startup_delay included); the rest is set up meanwhile.
-    const vrrpStarted = this.#vrrp.start().then(() => undefined, (err: unknown) => err ?? new Error('VRRP start failed'));
-    await this.#startMetrics();
+    // The data plane (services, pools, health checks) and connection state come before the
+    // instances: an instance may become MASTER within one advert of starting (address owner, or
+    // preempting a lower-priority master), and from then on clients reach this director. The pools
+    // go out all at once, so this costs little even with 1,000 services.
     await lvs.start();
     if (sync && syncModule) {
       this.#sync = await syncModule.SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
@@ -256,13 +256,15 @@ export class Daemon {
           log: log.child({ component: 'conntrackd' }),
         });
       }
-      // The instance may have become MASTER meanwhile (onOwnership ran before these existed).
-      if (this.#owning.has(sync.instance)) {
-        await this.#sync.setMaster(true);
-        void this.#conntrackd?.setRole('master');
-      }
     }
     lvsStarted = true;
+    // Services on addresses no VRRP instance manages are served from the start; the others while
+    // their instance is MASTER.
+    lvs.setOwnership((address) => this.#ownsAddress(address));
+    // The instances start now (vrrp_startup_delay included); what the first advert does not need
+    // (metrics, BGP) is set up meanwhile.
+    const vrrpStarted = this.#vrrp.start().then(() => undefined, (err: unknown) => err ?? new Error('VRRP start failed'));
+    await this.#startMetrics();
     if (bird) {
       this.#announce = await AnnounceController.start(this.#config, {
         rtnl,
@@ -272,9 +274,6 @@ export class Daemon {
         onServeChange: () => this.#lvs?.setOwnership((address) => this.#ownsAddress(address)),
       });
     }
-    // Services on addresses no VRRP instance manages are served from the start; the others while
-    // their instance is MASTER (it may already be).
-    lvs.setOwnership((address) => this.#ownsAddress(address));
     const vrrpError = await vrrpStarted;
     if (vrrpError) throw vrrpError;
     log.info({ config: this.opts.configPath, control_socket: this.controlPath, instances: this.#config.vrrp_instance.length }, 'keepalive-ts started');
