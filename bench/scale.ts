@@ -167,7 +167,10 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     const vs = Array.from({ length: N }, (_, i) => virtualServerToml({ address: VIP, port: VS_BASE + i, reals: [{ ip: '10.77.0.21', port: RS_BASE + i }], delayLoop }));
     // Priority 255: the address owner advertises at once (no Master_Down_Interval), so spawn ->
     // first advert on the wire is the start-up time of the VRRP engine with N services configured.
-    let toml = directorToml({ routerId: 'da', priority: 255, vips: [`${VIP}/24`], advertInt: 1, extra: vs.join('\n') });
+    // state MASTER: the schema's default state (BACKUP) would make even the owner wait one
+    // Master_Down_Interval.
+    let toml = directorToml({ routerId: 'da', priority: 255, vips: [`${VIP}/24`], advertInt: 1, extra: vs.join('\n') }).replace('priority = 255\n', 'priority = 255\nstate = "MASTER"\n');
+    if (!toml.includes('state = "MASTER"')) throw new Error('scale: could not set state = "MASTER"');
     if (proxyWorkers !== undefined) {
       toml = toml.replace('[global]\n', `[global]\nproxy_workers = ${proxyWorkers}\n`);
       if (!toml.includes(`proxy_workers = ${proxyWorkers}`)) throw new Error('scale: no [global] table to set proxy_workers in');
@@ -280,7 +283,7 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
       f('daemon RSS', 'MiB', (r) => r.rssMiB, 1, undefined, (t) => t.rssMiB, N === DEFAULT_N && delayLoop === 1 ? { ratio: 2.0 } : {}),
       f('check lateness p99 (interval between two checks of one server − delay_loop)', 'ms', (r) => r.lateP99, 1, 'arrival times in the real server\'s access log; ≈ the check\'s own duration when on time', (t) => t.lateP99),
       f('check lateness, largest', 'ms', (r) => r.lateMax, 1, undefined, (t) => t.lateMax),
-      f(`startup with ${N} virtual servers: spawn -> first VRRP advert on the wire (priority 255)`, 'ms', (r) => r.firstAdvertMs, 0, 'tcpdump on r1; process start (node) included', undefined, { limit: 500 }),
+      f(`startup with ${N} virtual servers: spawn -> first VRRP advert on the wire (priority 255)`, 'ms', (r) => r.firstAdvertMs, 0, 'state MASTER, priority 255; tcpdump on r1; process start (node) included', undefined, { limit: 500 }),
       f(`startup with ${N} virtual servers: spawn -> control socket answers`, 'ms', (r) => r.socketMs, 0, 'HAProxy: spawn -> stats socket answers `show info`', (t) => t.socketMs),
       f(`startup: spawn -> all ${N} real servers up`, 'ms', (r) => r.allUpMs, 0, 'HAProxy: spawn -> every server\'s first check passed (L7OK); its servers start UP', (t) => t.allUpMs),
       f('startup: spawn -> MASTER and every virtual server serving', 'ms', (r) => r.servingMs, 0, 'address owner (priority 255): no Master_Down_Interval'),
