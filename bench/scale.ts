@@ -179,12 +179,18 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     const t0 = Date.now();
     const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS });
     const socketMs = Date.now() - t0;
+    // 10,000 services make a large status answer on a busy machine: a generous timeout.
+    const status = async () => {
+      const reply = await controlRequest(d.socket, 'status', {}, 60_000);
+      if (!reply.ok) throw new Error(`scale: status: ${reply.error.message}`);
+      return reply.result as Awaited<ReturnType<typeof d.status>>;
+    };
     await waitFor(async () => /VRRPv3, Advertisement/.test(cap.text()), 30_000, 'first advert', 20);
     const firstAdvertMs = Math.min(...(advertTimes(cap.text()).get(`${a.ipv4!}/51`) ?? [Number.NaN])) - t0;
     await cap.stop();
-    await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up)), (N > DEFAULT_N ? 180_000 : 60_000), 'all real servers up', 100);
+    await waitFor(async () => (await status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up)), (N > DEFAULT_N ? 180_000 : 60_000), 'all real servers up', 100);
     const allUpMs = Date.now() - t0;
-    await waitFor(async () => (await d.instance()).state === 'MASTER' && (await d.status()).virtual_servers.every((v) => v.serving), (N > DEFAULT_N ? 180_000 : 60_000), 'MASTER and serving', 100);
+    await waitFor(async () => (await d.instance()).state === 'MASTER' && (await status()).virtual_servers.every((v) => v.serving), (N > DEFAULT_N ? 180_000 : 60_000), 'MASTER and serving', 100);
     const servingMs = Date.now() - t0;
     log(`first advert ${firstAdvertMs.toFixed(0)} ms, socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms`);
     await sleep(3_000);
@@ -198,10 +204,7 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     await sleep(1_500); // nginx flushes its log buffer every second
     const late = checkLateness(await readFile(accessLog, 'utf8'), delayLoop * 1000, w0, w1);
     log(`keepalive-ts: check lateness p50 ${late.p50.toFixed(1)} p99 ${late.p99.toFixed(1)} max ${late.max.toFixed(1)} ms (${late.n} intervals)`);
-    // 10,000 services make a large status answer on a busy machine: a generous timeout.
-    const reply = await controlRequest(d.socket, 'status', {}, 60_000);
-    if (!reply.ok) throw new Error(`scale: status: ${reply.error.message}`);
-    const st = reply.result as Awaited<ReturnType<typeof d.status>>;
+    const st = await status();
     const down = st.virtual_servers.filter((v) => !v.real_servers[0]!.up).length;
     if (down > 0) log(`warning: ${down} real servers down at the end of the steady phase`);
     const reloadRaw: number[] = [];
