@@ -195,7 +195,7 @@ export class AnnounceController {
   serves(address: string): boolean | undefined {
     const decided = serveDecision(this.#decisions, address);
     if (decided !== undefined) return decided;
-    return this.#config.virtual_server.some((vs) => vs.address === address && vs.announce === 'healthy') ? false : undefined;
+    return this.#config.virtual_server.some((vs) => vs.announce === 'healthy' && vs.members.some((m) => m.match.kind === 'addr' && m.match.address === address)) ? false : undefined;
   }
 
   /**

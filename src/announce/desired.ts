@@ -83,18 +83,22 @@ function groups(config: Pick<Config, 'virtual_server' | 'vrrp_instance' | 'bgp'>
   if (!config.bgp) return [];
   const out = new Map<string, Group>();
   for (const vs of config.virtual_server) {
-    // fwmark services have no address and are always "never" (semantic.ts).
-    if (vs.announce === 'never' || vs.match.kind !== 'addr') continue;
-    const address = vs.match.address;
-    let g = out.get(address);
-    if (!g) {
-      const holders = config.vrrp_instance
-        .filter((vi) => [...vi.virtual_ipaddress_parsed, ...vi.virtual_ipaddress_excluded_parsed].some((v) => v.address === address))
-        .map((vi) => vi.name);
-      g = { address, family: vs.match.family, mode: vs.announce, services: [], holders };
-      out.set(address, g);
+    if (vs.announce === 'never') continue;
+    // Each service on an address votes: the virtual server's own, or every member of its group
+    // (fwmark services and members have no address and are not announced; semantic.ts).
+    for (const { key, match } of vs.members) {
+      if (match.kind !== 'addr') continue;
+      const address = match.address;
+      let g = out.get(address);
+      if (!g) {
+        const holders = config.vrrp_instance
+          .filter((vi) => [...vi.virtual_ipaddress_parsed, ...vi.virtual_ipaddress_excluded_parsed].some((v) => v.address === address))
+          .map((vi) => vi.name);
+        g = { address, family: match.family, mode: vs.announce, services: [], holders };
+        out.set(address, g);
+      }
+      g.services.push(key);
     }
-    g.services.push(vs.key);
   }
   return [...out.values()];
 }

@@ -107,6 +107,7 @@ const note = (items: string[]): string => (items.length > 0 ? ` # ${items.join('
 
 function serviceNotes(vs: VirtualServerStatus): string[] {
   const items: string[] = [];
+  if (vs.group !== undefined) items.push(`group ${vs.group}`);
   const inEffect = vs.scheduler_in_effect;
   if (inEffect && inEffect !== vs.lb_algo && !inEffect.startsWith(`${vs.lb_algo} (`)) items.push(`scheduler in effect: ${inEffect}`);
   if (!vs.serving) items.push('not serving here');
@@ -164,6 +165,22 @@ function serviceLine(vs: VirtualServerStatus, o: Required<StatusOptions>): strin
   return `${line}${note(serviceNotes(vs))}`;
 }
 
+/**
+ * A group as ipvsadm shows it (keepalived makes one IPVS service per member): each member a
+ * service of its own, with its own counters, and the group's real servers with their weight and
+ * health and the member's counters for them.
+ */
+function memberViews(vs: VirtualServerStatus): VirtualServerStatus[] {
+  if (!vs.members) return [vs];
+  return vs.members.map(({ real_servers: dests, sorry_server: sorryDest, ...m }) => ({
+    ...vs,
+    ...m,
+    real_servers: vs.real_servers.map((rs, i) => ({ ...rs, ...dests[i] })),
+    sorry_server: vs.sorry_server && sorryDest ? { ...vs.sorry_server, ...sorryDest } : vs.sorry_server,
+    members: undefined,
+  }));
+}
+
 /** print_title. */
 function title(format: StatusFormat): string[] {
   if (format === 'stats') return [`${padEnd('Prot LocalAddress:Port', 33)} ${['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes'].map((h) => padStart(h, 8)).join(' ')}`, '  -> RemoteAddress:Port'];
@@ -179,7 +196,7 @@ export function formatIpvs(s: Pick<StatusReport, 'version' | 'virtual_servers'>,
   const o: Required<StatusOptions> = { format: opts.format ?? 'list', exact: opts.exact ?? false };
   const size = s.virtual_servers.reduce((n, vs) => n + (vs.active_conns ?? 0) + (vs.inact_conns ?? 0), 0);
   const out = [`IP Virtual Server version ${s.version} (size=${size})`, ...title(o.format)];
-  for (const vs of s.virtual_servers) {
+  for (const vs of s.virtual_servers.flatMap(memberViews)) {
     out.push(serviceLine(vs, o));
     for (const rs of vs.real_servers) out.push(destLine(vs, rs, rs.weight, realNotes(rs), o));
     const sorry = vs.sorry_server;

@@ -1,4 +1,4 @@
-import { endpointText } from '../util/endpoint.js';
+import { endpointText, type VirtualService } from '../util/endpoint.js';
 import { parseIp } from './net.js';
 import type {
   BgpConfig,
@@ -23,7 +23,11 @@ import { addressKey, routeKey, ruleKey, type AddressSpec, type RouteSpec, type R
  *
  * Identity (what "the same thing" means across a reload):
  *   vrrp_instance   (interface, address family, virtual_router_id); the name may change.
- *   virtual_server  its canonical key (address + ports, or fwmark) and protocol: a change is remove + add.
+ *   virtual_server  its canonical key (address + ports, fwmark, or its virtual_server_group's name)
+ *                   and protocol: a change is remove + add. The members of a group virtual server
+ *                   are diffed by their keys: an added or removed member keeps the pool, its
+ *                   health and the other members' connections (virtual_server_group tables are
+ *                   acted on through the virtual servers using them).
  *   real_server     its canonical endpoint (address, port) within its virtual server.
  *   vrrp_script, vrrp_sync_group: by name.
  * Comparison uses the parsed forms: canonical IPs, advert_int_cs, prefix lengths, check tables
@@ -84,7 +88,7 @@ const VRRP_LISTS = ['virtual_ipaddress', 'virtual_ipaddress_excluded', 'unicast_
 const VRRP_PARSED = ['virtual_ipaddress_parsed', 'virtual_ipaddress_excluded_parsed', 'advert_int_cs', 'vmac_ifname', 'virtual_routes_parsed', 'virtual_rules_parsed'] as const;
 
 /** The canonical key (plus the protocol, which a fwmark key leaves out) says which service it is. */
-const VS_IDENTITY = ['address', 'port', 'ports', 'fwmark', 'ip_family', 'protocol', 'family'] as const;
+const VS_IDENTITY = ['group', 'address', 'port', 'ports', 'fwmark', 'ip_family', 'protocol', 'family'] as const;
 const VS_SETTINGS = [
   'lb_algo',
   'lb_kind',
@@ -118,8 +122,8 @@ const VS_SETTINGS = [
   'drain_timeout',
   'announce',
 ] as const;
-const VS_LISTS = ['real_server'] as const;
-const VS_PARSED = ['persistence_prefix', 'match', 'key', 'sorry_endpoint'] as const;
+const VS_LISTS = ['real_server', 'members'] as const;
+const VS_PARSED = ['persistence_prefix', 'key', 'sorry_endpoint'] as const;
 
 const RS_IDENTITY = ['address', 'port'] as const;
 const RS_PARSED = ['endpoint'] as const;
@@ -293,6 +297,9 @@ export interface VirtualServerChange {
   /** Changed settings (persistence_granularity compared as a prefix, sorry_server canonically). */
   settings: Settings<VirtualServerConfig, VirtualServerSettingKey>;
   realServers: RealServerPlan;
+  /** Group virtual servers: services that join the group (served with the shared pool) / leave it (drain). */
+  membersAdded: VirtualService[];
+  membersRemoved: VirtualService[];
 }
 
 export interface KeptVirtualServer {
@@ -650,9 +657,12 @@ function diffRealServer(a: RealServerConfig, b: RealServerConfig): KeptRealServe
 
 function diffVirtualServer(a: VirtualServerConfig, b: VirtualServerConfig): VirtualServerChange {
   const m = matchBy(a.real_server, b.real_server, rsKey);
+  const members = multisetDiff(a.members, b.members, (x) => x.key);
   return {
     settings: diffSettings(a, b, VS_SETTINGS, VS_NORM),
     realServers: { added: m.added, removed: m.removed, kept: m.pairs.map(([x, y]) => diffRealServer(x, y)) },
+    membersAdded: members.added,
+    membersRemoved: members.removed,
   };
 }
 
@@ -660,7 +670,7 @@ const isEmptyRealServer = (k: KeptRealServer): boolean => !k.weightChanged && !k
 
 export function isEmptyVirtualServerChange(c: VirtualServerChange): boolean {
   const rs = c.realServers;
-  return Object.keys(c.settings).length === 0 && rs.added.length === 0 && rs.removed.length === 0 && rs.kept.every(isEmptyRealServer);
+  return Object.keys(c.settings).length === 0 && rs.added.length === 0 && rs.removed.length === 0 && rs.kept.every(isEmptyRealServer) && c.membersAdded.length === 0 && c.membersRemoved.length === 0;
 }
 
 function diffNamed<T extends { name: string }, K extends keyof T, Extra extends object>(
@@ -915,6 +925,7 @@ function summarize(plan: ReloadPlan): string[] {
   for (const { next, changes: c } of vs.kept) {
     const p = `${vsLabel(next)}: `;
     out.push(...settingLines(p, c.settings));
+    out.push(...c.membersRemoved.map((x) => `${p}-member ${x.key} (draining)`), ...c.membersAdded.map((x) => `${p}+member ${x.key}`));
     out.push(...c.realServers.removed.map((rs) => `${p}-${rsLabel(rs)} (draining)`), ...c.realServers.added.map((rs) => `${p}+${rsLabel(rs)}`));
     for (const k of c.realServers.kept) {
       const rp = `${p}${rsLabel(k.next)} `;

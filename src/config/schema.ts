@@ -429,8 +429,19 @@ export const REAL_SERVER_FIELDS = {
   ),
 } satisfies Fields;
 
+export const VIRTUAL_SERVER_GROUP_FIELDS = {
+  name: field(NAME, 'unique group name (letters, digits, "_", ".", "-"), referenced by virtual_server.group', 'virtual_server_group <NAME>', { required: true }),
+  members: field(
+    arrayOf(str({ minLength: 1 }), 1),
+    'the services that share one pool, all of one address family: "ADDR:PORT", "[V6]:PORT", address ranges on a port as keepalived writes them ("10.0.0.1-10:80" = the last byte 1..10, "10.0.0.250-10.0.1.10:80", "10.0.0.8/29:80", "[fd00::1-a]:80"; at most 256 addresses each) and firewall marks ("fwmark:N" IPv4, "fwmark6:N" IPv6)',
+    '<IPADDR> <PORT> / <IPADDR RANGE> <PORT> / fwmark <INT> [inet|inet6]',
+    { required: true },
+  ),
+} satisfies Fields;
+
 export const VIRTUAL_SERVER_FIELDS = {
-  address: field(IP, 'virtual address (normally a VIP); required unless fwmark is set', 'virtual_server <IPADDR>'),
+  group: field(NAME, 'name of a [[virtual_server_group]]: every member is served with this table\'s settings and ONE pool (one set of checks per real server, one quorum, one sorry server), instead of address / port / ports / fwmark', 'virtual_server group <NAME>'),
+  address: field(IP, 'virtual address (normally a VIP); required unless fwmark or group is set', 'virtual_server <IPADDR>'),
   port: field(PORT, 'virtual port; required with address unless ports is set', 'virtual_server <IPADDR> <PORT>'),
   ports: field(
     arrayOf({ kind: 'oneOf', options: [PORT, str({ minLength: 1 })] }, 1),
@@ -438,8 +449,8 @@ export const VIRTUAL_SERVER_FIELDS = {
     null,
   ),
   fwmark: field(int(1, 0xffffffff), 'match packets by firewall mark (set by your iptables/nft rules) instead of address and port; kernel lb_kinds only', 'virtual_server fwmark <INT>'),
-  ip_family: field(str({ enum: ['inet', 'inet6'] }), 'address family of a fwmark service', 'ip_family', {
-    defaultText: 'the family of address, else of the sorry and real servers (IPv4 when there are none)',
+  ip_family: field(str({ enum: ['inet', 'inet6'] }), 'address family of a fwmark service (of a group: must be the family of its members)', 'ip_family', {
+    defaultText: 'the family of address or of the group, else of the sorry and real servers (IPv4 when there are none)',
   }),
   protocol: field(str({ enum: ['TCP', 'UDP'] }), 'transport protocol', 'protocol', { default: 'TCP' }),
   lb_algo: field(str({ enum: LB_ALGOS }), 'scheduler', 'lb_algo', { default: 'wlc', aliases: ['lvs_sched'] }),
@@ -586,6 +597,7 @@ export const CONFIG_FIELDS = {
   vrrp_track_process: field(tables(VRRP_TRACK_PROCESS_FIELDS), 'tracked processes ([[vrrp_track_process]])', 'vrrp_track_process', { default: [] }),
   vrrp_instance: field(tables(VRRP_INSTANCE_FIELDS), 'VRRP instances ([[vrrp_instance]])', 'vrrp_instance', { default: [] }),
   vrrp_sync_group: field(tables(VRRP_SYNC_GROUP_FIELDS), 'instances that fail over together ([[vrrp_sync_group]])', 'vrrp_sync_group', { default: [] }),
+  virtual_server_group: field(tables(VIRTUAL_SERVER_GROUP_FIELDS), 'addresses, ports and firewall marks served as one virtual server ([[virtual_server_group]])', 'virtual_server_group', { default: [] }),
   virtual_server: field(tables(VIRTUAL_SERVER_FIELDS, 'virtual_server'), 'L4 virtual servers ([[virtual_server]])', 'virtual_server', { default: [] }),
   sync: field({ kind: 'table', fields: SYNC_FIELDS }, 'connection synchronisation between the directors', 'lvs_sync_daemon'),
   bgp: field({ kind: 'table', fields: BGP_FIELDS }, 'announce the virtual servers\' addresses by BGP through BIRD (ECMP across directors)', null),

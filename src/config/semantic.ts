@@ -1,6 +1,6 @@
 import { defaultHashSeed } from '../lvs/hash.js';
 import { maglevSizeProblem } from '../lvs/maglev.js';
-import { endpointText, serviceKey, singlePort, type Endpoint, type L4Protocol, type PortRange, type ServiceMatch } from '../util/endpoint.js';
+import { GROUP_NAME_RE, endpointText, groupKey, memberServices, parseGroupMember, serviceKey, type Endpoint, type GroupMember, type L4Protocol, type PortRange, type ServiceMatch, type ServiceKey, type VirtualServerKey, type VirtualService } from '../util/endpoint.js';
 import { formatPath, type KeyPath } from './issues.js';
 import { granularityPrefix, parseCidr, parseHostPort, parseIp, parseListen, type AddressFamily, type ParsedCidr } from './net.js';
 import { parseAddressSpec, parseRouteSpec, parseRuleSpec, RTPROT_KEEPALIVED, type Parsed } from '../net/route-spec.js';
@@ -14,6 +14,7 @@ import type {
   SyncConfig,
   TrackRef,
   VirtualServerConfig,
+  VirtualServerGroupConfig,
   VrrpInstanceConfig,
   VrrpScriptConfig,
   VrrpSyncGroupConfig,
@@ -55,8 +56,11 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
   uniqueNames('vrrp_sync_group', groups, sink);
   checkGroupMembership(groups, sink);
 
+  const vsGroups = (tree.virtual_server_group as Raw<VirtualServerGroupConfig>[]).map((raw, i) => normalizeVsGroup(raw, ['virtual_server_group', i], sink));
+  uniqueNames('virtual_server_group', vsGroups, sink);
+  const vsGroupByName = new Map(vsGroups.filter((g) => typeof g.name === 'string').map((g) => [g.name, g]));
   const servers = (tree.virtual_server as Raw<VirtualServerConfig>[]).map((raw, i) =>
-    withCheckerSmtpAlert(normalizeVirtualServer(raw, ['virtual_server', i], sink), raw, global),
+    withCheckerSmtpAlert(normalizeVirtualServer(raw, ['virtual_server', i], sink, vsGroupByName), raw, global),
   );
   checkServiceOverlap(servers, sink);
 
@@ -69,6 +73,7 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
     vrrp_script: scripts,
     vrrp_instance: instances,
     vrrp_sync_group: groups,
+    virtual_server_group: vsGroups,
     virtual_server: servers,
     ...(sync ? { sync } : {}),
     ...(bgp ? { bgp } : {}),
@@ -351,7 +356,47 @@ function parsePorts(list: readonly (number | string)[], path: KeyPath, sink: Iss
 const rangesOverlap = (a: readonly PortRange[], b: readonly PortRange[]): boolean =>
   a.some((x) => b.some((y) => x.from <= y.to && y.from <= x.to));
 
-function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, sink: IssueSink): VirtualServerConfig {
+/**
+ * A virtual_server_group: each member parsed once (ranges expanded), no address twice, one
+ * address family (keepalived allows two only with tunnelled real servers, which keepalive-ts does
+ * not forward to).
+ */
+function normalizeVsGroup(raw: Raw<VirtualServerGroupConfig>, path: KeyPath, sink: IssueSink): VirtualServerGroupConfig {
+  const g = raw as unknown as VirtualServerGroupConfig;
+  if (typeof g.name === 'string' && !GROUP_NAME_RE.test(g.name)) {
+    sink.add([...path, 'name'], `must be letters, digits, "_", "." or "-" (it is part of the virtual server's key, "tcp/group:NAME"), got ${JSON.stringify(g.name)}`);
+  }
+  const parsed: GroupMember[] = [];
+  const seen = new Map<string, number>();
+  let family: AddressFamily | undefined;
+  (Array.isArray(g.members) ? g.members : []).forEach((text, i) => {
+    const at: KeyPath = [...path, 'members', i];
+    const r = parseGroupMember(text);
+    if (!r.ok) {
+      sink.add(at, r.error);
+      return;
+    }
+    const m = r.value;
+    family ??= m.family;
+    if (m.family !== family) {
+      sink.add(at, `${familyName(m.family)} member in a group whose first member is ${familyName(family)}: a group serves one address family (its real servers are of that family); use one group per family`);
+      return;
+    }
+    // Protocol-free identities: the same address:port (or mark) twice is the same service.
+    const ids = m.kind === 'fwmark' ? [`fwmark ${m.mark}`] : m.addresses.map((a) => endpointText({ address: a, port: m.port }));
+    const dup = ids.find((id) => seen.has(id));
+    if (dup !== undefined) {
+      const first = seen.get(dup)!;
+      sink.add(at, `${dup} is already a member (members[${first}]${first === i ? '' : ` ${JSON.stringify(g.members[first])}`})`);
+      return;
+    }
+    for (const id of ids) seen.set(id, i);
+    parsed.push(m);
+  });
+  return { ...g, members_parsed: parsed, family: family ?? 4 };
+}
+
+function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, sink: IssueSink, vsGroups: ReadonlyMap<string, VirtualServerGroupConfig>): VirtualServerConfig {
   const vs = raw as unknown as VirtualServerConfig;
   const at = (...keys: (string | number)[]): KeyPath => [...path, ...keys];
   const protocol: L4Protocol = vs.protocol === 'UDP' ? 'udp' : 'tcp';
@@ -362,7 +407,24 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
   // --- what the service matches, and its address family
   const wantFamily: AddressFamily | undefined = vs.ip_family === 'inet6' ? 6 : vs.ip_family === 'inet' ? 4 : undefined;
   let match: ServiceMatch;
-  if (vs.fwmark !== undefined) {
+  let group: { members: VirtualService[]; key: VirtualServerKey; family: AddressFamily } | undefined;
+  if (vs.group !== undefined) {
+    for (const k of ['address', 'port', 'ports', 'fwmark'] as const) {
+      if (raw[k] !== undefined) sink.add(at(k), `a virtual server of a group serves the members of virtual_server_group ${JSON.stringify(vs.group)}; remove ${k} (or group)`);
+    }
+    const g = vsGroups.get(vs.group);
+    if (!g) sink.add(at('group'), unknownRef('virtual_server_group', vs.group, vsGroups.keys()));
+    const family = g?.family ?? wantFamily ?? 4;
+    if (g && wantFamily !== undefined && wantFamily !== family) sink.add(at('ip_family'), `contradicts the members of virtual_server_group ${JSON.stringify(vs.group)} (${familyName(family)})`);
+    const members = (g?.members_parsed ?? []).flatMap((m) => memberServices(m, protocol));
+    if (kind === 'PROXY') {
+      const fw = members.find((m) => m.match.kind === 'fwmark');
+      if (fw) sink.add(at('lb_kind'), kernelOnly(`the group's firewall mark (${fw.key})`));
+    }
+    group = { members, key: groupKey(protocol, vs.group), family };
+    // A group has no match of its own: this one only stands in where nothing below reads it.
+    match = members[0]?.match ?? { kind: 'fwmark', mark: 0, family };
+  } else if (vs.fwmark !== undefined) {
     for (const k of ['address', 'port', 'ports'] as const) {
       if (raw[k] !== undefined) sink.add(at(k), `a fwmark service matches packets by their mark, not by ${k}; remove ${k} (or fwmark)`);
     }
@@ -387,9 +449,13 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
     }
     match = { kind: 'addr', protocol, address: ip?.address ?? (family === 4 ? '0.0.0.0' : '::'), family, ports: ports.length > 0 ? ports : [{ from: 0, to: 0 }] };
   }
-  const family = match.family;
-  const key = serviceKey(match);
-  const servicePort = singlePort(match);
+  const family = group?.family ?? match.family;
+  const key = group?.key ?? serviceKey(match);
+  const members = group?.members ?? [{ key: key as ServiceKey, match }];
+  // The one port every service has (a DR real server may only name that one), else undefined.
+  const ports = new Set(members.map((m) => (m.match.kind === 'addr' && m.match.ports.length === 1 && m.match.ports[0]!.from === m.match.ports[0]!.to ? m.match.ports[0]!.from : -1)));
+  const servicePort = ports.size === 1 && !ports.has(-1) ? [...ports][0] : undefined;
+  const what = vs.group !== undefined ? 'group' : match.kind === 'fwmark' ? 'fwmark' : 'port-set';
 
   // --- scheduler settings
   const flags = vs.sched_flags ?? [];
@@ -422,17 +488,17 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
   }
 
   // --- servers: family, port rules of the kind, canonical endpoints
-  const serverEndpoint = (address: string | undefined, port: number | undefined, where: KeyPath, what: string): Endpoint | null => {
+  const serverEndpoint = (address: string | undefined, port: number | undefined, where: KeyPath, whatServer: string): Endpoint | null => {
     const sip = typeof address === 'string' ? parseIp(address) : undefined;
     if (!sip) return null;
     if (sip.family !== family) {
-      sink.add([...where, 'address'], `must be ${familyName(family)} like the virtual server${match.kind === 'fwmark' ? ' (ip_family, or the first server)' : ''}`);
+      sink.add([...where, 'address'], `must be ${familyName(family)} like the virtual server${vs.group !== undefined ? `'s group ${JSON.stringify(vs.group)}` : match.kind === 'fwmark' ? ' (ip_family, or the first server)' : ''}`);
     }
     const p = port ?? 0;
     if (kind === 'DR' && p !== 0 && p !== servicePort) {
       sink.add([...where, 'port'], servicePort === undefined
-        ? `lb_kind "DR" keeps the packet's own port (only the MAC address is rewritten); omit port for this ${what}`
-        : `lb_kind "DR" cannot change the port (only the MAC address is rewritten, so the ${what} receives the packet for port ${servicePort} unchanged); set port = ${servicePort} or omit it`);
+        ? `lb_kind "DR" keeps the packet's own port (only the MAC address is rewritten) and the ${what === 'group' ? "group's members do not share one" : 'service has no single port'}; omit port for this ${whatServer}`
+        : `lb_kind "DR" cannot change the port (only the MAC address is rewritten, so the ${whatServer} receives the packet for port ${servicePort} unchanged); set port = ${servicePort} or omit it`);
     }
     if (p === 0 && kind === 'PROXY') sink.add([...where, 'port'], 'is required: the proxy connects to a port');
     return { address: sip.address, family: sip.family, port: p };
@@ -443,7 +509,7 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
     const checks = normalizeChecks(rs, where, sink).map((c, j) => {
       if (c.connect_port !== undefined || PORTLESS_CHECKS.has(c.type)) return { ...c, connect_port: c.connect_port ?? 0 };
       if (!reported(sink, [...where, 'check', j, 'connect_port'])) {
-        sink.add([...where, 'check', j], `connect_port is required: the real server has no port of its own (fwmark or port-set service)`);
+        sink.add([...where, 'check', j], `connect_port is required: the real server has no port of its own (${what} service)`);
       }
       return { ...c, connect_port: 0 };
     });
@@ -456,70 +522,77 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
 
   return {
     ...vs,
-    ...(vs.address !== undefined && match.kind === 'addr' ? { address: match.address } : {}),
+    ...(vs.address !== undefined && vs.group === undefined && match.kind === 'addr' ? { address: match.address } : {}),
     ...(sorry ? { sorry_server: { address: sorry.address, port: sorry.port } } : {}),
     real_server: realServers,
     persistence_granularity: granularity,
     hash_seed: vs.hash_seed ?? defaultHashSeed(key),
     family,
     persistence_prefix: prefix,
-    match,
+    members,
     key,
     sorry_endpoint: sorry,
   };
 }
 
-/** Two services that would take the same packets: same key, or overlapping ports on one address. */
+/**
+ * Two services that would take the same packets: same key, or overlapping ports on one address,
+ * whether they are virtual servers of their own or members of groups.
+ */
 function checkServiceOverlap(servers: readonly VirtualServerConfig[], sink: IssueSink): void {
-  // Reports, for each virtual server, the first earlier one (in file order) with the same key or an
-  // overlapping protocol/address/port: what a pairwise scan reports, without its n² cost (1,000
-  // services on one VIP: ~150 ms per reload). Ports of narrow ranges are indexed one by one; wide
-  // ranges (> WIDE ports) are compared pairwise within their protocol and address.
+  const byKey = new Map<string, number>();
+  // Services per protocol and address, in the order they were taken; narrow port ranges are also
+  // indexed port by port, so 1,000 services on one VIP cost no pairwise scan (a --cpu-prof of a
+  // reload with 1,000 of them put ~150 ms here). Wide ranges (> WIDE ports) are scanned.
+  type Entry = { seq: number; index: number; key: string; ports: readonly PortRange[] };
   const WIDE = 64;
-  const firstByKey = new Map<string, number>();
-  const firstByPort = new Map<string, number>();
-  const byAddr = new Map<string, number[]>();
-  const wideByAddr = new Map<string, number[]>();
-  const isWide = (r: { from: number; to: number }) => r.to - r.from + 1 > WIDE;
+  const isWide = (r: PortRange) => r.to - r.from + 1 > WIDE;
+  const byAddress = new Map<string, Entry[]>();
+  const wideByAddress = new Map<string, Entry[]>();
+  const byPort = new Map<string, Entry[]>();
+  let seq = 0;
+  /** The first service taken (as a scan in order would find it) that overlaps `ports`, other than virtual_server[j]. */
+  const firstClash = (slot: string, ports: readonly PortRange[], j: number): Entry | undefined => {
+    const hit = (x: Entry) => x.index !== j && rangesOverlap(x.ports, ports);
+    if (ports.some(isWide)) return byAddress.get(slot)?.find(hit);
+    let best: Entry | undefined;
+    const consider = (x: Entry | undefined) => { if (x && (!best || x.seq < best.seq)) best = x; };
+    for (const r of ports) for (let port = r.from; port <= r.to; port++) consider(byPort.get(`${slot} ${port}`)?.find((x) => x.index !== j));
+    consider(wideByAddress.get(slot)?.find(hit));
+    return best;
+  };
+  const label = (vs: VirtualServerConfig, key: string): string => (vs.group === undefined ? key : `${key} (a member of group ${JSON.stringify(vs.group)})`);
   servers.forEach((b, j) => {
-    let hit = firstByKey.get(b.key) ?? Infinity;
-    const mb = b.match;
-    const bucket = mb.kind === 'addr' ? `${mb.protocol} ${mb.address}` : undefined;
-    if (mb.kind === 'addr' && bucket !== undefined) {
-      const overlaps = (i: number) => {
-        const ma = servers[i]!.match;
-        return ma.kind === 'addr' && rangesOverlap(ma.ports, mb.ports);
-      };
-      const scan = (list: readonly number[] | undefined) => {
-        for (const i of list ?? []) {
-          if (i >= hit) return;
-          if (overlaps(i)) { hit = i; return; }
-        }
-      };
-      if (mb.ports.some(isWide)) scan(byAddr.get(bucket));
-      else {
-        for (const r of mb.ports) for (let port = r.from; port <= r.to; port++) hit = Math.min(hit, firstByPort.get(`${bucket} ${port}`) ?? Infinity);
-        scan(wideByAddr.get(bucket));
-      }
+    const first = byKey.get(b.key);
+    if (first !== undefined) {
+      sink.add(['virtual_server', j], b.group === undefined
+        ? `duplicate virtual server ${b.key} (also virtual_server[${first}])`
+        : `virtual_server_group ${JSON.stringify(b.group)} is already served with protocol ${b.protocol} by virtual_server[${first}] (one virtual server per group and protocol)`);
+      return;
     }
-    if (hit !== Infinity) {
-      const a = servers[hit]!;
-      sink.add(['virtual_server', j], a.key === b.key
-        ? `duplicate virtual server ${b.key} (also virtual_server[${hit}])`
-        : `${b.key} overlaps ${a.key} (virtual_server[${hit}]): a packet may match only one service`);
-    }
-    if (!firstByKey.has(b.key)) firstByKey.set(b.key, j);
-    if (mb.kind === 'addr' && bucket !== undefined) {
-      const push = (m: Map<string, number[]>) => { const l = m.get(bucket); if (l) l.push(j); else m.set(bucket, [j]); };
-      push(byAddr);
-      if (mb.ports.some(isWide)) push(wideByAddr);
-      for (const r of mb.ports) {
-        if (isWide(r)) continue;
-        for (let port = r.from; port <= r.to; port++) {
-          const k = `${bucket} ${port}`;
-          if (!firstByPort.has(k)) firstByPort.set(k, j);
-        }
+    byKey.set(b.key, j);
+    for (const m of b.members) {
+      const i = byKey.get(m.key);
+      if (i !== undefined && i !== j) {
+        sink.add(['virtual_server', j], `${label(b, m.key)} is also served by virtual_server[${i}]${servers[i]!.group === undefined ? '' : ` (group ${JSON.stringify(servers[i]!.group)})`}: a packet may match only one service`);
+        return;
       }
+      if (m.match.kind !== 'addr') {
+        byKey.set(m.key, j);
+        continue;
+      }
+      const slot = `${m.match.protocol} ${m.match.address}`;
+      const clash = firstClash(slot, m.match.ports, j);
+      if (clash) {
+        sink.add(['virtual_server', j], `${label(b, m.key)} overlaps ${clash.key} (virtual_server[${clash.index}]): a packet may match only one service`);
+        return;
+      }
+      const entry: Entry = { seq: seq++, index: j, key: m.key, ports: m.match.ports };
+      const push = (map: Map<string, Entry[]>, k: string) => { const l = map.get(k); if (l) l.push(entry); else map.set(k, [entry]); };
+      push(byAddress, slot);
+      if (m.match.ports.some(isWide)) push(wideByAddress, slot);
+      for (const r of m.match.ports) if (!isWide(r)) for (let port = r.from; port <= r.to; port++) push(byPort, `${slot} ${port}`);
+      byKey.set(m.key, j);
     }
   });
 }
@@ -615,23 +688,28 @@ function resolveAnnounce(servers: VirtualServerConfig[], instances: readonly Vrr
   servers.forEach((vs, i) => {
     const path: KeyPath = ['virtual_server', i, 'announce'];
     const explicit = vs.announce as AnnounceMode | undefined;
-    const holders = instances.filter((vi) =>
-      [...vi.virtual_ipaddress_parsed, ...vi.virtual_ipaddress_excluded_parsed].some((v) => v.address === vs.address));
+    // The addresses it serves: its own, or those of its group's members (fwmarks have none).
+    const addresses = [...new Set(vs.members.flatMap((m) => (m.match.kind === 'addr' ? [m.match.address] : [])))];
+    const holdersOf = (address: string) => instances.filter((vi) =>
+      [...vi.virtual_ipaddress_parsed, ...vi.virtual_ipaddress_excluded_parsed].some((v) => v.address === address));
+    const held = addresses.filter((a) => holdersOf(a).length > 0);
+    const what = addresses.length === 1 ? addresses[0]! : `the addresses of group ${JSON.stringify(vs.group)}`;
     let mode: AnnounceMode;
-    if (vs.address === undefined) {
+    if (addresses.length === 0) {
       // A fwmark service matches marked packets, not an address: there is nothing of its own to announce.
       if (explicit !== undefined && explicit !== 'never') sink.add(path, `"${explicit}": a fwmark service has no address to announce (announce the addresses with virtual servers of their own, or set "never")`);
       mode = 'never';
     } else if (!bgp) {
-      if (explicit !== undefined && explicit !== 'never') sink.add(path, `"${explicit}" needs a [bgp] section (nothing would announce ${vs.address})`);
+      if (explicit !== undefined && explicit !== 'never') sink.add(path, `"${explicit}" needs a [bgp] section (nothing would announce ${what})`);
       mode = 'never';
     } else {
-      mode = explicit ?? (holders.length > 0 ? 'master' : 'healthy');
-      if (mode === 'master' && holders.length === 0) {
-        sink.add(path, `"master" needs a vrrp_instance holding ${vs.address}, and none does (use "healthy" to announce while the service has quorum)`);
+      mode = explicit ?? (held.length > 0 ? 'master' : 'healthy');
+      if (mode === 'master' && held.length < addresses.length) {
+        const free = addresses.find((a) => !held.includes(a))!;
+        sink.add(path, `"master" needs a vrrp_instance holding ${free}, and none does (use "healthy" to announce while the service has quorum${vs.group === undefined ? '' : '; one group cannot mix addresses held by VRRP with others'})`);
       }
-      if (mode === 'healthy' && holders.length > 0) {
-        sink.add(path, `${vs.address} is held by vrrp_instance ${JSON.stringify(holders[0]!.name)}, so only its MASTER serves it: use "master" (or "never")`);
+      if (mode === 'healthy' && held.length > 0) {
+        sink.add(path, `${held[0]} is held by vrrp_instance ${JSON.stringify(holdersOf(held[0]!)[0]!.name)}, so only its MASTER serves it: use "master" (or "never")`);
       }
       if (mode !== 'never' && bgp.peer.length > 0 && !bgp.peer.some((p) => p.family === vs.family)) {
         sink.add(path, `no [[bgp.peer]] carries ${familyName(vs.family)}: add an ${familyName(vs.family)} peer or set announce = "never"`);

@@ -1,4 +1,4 @@
-import type { Endpoint, ServiceKey, ServiceMatch } from '../util/endpoint.js';
+import type { Endpoint, GroupMember, VirtualServerKey, VirtualService } from '../util/endpoint.js';
 import type { AddressFamily, ListenAddress, ParsedCidr } from './net.js';
 import type { AddressSpec, RouteSpec, RuleSpec } from '../net/route-spec.js';
 import type {
@@ -17,6 +17,7 @@ import type {
   SCHED_FLAGS,
   SYNC_FIELDS,
   VIRTUAL_SERVER_FIELDS,
+  VIRTUAL_SERVER_GROUP_FIELDS,
   VRRP_INSTANCE_FIELDS,
   VRRP_SCRIPT_FIELDS,
   VRRP_SYNC_GROUP_FIELDS,
@@ -276,8 +277,19 @@ export interface RealServerConfig {
   endpoint: Endpoint;
 }
 
+export interface VirtualServerGroupConfig {
+  name: string;
+  members: string[];
+  /** parsed members, in file order (a range stays one entry). */
+  members_parsed: GroupMember[];
+  /** parsed: the one address family of the members. */
+  family: AddressFamily;
+}
+
 export interface VirtualServerConfig {
-  /** Absent for fwmark services. */
+  /** The virtual_server_group whose members this virtual server serves (then no address/port/ports/fwmark). */
+  group?: string;
+  /** Absent for fwmark and group services. */
   address?: string;
   /** Absent for fwmark and port-set services. */
   port?: number;
@@ -327,10 +339,13 @@ export interface VirtualServerConfig {
   family: AddressFamily;
   /** parsed persistence_granularity as a prefix length. */
   persistence_prefix: number;
-  /** parsed: what the service matches (address + ports, or the firewall mark). */
-  match: ServiceMatch;
-  /** parsed: the canonical service key, e.g. "tcp/10.0.0.50:80", "fwmark/1". */
-  key: ServiceKey;
+  /**
+   * parsed: the services served, each with its match and canonical key: one (address + ports, or
+   * the firewall mark), or one per address and mark of the group, ranges expanded.
+   */
+  members: VirtualService[];
+  /** parsed: the identity: the one service's key ("tcp/10.0.0.50:80", "fwmark/1") or "tcp/group:NAME". */
+  key: VirtualServerKey;
   /** parsed sorry_server. */
   sorry_endpoint: Endpoint | null;
 }
@@ -390,6 +405,7 @@ export interface Config {
   vrrp_script: VrrpScriptConfig[];
   vrrp_instance: VrrpInstanceConfig[];
   vrrp_sync_group: VrrpSyncGroupConfig[];
+  virtual_server_group: VirtualServerGroupConfig[];
   virtual_server: VirtualServerConfig[];
   sync?: SyncConfig;
   bgp?: BgpConfig;
@@ -412,7 +428,8 @@ export type SchemaTypeGuards = [
   Assert<KeysMatch<VrrpTrackProcessConfig, typeof VRRP_TRACK_PROCESS_FIELDS>>,
   Assert<KeysMatch<VrrpSyncGroupConfig, typeof VRRP_SYNC_GROUP_FIELDS>>,
   Assert<KeysMatch<VrrpScriptConfig, typeof VRRP_SCRIPT_FIELDS>>,
-  Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix' | 'match' | 'key' | 'sorry_endpoint'>>,
+  Assert<KeysMatch<VirtualServerConfig, typeof VIRTUAL_SERVER_FIELDS, 'family' | 'persistence_prefix' | 'members' | 'key' | 'sorry_endpoint'>>,
+  Assert<KeysMatch<VirtualServerGroupConfig, typeof VIRTUAL_SERVER_GROUP_FIELDS, 'members_parsed' | 'family'>>,
   Assert<KeysMatch<RealServerConfig, typeof REAL_SERVER_FIELDS, 'endpoint'>>,
   Assert<KeysMatch<SyncConfig, typeof SYNC_FIELDS>>,
   Assert<KeysMatch<BgpConfig, typeof BGP_FIELDS>>,

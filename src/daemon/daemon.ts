@@ -246,7 +246,7 @@ export class Daemon {
     // go out all at once, so this costs little even with 1,000 services.
     await lvs.start();
     if (sync && syncModule) {
-      this.#sync = await syncModule.SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server, log: log.child({ component: 'sync' }) });
+      this.#sync = await syncModule.SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server.flatMap((vs) => vs.members), log: log.child({ component: 'sync' }) });
       if (sync.conntrackd) {
         const { Conntrackd } = await import('../sync/conntrackd.js');
         this.#conntrackd = await Conntrackd.start({
@@ -465,7 +465,8 @@ export class Daemon {
     this.#stopping ??= (async () => {
       // Priority-0 adverts go out at once, so the peer takes over after Skew_Time. Until it has
       // (its GARPs redirect the clients) this director keeps its VIPs and keeps serving; then it
-      // stops accepting, drains open connections (drain_timeout) and only then drops the VIPs.
+      // stops accepting, drains open connections (drain_timeout), drops the VIPs and only then
+      // removes its forwarding (a late packet is never answered by a reset from the local stack).
       // BGP: addresses announced while healthy are withdrawn at once (BIRD sends the withdrawals in
       // milliseconds); those announced by the VRRP MASTER stay until the peer has taken over (it
       // announces them then). The drain below waits for both, so no router sends a new connection
@@ -485,7 +486,8 @@ export class Daemon {
       // them a little longer so the router never has a gap.
       if (masters.length > 0 && !this.#hurried && this.#announce?.announcesMasterMode()) await new Promise((r) => setTimeout(r, MASTER_HANDOVER_MS));
       await this.#unlessHurried(this.#announce?.withdraw('all').catch(warn));
-      const lvsStopped = this.#lvs?.stop();
+      // The VIPs go after the drain and before the forwarding tables: see VirtualServerManager.stop.
+      const lvsStopped = this.#lvs?.stop(async () => { releaseVips(); await vrrpStopped; });
       if (this.#hurried) void this.#lvs?.hurry().catch(() => undefined);
       await lvsStopped;
       releaseVips();

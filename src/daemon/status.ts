@@ -39,7 +39,7 @@ export interface OverrideStatus {
   since: string;
 }
 
-export interface RealServerStatus {
+export interface RealServerStatus extends TrafficStatus {
   address: string;
   /** 0 = the packet's own port (fwmark / port-set services). */
   port: number;
@@ -55,6 +55,22 @@ export interface RealServerStatus {
   slow_start?: { since: string; until: string; progress: number } | null;
   /** Passes its health checks. */
   up: boolean;
+  /** Health from the checks ('unknown' before the first result). */
+  health?: 'up' | 'down' | 'unknown';
+  /** When the health last changed (ISO 8601); absent before the first check result. */
+  last_change?: string;
+  /** The checker's message at that change, e.g. "HTTP_GET[0]: status 503" (why it went down or up). */
+  reason?: string;
+}
+
+/** The sorry server: not a member of the pool, listed apart with its own counters. */
+export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up' | 'health' | 'last_change' | 'reason' | 'configured_weight' | 'effective_weight' | 'override' | 'slow_start'> {
+  /** No real server can take a connection, so new ones go here. */
+  in_use: boolean;
+}
+
+/** The traffic figures of a service or a destination (ipvsadm's columns, --stats and --rate). */
+export interface TrafficStatus {
   /** Established connections (IPVS ActiveConn); null where the data plane cannot tell. */
   active_conns: number | null;
   /** Other connections (IPVS InActConn); null where the data plane cannot tell. */
@@ -65,25 +81,38 @@ export interface RealServerStatus {
   out_pkts: number | null;
   in_bytes: number;
   out_bytes: number;
-  /** Health from the checks ('unknown' before the first result). */
-  health?: 'up' | 'down' | 'unknown';
-  /** When the health last changed (ISO 8601); absent before the first check result. */
-  last_change?: string;
-  /** The checker's message at that change, e.g. "HTTP_GET[0]: status 503" (why it went down or up). */
-  reason?: string;
   rates?: RateStatus;
 }
 
-/** The sorry server: not a member of the pool, listed apart with its own counters. */
-export interface SorryServerStatus extends Omit<RealServerStatus, 'weight' | 'up' | 'health' | 'last_change' | 'reason' | 'configured_weight' | 'effective_weight' | 'override' | 'slow_start'> {
-  /** No real server can take a connection, so new ones go here. */
-  in_use: boolean;
+/** A real server's (or the sorry server's) figures in one member of a group. */
+export interface MemberDestStatus extends TrafficStatus {
+  address: string;
+  port: number;
 }
 
-export interface VirtualServerStatus {
-  /** The canonical service key: "tcp/10.0.0.50:80", "udp/[fd00::50]:53", "fwmark/1". */
+/**
+ * One service of a group virtual server, with its own figures (the group's are their sums). Real
+ * servers are listed in the group's order; their weight and health are the group's.
+ */
+export interface MemberStatus extends TrafficStatus {
+  /** Its canonical service key: "tcp/10.0.0.50:80", "fwmark/1". */
   key: string;
   /** ipvsadm's spelling: "TCP  10.0.0.50:80", "FWM  1". */
+  service: string;
+  address?: string;
+  ports?: string;
+  port?: number;
+  fwmark?: number;
+  /** Served here (this director holds its address). */
+  serving: boolean;
+  real_servers: MemberDestStatus[];
+  sorry_server: (MemberDestStatus & { in_use: boolean }) | null;
+}
+
+export interface VirtualServerStatus extends TrafficStatus {
+  /** The canonical service key: "tcp/10.0.0.50:80", "udp/[fd00::50]:53", "fwmark/1"; "tcp/group:NAME" for a group. */
+  key: string;
+  /** ipvsadm's spelling: "TCP  10.0.0.50:80", "FWM  1"; "TCP  group:NAME" for a group. */
   service: string;
   protocol: string;
   /** Address services: the address, the ports ("80", "21,10000-20000") and, for one port, port. */
@@ -92,6 +121,9 @@ export interface VirtualServerStatus {
   port?: number;
   /** fwmark services. */
   fwmark?: number;
+  /** The virtual_server_group served: its members are listed in `members`, the figures here are their sums. */
+  group?: string;
+  members?: MemberStatus[];
   family: 4 | 6;
   /** lb_kind, and ipvsadm's Forward column for it (Route, Masq, FullNat, Proxy). */
   kind: string;
@@ -108,19 +140,12 @@ export interface VirtualServerStatus {
   ops?: boolean;
   /** slow_start seconds (0 = off). */
   slow_start?: number;
+  /** Served here (a group: some member is). */
   serving: boolean;
   /** The pool is down and the sorry server (if any) takes new connections. */
   sorry: boolean;
   /** Whether the weight of the real servers up reaches the quorum (keepalived's quorum_up/quorum_down state; what announce = "healthy" follows). */
   quorum_up?: boolean;
-  conns: number;
-  in_pkts: number | null;
-  out_pkts: number | null;
-  in_bytes: number;
-  out_bytes: number;
-  active_conns: number | null;
-  inact_conns: number | null;
-  rates?: RateStatus;
   real_servers: RealServerStatus[];
   sorry_server: SorryServerStatus | null;
 }

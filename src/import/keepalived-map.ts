@@ -14,6 +14,7 @@ import {
   REAL_SERVER_FIELDS,
   SYNC_FIELDS,
   VIRTUAL_SERVER_FIELDS,
+  VIRTUAL_SERVER_GROUP_FIELDS,
   VRRP_INSTANCE_FIELDS,
   VRRP_SCRIPT_FIELDS,
   VRRP_SYNC_GROUP_FIELDS,
@@ -22,7 +23,7 @@ import {
 import { parseStatusRange } from '../config/schema-types.js';
 import { parseCidr } from '../config/net.js';
 import { parseAddressSpec, parseRouteSpec, parseRuleSpec, type Parsed } from '../net/route-spec.js';
-import { canonicalAddress, endpointText } from '../util/endpoint.js';
+import { canonicalAddress, endpointText, parseAddressRange, parseGroupMember } from '../util/endpoint.js';
 import { formatIp, parseIp } from '../util/inet.js';
 import {
   applyRules, bool, command, Draft, escapedArgs, ignored, int, ip, many, Messages, noop, oneOf, script, seconds, text, to, unsupported, userSpec, word,
@@ -52,6 +53,8 @@ interface Ctx {
   /** track_file NAME { file ... } blocks, for FILE_CHECK track_file NAME. */
   trackFiles: Map<string, { file?: string; weight?: number; loc: Loc }>;
   vsGroups: Map<string, KNode>;
+  /** The [[virtual_server_group]] tables made so far (once per group, however many virtual servers use it). */
+  vsGroupDrafts: Map<string, Draft>;
   /** global_defs defaults that keepalive-ts only has per instance. */
   instanceDefaults: Map<string, { value: TomlValue; loc: Loc }>;
   /** vrrp_min_garp seen: garp repeat 1, no second burst, unless set explicitly. */
@@ -866,7 +869,11 @@ function virtualServerRules(ctx: Ctx): Record<string, Rule<VsDraft>> {
     smtp_alert: to('smtp_alert', bool),
     snmp_name: ignored(NO_SNMP),
     ip_family: ignored('the addresses decide the family'),
-    ...many(['flag-1', 'flag-2', 'flag-3', 'sh-port', 'sh-fallback', 'mh-port', 'mh-fallback'], unsupported('IPVS scheduler flags are not supported')),
+    ...many(['flag-1', 'flag-2', 'sh-port', 'sh-fallback', 'mh-port', 'mh-fallback'], (n, d) => {
+      const flags = (d.get('sched_flags') as TomlValue[] | undefined) ?? [];
+      if (!flags.includes(n.keyword)) d.set('sched_flags', [...flags, n.keyword], n.loc);
+    }),
+    'flag-3': unsupported('flag-3: no scheduler of keepalive-ts reads a third flag (keepalived passes it to the kernel, where none does either)'),
     real_server: (n, d, m) => {
       const rs = realServer(n, ctx);
       if (rs) d.reals.push(rs);
@@ -927,7 +934,7 @@ const TOP_LEVEL_ONLY_REPORTED: Readonly<Record<string, string>> = {
  * mapChecker are listed in the docs by hand).
  */
 export function ruleTables(): Record<string, Readonly<Record<string, Rule<never>>>> {
-  const ctx: Ctx = { m: new Messages(), trackFiles: new Map(), vsGroups: new Map(), instanceDefaults: new Map(), processReverse: new Map(), syncHasInstance: false };
+  const ctx: Ctx = { m: new Messages(), trackFiles: new Map(), vsGroups: new Map(), vsGroupDrafts: new Map(), instanceDefaults: new Map(), processReverse: new Map(), syncHasInstance: false };
   const top = Object.fromEntries(Object.entries(TOP_LEVEL_ONLY_REPORTED).map(([k, why]) => [k, unsupported<never>(why)]));
   return {
     'top level': top,
@@ -961,56 +968,32 @@ function table(name: string | undefined, d: Draft, array = true, order: readonly
   };
 }
 
-/** `a.b.c.d-e` / `a::x-y` / `a.b.c.d-a.b.c.e` / CIDR -> addresses (at most `limit`). */
+/**
+ * `a.b.c.d-e` / `a::x-y` / `a.b.c.d-a.b.c.e` / CIDR -> addresses (at most `limit`); a CIDR with
+ * host bits set stands for its network, as keepalived reads it.
+ */
 export function expandAddressRange(text: string, limit = 256): string[] | undefined {
   const cidr = /^([^/]+)\/(\d+)$/.exec(text);
-  if (cidr) {
-    const p = parseCidr(text);
-    if (!p) return undefined;
-    const bytes = parseIp(p.address, p.family)!;
-    const hostBits = (p.family === 4 ? 32 : 128) - p.prefix;
-    if (hostBits > 8) return undefined;
-    const out: string[] = [];
-    for (let i = 0; i < 2 ** hostBits; i++) {
-      const b = Buffer.from(bytes);
-      b[b.length - 1] = (b[b.length - 1]! & ~((2 ** hostBits) - 1)) | i;
-      out.push(formatIp(b));
-    }
-    return out.length <= limit ? out : undefined;
+  const net = cidr ? parseCidr(text) : null;
+  if (cidr && !net) return undefined;
+  const r = parseAddressRange(net ? networkText(net.address, net.family, net.prefix) : text, limit);
+  return r.ok ? r.value.addresses : undefined;
+}
+
+/** ADDR/PREFIX with the host bits cleared. */
+function networkText(address: string, family: 4 | 6, prefix: number): string {
+  const b = parseIp(address, family)!;
+  for (let i = 0; i < b.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    b[i] = b[i]! & ((0xff << (8 - keep)) & 0xff);
   }
-  const dash = text.lastIndexOf('-');
-  if (dash < 0) {
-    const a = canonicalAddress(text);
-    return a ? [a.address] : undefined;
-  }
-  const startText = text.slice(0, dash);
-  const endText = text.slice(dash + 1);
-  const start = canonicalAddress(startText);
-  if (!start) return undefined;
-  const bytes = parseIp(start.address, start.family)!;
-  let endBytes: Buffer | null;
-  if (canonicalAddress(endText)) endBytes = parseIp(canonicalAddress(endText)!.address, start.family);
-  else if (start.family === 4 && /^\d{1,3}$/.test(endText)) {
-    endBytes = Buffer.from(bytes);
-    endBytes[3] = Number(endText);
-  } else if (start.family === 6 && /^[0-9a-fA-F]{1,4}$/.test(endText)) {
-    endBytes = Buffer.from(bytes);
-    endBytes.writeUInt16BE(parseInt(endText, 16), 14);
-  } else return undefined;
-  if (!endBytes) return undefined;
-  const toBig = (b: Buffer): bigint => BigInt(`0x${b.toString('hex')}`);
-  const s = toBig(bytes);
-  const e = toBig(endBytes);
-  if (e < s || e - s >= BigInt(limit)) return undefined;
-  const out: string[] = [];
-  for (let v = s; v <= e; v++) out.push(formatIp(Buffer.from(v.toString(16).padStart(bytes.length * 2, '0'), 'hex')));
-  return out;
+  return `${formatIp(b)}/${prefix}`;
 }
 
 /** The statements of the whole file -> tables in keepalive-ts order, with messages. */
 export function mapKeepalived(nodes: readonly KNode[]): KeepalivedMapResult {
   const m = new Messages();
-  const ctx: Ctx = { m, trackFiles: new Map(), vsGroups: new Map(), instanceDefaults: new Map(), processReverse: new Map(), syncHasInstance: false };
+  const ctx: Ctx = { m, trackFiles: new Map(), vsGroups: new Map(), vsGroupDrafts: new Map(), instanceDefaults: new Map(), processReverse: new Map(), syncHasInstance: false };
   const first = nodes[0]?.loc ?? { file: '-', line: 1 };
   const global = new Draft(GLOBAL_FIELDS, first, 'global_defs');
   const scripts: Draft[] = [];
@@ -1118,8 +1101,9 @@ export function mapKeepalived(nodes: readonly KNode[]): KeepalivedMapResult {
   for (const p of trackProcesses) tables.push(table('vrrp_track_process', p, true, ['name', 'process']));
   for (const i of instances) tables.push(table('vrrp_instance', i, true, ['name', 'state', 'interface', 'virtual_router_id', 'priority', 'advert_int', 'version']));
   for (const g of groups) tables.push(table('vrrp_sync_group', g, true, ['name', 'group']));
+  for (const g of ctx.vsGroupDrafts.values()) tables.push(table('virtual_server_group', g, true, ['name', 'members']));
   for (const vs of servers) {
-    tables.push(table('virtual_server', vs, true, ['address', 'port', 'fwmark', 'protocol', 'lb_algo', 'lb_kind']));
+    tables.push(table('virtual_server', vs, true, ['group', 'address', 'port', 'fwmark', 'protocol', 'lb_algo', 'lb_kind']));
     for (const rs of vs.reals) {
       tables.push(table('virtual_server.real_server', rs, true, ['address', 'port', 'weight']));
       for (const c of rs.checks) tables.push(table('virtual_server.real_server.check', c, true, ['type', 'path', 'status_code', 'digest']));
@@ -1230,40 +1214,18 @@ function virtualServers(n: KNode, ctx: Ctx): VsDraft[] {
   }
   if (a0 === 'group') {
     const g = a1 === undefined ? undefined : ctx.vsGroups.get(a1);
-    if (!g) {
+    if (!g || a1 === undefined) {
       m.add(n.loc, 'error', `virtual_server group ${a1 ?? ''}: no virtual_server_group of that name; not imported`);
       return [];
     }
-    const out: VsDraft[] = [];
-    for (const e of g.block ?? []) {
-      if (e.keyword === 'fwmark') {
-        if (!hasKey(VIRTUAL_SERVER_FIELDS, 'fwmark')) {
-          m.add(e.loc, 'unsupported', `virtual_server_group ${a1} fwmark ${e.args[0] ?? ''}: ${NO_FWMARK}; entry not imported`);
-          continue;
-        }
-        const d = cloneVs(tmpl, `virtual_server group ${a1} fwmark ${e.args[0]}`);
-        d.set('fwmark', Number(e.args[0]), e.loc);
-        out.push(d);
-        continue;
-      }
-      const addrs = expandAddressRange(e.keyword);
-      if (!addrs) {
-        m.add(e.loc, 'unsupported', `virtual_server_group ${a1} ${e.keyword}: not an address, a range of at most 256 addresses, or a /24+ network; entry not imported`);
-        continue;
-      }
-      if (e.args[0] === undefined || !/^\d+$/.test(e.args[0])) {
-        m.add(e.loc, 'unsupported', `virtual_server_group ${a1} ${e.keyword}: an entry without a port (all ports) is not supported; entry not imported`);
-        continue;
-      }
-      for (const addr of addrs) {
-        const d = cloneVs(tmpl, `virtual_server group ${a1}: ${e.keyword} ${e.args[0]}`);
-        d.set('address', addr, e.loc);
-        d.set('port', Number(e.args[0]), e.loc);
-        out.push(d);
-      }
+    const d = ctx.vsGroupDrafts.get(a1) ?? groupDraft(a1, g, ctx);
+    ctx.vsGroupDrafts.set(a1, d);
+    if (((d.get('members') as TomlValue[] | undefined) ?? []).length === 0) {
+      m.add(n.loc, 'error', `virtual_server group ${a1}: virtual_server_group ${a1} has no entry keepalive-ts can serve; not imported`);
+      return [];
     }
-    m.add(n.loc, 'changed', `virtual_server group ${a1}: expanded into ${out.length} virtual servers, each with its own copy of the real servers and their checks (keepalive-ts has no virtual_server_group yet, so health is checked per virtual server)`);
-    return out;
+    tmpl.set('group', a1, n.loc);
+    return [tmpl];
   }
   const addr = a0 === undefined ? undefined : canonicalAddress(a0);
   if (!addr) {
@@ -1283,14 +1245,51 @@ function virtualServers(n: KNode, ctx: Ctx): VsDraft[] {
   return [tmpl];
 }
 
-function cloneVs(t: VsDraft, what: string): VsDraft {
-  const d = Object.assign(t.clone(what), { reals: t.reals.map((r) => cloneRs(r)) }) as VsDraft;
-  if (t.method) d.method = t.method;
+/**
+ * keepalived's virtual_server_group NAME { ADDR|RANGE PORT / fwmark N } -> [[virtual_server_group]]
+ * with members "ADDR:PORT", "RANGE:PORT", "[V6]:PORT", "fwmark:N" (each checked as the config
+ * loader will); an entry that cannot be a member is reported on its line and left out.
+ */
+function groupDraft(name: string, g: KNode, ctx: Ctx): Draft {
+  const m = ctx.m;
+  const d = new Draft(VIRTUAL_SERVER_GROUP_FIELDS, g.loc, `virtual_server_group ${name}`);
+  d.set('name', name, g.loc);
+  const members: string[] = [];
+  let family: 4 | 6 | undefined;
+  for (const e of g.block ?? []) {
+    let text: string;
+    if (e.keyword === 'fwmark') {
+      const v6 = e.args[1] === 'inet6';
+      text = `${v6 ? 'fwmark6' : 'fwmark'}:${e.args[0] ?? ''}`;
+    } else {
+      if (e.args[0] === undefined) {
+        m.add(e.loc, 'unsupported', `${e.keyword}: an entry without a port (all ports) is not supported in virtual_server_group ${name}; use a firewall mark; entry not imported`);
+        continue;
+      }
+      const v6 = canonicalAddress(e.keyword.split(/[-/]/)[0]!)?.family === 6;
+      text = v6 ? `[${e.keyword}]:${e.args[0]}` : `${e.keyword}:${e.args[0]}`;
+    }
+    const r = parseGroupMember(cidrNetwork(text));
+    if (!r.ok) {
+      m.add(e.loc, 'unsupported', `${e.keyword}: ${r.error}; entry of virtual_server_group ${name} not imported`);
+      continue;
+    }
+    family ??= r.value.family;
+    if (r.value.family !== family) {
+      m.add(e.loc, 'unsupported', `${e.keyword}: IPv${r.value.family} in a virtual_server_group whose first entry is IPv${family} (keepalived allows it for tunnelled real servers only); one family per group in keepalive-ts; entry not imported`);
+      continue;
+    }
+    members.push(cidrNetwork(text));
+  }
+  d.set('members', members, g.loc);
   return d;
 }
 
-function cloneRs(r: RsDraft): RsDraft {
-  return Object.assign(r.clone(), { checks: r.checks.map((c) => c.clone()), checkDefaults: new Map(r.checkDefaults) }) as RsDraft;
+/** "10.0.0.9/29:80" -> "10.0.0.8/29:80": keepalived reads a network with host bits as its network. */
+function cidrNetwork(member: string): string {
+  const x = /^(\[?)([^/\]]+)\/(\d+)(\]?:.*)$/.exec(member);
+  const net = x ? parseCidr(`${x[2]}/${x[3]}`) : null;
+  return x && net ? `${x[1]}${networkText(net.address, net.family, net.prefix)}${x[4]}` : member;
 }
 
 /** lb_kind, real-server defaults pushed into checks, SNI. */

@@ -5,6 +5,12 @@
  * lb_kind) that serves each virtual service while the VRRP instance owning its address is MASTER.
  * No packet or connection is touched here.
  *
+ * A virtual server is one pool serving one or more services: its own address:port (or mark), or
+ * every member of its virtual_server_group (keepalived's semantics: ONE health checker per real
+ * server, one quorum, one sorry server, whatever the number of members). The pool is evaluated
+ * once and the resulting PoolSpec is handed to every member, each a ServiceSpec of its own in the
+ * data plane; each member is served while this director owns its address.
+ *
  * It also keeps what the operator and `status` need beyond one pool evaluation: runtime overrides
  * (keepalive-ts weight / drain / disable / enable: in memory, on this director only, kept across
  * reloads while the real server stays in the config, lost on restart), the slow-start timer
@@ -13,11 +19,11 @@
  */
 import type { Logger } from 'pino';
 import { isEmptyVirtualServerChange, type RealServerConfig, type ReloadPlan, type VirtualServerConfig } from '../config/index.js';
-import type { RealServerStatus as RealServerReport, SorryServerStatus, VirtualServerStatus } from '../daemon/status.js';
-import { endpointText, ipvsadmServiceText, parseEndpointText, parseServiceArg, type ServiceKey, type ServiceMatch } from '../util/endpoint.js';
+import type { MemberStatus, RateStatus, RealServerStatus as RealServerReport, SorryServerStatus, VirtualServerStatus } from '../daemon/status.js';
+import { endpointText, ipvsadmServiceText, parseEndpointText, parseServiceArg, singlePort, type ServiceKey, type ServiceMatch, type VirtualServerKey, type VirtualService } from '../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { ScriptRunner } from '../util/script.js';
-import { FORWARD_NAMES, type Dataplane, type DataplaneStats, type DestStats, type PoolSpec, type ServiceSpec } from './dataplane/contract.js';
+import { FORWARD_NAMES, type Counters, type Dataplane, type DataplaneStats, type DestStats, type PoolSpec, type ServiceSpec, type ServiceStats } from './dataplane/contract.js';
 import { CounterCarry, RateEstimator } from './counters.js';
 import { HealthRunner, type HealthStats } from './health.js';
 import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolState, type RealServerStatus, type RuntimeOverride } from './pool.js';
@@ -55,7 +61,7 @@ export interface OverrideRequest {
 }
 
 export interface OverrideResult {
-  virtual_server: ServiceKey;
+  virtual_server: VirtualServerKey;
   service: string;
   real_server: string;
   action: OverrideAction;
@@ -96,16 +102,25 @@ interface Real {
   override: { value: RuntimeOverride; at: number } | null;
 }
 
-interface Service {
-  key: ServiceKey;
-  cfg: VirtualServerConfig;
-  reals: Real[];
-  pool: PoolState | null;
-  last: PoolResult | null;
+/** One service of a virtual server in the data plane (the virtual server's own, or a group member). */
+interface Member {
+  readonly svc: VirtualService;
   /** Serving wanted (the owning VRRP instance holds the address). */
   wanted: boolean;
   serving: boolean;
   retry: NodeJS.Timeout | undefined;
+}
+
+interface Service {
+  key: VirtualServerKey;
+  cfg: VirtualServerConfig;
+  /** The data-plane services sharing this pool: one, or one per group member. */
+  members: Member[];
+  reals: Real[];
+  pool: PoolState | null;
+  last: PoolResult | null;
+  /** Some member is wanted (ha_suspend runs the checks while any member's address is here, as keepalived). */
+  wanted: boolean;
   /** The real servers' checks are running (always, or with ha_suspend only while wanted). */
   checking: boolean;
   /** Next slow-start step. */
@@ -114,13 +129,17 @@ interface Service {
   sent: string | null;
 }
 
-/** The data plane's view of a virtual service, built once from its config (the one place this happens). */
-export function serviceSpec(cfg: VirtualServerConfig): ServiceSpec {
+/**
+ * The data plane's view of one service of a virtual server (its only one by default, or a member
+ * of its group), built from its config (the one place this happens). Members share every setting,
+ * the hash seed included.
+ */
+export function serviceSpec(cfg: VirtualServerConfig, member: VirtualService = cfg.members[0]!): ServiceSpec {
   const flags = new Set(cfg.sched_flags);
   const algo = cfg.lb_algo;
   return {
-    key: cfg.key,
-    match: cfg.match,
+    key: member.key,
+    match: member.match,
     kind: cfg.lb_kind,
     scheduler: algo,
     hash: {
@@ -173,6 +192,11 @@ function ownedAddress(match: ServiceMatch): string | null {
   return match.kind === 'addr' ? match.address : null;
 }
 
+/** ipvsadm's name of a virtual server: its service's, or "TCP  group:web" for a group. */
+function serviceText(cfg: VirtualServerConfig): string {
+  return cfg.group === undefined ? ipvsadmServiceText(cfg.members[0]!.match) : `${cfg.protocol}  group:${cfg.group}`;
+}
+
 /** ipvsadm's persistence mask: a dotted IPv4 netmask, an IPv6 prefix length. */
 function granularityText(family: 4 | 6, prefix: number): string {
   if (family === 6) return String(prefix);
@@ -182,8 +206,44 @@ function granularityText(family: 4 | 6, prefix: number): string {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-/** Counter keys: the service, and its real servers / sorry server under it. */
-const destKey = (svc: ServiceKey, id: string): string => `${svc}|${id}`;
+/** Counter keys: the service (or group), and its real servers / sorry server under it. */
+const destKey = (svc: string, id: string): string => `${svc}|${id}`;
+
+const newMember = (svc: VirtualService): Member => ({ svc, wanted: false, serving: false, retry: undefined });
+
+/** A virtual server of a virtual_server_group (its figures are sums over its members). */
+const isGroup = (svc: Service): boolean => svc.cfg.group !== undefined;
+
+type DestCounters = Counters & { active_conns: number | null; inact_conns: number | null; rates?: RateStatus };
+
+/** null when every part is null (the data plane cannot tell), else the sum of the known ones. */
+function sumNullable(values: readonly (number | null)[]): number | null {
+  return values.every((v) => v === null) ? null : values.reduce<number>((n, v) => n + (v ?? 0), 0);
+}
+
+function sumCounters(list: readonly (Counters | undefined)[]): Counters {
+  const known = list.filter((c): c is Counters => c !== undefined);
+  const add = (f: (c: Counters) => number) => known.reduce((n, c) => n + f(c), 0);
+  return {
+    conns: add((c) => c.conns),
+    in_pkts: known.length === 0 ? 0 : sumNullable(known.map((c) => c.in_pkts)),
+    out_pkts: known.length === 0 ? 0 : sumNullable(known.map((c) => c.out_pkts)),
+    in_bytes: add((c) => c.in_bytes),
+    out_bytes: add((c) => c.out_bytes),
+  };
+}
+
+/** A service match as status shows it: address and ports ("80", "21,10000-20000"; port for one), or the mark. */
+function matchFields(m: ServiceMatch): { address: string; ports: string; port?: number } | { fwmark: number } {
+  if (m.kind === 'fwmark') return { fwmark: m.mark };
+  const port = singlePort(m);
+  return { address: m.address, ports: m.ports.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`)).join(','), ...(port === undefined ? {} : { port }) };
+}
+
+function withoutAddress<T extends object>(x: T): Omit<T, 'address' | 'port'> {
+  const { address: _a, port: _p, ...rest } = x as T & { address?: unknown; port?: unknown };
+  return rest;
+}
 
 /** The largest weight IPVS takes. */
 const MAX_WEIGHT = 2147483647;
@@ -214,9 +274,14 @@ export class VirtualServerManager {
   }
 
   #makeService(cfg: VirtualServerConfig): Service {
-    const svc: Service = { key: cfg.key, cfg, reals: [], pool: null, last: null, wanted: false, serving: false, retry: undefined, ramp: undefined, sent: null, checking: false };
+    const svc: Service = { key: cfg.key, cfg, members: cfg.members.map(newMember), reals: [], pool: null, last: null, wanted: false, ramp: undefined, sent: null, checking: false };
     svc.reals = cfg.real_server.map((rs) => this.#makeReal(svc, rs));
     return svc;
+  }
+
+  /** Every service of every virtual server, as the data plane's configure() takes them. */
+  #specs(): ServiceSpec[] {
+    return this.#services.flatMap((s) => s.members.map((m) => serviceSpec(s.cfg, m.svc)));
   }
 
   #makeReal(svc: Service, rs: RealServerConfig): Real {
@@ -265,7 +330,10 @@ export class VirtualServerManager {
       const svc = byKey.get(cfg.key);
       if (!svc) continue;
       svc.wanted = false;
-      clearTimeout(svc.retry);
+      for (const m of svc.members) {
+        m.wanted = false;
+        clearTimeout(m.retry);
+      }
       clearTimeout(svc.ramp);
       this.#dropOverrides(svc, svc.reals, 'its virtual server left the config');
       for (const r of svc.reals) r.runner.stop();
@@ -276,8 +344,19 @@ export class VirtualServerManager {
       const svc = byKey.get(k.current.key);
       if (!svc) continue;
       svc.cfg = k.next;
+      // Group members: a removed one stops and drains (configure() below leaves it out), an added
+      // one gets the shared pool and is served when its address is here; the others are untouched.
+      const gone = new Set<string>(k.changes.membersRemoved.map((x) => x.key));
+      for (const m of svc.members) {
+        if (!gone.has(m.svc.key)) continue;
+        m.wanted = false;
+        clearTimeout(m.retry);
+        this.deps.log.info({ virtual_server: svc.key, service: m.svc.key }, `${m.svc.key} left ${svc.key}; draining`);
+      }
+      const memberByKey = new Map(svc.members.map((m) => [m.svc.key as string, m]));
+      svc.members = k.next.members.map((x) => memberByKey.get(x.key) ?? newMember(x));
       if (isEmptyVirtualServerChange(k.changes)) {
-        // Same settings and servers: the new objects replace the old ones, nothing is re-evaluated.
+        // Same settings, members and servers: the new objects replace the old ones, nothing is re-evaluated.
         const next = new Map(k.next.real_server.map((rs) => [endpointText(rs.endpoint), rs]));
         for (const real of svc.reals) real.cfg = next.get(real.id) ?? real.cfg;
         continue;
@@ -313,13 +392,15 @@ export class VirtualServerManager {
       touched.push(svc);
     }
     // The full desired set: unchanged services keep their sockets, removed ones drain in the worker.
-    await this.deps.dataPlane.configure(this.#services.map((x) => serviceSpec(x.cfg)));
+    await this.deps.dataPlane.configure(this.#specs());
     // Every changed service's pool is sent again (it may have moved to another data plane: lb_kind
     // changed); unchanged services are not re-evaluated. All in flight at once.
     for (const svc of touched) svc.sent = null;
     await Promise.all(touched.map((svc) => this.#apply(svc)));
     if (touched.length > 0 || removed.size > 0) {
-      const keys = new Set(this.#services.flatMap((s) => [s.key as string, ...s.reals.map((r) => destKey(s.key, r.id)), ...(s.cfg.sorry_endpoint ? [destKey(s.key, `sorry:${endpointText(s.cfg.sorry_endpoint)}`)] : [])]));
+      const keys = new Set(this.#services.flatMap((s) => [s.key, ...s.members.map((m) => m.svc.key)].flatMap((k) => [
+        k as string, ...s.reals.map((r) => destKey(k, r.id)), ...(s.cfg.sorry_endpoint ? [destKey(k, `sorry:${endpointText(s.cfg.sorry_endpoint)}`)] : []),
+      ])));
       this.#carry.retain((k) => keys.has(k));
       this.#rates.retain((k) => keys.has(k));
     }
@@ -349,7 +430,7 @@ export class VirtualServerManager {
 
   /** Configures the data plane, computes the first pools and starts the health checks. */
   async start(): Promise<void> {
-    await this.deps.dataPlane.configure(this.#services.map((s) => serviceSpec(s.cfg)));
+    await this.deps.dataPlane.configure(this.#specs());
     // One message per service, all in flight at once (the data plane answers them in order).
     await Promise.all(this.#services.map((s) => this.#apply(s)));
     for (const s of this.#services) this.#syncChecks(s);
@@ -382,12 +463,11 @@ export class VirtualServerManager {
     const text = JSON.stringify(pool);
     if (text === svc.sent) return;
     svc.sent = text;
-    try {
-      await this.deps.dataPlane.setPool(svc.key, pool);
-    } catch (err) {
+    // One evaluation, the same pool for every member.
+    await Promise.all(svc.members.map((m) => this.deps.dataPlane.setPool(m.svc.key, pool).catch((err: unknown) => {
       svc.sent = null;
-      this.deps.log.error({ virtual_server: svc.key, err: errorMessage(err) }, 'cannot update the data plane pool');
-    }
+      this.deps.log.error({ virtual_server: svc.key, service: m.svc.key, err: errorMessage(err) }, 'cannot update the data plane pool');
+    })));
   }
 
   /**
@@ -429,7 +509,7 @@ export class VirtualServerManager {
     const dest = svc.last?.destinations.find((d) => d.kind === 'real' && d.id === real.id);
     return {
       virtual_server: svc.key,
-      service: ipvsadmServiceText(svc.cfg.match),
+      service: serviceText(svc.cfg),
       real_server: real.id,
       action: req.action,
       override: value ? { ...value } : null,
@@ -451,9 +531,10 @@ export class VirtualServerManager {
     // The canonical key (what the CLI sends, "tcp/10.0.0.50:80") or the CLI's own form.
     const key = /^(tcp|udp|fwmark6?)\//.test(vsText) ? vsText : parseServiceArg(vsText);
     if (key === null) {
-      throw new KeepaliveError('E_USAGE', `not a virtual server: ${JSON.stringify(vsText)} (ADDR:PORT for TCP, udp:ADDR:PORT, fwmark:N; IPv6 in brackets)`);
+      throw new KeepaliveError('E_USAGE', `not a virtual server: ${JSON.stringify(vsText)} (ADDR:PORT for TCP, udp:ADDR:PORT, fwmark:N, group:NAME; IPv6 in brackets)`);
     }
-    const svc = this.#services.find((s) => s.key === key);
+    // A group member names its group: the real servers, their health and overrides are shared.
+    const svc = this.#services.find((s) => s.key === key) ?? this.#services.find((s) => s.members.some((m) => m.svc.key === key));
     if (!svc) {
       const known = this.#services.map((s) => s.key).join(', ') || 'none';
       throw new KeepaliveError('E_NOT_FOUND', `no virtual server ${key} on this director (configured: ${known})`);
@@ -525,49 +606,58 @@ export class VirtualServerManager {
   setOwnership(owns: (address: string) => boolean): void {
     this.#owns = owns;
     for (const svc of this.#services) {
-      const address = ownedAddress(svc.cfg.match);
-      const want = address === null || owns(address);
-      if (want === svc.wanted) continue;
-      svc.wanted = want;
-      if (want) this.#serve(svc, 0);
-      else void this.#unserve(svc);
+      // Each member follows its own address: a group may span VIPs of several instances.
+      for (const m of svc.members) {
+        const address = ownedAddress(m.svc.match);
+        const want = address === null || owns(address);
+        if (want === m.wanted) continue;
+        m.wanted = want;
+        if (want) this.#serve(svc, m, 0);
+        else void this.#unserve(svc, m);
+      }
+      svc.wanted = svc.members.some((m) => m.wanted);
       this.#syncChecks(svc);
     }
   }
 
-  #serve(svc: Service, attempt: number): void {
-    clearTimeout(svc.retry);
-    if (!svc.wanted || this.#stopped) return;
-    this.deps.dataPlane.serve(svc.key).then(
+  #serve(svc: Service, m: Member, attempt: number): void {
+    clearTimeout(m.retry);
+    if (!m.wanted || this.#stopped) return;
+    const key = m.svc.key;
+    this.deps.dataPlane.serve(key).then(
       () => {
-        svc.serving = true;
-        this.deps.log.info({ virtual_server: svc.key, kind: svc.cfg.lb_kind }, `serving ${svc.key} (${svc.cfg.lb_kind})`);
+        m.serving = true;
+        this.deps.log.info({ virtual_server: svc.key, service: key, kind: svc.cfg.lb_kind }, `serving ${key}${key === svc.key ? '' : ` of ${svc.key}`} (${svc.cfg.lb_kind})`);
         this.deps.onStateChange?.();
         // Ownership may have gone while the worker was binding.
-        if (!svc.wanted) void this.#unserve(svc);
+        if (!m.wanted) void this.#unserve(svc, m);
       },
       (err: unknown) => {
         // The VIP can lag the MASTER transition by a moment; keep trying while we still own it.
         const delay = Math.min(1000, 20 * 2 ** Math.min(attempt, 6));
-        if (attempt % 10 === 0) this.deps.log.warn({ virtual_server: svc.key, err: errorMessage(err), attempt }, `cannot serve ${svc.key} yet; retrying`);
-        svc.retry = setTimeout(() => this.#serve(svc, attempt + 1), delay);
+        if (attempt % 10 === 0) this.deps.log.warn({ virtual_server: svc.key, service: key, err: errorMessage(err), attempt }, `cannot serve ${key} yet; retrying`);
+        m.retry = setTimeout(() => this.#serve(svc, m, attempt + 1), delay);
       },
     );
   }
 
-  async #unserve(svc: Service): Promise<void> {
-    clearTimeout(svc.retry);
-    if (!svc.serving) return;
-    svc.serving = false;
+  async #unserve(svc: Service, m: Member, drainMs = svc.cfg.drain_timeout * 1000): Promise<void> {
+    clearTimeout(m.retry);
+    if (!m.serving) return;
+    m.serving = false;
     this.deps.onStateChange?.();
-    this.deps.log.info({ virtual_server: svc.key, drain_s: svc.cfg.drain_timeout }, `stopped serving ${svc.key}; draining`);
-    await this.deps.dataPlane.unserve(svc.key, svc.cfg.drain_timeout * 1000).catch((err: unknown) =>
-      this.deps.log.warn({ virtual_server: svc.key, err: errorMessage(err) }, 'unserve failed'));
+    const key = m.svc.key;
+    this.deps.log.info({ virtual_server: svc.key, service: key, drain_s: drainMs / 1000 }, `stopped serving ${key}; draining`);
+    await this.deps.dataPlane.unserve(key, drainMs).catch((err: unknown) =>
+      this.deps.log.warn({ virtual_server: svc.key, service: key, err: errorMessage(err) }, 'unserve failed'));
   }
 
-  /** Quorum and serving state per virtual server, keyed like the announcement core (src/announce/desired.ts). */
+  /**
+   * Quorum and serving state per data-plane service, keyed like the announcement core
+   * (src/announce/desired.ts): a group's members each under their own key, with the group's quorum.
+   */
   announceFacts(): Map<ServiceKey, { quorum: boolean; serving: boolean }> {
-    return new Map(this.#services.map((svc) => [svc.cfg.key, { quorum: svc.last?.quorumUp ?? false, serving: svc.serving }]));
+    return new Map(this.#services.flatMap((svc) => svc.members.map((m) => [m.svc.key, { quorum: svc.last?.quorumUp ?? false, serving: m.serving }] as const)));
   }
 
   /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */
@@ -581,23 +671,28 @@ export class VirtualServerManager {
       return [svc.key, { svc, dests, sorry: svc.dests.find((x) => x.sorry) }];
     }));
     const now = this.#now();
+    const sample = (k: string, c: Counters) => this.#rates.sample(k, c, now);
     for (const svc of this.#services) {
-      const indexed = this.#statsIndex.get(svc.key);
-      this.#rates.sample(svc.key, this.#carry.observe(svc.key, indexed?.svc), now);
-      for (const r of svc.reals) {
-        const k = destKey(svc.key, r.id);
-        this.#rates.sample(k, this.#carry.observe(k, indexed?.dests.get(r.id)), now);
+      const sorryId = svc.cfg.sorry_endpoint ? `sorry:${endpointText(svc.cfg.sorry_endpoint)}` : null;
+      // Per service in the data plane: a group member, or the virtual server's one service.
+      for (const m of svc.members) {
+        const key = m.svc.key;
+        const indexed = this.#statsIndex.get(key);
+        sample(key, this.#carry.observe(key, indexed?.svc));
+        for (const r of svc.reals) sample(destKey(key, r.id), this.#carry.observe(destKey(key, r.id), indexed?.dests.get(r.id)));
+        if (sorryId) sample(destKey(key, sorryId), this.#carry.observe(destKey(key, sorryId), indexed?.sorry));
       }
-      const sorry = svc.cfg.sorry_endpoint;
-      if (sorry) {
-        const k = destKey(svc.key, `sorry:${endpointText(sorry)}`);
-        this.#rates.sample(k, this.#carry.observe(k, indexed?.sorry), now);
-      }
+      if (!isGroup(svc)) continue;
+      // A group's rates are those of its summed counters.
+      const sum = (id: string | null) => sumCounters(svc.members.map((m) => this.#carry.get(id === null ? m.svc.key : destKey(m.svc.key, id))));
+      sample(svc.key, sum(null));
+      for (const r of svc.reals) sample(destKey(svc.key, r.id), sum(r.id));
+      if (sorryId) sample(destKey(svc.key, sorryId), sum(sorryId));
     }
   }
 
-  /** Totals and connection counts of one destination for status. */
-  #destCounters(key: string, x: DestStats | undefined) {
+  /** Totals and connection counts of one destination of one service, for status. */
+  #destCounters(key: string, x: DestStats | undefined): DestCounters {
     const totals = this.#carry.get(key) ?? { conns: 0, in_pkts: x ? x.in_pkts : 0, out_pkts: x ? x.out_pkts : 0, in_bytes: 0, out_bytes: 0 };
     return {
       active_conns: x ? x.active_conns : 0,
@@ -612,17 +707,51 @@ export class VirtualServerManager {
     return { ...(this.#stats?.extra ?? {}) };
   }
 
+  /** One service's own figures: the virtual server's, or one member's of a group. */
+  #memberStatus(svc: Service, m: Member): MemberStatus & { scheduler_in_effect: string | undefined } {
+    const key = m.svc.key;
+    const indexed = this.#statsIndex.get(key);
+    const st: ServiceStats | undefined = indexed?.svc;
+    const totals = this.#carry.get(key);
+    const sorry = svc.cfg.sorry_endpoint;
+    return {
+      key,
+      service: ipvsadmServiceText(m.svc.match),
+      ...matchFields(m.svc.match),
+      serving: st?.serving ?? false,
+      conns: totals?.conns ?? st?.conns ?? 0,
+      in_pkts: totals ? totals.in_pkts : st ? st.in_pkts : 0,
+      out_pkts: totals ? totals.out_pkts : st ? st.out_pkts : 0,
+      in_bytes: totals?.in_bytes ?? st?.in_bytes ?? 0,
+      out_bytes: totals?.out_bytes ?? st?.out_bytes ?? 0,
+      active_conns: st ? st.active_conns : 0,
+      inact_conns: st ? st.inact_conns : 0,
+      rates: this.#rates.rates(key),
+      real_servers: svc.reals.map((r) => ({ address: r.cfg.endpoint.address, port: r.cfg.endpoint.port, ...this.#destCounters(destKey(key, r.id), indexed?.dests.get(r.id)) })),
+      sorry_server: sorry ? { address: sorry.address, port: sorry.port, in_use: st?.sorry ?? false, ...this.#destCounters(destKey(key, `sorry:${endpointText(sorry)}`), indexed?.sorry) } : null,
+      scheduler_in_effect: st?.scheduler_in_effect,
+    };
+  }
+
   status(): VirtualServerStatus[] {
     return this.#services.map((svc) => {
       const cfg = svc.cfg;
-      const indexed = this.#statsIndex.get(svc.key);
-      const st = indexed?.svc;
       const now = this.#now();
-      const destinations = new Map(svc.last?.destinations.filter((d) => d.kind === 'real').map((d) => [d.id, d]));
-      const reals: RealServerReport[] = svc.reals.map((r) => {
-        const dest = destinations.get(r.id);
+      const group = isGroup(svc);
+      const parts = svc.members.map((m) => this.#memberStatus(svc, m));
+      // A plain virtual server's figures are its service's; a group's are the sums over its members.
+      const own = group ? null : parts[0]!;
+      const sumOf = <T extends DestCounters>(list: T[], key: string): DestCounters => ({
+        ...sumCounters(list),
+        active_conns: sumNullable(list.map((x) => x.active_conns)),
+        inact_conns: sumNullable(list.map((x) => x.inact_conns)),
+        rates: this.#rates.rates(key),
+      });
+      const reals: RealServerReport[] = svc.reals.map((r, i) => {
+        const dest = svc.last?.destinations.find((d) => d.kind === 'real' && d.id === r.id);
         const o = r.override;
         const ramp = dest?.ramp;
+        const counters = own ? own.real_servers[i]! : sumOf(parts.map((p) => p.real_servers[i]!), destKey(svc.key, r.id));
         return {
           address: r.cfg.endpoint.address,
           port: r.cfg.endpoint.port,
@@ -632,51 +761,53 @@ export class VirtualServerManager {
           override: o ? { action: o.value.action, ...(o.value.action === 'weight' ? { weight: o.value.weight } : {}), since: iso(o.at) } : null,
           slow_start: ramp ? { since: iso(ramp.since), until: iso(ramp.until), progress: Math.min(1, Math.max(0, (now - ramp.since) / (ramp.until - ramp.since))) } : null,
           up: r.health === 'up',
-          ...this.#destCounters(destKey(svc.key, r.id), indexed?.dests.get(r.id)),
+          ...withoutAddress(counters),
           health: r.health,
           ...(r.lastChange ? { last_change: iso(r.lastChange.at), reason: r.lastChange.reason } : {}),
         };
       });
-      const sorryStats = indexed?.sorry;
-      const sorry: SorryServerStatus | null = cfg.sorry_endpoint
-        ? {
-            address: cfg.sorry_endpoint.address,
-            port: cfg.sorry_endpoint.port,
-            in_use: st?.sorry ?? false,
-            ...this.#destCounters(destKey(svc.key, `sorry:${endpointText(cfg.sorry_endpoint)}`), sorryStats),
-          }
+      const sorryEp = cfg.sorry_endpoint;
+      const sorry: SorryServerStatus | null = sorryEp
+        ? own
+          ? own.sorry_server
+          : {
+              address: sorryEp.address,
+              port: sorryEp.port,
+              in_use: parts.some((p) => p.sorry_server?.in_use === true),
+              ...withoutAddress(sumOf(parts.map((p) => p.sorry_server!), destKey(svc.key, `sorry:${endpointText(sorryEp)}`))),
+            }
         : null;
-      const totals = this.#carry.get(svc.key);
-      const m = cfg.match;
+      const totals = own ?? sumOf(parts, svc.key);
+      const first = svc.members[0]?.svc.match;
       return {
         key: svc.key,
-        service: ipvsadmServiceText(m),
+        service: own ? own.service : serviceText(cfg),
         protocol: cfg.protocol,
-        ...(m.kind === 'addr' ? { address: m.address, ports: m.ports.map((p) => (p.from === p.to ? `${p.from}` : `${p.from}-${p.to}`)).join(',') } : { fwmark: m.mark }),
-        ...(m.kind === 'addr' && m.ports.length === 1 && m.ports[0]!.from === m.ports[0]!.to ? { port: m.ports[0]!.from } : {}),
-        family: m.family,
+        ...(own ? matchFields(first!) : { group: cfg.group! }),
+        family: cfg.family,
         kind: cfg.lb_kind,
         forward: FORWARD_NAMES[cfg.lb_kind],
         lb_algo: cfg.lb_algo,
-        scheduler_in_effect: st?.scheduler_in_effect ?? cfg.lb_algo,
+        scheduler_in_effect: parts.find((p) => p.scheduler_in_effect !== undefined)?.scheduler_in_effect ?? cfg.lb_algo,
         sched_flags: [...cfg.sched_flags],
         persistence_timeout: cfg.persistence_timeout,
-        persistence_granularity: granularityText(m.family, cfg.persistence_prefix),
+        persistence_granularity: granularityText(cfg.family, cfg.persistence_prefix),
         ops: cfg.ops,
         slow_start: cfg.slow_start,
-        serving: st?.serving ?? false,
+        serving: parts.some((p) => p.serving),
         sorry: svc.last?.sorryActive ?? false,
         quorum_up: svc.last?.quorumUp ?? false,
-        conns: totals?.conns ?? st?.conns ?? 0,
-        in_pkts: totals ? totals.in_pkts : st ? st.in_pkts : 0,
-        out_pkts: totals ? totals.out_pkts : st ? st.out_pkts : 0,
-        in_bytes: totals?.in_bytes ?? st?.in_bytes ?? 0,
-        out_bytes: totals?.out_bytes ?? st?.out_bytes ?? 0,
-        active_conns: st ? st.active_conns : 0,
-        inact_conns: st ? st.inact_conns : 0,
-        rates: this.#rates.rates(svc.key),
+        conns: totals.conns,
+        in_pkts: totals.in_pkts,
+        out_pkts: totals.out_pkts,
+        in_bytes: totals.in_bytes,
+        out_bytes: totals.out_bytes,
+        active_conns: totals.active_conns,
+        inact_conns: totals.inact_conns,
+        rates: totals.rates ?? this.#rates.rates(svc.key),
         real_servers: reals,
         sorry_server: sorry,
+        ...(group ? { members: parts.map(({ scheduler_in_effect: _, ...p }) => p) } : {}),
       };
     });
   }
@@ -697,20 +828,31 @@ export class VirtualServerManager {
 
   /** During stop(): cut the drain short (open connections are closed now). */
   async hurry(): Promise<void> {
-    await Promise.all(this.#services.map((s) => this.deps.dataPlane.unserve(s.key, 0).catch(() => undefined)));
+    await Promise.all(this.#services.flatMap((s) => s.members.map((m) => this.deps.dataPlane.unserve(m.svc.key, 0).catch(() => undefined))));
   }
 
-  /** Stops accepting everywhere, drains, stops checks, closes the data plane. Idempotent. */
-  async stop(): Promise<void> {
+  /**
+   * Stops accepting everywhere, drains, stops checks, closes the data plane. Idempotent.
+   * `beforeClose` runs after the drain and before the data plane closes: the daemon drops the VIPs
+   * there, so a packet that still reaches this director once its forwarding is gone finds no local
+   * VIP (routed or dropped, and retransmitted to the new master) instead of a reset from the local
+   * TCP stack.
+   */
+  async stop(beforeClose?: () => Promise<void>): Promise<void> {
     if (this.#stopped) return;
     clearInterval(this.#poll);
-    for (const svc of this.#services) { svc.wanted = false; clearTimeout(svc.retry); clearTimeout(svc.ramp); }
-    await Promise.all(this.#services.map((s) => this.#unserve(s)));
+    for (const svc of this.#services) {
+      svc.wanted = false;
+      for (const m of svc.members) { m.wanted = false; clearTimeout(m.retry); }
+      clearTimeout(svc.ramp);
+    }
+    await Promise.all(this.#services.flatMap((s) => s.members.map((m) => this.#unserve(s, m))));
     this.#stopped = true;
     for (const svc of this.#services) {
       for (const r of svc.reals) r.runner.stop();
       if (svc.pool) this.#events(svc, stopPool(poolParams(svc.cfg), svc.reals.map((r) => ({ id: r.id, address: r.cfg.address, port: r.cfg.port, weight: r.cfg.weight, health: r.health })), svc.pool));
     }
+    await beforeClose?.().catch(() => undefined);
     await this.deps.dataPlane.close();
   }
 }

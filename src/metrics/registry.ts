@@ -11,7 +11,7 @@
  * The metric list, with types and labels, is in docs/metrics.md.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type CounterConfiguration, type GaugeConfiguration, type LabelValues } from 'prom-client';
-import type { StatusReport, VirtualServerStatus, RealServerStatus } from '../daemon/status.js';
+import type { MemberStatus, StatusReport, VirtualServerStatus, RealServerStatus } from '../daemon/status.js';
 import { endpointText } from '../util/endpoint.js';
 import { DROP_REASONS } from '../vrrp/drop.js';
 import type { VrrpStateName } from '../vrrp/state.js';
@@ -199,6 +199,19 @@ function perVirtualServer(name: string, help: string, type: 'counter' | 'gauge',
   });
 }
 
+/** Members of group virtual servers: `service` is the member's own key. */
+function perMember(name: string, help: string, type: 'counter' | 'gauge', pick: (m: MemberStatus) => number): MetricDef<'virtual_server' | 'service'> {
+  return def({
+    name,
+    help,
+    type,
+    labelNames: ['virtual_server', 'service'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) for (const m of vs.members ?? []) yield { labels: { virtual_server: virtualServerId(vs), service: m.key }, value: pick(m) };
+    },
+  });
+}
+
 function perRealServer(name: string, help: string, type: 'counter' | 'gauge', pick: (rs: RealServerStatus) => number | null): MetricDef<'virtual_server' | 'real_server'> {
   return def({
     name,
@@ -218,7 +231,7 @@ function perRealServer(name: string, help: string, type: 'counter' | 'gauge', pi
 }
 
 /** in/out pairs; a null value (packets the data plane never sees) has no series. */
-function* inOut(v: string, inValue: number | null, outValue: number | null, extra: Record<string, string> = {}): Iterable<Sample<'virtual_server' | 'real_server' | 'direction'>> {
+function* inOut(v: string, inValue: number | null, outValue: number | null, extra: Record<string, string> = {}): Iterable<Sample<'virtual_server' | 'real_server' | 'service' | 'direction'>> {
   if (inValue !== null) yield { labels: { virtual_server: v, ...extra, direction: 'in' }, value: inValue };
   if (outValue !== null) yield { labels: { virtual_server: v, ...extra, direction: 'out' }, value: outValue };
 }
@@ -343,6 +356,19 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     vs.sorry_server ? (vs.sorry_server.in_use ? 1 : 0) : null,
   ),
   perVirtualServer('sorry_server_connections_total', 'Connections sent to the sorry server; no series without a sorry server.', 'counter', (vs) => vs.sorry_server?.conns ?? null),
+
+  // --- members of virtual_server_group virtual servers (the virtual_server series are their sums) ---
+  perMember('virtual_server_member_serving', '1 while this director serves the member of a group virtual server (it holds the member\'s address), else 0.', 'gauge', (m) => (m.serving ? 1 : 0)),
+  perMember('virtual_server_member_connections_total', 'Connections scheduled by one member of a group virtual server.', 'counter', (m) => m.conns),
+  def({
+    name: 'virtual_server_member_bytes_total',
+    help: 'Bytes through one member of a group virtual server; direction="in" from clients, "out" to clients.',
+    type: 'counter',
+    labelNames: ['virtual_server', 'service', 'direction'],
+    *samples(snap) {
+      for (const vs of snap.status.virtual_servers) for (const m of vs.members ?? []) yield* inOut(virtualServerId(vs), m.in_bytes, m.out_bytes, { service: m.key });
+    },
+  }),
 
   // --- real servers ---
   perRealServer('real_server_up', '1 when the real server passes its health checks (in the pool), else 0.', 'gauge', (rs) => (rs.up ? 1 : 0)),

@@ -126,6 +126,9 @@ const SCRIPT = `
       var head = el('tr', null, [el('th', { class: 'title', colspan: 10 }, [
         vs.service + '  ' + vs.scheduler_in_effect + '  · ' + vs.forward + '  · ' + state + (vs.sorry ? '  · sorry server in service' : '') +
         '  · ' + num(vs.conns) + ' connections' + (cps === '' ? '' : ', ' + fmtRate(cps) ) ])]);
+      // A group: its members, each served where its address is (the figures above are their sums).
+      var members = vs.members ? el('tr', null, [el('td', { class: 'dim', colspan: 10, 'data-members': '' }, [
+        'group ' + vs.group + ': ' + vs.members.map(function (m) { return m.service.replace(/  +/, ' ') + (m.serving ? '' : ' (not serving)') + ', ' + num(m.conns) + ' connections'; }).join(' · ')])]) : null;
       var cols = el('tr', null, [th('Real server'), th('Health'), th('Weight', 'num'), th('Active', 'num'), th('Inactive', 'num'), th('Connections', 'num'),
         th('Conn rate', 'num'), th('In / Out rate', 'num'), th('Last change'), th('Why')]);
       var servers = vs.real_servers.slice();
@@ -146,7 +149,7 @@ const SCRIPT = `
           td(rs.reason || '', 'reason'),
         ]);
       });
-      sec.appendChild(el('table', { class: 'svc', 'data-vs': vsId }, [el('thead', null, [head, cols]), el('tbody', null, rows)]));
+      sec.appendChild(el('table', { class: 'svc', 'data-vs': vsId }, [el('thead', null, members ? [head, members, cols] : [head, cols]), el('tbody', null, rows)]));
     });
   }
 

@@ -28,10 +28,10 @@
  */
 
 import type { Logger } from 'pino';
-import type { SyncConfig, VirtualServerConfig } from '../config/types.js';
+import type { SyncConfig } from '../config/types.js';
 import type { SyncStatusReport } from '../daemon/status.js';
 import type { ConnectionEvent, ConnectionSnapshot, ConnectionState, ConnRef, RestoreEntry } from '../lvs/dataplane/contract.js';
-import { addrMatch, matchesPort, serviceKey, singlePort, type Endpoint, type ServiceKey, type ServiceMatch } from '../util/endpoint.js';
+import { addrMatch, matchesPort, serviceKey, singlePort, type Endpoint, type ServiceKey, type ServiceMatch, type VirtualService } from '../util/endpoint.js';
 import { errorMessage } from '../util/errors.js';
 import { SyncAuth } from './auth.js';
 import type { SnapshotTotals } from './codec.js';
@@ -50,8 +50,11 @@ export type SyncLog = Pick<Logger, 'info' | 'warn' | 'debug'>;
 export interface SyncServiceOptions {
   readonly config: SyncConfig;
   readonly dataPlane: ConnectionState;
-  /** The configured services: what templates name, and what received entries belong to. */
-  readonly virtualServers?: readonly Pick<VirtualServerConfig, 'key' | 'match'>[];
+  /**
+   * The configured services (each virtual server's, every member of a group): what templates
+   * name, and what received entries belong to.
+   */
+  readonly virtualServers?: readonly VirtualService[];
   readonly log?: SyncLog;
   /** Milliseconds for table expiries. Default performance-free Date.now. */
   readonly now?: () => number;

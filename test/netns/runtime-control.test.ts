@@ -139,11 +139,14 @@ for (const kind of KINDS) {
     await sleep(1_500);
 
     // status --json shows the override, and the transfer still open on the drained server
-    const js = JSON.parse((await cli(d, ['status', '--json'])).stdout) as StatusReport;
+    // Both views at once: on a loaded machine each CLI start takes seconds, and the 10 s transfer
+    // must still be open when the second one asks.
+    const [jsonOut, textOut] = await Promise.all([cli(d, ['status', '--json']), cli(d, ['status'])]);
+    const js = JSON.parse(jsonOut.stdout) as StatusReport;
     const row = js.virtual_servers[0]!.real_servers[busyIdx]!;
     t.like(row, { weight: 0, configured_weight: 1, effective_weight: 0, up: true, active_conns: 1 });
     t.is(row.override?.action, 'drain');
-    t.regex((await cli(d, ['status'])).stdout, new RegExp(`-> ${busyRs.replace(/\./g, '\\.')} +\\S+ +0 +1 .*# drained`));
+    t.regex(textOut.stdout, new RegExp(`-> ${busyRs.replace(/\./g, '\\.')} +\\S+ +0 +1 .*# drained`));
 
     // reload (a change elsewhere in the service): the override stays
     await writeFile(d.configPath, directorConfig(serviceToml(kind, { algo: 'rr', extra: 'connect_timeout = 4' })));

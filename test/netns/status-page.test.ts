@@ -111,3 +111,35 @@ check = { type = "TCP_CHECK", connect_timeout = 1, retry = 0 }
   // The daemon logged it at warn, with the reason.
   t.regex(d.proc.output(), /WARN.*real server 10\.77\.0\.22:80 of tcp\/10\.77\.0\.50:80 is down: TCP_CHECK\[0\]/);
 });
+
+netnsTest('status page: a virtual_server_group is one table (its real servers once) with its members and their connections', async (t) => {
+  const lab = await createLab(t);
+  const [dh, r1, browserHost, client] = await Promise.all([
+    lab.addHost('da', { ipv4: '10.77.0.11/24' }), lab.addHost('r1', { ipv4: '10.77.0.21/24' }),
+    lab.addHost('web', { ipv4: '10.77.0.90/24' }), lab.addHost('cl', { ipv4: '10.77.0.100/24' }),
+  ]);
+  await startNginx(r1, { port: 80, body: 'r1', tmpDir: lab.tmpDir });
+  const toml = directorToml({
+    routerId: 'lb-page', priority: 150, vips: [`${VIP}/24`],
+    extra: `[[virtual_server_group]]\nname = "web"\nmembers = ["${VIP}:80", "${VIP}:8080"]\n[[virtual_server]]\ngroup = "web"\nlb_kind = "PROXY"\ndelay_loop = 1\n` +
+      '[[virtual_server.real_server]]\naddress = "10.77.0.21"\nport = 80\ncheck = { type = "TCP_CHECK", connect_timeout = 1, retry = 0 }\n',
+  }).replace('metrics_listen = ""', 'metrics_listen = "10.77.0.11:9650"');
+  const d = await startDirector(lab, dh, toml);
+  await waitFor(async () => {
+    const vs = (await d.status()).virtual_servers[0];
+    return vs?.members?.every((m) => m.serving) === true && vs.real_servers[0]!.health === 'up';
+  }, 15_000, 'both members serving, r1 up');
+  t.deepEqual((await httpBatch(client, VIP, 80, 3)).bodies, { r1: 3 });
+  t.deepEqual((await httpBatch(client, VIP, 8080, 2)).bodies, { r1: 2 });
+  await waitFor(async () => (await d.status()).virtual_servers[0]!.conns === 5, 5_000, 'counters polled');
+
+  const browser = await Chromium.launch({ userDataDir: join(lab.tmpDir, 'chromium'), netns: browserHost.ns });
+  t.teardown(() => browser.close());
+  const page = await browser.open(`http://10.77.0.11:9650/?refresh=${REFRESH_S}`);
+  await waitFor(async () => (await pageState(page)).refreshes >= 2, 20_000, 'the page drew two reports', 200);
+  const s = await pageState(page);
+  t.deepEqual(s.rows.map((r) => [r.rs, r.health, r.conns]), [['10.77.0.21:80', 'up', '5']], 'one real-server list for the group, its connections summed');
+  t.is(await page.evaluate<string>('document.querySelector("[data-members]").textContent'),
+    `group web: TCP ${VIP}:80, 3 connections · TCP ${VIP}:8080, 2 connections`);
+  t.regex(await page.evaluate<string>('document.querySelector("table.svc th.title").textContent'), /^TCP {2}group:web /);
+});

@@ -50,7 +50,7 @@ const K6 = 'udp/[fd99::10]:80' as ServiceKey;
 
 function facts(over: Partial<AnnounceFacts> = {}, services: Partial<Record<ServiceKey, Partial<ServiceFacts>>> = {}): AnnounceFacts {
   const all = new Map<ServiceKey, ServiceFacts>();
-  for (const vs of CONFIG.virtual_server) all.set(vs.key, { quorum: true, serving: true, ...services[vs.key] });
+  for (const { key } of CONFIG.virtual_server.flatMap((vs) => vs.members)) all.set(key, { quorum: true, serving: true, ...services[key] });
   return { services: all, masters: new Set(['VI_1']), stopping: 'no', linksDown: [], ...over };
 }
 
@@ -122,7 +122,7 @@ test('without [bgp] nothing is announced', (t) => {
 });
 
 test('fast-check: announce implies serving, no stop, links up, and quorum (healthy) or MASTER (master)', (t) => {
-  const keys = CONFIG.virtual_server.map((vs) => vs.key);
+  const keys = CONFIG.virtual_server.flatMap((vs) => vs.members.map((m) => m.key));
   fc.assert(fc.property(
     fc.array(fc.record({ quorum: fc.boolean(), serving: fc.boolean() }), { minLength: keys.length, maxLength: keys.length }),
     fc.boolean(), fc.constantFrom('no' as const, 'healthy' as const, 'all' as const), fc.boolean(),
@@ -147,4 +147,39 @@ test('fast-check: announce implies serving, no stop, links up, and quorum (healt
     },
   ));
   t.pass();
+});
+
+test('a virtual_server_group: every member address is announced, each voted by its member; the group\'s quorum withdraws them all', (t) => {
+  const bgp = '[bgp]\nlocal_as = 65001\n[[bgp.peer]]\naddress = "10.78.0.1"\nremote_as = 65000\n';
+  const cfg = parseConfig(`${bgp}
+[[virtual_server_group]]
+name = "web"
+members = ["10.99.1.10-11:80", "10.99.1.10:443", "fwmark:5"]
+[[virtual_server]]
+group = "web"
+`, 'g.toml');
+  t.is(cfg.virtual_server[0]!.announce, 'healthy');
+  const keys = cfg.virtual_server[0]!.members.map((m) => m.key);
+  const f = (quorum: boolean, serving = true): AnnounceFacts => ({ services: new Map(keys.map((k) => [k, { quorum, serving }])), masters: new Set(), stopping: 'no', linksDown: [] });
+  const d = decideAnnouncements(cfg, f(true));
+  t.deepEqual(d.map((x) => [x.prefix, x.mode, x.services, x.announce]), [
+    ['10.99.1.10/32', 'healthy', ['tcp/10.99.1.10:80', 'tcp/10.99.1.10:443'], true],
+    ['10.99.1.11/32', 'healthy', ['tcp/10.99.1.11:80'], true],
+  ], 'the fwmark member has no address to announce');
+  t.true(decideAnnouncements(cfg, f(false)).every((x) => !x.announce && x.withdrawKind === 'quorum'));
+  t.is(serveDecision(decideAnnouncements(cfg, f(true)), '10.99.1.11'), true);
+  // A group cannot mix addresses held by VRRP ("master") with others ("healthy").
+  const mixed = `${bgp}
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+virtual_ipaddress = ["10.99.1.10/24"]
+[[virtual_server_group]]
+name = "web"
+members = ["10.99.1.10-11:80"]
+[[virtual_server]]
+group = "web"
+`;
+  t.throws(() => parseConfig(mixed, 'm.toml'), { message: /virtual_server\[0\]\.announce: "master" needs a vrrp_instance holding 10\.99\.1\.11, and none does .*one group cannot mix addresses held by VRRP with others/ });
 });

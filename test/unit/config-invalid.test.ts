@@ -11,6 +11,12 @@ const RS = (extra = '', address = '10.0.0.21'): string => `[[virtual_server.real
 address = "${address}"
 ${extra}
 `;
+const VSG = (members: string): string => `[[virtual_server_group]]
+name = "web"
+members = [
+  ${members}
+]
+`;
 const SYNC = (extra: string): string => `[sync]
 interface = "eth0"
 instance = "VI_1"
@@ -121,6 +127,23 @@ const cases: InvalidCase[] = [
   { name: 'slow_start with a weight-blind scheduler', text: `${VS}lb_algo = "lc"\nslow_start = 10 # <--\n`, path: 'virtual_server[0].slow_start', message: /lb_algo "lc" ignores/ },
   { name: 'negative slow_start', text: `${VS}slow_start = -1 # <--\n`, path: 'virtual_server[0].slow_start', message: /must be >= 0/ },
   { name: 'track_script weight out of range', text: `[[vrrp_script]]\nname = "c"\nscript = "true"\nweight = 254 # <--\n`, path: 'vrrp_script[0].weight', message: /must be -253\.\.253, got 254/ },
+  // virtual_server_group
+  { name: 'group member without a port', text: `${VSG('"10.0.0.50:80",\n  "10.0.0.51", # <--')}`, path: 'virtual_server_group[0].members[1]', message: /"10\.0\.0\.51" needs a port, e\.g\. "10\.0\.0\.51:80" \(a service for all ports is a firewall mark: "fwmark:N"\)/ },
+  { name: 'group range end before its start', text: VSG('"10.0.0.60-50:80", # <--'), path: 'virtual_server_group[0].members[0]', message: /10\.0\.0\.60-50: the end of the range is before its start/ },
+  { name: 'group range too large', text: VSG('"10.0.0.0/16:80", # <--'), path: 'virtual_server_group[0].members[0]', message: /10\.0\.0\.0\/16 stands for 65536 addresses; at most 256 per entry/ },
+  { name: 'group network with host bits', text: VSG('"10.0.0.9/29:80", # <--'), path: 'virtual_server_group[0].members[0]', message: /10\.0\.0\.9\/29 has host bits set \(the network is 10\.0\.0\.8\/29\)/ },
+  { name: 'unbracketed IPv6 group member', text: VSG('"fd00::1-9", # <--'), path: 'virtual_server_group[0].members[0]', message: /put IPv6 addresses in brackets: "\[fd00::1-9\]:PORT"/ },
+  { name: 'group mixing address families', text: VSG('"10.0.0.50:80",\n  "fwmark6:1", # <--'), path: 'virtual_server_group[0].members[1]', message: /IPv6 member in a group whose first member is IPv4/ },
+  { name: 'address twice in a group (inside a range)', text: VSG('"10.0.0.50-52:80",\n  "10.0.0.51:80", # <--'), path: 'virtual_server_group[0].members[1]', message: /10\.0\.0\.51:80 is already a member \(members\[0\] "10\.0\.0\.50-52:80"\)/ },
+  { name: 'group name that cannot be a key', text: VSG('"10.0.0.50:80",').replace('name = "web"', 'name = "web farm" # <--'), path: 'virtual_server_group[0].name', message: /must be letters, digits, "_", "\." or "-"/ },
+  { name: 'unknown group', text: `${VSG('"10.0.0.50:80",')}[[virtual_server]]\ngroup = "wbe" # <--\n`, path: 'virtual_server[0].group', message: /unknown virtual_server_group "wbe"; did you mean "web"\?/ },
+  { name: 'group and address', text: `${VSG('"10.0.0.50:80",')}[[virtual_server]]\ngroup = "web"\naddress = "10.0.0.50" # <--\n`, path: 'virtual_server[0].address', message: /serves the members of virtual_server_group "web"; remove address \(or group\)/ },
+  { name: 'group served twice with one protocol', text: `${VSG('"10.0.0.50:80",')}[[virtual_server]]\ngroup = "web"\n[[virtual_server]] # <--\ngroup = "web"\n`, path: 'virtual_server[1]', message: /virtual_server_group "web" is already served with protocol TCP by virtual_server\[0\]/ },
+  { name: 'group member also a virtual server of its own', text: `${VS}${VSG('"10.0.0.50-51:80",')}[[virtual_server]] # <--\ngroup = "web"\n`, path: 'virtual_server[1]', message: /tcp\/10\.0\.0\.50:80 \(a member of group "web"\) is also served by virtual_server\[0\]/ },
+  { name: 'PROXY cannot serve a group fwmark', text: `${VSG('"10.0.0.50:80",\n  "fwmark:3",')}[[virtual_server]]\ngroup = "web"\nlb_kind = "PROXY" # <--\n`, path: 'virtual_server[0].lb_kind', message: /cannot serve the group's firewall mark \(fwmark\/3\)/ },
+  { name: 'DR real server port with members on several ports', text: `${VSG('"10.0.0.50:80",\n  "10.0.0.51:443",')}[[virtual_server]]\ngroup = "web"\nlb_kind = "DR"\n${RS('port = 80 # <--\ncheck = { type = "TCP_CHECK", connect_port = 80 }')}`, path: 'virtual_server[0].real_server[0].port', message: /group's members do not share one; omit port/ },
+  { name: 'group real server of the other family', text: `${VSG('"10.0.0.50:80",')}[[virtual_server]]\ngroup = "web"\n${RS('', 'fd00::21').replace('"fd00::21"', '"fd00::21" # <--')}`, path: 'virtual_server[0].real_server[0].address', message: /must be IPv4 like the virtual server's group "web"/ },
+  { name: 'ip_family contradicting the group', text: `${VSG('"10.0.0.50:80",')}[[virtual_server]]\ngroup = "web"\nip_family = "inet6" # <--\n`, path: 'virtual_server[0].ip_family', message: /contradicts the members of virtual_server_group "web" \(IPv4\)/ },
 ];
 
 for (const c of cases) test(`invalid: ${c.name}`, (t) => assertInvalidAt(t, c));

@@ -51,6 +51,12 @@ const BIRD_CONF = p(U('announce-bird-config'), 'defaults: one IPv4 peer with BFD
 const BIRD_CONF_KEYS = p(U('announce-bird-config'), 'every [bgp] key that reaches BIRD changes the text');
 const BGP_ECMP = p(N('bgp-ecmp'), 'three directors announce while healthy');
 const SERVICE_KEYS = p(U('config-valid'), 'service keys, matches and endpoints are made once at load (address, port set, fwmark)');
+const VS_GROUP = [
+  p(U('config-valid'), 'virtual_server_group: members canonical at load (ranges expanded)'),
+  p(U('lvs-manager-group'), 'a group: one runner per real server, one evaluation, the same pool to every member'),
+  p(N('lvs-group'), 'group, lb_kind DR: two VIPs of one group forward to the same real servers'),
+  p(N('lvs-group'), 'group, lb_kind NAT: two ports of one VIP share one pool and its health'),
+];
 
 export const AUDIT: Record<string, Entry> = {
   global: { section: 'its keys below' },
@@ -182,7 +188,11 @@ export const AUDIT: Record<string, Entry> = {
   'vrrp_sync_group[].track_script[].weight': GROUP_TRACK,
   'vrrp_sync_group[].smtp_alert': MAIL_RESOLVE,
 
+  virtual_server_group: { section: '[[virtual_server_group]]' },
+  'virtual_server_group[].name': VS_GROUP,
+  'virtual_server_group[].members': [...VS_GROUP, p(N('lvs-group'), 'a reload adds and removes a member without restarting the checks')],
   virtual_server: { section: '[[virtual_server]]' },
+  'virtual_server[].group': VS_GROUP,
   'virtual_server[].address': [SPEC, p(N('lvs-service'), 'rr splits evenly through the VIP')],
   'virtual_server[].port': p(N('lvs-service'), 'rr splits evenly through the VIP'),
   'virtual_server[].protocol': [SPEC, p(N('sync-failover'), 'persistent clients and a UDP flow keep their real server')],

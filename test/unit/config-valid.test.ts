@@ -259,7 +259,7 @@ ip_family = "inet6"
   t.is<string, string>(web!.key, 'tcp/[2001:db8::50]:80');
   t.like(web!.real_server[0], { address: '2001:db8::21', port: 80, endpoint: { address: '2001:db8::21', family: 6, port: 80 } });
   t.is<string, string>(ftp!.key, 'tcp/10.0.0.50:21,10000-20000');
-  t.deepEqual(ftp!.match, { kind: 'addr', protocol: 'tcp', address: '10.0.0.50', family: 4, ports: [{ from: 21, to: 21 }, { from: 10000, to: 20000 }] });
+  t.deepEqual(ftp!.members[0]!.match, { kind: 'addr', protocol: 'tcp', address: '10.0.0.50', family: 4, ports: [{ from: 21, to: 21 }, { from: 10000, to: 20000 }] });
   t.like(ftp!.real_server[0], { port: 0, endpoint: { address: '10.0.0.21', family: 4, port: 0 } }, 'no port: the packet\'s own');
   t.like(fw!, { key: 'fwmark/7', lb_kind: 'FULLNAT', lb_algo: 'mh', sched_flags: ['mh-port', 'flag-1'], mh_table_size: 251, hash_seed: 42, family: 4 });
   t.like(fw!.real_server[0]!.endpoint, { address: '10.0.0.22', port: 8080 });
@@ -272,6 +272,61 @@ ip_family = "inet6"
   const again = parseConfig('[[virtual_server]]\naddress = "2001:db8:0::50"\nport = 80\n', 'k.toml').virtual_server[0]!;
   t.is(again.key, web!.key);
   t.is(again.hash_seed, web!.hash_seed);
+});
+
+test('virtual_server_group: members canonical at load (ranges expanded), one key per member, the group key, the protocol from the virtual server', (t) => {
+  const cfg = parseConfig(
+    `
+[[virtual_server_group]]
+name = "web"
+members = ["10.0.0.50:80", "10.0.0.60-62:443", "10.0.0.8/31:8080", "10.0.0.250-10.0.1.1:80", "fwmark:1"]
+
+[[virtual_server_group]]
+name = "v6"
+members = ["[2001:DB8::0050]:53", "[2001:db8::60-61]:53", "fwmark6:2"]
+
+[[virtual_server]]
+group = "web"
+lb_kind = "DR"
+lb_algo = "sh"
+persistence_timeout = 300
+[[virtual_server.real_server]]
+address = "10.0.0.21"
+check = { type = "TCP_CHECK", connect_port = 80 }
+
+[[virtual_server]]
+group = "v6"
+protocol = "UDP"
+[[virtual_server.real_server]]
+address = "2001:db8::21"
+port = 53
+`,
+    'g.toml',
+  );
+  const [web, v6] = cfg.virtual_server;
+  t.is<string, string>(web!.key, 'tcp/group:web');
+  t.is(web!.group, 'web');
+  t.deepEqual(web!.members.map((m) => m.key), [
+    'tcp/10.0.0.50:80', 'tcp/10.0.0.60:443', 'tcp/10.0.0.61:443', 'tcp/10.0.0.62:443', 'tcp/10.0.0.8:8080', 'tcp/10.0.0.9:8080',
+    'tcp/10.0.0.250:80', 'tcp/10.0.0.251:80', 'tcp/10.0.0.252:80', 'tcp/10.0.0.253:80', 'tcp/10.0.0.254:80', 'tcp/10.0.0.255:80', 'tcp/10.0.1.0:80', 'tcp/10.0.1.1:80',
+    'fwmark/1',
+  ]);
+  t.deepEqual(web!.members[1]!.match, { kind: 'addr', protocol: 'tcp', address: '10.0.0.60', family: 4, ports: [{ from: 443, to: 443 }] });
+  t.like(web!, { family: 4, address: undefined, port: undefined });
+  t.like(web!.real_server[0]!.endpoint, { address: '10.0.0.21', port: 0 }, 'DR, members on several ports: the packet keeps its port');
+  t.is(web!.hash_seed, defaultHashSeed('tcp/group:web'), 'one seed for the group, derived from its key');
+  t.is<string, string>(v6!.key, 'udp/group:v6');
+  t.deepEqual(v6!.members.map((m) => m.key), ['udp/[2001:db8::50]:53', 'udp/[2001:db8::60]:53', 'udp/[2001:db8::61]:53', 'fwmark6/2']);
+  t.is(v6!.family, 6);
+  t.like(cfg.virtual_server_group[0], { name: 'web', family: 4 });
+  t.deepEqual(cfg.virtual_server_group[0]!.members_parsed[1], { kind: 'addr', addresses: ['10.0.0.60', '10.0.0.61', '10.0.0.62'], family: 4, port: 443 });
+  // every member is a data-plane service of its own, with the settings of the virtual server
+  const specs = web!.members.map((m) => serviceSpec(web!, m));
+  t.deepEqual(specs.map((x) => x.key), web!.members.map((m) => m.key));
+  for (const x of specs) t.like(x, { kind: 'DR', scheduler: 'sh', hash: { seed: web!.hash_seed }, persistence: { timeoutMs: 300_000 } });
+  // one group may serve TCP and UDP (keepalived: one virtual server per protocol)
+  const both = parseConfig('[[virtual_server_group]]\nname = "dns"\nmembers = ["10.0.0.53:53"]\n[[virtual_server]]\ngroup = "dns"\n[[virtual_server]]\ngroup = "dns"\nprotocol = "UDP"\n', 'g.toml');
+  t.deepEqual(both.virtual_server.map((v) => v.members[0]!.key), ['tcp/10.0.0.53:53', 'udp/10.0.0.53:53']);
 });
 
 test('lb_kind defaults to NAT (keepalived); the data-plane spec carries what the config says', (t) => {

@@ -32,6 +32,74 @@ test('address ranges of virtual_server_group entries', (t) => {
   t.deepEqual(expandAddressRange('10.1.1.8/30'), ['10.1.1.8', '10.1.1.9', '10.1.1.10', '10.1.1.11']);
   t.is(expandAddressRange('10.0.0.0/16'), undefined);
   t.is(expandAddressRange('10.0.0.9-3'), undefined);
+  t.deepEqual(expandAddressRange('10.0.0.9-9'), ['10.0.0.9'], 'a range of one address');
+  t.deepEqual(expandAddressRange('10.1.1.9/30'), ['10.1.1.8', '10.1.1.9', '10.1.1.10', '10.1.1.11'], 'host bits set: its network, as keepalived reads it');
+});
+
+test('keepalived virtual_server_group -> one [[virtual_server_group]] (ranges, IPv6, fwmarks) served by each virtual server naming it; one pool per virtual server', (t) => {
+  const r = run(`virtual_server_group G {
+  10.0.0.1 80
+  10.0.0.2-4 80
+  10.0.0.9/30 443
+  10.0.0.5
+  fd00::1 80
+}
+virtual_server_group V6 {
+  fd00::1-3 53
+  fwmark 9 inet6
+}
+virtual_server group G {
+  lb_kind DR
+  protocol TCP
+  real_server 10.1.0.1 {
+    TCP_CHECK {
+      connect_port 80
+    }
+  }
+}
+virtual_server group G {
+  lb_kind DR
+  protocol UDP
+  real_server 10.1.0.1 {
+  }
+}
+virtual_server group V6 {
+  protocol UDP
+  real_server fd00::21 53 {
+  }
+}
+virtual_server group NOPE {
+  real_server 10.1.0.1 80 {
+  }
+}
+`);
+  const lines = r.messages.map((m) => `${m.loc.line} ${m.kind}: ${m.text}`);
+  t.true(lines.some((l) => /^5 unsupported: 10\.0\.0\.5: an entry without a port/.test(l)), lines.join('\n'));
+  t.true(lines.some((l) => /^6 unsupported: fd00::1: IPv6 in a virtual_server_group whose first entry is IPv4/.test(l)), lines.join('\n'));
+  t.true(lines.some((l) => /^32 error: virtual_server group NOPE: no virtual_server_group of that name/.test(l)), lines.join('\n'));
+  const c = parseConfig(r.toml, 'out.toml');
+  t.deepEqual(c.virtual_server_group.map((g) => [g.name, g.members]), [
+    ['G', ['10.0.0.1:80', '10.0.0.2-4:80', '10.0.0.8/30:443']],
+    ['V6', ['[fd00::1-3]:53', 'fwmark6:9']],
+  ], 'once per group, a network with host bits read as its network (keepalived)');
+  t.deepEqual(c.virtual_server.map((v) => [v.key, v.members.length, v.real_server.length]), [
+    ['tcp/group:G', 8, 1], ['udp/group:G', 8, 1], ['udp/group:V6', 4, 1],
+  ], 'one virtual server (one pool, one set of checks) per group and protocol, not one per member');
+});
+
+test('keepalived scheduler flags -> sched_flags; flag-3 is reported', (t) => {
+  const r = run(`virtual_server 10.0.0.1 80 {
+  lb_algo mh
+  mh-port
+  flag-1
+  flag-3
+  real_server 10.1.0.1 80 {
+  }
+}
+`);
+  const c = parseConfig(r.toml, 'out.toml');
+  t.deepEqual(c.virtual_server[0]!.sched_flags, ['mh-port', 'flag-1']);
+  t.true(r.messages.some((m) => m.loc.line === 5 && m.kind === 'unsupported' && m.text.startsWith('flag-3')), r.messages.map((m) => m.text).join('\n'));
 });
 
 test('keepalived: VIPs of the other family move to excluded; IPv6 gets version 3; dev on another interface is dropped', (t) => {

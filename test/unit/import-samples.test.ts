@@ -116,6 +116,22 @@ test('routes and rules samples: the lines keepalive-ts refuses are left out at t
   t.deepEqual(q.messages.filter((m) => m.kind === 'error').map((m) => m.loc.line), [11, 26]);
 });
 
+test('virtual_server_group sample: one group, one virtual server, one pool for its 13 services (ranges and fwmarks included)', (t) => {
+  const path = join(SAMPLES!, 'keepalived.conf.virtual_server_group');
+  const r = importConfig(path, diskFs(path), opts);
+  t.true(r.ok, r.messages.map(formatMessage).join('\n'));
+  const c = parseConfig(r.toml, 'vsg');
+  t.deepEqual(c.virtual_server_group.map((g) => g.name), ['VSG_1']);
+  t.is(c.virtual_server.length, 1);
+  const [vs] = c.virtual_server;
+  t.like(vs, { key: 'tcp/group:VSG_1', lb_kind: 'NAT', persistence_timeout: 50 });
+  t.deepEqual(vs!.members.map((m) => m.key), [
+    'tcp/10.0.0.1:8080', 'tcp/10.0.0.2:80', 'tcp/192.168.200.1:1358',
+    ...[3, 4, 5, 6, 7, 8, 9, 10].map((i) => `tcp/192.168.200.${i}:80`), 'fwmark/1', 'fwmark/2',
+  ]);
+  t.deepEqual(vs!.real_server.map((rs) => rs.check.length), [1, 1], 'the checks once per real server, not once per member');
+});
+
 test('the CLI: TOML on stdout, file:line messages on stderr, exit 0 when check passes and 1 when not', (t) => {
   const ok = spawnSync(process.execPath, [CLI, 'import', join(SAMPLES!, 'keepalived.conf.SSL_GET')], { encoding: 'utf8' });
   t.is(ok.status, 0, ok.stderr);

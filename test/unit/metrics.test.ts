@@ -565,3 +565,26 @@ promtoolTest('promtool check metrics accepts the exposition (default metrics inc
   const none = promtoolCheck(await createMetricsRegistry(() => ({ status: empty })).metrics());
   t.is(none.code, 0, none.output);
 });
+
+test('a group virtual server: its series under the group key (the sums), each member with its own serving, connections and bytes', async (t) => {
+  const s = snapshot();
+  const web = s.status.virtual_servers[0]!;
+  const member = (key: string, service: string, serving: boolean, conns: number, bytes: number) => ({
+    key, service, serving, conns, in_pkts: null, out_pkts: null, in_bytes: bytes, out_bytes: bytes * 2, active_conns: 0, inact_conns: 0, real_servers: [], sorry_server: null,
+  });
+  const { address: _a, port: _p, ports: _ps, ...rest } = web;
+  const group: VirtualServerStatus = {
+    ...rest, key: 'tcp/group:web', service: 'TCP  group:web', group: 'web', conns: 8, in_bytes: 800, out_bytes: 1600,
+    members: [member('tcp/10.0.0.60:80', 'TCP  10.0.0.60:80', true, 3, 300), member('fwmark/7', 'FWM  7', false, 5, 500)],
+  };
+  s.status.virtual_servers.push(group);
+  const e = await scrape(() => s, { defaultMetrics: false });
+  const g = { virtual_server: 'tcp/group:web' };
+  t.is(value(t, e, `${P}virtual_server_connections_total`, g), 8);
+  t.is(value(t, e, `${P}virtual_server_member_serving`, { ...g, service: 'tcp/10.0.0.60:80' }), 1);
+  t.is(value(t, e, `${P}virtual_server_member_serving`, { ...g, service: 'fwmark/7' }), 0);
+  t.is(value(t, e, `${P}virtual_server_member_connections_total`, { ...g, service: 'fwmark/7' }), 5);
+  t.is(value(t, e, `${P}virtual_server_member_bytes_total`, { ...g, service: 'tcp/10.0.0.60:80', direction: 'out' }), 600);
+  t.is(find(e, `${P}virtual_server_member_connections_total`).length, 2, 'no member series for virtual servers of their own');
+  t.is(value(t, e, `${P}real_server_up`, { ...g, real_server: '10.0.0.21:80' }), 1, 'real servers under the group key');
+});

@@ -9,6 +9,7 @@ import { ReplayGuard, SyncAuth } from '../../src/sync/auth.js';
 import { encode } from '../../src/sync/codec.js';
 import { decode } from '../../src/sync/codec.js';
 import { ServiceIndex, SyncService } from '../../src/sync/service.js';
+import { parseConfig } from '../../src/config/index.js';
 import { SyncTable } from '../../src/sync/table.js';
 
 const KEY = 'sync-service-test-key';
@@ -105,6 +106,23 @@ test('service index: events become wire entries from the configured services, an
   // a connection to one port of the port set belongs to the port-set service
   t.is(ix.keyOf('tcp', { address: '10.0.0.50', port: 10001 }, 0, 4), FTP.key);
   t.is(ix.keyOf('tcp', { address: '10.0.0.50', port: 22 }, 0, 4), serviceKey(addrMatch('tcp', '10.0.0.50', 22)));
+});
+
+test('service index of a virtual_server_group: each member is a service of its own on the wire, and its entries find that member again', (t) => {
+  const cfg = parseConfig('[[virtual_server_group]]\nname = "web"\nmembers = ["10.0.0.60-61:80", "fwmark:9"]\n[[virtual_server]]\ngroup = "web"\nlb_kind = "NAT"\npersistence_timeout = 60\n[[virtual_server.real_server]]\naddress = "10.0.0.21"\nport = 80\n', 'g.toml');
+  const ix = new ServiceIndex(cfg.virtual_server.flatMap((vs) => vs.members));
+  const [m60, m61, fw] = cfg.virtual_server[0]!.members;
+  const e60 = ix.entryFromEvent({ type: 'template', service: m60!.key, client: '10.1.0.1', family: 4, dest: RS1, expiresInMs: 60_000 });
+  const e61 = ix.entryFromEvent({ type: 'template', service: m61!.key, client: '10.1.0.1', family: 4, dest: RS1, expiresInMs: 60_000 });
+  const efw = ix.entryFromEvent({ type: 'template', service: fw!.key, client: '10.1.0.1', family: 4, dest: endpoint('10.0.0.21', 0), expiresInMs: 60_000 });
+  t.like(e60, { virtual: { address: '10.0.0.60', port: 80 } });
+  t.like(e61, { virtual: { address: '10.0.0.61', port: 80 } });
+  t.like(efw, { protocol: 'any', fwmark: 9 });
+  const table = new SyncTable({ now: () => 0 });
+  const r = decode(encode([e60!, e61!, efw!], 1)[0]!, 1);
+  if (!r.ok) return t.fail('decode');
+  table.apply(r.entries, false);
+  t.deepEqual([...table.live()].map((le) => ix.restoreEntry(le)?.service).sort(), [m60!.key, m61!.key, fw!.key].sort());
 });
 
 test('master events reach the backup table; promotion restores templates and flows; demotion asks for a snapshot', async (t) => {
