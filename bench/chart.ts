@@ -60,6 +60,17 @@ function fmt(v: number): string {
 
 /** The chart as an SVG document. Pure. */
 export function renderChart(c: Chart): string {
+  // Legend entries flow into as many rows as they need; the picture grows by one line per extra row.
+  const legend: Array<{ x: number; row: number }> = [];
+  let lx = PAD.left;
+  let row = 0;
+  for (const s of c.series) {
+    const w = 24 + s.name.length * 7;
+    if (lx + w > W - PAD.right && lx > PAD.left) { row++; lx = PAD.left; }
+    legend.push({ x: lx, row });
+    lx += w;
+  }
+  const extra = row * 16;
   const all = c.series.flatMap((s) => s.values.flat()).filter(Number.isFinite);
   const lineMax = Math.max(0, ...(c.lines ?? []).map((l) => l.value));
   const { top, step } = axis(Math.max(lineMax, ...all, 0));
@@ -69,8 +80,8 @@ export function renderChart(c: Chart): string {
   const groupW = plotW / Math.max(1, c.groups.length);
   const barW = Math.min(48, (groupW * 0.8) / Math.max(1, c.series.length));
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
-  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + extra}" viewBox="0 0 ${W} ${H + extra}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${H + extra}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${esc(c.title)}</text>`);
   out.push(`<text x="${W / 2}" y="37" text-anchor="middle" fill="#555">${esc(`${c.unit}${c.better ? `, ${c.better} is better` : ''}; bar = median, whisker = range of the repetitions`)}</text>`);
   for (let v = 0; v <= top + 1e-9; v += step) {
@@ -104,13 +115,11 @@ export function renderChart(c: Chart): string {
     out.push(`<line x1="${PAD.left}" y1="${yy}" x2="${W - PAD.right}" y2="${yy}" stroke="#d62728" stroke-dasharray="6 4"/>`);
     out.push(`<text x="${W - PAD.right}" y="${yy - 4}" text-anchor="end" fill="#d62728" font-size="11">${esc(l.label)}</text>`);
   }
-  // Legend
-  let lx = PAD.left;
-  const ly = H - 22;
   c.series.forEach((s, si) => {
-    out.push(`<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${PALETTE[si % PALETTE.length]}"/>`);
-    out.push(`<text x="${lx + 16}" y="${ly}" fill="#333">${esc(s.name)}</text>`);
-    lx += 24 + s.name.length * 7;
+    const { x, row: r } = legend[si]!;
+    const ly = H - 22 + r * 16;
+    out.push(`<rect x="${x}" y="${ly - 10}" width="12" height="12" fill="${PALETTE[si % PALETTE.length]}"/>`);
+    out.push(`<text x="${x + 16}" y="${ly}" fill="#333">${esc(s.name)}</text>`);
   });
   out.push('</svg>');
   return `${out.join('\n')}\n`;
