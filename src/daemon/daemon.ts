@@ -181,7 +181,7 @@ export class Daemon {
       limits: this.#limits(),
       onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
     });
-    // Built now (status lists the services from the start); started after the VRRP instances.
+    // Built now (status lists the services from the start); started before the VRRP instances.
     const lvs = new VirtualServerManager(this.#config.virtual_server, {
       dataPlane: this.#dataPlane,
       log: log.child({ component: 'lvs' }),
