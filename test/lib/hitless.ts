@@ -125,7 +125,7 @@ export async function acrossEvent(
   client: LabHost,
   vip: string,
   label: string,
-  steps: { before?: () => Promise<void>; event: () => Promise<void>; settle: () => Promise<void> },
+  steps: { before?: () => Promise<void>; event: () => Promise<void>; settle: () => Promise<void>; diagnose?: () => Promise<string> },
 ): Promise<void> {
   const dl = startDownload(client, vip);
   const echos: LabProcess[] = [];
@@ -137,6 +137,9 @@ export async function acrossEvent(
   await steps.settle();
   const dlRc = (await dl.exited).code;
   const dlLine = /^DL .*$/m.exec(dl.output())?.[0] ?? `(no result) ${dl.output().slice(-300)}`;
+  const echoRcs = await Promise.all(echos.map(async (e) => (await e.exited).code));
+  // A broken connection: the directors' state, logged before the assertions below end the test.
+  if (steps.diagnose && (dlRc !== 0 || echoRcs.some((rc) => rc !== 0))) t.log(`${label}: a connection broke; the directors now:\n${await steps.diagnose().catch((e: Error) => `(diagnose failed: ${e.message})`)}`);
   t.is(dlRc, 0, `${label}: download unbroken (${dlLine})`);
   t.regex(dlLine, /DL ok status=200 bytes=2097152/, `${label}: whole file`);
   const lines: string[] = [];

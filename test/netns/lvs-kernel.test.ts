@@ -93,7 +93,7 @@ netnsTest('daemon, lb_kind DR: MASTER forwards in the kernel (client address kep
   t.false((await ruleset(dB)).includes('keepalive_ts'), 'nft list ruleset shows nothing of ours after a clean stop');
 });
 
-netnsTest('daemon, lb_kind NAT: the classic LVS-NAT pair (vrrp_sync_group with the real servers\' gateway VIP) fails over; reload swaps rules without losing a connection', async (t) => {
+netnsTest('daemon, lb_kind NAT: the classic LVS-NAT pair (vrrp_sync_group with the real servers\' gateway VIP) fails over; reload swaps rules without losing a connection; kill -9 then restart removes the stale rules; a clean stop leaves nothing', async (t) => {
   const lab: Lab = await createLab(t);
   const farm = await kernelFarm(lab, 'NAT', 2);
   // kernelFarm gave the first director 10.78.0.1 on the real-server side: that address is the
@@ -166,4 +166,28 @@ ${serviceToml('NAT', ['10.78.0.21', '10.78.0.22'], { algo, weights })}`;
   t.deepEqual(after.errors, {});
   t.deepEqual(after.bodies, { r1: 5, r2: 5 });
   t.is((await dB.status()).virtual_servers[0]!.conns, 10);
+
+  // kill -9 left da's NAT rules behind (the VIP still dispatched to a service); restarted as a
+  // BACKUP (nopreempt), its first transaction replaces them: nothing dispatches there any more.
+  const dispatch = new RegExp(`${VIP.replace(/\./g, '\\.')} \\. tcp \\. 80 : goto`);
+  const stale = await ruleset(da);
+  t.regex(stale, dispatch, `kill -9 leaves the NAT dispatch behind: ${stale}`);
+  await da.host.linkUp();
+  const da2 = await startDirector(lab, farm.director, toml('da', 150, 'rr').replace(/priority = 150\n/g, 'priority = 150\nnopreempt = true\nstate = "BACKUP"\n'));
+  await waitFor(async () => (await da2.instance()).state === 'BACKUP', 8_000, 'da BACKUP after restart');
+  await waitFor(async () => !dispatch.test(await ruleset(da2)), 5_000, 'stale NAT dispatch gone');
+  t.regex(await ruleset(da2), /table inet keepalive_ts/);
+  t.deepEqual(new Set((await dB.status()).virtual_servers.map((v) => v.serving)), new Set([true]), 'db still serves');
+
+  // A clean stop removes everything of ours.
+  // (SIGTERM only: the lab's kill() would SIGKILL after 3 s, and the MASTER drains for drain_timeout first.)
+  const t0 = Date.now();
+  for (const d of [da2, dB]) process.kill(d.proc.pid, 'SIGTERM');
+  const exits = await Promise.all([da2.proc.exited, dB.proc.exited]);
+  t.log(`clean stops took ${Date.now() - t0} ms: ${JSON.stringify(exits)}`);
+  t.deepEqual(exits.map((e) => e.code), [0, 0]);
+  for (const d of [da2, dB]) {
+    const left = await ruleset(d);
+    t.false(left.includes('keepalive_ts'), `${d.host.name}: nft list ruleset shows nothing of ours after a clean stop: ${left}`);
+  }
 });

@@ -178,34 +178,45 @@ netnsTest('DR unserve drains established flows, then stops; serve again; kill -9
   t.true(left.includes('operator_table'), 'other tables are never touched');
 });
 
-netnsTest('DR port-set service with persistence: an FTP-style client keeps its server across ports; fwmark service marked by the operator', async (t) => {
-  const { f, dp } = await setup(t, { ports: [80, 21, 10001, 10002, 10003] });
-  const ftp = svcSpec({ kind: 'DR', scheduler: 'rr', ports: [[21, 21], [10000, 20000]], persistence: { timeoutMs: 60_000, prefix: 32 } });
-  await dp.configure([ftp]);
-  await dp.setPool(ftp.key, pool([['10.77.0.21', 0, 1], ['10.77.0.22', 0, 1]]));
-  await dp.serve(ftp.key);
-  const sources = Array.from({ length: 6 }, (_, i) => `10.77.0.${140 + i}`);
+/** The operator's own netdev chain (priority -10, before ours) marking VIP:ports with `mark`. */
+async function operatorMark(f: DrFarm, ports: string, mark: number): Promise<void> {
+  await f.director.exec(['sh', '-ec', [
+    `${NFT} add table netdev operator`,
+    `${NFT} 'add chain netdev operator setmark { type filter hook ingress device "eth0" priority -10; }'`,
+    `${NFT} add rule netdev operator setmark ip daddr ${VIP} tcp dport '{ ${ports} }' meta mark set ${mark}`,
+  ].join('\n')]);
+}
+
+/** Six FTP-style clients (10.77.0.<first>..+5): each stays on one server across 21 and data ports; rr uses both. */
+async function ftpClientsStay(t: ExecutionContext, f: DrFarm, first: number): Promise<string[]> {
+  const sources = Array.from({ length: 6 }, (_, i) => `10.77.0.${first + i}`);
   for (const src of sources) await f.client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
   const used = new Set<string>();
   for (const src of sources) {
     const seen = new Set<string>();
     for (const port of [21, 10001, 10002, 21, 10003]) {
       const r = await httpBatch(f.client, VIP, port, 1, { localAddress: src });
-      t.deepEqual(r.errors, {});
+      t.deepEqual(r.errors, {}, `${src} -> ${port}`);
       for (const b of Object.keys(r.bodies)) seen.add(b);
     }
     t.is(seen.size, 1, `${src} stays on one server across ports: ${[...seen].join(',')}`);
     used.add([...seen][0]!);
   }
   t.deepEqual([...used].sort(), ['r1', 'r2'], 'rr spreads the clients');
+  return sources;
+}
+
+netnsTest('DR port-set service with persistence: an FTP-style client keeps its server across ports; fwmark service marked by the operator', async (t) => {
+  const { f, dp } = await setup(t, { ports: [80, 21, 10001, 10002, 10003] });
+  const ftp = svcSpec({ kind: 'DR', scheduler: 'rr', ports: [[21, 21], [10000, 20000]], persistence: { timeoutMs: 60_000, prefix: 32 } });
+  await dp.configure([ftp]);
+  await dp.setPool(ftp.key, pool([['10.77.0.21', 0, 1], ['10.77.0.22', 0, 1]]));
+  await dp.serve(ftp.key);
+  const sources = await ftpClientsStay(t, f, 140);
   await waitFor(async () => (await dp.stats()).extra.persistence_entries === sources.length, 5_000, 'one template per client in the kernel map');
 
-  // fwmark: the operator's own netdev chain (priority -10, before ours) marks VIP:80 and VIP:10001 with 7.
-  await f.director.exec(['sh', '-ec', [
-    `${NFT} add table netdev operator`,
-    `${NFT} 'add chain netdev operator setmark { type filter hook ingress device "eth0" priority -10; }'`,
-    `${NFT} add rule netdev operator setmark ip daddr ${VIP} tcp dport '{ 80, 10001 }' meta mark set 7`,
-  ].join('\n')]);
+  // fwmark: the operator's own netdev chain marks VIP:80 and VIP:10001 with 7.
+  await operatorMark(f, '80, 10001', 7);
   const fw = svcSpec({ kind: 'DR', scheduler: 'rr', fwmark: 7 });
   await dp.configure([ftp, fw]);
   await dp.setPool(fw.key, pool([['10.77.0.21', 0, 1], ['10.77.0.22', 0, 1]]));
@@ -213,6 +224,19 @@ netnsTest('DR port-set service with persistence: an FTP-style client keeps its s
   t.deepEqual((await httpBatch(f.client, VIP, 80, 4)).bodies, { r1: 2, r2: 2 }, 'fwmark 7 on port 80');
   const fwStats = (await dp.stats()).services.find((s) => s.key === fw.key)!;
   t.is(fwStats.conns, 4);
+});
+
+netnsTest('DR fwmark FTP case (keepalived virtual_server fwmark + persistence): the operator marks 21 and 10000-20000 alike; each client keeps one server across the marked ports', async (t) => {
+  const { f, dp } = await setup(t, { ports: [21, 10001, 10002, 10003] });
+  await operatorMark(f, '21, 10000-20000', 1);
+  const ftp = svcSpec({ kind: 'DR', scheduler: 'rr', fwmark: 1, persistence: { timeoutMs: 60_000, prefix: 32 } });
+  await dp.configure([ftp]);
+  await dp.setPool(ftp.key, pool([['10.77.0.21', 0, 1], ['10.77.0.22', 0, 1]]));
+  await dp.serve(ftp.key);
+  const sources = await ftpClientsStay(t, f, 180);
+  const st = (await dp.stats()).services[0]!;
+  t.is(st.conns, sources.length * 5);
+  await waitFor(async () => (await dp.stats()).extra.persistence_entries === sources.length, 5_000, 'one template per client', 100);
 });
 
 /** UDP servers on the real servers, bound to the VIP (DR: replies must come from it), answering their name. */
@@ -295,6 +319,40 @@ netnsTest('DR connection table full (issue 10): new flows are still forwarded an
   t.true(st.extra.conn_table_full_total! > 0, JSON.stringify(st.extra));
   t.true(st.extra.conn_table_entries! <= 4);
   t.log(`with a 4-entry table: ${st.extra.conn_table_full_total} packets forwarded without an entry`);
+});
+
+netnsTest('DR persistence table full (issue 10): clients with a template keep it, a new client gets none and is scheduled normally, no request fails', async (t) => {
+  const lab = await createLab(t);
+  const f = await drFarm(lab);
+  const dp = await startNftDriver(lab, f.director, { limits: { persistMax: 3 } });
+  const spec = svcSpec({ kind: 'DR', scheduler: 'rr', persistence: { timeoutMs: 300_000, prefix: 32 } });
+  await dp.configure([spec]);
+  await dp.setPool(spec.key, pool([['10.77.0.21', 80, 1], ['10.77.0.22', 80, 1]]));
+  await dp.serve(spec.key);
+  const first = ['10.77.0.160', '10.77.0.161', '10.77.0.162'];
+  const later = ['10.77.0.170', '10.77.0.171', '10.77.0.172'];
+  for (const src of [...first, ...later]) await f.client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
+  // The first three clients fill the table (one template each) and stay on one server.
+  const placed = new Map<string, string>();
+  for (const src of first) {
+    const r = await httpBatch(f.client, VIP, 80, 3, { localAddress: src });
+    t.deepEqual(r.errors, {});
+    t.is(Object.keys(r.bodies).length, 1, `${src} pinned: ${JSON.stringify(r.bodies)}`);
+    placed.set(src, Object.keys(r.bodies)[0]!);
+  }
+  await waitFor(async () => (await dp.stats()).extra.persistence_entries === first.length, 5_000, 'the table is full', 100);
+  // Later clients find the table full: every request is answered, scheduled by rr (a client's
+  // consecutive connections alternate, which a template would have prevented).
+  for (const src of later) {
+    const r = await httpBatch(f.client, VIP, 80, 4, { localAddress: src });
+    t.deepEqual(r.errors, {}, `${src}: no request fails when the persistence table is full`);
+    t.deepEqual(r.bodies, { r1: 2, r2: 2 }, `${src} has no template: scheduled normally`);
+  }
+  // The clients that have a template keep it.
+  for (const src of first) t.deepEqual((await httpBatch(f.client, VIP, 80, 3, { localAddress: src })).bodies, { [placed.get(src)!]: 3 }, `${src} keeps its server`);
+  const st = await dp.stats();
+  t.is(st.extra.persistence_entries, first.length, 'never more templates than the table holds');
+  t.log(`persistence table of 3: ${JSON.stringify({ persistence_entries: st.extra.persistence_entries, conn_table_entries: st.extra.conn_table_entries })}`);
 });
 
 netnsTest('connection state for sync: templates and DR flows in the snapshot, template events from the poll, restore into a fresh data plane sends clients to their synced server', async (t) => {

@@ -5,19 +5,21 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, waitFor } from '../lib/netns.js';
+import { prepareDrRealServer } from '../lib/nft-lab.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
-import { startNginx } from '../lib/servers.js';
+import { httpGet, startNginx } from '../lib/servers.js';
 import { httpBatch } from '../lib/clients.js';
 
 const VIP = '10.77.0.50';
 const KEY = 'sync-hostile-test-key';
 const DIST_SRC = join(dirname(fileURLToPath(import.meta.url)), '../../src');
 
-const SERVICE = `[[virtual_server]]
+const SERVICE = (kind: 'PROXY' | 'DR') => `[[virtual_server]]
 address = "${VIP}"
 port = 80
-lb_kind = "PROXY"
+lb_kind = "${kind}"
 protocol = "TCP"
 lb_algo = "rr"
 persistence_timeout = 300
@@ -64,17 +66,21 @@ const dgram = require('node:dgram');
   }, 20);
 })();`;
 
-netnsTest('forged, replayed and garbled sync datagrams change nothing and are counted', async (t) => {
+async function hostile(t: ExecutionContext, kind: 'PROXY' | 'DR'): Promise<void> {
   const lab = await createLab(t);
   const [client, r1, r2, a, b, ev] = await Promise.all([
     lab.addHost('cl', { ipv4: '10.77.0.100/24' }), lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('r2', { ipv4: '10.77.0.22/24' }),
     lab.addHost('da', { ipv4: '10.77.0.11/24' }), lab.addHost('db', { ipv4: '10.77.0.12/24' }), lab.addHost('ev', { ipv4: '10.77.0.66/24' }),
   ]);
+  // DR: the real servers hold the VIP on lo and do not answer ARP for it.
+  if (kind === 'DR') for (const r of [r1, r2]) await prepareDrRealServer(r, VIP);
   await startNginx(r1, { port: 80, body: 'r1', tmpDir: lab.tmpDir });
   await startNginx(r2, { port: 80, body: 'r2', tmpDir: lab.tmpDir });
   const clients = Array.from({ length: 10 }, (_, i) => `10.77.0.${120 + i}`);
   for (const src of clients) await client.exec(['ip', 'addr', 'add', `${src}/24`, 'dev', 'eth0']);
-  const start = (h: typeof a, prio: number) => startDirector(lab, h, directorToml({ routerId: h.name, priority: prio, vips: [`${VIP}/24`], garpDelay: 0, extra: SERVICE }));
+  const metricsAt = (h: typeof a) => `${h.name === 'da' ? '10.77.0.11' : '10.77.0.12'}:9650`;
+  const start = (h: typeof a, prio: number) => startDirector(lab, h, directorToml({ routerId: h.name, priority: prio, vips: [`${VIP}/24`], garpDelay: 0, extra: SERVICE(kind) })
+    .replace('metrics_listen = ""', `metrics_listen = "${metricsAt(h)}"`));
   const master = async (d: Director) => {
     await waitFor(async () => (await d.instance()).state === 'MASTER', 10_000, `${d.host.name} MASTER`);
     await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.serving), 5_000, `${d.host.name} serving`);
@@ -96,7 +102,8 @@ netnsTest('forged, replayed and garbled sync datagrams change nothing and are co
   await waitFor(async () => {
     const tb = (await db.status()).sync?.table;
     return tb?.templates === 10 && tb.conns === 0;
-  }, 3_000, 'db has 10 templates and every connection\'s end');
+    // DR: a connection's end is its entry expiring from the kernel table (10 s after FIN) and the next poll.
+  }, kind === 'DR' ? 20_000 : 3_000, 'db has 10 templates and every connection\'s end');
   const s0 = (await db.status()).sync!;
 
   writeFileSync(trigger, 'go');
@@ -111,6 +118,11 @@ netnsTest('forged, replayed and garbled sync datagrams change nothing and are co
   t.is((delta.too_short ?? 0) + (delta.bad_version ?? 0) + (delta.malformed ?? 0) + (delta.foreign_sync_id ?? 0), 5, 'random bytes');
   t.deepEqual(s1.table, s0.table, 'table unchanged');
   t.is(s1.received.entries, s0.received.entries, 'no entry accepted from the attack');
+  // /metrics says the same: rejects by reason and entries held.
+  const metrics = (await httpGet(b, metricsAt(b).split(':')[0]!, 9650, '/metrics')).body;
+  const sample = (name: string) => Number(new RegExp(`^keepalive_ts_${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+  for (const [reason, n] of Object.entries(s1.received.dropped)) if (n > 0) t.is(sample(`sync_rejected_total\\{reason="${reason}"\\}`), n, `sync_rejected_total{reason="${reason}"}`);
+  t.is(sample('sync_entries'), s1.table.templates + s1.table.udp_flows + s1.table.conns, 'sync_entries');
   // The master counts them too (it listens on the group as well) and its table is its own.
   t.true(sum((await da.status()).sync!.received.dropped) >= 20);
 
@@ -122,4 +134,12 @@ netnsTest('forged, replayed and garbled sync datagrams change nothing and are co
     t.deepEqual(r.bodies, { [before.get(src)!]: 1 }, `${src} keeps its server`);
   }
   await attacker.kill();
+}
+
+netnsTest('forged, replayed and garbled sync datagrams change nothing and are counted', async (t) => {
+  await hostile(t, 'PROXY');
+});
+
+netnsTest('kernel path (lb_kind DR): forged, replayed and garbled sync datagrams change nothing and are counted; the clients keep their servers after a failover', async (t) => {
+  await hostile(t, 'DR');
 });

@@ -48,9 +48,13 @@ test('DR: established flows are looked up first, new flows scheduled over weight
   // A SYN on a closing tuple is a new connection: the old entry expires, the flow is reborn.
   t.regex(rules[0]!, /^tcp flags & \(syn \| ack\) == syn ip saddr \. th sport \. th dport @s00000002_closing_\w+ delete @s00000002_closing_\w+ \{ [^}]+ \} update @s00000002_conn_\w+ \{ [^}]+ timeout 1ms : meta mark \} update @s00000002_reborn_\w+ \{ [^}]+ timeout 60s \} goto s00000002_rb$/);
   t.regex(rules[1]!, /@s00000002_reborn_\w+ goto s00000002_rb$/);
-  t.regex(rules[2]!, /@s00000002_closing_\w+ meta mark set .* map @s00000002_conn_\w+ update .* meta mark @s00000002_ids goto s00000002_fwd$/);
+  t.regex(rules[2]!, /@s00000002_closing_\w+ meta mark set .* map @s00000002_conn_\w+ update .* meta mark @s00000002_ids goto s00000002_keep$/);
   t.regex(rules[3]!, /^tcp flags & \(fin \| rst\) != 0 /);
   t.regex(rules[4]!, /timeout 900s/);
+  // Established flows refresh their template in a rule of its own (a full persistence table
+  // fails that update and ends only that rule: the flow is still forwarded).
+  for (const r of rules.slice(2, 5)) t.false(r.includes('update @s00000002_persist'), r);
+  t.deepEqual(chainRules([svc], 's00000002_keep'), [`update @${rules[5]!.match(/@(s00000002_persist_\w+)/)![1]} { ip saddr and 255.255.255.0 : meta mark }`, 'goto s00000002_fwd']);
   t.regex(rules[5]!, /^meta mark set ip saddr and 255\.255\.255\.0 map @s00000002_persist_\w+ meta mark @s00000002_known goto s00000002_commit$/);
   t.is(rules[6], 'goto s00000002_pick');
   // Reborn flows: template first, then a flow hash over the servers taking new connections (wrr is not a function of the flow).

@@ -64,7 +64,8 @@ export interface NftablesOptions {
   /**
    * Interfaces where client traffic arrives for DR services whose VIP is on no interface of this
    * director (BGP-announced addresses) and for DR fwmark services; default: the interfaces that
-   * hold the DR services' VIPs.
+   * hold the DR services' VIPs (fwmark services: of the DR address services being served, else
+   * the interfaces facing their own real servers).
    */
   ingress?: readonly string[];
   /** Diagnostics that concern no call (a poll that failed, a drain that could not be applied). */
@@ -788,6 +789,13 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     if (this.#ingressDefault?.length) return [...this.#ingressDefault];
     const devs = new Set<string>();
     for (const s of this.#state.values()) for (const d of s.spec.kind === 'DR' && s.spec.match.kind === 'addr' && s.phase === 'serving' ? s.ingress : []) devs.add(d);
+    if (devs.size === 0) {
+      // No DR address service to follow (a fwmark-only configuration, as keepalived's FTP example,
+      // or a director that holds no VIP yet): the interfaces facing the service's own real servers,
+      // where one-arm DR receives the clients' traffic too.
+      const own = this.#state.get(spec.key);
+      for (const d of own ? [...own.dests, ...(own.sorry ? [own.sorry] : [])] : []) if (d.device) devs.add(d.device);
+    }
     return [...devs];
   }
 

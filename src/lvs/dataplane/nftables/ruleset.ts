@@ -279,6 +279,7 @@ export function names(svcName: string) {
     commit: `${svcName}_commit`,
     full: `${svcName}_full`,
     fwd: `${svcName}_fwd`,
+    keep: `${svcName}_keep`,
     reborn: `${svcName}_rb`,
     rebornSend: `${svcName}_rbs`,
     ids: `${svcName}_ids`,
@@ -389,6 +390,11 @@ function buildDr(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Servi
         return `${M} @${n.dev(i)} ${fwd(dev)}`;
       });
   objects.push(chain(F, n.fwd, fwdRules));
+  // An established flow of a persistent service refreshes its client's template, in a rule of its
+  // own: when the persistence table is full a client without a template cannot get one, the update
+  // fails and ends only that rule, and the flow is still forwarded to its server.
+  const toFwd = P && dyn.persist ? n.keep : n.fwd;
+  if (P && dyn.persist) objects.push(chain(F, n.keep, [`update @${dyn.persist} { ${P} : ${M} }`, `goto ${n.fwd}`]));
 
   const { plan, sorry } = scheduleOf(svc, limits, maglev);
   if (P) {
@@ -397,7 +403,6 @@ function buildDr(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Servi
     objects.push(idSet(F, n.known, known.map((d) => d.id)));
   }
 
-  const refresh = P && dyn.persist ? ` update @${dyn.persist} { ${P} : ${M} }` : '';
   const svcRules: string[] = [];
   if (protos.includes('tcp')) {
     const t = pfx('tcp');
@@ -414,13 +419,13 @@ function buildDr(svc: NftServiceInput, limits: NftLimits, maglev: Maglev): Servi
     // Established flows: the connection table decides, whatever the pool says now (an id that is no
     // longer forwardable falls through to a new decision).
     svcRules.push(
-      `${t}${K} @${dyn.closing} ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} }${refresh} ${M} @${n.ids} goto ${n.fwd}`,
-      `${t}tcp flags & (fin | rst) != 0 ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} }${refresh} ${M} @${n.ids} goto ${n.fwd}`,
-      `${t}${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpTimeoutS}s : ${M} }${refresh} ${M} @${n.ids} goto ${n.fwd}`,
+      `${t}${K} @${dyn.closing} ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} } ${M} @${n.ids} goto ${toFwd}`,
+      `${t}tcp flags & (fin | rst) != 0 ${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpClosingS}s : ${M} } update @${dyn.closing} { ${K} } ${M} @${n.ids} goto ${toFwd}`,
+      `${t}${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.tcpTimeoutS}s : ${M} } ${M} @${n.ids} goto ${toFwd}`,
     );
   }
   if (protos.includes('udp') && udpConn) {
-    svcRules.push(`${pfx('udp')}${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.udpTimeoutS}s : ${M} }${refresh} ${M} @${n.ids} goto ${n.fwd}`);
+    svcRules.push(`${pfx('udp')}${M} set ${K} map @${dyn.conn} update @${dyn.conn} { ${K} timeout ${limits.udpTimeoutS}s : ${M} } ${M} @${n.ids} goto ${toFwd}`);
   }
   let inEffect = plan?.inEffect ?? 'none (no destination)';
   if (svc.phase === 'serving') {
