@@ -641,13 +641,16 @@ export class VirtualServerManager {
     );
   }
 
-  async #unserve(svc: Service, m: Member, drainMs = svc.cfg.drain_timeout * 1000): Promise<void> {
+  async #unserve(svc: Service, m: Member, drainMs = svc.cfg.drain_timeout * 1000, stopping = false): Promise<void> {
     clearTimeout(m.retry);
     if (!m.serving) return;
     m.serving = false;
     this.deps.onStateChange?.();
     const key = m.svc.key;
     this.deps.log.info({ virtual_server: svc.key, service: key, drain_s: drainMs / 1000 }, `stopped serving ${key}; draining`);
+    // Stopping with no drain: close() ends the service after the VIPs are gone. An unserve now
+    // would cut it while the VIP is still local, and a late client packet would get a reset.
+    if (stopping && drainMs <= 0) return;
     await this.deps.dataPlane.unserve(key, drainMs).catch((err: unknown) =>
       this.deps.log.warn({ virtual_server: svc.key, service: key, err: errorMessage(err) }, 'unserve failed'));
   }
@@ -846,7 +849,7 @@ export class VirtualServerManager {
       for (const m of svc.members) { m.wanted = false; clearTimeout(m.retry); }
       clearTimeout(svc.ramp);
     }
-    await Promise.all(this.#services.flatMap((s) => s.members.map((m) => this.#unserve(s, m))));
+    await Promise.all(this.#services.flatMap((s) => s.members.map((m) => this.#unserve(s, m, undefined, true))));
     this.#stopped = true;
     for (const svc of this.#services) {
       for (const r of svc.reals) r.runner.stop();
