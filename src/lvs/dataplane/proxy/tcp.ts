@@ -23,6 +23,7 @@ import net from 'node:net';
 import { canonicalAddress, type Endpoint, type IpFamily } from '../../../util/endpoint.js';
 import type { ConnRef, ServiceSpec, ServiceStats } from '../contract.js';
 import { Admission, Dest, ServiceCore, SourceCounts, type EventSink } from './conntable.js';
+import { reusePortListen } from '../../../net/native.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
 import type { ScheduleContext } from './types.js';
 
@@ -83,8 +84,12 @@ export class TcpService {
   /** Connections closed by the idle timeouts. */
   idleClosed = 0;
 
-  constructor(spec: ServiceSpec, emit: EventSink, private readonly admission: Admission = new Admission()) {
-    this.core = new ServiceCore(spec, emit);
+  /**
+   * reusePort: this worker is one of several serving the service, each with its own SO_REUSEPORT
+   * socket (the addon makes it; Node 20's net cannot). Otherwise one exclusive listener.
+   */
+  constructor(spec: ServiceSpec, emit: EventSink, private readonly admission: Admission = new Admission(), private readonly reusePort = false, cursor?: Int32Array) {
+    this.core = new ServiceCore(spec, emit, reusePort ? cursor : undefined);
   }
 
   setEventsEnabled(on: boolean): void {
@@ -137,12 +142,25 @@ export class TcpService {
         reject(err);
       };
       server.once('error', onError);
-      server.listen({ host: this.core.address, port: this.core.port, backlog: 4096, exclusive: true }, () => {
+      let fd: number | undefined;
+      if (this.reusePort) {
+        try {
+          fd = reusePortListen(this.core.address, this.core.port, 4096);
+        } catch (err) {
+          // The cause carries the errno (EADDRNOTAVAIL while the VIP is not here yet): keep it visible.
+          const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+          reject(Object.assign(new Error((err as Error).message), { code: cause?.code }));
+          return;
+        }
+      }
+      const onListening = () => {
         server.off('error', onError);
         server.on('error', noop);
         this.server = server;
         resolve();
-      });
+      };
+      if (fd !== undefined) server.listen({ fd }, onListening);
+      else server.listen({ host: this.core.address, port: this.core.port, backlog: 4096, exclusive: true }, onListening);
     });
   }
 
