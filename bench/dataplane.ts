@@ -1,5 +1,6 @@
 // Data-plane benchmark: requests/s, latency and bulk throughput through the director, in one run:
-// keepalive-ts's user-space L4 proxy, HAProxy 2.6 (TCP mode, one thread), the kernel data plane
+// keepalive-ts's user-space L4 proxy (one worker thread per CPU, `dataplane.workers`), HAProxy 2.6
+// (TCP mode, nbthread = the same count), the kernel data plane
 // in DR and in NAT mode (nftables), and the client talking to nginx directly (the ceiling).
 //
 // Lab (one per benchmark run), two segments:
@@ -26,11 +27,12 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { directorToml, startDirector } from '../test/lib/daemon.js';
 import { nginxConfig, waitUntilListening } from '../test/lib/servers.js';
 import { median, sleep, waitFor, withLab, type Lab, type LabHost, type LabProcess } from './lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
+import type { Chart } from './chart.js';
 
 const VIP = '10.77.0.50';
 const PORT_OURS = 80;
@@ -172,9 +174,9 @@ ${servers.map(([a, p]) => rs(a, p)).join('')}`;
   ].join('\n');
 }
 
-function haproxyConfig(dir: string): string {
+function haproxyConfig(dir: string, workers: number): string {
   return `global
-  nbthread 1
+  nbthread ${workers}
   maxconn 8000
   pidfile ${dir}/haproxy.pid
 
@@ -246,6 +248,8 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
   const seconds = Number(ctx.params.duration ?? 5);
   const conns = Number(ctx.params.conns ?? 64);
   const threads = Number(ctx.params.threads ?? 2);
+  // The proxy's worker threads and HAProxy's nbthread: the same count (default one per CPU).
+  const workers = Number(ctx.params.workers ?? availableParallelism());
   const withNaive = (ctx.params.naive ?? '0') !== '0';
   const modes = ctx.params.modes ? (ctx.params.modes.split(',') as Mode[]) : MODES;
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`dataplane.modes: unknown mode ${m} (have ${MODES.join(', ')})`);
@@ -269,7 +273,9 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
     await prepareRealServer(r2, '10.78.0.22');
     await Promise.all([startRealServer(lab, r1, 'r1'), startRealServer(lab, r2, 'r2')]);
 
-    const ours = await startDirector(lab, d, directorToml({ routerId: 'd', priority: 150, vips: [`${VIP}/24`], garpDelay: 0, extra: serviceToml() }), {
+    const toml = directorToml({ routerId: 'd', priority: 150, vips: [`${VIP}/24`], garpDelay: 0, extra: serviceToml() }).replace('[global]\n', `[global]\nproxy_workers = ${workers}\n`);
+    if (!toml.includes(`proxy_workers = ${workers}`)) throw new Error('dataplane: no [global] table to set proxy_workers in');
+    const ours = await startDirector(lab, d, toml, {
       args: ['--log-level', 'info', '--log-format', 'json'],
     });
     await waitFor(async () => (await ours.instance()).state === 'MASTER', 10_000, 'keepalive-ts MASTER');
@@ -281,7 +287,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
 
     const hdir = join(lab.tmpDir, 'haproxy');
     await mkdir(hdir, { recursive: true });
-    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir));
+    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir, workers));
     const haproxy = d.spawn(['haproxy', '-db', '-f', join(hdir, 'haproxy.cfg')]);
     await waitUntilListening(d, PORT_HAPROXY, haproxy, 10_000, 'haproxy');
     const hv = await d.exec(['haproxy', '-v']);
@@ -387,7 +393,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
       modes.map((m) => `\`${wrkCommandText(m, seconds, conns, threads)}\``).join(', ') + '. ' +
       'Each repetition runs every mode against every implementation, the order rotating per repetition, after a 1 s warm-up of each at the start.',
     'Lab: two segments. Client c 10.77.0.100 and the director d (10.77.0.11, VIP 10.77.0.50) on br0 with the real servers\' first interfaces (r1 10.77.0.21, r2 10.77.0.22: on-link for DR); the real servers\' second interfaces (10.78.0.21/.22) and the director\'s eth1 (10.78.0.1) on br1. ' +
-      'nginx, one worker, `return 200` on / and a 10 MiB static file (sendfile) on /big. One keepalive-ts daemon (MASTER) serves three virtual servers, rr with TCP_CHECK: the proxy (`lb_kind PROXY`) on VIP:80 to 10.78.0.2x:80; HAProxy 2.6 (Debian): `mode tcp`, `nbthread 1`, `balance roundrobin` to the same. ' +
+      `nginx, one worker, \`return 200\` on / and a 10 MiB static file (sendfile) on /big. One keepalive-ts daemon (MASTER) serves three virtual servers, rr with TCP_CHECK: the proxy (\`lb_kind PROXY\`, \`proxy_workers = ${workers}\`: one worker thread each with its own SO_REUSEPORT socket) on VIP:80 to 10.78.0.2x:80; HAProxy 2.6 (Debian): \`mode tcp\`, \`nbthread ${workers}\`, \`balance roundrobin\` to the same. ` +
       'DR: `lb_kind DR`, rr, to 10.77.0.2x:81 (VIP on the real servers\' lo, arp_ignore=1, arp_announce=2); NAT: `lb_kind NAT`, rr, VIP:82 -> 10.78.0.2x:80, the real servers\' replies routed back through the director by a policy rule. "Directly": wrk against r1\'s nginx, the ceiling (one nginx instead of two).',
     'Everything (wrk, both nginx, the director) shares the same 2 vCPUs. "machine CPU per request" is all busy time of the VM over the run (/proc/stat: user + system + irq + softirq) divided by the requests, so a cheaper data plane shows lower figures whatever the request rate; kernel forwarding runs in softirq context and appears in no process. The client column below shows when wrk itself saturates.',
   ];
@@ -415,7 +421,23 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
   ctx.log(
     `medians: ${modes.map((m) => `${m}: ${(['keepalive-ts', 'haproxy', 'dr', 'nat', 'direct'] as Impl[]).map((i) => `${i} ${median(vals(m, i, m === 'bulk' ? 'mbps' : 'rps')).toFixed(0)}`).join(' / ')}`).join('; ')}`,
   );
-  return { figures, notes, details };
+  const bars = modes.filter((m) => m !== 'bulk');
+  const label = (m: Mode) => (m === 'keepalive' ? 'keep-alive' : 'connection per request');
+  const series = (m: Mode[], key: keyof WrkResult) => ([
+    [`keepalive-ts PROXY (${workers} workers)`, 'keepalive-ts'],
+    ['keepalive-ts DR (kernel)', 'dr'],
+    ['keepalive-ts NAT (kernel)', 'nat'],
+    [`HAProxy (nbthread ${workers})`, 'haproxy'],
+    ['nginx directly (ceiling)', 'direct'],
+  ] as const).map(([name, impl]) => ({ name, values: m.map((x) => vals(x, impl, key)) }));
+  const charts: Chart[] = [];
+  if (bars.length > 0) {
+    charts.push({ id: 'dataplane-rps', title: `Requests/s per data-plane kind (wrk -t${threads} -c${conns})`, unit: 'req/s', better: 'higher', groups: bars.map(label), series: series(bars, 'rps') });
+  }
+  if (modes.includes('bulk')) {
+    charts.push({ id: 'dataplane-bulk', title: 'Bulk throughput per data-plane kind, 10 MiB responses', unit: 'MiB/s', better: 'higher', groups: ['bulk (-c4)'], series: series(['bulk'], 'mbps') });
+  }
+  return { figures, notes, details, charts };
 }
 
 export const dataplane: Benchmark = {
@@ -424,7 +446,7 @@ export const dataplane: Benchmark = {
   reference: 'HAProxy',
   description:
     'wrk on client c against the VIP of director d: keep-alive (`wrk -t2 -c64 -d5s`), one connection per request (`-H \'Connection: close\'`) and 10 MiB responses (`-c4`, MiB/s), ' +
-    'through one keepalive-ts daemon\'s user-space proxy (VIP:80) and its kernel data plane in DR mode (VIP:81) and in NAT mode (VIP:82), HAProxy 2.6 in TCP mode with `nbthread 1` (VIP:8080), and straight to one nginx (the ceiling), same two nginx real servers, the order rotating per repetition; ' +
+    'through one keepalive-ts daemon\'s user-space proxy (VIP:80) and its kernel data plane in DR mode (VIP:81) and in NAT mode (VIP:82), HAProxy 2.6 in TCP mode with as many threads (`nbthread`, VIP:8080) as the proxy has workers (`proxy_workers`, default one per CPU), and straight to one nginx (the ceiling), same two nginx real servers, the order rotating per repetition; ' +
     'plus wrk\'s p50/p99 latency, the director process\'s CPU, the client\'s CPU and the whole machine\'s CPU per request. Everything shares the machine\'s 2 vCPUs.',
   run: runDataplane,
 };

@@ -15,6 +15,7 @@ import { startKeepalived, startNginx, startTcpdump } from '../test/lib/servers.j
 import { PROD_LOG_ARGS, advertTimes, gaps, maxOf, percentile, runWrk, tuneForLoad, virtualServerToml } from '../test/lib/reliability.js';
 import { sleep, waitFor, withLab, type Lab, type LabHost } from './lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
+import { startManyPortNginx } from './scale.js';
 
 type Impl = 'keepalive-ts' | 'keepalived';
 const VIP = '10.77.0.50';
@@ -51,14 +52,38 @@ function keepalivedManyConf(n: number): string {
   return `${out.join('\n')}\n`;
 }
 
-async function many(impl: Impl, n: number, seconds: number): Promise<Dev> {
+/** The busy variant's load: this many real servers checked (HTTP_GET every 1 s), wrk through the proxy. */
+const BUSY_CHECKS = 1000;
+const BUSY_RS_BASE = 10_000;
+const BUSY_VS_BASE = 20_000;
+
+/**
+ * `busy` (keepalive-ts only): the same director also runs BUSY_CHECKS virtual servers on its own
+ * address (the PROXY kind, one real server each on r1's many-port nginx, HTTP_GET every 1 s) and
+ * wrk -c50 runs through one of them for the whole capture.
+ */
+async function many(impl: Impl, n: number, seconds: number, busy = false): Promise<Dev & { rps?: number }> {
   return withLab(async (lab) => {
     const [a, p] = await Promise.all([lab.addHost('da', { ipv4: '10.77.0.11/24' }), lab.addHost('p', { ipv4: '10.77.0.12/24' })]);
     const cap = await startTcpdump(p, 'ip proto 112', { args: ['-tt'] });
     const vrids = Array.from({ length: n }, (_, i) => i + 1);
+    let load: Promise<{ rps: number }> | undefined;
     if (impl === 'keepalive-ts') {
-      const d = await startDirector(lab, a, oursManyToml(n), { args: PROD_LOG_ARGS });
+      let toml = oursManyToml(n);
+      let cl: LabHost | undefined;
+      if (busy) {
+        const r1 = await lab.addHost('r1', { ipv4: '10.77.0.21/24' });
+        cl = await lab.addHost('cl', { ipv4: '10.77.0.100/24' });
+        for (const h of [cl, a]) await tuneForLoad(h);
+        await startManyPortNginx(lab, r1, Array.from({ length: BUSY_CHECKS }, (_, i) => BUSY_RS_BASE + i));
+        toml += Array.from({ length: BUSY_CHECKS }, (_, i) => virtualServerToml({ address: '10.77.0.11', port: BUSY_VS_BASE + i, reals: [{ ip: '10.77.0.21', port: BUSY_RS_BASE + i }], delayLoop: 1 })).join('\n');
+      }
+      const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS });
       await waitFor(async () => (await d.status()).vrrp.every((v) => v.state === 'MASTER'), 20_000, 'all MASTER', 200);
+      if (busy) {
+        await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.serving && v.real_servers.every((r) => r.up)), 60_000, 'every busy virtual server serving', 200);
+        load = runWrk(cl!, `http://10.77.0.11:${BUSY_VS_BASE}/`, { threads: 1, conns: 50, seconds: seconds + 3 });
+      }
     } else {
       const k = await startKeepalived(a, keepalivedManyConf(n), lab);
       await waitFor(async () => (k.output().match(/Entering MASTER STATE/g) ?? []).length >= n, 20_000, 'all MASTER', 200);
@@ -68,7 +93,8 @@ async function many(impl: Impl, n: number, seconds: number): Promise<Dev> {
     await sleep(seconds * 1000);
     const to = Date.now();
     await cap.stop();
-    return deviations(cap.text(), a.ipv4!, vrids, 1000, from, to);
+    const rps = load ? (await load).rps : undefined;
+    return { ...deviations(cap.text(), a.ipv4!, vrids, 1000, from, to), ...(rps !== undefined ? { rps } : {}) };
   });
 }
 
@@ -121,6 +147,8 @@ async function runJitter(ctx: BenchContext): Promise<BenchmarkResult> {
   const seconds = Number(ctx.params.seconds ?? 20);
   const manyOurs: Dev[] = [];
   const manyTheirs: Dev[] = [];
+  const withBusy = (ctx.params.busy ?? '1') !== '0';
+  const manyBusy: Array<Dev & { rps?: number }> = [];
   const one: OneRep[] = [];
   for (let i = 0; i < ctx.runs; i++) {
     const order: Impl[] = i % 2 === 0 ? ['keepalive-ts', 'keepalived'] : ['keepalived', 'keepalive-ts'];
@@ -128,6 +156,11 @@ async function runJitter(ctx: BenchContext): Promise<BenchmarkResult> {
       const d = await many(impl, n, seconds);
       ctx.log(`rep ${i + 1} ${impl} ${n} instances: deviation p50 ${d.p50.toFixed(2)} p99 ${d.p99.toFixed(2)} max ${d.max.toFixed(2)} ms (${d.n} intervals, ${d.missing} instances without adverts)`);
       (impl === 'keepalive-ts' ? manyOurs : manyTheirs).push(d);
+    }
+    if (withBusy) {
+      const b = await many('keepalive-ts', n, seconds, true);
+      ctx.log(`rep ${i + 1} keepalive-ts ${n} instances + ${BUSY_CHECKS} HTTP_GET checks + wrk (${b.rps?.toFixed(0)} req/s): deviation p50 ${b.p50.toFixed(2)} p99 ${b.p99.toFixed(2)} max ${b.max.toFixed(2)} ms (${b.n} intervals, ${b.missing} instances without adverts)`);
+      manyBusy.push(b);
     }
     const rec: Partial<OneRep> = {};
     for (const impl of order) {
@@ -138,12 +171,17 @@ async function runJitter(ctx: BenchContext): Promise<BenchmarkResult> {
     }
     one.push(rec as OneRep);
   }
-  const fig = (figure: string, ours: number[], theirs: number[], theory?: string): Figure => ({ figure, unit: 'ms', better: 'lower', ours, theirs, decimals: 2, theory });
+  const fig = (figure: string, ours: number[], theirs: number[], theory?: string, limit?: number): Figure => ({ figure, unit: 'ms', better: 'lower', ours, theirs, decimals: 2, ...(theory ? { theory } : {}), ...(limit !== undefined ? { limit } : {}) });
   return {
     figures: [
       fig(`${n} instances @1 s: advert interval deviation p50`, manyOurs.map((d) => d.p50), manyTheirs.map((d) => d.p50), '0'),
-      fig(`${n} instances @1 s: deviation p99`, manyOurs.map((d) => d.p99), manyTheirs.map((d) => d.p99)),
+      fig(`${n} instances @1 s: deviation p99`, manyOurs.map((d) => d.p99), manyTheirs.map((d) => d.p99), undefined, 1),
       fig(`${n} instances @1 s: deviation max`, manyOurs.map((d) => d.max), manyTheirs.map((d) => d.max), '< 3 × 1000 + skew: nothing a backup would notice'),
+      ...(manyBusy.length > 0 ? [
+        fig(`${n} instances @1 s, busy (${BUSY_CHECKS} HTTP_GET checks every 1 s + wrk -c50 through the proxy): deviation p99`, manyBusy.map((d) => d.p99), manyTheirs.map((d) => d.p99), 'reference: keepalived idle (it cannot carry the traffic here)', 1),
+        fig(`${n} instances @1 s, busy: deviation max`, manyBusy.map((d) => d.max), manyTheirs.map((d) => d.max)),
+        { figure: 'wrk throughput during the busy measurement', unit: 'req/s', better: 'higher' as const, ours: manyBusy.map((d) => d.rps ?? Number.NaN), theirs: [] },
+      ] : []),
       fig('1 instance @0.1 s, idle: deviation p99', one.map((r) => r.ours.idle.p99), one.map((r) => r.theirsIdle.p99)),
       fig('1 instance @0.1 s, idle: deviation max', one.map((r) => r.ours.idle.max), one.map((r) => r.theirsIdle.max)),
       fig('1 instance @0.1 s, wrk -c200 through the VIP: deviation p99', one.map((r) => r.ours.load.p99), []),
@@ -165,6 +203,7 @@ export const jitter: Benchmark = {
   description:
     'A passive peer captures the master\'s adverts (tcpdump -tt). Deviation = |interval between consecutive adverts of one instance − advert_int|, p50/p99/max over all instances. ' +
     '(1) 100 VRRPv3 instances on one interface (VRID 1..100, advert_int 1 s), keepalive-ts vs keepalived 2.2.7 with 100 vrrp_instance blocks; (2) 1 instance at 0.1 s idle (both) and while wrk -t1 -c200 saturates the VIP through keepalive-ts\' data plane. ' +
+    '(1b) the same 100 instances on keepalive-ts while it also checks 1,000 real servers (HTTP_GET every 1 s) and proxies wrk -c50 (`jitter.busy=0` skips it). ' +
     '`--param jitter.seconds=N` (default 20), `--param jitter.instances=N` (default 100).',
   run: runJitter,
 };

@@ -6,7 +6,7 @@
 // this file computes medians and ratios and writes bench/RESULTS.md. A figure never fails the run:
 // the exit status is non-zero only when the benchmarks cannot run at all (no root, no netns) or a
 // benchmark crashed.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { installSignalCleanup, labUnavailableReason, machineInfo, median, type MachineInfo } from './lab.js';
@@ -17,6 +17,7 @@ import { health } from './health.js';
 import { soak } from './soak.js';
 import { dataplane } from './dataplane.js';
 import { sync } from './sync.js';
+import { renderChart, type Chart } from './chart.js';
 import { nftapply } from './nftapply.js';
 import { hitless } from './hitless.js';
 import { bgp } from './bgp.js';
@@ -35,6 +36,8 @@ export interface Figure {
   theirs: number[];
   /** Ratio target: ours/theirs <= target when lower is better, >= target when higher is better. */
   target?: number;
+  /** Absolute target for our median, in `unit` (<= limit when lower is better, >= when higher). */
+  limit?: number;
   /** What theory predicts, shown next to the figure. */
   theory?: string;
   /** Digits after the decimal point (default 0). */
@@ -43,6 +46,8 @@ export interface Figure {
 
 export interface BenchmarkResult {
   figures: Figure[];
+  /** Charts written as bench/charts/<id>.svg and shown under the table. */
+  charts?: Chart[];
   /** Paragraphs printed under the table (method, caveats, failed repetitions…). */
   notes?: string[];
   /** Extra markdown (e.g. a per-repetition table) printed after the notes. */
@@ -198,19 +203,24 @@ function renderSection(s: SectionRun): string {
       const mo = median(f.ours);
       const mt = median(f.theirs);
       const ratio = mo / mt;
-      let target = '';
+      const targets: string[] = [];
+      const sign = f.better === 'lower' ? '≤' : '≥';
       if (f.target !== undefined) {
         const ok = Number.isFinite(ratio) && (f.better === 'lower' ? ratio <= f.target : ratio >= f.target);
-        target = `${f.better === 'lower' ? '≤' : '≥'} ${f.target.toFixed(2)} ${Number.isFinite(ratio) ? (ok ? '✅' : '❌') : ''}`.trim();
-      } else {
-        target = `${f.better} is better`;
+        targets.push(`${sign} ${f.target.toFixed(2)} ${Number.isFinite(ratio) ? (ok ? '✅' : '❌') : ''}`.trim());
       }
+      if (f.limit !== undefined) {
+        const ok = Number.isFinite(mo) && (f.better === 'lower' ? mo <= f.limit : mo >= f.limit);
+        targets.push(`ours ${sign} ${fmt(f.limit, d)} ${f.unit} ${Number.isFinite(mo) ? (ok ? '✅' : '❌') : ''}`.trim());
+      }
+      const target = targets.length > 0 ? targets.join('; ') : `${f.better} is better`;
       const raw = (v: number[]) => v.map((x) => fmt(x, d)).join(', ');
       out.push(
         `| ${f.figure} | ${fmt(mo, d)} ${f.unit} | ${fmt(mt, d)} ${f.unit} | ${fmt(ratio, 3)} | ${target} | ${f.theory ?? ''} | ${raw(f.ours)} | ${raw(f.theirs)} | \`${s.command}\` |`,
       );
     }
     out.push('');
+    for (const c of r.charts ?? []) out.push(`![${c.title}](charts/${c.id}.svg)`, '');
     for (const n of r.notes ?? []) out.push(n, '');
     if (r.details) out.push(r.details, '');
   }
@@ -302,6 +312,11 @@ async function main(): Promise<number> {
     }
     s.seconds = (Date.now() - t0) / 1000;
     runs.push(s);
+    if (s.result?.charts?.length) {
+      const dir = join(dirname(opts.out), 'charts');
+      mkdirSync(dir, { recursive: true });
+      for (const c of s.result.charts) writeFileSync(join(dir, `${c.id}.svg`), renderChart(c));
+    }
     // Written after every benchmark, so a later crash or Ctrl-C keeps what was measured.
     writeResults(opts.out, runs, machine);
     if (s.result) for (const f of s.result.figures) {

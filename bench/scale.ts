@@ -14,38 +14,70 @@
 // sections on VIP:20000+i, one server r1:(10000+i) each, `option httpchk GET /` every 1 s — CPU, RSS,
 // spawn -> stats socket answers, spawn -> every server's first check passed (L7OK); alternating per
 // repetition. Reload stays ours-only (see the notes).
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { controlRequest } from '../src/cli/control-client.js';
 import { directorToml, startDirector } from '../test/lib/daemon.js';
-import { nginxConfig, waitUntilListening } from '../test/lib/servers.js';
-import { PROD_LOG_ARGS, cpuSeconds, rssKiB, virtualServerToml } from '../test/lib/reliability.js';
+import { nginxConfig, startTcpdump, waitUntilListening } from '../test/lib/servers.js';
+import { PROD_LOG_ARGS, advertTimes, cpuSeconds, percentile, rssKiB, virtualServerToml } from '../test/lib/reliability.js';
 import { median, sleep, waitFor, withLab, type Lab, type LabHost, type LabProcess } from './lab.js';
-import type { Benchmark, BenchContext, BenchmarkResult } from './run.js';
+import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
+import type { Chart } from './chart.js';
 import { haproxyCmd } from './health.js';
 
 const VIP = '10.77.0.50';
-const N = 1000;
+const DEFAULT_N = 1000;
 const RS_BASE = 10_000;
 const VS_BASE = 20_000;
 
-async function startManyPortNginx(lab: Lab, host: LabHost, ports: number[]): Promise<LabProcess> {
+/**
+ * One nginx listening on every port of `ports`; with `accessLog`, each request is logged as
+ * "<$msec> <$server_port>" (the health checks' arrival times, for their lateness).
+ */
+export async function startManyPortNginx(lab: Lab, host: LabHost, ports: number[], accessLog?: string): Promise<LabProcess> {
   const dir = join(lab.tmpDir, `nginx-many-${host.name}`);
   await mkdir(dir, { recursive: true });
   const conf = nginxConfig(dir, {
     listen: ports.map((p) => `listen ${p};`),
-    workerConnections: 8192,
-    main: 'worker_rlimit_nofile 16384;',
-    locations: 'location / { default_type text/plain; return 200 "ok"; }',
+    workerConnections: Math.max(8192, ports.length * 4),
+    main: `worker_rlimit_nofile ${Math.max(16384, ports.length * 8)};`,
+    ...(accessLog ? { http: 'log_format arrivals \'$msec $server_port\';' } : {}),
+    locations: `${accessLog ? `access_log ${accessLog} arrivals buffer=256k flush=1s;\n    ` : ''}location / { default_type text/plain; return 200 "ok"; }`,
   });
   const confPath = join(dir, 'nginx.conf');
   await writeFile(confPath, conf);
   const proc = host.spawn(['nginx', '-e', 'stderr', '-p', dir, '-c', confPath]);
-  await waitUntilListening(host, ports.at(-1)!, proc, 20_000, `nginx on ${host.name} (${ports.length} ports)`);
+  await waitUntilListening(host, ports.at(-1)!, proc, 60_000, `nginx on ${host.name} (${ports.length} ports)`);
   return proc;
 }
 
+/**
+ * Lateness of periodic checks from their arrival log ("<$msec> <$server_port>" lines): for every
+ * port, each interval between two consecutive checks inside [from, to] minus the check interval;
+ * p50 / p99 / max over every port (ms; negative = early).
+ */
+export function checkLateness(log: string, intervalMs: number, from: number, to: number): { p50: number; p99: number; max: number; n: number } {
+  const byPort = new Map<string, number[]>();
+  for (const line of log.split('\n')) {
+    const sp = line.indexOf(' ');
+    if (sp < 0) continue;
+    const t = Number(line.slice(0, sp)) * 1000;
+    if (!(t >= from && t <= to)) continue;
+    const port = line.slice(sp + 1).trim();
+    let l = byPort.get(port);
+    if (!l) byPort.set(port, (l = []));
+    l.push(t);
+  }
+  const late: number[] = [];
+  for (const l of byPort.values()) {
+    l.sort((a, b) => a - b);
+    for (let i = 1; i < l.length; i++) late.push(l[i]! - l[i - 1]! - intervalMs);
+  }
+  return { p50: percentile(late, 50), p99: percentile(late, 99), max: late.length ? Math.max(...late) : Number.NaN, n: late.length };
+}
+
 interface Rep {
+  firstAdvertMs: number;
   socketMs: number;
   allUpMs: number;
   servingMs: number;
@@ -54,15 +86,21 @@ interface Rep {
   reloadMs: number;
   reloadRaw: number[];
   reloadReply: string;
+  reloadChangedMs: number;
+  reloadChangedRaw: number[];
+  reloadChangedReply: string;
+  lateP50: number;
+  lateP99: number;
+  lateMax: number;
 }
 
-interface TheirRep { socketMs: number; allUpMs: number; cpuPct: number; rssMiB: number }
+interface TheirRep { socketMs: number; allUpMs: number; cpuPct: number; rssMiB: number; lateP50: number; lateP99: number; lateMax: number }
 
-function haproxyConfig(dir: string, delayLoop: number): string {
+function haproxyConfig(dir: string, delayLoop: number, N: number): string {
   const listens = Array.from({ length: N }, (_, i) => `listen vs${i}\n  bind ${VIP}:${VS_BASE + i}\n  server rs 10.77.0.21:${RS_BASE + i} check\n`).join('\n');
   return `global
   nbthread 1
-  maxconn 4000
+  maxconn ${Math.max(4000, N * 4)}
   pidfile ${dir}/haproxy.pid
   stats socket ${dir}/stats.sock mode 600 level admin
 
@@ -82,14 +120,15 @@ defaults
 ${listens}`;
 }
 
-async function onceHaproxy(delayLoop: number, seconds: number, log: (m: string) => void): Promise<TheirRep> {
+async function onceHaproxy(delayLoop: number, seconds: number, N: number, log: (m: string) => void): Promise<TheirRep> {
   return withLab(async (lab) => {
     const [r1, a] = await Promise.all([lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('da', { ipv4: '10.77.0.11/24' })]);
-    await startManyPortNginx(lab, r1, Array.from({ length: N }, (_, i) => RS_BASE + i));
+    const accessLog = join(lab.tmpDir, 'arrivals.log');
+    await startManyPortNginx(lab, r1, Array.from({ length: N }, (_, i) => RS_BASE + i), accessLog);
     await a.exec(['ip', 'addr', 'add', `${VIP}/24`, 'dev', a.ifname]);
     const hdir = join(lab.tmpDir, 'haproxy');
     await mkdir(hdir, { recursive: true });
-    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir, delayLoop));
+    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir, delayLoop, N));
     const sock = join(hdir, 'stats.sock');
     const t0 = Date.now();
     const hp = a.spawn(['haproxy', '-db', '-f', join(hdir, 'haproxy.cfg')]);
@@ -109,35 +148,63 @@ async function onceHaproxy(delayLoop: number, seconds: number, log: (m: string) 
     const w0 = Date.now();
     await sleep(seconds * 1000);
     const cpuPct = ((await cpuSeconds(hp.pid)) - c0) / ((Date.now() - w0) / 1000) * 100;
+    const w1 = Date.now();
     const rssMiB = (await rssKiB(hp.pid)) / 1024;
     const bad = await notOk();
     if (bad > 0) log(`warning: haproxy: ${bad} servers not L7OK at the end of the steady phase`);
-    return { socketMs, allUpMs, cpuPct, rssMiB };
+    await sleep(1_500); // nginx flushes its log buffer every second
+    const late = checkLateness(await readFile(accessLog, 'utf8'), delayLoop * 1000, w0, w1);
+    log(`haproxy: check lateness p50 ${late.p50.toFixed(1)} p99 ${late.p99.toFixed(1)} max ${late.max.toFixed(1)} ms (${late.n} intervals)`);
+    return { socketMs, allUpMs, cpuPct, rssMiB, lateP50: late.p50, lateP99: late.p99, lateMax: late.max };
   });
 }
 
-async function once(delayLoop: number, seconds: number, log: (m: string) => void): Promise<Rep> {
+async function once(delayLoop: number, seconds: number, N: number, log: (m: string) => void, proxyWorkers?: number): Promise<Rep> {
   return withLab(async (lab) => {
     const [r1, a] = await Promise.all([lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('da', { ipv4: '10.77.0.11/24' })]);
-    await startManyPortNginx(lab, r1, Array.from({ length: N }, (_, i) => RS_BASE + i));
+    const accessLog = join(lab.tmpDir, 'arrivals.log');
+    await startManyPortNginx(lab, r1, Array.from({ length: N }, (_, i) => RS_BASE + i), accessLog);
     const vs = Array.from({ length: N }, (_, i) => virtualServerToml({ address: VIP, port: VS_BASE + i, reals: [{ ip: '10.77.0.21', port: RS_BASE + i }], delayLoop }));
-    const toml = directorToml({ routerId: 'da', priority: 150, vips: [`${VIP}/24`], advertInt: 1, extra: vs.join('\n') });
+    // Priority 255: the address owner advertises at once (no Master_Down_Interval), so spawn ->
+    // first advert on the wire is the start-up time of the VRRP engine with N services configured.
+    // state MASTER: the schema's default state (BACKUP) would make even the owner wait one
+    // Master_Down_Interval.
+    let toml = directorToml({ routerId: 'da', priority: 255, vips: [`${VIP}/24`], advertInt: 1, extra: vs.join('\n') }).replace('priority = 255\n', 'priority = 255\nstate = "MASTER"\n');
+    if (!toml.includes('state = "MASTER"')) throw new Error('scale: could not set state = "MASTER"');
+    if (proxyWorkers !== undefined) {
+      toml = toml.replace('[global]\n', `[global]\nproxy_workers = ${proxyWorkers}\n`);
+      if (!toml.includes(`proxy_workers = ${proxyWorkers}`)) throw new Error('scale: no [global] table to set proxy_workers in');
+    }
+    const cap = await startTcpdump(r1, 'ip proto 112', { args: ['-tt'] });
     const t0 = Date.now();
     const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS });
     const socketMs = Date.now() - t0;
-    await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up)), 60_000, 'all real servers up', 100);
+    // 10,000 services make a large status answer on a busy machine: a generous timeout.
+    const status = async () => {
+      const reply = await controlRequest(d.socket, 'status', {}, 60_000);
+      if (!reply.ok) throw new Error(`scale: status: ${reply.error.message}`);
+      return reply.result as Awaited<ReturnType<typeof d.status>>;
+    };
+    await waitFor(async () => /VRRPv3, Advertisement/.test(cap.text()), 30_000, 'first advert', 20);
+    const firstAdvertMs = Math.min(...(advertTimes(cap.text()).get(`${a.ipv4!}/51`) ?? [Number.NaN])) - t0;
+    await cap.stop();
+    await waitFor(async () => (await status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up)), (N > DEFAULT_N ? 180_000 : 60_000), 'all real servers up', 100);
     const allUpMs = Date.now() - t0;
-    await waitFor(async () => (await d.instance()).state === 'MASTER' && (await d.status()).virtual_servers.every((v) => v.serving), 60_000, 'MASTER and serving', 100);
+    await waitFor(async () => (await d.instance()).state === 'MASTER' && (await status()).virtual_servers.every((v) => v.serving), (N > DEFAULT_N ? 180_000 : 60_000), 'MASTER and serving', 100);
     const servingMs = Date.now() - t0;
-    log(`socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms`);
+    log(`first advert ${firstAdvertMs.toFixed(0)} ms, socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms`);
     await sleep(3_000);
     const pid = d.proc.pid;
     const c0 = await cpuSeconds(pid);
     const w0 = Date.now();
     await sleep(seconds * 1000);
     const cpuPct = ((await cpuSeconds(pid)) - c0) / ((Date.now() - w0) / 1000) * 100;
+    const w1 = Date.now();
     const rssMiB = (await rssKiB(pid)) / 1024;
-    const st = await d.status();
+    await sleep(1_500); // nginx flushes its log buffer every second
+    const late = checkLateness(await readFile(accessLog, 'utf8'), delayLoop * 1000, w0, w1);
+    log(`keepalive-ts: check lateness p50 ${late.p50.toFixed(1)} p99 ${late.p99.toFixed(1)} max ${late.max.toFixed(1)} ms (${late.n} intervals)`);
+    const st = await status();
     const down = st.virtual_servers.filter((v) => !v.real_servers[0]!.up).length;
     if (down > 0) log(`warning: ${down} real servers down at the end of the steady phase`);
     const reloadRaw: number[] = [];
@@ -148,43 +215,100 @@ async function once(delayLoop: number, seconds: number, log: (m: string) => void
       reloadRaw.push(performance.now() - r0);
       reloadReply = reply.ok ? `ok ${JSON.stringify(reply.result)}` : `error ${reply.error.message}`;
     }
-    return { socketMs, allUpMs, servingMs, cpuPct, rssMiB, reloadMs: median(reloadRaw), reloadRaw, reloadReply };
+    // One real server changed (its weight, alternately 2 and 1): signal to applied is the round trip
+    // (the reply comes once the plan is applied: pools sent, checkers restarted).
+    const original = await readFile(d.configPath, 'utf8');
+    const marker = `port = ${RS_BASE + Math.floor(N / 2)}\n`;
+    if (!original.includes(marker)) throw new Error(`scale: no real server line ${JSON.stringify(marker)} in the config`);
+    const reloadChangedRaw: number[] = [];
+    let reloadChangedReply = '';
+    for (let i = 0; i < 5; i++) {
+      await writeFile(d.configPath, i % 2 === 0 ? original.replace(marker, `${marker}weight = 2\n`) : original);
+      const r0 = performance.now();
+      const reply = await controlRequest(d.socket, 'reload', {}, 30_000);
+      reloadChangedRaw.push(performance.now() - r0);
+      reloadChangedReply = reply.ok ? `ok ${JSON.stringify(reply.result)}` : `error ${reply.error.message}`;
+    }
+    return {
+      firstAdvertMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, reloadMs: median(reloadRaw), reloadRaw, reloadReply,
+      reloadChangedMs: median(reloadChangedRaw), reloadChangedRaw, reloadChangedReply, lateP50: late.p50, lateP99: late.p99, lateMax: late.max,
+    };
   });
 }
 
 async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
   const delayLoop = Number(ctx.params.delay_loop ?? 1);
   const seconds = Number(ctx.params.seconds ?? 30);
+  const N = Number(ctx.params.n ?? DEFAULT_N);
+  const withHaproxy = (ctx.params.haproxy ?? '1') !== '0';
+  // The large farm: ours only (HAProxy would need as many listen sections), one proxy worker (each
+  // worker holds one listening socket per virtual server: 2 x 10,000 would pass the descriptor limit).
+  const bigN = Number(ctx.params.big ?? 10_000);
+  const bigDelay = Number(ctx.params.big_delay_loop ?? 5);
+  const big: Rep[] = [];
   const reps: Rep[] = [];
   const theirs: TheirRep[] = [];
   for (let i = 0; i < ctx.runs; i++) {
     // Alternate: keepalive-ts first on odd repetitions, HAProxy first on even ones.
-    for (const impl of i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']) {
+    for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => withHaproxy || x === 'ours')) {
       if (impl === 'ours') {
-        const r = await once(delayLoop, seconds, ctx.log);
-        ctx.log(`rep ${i + 1} keepalive-ts: CPU ${r.cpuPct.toFixed(1)} %, RSS ${r.rssMiB.toFixed(1)} MiB, reload ${r.reloadRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadReply})`);
+        const r = await once(delayLoop, seconds, N, ctx.log);
+        ctx.log(`rep ${i + 1} keepalive-ts: CPU ${r.cpuPct.toFixed(1)} %, RSS ${r.rssMiB.toFixed(1)} MiB, reload ${r.reloadRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadReply}), one real server changed ${r.reloadChangedRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadChangedReply})`);
         reps.push(r);
       } else {
-        const t = await onceHaproxy(delayLoop, seconds, ctx.log);
+        const t = await onceHaproxy(delayLoop, seconds, N, ctx.log);
         ctx.log(`rep ${i + 1} haproxy: CPU ${t.cpuPct.toFixed(1)} %, RSS ${t.rssMiB.toFixed(1)} MiB`);
         theirs.push(t);
       }
     }
+    if (bigN > 0) {
+      const b = await once(bigDelay, seconds, bigN, ctx.log, 1);
+      ctx.log(`rep ${i + 1} keepalive-ts ${bigN} real servers every ${bigDelay} s: CPU ${b.cpuPct.toFixed(1)} %, RSS ${b.rssMiB.toFixed(1)} MiB, check lateness p99 ${b.lateP99.toFixed(1)} ms, max ${b.lateMax.toFixed(1)} ms`);
+      big.push(b);
+    }
   }
-  const f = (figure: string, unit: string, v: (r: Rep) => number, decimals = 0, theory?: string, t?: (r: TheirRep) => number) =>
-    ({ figure, unit, better: 'lower' as const, ours: reps.map(v), theirs: t ? theirs.map(t) : [], decimals, theory });
+  const f = (figure: string, unit: string, v: (r: Rep) => number, decimals = 0, theory?: string, t?: (r: TheirRep) => number, target: { ratio?: number; limit?: number } = {}): Figure =>
+    ({ figure, unit, better: 'lower' as const, ours: reps.map(v), theirs: t ? theirs.map(t) : [], decimals, ...(theory ? { theory } : {}), ...(target.ratio !== undefined ? { target: target.ratio } : {}), ...(target.limit !== undefined ? { limit: target.limit } : {}) });
+  const charts: Chart[] = [
+    {
+      id: `scale-checks-${N}`,
+      title: `Health checks: ${N} real servers, HTTP_GET every ${delayLoop} s`,
+      unit: '% of one CPU / MiB',
+      better: 'lower',
+      groups: ['CPU (%)', 'RSS (MiB)'],
+      series: [
+        { name: 'keepalive-ts', values: [reps.map((r) => r.cpuPct), reps.map((r) => r.rssMiB)] },
+        { name: 'HAProxy 2.6 (nbthread 1)', values: [theirs.map((t) => t.cpuPct), theirs.map((t) => t.rssMiB)] },
+      ],
+    },
+  ];
   return {
+    charts,
     figures: [
-      f(`daemon CPU, ${N} real servers checked every ${delayLoop} s`, '%', (r) => r.cpuPct, 1, undefined, (t) => t.cpuPct),
-      f('daemon RSS', 'MiB', (r) => r.rssMiB, 1, undefined, (t) => t.rssMiB),
+      f(`daemon CPU, ${N} real servers checked every ${delayLoop} s`, '%', (r) => r.cpuPct, 1, undefined, (t) => t.cpuPct, N === DEFAULT_N && delayLoop === 1 ? { ratio: 1.0 } : {}),
+      f('daemon RSS', 'MiB', (r) => r.rssMiB, 1, undefined, (t) => t.rssMiB, N === DEFAULT_N && delayLoop === 1 ? { ratio: 2.0 } : {}),
+      f('check lateness p99 (interval between two checks of one server − delay_loop)', 'ms', (r) => r.lateP99, 1, 'arrival times in the real server\'s access log; ≈ the check\'s own duration when on time', (t) => t.lateP99),
+      f('check lateness, largest', 'ms', (r) => r.lateMax, 1, undefined, (t) => t.lateMax),
+      f(`startup with ${N} virtual servers: spawn -> first VRRP advert on the wire (priority 255)`, 'ms', (r) => r.firstAdvertMs, 0, 'state MASTER, priority 255; tcpdump on r1; process start (node) included', undefined, { limit: 500 }),
       f(`startup with ${N} virtual servers: spawn -> control socket answers`, 'ms', (r) => r.socketMs, 0, 'HAProxy: spawn -> stats socket answers `show info`', (t) => t.socketMs),
       f(`startup: spawn -> all ${N} real servers up`, 'ms', (r) => r.allUpMs, 0, 'HAProxy: spawn -> every server\'s first check passed (L7OK); its servers start UP', (t) => t.allUpMs),
-      f('startup: spawn -> MASTER and every virtual server serving', 'ms', (r) => r.servingMs, 0, '≥ Master_Down_Interval 3.6 s (no peer)'),
-      f(`reload round trip, unchanged ${N}-virtual-server config (median of 5)`, 'ms', (r) => r.reloadMs, 1),
+      f('startup: spawn -> MASTER and every virtual server serving', 'ms', (r) => r.servingMs, 0, 'address owner (priority 255): no Master_Down_Interval'),
+      f(`reload round trip, unchanged ${N}-virtual-server config (median of 5)`, 'ms', (r) => r.reloadMs, 1, undefined, undefined, { limit: 50 }),
+      f(`reload round trip, one real server changed (weight) of ${N} (median of 5)`, 'ms', (r) => r.reloadChangedMs, 1, 'signal to applied: the reply comes once the plan is applied', undefined, { limit: 100 }),
+      ...(big.length > 0 ? [
+        { figure: `${bigN} real servers, HTTP_GET every ${bigDelay} s (proxy_workers = 1): daemon CPU`, unit: '%', better: 'lower' as const, ours: big.map((r) => r.cpuPct), theirs: [], decimals: 1 },
+        { figure: `${bigN} real servers every ${bigDelay} s: daemon RSS`, unit: 'MiB', better: 'lower' as const, ours: big.map((r) => r.rssMiB), theirs: [], decimals: 1 },
+        { figure: `${bigN} real servers every ${bigDelay} s: check lateness p99`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.lateP99), theirs: [], decimals: 1, theory: 'deadlines hold: p99 stays near the check duration, no growing tail' },
+        { figure: `${bigN} real servers every ${bigDelay} s: check lateness, largest`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.lateMax), theirs: [], decimals: 1 },
+        { figure: `${bigN} virtual servers: spawn -> first VRRP advert`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.firstAdvertMs), theirs: [], decimals: 0 },
+        { figure: `${bigN} virtual servers: reload, unchanged / one real server changed`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.reloadMs), theirs: big.map((r) => r.reloadChangedMs), decimals: 1, theory: '"reference" column = one real server changed' },
+      ] : []),
     ],
     notes: [
       `One nginx (1 worker) listening on ports ${RS_BASE}..${RS_BASE + N - 1} of r1 stands for ${N} real servers; ${N} virtual servers on ${VIP}:${VS_BASE}..${VS_BASE + N - 1}, one real server each, HTTP_GET \`/\` every ${delayLoop} s (connect_timeout 1 s, retry 1). CPU over ${seconds} s of steady checking (main + data-plane worker thread, from /proc/PID/stat).`,
-      `Reload replies: ${reps.map((r) => r.reloadReply).join('; ')}. Raw reload times (ms): ${reps.map((r) => r.reloadRaw.map((x) => x.toFixed(1)).join('/')).join('; ')}.`,
+      `Reload replies: ${reps.map((r) => r.reloadReply).join('; ')}. Raw reload times (ms): ${reps.map((r) => r.reloadRaw.map((x) => x.toFixed(1)).join('/')).join('; ')}. One real server changed (weight 1 -> 2 -> 1 …), replies: ${reps.map((r) => r.reloadChangedReply).join('; ')}; raw (ms): ${reps.map((r) => r.reloadChangedRaw.map((x) => x.toFixed(1)).join('/')).join('; ')}.`,
+      'Check lateness: r1\'s nginx logs every request as `$msec $server_port` (one port per real server); for each real server, every interval between two consecutive checks in the steady window minus the check interval (delay_loop / HAProxy `inter`). A scheduler that starts the next check delay_loop after the previous one ended shows the check\'s duration here; slipping deadlines show as a growing tail. Median and largest per repetition: ' +
+        `ours ${reps.map((r) => `${r.lateP50.toFixed(1)}/${r.lateMax.toFixed(1)}`).join(', ')}; HAProxy ${theirs.map((t) => `${t.lateP50.toFixed(1)}/${t.lateMax.toFixed(1)}`).join(', ')} ms.`,
       'keepalived is not measured: its virtual servers need the ip_vs kernel module, and `modprobe ip_vs` fails in this VM ("Module ip_vs not found in directory /lib/modules/…").',
       `The reference ("theirs") is HAProxy 2.6 (Debian), \`mode tcp\`, \`nbthread 1\`, in its own fresh lab with the same many-port nginx, alternating with keepalive-ts per repetition (ours first on odd ones): ${N} \`listen\` sections on ${VIP}:${VS_BASE}+i, one \`server … check\` r1:(${RS_BASE}+i) each, \`option httpchk GET /\`, \`http-check expect status 200\`, \`inter ${delayLoop}s fastinter 500ms fall 2 rise 1\`, \`timeout connect 1s\`, \`timeout check 1s\`. CPU (utime + stime of the haproxy process) and RSS over the same ${seconds} s window, 3 s after startup.`,
       'HAProxy startup: "control socket answers" is spawn -> its stats socket answers `show info`; "all real servers up" is spawn -> every server\'s `check_status` is L7OK in `show stat` (HAProxy 2.6 starts servers UP before any check, so this is the first check of every server having passed, the closest equivalent of our servers going up after their first good check).',
@@ -198,8 +322,9 @@ export const scale: Benchmark = {
   title: 'Scale: 1,000 virtual/real servers — CPU, RSS, startup and reload time',
   reference: 'HAProxy',
   description:
-    `Director da with ${N} virtual servers (VIP ${VIP}, ports ${VS_BASE}+i), each with one real server: one nginx on r1 listening on ${N} ports (${RS_BASE}+i). HTTP_GET every \`scale.delay_loop\` s (default 1). ` +
-    'Figures: daemon CPU and RSS over `scale.seconds` (default 30) of steady checking; startup times; `reload` round trip with the unchanged file. ' +
-    'Reference: HAProxy 2.6 (TCP mode, 1 thread, 1,000 `listen` sections, `option httpchk` every 1 s) against the same nginx, alternating per repetition (CPU, RSS, startup; reload is ours-only).',
+    `Director da with ${DEFAULT_N} virtual servers (VIP ${VIP}, ports ${VS_BASE}+i; \`scale.n\`), each with one real server: one nginx on r1 listening on as many ports (${RS_BASE}+i). HTTP_GET every \`scale.delay_loop\` s (default 1). ` +
+    'Figures: daemon CPU and RSS over `scale.seconds` (default 30) of steady checking, and the lateness of the checks (arrival times in nginx\'s log); startup times (to the first advert, priority 255); `reload` round trip with the unchanged file and with one real server changed. ' +
+    'Reference: HAProxy 2.6 (TCP mode, 1 thread, 1,000 `listen` sections, `option httpchk` every 1 s) against the same nginx, alternating per repetition (CPU, RSS, startup, lateness; reload is ours-only). ' +
+    'Then, ours only: 10,000 real servers every 5 s (`scale.big`, `scale.big_delay_loop`; 0 skips), one proxy worker.',
   run: runScale,
 };

@@ -37,12 +37,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <node_api.h>
 #include <uv.h>
+
+#include "check_engine.h"
+#include "precise_timer.h"
 
 /* Big enough for any IPv6 datagram the kernel can hand us (payload only, no IPv6 header), so a
  * datagram is never silently truncated. Allocated once per raw6 socket. */
@@ -442,6 +447,73 @@ static napi_value raw4_open(napi_env env, napi_callback_info info) {
   }
   napi_value out;
   CALL(env, napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/* reusePortListen(address, port, backlog) -> fd of a listening TCP socket with SO_REUSEPORT (and
+ * SO_REUSEADDR, as Node's own listen sets): each proxy worker thread listens on its own socket of
+ * the same address:port and the kernel spreads the connections over them. Node's net.Server of
+ * Node 20 cannot set SO_REUSEPORT; it adopts the fd with listen({ fd }). */
+static napi_value reuseport_listen(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char addr[INET6_ADDRSTRLEN + 1];
+  size_t addr_len = 0;
+  int32_t port, backlog;
+  napi_valuetype t;
+  if (!get_args(env, info, 3, argv)) return NULL;
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string ||
+      napi_get_value_string_utf8(env, argv[0], addr, sizeof addr, &addr_len) != napi_ok || addr_len >= sizeof addr - 1)
+    return throw_type(env, "address must be an IP address string");
+  if (!arg_int(env, argv[1], 0, 65535, "port", &port) || !arg_int(env, argv[2], 1, 65535, "backlog", &backlog)) return NULL;
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  memset(&ss, 0, sizeof ss);
+  struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    sslen = sizeof *s4;
+  } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    sslen = sizeof *s6;
+  } else {
+    return throw_type(env, "address must be an IP address string");
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  const char *failed = NULL;
+  if (set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) failed = "setsockopt(SO_REUSEADDR)";
+  else if (set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0) failed = "setsockopt(SO_REUSEPORT)";
+  else if (ss.ss_family == AF_INET6 && set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) < 0) failed = "setsockopt(IPV6_V6ONLY)";
+  else if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) failed = "bind";
+  else if (listen(fd, backlog) < 0) failed = "listen";
+  if (failed) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, failed, err);
+  }
+  napi_value out;
+  CALL(env, napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/* raiseThreadNice(delta) -> the new nice value of the calling thread only (Linux keeps one per
+ * thread; a new thread starts with its creator's). The proxy workers raise theirs so that under
+ * CPU saturation the VRRP thread is served first. Raising needs no privilege. */
+static napi_value raise_thread_nice(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t delta;
+  if (!get_args(env, info, 1, argv) || !arg_int(env, argv[0], 0, 39, "delta", &delta)) return NULL;
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  errno = 0;
+  int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+  if (cur == -1 && errno) return throw_errno(env, "getpriority", errno);
+  int want = cur + delta > 19 ? 19 : cur + delta;
+  if (setpriority(PRIO_PROCESS, (id_t)tid, want) < 0) return throw_errno(env, "setpriority", errno);
+  napi_value out;
+  CALL(env, napi_create_int32(env, want, &out));
   return out;
 }
 
@@ -1595,6 +1667,8 @@ NAPI_MODULE_INIT() {
       {"flockExclusive", NULL, fd_flock_exclusive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw4Open", NULL, raw4_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw4Send", NULL, raw4_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reusePortListen", NULL, reuseport_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"raiseThreadNice", NULL, raise_thread_nice, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Open", NULL, raw6_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Send", NULL, raw6_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"raw6Close", NULL, raw6_close, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1609,5 +1683,6 @@ NAPI_MODULE_INIT() {
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;
-  return exports;
+  if (!check_engine_init(env, exports)) return NULL;
+  return precise_timer_init(env, exports);
 }

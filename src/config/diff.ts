@@ -205,6 +205,7 @@ export const GLOBAL_APPLY: { readonly [K in GlobalKey]: { readonly live: boolean
   v3_checksum_as_v2: { live: true, how: 'default of vrrp_instance.v3_checksum_as_v2: acted on through the instances' },
   vrrp_check_unicast_src: { live: true, how: 'default of vrrp_instance.check_unicast_src: acted on through the instances' },
   drain_timeout: { live: true, how: 'used by the next stop or demotion; also the default of virtual_server.drain_timeout' },
+  proxy_workers: { live: false, how: 'the proxy starts its worker threads once; a different count needs a restart' },
   enable_script_security: { live: true, how: 'checked before each script run from now on' },
   maxconn: { live: true, how: 'the connection budget is recomputed and sent to the data plane; connections over a lowered cap stay, new ones wait below it' },
   reserved_fds: { live: true, how: 'the connection budget is recomputed and sent to the data plane' },
@@ -392,7 +393,8 @@ function stable(v: unknown): string {
 /** Order-insensitive multiset difference by key; both outputs keep their side's order. */
 function multisetDiff<T>(current: readonly T[], next: readonly T[], key: (t: T) => string): { added: T[]; removed: T[] } {
   const left = new Map<string, number>();
-  for (const c of current) left.set(key(c), (left.get(key(c)) ?? 0) + 1);
+  const currentKeys = current.map(key);
+  for (const k of currentKeys) left.set(k, (left.get(k) ?? 0) + 1);
   const added: T[] = [];
   for (const n of next) {
     const k = key(n);
@@ -401,8 +403,9 @@ function multisetDiff<T>(current: readonly T[], next: readonly T[], key: (t: T) 
     else added.push(n);
   }
   const removed: T[] = [];
-  for (const c of current) {
-    const k = key(c);
+  for (let i = 0; i < current.length; i++) {
+    const c = current[i]!;
+    const k = currentKeys[i]!;
     const count = left.get(k) ?? 0;
     if (count > 0) {
       removed.push(c);
@@ -419,9 +422,10 @@ function multisetDiff<T>(current: readonly T[], next: readonly T[], key: (t: T) 
 function matchBy<T>(current: readonly T[], next: readonly T[], key: (t: T) => string): { added: T[]; removed: T[]; pairs: Array<[T, T]> } {
   const queues = new Map<string, T[]>();
   for (const c of current) {
-    const q = queues.get(key(c));
+    const k = key(c);
+    const q = queues.get(k);
     if (q) q.push(c);
-    else queues.set(key(c), [c]);
+    else queues.set(k, [c]);
   }
   const added: T[] = [];
   const pairs: Array<[T, T]> = [];
@@ -439,13 +443,40 @@ function matchBy<T>(current: readonly T[], next: readonly T[], key: (t: T) => st
 
 type Normalizers<T> = { [K in keyof T]?: (value: T[K], owner: T) => unknown };
 
+/**
+ * stable(a) === stable(b), without building the two strings: the reload of an unchanged
+ * 1,000-server file compares tens of thousands of values, nearly all equal.
+ */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) {
+    return typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b);
+  }
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
+    return true;
+  }
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  let na = 0;
+  for (const k in ra) {
+    if (!Object.hasOwn(ra, k) || ra[k] === undefined) continue;
+    na++;
+    if (!Object.hasOwn(rb, k) || !sameValue(ra[k], rb[k])) return false;
+  }
+  let nb = 0;
+  for (const k in rb) if (Object.hasOwn(rb, k) && rb[k] !== undefined) nb++;
+  return na === nb;
+}
+
 function diffSettings<T, K extends keyof T>(a: T, b: T, keys: readonly K[], norm: Normalizers<T> = {}): Settings<T, K> {
   const out: Settings<T, K> = {};
   for (const k of keys) {
     const f = norm[k] as ((value: T[K], owner: T) => unknown) | undefined;
     const va = f ? f(a[k], a) : a[k];
     const vb = f ? f(b[k], b) : b[k];
-    if (stable(va) !== stable(vb)) out[k] = { from: a[k], to: b[k] };
+    if (!sameValue(va, vb)) out[k] = { from: a[k], to: b[k] };
   }
   return out;
 }
@@ -610,7 +641,8 @@ function checkKey(check: CheckConfig): string {
 
 function diffRealServer(a: RealServerConfig, b: RealServerConfig): KeptRealServer {
   const settings = diffSettings(a, b, RS_SETTINGS);
-  const checks = multisetDiff(a.check, b.check, checkKey);
+  // The same checks in the same order (the usual case) need no canonical keys.
+  const checks = sameValue(a.check, b.check) ? { added: [], removed: [] } : multisetDiff(a.check, b.check, checkKey);
   return {
     current: a,
     next: b,

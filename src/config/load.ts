@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { ConfigError, type KeyPath } from './issues.js';
 import { CONFIG_FIELDS } from './schema.js';
@@ -39,13 +40,24 @@ export async function loadConfigFile(path: string): Promise<Config> {
 
 /** loadConfigFile, keeping the key-path to line lookup. */
 export async function loadConfigSource(path: string): Promise<ConfigSource> {
-  let text: string;
+  return parseConfigSource(await readConfigText(path), path);
+}
+
+/** The text of a config file; unreadable files throw E_CONFIG_READ. */
+export async function readConfigText(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (err) {
     throw new KeepaliveError('E_CONFIG_READ', `cannot read config ${path}: ${errorMessage(err)}`, { cause: err });
   }
-  return parseConfigSource(text, path);
+}
+
+/**
+ * What a config depends on besides its text: the hostname (the default router_id). Two loads
+ * with the same text and the same inputs give equal configs.
+ */
+export function configInputs(): string {
+  return hostname();
 }
 
 /** File order reads best; issues without a line (file-level) go last. Stable for equal lines. */

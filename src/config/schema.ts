@@ -134,6 +134,7 @@ export const GLOBAL_FIELDS = {
   v3_checksum_as_v2: field(BOOL, 'compute VRRPv3 IPv4 checksums without the pseudo-header (old keepalived peers)', 'vrrp_v3_checksum_as_v2', { default: false }),
   vrrp_check_unicast_src: field(BOOL, 'default of vrrp_instance.check_unicast_src (on here; keepalived defaults to off)', 'vrrp_check_unicast_src', { default: true }),
   drain_timeout: field(SECONDS, 'seconds existing connections may finish on stop or demotion before they are closed', null, { default: 30 }),
+  proxy_workers: field(int(0, 256), 'worker threads of the user-space proxy (lb_kind PROXY); 0 = one per CPU', null, { default: 0 }),
   enable_script_security: field(BOOL, 'refuse scripts that would run as root while a non-root user could modify them (file or any parent directory), and scripts with no user to run as', 'enable_script_security', { default: false }),
   maxconn: field(int(0), 'most proxied TCP connections and UDP flows at once, all virtual servers together; at the cap listeners pause until below 90 % (0 = computed at start: (descriptor limit - reserved_fds) / 2; a larger value is lowered to that)', null, { default: 0 }),
   reserved_fds: field(int(32), 'descriptors kept out of the connection budget for the control socket, metrics, health checks, scripts, VRRP and sync', null, { default: 256 }),

@@ -541,7 +541,26 @@ function normalizeVirtualServer(raw: Raw<VirtualServerConfig>, path: KeyPath, si
  */
 function checkServiceOverlap(servers: readonly VirtualServerConfig[], sink: IssueSink): void {
   const byKey = new Map<string, number>();
-  const byAddress = new Map<string, Array<{ index: number; key: string; ports: readonly PortRange[] }>>();
+  // Services per protocol and address, in the order they were taken; narrow port ranges are also
+  // indexed port by port, so 1,000 services on one VIP cost no pairwise scan (a --cpu-prof of a
+  // reload with 1,000 of them put ~150 ms here). Wide ranges (> WIDE ports) are scanned.
+  type Entry = { seq: number; index: number; key: string; ports: readonly PortRange[] };
+  const WIDE = 64;
+  const isWide = (r: PortRange) => r.to - r.from + 1 > WIDE;
+  const byAddress = new Map<string, Entry[]>();
+  const wideByAddress = new Map<string, Entry[]>();
+  const byPort = new Map<string, Entry[]>();
+  let seq = 0;
+  /** The first service taken (as a scan in order would find it) that overlaps `ports`, other than virtual_server[j]. */
+  const firstClash = (slot: string, ports: readonly PortRange[], j: number): Entry | undefined => {
+    const hit = (x: Entry) => x.index !== j && rangesOverlap(x.ports, ports);
+    if (ports.some(isWide)) return byAddress.get(slot)?.find(hit);
+    let best: Entry | undefined;
+    const consider = (x: Entry | undefined) => { if (x && (!best || x.seq < best.seq)) best = x; };
+    for (const r of ports) for (let port = r.from; port <= r.to; port++) consider(byPort.get(`${slot} ${port}`)?.find((x) => x.index !== j));
+    consider(wideByAddress.get(slot)?.find(hit));
+    return best;
+  };
   const label = (vs: VirtualServerConfig, key: string): string => (vs.group === undefined ? key : `${key} (a member of group ${JSON.stringify(vs.group)})`);
   servers.forEach((b, j) => {
     const first = byKey.get(b.key);
@@ -563,14 +582,16 @@ function checkServiceOverlap(servers: readonly VirtualServerConfig[], sink: Issu
         continue;
       }
       const slot = `${m.match.protocol} ${m.match.address}`;
-      const list = byAddress.get(slot) ?? [];
-      const clash = list.find((x) => x.index !== j && rangesOverlap(x.ports, (m.match as Extract<ServiceMatch, { kind: 'addr' }>).ports));
+      const clash = firstClash(slot, m.match.ports, j);
       if (clash) {
         sink.add(['virtual_server', j], `${label(b, m.key)} overlaps ${clash.key} (virtual_server[${clash.index}]): a packet may match only one service`);
         return;
       }
-      list.push({ index: j, key: m.key, ports: m.match.ports });
-      byAddress.set(slot, list);
+      const entry: Entry = { seq: seq++, index: j, key: m.key, ports: m.match.ports };
+      const push = (map: Map<string, Entry[]>, k: string) => { const l = map.get(k); if (l) l.push(entry); else map.set(k, [entry]); };
+      push(byAddress, slot);
+      if (m.match.ports.some(isWide)) push(wideByAddress, slot);
+      for (const r of m.match.ports) if (!isWide(r)) for (let port = r.from; port <= r.to; port++) push(byPort, `${slot} ${port}`);
       byKey.set(m.key, j);
     }
   });

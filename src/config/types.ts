@@ -56,6 +56,8 @@ export interface GlobalConfig {
   v3_checksum_as_v2: boolean;
   vrrp_check_unicast_src: boolean;
   drain_timeout: number;
+  /** 0 = one per CPU (availableParallelism). */
+  proxy_workers: number;
   enable_script_security: boolean;
   maxconn: number;
   reserved_fds: number;

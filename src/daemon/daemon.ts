@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadConfigSource, planReload, isReloadPlanEmpty, type Config, type ConfigSource } from '../config/index.js';
+import { configInputs, parseConfigSource, planReload, isReloadPlanEmpty, readConfigText, type Config, type ConfigSource } from '../config/index.js';
 import { formatHostIssue, runHostChecks } from '../config/host-checks.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { Announcer, announcerTiming } from '../net/announcer.js';
@@ -19,11 +19,13 @@ import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertFor } fro
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
-import { DataplaneSet } from '../lvs/dataplane/index.js';
+import { DataplaneSet, proxyWorkerCount } from '../lvs/dataplane/index.js';
 import { OVERRIDE_COMMANDS, VirtualServerManager, type OverrideAction, type OverrideResult } from '../lvs/manager.js';
-import { SyncService, SYNC_EVENT_BATCH_MS } from '../sync/service.js';
-import { Conntrackd } from '../sync/conntrackd.js';
-import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../metrics/index.js';
+// Loaded only when configured (start-up time): sync, conntrackd, metrics.
+import type { SyncService } from '../sync/service.js';
+import type { Conntrackd } from '../sync/conntrackd.js';
+import type { MetricsServer } from '../metrics/index.js';
+import type { Registry } from 'prom-client';
 import { AnnounceController } from '../announce/controller.js';
 import { findBird, type BirdBinaries } from '../announce/bird.js';
 import type { StatusReport } from './status.js';
@@ -59,6 +61,8 @@ function logHostIssues(source: ConfigSource, log: Logger): void {
 
 export class Daemon {
   #config: Config;
+  /** The text and inputs (configInputs()) #config was parsed from: a reload of the same is a no-op. */
+  #loaded: { text: string; inputs: string } | undefined;
   #vrrp: VrrpManager | undefined;
   #lvs: VirtualServerManager | undefined;
   #dataPlane: DataplaneSet | undefined;
@@ -70,7 +74,7 @@ export class Daemon {
   #control: ControlServer | undefined;
   #rtnl: Rtnl | undefined;
   #metrics: MetricsServer | undefined;
-  #metricsRegistry: ReturnType<typeof createMetricsRegistry> | undefined;
+  #metricsRegistry: Registry | undefined;
   readonly #reloads = { ok: 0, error: 0 };
   readonly #packetSockets = new Map<number, PacketSocket>();
   /** Alert mails (smtp_alert); reads the current config at send time. */
@@ -99,9 +103,12 @@ export class Daemon {
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const located = await loadConfigSource(opts.configPath);
+    const text = await readConfigText(opts.configPath);
+    const inputs = configInputs();
+    const located = parseConfigSource(text, opts.configPath);
     logHostIssues(located, opts.log);
     const d = new Daemon(opts, located.config);
+    d.#loaded = { text, inputs };
     try {
       await d.#start();
     } catch (err) {
@@ -125,6 +132,12 @@ export class Daemon {
     return s;
   }
 
+  /**
+   * Start-up order: the data plane's services and pools (sent all at once), the health checks and
+   * connection sync come before the VRRP instances, which may be MASTER within one advert (address
+   * owner, preemption); metrics and BGP are set up while the instances already run. The sync,
+   * conntrackd and metrics modules are loaded only when configured.
+   */
   async #start(): Promise<void> {
     const { log } = this.opts;
     // Before anything starts (no check, no script, no socket): a second daemon on the same control
@@ -155,9 +168,11 @@ export class Daemon {
     this.#statics = routeSet('static', staticEntries(this.#config));
     await this.#statics.remove();
     await this.#statics.install();
+    const syncModule = sync ? await import('../sync/service.js') : undefined;
     // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
     this.#dataPlane = new DataplaneSet({
-      ...(sync ? { eventBatchMs: SYNC_EVENT_BATCH_MS } : {}),
+      ...(syncModule ? { eventBatchMs: syncModule.SYNC_EVENT_BATCH_MS } : {}),
+      proxyWorkers: proxyWorkerCount(this.#config.global.proxy_workers),
       // conntrackd commits the peer's connections when this director becomes MASTER: until the
       // commit is in, a mid-stream packet must not be scheduled as a new connection.
       ...(sync?.conntrackd ? { conntrackSync: true } : {}),
@@ -169,7 +184,8 @@ export class Daemon {
       limits: this.#limits(),
       onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
     });
-    this.#lvs = new VirtualServerManager(this.#config.virtual_server, {
+    // Built now (status lists the services from the start); started before the VRRP instances.
+    const lvs = new VirtualServerManager(this.#config.virtual_server, {
       dataPlane: this.#dataPlane,
       log: log.child({ component: 'lvs' }),
       onStateChange: () => this.#announce?.update(),
@@ -181,18 +197,8 @@ export class Daemon {
           : virtualServerAlertText(id, a.virtualServer, a.up, a.quorum, a.hysteresis, a.weightSum));
       },
     });
-    await this.#lvs.start();
-    if (sync) {
-      this.#sync = await SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server.flatMap((vs) => vs.members), log: log.child({ component: 'sync' }) });
-      if (sync.conntrackd) {
-        this.#conntrackd = await Conntrackd.start({
-          config: sync.conntrackd,
-          interface: sync.interface,
-          dir: conntrackdDir(this.controlPath),
-          log: log.child({ component: 'conntrackd' }),
-        });
-      }
-    }
+    this.#lvs = lvs;
+    let lvsStarted = false;
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
       log,
@@ -213,7 +219,7 @@ export class Daemon {
           // Background: commit the peer's conntrack entries (MASTER) or ask for a resync (BACKUP).
           void this.#conntrackd?.setRole(owned ? 'master' : 'backup');
         }
-        this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
+        if (lvsStarted) this.#lvs?.setOwnership((address) => this.#ownsAddress(address));
         this.#announce?.update();
       },
       transports: (ifname, ifindex, family, groups) => (family === 4 ? new RawIpv4Transport(ifname, ifindex, groups) : new RawIpv6Transport(ifindex, groups)),
@@ -237,6 +243,31 @@ export class Daemon {
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
+    // The data plane (services, pools, health checks) and connection state come before the
+    // instances: an instance may become MASTER within one advert of starting (address owner, or
+    // preempting a lower-priority master), and from then on clients reach this director. The pools
+    // go out all at once, so this costs little even with 1,000 services.
+    await lvs.start();
+    if (sync && syncModule) {
+      this.#sync = await syncModule.SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server.flatMap((vs) => vs.members), log: log.child({ component: 'sync' }) });
+      if (sync.conntrackd) {
+        const { Conntrackd } = await import('../sync/conntrackd.js');
+        this.#conntrackd = await Conntrackd.start({
+          config: sync.conntrackd,
+          interface: sync.interface,
+          dir: conntrackdDir(this.controlPath),
+          log: log.child({ component: 'conntrackd' }),
+        });
+      }
+    }
+    lvsStarted = true;
+    // Services on addresses no VRRP instance manages are served from the start; the others while
+    // their instance is MASTER.
+    lvs.setOwnership((address) => this.#ownsAddress(address));
+    // The instances start now (vrrp_startup_delay included); what the first advert does not need
+    // (metrics, BGP) is set up meanwhile.
+    const vrrpStarted = this.#vrrp.start().then(() => undefined, (err: unknown) => err ?? new Error('VRRP start failed'));
+    await this.#startMetrics();
     if (bird) {
       this.#announce = await AnnounceController.start(this.#config, {
         rtnl,
@@ -246,10 +277,8 @@ export class Daemon {
         onServeChange: () => this.#lvs?.setOwnership((address) => this.#ownsAddress(address)),
       });
     }
-    await this.#startMetrics();
-    // Services on addresses no VRRP instance manages are served from the start.
-    this.#lvs.setOwnership((address) => this.#ownsAddress(address));
-    await this.#vrrp.start();
+    const vrrpError = await vrrpStarted;
+    if (vrrpError) throw vrrpError;
     log.info({ config: this.opts.configPath, control_socket: this.controlPath, instances: this.#config.vrrp_instance.length }, 'keepalive-ts started');
   }
 
@@ -285,6 +314,8 @@ export class Daemon {
     const listen = this.#config.global.metrics;
     if (!listen) return;
     const log = this.opts.log;
+    // prom-client and the page are loaded only when metrics are on.
+    const { createMetricsRegistry, startMetricsServer } = await import('../metrics/index.js');
     this.#metricsRegistry ??= createMetricsRegistry(() => ({
       status: this.status(),
       extras: {
@@ -300,6 +331,7 @@ export class Daemon {
     this.#metrics = await startMetricsServer({
       listen,
       registry: this.#metricsRegistry,
+      refresh: () => this.#lvs?.refresh() ?? Promise.resolve(),
       // The status page (GET /) and /status.json: the same report as `status --json`.
       status: () => this.freshStatus(),
       onError: (err) => log.warn({ err: String(err) }, 'metrics scrape failed'),
@@ -372,10 +404,17 @@ export class Daemon {
   }
 
   async #reload(): Promise<{ summary: string[] }> {
-    const located = await loadConfigSource(this.opts.configPath);
+    const text = await readConfigText(this.opts.configPath);
+    const inputs = configInputs();
+    // The same text with the same inputs parses to an equal config: nothing to plan.
+    if (this.#loaded && text === this.#loaded.text && inputs === this.#loaded.inputs) return { summary: [] };
+    const located = parseConfigSource(text, this.opts.configPath);
     const next = located.config;
     const plan = planReload(this.#config, next);
-    if (isReloadPlanEmpty(plan)) return { summary: [] };
+    if (isReloadPlanEmpty(plan)) {
+      this.#loaded = { text, inputs };
+      return { summary: [] };
+    }
     const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : []), ...(plan.bgp?.needsRestart ?? [])];
     if (blocked.length > 0) {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
@@ -388,6 +427,7 @@ export class Daemon {
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
     const limitsChanged = plan.global.changed.some((k) => k === 'maxconn' || k === 'reserved_fds' || k === 'lvs_timeouts');
     this.#config = next;
+    this.#loaded = { text, inputs };
     if (limitsChanged) await this.#dataPlane?.setLimits(this.#limits());
     await this.#announce?.applyReload(plan, next);
     if (metricsMoved) {

@@ -18,7 +18,7 @@
  * survive a destination leaving the data plane, and ipvsadm --rate estimates (counters.ts).
  */
 import type { Logger } from 'pino';
-import type { RealServerConfig, ReloadPlan, VirtualServerConfig } from '../config/index.js';
+import { isEmptyVirtualServerChange, type RealServerConfig, type ReloadPlan, type VirtualServerConfig } from '../config/index.js';
 import type { MemberStatus, RateStatus, RealServerStatus as RealServerReport, SorryServerStatus, VirtualServerStatus } from '../daemon/status.js';
 import { endpointText, ipvsadmServiceText, parseEndpointText, parseServiceArg, singlePort, type ServiceKey, type ServiceMatch, type VirtualServerKey, type VirtualService } from '../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
@@ -257,10 +257,12 @@ function withoutAddress<T extends object>(x: T): Omit<T, 'address' | 'port'> {
 const MAX_WEIGHT = 2147483647;
 
 export class VirtualServerManager {
-  readonly #services: Service[];
+  #services: Service[];
   readonly #scripts: ScriptRunner;
   #stats: DataplaneStats | null = null;
   #poll: NodeJS.Timeout | undefined;
+  /** #stats by service key, each with its real servers' counters by key (built once per refresh). */
+  #statsIndex = new Map<string, { svc: DataplaneStats['services'][number]; dests: Map<string, DestStats>; sorry: DestStats | undefined }>();
   #stopped = false;
   readonly #now: () => number;
   readonly #carry = new CounterCarry();
@@ -315,9 +317,9 @@ export class VirtualServerManager {
     return this.deps.healthRunner ? this.deps.healthRunner(opts) : new HealthRunner(opts);
   }
 
-  /** Keys are unique within a config (semantic.ts refuses duplicates and overlaps). */
-  #find(cfg: Pick<VirtualServerConfig, 'key'>): Service | undefined {
-    return this.#services.find((s) => s.key === cfg.key);
+  /** The services by key, for a reload's lookups. Keys are unique within a config (semantic.ts refuses duplicates and overlaps). */
+  #byKey(): Map<string, Service> {
+    return new Map(this.#services.map((s) => [s.key, s]));
   }
 
   /**
@@ -328,8 +330,12 @@ export class VirtualServerManager {
    */
   async applyReload(plan: ReloadPlan): Promise<void> {
     const fresh: Array<[Service, Real]> = [];
+    /** Services whose pool may differ: only these are re-evaluated and sent to the data plane. */
+    const touched: Service[] = [];
+    const byKey = this.#byKey();
+    const removed = new Set<Service>();
     for (const cfg of plan.virtualServers.removed) {
-      const svc = this.#find(cfg);
+      const svc = byKey.get(cfg.key);
       if (!svc) continue;
       svc.wanted = false;
       for (const m of svc.members) {
@@ -339,10 +345,11 @@ export class VirtualServerManager {
       clearTimeout(svc.ramp);
       this.#dropOverrides(svc, svc.reals, 'its virtual server left the config');
       for (const r of svc.reals) r.runner.stop();
-      this.#services.splice(this.#services.indexOf(svc), 1);
+      removed.add(svc);
     }
+    if (removed.size > 0) this.#services = this.#services.filter((s) => !removed.has(s));
     for (const k of plan.virtualServers.kept) {
-      const svc = this.#find(k.current);
+      const svc = byKey.get(k.current.key);
       if (!svc) continue;
       svc.cfg = k.next;
       // Group members: a removed one stops and drains (configure() below leaves it out), an added
@@ -354,8 +361,15 @@ export class VirtualServerManager {
         clearTimeout(m.retry);
         this.deps.log.info({ virtual_server: svc.key, service: m.svc.key }, `${m.svc.key} left ${svc.key}; draining`);
       }
-      const byKey = new Map(svc.members.map((m) => [m.svc.key as string, m]));
-      svc.members = k.next.members.map((x) => byKey.get(x.key) ?? newMember(x));
+      const memberByKey = new Map(svc.members.map((m) => [m.svc.key as string, m]));
+      svc.members = k.next.members.map((x) => memberByKey.get(x.key) ?? newMember(x));
+      if (isEmptyVirtualServerChange(k.changes)) {
+        // Same settings, members and servers: the new objects replace the old ones, nothing is re-evaluated.
+        const next = new Map(k.next.real_server.map((rs) => [endpointText(rs.endpoint), rs]));
+        for (const real of svc.reals) real.cfg = next.get(real.id) ?? real.cfg;
+        continue;
+      }
+      touched.push(svc);
       const rsPlan = k.changes.realServers;
       const same = (a: RealServerConfig, b: RealServerConfig) => endpointText(a.endpoint) === endpointText(b.endpoint);
       for (const rs of rsPlan.removed) {
@@ -383,17 +397,21 @@ export class VirtualServerManager {
     for (const cfg of plan.virtualServers.added) {
       const svc = this.#makeService(cfg);
       this.#services.push(svc);
+      touched.push(svc);
     }
     // The full desired set: unchanged services keep their sockets, removed ones drain in the worker.
     await this.deps.dataPlane.configure(this.#specs());
-    // Every pool is sent again: a service may have moved to another data plane (lb_kind changed).
-    for (const svc of this.#services) svc.sent = null;
-    for (const svc of this.#services) await this.#apply(svc);
-    const keys = new Set(this.#services.flatMap((s) => [s.key, ...s.members.map((m) => m.svc.key)].flatMap((k) => [
-      k as string, ...s.reals.map((r) => destKey(k, r.id)), ...(s.cfg.sorry_endpoint ? [destKey(k, `sorry:${endpointText(s.cfg.sorry_endpoint)}`)] : []),
-    ])));
-    this.#carry.retain((k) => keys.has(k));
-    this.#rates.retain((k) => keys.has(k));
+    // Every changed service's pool is sent again (it may have moved to another data plane: lb_kind
+    // changed); unchanged services are not re-evaluated. All in flight at once.
+    for (const svc of touched) svc.sent = null;
+    await Promise.all(touched.map((svc) => this.#apply(svc)));
+    if (touched.length > 0 || removed.size > 0) {
+      const keys = new Set(this.#services.flatMap((s) => [s.key, ...s.members.map((m) => m.svc.key)].flatMap((k) => [
+        k as string, ...s.reals.map((r) => destKey(k, r.id)), ...(s.cfg.sorry_endpoint ? [destKey(k, `sorry:${endpointText(s.cfg.sorry_endpoint)}`)] : []),
+      ])));
+      this.#carry.retain((k) => keys.has(k));
+      this.#rates.retain((k) => keys.has(k));
+    }
     for (const [svc, r] of fresh) if (svc.checking) r.runner.start();
     this.setOwnership(this.#owns);
     for (const svc of this.#services) this.#syncChecks(svc);
@@ -421,7 +439,8 @@ export class VirtualServerManager {
   /** Configures the data plane, computes the first pools and starts the health checks. */
   async start(): Promise<void> {
     await this.deps.dataPlane.configure(this.#specs());
-    for (const s of this.#services) await this.#apply(s);
+    // One message per service, all in flight at once (the data plane answers them in order).
+    await Promise.all(this.#services.map((s) => this.#apply(s)));
     for (const s of this.#services) this.#syncChecks(s);
     this.#poll = setInterval(() => void this.refresh().catch(() => undefined), 1000);
     this.#poll.unref();
@@ -639,13 +658,16 @@ export class VirtualServerManager {
     );
   }
 
-  async #unserve(svc: Service, m: Member, drainMs = svc.cfg.drain_timeout * 1000): Promise<void> {
+  async #unserve(svc: Service, m: Member, drainMs = svc.cfg.drain_timeout * 1000, stopping = false): Promise<void> {
     clearTimeout(m.retry);
     if (!m.serving) return;
     m.serving = false;
     this.deps.onStateChange?.();
     const key = m.svc.key;
     this.deps.log.info({ virtual_server: svc.key, service: key, drain_s: drainMs / 1000 }, `stopped serving ${key}; draining`);
+    // Stopping with no drain: close() ends the service after the VIPs are gone. An unserve now
+    // would cut it while the VIP is still local, and a late client packet would get a reset.
+    if (stopping && drainMs <= 0) return;
     await this.deps.dataPlane.unserve(key, drainMs).catch((err: unknown) =>
       this.deps.log.warn({ virtual_server: svc.key, service: key, err: errorMessage(err) }, 'unserve failed'));
   }
@@ -664,6 +686,11 @@ export class VirtualServerManager {
     if (this.#stopped) return;
     const stats = await this.deps.dataPlane.stats();
     this.#stats = stats;
+    this.#statsIndex = new Map(stats.services.map((svc) => {
+      const dests = new Map<string, DestStats>();
+      for (const x of svc.dests) if (!x.sorry && !dests.has(x.key)) dests.set(x.key, x);
+      return [svc.key, { svc, dests, sorry: svc.dests.find((x) => x.sorry) }];
+    }));
     const now = this.#now();
     const sample = (k: string, c: Counters) => this.#rates.sample(k, c, now);
     for (const svc of this.#services) {
@@ -671,10 +698,10 @@ export class VirtualServerManager {
       // Per service in the data plane: a group member, or the virtual server's one service.
       for (const m of svc.members) {
         const key = m.svc.key;
-        const st = stats.services.find((s) => s.key === key);
-        sample(key, this.#carry.observe(key, st));
-        for (const r of svc.reals) sample(destKey(key, r.id), this.#carry.observe(destKey(key, r.id), st?.dests.find((x) => !x.sorry && x.key === r.id)));
-        if (sorryId) sample(destKey(key, sorryId), this.#carry.observe(destKey(key, sorryId), st?.dests.find((x) => x.sorry)));
+        const indexed = this.#statsIndex.get(key);
+        sample(key, this.#carry.observe(key, indexed?.svc));
+        for (const r of svc.reals) sample(destKey(key, r.id), this.#carry.observe(destKey(key, r.id), indexed?.dests.get(r.id)));
+        if (sorryId) sample(destKey(key, sorryId), this.#carry.observe(destKey(key, sorryId), indexed?.sorry));
       }
       if (!isGroup(svc)) continue;
       // A group's rates are those of its summed counters.
@@ -704,7 +731,8 @@ export class VirtualServerManager {
   /** One service's own figures: the virtual server's, or one member's of a group. */
   #memberStatus(svc: Service, m: Member): MemberStatus & { scheduler_in_effect: string | undefined } {
     const key = m.svc.key;
-    const st: ServiceStats | undefined = this.#stats?.services.find((s) => s.key === key);
+    const indexed = this.#statsIndex.get(key);
+    const st: ServiceStats | undefined = indexed?.svc;
     const totals = this.#carry.get(key);
     const sorry = svc.cfg.sorry_endpoint;
     return {
@@ -720,8 +748,8 @@ export class VirtualServerManager {
       active_conns: st ? st.active_conns : 0,
       inact_conns: st ? st.inact_conns : 0,
       rates: this.#rates.rates(key),
-      real_servers: svc.reals.map((r) => ({ address: r.cfg.endpoint.address, port: r.cfg.endpoint.port, ...this.#destCounters(destKey(key, r.id), st?.dests.find((x) => !x.sorry && x.key === r.id)) })),
-      sorry_server: sorry ? { address: sorry.address, port: sorry.port, in_use: st?.sorry ?? false, ...this.#destCounters(destKey(key, `sorry:${endpointText(sorry)}`), st?.dests.find((x) => x.sorry)) } : null,
+      real_servers: svc.reals.map((r) => ({ address: r.cfg.endpoint.address, port: r.cfg.endpoint.port, ...this.#destCounters(destKey(key, r.id), indexed?.dests.get(r.id)) })),
+      sorry_server: sorry ? { address: sorry.address, port: sorry.port, in_use: st?.sorry ?? false, ...this.#destCounters(destKey(key, `sorry:${endpointText(sorry)}`), indexed?.sorry) } : null,
       scheduler_in_effect: st?.scheduler_in_effect,
     };
   }
@@ -839,7 +867,7 @@ export class VirtualServerManager {
       for (const m of svc.members) { m.wanted = false; clearTimeout(m.retry); }
       clearTimeout(svc.ramp);
     }
-    await Promise.all(this.#services.flatMap((s) => s.members.map((m) => this.#unserve(s, m))));
+    await Promise.all(this.#services.flatMap((s) => s.members.map((m) => this.#unserve(s, m, undefined, true))));
     this.#stopped = true;
     for (const svc of this.#services) {
       for (const r of svc.reals) r.runner.stop();

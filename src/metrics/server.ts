@@ -28,6 +28,8 @@ export interface MetricsServerOptions {
   /** GlobalConfig.metrics (parsed metrics_listen). Port 0 picks a free port (tests). */
   listen: ListenAddress;
   registry: Registry;
+  /** Awaited before every scrape of /metrics (fresh data-plane counters); its failure is ignored. */
+  refresh?: () => Promise<void>;
   /** The status report for / and /status.json; without it only /metrics is served. */
   status?: () => unknown | Promise<unknown>;
   /** Refresh interval of the status page without ?refresh=, seconds (default 2). */
@@ -154,6 +156,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: MetricsSe
   let contentType: string;
   try {
     if (path === METRICS_PATH) {
+      await opts.refresh?.().catch(() => undefined);
       body = await opts.registry.metrics();
       contentType = opts.registry.contentType;
     } else if (path === STATUS_JSON_PATH) {

@@ -1,7 +1,8 @@
 /**
  * Typed wrappers over the keepalive_native N-API addon (native/keepalive_native.c): a send-only
  * AF_PACKET socket for GARP/NA frames and a raw IPv6 socket that reports the hop limit, which the
- * `raw-socket` package cannot do (Linux raw IPv6 sockets never expose the IPv6 header).
+ * `raw-socket` package cannot do (Linux raw IPv6 sockets never expose the IPv6 header); and the
+ * health-check I/O engine (native/check_engine.c) that TCP_CHECK and HTTP_GET attempts run on.
  *
  * The addon is loaded lazily so that pure modules importing this file (and unit tests) work on a
  * machine where it has not been built; the first real use then fails with a clear E_NATIVE error.
@@ -11,6 +12,9 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { macToBuffer } from './frames.js';
+
+/** Opaque handle of an immutable check spec in the addon (shared by every attempt of a checker). */
+export type CheckSpecHandle = { readonly __checkSpec: unique symbol };
 
 /** Opaque handle returned by the addon for a raw IPv6 socket. */
 type Raw6Handle = { readonly __raw6: unique symbol };
@@ -40,6 +44,17 @@ interface NativeBinding {
   ): Raw6Handle;
   raw6Send(handle: Raw6Handle, payload: Buffer, dst: string, ifindex: number, src: string | null): number;
   raw6Close(handle: Raw6Handle): void;
+  reusePortListen(address: string, port: number, backlog: number): number;
+  raiseThreadNice(delta: number): number;
+  checkEngineCallback(cb: (ints: Int32Array, buffers: (Buffer | undefined)[] | undefined) => void): void;
+  checkSpec(addr: Buffer, port: number, bindAddr: Buffer | null, request: Buffer | null, flags: number,
+    maxBody: number, timeoutMs: number, bodyStatuses: Buffer | null): CheckSpecHandle;
+  checkStart(token: number, spec: CheckSpecHandle): void;
+  checkAbort(token: number): void;
+  preciseTimerOpen(callback: () => void): PreciseTimerHandle;
+  preciseTimerArm(handle: PreciseTimerHandle, delayMs: number): void;
+  preciseTimerDisarm(handle: PreciseTimerHandle): void;
+  preciseTimerClose(handle: PreciseTimerHandle): void;
   nftLoad(): string | null;
   nftOpen(): NftHandle;
   nftRun(handle: NftHandle, commands: string, outputFlags: number): Promise<NftRunResult>;
@@ -61,6 +76,9 @@ export interface NftRunResult {
   /** Milliseconds libnftables spent (parse + netlink transaction), measured on the worker thread. */
   ms: number;
 }
+
+/** Opaque handle of a timerfd timer (native/precise_timer.c). */
+export type PreciseTimerHandle = { readonly __preciseTimer: unique symbol };
 
 // dist/src/net/native.js -> repo root is three levels up; the addon lives in build/Release there.
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -261,6 +279,173 @@ export class Raw6Socket {
     const handle = this.#handle;
     this.#handle = undefined;
     native().raw6Close(handle);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health-check I/O engine (native/check_engine.c)
+
+/** Codes of a finished attempt besides 0 (success) and positive errno values. */
+export const CHECK_IO = Object.freeze({
+  TIMEOUT: -1,
+  ABORTED: -2,
+  /** EOF before the status line and headers were complete. */
+  CLOSED_EARLY: -3,
+  /** The answer does not start with an HTTP/1.x status line. */
+  NOT_HTTP: -4,
+  /** Header block over 16 KiB. */
+  HEAD_TOO_BIG: -5,
+  BAD_CHUNK: -6,
+  CLOSED_MID_BODY: -7,
+});
+
+/** One attempt as the engine runs it. */
+export interface CheckIoSpec {
+  /** Target address, 4 or 16 bytes (network order). */
+  addr: Buffer;
+  port: number;
+  /** Source address to bind (bind_to), same family as addr. */
+  bindAddr: Buffer | null;
+  /** HTTP request to send; null = connect only (TCP_CHECK). */
+  request: Buffer | null;
+  /** Read the body (de-chunked, at most maxBody bytes). */
+  wantBody: boolean;
+  /** Hand back the raw header block. */
+  wantHead: boolean;
+  maxBody: number;
+  /** The whole attempt: connect, request, answer. */
+  timeoutMs: number;
+  /**
+   * With wantBody: the body is read only when the status is set in this 1000-bit map (bit s of
+   * byte s >> 3); null = always.
+   */
+  bodyStatuses: Buffer | null;
+}
+
+/** Finished attempt: code 0 / errno / CHECK_IO.*, HTTP status (0 when none), and what was asked for. */
+export type CheckIoDone = (code: number, status: number, body: Buffer | undefined, head: Buffer | undefined, truncated: boolean) => void;
+
+const CE_INTS = 8;
+const FLAG_HTTP = 1;
+const FLAG_BODY = 2;
+const FLAG_HEAD = 4;
+
+/**
+ * The per-process (per worker) check engine: attempts run on the addon's own thread; results come
+ * back on this thread in batches. The engine keeps the event loop alive only while attempts are
+ * in flight.
+ */
+export class CheckEngine {
+  static #instance: CheckEngine | undefined;
+  readonly #waiting = new Map<number, CheckIoDone>();
+  #next = 0;
+
+  private constructor() {
+    native().checkEngineCallback((ints, buffers) => this.#deliver(ints, buffers));
+  }
+
+  static get(): CheckEngine {
+    return (CheckEngine.#instance ??= new CheckEngine());
+  }
+
+  /** Attempts in flight. */
+  get inFlight(): number { return this.#waiting.size; }
+
+  /** The addon's copy of `spec`, to start attempts from (made once per checker). Bad arguments throw. */
+  spec(spec: CheckIoSpec): CheckSpecHandle {
+    const flags = (spec.request ? FLAG_HTTP : 0) | (spec.wantBody ? FLAG_BODY : 0) | (spec.wantHead ? FLAG_HEAD : 0);
+    return native().checkSpec(spec.addr, spec.port, spec.bindAddr, spec.request, flags, spec.maxBody, spec.timeoutMs, spec.bodyStatuses);
+  }
+
+  /**
+   * Starts one attempt; `done` is called exactly once, on this thread, never synchronously.
+   * Returns the token for abort().
+   */
+  start(spec: CheckSpecHandle, done: CheckIoDone): number {
+    const token = (this.#next = (this.#next + 1) & 0x7fffffff);
+    native().checkStart(token, spec);
+    this.#waiting.set(token, done);
+    return token;
+  }
+
+  /** Ends the attempt now with CHECK_IO.ABORTED (nothing happens when it has already ended). */
+  abort(token: number): void {
+    if (this.#waiting.has(token)) native().checkAbort(token);
+  }
+
+  #deliver(ints: Int32Array, buffers: (Buffer | undefined)[] | undefined): void {
+    for (let i = 0; i < ints.length; i += CE_INTS) {
+      const done = this.#waiting.get(ints[i]!);
+      if (!done) continue;
+      this.#waiting.delete(ints[i]!);
+      const bi = ints[i + 4]!;
+      const hi = ints[i + 5]!;
+      try {
+        done(ints[i + 1]!, ints[i + 2]!, bi >= 0 ? buffers?.[bi] : undefined, hi >= 0 ? buffers?.[hi] : undefined, ints[i + 6] !== 0);
+      } catch (err) {
+        // The rest of the batch is still delivered; the error surfaces as an uncaught exception.
+        queueMicrotask(() => { throw err; });
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Precise timer (native/precise_timer.c)
+
+/**
+ * One timerfd on the event loop: `arm(ms)` fires `callback` once, ms (fractional) from now, to the
+ * microsecond and without busy waiting. Keeps the loop alive while armed.
+ */
+export class PreciseTimer {
+  #handle: PreciseTimerHandle | undefined;
+
+  constructor(callback: () => void) {
+    try {
+      this.#handle = native().preciseTimerOpen(callback);
+    } catch (err) {
+      throw socketError('timerfd', err);
+    }
+  }
+
+  arm(delayMs: number): void {
+    if (this.#handle) native().preciseTimerArm(this.#handle, Math.max(0, delayMs));
+  }
+
+  disarm(): void {
+    if (this.#handle) native().preciseTimerDisarm(this.#handle);
+  }
+
+  close(): void {
+    if (!this.#handle) return;
+    const h = this.#handle;
+    this.#handle = undefined;
+    native().preciseTimerClose(h);
+  }
+}
+
+/**
+ * A listening TCP socket on address:port with SO_REUSEPORT, as an fd for net.Server.listen({ fd }):
+ * several proxy workers each own one and the kernel spreads connections over them. Throws
+ * E_SOCKET with the errno as cause code (EADDRNOTAVAIL while the VIP is not here, EADDRINUSE).
+ */
+export function reusePortListen(address: string, port: number, backlog: number): number {
+  try {
+    return native().reusePortListen(address, port, backlog);
+  } catch (err) {
+    throw socketError(`listen on ${address.includes(':') ? `[${address}]` : address}:${port}`, err);
+  }
+}
+
+/**
+ * Raises the nice value of the calling thread only (Linux keeps one per thread) by `delta`; needs
+ * no privilege. Returns the new value, or undefined when the system refused.
+ */
+export function raiseThreadNice(delta: number): number | undefined {
+  try {
+    return native().raiseThreadNice(delta);
+  } catch {
+    return undefined;
   }
 }
 

@@ -22,6 +22,17 @@ export interface HubMember {
   v3ChecksumAsV2: boolean;
   /** unicast_peer mode: adverts go to (and come from) configured peers, not the group. */
   unicast: boolean;
+  /** The last advert encoded for this member, per destination (see VrrpHub.send). */
+  encoded?: { advert: Advert; src: string; v3ChecksumAsV2: boolean; payloads: Map<string, Buffer> };
+}
+
+function sameAdvert(a: Advert, b: Advert): boolean {
+  if (a.version !== b.version || a.vrid !== b.vrid || a.priority !== b.priority || a.advertIntCs !== b.advertIntCs) return false;
+  if (a.authType !== b.authType) return false;
+  if ((a.authData === undefined) !== (b.authData === undefined) || (a.authData && b.authData && !a.authData.equals(b.authData))) return false;
+  if (a.addresses.length !== b.addresses.length) return false;
+  for (let i = 0; i < a.addresses.length; i++) if (a.addresses[i] !== b.addresses[i]) return false;
+  return true;
 }
 
 export type TransportFactory = (ifname: string, ifindex: number, family: IpFamily, groups: string[]) => VrrpTransport;
@@ -67,15 +78,41 @@ export class VrrpHub {
     }
   }
 
-  /** Encodes and sends one advert of `m` to each of its destinations. */
+  /**
+   * Sends one advert of `m` to each of its destinations. A master sends the same advert every
+   * interval: it is encoded once and reused until something in it (or the member) changes.
+   */
   send(m: HubMember, advert: Advert): void {
     const sock = this.#sockets.get(`${m.ifname}/v${m.family}`);
     if (!sock) return;
+    const payloads = this.#payloads(m, advert);
+    for (const dst of m.destinations) sock.transport.send(payloads.get(dst)!, m.src, dst);
+  }
+
+  /** Encodes (and lets the transport prepare) `advert` without sending it: the first send is then as quick as the next. */
+  prepare(m: HubMember, advert: Advert): void {
+    const sock = this.#sockets.get(`${m.ifname}/v${m.family}`);
+    let payloads: Map<string, Buffer>;
+    try {
+      payloads = this.#payloads(m, advert);
+    } catch {
+      // Only a head start: an advert that cannot be encoded yet (no source address of its family
+      // so far) is reported by send(), where it matters.
+      return;
+    }
+    for (const dst of m.destinations) sock?.transport.prepare?.(payloads.get(dst)!, m.src, dst);
+  }
+
+  #payloads(m: HubMember, advert: Advert): Map<string, Buffer> {
+    const e = m.encoded;
+    if (e && e.src === m.src && e.v3ChecksumAsV2 === m.v3ChecksumAsV2 && sameAdvert(e.advert, advert) && m.destinations.every((d) => e.payloads.has(d))) return e.payloads;
+    const payloads = new Map<string, Buffer>();
     for (const dst of m.destinations) {
       // v3 checksums cover the pseudo-header, so each destination gets its own encoding.
-      const payload = encodeAdvert(advert, { family: m.family, src: m.src, dst, v3ChecksumAsV2: m.v3ChecksumAsV2 });
-      sock.transport.send(payload, m.src, dst);
+      payloads.set(dst, encodeAdvert(advert, { family: m.family, src: m.src, dst, v3ChecksumAsV2: m.v3ChecksumAsV2 }));
     }
+    m.encoded = { advert, src: m.src, v3ChecksumAsV2: m.v3ChecksumAsV2, payloads };
+    return payloads;
   }
 
   /** Drops that no instance could be blamed for, per socket ("eth0/v4"). */
@@ -102,7 +139,7 @@ export class VrrpHub {
       this.#count(s, 'wrong_vrid');
       return;
     }
-    member.instance.receive({ ...decoded.advert, family: pkt.family, source: pkt.src, ttl: pkt.ttl, ifindex: pkt.ifindex });
+    member.instance.receive({ ...decoded.advert, family: pkt.family, source: pkt.src, ttl: pkt.ttl, ifindex: pkt.ifindex }, pkt.receivedAt);
   }
 
   close(): void {

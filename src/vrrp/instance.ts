@@ -19,11 +19,12 @@ export interface Clock {
  * Node arms timers from the event loop's cached, whole-millisecond time, so a timer can fire up to
  * a millisecond or more *early*; re-arming then costs at least another full millisecond (Node's
  * minimum delay). The last stretch before a deadline is therefore covered with setImmediate turns,
- * which keeps the master-down timer within a fraction of a millisecond of its deadline.
+ * which keeps the master-down timer within a fraction of a millisecond of its deadline. The daemon
+ * uses the timerfd clock of precise-clock.ts instead; this one is its fallback without the addon.
  */
 const SPIN_MS = 1.5;
 
-export const realClock: Clock = {
+export const spinClock: Clock = {
   now: () => performance.now(),
   setTimeout: (fn, ms) => {
     const at = performance.now() + ms;
@@ -83,7 +84,7 @@ export class VrrpInstance {
     params: VrrpParams,
     private expect: AdvertExpectation,
     private readonly effects: InstanceEffects,
-    private readonly clock: Clock = realClock,
+    private readonly clock: Clock = spinClock,
   ) {
     this.#state = initialState(params);
   }
@@ -106,7 +107,8 @@ export class VrrpInstance {
   }
 
   /** An advert for our VRID that decoded cleanly: apply the per-instance checks, then the machine. */
-  receive(advert: ReceivedAdvert): void {
+  /** `receivedAt`: when the packet reached the process (clock time), if known; the step happens at that time. */
+  receive(advert: ReceivedAdvert, receivedAt?: number): void {
     const reason = checkAdvert(advert, this.expect, advert.source, advert.ttl);
     if (reason) {
       this.countDrop(reason);
@@ -117,12 +119,14 @@ export class VrrpInstance {
       for (const w of this.#peerWaiters) w();
       this.#peerWaiters.clear();
     }
-    this.dispatch({ type: 'advert', advert });
+    this.dispatch({ type: 'advert', advert }, receivedAt);
   }
 
-  dispatch(event: VrrpEvent): void {
+  /** Feeds one event to the state machine at `at` (default: now; never later than now). */
+  dispatch(event: VrrpEvent, at?: number): void {
     const before = this.#state;
-    const { state, actions } = step(before, event, this.clock.now());
+    const now = this.clock.now();
+    const { state, actions } = step(before, event, at !== undefined && at < now ? at : now);
     this.#state = state;
     for (const a of actions) this.#execute(a);
     for (const o of this.#observers) o(before, state);
@@ -185,6 +189,19 @@ export class VrrpInstance {
   }
 
   start(): void { this.dispatch({ type: 'start' }); }
+
+  /**
+   * Runs the state machine through start, takeover and an advert on a scratch state (step is pure:
+   * nothing is executed), so that a BACKUP's first takeover does not also pay for compiling that
+   * code on the failover's clock.
+   */
+  warmUp(): void {
+    let s = initialState(this.#state.params);
+    let t = 0;
+    s = step(s, { type: 'start' }, t).state;
+    for (let i = 0; i < 3; i++) s = step(s, { type: 'timer' }, (t += 10_000)).state;
+    step(s, { type: 'shutdown' }, (t += 10_000));
+  }
 
   /** Priority-0 advert if MASTER, VIPs removed, timer cancelled. Resolves once the VIPs are gone. */
   /**

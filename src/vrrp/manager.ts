@@ -15,9 +15,11 @@ import type { LinkEvent, LinkInfo, Rtnl, RtnlWatcher } from '../net/rtnl.js';
 import type { VipManager } from '../net/vips.js';
 import type { VrrpInstanceStatus } from '../daemon/status.js';
 import { VrrpHub, type HubMember, type TransportFactory } from './hub.js';
-import { VrrpInstance, realClock, type Clock } from './instance.js';
+import { VrrpInstance, type Clock } from './instance.js';
+import { preciseClock } from './precise-clock.js';
 import { AUTH_NONE, AUTH_PASS, passwordAuthData, type AdvertExpectation } from './packet.js';
 import type { VrrpParams, VrrpStateName } from './state.js';
+import type { Advert } from './types.js';
 import { groupState, reconcileSyncGroup, syncMember } from './sync-group.js';
 import { computeTracking, initialScriptState, scriptStatus, scriptStep, trackingEvents, type ScriptState, type TrackedObject, type TrackingResult } from './tracking.js';
 
@@ -118,6 +120,15 @@ export function vrrpParams(cfg: VrrpInstanceConfig, src: string): VrrpParams {
   };
 }
 
+/** The advert an instance sends at `priority`. */
+function advertOf(c: VrrpInstanceConfig, priority: number): Advert {
+  const password = c.authentication?.password;
+  return {
+    version: c.version, vrid: c.virtual_router_id, priority, advertIntCs: c.advert_int_cs, addresses: advertAddrs(c),
+    ...(c.version === 2 ? { authType: password === undefined ? AUTH_NONE : AUTH_PASS, authData: password === undefined ? Buffer.alloc(8) : passwordAuthData(password) } : {}),
+  };
+}
+
 export function expectation(cfg: VrrpInstanceConfig, src: string): AdvertExpectation {
   const password = cfg.authentication?.password;
   return {
@@ -146,7 +157,7 @@ export class VrrpManager {
   #stopped = false;
 
   private constructor(private config: Config, private readonly deps: VrrpDeps) {
-    this.#clock = deps.clock ?? realClock;
+    this.#clock = deps.clock ?? preciseClock();
     this.#scripts_ = deps.scripts ?? new ScriptRunner({
       policy: () => policyOf(this.config.global),
       onRefused: (command, reason) => deps.log.error({ command, reason }, 'script refused'),
@@ -196,7 +207,13 @@ export class VrrpManager {
       routes: deps.routeSet?.(`vrrp_instance ${cfg.name}`, routeEntries(cfg)),
     };
     // Effects read rt.cfg at call time, so a reload that keeps the instance changes what they do.
-    const log = () => deps.log.child({ instance: rt.cfg.name });
+    // The child logger is made once per name (not per line: it is on the takeover path).
+    let logName: string | undefined;
+    let logChild: Logger | undefined;
+    const log = (): Logger => {
+      if (logName !== rt.cfg.name) { logName = rt.cfg.name; logChild = deps.log.child({ instance: logName }); }
+      return logChild!;
+    };
     rt.vips = deps.vipManager(link.index, ownedCidrs(cfg), (vip) => {
       rt.restored!++;
       log().warn({ vip }, 'VIP was removed by someone else while MASTER; restored it');
@@ -207,14 +224,7 @@ export class VrrpManager {
       vrrpParams(cfg, src),
       expectation(cfg, src),
       {
-        sendAdvert: (priority) => {
-          const c = rt.cfg;
-          const password = c.authentication?.password;
-          this.#hub.send(rt.member!, {
-            version: c.version, vrid: c.virtual_router_id, priority, advertIntCs: c.advert_int_cs, addresses: advertAddrs(c),
-            ...(c.version === 2 ? { authType: password === undefined ? AUTH_NONE : AUTH_PASS, authData: password === undefined ? Buffer.alloc(8) : passwordAuthData(password) } : {}),
-          });
-        },
+        sendAdvert: (priority) => this.#hub.send(rt.member!, advertOf(rt.cfg, priority)),
         // keepalived's order: addresses, then routes and rules (a route may use a VIP as src).
         // accept = false: the drop filter is in place before the VIPs are, and lifted after.
         addVips: async () => {
@@ -243,7 +253,8 @@ export class VrrpManager {
           log().info({}, `VRRP ${rt.cfg.name}: lower-priority master heard; re-announcing the VIPs`);
         },
         notify: (state, priority) => this.#notify(rt.cfg, 'INSTANCE', rt.cfg.name, state, priority),
-        onTransition: (from, to, reason) => log().info({ from, to, reason }, `VRRP ${rt.cfg.name} ${from} -> ${to}`),
+        // Logged right after the step, not inside it: a takeover's first advert must not wait for the line.
+        onTransition: (from, to, reason) => queueMicrotask(() => log().info({ from, to, reason }, `VRRP ${rt.cfg.name} ${from} -> ${to}`)),
         onError: (err, what) => log().error({ err: errorMessage(err) }, `VRRP ${rt.cfg.name}: ${what} failed`),
       },
       this.#clock,
@@ -257,6 +268,10 @@ export class VrrpManager {
     rt.tracked = await this.#trackedObjects(cfg, base);
     this.#hub.add(rt.member, cfg.unicast_peer.length > 0 ? [] : [group]);
     this.#runtimes.set(cfg.name, rt as Runtime);
+    // A BACKUP sends its first advert at takeover: have that code compiled (and the advert encoded)
+    // beforehand, not on the clock of the failover.
+    instance.warmUp();
+    this.#hub.prepare(rt.member, advertOf(cfg, cfg.priority));
     return rt as Runtime;
   }
 

@@ -93,10 +93,11 @@ export class RawIpv4Transport implements VrrpTransport {
     }
     this.sock = sock;
     this.sock.on('message', (buf) => {
+      const receivedAt = performance.now();
       // raw-socket reuses its receive buffer: copy the payload before it escapes this callback.
       const ip = parseIpv4Packet(buf);
       if (!ip.ok) this.malformedCb(ip.reason);
-      else this.packetCb({ family: 4, ifindex: this.ifindex, src: ip.src, dst: ip.dst, ttl: ip.ttl, payload: Buffer.from(ip.payload) });
+      else this.packetCb({ family: 4, ifindex: this.ifindex, src: ip.src, dst: ip.dst, ttl: ip.ttl, payload: Buffer.from(ip.payload), receivedAt });
     });
     this.sock.on('error', (err) => this.errorCb(err ?? new Error('raw socket error')));
   }
@@ -104,10 +105,25 @@ export class RawIpv4Transport implements VrrpTransport {
   send(payload: Buffer, src: string, dst: string): void {
     if (this.closed) return;
     try {
-      this.out.send(Buffer.concat([buildIpv4Header(src, dst, payload.length), payload]), dst);
+      this.out.send(this.#packet(payload, src, dst), dst);
     } catch (err) {
       this.errorCb(err as Error);
     }
+  }
+
+  prepare(payload: Buffer, src: string, dst: string): void {
+    if (!this.closed) this.#packet(payload, src, dst);
+  }
+
+  /** Packets (IPv4 header + payload) by payload: the hub hands the same payload Buffer while the advert is unchanged. */
+  readonly #packets = new WeakMap<Buffer, { src: string; dst: string; packet: Buffer }>();
+
+  #packet(payload: Buffer, src: string, dst: string): Buffer {
+    const hit = this.#packets.get(payload);
+    if (hit && hit.src === src && hit.dst === dst) return hit.packet;
+    const packet = Buffer.concat([buildIpv4Header(src, dst, payload.length), payload]);
+    this.#packets.set(payload, { src, dst, packet });
+    return packet;
   }
 
   onPacket(cb: (pkt: VrrpPacketIn) => void, onMalformed: (reason: DropReason) => void): void {

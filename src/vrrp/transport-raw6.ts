@@ -16,7 +16,7 @@ export class RawIpv6Transport implements VrrpTransport {
   constructor(readonly ifindex: number, groups: string[]) {
     this.#sock = Raw6Socket.open(
       { ifindex, protocol: VRRP_PROTOCOL, group: groups[0] ?? null, bindToDevice: true },
-      (msg) => this.#packetCb({ family: 6, src: msg.src, dst: msg.dst, ttl: msg.hopLimit, ifindex: msg.ifindex, payload: msg.payload }),
+      (msg) => this.#packetCb({ family: 6, src: msg.src, dst: msg.dst, ttl: msg.hopLimit, ifindex: msg.ifindex, payload: msg.payload, receivedAt: performance.now() }),
       (err) => this.#errorCb(err),
     );
   }

@@ -9,6 +9,11 @@ export interface VrrpPacketIn {
   ttl: number;
   ifindex: number;
   payload: Buffer;
+  /**
+   * When the packet reached this process (performance.now(), taken before any parsing), if the
+   * transport knows: the down timer then counts from the arrival, not from the end of decoding.
+   */
+  receivedAt?: number;
 }
 
 /**
@@ -20,6 +25,8 @@ export interface VrrpTransport {
   readonly family: IpFamily;
   readonly ifindex: number;
   send(payload: Buffer, src: string, dst: string): void;
+  /** Optional: build whatever `send` of this payload will need, without sending (the hub's warm-up). */
+  prepare?(payload: Buffer, src: string, dst: string): void;
   /** `onMalformed` gets packets the transport could not even split into IP facts and payload. */
   onPacket(cb: (pkt: VrrpPacketIn) => void, onMalformed: (reason: DropReason) => void): void;
   onError(cb: (err: Error) => void): void;

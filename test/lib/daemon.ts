@@ -41,7 +41,7 @@ export async function startDirector(lab: Lab, host: LabHost, toml: string, opts:
   await waitFor(async () => {
     if (dead) throw new Error(`keepalive-ts on ${host.name} exited:\n${proc.output()}`);
     return status().then(() => true, () => false);
-  }, 15_000, `keepalive-ts control socket on ${host.name}`, 50);
+  }, 30_000, `keepalive-ts control socket on ${host.name}`, 50); // node's start-up is slow on a loaded machine
   return {
     host, proc, configPath, socket, status,
     instance: async (name = 'VI_1') => {

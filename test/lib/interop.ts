@@ -1,8 +1,9 @@
 // Helpers for the keepalived interop and gratuitous-ARP tests: one "VRRP peer" interface over
 // keepalive-ts and keepalived, a VIP-add timestamp taken from `ip -ts monitor address` (the
 // kernel's view, independent of how fast either daemon logs), neighbour-table and capture parsing.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { Lab, LabHost, LabProcess } from './netns.js';
-import { sleep, waitFor } from './procs.js';
+import { waitFor } from './procs.js';
 import { startDirector, directorToml, hasVip, type Director } from './daemon.js';
 import { keepalivedState, keepalivedVrrpConfig, startKeepalived } from './servers.js';
 
@@ -86,12 +87,44 @@ export async function waitPeerState(p: Peer, state: string, ms: number): Promise
   await waitFor(async () => (await p.state()) === state, ms, `${p.impl} on ${p.host.name} to be ${state} (is ${await p.state().catch(() => '?')})`, 20);
 }
 
-/** `ip -ts monitor address` in `host`, in UTC so timestamps parse unambiguously. */
+/**
+ * `ip -ts monitor address` in `host`, in UTC so timestamps parse unambiguously. Resolves once the
+ * monitor is subscribed: it prints nothing until an event, and on a loaded machine starting it can
+ * take longer than the failover it is meant to time (a fixed pause before it missed events).
+ */
 export async function startAddrMonitor(host: LabHost): Promise<LabProcess> {
   const mon = host.spawn(['ip', '-ts', 'monitor', 'address'], { env: { TZ: 'UTC' } });
-  // ip monitor prints nothing until an event: give it time to open its netlink socket.
-  await sleep(200);
+  await waitFor(() => subscribedToNetlink(mon.pid), 15_000, `ip monitor in ${host.name} to subscribe to address events`, 20);
   return mon;
+}
+
+/**
+ * Whether process `pid` holds an rtnetlink socket bound to multicast groups: ip monitor opens one
+ * with its groups only once it is about to read events (its first socket has none).
+ */
+export function subscribedToNetlink(pid: number): boolean {
+  try {
+    const inodes = new Set<string>();
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const m = /^socket:\[(\d+)\]$/.exec(safeReadlink(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    }
+    // Columns: sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode (this process's namespace's sockets).
+    return readFileSync(`/proc/${pid}/net/netlink`, 'utf8').split('\n').slice(1).some((line) => {
+      const f = line.trim().split(/\s+/);
+      return f.length >= 10 && f[1] === '0' && parseInt(f[3]!, 16) !== 0 && inodes.has(f[9]!);
+    });
+  } catch {
+    return false; // not started yet, or already gone
+  }
+}
+
+function safeReadlink(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '';
+  }
 }
 
 /** Timestamp (ms since epoch) at which `vip` was first added according to `ip -ts monitor address`. */
@@ -101,6 +134,16 @@ export function vipAddedAt(monitorOutput: string, vip: string): number | null {
     if (m && m[2] === vip) return Date.parse(`${m[1]}Z`);
   }
   return null;
+}
+
+/**
+ * Like vipAddedAt, once the monitor has printed the add: the test usually learns of the VIP by
+ * polling `ip addr`, and on a loaded machine the monitor may not have been scheduled yet to read
+ * and print the event. Null if no add shows within `timeoutMs`.
+ */
+export async function waitVipAdded(mon: LabProcess, vip: string, timeoutMs = 5_000): Promise<number | null> {
+  await waitFor(() => vipAddedAt(mon.output(), vip) !== null, timeoutMs, `ip monitor to print the add of ${vip}`, 20).catch(() => undefined);
+  return vipAddedAt(mon.output(), vip);
 }
 
 /** Names of the hosts among `hosts` that hold `vip` on eth0. */

@@ -1,7 +1,15 @@
 // Child-process primitives for the integration-test harness: one-shot commands with a
 // timeout, and long-running processes that live in their own process group so that a
 // single kill reaches everything they forked (keepalived's VRRP child, nginx workers…).
+//
+// Nothing started here outlives the process that started it: every child leads its own process
+// group, the groups of children still running are SIGKILLed from a process 'exit' hook (a test
+// file that crashes on an uncaught exception exits through process.exit), and
+// installTerminationGuard() turns SIGTERM/SIGINT/SIGHUP (ava's timeout, Ctrl-C) into such an exit.
+// Children never inherit our stdio: a leftover holding the test runner's pipes would keep the
+// runner from ever exiting.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface ExecResult {
   stdout: string;
@@ -46,11 +54,64 @@ export function showCmd(cmd: readonly string[]): string {
   return cmd.map((a) => (a.length > 80 ? `${a.slice(0, 60).replace(/\s+/g, ' ')}…` : a)).join(' ');
 }
 
+// ---------------------------------------------------------------------------------------------
+// Process groups of the children started here (group id = the leader's pid: every child is
+// detached). A group stays owned until its members are known to be gone: run() commands until
+// their output closes, startProcess() processes until kill() has signalled the whole group (the
+// leader may exit on its own and leave what it forked behind).
+
+const ownedGroups = new Set<number>();
+let exitHookInstalled = false;
+
+function own(pid: number | undefined): void {
+  if (pid === undefined) return;
+  ownedGroups.add(pid);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', killOwnedProcessesSync);
+  }
+}
+
+function disown(pid: number | undefined): void {
+  if (pid !== undefined) ownedGroups.delete(pid);
+}
+
+/** Process-group ids of the children started here that may still have members. */
+export function ownedProcessGroups(): number[] {
+  return [...ownedGroups];
+}
+
+/** SIGKILLs every owned process group (SIGKILL also ends a stopped process). */
+export function killOwnedProcessesSync(): void {
+  for (const pgid of ownedGroups) killGroup(pgid, 'SIGKILL');
+  ownedGroups.clear();
+}
+
+let guardInstalled = false;
+/**
+ * For test workers: SIGTERM, SIGINT and SIGHUP (ava's timeout stops a worker with SIGTERM; Ctrl-C
+ * reaches every worker) exit the process through process.exit, so that the 'exit' hooks run:
+ * the children's process groups are killed and open labs removed. Without it such a signal ends
+ * the worker at once and leaves its children behind. Not for programs with their own asynchronous
+ * teardown on these signals (the demo, the benchmarks).
+ */
+export function installTerminationGuard(): void {
+  if (guardInstalled) return;
+  guardInstalled = true;
+  for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`[harness] ${sig}: killing ${ownedGroups.size} child process group(s) and exiting\n`);
+      process.exit(code);
+    });
+  }
+}
+
 /** Runs a command to completion. Rejects on non-zero exit (unless allowFail) or timeout. */
 export function run(cmd: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    own(child.pid);
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -63,10 +124,12 @@ export function run(cmd: readonly string[], opts: ExecOptions = {}): Promise<Exe
     }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
+      disown(child.pid);
       reject(new Error(`cannot run ${showCmd(cmd)}: ${err.message}`));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      disown(child.pid);
       const result = { stdout, stderr, code: code ?? (signal ? 128 : 1) };
       if (timedOut) reject(new Error(`command timed out after ${timeoutMs} ms: ${showCmd(cmd)}\n${stderr}`));
       else if (result.code !== 0 && !opts.allowFail) reject(new CommandError(cmd, result));
@@ -96,10 +159,17 @@ export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM means it exists but belongs to someone else: still alive.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  // A zombie has exited and only waits for its parent to reap it; an orphan's zombie stays until
+  // PID 1 reaps it, which a container's PID 1 (npm, a shell) may never do. It is not alive.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: what kill(0) said
   }
 }
 
@@ -117,6 +187,7 @@ export function startProcess(
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd,
   });
+  own(child.pid);
   let out = '';
   const waiters = new Set<() => void>();
   const append = (d: string) => {
@@ -131,6 +202,7 @@ export function startProcess(
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
     child.on('error', (err) => {
       append(`\n[harness] spawn error: ${err.message}\n`);
+      disown(child.pid);
       done = true;
       opts.onExit?.();
       resolve({ code: 127, signal: null });
@@ -182,6 +254,7 @@ export function startProcess(
       clearTimeout(timer);
       // The leader is gone; make sure nothing it forked survives it.
       killGroup(pid, 'SIGKILL');
+      disown(pid);
     },
   };
   return proc;

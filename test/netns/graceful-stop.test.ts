@@ -1,12 +1,14 @@
 import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
 import { startDirector, directorToml, hasVip } from '../lib/daemon.js';
 import { startNginx } from '../lib/servers.js';
-import { httpBatch } from '../lib/clients.js';
-import { skewTimeMs } from '../../src/vrrp/timing.js';
+import { clientLoop, tally } from '../lib/reliability.js';
+import { masterDownIntervalMs, skewTimeMs } from '../../src/vrrp/timing.js';
+import { assertGracefulTakeover } from '../lib/timing.js';
+import { startAddrMonitor, waitVipAdded } from '../lib/interop.js';
 
 const VIP = '10.77.0.50';
 
-netnsTest('SIGTERM under load: no failed request, the backup owns the VIP within Skew_Time, exit 0', async (t) => {
+netnsTest('SIGTERM under load: no failed request but the one in flight when the VIP moves, the backup owns the VIP after Skew_Time (not by silence), exit 0', async (t) => {
   const lab = await createLab(t);
   const [client, r1, r2] = await Promise.all([
     lab.addHost('cl', { ipv4: '10.77.0.100/24' }), lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('r2', { ipv4: '10.77.0.22/24' }),
@@ -22,24 +24,33 @@ netnsTest('SIGTERM under load: no failed request, the backup owns the VIP within
   await waitFor(async () => (await da.status()).virtual_servers[0]?.serving === true, 8_000, 'a serving');
   await waitFor(async () => (await db.instance()).state === 'BACKUP', 3_000, 'b BACKUP');
 
-  const mon = hb.spawn(['ip', '-ts', 'monitor', 'address']);
-  const load = httpBatch(client, VIP, 80, 400, { pauseMs: 5 });
+  const mon = await startAddrMonitor(hb);
+  const load = clientLoop(client, VIP, 80, { seconds: 60, maxRequests: 400, timeoutMs: 3_000, pauseMs: 5 });
   await sleep(1_000);
   const stoppedAt = Date.now();
   process.kill(da.proc.pid, 'SIGTERM');
-  const result = await load;
+  const outcomes = await load;
   const exit = await da.proc.exited;
   t.is(exit.code, 0);
-  t.deepEqual(result.errors, {}, `failed requests during the graceful stop: ${JSON.stringify(result.errors)}`);
-  t.is(Object.values(result.bodies).reduce((x, y) => x + y, 0), 400);
   t.false(await hasVip(ha, VIP), 'the stopped director removed its VIP');
   t.true(await hasVip(hb, VIP));
-  const line = mon.output().split('\n').find((l) => l.includes(`inet ${VIP}/`) && !l.includes('Deleted'));
-  const m = line ? /^\[([0-9T:.-]+)\]/.exec(line) : null;
-  t.truthy(m, mon.output());
-  const took = Date.parse(`${m![1]}Z`) - stoppedAt;
-  t.log(`backup owned the VIP ${took} ms after SIGTERM (Skew_Time ${skewTimeMs(3, 100, 100)} ms)`);
-  t.true(took <= skewTimeMs(3, 100, 100) + 50);
+  const at = await waitVipAdded(mon, VIP);
+  t.truthy(at, mon.output());
+  // Every request is answered, except possibly the one at the moment b's gratuitous ARP moves the
+  // client to b: either it was in flight and its next segment reaches b, which knows no such
+  // connection and resets it (a's proxy holds that TCP state; nothing hands it over), or it is
+  // sent in the few ms between b adding the VIP and b's proxy listening, and is refused. Requests
+  // are sequential, so at most one; it must span the move. A loaded machine widens both windows.
+  t.is(outcomes.length, 400);
+  const failed = outcomes.filter((o) => !o.ok);
+  t.log(`${outcomes.length - failed.length} of ${outcomes.length} requests answered; failed: ${JSON.stringify(failed)}; b added the VIP ${at! - stoppedAt} ms after SIGTERM`);
+  t.true(failed.length <= 1, `failed requests during the graceful stop: ${JSON.stringify(tally(failed))}`);
+  for (const f of failed) {
+    t.true(f.what === 'ECONNRESET' || f.what === 'ECONNREFUSED', `the only failure allowed is a reset or refusal by the new master, not ${f.what}`);
+    t.true(f.at <= at! + 1_000 && f.at + f.ms >= at!, `the failed request (${f.at}..${f.at + f.ms}) was in flight when the VIP moved (${at})`);
+  }
+  assertGracefulTakeover(t, at! - stoppedAt, { skewMs: skewTimeMs(3, 100, 100), mdiMs: masterDownIntervalMs(3, 100, 100), advertMs: 1000 },
+    'backup owned the VIP after SIGTERM');
 });
 
 netnsTest('a second SIGTERM during the graceful stop shortens the drain but still removes the VIP, pid file and control socket', async (t) => {

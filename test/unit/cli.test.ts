@@ -113,8 +113,10 @@ test('check rejects a bad file with every problem, naming file, line and key', (
 });
 
 test('run without CAP_NET_RAW/CAP_NET_ADMIN says exactly what is missing', (t) => {
-  // As root, drop to nobody with no capabilities; as non-root we lack them already.
-  const wrap = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all'] : [];
+  // As root, stay root but drop every capability (bounding set included, so exec cannot regain
+  // them); as non-root we lack them already. Staying uid 0 keeps the clone readable wherever it
+  // lives (under /root, mode 0700, another user could not even load the CLI).
+  const wrap = process.getuid?.() === 0 ? ['setpriv', '--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', '--'] : [];
   const r = cli(['run', '--config', join(ROOT, 'conf/director-a.toml')], wrap);
   t.is(r.code, 4, r.err);
   t.regex(r.err, /missing CAP_NET_ADMIN and CAP_NET_RAW/);

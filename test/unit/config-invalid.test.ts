@@ -177,3 +177,25 @@ ${SYNC('')}`;
   t.is(err?.message, issues.map(formatIssue).join('\n'));
   t.regex(err!.message, /^many\.toml:2 global\.vrrp_version: must be 2\.\.3, got 4$/m);
 });
+
+test('overlapping virtual servers: each names the first earlier one it collides with, with narrow and wide port ranges mixed', (t) => {
+  const vs = (ports: string, protocol = 'TCP') => `[[virtual_server]]\naddress = "10.0.0.50"\nprotocol = "${protocol}"\nports = [${ports}]\nlb_kind = "DR"\n`;
+  const text = [
+    vs('80'), // 0
+    vs('"1000-2000"'), // 1: wide
+    vs('443'), // 2
+    vs('80', 'UDP'), // 3: other protocol, no overlap
+    vs('1500'), // 4: inside the wide range of 1
+    vs('"79-81"'), // 5: narrow, overlaps 0
+    vs('"400-3000"'), // 6: wide, overlaps 1 (first earlier: 1, before 2 and 4)
+    vs('80'), // 7: the same key as 0: a duplicate
+    vs('9999'), // 8: fine
+  ].join('\n');
+  const issues = issuesOf(text, 'overlap.toml');
+  t.deepEqual(issues.map((i) => `${i.path}: ${i.message}`), [
+    'virtual_server[4]: tcp/10.0.0.50:1500 overlaps tcp/10.0.0.50:1000-2000 (virtual_server[1]): a packet may match only one service',
+    'virtual_server[5]: tcp/10.0.0.50:79-81 overlaps tcp/10.0.0.50:80 (virtual_server[0]): a packet may match only one service',
+    'virtual_server[6]: tcp/10.0.0.50:400-3000 overlaps tcp/10.0.0.50:1000-2000 (virtual_server[1]): a packet may match only one service',
+    'virtual_server[7]: duplicate virtual server tcp/10.0.0.50:80 (also virtual_server[0])',
+  ]);
+});

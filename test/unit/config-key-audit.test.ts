@@ -79,6 +79,7 @@ export const AUDIT: Record<string, Entry> = {
   'global.drain_timeout': [p(U('config-valid'), 'inherited defaults come from global and the enclosing servers'), SPEC],
   'global.enable_script_security': p(N('script-security'), 'enable_script_security refuses world-writable scripts'),
   'global.maxconn': [LIMITS, p(U('lvs-dataplane-limits'), 'at maxConns the listener pauses')],
+  'global.proxy_workers': [p(U('lvs-dataplane-workers'), 'proxy_workers: 0 means one per CPU; the configured count reaches the proxy through the DataplaneSet')],
   'global.reserved_fds': [LIMITS, p(N('fd-exhaustion'), '1,200 idle connections under ulimit -n 1024')],
   'global.lvs_timeouts': { section: 'tcp, tcpfin, udp' },
   'global.lvs_timeouts.tcp': [LIMITS, p(U('lvs-dataplane-limits'), 'lvs_timeouts tcp: an idle connection is closed')],

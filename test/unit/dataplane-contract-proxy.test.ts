@@ -12,6 +12,8 @@ import { dataplaneContract, type ContractEnv, type ContractFixture, type Contrac
 import { freeTcpPort, httpOnce, httpStream } from '../lib/http-client.js';
 
 let nextVip = 1;
+/** The suite runs twice (one worker, two workers): each run has its own virtual addresses. */
+const vipNet = process.env.CONTRACT_VIP_NET ?? '127.0.5';
 
 
 async function startServer(t: ExecutionContext, name: string, address: string): Promise<ContractServer> {
@@ -34,7 +36,7 @@ const env: ContractEnv = {
   seesReplies: true,
   async fixture(t, count): Promise<ContractFixture> {
     const n = nextVip++;
-    const vipAddress = `127.0.5.${n}`;
+    const vipAddress = `${vipNet}.${n}`;
     const vip = endpoint(vipAddress, await freeTcpPort(vipAddress));
     const servers: ContractServer[] = [];
     for (let i = 0; i < count; i++) servers.push(await startServer(t, `rs${i + 1}`, `127.0.0.${2 + i}`));
@@ -54,4 +56,10 @@ const env: ContractEnv = {
   },
 };
 
-dataplaneContract(test, () => new ProxyDataplane({ autoRestart: false }), env);
+/** Declares the suite for one way of building the proxy (also used with two workers). */
+export function runProxyContract(factory: () => ProxyDataplane, name = 'proxy'): void {
+  dataplaneContract(test, factory, { ...env, name });
+}
+
+// Imported by the two-worker file: only the importing file declares its own run.
+if (process.env.CONTRACT_VIP_NET === undefined) runProxyContract(() => new ProxyDataplane({ autoRestart: false }));

@@ -5,6 +5,7 @@ import type { DnsCheck } from '../../src/config/types.js';
 import { DNS_TYPE_CODES, encodeDnsQuery } from '../../src/lvs/check/dns.js';
 import { createChecker } from '../../src/lvs/check/index.js';
 import type { CheckResult } from '../../src/lvs/check/types.js';
+import { ipv6Test } from '../lib/gated-test.js';
 
 function dns(address: string, port: number, name: string, extra: Partial<DnsCheck> = {}): DnsCheck {
   return {
@@ -77,7 +78,13 @@ async function responder(family: 4 | 6): Promise<{ sock: Socket; port: number; q
       default: break;
     }
   });
-  await new Promise<void>((r) => sock.bind(0, family === 6 ? '::1' : '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(0, family === 6 ? '::1' : '127.0.0.1', () => {
+      sock.off('error', reject);
+      resolve();
+    });
+  });
   return { sock, port: (sock.address() as AddressInfo).port, queries };
 }
 
@@ -104,14 +111,24 @@ test('NOERROR without answers is ok, as keepalived (only the RCODE is checked)',
 });
 
 test('NXDOMAIN and SERVFAIL fail', async (t) => {
+  const s = await responder(4);
+  t.teardown(() => s.sock.close());
+  const nx = await run(dns('127.0.0.1', s.port, 'missing.test'));
+  t.false(nx.ok);
+  t.regex(nx.detail, /NXDOMAIN/);
+  const sf = await run(dns('127.0.0.1', s.port, 'servfail.test'));
+  t.false(sf.ok);
+  t.regex(sf.detail, /SERVFAIL/);
+});
+
+ipv6Test('a server on IPv6: its answer decides (NOERROR ok, NXDOMAIN fails)', async (t) => {
   const s = await responder(6);
   t.teardown(() => s.sock.close());
+  const ok = await run(dns('::1', s.port, 'ok.test'));
+  t.true(ok.ok, ok.detail);
   const nx = await run(dns('::1', s.port, 'missing.test'));
   t.false(nx.ok);
   t.regex(nx.detail, /NXDOMAIN/);
-  const sf = await run(dns('::1', s.port, 'servfail.test'));
-  t.false(sf.ok);
-  t.regex(sf.detail, /SERVFAIL/);
 });
 
 test('short datagrams, other ids and non-responses are ignored; the real reply decides', async (t) => {

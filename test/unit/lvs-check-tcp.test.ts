@@ -1,9 +1,10 @@
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import type { TcpCheck } from '../../src/config/types.js';
 import { checkTarget, createChecker } from '../../src/lvs/check/index.js';
 import { createTcpChecker } from '../../src/lvs/check/tcp.js';
+import { ipv6Test } from '../lib/gated-test.js';
+import { stuckListener } from '../lib/stuck-listener.js';
 
 function tcpCheck(address: string, port: number, extra: Partial<TcpCheck> = {}): TcpCheck {
   return {
@@ -15,7 +16,10 @@ function tcpCheck(address: string, port: number, extra: Partial<TcpCheck> = {}):
 async function listen(host: string): Promise<{ server: Server; port: number; peers: string[] }> {
   const peers: string[] = [];
   const server = createServer((s) => { peers.push(s.remoteAddress ?? '?'); s.on('error', () => {}); s.end(); });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
   return { server, port: (server.address() as AddressInfo).port, peers };
 }
 
@@ -41,7 +45,7 @@ test('connects to a listening IPv4 port', async (t) => {
   t.is(peers.length, 1);
 });
 
-test('connects to a listening IPv6 port', async (t) => {
+ipv6Test('connects to a listening IPv6 port', async (t) => {
   const { server, port } = await listen('::1');
   t.teardown(() => server.close());
   const cfg = tcpCheck('::1', port);
@@ -60,6 +64,15 @@ test('a closed port fails with the refusal, not after connect_timeout', async (t
 });
 
 test('bind_to sets the source address', async (t) => {
+  const { server, port, peers } = await listen('127.0.0.1');
+  t.teardown(() => server.close());
+  const r = await createChecker(tcpCheck('127.0.0.1', port, { bind_to: '127.0.0.2' })).run(new AbortController().signal);
+  t.true(r.ok, r.detail);
+  await new Promise((r2) => setTimeout(r2, 20));
+  t.deepEqual(peers, ['127.0.0.2']);
+});
+
+ipv6Test('bind_to sets the source address (IPv6)', async (t) => {
   const { server, port, peers } = await listen('::1');
   t.teardown(() => server.close());
   const r = await createTcpChecker(tcpCheck('::1', port, { bind_to: '::1' }), { address: '::1', port, family: 6 }).run(new AbortController().signal);
@@ -76,47 +89,15 @@ test('bind_to an address not on this host fails', async (t) => {
   t.regex(r.detail, /EADDRNOTAVAIL/);
 });
 
-/**
- * A listener whose process is stopped (SIGSTOP) never accepts: once its accept queue
- * (backlog 1) is full the kernel drops further SYNs, so a connect hangs. That is the only way
- * to get a connect timeout on loopback without root.
- */
-async function stuckListener(t: { teardown(fn: () => void): void }): Promise<number> {
-  const child: ChildProcess = spawn(process.execPath, ['-e', `
-    const s = require('node:net').createServer();
-    s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => console.log(s.address().port));
-  `], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => { child.kill('SIGKILL'); });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
-    child.once('exit', () => reject(new Error('listener exited')));
-  });
-  process.kill(child.pid!, 'SIGSTOP');
-  // Fill the accept queue: connect until one connect does not complete.
-  const fillers: Socket[] = [];
-  t.teardown(() => { for (const s of fillers) s.destroy(); });
-  for (let i = 0; i < 16; i++) {
-    const s = connect({ host: '127.0.0.1', port });
-    s.on('error', () => {});
-    fillers.push(s);
-    const connected = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), 300);
-      s.once('connect', () => { clearTimeout(timer); resolve(true); });
-    });
-    if (!connected) return port;
-  }
-  throw new Error('accept queue never filled');
-}
-
 test('a connect that never completes fails after connect_timeout', async (t) => {
-  const port = await stuckListener(t);
+  const port = await stuckListener(t, '127.0.0.1');
   const r = await createChecker(tcpCheck('127.0.0.1', port, { connect_timeout: 0.3 })).run(new AbortController().signal);
   t.false(r.ok);
   t.regex(r.detail, /timeout after 300 ms/);
 });
 
 test('abort ends a pending connect with "aborted"', async (t) => {
-  const port = await stuckListener(t);
+  const port = await stuckListener(t, '127.0.0.1');
   const ac = new AbortController();
   const p = createChecker(tcpCheck('127.0.0.1', port, { connect_timeout: 60 })).run(ac.signal);
   setTimeout(() => ac.abort(), 50);

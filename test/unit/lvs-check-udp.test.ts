@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { UdpCheck } from '../../src/config/types.js';
 import { createChecker } from '../../src/lvs/check/index.js';
 import type { CheckResult } from '../../src/lvs/check/types.js';
+import { ipv6Test } from '../lib/gated-test.js';
 
 function udp(address: string, port: number, extra: Partial<UdpCheck> = {}): UdpCheck {
   return {
@@ -22,7 +23,13 @@ async function server(family: 4 | 6, echo: boolean): Promise<UdpServer> {
     got.push({ msg, from });
     if (echo) sock.send(msg, from.port, from.address);
   });
-  await new Promise<void>((r) => sock.bind(0, family === 6 ? '::1' : '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(0, family === 6 ? '::1' : '127.0.0.1', () => {
+      sock.off('error', reject);
+      resolve();
+    });
+  });
   return { sock, port: (sock.address() as AddressInfo).port, got };
 }
 
@@ -47,9 +54,9 @@ test('require_reply: an echo server answers -> ok; the payload is sent as text',
 });
 
 test('empty payload sends a single zero byte', async (t) => {
-  const s = await server(6, true);
+  const s = await server(4, true);
   t.teardown(() => s.sock.close());
-  const r = await run(udp('::1', s.port, { require_reply: true }));
+  const r = await run(udp('127.0.0.1', s.port, { require_reply: true }));
   t.true(r.ok, r.detail);
   t.deepEqual([...s.got[0]!.msg], [0]);
 });
@@ -77,6 +84,14 @@ test('without require_reply: a closed port fails on the ICMP port unreachable, n
   const r4 = await run(udp('127.0.0.1', port4, { connect_timeout: 30 }));
   t.false(r4.ok);
   t.regex(r4.detail, /ECONNREFUSED/);
+});
+
+ipv6Test('IPv6: an echo server answers; a closed port fails on the ICMPv6 port unreachable', async (t) => {
+  const s = await server(6, true);
+  t.teardown(() => s.sock.close());
+  const ok = await run(udp('::1', s.port, { payload: 'ping', require_reply: true }));
+  t.true(ok.ok, ok.detail);
+  t.is(s.got[0]!.msg.toString(), 'ping');
   const port6 = await closedPort(6);
   const r6 = await run(udp('::1', port6, { connect_timeout: 30, require_reply: true }));
   t.false(r6.ok);

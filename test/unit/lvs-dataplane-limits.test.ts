@@ -137,13 +137,15 @@ test('maxConnsPerSource: one address is capped, another is not', async (t) => {
 test('lvs_timeouts tcp: an idle connection is closed, a busy one is not', async (t) => {
   const vip = '127.0.3.3';
   const { dp, id, port } = await setup(t, vip);
-  await dp.setLimits({ maxConns: 0, lowWater: 0, tcpTimeoutMs: 400, tcpFinTimeoutMs: 400 });
+  // 1.5 s idle timeout against a write every 100 ms: the busy connection stays busy even when a
+  // loaded machine delays the writer's timer by a second (400 ms was closed once in a loaded run).
+  await dp.setLimits({ maxConns: 0, lowWater: 0, tcpTimeoutMs: 1500, tcpFinTimeoutMs: 1500 });
   const idle = await attempt(vip, port);
   const busy = await attempt(vip, port);
   t.is(idle.result, 'open');
   const timer = setInterval(() => busy.sock.write('y'), 100);
   t.teardown(() => clearInterval(timer));
-  const idleClosed = new Promise<boolean>((r) => { idle.sock.once('close', () => r(true)); setTimeout(() => r(false), 3000); });
+  const idleClosed = new Promise<boolean>((r) => { idle.sock.once('close', () => r(true)); setTimeout(() => r(false), 10_000); });
   t.true(await idleClosed, 'the idle connection was closed');
   t.false(busy.sock.destroyed, 'the busy connection is still open');
   t.is((await limitsOf(dp)).idle_closed, 1);

@@ -4,7 +4,7 @@
  */
 
 import test from 'ava';
-import { spawn } from 'node:child_process';
+import { run } from '../lib/procs.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,21 +196,9 @@ test('close() ends listeners, connections and the worker: the process exits on i
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'close.mjs');
   writeFileSync(file, script);
-  const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const code = await new Promise<number | string>((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve('hung');
-    }, 15_000);
-    child.on('exit', (c) => {
-      clearTimeout(timer);
-      resolve(c ?? 'signal');
-    });
-  });
-  t.is(code, 0, err);
+  // A harness child: killed (and the test failed) if it does not exit on its own within 15 s.
+  const r = await run([process.execPath, file], { timeoutMs: 15_000, allowFail: true });
+  const out = r.stdout;
+  t.is(r.code, 0, r.stderr);
   t.is(out.trim(), 'closed');
 });

@@ -9,12 +9,12 @@
 import test, { type ExecutionContext } from 'ava';
 import http from 'node:http';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
 import { ProxyDataplane } from '../../src/lvs/dataplane/proxy/index.js';
 import type { ConnectionEvent, PoolSpec, ServiceSpec, ServiceStats } from '../../src/lvs/dataplane/contract.js';
 import { endpoint, endpointText, type ServiceKey } from '../../src/util/endpoint.js';
 import { contractSpec } from '../lib/dataplane-contract.js';
 import { freeTcpPort } from '../lib/http-client.js';
+import { stuckListener } from '../lib/stuck-listener.js';
 
 interface Rs {
   address: string;
@@ -220,23 +220,7 @@ test('a real server whose port is closed costs no client connection (retry next)
 
 test('a real server that does not answer SYNs: connect timeout, then the next one', async (t) => {
   // A listener in a stopped process with a full accept queue: the kernel drops further SYNs.
-  const child = spawn(
-    process.execPath,
-    ['-e', "const s=require('net').createServer();s.listen({host:'127.0.0.2',port:0,backlog:1},()=>console.log(s.address().port))"],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  t.teardown(() => child.kill('SIGKILL'));
-  const hungPort = await new Promise<number>((resolve) => child.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
-  process.kill(child.pid!, 'SIGSTOP');
-  const fillers: net.Socket[] = [];
-  t.teardown(() => fillers.forEach((f) => f.destroy()));
-  for (let i = 0; i < 10; i++) {
-    const f = net.connect({ host: '127.0.0.2', port: hungPort });
-    f.on('error', () => {});
-    fillers.push(f);
-    const ok = await Promise.race([new Promise((r) => f.once('connect', () => r(true))), sleep(300).then(() => false)]);
-    if (!ok) break;
-  }
+  const hungPort = await stuckListener(t, '127.0.0.2');
   const rss = await Promise.all(['127.0.0.3'].map(httpRs));
   t.teardown(() => Promise.all(rss.map((r) => r.close())));
   const vip = '127.0.1.6';
@@ -249,6 +233,23 @@ test('a real server that does not answer SYNs: connect timeout, then the next on
   const s = await svcStats(dp, id);
   t.is(find(s, '127.0.0.2')!.connect_errors, 1);
   t.is(find(s, '127.0.0.2')!.inact_conns, 0);
+});
+
+test('unserve with drain: a connection still waiting for its real-server connect is drained, not reset', async (t) => {
+  // The graceful-stop race: a client accepted just before unserve whose real-server connect has
+  // not completed yet (long on a loaded machine) is an open connection like any other.
+  const hungPort = await stuckListener(t, '127.0.0.2');
+  const rss = await Promise.all(['127.0.0.3'].map(httpRs));
+  t.teardown(() => Promise.all(rss.map((r) => r.close())));
+  const vip = '127.0.1.14';
+  const { dp, id, port } = await setup(t, vip, proxyOpts({ connectTimeoutMs: 500 }));
+  await dp.setPool(id, { dests: [dest('127.0.0.2', hungPort), ...pool(rss).dests], sorry: null });
+  await dp.serve(id);
+  const answer = httpGet(vip, port).then((body) => body, (err: NodeJS.ErrnoException) => `error ${err.code ?? err.message}`);
+  await sleep(150); // the worker accepted it; rr sends it to the hung server first
+  const draining = dp.unserve(id, 5_000);
+  t.is(await answer, '127.0.0.3', 'after the connect timeout on the hung server, the next one answers');
+  await draining;
 });
 
 test('no real server answers: the sorry server does, after the retries; without one the client is closed', async (t) => {

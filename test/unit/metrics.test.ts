@@ -2,6 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { gatedTest } from '../lib/gated-test.js';
 import type { StatusReport, VrrpInstanceStatus, VirtualServerStatus } from '../../src/daemon/status.js';
 import { DROP_REASONS } from '../../src/vrrp/drop.js';
 import {
@@ -528,20 +529,11 @@ function promtoolAvailable(): { ok: boolean; reason?: string } {
 }
 
 /**
- * Like netnsTest: skipped (reason in the title) without promtool, failing instead when
- * KEEPALIVE_TS_REQUIRE_NETNS=1 (CI), so CI cannot pass without actually running it.
+ * Skipped (reason in the title) without promtool, failing instead when KEEPALIVE_TS_REQUIRE_NETNS=1
+ * (CI), so CI cannot pass without actually running it.
  */
 function promtoolTest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
-  const avail = promtoolAvailable();
-  if (avail.ok) {
-    test(title, fn);
-  } else if (process.env.KEEPALIVE_TS_REQUIRE_NETNS === '1') {
-    test(title, (t) => {
-      t.fail(`promtool required (KEEPALIVE_TS_REQUIRE_NETNS=1) but unavailable: ${avail.reason}`);
-    });
-  } else {
-    test.skip(`${title} [skipped: ${avail.reason}]`, () => {});
-  }
+  gatedTest(title, promtoolAvailable(), 'promtool', fn);
 }
 
 function promtoolCheck(text: string): { code: number | null; output: string } {

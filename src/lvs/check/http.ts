@@ -24,11 +24,19 @@
  * The body is only read when digest or regex needs it, and at most `maxBodyBytes` (1 MiB):
  * a larger body fails a digest check ("body larger than ...") and the regex is matched
  * against the first maxBodyBytes.
+ *
+ * Plain HTTP (HTTP_GET, and genhash without --ssl) runs on the native check engine
+ * (./engine.ts): one HTTP/1.0 GET as keepalived and HAProxy send it (`GET path HTTP/1.0`, Host,
+ * User-Agent, Connection: close), the status line and headers parsed there, the body read and
+ * de-chunked only when wanted (for the checker: digest / regex, and only for a listed status).
+ * SSL_GET goes through node:https with the same request headers.
  */
 import { createHash } from 'node:crypto';
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { HttpGetCheck, SslGetCheck } from '../../config/types.js';
+import { CheckEngine, type CheckIoSpec, type CheckSpecHandle } from '../../net/native.js';
+import { CHECK_IO, EngineAttempts, addressBytes, errnoName } from './engine.js';
 import { formatTarget, localFailure, timeoutMs, withDeadline, type CheckResult, type Checker, type CheckerOptions, type CheckTarget } from './types.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -70,6 +78,7 @@ export function httpUrl(spec: Pick<HttpGetSpec, 'tls' | 'target' | 'path'>): str
  * with the result, or with `{ error }` (connection problems, abort by `signal`). Never rejects.
  */
 export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string; code?: string }> {
+  if (!spec.tls) return engineGet(spec, signal, wantBody);
   const maxBody = spec.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const url = httpUrl(spec);
   const reqOpts: RequestOptions & Record<string, unknown> = {
@@ -151,7 +160,152 @@ export function bodyDigest(body: Buffer): string {
   return createHash('md5').update(body).digest('hex');
 }
 
+/** The request line and headers of HTTP_GET; throws TypeError on a path / Host that would break the request. */
+export function httpRequestBytes(path: string, host: string): Buffer {
+  if (!/^[\x21-\x7e]+$/.test(path)) throw new TypeError(`path ${JSON.stringify(path)} contains spaces or control characters`);
+  if (!/^[\x21-\x7e]+$/.test(host)) throw new TypeError(`Host ${JSON.stringify(host)} contains spaces or control characters`);
+  return Buffer.from(`GET ${path} HTTP/1.0\r\nHost: ${host}\r\nUser-Agent: keepalive-ts\r\nConnection: close\r\n\r\n`, 'latin1');
+}
+
+/** The engine's spec of a plain GET (no TLS); throws TypeError on a bad address, path or Host. */
+function engineSpec(spec: HttpGetSpec, timeout: number, bodyStatuses: Buffer | null, wantHead: boolean): CheckIoSpec {
+  return {
+    addr: addressBytes(spec.target.address, spec.target.family),
+    port: spec.target.port,
+    bindAddr: spec.bindTo ? addressBytes(spec.bindTo, spec.target.family) : null,
+    request: httpRequestBytes(spec.path, spec.virtualhost ?? formatTarget(spec.target)),
+    wantBody: bodyStatuses !== null,
+    wantHead,
+    maxBody: spec.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    timeoutMs: timeout,
+    bodyStatuses,
+  };
+}
+
+/** Statuses 0..999 as the engine's bit map: bit s set when `want(s)`. */
+function statusMap(want: (status: number) => boolean): Buffer {
+  const map = Buffer.alloc(128);
+  for (let s = 0; s < 1000; s++) if (want(s)) map[s >> 3]! |= 1 << (s & 7);
+  return map;
+}
+
+/** A failed exchange in words: the errno name, or what went wrong with the answer. */
+function ioFailure(code: number): string {
+  switch (code) {
+    case CHECK_IO.CLOSED_EARLY: return 'connection closed before a complete status line and headers';
+    case CHECK_IO.NOT_HTTP: return 'the answer is not HTTP/1.x';
+    case CHECK_IO.HEAD_TOO_BIG: return 'header block larger than 16384 bytes';
+    case CHECK_IO.BAD_CHUNK: return 'malformed chunked body';
+    case CHECK_IO.CLOSED_MID_BODY: return 'connection closed mid-body';
+    case CHECK_IO.TIMEOUT:
+    case CHECK_IO.ABORTED: return 'no complete answer';
+    default: return code > 0 ? errnoName(code) : `error ${code}`;
+  }
+}
+
+/** The header block the engine handed back -> version, raw header lines, headers as node:http lists them. */
+function parseHead(head: Buffer): Pick<HttpGetResult, 'httpVersion' | 'rawHeaders' | 'headers'> {
+  const lines = head.toString('latin1').split(/\r?\n/);
+  const httpVersion = /^HTTP\/(\d\.\d)/.exec(lines[0] ?? '')?.[1] ?? '1.0';
+  const rawHeaders: string[] = [];
+  const headers: HttpGetResult['headers'] = {};
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim();
+    const value = line.slice(colon + 1).trim();
+    rawHeaders.push(name, value);
+    const key = name.toLowerCase();
+    const had = headers[key];
+    if (key === 'set-cookie') headers[key] = [...((had as string[] | undefined) ?? []), value];
+    else headers[key] = had === undefined ? value : `${had as string}, ${value}`;
+  }
+  return { httpVersion, rawHeaders, headers };
+}
+
+/** httpGet without TLS, on the check engine. */
+function engineGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (status: number) => boolean): Promise<HttpGetResult | { error: string; code?: string }> {
+  const url = httpUrl(spec);
+  if (signal.aborted) return Promise.resolve({ error: `${url}: no complete answer` });
+  const engine = CheckEngine.get();
+  let handle: CheckSpecHandle;
+  try {
+    // The caller's signal bounds the exchange; the engine's own deadline is only a backstop.
+    handle = engine.spec(engineSpec(spec, 0x7fffffff, statusMap(wantBody), true));
+  } catch (err) {
+    return Promise.resolve({ error: `${url}: ${(err as Error).message}` });
+  }
+  return new Promise((resolve) => {
+    let token = 0;
+    const onAbort = (): void => engine.abort(token);
+    signal.addEventListener('abort', onAbort, { once: true });
+    token = engine.start(handle, (code, status, body, head, truncated) => {
+      signal.removeEventListener('abort', onAbort);
+      if (code !== 0) {
+        resolve({ error: `${url}: ${ioFailure(code)}`, ...(code > 0 ? { code: errnoName(code) } : {}) });
+        return;
+      }
+      resolve({ status, ...parseHead(head ?? Buffer.alloc(0)), body: body ?? null, truncated });
+    });
+  });
+}
+
 export function createHttpChecker(cfg: HttpGetCheck | SslGetCheck, target: CheckTarget, opts: CheckerOptions = {}): Checker {
+  return cfg.type === 'HTTP_GET' ? createPlainHttpChecker(cfg, target, opts) : createTlsChecker(cfg, target, opts);
+}
+
+/** HTTP_GET: every attempt on the engine with a spec built once. */
+function createPlainHttpChecker(cfg: HttpGetCheck, target: CheckTarget, opts: CheckerOptions): Checker {
+  const ms = timeoutMs(cfg.connect_timeout);
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const regex = cfg.regex !== undefined ? new RegExp(cfg.regex) : undefined;
+  const digest = cfg.digest?.toLowerCase();
+  const spec: HttpGetSpec = {
+    tls: false,
+    target,
+    path: cfg.path,
+    ...(cfg.virtualhost !== undefined ? { virtualhost: cfg.virtualhost } : {}),
+    ...(cfg.bind_to !== undefined ? { bindTo: cfg.bind_to } : {}),
+    maxBodyBytes: maxBody,
+  };
+  const url = httpUrl(spec);
+  const needBody = digest !== undefined || regex !== undefined;
+  let attempts: EngineAttempts | undefined;
+  let badSpec: CheckResult | undefined;
+  try {
+    attempts = new EngineAttempts(CheckEngine.get().spec(engineSpec(spec, ms, needBody ? statusMap((s) => cfg.status_code.includes(s)) : null, false)));
+  } catch (err) {
+    badSpec = Object.freeze({ ok: false, detail: `${url}: ${(err as Error).message}` });
+  }
+  const timedOut: CheckResult = Object.freeze({ ok: false, detail: `timeout after ${ms} ms` });
+  // Every passing attempt of a checker says the same thing: one frozen result per status.
+  const passed = new Map<number, CheckResult>();
+  const judge = (code: number, status: number, body: Buffer | undefined, _head: Buffer | undefined, truncated: boolean): CheckResult => {
+    // Out of descriptors here is no verdict on the server: unknown (types.ts localFailure).
+    if (code !== 0) return code === CHECK_IO.TIMEOUT ? timedOut : localFailure(code > 0 ? errnoName(code) : undefined, `${url}: ${ioFailure(code)}`);
+    if (!cfg.status_code.includes(status)) {
+      return { ok: false, detail: `${url}: status ${status} not in [${statusText(cfg.status_code)}]` };
+    }
+    if (digest !== undefined) {
+      if (truncated) return { ok: false, detail: `${url}: body larger than ${maxBody} bytes, digest not computed` };
+      const got = bodyDigest(body ?? Buffer.alloc(0));
+      if (got !== digest) return { ok: false, detail: `${url}: digest ${got} != ${digest}` };
+    }
+    if (regex !== undefined && !regex.test((body ?? Buffer.alloc(0)).toString('utf8'))) {
+      return { ok: false, detail: `${url}: body does not match /${regex.source}/` };
+    }
+    let r = passed.get(status);
+    if (!r) passed.set(status, (r = Object.freeze({ ok: true, detail: `${url}: status ${status}` })));
+    return r;
+  };
+  return {
+    type: cfg.type,
+    run: (signal) => (attempts ? attempts.run(signal, judge) : Promise.resolve(badSpec!)),
+  };
+}
+
+/** SSL_GET: httpGet over node:https, bounded by withDeadline. */
+function createTlsChecker(cfg: HttpGetCheck | SslGetCheck, target: CheckTarget, opts: CheckerOptions): Checker {
   const ms = timeoutMs(cfg.connect_timeout);
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const regex = cfg.regex !== undefined ? new RegExp(cfg.regex) : undefined;

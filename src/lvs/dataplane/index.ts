@@ -13,6 +13,7 @@
  * An implementation stays once created, even when a reload removes its last service: it drains
  * those connections (configure with the empty set) and is closed with the set.
  */
+import { availableParallelism } from 'node:os';
 import { EventEmitter } from 'node:events';
 import { KeepaliveError } from '../../util/errors.js';
 import type { ServiceKey } from '../../util/endpoint.js';
@@ -35,10 +36,17 @@ export type { ConnectionLimits } from './proxy/index.js';
 
 export * from './contract.js';
 
+/** global.proxy_workers as the proxy takes it: 0 means one worker per CPU. */
+export function proxyWorkerCount(configured: number, cpus: number = availableParallelism()): number {
+  return configured > 0 ? configured : Math.max(1, cpus);
+}
+
 /** What the daemon hands every implementation it creates. */
 export interface DataplaneContext {
   /** Connection-event batching (ms) when connection sync is on; implementation default otherwise. */
   readonly eventBatchMs?: number;
+  /** Worker threads of the proxy (global.proxy_workers resolved: >= 1). Default 1. */
+  readonly proxyWorkers?: number;
   /**
    * The proxy's connection budget (global.maxconn below the descriptor limit) and idle timeouts
    * (global.lvs_timeouts); see ProxyDataplane.setLimits. Kernel paths have their own limits.
@@ -72,7 +80,11 @@ export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
   {
     name: 'proxy',
     kinds: ['PROXY'],
-    create: (ctx) => new ProxyDataplane({ ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }), ...(ctx.limits ? { limits: ctx.limits } : {}) }),
+    create: (ctx) => new ProxyDataplane({
+      ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
+      ...(ctx.proxyWorkers === undefined ? {} : { workers: ctx.proxyWorkers }),
+      ...(ctx.limits ? { limits: ctx.limits } : {}),
+    }),
   },
   {
     // The kernel path: one nftables table per family, libnftables on the thread pool. Creating it

@@ -20,6 +20,7 @@ import { endpointText, singlePort, type Endpoint, type IpFamily, type L4Protocol
 import type { ConnectionEvent, DestStats, PoolSpec, ServiceSpec, TemplateEntry } from '../contract.js';
 import { maskAddress, PersistenceTable } from './persistence.js';
 import { createScheduler } from './sched/index.js';
+import { SharedRoundRobinScheduler, SharedWeightedRoundRobinScheduler, cursorSlot } from './sched/shared.js';
 import type { RealServerRef, ScheduleContext, Scheduler } from './types.js';
 
 export class Dest implements RealServerRef {
@@ -204,9 +205,14 @@ export class ServiceCore {
   readonly virtual: Endpoint;
   private readonly now = () => Date.now();
 
+  /**
+   * `cursor`: the workers' shared rr/wrr cursors (see sched/shared.ts), when this service is served
+   * by several workers; undefined otherwise.
+   */
   constructor(
     spec: ServiceSpec,
     readonly emit: EventSink,
+    private readonly cursor?: Int32Array,
   ) {
     const m = spec.match;
     const port = singlePort(m);
@@ -233,14 +239,19 @@ export class ServiceCore {
     const old = this.spec;
     this.spec = spec;
     if (initial || old.scheduler !== spec.scheduler || JSON.stringify(old.hash) !== JSON.stringify(spec.hash)) {
-      this.scheduler = createScheduler(spec.scheduler, {
-        fallback: spec.hash.fallback,
-        port: spec.hash.port,
-        tableSize: spec.hash.tableSize,
-        seed: spec.hash.seed,
-        virtualAddress: this.address,
-        now: this.now,
-      });
+      const slot = this.cursor ? cursorSlot(spec.key) : 0;
+      this.scheduler = this.cursor && spec.scheduler === 'rr'
+        ? new SharedRoundRobinScheduler(this.cursor, slot)
+        : this.cursor && spec.scheduler === 'wrr'
+          ? new SharedWeightedRoundRobinScheduler(this.cursor, slot)
+          : createScheduler(spec.scheduler, {
+            fallback: spec.hash.fallback,
+            port: spec.hash.port,
+            tableSize: spec.hash.tableSize,
+            seed: spec.hash.seed,
+            virtualAddress: this.address,
+            now: this.now,
+          });
       this.scheduler.update?.(this.pool);
     }
     if (initial || JSON.stringify(old.persistence) !== JSON.stringify(spec.persistence)) {

@@ -36,6 +36,36 @@ function wireError(err: unknown): WireError {
   return { code: 'E_SOCKET', message };
 }
 
+/** Which worker this engine is, of how many (see ProxyDataplaneOptions.workers). */
+export interface EngineOptions {
+  readonly index?: number;
+  readonly workers?: number;
+  /** The workers' shared rr/wrr cursors (SHARED_CURSOR_SLOTS Int32s), with workers > 1. */
+  readonly cursors?: SharedArrayBuffer;
+}
+
+/**
+ * How much nicer than the main thread (which runs VRRP) the proxy worker threads are. CFS weights:
+ * nice +5 = 335 against 1024, so a worker saturating a CPU yields to the VRRP thread at once, and
+ * still gets every cycle nothing else wants.
+ */
+export const PROXY_WORKER_NICE = 5;
+
+/** Schedulers whose choice does not depend on connection counts, or that share their cursor (rr, wrr). */
+const EVERY_WORKER_SCHEDULERS: ReadonlySet<string> = new Set(['rr', 'wrr', 'sh', 'dh', 'mh', 'fo']);
+
+/**
+ * With several workers, a TCP service without persistence whose scheduler is rr, wrr, sh, dh, mh
+ * or fo is served by every worker (each has its own SO_REUSEPORT socket; the kernel spreads the
+ * connections; rr and wrr share one cursor). Every other service only by worker 0: UDP (a client's
+ * flows in one table), persistence (templates in one table), and the schedulers that count
+ * connections (lc, wlc, sed, nq, lblc, lblcr, ovf: their counts must cover every connection), and
+ * services with maxConnsPerSource (the count per client must cover every connection).
+ */
+export function servedByEveryWorker(spec: ServiceSpec): boolean {
+  return spec.match.kind === 'addr' && spec.match.protocol === 'tcp' && spec.persistence === null && !spec.proxy?.maxConnsPerSource && EVERY_WORKER_SCHEDULERS.has(spec.scheduler);
+}
+
 export class Engine {
   private readonly services = new Map<string, Service>();
   /** Removed by configure(), still draining. */
@@ -60,7 +90,14 @@ export class Engine {
     }
   });
 
-  constructor(private readonly post: (m: WorkerMessage) => void) {
+  private readonly index: number;
+  private readonly workers: number;
+  private readonly cursors: Int32Array | undefined;
+
+  constructor(private readonly post: (m: WorkerMessage) => void, opts: EngineOptions = {}) {
+    this.index = opts.index ?? 0;
+    this.workers = opts.workers ?? 1;
+    this.cursors = opts.cursors ? new Int32Array(opts.cursors) : undefined;
     this.housekeeping = setInterval(() => {
       for (const s of this.services.values()) if (s instanceof TcpService) s.housekeeping();
     }, 1000);
@@ -94,8 +131,12 @@ export class Engine {
       case 'setPool':
         this.service(req.key).core.setPool(req.pool);
         return undefined;
-      case 'serve':
-        return this.service(req.key).serve();
+      case 'serve': {
+        const svc = this.service(req.key);
+        // Another worker (0) serves it alone; this one only keeps the desired state.
+        if (this.index > 0 && !servedByEveryWorker(svc.core.spec)) return undefined;
+        return svc.serve();
+      }
       case 'unserve':
         return this.service(req.key).unserve(req.drainMs);
       case 'stats':
@@ -142,10 +183,14 @@ export class Engine {
       if (svc) {
         svc.core.applySpec(spec);
         if (svc instanceof UdpService) svc.armTimer();
+        // Persistence turned on by a reload: only worker 0 may hold this service's templates.
+        if (this.index > 0 && !servedByEveryWorker(spec) && svc.serving) void svc.unserve(spec.drainMs);
         continue;
       }
       const emit = (ev: ConnectionEvent) => this.emit(ev);
-      const created = spec.match.kind === 'addr' && spec.match.protocol === 'tcp' ? new TcpService(spec, emit, this.admission) : new UdpService(spec, emit, this.admission);
+      const created = spec.match.kind === 'addr' && spec.match.protocol === 'tcp'
+        ? new TcpService(spec, emit, this.admission, this.workers > 1 && servedByEveryWorker(spec), this.cursors)
+        : new UdpService(spec, emit, this.admission);
       if (created instanceof TcpService) created.setEventsEnabled(this.eventsEnabled);
       this.services.set(spec.key, created);
     }

@@ -23,6 +23,7 @@ import net from 'node:net';
 import { canonicalAddress, type Endpoint, type IpFamily } from '../../../util/endpoint.js';
 import type { ConnRef, ServiceSpec, ServiceStats } from '../contract.js';
 import { Admission, Dest, ServiceCore, SourceCounts, type EventSink } from './conntable.js';
+import { reusePortListen } from '../../../net/native.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
 import type { ScheduleContext } from './types.js';
 
@@ -83,8 +84,12 @@ export class TcpService {
   /** Connections closed by the idle timeouts. */
   idleClosed = 0;
 
-  constructor(spec: ServiceSpec, emit: EventSink, private readonly admission: Admission = new Admission()) {
-    this.core = new ServiceCore(spec, emit);
+  /**
+   * reusePort: this worker is one of several serving the service, each with its own SO_REUSEPORT
+   * socket (the addon makes it; Node 20's net cannot). Otherwise one exclusive listener.
+   */
+  constructor(spec: ServiceSpec, emit: EventSink, private readonly admission: Admission = new Admission(), private readonly reusePort = false, cursor?: Int32Array) {
+    this.core = new ServiceCore(spec, emit, reusePort ? cursor : undefined);
   }
 
   setEventsEnabled(on: boolean): void {
@@ -137,16 +142,32 @@ export class TcpService {
         reject(err);
       };
       server.once('error', onError);
-      server.listen({ host: this.core.address, port: this.core.port, backlog: 4096, exclusive: true }, () => {
+      let fd: number | undefined;
+      if (this.reusePort) {
+        try {
+          fd = reusePortListen(this.core.address, this.core.port, 4096);
+        } catch (err) {
+          // The cause carries the errno (EADDRNOTAVAIL while the VIP is not here yet): keep it visible.
+          const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+          reject(Object.assign(new Error((err as Error).message), { code: cause?.code }));
+          return;
+        }
+      }
+      const onListening = () => {
         server.off('error', onError);
         server.on('error', noop);
         this.server = server;
         resolve();
-      });
+      };
+      if (fd !== undefined) server.listen({ fd }, onListening);
+      else server.listen({ host: this.core.address, port: this.core.port, backlog: 4096, exclusive: true }, onListening);
     });
   }
 
-  /** Stop accepting now; wait up to drainMs for open connections, then destroy the rest. */
+  /**
+   * Stop accepting now; wait up to drainMs for open connections, then destroy the rest. A client
+   * still waiting for its real-server connect is an open connection too: it is drained, not reset.
+   */
   unserve(drainMs: number): Promise<void> {
     this.draining = true;
     this.wanted = false;
@@ -157,10 +178,10 @@ export class TcpService {
       this.server.close();
       this.server = null;
     }
-    for (const c of this.pending) c.destroy();
-    if (this.conns.size === 0) return Promise.resolve();
+    if (this.conns.size === 0 && this.pending.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
+        for (const c of [...this.pending]) c.destroy();
         for (const c of [...this.conns]) c.destroy();
         done();
       }, drainMs);
@@ -228,6 +249,7 @@ export class TcpService {
   private attempt(client: net.Socket, ctx: ScheduleContext, failed: Set<Dest> | null, sorryTried: boolean): void {
     if (client.destroyed) {
       this.pending.delete(client);
+      this.drainCheck();
       return;
     }
     let dest = this.core.pick(ctx, failed);
@@ -239,6 +261,7 @@ export class TcpService {
       this.pending.delete(client);
       this.core.dropped++;
       client.destroy();
+      this.drainCheck();
       return;
     }
     const d = dest;
@@ -256,6 +279,7 @@ export class TcpService {
       d.checkThresholds();
       if (client.destroyed) {
         this.pending.delete(client);
+        this.drainCheck();
         return;
       }
       d.connectErrors++;
@@ -342,7 +366,12 @@ export class TcpService {
     this.conns.delete(conn);
     if (this.emitConnEvents && !d.sorry) this.core.emit({ type: 'conn_end', ...this.ref(conn), inBytes, outBytes });
     if (!d.inPool && d.live === 0) this.core.gc();
-    if (this.conns.size === 0 && this.drainWaiters.length > 0) for (const w of [...this.drainWaiters]) w();
+    this.drainCheck();
+  }
+
+  /** Ends a drain once no connection is open and none is waiting for its real server. */
+  private drainCheck(): void {
+    if (this.conns.size === 0 && this.pending.size === 0 && this.drainWaiters.length > 0) for (const w of [...this.drainWaiters]) w();
   }
 
   /** Keep persistence templates of live connections from expiring. */

@@ -1,0 +1,1147 @@
+/*
+ * check_engine: the network I/O of TCP_CHECK and plain HTTP_GET attempts, on a thread of its own.
+ *
+ * Why: a health check is a connect, one small request and the first bytes of the answer. Done with
+ * node:net / node:http, every attempt builds a Socket, a stream pair, an HTTP parser and a dozen
+ * closures, and its syscalls run on the daemon's one event loop, the same loop that times the VRRP
+ * adverts. Here an attempt is one malloc'ed struct driven by epoll on a dedicated thread; the event
+ * loop only sees finished attempts, in batches (one uv_async wake-up per batch).
+ *
+ * One attempt: socket (+ bind when bind_to) -> non-blocking connect -> [request written -> answer
+ * read: status line and headers; the body only when asked (digest / regex), de-chunked, at most
+ * max_body bytes] -> close. The whole attempt is bounded by its timeout. Scheduling, retries and
+ * the up/down decision stay in TypeScript (src/lvs/health.ts); the result is raw (errno, status,
+ * body) and the TypeScript checker judges it.
+ *
+ * JS API (registered by check_engine_init):
+ *   checkEngineCallback(fn)  fn(ints: Int32Array, buffers: (Buffer|undefined)[]) receives batches:
+ *                            CE_INTS int32 per finished attempt (see CE_R_*), buffers holds the
+ *                            bodies / header blocks that were asked for.
+ *   checkSpec(addr: Buffer(4|16), port, bindAddr: Buffer|null, request: Buffer|null, flags,
+ *             maxBody, timeoutMs, bodyStatuses: Buffer|null) -> spec (an external; immutable,
+ *                            shared by every attempt of a checker, freed when unreachable and idle)
+ *                            flags: 1 HTTP (send request, read answer), 2 body, 4 header block;
+ *                            bodyStatuses: bit map of the statuses whose body is wanted.
+ *   checkStart(token, spec)  one attempt.
+ *   checkAbort(token)        the attempt ends with CE_ABORTED (no-op when it already ended).
+ * A finished attempt is always reported exactly once, including socket() errors (EMFILE...).
+ *
+ * The thread and the uv_async handle exist per Node environment (worker threads load the addon
+ * again) and go away with it (environment cleanup hook: the thread is joined before the handle is
+ * closed, so no wake-up can reach a closed handle).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#include "check_engine.h"
+
+/* Result codes besides 0 (success) and positive errno values. */
+#define CE_TIMEOUT (-1)
+#define CE_ABORTED (-2)
+#define CE_CLOSED_EARLY (-3)  /* EOF before the status line and headers were complete */
+#define CE_NOT_HTTP (-4)      /* the answer does not start with an HTTP/1.x status line */
+#define CE_HEAD_TOO_BIG (-5)  /* header block over CE_MAX_HEAD */
+#define CE_BAD_CHUNK (-6)     /* malformed chunked encoding */
+#define CE_CLOSED_MID_BODY (-7)
+
+/* flags */
+#define CE_F_HTTP 1        /* a request is sent and an HTTP answer is read */
+#define CE_F_BODY 2        /* read the body (de-chunked, up to max_body) */
+#define CE_F_HEAD 4        /* hand back the raw header block */
+
+/* Layout of one result in the Int32Array. */
+#define CE_R_TOKEN 0
+#define CE_R_CODE 1
+#define CE_R_STATUS 2
+#define CE_R_ELAPSED_US 3
+#define CE_R_BODY 4 /* index in buffers, -1 when none */
+#define CE_R_HEAD 5 /* index in buffers, -1 when none */
+#define CE_R_TRUNCATED 6
+#define CE_INTS 8
+
+#define CE_MAX_HEAD 16384
+#define CE_INLINE 512
+#define CE_MAX_EVENTS 256
+/* Results handed to JS per callback: bounds the time one callback takes on the event loop. */
+#define CE_MAX_BATCH 128
+/* Finished attempts are handed over at most this long after the first of a batch finished: the
+ * event loop wakes ~100 times a second for 1,000 checks a second instead of once per check. */
+#define CE_DELIVER_NS 10000000ull
+
+enum { S_CONNECTING = 1, S_SENDING, S_READING };
+enum { B_NONE = 0, B_LENGTH, B_CHUNKED, B_CLOSE };
+enum { C_SIZE = 0, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER };
+
+/* What every attempt of one checker does; immutable once made. */
+typedef struct ce_spec {
+  atomic_int refs; /* the JS external + each attempt in flight */
+  int flags;
+  size_t max_body;
+  uint64_t timeout_ns;
+  struct sockaddr_storage dst;
+  socklen_t dstlen;
+  struct sockaddr_storage src;
+  socklen_t srclen; /* 0: no bind */
+  char *req;
+  size_t reqlen;
+  int has_body_statuses;
+  uint8_t body_statuses[128];
+} ce_spec;
+
+static void spec_unref(ce_spec *sp) {
+  if (atomic_fetch_sub(&sp->refs, 1) == 1) {
+    free(sp->req);
+    free(sp);
+  }
+}
+
+typedef struct ce_attempt {
+  struct ce_attempt *prev, *next; /* deadline-ordered active list, or a queue */
+  ce_spec *spec;
+  uint32_t token;
+  int fd;
+  int state;
+  int flags; /* the spec's, minus CE_F_BODY once the status says the body is not needed */
+  uint64_t start_ns, deadline_ns;
+  size_t reqoff;
+  /* answer: raw bytes; the header block stays at the front, body bytes are decoded and dropped */
+  char *buf;
+  size_t len, cap;
+  size_t head_end; /* offset just past the blank line, 0 until seen */
+  size_t scan;     /* where the blank-line search resumes */
+  int status;
+  int framing;
+  uint64_t remaining; /* B_LENGTH: body bytes still due */
+  int cstate;
+  uint64_t csize;
+  int cdigits;
+  char *body;
+  size_t body_len, body_cap, max_body;
+  int truncated;
+  /* result */
+  int code;
+  uint32_t elapsed_us;
+  char inline_buf[CE_INLINE];
+} ce_attempt;
+
+typedef struct {
+  ce_attempt *head, *tail;
+} ce_list;
+
+typedef struct ce_engine {
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async_ctx;
+  uv_async_t async;
+  int async_initialized;
+  /* Wakes the engine thread once per loop iteration (before the loop polls), however many
+   * attempts were started or aborted in that iteration. */
+  uv_prepare_t prepare;
+  int prepare_initialized;
+  int wake_pending;
+  int handles_open; /* libuv handles not yet closed; the struct is freed after the last */
+  int refed;
+  uint32_t pending; /* started on the JS side and not yet delivered (JS thread only) */
+  pthread_t thread;
+  int thread_started;
+  int epfd, evfd;
+  pthread_mutex_t mu;
+  ce_list submit; /* JS -> thread */
+  uint32_t *aborts;
+  size_t naborts, abort_cap;
+  int stop;
+  ce_list done; /* thread -> JS */
+  /* thread-only */
+  ce_list active;
+  uint64_t done_since; /* when the oldest undelivered result finished; 0: none */
+} ce_engine;
+
+/* ------------------------------------------------------------------------------------------ */
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void list_push(ce_list *l, ce_attempt *a) {
+  a->next = NULL;
+  a->prev = l->tail;
+  if (l->tail) l->tail->next = a;
+  else l->head = a;
+  l->tail = a;
+}
+
+static void list_unlink(ce_list *l, ce_attempt *a) {
+  if (a->prev) a->prev->next = a->next;
+  else l->head = a->next;
+  if (a->next) a->next->prev = a->prev;
+  else l->tail = a->prev;
+  a->prev = a->next = NULL;
+}
+
+/* Inserted by deadline from the tail: attempts with the same timeout arrive in deadline order. */
+static void list_insert_by_deadline(ce_list *l, ce_attempt *a) {
+  ce_attempt *p = l->tail;
+  while (p && p->deadline_ns > a->deadline_ns) p = p->prev;
+  if (!p) {
+    a->prev = NULL;
+    a->next = l->head;
+    if (l->head) l->head->prev = a;
+    else l->tail = a;
+    l->head = a;
+    return;
+  }
+  a->prev = p;
+  a->next = p->next;
+  if (p->next) p->next->prev = a;
+  else l->tail = a;
+  p->next = a;
+}
+
+static void attempt_free(ce_attempt *a) {
+  if (a->buf && a->buf != a->inline_buf) free(a->buf);
+  free(a->body);
+  spec_unref(a->spec);
+  free(a);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Engine thread */
+
+static void finish(ce_engine *e, ce_attempt *a, int code) {
+  if (a->fd >= 0) {
+    /* close() takes the fd out of the epoll set (it is never dup'ed). */
+    close(a->fd);
+    a->fd = -1;
+  }
+  list_unlink(&e->active, a);
+  a->code = code;
+  uint64_t now = now_ns();
+  uint64_t el = (now - a->start_ns) / 1000;
+  a->elapsed_us = el > INT32_MAX ? INT32_MAX : (uint32_t)el;
+  pthread_mutex_lock(&e->mu);
+  list_push(&e->done, a);
+  pthread_mutex_unlock(&e->mu);
+  if (!e->done_since) e->done_since = now;
+}
+
+/* Hands the finished attempts over once the oldest has waited CE_DELIVER_NS. */
+static void deliver_due(ce_engine *e, uint64_t now) {
+  if (e->done_since && now - e->done_since >= CE_DELIVER_NS) {
+    e->done_since = 0;
+    uv_async_send(&e->async);
+  }
+}
+
+static int body_append(ce_attempt *a, const char *data, size_t n) {
+  size_t room = a->max_body - a->body_len;
+  if (n > room) {
+    n = room;
+    a->truncated = 1;
+  }
+  if (n == 0) return 0;
+  if (a->body_len + n > a->body_cap) {
+    size_t cap = a->body_cap ? a->body_cap : 1024;
+    while (cap < a->body_len + n) cap *= 2;
+    char *q = realloc(a->body, cap);
+    if (!q) return -1;
+    a->body = q;
+    a->body_cap = cap;
+  }
+  memcpy(a->body + a->body_len, data, n);
+  a->body_len += n;
+  return 0;
+}
+
+/* Case-insensitive "name:" at the start of a header line; returns the value start or NULL. */
+static const char *header_value(const char *line, const char *end, const char *name) {
+  size_t n = strlen(name);
+  if ((size_t)(end - line) <= n || strncasecmp(line, name, n) != 0 || line[n] != ':') return NULL;
+  const char *v = line + n + 1;
+  while (v < end && (*v == ' ' || *v == '\t')) v++;
+  return v;
+}
+
+/* Parses the header block [0, head_end): status, and the body framing. Returns 0 or a CE_ code. */
+static int parse_head(ce_attempt *a) {
+  const char *p = a->buf, *end = a->buf + a->head_end;
+  if (end - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ') return CE_NOT_HTTP;
+  int st = 0;
+  for (int i = 9; i < 12; i++) {
+    if (p[i] < '0' || p[i] > '9') return CE_NOT_HTTP;
+    st = st * 10 + (p[i] - '0');
+  }
+  a->status = st;
+  int64_t length = -1;
+  int chunked = 0;
+  const char *line = memchr(p, '\n', (size_t)(end - p));
+  while (line && ++line < end) {
+    const char *eol = memchr(line, '\n', (size_t)(end - line));
+    if (!eol) break;
+    const char *le = eol > line && eol[-1] == '\r' ? eol - 1 : eol;
+    const char *v;
+    if ((v = header_value(line, le, "content-length"))) {
+      int64_t n = 0;
+      int digits = 0;
+      while (v < le && *v >= '0' && *v <= '9' && n < (INT64_MAX / 10 - 10)) {
+        n = n * 10 + (*v++ - '0');
+        digits++;
+      }
+      if (digits) length = n;
+    } else if ((v = header_value(line, le, "transfer-encoding"))) {
+      /* chunked must be the last coding; anything else is read to the close */
+      for (const char *q = v; q + 7 <= le; q++)
+        if (strncasecmp(q, "chunked", 7) == 0) chunked = 1;
+    }
+    line = eol;
+  }
+  if (st == 204 || st == 304 || (st >= 100 && st < 200)) a->framing = B_NONE;
+  else if (chunked) a->framing = B_CHUNKED;
+  else if (length >= 0) {
+    a->framing = length == 0 ? B_NONE : B_LENGTH;
+    a->remaining = (uint64_t)length;
+  } else a->framing = B_CLOSE;
+  return 0;
+}
+
+/* Decodes body bytes buf[head_end, len); drops what it consumed. Returns 1 when the body is
+ * complete (or max_body reached), 0 when more is needed, <0 on error. */
+static int decode_body(ce_attempt *a) {
+  char *p = a->buf + a->head_end, *end = a->buf + a->len;
+  int complete = 0;
+  switch (a->framing) {
+    case B_NONE:
+      complete = 1;
+      break;
+    case B_CLOSE:
+      if (body_append(a, p, (size_t)(end - p)) < 0) return -ENOMEM;
+      p = end;
+      break;
+    case B_LENGTH: {
+      size_t n = (size_t)(end - p);
+      if (n > a->remaining) n = (size_t)a->remaining;
+      if (body_append(a, p, n) < 0) return -ENOMEM;
+      p += n;
+      a->remaining -= n;
+      if (a->remaining == 0) complete = 1;
+      break;
+    }
+    case B_CHUNKED:
+      while (p < end && !complete) {
+        char c = *p;
+        switch (a->cstate) {
+          case C_SIZE: {
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d >= 0) {
+              if (a->cdigits >= 15) return CE_BAD_CHUNK;
+              a->csize = a->csize * 16 + (uint64_t)d;
+              a->cdigits++;
+              p++;
+            } else if (a->cdigits == 0) {
+              return CE_BAD_CHUNK;
+            } else if (c == '\r') {
+              a->cstate = C_SIZE_LF;
+              p++;
+            } else if (c == '\n') {
+              a->cstate = a->csize ? C_DATA : C_TRAILER;
+              if (!a->csize) complete = 1;
+              p++;
+            } else {
+              a->cstate = C_EXT; /* ";ext" or spaces: skip to the end of the line */
+              p++;
+            }
+            break;
+          }
+          case C_EXT:
+            if (c == '\r') a->cstate = C_SIZE_LF;
+            else if (c == '\n') {
+              a->cstate = a->csize ? C_DATA : C_TRAILER;
+              if (!a->csize) complete = 1;
+            }
+            p++;
+            break;
+          case C_SIZE_LF:
+            if (c != '\n') return CE_BAD_CHUNK;
+            p++;
+            /* The last chunk: the body is complete, trailers are not read. */
+            if (a->csize == 0) {
+              a->cstate = C_TRAILER;
+              complete = 1;
+            } else a->cstate = C_DATA;
+            break;
+          case C_DATA: {
+            size_t n = (size_t)(end - p);
+            if (n > a->csize) n = (size_t)a->csize;
+            if (body_append(a, p, n) < 0) return -ENOMEM;
+            p += n;
+            a->csize -= n;
+            if (a->csize == 0) a->cstate = C_DATA_CR;
+            break;
+          }
+          case C_DATA_CR:
+            if (c == '\r') {
+              a->cstate = C_DATA_LF;
+              p++;
+            } else if (c == '\n') {
+              a->cstate = C_SIZE;
+              a->cdigits = 0;
+              p++;
+            } else return CE_BAD_CHUNK;
+            break;
+          case C_DATA_LF:
+            if (c != '\n') return CE_BAD_CHUNK;
+            a->cstate = C_SIZE;
+            a->cdigits = 0;
+            p++;
+            break;
+          default:
+            p = end;
+            break;
+        }
+        if (a->truncated) break;
+      }
+      break;
+  }
+  /* drop the consumed bytes, keep the header block and any unparsed tail */
+  size_t rest = (size_t)(end - p);
+  if (rest) memmove(a->buf + a->head_end, p, rest);
+  a->len = a->head_end + rest;
+  return complete || a->truncated ? 1 : 0;
+}
+
+/* New bytes arrived (or EOF when eof): advance the parse. Returns 1 when finished (code set in
+ * *code), 0 to keep reading. */
+static int on_answer(ce_attempt *a, int eof, int *code) {
+  while (!a->head_end) {
+    size_t from = a->scan > 3 ? a->scan - 3 : 0;
+    char *hit = NULL;
+    for (char *q = a->buf + from; q + 1 < a->buf + a->len; q++) {
+      if (q[0] == '\n' && q[1] == '\n') {
+        hit = q + 2;
+        break;
+      }
+      if (q + 3 < a->buf + a->len && q[0] == '\r' && q[1] == '\n' && q[2] == '\r' && q[3] == '\n') {
+        hit = q + 4;
+        break;
+      }
+    }
+    a->scan = a->len;
+    if (!hit) {
+      /* Not even "HTTP/1." at the start: not worth waiting for more. */
+      size_t n = a->len < 7 ? a->len : 7;
+      if (memcmp(a->buf, "HTTP/1.", n) != 0) {
+        *code = CE_NOT_HTTP;
+        return 1;
+      }
+      if (a->len > CE_MAX_HEAD) {
+        *code = CE_HEAD_TOO_BIG;
+        return 1;
+      }
+      if (eof) {
+        *code = CE_CLOSED_EARLY;
+        return 1;
+      }
+      return 0;
+    }
+    a->head_end = (size_t)(hit - a->buf);
+    int r = parse_head(a);
+    if (r) {
+      *code = r;
+      return 1;
+    }
+    if (a->status >= 100 && a->status < 200 && a->status != 101) {
+      /* An interim answer (100 Continue...): drop it and read the final one. */
+      size_t rest = a->len - a->head_end;
+      memmove(a->buf, a->buf + a->head_end, rest);
+      a->len = rest;
+      a->head_end = 0;
+      a->scan = 0;
+      a->status = 0;
+      continue;
+    }
+  }
+  if ((a->flags & CE_F_BODY) && a->spec->has_body_statuses &&
+      (a->status >= 1000 || !(a->spec->body_statuses[a->status >> 3] & (1u << (a->status & 7)))))
+    a->flags &= ~CE_F_BODY; /* a status the caller fails anyway: no need for the body */
+  if (!(a->flags & CE_F_BODY)) {
+    *code = 0;
+    return 1;
+  }
+  int r = decode_body(a);
+  if (r < 0) {
+    *code = r == -ENOMEM ? ENOMEM : r;
+    return 1;
+  }
+  if (r == 1) {
+    *code = 0;
+    return 1;
+  }
+  if (eof) {
+    if (a->framing == B_CLOSE) {
+      *code = 0;
+      return 1;
+    }
+    *code = CE_CLOSED_MID_BODY;
+    return 1;
+  }
+  return 0;
+}
+
+static void do_read(ce_engine *e, ce_attempt *a) {
+  for (;;) {
+    if (a->cap - a->len < 1024) {
+      size_t want = a->cap * 2;
+      if (want < a->len + 4096) want = a->len + 4096;
+      char *q;
+      if (a->buf == a->inline_buf) {
+        q = malloc(want);
+        if (q) memcpy(q, a->buf, a->len);
+      } else q = realloc(a->buf, want);
+      if (!q) {
+        finish(e, a, ENOMEM);
+        return;
+      }
+      a->buf = q;
+      a->cap = want;
+    }
+    ssize_t n = recv(a->fd, a->buf + a->len, a->cap - a->len, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      finish(e, a, errno);
+      return;
+    }
+    a->len += (size_t)n;
+    int code;
+    if (on_answer(a, n == 0, &code)) {
+      finish(e, a, code);
+      return;
+    }
+    if (n == 0) return; /* unreachable: EOF always finishes */
+  }
+}
+
+/* The socket is registered edge-triggered for both directions from the start, so moving from
+ * sending to reading needs no epoll_ctl: the next EPOLLIN edge is the answer. */
+static void do_send(ce_engine *e, ce_attempt *a) {
+  const ce_spec *sp = a->spec;
+  while (a->reqoff < sp->reqlen) {
+    ssize_t n = send(a->fd, sp->req + a->reqoff, sp->reqlen - a->reqoff, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return; /* the next EPOLLOUT edge resumes */
+      finish(e, a, errno);
+      return;
+    }
+    a->reqoff += (size_t)n;
+  }
+  a->state = S_READING;
+  /* The answer may already be queued (its edge came with the connect's): read what is there. */
+  do_read(e, a);
+}
+
+static void on_connected(ce_engine *e, ce_attempt *a) {
+  if (!(a->flags & CE_F_HTTP)) {
+    finish(e, a, 0);
+    return;
+  }
+  a->state = S_SENDING;
+  do_send(e, a);
+}
+
+static void begin(ce_engine *e, ce_attempt *a) {
+  const ce_spec *sp = a->spec;
+  list_insert_by_deadline(&e->active, a);
+  int fd = socket(sp->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    finish(e, a, errno);
+    return;
+  }
+  a->fd = fd;
+  if (sp->srclen) {
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    if (bind(fd, (struct sockaddr *)&sp->src, sp->srclen) < 0) {
+      finish(e, a, errno);
+      return;
+    }
+  }
+  if (a->flags & CE_F_HTTP) {
+    /* The handshake's last ACK then rides on the request instead of going out alone. */
+    int zero = 0;
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+  }
+  int r;
+  do {
+    r = connect(fd, (struct sockaddr *)&sp->dst, sp->dstlen);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0 && errno != EINPROGRESS) {
+    finish(e, a, errno);
+    return;
+  }
+  a->state = S_CONNECTING;
+  struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = a};
+  if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    finish(e, a, errno);
+    return;
+  }
+  if (r == 0) on_connected(e, a);
+}
+
+static void on_event(ce_engine *e, ce_attempt *a, uint32_t events) {
+  if (a->state == S_READING) {
+    /* Data, EOF or an error: recv() returns the queued bytes first, then the error. */
+    do_read(e, a);
+    return;
+  }
+  if (events & EPOLLERR) {
+    /* Refused, unreachable, reset: the socket's pending error says which. */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    finish(e, a, err ? err : (a->state == S_CONNECTING ? ECONNRESET : EPIPE));
+    return;
+  }
+  if (a->state == S_CONNECTING) {
+    if (!(events & EPOLLOUT)) {
+      /* Hung up before the connection was up. */
+      if (events & EPOLLHUP) finish(e, a, ECONNRESET);
+      return;
+    }
+    on_connected(e, a);
+    return;
+  }
+  if (a->state == S_SENDING) {
+    if (events & EPOLLOUT) do_send(e, a);
+    else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) do_read(e, a); /* answered (or closed) before the request was out */
+    return;
+  }
+  do_read(e, a);
+}
+
+static void *engine_main(void *arg) {
+  ce_engine *e = arg;
+  struct epoll_event evs[CE_MAX_EVENTS];
+  for (;;) {
+    /* Take the new attempts and aborts. */
+    pthread_mutex_lock(&e->mu);
+    ce_attempt *fresh = e->submit.head;
+    e->submit.head = e->submit.tail = NULL;
+    size_t naborts = e->naborts;
+    uint32_t abort_buf[64];
+    uint32_t *aborts = NULL;
+    if (naborts) {
+      aborts = naborts <= 64 ? abort_buf : malloc(naborts * sizeof *aborts);
+      if (aborts) memcpy(aborts, e->aborts, naborts * sizeof *aborts);
+      else naborts = 0;
+      e->naborts = 0;
+    }
+    int stop = e->stop;
+    pthread_mutex_unlock(&e->mu);
+    if (stop) break;
+    while (fresh) {
+      ce_attempt *next = fresh->next;
+      fresh->prev = fresh->next = NULL;
+      begin(e, fresh);
+      fresh = next;
+    }
+    for (size_t i = 0; i < naborts; i++) {
+      for (ce_attempt *a = e->active.head; a; a = a->next) {
+        if (a->token == aborts[i]) {
+          finish(e, a, CE_ABORTED);
+          break;
+        }
+      }
+    }
+    if (aborts && aborts != abort_buf) free(aborts);
+    /* Deadlines, and results due for delivery */
+    uint64_t now = now_ns();
+    while (e->active.head && e->active.head->deadline_ns <= now) finish(e, e->active.head, CE_TIMEOUT);
+    deliver_due(e, now);
+    uint64_t wake_at = UINT64_MAX;
+    if (e->active.head) wake_at = e->active.head->deadline_ns;
+    if (e->done_since && e->done_since + CE_DELIVER_NS < wake_at) wake_at = e->done_since + CE_DELIVER_NS;
+    int timeout = -1;
+    if (wake_at != UINT64_MAX) {
+      uint64_t d = wake_at > now ? wake_at - now : 0;
+      timeout = (int)((d + 999999) / 1000000);
+    }
+    int n = epoll_wait(e->epfd, evs, CE_MAX_EVENTS, timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.ptr == NULL) {
+        uint64_t v;
+        ssize_t r = read(e->evfd, &v, sizeof v);
+        (void)r;
+        continue;
+      }
+      /* epoll reports an fd at most once per call, and only the attempt an event belongs to can
+       * finish while its event is handled, so this attempt is still ours (not yet handed over). */
+      on_event(e, evs[i].data.ptr, evs[i].events);
+    }
+  }
+  /* Stopping: close what is in flight; nothing is reported any more. */
+  while (e->active.head) {
+    ce_attempt *a = e->active.head;
+    list_unlink(&e->active, a);
+    if (a->fd >= 0) close(a->fd);
+    attempt_free(a);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* JS thread */
+
+static void on_async(uv_async_t *h) {
+  ce_engine *e = h->data;
+  pthread_mutex_lock(&e->mu);
+  ce_attempt *list = e->done.head;
+  e->done.head = e->done.tail = NULL;
+  pthread_mutex_unlock(&e->mu);
+  napi_env env = e->env;
+  while (list) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) break;
+    size_t count = 0;
+    for (ce_attempt *a = list; a && count < CE_MAX_BATCH; a = a->next) count++;
+    napi_value ab, ints, bufs = NULL, cb, recv;
+    int32_t *data = NULL;
+    int ok = napi_create_arraybuffer(env, count * CE_INTS * sizeof(int32_t), (void **)&data, &ab) == napi_ok &&
+             napi_create_typedarray(env, napi_int32_array, count * CE_INTS, ab, 0, &ints) == napi_ok;
+    uint32_t nbufs = 0;
+    for (size_t i = 0; ok && i < count; i++) {
+      ce_attempt *a = list;
+      list = a->next;
+      int32_t *r = data + i * CE_INTS;
+      r[CE_R_TOKEN] = (int32_t)a->token;
+      r[CE_R_CODE] = a->code;
+      r[CE_R_STATUS] = a->status;
+      r[CE_R_ELAPSED_US] = (int32_t)a->elapsed_us;
+      r[CE_R_BODY] = -1;
+      r[CE_R_HEAD] = -1;
+      r[CE_R_TRUNCATED] = a->truncated;
+      r[7] = 0;
+      if (a->code == 0 && (a->flags & (CE_F_BODY | CE_F_HEAD))) {
+        if (!bufs && napi_create_array(env, &bufs) != napi_ok) ok = 0;
+        napi_value b;
+        void *copy;
+        if (ok && (a->flags & CE_F_BODY) &&
+            napi_create_buffer_copy(env, a->body_len, a->body_len ? a->body : "", &copy, &b) == napi_ok &&
+            napi_set_element(env, bufs, nbufs, b) == napi_ok)
+          r[CE_R_BODY] = (int32_t)nbufs++;
+        if (ok && (a->flags & CE_F_HEAD) &&
+            napi_create_buffer_copy(env, a->head_end, a->buf, &copy, &b) == napi_ok &&
+            napi_set_element(env, bufs, nbufs, b) == napi_ok)
+          r[CE_R_HEAD] = (int32_t)nbufs++;
+      }
+      attempt_free(a);
+      if (e->pending) e->pending--;
+    }
+    if (!bufs) napi_get_undefined(env, &bufs);
+    if (ok && e->callback && napi_get_reference_value(env, e->callback, &cb) == napi_ok && cb &&
+        napi_get_global(env, &recv) == napi_ok) {
+      napi_value argv[2] = {ints, bufs};
+      if (napi_make_callback(env, e->async_ctx, recv, cb, 2, argv, NULL) != napi_ok) {
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (pending) {
+          napi_value exc;
+          napi_get_and_clear_last_exception(env, &exc);
+          napi_fatal_exception(env, exc);
+        }
+      }
+    }
+    napi_close_handle_scope(env, scope);
+    if (!ok) break;
+  }
+  /* Anything left (allocation failure above) is dropped rather than leaked. */
+  while (list) {
+    ce_attempt *a = list;
+    list = a->next;
+    attempt_free(a);
+    if (e->pending) e->pending--;
+  }
+  if (e->pending == 0 && e->refed) {
+    uv_unref((uv_handle_t *)&e->async);
+    e->refed = 0;
+  }
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  ce_engine *e = h->data;
+  if (--e->handles_open == 0) free(e);
+}
+
+static void wake_engine(ce_engine *e) {
+  uint64_t one = 1;
+  ssize_t w = write(e->evfd, &one, sizeof one);
+  (void)w;
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  ce_engine *e = h->data;
+  uv_prepare_stop(&e->prepare);
+  e->wake_pending = 0;
+  wake_engine(e);
+}
+
+/* New work for the engine thread: it is woken right before the event loop next polls. */
+static void schedule_wake(ce_engine *e) {
+  if (e->wake_pending) return;
+  e->wake_pending = 1;
+  if (e->prepare_initialized) uv_prepare_start(&e->prepare, on_prepare);
+  else wake_engine(e);
+}
+
+static void engine_cleanup(void *arg) {
+  ce_engine *e = arg;
+  if (e->thread_started) {
+    pthread_mutex_lock(&e->mu);
+    e->stop = 1;
+    pthread_mutex_unlock(&e->mu);
+    wake_engine(e);
+    pthread_join(e->thread, NULL);
+  }
+  while (e->submit.head) {
+    ce_attempt *a = e->submit.head;
+    list_unlink(&e->submit, a);
+    attempt_free(a);
+  }
+  while (e->done.head) {
+    ce_attempt *a = e->done.head;
+    list_unlink(&e->done, a);
+    attempt_free(a);
+  }
+  free(e->aborts);
+  if (e->epfd >= 0) close(e->epfd);
+  if (e->evfd >= 0) close(e->evfd);
+  if (e->callback) napi_delete_reference(e->env, e->callback);
+  if (e->async_ctx) napi_async_destroy(e->env, e->async_ctx);
+  pthread_mutex_destroy(&e->mu);
+  e->handles_open = e->async_initialized + e->prepare_initialized;
+  if (e->prepare_initialized) uv_close((uv_handle_t *)&e->prepare, on_handle_closed);
+  if (e->async_initialized) uv_close((uv_handle_t *)&e->async, on_handle_closed);
+  if (!e->handles_open) free(e);
+}
+
+static napi_value ce_throw(napi_env env, const char *code, const char *msg) {
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+static napi_value ce_throw_errno(napi_env env, const char *what, int err) {
+  char msg[200];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_throw_error(env, uv_err_name(-err), msg);
+  return NULL;
+}
+
+/* The per-environment engine, created (thread started) on first use. */
+static ce_engine *engine_get(napi_env env) {
+  void *data = NULL;
+  if (napi_get_instance_data(env, &data) == napi_ok && data) return data;
+  return NULL;
+}
+
+static ce_engine *engine_create(napi_env env) {
+  ce_engine *e = calloc(1, sizeof *e);
+  if (!e) {
+    ce_throw(env, "ENOMEM", "check engine: out of memory");
+    return NULL;
+  }
+  e->env = env;
+  e->epfd = e->evfd = -1;
+  pthread_mutex_init(&e->mu, NULL);
+  struct uv_loop_s *loop = NULL;
+  napi_value name;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok ||
+      napi_create_string_utf8(env, "keepalive-ts:check", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &e->async_ctx) != napi_ok) {
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+    ce_throw(env, "ERR_NAPI", "check engine: N-API setup failed");
+    return NULL;
+  }
+  e->epfd = epoll_create1(EPOLL_CLOEXEC);
+  e->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int err = e->epfd < 0 || e->evfd < 0 ? errno : 0;
+  if (!err) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->evfd, &ev) < 0) err = errno;
+  }
+  if (!err) {
+    int r = uv_async_init(loop, &e->async, on_async);
+    if (r) err = -r;
+    else {
+      e->async.data = e;
+      e->async_initialized = 1;
+      uv_unref((uv_handle_t *)&e->async);
+    }
+  }
+  if (!err) {
+    int r = uv_prepare_init(loop, &e->prepare);
+    if (r) err = -r;
+    else {
+      e->prepare.data = e;
+      e->prepare_initialized = 1;
+      uv_unref((uv_handle_t *)&e->prepare);
+    }
+  }
+  if (!err) {
+    err = pthread_create(&e->thread, NULL, engine_main, e);
+    if (!err) e->thread_started = 1;
+  }
+  /* From here on the cleanup hook owns everything, also on the error path below. */
+  napi_add_env_cleanup_hook(env, engine_cleanup, e);
+  if (err || napi_set_instance_data(env, e, NULL, NULL) != napi_ok) {
+    ce_throw_errno(env, "check engine", err ? err : EIO);
+    return NULL;
+  }
+  return e;
+}
+
+static bool ce_int(napi_env env, napi_value v, int64_t min, int64_t max, const char *what, int64_t *out) {
+  double d;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_double(env, v, &d) != napi_ok ||
+      d != (double)(int64_t)d || d < (double)min || d > (double)max) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", what);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+static bool ce_addr(napi_env env, napi_value v, int port, struct sockaddr_storage *ss, socklen_t *len, const char *what) {
+  bool is_buf = false;
+  void *data;
+  size_t n;
+  if (napi_is_buffer(env, v, &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, v, &data, &n) != napi_ok ||
+      (n != 4 && n != 16)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return false;
+  }
+  memset(ss, 0, sizeof *ss);
+  if (n == 4) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    memcpy(&s4->sin_addr, data, 4);
+    *len = sizeof *s4;
+  } else {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    memcpy(&s6->sin6_addr, data, 16);
+    *len = sizeof *s6;
+  }
+  return true;
+}
+
+static bool ce_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && (t == napi_undefined || t == napi_null);
+}
+
+/* checkEngineCallback(fn) */
+static napi_value ce_set_callback(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_valuetype t;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "callback must be a function");
+    return NULL;
+  }
+  ce_engine *e = engine_get(env);
+  if (!e && !(e = engine_create(env))) return NULL;
+  if (e->callback) napi_delete_reference(env, e->callback);
+  e->callback = NULL;
+  if (napi_create_reference(env, argv[0], 1, &e->callback) != napi_ok) return ce_throw(env, "ERR_NAPI", "reference");
+  return NULL;
+}
+
+static void spec_finalize(napi_env env, void *data, void *hint) { spec_unref(data); }
+
+/* checkSpec(addr, port, bindAddr, request, flags, maxBody, timeoutMs, bodyStatuses) -> external */
+static napi_value ce_spec_new(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "checkSpec needs 8 arguments");
+    return NULL;
+  }
+  int64_t port, flags, max_body, timeout_ms;
+  if (!ce_int(env, argv[1], 1, 65535, "port", &port) || !ce_int(env, argv[4], 0, 7, "flags", &flags) ||
+      !ce_int(env, argv[5], 0, INT32_MAX, "maxBody", &max_body) || !ce_int(env, argv[6], 1, INT32_MAX, "timeoutMs", &timeout_ms))
+    return NULL;
+  ce_spec *sp = calloc(1, sizeof *sp);
+  if (!sp) return ce_throw(env, "ENOMEM", "check engine: out of memory");
+  atomic_init(&sp->refs, 1);
+  sp->flags = (int)flags;
+  sp->max_body = (size_t)max_body;
+  sp->timeout_ns = (uint64_t)timeout_ms * 1000000ull;
+  const char *bad = NULL;
+  if (!ce_addr(env, argv[0], (int)port, &sp->dst, &sp->dstlen, "addr must be a 4- or 16-byte Buffer")) goto fail;
+  if (!ce_nullish(env, argv[2])) {
+    if (!ce_addr(env, argv[2], 0, &sp->src, &sp->srclen, "bindAddr must be a 4- or 16-byte Buffer or null")) goto fail;
+    if (sp->src.ss_family != sp->dst.ss_family) {
+      bad = "bindAddr and addr families differ";
+      goto fail;
+    }
+  }
+  if (flags & CE_F_HTTP) {
+    bool is_buf = false;
+    void *data;
+    size_t n;
+    if (napi_is_buffer(env, argv[3], &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, argv[3], &data, &n) != napi_ok || n == 0) {
+      bad = "request must be a non-empty Buffer";
+      goto fail;
+    }
+    if (!(sp->req = malloc(n))) {
+      spec_unref(sp);
+      return ce_throw(env, "ENOMEM", "check engine: out of memory");
+    }
+    memcpy(sp->req, data, n);
+    sp->reqlen = n;
+  }
+  if ((flags & CE_F_BODY) && !ce_nullish(env, argv[7])) {
+    bool is_buf = false;
+    void *data;
+    size_t n;
+    if (napi_is_buffer(env, argv[7], &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, argv[7], &data, &n) != napi_ok || n < 125) {
+      bad = "bodyStatuses must be a Buffer of at least 125 bytes or null";
+      goto fail;
+    }
+    memcpy(sp->body_statuses, data, n < sizeof sp->body_statuses ? n : sizeof sp->body_statuses);
+    sp->has_body_statuses = 1;
+  }
+  napi_value ext;
+  if (napi_create_external(env, sp, spec_finalize, NULL, &ext) != napi_ok) {
+    spec_unref(sp);
+    return ce_throw(env, "ERR_NAPI", "external");
+  }
+  return ext;
+fail:
+  spec_unref(sp);
+  if (bad) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", bad);
+  return NULL;
+}
+
+/* checkStart(token, spec) */
+static napi_value ce_start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t token;
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      !ce_int(env, argv[0], 0, UINT32_MAX, "token", &token))
+    return NULL;
+  if (napi_get_value_external(env, argv[1], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spec must come from checkSpec()");
+    return NULL;
+  }
+  ce_engine *e = engine_get(env);
+  if (!e || !e->callback) return ce_throw(env, "ERR_INVALID_STATE", "checkEngineCallback() first");
+  ce_spec *sp = data;
+  ce_attempt *a = malloc(sizeof *a);
+  if (!a) return ce_throw(env, "ENOMEM", "check engine: out of memory");
+  /* Everything but the inline buffer starts zeroed. */
+  memset(a, 0, offsetof(ce_attempt, inline_buf));
+  atomic_fetch_add(&sp->refs, 1);
+  a->spec = sp;
+  a->fd = -1;
+  a->token = (uint32_t)token;
+  a->flags = sp->flags;
+  a->max_body = sp->max_body;
+  a->buf = a->inline_buf;
+  a->cap = CE_INLINE;
+  a->start_ns = now_ns();
+  a->deadline_ns = a->start_ns + sp->timeout_ns;
+  if (e->pending++ == 0 && !e->refed) {
+    uv_ref((uv_handle_t *)&e->async);
+    e->refed = 1;
+  }
+  pthread_mutex_lock(&e->mu);
+  list_push(&e->submit, a);
+  pthread_mutex_unlock(&e->mu);
+  schedule_wake(e);
+  return NULL;
+}
+
+/* checkAbort(token) */
+static napi_value ce_abort(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t token;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      !ce_int(env, argv[0], 0, UINT32_MAX, "token", &token))
+    return NULL;
+  ce_engine *e = engine_get(env);
+  if (!e) return NULL;
+  pthread_mutex_lock(&e->mu);
+  /* Not started yet: it ends here, reported like any other. */
+  ce_attempt *queued = NULL;
+  for (ce_attempt *a = e->submit.head; a; a = a->next)
+    if (a->token == (uint32_t)token) queued = a;
+  if (queued) {
+    list_unlink(&e->submit, queued);
+    queued->code = CE_ABORTED;
+    int was_empty = e->done.head == NULL;
+    list_push(&e->done, queued);
+    pthread_mutex_unlock(&e->mu);
+    if (was_empty) uv_async_send(&e->async);
+    return NULL;
+  }
+  if (e->naborts == e->abort_cap) {
+    size_t cap = e->abort_cap ? e->abort_cap * 2 : 16;
+    uint32_t *p = realloc(e->aborts, cap * sizeof *p);
+    if (!p) {
+      pthread_mutex_unlock(&e->mu);
+      return ce_throw(env, "ENOMEM", "check engine: out of memory");
+    }
+    e->aborts = p;
+    e->abort_cap = cap;
+  }
+  e->aborts[e->naborts++] = (uint32_t)token;
+  pthread_mutex_unlock(&e->mu);
+  schedule_wake(e);
+  return NULL;
+}
+
+napi_value check_engine_init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"checkEngineCallback", NULL, ce_set_callback, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"checkSpec", NULL, ce_spec_new, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"checkStart", NULL, ce_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"checkAbort", NULL, ce_abort, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
