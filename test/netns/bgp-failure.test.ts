@@ -42,9 +42,12 @@ function monitorRoutes(router: LabHost): { proc: LabProcess; changeAt(vip: strin
   };
 }
 
-/** The pretty log's "HH:MM:SS.mmm" of the first line matching `re`, as epoch ms of today (UTC). */
+/**
+ * The pretty log's "HH:MM:SS.mmm" of the last line matching `re`, as epoch ms of today (UTC). (The
+ * last: a check that timed out under load before the stop may have unserved and re-served once.)
+ */
 function logTime(output: string, re: RegExp): number | undefined {
-  const line = output.split('\n').find((l) => re.test(l));
+  const line = output.split('\n').filter((l) => re.test(l)).at(-1);
   const m = line ? /(\d{2}):(\d{2}):(\d{2})\.(\d{3})/.exec(line) : null;
   if (!m) return undefined;
   const d = new Date();
