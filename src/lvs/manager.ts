@@ -46,9 +46,8 @@ export interface LvsDeps {
   now?: () => number;
 }
 
-/** The operator's commands: keepalive-ts weight / drain / disable / enable. */
-export type OverrideAction = RuntimeOverride['action'] | 'enable';
-export const OVERRIDE_COMMANDS: readonly OverrideAction[] = ['weight', 'drain', 'disable', 'enable'];
+import { OVERRIDE_COMMANDS, type OverrideAction } from './override-commands.js';
+export { OVERRIDE_COMMANDS, type OverrideAction };
 
 export interface OverrideRequest {
   /** The service as the CLI takes it ("10.0.0.50:80", "udp:[fd00::50]:53", "fwmark:1") or its key ("tcp/10.0.0.50:80"). */
@@ -415,6 +414,7 @@ export class VirtualServerManager {
     for (const [svc, r] of fresh) if (svc.checking) r.runner.start();
     this.setOwnership(this.#owns);
     for (const svc of this.#services) this.#syncChecks(svc);
+    this.#wakeChecked();
   }
 
   /**
@@ -434,6 +434,35 @@ export class VirtualServerManager {
       }
     }
     if (svc.cfg.ha_suspend) this.deps.log.info({ virtual_server: svc.key }, `${svc.key}: health checks ${want ? 'resumed' : 'suspended (ha_suspend: the address is not on this director)'}`);
+    this.#wakeChecked();
+  }
+
+  readonly #checkedWaiters = new Set<() => void>();
+
+  /** Services whose checks run and whose first results are not in the data plane yet. */
+  uncheckedServices(): VirtualServerKey[] {
+    return this.#services.filter((s) => s.checking && !s.checked).map((s) => s.key);
+  }
+
+  /**
+   * Resolves once every service whose checks run (ha_suspend ones wait for their address) has the
+   * pool of its real servers' first check results in the data plane (Service.checked), or at stop.
+   * The daemon's start-up hold waits for it.
+   */
+  firstChecks(): Promise<void> {
+    if (this.#stopped || this.uncheckedServices().length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = (): void => {
+        if (!this.#stopped && this.uncheckedServices().length > 0) return;
+        this.#checkedWaiters.delete(w);
+        resolve();
+      };
+      this.#checkedWaiters.add(w);
+    });
+  }
+
+  #wakeChecked(): void {
+    for (const w of [...this.#checkedWaiters]) w();
   }
 
   /** Configures the data plane, computes the first pools and starts the health checks. */
@@ -483,6 +512,7 @@ export class VirtualServerManager {
     // waits for it: the tables of a director that joins are then complete).
     if (checkedNow && !svc.checked && !this.#stopped) {
       svc.checked = true;
+      this.#wakeChecked();
       this.deps.onStateChange?.();
     }
   }
@@ -869,6 +899,7 @@ export class VirtualServerManager {
     }
     await Promise.all(this.#services.flatMap((s) => s.members.map((m) => this.#unserve(s, m, undefined, true))));
     this.#stopped = true;
+    this.#wakeChecked();
     for (const svc of this.#services) {
       for (const r of svc.reals) r.runner.stop();
       if (svc.pool) this.#events(svc, stopPool(poolParams(svc.cfg), svc.reals.map((r) => ({ id: r.id, address: r.cfg.address, port: r.cfg.port, weight: r.cfg.weight, health: r.health })), svc.pool));
