@@ -47,6 +47,10 @@ export interface LvsDeps {
 }
 
 import { OVERRIDE_COMMANDS, type OverrideAction } from './override-commands.js';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
+
+/** Services set up per turn of the event loop at start (see start()). */
+const START_CHUNK = 50;
 export { OVERRIDE_COMMANDS, type OverrideAction };
 
 export interface OverrideRequest {
@@ -468,9 +472,19 @@ export class VirtualServerManager {
   /** Configures the data plane, computes the first pools and starts the health checks. */
   async start(): Promise<void> {
     await this.deps.dataPlane.configure(this.#specs());
-    // One message per service, all in flight at once (the data plane answers them in order).
-    await Promise.all(this.#services.map((s) => this.#apply(s)));
-    for (const s of this.#services) this.#syncChecks(s);
+    // One message per service, all in flight at once (the data plane answers them in order). The
+    // VRRP engine runs on this thread from before this start: with 1,000 services, hand the event
+    // loop back every START_CHUNK services so its timers and adverts are not held up.
+    const sent: Promise<void>[] = [];
+    for (const [i, s] of this.#services.entries()) {
+      sent.push(this.#apply(s));
+      if (i % START_CHUNK === START_CHUNK - 1) await setImmediatePromise();
+    }
+    await Promise.all(sent);
+    for (const [i, s] of this.#services.entries()) {
+      this.#syncChecks(s);
+      if (i % START_CHUNK === START_CHUNK - 1) await setImmediatePromise();
+    }
     this.#poll = setInterval(() => void this.refresh().catch(() => undefined), 1000);
     this.#poll.unref();
   }
