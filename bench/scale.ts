@@ -5,8 +5,9 @@
 // (10000..10999): each port is one real server, as a farm of many small backends behind one address
 // would look. Config: 1,000 [[virtual_server]] on VIP 10.77.0.50 ports 20000..20999, each with one
 // real server r1:(10000 + i), HTTP_GET `/` every delay_loop (default 1 s, `--param scale.delay_loop=`).
-// Figures: startup (spawn -> control socket answers; -> every real server up; -> MASTER and every
-// virtual server serving), CPU of the daemon (main + worker threads, /proc/PID/stat) and RSS over
+// Figures: startup (spawn -> VRRP running, i.e. the instance on its socket with its down timer armed,
+// from the daemon's log; -> first advert; -> services ready, the start-up hold released; -> control
+// socket answers; -> every real server up; -> MASTER and every virtual server serving), CPU of the daemon (main + worker threads, /proc/PID/stat) and RSS over
 // `scale.seconds` (default 30) of steady checking, and the `reload` round trip with the unchanged
 // file (a changed file is refused with E_RELOAD_UNSUPPORTED today).
 // keepalived is not measured: its virtual servers need the ip_vs kernel module, absent in this VM.
@@ -347,7 +348,7 @@ export const scale: Benchmark = {
   reference: 'HAProxy',
   description:
     `Director da with ${DEFAULT_N} virtual servers (VIP ${VIP}, ports ${VS_BASE}+i; \`scale.n\`), each with one real server: one nginx on r1 listening on as many ports (${RS_BASE}+i). HTTP_GET every \`scale.delay_loop\` s (default 1). ` +
-    'Figures: daemon CPU and RSS over `scale.seconds` (default 30) of steady checking, and the lateness of the checks (arrival times in nginx\'s log); startup times (to the first advert, priority 255); `reload` round trip with the unchanged file and with one real server changed. ' +
+    'Figures: daemon CPU and RSS over `scale.seconds` (default 30) of steady checking, and the lateness of the checks (arrival times in nginx\'s log); startup times (to VRRP running — the figure held against the 500 ms target —, to the first advert of this lone priority-255 director, to services ready); `reload` round trip with the unchanged file and with one real server changed. ' +
     'Reference: HAProxy 2.6 (TCP mode, 1 thread, 1,000 `listen` sections, `option httpchk` every 1 s) against the same nginx, alternating per repetition (CPU, RSS, startup, lateness; reload is ours-only). ' +
     'Then, ours only: 10,000 real servers every 5 s (`scale.big`, `scale.big_delay_loop`; 0 skips), one proxy worker.',
   run: runScale,
