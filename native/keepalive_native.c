@@ -47,6 +47,7 @@
 #include <uv.h>
 
 #include "check_engine.h"
+#include "relay_engine.h"
 #include "precise_timer.h"
 
 /* Big enough for any IPv6 datagram the kernel can hand us (payload only, no IPv6 header), so a
@@ -450,21 +451,24 @@ static napi_value raw4_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* reusePortListen(address, port, backlog) -> fd of a listening TCP socket with SO_REUSEPORT (and
+/* reusePortListen(address, port, backlog[, reusePort = true]) -> fd of a listening TCP socket with SO_REUSEPORT (and
  * SO_REUSEADDR, as Node's own listen sets): each proxy worker thread listens on its own socket of
  * the same address:port and the kernel spreads the connections over them. Node's net.Server of
  * Node 20 cannot set SO_REUSEPORT; it adopts the fd with listen({ fd }). */
 static napi_value reuseport_listen(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+  napi_value argv[4];
   char addr[INET6_ADDRSTRLEN + 1];
   size_t addr_len = 0;
   int32_t port, backlog;
   napi_valuetype t;
-  if (!get_args(env, info, 3, argv)) return NULL;
+  if (!get_args(env, info, 4, argv)) return NULL;
   if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string ||
       napi_get_value_string_utf8(env, argv[0], addr, sizeof addr, &addr_len) != napi_ok || addr_len >= sizeof addr - 1)
     return throw_type(env, "address must be an IP address string");
   if (!arg_int(env, argv[1], 0, 65535, "port", &port) || !arg_int(env, argv[2], 1, 65535, "backlog", &backlog)) return NULL;
+  /* Optional 4th argument false: an exclusive listener (SO_REUSEADDR only, like Node's listen). */
+  bool reuse_port = true;
+  if (napi_typeof(env, argv[3], &t) == napi_ok && t == napi_boolean) napi_get_value_bool(env, argv[3], &reuse_port);
   struct sockaddr_storage ss;
   socklen_t sslen;
   memset(&ss, 0, sizeof ss);
@@ -485,7 +489,7 @@ static napi_value reuseport_listen(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, "socket", errno);
   const char *failed = NULL;
   if (set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) failed = "setsockopt(SO_REUSEADDR)";
-  else if (set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0) failed = "setsockopt(SO_REUSEPORT)";
+  else if (reuse_port && set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0) failed = "setsockopt(SO_REUSEPORT)";
   else if (ss.ss_family == AF_INET6 && set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) < 0) failed = "setsockopt(IPV6_V6ONLY)";
   else if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) failed = "bind";
   else if (listen(fd, backlog) < 0) failed = "listen";
@@ -1684,5 +1688,6 @@ NAPI_MODULE_INIT() {
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;
   if (!check_engine_init(env, exports)) return NULL;
+  if (!relay_engine_init(env, exports)) return NULL;
   return precise_timer_init(env, exports);
 }
