@@ -95,14 +95,15 @@ class RelayConn implements LiveConn {
     readonly id: number,
     readonly dest: Dest,
     readonly clientEndpoint: Endpoint,
-    private readonly onDestroyed: (conn: RelayConn, inBytes: number, outBytes: number) => void,
+    private readonly svc: RelayTcpService,
+    readonly ctx: ScheduleContext,
   ) {}
 
   destroy(): void {
     const out = this.hub.scratch;
     if (!this.hub.engine.destroy(this.id, out)) return;
     this.hub.handlers.delete(this.id);
-    this.onDestroyed(this, out[0]!, out[1]!);
+    this.svc.connClosed(this, out[0]!, out[1]!, false);
   }
 
   bytes(): readonly [number, number] {
@@ -141,87 +142,129 @@ export class RelayTcpService extends TcpService {
 
   /** A client the engine accepted on this service's listener. */
   accepted(id: number, address: string, port: number): void {
-    const ctx = this.admit(address, port);
+    // The engine's inet_ntop text is canonical for IPv4; IPv6 goes through the parser.
+    const ctx = address.includes(':') ? this.admit(address, port) : this.admitCanonical(address, 4, port);
     if (!ctx) {
       this.hub.engine.destroy(id, this.hub.scratch);
       return;
     }
-    const hub = this.hub;
-    let dest: Dest | null = null;
-    let failed: Set<Dest> | null = null;
-    let sorryTried = false;
-    const pending = {
-      destroy: () => {
-        if (!hub.engine.destroy(id, hub.scratch)) return;
-        hub.handlers.delete(id);
-        if (dest) dest.inactConns--, dest.checkThresholds();
-        gone();
-      },
-    };
-    const gone = () => {
-      this.pending.delete(pending);
-      this.releaseClient(ctx);
-      this.drainCheck();
-    };
-    const timeoutMs = this.core.spec.proxy?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const head = this.proxyHeader(ctx, this.core.address, this.core.port);
-    const attempt = (): void => {
-      for (;;) {
-        const chosen = this.choose(ctx, failed, sorryTried);
-        if (chosen === null) {
-          dest = null;
-          hub.engine.destroy(id, hub.scratch);
-          hub.handlers.delete(id);
-          gone();
-          return;
-        }
-        dest = chosen.dest;
-        sorryTried = chosen.sorryTried;
-        const errno = hub.engine.connect(id, dest.address, dest.port, timeoutMs, head);
-        if (errno === 0) return;
-        failNow();
-      }
-    };
-    const failNow = () => {
-      const d = dest!;
-      this.attemptEnded(d, true);
-      (failed ??= new Set()).add(d);
-      sorryTried ||= d.sorry;
-      dest = null;
-    };
-    let conn: RelayConn | null = null;
-    hub.handlers.set(id, {
-      connected: () => {
-        const d = dest!;
-        dest = null;
-        this.pending.delete(pending);
-        this.attemptEnded(d, false);
-        conn = new RelayConn(hub, id, d, { address: ctx.clientAddress, family: ctx.family, port: ctx.clientPort ?? 0 }, (c, i, o) => this.ended(c, ctx, i, o));
-        this.opened(conn);
-      },
-      connectFailed: () => {
-        failNow();
-        attempt();
-      },
-      halfClosed: () => {
-        if (conn) this.halfClosed(conn);
-      },
-      closed: (inBytes, outBytes, reason) => {
-        if (!conn) {
-          // Closed before connected (cannot happen today: the engine only closes relaying connections).
-          pending.destroy();
-          return;
-        }
-        if (reason === RELAY_CLOSED_IDLE) this.idleClosed++;
-        this.ended(conn, ctx, inBytes, outBytes);
-      },
-    });
-    this.pending.add(pending);
-    attempt();
+    const client = new RelayClient(this, this.hub, id, ctx);
+    this.hub.handlers.set(id, client);
+    this.pending.add(client);
+    client.attempt();
   }
 
-  private ended(conn: RelayConn, ctx: ScheduleContext, inBytes: number, outBytes: number): void {
-    this.releaseClient(ctx);
+  // The steps of one client (RelayClient), with the bookkeeping of TcpService.
+  /** @internal */ chooseFor(c: RelayClient): Dest | null {
+    const chosen = this.choose(c.ctx, c.failed, c.sorryTried);
+    if (!chosen) return null;
+    c.sorryTried = chosen.sorryTried;
+    return chosen.dest;
+  }
+
+  /** @internal */ connectFailed(c: RelayClient, d: Dest): void {
+    this.attemptEnded(d, true);
+    (c.failed ??= new Set()).add(d);
+    c.sorryTried ||= d.sorry;
+  }
+
+  /** @internal */ connected(c: RelayClient, d: Dest): RelayConn {
+    this.pending.delete(c);
+    this.attemptEnded(d, false);
+    const conn = new RelayConn(this.hub, c.id, d, { address: c.ctx.clientAddress, family: c.ctx.family, port: c.ctx.clientPort ?? 0 }, this, c.ctx);
+    this.opened(conn);
+    return conn;
+  }
+
+  /** @internal */ gone(c: RelayClient): void {
+    this.pending.delete(c);
+    this.releaseClient(c.ctx);
+    this.drainCheck();
+  }
+
+  /** @internal */ connHalfClosed(conn: RelayConn): void {
+    this.halfClosed(conn);
+  }
+
+  /** @internal */ connClosed(conn: RelayConn, inBytes: number, outBytes: number, idle: boolean): void {
+    if (idle) this.idleClosed++;
+    this.releaseClient(conn.ctx);
     this.finished(conn, inBytes, outBytes);
+  }
+
+  /** @internal */ get connectTimeoutMs(): number {
+    return this.core.spec.proxy?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  }
+
+  /** @internal */ head(ctx: ScheduleContext): Buffer | null {
+    return this.proxyHeader(ctx, this.core.address, this.core.port);
+  }
+}
+
+/** One accepted client, from its first connect attempt to its close. */
+class RelayClient implements Handler {
+  /** The destination being connected to. */
+  dest: Dest | null = null;
+  failed: Set<Dest> | null = null;
+  sorryTried = false;
+  conn: RelayConn | null = null;
+
+  constructor(
+    private readonly svc: RelayTcpService,
+    private readonly hub: RelayHub,
+    readonly id: number,
+    readonly ctx: ScheduleContext,
+  ) {}
+
+  /** Connect to the next destination; none left: the client is closed (counted as dropped). */
+  attempt(): void {
+    const svc = this.svc;
+    for (;;) {
+      const d = svc.chooseFor(this);
+      if (d === null) {
+        this.dest = null;
+        this.hub.engine.destroy(this.id, this.hub.scratch);
+        this.hub.handlers.delete(this.id);
+        svc.gone(this);
+        return;
+      }
+      this.dest = d;
+      const errno = this.hub.engine.connect(this.id, d.address, d.port, svc.connectTimeoutMs, svc.head(this.ctx));
+      if (errno === 0) return;
+      this.dest = null;
+      svc.connectFailed(this, d);
+    }
+  }
+
+  /** Drain timeout or shutdown while still connecting. */
+  destroy(): void {
+    if (!this.hub.engine.destroy(this.id, this.hub.scratch)) return;
+    this.hub.handlers.delete(this.id);
+    const d = this.dest;
+    this.dest = null;
+    if (d) d.inactConns--, d.checkThresholds();
+    this.svc.gone(this);
+  }
+
+  connected(): void {
+    const d = this.dest!;
+    this.dest = null;
+    this.conn = this.svc.connected(this, d);
+  }
+
+  connectFailed(): void {
+    const d = this.dest!;
+    this.dest = null;
+    this.svc.connectFailed(this, d);
+    this.attempt();
+  }
+
+  halfClosed(): void {
+    if (this.conn) this.svc.connHalfClosed(this.conn);
+  }
+
+  closed(inBytes: number, outBytes: number, reason: number): void {
+    // The engine only closes relaying connections on its own.
+    if (this.conn) this.svc.connClosed(this.conn, inBytes, outBytes, reason === RELAY_CLOSED_IDLE);
   }
 }

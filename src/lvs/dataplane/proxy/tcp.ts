@@ -242,7 +242,13 @@ export class TcpService {
   protected admit(clientAddress: string | undefined, clientPort: number | undefined): ScheduleContext | null {
     if (this.draining || clientAddress === undefined || clientPort === undefined) return null;
     const a = canonicalAddress(clientAddress);
-    if (!a) return null;
+    return a ? this.admitCanonical(a.address, a.family, clientPort) : null;
+  }
+
+  /** admit() for an address already in canonical text. */
+  protected admitCanonical(address: string, family: IpFamily, clientPort: number): ScheduleContext | null {
+    if (this.draining) return null;
+    const a = { address, family };
     if (!this.sources.tryAcquire(a.address, this.core.spec.proxy?.maxConnsPerSource)) {
       this.refused++;
       return null;
