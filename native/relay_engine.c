@@ -519,10 +519,13 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (!c) continue;
     if (c->state == C_CONNECTING) {
       if (side != 1) continue;
+      /* Writable without an error: connected (no getsockopt needed); else SO_ERROR says why. */
       int err = 0;
-      socklen_t len = sizeof err;
-      if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-      if (!err && (evs[i].events & (EPOLLERR | EPOLLHUP))) err = ECONNREFUSED;
+      if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+        socklen_t len = sizeof err;
+        if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+        if (!err) err = ECONNREFUSED;
+      }
       connect_done(e, c, err);
     } else if (c->state == C_RELAY) {
       relay_event(e, c, (int)side, evs[i].events);
@@ -628,6 +631,25 @@ static void engine_cleanup(void *arg) {
 
 /* ------------------------------------------------------------------------------------------ */
 /* JS API */
+
+bool sockaddr_from_text(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    *len = sizeof *s4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    *len = sizeof *s6;
+    return true;
+  }
+  return false;
+}
 
 static napi_value rl_throw_errno(napi_env env, const char *what, int err) {
   char msg[200];
@@ -807,18 +829,7 @@ static napi_value rl_connect(napi_env env, napi_callback_info info) {
   if (!c || c->state != C_ACCEPTED) return rl_number(env, EBADF);
   struct sockaddr_storage ss;
   socklen_t sl;
-  memset(&ss, 0, sizeof ss);
-  struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons((uint16_t)port);
-    sl = sizeof *s4;
-  } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons((uint16_t)port);
-    sl = sizeof *s6;
-  } else {
+  if (!sockaddr_from_text(addr, (int)port, &ss, &sl)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "address must be an IP address string");
     return NULL;
   }
@@ -864,7 +875,8 @@ static napi_value rl_connect(napi_env env, napi_callback_info info) {
   return rl_number(env, 0);
 }
 
-static napi_value rl_destroy(napi_env env, napi_callback_info info) {
+/* [in, out] bytes of a connection into out; with `destroy` the connection is closed too (no event). */
+static napi_value conn_counts(napi_env env, napi_callback_info info, bool destroy) {
   napi_value argv[3];
   rl_engine *e = rl_args(env, info, 3, argv);
   double id, *out;
@@ -873,21 +885,13 @@ static napi_value rl_destroy(napi_env env, napi_callback_info info) {
   if (!c) return rl_bool(env, false);
   out[0] = c->bytes[0];
   out[1] = c->bytes[1];
-  conn_free(e, c);
+  if (destroy) conn_free(e, c);
   return rl_bool(env, true);
 }
 
-static napi_value rl_bytes(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  rl_engine *e = rl_args(env, info, 3, argv);
-  double id, *out;
-  if (!e || !rl_num(env, argv[1], 0, 4294967295.0, "conn", &id) || !rl_out2(env, argv[2], &out)) return NULL;
-  rl_conn *c = conn_get(e, (uint32_t)id);
-  if (!c) return rl_bool(env, false);
-  out[0] = c->bytes[0];
-  out[1] = c->bytes[1];
-  return rl_bool(env, true);
-}
+static napi_value rl_destroy(napi_env env, napi_callback_info info) { return conn_counts(env, info, true); }
+
+static napi_value rl_bytes(napi_env env, napi_callback_info info) { return conn_counts(env, info, false); }
 
 static napi_value rl_timeouts(napi_env env, napi_callback_info info) {
   napi_value argv[3];

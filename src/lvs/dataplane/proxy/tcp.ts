@@ -1,5 +1,7 @@
 /**
- * TCP virtual service (worker side): a paused-on-accept listener; each client gets a real
+ * TCP virtual service (worker side), node:net relay: the fallback when the native relay
+ * (tcp-relay.ts over native/relay_engine.c, which subclasses this class and keeps its
+ * bookkeeping) is off or cannot start. A paused-on-accept listener; each client gets a real
  * server from persistence or the scheduler, and a connect with a timeout. A failed connect
  * (refused, unreachable, timeout) tries the next real server, excluding those that already
  * failed for this client, then the sorry server, and only then closes the client: a real
