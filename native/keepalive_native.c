@@ -47,6 +47,7 @@
 #include <uv.h>
 
 #include "check_engine.h"
+#include "napi_callback.h"
 #include "relay_engine.h"
 #include "precise_timer.h"
 
@@ -318,20 +319,7 @@ static void raw6_shutdown(raw6_t *s) {
 /* Invokes the JS callback; an exception thrown by it becomes an uncaught exception, exactly as for
  * a throwing 'message' listener on a dgram socket. */
 static void raw6_invoke(raw6_t *s, size_t argc, napi_value *argv) {
-  napi_env env = s->env;
-  napi_value cb, recv;
-  if (!s->callback || napi_get_reference_value(env, s->callback, &cb) != napi_ok || !cb) return;
-  /* MakeCallback needs an object receiver (undefined would throw in ToObject). */
-  napi_get_global(env, &recv);
-  if (napi_make_callback(env, s->async, recv, cb, argc, argv, NULL) != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) {
-      napi_value exc;
-      napi_get_and_clear_last_exception(env, &exc);
-      napi_fatal_exception(env, exc);
-    }
-  }
+  invoke_js_callback(s->env, s->callback, s->async, argc, argv);
 }
 
 static void raw6_report_error(raw6_t *s, const char *syscall, int err) {

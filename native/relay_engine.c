@@ -53,6 +53,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "napi_callback.h"
 #include "relay_engine.h"
 
 /* Event kinds, and the layout of one event: [kind, conn, a, b, c, d]. */
@@ -417,7 +418,7 @@ static void deliver(rl_engine *e) {
     napi_handle_scope scope;
     if (napi_open_handle_scope(env, &scope) != napi_ok) break;
     size_t nev = e->nev, naddrs = e->naddrs;
-    napi_value ab, arr, addrs, cb, recv;
+    napi_value ab, arr, addrs;
     void *data;
     bool ok = napi_create_arraybuffer(env, nev * sizeof(double), &data, &ab) == napi_ok &&
               napi_create_typedarray(env, napi_float64_array, nev, ab, 0, &arr) == napi_ok &&
@@ -430,18 +431,9 @@ static void deliver(rl_engine *e) {
     }
     e->nev = 0;
     e->naddrs = 0;
-    if (ok && e->callback && napi_get_reference_value(env, e->callback, &cb) == napi_ok && cb &&
-        napi_get_global(env, &recv) == napi_ok) {
+    if (ok) {
       napi_value argv[2] = {arr, addrs};
-      if (napi_make_callback(env, e->async_ctx, recv, cb, 2, argv, NULL) != napi_ok) {
-        bool pending = false;
-        napi_is_exception_pending(env, &pending);
-        if (pending) {
-          napi_value exc;
-          napi_get_and_clear_last_exception(env, &exc);
-          napi_fatal_exception(env, exc);
-        }
-      }
+      invoke_js_callback(env, e->callback, e->async_ctx, 2, argv);
     }
     napi_close_handle_scope(env, scope);
     if (!ok) break;
