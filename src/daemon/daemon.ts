@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { configInputs, parseConfigSource, planReload, isReloadPlanEmpty, readConfigText, type Config, type ConfigSource } from '../config/index.js';
-import { formatHostIssue, runHostChecks } from '../config/host-checks.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { Announcer, announcerTiming } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
@@ -60,7 +59,9 @@ export interface DaemonOptions {
  * What `keepalive-ts check` reports about this host (scripts refused or insecure, key files,
  * interfaces...), logged at start and reload with file:line and key: the same problems, found once.
  */
-function logHostIssues(source: ConfigSource, log: Logger): void {
+async function logHostIssues(source: ConfigSource, log: Logger): Promise<void> {
+  // Loaded when needed (start-up time: it brings the nftables, BIRD and sync key checks along).
+  const { formatHostIssue, runHostChecks } = await import('../config/host-checks.js');
   for (const i of runHostChecks(source)) {
     if (i.severity === 'error') log.error({ key: i.path }, formatHostIssue(i));
     else log.warn({ key: i.path }, formatHostIssue(i));
@@ -71,6 +72,8 @@ export class Daemon {
   #config: Config;
   /** The text and inputs (configInputs()) #config was parsed from: a reload of the same is a no-op. */
   #loaded: { text: string; inputs: string } | undefined;
+  /** The parsed start-up config, until its host checks are logged (right after the VRRP engine started). */
+  #located: ConfigSource | undefined;
   #vrrp: VrrpManager | undefined;
   #lvs: VirtualServerManager | undefined;
   #dataPlane: DataplaneSet | undefined;
@@ -114,12 +117,14 @@ export class Daemon {
     const text = await readConfigText(opts.configPath);
     const inputs = configInputs();
     const located = parseConfigSource(text, opts.configPath);
-    logHostIssues(located, opts.log);
     const d = new Daemon(opts, located.config);
     d.#loaded = { text, inputs };
+    d.#located = located;
     try {
       await d.#start();
     } catch (err) {
+      // A start that failed before the VRRP engine ran still reports the host's problems.
+      if (d.#located) await logHostIssues(d.#located, opts.log).catch(() => undefined);
       await d.stop();
       throw err;
     }
@@ -216,6 +221,10 @@ export class Daemon {
     // The instances start now (vrrp_startup_delay included), under the start-up hold; everything
     // below runs meanwhile.
     const vrrpStarted = this.#vrrp.start({ hold: true }).then(() => undefined, (err: unknown) => err ?? new Error('VRRP start failed'));
+    // What `keepalive-ts check` reports about this host (informational: the script runner refuses
+    // what it must at run time), logged once the instances run.
+    if (this.#located) await logHostIssues(this.#located, log);
+    this.#located = undefined;
     const [{ DataplaneSet: Dataplanes, proxyWorkerCount }, { VirtualServerManager: Manager }, syncModule] = await Promise.all([
       import('../lvs/dataplane/index.js'),
       import('../lvs/manager.js'),
@@ -472,7 +481,7 @@ export class Daemon {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
     }
     const log = this.opts.log;
-    logHostIssues(located, log);
+    await logHostIssues(located, log);
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
     await this.#statics?.update(staticEntries(next));
