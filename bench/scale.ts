@@ -129,17 +129,21 @@ interface Rep {
 
 interface TheirRep { socketMs: number; allUpMs: number; cpuPct: number; rssMiB: number; pssMiB: number; threadCpu: string; lateP50: number; lateP99: number; lateMax: number }
 
-function haproxyConfig(dir: string, delayLoop: number, N: number, threads: number): string {
-  // The request our HTTP_GET sends, byte for byte (check/http.ts httpRequestBytes): HTTP/1.0, Host
-  // = the real server's address:port, User-Agent, Connection: close.
-  const listens = Array.from({ length: N }, (_, i) => `listen vs${i}\n  bind ${VIP}:${VS_BASE + i}\n` +
-    `  http-check send meth GET uri / ver HTTP/1.0 hdr Host 10.77.0.21:${RS_BASE + i} hdr User-Agent keepalive-ts hdr Connection close\n  http-check expect status 200\n` +
-    `  server rs 10.77.0.21:${RS_BASE + i} check\n`).join('\n');
+/**
+ * HAProxy checking and proxying N real servers the way our HTTP_GET does: `listen` i on
+ * bind:(vsBase + i) -> real:(rsBase + i), `option httpchk` with our request byte for byte
+ * (check/http.ts httpRequestBytes: HTTP/1.0, Host = the real server's address:port, User-Agent,
+ * Connection: close), status 200 expected, every delayLoop s.
+ */
+export function haproxyChecksConfig(o: { dir: string; delayLoop: number; n: number; threads: number; bind: string; real: string; vsBase: number; rsBase: number; maxconn: number }): string {
+  const listens = Array.from({ length: o.n }, (_, i) => `listen vs${i}\n  bind ${o.bind}:${o.vsBase + i}\n` +
+    `  http-check send meth GET uri / ver HTTP/1.0 hdr Host ${o.real}:${o.rsBase + i} hdr User-Agent keepalive-ts hdr Connection close\n  http-check expect status 200\n` +
+    `  server rs ${o.real}:${o.rsBase + i} check\n`).join('\n');
   return `global
-  nbthread ${threads}
-  maxconn ${N > DEFAULT_N ? 2000 : 4000}
-  pidfile ${dir}/haproxy.pid
-  stats socket ${dir}/stats.sock mode 600 level admin
+  nbthread ${o.threads}
+  maxconn ${o.maxconn}
+  pidfile ${o.dir}/haproxy.pid
+  stats socket ${o.dir}/stats.sock mode 600 level admin
 
 defaults
   mode tcp
@@ -151,9 +155,13 @@ defaults
   retries 3
   option redispatch 1
   option httpchk
-  default-server inter ${delayLoop}s fastinter 500ms downinter ${delayLoop}s fall 2 rise 1
+  default-server inter ${o.delayLoop}s fastinter 500ms downinter ${o.delayLoop}s fall 2 rise 1
 
 ${listens}`;
+}
+
+function haproxyConfig(dir: string, delayLoop: number, N: number, threads: number): string {
+  return haproxyChecksConfig({ dir, delayLoop, n: N, threads, bind: VIP, real: '10.77.0.21', vsBase: VS_BASE, rsBase: RS_BASE, maxconn: N > DEFAULT_N ? 2000 : 4000 });
 }
 
 async function onceHaproxy(delayLoop: number, seconds: number, N: number, threads: number, log: (m: string) => void): Promise<TheirRep> {
@@ -209,7 +217,8 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     }
     const cap = await startTcpdump(r1, 'ip proto 112', { args: ['-tt'] });
     const t0 = Date.now();
-    const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS, ...(nodeArgs ? { nodeArgs } : {}) });
+    // 10,000 services take a while to load on a busy machine: a generous start-up bound.
+    const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS, startTimeoutMs: N > DEFAULT_N ? 180_000 : 60_000, ...(nodeArgs ? { nodeArgs } : {}) });
     const socketMs = Date.now() - t0;
     // 10,000 services make a large status answer on a busy machine: a generous timeout.
     const status = async () => {

@@ -33,7 +33,7 @@ export interface Director {
 }
 
 /** Writes `toml` and starts `keepalive-ts run` in `host`; resolves once its control socket answers. */
-export async function startDirector(lab: Lab, host: LabHost, toml: string, opts: { args?: string[]; env?: Record<string, string>; wrap?: string[]; nodeArgs?: string[] } = {}): Promise<Director> {
+export async function startDirector(lab: Lab, host: LabHost, toml: string, opts: { args?: string[]; env?: Record<string, string>; wrap?: string[]; nodeArgs?: string[]; startTimeoutMs?: number } = {}): Promise<Director> {
   const dir = join(lab.tmpDir, `kt-${host.name}`);
   await mkdir(dir, { recursive: true });
   const configPath = join(dir, 'keepalive.toml');
@@ -55,7 +55,7 @@ export async function startDirector(lab: Lab, host: LabHost, toml: string, opts:
   await waitFor(async () => {
     if (dead) throw new Error(`keepalive-ts on ${host.name} exited:\n${proc.output()}`);
     return status().then(() => true, () => false);
-  }, 30_000, `keepalive-ts control socket on ${host.name}`, 50); // node's start-up is slow on a loaded machine
+  }, opts.startTimeoutMs ?? 30_000, `keepalive-ts control socket on ${host.name}`, 50); // node's start-up is slow on a loaded machine
   return {
     host, proc, configPath, socket, status,
     instance: async (name = 'VI_1') => {
