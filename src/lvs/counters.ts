@@ -21,7 +21,7 @@ import type { Counters } from './dataplane/contract.js';
 const FIELDS = ['conns', 'in_pkts', 'out_pkts', 'in_bytes', 'out_bytes'] as const;
 type Field = (typeof FIELDS)[number];
 
-export const ZERO_COUNTERS: Readonly<Counters> = { conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0 };
+export const ZERO_COUNTERS: Readonly<Counters> = Object.freeze({ conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0 });
 
 interface CarryEntry {
   /** Last raw figures seen from the data plane. */
