@@ -461,14 +461,23 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     },
   }),
   def({
-    name: 'sync_lag_seconds',
-    help: 'Replication lag of the entries written into the sync table as backup (observed on the master to written here, measured; docs/sync-protocol.md "Lag"), over the last 4096 entries: quantile="0.5" or "0.99".',
+    name: 'sync_lag_p50_seconds',
+    help: 'Replication lag of the entries written into the sync table as backup (observed on the master to written here, measured; docs/sync-protocol.md "Lag"): median over the last 4096 entries.',
     type: 'gauge',
-    labelNames: ['quantile'],
+    labelNames: [],
     *samples(snap) {
-      const l = snap.extras?.sync?.lag;
-      if (typeof l?.p50_ms === 'number') yield { labels: { quantile: '0.5' }, value: l.p50_ms / 1000 };
-      if (typeof l?.p99_ms === 'number') yield { labels: { quantile: '0.99' }, value: l.p99_ms / 1000 };
+      const ms = snap.extras?.sync?.lag?.p50_ms;
+      if (typeof ms === 'number') yield { labels: {}, value: ms / 1000 };
+    },
+  }),
+  def({
+    name: 'sync_lag_p99_seconds',
+    help: 'Replication lag of the entries written into the sync table as backup: 99th percentile over the last 4096 entries.',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const ms = snap.extras?.sync?.lag?.p99_ms;
+      if (typeof ms === 'number') yield { labels: {}, value: ms / 1000 };
     },
   }),
   def({
