@@ -1,3 +1,4 @@
+import type { LagSummary } from '../sync/lag.js';
 import type { ConntrackdStatus } from '../sync/conntrackd.js';
 /** The shape `status` returns over the control socket (and `status --json` prints). */
 export interface VrrpInstanceStatus {
@@ -166,16 +167,7 @@ export interface SyncStatusReport {
    * entries (at most 4096), the last one, entries measured / written without a measurement (a
    * version-1 peer, no echo yet) since start, and the transit estimate of the last message.
    */
-  lag: {
-    p50_ms: number | null;
-    p99_ms: number | null;
-    max_ms: number | null;
-    last_ms: number | null;
-    window: number;
-    measured: number;
-    unmeasured: number;
-    transit_ms: number | null;
-  };
+  lag: LagSummary & { transit_ms: number | null };
   /** Lag-acks sent (as backup) and received (as master), and the round trip they measure (the slowest peer's median). */
   echo: { acks_sent: number; acks_received: number; rtt_ms: number | null };
   snapshots_received: number;
