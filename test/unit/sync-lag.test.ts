@@ -18,6 +18,7 @@ import {
 import { LagWindow, PEER_STALE_MS, PeerRtt, SentLog, entryLagMs, percentile } from '../../src/sync/lag.js';
 import { acceptDatagram } from '../../src/sync/receiver.js';
 import type { SyncEntry } from '../../src/sync/types.js';
+import { canonicalIp, formatIp, parseIp } from '../../src/util/inet.js';
 
 const KEY = Buffer.from('lag-test-key-of-enough-bytes');
 
@@ -204,4 +205,16 @@ test('entryLagMs adds age, transit and local time; any unknown part makes it unk
   t.is(entryLagMs(null, 500, 1), null);
   t.is(entryLagMs(1, null, 1), null);
   t.is(entryLagMs(0, 0, -1), 0, 'local time never negative');
+});
+
+test('IPv4 fast paths (the fresh-backup profile): canonicalIp and formatIp agree with the byte round trip', (t) => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 4, maxLength: 4 }), (b) => {
+      const text = formatIp(b);
+      return text === [...b].join('.') && canonicalIp(text, 4) === text && parseIp(text, 4)!.equals(Buffer.from(b));
+    }),
+    { numRuns: 500 },
+  );
+  for (const bad of ['01.2.3.4', '1.2.3', '256.1.1.1', '1.2.3.4 ', '::1', '1.2.3.4%eth0', '']) t.is(canonicalIp(bad, 4), null, bad);
+  fc.assert(fc.property(fc.string({ maxLength: 20 }), (s) => canonicalIp(s, 4) === (parseIp(s, 4) ? formatIp(parseIp(s, 4)!) : null)), { numRuns: 2000 });
 });
