@@ -158,3 +158,9 @@ test('status text shows connection sync: entries held, the measured lag, the las
   t.regex(out, /last full resync 2026-11-29T16:00:00Z in 412 ms {2}rejects: bad_hmac 5\n/);
   t.notRegex(formatStatus(STATUS), /Connection sync/);
 });
+
+test('status notes a proxy service whose TCP bytes go through node:net (native relay unavailable), nothing for the native relay', (t) => {
+  const list = (relay: 'native' | 'node') => formatIpvs({ ...STATUS, virtual_servers: [{ ...web, relay }] });
+  t.regex(list('node'), /TCP {2}10\.0\.0\.50:80 wlc.*# .*relayed by node:net/);
+  t.is(list('native'), formatIpvs({ ...STATUS, virtual_servers: [web] }));
+});
