@@ -217,8 +217,10 @@ export class Daemon {
         const ct = this.#conntrackd;
         const s = this.#config.sync;
         if (!ct || !s) return;
-        if (instance === s.instance) await ct.promote(CONNTRACKD_COMMIT_WAIT_MS);
-        else if (this.#config.vrrp_sync_group.some((g) => g.group.includes(instance) && g.group.includes(s.instance))) await ct.committed(CONNTRACKD_COMMIT_WAIT_MS);
+        // A sync group moves as one: whichever member's VIPs come first (its timer may fire before
+        // the sync instance's) starts the commit, the others wait for it.
+        const grouped = this.#config.vrrp_sync_group.some((g) => g.group.includes(instance) && g.group.includes(s.instance));
+        if (instance === s.instance || grouped) await ct.promote(CONNTRACKD_COMMIT_WAIT_MS);
       },
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);

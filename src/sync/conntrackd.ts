@@ -8,11 +8,14 @@
  *    conntrackd in the foreground and supervises it (restarted with a back-off if it exits);
  *  - setRole(): queues the commands of keepalived's script for the new role (conntrackd-plan.ts
  *    ROLE_COMMANDS). Nothing waits for them: the VRRP event loop calls setRole and goes on; a
- *    newer role replaces commands not started yet;
+ *    newer role replaces commands not started yet; the same role again is a no-op;
+ *  - promote(): the MASTER sequence, resolving once the external cache is committed (bounded):
+ *    a new master's VIP add waits for it (not its state machine);
  *  - status(): `conntrackd -s` (read every few seconds, off the event loop), the last commit, the
  *    commands run and failed, and the guard table's counters (peer datagrams accepted, others
  *    dropped by reason);
- *  - close(): stops conntrackd and removes the guard table.
+ *  - close(): after a handover, lets the peer acknowledge the last updates (bounded), then stops
+ *    conntrackd and removes the guard table. conntrackd runs in its own process group.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
@@ -278,15 +281,6 @@ export class Conntrackd {
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise<void>((resolve) => { timer = setTimeout(resolve, limitMs); });
     return Promise.race([committed, limit]).finally(() => clearTimeout(timer));
-  }
-
-  /**
-   * Another instance of the sync instance's vrrp_sync_group becoming MASTER: waits (at most
-   * `limitMs`) for a MASTER sequence under way to commit; resolves at once when none is.
-   */
-  committed(limitMs: number): Promise<void> {
-    if (this.#closing || this.#role !== 'master' || this.#committed) return Promise.resolve();
-    return this.promote(limitMs);
   }
 
   #releaseCommitWaiters(): void {
