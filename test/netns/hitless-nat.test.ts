@@ -193,6 +193,12 @@ netnsTest('NAT with conntrackd: connections and persistent clients survive crash
       const kept = await liveEntries(f.b);
       t.log(`db (old master) after preempt-back keeps ${kept} entries of the live sessions; da holds ${await liveEntries(f.a)}`);
       t.true(kept >= 5, 'the old master did not delete the live connections (the download and the 4 sessions)');
+      // ...and keeps guarding VIP:port on its input: were the guard lifted (the "cut" window of
+      // 10 s after a drain), a graceful stop of da within those 10 s would have db's own TCP stack
+      // answer the sessions' packets with resets in the instant between its VIP add and its serve
+      // (seen: ECONNRESET on an interactive session, the RST from db's MAC with the VIP's address).
+      const guard = (await f.b.exec(['/usr/sbin/nft', 'list', 'chain', 'inet', 'keepalive_ts', 'g_vipin_chain'])).stdout;
+      for (const port of [80, ECHO_PORT]) t.true(guard.includes(`${VIP} . ${port}`), `db still guards ${VIP}:${port} on input:\n${guard}`);
     },
     diagnose: () => diagnose(f, [da, db]),
   });
