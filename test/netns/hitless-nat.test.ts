@@ -6,8 +6,10 @@
 // rate-limited download and interactive sessions survive, and 20 persistent clients keep their
 // real server. A third host on the sync link sends captured conntrackd datagrams and garbage to
 // the backup: the guard table drops them (counted) and conntrackd never sees them.
+// KEEPALIVE_TS_HITLESS_EVIDENCE=<dir> keeps pcaps (client, both directors), conntrack events of
+// both directors, daemon and conntrackd logs of each run there (to find which side lost what).
 import type { ExecutionContext } from 'ava';
-import { createLab, netnsTest, waitFor, type Lab, type LabHost } from '../lib/netns.js';
+import { createLab, netnsTest, waitFor, type Lab, type LabHost, type LabProcess } from '../lib/netns.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
 import { acrossEvent as across, ECHO_PORT, persistentClientsKeep, serverOf, startEchoServer, startRateLimitedNginx, startUdpEcho, startUdpFlow, udpFlowResult, UDP_PORT } from '../lib/hitless.js';
 
@@ -331,7 +333,7 @@ async function evidence(t: ExecutionContext, f: Farm): Promise<{ directors: Dire
   const { mkdir, writeFile, cp } = await import('node:fs/promises');
   const out = `${dir}/run-${Date.now()}`;
   await mkdir(out, { recursive: true });
-  const procs: Array<[string, import('../lib/netns.js').LabProcess]> = [];
+  const procs: Array<[string, LabProcess]> = [];
   const filt = ['tcp', 'port', '80', 'or', 'tcp', 'port', String(ECHO_PORT), 'or', 'arp'];
   for (const [h, ifs] of [[f.client, ['eth0']], [f.a, ['eth0', 'eth1']], [f.b, ['eth0', 'eth1']]] as const) {
     for (const i of ifs) procs.push([`${h.name}-${i}.pcap`, h.spawn(['tcpdump', '-i', i, '-s', '96', '-U', '-n', '-w', `${out}/${h.name}-${i}.pcap`, ...filt])]);
