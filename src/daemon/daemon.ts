@@ -304,6 +304,8 @@ export class Daemon {
       rejected: st.received.dropped,
       entries: st.table.templates + st.table.udp_flows + st.table.conns,
       last_snapshot_ms: st.last_snapshot_ms,
+      lag: st.lag,
+      rtt_ms: st.echo.rtt_ms,
       ...(ct ? { conntrackd: ct } : {}),
     };
   }

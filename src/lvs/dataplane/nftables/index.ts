@@ -10,6 +10,7 @@
  * asked for it reject, the previous state stays.
  */
 import { readFile } from 'node:fs/promises';
+import { monotonicMs } from '../../../util/clock.js';
 import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
 import { conntrackCountByMark, conntrackDeleteByMark } from '../../../net/native.js';
@@ -597,6 +598,8 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         if (s.removing !== undefined || s.spec.kind !== 'DR' || s.spec.ops) continue;
         const dyn = dynamicNames(s.spec, s.name, this.#limits);
         const now = this.#now();
+        // The dump is where a new flow is first seen: connection sync measures its lag from here.
+        const observedAt = monotonicMs();
         const rows = await rowsOf('netdev', dyn.conn).catch(() => null);
         if (!rows) continue;
         const k = `${s.name} ${dyn.conn}`;
@@ -614,11 +617,11 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
           flowsOf(s.spec, list.map((e) => ({ key: e.key, raw: true, keyText: e.key, value: e.id, expiresS: Math.max(0, e.expiresAt - now) / 1000 })), destOf);
         for (const f of asFlows(upserts)) {
           const { expiresInMs, ...ref } = f;
-          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_new', timeoutMs: expiresInMs } : { ...ref, type: 'conn_new', expiresInMs });
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_new', timeoutMs: expiresInMs, observedAt } : { ...ref, type: 'conn_new', expiresInMs, observedAt });
         }
         for (const f of asFlows(gone)) {
           const { expiresInMs: _e, ...ref } = f;
-          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_expired' } : { ...ref, type: 'conn_end', inBytes: 0, outBytes: 0 });
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_expired', observedAt } : { ...ref, type: 'conn_end', inBytes: 0, outBytes: 0, observedAt });
         }
       }
       for (const k of [...this.#syncPrev.keys()]) if (!seen.has(k)) this.#syncPrev.delete(k);
@@ -916,9 +919,10 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
           }
         }
         if (dyn.persist) {
+          const observedAt = monotonicMs();
           const entries = await list('map', dyn.persist);
           persistEntries += entries?.length ?? 0;
-          if (entries && this.#subscribers.size) events.push(...this.#reportTemplates(s, templatesOf(s.spec, entries, this.#destOf(s)), Date.now(), seen));
+          if (entries && this.#subscribers.size) events.push(...this.#reportTemplates(s, templatesOf(s.spec, entries, this.#destOf(s)), Date.now(), seen).map((t) => ({ ...t, observedAt })));
         }
       }
       for (const k of [...this.#reported.keys()]) if (!seen.has(k)) this.#reported.delete(k);
