@@ -666,6 +666,14 @@ function diffVirtualServer(a: VirtualServerConfig, b: VirtualServerConfig): Virt
   };
 }
 
+/** The change of a virtual server compared with itself: nothing, every real server kept as it is. */
+function unchangedVirtualServer(vs: VirtualServerConfig): VirtualServerChange {
+  const kept = vs.real_server.map((rs): KeptRealServer => ({
+    current: rs, next: rs, weightChanged: false, checksChanged: false, otherChanges: [], settings: {}, checksRemoved: [], checksAdded: [],
+  }));
+  return { settings: {}, realServers: { added: [], removed: [], kept }, membersAdded: [], membersRemoved: [] };
+}
+
 const isEmptyRealServer = (k: KeptRealServer): boolean => !k.weightChanged && !k.checksChanged && k.otherChanges.length === 0;
 
 export function isEmptyVirtualServerChange(c: VirtualServerChange): boolean {
@@ -757,7 +765,9 @@ export function planReload(current: Config, next: Config): ReloadPlan {
   const virtualServers = {
     added: vs.added,
     removed: vs.removed,
-    kept: vs.pairs.map(([a, b]) => ({ current: a, next: b, changes: diffVirtualServer(a, b) })),
+    // The same object (an unchanged block of the file, reused by the incremental load): unchanged
+    // without looking inside, so the plan costs what changed, not the size of the file.
+    kept: vs.pairs.map(([a, b]) => ({ current: a, next: b, changes: a === b ? unchangedVirtualServer(a) : diffVirtualServer(a, b) })),
   };
 
   const plan: ReloadPlan = {
@@ -922,7 +932,8 @@ function summarize(plan: ReloadPlan): string[] {
 
   const vs = plan.virtualServers;
   out.push(...vs.removed.map((x) => `-${vsLabel(x)}`), ...vs.added.map((x) => `+${vsLabel(x)}`));
-  for (const { next, changes: c } of vs.kept) {
+  for (const { current, next, changes: c } of vs.kept) {
+    if (current === next) continue;
     const p = `${vsLabel(next)}: `;
     out.push(...settingLines(p, c.settings));
     out.push(...c.membersRemoved.map((x) => `${p}-member ${x.key} (draining)`), ...c.membersAdded.map((x) => `${p}+member ${x.key}`));

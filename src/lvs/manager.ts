@@ -253,6 +253,9 @@ function withoutAddress<T extends object>(x: T): Omit<T, 'address' | 'port'> {
   return rest;
 }
 
+/** serviceSpec() per config object and member key (see #specs). */
+const SPECS = new WeakMap<VirtualServerConfig, Map<string, ServiceSpec>>();
+
 /** The largest weight IPVS takes. */
 const MAX_WEIGHT = 2147483647;
 
@@ -287,9 +290,19 @@ export class VirtualServerManager {
     return svc;
   }
 
-  /** Every service of every virtual server, as the data plane's configure() takes them. */
+  /**
+   * Every service of every virtual server, as the data plane's configure() takes them. The spec of
+   * an unchanged config object is the object built before (an unchanged virtual server of a
+   * reload is the same object, config/incremental.ts): the data plane tells it unchanged by `===`.
+   */
   #specs(): ServiceSpec[] {
-    return this.#services.flatMap((s) => s.members.map((m) => serviceSpec(s.cfg, m.svc)));
+    return this.#services.flatMap((s) => s.members.map((m) => {
+      let byMember = SPECS.get(s.cfg);
+      if (!byMember) SPECS.set(s.cfg, (byMember = new Map()));
+      let spec = byMember.get(m.svc.key);
+      if (!spec) byMember.set(m.svc.key, (spec = serviceSpec(s.cfg, m.svc)));
+      return spec;
+    }));
   }
 
   #makeReal(svc: Service, rs: RealServerConfig): Real {

@@ -17,6 +17,7 @@
  * caller and must not be re-applied by a restart in between).
  */
 import { EventEmitter } from 'node:events';
+import { isDeepStrictEqual } from 'node:util';
 import { KeepaliveError } from '../../util/errors.js';
 import type { ServiceKey } from '../../util/endpoint.js';
 import { endpointText } from '../../util/endpoint.js';
@@ -46,8 +47,12 @@ export abstract class DataplaneLifecycle extends EventEmitter implements Datapla
   protected checkService(_spec: ServiceSpec): string | null {
     return null;
   }
-  /** The full desired set; `removed` are the services not listed any more (to drain, then drop). */
-  protected abstract applyConfigure(services: readonly ServiceSpec[], removed: readonly ServiceSpec[]): Promise<void>;
+  /**
+   * The full desired set; `removed` are the services not listed any more (to drain, then drop);
+   * `changed` those of `services` that are new or differ from the ones configured before (the
+   * others are passed as the very objects configured before, so `===` tells them unchanged).
+   */
+  protected abstract applyConfigure(services: readonly ServiceSpec[], removed: readonly ServiceSpec[], changed: readonly ServiceSpec[]): Promise<void>;
   protected abstract applyPool(spec: ServiceSpec, pool: PoolSpec): Promise<void>;
   protected abstract applyServe(spec: ServiceSpec): Promise<void>;
   protected abstract applyUnserve(spec: ServiceSpec, drainMs: number): Promise<void>;
@@ -106,13 +111,20 @@ export abstract class DataplaneLifecycle extends EventEmitter implements Datapla
       if (problem) throw invalid(`${spec.key}: ${problem}`);
     }
     const removed = [...this.#services.values()].filter((s) => !keys.has(s.key));
+    const changed: ServiceSpec[] = [];
+    const desired = services.map((spec) => {
+      const before = this.#services.get(spec.key);
+      if (before !== undefined && (before === spec || isDeepStrictEqual(before, spec))) return before;
+      changed.push(spec);
+      return spec;
+    });
     for (const s of removed) {
       this.#services.delete(s.key);
       this.#pools.delete(s.key);
       this.#served.delete(s.key);
     }
-    for (const spec of services) this.#services.set(spec.key, spec);
-    await this.applyConfigure(services, removed);
+    for (const spec of desired) this.#services.set(spec.key, spec);
+    await this.applyConfigure(desired, removed, changed);
   }
 
   async setPool(key: ServiceKey, pool: PoolSpec): Promise<void> {
