@@ -441,6 +441,33 @@ function matchBy<T>(current: readonly T[], next: readonly T[], key: (t: T) => st
   return { added, removed: current.filter((c) => !paired.has(c)), pairs };
 }
 
+/**
+ * matchBy, pairing an entry present on both sides as the same object first (without its key: an
+ * unchanged virtual server reused by the incremental load); the others by key. Keys are unique
+ * per side, so an object kept as it is cannot take another entry's key.
+ */
+function matchSameFirst<T extends object>(current: readonly T[], next: readonly T[], key: (t: T) => string): { added: T[]; removed: T[]; pairs: Array<[T, T]> } {
+  const before = new Set(current);
+  const same = new Set<T>();
+  const rest: T[] = [];
+  for (const n of next) {
+    if (before.has(n)) same.add(n);
+    else rest.push(n);
+  }
+  if (same.size === 0) return matchBy(current, next, key);
+  const m = matchBy(current.filter((c) => !same.has(c)), rest, key);
+  const byNext = new Map(m.pairs.map((p) => [p[1], p]));
+  const pairs: Array<[T, T]> = [];
+  for (const n of next) {
+    if (same.has(n)) pairs.push([n, n]);
+    else {
+      const p = byNext.get(n);
+      if (p) pairs.push(p);
+    }
+  }
+  return { added: m.added, removed: m.removed, pairs };
+}
+
 type Normalizers<T> = { [K in keyof T]?: (value: T[K], owner: T) => unknown };
 
 /**
@@ -761,7 +788,7 @@ export function planReload(current: Config, next: Config): ReloadPlan {
     };
   });
 
-  const vs = matchBy(current.virtual_server, next.virtual_server, vsKey);
+  const vs = matchSameFirst(current.virtual_server, next.virtual_server, vsKey);
   const virtualServers = {
     added: vs.added,
     removed: vs.removed,

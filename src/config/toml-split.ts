@@ -45,6 +45,8 @@ const enum C {
   RBRACE = 125,
 }
 
+const BORING = /[^\n#"'[\]{}]+/y;
+
 type HeaderKind = 'vs' | 'vs-sub' | 'other';
 
 /** `[[virtual_server]]`, one of its sub-tables, or another header; null for a quoted first key. */
@@ -161,7 +163,9 @@ export function splitVirtualServers(text: string): SplitText | null {
         i++;
         break;
       default:
-        i++;
+        // A run of characters that mean nothing here, skipped at once.
+        BORING.lastIndex = i;
+        i = BORING.test(s) ? BORING.lastIndex : i + 1;
     }
   }
   close(n);

@@ -347,6 +347,8 @@ export class VirtualServerManager {
     const touched: Service[] = [];
     const byKey = this.#byKey();
     const removed = new Set<Service>();
+    /** Some counter key may be gone (a service, member, real or sorry server left): forget their figures. */
+    let keysGone = plan.virtualServers.removed.length > 0;
     for (const cfg of plan.virtualServers.removed) {
       const svc = byKey.get(cfg.key);
       if (!svc) continue;
@@ -384,6 +386,7 @@ export class VirtualServerManager {
       }
       touched.push(svc);
       const rsPlan = k.changes.realServers;
+      if (rsPlan.removed.length > 0 || k.changes.membersRemoved.length > 0 || k.changes.settings.sorry_server !== undefined) keysGone = true;
       const same = (a: RealServerConfig, b: RealServerConfig) => endpointText(a.endpoint) === endpointText(b.endpoint);
       for (const rs of rsPlan.removed) {
         const real = svc.reals.find((r) => same(r.cfg, rs));
@@ -418,7 +421,7 @@ export class VirtualServerManager {
     // changed); unchanged services are not re-evaluated. All in flight at once.
     for (const svc of touched) svc.sent = null;
     await Promise.all(touched.map((svc) => this.#apply(svc)));
-    if (touched.length > 0 || removed.size > 0) {
+    if (keysGone) {
       const keys = new Set(this.#services.flatMap((s) => [s.key, ...s.members.map((m) => m.svc.key)].flatMap((k) => [
         k as string, ...s.reals.map((r) => destKey(k, r.id)), ...(s.cfg.sorry_endpoint ? [destKey(k, `sorry:${endpointText(s.cfg.sorry_endpoint)}`)] : []),
       ])));

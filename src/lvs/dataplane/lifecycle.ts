@@ -103,21 +103,24 @@ export abstract class DataplaneLifecycle extends EventEmitter implements Datapla
   async configure(services: readonly ServiceSpec[]): Promise<void> {
     this.assertOpen();
     const keys = new Set<string>();
+    const changed: ServiceSpec[] = [];
+    const desired: ServiceSpec[] = [];
     for (const spec of services) {
       if (!this.kinds.includes(spec.kind)) throw invalid(`${this.name} data plane does not forward lb_kind ${spec.kind} (${spec.key})`);
       if (keys.has(spec.key)) throw invalid(`duplicate virtual service ${spec.key}`);
       keys.add(spec.key);
+      const before = this.#services.get(spec.key);
+      // Unchanged: the spec configured before stands (it passed checkService then).
+      if (before !== undefined && (before === spec || isDeepStrictEqual(before, spec))) {
+        desired.push(before);
+        continue;
+      }
       const problem = this.checkService(spec);
       if (problem) throw invalid(`${spec.key}: ${problem}`);
+      changed.push(spec);
+      desired.push(spec);
     }
     const removed = [...this.#services.values()].filter((s) => !keys.has(s.key));
-    const changed: ServiceSpec[] = [];
-    const desired = services.map((spec) => {
-      const before = this.#services.get(spec.key);
-      if (before !== undefined && (before === spec || isDeepStrictEqual(before, spec))) return before;
-      changed.push(spec);
-      return spec;
-    });
     for (const s of removed) {
       this.#services.delete(s.key);
       this.#pools.delete(s.key);

@@ -174,7 +174,7 @@ export function parseRequest(v: unknown): Request | null {
         const s = v.services;
         const r = v.removed;
         if (!Array.isArray(s) || s.length > MAX_LIST || !s.every(isServiceSpec)) return null;
-        if (!Array.isArray(r) || r.length > MAX_LIST || !r.every(isStr)) return null;
+        if (!Array.isArray(r) || r.length > MAX_LIST || !r.every((k) => isStr(k))) return null;
         const keys = new Set([...s.map((x: ServiceSpec) => x.key), ...(r as string[])]);
         if (keys.size !== s.length + r.length) return null;
         return v as unknown as Request;
