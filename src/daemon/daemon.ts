@@ -425,7 +425,9 @@ export class Daemon {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
     }
     const log = this.opts.log;
-    logHostIssues(located, log);
+    // What the host lacks for this config (scripts, interfaces...) is logged, not refused: after
+    // the reply, so that the time to apply does not include a scan of every section.
+    setImmediate(() => logHostIssues(located, log));
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
     await this.#statics?.update(staticEntries(next));

@@ -366,6 +366,8 @@ export class VirtualServerManager {
     for (const k of plan.virtualServers.kept) {
       const svc = byKey.get(k.current.key);
       if (!svc) continue;
+      // The very object the service runs with (an unchanged block of the file): nothing to do.
+      if (k.next === svc.cfg && k.current === k.next) continue;
       svc.cfg = k.next;
       // Group members: a removed one stops and drains (configure() below leaves it out), an added
       // one gets the shared pool and is served when its address is here; the others are untouched.
