@@ -53,6 +53,7 @@
 #include <uv.h>
 
 #include "check_engine.h"
+#include "napi_callback.h"
 
 /* Result codes besides 0 (success) and positive errno values. */
 #define CE_TIMEOUT (-1)
@@ -730,7 +731,7 @@ static void on_async(uv_async_t *h) {
     if (napi_open_handle_scope(env, &scope) != napi_ok) break;
     size_t count = 0;
     for (ce_attempt *a = list; a && count < CE_MAX_BATCH; a = a->next) count++;
-    napi_value ab, ints, bufs = NULL, cb, recv;
+    napi_value ab, ints, bufs = NULL;
     int32_t *data = NULL;
     int ok = napi_create_arraybuffer(env, count * CE_INTS * sizeof(int32_t), (void **)&data, &ab) == napi_ok &&
              napi_create_typedarray(env, napi_int32_array, count * CE_INTS, ab, 0, &ints) == napi_ok;
@@ -764,18 +765,9 @@ static void on_async(uv_async_t *h) {
       if (e->pending) e->pending--;
     }
     if (!bufs) napi_get_undefined(env, &bufs);
-    if (ok && e->callback && napi_get_reference_value(env, e->callback, &cb) == napi_ok && cb &&
-        napi_get_global(env, &recv) == napi_ok) {
+    if (ok) {
       napi_value argv[2] = {ints, bufs};
-      if (napi_make_callback(env, e->async_ctx, recv, cb, 2, argv, NULL) != napi_ok) {
-        bool pending = false;
-        napi_is_exception_pending(env, &pending);
-        if (pending) {
-          napi_value exc;
-          napi_get_and_clear_last_exception(env, &exc);
-          napi_fatal_exception(env, exc);
-        }
-      }
+      invoke_js_callback(env, e->callback, e->async_ctx, 2, argv);
     }
     napi_close_handle_scope(env, scope);
     if (!ok) break;

@@ -47,6 +47,8 @@
 #include <uv.h>
 
 #include "check_engine.h"
+#include "napi_callback.h"
+#include "relay_engine.h"
 #include "precise_timer.h"
 
 /* Big enough for any IPv6 datagram the kernel can hand us (payload only, no IPv6 header), so a
@@ -317,20 +319,7 @@ static void raw6_shutdown(raw6_t *s) {
 /* Invokes the JS callback; an exception thrown by it becomes an uncaught exception, exactly as for
  * a throwing 'message' listener on a dgram socket. */
 static void raw6_invoke(raw6_t *s, size_t argc, napi_value *argv) {
-  napi_env env = s->env;
-  napi_value cb, recv;
-  if (!s->callback || napi_get_reference_value(env, s->callback, &cb) != napi_ok || !cb) return;
-  /* MakeCallback needs an object receiver (undefined would throw in ToObject). */
-  napi_get_global(env, &recv);
-  if (napi_make_callback(env, s->async, recv, cb, argc, argv, NULL) != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) {
-      napi_value exc;
-      napi_get_and_clear_last_exception(env, &exc);
-      napi_fatal_exception(env, exc);
-    }
-  }
+  invoke_js_callback(s->env, s->callback, s->async, argc, argv);
 }
 
 static void raw6_report_error(raw6_t *s, const char *syscall, int err) {
@@ -450,42 +439,32 @@ static napi_value raw4_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* reusePortListen(address, port, backlog) -> fd of a listening TCP socket with SO_REUSEPORT (and
+/* reusePortListen(address, port, backlog[, reusePort = true]) -> fd of a listening TCP socket with SO_REUSEPORT (and
  * SO_REUSEADDR, as Node's own listen sets): each proxy worker thread listens on its own socket of
  * the same address:port and the kernel spreads the connections over them. Node's net.Server of
  * Node 20 cannot set SO_REUSEPORT; it adopts the fd with listen({ fd }). */
 static napi_value reuseport_listen(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+  napi_value argv[4];
   char addr[INET6_ADDRSTRLEN + 1];
   size_t addr_len = 0;
   int32_t port, backlog;
   napi_valuetype t;
-  if (!get_args(env, info, 3, argv)) return NULL;
+  if (!get_args(env, info, 4, argv)) return NULL;
   if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_string ||
       napi_get_value_string_utf8(env, argv[0], addr, sizeof addr, &addr_len) != napi_ok || addr_len >= sizeof addr - 1)
     return throw_type(env, "address must be an IP address string");
   if (!arg_int(env, argv[1], 0, 65535, "port", &port) || !arg_int(env, argv[2], 1, 65535, "backlog", &backlog)) return NULL;
+  /* Optional 4th argument false: an exclusive listener (SO_REUSEADDR only, like Node's listen). */
+  bool reuse_port = true;
+  if (napi_typeof(env, argv[3], &t) == napi_ok && t == napi_boolean) napi_get_value_bool(env, argv[3], &reuse_port);
   struct sockaddr_storage ss;
   socklen_t sslen;
-  memset(&ss, 0, sizeof ss);
-  struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons((uint16_t)port);
-    sslen = sizeof *s4;
-  } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons((uint16_t)port);
-    sslen = sizeof *s6;
-  } else {
-    return throw_type(env, "address must be an IP address string");
-  }
+  if (!sockaddr_from_text(addr, port, &ss, &sslen)) return throw_type(env, "address must be an IP address string");
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket", errno);
   const char *failed = NULL;
   if (set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) failed = "setsockopt(SO_REUSEADDR)";
-  else if (set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0) failed = "setsockopt(SO_REUSEPORT)";
+  else if (reuse_port && set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0) failed = "setsockopt(SO_REUSEPORT)";
   else if (ss.ss_family == AF_INET6 && set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) < 0) failed = "setsockopt(IPV6_V6ONLY)";
   else if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) failed = "bind";
   else if (listen(fd, backlog) < 0) failed = "listen";
@@ -1684,5 +1663,6 @@ NAPI_MODULE_INIT() {
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;
   if (!check_engine_init(env, exports)) return NULL;
+  if (!relay_engine_init(env, exports)) return NULL;
   return precise_timer_init(env, exports);
 }

@@ -27,6 +27,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "napi_callback.h"
 #include "precise_timer.h"
 
 typedef struct {
@@ -84,18 +85,7 @@ static void pt_on_poll(uv_poll_t *h, int status, int events) {
   napi_env env = t->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value cb, recv;
-  if (t->callback && napi_get_reference_value(env, t->callback, &cb) == napi_ok && cb && napi_get_global(env, &recv) == napi_ok) {
-    if (napi_make_callback(env, t->async, recv, cb, 0, NULL, NULL) != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (pending) {
-        napi_value exc;
-        napi_get_and_clear_last_exception(env, &exc);
-        napi_fatal_exception(env, exc);
-      }
-    }
-  }
+  invoke_js_callback(env, t->callback, t->async, 0, NULL);
   napi_close_handle_scope(env, scope);
 }
 

@@ -110,6 +110,7 @@ function serviceNotes(vs: VirtualServerStatus): string[] {
   if (vs.group !== undefined) items.push(`group ${vs.group}`);
   const inEffect = vs.scheduler_in_effect;
   if (inEffect && inEffect !== vs.lb_algo && !inEffect.startsWith(`${vs.lb_algo} (`)) items.push(`scheduler in effect: ${inEffect}`);
+  if (vs.relay === 'node') items.push('relayed by node:net (native relay unavailable)');
   if (!vs.serving) items.push('not serving here');
   if (vs.quorum_up === false) items.push('quorum down');
   if (vs.sorry) items.push('sorry server in use');

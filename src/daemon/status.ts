@@ -131,6 +131,8 @@ export interface VirtualServerStatus extends TrafficStatus {
   lb_algo: string;
   /** What actually schedules (flags, approximations). */
   scheduler_in_effect: string;
+  /** lb_kind PROXY, TCP: what relays the bytes, the native engine or node:net (see ProxyDataplaneOptions.nativeRelay). */
+  relay?: 'native' | 'node';
   /** sched_flags as configured (ipvsadm shows them after the scheduler). */
   sched_flags?: string[];
   /** persistence_timeout in seconds (0 = off) and its granularity as ipvsadm shows it ("255.255.255.0", "64"). */

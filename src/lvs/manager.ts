@@ -747,7 +747,7 @@ export class VirtualServerManager {
   }
 
   /** One service's own figures: the virtual server's, or one member's of a group. */
-  #memberStatus(svc: Service, m: Member): MemberStatus & { scheduler_in_effect: string | undefined } {
+  #memberStatus(svc: Service, m: Member): MemberStatus & { scheduler_in_effect: string | undefined; relay: ServiceStats['relay'] } {
     const key = m.svc.key;
     const indexed = this.#statsIndex.get(key);
     const st: ServiceStats | undefined = indexed?.svc;
@@ -769,6 +769,7 @@ export class VirtualServerManager {
       real_servers: svc.reals.map((r) => ({ address: r.cfg.endpoint.address, port: r.cfg.endpoint.port, ...this.#destCounters(destKey(key, r.id), indexed?.dests.get(r.id)) })),
       sorry_server: sorry ? { address: sorry.address, port: sorry.port, in_use: st?.sorry ?? false, ...this.#destCounters(destKey(key, `sorry:${endpointText(sorry)}`), indexed?.sorry) } : null,
       scheduler_in_effect: st?.scheduler_in_effect,
+      relay: st?.relay,
     };
   }
 
@@ -828,6 +829,7 @@ export class VirtualServerManager {
         forward: FORWARD_NAMES[cfg.lb_kind],
         lb_algo: cfg.lb_algo,
         scheduler_in_effect: parts.find((p) => p.scheduler_in_effect !== undefined)?.scheduler_in_effect ?? cfg.lb_algo,
+        ...withRelay(parts.find((p) => p.relay !== undefined)?.relay),
         sched_flags: [...cfg.sched_flags],
         persistence_timeout: cfg.persistence_timeout,
         persistence_granularity: granularityText(cfg.family, cfg.persistence_prefix),
@@ -894,4 +896,9 @@ export class VirtualServerManager {
     await beforeClose?.().catch(() => undefined);
     await this.deps.dataPlane.close();
   }
+}
+
+/** The proxy's byte path for status (absent for the kernel kinds and UDP). */
+function withRelay(relay: ServiceStats['relay']): { relay?: 'native' | 'node' } {
+  return relay === undefined ? {} : { relay };
 }

@@ -44,7 +44,15 @@ interface NativeBinding {
   ): Raw6Handle;
   raw6Send(handle: Raw6Handle, payload: Buffer, dst: string, ifindex: number, src: string | null): number;
   raw6Close(handle: Raw6Handle): void;
-  reusePortListen(address: string, port: number, backlog: number): number;
+  reusePortListen(address: string, port: number, backlog: number, reusePort?: boolean): number;
+  relayEngine(cb: (events: Float64Array, addresses: string[]) => void): RelayEngineHandle;
+  relayListen(engine: RelayEngineHandle, fd: number): number;
+  relayUnlisten(engine: RelayEngineHandle, listener: number): void;
+  relayConnect(engine: RelayEngineHandle, conn: number, address: string, port: number, timeoutMs: number, head: Buffer | null): number;
+  relayDestroy(engine: RelayEngineHandle, conn: number, out: Float64Array): boolean;
+  relayBytes(engine: RelayEngineHandle, conn: number, out: Float64Array): boolean;
+  relayTimeouts(engine: RelayEngineHandle, idleMs: number, finMs: number): void;
+  relayClose(engine: RelayEngineHandle): void;
   raiseThreadNice(delta: number): number;
   checkEngineCallback(cb: (ints: Int32Array, buffers: (Buffer | undefined)[] | undefined) => void): void;
   checkSpec(addr: Buffer, port: number, bindAddr: Buffer | null, request: Buffer | null, flags: number,
@@ -64,6 +72,9 @@ interface NativeBinding {
   nftSetElements(family: number, table: string, set: string): Promise<Array<[string, number | null, number, number]>>;
   conntrackDeleteByMark(marks: number[]): Promise<void>;
 }
+
+/** Opaque handle of a relay engine (native/relay_engine.c). */
+export type RelayEngineHandle = { readonly __relayEngine: unique symbol };
 
 /** Opaque handle of a libnftables context (native/keepalive_native.c). */
 export type NftHandle = { readonly __nft: unique symbol };
@@ -434,6 +445,85 @@ export function reusePortListen(address: string, port: number, backlog: number):
     return native().reusePortListen(address, port, backlog);
   } catch (err) {
     throw socketError(`listen on ${address.includes(':') ? `[${address}]` : address}:${port}`, err);
+  }
+}
+
+/**
+ * A listening TCP socket on address:port as an fd: with SO_REUSEPORT when `reusePort` (see
+ * reusePortListen), else exclusive (SO_REUSEADDR only: a second listener gets EADDRINUSE, as with
+ * Node's own listen). Throws E_SOCKET with the errno as cause code.
+ */
+export function tcpListen(address: string, port: number, backlog: number, reusePort: boolean): number {
+  try {
+    return native().reusePortListen(address, port, backlog, reusePort);
+  } catch (err) {
+    throw socketError(`listen on ${address.includes(':') ? `[${address}]` : address}:${port}`, err);
+  }
+}
+
+/** Event kinds of the relay engine's batches (RL_E_* in native/relay_engine.c). */
+export const RELAY_ACCEPT = 1;
+export const RELAY_CONNECTED = 2;
+export const RELAY_CONNECT_FAILED = 3;
+export const RELAY_HALF_CLOSED = 4;
+export const RELAY_CLOSED = 5;
+/** Doubles per event: [kind, conn, a, b, c, 0]. */
+export const RELAY_EVENT_SIZE = 6;
+/** RELAY_CLOSED reasons. */
+export const RELAY_CLOSED_DONE = 0;
+export const RELAY_CLOSED_ERROR = 1;
+export const RELAY_CLOSED_IDLE = 2;
+
+/**
+ * The proxy's native TCP byte path (native/relay_engine.c), bound to the calling thread's event
+ * loop: the engine accepts on listeners it owns, connects where it is told and moves bytes both
+ * ways without JavaScript; `onEvents` gets its decisions-to-take in batches (see RELAY_*).
+ */
+export class RelayEngine {
+  readonly #h: RelayEngineHandle;
+  readonly #n: NativeBinding;
+
+  constructor(onEvents: (events: Float64Array, addresses: string[]) => void) {
+    this.#n = native();
+    this.#h = this.#n.relayEngine(onEvents);
+  }
+
+  /** Hands a listening fd (tcpListen) to the engine, which owns it from then on; the listener id. */
+  listen(fd: number): number {
+    try {
+      return this.#n.relayListen(this.#h, fd);
+    } catch (err) {
+      throw socketError('relay listen', err);
+    }
+  }
+
+  unlisten(listener: number): void {
+    this.#n.relayUnlisten(this.#h, listener);
+  }
+
+  /** Starts the real-server connect of an accepted client; 0, or the errno of an immediate failure. */
+  connect(conn: number, address: string, port: number, timeoutMs: number, head: Buffer | null): number {
+    return this.#n.relayConnect(this.#h, conn, address, port, Math.max(1, Math.round(timeoutMs)), head);
+  }
+
+  /** Closes both sides (no event follows); false when the connection is gone already. `out` = [in, out] bytes. */
+  destroy(conn: number, out: Float64Array): boolean {
+    return this.#n.relayDestroy(this.#h, conn, out);
+  }
+
+  /** The live connection's [in, out] bytes into `out`; false when it is gone. */
+  bytes(conn: number, out: Float64Array): boolean {
+    return this.#n.relayBytes(this.#h, conn, out);
+  }
+
+  /** Idle timeouts of established connections (before / after a FIN). */
+  timeouts(idleMs: number, finMs: number): void {
+    this.#n.relayTimeouts(this.#h, Math.max(1, Math.round(idleMs)), Math.max(1, Math.round(finMs)));
+  }
+
+  /** Every listener and connection closed, no events; the engine stays usable. */
+  closeAll(): void {
+    this.#n.relayClose(this.#h);
   }
 }
 

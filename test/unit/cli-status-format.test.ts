@@ -141,3 +141,9 @@ test('status text shows BGP sessions and prefixes with the reason of the last wi
   t.regex(out, /fd99::10\/128\s+healthy\s+withdrawn\s+\S+\s+not serving udp\/\[fd99::10\]:53 yet$/m);
   t.notRegex(formatStatus({ ...s, bgp: undefined }), /BGP/);
 });
+
+test('status notes a proxy service whose TCP bytes go through node:net (native relay unavailable), nothing for the native relay', (t) => {
+  const list = (relay: 'native' | 'node') => formatIpvs({ ...STATUS, virtual_servers: [{ ...web, relay }] });
+  t.regex(list('node'), /TCP {2}10\.0\.0\.50:80 wlc.*# .*relayed by node:net/);
+  t.is(list('native'), formatIpvs({ ...STATUS, virtual_servers: [web] }));
+});

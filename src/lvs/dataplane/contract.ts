@@ -153,6 +153,11 @@ export interface ServiceStats extends Counters {
   inact_conns: number | null;
   /** Clients refused because nothing could take them. */
   dropped: number;
+  /**
+   * The proxy's TCP services: what moves their bytes, the native relay engine (native/relay_engine.c)
+   * or node:net sockets. Absent elsewhere.
+   */
+  relay?: 'native' | 'node';
   dests: DestStats[];
 }
 

@@ -9,6 +9,7 @@ import type { ConnectionLimits, ProxyStats, Request, WireError, WorkerMessage } 
 import { Admission } from './conntable.js';
 import { parseRequest } from './protocol.js';
 import { TcpService } from './tcp.js';
+import { RelayHub, RelayTcpService } from './tcp-relay.js';
 import { UdpService } from './udp.js';
 
 type Service = TcpService | UdpService;
@@ -42,6 +43,11 @@ export interface EngineOptions {
   readonly workers?: number;
   /** The workers' shared rr/wrr cursors (SHARED_CURSOR_SLOTS Int32s), with workers > 1. */
   readonly cursors?: SharedArrayBuffer;
+  /**
+   * TCP services relay through the native engine (tcp-relay.ts; default true). Falls back to
+   * node:net (tcp.ts) when false or when the addon cannot start an engine.
+   */
+  readonly nativeRelay?: boolean;
 }
 
 /**
@@ -93,11 +99,14 @@ export class Engine {
   private readonly index: number;
   private readonly workers: number;
   private readonly cursors: Int32Array | undefined;
+  /** The native relay of this worker: undefined until a TCP service needs it, null when off or unavailable. */
+  private hub: RelayHub | null | undefined;
 
   constructor(private readonly post: (m: WorkerMessage) => void, opts: EngineOptions = {}) {
     this.index = opts.index ?? 0;
     this.workers = opts.workers ?? 1;
     this.cursors = opts.cursors ? new Int32Array(opts.cursors) : undefined;
+    if (opts.nativeRelay === false) this.hub = null;
     this.housekeeping = setInterval(() => {
       for (const s of this.services.values()) if (s instanceof TcpService) s.housekeeping();
     }, 1000);
@@ -204,11 +213,29 @@ export class Engine {
       return;
     }
     const emit = (ev: ConnectionEvent) => this.emit(ev);
-    const created = spec.match.kind === 'addr' && spec.match.protocol === 'tcp'
-      ? new TcpService(spec, emit, this.admission, this.workers > 1 && servedByEveryWorker(spec), this.cursors)
-      : new UdpService(spec, emit, this.admission);
+    let created: Service;
+    if (spec.match.kind === 'addr' && spec.match.protocol === 'tcp') {
+      const reusePort = this.workers > 1 && servedByEveryWorker(spec);
+      const hub = this.relayHub();
+      created = hub
+        ? new RelayTcpService(spec, emit, this.admission, reusePort, this.cursors, hub)
+        : new TcpService(spec, emit, this.admission, reusePort, this.cursors);
+    } else {
+      created = new UdpService(spec, emit, this.admission);
+    }
     if (created instanceof TcpService) created.setEventsEnabled(this.eventsEnabled);
     this.services.set(spec.key, created);
+  }
+
+  private relayHub(): RelayHub | null {
+    if (this.hub !== undefined) return this.hub;
+    try {
+      this.hub = new RelayHub();
+      this.hub.timeouts(this.admission.tcpTimeoutMs, this.admission.tcpFinTimeoutMs);
+    } catch {
+      this.hub = null; // no addon (not built): node:net relays
+    }
+    return this.hub;
   }
 
   private retire(svc: Service): void {
@@ -255,6 +282,7 @@ export class Engine {
     a.tcpTimeoutMs = l.tcpTimeoutMs;
     a.tcpFinTimeoutMs = l.tcpFinTimeoutMs;
     a.udpTimeoutMs = l.udpTimeoutMs;
+    this.hub?.timeouts(l.tcpTimeoutMs, l.tcpFinTimeoutMs);
     a.setLimits(l.maxConns, l.lowWater);
     for (const s of this.services.values()) if (s instanceof UdpService) s.armTimer();
   }
@@ -311,6 +339,7 @@ export class Engine {
     this.flush();
     for (const s of this.services.values()) s.destroyAll();
     for (const s of this.retiring) s.destroyAll();
+    this.hub?.engine.closeAll();
     this.services.clear();
     this.retiring.clear();
   }

@@ -58,6 +58,12 @@ export interface ProxyDataplaneOptions {
   readonly workers?: number;
   /** The worker's connection budget and idle timeouts (maxConns 0 = unlimited); also setLimits(). */
   readonly limits?: ConnectionLimits;
+  /**
+   * TCP services relay through the native engine (native/relay_engine.c, tcp-relay.ts): default
+   * true; false (or an addon that cannot start one) relays with node:net (tcp.ts). UDP services
+   * always use udp.ts. stats() says which per service (ServiceStats.relay).
+   */
+  readonly nativeRelay?: boolean;
 }
 
 const KNOWN_CODES: readonly ErrorCode[] = ['E_CONFIG_INVALID', 'E_SOCKET', 'E_CLOSED', 'E_CONTROL_PROTOCOL'];
@@ -175,12 +181,14 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
   /** rr/wrr cursors every worker shares (sched/shared.ts); a restarted worker gets the same. */
   private readonly cursors: SharedArrayBuffer | undefined;
   private limits: ConnectionLimits | undefined;
+  private readonly nativeRelay: boolean;
 
   constructor(options: ProxyDataplaneOptions = {}) {
     super();
     this.autoRestart = options.autoRestart ?? true;
     this.maxRestarts = options.maxRestartsPerMinute ?? 5;
     this.eventBatchMs = options.eventBatchMs;
+    this.nativeRelay = options.nativeRelay ?? true;
     const n = Math.max(1, Math.floor(options.workers ?? 1));
     this.cursors = n > 1 ? new SharedArrayBuffer(SHARED_CURSOR_SLOTS * 4) : undefined;
     this.slots = Array.from({ length: n }, (_, index) => ({ index, worker: null, seq: 0, pending: new Map(), restarts: [] }));
@@ -336,7 +344,7 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
   private spawn(slot: Slot): void {
     const w = new Worker(WORKER_URL, {
       name: this.slots.length > 1 ? `keepalive-proxy-${slot.index}` : 'keepalive-proxy',
-      workerData: { index: slot.index, workers: this.slots.length, ...(this.cursors ? { cursors: this.cursors } : {}) },
+      workerData: { index: slot.index, workers: this.slots.length, nativeRelay: this.nativeRelay, ...(this.cursors ? { cursors: this.cursors } : {}) },
     });
     slot.worker = w;
     w.on('message', (m: WorkerMessage) => this.onMessage(slot, m));

@@ -1,5 +1,7 @@
 /**
- * TCP virtual service (worker side): a paused-on-accept listener; each client gets a real
+ * TCP virtual service (worker side), node:net relay: the fallback when the native relay
+ * (tcp-relay.ts over native/relay_engine.c, which subclasses this class and keeps its
+ * bookkeeping) is off or cannot start. A paused-on-accept listener; each client gets a real
  * server from persistence or the scheduler, and a connect with a timeout. A failed connect
  * (refused, unreachable, timeout) tries the next real server, excluding those that already
  * failed for this client, then the sorry server, and only then closes the client: a real
@@ -36,8 +38,19 @@ const RELISTEN_RETRY_MS = 1000;
 
 function noop(): void {}
 
-class TcpConn {
+/** A proxied connection as the service's bookkeeping sees it (node:net sockets or the native relay). */
+export interface LiveConn {
   /** 'a' = established (active), 'i' = closing (inactive). */
+  state: 'a' | 'i';
+  readonly dest: Dest;
+  readonly clientEndpoint: Endpoint;
+  /** Abort both sides. */
+  destroy(): void;
+  /** Bytes so far: [from the client, to the client]. */
+  bytes(): readonly [number, number];
+}
+
+class TcpConn implements LiveConn {
   state: 'a' | 'i' = 'a';
   closes = 0;
 
@@ -61,16 +74,25 @@ class TcpConn {
     this.client.destroy();
     this.upstream.destroy();
   }
+
+  bytes(): readonly [number, number] {
+    return [this.client.bytesRead, this.client.bytesWritten];
+  }
+}
+
+/** Something that holds an open listener. */
+export interface Listener {
+  close(): void;
 }
 
 export class TcpService {
   readonly core: ServiceCore;
-  private server: net.Server | null = null;
+  protected server: Listener | null = null;
   /** Live proxied connections. */
-  readonly conns = new Set<TcpConn>();
-  /** Client sockets still waiting for a real-server connect. */
-  private readonly pending = new Set<net.Socket>();
-  private draining = false;
+  readonly conns = new Set<LiveConn>();
+  /** Clients still waiting for a real-server connect. */
+  protected readonly pending = new Set<{ destroy(): void }>();
+  protected draining = false;
   private drainWaiters: Array<() => void> = [];
   private emitConnEvents = false;
   /** serve() was asked for and no unserve() since: the listener is open, or paused. */
@@ -88,8 +110,13 @@ export class TcpService {
    * reusePort: this worker is one of several serving the service, each with its own SO_REUSEPORT
    * socket (the addon makes it; Node 20's net cannot). Otherwise one exclusive listener.
    */
-  constructor(spec: ServiceSpec, emit: EventSink, private readonly admission: Admission = new Admission(), private readonly reusePort = false, cursor?: Int32Array) {
+  constructor(spec: ServiceSpec, emit: EventSink, protected readonly admission: Admission = new Admission(), protected readonly reusePort = false, cursor?: Int32Array) {
     this.core = new ServiceCore(spec, emit, reusePort ? cursor : undefined);
+  }
+
+  /** What moves the bytes (stats().relay). */
+  protected get relayKind(): 'native' | 'node' {
+    return 'node';
   }
 
   setEventsEnabled(on: boolean): void {
@@ -134,7 +161,8 @@ export class TcpService {
     );
   }
 
-  private listen(): Promise<void> {
+  /** Opens the listener (this.server) or rejects with the errno as `code`. */
+  protected listen(): Promise<void> {
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (c) => this.accept(c));
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
@@ -156,7 +184,7 @@ export class TcpService {
       const onListening = () => {
         server.off('error', onError);
         server.on('error', noop);
-        this.server = server;
+        this.server = { close: () => server.close() };
         resolve();
       };
       if (fd !== undefined) server.listen({ fd }, onListening);
@@ -208,41 +236,95 @@ export class TcpService {
     for (const c of [...this.conns]) c.destroy();
   }
 
-  private accept(client: net.Socket): void {
-    client.on('error', noop);
-    if (this.draining) {
-      client.destroy();
-      return;
-    }
-    const clientAddress = client.remoteAddress;
-    const clientPort = client.remotePort;
-    if (clientAddress === undefined || clientPort === undefined) {
-      client.destroy();
-      return;
-    }
+  /**
+   * A new client: not while draining, within maxConnsPerSource and the worker's budget. Returns its
+   * scheduling context, the slot and per-source count taken (give them back with releaseClient);
+   * null (counted as refused where a limit said no) when the client must be closed.
+   */
+  protected admit(clientAddress: string | undefined, clientPort: number | undefined): ScheduleContext | null {
+    if (this.draining || clientAddress === undefined || clientPort === undefined) return null;
     const a = canonicalAddress(clientAddress);
-    if (!a) {
-      client.destroy();
-      return;
-    }
+    return a ? this.admitCanonical(a.address, a.family, clientPort) : null;
+  }
+
+  /** admit() for an address already in canonical text. */
+  protected admitCanonical(address: string, family: IpFamily, clientPort: number): ScheduleContext | null {
+    if (this.draining) return null;
+    const a = { address, family };
     if (!this.sources.tryAcquire(a.address, this.core.spec.proxy?.maxConnsPerSource)) {
       this.refused++;
-      client.destroy();
-      return;
+      return null;
     }
     if (!this.admission.tryAcquire()) {
       this.sources.release(a.address);
       this.refused++;
+      return null;
+    }
+    return { clientAddress: a.address, clientPort, family: a.family, virtualAddress: this.core.address };
+  }
+
+  /** The client is gone: its slot and per-source count go back. */
+  protected releaseClient(ctx: ScheduleContext): void {
+    this.sources.release(ctx.clientAddress);
+    this.admission.release();
+  }
+
+  /**
+   * The next destination to try (the sorry server once no real server is left; `failed` = those
+   * whose connect failed for this client), counted as inactive until connected; null (counted as
+   * dropped) when none is left.
+   */
+  protected choose(ctx: ScheduleContext, failed: Set<Dest> | null, sorryTried: boolean): { dest: Dest; sorryTried: boolean } | null {
+    let dest = this.core.pick(ctx, failed);
+    if (dest === null && !sorryTried && this.core.sorryDest) {
+      dest = this.core.sorryDest;
+      sorryTried = true;
+    }
+    if (dest === null) {
+      this.core.dropped++;
+      return null;
+    }
+    dest.inactConns++;
+    dest.checkThresholds();
+    return { dest, sorryTried };
+  }
+
+  /** A connect attempt to `d` ended (failed or connected): it no longer counts as inactive. */
+  protected attemptEnded(d: Dest, failed: boolean): void {
+    d.inactConns--;
+    if (!failed) return; // connected: counted active at once, the total does not change
+    d.checkThresholds();
+    d.connectErrors++;
+  }
+
+  /** Established: counted active, reported to sync. */
+  protected opened(conn: LiveConn): void {
+    const d = conn.dest;
+    d.activeConns++;
+    d.conns++;
+    this.core.conns++;
+    this.conns.add(conn);
+    if (this.emitConnEvents && !d.sorry) this.core.emit({ type: 'conn_new', ...this.ref(conn) });
+  }
+
+  /** A first FIN: the connection counts as inactive from now on. */
+  protected halfClosed(conn: LiveConn): void {
+    if (conn.state !== 'a') return;
+    conn.state = 'i';
+    conn.dest.activeConns--;
+    conn.dest.inactConns++;
+  }
+
+  private accept(client: net.Socket): void {
+    client.on('error', noop);
+    const ctx = this.admit(client.remoteAddress, client.remotePort);
+    if (!ctx) {
       client.destroy();
       return;
     }
     // The slot and the per-source count are held until the client socket is gone.
-    client.once('close', () => {
-      this.sources.release(a.address);
-      this.admission.release();
-    });
+    client.once('close', () => this.releaseClient(ctx));
     this.pending.add(client);
-    const ctx: ScheduleContext = { clientAddress: a.address, clientPort, family: a.family, virtualAddress: this.core.address };
     this.attempt(client, ctx, null, false);
   }
 
@@ -252,21 +334,15 @@ export class TcpService {
       this.drainCheck();
       return;
     }
-    let dest = this.core.pick(ctx, failed);
-    if (dest === null && !sorryTried && this.core.sorryDest) {
-      dest = this.core.sorryDest;
-      sorryTried = true;
-    }
-    if (dest === null) {
+    const chosen = this.choose(ctx, failed, sorryTried);
+    if (chosen === null) {
       this.pending.delete(client);
-      this.core.dropped++;
       client.destroy();
       this.drainCheck();
       return;
     }
-    const d = dest;
-    d.inactConns++;
-    d.checkThresholds();
+    const d = chosen.dest;
+    sorryTried = chosen.sorryTried;
     const upstream = net.connect({ host: d.address, port: d.port, allowHalfOpen: true, noDelay: true });
     let settled = false;
     const fail = () => {
@@ -275,14 +351,13 @@ export class TcpService {
       clearTimeout(timer);
       client.off('close', onClientClose);
       upstream.destroy();
-      d.inactConns--;
-      d.checkThresholds();
+      if (client.destroyed) d.inactConns--, d.checkThresholds();
+      else this.attemptEnded(d, true);
       if (client.destroyed) {
         this.pending.delete(client);
         this.drainCheck();
         return;
       }
-      d.connectErrors++;
       const f = failed ?? new Set<Dest>();
       f.add(d);
       this.attempt(client, ctx, f, sorryTried || d.sorry);
@@ -298,7 +373,7 @@ export class TcpService {
       client.off('close', onClientClose);
       upstream.off('error', fail);
       this.pending.delete(client);
-      d.inactConns--;
+      this.attemptEnded(d, false);
       this.established(client, upstream, d, ctx);
     });
   }
@@ -306,23 +381,10 @@ export class TcpService {
   private established(client: net.Socket, upstream: net.Socket, d: Dest, ctx: ScheduleContext): void {
     const core = this.core;
     const conn = new TcpConn(client, upstream, d, { address: ctx.clientAddress, family: ctx.family, port: ctx.clientPort ?? 0 });
-    d.activeConns++;
-    d.conns++;
-    core.conns++;
-    this.conns.add(conn);
-    if (this.emitConnEvents && !d.sorry) core.emit({ type: 'conn_new', ...this.ref(conn) });
+    this.opened(conn);
     upstream.on('error', noop);
-    const pp = core.spec.proxy?.proxyProtocol;
-    if (pp === 'v1' || pp === 'v2') {
-      upstream.write(
-        encodeProxyHeader(pp, {
-          srcAddress: conn.clientAddress,
-          srcPort: conn.clientEndpoint.port,
-          dstAddress: client.localAddress ?? core.address,
-          dstPort: client.localPort ?? core.port,
-        }),
-      );
-    }
+    const head = this.proxyHeader(ctx, client.localAddress ?? core.address, client.localPort ?? core.port);
+    if (head) upstream.write(head);
     // Idle timeouts: the client socket sees every byte of both directions (read or written).
     client.setTimeout(this.admission.tcpTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
     client.on('timeout', () => {
@@ -331,9 +393,7 @@ export class TcpService {
     });
     const onEnd = () => {
       if (conn.state === 'a') {
-        conn.state = 'i';
-        d.activeConns--;
-        d.inactConns++;
+        this.halfClosed(conn);
         client.setTimeout(this.admission.tcpFinTimeoutMs ?? DEFAULT_FIN_TIMEOUT_MS);
       }
     };
@@ -343,7 +403,7 @@ export class TcpService {
     // half (it closes by itself once its FIN went out and the peer's came in).
     const onClose = (hadError: boolean) => {
       if (hadError) conn.destroy();
-      if (++conn.closes === 2) this.finished(conn);
+      if (++conn.closes === 2) this.finished(conn, client.bytesRead, client.bytesWritten);
     };
     client.once('close', onClose);
     upstream.once('close', onClose);
@@ -352,13 +412,19 @@ export class TcpService {
     upstream.pipe(client);
   }
 
-  private finished(conn: TcpConn): void {
+  /** The PROXY protocol header the real server gets first, when the service asks for one. */
+  protected proxyHeader(ctx: ScheduleContext, dstAddress: string, dstPort: number): Buffer | null {
+    const pp = this.core.spec.proxy?.proxyProtocol;
+    if (pp !== 'v1' && pp !== 'v2') return null;
+    return encodeProxyHeader(pp, { srcAddress: ctx.clientAddress, srcPort: ctx.clientPort ?? 0, dstAddress, dstPort });
+  }
+
+  /** Both sides are closed: the connection leaves the table with its byte counts. */
+  protected finished(conn: LiveConn, inBytes: number, outBytes: number): void {
     const d = conn.dest;
     if (conn.state === 'a') d.activeConns--;
     else d.inactConns--;
     d.checkThresholds();
-    const inBytes = conn.client.bytesRead;
-    const outBytes = conn.client.bytesWritten;
     d.inBytes += inBytes;
     d.outBytes += outBytes;
     this.core.inBytes += inBytes;
@@ -370,7 +436,7 @@ export class TcpService {
   }
 
   /** Ends a drain once no connection is open and none is waiting for its real server. */
-  private drainCheck(): void {
+  protected drainCheck(): void {
     if (this.conns.size === 0 && this.pending.size === 0 && this.drainWaiters.length > 0) for (const w of [...this.drainWaiters]) w();
   }
 
@@ -380,15 +446,16 @@ export class TcpService {
     if (this.core.touchDue()) {
       const seen = new Set<string>();
       for (const c of this.conns) {
-        if (seen.has(c.clientAddress)) continue;
-        seen.add(c.clientAddress);
-        if (!c.dest.sorry) this.core.touch(c.clientAddress, c.family, c.dest);
+        const a = c.clientEndpoint.address;
+        if (seen.has(a)) continue;
+        seen.add(a);
+        if (!c.dest.sorry) this.core.touch(a, c.clientEndpoint.family, c.dest);
       }
     }
   }
 
   /** A connection as the contract names it. */
-  ref(c: TcpConn): ConnRef {
+  ref(c: LiveConn): ConnRef {
     return { service: this.core.key, protocol: 'tcp', client: c.clientEndpoint, virtual: this.core.virtual, dest: c.dest.endpoint };
   }
 
@@ -397,8 +464,9 @@ export class TcpService {
     const live = new Map<Dest, [number, number]>();
     for (const c of this.conns) {
       const acc = live.get(c.dest) ?? [0, 0];
-      acc[0] += c.client.bytesRead;
-      acc[1] += c.client.bytesWritten;
+      const [i, o] = c.bytes();
+      acc[0] += i;
+      acc[1] += o;
       live.set(c.dest, acc);
     }
     let liveIn = 0;
@@ -424,6 +492,7 @@ export class TcpService {
       active_conns: dests.reduce((a, r) => a + (r.active_conns ?? 0), 0),
       inact_conns: dests.reduce((a, r) => a + (r.inact_conns ?? 0), 0),
       dropped: core.dropped,
+      relay: this.relayKind,
       dests,
     };
   }
