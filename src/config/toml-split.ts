@@ -32,7 +32,6 @@ export interface SplitText {
 
 const enum C {
   LF = 10,
-  CR = 13,
   SPACE = 32,
   TAB = 9,
   HASH = 35,
