@@ -22,6 +22,8 @@
  * passed on as shutdown(SHUT_WR) once that direction's buffered bytes are written; the connection
  * ends when both directions did so, or at once on an error from either side (both closed). An
  * established connection idle for the engine's timeout (after a FIN: its fin timeout) is closed.
+ * Each side is registered once, edge-triggered (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET): two
+ * epoll_ctl per connection in all (level-triggered masks cost four with Connection: close).
  *
  * JS API (registered by relay_engine_init):
  *   relayEngine(cb) -> engine   cb(events: Float64Array, addresses: string[]) gets batches of
@@ -263,29 +265,18 @@ static void conn_end(rl_engine *e, rl_conn *c, int reason) {
   conn_free(e, c);
 }
 
-/* epoll registration of one side; the data word says which connection and side. */
-static int watch(rl_engine *e, rl_conn *c, int side, uint32_t want) {
+/* epoll registration of one side, once, edge-triggered for everything it can report: no
+ * epoll_ctl per direction change (two syscalls per connection less than level-triggered masks).
+ * Edge-triggered means readiness seen once: every path that stops reading or writing before
+ * EAGAIN says how it gets back (pump: short read, RDHUP, rearm; flush_dir: pump after draining). */
+#define RL_WATCH (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+static int watch(rl_engine *e, rl_conn *c, int side) {
   int fd = side == 0 ? c->cfd : c->ufd;
   uint32_t *have = side == 0 ? &c->cmask : &c->umask;
-  if (want == *have) return 0;
-  struct epoll_event ev = {.events = want, .data.u64 = ((uint64_t)side << 32) | c->id};
-  int r;
-  if (want == 0) r = epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, &ev);
-  else r = epoll_ctl(e->epfd, *have ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
-  if (r == 0) *have = want;
+  struct epoll_event ev = {.events = RL_WATCH, .data.u64 = ((uint64_t)side << 32) | c->id};
+  int r = epoll_ctl(e->epfd, *have ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+  if (r == 0) *have = RL_WATCH;
   return r;
-}
-
-/* What each side must be watched for now: read it while its direction has nothing buffered and
- * no FIN; write it while the other direction has bytes buffered for it. */
-static int rewatch(rl_engine *e, rl_conn *c) {
-  uint32_t cm = 0, um = 0;
-  if (!c->d[0].eof && c->d[0].len == 0) cm |= EPOLLIN;
-  if (c->d[1].len > 0) cm |= EPOLLOUT;
-  if (!c->d[1].eof && c->d[1].len == 0) um |= EPOLLIN;
-  if (c->d[0].len > 0) um |= EPOLLOUT;
-  if (watch(e, c, 0, cm) < 0 || watch(e, c, 1, um) < 0) return -1;
-  return 0;
 }
 
 static void arm_timer(rl_engine *e);
@@ -293,14 +284,17 @@ static void arm_timer(rl_engine *e);
 /* ------------------------------------------------------------------------------------------ */
 /* relaying */
 
-/* Write what direction `k` has buffered; true while the connection lives. */
+static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain);
+
+/* Write what direction `k` has buffered; true while the connection lives. Once drained, its
+ * source is read again: edge-triggered, what arrived meanwhile raises no new event. */
 static bool flush_dir(rl_engine *e, rl_conn *c, int k) {
   rl_dir *d = &c->d[k];
   int dst = k == 0 ? c->ufd : c->cfd;
   while (d->len > 0) {
     ssize_t w = send(dst, d->buf + d->off, d->len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true; /* EPOLLOUT comes when there is room */
       if (errno == EINTR) continue;
       conn_end(e, c, RL_R_ERROR);
       return false;
@@ -316,15 +310,28 @@ static bool flush_dir(rl_engine *e, rl_conn *c, int k) {
     if (!c->d[1 - k].shut) shutdown(dst, SHUT_WR);
     d->shut = true;
   }
+  if (!d->eof) return pump(e, c, k, true);
   return true;
 }
 
-/* Read from direction k's source and pass it on; true while the connection lives. */
-static bool pump(rl_engine *e, rl_conn *c, int k) {
+/* Read from direction k's source and pass it on; true while the connection lives. A short read
+ * drained the socket: later bytes or a later FIN raise a new edge. A FIN already queued when the
+ * event was taken does not (the event says EPOLLRDHUP): then, and when the caller cannot tell
+ * (`to_eagain`), read on until EAGAIN or EOF. */
+static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
   rl_dir *d = &c->d[k];
   int src = k == 0 ? c->cfd : c->ufd;
   int dst = k == 0 ? c->ufd : c->cfd;
-  for (int i = 0; i < RL_READS_PER_EVENT && d->len == 0 && !d->eof; i++) {
+  for (int i = 0; d->len == 0 && !d->eof; i++) {
+    if (i == RL_READS_PER_EVENT) {
+      /* Enough for one turn (other connections wait): re-arming a readable edge-triggered
+       * descriptor queues it again for the next epoll_wait. */
+      if (watch(e, c, k) < 0) {
+        conn_end(e, c, RL_R_ERROR);
+        return false;
+      }
+      break;
+    }
     ssize_t n = recv(src, e->scratch, RL_BUF, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -353,6 +360,7 @@ static bool pump(rl_engine *e, rl_conn *c, int k) {
     }
     if (k == 1) c->bytes[1] += (double)w;
     if (w < n) {
+      /* dst is full: the rest waits here, the source is not read until it went (flush_dir). */
       if (!d->buf && !(d->buf = malloc(RL_BUF))) {
         conn_end(e, c, RL_R_ERROR);
         return false;
@@ -362,17 +370,17 @@ static bool pump(rl_engine *e, rl_conn *c, int k) {
       memcpy(d->buf, e->scratch + w, d->len);
       break;
     }
-    if (n < RL_BUF) break; /* drained: level-triggered epoll says when there is more */
+    if (n < RL_BUF && !to_eagain) break;
   }
   return true;
 }
 
 static void relay_event(rl_engine *e, rl_conn *c, int side, uint32_t events) {
   /* side 0 = client fd, 1 = real-server fd. Writable: flush what is buffered for it. */
-  int out_dir = side == 0 ? 1 : 0, in_dir = side == 0 ? 0 : 1;
+  int out_dir = side == 0 ? 1 : 0, in_dir = side;
   if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->d[out_dir].len > 0 && !flush_dir(e, c, out_dir)) return;
-  if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !c->d[in_dir].eof && c->d[in_dir].len == 0) {
-    if (!pump(e, c, in_dir)) return;
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && !c->d[in_dir].eof && c->d[in_dir].len == 0) {
+    if (!pump(e, c, in_dir, (events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0)) return;
   }
   if (c->d[0].shut && c->d[1].shut) {
     conn_end(e, c, RL_R_DONE);
@@ -380,14 +388,13 @@ static void relay_event(rl_engine *e, rl_conn *c, int side, uint32_t events) {
   }
   c->active_ns = now_ns();
   list_append(e, c, c->half_reported ? L_FIN : L_OPEN);
-  if (rewatch(e, c) < 0) conn_end(e, c, RL_R_ERROR);
 }
 
-static void connect_done(rl_engine *e, rl_conn *c, int err) {
+/* err: 0 = connected (`events` from the real-server side's readiness), errno, or -1: timeout. */
+static void connect_done(rl_engine *e, rl_conn *c, int err, uint32_t events) {
   if (err) {
     /* The client stays; JS tries another real server or destroys it. */
-    if (c->umask) watch(e, c, 1, 0);
-    close(c->ufd);
+    close(c->ufd); /* also leaves the epoll set */
     c->ufd = -1;
     c->umask = 0;
     list_unlink(e, c);
@@ -400,11 +407,13 @@ static void connect_done(rl_engine *e, rl_conn *c, int err) {
   }
   c->state = C_RELAY;
   push_event(e, RL_E_CONNECTED, c->id, 0, 0, 0);
-  /* The header (PROXY protocol) goes first. */
-  if (c->d[0].len > 0 && !flush_dir(e, c, 0)) return;
-  c->active_ns = now_ns();
-  list_append(e, c, L_OPEN);
-  if (rewatch(e, c) < 0) conn_end(e, c, RL_R_ERROR);
+  /* Now the client is read: registering it queues an event when it has sent something already. */
+  if (watch(e, c, 0) < 0) {
+    conn_end(e, c, RL_R_ERROR);
+    return;
+  }
+  /* The header (PROXY protocol) goes first; bytes the real server sent already come over. */
+  relay_event(e, c, 1, events | EPOLLOUT);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -510,7 +519,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     rl_conn *c = conn_get(e, id);
     if (!c) continue;
     if (c->state == C_CONNECTING) {
-      if (side != 1) continue;
+      if (side != 1 || !(evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) continue;
       /* Writable without an error: connected (no getsockopt needed); else SO_ERROR says why. */
       int err = 0;
       if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
@@ -518,7 +527,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
         if (!err) err = ECONNREFUSED;
       }
-      connect_done(e, c, err);
+      connect_done(e, c, err, evs[i].events);
     } else if (c->state == C_RELAY) {
       relay_event(e, c, (int)side, evs[i].events);
     }
@@ -529,7 +538,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 static void expire(rl_engine *e) {
   uint64_t now = now_ns();
   rl_conn *c;
-  while ((c = e->lists[L_CONNECTING].head) && c->deadline_ns <= now) connect_done(e, c, -1);
+  while ((c = e->lists[L_CONNECTING].head) && c->deadline_ns <= now) connect_done(e, c, -1, 0);
   while ((c = e->lists[L_OPEN].head) && c->active_ns + e->idle_ns <= now) conn_end(e, c, RL_R_IDLE);
   while ((c = e->lists[L_FIN].head) && c->active_ns + e->fin_ns <= now) conn_end(e, c, RL_R_IDLE);
   if (e->backoff) {
@@ -854,7 +863,7 @@ static napi_value rl_connect(napi_env env, napi_callback_info info) {
   c->ufd = fd;
   c->umask = 0;
   c->state = C_CONNECTING;
-  if (watch(e, c, 1, EPOLLOUT) < 0) {
+  if (watch(e, c, 1) < 0) {
     int err = errno;
     close(fd);
     c->ufd = -1;
