@@ -87,8 +87,12 @@ typedef struct rl_dir {
   char *buf;    /* bytes read but not yet written (malloc'ed on first need) */
   uint32_t off, len;
   bool eof;     /* the source sent FIN */
-  bool shut;    /* the FIN went on to the destination */
+  bool shut;    /* the FIN went on to the destination (or goes with its close) */
+  bool fin_due; /* EOF read and everything written; the FIN goes at the end of the next poll */
 } rl_dir;
+
+/* A direction is finished once its FIN went on or is due. */
+static inline bool dir_done(const rl_dir *d) { return d->shut || d->fin_due; }
 
 typedef struct rl_conn {
   struct rl_conn *prev, *next; /* in one of the engine's timeout lists */
@@ -123,6 +127,13 @@ typedef struct rl_engine {
   int epfd;
   uv_poll_t poll;
   uv_timer_t timer;
+  /* FINs due (deferred shutdowns): conn ids and the loop turn each was queued in. */
+  uv_check_t check;
+  uv_idle_t idle;
+  bool check_initialized, idle_initialized, idle_active;
+  uint64_t turn;
+  struct rl_fin { uint32_t id; uint64_t turn; } *fins;
+  size_t nfins, cap_fins;
   bool closed, poll_initialized, timer_initialized, timer_armed, delivering;
   uint64_t timer_at;
   uint64_t idle_ns, fin_ns;
@@ -285,6 +296,65 @@ static void arm_timer(rl_engine *e);
 /* relaying */
 
 static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain);
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+/* Direction k read its EOF and wrote everything. The FIN is passed on by shutdown(SHUT_WR) at the
+ * end of the next loop turn's poll, not now: when the other side's FIN comes in meanwhile (a client
+ * closing as soon as it has its answer, the usual Connection: close exchange) both sides are just
+ * closed, and close() sends both FINs (nothing can be left unread: both EOFs were read) — one
+ * shutdown syscall less, as HAProxy does. When the other way is finished already, close follows
+ * at once and sends it. */
+static void fin_due(rl_engine *e, rl_conn *c, int k) {
+  rl_dir *d = &c->d[k];
+  if (dir_done(&c->d[1 - k])) {
+    d->shut = true;
+    return;
+  }
+  if (e->nfins == e->cap_fins) {
+    size_t cap = e->cap_fins ? e->cap_fins * 2 : 64;
+    struct rl_fin *n = realloc(e->fins, cap * sizeof *n);
+    if (!n) { /* no room to defer: send it now */
+      shutdown(k == 0 ? c->ufd : c->cfd, SHUT_WR);
+      d->shut = true;
+      return;
+    }
+    e->fins = n;
+    e->cap_fins = cap;
+  }
+  e->fins[e->nfins++] = (struct rl_fin){c->id, e->turn};
+  d->fin_due = true;
+  if (!e->idle_active && e->idle_initialized) {
+    /* Keeps the loop's next poll from blocking: the FIN waits one turn, never for traffic. */
+    uv_idle_start(&e->idle, on_idle);
+    e->idle_active = true;
+  }
+}
+
+/* End of a loop turn's poll phase: FINs queued in earlier turns go now. */
+static void fins_flush(rl_engine *e, bool all) {
+  size_t keep = 0;
+  for (size_t i = 0; i < e->nfins; i++) {
+    struct rl_fin f = e->fins[i];
+    if (!all && f.turn >= e->turn) {
+      e->fins[keep++] = f;
+      continue;
+    }
+    rl_conn *c = conn_get(e, f.id);
+    if (!c) continue; /* closed meanwhile (both FINs went with close) */
+    for (int k = 0; k < 2; k++) {
+      rl_dir *d = &c->d[k];
+      if (!d->fin_due) continue;
+      d->fin_due = false;
+      d->shut = true;
+      shutdown(k == 0 ? c->ufd : c->cfd, SHUT_WR);
+    }
+  }
+  e->nfins = keep;
+  if (e->nfins == 0 && e->idle_active) {
+    uv_idle_stop(&e->idle);
+    e->idle_active = false;
+  }
+}
 
 /* Write what direction `k` has buffered; true while the connection lives. Once drained, its
  * source is read again: edge-triggered, what arrived meanwhile raises no new event. */
@@ -304,12 +374,7 @@ static bool flush_dir(rl_engine *e, rl_conn *c, int k) {
     d->len -= (uint32_t)w;
   }
   d->off = 0;
-  if (d->eof && !d->shut) {
-    /* When the other way is finished too the connection is closed next: close() sends the FIN
-     * (nothing is left unread on dst, its EOF was read), one syscall less per connection. */
-    if (!c->d[1 - k].shut) shutdown(dst, SHUT_WR);
-    d->shut = true;
-  }
+  if (d->eof && !dir_done(d)) fin_due(e, c, k);
   if (!d->eof) return pump(e, c, k, true);
   return true;
 }
@@ -341,8 +406,7 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
     }
     if (n == 0) {
       d->eof = true;
-      if (!c->d[1 - k].shut) shutdown(dst, SHUT_WR); /* else close() sends it: see flush_dir */
-      d->shut = true;
+      fin_due(e, c, k);
       if (!c->half_reported) {
         c->half_reported = true;
         push_event(e, RL_E_HALF_CLOSED, c->id, 0, 0, 0);
@@ -382,7 +446,7 @@ static void relay_event(rl_engine *e, rl_conn *c, int side, uint32_t events) {
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && !c->d[in_dir].eof && c->d[in_dir].len == 0) {
     if (!pump(e, c, in_dir, (events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0)) return;
   }
-  if (c->d[0].shut && c->d[1].shut) {
+  if (dir_done(&c->d[0]) && dir_done(&c->d[1])) {
     conn_end(e, c, RL_R_DONE);
     return;
   }
@@ -556,6 +620,13 @@ static void expire(rl_engine *e) {
   }
 }
 
+/* After every poll phase of the loop. */
+static void on_check(uv_check_t *h) {
+  rl_engine *e = h->data;
+  if (e->nfins > 0) fins_flush(e, false);
+  e->turn++;
+}
+
 static void on_timer(uv_timer_t *h) {
   rl_engine *e = h->data;
   e->timer_armed = false;
@@ -594,7 +665,7 @@ static void close_all(rl_engine *e) {
     if (e->listeners[i].fd >= 0) close(e->listeners[i].fd);
     e->listeners[i].fd = -1;
   }
-  e->nev = e->naddrs = 0;
+  e->nev = e->naddrs = e->nfins = 0;
 }
 
 static void engine_free_parts(rl_engine *e) {
@@ -605,6 +676,9 @@ static void engine_free_parts(rl_engine *e) {
   free(e->ev);
   free(e->addrs);
   free(e->scratch);
+  free(e->fins);
+  e->fins = NULL;
+  e->nfins = e->cap_fins = 0;
   e->slots = NULL, e->gens = NULL, e->free_idx = NULL, e->listeners = NULL, e->ev = NULL, e->addrs = NULL, e->scratch = NULL;
   e->nslots = e->nfree = e->nlisteners = 0;
 }
@@ -615,6 +689,9 @@ static void engine_cleanup(void *arg) {
   close_all(e);
   if (e->poll_initialized) uv_poll_stop(&e->poll);
   if (e->timer_initialized) uv_timer_stop(&e->timer);
+  if (e->check_initialized) uv_check_stop(&e->check);
+  if (e->idle_initialized) uv_idle_stop(&e->idle);
+  e->idle_active = false;
   if (e->epfd >= 0) close(e->epfd);
   e->epfd = -1;
   if (e->callback) napi_delete_reference(e->env, e->callback);
@@ -627,7 +704,9 @@ static void engine_cleanup(void *arg) {
    * runs the closing handles' callbacks, and a callback here would then jump into unmapped code. */
   if (e->poll_initialized) uv_close((uv_handle_t *)&e->poll, NULL);
   if (e->timer_initialized) uv_close((uv_handle_t *)&e->timer, NULL);
-  if (!e->poll_initialized && !e->timer_initialized) free(e);
+  if (e->check_initialized) uv_close((uv_handle_t *)&e->check, NULL);
+  if (e->idle_initialized) uv_close((uv_handle_t *)&e->idle, NULL);
+  if (!e->poll_initialized && !e->timer_initialized && !e->check_initialized && !e->idle_initialized) free(e);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -755,6 +834,26 @@ static napi_value rl_engine_new(napi_env env, napi_callback_info info) {
       e->timer.data = e;
       e->timer_initialized = true;
       uv_unref((uv_handle_t *)&e->timer);
+    }
+  }
+  if (!err) {
+    int r = uv_check_init(loop, &e->check);
+    if (r) err = -r;
+    else {
+      e->check.data = e;
+      e->check_initialized = true;
+      uv_unref((uv_handle_t *)&e->check);
+      r = uv_check_start(&e->check, on_check);
+      if (r) err = -r;
+    }
+  }
+  if (!err) {
+    int r = uv_idle_init(loop, &e->idle);
+    if (r) err = -r;
+    else {
+      e->idle.data = e;
+      e->idle_initialized = true;
+      uv_unref((uv_handle_t *)&e->idle);
     }
   }
   /* From here on the cleanup hook owns everything, also on the error path. */

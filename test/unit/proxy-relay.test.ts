@@ -115,6 +115,32 @@ for (const nativeRelay of [true, false]) {
     t.is((await stats()).in_bytes, 3);
   });
 
+  test(`[${name}] the real server answers and closes first: the client gets the FIN while it may still send, and what it sends still arrives`, async (t) => {
+    // The FIN of the side that finishes first is passed on as a half-close (the native relay does
+    // it at the end of the next loop turn, or with the close when the other FIN came meanwhile).
+    let serverGot = '';
+    let serverDone: () => void = () => undefined;
+    const done = new Promise<void>((r) => { serverDone = r; });
+    const rs = await listen(t, (c) => {
+      c.end('answer');
+      c.on('data', (d) => { serverGot += d.toString(); });
+      c.on('end', () => serverDone());
+    });
+    const { vip, stats } = await proxy(t, nativeRelay, [rs]);
+    const c = net.connect({ host: vip.address, port: vip.port, allowHalfOpen: true });
+    c.on('error', () => undefined);
+    let got = '';
+    c.on('data', (d) => { got += d.toString(); });
+    await new Promise<void>((r) => c.once('end', () => r()));
+    t.is(got, 'answer');
+    // Half-closed by the real server: counted inactive, the client's direction still open.
+    await until(t, 'the half-closed connection to count as inactive', async () => (await stats()).inact_conns === 1);
+    c.end('late words');
+    await done;
+    t.is(serverGot, 'late words');
+    await until(t, 'the connection to leave the table', async () => { const s = await stats(); return s.conns === 1 && s.inact_conns === 0 && s.active_conns === 0 && s.in_bytes === 10; });
+  });
+
   test(`[${name}] a real server that speaks first: its greeting arrives before the client sends anything`, async (t) => {
     // The greeting is queued on the real-server side when the connect completes: the engine must
     // read it without waiting for another readiness event (edge-triggered epoll gives none).
