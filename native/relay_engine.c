@@ -19,7 +19,9 @@
  * One connection: accept4 -> [JS: pick] -> socket + non-blocking connect (bounded by the timeout
  * JS gives) -> optional bytes first (the PROXY protocol header) -> relay both ways. The client is
  * not read until the real server accepted (like pauseOnConnect). A FIN read from one side is
- * passed on as shutdown(SHUT_WR) once that direction's buffered bytes are written; the connection
+ * passed on as shutdown(SHUT_WR) once that direction's buffered bytes are written, at the end of
+ * the next loop turn's poll (fin_due: when the other side's FIN arrives meanwhile, close() sends
+ * both and no shutdown is needed — the usual Connection: close exchange); the connection
  * ends when both directions did so, or at once on an error from either side (both closed). An
  * established connection idle for the engine's timeout (after a FIN: its fin timeout) is closed.
  * Each side is registered once, edge-triggered (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET): two
