@@ -5,6 +5,8 @@
 // `tcpdump -tt ip proto 112`. For every instance, each interval between two consecutive adverts is
 // compared with advert_int: deviation = |interval - 1000 ms|. Figures: p50 / p99 / max over all
 // instances' deviations. keepalive-ts vs keepalived 2.2.7 (100 vrrp_instance blocks), alternating.
+// Part 1b — the same while the director also checks 1,000 real servers (HTTP_GET every 1 s) and
+// proxies wrk -c50: keepalive-ts does both itself; keepalived runs beside HAProxy doing them.
 // Part 2 — one instance at advert_int 0.1 s on a director that also serves VIP:80 (nginx r1 + r2):
 // deviation idle, then while wrk -t1 -c200 saturates the VIP. keepalived is measured idle only (its
 // virtual servers need the ip_vs kernel module, absent in this VM, so it cannot carry the traffic).
@@ -15,7 +17,9 @@ import { startKeepalived, startNginx, startTcpdump } from '../test/lib/servers.j
 import { PROD_LOG_ARGS, advertTimes, gaps, maxOf, percentile, runWrk, tuneForLoad, virtualServerToml } from '../test/lib/reliability.js';
 import { sleep, waitFor, withLab, type Lab, type LabHost } from './lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
-import { startManyPortNginx } from './scale.js';
+import { haproxyChecksConfig, startManyPortNginx } from './scale.js';
+import { haproxyCmd } from './health.js';
+import { availableParallelism } from 'node:os';
 
 type Impl = 'keepalive-ts' | 'keepalived';
 const VIP = '10.77.0.50';
@@ -58,9 +62,12 @@ const BUSY_RS_BASE = 10_000;
 const BUSY_VS_BASE = 20_000;
 
 /**
- * `busy` (keepalive-ts only): the same director also runs BUSY_CHECKS virtual servers on its own
- * address (the PROXY kind, one real server each on r1's many-port nginx, HTTP_GET every 1 s) and
- * wrk -c50 runs through one of them for the whole capture.
+ * `busy`: the director also checks BUSY_CHECKS real servers (r1's many-port nginx, HTTP_GET every
+ * 1 s) and proxies wrk -c50 through one of them for the whole capture. keepalive-ts does both
+ * itself (BUSY_CHECKS virtual servers of the PROXY kind on its own address, proxy_workers default:
+ * one per CPU); beside keepalived, HAProxy does them on the same host (keepalived's own virtual
+ * servers need ip_vs, absent here): the same listeners, the same checks and the same request
+ * (scale.ts haproxyChecksConfig), nbthread = one per CPU like our proxy workers.
  */
 async function many(impl: Impl, n: number, seconds: number, busy = false): Promise<Dev & { rps?: number }> {
   return withLab(async (lab) => {
@@ -68,6 +75,7 @@ async function many(impl: Impl, n: number, seconds: number, busy = false): Promi
     const cap = await startTcpdump(p, 'ip proto 112', { args: ['-tt'] });
     const vrids = Array.from({ length: n }, (_, i) => i + 1);
     let load: Promise<{ rps: number }> | undefined;
+    let client: LabHost | undefined;
     if (impl === 'keepalive-ts') {
       let toml = oursManyToml(n);
       let cl: LabHost | undefined;
@@ -85,8 +93,28 @@ async function many(impl: Impl, n: number, seconds: number, busy = false): Promi
         load = runWrk(cl!, `http://10.77.0.11:${BUSY_VS_BASE}/`, { threads: 1, conns: 50, seconds: seconds + 3 });
       }
     } else {
+      if (busy) {
+        const r1 = await lab.addHost('r1', { ipv4: '10.77.0.21/24' });
+        const cl = await lab.addHost('cl', { ipv4: '10.77.0.100/24' });
+        for (const h of [cl, a]) await tuneForLoad(h);
+        await startManyPortNginx(lab, r1, Array.from({ length: BUSY_CHECKS }, (_, i) => BUSY_RS_BASE + i));
+        const hdir = join(lab.tmpDir, 'haproxy');
+        await mkdir(hdir, { recursive: true });
+        await writeFile(join(hdir, 'haproxy.cfg'), haproxyChecksConfig({
+          dir: hdir, delayLoop: 1, n: BUSY_CHECKS, threads: availableParallelism(), bind: '10.77.0.11', real: '10.77.0.21', vsBase: BUSY_VS_BASE, rsBase: BUSY_RS_BASE, maxconn: 4000,
+        }));
+        a.spawn(['haproxy', '-db', '-f', join(hdir, 'haproxy.cfg')]);
+        const sock = join(hdir, 'stats.sock');
+        await waitFor(async () => {
+          const csv = (await haproxyCmd(sock, 'show stat', 2_000).catch(() => '')).split('\n');
+          const ci = csv[0]!.replace(/^# /, '').split(',').indexOf('check_status');
+          return ci >= 0 && csv.filter((l) => /^vs\d+,rs,/.test(l) && l.split(',')[ci] === 'L7OK').length === BUSY_CHECKS;
+        }, 60_000, 'haproxy: every first check passed', 200);
+        client = cl;
+      }
       const k = await startKeepalived(a, keepalivedManyConf(n), lab);
       await waitFor(async () => (k.output().match(/Entering MASTER STATE/g) ?? []).length >= n, 20_000, 'all MASTER', 200);
+      if (client) load = runWrk(client, `http://10.77.0.11:${BUSY_VS_BASE}/`, { threads: 1, conns: 50, seconds: seconds + 3 });
     }
     await sleep(1_500);
     const from = Date.now();
@@ -149,6 +177,7 @@ async function runJitter(ctx: BenchContext): Promise<BenchmarkResult> {
   const manyTheirs: Dev[] = [];
   const withBusy = (ctx.params.busy ?? '1') !== '0';
   const manyBusy: Array<Dev & { rps?: number }> = [];
+  const manyBusyTheirs: Array<Dev & { rps?: number }> = [];
   const one: OneRep[] = [];
   for (let i = 0; i < ctx.runs; i++) {
     const order: Impl[] = i % 2 === 0 ? ['keepalive-ts', 'keepalived'] : ['keepalived', 'keepalive-ts'];
@@ -158,9 +187,11 @@ async function runJitter(ctx: BenchContext): Promise<BenchmarkResult> {
       (impl === 'keepalive-ts' ? manyOurs : manyTheirs).push(d);
     }
     if (withBusy) {
-      const b = await many('keepalive-ts', n, seconds, true);
-      ctx.log(`rep ${i + 1} keepalive-ts ${n} instances + ${BUSY_CHECKS} HTTP_GET checks + wrk (${b.rps?.toFixed(0)} req/s): deviation p50 ${b.p50.toFixed(2)} p99 ${b.p99.toFixed(2)} max ${b.max.toFixed(2)} ms (${b.n} intervals, ${b.missing} instances without adverts)`);
-      manyBusy.push(b);
+      for (const impl of order) {
+        const b = await many(impl, n, seconds, true);
+        ctx.log(`rep ${i + 1} ${impl}${impl === 'keepalived' ? ' + HAProxy' : ''} ${n} instances + ${BUSY_CHECKS} HTTP_GET checks + wrk (${b.rps?.toFixed(0)} req/s): deviation p50 ${b.p50.toFixed(2)} p99 ${b.p99.toFixed(2)} max ${b.max.toFixed(2)} ms (${b.n} intervals, ${b.missing} instances without adverts)`);
+        (impl === 'keepalive-ts' ? manyBusy : manyBusyTheirs).push(b);
+      }
     }
     const rec: Partial<OneRep> = {};
     for (const impl of order) {
@@ -178,9 +209,10 @@ async function runJitter(ctx: BenchContext): Promise<BenchmarkResult> {
       fig(`${n} instances @1 s: deviation p99`, manyOurs.map((d) => d.p99), manyTheirs.map((d) => d.p99), undefined, 1),
       fig(`${n} instances @1 s: deviation max`, manyOurs.map((d) => d.max), manyTheirs.map((d) => d.max), '< 3 × 1000 + skew: nothing a backup would notice'),
       ...(manyBusy.length > 0 ? [
-        fig(`${n} instances @1 s, busy (${BUSY_CHECKS} HTTP_GET checks every 1 s + wrk -c50 through the proxy): deviation p99`, manyBusy.map((d) => d.p99), manyTheirs.map((d) => d.p99), 'reference: keepalived idle (it cannot carry the traffic here)', 1),
-        fig(`${n} instances @1 s, busy: deviation max`, manyBusy.map((d) => d.max), manyTheirs.map((d) => d.max)),
-        { figure: 'wrk throughput during the busy measurement', unit: 'req/s', better: 'higher' as const, ours: manyBusy.map((d) => d.rps ?? Number.NaN), theirs: [] },
+        fig(`${n} instances @1 s, busy (${BUSY_CHECKS} HTTP_GET checks every 1 s + wrk -c50 through the data plane on the same host): deviation p50`, manyBusy.map((d) => d.p50), manyBusyTheirs.map((d) => d.p50), 'reference: keepalived beside HAProxy doing the same checks and proxying'),
+        fig(`${n} instances @1 s, busy: deviation p99`, manyBusy.map((d) => d.p99), manyBusyTheirs.map((d) => d.p99), undefined, 1),
+        fig(`${n} instances @1 s, busy: deviation max`, manyBusy.map((d) => d.max), manyBusyTheirs.map((d) => d.max)),
+        { figure: 'wrk throughput during the busy measurement', unit: 'req/s', better: 'higher' as const, ours: manyBusy.map((d) => d.rps ?? Number.NaN), theirs: manyBusyTheirs.map((d) => d.rps ?? Number.NaN) },
       ] : []),
       fig('1 instance @0.1 s, idle: deviation p99', one.map((r) => r.ours.idle.p99), one.map((r) => r.theirsIdle.p99)),
       fig('1 instance @0.1 s, idle: deviation max', one.map((r) => r.ours.idle.max), one.map((r) => r.theirsIdle.max)),
@@ -190,7 +222,7 @@ async function runJitter(ctx: BenchContext): Promise<BenchmarkResult> {
     ],
     notes: [
       `Capture on a passive peer (tcpdump -tt, kernel receive timestamps), ${seconds} s per ${n}-instance measurement, ${Math.max(5, Math.round(seconds / 2))} s idle + the same under load for the 0.1 s instance. Deviation = |interval between consecutive adverts of one instance − advert_int|, pooled over all instances.`,
-      'The loaded rows have no keepalived value: keepalived forwards virtual-server traffic with the ip_vs kernel module, which this VM does not have, so it cannot serve the VIP here.',
+      'The 0.1 s loaded rows have no keepalived value: keepalived forwards virtual-server traffic with the ip_vs kernel module, which this VM does not have, so it cannot serve the VIP here. The busy 100-instance rows do: there keepalived runs beside HAProxy 2.6 on the same host, HAProxy doing what our daemon does itself (1,000 `listen` sections with `option httpchk` sending our exact request every 1 s to the same many-port nginx, `nbthread` = one per CPU = our default proxy workers, wrk -t1 -c50 through one of them).',
       `Intervals measured (ours/keepalived, ${n} instances): ${manyOurs.map((d) => d.n).join('/')} vs ${manyTheirs.map((d) => d.n).join('/')}; instances with < 2 adverts: ${manyOurs.map((d) => d.missing).join('/')} vs ${manyTheirs.map((d) => d.missing).join('/')}.`,
     ],
   };
@@ -203,7 +235,7 @@ export const jitter: Benchmark = {
   description:
     'A passive peer captures the master\'s adverts (tcpdump -tt). Deviation = |interval between consecutive adverts of one instance − advert_int|, p50/p99/max over all instances. ' +
     '(1) 100 VRRPv3 instances on one interface (VRID 1..100, advert_int 1 s), keepalive-ts vs keepalived 2.2.7 with 100 vrrp_instance blocks; (2) 1 instance at 0.1 s idle (both) and while wrk -t1 -c200 saturates the VIP through keepalive-ts\' data plane. ' +
-    '(1b) the same 100 instances on keepalive-ts while it also checks 1,000 real servers (HTTP_GET every 1 s) and proxies wrk -c50 (`jitter.busy=0` skips it). ' +
+    '(1b) the same 100 instances while the host also checks 1,000 real servers (HTTP_GET every 1 s) and proxies wrk -c50: keepalive-ts doing it itself, keepalived beside HAProxy doing it (`jitter.busy=0` skips it). ' +
     '`--param jitter.seconds=N` (default 20), `--param jitter.instances=N` (default 100).',
   run: runJitter,
 };

@@ -10,8 +10,8 @@
 // `scale.seconds` (default 30) of steady checking, and the `reload` round trip with the unchanged
 // file (a changed file is refused with E_RELOAD_UNSUPPORTED today).
 // keepalived is not measured: its virtual servers need the ip_vs kernel module, absent in this VM.
-// The reference is HAProxy 2.6 (TCP mode, 1 thread) in its own lab with the same nginx: 1,000 `listen`
-// sections on VIP:20000+i, one server r1:(10000+i) each, `option httpchk GET /` every 1 s — CPU, RSS,
+// The reference is HAProxy 2.6 (TCP mode, as many threads as our proxy workers) in its own lab with the same nginx: 1,000 `listen`
+// sections on VIP:20000+i, one server r1:(10000+i) each, `option httpchk` with our request every 1 s — CPU, RSS,
 // spawn -> stats socket answers, spawn -> every server's first check passed (L7OK); alternating per
 // repetition. Reload stays ours-only (see the notes).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { controlRequest } from '../src/cli/control-client.js';
 import { directorToml, startDirector } from '../test/lib/daemon.js';
 import { nginxConfig, startTcpdump, waitUntilListening } from '../test/lib/servers.js';
-import { PROD_LOG_ARGS, advertTimes, cpuSeconds, percentile, rssKiB, virtualServerToml } from '../test/lib/reliability.js';
+import { PROD_LOG_ARGS, advertTimes, memoryKiB, percentile, threadCpuSeconds, treeCpuSeconds, virtualServerToml } from '../test/lib/reliability.js';
 import { median, sleep, waitFor, withLab, type Lab, type LabHost, type LabProcess } from './lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
 import type { Chart } from './chart.js';
@@ -76,6 +76,37 @@ export function checkLateness(log: string, intervalMs: number, from: number, to:
   return { p50: percentile(late, 50), p99: percentile(late, 99), max: late.length ? Math.max(...late) : Number.NaN, n: late.length };
 }
 
+/** What one side costs over a steady window: CPU and memory of the process tree, and which threads used the CPU. */
+export interface Steady { cpuPct: number; rssMiB: number; pssMiB: number; threads: string; w0: number; w1: number }
+
+/**
+ * Measures `pid` and every process below it (all threads) for `seconds`: CPU % of one core from
+ * utime + stime, and the largest RSS / PSS (smaps_rollup, summed over the processes) of samples
+ * taken every second. `threads` names the threads that used CPU (comm: seconds), largest first.
+ */
+export async function steadyWindow(pid: number, seconds: number): Promise<Steady> {
+  const t0 = await threadCpuSeconds(pid);
+  const c0 = await treeCpuSeconds(pid);
+  const w0 = Date.now();
+  let rss = 0;
+  let pss = 0;
+  while (Date.now() - w0 < seconds * 1000) {
+    await sleep(Math.min(1_000, seconds * 1000 - (Date.now() - w0)));
+    const m = await memoryKiB(pid);
+    rss = Math.max(rss, m.rss);
+    pss = Math.max(pss, m.pss);
+  }
+  const c1 = await treeCpuSeconds(pid);
+  const w1 = Date.now();
+  const t1 = await threadCpuSeconds(pid);
+  const per = [...t1].map(([name, v]) => [name, v - (t0.get(name) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+  const secs = (w1 - w0) / 1000;
+  return {
+    cpuPct: (c1 - c0) / secs * 100, rssMiB: rss / 1024, pssMiB: pss / 1024, w0, w1,
+    threads: per.map(([name, v]) => `${name} ${(v / secs * 100).toFixed(1)} %`).join(', '),
+  };
+}
+
 interface Rep {
   firstAdvertMs: number;
   socketMs: number;
@@ -83,6 +114,8 @@ interface Rep {
   servingMs: number;
   cpuPct: number;
   rssMiB: number;
+  pssMiB: number;
+  threadCpu: string;
   reloadMs: number;
   reloadRaw: number[];
   reloadReply: string;
@@ -94,15 +127,23 @@ interface Rep {
   lateMax: number;
 }
 
-interface TheirRep { socketMs: number; allUpMs: number; cpuPct: number; rssMiB: number; lateP50: number; lateP99: number; lateMax: number }
+interface TheirRep { socketMs: number; allUpMs: number; cpuPct: number; rssMiB: number; pssMiB: number; threadCpu: string; lateP50: number; lateP99: number; lateMax: number }
 
-function haproxyConfig(dir: string, delayLoop: number, N: number): string {
-  const listens = Array.from({ length: N }, (_, i) => `listen vs${i}\n  bind ${VIP}:${VS_BASE + i}\n  server rs 10.77.0.21:${RS_BASE + i} check\n`).join('\n');
+/**
+ * HAProxy checking and proxying N real servers the way our HTTP_GET does: `listen` i on
+ * bind:(vsBase + i) -> real:(rsBase + i), `option httpchk` with our request byte for byte
+ * (check/http.ts httpRequestBytes: HTTP/1.0, Host = the real server's address:port, User-Agent,
+ * Connection: close), status 200 expected, every delayLoop s.
+ */
+export function haproxyChecksConfig(o: { dir: string; delayLoop: number; n: number; threads: number; bind: string; real: string; vsBase: number; rsBase: number; maxconn: number }): string {
+  const listens = Array.from({ length: o.n }, (_, i) => `listen vs${i}\n  bind ${o.bind}:${o.vsBase + i}\n` +
+    `  http-check send meth GET uri / ver HTTP/1.0 hdr Host ${o.real}:${o.rsBase + i} hdr User-Agent keepalive-ts hdr Connection close\n  http-check expect status 200\n` +
+    `  server rs ${o.real}:${o.rsBase + i} check\n`).join('\n');
   return `global
-  nbthread 1
-  maxconn ${Math.max(4000, N * 4)}
-  pidfile ${dir}/haproxy.pid
-  stats socket ${dir}/stats.sock mode 600 level admin
+  nbthread ${o.threads}
+  maxconn ${o.maxconn}
+  pidfile ${o.dir}/haproxy.pid
+  stats socket ${o.dir}/stats.sock mode 600 level admin
 
 defaults
   mode tcp
@@ -113,14 +154,17 @@ defaults
   timeout check 1s
   retries 3
   option redispatch 1
-  option httpchk GET /
-  http-check expect status 200
-  default-server inter ${delayLoop}s fastinter 500ms downinter ${delayLoop}s fall 2 rise 1
+  option httpchk
+  default-server inter ${o.delayLoop}s fastinter 500ms downinter ${o.delayLoop}s fall 2 rise 1
 
 ${listens}`;
 }
 
-async function onceHaproxy(delayLoop: number, seconds: number, N: number, log: (m: string) => void): Promise<TheirRep> {
+function haproxyConfig(dir: string, delayLoop: number, N: number, threads: number): string {
+  return haproxyChecksConfig({ dir, delayLoop, n: N, threads, bind: VIP, real: '10.77.0.21', vsBase: VS_BASE, rsBase: RS_BASE, maxconn: N > DEFAULT_N ? 2000 : 4000 });
+}
+
+async function onceHaproxy(delayLoop: number, seconds: number, N: number, threads: number, log: (m: string) => void): Promise<TheirRep> {
   return withLab(async (lab) => {
     const [r1, a] = await Promise.all([lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('da', { ipv4: '10.77.0.11/24' })]);
     const accessLog = join(lab.tmpDir, 'arrivals.log');
@@ -128,7 +172,7 @@ async function onceHaproxy(delayLoop: number, seconds: number, N: number, log: (
     await a.exec(['ip', 'addr', 'add', `${VIP}/24`, 'dev', a.ifname]);
     const hdir = join(lab.tmpDir, 'haproxy');
     await mkdir(hdir, { recursive: true });
-    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir, delayLoop, N));
+    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir, delayLoop, N, threads));
     const sock = join(hdir, 'stats.sock');
     const t0 = Date.now();
     const hp = a.spawn(['haproxy', '-db', '-f', join(hdir, 'haproxy.cfg')]);
@@ -144,22 +188,18 @@ async function onceHaproxy(delayLoop: number, seconds: number, N: number, log: (
     const allUpMs = Date.now() - t0;
     log(`haproxy: stats socket ${socketMs} ms, every first check L7OK ${allUpMs} ms`);
     await sleep(3_000);
-    const c0 = await cpuSeconds(hp.pid);
-    const w0 = Date.now();
-    await sleep(seconds * 1000);
-    const cpuPct = ((await cpuSeconds(hp.pid)) - c0) / ((Date.now() - w0) / 1000) * 100;
-    const w1 = Date.now();
-    const rssMiB = (await rssKiB(hp.pid)) / 1024;
+    const { cpuPct, rssMiB, pssMiB, threads: threadCpu, w0, w1 } = await steadyWindow(hp.pid, seconds);
+    log(`haproxy: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB`);
     const bad = await notOk();
     if (bad > 0) log(`warning: haproxy: ${bad} servers not L7OK at the end of the steady phase`);
     await sleep(1_500); // nginx flushes its log buffer every second
     const late = checkLateness(await readFile(accessLog, 'utf8'), delayLoop * 1000, w0, w1);
     log(`haproxy: check lateness p50 ${late.p50.toFixed(1)} p99 ${late.p99.toFixed(1)} max ${late.max.toFixed(1)} ms (${late.n} intervals)`);
-    return { socketMs, allUpMs, cpuPct, rssMiB, lateP50: late.p50, lateP99: late.p99, lateMax: late.max };
+    return { socketMs, allUpMs, cpuPct, rssMiB, pssMiB, threadCpu, lateP50: late.p50, lateP99: late.p99, lateMax: late.max };
   });
 }
 
-async function once(delayLoop: number, seconds: number, N: number, log: (m: string) => void, proxyWorkers?: number): Promise<Rep> {
+async function once(delayLoop: number, seconds: number, N: number, log: (m: string) => void, proxyWorkers?: number, nodeArgs?: string[]): Promise<Rep> {
   return withLab(async (lab) => {
     const [r1, a] = await Promise.all([lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('da', { ipv4: '10.77.0.11/24' })]);
     const accessLog = join(lab.tmpDir, 'arrivals.log');
@@ -177,7 +217,8 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     }
     const cap = await startTcpdump(r1, 'ip proto 112', { args: ['-tt'] });
     const t0 = Date.now();
-    const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS });
+    // 10,000 services take a while to load on a busy machine: a generous start-up bound.
+    const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS, startTimeoutMs: N > DEFAULT_N ? 180_000 : 60_000, ...(nodeArgs ? { nodeArgs } : {}) });
     const socketMs = Date.now() - t0;
     // 10,000 services make a large status answer on a busy machine: a generous timeout.
     const status = async () => {
@@ -194,19 +235,25 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     const servingMs = Date.now() - t0;
     log(`first advert ${firstAdvertMs.toFixed(0)} ms, socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms`);
     await sleep(3_000);
-    const pid = d.proc.pid;
-    const c0 = await cpuSeconds(pid);
-    const w0 = Date.now();
-    await sleep(seconds * 1000);
-    const cpuPct = ((await cpuSeconds(pid)) - c0) / ((Date.now() - w0) / 1000) * 100;
-    const w1 = Date.now();
-    const rssMiB = (await rssKiB(pid)) / 1024;
+    const { cpuPct, rssMiB, pssMiB, threads: threadCpu, w0, w1 } = await steadyWindow(d.proc.pid, seconds);
+    log(`keepalive-ts: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB`);
     await sleep(1_500); // nginx flushes its log buffer every second
     const late = checkLateness(await readFile(accessLog, 'utf8'), delayLoop * 1000, w0, w1);
     log(`keepalive-ts: check lateness p50 ${late.p50.toFixed(1)} p99 ${late.p99.toFixed(1)} max ${late.max.toFixed(1)} ms (${late.n} intervals)`);
     const st = await status();
     const down = st.virtual_servers.filter((v) => !v.real_servers[0]!.up).length;
     if (down > 0) log(`warning: ${down} real servers down at the end of the steady phase`);
+    if (nodeArgs?.some((x) => x.startsWith('--cpu-prof'))) {
+      // A profiling run: stop the daemon gracefully right after the steady window so node writes
+      // its profile (the lab's teardown would SIGKILL it after 3 s); no reload figures then.
+      process.kill(d.proc.pid, 'SIGTERM');
+      await Promise.race([d.proc.exited, sleep(60_000)]);
+      log('profiling run: daemon stopped after the steady window, no reload figures');
+      return {
+        firstAdvertMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, threadCpu, reloadMs: Number.NaN, reloadRaw: [], reloadReply: 'not measured (profiling run)',
+        reloadChangedMs: Number.NaN, reloadChangedRaw: [], reloadChangedReply: 'not measured (profiling run)', lateP50: late.p50, lateP99: late.p99, lateMax: late.max,
+      };
+    }
     const reloadRaw: number[] = [];
     let reloadReply = '';
     for (let i = 0; i < 5; i++) {
@@ -230,7 +277,7 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
       reloadChangedReply = reply.ok ? `ok ${JSON.stringify(reply.result)}` : `error ${reply.error.message}`;
     }
     return {
-      firstAdvertMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, reloadMs: median(reloadRaw), reloadRaw, reloadReply,
+      firstAdvertMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, threadCpu, reloadMs: median(reloadRaw), reloadRaw, reloadReply,
       reloadChangedMs: median(reloadChangedRaw), reloadChangedRaw, reloadChangedReply, lateP50: late.p50, lateP99: late.p99, lateMax: late.max,
     };
   });
@@ -241,30 +288,43 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
   const seconds = Number(ctx.params.seconds ?? 30);
   const N = Number(ctx.params.n ?? DEFAULT_N);
   const withHaproxy = (ctx.params.haproxy ?? '1') !== '0';
-  // The large farm: ours only (HAProxy would need as many listen sections), one proxy worker (each
-  // worker holds one listening socket per virtual server: 2 x 10,000 would pass the descriptor limit).
+  // Threads of each side, the same on both: our proxy_workers and HAProxy's nbthread (`scale.threads`).
+  const threads = Number(ctx.params.threads ?? 1);
+  // `scale.node_args`: options of node for our daemon, space-separated, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it.
+  const nodeArgs = ctx.params.node_args ? ctx.params.node_args.split(' ').filter(Boolean) : undefined;
+  // The large farm, one thread on both sides: one proxy worker (each worker holds one listening
+  // socket per virtual server: 2 x 10,000 would pass the descriptor limit), HAProxy nbthread 1.
   const bigN = Number(ctx.params.big ?? 10_000);
   const bigDelay = Number(ctx.params.big_delay_loop ?? 5);
   const big: Rep[] = [];
+  const bigTheirs: TheirRep[] = [];
   const reps: Rep[] = [];
   const theirs: TheirRep[] = [];
   for (let i = 0; i < ctx.runs; i++) {
     // Alternate: keepalive-ts first on odd repetitions, HAProxy first on even ones.
     for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => withHaproxy || x === 'ours')) {
       if (impl === 'ours') {
-        const r = await once(delayLoop, seconds, N, ctx.log);
+        const r = await once(delayLoop, seconds, N, ctx.log, threads, nodeArgs);
         ctx.log(`rep ${i + 1} keepalive-ts: CPU ${r.cpuPct.toFixed(1)} %, RSS ${r.rssMiB.toFixed(1)} MiB, reload ${r.reloadRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadReply}), one real server changed ${r.reloadChangedRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadChangedReply})`);
         reps.push(r);
       } else {
-        const t = await onceHaproxy(delayLoop, seconds, N, ctx.log);
+        const t = await onceHaproxy(delayLoop, seconds, N, threads, ctx.log);
         ctx.log(`rep ${i + 1} haproxy: CPU ${t.cpuPct.toFixed(1)} %, RSS ${t.rssMiB.toFixed(1)} MiB`);
         theirs.push(t);
       }
     }
     if (bigN > 0) {
-      const b = await once(bigDelay, seconds, bigN, ctx.log, 1);
-      ctx.log(`rep ${i + 1} keepalive-ts ${bigN} real servers every ${bigDelay} s: CPU ${b.cpuPct.toFixed(1)} %, RSS ${b.rssMiB.toFixed(1)} MiB, check lateness p99 ${b.lateP99.toFixed(1)} ms, max ${b.lateMax.toFixed(1)} ms`);
-      big.push(b);
+      for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => withHaproxy || x === 'ours')) {
+        if (impl === 'ours') {
+          const b = await once(bigDelay, seconds, bigN, ctx.log, 1, nodeArgs);
+          ctx.log(`rep ${i + 1} keepalive-ts ${bigN} real servers every ${bigDelay} s: CPU ${b.cpuPct.toFixed(1)} %, RSS ${b.rssMiB.toFixed(1)} MiB, check lateness p99 ${b.lateP99.toFixed(1)} ms, max ${b.lateMax.toFixed(1)} ms`);
+          big.push(b);
+        } else {
+          const t = await onceHaproxy(bigDelay, seconds, bigN, 1, ctx.log);
+          ctx.log(`rep ${i + 1} haproxy ${bigN} real servers every ${bigDelay} s: CPU ${t.cpuPct.toFixed(1)} %, RSS ${t.rssMiB.toFixed(1)} MiB, check lateness p99 ${t.lateP99.toFixed(1)} ms, max ${t.lateMax.toFixed(1)} ms`);
+          bigTheirs.push(t);
+        }
+      }
     }
   }
   const f = (figure: string, unit: string, v: (r: Rep) => number, decimals = 0, theory?: string, t?: (r: TheirRep) => number, target: { ratio?: number; limit?: number } = {}): Figure =>
@@ -278,7 +338,7 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
       groups: ['CPU (%)', 'RSS (MiB)'],
       series: [
         { name: 'keepalive-ts', values: [reps.map((r) => r.cpuPct), reps.map((r) => r.rssMiB)] },
-        { name: 'HAProxy 2.6 (nbthread 1)', values: [theirs.map((t) => t.cpuPct), theirs.map((t) => t.rssMiB)] },
+        { name: `HAProxy 2.6 (nbthread ${threads})`, values: [theirs.map((t) => t.cpuPct), theirs.map((t) => t.rssMiB)] },
       ],
     },
   ];
@@ -286,7 +346,8 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
     charts,
     figures: [
       f(`daemon CPU, ${N} real servers checked every ${delayLoop} s`, '%', (r) => r.cpuPct, 1, undefined, (t) => t.cpuPct, N === DEFAULT_N && delayLoop === 1 ? { ratio: 1.0 } : {}),
-      f('daemon RSS', 'MiB', (r) => r.rssMiB, 1, undefined, (t) => t.rssMiB, N === DEFAULT_N && delayLoop === 1 ? { ratio: 2.0 } : {}),
+      f('RSS (largest sample over the window, whole process tree)', 'MiB', (r) => r.rssMiB, 1, 'VmRSS-equivalent: Rss of /proc/PID/smaps_rollup, summed over the process and its children (threads share it)', (t) => t.rssMiB, N === DEFAULT_N && delayLoop === 1 ? { ratio: 2.0 } : {}),
+      f('PSS (same samples)', 'MiB', (r) => r.pssMiB, 1, 'shared pages divided among the processes mapping them (the node binary is shared with other node processes on this machine)', (t) => t.pssMiB),
       f('check lateness p99 (interval between two checks of one server − delay_loop)', 'ms', (r) => r.lateP99, 1, 'arrival times in the real server\'s access log; ≈ the check\'s own duration when on time', (t) => t.lateP99),
       f('check lateness, largest', 'ms', (r) => r.lateMax, 1, undefined, (t) => t.lateMax),
       f(`startup with ${N} virtual servers: spawn -> first VRRP advert on the wire (priority 255)`, 'ms', (r) => r.firstAdvertMs, 0, 'state MASTER, priority 255; tcpdump on r1; process start (node) included', undefined, { limit: 500 }),
@@ -296,21 +357,23 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
       f(`reload round trip, unchanged ${N}-virtual-server config (median of 5)`, 'ms', (r) => r.reloadMs, 1, undefined, undefined, { limit: 50 }),
       f(`reload round trip, one real server changed (weight) of ${N} (median of 5)`, 'ms', (r) => r.reloadChangedMs, 1, 'signal to applied: the reply comes once the plan is applied', undefined, { limit: 100 }),
       ...(big.length > 0 ? [
-        { figure: `${bigN} real servers, HTTP_GET every ${bigDelay} s (proxy_workers = 1): daemon CPU`, unit: '%', better: 'lower' as const, ours: big.map((r) => r.cpuPct), theirs: [], decimals: 1 },
-        { figure: `${bigN} real servers every ${bigDelay} s: daemon RSS`, unit: 'MiB', better: 'lower' as const, ours: big.map((r) => r.rssMiB), theirs: [], decimals: 1 },
-        { figure: `${bigN} real servers every ${bigDelay} s: check lateness p99`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.lateP99), theirs: [], decimals: 1, theory: 'deadlines hold: p99 stays near the check duration, no growing tail' },
-        { figure: `${bigN} real servers every ${bigDelay} s: check lateness, largest`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.lateMax), theirs: [], decimals: 1 },
+        { figure: `${bigN} real servers, HTTP_GET every ${bigDelay} s (proxy_workers = 1, HAProxy nbthread 1): daemon CPU`, unit: '%', better: 'lower' as const, ours: big.map((r) => r.cpuPct), theirs: bigTheirs.map((t) => t.cpuPct), decimals: 1 },
+        { figure: `${bigN} real servers every ${bigDelay} s: RSS (largest sample, whole process tree)`, unit: 'MiB', better: 'lower' as const, ours: big.map((r) => r.rssMiB), theirs: bigTheirs.map((t) => t.rssMiB), decimals: 1 },
+        { figure: `${bigN} real servers every ${bigDelay} s: PSS`, unit: 'MiB', better: 'lower' as const, ours: big.map((r) => r.pssMiB), theirs: bigTheirs.map((t) => t.pssMiB), decimals: 1 },
+        { figure: `${bigN} real servers every ${bigDelay} s: check lateness p99`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.lateP99), theirs: bigTheirs.map((t) => t.lateP99), decimals: 1, theory: 'deadlines hold: p99 stays near the check duration, no growing tail' },
+        { figure: `${bigN} real servers every ${bigDelay} s: check lateness, largest`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.lateMax), theirs: bigTheirs.map((t) => t.lateMax), decimals: 1 },
         { figure: `${bigN} virtual servers: spawn -> first VRRP advert`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.firstAdvertMs), theirs: [], decimals: 0 },
         { figure: `${bigN} virtual servers: reload, unchanged / one real server changed`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.reloadMs), theirs: big.map((r) => r.reloadChangedMs), decimals: 1, theory: '"reference" column = one real server changed' },
       ] : []),
     ],
     notes: [
-      `One nginx (1 worker) listening on ports ${RS_BASE}..${RS_BASE + N - 1} of r1 stands for ${N} real servers; ${N} virtual servers on ${VIP}:${VS_BASE}..${VS_BASE + N - 1}, one real server each, HTTP_GET \`/\` every ${delayLoop} s (connect_timeout 1 s, retry 1). CPU over ${seconds} s of steady checking (main + data-plane worker thread, from /proc/PID/stat).`,
+      `One nginx (1 worker) listening on ports ${RS_BASE}..${RS_BASE + N - 1} of r1 stands for ${N} real servers; ${N} virtual servers on ${VIP}:${VS_BASE}..${VS_BASE + N - 1}, one real server each, HTTP_GET \`/\` every ${delayLoop} s (connect_timeout 1 s, retry 1). CPU over ${seconds} s of steady checking: utime + stime of the process and every process below it, all threads (/proc/PID/stat), for both sides; memory: the largest of one sample per second over the same window, Rss and Pss of /proc/PID/smaps_rollup summed over the same processes. Threads: \`proxy_workers = ${threads}\` for ours, \`nbthread ${threads}\` for HAProxy (\`scale.threads\`). Both answer the same checks (\`GET / HTTP/1.0\` + Host, status 200 expected, the connection closed after the status line and headers).`,
+      `CPU by thread over the window (ours: main = the JavaScript event loop, kt-checks = the native check engine, node = V8's GC/compiler helpers and the proxy worker(s)): ${reps.map((r, i) => `rep ${i + 1}: ${r.threadCpu}`).join('; ')}. HAProxy: ${theirs.map((t, i) => `rep ${i + 1}: ${t.threadCpu}`).join('; ')}.`,
       `Reload replies: ${reps.map((r) => r.reloadReply).join('; ')}. Raw reload times (ms): ${reps.map((r) => r.reloadRaw.map((x) => x.toFixed(1)).join('/')).join('; ')}. One real server changed (weight 1 -> 2 -> 1 …), replies: ${reps.map((r) => r.reloadChangedReply).join('; ')}; raw (ms): ${reps.map((r) => r.reloadChangedRaw.map((x) => x.toFixed(1)).join('/')).join('; ')}.`,
       'Check lateness: r1\'s nginx logs every request as `$msec $server_port` (one port per real server); for each real server, every interval between two consecutive checks in the steady window minus the check interval (delay_loop / HAProxy `inter`). A scheduler that starts the next check delay_loop after the previous one ended shows the check\'s duration here; slipping deadlines show as a growing tail. Median and largest per repetition: ' +
         `ours ${reps.map((r) => `${r.lateP50.toFixed(1)}/${r.lateMax.toFixed(1)}`).join(', ')}; HAProxy ${theirs.map((t) => `${t.lateP50.toFixed(1)}/${t.lateMax.toFixed(1)}`).join(', ')} ms.`,
       'keepalived is not measured: its virtual servers need the ip_vs kernel module, and `modprobe ip_vs` fails in this VM ("Module ip_vs not found in directory /lib/modules/…").',
-      `The reference ("theirs") is HAProxy 2.6 (Debian), \`mode tcp\`, \`nbthread 1\`, in its own fresh lab with the same many-port nginx, alternating with keepalive-ts per repetition (ours first on odd ones): ${N} \`listen\` sections on ${VIP}:${VS_BASE}+i, one \`server … check\` r1:(${RS_BASE}+i) each, \`option httpchk GET /\`, \`http-check expect status 200\`, \`inter ${delayLoop}s fastinter 500ms fall 2 rise 1\`, \`timeout connect 1s\`, \`timeout check 1s\`. CPU (utime + stime of the haproxy process) and RSS over the same ${seconds} s window, 3 s after startup.`,
+      `The reference ("theirs") is HAProxy 2.6 (Debian), \`mode tcp\`, \`nbthread ${threads}\`, in its own fresh lab with the same many-port nginx, alternating with keepalive-ts per repetition (ours first on odd ones): ${N} \`listen\` sections on ${VIP}:${VS_BASE}+i, one \`server … check\` r1:(${RS_BASE}+i) each, \`option httpchk GET /\`, \`http-check expect status 200\`, \`inter ${delayLoop}s fastinter 500ms fall 2 rise 1\`, \`timeout connect 1s\`, \`timeout check 1s\`. CPU and memory measured as ours over the same ${seconds} s window, 3 s after startup. The 10,000-server run: the same with 10,000 \`listen\` sections, \`inter ${bigDelay}s\`, \`maxconn 2000\` (the descriptor limit here is 20,000), one thread on both sides.`,
       'HAProxy startup: "control socket answers" is spawn -> its stats socket answers `show info`; "all real servers up" is spawn -> every server\'s `check_status` is L7OK in `show stat` (HAProxy 2.6 starts servers UP before any check, so this is the first check of every server having passed, the closest equivalent of our servers going up after their first good check).',
       'No HAProxy figure for "MASTER and every virtual server serving" (it is our VRRP startup, dominated by Master_Down_Interval; HAProxy has no VRRP) nor for reload: our `reload` is a control-socket round trip that re-reads and compares the unchanged file in the running process, whereas an HAProxy reload starts a new process that re-parses the config and takes the listeners over from the old one (master-worker `-sf`), a different operation with no common end point to time — so both stay ours-only.',
     ],
@@ -324,7 +387,7 @@ export const scale: Benchmark = {
   description:
     `Director da with ${DEFAULT_N} virtual servers (VIP ${VIP}, ports ${VS_BASE}+i; \`scale.n\`), each with one real server: one nginx on r1 listening on as many ports (${RS_BASE}+i). HTTP_GET every \`scale.delay_loop\` s (default 1). ` +
     'Figures: daemon CPU and RSS over `scale.seconds` (default 30) of steady checking, and the lateness of the checks (arrival times in nginx\'s log); startup times (to the first advert, priority 255); `reload` round trip with the unchanged file and with one real server changed. ' +
-    'Reference: HAProxy 2.6 (TCP mode, 1 thread, 1,000 `listen` sections, `option httpchk` every 1 s) against the same nginx, alternating per repetition (CPU, RSS, startup, lateness; reload is ours-only). ' +
-    'Then, ours only: 10,000 real servers every 5 s (`scale.big`, `scale.big_delay_loop`; 0 skips), one proxy worker.',
+    'Reference: HAProxy 2.6 (TCP mode, as many threads as our proxy workers: `scale.threads`, default 1; 1,000 `listen` sections, `option httpchk` every 1 s) against the same nginx, alternating per repetition (CPU, RSS/PSS of the whole process tree, startup, lateness; reload is ours-only). ' +
+    'Then 10,000 real servers every 5 s (`scale.big`, `scale.big_delay_loop`; 0 skips), one thread on both sides, HAProxy beside it the same way. `scale.node_args="--cpu-prof --cpu-prof-dir=DIR"` profiles our daemon (it is then stopped after the steady window: no reload figures).',
   run: runScale,
 };

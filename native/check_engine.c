@@ -907,7 +907,11 @@ static ce_engine *engine_create(napi_env env) {
   }
   if (!err) {
     err = pthread_create(&e->thread, NULL, engine_main, e);
-    if (!err) e->thread_started = 1;
+    if (!err) {
+      e->thread_started = 1;
+      /* Named, so per-thread CPU (top -H, /proc/PID/task) shows what the checks cost. */
+      pthread_setname_np(e->thread, "kt-checks");
+    }
   }
   /* From here on the cleanup hook owns everything, also on the error path below. */
   napi_add_env_cleanup_hook(env, engine_cleanup, e);

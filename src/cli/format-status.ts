@@ -219,7 +219,21 @@ export function formatStatus(s: StatusReport, opts: StatusOptions = {}): string 
       String(Object.values(v.drops).reduce((a, b) => a + b, 0))]),
   ]).replace(/^/gm, '  '));
   out.push('');
+  if (s.sync) out.push(...formatSync(s.sync), '');
   return `${out.join('\n')}\n${formatIpvs(s, opts)}${s.bgp ? `\n${formatBgp(s.bgp).join('\n')}\n` : ''}`;
+}
+
+/** Connection sync: role, entries held, the measured lag, the last full resync, rejects by reason. */
+function formatSync(y: NonNullable<StatusReport['sync']>): string[] {
+  const ms = (v: number | null) => (v === null ? '-' : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`);
+  const held = y.table.templates + y.table.udp_flows + y.table.conns;
+  const rejects = Object.entries(y.received.dropped).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ') || 'none';
+  const l = y.lag;
+  return [
+    `Connection sync  ${y.role} (follows ${y.instance})  held ${held} (templates ${y.table.templates}, udp flows ${y.table.udp_flows}, conns ${y.table.conns})`,
+    `  lag p50 ${ms(l.p50_ms)}  p99 ${ms(l.p99_ms)}  last ${ms(l.last_ms)}  (last ${l.window} entries; ${l.measured} measured, ${l.unmeasured} not)  rtt ${ms(y.echo.rtt_ms)}`,
+    `  last full resync ${y.last_snapshot_at === null ? 'never' : `${new Date(y.last_snapshot_at).toISOString().replace(/\.\d+Z$/, 'Z')} in ${ms(y.last_snapshot_ms)}`}  rejects: ${rejects}`,
+  ];
 }
 
 /** The reply of keepalive-ts weight / drain / disable / enable as one line. */

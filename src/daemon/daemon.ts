@@ -210,6 +210,18 @@ export class Daemon {
         const text = vrrpAlertFor(this.#config.global, a.kind, a.name, a.state);
         if (text) mailer.enqueue(text);
       },
+      // NAT with conntrackd: the peer's connections are committed to the kernel before the VIPs
+      // (the sync instance's, and those of its vrrp_sync_group, e.g. the real servers' gateway)
+      // go up, so the first packet that reaches this director finds them (bounded wait).
+      beforeVips: async (instance) => {
+        const ct = this.#conntrackd;
+        const s = this.#config.sync;
+        if (!ct || !s) return;
+        // A sync group moves as one: whichever member's VIPs come first (its timer may fire before
+        // the sync instance's) starts the commit, the others wait for it.
+        const grouped = this.#config.vrrp_sync_group.some((g) => g.group.includes(instance) && g.group.includes(s.instance));
+        if (instance === s.instance || grouped) await ct.promote(CONNTRACKD_COMMIT_WAIT_MS);
+      },
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
@@ -292,6 +304,8 @@ export class Daemon {
       rejected: st.received.dropped,
       entries: st.table.templates + st.table.udp_flows + st.table.conns,
       last_snapshot_ms: st.last_snapshot_ms,
+      lag: st.lag,
+      rtt_ms: st.echo.rtt_ms,
       ...(ct ? { conntrackd: ct } : {}),
     };
   }
@@ -494,7 +508,11 @@ export class Daemon {
       if (this.#hurried) void this.#lvs?.hurry().catch(() => undefined);
       await lvsStopped;
       releaseVips();
-      await Promise.all([vrrpStopped, this.#sync?.close(), this.#conntrackd?.close(), this.#announce?.stop()]);
+      // conntrackd outlives the VIPs and the forwarding: a director that handed its connections
+      // over lets the peer acknowledge its last conntrack updates before stopping it (the peer
+      // commits late entries for a few seconds after its promotion).
+      const ctSettleMs = masters.length > 0 && !this.#hurried ? CONNTRACKD_SETTLE_MS : 0;
+      await Promise.all([vrrpStopped, this.#sync?.close(), this.#conntrackd?.close(ctSettleMs), this.#announce?.stop()]);
       await this.#acceptFilter.close().catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot remove the accept = false table'));
       await this.#statics?.remove();
       // A last alert ("Stopping") gets a short while to go out; stop never waits on a dead relay.
@@ -515,6 +533,12 @@ export class Daemon {
 function staticEntries(c: Config): RouteSetEntries {
   return { addresses: c.global.static_ipaddress_parsed, routes: c.global.static_routes_parsed, rules: c.global.static_rules_parsed };
 }
+
+/** How long a VIP add waits for conntrackd's commit of the peer's connections (ms). */
+const CONNTRACKD_COMMIT_WAIT_MS = 1_000;
+
+/** How long a graceful stop waits for the peer to acknowledge conntrackd's last updates (ms). */
+const CONNTRACKD_SETTLE_MS = 2_000;
 
 /** conntrackd's runtime directory beside the control socket: /run/keepalive-ts.sock -> /run/keepalive-ts.conntrackd. */
 export function conntrackdDir(controlPath: string): string {

@@ -1,3 +1,4 @@
+import type { LagSummary } from '../sync/lag.js';
 import type { ConntrackdStatus } from '../sync/conntrackd.js';
 /** The shape `status` returns over the control socket (and `status --json` prints). */
 export interface VrrpInstanceStatus {
@@ -162,6 +163,15 @@ export interface SyncStatusReport {
   sent: { messages: number; entries: number; bytes: number; send_errors: number; queue_drops: number; snapshots: number; snapshot_requests: number };
   /** `dropped` by reason: forged (bad_hmac), replayed, malformed... (src/sync/drop.ts). */
   received: { messages: number; entries: number; bytes: number; dropped: Record<string, number>; snapshot_requests_sent: number };
+  /**
+   * Measured replication lag of the entries this director wrote as BACKUP (observed on the master ->
+   * written into the sync table; docs/sync-protocol.md "Lag"): p50/p99/max over the last `window`
+   * entries (at most 4096), the last one, entries measured / written without a measurement (a
+   * version-1 peer, no echo yet) since start, and the transit estimate of the last message.
+   */
+  lag: LagSummary & { transit_ms: number | null };
+  /** Lag-acks sent (as backup) and received (as master), and the round trip they measure (the slowest peer's median). */
+  echo: { acks_sent: number; acks_received: number; rtt_ms: number | null };
   snapshots_received: number;
   snapshots_incomplete: number;
   /** From asking for a snapshot to its complete end, last time. */

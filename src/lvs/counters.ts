@@ -21,7 +21,7 @@ import type { Counters } from './dataplane/contract.js';
 const FIELDS = ['conns', 'in_pkts', 'out_pkts', 'in_bytes', 'out_bytes'] as const;
 type Field = (typeof FIELDS)[number];
 
-export const ZERO_COUNTERS: Readonly<Counters> = { conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0 };
+export const ZERO_COUNTERS: Readonly<Counters> = Object.freeze({ conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0 });
 
 interface CarryEntry {
   /** Last raw figures seen from the data plane. */
@@ -36,18 +36,22 @@ export class CounterCarry {
 
   /**
    * Records the data plane's figures for `key` (undefined: not reported this time) and returns
-   * the monotonic totals. Packet fields stay null while the data plane reports null (it never
-   * sees packets) and no earlier figure exists.
+   * the monotonic totals (the carry's own object: read it, do not change it; a new object whenever
+   * they change). Packet fields stay null while the data plane reports null (it never sees packets)
+   * and no earlier figure exists.
    */
-  observe(key: string, reported: Counters | undefined): Counters {
+  observe(key: string, reported: Counters | undefined): Readonly<Counters> {
     const e = this.#entries.get(key);
-    if (!reported) return e ? { ...e.totals } : { ...ZERO_COUNTERS };
+    if (!reported) return e ? e.totals : ZERO_COUNTERS;
+    // Unchanged since the last poll (most services, most of the time): nothing to allocate.
+    if (e && reported.conns === e.raw.conns && reported.in_bytes === e.raw.in_bytes && reported.out_bytes === e.raw.out_bytes
+      && reported.in_pkts === e.raw.in_pkts && reported.out_pkts === e.raw.out_pkts) return e.totals;
     // Only the counters (a DestStats carries more).
     const raw: Counters = { conns: reported.conns, in_pkts: reported.in_pkts, out_pkts: reported.out_pkts, in_bytes: reported.in_bytes, out_bytes: reported.out_bytes };
     if (!e) {
       const entry: CarryEntry = { raw: { ...raw }, base: { conns: 0, in_pkts: 0, out_pkts: 0, in_bytes: 0, out_bytes: 0 }, totals: { ...raw } };
       this.#entries.set(key, entry);
-      return { ...entry.totals };
+      return entry.totals;
     }
     const totals: Counters = { ...e.totals };
     for (const f of FIELDS) {
@@ -60,9 +64,9 @@ export class CounterCarry {
       if (last !== null && now < last) e.base[f] += last;
       totals[f] = e.base[f] + now;
     }
-    e.raw = { ...raw };
+    e.raw = raw;
     e.totals = totals;
-    return { ...totals };
+    return totals;
   }
 
   /** The totals of `key` without a new observation. */
@@ -104,7 +108,7 @@ export class RateEstimator {
   readonly #entries = new Map<string, RateEntry>();
 
   /** Feeds monotonic totals of `key` at time `now` (ms). */
-  sample(key: string, totals: Counters, now: number): void {
+  sample(key: string, totals: Readonly<Counters>, now: number): void {
     const e = this.#entries.get(key);
     if (!e) {
       this.#entries.set(key, {

@@ -24,9 +24,12 @@ import { endpointText, ipvsadmServiceText, parseEndpointText, parseServiceArg, s
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { ScriptRunner } from '../util/script.js';
 import { FORWARD_NAMES, type Counters, type Dataplane, type DataplaneStats, type DestStats, type PoolSpec, type ServiceSpec, type ServiceStats } from './dataplane/contract.js';
-import { CounterCarry, RateEstimator } from './counters.js';
+import { CounterCarry, RATE_PERIOD_MS, RateEstimator } from './counters.js';
 import { HealthRunner, type HealthStats } from './health.js';
 import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolState, type RealServerStatus, type RuntimeOverride } from './pool.js';
+
+/** Period of the background counter poll (rates, monotonic totals): see start(). */
+export const COUNTER_POLL_MS = RATE_PERIOD_MS + 100;
 
 export interface LvsDeps {
   dataPlane: Dataplane;
@@ -442,7 +445,11 @@ export class VirtualServerManager {
     // One message per service, all in flight at once (the data plane answers them in order).
     await Promise.all(this.#services.map((s) => this.#apply(s)));
     for (const s of this.#services) this.#syncChecks(s);
-    this.#poll = setInterval(() => void this.refresh().catch(() => undefined), 1000);
+    // The counters are read from the data plane at the rate estimator's own period (the kernel
+    // estimator's 2 s; a sample sooner than that is not used for the rates anyway) plus a margin so
+    // that timer jitter does not land a sample just short of it. `status` and a metrics scrape
+    // refresh on demand, so what they show is current whatever this period.
+    this.#poll = setInterval(() => void this.refresh().catch(() => undefined), COUNTER_POLL_MS);
     this.#poll.unref();
   }
 

@@ -66,6 +66,10 @@ export interface SyncExtras {
   entries?: number;
   /** Last full resync (snapshot asked -> complete), ms; null before the first. */
   last_snapshot_ms?: number | null;
+  /** Measured lag of the entries written as backup (status sync.lag): ms, null while none. */
+  lag?: { p50_ms: number | null; p99_ms: number | null; last_ms: number | null; measured: number; unmeasured: number };
+  /** Round trip to the peer(s) measured by lag-acks (status sync.echo.rtt_ms), ms; null while none. */
+  rtt_ms?: number | null;
   /** conntrackd ([sync.conntrackd]): cache sizes, datagrams, the guard table's counters, commits. */
   conntrackd?: {
     running: boolean;
@@ -453,6 +457,58 @@ export const METRIC_DEFS: readonly MetricDef<string>[] = [
     labelNames: [],
     *samples(snap) {
       const ms = snap.extras?.sync?.last_snapshot_ms;
+      if (typeof ms === 'number') yield { labels: {}, value: ms / 1000 };
+    },
+  }),
+  def({
+    name: 'sync_lag_p50_seconds',
+    help: 'Replication lag of the entries written into the sync table as backup (observed on the master to written here, measured; docs/sync-protocol.md "Lag"): median over the last 4096 entries.',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const ms = snap.extras?.sync?.lag?.p50_ms;
+      if (typeof ms === 'number') yield { labels: {}, value: ms / 1000 };
+    },
+  }),
+  def({
+    name: 'sync_lag_p99_seconds',
+    help: 'Replication lag of the entries written into the sync table as backup: 99th percentile over the last 4096 entries.',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const ms = snap.extras?.sync?.lag?.p99_ms;
+      if (typeof ms === 'number') yield { labels: {}, value: ms / 1000 };
+    },
+  }),
+  def({
+    name: 'sync_lag_last_seconds',
+    help: 'Replication lag of the last entry written into the sync table as backup.',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const ms = snap.extras?.sync?.lag?.last_ms;
+      if (typeof ms === 'number') yield { labels: {}, value: ms / 1000 };
+    },
+  }),
+  def({
+    name: 'sync_lag_entries_total',
+    help: 'Entries written into the sync table as backup, measured="true" with a lag measurement, "false" without (a version-1 peer, or no echo yet).',
+    type: 'counter',
+    labelNames: ['measured'],
+    *samples(snap) {
+      const l = snap.extras?.sync?.lag;
+      if (!l) return;
+      yield { labels: { measured: 'true' }, value: l.measured };
+      yield { labels: { measured: 'false' }, value: l.unmeasured };
+    },
+  }),
+  def({
+    name: 'sync_rtt_seconds',
+    help: 'Round trip to the sync peer measured by lag-acks (median of the last ones; the slowest peer); half of it is the transit in the lag.',
+    type: 'gauge',
+    labelNames: [],
+    *samples(snap) {
+      const ms = snap.extras?.sync?.rtt_ms;
       if (typeof ms === 'number') yield { labels: {}, value: ms / 1000 };
     },
   }),

@@ -161,6 +161,11 @@ const SCRIPT = `
     return n;
   }
 
+  function lag(l) {
+    if (!l || l.p50_ms === null) return '-';
+    return l.p50_ms.toFixed(1) + ' / ' + l.p99_ms.toFixed(1);
+  }
+
   function renderSync(s) {
     var sec = document.getElementById('sync');
     sec.replaceChildren();
@@ -169,9 +174,9 @@ const SCRIPT = `
     var dropped = Object.keys(y.received.dropped || {}).reduce(function (n, k) { return n + y.received.dropped[k]; }, 0);
     sec.appendChild(el('h2', { text: 'Connection sync' }));
     sec.appendChild(el('table', null, [
-      el('thead', null, [el('tr', null, [th('Role'), th('Instance'), th('Table (templates / UDP flows)'), th('Sent', 'num'), th('Received', 'num'), th('Rejected', 'num'), th('Promotions', 'num')])]),
+      el('thead', null, [el('tr', null, [th('Role'), th('Instance'), th('Table (templates / UDP flows)'), th('Sent', 'num'), th('Received', 'num'), th('Rejected', 'num'), th('Lag p50 / p99 (ms)', 'num'), th('Promotions', 'num')])]),
       el('tbody', null, [el('tr', null, [td(y.role), td(y.instance), td(y.table.templates + ' / ' + y.table.udp_flows),
-        td(num(y.sent.messages), 'num'), td(num(y.received.messages), 'num'), td(num(dropped), 'num'), td(num(y.promotions), 'num')])]),
+        td(num(y.sent.messages), 'num'), td(num(y.received.messages), 'num'), td(num(dropped), 'num'), td(lag(y.lag), 'num'), td(num(y.promotions), 'num')])]),
     ]));
   }
 

@@ -1,11 +1,15 @@
 /**
  * Connection-sync wire format: IPVS sync protocol v1 (net/netfilter/ipvs/ip_vs_sync.c) plus
- * an authentication trailer. Byte-by-byte description and every deviation from the kernel:
- * docs/sync-protocol.md.
+ * an authentication trailer, and our version 2 that adds lag timing. Byte-by-byte description and
+ * every deviation from the kernel: docs/sync-protocol.md.
  *
- *   datagram = header (8) | entries (header.size - 8) | trailer (48)
- *   header   = reserved u8 = 0 | syncid u8 | size be16 (header + entries) | nr_conns u8
- *              | version s8 = 1 | spare be16 (we use it as the message kind, 0 = IPVS update)
+ *   datagram = header (8) | body (header.size - 8) | trailer (48)
+ *   header   = reserved u8 = 0 | syncid u8 | size be16 (header + body) | nr_conns u8
+ *              | version s8 = 1 or 2 | spare be16 (we use it as the message kind, 0 = IPVS update)
+ *   body v1  = entries
+ *   body v2  = (update, snapshot) transit_us be32 | age_us be32 x nr_conns | entries
+ *              (lag-ack) echoed boot id be64 | echoed sequence be64 | hold_us be32
+ *              (other kinds) as v1
  *   entry    = struct ip_vs_sync_v4 (36 bytes) or ip_vs_sync_v6 (72 bytes), 4-byte aligned
  *   trailer  = boot id be64 | sequence be64 | HMAC-SHA256 (32) -- filled by auth.ts
  *
@@ -33,7 +37,19 @@ import {
   type TcpState,
 } from './types.js';
 
+/** IPVS sync protocol v1 layout (control messages are still sent in it, for older peers). */
 export const SYNC_PROTO_VER = 1;
+/** Our version 2: v1 plus the lag timing block in update/snapshot messages, and the lag-ack. */
+export const SYNC_PROTO_VER_TIMED = 2;
+export type SyncVersion = 1 | 2;
+/** A v2 timing field whose value is unknown (transit before the first echo, an age not recorded). */
+export const NO_TIME = 0xffff_ffff;
+/** Largest value a v2 timing field carries (about 71.6 minutes in microseconds); larger saturates. */
+export const MAX_TIME_US = 0xffff_fffe;
+/** v2 update/snapshot: transit_us before the per-entry ages. */
+const TIMING_HEAD = 4;
+/** v2: one be32 age per entry. */
+const AGE_LEN = 4;
 export const HEADER_LEN = 8;
 export const BOOT_ID_LEN = 8;
 export const SEQ_LEN = 8;
@@ -47,8 +63,8 @@ export const ENTRY_V6_LEN = 72;
 export const MAX_ENTRIES_PER_MESSAGE = 255;
 /** 1500-byte MTU minus IPv4 (20) and UDP (8) headers. */
 export const DEFAULT_MAX_PAYLOAD = 1472;
-/** Smallest payload that still fits one IPv6 entry. */
-export const MIN_MAX_PAYLOAD = HEADER_LEN + ENTRY_V6_LEN + TRAILER_LEN;
+/** Smallest payload that still fits one IPv6 entry with its version-2 timing (transit + one age). */
+export const MIN_MAX_PAYLOAD = HEADER_LEN + 8 + ENTRY_V6_LEN + TRAILER_LEN;
 /** Largest UDP payload over IPv4. */
 export const MAX_MAX_PAYLOAD = 65507;
 
@@ -58,17 +74,38 @@ const STYPE_F_INET6 = 1;
 const SVER_SHIFT = 12;
 const SVER_MASK = 0x0fff;
 /** Message kinds, carried in the header's `spare` field (0 in IPVS). */
-export const MESSAGE_KINDS = ['update', 'snapshot-request', 'snapshot', 'snapshot-end', 'snapshot-ack'] as const;
+export const MESSAGE_KINDS = ['update', 'snapshot-request', 'snapshot', 'snapshot-end', 'snapshot-ack', 'lag-ack'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 export const MSG_UPDATE = 0;
 export const MSG_SNAPSHOT_REQUEST = 1;
 export const MSG_SNAPSHOT = 2;
 export const MSG_SNAPSHOT_END = 3;
 export const MSG_SNAPSHOT_ACK = 4;
+export const MSG_LAG_ACK = 5;
 /** Body of a snapshot-end message: be32 messages, be32 entries sent in the snapshot. */
 const SNAPSHOT_END_BODY = 8;
 /** Body of a snapshot-ack: the boot id and sequence of the snapshot-request it answers (be64 each). */
 const SNAPSHOT_ACK_BODY = 16;
+/** Body of a lag-ack (v2 only): be64 boot id, be64 sequence of the update it echoes, be32 hold_us. */
+const LAG_ACK_BODY = 20;
+
+/**
+ * What a lag-ack carries: the update message it answers (the sender's boot id and that message's
+ * sequence number) and how long the receiver held it before answering (receipt -> ack sent, us).
+ */
+export interface LagEcho {
+  readonly bootId: bigint;
+  readonly seq: bigint;
+  readonly holdUs: number;
+}
+
+/** The v2 timing block of an update/snapshot message, decoded. */
+export interface MessageTiming {
+  /** The sender's estimate of the one-way transit (us); null = unknown (no echo yet). */
+  readonly transitUs: number | null;
+  /** Per entry, in entry order: observed on the sender -> sent (us); null = unknown. */
+  readonly agesUs: ReadonlyArray<number | null>;
+}
 
 /** What a snapshot-ack echoes: the requester's boot id and the sequence number of its request. */
 export interface RequestEcho {
@@ -83,6 +120,8 @@ export interface SnapshotTotals {
 
 export interface MessageHeader {
   readonly syncId: number;
+  /** 1 (IPVS v1 layout) or 2 (with timing). */
+  readonly version: SyncVersion;
   /** Header + entries, without the trailer. */
   readonly size: number;
   readonly nrConns: number;
@@ -97,6 +136,10 @@ export interface DecodedMessage extends MessageHeader {
   readonly totals?: SnapshotTotals;
   /** snapshot-ack only. */
   readonly echo?: RequestEcho;
+  /** v2 update/snapshot only. */
+  readonly timing?: MessageTiming;
+  /** lag-ack only. */
+  readonly lagEcho?: LagEcho;
 }
 
 export type HeaderResult = { ok: true; header: MessageHeader } | { ok: false; reason: SyncDropReason; detail: string };
@@ -201,35 +244,72 @@ function writeEntry(buf: Buffer, off: number, e: SyncEntry): number {
   return size;
 }
 
-function writeHeader(buf: Buffer, syncId: number, size: number, nrConns: number, kind: number): void {
+function writeHeader(buf: Buffer, syncId: number, size: number, nrConns: number, kind: number, version: SyncVersion = SYNC_PROTO_VER): void {
   buf[0] = 0;
   buf[1] = syncId;
   buf.writeUInt16BE(size, 2);
   buf[4] = nrConns;
-  buf[5] = SYNC_PROTO_VER;
+  buf[5] = version;
   buf.writeUInt16BE(kind, 6);
+}
+
+/** A time in us as a v2 field: NO_TIME when not a finite number, else rounded and clamped to 0..MAX_TIME_US. */
+export function timeField(us: number | null | undefined): number {
+  if (us === null || us === undefined || !Number.isFinite(us)) return NO_TIME;
+  return Math.min(MAX_TIME_US, Math.max(0, Math.round(us)));
+}
+
+/** A message just finished by MessageBuilder: the unsealed datagram and, per entry, when it was observed. */
+export interface FinishedMessage {
+  readonly buf: Buffer;
+  /** Observation times (ms, the caller's monotonic clock), one per entry; NaN = unknown. */
+  readonly observed: readonly number[];
+  readonly version: SyncVersion;
+}
+
+/**
+ * Fills the v2 timing block of an unsealed update/snapshot datagram in place, just before it is
+ * sealed and sent: transit_us (the sender's current one-way estimate, null = unknown) and each
+ * entry's age = nowMs - observed[i] (us). A v1 datagram is left as it is. Pure.
+ */
+export function stampTiming(buf: Buffer, observed: readonly number[], nowMs: number, transitUs: number | null): Buffer {
+  if (buf[5] !== SYNC_PROTO_VER_TIMED) return buf;
+  const n = buf[4]!;
+  buf.writeUInt32BE(timeField(transitUs), HEADER_LEN);
+  for (let i = 0; i < n; i++) {
+    const o = observed[i];
+    buf.writeUInt32BE(o === undefined || Number.isNaN(o) ? NO_TIME : timeField((nowMs - o) * 1000), HEADER_LEN + TIMING_HEAD + i * AGE_LEN);
+  }
+  return buf;
 }
 
 /**
  * Builds one message incrementally (the sender's batching buffer). `add` returns false,
- * without adding, when the entry does not fit (bytes or the 255-entry nr_conns limit).
+ * without adding, when the entry does not fit (bytes or the 255-entry nr_conns limit). Version 2
+ * (the default) reserves the timing block (4 bytes + 4 per entry); stampTiming fills it at send.
  */
 export class MessageBuilder {
   readonly #work: Buffer;
   readonly #limit: number;
   readonly #kind: number;
-  #pos = HEADER_LEN;
+  readonly version: SyncVersion;
+  /** Entry bytes so far (after the header). */
+  #pos = 0;
   #count = 0;
+  #observed: number[] = [];
 
   constructor(
     readonly syncId: number,
     kind: 'update' | 'snapshot' = 'update',
     readonly maxPayload: number = DEFAULT_MAX_PAYLOAD,
+    version: SyncVersion = SYNC_PROTO_VER_TIMED,
   ) {
     checkSyncId(syncId);
     checkMaxPayload(maxPayload);
+    if (version !== 1 && version !== 2) throw new RangeError(`version must be 1 or 2, got ${String(version)}`);
+    this.version = version;
     this.#kind = kind === 'snapshot' ? MSG_SNAPSHOT : MSG_UPDATE;
-    this.#limit = maxPayload - TRAILER_LEN;
+    this.#limit = maxPayload - TRAILER_LEN - HEADER_LEN;
     this.#work = Buffer.alloc(this.#limit);
   }
 
@@ -237,18 +317,24 @@ export class MessageBuilder {
     return this.#count;
   }
 
-  /** Header + entries so far (the datagram will be this + TRAILER_LEN). */
-  get size(): number {
-    return this.#pos;
+  /** Bytes of timing block the message has with `n` entries. */
+  #timing(n: number): number {
+    return this.version === SYNC_PROTO_VER_TIMED ? TIMING_HEAD + AGE_LEN * n : 0;
   }
 
-  add(e: SyncEntry): boolean {
+  /** Header + body so far (the datagram will be this + TRAILER_LEN). */
+  get size(): number {
+    return HEADER_LEN + this.#timing(this.#count) + this.#pos;
+  }
+
+  /** Adds an entry observed at `observedAt` (ms, the caller's monotonic clock; NaN = unknown). */
+  add(e: SyncEntry, observedAt = Number.NaN): boolean {
     if (this.#count >= MAX_ENTRIES_PER_MESSAGE) return false;
     // Entries are 36 or 72 bytes, both multiples of 4: no padding is ever needed.
     if (e.family !== 4 && e.family !== 6) throw new RangeError(`family must be 4 or 6, got ${String(e.family)}`);
     const need = entryWireSize(e.family);
     // MIN_MAX_PAYLOAD guarantees that one entry always fits an empty message.
-    if (this.#pos + need > this.#limit) return false;
+    if (this.#timing(this.#count + 1) + this.#pos + need > this.#limit) return false;
     const start = this.#pos;
     try {
       this.#pos += writeEntry(this.#work, start, e);
@@ -256,19 +342,30 @@ export class MessageBuilder {
       this.#work.fill(0, start, start + need);
       throw err;
     }
+    this.#observed.push(observedAt);
     this.#count++;
     return true;
   }
 
-  /** The finished datagram (trailer zeroed, to be sealed by SyncAuth), and a reset builder. */
+  /** The finished datagram (timing and trailer zeroed, to be stamped and sealed), and a reset builder. */
   finish(): Buffer {
-    const out = Buffer.alloc(this.#pos + TRAILER_LEN);
-    this.#work.copy(out, HEADER_LEN, HEADER_LEN, this.#pos);
-    writeHeader(out, this.syncId, this.#pos, this.#count, this.#kind);
-    this.#work.fill(0, HEADER_LEN, this.#pos);
-    this.#pos = HEADER_LEN;
+    return this.finishMessage().buf;
+  }
+
+  /** finish(), with the entries' observation times (for stampTiming). */
+  finishMessage(): FinishedMessage {
+    const at = HEADER_LEN + this.#timing(this.#count);
+    const size = at + this.#pos;
+    const out = Buffer.alloc(size + TRAILER_LEN);
+    this.#work.copy(out, at, 0, this.#pos);
+    writeHeader(out, this.syncId, size, this.#count, this.#kind, this.version);
+    if (this.version === SYNC_PROTO_VER_TIMED) out.fill(0xff, HEADER_LEN, at);
+    this.#work.fill(0, 0, this.#pos);
+    const observed = this.#observed;
+    this.#pos = 0;
     this.#count = 0;
-    return out;
+    this.#observed = [];
+    return { buf: out, observed, version: this.version };
   }
 }
 
@@ -277,6 +374,8 @@ export interface EncodeOptions {
   readonly maxPayload?: number;
   /** 'update' (default) or 'snapshot'. */
   readonly kind?: 'update' | 'snapshot';
+  /** 2 (default: with the timing block, unknown until stamped) or 1 (the IPVS v1 layout, as older peers send). */
+  readonly version?: SyncVersion;
 }
 
 /**
@@ -284,7 +383,7 @@ export interface EncodeOptions {
  * No entries -> no datagrams.
  */
 export function encode(entries: Iterable<SyncEntry>, syncId: number, options: EncodeOptions = {}): Buffer[] {
-  const b = new MessageBuilder(syncId, options.kind ?? 'update', options.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+  const b = new MessageBuilder(syncId, options.kind ?? 'update', options.maxPayload ?? DEFAULT_MAX_PAYLOAD, options.version ?? SYNC_PROTO_VER_TIMED);
   const out: Buffer[] = [];
   for (const e of entries) {
     if (!b.add(e)) {
@@ -293,6 +392,21 @@ export function encode(entries: Iterable<SyncEntry>, syncId: number, options: En
     }
   }
   if (b.count > 0) out.push(b.finish());
+  return out;
+}
+
+/**
+ * A lag-ack (version 2): answers the update message `echo.seq` of boot `echo.bootId`, held
+ * `echo.holdUs` before this answer was sent. Unsealed.
+ */
+export function encodeLagAck(syncId: number, echo: LagEcho): Buffer {
+  checkSyncId(syncId);
+  const size = HEADER_LEN + LAG_ACK_BODY;
+  const out = Buffer.alloc(size + TRAILER_LEN);
+  writeHeader(out, syncId, size, 0, MSG_LAG_ACK, SYNC_PROTO_VER_TIMED);
+  out.writeBigUInt64BE(echo.bootId, HEADER_LEN);
+  out.writeBigUInt64BE(echo.seq, HEADER_LEN + 8);
+  out.writeUInt32BE(timeField(echo.holdUs), HEADER_LEN + 16);
   return out;
 }
 
@@ -336,12 +450,13 @@ const fail = (reason: SyncDropReason, detail: string): { ok: false; reason: Sync
 
 /**
  * Header checks, in this order: too_short (< 8 bytes), bad_version (reserved != 0 or
- * version != 1), foreign_sync_id, malformed (size < 8), too_short (datagram shorter than
- * size + trailer), malformed (longer), malformed (unknown kind).
+ * version not 1 or 2), foreign_sync_id, malformed (size < 8), too_short (datagram shorter than
+ * size + trailer), malformed (longer), malformed (unknown kind, or a lag-ack in version 1).
  */
 export function decodeHeader(buf: Uint8Array, expectedSyncId: number): HeaderResult {
   if (buf.length < HEADER_LEN) return fail('too_short', `${buf.length} bytes, header needs ${HEADER_LEN}`);
-  if (buf[0] !== 0 || buf[5] !== SYNC_PROTO_VER) return fail('bad_version', `reserved=${buf[0]} version=${buf[5]}`);
+  const version = buf[5];
+  if (buf[0] !== 0 || (version !== SYNC_PROTO_VER && version !== SYNC_PROTO_VER_TIMED)) return fail('bad_version', `reserved=${buf[0]} version=${version}`);
   const syncId = buf[1]!;
   if (syncId !== expectedSyncId) return fail('foreign_sync_id', `sync id ${syncId}, expected ${expectedSyncId}`);
   const size = (buf[2]! << 8) | buf[3]!;
@@ -351,7 +466,8 @@ export function decodeHeader(buf: Uint8Array, expectedSyncId: number): HeaderRes
   const kindNo = (buf[6]! << 8) | buf[7]!;
   const kind = MESSAGE_KINDS[kindNo];
   if (kind === undefined) return fail('malformed', `unknown message kind ${kindNo}`);
-  return { ok: true, header: { syncId, size, nrConns: buf[4]!, kind } };
+  if (kind === 'lag-ack' && version !== SYNC_PROTO_VER_TIMED) return fail('malformed', 'lag-ack in version 1');
+  return { ok: true, header: { syncId, version, size, nrConns: buf[4]!, kind } };
 }
 
 function readV4(buf: Uint8Array, off: number): string {
@@ -439,6 +555,12 @@ export function decodeAckEcho(buf: Uint8Array, header: MessageHeader): RequestEc
   return { bootId: readU64(buf, HEADER_LEN), seq: readU64(buf, HEADER_LEN + 8) };
 }
 
+/** The echo of a lag-ack whose header passed decodeHeader, or null when its body is malformed. */
+export function decodeLagEcho(buf: Uint8Array, header: MessageHeader): LagEcho | null {
+  if (header.kind !== 'lag-ack' || header.nrConns !== 0 || header.size !== HEADER_LEN + LAG_ACK_BODY) return null;
+  return { bootId: readU64(buf, HEADER_LEN), seq: readU64(buf, HEADER_LEN + 8), holdUs: u32(buf, HEADER_LEN + 16) };
+}
+
 /** Decodes the body of a datagram whose header passed decodeHeader. Never throws. */
 export function decodeBody(buf: Uint8Array, header: MessageHeader): DecodeResult {
   const { size, nrConns, kind } = header;
@@ -459,8 +581,27 @@ export function decodeBody(buf: Uint8Array, header: MessageHeader): DecodeResult
     if (!echo) return fail('malformed', 'snapshot ack body size');
     return { ok: true, ...header, entries: [], bootId, seq, echo };
   }
+  if (kind === 'lag-ack') {
+    const lagEcho = decodeLagEcho(buf, header);
+    if (!lagEcho) return fail('malformed', 'lag-ack body size');
+    if (lagEcho.holdUs === NO_TIME) return fail('malformed', 'lag-ack without hold time');
+    return { ok: true, ...header, entries: [], bootId, seq, lagEcho };
+  }
   const entries: NormalizedEntry[] = new Array(nrConns);
   let p = HEADER_LEN;
+  let timing: MessageTiming | undefined;
+  if (header.version === SYNC_PROTO_VER_TIMED) {
+    const at = HEADER_LEN + TIMING_HEAD + AGE_LEN * nrConns;
+    if (at > size) return fail('malformed', `timing block of ${nrConns} entries past message end`);
+    const t = u32(buf, HEADER_LEN);
+    const agesUs: Array<number | null> = new Array(nrConns);
+    for (let i = 0; i < nrConns; i++) {
+      const a = u32(buf, HEADER_LEN + TIMING_HEAD + AGE_LEN * i);
+      agesUs[i] = a === NO_TIME ? null : a;
+    }
+    timing = { transitUs: t === NO_TIME ? null : t, agesUs };
+    p = at;
+  }
   for (let i = 0; i < nrConns; i++) {
     if (p + ENTRY_V4_LEN > size) return fail('malformed', `entry ${i} header past message end`);
     const vs = u16(buf, p + 2);
@@ -480,7 +621,7 @@ export function decodeBody(buf: Uint8Array, header: MessageHeader): DecodeResult
     }
   }
   if (p !== size) return fail('malformed', `${size - p} trailing bytes after ${nrConns} entries`);
-  return done(entries);
+  return timing ? { ok: true, ...header, entries, bootId, seq, timing } : done(entries);
 }
 
 /**

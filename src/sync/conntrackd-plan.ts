@@ -201,3 +201,13 @@ export function parseConntrackdStats(text: string): ConntrackdStats {
   }
   return out;
 }
+
+/**
+ * `conntrackd -s queue` as the current length of each queue by name: "txqueue" (messages not
+ * sent yet), "rsqueue" (FTFW: sent, not acknowledged by the peer yet), "errorq".
+ */
+export function parseConntrackdQueues(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^queue (\S+):\s*\n\s*current elements:\s+(\d+)/gm)) out.set(m[1]!, Number(m[2]));
+  return out;
+}

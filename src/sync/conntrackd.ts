@@ -8,11 +8,14 @@
  *    conntrackd in the foreground and supervises it (restarted with a back-off if it exits);
  *  - setRole(): queues the commands of keepalived's script for the new role (conntrackd-plan.ts
  *    ROLE_COMMANDS). Nothing waits for them: the VRRP event loop calls setRole and goes on; a
- *    newer role replaces commands not started yet;
+ *    newer role replaces commands not started yet; the same role again is a no-op;
+ *  - promote(): the MASTER sequence, resolving once the external cache is committed (bounded):
+ *    a new master's VIP add waits for it (not its state machine);
  *  - status(): `conntrackd -s` (read every few seconds, off the event loop), the last commit, the
  *    commands run and failed, and the guard table's counters (peer datagrams accepted, others
  *    dropped by reason);
- *  - close(): stops conntrackd and removes the guard table.
+ *  - close(): after a handover, lets the peer acknowledge the last updates (bounded), then stops
+ *    conntrackd and removes the guard table. conntrackd runs in its own process group.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
@@ -29,6 +32,7 @@ import {
   GUARD_TABLE,
   guardRemoval,
   guardRuleset,
+  parseConntrackdQueues,
   parseConntrackdStats,
   ROLE_COMMANDS,
   type ConntrackdRole,
@@ -100,6 +104,12 @@ export class Conntrackd {
   /** Role whose commands run next (null: none queued). */
   #queued: ConntrackdRole | null = null;
   #running: Promise<void> | undefined;
+  /** Role of the sequence started last. */
+  #started: ConntrackdRole | null = null;
+  /** The last MASTER sequence has committed the external cache (-c done). */
+  #committed = false;
+  /** promote() callers waiting for that commit. */
+  readonly #commitWaiters: Array<() => void> = [];
   #commandsRun = 0;
   #commandsFailed = 0;
   #lastError: string | null = null;
@@ -175,7 +185,9 @@ export class Conntrackd {
   }
 
   #spawn(): void {
-    const child = spawn(this.#opts.config.binary, ['-C', this.#paths.conf], { stdio: 'ignore' });
+    // Its own process group: a signal to the daemon's group (Ctrl-C, kill of the group) must not
+    // end conntrackd before a graceful stop has handed the connections over; close() ends it.
+    const child = spawn(this.#opts.config.binary, ['-C', this.#paths.conf], { stdio: 'ignore', detached: true });
     this.#child = child;
     child.on('error', (err) => {
       this.#lastError = `cannot run ${this.#opts.config.binary}: ${err.message} (install the Debian package conntrackd)`;
@@ -193,7 +205,7 @@ export class Conntrackd {
         if (this.#closing) return;
         for (const f of [this.#paths.lock, this.#paths.socket]) rmSync(f, { force: true });
         this.#spawn();
-        void this.#waitSocket(5000).then(() => this.setRole(this.#role), () => undefined);
+        void this.#waitSocket(5000).then(() => this.setRole(this.#role, true), () => undefined);
       }, delay).unref();
     });
   }
@@ -216,9 +228,14 @@ export class Conntrackd {
    * Follows the VRRP role of sync.instance. Returns at once; the commands run in the background
    * (the promise, for tests, settles when this role's sequence finished).
    */
-  setRole(role: ConntrackdRole): Promise<void> {
+  setRole(role: ConntrackdRole, force = false): Promise<void> {
+    // The same role again (promote() before the VIPs, then the ownership callback after them):
+    // its sequence is queued, running or done already.
+    if (!force && role === this.#role && (this.#queued === role || this.#started === role)) return this.#running ?? Promise.resolve();
     this.#role = role;
     this.#queued = role;
+    if (role === 'master') this.#committed = false;
+    else this.#releaseCommitWaiters();
     this.#running ??= this.#drain().finally(() => {
       this.#running = undefined;
     });
@@ -229,20 +246,45 @@ export class Conntrackd {
     while (this.#queued && !this.#closing) {
       const role = this.#queued;
       this.#queued = null;
+      this.#started = role;
       const t0 = performance.now();
       for (const opt of ROLE_COMMANDS[role]) {
         if (this.#queued && this.#queued !== role) break; // a newer role: its sequence replaces the rest
         if (opt === '-f') await this.#flushAfterCommit();
         else await this.#run(opt);
+        if (opt === '-c' && role === 'master') {
+          this.#committed = true;
+          this.#opts.log?.info({ ms: Math.round(performance.now() - t0) }, 'conntrackd: MASTER: external cache committed to the kernel');
+          this.#releaseCommitWaiters();
+        }
       }
+      this.#releaseCommitWaiters();
       if (role === 'master') {
         this.#lastCommit = { at: Date.now(), ms: performance.now() - t0 };
-        this.#opts.log?.info({ ms: Math.round(this.#lastCommit.ms) }, 'conntrackd: MASTER: external cache committed to the kernel, caches resynchronised, bulk update sent');
+        this.#opts.log?.info({ ms: Math.round(this.#lastCommit.ms) }, 'conntrackd: MASTER: caches resynchronised, bulk update sent');
         await this.#catchUp();
       } else {
         this.#lastResync = Date.now();
       }
     }
+  }
+
+  /**
+   * Becoming MASTER, before the VIPs go up: queues the MASTER sequence (as setRole) and resolves
+   * once the external cache is committed to the kernel (`-c` done), or after `limitMs`, whichever
+   * comes first. The first packet that reaches the VIP then finds the peer's connections.
+   */
+  promote(limitMs: number): Promise<void> {
+    if (this.#closing || (this.#role === 'master' && this.#committed)) return Promise.resolve();
+    const committed = new Promise<void>((resolve) => this.#commitWaiters.push(resolve));
+    void this.setRole('master');
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => { timer = setTimeout(resolve, limitMs); });
+    return Promise.race([committed, limit]).finally(() => clearTimeout(timer));
+  }
+
+  #releaseCommitWaiters(): void {
+    for (const w of this.#commitWaiters.splice(0)) w();
   }
 
   /**
@@ -361,12 +403,39 @@ export class Conntrackd {
     };
   }
 
-  /** Stops conntrackd (SIGTERM, then SIGKILL after 2 s) and removes the guard table. Idempotent. */
-  async close(): Promise<void> {
+  /** Messages conntrackd has not sent yet or the peer has not acknowledged (FTFW), null when unknown. */
+  #unacknowledged(): Promise<number | null> {
+    return new Promise((resolve) => {
+      execFile(this.#opts.config.binary, ['-C', this.#paths.conf, '-s', 'queue'], { timeout: 2000 }, (err, stdout) => {
+        const q = err ? null : parseConntrackdQueues(stdout);
+        resolve(q && q.has('txqueue') ? (q.get('txqueue') ?? 0) + (q.get('rsqueue') ?? 0) : null);
+      });
+    });
+  }
+
+  /**
+   * Stops conntrackd and removes the guard table. Idempotent. First (a graceful stop: the peer has
+   * taken over) conntrackd gets up to `settleMs` to have its last updates acknowledged by the peer
+   * (FTFW acknowledges within about a second), so entries the peer's late commits still need are
+   * not lost with it; then SIGTERM, and SIGKILL after 2 s.
+   */
+  async close(settleMs = 0): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    this.#releaseCommitWaiters();
     clearTimeout(this.#statsTimer);
     const child = this.#child;
+    if (child && child.exitCode === null && settleMs > 0) {
+      const t0 = Date.now();
+      // The role sequence under way (the BACKUP one, -t -n, queued when the VIPs went) finishes first.
+      if (this.#running) await Promise.race([this.#running, sleep(settleMs)]);
+      let left = await this.#unacknowledged();
+      while (left !== null && left > 0 && Date.now() - t0 < settleMs && child.exitCode === null) {
+        await sleep(50);
+        left = await this.#unacknowledged();
+      }
+      this.#opts.log?.info({ unacknowledged: left, waited_ms: Date.now() - t0 }, 'conntrackd: last updates acknowledged by the peer; stopping it');
+    }
     if (child && child.exitCode === null) {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGTERM');

@@ -13,16 +13,21 @@ import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import type { SyncConfig } from '../config/types.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { ReplayGuard, type ReplayGuardOptions, type SyncAuth } from './auth.js';
+import { monotonicMs } from '../util/clock.js';
 import {
   BOOT_ID_LEN,
   decodeAckEcho,
   type DecodedMessage,
   type MessageKind,
+  type MessageTiming,
   type SnapshotTotals,
+  type SyncVersion,
   decodeBody,
   decodeHeader,
   encodeControl,
+  encodeLagAck,
 } from './codec.js';
+import type { SentLog } from './lag.js';
 import { type SyncDropReason, emptyDropCounters } from './drop.js';
 import {
   type NormalizedEntry,
@@ -45,9 +50,16 @@ export interface AcceptContext {
    * boot id): a snapshot-ack echoing one of them proves the answering boot live.
    */
   readonly requests?: Set<bigint>;
+  /**
+   * Update messages this director sent and awaits lag-acks for (lag.ts). A lag-ack echoing our
+   * boot must echo one of them, once: otherwise it is a replay.
+   */
+  readonly sent?: SentLog;
 }
 
-export type AcceptResult = ({ ok: true } & DecodedMessage) | { ok: false; reason: SyncDropReason; detail: string };
+export type AcceptResult =
+  | ({ ok: true; /** lag-ack echoing one of our messages: when that message was sent. */ sentAt?: number } & DecodedMessage)
+  | { ok: false; reason: SyncDropReason; detail: string };
 
 function readU64(buf: Uint8Array, off: number): bigint {
   return Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).readBigUInt64BE(off);
@@ -56,9 +68,11 @@ function readU64(buf: Uint8Array, off: number): bigint {
 /**
  * The whole receive-side check of one datagram, without I/O. Order: header (too_short,
  * bad_version, foreign_sync_id, malformed size/kind) -> bad_hmac -> own_message -> replayed
- * -> body (malformed). The HMAC is checked before the body is parsed and before the replay
- * state is touched, so unauthenticated input can neither reach the entry parser nor advance
- * the sequence window. Never throws.
+ * -> body (malformed) -> lag-ack echo (replayed). The HMAC is checked before the body is parsed
+ * and before the replay state is touched, so unauthenticated input can neither reach the entry
+ * parser nor advance the sequence window. A lag-ack is passed from any boot, like a
+ * snapshot-request (it creates no replay state), but one echoing our boot must echo an update we
+ * sent and nobody echoed yet (ctx.sent): a replayed lag-ack finds its message taken. Never throws.
  */
 export function acceptDatagram(buf: Uint8Array, fromAddress: string, ctx: AcceptContext): AcceptResult {
   const h = decodeHeader(buf, ctx.syncId);
@@ -74,12 +88,19 @@ export function acceptDatagram(buf: Uint8Array, fromAddress: string, ctx: Accept
     if (!echo) return { ok: false, reason: 'malformed', detail: 'snapshot ack body size' };
     proof = echo.bootId === ctx.auth.bootId && ctx.requests?.has(echo.seq) === true;
   }
-  const verdict = ctx.replay.check(fromAddress, bootId, seq, { proof, request: h.header.kind === 'snapshot-request' });
+  const request = h.header.kind === 'snapshot-request' || h.header.kind === 'lag-ack';
+  const verdict = ctx.replay.check(fromAddress, bootId, seq, { proof, request });
   if (verdict === 'replayed') return { ok: false, reason: 'replayed', detail: `boot ${bootId} seq ${seq} from ${fromAddress}` };
   if (verdict === 'unverified') {
     return { ok: false, reason: 'unverified', detail: `boot ${bootId} from ${fromAddress} not proven live yet (waiting for its snapshot-ack)` };
   }
-  return decodeBody(buf, h.header);
+  const body = decodeBody(buf, h.header);
+  if (body.ok && body.lagEcho && body.lagEcho.bootId === ctx.auth.bootId) {
+    const sentAt = ctx.sent?.take(body.lagEcho.seq);
+    if (sentAt === undefined) return { ok: false, reason: 'replayed', detail: `lag-ack echoes message ${body.lagEcho.seq}, not awaiting one (already echoed or unknown)` };
+    return { ...body, sentAt };
+  }
+  return body;
 }
 
 export interface MessageInfo {
@@ -87,6 +108,20 @@ export interface MessageInfo {
   readonly from: SyncTarget;
   readonly bootId: bigint;
   readonly seq: bigint;
+  /** 1 (IPVS v1 layout: an older peer, no timing) or 2. */
+  readonly version?: SyncVersion;
+  /** Version-2 update/snapshot: the sender's transit estimate and the entries' ages. */
+  readonly timing?: MessageTiming;
+  /** When the datagram was received (monotonic ms, the receiver's clock option). */
+  readonly receivedAt?: number;
+}
+
+/** A round trip measured with a lag-ack (ms, the peer's hold time subtracted). */
+export interface RttSample {
+  readonly rttMs: number;
+  readonly from: SyncTarget;
+  /** The peer's boot id (one peer = one boot). */
+  readonly bootId: bigint;
 }
 
 export interface SnapshotRequest {
@@ -120,6 +155,18 @@ export interface SyncReceiverOptions {
   readonly onError?: (err: unknown) => void;
   /** Called for every rejected datagram (logging, metrics). */
   readonly onDrop?: (reason: SyncDropReason, detail: string, from: SyncTarget) => void;
+  /** Master side of lag measurement: records of our update messages (the sender's sentLog). */
+  readonly sentLog?: SentLog;
+  /** A lag-ack answered one of our update messages: the round trip. */
+  readonly onRtt?: (sample: RttSample) => void;
+  /**
+   * Backup side: answer a version-2 update with a lag-ack at most this often (ms), to the sender's
+   * address (at the port of the requestTarget with that address, else `port`). Default 100; a
+   * negative value turns lag-acks off.
+   */
+  readonly lagAckIntervalMs?: number;
+  /** Monotonic ms. Default monotonicMs. */
+  readonly clock?: () => number;
 }
 
 export interface SyncReceiverCounters {
@@ -134,13 +181,18 @@ export interface SyncReceiverCounters {
   snapshotRequestsSent: number;
   callbackErrors: number;
   sendErrors: number;
+  /** Lag-acks sent (backup) / lag-acks that answered one of our messages (master). */
+  lagAcksSent: number;
+  lagAcksReceived: number;
+  /** Lag-acks echoing another director's messages (multicast fleets): ignored. */
+  lagAcksIgnored: number;
 }
 
 /** Receiver options for a parsed `sync` config section (multicast unless unicast_peer is set). */
 export function receiverOptionsFromConfig(
   cfg: SyncConfig,
   auth: SyncAuth,
-  handlers: Pick<SyncReceiverOptions, 'onEntries' | 'onSnapshotRequest' | 'onSnapshotEnd' | 'onError' | 'onDrop'>,
+  handlers: Pick<SyncReceiverOptions, 'onEntries' | 'onSnapshotRequest' | 'onSnapshotEnd' | 'onError' | 'onDrop' | 'onRtt' | 'sentLog'>,
 ): SyncReceiverOptions {
   const targets = targetsFromConfig(cfg);
   const unicast = cfg.unicast_peer.length > 0;
@@ -168,8 +220,13 @@ export class SyncReceiver {
     snapshotRequestsSent: 0,
     callbackErrors: 0,
     sendErrors: 0,
+    lagAcksSent: 0,
+    lagAcksReceived: 0,
+    lagAcksIgnored: 0,
   };
   readonly #opts: SyncReceiverOptions;
+  readonly #clock: () => number;
+  #lastLagAck = -Infinity;
   readonly #sock: SocketAsPromised;
   readonly #ctx: AcceptContext;
   readonly #targets: readonly SyncTarget[];
@@ -179,7 +236,8 @@ export class SyncReceiver {
     this.#opts = opts;
     this.#sock = sock;
     const replay = opts.replay instanceof ReplayGuard ? opts.replay : new ReplayGuard(opts.replay);
-    this.#ctx = { syncId: opts.syncId, auth: opts.auth, replay, requests: new Set() };
+    this.#ctx = { syncId: opts.syncId, auth: opts.auth, replay, requests: new Set(), ...(opts.sentLog ? { sent: opts.sentLog } : {}) };
+    this.#clock = opts.clock ?? monotonicMs;
     this.#targets =
       opts.requestTargets ?? (opts.multicast ? [{ address: opts.multicast.group, port: opts.port }] : []);
   }
@@ -277,8 +335,30 @@ export class SyncReceiver {
     }
   }
 
+  /**
+   * Answers a version-2 update with a lag-ack (at most every lagAckIntervalMs): the sender learns
+   * the round trip, hence the transit it writes into its next messages.
+   */
+  #lagAck(info: MessageInfo): void {
+    const every = this.#opts.lagAckIntervalMs ?? 100;
+    if (every < 0 || info.receivedAt === undefined) return;
+    const now = this.#clock();
+    if (now - this.#lastLagAck < every) return;
+    this.#lastLagAck = now;
+    const port = this.#targets.find((t) => t.address === info.from.address)?.port ?? this.#opts.port;
+    const buf = this.#ctx.auth.seal(encodeLagAck(this.#opts.syncId, { bootId: info.bootId, seq: info.seq, holdUs: (now - info.receivedAt) * 1000 }));
+    this.#sock.send(buf, port, info.from.address).then(
+      () => void this.counters.lagAcksSent++,
+      (err: unknown) => {
+        this.counters.sendErrors++;
+        this.#report(err);
+      },
+    );
+  }
+
   #onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     if (this.#closing) return;
+    const receivedAt = this.#clock();
     this.counters.bytes += msg.length;
     const from: SyncTarget = { address: rinfo.address, port: rinfo.port };
     const r = acceptDatagram(msg, rinfo.address, this.#ctx);
@@ -294,13 +374,22 @@ export class SyncReceiver {
       return;
     }
     this.counters.messages++;
-    const info: MessageInfo = { kind: r.kind, from, bootId: r.bootId, seq: r.seq };
+    const info: MessageInfo = { kind: r.kind, from, bootId: r.bootId, seq: r.seq, version: r.version, receivedAt, ...(r.timing ? { timing: r.timing } : {}) };
     try {
       switch (r.kind) {
         case 'update':
         case 'snapshot':
           this.counters.entries += r.entries.length;
           this.#opts.onEntries(r.entries, info);
+          if (r.kind === 'update' && r.timing) this.#lagAck(info);
+          break;
+        case 'lag-ack':
+          if (r.sentAt === undefined) {
+            this.counters.lagAcksIgnored++;
+            break;
+          }
+          this.counters.lagAcksReceived++;
+          this.#opts.onRtt?.({ rttMs: receivedAt - r.sentAt - r.lagEcho!.holdUs / 1000, from, bootId: r.bootId });
           break;
         case 'snapshot-request':
           this.counters.snapshotRequestsReceived++;

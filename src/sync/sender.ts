@@ -12,7 +12,9 @@ import { performance } from 'node:perf_hooks';
 import type { SyncConfig } from '../config/types.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import type { SyncAuth } from './auth.js';
-import { DEFAULT_MAX_PAYLOAD, MessageBuilder, checkMaxPayload, encodeControl, type RequestEcho } from './codec.js';
+import { monotonicMs } from '../util/clock.js';
+import { DEFAULT_MAX_PAYLOAD, MessageBuilder, checkMaxPayload, encodeControl, stampTiming, type RequestEcho } from './codec.js';
+import type { SentLog } from './lag.js';
 import type { SnapshotRequest } from './receiver.js';
 import {
   type SyncEntry,
@@ -71,6 +73,15 @@ export interface SyncSenderOptions {
     req: SnapshotRequest,
   ) => Iterable<SyncEntry> | void | Promise<Iterable<SyncEntry> | void>;
   readonly onError?: (err: unknown) => void;
+  /**
+   * Lag measurement (lag.ts): update messages are recorded here by sequence number when sent, so a
+   * peer's lag-ack can be matched; absent = not recorded.
+   */
+  readonly sentLog?: SentLog;
+  /** The one-way transit estimate (us) written into each version-2 message; absent or null = unknown. */
+  readonly transitUs?: () => number | null;
+  /** Monotonic ms (observation times use the same clock). Default monotonicMs. */
+  readonly clock?: () => number;
 }
 
 export interface SyncSenderCounters {
@@ -98,10 +109,15 @@ export interface SnapshotResult {
   readonly ms: number;
 }
 
+/** A datagram waiting for the socket: unsealed; stamped (version 2 timing) and sealed when sent. */
 interface Outgoing {
   buf: Buffer;
   entries: number;
   to: readonly SyncTarget[];
+  /** Per entry, when it was observed (update/snapshot messages). */
+  observed?: readonly number[];
+  /** An update message: recorded in the sent log for lag-acks. */
+  update?: boolean;
 }
 
 /** Sender options for a parsed `sync` config section. */
@@ -148,6 +164,7 @@ export class SyncSender {
   #pump: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   readonly #answering = new Set<string>();
+  readonly #clock: () => number;
 
   /** With an explicit transport (tests, or a socket the caller owns). */
   constructor(opts: SyncSenderOptions, transport: SyncTransport) {
@@ -160,6 +177,7 @@ export class SyncSender {
     this.#interval = opts.flushIntervalMs ?? 100;
     this.#maxQueue = opts.maxQueue ?? 16384;
     this.#batch = new MessageBuilder(opts.syncId, 'update', this.#maxPayload);
+    this.#clock = opts.clock ?? monotonicMs;
   }
 
   /** Creates the UDP socket (dgram-as-promised) and the sender. Throws KeepaliveError E_SOCKET. */
@@ -204,18 +222,24 @@ export class SyncSender {
   /**
    * Adds entries to the current batch. A full batch is sealed and sent at once; a partial
    * one after flushIntervalMs. Throws RangeError on an invalid entry (nothing after it is
-   * added). After close() entries are dropped and counted.
+   * added). After close() entries are dropped and counted. `observedAt`: when the entries were
+   * observed (monotonic ms, one for all or one per entry); default now. Their age at sending
+   * travels with them (version 2 timing).
    */
-  enqueue(entries: SyncEntry | Iterable<SyncEntry>): void {
+  enqueue(entries: SyncEntry | Iterable<SyncEntry>, observedAt?: number | readonly number[]): void {
     const list: Iterable<SyncEntry> = Symbol.iterator in (entries as object) ? (entries as Iterable<SyncEntry>) : [entries as SyncEntry];
     if (this.#closing) {
       for (const _ of list) this.counters.droppedAfterClose++;
       return;
     }
+    const now = typeof observedAt === 'number' ? observedAt : this.#clock();
+    let i = 0;
     for (const e of list) {
-      if (!this.#batch.add(e)) {
+      const at = Array.isArray(observedAt) ? ((observedAt as readonly number[])[i] ?? now) : now;
+      i++;
+      if (!this.#batch.add(e, at)) {
         this.#finishBatch();
-        this.#batch.add(e);
+        this.#batch.add(e, at);
       }
     }
     if (this.#batch.count > 0 && this.#timer === undefined) {
@@ -244,33 +268,30 @@ export class SyncSender {
     this.#finishBatch();
     // The answer to a request starts with the ack echoing it: the requester's proof that this
     // boot is live now (it accepts nothing of an unproven boot, see ReplayGuard).
-    if (echo) {
-      const ack = this.#opts.auth.seal(encodeControl('snapshot-ack', this.#opts.syncId, undefined, echo));
-      this.#push({ buf: ack, entries: 0, to: targets });
-    }
+    if (echo) this.#push({ buf: encodeControl('snapshot-ack', this.#opts.syncId, undefined, echo), entries: 0, to: targets });
     const b = new MessageBuilder(this.#opts.syncId, 'snapshot', this.#maxPayload);
     let messages = 0;
     let count = 0;
     let bytes = 0;
-    const push = (buf: Buffer, n: number): void => {
-      this.#opts.auth.seal(buf);
+    const observedAt = this.#clock();
+    const push = (buf: Buffer, n: number, observed?: readonly number[]): void => {
       bytes += buf.length;
-      this.#push({ buf, entries: n, to: targets });
+      this.#push({ buf, entries: n, to: targets, ...(observed ? { observed } : {}) });
+    };
+    const finish = (): void => {
+      const n = b.count;
+      const m = b.finishMessage();
+      push(m.buf, n, m.observed);
+      messages++;
     };
     for (const e of entries) {
-      if (!b.add(e)) {
-        const n = b.count;
-        push(b.finish(), n);
-        messages++;
-        b.add(e);
+      if (!b.add(e, observedAt)) {
+        finish();
+        b.add(e, observedAt);
       }
       count++;
     }
-    if (b.count > 0) {
-      messages++;
-      const n = b.count;
-      push(b.finish(), n);
-    }
+    if (b.count > 0) finish();
     push(encodeControl('snapshot-end', this.#opts.syncId, { messages, entries: count }), 0);
     this.#kick();
     await this.#drain();
@@ -328,8 +349,8 @@ export class SyncSender {
     }
     if (this.#batch.count === 0) return;
     const n = this.#batch.count;
-    const buf = this.#opts.auth.seal(this.#batch.finish());
-    this.#push({ buf, entries: n, to: this.#opts.targets });
+    const m = this.#batch.finishMessage();
+    this.#push({ buf: m.buf, entries: n, to: this.#opts.targets, observed: m.observed, update: true });
     this.#kick();
   }
 
@@ -355,7 +376,12 @@ export class SyncSender {
   }
 
   async #run(): Promise<void> {
+    let burst = 0;
     while (this.#qHead < this.#queue.length) {
+      // A long queue (a 100,000-entry snapshot is thousands of datagrams) must not keep the event
+      // loop from its I/O: datagram sends complete without reaching the poll phase, so without
+      // this nothing else (VRRP adverts, this director's own receiver) would run until the end.
+      if (++burst % 64 === 0) await new Promise<void>((r) => setImmediate(r));
       const o = this.#queue[this.#qHead]!;
       this.#queue[this.#qHead] = undefined as unknown as Outgoing;
       this.#qHead++;
@@ -363,6 +389,12 @@ export class SyncSender {
         this.#queue.splice(0, this.#qHead);
         this.#qHead = 0;
       }
+      // Stamped and sealed as it leaves: sequence numbers follow the order on the wire, and the
+      // entries' ages run to this moment.
+      const now = this.#clock();
+      if (o.observed) stampTiming(o.buf, o.observed, now, this.#opts.transitUs?.() ?? null);
+      this.#opts.auth.seal(o.buf);
+      if (o.update && o.entries > 0) this.#opts.sentLog?.record(this.#opts.auth.lastSeq, now);
       for (const t of o.to) {
         try {
           await this.#transport.send(o.buf, t.port, t.address);

@@ -15,6 +15,11 @@
  *    swept every second). On start and on demotion it requests a snapshot, retried (1 s, doubling
  *    to 10 s) until a snapshot-end arrives.
  *
+ * Lag (lag.ts, docs/sync-protocol.md "Lag"): the master stamps each entry's age (observed ->
+ * sent) and its transit estimate (half the round trip its lag-acks measure) into the version-2
+ * messages; the backup adds the time to write the entries into its table and keeps the lags of the
+ * last entries (status `lag`: p50/p99/last).
+ *
  * Promotion (`setMaster(true)`): the table's templates and UDP flows are handed to the data
  * plane (DataPlane.restore) synchronously, before setMaster returns its promise, so a serve()
  * posted to the worker after it (VirtualServerManager.setOwnership) is processed after the
@@ -32,8 +37,10 @@ import type { SyncConfig } from '../config/types.js';
 import type { SyncStatusReport } from '../daemon/status.js';
 import type { ConnectionEvent, ConnectionSnapshot, ConnectionState, ConnRef, RestoreEntry } from '../lvs/dataplane/contract.js';
 import { addrMatch, matchesPort, serviceKey, singlePort, type Endpoint, type ServiceKey, type ServiceMatch, type VirtualService } from '../util/endpoint.js';
+import { monotonicMs } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import { SyncAuth } from './auth.js';
+import { LagWindow, PeerRtt, SentLog, entryLagMs } from './lag.js';
 import type { SnapshotTotals } from './codec.js';
 import { type MessageInfo, type SnapshotRequest, type SyncReceiverOptions, SyncReceiver, receiverOptionsFromConfig } from './receiver.js';
 import { type SyncSenderOptions, SyncSender, senderOptionsFromConfig } from './sender.js';
@@ -58,6 +65,8 @@ export interface SyncServiceOptions {
   readonly log?: SyncLog;
   /** Milliseconds for table expiries. Default performance-free Date.now. */
   readonly now?: () => number;
+  /** Monotonic milliseconds for lag (observation times of data-plane events use it). Default monotonicMs. */
+  readonly clock?: () => number;
   /** Shared signing identity. Default SyncAuth.fromConfig(config). */
   readonly auth?: SyncAuth;
   /** Overrides of the config-derived socket options (tests: loopback ports and targets). */
@@ -74,6 +83,7 @@ export interface SyncServiceOptions {
 }
 
 const secs = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 const wire = (e: Endpoint) => ({ address: e.address, port: e.port });
 
 /**
@@ -210,6 +220,11 @@ export class SyncService {
     snapshotRequestsIgnoredAsBackup: 0,
     errors: 0,
   };
+  readonly #clock: () => number;
+  readonly #sent = new SentLog();
+  readonly #rtt = new PeerRtt();
+  readonly #lag = new LagWindow();
+  #lastTransitUs: number | null = null;
   #lastSnapshotMs: number | null = null;
   #lastSnapshotAt: number | null = null;
   readonly #dropLogged = new Map<string, number>();
@@ -218,6 +233,7 @@ export class SyncService {
     this.#opts = opts;
     this.#log = opts.log;
     this.#now = opts.now ?? Date.now;
+    this.#clock = opts.clock ?? monotonicMs;
     this.#ids = new ServiceIndex(opts.virtualServers);
     this.table = new SyncTable({ now: this.#now });
     this.#retryDelay = opts.snapshotRetryMs ?? 1000;
@@ -231,6 +247,9 @@ export class SyncService {
     s.#sender = await SyncSender.open({
       ...senderOptionsFromConfig(opts.config, auth, { onError, onSnapshotRequest: () => s.#snapshotEntries() }),
       flushIntervalMs: 5,
+      sentLog: s.#sent,
+      transitUs: () => s.#rtt.transitUs(s.#clock()),
+      clock: s.#clock,
       ...opts.sender,
     });
     try {
@@ -241,7 +260,10 @@ export class SyncService {
           onSnapshotEnd: (totals) => s.#onSnapshotEnd(totals),
           onError,
           onDrop: (reason, detail, from) => s.#onDrop(reason, detail, from.address),
+          sentLog: s.#sent,
+          onRtt: (x) => s.#rtt.add(`${x.from.address} ${x.bootId}`, x.rttMs, s.#clock()),
         }),
+        clock: s.#clock,
         ...opts.receiver,
       });
     } catch (err) {
@@ -305,6 +327,7 @@ export class SyncService {
     const s = this.#sender.counters;
     const r = this.#receiver.counters;
     const sizes = this.table.sizes();
+    const rtt = this.#rtt.rttMs(this.#clock());
     return {
       role: this.role,
       instance: this.#opts.config.instance,
@@ -325,6 +348,8 @@ export class SyncService {
         dropped: { ...r.dropped },
         snapshot_requests_sent: r.snapshotRequestsSent,
       },
+      lag: { ...this.#lag.summary(), transit_ms: this.#lastTransitUs === null ? null : round3(this.#lastTransitUs / 1000) },
+      echo: { acks_sent: r.lagAcksSent, acks_received: r.lagAcksReceived, rtt_ms: rtt === null ? null : round3(rtt) },
       snapshots_received: this.#counters.snapshotsReceived,
       snapshots_incomplete: this.#counters.snapshotsIncomplete,
       last_snapshot_ms: this.#lastSnapshotMs,
@@ -353,15 +378,19 @@ export class SyncService {
   #onEvents(events: readonly ConnectionEvent[]): void {
     if (!this.#master || this.#closed) return;
     const out: SyncEntry[] = [];
+    const observed: number[] = [];
+    const now = this.#clock();
     for (const ev of events) {
       const e = this.#ids.entryFromEvent(ev);
-      if (e) out.push(e);
-      else this.#counters.eventsUnsyncable++;
+      if (e) {
+        out.push(e);
+        observed.push(ev.observedAt ?? now);
+      } else this.#counters.eventsUnsyncable++;
     }
     if (out.length === 0) return;
     this.#counters.eventsSent += out.length;
     try {
-      this.#sender.enqueue(out);
+      this.#sender.enqueue(out, observed);
     } catch (err) {
       this.#error(err);
       return;
@@ -414,7 +443,20 @@ export class SyncService {
       return;
     }
     this.table.apply(entries, info.kind === 'snapshot');
+    if (info.kind === 'update') this.#recordLag(entries.length, info);
     this.#opts.onApplied?.(entries, info);
+  }
+
+  /** The lags of update entries just written: age (master) + transit (echo) + receipt -> now (here). */
+  #recordLag(n: number, info: MessageInfo): void {
+    const t = info.timing;
+    if (!t || info.receivedAt === undefined) {
+      for (let i = 0; i < n; i++) this.#lag.add(null);
+      return;
+    }
+    this.#lastTransitUs = t.transitUs;
+    const local = this.#clock() - info.receivedAt;
+    for (let i = 0; i < n; i++) this.#lag.add(entryLagMs(t.agesUs[i], t.transitUs, local));
   }
 
   #onSnapshotEnd(totals: SnapshotTotals): void {

@@ -54,7 +54,9 @@ function parseIpv6(text: string): Buffer {
  * VRRP never carries them and one spelling per address keeps comparisons simple.
  */
 export function formatIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
+  // Template, not Array.from().join(): several times faster, and connection sync formats every
+  // client address of a 100,000-entry table dump (docs/hitless.md, the fresh-backup profile).
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) throw new RangeError(`address must be 4 or 16 bytes, got ${bytes.length}`);
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
@@ -80,6 +82,9 @@ export function formatIp(bytes: Uint8Array): string {
 
 /** Canonical text of an address of `family`, or null if it is not one. */
 export function canonicalIp(text: string, family: IpFamily): string | null {
+  // A dotted quad isIPv4 accepts is already canonical (no leading zeros, each part 0..255): no
+  // round trip through bytes.
+  if (family === 4) return isIPv4(text) ? text : null;
   const bytes = parseIp(text, family);
   return bytes ? formatIp(bytes) : null;
 }

@@ -36,6 +36,13 @@ export interface VrrpDeps {
   /** An instance's VIPs are now in place (MASTER) or about to go (leaving MASTER). */
   onOwnership?: (instance: string, owned: boolean) => void;
   /**
+   * Runs on becoming MASTER, before the instance's VIPs are put on the interface (the state
+   * machine and its adverts go on meanwhile; only the VIP add waits). The daemon commits the
+   * peer's conntrack entries there, so the first packet that reaches the VIP finds them. It must
+   * bound its own wait.
+   */
+  beforeVips?: (instance: string) => Promise<void>;
+  /**
    * Enforces accept = false (src/net/accept-filter.ts): the VIPs of a non-owner MASTER with
    * accept = false go into its drop sets before they are put on the interface, and out after.
    */
@@ -228,8 +235,10 @@ export class VrrpManager {
         // keepalived's order: addresses, then routes and rules (a route may use a VIP as src).
         // accept = false: the drop filter is in place before the VIPs are, and lifted after.
         addVips: async () => {
+          await deps.beforeVips?.(rt.cfg.name).catch((err: unknown) => log().warn({ err: errorMessage(err) }, `VRRP ${rt.cfg.name}: before adding the VIPs`));
           if (blocksVips(rt.cfg)) await this.#filterAdd(rt.cfg);
           await rt.vips!.acquire();
+          log().debug({}, `VRRP ${rt.cfg.name}: VIPs added`);
           await rt.routes?.install();
         },
         removeVips: async () => {

@@ -1,5 +1,6 @@
 // Runs keepalive-ts itself inside lab hosts and talks to it over its control socket.
 import { mkdir, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../../src/cli/control-client.js';
@@ -9,6 +10,18 @@ import { waitFor } from './procs.js';
 
 /** dist/src/cli/main.js, resolved from this compiled file (dist/test/lib/daemon.js). */
 export const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+/**
+ * The node options of the CLI's shebang line (`#!/usr/bin/env -S node OPTIONS`): the daemon is
+ * started with them, as the installed `keepalive-ts` command runs.
+ */
+export function cliNodeArgs(): string[] {
+  const first = readFileSync(CLI, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
+  if (!m) throw new Error(`unexpected shebang in ${CLI}: ${first}`);
+  return m[1]!.trim().split(/\s+/).filter(Boolean);
+}
+
 
 export interface Director {
   host: LabHost;
@@ -20,7 +33,7 @@ export interface Director {
 }
 
 /** Writes `toml` and starts `keepalive-ts run` in `host`; resolves once its control socket answers. */
-export async function startDirector(lab: Lab, host: LabHost, toml: string, opts: { args?: string[]; env?: Record<string, string>; wrap?: string[] } = {}): Promise<Director> {
+export async function startDirector(lab: Lab, host: LabHost, toml: string, opts: { args?: string[]; env?: Record<string, string>; wrap?: string[]; nodeArgs?: string[]; startTimeoutMs?: number } = {}): Promise<Director> {
   const dir = join(lab.tmpDir, `kt-${host.name}`);
   await mkdir(dir, { recursive: true });
   const configPath = join(dir, 'keepalive.toml');
@@ -30,7 +43,8 @@ export async function startDirector(lab: Lab, host: LabHost, toml: string, opts:
   // daemon on this machine, whatever namespace it runs in.
   const pidArgs = (opts.args ?? []).includes('--pid-file') ? [] : ['--pid-file', join(dir, 'kt.pid')];
   // `wrap`: a command line the daemon is exec'd from (e.g. prlimit, or unshare for a private mount namespace).
-  const proc = host.spawn([...(opts.wrap ?? []), 'node', CLI, 'run', '--config', configPath, '--control-socket', socket, ...pidArgs, '--log-format', 'pretty', '--log-level', 'debug', ...(opts.args ?? [])], { env: opts.env });
+  // `nodeArgs`: options of node itself (e.g. --cpu-prof, which NODE_OPTIONS refuses).
+  const proc = host.spawn([...(opts.wrap ?? []), 'node', ...cliNodeArgs(), ...(opts.nodeArgs ?? []), CLI, 'run', '--config', configPath, '--control-socket', socket, ...pidArgs, '--log-format', 'pretty', '--log-level', 'debug', ...(opts.args ?? [])], { env: opts.env });
   const status = async () => {
     const r = await controlRequest(socket, 'status', {}, 5_000);
     if (!r.ok) throw new Error(r.error.message);
@@ -41,7 +55,7 @@ export async function startDirector(lab: Lab, host: LabHost, toml: string, opts:
   await waitFor(async () => {
     if (dead) throw new Error(`keepalive-ts on ${host.name} exited:\n${proc.output()}`);
     return status().then(() => true, () => false);
-  }, 30_000, `keepalive-ts control socket on ${host.name}`, 50); // node's start-up is slow on a loaded machine
+  }, opts.startTimeoutMs ?? 30_000, `keepalive-ts control socket on ${host.name}`, 50); // node's start-up is slow on a loaded machine
   return {
     host, proc, configPath, socket, status,
     instance: async (name = 'VI_1') => {

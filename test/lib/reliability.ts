@@ -1,6 +1,6 @@
 // Small helpers shared by the reliability tests (test/netns/reliability-*.test.ts) and the
 // reliability benchmarks (bench/jitter.ts, scale.ts, health.ts, soak.ts). Framework-free.
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import type { LabHost } from './lab-core.js';
 
 /** Sets the usual load-test sysctls in a host's namespace (many short connections). */
@@ -82,6 +82,69 @@ export async function rssKiB(pid: number): Promise<number> {
   const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const m = /VmRSS:\s+(\d+) kB/.exec(s);
   return m ? Number(m[1]) : Number.NaN;
+}
+
+/** `pid` and every process below it (children of children…), from /proc/PID/task/TID/children. */
+export async function processTree(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  const todo = [pid];
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    out.push(p);
+    const tids = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
+    for (const t of tids) {
+      const kids = await readFile(`/proc/${p}/task/${t}/children`, 'utf8').catch(() => '');
+      for (const k of kids.split(/\s+/)) if (k) todo.push(Number(k));
+    }
+  }
+  return out;
+}
+
+/**
+ * Memory of a whole side of a comparison: `pid` and every process below it (all their threads
+ * share their process's memory), KiB: RSS and PSS (proportional: shared pages divided among the
+ * processes mapping them) summed from /proc/PID/smaps_rollup. NaN when `pid` is gone.
+ */
+export async function memoryKiB(pid: number): Promise<{ rss: number; pss: number; processes: number }> {
+  let rss = 0;
+  let pss = 0;
+  let processes = 0;
+  for (const p of await processTree(pid)) {
+    const s = await readFile(`/proc/${p}/smaps_rollup`, 'utf8').catch(() => '');
+    const r = /^Rss:\s+(\d+) kB/m.exec(s);
+    const q = /^Pss:\s+(\d+) kB/m.exec(s);
+    if (!r || !q) continue;
+    rss += Number(r[1]);
+    pss += Number(q[1]);
+    processes++;
+  }
+  return processes === 0 ? { rss: Number.NaN, pss: Number.NaN, processes } : { rss, pss, processes };
+}
+
+/** CPU seconds (user + system) of `pid` and every process below it, all threads. */
+export async function treeCpuSeconds(pid: number): Promise<number> {
+  let sum = 0;
+  for (const p of await processTree(pid)) {
+    const c = await cpuSeconds(p);
+    if (Number.isFinite(c)) sum += c;
+  }
+  return sum;
+}
+
+/**
+ * CPU seconds per thread of one process: Map "name/tid" -> seconds ("main" for the thread whose
+ * tid is the pid, else the thread's comm).
+ */
+export async function threadCpuSeconds(pid: number): Promise<Map<string, number>> {
+  const m = new Map<string, number>();
+  for (const t of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const s = await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8').catch(() => '');
+    if (!s) continue;
+    const name = Number(t) === pid ? 'main' : s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    m.set(`${name}/${t}`, (Number(rest[11]) + Number(rest[12])) / 100);
+  }
+  return m;
 }
 
 /** CPU time (user + system, all threads) a process has used, in seconds. */

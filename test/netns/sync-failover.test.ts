@@ -1,10 +1,12 @@
 // Connection sync across a failover, end to end: two keepalive-ts directors with [sync], nginx and
 // UDP echo real servers, clients in their own namespace. The master is crashed (SIGKILL + cable
 // pulled); the backup takes over with the synced persistence templates and UDP flows.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, waitFor, sleep, type Lab, type LabHost } from '../lib/netns.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
-import { startNginx } from '../lib/servers.js';
+import { httpGet, startNginx } from '../lib/servers.js';
 import { httpBatch } from '../lib/clients.js';
 import type { LabProcess } from '../lib/procs.js';
 import { assertWithinBound } from '../lib/timing.js';
@@ -174,4 +176,86 @@ netnsTest('a restarted backup gets the full table from a snapshot at start-up', 
   t.not(s.last_snapshot_ms, null, 'the table came from a snapshot');
   assertWithinBound(t, s.last_snapshot_ms!, 1_000, 'snapshot asked -> complete');
   t.is(s.role, 'backup');
+});
+
+/**
+ * A relay on the sync path that can delay it (the kernel here has no netem): listens on 8848 at its
+ * own address and passes datagrams between the two directors, each after the delay (ms) read from
+ * the file argv[1] (absent: 0), in both directions.
+ */
+const SYNC_RELAY = `
+const dgram = require('node:dgram');
+const fs = require('node:fs');
+const [file, a, b] = process.argv.slice(1);
+let delay = 0;
+setInterval(() => { try { delay = Number(fs.readFileSync(file, 'utf8')) || 0; } catch { delay = 0; } }, 50);
+const s = dgram.createSocket('udp4');
+s.on('message', (m, r) => {
+  const to = r.address === a ? b : r.address === b ? a : null;
+  if (to) setTimeout(() => s.send(m, 8848, to), delay);
+});
+s.bind(8848, () => console.log('relay ready'));`;
+
+netnsTest('measured sync lag: a 50 ms delay on the sync path each way raises the lag the backup reports by about 50 ms (the echo halves the round trip)', async (t) => {
+  const f = await farm(t);
+  const relay = await f.lab.addHost('dl', { ipv4: '10.77.0.13/24' });
+  const delayFile = join(f.lab.tmpDir, 'sync-delay');
+  const rp = relay.spawn([process.execPath, '-e', SYNC_RELAY, delayFile, '10.77.0.11', '10.77.0.12']);
+  await rp.waitForOutput(/relay ready/, 5_000);
+  // Both directors send their sync traffic to the relay (unicast), which passes it on.
+  const toml = (h: LabHost, prio: number) => directorToml({ routerId: h.name, priority: prio, vips: [`${VIP}/24`], garpDelay: 0, extra: `${services()}unicast_peer = ["10.77.0.13"]\n` })
+    .replace('metrics_listen = ""', `metrics_listen = "${h === f.b ? '10.77.0.12' : '10.77.0.11'}:9650"`);
+  const da = await startDirector(f.lab, f.a, toml(f.a, 150));
+  await master(da);
+  const db = await startDirector(f.lab, f.b, toml(f.b, 100));
+  await waitFor(async () => (await db.status()).sync?.snapshots_received === 1, 5_000, 'db got the initial snapshot (through the relay)');
+
+  /** New connections (each a conn_new and a conn_end on the master) for `ms`, sampling the backup's last lag. */
+  const phase = async (ms: number, settleMs: number): Promise<{ lags: number[]; rtt: number | null }> => {
+    const traffic = httpBatch(f.client, VIP, 80, Math.ceil((ms + settleMs) / 40), { pauseMs: 30 });
+    await sleep(settleMs); // the round-trip estimate follows the path (median of the last 9 echoes, one per 100 ms at most)
+    const lags: number[] = [];
+    const end = Date.now() + ms;
+    let before = (await db.status()).sync!.lag.measured;
+    while (Date.now() < end) {
+      await sleep(100);
+      const l = (await db.status()).sync!.lag;
+      if (l.measured > before && l.last_ms !== null) lags.push(l.last_ms);
+      before = l.measured;
+    }
+    await traffic;
+    return { lags, rtt: (await da.status()).sync!.echo.rtt_ms };
+  };
+  const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+
+  const base = await phase(2_000, 1_000);
+  writeFileSync(delayFile, '50');
+  const slow = await phase(2_500, 2_000);
+  const s = (await db.status()).sync!;
+  t.log(`lag (last entry, sampled): direct ${med(base.lags).toFixed(1)} ms (${base.lags.length} samples), +50 ms each way ${med(slow.lags).toFixed(1)} ms (${slow.lags.length}); rtt ${base.rtt} -> ${slow.rtt} ms; window p50 ${s.lag.p50_ms} p99 ${s.lag.p99_ms} ms, ${s.lag.measured} measured, ${s.lag.unmeasured} not`);
+  t.true(base.lags.length >= 5 && slow.lags.length >= 5, 'entries kept arriving');
+  t.true(s.lag.measured > 20);
+  t.true(s.echo.acks_sent > 5, 'the backup answered with lag-acks');
+  t.true(base.rtt !== null && slow.rtt !== null);
+  // Generous bounds (a shared, loaded machine): the round trip grows by the 100 ms the relay adds,
+  // the reported lag by half of it.
+  t.true(slow.rtt! - base.rtt! >= 80 && slow.rtt! - base.rtt! <= 250, `rtt ${base.rtt} -> ${slow.rtt} ms`);
+  const rise = med(slow.lags) - med(base.lags);
+  t.true(rise >= 35 && rise <= 130, `lag rose by ${rise.toFixed(1)} ms`);
+
+  // /metrics says what status --json says (the window does not move while no entry arrives).
+  await sleep(300);
+  const st = (await db.status()).sync!;
+  const metrics = (await httpGet(f.b, '10.77.0.12', 9650, '/metrics')).body;
+  const sample = (name: string) => Number(new RegExp(`^keepalive_ts_${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+  t.is(sample('sync_lag_p50_seconds'), st.lag.p50_ms! / 1000);
+  t.is(sample('sync_lag_p99_seconds'), st.lag.p99_ms! / 1000);
+  t.is(sample('sync_lag_last_seconds'), st.lag.last_ms! / 1000);
+  t.is(sample('sync_lag_entries_total\\{measured="true"\\}'), st.lag.measured);
+  t.is(sample('sync_lag_entries_total\\{measured="false"\\}'), st.lag.unmeasured);
+  t.is(sample('sync_entries'), st.table.templates + st.table.udp_flows + st.table.conns);
+  const ma = (await httpGet(f.a, '10.77.0.11', 9650, '/metrics')).body;
+  const rttA = Number(/^keepalive_ts_sync_rtt_seconds (\S+)$/m.exec(ma)?.[1] ?? NaN);
+  t.true(Math.abs(rttA * 1000 - (await da.status()).sync!.echo.rtt_ms!) < 50, 'the master exports its round trip');
+  await rp.kill();
 });

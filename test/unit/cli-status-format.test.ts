@@ -142,6 +142,23 @@ test('status text shows BGP sessions and prefixes with the reason of the last wi
   t.notRegex(formatStatus({ ...s, bgp: undefined }), /BGP/);
 });
 
+test('status text shows connection sync: entries held, the measured lag, the last full resync, rejects by reason', (t) => {
+  const sync: NonNullable<StatusReport['sync']> = {
+    role: 'backup', instance: 'VI_1', table: { templates: 20, udp_flows: 1, conns: 4000 },
+    sent: { messages: 0, entries: 0, bytes: 0, send_errors: 0, queue_drops: 0, snapshots: 0, snapshot_requests: 0 },
+    received: { messages: 900, entries: 4021, bytes: 1, dropped: { bad_hmac: 5, replayed: 0 }, snapshot_requests_sent: 1 },
+    lag: { p50_ms: 3.25, p99_ms: 61.4, max_ms: 80, last_ms: 2.5, window: 4021, measured: 4021, unmeasured: 2, transit_ms: 0.2 },
+    echo: { acks_sent: 50, acks_received: 0, rtt_ms: null },
+    snapshots_received: 1, snapshots_incomplete: 0, last_snapshot_ms: 412, last_snapshot_at: Date.UTC(2026, 10, 29, 16, 0, 0),
+    promotions: 0, demotions: 0, restored: 0, ignored_as_master: 0, errors: 0,
+  };
+  const out = formatStatus({ ...STATUS, sync });
+  t.regex(out, /Connection sync {2}backup \(follows VI_1\) {2}held 4021 \(templates 20, udp flows 1, conns 4000\)/);
+  t.regex(out, /lag p50 3\.3 ms {2}p99 61 ms {2}last 2\.5 ms {2}\(last 4021 entries; 4021 measured, 2 not\) {2}rtt -/);
+  t.regex(out, /last full resync 2026-11-29T16:00:00Z in 412 ms {2}rejects: bad_hmac 5\n/);
+  t.notRegex(formatStatus(STATUS), /Connection sync/);
+});
+
 test('status notes a proxy service whose TCP bytes go through node:net (native relay unavailable), nothing for the native relay', (t) => {
   const list = (relay: 'native' | 'node') => formatIpvs({ ...STATUS, virtual_servers: [{ ...web, relay }] });
   t.regex(list('node'), /TCP {2}10\.0\.0\.50:80 wlc.*# .*relayed by node:net/);

@@ -187,3 +187,17 @@ test('check reports sync key problems with file:line and key: refused key files 
   t.is(r4.code, 1);
   t.regex(r4.err, /short\.toml:10 sync\.auth_key: must be >= 16 characters long, got 5 \(a sync key needs at least 16 bytes/);
 });
+
+test('the installed command runs node with a small young generation (the shebang), and the test daemons get the same', async (t) => {
+  const { cliNodeArgs } = await import('../lib/daemon.js');
+  t.deepEqual(cliNodeArgs(), ['--max-semi-space-size=1']);
+  // executed through its shebang (env -S), as /usr/local/bin/keepalive-ts is: the flag takes effect
+  const dir = mkdtempSync(join(tmpdir(), 'kt-shebang-'));
+  const probe = join(dir, 'probe.mjs');
+  const first = spawnSync('head', ['-1', CLI], { encoding: 'utf8' }).stdout;
+  writeFileSync(probe, `${first}import v8 from 'node:v8';\nconsole.log(v8.getHeapSpaceStatistics().length > 0 && process.execArgv.join(' '));\n`);
+  chmodSync(probe, 0o755);
+  const r = spawnSync(probe, [], { encoding: 'utf8', timeout: 20_000 });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout.trim(), '--max-semi-space-size=1');
+});

@@ -2,7 +2,7 @@
 // and conntrackd as keepalive-ts runs it (sync/conntrackd-plan.ts).
 import test from 'ava';
 import { diffTables, indexRows } from '../../src/lvs/dataplane/nftables/elements.js';
-import { conntrackdConf, conntrackdSettings, GUARD_TABLE, guardRuleset, parseConntrackdStats, ROLE_COMMANDS } from '../../src/sync/conntrackd-plan.js';
+import { conntrackdConf, conntrackdSettings, GUARD_TABLE, guardRuleset, parseConntrackdQueues, parseConntrackdStats, ROLE_COMMANDS } from '../../src/sync/conntrackd-plan.js';
 import { Conntrackd } from '../../src/sync/conntrackd.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,6 +94,13 @@ message tracking:
   t.is(s.malformed, 4);
   t.is(s.lost, 5);
   t.is(parseConntrackdStats('').external, null);
+});
+
+test('conntrackd -s queue: the current length of each queue (conntrackd 1.4.7 output)', (t) => {
+  const q = (name: string, cur: number, max: number) => `queue ${name}:\ncurrent elements:\t\t${String(cur).padStart(12)}\nmaximum elements:\t\t${String(max).padStart(12)}\nnot enough space errors:\t           0\n\n`;
+  const text = `allocated queue nodes:\t\t           7\n\n${q('txqueue', 2, 2147483647)}${q('errorq', 0, 128)}${q('rsqueue', 5, 131072)}`;
+  t.deepEqual([...parseConntrackdQueues(text)], [['txqueue', 2], ['errorq', 0], ['rsqueue', 5]]);
+  t.is(parseConntrackdQueues('').size, 0);
 });
 
 const SYNC = `

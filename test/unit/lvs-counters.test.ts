@@ -27,6 +27,18 @@ test('CounterCarry: totals hold while a destination is not reported and survive 
   t.deepEqual(Object.keys(more.observe('d', { ...c(1, 2), active_conns: 5, weight: 3 } as Counters)).sort(), ['conns', 'in_bytes', 'in_pkts', 'out_bytes', 'out_pkts']);
 });
 
+test('CounterCarry: an unchanged observation costs no copy, and a change after it is still carried', (t) => {
+  const carry = new CounterCarry();
+  const first = carry.observe('a', c(5, 100));
+  // the poll sees the same figures again (an idle service): the same totals, not a new object
+  t.is(carry.observe('a', c(5, 100)), first);
+  t.deepEqual(first, c(5, 100));
+  // a restart from 0 after the unchanged polls is still added to what was carried
+  t.deepEqual(carry.observe('a', c(2, 30)), c(7, 130));
+  t.deepEqual(first, c(5, 100), 'an earlier result is not changed by a later observation');
+  t.deepEqual(carry.get('a'), c(7, 130));
+});
+
 test('CounterCarry: packet counters stay null where the data plane never sees packets', (t) => {
   const carry = new CounterCarry();
   t.deepEqual(carry.observe('tcp', c(1, 10, null)), c(1, 10, null));

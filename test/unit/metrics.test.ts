@@ -186,7 +186,8 @@ function snapshot(): { status: StatusReport; extras: NonNullable<MetricsSnapshot
         { virtual_server: 'tcp/10.0.0.50:80', real_server: '10.0.0.22:80', type: 'HTTP_GET', last_duration_seconds: 3, failures: 17 },
         { virtual_server: 'udp/[2001:db8::53]:53', real_server: '[2001:db8::21]:53', type: 'MISC_CHECK', failures: 1 },
       ],
-      sync: { messages_sent: 500, messages_received: 20, rejected: { bad_version: 2, unknown_virtual_server: 1 }, entries: 345 },
+      sync: { messages_sent: 500, messages_received: 20, rejected: { bad_version: 2, unknown_virtual_server: 1 }, entries: 345,
+        lag: { p50_ms: 12.5, p99_ms: 140, last_ms: 9.25, measured: 4000, unmeasured: 3 }, rtt_ms: 0.5 },
       reload: { ok: 3, error: 1 },
       overrides: { weight: 2, drain: 1, enable: 1 },
     },
@@ -310,6 +311,12 @@ test('virtual server, real server, check, sync and reload series of a hand-built
   t.is(value(t, e, `${P}sync_rejected_total`, { reason: 'bad_version' }), 2);
   t.is(value(t, e, `${P}sync_rejected_total`, { reason: 'unknown_virtual_server' }), 1);
   t.is(value(t, e, `${P}sync_entries`), 345);
+  t.is(value(t, e, `${P}sync_lag_p50_seconds`), 0.0125);
+  t.is(value(t, e, `${P}sync_lag_p99_seconds`), 0.14);
+  t.is(value(t, e, `${P}sync_lag_last_seconds`), 0.00925);
+  t.is(value(t, e, `${P}sync_lag_entries_total`, { measured: 'true' }), 4000);
+  t.is(value(t, e, `${P}sync_lag_entries_total`, { measured: 'false' }), 3);
+  t.is(value(t, e, `${P}sync_rtt_seconds`), 0.0005);
   t.is(value(t, e, `${P}reload_total`, { result: 'ok' }), 3);
   t.is(value(t, e, `${P}reload_total`, { result: 'error' }), 1);
 

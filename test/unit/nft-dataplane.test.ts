@@ -192,3 +192,33 @@ test('stats: ipvsadm counters from the named counters, monotonic across pool cha
   await dp.stats();
   t.is(tr.scripts.at(-1), 'delete table netdev keepalive_ts\ndelete table inet keepalive_ts\n');
 });
+
+test('NAT replicated by conntrackd: an unserved service keeps its connections and its VIP:port input guard (they live on at the peer); a removed one has them ended', async (t) => {
+  // Without conntrackReplicated: unserve ends the connections (conntrack delete by mark) and lifts the guard for the cut window.
+  for (const replicated of [false, true]) {
+    const deleted: number[][] = [];
+    const tr = new FakeTransport();
+    const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet, conntrackDelete: async (marks) => void deleted.push([...marks]), ...(replicated ? { conntrackReplicated: true } : {}) });
+    const drain = { ...nat, drainMs: 0 };
+    await dp.configure([drain]);
+    await dp.setPool(drain.key, pool([['10.77.0.21', 8080, 1]]));
+    await dp.serve(drain.key);
+    t.regex(tr.scripts.join('\n'), /g_vipin_chain ip daddr \. tcp dport \{ 10\.77\.0\.50 \. 8080 \}/);
+    if (replicated) t.regex(tr.scripts.join('\n'), /midstream drop/, 'conntrackReplicated implies the mid-stream drop');
+    const before = tr.scripts.length;
+    await dp.unserve(drain.key, 0);
+    const unserveScript = tr.scripts.slice(before).join('\n');
+    if (replicated) {
+      t.deepEqual(deleted, [], 'no conntrack deletion: conntrackd would replicate it to the new master');
+      t.notRegex(unserveScript, /g_vipin/, 'the input guard stays');
+      // Served again (the VIP came back), then removed from the configuration: its connections end.
+      await dp.serve(drain.key);
+      await dp.configure([]);
+      t.is(deleted.length, 1, 'a removed service\'s connections are ended');
+    } else {
+      t.is(deleted.length, 1, 'without replication, the drained service\'s connections end');
+      t.regex(unserveScript, /g_vipin/, 'and the guard is lifted (cut window)');
+    }
+    await dp.close();
+  }
+});

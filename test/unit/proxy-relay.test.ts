@@ -203,10 +203,14 @@ for (const nativeRelay of [true, false]) {
     const c = net.connect(vip.port, vip.address);
     c.on('error', () => undefined);
     await new Promise<void>((r) => c.once('connect', () => r()));
+    // t0 is taken before the last byte goes out: the relay's last activity is after it, so the
+    // close comes at least the timeout (less the engine's timer granularity) after t0 even when
+    // this process's loop is late (a t0 taken at the echo's arrival can be ~100 ms late under load).
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
+    const t0 = Date.now();
     c.write('x');
     await new Promise<void>((r) => c.once('data', () => r()));
-    const t0 = Date.now();
-    await new Promise<void>((r) => c.once('close', () => r()));
+    await closed;
     t.log(`closed after ${Date.now() - t0} ms idle`);
     t.true(Date.now() - t0 >= 300);
     await until(t, 'idle_closed', async () => (await dp.stats()).extra.conn_idle_closed === 1);

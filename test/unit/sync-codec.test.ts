@@ -92,23 +92,31 @@ function refEntry(e: SyncEntry, o: RefOpts = {}): number[] {
   ];
 }
 
-/** Reference: one message holding all `entries`, 4-byte aligned, with a zero trailer. */
-function refMessage(entries: SyncEntry[], syncId: number, kind = 0, o: RefOpts = {}): Buffer {
+/**
+ * Reference: one message holding all `entries`, 4-byte aligned, with a zero trailer. Version 1 by
+ * default (the IPVS layout); version 2 puts the timing block first: transit_us, then one age_us
+ * per entry (`ages`, default all unknown = 0xffffffff, as the builder leaves them until stamped).
+ */
+function refMessage(entries: SyncEntry[], syncId: number, kind = 0, o: RefOpts & { version?: 1 | 2; transit?: number; ages?: number[] } = {}): Buffer {
   const body: number[] = [];
+  if (o.version === 2) {
+    body.push(...be32(o.transit ?? 0xffffffff));
+    entries.forEach((_, i) => body.push(...be32(o.ages?.[i] ?? 0xffffffff)));
+  }
   entries.forEach((e, i) => {
     const bytes = refEntry(e, o);
     body.push(...bytes);
     if (i < entries.length - 1) while (body.length % 4 !== 0) body.push(0);
   });
   const size = 8 + body.length;
-  return Buffer.from([0, syncId, ...be16(size), entries.length, 1, ...be16(kind), ...body, ...Array(TRAILER_LEN).fill(0)]);
+  return Buffer.from([0, syncId, ...be16(size), entries.length, o.version ?? 1, ...be16(kind), ...body, ...Array(TRAILER_LEN).fill(0)]);
 }
 
 /** Reference decoder of entries (no validation beyond what is needed to walk). */
 function refDecodeEntries(buf: Buffer): NormalizedEntry[] {
   const n = buf[4]!;
   const out: NormalizedEntry[] = [];
-  let p = 8;
+  let p = buf[5] === 2 ? 8 + 4 + 4 * n : 8;
   for (let i = 0; i < n; i++) {
     const fam = buf[p] === 1 ? 6 : 4;
     const alen = fam === 6 ? 16 : 4;
@@ -188,17 +196,17 @@ function entriesOf(bufs: Buffer[], syncId: number): NormalizedEntry[] {
 // Round trips and reference comparison
 // ---------------------------------------------------------------------------------------
 
-test('encode is byte-identical to the reference, and both decoders agree (random v4/v6 mixes)', (t) => {
+test('encode is byte-identical to the reference, and both decoders agree (random v4/v6 mixes, versions 1 and 2)', (t) => {
   fc.assert(
-    fc.property(fc.array(entryArb, { maxLength: 300 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: MIN_MAX_PAYLOAD, max: 9000 }), (entries, syncId, maxPayload) => {
-      const bufs = encode(entries, syncId, { maxPayload });
+    fc.property(fc.array(entryArb, { maxLength: 300 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: MIN_MAX_PAYLOAD, max: 9000 }), fc.constantFrom<1 | 2>(1, 2), (entries, syncId, maxPayload, version) => {
+      const bufs = encode(entries, syncId, { maxPayload, version });
       // Re-split the entries the way the encoder did and compare each message to the reference.
       let i = 0;
       for (const b of bufs) {
         if (b.length > maxPayload) return false;
         const n = b[4]!;
         if (n === 0 || n > 255) return false;
-        const ref = refMessage(entries.slice(i, i + n), syncId);
+        const ref = refMessage(entries.slice(i, i + n), syncId, 0, { version });
         if (!ref.equals(b)) return false;
         i += n;
       }
@@ -214,8 +222,8 @@ test('encode is byte-identical to the reference, and both decoders agree (random
 
 test('the decoder accepts reference messages with IPVS options and padding', (t) => {
   fc.assert(
-    fc.property(fc.array(entryArb, { minLength: 1, maxLength: 10 }), fc.boolean(), fc.boolean(), (entries, seqOption, oddOption) => {
-      const buf = refMessage(entries, 3, 0, { seqOption, oddOption });
+    fc.property(fc.array(entryArb, { minLength: 1, maxLength: 10 }), fc.boolean(), fc.boolean(), fc.constantFrom<1 | 2>(1, 2), (entries, seqOption, oddOption, version) => {
+      const buf = refMessage(entries, 3, 0, { seqOption, oddOption, version });
       const r = decode(buf, 3);
       t.true(r.ok, r.ok ? '' : r.detail);
       if (r.ok) t.deepEqual(r.entries, entries.map(normalizeEntry));
@@ -224,7 +232,7 @@ test('the decoder accepts reference messages with IPVS options and padding', (t)
   );
 });
 
-test('batches split at the MTU: v4 39 per message, v6 19, nr_conns capped at 255', (t) => {
+test('batches split at the MTU: version 2 v4 35 per message, v6 18 (version 1: 39, 19), nr_conns capped at 255', (t) => {
   const v4: SyncEntry = {
     kind: 'conn',
     family: 4,
@@ -237,14 +245,20 @@ test('batches split at the MTU: v4 39 per message, v6 19, nr_conns capped at 255
   };
   const v6: SyncEntry = { ...v4, family: 6, client: { address: '2001:db8::7', port: 1 }, virtual: { address: '2001:db8::1', port: 443 }, real: { address: 'fd00::2', port: 443 } };
   const a = encode(Array(100).fill(v4), 1);
-  t.deepEqual(a.map((b) => b[4]), [39, 39, 22]);
+  t.deepEqual(a.map((b) => b[4]), [35, 35, 30]);
   t.true(a.every((b) => b.length <= DEFAULT_MAX_PAYLOAD));
-  t.is(a[0]!.length, 8 + 39 * 36 + TRAILER_LEN);
+  t.is(a[0]!.length, 8 + 4 + 35 * (4 + 36) + TRAILER_LEN);
   const b = encode(Array(40).fill(v6), 1);
-  t.deepEqual(b.map((m) => m[4]), [19, 19, 2]);
+  t.deepEqual(b.map((m) => m[4]), [18, 18, 4]);
+  const a1 = encode(Array(100).fill(v4), 1, { version: 1 });
+  t.deepEqual(a1.map((m) => m[4]), [39, 39, 22]);
+  t.is(a1[0]!.length, 8 + 39 * 36 + TRAILER_LEN);
+  t.deepEqual(encode(Array(40).fill(v6), 1, { version: 1 }).map((m) => m[4]), [19, 19, 2]);
   const big = encode(Array(600).fill(v4), 1, { maxPayload: 65507 });
   t.deepEqual(big.map((m) => m[4]), [255, 255, 90]);
   t.deepEqual(encode([], 1), []);
+  // The smallest payload still fits one IPv6 entry with its timing.
+  t.deepEqual(encode([v6, v6], 1, { maxPayload: MIN_MAX_PAYLOAD }).map((m) => m[4]), [1, 1]);
 });
 
 test('encode rejects invalid entries with RangeError', (t) => {
@@ -300,9 +314,9 @@ test('decode never throws on arbitrary bytes and always gives a known reason', (
   );
   // Random bytes behind a valid-looking header reach the entry parser.
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 0, maxLength: 1400 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 3 }), (body, n, kind) => {
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 1400 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 6 }), fc.constantFrom(1, 2), (body, n, kind, version) => {
       const size = 8 + body.length;
-      const buf = Buffer.concat([Buffer.from([0, 9, size >> 8, size & 0xff, n, 1, 0, kind]), body, Buffer.alloc(TRAILER_LEN)]);
+      const buf = Buffer.concat([Buffer.from([0, 9, size >> 8, size & 0xff, n, version, 0, kind]), body, Buffer.alloc(TRAILER_LEN)]);
       const r = decode(buf, 9);
       return r.ok || reasons.has(r.reason);
     }),
@@ -393,7 +407,8 @@ test('every single bit flip of a sealed message is detected', (t) => {
 
 test('each reject reason is produced', (t) => {
   const signer = new SyncAuth(KEY, { bootId: 0x1234n });
-  const good = () => encode(sample, 7)[0]!;
+  // Version 1 (an older peer's layout, still accepted): entries start right after the header.
+  const good = () => encode(sample, 7, { version: 1 })[0]!;
   const reasonOf = (buf: Buffer, c = ctx(signer), from = '192.0.2.9') => {
     const r = acceptDatagram(buf, from, c);
     return r.ok ? 'ok' : r.reason;
@@ -403,6 +418,9 @@ test('each reject reason is produced', (t) => {
   const v0 = signer.seal(good());
   v0[5] = 0;
   t.is(reasonOf(v0), 'bad_version');
+  const v3 = good();
+  v3[5] = 3;
+  t.is(reasonOf(signer.seal(v3)), 'bad_version', 'an unknown (newer) version');
   const rsv = good();
   rsv[0] = 3;
   t.is(reasonOf(signer.seal(rsv)), 'bad_version');
@@ -437,6 +455,18 @@ test('each reject reason is produced', (t) => {
   const badOpt = refMessage([sample[0]!], 7, 0, { oddOption: true });
   badOpt[8 + 37] = 0; // zero option length
   t.is(reasonOf(signer.seal(badOpt)), 'malformed');
+  // Version 2: the timing block must fit (4 + 4 per entry) before the entries.
+  const timed = () => encode(sample, 7)[0]!;
+  t.is(reasonOf(signer.seal(timed())), 'ok');
+  const mutate2 = (f: (b: Buffer) => void) => {
+    const b = timed();
+    f(b);
+    return reasonOf(signer.seal(b));
+  };
+  t.is(mutate2((b) => (b[4] = 200)), 'malformed'); // ages of 200 entries past the end
+  t.is(mutate2((b) => (b[4] = 3)), 'malformed'); // entries misaligned behind a longer timing block
+  t.is(mutate2((b) => (b[8 + 4 + 8 + 1] = 1)), 'malformed'); // first entry's protocol ICMP
+  t.is(mutate2((b) => b.writeUInt32BE(12345, 8)), 'ok'); // any transit value is valid
   // bad_hmac: another key, or a tampered body.
   t.is(reasonOf(new SyncAuth(Buffer.from('another key'), { bootId: 5n }).seal(good())), 'bad_hmac');
   const tampered = signer.seal(good());

@@ -11,6 +11,7 @@ import { decode } from '../../src/sync/codec.js';
 import { ServiceIndex, SyncService } from '../../src/sync/service.js';
 import { parseConfig } from '../../src/config/index.js';
 import { SyncTable } from '../../src/sync/table.js';
+import { monotonicMs } from '../../src/util/clock.js';
 import { LOAD_SLACK_MS } from '../lib/timing.js';
 
 const KEY = 'sync-service-test-key';
@@ -230,4 +231,70 @@ test('replay guard: a captured message re-sent from another address is still a r
   t.false(g.accept('10.0.0.66', 1000n, 1n));
   t.true(g.accept('10.0.0.11', 1000n, 3n));
   t.true(g.accept('10.0.0.12', 2000n, 1n, { proof: true }), 'another director (own boot id) is unaffected');
+});
+
+test('lag is measured: each entry\'s age on the master, plus the echoed transit, plus the write on the backup', async (t) => {
+  const p = await pair();
+  try {
+    await p.a.setMaster(true);
+    await waitFor(() => p.b.status().snapshots_received === 1);
+    // Events the data plane observed 40 ms before it delivered them (a table dump, a worker batch).
+    const AGE = 40;
+    for (let i = 0; i < 6; i++) {
+      p.dpA.emit([{ ...connEv('conn_new', 5000 + i), observedAt: monotonicMs() - AGE }]);
+      await waitFor(() => p.b.status().received.entries >= i + 1);
+      await new Promise((r) => setTimeout(r, 120)); // past the backup's lag-ack interval (100 ms)
+    }
+    await waitFor(() => p.a.status().echo.acks_received >= 2);
+    p.dpA.emit([{ ...connEv('conn_new', 6000), observedAt: monotonicMs() - AGE }, { ...connEv('conn_new', 6001), observedAt: monotonicMs() - AGE }]);
+    await waitFor(() => p.b.status().lag.measured + p.b.status().lag.unmeasured === 8);
+    const b = p.b.status();
+    const a = p.a.status();
+    t.log(`backup lag ${JSON.stringify(b.lag)}; master rtt ${a.echo.rtt_ms} ms, acks ${a.echo.acks_received}/${b.echo.acks_sent}`);
+    t.true(b.lag.unmeasured >= 1, 'the first message: no echo yet, no transit estimate');
+    t.is(b.lag.measured + b.lag.unmeasured, 8);
+    t.true(b.lag.p50_ms! >= AGE, 'the age observed -> sent is in it');
+    t.true(b.lag.p50_ms! < AGE + LOAD_SLACK_MS, `p50 ${b.lag.p50_ms} ms`);
+    t.true(b.lag.last_ms! >= AGE);
+    t.not(a.echo.rtt_ms, null);
+    t.true(a.echo.rtt_ms! >= 0 && a.echo.rtt_ms! < LOAD_SLACK_MS);
+    t.not(b.lag.transit_ms, null, 'the master sends its transit estimate once it has one');
+    t.true(b.echo.acks_sent >= 2);
+    t.is(a.lag.measured, 0, 'the master writes nothing');
+  } finally {
+    await p.close();
+  }
+});
+
+test('a version-1 peer (older release) still syncs: its entries are written, counted as unmeasured, and get no lag-ack', async (t) => {
+  const [pb, pOld] = [await freePort(), await freePort()];
+  const old = new SyncAuth(Buffer.from(KEY), { bootId: 0x5151n });
+  const replay = new ReplayGuard();
+  replay.accept('127.0.0.1', old.bootId, 0n, { proof: true }); // the handshake (unchanged in version 2) done
+  const raw = createSocket('udp4');
+  const got: Buffer[] = [];
+  raw.on('message', (m) => got.push(m));
+  await new Promise<void>((r) => raw.bind(pOld, '127.0.0.1', r));
+  const b = await SyncService.open({ config: config(), dataPlane: new FakeDataPlane(), virtualServers: SERVICES, snapshotRetryMs: 60_000,
+    sender: { targets: [{ address: '127.0.0.1', port: pOld }], bindAddress: '127.0.0.1' },
+    receiver: { port: pb, bindAddress: '127.0.0.1', requestTargets: [{ address: '127.0.0.1', port: pOld }], replay } });
+  try {
+    const ix = new ServiceIndex(SERVICES);
+    for (let i = 0; i < 3; i++) {
+      const [msg] = encode([ix.entryFromEvent(connEv('conn_new', 7000 + i))!], 9, { version: 1 });
+      await new Promise<void>((r) => raw.send(old.seal(msg!), pb, '127.0.0.1', () => r()));
+      await new Promise((r) => setTimeout(r, 120));
+    }
+    await waitFor(() => b.table.size === 3);
+    const s = b.status();
+    t.deepEqual(s.table, { templates: 0, udp_flows: 0, conns: 3 });
+    t.is(s.lag.unmeasured, 3);
+    t.is(s.lag.measured, 0);
+    t.is(s.echo.acks_sent, 0);
+    t.true(got.every((m) => m[5] === 1), 'what the backup sent the old peer (its snapshot-request) is version 1');
+    t.true(got.every((m) => m[7] !== 5), 'no lag-ack');
+  } finally {
+    raw.close();
+    await b.close();
+  }
 });

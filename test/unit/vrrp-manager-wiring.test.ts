@@ -37,7 +37,7 @@ ${extra}
 interface Sent { src: string; dst: string; payload: Buffer }
 
 /** The manager over fakes; everything it does to the world is recorded. */
-async function world(toml: string) {
+async function world(toml: string, extra: { beforeVips?: (instance: string) => Promise<void> } = {}) {
   const config: Config = parseConfig(toml, 'w.toml');
   const sent: Sent[] = [];
   const transports: Array<{ ifname: string; family: number; groups: string[] }> = [];
@@ -94,6 +94,7 @@ async function world(toml: string) {
     log,
     scripts,
     acceptFilter: { add: async (name, addrs) => { filter.push(`add ${name} ${addrs.join(',')}`); }, remove: async (name) => { filter.push(`remove ${name}`); } },
+    ...extra,
   });
   const state = (name = 'VI_1') => m.status().find((s) => s.name === name)!.state;
   const adverts = () => sent.map((s) => ({ ...s, advert: decodeAdvert(s.payload, { family: 4, src: s.src, dst: s.dst, ttl: 255 }) }));
@@ -380,5 +381,26 @@ test('track_interface with a weight lowers the priority instead of FAULT', async
   w.link({ name: 'eth1', up: false });
   await until(() => w.m.status()[0]!.effective_priority === 90);
   t.is(w.state(), 'MASTER');
+  await w.m.stop();
+});
+
+test('beforeVips runs on becoming MASTER before the VIPs go up; the adverts do not wait for it', async (t) => {
+  let release!: () => void;
+  const calls: string[] = [];
+  const w = await world(BASE(), {
+    beforeVips: (instance) => {
+      calls.push(`before ${instance}`);
+      return new Promise<void>((r) => { release = r; });
+    },
+  });
+  await w.m.start();
+  await until(() => w.state() === 'MASTER' && calls.length === 1);
+  await until(() => w.sent.length >= 3);
+  const acquired = () => w.vipCalls.filter((c) => c === 'acquire').length;
+  const held = acquired();
+  release();
+  t.is(held, 0, 'no VIP while beforeVips runs; adverts went out meanwhile');
+  await until(() => acquired() === 1);
+  t.deepEqual(calls, ['before VI_1']);
   await w.m.stop();
 });

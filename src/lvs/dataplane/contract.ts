@@ -239,12 +239,20 @@ export interface ConnectionSnapshot {
  * Changes of the table, delivered in batches. Connections to the sorry server are not reported
  * (they are not synced: the sorry server is a fallback, not a member).
  */
-export type ConnectionEvent =
+export type ConnectionEvent = (
   | (ConnRef & { readonly type: 'conn_new'; readonly expiresInMs?: number })
   | (ConnRef & { readonly type: 'conn_end'; readonly inBytes: number; readonly outBytes: number })
   | TemplateEntry
   | (ConnRef & { readonly type: 'udp_flow_new'; readonly timeoutMs: number })
-  | (ConnRef & { readonly type: 'udp_flow_expired' });
+  | (ConnRef & { readonly type: 'udp_flow_expired' })
+) & {
+  /**
+   * When the implementation observed the change (src/util/clock.ts monotonicMs, comparable across
+   * worker threads): the proxy when it happened, the kernel path the table dump that first showed
+   * it. Connection sync measures its lag from here. Absent: when the event was delivered.
+   */
+  readonly observedAt?: number;
+};
 
 export interface ConnectionState {
   /**

@@ -56,7 +56,8 @@ export interface DataplaneContext {
   readonly onError?: (implementation: string, err: Error) => void;
   /**
    * NAT/FULLNAT connections are replicated by conntrackd: a TCP packet without SYN that conntrack
-   * does not know is dropped, not scheduled (the client resends it once the commit is in).
+   * does not know is dropped, not scheduled (the client resends it once the commit is in), and an
+   * unserved NAT service keeps its connections (NftablesOptions.conntrackReplicated).
    */
   readonly conntrackSync?: boolean;
   /**
@@ -95,7 +96,7 @@ export const DATAPLANE_IMPLEMENTATIONS: readonly DataplaneImplementation[] = [
       new NftablesDataplane({
         log: ctx.log ?? ((_level, msg) => ctx.onError?.('nftables', new Error(msg))),
         ...(ctx.eventBatchMs === undefined ? {} : { eventBatchMs: ctx.eventBatchMs }),
-        ...(ctx.conntrackSync ? { limits: { natMidstreamDrop: true } } : {}),
+        ...(ctx.conntrackSync ? { conntrackReplicated: true } : {}),
         ...(ctx.ingress ? { ingress: ctx.ingress } : {}),
       }),
   },

@@ -10,6 +10,7 @@
  * asked for it reject, the previous state stays.
  */
 import { readFile } from 'node:fs/promises';
+import { monotonicMs } from '../../../util/clock.js';
 import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
 import { conntrackCountByMark, conntrackDeleteByMark } from '../../../net/native.js';
@@ -79,6 +80,20 @@ export interface NftablesOptions {
   syncPollMs?: number;
   /** Connection-event batching the daemon asks for (ms): the DR poll period when syncPollMs is not given (at least 50). */
   eventBatchMs?: number;
+  /**
+   * NAT/FULLNAT connections are replicated to the peer director by conntrackd ([sync.conntrackd]).
+   * Then a TCP packet without SYN that conntrack does not know is dropped, not scheduled (limits
+   * natMidstreamDrop, implied), and a NAT service that stops being served here (unserve: the VIP
+   * moved to the peer, or this director stops) keeps its conntrack entries and its VIP:port guard:
+   * its connections live on at the peer. Deleting them would be replicated too — conntrackd sends
+   * every kernel deletion to the peer, whose external cache drops the entries; when that reaches
+   * the peer before its commit (a preempting master commits right after its VIPs are up, while
+   * the old master unserves on hearing its advert), the new master never learns the connections
+   * and drops their packets for good. The entries left here expire through conntrackd (`-t` on
+   * BACKUP); a service removed from the configuration still has its connections ended (that
+   * deletion is meant to reach the peer).
+   */
+  conntrackReplicated?: boolean;
   /** Deletes conntrack entries by mark (a NAT service's connections when its drain ends); default: the addon. */
   conntrackDelete?: (marks: readonly number[]) => Promise<void>;
   /** Conntrack counts by mark (NAT ActiveConn/InActConn); default: one ctnetlink dump through the addon. */
@@ -186,6 +201,8 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
   readonly #log: NonNullable<NftablesOptions['log']>;
   readonly #conntrack: NonNullable<NftablesOptions['conntrack']>;
   readonly #conntrackDelete: NonNullable<NftablesOptions['conntrackDelete']>;
+  /** NftablesOptions.conntrackReplicated. */
+  readonly #replicated: boolean;
   readonly #now: () => number;
   readonly #ids = new IdRegistry();
   readonly #cache = new WeakMap<NftServiceInput, ServiceBuild>();
@@ -231,7 +248,8 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     super();
     this.#transport = opts.transport ?? new LibnftablesTransport();
     this.#facts = opts.facts ?? systemFacts;
-    this.#limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.#limits = { ...DEFAULT_LIMITS, ...opts.limits, ...(opts.conntrackReplicated ? { natMidstreamDrop: true } : {}) };
+    this.#replicated = opts.conntrackReplicated === true;
     this.#maglev = opts.maglev ?? sharedMaglev;
     this.#ingressOpt = opts.ingress;
     this.#log = opts.log ?? (() => undefined);
@@ -345,8 +363,11 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       const s = st.get(key);
       if (!s || s.phase === 'idle') return;
       if (drainMs <= 0) {
-        st.set(key, { ...s, input: undefined, phase: 'idle', cutUntil: this.#now() + CUT_WINDOW_MS });
-        this.#at(this.#now() + CUT_WINDOW_MS);
+        if (this.#keepsConnections(s.spec)) st.set(key, { ...s, input: undefined, phase: 'idle' });
+        else {
+          st.set(key, { ...s, input: undefined, phase: 'idle', cutUntil: this.#now() + CUT_WINDOW_MS });
+          this.#at(this.#now() + CUT_WINDOW_MS);
+        }
       } else {
         st.set(key, { ...s, input: undefined, phase: 'draining', drainUntil: until });
         this.#at(until);
@@ -577,6 +598,8 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         if (s.removing !== undefined || s.spec.kind !== 'DR' || s.spec.ops) continue;
         const dyn = dynamicNames(s.spec, s.name, this.#limits);
         const now = this.#now();
+        // The dump is where a new flow is first seen: connection sync measures its lag from here.
+        const observedAt = monotonicMs();
         const rows = await rowsOf('netdev', dyn.conn).catch(() => null);
         if (!rows) continue;
         const k = `${s.name} ${dyn.conn}`;
@@ -594,11 +617,11 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
           flowsOf(s.spec, list.map((e) => ({ key: e.key, raw: true, keyText: e.key, value: e.id, expiresS: Math.max(0, e.expiresAt - now) / 1000 })), destOf);
         for (const f of asFlows(upserts)) {
           const { expiresInMs, ...ref } = f;
-          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_new', timeoutMs: expiresInMs } : { ...ref, type: 'conn_new', expiresInMs });
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_new', timeoutMs: expiresInMs, observedAt } : { ...ref, type: 'conn_new', expiresInMs, observedAt });
         }
         for (const f of asFlows(gone)) {
           const { expiresInMs: _e, ...ref } = f;
-          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_expired' } : { ...ref, type: 'conn_end', inBytes: 0, outBytes: 0 });
+          events.push(f.protocol === 'udp' ? { ...ref, type: 'udp_flow_expired', observedAt } : { ...ref, type: 'conn_end', inBytes: 0, outBytes: 0, observedAt });
         }
       }
       for (const k of [...this.#syncPrev.keys()]) if (!seen.has(k)) this.#syncPrev.delete(k);
@@ -702,8 +725,11 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       let next = s;
       if (s.drainUntil !== undefined && s.drainUntil <= now && s.phase === 'draining' && s.removing === undefined) {
         const { drainUntil: _d, ...rest } = s;
-        next = { ...rest, input: undefined, phase: 'idle', cutUntil: now + CUT_WINDOW_MS };
-        this.#at(now + CUT_WINDOW_MS);
+        if (this.#keepsConnections(s.spec)) next = { ...rest, input: undefined, phase: 'idle' };
+        else {
+          next = { ...rest, input: undefined, phase: 'idle', cutUntil: now + CUT_WINDOW_MS };
+          this.#at(now + CUT_WINDOW_MS);
+        }
       }
       if (next.cutUntil !== undefined && next.cutUntil <= now) {
         const { cutUntil: _c, ...rest } = next;
@@ -741,11 +767,12 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     this.#started = true;
     // NAT / FULLNAT connections of a service that stopped forwarding (drain over, or removed) end
     // now: conntrack would otherwise keep them going for days.
+    // With conntrackd, only a removed service's (see NftablesOptions.conntrackReplicated).
     const cut: number[] = [];
     for (const [key, before] of this.#state) {
       if (before.spec.kind === 'DR' || before.phase === 'idle') continue;
       const after = draft.get(key);
-      if (!after || after.phase === 'idle') cut.push(...before.counterIds);
+      if (!after || (after.phase === 'idle' && !this.#keepsConnections(before.spec))) cut.push(...before.counterIds);
     }
     if (cut.length) void this.#conntrackDelete(cut).catch((err: unknown) => this.#log('warn', `nftables: ending drained NAT connections failed: ${errorMessage(err)}`));
     this.#model = built.model;
@@ -754,6 +781,11 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     for (const key of this.#state.keys()) if (!draft.has(key)) this.#ids.dropService(key);
     this.#state = draft;
     this.#ensurePoll();
+  }
+
+  /** An unserved service whose connections live on at the peer: not cut, not deleted (conntrackReplicated). */
+  #keepsConnections(spec: ServiceSpec): boolean {
+    return this.#replicated && spec.kind !== 'DR' && spec.kind !== 'PROXY';
   }
 
   /** Re-runs the pump at `when` (drain ends, retired destinations expire). */
@@ -887,9 +919,10 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
           }
         }
         if (dyn.persist) {
+          const observedAt = monotonicMs();
           const entries = await list('map', dyn.persist);
           persistEntries += entries?.length ?? 0;
-          if (entries && this.#subscribers.size) events.push(...this.#reportTemplates(s, templatesOf(s.spec, entries, this.#destOf(s)), Date.now(), seen));
+          if (entries && this.#subscribers.size) events.push(...this.#reportTemplates(s, templatesOf(s.spec, entries, this.#destOf(s)), Date.now(), seen).map((t) => ({ ...t, observedAt })));
         }
       }
       for (const k of [...this.#reported.keys()]) if (!seen.has(k)) this.#reported.delete(k);

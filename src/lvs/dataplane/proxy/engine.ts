@@ -4,6 +4,7 @@
  * no worker_threads dependency: worker.ts wires it to the parent port.
  */
 
+import { monotonicMs } from '../../../util/clock.js';
 import type { ConnectionEvent, ConnectionSnapshot, RestoreEntry, ServiceSpec } from '../contract.js';
 import type { ConnectionLimits, ProxyStats, Request, WireError, WorkerMessage } from './protocol.js';
 import { Admission } from './conntable.js';
@@ -293,8 +294,10 @@ export class Engine {
     };
   }
 
-  private emit(ev: ConnectionEvent): void {
+  private emit(event: ConnectionEvent): void {
     if (!this.eventsEnabled) return;
+    // When it happened: connection sync measures its lag from here (same clock as the main thread).
+    const ev: ConnectionEvent = { ...event, observedAt: monotonicMs() };
     if (ev.type === 'template') {
       // Only the latest state of a template matters: coalesce within a batch.
       this.templates.set(`${ev.service}\u0000${ev.client}`, ev);
