@@ -216,12 +216,18 @@ function logTime(output: string, re: RegExp): number | undefined {
   return undefined;
 }
 
-async function once(delayLoop: number, seconds: number, N: number, log: (m: string) => void, proxyWorkers?: number, nodeArgs?: string[]): Promise<Rep> {
+async function once(delayLoop: number, seconds: number, N: number, log: (m: string) => void, proxyWorkers?: number, nodeArgs?: string[], kind: string = 'PROXY'): Promise<Rep> {
   return withLab(async (lab) => {
     const [r1, a] = await Promise.all([lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('da', { ipv4: '10.77.0.11/24' })]);
     const accessLog = join(lab.tmpDir, 'arrivals.log');
     await startManyPortNginx(lab, r1, Array.from({ length: N }, (_, i) => RS_BASE + i), accessLog);
-    const vs = Array.from({ length: N }, (_, i) => virtualServerToml({ address: VIP, port: VS_BASE + i, reals: [{ ip: '10.77.0.21', port: RS_BASE + i }], delayLoop }));
+    // `scale.kind`: the virtual servers' lb_kind (PROXY by default; DR / NAT go through nftables).
+    // DR keeps the port: the real server is VIP's port, its check goes to nginx's port (connect_port).
+    const vs = Array.from({ length: N }, (_, i) => (kind === 'DR'
+      ? virtualServerToml({ address: VIP, port: VS_BASE + i, reals: [{ ip: '10.77.0.21', port: VS_BASE + i }], delayLoop })
+        .replace('status_code = 200,', `status_code = 200, connect_port = ${RS_BASE + i},`)
+      : virtualServerToml({ address: VIP, port: VS_BASE + i, reals: [{ ip: '10.77.0.21', port: RS_BASE + i }], delayLoop })).replace('lb_kind = "PROXY"', `lb_kind = "${kind}"`));
+    if (kind === 'NAT') await a.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     // Priority 255: the address owner advertises at once (no Master_Down_Interval), so spawn ->
     // first advert on the wire is the start-up time of the VRRP engine with N services configured.
     // state MASTER: the schema's default state (BACKUP) would make even the owner wait one
@@ -286,12 +292,13 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     // One real server changed (its weight, alternately 2 and 1): signal to applied is the round trip
     // (the reply comes once the plan is applied: pools sent, checkers restarted).
     const original = await readFile(d.configPath, 'utf8');
-    const marker = `port = ${RS_BASE + Math.floor(N / 2)}\n`;
+    const rsPort = (kind === 'DR' ? VS_BASE : RS_BASE) + Math.floor(N / 2);
+    const marker = `port = ${rsPort}\ncheck`;
     if (!original.includes(marker)) throw new Error(`scale: no real server line ${JSON.stringify(marker)} in the config`);
     const reloadChangedRaw: number[] = [];
     let reloadChangedReply = '';
     for (let i = 0; i < 5; i++) {
-      await writeFile(d.configPath, i % 2 === 0 ? original.replace(marker, `${marker}weight = 2\n`) : original);
+      await writeFile(d.configPath, i % 2 === 0 ? original.replace(marker, `port = ${rsPort}\nweight = 2\ncheck`) : original);
       const r0 = performance.now();
       const reply = await controlRequest(d.socket, 'reload', {}, 30_000);
       reloadChangedRaw.push(performance.now() - r0);
@@ -309,6 +316,8 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
   const seconds = Number(ctx.params.seconds ?? 30);
   const N = Number(ctx.params.n ?? DEFAULT_N);
   const withHaproxy = (ctx.params.haproxy ?? '1') !== '0';
+  const kind = ctx.params.kind ?? 'PROXY';
+  if (!['PROXY', 'DR', 'NAT'].includes(kind)) throw new Error(`scale.kind: PROXY, DR or NAT, got ${kind}`);
   // Threads of each side, the same on both: our proxy_workers and HAProxy's nbthread (`scale.threads`).
   const threads = Number(ctx.params.threads ?? 1);
   // `scale.node_args`: options of node for our daemon, space-separated, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it.
@@ -325,7 +334,7 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
     // Alternate: keepalive-ts first on odd repetitions, HAProxy first on even ones.
     for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => withHaproxy || x === 'ours')) {
       if (impl === 'ours') {
-        const r = await once(delayLoop, seconds, N, ctx.log, threads, nodeArgs);
+        const r = await once(delayLoop, seconds, N, ctx.log, threads, nodeArgs, kind);
         ctx.log(`rep ${i + 1} keepalive-ts: CPU ${r.cpuPct.toFixed(1)} %, RSS ${r.rssMiB.toFixed(1)} MiB, reload ${r.reloadRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadReply}), one real server changed ${r.reloadChangedRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadChangedReply})`);
         reps.push(r);
       } else {
@@ -378,7 +387,7 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
       f(`startup: spawn -> all ${N} real servers up`, 'ms', (r) => r.allUpMs, 0, 'HAProxy: spawn -> every server\'s first check passed (L7OK); its servers start UP', (t) => t.allUpMs),
       f('startup: spawn -> MASTER and every virtual server serving', 'ms', (r) => r.servingMs, 0, 'address owner (priority 255): no Master_Down_Interval'),
       f(`reload round trip, unchanged ${N}-virtual-server config (median of 5)`, 'ms', (r) => r.reloadMs, 1, undefined, undefined, { limit: 50 }),
-      f(`reload round trip, one real server changed (weight) of ${N} (median of 5)`, 'ms', (r) => r.reloadChangedMs, 1, 'signal to applied: the reply comes once the plan is applied', undefined, { limit: 100 }),
+      f(`reload round trip, one real server changed (weight) of ${N}${kind === 'PROXY' ? '' : ` (lb_kind ${kind}, nftables)`} (median of 5)`, 'ms', (r) => r.reloadChangedMs, 1, 'signal to applied: the reply comes once the plan is applied', undefined, { limit: 100 }),
       ...(big.length > 0 ? [
         { figure: `${bigN} real servers, HTTP_GET every ${bigDelay} s (proxy_workers = 1, HAProxy nbthread 1): daemon CPU`, unit: '%', better: 'lower' as const, ours: big.map((r) => r.cpuPct), theirs: bigTheirs.map((t) => t.cpuPct), decimals: 1 },
         { figure: `${bigN} real servers every ${bigDelay} s: RSS (largest sample, whole process tree)`, unit: 'MiB', better: 'lower' as const, ours: big.map((r) => r.rssMiB), theirs: bigTheirs.map((t) => t.rssMiB), decimals: 1 },

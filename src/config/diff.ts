@@ -441,6 +441,33 @@ function matchBy<T>(current: readonly T[], next: readonly T[], key: (t: T) => st
   return { added, removed: current.filter((c) => !paired.has(c)), pairs };
 }
 
+/**
+ * matchBy, pairing an entry present on both sides as the same object first (without its key: an
+ * unchanged virtual server reused by the incremental load); the others by key. Keys are unique
+ * per side, so an object kept as it is cannot take another entry's key.
+ */
+function matchSameFirst<T extends object>(current: readonly T[], next: readonly T[], key: (t: T) => string): { added: T[]; removed: T[]; pairs: Array<[T, T]> } {
+  const before = new Set(current);
+  const same = new Set<T>();
+  const rest: T[] = [];
+  for (const n of next) {
+    if (before.has(n)) same.add(n);
+    else rest.push(n);
+  }
+  if (same.size === 0) return matchBy(current, next, key);
+  const m = matchBy(current.filter((c) => !same.has(c)), rest, key);
+  const byNext = new Map(m.pairs.map((p) => [p[1], p]));
+  const pairs: Array<[T, T]> = [];
+  for (const n of next) {
+    if (same.has(n)) pairs.push([n, n]);
+    else {
+      const p = byNext.get(n);
+      if (p) pairs.push(p);
+    }
+  }
+  return { added: m.added, removed: m.removed, pairs };
+}
+
 type Normalizers<T> = { [K in keyof T]?: (value: T[K], owner: T) => unknown };
 
 /**
@@ -666,6 +693,14 @@ function diffVirtualServer(a: VirtualServerConfig, b: VirtualServerConfig): Virt
   };
 }
 
+/** The change of a virtual server compared with itself: nothing, every real server kept as it is. */
+function unchangedVirtualServer(vs: VirtualServerConfig): VirtualServerChange {
+  const kept = vs.real_server.map((rs): KeptRealServer => ({
+    current: rs, next: rs, weightChanged: false, checksChanged: false, otherChanges: [], settings: {}, checksRemoved: [], checksAdded: [],
+  }));
+  return { settings: {}, realServers: { added: [], removed: [], kept }, membersAdded: [], membersRemoved: [] };
+}
+
 const isEmptyRealServer = (k: KeptRealServer): boolean => !k.weightChanged && !k.checksChanged && k.otherChanges.length === 0;
 
 export function isEmptyVirtualServerChange(c: VirtualServerChange): boolean {
@@ -753,11 +788,13 @@ export function planReload(current: Config, next: Config): ReloadPlan {
     };
   });
 
-  const vs = matchBy(current.virtual_server, next.virtual_server, vsKey);
+  const vs = matchSameFirst(current.virtual_server, next.virtual_server, vsKey);
   const virtualServers = {
     added: vs.added,
     removed: vs.removed,
-    kept: vs.pairs.map(([a, b]) => ({ current: a, next: b, changes: diffVirtualServer(a, b) })),
+    // The same object (an unchanged block of the file, reused by the incremental load): unchanged
+    // without looking inside, so the plan costs what changed, not the size of the file.
+    kept: vs.pairs.map(([a, b]) => ({ current: a, next: b, changes: a === b ? unchangedVirtualServer(a) : diffVirtualServer(a, b) })),
   };
 
   const plan: ReloadPlan = {
@@ -922,7 +959,8 @@ function summarize(plan: ReloadPlan): string[] {
 
   const vs = plan.virtualServers;
   out.push(...vs.removed.map((x) => `-${vsLabel(x)}`), ...vs.added.map((x) => `+${vsLabel(x)}`));
-  for (const { next, changes: c } of vs.kept) {
+  for (const { current, next, changes: c } of vs.kept) {
+    if (current === next) continue;
     const p = `${vsLabel(next)}: `;
     out.push(...settingLines(p, c.settings));
     out.push(...c.membersRemoved.map((x) => `${p}-member ${x.key} (draining)`), ...c.membersAdded.map((x) => `${p}+member ${x.key}`));

@@ -1,4 +1,5 @@
 export { parseConfig, loadConfigFile, parseConfigSource, loadConfigSource, readConfigText, configInputs, type ConfigSource } from './load.js';
+export { parseConfigIncremental, type ConfigCache, type IncrementalLoad } from './incremental.js';
 export { ConfigError, formatIssue, formatPath, type ConfigIssue, type KeyPath } from './issues.js';
 export { describeConfig, schemaRows, type SchemaRow } from './docs.js';
 export * as schema from './schema.js';

@@ -34,7 +34,14 @@ type Raw<T> = { [K in keyof T]?: unknown } & Table;
 
 const familyName = (f: AddressFamily): string => (f === 4 ? 'IPv4' : 'IPv6');
 
-export function checkSemantics(tree: Table, file: string, sink: IssueSink): Config {
+/**
+ * `servers`: where each virtual server comes from, in file order: a number is an index into
+ * tree.virtual_server (normalised here), an object a virtual server already normalised and
+ * resolved in the same context (same text of the block, same rest of the file: see
+ * incremental.ts), taken as it is. The rules across virtual servers (overlaps) still run on all.
+ * Default: every tree.virtual_server entry, in order.
+ */
+export function checkSemantics(tree: Table, file: string, sink: IssueSink, layout?: ReadonlyArray<VirtualServerConfig | number>): Config {
   const global = normalizeGlobal(tree.global as Raw<GlobalConfig>, sink);
   const scripts = tree.vrrp_script as VrrpScriptConfig[];
   uniqueNames('vrrp_script', scripts, sink);
@@ -59,14 +66,19 @@ export function checkSemantics(tree: Table, file: string, sink: IssueSink): Conf
   const vsGroups = (tree.virtual_server_group as Raw<VirtualServerGroupConfig>[]).map((raw, i) => normalizeVsGroup(raw, ['virtual_server_group', i], sink));
   uniqueNames('virtual_server_group', vsGroups, sink);
   const vsGroupByName = new Map(vsGroups.filter((g) => typeof g.name === 'string').map((g) => [g.name, g]));
-  const servers = (tree.virtual_server as Raw<VirtualServerConfig>[]).map((raw, i) =>
-    withCheckerSmtpAlert(normalizeVirtualServer(raw, ['virtual_server', i], sink, vsGroupByName), raw, global),
-  );
+  const raws = tree.virtual_server as Raw<VirtualServerConfig>[];
+  const fresh: boolean[] = [];
+  const servers = (layout ?? raws.map((_, j) => j)).map((slot, i) => {
+    if (typeof slot !== 'number') return slot;
+    fresh[i] = true;
+    const raw = raws[slot]!;
+    return withCheckerSmtpAlert(normalizeVirtualServer(raw, ['virtual_server', i], sink, vsGroupByName), raw, global);
+  });
   checkServiceOverlap(servers, sink);
 
   const sync = tree.sync === undefined ? undefined : normalizeSync(tree.sync as Raw<SyncConfig>, instances, sink);
   const bgp = tree.bgp === undefined ? undefined : normalizeBgp(tree.bgp as Raw<BgpConfig>, sink);
-  resolveAnnounce(servers, instances, bgp, sink);
+  resolveAnnounce(servers, instances, bgp, sink, (i) => fresh[i] === true);
   return {
     file,
     global,
@@ -684,8 +696,9 @@ function normalizeBgp(raw: Raw<BgpConfig>, sink: IssueSink): BgpConfig {
  * Fills in each virtual server's `announce`: "master" when a vrrp_instance holds its address,
  * "healthy" otherwise, "never" without [bgp]; and refuses the combinations that cannot work.
  */
-function resolveAnnounce(servers: VirtualServerConfig[], instances: readonly VrrpInstanceConfig[], bgp: BgpConfig | undefined, sink: IssueSink): void {
+function resolveAnnounce(servers: VirtualServerConfig[], instances: readonly VrrpInstanceConfig[], bgp: BgpConfig | undefined, sink: IssueSink, fresh: (i: number) => boolean): void {
   servers.forEach((vs, i) => {
+    if (!fresh(i)) return; // resolved already, in the same context
     const path: KeyPath = ['virtual_server', i, 'announce'];
     const explicit = vs.announce as AnnounceMode | undefined;
     // The addresses it serves: its own, or those of its group's members (fwmarks have none).

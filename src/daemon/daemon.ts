@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { configInputs, parseConfigSource, planReload, isReloadPlanEmpty, readConfigText, type Config, type ConfigSource } from '../config/index.js';
+import { configInputs, parseConfigIncremental, planReload, isReloadPlanEmpty, readConfigText, type Config, type ConfigCache, type ConfigSource } from '../config/index.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { Announcer, announcerTiming } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
@@ -70,8 +70,11 @@ async function logHostIssues(source: ConfigSource, log: Logger): Promise<void> {
 
 export class Daemon {
   #config: Config;
-  /** The text and inputs (configInputs()) #config was parsed from: a reload of the same is a no-op. */
-  #loaded: { text: string; inputs: string } | undefined;
+  /**
+   * The text and inputs (configInputs()) #config was parsed from: a reload of the same is a no-op;
+   * and its blocks, for the next load to reuse the unchanged ones (config/incremental.ts).
+   */
+  #loaded: { text: string; inputs: string; cache: ConfigCache } | undefined;
   /** The parsed start-up config, until its host checks are logged (right after the VRRP engine started). */
   #located: ConfigSource | undefined;
   #vrrp: VrrpManager | undefined;
@@ -116,9 +119,10 @@ export class Daemon {
   static async start(opts: DaemonOptions): Promise<Daemon> {
     const text = await readConfigText(opts.configPath);
     const inputs = configInputs();
-    const located = parseConfigSource(text, opts.configPath);
+    const loaded = parseConfigIncremental(text, opts.configPath, inputs);
+    const located = loaded.source;
     const d = new Daemon(opts, located.config);
-    d.#loaded = { text, inputs };
+    d.#loaded = { text, inputs, cache: loaded.cache };
     d.#located = located;
     try {
       await d.#start();
@@ -483,11 +487,12 @@ export class Daemon {
     const inputs = configInputs();
     // The same text with the same inputs parses to an equal config: nothing to plan.
     if (this.#loaded && text === this.#loaded.text && inputs === this.#loaded.inputs) return { summary: [] };
-    const located = parseConfigSource(text, this.opts.configPath);
+    const loaded = parseConfigIncremental(text, this.opts.configPath, inputs, this.#loaded?.cache);
+    const located = loaded.source;
     const next = located.config;
     const plan = planReload(this.#config, next);
     if (isReloadPlanEmpty(plan)) {
-      this.#loaded = { text, inputs };
+      this.#loaded = { text, inputs, cache: loaded.cache };
       return { summary: [] };
     }
     const blocked = [...plan.global.needsRestart, ...(plan.sync ? ['[sync]'] : []), ...(plan.bgp?.needsRestart ?? [])];
@@ -495,14 +500,16 @@ export class Daemon {
       throw new KeepaliveError('E_RELOAD_UNSUPPORTED', `these changes need a restart: ${blocked.join(', ')}; nothing was applied (the running config is unchanged)`);
     }
     const log = this.opts.log;
-    await logHostIssues(located, log);
+    // What the host lacks for this config (scripts, interfaces...) is logged, not refused: after
+    // the reply, so that the time to apply does not include a scan of every section.
+    setImmediate(() => void logHostIssues(located, log));
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
     await this.#statics?.update(staticEntries(next));
     const metricsMoved = this.#config.global.metrics_listen !== next.global.metrics_listen;
     const limitsChanged = plan.global.changed.some((k) => k === 'maxconn' || k === 'reserved_fds' || k === 'lvs_timeouts');
     this.#config = next;
-    this.#loaded = { text, inputs };
+    this.#loaded = { text, inputs, cache: loaded.cache };
     if (limitsChanged) await this.#dataPlane?.setLimits(this.#limits());
     await this.#announce?.applyReload(plan, next);
     if (metricsMoved) {

@@ -259,6 +259,9 @@ function withoutAddress<T extends object>(x: T): Omit<T, 'address' | 'port'> {
   return rest;
 }
 
+/** serviceSpec() per config object and member key (see #specs). */
+const SPECS = new WeakMap<VirtualServerConfig, Map<string, ServiceSpec>>();
+
 /** The largest weight IPVS takes. */
 const MAX_WEIGHT = 2147483647;
 
@@ -293,9 +296,19 @@ export class VirtualServerManager {
     return svc;
   }
 
-  /** Every service of every virtual server, as the data plane's configure() takes them. */
+  /**
+   * Every service of every virtual server, as the data plane's configure() takes them. The spec of
+   * an unchanged config object is the object built before (an unchanged virtual server of a
+   * reload is the same object, config/incremental.ts): the data plane tells it unchanged by `===`.
+   */
   #specs(): ServiceSpec[] {
-    return this.#services.flatMap((s) => s.members.map((m) => serviceSpec(s.cfg, m.svc)));
+    return this.#services.flatMap((s) => s.members.map((m) => {
+      let byMember = SPECS.get(s.cfg);
+      if (!byMember) SPECS.set(s.cfg, (byMember = new Map()));
+      let spec = byMember.get(m.svc.key);
+      if (!spec) byMember.set(m.svc.key, (spec = serviceSpec(s.cfg, m.svc)));
+      return spec;
+    }));
   }
 
   #makeReal(svc: Service, rs: RealServerConfig): Real {
@@ -340,6 +353,8 @@ export class VirtualServerManager {
     const touched: Service[] = [];
     const byKey = this.#byKey();
     const removed = new Set<Service>();
+    /** Some counter key may be gone (a service, member, real or sorry server left): forget their figures. */
+    let keysGone = plan.virtualServers.removed.length > 0;
     for (const cfg of plan.virtualServers.removed) {
       const svc = byKey.get(cfg.key);
       if (!svc) continue;
@@ -357,6 +372,8 @@ export class VirtualServerManager {
     for (const k of plan.virtualServers.kept) {
       const svc = byKey.get(k.current.key);
       if (!svc) continue;
+      // The very object the service runs with (an unchanged block of the file): nothing to do.
+      if (k.next === svc.cfg && k.current === k.next) continue;
       svc.cfg = k.next;
       // Group members: a removed one stops and drains (configure() below leaves it out), an added
       // one gets the shared pool and is served when its address is here; the others are untouched.
@@ -377,6 +394,7 @@ export class VirtualServerManager {
       }
       touched.push(svc);
       const rsPlan = k.changes.realServers;
+      if (rsPlan.removed.length > 0 || k.changes.membersRemoved.length > 0 || k.changes.settings.sorry_server !== undefined) keysGone = true;
       const same = (a: RealServerConfig, b: RealServerConfig) => endpointText(a.endpoint) === endpointText(b.endpoint);
       for (const rs of rsPlan.removed) {
         const real = svc.reals.find((r) => same(r.cfg, rs));
@@ -411,7 +429,7 @@ export class VirtualServerManager {
     // changed); unchanged services are not re-evaluated. All in flight at once.
     for (const svc of touched) svc.sent = null;
     await Promise.all(touched.map((svc) => this.#apply(svc)));
-    if (touched.length > 0 || removed.size > 0) {
+    if (keysGone) {
       const keys = new Set(this.#services.flatMap((s) => [s.key, ...s.members.map((m) => m.svc.key)].flatMap((k) => [
         k as string, ...s.reals.map((r) => destKey(k, r.id)), ...(s.cfg.sorry_endpoint ? [destKey(k, `sorry:${endpointText(s.cfg.sorry_endpoint)}`)] : []),
       ])));

@@ -20,7 +20,10 @@ class Fake extends DataplaneLifecycle implements ConnectionState {
   constructor(readonly name: string, readonly kinds: readonly LbKind[]) {
     super();
   }
-  protected async applyConfigure(services: readonly ServiceSpec[], removed: readonly ServiceSpec[]): Promise<void> {
+  /** Each applyConfigure's arguments as passed. */
+  readonly configures: Array<{ services: readonly ServiceSpec[]; removed: readonly ServiceSpec[]; changed: readonly ServiceSpec[] }> = [];
+  protected async applyConfigure(services: readonly ServiceSpec[], removed: readonly ServiceSpec[], changed: readonly ServiceSpec[]): Promise<void> {
+    this.configures.push({ services, removed, changed });
     this.log.push(`configure ${services.map((s) => s.key).join(',')} -${removed.map((s) => s.key).join(',')}`);
   }
   protected async applyPool(spec: ServiceSpec, pool: PoolSpec): Promise<void> {
@@ -138,6 +141,32 @@ test('the lifecycle base checks arguments with codes and records the desired sta
   t.deepEqual(fake.log, [`configure ${natSvc.key} -`], 'refused calls did no I/O');
   await fake.close();
   await t.throwsAsync(fake.serve(natSvc.key), { code: 'E_CLOSED' } as never);
+});
+
+test('configure tells the implementation which services changed; an equal spec stands as the object configured before', async (t) => {
+  const fake = new Fake('user', ['PROXY']);
+  const a = contractSpec('PROXY', endpoint('10.0.0.50', 80));
+  const b = contractSpec('PROXY', endpoint('10.0.0.50', 81));
+  const c = contractSpec('PROXY', endpoint('10.0.0.50', 82));
+  await fake.configure([a, b]);
+  t.deepEqual(fake.configures.at(-1)!.changed, [a, b]);
+  // Equal copies (a reload that rebuilt them): nothing changed, the first objects stand.
+  await fake.configure([structuredClone(a), structuredClone(b)]);
+  const same = fake.configures.at(-1)!;
+  t.deepEqual(same.changed, []);
+  t.deepEqual(same.removed, []);
+  t.is(same.services[0], a);
+  t.is(same.services[1], b);
+  // One setting of one service (any key, nested ones too), one service removed, one added.
+  const b2 = { ...b, hash: { ...b.hash, port: !b.hash.port } };
+  await fake.configure([a, b2, c]);
+  t.deepEqual(fake.configures.at(-1)!.changed, [b2, c]);
+  await fake.configure([a, c]);
+  const gone = fake.configures.at(-1)!;
+  t.deepEqual(gone.changed, []);
+  t.deepEqual(gone.removed.map((s) => s.key), [b.key]);
+  // A refused spec (checkService) is refused whether it is new or changed; unchanged ones are not checked again.
+  await t.throwsAsync(fake.configure([a, { ...c, kind: 'DR' }]), { code: 'E_CONFIG_INVALID' });
 });
 
 test('the built-in registration: the proxy forwards PROXY, nftables DR, NAT and FULLNAT; no implementation is created before a service needs it', async (t) => {

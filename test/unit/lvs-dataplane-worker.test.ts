@@ -24,7 +24,14 @@ test('parseRequest accepts well-formed requests and rejects malformed ones', (t)
   t.truthy(parseRequest({ t: 'setPool', seq: 2, key: spec.key, pool: { dests: [dest('127.0.0.2', 80, 0)], sorry: null } }));
   t.truthy(parseRequest({ t: 'unserve', seq: 3, key: spec.key, drainMs: 0 }));
   t.truthy(parseRequest({ t: 'stats', seq: 4 }));
+  t.truthy(parseRequest({ t: 'update', seq: 5, services: [spec], removed: ['tcp/127.0.3.1:9090'] }));
+  t.truthy(parseRequest({ t: 'update', seq: 6, services: [], removed: [] }));
   const bad: unknown[] = [
+    { t: 'update', seq: 1, services: [spec] },
+    { t: 'update', seq: 1, services: [spec], removed: [spec.key] },
+    { t: 'update', seq: 1, services: [spec, spec], removed: [] },
+    { t: 'update', seq: 1, services: [{ ...spec, kind: 'DR' }], removed: [] },
+    { t: 'update', seq: 1, services: [], removed: [1] },
     null,
     42,
     'stats',
@@ -99,6 +106,32 @@ test('the worker ignores and counts malformed messages and keeps serving', async
   const st = await ask({ t: 'stats', seq: 4 });
   t.is((st as { result: { services: unknown[] } }).result.services.length, 1);
   await ask({ t: 'shutdown', seq: 5 });
+});
+
+test('the worker applies an update as a delta: listed services added or changed, removed keys drained, the others untouched', async (t) => {
+  const w = new Worker(WORKER_URL);
+  t.teardown(() => w.terminate());
+  const waiters = new Map<number, (m: WorkerMessage) => void>();
+  w.on('message', (m: WorkerMessage) => {
+    if (m.t === 'reply') waiters.get(m.seq)?.(m);
+  });
+  let seq = 0;
+  const ask = (msg: Record<string, unknown>) =>
+    new Promise<WorkerMessage & { t: 'reply' }>((resolve) => {
+      const n = ++seq;
+      waiters.set(n, resolve as (m: WorkerMessage) => void);
+      w.postMessage({ ...msg, seq: n });
+    });
+  const services = async () => ((await ask({ t: 'stats' })) as { result: { services: Array<{ key: string; scheduler_in_effect: string }> } }).result.services.map((s) => `${s.key} ${s.scheduler_in_effect}`).sort();
+  const a = contractSpec('PROXY', endpoint('127.0.3.1', 8081));
+  const b = contractSpec('PROXY', endpoint('127.0.3.1', 8082));
+  t.true((await ask({ t: 'update', services: [a, b], removed: [] })).ok);
+  t.deepEqual(await services(), [`${a.key} rr`, `${b.key} rr`]);
+  t.true((await ask({ t: 'update', services: [{ ...b, scheduler: 'wrr' }], removed: [] })).ok);
+  t.deepEqual(await services(), [`${a.key} rr`, `${b.key} wrr`]);
+  t.true((await ask({ t: 'update', services: [], removed: [a.key, 'tcp/127.0.3.1:9999'] })).ok, 'an unknown removed key is ignored');
+  t.deepEqual(await services(), [`${b.key} wrr`]);
+  await ask({ t: 'shutdown' });
 });
 
 function httpRs(address: string): Promise<{ port: number; close: () => void }> {

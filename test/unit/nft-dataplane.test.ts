@@ -64,6 +64,26 @@ test('one transaction per call; the first one removes stale tables; close() dele
   await t.throwsAsync(dp.stats(), { code: 'E_CLOSED' });
 });
 
+test('configure with the services committed already (equal copies: a reload that changed none here) sends no transaction; a changed one does, and a failed one is tried again', async (t) => {
+  const tr = new FakeTransport();
+  const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });
+  await dp.configure([dr, nat]);
+  await dp.setPool(dr.key, pool([['10.77.0.21', 80, 1]]));
+  const n = tr.scripts.length;
+  await dp.configure([structuredClone(dr), structuredClone(nat)]);
+  t.is(tr.scripts.length, n, 'no change, no transaction');
+  tr.fail = /./;
+  const more = svcSpec({ kind: 'NAT', ports: [[9090, 9090]] });
+  await t.throwsAsync(dp.configure([dr, nat, more]), { code: 'E_NETLINK' });
+  tr.fail = null;
+  // The refused configure is not taken for done: the same call again commits it.
+  await dp.configure([dr, nat, more]);
+  t.is(tr.scripts.length, n + 1);
+  await dp.configure([dr]);
+  t.is(tr.scripts.length, n + 2, 'a removed service is a change');
+  await dp.close();
+});
+
 test('changes arriving while a transaction runs are coalesced into the next one', async (t) => {
   const tr = new FakeTransport();
   const dp = new NftablesDataplane({ transport: tr, facts: facts(), maglev: roundMaglev, ...quiet });

@@ -17,6 +17,7 @@
  * caller and must not be re-applied by a restart in between).
  */
 import { EventEmitter } from 'node:events';
+import { isDeepStrictEqual } from 'node:util';
 import { KeepaliveError } from '../../util/errors.js';
 import type { ServiceKey } from '../../util/endpoint.js';
 import { endpointText } from '../../util/endpoint.js';
@@ -46,8 +47,12 @@ export abstract class DataplaneLifecycle extends EventEmitter implements Datapla
   protected checkService(_spec: ServiceSpec): string | null {
     return null;
   }
-  /** The full desired set; `removed` are the services not listed any more (to drain, then drop). */
-  protected abstract applyConfigure(services: readonly ServiceSpec[], removed: readonly ServiceSpec[]): Promise<void>;
+  /**
+   * The full desired set; `removed` are the services not listed any more (to drain, then drop);
+   * `changed` those of `services` that are new or differ from the ones configured before (the
+   * others are passed as the very objects configured before, so `===` tells them unchanged).
+   */
+  protected abstract applyConfigure(services: readonly ServiceSpec[], removed: readonly ServiceSpec[], changed: readonly ServiceSpec[]): Promise<void>;
   protected abstract applyPool(spec: ServiceSpec, pool: PoolSpec): Promise<void>;
   protected abstract applyServe(spec: ServiceSpec): Promise<void>;
   protected abstract applyUnserve(spec: ServiceSpec, drainMs: number): Promise<void>;
@@ -98,12 +103,22 @@ export abstract class DataplaneLifecycle extends EventEmitter implements Datapla
   async configure(services: readonly ServiceSpec[]): Promise<void> {
     this.assertOpen();
     const keys = new Set<string>();
+    const changed: ServiceSpec[] = [];
+    const desired: ServiceSpec[] = [];
     for (const spec of services) {
       if (!this.kinds.includes(spec.kind)) throw invalid(`${this.name} data plane does not forward lb_kind ${spec.kind} (${spec.key})`);
       if (keys.has(spec.key)) throw invalid(`duplicate virtual service ${spec.key}`);
       keys.add(spec.key);
+      const before = this.#services.get(spec.key);
+      // Unchanged: the spec configured before stands (it passed checkService then).
+      if (before !== undefined && (before === spec || isDeepStrictEqual(before, spec))) {
+        desired.push(before);
+        continue;
+      }
       const problem = this.checkService(spec);
       if (problem) throw invalid(`${spec.key}: ${problem}`);
+      changed.push(spec);
+      desired.push(spec);
     }
     const removed = [...this.#services.values()].filter((s) => !keys.has(s.key));
     for (const s of removed) {
@@ -111,8 +126,8 @@ export abstract class DataplaneLifecycle extends EventEmitter implements Datapla
       this.#pools.delete(s.key);
       this.#served.delete(s.key);
     }
-    for (const spec of services) this.#services.set(spec.key, spec);
-    await this.applyConfigure(services, removed);
+    for (const spec of desired) this.#services.set(spec.key, spec);
+    await this.applyConfigure(desired, removed, changed);
   }
 
   async setPool(key: ServiceKey, pool: PoolSpec): Promise<void> {

@@ -281,6 +281,10 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         );
       }
     }
+    // Exactly the services committed already, the very same specs (a reload that changed none of
+    // them here): no transaction. Checked against the committed state, not the caller's, so a
+    // configure whose transaction failed is tried again.
+    if (this.#started && !this.#running && this.#pending.length === 0 && this.#sameAsCommitted(services)) return;
     const now = this.#now();
     await this.#change((st) => {
       for (const spec of services) {
@@ -302,6 +306,17 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         }
       }
     });
+  }
+
+  #sameAsCommitted(services: readonly ServiceSpec[]): boolean {
+    let live = 0;
+    for (const s of this.#state.values()) if (s.removing === undefined) live++;
+    if (live !== services.length) return false;
+    for (const spec of services) {
+      const cur = this.#state.get(spec.key);
+      if (!cur || cur.spec !== spec || cur.removing !== undefined) return false;
+    }
+    return true;
   }
 
   protected async applyPool(spec: ServiceSpec, pool: PoolSpec): Promise<void> {

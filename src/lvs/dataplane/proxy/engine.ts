@@ -138,6 +138,8 @@ export class Engine {
     switch (req.t) {
       case 'configure':
         return this.configure(req.services);
+      case 'update':
+        return this.update(req.services, req.removed);
       case 'setPool':
         this.service(req.key).core.setPool(req.pool);
         return undefined;
@@ -188,29 +190,42 @@ export class Engine {
       this.services.delete(key);
       this.retire(svc);
     }
-    for (const spec of specs) {
-      const svc = this.services.get(spec.key);
-      if (svc) {
-        svc.core.applySpec(spec);
-        if (svc instanceof UdpService) svc.armTimer();
-        // Persistence turned on by a reload: only worker 0 may hold this service's templates.
-        if (this.index > 0 && !servedByEveryWorker(spec) && svc.serving) void svc.unserve(spec.drainMs);
-        continue;
-      }
-      const emit = (ev: ConnectionEvent) => this.emit(ev);
-      let created: Service;
-      if (spec.match.kind === 'addr' && spec.match.protocol === 'tcp') {
-        const reusePort = this.workers > 1 && servedByEveryWorker(spec);
-        const hub = this.relayHub();
-        created = hub
-          ? new RelayTcpService(spec, emit, this.admission, reusePort, this.cursors, hub)
-          : new TcpService(spec, emit, this.admission, reusePort, this.cursors);
-      } else {
-        created = new UdpService(spec, emit, this.admission);
-      }
-      if (created instanceof TcpService) created.setEventsEnabled(this.eventsEnabled);
-      this.services.set(spec.key, created);
+    for (const spec of specs) this.upsert(spec);
+  }
+
+  /** configure() as a delta: only the listed services change; a removed key not here is ignored (idempotent). */
+  private update(specs: readonly ServiceSpec[], removed: readonly string[]): void {
+    for (const key of removed) {
+      const svc = this.services.get(key);
+      if (!svc) continue;
+      this.services.delete(key);
+      this.retire(svc);
     }
+    for (const spec of specs) this.upsert(spec);
+  }
+
+  private upsert(spec: ServiceSpec): void {
+    const svc = this.services.get(spec.key);
+    if (svc) {
+      svc.core.applySpec(spec);
+      if (svc instanceof UdpService) svc.armTimer();
+      // Persistence turned on by a reload: only worker 0 may hold this service's templates.
+      if (this.index > 0 && !servedByEveryWorker(spec) && svc.serving) void svc.unserve(spec.drainMs);
+      return;
+    }
+    const emit = (ev: ConnectionEvent) => this.emit(ev);
+    let created: Service;
+    if (spec.match.kind === 'addr' && spec.match.protocol === 'tcp') {
+      const reusePort = this.workers > 1 && servedByEveryWorker(spec);
+      const hub = this.relayHub();
+      created = hub
+        ? new RelayTcpService(spec, emit, this.admission, reusePort, this.cursors, hub)
+        : new TcpService(spec, emit, this.admission, reusePort, this.cursors);
+    } else {
+      created = new UdpService(spec, emit, this.admission);
+    }
+    if (created instanceof TcpService) created.setEventsEnabled(this.eventsEnabled);
+    this.services.set(spec.key, created);
   }
 
   private relayHub(): RelayHub | null {

@@ -219,8 +219,13 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
       : 'the proxy (lb_kind PROXY) listens on one TCP or UDP address:port; fwmark and port-set services need a kernel lb_kind';
   }
 
-  protected applyConfigure(services: readonly ServiceSpec[]): Promise<void> {
-    return this.broadcast({ t: 'configure', services }).then(() => undefined);
+  /**
+   * Only what changed goes to the workers (a reload of one service among 1,000 posts one spec, not
+   * 1,000 to each worker); a restarted worker gets the whole desired set (restartSlot).
+   */
+  protected applyConfigure(_services: readonly ServiceSpec[], removed: readonly ServiceSpec[], changed: readonly ServiceSpec[]): Promise<void> {
+    if (changed.length === 0 && removed.length === 0) return Promise.resolve();
+    return this.broadcast({ t: 'update', services: changed, removed: removed.map((s) => s.key) }).then(() => undefined);
   }
 
   protected applyPool(spec: ServiceSpec, pool: PoolSpec): Promise<void> {

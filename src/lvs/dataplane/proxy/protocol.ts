@@ -8,7 +8,7 @@
  * (`parseRequest`): a malformed one is ignored and counted (reported as `malformed` in stats), it
  * never throws inside the worker.
  *
- * main → worker: configure | setPool | serve | unserve | stats | restore | events | snapshot | limits | shutdown
+ * main → worker: configure | update | setPool | serve | unserve | stats | restore | events | snapshot | limits | shutdown
  * worker → main: reply | events
  */
 
@@ -60,6 +60,8 @@ export interface ProxyStats {
 
 export type Request =
   | { readonly t: 'configure'; readonly seq: number; readonly services: readonly ServiceSpec[] }
+  /** A delta of configure: `services` added or changed, `removed` keys gone (to drain); the others untouched. */
+  | { readonly t: 'update'; readonly seq: number; readonly services: readonly ServiceSpec[]; readonly removed: readonly ServiceKey[] }
   | { readonly t: 'setPool'; readonly seq: number; readonly key: ServiceKey; readonly pool: PoolSpec }
   | { readonly t: 'serve'; readonly seq: number; readonly key: ServiceKey }
   | { readonly t: 'unserve'; readonly seq: number; readonly key: ServiceKey; readonly drainMs: number }
@@ -166,6 +168,15 @@ export function parseRequest(v: unknown): Request | null {
         const s = v.services;
         if (!Array.isArray(s) || s.length > MAX_LIST || !s.every(isServiceSpec)) return null;
         if (new Set(s.map((x: ServiceSpec) => x.key)).size !== s.length) return null;
+        return v as unknown as Request;
+      }
+      case 'update': {
+        const s = v.services;
+        const r = v.removed;
+        if (!Array.isArray(s) || s.length > MAX_LIST || !s.every(isServiceSpec)) return null;
+        if (!Array.isArray(r) || r.length > MAX_LIST || !r.every((k) => isStr(k))) return null;
+        const keys = new Set([...s.map((x: ServiceSpec) => x.key), ...(r as string[])]);
+        if (keys.size !== s.length + r.length) return null;
         return v as unknown as Request;
       }
       case 'setPool':
