@@ -38,12 +38,13 @@ export function claimedBy(match: ServiceMatch, addresses: ReadonlySet<string>): 
 
 /**
  * What a claim changes in a service on a claimed address: its cut window ends and it is marked
- * claimed (a drain in progress then ends without a window). null: nothing to change (served
- * already, or claimed already with no window).
+ * claimed (a drain in progress then ends without a window). null: nothing to change — served, idle
+ * with no window (nothing opens one before the next serve: a first takeover waits for nothing), or
+ * claimed already with no window.
  */
 export function claimStep(s: CutFields): { readonly claimed: true; readonly cutUntil: undefined } | null {
   if (s.phase === 'serving') return null;
-  if (s.claimed === true && s.cutUntil === undefined) return null;
+  if (s.cutUntil === undefined && (s.phase === 'idle' || s.claimed === true)) return null;
   return { claimed: true, cutUntil: undefined };
 }
 

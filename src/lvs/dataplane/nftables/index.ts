@@ -411,8 +411,9 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     await this.#change((st) => {
       for (const [key, s] of st) {
         if (!concerns(s)) continue;
-        const { cutUntil: _c, ...rest } = s;
-        st.set(key, { ...rest, input: undefined, claimed: true });
+        const { cutUntil, ...rest } = s;
+        // Only a window that ends changes the rules (the builder input); the mark alone does not.
+        st.set(key, cutUntil === undefined ? { ...rest, claimed: true } : { ...rest, input: undefined, claimed: true });
       }
     });
   }
