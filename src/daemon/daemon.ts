@@ -199,17 +199,29 @@ export class Daemon {
         const text = vrrpAlertFor(this.#config.global, a.kind, a.name, a.state);
         if (text) mailer.enqueue(text);
       },
-      // NAT with conntrackd: the peer's connections are committed to the kernel before the VIPs
-      // (the sync instance's, and those of its vrrp_sync_group, e.g. the real servers' gateway)
-      // go up, so the first packet that reaches this director finds them (bounded wait).
+      // Before the VIPs of a new master go up (bounded waits, side by side; the state machine and
+      // its adverts run on meanwhile):
       beforeVips: async (instance) => {
+        const waits: Promise<void>[] = [];
+        // The data plane holds established connections to services on these addresses from now
+        // on: a cut window left by a recent drain here ends before the VIPs are local, or this
+        // director's own stack would reset its clients' sessions until its serve transaction lands.
+        const cfg = this.#config.vrrp_instance.find((i) => i.name === instance);
+        const addresses = cfg ? [...cfg.virtual_ipaddress_parsed, ...cfg.virtual_ipaddress_excluded_parsed].map((v) => v.address) : [];
+        if (this.#dataPlane && addresses.length) {
+          const claim = this.#dataPlane.claim(addresses).catch((err: unknown) => log.warn({ instance, err: errorMessage(err) }, 'data plane: claiming the VIPs failed'));
+          waits.push(boundedWait(claim, CLAIM_WAIT_MS));
+        }
+        // NAT with conntrackd: the peer's connections are committed to the kernel before the VIPs
+        // (the sync instance's, and those of its vrrp_sync_group, e.g. the real servers' gateway)
+        // go up, so the first packet that reaches this director finds them.
         const ct = this.#conntrackd;
         const s = this.#config.sync;
-        if (!ct || !s) return;
         // A sync group moves as one: whichever member's VIPs come first (its timer may fire before
         // the sync instance's) starts the commit, the others wait for it.
-        const grouped = this.#config.vrrp_sync_group.some((g) => g.group.includes(instance) && g.group.includes(s.instance));
-        if (instance === s.instance || grouped) await ct.promote(CONNTRACKD_COMMIT_WAIT_MS);
+        const grouped = s ? this.#config.vrrp_sync_group.some((g) => g.group.includes(instance) && g.group.includes(s.instance)) : false;
+        if (ct && s && (instance === s.instance || grouped)) waits.push(ct.promote(CONNTRACKD_COMMIT_WAIT_MS));
+        await Promise.all(waits);
       },
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);
@@ -600,6 +612,19 @@ export class Daemon {
 
 function staticEntries(c: Config): RouteSetEntries {
   return { addresses: c.global.static_ipaddress_parsed, routes: c.global.static_routes_parsed, rules: c.global.static_rules_parsed };
+}
+
+/** How long a VIP add waits for the data plane's claim of its addresses (ms; a transaction takes a few). */
+const CLAIM_WAIT_MS = 1_000;
+
+/** Resolves when `p` settles or after `ms`, whichever comes first. */
+function boundedWait(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** How long a VIP add waits for conntrackd's commit of the peer's connections (ms). */

@@ -37,9 +37,10 @@ export interface VrrpDeps {
   onOwnership?: (instance: string, owned: boolean) => void;
   /**
    * Runs on becoming MASTER, before the instance's VIPs are put on the interface (the state
-   * machine and its adverts go on meanwhile; only the VIP add waits). The daemon commits the
-   * peer's conntrack entries there, so the first packet that reaches the VIP finds them. It must
-   * bound its own wait.
+   * machine and its adverts go on meanwhile; only the VIP add waits). The daemon has the data
+   * plane claim the instance's addresses there (a cut window left by a recent drain ends, so its
+   * own stack resets no session before the serve lands) and commits the peer's conntrack entries,
+   * so the first packet that reaches the VIP finds them. It must bound its own wait.
    */
   beforeVips?: (instance: string) => Promise<void>;
   /**

@@ -119,17 +119,18 @@ export async function persistentClientsKeep(t: ExecutionContext, client: LabHost
  * Starts a 2 MiB download and four interactive sessions (rr spreads them over both servers: a new
  * master that scheduled their packets afresh would move at least one), runs `event` once they
  * flow, waits for `settle`, then checks every connection finished unbroken and logs the stalls.
+ * The interactive sessions last `interactiveMs` (default 6 s; the download about 10 s).
  */
 export async function acrossEvent(
   t: ExecutionContext,
   client: LabHost,
   vip: string,
   label: string,
-  steps: { before?: () => Promise<void>; event: () => Promise<void>; settle: () => Promise<void>; diagnose?: () => Promise<string> },
+  steps: { before?: () => Promise<void>; event: () => Promise<void>; settle: () => Promise<void>; diagnose?: () => Promise<string>; interactiveMs?: number },
 ): Promise<void> {
   const dl = startDownload(client, vip);
   const echos: LabProcess[] = [];
-  for (let i = 0; i < 4; i++) echos.push(startInteractive(client, vip, 6_000));
+  for (let i = 0; i < 4; i++) echos.push(startInteractive(client, vip, steps.interactiveMs ?? 6_000));
   await new Promise((r) => setTimeout(r, 1_500));
   await steps.before?.();
   const at = Date.now();

@@ -8,16 +8,22 @@
 //     the same real server for every flow;
 //   - rr with [sync]: the master's connection and persistence tables reach the backup over our
 //     authenticated sync, and the new master writes them into its own tables before it serves.
+// And a director preempted and MASTER again within its cut window (10 s after its drain ended):
+// its VIP:port is guarded again before its VIP is local, so its own stack resets no session in the
+// instant between the VIP add and its serve transaction (docs/hitless.md "The cut window and a
+// takeover").
 import type { ExecutionContext } from 'ava';
-import { createLab, netnsTest, waitFor, type Lab, type LabHost } from '../lib/netns.js';
+import { createLab, netnsTest, sleep, waitFor, type Lab, type LabHost } from '../lib/netns.js';
 import { startDirector, directorToml, type Director } from '../lib/daemon.js';
 import { prepareDrRealServer } from '../lib/nft-lab.js';
-import { acrossEvent as across, ECHO_PORT, persistentClientsKeep as keep, serverOf, startEchoServer, startRateLimitedNginx, startUdpEcho, startUdpFlow, udpFlowResult, UDP_PORT } from '../lib/hitless.js';
+import { acrossEvent as across, ECHO_PORT, echoFlowsResult, echoFlowsUp, startEchoFlows, persistentClientsKeep as keep, serverOf, startEchoServer, startRateLimitedNginx, startUdpEcho, startUdpFlow, udpFlowResult, UDP_PORT } from '../lib/hitless.js';
 
 const VIP = '10.78.0.50';
 const KEY = 'hitless-dr-test-key';
 const ADVERT = 0.1;
 const CLIENTS = Array.from({ length: 20 }, (_, i) => `10.78.0.${120 + i}`);
+/** Sessions of the cut-window scenario sending a line every 20 ms. */
+const DENSE = 30;
 
 function services(algo: 'mh' | 'rr', sync: boolean): string {
   const rs = (addr: string) => `\n[[virtual_server.real_server]]\naddress = "${addr}"\nweight = 1\n`;
@@ -130,3 +136,64 @@ netnsTest('DR rr with [sync]: connection and persistence tables synced; establis
   await scenario(t, 'rr', true);
 });
 
+
+/**
+ * Counts the TCP resets `host`'s own stack sends from `vip` (output hook, a table of the test's
+ * own); returns the reader.
+ */
+async function watchResets(host: LabHost, vip: string): Promise<() => Promise<number>> {
+  await host.exec(['/usr/sbin/nft', `add table inet rstwatch; add chain inet rstwatch out { type filter hook output priority 0; policy accept; }; add rule inet rstwatch out ip saddr ${vip} tcp flags & rst != 0 counter`]);
+  return async () => Number(/counter packets (\d+)/.exec((await host.exec(['/usr/sbin/nft', 'list', 'chain', 'inet', 'rstwatch', 'out'])).stdout)?.[1] ?? NaN);
+}
+
+async function recut(t: ExecutionContext, algo: 'mh' | 'rr', sync: boolean): Promise<void> {
+  const f = await farm(t);
+  const db = await start(f, f.b, 100, algo, sync);
+  await master(db);
+  const resets = await watchResets(f.b, VIP);
+  const held = async () => Number(/packets (\d+)/.exec((await f.b.exec(['/usr/sbin/nft', 'list', 'counter', 'inet', 'keepalive_ts', 'g_vipin'])).stdout)?.[1] ?? NaN);
+  const heldBefore = await held();
+  // Besides the download and the four sessions of across(): 30 sessions sending a line every
+  // 20 ms, so packets are in flight in the instant between db's VIP add and its serve transaction.
+  const dense = startEchoFlows(f.client, VIP, DENSE, 16_000, { intervalMs: 20 });
+  await waitFor(async () => echoFlowsUp(dense).size === DENSE, 10_000, `${DENSE} dense sessions up`);
+  let da: Director | undefined;
+  const label = `${algo}${sync ? '+sync' : ''} preempted, MASTER again within the cut window`;
+  await across(t, f.client, VIP, label, {
+    interactiveMs: 12_000,
+    event: async () => {
+      // da preempts: db goes BACKUP, unserves (drain_timeout 0: its drain ends at once and its
+      // 10 s cut window starts), then da stops gracefully 2 s later: db is MASTER again inside it.
+      da = await start(f, f.a, 150, algo, sync);
+      await master(da);
+      await waitFor(async () => (await db.instance()).state === 'BACKUP', 5_000, 'db BACKUP (preempted)');
+      await waitFor(async () => (await db.status()).virtual_servers.every((v) => !v.serving), 5_000, 'db stopped serving');
+      const preempted = Date.now();
+      if (sync) await waitFor(async () => ((await db.status()).sync?.table.conns ?? 0) >= 5, 3_000, 'db holds the five long connections');
+      await sleep(Math.max(0, 2_000 - (Date.now() - preempted)));
+      t.log(`${label}: da stopped ${Date.now() - preempted} ms after db stopped serving (cut window 10 s)`);
+      void da.proc.kill('SIGTERM');
+    },
+    settle: async () => {
+      await master(db);
+      await da!.proc.exited;
+    },
+  });
+  const n = await resets();
+  t.log(`${label}: resets sent by db's own stack from the VIP: ${n}; packets held by db's VIP:port guard (g_vipin) across the events: ${(await held()) - heldBefore}`);
+  await dense.exited;
+  const flows = echoFlowsResult(dense);
+  const broken = flows.filter((x) => !x.ok);
+  t.log(`${label}: ${flows.length - broken.length}/${DENSE} dense sessions unbroken${broken.length ? `; broken: ${broken.slice(0, 5).map((x) => `${x.localPort} ${x.reason}`).join(', ')}` : ''}`);
+  t.is(flows.length, DENSE, `${label}: every dense session reported`);
+  t.is(broken.length, 0, `${label}: dense sessions broken`);
+  t.is(n, 0, `${label}: db's own stack sent ${n} resets from the VIP`);
+}
+
+netnsTest('DR mh: a director preempted and MASTER again within its cut window resets no session (VIP:port guarded before the VIP is local)', async (t) => {
+  await recut(t, 'mh', false);
+});
+
+netnsTest('DR rr with [sync]: a director preempted and MASTER again within its cut window resets no session', async (t) => {
+  await recut(t, 'rr', true);
+});

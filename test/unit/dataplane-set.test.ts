@@ -226,3 +226,25 @@ check = { type = "TCP_CHECK" }
   await lvs.stop();
   t.true(kernel.log.includes('close'));
 });
+
+test('claim goes to every implementation created that has it (AddressClaim); the others and a closed set are skipped', async (t) => {
+  const claims: string[][] = [];
+  class Claiming extends Fake {
+    async claim(addresses: readonly string[]): Promise<void> {
+      claims.push([...addresses]);
+    }
+  }
+  const impls: DataplaneImplementation[] = [
+    { name: 'user', kinds: ['PROXY'], create: () => new Fake('user', ['PROXY']) },
+    { name: 'kernel', kinds: ['DR', 'NAT', 'FULLNAT'], create: () => new Claiming('kernel', ['DR', 'NAT', 'FULLNAT']) },
+  ];
+  const set = new DataplaneSet({}, impls);
+  await set.claim(['10.0.0.50']);
+  t.deepEqual(claims, [], 'no implementation created yet');
+  await set.configure([proxySvc, natSvc]);
+  await set.claim(['10.0.0.50', '10.0.0.51']);
+  t.deepEqual(claims, [['10.0.0.50', '10.0.0.51']]);
+  await set.close();
+  await set.claim(['10.0.0.50']);
+  t.is(claims.length, 1);
+});

@@ -270,3 +270,21 @@ export function hasConnectionState(d: object): d is ConnectionState {
   const x = d as Partial<ConnectionState>;
   return typeof x.restore === 'function' && typeof x.snapshot === 'function' && typeof x.onEvent === 'function';
 }
+
+// ------------------------------------------------------------------------------------------------
+// Address claim (optional facet): a takeover about to make addresses local.
+
+export interface AddressClaim {
+  /**
+   * This director is about to make `addresses` local as their new owner (VRRP MASTER, called
+   * before the VIPs go up). From the moment this resolves, a packet of an established connection
+   * to a service on them that reaches this director before serve() has landed must be held (dropped,
+   * so the client resends it), never answered with a reset — whatever a recent unserve left
+   * behind (nftables: a drain's cut window). Resolves at once when there is nothing to change.
+   */
+  claim(addresses: readonly string[]): Promise<void>;
+}
+
+export function hasAddressClaim(d: object): d is AddressClaim {
+  return typeof (d as Partial<AddressClaim>).claim === 'function';
+}

@@ -18,7 +18,9 @@ import { EventEmitter } from 'node:events';
 import { KeepaliveError } from '../../util/errors.js';
 import type { ServiceKey } from '../../util/endpoint.js';
 import {
+  hasAddressClaim,
   hasConnectionState,
+  type AddressClaim,
   type ConnectionEvent,
   type ConnectionSnapshot,
   type ConnectionState,
@@ -109,7 +111,7 @@ interface Slot {
   readonly unsubscribe: Map<(events: readonly ConnectionEvent[]) => void, () => void>;
 }
 
-export class DataplaneSet implements Dataplane, ConnectionState {
+export class DataplaneSet implements Dataplane, ConnectionState, AddressClaim {
   readonly name = 'set';
   readonly kinds: readonly LbKind[];
   #ctx: DataplaneContext;
@@ -278,6 +280,12 @@ export class DataplaneSet implements Dataplane, ConnectionState {
         slot.unsubscribe.delete(cb);
       }
     };
+  }
+
+  /** Every implementation created that holds connections on local input is told (AddressClaim). */
+  claim(addresses: readonly string[]): Promise<void> {
+    if (this.#closing) return Promise.resolve();
+    return Promise.all(this.#slots.flatMap((s) => (s.instance && hasAddressClaim(s.instance) ? [s.instance.claim(addresses)] : []))).then(() => undefined);
   }
 
   /** Closes every implementation created. Idempotent. */

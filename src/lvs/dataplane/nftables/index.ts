@@ -15,6 +15,7 @@ import { endpointText, type Endpoint, type ServiceKey } from '../../../util/endp
 import { KeepaliveError, errorMessage } from '../../../util/errors.js';
 import { conntrackCountByMark, conntrackDeleteByMark } from '../../../net/native.js';
 import type {
+  AddressClaim,
   ConnEntry,
   ConnectionEvent,
   ConnectionSnapshot,
@@ -29,6 +30,7 @@ import type {
   TemplateEntry,
   UdpFlowEntry,
 } from '../contract.js';
+import { claimedBy, claimSet, claimStep, cutAfterDrain } from './cut.js';
 import { flowKeyFields, flowsOf, rawKey, restoreFlows, restoreTemplates, templatesOf } from './conn-state.js';
 import { diffTables, indexRows, type ElementRow, type TableDump, type TableEntry } from './elements.js';
 import { DataplaneLifecycle } from '../lifecycle.js';
@@ -131,6 +133,12 @@ interface SvcState {
    * the next takeover (ruleset.ts g_vipin).
    */
   readonly cutUntil?: number;
+  /**
+   * This director is taking the service's address over (claim(): VRRP MASTER, before its VIPs
+   * go up): no cut window, now or when a drain in progress ends (cut.ts). Cleared by serve and
+   * unserve.
+   */
+  readonly claimed?: boolean;
   /** The builder input made from this state (identity = build cache key). */
   input?: NftServiceInput;
 }
@@ -140,9 +148,6 @@ interface Pending {
   reject: (err: unknown) => void;
   at: number;
 }
-
-/** How long after a drain ends a service's established connections are reset rather than held (ms). */
-const CUT_WINDOW_MS = 10_000;
 
 /** Lines added to the next transaction after the plan (restored entries), computed against the committed-to-be state. */
 type Extra = (state: ReadonlyMap<ServiceKey, SvcState>) => Promise<string[]>;
@@ -189,7 +194,7 @@ interface SyncPollStats {
   avgMs: number;
 }
 
-export class NftablesDataplane extends DataplaneLifecycle implements ConnectionState {
+export class NftablesDataplane extends DataplaneLifecycle implements ConnectionState, AddressClaim {
   readonly name = 'nftables';
   readonly kinds = NFT_KINDS;
 
@@ -366,7 +371,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     await this.#change((st) => {
       const s = st.get(key);
       if (!s) return;
-      const { drainUntil: _d, cutUntil: _c, ...rest } = s;
+      const { drainUntil: _d, cutUntil: _c, claimed: _k, ...rest } = s;
       st.set(key, { ...rest, input: undefined, phase: 'serving', ingress: ingress.length ? ingress : s.ingress });
     });
   }
@@ -375,17 +380,40 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     const key = spec.key;
     const until = this.#now() + Math.max(0, drainMs);
     await this.#change((st) => {
-      const s = st.get(key);
-      if (!s || s.phase === 'idle') return;
+      const cur = st.get(key);
+      if (!cur || cur.phase === 'idle') return;
+      // The address is gone from this director: a claim of it is over.
+      const { claimed: _k, ...s } = cur;
       if (drainMs <= 0) {
-        if (this.#keepsConnections(s.spec)) st.set(key, { ...s, input: undefined, phase: 'idle' });
-        else {
-          st.set(key, { ...s, input: undefined, phase: 'idle', cutUntil: this.#now() + CUT_WINDOW_MS });
-          this.#at(this.#now() + CUT_WINDOW_MS);
-        }
+        const cutUntil = cutAfterDrain(s, this.#now(), this.#keepsConnections(s.spec));
+        st.set(key, { ...s, input: undefined, phase: 'idle', ...(cutUntil !== undefined ? { cutUntil } : {}) });
+        if (cutUntil !== undefined) this.#at(cutUntil);
       } else {
         st.set(key, { ...s, input: undefined, phase: 'draining', drainUntil: until });
         this.#at(until);
+      }
+    });
+  }
+
+  /**
+   * This director is taking `addresses` over (VRRP MASTER, before the VIPs go up): the services
+   * on them hold established connections from now on (their VIP:port input guard is in place: a
+   * cut window ends, a drain in progress will end without one), so a packet that reaches the
+   * local stack between the VIP add and the serve transaction is dropped and resent, not reset.
+   * Resolves once that is committed; at once when nothing on them is cut or draining.
+   */
+  async claim(addresses: readonly string[]): Promise<void> {
+    if (this.#closed || this.isClosed || addresses.length === 0) return;
+    const set = claimSet(addresses);
+    const concerns = (s: SvcState) => s.removing === undefined && claimedBy(s.spec.match, set) && claimStep(s) !== null;
+    // Nothing queued that could open a window, and none open: nothing to wait for.
+    if (!this.#running && this.#pending.length === 0 && ![...this.#state.values()].some(concerns)) return;
+    await this.#change((st) => {
+      for (const [key, s] of st) {
+        if (!concerns(s)) continue;
+        const { cutUntil, ...rest } = s;
+        // Only a window that ends changes the rules (the builder input); the mark alone does not.
+        st.set(key, cutUntil === undefined ? { ...rest, claimed: true } : { ...rest, input: undefined, claimed: true });
       }
     });
   }
@@ -740,11 +768,9 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       let next = s;
       if (s.drainUntil !== undefined && s.drainUntil <= now && s.phase === 'draining' && s.removing === undefined) {
         const { drainUntil: _d, ...rest } = s;
-        if (this.#keepsConnections(s.spec)) next = { ...rest, input: undefined, phase: 'idle' };
-        else {
-          next = { ...rest, input: undefined, phase: 'idle', cutUntil: now + CUT_WINDOW_MS };
-          this.#at(now + CUT_WINDOW_MS);
-        }
+        const cutUntil = cutAfterDrain(s, now, this.#keepsConnections(s.spec));
+        next = { ...rest, input: undefined, phase: 'idle', ...(cutUntil !== undefined ? { cutUntil } : {}) };
+        if (cutUntil !== undefined) this.#at(cutUntil);
       }
       if (next.cutUntil !== undefined && next.cutUntil <= now) {
         const { cutUntil: _c, ...rest } = next;

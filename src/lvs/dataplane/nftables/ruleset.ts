@@ -558,7 +558,8 @@ function buildShared(services: readonly NftServiceInput[], limits?: NftLimits): 
   // transaction: the client resends the packet and the connection survives the failover. A SYN
   // still gets the local stack's answer (a refused connection when nothing serves the port). For
   // 10 s after a drain ends the port is not guarded, so connections still talking are reset (cut)
-  // as IPVS does when a service goes.
+  // as IPVS does when a service goes; a takeover of the address ends that window before the VIP
+  // is local (cut.ts, claim).
   const own: string[] = [];
   for (const f of [4, 6] as const) {
     const entries: string[] = [];
