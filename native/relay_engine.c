@@ -19,9 +19,13 @@
  * One connection: accept4 -> [JS: pick] -> socket + non-blocking connect (bounded by the timeout
  * JS gives) -> optional bytes first (the PROXY protocol header) -> relay both ways. The client is
  * not read until the real server accepted (like pauseOnConnect). A FIN read from one side is
- * passed on as shutdown(SHUT_WR) once that direction's buffered bytes are written; the connection
+ * passed on as shutdown(SHUT_WR) once that direction's buffered bytes are written, at the end of
+ * the next loop turn's poll (fin_due: when the other side's FIN arrives meanwhile, close() sends
+ * both and no shutdown is needed — the usual Connection: close exchange); the connection
  * ends when both directions did so, or at once on an error from either side (both closed). An
  * established connection idle for the engine's timeout (after a FIN: its fin timeout) is closed.
+ * Each side is registered once, edge-triggered (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET): two
+ * epoll_ctl per connection in all (level-triggered masks cost four with Connection: close).
  *
  * JS API (registered by relay_engine_init):
  *   relayEngine(cb) -> engine   cb(events: Float64Array, addresses: string[]) gets batches of
@@ -85,8 +89,12 @@ typedef struct rl_dir {
   char *buf;    /* bytes read but not yet written (malloc'ed on first need) */
   uint32_t off, len;
   bool eof;     /* the source sent FIN */
-  bool shut;    /* the FIN went on to the destination */
+  bool shut;    /* the FIN went on to the destination (or goes with its close) */
+  bool fin_due; /* EOF read and everything written; the FIN goes at the end of the next poll */
 } rl_dir;
+
+/* A direction is finished once its FIN went on or is due. */
+static inline bool dir_done(const rl_dir *d) { return d->shut || d->fin_due; }
 
 typedef struct rl_conn {
   struct rl_conn *prev, *next; /* in one of the engine's timeout lists */
@@ -121,6 +129,13 @@ typedef struct rl_engine {
   int epfd;
   uv_poll_t poll;
   uv_timer_t timer;
+  /* FINs due (deferred shutdowns): conn ids and the loop turn each was queued in. */
+  uv_check_t check;
+  uv_idle_t idle;
+  bool check_initialized, idle_initialized, idle_active;
+  uint64_t turn;
+  struct rl_fin { uint32_t id; uint64_t turn; } *fins;
+  size_t nfins, cap_fins;
   bool closed, poll_initialized, timer_initialized, timer_armed, delivering;
   uint64_t timer_at;
   uint64_t idle_ns, fin_ns;
@@ -263,29 +278,18 @@ static void conn_end(rl_engine *e, rl_conn *c, int reason) {
   conn_free(e, c);
 }
 
-/* epoll registration of one side; the data word says which connection and side. */
-static int watch(rl_engine *e, rl_conn *c, int side, uint32_t want) {
+/* epoll registration of one side, once, edge-triggered for everything it can report: no
+ * epoll_ctl per direction change (two syscalls per connection less than level-triggered masks).
+ * Edge-triggered means readiness seen once: every path that stops reading or writing before
+ * EAGAIN says how it gets back (pump: short read, RDHUP, rearm; flush_dir: pump after draining). */
+#define RL_WATCH (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+static int watch(rl_engine *e, rl_conn *c, int side) {
   int fd = side == 0 ? c->cfd : c->ufd;
   uint32_t *have = side == 0 ? &c->cmask : &c->umask;
-  if (want == *have) return 0;
-  struct epoll_event ev = {.events = want, .data.u64 = ((uint64_t)side << 32) | c->id};
-  int r;
-  if (want == 0) r = epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, &ev);
-  else r = epoll_ctl(e->epfd, *have ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
-  if (r == 0) *have = want;
+  struct epoll_event ev = {.events = RL_WATCH, .data.u64 = ((uint64_t)side << 32) | c->id};
+  int r = epoll_ctl(e->epfd, *have ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+  if (r == 0) *have = RL_WATCH;
   return r;
-}
-
-/* What each side must be watched for now: read it while its direction has nothing buffered and
- * no FIN; write it while the other direction has bytes buffered for it. */
-static int rewatch(rl_engine *e, rl_conn *c) {
-  uint32_t cm = 0, um = 0;
-  if (!c->d[0].eof && c->d[0].len == 0) cm |= EPOLLIN;
-  if (c->d[1].len > 0) cm |= EPOLLOUT;
-  if (!c->d[1].eof && c->d[1].len == 0) um |= EPOLLIN;
-  if (c->d[0].len > 0) um |= EPOLLOUT;
-  if (watch(e, c, 0, cm) < 0 || watch(e, c, 1, um) < 0) return -1;
-  return 0;
 }
 
 static void arm_timer(rl_engine *e);
@@ -293,14 +297,76 @@ static void arm_timer(rl_engine *e);
 /* ------------------------------------------------------------------------------------------ */
 /* relaying */
 
-/* Write what direction `k` has buffered; true while the connection lives. */
+static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain);
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+/* Direction k read its EOF and wrote everything. The FIN is passed on by shutdown(SHUT_WR) at the
+ * end of the next loop turn's poll, not now: when the other side's FIN comes in meanwhile (a client
+ * closing as soon as it has its answer, the usual Connection: close exchange) both sides are just
+ * closed, and close() sends both FINs (nothing can be left unread: both EOFs were read) — one
+ * shutdown syscall less, as HAProxy does. When the other way is finished already, close follows
+ * at once and sends it. */
+static void fin_due(rl_engine *e, rl_conn *c, int k) {
+  rl_dir *d = &c->d[k];
+  if (dir_done(&c->d[1 - k])) {
+    d->shut = true;
+    return;
+  }
+  if (e->nfins == e->cap_fins) {
+    size_t cap = e->cap_fins ? e->cap_fins * 2 : 64;
+    struct rl_fin *n = realloc(e->fins, cap * sizeof *n);
+    if (!n) { /* no room to defer: send it now */
+      shutdown(k == 0 ? c->ufd : c->cfd, SHUT_WR);
+      d->shut = true;
+      return;
+    }
+    e->fins = n;
+    e->cap_fins = cap;
+  }
+  e->fins[e->nfins++] = (struct rl_fin){c->id, e->turn};
+  d->fin_due = true;
+  if (!e->idle_active && e->idle_initialized) {
+    /* Keeps the loop's next poll from blocking: the FIN waits one turn, never for traffic. */
+    uv_idle_start(&e->idle, on_idle);
+    e->idle_active = true;
+  }
+}
+
+/* End of a loop turn's poll phase: FINs queued in earlier turns go now. */
+static void fins_flush(rl_engine *e, bool all) {
+  size_t keep = 0;
+  for (size_t i = 0; i < e->nfins; i++) {
+    struct rl_fin f = e->fins[i];
+    if (!all && f.turn >= e->turn) {
+      e->fins[keep++] = f;
+      continue;
+    }
+    rl_conn *c = conn_get(e, f.id);
+    if (!c) continue; /* closed meanwhile (both FINs went with close) */
+    for (int k = 0; k < 2; k++) {
+      rl_dir *d = &c->d[k];
+      if (!d->fin_due) continue;
+      d->fin_due = false;
+      d->shut = true;
+      shutdown(k == 0 ? c->ufd : c->cfd, SHUT_WR);
+    }
+  }
+  e->nfins = keep;
+  if (e->nfins == 0 && e->idle_active) {
+    uv_idle_stop(&e->idle);
+    e->idle_active = false;
+  }
+}
+
+/* Write what direction `k` has buffered; true while the connection lives. Once drained, its
+ * source is read again: edge-triggered, what arrived meanwhile raises no new event. */
 static bool flush_dir(rl_engine *e, rl_conn *c, int k) {
   rl_dir *d = &c->d[k];
   int dst = k == 0 ? c->ufd : c->cfd;
   while (d->len > 0) {
     ssize_t w = send(dst, d->buf + d->off, d->len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true; /* EPOLLOUT comes when there is room */
       if (errno == EINTR) continue;
       conn_end(e, c, RL_R_ERROR);
       return false;
@@ -310,21 +376,29 @@ static bool flush_dir(rl_engine *e, rl_conn *c, int k) {
     d->len -= (uint32_t)w;
   }
   d->off = 0;
-  if (d->eof && !d->shut) {
-    /* When the other way is finished too the connection is closed next: close() sends the FIN
-     * (nothing is left unread on dst, its EOF was read), one syscall less per connection. */
-    if (!c->d[1 - k].shut) shutdown(dst, SHUT_WR);
-    d->shut = true;
-  }
+  if (d->eof && !dir_done(d)) fin_due(e, c, k);
+  if (!d->eof) return pump(e, c, k, true);
   return true;
 }
 
-/* Read from direction k's source and pass it on; true while the connection lives. */
-static bool pump(rl_engine *e, rl_conn *c, int k) {
+/* Read from direction k's source and pass it on; true while the connection lives. A short read
+ * drained the socket: later bytes or a later FIN raise a new edge. A FIN already queued when the
+ * event was taken does not (the event says EPOLLRDHUP): then, and when the caller cannot tell
+ * (`to_eagain`), read on until EAGAIN or EOF. */
+static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
   rl_dir *d = &c->d[k];
   int src = k == 0 ? c->cfd : c->ufd;
   int dst = k == 0 ? c->ufd : c->cfd;
-  for (int i = 0; i < RL_READS_PER_EVENT && d->len == 0 && !d->eof; i++) {
+  for (int i = 0; d->len == 0 && !d->eof; i++) {
+    if (i == RL_READS_PER_EVENT) {
+      /* Enough for one turn (other connections wait): re-arming a readable edge-triggered
+       * descriptor queues it again for the next epoll_wait. */
+      if (watch(e, c, k) < 0) {
+        conn_end(e, c, RL_R_ERROR);
+        return false;
+      }
+      break;
+    }
     ssize_t n = recv(src, e->scratch, RL_BUF, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -334,8 +408,7 @@ static bool pump(rl_engine *e, rl_conn *c, int k) {
     }
     if (n == 0) {
       d->eof = true;
-      if (!c->d[1 - k].shut) shutdown(dst, SHUT_WR); /* else close() sends it: see flush_dir */
-      d->shut = true;
+      fin_due(e, c, k);
       if (!c->half_reported) {
         c->half_reported = true;
         push_event(e, RL_E_HALF_CLOSED, c->id, 0, 0, 0);
@@ -353,6 +426,7 @@ static bool pump(rl_engine *e, rl_conn *c, int k) {
     }
     if (k == 1) c->bytes[1] += (double)w;
     if (w < n) {
+      /* dst is full: the rest waits here, the source is not read until it went (flush_dir). */
       if (!d->buf && !(d->buf = malloc(RL_BUF))) {
         conn_end(e, c, RL_R_ERROR);
         return false;
@@ -362,32 +436,31 @@ static bool pump(rl_engine *e, rl_conn *c, int k) {
       memcpy(d->buf, e->scratch + w, d->len);
       break;
     }
-    if (n < RL_BUF) break; /* drained: level-triggered epoll says when there is more */
+    if (n < RL_BUF && !to_eagain) break;
   }
   return true;
 }
 
 static void relay_event(rl_engine *e, rl_conn *c, int side, uint32_t events) {
   /* side 0 = client fd, 1 = real-server fd. Writable: flush what is buffered for it. */
-  int out_dir = side == 0 ? 1 : 0, in_dir = side == 0 ? 0 : 1;
+  int out_dir = side == 0 ? 1 : 0, in_dir = side;
   if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->d[out_dir].len > 0 && !flush_dir(e, c, out_dir)) return;
-  if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !c->d[in_dir].eof && c->d[in_dir].len == 0) {
-    if (!pump(e, c, in_dir)) return;
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && !c->d[in_dir].eof && c->d[in_dir].len == 0) {
+    if (!pump(e, c, in_dir, (events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0)) return;
   }
-  if (c->d[0].shut && c->d[1].shut) {
+  if (dir_done(&c->d[0]) && dir_done(&c->d[1])) {
     conn_end(e, c, RL_R_DONE);
     return;
   }
   c->active_ns = now_ns();
   list_append(e, c, c->half_reported ? L_FIN : L_OPEN);
-  if (rewatch(e, c) < 0) conn_end(e, c, RL_R_ERROR);
 }
 
-static void connect_done(rl_engine *e, rl_conn *c, int err) {
+/* err: 0 = connected (`events` from the real-server side's readiness), errno, or -1: timeout. */
+static void connect_done(rl_engine *e, rl_conn *c, int err, uint32_t events) {
   if (err) {
     /* The client stays; JS tries another real server or destroys it. */
-    if (c->umask) watch(e, c, 1, 0);
-    close(c->ufd);
+    close(c->ufd); /* also leaves the epoll set */
     c->ufd = -1;
     c->umask = 0;
     list_unlink(e, c);
@@ -400,11 +473,13 @@ static void connect_done(rl_engine *e, rl_conn *c, int err) {
   }
   c->state = C_RELAY;
   push_event(e, RL_E_CONNECTED, c->id, 0, 0, 0);
-  /* The header (PROXY protocol) goes first. */
-  if (c->d[0].len > 0 && !flush_dir(e, c, 0)) return;
-  c->active_ns = now_ns();
-  list_append(e, c, L_OPEN);
-  if (rewatch(e, c) < 0) conn_end(e, c, RL_R_ERROR);
+  /* Now the client is read: registering it queues an event when it has sent something already. */
+  if (watch(e, c, 0) < 0) {
+    conn_end(e, c, RL_R_ERROR);
+    return;
+  }
+  /* The header (PROXY protocol) goes first; bytes the real server sent already come over. */
+  relay_event(e, c, 1, events | EPOLLOUT);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -510,7 +585,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     rl_conn *c = conn_get(e, id);
     if (!c) continue;
     if (c->state == C_CONNECTING) {
-      if (side != 1) continue;
+      if (side != 1 || !(evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) continue;
       /* Writable without an error: connected (no getsockopt needed); else SO_ERROR says why. */
       int err = 0;
       if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
@@ -518,7 +593,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
         if (!err) err = ECONNREFUSED;
       }
-      connect_done(e, c, err);
+      connect_done(e, c, err, evs[i].events);
     } else if (c->state == C_RELAY) {
       relay_event(e, c, (int)side, evs[i].events);
     }
@@ -529,7 +604,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 static void expire(rl_engine *e) {
   uint64_t now = now_ns();
   rl_conn *c;
-  while ((c = e->lists[L_CONNECTING].head) && c->deadline_ns <= now) connect_done(e, c, -1);
+  while ((c = e->lists[L_CONNECTING].head) && c->deadline_ns <= now) connect_done(e, c, -1, 0);
   while ((c = e->lists[L_OPEN].head) && c->active_ns + e->idle_ns <= now) conn_end(e, c, RL_R_IDLE);
   while ((c = e->lists[L_FIN].head) && c->active_ns + e->fin_ns <= now) conn_end(e, c, RL_R_IDLE);
   if (e->backoff) {
@@ -545,6 +620,13 @@ static void expire(rl_engine *e) {
       if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, l->fd, &ev) == 0) l->watched = true;
     }
   }
+}
+
+/* After every poll phase of the loop. */
+static void on_check(uv_check_t *h) {
+  rl_engine *e = h->data;
+  if (e->nfins > 0) fins_flush(e, false);
+  e->turn++;
 }
 
 static void on_timer(uv_timer_t *h) {
@@ -585,7 +667,7 @@ static void close_all(rl_engine *e) {
     if (e->listeners[i].fd >= 0) close(e->listeners[i].fd);
     e->listeners[i].fd = -1;
   }
-  e->nev = e->naddrs = 0;
+  e->nev = e->naddrs = e->nfins = 0;
 }
 
 static void engine_free_parts(rl_engine *e) {
@@ -596,6 +678,9 @@ static void engine_free_parts(rl_engine *e) {
   free(e->ev);
   free(e->addrs);
   free(e->scratch);
+  free(e->fins);
+  e->fins = NULL;
+  e->nfins = e->cap_fins = 0;
   e->slots = NULL, e->gens = NULL, e->free_idx = NULL, e->listeners = NULL, e->ev = NULL, e->addrs = NULL, e->scratch = NULL;
   e->nslots = e->nfree = e->nlisteners = 0;
 }
@@ -606,6 +691,9 @@ static void engine_cleanup(void *arg) {
   close_all(e);
   if (e->poll_initialized) uv_poll_stop(&e->poll);
   if (e->timer_initialized) uv_timer_stop(&e->timer);
+  if (e->check_initialized) uv_check_stop(&e->check);
+  if (e->idle_initialized) uv_idle_stop(&e->idle);
+  e->idle_active = false;
   if (e->epfd >= 0) close(e->epfd);
   e->epfd = -1;
   if (e->callback) napi_delete_reference(e->env, e->callback);
@@ -618,7 +706,9 @@ static void engine_cleanup(void *arg) {
    * runs the closing handles' callbacks, and a callback here would then jump into unmapped code. */
   if (e->poll_initialized) uv_close((uv_handle_t *)&e->poll, NULL);
   if (e->timer_initialized) uv_close((uv_handle_t *)&e->timer, NULL);
-  if (!e->poll_initialized && !e->timer_initialized) free(e);
+  if (e->check_initialized) uv_close((uv_handle_t *)&e->check, NULL);
+  if (e->idle_initialized) uv_close((uv_handle_t *)&e->idle, NULL);
+  if (!e->poll_initialized && !e->timer_initialized && !e->check_initialized && !e->idle_initialized) free(e);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -748,6 +838,26 @@ static napi_value rl_engine_new(napi_env env, napi_callback_info info) {
       uv_unref((uv_handle_t *)&e->timer);
     }
   }
+  if (!err) {
+    int r = uv_check_init(loop, &e->check);
+    if (r) err = -r;
+    else {
+      e->check.data = e;
+      e->check_initialized = true;
+      uv_unref((uv_handle_t *)&e->check);
+      r = uv_check_start(&e->check, on_check);
+      if (r) err = -r;
+    }
+  }
+  if (!err) {
+    int r = uv_idle_init(loop, &e->idle);
+    if (r) err = -r;
+    else {
+      e->idle.data = e;
+      e->idle_initialized = true;
+      uv_unref((uv_handle_t *)&e->idle);
+    }
+  }
   /* From here on the cleanup hook owns everything, also on the error path. */
   napi_add_env_cleanup_hook(env, engine_cleanup, e);
   if (err) return rl_throw_errno(env, "relay engine", err);
@@ -854,7 +964,7 @@ static napi_value rl_connect(napi_env env, napi_callback_info info) {
   c->ufd = fd;
   c->umask = 0;
   c->state = C_CONNECTING;
-  if (watch(e, c, 1, EPOLLOUT) < 0) {
+  if (watch(e, c, 1) < 0) {
     int err = errno;
     close(fd);
     c->ufd = -1;

@@ -213,7 +213,8 @@ export function formatStatus(s: StatusReport, opts: StatusOptions = {}): string 
   if (s.vrrp.length === 0) out.push('  (none)');
   else out.push(table([
     ['NAME', 'IFACE', 'VRID', 'VER', 'STATE', 'PRIO', 'MASTER', 'VIPS', 'TRANS', 'SENT', 'RECV', 'DROPS'],
-    ...s.vrrp.map((v) => [v.name, v.interface, String(v.vrid), `v${v.version}`, v.state,
+    // "BACKUP(hold)": the start-up hold, no takeover from a live master until the services are ready.
+    ...s.vrrp.map((v) => [v.name, v.interface, String(v.vrid), `v${v.version}`, v.startup_hold ? `${v.state}(hold)` : v.state,
       v.effective_priority === v.priority ? String(v.priority) : `${v.effective_priority}(${v.priority})`,
       v.master ?? '-', v.vips.join(','), String(v.transitions), String(v.adverts_sent), String(v.adverts_received),
       String(Object.values(v.drops).reduce((a, b) => a + b, 0))]),

@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { configInputs, parseConfigIncremental, planReload, isReloadPlanEmpty, readConfigText, type Config, type ConfigCache, type ConfigSource } from '../config/index.js';
-import { formatHostIssue, runHostChecks } from '../config/host-checks.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { Announcer, announcerTiming } from '../net/announcer.js';
 import { PacketSocket } from '../net/native.js';
@@ -19,25 +18,33 @@ import { Mailer, realServerAlertText, virtualServerAlertText, vrrpAlertFor } fro
 import { RawIpv4Transport } from '../vrrp/transport-raw4.js';
 import { RawIpv6Transport } from '../vrrp/transport-raw6.js';
 import { ControlServer } from './control-server.js';
-import { DataplaneSet, proxyWorkerCount } from '../lvs/dataplane/index.js';
-import { OVERRIDE_COMMANDS, VirtualServerManager, type OverrideAction, type OverrideResult } from '../lvs/manager.js';
-// Loaded only when configured (start-up time): sync, conntrackd, metrics.
+import { OVERRIDE_COMMANDS, type OverrideAction } from '../lvs/override-commands.js';
+// Loaded after the VRRP engine has started (start-up time; see #start): the data plane, the health
+// checks, BGP; and only when configured: sync, conntrackd, metrics.
+import type { DataplaneSet, ConnectionLimits } from '../lvs/dataplane/index.js';
+import type { VirtualServerManager, OverrideResult } from '../lvs/manager.js';
 import type { SyncService } from '../sync/service.js';
 import type { Conntrackd } from '../sync/conntrackd.js';
 import type { MetricsServer } from '../metrics/index.js';
 import type { Registry } from 'prom-client';
-import { AnnounceController } from '../announce/controller.js';
-import { findBird, type BirdBinaries } from '../announce/bird.js';
+import type { AnnounceController } from '../announce/controller.js';
+import type { BirdBinaries } from '../announce/bird.js';
 import type { StatusReport } from './status.js';
 import { ScriptRunner, policyOf } from '../util/script.js';
 import { limitsFromConfig, readNofile } from '../util/fdlimit.js';
-import type { ConnectionLimits } from '../lvs/dataplane/index.js';
 import { LockedFile } from './locked-file.js';
 import { AcceptFilter } from '../net/accept-filter.js';
 import { VrrpManager, blocksVips } from '../vrrp/manager.js';
 
 /** Graceful stop: how long a former MASTER keeps announcing its "master" addresses after the peer took over. */
 const MASTER_HANDOVER_MS = 500;
+
+/**
+ * The start-up hold (src/vrrp/state.ts) ends when the services are ready, or at the latest after
+ * this long (a real server whose first check never concludes must not keep a director from ever
+ * taking its place back): the default delay_loop, which is also the default warmup.
+ */
+export const STARTUP_HOLD_MAX_MS = 60_000;
 
 const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../package.json'), 'utf8')) as { version: string }).version;
 
@@ -52,7 +59,9 @@ export interface DaemonOptions {
  * What `keepalive-ts check` reports about this host (scripts refused or insecure, key files,
  * interfaces...), logged at start and reload with file:line and key: the same problems, found once.
  */
-function logHostIssues(source: ConfigSource, log: Logger): void {
+async function logHostIssues(source: ConfigSource, log: Logger): Promise<void> {
+  // Loaded when needed (start-up time: it brings the nftables, BIRD and sync key checks along).
+  const { formatHostIssue, runHostChecks } = await import('../config/host-checks.js');
   for (const i of runHostChecks(source)) {
     if (i.severity === 'error') log.error({ key: i.path }, formatHostIssue(i));
     else log.warn({ key: i.path }, formatHostIssue(i));
@@ -66,6 +75,8 @@ export class Daemon {
    * and its blocks, for the next load to reuse the unchanged ones (config/incremental.ts).
    */
   #loaded: { text: string; inputs: string; cache: ConfigCache } | undefined;
+  /** The parsed start-up config, until its host checks are logged (right after the VRRP engine started). */
+  #located: ConfigSource | undefined;
   #vrrp: VrrpManager | undefined;
   #lvs: VirtualServerManager | undefined;
   #dataPlane: DataplaneSet | undefined;
@@ -110,12 +121,14 @@ export class Daemon {
     const inputs = configInputs();
     const loaded = parseConfigIncremental(text, opts.configPath, inputs);
     const located = loaded.source;
-    logHostIssues(located, opts.log);
     const d = new Daemon(opts, located.config);
     d.#loaded = { text, inputs, cache: loaded.cache };
+    d.#located = located;
     try {
       await d.#start();
     } catch (err) {
+      // A start that failed before the VRRP engine ran still reports the host's problems.
+      if (d.#located) await logHostIssues(d.#located, opts.log).catch(() => undefined);
       await d.stop();
       throw err;
     }
@@ -137,10 +150,13 @@ export class Daemon {
   }
 
   /**
-   * Start-up order: the data plane's services and pools (sent all at once), the health checks and
-   * connection sync come before the VRRP instances, which may be MASTER within one advert (address
-   * owner, preemption); metrics and BGP are set up while the instances already run. The sync,
-   * conntrackd and metrics modules are loaded only when configured.
+   * Start-up order: the VRRP engine first, then the data plane's services and pools (sent all at
+   * once), the health checks and connection sync, then metrics and BGP. The instances start under
+   * the start-up hold (src/vrrp/state.ts): they listen and run their timers at once (a lone
+   * director takes over as always) but take nothing over from a live master until the data plane,
+   * the first check results of every service and the sync are in (releaseHold). Nothing on the VRRP
+   * path waits for them. The data plane, checks and BGP modules are loaded after the instances have
+   * started; sync, conntrackd and metrics only when configured.
    */
   async #start(): Promise<void> {
     const { log } = this.opts;
@@ -154,9 +170,8 @@ export class Daemon {
         throw new KeepaliveError('E_SOCKET', `accept = false needs nftables (table inet keepalive_ts_accept): ${(err as Error).message}`, { cause: err });
       });
     }
-    const g = this.#config.global;
     // Before anything starts: [bgp] without BIRD 2 installed is a clear error (E_BIRD_MISSING).
-    const bird: BirdBinaries | undefined = this.#config.bgp ? findBird() : undefined;
+    const bird: BirdBinaries | undefined = this.#config.bgp ? (await import('../announce/bird.js')).findBird() : undefined;
     this.#rtnl = Rtnl.open();
     const rtnl = this.#rtnl;
     const sync = this.#config.sync;
@@ -172,36 +187,6 @@ export class Daemon {
     this.#statics = routeSet('static', staticEntries(this.#config));
     await this.#statics.remove();
     await this.#statics.install();
-    const syncModule = sync ? await import('../sync/service.js') : undefined;
-    // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
-    this.#dataPlane = new DataplaneSet({
-      ...(syncModule ? { eventBatchMs: syncModule.SYNC_EVENT_BATCH_MS } : {}),
-      proxyWorkers: proxyWorkerCount(this.#config.global.proxy_workers),
-      // conntrackd commits the peer's connections when this director becomes MASTER: until the
-      // commit is in, a mid-stream packet must not be scheduled as a new connection.
-      ...(sync?.conntrackd ? { conntrackSync: true } : {}),
-      log: (level, msg, fields) => log[level](fields ?? {}, msg),
-      // A DR address announced by BGP is on no interface here (at most on lo): its client traffic
-      // arrives through the interfaces of the BGP peers.
-      ingress: () => this.#announce?.ingressInterfaces() ?? [],
-      // The proxy's connection budget below the descriptor limit, and its idle timeouts.
-      limits: this.#limits(),
-      onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
-    });
-    // Built now (status lists the services from the start); started before the VRRP instances.
-    const lvs = new VirtualServerManager(this.#config.virtual_server, {
-      dataPlane: this.#dataPlane,
-      log: log.child({ component: 'lvs' }),
-      onStateChange: () => this.#announce?.update(),
-      scripts: this.#scripts,
-      alert: (a) => {
-        const id = this.#config.global.router_id;
-        mailer.enqueue(a.kind === 'real_server'
-          ? realServerAlertText(id, a.virtualServer, a.realServer, a.up, a.detail)
-          : virtualServerAlertText(id, a.virtualServer, a.up, a.quorum, a.hysteresis, a.weightSum));
-      },
-    });
-    this.#lvs = lvs;
     let lvsStarted = false;
     this.#vrrp = await VrrpManager.create(this.#config, {
       rtnl,
@@ -230,6 +215,7 @@ export class Daemon {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);
         // Posts the synced templates/flows to the data plane before setOwnership posts serve().
+        // (Before the sync is open, its opening reads #owning instead.)
         if (instance === sync?.instance) {
           void this.#sync?.setMaster(owned);
           // Background: commit the peer's conntrack entries (MASTER) or ask for a resync (BACKUP).
@@ -248,6 +234,47 @@ export class Daemon {
         onError: (err, vip) => log.warn({ err: String(err), vip }, 'gratuitous ARP/NA send failed'),
       }),
     });
+    // The instances start now (vrrp_startup_delay included), under the start-up hold; everything
+    // below runs meanwhile.
+    const vrrpStarted = this.#vrrp.start({ hold: true }).then(() => undefined, (err: unknown) => err ?? new Error('VRRP start failed'));
+    // What `keepalive-ts check` reports about this host (informational: the script runner refuses
+    // what it must at run time), logged once the instances run.
+    if (this.#located) await logHostIssues(this.#located, log);
+    this.#located = undefined;
+    const [{ DataplaneSet: Dataplanes, proxyWorkerCount }, { VirtualServerManager: Manager }, syncModule] = await Promise.all([
+      import('../lvs/dataplane/index.js'),
+      import('../lvs/manager.js'),
+      sync ? import('../sync/service.js') : undefined,
+    ]);
+    // One data plane per lb_kind, created when a service needs it (no proxy worker without a PROXY service).
+    this.#dataPlane = new Dataplanes({
+      ...(syncModule ? { eventBatchMs: syncModule.SYNC_EVENT_BATCH_MS } : {}),
+      proxyWorkers: proxyWorkerCount(this.#config.global.proxy_workers),
+      // conntrackd commits the peer's connections when this director becomes MASTER: until the
+      // commit is in, a mid-stream packet must not be scheduled as a new connection.
+      ...(sync?.conntrackd ? { conntrackSync: true } : {}),
+      log: (level, msg, fields) => log[level](fields ?? {}, msg),
+      // A DR address announced by BGP is on no interface here (at most on lo): its client traffic
+      // arrives through the interfaces of the BGP peers.
+      ingress: () => this.#announce?.ingressInterfaces() ?? [],
+      // The proxy's connection budget below the descriptor limit, and its idle timeouts.
+      limits: this.#limits(),
+      onError: (implementation, err) => log.error({ dataplane: implementation, err: err.message }, 'data plane error'),
+    });
+    // Built now (status lists the services from the start).
+    const lvs = new Manager(this.#config.virtual_server, {
+      dataPlane: this.#dataPlane,
+      log: log.child({ component: 'lvs' }),
+      onStateChange: () => this.#announce?.update(),
+      scripts: this.#scripts,
+      alert: (a) => {
+        const id = this.#config.global.router_id;
+        mailer.enqueue(a.kind === 'real_server'
+          ? realServerAlertText(id, a.virtualServer, a.realServer, a.up, a.detail)
+          : virtualServerAlertText(id, a.virtualServer, a.up, a.quorum, a.hysteresis, a.weightSum));
+      },
+    });
+    this.#lvs = lvs;
     this.#control = new ControlServer({
       path: this.controlPath,
       handlers: {
@@ -259,13 +286,18 @@ export class Daemon {
       onError: (err) => log.warn({ err: err.message }, 'control socket error'),
     });
     await this.#control.listen();
-    // The data plane (services, pools, health checks) and connection state come before the
-    // instances: an instance may become MASTER within one advert of starting (address owner, or
-    // preempting a lower-priority master), and from then on clients reach this director. The pools
-    // go out all at once, so this costs little even with 1,000 services.
+    // The data plane (services, pools, health checks) and connection state. Until they are in, the
+    // hold keeps the instances from taking over from a live master; a lone director that became
+    // MASTER meanwhile serves from here on. The pools go out all at once.
     await lvs.start();
+    // The peer's connection and persistence tables (its first full snapshot) are part of being ready.
+    let snapshotIn = (): void => undefined;
+    const firstSnapshot = sync ? new Promise<void>((resolve) => { snapshotIn = resolve; }) : undefined;
     if (sync && syncModule) {
-      this.#sync = await syncModule.SyncService.open({ config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server.flatMap((vs) => vs.members), log: log.child({ component: 'sync' }) });
+      this.#sync = await syncModule.SyncService.open({
+        config: sync, dataPlane: this.#dataPlane, virtualServers: this.#config.virtual_server.flatMap((vs) => vs.members), log: log.child({ component: 'sync' }),
+        onSnapshotEnd: () => snapshotIn(),
+      });
       if (sync.conntrackd) {
         const { Conntrackd } = await import('../sync/conntrackd.js');
         this.#conntrackd = await Conntrackd.start({
@@ -275,17 +307,23 @@ export class Daemon {
           log: log.child({ component: 'conntrackd' }),
         });
       }
+      // The sync instance may have become MASTER (a lone director) before the sync was open.
+      if (this.#owning.has(sync.instance)) {
+        void this.#sync.setMaster(true);
+        void this.#conntrackd?.setRole('master');
+      }
     }
     lvsStarted = true;
     // Services on addresses no VRRP instance manages are served from the start; the others while
     // their instance is MASTER.
     lvs.setOwnership((address) => this.#ownsAddress(address));
-    // The instances start now (vrrp_startup_delay included); what the first advert does not need
-    // (metrics, BGP) is set up meanwhile.
-    const vrrpStarted = this.#vrrp.start().then(() => undefined, (err: unknown) => err ?? new Error('VRRP start failed'));
+    // The hold ends once every service has its first check results in the data plane (and the
+    // peer's sync snapshot is in).
+    void this.#releaseHoldWhenReady(lvs, firstSnapshot);
     await this.#startMetrics();
     if (bird) {
-      this.#announce = await AnnounceController.start(this.#config, {
+      const { AnnounceController: Announce } = await import('../announce/controller.js');
+      this.#announce = await Announce.start(this.#config, {
         rtnl,
         log: log.child({ component: 'bgp' }),
         binaries: bird,
@@ -296,6 +334,29 @@ export class Daemon {
     const vrrpError = await vrrpStarted;
     if (vrrpError) throw vrrpError;
     log.info({ config: this.opts.configPath, control_socket: this.controlPath, instances: this.#config.vrrp_instance.length }, 'keepalive-ts started');
+  }
+
+  /**
+   * Releases the start-up hold once `lvs` has every first check result in the data plane and the
+   * sync's first snapshot (if any) has arrived, or after STARTUP_HOLD_MAX_MS.
+   */
+  async #releaseHoldWhenReady(lvs: VirtualServerManager, firstSnapshot: Promise<void> | undefined): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    let snapshot = firstSnapshot === undefined;
+    const ready = Promise.all([lvs.firstChecks(), firstSnapshot?.then(() => { snapshot = true; })]).then(() => false);
+    const capped = await Promise.race([
+      ready,
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), STARTUP_HOLD_MAX_MS); timer.unref(); }),
+    ]);
+    clearTimeout(timer);
+    if (!this.#vrrp?.held || this.#stopping) return;
+    const log = this.opts.log;
+    if (capped) {
+      const waiting = lvs.uncheckedServices();
+      log.warn({ unchecked_virtual_servers: waiting.slice(0, 10), unchecked: waiting.length, sync_snapshot: snapshot },
+        `start-up hold released after ${STARTUP_HOLD_MAX_MS / 1000} s without ${[waiting.length > 0 ? `the first check results of ${waiting.length} virtual servers` : '', snapshot ? '' : "the sync peer's snapshot"].filter(Boolean).join(' and ')}`);
+    } else log.info({ since_process_start_ms: Math.round(performance.now()) }, 'services ready: start-up hold released (this director may take over from a live master now)');
+    this.#vrrp.release();
   }
 
   #syncMetrics() {
@@ -441,7 +502,7 @@ export class Daemon {
     const log = this.opts.log;
     // What the host lacks for this config (scripts, interfaces...) is logged, not refused: after
     // the reply, so that the time to apply does not include a scan of every section.
-    setImmediate(() => logHostIssues(located, log));
+    setImmediate(() => void logHostIssues(located, log));
     await this.#vrrp?.applyReload(plan, next);
     await this.#lvs?.applyReload(plan);
     await this.#statics?.update(staticEntries(next));

@@ -19,6 +19,11 @@ export interface VrrpInstanceStatus {
   drops: Record<string, number>;
   /** VIPs put back after someone else deleted them while MASTER. */
   vips_restored: number;
+  /**
+   * The start-up hold is on: the daemon's data plane, first health checks or connection sync are
+   * not ready yet, so this instance takes nothing over from a live master (a lone one still does).
+   */
+  startup_hold?: boolean;
 }
 
 /** ipvsadm --rate's figures, per second (the kernel estimator's 2 s EWMA, src/lvs/counters.ts). */

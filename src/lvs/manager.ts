@@ -49,9 +49,12 @@ export interface LvsDeps {
   now?: () => number;
 }
 
-/** The operator's commands: keepalive-ts weight / drain / disable / enable. */
-export type OverrideAction = RuntimeOverride['action'] | 'enable';
-export const OVERRIDE_COMMANDS: readonly OverrideAction[] = ['weight', 'drain', 'disable', 'enable'];
+import { OVERRIDE_COMMANDS, type OverrideAction } from './override-commands.js';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
+
+/** Services set up per turn of the event loop at start (see start()). */
+const START_CHUNK = 50;
+export { OVERRIDE_COMMANDS, type OverrideAction };
 
 export interface OverrideRequest {
   /** The service as the CLI takes it ("10.0.0.50:80", "udp:[fd00::50]:53", "fwmark:1") or its key ("tcp/10.0.0.50:80"). */
@@ -436,6 +439,7 @@ export class VirtualServerManager {
     for (const [svc, r] of fresh) if (svc.checking) r.runner.start();
     this.setOwnership(this.#owns);
     for (const svc of this.#services) this.#syncChecks(svc);
+    this.#wakeChecked();
   }
 
   /**
@@ -455,14 +459,53 @@ export class VirtualServerManager {
       }
     }
     if (svc.cfg.ha_suspend) this.deps.log.info({ virtual_server: svc.key }, `${svc.key}: health checks ${want ? 'resumed' : 'suspended (ha_suspend: the address is not on this director)'}`);
+    this.#wakeChecked();
+  }
+
+  readonly #checkedWaiters = new Set<() => void>();
+
+  /** Services whose checks run and whose first results are not in the data plane yet. */
+  uncheckedServices(): VirtualServerKey[] {
+    return this.#services.filter((s) => s.checking && !s.checked).map((s) => s.key);
+  }
+
+  /**
+   * Resolves once every service whose checks run (ha_suspend ones wait for their address) has the
+   * pool of its real servers' first check results in the data plane (Service.checked), or at stop.
+   * The daemon's start-up hold waits for it.
+   */
+  firstChecks(): Promise<void> {
+    if (this.#stopped || this.uncheckedServices().length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = (): void => {
+        if (!this.#stopped && this.uncheckedServices().length > 0) return;
+        this.#checkedWaiters.delete(w);
+        resolve();
+      };
+      this.#checkedWaiters.add(w);
+    });
+  }
+
+  #wakeChecked(): void {
+    for (const w of [...this.#checkedWaiters]) w();
   }
 
   /** Configures the data plane, computes the first pools and starts the health checks. */
   async start(): Promise<void> {
     await this.deps.dataPlane.configure(this.#specs());
-    // One message per service, all in flight at once (the data plane answers them in order).
-    await Promise.all(this.#services.map((s) => this.#apply(s)));
-    for (const s of this.#services) this.#syncChecks(s);
+    // One message per service, all in flight at once (the data plane answers them in order). The
+    // VRRP engine runs on this thread from before this start: with 1,000 services, hand the event
+    // loop back every START_CHUNK services so its timers and adverts are not held up.
+    const sent: Promise<void>[] = [];
+    for (const [i, s] of this.#services.entries()) {
+      sent.push(this.#apply(s));
+      if (i % START_CHUNK === START_CHUNK - 1) await setImmediatePromise();
+    }
+    await Promise.all(sent);
+    for (const [i, s] of this.#services.entries()) {
+      this.#syncChecks(s);
+      if (i % START_CHUNK === START_CHUNK - 1) await setImmediatePromise();
+    }
     // The counters are read from the data plane at the rate estimator's own period (the kernel
     // estimator's 2 s; a sample sooner than that is not used for the rates anyway) plus a margin so
     // that timer jitter does not land a sample just short of it. `status` and a metrics scrape
@@ -508,6 +551,7 @@ export class VirtualServerManager {
     // waits for it: the tables of a director that joins are then complete).
     if (checkedNow && !svc.checked && !this.#stopped) {
       svc.checked = true;
+      this.#wakeChecked();
       this.deps.onStateChange?.();
     }
   }
@@ -896,6 +940,7 @@ export class VirtualServerManager {
     }
     await Promise.all(this.#services.flatMap((s) => s.members.map((m) => this.#unserve(s, m, undefined, true))));
     this.#stopped = true;
+    this.#wakeChecked();
     for (const svc of this.#services) {
       for (const r of svc.reals) r.runner.stop();
       if (svc.pool) this.#events(svc, stopPool(poolParams(svc.cfg), svc.reals.map((r) => ({ id: r.id, address: r.cfg.address, port: r.cfg.port, weight: r.cfg.weight, health: r.health })), svc.pool));

@@ -5,7 +5,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { getSystemErrorName } from 'node:util';
-import { AttrStream, createRtNetlink, parseError, rt, type RtNetlinkSocket, type NetlinkMessage } from 'netlink';
+// The package's parts we use, not its index: the index also loads its nl80211, WireGuard and
+// generic-netlink code (~70 ms of start-up before the first advert).
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt.js';
+import * as rt from 'netlink/dist/rt/structs.js';
+import { AttrStream, parseError, type NetlinkMessage } from 'netlink/dist/structs.js';
 import { ROUTE_TYPE_CODE, RULE_ACTION_CODE, type AddressSpec, type RouteSpec, type RuleSpec } from './route-spec.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { ipv4ToBuffer, ipv4ToString, ipv6ToBuffer, ipv6ToString, macToString } from './frames.js';

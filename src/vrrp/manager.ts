@@ -162,6 +162,8 @@ export class VrrpManager {
   readonly #scripts_: ScriptRunner;
   #watcher: RtnlWatcher | undefined;
   #stopped = false;
+  /** The start-up hold (state.ts): no takeover from a live master until release(). */
+  #held = false;
 
   private constructor(private config: Config, private readonly deps: VrrpDeps) {
     this.#clock = deps.clock ?? preciseClock();
@@ -483,8 +485,13 @@ export class VrrpManager {
     this.#scripts.delete(name);
   }
 
-  /** Starts every instance (after vrrp_startup_delay, as keepalived does). */
-  async start(): Promise<void> {
+  /**
+   * Starts every instance (after vrrp_startup_delay, as keepalived does). `hold`: the start-up hold
+   * of state.ts — the instances run (listen, down timers, a lone router takes over) but take nothing
+   * over from a live master until release().
+   */
+  async start(opts: { hold?: boolean } = {}): Promise<void> {
+    if (opts.hold) this.#held = true;
     const watcher = this.deps.rtnl.watch();
     watcher.on('link', (ev) => this.#onLink(ev));
     watcher.on('error', (err) => this.deps.log.warn({ err: errorMessage(err) }, 'rtnetlink watch error'));
@@ -500,8 +507,22 @@ export class VrrpManager {
     this.#startScripts();
     const delay = this.config.global.vrrp_startup_delay * 1000;
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    for (const rt of this.#runtimes.values()) if (!this.#stopped) rt.instance.start();
+    for (const rt of this.#runtimes.values()) {
+      if (this.#stopped) break;
+      if (this.#held) rt.instance.dispatch({ type: 'hold', held: true });
+      rt.instance.start();
+    }
   }
+
+  /** Ends the start-up hold (the services are ready): see state.ts. Idempotent. */
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    for (const rt of this.#runtimes.values()) rt.instance.dispatch({ type: 'hold', held: false });
+  }
+
+  /** Whether the start-up hold is on. */
+  get held(): boolean { return this.#held; }
 
   /**
    * Applies the VRRP part of a reload plan in place. Kept instances keep their state and timers;
@@ -527,6 +548,7 @@ export class VrrpManager {
       await rt.routes?.remove();
       rt.tracked = await this.#trackedObjects(rt.cfg, rt.base);
       this.#retrack(rt);
+      if (this.#held) rt.instance.dispatch({ type: 'hold', held: true });
       rt.instance.start();
     }
   }
@@ -593,6 +615,7 @@ export class VrrpManager {
         adverts_received: instance.counters.advertsReceived,
         drops: { ...instance.counters.drops },
         vips_restored: restored,
+        startup_hold: s.held,
       };
     });
   }

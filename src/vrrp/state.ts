@@ -27,6 +27,22 @@
  *  - the address owner (priority 255, `state MASTER` by default) goes straight to MASTER at start, its
  *    priority is never changed by tracking, and if another router also claims 255 keepalived reports a
  *    configuration error and drops its own priority to 254.
+ *
+ * One addition of ours, the start-up hold (`hold` event): the daemon starts the VRRP engine before
+ * its data plane, health checks and connection sync are ready, and holds every *takeover from a live
+ * master* until they are (the precedent is keepalived's preempt_delay, here with "services ready" as
+ * its end instead of a fixed time). While held:
+ *  - every advert of a live master (priority > 0) is accepted as from a master we do not preempt:
+ *    it refreshes the down timer, whatever its priority;
+ *  - the owner / `state MASTER` instance does not go straight to MASTER: it starts in BACKUP with
+ *    keepalived's short start-up down timer (Adver_Interval + minimum skew: one advert of a live
+ *    master is enough to hear it);
+ *  - the down timer still fires as always: a lone router (nothing heard within its down interval)
+ *    or one whose master died or left (priority 0, Skew_Time) takes over as before the hold.
+ * Release (the services are ready) lifts it: an owner / `state MASTER` instance that is still BACKUP
+ * and heard no master of higher priority becomes MASTER at once (what its start would have done);
+ * any other instance preempts the usual way (the next lower-priority advert is ignored, the down
+ * timer expires), preempt_delay and nopreempt included.
  */
 import { isIP } from 'node:net';
 import { parseIp } from '../util/inet.js';
@@ -106,6 +122,8 @@ export interface VrrpState {
   /** Last master heard while BACKUP (for status/SNMP-like reporting). */
   readonly masterAddress: string | null;
   readonly masterPriority: number | null;
+  /** Start-up hold (module comment): no takeover from a live master while true. */
+  readonly held: boolean;
 }
 
 /** The fields of a received advert the state machine uses (a full ReceivedAdvert fits). */
@@ -119,7 +137,9 @@ export type VrrpEvent =
   | { type: 'fault'; source: string }
   | { type: 'fault_clear'; source: string }
   | { type: 'priority'; priority: number }
-  | { type: 'force'; to: 'MASTER' | 'BACKUP' };
+  | { type: 'force'; to: 'MASTER' | 'BACKUP' }
+  /** Start-up hold on (before `start`) or released (the daemon's services are ready). */
+  | { type: 'hold'; held: boolean };
 
 export type TransitionReason =
   | 'start'
@@ -128,7 +148,8 @@ export type TransitionReason =
   | 'fault'
   | 'fault_clear'
   | 'shutdown'
-  | 'sync_group';
+  | 'sync_group'
+  | 'hold_released';
 
 export type VrrpAction =
   | { type: 'send_advert'; priority: number }
@@ -222,6 +243,7 @@ export function initialState(params: VrrpParams): VrrpState {
     faults: [],
     masterAddress: null,
     masterPriority: null,
+    held: false,
   };
 }
 
@@ -329,9 +351,9 @@ function enterFault(s: VrrpState, faults: readonly string[]): StepResult {
 /** Start, or leave FAULT: the owner goes straight to MASTER, everyone else to BACKUP. */
 function comeUp(s: VrrpState, now: number, reason: TransitionReason): StepResult {
   const fresh: VrrpState = { ...s, masterAdverIntCs: s.params.advertIntCs, masterAddress: null, masterPriority: null };
-  if (s.params.initialState === 'MASTER' && isOwner(s)) return enterMaster(fresh, now, reason);
+  if (s.params.initialState === 'MASTER' && isOwner(s) && !s.held) return enterMaster(fresh, now, reason);
   const down =
-    reason === 'start' && s.params.initialState === 'MASTER'
+    (reason === 'start' || s.held) && s.params.initialState === 'MASTER'
       ? startupMasterDownMs(s.params.version, s.params.advertIntCs)
       : masterDownMs(fresh);
   return enterBackup(fresh, now, reason, [], down);
@@ -362,7 +384,7 @@ function onAdvertBackup(s: VrrpState, adv: AdvertInput, now: number): StepResult
   }
   const p = s.params;
   const delayRunning = p.preemptDelayMs > 0 && (s.preemptAt === null || s.preemptAt > now);
-  if (!p.preempt || adv.priority >= s.effectivePriority || delayRunning) {
+  if (s.held || !p.preempt || adv.priority >= s.effectivePriority || delayRunning) {
     // A master we accept: learn its interval (v3 only, RFC 5798 §6.4.2) and restart the down timer.
     const learned: VrrpState = { ...s, masterAdverIntCs: p.version === 3 ? adv.advertIntCs : s.masterAdverIntCs };
     let preemptAt = s.preemptAt;
@@ -493,6 +515,19 @@ function onPriority(s: VrrpState, requested: number, now: number): StepResult {
   return { state: { ...next, timerAt: at }, actions: [{ type: 'set_timer', at }] };
 }
 
+/** The start-up hold on or off (module comment). */
+function onHold(s: VrrpState, held: boolean, now: number): StepResult {
+  if (held === s.held) return none(s);
+  const next: VrrpState = { ...s, held };
+  if (held || s.name !== 'BACKUP' || s.params.initialState !== 'MASTER') return none(next);
+  // Released: an instance that would have gone (or, for a non-owner, hurried) to MASTER at start
+  // does now, unless a master of at least its priority is heard. An owner preempts at once, as
+  // at start; a non-owner `state MASTER` keeps its short start-up timer (already running).
+  if (!isOwner(s)) return none(next);
+  if (s.masterPriority !== null && s.masterPriority >= s.effectivePriority) return none(next);
+  return enterMaster(next, now, 'hold_released');
+}
+
 function onForce(s: VrrpState, to: 'MASTER' | 'BACKUP', now: number): StepResult {
   if (to === 'MASTER' && s.name === 'BACKUP') return enterMaster(s, now, 'sync_group');
   if (to === 'BACKUP' && s.name === 'MASTER') return leaveMasterToBackup(s, now, 'sync_group');
@@ -521,5 +556,7 @@ export function step(state: VrrpState, event: VrrpEvent, now: number): StepResul
       return onPriority(state, event.priority, now);
     case 'force':
       return onForce(state, event.to, now);
+    case 'hold':
+      return onHold(state, event.held, now);
   }
 }

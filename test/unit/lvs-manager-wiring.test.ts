@@ -176,3 +176,28 @@ test('announceFacts: checked once every real server had a first result, latched 
   t.true(checked());
   await m.stop();
 });
+
+test('firstChecks (the start-up hold) resolves once every real server has a first check result in the data plane; ha_suspend services are not waited for', async (t) => {
+  const { m, runners } = harness(vsConfig(''));
+  await m.start();
+  let done = false;
+  const first = m.firstChecks().then(() => { done = true; });
+  await tick();
+  t.false(done, 'no result yet');
+  t.deepEqual(m.uncheckedServices(), ['tcp/10.0.0.50:80']);
+  runners[0]!.report('up', undefined, 'ok');
+  await tick();
+  t.false(done, 'one of two real servers has a result');
+  runners[1]!.report('down', undefined, 'refused');
+  await first;
+  t.true(done, 'both have one (a failed check counts: the pool is what it will be)');
+  t.deepEqual(m.uncheckedServices(), []);
+  await m.stop();
+
+  const suspended = harness(vsConfig('ha_suspend = true'));
+  await suspended.m.start();
+  suspended.m.setOwnership(() => false);
+  await suspended.m.firstChecks();
+  t.pass('a service whose checks are suspended does not hold the start-up');
+  await suspended.m.stop();
+});

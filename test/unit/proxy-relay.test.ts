@@ -115,6 +115,76 @@ for (const nativeRelay of [true, false]) {
     t.is((await stats()).in_bytes, 3);
   });
 
+  test(`[${name}] the real server answers and closes first: the client gets the FIN while it may still send, and what it sends still arrives`, async (t) => {
+    // The FIN of the side that finishes first is passed on as a half-close (the native relay does
+    // it at the end of the next loop turn, or with the close when the other FIN came meanwhile).
+    let serverGot = '';
+    let serverDone: () => void = () => undefined;
+    const done = new Promise<void>((r) => { serverDone = r; });
+    const rs = await listen(t, (c) => {
+      c.end('answer');
+      c.on('data', (d) => { serverGot += d.toString(); });
+      c.on('end', () => serverDone());
+    });
+    const { vip, stats } = await proxy(t, nativeRelay, [rs]);
+    const c = net.connect({ host: vip.address, port: vip.port, allowHalfOpen: true });
+    c.on('error', () => undefined);
+    let got = '';
+    c.on('data', (d) => { got += d.toString(); });
+    await new Promise<void>((r) => c.once('end', () => r()));
+    t.is(got, 'answer');
+    // Half-closed by the real server: counted inactive, the client's direction still open.
+    await until(t, 'the half-closed connection to count as inactive', async () => (await stats()).inact_conns === 1);
+    c.end('late words');
+    await done;
+    t.is(serverGot, 'late words');
+    await until(t, 'the connection to leave the table', async () => { const s = await stats(); return s.conns === 1 && s.inact_conns === 0 && s.active_conns === 0 && s.in_bytes === 10; });
+  });
+
+  test(`[${name}] a real server that speaks first: its greeting arrives before the client sends anything`, async (t) => {
+    // The greeting is queued on the real-server side when the connect completes: the engine must
+    // read it without waiting for another readiness event (edge-triggered epoll gives none).
+    const rs = await listen(t, (c) => { c.write('220 hello\r\n'); c.on('data', (d) => c.end(`got ${d.length}`)); });
+    const { vip } = await proxy(t, nativeRelay, [rs]);
+    const c = net.connect({ host: vip.address, port: vip.port, allowHalfOpen: true });
+    c.on('error', () => undefined);
+    const first = await new Promise<string>((r) => c.once('data', (d) => r(d.toString())));
+    t.is(first, '220 hello\r\n');
+    const rest: Buffer[] = [];
+    c.on('data', (d) => rest.push(d));
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
+    c.end('abc');
+    await closed;
+    t.is(Buffer.concat(rest).toString(), 'got 3');
+  });
+
+  test(`[${name}] a large upload with the FIN right behind it: every byte and the FIN reach the real server`, async (t) => {
+    // 3 MiB is more than one turn's reads (8 x 64 KiB): the rest must be read on later turns
+    // without new bytes arriving, and the FIN queued behind the data must still be seen.
+    const size = 3 * 1024 * 1024;
+    const body = Buffer.alloc(size);
+    for (let i = 0; i < size; i += 4) body.writeUInt32LE(i * 7, i);
+    let received = Buffer.alloc(0);
+    const rs = await listen(t, (c) => {
+      const chunks: Buffer[] = [];
+      c.on('data', (d) => chunks.push(d));
+      c.on('end', () => { received = Buffer.concat(chunks); c.end(`ok ${received.length}`); });
+    });
+    const { vip, stats } = await proxy(t, nativeRelay, [rs]);
+    t.is((await exchange(vip, body)).toString(), `ok ${size}`);
+    t.true(received.equals(body));
+    await until(t, 'the counters', async () => { const s = await stats(); return s.in_bytes === size && s.active_conns === 0 && s.inact_conns === 0; });
+  });
+
+  test(`[${name}] many short connections in a burst (one request, answer, close): each gets its answer`, async (t) => {
+    const rs = await listen(t, (c) => c.once('data', (d) => c.end(`re:${d.toString()}`)));
+    const { vip, stats } = await proxy(t, nativeRelay, [rs]);
+    const n = 200;
+    const got = await Promise.all(Array.from({ length: n }, (_, i) => exchange(vip, Buffer.from(`q${i}`))));
+    got.forEach((g, i) => t.is(g.toString(), `re:q${i}`));
+    await until(t, 'every connection to leave the table', async () => { const s = await stats(); return s.conns === n && s.active_conns === 0 && s.inact_conns === 0; });
+  });
+
   test(`[${name}] a real server refusing connects: the next one serves, connect_errors counts`, async (t) => {
     const deadPort = await freeTcpPort('127.0.0.1');
     const dead = endpoint('127.0.0.1', deadPort);

@@ -415,7 +415,85 @@ const eventArb: fc.Arbitrary<VrrpEvent> = fc.oneof(
   fc.constantFrom('a', 'b').map((source): VrrpEvent => ({ type: 'fault_clear', source })),
   fc.integer({ min: 1, max: 254 }).map((priority): VrrpEvent => ({ type: 'priority', priority })),
   fc.constantFrom<'MASTER' | 'BACKUP'>('MASTER', 'BACKUP').map((to): VrrpEvent => ({ type: 'force', to })),
+  fc.boolean().map((held): VrrpEvent => ({ type: 'hold', held })),
 );
+
+// ---------------------------------------------------------------------------------------------
+// The start-up hold: no takeover from a live master until the daemon's services are ready.
+
+const HOLD: VrrpEvent = { type: 'hold', held: true };
+const RELEASE: VrrpEvent = { type: 'hold', held: false };
+
+test('hold: a held instance accepts a lower-priority master (no preemption) and keeps refreshing its down timer', (t) => {
+  const held = run(initialState(params({ priority: 150 })), [0, HOLD], [0, START]).state;
+  t.is(held.name, 'BACKUP');
+  const mdi = masterDownIntervalMs(2, 150, 100);
+  // Without the hold this advert is ignored (the running timer would make us MASTER at mdi).
+  const r = step(held, advert(100, LOWER), 500);
+  t.deepEqual(r.actions, [{ type: 'set_timer', at: 500 + mdi }]);
+  t.is(r.state.masterPriority, 100);
+  const unheld = step(run(initialState(params({ priority: 150 })), [0, START]).state, advert(100, LOWER), 500);
+  t.deepEqual(unheld.actions, [], 'not held: the lower-priority advert is ignored (preemption)');
+  // Adverts every second for 10 s: still BACKUP, the timer always one MDI after the last advert.
+  let s = r.state;
+  for (let now = 1500; now <= 10_500; now += 1000) s = step(s, advert(100, LOWER), now).state;
+  t.is(s.name, 'BACKUP');
+  t.is(s.timerAt, 10_500 + mdi);
+});
+
+test('hold: a lone held instance still becomes MASTER when its down timer expires', (t) => {
+  const held = run(initialState(params({ priority: 150 })), [0, HOLD], [0, START]).state;
+  const r = step(held, TIMER, held.timerAt as number);
+  t.is(r.state.name, 'MASTER');
+  t.deepEqual(types(r.actions), ['transition', 'send_advert', 'add_vips', 'announce', 'set_timer', 'notify']);
+  // The master leaving (priority 0) still hands over after Skew_Time while held.
+  const s = step(held, advert(100, LOWER), 100).state;
+  const z = step(s, advert(0, LOWER), 200);
+  t.deepEqual(z.actions, [{ type: 'set_timer', at: 200 + skewTimeMs(2, 150, 100) }]);
+});
+
+test('hold: released, a preempting instance takes over the usual way (the next lower advert is ignored)', (t) => {
+  let s = run(initialState(params({ priority: 150 })), [0, HOLD], [0, START], [100, advert(100, LOWER)]).state;
+  const rel = step(s, RELEASE, 200);
+  t.deepEqual(rel.actions, [], 'a non-owner does nothing at release');
+  s = rel.state;
+  t.false(s.held);
+  t.deepEqual(step(s, advert(100, LOWER), 1100).actions, [], 'lower advert ignored again');
+  const r = step(s, TIMER, s.timerAt as number);
+  t.is(r.state.name, 'MASTER');
+  // nopreempt stays nopreempt after the release.
+  const np = run(initialState(params({ priority: 150, preempt: false })), [0, HOLD], [0, START], [100, advert(100, LOWER)], [200, RELEASE], [1100, advert(100, LOWER)]);
+  t.is(np.state.name, 'BACKUP');
+  t.deepEqual(types(np.actions), ['set_timer']);
+});
+
+test('hold: the owner starts in BACKUP with the short start-up timer, and becomes MASTER at release unless a higher master is heard', (t) => {
+  const owner = run(initialState(params({ priority: 255 })), [0, HOLD], [0, START]);
+  t.is(owner.state.name, 'BACKUP');
+  t.deepEqual(owner.actions.at(-1), { type: 'set_timer', at: startupMasterDownMs(2, 100) });
+  // Released with no master heard: MASTER at once (what its start would have done).
+  const r = step(owner.state, RELEASE, 300);
+  t.is(r.state.name, 'MASTER');
+  t.deepEqual(r.actions[0], { type: 'transition', from: 'BACKUP', to: 'MASTER', reason: 'hold_released' });
+  // A lower-priority master heard while held: accepted until release, then preempted at once.
+  const s = step(owner.state, advert(100, LOWER), 200).state;
+  t.is(s.name, 'BACKUP');
+  t.is(step(s, RELEASE, 300).state.name, 'MASTER');
+  // Lone and held: the short timer makes it MASTER.
+  t.is(step(owner.state, TIMER, owner.state.timerAt as number).state.name, 'MASTER');
+  // Without the hold the owner is MASTER at start (unchanged).
+  t.is(run(initialState(params({ priority: 255 })), [0, START]).state.name, 'MASTER');
+});
+
+test('hold: `state MASTER` on a non-owner keeps its short start-up timer but does not preempt while held', (t) => {
+  const s0 = run(initialState(params({ priority: 150, initialState: 'MASTER' })), [0, HOLD], [0, START]).state;
+  t.is(s0.timerAt, startupMasterDownMs(2, 100));
+  const s = step(s0, advert(100, LOWER), 500).state;
+  t.is(s.timerAt, 500 + masterDownIntervalMs(2, 150, 100), 'held: the lower master is accepted');
+  const rel = step(s, RELEASE, 600);
+  t.is(rel.state.name, 'BACKUP');
+  t.deepEqual(step(rel.state, advert(100, LOWER), 1500).actions, [], 'released: lower adverts ignored again');
+});
 
 test('property: actions keep VIPs, timer and state consistent for any event sequence', (t) => {
   fc.assert(
