@@ -23,6 +23,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { libnftablesProblem } from '../lvs/dataplane/nftables/transport.js';
+import { routesFromBatch } from '../lvs/dataplane/nftables/facts.js';
 import { readSyncKey } from '../sync/auth.js';
 import { errorMessage } from '../util/errors.js';
 import { resolveCommand, resolveUser, splitCommand, type ResolvedCommand } from '../util/exec.js';
@@ -53,8 +54,11 @@ export interface HostProbe {
   libnftables?(): string | undefined;
   /** net.ipv4.ip_forward / net.ipv6.conf.all.forwarding is 1. */
   forwarding?(family: 4 | 6): boolean;
-  /** How `address` is reached: through a gateway, or on-link; undefined when there is no route. */
-  route?(address: string): { gateway?: string; device: string } | undefined;
+  /**
+   * How each address is reached: through a gateway, or on-link; undefined when there is no route.
+   * One question for every address (one `ip` process however many real servers there are).
+   */
+  routes?(addresses: readonly string[]): ReadonlyMap<string, { gateway?: string; device: string } | undefined>;
   /** Script security of one script (user resolution and path checks, as the runner does). */
   scriptSecurity?(command: string, user: string | undefined, global: Config['global']): { errors: string[]; warnings: string[] };
   /** Permission bits of a file (undefined when it cannot be read). */
@@ -194,8 +198,8 @@ const kernelDataplane: HostCheck = {
   name: 'kernel data plane',
   run({ config, probe, report }) {
     const kernel = config.virtual_server.map((vs, i) => [vs, i] as const).filter(([vs]) => KERNEL_KINDS.has(vs.lb_kind));
-    const { libnftables, forwarding, route } = probe;
-    if (kernel.length === 0 || !libnftables || !forwarding || !route) return;
+    const { libnftables, forwarding, routes } = probe;
+    if (kernel.length === 0 || !libnftables || !forwarding || !routes) return;
     const lib = libnftables.call(probe);
     if (lib !== undefined) report(['virtual_server', kernel[0]![1], 'lb_kind'], `lb_kind ${kernel[0]![0].lb_kind} forwards through nftables: ${lib}`);
     for (const family of [4, 6] as const) {
@@ -205,10 +209,11 @@ const kernelDataplane: HostCheck = {
         report(['virtual_server', nat[1], 'lb_kind'], `lb_kind ${nat[0].lb_kind} needs IP forwarding, but ${key} is 0 on this host (sysctl -w ${key}=1)`, 'warning');
       }
     }
-    for (const [vs, i] of kernel) {
-      if (vs.lb_kind !== 'DR') continue;
+    const dr = kernel.filter(([vs]) => vs.lb_kind === 'DR');
+    const found = dr.length ? routes.call(probe, [...new Set(dr.flatMap(([vs]) => vs.real_server.map((rs) => rs.address)))]) : new Map();
+    for (const [vs, i] of dr) {
       vs.real_server.forEach((rs, j) => {
-        const r = route.call(probe, rs.address);
+        const r = found.get(rs.address);
         if (r?.gateway) report(['virtual_server', i, 'real_server', j, 'address'], `lb_kind DR needs real servers on-link, but ${rs.address} is reached via ${r.gateway} on ${r.device} from this host`, 'warning');
       });
     }
@@ -311,15 +316,14 @@ export function systemHostProbe(env: NodeJS.ProcessEnv = process.env, cwd: strin
         return false;
       }
     },
-    route(address) {
-      const r = spawnSync('ip', ['-j', 'route', 'get', address], { encoding: 'utf8', timeout: 5000 });
-      if (r.status !== 0) return undefined;
-      try {
-        const first = (JSON.parse(r.stdout) as Array<{ dev?: string; gateway?: string }>)[0];
-        return first?.dev ? { device: first.dev, ...(first.gateway ? { gateway: first.gateway } : {}) } : undefined;
-      } catch {
-        return undefined;
-      }
+    routes(addresses) {
+      // One `ip -batch` for every address: a process per real server cost seconds of start-up with 1,000 of them.
+      const r = spawnSync('ip', ['-j', '-force', '-batch', '-'], { input: addresses.map((a) => `route get ${a}\n`).join(''), encoding: 'utf8', timeout: 10_000, maxBuffer: 64 << 20 });
+      const found = routesFromBatch(r.stdout ?? '', addresses);
+      return new Map(addresses.map((a) => {
+        const f = found.get(a);
+        return [a, !f || f instanceof Error ? undefined : { device: f.device, ...(f.gateway ? { gateway: f.gateway } : {}) }];
+      }));
     },
     scriptSecurity: (command, user, global) => scriptProblems(command, user, policyOf(global)),
     fileMode(path) {

@@ -50,10 +50,12 @@ instance = "VI_1"
 auth_key_file = "/etc/k/sync.key"
 `;
 
-function fakeProbe(over: Partial<{ badCommands: string[]; badUsers: string[]; interfaces: string[]; keyProblem: string; libnftables: string; forwarding: boolean; gateways: Record<string, string>; birdProblem: string }> = {}): HostProbe & { asked: string[] } {
+function fakeProbe(over: Partial<{ badCommands: string[]; badUsers: string[]; interfaces: string[]; keyProblem: string; libnftables: string; forwarding: boolean; gateways: Record<string, string>; birdProblem: string }> = {}): HostProbe & { asked: string[]; routeQuestions: string[][] } {
   const asked: string[] = [];
+  const routeQuestions: string[][] = [];
   return {
     asked,
+    routeQuestions,
     syncKey: () => over.keyProblem,
     command(word) {
       asked.push(word);
@@ -63,7 +65,10 @@ function fakeProbe(over: Partial<{ badCommands: string[]; badUsers: string[]; in
     interfaceExists: (name) => (over.interfaces ?? ['eth0', 'eth1', 'bond0']).includes(name),
     libnftables: () => over.libnftables,
     forwarding: () => over.forwarding ?? true,
-    route: (a) => ({ device: 'eth0', ...(over.gateways?.[a] ? { gateway: over.gateways[a] } : {}) }),
+    routes: (list) => {
+      routeQuestions.push([...list]);
+      return new Map(list.map((a) => [a, { device: 'eth0', ...(over.gateways?.[a] ? { gateway: over.gateways[a] } : {}) }]));
+    },
     bird: () => over.birdProblem,
   };
 }
@@ -137,6 +142,14 @@ test('kernel lb_kinds: libnftables missing is an error naming the package; IP fo
   ], 'DR needs no forwarding');
   const proxy = parseConfigSource(TEXT.replace('port = 80\nquorum_up', 'port = 80\nlb_kind = "PROXY"\nquorum_up'), 'lb.toml');
   t.deepEqual(runHostChecks(proxy, { probe: fakeProbe({ libnftables: 'missing', forwarding: false }) }), [], 'PROXY needs none of it');
+});
+
+test('DR real servers: one route question for every address, however many virtual servers (no process per real server)', (t) => {
+  const vs = Array.from({ length: 1000 }, (_, i) => `[[virtual_server]]\naddress = "10.0.0.10"\nport = ${20000 + i}\nlb_kind = "DR"\n\n[[virtual_server.real_server]]\naddress = "10.0.${1 + (i % 3)}.21"\nport = ${20000 + i}\n`).join('\n');
+  const probe = fakeProbe({ gateways: { '10.0.3.21': '10.0.0.1' } });
+  const issues = runHostChecks(parseConfigSource(`[global]\nrouter_id = "a"\n\n${vs}`, 'big.toml'), { probe });
+  t.deepEqual(probe.routeQuestions, [['10.0.1.21', '10.0.2.21', '10.0.3.21']]);
+  t.is(issues.length, 333, 'every real server reached via the gateway is still reported');
 });
 
 test('HOST_CHECKS is one list; a check that throws is reported, not fatal', (t) => {

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { NftablesDataplane } from '../../src/lvs/dataplane/nftables/index.js';
 import type { NftTransport, NftOutput } from '../../src/lvs/dataplane/nftables/transport.js';
-import type { DirectorFacts } from '../../src/lvs/dataplane/nftables/facts.js';
+import { Batcher, batchedFacts, devicesFromDump, routesFromBatch, type DirectorFacts } from '../../src/lvs/dataplane/nftables/facts.js';
 import type { MapEntry, PacketBytes } from '../../src/lvs/dataplane/nftables/counters.js';
 import { KeepaliveError } from '../../src/util/errors.js';
 import { pool, svcSpec } from '../lib/nft-lab.js';
@@ -241,4 +241,84 @@ test('NAT replicated by conntrackd: an unserved service keeps its connections an
     }
     await dp.close();
   }
+});
+
+// ------------------------------------------------------------------------------------------------
+// Director facts: batched look-ups (a process per question stalled the event loop for tens of
+// seconds with 1,000 DR services: fork + exec is synchronous work on the main thread).
+
+test('Batcher: every question asked before the batch starts is answered by one run (distinct keys); a question asked during a run waits for the next one', async (t) => {
+  const runs: string[][] = [];
+  let release!: () => void;
+  let gate: Promise<void> | null = null;
+  const b = new Batcher<string, number>(async (keys) => {
+    runs.push(keys);
+    if (gate) await gate;
+    return new Map(keys.filter((k) => k !== 'none').map((k) => [k, k.length]));
+  }, (k) => new Error(`no answer for ${k}`));
+  const answers = await Promise.all(Array.from({ length: 1000 }, (_, i) => b.ask(`k${i % 10}`)));
+  t.deepEqual(runs, [Array.from({ length: 10 }, (_, i) => `k${i}`)]);
+  t.true(answers.every((a) => a === 2));
+  await t.throwsAsync(b.ask('none'), { message: 'no answer for none' });
+  gate = new Promise((r) => (release = r));
+  const first = b.ask('x');
+  await new Promise((r) => setImmediate(r));
+  const second = b.ask('x'); // asked after the first run started: must not reuse its (older) answer
+  release();
+  gate = null;
+  await Promise.all([first, second]);
+  t.deepEqual(runs.slice(2), [['x'], ['x']]);
+  t.is(b.batches, 4);
+});
+
+test('facts parsers: devicesFromDump by address (IPv6 compressed), routesFromBatch by dst (an unreachable address is an error, not a shifted answer)', (t) => {
+  const dump = JSON.stringify([
+    { ifname: 'lo', addr_info: [{ local: '127.0.0.1' }, { local: '10.77.0.50' }] },
+    { ifname: 'eth0', addr_info: [{ local: '10.77.0.50' }, { local: 'fd00::50' }] },
+    { ifname: 'eth1', addr_info: [] },
+  ]);
+  const d = devicesFromDump(dump, ['10.77.0.50', 'fd00:0:0::50', '10.9.9.9']);
+  t.deepEqual([...d], [['10.77.0.50', ['lo', 'eth0']], ['fd00:0:0::50', ['eth0']], ['10.9.9.9', []]]);
+  const out = [
+    '[{"dst":"10.77.0.21","dev":"eth0","prefsrc":"10.77.0.11","flags":[],"uid":0,"cache":[]}]',
+    '[{"type":"local","dst":"10.77.0.11","dev":"lo","prefsrc":"10.77.0.11","flags":[],"uid":0,"cache":["local"]}]',
+    '[{"dst":"8.8.8.8","gateway":"10.77.0.1","dev":"eth0","flags":[],"uid":0,"cache":[]}]',
+  ].join('\n');
+  const r = routesFromBatch(out, ['10.99.0.1', '10.77.0.21', '10.77.0.11', '8.8.8.8']);
+  t.true(r.get('10.99.0.1') instanceof Error);
+  t.deepEqual(r.get('10.77.0.21'), { device: 'eth0', onLink: true, local: false });
+  t.deepEqual(r.get('10.77.0.11'), { device: 'lo', onLink: false, local: true });
+  t.deepEqual(r.get('8.8.8.8'), { device: 'eth0', onLink: false, local: false, gateway: '10.77.0.1' });
+});
+
+test('1,000 DR services configured, pooled and served at once: a handful of look-up batches and transactions, not one per service', async (t) => {
+  const N = 1000;
+  const asked = { addresses: 0, routes: 0 };
+  const f = batchedFacts(
+    async (list) => {
+      asked.addresses += list.length;
+      return new Map(list.map((a) => [a, ['eth0']]));
+    },
+    async (list) => {
+      asked.routes += list.length;
+      return new Map(list.map((a) => [a, { device: 'eth0', onLink: true, local: false }]));
+    },
+    async () => true,
+  );
+  const tr = new FakeTransport();
+  const dp = new NftablesDataplane({ transport: tr, facts: f, maglev: roundMaglev, ...quiet });
+  const specs = Array.from({ length: N }, (_, i) => svcSpec({ kind: 'DR', ports: [[20000 + i, 20000 + i]] }));
+  await dp.configure(specs);
+  // Real servers on 250 addresses: one route question each.
+  await Promise.all(specs.map((s, i) => dp.setPool(s.key, pool([[`10.77.1.${i % 250}`, 20000 + i, 1]]))));
+  await Promise.all(specs.map((s) => dp.serve(s.key)));
+  const b = f.batches();
+  t.true(b.routes <= 2, `route batches: ${b.routes}`);
+  t.true(b.addresses <= 2, `address batches: ${b.addresses}`);
+  t.is(asked.routes, 250, 'each real server address asked once');
+  t.true(asked.addresses <= 2, 'every service has the same VIP: asked once per batch');
+  t.true(tr.scripts.length <= 6, `transactions: ${tr.scripts.length}`);
+  const st = await dp.stats();
+  t.is(st.services.filter((s) => s.serving).length, N);
+  await dp.close();
 });
