@@ -7,8 +7,9 @@
  *    the daemon leaves its child), installs the guard table (one nft transaction), spawns
  *    conntrackd in the foreground and supervises it (restarted with a back-off if it exits);
  *  - setRole(): queues the commands of keepalived's script for the new role (conntrackd-plan.ts
- *    ROLE_COMMANDS). Nothing waits for them: the VRRP event loop calls setRole and goes on; a
- *    newer role replaces commands not started yet; the same role again is a no-op;
+ *    ROLE_COMMANDS, ordered by conntrackd-queue.ts RoleQueue). Nothing waits for them: the VRRP
+ *    event loop calls setRole and goes on; a newer role replaces commands not started yet; a
+ *    MASTER abandons the BACKUP command under way; the same role again is a no-op;
  *  - promote(): the MASTER sequence, resolving once the external cache is committed (bounded):
  *    a new master's VIP add waits for it (not its state machine);
  *  - status(): `conntrackd -s` (read every few seconds, off the event loop), the last commit, the
@@ -34,10 +35,10 @@ import {
   guardRuleset,
   parseConntrackdQueues,
   parseConntrackdStats,
-  ROLE_COMMANDS,
   type ConntrackdRole,
   type ConntrackdStats,
 } from './conntrackd-plan.js';
+import { RoleQueue, type RunningCommand } from './conntrackd-queue.js';
 
 export interface ConntrackdLog {
   info(obj: object, msg: string): void;
@@ -88,6 +89,12 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** How long after a promotion late entries of the external cache are still committed (ms). */
 const CATCH_UP_MS = 3000;
 
+/** Bound of one `conntrackd -C conf <opt>` (ms): a hung one is ended and logged. */
+const COMMAND_TIMEOUT_MS = 5000;
+
+/** A command slower than this is logged with its duration (ms). */
+const SLOW_COMMAND_MS = 1000;
+
 /** The first IPv4 address of an interface, or undefined. */
 function ipv4Of(ifname: string): string | undefined {
   return networkInterfaces()[ifname]?.find((a) => a.family === 'IPv4')?.address;
@@ -100,12 +107,8 @@ export class Conntrackd {
   #child: ChildProcess | undefined;
   #closing = false;
   #restarts = 0;
-  #role: ConntrackdRole = 'backup';
-  /** Role whose commands run next (null: none queued). */
-  #queued: ConntrackdRole | null = null;
-  #running: Promise<void> | undefined;
-  /** Role of the sequence started last. */
-  #started: ConntrackdRole | null = null;
+  /** The role sequences, one command at a time. */
+  readonly #queue: RoleQueue;
   /** The last MASTER sequence has committed the external cache (-c done). */
   #committed = false;
   /** promote() callers waiting for that commit. */
@@ -125,6 +128,31 @@ export class Conntrackd {
     this.#opts = opts;
     this.#paths = conntrackdPaths(opts.dir);
     this.#address = address;
+    this.#queue = new RoleQueue({
+      run: (opt) => (opt === '-f' ? { done: this.#flushAfterCommit().then(() => true), abort: () => undefined } : this.#start1(opt)),
+      onAbandon: (opt, role, ms) => {
+        this.#opts.log?.warn({ opt, role, ms: Math.round(ms) }, 'conntrackd: MASTER: abandoned the command of the previous role still under way; committing first');
+      },
+      onCommit: ({ ok, ms }) => {
+        if (ok) {
+          this.#committed = true;
+          this.#opts.log?.info({ ms: Math.round(ms) }, 'conntrackd: MASTER: external cache committed to the kernel');
+        } else {
+          this.#opts.log?.warn({ ms: Math.round(ms), err: this.#lastError }, 'conntrackd: MASTER: committing the external cache failed; the peer\'s connections are not in the kernel');
+        }
+        this.#releaseCommitWaiters();
+      },
+      onSequenceDone: async (role, ms) => {
+        this.#releaseCommitWaiters();
+        if (role === 'master') {
+          this.#lastCommit = { at: Date.now(), ms };
+          this.#opts.log?.info({ ms: Math.round(ms) }, 'conntrackd: MASTER: caches resynchronised, bulk update sent');
+          await this.#catchUp();
+        } else {
+          this.#lastResync = Date.now();
+        }
+      },
+    });
   }
 
   static async start(opts: ConntrackdOptions): Promise<Conntrackd> {
@@ -141,7 +169,7 @@ export class Conntrackd {
   }
 
   get role(): ConntrackdRole {
-    return this.#role;
+    return this.#queue.role;
   }
 
   async #start(): Promise<void> {
@@ -205,7 +233,7 @@ export class Conntrackd {
         if (this.#closing) return;
         for (const f of [this.#paths.lock, this.#paths.socket]) rmSync(f, { force: true });
         this.#spawn();
-        void this.#waitSocket(5000).then(() => this.setRole(this.#role, true), () => undefined);
+        void this.#waitSocket(5000).then(() => this.setRole(this.#queue.role, true), () => undefined);
       }, delay).unref();
     });
   }
@@ -230,43 +258,13 @@ export class Conntrackd {
    */
   setRole(role: ConntrackdRole, force = false): Promise<void> {
     // The same role again (promote() before the VIPs, then the ownership callback after them):
-    // its sequence is queued, running or done already.
-    if (!force && role === this.#role && (this.#queued === role || this.#started === role)) return this.#running ?? Promise.resolve();
-    this.#role = role;
-    this.#queued = role;
-    if (role === 'master') this.#committed = false;
-    else this.#releaseCommitWaiters();
-    this.#running ??= this.#drain().finally(() => {
-      this.#running = undefined;
-    });
-    return this.#running;
-  }
-
-  async #drain(): Promise<void> {
-    while (this.#queued && !this.#closing) {
-      const role = this.#queued;
-      this.#queued = null;
-      this.#started = role;
-      const t0 = performance.now();
-      for (const opt of ROLE_COMMANDS[role]) {
-        if (this.#queued && this.#queued !== role) break; // a newer role: its sequence replaces the rest
-        if (opt === '-f') await this.#flushAfterCommit();
-        else await this.#run(opt);
-        if (opt === '-c' && role === 'master') {
-          this.#committed = true;
-          this.#opts.log?.info({ ms: Math.round(performance.now() - t0) }, 'conntrackd: MASTER: external cache committed to the kernel');
-          this.#releaseCommitWaiters();
-        }
-      }
-      this.#releaseCommitWaiters();
-      if (role === 'master') {
-        this.#lastCommit = { at: Date.now(), ms: performance.now() - t0 };
-        this.#opts.log?.info({ ms: Math.round(this.#lastCommit.ms) }, 'conntrackd: MASTER: caches resynchronised, bulk update sent');
-        await this.#catchUp();
-      } else {
-        this.#lastResync = Date.now();
-      }
+    // its sequence is queued, running or done already (RoleQueue).
+    const q = this.#queue;
+    if (force || role !== q.role) {
+      if (role === 'master') this.#committed = false;
+      else this.#releaseCommitWaiters();
     }
+    return q.set(role, force);
   }
 
   /**
@@ -275,12 +273,21 @@ export class Conntrackd {
    * comes first. The first packet that reaches the VIP then finds the peer's connections.
    */
   promote(limitMs: number): Promise<void> {
-    if (this.#closing || (this.#role === 'master' && this.#committed)) return Promise.resolve();
-    const committed = new Promise<void>((resolve) => this.#commitWaiters.push(resolve));
+    if (this.#closing || (this.#queue.role === 'master' && this.#committed)) return Promise.resolve();
+    const committed = new Promise<boolean>((resolve) => this.#commitWaiters.push(() => resolve(true)));
     void this.setRole('master');
     let timer: NodeJS.Timeout | undefined;
-    const limit = new Promise<void>((resolve) => { timer = setTimeout(resolve, limitMs); });
-    return Promise.race([committed, limit]).finally(() => clearTimeout(timer));
+    const limit = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), limitMs); });
+    return Promise.race([committed, limit]).then((inTime) => {
+      clearTimeout(timer);
+      if (inTime) return;
+      // Every promotion ends in a log line: the VIPs go up without the commit (it goes on).
+      const cur = this.#queue.current;
+      this.#opts.log?.warn(
+        { limit_ms: limitMs, ...(cur ? { command: cur.opt, command_role: cur.role, command_ms: Math.round(performance.now() - cur.since) } : {}) },
+        'conntrackd: MASTER: external cache not committed within the limit; the VIPs go up now (the commit goes on)',
+      );
+    });
   }
 
   #releaseCommitWaiters(): void {
@@ -295,7 +302,7 @@ export class Conntrackd {
    */
   async #catchUp(): Promise<void> {
     const until = Date.now() + CATCH_UP_MS;
-    while (Date.now() < until && this.#role === 'master' && !this.#queued && !this.#closing) {
+    while (Date.now() < until && this.#queue.role === 'master' && !this.#queue.queued && !this.#closing) {
       await sleep(200);
       const st = await this.#readStats();
       if (!st?.external || st.external.active === 0) continue;
@@ -315,17 +322,42 @@ export class Conntrackd {
 
   /** Runs one `conntrackd -C conf <opt>`; failures are counted, never thrown. */
   #run(opt: string): Promise<boolean> {
-    return new Promise((resolve) => {
-      execFile(this.#opts.config.binary, ['-C', this.#paths.conf, opt], { timeout: 10_000 }, (err, stdout, stderr) => {
+    return this.#start1(opt).done;
+  }
+
+  /**
+   * Starts one `conntrackd -C conf <opt>` (bounded by COMMAND_TIMEOUT_MS); abort() ends its client
+   * (conntrackd itself goes on). Failures, timeouts and slow commands are logged with their duration.
+   */
+  #start1(opt: string): RunningCommand {
+    const t0 = performance.now();
+    let aborted = false;
+    let child: ChildProcess | undefined;
+    const done = new Promise<boolean>((resolve) => {
+      child = execFile(this.#opts.config.binary, ['-C', this.#paths.conf, opt], { timeout: COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+        const ms = Math.round(performance.now() - t0);
         this.#commandsRun++;
-        if (err) {
-          this.#commandsFailed++;
-          this.#lastError = `conntrackd ${opt}: ${(stderr || stdout || err.message).trim().split('\n')[0]}`;
-          this.#opts.log?.warn({ opt, err: this.#lastError }, 'conntrackd command failed');
+        if (aborted) {
           resolve(false);
-        } else resolve(true);
+        } else if (err) {
+          this.#commandsFailed++;
+          const timedOut = (err as { killed?: boolean }).killed === true;
+          this.#lastError = timedOut ? `conntrackd ${opt}: no answer within ${COMMAND_TIMEOUT_MS} ms` : `conntrackd ${opt}: ${(stderr || stdout || err.message).trim().split('\n')[0]}`;
+          this.#opts.log?.warn({ opt, ms, err: this.#lastError }, 'conntrackd command failed');
+          resolve(false);
+        } else {
+          if (ms >= SLOW_COMMAND_MS) this.#opts.log?.info({ opt, ms }, 'conntrackd: slow command');
+          resolve(true);
+        }
       });
     });
+    return {
+      done,
+      abort: () => {
+        aborted = true;
+        child?.kill('SIGKILL');
+      },
+    };
   }
 
   /**
@@ -388,7 +420,7 @@ export class Conntrackd {
       running: this.#child !== undefined && this.#child.exitCode === null,
       pid: this.#child?.pid ?? null,
       restarts: this.#restarts,
-      role: this.#role,
+      role: this.#queue.role,
       address: this.#address,
       destination_address: this.#opts.config.destination_address,
       port: this.#opts.config.port,
@@ -422,13 +454,14 @@ export class Conntrackd {
   async close(settleMs = 0): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    this.#queue.close();
     this.#releaseCommitWaiters();
     clearTimeout(this.#statsTimer);
     const child = this.#child;
     if (child && child.exitCode === null && settleMs > 0) {
       const t0 = Date.now();
       // The role sequence under way (the BACKUP one, -t -n, queued when the VIPs went) finishes first.
-      if (this.#running) await Promise.race([this.#running, sleep(settleMs)]);
+      await Promise.race([this.#queue.idle, sleep(settleMs)]);
       let left = await this.#unacknowledged();
       while (left !== null && left > 0 && Date.now() - t0 < settleMs && child.exitCode === null) {
         await sleep(50);
