@@ -8,7 +8,11 @@ import { nextHops, startBgpSet, VIP4, VIP6 } from '../lib/bgp.js';
 
 netnsTest('FRR router: ECMP over three keepalive-ts directors (IPv4 and IPv6), withdrawal on stop, BFD on crash', async (t) => {
   const { bl, ds, frr } = await startBgpSet(await createLab(t), { directors: 3, reals: 2, router: 'frr' });
-  t.regex(await frr!.vtysh('show bfd peers brief'), /10\.78\.0\.11\s+up/);
+  // BGP can be established before its BFD session (FRR brings BFD up beside it): wait for it, so
+  // the crash below is detected by BFD, not by the hold timer.
+  let bfd = '';
+  await waitFor(async () => /10\.78\.0\.11\s+up/.test((bfd = await frr!.vtysh('show bfd peers brief'))), 10_000, 'BFD session to d1 up');
+  t.regex(bfd, /10\.78\.0\.11\s+up/);
   const r = await httpBatch(bl.client, VIP4, 80, 30);
   t.deepEqual(r.errors, {});
   const r6 = await httpBatch(bl.client, VIP6, 80, 30);
