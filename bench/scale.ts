@@ -332,7 +332,8 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
   const theirs: TheirRep[] = [];
   for (let i = 0; i < ctx.runs; i++) {
     // Alternate: keepalive-ts first on odd repetitions, HAProxy first on even ones.
-    for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => withHaproxy || x === 'ours')) {
+    // `scale.n=0` skips the 1,000-server part (only the large farm is measured).
+    for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => N > 0 && (withHaproxy || x === 'ours'))) {
       if (impl === 'ours') {
         const r = await once(delayLoop, seconds, N, ctx.log, threads, nodeArgs, kind);
         ctx.log(`rep ${i + 1} keepalive-ts: CPU ${r.cpuPct.toFixed(1)} %, RSS ${r.rssMiB.toFixed(1)} MiB, reload ${r.reloadRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadReply}), one real server changed ${r.reloadChangedRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadChangedReply})`);

@@ -79,8 +79,12 @@ export class ControlServer {
     // A deadline that only a complete request line pushes back: socket.setTimeout would be reset
     // by every byte, so a client trickling one byte at a time could hold a slot for ever.
     const idleMs = this.opts.idleTimeoutMs ?? 10_000;
-    let deadline = setTimeout(() => sock.destroy(), idleMs);
+    let deadline: NodeJS.Timeout | undefined = setTimeout(() => sock.destroy(), idleMs);
     const extend = () => { clearTimeout(deadline); deadline = setTimeout(() => sock.destroy(), idleMs); };
+    // The deadline is for an idle client, not for the daemon's own work: while requests are being
+    // answered it does not run (a `status` of 10,000 services on a loaded machine took over 10 s,
+    // and the connection was closed without the reply); it starts again after the last reply.
+    let busy = 0;
     sock.on('close', () => { clearTimeout(deadline); this.clients.delete(sock); });
     sock.on('error', () => sock.destroy());
     const splitter = new LineSplitter(MAX_REQUEST_BYTES);
@@ -94,8 +98,12 @@ export class ControlServer {
           sock.end();
           return;
         }
-        extend();
-        chain = chain.then(() => this.handle(sock, ev.line));
+        busy++;
+        clearTimeout(deadline);
+        deadline = undefined;
+        chain = chain.then(() => this.handle(sock, ev.line)).finally(() => {
+          if (--busy === 0 && !sock.destroyed) extend();
+        });
       }
     });
   }

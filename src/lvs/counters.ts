@@ -98,8 +98,11 @@ const RATE_WEIGHT = 0.25;
 
 interface RateEntry {
   at: number;
-  last: Counters;
+  /** The totals of the last sample used (the caller's object: totals are never changed in place). */
+  last: Readonly<Counters>;
   avg: Record<Field, number | null>;
+  /** Every average is 0 or null: an unchanged sample leaves it so. */
+  still: boolean;
 }
 
 const RATE_OF: Record<Field, keyof Rates> = { conns: 'cps', in_pkts: 'in_pps', out_pkts: 'out_pps', in_bytes: 'in_bps', out_bytes: 'out_bps' };
@@ -113,13 +116,20 @@ export class RateEstimator {
     if (!e) {
       this.#entries.set(key, {
         at: now,
-        last: { ...totals },
+        last: totals,
         avg: { conns: 0, in_pkts: totals.in_pkts === null ? null : 0, out_pkts: totals.out_pkts === null ? null : 0, in_bytes: 0, out_bytes: 0 },
+        still: true,
       });
       return;
     }
     const dt = now - e.at;
     if (dt < RATE_PERIOD_MS) return;
+    // The common case with many idle services: the very same totals as last time (CounterCarry
+    // returns its own object until they change) and rates at 0: nothing moves but the time.
+    if (totals === e.last && e.still) {
+      e.at = now;
+      return;
+    }
     const w = 1 - (1 - RATE_WEIGHT) ** (dt / RATE_PERIOD_MS);
     for (const f of FIELDS) {
       const cur = totals[f];
@@ -130,10 +140,13 @@ export class RateEstimator {
       }
       const rate = (Math.max(0, cur - prev) * 1000) / dt;
       const avg = e.avg[f] ?? 0;
-      e.avg[f] = avg + (rate - avg) * w;
+      const next = avg + (rate - avg) * w;
+      // A decayed average far below what rates() shows (whole units) is 0: the entry can go still.
+      e.avg[f] = Math.abs(next) < 1e-3 ? 0 : next;
     }
     e.at = now;
-    e.last = { ...totals };
+    e.last = totals;
+    e.still = FIELDS.every((f) => !e.avg[f]);
   }
 
   /** The estimated rates of `key`, rounded as ipvsadm shows them (whole units per second). */

@@ -486,9 +486,21 @@ export class VirtualServerManager {
     });
   }
 
+  /**
+   * Looks at the waiters once per turn of the event loop, however many services changed in it:
+   * each look is a scan of every service, and with 10,000 services a scan per first check result
+   * (or per service whose checks start) made start-up quadratic (~1.5 s of the main thread).
+   */
   #wakeChecked(): void {
-    for (const w of [...this.#checkedWaiters]) w();
+    if (this.#wakeQueued || this.#checkedWaiters.size === 0) return;
+    this.#wakeQueued = true;
+    setImmediate(() => {
+      this.#wakeQueued = false;
+      for (const w of [...this.#checkedWaiters]) w();
+    });
   }
+
+  #wakeQueued = false;
 
   /** Configures the data plane, computes the first pools and starts the health checks. */
   async start(): Promise<void> {

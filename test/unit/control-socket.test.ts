@@ -128,3 +128,14 @@ test('a client that half-closes right after its requests still gets every reply,
   t.deepEqual(text.trim().split('\n').map((l) => JSON.parse(l).id), [1, 2]);
   t.is(JSON.parse(text.split('\n')[0]!).result, 'late');
 });
+
+test('an answer that takes longer than the idle deadline still reaches the client (the deadline is for idle clients, not for the daemon\'s work)', async (t) => {
+  // idle deadline 30 ms; the slow handler answers after 50 ms.
+  const { path } = await withServer(t, 30);
+  const { text } = await rawExchange(path, (s) => s.write('{"id":1,"cmd":"slow"}\n'), (x) => x.includes('\n'));
+  t.deepEqual(JSON.parse(text.trim()), { id: 1, ok: true, result: 'late' });
+  // And the deadline runs again once the answer is out: an idle client is then disconnected.
+  const after = await rawExchange(path, (s) => s.write('{"id":2,"cmd":"slow"}\n'));
+  t.true(after.closed);
+  t.true(after.text.includes('"late"'));
+});

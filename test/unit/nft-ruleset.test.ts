@@ -4,7 +4,8 @@ import test from 'ava';
 import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { allObjects, elementDiff, modelOf, planTransaction, type NftObj } from '../../src/lvs/dataplane/nftables/model.js';
-import { buildModel, connKey, DEFAULT_LIMITS, eligible, nftTime, prefixMask, type NftServiceInput } from '../../src/lvs/dataplane/nftables/ruleset.js';
+import { assignShards, buildModel, connKey, DEFAULT_LIMITS, eligible, nftTime, prefixMask, SHARD_SERVICES, type NftServiceInput } from '../../src/lvs/dataplane/nftables/ruleset.js';
+import type { ServiceKey } from '../../src/util/endpoint.js';
 import { schedule, sequenceMap, wrrSequence } from '../../src/lvs/dataplane/nftables/sched.js';
 import { reweight } from '../../src/lvs/dataplane/nftables/reweight.js';
 import { countFlows, parseCounters, parseMapEntries } from '../../src/lvs/dataplane/nftables/counters.js';
@@ -36,11 +37,29 @@ test('every golden file has a scenario', (t) => {
 
 const base = SCENARIOS['dr-rr']![0]!;
 const build = (services: NftServiceInput[]) => buildModel({ services, limits: DEFAULT_LIMITS, maglev: roundMaglev });
+/**
+ * A chain's rules with the service's named scheduler maps written inline again
+ * (`M set <expr> M set M map @S_m…` -> `M set <expr> map { … }`), as the rules read before the
+ * maps were named (ruleset.ts namedMaps): what the scheduler decides, whatever its container.
+ */
 const chainRules = (services: NftServiceInput[], name: string): string[] => {
-  const o = allObjects(build(services).model).find((x) => x.name === name);
+  const objs = allObjects(build(services).model);
+  const o = objs.find((x) => x.name === name);
   if (!o || o.type !== 'chain') throw new Error(`no chain ${name}`);
-  return [...o.rules];
+  return o.rules.map((r) => r.replace(/(meta mark|ct mark) set (.*?) \1 set \1 map @(s[0-9a-f]+_m[0-9a-f]{8})/g, (_m, _mark: string, expr: string, mapName: string) => {
+    const m = objs.find((x) => x.name === mapName);
+    if (!m || m.type !== 'map' || !(m.elements instanceof Map)) throw new Error(`no map ${mapName}`);
+    return `${_mark} set ${expr} map { ${[...m.elements].map(([k, v]) => `${k} : ${v}`).join(', ')} }`;
+  }));
 };
+
+test('scheduler maps are named maps of the service (no anonymous set per service in a batch), shared by the rules that use the same one', (t) => {
+  const objs = allObjects(build([base]).model);
+  const maps = objs.filter((o) => o.type === 'map' && /^s00000001_m[0-9a-f]{8}$/.test(o.name));
+  t.is(maps.length, 1, 'pick (rr numgen) and the reborn/full flow hash map the same two slots');
+  t.true(maps[0]!.type === 'map' && maps[0]!.decl === 'type mark : mark; flags interval;');
+  for (const o of objs) if (o.type === 'chain' && !o.name.startsWith('g_')) for (const r of o.rules) t.false(/ map \{/.test(r), r);
+});
 
 test('DR: established flows are looked up first, new flows scheduled over weight > 0 only, forwarded with fwd ip to … device', (t) => {
   const svc = SCENARIOS['dr-portset-persist-wrr']![0]!;
@@ -134,7 +153,7 @@ test('NAT: ct mark set only for new connections, DNAT/masquerade by mark, per-di
   const full = objs.find((o) => o.name === 'g_fullnat');
   t.deepEqual(full?.type === 'set' && full.elements instanceof Map ? [...full.elements.keys()] : [], ['0x00000071', '0x00000072', '0x0000007f']);
   // The control loop's weights, not the pool's, drive wlc.
-  t.regex(chain('s00000006_pick').rules[0]!, /^ct mark set numgen inc mod 4 map \{ 0-1 : 0x00000062, 2 : 0x00000061, 3 : 0x00000062 \}/);
+  t.regex(chainRules(SCENARIOS['nat-fullnat']!, 's00000006_pick')[0]!, /^ct mark set numgen inc mod 4 map \{ 0-1 : 0x00000062, 2 : 0x00000061, 3 : 0x00000062 \}/);
 });
 
 test('helpers: masks, times, eligible destinations', (t) => {
@@ -162,9 +181,12 @@ test('planner: no change -> empty script; a pool change rewrites the pick chain 
   const lines = plan.script.trim().split('\n');
   t.false(lines.some((l) => /conn_|closing_/.test(l) && /^(add|delete|flush) (map|set)/.test(l)), 'dynamic tables untouched');
   t.deepEqual(lines.filter((l) => l.startsWith('flush')).sort(), ['flush chain netdev keepalive_ts s00000001_full', 'flush chain netdev keepalive_ts s00000001_pick', 'flush chain netdev keepalive_ts s00000001_rb']);
+  // The scheduler's map is a new one (its name follows its elements); the old one goes after the rules moved.
+  t.true(lines.some((l) => /^add map netdev keepalive_ts s00000001_m[0-9a-f]{8} /.test(l)));
+  t.true(lines.findIndex((l) => /^delete map netdev keepalive_ts s00000001_m/.test(l)) > lines.findIndex((l) => l.startsWith('add rule netdev keepalive_ts s00000001_full')));
   t.true(lines.includes('add element netdev keepalive_ts s00000001_addr { 0x00000013 : 10.77.0.23 }'));
   t.true(lines.indexOf('add counter netdev keepalive_ts s00000001_c00000013') < lines.indexOf('add element netdev keepalive_ts s00000001_cnew { 0x00000013 : "s00000001_c00000013" }'));
-  t.is(lines.length, 16, plan.script);
+  t.is(lines.length, 19, plan.script);
   // And back: counters of a server that left stay (monotonic totals) unless the ids say otherwise.
   const back = planTransaction(build([changed]).model, build([{ ...base, counterIds: [0x11, 0x12] }]).model).script.trim().split('\n');
   const delEl = back.indexOf('delete element netdev keepalive_ts s00000001_cnew { 0x00000013 }');
@@ -254,4 +276,76 @@ test('ids: the same on every director, distinct, never 0; names per service', (t
   t.not(a.destId('tcp/10.0.0.1:80', 'rs', '10.0.0.2:80'), a.destId('tcp/10.0.0.1:81', 'rs', '10.0.0.2:80'));
   t.regex(a.serviceName('tcp/10.0.0.1:80'), /^s[0-9a-f]{8}$/);
   t.is(a.serviceName('tcp/10.0.0.1:80'), b.serviceName('tcp/10.0.0.1:80'));
+});
+
+// ------------------------------------------------------------------------------------------------
+// Shard tables (the kernel walks a table's set list linearly: many services spread over tables)
+
+test('assignShards: small configurations stay in the main table; a service keeps its shard; new ones fill the lowest shard with room', (t) => {
+  const names = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `s${(from + i).toString(16).padStart(8, '0')}`);
+  const small = assignShards(names(SHARD_SERVICES), new Map());
+  t.true([...small.values()].every((s) => s === 0), `${SHARD_SERVICES} services: all in the main table`);
+  const big = assignShards(names(1000), new Map(), 250);
+  t.deepEqual([0, 1, 2, 3].map((k) => [...big.values()].filter((s) => s === k).length), [250, 250, 250, 250]);
+  t.is(Math.max(...big.values()), 3);
+  // Remove 10 of shard 1 and add 15 new services: the old ones do not move, 10 new go to shard 1, 5 to shard 4.
+  const gone = new Set([...big].filter(([, s]) => s === 1).slice(0, 10).map(([n]) => n));
+  const kept = [...big.keys()].filter((n) => !gone.has(n));
+  const next = assignShards([...kept, ...names(15, 5000)], big, 250);
+  for (const n of kept) t.is(next.get(n), big.get(n), `${n} keeps its shard`);
+  t.deepEqual(names(15, 5000).map((n) => next.get(n)), [...Array(10).fill(1), ...Array(5).fill(4)]);
+});
+
+test('shards: each shard table holds its services with their own dispatch (DR ingress, NAT prerouting and counting); the guard and the NAT maps stay in the main table; a change touches only its shard', (t) => {
+  const dr0 = SCENARIOS['dr-rr']![0]!;
+  const dr2 = { ...dr0, name: 's000000d2', shard: 2, spec: { ...dr0.spec, key: 'tcp/10.77.0.50:81' as ServiceKey, match: { ...dr0.spec.match, ports: [{ from: 81, to: 81 }] } } } as NftServiceInput;
+  const nat0 = SCENARIOS['nat-fullnat']![0]!;
+  const nat2 = { ...nat0, name: 's000000e2', shard: 2, spec: { ...nat0.spec, key: 'tcp/10.77.0.50:82' as ServiceKey, match: { ...nat0.spec.match, ports: [{ from: 82, to: 82 }] } } } as NftServiceInput;
+  const m = build([dr0, dr2, nat0, nat2]).model;
+  const objs = allObjects(m);
+  const inShard = (o: NftObj) => o.table === 'keepalive_ts_2';
+  // Every object of a shard-2 service is in keepalive_ts_2, the main services' in the main table.
+  for (const o of m.get('s000000d2')!) t.true(inShard(o), o.name);
+  for (const o of m.get('s000000e2')!) t.true(inShard(o), o.name);
+  for (const o of m.get(dr0.name)!) t.is(o.table, undefined, o.name);
+  const ingress = objs.filter((o) => o.type === 'chain' && o.name.startsWith('g_in_'));
+  t.is(ingress.length, 2, 'one DR ingress chain per table');
+  const rulesOf = (o: NftObj | undefined) => (o?.type === 'chain' ? o.rules.join('\n') : '');
+  const shardIngress = ingress.find(inShard);
+  t.regex(rulesOf(shardIngress), /10\.77\.0\.50 \. tcp \. 81 : goto s000000d2_svc/);
+  t.notRegex(rulesOf(shardIngress), /s00000001_svc/);
+  t.notRegex(rulesOf(ingress.find((o) => !inShard(o))), /s000000d2_svc/);
+  const pre = objs.filter((o) => o.name === 'g_pre');
+  t.regex(rulesOf(pre.find(inShard)), /goto s000000e2_svc/);
+  t.notRegex(rulesOf(pre.find((o) => !inShard(o))), /s000000e2_svc/);
+  const ctr = objs.filter((o) => o.name === 'g_ctr');
+  t.is(ctr.length, 2);
+  const ctrElems = (o: NftObj | undefined) => (o && o.type === 'map' && o.elements instanceof Map ? [...o.elements.values()].join(' ') : '');
+  t.regex(ctrElems(ctr.find(inShard)), /s000000e2_i/);
+  t.notRegex(ctrElems(ctr.find(inShard)), /s00000006_i/);
+  t.true(objs.some((o) => o.name === 'g_forward' && inShard(o)), 'the shard counts its NAT traffic in its own forward chain');
+  // One guard (VIP:port input) and one set of NAT maps, in the main table, covering every service.
+  const guard = objs.filter((o) => o.name === 'g_vipin_chain');
+  t.is(guard.length, 1);
+  t.is(guard[0]!.table, undefined);
+  t.regex(rulesOf(guard[0]), /10\.77\.0\.50 \. 81/);
+  t.is(objs.filter((o) => o.name === 'g_dnat4p').length, 1);
+  // The first transaction creates the shard table (in the same batch as the main one).
+  const first = planTransaction(null, m).script;
+  t.regex(first, /^add table netdev keepalive_ts_2$/m);
+  t.regex(first, /^add table inet keepalive_ts_2$/m);
+  t.regex(first, /^add chain netdev keepalive_ts_2 s000000d2_svc$/m);
+  // A pool change of the shard-2 DR service: every line of the transaction is in keepalive_ts_2.
+  const changed = { ...dr2, dests: [dr2.dests[0]!] };
+  const next = build([dr0, changed, nat0, nat2]).model;
+  const plan = planTransaction(m, new Map([...m].map(([g, objs2]) => [g, g === 's000000d2' || g === ':2' ? next.get(g)! : objs2])));
+  t.true(plan.script.length > 0);
+  for (const line of plan.script.trim().split('\n')) t.regex(line, / (netdev|inet) keepalive_ts_2 /, line);
+  // The shard's last services go: its tables are deleted, nothing else is touched.
+  const gone = planTransaction(m, build([dr0, nat0]).model).script;
+  t.regex(gone, /^delete table netdev keepalive_ts_2$/m);
+  t.regex(gone, /^delete table inet keepalive_ts_2$/m);
+  t.notRegex(gone, /delete table (netdev|inet) keepalive_ts$/m);
+  // Start-up resets a shard table a previous daemon left, in the same batch.
+  t.regex(planTransaction(null, build([dr0]).model, { resetTables: ['netdev', 'inet', 'netdev keepalive_ts_7'] }).script, /^add table netdev keepalive_ts_7\ndelete table netdev keepalive_ts_7$/m);
 });

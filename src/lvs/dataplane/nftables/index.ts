@@ -38,9 +38,10 @@ import { maglevTable } from '../../maglev.js';
 import { countFlows, parseMapEntries, type ActiveCounts, type PacketBytes } from './counters.js';
 import { systemFacts, type DirectorFacts } from './facts.js';
 import { IdRegistry } from './ids.js';
-import { allObjects, planTransaction, TABLE, type Model, type NftFamily } from './model.js';
+import { isOurTable, planTransaction, shardTable, tablesOf, type Model, type NftFamily } from './model.js';
 import { reweight } from './reweight.js';
 import {
+  assignShards,
   buildModel,
   DEFAULT_LIMITS,
   dynamicNames,
@@ -216,6 +217,8 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
   readonly #poolSeq = new Map<ServiceKey, number>();
 
   #state = new Map<ServiceKey, SvcState>();
+  /** Shard table of each service by name (ruleset.ts assignShards), as committed. */
+  #shards: ReadonlyMap<string, number> = new Map();
   #model: Model | null = null;
   #builds: ReadonlyMap<string, ServiceBuild> = new Map();
   #started = false;
@@ -528,7 +531,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       const F: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
       const dyn = dynamicNames(s.spec, s.name, this.#limits);
       const destOf = this.#destOf(s);
-      const read = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name).catch(() => []);
+      const read = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name, this.#tableOf(s)).catch(() => []);
       if (dyn.persist) templates.push(...templatesOf(s.spec, await read('map', dyn.persist), destOf));
       if (s.spec.kind === 'DR') {
         for (const f of flowsOf(s.spec, await read('map', dyn.conn), destOf)) {
@@ -566,13 +569,13 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         if (!s || s.removing !== undefined) continue;
         const F: NftFamily = s.spec.kind === 'DR' ? 'netdev' : 'inet';
         const dyn = dynamicNames(s.spec, s.name, this.#limits);
-        const existing = async (name: string) => new Set((await this.#transport.elements(F, 'map', name).catch(() => [])).map((e) => String(e.key)));
+        const existing = async (name: string) => new Set((await this.#transport.elements(F, 'map', name, this.#tableOf(s)).catch(() => [])).map((e) => String(e.key)));
         const id = (dest: Endpoint) => this.#ids.destId(s.spec.key, 'rs', endpointText(dest));
         const templates = list.filter((e): e is TemplateEntry => e.type === 'template');
         if (dyn.persist && s.spec.persistence && templates.length) {
           const have = await existing(dyn.persist);
           const items = templates.filter((t) => !have.has(rawKey(t.family, [t.client]))).map((t) => ({ client: t.client, id: id(t.dest), expiresInMs: t.expiresInMs }));
-          lines.push(...restoreTemplates(F, TABLE, dyn.persist, s.spec.persistence.timeoutMs, items));
+          lines.push(...restoreTemplates(F, this.#tableOf(s), dyn.persist, s.spec.persistence.timeoutMs, items));
         }
         // UDP flows, and TCP connections (hitless failover: the new master forwards them to the
         // server the old master chose, whatever its own scheduler would pick now).
@@ -585,7 +588,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
               .filter((f) => (f.type === 'udp_flow' ? 'udp' : f.protocol) === proto)
               .map((f) => ({ client: f.client, virtual: f.virtual, id: id(f.dest), expiresInMs: f.expiresInMs ?? timeoutS * 1000 }));
             if (proto === 'tcp') this.#syncStats.restoredConns += items.length;
-            lines.push(...restoreFlows(TABLE, dyn.conn, s.spec, timeoutS * 1000, items));
+            lines.push(...restoreFlows(this.#tableOf(s), dyn.conn, s.spec, timeoutS * 1000, items));
           }
         }
       }
@@ -629,7 +632,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
   }
 
   async #syncPoll(): Promise<void> {
-    const rowsOf = (this.#transport as { elementRows?: (f: NftFamily, n: string) => Promise<ElementRow[]> }).elementRows?.bind(this.#transport);
+    const rowsOf = (this.#transport as { elementRows?: (f: NftFamily, n: string, table?: string) => Promise<ElementRow[]> }).elementRows?.bind(this.#transport);
     if (!rowsOf || this.#syncBusy || !this.#model) return;
     this.#syncBusy = true;
     const t0 = performance.now();
@@ -643,7 +646,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         const now = this.#now();
         // The dump is where a new flow is first seen: connection sync measures its lag from here.
         const observedAt = monotonicMs();
-        const rows = await rowsOf('netdev', dyn.conn).catch(() => null);
+        const rows = await rowsOf('netdev', dyn.conn, this.#tableOf(s)).catch(() => null);
         if (!rows) continue;
         const k = `${s.name} ${dyn.conn}`;
         seen.add(k);
@@ -778,8 +781,11 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
       }
       if (next !== s) draft.set(key, next);
     }
+    const shards = assignShards([...draft.values()].map((s) => s.name), this.#shards);
     const inputs: NftServiceInput[] = [];
     for (const s of draft.values()) {
+      const shard = shards.get(s.name) ?? 0;
+      if (s.input && (s.input.shard ?? 0) !== shard) s.input = undefined;
       s.input ??= {
         spec: s.spec,
         name: s.name,
@@ -792,12 +798,14 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         ...(s.schedWeights ? { schedWeights: s.schedWeights } : {}),
         ...(s.spec.ops ? { ops: true } : {}),
         ...(s.cutUntil !== undefined ? { cut: true } : {}),
+        ...(shard ? { shard } : {}),
       };
       inputs.push(s.input);
     }
     const built = buildModel({ services: inputs, limits: this.#limits, maglev: this.#maglev }, this.#cache);
     const first = !this.#started;
-    const plan = planTransaction(this.#model, built.model, first ? { resetTables: ['netdev', 'inet'] } : {});
+    // Start-up: whatever table of ours a previous daemon left (killed with -9) goes in the same batch.
+    const plan = planTransaction(this.#model, built.model, first ? { resetTables: ['netdev', 'inet', ...(await this.#leftShardTables())] } : {});
     const more: string[] = [];
     for (const x of extras) more.push(...(await x(draft)));
     const script = more.length ? `${plan.script}${more.join('\n')}\n` : plan.script;
@@ -817,6 +825,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     }
     if (cut.length) void this.#conntrackDelete(cut).catch((err: unknown) => this.#log('warn', `nftables: ending drained NAT connections failed: ${errorMessage(err)}`));
     this.#model = built.model;
+    this.#shards = shards;
     this.#builds = built.services;
     // Forget the names and marks of services that are gone.
     for (const key of this.#state.keys()) if (!draft.has(key)) this.#ids.dropService(key);
@@ -893,8 +902,31 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
 
   async #readCounters(): Promise<Map<string, PacketBytes>> {
     const out = new Map<string, PacketBytes>();
-    for (const f of this.#families()) for (const [k, v] of await this.#transport.counters(f)) out.set(k, v);
+    for (const ref of this.#tables()) {
+      const [f, table] = ref.split(' ') as [NftFamily, string];
+      for (const [k, v] of await this.#transport.counters(f, table)) out.set(k, v);
+    }
     return out;
+  }
+
+  /** Shard tables of ours in the kernel (a previous daemon's), as "family table"; the main ones are reset anyway. */
+  async #leftShardTables(): Promise<string[]> {
+    const docs = await this.#list('list tables').catch(() => []);
+    const out: string[] = [];
+    for (const d of docs) {
+      const list = (d as { nftables?: unknown[] } | null)?.nftables;
+      if (!Array.isArray(list)) continue;
+      for (const x of list) {
+        const t = (x as { table?: { family?: unknown; name?: unknown } }).table;
+        if (t && (t.family === 'netdev' || t.family === 'inet') && typeof t.name === 'string' && isOurTable(t.name) && t.name !== shardTable(0)) out.push(`${t.family} ${t.name}`);
+      }
+    }
+    return out;
+  }
+
+  /** The table of a service's objects. */
+  #tableOf(s: { name: string }): string {
+    return shardTable(this.#shards.get(s.name) ?? 0);
   }
 
   /**
@@ -905,10 +937,9 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     return parseJsonDocuments((await this.#transport.run(cmd, { json: true })).output);
   }
 
-  #families(): NftFamily[] {
-    const m = this.#model;
-    if (!m) return [];
-    return [...new Set(allObjects(m).map((o) => o.family))];
+  /** Every table of the committed model ("family table"). */
+  #tables(): string[] {
+    return this.#model ? [...tablesOf(this.#model)] : [];
   }
 
   #ensurePoll(): void {
@@ -944,7 +975,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
         const dyn = dynamicNames(s.spec, s.name, this.#limits);
         const F = s.spec.kind === 'DR' ? 'netdev' : 'inet';
         // A service removed meanwhile makes its read fail: skip it (its counts stay unknown).
-        const list = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name).catch(() => null);
+        const list = (kind: 'map' | 'set', name: string) => this.#transport.elements(F, kind, name, this.#tableOf(s)).catch(() => null);
         if (s.spec.kind === 'DR') {
           const conn = await list('map', dyn.conn);
           const tcp = s.spec.match.kind === 'fwmark' || s.spec.match.protocol === 'tcp';
@@ -1049,8 +1080,7 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
     while (this.#running || this.#pending.length) await new Promise((r) => setTimeout(r, 5));
     this.#closed = true;
     try {
-      const fams = this.#model ? this.#families() : [];
-      const script = this.#started ? fams.map((f) => `delete table ${f} ${TABLE}`).join('\n') : '';
+      const script = this.#started ? this.#tables().map((t) => `delete table ${t}`).join('\n') : '';
       if (script) await this.#transport.run(`${script}\n`);
     } finally {
       this.#model = null;

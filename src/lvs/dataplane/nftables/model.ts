@@ -19,11 +19,28 @@
 
 export type NftFamily = 'netdev' | 'inet';
 
-/** The one table name per family that this daemon owns. */
+/**
+ * The main table name per family that this daemon owns. Large configurations spread their
+ * services over shard tables `keepalive_ts_1`, `keepalive_ts_2`… (ruleset.ts shardTable: the
+ * kernel finds sets and maps by name with a linear walk of the table's list, so one table with
+ * tens of thousands of them makes a batch quadratic in their number).
+ */
 export const TABLE = 'keepalive_ts';
+
+/** Name of shard table `shard` (0: the main table). */
+export function shardTable(shard: number): string {
+  return shard === 0 ? TABLE : `${TABLE}_${shard}`;
+}
+
+/** Whether `name` is one of our tables (the main one or a shard). */
+export function isOurTable(name: string): boolean {
+  return name === TABLE || /^keepalive_ts_[1-9][0-9]*$/.test(name);
+}
 
 interface ObjBase {
   readonly family: NftFamily;
+  /** The table (default TABLE, the main one). */
+  readonly table?: string;
   readonly name: string;
 }
 
@@ -61,8 +78,8 @@ export type NftObj = ChainObj | MapObj | CounterObj;
  */
 export type Model = ReadonlyMap<string, readonly NftObj[]>;
 
-export function objKey(o: Pick<NftObj, 'family' | 'name'>): string {
-  return `${o.family} ${o.name}`;
+export function objKey(o: Pick<NftObj, 'family' | 'name' | 'table'>): string {
+  return o.table && o.table !== TABLE ? `${o.family} ${o.table} ${o.name}` : `${o.family} ${o.name}`;
 }
 
 /** A one-group model (tests, tools); throws on a duplicate object. */
@@ -85,8 +102,9 @@ export function allObjects(m: Model): NftObj[] {
 /** Elements per `add element` command: keeps each command line moderate for huge maps. */
 const ELEMENT_CHUNK = 4096;
 
-function tableRef(family: NftFamily): string {
-  return `${family} ${TABLE}`;
+/** "family table" of an object (or of a family's main table). */
+export function tableRef(o: NftFamily | Pick<NftObj, 'family' | 'table'>): string {
+  return typeof o === 'string' ? `${o} ${TABLE}` : `${o.family} ${o.table ?? TABLE}`;
 }
 
 function elementEntries(e: Elements): Array<[string, string]> {
@@ -102,13 +120,13 @@ export function hexMark(v: number): string {
 function renderElements(o: MapObj, entries: Array<[string, string]>, out: string[]): void {
   for (let i = 0; i < entries.length; i += ELEMENT_CHUNK) {
     const part = entries.slice(i, i + ELEMENT_CHUNK).map(([k, v]) => (o.type === 'set' ? k : `${k} : ${v}`));
-    out.push(`add element ${tableRef(o.family)} ${o.name} { ${part.join(', ')} }`);
+    out.push(`add element ${tableRef(o)} ${o.name} { ${part.join(', ')} }`);
   }
 }
 
 function renderDeleteElements(o: MapObj, keys: string[], out: string[]): void {
   for (let i = 0; i < keys.length; i += ELEMENT_CHUNK) {
-    out.push(`delete element ${tableRef(o.family)} ${o.name} { ${keys.slice(i, i + ELEMENT_CHUNK).join(', ')} }`);
+    out.push(`delete element ${tableRef(o)} ${o.name} { ${keys.slice(i, i + ELEMENT_CHUNK).join(', ')} }`);
   }
 }
 
@@ -145,25 +163,29 @@ export interface Plan {
   readonly stats: { added: number; changed: number; removed: number; elements: number };
 }
 
+/** Every table ("family table") a model has objects in. */
+export function tablesOf(m: Model): Set<string> {
+  const t = new Set<string>();
+  for (const objs of m.values()) for (const o of objs) t.add(tableRef(o));
+  return t;
+}
+
 /**
  * The transaction from `prev` (null: the kernel has none of our tables) to `next`.
  * `resetTables` (start-up) first removes whatever table of ours is there (a previous daemon's,
  * killed with -9) in the same batch: `add table` + `delete table` works whether or not it exists.
+ * Each entry is a family (its main table) or a "family table" reference (a shard table).
  */
-export function planTransaction(prev: Model | null, next: Model, opts: { resetTables?: readonly NftFamily[] } = {}): Plan {
+export function planTransaction(prev: Model | null, next: Model, opts: { resetTables?: readonly string[] } = {}): Plan {
   const before: Model = prev ?? new Map();
   const out: string[] = [];
   const stats = { added: 0, changed: 0, removed: 0, elements: 0 };
-  const familiesOf = (m: Model) => {
-    const f = new Set<NftFamily>();
-    for (const objs of m.values()) for (const o of objs) f.add(o.family);
-    return f;
-  };
-  const prevFamilies = familiesOf(before);
-  const nextFamilies = familiesOf(next);
-  const reset = new Set(opts.resetTables ?? []);
-  for (const f of opts.resetTables ?? []) out.push(`add table ${tableRef(f)}`, `delete table ${tableRef(f)}`);
-  for (const f of nextFamilies) if (!prevFamilies.has(f) || reset.has(f)) out.push(`add table ${tableRef(f)}`);
+  const prevTables = tablesOf(before);
+  const nextTables = tablesOf(next);
+  const resetRefs = [...new Set((opts.resetTables ?? []).map((r) => (r.includes(' ') ? r : tableRef(r as NftFamily))))];
+  const reset = new Set(resetRefs);
+  for (const t of resetRefs) out.push(`add table ${t}`, `delete table ${t}`);
+  for (const t of nextTables) if (!prevTables.has(t) || reset.has(t)) out.push(`add table ${t}`);
 
   // Only groups whose object list changed are looked at.
   const nextObjs: NftObj[] = [];
@@ -179,7 +201,7 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
   const had = (o: NftObj): NftObj | undefined => {
     const k = objKey(o);
     nextKeys.add(k);
-    return reset.has(o.family) ? undefined : prevByKey.get(k);
+    return reset.has(tableRef(o)) ? undefined : prevByKey.get(k);
   };
   const prevOf = new Map<NftObj, NftObj | undefined>();
   for (const o of nextObjs) prevOf.set(o, had(o));
@@ -188,17 +210,17 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
   for (const o of nextObjs) {
     if (prevOf.get(o)) continue;
     if (o.type === 'counter') {
-      out.push(`add counter ${tableRef(o.family)} ${o.name}`);
+      out.push(`add counter ${tableRef(o)} ${o.name}`);
       stats.added++;
     } else if (o.type === 'map' || o.type === 'set') {
-      out.push(`add ${o.type} ${tableRef(o.family)} ${o.name} { ${o.decl} }`);
+      out.push(`add ${o.type} ${tableRef(o)} ${o.name} { ${o.decl} }`);
       stats.added++;
     }
   }
   // 2. New chains (empty), so that rules and verdict maps may refer to any of them.
   for (const o of nextObjs) {
     if (o.type !== 'chain' || prevOf.get(o)) continue;
-    out.push(o.base ? `add chain ${tableRef(o.family)} ${o.name} { ${o.base} }` : `add chain ${tableRef(o.family)} ${o.name}`);
+    out.push(o.base ? `add chain ${tableRef(o)} ${o.name} { ${o.base} }` : `add chain ${tableRef(o)} ${o.name}`);
     stats.added++;
   }
   // 3. Elements of new static maps (they may name chains or counters added just above).
@@ -215,10 +237,10 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
     if (p && p.type === 'chain') {
       if (p === o || sameRules(p, o)) continue;
       if (p.base !== o.base) throw new Error(`base chain ${objKey(o)} changed its hook; give it a new name`);
-      out.push(`flush chain ${tableRef(o.family)} ${o.name}`);
+      out.push(`flush chain ${tableRef(o)} ${o.name}`);
       stats.changed++;
     }
-    for (const r of o.rules) out.push(`add rule ${tableRef(o.family)} ${o.name} ${r}`);
+    for (const r of o.rules) out.push(`add rule ${tableRef(o)} ${o.name} ${r}`);
   }
   // 5. Element changes of kept static maps.
   for (const o of nextObjs) {
@@ -233,7 +255,7 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
     const size = o.elements instanceof Uint32Array ? o.elements.length : o.elements.size;
     if (del.length + add.length > size) {
       // Most of it changed: cheaper to refill.
-      out.push(`flush ${o.type} ${tableRef(o.family)} ${o.name}`);
+      out.push(`flush ${o.type} ${tableRef(o)} ${o.name}`);
       const entries = elementEntries(o.elements);
       stats.elements += entries.length;
       renderElements(o, entries, out);
@@ -243,17 +265,17 @@ export function planTransaction(prev: Model | null, next: Model, opts: { resetTa
       renderElements(o, add, out);
     }
   }
-  // 6. Removals (a family that disappears entirely goes with one `delete table`).
-  const removed = [...prevByKey.entries()].filter(([k, o]) => !nextKeys.has(k) && nextFamilies.has(o.family) && !reset.has(o.family)).map(([, o]) => o);
-  for (const o of removed) if (o.type === 'chain') out.push(`flush chain ${tableRef(o.family)} ${o.name}`);
-  for (const o of removed) if (o.type === 'map' || o.type === 'set') out.push(`delete ${o.type} ${tableRef(o.family)} ${o.name}`);
-  for (const o of removed) if (o.type === 'chain') out.push(`delete chain ${tableRef(o.family)} ${o.name}`);
-  for (const o of removed) if (o.type === 'counter') out.push(`delete counter ${tableRef(o.family)} ${o.name}`);
+  // 6. Removals (a table that disappears entirely goes with one `delete table`).
+  const removed = [...prevByKey.entries()].filter(([k, o]) => !nextKeys.has(k) && nextTables.has(tableRef(o)) && !reset.has(tableRef(o))).map(([, o]) => o);
+  for (const o of removed) if (o.type === 'chain') out.push(`flush chain ${tableRef(o)} ${o.name}`);
+  for (const o of removed) if (o.type === 'map' || o.type === 'set') out.push(`delete ${o.type} ${tableRef(o)} ${o.name}`);
+  for (const o of removed) if (o.type === 'chain') out.push(`delete chain ${tableRef(o)} ${o.name}`);
+  for (const o of removed) if (o.type === 'counter') out.push(`delete counter ${tableRef(o)} ${o.name}`);
   stats.removed += removed.length;
-  for (const f of prevFamilies) {
-    if (!nextFamilies.has(f) && !reset.has(f)) {
-      out.push(`delete table ${tableRef(f)}`);
-      for (const objs of before.values()) stats.removed += objs.filter((o) => o.family === f).length;
+  for (const t of prevTables) {
+    if (!nextTables.has(t) && !reset.has(t)) {
+      out.push(`delete table ${t}`);
+      for (const objs of before.values()) stats.removed += objs.filter((o) => tableRef(o) === t).length;
     }
   }
   return { script: out.length ? `${out.join('\n')}\n` : '', stats };

@@ -27,10 +27,10 @@ export interface NftTransport {
   readonly name: string;
   /** Runs one command buffer; rejects with KeepaliveError E_NETLINK (the kernel or nft refused it). */
   run(commands: string, opts?: { json?: boolean }): Promise<NftOutput>;
-  /** The named counters of our table of `family`: "family name" -> figures. */
-  counters(family: NftFamily): Promise<Map<string, PacketBytes>>;
-  /** The elements of one of our sets or maps. */
-  elements(family: NftFamily, kind: 'map' | 'set', name: string): Promise<MapEntry[]>;
+  /** The named counters of our table of `family` (default: the main one): "family name" -> figures. */
+  counters(family: NftFamily, table?: string): Promise<Map<string, PacketBytes>>;
+  /** The elements of one of our sets or maps (in `table`, default the main one). */
+  elements(family: NftFamily, kind: 'map' | 'set', name: string, table?: string): Promise<MapEntry[]>;
   close(): void;
 }
 
@@ -113,13 +113,13 @@ export class LibnftablesTransport implements NftTransport {
   }
 
   /** One raw nfnetlink dump of the table's counter objects (not `list counters`: see native/). */
-  async counters(family: NftFamily): Promise<Map<string, PacketBytes>> {
+  async counters(family: NftFamily, table = TABLE): Promise<Map<string, PacketBytes>> {
     if (!this.#read) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
     let raw: Record<string, [number, number]>;
     try {
-      raw = await libnftables.counters(NFPROTO[family], TABLE);
+      raw = await libnftables.counters(NFPROTO[family], table);
     } catch (err) {
-      throw new KeepaliveError('E_NETLINK', `reading the counters of table ${family} ${TABLE}: ${errorMessage(err)}`, { cause: err });
+      throw new KeepaliveError('E_NETLINK', `reading the counters of table ${family} ${table}: ${errorMessage(err)}`, { cause: err });
     }
     const out = new Map<string, PacketBytes>();
     for (const [name, [packets, bytes]] of Object.entries(raw)) out.set(`${family} ${name}`, { packets, bytes });
@@ -127,22 +127,22 @@ export class LibnftablesTransport implements NftTransport {
   }
 
   /** The dump's rows as the addon returns them, own timeouts included (connection sync's change detection). */
-  async elementRows(family: NftFamily, name: string): Promise<Array<[string, number | null, number, number]>> {
+  async elementRows(family: NftFamily, name: string, table = TABLE): Promise<Array<[string, number | null, number, number]>> {
     if (!this.#read) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
     try {
-      return await libnftables.setElements(NFPROTO[family], TABLE, name);
+      return await libnftables.setElements(NFPROTO[family], table, name);
     } catch (err) {
-      throw new KeepaliveError('E_NETLINK', `reading ${family} ${TABLE} ${name}: ${errorMessage(err)}`, { cause: err });
+      throw new KeepaliveError('E_NETLINK', `reading ${family} ${table} ${name}: ${errorMessage(err)}`, { cause: err });
     }
   }
 
   /** One raw nfnetlink dump of one set (libnftables' `list map` would fetch every table's metadata first). */
-  async elements(family: NftFamily, _kind: 'map' | 'set', name: string): Promise<MapEntry[]> {
+  async elements(family: NftFamily, _kind: 'map' | 'set', name: string, table = TABLE): Promise<MapEntry[]> {
     if (!this.#read) throw new KeepaliveError('E_CLOSED', 'nftables transport is closed');
     try {
-      return rawEntries(await libnftables.setElements(NFPROTO[family], TABLE, name));
+      return rawEntries(await libnftables.setElements(NFPROTO[family], table, name));
     } catch (err) {
-      throw new KeepaliveError('E_NETLINK', `reading ${family} ${TABLE} ${name}: ${errorMessage(err)}`, { cause: err });
+      throw new KeepaliveError('E_NETLINK', `reading ${family} ${table} ${name}: ${errorMessage(err)}`, { cause: err });
     }
   }
 
@@ -200,12 +200,12 @@ export class NftCliTransport implements NftTransport {
     );
   }
 
-  async elements(family: NftFamily, kind: 'map' | 'set', name: string): Promise<MapEntry[]> {
-    return parseMapEntries(parseJsonDocuments((await this.run(`list ${kind} ${family} ${TABLE} ${name}`, { json: true })).output));
+  async elements(family: NftFamily, kind: 'map' | 'set', name: string, table = TABLE): Promise<MapEntry[]> {
+    return parseMapEntries(parseJsonDocuments((await this.run(`list ${kind} ${family} ${table} ${name}`, { json: true })).output));
   }
 
-  async counters(family: NftFamily): Promise<Map<string, PacketBytes>> {
-    return parseCounters(parseJsonDocuments((await this.run(`list counters table ${family} ${TABLE}`, { json: true })).output));
+  async counters(family: NftFamily, table = TABLE): Promise<Map<string, PacketBytes>> {
+    return parseCounters(parseJsonDocuments((await this.run(`list counters table ${family} ${table}`, { json: true })).output));
   }
 
   close(): void {
