@@ -245,7 +245,10 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     const socketMs = Date.now() - t0;
     // 10,000 services make a large status answer on a busy machine: a generous timeout.
     const status = async () => {
-      const reply = await controlRequest(d.socket, 'status', {}, 60_000);
+      const reply = await controlRequest(d.socket, 'status', {}, 60_000).catch((err: unknown) => {
+        // Say why: the daemon's last words (a crash, a kill) with the error.
+        throw new Error(`scale: status: ${String(err)}; its last output: ${d.proc.output().slice(-3000)}`);
+      });
       if (!reply.ok) throw new Error(`scale: status: ${reply.error.message}`);
       return reply.result as Awaited<ReturnType<typeof d.status>>;
     };

@@ -626,13 +626,8 @@ function dispatchRules(services: readonly NftServiceInput[], prefix: string, nat
   return rules;
 }
 
-/**
- * The shared objects of one shard table that jump to its services' chains (a rule can only jump
- * within its table): DR ingress dispatch, NAT prerouting dispatch, and the NAT forward counting
- * (its map names the services' counters). Every shard's base chains see every packet; only the
- * shard holding its service matches it.
- */
-function buildShardShared(services: readonly NftServiceInput[]): NftObj[] {
+/** DR: one ingress base chain per device that has a served or draining service of `services`. */
+function drIngress(services: readonly NftServiceInput[]): NftObj[] {
   const objects: NftObj[] = [];
   const dr = services.filter((s) => s.spec.kind === 'DR' && s.phase !== 'idle');
   const devices = [...new Set(dr.flatMap((s) => s.ingress))].sort();
@@ -641,6 +636,18 @@ function buildShardShared(services: readonly NftServiceInput[]): NftObj[] {
     if (rules.length === 0) continue;
     objects.push(chain('netdev', ingressChainName(dev), rules, `type filter hook ingress device "${dev}" priority ${PRIO_DR_INGRESS}; policy accept;`));
   }
+  return objects;
+}
+
+/**
+ * The shared objects of one shard table that jump to its services' chains (a rule can only jump
+ * within its table): DR ingress dispatch, NAT prerouting dispatch, and the NAT forward counting
+ * (its map names the services' counters). Every shard's base chains see every packet; only the
+ * shard holding its service matches it.
+ */
+function buildShardShared(services: readonly NftServiceInput[]): NftObj[] {
+  const objects: NftObj[] = [];
+  objects.push(...drIngress(services));
   const nat = services.filter((s) => s.spec.kind === 'NAT' || s.spec.kind === 'FULLNAT');
   if (nat.length > 0) {
     const pre = dispatchRules(nat.filter((s) => s.phase === 'serving'), 'ct state new ', true);
@@ -670,13 +677,7 @@ function buildShared(all: readonly NftServiceInput[], main: readonly NftServiceI
   const services = all;
   const objects: NftObj[] = [];
   // DR: one ingress base chain per device that has a served or draining service.
-  const dr = main.filter((s) => s.spec.kind === 'DR' && s.phase !== 'idle');
-  const devices = [...new Set(dr.flatMap((s) => s.ingress))].sort();
-  for (const dev of devices) {
-    const rules = dispatchRules(dr.filter((s) => s.ingress.includes(dev)), '', false);
-    if (rules.length === 0) continue;
-    objects.push(chain('netdev', ingressChainName(dev), rules, `type filter hook ingress device "${dev}" priority ${PRIO_DR_INGRESS}; policy accept;`));
-  }
+  objects.push(...drIngress(main));
   // Every TCP address/port service, whatever its phase: a packet of an established connection
   // (no SYN) that reaches this host's own input is dropped, never answered by the local TCP stack
   // with a reset. That happens in the milliseconds between a takeover adding the VIP and the serve
