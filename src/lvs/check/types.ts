@@ -3,7 +3,8 @@
  *
  * A Checker performs ONE attempt of its check. Scheduling (delay_loop, warmup), retries
  * (retry, delay_before_retry) and the up/down state live in src/lvs/health.ts, so a checker
- * is a pure "go and look once" function with its own deadline.
+ * is a pure "go and look once" function with its own deadline. (A checker that offers `native`
+ * may have health.ts hand its schedule to the check engine; the steps and the state stay there.)
  *
  * Contract of `run(signal)`:
  * - honours connect_timeout itself (every network checker bounds its whole attempt by it);
