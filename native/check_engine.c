@@ -1474,9 +1474,12 @@ static napi_value ce_job_start(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-static ce_job *job_arg(napi_env env, napi_value v) {
+/* The arguments of a call whose first argument is a job; NULL (with an exception) when it is not. */
+static ce_job *job_call(napi_env env, napi_callback_info info, napi_value *argv, size_t n) {
+  size_t argc = n;
   void *data = NULL;
-  if (napi_get_value_external(env, v, &data) != napi_ok || !data) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "job must come from checkJobStart()");
     return NULL;
   }
@@ -1485,10 +1488,8 @@ static ce_job *job_arg(napi_env env, napi_value v) {
 
 /* checkJobStop(job) */
 static napi_value ce_job_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
-  ce_job *j = job_arg(env, argv[0]);
+  ce_job *j = job_call(env, info, argv, 1);
   if (!j) return NULL;
   ce_engine *e = engine_get(env);
   if (!e || atomic_exchange(&j->stopped, 1)) return NULL;
@@ -1504,10 +1505,8 @@ static napi_value ce_job_stop(napi_env env, napi_callback_info info) {
 
 /* checkJobStats(job, out: Float64Array(>= 5)) */
 static napi_value ce_job_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return NULL;
-  ce_job *j = job_arg(env, argv[0]);
+  ce_job *j = job_call(env, info, argv, 2);
   if (!j) return NULL;
   bool is_ta = false;
   napi_typedarray_type type;

@@ -6,7 +6,7 @@
  * check_duration_seconds, read from the engine by polling) still move while nothing is handed over.
  */
 import { createLab, netnsTest, waitFor, sleep } from '../lib/netns.js';
-import { startDirector } from '../lib/daemon.js';
+import { startDirector, directorToml } from '../lib/daemon.js';
 import { startNginx, httpGet } from '../lib/servers.js';
 import { assertWithinBound } from '../lib/timing.js';
 
@@ -31,26 +31,14 @@ address = "${addr}"
 port = 80
 check = { type = "HTTP_GET", path = "/", status_code = 200, connect_timeout = ${CONNECT_TIMEOUT}, retry = ${RETRY}, delay_before_retry = ${DELAY_BEFORE_RETRY} }
 `;
-  const toml = `[global]
-router_id = "a"
-metrics_listen = "${a.ipv4}:9650"
-
-[[vrrp_instance]]
-name = "VI_1"
-interface = "eth0"
-virtual_router_id = 51
-priority = 150
-version = 3
-advert_int = 1
-virtual_ipaddress = ["${vip}/24"]
-
-[[virtual_server]]
+  const service = `[[virtual_server]]
 address = "${vip}"
 port = 80
 lb_kind = "PROXY"
 lb_algo = "rr"
 delay_loop = ${DELAY_LOOP}
 ${rs(r1.ipv4!)}${rs(r2.ipv4!)}`;
+  const toml = directorToml({ routerId: 'a', priority: 150, vips: [`${vip}/24`], extra: service }).replace('metrics_listen = ""', `metrics_listen = "${a.ipv4}:9650"`);
   const d = await startDirector(lab, a, toml);
   const upOf = async () => (await d.status()).virtual_servers[0]!.real_servers.map((r) => r.up);
   await waitFor(async () => (await upOf()).every(Boolean), 10_000, 'both real servers up');
