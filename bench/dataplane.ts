@@ -179,7 +179,7 @@ ${servers.map(([a, p]) => rs(a, p)).join('')}`;
 function haproxyConfig(dir: string, workers: number, splice: boolean): string {
   return `global
   nbthread ${workers}
-  maxconn 8000
+  maxconn ${splice ? 4000 : 8000}
   pidfile ${dir}/haproxy.pid
 
 defaults
@@ -278,7 +278,8 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
   const workers = Number(ctx.params.workers ?? availableParallelism());
   const withNaive = (ctx.params.naive ?? '0') !== '0';
   const modes = ctx.params.modes ? (ctx.params.modes.split(',') as Mode[]) : MODES;
-  // `--param dataplane.haproxySplice=1`: HAProxy with `option splice-auto` (kernel splice(2) between its sockets).
+  // `--param dataplane.haproxySplice=1`: HAProxy with `option splice-auto` (kernel splice(2) between its sockets;
+  // maxconn 4000 then: its pipes need file descriptors, and 8000 would ask for more than the 20000 allowed here).
   const haproxySplice = (ctx.params.haproxySplice ?? '0') !== '0';
   const onlyImpls = ctx.params.impls ? (ctx.params.impls.split(',') as Impl[]) : undefined;
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`dataplane.modes: unknown mode ${m} (have ${MODES.join(', ')})`);
@@ -430,7 +431,8 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
       modes.map((m) => `\`${wrkCommandText(m, seconds, conns, threads)}\``).join(', ') + '. ' +
       'Each repetition runs every mode against every implementation, the order rotating per repetition, after a 1 s warm-up of each at the start.',
     'Lab: two segments. Client c 10.77.0.100 and the director d (10.77.0.11, VIP 10.77.0.50) on br0 with the real servers\' first interfaces (r1 10.77.0.21, r2 10.77.0.22: on-link for DR); the real servers\' second interfaces (10.78.0.21/.22) and the director\'s eth1 (10.78.0.1) on br1. ' +
-      `nginx, one worker, \`return 200\` on / and a 10 MiB static file (sendfile) on /big. One keepalive-ts daemon (MASTER) serves three virtual servers, rr with TCP_CHECK: the proxy (\`lb_kind PROXY\`, \`proxy_workers = ${workers}\`: one worker thread each with its own SO_REUSEPORT socket) on VIP:80 to 10.78.0.2x:80; HAProxy 2.6 (Debian): \`mode tcp\`, \`nbthread ${workers}\`, \`balance roundrobin\` to the same. ` +
+      `nginx, one worker, \`return 200\` on / and a 10 MiB static file (sendfile) on /big. One keepalive-ts daemon (MASTER) serves three virtual servers, rr with TCP_CHECK: the proxy (\`lb_kind PROXY\`, \`proxy_workers = ${workers}\`: one worker thread each with its own SO_REUSEPORT socket) on VIP:80 to 10.78.0.2x:80; HAProxy 2.6 (Debian): \`mode tcp\`, \`nbthread ${workers}\`, \`balance roundrobin\` to the same${haproxySplice ? ', with `option splice-auto` (and maxconn 4000: its pipes need descriptors)' : ' (no splice option: HAProxy\'s default, bytes copied through its buffers; `--param dataplane.haproxySplice=1` adds `option splice-auto`)'}. ` +
+      'Bulk: the proxy moves a direction with splice(2) through a pooled pipe once it has moved 256 KiB with full 64 KiB reads (no copy through user space); request/response traffic stays on recv/send. ' +
       'DR: `lb_kind DR`, rr, to 10.77.0.2x:81 (VIP on the real servers\' lo, arp_ignore=1, arp_announce=2); NAT: `lb_kind NAT`, rr, VIP:82 -> 10.78.0.2x:80, the real servers\' replies routed back through the director by a policy rule. "Directly": wrk against r1\'s nginx, the ceiling (one nginx instead of two).',
     'Everything (wrk, both nginx, the director) shares the same 2 vCPUs. "machine CPU per request" is all busy time of the VM over the run (/proc/stat: user + system + irq + softirq) divided by the requests, so a cheaper data plane shows lower figures whatever the request rate; kernel forwarding runs in softirq context and appears in no process. The client column below shows when wrk itself saturates.',
   ];
