@@ -40,7 +40,7 @@
  *   relayBytes(engine, conn, out: Float64Array) -> bool     live byte counts
  *   relayTimeouts(engine, idleMs, finMs)
  *   relaySplice(engine, afterBytes)               splice(2) for streams past afterBytes (-1: never)
- *   relayStats(engine, out: Float64Array(4))      [bytes spliced, pipes made, pipes pooled, fallbacks]
+ *   relayStats(engine, out: Float64Array(4))      [bytes spliced, pipes made, pipes in use, fallbacks]
  *   relayClose(engine)                            every listener and connection closed
  * The engine goes away with its Node environment (cleanup hook; uv handles closed there).
  */
@@ -93,11 +93,14 @@
 /* Zero-copy for bulk: a direction that has moved RL_SPLICE_AFTER bytes and whose last recv filled
  * the whole buffer (a stream, not request/response chatter) moves its bytes with splice(2)
  * through a pipe of its own: socket -> pipe -> socket, page references instead of two copies
- * through user space. Pipes come from a per-engine pool (RL_PIPE_POOL kept) and go back on close
- * when empty. relaySplice(engine, bytes) changes the threshold; -1 turns splicing off. */
+ * through user space. A direction holds a pipe only while bytes are in it: taken from the engine's
+ * pool for a splice in, given back as soon as the splice out emptied it (as HAProxy does), so
+ * pipes in use follow the streams blocked on a full destination, not the open connections. At
+ * most RL_PIPES_MAX per engine (in use + pooled; 2 descriptors each): past that a stream reads
+ * with recv until one is free. relaySplice(engine, bytes) changes the threshold; -1: off. */
 #define RL_SPLICE_AFTER (256 * 1024)
 #define RL_PIPE_SIZE (256 * 1024)
-#define RL_PIPE_POOL 64
+#define RL_PIPES_MAX 1024
 
 enum { C_ACCEPTED = 1, C_CONNECTING, C_RELAY };
 
@@ -178,8 +181,8 @@ typedef struct rl_engine {
   char *scratch; /* RL_BUF bytes */
   /* splicing: threshold (-1: off), free pipes, and counts (relayStats) */
   double splice_after;
-  int (*pipes)[2];
-  uint32_t npipes;
+  struct rl_pipe { int fd[2]; uint32_t size; } *pipes; /* the free ones */
+  uint32_t npipes, pipes_used;
   double st_pipes_made, st_spliced, st_splice_fallbacks;
 } rl_engine;
 
@@ -292,25 +295,27 @@ static rl_conn *conn_new(rl_engine *e, int cfd) {
 /* ------------------------------------------------------------------------------------------ */
 /* pipes for splice */
 
-/* A pipe for direction d: from the pool, or a new one of RL_PIPE_SIZE. False: none to be had
- * (EMFILE, the user's pipe quota): the direction stays on recv/send. */
+/* A pipe for direction d: from the pool, or a new one of RL_PIPE_SIZE. False: none to be had now
+ * (RL_PIPES_MAX in use, EMFILE, the user's pipe quota): this read goes through recv. */
 static bool pipe_take(rl_engine *e, rl_dir *d) {
   if (e->npipes > 0) {
-    e->npipes--;
-    d->pipe[0] = e->pipes[e->npipes][0];
-    d->pipe[1] = e->pipes[e->npipes][1];
+    struct rl_pipe *p = &e->pipes[--e->npipes];
+    d->pipe[0] = p->fd[0];
+    d->pipe[1] = p->fd[1];
+    d->pcap = p->size;
   } else {
     int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return false;
+    if (e->pipes_used >= RL_PIPES_MAX || pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return false;
     d->pipe[0] = p[0];
     d->pipe[1] = p[1];
     e->st_pipes_made++;
     /* Bigger than the default 64 KiB: more bytes per splice call. Refused (pipe-max-size, the
      * user's quota): the default size serves. */
     fcntl(p[1], F_SETPIPE_SZ, RL_PIPE_SIZE);
+    int sz = fcntl(p[1], F_GETPIPE_SZ);
+    d->pcap = sz > 0 ? (uint32_t)sz : 65536;
   }
-  int sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
-  d->pcap = sz > 0 ? (uint32_t)sz : 65536;
+  e->pipes_used++;
   d->plen = 0;
   return true;
 }
@@ -319,14 +324,13 @@ static bool pipe_take(rl_engine *e, rl_dir *d) {
  * with the connection). */
 static void pipe_release(rl_engine *e, rl_dir *d) {
   if (d->pipe[0] < 0) return;
-  if (d->plen == 0 && e->pipes && e->npipes < RL_PIPE_POOL) {
-    e->pipes[e->npipes][0] = d->pipe[0];
-    e->pipes[e->npipes][1] = d->pipe[1];
-    e->npipes++;
+  if (d->plen == 0 && e->pipes && e->npipes + e->pipes_used <= RL_PIPES_MAX) {
+    e->pipes[e->npipes++] = (struct rl_pipe){{d->pipe[0], d->pipe[1]}, d->pcap};
   } else {
     close(d->pipe[0]);
     close(d->pipe[1]);
   }
+  e->pipes_used--;
   d->pipe[0] = d->pipe[1] = -1;
   d->plen = 0;
 }
@@ -483,6 +487,7 @@ static int pipe_flush(rl_engine *e, rl_conn *c, int k) {
     e->st_spliced += (double)w;
     d->plen -= (uint32_t)w;
   }
+  /* Kept: the caller reads on (pump) and gives it back when it stops. */
   return 1;
 }
 
@@ -494,6 +499,7 @@ static bool flush_dir(rl_engine *e, rl_conn *c, int k) {
   if (d->plen > 0) {
     int r = pipe_flush(e, c, k);
     if (r <= 0) return r == 0;
+    pipe_release(e, d); /* empty: pump takes one again if it splices on */
   }
   while (d->len > 0) {
     ssize_t w = send(dst, d->buf + d->off, d->len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -534,13 +540,13 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
     if (d->splice) {
       /* socket -> pipe -> socket. The pipe is empty here, so EAGAIN means the source is drained;
        * a short splice does not (the pipe may have run out of slots): read on until EAGAIN. */
-      if (d->pipe[0] < 0 && !pipe_take(e, d)) {
-        splice_give_up(e, d); /* no pipe, nothing in it: cannot fail */
-        continue;
-      }
+      if (d->pipe[0] >= 0 || pipe_take(e, d)) {
       ssize_t n = splice(src, NULL, d->pipe[1], NULL, d->pcap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          pipe_release(e, d); /* empty: back to the pool until the next bytes */
+          break;
+        }
         if (errno == EINTR) continue;
         if (splice_unsupported(errno)) {
           splice_give_up(e, d); /* the pipe is empty: cannot fail */
@@ -550,6 +556,7 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
         return false;
       }
       if (n == 0) {
+        pipe_release(e, d);
         d->eof = true;
         fin_due(e, c, k);
         if (!c->half_reported) {
@@ -565,6 +572,8 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
       /* Splice refused on the way out: the bytes are in the buffer now, sent from there. */
       if (r == 1 && d->len > 0) return flush_dir(e, c, k);
       continue;
+      }
+      /* No pipe to be had just now: this read goes through the buffer. */
     }
     ssize_t n = recv(src, e->scratch, RL_BUF, MSG_DONTWAIT);
     if (n < 0) {
@@ -611,6 +620,9 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
     }
     if (n < RL_BUF && !to_eagain) break;
   }
+  /* An empty pipe goes back to the pool (the read limit, a buffered remainder): it is taken again
+   * for the next splice in. One with bytes in it stays: they are this direction's pending output. */
+  if (d->pipe[0] >= 0 && d->plen == 0) pipe_release(e, d);
   return true;
 }
 
@@ -844,7 +856,7 @@ static void close_all(rl_engine *e) {
 }
 
 static void engine_free_parts(rl_engine *e) {
-  for (uint32_t i = 0; i < e->npipes; i++) close(e->pipes[i][0]), close(e->pipes[i][1]);
+  for (uint32_t i = 0; i < e->npipes; i++) close(e->pipes[i].fd[0]), close(e->pipes[i].fd[1]);
   free(e->pipes);
   e->pipes = NULL;
   e->npipes = 0;
@@ -982,7 +994,7 @@ static napi_value rl_engine_new(napi_env env, napi_callback_info info) {
   e->idle_ns = 900000ull * 1000000ull;
   e->fin_ns = 120000ull * 1000000ull;
   e->splice_after = RL_SPLICE_AFTER;
-  if (!(e->scratch = malloc(RL_BUF)) || !(e->pipes = malloc(RL_PIPE_POOL * sizeof *e->pipes))) {
+  if (!(e->scratch = malloc(RL_BUF)) || !(e->pipes = malloc(RL_PIPES_MAX * sizeof *e->pipes))) {
     free(e->scratch);
     free(e);
     return rl_throw_errno(env, "relay engine", ENOMEM);
@@ -1211,7 +1223,7 @@ static napi_value rl_stats(napi_env env, napi_callback_info info) {
   double *out = data;
   out[0] = e->st_spliced;
   out[1] = e->st_pipes_made;
-  out[2] = (double)e->npipes;
+  out[2] = (double)e->pipes_used;
   out[3] = e->st_splice_fallbacks;
   return NULL;
 }

@@ -482,8 +482,8 @@ export interface RelaySpliceStats {
   spliced_bytes: number;
   /** Pipes created (a pipe is reused from the engine's pool when one is free). */
   pipes_made: number;
-  /** Pipes in the pool now (free, open). */
-  pipes_pooled: number;
+  /** Pipes holding bytes now (a direction takes one per stretch of bytes and gives it back empty). */
+  pipes_in_use: number;
   /** Directions that went back to recv/send (splice refused, no pipe to be had). */
   fallbacks: number;
 }
@@ -547,7 +547,7 @@ export class RelayEngine {
   spliceStats(): RelaySpliceStats {
     const out = new Float64Array(4);
     this.#n.relayStats(this.#h, out);
-    return { spliced_bytes: out[0]!, pipes_made: out[1]!, pipes_pooled: out[2]!, fallbacks: out[3]! };
+    return { spliced_bytes: out[0]!, pipes_made: out[1]!, pipes_in_use: out[2]!, fallbacks: out[3]! };
   }
 
   /** Every listener and connection closed, no events; the engine stays usable. */

@@ -310,7 +310,7 @@ export class Engine {
         refused_per_source: sum((s) => s.sources.refused),
         idle_closed: sum((s) => (s instanceof TcpService ? s.idleClosed : 0)),
       },
-      splice: this.hub ? this.hub.engine.spliceStats() : { spliced_bytes: 0, pipes_made: 0, pipes_pooled: 0, fallbacks: 0 },
+      splice: this.hub ? this.hub.engine.spliceStats() : { spliced_bytes: 0, pipes_made: 0, pipes_in_use: 0, fallbacks: 0 },
     };
   }
 

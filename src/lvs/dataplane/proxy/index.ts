@@ -174,7 +174,7 @@ export function mergeProxyStats(all: readonly ProxyStats[]): ProxyStats {
     splice: {
       spliced_bytes: all.reduce((n, s) => n + s.splice.spliced_bytes, 0),
       pipes_made: all.reduce((n, s) => n + s.splice.pipes_made, 0),
-      pipes_pooled: all.reduce((n, s) => n + s.splice.pipes_pooled, 0),
+      pipes_in_use: all.reduce((n, s) => n + s.splice.pipes_in_use, 0),
       fallbacks: all.reduce((n, s) => n + s.splice.fallbacks, 0),
     },
   };
@@ -277,7 +277,7 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
         malformed: s.malformed, events_dropped: s.events_dropped, restarts: this.restartCount, restore_dropped: this.restoreDropped, workers: this.slots.length,
         conn_limit: l.max_conns, conn_in_use: l.in_use, conn_paused: l.paused ? 1 : 0, conn_pauses: l.pauses,
         conn_refused: l.refused, conn_refused_per_source: l.refused_per_source, conn_idle_closed: l.idle_closed,
-        relay_spliced_bytes: s.splice.spliced_bytes, relay_pipes_made: s.splice.pipes_made, relay_pipes_pooled: s.splice.pipes_pooled, relay_splice_fallbacks: s.splice.fallbacks,
+        relay_spliced_bytes: s.splice.spliced_bytes, relay_pipes_made: s.splice.pipes_made, relay_pipes_in_use: s.splice.pipes_in_use, relay_splice_fallbacks: s.splice.fallbacks,
       },
     };
   }
