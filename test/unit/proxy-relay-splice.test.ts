@@ -231,11 +231,14 @@ for (const [mode, after] of MODES) {
   });
 
   test(`[${mode}] the real server resets mid-transfer: the client's connection ends too, the table empties, pipes are not leaked`, async (t) => {
+    const big = randomBytes(64 * MiB);
     const rs = await listen(t, (c) => {
-      c.on('data', () => undefined);
-      // 64 MiB queued, the reset 20 ms later: bytes are still in the sockets and the pipe.
-      c.write(randomBytes(64 * MiB));
-      setTimeout(() => c.resetAndDestroy(), 20);
+      // Once the request is here (the proxy has read it: nothing unread on its client side), 64 MiB
+      // queued and the reset 20 ms later: bytes are still in the sockets and the pipe.
+      c.once('data', () => {
+        c.write(big);
+        setTimeout(() => c.resetAndDestroy(), 20);
+      });
     });
     const p = await proxy(t, after, rs);
     let total = 0;
