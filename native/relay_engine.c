@@ -519,6 +519,17 @@ static bool flush_dir(rl_engine *e, rl_conn *c, int k) {
   return true;
 }
 
+/* Direction k's source sent FIN and everything before it went on: the FIN follows (fin_due), and
+ * the first FIN of the connection is reported (it counts as inactive from then on). */
+static void source_eof(rl_engine *e, rl_conn *c, int k) {
+  c->d[k].eof = true;
+  fin_due(e, c, k);
+  if (!c->half_reported) {
+    c->half_reported = true;
+    push_event(e, RL_E_HALF_CLOSED, c->id, 0, 0, 0);
+  }
+}
+
 /* Read from direction k's source and pass it on; true while the connection lives. A short read
  * drained the socket: later bytes or a later FIN raise a new edge. A FIN already queued when the
  * event was taken does not (the event says EPOLLRDHUP): then, and when the caller cannot tell
@@ -557,12 +568,7 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
       }
       if (n == 0) {
         pipe_release(e, d);
-        d->eof = true;
-        fin_due(e, c, k);
-        if (!c->half_reported) {
-          c->half_reported = true;
-          push_event(e, RL_E_HALF_CLOSED, c->id, 0, 0, 0);
-        }
+        source_eof(e, c, k);
         break;
       }
       if (k == 0) c->bytes[0] += (double)n;
@@ -583,12 +589,7 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
       return false;
     }
     if (n == 0) {
-      d->eof = true;
-      fin_due(e, c, k);
-      if (!c->half_reported) {
-        c->half_reported = true;
-        push_event(e, RL_E_HALF_CLOSED, c->id, 0, 0, 0);
-      }
+      source_eof(e, c, k);
       break;
     }
     if (k == 0) c->bytes[0] += (double)n;

@@ -14,26 +14,11 @@ import type { ServiceSpec, ServiceStats } from '../../src/lvs/dataplane/contract
 import { addrMatch, endpoint, endpointText, serviceKey, type Endpoint } from '../../src/util/endpoint.js';
 import { contractSpec } from '../lib/dataplane-contract.js';
 import { freeTcpPort } from '../lib/http-client.js';
+import { loopbackServer as listen } from '../lib/loopback-server.js';
 
 const MiB = 1024 * 1024;
 let nextVip = 1;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function listen(t: ExecutionContext, handler: (c: net.Socket) => void): Promise<Endpoint> {
-  const open = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (c) => {
-    open.add(c);
-    c.on('close', () => open.delete(c));
-    c.on('error', () => undefined);
-    handler(c);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  t.teardown(() => new Promise<void>((r) => {
-    for (const c of open) c.destroy();
-    server.close(() => r());
-  }));
-  return endpoint('127.0.0.1', (server.address() as net.AddressInfo).port);
-}
 
 interface Proxy {
   dp: ProxyDataplane;
@@ -108,6 +93,16 @@ function connect(vip: Endpoint): Promise<net.Socket> {
   });
 }
 
+/** A real server that streams `down` and half-closes, and collects what each client sends until its FIN. */
+async function streamingServer(t: ExecutionContext, down: Buffer): Promise<{ rs: Endpoint; serverGot: Promise<Buffer>[] }> {
+  const serverGot: Promise<Buffer>[] = [];
+  const rs = await listen(t, (c) => {
+    serverGot.push(receiveAll(c));
+    sendAll(c, down);
+  });
+  return { rs, serverGot };
+}
+
 const MODES: Array<[string, number | undefined]> = [
   ['splice from the first full read', 0],
   ['default threshold', undefined],
@@ -120,11 +115,7 @@ for (const [mode, after] of MODES) {
   test(`[${mode}] 6 MiB each way at once, FIN behind each: byte-exact both ways, counters exact, stats say whether splice moved them`, async (t) => {
     const up = randomBytes(6 * MiB);
     const down = randomBytes(6 * MiB);
-    const serverGot: Promise<Buffer>[] = [];
-    const rs = await listen(t, (c) => {
-      serverGot.push(receiveAll(c));
-      sendAll(c, down);
-    });
+    const { rs, serverGot } = await streamingServer(t, down);
     const p = await proxy(t, after, rs);
     const c = await connect(p.vip);
     const clientGot = receiveAll(c);
@@ -179,11 +170,7 @@ for (const [mode, after] of MODES) {
   test(`[${mode}] the real server streams and half-closes first, the client uploads after it got the FIN: both arrive whole`, async (t) => {
     const down = randomBytes(5 * MiB);
     const up = randomBytes(4 * MiB);
-    const serverGot: Promise<Buffer>[] = [];
-    const rs = await listen(t, (c) => {
-      serverGot.push(receiveAll(c));
-      sendAll(c, down);
-    });
+    const { rs, serverGot } = await streamingServer(t, down);
     const p = await proxy(t, after, rs);
     const c = await connect(p.vip);
     const gotDown = await receiveAll(c);

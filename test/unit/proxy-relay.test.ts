@@ -10,25 +10,10 @@ import type { ServiceSpec, ServiceStats } from '../../src/lvs/dataplane/contract
 import { addrMatch, endpoint, endpointText, serviceKey, type Endpoint } from '../../src/util/endpoint.js';
 import { contractSpec } from '../lib/dataplane-contract.js';
 import { freeTcpPort } from '../lib/http-client.js';
+import { loopbackServer as listen } from '../lib/loopback-server.js';
 
 let nextVip = 1;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function listen(t: ExecutionContext, handler: (c: net.Socket) => void): Promise<Endpoint> {
-  const open = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (c) => {
-    open.add(c);
-    c.on('close', () => open.delete(c));
-    c.on('error', () => undefined);
-    handler(c);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  t.teardown(() => new Promise<void>((r) => {
-    for (const c of open) c.destroy();
-    server.close(() => r());
-  }));
-  return endpoint('127.0.0.1', (server.address() as net.AddressInfo).port);
-}
 
 async function proxy(t: ExecutionContext, nativeRelay: boolean, dests: readonly Endpoint[]): Promise<{ dp: ProxyDataplane; vip: Endpoint; stats: () => Promise<ServiceStats> }> {
   const address = `127.0.9.${nextVip++}`;
