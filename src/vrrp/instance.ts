@@ -87,14 +87,16 @@ export interface TimerExecutor {
 }
 
 /**
- * The receive time of an advert: the loop's (`loopAt`, when the callback ran) or, if the executor's
- * thread saw the packet arrive earlier, that (`threadAt`). The thread only knows the latest packet
- * of the VRID, so its time counts only if it is not after the loop's and not older than half an
- * interval (else it is an earlier packet's, the loop having read this one first).
+ * The receive time of an advert: the loop's (`loopAt`, when its callback ran) or, if the executor's
+ * thread saw the packet arrive earlier, that (`threadAt`: when it read the latest packet of the VRID,
+ * having just read everything queued, so never an earlier packet's time than this one's while its
+ * socket drops nothing). A loop that stalled reads the advert late; counting the down timer from
+ * the arrival keeps the takeover on time. Bounded: a time after the loop's is not this packet's, and
+ * one older than an advert interval is not trusted (the loop is then a whole advert behind anyway).
  */
 export function arrivalTime(loopAt: number | undefined, threadAt: number | undefined, intervalMs: number): number | undefined {
   if (loopAt === undefined || threadAt === undefined) return loopAt;
-  return threadAt <= loopAt && threadAt >= loopAt - intervalMs / 2 ? threadAt : loopAt;
+  return threadAt <= loopAt && threadAt >= loopAt - intervalMs ? threadAt : loopAt;
 }
 
 export interface InstanceCounters {
