@@ -64,7 +64,7 @@ interface NativeBinding {
   vrrpSenderSchedule(handle: VrrpSenderHandle, id: number, gen: number, kind: 1 | 2, fd: number, ifindex: number, vrid: number,
     packets: Buffer[], dsts: string[], delayMs: number, periodMs: number, keepPhase: boolean): void;
   vrrpSenderCancel(handle: VrrpSenderHandle, id: number): void;
-  vrrpSenderStats(handle: VrrpSenderHandle, id: number): [number, number, number];
+  vrrpSenderStats(handle: VrrpSenderHandle, id: number): [number, number, number, number];
   vrrpSenderHeard(handle: VrrpSenderHandle, ifindex: number, vrid: number): number;
   vrrpSenderClose(handle: VrrpSenderHandle): void;
   preciseTimerArm(handle: PreciseTimerHandle, delayMs: number): void;
@@ -495,11 +495,11 @@ export class AdvertSender {
     if (this.#handle) native().vrrpSenderCancel(this.#handle, id);
   }
 
-  /** Adverts sent, send errors and the largest lateness (µs) of job `id`. */
-  stats(id: number): { sent: number; errors: number; maxLateUs: number } {
-    if (!this.#handle) return { sent: 0, errors: 0, maxLateUs: 0 };
-    const [sent, errors, maxLateUs] = native().vrrpSenderStats(this.#handle, id);
-    return { sent, errors, maxLateUs };
+  /** Adverts sent, send errors, the largest lateness (µs) of job `id` and of that the thread's wake-up. */
+  stats(id: number): { sent: number; errors: number; maxLateUs: number; maxWakeLateUs: number } {
+    if (!this.#handle) return { sent: 0, errors: 0, maxLateUs: 0, maxWakeLateUs: 0 };
+    const [sent, errors, maxLateUs, maxWakeLateUs] = native().vrrpSenderStats(this.#handle, id);
+    return { sent, errors, maxLateUs, maxWakeLateUs };
   }
 
   /** Milliseconds since the thread last saw a VRRP packet of `vrid` on `ifindex`; undefined if unknown. */
