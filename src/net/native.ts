@@ -67,6 +67,13 @@ interface NativeBinding {
   checkJobStop(job: CheckJobHandle): void;
   checkJobStats(job: CheckJobHandle, out: Float64Array): void;
   preciseTimerOpen(callback: () => void): PreciseTimerHandle;
+  vrrpSenderOpen(callback: (id: number, gen: number, ageMs: number) => void): VrrpSenderHandle;
+  vrrpSenderSchedule(handle: VrrpSenderHandle, id: number, gen: number, kind: 1 | 2, fd: number, ifindex: number, vrid: number,
+    packets: Buffer[], dsts: string[], delayMs: number, periodMs: number, keepPhase: boolean): void;
+  vrrpSenderCancel(handle: VrrpSenderHandle, id: number): void;
+  vrrpSenderStats(handle: VrrpSenderHandle, id: number): [number, number, number, number];
+  vrrpSenderHeard(handle: VrrpSenderHandle, ifindex: number, vrid: number): number;
+  vrrpSenderClose(handle: VrrpSenderHandle): void;
   preciseTimerArm(handle: PreciseTimerHandle, delayMs: number): void;
   preciseTimerDisarm(handle: PreciseTimerHandle): void;
   preciseTimerClose(handle: PreciseTimerHandle): void;
@@ -94,6 +101,9 @@ export interface NftRunResult {
   /** Milliseconds libnftables spent (parse + netlink transaction), measured on the worker thread. */
   ms: number;
 }
+
+/** Opaque handle of the VRRP advert sender thread (native/vrrp_sender.c). */
+export type VrrpSenderHandle = { readonly __vrrpSender: unique symbol };
 
 /** Opaque handle of a timerfd timer (native/precise_timer.c). */
 export type PreciseTimerHandle = { readonly __preciseTimer: unique symbol };
@@ -197,6 +207,9 @@ export class Raw4SendSocket {
       throw socketError(`raw IPv4 socket on ifindex ${ifindex}`, err);
     }
   }
+
+  /** The socket's descriptor (-1 once closed), for the advert sender thread (native-sender.ts), which dup()s it. */
+  get fd(): number { return this.#fd; }
 
   /** Sends one IPv4 packet (header included) to `dst`. */
   send(packet: Buffer, dst: string): number {
@@ -530,6 +543,75 @@ export class PreciseTimer {
     const h = this.#handle;
     this.#handle = undefined;
     native().preciseTimerClose(h);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// VRRP advert sender thread (native/vrrp_sender.c)
+
+/** One job's frames: IPv4 packets (header included) sent on `fd` (a raw IPv4 send socket), one per destination. */
+export interface AdvertFrames {
+  fd: number;
+  ifindex: number;
+  vrid: number;
+  packets: Buffer[];
+  dsts: string[];
+}
+
+/**
+ * The advert sender thread: sends prebuilt adverts on an absolute monotonic schedule (periodic
+ * jobs) or once at a deadline unless a packet of the VRID arrived since (takeover jobs), off the
+ * event loop. See native/vrrp_sender.c. One per process; jobs are identified by small integers.
+ */
+export class AdvertSender {
+  #handle: VrrpSenderHandle | undefined;
+  readonly #reports = new Map<number, (gen: number, ageMs: number) => void>();
+  #nextId = 1;
+
+  constructor() {
+    try {
+      this.#handle = native().vrrpSenderOpen((id, gen, ageMs) => this.#reports.get(id)?.(gen, ageMs));
+    } catch (err) {
+      throw socketError('VRRP advert sender', err);
+    }
+  }
+
+  /** A fresh job id; `onReport(gen, ageMs)` hears its takeovers (ageMs -1: not sent). */
+  job(onReport: (gen: number, ageMs: number) => void): number {
+    const id = this.#nextId++;
+    this.#reports.set(id, onReport);
+    return id;
+  }
+
+  schedule(id: number, gen: number, kind: 'periodic' | 'takeover', frames: AdvertFrames, delayMs: number, periodMs: number, keepPhase: boolean): void {
+    if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'VRRP advert sender is closed');
+    native().vrrpSenderSchedule(this.#handle, id, gen, kind === 'periodic' ? 1 : 2, frames.fd, frames.ifindex, frames.vrid,
+      frames.packets, frames.dsts, Math.max(0, delayMs), periodMs, keepPhase);
+  }
+
+  cancel(id: number): void {
+    if (this.#handle) native().vrrpSenderCancel(this.#handle, id);
+  }
+
+  /** Adverts sent, send errors, the largest lateness (µs) of job `id` and of that the thread's wake-up. */
+  stats(id: number): { sent: number; errors: number; maxLateUs: number; maxWakeLateUs: number } {
+    if (!this.#handle) return { sent: 0, errors: 0, maxLateUs: 0, maxWakeLateUs: 0 };
+    const [sent, errors, maxLateUs, maxWakeLateUs] = native().vrrpSenderStats(this.#handle, id);
+    return { sent, errors, maxLateUs, maxWakeLateUs };
+  }
+
+  /** Milliseconds since the thread last saw a VRRP packet of `vrid` on `ifindex`; undefined if unknown. */
+  heardAgo(ifindex: number, vrid: number): number | undefined {
+    if (!this.#handle) return undefined;
+    const age = native().vrrpSenderHeard(this.#handle, ifindex, vrid);
+    return age < 0 ? undefined : age;
+  }
+
+  close(): void {
+    if (!this.#handle) return;
+    const h = this.#handle;
+    this.#handle = undefined;
+    native().vrrpSenderClose(h);
   }
 }
 
