@@ -9,9 +9,18 @@
  *
  * One attempt: socket (+ bind when bind_to) -> non-blocking connect -> [request written -> answer
  * read: status line and headers; the body only when asked (digest / regex), de-chunked, at most
- * max_body bytes] -> close. The whole attempt is bounded by its timeout. Scheduling, retries and
- * the up/down decision stay in TypeScript (src/lvs/health.ts); the result is raw (errno, status,
- * body) and the TypeScript checker judges it.
+ * max_body bytes] -> close. The whole attempt is bounded by its timeout. The result is raw (errno,
+ * status, body) and the TypeScript checker judges it.
+ *
+ * Jobs (the native schedule): a checker whose verdict needs no body (TCP_CHECK, HTTP_GET without
+ * digest / regex) can hand its whole schedule to the engine: the first attempt after the warmup
+ * delay, then each next one delay_loop (or delay_before_retry while retrying) after the previous
+ * one ENDED, keepalived's retry semantics kept per job (the same steps as checkStep() in
+ * src/lvs/health.ts, which stays authoritative for the state). A finished attempt of a job is
+ * handed to JS only when it may change something there: the checker's state (unknown / up / down)
+ * or retry count changed, or its outcome (code, status) differs from the last one reported. A
+ * steady successful check (and a server that stays down for the same reason) costs the event loop
+ * nothing; counters (attempts, failures, unknowns, last duration) are read by polling.
  *
  * JS API (registered by check_engine_init):
  *   checkEngineCallback(fn)  fn(ints: Int32Array, buffers: (Buffer|undefined)[]) receives batches:
@@ -24,6 +33,15 @@
  *                            bodyStatuses: bit map of the statuses whose body is wanted.
  *   checkStart(token, spec)  one attempt.
  *   checkAbort(token)        the attempt ends with CE_ABORTED (no-op when it already ended).
+ *   checkJobStart(id, spec, okStatuses: Buffer|null, firstDelayMs, delayLoopMs, retryDelayMs,
+ *                 retries) -> job (an external). okStatuses: bit map of the statuses that pass
+ *                            (HTTP); null: code 0 passes. Reports come through the same callback
+ *                            with CE_R_TOKEN = id and CE_R_JOB = 1 | state << 4 | retry << 8
+ *                            (state: 0 unknown, 1 up, 2 down, after the attempt).
+ *   checkJobStop(job)        no attempt starts any more, the one in flight is aborted, nothing
+ *                            more is reported (idempotent).
+ *   checkJobStats(job, out: Float64Array(5)) -> out = [attempts, failures, unknowns,
+ *                            last duration us (-1: none), ms since the last attempt ended (-1)].
  * A finished attempt is always reported exactly once, including socket() errors (EMFILE...).
  *
  * The thread and the uv_async handle exist per Node environment (worker threads load the addon
@@ -77,7 +95,10 @@
 #define CE_R_BODY 4 /* index in buffers, -1 when none */
 #define CE_R_HEAD 5 /* index in buffers, -1 when none */
 #define CE_R_TRUNCATED 6
+#define CE_R_JOB 7 /* 0: a checkStart() attempt; else 1 | state << 4 | retry << 8 */
 #define CE_INTS 8
+
+enum { J_UNKNOWN = 0, J_UP = 1, J_DOWN = 2 };
 
 #define CE_MAX_HEAD 16384
 #define CE_INLINE 512
@@ -87,6 +108,10 @@
 /* Finished attempts are handed over at most this long after the first of a batch finished: the
  * event loop wakes ~100 times a second for 1,000 checks a second instead of once per check. */
 #define CE_DELIVER_NS 10000000ull
+/* A job's attempt starts at the end of the slot of its due time (at most this much later): with
+ * 1,000 checks a second the thread then wakes ~100 times a second to start them, not 1,000, and
+ * the attempts of one slot connect, send and read in the same few epoll_wait() calls. */
+#define CE_SLOT_NS 10000000ull
 
 enum { S_CONNECTING = 1, S_SENDING, S_READING };
 enum { B_NONE = 0, B_LENGTH, B_CHUNKED, B_CLOSE };
@@ -115,9 +140,43 @@ static void spec_unref(ce_spec *sp) {
   }
 }
 
+/* One checker's schedule (a job). Fields below "thread-only" are touched by the engine thread
+ * only; the counters are read by JS (checkJobStats) without a lock. */
+typedef struct ce_job {
+  atomic_int refs; /* the JS external + the engine thread until the stop is processed */
+  atomic_int stopped;
+  uint32_t id;
+  ce_spec *spec;
+  int has_ok;
+  uint8_t ok_statuses[128];
+  uint64_t first_ns, loop_ns, retry_ns;
+  int retries;
+  struct ce_job *cmd_next, *stop_next; /* the start / stop queues */
+  /* thread-only */
+  int in_heap;
+  int drop_when_popped; /* stopped while in the heap: its entry holds the thread's reference */
+  uint64_t due_ns;
+  struct ce_attempt *inflight;
+  int state, retry_it;
+  int reported, last_code, last_status;
+  /* counters */
+  atomic_uint runs, failures, unknowns;
+  atomic_int last_us;
+  atomic_ullong last_end_ns;
+} ce_job;
+
+static void job_unref(ce_job *j) {
+  if (atomic_fetch_sub(&j->refs, 1) == 1) {
+    spec_unref(j->spec);
+    free(j);
+  }
+}
+
 typedef struct ce_attempt {
   struct ce_attempt *prev, *next; /* deadline-ordered active list, or a queue */
   ce_spec *spec;
+  ce_job *job; /* NULL for a checkStart() attempt */
+  int job_word; /* CE_R_JOB of a job's report */
   uint32_t token;
   int fd;
   int state;
@@ -148,6 +207,11 @@ typedef struct {
   ce_attempt *head, *tail;
 } ce_list;
 
+typedef struct {
+  uint64_t due;
+  ce_job *job;
+} ce_heap_entry;
+
 typedef struct ce_engine {
   napi_env env;
   napi_ref callback;
@@ -171,8 +235,12 @@ typedef struct ce_engine {
   size_t naborts, abort_cap;
   int stop;
   ce_list done; /* thread -> JS */
+  ce_job *job_starts, *job_stops; /* JS -> thread */
+  uint32_t jobs_live; /* started and not stopped (JS thread only) */
   /* thread-only */
   ce_list active;
+  ce_heap_entry *heap; /* jobs by due time */
+  size_t heap_n, heap_cap;
   uint64_t done_since; /* when the oldest undelivered result finished; 0: none */
 } ce_engine;
 
@@ -226,8 +294,154 @@ static void attempt_free(ce_attempt *a) {
   free(a);
 }
 
+/* A new attempt of `sp` (which it references), its deadline counted from now; NULL: no memory. */
+static ce_attempt *attempt_new(ce_spec *sp, uint32_t token) {
+  ce_attempt *a = malloc(sizeof *a);
+  if (!a) return NULL;
+  /* Everything but the inline buffer starts zeroed. */
+  memset(a, 0, offsetof(ce_attempt, inline_buf));
+  atomic_fetch_add(&sp->refs, 1);
+  a->spec = sp;
+  a->fd = -1;
+  a->token = token;
+  a->flags = sp->flags;
+  a->max_body = sp->max_body;
+  a->buf = a->inline_buf;
+  a->cap = CE_INLINE;
+  a->start_ns = now_ns();
+  a->deadline_ns = a->start_ns + sp->timeout_ns;
+  return a;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Engine thread */
+
+/* A finished attempt goes to the JS side with the next delivery. */
+static void hand_over(ce_engine *e, ce_attempt *a, uint64_t now) {
+  pthread_mutex_lock(&e->mu);
+  list_push(&e->done, a);
+  pthread_mutex_unlock(&e->mu);
+  if (!e->done_since) e->done_since = now;
+}
+
+/* The jobs' heap, ordered by due time. The due time is kept in the entry itself, so sifting reads
+ * one contiguous array and never touches a job (a cache miss each). A stopped job is not taken
+ * out: it is dropped when it comes to the top. */
+static void heap_up(ce_engine *e, size_t i) {
+  ce_heap_entry en = e->heap[i];
+  while (i) {
+    size_t p = (i - 1) / 2;
+    if (e->heap[p].due <= en.due) break;
+    e->heap[i] = e->heap[p];
+    i = p;
+  }
+  e->heap[i] = en;
+}
+
+static void heap_down(ce_engine *e, size_t i) {
+  ce_heap_entry en = e->heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= e->heap_n) break;
+    if (c + 1 < e->heap_n && e->heap[c + 1].due < e->heap[c].due) c++;
+    if (e->heap[c].due >= en.due) break;
+    e->heap[i] = e->heap[c];
+    i = c;
+  }
+  e->heap[i] = en;
+}
+
+/* Room for every live job is reserved when it starts (heap_reserve), so this cannot fail. */
+static void heap_push(ce_engine *e, ce_job *j) {
+  j->in_heap = 1;
+  e->heap[e->heap_n] = (ce_heap_entry){.due = j->due_ns, .job = j};
+  heap_up(e, e->heap_n++);
+}
+
+static int heap_reserve(ce_engine *e, size_t n) {
+  if (n <= e->heap_cap) return 0;
+  size_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
+  while (cap < n) cap *= 2;
+  ce_heap_entry *h = realloc(e->heap, cap * sizeof *h);
+  if (!h) return -1;
+  e->heap = h;
+  e->heap_cap = cap;
+  return 0;
+}
+
+static ce_job *heap_pop(ce_engine *e) {
+  ce_job *j = e->heap[0].job;
+  j->in_heap = 0;
+  e->heap[0] = e->heap[--e->heap_n];
+  if (e->heap_n) heap_down(e, 0);
+  return j;
+}
+
+/* `t` rounded up to the end of its CE_SLOT_NS slot. */
+static uint64_t slot_end(uint64_t t) {
+  return (t + CE_SLOT_NS - 1) / CE_SLOT_NS * CE_SLOT_NS;
+}
+
+/* keepalived's retry steps for one finished attempt of a job (the same as checkStep() in
+ * src/lvs/health.ts): returns the delay before the next attempt. `outcome`: 1 passed, 0 failed,
+ * 2 unknown (this director ran out of descriptors: no verdict on the server). */
+static uint64_t job_step(ce_job *j, int outcome) {
+  if (outcome == 2) {
+    j->state = J_UNKNOWN;
+    atomic_fetch_add_explicit(&j->unknowns, 1, memory_order_relaxed);
+    return j->loop_ns;
+  }
+  if (outcome == 1) {
+    j->state = J_UP;
+    j->retry_it = 0;
+    return j->loop_ns;
+  }
+  atomic_fetch_add_explicit(&j->failures, 1, memory_order_relaxed);
+  if (j->state != J_DOWN && j->retry_it < j->retries) {
+    j->retry_it++;
+    return j->retry_ns;
+  }
+  j->state = J_DOWN;
+  j->retry_it = 0;
+  return j->loop_ns;
+}
+
+/* A job's attempt ended: count it, step the state, schedule the next attempt from now, and hand
+ * the result to JS only when something there may change. */
+static void job_done(ce_engine *e, ce_attempt *a, uint64_t now) {
+  ce_job *j = a->job;
+  j->inflight = NULL;
+  if (atomic_load(&j->stopped) || a->code == CE_ABORTED) {
+    attempt_free(a);
+    return;
+  }
+  int code = a->code, status = a->status;
+  int outcome;
+  if (code == EMFILE || code == ENFILE) outcome = 2; /* LOCAL_RESOURCE_ERRORS in src/lvs/check/types.ts */
+  else if (code == 0 && (!j->has_ok || (status >= 0 && status < 1000 && (j->ok_statuses[status >> 3] & (1u << (status & 7))))))
+    outcome = 1;
+  else outcome = 0;
+  int was_state = j->state, was_retry = j->retry_it;
+  uint64_t next = job_step(j, outcome);
+  if (next < 1000000ull) next = 1000000ull; /* never a busy loop, whatever the delays */
+  atomic_fetch_add_explicit(&j->runs, 1, memory_order_relaxed);
+  atomic_store_explicit(&j->last_us, (int)a->elapsed_us, memory_order_relaxed);
+  atomic_store_explicit(&j->last_end_ns, now, memory_order_relaxed);
+  j->due_ns = slot_end(now + next);
+  heap_push(e, j);
+  int report = !j->reported || j->state != was_state || j->retry_it != was_retry || code != j->last_code || status != j->last_status;
+  if (!report) {
+    attempt_free(a);
+    return;
+  }
+  j->reported = 1;
+  j->last_code = code;
+  j->last_status = status;
+  a->token = j->id;
+  a->job_word = 1 | (j->state << 4) | (j->retry_it << 8);
+  hand_over(e, a, now);
+}
+
 
 static void finish(ce_engine *e, ce_attempt *a, int code) {
   if (a->fd >= 0) {
@@ -240,10 +454,11 @@ static void finish(ce_engine *e, ce_attempt *a, int code) {
   uint64_t now = now_ns();
   uint64_t el = (now - a->start_ns) / 1000;
   a->elapsed_us = el > INT32_MAX ? INT32_MAX : (uint32_t)el;
-  pthread_mutex_lock(&e->mu);
-  list_push(&e->done, a);
-  pthread_mutex_unlock(&e->mu);
-  if (!e->done_since) e->done_since = now;
+  if (a->job) {
+    job_done(e, a, now);
+    return;
+  }
+  hand_over(e, a, now);
 }
 
 /* Hands the finished attempts over once the oldest has waited CE_DELIVER_NS. */
@@ -611,6 +826,48 @@ static void begin(ce_engine *e, ce_attempt *a) {
   if (r == 0) on_connected(e, a);
 }
 
+/* Starts the attempts of the jobs due by `now`. */
+static void jobs_run_due(ce_engine *e, uint64_t now) {
+  while (e->heap_n && e->heap[0].due <= now) {
+    ce_job *j = heap_pop(e);
+    if (atomic_load(&j->stopped)) {
+      /* Its stop was taken already (then the reference is dropped here) or comes next. */
+      if (j->drop_when_popped) job_unref(j);
+      continue;
+    }
+    ce_attempt *a = attempt_new(j->spec, j->id);
+    if (!a) {
+      /* Out of memory: try again a delay_loop later rather than spin. */
+      j->due_ns = now + j->loop_ns;
+      heap_push(e, j);
+      continue;
+    }
+    a->job = j;
+    j->inflight = a;
+    begin(e, a);
+  }
+}
+
+/* New jobs go into the heap (due after their first delay); stopped ones leave it. */
+static void jobs_take(ce_engine *e, ce_job *starts, ce_job *stops, uint64_t now) {
+  for (ce_job *j = starts; j;) {
+    ce_job *next = j->cmd_next;
+    j->cmd_next = NULL;
+    j->due_ns = slot_end(now + j->first_ns);
+    if (heap_reserve(e, e->heap_n + 1) == 0) heap_push(e, j);
+    /* else: out of memory; the job stays idle until it is stopped (its stats show no attempt). */
+    j = next;
+  }
+  while (stops) {
+    ce_job *j = stops;
+    stops = j->stop_next;
+    j->stop_next = NULL;
+    if (j->inflight) finish(e, j->inflight, CE_ABORTED); /* job_done() does not reschedule it */
+    if (j->in_heap) j->drop_when_popped = 1;
+    else job_unref(j);
+  }
+}
+
 static void on_event(ce_engine *e, ce_attempt *a, uint32_t events) {
   if (a->state == S_READING) {
     /* Data, EOF or an error: recv() returns the queued bytes first, then the error. */
@@ -660,8 +917,18 @@ static void *engine_main(void *arg) {
       e->naborts = 0;
     }
     int stop = e->stop;
+    ce_job *starts = e->job_starts, *stops = e->job_stops;
+    e->job_starts = e->job_stops = NULL;
     pthread_mutex_unlock(&e->mu);
-    if (stop) break;
+    if (stop) {
+      /* The cleanup hook frees the jobs still queued; these two lists are the thread's now. */
+      pthread_mutex_lock(&e->mu);
+      e->job_starts = starts;
+      pthread_mutex_unlock(&e->mu);
+      (void)stops; /* a stop holds no reference of its own: the job is in the heap or in flight */
+      break;
+    }
+    if (starts || stops) jobs_take(e, starts, stops, now_ns());
     while (fresh) {
       ce_attempt *next = fresh->next;
       fresh->prev = fresh->next = NULL;
@@ -670,7 +937,7 @@ static void *engine_main(void *arg) {
     }
     for (size_t i = 0; i < naborts; i++) {
       for (ce_attempt *a = e->active.head; a; a = a->next) {
-        if (a->token == aborts[i]) {
+        if (a->token == aborts[i] && !a->job) { /* a job's attempt carries its job id: another namespace */
           finish(e, a, CE_ABORTED);
           break;
         }
@@ -680,9 +947,11 @@ static void *engine_main(void *arg) {
     /* Deadlines, and results due for delivery */
     uint64_t now = now_ns();
     while (e->active.head && e->active.head->deadline_ns <= now) finish(e, e->active.head, CE_TIMEOUT);
+    jobs_run_due(e, now);
     deliver_due(e, now);
     uint64_t wake_at = UINT64_MAX;
     if (e->active.head) wake_at = e->active.head->deadline_ns;
+    if (e->heap_n && e->heap[0].due < wake_at) wake_at = e->heap[0].due;
     if (e->done_since && e->done_since + CE_DELIVER_NS < wake_at) wake_at = e->done_since + CE_DELIVER_NS;
     int timeout = -1;
     if (wake_at != UINT64_MAX) {
@@ -706,18 +975,34 @@ static void *engine_main(void *arg) {
       on_event(e, evs[i].data.ptr, evs[i].events);
     }
   }
-  /* Stopping: close what is in flight; nothing is reported any more. */
+  /* Stopping: close what is in flight; nothing is reported any more. The thread's references to
+   * its jobs (in flight or in the heap) go. */
   while (e->active.head) {
     ce_attempt *a = e->active.head;
     list_unlink(&e->active, a);
     if (a->fd >= 0) close(a->fd);
+    if (a->job) {
+      a->job->inflight = NULL;
+      job_unref(a->job);
+    }
     attempt_free(a);
   }
+  while (e->heap_n) job_unref(e->heap[--e->heap_n].job);
+  free(e->heap);
+  e->heap = NULL;
   return NULL;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* JS thread */
+
+/* The event loop is kept alive while attempts are in flight or jobs are scheduled. */
+static void update_ref(ce_engine *e) {
+  int want = e->pending > 0 || e->jobs_live > 0;
+  if (want && !e->refed) uv_ref((uv_handle_t *)&e->async);
+  else if (!want && e->refed) uv_unref((uv_handle_t *)&e->async);
+  e->refed = want;
+}
 
 static void on_async(uv_async_t *h) {
   ce_engine *e = h->data;
@@ -747,7 +1032,7 @@ static void on_async(uv_async_t *h) {
       r[CE_R_BODY] = -1;
       r[CE_R_HEAD] = -1;
       r[CE_R_TRUNCATED] = a->truncated;
-      r[7] = 0;
+      r[CE_R_JOB] = a->job_word;
       if (a->code == 0 && (a->flags & (CE_F_BODY | CE_F_HEAD))) {
         if (!bufs && napi_create_array(env, &bufs) != napi_ok) ok = 0;
         napi_value b;
@@ -761,8 +1046,8 @@ static void on_async(uv_async_t *h) {
             napi_set_element(env, bufs, nbufs, b) == napi_ok)
           r[CE_R_HEAD] = (int32_t)nbufs++;
       }
+      if (!a->job_word && e->pending) e->pending--;
       attempt_free(a);
-      if (e->pending) e->pending--;
     }
     if (!bufs) napi_get_undefined(env, &bufs);
     if (ok) {
@@ -776,13 +1061,10 @@ static void on_async(uv_async_t *h) {
   while (list) {
     ce_attempt *a = list;
     list = a->next;
+    if (!a->job_word && e->pending) e->pending--;
     attempt_free(a);
-    if (e->pending) e->pending--;
   }
-  if (e->pending == 0 && e->refed) {
-    uv_unref((uv_handle_t *)&e->async);
-    e->refed = 0;
-  }
+  update_ref(e);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -829,6 +1111,11 @@ static void engine_cleanup(void *arg) {
     ce_attempt *a = e->done.head;
     list_unlink(&e->done, a);
     attempt_free(a);
+  }
+  while (e->job_starts) {
+    ce_job *j = e->job_starts;
+    e->job_starts = j->cmd_next;
+    job_unref(j);
   }
   free(e->aborts);
   if (e->epfd >= 0) close(e->epfd);
@@ -1065,25 +1352,10 @@ static napi_value ce_start(napi_env env, napi_callback_info info) {
   }
   ce_engine *e = engine_get(env);
   if (!e || !e->callback) return ce_throw(env, "ERR_INVALID_STATE", "checkEngineCallback() first");
-  ce_spec *sp = data;
-  ce_attempt *a = malloc(sizeof *a);
+  ce_attempt *a = attempt_new(data, (uint32_t)token);
   if (!a) return ce_throw(env, "ENOMEM", "check engine: out of memory");
-  /* Everything but the inline buffer starts zeroed. */
-  memset(a, 0, offsetof(ce_attempt, inline_buf));
-  atomic_fetch_add(&sp->refs, 1);
-  a->spec = sp;
-  a->fd = -1;
-  a->token = (uint32_t)token;
-  a->flags = sp->flags;
-  a->max_body = sp->max_body;
-  a->buf = a->inline_buf;
-  a->cap = CE_INLINE;
-  a->start_ns = now_ns();
-  a->deadline_ns = a->start_ns + sp->timeout_ns;
-  if (e->pending++ == 0 && !e->refed) {
-    uv_ref((uv_handle_t *)&e->async);
-    e->refed = 1;
-  }
+  e->pending++;
+  update_ref(e);
   pthread_mutex_lock(&e->mu);
   list_push(&e->submit, a);
   pthread_mutex_unlock(&e->mu);
@@ -1131,12 +1403,140 @@ static napi_value ce_abort(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void job_finalize(napi_env env, void *data, void *hint) { job_unref(data); }
+
+/* checkJobStart(id, spec, okStatuses, firstDelayMs, delayLoopMs, retryDelayMs, retries) -> job */
+static napi_value ce_job_start(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "checkJobStart needs 7 arguments");
+    return NULL;
+  }
+  int64_t id, first, loop, retry, retries;
+  void *data = NULL;
+  if (!ce_int(env, argv[0], 0, UINT32_MAX, "id", &id) || !ce_int(env, argv[3], 0, INT32_MAX, "firstDelayMs", &first) ||
+      !ce_int(env, argv[4], 0, INT32_MAX, "delayLoopMs", &loop) || !ce_int(env, argv[5], 0, INT32_MAX, "retryDelayMs", &retry) ||
+      !ce_int(env, argv[6], 0, 1000000, "retries", &retries))
+    return NULL;
+  if (napi_get_value_external(env, argv[1], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spec must come from checkSpec()");
+    return NULL;
+  }
+  ce_spec *sp = data;
+  if (sp->flags & (CE_F_BODY | CE_F_HEAD)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "a job's spec reads no body and no header block");
+    return NULL;
+  }
+  ce_engine *e = engine_get(env);
+  if (!e || !e->callback) return ce_throw(env, "ERR_INVALID_STATE", "checkEngineCallback() first");
+  ce_job *j = calloc(1, sizeof *j);
+  if (!j) return ce_throw(env, "ENOMEM", "check engine: out of memory");
+  if (!ce_nullish(env, argv[2])) {
+    bool is_buf = false;
+    void *map;
+    size_t n;
+    if (napi_is_buffer(env, argv[2], &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, argv[2], &map, &n) != napi_ok || n < 125) {
+      free(j);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "okStatuses must be a Buffer of at least 125 bytes or null");
+      return NULL;
+    }
+    memcpy(j->ok_statuses, map, n < sizeof j->ok_statuses ? n : sizeof j->ok_statuses);
+    j->has_ok = 1;
+  }
+  atomic_init(&j->refs, 2); /* the external + the engine thread */
+  atomic_init(&j->stopped, 0);
+  atomic_init(&j->runs, 0);
+  atomic_init(&j->failures, 0);
+  atomic_init(&j->unknowns, 0);
+  atomic_init(&j->last_us, -1);
+  atomic_init(&j->last_end_ns, 0);
+  atomic_fetch_add(&sp->refs, 1);
+  j->spec = sp;
+  j->id = (uint32_t)id;
+  j->first_ns = (uint64_t)first * 1000000ull;
+  j->loop_ns = (uint64_t)loop * 1000000ull;
+  j->retry_ns = (uint64_t)retry * 1000000ull;
+  j->retries = (int)retries;
+  napi_value ext;
+  if (napi_create_external(env, j, job_finalize, NULL, &ext) != napi_ok) {
+    spec_unref(sp);
+    free(j);
+    return ce_throw(env, "ERR_NAPI", "external");
+  }
+  e->jobs_live++;
+  update_ref(e);
+  pthread_mutex_lock(&e->mu);
+  j->cmd_next = e->job_starts;
+  e->job_starts = j;
+  pthread_mutex_unlock(&e->mu);
+  schedule_wake(e);
+  return ext;
+}
+
+/* The arguments of a call whose first argument is a job; NULL (with an exception) when it is not. */
+static ce_job *job_call(napi_env env, napi_callback_info info, napi_value *argv, size_t n) {
+  size_t argc = n;
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "job must come from checkJobStart()");
+    return NULL;
+  }
+  return data;
+}
+
+/* checkJobStop(job) */
+static napi_value ce_job_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ce_job *j = job_call(env, info, argv, 1);
+  if (!j) return NULL;
+  ce_engine *e = engine_get(env);
+  if (!e || atomic_exchange(&j->stopped, 1)) return NULL;
+  if (e->jobs_live) e->jobs_live--;
+  update_ref(e);
+  pthread_mutex_lock(&e->mu);
+  j->stop_next = e->job_stops;
+  e->job_stops = j;
+  pthread_mutex_unlock(&e->mu);
+  schedule_wake(e);
+  return NULL;
+}
+
+/* checkJobStats(job, out: Float64Array(>= 5)) */
+static napi_value ce_job_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  ce_job *j = job_call(env, info, argv, 2);
+  if (!j) return NULL;
+  bool is_ta = false;
+  napi_typedarray_type type;
+  size_t len = 0;
+  void *out = NULL;
+  if (napi_is_typedarray(env, argv[1], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[1], &type, &len, &out, NULL, NULL) != napi_ok || type != napi_float64_array || len < 5) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "out must be a Float64Array of at least 5");
+    return NULL;
+  }
+  double *o = out;
+  o[0] = (double)atomic_load_explicit(&j->runs, memory_order_relaxed);
+  o[1] = (double)atomic_load_explicit(&j->failures, memory_order_relaxed);
+  o[2] = (double)atomic_load_explicit(&j->unknowns, memory_order_relaxed);
+  o[3] = (double)atomic_load_explicit(&j->last_us, memory_order_relaxed);
+  uint64_t end = atomic_load_explicit(&j->last_end_ns, memory_order_relaxed);
+  uint64_t now = now_ns();
+  o[4] = end ? (double)(now > end ? now - end : 0) / 1e6 : -1;
+  return NULL;
+}
+
 napi_value check_engine_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"checkEngineCallback", NULL, ce_set_callback, NULL, NULL, NULL, napi_enumerable, NULL},
       {"checkSpec", NULL, ce_spec_new, NULL, NULL, NULL, napi_enumerable, NULL},
       {"checkStart", NULL, ce_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"checkAbort", NULL, ce_abort, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"checkJobStart", NULL, ce_job_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"checkJobStop", NULL, ce_job_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"checkJobStats", NULL, ce_job_stats, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

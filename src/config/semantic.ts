@@ -1,5 +1,6 @@
 import { defaultHashSeed } from '../lvs/hash.js';
 import { maglevSizeProblem } from '../lvs/maglev.js';
+import { conntrackdInterfaceProblem } from '../sync/conntrackd-plan.js';
 import { GROUP_NAME_RE, endpointText, groupKey, memberServices, parseGroupMember, serviceKey, type Endpoint, type GroupMember, type L4Protocol, type PortRange, type ServiceMatch, type ServiceKey, type VirtualServerKey, type VirtualService } from '../util/endpoint.js';
 import { formatPath, type KeyPath } from './issues.js';
 import { granularityPrefix, parseCidr, parseHostPort, parseIp, parseListen, type AddressFamily, type ParsedCidr } from './net.js';
@@ -656,6 +657,8 @@ function normalizeSync(raw: Raw<SyncConfig>, instances: readonly VrrpInstanceCon
   if (!hasKey && !hasFile) sink.add(['sync'], 'one of auth_key or auth_key_file is required');
   let conntrackd = sync.conntrackd;
   if (conntrackd) {
+    const ifaceProblem = sync.interface === undefined ? undefined : conntrackdInterfaceProblem(sync.interface);
+    if (ifaceProblem) sink.add(['sync', 'interface'], `${JSON.stringify(sync.interface)} cannot be used with sync.conntrackd: ${ifaceProblem}`);
     // conntrackd's UDP mode talks to one peer: the destination defaults to the one unicast peer.
     const peers = sync.unicast_peer.filter((a) => !a.includes(':'));
     const dest = conntrackd.destination_address ?? (peers.length === 1 ? peers[0] : undefined);

@@ -29,12 +29,25 @@
  * is removed while that checker is down. `dynamicWeight` is undefined until some checker
  * asks for a weight (or while the file offsets sum to 0 and no MISC weight was set).
  *
+ * Native schedule: a checker that offers `native` (TCP_CHECK, HTTP_GET without digest / regex:
+ * one exchange of the check engine, verdict from the status alone) has its whole schedule run by
+ * the engine's thread (native/check_engine.c jobs): the same warmup delay (drawn here), the same
+ * steps (checkStep() below, mirrored there), next attempt from the attempt's end. The engine hands
+ * an attempt over only when it may change something here (mustReport() below: the checker's state
+ * or retry count changed, or the outcome differs from the last one handed over), so a steady
+ * successful check costs this event loop nothing. The state here stays authoritative: every
+ * handed-over attempt goes through checkStep() again, and an attempt that was not handed over
+ * could not have changed it. Counters (attempts, failures, unknowns, last duration) are read
+ * from the engine by stats(); onAttempt is called for the handed-over attempts only. Used with
+ * the real clock only (an injected clock keeps every checker on this event loop).
+ *
  * Changes of (health, dynamicWeight) are reported through onChange, only when they change;
  * nothing is reported for the initial 'unknown'. A server without checks reports 'up' once
  * at start(). stop() aborts the in-flight attempts (AbortSignal), clears the timers and
  * suppresses any later report; it is idempotent.
  */
 import type { CheckConfig } from '../config/types.js';
+import { CheckEngine, type CheckJob } from '../net/native.js';
 import { checkTarget, createChecker } from './check/index.js';
 import type { Checker, CheckerOptions, CheckResult } from './check/types.js';
 import type { CheckHealth } from './pool.js';
@@ -95,6 +108,49 @@ export function slottedHealthClock(slotMs: number = CHECK_TIMER_SLOT_MS): Health
 
 export const realHealthClock: HealthClock = slottedHealthClock();
 
+/** One checker's retry position: its state and the retries done in the current failure sequence. */
+export interface CheckPosition {
+  state: CheckerState;
+  retryIt: number;
+}
+
+/** What one finished attempt does to its checker (keepalived's retry semantics, see the top). */
+export interface CheckStep extends CheckPosition {
+  /** Delay before the next attempt, from this attempt's end. */
+  nextMs: number;
+  /** The attempt counts as a failure (check_failures_total). */
+  failed: boolean;
+}
+
+/**
+ * The pure step of one checker: from its position and an attempt's result to the next position
+ * and delay. `retries`: the checker's `retry` (0 for FILE_CHECK). native/check_engine.c job_step()
+ * does the same steps for the native schedule.
+ */
+export function checkStep(prev: CheckPosition, result: Pick<CheckResult, 'ok' | 'unknown'>, retries: number, delayLoopMs: number, retryDelayMs: number): CheckStep {
+  if (result.unknown) return { state: 'unknown', retryIt: prev.retryIt, nextMs: delayLoopMs, failed: false };
+  if (result.ok) return { state: 'up', retryIt: 0, nextMs: delayLoopMs, failed: false };
+  if (prev.state !== 'down' && prev.retryIt < retries) return { state: prev.state, retryIt: prev.retryIt + 1, nextMs: retryDelayMs, failed: true };
+  return { state: 'down', retryIt: 0, nextMs: delayLoopMs, failed: true };
+}
+
+/** An attempt's outcome as the engine compares them: the exchange's code and HTTP status. */
+export interface CheckOutcome {
+  code: number;
+  status: number;
+}
+
+/**
+ * The engine's filter (native/check_engine.c job_done()), stated here: an attempt is handed over
+ * when it is the checker's first, when it moved the checker (state or retry count), or when its
+ * outcome differs from the last one handed over. An attempt that is not handed over leaves the
+ * position as it was and has the outcome (so the result and its detail) of the last one handed over.
+ */
+export function mustReport(lastReported: CheckOutcome | undefined, before: CheckPosition, after: CheckPosition, outcome: CheckOutcome): boolean {
+  return lastReported === undefined || before.state !== after.state || before.retryIt !== after.retryIt
+    || outcome.code !== lastReported.code || outcome.status !== lastReported.status;
+}
+
 export type HealthChangeHandler = (health: CheckHealth, dynamicWeight: number | undefined, detail: string) => void;
 
 /** One finished attempt, for logs and metrics (check_duration_seconds, check_failures_total). */
@@ -124,6 +180,11 @@ export interface HealthRunnerOptions {
   /** Builds the checker of check `index`. Default: createChecker(cfg, checkTarget(cfg), checkerOptions). */
   checkerFactory?: (cfg: CheckConfig, index: number) => Checker;
   checkerOptions?: CheckerOptions;
+  /**
+   * Hand the schedule of the checkers that offer it to the native check engine (see the top).
+   * Default: true unless `clock` is given.
+   */
+  nativeSchedule?: boolean;
 }
 
 export interface CheckerStats {
@@ -166,6 +227,10 @@ interface Slot {
   unknowns: number;
   lastDurationMs: number | null;
   lastDetail: string | null;
+  /** clock.now() when the last attempt ended (JS schedule). */
+  finishedAt: number | null;
+  /** The engine runs this checker's schedule. */
+  job: CheckJob | undefined;
 }
 
 export class HealthRunner {
@@ -178,9 +243,6 @@ export class HealthRunner {
   #stopped = false;
   #health: CheckHealth;
   #dynamicWeight: number | undefined = undefined;
-  #checksRun = 0;
-  #failures = 0;
-  #lastDurationMs: number | null = null;
 
   constructor(opts: HealthRunnerOptions) {
     this.#opts = opts;
@@ -203,6 +265,8 @@ export class HealthRunner {
       unknowns: 0,
       lastDurationMs: null,
       lastDetail: null,
+      finishedAt: null,
+      job: undefined,
     }));
     this.#health = 'unknown';
   }
@@ -220,11 +284,37 @@ export class HealthRunner {
       this.#opts.onChange('up', undefined, 'no checks configured');
       return;
     }
+    const nativeOk = this.#opts.nativeSchedule ?? this.#opts.clock === undefined;
     for (const slot of this.#slots) {
       const warmup = Math.max(0, slot.cfg.warmup);
       const delay = warmup > 0 ? Math.floor(this.#random() * warmup * 1000) : 0;
+      if (nativeOk && slot.checker.native && this.#startJob(slot, delay)) continue;
       this.#schedule(slot, delay);
     }
+  }
+
+  /** Hands the slot's schedule to the engine; false when the engine refused (then JS schedules it). */
+  #startJob(slot: Slot, firstDelayMs: number): boolean {
+    const native = slot.checker.native!;
+    try {
+      slot.job = CheckEngine.get().job(native.spec, {
+        firstDelayMs,
+        delayLoopMs: slot.cfg.delay_loop * 1000,
+        retryDelayMs: slot.cfg.delay_before_retry * 1000,
+        retries: this.#retries(slot),
+        okStatuses: native.okStatuses,
+      }, (code, status, elapsedUs) => {
+        if (this.#stopped) return;
+        this.#record(slot, native.judge(code, status), elapsedUs / 1000);
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #retries(slot: Slot): number {
+    return slot.cfg.type === 'FILE_CHECK' ? 0 : slot.cfg.retry;
   }
 
   /** Aborts in-flight attempts and clears the timers; no report follows. Idempotent. */
@@ -234,28 +324,32 @@ export class HealthRunner {
     for (const slot of this.#slots) {
       if (slot.hasTimer) this.#clock.clearTimeout(slot.timer);
       slot.hasTimer = false;
+      slot.job?.stop();
     }
     this.#abort.abort();
   }
 
   stats(): HealthStats {
-    return {
-      health: this.#health,
-      dynamicWeight: this.#dynamicWeight,
-      checksRun: this.#checksRun,
-      failures: this.#failures,
-      lastDurationMs: this.#lastDurationMs,
-      checkers: this.#slots.map((s) => ({
-        type: s.cfg.type,
-        state: s.state,
-        checksRun: s.checksRun,
-        failures: s.failures,
-        unknowns: s.unknowns,
-        lastDurationMs: s.lastDurationMs,
-        lastDetail: s.lastDetail,
-        retrying: s.retryIt,
-      })),
-    };
+    let checksRun = 0;
+    let failures = 0;
+    let lastDurationMs: number | null = null;
+    let latest = Infinity;
+    const now = this.#clock.now();
+    const checkers = this.#slots.map((s): CheckerStats => {
+      let c = { checksRun: s.checksRun, failures: s.failures, unknowns: s.unknowns, lastDurationMs: s.lastDurationMs };
+      let since = s.finishedAt === null ? null : now - s.finishedAt;
+      if (s.job) {
+        // The engine counts every attempt, handed over or not.
+        const j = s.job.stats();
+        c = { checksRun: j.attempts, failures: j.failures, unknowns: j.unknowns, lastDurationMs: j.lastDurationMs };
+        since = j.sinceLastMs;
+      }
+      checksRun += c.checksRun;
+      failures += c.failures;
+      if (since !== null && since < latest) { latest = since; lastDurationMs = c.lastDurationMs; }
+      return { type: s.cfg.type, state: s.state, ...c, lastDetail: s.lastDetail, retrying: s.retryIt };
+    });
+    return { health: this.#health, dynamicWeight: this.#dynamicWeight, checksRun, failures, lastDurationMs, checkers };
   }
 
   #schedule(slot: Slot, ms: number): void {
@@ -278,40 +372,37 @@ export class HealthRunner {
       result = { ok: false, detail: `checker error: ${err instanceof Error ? err.message : String(err)}` };
     }
     if (this.#stopped) return;
-    const durationMs = Math.max(0, this.#clock.now() - started);
-
+    const now = this.#clock.now();
+    const durationMs = Math.max(0, now - started);
     slot.checksRun++;
-    this.#checksRun++;
     slot.lastDurationMs = durationMs;
-    this.#lastDurationMs = durationMs;
-    slot.lastDetail = result.detail;
+    slot.finishedAt = now;
+    this.#schedule(slot, this.#step(slot, result));
+    this.#report(slot, result, durationMs);
+  }
 
-    const retries = slot.cfg.type === 'FILE_CHECK' ? 0 : slot.cfg.retry;
-    let nextMs: number;
-    if (result.unknown) {
-      slot.state = 'unknown';
-      slot.unknowns++;
-      nextMs = slot.cfg.delay_loop * 1000;
-    } else if (result.ok) {
-      slot.state = 'up';
-      slot.retryIt = 0;
+  /** A handed-over attempt of the native schedule (the engine has scheduled the next one). */
+  #record(slot: Slot, result: CheckResult, durationMs: number): void {
+    this.#step(slot, result);
+    this.#report(slot, result, durationMs);
+  }
+
+  /** Applies a finished attempt to its checker (checkStep); returns the delay before the next attempt. */
+  #step(slot: Slot, result: CheckResult): number {
+    slot.lastDetail = result.detail;
+    const step = checkStep(slot, result, this.#retries(slot), slot.cfg.delay_loop * 1000, slot.cfg.delay_before_retry * 1000);
+    slot.state = step.state;
+    slot.retryIt = step.retryIt;
+    if (result.unknown) slot.unknowns++;
+    else if (step.failed) slot.failures++;
+    if (result.ok && !result.unknown) {
       if (result.weight !== undefined) slot.miscWeight = result.weight;
       if (slot.cfg.type === 'FILE_CHECK') slot.fileOffset = result.weightOffset;
-      nextMs = slot.cfg.delay_loop * 1000;
-    } else {
-      slot.failures++;
-      this.#failures++;
-      if (slot.state !== 'down' && slot.retryIt < retries) {
-        slot.retryIt++;
-        nextMs = slot.cfg.delay_before_retry * 1000;
-      } else {
-        slot.state = 'down';
-        slot.retryIt = 0;
-        if (slot.cfg.type === 'FILE_CHECK') slot.fileOffset = undefined;
-        nextMs = slot.cfg.delay_loop * 1000;
-      }
-    }
-    this.#schedule(slot, nextMs);
+    } else if (step.state === 'down' && slot.cfg.type === 'FILE_CHECK') slot.fileOffset = undefined;
+    return step.nextMs;
+  }
+
+  #report(slot: Slot, result: CheckResult, durationMs: number): void {
     this.#opts.onAttempt?.({ index: slot.index, type: slot.cfg.type, result, durationMs, state: slot.state, retrying: slot.retryIt });
     this.#update(slot, result);
   }

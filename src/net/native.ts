@@ -15,6 +15,7 @@ import { macToBuffer } from './frames.js';
 
 /** Opaque handle of an immutable check spec in the addon (shared by every attempt of a checker). */
 export type CheckSpecHandle = { readonly __checkSpec: unique symbol };
+export type CheckJobHandle = { readonly __checkJob: unique symbol };
 
 /** Opaque handle returned by the addon for a raw IPv6 socket. */
 type Raw6Handle = { readonly __raw6: unique symbol };
@@ -59,6 +60,10 @@ interface NativeBinding {
     maxBody: number, timeoutMs: number, bodyStatuses: Buffer | null): CheckSpecHandle;
   checkStart(token: number, spec: CheckSpecHandle): void;
   checkAbort(token: number): void;
+  checkJobStart(id: number, spec: CheckSpecHandle, okStatuses: Buffer | null, firstDelayMs: number, delayLoopMs: number,
+    retryDelayMs: number, retries: number): CheckJobHandle;
+  checkJobStop(job: CheckJobHandle): void;
+  checkJobStats(job: CheckJobHandle, out: Float64Array): void;
   preciseTimerOpen(callback: () => void): PreciseTimerHandle;
   preciseTimerArm(handle: PreciseTimerHandle, delayMs: number): void;
   preciseTimerDisarm(handle: PreciseTimerHandle): void;
@@ -336,6 +341,48 @@ export interface CheckIoSpec {
 /** Finished attempt: code 0 / errno / CHECK_IO.*, HTTP status (0 when none), and what was asked for. */
 export type CheckIoDone = (code: number, status: number, body: Buffer | undefined, head: Buffer | undefined, truncated: boolean) => void;
 
+/**
+ * A checker's whole schedule on the engine (checkJobStart): the first attempt after firstDelayMs,
+ * then each next one delayLoopMs (retryDelayMs while retrying) after the previous one ended, with
+ * keepalived's retry steps (checkStep() in src/lvs/health.ts).
+ */
+export interface CheckJobPlan {
+  firstDelayMs: number;
+  delayLoopMs: number;
+  retryDelayMs: number;
+  retries: number;
+  /** The statuses that pass (1000-bit map as bodyStatuses); null: the exchange completing passes (TCP_CHECK). */
+  okStatuses: Buffer | null;
+}
+
+/** The engine's checker state after an attempt (0 unknown, 1 up, 2 down in the report word). */
+export type CheckJobState = 'unknown' | 'up' | 'down';
+
+/**
+ * A reported attempt of a job: only those after which the state or the retry count changed, or
+ * whose (code, status) differs from the last reported one. elapsedUs: the attempt's duration.
+ */
+export type CheckJobReport = (code: number, status: number, elapsedUs: number, state: CheckJobState, retrying: number) => void;
+
+/** A job's counters, read from the engine (every attempt, reported or not). */
+export interface CheckJobStats {
+  attempts: number;
+  failures: number;
+  unknowns: number;
+  /** Duration of the last finished attempt, ms; null before the first. */
+  lastDurationMs: number | null;
+  /** Time since the last attempt ended, ms; null before the first. */
+  sinceLastMs: number | null;
+}
+
+export interface CheckJob {
+  /** No attempt starts any more, the one in flight is aborted, nothing more is reported. Idempotent. */
+  stop(): void;
+  stats(): CheckJobStats;
+}
+
+const JOB_STATES: readonly CheckJobState[] = ['unknown', 'up', 'down'];
+
 const CE_INTS = 8;
 const FLAG_HTTP = 1;
 const FLAG_BODY = 2;
@@ -349,7 +396,10 @@ const FLAG_HEAD = 4;
 export class CheckEngine {
   static #instance: CheckEngine | undefined;
   readonly #waiting = new Map<number, CheckIoDone>();
+  readonly #jobs = new Map<number, CheckJobReport>();
   #next = 0;
+  #nextJob = 0;
+  readonly #statsOut = new Float64Array(5);
 
   private constructor() {
     native().checkEngineCallback((ints, buffers) => this.#deliver(ints, buffers));
@@ -384,8 +434,54 @@ export class CheckEngine {
     if (this.#waiting.has(token)) native().checkAbort(token);
   }
 
+  /** Jobs running. */
+  get jobs(): number { return this.#jobs.size; }
+
+  /**
+   * Hands a checker's schedule to the engine: `spec` must read no body and no header block.
+   * `report` is called on this thread for the attempts that may change something (CheckJobReport).
+   */
+  job(spec: CheckSpecHandle, plan: CheckJobPlan, report: CheckJobReport): CheckJob {
+    let id = (this.#nextJob = (this.#nextJob + 1) & 0x7fffffff);
+    while (this.#jobs.has(id)) id = (this.#nextJob = (this.#nextJob + 1) & 0x7fffffff);
+    const handle = native().checkJobStart(id, spec, plan.okStatuses, Math.round(plan.firstDelayMs), Math.round(plan.delayLoopMs),
+      Math.round(plan.retryDelayMs), plan.retries);
+    this.#jobs.set(id, report);
+    let stopped = false;
+    const out = this.#statsOut;
+    return {
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        this.#jobs.delete(id);
+        native().checkJobStop(handle);
+      },
+      stats: () => {
+        native().checkJobStats(handle, out);
+        return {
+          attempts: out[0]!,
+          failures: out[1]!,
+          unknowns: out[2]!,
+          lastDurationMs: out[3]! < 0 ? null : out[3]! / 1000,
+          sinceLastMs: out[4]! < 0 ? null : out[4]!,
+        };
+      },
+    };
+  }
+
   #deliver(ints: Int32Array, buffers: (Buffer | undefined)[] | undefined): void {
     for (let i = 0; i < ints.length; i += CE_INTS) {
+      const word = ints[i + 7]!;
+      if (word !== 0) {
+        const report = this.#jobs.get(ints[i]!);
+        if (!report) continue; // stopped meanwhile
+        try {
+          report(ints[i + 1]!, ints[i + 2]!, ints[i + 3]!, JOB_STATES[(word >> 4) & 0xf] ?? 'unknown', word >> 8);
+        } catch (err) {
+          queueMicrotask(() => { throw err; });
+        }
+        continue;
+      }
       const done = this.#waiting.get(ints[i]!);
       if (!done) continue;
       this.#waiting.delete(ints[i]!);

@@ -49,9 +49,27 @@ export function conntrackdPaths(dir: string): { conf: string; lock: string; sock
 const SAFE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
 const SAFE_PATH = /^\/[A-Za-z0-9_./+-]*$/;
 
+/**
+ * Why conntrackd (1.4.7) cannot use this interface name, or undefined when it can. Its config lexer
+ * reads a bare word as a name only when it starts with a letter and continues with letters, digits,
+ * `.`, `-` or `_` (there is no quoting); a word of 1–4 hex digits (`d0`, `abcd`; `eth0` and `abcde` are fine) is
+ * taken for an IPv6 address part first and fails to parse, and `@` or `:` silently end the name
+ * (`x@y` becomes `x`). Verified with `conntrackd -C` on this kernel's Debian 12 package.
+ */
+export function conntrackdInterfaceProblem(name: string): string | undefined {
+  if (!/^[A-Za-z][A-Za-z0-9._-]*$/.test(name) || name.length > 15) {
+    return 'conntrackd reads an interface name only when it starts with a letter and has only letters, digits, ".", "-" or "_" (at most 15 characters)';
+  }
+  if (/^[0-9A-Fa-f]{1,4}$/.test(name)) {
+    return 'conntrackd reads a name of 1 to 4 hex digits as part of an IPv6 address and rejects its config; rename the link (e.g. with `ip link set NAME name sync0`)';
+  }
+  return undefined;
+}
+
 /** The conntrackd.conf text. Throws RangeError on a value conntrackd's parser could misread. */
 export function conntrackdConf(s: ConntrackdSettings): string {
-  if (!SAFE_NAME.test(s.interface)) throw new RangeError(`interface name not usable in conntrackd.conf: ${JSON.stringify(s.interface)}`);
+  const ifaceProblem = conntrackdInterfaceProblem(s.interface);
+  if (ifaceProblem) throw new RangeError(`interface name not usable in conntrackd.conf: ${JSON.stringify(s.interface)}: ${ifaceProblem}`);
   if (!SAFE_PATH.test(s.dir)) throw new RangeError(`runtime directory not usable in conntrackd.conf: ${JSON.stringify(s.dir)}`);
   const p = conntrackdPaths(s.dir);
   const protos = s.protocols.map((x) => `      ${x.toUpperCase()}`).join('\n');

@@ -2,7 +2,7 @@
 // and conntrackd as keepalive-ts runs it (sync/conntrackd-plan.ts).
 import test from 'ava';
 import { diffTables, indexRows } from '../../src/lvs/dataplane/nftables/elements.js';
-import { conntrackdConf, conntrackdSettings, GUARD_TABLE, guardRuleset, parseConntrackdQueues, parseConntrackdStats, ROLE_COMMANDS } from '../../src/sync/conntrackd-plan.js';
+import { conntrackdConf, conntrackdInterfaceProblem, conntrackdSettings, GUARD_TABLE, guardRuleset, parseConntrackdQueues, parseConntrackdStats, ROLE_COMMANDS } from '../../src/sync/conntrackd-plan.js';
 import { Conntrackd } from '../../src/sync/conntrackd.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -126,6 +126,26 @@ test('[sync.conntrackd]: destination defaults to the one unicast peer; required 
   t.regex(same!.message, /must differ/);
   const v6 = t.throws(() => parseConfig(`${SYNC}[sync.conntrackd]\ndestination_address = "fd00::2"\n`, 'e.toml'));
   t.regex(v6!.message, /IPv4 address/);
+});
+
+test("[sync.conntrackd]: an interface name conntrackd's parser cannot read is refused at config load, naming the key (verified names)", (t) => {
+  // conntrackd 1.4.7 on Debian 12, `conntrackd -C` by hand: d0, ab, abcd, 0a, 1eth -> "syntax error";
+  // x@y and x:y -> silently "x"; eth0, abcde, x-y, x_y, e.1 -> parsed.
+  for (const bad of ['d0', 'ab', 'abcd', '0a', '1eth', 'x@y', 'x:y']) {
+    t.truthy(conntrackdInterfaceProblem(bad), bad);
+    const cfg = `${SYNC.replace(/interface = "eth2"/, `interface = "${bad}"`)}[sync.conntrackd]\ndestination_address = "10.9.0.2"\n`;
+    t.true(cfg.includes(`interface = "${bad}"`), 'fixture carries the name');
+    const err = t.throws(() => parseConfig(cfg, 'f.toml'), undefined, bad);
+    t.regex(err!.message, /f\.toml.*sync\.interface.*conntrackd/s, bad);
+    t.throws(() => conntrackdConf({ address: '10.9.0.1', destination: '10.9.0.2', port: 3780, interface: bad, protocols: ['tcp'], dir: '/run/x' }), { instanceOf: RangeError }, bad);
+  }
+  for (const good of ['eth0', 'abcde', 'x-y', 'x_y', 'e.1', 'sync0']) {
+    t.is(conntrackdInterfaceProblem(good), undefined, good);
+    const cfg = `${SYNC.replace(/interface = "eth2"/, `interface = "${good}"`)}[sync.conntrackd]\ndestination_address = "10.9.0.2"\n`;
+    t.is(parseConfig(cfg, 'g.toml').sync?.interface, good);
+  }
+  // Without conntrackd, our own sync reads any link name.
+  t.is(parseConfig(SYNC.replace(/interface = "eth2"/, 'interface = "d0"'), 'h.toml').sync?.interface, 'd0');
 });
 
 test('[sync.conntrackd] keys reach conntrackd.conf and the guard: port, protocols, destination, address', (t) => {

@@ -2,7 +2,8 @@
  * The checkers' side of the native check engine (native/check_engine.c, wrapped by CheckEngine in
  * src/net/native.ts): TCP_CHECK and HTTP_GET attempts run there, off the daemon's event loop, with
  * the attempt's deadline kept by the engine. No timer, AbortController, socket or closure per
- * attempt on this side: one Promise, and one abort listener per (checker, signal) pair.
+ * attempt on this side: one Promise, and one abort listener per (checker, signal) pair. (With
+ * the native schedule, src/lvs/health.ts, not even that: the engine starts the attempts itself.)
  */
 import { constants as osConstants } from 'node:os';
 import { CHECK_IO, CheckEngine, type CheckSpecHandle } from '../../net/native.js';

@@ -282,9 +282,10 @@ function createPlainHttpChecker(cfg: HttpGetCheck, target: CheckTarget, opts: Ch
   const url = httpUrl(spec);
   const needBody = digest !== undefined || regex !== undefined;
   let attempts: EngineAttempts | undefined;
+  let handle: CheckSpecHandle | undefined;
   let badSpec: CheckResult | undefined;
   try {
-    attempts = new EngineAttempts(CheckEngine.get().spec(engineSpec(spec, ms, needBody ? statusMap((s) => cfg.status_code.includes(s)) : null, false)));
+    attempts = new EngineAttempts(handle = CheckEngine.get().spec(engineSpec(spec, ms, needBody ? statusMap((s) => cfg.status_code.includes(s)) : null, false)));
   } catch (err) {
     badSpec = Object.freeze({ ok: false, detail: `${url}: ${(err as Error).message}` });
   }
@@ -312,6 +313,10 @@ function createPlainHttpChecker(cfg: HttpGetCheck, target: CheckTarget, opts: Ch
   return {
     type: cfg.type,
     run: (signal) => (attempts ? attempts.run(signal, judge) : Promise.resolve(badSpec!)),
+    // Without digest / regex the verdict is the status alone: the engine can run the schedule.
+    ...(handle && !needBody
+      ? { native: { spec: handle, okStatuses: statusMap((s) => cfg.status_code.includes(s)), judge: (code: number, status: number) => judge(code, status, undefined, undefined, false) } }
+      : {}),
   };
 }
 

@@ -5,7 +5,7 @@
  * The attempt runs on the native check engine (./engine.ts).
  */
 import type { TcpCheck } from '../../config/types.js';
-import { CheckEngine } from '../../net/native.js';
+import { CheckEngine, type CheckSpecHandle } from '../../net/native.js';
 import { CHECK_IO, EngineAttempts, addressBytes, errnoName } from './engine.js';
 import { formatTarget, localFailure, timeoutMs, type CheckResult, type Checker, type CheckTarget } from './types.js';
 
@@ -15,9 +15,10 @@ export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   const connected: CheckResult = Object.freeze({ ok: true, detail: `connected to ${where}` });
   const timedOut: CheckResult = Object.freeze({ ok: false, detail: `timeout after ${ms} ms` });
   let attempts: EngineAttempts | undefined;
+  let handle: CheckSpecHandle | undefined;
   let badSpec: CheckResult | undefined;
   try {
-    attempts = new EngineAttempts(CheckEngine.get().spec({
+    attempts = new EngineAttempts(handle = CheckEngine.get().spec({
       addr: addressBytes(target.address, target.family),
       port: target.port,
       bindAddr: cfg.bind_to ? addressBytes(cfg.bind_to, target.family) : null,
@@ -41,5 +42,6 @@ export function createTcpChecker(cfg: TcpCheck, target: CheckTarget): Checker {
   return {
     type: 'TCP_CHECK',
     run: (signal) => (attempts ? attempts.run(signal, judge) : Promise.resolve(badSpec!)),
+    ...(handle ? { native: { spec: handle, okStatuses: null, judge } } : {}),
   };
 }

@@ -3,7 +3,8 @@
  *
  * A Checker performs ONE attempt of its check. Scheduling (delay_loop, warmup), retries
  * (retry, delay_before_retry) and the up/down state live in src/lvs/health.ts, so a checker
- * is a pure "go and look once" function with its own deadline.
+ * is a pure "go and look once" function with its own deadline. (A checker that offers `native`
+ * may have health.ts hand its schedule to the check engine; the steps and the state stay there.)
  *
  * Contract of `run(signal)`:
  * - honours connect_timeout itself (every network checker bounds its whole attempt by it);
@@ -16,6 +17,7 @@ import type { Socket as DgramSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import type { CheckConfig, CheckType } from '../../config/types.js';
 import type { ScriptRunner } from '../../util/script.js';
+import type { CheckSpecHandle } from '../../net/native.js';
 
 export type { CheckConfig, CheckType };
 
@@ -63,6 +65,21 @@ export interface Checker {
   readonly type: CheckType;
   /** One attempt. Honours connect_timeout, never rejects. */
   run(signal: AbortSignal): Promise<CheckResult>;
+  /**
+   * Set when an attempt is one exchange of the native check engine whose verdict needs no body
+   * (TCP_CHECK, HTTP_GET without digest / regex): the runner may hand the whole schedule to the
+   * engine (src/lvs/health.ts, native schedule). `judge` gives the same result `run` would.
+   */
+  readonly native?: NativeCheck;
+}
+
+/** The engine's view of a checker (see Checker.native). */
+export interface NativeCheck {
+  spec: CheckSpecHandle;
+  /** The statuses that pass (1000-bit map); null: the exchange completing passes. */
+  okStatuses: Buffer | null;
+  /** The result of an attempt that ended with `code` (0 / errno / CHECK_IO.*) and `status`. */
+  judge(code: number, status: number): CheckResult;
 }
 
 /** Options for tests and embedding; all optional. */
