@@ -1,11 +1,14 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --optimize-for-size
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --heap-growing-percent=20
 // How the daemon's memory is kept small (env -S: coreutils >= 8.30; measured in bench `scale`,
 // 1,000 real servers under HTTP_GET every 1 s; bench/RESULTS.md):
 // - --max-semi-space-size=1 caps the young generation at 3 x 1 MiB: the daemon's main thread
 //   allocates little once started, and V8 otherwise grows the young generation to 3 x 16 MiB after
 //   start-up's bursts and keeps it (~30 MiB of RSS).
-// - --optimize-for-size: V8 grows its heaps by smaller steps and gives pages back sooner
-//   (~20 MiB of RSS across the main thread and the proxy worker; no measurable CPU cost there).
+// - --heap-growing-percent=20: after each full GC, V8 lets a heap grow by 20 % over what was
+//   live (and at least its minimum step; its default factor goes up to 4 x): ~20 MiB of RSS
+//   across the main thread and the proxy worker, no CPU cost measured (paired runs). --optimize-for-size saves ~4 MiB more
+//   but costs V8's helper threads ~0.3-0.5 % of a core here; --no-opt / --lite-mode ~10 MiB more
+//   but cost the event loop CPU: not used.
 // - MALLOC_ARENA_MAX=2: glibc otherwise gives each thread that mallocs its own arena (main, V8's
 //   helpers, the libuv pool, the check engine, the proxy worker: 8 here), and start-up's transient
 //   allocations stay behind in them as free but resident memory (~6 MiB).

@@ -216,7 +216,7 @@ process.exit(0);
 
 test('the installed command runs node with its memory settings (the shebang), and the test daemons get the same', async (t) => {
   const { cliNodeArgs, cliNodeEnv } = await import('../lib/daemon.js');
-  t.deepEqual(cliNodeArgs(), ['--max-semi-space-size=1', '--optimize-for-size']);
+  t.deepEqual(cliNodeArgs(), ['--max-semi-space-size=1', '--heap-growing-percent=20']);
   t.deepEqual(cliNodeEnv(), { MALLOC_ARENA_MAX: '2' });
   // executed through its shebang (env -S), as /usr/local/bin/keepalive-ts is: the V8 flags reach
   // node, and glibc holds its threads to 2 arenas (the main one and one more)
@@ -230,7 +230,7 @@ test('the installed command runs node with its memory settings (the shebang), an
   const r = spawnSync(probe, [], { encoding: 'utf8', timeout: 20_000, env });
   t.is(r.status, 0, r.stderr);
   const via = JSON.parse(r.stdout) as { execArgv: string[]; arenas: number };
-  t.deepEqual(via.execArgv, ['--max-semi-space-size=1', '--optimize-for-size']);
+  t.deepEqual(via.execArgv, ['--max-semi-space-size=1', '--heap-growing-percent=20']);
   t.true(via.arenas <= 1, `arenas besides the main one: ${via.arenas}`);
   // the same threads without the shebang's environment: one arena each (the probe can tell)
   const plain = spawnSync(process.execPath, [probe], { encoding: 'utf8', timeout: 20_000, env });
