@@ -54,6 +54,8 @@ interface NativeBinding {
   relayBytes(engine: RelayEngineHandle, conn: number, out: Float64Array): boolean;
   relayTimeouts(engine: RelayEngineHandle, idleMs: number, finMs: number): void;
   relayClose(engine: RelayEngineHandle): void;
+  relaySplice(engine: RelayEngineHandle, afterBytes: number): void;
+  relayStats(engine: RelayEngineHandle, out: Float64Array): void;
   raiseThreadNice(delta: number): number;
   checkEngineCallback(cb: (ints: Int32Array, buffers: (Buffer | undefined)[] | undefined) => void): void;
   checkSpec(addr: Buffer, port: number, bindAddr: Buffer | null, request: Buffer | null, flags: number,
@@ -570,6 +572,18 @@ export const RELAY_CLOSED_DONE = 0;
 export const RELAY_CLOSED_ERROR = 1;
 export const RELAY_CLOSED_IDLE = 2;
 
+/** RelayEngine.spliceStats(). */
+export interface RelaySpliceStats {
+  /** Bytes written to a destination by splice(2) (also counted in the connections' in/out bytes). */
+  spliced_bytes: number;
+  /** Pipes created (a pipe is reused from the engine's pool when one is free). */
+  pipes_made: number;
+  /** Pipes holding bytes now (a direction takes one per stretch of bytes and gives it back empty). */
+  pipes_in_use: number;
+  /** Directions that went back to recv/send (splice refused, no pipe to be had). */
+  fallbacks: number;
+}
+
 /**
  * The proxy's native TCP byte path (native/relay_engine.c), bound to the calling thread's event
  * loop: the engine accepts on listeners it owns, connects where it is told and moves bytes both
@@ -615,6 +629,21 @@ export class RelayEngine {
   /** Idle timeouts of established connections (before / after a FIN). */
   timeouts(idleMs: number, finMs: number): void {
     this.#n.relayTimeouts(this.#h, Math.max(1, Math.round(idleMs)), Math.max(1, Math.round(finMs)));
+  }
+
+  /**
+   * Zero-copy for streams: a direction that has moved `afterBytes` and keeps filling the 64 KiB
+   * buffer moves on with splice(2) through a pooled pipe; -1: never (recv/send only).
+   */
+  splice(afterBytes: number): void {
+    this.#n.relaySplice(this.#h, afterBytes < 0 ? -1 : Math.round(afterBytes));
+  }
+
+  /** What splicing did so far on this engine. */
+  spliceStats(): RelaySpliceStats {
+    const out = new Float64Array(4);
+    this.#n.relayStats(this.#h, out);
+    return { spliced_bytes: out[0]!, pipes_made: out[1]!, pipes_in_use: out[2]!, fallbacks: out[3]! };
   }
 
   /** Every listener and connection closed, no events; the engine stays usable. */
