@@ -26,7 +26,7 @@
 // softirq: kernel forwarding runs in softirq context, in no process).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { directorToml, startDirector } from '../test/lib/daemon.js';
 import { nginxConfig, waitUntilListening } from '../test/lib/servers.js';
@@ -64,6 +64,8 @@ interface WrkResult {
   kernelUsPerReq: number;
   /** Whole machine: busy microseconds per request (everything: client, servers, director). */
   machineUsPerReq: number;
+  /** The director's busiest threads (as many as it has workers), % of one core each, highest first. */
+  threadPct: number[];
 }
 
 interface Record_ {
@@ -99,7 +101,7 @@ function toMiB(v: string, unit: string): number {
   return k === undefined ? Number.NaN : x * k;
 }
 
-export function parseWrk(out: string): Omit<WrkResult, 'cpuPct' | 'cpuUsPerReq' | 'clientCpuPct' | 'kernelUsPerReq' | 'machineUsPerReq'> {
+export function parseWrk(out: string): Omit<WrkResult, 'cpuPct' | 'cpuUsPerReq' | 'clientCpuPct' | 'kernelUsPerReq' | 'machineUsPerReq' | 'threadPct'> {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
   const tr = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB|TB)/.exec(out);
   const lat = (p: string) => {
@@ -174,10 +176,10 @@ ${servers.map(([a, p]) => rs(a, p)).join('')}`;
   ].join('\n');
 }
 
-function haproxyConfig(dir: string, workers: number): string {
+function haproxyConfig(dir: string, workers: number, splice: boolean): string {
   return `global
   nbthread ${workers}
-  maxconn 8000
+  maxconn ${splice ? 4000 : 8000}
   pidfile ${dir}/haproxy.pid
 
 defaults
@@ -185,7 +187,7 @@ defaults
   timeout connect 3s
   timeout client 30s
   timeout server 30s
-
+${splice ? '  option splice-auto\n' : ''}
 frontend vip
   bind ${VIP}:${PORT_HAPROXY} backlog 4096
   default_backend rs
@@ -221,6 +223,30 @@ function cpuTicks(pid: number): number {
   }
 }
 
+/** CPU ticks (utime + stime) of each thread of a process, by thread id. */
+function threadTicks(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        out.set(t, Number(f[11]) + Number(f[12]));
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    // the process ended
+  }
+  return out;
+}
+
+/** The busiest threads' CPU over a run, in % of one core, highest first (how evenly the workers share the load). */
+function threadSplit(before: Map<string, number>, after: Map<string, number>, wallSec: number, top: number): number[] {
+  return [...after].map(([t, v]) => (100 * (v - (before.get(t) ?? 0))) / CLK_TCK / wallSec).sort((a, b) => b - a).slice(0, top);
+}
+
 /** Machine-wide CPU jiffies from /proc/stat (namespaces do not split it): busy and system + softirq. */
 function machineTicks(): { busy: number; kernel: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -252,6 +278,10 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
   const workers = Number(ctx.params.workers ?? availableParallelism());
   const withNaive = (ctx.params.naive ?? '0') !== '0';
   const modes = ctx.params.modes ? (ctx.params.modes.split(',') as Mode[]) : MODES;
+  // `--param dataplane.haproxySplice=1`: HAProxy with `option splice-auto` (kernel splice(2) between its sockets;
+  // maxconn 4000 then: its pipes need file descriptors, and 8000 would ask for more than the 20000 allowed here).
+  const haproxySplice = (ctx.params.haproxySplice ?? '0') !== '0';
+  const onlyImpls = ctx.params.impls ? (ctx.params.impls.split(',') as Impl[]) : undefined;
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`dataplane.modes: unknown mode ${m} (have ${MODES.join(', ')})`);
   const records: Record_[] = [];
   const loadBefore = loadavg()[0]!;
@@ -287,7 +317,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
 
     const hdir = join(lab.tmpDir, 'haproxy');
     await mkdir(hdir, { recursive: true });
-    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir, workers));
+    await writeFile(join(hdir, 'haproxy.cfg'), haproxyConfig(hdir, workers, haproxySplice));
     const haproxy = d.spawn(['haproxy', '-db', '-f', join(hdir, 'haproxy.cfg')]);
     await waitUntilListening(d, PORT_HAPROXY, haproxy, 10_000, 'haproxy');
     const hv = await d.exec(['haproxy', '-v']);
@@ -307,15 +337,22 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
       { impl: 'direct', target: '10.77.0.21:80' },
     ];
     if (naive) impls.push({ impl: 'naive-node', target: `${VIP}:${PORT_NAIVE}`, pid: naive.pid });
+    // `--param dataplane.impls=keepalive-ts,haproxy`: only these (e.g. more repetitions of one ratio).
+    if (onlyImpls) {
+      for (const x of onlyImpls) if (!impls.some((i) => i.impl === x)) throw new Error(`dataplane.impls: unknown implementation ${x} (have ${impls.map((i) => i.impl).join(', ')})`);
+      impls.splice(0, impls.length, ...impls.filter((i) => onlyImpls.includes(i.impl)));
+    }
 
     const wrk = async (i: (typeof impls)[number], mode: Mode, secs: number): Promise<WrkResult> => {
       const t0 = i.pid ? cpuTicks(i.pid) : Number.NaN;
+      const th0 = i.pid ? threadTicks(i.pid) : new Map<string, number>();
       const m0 = machineTicks();
       const w0 = Date.now();
       const res = await c.exec(['/usr/bin/time', '-f', 'wrk-cpu %U %S', ...wrkArgs(mode, i.target, secs, conns, threads)], { timeoutMs: (secs + 30) * 1000 });
       const wall = (Date.now() - w0) / 1000;
       const m1 = machineTicks();
       const ticks = i.pid ? cpuTicks(i.pid) - t0 : Number.NaN;
+      const threadPct = i.pid ? threadSplit(th0, threadTicks(i.pid), wall, workers) : [];
       const p = parseWrk(res.stdout);
       const cpuSec = ticks / CLK_TCK;
       const wc = /wrk-cpu ([\d.]+) ([\d.]+)/.exec(res.stderr);
@@ -328,6 +365,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
         clientCpuPct: (100 * clientSec) / wall,
         kernelUsPerReq: perReq(m1.kernel - m0.kernel),
         machineUsPerReq: perReq(m1.busy - m0.busy),
+        threadPct,
       };
     };
 
@@ -351,7 +389,7 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
           records.push(rec);
           const r = rec.r;
           ctx.log(
-            `rep ${rep + 1} ${mode.padEnd(9)} ${i.impl.padEnd(12)} ${r ? `${r.rps.toFixed(0)} rps, ${r.mbps.toFixed(1)} MiB/s, p50 ${r.p50ms.toFixed(2)} ms, p99 ${r.p99ms.toFixed(2)} ms, director process ${r.cpuPct.toFixed(0)} %, client ${r.clientCpuPct.toFixed(0)} %, machine ${r.machineUsPerReq.toFixed(1)} µs/req (kernel ${r.kernelUsPerReq.toFixed(1)})` : ''}${rec.note ? ` — ${rec.note}` : ''}`,
+            `rep ${rep + 1} ${mode.padEnd(9)} ${i.impl.padEnd(12)} ${r ? `${r.rps.toFixed(0)} rps, ${r.mbps.toFixed(1)} MiB/s, p50 ${r.p50ms.toFixed(2)} ms, p99 ${r.p99ms.toFixed(2)} ms, director process ${r.cpuPct.toFixed(0)} %, client ${r.clientCpuPct.toFixed(0)} %, machine ${r.machineUsPerReq.toFixed(1)} µs/req (kernel ${r.kernelUsPerReq.toFixed(1)})${r.threadPct.length ? `, busiest threads ${r.threadPct.map((x) => x.toFixed(0)).join('/')} %` : ''}` : ''}${rec.note ? ` — ${rec.note}` : ''}`,
           );
         }
       }
@@ -393,7 +431,8 @@ async function runDataplane(ctx: BenchContext): Promise<BenchmarkResult> {
       modes.map((m) => `\`${wrkCommandText(m, seconds, conns, threads)}\``).join(', ') + '. ' +
       'Each repetition runs every mode against every implementation, the order rotating per repetition, after a 1 s warm-up of each at the start.',
     'Lab: two segments. Client c 10.77.0.100 and the director d (10.77.0.11, VIP 10.77.0.50) on br0 with the real servers\' first interfaces (r1 10.77.0.21, r2 10.77.0.22: on-link for DR); the real servers\' second interfaces (10.78.0.21/.22) and the director\'s eth1 (10.78.0.1) on br1. ' +
-      `nginx, one worker, \`return 200\` on / and a 10 MiB static file (sendfile) on /big. One keepalive-ts daemon (MASTER) serves three virtual servers, rr with TCP_CHECK: the proxy (\`lb_kind PROXY\`, \`proxy_workers = ${workers}\`: one worker thread each with its own SO_REUSEPORT socket) on VIP:80 to 10.78.0.2x:80; HAProxy 2.6 (Debian): \`mode tcp\`, \`nbthread ${workers}\`, \`balance roundrobin\` to the same. ` +
+      `nginx, one worker, \`return 200\` on / and a 10 MiB static file (sendfile) on /big. One keepalive-ts daemon (MASTER) serves three virtual servers, rr with TCP_CHECK: the proxy (\`lb_kind PROXY\`, \`proxy_workers = ${workers}\`: one worker thread each with its own SO_REUSEPORT socket) on VIP:80 to 10.78.0.2x:80; HAProxy 2.6 (Debian): \`mode tcp\`, \`nbthread ${workers}\`, \`balance roundrobin\` to the same${haproxySplice ? ', with `option splice-auto` (and maxconn 4000: its pipes need descriptors)' : ' (no splice option: HAProxy\'s default, bytes copied through its buffers; `--param dataplane.haproxySplice=1` adds `option splice-auto`)'}. ` +
+      'Bulk: the proxy moves a direction with splice(2) through a pooled pipe once it has moved 256 KiB with full 64 KiB reads (no copy through user space); request/response traffic stays on recv/send. ' +
       'DR: `lb_kind DR`, rr, to 10.77.0.2x:81 (VIP on the real servers\' lo, arp_ignore=1, arp_announce=2); NAT: `lb_kind NAT`, rr, VIP:82 -> 10.78.0.2x:80, the real servers\' replies routed back through the director by a policy rule. "Directly": wrk against r1\'s nginx, the ceiling (one nginx instead of two).',
     'Everything (wrk, both nginx, the director) shares the same 2 vCPUs. "machine CPU per request" is all busy time of the VM over the run (/proc/stat: user + system + irq + softirq) divided by the requests, so a cheaper data plane shows lower figures whatever the request rate; kernel forwarding runs in softirq context and appears in no process. The client column below shows when wrk itself saturates.',
   ];

@@ -25,6 +25,8 @@ import { masterDownIntervalMs } from '../src/vrrp/timing.js';
 import { median, sleep, sleepUntil, waitFor, withLab, type Lab, type LabHost, type LabProcess } from './lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
 import type { Chart } from './chart.js';
+import { BUSY_CHECKS, busyServicesToml, busyWrk, startBusyHaproxy, startBusyReals, waitBusyServing } from './busy.js';
+import type { WrkResult } from '../test/lib/reliability.js';
 
 const VIP = '10.77.0.50';
 const VRID = 51;
@@ -42,6 +44,10 @@ interface RunRecord {
   rep: number;
   advert: number;
   impl: Impl;
+  /** The backup also checked BUSY_CHECKS real servers and proxied wrk traffic (busy.ts). */
+  busy: boolean;
+  /** wrk's throughput through the backup during a busy run. */
+  rps?: number;
   /** Crash phase: crash instant - a's last advert (ms). */
   phaseMs: number;
   outageMs: number;
@@ -61,6 +67,8 @@ interface Pair {
   b: LabProcess;
   stateA(): Promise<string | undefined>;
   stateB(): Promise<string | undefined>;
+  /** Busy runs: resolves once the backup's checks all passed once. */
+  busyReady?(): Promise<void>;
 }
 
 interface Advert {
@@ -75,11 +83,12 @@ function mdiMs(advert: number): number {
 // ---------------------------------------------------------------------------------------------
 // Starting the two kinds of pairs
 
-async function startOurs(lab: Lab, a: LabHost, b: LabHost, advert: number): Promise<Pair> {
+async function startOurs(lab: Lab, a: LabHost, b: LabHost, advert: number, extraB?: string): Promise<Pair> {
   // garp_master_delay 0 = one burst of garp_master_repeat (5) gratuitous ARPs on becoming
   // MASTER, no second burst: the same as keepalived's vrrp_garp_master_delay 0 below.
-  const toml = (routerId: string, priority: number, master: boolean) =>
+  const toml = (routerId: string, priority: number, master: boolean, extra?: string) =>
     directorToml({
+      extra,
       routerId,
       vrid: VRID,
       priority,
@@ -95,13 +104,14 @@ async function startOurs(lab: Lab, a: LabHost, b: LabHost, advert: number): Prom
   const args = ['--log-level', 'info', '--log-format', 'json'];
   const [da, db]: Director[] = await Promise.all([
     startDirector(lab, a, toml('bench-a', PRIO_A, true), { args }),
-    startDirector(lab, b, toml('bench-b', PRIO_B, false), { args }),
+    startDirector(lab, b, toml('bench-b', PRIO_B, false, extraB), { args }),
   ]);
   return {
     a: da!.proc,
     b: db!.proc,
     stateA: async () => (await da!.instance()).state,
     stateB: async () => (await db!.instance()).state,
+    ...(extraB ? { busyReady: () => waitBusyServing(db!) } : {}),
   };
 }
 
@@ -151,12 +161,12 @@ export function largestGap(ts: readonly number[]): { gap: number; from: number; 
 // ---------------------------------------------------------------------------------------------
 // One repetition
 
-async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number, log: (m: string) => void): Promise<RunRecord> {
+async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number, log: (m: string) => void, busy = false): Promise<RunRecord> {
   const started = Date.now();
   const mdi = mdiMs(advert);
   const advMs = advert * 1000;
   const rec: RunRecord = {
-    rep, advert, impl, phaseMs: NaN, outageMs: NaN, overheadMs: NaN, timerLateMs: NaN, gapStartVsCrashMs: NaN, replies: 0, seconds: 0,
+    rep, advert, impl, busy, phaseMs: NaN, outageMs: NaN, overheadMs: NaN, timerLateMs: NaN, gapStartVsCrashMs: NaN, replies: 0, seconds: 0,
   };
   try {
     await withLab(async (lab) => {
@@ -165,7 +175,17 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
       const b = await lab.addHost('b');
       const cap = await startTcpdump(c, 'ip proto 112', { args: ['-tt', '--immediate-mode'] });
       const adverts = () => parseAdverts(cap.text());
-      const pair = impl === 'keepalive-ts' ? await startOurs(lab, a, b, advert) : await startTheirs(lab, a, b, advert);
+      let extraB: string | undefined;
+      // Busy: the backup also checks BUSY_CHECKS real servers on r1 and proxies wrk from cl (busy.ts).
+      let cl: LabHost | undefined;
+      if (busy) {
+        const r1 = await lab.addHost('r1');
+        cl = await lab.addHost('cl');
+        await startBusyReals(lab, r1, [cl, b]);
+        if (impl === 'keepalived') await startBusyHaproxy(lab, b, b.ipv4!, r1.ipv4!);
+        else extraB = busyServicesToml(b.ipv4!, r1.ipv4!);
+      }
+      const pair = impl === 'keepalive-ts' ? await startOurs(lab, a, b, advert, extraB) : await startTheirs(lab, a, b, advert);
 
       // 1. converged: a MASTER with the VIP, b BACKUP without it, and a is the one advertising.
       const converged = async () => {
@@ -175,6 +195,15 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
         return fromA >= 2 && (await pair.stateA()) === 'MASTER' && (await pair.stateB()) === 'BACKUP' && (await hasVip(a, VIP)) && !(await hasVip(b, VIP));
       };
       await waitFor(converged, 15_000 + 4 * mdi, `${impl} pair converged (a MASTER, b BACKUP)`, 50);
+      let load: Promise<WrkResult> | undefined;
+      if (cl) {
+        await pair.busyReady?.();
+        // Long enough to cover the ping, the crash's phase, the MDI and the recovery.
+        load = busyWrk(cl, b.ipv4!, Math.ceil(4 + 2 * advert + mdi / 1000));
+        // If the repetition fails first, the lab's teardown kills wrk: that rejection is no crash.
+        load.catch(() => undefined);
+        await sleep(500);
+      }
 
       // 2. the client pings for >= 1 s. stdbuf: replies reach us as they arrive, not per 4 KiB.
       const ping = c.spawn(['stdbuf', '-oL', 'ping', '-n', '-D', '-i', String(PING_INTERVAL_S), VIP]);
@@ -229,6 +258,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
       await sleep(20); // let tcpdump print b's first adverts
       const stateB = await pair.stateB().catch(() => undefined);
       await cap.stop();
+      if (load) rec.rps = (await load.catch(() => undefined))?.rps;
 
       const replies = parsePingReplies(ping.output());
       rec.replies = replies.length;
@@ -254,7 +284,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
   }
   rec.seconds = (Date.now() - started) / 1000;
   log(
-    `rep ${rep + 1} advert ${advert} s ${impl.padEnd(12)} outage ${rec.outageMs.toFixed(1)} ms (phase ${rec.phaseMs.toFixed(1)} ms, ` +
+    `rep ${rep + 1} advert ${advert} s ${impl.padEnd(12)}${busy ? ` busy (${BUSY_CHECKS} checks + wrk ${rec.rps?.toFixed(0) ?? '?'} req/s)` : ''} outage ${rec.outageMs.toFixed(1)} ms (phase ${rec.phaseMs.toFixed(1)} ms, ` +
       `MDI-phase ${(mdi - rec.phaseMs).toFixed(1)}, overhead ${rec.overheadMs.toFixed(1)}, timer late ${rec.timerLateMs.toFixed(1)}) ` +
       `${rec.seconds.toFixed(1)} s${rec.note ? ` — ${rec.note}` : ''}`,
   );
@@ -266,6 +296,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
 
 function parseAdvertList(s: string | undefined): number[] {
   if (s === undefined) return [1, 0.1, 0.03];
+  if (s === '0') return [];
   const v = s.split(',').map(Number);
   if (v.some((x) => !Number.isFinite(x) || x < 0.01 || x > 40.95)) throw new Error(`failover.adverts: expected comma-separated seconds in 0.01..40.95, got ${s}`);
   return v;
@@ -273,6 +304,8 @@ function parseAdvertList(s: string | undefined): number[] {
 
 async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
   const adverts = parseAdvertList(ctx.params.adverts);
+  // The busy variant's advert intervals (default 0.1 s); `failover.busy=0` skips it.
+  const busyAdverts = parseAdvertList(ctx.params.busy ?? '0.1');
   const phaseMode = ctx.params.phase ?? 'stratified';
   if (phaseMode !== 'stratified' && phaseMode !== 'random') throw new Error(`failover.phase: stratified or random, got ${phaseMode}`);
   const records: RunRecord[] = [];
@@ -280,7 +313,8 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
     // Stratified: repetition i crashes at phase (i + 0.5)/runs of the cycle, the same phase for
     // both implementations (paired), so the comparison is not at the mercy of 3 random draws.
     const phaseFrac = phaseMode === 'random' ? Math.random() : (rep + 0.5) / ctx.runs;
-    for (const advert of adverts) {
+    const runs = [...adverts.map((advert) => ({ advert, busy: false })), ...busyAdverts.map((advert) => ({ advert, busy: true }))];
+    for (const { advert, busy } of runs) {
       const order: Impl[] = rep % 2 === 0 ? ['keepalive-ts', 'keepalived'] : ['keepalived', 'keepalive-ts'];
       for (const impl of order) {
         // With stratified phases a repetition whose crash missed its phase (the harness woke up
@@ -288,7 +322,7 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
         // so that both implementations are compared at the same phase.
         let r: RunRecord;
         for (let attempt = 1; ; attempt++) {
-          r = await oneRun(impl, advert, rep, phaseFrac, ctx.log);
+          r = await oneRun(impl, advert, rep, phaseFrac, ctx.log, busy);
           const tol = Math.max(3, 0.1 * advert * 1000);
           const missed = phaseMode === 'stratified' && Number.isFinite(r.phaseMs) && Math.abs(r.phaseMs - phaseFrac * advert * 1000) > tol;
           if (!missed || attempt >= MAX_ATTEMPTS) {
@@ -304,8 +338,8 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
   }
 
   const figures: Figure[] = [];
-  const values = (advert: number, impl: Impl, key: 'outageMs' | 'overheadMs' | 'timerLateMs') =>
-    records.filter((r) => r.advert === advert && r.impl === impl).sort((x, y) => x.rep - y.rep).map((r) => r[key]);
+  const values = (advert: number, impl: Impl, key: 'outageMs' | 'overheadMs' | 'timerLateMs' | 'rps', busy = false) =>
+    records.filter((r) => r.advert === advert && r.impl === impl && r.busy === busy).sort((x, y) => x.rep - y.rep).map((r) => r[key] ?? Number.NaN);
   for (const advert of adverts) {
     const mdi = mdiMs(advert);
     const phases = records.filter((r) => r.advert === advert && r.impl === 'keepalive-ts').map((r) => r.phaseMs.toFixed(0));
@@ -343,6 +377,26 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
       theory: '≈ 0 (timer precision + advert send); target ≤ 0.5 ms',
     });
   }
+  for (const advert of busyAdverts) {
+    const busyName = `busy backup (${BUSY_CHECKS} HTTP_GET checks every 1 s + wrk -c50 through its data plane; keepalived beside HAProxy doing the same)`;
+    figures.push({
+      figure: `${busyName}: down-timer lateness, advert_int ${advert} s`,
+      unit: 'ms', better: 'lower', decimals: 1, limit: 0.5,
+      ours: values(advert, 'keepalive-ts', 'timerLateMs', true),
+      theirs: values(advert, 'keepalived', 'timerLateMs', true),
+      theory: '≈ 0; target ≤ 0.5 ms also while busy',
+    }, {
+      figure: `busy backup: takeover overhead beyond MDI, advert_int ${advert} s`,
+      unit: 'ms', better: 'lower', decimals: 1,
+      ours: values(advert, 'keepalive-ts', 'overheadMs', true),
+      theirs: values(advert, 'keepalived', 'overheadMs', true),
+    }, {
+      figure: `busy backup: wrk throughput through the backup, advert_int ${advert} s`,
+      unit: 'req/s', better: 'higher', decimals: 0,
+      ours: values(advert, 'keepalive-ts', 'rps', true),
+      theirs: values(advert, 'keepalived', 'rps', true),
+    });
+  }
 
   const failed = records.filter((r) => r.note);
   const notes = [
@@ -358,11 +412,11 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
 
   const rows = records
     .slice()
-    .sort((x, y) => y.advert - x.advert || x.rep - y.rep || x.impl.localeCompare(y.impl))
+    .sort((x, y) => Number(x.busy) - Number(y.busy) || y.advert - x.advert || x.rep - y.rep || x.impl.localeCompare(y.impl))
     .map((r) => {
       const mdi = mdiMs(r.advert);
       const f = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
-      return `| ${r.advert} | ${r.rep + 1} | ${r.impl} | ${f(r.phaseMs)} | ${f(r.outageMs, 0)} | ${f(mdi - r.phaseMs, 0)} | ${f(r.overheadMs)} | ${f(r.timerLateMs)} | ${f(r.gapStartVsCrashMs)} | ${r.replies} | ${r.note ?? ''} |`;
+      return `| ${r.advert}${r.busy ? ' busy' : ''} | ${r.rep + 1} | ${r.impl} | ${f(r.phaseMs)} | ${f(r.outageMs, 0)} | ${f(mdi - r.phaseMs, 0)} | ${f(r.overheadMs)} | ${f(r.timerLateMs)} | ${f(r.gapStartVsCrashMs)} | ${r.replies} | ${r.note ?? ''} |`;
     });
   const details = [
     '<details><summary>Every repetition</summary>',
@@ -403,6 +457,7 @@ export const failover: Benchmark = {
   reference: 'keepalived',
   description:
     'Client c pings the VIP every 5 ms (`ping -n -D -i 0.005 10.77.0.50`); master a (priority 150) is crashed — SIGKILL of its daemon and its switch port set down in the same instant — ' +
-    'and backup b (priority 100) takes over. Outage = largest gap between consecutive replies. VRRPv3 at advert_int 1 s, 0.1 s and 0.03 s; keepalive-ts pair vs keepalived 2.2.7 pair, alternating per repetition.',
+    'and backup b (priority 100) takes over. Outage = largest gap between consecutive replies. VRRPv3 at advert_int 1 s, 0.1 s and 0.03 s; keepalive-ts pair vs keepalived 2.2.7 pair, alternating per repetition. ' +
+    `Busy variant: the backup also checks ${BUSY_CHECKS} real servers (HTTP_GET every 1 s) and proxies wrk -c50 (keepalive-ts itself; beside keepalived, HAProxy), at \`failover.busy\` advert_int(s) (default 0.1; \`failover.busy=0\` skips it). \`failover.adverts=1,0.1\` sets the quiet ones (0: none).`,
   run: runFailover,
 };

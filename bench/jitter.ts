@@ -10,16 +10,12 @@
 // Part 2 — one instance at advert_int 0.1 s on a director that also serves VIP:80 (nginx r1 + r2):
 // deviation idle, then while wrk -t1 -c200 saturates the VIP. keepalived is measured idle only (its
 // virtual servers need the ip_vs kernel module, absent in this VM, so it cannot carry the traffic).
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { startDirector, directorToml } from '../test/lib/daemon.js';
 import { startKeepalived, startNginx, startTcpdump } from '../test/lib/servers.js';
 import { PROD_LOG_ARGS, advertTimes, gaps, maxOf, percentile, runWrk, tuneForLoad, virtualServerToml } from '../test/lib/reliability.js';
 import { sleep, waitFor, withLab, type Lab, type LabHost } from './lab.js';
 import type { Benchmark, BenchContext, BenchmarkResult, Figure } from './run.js';
-import { haproxyChecksConfig, startManyPortNginx } from './scale.js';
-import { haproxyCmd } from './health.js';
-import { availableParallelism } from 'node:os';
+import { BUSY_CHECKS, busyServicesToml, busyWrk, startBusyHaproxy, startBusyReals, waitBusyServing } from './busy.js';
 
 type Impl = 'keepalive-ts' | 'keepalived';
 const VIP = '10.77.0.50';
@@ -56,18 +52,9 @@ function keepalivedManyConf(n: number): string {
   return `${out.join('\n')}\n`;
 }
 
-/** The busy variant's load: this many real servers checked (HTTP_GET every 1 s), wrk through the proxy. */
-const BUSY_CHECKS = 1000;
-const BUSY_RS_BASE = 10_000;
-const BUSY_VS_BASE = 20_000;
-
 /**
- * `busy`: the director also checks BUSY_CHECKS real servers (r1's many-port nginx, HTTP_GET every
- * 1 s) and proxies wrk -c50 through one of them for the whole capture. keepalive-ts does both
- * itself (BUSY_CHECKS virtual servers of the PROXY kind on its own address, proxy_workers default:
- * one per CPU); beside keepalived, HAProxy does them on the same host (keepalived's own virtual
- * servers need ip_vs, absent here): the same listeners, the same checks and the same request
- * (scale.ts haproxyChecksConfig), nbthread = one per CPU like our proxy workers.
+ * `busy`: the director also checks BUSY_CHECKS real servers and proxies wrk -c50 through one of them
+ * for the whole capture (busy.ts: keepalive-ts doing it itself, HAProxy beside keepalived).
  */
 async function many(impl: Impl, n: number, seconds: number, busy = false): Promise<Dev & { rps?: number }> {
   return withLab(async (lab) => {
@@ -82,39 +69,26 @@ async function many(impl: Impl, n: number, seconds: number, busy = false): Promi
       if (busy) {
         const r1 = await lab.addHost('r1', { ipv4: '10.77.0.21/24' });
         cl = await lab.addHost('cl', { ipv4: '10.77.0.100/24' });
-        for (const h of [cl, a]) await tuneForLoad(h);
-        await startManyPortNginx(lab, r1, Array.from({ length: BUSY_CHECKS }, (_, i) => BUSY_RS_BASE + i));
-        toml += Array.from({ length: BUSY_CHECKS }, (_, i) => virtualServerToml({ address: '10.77.0.11', port: BUSY_VS_BASE + i, reals: [{ ip: '10.77.0.21', port: BUSY_RS_BASE + i }], delayLoop: 1 })).join('\n');
+        await startBusyReals(lab, r1, [cl, a]);
+        toml += busyServicesToml('10.77.0.11', '10.77.0.21');
       }
       const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS });
       await waitFor(async () => (await d.status()).vrrp.every((v) => v.state === 'MASTER'), 20_000, 'all MASTER', 200);
       if (busy) {
-        await waitFor(async () => (await d.status()).virtual_servers.every((v) => v.serving && v.real_servers.every((r) => r.up)), 60_000, 'every busy virtual server serving', 200);
-        load = runWrk(cl!, `http://10.77.0.11:${BUSY_VS_BASE}/`, { threads: 1, conns: 50, seconds: seconds + 3 });
+        await waitBusyServing(d);
+        load = busyWrk(cl!, '10.77.0.11', seconds + 3);
       }
     } else {
       if (busy) {
         const r1 = await lab.addHost('r1', { ipv4: '10.77.0.21/24' });
         const cl = await lab.addHost('cl', { ipv4: '10.77.0.100/24' });
-        for (const h of [cl, a]) await tuneForLoad(h);
-        await startManyPortNginx(lab, r1, Array.from({ length: BUSY_CHECKS }, (_, i) => BUSY_RS_BASE + i));
-        const hdir = join(lab.tmpDir, 'haproxy');
-        await mkdir(hdir, { recursive: true });
-        await writeFile(join(hdir, 'haproxy.cfg'), haproxyChecksConfig({
-          dir: hdir, delayLoop: 1, n: BUSY_CHECKS, threads: availableParallelism(), bind: '10.77.0.11', real: '10.77.0.21', vsBase: BUSY_VS_BASE, rsBase: BUSY_RS_BASE, maxconn: 4000,
-        }));
-        a.spawn(['haproxy', '-db', '-f', join(hdir, 'haproxy.cfg')]);
-        const sock = join(hdir, 'stats.sock');
-        await waitFor(async () => {
-          const csv = (await haproxyCmd(sock, 'show stat', 2_000).catch(() => '')).split('\n');
-          const ci = csv[0]!.replace(/^# /, '').split(',').indexOf('check_status');
-          return ci >= 0 && csv.filter((l) => /^vs\d+,rs,/.test(l) && l.split(',')[ci] === 'L7OK').length === BUSY_CHECKS;
-        }, 60_000, 'haproxy: every first check passed', 200);
+        await startBusyReals(lab, r1, [cl, a]);
+        await startBusyHaproxy(lab, a, '10.77.0.11', '10.77.0.21');
         client = cl;
       }
       const k = await startKeepalived(a, keepalivedManyConf(n), lab);
       await waitFor(async () => (k.output().match(/Entering MASTER STATE/g) ?? []).length >= n, 20_000, 'all MASTER', 200);
-      if (client) load = runWrk(client, `http://10.77.0.11:${BUSY_VS_BASE}/`, { threads: 1, conns: 50, seconds: seconds + 3 });
+      if (client) load = busyWrk(client, '10.77.0.11', seconds + 3);
     }
     await sleep(1_500);
     const from = Date.now();

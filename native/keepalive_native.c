@@ -50,6 +50,7 @@
 #include "napi_callback.h"
 #include "relay_engine.h"
 #include "precise_timer.h"
+#include "vrrp_sender.h"
 
 /* Big enough for any IPv6 datagram the kernel can hand us (payload only, no IPv6 header), so a
  * datagram is never silently truncated. Allocated once per raw6 socket. */
@@ -1664,5 +1665,6 @@ NAPI_MODULE_INIT() {
     return NULL;
   if (!check_engine_init(env, exports)) return NULL;
   if (!relay_engine_init(env, exports)) return NULL;
-  return precise_timer_init(env, exports);
+  if (!precise_timer_init(env, exports)) return NULL;
+  return vrrp_sender_init(env, exports);
 }

@@ -5,7 +5,9 @@
  * each way and a dozen closures, and every chunk goes through JavaScript (~360 us of CPU per
  * connection on this box against HAProxy's 65). Here a connection is one malloc'ed struct, its
  * two descriptors sit in one epoll set, and bytes move recv -> send through one scratch buffer
- * without JavaScript.
+ * without JavaScript. A direction that turns out to be a stream (past RL_SPLICE_AFTER bytes, full
+ * 64 KiB reads) moves on with splice(2) through a pipe of its own: no copy through user space at
+ * all; what sits in the pipe counts as pending output exactly like buffered bytes.
  *
  * Where it runs: on the proxy worker thread's own event loop (one engine per worker; each worker
  * is already a thread of its own, off the VRRP loop). The epoll descriptor is watched by a uv_poll
@@ -37,11 +39,17 @@
  *   relayDestroy(engine, conn, out: Float64Array) -> bool   closes both sides, no event; out = [in, out bytes]
  *   relayBytes(engine, conn, out: Float64Array) -> bool     live byte counts
  *   relayTimeouts(engine, idleMs, finMs)
+ *   relaySplice(engine, afterBytes)               splice(2) for streams past afterBytes (-1: never)
+ *   relayStats(engine, out: Float64Array(4))      [bytes spliced, pipes made, pipes in use, fallbacks]
  *   relayClose(engine)                            every listener and connection closed
  * The engine goes away with its Node environment (cleanup hook; uv handles closed there).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* splice, pipe2, F_SETPIPE_SZ */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -82,12 +90,28 @@
 /* After EMFILE/ENFILE on accept the listener is left alone this long (level-triggered epoll
  * would otherwise spin on the connection it cannot take). */
 #define RL_ACCEPT_BACKOFF_NS 100000000ull
+/* Zero-copy for bulk: a direction that has moved RL_SPLICE_AFTER bytes and whose last recv filled
+ * the whole buffer (a stream, not request/response chatter) moves its bytes with splice(2)
+ * through a pipe of its own: socket -> pipe -> socket, page references instead of two copies
+ * through user space. A direction holds a pipe only while bytes are in it: taken from the engine's
+ * pool for a splice in, given back as soon as the splice out emptied it (as HAProxy does), so
+ * pipes in use follow the streams blocked on a full destination, not the open connections. At
+ * most RL_PIPES_MAX per engine (in use + pooled; 2 descriptors each): past that a stream reads
+ * with recv until one is free. relaySplice(engine, bytes) changes the threshold; -1: off. */
+#define RL_SPLICE_AFTER (256 * 1024)
+#define RL_PIPE_SIZE (256 * 1024)
+#define RL_PIPES_MAX 1024
 
 enum { C_ACCEPTED = 1, C_CONNECTING, C_RELAY };
 
 typedef struct rl_dir {
   char *buf;    /* bytes read but not yet written (malloc'ed on first need) */
   uint32_t off, len;
+  int pipe[2];  /* splicing: read end, write end (-1: none) */
+  uint32_t plen; /* bytes in the pipe, not yet written: pending like len */
+  uint32_t pcap; /* what one splice into the pipe asks for (its size) */
+  bool splice;  /* this direction splices (its pipe is taken when the buffer is empty) */
+  bool nosplice; /* splice failed here once (or is off): recv/send only */
   bool eof;     /* the source sent FIN */
   bool shut;    /* the FIN went on to the destination (or goes with its close) */
   bool fin_due; /* EOF read and everything written; the FIN goes at the end of the next poll */
@@ -95,6 +119,8 @@ typedef struct rl_dir {
 
 /* A direction is finished once its FIN went on or is due. */
 static inline bool dir_done(const rl_dir *d) { return d->shut || d->fin_due; }
+/* Bytes read from the source and not yet written to the destination (buffer or pipe). */
+static inline uint32_t pending(const rl_dir *d) { return d->len + d->plen; }
 
 typedef struct rl_conn {
   struct rl_conn *prev, *next; /* in one of the engine's timeout lists */
@@ -153,6 +179,11 @@ typedef struct rl_engine {
   char (*addrs)[INET6_ADDRSTRLEN];
   size_t naddrs, cap_addrs;
   char *scratch; /* RL_BUF bytes */
+  /* splicing: threshold (-1: off), free pipes, and counts (relayStats) */
+  double splice_after;
+  struct rl_pipe { int fd[2]; uint32_t size; } *pipes; /* the free ones */
+  uint32_t npipes, pipes_used;
+  double st_pipes_made, st_spliced, st_splice_fallbacks;
 } rl_engine;
 
 static uint64_t now_ns(void) {
@@ -256,13 +287,59 @@ static rl_conn *conn_new(rl_engine *e, int cfd) {
   c->cfd = cfd;
   c->ufd = -1;
   c->state = C_ACCEPTED;
+  for (int k = 0; k < 2; k++) c->d[k].pipe[0] = c->d[k].pipe[1] = -1;
   e->slots[idx] = c;
   return c;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* pipes for splice */
+
+/* A pipe for direction d: from the pool, or a new one of RL_PIPE_SIZE. False: none to be had now
+ * (RL_PIPES_MAX in use, EMFILE, the user's pipe quota): this read goes through recv. */
+static bool pipe_take(rl_engine *e, rl_dir *d) {
+  if (e->npipes > 0) {
+    struct rl_pipe *p = &e->pipes[--e->npipes];
+    d->pipe[0] = p->fd[0];
+    d->pipe[1] = p->fd[1];
+    d->pcap = p->size;
+  } else {
+    int p[2];
+    if (e->pipes_used >= RL_PIPES_MAX || pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) return false;
+    d->pipe[0] = p[0];
+    d->pipe[1] = p[1];
+    e->st_pipes_made++;
+    /* Bigger than the default 64 KiB: more bytes per splice call. Refused (pipe-max-size, the
+     * user's quota): the default size serves. */
+    fcntl(p[1], F_SETPIPE_SZ, RL_PIPE_SIZE);
+    int sz = fcntl(p[1], F_GETPIPE_SZ);
+    d->pcap = sz > 0 ? (uint32_t)sz : 65536;
+  }
+  e->pipes_used++;
+  d->plen = 0;
+  return true;
+}
+
+/* Gives direction d's pipe back: to the pool when empty, else closed (what it holds is dropped
+ * with the connection). */
+static void pipe_release(rl_engine *e, rl_dir *d) {
+  if (d->pipe[0] < 0) return;
+  if (d->plen == 0 && e->pipes && e->npipes + e->pipes_used <= RL_PIPES_MAX) {
+    e->pipes[e->npipes++] = (struct rl_pipe){{d->pipe[0], d->pipe[1]}, d->pcap};
+  } else {
+    close(d->pipe[0]);
+    close(d->pipe[1]);
+  }
+  e->pipes_used--;
+  d->pipe[0] = d->pipe[1] = -1;
+  d->plen = 0;
 }
 
 /* Closes both sides and forgets the connection; no event. */
 static void conn_free(rl_engine *e, rl_conn *c) {
   list_unlink(e, c);
+  pipe_release(e, &c->d[0]);
+  pipe_release(e, &c->d[1]);
   if (c->cfd >= 0) close(c->cfd);
   if (c->ufd >= 0) close(c->ufd);
   free(c->d[0].buf);
@@ -358,11 +435,72 @@ static void fins_flush(rl_engine *e, bool all) {
   }
 }
 
-/* Write what direction `k` has buffered; true while the connection lives. Once drained, its
- * source is read again: edge-triggered, what arrived meanwhile raises no new event. */
+static inline bool splice_unsupported(int err) { return err == EINVAL || err == ENOSYS || err == EOPNOTSUPP; }
+
+/* Splicing cannot go on in direction k (splice refused, or no pipe to be had): recv/send from now
+ * on. What the pipe holds moves into the buffer first (it is at most the pipe's size); false when
+ * that fails (the connection must end: those bytes cannot be delivered). */
+static bool splice_give_up(rl_engine *e, rl_dir *d) {
+  d->splice = false;
+  d->nosplice = true;
+  e->st_splice_fallbacks++;
+  if (d->pipe[0] < 0) return true;
+  if (d->plen > 0) {
+    /* The buffer is empty here (pending bytes are in one place at a time). */
+    uint32_t cap = d->pcap > RL_BUF ? d->pcap : RL_BUF;
+    char *b = realloc(d->buf, cap);
+    if (!b) return false;
+    d->buf = b;
+    d->off = 0;
+    d->len = 0;
+    while (d->plen > 0) {
+      ssize_t r = read(d->pipe[0], d->buf + d->len, d->plen);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      d->len += (uint32_t)r;
+      d->plen -= (uint32_t)r;
+    }
+  }
+  pipe_release(e, d);
+  return true;
+}
+
+/* Writes what direction k's pipe holds: 1 = all of it (or it moved to the buffer: splice refused),
+ * 0 = the destination is full (EPOLLOUT comes), -1 = the connection ended. */
+static int pipe_flush(rl_engine *e, rl_conn *c, int k) {
+  rl_dir *d = &c->d[k];
+  int dst = k == 0 ? c->ufd : c->cfd;
+  while (d->plen > 0) {
+    ssize_t w = splice(d->pipe[0], NULL, dst, NULL, d->plen, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      if (errno == EINTR) continue;
+      if (splice_unsupported(errno) && splice_give_up(e, d)) return 1;
+      conn_end(e, c, RL_R_ERROR);
+      return -1;
+    }
+    if (w == 0) { /* cannot happen with bytes in the pipe; never spin on it */
+      conn_end(e, c, RL_R_ERROR);
+      return -1;
+    }
+    if (k == 1) c->bytes[1] += (double)w;
+    e->st_spliced += (double)w;
+    d->plen -= (uint32_t)w;
+  }
+  /* Kept: the caller reads on (pump) and gives it back when it stops. */
+  return 1;
+}
+
+/* Write what direction `k` has pending (pipe, buffer); true while the connection lives. Once
+ * drained, its source is read again: edge-triggered, what arrived meanwhile raises no new event. */
 static bool flush_dir(rl_engine *e, rl_conn *c, int k) {
   rl_dir *d = &c->d[k];
   int dst = k == 0 ? c->ufd : c->cfd;
+  if (d->plen > 0) {
+    int r = pipe_flush(e, c, k);
+    if (r <= 0) return r == 0;
+    pipe_release(e, d); /* empty: pump takes one again if it splices on */
+  }
   while (d->len > 0) {
     ssize_t w = send(dst, d->buf + d->off, d->len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
@@ -381,6 +519,17 @@ static bool flush_dir(rl_engine *e, rl_conn *c, int k) {
   return true;
 }
 
+/* Direction k's source sent FIN and everything before it went on: the FIN follows (fin_due), and
+ * the first FIN of the connection is reported (it counts as inactive from then on). */
+static void source_eof(rl_engine *e, rl_conn *c, int k) {
+  c->d[k].eof = true;
+  fin_due(e, c, k);
+  if (!c->half_reported) {
+    c->half_reported = true;
+    push_event(e, RL_E_HALF_CLOSED, c->id, 0, 0, 0);
+  }
+}
+
 /* Read from direction k's source and pass it on; true while the connection lives. A short read
  * drained the socket: later bytes or a later FIN raise a new edge. A FIN already queued when the
  * event was taken does not (the event says EPOLLRDHUP): then, and when the caller cannot tell
@@ -389,7 +538,7 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
   rl_dir *d = &c->d[k];
   int src = k == 0 ? c->cfd : c->ufd;
   int dst = k == 0 ? c->ufd : c->cfd;
-  for (int i = 0; d->len == 0 && !d->eof; i++) {
+  for (int i = 0; pending(d) == 0 && !d->eof; i++) {
     if (i == RL_READS_PER_EVENT) {
       /* Enough for one turn (other connections wait): re-arming a readable edge-triggered
        * descriptor queues it again for the next epoll_wait. */
@@ -399,6 +548,39 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
       }
       break;
     }
+    if (d->splice) {
+      /* socket -> pipe -> socket. The pipe is empty here, so EAGAIN means the source is drained;
+       * a short splice does not (the pipe may have run out of slots): read on until EAGAIN. */
+      if (d->pipe[0] >= 0 || pipe_take(e, d)) {
+      ssize_t n = splice(src, NULL, d->pipe[1], NULL, d->pcap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          pipe_release(e, d); /* empty: back to the pool until the next bytes */
+          break;
+        }
+        if (errno == EINTR) continue;
+        if (splice_unsupported(errno)) {
+          splice_give_up(e, d); /* the pipe is empty: cannot fail */
+          continue;
+        }
+        conn_end(e, c, RL_R_ERROR);
+        return false;
+      }
+      if (n == 0) {
+        pipe_release(e, d);
+        source_eof(e, c, k);
+        break;
+      }
+      if (k == 0) c->bytes[0] += (double)n;
+      d->plen = (uint32_t)n;
+      int r = pipe_flush(e, c, k);
+      if (r < 0) return false;
+      /* Splice refused on the way out: the bytes are in the buffer now, sent from there. */
+      if (r == 1 && d->len > 0) return flush_dir(e, c, k);
+      continue;
+      }
+      /* No pipe to be had just now: this read goes through the buffer. */
+    }
     ssize_t n = recv(src, e->scratch, RL_BUF, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -407,12 +589,7 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
       return false;
     }
     if (n == 0) {
-      d->eof = true;
-      fin_due(e, c, k);
-      if (!c->half_reported) {
-        c->half_reported = true;
-        push_event(e, RL_E_HALF_CLOSED, c->id, 0, 0, 0);
-      }
+      source_eof(e, c, k);
       break;
     }
     if (k == 0) c->bytes[0] += (double)n;
@@ -436,16 +613,25 @@ static bool pump(rl_engine *e, rl_conn *c, int k, bool to_eagain) {
       memcpy(d->buf, e->scratch + w, d->len);
       break;
     }
+    /* A full buffer's worth at once, past the threshold: a stream. Splice from the next read on
+     * (to_eagain then: a short splice does not mean drained). */
+    if (n == RL_BUF && !d->nosplice && e->splice_after >= 0 && c->bytes[k] >= e->splice_after) {
+      d->splice = true;
+      continue;
+    }
     if (n < RL_BUF && !to_eagain) break;
   }
+  /* An empty pipe goes back to the pool (the read limit, a buffered remainder): it is taken again
+   * for the next splice in. One with bytes in it stays: they are this direction's pending output. */
+  if (d->pipe[0] >= 0 && d->plen == 0) pipe_release(e, d);
   return true;
 }
 
 static void relay_event(rl_engine *e, rl_conn *c, int side, uint32_t events) {
   /* side 0 = client fd, 1 = real-server fd. Writable: flush what is buffered for it. */
   int out_dir = side == 0 ? 1 : 0, in_dir = side;
-  if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->d[out_dir].len > 0 && !flush_dir(e, c, out_dir)) return;
-  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && !c->d[in_dir].eof && c->d[in_dir].len == 0) {
+  if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && pending(&c->d[out_dir]) > 0 && !flush_dir(e, c, out_dir)) return;
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && !c->d[in_dir].eof && pending(&c->d[in_dir]) == 0) {
     if (!pump(e, c, in_dir, (events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0)) return;
   }
   if (dir_done(&c->d[0]) && dir_done(&c->d[1])) {
@@ -671,6 +857,10 @@ static void close_all(rl_engine *e) {
 }
 
 static void engine_free_parts(rl_engine *e) {
+  for (uint32_t i = 0; i < e->npipes; i++) close(e->pipes[i].fd[0]), close(e->pipes[i].fd[1]);
+  free(e->pipes);
+  e->pipes = NULL;
+  e->npipes = 0;
   free(e->slots);
   free(e->gens);
   free(e->free_idx);
@@ -804,7 +994,9 @@ static napi_value rl_engine_new(napi_env env, napi_callback_info info) {
   e->epfd = -1;
   e->idle_ns = 900000ull * 1000000ull;
   e->fin_ns = 120000ull * 1000000ull;
-  if (!(e->scratch = malloc(RL_BUF))) {
+  e->splice_after = RL_SPLICE_AFTER;
+  if (!(e->scratch = malloc(RL_BUF)) || !(e->pipes = malloc(RL_PIPES_MAX * sizeof *e->pipes))) {
+    free(e->scratch);
     free(e);
     return rl_throw_errno(env, "relay engine", ENOMEM);
   }
@@ -1009,6 +1201,34 @@ static napi_value rl_timeouts(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value rl_splice(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  rl_engine *e = rl_args(env, info, 2, argv);
+  double after;
+  if (!e || !rl_num(env, argv[1], -1, 9007199254740991.0, "afterBytes", &after)) return NULL;
+  e->splice_after = after < 0 ? -1 : after;
+  return NULL;
+}
+
+static napi_value rl_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  rl_engine *e = rl_args(env, info, 2, argv);
+  napi_typedarray_type t;
+  size_t len;
+  void *data;
+  if (!e) return NULL;
+  if (napi_get_typedarray_info(env, argv[1], &t, &len, &data, NULL, NULL) != napi_ok || t != napi_float64_array || len < 4) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "out must be a Float64Array of 4");
+    return NULL;
+  }
+  double *out = data;
+  out[0] = e->st_spliced;
+  out[1] = e->st_pipes_made;
+  out[2] = (double)e->pipes_used;
+  out[3] = e->st_splice_fallbacks;
+  return NULL;
+}
+
 static napi_value rl_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -1037,6 +1257,8 @@ napi_value relay_engine_init(napi_env env, napi_value exports) {
       {"relayBytes", NULL, rl_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayTimeouts", NULL, rl_timeouts, NULL, NULL, NULL, napi_enumerable, NULL},
       {"relayClose", NULL, rl_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relaySplice", NULL, rl_splice, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"relayStats", NULL, rl_stats, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

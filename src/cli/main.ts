@@ -1,9 +1,21 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
-// The V8 flag above (env -S: coreutils >= 8.30) caps the young generation at 3 x 1 MiB: the
-// daemon's main thread allocates little once started, and V8 otherwise grows the young generation to
-// 3 x 16 MiB after start-up's bursts and keeps it (~30 MiB of RSS; bench `scale`). Worker threads
-// (the proxy) keep V8's default. V8 flags cannot be set after start, hence the shebang; tests start
-// the daemon with these same arguments (test/lib/daemon.ts).
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --heap-growing-percent=20
+// How the daemon's memory is kept small (env -S: coreutils >= 8.30; measured in bench `scale`,
+// 1,000 real servers under HTTP_GET every 1 s; bench/RESULTS.md):
+// - --max-semi-space-size=1 caps the young generation at 3 x 1 MiB: the daemon's main thread
+//   allocates little once started, and V8 otherwise grows the young generation to 3 x 16 MiB after
+//   start-up's bursts and keeps it (~30 MiB of RSS).
+// - --heap-growing-percent=20: after each full GC, V8 lets a heap grow by 20 % over what was
+//   live (and at least its minimum step; its default factor goes up to 4 x): ~20 MiB of RSS
+//   across the main thread and the proxy worker, no CPU cost measured (paired runs). --optimize-for-size saves ~4 MiB more
+//   but costs V8's helper threads ~0.3-0.5 % of a core here; --no-opt / --lite-mode ~10 MiB more
+//   but cost the event loop CPU: not used.
+// - MALLOC_ARENA_MAX=2: glibc otherwise gives each thread that mallocs its own arena (main, V8's
+//   helpers, the libuv pool, the check engine, the proxy worker: 8 here), and start-up's transient
+//   allocations stay behind in them as free but resident memory (~6 MiB).
+// V8 flags and glibc's arena limit cannot be set once node runs, hence the shebang; tests start the
+// daemon with the same arguments and environment (test/lib/daemon.ts cliNodeArgs, cliNodeEnv).
+// Started another way (`node dist/src/cli/main.js run`), give node the same: see
+// conf/keepalive-ts.service.
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -25,6 +25,21 @@ interface CachedBlock {
   readonly lineOf: (path: KeyPath) => number | undefined;
 }
 
+/**
+ * A cached block's lines, found by parsing its text again when asked (only an issue's file:line
+ * needs them): the cache lives as long as the daemon, and keeping every block's location tree (and
+ * with it the parsed document) cost ~3 KiB per virtual server (bench `scale`, heap snapshot).
+ */
+function blockLines(text: string, fileName: string): CachedBlock['lineOf'] {
+  return (path) => {
+    try {
+      return parseToml(text, fileName).lineOf(['virtual_server', 0, ...path.slice(2)]);
+    } catch {
+      return undefined;
+    }
+  };
+}
+
 /** What a load leaves for the next one: the validated blocks, valid with the same rest of the file. */
 export interface ConfigCache {
   readonly context: string;
@@ -133,7 +148,10 @@ function incremental(text: string, fileName: string, inputs: string, prev: Confi
   if (sink.issues.length > 0) throw new Fallback();
 
   const blocks = new Map<string, CachedBlock>();
-  for (let i = 0; i < n; i++) blocks.set(texts[i]!, { vs: config.virtual_server[i]!, lineOf: lineOfs[i]! });
+  for (let i = 0; i < n; i++) {
+    const t = texts[i]!;
+    blocks.set(t, { vs: config.virtual_server[i]!, lineOf: reuse.get(t)?.lineOf ?? blockLines(t, fileName) });
+  }
   return { source: { config, lineOf }, cache: { context, blocks }, reused };
 }
 
@@ -153,11 +171,8 @@ function cold(text: string, fileName: string, split: SplitText, context: string)
   if (sink.issues.length > 0) throw new Fallback();
   const blocks = new Map<string, CachedBlock>();
   split.blocks.forEach((b, i) => {
-    const lineOf = (path: KeyPath): number | undefined => {
-      const line = whole.lineOf(['virtual_server', i, ...path.slice(2)]);
-      return line === undefined ? undefined : line - b.line + 1;
-    };
-    blocks.set(text.slice(b.start, b.end), { vs: config.virtual_server[i]!, lineOf });
+    const t = text.slice(b.start, b.end);
+    blocks.set(t, { vs: config.virtual_server[i]!, lineOf: blockLines(t, fileName) });
   });
   return { source: { config, lineOf: whole.lineOf }, cache: { context, blocks }, reused: 0 };
 }

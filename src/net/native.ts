@@ -54,6 +54,8 @@ interface NativeBinding {
   relayBytes(engine: RelayEngineHandle, conn: number, out: Float64Array): boolean;
   relayTimeouts(engine: RelayEngineHandle, idleMs: number, finMs: number): void;
   relayClose(engine: RelayEngineHandle): void;
+  relaySplice(engine: RelayEngineHandle, afterBytes: number): void;
+  relayStats(engine: RelayEngineHandle, out: Float64Array): void;
   raiseThreadNice(delta: number): number;
   checkEngineCallback(cb: (ints: Int32Array, buffers: (Buffer | undefined)[] | undefined) => void): void;
   checkSpec(addr: Buffer, port: number, bindAddr: Buffer | null, request: Buffer | null, flags: number,
@@ -65,6 +67,13 @@ interface NativeBinding {
   checkJobStop(job: CheckJobHandle): void;
   checkJobStats(job: CheckJobHandle, out: Float64Array): void;
   preciseTimerOpen(callback: () => void): PreciseTimerHandle;
+  vrrpSenderOpen(callback: (id: number, gen: number, ageMs: number) => void): VrrpSenderHandle;
+  vrrpSenderSchedule(handle: VrrpSenderHandle, id: number, gen: number, kind: 1 | 2, fd: number, ifindex: number, vrid: number,
+    packets: Buffer[], dsts: string[], delayMs: number, periodMs: number, keepPhase: boolean): void;
+  vrrpSenderCancel(handle: VrrpSenderHandle, id: number): void;
+  vrrpSenderStats(handle: VrrpSenderHandle, id: number): [number, number, number, number];
+  vrrpSenderHeard(handle: VrrpSenderHandle, ifindex: number, vrid: number): number;
+  vrrpSenderClose(handle: VrrpSenderHandle): void;
   preciseTimerArm(handle: PreciseTimerHandle, delayMs: number): void;
   preciseTimerDisarm(handle: PreciseTimerHandle): void;
   preciseTimerClose(handle: PreciseTimerHandle): void;
@@ -92,6 +101,9 @@ export interface NftRunResult {
   /** Milliseconds libnftables spent (parse + netlink transaction), measured on the worker thread. */
   ms: number;
 }
+
+/** Opaque handle of the VRRP advert sender thread (native/vrrp_sender.c). */
+export type VrrpSenderHandle = { readonly __vrrpSender: unique symbol };
 
 /** Opaque handle of a timerfd timer (native/precise_timer.c). */
 export type PreciseTimerHandle = { readonly __preciseTimer: unique symbol };
@@ -195,6 +207,9 @@ export class Raw4SendSocket {
       throw socketError(`raw IPv4 socket on ifindex ${ifindex}`, err);
     }
   }
+
+  /** The socket's descriptor (-1 once closed), for the advert sender thread (native-sender.ts), which dup()s it. */
+  get fd(): number { return this.#fd; }
 
   /** Sends one IPv4 packet (header included) to `dst`. */
   send(packet: Buffer, dst: string): number {
@@ -531,6 +546,75 @@ export class PreciseTimer {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// VRRP advert sender thread (native/vrrp_sender.c)
+
+/** One job's frames: IPv4 packets (header included) sent on `fd` (a raw IPv4 send socket), one per destination. */
+export interface AdvertFrames {
+  fd: number;
+  ifindex: number;
+  vrid: number;
+  packets: Buffer[];
+  dsts: string[];
+}
+
+/**
+ * The advert sender thread: sends prebuilt adverts on an absolute monotonic schedule (periodic
+ * jobs) or once at a deadline unless a packet of the VRID arrived since (takeover jobs), off the
+ * event loop. See native/vrrp_sender.c. One per process; jobs are identified by small integers.
+ */
+export class AdvertSender {
+  #handle: VrrpSenderHandle | undefined;
+  readonly #reports = new Map<number, (gen: number, ageMs: number) => void>();
+  #nextId = 1;
+
+  constructor() {
+    try {
+      this.#handle = native().vrrpSenderOpen((id, gen, ageMs) => this.#reports.get(id)?.(gen, ageMs));
+    } catch (err) {
+      throw socketError('VRRP advert sender', err);
+    }
+  }
+
+  /** A fresh job id; `onReport(gen, ageMs)` hears its takeovers (ageMs -1: not sent). */
+  job(onReport: (gen: number, ageMs: number) => void): number {
+    const id = this.#nextId++;
+    this.#reports.set(id, onReport);
+    return id;
+  }
+
+  schedule(id: number, gen: number, kind: 'periodic' | 'takeover', frames: AdvertFrames, delayMs: number, periodMs: number, keepPhase: boolean): void {
+    if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'VRRP advert sender is closed');
+    native().vrrpSenderSchedule(this.#handle, id, gen, kind === 'periodic' ? 1 : 2, frames.fd, frames.ifindex, frames.vrid,
+      frames.packets, frames.dsts, Math.max(0, delayMs), periodMs, keepPhase);
+  }
+
+  cancel(id: number): void {
+    if (this.#handle) native().vrrpSenderCancel(this.#handle, id);
+  }
+
+  /** Adverts sent, send errors, the largest lateness (µs) of job `id` and of that the thread's wake-up. */
+  stats(id: number): { sent: number; errors: number; maxLateUs: number; maxWakeLateUs: number } {
+    if (!this.#handle) return { sent: 0, errors: 0, maxLateUs: 0, maxWakeLateUs: 0 };
+    const [sent, errors, maxLateUs, maxWakeLateUs] = native().vrrpSenderStats(this.#handle, id);
+    return { sent, errors, maxLateUs, maxWakeLateUs };
+  }
+
+  /** Milliseconds since the thread last saw a VRRP packet of `vrid` on `ifindex`; undefined if unknown. */
+  heardAgo(ifindex: number, vrid: number): number | undefined {
+    if (!this.#handle) return undefined;
+    const age = native().vrrpSenderHeard(this.#handle, ifindex, vrid);
+    return age < 0 ? undefined : age;
+  }
+
+  close(): void {
+    if (!this.#handle) return;
+    const h = this.#handle;
+    this.#handle = undefined;
+    native().vrrpSenderClose(h);
+  }
+}
+
 /**
  * A listening TCP socket on address:port with SO_REUSEPORT, as an fd for net.Server.listen({ fd }):
  * several proxy workers each own one and the kernel spreads connections over them. Throws
@@ -569,6 +653,18 @@ export const RELAY_EVENT_SIZE = 6;
 export const RELAY_CLOSED_DONE = 0;
 export const RELAY_CLOSED_ERROR = 1;
 export const RELAY_CLOSED_IDLE = 2;
+
+/** RelayEngine.spliceStats(). */
+export interface RelaySpliceStats {
+  /** Bytes written to a destination by splice(2) (also counted in the connections' in/out bytes). */
+  spliced_bytes: number;
+  /** Pipes created (a pipe is reused from the engine's pool when one is free). */
+  pipes_made: number;
+  /** Pipes holding bytes now (a direction takes one per stretch of bytes and gives it back empty). */
+  pipes_in_use: number;
+  /** Directions that went back to recv/send (splice refused, no pipe to be had). */
+  fallbacks: number;
+}
 
 /**
  * The proxy's native TCP byte path (native/relay_engine.c), bound to the calling thread's event
@@ -615,6 +711,21 @@ export class RelayEngine {
   /** Idle timeouts of established connections (before / after a FIN). */
   timeouts(idleMs: number, finMs: number): void {
     this.#n.relayTimeouts(this.#h, Math.max(1, Math.round(idleMs)), Math.max(1, Math.round(finMs)));
+  }
+
+  /**
+   * Zero-copy for streams: a direction that has moved `afterBytes` and keeps filling the 64 KiB
+   * buffer moves on with splice(2) through a pooled pipe; -1: never (recv/send only).
+   */
+  splice(afterBytes: number): void {
+    this.#n.relaySplice(this.#h, afterBytes < 0 ? -1 : Math.round(afterBytes));
+  }
+
+  /** What splicing did so far on this engine. */
+  spliceStats(): RelaySpliceStats {
+    const out = new Float64Array(4);
+    this.#n.relayStats(this.#h, out);
+    return { spliced_bytes: out[0]!, pipes_made: out[1]!, pipes_in_use: out[2]!, fallbacks: out[3]! };
   }
 
   /** Every listener and connection closed, no events; the engine stays usable. */

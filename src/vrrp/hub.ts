@@ -8,6 +8,7 @@ import type { DropReason } from './drop.js';
 import type { VrrpInstance } from './instance.js';
 import type { VrrpPacketIn, VrrpTransport } from './transport.js';
 import type { Advert, IpFamily } from './types.js';
+import type { AdvertFrames } from '../net/native.js';
 
 export interface HubMember {
   instance: VrrpInstance;
@@ -101,6 +102,25 @@ export class VrrpHub {
       return;
     }
     for (const dst of m.destinations) sock?.transport.prepare?.(payloads.get(dst)!, m.src, dst);
+  }
+
+  /**
+   * What send(m, advert) would write, for the advert sender thread: the packets per destination and
+   * the socket they go out on. Undefined when the transport cannot hand them over (IPv6, tests).
+   */
+  frames(m: HubMember, advert: Advert): AdvertFrames | undefined {
+    const sock = this.#sockets.get(`${m.ifname}/v${m.family}`);
+    if (!sock?.transport.frame) return undefined;
+    const payloads = this.#payloads(m, advert);
+    const packets: Buffer[] = [];
+    let fd = -1;
+    for (const dst of m.destinations) {
+      const f = sock.transport.frame(payloads.get(dst)!, m.src, dst);
+      if (!f) return undefined;
+      fd = f.fd;
+      packets.push(f.packet);
+    }
+    return { fd, ifindex: m.ifindex, vrid: m.vrid, packets, dsts: [...m.destinations] };
   }
 
   #payloads(m: HubMember, advert: Advert): Map<string, Buffer> {

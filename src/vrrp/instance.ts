@@ -5,8 +5,9 @@
  */
 import { checkAdvert, type AdvertExpectation } from './packet.js';
 import type { DropReason } from './drop.js';
-import { initialState, reconfigure, step, type VrrpAction, type VrrpEvent, type VrrpParams, type VrrpState, type VrrpStateName, type TransitionReason } from './state.js';
+import { initialState, reconfigure, samePlan, step, timerPlan, type TimerPlan, type VrrpAction, type VrrpEvent, type VrrpParams, type VrrpState, type VrrpStateName, type TransitionReason } from './state.js';
 import type { ReceivedAdvert } from './types.js';
+import { advertIntervalMs } from './timing.js';
 
 export interface Clock {
   /** Monotonic milliseconds. */
@@ -62,6 +63,42 @@ export interface InstanceEffects {
   onError(err: unknown, what: string): void;
 }
 
+/**
+ * Runs an instance's timer plan (state.ts timerPlan) off the event loop: native/vrrp_sender.c through
+ * native-sender.ts. The state machine stays the authority: the shell hands over each plan as the
+ * machine produces it and cancels it as soon as the machine's output changes.
+ */
+export interface TimerExecutor {
+  /**
+   * Runs `plan`, replacing the previous one. `keepPhase`: a periodic plan of the same interval keeps
+   * its next deadline (new frame only). A takeover calls `fired` once it expired: with the clock time
+   * its advert left, or undefined when the executor did not send it (left to the state machine).
+   * Returns false when it cannot run the plan (the shell then arms its own timer).
+   */
+  run(plan: TimerPlan, keepPhase: boolean, fired: (sentAt: number | undefined) => void): boolean;
+  cancel(): void;
+  /**
+   * When (clock time) the executor's thread last saw a packet of this instance's VRID arrive, if it
+   * watches the interface: an advert the event loop reads late then counts from its arrival.
+   */
+  heardAt?(): number | undefined;
+  /** Adverts it has sent so far. */
+  readonly sent: number;
+}
+
+/**
+ * The receive time of an advert: the loop's (`loopAt`, when its callback ran) or, if the executor's
+ * thread saw the packet arrive earlier, that (`threadAt`: when it read the latest packet of the VRID,
+ * having just read everything queued, so never an earlier packet's time than this one's while its
+ * socket drops nothing). A loop that stalled reads the advert late; counting the down timer from
+ * the arrival keeps the takeover on time. Bounded: a time after the loop's is not this packet's, and
+ * one older than an advert interval is not trusted (the loop is then a whole advert behind anyway).
+ */
+export function arrivalTime(loopAt: number | undefined, threadAt: number | undefined, intervalMs: number): number | undefined {
+  if (loopAt === undefined || threadAt === undefined) return loopAt;
+  return threadAt <= loopAt && threadAt >= loopAt - intervalMs ? threadAt : loopAt;
+}
+
 export interface InstanceCounters {
   advertsSent: number;
   advertsReceived: number;
@@ -75,7 +112,13 @@ export class VrrpInstance {
   #vipChain: Promise<void> = Promise.resolve();
   #vipsOwned = false;
   readonly #peerWaiters = new Set<() => void>();
-  readonly counters: InstanceCounters = { advertsSent: 0, advertsReceived: 0, transitions: 0, drops: {} };
+  readonly counters: InstanceCounters;
+  /** Adverts sent from this thread (the executor counts its own). */
+  #sentHere = 0;
+  /** The plan the executor runs (null: none; the JS timer, if any, is the clock). */
+  #plan: TimerPlan | null = null;
+  /** The takeover advert at this priority already left through the executor: the next send_advert is it. */
+  #present: number | undefined;
   /** Listeners for every step (sync groups reconcile here). */
   readonly #observers: ((before: VrrpState, after: VrrpState) => void)[] = [];
 
@@ -85,8 +128,12 @@ export class VrrpInstance {
     private expect: AdvertExpectation,
     private readonly effects: InstanceEffects,
     private readonly clock: Clock = spinClock,
+    private readonly executor?: TimerExecutor,
   ) {
     this.#state = initialState(params);
+    const sent = (): number => this.#sentHere + (this.executor?.sent ?? 0);
+    this.counters = { advertsSent: 0, advertsReceived: 0, transitions: 0, drops: {} };
+    Object.defineProperty(this.counters, 'advertsSent', { get: sent, enumerable: true });
   }
 
   get state(): VrrpState { return this.#state; }
@@ -98,6 +145,17 @@ export class VrrpInstance {
   reconfigure(params: VrrpParams, expect: AdvertExpectation): void {
     this.#state = reconfigure(this.#state, params);
     this.expect = expect;
+    // The frames may have changed (addresses, authentication, destinations): hand them over again.
+    if (this.#plan) {
+      const plan = timerPlan(this.#state);
+      const previous = this.#plan;
+      this.#plan = null;
+      if (plan) this.#runPlan(plan, previous.kind === 'periodic' && plan.kind === 'periodic');
+      else {
+        this.executor?.cancel();
+        if (this.#state.timerAt !== null) this.#arm(this.#state.timerAt);
+      }
+    }
   }
 
   observe(fn: (before: VrrpState, after: VrrpState) => void): void { this.#observers.push(fn); }
@@ -119,7 +177,8 @@ export class VrrpInstance {
       for (const w of this.#peerWaiters) w();
       this.#peerWaiters.clear();
     }
-    this.dispatch({ type: 'advert', advert }, receivedAt);
+    const at = this.executor?.heardAt ? arrivalTime(receivedAt ?? this.clock.now(), this.executor.heardAt(), advertIntervalMs(advert.advertIntCs)) : receivedAt;
+    this.dispatch({ type: 'advert', advert }, at);
   }
 
   /** Feeds one event to the state machine at `at` (default: now; never later than now). */
@@ -128,14 +187,75 @@ export class VrrpInstance {
     const now = this.clock.now();
     const { state, actions } = step(before, event, at !== undefined && at < now ? at : now);
     this.#state = state;
-    for (const a of actions) this.#execute(a);
+    const plan = this.executor ? timerPlan(state) : null;
+    const changed = !samePlan(plan, this.#plan);
+    if (changed && this.#plan) {
+      // Before any action: the executor must not send an advert of the old plan after one of the new
+      // state (a priority-0 advert at shutdown, say). A MASTER whose priority changed keeps its phase.
+      const keep = plan?.kind === 'periodic' && this.#plan.kind === 'periodic' && plan.at === this.#plan.at && plan.intervalMs === this.#plan.intervalMs;
+      if (keep) this.#runPlan(plan, true);
+      // A BACKUP's refreshed down timer: the new job replaces the old one (no advert goes out meanwhile).
+      else if (plan?.kind === 'takeover' && this.#plan.kind === 'takeover') this.#plan = null;
+      else {
+        this.executor!.cancel();
+        this.#plan = null;
+      }
+    }
+    for (const a of actions) this.#execute(a, plan);
+    this.#present = undefined;
+    if (plan && !samePlan(plan, this.#plan)) this.#runPlan(plan, false);
     for (const o of this.#observers) o(before, state);
   }
 
-  #execute(a: VrrpAction): void {
+  /** Hands `plan` to the executor; falls back to the JS timer if it cannot take it. */
+  #runPlan(plan: TimerPlan, keepPhase: boolean): void {
+    this.#disarm();
+    this.#plan = plan;
+    let ok = false;
+    try {
+      ok = this.executor!.run(plan, keepPhase, (sentAt) => this.#fired(plan, sentAt));
+    } catch (err) {
+      this.effects.onError(err, 'hand the timer to the advert sender');
+    }
+    if (!ok) {
+      this.executor!.cancel();
+      this.#plan = null;
+      this.#arm(plan.at);
+    }
+  }
+
+  /** The executor's takeover expired (and, if sentAt is set, its advert left at sentAt). */
+  #fired(plan: TimerPlan, sentAt: number | undefined): void {
+    if (this.#plan !== plan) return; // replaced meanwhile: the machine has moved on
+    if (sentAt !== undefined) {
+      this.#expire(plan, sentAt);
+      return;
+    }
+    // The thread held the advert back: a packet of our VRID arrived after the plan was handed over
+    // and the loop may not have read it yet (its socket and this report can come in either order).
+    // The socket's turn first (setImmediate runs after this poll phase): an advert read there
+    // replaces the plan, and the machine never sees a down timer that a live master refreshed.
+    setImmediate(() => {
+      if (this.#plan === plan) this.#expire(plan, undefined);
+    });
+  }
+
+  #expire(plan: TimerPlan, sentAt: number | undefined): void {
+    this.#plan = null;
+    // Its advert is out (and counted by the executor): the machine's send_advert below skips it.
+    if (sentAt !== undefined) this.#present = plan.priority;
+    // The step happens when the timer was due at the earliest, so the machine never sees it early.
+    this.dispatch({ type: 'timer' }, Math.max(plan.at, sentAt ?? plan.at));
+  }
+
+  #execute(a: VrrpAction, plan: TimerPlan | null): void {
     switch (a.type) {
       case 'send_advert':
-        this.counters.advertsSent++;
+        if (this.#present === a.priority) {
+          this.#present = undefined;
+          return;
+        }
+        this.#sentHere++;
         this.effects.sendAdvert(a.priority);
         return;
       case 'add_vips':
@@ -155,7 +275,9 @@ export class VrrpInstance {
         this.#queueVips(() => this.effects.removeVips(), 'remove VIPs');
         return;
       case 'set_timer':
-        this.#arm(a.at);
+        // With a plan the executor is the timer (armed after the actions, see dispatch).
+        if (plan) this.#disarm();
+        else this.#arm(a.at);
         return;
       case 'cancel_timer':
         this.#disarm();
@@ -213,6 +335,8 @@ export class VrrpInstance {
     if (holdVips) this.#vipChain = this.#vipChain.then(() => holdVips.then(() => undefined, () => undefined));
     if (this.#state.name !== 'STOP' && this.#state.name !== 'INIT') this.dispatch({ type: 'shutdown' });
     this.#disarm();
+    if (this.#plan) this.executor?.cancel();
+    this.#plan = null;
     this.effects.stopAnnounce();
     await this.#vipChain;
   }

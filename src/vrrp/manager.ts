@@ -17,6 +17,7 @@ import type { VrrpInstanceStatus } from '../daemon/status.js';
 import { VrrpHub, type HubMember, type TransportFactory } from './hub.js';
 import { VrrpInstance, type Clock } from './instance.js';
 import { preciseClock } from './precise-clock.js';
+import { advertSender, nativeExecutor } from './native-sender.js';
 import { AUTH_NONE, AUTH_PASS, passwordAuthData, type AdvertExpectation } from './packet.js';
 import type { VrrpParams, VrrpStateName } from './state.js';
 import type { Advert } from './types.js';
@@ -176,6 +177,16 @@ export class VrrpManager {
     this.#hub = new VrrpHub(deps.transports, (err, where) => deps.log.warn({ err: errorMessage(err), socket: where }, 'VRRP socket error'));
   }
 
+  /**
+   * The advert sender thread's executor for one instance (native-sender.ts), unless the daemon
+   * injected its own clock (tests) or the addon is missing: then the clock alone times the adverts.
+   */
+  #executor(frames: Parameters<typeof nativeExecutor>[2]) {
+    if (this.deps.clock) return undefined;
+    const sender = advertSender();
+    return sender ? nativeExecutor(sender, this.#clock, frames) : undefined;
+  }
+
   /** Resolves interfaces and source addresses; opens sockets. Nothing is sent before start(). */
   static async create(config: Config, deps: VrrpDeps): Promise<VrrpManager> {
     const m = new VrrpManager(config, deps);
@@ -270,6 +281,7 @@ export class VrrpManager {
         onError: (err, what) => log().error({ err: errorMessage(err) }, `VRRP ${rt.cfg.name}: ${what} failed`),
       },
       this.#clock,
+      this.#executor((priority) => this.#hub.frames(rt.member!, advertOf(rt.cfg, priority))),
     );
     rt.instance = instance;
     instance.observe((before, after) => this.#reconcileGroups(rt as Runtime, before.name, after.name));

@@ -560,3 +560,28 @@ export function step(state: VrrpState, event: VrrpEvent, now: number): StepResul
       return onHold(state, event.held, now);
   }
 }
+
+/**
+ * What the pending timer will do when it expires before any other event, so that a timing executor
+ * (native/vrrp_sender.c, driven by instance.ts) can do it on time without waiting for the event loop:
+ *  - `periodic`: a MASTER sends its advert at `at` and, as onTimer re-arms one interval after each
+ *    send, every `intervalMs` after that, for as long as no other event arrives;
+ *  - `takeover`: a BACKUP's down timer; at `at` it becomes MASTER, whose first action is its advert
+ *    at `priority` (enterMaster).
+ * null: no timer, or one whose expiry only the state machine can handle.
+ */
+export type TimerPlan =
+  | { readonly kind: 'periodic'; readonly at: number; readonly priority: number; readonly intervalMs: number }
+  | { readonly kind: 'takeover'; readonly at: number; readonly priority: number };
+
+export function timerPlan(s: VrrpState): TimerPlan | null {
+  if (s.timerAt === null) return null;
+  if (s.name === 'MASTER') return { kind: 'periodic', at: s.timerAt, priority: s.effectivePriority, intervalMs: advertIntervalMs(s.params.advertIntCs) };
+  if (s.name === 'BACKUP') return { kind: 'takeover', at: s.timerAt, priority: s.effectivePriority };
+  return null;
+}
+
+export function samePlan(a: TimerPlan | null, b: TimerPlan | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.kind === b.kind && a.at === b.at && a.priority === b.priority && (a.kind !== 'periodic' || (b.kind === 'periodic' && a.intervalMs === b.intervalMs));
+}

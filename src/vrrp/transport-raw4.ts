@@ -115,6 +115,11 @@ export class RawIpv4Transport implements VrrpTransport {
     if (!this.closed) this.#packet(payload, src, dst);
   }
 
+  frame(payload: Buffer, src: string, dst: string): { fd: number; packet: Buffer } | undefined {
+    if (this.closed || this.out.fd < 0) return undefined;
+    return { fd: this.out.fd, packet: this.#packet(payload, src, dst) };
+  }
+
   /** Packets (IPv4 header + payload) by payload: the hub hands the same payload Buffer while the advert is unchanged. */
   readonly #packets = new WeakMap<Buffer, { src: string; dst: string; packet: Buffer }>();
 

@@ -27,6 +27,11 @@ export interface VrrpTransport {
   send(payload: Buffer, src: string, dst: string): void;
   /** Optional: build whatever `send` of this payload will need, without sending (the hub's warm-up). */
   prepare?(payload: Buffer, src: string, dst: string): void;
+  /**
+   * Optional: the bytes `send` would write for this payload and the descriptor it would write them
+   * to, for the advert sender thread (native-sender.ts). Undefined: not possible on this transport.
+   */
+  frame?(payload: Buffer, src: string, dst: string): { fd: number; packet: Buffer } | undefined;
   /** `onMalformed` gets packets the transport could not even split into IP facts and payload. */
   onPacket(cb: (pkt: VrrpPacketIn) => void, onMalformed: (reason: DropReason) => void): void;
   onError(cb: (err: Error) => void): void;

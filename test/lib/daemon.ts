@@ -11,15 +11,26 @@ import { waitFor } from './procs.js';
 /** dist/src/cli/main.js, resolved from this compiled file (dist/test/lib/daemon.js). */
 export const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 
+/** The CLI's shebang line, `#!/usr/bin/env -S [NAME=VALUE ...] node [OPTIONS]`, taken apart. */
+function cliShebang(): { env: Record<string, string>; args: string[] } {
+  const first = readFileSync(CLI, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env(?: -S)?((?: [A-Z_][A-Z0-9_]*=\S*)*) node(.*)$/.exec(first);
+  if (!m) throw new Error(`unexpected shebang in ${CLI}: ${first}`);
+  const env = Object.fromEntries(m[1]!.trim().split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  return { env, args: m[2]!.trim().split(/\s+/).filter(Boolean) };
+}
+
 /**
- * The node options of the CLI's shebang line (`#!/usr/bin/env -S node OPTIONS`): the daemon is
+ * The node options of the CLI's shebang line (`#!/usr/bin/env -S ... node OPTIONS`): the daemon is
  * started with them, as the installed `keepalive-ts` command runs.
  */
 export function cliNodeArgs(): string[] {
-  const first = readFileSync(CLI, 'utf8').split('\n', 1)[0]!;
-  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
-  if (!m) throw new Error(`unexpected shebang in ${CLI}: ${first}`);
-  return m[1]!.trim().split(/\s+/).filter(Boolean);
+  return cliShebang().args;
+}
+
+/** The environment the CLI's shebang line sets (`env -S NAME=VALUE ... node`): the daemon is started with it too. */
+export function cliNodeEnv(): Record<string, string> {
+  return cliShebang().env;
 }
 
 
@@ -44,7 +55,7 @@ export async function startDirector(lab: Lab, host: LabHost, toml: string, opts:
   const pidArgs = (opts.args ?? []).includes('--pid-file') ? [] : ['--pid-file', join(dir, 'kt.pid')];
   // `wrap`: a command line the daemon is exec'd from (e.g. prlimit, or unshare for a private mount namespace).
   // `nodeArgs`: options of node itself (e.g. --cpu-prof, which NODE_OPTIONS refuses).
-  const proc = host.spawn([...(opts.wrap ?? []), 'node', ...cliNodeArgs(), ...(opts.nodeArgs ?? []), CLI, 'run', '--config', configPath, '--control-socket', socket, ...pidArgs, '--log-format', 'pretty', '--log-level', 'debug', ...(opts.args ?? [])], { env: opts.env });
+  const proc = host.spawn([...(opts.wrap ?? []), 'node', ...cliNodeArgs(), ...(opts.nodeArgs ?? []), CLI, 'run', '--config', configPath, '--control-socket', socket, ...pidArgs, '--log-format', 'pretty', '--log-level', 'debug', ...(opts.args ?? [])], { env: { ...cliNodeEnv(), ...opts.env } });
   const status = async () => {
     const r = await controlRequest(socket, 'status', {}, 5_000);
     if (!r.ok) throw new Error(r.error.message);

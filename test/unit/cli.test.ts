@@ -188,16 +188,52 @@ test('check reports sync key problems with file:line and key: refused key files 
   t.regex(r4.err, /short\.toml:10 sync\.auth_key: must be >= 16 characters long, got 5 \(a sync key needs at least 16 bytes/);
 });
 
-test('the installed command runs node with a small young generation (the shebang), and the test daemons get the same', async (t) => {
-  const { cliNodeArgs } = await import('../lib/daemon.js');
-  t.deepEqual(cliNodeArgs(), ['--max-semi-space-size=1']);
-  // executed through its shebang (env -S), as /usr/local/bin/keepalive-ts is: the flag takes effect
+/**
+ * A script that starts 6 worker threads which each malloc 2,000 x 4 KiB, then prints node's
+ * options and how many glibc malloc arenas besides the main one the process has: 64 MiB-aligned
+ * anonymous read-write mappings, each followed at once by the rest of its 64 MiB reserved.
+ */
+const ARENA_PROBE = `import { Worker } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+function arenas() {
+  const maps = readFileSync('/proc/self/maps', 'utf8').trim().split('\\n').map((l) => { const [r, perm, , , inode] = l.split(/\\s+/); const [a, b] = r.split('-').map((x) => BigInt('0x' + x)); return { a, b, perm, inode }; });
+  let n = 0;
+  for (let i = 0; i < maps.length; i++) {
+    const m = maps[i];
+    if (m.perm !== 'rw-p' || m.inode !== '0' || m.a % (64n << 20n) !== 0n) continue;
+    const next = maps[i + 1];
+    const end = next && next.a === m.b && next.perm === '---p' ? next.b : m.b;
+    if (end - m.a === 64n << 20n) n++;
+  }
+  return n;
+}
+const src = "const k=[];for(let i=0;i<2000;i++)k.push(Buffer.allocUnsafeSlow(4096));require('node:worker_threads').parentPort.postMessage(k.length);setTimeout(()=>{},3000)";
+const ws = Array.from({ length: 6 }, () => new Worker(src, { eval: true }));
+await Promise.all(ws.map((w) => new Promise((r) => w.once('message', r))));
+console.log(JSON.stringify({ execArgv: process.execArgv, arenas: arenas() }));
+process.exit(0);
+`;
+
+test('the installed command runs node with its memory settings (the shebang), and the test daemons get the same', async (t) => {
+  const { cliNodeArgs, cliNodeEnv } = await import('../lib/daemon.js');
+  t.deepEqual(cliNodeArgs(), ['--max-semi-space-size=1', '--heap-growing-percent=20']);
+  t.deepEqual(cliNodeEnv(), { MALLOC_ARENA_MAX: '2' });
+  // executed through its shebang (env -S), as /usr/local/bin/keepalive-ts is: the V8 flags reach
+  // node, and glibc holds its threads to 2 arenas (the main one and one more)
   const dir = mkdtempSync(join(tmpdir(), 'kt-shebang-'));
   const probe = join(dir, 'probe.mjs');
   const first = spawnSync('head', ['-1', CLI], { encoding: 'utf8' }).stdout;
-  writeFileSync(probe, `${first}import v8 from 'node:v8';\nconsole.log(v8.getHeapSpaceStatistics().length > 0 && process.execArgv.join(' '));\n`);
+  writeFileSync(probe, `${first}${ARENA_PROBE}`);
   chmodSync(probe, 0o755);
-  const r = spawnSync(probe, [], { encoding: 'utf8', timeout: 20_000 });
+  const env = { ...process.env };
+  delete env.MALLOC_ARENA_MAX;
+  const r = spawnSync(probe, [], { encoding: 'utf8', timeout: 20_000, env });
   t.is(r.status, 0, r.stderr);
-  t.is(r.stdout.trim(), '--max-semi-space-size=1');
+  const via = JSON.parse(r.stdout) as { execArgv: string[]; arenas: number };
+  t.deepEqual(via.execArgv, ['--max-semi-space-size=1', '--heap-growing-percent=20']);
+  t.true(via.arenas <= 1, `arenas besides the main one: ${via.arenas}`);
+  // the same threads without the shebang's environment: one arena each (the probe can tell)
+  const plain = spawnSync(process.execPath, [probe], { encoding: 'utf8', timeout: 20_000, env });
+  t.is(plain.status, 0, plain.stderr);
+  t.true((JSON.parse(plain.stdout) as { arenas: number }).arenas > 2, plain.stdout);
 });

@@ -47,8 +47,8 @@ test('stats of several workers add up per service and destination', (t) => {
     max_conns: max, low_water: low, in_use: inUse, paused, pauses: paused ? 1 : 0, refused, refused_per_source: 1, idle_closed: 2,
   });
   const m = mergeProxyStats([
-    { services: [svc(3, 1, true)], malformed: 1, events_dropped: 0, limits: lim(100, 90, 3, false, 0) },
-    { services: [svc(4, 2, false)], malformed: 0, events_dropped: 2, limits: lim(100, 90, 100, true, 5) },
+    { services: [svc(3, 1, true)], malformed: 1, events_dropped: 0, limits: lim(100, 90, 3, false, 0), splice: { spliced_bytes: 1000, pipes_made: 2, pipes_in_use: 1, fallbacks: 0 } },
+    { services: [svc(4, 2, false)], malformed: 0, events_dropped: 2, limits: lim(100, 90, 100, true, 5), splice: { spliced_bytes: 500, pipes_made: 1, pipes_in_use: 1, fallbacks: 1 } },
   ]);
   t.is(m.services.length, 1);
   t.like(m.services[0], { conns: 7, in_bytes: 70, out_bytes: 140, active_conns: 3, serving: true, in_pkts: null });
@@ -56,6 +56,7 @@ test('stats of several workers add up per service and destination', (t) => {
   t.like(m, { malformed: 1, events_dropped: 2 });
   // The budget is split between the workers (workerLimits): the totals are the sums.
   t.deepEqual(m.limits, { max_conns: 200, low_water: 180, in_use: 103, paused: true, pauses: 1, refused: 5, refused_per_source: 2, idle_closed: 4 });
+  t.deepEqual(m.splice, { spliced_bytes: 1500, pipes_made: 3, pipes_in_use: 2, fallbacks: 1 });
 });
 
 test('which services every worker serves: TCP rr without persistence or a per-client limit; the rest only worker 0', (t) => {

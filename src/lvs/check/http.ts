@@ -32,8 +32,8 @@
  * SSL_GET goes through node:https with the same request headers.
  */
 import { createHash } from 'node:crypto';
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import { createRequire } from 'node:module';
 import type { HttpGetCheck, SslGetCheck } from '../../config/types.js';
 import { CheckEngine, type CheckIoSpec, type CheckSpecHandle } from '../../net/native.js';
 import { CHECK_IO, EngineAttempts, addressBytes, errnoName } from './engine.js';
@@ -71,6 +71,17 @@ export interface HttpGetResult {
 
 export function httpUrl(spec: Pick<HttpGetSpec, 'tls' | 'target' | 'path'>): string {
   return `${spec.tls ? 'https' : 'http'}://${formatTarget(spec.target)}${spec.path}`;
+}
+
+let https: typeof import('node:https') | undefined;
+/**
+ * node:https's request. The module (and node:http, node:tls with it) is loaded at the first SSL_GET:
+ * plain HTTP runs on the check engine, and a daemon that never checks over TLS saves their ~1 MiB
+ * of RSS (bench `scale`).
+ */
+function httpsRequest(opts: RequestOptions, onResponse: (res: IncomingMessage) => void): ClientRequest {
+  https ??= createRequire(import.meta.url)('node:https') as typeof import('node:https');
+  return https.request(opts, onResponse);
 }
 
 /**
@@ -122,7 +133,7 @@ export function httpGet(spec: HttpGetSpec, signal: AbortSignal, wantBody: (statu
       truncated,
     });
     try {
-      req = (spec.tls ? httpsRequest : httpRequest)(reqOpts, (response) => {
+      req = httpsRequest(reqOpts, (response) => {
         res = response;
         if (!wantBody(response.statusCode ?? 0)) {
           done(result(response, null, false));

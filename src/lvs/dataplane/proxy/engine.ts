@@ -49,6 +49,8 @@ export interface EngineOptions {
    * node:net (tcp.ts) when false or when the addon cannot start an engine.
    */
   readonly nativeRelay?: boolean;
+  /** See ProxyDataplaneOptions.spliceAfterBytes. */
+  readonly spliceAfterBytes?: number;
 }
 
 /**
@@ -102,12 +104,14 @@ export class Engine {
   private readonly cursors: Int32Array | undefined;
   /** The native relay of this worker: undefined until a TCP service needs it, null when off or unavailable. */
   private hub: RelayHub | null | undefined;
+  private readonly spliceAfterBytes: number | undefined;
 
   constructor(private readonly post: (m: WorkerMessage) => void, opts: EngineOptions = {}) {
     this.index = opts.index ?? 0;
     this.workers = opts.workers ?? 1;
     this.cursors = opts.cursors ? new Int32Array(opts.cursors) : undefined;
     if (opts.nativeRelay === false) this.hub = null;
+    this.spliceAfterBytes = opts.spliceAfterBytes;
     this.housekeeping = setInterval(() => {
       for (const s of this.services.values()) if (s instanceof TcpService) s.housekeeping();
     }, 1000);
@@ -231,7 +235,7 @@ export class Engine {
   private relayHub(): RelayHub | null {
     if (this.hub !== undefined) return this.hub;
     try {
-      this.hub = new RelayHub();
+      this.hub = new RelayHub(this.spliceAfterBytes);
       this.hub.timeouts(this.admission.tcpTimeoutMs, this.admission.tcpFinTimeoutMs);
     } catch {
       this.hub = null; // no addon (not built): node:net relays
@@ -306,6 +310,7 @@ export class Engine {
         refused_per_source: sum((s) => s.sources.refused),
         idle_closed: sum((s) => (s instanceof TcpService ? s.idleClosed : 0)),
       },
+      splice: this.hub ? this.hub.engine.spliceStats() : { spliced_bytes: 0, pipes_made: 0, pipes_in_use: 0, fallbacks: 0 },
     };
   }
 

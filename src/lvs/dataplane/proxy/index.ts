@@ -64,6 +64,12 @@ export interface ProxyDataplaneOptions {
    * always use udp.ts. stats() says which per service (ServiceStats.relay).
    */
   readonly nativeRelay?: boolean;
+  /**
+   * The native relay splices (splice(2) through a pooled pipe, no copy through user space) a
+   * direction that has moved this many bytes and keeps filling its 64 KiB buffer; -1: never.
+   * Default: the engine's (256 KiB). Request/response traffic never gets there.
+   */
+  readonly spliceAfterBytes?: number;
 }
 
 const KNOWN_CODES: readonly ErrorCode[] = ['E_CONFIG_INVALID', 'E_SOCKET', 'E_CLOSED', 'E_CONTROL_PROTOCOL'];
@@ -165,6 +171,12 @@ export function mergeProxyStats(all: readonly ProxyStats[]): ProxyStats {
     malformed: all.reduce((n, s) => n + s.malformed, 0),
     events_dropped: all.reduce((n, s) => n + s.events_dropped, 0),
     limits: mergeLimits(all.map((s) => s.limits)),
+    splice: {
+      spliced_bytes: all.reduce((n, s) => n + s.splice.spliced_bytes, 0),
+      pipes_made: all.reduce((n, s) => n + s.splice.pipes_made, 0),
+      pipes_in_use: all.reduce((n, s) => n + s.splice.pipes_in_use, 0),
+      fallbacks: all.reduce((n, s) => n + s.splice.fallbacks, 0),
+    },
   };
 }
 
@@ -182,6 +194,7 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
   private readonly cursors: SharedArrayBuffer | undefined;
   private limits: ConnectionLimits | undefined;
   private readonly nativeRelay: boolean;
+  private readonly spliceAfterBytes: number | undefined;
 
   constructor(options: ProxyDataplaneOptions = {}) {
     super();
@@ -189,6 +202,7 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
     this.maxRestarts = options.maxRestartsPerMinute ?? 5;
     this.eventBatchMs = options.eventBatchMs;
     this.nativeRelay = options.nativeRelay ?? true;
+    this.spliceAfterBytes = options.spliceAfterBytes;
     const n = Math.max(1, Math.floor(options.workers ?? 1));
     this.cursors = n > 1 ? new SharedArrayBuffer(SHARED_CURSOR_SLOTS * 4) : undefined;
     this.slots = Array.from({ length: n }, (_, index) => ({ index, worker: null, seq: 0, pending: new Map(), restarts: [] }));
@@ -263,6 +277,7 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
         malformed: s.malformed, events_dropped: s.events_dropped, restarts: this.restartCount, restore_dropped: this.restoreDropped, workers: this.slots.length,
         conn_limit: l.max_conns, conn_in_use: l.in_use, conn_paused: l.paused ? 1 : 0, conn_pauses: l.pauses,
         conn_refused: l.refused, conn_refused_per_source: l.refused_per_source, conn_idle_closed: l.idle_closed,
+        relay_spliced_bytes: s.splice.spliced_bytes, relay_pipes_made: s.splice.pipes_made, relay_pipes_in_use: s.splice.pipes_in_use, relay_splice_fallbacks: s.splice.fallbacks,
       },
     };
   }
@@ -344,7 +359,7 @@ export class ProxyDataplane extends DataplaneLifecycle implements ConnectionStat
   private spawn(slot: Slot): void {
     const w = new Worker(WORKER_URL, {
       name: this.slots.length > 1 ? `keepalive-proxy-${slot.index}` : 'keepalive-proxy',
-      workerData: { index: slot.index, workers: this.slots.length, nativeRelay: this.nativeRelay, ...(this.cursors ? { cursors: this.cursors } : {}) },
+      workerData: { index: slot.index, workers: this.slots.length, nativeRelay: this.nativeRelay, ...(this.spliceAfterBytes !== undefined ? { spliceAfterBytes: this.spliceAfterBytes } : {}), ...(this.cursors ? { cursors: this.cursors } : {}) },
     });
     slot.worker = w;
     w.on('message', (m: WorkerMessage) => this.onMessage(slot, m));

@@ -15,6 +15,7 @@
 import { canonicalAddress, singlePort, type Endpoint, type ServiceKey } from '../../../util/endpoint.js';
 import { isSchedulerName } from '../../scheduler-names.js';
 import type { ConnectionEvent, ConnectionSnapshot, Destination, PoolSpec, RestoreEntry, ServiceSpec, ServiceStats } from '../contract.js';
+import type { RelaySpliceStats } from '../../../net/native.js';
 
 /**
  * Worker-wide settings: the connection budget (see Admission in conntable.ts; maxConns 0 =
@@ -56,6 +57,8 @@ export interface ProxyStats {
   /** Events dropped because a batch overflowed. */
   events_dropped: number;
   limits: LimitStats;
+  /** The native relay's zero-copy path (RelayEngine.spliceStats; zeros without the native relay). */
+  splice: RelaySpliceStats;
 }
 
 export type Request =

@@ -55,8 +55,10 @@ export class RelayHub {
   readonly handlers = new Map<number, Handler>();
   readonly scratch = new Float64Array(2);
 
-  constructor() {
+  /** spliceAfterBytes: see ProxyDataplaneOptions.spliceAfterBytes (undefined: the engine's default). */
+  constructor(spliceAfterBytes?: number) {
     this.engine = new RelayEngine((ev, addrs) => this.dispatch(ev, addrs));
+    if (spliceAfterBytes !== undefined) this.engine.splice(spliceAfterBytes);
   }
 
   /** Idle timeouts of established connections (undefined: the IPVS defaults). */

@@ -1,0 +1,67 @@
+/**
+ * The timing executor of the VRRP instances (instance.ts TimerExecutor) on the addon's sender thread
+ * (native/vrrp_sender.c): a MASTER's adverts leave on an absolute schedule and a BACKUP's first
+ * advert at takeover leaves at its deadline, neither waiting for the event loop. The frames are the
+ * hub's (the same bytes the JS path would send); what to send and when comes from the pure state
+ * machine (state.ts timerPlan), re-handed over at every change.
+ *
+ * Without the addon (pure unit tests) there is no executor and the instances use their clock as
+ * before. IPv6 instances have none either: their adverts still leave from the event loop.
+ */
+import { AdvertSender, type AdvertFrames } from '../net/native.js';
+import type { Clock, TimerExecutor } from './instance.js';
+import type { TimerPlan } from './state.js';
+
+let shared: AdvertSender | null | undefined;
+
+/** The process's sender thread, or null without the addon. */
+export function advertSender(): AdvertSender | null {
+  if (shared === undefined) {
+    try {
+      shared = new AdvertSender();
+    } catch {
+      shared = null;
+    }
+  }
+  return shared;
+}
+
+/**
+ * An executor for one instance. `frames(priority)`: the packets of the advert at that priority, or
+ * undefined when the transport cannot hand them over (the instance then keeps its JS timer).
+ */
+export function nativeExecutor(sender: AdvertSender, clock: Clock, frames: (priority: number) => AdvertFrames | undefined): TimerExecutor {
+  let gen = 0;
+  let where: { ifindex: number; vrid: number } | undefined;
+  let fired: ((sentAt: number | undefined) => void) | undefined;
+  const id = sender.job((g, ageMs) => {
+    if (g !== gen || !fired) return;
+    const f = fired;
+    fired = undefined;
+    f(ageMs < 0 ? undefined : clock.now() - ageMs);
+  });
+  return {
+    run(plan: TimerPlan, keepPhase: boolean, onFired: (sentAt: number | undefined) => void): boolean {
+      const f = frames(plan.priority);
+      if (!f) return false;
+      where = { ifindex: f.ifindex, vrid: f.vrid };
+      gen = (gen + 1) >>> 0;
+      fired = plan.kind === 'takeover' ? onFired : undefined;
+      const delay = plan.at - clock.now();
+      sender.schedule(id, gen, plan.kind, f, delay, plan.kind === 'periodic' ? plan.intervalMs : 0, keepPhase);
+      return true;
+    },
+    cancel(): void {
+      gen = (gen + 1) >>> 0;
+      fired = undefined;
+      sender.cancel(id);
+    },
+    heardAt(): number | undefined {
+      const ago = where && sender.heardAgo(where.ifindex, where.vrid);
+      return ago === undefined ? undefined : clock.now() - ago;
+    },
+    get sent(): number {
+      return sender.stats(id).sent;
+    },
+  };
+}

@@ -1,0 +1,95 @@
+// The advert sender thread (native/vrrp_sender.c) takes the event loop out of VRRP timing: with the
+// daemon's loop deliberately blocked (a test-only preload, `node --import data:...`: no production
+// knob), a MASTER's adverts still leave on schedule, and a BACKUP's first advert at takeover still
+// leaves at its down timer. Without the thread both would wait for the loop (gaps of the block's length).
+import type { ExecutionContext } from 'ava';
+import { createLab, netnsTest, waitFor, sleep, type LabHost } from '../lib/netns.js';
+import { startDirector, directorToml, type Director } from '../lib/daemon.js';
+import { startTcpdump } from '../lib/servers.js';
+import { parseAdverts } from '../../bench/failover.js';
+import { masterDownIntervalMs } from '../../src/vrrp/timing.js';
+
+const VIP = '10.77.0.50';
+const BLOCK_MS = 300;
+
+/**
+ * A preload that blocks the daemon's main thread for BLOCK_MS every `everyMs` (after `afterMs`),
+ * printing a line per block so the test can see that the blocks happened.
+ */
+function blocker(everyMs: number, afterMs: number): string[] {
+  const src = `const f=()=>{const t0=performance.now();while(performance.now()-t0<${BLOCK_MS});process.stderr.write('LOOP-BLOCKED\\n');setTimeout(f,${everyMs})};setTimeout(f,${afterMs}).unref();`;
+  return ['--import', `data:text/javascript,${encodeURIComponent(src)}`];
+}
+
+const gapsOf = (ts: number[]) => ts.slice(1).map((t, i) => t - ts[i]!);
+
+async function state(d: Director, s: string, ms: number): Promise<void> {
+  await waitFor(async () => (await d.instance()).state === s, ms, `${d.host.name} ${s}`, 50);
+}
+
+function toml(routerId: string, priority: number): string {
+  return directorToml({ routerId, priority, version: 3, advertInt: 0.1, vips: [`${VIP}/24`] });
+}
+
+netnsTest('a MASTER\'s adverts leave on schedule while its event loop is blocked', async (t: ExecutionContext) => {
+  const lab = await createLab(t);
+  const a = await lab.addHost('da');
+  const p = await lab.addHost('p');
+  const cap = await startTcpdump(p, 'ip proto 112', { args: ['-tt', '--immediate-mode'] });
+  const d = await startDirector(lab, a, toml('da', 150), { nodeArgs: blocker(700, 3_000) });
+  await state(d, 'MASTER', 10_000);
+  await waitFor(() => (d.proc.output().match(/LOOP-BLOCKED/g) ?? []).length >= 4, 15_000, 'four loop blocks', 50);
+  await cap.stop();
+  const blocks = (d.proc.output().match(/LOOP-BLOCKED/g) ?? []).length;
+  const ts = parseAdverts(cap.text()).filter((x) => x.src === a.ipv4).map((x) => x.t);
+  const gaps = gapsOf(ts.slice(-30));
+  const max = Math.max(...gaps);
+  t.log(`${blocks} blocks of ${BLOCK_MS} ms; last ${gaps.length} advert intervals: max ${max.toFixed(1)} ms, min ${Math.min(...gaps).toFixed(1)} ms`);
+  t.true(gaps.length >= 25, `adverts captured: ${ts.length}`);
+  // advert_int 100 ms; a loop-timed advert would leave a gap of >= BLOCK_MS. Generous for a loaded host.
+  t.true(max < 200, `largest interval ${max.toFixed(1)} ms while the loop was blocked ${BLOCK_MS} ms at a time`);
+  t.is((await d.instance()).state, 'MASTER');
+});
+
+/** A preload that blocks the daemon's main thread for `ms` on SIGUSR2, then prints when it was blocked. */
+function blockOnSignal(ms: number): string[] {
+  const src = `process.on('SIGUSR2',()=>{const t0=Date.now();while(Date.now()-t0<${ms});process.stderr.write('LOOP-BLOCKED '+t0+' '+Date.now()+'\\n')});`;
+  return ['--import', `data:text/javascript,${encodeURIComponent(src)}`];
+}
+
+netnsTest('a BACKUP whose event loop is blocked still sends its first advert at the down timer, then takes over', async (t: ExecutionContext) => {
+  const lab = await createLab(t);
+  const [a, b, p]: LabHost[] = [await lab.addHost('da'), await lab.addHost('db'), await lab.addHost('p')];
+  const cap = await startTcpdump(p, 'ip proto 112', { args: ['-tt', '--immediate-mode'] });
+  const da = await startDirector(lab, a, toml('da', 150));
+  await state(da, 'MASTER', 10_000);
+  const db = await startDirector(lab, b, toml('db', 100), { nodeArgs: blockOnSignal(1_000) });
+  await state(db, 'BACKUP', 10_000);
+  await sleep(500);
+  // Right after a fresh advert of the master (the backup has read it), block the backup's loop for
+  // 1 s and crash the master: the down timer (MDI = 361 ms) expires in the middle of the block.
+  const fromA = () => parseAdverts(cap.text()).filter((x) => x.src === a.ipv4);
+  const seen = fromA().length;
+  await waitFor(() => fromA().length > seen, 2_000, 'a fresh advert of the master', 1);
+  await sleep(5);
+  process.kill(db.proc.pid, 'SIGUSR2');
+  await Promise.all([da.proc.kill('SIGKILL'), a.linkDown()]);
+  const block = await db.proc.waitForOutput(/LOOP-BLOCKED (\d+) (\d+)/, 10_000);
+  const [blockFrom, blockTo] = [Number(block[1]), Number(block[2])];
+  await waitFor(async () => (await db.instance().catch(() => undefined))?.state === 'MASTER', 10_000, 'backup MASTER', 50);
+  await sleep(300);
+  await cap.stop();
+  const ads = parseAdverts(cap.text());
+  const lastA = ads.filter((x) => x.src === a.ipv4).at(-1)!.t;
+  const firstB = ads.find((x) => x.src === b.ipv4 && x.t > lastA)!.t;
+  const mdi = masterDownIntervalMs(3, 100, 10);
+  const late = firstB - (lastA + mdi);
+  t.log(`loop blocked ${(blockFrom - lastA).toFixed(0)}..${(blockTo - lastA).toFixed(0)} ms after the master's last advert; backup's first advert at ${(firstB - lastA).toFixed(1)} ms = ${late.toFixed(1)} ms after last advert + MDI (${mdi} ms)`);
+  t.true(blockFrom < lastA + mdi - 50 && blockTo > lastA + mdi + 100, 'the down timer expired while the loop was blocked (test set-up)');
+  // Loop-timed, the advert would wait for the end of the block. Generous bounds for a loaded host.
+  t.true(late > -5 && late < 50, `first backup advert ${late.toFixed(1)} ms after the down timer`);
+  t.true(firstB < blockTo - 50, 'the first advert left while the loop was still blocked');
+  // The machine then ran the transition and the adverts keep coming on schedule.
+  const fromB = ads.filter((x) => x.src === b.ipv4).map((x) => x.t);
+  t.true(fromB.length >= 2, `adverts from the new master: ${fromB.length}`);
+});
