@@ -4,6 +4,7 @@
 // and BFD, peering with every director; each director runs keepalive-ts, which runs its own BIRD.
 // The service addresses (10.99.0.0/24, fd99::/64) are on no segment: only the router's BGP
 // routes lead to them. Framework-free (tests and bench use it).
+import type { ExecutionContext } from 'ava';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Lab, LabHost, LabProcess } from './lab-core.js';
@@ -343,4 +344,14 @@ export async function startLongSessions(bl: BgpLab, ds: Director[], n: number, d
       return echoFlowsResult(proc);
     },
   };
+}
+
+/**
+ * Not reset: still Established, since the same moment. BIRD prints `since` as wall time computed
+ * from its monotonic clock, so two reads of one session may differ by a millisecond; a reset moves
+ * it by the seconds the test took.
+ */
+export function assertSameSession(t: ExecutionContext, now: { state: string; since: number | null }, before: { state: string; since: number | null }, message: string): void {
+  t.is(now.state, before.state, message);
+  t.true(now.since !== null && before.since !== null && Math.abs(now.since - before.since) <= 50, `${message}: since ${before.since} -> ${now.since}`);
 }

@@ -1,13 +1,12 @@
 // Reload of [bgp] and announcements (issue 13): peers and announcements are added and removed live,
 // and a session whose peer did not change keeps running (same BIRD session start time on both
 // ends).
-import type { ExecutionContext } from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { createLab, netnsTest, waitFor } from '../lib/netns.js';
 import { CLI, startDirector } from '../lib/daemon.js';
 import { run } from '../lib/procs.js';
 import { startNginx } from '../lib/servers.js';
-import { buildBgpLab, directorBgpToml, nextHops, startRouterBird, webService, VIP4, VIP6, type RouterBird } from '../lib/bgp.js';
+import { buildBgpLab, directorBgpToml, nextHops, startRouterBird, webService, VIP4, VIP6, type RouterBird, assertSameSession } from '../lib/bgp.js';
 import { parseShowProtocols } from '../../src/announce/bird-status.js';
 
 const VIP4B = '10.99.0.11';
@@ -16,16 +15,6 @@ const VIP4B = '10.99.0.11';
 async function routerSession(router: RouterBird, name: string): Promise<{ state: string; since: number | null }> {
   const p = parseShowProtocols(await router.birdc('show', 'protocols', 'all', name))[0];
   return { state: p?.bgp?.state ?? 'missing', since: p?.since ?? null };
-}
-
-/**
- * Not reset: still Established, since the same moment. BIRD prints `since` as wall time computed
- * from its monotonic clock, so two reads of one session may differ by a millisecond; a reset moves
- * it by the seconds the test took.
- */
-function assertSameSession(t: ExecutionContext, now: { state: string; since: number | null }, before: { state: string; since: number | null }, message: string): void {
-  t.is(now.state, before.state, message);
-  t.true(now.since !== null && before.since !== null && Math.abs(now.since - before.since) <= 50, `${message}: since ${before.since} -> ${now.since}`);
 }
 
 netnsTest('reload adds and removes a peer and announcements without resetting the sessions that did not change', async (t) => {
