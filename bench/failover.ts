@@ -168,6 +168,8 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
   const rec: RunRecord = {
     rep, advert, impl, busy, phaseMs: NaN, outageMs: NaN, overheadMs: NaN, timerLateMs: NaN, gapStartVsCrashMs: NaN, replies: 0, seconds: 0,
   };
+  // The daemons' last output, logged when a run fails (a crash shows there).
+  let lastWords: (() => string) | undefined;
   try {
     await withLab(async (lab) => {
       const c = await lab.addHost('c');
@@ -186,6 +188,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
         else extraB = busyServicesToml(b.ipv4!, r1.ipv4!);
       }
       const pair = impl === 'keepalive-ts' ? await startOurs(lab, a, b, advert, extraB) : await startTheirs(lab, a, b, advert);
+      lastWords = () => `a: ${pair.a.output().slice(-1500)}\nb: ${pair.b.output().slice(-1500)}`;
 
       // 1. converged: a MASTER with the VIP, b BACKUP without it, and a is the one advertising.
       const converged = async () => {
@@ -281,6 +284,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
     });
   } catch (err) {
     rec.note = `run failed: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`;
+    if (lastWords) log(`rep ${rep + 1} advert ${advert} s ${impl}${busy ? ' busy' : ''}: run failed; the daemons' last output:\n${lastWords()}`);
   }
   rec.seconds = (Date.now() - started) / 1000;
   log(

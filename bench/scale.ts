@@ -259,7 +259,8 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     await waitFor(async () => /VRRPv3, Advertisement/.test(cap.text()), 30_000, 'first advert', 20);
     const firstAdvertMs = Math.min(...(advertTimes(cap.text()).get(`${a.ipv4!}/51`) ?? [Number.NaN])) - t0;
     await cap.stop();
-    await waitFor(async () => logTime(d.proc.output(), /start-up hold released/) !== undefined, (N > DEFAULT_N ? 180_000 : 60_000), 'start-up hold released', 50);
+    await waitFor(async () => logTime(d.proc.output(), /start-up hold released/) !== undefined, (N > DEFAULT_N ? 180_000 : 60_000), 'start-up hold released', 50)
+      .catch((err: unknown) => { throw new Error(`scale: ${String(err)}; the daemon's last output: ${d.proc.output().slice(-3000)}`); });
     // The daemon's JSON log lines carry Date.now() of the same host as t0.
     const vrrpRunningMs = logTime(d.proc.output(), /"msg":"VRRP VI_1 INIT -> /)! - t0;
     const readyMs = logTime(d.proc.output(), /start-up hold released/)! - t0;
