@@ -21,18 +21,27 @@ import { BUSY_CHECKS, busyServicesToml, busyWrk, startBusyHaproxy, startBusyReal
 type Impl = 'keepalive-ts' | 'keepalived';
 const VIP = '10.77.0.50';
 
-interface Dev { p50: number; p99: number; max: number; n: number; missing: number }
+interface Dev { p50: number; p99: number; max: number; n: number; missing: number; stalls?: string }
 
 function deviations(text: string, src: string, vrids: number[], advertMs: number, from: number, to: number): Dev {
   const all = advertTimes(text);
   const devs: number[] = [];
   let missing = 0;
+  // Intervals longer than 1.5 advert_int (an advert missing): when, and how many instances, so that
+  // a stall of the whole host (every instance at once) is told apart from a lost packet.
+  const long: Array<{ at: number; len: number }> = [];
   for (const v of vrids) {
     const t = (all.get(`${src}/${v}`) ?? []).filter((x) => x >= from && x <= to);
     if (t.length < 2) missing++;
-    for (const g of gaps(t)) devs.push(Math.abs(g - advertMs));
+    for (let i = 1; i < t.length; i++) {
+      const g = t[i]! - t[i - 1]!;
+      devs.push(Math.abs(g - advertMs));
+      if (g > 1.5 * advertMs) long.push({ at: t[i - 1]! - from, len: g });
+    }
   }
-  return { p50: percentile(devs, 50), p99: percentile(devs, 99), max: maxOf(devs), n: devs.length, missing };
+  const stalls = long.length === 0 ? undefined
+    : `${long.length} intervals > 1.5 × advert_int, from ${(Math.min(...long.map((l) => l.at)) / 1000).toFixed(2)} to ${(Math.max(...long.map((l) => l.at)) / 1000).toFixed(2)} s into the window, ${Math.min(...long.map((l) => l.len)).toFixed(0)}–${Math.max(...long.map((l) => l.len)).toFixed(0)} ms long`;
+  return { p50: percentile(devs, 50), p99: percentile(devs, 99), max: maxOf(devs), n: devs.length, missing, ...(stalls ? { stalls } : {}) };
 }
 
 function oursManyToml(n: number, rt: Rt): string {
@@ -169,13 +178,13 @@ async function runJitter(ctx: BenchContext): Promise<BenchmarkResult> {
     const order: Impl[] = i % 2 === 0 ? ['keepalive-ts', 'keepalived'] : ['keepalived', 'keepalive-ts'];
     for (const impl of order) {
       const d = await many(impl, n, seconds, rt);
-      ctx.log(`rep ${i + 1} ${impl} ${n} instances: deviation p50 ${d.p50.toFixed(2)} p99 ${d.p99.toFixed(2)} max ${d.max.toFixed(2)} ms (${d.n} intervals, ${d.missing} instances without adverts)${d.senderLate ? `; ${d.senderLate}` : ''}`);
+      ctx.log(`rep ${i + 1} ${impl} ${n} instances: deviation p50 ${d.p50.toFixed(2)} p99 ${d.p99.toFixed(2)} max ${d.max.toFixed(2)} ms (${d.n} intervals, ${d.missing} instances without adverts)${d.senderLate ? `; ${d.senderLate}` : ''}${d.stalls ? `; ${d.stalls}` : ''}`);
       (impl === 'keepalive-ts' ? manyOurs : manyTheirs).push(d);
     }
     if (withBusy) {
       for (const impl of order) {
         const b = await many(impl, n, seconds, rt, true);
-        ctx.log(`rep ${i + 1} ${impl}${impl === 'keepalived' ? ' + HAProxy' : ''} ${n} instances + ${BUSY_CHECKS} HTTP_GET checks + wrk (${b.rps?.toFixed(0)} req/s): deviation p50 ${b.p50.toFixed(2)} p99 ${b.p99.toFixed(2)} max ${b.max.toFixed(2)} ms (${b.n} intervals, ${b.missing} instances without adverts)${b.senderLate ? `; ${b.senderLate}` : ''}`);
+        ctx.log(`rep ${i + 1} ${impl}${impl === 'keepalived' ? ' + HAProxy' : ''} ${n} instances + ${BUSY_CHECKS} HTTP_GET checks + wrk (${b.rps?.toFixed(0)} req/s): deviation p50 ${b.p50.toFixed(2)} p99 ${b.p99.toFixed(2)} max ${b.max.toFixed(2)} ms (${b.n} intervals, ${b.missing} instances without adverts)${b.senderLate ? `; ${b.senderLate}` : ''}${b.stalls ? `; ${b.stalls}` : ''}`);
         (impl === 'keepalive-ts' ? manyBusy : manyBusyTheirs).push(b);
       }
     }
@@ -208,7 +217,7 @@ async function runJitter(ctx: BenchContext): Promise<BenchmarkResult> {
     ],
     notes: [
       rtNote(rt),
-      `Capture on a passive peer (tcpdump -tt, kernel receive timestamps), ${seconds} s per ${n}-instance measurement, ${Math.max(5, Math.round(seconds / 2))} s idle + the same under load for the 0.1 s instance. Deviation = |interval between consecutive adverts of one instance − advert_int|, pooled over all instances.`,
+      `Capture on a passive peer (tcpdump -tt, kernel receive timestamps; checked against a capture on the director's own egress and the sender thread's own clock: they agree within 0.03 ms, so the deviation is the sender's, not the capture's), ${seconds} s per ${n}-instance measurement, ${Math.max(5, Math.round(seconds / 2))} s idle + the same under load for the 0.1 s instance. Deviation = |interval between consecutive adverts of one instance − advert_int|, pooled over all instances.`,
       'The 0.1 s loaded rows have no keepalived value: keepalived forwards virtual-server traffic with the ip_vs kernel module, which this VM does not have, so it cannot serve the VIP here. The busy 100-instance rows do: there keepalived runs beside HAProxy 2.6 on the same host, HAProxy doing what our daemon does itself (1,000 `listen` sections with `option httpchk` sending our exact request every 1 s to the same many-port nginx, `nbthread` = one per CPU = our default proxy workers, wrk -t1 -c50 through one of them).',
       `Intervals measured (ours/keepalived, ${n} instances): ${manyOurs.map((d) => d.n).join('/')} vs ${manyTheirs.map((d) => d.n).join('/')}; instances with < 2 adverts: ${manyOurs.map((d) => d.missing).join('/')} vs ${manyTheirs.map((d) => d.missing).join('/')}.`,
     ],
