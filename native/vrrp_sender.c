@@ -404,7 +404,15 @@ static napi_value vs_open(napi_env env, napi_callback_info info) {
   }
   vs_sender *s = calloc(1, sizeof *s);
   if (!s) return throw_errno(env, "vrrp sender", ENOMEM);
-  pthread_mutex_init(&s->mu, NULL);
+  /* Priority inheritance: the thread may run SCHED_RR (vrrpSenderSetRealtime) while the JS thread,
+   * SCHED_OTHER, holds the lock for a moment; preempted meanwhile by other normal tasks it would
+   * hold the real-time thread back with it. With PI it runs at the waiter's priority until it
+   * unlocks. */
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+  pthread_mutex_init(&s->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
   s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (s->evfd < 0 || s->tfd < 0) {
