@@ -242,12 +242,17 @@ export class VrrpInstance {
       return;
     }
     // The thread held the advert back: a packet of our VRID arrived after the plan was handed over
-    // and the loop may not have read it yet (its socket and this report can come in either order).
-    // The socket's turn first (setImmediate runs after this poll phase): an advert read there
-    // replaces the plan, and the machine never sees a down timer that a live master refreshed.
-    setImmediate(() => {
+    // and the loop may not have read it yet. The socket's turn first: an advert read there replaces
+    // the plan, and the machine never sees a down timer that a live master refreshed. That turn is
+    // the NEXT loop iteration's poll phase, not this one's: this report may run in a poll phase whose
+    // epoll_wait returned before the packet arrived (behind a long callback of the same pass over the
+    // loop's async handles, e.g. a batch of check results on a busy director), so the socket is not
+    // polled again before this phase's setImmediate callbacks. An immediate queued from an immediate
+    // runs in the next iteration, after its poll (timeout 0) has read every readable socket. Seen on
+    // the wire without it: a busy backup taking over from a live master (bench/failover.ts busy).
+    setImmediate(() => setImmediate(() => {
       if (this.#plan === plan) this.#expire(plan, undefined);
-    });
+    }));
   }
 
   #expire(plan: TimerPlan, sentAt: number | undefined): void {

@@ -97,6 +97,65 @@ netnsTest('a BACKUP whose event loop is blocked still sends its first advert at 
   t.true(fromB.length >= 2, `adverts from the new master: ${fromB.length}`);
 });
 
+/**
+ * A preload that, on SIGUSR2, blocks the daemon's main thread for `ms` inside an async-handle callback
+ * (a worker's message, delivered through the loop's uv_async like the sender thread's report), then
+ * prints when it was blocked. The worker exists before the daemon opens its sender thread, so its
+ * handle runs first in the loop's pass over the async handles, and a report posted during the block
+ * is run in the same pass, with the same poll phase: the socket's adverts of meanwhile are not
+ * polled yet. (A signal handler, in contrast, runs last in its poll phase.)
+ */
+function blockInAsync(ms: number): string[] {
+  const src = `import { Worker, isMainThread } from 'node:worker_threads';
+if (isMainThread) {
+  const w = new Worker("require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m))", { eval: true });
+  w.unref();
+  w.on('message', () => { const t0 = Date.now(); while (Date.now() - t0 < ${ms}); process.stderr.write('LOOP-BLOCKED ' + t0 + ' ' + Date.now() + '\\n'); });
+  process.on('SIGUSR2', () => w.postMessage(0));
+}`;
+  return ['--import', `data:text/javascript,${encodeURIComponent(src)}`];
+}
+
+netnsTest('a BACKUP whose loop is blocked past its down timer does not take over from a live master', async (t: ExecutionContext) => {
+  // The sender thread heard the master's adverts and held its takeover advert back; the loop must
+  // then read those adverts before it runs the down timer itself, even when the thread's report
+  // reaches it in a poll phase that polled the VRRP socket before they arrived.
+  const lab = await createLab(t);
+  const [a, b, p]: LabHost[] = [await lab.addHost('da'), await lab.addHost('db'), await lab.addHost('p')];
+  const cap = await startTcpdump(p, 'ip proto 112', { args: ['-tt', '--immediate-mode'] });
+  const da = await startDirector(lab, a, toml('da', 150));
+  await state(da, 'MASTER', 10_000);
+  const db = await startDirector(lab, b, toml('db', 100), { nodeArgs: blockInAsync(1_000) });
+  await state(db, 'BACKUP', 10_000);
+  await sleep(500);
+  const mdi = masterDownIntervalMs(3, 100, 10);
+  const fromA = () => parseAdverts(cap.text()).filter((x) => x.src === a.ipv4);
+  const blocks: [number, number][] = [];
+  for (let i = 0; i < 3; i++) {
+    const seen = fromA().length;
+    await waitFor(() => fromA().length > seen, 2_000, 'a fresh advert of the master', 1);
+    await sleep(5);
+    process.kill(db.proc.pid, 'SIGUSR2');
+    await waitFor(() => (db.proc.output().match(/LOOP-BLOCKED/g) ?? []).length > i, 10_000, `loop block ${i + 1}`, 20);
+    const m = [...db.proc.output().matchAll(/LOOP-BLOCKED (\d+) (\d+)/g)].at(-1)!;
+    blocks.push([Number(m[1]), Number(m[2])]);
+    await sleep(600);
+  }
+  await cap.stop();
+  const ads = parseAdverts(cap.text());
+  const fromB = ads.filter((x) => x.src === b.ipv4);
+  const inst = await db.instance();
+  for (const [from, to] of blocks) {
+    const before = ads.filter((x) => x.src === a.ipv4 && x.t < from).at(-1)!.t;
+    t.log(`loop blocked ${from - before} .. ${to - before} ms after the master's last advert before it (MDI ${mdi} ms)`);
+    t.true(to > before + mdi + 100, 'the down timer expired while the loop was blocked (test set-up)');
+  }
+  t.deepEqual(fromB.map((x) => x.t), [], 'the backup sent no advert while the master was advertising');
+  t.is(inst.state, 'BACKUP');
+  t.is(inst.transitions, 1, 'INIT -> BACKUP only');
+  t.is((await da.instance()).state, 'MASTER');
+});
+
 /** Policy (0 SCHED_OTHER, 2 SCHED_RR) and rt_priority of each thread of `pid`, by thread name. */
 async function threadSched(pid: number): Promise<Map<string, { policy: number; rtPriority: number }>> {
   const out = new Map<string, { policy: number; rtPriority: number }>();

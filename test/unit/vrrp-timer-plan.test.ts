@@ -162,7 +162,11 @@ test('shell: a takeover the executor held back waits for pending reads; an adver
   clock.advance(first.plan.at - clock.now());
   first.fired(undefined);
   t.is(inst.state.name, 'BACKUP', 'not at once');
+  // The advert is read in the next iteration's poll phase (after this iteration's immediates).
+  await new Promise((r) => setImmediate(r));
+  t.is(inst.state.name, 'BACKUP', 'nor in this iteration');
   inst.receive(advert(150));
+  await new Promise((r) => setImmediate(r));
   await new Promise((r) => setImmediate(r));
   t.is(inst.state.name, 'BACKUP');
   t.is(runs.at(-1)!.plan.kind, 'takeover');
@@ -172,6 +176,10 @@ test('shell: a takeover the executor held back waits for pending reads; an adver
   clock.advance(second.plan.at - clock.now());
   log.length = 0;
   second.fired(undefined);
+  // Not in this loop iteration's check phase: the report may have come in a poll phase that polled
+  // the VRRP socket before the held-back packet arrived; the next iteration's poll reads it first.
+  await new Promise((r) => setImmediate(r));
+  t.is(inst.state.name, 'BACKUP', 'not before the next poll phase');
   await new Promise((r) => setImmediate(r));
   t.is(inst.state.name, 'MASTER');
   t.true(log.includes('send 100'), log.join(', '));
