@@ -211,16 +211,23 @@ async function onceHaproxy(delayLoop: number, seconds: number, N: number, thread
   });
 }
 
-/** `time` (ms since the epoch) of the first JSON log line matching `re`. */
-function logTime(output: string, re: RegExp): number | undefined {
-  for (const line of output.split('\n')) {
-    if (!re.test(line)) continue;
+/**
+ * `time` (ms since the epoch) of the first JSON log line whose text matches `pattern`, watched from
+ * the process's first output: at 10,000 services the start-up logs (one "serving" and one real
+ * server line each) pass the lab's 4 MiB output cap, so early lines are gone by the time the
+ * control socket answers. NaN when no such line came within `timeoutMs`.
+ */
+function watchLogTime(proc: LabProcess, pattern: string, timeoutMs: number): Promise<number> {
+  // The whole line, newline included: a line split between two reads is not parsed half.
+  const re = new RegExp(`\\{[^\\n]*${pattern}[^\\n]*\\n`);
+  return proc.waitForOutput(re, timeoutMs).then((m) => {
     try {
-      const t = (JSON.parse(line) as { time?: number }).time;
-      if (typeof t === 'number') return t;
-    } catch { /* not a JSON line */ }
-  }
-  return undefined;
+      const t = (JSON.parse(m[0]) as { time?: number }).time;
+      return typeof t === 'number' ? t : Number.NaN;
+    } catch {
+      return Number.NaN;
+    }
+  }, () => Number.NaN);
 }
 
 async function once(delayLoop: number, seconds: number, N: number, log: (m: string) => void, proxyWorkers?: number, nodeArgs?: string[], kind: string = 'PROXY', settleS = 3): Promise<Rep> {
@@ -248,13 +255,23 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     const cap = await startTcpdump(r1, 'ip proto 112', { args: ['-tt'] });
     const t0 = Date.now();
     // 10,000 services take a while to load on a busy machine: a generous start-up bound.
-    const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS, startTimeoutMs: N > DEFAULT_N ? 180_000 : 60_000, ...(nodeArgs ? { nodeArgs } : {}) });
+    let vrrpRunningAt: Promise<number> = Promise.resolve(Number.NaN);
+    let readyAt: Promise<number> = Promise.resolve(Number.NaN);
+    const bound = N > DEFAULT_N ? 600_000 : 60_000;
+    const d = await startDirector(lab, a, toml, {
+      args: PROD_LOG_ARGS, startTimeoutMs: N > DEFAULT_N ? 180_000 : 60_000, ...(nodeArgs ? { nodeArgs } : {}),
+      onSpawn: (p) => {
+        vrrpRunningAt = watchLogTime(p, '"msg":"VRRP VI_1 INIT -> ', bound);
+        readyAt = watchLogTime(p, 'start-up hold released', bound);
+      },
+    });
     const socketMs = Date.now() - t0;
     // 10,000 services make a large status answer on a busy machine: a generous timeout.
     const status = async () => {
-      const reply = await controlRequest(d.socket, 'status', {}, 60_000).catch((err: unknown) => {
-        // Say why: the daemon's last words (a crash, a kill) with the error.
-        throw new Error(`scale: status: ${String(err)}; its last output: ${d.proc.output().slice(-3000)}`);
+      const reply = await controlRequest(d.socket, 'status', {}, 60_000).catch(async (err: unknown) => {
+        // Say why: whether the daemon is still there, its last words (a crash, a kill) with the error.
+        const exit = await Promise.race([d.proc.exited.then((e) => `it exited: ${JSON.stringify(e)}`), sleep(2_000).then(() => 'it is still running')]);
+        throw new Error(`scale: status: ${String(err)}; ${exit}; its last output: ${d.proc.output().slice(-3000)}`);
       });
       if (!reply.ok) throw new Error(`scale: status: ${reply.error.message}`);
       return reply.result as Awaited<ReturnType<typeof d.status>>;
@@ -262,16 +279,22 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     await waitFor(async () => /VRRPv3, Advertisement/.test(cap.text()), 30_000, 'first advert', 20);
     const firstAdvertMs = Math.min(...(advertTimes(cap.text()).get(`${a.ipv4!}/51`) ?? [Number.NaN])) - t0;
     await cap.stop();
-    await waitFor(async () => logTime(d.proc.output(), /start-up hold released/) !== undefined, (N > DEFAULT_N ? 180_000 : 60_000), 'start-up hold released', 50)
-      .catch((err: unknown) => { throw new Error(`scale: ${String(err)}; the daemon's last output: ${d.proc.output().slice(-3000)}`); });
     // The daemon's JSON log lines carry Date.now() of the same host as t0.
-    const vrrpRunningMs = logTime(d.proc.output(), /"msg":"VRRP VI_1 INIT -> /)! - t0;
-    const readyMs = logTime(d.proc.output(), /start-up hold released/)! - t0;
-    await waitFor(async () => (await status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up)), (N > DEFAULT_N ? 180_000 : 60_000), 'all real servers up', 100);
+    const readyAbs = await readyAt;
+    if (!Number.isFinite(readyAbs)) throw new Error(`scale: no "start-up hold released" line within ${bound} ms; the daemon's last output: ${d.proc.output().slice(-3000)}`);
+    const vrrpRunningMs = (await vrrpRunningAt) - t0;
+    const readyMs = readyAbs - t0;
+    await waitFor(async () => (await status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up)), bound, 'all real servers up', 100);
     const allUpMs = Date.now() - t0;
-    await waitFor(async () => (await d.instance()).state === 'MASTER' && (await status()).virtual_servers.every((v) => v.serving), (N > DEFAULT_N ? 180_000 : 60_000), 'MASTER and serving', 100);
+    // One status per probe, with the generous timeout (d.instance() allows 5 s: a 10,000-DR-service status takes longer).
+    await waitFor(async () => {
+      const st = await status();
+      return st.vrrp.find((v) => v.name === 'VI_1')?.state === 'MASTER' && st.virtual_servers.every((v) => v.serving);
+    }, bound, 'MASTER and serving', 100);
     const servingMs = Date.now() - t0;
-    log(`VRRP running ${vrrpRunningMs.toFixed(0)} ms, first advert ${firstAdvertMs.toFixed(0)} ms, services ready (hold released) ${readyMs.toFixed(0)} ms, socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms`);
+    // The kernel data plane's own figures at that point (transactions sent, their latency).
+    const dpx = Object.entries((await status()).dataplane ?? {}).filter(([k]) => /^nftables_nft_/.test(k)).map(([k, v]) => `${k.replace('nftables_nft_', '')} ${v}`).join(', ');
+    log(`VRRP running ${vrrpRunningMs.toFixed(0)} ms, first advert ${firstAdvertMs.toFixed(0)} ms, services ready (hold released) ${readyMs.toFixed(0)} ms, socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms${dpx ? ` (nftables: ${dpx})` : ''}`);
     await sleep(settleS * 1000);
     const { cpuPct, rssMiB, pssMiB, anonMiB, threads: threadCpu, w0, w1 } = await steadyWindow(d.proc.pid, seconds);
     log(`keepalive-ts: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB, anonymous ${anonMiB.toFixed(1)} MiB`);
@@ -360,7 +383,7 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
     if (bigN > 0) {
       for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => withHaproxy || x === 'ours')) {
         if (impl === 'ours') {
-          const b = await once(bigDelay, seconds, bigN, ctx.log, 1, nodeArgs, 'PROXY', settle);
+          const b = await once(bigDelay, seconds, bigN, ctx.log, 1, nodeArgs, kind, settle);
           ctx.log(`rep ${i + 1} keepalive-ts ${bigN} real servers every ${bigDelay} s: CPU ${b.cpuPct.toFixed(1)} %, RSS ${b.rssMiB.toFixed(1)} MiB, check lateness p99 ${b.lateP99.toFixed(1)} ms, max ${b.lateMax.toFixed(1)} ms`);
           big.push(b);
         } else {
@@ -411,6 +434,8 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
         { figure: `${bigN} real servers every ${bigDelay} s: check lateness, largest`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.lateMax), theirs: bigTheirs.map((t) => t.lateMax), decimals: 1 },
         { figure: `${bigN} virtual servers: spawn -> VRRP running`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.vrrpRunningMs), theirs: [], decimals: 0 },
         { figure: `${bigN} virtual servers: spawn -> first VRRP advert`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.firstAdvertMs), theirs: [], decimals: 0 },
+        { figure: `${bigN} virtual servers${kind === 'PROXY' ? '' : ` (lb_kind ${kind}, nftables)`}: spawn -> services ready (start-up hold released)`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.readyMs), theirs: [], decimals: 0 },
+        { figure: `${bigN} virtual servers${kind === 'PROXY' ? '' : ` (lb_kind ${kind}, nftables)`}: spawn -> MASTER and every virtual server serving`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.servingMs), theirs: [], decimals: 0 },
         { figure: `${bigN} virtual servers: reload, unchanged / one real server changed`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.reloadMs), theirs: big.map((r) => r.reloadChangedMs), decimals: 1, theory: '"reference" column = one real server changed' },
       ] : []),
     ],
