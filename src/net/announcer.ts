@@ -173,9 +173,10 @@ export class Announcer {
   /**
    * Becoming MASTER: immediate burst, delayed second burst, periodic refresh. No-op if active.
    * `garpsSent`: that many of firstGarps() are on the wire already (counted in `sent`); all of them:
-   * the first burst sends only the NAs, fewer: the whole burst goes again.
+   * the first burst sends only the NAs, fewer: the whole burst goes again. `sinceMs`: how long ago
+   * they left — the second burst is garp_master_delay after them, not after this call.
    */
-  start(opts: { garpsSent?: number } = {}): void {
+  start(opts: { garpsSent?: number; sinceMs?: number } = {}): void {
     if (this.#active) return;
     this.#active = true;
     const t = this.#timing;
@@ -189,7 +190,7 @@ export class Announcer {
       this.#delayTimer = this.#scheduler.setTimeout(() => {
         this.#delayTimer = undefined;
         this.burst(t.garpMasterRepeat);
-      }, t.garpMasterDelay * 1000);
+      }, Math.max(0, t.garpMasterDelay * 1000 - (skipV4 ? Math.max(0, opts.sinceMs ?? 0) : 0)));
     }
     if (t.garpMasterRefresh > 0) this.#scheduleRefresh();
   }

@@ -104,8 +104,9 @@ interface Runtime {
   lastReannounce?: number;
   /** The takeover in progress (between its VIP add and its first GARPs). */
   timeline?: TakeoverTimeline | undefined;
-  /** Gratuitous ARPs the sender thread sent at the takeover in progress (announce counts and skips them). */
+  /** Gratuitous ARPs the sender thread sent at the takeover in progress (announce counts and skips them), and when (clock time). */
   nativeGarps: number;
+  nativeGarpsAt?: number | undefined;
   /** The thread's takeover work, built once per VIP list and announcer (a plan is handed over per advert heard). */
   extras?: { announcer: Announcer; nl: Buffer | undefined; value: TakeoverExtras | undefined };
 }
@@ -300,6 +301,7 @@ export class VrrpManager {
           const done = taken?.done;
           // The thread added the VIPs (and sent the first GARPs): what follows reconciles (EEXIST is fine).
           rt.nativeGarps = done?.vipsAt !== undefined ? done.garps : 0;
+          rt.nativeGarpsAt = done?.vipsAt;
           if (done && done.vipsErrno !== 0) log().warn({ errno: done.vipsErrno }, `VRRP ${rt.cfg.name}: the sender thread could not add the VIPs; adding them here`);
           const tl = this.#timeline(taken);
           await deps.beforeVips?.(rt.cfg.name).catch((err: unknown) => log().warn({ err: errorMessage(err) }, `VRRP ${rt.cfg.name}: before adding the VIPs`));
@@ -318,8 +320,10 @@ export class VrrpManager {
           await this.#filterRemove(rt.cfg.name);
         },
         announce: () => {
-          rt.announcer!.start({ garpsSent: rt.nativeGarps });
+          const at = rt.nativeGarpsAt;
+          rt.announcer!.start({ garpsSent: rt.nativeGarps, ...(at !== undefined ? { sinceMs: this.#clock.now() - at } : {}) });
           rt.nativeGarps = 0;
+          rt.nativeGarpsAt = undefined;
           const tl = rt.timeline;
           rt.timeline = undefined;
           tl?.mark('garp_sent');

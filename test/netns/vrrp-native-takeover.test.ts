@@ -1,0 +1,85 @@
+// The takeover's VIPs and first gratuitous ARPs leave from the advert sender thread
+// (native/vrrp_sender.c), right after its takeover advert: with the BACKUP's event loop blocked (a
+// test-only preload, as in vrrp-native-sender: no production knob), the VIP is on its interface and
+// the GARPs are on the wire within a few ms of the advert, long before the loop runs again. The loop
+// then reconciles (the VIP was there already: EEXIST is fine) and keeps keepalived's timing: the
+// first burst is not sent twice, and garp_master_delay's second burst follows from the loop.
+import type { ExecutionContext } from 'ava';
+import { createLab, netnsTest, waitFor, sleep, type LabHost } from '../lib/netns.js';
+import { startDirector, directorToml, hasVip, type Director } from '../lib/daemon.js';
+import { startTcpdump } from '../lib/servers.js';
+import { parseAdverts, parseWire } from '../../bench/failover.js';
+
+const VIP = '10.77.0.50';
+const REPEAT = 3;
+const BLOCK_MS = 1_500;
+
+/** A preload that blocks the daemon's main thread for `ms` on SIGUSR2, then prints when it was blocked. */
+function blockOnSignal(ms: number): string[] {
+  const src = `process.on('SIGUSR2',()=>{const t0=Date.now();while(Date.now()-t0<${ms});process.stderr.write('LOOP-BLOCKED '+t0+' '+Date.now()+'\\n')});`;
+  return ['--import', `data:text/javascript,${encodeURIComponent(src)}`];
+}
+
+async function state(d: Director, s: string, ms: number): Promise<void> {
+  await waitFor(async () => (await d.instance()).state === s, ms, `${d.host.name} ${s}`, 50);
+}
+
+const toml = (routerId: string, priority: number) =>
+  directorToml({ routerId, priority, version: 3, advertInt: 0.1, vips: [`${VIP}/24`], garpRepeat: REPEAT, garpDelay: 2 });
+
+netnsTest('a BACKUP whose loop is blocked: the sender thread puts the VIP up and sends the GARPs right after its takeover advert', async (t: ExecutionContext) => {
+  const lab = await createLab(t);
+  const [a, b, p]: LabHost[] = [await lab.addHost('da'), await lab.addHost('db'), await lab.addHost('p')];
+  const cap = await startTcpdump(p, 'ip proto 112', { args: ['-tt', '--immediate-mode'] });
+  const wire = await startTcpdump(p, 'arp', { args: ['-tt', '-e', '--immediate-mode'] });
+  const da = await startDirector(lab, a, toml('da', 150));
+  await state(da, 'MASTER', 10_000);
+  const db = await startDirector(lab, b, toml('db', 100), { nodeArgs: blockOnSignal(BLOCK_MS) });
+  await state(db, 'BACKUP', 10_000);
+  t.false(await hasVip(b, VIP));
+  await sleep(500);
+  // Right after a fresh advert of the master, block the backup's loop and crash the master: the
+  // down timer (MDI = 361 ms) expires in the middle of the block.
+  const fromA = () => parseAdverts(cap.text()).filter((x) => x.src === a.ipv4);
+  const seen = fromA().length;
+  await waitFor(() => fromA().length > seen, 2_000, 'a fresh advert of the master', 1);
+  await sleep(5);
+  process.kill(db.proc.pid, 'SIGUSR2');
+  await Promise.all([da.proc.kill('SIGKILL'), a.linkDown()]);
+  // While the loop is blocked: poll b's addresses from here (the namespace, not the daemon).
+  let vipSeenAt: number | undefined;
+  const pollUntil = Date.now() + BLOCK_MS + 500;
+  while (vipSeenAt === undefined && Date.now() < pollUntil) {
+    if (await hasVip(b, VIP)) vipSeenAt = Date.now();
+    else await sleep(10);
+  }
+  const block = await db.proc.waitForOutput(/LOOP-BLOCKED (\d+) (\d+)/, 10_000);
+  const [blockFrom, blockTo] = [Number(block[1]), Number(block[2])];
+  await waitFor(async () => (await db.instance().catch(() => undefined))?.state === 'MASTER', 10_000, 'backup MASTER', 50);
+  // garp_master_delay = 2 s: the second burst, from the loop.
+  await sleep(2_500);
+  await cap.stop();
+  await wire.stop();
+  const ads = parseAdverts(cap.text());
+  const lastA = ads.filter((x) => x.src === a.ipv4).at(-1)!.t;
+  const firstB = ads.find((x) => x.src === b.ipv4 && x.t > lastA)!.t;
+  const garps = parseWire(wire.text(), VIP).filter((f) => f.what === 'garp' && f.src === b.mac && f.t > lastA).map((f) => f.t);
+  const first = garps.filter((g) => g < firstB + 1_000);
+  const second = garps.filter((g) => g >= firstB + 1_000);
+  t.log(`loop blocked ${(blockFrom - firstB).toFixed(0)}..${(blockTo - firstB).toFixed(0)} ms around b's first advert; VIP seen ${vipSeenAt === undefined ? 'never' : `${(vipSeenAt - firstB).toFixed(0)} ms`} after it; ` +
+    `GARPs at ${garps.map((g) => (g - firstB).toFixed(1)).join(', ')} ms after it`);
+  t.log(/takeover timeline.*$/m.exec(db.proc.output())?.[0] ?? 'no timeline line');
+  t.true(blockFrom < firstB - 20 && blockTo > firstB + 300, 'the takeover happened while the loop was blocked (test set-up)');
+  t.true(vipSeenAt !== undefined && vipSeenAt < blockTo, 'the VIP was on b while its loop was still blocked');
+  t.is(first.length, REPEAT, `one first burst of garp_master_repeat GARPs (not sent again by the loop): ${first.length}`);
+  // Generous for a loaded host: right after the advert, not after the block.
+  t.true(first[0]! - firstB < 50, `first GARP ${(first[0]! - firstB).toFixed(1)} ms after the takeover advert`);
+  t.true(first.at(-1)! < blockTo - 100, 'the whole first burst left while the loop was blocked');
+  t.is(second.length, REPEAT, `garp_master_delay's second burst: ${second.length}`);
+  // keepalived times it from becoming MASTER: from the thread's burst, not from the loop's wake-up.
+  const gap = second[0]! - first[0]!;
+  t.true(gap > 1_900 && gap < 2_600, `the second burst garp_master_delay (2 s) after the first: ${gap.toFixed(0)} ms`);
+  t.true(await hasVip(b, VIP));
+  const st = await db.status();
+  t.is(st.vrrp[0]!.owned_vips.length, 1);
+});
