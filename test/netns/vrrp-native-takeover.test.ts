@@ -9,16 +9,11 @@ import { createLab, netnsTest, waitFor, sleep, type LabHost } from '../lib/netns
 import { startDirector, directorToml, hasVip, type Director } from '../lib/daemon.js';
 import { startTcpdump } from '../lib/servers.js';
 import { parseAdverts, parseWire } from '../../bench/failover.js';
+import { blockOnSignal, crashDuringBlock } from '../lib/loop-block.js';
 
 const VIP = '10.77.0.50';
 const REPEAT = 3;
 const BLOCK_MS = 1_500;
-
-/** A preload that blocks the daemon's main thread for `ms` on SIGUSR2, then prints when it was blocked. */
-function blockOnSignal(ms: number): string[] {
-  const src = `process.on('SIGUSR2',()=>{const t0=Date.now();while(Date.now()-t0<${ms});process.stderr.write('LOOP-BLOCKED '+t0+' '+Date.now()+'\\n')});`;
-  return ['--import', `data:text/javascript,${encodeURIComponent(src)}`];
-}
 
 async function state(d: Director, s: string, ms: number): Promise<void> {
   await waitFor(async () => (await d.instance()).state === s, ms, `${d.host.name} ${s}`, 50);
@@ -40,21 +35,15 @@ netnsTest('a BACKUP whose loop is blocked: the sender thread puts the VIP up and
   await sleep(500);
   // Right after a fresh advert of the master, block the backup's loop and crash the master: the
   // down timer (MDI = 361 ms) expires in the middle of the block.
-  const fromA = () => parseAdverts(cap.text()).filter((x) => x.src === a.ipv4);
-  const seen = fromA().length;
-  await waitFor(() => fromA().length > seen, 2_000, 'a fresh advert of the master', 1);
-  await sleep(5);
-  process.kill(db.proc.pid, 'SIGUSR2');
-  await Promise.all([da.proc.kill('SIGKILL'), a.linkDown()]);
+  const crashed = crashDuringBlock(a, da, db, () => cap.text());
   // While the loop is blocked: poll b's addresses from here (the namespace, not the daemon).
   let vipSeenAt: number | undefined;
-  const pollUntil = Date.now() + BLOCK_MS + 500;
+  const pollUntil = Date.now() + BLOCK_MS + 1_000;
   while (vipSeenAt === undefined && Date.now() < pollUntil) {
     if (await hasVip(b, VIP)) vipSeenAt = Date.now();
     else await sleep(10);
   }
-  const block = await db.proc.waitForOutput(/LOOP-BLOCKED (\d+) (\d+)/, 10_000);
-  const [blockFrom, blockTo] = [Number(block[1]), Number(block[2])];
+  const { blockFrom, blockTo } = await crashed;
   await waitFor(async () => (await db.instance().catch(() => undefined))?.state === 'MASTER', 10_000, 'backup MASTER', 50);
   // garp_master_delay = 2 s: the second burst, from the loop.
   await sleep(2_500);
