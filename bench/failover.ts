@@ -312,7 +312,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
         if (line) {
           try {
             const j = JSON.parse(line) as Record<string, unknown>;
-            rec.daemonTimeline = ['js_woke', 'thread_vips_added', 'thread_garps', 'before_vips', 'vips_added', 'garp_sent'].filter((k) => j[k] !== undefined).map((k) => `${k} ${String(j[k])}`).join(', ');
+            rec.daemonTimeline = ['js_woke', 'thread_vips_added', 'thread_garps', 'add_vips_called', 'before_vips', 'vips_added', 'garp_sent'].filter((k) => j[k] !== undefined).map((k) => `${k} ${String(j[k])}`).join(', ');
           } catch { rec.daemonTimeline = line.slice(0, 200); }
         }
       }
@@ -460,6 +460,7 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
       '(keepalived `vrrp_garp_master_delay 0`, `vrrp_garp_master_repeat 5`; keepalive-ts `garp_master_delay = 0`, `garp_master_repeat = 5`). ' +
       'keepalived runs as test/lib/servers.ts startKeepalived does (`--dont-fork --log-console --log-detail --no-syslog --dont-respawn`); keepalive-ts as test/lib/daemon.ts startDirector does, with `--log-level info`. ' +
       'A fresh lab (namespaces c, a, b on a bridge) per repetition; tcpdump on c timestamps the adverts.',
+    'Wire columns (tcpdump -e on c, every repetition): b advert → GARP = b\'s first gratuitous ARP after its first advert (the takeover\'s own work: VIP add, then GARP); GARP → request = the first echo request c sends to b\'s MAC after it (the client\'s ping pacing, 5 ms nominal, plus c\'s scheduling: the same for both implementations); request → reply = b\'s stack answering. keepalive-ts also logs its own takeover timeline (ms after its advert: js_woke, thread_vips_added / thread_garps when the sender thread did the VIPs and GARPs, then the loop\'s reconciliation), shown in the remark column.',
     'Reference figures from /work/shared/anchors.md (keepalived 2.2.7, same lab design, crash at an uncontrolled phase): advert_int 1 s: 3530, 3534, 3559 ms; advert_int 0.1 s: 278, 278, 320 ms.',
   ];
   if (failed.length) notes.push(`Repetitions with a remark: ${failed.length} (see the table; n/a values are excluded from the medians; a repetition whose crash missed its phase by more than max(3 ms, 10 % of advert_int) is repeated, up to ${MAX_ATTEMPTS} attempts).`);

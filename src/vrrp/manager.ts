@@ -304,6 +304,7 @@ export class VrrpManager {
           rt.nativeGarpsAt = done?.vipsAt;
           if (done && done.vipsErrno !== 0) log().warn({ errno: done.vipsErrno }, `VRRP ${rt.cfg.name}: the sender thread could not add the VIPs; adding them here`);
           const tl = this.#timeline(taken);
+          tl?.mark('add_vips_called');
           await deps.beforeVips?.(rt.cfg.name).catch((err: unknown) => log().warn({ err: errorMessage(err) }, `VRRP ${rt.cfg.name}: before adding the VIPs`));
           tl?.mark('before_vips');
           if (blocksVips(rt.cfg)) await this.#filterAdd(rt.cfg);
