@@ -72,3 +72,38 @@ netnsTest('a BACKUP whose loop is blocked: the sender thread puts the VIP up and
   const st = await db.status();
   t.is(st.vrrp[0]!.owned_vips.length, 1);
 });
+
+netnsTest('accept = false: the sender thread leaves the VIPs to the loop (its drop filter goes first): nothing before the loop runs', async (t: ExecutionContext) => {
+  const lab = await createLab(t);
+  const [a, b, p]: LabHost[] = [await lab.addHost('da'), await lab.addHost('db'), await lab.addHost('p')];
+  const cap = await startTcpdump(p, 'ip proto 112', { args: ['-tt', '--immediate-mode'] });
+  const wire = await startTcpdump(p, 'arp', { args: ['-tt', '-e', '--immediate-mode'] });
+  const da = await startDirector(lab, a, toml('da', 150));
+  await state(da, 'MASTER', 10_000);
+  const db = await startDirector(lab, b, directorToml({ routerId: 'db', priority: 100, version: 3, advertInt: 0.1, vips: [`${VIP}/24`], garpRepeat: REPEAT, garpDelay: 0, extraInstance: 'accept = false' }),
+    { nodeArgs: blockOnSignal(BLOCK_MS) });
+  await state(db, 'BACKUP', 10_000);
+  await sleep(500);
+  const crashed = crashDuringBlock(a, da, db, () => cap.text());
+  let vipSeenAt: number | undefined;
+  const pollUntil = Date.now() + BLOCK_MS + 3_000;
+  while (vipSeenAt === undefined && Date.now() < pollUntil) {
+    if (await hasVip(b, VIP)) vipSeenAt = Date.now();
+    else await sleep(10);
+  }
+  const { blockTo } = await crashed;
+  await waitFor(async () => (await db.instance().catch(() => undefined))?.state === 'MASTER', 10_000, 'backup MASTER', 50);
+  await sleep(300);
+  await cap.stop();
+  await wire.stop();
+  const ads = parseAdverts(cap.text());
+  const lastA = ads.filter((x) => x.src === a.ipv4).at(-1)!.t;
+  const firstB = ads.find((x) => x.src === b.ipv4 && x.t > lastA)!.t;
+  const garps = parseWire(wire.text(), VIP).filter((f) => f.what === 'garp' && f.src === b.mac && f.t > lastA).map((f) => f.t);
+  t.log(`b's first advert ${(blockTo - firstB).toFixed(0)} ms before the block ended; VIP seen ${vipSeenAt === undefined ? 'never' : `${(vipSeenAt - blockTo).toFixed(0)} ms after the block`}; GARPs at ${garps.map((g) => (g - blockTo).toFixed(1)).join(', ')} ms after it`);
+  t.true(firstB < blockTo - 300, 'the takeover advert left during the block (the thread still times it)');
+  t.true(vipSeenAt !== undefined && vipSeenAt >= blockTo, 'the VIP went up only once the loop ran (after the drop filter)');
+  t.is(garps.length, REPEAT);
+  t.true(garps[0]! >= blockTo, 'no GARP before the loop ran');
+  t.false(/thread_vips_added/.test(db.proc.output()), 'the timeline shows no VIP add by the thread');
+});
