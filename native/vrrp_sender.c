@@ -209,14 +209,14 @@ static vs_pk *find_pk(vs_sender *s, int ifindex) {
 /* Sends the prebuilt RTM_NEWADDR requests (one datagram: the kernel applies them in order, under the
  * rtnl lock, before send returns) and reads their acks. 0 when every VIP is there (EEXIST counts:
  * already there), else the first errno. */
-static int apply_vips(vs_sender *s, const vs_extras *x) {
+static int apply_vips(int nlfd, const vs_extras *x) {
   uint8_t buf[8192];
-  while (recv(s->nlfd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+  while (recv(nlfd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
   } /* anything left from an earlier takeover */
-  if (send(s->nlfd, x->nl, x->nl_len, 0) != (ssize_t)x->nl_len) return errno ? errno : EIO;
+  if (send(nlfd, x->nl, x->nl_len, 0) != (ssize_t)x->nl_len) return errno ? errno : EIO;
   int acks = 0, first = 0;
   while (acks < x->nl_count) {
-    ssize_t n = recv(s->nlfd, buf, sizeof buf, MSG_DONTWAIT);
+    ssize_t n = recv(nlfd, buf, sizeof buf, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       return first ? first : (errno == EAGAIN ? ETIMEDOUT : errno);
@@ -232,15 +232,14 @@ static int apply_vips(vs_sender *s, const vs_extras *x) {
   return first;
 }
 
-/* The takeover's advert is out: its VIPs, then its gratuitous ARPs (keepalived's order). */
-static void takeover_extras(vs_sender *s, vs_job *j, vs_report *rep) {
-  const vs_extras *x = &j->ex;
-  if (!x->nl_len || s->nlfd < 0) return;
-  rep->vips_err = apply_vips(s, x);
+/* The takeover's advert is out: its VIPs, then its gratuitous ARPs (keepalived's order). Runs without
+ * the lock (the kernel's rtnl lock may be contended: other instances' adverts must not wait for it):
+ * `x` belongs to the caller, the sockets live until the thread stops. */
+static void takeover_extras(int nlfd, int pkfd, const vs_extras *x, vs_report *rep) {
+  rep->vips_err = apply_vips(nlfd, x);
   if (rep->vips_err) return;
   rep->vips_ns = now_ns();
-  vs_pk *pk = x->ngarp ? find_pk(s, x->garp_ifindex) : NULL;
-  if (!pk) return;
+  if (pkfd < 0) return;
   struct sockaddr_ll ll;
   memset(&ll, 0, sizeof ll);
   ll.sll_family = AF_PACKET;
@@ -259,7 +258,7 @@ static void takeover_extras(vs_sender *s, vs_job *j, vs_report *rep) {
   }
   int done = 0;
   while (done < x->ngarp) {
-    int r = sendmmsg(pk->fd, msgs + done, (unsigned)(x->ngarp - done), 0);
+    int r = sendmmsg(pkfd, msgs + done, (unsigned)(x->ngarp - done), 0);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break; /* JS's announcer sends what did not leave */
     done += r;
@@ -267,13 +266,28 @@ static void takeover_extras(vs_sender *s, vs_job *j, vs_report *rep) {
   rep->garps = done;
 }
 
+/* Reports a takeover job to JS; if its advert left, its extras run first (the lock is held on entry
+ * and on return, released meanwhile: the job's extras are taken out of it beforehand, so a
+ * vrrpSenderSchedule/Cancel of the job meanwhile does not free them under the thread). */
 static void report(vs_sender *s, vs_job *j, uint64_t sent_ns) {
   vs_report *rep = calloc(1, sizeof *rep);
-  if (!rep) return;
+  vs_extras x = j->ex;
+  memset(&j->ex, 0, sizeof j->ex);
+  if (!rep) {
+    extras_free(&x);
+    return;
+  }
   rep->id = j->id;
   rep->gen = j->gen;
   rep->sent_ns = sent_ns;
-  if (sent_ns && j->kind == KIND_TAKEOVER) takeover_extras(s, j, rep);
+  if (sent_ns && x.nl_len && s->nlfd >= 0) {
+    vs_pk *pk = x.ngarp ? find_pk(s, x.garp_ifindex) : NULL;
+    int nlfd = s->nlfd, pkfd = pk ? pk->fd : -1;
+    pthread_mutex_unlock(&s->mu);
+    takeover_extras(nlfd, pkfd, &x, rep);
+    pthread_mutex_lock(&s->mu);
+  }
+  extras_free(&x);
   if (napi_call_threadsafe_function(s->tsfn, rep, napi_tsfn_nonblocking) != napi_ok) free(rep);
 }
 
