@@ -21,14 +21,21 @@
  *    socket joined), noting per VRID when the last one arrived.
  *
  * JS API (registered by vrrp_sender_init):
- *   vrrpSenderOpen(callback) -> handle           callback(id, gen, ageMs) on the loop after a takeover
- *                                                job ran: ageMs = how long ago its advert left, -1 =
- *                                                not sent (a packet arrived meanwhile, or send failed)
- *   vrrpSenderSchedule(handle, id, gen, kind, fd, ifindex, vrid, packets[], dsts[], delayMs, periodMs, keepPhase)
+ *   vrrpSenderOpen(callback) -> handle           callback(id, gen, ageMs, vipsAgeMs, garps, vipsErrno) on
+ *                                                the loop after a takeover job ran: ageMs = how long ago
+ *                                                its advert left, -1 = not sent (a packet arrived
+ *                                                meanwhile, or send failed); vipsAgeMs = how long ago its
+ *                                                extras' VIPs were all in (-1: none added; vipsErrno: the
+ *                                                first refusal), garps = GARP frames sent after them
+ *   vrrpSenderSchedule(handle, id, gen, kind, fd, ifindex, vrid, packets[], dsts[], delayMs, periodMs, keepPhase[, extras])
  *                                                kind 1 periodic, 2 takeover; replaces job `id`. fd is
  *                                                dup()ed (the caller may close its own). keepPhase: a
  *                                                periodic job of the same period keeps its next deadline
- *                                                (new frames only: a priority or address change)
+ *                                                (new frames only: a priority or address change).
+ *                                                extras (takeover): { nl, nlCount, garpIfindex, garps[] }
+ *                                                done right after the advert, only if it left: the
+ *                                                RTM_NEWADDR requests `nl` on the thread's own rtnetlink
+ *                                                socket, then (every VIP acknowledged) the GARP frames
  *   vrrpSenderCancel(handle, id)
  *   vrrpSenderStats(handle, id) -> [sent, errors, maxLateUs, maxWakeLateUs]   (sends of job id; how late
  *                                                the latest one left, and of that how late the thread woke)
@@ -221,7 +228,7 @@ static int apply_vips(int nlfd, const vs_extras *x) {
       if (errno == EINTR) continue;
       return first ? first : (errno == EAGAIN ? ETIMEDOUT : errno);
     }
-    size_t len = (size_t)n;
+    int len = (int)n;
     for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
       if (h->nlmsg_type != NLMSG_ERROR) continue;
       acks++;
@@ -522,7 +529,6 @@ static napi_value vs_open(napi_env env, napi_callback_info info) {
   vs_sender *s = calloc(1, sizeof *s);
   if (!s) return throw_errno(env, "vrrp sender", ENOMEM);
   pthread_mutex_init(&s->mu, NULL);
-  s->nlfd = -1;
   s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (s->evfd < 0 || s->tfd < 0) {
@@ -533,6 +539,7 @@ static napi_value vs_open(napi_env env, napi_callback_info info) {
     free(s);
     return throw_errno(env, "eventfd/timerfd", err);
   }
+  s->nlfd = -1; /* the rtnetlink socket of takeovers' VIPs: opened when first needed */
   if (napi_create_string_utf8(env, "keepalive-ts:vrrp-sender", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &s->tsfn) != napi_ok) {
     close(s->evfd);
