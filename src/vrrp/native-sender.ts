@@ -38,12 +38,22 @@ export function nativeExecutor(sender: AdvertSender, clock: Clock, frames: (prio
   let where: { ifindex: number; vrid: number } | undefined;
   let fired: ((sentAt: number | undefined, done?: NativeTakeover) => void) | undefined;
   let handed = false;
+  // Takeover callbacks of the last few generations: a job that ran just before the shell replaced it
+  // still reports, and VIPs its thread added must reach that (stale) callback, which takes them out.
+  const recent = new Map<number, (sentAt: number | undefined, done?: NativeTakeover) => void>();
   const id = sender.job((g, ageMs, d) => {
-    if (g !== gen || !fired) return;
+    const now = clock.now();
+    const done = ageMs >= 0 && d.vipsAgeMs !== undefined ? { vipsAt: now - d.vipsAgeMs, vipsErrno: d.vipsErrno, garps: d.garps } : undefined;
+    if (g !== gen || !fired) {
+      const stale = recent.get(g);
+      recent.delete(g);
+      if (stale && done) stale(now - ageMs, done);
+      return;
+    }
     const f = fired;
     fired = undefined;
-    const now = clock.now();
-    f(ageMs < 0 ? undefined : now - ageMs, handed && ageMs >= 0 ? { vipsAt: d.vipsAgeMs === undefined ? undefined : now - d.vipsAgeMs, vipsErrno: d.vipsErrno, garps: d.garps } : undefined);
+    recent.delete(g);
+    f(ageMs < 0 ? undefined : now - ageMs, handed && ageMs >= 0 ? done ?? { vipsAt: undefined, vipsErrno: d.vipsErrno, garps: d.garps } : undefined);
   });
   return {
     run(plan: TimerPlan, keepPhase: boolean, onFired: (sentAt: number | undefined, done?: NativeTakeover) => void): boolean {
@@ -54,6 +64,10 @@ export function nativeExecutor(sender: AdvertSender, clock: Clock, frames: (prio
       fired = plan.kind === 'takeover' ? onFired : undefined;
       const x = plan.kind === 'takeover' ? extras?.() : undefined;
       handed = x !== undefined;
+      if (x) {
+        recent.set(gen, onFired);
+        for (const g of recent.keys()) if (recent.size > 4) recent.delete(g);
+      }
       const delay = plan.at - clock.now();
       sender.schedule(id, gen, plan.kind, f, delay, plan.kind === 'periodic' ? plan.intervalMs : 0, keepPhase, x);
       return true;

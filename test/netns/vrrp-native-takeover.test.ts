@@ -4,6 +4,7 @@
 // the GARPs are on the wire within a few ms of the advert, long before the loop runs again. The loop
 // then reconciles (the VIP was there already: EEXIST is fine) and keeps keepalived's timing: the
 // first burst is not sent twice, and garp_master_delay's second burst follows from the loop.
+// With accept = false the thread leaves all of it to the loop (the drop filter must come first).
 import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, waitFor, sleep, type LabHost } from '../lib/netns.js';
 import { startDirector, directorToml, hasVip, type Director } from '../lib/daemon.js';
@@ -19,40 +20,50 @@ async function state(d: Director, s: string, ms: number): Promise<void> {
   await waitFor(async () => (await d.instance()).state === s, ms, `${d.host.name} ${s}`, 50);
 }
 
-const toml = (routerId: string, priority: number) =>
-  directorToml({ routerId, priority, version: 3, advertInt: 0.1, vips: [`${VIP}/24`], garpRepeat: REPEAT, garpDelay: 2 });
+const toml = (routerId: string, priority: number, extraInstance?: string) =>
+  directorToml({ routerId, priority, version: 3, advertInt: 0.1, vips: [`${VIP}/24`], garpRepeat: REPEAT, garpDelay: 2, ...(extraInstance ? { extraInstance } : {}) });
 
-netnsTest('a BACKUP whose loop is blocked: the sender thread puts the VIP up and sends the GARPs right after its takeover advert', async (t: ExecutionContext) => {
+/**
+ * Master da and backup db (its config's instance gets `extraInstance`); db's loop is blocked for
+ * BLOCK_MS while da crashes, so db's down timer expires during the block. Polls db's addresses from
+ * here meanwhile; after the takeover waits `afterMs` (the second GARP burst) and returns the wire.
+ */
+async function takeoverWhileBlocked(t: ExecutionContext, extraInstance: string | undefined, afterMs: number) {
   const lab = await createLab(t);
   const [a, b, p]: LabHost[] = [await lab.addHost('da'), await lab.addHost('db'), await lab.addHost('p')];
   const cap = await startTcpdump(p, 'ip proto 112', { args: ['-tt', '--immediate-mode'] });
   const wire = await startTcpdump(p, 'arp', { args: ['-tt', '-e', '--immediate-mode'] });
   const da = await startDirector(lab, a, toml('da', 150));
   await state(da, 'MASTER', 10_000);
-  const db = await startDirector(lab, b, toml('db', 100), { nodeArgs: blockOnSignal(BLOCK_MS) });
+  const db = await startDirector(lab, b, toml('db', 100, extraInstance), { nodeArgs: blockOnSignal(BLOCK_MS) });
   await state(db, 'BACKUP', 10_000);
   t.false(await hasVip(b, VIP));
   await sleep(500);
   // Right after a fresh advert of the master, block the backup's loop and crash the master: the
   // down timer (MDI = 361 ms) expires in the middle of the block.
   const crashed = crashDuringBlock(a, da, db, () => cap.text());
-  // While the loop is blocked: poll b's addresses from here (the namespace, not the daemon).
+  // Meanwhile poll b's addresses from here (the namespace, not the daemon).
   let vipSeenAt: number | undefined;
-  const pollUntil = Date.now() + BLOCK_MS + 1_000;
+  const pollUntil = Date.now() + BLOCK_MS + 3_000;
   while (vipSeenAt === undefined && Date.now() < pollUntil) {
     if (await hasVip(b, VIP)) vipSeenAt = Date.now();
     else await sleep(10);
   }
   const { blockFrom, blockTo } = await crashed;
   await waitFor(async () => (await db.instance().catch(() => undefined))?.state === 'MASTER', 10_000, 'backup MASTER', 50);
-  // garp_master_delay = 2 s: the second burst, from the loop.
-  await sleep(2_500);
+  await sleep(afterMs);
   await cap.stop();
   await wire.stop();
   const ads = parseAdverts(cap.text());
   const lastA = ads.filter((x) => x.src === a.ipv4).at(-1)!.t;
   const firstB = ads.find((x) => x.src === b.ipv4 && x.t > lastA)!.t;
   const garps = parseWire(wire.text(), VIP).filter((f) => f.what === 'garp' && f.src === b.mac && f.t > lastA).map((f) => f.t);
+  return { b, db, vipSeenAt, blockFrom, blockTo, firstB, garps };
+}
+
+netnsTest('a BACKUP whose loop is blocked: the sender thread puts the VIP up and sends the GARPs right after its takeover advert', async (t: ExecutionContext) => {
+  // garp_master_delay = 2 s: wait for the second burst, from the loop.
+  const { b, db, vipSeenAt, blockFrom, blockTo, firstB, garps } = await takeoverWhileBlocked(t, undefined, 2_500);
   const first = garps.filter((g) => g < firstB + 1_000);
   const second = garps.filter((g) => g >= firstB + 1_000);
   t.log(`loop blocked ${(blockFrom - firstB).toFixed(0)}..${(blockTo - firstB).toFixed(0)} ms around b's first advert; VIP seen ${vipSeenAt === undefined ? 'never' : `${(vipSeenAt - firstB).toFixed(0)} ms`} after it; ` +
@@ -74,32 +85,7 @@ netnsTest('a BACKUP whose loop is blocked: the sender thread puts the VIP up and
 });
 
 netnsTest('accept = false: the sender thread leaves the VIPs to the loop (its drop filter goes first): nothing before the loop runs', async (t: ExecutionContext) => {
-  const lab = await createLab(t);
-  const [a, b, p]: LabHost[] = [await lab.addHost('da'), await lab.addHost('db'), await lab.addHost('p')];
-  const cap = await startTcpdump(p, 'ip proto 112', { args: ['-tt', '--immediate-mode'] });
-  const wire = await startTcpdump(p, 'arp', { args: ['-tt', '-e', '--immediate-mode'] });
-  const da = await startDirector(lab, a, toml('da', 150));
-  await state(da, 'MASTER', 10_000);
-  const db = await startDirector(lab, b, directorToml({ routerId: 'db', priority: 100, version: 3, advertInt: 0.1, vips: [`${VIP}/24`], garpRepeat: REPEAT, garpDelay: 0, extraInstance: 'accept = false' }),
-    { nodeArgs: blockOnSignal(BLOCK_MS) });
-  await state(db, 'BACKUP', 10_000);
-  await sleep(500);
-  const crashed = crashDuringBlock(a, da, db, () => cap.text());
-  let vipSeenAt: number | undefined;
-  const pollUntil = Date.now() + BLOCK_MS + 3_000;
-  while (vipSeenAt === undefined && Date.now() < pollUntil) {
-    if (await hasVip(b, VIP)) vipSeenAt = Date.now();
-    else await sleep(10);
-  }
-  const { blockTo } = await crashed;
-  await waitFor(async () => (await db.instance().catch(() => undefined))?.state === 'MASTER', 10_000, 'backup MASTER', 50);
-  await sleep(300);
-  await cap.stop();
-  await wire.stop();
-  const ads = parseAdverts(cap.text());
-  const lastA = ads.filter((x) => x.src === a.ipv4).at(-1)!.t;
-  const firstB = ads.find((x) => x.src === b.ipv4 && x.t > lastA)!.t;
-  const garps = parseWire(wire.text(), VIP).filter((f) => f.what === 'garp' && f.src === b.mac && f.t > lastA).map((f) => f.t);
+  const { db, vipSeenAt, blockTo, firstB, garps } = await takeoverWhileBlocked(t, 'accept = false', 300);
   t.log(`b's first advert ${(blockTo - firstB).toFixed(0)} ms before the block ended; VIP seen ${vipSeenAt === undefined ? 'never' : `${(vipSeenAt - blockTo).toFixed(0)} ms after the block`}; GARPs at ${garps.map((g) => (g - blockTo).toFixed(1)).join(', ')} ms after it`);
   t.true(firstB < blockTo - 300, 'the takeover advert left during the block (the thread still times it)');
   t.true(vipSeenAt !== undefined && vipSeenAt >= blockTo, 'the VIP went up only once the loop ran (after the drop filter)');
