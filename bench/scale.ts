@@ -173,7 +173,7 @@ function haproxyConfig(dir: string, delayLoop: number, N: number, threads: numbe
   return N > DEFAULT_N ? cfg.replace(/^listen (vs\d+)\n {2}bind [^\n]*\n/gm, 'backend $1\n') : cfg;
 }
 
-async function onceHaproxy(delayLoop: number, seconds: number, N: number, threads: number, log: (m: string) => void): Promise<TheirRep> {
+async function onceHaproxy(delayLoop: number, seconds: number, N: number, threads: number, log: (m: string) => void, settleS = 3): Promise<TheirRep> {
   return withLab(async (lab) => {
     const [r1, a] = await Promise.all([lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('da', { ipv4: '10.77.0.11/24' })]);
     const accessLog = join(lab.tmpDir, 'arrivals.log');
@@ -196,7 +196,7 @@ async function onceHaproxy(delayLoop: number, seconds: number, N: number, thread
     await waitFor(async () => (await notOk()) === 0, 60_000, 'haproxy: every first check passed', 100);
     const allUpMs = Date.now() - t0;
     log(`haproxy: stats socket ${socketMs} ms, every first check L7OK ${allUpMs} ms`);
-    await sleep(3_000);
+    await sleep(settleS * 1000);
     const { cpuPct, rssMiB, pssMiB, threads: threadCpu, w0, w1 } = await steadyWindow(hp.pid, seconds);
     log(`haproxy: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB`);
     const bad = await notOk();
@@ -220,7 +220,7 @@ function logTime(output: string, re: RegExp): number | undefined {
   return undefined;
 }
 
-async function once(delayLoop: number, seconds: number, N: number, log: (m: string) => void, proxyWorkers?: number, nodeArgs?: string[], kind: string = 'PROXY'): Promise<Rep> {
+async function once(delayLoop: number, seconds: number, N: number, log: (m: string) => void, proxyWorkers?: number, nodeArgs?: string[], kind: string = 'PROXY', settleS = 3): Promise<Rep> {
   return withLab(async (lab) => {
     const [r1, a] = await Promise.all([lab.addHost('r1', { ipv4: '10.77.0.21/24' }), lab.addHost('da', { ipv4: '10.77.0.11/24' })]);
     const accessLog = join(lab.tmpDir, 'arrivals.log');
@@ -269,7 +269,7 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     await waitFor(async () => (await d.instance()).state === 'MASTER' && (await status()).virtual_servers.every((v) => v.serving), (N > DEFAULT_N ? 180_000 : 60_000), 'MASTER and serving', 100);
     const servingMs = Date.now() - t0;
     log(`VRRP running ${vrrpRunningMs.toFixed(0)} ms, first advert ${firstAdvertMs.toFixed(0)} ms, services ready (hold released) ${readyMs.toFixed(0)} ms, socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms`);
-    await sleep(3_000);
+    await sleep(settleS * 1000);
     const { cpuPct, rssMiB, pssMiB, threads: threadCpu, w0, w1 } = await steadyWindow(d.proc.pid, seconds);
     log(`keepalive-ts: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB`);
     await sleep(1_500); // nginx flushes its log buffer every second
@@ -322,6 +322,8 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
 async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
   const delayLoop = Number(ctx.params.delay_loop ?? 1);
   const seconds = Number(ctx.params.seconds ?? 30);
+  // Seconds between every first check passed and the steady window (both sides).
+  const settle = Number(ctx.params.settle ?? 3);
   const N = Number(ctx.params.n ?? DEFAULT_N);
   const withHaproxy = (ctx.params.haproxy ?? '1') !== '0';
   const kind = ctx.params.kind ?? 'PROXY';
@@ -343,11 +345,11 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
     // `scale.n=0` skips the 1,000-server part (only the large farm is measured).
     for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => N > 0 && (withHaproxy || x === 'ours'))) {
       if (impl === 'ours') {
-        const r = await once(delayLoop, seconds, N, ctx.log, threads, nodeArgs, kind);
+        const r = await once(delayLoop, seconds, N, ctx.log, threads, nodeArgs, kind, settle);
         ctx.log(`rep ${i + 1} keepalive-ts: CPU ${r.cpuPct.toFixed(1)} %, RSS ${r.rssMiB.toFixed(1)} MiB, reload ${r.reloadRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadReply}), one real server changed ${r.reloadChangedRaw.map((x) => x.toFixed(1)).join('/')} ms (${r.reloadChangedReply})`);
         reps.push(r);
       } else {
-        const t = await onceHaproxy(delayLoop, seconds, N, threads, ctx.log);
+        const t = await onceHaproxy(delayLoop, seconds, N, threads, ctx.log, settle);
         ctx.log(`rep ${i + 1} haproxy: CPU ${t.cpuPct.toFixed(1)} %, RSS ${t.rssMiB.toFixed(1)} MiB`);
         theirs.push(t);
       }
@@ -355,11 +357,11 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
     if (bigN > 0) {
       for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => withHaproxy || x === 'ours')) {
         if (impl === 'ours') {
-          const b = await once(bigDelay, seconds, bigN, ctx.log, 1, nodeArgs);
+          const b = await once(bigDelay, seconds, bigN, ctx.log, 1, nodeArgs, 'PROXY', settle);
           ctx.log(`rep ${i + 1} keepalive-ts ${bigN} real servers every ${bigDelay} s: CPU ${b.cpuPct.toFixed(1)} %, RSS ${b.rssMiB.toFixed(1)} MiB, check lateness p99 ${b.lateP99.toFixed(1)} ms, max ${b.lateMax.toFixed(1)} ms`);
           big.push(b);
         } else {
-          const t = await onceHaproxy(bigDelay, seconds, bigN, 1, ctx.log);
+          const t = await onceHaproxy(bigDelay, seconds, bigN, 1, ctx.log, settle);
           ctx.log(`rep ${i + 1} haproxy ${bigN} real servers every ${bigDelay} s: CPU ${t.cpuPct.toFixed(1)} %, RSS ${t.rssMiB.toFixed(1)} MiB, check lateness p99 ${t.lateP99.toFixed(1)} ms, max ${t.lateMax.toFixed(1)} ms`);
           bigTheirs.push(t);
         }
@@ -416,7 +418,7 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
       'Check lateness: r1\'s nginx logs every request as `$msec $server_port` (one port per real server); for each real server, every interval between two consecutive checks in the steady window minus the check interval (delay_loop / HAProxy `inter`). A scheduler that starts the next check delay_loop after the previous one ended shows the check\'s duration here; slipping deadlines show as a growing tail. Median and largest per repetition: ' +
         `ours ${reps.map((r) => `${r.lateP50.toFixed(1)}/${r.lateMax.toFixed(1)}`).join(', ')}; HAProxy ${theirs.map((t) => `${t.lateP50.toFixed(1)}/${t.lateMax.toFixed(1)}`).join(', ')} ms.`,
       'keepalived is not measured: its virtual servers need the ip_vs kernel module, and `modprobe ip_vs` fails in this VM ("Module ip_vs not found in directory /lib/modules/…").',
-      `The reference ("theirs") is HAProxy 2.6 (Debian), \`mode tcp\`, \`nbthread ${threads}\`, in its own fresh lab with the same many-port nginx, alternating with keepalive-ts per repetition (ours first on odd ones): ${N} \`listen\` sections on ${VIP}:${VS_BASE}+i, one \`server … check\` r1:(${RS_BASE}+i) each, \`option httpchk GET /\`, \`http-check expect status 200\`, \`inter ${delayLoop}s fastinter 500ms fall 2 rise 1\`, \`timeout connect 1s\`, \`timeout check 1s\`. CPU and memory measured as ours over the same ${seconds} s window, 3 s after startup. The 10,000-server run: the same checks in 10,000 \`backend\` sections (no listeners: with 10,000 \`listen\` sections HAProxy needs 24,024 descriptors and refuses to start above the hard limit of 20,000 here, which this container cannot raise), \`inter ${bigDelay}s\`, \`maxconn 2000\`, one thread on both sides.`,
+      `The reference ("theirs") is HAProxy 2.6 (Debian), \`mode tcp\`, \`nbthread ${threads}\`, in its own fresh lab with the same many-port nginx, alternating with keepalive-ts per repetition (ours first on odd ones): ${N} \`listen\` sections on ${VIP}:${VS_BASE}+i, one \`server … check\` r1:(${RS_BASE}+i) each, \`option httpchk GET /\`, \`http-check expect status 200\`, \`inter ${delayLoop}s fastinter 500ms fall 2 rise 1\`, \`timeout connect 1s\`, \`timeout check 1s\`. CPU and memory measured as ours over the same ${seconds} s window, ${settle} s after every first check passed (\`scale.settle\`). The 10,000-server run: the same checks in 10,000 \`backend\` sections (no listeners: with 10,000 \`listen\` sections HAProxy needs 24,024 descriptors and refuses to start above the hard limit of 20,000 here, which this container cannot raise), \`inter ${bigDelay}s\`, \`maxconn 2000\`, one thread on both sides.`,
       'HAProxy startup: "control socket answers" is spawn -> its stats socket answers `show info`; "all real servers up" is spawn -> every server\'s `check_status` is L7OK in `show stat` (HAProxy 2.6 starts servers UP before any check, so this is the first check of every server having passed, the closest equivalent of our servers going up after their first good check).',
       'No HAProxy figure for "MASTER and every virtual server serving" (it is our VRRP startup, dominated by Master_Down_Interval; HAProxy has no VRRP) nor for reload: our `reload` is a control-socket round trip that re-reads and compares the unchanged file in the running process, whereas an HAProxy reload starts a new process that re-parses the config and takes the listeners over from the old one (master-worker `-sf`), a different operation with no common end point to time — so both stay ours-only.',
     ],
@@ -429,7 +431,7 @@ export const scale: Benchmark = {
   reference: 'HAProxy',
   description:
     `Director da with ${DEFAULT_N} virtual servers (VIP ${VIP}, ports ${VS_BASE}+i; \`scale.n\`), each with one real server: one nginx on r1 listening on as many ports (${RS_BASE}+i). HTTP_GET every \`scale.delay_loop\` s (default 1). ` +
-    'Figures: daemon CPU and RSS over `scale.seconds` (default 30) of steady checking, and the lateness of the checks (arrival times in nginx\'s log); startup times (to VRRP running — the figure held against the 500 ms target —, to the first advert of this lone priority-255 director, to services ready); `reload` round trip with the unchanged file and with one real server changed. ' +
+    'Figures: daemon CPU and RSS over `scale.seconds` (default 30) of steady checking, starting `scale.settle` s (default 3) after every first check passed, and the lateness of the checks (arrival times in nginx\'s log); startup times (to VRRP running — the figure held against the 500 ms target —, to the first advert of this lone priority-255 director, to services ready); `reload` round trip with the unchanged file and with one real server changed. ' +
     'Reference: HAProxy 2.6 (TCP mode, as many threads as our proxy workers: `scale.threads`, default 1; 1,000 `listen` sections, `option httpchk` every 1 s) against the same nginx, alternating per repetition (CPU, RSS/PSS of the whole process tree, startup, lateness; reload is ours-only). ' +
     'Then 10,000 real servers every 5 s (`scale.big`, `scale.big_delay_loop`; 0 skips), one thread on both sides, HAProxy beside it the same way. `scale.node_args="--cpu-prof --cpu-prof-dir=DIR"` profiles our daemon (it is then stopped after the steady window: no reload figures).',
   run: runScale,

@@ -71,6 +71,7 @@
 #include <uv.h>
 
 #include "check_engine.h"
+#include "napi_args.h"
 #include "napi_callback.h"
 
 /* Result codes besides 0 (success) and positive errno values. */
@@ -242,6 +243,8 @@ typedef struct ce_engine {
   ce_heap_entry *heap; /* jobs by due time */
   size_t heap_n, heap_cap;
   uint64_t done_since; /* when the oldest undelivered result finished; 0: none */
+  ce_attempt *spare; /* freed attempts of jobs, reused by the next ones (no malloc per check) */
+  unsigned nspare;
 } ce_engine;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -294,10 +297,9 @@ static void attempt_free(ce_attempt *a) {
   free(a);
 }
 
-/* A new attempt of `sp` (which it references), its deadline counted from now; NULL: no memory. */
-static ce_attempt *attempt_new(ce_spec *sp, uint32_t token) {
-  ce_attempt *a = malloc(sizeof *a);
-  if (!a) return NULL;
+/* `a` (fresh memory) becomes an attempt of `sp` (which it references), its deadline counted from
+ * `start`. */
+static ce_attempt *attempt_init(ce_attempt *a, ce_spec *sp, uint32_t token, uint64_t start) {
   /* Everything but the inline buffer starts zeroed. */
   memset(a, 0, offsetof(ce_attempt, inline_buf));
   atomic_fetch_add(&sp->refs, 1);
@@ -308,13 +310,46 @@ static ce_attempt *attempt_new(ce_spec *sp, uint32_t token) {
   a->max_body = sp->max_body;
   a->buf = a->inline_buf;
   a->cap = CE_INLINE;
-  a->start_ns = now_ns();
-  a->deadline_ns = a->start_ns + sp->timeout_ns;
+  a->start_ns = start;
+  a->deadline_ns = start + sp->timeout_ns;
   return a;
+}
+
+/* A new attempt of `sp`, its deadline counted from now; NULL: no memory. */
+static ce_attempt *attempt_new(ce_spec *sp, uint32_t token) {
+  ce_attempt *a = malloc(sizeof *a);
+  return a ? attempt_init(a, sp, token, now_ns()) : NULL;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Engine thread */
+
+/* Spare attempts kept by the thread: a few slots' worth of checks. */
+#define CE_SPARE_MAX 256
+
+/* A job's attempt that is not handed to JS ends here: kept for the next attempt. */
+static void attempt_recycle(ce_engine *e, ce_attempt *a) {
+  if (e->nspare >= CE_SPARE_MAX) {
+    attempt_free(a);
+    return;
+  }
+  if (a->buf && a->buf != a->inline_buf) free(a->buf);
+  free(a->body);
+  spec_unref(a->spec);
+  a->next = e->spare;
+  e->spare = a;
+  e->nspare++;
+}
+
+/* attempt_new() on the thread, from the spares when there is one. */
+static ce_attempt *attempt_take(ce_engine *e, ce_spec *sp, uint32_t token, uint64_t now) {
+  ce_attempt *a = e->spare;
+  if (a) {
+    e->spare = a->next;
+    e->nspare--;
+  } else if (!(a = malloc(sizeof *a))) return NULL;
+  return attempt_init(a, sp, token, now);
+}
 
 /* A finished attempt goes to the JS side with the next delivery. */
 static void hand_over(ce_engine *e, ce_attempt *a, uint64_t now) {
@@ -412,7 +447,7 @@ static void job_done(ce_engine *e, ce_attempt *a, uint64_t now) {
   ce_job *j = a->job;
   j->inflight = NULL;
   if (atomic_load(&j->stopped) || a->code == CE_ABORTED) {
-    attempt_free(a);
+    attempt_recycle(e, a);
     return;
   }
   int code = a->code, status = a->status;
@@ -431,7 +466,7 @@ static void job_done(ce_engine *e, ce_attempt *a, uint64_t now) {
   heap_push(e, j);
   int report = !j->reported || j->state != was_state || j->retry_it != was_retry || code != j->last_code || status != j->last_status;
   if (!report) {
-    attempt_free(a);
+    attempt_recycle(e, a);
     return;
   }
   j->reported = 1;
@@ -758,8 +793,11 @@ static void do_read(ce_engine *e, ce_attempt *a) {
 }
 
 /* The socket is registered edge-triggered for both directions from the start, so moving from
- * sending to reading needs no epoll_ctl: the next EPOLLIN edge is the answer. */
-static void do_send(ce_engine *e, ce_attempt *a) {
+ * sending to reading needs no epoll_ctl: the next EPOLLIN edge is the answer. `readable`: the
+ * event being handled said there is something to read (or an EOF / error to see); without it,
+ * no recv() right after the request (it would nearly always say EAGAIN: the answer comes later,
+ * and its arrival is a new edge). */
+static void do_send(ce_engine *e, ce_attempt *a, int readable) {
   const ce_spec *sp = a->spec;
   while (a->reqoff < sp->reqlen) {
     ssize_t n = send(a->fd, sp->req + a->reqoff, sp->reqlen - a->reqoff, MSG_NOSIGNAL);
@@ -773,16 +811,18 @@ static void do_send(ce_engine *e, ce_attempt *a) {
   }
   a->state = S_READING;
   /* The answer may already be queued (its edge came with the connect's): read what is there. */
-  do_read(e, a);
+  if (readable) do_read(e, a);
 }
 
-static void on_connected(ce_engine *e, ce_attempt *a) {
+#define CE_READABLE (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+
+static void on_connected(ce_engine *e, ce_attempt *a, uint32_t events) {
   if (!(a->flags & CE_F_HTTP)) {
     finish(e, a, 0);
     return;
   }
   a->state = S_SENDING;
-  do_send(e, a);
+  do_send(e, a, (events & CE_READABLE) != 0);
 }
 
 static void begin(ce_engine *e, ce_attempt *a) {
@@ -823,7 +863,7 @@ static void begin(ce_engine *e, ce_attempt *a) {
     finish(e, a, errno);
     return;
   }
-  if (r == 0) on_connected(e, a);
+  if (r == 0) on_connected(e, a, CE_READABLE); /* no event seen: look */
 }
 
 /* Starts the attempts of the jobs due by `now`. */
@@ -835,7 +875,7 @@ static void jobs_run_due(ce_engine *e, uint64_t now) {
       if (j->drop_when_popped) job_unref(j);
       continue;
     }
-    ce_attempt *a = attempt_new(j->spec, j->id);
+    ce_attempt *a = attempt_take(e, j->spec, j->id, now);
     if (!a) {
       /* Out of memory: try again a delay_loop later rather than spin. */
       j->due_ns = now + j->loop_ns;
@@ -888,11 +928,11 @@ static void on_event(ce_engine *e, ce_attempt *a, uint32_t events) {
       if (events & EPOLLHUP) finish(e, a, ECONNRESET);
       return;
     }
-    on_connected(e, a);
+    on_connected(e, a, events);
     return;
   }
   if (a->state == S_SENDING) {
-    if (events & EPOLLOUT) do_send(e, a);
+    if (events & EPOLLOUT) do_send(e, a, (events & CE_READABLE) != 0);
     else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) do_read(e, a); /* answered (or closed) before the request was out */
     return;
   }
@@ -988,6 +1028,12 @@ static void *engine_main(void *arg) {
     attempt_free(a);
   }
   while (e->heap_n) job_unref(e->heap[--e->heap_n].job);
+  while (e->spare) {
+    ce_attempt *a = e->spare;
+    e->spare = a->next;
+    free(a);
+  }
+  e->nspare = 0;
   free(e->heap);
   e->heap = NULL;
   return NULL;
@@ -1209,24 +1255,11 @@ static ce_engine *engine_create(napi_env env) {
   return e;
 }
 
-static bool ce_int(napi_env env, napi_value v, int64_t min, int64_t max, const char *what, int64_t *out) {
-  double d;
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_double(env, v, &d) != napi_ok ||
-      d != (double)(int64_t)d || d < (double)min || d > (double)max) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", what);
-    return false;
-  }
-  *out = (int64_t)d;
-  return true;
-}
-
 static bool ce_addr(napi_env env, napi_value v, int port, struct sockaddr_storage *ss, socklen_t *len, const char *what) {
-  bool is_buf = false;
   void *data;
   size_t n;
-  if (napi_is_buffer(env, v, &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, v, &data, &n) != napi_ok ||
-      (n != 4 && n != 16)) {
+  if (!napi_arg_buffer(env, v, what, &data, &n)) return false;
+  if (n != 4 && n != 16) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
     return false;
   }
@@ -1254,11 +1287,10 @@ static bool ce_nullish(napi_env env, napi_value v) {
 
 /* checkEngineCallback(fn) */
 static napi_value ce_set_callback(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
   napi_valuetype t;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function) {
+  if (!napi_arg_count(env, info, 1, argv)) return NULL;
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "callback must be a function");
     return NULL;
   }
@@ -1274,15 +1306,11 @@ static void spec_finalize(napi_env env, void *data, void *hint) { spec_unref(dat
 
 /* checkSpec(addr, port, bindAddr, request, flags, maxBody, timeoutMs, bodyStatuses) -> external */
 static napi_value ce_spec_new(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 8) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "checkSpec needs 8 arguments");
-    return NULL;
-  }
+  if (!napi_arg_count(env, info, 8, argv)) return NULL;
   int64_t port, flags, max_body, timeout_ms;
-  if (!ce_int(env, argv[1], 1, 65535, "port", &port) || !ce_int(env, argv[4], 0, 7, "flags", &flags) ||
-      !ce_int(env, argv[5], 0, INT32_MAX, "maxBody", &max_body) || !ce_int(env, argv[6], 1, INT32_MAX, "timeoutMs", &timeout_ms))
+  if (!napi_arg_int(env, argv[1], 1, 65535, "port", &port) || !napi_arg_int(env, argv[4], 0, 7, "flags", &flags) ||
+      !napi_arg_int(env, argv[5], 0, INT32_MAX, "maxBody", &max_body) || !napi_arg_int(env, argv[6], 1, INT32_MAX, "timeoutMs", &timeout_ms))
     return NULL;
   ce_spec *sp = calloc(1, sizeof *sp);
   if (!sp) return ce_throw(env, "ENOMEM", "check engine: out of memory");
@@ -1300,10 +1328,10 @@ static napi_value ce_spec_new(napi_env env, napi_callback_info info) {
     }
   }
   if (flags & CE_F_HTTP) {
-    bool is_buf = false;
     void *data;
     size_t n;
-    if (napi_is_buffer(env, argv[3], &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, argv[3], &data, &n) != napi_ok || n == 0) {
+    if (!napi_arg_buffer(env, argv[3], "request must be a non-empty Buffer", &data, &n)) goto fail;
+    if (n == 0) {
       bad = "request must be a non-empty Buffer";
       goto fail;
     }
@@ -1315,10 +1343,10 @@ static napi_value ce_spec_new(napi_env env, napi_callback_info info) {
     sp->reqlen = n;
   }
   if ((flags & CE_F_BODY) && !ce_nullish(env, argv[7])) {
-    bool is_buf = false;
     void *data;
     size_t n;
-    if (napi_is_buffer(env, argv[7], &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, argv[7], &data, &n) != napi_ok || n < 125) {
+    if (!napi_arg_buffer(env, argv[7], "bodyStatuses must be a Buffer of at least 125 bytes or null", &data, &n)) goto fail;
+    if (n < 125) {
       bad = "bodyStatuses must be a Buffer of at least 125 bytes or null";
       goto fail;
     }
@@ -1339,17 +1367,12 @@ fail:
 
 /* checkStart(token, spec) */
 static napi_value ce_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   int64_t token;
   void *data = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      !ce_int(env, argv[0], 0, UINT32_MAX, "token", &token))
+  if (!napi_arg_count(env, info, 2, argv) || !napi_arg_int(env, argv[0], 0, UINT32_MAX, "token", &token) ||
+      !napi_arg_external(env, argv[1], "spec must come from checkSpec()", &data))
     return NULL;
-  if (napi_get_value_external(env, argv[1], &data) != napi_ok || !data) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spec must come from checkSpec()");
-    return NULL;
-  }
   ce_engine *e = engine_get(env);
   if (!e || !e->callback) return ce_throw(env, "ERR_INVALID_STATE", "checkEngineCallback() first");
   ce_attempt *a = attempt_new(data, (uint32_t)token);
@@ -1365,12 +1388,9 @@ static napi_value ce_start(napi_env env, napi_callback_info info) {
 
 /* checkAbort(token) */
 static napi_value ce_abort(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
   int64_t token;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      !ce_int(env, argv[0], 0, UINT32_MAX, "token", &token))
-    return NULL;
+  if (!napi_arg_count(env, info, 1, argv) || !napi_arg_int(env, argv[0], 0, UINT32_MAX, "token", &token)) return NULL;
   ce_engine *e = engine_get(env);
   if (!e) return NULL;
   pthread_mutex_lock(&e->mu);
@@ -1407,22 +1427,15 @@ static void job_finalize(napi_env env, void *data, void *hint) { job_unref(data)
 
 /* checkJobStart(id, spec, okStatuses, firstDelayMs, delayLoopMs, retryDelayMs, retries) -> job */
 static napi_value ce_job_start(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "checkJobStart needs 7 arguments");
-    return NULL;
-  }
+  if (!napi_arg_count(env, info, 7, argv)) return NULL;
   int64_t id, first, loop, retry, retries;
   void *data = NULL;
-  if (!ce_int(env, argv[0], 0, UINT32_MAX, "id", &id) || !ce_int(env, argv[3], 0, INT32_MAX, "firstDelayMs", &first) ||
-      !ce_int(env, argv[4], 0, INT32_MAX, "delayLoopMs", &loop) || !ce_int(env, argv[5], 0, INT32_MAX, "retryDelayMs", &retry) ||
-      !ce_int(env, argv[6], 0, 1000000, "retries", &retries))
+  if (!napi_arg_int(env, argv[0], 0, UINT32_MAX, "id", &id) || !napi_arg_int(env, argv[3], 0, INT32_MAX, "firstDelayMs", &first) ||
+      !napi_arg_int(env, argv[4], 0, INT32_MAX, "delayLoopMs", &loop) || !napi_arg_int(env, argv[5], 0, INT32_MAX, "retryDelayMs", &retry) ||
+      !napi_arg_int(env, argv[6], 0, 1000000, "retries", &retries) ||
+      !napi_arg_external(env, argv[1], "spec must come from checkSpec()", &data))
     return NULL;
-  if (napi_get_value_external(env, argv[1], &data) != napi_ok || !data) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spec must come from checkSpec()");
-    return NULL;
-  }
   ce_spec *sp = data;
   if (sp->flags & (CE_F_BODY | CE_F_HEAD)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "a job's spec reads no body and no header block");
@@ -1433,12 +1446,16 @@ static napi_value ce_job_start(napi_env env, napi_callback_info info) {
   ce_job *j = calloc(1, sizeof *j);
   if (!j) return ce_throw(env, "ENOMEM", "check engine: out of memory");
   if (!ce_nullish(env, argv[2])) {
-    bool is_buf = false;
     void *map;
     size_t n;
-    if (napi_is_buffer(env, argv[2], &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, argv[2], &map, &n) != napi_ok || n < 125) {
+    const char *what = "okStatuses must be a Buffer of at least 125 bytes or null";
+    if (!napi_arg_buffer(env, argv[2], what, &map, &n)) {
       free(j);
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "okStatuses must be a Buffer of at least 125 bytes or null");
+      return NULL;
+    }
+    if (n < 125) {
+      free(j);
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
       return NULL;
     }
     memcpy(j->ok_statuses, map, n < sizeof j->ok_statuses ? n : sizeof j->ok_statuses);
@@ -1476,13 +1493,8 @@ static napi_value ce_job_start(napi_env env, napi_callback_info info) {
 
 /* The arguments of a call whose first argument is a job; NULL (with an exception) when it is not. */
 static ce_job *job_call(napi_env env, napi_callback_info info, napi_value *argv, size_t n) {
-  size_t argc = n;
   void *data = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n ||
-      napi_get_value_external(env, argv[0], &data) != napi_ok || !data) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "job must come from checkJobStart()");
-    return NULL;
-  }
+  if (!napi_arg_count(env, info, n, argv) || !napi_arg_external(env, argv[0], "job must come from checkJobStart()", &data)) return NULL;
   return data;
 }
 

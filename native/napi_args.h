@@ -1,4 +1,4 @@
-/* Argument helpers for the addon's N-API functions (vrrp_sender.c; the older files keep their own
+/* Argument helpers for the addon's N-API functions (vrrp_sender.c, check_engine.c; the older files keep their own
  * copies for now): a number in range, a Buffer, an external handle, an IPv4 address string. Each
  * throws the JS error itself and returns false, so a caller just returns NULL. */
 #ifndef KEEPALIVE_NAPI_ARGS_H

@@ -110,8 +110,11 @@ const RATE_OF: Record<Field, keyof Rates> = { conns: 'cps', in_pkts: 'in_pps', o
 export class RateEstimator {
   readonly #entries = new Map<string, RateEntry>();
 
-  /** Feeds monotonic totals of `key` at time `now` (ms). */
-  sample(key: string, totals: Readonly<Counters>, now: number): void {
+  /**
+   * Feeds monotonic totals of `key` at time `now` (ms). Returns true when `key` is at rest: the
+   * same totals as at its previous sample and every rate 0 (a first sample is not at rest).
+   */
+  sample(key: string, totals: Readonly<Counters>, now: number): boolean {
     const e = this.#entries.get(key);
     if (!e) {
       this.#entries.set(key, {
@@ -120,15 +123,16 @@ export class RateEstimator {
         avg: { conns: 0, in_pkts: totals.in_pkts === null ? null : 0, out_pkts: totals.out_pkts === null ? null : 0, in_bytes: 0, out_bytes: 0 },
         still: true,
       });
-      return;
+      return false;
     }
     const dt = now - e.at;
-    if (dt < RATE_PERIOD_MS) return;
+    const same = totals === e.last || FIELDS.every((f) => totals[f] === e.last[f]);
+    if (dt < RATE_PERIOD_MS) return same && e.still;
     // The common case with many idle services: the very same totals as last time (CounterCarry
     // returns its own object until they change) and rates at 0: nothing moves but the time.
-    if (totals === e.last && e.still) {
+    if (same && e.still) {
       e.at = now;
-      return;
+      return true;
     }
     const w = 1 - (1 - RATE_WEIGHT) ** (dt / RATE_PERIOD_MS);
     for (const f of FIELDS) {
@@ -147,6 +151,7 @@ export class RateEstimator {
     e.at = now;
     e.last = totals;
     e.still = FIELDS.every((f) => !e.avg[f]);
+    return same && e.still;
   }
 
   /** The estimated rates of `key`, rounded as ipvsadm shows them (whole units per second). */

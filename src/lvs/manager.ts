@@ -30,6 +30,20 @@ import { evaluatePool, stopPool, type PoolParams, type PoolResult, type PoolStat
 
 /** Period of the background counter poll (rates, monotonic totals): see start(). */
 export const COUNTER_POLL_MS = RATE_PERIOD_MS + 100;
+/** The longest period of that poll while every counter is at rest (see nextCounterPollMs). */
+export const COUNTER_POLL_IDLE_MAX_MS = COUNTER_POLL_MS * 16;
+
+/**
+ * The delay before the next background counter poll, after one that waited `prevMs`: while every
+ * counter stays at rest (no change, every rate 0) the poll backs off, doubling up to
+ * COUNTER_POLL_IDLE_MAX_MS — reading 1,000 services' counters every 2 s that do not move is most of
+ * what an otherwise idle daemon costs —; the first movement brings it back to COUNTER_POLL_MS.
+ * Nothing is lost by waiting: the totals are cumulative, the estimator weighs a late sample by the
+ * time it covers, and `status` / a metrics scrape refresh on demand.
+ */
+export function nextCounterPollMs(prevMs: number, atRest: boolean): number {
+  return atRest ? Math.min(Math.max(prevMs, COUNTER_POLL_MS) * 2, COUNTER_POLL_IDLE_MAX_MS) : COUNTER_POLL_MS;
+}
 
 export interface LvsDeps {
   dataPlane: Dataplane;
@@ -270,6 +284,10 @@ export class VirtualServerManager {
   readonly #scripts: ScriptRunner;
   #stats: DataplaneStats | null = null;
   #poll: NodeJS.Timeout | undefined;
+  /** The delay the pending background poll was armed with. */
+  #pollMs = COUNTER_POLL_MS;
+  /** stop() began: the background poll is not armed again. */
+  #pollOff = false;
   /** #stats by service key, each with its real servers' counters by key (built once per refresh). */
   #statsIndex = new Map<string, { svc: DataplaneStats['services'][number]; dests: Map<string, DestStats>; sorry: DestStats | undefined }>();
   #stopped = false;
@@ -520,10 +538,30 @@ export class VirtualServerManager {
     }
     // The counters are read from the data plane at the rate estimator's own period (the kernel
     // estimator's 2 s; a sample sooner than that is not used for the rates anyway) plus a margin so
-    // that timer jitter does not land a sample just short of it. `status` and a metrics scrape
-    // refresh on demand, so what they show is current whatever this period.
-    this.#poll = setInterval(() => void this.refresh().catch(() => undefined), COUNTER_POLL_MS);
+    // that timer jitter does not land a sample just short of it, less often while nothing moves
+    // (nextCounterPollMs). `status` and a metrics scrape refresh on demand, so what they show is
+    // current whatever this period.
+    this.#armPoll(COUNTER_POLL_MS);
+  }
+
+  #armPoll(ms: number): void {
+    clearTimeout(this.#poll);
+    this.#poll = undefined;
+    if (this.#stopped || this.#pollOff) return;
+    this.#pollMs = ms;
+    this.#poll = setTimeout(() => {
+      this.#poll = undefined;
+      void this.#refresh().then((atRest) => nextCounterPollMs(ms, atRest), () => ms).then((next) => {
+        // An on-demand refresh in between may have armed it already.
+        if (this.#poll === undefined) this.#armPoll(next);
+      });
+    }, ms);
     this.#poll.unref();
+  }
+
+  /** Test hook: the delay the pending background counter poll was armed with (undefined: none). */
+  counterPollMs(): number | undefined {
+    return this.#poll === undefined ? undefined : this.#pollMs;
   }
 
   async #apply(svc: Service): Promise<void> {
@@ -762,9 +800,16 @@ export class VirtualServerManager {
     return new Map(this.#services.flatMap((svc) => svc.members.map((m) => [m.svc.key, { quorum: svc.last?.quorumUp ?? false, serving: m.serving, checked: svc.checked }] as const)));
   }
 
-  /** Fetches fresh counters from the data plane (status calls this; a 1 s poll keeps metrics fresh). */
+  /** Fetches fresh counters from the data plane (status calls this; a background poll keeps metrics fresh). */
   async refresh(): Promise<void> {
-    if (this.#stopped) return;
+    const atRest = await this.#refresh();
+    // Something moves: the background poll, backed off while all was at rest, comes back to its period.
+    if (!atRest && this.#poll !== undefined && this.#pollMs > COUNTER_POLL_MS) this.#armPoll(COUNTER_POLL_MS);
+  }
+
+  /** refresh(); true when every counter was at rest (RateEstimator.sample). */
+  async #refresh(): Promise<boolean> {
+    if (this.#stopped) return true;
     const stats = await this.deps.dataPlane.stats();
     this.#stats = stats;
     this.#statsIndex = new Map(stats.services.map((svc) => {
@@ -773,7 +818,8 @@ export class VirtualServerManager {
       return [svc.key, { svc, dests, sorry: svc.dests.find((x) => x.sorry) }];
     }));
     const now = this.#now();
-    const sample = (k: string, c: Counters) => this.#rates.sample(k, c, now);
+    let atRest = true;
+    const sample = (k: string, c: Counters) => { if (!this.#rates.sample(k, c, now)) atRest = false; };
     for (const svc of this.#services) {
       const sorryId = svc.cfg.sorry_endpoint ? `sorry:${endpointText(svc.cfg.sorry_endpoint)}` : null;
       // Per service in the data plane: a group member, or the virtual server's one service.
@@ -791,6 +837,7 @@ export class VirtualServerManager {
       for (const r of svc.reals) sample(destKey(svc.key, r.id), sum(r.id));
       if (sorryId) sample(destKey(svc.key, sorryId), sum(sorryId));
     }
+    return atRest;
   }
 
   /** Totals and connection counts of one destination of one service, for status. */
@@ -944,7 +991,9 @@ export class VirtualServerManager {
    */
   async stop(beforeClose?: () => Promise<void>): Promise<void> {
     if (this.#stopped) return;
-    clearInterval(this.#poll);
+    this.#pollOff = true;
+    clearTimeout(this.#poll);
+    this.#poll = undefined;
     for (const svc of this.#services) {
       svc.wanted = false;
       for (const m of svc.members) { m.wanted = false; clearTimeout(m.retry); }

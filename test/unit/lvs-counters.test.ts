@@ -80,3 +80,20 @@ test('RateEstimator: null packet counters give null packet rates; unknown keys g
   t.deepEqual(est.rates('tcp'), { cps: 3, in_pps: null, out_pps: null, in_bps: 500, out_bps: 1000 });
   t.deepEqual(est.rates('nope'), { cps: 0, in_pps: 0, out_pps: 0, in_bps: 0, out_bps: 0 });
 });
+
+test('RateEstimator.sample says when a key is at rest: the same totals as before and every rate 0', (t) => {
+  const est = new RateEstimator();
+  const idle = c(5, 500, 7);
+  t.false(est.sample('k', idle, 0), 'a first sample is not at rest');
+  t.true(est.sample('k', idle, RATE_PERIOD_MS), 'the same totals (the same object), rates 0');
+  t.true(est.sample('k', { ...idle }, 2 * RATE_PERIOD_MS), 'the same totals in another object');
+  t.true(est.sample('k', idle, 2 * RATE_PERIOD_MS + 500), 'within the period, unchanged');
+  const busy = c(6, 600, 8);
+  t.false(est.sample('k', busy, 2 * RATE_PERIOD_MS + 600), 'within the period, changed: not at rest (although not used for the rates)');
+  t.false(est.sample('k', busy, 3 * RATE_PERIOD_MS), 'changed');
+  t.true(est.rates('k').in_bps > 0);
+  t.false(est.sample('k', busy, 4 * RATE_PERIOD_MS), 'unchanged, but the rates still decay');
+  let now = 4 * RATE_PERIOD_MS;
+  while (!est.sample('k', busy, (now += RATE_PERIOD_MS))) t.true(now < 200 * RATE_PERIOD_MS, 'the rates reach 0');
+  t.deepEqual(est.rates('k'), { cps: 0, in_pps: 0, out_pps: 0, in_bps: 0, out_bps: 0 });
+});

@@ -4,7 +4,7 @@ import test from 'ava';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { parseConfig, planReload } from '../../src/config/index.js';
-import { VirtualServerManager } from '../../src/lvs/manager.js';
+import { COUNTER_POLL_IDLE_MAX_MS, COUNTER_POLL_MS, VirtualServerManager, nextCounterPollMs } from '../../src/lvs/manager.js';
 import type { HealthChangeHandler } from '../../src/lvs/health.js';
 import type { DataplaneStats, DestStats, PoolSpec } from '../../src/lvs/dataplane/contract.js';
 import { endpoint, type ServiceKey } from '../../src/util/endpoint.js';
@@ -217,4 +217,40 @@ test('counters: a real server\'s totals survive it leaving the data plane and a 
   t.like(row(), { conns: 14, in_bytes: 1400 }, 'restarted from 0: added to the totals');
   // 4 connections in the last 2 s (2/s): the estimator moves a quarter of the way there
   t.deepEqual(row().rates, { cps: 1, in_pps: null, out_pps: null, in_bps: 50, out_bps: 50 });
+});
+
+test('the background counter poll backs off while nothing moves and comes back to its period on the first movement', async (t) => {
+  t.is(nextCounterPollMs(COUNTER_POLL_MS, false), COUNTER_POLL_MS);
+  t.is(nextCounterPollMs(COUNTER_POLL_MS, true), 2 * COUNTER_POLL_MS);
+  t.is(nextCounterPollMs(4 * COUNTER_POLL_MS, true), 8 * COUNTER_POLL_MS);
+  t.is(nextCounterPollMs(COUNTER_POLL_IDLE_MAX_MS, true), COUNTER_POLL_IDLE_MAX_MS, 'capped');
+  t.is(nextCounterPollMs(COUNTER_POLL_IDLE_MAX_MS, false), COUNTER_POLL_MS);
+  const s = setup();
+  const dest = (conns: number): DestStats => ({
+    key: '10.0.0.21:80', endpoint: endpoint('10.0.0.21', 80), weight: 1, sorry: false, conns, in_pkts: null, out_pkts: null, in_bytes: conns, out_bytes: conns,
+    active_conns: 0, inact_conns: 0, connect_errors: 0,
+  });
+  const svc = (conns: number): DataplaneStats => ({
+    services: [{ key: KEY, kind: 'PROXY', serving: true, draining: false, sorry: false, scheduler_in_effect: 'wlc', conns, in_pkts: null, out_pkts: null,
+      in_bytes: 0, out_bytes: 0, active_conns: 0, inact_conns: 0, dropped: 0, dests: [dest(conns)] }],
+    extra: {},
+  });
+  s.setStats(svc(3));
+  await s.mgr.start();
+  t.teardown(() => s.mgr.stop());
+  t.is(s.mgr.counterPollMs(), COUNTER_POLL_MS, 'armed at its period at start');
+  await s.mgr.refresh(); // every key seen once
+  // The first background poll finds every counter where it was: the next one waits twice as long.
+  const t0 = Date.now();
+  while (s.mgr.counterPollMs() !== 2 * COUNTER_POLL_MS && Date.now() - t0 < 10 * COUNTER_POLL_MS) await new Promise((r) => setTimeout(r, 50));
+  t.is(s.mgr.counterPollMs(), 2 * COUNTER_POLL_MS);
+  // An on-demand refresh that sees nothing move leaves it backed off ...
+  await s.mgr.refresh();
+  t.is(s.mgr.counterPollMs(), 2 * COUNTER_POLL_MS);
+  // ... one that sees a counter move brings the poll back to its period at once.
+  s.setStats(svc(4));
+  await s.mgr.refresh();
+  t.is(s.mgr.counterPollMs(), COUNTER_POLL_MS);
+  await s.mgr.stop();
+  t.is(s.mgr.counterPollMs(), undefined, 'stopped: no poll armed');
 });
