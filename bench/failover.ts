@@ -19,6 +19,7 @@
 // next ping). The "overhead" figure removes the phase: first reply after the crash - (L + MDI).
 import { spawn } from 'node:child_process';
 import { directorToml, startDirector, hasVip, type Director } from '../test/lib/daemon.js';
+import { oursRt, rtNote, rtParam, theirsRt, type Rt } from './rt.js';
 import { keepalivedState, keepalivedVrrpConfig, startKeepalived, startTcpdump } from '../test/lib/servers.js';
 import { killGroup } from '../test/lib/procs.js';
 import { masterDownIntervalMs } from '../src/vrrp/timing.js';
@@ -111,7 +112,7 @@ function mdiMs(advert: number): number {
 // ---------------------------------------------------------------------------------------------
 // Starting the two kinds of pairs
 
-async function startOurs(lab: Lab, a: LabHost, b: LabHost, advert: number, extraB?: string): Promise<Pair> {
+async function startOurs(lab: Lab, a: LabHost, b: LabHost, advert: number, rt: Rt, extraB?: string): Promise<Pair> {
   // garp_master_delay 0 = one burst of garp_master_repeat (5) gratuitous ARPs on becoming
   // MASTER, no second burst: the same as keepalived's vrrp_garp_master_delay 0 below.
   const toml = (routerId: string, priority: number, master: boolean, extra?: string) =>
@@ -126,7 +127,7 @@ async function startOurs(lab: Lab, a: LabHost, b: LabHost, advert: number, extra
       garpDelay: 0,
       garpRepeat: 5,
       extraInstance: master ? 'state = "MASTER"' : undefined,
-    });
+    }).replace('metrics_listen = ""', `metrics_listen = ""\n${oursRt(rt)}`);
   // The daemon's production defaults (json, info), not the test harness's pretty + debug: per-advert
   // debug lines and pretty-printing would load the daemon at 30 ms.
   const args = ['--log-level', 'info', '--log-format', 'json'];
@@ -144,17 +145,17 @@ async function startOurs(lab: Lab, a: LabHost, b: LabHost, advert: number, extra
 }
 
 /** keepalived config in the style of test/lib/servers.ts, with the reference figures' garp settings. */
-export function keepalivedFailoverConfig(routerId: string, priority: number, master: boolean, advert: number): string {
+export function keepalivedFailoverConfig(routerId: string, priority: number, master: boolean, advert: number, rt?: Rt): string {
   const base = keepalivedVrrpConfig({ routerId, state: master ? 'MASTER' : 'BACKUP', vrid: VRID, priority, vips: [`${VIP}/24`], version: 3, advertInt: advert });
-  const conf = base.replace('vrrp_garp_master_delay 1', 'vrrp_garp_master_delay 0\n  vrrp_garp_master_repeat 5');
+  const conf = base.replace('vrrp_garp_master_delay 1', `vrrp_garp_master_delay 0\n  vrrp_garp_master_repeat 5${rt ? `\n${theirsRt(rt)}` : ''}`);
   if (conf === base) throw new Error('keepalivedVrrpConfig no longer sets vrrp_garp_master_delay 1; update bench/failover.ts');
   return conf;
 }
 
-async function startTheirs(lab: Lab, a: LabHost, b: LabHost, advert: number): Promise<Pair> {
+async function startTheirs(lab: Lab, a: LabHost, b: LabHost, advert: number, rt: Rt): Promise<Pair> {
   const [pa, pb] = await Promise.all([
-    startKeepalived(a, keepalivedFailoverConfig('bench-a', PRIO_A, true, advert), lab),
-    startKeepalived(b, keepalivedFailoverConfig('bench-b', PRIO_B, false, advert), lab),
+    startKeepalived(a, keepalivedFailoverConfig('bench-a', PRIO_A, true, advert, rt), lab),
+    startKeepalived(b, keepalivedFailoverConfig('bench-b', PRIO_B, false, advert, rt), lab),
   ]);
   return { a: pa, b: pb, stateA: async () => keepalivedState(pa), stateB: async () => keepalivedState(pb) };
 }
@@ -189,7 +190,7 @@ export function largestGap(ts: readonly number[]): { gap: number; from: number; 
 // ---------------------------------------------------------------------------------------------
 // One repetition
 
-async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number, log: (m: string) => void, busy = false): Promise<RunRecord> {
+async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number, log: (m: string) => void, busy: boolean, rt: Rt): Promise<RunRecord> {
   const started = Date.now();
   const mdi = mdiMs(advert);
   const advMs = advert * 1000;
@@ -218,7 +219,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
         if (impl === 'keepalived') await startBusyHaproxy(lab, b, b.ipv4!, r1.ipv4!);
         else extraB = busyServicesToml(b.ipv4!, r1.ipv4!);
       }
-      const pair = impl === 'keepalive-ts' ? await startOurs(lab, a, b, advert, extraB) : await startTheirs(lab, a, b, advert);
+      const pair = impl === 'keepalive-ts' ? await startOurs(lab, a, b, advert, rt, extraB) : await startTheirs(lab, a, b, advert, rt);
       lastWords = () => `a: ${pair.a.output().slice(-1500)}\nb: ${pair.b.output().slice(-1500)}`;
 
       // 1. converged: a MASTER with the VIP, b BACKUP without it, and a is the one advertising.
@@ -363,6 +364,7 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
   const phaseMode = ctx.params.phase ?? 'stratified';
   if (phaseMode !== 'stratified' && phaseMode !== 'random') throw new Error(`failover.phase: stratified or random, got ${phaseMode}`);
   const records: RunRecord[] = [];
+  const rt = rtParam(ctx, 'failover');
   for (let rep = 0; rep < ctx.runs; rep++) {
     // Stratified: repetition i crashes at phase (i + 0.5)/runs of the cycle, the same phase for
     // both implementations (paired), so the comparison is not at the mercy of 3 random draws.
@@ -376,7 +378,7 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
         // so that both implementations are compared at the same phase.
         let r: RunRecord;
         for (let attempt = 1; ; attempt++) {
-          r = await oneRun(impl, advert, rep, phaseFrac, ctx.log, busy);
+          r = await oneRun(impl, advert, rep, phaseFrac, ctx.log, busy, rt);
           const tol = Math.max(3, 0.1 * advert * 1000);
           const missed = phaseMode === 'stratified' && Number.isFinite(r.phaseMs) && Math.abs(r.phaseMs - phaseFrac * advert * 1000) > tol;
           if (!missed || attempt >= MAX_ATTEMPTS) {
@@ -461,6 +463,7 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
       'keepalived runs as test/lib/servers.ts startKeepalived does (`--dont-fork --log-console --log-detail --no-syslog --dont-respawn`); keepalive-ts as test/lib/daemon.ts startDirector does, with `--log-level info`. ' +
       'A fresh lab (namespaces c, a, b on a bridge) per repetition; tcpdump on c timestamps the adverts.',
     'Wire columns (tcpdump -e on c, every repetition): b advert → GARP = b\'s first gratuitous ARP after its first advert (the takeover\'s own work: VIP add, then GARP); GARP → request = the first echo request c sends to b\'s MAC after it (the client\'s ping pacing, 5 ms nominal, plus c\'s scheduling: the same for both implementations); request → reply = b\'s stack answering. keepalive-ts also logs its own takeover timeline (ms after its advert: js_woke, thread_vips_added / thread_garps when the sender thread did the VIPs and GARPs, then the loop\'s reconciliation), shown in the remark column.',
+    rtNote(rt),
     'Reference figures from /work/shared/anchors.md (keepalived 2.2.7, same lab design, crash at an uncontrolled phase): advert_int 1 s: 3530, 3534, 3559 ms; advert_int 0.1 s: 278, 278, 320 ms.',
   ];
   if (failed.length) notes.push(`Repetitions with a remark: ${failed.length} (see the table; n/a values are excluded from the medians; a repetition whose crash missed its phase by more than max(3 ms, 10 % of advert_int) is repeated, up to ${MAX_ATTEMPTS} attempts).`);
@@ -513,6 +516,6 @@ export const failover: Benchmark = {
   description:
     'Client c pings the VIP every 5 ms (`ping -n -D -i 0.005 10.77.0.50`); master a (priority 150) is crashed — SIGKILL of its daemon and its switch port set down in the same instant — ' +
     'and backup b (priority 100) takes over. Outage = largest gap between consecutive replies. VRRPv3 at advert_int 1 s, 0.1 s and 0.03 s; keepalive-ts pair vs keepalived 2.2.7 pair, alternating per repetition. ' +
-    `Busy variant: the backup also checks ${BUSY_CHECKS} real servers (HTTP_GET every 1 s) and proxies wrk -c50 (keepalive-ts itself; beside keepalived, HAProxy), at \`failover.busy\` advert_int(s) (default 0.1; \`failover.busy=0\` skips it). \`failover.adverts=1,0.1\` sets the quiet ones (0: none).`,
+    `Busy variant: the backup also checks ${BUSY_CHECKS} real servers (HTTP_GET every 1 s) and proxies wrk -c50 (keepalive-ts itself; beside keepalived, HAProxy), at \`failover.busy\` advert_int(s) (default 0.1; \`failover.busy=0\` skips it). \`failover.adverts=1,0.1\` sets the quiet ones (0: none); \`failover.rt=N\` the scheduling of both sides (see the note).`,
   run: runFailover,
 };

@@ -78,7 +78,7 @@ export function checkLateness(log: string, intervalMs: number, from: number, to:
 }
 
 /** What one side costs over a steady window: CPU and memory of the process tree, and which threads used the CPU. */
-export interface Steady { cpuPct: number; rssMiB: number; pssMiB: number; threads: string; w0: number; w1: number }
+export interface Steady { cpuPct: number; rssMiB: number; pssMiB: number; anonMiB: number; threads: string; w0: number; w1: number }
 
 /**
  * Measures `pid` and every process below it (all threads) for `seconds`: CPU % of one core from
@@ -91,11 +91,13 @@ export async function steadyWindow(pid: number, seconds: number): Promise<Steady
   const w0 = Date.now();
   let rss = 0;
   let pss = 0;
+  let anon = 0;
   while (Date.now() - w0 < seconds * 1000) {
     await sleep(Math.min(1_000, seconds * 1000 - (Date.now() - w0)));
     const m = await memoryKiB(pid);
     rss = Math.max(rss, m.rss);
     pss = Math.max(pss, m.pss);
+    anon = Math.max(anon, m.anon);
   }
   const c1 = await treeCpuSeconds(pid);
   const w1 = Date.now();
@@ -103,7 +105,7 @@ export async function steadyWindow(pid: number, seconds: number): Promise<Steady
   const per = [...t1].map(([name, v]) => [name, v - (t0.get(name) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
   const secs = (w1 - w0) / 1000;
   return {
-    cpuPct: (c1 - c0) / secs * 100, rssMiB: rss / 1024, pssMiB: pss / 1024, w0, w1,
+    cpuPct: (c1 - c0) / secs * 100, rssMiB: rss / 1024, pssMiB: pss / 1024, anonMiB: anon / 1024, w0, w1,
     threads: per.map(([name, v]) => `${name} ${(v / secs * 100).toFixed(1)} %`).join(', '),
   };
 }
@@ -120,6 +122,7 @@ interface Rep {
   cpuPct: number;
   rssMiB: number;
   pssMiB: number;
+  anonMiB: number;
   threadCpu: string;
   reloadMs: number;
   reloadRaw: number[];
@@ -132,7 +135,7 @@ interface Rep {
   lateMax: number;
 }
 
-interface TheirRep { socketMs: number; allUpMs: number; cpuPct: number; rssMiB: number; pssMiB: number; threadCpu: string; lateP50: number; lateP99: number; lateMax: number }
+interface TheirRep { socketMs: number; allUpMs: number; cpuPct: number; rssMiB: number; pssMiB: number; anonMiB: number; threadCpu: string; lateP50: number; lateP99: number; lateMax: number }
 
 /**
  * HAProxy checking and proxying N real servers the way our HTTP_GET does: `listen` i on
@@ -197,14 +200,14 @@ async function onceHaproxy(delayLoop: number, seconds: number, N: number, thread
     const allUpMs = Date.now() - t0;
     log(`haproxy: stats socket ${socketMs} ms, every first check L7OK ${allUpMs} ms`);
     await sleep(settleS * 1000);
-    const { cpuPct, rssMiB, pssMiB, threads: threadCpu, w0, w1 } = await steadyWindow(hp.pid, seconds);
-    log(`haproxy: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB`);
+    const { cpuPct, rssMiB, pssMiB, anonMiB, threads: threadCpu, w0, w1 } = await steadyWindow(hp.pid, seconds);
+    log(`haproxy: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB, anonymous ${anonMiB.toFixed(1)} MiB`);
     const bad = await notOk();
     if (bad > 0) log(`warning: haproxy: ${bad} servers not L7OK at the end of the steady phase`);
     await sleep(1_500); // nginx flushes its log buffer every second
     const late = checkLateness(await readFile(accessLog, 'utf8'), delayLoop * 1000, w0, w1);
     log(`haproxy: check lateness p50 ${late.p50.toFixed(1)} p99 ${late.p99.toFixed(1)} max ${late.max.toFixed(1)} ms (${late.n} intervals)`);
-    return { socketMs, allUpMs, cpuPct, rssMiB, pssMiB, threadCpu, lateP50: late.p50, lateP99: late.p99, lateMax: late.max };
+    return { socketMs, allUpMs, cpuPct, rssMiB, pssMiB, anonMiB, threadCpu, lateP50: late.p50, lateP99: late.p99, lateMax: late.max };
   });
 }
 
@@ -270,8 +273,8 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     const servingMs = Date.now() - t0;
     log(`VRRP running ${vrrpRunningMs.toFixed(0)} ms, first advert ${firstAdvertMs.toFixed(0)} ms, services ready (hold released) ${readyMs.toFixed(0)} ms, socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms`);
     await sleep(settleS * 1000);
-    const { cpuPct, rssMiB, pssMiB, threads: threadCpu, w0, w1 } = await steadyWindow(d.proc.pid, seconds);
-    log(`keepalive-ts: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB`);
+    const { cpuPct, rssMiB, pssMiB, anonMiB, threads: threadCpu, w0, w1 } = await steadyWindow(d.proc.pid, seconds);
+    log(`keepalive-ts: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB, anonymous ${anonMiB.toFixed(1)} MiB`);
     await sleep(1_500); // nginx flushes its log buffer every second
     const late = checkLateness(await readFile(accessLog, 'utf8'), delayLoop * 1000, w0, w1);
     log(`keepalive-ts: check lateness p50 ${late.p50.toFixed(1)} p99 ${late.p99.toFixed(1)} max ${late.max.toFixed(1)} ms (${late.n} intervals)`);
@@ -285,7 +288,7 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
       await Promise.race([d.proc.exited, sleep(60_000)]);
       log('profiling run: daemon stopped after the steady window, no reload figures');
       return {
-        vrrpRunningMs, firstAdvertMs, readyMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, threadCpu, reloadMs: Number.NaN, reloadRaw: [], reloadReply: 'not measured (profiling run)',
+        vrrpRunningMs, firstAdvertMs, readyMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, anonMiB, threadCpu, reloadMs: Number.NaN, reloadRaw: [], reloadReply: 'not measured (profiling run)',
         reloadChangedMs: Number.NaN, reloadChangedRaw: [], reloadChangedReply: 'not measured (profiling run)', lateP50: late.p50, lateP99: late.p99, lateMax: late.max,
       };
     }
@@ -313,7 +316,7 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
       reloadChangedReply = reply.ok ? `ok ${JSON.stringify(reply.result)}` : `error ${reply.error.message}`;
     }
     return {
-      vrrpRunningMs, firstAdvertMs, readyMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, threadCpu, reloadMs: median(reloadRaw), reloadRaw, reloadReply,
+      vrrpRunningMs, firstAdvertMs, readyMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, anonMiB, threadCpu, reloadMs: median(reloadRaw), reloadRaw, reloadReply,
       reloadChangedMs: median(reloadChangedRaw), reloadChangedRaw, reloadChangedReply, lateP50: late.p50, lateP99: late.p99, lateMax: late.max,
     };
   });
@@ -389,6 +392,7 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
       f(`daemon CPU, ${N} real servers checked every ${delayLoop} s`, '%', (r) => r.cpuPct, 1, undefined, (t) => t.cpuPct, N === DEFAULT_N && delayLoop === 1 ? { ratio: 1.0 } : {}),
       f('RSS (largest sample over the window, whole process tree)', 'MiB', (r) => r.rssMiB, 1, 'VmRSS-equivalent: Rss of /proc/PID/smaps_rollup, summed over the process and its children (threads share it)', (t) => t.rssMiB, N === DEFAULT_N && delayLoop === 1 ? { ratio: 2.0 } : {}),
       f('PSS (same samples)', 'MiB', (r) => r.pssMiB, 1, 'shared pages divided among the processes mapping them (the node binary is shared with other node processes on this machine)', (t) => t.pssMiB),
+      f('anonymous RSS (same samples)', 'MiB', (r) => r.anonMiB, 1, 'the Anonymous part of Rss: heap, stacks, copy-on-write pages — what the process holds itself, without the clean pages of its executable and libraries (node maps ~35-41 MiB of its binary, HAProxy a few MiB)', (t) => t.anonMiB),
       f('check lateness p99 (interval between two checks of one server − delay_loop)', 'ms', (r) => r.lateP99, 1, 'arrival times in the real server\'s access log; ≈ the check\'s own duration when on time', (t) => t.lateP99),
       f('check lateness, largest', 'ms', (r) => r.lateMax, 1, undefined, (t) => t.lateMax),
       f(`startup with ${N} virtual servers: spawn -> VRRP running (instance on its socket, down timer armed)`, 'ms', (r) => r.vrrpRunningMs, 0, 'the "INIT -> BACKUP" line of the daemon\'s log (same clock as the spawn); the VRRP engine starts before the data plane, under the start-up hold; process start (node) included', undefined, { limit: 500 }),

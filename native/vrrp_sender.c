@@ -42,6 +42,14 @@
  *   vrrpSenderHeard(handle, ifindex, vrid) -> ms since a packet of the VRID last reached the interface
  *                                                (-1: unknown): the receive time of an advert the loop
  *                                                reads late (a BACKUP's down timer counts from it)
+ *   vrrpSenderSetRealtime(handle, priority, rlimitUs) -> errno (0: done)
+ *                                                priority 1..99: the thread (only it, not the process)
+ *                                                runs SCHED_RR at that priority, so a busy CPU does not
+ *                                                delay its wake-up at a deadline; 0: back to SCHED_OTHER.
+ *                                                rlimitUs > 0 with a priority: RLIMIT_RTTIME soft
+ *                                                rlimitUs / 2, hard rlimitUs (keepalived's
+ *                                                vrrp_rt_priority / vrrp_rlimit_rttime). The limit is
+ *                                                the process's, but only real-time threads accrue it.
  *   vrrpSenderClose(handle)                      stops the thread; idempotent
  */
 #include <errno.h>
@@ -56,7 +64,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -528,7 +538,15 @@ static napi_value vs_open(napi_env env, napi_callback_info info) {
   }
   vs_sender *s = calloc(1, sizeof *s);
   if (!s) return throw_errno(env, "vrrp sender", ENOMEM);
-  pthread_mutex_init(&s->mu, NULL);
+  /* Priority inheritance: the thread may run SCHED_RR (vrrpSenderSetRealtime) while the JS thread,
+   * SCHED_OTHER, holds the lock for a moment; preempted meanwhile by other normal tasks it would
+   * hold the real-time thread back with it. With PI it runs at the waiter's priority until it
+   * unlocks. */
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+  pthread_mutex_init(&s->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
   s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (s->evfd < 0 || s->tfd < 0) {
@@ -883,6 +901,28 @@ static napi_value vs_heard(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* vrrpSenderSetRealtime(handle, priority, rlimitUs) -> errno (0: applied) */
+static napi_value vs_set_realtime(napi_env env, napi_callback_info info) {
+  napi_value argv[3], out;
+  vs_sender *s;
+  int64_t prio, rlim_us;
+  if (!napi_arg_count(env, info, 3, argv) || !arg_sender(env, argv[0], &s) || !napi_arg_int(env, argv[1], 0, 99, "priority", &prio) ||
+      !napi_arg_int(env, argv[2], 0, UINT32_MAX, "rlimitUs", &rlim_us))
+    return NULL;
+  int err = 0;
+  if (prio > 0 && rlim_us > 0) {
+    /* Before the policy: a thread never runs real-time without its limit. */
+    struct rlimit rl = {.rlim_cur = (rlim_t)(rlim_us / 2 > 0 ? rlim_us / 2 : 1), .rlim_max = (rlim_t)rlim_us};
+    if (setrlimit(RLIMIT_RTTIME, &rl) < 0) err = errno;
+  }
+  if (!err) {
+    struct sched_param sp = {.sched_priority = (int)prio};
+    err = pthread_setschedparam(s->thread, prio > 0 ? SCHED_RR : SCHED_OTHER, &sp);
+  }
+  if (napi_create_int32(env, err, &out) != napi_ok) return NULL;
+  return out;
+}
+
 /* vrrpSenderClose(handle) */
 static napi_value vs_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -900,6 +940,7 @@ napi_value vrrp_sender_init(napi_env env, napi_value exports) {
       {"vrrpSenderCancel", NULL, vs_cancel, NULL, NULL, NULL, napi_enumerable, NULL},
       {"vrrpSenderStats", NULL, vs_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"vrrpSenderHeard", NULL, vs_heard, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"vrrpSenderSetRealtime", NULL, vs_set_realtime, NULL, NULL, NULL, napi_enumerable, NULL},
       {"vrrpSenderClose", NULL, vs_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -204,6 +204,8 @@ export const GLOBAL_APPLY: { readonly [K in GlobalKey]: { readonly live: boolean
   vrrp_startup_delay: { live: true, how: 'only consulted at startup and for added instances; running instances are not delayed again' },
   v3_checksum_as_v2: { live: true, how: 'default of vrrp_instance.v3_checksum_as_v2: acted on through the instances' },
   vrrp_check_unicast_src: { live: true, how: 'default of vrrp_instance.check_unicast_src: acted on through the instances' },
+  vrrp_rt_priority: { live: true, how: 'the sender thread\'s scheduling policy is set again at once' },
+  vrrp_rlimit_rttime: { live: true, how: 'set again with vrrp_rt_priority at once' },
   drain_timeout: { live: true, how: 'used by the next stop or demotion; also the default of virtual_server.drain_timeout' },
   proxy_workers: { live: false, how: 'the proxy starts its worker threads once; a different count needs a restart' },
   enable_script_security: { live: true, how: 'checked before each script run from now on' },

@@ -55,6 +55,10 @@ export interface GlobalConfig {
   vrrp_startup_delay: number;
   v3_checksum_as_v2: boolean;
   vrrp_check_unicast_src: boolean;
+  /** Real-time priority (SCHED_RR) of the VRRP advert sender thread; 0 = SCHED_OTHER. */
+  vrrp_rt_priority: number;
+  /** RLIMIT_RTTIME (µs, hard; soft = half) set with vrrp_rt_priority; 0 = unchanged. */
+  vrrp_rlimit_rttime: number;
   drain_timeout: number;
   /** 0 = one per CPU (availableParallelism). */
   proxy_workers: number;

@@ -24,6 +24,12 @@ export interface VrrpInstanceStatus {
    * not ready yet, so this instance takes nothing over from a live master (a lone one still does).
    */
   startup_hold?: boolean;
+  /**
+   * With the advert sender thread (IPv4): the largest lateness (µs) of an advert it sent since the
+   * instance started (against its absolute deadline), and of that how late the thread woke up.
+   */
+  sender_max_late_us?: number;
+  sender_max_wake_late_us?: number;
 }
 
 /** ipvsadm --rate's figures, per second (the kernel estimator's 2 s EWMA, src/lvs/counters.ts). */

@@ -163,6 +163,10 @@ function globalRules(ctx: Ctx): Record<string, Rule<G>> {
     vrrp_mcast_group4: to('vrrp_mcast_group4', ip),
     vrrp_mcast_group6: to('vrrp_mcast_group6', ip),
     vrrp_version: to('vrrp_version', int(2, 3)),
+    // keepalived raises its whole VRRP process; here the sender thread (adverts, takeover) only.
+    vrrp_rt_priority: to('vrrp_rt_priority', int(1, 99)),
+    vrrp_rlimit_rttime: to('vrrp_rlimit_rttime', int(1)),
+    vrrp_rlimit_rtime: to('vrrp_rlimit_rttime', int(1)),
     vrrp_garp_master_delay: to('vrrp_garp_master_delay', int(0)),
     vrrp_garp_master_repeat: to('vrrp_garp_master_repeat', int(1)),
     vrrp_garp_master_refresh: to('vrrp_garp_master_refresh', int(0)),
@@ -189,8 +193,8 @@ function globalRules(ctx: Ctx): Record<string, Rule<G>> {
     ...emailRules(),
     // runtime knobs with no meaning here
     ...many(['process_names', 'process_name', 'vrrp_process_name', 'checker_process_name', 'bfd_process_name', 'vrrp_priority', 'checker_priority', 'bfd_priority',
-      'vrrp_no_swap', 'checker_no_swap', 'bfd_no_swap', 'vrrp_cpu_affinity', 'checker_cpu_affinity', 'bfd_cpu_affinity', 'vrrp_rt_priority', 'checker_rt_priority',
-      'bfd_rt_priority', 'vrrp_rlimit_rttime', 'checker_rlimit_rttime', 'bfd_rlimit_rttime', 'max_auto_priority', 'min_auto_priority_delay', 'child_wait_time',
+      'vrrp_no_swap', 'checker_no_swap', 'bfd_no_swap', 'vrrp_cpu_affinity', 'checker_cpu_affinity', 'bfd_cpu_affinity', 'checker_rt_priority',
+      'bfd_rt_priority', 'checker_rlimit_rttime', 'checker_rlimit_rtime', 'bfd_rlimit_rtime', 'bfd_rlimit_rttime', 'max_auto_priority', 'min_auto_priority_delay', 'child_wait_time',
       'vrrp_netlink_cmd_rcv_bufs', 'vrrp_netlink_cmd_rcv_bufs_force', 'vrrp_netlink_monitor_rcv_bufs', 'vrrp_netlink_monitor_rcv_bufs_force', 'lvs_netlink_cmd_rcv_bufs',
       'lvs_netlink_cmd_rcv_bufs_force', 'lvs_netlink_monitor_rcv_bufs', 'lvs_netlink_monitor_rcv_bufs_force', 'process_monitor_rcv_bufs', 'process_monitor_rcv_bufs_force',
       'vrrp_rx_bufs_policy', 'vrrp_rx_bufs_multiplier', 'umask', 'tmp_config_directory', 'config_save_dir', 'use_symlink_paths', 'set_supplementary_groups',

@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { constants as osConstants } from 'node:os';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { macToBuffer } from './frames.js';
 
@@ -73,6 +74,7 @@ interface NativeBinding {
   vrrpSenderCancel(handle: VrrpSenderHandle, id: number): void;
   vrrpSenderStats(handle: VrrpSenderHandle, id: number): [number, number, number, number];
   vrrpSenderHeard(handle: VrrpSenderHandle, ifindex: number, vrid: number): number;
+  vrrpSenderSetRealtime(handle: VrrpSenderHandle, priority: number, rlimitUs: number): number;
   vrrpSenderClose(handle: VrrpSenderHandle): void;
   preciseTimerArm(handle: PreciseTimerHandle, delayMs: number): void;
   preciseTimerDisarm(handle: PreciseTimerHandle): void;
@@ -627,6 +629,19 @@ export class AdvertSender {
     if (!this.#handle) return undefined;
     const age = native().vrrpSenderHeard(this.#handle, ifindex, vrid);
     return age < 0 ? undefined : age;
+  }
+
+  /**
+   * The thread's scheduling: SCHED_RR at `priority` (1..99; 0 = SCHED_OTHER), with RLIMIT_RTTIME
+   * soft rlimitUs / 2, hard rlimitUs (0 = unchanged) as keepalived's vrrp_rt_priority /
+   * vrrp_rlimit_rttime, for this thread only. Returns undefined when applied, else the errno name
+   * (EPERM: no CAP_SYS_NICE and RLIMIT_RTPRIO too low; the thread keeps its previous policy).
+   */
+  setRealtime(priority: number, rlimitUs: number): string | undefined {
+    if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'VRRP advert sender is closed');
+    const err = native().vrrpSenderSetRealtime(this.#handle, priority, rlimitUs);
+    if (err === 0) return undefined;
+    return Object.entries(osConstants.errno).find(([, v]) => v === err)?.[0] ?? `errno ${err}`;
   }
 
   close(): void {

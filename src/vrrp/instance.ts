@@ -95,6 +95,11 @@ export interface TimerExecutor {
   heardAt?(): number | undefined;
   /** Adverts it has sent so far. */
   readonly sent: number;
+  /**
+   * The largest lateness (µs) of an advert it sent, and of that how late its thread woke up
+   * (the rest: sending the adverts due before it), since the instance started.
+   */
+  readonly lateness?: { maxLateUs: number; maxWakeLateUs: number };
 }
 
 /**
@@ -132,6 +137,11 @@ export class VrrpInstance {
   #vipsOwned = false;
   readonly #peerWaiters = new Set<() => void>();
   readonly counters: InstanceCounters;
+  /** The executor's lateness figures (TimerExecutor.lateness), if it has any. */
+  get senderLateness(): { maxLateUs: number; maxWakeLateUs: number } | undefined {
+    return this.executor?.lateness;
+  }
+
   /** Adverts sent from this thread (the executor counts its own). */
   #sentHere = 0;
   /** The plan the executor runs (null: none; the JS timer, if any, is the clock). */

@@ -205,6 +205,7 @@ export class VrrpManager {
   #executor(frames: Parameters<typeof nativeExecutor>[2], extras: Parameters<typeof nativeExecutor>[3]) {
     if (this.deps.clock) return undefined;
     const sender = advertSender();
+    if (sender) this.#schedule(sender);
     return sender ? nativeExecutor(sender, this.#clock, frames, extras) : undefined;
   }
 
@@ -233,6 +234,29 @@ export class VrrpManager {
       mark: (name) => { out[name] = +(this.#clock.now() - at).toFixed(2); },
       fields: () => out,
     };
+  }
+
+  /** The global.vrrp_rt_priority / vrrp_rlimit_rttime the sender thread runs with now. */
+  #applied: { priority: number; rlimit: number } | undefined;
+
+  /**
+   * Sets the sender thread's scheduling (global.vrrp_rt_priority, vrrp_rlimit_rttime) when it
+   * differs from what was applied: at the first executor and after a reload. Refused (EPERM
+   * without CAP_SYS_NICE): a warning, the thread keeps running as it was.
+   */
+  #schedule(sender: NonNullable<ReturnType<typeof advertSender>>): void {
+    const { vrrp_rt_priority: priority, vrrp_rlimit_rttime: rlimit } = this.config.global;
+    if (this.#applied && this.#applied.priority === priority && this.#applied.rlimit === rlimit) return;
+    this.#applied = { priority, rlimit };
+    const err = sender.setRealtime(priority, rlimit);
+    if (err) {
+      this.deps.log.warn({ vrrp_rt_priority: priority, error: err },
+        `global.vrrp_rt_priority ${priority}: cannot set the VRRP sender thread to SCHED_RR (${err}${err === 'EPERM' ? ': needs CAP_SYS_NICE or RLIMIT_RTPRIO' : ''}); adverts stay SCHED_OTHER and may leave late on a busy CPU (vrrp_rt_priority = 0 silences this)`);
+      return;
+    }
+    if (priority > 0) watchRtLimit(this.deps.log, rlimit);
+    this.deps.log.info({ vrrp_rt_priority: priority, vrrp_rlimit_rttime: rlimit },
+      priority > 0 ? `VRRP sender thread: SCHED_RR priority ${priority}${rlimit > 0 ? `, RLIMIT_RTTIME ${rlimit} µs` : ''}` : 'VRRP sender thread: SCHED_OTHER');
   }
 
   /** Resolves interfaces and source addresses; opens sockets. Nothing is sent before start(). */
@@ -611,6 +635,10 @@ export class VrrpManager {
    */
   async applyReload(plan: ReloadPlan, next: Config): Promise<void> {
     this.config = next;
+    if (this.#applied && !this.deps.clock) {
+      const sender = advertSender();
+      if (sender) this.#schedule(sender);
+    }
     for (const name of plan.vrrpScripts.removed.map((x) => x.name)) this.#stopScript(name);
     for (const c of plan.vrrpScripts.changed) this.#stopScript(c.current.name);
     const restart = plan.vrrp.kept.filter((k) => k.changes.restartInstance || (k.current.priority === 255) !== (k.next.priority === 255));
@@ -699,6 +727,7 @@ export class VrrpManager {
         drops: { ...instance.counters.drops },
         vips_restored: restored,
         startup_hold: s.held,
+        ...senderFields(instance.senderLateness),
       };
     });
   }
@@ -747,4 +776,21 @@ export class VrrpManager {
     return [...this.#runtimes.values()].filter((rt) => rt.instance.state.name === 'MASTER').map((rt) => rt.cfg.name);
   }
 
+}
+
+let rtLimitWatched = false;
+
+/**
+ * RLIMIT_RTTIME's soft limit sends SIGXCPU to the process (whose default action would end it):
+ * log it instead, as keepalived does; the hard limit still kills (a real-time thread that stopped
+ * blocking). Installed once per process.
+ */
+function watchRtLimit(log: VrrpDeps['log'], rlimitUs: number): void {
+  if (rtLimitWatched || rlimitUs <= 0) return;
+  rtLimitWatched = true;
+  process.on('SIGXCPU', () => log.warn({}, 'SIGXCPU: the VRRP sender thread ran real-time for half of global.vrrp_rlimit_rttime without blocking; at the whole the kernel ends the daemon'));
+}
+
+function senderFields(l: { maxLateUs: number; maxWakeLateUs: number } | undefined): { sender_max_late_us?: number; sender_max_wake_late_us?: number } {
+  return l ? { sender_max_late_us: Math.round(l.maxLateUs), sender_max_wake_late_us: Math.round(l.maxWakeLateUs) } : {};
 }

@@ -84,5 +84,9 @@ export function nativeExecutor(sender: AdvertSender, clock: Clock, frames: (prio
     get sent(): number {
       return sender.stats(id).sent;
     },
+    get lateness(): { maxLateUs: number; maxWakeLateUs: number } {
+      const { maxLateUs, maxWakeLateUs } = sender.stats(id);
+      return { maxLateUs, maxWakeLateUs };
+    },
   };
 }

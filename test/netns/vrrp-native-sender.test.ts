@@ -4,7 +4,10 @@
 // leaves at its down timer. Without the thread both would wait for the loop (gaps of the block's length).
 import type { ExecutionContext } from 'ava';
 import { createLab, netnsTest, waitFor, sleep, type LabHost } from '../lib/netns.js';
-import { startDirector, directorToml, type Director } from '../lib/daemon.js';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CLI, startDirector, directorToml, type Director } from '../lib/daemon.js';
+import { run } from '../lib/procs.js';
 import { startTcpdump } from '../lib/servers.js';
 import { parseAdverts } from '../../bench/failover.js';
 import { masterDownIntervalMs } from '../../src/vrrp/timing.js';
@@ -92,4 +95,52 @@ netnsTest('a BACKUP whose event loop is blocked still sends its first advert at 
   // The machine then ran the transition and the adverts keep coming on schedule.
   const fromB = ads.filter((x) => x.src === b.ipv4).map((x) => x.t);
   t.true(fromB.length >= 2, `adverts from the new master: ${fromB.length}`);
+});
+
+/** Policy (0 SCHED_OTHER, 2 SCHED_RR) and rt_priority of each thread of `pid`, by thread name. */
+async function threadSched(pid: number): Promise<Map<string, { policy: number; rtPriority: number }>> {
+  const out = new Map<string, { policy: number; rtPriority: number }>();
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined);
+    if (!stat) continue; // the thread ended meanwhile
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    // Fields after "comm)": state is field 3, so field n is rest[n - 3]; rt_priority 40, policy 41 (proc(5)).
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cur = out.get(name);
+    const rec = { policy: Number(rest[41 - 3]), rtPriority: Number(rest[40 - 3]) };
+    if (!cur || rec.policy > cur.policy) out.set(name, rec);
+  }
+  return out;
+}
+
+netnsTest('global.vrrp_rt_priority runs the sender thread (only it) SCHED_RR at that priority, with RLIMIT_RTTIME; reload applies it live', async (t: ExecutionContext) => {
+  const lab = await createLab(t);
+  const a = await lab.addHost('da');
+  const withGlobal = (extra: string) => toml('da', 150).replace('metrics_listen = ""', `metrics_listen = ""\n${extra}`);
+  const d = await startDirector(lab, a, withGlobal('vrrp_rt_priority = 7\nvrrp_rlimit_rttime = 20000'));
+  await state(d, 'MASTER', 10_000);
+  const pid = Number((await readFile(join(lab.tmpDir, 'kt-da', 'kt.pid'), 'utf8')).trim());
+  let th = await threadSched(pid);
+  t.deepEqual(th.get('kt-vrrp-send'), { policy: 2, rtPriority: 7 }, [...th].map(([n, s]) => `${n}:${s.policy}/${s.rtPriority}`).join(' '));
+  // Nothing else is real-time: the main thread (the event loop) and every other thread stay SCHED_OTHER.
+  for (const [name, s] of th) if (name !== 'kt-vrrp-send') t.is(s.policy, 0, `thread ${name}`);
+  const limits = await readFile(`/proc/${pid}/limits`, 'utf8');
+  t.regex(limits, /Max realtime timeout\s+10000\s+20000\s+us/, 'RLIMIT_RTTIME soft = half, hard = vrrp_rlimit_rttime');
+  t.regex(d.proc.output(), /VRRP sender thread: SCHED_RR priority 7, RLIMIT_RTTIME 20000/);
+
+  // 0 = SCHED_OTHER, applied by a reload without restarting anything.
+  await writeFile(d.configPath, withGlobal('vrrp_rt_priority = 0'));
+  await run([process.execPath, CLI, 'reload', '--control-socket', d.socket]);
+  await waitFor(async () => (await threadSched(pid)).get('kt-vrrp-send')?.policy === 0, 5_000, 'sender back to SCHED_OTHER', 50);
+  // The default (no key): SCHED_RR 1.
+  await writeFile(d.configPath, toml('da', 150));
+  await run([process.execPath, CLI, 'reload', '--control-socket', d.socket]);
+  await waitFor(async () => (await threadSched(pid)).get('kt-vrrp-send')?.rtPriority === 1, 5_000, 'sender at the default SCHED_RR 1', 50);
+  th = await threadSched(pid);
+  t.deepEqual(th.get('kt-vrrp-send'), { policy: 2, rtPriority: 1 });
+  const inst = await d.instance();
+  t.is(inst.state, 'MASTER');
+  // status carries the thread's own account of its lateness (bench/jitter.ts logs it).
+  t.true(typeof inst.sender_max_late_us === 'number' && inst.sender_max_late_us >= (inst.sender_max_wake_late_us ?? Infinity), JSON.stringify(inst));
+  t.log(`sender thread: max lateness ${inst.sender_max_late_us} µs, of it wake-up ${inst.sender_max_wake_late_us} µs`);
 });

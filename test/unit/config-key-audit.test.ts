@@ -76,6 +76,8 @@ export const AUDIT: Record<string, Entry> = {
   'global.vrrp_startup_delay': p(VRRP_W, 'vrrp_startup_delay holds the instances in INIT'),
   'global.v3_checksum_as_v2': p(VRRP_W, 'v3_checksum_as_v2 (instance and global)'),
   'global.vrrp_check_unicast_src': PARAMS,
+  'global.vrrp_rt_priority': p(N('vrrp-native-sender'), 'global.vrrp_rt_priority runs the sender thread (only it) SCHED_RR'),
+  'global.vrrp_rlimit_rttime': p(N('vrrp-native-sender'), 'global.vrrp_rt_priority runs the sender thread (only it) SCHED_RR'),
   'global.drain_timeout': [p(U('config-valid'), 'inherited defaults come from global and the enclosing servers'), SPEC],
   'global.enable_script_security': p(N('script-security'), 'enable_script_security refuses world-writable scripts'),
   'global.maxconn': [LIMITS, p(U('lvs-dataplane-limits'), 'at maxConns the listener pauses')],

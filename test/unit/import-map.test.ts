@@ -387,3 +387,20 @@ virtual=10.0.0.1:80
   t.true(notes(perService).includes('3 unsupported: smtp in a virtual section: per-service alert settings are not supported (set them globally); not imported'), notes(perService).join('\n'));
   t.notRegex(perService.toml, /smtp_server/);
 });
+
+test('keepalived: vrrp_rt_priority and vrrp_rlimit_rttime (and the old vrrp_rlimit_rtime) map to global; checker_rt_priority is ignored', (t) => {
+  const vi = 'vrrp_instance V {\n  interface eth0\n  virtual_router_id 9\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n';
+  const r = run(`global_defs {\n  vrrp_rt_priority 40\n  vrrp_rlimit_rttime 20000\n  checker_rt_priority 30\n}\n${vi}`);
+  t.true(r.ok, JSON.stringify(r.messages));
+  const c = parseConfig(r.toml, 'out.toml');
+  t.is(c.global.vrrp_rt_priority, 40);
+  t.is(c.global.vrrp_rlimit_rttime, 20000);
+  t.true(r.messages.some((m) => m.kind === 'ignored' && m.loc.line === 4), JSON.stringify(r.messages));
+  const old = run(`global_defs {\n  vrrp_rlimit_rtime 3000\n}\n${vi}`);
+  t.is(parseConfig(old.toml, 'out.toml').global.vrrp_rlimit_rttime, 3000);
+  // Without the key: keepalive-ts' default (SCHED_RR 1), not keepalived's (off).
+  t.is(parseConfig(run(vi).toml, 'out.toml').global.vrrp_rt_priority, 1);
+  // Out of keepalived's range: an error, nothing imported for the key.
+  const bad = run(`global_defs {\n  vrrp_rt_priority 120\n}\n${vi}`);
+  t.true(bad.messages.some((m) => m.kind === 'error' && /vrrp_rt_priority/.test(m.text)));
+});
