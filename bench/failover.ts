@@ -60,7 +60,35 @@ interface RunRecord {
   gapStartVsCrashMs: number;
   replies: number;
   seconds: number;
+  /** On c's wire, after the crash: b's first GARP − b's first advert (ms). */
+  garpAfterAdvertMs: number;
+  /** The first echo request c sent to b's MAC − that GARP (ping granularity + c's ARP update). */
+  requestAfterGarpMs: number;
+  /** b's first echo reply on the wire − that request (b's stack: the VIP must be there). */
+  replyAfterRequestMs: number;
+  /** keepalive-ts only: b's own takeover timeline (its log line), ms after its advert. */
+  daemonTimeline?: string;
   note?: string;
+}
+
+interface WireFrame {
+  t: number;
+  src: string;
+  dst: string;
+  what: 'garp' | 'request' | 'reply' | 'other';
+}
+
+/** `tcpdump -e -tt -n` lines of ARP and ICMP -> frames (epoch ms, MACs, what they are). */
+export function parseWire(out: string, vip: string): WireFrame[] {
+  const res: WireFrame[] = [];
+  for (const m of out.matchAll(/^(\d+\.\d+) ([0-9a-f:]{17}) > ([0-9a-f:]{17}), ethertype \S+ \(0x[0-9a-f]+\), length \d+: (.*)$/gm)) {
+    const body = m[4]!;
+    const what = body.includes(`tell ${vip},`) || body.startsWith(`Reply ${vip} is-at`) ? 'garp'
+      : body.includes(`> ${vip}: ICMP echo request`) ? 'request'
+        : body.startsWith(`${vip} > `) && body.includes('ICMP echo reply') ? 'reply' : 'other';
+    res.push({ t: Number(m[1]) * 1000, src: m[2]!, dst: m[3]!, what });
+  }
+  return res;
 }
 
 interface Pair {
@@ -168,6 +196,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
   const advMs = advert * 1000;
   const rec: RunRecord = {
     rep, advert, impl, busy, phaseMs: NaN, outageMs: NaN, overheadMs: NaN, timerLateMs: NaN, gapStartVsCrashMs: NaN, replies: 0, seconds: 0,
+    garpAfterAdvertMs: NaN, requestAfterGarpMs: NaN, replyAfterRequestMs: NaN,
   };
   // The daemons' last output, logged when a run fails (a crash shows there).
   let lastWords: (() => string) | undefined;
@@ -178,6 +207,8 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
       const b = await lab.addHost('b');
       const cap = await startTcpdump(c, 'ip proto 112', { args: ['-tt', '--immediate-mode'] });
       const adverts = () => parseAdverts(cap.text());
+      // The takeover on c's wire: b's GARPs, c's echo requests to b's MAC, b's replies.
+      const wire = await startTcpdump(c, `arp or (icmp and host ${VIP})`, { args: ['-tt', '-e', '--immediate-mode'] });
       let extraB: string | undefined;
       // Busy: the backup also checks BUSY_CHECKS real servers on r1 and proxies wrk from cl (busy.ts).
       let cl: LabHost | undefined;
@@ -262,6 +293,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
       await sleep(20); // let tcpdump print b's first adverts
       const stateB = await pair.stateB().catch(() => undefined);
       await cap.stop();
+      await wire.stop();
       if (load) rec.rps = (await load.catch(() => undefined))?.rps;
 
       const replies = parsePingReplies(ping.output());
@@ -269,6 +301,22 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
       const ads = adverts();
       const lastAdvertA = ads.filter((x) => x.src === a.ipv4 && x.t <= tCrash + 1).at(-1)?.t ?? NaN;
       const firstAdvertB = ads.find((x) => x.src === b.ipv4 && x.t > tCrash)?.t ?? NaN;
+      {
+        const frames = parseWire(wire.text(), VIP).filter((f) => f.t > tCrash);
+        const garp = frames.find((f) => f.what === 'garp' && f.src === b.mac);
+        const req = garp && frames.find((f) => f.what === 'request' && f.dst === b.mac && f.t >= garp.t);
+        const reply = req && frames.find((f) => f.what === 'reply' && f.src === b.mac && f.t >= req.t);
+        rec.garpAfterAdvertMs = (garp?.t ?? NaN) - firstAdvertB;
+        rec.requestAfterGarpMs = (req?.t ?? NaN) - (garp?.t ?? NaN);
+        rec.replyAfterRequestMs = (reply?.t ?? NaN) - (req?.t ?? NaN);
+        const line = /^.*takeover timeline.*$/m.exec(pair.b.output())?.[0];
+        if (line) {
+          try {
+            const j = JSON.parse(line) as Record<string, unknown>;
+            rec.daemonTimeline = ['js_woke', 'thread_vips_added', 'thread_garps', 'add_vips_called', 'before_vips', 'vips_added', 'garp_sent'].filter((k) => j[k] !== undefined).map((k) => `${k} ${String(j[k])}`).join(', ');
+          } catch { rec.daemonTimeline = line.slice(0, 200); }
+        }
+      }
       rec.phaseMs = tCrash - lastAdvertA;
       rec.timerLateMs = firstAdvertB - (lastAdvertA + mdi);
       const notes: string[] = [];
@@ -290,7 +338,9 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
   rec.seconds = (Date.now() - started) / 1000;
   log(
     `rep ${rep + 1} advert ${advert} s ${impl.padEnd(12)}${busy ? ` busy (${BUSY_CHECKS} checks + wrk ${rec.rps?.toFixed(0) ?? '?'} req/s)` : ''} outage ${rec.outageMs.toFixed(1)} ms (phase ${rec.phaseMs.toFixed(1)} ms, ` +
-      `MDI-phase ${(mdi - rec.phaseMs).toFixed(1)}, overhead ${rec.overheadMs.toFixed(1)}, timer late ${rec.timerLateMs.toFixed(1)}) ` +
+      `MDI-phase ${(mdi - rec.phaseMs).toFixed(1)}, overhead ${rec.overheadMs.toFixed(1)}, timer late ${rec.timerLateMs.toFixed(1)}; ` +
+      `wire: advert→GARP ${rec.garpAfterAdvertMs.toFixed(2)}, GARP→request ${rec.requestAfterGarpMs.toFixed(2)}, request→reply ${rec.replyAfterRequestMs.toFixed(2)}` +
+      `${rec.daemonTimeline ? `; daemon: ${rec.daemonTimeline}` : ''}) ` +
       `${rec.seconds.toFixed(1)} s${rec.note ? ` — ${rec.note}` : ''}`,
   );
   return rec;
@@ -412,6 +462,7 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
       '(keepalived `vrrp_garp_master_delay 0`, `vrrp_garp_master_repeat 5`; keepalive-ts `garp_master_delay = 0`, `garp_master_repeat = 5`). ' +
       'keepalived runs as test/lib/servers.ts startKeepalived does (`--dont-fork --log-console --log-detail --no-syslog --dont-respawn`); keepalive-ts as test/lib/daemon.ts startDirector does, with `--log-level info`. ' +
       'A fresh lab (namespaces c, a, b on a bridge) per repetition; tcpdump on c timestamps the adverts.',
+    'Wire columns (tcpdump -e on c, every repetition): b advert → GARP = b\'s first gratuitous ARP after its first advert (the takeover\'s own work: VIP add, then GARP); GARP → request = the first echo request c sends to b\'s MAC after it (the client\'s ping pacing, 5 ms nominal, plus c\'s scheduling: the same for both implementations); request → reply = b\'s stack answering. keepalive-ts also logs its own takeover timeline (ms after its advert: js_woke, thread_vips_added / thread_garps when the sender thread did the VIPs and GARPs, then the loop\'s reconciliation), shown in the remark column.',
     rtNote(rt),
     'Reference figures from /work/shared/anchors.md (keepalived 2.2.7, same lab design, crash at an uncontrolled phase): advert_int 1 s: 3530, 3534, 3559 ms; advert_int 0.1 s: 278, 278, 320 ms.',
   ];
@@ -423,13 +474,13 @@ async function runFailover(ctx: BenchContext): Promise<BenchmarkResult> {
     .map((r) => {
       const mdi = mdiMs(r.advert);
       const f = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
-      return `| ${r.advert}${r.busy ? ' busy' : ''} | ${r.rep + 1} | ${r.impl} | ${f(r.phaseMs)} | ${f(r.outageMs, 0)} | ${f(mdi - r.phaseMs, 0)} | ${f(r.overheadMs)} | ${f(r.timerLateMs)} | ${f(r.gapStartVsCrashMs)} | ${r.replies} | ${r.note ?? ''} |`;
+      return `| ${r.advert}${r.busy ? ' busy' : ''} | ${r.rep + 1} | ${r.impl} | ${f(r.phaseMs)} | ${f(r.outageMs, 0)} | ${f(mdi - r.phaseMs, 0)} | ${f(r.overheadMs)} | ${f(r.timerLateMs)} | ${f(r.garpAfterAdvertMs, 2)} / ${f(r.requestAfterGarpMs, 2)} / ${f(r.replyAfterRequestMs, 2)} | ${f(r.gapStartVsCrashMs)} | ${r.replies} | ${[r.daemonTimeline ? `daemon (ms after its advert): ${r.daemonTimeline}` : '', r.note ?? ''].filter(Boolean).join('; ')} |`;
     });
   const details = [
     '<details><summary>Every repetition</summary>',
     '',
-    '| advert_int s | rep | implementation | phase ms | outage ms | MDI − phase ms | overhead ms | timer late ms | gap start − crash ms | replies | remark |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| advert_int s | rep | implementation | phase ms | outage ms | MDI − phase ms | overhead ms | timer late ms | wire: b advert → GARP / GARP → request to b / request → reply, ms | gap start − crash ms | replies | remark |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
     '</details>',

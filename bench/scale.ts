@@ -78,7 +78,7 @@ export function checkLateness(log: string, intervalMs: number, from: number, to:
 }
 
 /** What one side costs over a steady window: CPU and memory of the process tree, and which threads used the CPU. */
-export interface Steady { cpuPct: number; rssMiB: number; pssMiB: number; threads: string; w0: number; w1: number }
+export interface Steady { cpuPct: number; rssMiB: number; pssMiB: number; anonMiB: number; threads: string; w0: number; w1: number }
 
 /**
  * Measures `pid` and every process below it (all threads) for `seconds`: CPU % of one core from
@@ -91,11 +91,13 @@ export async function steadyWindow(pid: number, seconds: number): Promise<Steady
   const w0 = Date.now();
   let rss = 0;
   let pss = 0;
+  let anon = 0;
   while (Date.now() - w0 < seconds * 1000) {
     await sleep(Math.min(1_000, seconds * 1000 - (Date.now() - w0)));
     const m = await memoryKiB(pid);
     rss = Math.max(rss, m.rss);
     pss = Math.max(pss, m.pss);
+    anon = Math.max(anon, m.anon);
   }
   const c1 = await treeCpuSeconds(pid);
   const w1 = Date.now();
@@ -103,7 +105,7 @@ export async function steadyWindow(pid: number, seconds: number): Promise<Steady
   const per = [...t1].map(([name, v]) => [name, v - (t0.get(name) ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
   const secs = (w1 - w0) / 1000;
   return {
-    cpuPct: (c1 - c0) / secs * 100, rssMiB: rss / 1024, pssMiB: pss / 1024, w0, w1,
+    cpuPct: (c1 - c0) / secs * 100, rssMiB: rss / 1024, pssMiB: pss / 1024, anonMiB: anon / 1024, w0, w1,
     threads: per.map(([name, v]) => `${name} ${(v / secs * 100).toFixed(1)} %`).join(', '),
   };
 }
@@ -120,6 +122,7 @@ interface Rep {
   cpuPct: number;
   rssMiB: number;
   pssMiB: number;
+  anonMiB: number;
   threadCpu: string;
   reloadMs: number;
   reloadRaw: number[];
@@ -132,7 +135,7 @@ interface Rep {
   lateMax: number;
 }
 
-interface TheirRep { socketMs: number; allUpMs: number; cpuPct: number; rssMiB: number; pssMiB: number; threadCpu: string; lateP50: number; lateP99: number; lateMax: number }
+interface TheirRep { socketMs: number; allUpMs: number; cpuPct: number; rssMiB: number; pssMiB: number; anonMiB: number; threadCpu: string; lateP50: number; lateP99: number; lateMax: number }
 
 /**
  * HAProxy checking and proxying N real servers the way our HTTP_GET does: `listen` i on
@@ -197,27 +200,34 @@ async function onceHaproxy(delayLoop: number, seconds: number, N: number, thread
     const allUpMs = Date.now() - t0;
     log(`haproxy: stats socket ${socketMs} ms, every first check L7OK ${allUpMs} ms`);
     await sleep(settleS * 1000);
-    const { cpuPct, rssMiB, pssMiB, threads: threadCpu, w0, w1 } = await steadyWindow(hp.pid, seconds);
-    log(`haproxy: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB`);
+    const { cpuPct, rssMiB, pssMiB, anonMiB, threads: threadCpu, w0, w1 } = await steadyWindow(hp.pid, seconds);
+    log(`haproxy: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB, anonymous ${anonMiB.toFixed(1)} MiB`);
     const bad = await notOk();
     if (bad > 0) log(`warning: haproxy: ${bad} servers not L7OK at the end of the steady phase`);
     await sleep(1_500); // nginx flushes its log buffer every second
     const late = checkLateness(await readFile(accessLog, 'utf8'), delayLoop * 1000, w0, w1);
     log(`haproxy: check lateness p50 ${late.p50.toFixed(1)} p99 ${late.p99.toFixed(1)} max ${late.max.toFixed(1)} ms (${late.n} intervals)`);
-    return { socketMs, allUpMs, cpuPct, rssMiB, pssMiB, threadCpu, lateP50: late.p50, lateP99: late.p99, lateMax: late.max };
+    return { socketMs, allUpMs, cpuPct, rssMiB, pssMiB, anonMiB, threadCpu, lateP50: late.p50, lateP99: late.p99, lateMax: late.max };
   });
 }
 
-/** `time` (ms since the epoch) of the first JSON log line matching `re`. */
-function logTime(output: string, re: RegExp): number | undefined {
-  for (const line of output.split('\n')) {
-    if (!re.test(line)) continue;
+/**
+ * `time` (ms since the epoch) of the first JSON log line whose text matches `pattern`, watched from
+ * the process's first output: at 10,000 services the start-up logs (one "serving" and one real
+ * server line each) pass the lab's 4 MiB output cap, so early lines are gone by the time the
+ * control socket answers. NaN when no such line came within `timeoutMs`.
+ */
+function watchLogTime(proc: LabProcess, pattern: string, timeoutMs: number): Promise<number> {
+  // The whole line, newline included: a line split between two reads is not parsed half.
+  const re = new RegExp(`\\{[^\\n]*${pattern}[^\\n]*\\n`);
+  return proc.waitForOutput(re, timeoutMs).then((m) => {
     try {
-      const t = (JSON.parse(line) as { time?: number }).time;
-      if (typeof t === 'number') return t;
-    } catch { /* not a JSON line */ }
-  }
-  return undefined;
+      const t = (JSON.parse(m[0]) as { time?: number }).time;
+      return typeof t === 'number' ? t : Number.NaN;
+    } catch {
+      return Number.NaN;
+    }
+  }, () => Number.NaN);
 }
 
 async function once(delayLoop: number, seconds: number, N: number, log: (m: string) => void, proxyWorkers?: number, nodeArgs?: string[], kind: string = 'PROXY', settleS = 3): Promise<Rep> {
@@ -245,13 +255,23 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     const cap = await startTcpdump(r1, 'ip proto 112', { args: ['-tt'] });
     const t0 = Date.now();
     // 10,000 services take a while to load on a busy machine: a generous start-up bound.
-    const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS, startTimeoutMs: N > DEFAULT_N ? 180_000 : 60_000, ...(nodeArgs ? { nodeArgs } : {}) });
+    let vrrpRunningAt: Promise<number> = Promise.resolve(Number.NaN);
+    let readyAt: Promise<number> = Promise.resolve(Number.NaN);
+    const bound = N > DEFAULT_N ? 600_000 : 60_000;
+    const d = await startDirector(lab, a, toml, {
+      args: PROD_LOG_ARGS, startTimeoutMs: N > DEFAULT_N ? 180_000 : 60_000, ...(nodeArgs ? { nodeArgs } : {}),
+      onSpawn: (p) => {
+        vrrpRunningAt = watchLogTime(p, '"msg":"VRRP VI_1 INIT -> ', bound);
+        readyAt = watchLogTime(p, 'start-up hold released', bound);
+      },
+    });
     const socketMs = Date.now() - t0;
     // 10,000 services make a large status answer on a busy machine: a generous timeout.
     const status = async () => {
-      const reply = await controlRequest(d.socket, 'status', {}, 60_000).catch((err: unknown) => {
-        // Say why: the daemon's last words (a crash, a kill) with the error.
-        throw new Error(`scale: status: ${String(err)}; its last output: ${d.proc.output().slice(-3000)}`);
+      const reply = await controlRequest(d.socket, 'status', {}, 60_000).catch(async (err: unknown) => {
+        // Say why: whether the daemon is still there, its last words (a crash, a kill) with the error.
+        const exit = await Promise.race([d.proc.exited.then((e) => `it exited: ${JSON.stringify(e)}`), sleep(2_000).then(() => 'it is still running')]);
+        throw new Error(`scale: status: ${String(err)}; ${exit}; its last output: ${d.proc.output().slice(-3000)}`);
       });
       if (!reply.ok) throw new Error(`scale: status: ${reply.error.message}`);
       return reply.result as Awaited<ReturnType<typeof d.status>>;
@@ -259,19 +279,25 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
     await waitFor(async () => /VRRPv3, Advertisement/.test(cap.text()), 30_000, 'first advert', 20);
     const firstAdvertMs = Math.min(...(advertTimes(cap.text()).get(`${a.ipv4!}/51`) ?? [Number.NaN])) - t0;
     await cap.stop();
-    await waitFor(async () => logTime(d.proc.output(), /start-up hold released/) !== undefined, (N > DEFAULT_N ? 180_000 : 60_000), 'start-up hold released', 50)
-      .catch((err: unknown) => { throw new Error(`scale: ${String(err)}; the daemon's last output: ${d.proc.output().slice(-3000)}`); });
     // The daemon's JSON log lines carry Date.now() of the same host as t0.
-    const vrrpRunningMs = logTime(d.proc.output(), /"msg":"VRRP VI_1 INIT -> /)! - t0;
-    const readyMs = logTime(d.proc.output(), /start-up hold released/)! - t0;
-    await waitFor(async () => (await status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up)), (N > DEFAULT_N ? 180_000 : 60_000), 'all real servers up', 100);
+    const readyAbs = await readyAt;
+    if (!Number.isFinite(readyAbs)) throw new Error(`scale: no "start-up hold released" line within ${bound} ms; the daemon's last output: ${d.proc.output().slice(-3000)}`);
+    const vrrpRunningMs = (await vrrpRunningAt) - t0;
+    const readyMs = readyAbs - t0;
+    await waitFor(async () => (await status()).virtual_servers.every((v) => v.real_servers.every((r) => r.up)), bound, 'all real servers up', 100);
     const allUpMs = Date.now() - t0;
-    await waitFor(async () => (await d.instance()).state === 'MASTER' && (await status()).virtual_servers.every((v) => v.serving), (N > DEFAULT_N ? 180_000 : 60_000), 'MASTER and serving', 100);
+    // One status per probe, with the generous timeout (d.instance() allows 5 s: a 10,000-DR-service status takes longer).
+    await waitFor(async () => {
+      const st = await status();
+      return st.vrrp.find((v) => v.name === 'VI_1')?.state === 'MASTER' && st.virtual_servers.every((v) => v.serving);
+    }, bound, 'MASTER and serving', 100);
     const servingMs = Date.now() - t0;
-    log(`VRRP running ${vrrpRunningMs.toFixed(0)} ms, first advert ${firstAdvertMs.toFixed(0)} ms, services ready (hold released) ${readyMs.toFixed(0)} ms, socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms`);
+    // The kernel data plane's own figures at that point (transactions sent, their latency).
+    const dpx = Object.entries((await status()).dataplane ?? {}).filter(([k]) => /^nftables_nft_/.test(k)).map(([k, v]) => `${k.replace('nftables_nft_', '')} ${v}`).join(', ');
+    log(`VRRP running ${vrrpRunningMs.toFixed(0)} ms, first advert ${firstAdvertMs.toFixed(0)} ms, services ready (hold released) ${readyMs.toFixed(0)} ms, socket ${socketMs} ms, all ${N} real servers up ${allUpMs} ms, MASTER + serving ${servingMs} ms${dpx ? ` (nftables: ${dpx})` : ''}`);
     await sleep(settleS * 1000);
-    const { cpuPct, rssMiB, pssMiB, threads: threadCpu, w0, w1 } = await steadyWindow(d.proc.pid, seconds);
-    log(`keepalive-ts: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB`);
+    const { cpuPct, rssMiB, pssMiB, anonMiB, threads: threadCpu, w0, w1 } = await steadyWindow(d.proc.pid, seconds);
+    log(`keepalive-ts: CPU by thread: ${threadCpu}; RSS ${rssMiB.toFixed(1)} MiB, PSS ${pssMiB.toFixed(1)} MiB, anonymous ${anonMiB.toFixed(1)} MiB`);
     await sleep(1_500); // nginx flushes its log buffer every second
     const late = checkLateness(await readFile(accessLog, 'utf8'), delayLoop * 1000, w0, w1);
     log(`keepalive-ts: check lateness p50 ${late.p50.toFixed(1)} p99 ${late.p99.toFixed(1)} max ${late.max.toFixed(1)} ms (${late.n} intervals)`);
@@ -285,7 +311,7 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
       await Promise.race([d.proc.exited, sleep(60_000)]);
       log('profiling run: daemon stopped after the steady window, no reload figures');
       return {
-        vrrpRunningMs, firstAdvertMs, readyMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, threadCpu, reloadMs: Number.NaN, reloadRaw: [], reloadReply: 'not measured (profiling run)',
+        vrrpRunningMs, firstAdvertMs, readyMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, anonMiB, threadCpu, reloadMs: Number.NaN, reloadRaw: [], reloadReply: 'not measured (profiling run)',
         reloadChangedMs: Number.NaN, reloadChangedRaw: [], reloadChangedReply: 'not measured (profiling run)', lateP50: late.p50, lateP99: late.p99, lateMax: late.max,
       };
     }
@@ -313,7 +339,7 @@ async function once(delayLoop: number, seconds: number, N: number, log: (m: stri
       reloadChangedReply = reply.ok ? `ok ${JSON.stringify(reply.result)}` : `error ${reply.error.message}`;
     }
     return {
-      vrrpRunningMs, firstAdvertMs, readyMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, threadCpu, reloadMs: median(reloadRaw), reloadRaw, reloadReply,
+      vrrpRunningMs, firstAdvertMs, readyMs, socketMs, allUpMs, servingMs, cpuPct, rssMiB, pssMiB, anonMiB, threadCpu, reloadMs: median(reloadRaw), reloadRaw, reloadReply,
       reloadChangedMs: median(reloadChangedRaw), reloadChangedRaw, reloadChangedReply, lateP50: late.p50, lateP99: late.p99, lateMax: late.max,
     };
   });
@@ -357,7 +383,7 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
     if (bigN > 0) {
       for (const impl of (i % 2 === 0 ? ['ours', 'haproxy'] : ['haproxy', 'ours']).filter((x) => withHaproxy || x === 'ours')) {
         if (impl === 'ours') {
-          const b = await once(bigDelay, seconds, bigN, ctx.log, 1, nodeArgs, 'PROXY', settle);
+          const b = await once(bigDelay, seconds, bigN, ctx.log, 1, nodeArgs, kind, settle);
           ctx.log(`rep ${i + 1} keepalive-ts ${bigN} real servers every ${bigDelay} s: CPU ${b.cpuPct.toFixed(1)} %, RSS ${b.rssMiB.toFixed(1)} MiB, check lateness p99 ${b.lateP99.toFixed(1)} ms, max ${b.lateMax.toFixed(1)} ms`);
           big.push(b);
         } else {
@@ -389,6 +415,7 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
       f(`daemon CPU, ${N} real servers checked every ${delayLoop} s`, '%', (r) => r.cpuPct, 1, undefined, (t) => t.cpuPct, N === DEFAULT_N && delayLoop === 1 ? { ratio: 1.0 } : {}),
       f('RSS (largest sample over the window, whole process tree)', 'MiB', (r) => r.rssMiB, 1, 'VmRSS-equivalent: Rss of /proc/PID/smaps_rollup, summed over the process and its children (threads share it)', (t) => t.rssMiB, N === DEFAULT_N && delayLoop === 1 ? { ratio: 2.0 } : {}),
       f('PSS (same samples)', 'MiB', (r) => r.pssMiB, 1, 'shared pages divided among the processes mapping them (the node binary is shared with other node processes on this machine)', (t) => t.pssMiB),
+      f('anonymous RSS (same samples)', 'MiB', (r) => r.anonMiB, 1, 'the Anonymous part of Rss: heap, stacks, copy-on-write pages — what the process holds itself, without the clean pages of its executable and libraries (node maps ~35-41 MiB of its binary, HAProxy a few MiB)', (t) => t.anonMiB),
       f('check lateness p99 (interval between two checks of one server − delay_loop)', 'ms', (r) => r.lateP99, 1, 'arrival times in the real server\'s access log; ≈ the check\'s own duration when on time', (t) => t.lateP99),
       f('check lateness, largest', 'ms', (r) => r.lateMax, 1, undefined, (t) => t.lateMax),
       f(`startup with ${N} virtual servers: spawn -> VRRP running (instance on its socket, down timer armed)`, 'ms', (r) => r.vrrpRunningMs, 0, 'the "INIT -> BACKUP" line of the daemon\'s log (same clock as the spawn); the VRRP engine starts before the data plane, under the start-up hold; process start (node) included', undefined, { limit: 500 }),
@@ -407,6 +434,8 @@ async function runScale(ctx: BenchContext): Promise<BenchmarkResult> {
         { figure: `${bigN} real servers every ${bigDelay} s: check lateness, largest`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.lateMax), theirs: bigTheirs.map((t) => t.lateMax), decimals: 1 },
         { figure: `${bigN} virtual servers: spawn -> VRRP running`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.vrrpRunningMs), theirs: [], decimals: 0 },
         { figure: `${bigN} virtual servers: spawn -> first VRRP advert`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.firstAdvertMs), theirs: [], decimals: 0 },
+        { figure: `${bigN} virtual servers${kind === 'PROXY' ? '' : ` (lb_kind ${kind}, nftables)`}: spawn -> services ready (start-up hold released)`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.readyMs), theirs: [], decimals: 0 },
+        { figure: `${bigN} virtual servers${kind === 'PROXY' ? '' : ` (lb_kind ${kind}, nftables)`}: spawn -> MASTER and every virtual server serving`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.servingMs), theirs: [], decimals: 0 },
         { figure: `${bigN} virtual servers: reload, unchanged / one real server changed`, unit: 'ms', better: 'lower' as const, ours: big.map((r) => r.reloadMs), theirs: big.map((r) => r.reloadChangedMs), decimals: 1, theory: '"reference" column = one real server changed' },
       ] : []),
     ],

@@ -21,14 +21,21 @@
  *    socket joined), noting per VRID when the last one arrived.
  *
  * JS API (registered by vrrp_sender_init):
- *   vrrpSenderOpen(callback) -> handle           callback(id, gen, ageMs) on the loop after a takeover
- *                                                job ran: ageMs = how long ago its advert left, -1 =
- *                                                not sent (a packet arrived meanwhile, or send failed)
- *   vrrpSenderSchedule(handle, id, gen, kind, fd, ifindex, vrid, packets[], dsts[], delayMs, periodMs, keepPhase)
+ *   vrrpSenderOpen(callback) -> handle           callback(id, gen, ageMs, vipsAgeMs, garps, vipsErrno) on
+ *                                                the loop after a takeover job ran: ageMs = how long ago
+ *                                                its advert left, -1 = not sent (a packet arrived
+ *                                                meanwhile, or send failed); vipsAgeMs = how long ago its
+ *                                                extras' VIPs were all in (-1: none added; vipsErrno: the
+ *                                                first refusal), garps = GARP frames sent after them
+ *   vrrpSenderSchedule(handle, id, gen, kind, fd, ifindex, vrid, packets[], dsts[], delayMs, periodMs, keepPhase[, extras])
  *                                                kind 1 periodic, 2 takeover; replaces job `id`. fd is
  *                                                dup()ed (the caller may close its own). keepPhase: a
  *                                                periodic job of the same period keeps its next deadline
- *                                                (new frames only: a priority or address change)
+ *                                                (new frames only: a priority or address change).
+ *                                                extras (takeover): { nl, nlCount, garpIfindex, garps[] }
+ *                                                done right after the advert, only if it left: the
+ *                                                RTM_NEWADDR requests `nl` on the thread's own rtnetlink
+ *                                                socket, then (every VIP acknowledged) the GARP frames
  *   vrrpSenderCancel(handle, id)
  *   vrrpSenderStats(handle, id) -> [sent, errors, maxLateUs, maxWakeLateUs]   (sends of job id; how late
  *                                                the latest one left, and of that how late the thread woke)
@@ -46,6 +53,8 @@
  *   vrrpSenderClose(handle)                      stops the thread; idempotent
  */
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -72,6 +81,7 @@
 #define VS_MAX_RX 64
 #define VS_BATCH 256
 #define VRRP_PROTO 112
+#define VS_MAX_GARP 64
 
 enum { KIND_PERIODIC = 1, KIND_TAKEOVER = 2 };
 
@@ -81,10 +91,24 @@ typedef struct {
   struct sockaddr_in dst;
 } vs_packet;
 
+/* A takeover's own work right after its advert (IPv4 instances whose VIPs need nothing first):
+ * prebuilt rtnetlink RTM_NEWADDR requests for the VIPs, then the gratuitous ARP frames, sent only
+ * once every VIP is in (a GARP for an address we do not have would be a lie). */
+typedef struct {
+  uint8_t *nl;
+  size_t nl_len;
+  int nl_count;
+  int garp_ifindex;
+  int ngarp;
+  uint8_t *garp[VS_MAX_GARP];
+  size_t garp_len[VS_MAX_GARP];
+} vs_extras;
+
 typedef struct {
   uint32_t id;
   uint32_t gen;
   int kind;
+  vs_extras ex;
   bool active;
   int fd;
   int ifindex;
@@ -105,6 +129,12 @@ typedef struct {
   uint64_t last_rx[256];
 } vs_rx;
 
+/* An AF_PACKET socket per interface the GARPs of a takeover leave through (send only). */
+typedef struct {
+  int ifindex;
+  int fd;
+} vs_pk;
+
 typedef struct {
   pthread_mutex_t mu;
   pthread_t thread;
@@ -119,6 +149,10 @@ typedef struct {
   size_t njobs, cap;
   vs_rx rx[VS_MAX_RX];
   int nrx;
+  vs_pk pk[VS_MAX_RX];
+  int npk;
+  /* The thread's own rtnetlink socket for the VIPs of a takeover (-1: none opened yet). */
+  int nlfd;
   napi_threadsafe_function tsfn;
   /* When the thread last returned from ppoll. */
   uint64_t woke_ns;
@@ -127,6 +161,9 @@ typedef struct {
 typedef struct {
   uint32_t id, gen;
   uint64_t sent_ns; /* 0: not sent */
+  uint64_t vips_ns; /* when the kernel acknowledged every VIP of the takeover (0: none added here) */
+  int vips_err;     /* errno of the first VIP the kernel refused (0: none) */
+  int garps;        /* gratuitous ARP frames sent after them */
 } vs_report;
 
 static uint64_t now_ns(void) {
@@ -135,9 +172,16 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static void extras_free(vs_extras *x) {
+  free(x->nl);
+  for (int i = 0; i < x->ngarp; i++) free(x->garp[i]);
+  memset(x, 0, sizeof *x);
+}
+
 static void job_free_frames(vs_job *j) {
   for (int i = 0; i < j->npkt; i++) free(j->pkt[i].buf);
   j->npkt = 0;
+  extras_free(&j->ex);
   if (j->fd >= 0) close(j->fd);
   j->fd = -1;
 }
@@ -173,12 +217,94 @@ static void drain_rx(vs_rx *r) {
   }
 }
 
+static vs_pk *find_pk(vs_sender *s, int ifindex) {
+  for (int i = 0; i < s->npk; i++)
+    if (s->pk[i].ifindex == ifindex) return &s->pk[i];
+  return NULL;
+}
+
+/* Sends the prebuilt RTM_NEWADDR requests (one datagram: the kernel applies them in order, under the
+ * rtnl lock, before send returns) and reads their acks. 0 when every VIP is there (EEXIST counts:
+ * already there), else the first errno. */
+static int apply_vips(int nlfd, const vs_extras *x) {
+  uint8_t buf[8192];
+  while (recv(nlfd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+  } /* anything left from an earlier takeover */
+  if (send(nlfd, x->nl, x->nl_len, 0) != (ssize_t)x->nl_len) return errno ? errno : EIO;
+  int acks = 0, first = 0;
+  while (acks < x->nl_count) {
+    ssize_t n = recv(nlfd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return first ? first : (errno == EAGAIN ? ETIMEDOUT : errno);
+    }
+    int len = (int)n;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_type != NLMSG_ERROR) continue;
+      acks++;
+      int e = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+      if (e && e != EEXIST && !first) first = e;
+    }
+  }
+  return first;
+}
+
+/* The takeover's advert is out: its VIPs, then its gratuitous ARPs (keepalived's order). Runs without
+ * the lock (the kernel's rtnl lock may be contended: other instances' adverts must not wait for it):
+ * `x` belongs to the caller, the sockets live until the thread stops. */
+static void takeover_extras(int nlfd, int pkfd, const vs_extras *x, vs_report *rep) {
+  rep->vips_err = apply_vips(nlfd, x);
+  if (rep->vips_err) return;
+  rep->vips_ns = now_ns();
+  if (pkfd < 0) return;
+  struct sockaddr_ll ll;
+  memset(&ll, 0, sizeof ll);
+  ll.sll_family = AF_PACKET;
+  ll.sll_ifindex = x->garp_ifindex;
+  ll.sll_halen = 6;
+  struct mmsghdr msgs[VS_MAX_GARP];
+  struct iovec iov[VS_MAX_GARP];
+  memset(msgs, 0, sizeof msgs);
+  for (int i = 0; i < x->ngarp; i++) {
+    iov[i].iov_base = x->garp[i];
+    iov[i].iov_len = x->garp_len[i];
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &ll;
+    msgs[i].msg_hdr.msg_namelen = sizeof ll;
+  }
+  int done = 0;
+  while (done < x->ngarp) {
+    int r = sendmmsg(pkfd, msgs + done, (unsigned)(x->ngarp - done), 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break; /* JS's announcer sends what did not leave */
+    done += r;
+  }
+  rep->garps = done;
+}
+
+/* Reports a takeover job to JS; if its advert left, its extras run first (the lock is held on entry
+ * and on return, released meanwhile: the job's extras are taken out of it beforehand, so a
+ * vrrpSenderSchedule/Cancel of the job meanwhile does not free them under the thread). */
 static void report(vs_sender *s, vs_job *j, uint64_t sent_ns) {
-  vs_report *rep = malloc(sizeof *rep);
-  if (!rep) return;
+  vs_report *rep = calloc(1, sizeof *rep);
+  vs_extras x = j->ex;
+  memset(&j->ex, 0, sizeof j->ex);
+  if (!rep) {
+    extras_free(&x);
+    return;
+  }
   rep->id = j->id;
   rep->gen = j->gen;
   rep->sent_ns = sent_ns;
+  if (sent_ns && x.nl_len && s->nlfd >= 0) {
+    vs_pk *pk = x.ngarp ? find_pk(s, x.garp_ifindex) : NULL;
+    int nlfd = s->nlfd, pkfd = pk ? pk->fd : -1;
+    pthread_mutex_unlock(&s->mu);
+    takeover_extras(nlfd, pkfd, &x, rep);
+    pthread_mutex_lock(&s->mu);
+  }
+  extras_free(&x);
   if (napi_call_threadsafe_function(s->tsfn, rep, napi_tsfn_nonblocking) != napi_ok) free(rep);
 }
 
@@ -339,11 +465,15 @@ static void *sender_main(void *arg) {
 static void call_js(napi_env env, napi_value cb, void *context, void *data) {
   vs_report *rep = data;
   if (env && cb) {
-    napi_value argv[3], global;
-    double age = rep->sent_ns ? (double)(now_ns() - rep->sent_ns) / 1e6 : -1;
+    napi_value argv[6], global;
+    uint64_t now = now_ns();
+    double age = rep->sent_ns ? (double)(now - rep->sent_ns) / 1e6 : -1;
+    double vips_age = rep->vips_ns ? (double)(now - rep->vips_ns) / 1e6 : -1;
     if (napi_create_uint32(env, rep->id, &argv[0]) == napi_ok && napi_create_uint32(env, rep->gen, &argv[1]) == napi_ok &&
-        napi_create_double(env, age, &argv[2]) == napi_ok && napi_get_global(env, &global) == napi_ok)
-      napi_call_function(env, global, cb, 3, argv, NULL);
+        napi_create_double(env, age, &argv[2]) == napi_ok && napi_create_double(env, vips_age, &argv[3]) == napi_ok &&
+        napi_create_int32(env, rep->garps, &argv[4]) == napi_ok && napi_create_int32(env, rep->vips_err, &argv[5]) == napi_ok &&
+        napi_get_global(env, &global) == napi_ok)
+      napi_call_function(env, global, cb, 6, argv, NULL);
   }
   free(rep);
 }
@@ -368,6 +498,10 @@ static void sender_stop(vs_sender *s) {
   s->njobs = s->cap = 0;
   for (int i = 0; i < s->nrx; i++) close(s->rx[i].fd);
   s->nrx = 0;
+  for (int i = 0; i < s->npk; i++) close(s->pk[i].fd);
+  s->npk = 0;
+  if (s->nlfd >= 0) close(s->nlfd);
+  s->nlfd = -1;
   if (s->evfd >= 0) close(s->evfd);
   s->evfd = -1;
   if (s->tfd >= 0) close(s->tfd);
@@ -423,6 +557,7 @@ static napi_value vs_open(napi_env env, napi_callback_info info) {
     free(s);
     return throw_errno(env, "eventfd/timerfd", err);
   }
+  s->nlfd = -1; /* the rtnetlink socket of takeovers' VIPs: opened when first needed */
   if (napi_create_string_utf8(env, "keepalive-ts:vrrp-sender", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &s->tsfn) != napi_ok) {
     close(s->evfd);
@@ -491,15 +626,114 @@ static bool ensure_rx(napi_env env, vs_sender *s, int ifindex) {
   return true;
 }
 
-/* vrrpSenderSchedule(handle, id, gen, kind, fd, ifindex, vrid, packets[], dsts[], delayMs, periodMs, keepPhase) */
+/* Opens the thread's rtnetlink socket and the interface's AF_PACKET socket a takeover's extras need
+ * (JS thread; the lock is not held). */
+static bool ensure_extras_sockets(napi_env env, vs_sender *s, int garp_ifindex) {
+  pthread_mutex_lock(&s->mu);
+  bool have_nl = s->nlfd >= 0;
+  bool have_pk = garp_ifindex <= 0 || find_pk(s, garp_ifindex) != NULL;
+  bool full = s->npk >= VS_MAX_RX;
+  pthread_mutex_unlock(&s->mu);
+  if (!have_nl) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) {
+      throw_errno(env, "vrrp sender rtnetlink socket", errno);
+      return false;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->nlfd < 0) s->nlfd = fd;
+    else close(fd);
+    pthread_mutex_unlock(&s->mu);
+  }
+  if (have_pk) return true;
+  if (full) {
+    throw_errno(env, "vrrp sender: too many interfaces", ENOSPC);
+    return false;
+  }
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); /* protocol 0: sends only, receives nothing */
+  struct sockaddr_ll ll;
+  memset(&ll, 0, sizeof ll);
+  ll.sll_family = AF_PACKET;
+  ll.sll_ifindex = garp_ifindex;
+  if (fd < 0 || bind(fd, (struct sockaddr *)&ll, sizeof ll) < 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    throw_errno(env, "vrrp sender packet socket", err);
+    return false;
+  }
+  pthread_mutex_lock(&s->mu);
+  vs_pk *p = &s->pk[s->npk++];
+  p->ifindex = garp_ifindex;
+  p->fd = fd;
+  pthread_mutex_unlock(&s->mu);
+  return true;
+}
+
+/* extras (optional, takeover jobs): { nl: Buffer, nlCount, garpIfindex, garps: Buffer[] } or undefined. */
+static bool parse_extras(napi_env env, napi_value v, vs_extras *x) {
+  napi_valuetype t;
+  memset(x, 0, sizeof *x);
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_undefined || t == napi_null) return true;
+  napi_value nl, cnt, gi, garps;
+  void *data;
+  size_t len;
+  int64_t count, garp_ifindex;
+  uint32_t n = 0;
+  if (t != napi_object || napi_get_named_property(env, v, "nl", &nl) != napi_ok || napi_get_named_property(env, v, "nlCount", &cnt) != napi_ok ||
+      napi_get_named_property(env, v, "garpIfindex", &gi) != napi_ok || napi_get_named_property(env, v, "garps", &garps) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "extras must be { nl, nlCount, garpIfindex, garps }");
+    return false;
+  }
+  if (!napi_arg_buffer(env, nl, "extras.nl must be a Buffer", &data, &len) || !napi_arg_int(env, cnt, 1, 1024, "extras.nlCount", &count) ||
+      !napi_arg_int(env, gi, 0, INT32_MAX, "extras.garpIfindex", &garp_ifindex))
+    return false;
+  if (len < sizeof(struct nlmsghdr) || len > 65536 || napi_get_array_length(env, garps, &n) != napi_ok || n > VS_MAX_GARP || (n > 0 && garp_ifindex < 1)) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "extras: nl 16..65536 bytes, garps an array of at most 64 frames on an interface");
+    return false;
+  }
+  if (!(x->nl = malloc(len))) {
+    napi_throw_error(env, "E_VRRP_SENDER", "vrrp sender: out of memory");
+    return false;
+  }
+  memcpy(x->nl, data, len);
+  x->nl_len = len;
+  x->nl_count = (int)count;
+  x->garp_ifindex = (int)garp_ifindex;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value f;
+    if (napi_get_element(env, garps, i, &f) != napi_ok || !napi_arg_buffer(env, f, "extras.garps must be Buffers", &data, &len)) {
+      extras_free(x);
+      return false;
+    }
+    if (len < 14 || len > 1514 || !(x->garp[i] = malloc(len))) {
+      extras_free(x);
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "garp frame length out of range");
+      return false;
+    }
+    memcpy(x->garp[i], data, len);
+    x->garp_len[i] = len;
+    x->ngarp = (int)i + 1;
+  }
+  return true;
+}
+
+/* vrrpSenderSchedule(handle, id, gen, kind, fd, ifindex, vrid, packets[], dsts[], delayMs, periodMs, keepPhase[, extras]) */
 static napi_value vs_schedule(napi_env env, napi_callback_info info) {
-  napi_value argv[12];
+  napi_value argv[13];
   vs_sender *s;
   int64_t id, gen, kind, fd, ifindex, vrid;
   double delay, period;
   bool keep = false;
   uint32_t npkt = 0, ndst = 0;
-  if (!napi_arg_count(env, info, 12, argv) || !arg_sender(env, argv[0], &s) ||
+  size_t argc = 13;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 12) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
+    return NULL;
+  }
+  if (argc < 13 && napi_get_undefined(env, &argv[12]) != napi_ok) return NULL;
+  if (!arg_sender(env, argv[0], &s) ||
       !napi_arg_int(env, argv[1], 0, UINT32_MAX, "id", &id) || !napi_arg_int(env, argv[2], 0, UINT32_MAX, "gen", &gen) ||
       !napi_arg_int(env, argv[3], KIND_PERIODIC, KIND_TAKEOVER, "kind", &kind) || !napi_arg_int(env, argv[4], 0, INT32_MAX, "fd", &fd) ||
       !napi_arg_int(env, argv[5], 1, INT32_MAX, "ifindex", &ifindex) || !napi_arg_int(env, argv[6], 1, 255, "vrid", &vrid) ||
@@ -540,6 +774,10 @@ static napi_value vs_schedule(napi_env env, napi_callback_info info) {
     job_free_frames(&fresh);
     return NULL;
   }
+  if (kind == KIND_TAKEOVER && (!parse_extras(env, argv[12], &fresh.ex) || (fresh.ex.nl_len && !ensure_extras_sockets(env, s, fresh.ex.garp_ifindex)))) {
+    job_free_frames(&fresh);
+    return NULL;
+  }
   fresh.fd = dup((int)fd);
   if (fresh.fd < 0) {
     int err = errno;
@@ -577,6 +815,7 @@ static napi_value vs_schedule(napi_env env, napi_callback_info info) {
   job_free_frames(j);
   memcpy(j->pkt, fresh.pkt, sizeof fresh.pkt);
   j->npkt = fresh.npkt;
+  j->ex = fresh.ex;
   j->fd = fresh.fd;
   j->gen = (uint32_t)gen;
   j->kind = (int)kind;

@@ -79,8 +79,15 @@ export class ControlServer {
     // A deadline that only a complete request line pushes back: socket.setTimeout would be reset
     // by every byte, so a client trickling one byte at a time could hold a slot for ever.
     const idleMs = this.opts.idleTimeoutMs ?? 10_000;
-    let deadline: NodeJS.Timeout | undefined = setTimeout(() => sock.destroy(), idleMs);
-    const extend = () => { clearTimeout(deadline); deadline = setTimeout(() => sock.destroy(), idleMs); };
+    // The deadline's end is looked at after the next poll phase (setImmediate): when the event loop
+    // was stalled past it (a 10,000-service transaction planned on the main thread), a request that
+    // arrived meanwhile is read first and keeps the connection, instead of it being closed unread.
+    const expire = () => {
+      const mine = deadline;
+      setImmediate(() => { if (deadline === mine) sock.destroy(); });
+    };
+    let deadline: NodeJS.Timeout | undefined = setTimeout(expire, idleMs);
+    const extend = () => { clearTimeout(deadline); deadline = setTimeout(expire, idleMs); };
     // The deadline is for an idle client, not for the daemon's own work: while requests are being
     // answered it does not run (a `status` of 10,000 services on a loaded machine took over 10 s,
     // and the connection was closed without the reply); it starts again after the last reply.

@@ -143,6 +143,23 @@ export class Daemon {
     return this.opts.controlSocket ?? this.#config.global.control_socket;
   }
 
+  /** Every address a VRRP instance owns while MASTER (advertised and excluded VIPs). */
+  #instanceAddresses(instance: string): string[] {
+    const cfg = this.#config.vrrp_instance.find((i) => i.name === instance);
+    return cfg ? [...cfg.virtual_ipaddress_parsed, ...cfg.virtual_ipaddress_excluded_parsed].map((v) => v.address) : [];
+  }
+
+  /**
+   * Whether conntrackd commits the peer's connections when this instance becomes MASTER: the sync
+   * instance, and (a sync group moves as one: whichever member's VIPs come first starts the commit,
+   * the others wait for it) the members of its vrrp_sync_group.
+   */
+  #commitsConntrack(instance: string): boolean {
+    const s = this.#config.sync;
+    if (!s) return false;
+    return instance === s.instance || this.#config.vrrp_sync_group.some((g) => g.group.includes(instance) && g.group.includes(s.instance));
+  }
+
   #packetSocket(ifindex: number): PacketSocket {
     let s = this.#packetSockets.get(ifindex);
     if (!s) { s = PacketSocket.open(ifindex); this.#packetSockets.set(ifindex, s); }
@@ -206,8 +223,7 @@ export class Daemon {
         // The data plane holds established connections to services on these addresses from now
         // on: a cut window left by a recent drain here ends before the VIPs are local, or this
         // director's own stack would reset its clients' sessions until its serve transaction lands.
-        const cfg = this.#config.vrrp_instance.find((i) => i.name === instance);
-        const addresses = cfg ? [...cfg.virtual_ipaddress_parsed, ...cfg.virtual_ipaddress_excluded_parsed].map((v) => v.address) : [];
+        const addresses = this.#instanceAddresses(instance);
         if (this.#dataPlane && addresses.length) {
           const claim = this.#dataPlane.claim(addresses).catch((err: unknown) => log.warn({ instance, err: errorMessage(err) }, 'data plane: claiming the VIPs failed'));
           waits.push(boundedWait(claim, CLAIM_WAIT_MS));
@@ -216,13 +232,13 @@ export class Daemon {
         // (the sync instance's, and those of its vrrp_sync_group, e.g. the real servers' gateway)
         // go up, so the first packet that reaches this director finds them.
         const ct = this.#conntrackd;
-        const s = this.#config.sync;
-        // A sync group moves as one: whichever member's VIPs come first (its timer may fire before
-        // the sync instance's) starts the commit, the others wait for it.
-        const grouped = s ? this.#config.vrrp_sync_group.some((g) => g.group.includes(instance) && g.group.includes(s.instance)) : false;
-        if (ct && s && (instance === s.instance || grouped)) waits.push(ct.promote(CONNTRACKD_COMMIT_WAIT_MS));
+        if (ct && this.#commitsConntrack(instance)) waits.push(ct.promote(CONNTRACKD_COMMIT_WAIT_MS));
         await Promise.all(waits);
       },
+      // The sender thread may put the VIPs up right after the takeover advert only when beforeVips
+      // has nothing to wait for (asked at every hand-over of a BACKUP's takeover plan).
+      nativeTakeover: (instance) =>
+        !(this.#conntrackd && this.#commitsConntrack(instance)) && !(this.#dataPlane?.claimPending(this.#instanceAddresses(instance)) ?? false),
       onOwnership: (instance, owned) => {
         if (owned) this.#owning.add(instance);
         else this.#owning.delete(instance);

@@ -158,17 +158,39 @@ export class Announcer {
     return this.#active;
   }
 
-  /** Becoming MASTER: immediate burst, delayed second burst, periodic refresh. No-op if active. */
-  start(): void {
+  /**
+   * The first burst's gratuitous ARPs, for a sender that puts them on the wire before start() can
+   * (the advert sender thread, right after the VIPs of a takeover): garp_master_repeat rounds of
+   * the IPv4 frames, or none when vrrp_garp_interval paces them (only this class paces). Unsolicited
+   * NAs are never in it: start() sends them.
+   */
+  firstGarps(): Buffer[] {
+    if (this.#timing.garpInterval > 0) return [];
+    const v4 = this.#frames.filter((f) => f.family === 4).map((f) => f.frame);
+    return Array.from({ length: this.#timing.garpMasterRepeat }, () => v4).flat();
+  }
+
+  /**
+   * Becoming MASTER: immediate burst, delayed second burst, periodic refresh. No-op if active.
+   * `garpsSent`: that many of firstGarps() are on the wire already (counted in `sent`); all of them:
+   * the first burst sends only the NAs, fewer: the whole burst goes again. `sinceMs`: how long ago
+   * they left — the second burst is garp_master_delay after them, not after this call.
+   */
+  start(opts: { garpsSent?: number; sinceMs?: number } = {}): void {
     if (this.#active) return;
     this.#active = true;
     const t = this.#timing;
-    this.burst(t.garpMasterRepeat);
+    const already = opts.garpsSent ?? 0;
+    this.#sent += already;
+    const skipV4 = already > 0 && already === this.firstGarps().length;
+    for (let r = 0; r < t.garpMasterRepeat; r++) {
+      for (const f of this.#frames) if (!(skipV4 && f.family === 4)) this.#queues[f.family].push(f);
+    }
     if (t.garpMasterDelay > 0) {
       this.#delayTimer = this.#scheduler.setTimeout(() => {
         this.#delayTimer = undefined;
         this.burst(t.garpMasterRepeat);
-      }, t.garpMasterDelay * 1000);
+      }, Math.max(0, t.garpMasterDelay * 1000 - (skipV4 ? Math.max(0, opts.sinceMs ?? 0) : 0)));
     }
     if (t.garpMasterRefresh > 0) this.#scheduleRefresh();
   }

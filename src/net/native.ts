@@ -68,9 +68,9 @@ interface NativeBinding {
   checkJobStop(job: CheckJobHandle): void;
   checkJobStats(job: CheckJobHandle, out: Float64Array): void;
   preciseTimerOpen(callback: () => void): PreciseTimerHandle;
-  vrrpSenderOpen(callback: (id: number, gen: number, ageMs: number) => void): VrrpSenderHandle;
+  vrrpSenderOpen(callback: (id: number, gen: number, ageMs: number, vipsAgeMs: number, garps: number, vipsErrno: number) => void): VrrpSenderHandle;
   vrrpSenderSchedule(handle: VrrpSenderHandle, id: number, gen: number, kind: 1 | 2, fd: number, ifindex: number, vrid: number,
-    packets: Buffer[], dsts: string[], delayMs: number, periodMs: number, keepPhase: boolean): void;
+    packets: Buffer[], dsts: string[], delayMs: number, periodMs: number, keepPhase: boolean, extras?: TakeoverExtras): void;
   vrrpSenderCancel(handle: VrrpSenderHandle, id: number): void;
   vrrpSenderStats(handle: VrrpSenderHandle, id: number): [number, number, number, number];
   vrrpSenderHeard(handle: VrrpSenderHandle, ifindex: number, vrid: number): number;
@@ -561,34 +561,56 @@ export interface AdvertFrames {
 }
 
 /**
+ * What the advert sender thread does right after a takeover's advert (and only if it sent it): the
+ * VIPs through its own rtnetlink socket (`nl`: `nlCount` complete RTM_NEWADDR requests, e.g. from
+ * Rtnl.addAddressRequest, concatenated), then, once the kernel acknowledged every one, the
+ * gratuitous ARP `garps` (complete Ethernet frames) on interface `garpIfindex`.
+ */
+export interface TakeoverExtras {
+  nl: Buffer;
+  nlCount: number;
+  garpIfindex: number;
+  garps: Buffer[];
+}
+
+/** What the thread did of a takeover's extras: VIPs in `vipsAgeMs` ago (undefined: not added, see vipsErrno), GARPs sent. */
+export interface TakeoverDone {
+  vipsAgeMs: number | undefined;
+  vipsErrno: number;
+  garps: number;
+}
+
+/**
  * The advert sender thread: sends prebuilt adverts on an absolute monotonic schedule (periodic
  * jobs) or once at a deadline unless a packet of the VRID arrived since (takeover jobs), off the
  * event loop. See native/vrrp_sender.c. One per process; jobs are identified by small integers.
  */
 export class AdvertSender {
   #handle: VrrpSenderHandle | undefined;
-  readonly #reports = new Map<number, (gen: number, ageMs: number) => void>();
+  readonly #reports = new Map<number, (gen: number, ageMs: number, done: TakeoverDone) => void>();
   #nextId = 1;
 
   constructor() {
     try {
-      this.#handle = native().vrrpSenderOpen((id, gen, ageMs) => this.#reports.get(id)?.(gen, ageMs));
+      this.#handle = native().vrrpSenderOpen((id, gen, ageMs, vipsAgeMs, garps, vipsErrno) =>
+        this.#reports.get(id)?.(gen, ageMs, { vipsAgeMs: vipsAgeMs < 0 ? undefined : vipsAgeMs, vipsErrno, garps }));
     } catch (err) {
       throw socketError('VRRP advert sender', err);
     }
   }
 
-  /** A fresh job id; `onReport(gen, ageMs)` hears its takeovers (ageMs -1: not sent). */
-  job(onReport: (gen: number, ageMs: number) => void): number {
+  /** A fresh job id; `onReport(gen, ageMs, done)` hears its takeovers (ageMs -1: not sent; done: its extras). */
+  job(onReport: (gen: number, ageMs: number, done: TakeoverDone) => void): number {
     const id = this.#nextId++;
     this.#reports.set(id, onReport);
     return id;
   }
 
-  schedule(id: number, gen: number, kind: 'periodic' | 'takeover', frames: AdvertFrames, delayMs: number, periodMs: number, keepPhase: boolean): void {
+  /** `extras`: a takeover's VIPs and GARPs, done by the thread right after its advert (TakeoverExtras). */
+  schedule(id: number, gen: number, kind: 'periodic' | 'takeover', frames: AdvertFrames, delayMs: number, periodMs: number, keepPhase: boolean, extras?: TakeoverExtras): void {
     if (!this.#handle) throw new KeepaliveError('E_CLOSED', 'VRRP advert sender is closed');
     native().vrrpSenderSchedule(this.#handle, id, gen, kind === 'periodic' ? 1 : 2, frames.fd, frames.ifindex, frames.vrid,
-      frames.packets, frames.dsts, Math.max(0, delayMs), periodMs, keepPhase);
+      frames.packets, frames.dsts, Math.max(0, delayMs), periodMs, keepPhase, kind === 'takeover' ? extras : undefined);
   }
 
   cancel(id: number): void {

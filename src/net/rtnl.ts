@@ -9,7 +9,7 @@ import { getSystemErrorName } from 'node:util';
 // generic-netlink code (~70 ms of start-up before the first advert).
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt.js';
 import * as rt from 'netlink/dist/rt/structs.js';
-import { AttrStream, parseError, type NetlinkMessage } from 'netlink/dist/structs.js';
+import { AttrStream, formatMessage, parseError, type NetlinkMessage } from 'netlink/dist/structs.js';
 import { ROUTE_TYPE_CODE, RULE_ACTION_CODE, type AddressSpec, type RouteSpec, type RuleSpec } from './route-spec.js';
 import { KeepaliveError, errorMessage } from '../util/errors.js';
 import { ipv4ToBuffer, ipv4ToString, ipv6ToBuffer, ipv6ToString, macToString } from './frames.js';
@@ -17,6 +17,8 @@ import { ipv4ToBuffer, ipv4ToString, ipv6ToBuffer, ipv6ToString, macToString } f
 const AF_INET = 2;
 const AF_INET6 = 10;
 const NLMSG_ERROR = 2;
+const NLM_F_REQUEST = 0x1;
+const NLM_F_ACK = 0x4;
 const NLM_F_REPLACE = 0x100;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
@@ -432,6 +434,18 @@ export class Rtnl {
       const err = await this.#addressRequest(rt.MessageType.NEWADDR, NLM_F_CREATE | NLM_F_EXCL, msg);
       if (err !== null && err !== 'EEXIST') throw new Error(`rejected: ${err}`);
     });
+  }
+
+  /**
+   * The complete rtnetlink request addAddress sends (header included: REQUEST, ACK, CREATE, EXCL),
+   * for a socket other than this one — the advert sender thread adds a takeover's VIPs with it
+   * (native/vrrp_sender.c). Padded to 4 bytes, so requests can be concatenated into one datagram.
+   */
+  addAddressRequest(ifindex: number, cidr: string, opts?: AddAddressOptions, seq = 1): Buffer {
+    const stream = new AttrStream();
+    rt.formatAddressMessage(this.#addressMessage(ifindex, cidr, opts), stream);
+    const msg = Buffer.concat(formatMessage({ type: rt.MessageType.NEWADDR, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, port: 0, data: stream.bufs }));
+    return msg.length % 4 === 0 ? msg : Buffer.concat([msg, Buffer.alloc(4 - (msg.length % 4))]);
   }
 
   /** Removes `cidr` from the interface. Removing an address that is not there is not an error. */

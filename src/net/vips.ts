@@ -7,7 +7,7 @@
 import { parseCidr, type AddAddressOptions, type AddressEvent, type Rtnl, type RtnlWatcher } from './rtnl.js';
 
 /** The part of Rtnl a VipManager needs (lets unit tests substitute an in-memory kernel). */
-export type VipRtnl = Pick<Rtnl, 'listAddresses' | 'addAddress' | 'deleteAddress' | 'watch'>;
+export type VipRtnl = Pick<Rtnl, 'listAddresses' | 'addAddress' | 'deleteAddress' | 'watch'> & Partial<Pick<Rtnl, 'addAddressRequest'>>;
 
 export interface VipManagerOptions {
   /** IPv4 label for the VIPs (keepalived's `label`). */
@@ -39,6 +39,8 @@ export class VipManager {
   #restored = 0;
   // Every state change runs on this chain, so acquire/release/restore never interleave.
   #chain: Promise<void> = Promise.resolve();
+  /** addRequests() of the current VIP list. */
+  #requests: { vips: Vip[]; value: { nl: Buffer; count: number } } | undefined;
 
   constructor(rtnl: VipRtnl, ifindex: number, vips: readonly string[], opts: VipManagerOptions = {}) {
     this.#rtnl = rtnl;
@@ -104,6 +106,21 @@ export class VipManager {
         throw err;
       }
     });
+  }
+
+  /**
+   * The rtnetlink requests acquire() makes (one per VIP, concatenated), for the advert sender thread
+   * to add the VIPs of a takeover before the event loop can (acquire() then finds them: EEXIST is
+   * fine). undefined when this rtnl cannot build them.
+   */
+  addRequests(): { nl: Buffer; count: number } | undefined {
+    const build = this.#rtnl.addAddressRequest?.bind(this.#rtnl);
+    if (!build || this.#vips.length === 0) return undefined;
+    if (this.#requests?.vips !== this.#vips) {
+      const nl = Buffer.concat(this.#vips.map((v, i) => build(this.#ifindex, v.cidr, this.#addOptions(), i + 1)));
+      this.#requests = { vips: this.#vips, value: { nl, count: this.#vips.length } };
+    }
+    return this.#requests.value;
   }
 
   /** Stops guarding and removes every VIP (missing ones are fine). Idempotent. */

@@ -13,16 +13,20 @@ export class LineSplitter {
   push(chunk: string): FrameEvent[] {
     if (this.overflowed) return [];
     const out: FrameEvent[] = [];
+    // The buffer holds no newline between pushes: only a chunk with one completes a line, and the
+    // buffer is measured in bytes only when it could be too long (UTF-8 takes at most 3 bytes per
+    // UTF-16 unit). A 30 MB reply read in 64 KiB chunks was otherwise scanned whole per chunk.
+    const complete = chunk.includes('\n');
     this.buf += chunk;
     let nl: number;
-    while ((nl = this.buf.indexOf('\n')) !== -1) {
+    while (complete && (nl = this.buf.indexOf('\n')) !== -1) {
       const line = this.buf.slice(0, nl);
       this.buf = this.buf.slice(nl + 1);
       if (Buffer.byteLength(line) > this.maxLine) return this.overflow(out);
       const trimmed = line.replace(/\r$/, '');
       if (trimmed.trim() !== '') out.push({ kind: 'line', line: trimmed });
     }
-    if (Buffer.byteLength(this.buf) > this.maxLine) return this.overflow(out);
+    if (this.buf.length * 3 > this.maxLine && Buffer.byteLength(this.buf) > this.maxLine) return this.overflow(out);
     return out;
   }
 

@@ -64,6 +64,17 @@ export interface InstanceEffects {
 }
 
 /**
+ * What the executor's thread did right after a takeover's advert, when the shell handed it the
+ * takeover's VIPs and gratuitous ARPs: the VIPs were in at `vipsAt` (clock time; undefined: not
+ * added, `vipsErrno` says why when non-zero) and `garps` frames left after them.
+ */
+export interface NativeTakeover {
+  vipsAt: number | undefined;
+  vipsErrno: number;
+  garps: number;
+}
+
+/**
  * Runs an instance's timer plan (state.ts timerPlan) off the event loop: native/vrrp_sender.c through
  * native-sender.ts. The state machine stays the authority: the shell hands over each plan as the
  * machine produces it and cancels it as soon as the machine's output changes.
@@ -75,7 +86,7 @@ export interface TimerExecutor {
    * its advert left, or undefined when the executor did not send it (left to the state machine).
    * Returns false when it cannot run the plan (the shell then arms its own timer).
    */
-  run(plan: TimerPlan, keepPhase: boolean, fired: (sentAt: number | undefined) => void): boolean;
+  run(plan: TimerPlan, keepPhase: boolean, fired: (sentAt: number | undefined, done?: NativeTakeover) => void): boolean;
   cancel(): void;
   /**
    * When (clock time) the executor's thread last saw a packet of this instance's VRID arrive, if it
@@ -104,6 +115,14 @@ export function arrivalTime(loopAt: number | undefined, threadAt: number | undef
   return threadAt <= loopAt && threadAt >= loopAt - intervalMs ? threadAt : loopAt;
 }
 
+/** A takeover the executor ran: its advert left at advertAt, the loop heard of it at wokeAt (clock time). */
+export interface TakeoverRecord {
+  advertAt: number | undefined;
+  wokeAt: number;
+  /** What its thread did after the advert (VIPs, GARPs), if the shell handed that over. */
+  done?: NativeTakeover | undefined;
+}
+
 export interface InstanceCounters {
   advertsSent: number;
   advertsReceived: number;
@@ -129,6 +148,8 @@ export class VrrpInstance {
   #plan: TimerPlan | null = null;
   /** The takeover advert at this priority already left through the executor: the next send_advert is it. */
   #present: number | undefined;
+  /** The last takeover the executor ran: when its advert left and when the loop heard of it (clock time). */
+  #takeover: TakeoverRecord | undefined;
   /** Listeners for every step (sync groups reconcile here). */
   readonly #observers: ((before: VrrpState, after: VrrpState) => void)[] = [];
 
@@ -150,6 +171,15 @@ export class VrrpInstance {
   get vipsOwned(): boolean { return this.#vipsOwned; }
   /** Resolves when every queued VIP add/remove has been applied. */
   get settled(): Promise<void> { return this.#vipChain; }
+  /**
+   * The executor's latest takeover (advert sent at advertAt, the loop woke at wokeAt), taken once:
+   * the shell's takeover timeline (manager.ts) reads it when the VIPs of that takeover are in.
+   */
+  takeTakeover(): TakeoverRecord | undefined {
+    const t = this.#takeover;
+    this.#takeover = undefined;
+    return t;
+  }
 
   /** Reload: new parameters and advert expectations; state and timers are kept. */
   reconfigure(params: VrrpParams, expect: AdvertExpectation): void {
@@ -223,7 +253,7 @@ export class VrrpInstance {
     this.#plan = plan;
     let ok = false;
     try {
-      ok = this.executor!.run(plan, keepPhase, (sentAt) => this.#fired(plan, sentAt));
+      ok = this.executor!.run(plan, keepPhase, (sentAt, done) => this.#fired(plan, sentAt, done));
     } catch (err) {
       this.effects.onError(err, 'hand the timer to the advert sender');
     }
@@ -235,10 +265,15 @@ export class VrrpInstance {
   }
 
   /** The executor's takeover expired (and, if sentAt is set, its advert left at sentAt). */
-  #fired(plan: TimerPlan, sentAt: number | undefined): void {
-    if (this.#plan !== plan) return; // replaced meanwhile: the machine has moved on
+  #fired(plan: TimerPlan, sentAt: number | undefined, done?: NativeTakeover): void {
+    if (this.#plan !== plan) {
+      // Replaced meanwhile: the machine has moved on (an advert the loop read after the thread's send
+      // refreshed the timer). VIPs the thread already added are not the machine's: they go again.
+      if (done?.vipsAt !== undefined) this.#revertNative();
+      return;
+    }
     if (sentAt !== undefined) {
-      this.#expire(plan, sentAt);
+      this.#expire(plan, sentAt, done);
       return;
     }
     // The thread held the advert back: a packet of our VRID arrived after the plan was handed over
@@ -255,12 +290,25 @@ export class VrrpInstance {
     }));
   }
 
-  #expire(plan: TimerPlan, sentAt: number | undefined): void {
+  #expire(plan: TimerPlan, sentAt: number | undefined, done?: NativeTakeover): void {
     this.#plan = null;
+    this.#takeover = { advertAt: sentAt, wokeAt: this.clock.now(), done };
     // Its advert is out (and counted by the executor): the machine's send_advert below skips it.
     if (sentAt !== undefined) this.#present = plan.priority;
     // The step happens when the timer was due at the earliest, so the machine never sees it early.
     this.dispatch({ type: 'timer' }, Math.max(plan.at, sentAt ?? plan.at));
+    // The machine decides: a takeover plan becomes MASTER, whose add_vips reconciles what the thread
+    // did. Should it not have, the thread's VIPs are not the machine's and go.
+    if (done?.vipsAt !== undefined && !this.#vipsOwned) {
+      this.#takeover = undefined;
+      this.#revertNative();
+    }
+  }
+
+  /** Takes out VIPs the executor's thread added for a takeover the machine did not make. */
+  #revertNative(): void {
+    if (this.#vipsOwned) return;
+    this.#queueVips(async () => { if (!this.#vipsOwned) await this.effects.removeVips(); }, 'remove the VIPs of a takeover that did not happen');
   }
 
   #execute(a: VrrpAction, plan: TimerPlan | null): void {

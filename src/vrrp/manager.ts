@@ -15,9 +15,10 @@ import type { LinkEvent, LinkInfo, Rtnl, RtnlWatcher } from '../net/rtnl.js';
 import type { VipManager } from '../net/vips.js';
 import type { VrrpInstanceStatus } from '../daemon/status.js';
 import { VrrpHub, type HubMember, type TransportFactory } from './hub.js';
-import { VrrpInstance, type Clock } from './instance.js';
+import { VrrpInstance, type Clock, type TakeoverRecord } from './instance.js';
 import { preciseClock } from './precise-clock.js';
 import { advertSender, nativeExecutor } from './native-sender.js';
+import type { TakeoverExtras } from '../net/native.js';
 import { AUTH_NONE, AUTH_PASS, passwordAuthData, type AdvertExpectation } from './packet.js';
 import type { VrrpParams, VrrpStateName } from './state.js';
 import type { Advert } from './types.js';
@@ -44,6 +45,13 @@ export interface VrrpDeps {
    * so the first packet that reaches the VIP finds them. It must bound its own wait.
    */
   beforeVips?: (instance: string) => Promise<void>;
+  /**
+   * Whether the advert sender thread may put the VIPs of this instance up (and send its first
+   * gratuitous ARPs) right after its takeover advert, before the loop runs beforeVips: true only
+   * when beforeVips has nothing to do first for it (no data-plane claim that would wait, no
+   * conntrackd commit). Asked at every hand-over of a takeover plan. Absent: never.
+   */
+  nativeTakeover?: (instance: string) => boolean;
   /**
    * Enforces accept = false (src/net/accept-filter.ts): the VIPs of a non-owner MASTER with
    * accept = false go into its drop sets before they are put on the interface, and out after.
@@ -94,6 +102,19 @@ interface Runtime {
   tracking: TrackingResult | null;
   restored: number;
   lastReannounce?: number;
+  /** The takeover in progress (between its VIP add and its first GARPs). */
+  timeline?: TakeoverTimeline | undefined;
+  /** Gratuitous ARPs the sender thread sent at the takeover in progress (announce counts and skips them), and when (clock time). */
+  nativeGarps: number;
+  nativeGarpsAt?: number | undefined;
+  /** The thread's takeover work, built once per VIP list and announcer (a plan is handed over per advert heard). */
+  extras?: { announcer: Announcer; nl: Buffer | undefined; value: TakeoverExtras | undefined };
+}
+
+/** Marks of one takeover, in ms after its advert left (the executor's send time). */
+interface TakeoverTimeline {
+  mark(name: string): void;
+  fields(): Record<string, number>;
 }
 
 interface ScriptRuntime {
@@ -181,11 +202,38 @@ export class VrrpManager {
    * The advert sender thread's executor for one instance (native-sender.ts), unless the daemon
    * injected its own clock (tests) or the addon is missing: then the clock alone times the adverts.
    */
-  #executor(frames: Parameters<typeof nativeExecutor>[2]) {
+  #executor(frames: Parameters<typeof nativeExecutor>[2], extras: Parameters<typeof nativeExecutor>[3]) {
     if (this.deps.clock) return undefined;
     const sender = advertSender();
     if (sender) this.#schedule(sender);
-    return sender ? nativeExecutor(sender, this.#clock, frames) : undefined;
+    return sender ? nativeExecutor(sender, this.#clock, frames, extras) : undefined;
+  }
+
+  /**
+   * What the sender thread does right after this instance's takeover advert: add its VIPs and send
+   * the first burst of gratuitous ARPs (IPv4 instances; NAs, the VIPs' routes, pacing by
+   * vrrp_garp_interval and later bursts stay with the announcer). Not when accept = false (its drop
+   * filter goes first) or when the daemon has something to do before the VIPs (nativeTakeover).
+   */
+  #takeoverExtras(rt: Runtime): TakeoverExtras | undefined {
+    if (rt.cfg.family !== 4 || blocksVips(rt.cfg) || this.deps.nativeTakeover?.(rt.cfg.name) !== true) return undefined;
+    const nl = rt.vips.addRequests();
+    if (rt.extras?.announcer !== rt.announcer || rt.extras.nl !== nl?.nl) {
+      rt.extras = { announcer: rt.announcer, nl: nl?.nl, value: nl && { nl: nl.nl, nlCount: nl.count, garpIfindex: rt.link.index, garps: rt.announcer.firstGarps() } };
+    }
+    return rt.extras.value;
+  }
+
+  /** A timeline for the takeover the executor just ran, if it sent the advert (else none). */
+  #timeline(t: TakeoverRecord | undefined): TakeoverTimeline | undefined {
+    if (t?.advertAt === undefined) return undefined;
+    const at = t.advertAt;
+    const out: Record<string, number> = { js_woke: +(t.wokeAt - at).toFixed(2) };
+    if (t.done?.vipsAt !== undefined) Object.assign(out, { thread_vips_added: +(t.done.vipsAt - at).toFixed(2), thread_garps: t.done.garps });
+    return {
+      mark: (name) => { out[name] = +(this.#clock.now() - at).toFixed(2); },
+      fields: () => out,
+    };
   }
 
   /** The global.vrrp_rt_priority / vrrp_rlimit_rttime the sender thread runs with now. */
@@ -248,7 +296,7 @@ export class VrrpManager {
     if (hasRoutes(cfg) && !deps.routeSet) throw new KeepaliveError('E_NETLINK', `vrrp_instance ${cfg.name}: virtual_routes / virtual_rules need the route manager`);
     const group = family === 4 ? this.config.global.vrrp_mcast_group4 : this.config.global.vrrp_mcast_group6;
     const rt: Partial<Runtime> & { cfg: VrrpInstanceConfig } = {
-      cfg, link, base, src, tracking: null, restored: 0,
+      cfg, link, base, src, tracking: null, restored: 0, nativeGarps: 0,
       routes: deps.routeSet?.(`vrrp_instance ${cfg.name}`, routeEntries(cfg)),
     };
     // Effects read rt.cfg at call time, so a reload that keeps the instance changes what they do.
@@ -273,11 +321,22 @@ export class VrrpManager {
         // keepalived's order: addresses, then routes and rules (a route may use a VIP as src).
         // accept = false: the drop filter is in place before the VIPs are, and lifted after.
         addVips: async () => {
+          const taken = rt.instance!.takeTakeover();
+          const done = taken?.done;
+          // The thread added the VIPs (and sent the first GARPs): what follows reconciles (EEXIST is fine).
+          rt.nativeGarps = done?.vipsAt !== undefined ? done.garps : 0;
+          rt.nativeGarpsAt = done?.vipsAt;
+          if (done && done.vipsErrno !== 0) log().warn({ errno: done.vipsErrno }, `VRRP ${rt.cfg.name}: the sender thread could not add the VIPs; adding them here`);
+          const tl = this.#timeline(taken);
+          tl?.mark('add_vips_called');
           await deps.beforeVips?.(rt.cfg.name).catch((err: unknown) => log().warn({ err: errorMessage(err) }, `VRRP ${rt.cfg.name}: before adding the VIPs`));
+          tl?.mark('before_vips');
           if (blocksVips(rt.cfg)) await this.#filterAdd(rt.cfg);
           await rt.vips!.acquire();
+          tl?.mark('vips_added');
           log().debug({}, `VRRP ${rt.cfg.name}: VIPs added`);
           await rt.routes?.install();
+          rt.timeline = tl;
         },
         removeVips: async () => {
           deps.onOwnership?.(rt.cfg.name, false);
@@ -286,8 +345,16 @@ export class VrrpManager {
           await this.#filterRemove(rt.cfg.name);
         },
         announce: () => {
-          rt.announcer!.start();
+          const at = rt.nativeGarpsAt;
+          rt.announcer!.start({ garpsSent: rt.nativeGarps, ...(at !== undefined ? { sinceMs: this.#clock.now() - at } : {}) });
+          rt.nativeGarps = 0;
+          rt.nativeGarpsAt = undefined;
+          const tl = rt.timeline;
+          rt.timeline = undefined;
+          tl?.mark('garp_sent');
           deps.onOwnership?.(rt.cfg.name, true);
+          // After the fact, off the takeover path: where the time between the advert and the GARPs went.
+          if (tl) setImmediate(() => log().info(tl.fields(), `VRRP ${rt.cfg.name}: takeover timeline (ms after the takeover advert)`));
         },
         stopAnnounce: () => rt.announcer!.stop(),
         reannounce: () => {
@@ -305,7 +372,7 @@ export class VrrpManager {
         onError: (err, what) => log().error({ err: errorMessage(err) }, `VRRP ${rt.cfg.name}: ${what} failed`),
       },
       this.#clock,
-      this.#executor((priority) => this.#hub.frames(rt.member!, advertOf(rt.cfg, priority))),
+      this.#executor((priority) => this.#hub.frames(rt.member!, advertOf(rt.cfg, priority)), () => this.#takeoverExtras(rt as Runtime)),
     );
     rt.instance = instance;
     instance.observe((before, after) => this.#reconcileGroups(rt as Runtime, before.name, after.name));
@@ -632,6 +699,9 @@ export class VrrpManager {
     rt.announcer.stop();
     rt.announcer = this.deps.announcer(rt.link, ownedCidrs(next), next, this.config.global);
     if (wasActive) rt.announcer.start();
+    // A BACKUP's takeover plan went to the sender thread (reconfigure above) with the VIPs and GARPs
+    // of before: hand it over again with the new ones.
+    rt.instance.reconfigure(vrrpParams(next, rt.src), expectation(next, rt.src));
     rt.tracked = await this.#trackedObjects(next, rt.base, rt.tracked);
     this.#retrack(rt);
   }

@@ -8,8 +8,8 @@
  * Without the addon (pure unit tests) there is no executor and the instances use their clock as
  * before. IPv6 instances have none either: their adverts still leave from the event loop.
  */
-import { AdvertSender, type AdvertFrames } from '../net/native.js';
-import type { Clock, TimerExecutor } from './instance.js';
+import { AdvertSender, type AdvertFrames, type TakeoverExtras } from '../net/native.js';
+import type { Clock, NativeTakeover, TimerExecutor } from './instance.js';
 import type { TimerPlan } from './state.js';
 
 let shared: AdvertSender | null | undefined;
@@ -29,26 +29,47 @@ export function advertSender(): AdvertSender | null {
 /**
  * An executor for one instance. `frames(priority)`: the packets of the advert at that priority, or
  * undefined when the transport cannot hand them over (the instance then keeps its JS timer).
+ * `extras()`: what the thread does right after a takeover's advert (its VIPs and gratuitous ARPs),
+ * or undefined when the shell must do all of it (read at every hand-over, like the frames).
  */
-export function nativeExecutor(sender: AdvertSender, clock: Clock, frames: (priority: number) => AdvertFrames | undefined): TimerExecutor {
+export function nativeExecutor(sender: AdvertSender, clock: Clock, frames: (priority: number) => AdvertFrames | undefined,
+  extras?: () => TakeoverExtras | undefined): TimerExecutor {
   let gen = 0;
   let where: { ifindex: number; vrid: number } | undefined;
-  let fired: ((sentAt: number | undefined) => void) | undefined;
-  const id = sender.job((g, ageMs) => {
-    if (g !== gen || !fired) return;
+  let fired: ((sentAt: number | undefined, done?: NativeTakeover) => void) | undefined;
+  let handed = false;
+  // Takeover callbacks of the last few generations: a job that ran just before the shell replaced it
+  // still reports, and VIPs its thread added must reach that (stale) callback, which takes them out.
+  const recent = new Map<number, (sentAt: number | undefined, done?: NativeTakeover) => void>();
+  const id = sender.job((g, ageMs, d) => {
+    const now = clock.now();
+    const done = ageMs >= 0 && d.vipsAgeMs !== undefined ? { vipsAt: now - d.vipsAgeMs, vipsErrno: d.vipsErrno, garps: d.garps } : undefined;
+    if (g !== gen || !fired) {
+      const stale = recent.get(g);
+      recent.delete(g);
+      if (stale && done) stale(now - ageMs, done);
+      return;
+    }
     const f = fired;
     fired = undefined;
-    f(ageMs < 0 ? undefined : clock.now() - ageMs);
+    recent.delete(g);
+    f(ageMs < 0 ? undefined : now - ageMs, handed && ageMs >= 0 ? done ?? { vipsAt: undefined, vipsErrno: d.vipsErrno, garps: d.garps } : undefined);
   });
   return {
-    run(plan: TimerPlan, keepPhase: boolean, onFired: (sentAt: number | undefined) => void): boolean {
+    run(plan: TimerPlan, keepPhase: boolean, onFired: (sentAt: number | undefined, done?: NativeTakeover) => void): boolean {
       const f = frames(plan.priority);
       if (!f) return false;
       where = { ifindex: f.ifindex, vrid: f.vrid };
       gen = (gen + 1) >>> 0;
       fired = plan.kind === 'takeover' ? onFired : undefined;
+      const x = plan.kind === 'takeover' ? extras?.() : undefined;
+      handed = x !== undefined;
+      if (x) {
+        recent.set(gen, onFired);
+        for (const g of recent.keys()) if (recent.size > 4) recent.delete(g);
+      }
       const delay = plan.at - clock.now();
-      sender.schedule(id, gen, plan.kind, f, delay, plan.kind === 'periodic' ? plan.intervalMs : 0, keepPhase);
+      sender.schedule(id, gen, plan.kind, f, delay, plan.kind === 'periodic' ? plan.intervalMs : 0, keepPhase, x);
       return true;
     },
     cancel(): void {

@@ -44,7 +44,7 @@ export interface Director {
 }
 
 /** Writes `toml` and starts `keepalive-ts run` in `host`; resolves once its control socket answers. */
-export async function startDirector(lab: Lab, host: LabHost, toml: string, opts: { args?: string[]; env?: Record<string, string>; wrap?: string[]; nodeArgs?: string[]; startTimeoutMs?: number } = {}): Promise<Director> {
+export async function startDirector(lab: Lab, host: LabHost, toml: string, opts: { args?: string[]; env?: Record<string, string>; wrap?: string[]; nodeArgs?: string[]; startTimeoutMs?: number; onSpawn?: (proc: LabProcess) => void } = {}): Promise<Director> {
   const dir = join(lab.tmpDir, `kt-${host.name}`);
   await mkdir(dir, { recursive: true });
   const configPath = join(dir, 'keepalive.toml');
@@ -56,6 +56,9 @@ export async function startDirector(lab: Lab, host: LabHost, toml: string, opts:
   // `wrap`: a command line the daemon is exec'd from (e.g. prlimit, or unshare for a private mount namespace).
   // `nodeArgs`: options of node itself (e.g. --cpu-prof, which NODE_OPTIONS refuses).
   const proc = host.spawn([...(opts.wrap ?? []), 'node', ...cliNodeArgs(), ...(opts.nodeArgs ?? []), CLI, 'run', '--config', configPath, '--control-socket', socket, ...pidArgs, '--log-format', 'pretty', '--log-level', 'debug', ...(opts.args ?? [])], { env: { ...cliNodeEnv(), ...opts.env } });
+  // `onSpawn`: watch the output from the first byte (a chatty start-up can push early lines out of
+  // the capped output buffer before the control socket answers).
+  opts.onSpawn?.(proc);
   const status = async () => {
     const r = await controlRequest(socket, 'status', {}, 5_000);
     if (!r.ok) throw new Error(r.error.message);

@@ -103,22 +103,27 @@ export async function processTree(pid: number): Promise<number[]> {
 /**
  * Memory of a whole side of a comparison: `pid` and every process below it (all their threads
  * share their process's memory), KiB: RSS and PSS (proportional: shared pages divided among the
- * processes mapping them) summed from /proc/PID/smaps_rollup. NaN when `pid` is gone.
+ * processes mapping them) summed from /proc/PID/smaps_rollup, and `anon`: the anonymous part of RSS
+ * (heap, stacks, copy-on-write pages — what the process itself holds, without the clean pages of
+ * its executable and libraries, which the page cache keeps anyway). NaN when `pid` is gone.
  */
-export async function memoryKiB(pid: number): Promise<{ rss: number; pss: number; processes: number }> {
+export async function memoryKiB(pid: number): Promise<{ rss: number; pss: number; anon: number; processes: number }> {
   let rss = 0;
   let pss = 0;
+  let anon = 0;
   let processes = 0;
   for (const p of await processTree(pid)) {
     const s = await readFile(`/proc/${p}/smaps_rollup`, 'utf8').catch(() => '');
     const r = /^Rss:\s+(\d+) kB/m.exec(s);
     const q = /^Pss:\s+(\d+) kB/m.exec(s);
+    const a = /^Anonymous:\s+(\d+) kB/m.exec(s);
     if (!r || !q) continue;
     rss += Number(r[1]);
     pss += Number(q[1]);
+    anon += Number(a?.[1] ?? Number.NaN);
     processes++;
   }
-  return processes === 0 ? { rss: Number.NaN, pss: Number.NaN, processes } : { rss, pss, processes };
+  return processes === 0 ? { rss: Number.NaN, pss: Number.NaN, anon: Number.NaN, processes } : { rss, pss, anon, processes };
 }
 
 /** CPU seconds (user + system) of `pid` and every process below it, all threads. */

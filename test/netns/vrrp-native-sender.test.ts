@@ -10,6 +10,7 @@ import { CLI, startDirector, directorToml, type Director } from '../lib/daemon.j
 import { run } from '../lib/procs.js';
 import { startTcpdump } from '../lib/servers.js';
 import { parseAdverts } from '../../bench/failover.js';
+import { blockOnSignal, crashDuringBlock } from '../lib/loop-block.js';
 import { masterDownIntervalMs } from '../../src/vrrp/timing.js';
 
 const VIP = '10.77.0.50';
@@ -54,12 +55,6 @@ netnsTest('a MASTER\'s adverts leave on schedule while its event loop is blocked
   t.is((await d.instance()).state, 'MASTER');
 });
 
-/** A preload that blocks the daemon's main thread for `ms` on SIGUSR2, then prints when it was blocked. */
-function blockOnSignal(ms: number): string[] {
-  const src = `process.on('SIGUSR2',()=>{const t0=Date.now();while(Date.now()-t0<${ms});process.stderr.write('LOOP-BLOCKED '+t0+' '+Date.now()+'\\n')});`;
-  return ['--import', `data:text/javascript,${encodeURIComponent(src)}`];
-}
-
 netnsTest('a BACKUP whose event loop is blocked still sends its first advert at the down timer, then takes over', async (t: ExecutionContext) => {
   const lab = await createLab(t);
   const [a, b, p]: LabHost[] = [await lab.addHost('da'), await lab.addHost('db'), await lab.addHost('p')];
@@ -71,14 +66,7 @@ netnsTest('a BACKUP whose event loop is blocked still sends its first advert at 
   await sleep(500);
   // Right after a fresh advert of the master (the backup has read it), block the backup's loop for
   // 1 s and crash the master: the down timer (MDI = 361 ms) expires in the middle of the block.
-  const fromA = () => parseAdverts(cap.text()).filter((x) => x.src === a.ipv4);
-  const seen = fromA().length;
-  await waitFor(() => fromA().length > seen, 2_000, 'a fresh advert of the master', 1);
-  await sleep(5);
-  process.kill(db.proc.pid, 'SIGUSR2');
-  await Promise.all([da.proc.kill('SIGKILL'), a.linkDown()]);
-  const block = await db.proc.waitForOutput(/LOOP-BLOCKED (\d+) (\d+)/, 10_000);
-  const [blockFrom, blockTo] = [Number(block[1]), Number(block[2])];
+  const { blockFrom, blockTo } = await crashDuringBlock(a, da, db, () => cap.text());
   await waitFor(async () => (await db.instance().catch(() => undefined))?.state === 'MASTER', 10_000, 'backup MASTER', 50);
   await sleep(300);
   await cap.stop();

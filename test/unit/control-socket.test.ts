@@ -139,3 +139,31 @@ test('an answer that takes longer than the idle deadline still reaches the clien
   t.true(after.closed);
   t.true(after.text.includes('"late"'));
 });
+
+test.serial('a request that arrived while the event loop was stalled past the idle deadline is answered, not dropped with the connection', async (t) => {
+  const { path } = await withServer(t, 50);
+  const s = createConnection(path);
+  s.setEncoding('utf8');
+  s.on('error', () => undefined);
+  let text = '';
+  let closed = false;
+  const got = (n: number) => new Promise<void>((resolve) => {
+    const check = () => { if (text.split('\n').length - 1 >= n || closed) resolve(); else setTimeout(check, 5); };
+    check();
+  });
+  s.on('data', (d: string) => { text += d; });
+  s.on('close', () => { closed = true; });
+  await new Promise<void>((r) => s.on('connect', () => r()));
+  // A first round trip: the server has accepted, its idle deadline runs from the reply.
+  s.write('{"id":1,"cmd":"status"}\n');
+  await got(1);
+  // The next request is sent, then the event loop is stalled (a big transaction planned on the
+  // main thread) well past the deadline: the request is in the socket before the deadline expires.
+  s.write('{"id":2,"cmd":"status"}\n');
+  const until = Date.now() + 250;
+  while (Date.now() < until) { /* stall */ }
+  await got(2);
+  t.false(closed && text.split('\n').length - 1 < 2, `closed without the reply: ${JSON.stringify(text)}`);
+  t.deepEqual(JSON.parse(text.trim().split('\n')[1]!), { id: 2, ok: true, result: { calls: 2 } });
+  s.destroy();
+});

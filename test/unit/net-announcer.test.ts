@@ -182,3 +182,38 @@ test('invalid VIP or MAC is rejected at construction', (t) => {
   t.throws(() => new Announcer({ mac: MAC, vips: ['300.1.1.1'], send: () => {} }), { instanceOf: TypeError });
   t.throws(() => new Announcer({ mac: 'zz', vips: ['10.0.0.1'], send: () => {} }), { instanceOf: TypeError });
 });
+
+test('firstGarps: garp_master_repeat rounds of the IPv4 frames (what a sender thread puts out first); none when vrrp_garp_interval paces them', (t) => {
+  const { announcer } = setup({ garpMasterRepeat: 3, garpMasterDelay: 0 });
+  const frames = announcer.firstGarps();
+  t.is(frames.length, 3 * 2);
+  t.deepEqual(frames.map((f) => parseArp(f)?.targetIp), ['192.0.2.10', '192.0.2.11', '192.0.2.10', '192.0.2.11', '192.0.2.10', '192.0.2.11']);
+  t.deepEqual(setup({ garpMasterRepeat: 3, garpInterval: 0.01 }).announcer.firstGarps(), []);
+});
+
+test('start({ garpsSent }): all of the first GARPs out already -> only the NAs now, counted; the second burst and the refresh keep their timing', (t) => {
+  const { clock, log, announcer } = setup({ garpMasterRepeat: 2, garpMasterDelay: 5, garpMasterRefresh: 20, garpMasterRefreshRepeat: 1 });
+  announcer.start({ garpsSent: announcer.firstGarps().length });
+  t.deepEqual(log.map((l) => l.family), [6, 6], 'no IPv4 frame again in the first burst');
+  t.is(announcer.sent, 4 + 2);
+  clock.advance(5_000);
+  t.is(log.filter((l) => l.at === 5_000).length, 2 * 3, 'garp_master_delay: the full second burst');
+  clock.advance(15_000);
+  t.is(log.filter((l) => l.at === 20_000).length, 3, 'garp_master_refresh: one round');
+});
+
+test('start({ garpsSent }): only some of them out -> the whole first burst goes again', (t) => {
+  const { log, announcer } = setup({ garpMasterRepeat: 2, garpMasterDelay: 0 });
+  announcer.start({ garpsSent: 1 });
+  t.is(log.filter((l) => l.family === 4).length, 4);
+  t.is(announcer.sent, 1 + 6);
+});
+
+test('start({ garpsSent, sinceMs }): the second burst is garp_master_delay after the GARPs that left first, not after start()', (t) => {
+  const { clock, log, announcer } = setup({ garpMasterRepeat: 1, garpMasterDelay: 5 });
+  announcer.start({ garpsSent: announcer.firstGarps().length, sinceMs: 1_200 });
+  clock.advance(3_799);
+  t.is(log.filter((l) => l.family === 4).length, 0);
+  clock.advance(1);
+  t.is(log.filter((l) => l.family === 4).length, 2);
+});

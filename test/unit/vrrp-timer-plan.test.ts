@@ -4,7 +4,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { initialState, samePlan, step, timerPlan, type TimerPlan, type VrrpEvent, type VrrpParams, type VrrpState } from '../../src/vrrp/state.js';
-import { VrrpInstance, arrivalTime, type InstanceEffects, type TimerExecutor } from '../../src/vrrp/instance.js';
+import { VrrpInstance, arrivalTime, type InstanceEffects, type NativeTakeover, type TimerExecutor } from '../../src/vrrp/instance.js';
 import { advertIntervalMs, masterDownIntervalMs } from '../../src/vrrp/timing.js';
 import { FakeClock } from '../lib/fake-clock.js';
 
@@ -75,7 +75,7 @@ test('arrivalTime: the thread\'s time counts only when it can be this packet\'s 
   t.is(arrivalTime(undefined, 990, 100), undefined);
 });
 
-interface Run { plan: TimerPlan; keepPhase: boolean; fired: (sentAt: number | undefined) => void }
+interface Run { plan: TimerPlan; keepPhase: boolean; fired: (sentAt: number | undefined, done?: NativeTakeover) => void }
 
 function shell(priority: number, opts: { accept?: boolean } = {}) {
   const clock = new FakeClock();
@@ -191,4 +191,39 @@ test('shell: an executor that cannot take the plan leaves the timer to the clock
   log.length = 0;
   clock.advance(3_000);
   t.deepEqual(log.filter((l) => l.startsWith('send')), ['send 255', 'send 255', 'send 255']);
+});
+
+test('shell: VIPs the thread added at a takeover are reconciled by the machine\'s add_vips; the record says what the thread did', async (t) => {
+  const { log, runs, inst, clock } = shell(100);
+  inst.start();
+  const plan = runs.at(-1)!;
+  clock.advance(plan.plan.at + 1);
+  log.length = 0;
+  plan.fired(plan.plan.at + 0.1, { vipsAt: plan.plan.at + 0.2, vipsErrno: 0, garps: 5 });
+  await inst.settled;
+  t.is(inst.state.name, 'MASTER');
+  t.deepEqual(log.filter((l) => l.endsWith('_vips')), ['add_vips'], 'the shell adds them again (EEXIST is fine), removes nothing');
+  const rec = inst.takeTakeover();
+  t.deepEqual(rec?.done, { vipsAt: plan.plan.at + 0.2, vipsErrno: 0, garps: 5 });
+  t.is(inst.takeTakeover(), undefined, 'taken once');
+});
+
+test('shell: VIPs the thread added for a takeover the machine did not make go again (an advert read before the report)', async (t) => {
+  const { log, runs, inst, clock } = shell(100);
+  inst.start();
+  const plan = runs.at(-1)!;
+  clock.advance(plan.plan.at - clock.now());
+  // The thread sent the advert and added the VIPs; the loop reads a live master's advert first.
+  inst.receive(advert(150));
+  t.is(inst.state.name, 'BACKUP');
+  log.length = 0;
+  plan.fired(plan.plan.at, { vipsAt: plan.plan.at + 0.1, vipsErrno: 0, garps: 5 });
+  await inst.settled;
+  t.is(inst.state.name, 'BACKUP');
+  t.deepEqual(log.filter((l) => l.endsWith('_vips')), ['remove_vips']);
+  // Without VIPs from the thread, a stale report changes nothing.
+  log.length = 0;
+  plan.fired(plan.plan.at, { vipsAt: undefined, vipsErrno: 17, garps: 0 });
+  await inst.settled;
+  t.deepEqual(log, []);
 });

@@ -283,6 +283,13 @@ export interface AddressClaim {
    * behind (nftables: a drain's cut window). Resolves at once when there is nothing to change.
    */
   claim(addresses: readonly string[]): Promise<void>;
+  /**
+   * Whether claim(addresses) would have anything to do now (not resolve at once): the VIPs of a
+   * takeover may then not go up before it (the advert sender thread leaves them to the loop).
+   * Synchronous and cheap: asked whenever a BACKUP's takeover plan is handed over. An
+   * implementation without it counts as always pending.
+   */
+  claimPending?(addresses: readonly string[]): boolean;
 }
 
 export function hasAddressClaim(d: object): d is AddressClaim {

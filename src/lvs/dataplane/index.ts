@@ -288,6 +288,12 @@ export class DataplaneSet implements Dataplane, ConnectionState, AddressClaim {
     return Promise.all(this.#slots.flatMap((s) => (s.instance && hasAddressClaim(s.instance) ? [s.instance.claim(addresses)] : []))).then(() => undefined);
   }
 
+  /** Whether a claim of `addresses` would wait on some implementation (AddressClaim.claimPending). */
+  claimPending(addresses: readonly string[]): boolean {
+    if (this.#closing || addresses.length === 0) return false;
+    return this.#slots.some((s) => !!s.instance && hasAddressClaim(s.instance) && (s.instance.claimPending?.(addresses) ?? true));
+  }
+
   /** Closes every implementation created. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= Promise.all(this.#slots.map((s) => s.instance?.close())).then(() => undefined);

@@ -405,12 +405,18 @@ export class NftablesDataplane extends DataplaneLifecycle implements ConnectionS
    * local stack between the VIP add and the serve transaction is dropped and resent, not reset.
    * Resolves once that is committed; at once when nothing on them is cut or draining.
    */
-  async claim(addresses: readonly string[]): Promise<void> {
-    if (this.#closed || this.isClosed || addresses.length === 0) return;
+  claimPending(addresses: readonly string[]): boolean {
+    if (this.#closed || this.isClosed || addresses.length === 0) return false;
     const set = claimSet(addresses);
     const concerns = (s: SvcState) => s.removing === undefined && claimedBy(s.spec.match, set) && claimStep(s) !== null;
     // Nothing queued that could open a window, and none open: nothing to wait for.
-    if (!this.#running && this.#pending.length === 0 && ![...this.#state.values()].some(concerns)) return;
+    return this.#running || this.#pending.length > 0 || [...this.#state.values()].some(concerns);
+  }
+
+  async claim(addresses: readonly string[]): Promise<void> {
+    if (!this.claimPending(addresses)) return;
+    const set = claimSet(addresses);
+    const concerns = (s: SvcState) => s.removing === undefined && claimedBy(s.spec.match, set) && claimStep(s) !== null;
     await this.#change((st) => {
       for (const [key, s] of st) {
         if (!concerns(s)) continue;
