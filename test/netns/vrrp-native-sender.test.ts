@@ -10,7 +10,7 @@ import { CLI, startDirector, directorToml, type Director } from '../lib/daemon.j
 import { run } from '../lib/procs.js';
 import { startTcpdump } from '../lib/servers.js';
 import { parseAdverts } from '../../bench/failover.js';
-import { blockOnSignal, crashDuringBlock } from '../lib/loop-block.js';
+import { blockInAsync, blockOnSignal, crashDuringBlock } from '../lib/loop-block.js';
 import { masterDownIntervalMs } from '../../src/vrrp/timing.js';
 
 const VIP = '10.77.0.50';
@@ -84,25 +84,6 @@ netnsTest('a BACKUP whose event loop is blocked still sends its first advert at 
   const fromB = ads.filter((x) => x.src === b.ipv4).map((x) => x.t);
   t.true(fromB.length >= 2, `adverts from the new master: ${fromB.length}`);
 });
-
-/**
- * A preload that, on SIGUSR2, blocks the daemon's main thread for `ms` inside an async-handle callback
- * (a worker's message, delivered through the loop's uv_async like the sender thread's report), then
- * prints when it was blocked. The worker exists before the daemon opens its sender thread, so its
- * handle runs first in the loop's pass over the async handles, and a report posted during the block
- * is run in the same pass, with the same poll phase: the socket's adverts of meanwhile are not
- * polled yet. (A signal handler, in contrast, runs last in its poll phase.)
- */
-function blockInAsync(ms: number): string[] {
-  const src = `import { Worker, isMainThread } from 'node:worker_threads';
-if (isMainThread) {
-  const w = new Worker("require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m))", { eval: true });
-  w.unref();
-  w.on('message', () => { const t0 = Date.now(); while (Date.now() - t0 < ${ms}); process.stderr.write('LOOP-BLOCKED ' + t0 + ' ' + Date.now() + '\\n'); });
-  process.on('SIGUSR2', () => w.postMessage(0));
-}`;
-  return ['--import', `data:text/javascript,${encodeURIComponent(src)}`];
-}
 
 netnsTest('a BACKUP whose loop is blocked past its down timer does not take over from a live master', async (t: ExecutionContext) => {
   // The sender thread heard the master's adverts and held its takeover advert back; the loop must
