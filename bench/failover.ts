@@ -230,6 +230,7 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
         return fromA >= 2 && (await pair.stateA()) === 'MASTER' && (await pair.stateB()) === 'BACKUP' && (await hasVip(a, VIP)) && !(await hasVip(b, VIP));
       };
       await waitFor(converged, 15_000 + 4 * mdi, `${impl} pair converged (a MASTER, b BACKUP)`, 50);
+      const convergedAt = Date.now();
       let load: Promise<WrkResult> | undefined;
       if (cl) {
         await pair.busyReady?.();
@@ -329,6 +330,10 @@ async function oneRun(impl: Impl, advert: number, rep: number, phaseFrac: number
         if (g.from > tDown || g.to < tCrash) notes.push(`largest gap [${(g.from - tCrash).toFixed(0)}, ${(g.to - tCrash).toFixed(0)}] ms does not span the crash`);
       }
       if (stateB !== 'MASTER') notes.push(`b ended in state ${stateB ?? '?'}`);
+      // A backup that advertises while the master is live took over from it (split brain): flagged
+      // even when it happened between the convergence checks.
+      const liveTakeovers = ads.filter((x) => x.src === b.ipv4 && x.t > convergedAt && x.t <= tCrash).length;
+      if (liveTakeovers > 0) notes.push(`b advertised ${liveTakeovers} times while a was live`);
       if (notes.length) rec.note = notes.join('; ');
     });
   } catch (err) {
