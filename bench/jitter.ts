@@ -85,7 +85,9 @@ async function many(impl: Impl, n: number, seconds: number, rt: Rt, busy = false
       }
       const d = await startDirector(lab, a, toml, { args: PROD_LOG_ARGS });
       ours = d;
-      await waitFor(async () => (await d.status()).vrrp.every((v) => v.state === 'MASTER'), 20_000, 'all MASTER', 200);
+      // Say why when it fails: the daemon's last words (a crash) with the error.
+      await waitFor(async () => (await d.status()).vrrp.every((v) => v.state === 'MASTER'), 20_000, 'all MASTER', 200)
+        .catch((err: unknown) => { throw new Error(`jitter: ${String(err)}; the daemon's last output: ${d.proc.output().slice(-4000)}`); });
       if (busy) {
         await waitBusyServing(d);
         load = busyWrk(cl!, '10.77.0.11', seconds + 3);
